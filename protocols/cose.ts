@@ -1,0 +1,152 @@
+/**
+ * COSE_Sign1 (RFC 9052 §4.2) with EdDSA (RFC 9053 §2.2; -19 "Ed25519" from RFC 9864).
+ *
+ * Decoding is bounded and returns typed errors; the Sig_structure (RFC 9052 §4.4)
+ * is built over the protected header bytes exactly as received. Signature
+ * checking itself lives with the caller (node:crypto in the gateway,
+ * @noble/ed25519 in firmware-sim) so this module stays free of I/O and keys.
+ */
+import { type CborKey, type CborLimits, type CborValue, Tagged, decodeCbor, encodeCbor, isBytes, isMap } from './cbor.js';
+import { fail, ok, ProtocolUsageError, type Result } from './result.js';
+
+/** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
+export const COSE_SIGN1_TAG = 18;
+/** Header labels (RFC 9052 §3.1). */
+export const HeaderLabel = { alg: 1, crit: 2, contentType: 3, kid: 4 } as const;
+/** EdDSA (RFC 9053 §2.2). */
+export const ALG_EDDSA = -8;
+/** Fully specified Ed25519 (RFC 9864). */
+export const ALG_ED25519 = -19;
+export const ACCEPTED_ALGS: ReadonlySet<number> = new Set([ALG_EDDSA, ALG_ED25519]);
+
+export const MAX_FRAME_BYTES = 4096;
+export const MAX_KID_BYTES = 64;
+const SIGNATURE_BYTES = 64;
+
+export interface Sign1 {
+  /** The protected header as received: the signature covers these exact bytes. */
+  readonly protectedBytes: Uint8Array;
+  readonly protectedHeader: ReadonlyMap<CborKey, CborValue>;
+  readonly unprotectedHeader: ReadonlyMap<CborKey, CborValue>;
+  readonly alg: number;
+  readonly kid: Uint8Array;
+  readonly payload: Uint8Array;
+  readonly signature: Uint8Array;
+  /** Whether the message carried tag 18. */
+  readonly tagged: boolean;
+}
+
+export interface DecodeSign1Options {
+  /** Require tag 18 (default true; the `frame decode` CLI relaxes it for foreign messages). */
+  readonly requireTag?: boolean;
+  /** Require a kid (default true). */
+  readonly requireKid?: boolean;
+  /** Accept algorithms outside EdDSA/Ed25519 (for inspection only). */
+  readonly anyAlg?: boolean;
+  readonly maxBytes?: number;
+}
+
+const envelopeLimits = (maxBytes: number): Partial<CborLimits> => ({
+  maxBytes,
+  maxDepth: 4,
+  maxItems: 64,
+  maxContainerLength: 16,
+  allowedTags: new Set([COSE_SIGN1_TAG]),
+});
+const headerLimits: Partial<CborLimits> = { maxBytes: 512, maxDepth: 3, maxItems: 64, maxContainerLength: 16 };
+
+/** Decodes a COSE_Sign1 message without checking its signature. */
+export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): Result<Sign1> {
+  const requireTag = opts.requireTag ?? true;
+  const top = decodeCbor(bytes, envelopeLimits(opts.maxBytes ?? MAX_FRAME_BYTES));
+  if (!top.ok) return top;
+  let body = top.value;
+  const tagged = body instanceof Tagged;
+  if (body instanceof Tagged) {
+    if (body.tag !== COSE_SIGN1_TAG) return fail('cose/bad-tag', `tag ${body.tag} is not COSE_Sign1 (18)`);
+    body = body.value;
+  } else if (requireTag) {
+    return fail('cose/bad-tag', 'message is not tagged as COSE_Sign1 (18)');
+  }
+  if (!Array.isArray(body) || body.length !== 4) return fail('cose/bad-structure', 'COSE_Sign1 must be an array of 4 items');
+  const [prot, unprot, payload, signature] = body as [CborValue, CborValue, CborValue, CborValue];
+  if (!isBytes(prot)) return fail('cose/bad-protected', 'protected header must be a byte string');
+  if (!isMap(unprot)) return fail('cose/bad-unprotected', 'unprotected header must be a map');
+  if (payload === null) return fail('cose/detached-payload', 'detached payloads are not supported');
+  if (!isBytes(payload)) return fail('cose/bad-payload', 'payload must be a byte string');
+  if (!isBytes(signature)) return fail('cose/bad-signature-field', 'signature must be a byte string');
+
+  let protectedHeader: Map<CborKey, CborValue> = new Map();
+  // RFC 9052 §3: a zero-length bstr encodes an empty protected header.
+  if (prot.length > 0) {
+    const ph = decodeCbor(prot, headerLimits);
+    if (!ph.ok) return fail('cose/bad-protected', `protected header: ${ph.error.message}`);
+    if (!isMap(ph.value)) return fail('cose/bad-protected', 'protected header must encode a map');
+    protectedHeader = ph.value;
+  }
+  for (const k of protectedHeader.keys()) {
+    if (unprot.has(k)) return fail('cose/duplicate-label', `header label ${String(k)} is in both buckets`);
+  }
+  const crit = protectedHeader.get(HeaderLabel.crit);
+  if (crit !== undefined) {
+    if (!Array.isArray(crit) || crit.length === 0) return fail('cose/bad-protected', 'crit must be a non-empty array');
+    const understood = new Set<CborValue>([HeaderLabel.alg, HeaderLabel.contentType, HeaderLabel.kid]);
+    const unknown = crit.find((l) => !understood.has(l));
+    if (unknown !== undefined) return fail('cose/unknown-critical', `critical header ${String(unknown)} is not understood`);
+  }
+  if (unprot.has(HeaderLabel.alg)) return fail('cose/alg-unprotected', 'alg must be in the protected header');
+  const alg = protectedHeader.get(HeaderLabel.alg);
+  if (alg === undefined) return fail('cose/missing-alg', 'protected header has no alg');
+  if (typeof alg !== 'number' || (!opts.anyAlg && !ACCEPTED_ALGS.has(alg))) {
+    return fail('cose/unsupported-alg', `alg ${String(alg)} is not EdDSA (-8) or Ed25519 (-19)`);
+  }
+  const kid = unprot.get(HeaderLabel.kid) ?? protectedHeader.get(HeaderLabel.kid);
+  if (kid === undefined) {
+    if (opts.requireKid ?? true) return fail('cose/missing-kid', 'no kid header');
+  } else if (!isBytes(kid) || kid.length === 0 || kid.length > MAX_KID_BYTES) {
+    return fail('cose/bad-kid', `kid must be a byte string of 1..${MAX_KID_BYTES} bytes`);
+  }
+  if (!opts.anyAlg && signature.length !== SIGNATURE_BYTES) {
+    return fail('cose/bad-signature-length', `EdDSA signature must be ${SIGNATURE_BYTES} bytes, got ${signature.length}`);
+  }
+  return ok({
+    protectedBytes: prot,
+    protectedHeader,
+    unprotectedHeader: unprot,
+    alg,
+    kid: (kid as Uint8Array | undefined) ?? new Uint8Array(0),
+    payload,
+    signature,
+    tagged,
+  });
+}
+
+/** Sig_structure for COSE_Sign1 (RFC 9052 §4.4), with empty external_aad unless given. */
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad = new Uint8Array(0)): Uint8Array {
+  return encodeCbor(['Signature1', protectedBytes, externalAad, payload]);
+}
+
+export type SignFn = (message: Uint8Array) => Uint8Array;
+
+export interface Sign1Input {
+  readonly kid: Uint8Array;
+  readonly payload: Uint8Array;
+  readonly alg?: number;
+  /** Extra protected header parameters (alg is always set from `alg`). */
+  readonly protectedExtra?: ReadonlyMap<number, unknown>;
+}
+
+/** Builds and signs a tagged COSE_Sign1 with alg in the protected and kid in the unprotected header. */
+export function encodeSign1(input: Sign1Input, sign: SignFn): Uint8Array {
+  if (input.kid.length === 0 || input.kid.length > MAX_KID_BYTES) {
+    throw new ProtocolUsageError('cose/bad-kid', `kid must be 1..${MAX_KID_BYTES} bytes`);
+  }
+  const header = new Map<number, unknown>([[HeaderLabel.alg, input.alg ?? ALG_EDDSA]]);
+  for (const [k, v] of input.protectedExtra ?? []) header.set(k, v);
+  const protectedBytes = encodeCbor(header);
+  const signature = sign(sigStructure(protectedBytes, input.payload));
+  if (signature.length !== SIGNATURE_BYTES) throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');
+  const out = encodeCbor(new Tagged(COSE_SIGN1_TAG, [protectedBytes, new Map([[HeaderLabel.kid, input.kid]]), input.payload, signature]));
+  if (out.length > MAX_FRAME_BYTES) throw new ProtocolUsageError('cose/too-large', `message of ${out.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  return out;
+}
