@@ -1,0 +1,32 @@
+/** What ingest says about one frame. Rejections are permanent; failures are transient (do not ack). */
+
+export type RejectReason =
+  /** Larger than the frame limit. */
+  | 'too-large'
+  /** Not a well-formed COSE_Sign1 (detail carries the wire error code). */
+  | 'malformed'
+  /** Not EdDSA / Ed25519. */
+  | 'unsupported-alg'
+  /** The kid names no enrolled device. */
+  | 'unknown-device'
+  /** The device was revoked. */
+  | 'revoked-device'
+  /** The kid and the device the transport claims (e.g. the MQTT topic) differ. */
+  | 'device-mismatch'
+  /** The signature does not hold under the device key. */
+  | 'bad-signature'
+  /** Signed, but the body is not a valid uplink body. */
+  | 'bad-body'
+  /** (boot, seq) older than the replay window and never stored. */
+  | 'replay';
+
+export type FailReason = 'store-failed' | 'verify-failed' | 'overloaded' | 'closed';
+
+export type IngestOutcome =
+  | { readonly status: 'stored'; readonly device: string; readonly boot: number; readonly seq: number; readonly rx: number }
+  | { readonly status: 'duplicate'; readonly device: string; readonly boot: number; readonly seq: number }
+  | { readonly status: 'rejected'; readonly reason: RejectReason; readonly detail: string; readonly device?: string }
+  | { readonly status: 'failed'; readonly reason: FailReason; readonly detail: string };
+
+/** Whether the sender may forget the frame (it is durable, or resending can never help). */
+export const isFinal = (o: IngestOutcome): boolean => o.status !== 'failed';

@@ -1,0 +1,296 @@
+/**
+ * Ingest: decode → key lookup → verify (worker pool) → replay window → body
+ * decode → durable append → outcome. Frames submitted in one event-loop turn
+ * form a batch: verified together, decided in order, written in one lmdb
+ * transaction, and answered in submission order once the transaction is on
+ * disk, so a transport acks a frame only when it is durable.
+ */
+import { Subject } from 'rxjs';
+import {
+  ALG_ED25519,
+  ALG_EDDSA,
+  decodeBody,
+  decodeSign1,
+  kidToDeviceId,
+  MAX_FRAME_BYTES,
+  sigStructure,
+  type UplinkBody,
+} from '../../protocols/index.js';
+import { type Logger, LogThrottle } from '../logger.js';
+import type { Registry } from '../registry.js';
+import type { Store } from '../store/store.js';
+import type { FailReason, IngestOutcome, RejectReason } from './outcome.js';
+import { ReplayWindow } from './replay-window.js';
+import { IngestStats } from './stats.js';
+import type { VerifyJob, VerifyPool } from './verify-pool.js';
+
+export interface FrameMeta {
+  /** mqtt, serial, ble, … */
+  readonly transport: string;
+  /** The device the transport says sent it (MQTT topic, serial port binding), if any. */
+  readonly claimedDevice?: string;
+  /** Connection or port, for logs. */
+  readonly source?: string;
+}
+
+/** A frame that is durable in the store, as emitted on `frames$`. */
+export interface IngestedFrame {
+  readonly rx: number;
+  readonly device: string;
+  readonly rxTime: number;
+  readonly transport: string;
+  readonly body: UplinkBody;
+  readonly frame: Uint8Array;
+}
+
+export interface IngestOptions {
+  /** Replay window per device, in frames (a multiple of 8). */
+  readonly replayWindow?: number;
+  /** Frames accepted but not yet answered before new ones are refused as overloaded. */
+  readonly maxInflight?: number;
+  readonly maxFrameBytes?: number;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  readonly bytes: Uint8Array;
+  readonly meta: FrameMeta;
+  readonly t0: number;
+  readonly rxTime: number;
+  resolve: (o: IngestOutcome) => void;
+  outcome?: IngestOutcome;
+  device?: string;
+  job?: VerifyJob;
+  payload?: Uint8Array;
+  /** Set for frames appended to the store in this batch. */
+  stored?: { rx: number; body: UplinkBody };
+}
+
+export class IngestPipeline {
+  readonly stats = new IngestStats();
+  /** Every durable frame, in commit order. */
+  readonly frames$ = new Subject<IngestedFrame>();
+  private batch: Entry[] = [];
+  private scheduled = false;
+  private tail: Promise<void> = Promise.resolve();
+  private inflight = 0;
+  private closed = false;
+  private readonly windows = new Map<string, ReplayWindow>();
+  private readonly throttle: LogThrottle;
+  private readonly windowSize: number;
+  private readonly maxInflight: number;
+  private readonly maxFrameBytes: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly store: Store,
+    private readonly registry: Registry,
+    private readonly pool: VerifyPool,
+    private readonly log: Logger,
+    opts: IngestOptions = {},
+  ) {
+    this.windowSize = opts.replayWindow ?? 1024;
+    if (this.windowSize % 8 !== 0 || this.windowSize < 8) throw new RangeError('replayWindow must be a positive multiple of 8');
+    this.maxInflight = opts.maxInflight ?? 20_000;
+    this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
+    this.now = opts.now ?? Date.now;
+    this.throttle = new LogThrottle(log);
+  }
+
+  /** Frames submitted and not yet answered. */
+  get pending(): number {
+    return this.inflight;
+  }
+
+  /** Submits one frame. Never rejects: the outcome says what happened. */
+  submit(bytes: Uint8Array, meta: FrameMeta): Promise<IngestOutcome> {
+    if (this.closed) return Promise.resolve(this.count(fail('closed', 'gateway is shutting down'), meta, 0));
+    if (this.inflight >= this.maxInflight) {
+      return Promise.resolve(this.count(fail('overloaded', `${this.inflight} frames in flight`), meta, 0));
+    }
+    return new Promise((resolve) => {
+      const entry: Entry = { bytes, meta, t0: performance.now(), rxTime: this.now(), resolve };
+      this.prepare(entry);
+      this.inflight++;
+      this.batch.push(entry);
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Synchronous checks before verification: size, envelope, kid, registry. */
+  private prepare(e: Entry): void {
+    if (e.bytes.length > this.maxFrameBytes) {
+      e.outcome = reject('too-large', `${e.bytes.length} bytes exceeds ${this.maxFrameBytes}`);
+      return;
+    }
+    const cose = decodeSign1(e.bytes, { maxBytes: this.maxFrameBytes });
+    if (!cose.ok) {
+      e.outcome = reject(cose.error.code === 'cose/unsupported-alg' ? 'unsupported-alg' : 'malformed', `${cose.error.code}: ${cose.error.message}`);
+      return;
+    }
+    const { kid, protectedBytes, payload, signature, alg } = cose.value;
+    if (alg !== ALG_EDDSA && alg !== ALG_ED25519) {
+      e.outcome = reject('unsupported-alg', `alg ${alg}`);
+      return;
+    }
+    const device = kidToDeviceId(kid);
+    if (device === undefined) {
+      e.outcome = reject('unknown-device', `kid ${Buffer.from(kid).toString('hex')} is not a device id`);
+      return;
+    }
+    e.device = device;
+    if (e.meta.claimedDevice !== undefined && e.meta.claimedDevice !== device) {
+      e.outcome = reject('device-mismatch', `frame signed as ${device} arrived for ${e.meta.claimedDevice}`, device);
+      return;
+    }
+    const active = this.registry.active(device);
+    if (!active) {
+      const known = this.registry.get(device);
+      e.outcome = known ? reject('revoked-device', `device ${device} is revoked`, device) : reject('unknown-device', `device ${device} is not enrolled`, device);
+      return;
+    }
+    e.payload = payload;
+    e.job = { publicKey: active.publicKey, signature, message: sigStructure(protectedBytes, payload) };
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.batch;
+    this.batch = [];
+    const jobs = batch.filter((e) => e.job).map((e) => e.job!);
+    const verified = this.pool.verify(jobs); // starts now, overlapping the previous batch's commit
+    verified.catch(() => {});
+    const prev = this.tail;
+    this.tail = (async () => {
+      await prev;
+      let results: boolean[] | undefined;
+      try {
+        results = await verified;
+      } catch (err) {
+        this.log.error({ err }, 'signature verification failed');
+      }
+      this.decide(batch, results);
+      await this.persist(batch);
+      for (const e of batch) this.finish(e);
+    })();
+  }
+
+  /** Applies signatures, body decoding and replay windows in submission order; queues writes. */
+  private decide(batch: Entry[], results: boolean[] | undefined): void {
+    let i = 0;
+    const touched = new Set<string>();
+    for (const e of batch) {
+      if (e.outcome || !e.job) continue;
+      const ok = results?.[i++];
+      const device = e.device!;
+      if (ok === undefined) {
+        e.outcome = fail('verify-failed', 'verification did not complete');
+        continue;
+      }
+      if (!ok) {
+        e.outcome = reject('bad-signature', `signature does not verify under ${device}'s key`, device);
+        continue;
+      }
+      const body = decodeBody(e.payload!);
+      if (!body.ok) {
+        e.outcome = reject('bad-body', `${body.error.code}: ${body.error.message}`, device);
+        continue;
+      }
+      if (body.value.type !== 'reading' && body.value.type !== 'command-ack') {
+        e.outcome = reject('bad-body', `a device may not send a ${body.value.type}`, device);
+        continue;
+      }
+      const { boot, seq } = body.value;
+      const win = this.window(device);
+      const verdict = win.check(boot, seq);
+      if (verdict === 'seen' || (verdict === 'outside' && this.store.findFrame(device, boot, seq) !== undefined)) {
+        e.outcome = { status: 'duplicate', device, boot, seq };
+        continue;
+      }
+      if (verdict === 'outside') {
+        e.outcome = reject('replay', `(boot ${boot}, seq ${seq}) is older than the replay window and was never stored`, device);
+        continue;
+      }
+      win.mark(boot, seq);
+      touched.add(device);
+      const rx = this.store.appendFrame({
+        device,
+        boot,
+        seq,
+        rxTime: e.rxTime,
+        transport: e.meta.transport,
+        frame: e.bytes,
+        ...(body.value.time !== undefined && { deviceTime: body.value.time }),
+      });
+      e.stored = { rx, body: body.value };
+      e.outcome = { status: 'stored', device, boot, seq, rx };
+    }
+    for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
+  }
+
+  private async persist(batch: Entry[]): Promise<void> {
+    if (!batch.some((e) => e.stored)) return;
+    try {
+      await this.store.commit();
+    } catch (err) {
+      this.log.error({ err }, 'store commit failed; frames will not be acked');
+      for (const e of batch) {
+        if (!e.stored) continue;
+        // The transaction did not land: forget the in-memory window so it reloads from disk.
+        this.windows.delete(e.device!);
+        e.stored = undefined;
+        e.outcome = fail('store-failed', String((err as Error).message ?? err));
+      }
+    }
+  }
+
+  private window(device: string): ReplayWindow {
+    let w = this.windows.get(device);
+    if (!w) {
+      const rec = this.store.getWindow(device);
+      w = rec ? ReplayWindow.fromRecord(rec, this.windowSize) : ReplayWindow.empty(this.windowSize);
+      this.windows.set(device, w);
+    }
+    return w;
+  }
+
+  private finish(e: Entry): void {
+    this.inflight--;
+    const o = this.count(e.outcome ?? fail('verify-failed', 'no decision'), e.meta, performance.now() - e.t0, e.device);
+    if (e.stored) {
+      this.frames$.next({ rx: e.stored.rx, device: e.device!, rxTime: e.rxTime, transport: e.meta.transport, body: e.stored.body, frame: e.bytes });
+    }
+    e.resolve(o);
+  }
+
+  private count(o: IngestOutcome, meta: FrameMeta, latencyMs: number, device?: string): IngestOutcome {
+    this.stats.count(o, meta.transport, latencyMs);
+    if (o.status === 'rejected') {
+      this.throttle.warn(`rejected:${o.reason}`, { device: o.device ?? device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail }, 'frame rejected');
+    } else if (o.status === 'failed') {
+      this.throttle.warn(`failed:${o.reason}`, { device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail }, 'frame not ingested (will be retried by the sender)');
+    }
+    return o;
+  }
+
+  /** Stops accepting frames and waits for those in flight. */
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.scheduled || this.inflight > 0) {
+      await this.tail;
+      await new Promise((r) => setImmediate(r));
+    }
+    this.frames$.complete();
+  }
+}
+
+function reject(reason: RejectReason, detail: string, device?: string): IngestOutcome {
+  return { status: 'rejected', reason, detail, ...(device !== undefined && { device }) };
+}
+
+function fail(reason: FailReason, detail: string): IngestOutcome {
+  return { status: 'failed', reason, detail };
+}

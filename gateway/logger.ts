@@ -1,0 +1,37 @@
+/** Structured logs: one JSON line per event (pino), with device and reason fields. */
+import { pino, type Logger } from 'pino';
+
+export type { Logger };
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export function createLogger(level: LogLevel = 'info', destination?: NodeJS.WritableStream): Logger {
+  return pino(
+    { level, base: { svc: 'outpost-gateway' }, timestamp: pino.stdTimeFunctions.isoTime },
+    destination ?? pino.destination({ sync: true }),
+  );
+}
+
+/**
+ * Limits how often one kind of event is logged, so a flood of garbage cannot
+ * fill the disk with log lines; suppressed events are summarised later.
+ */
+export class LogThrottle {
+  private readonly windows = new Map<string, { start: number; count: number; suppressed: number }>();
+
+  constructor(
+    private readonly log: Logger,
+    private readonly perSecond = 20,
+  ) {}
+
+  warn(kind: string, fields: Record<string, unknown>, msg: string, now = Date.now()): void {
+    let w = this.windows.get(kind);
+    if (!w || now - w.start >= 1000) {
+      if (w && w.suppressed > 0) this.log.warn({ kind, suppressed: w.suppressed }, `${w.suppressed} more "${kind}" events not logged`);
+      w = { start: now, count: 0, suppressed: 0 };
+      this.windows.set(kind, w);
+    }
+    if (w.count++ < this.perSecond) this.log.warn({ kind, ...fields }, msg);
+    else w.suppressed++;
+  }
+}

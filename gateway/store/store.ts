@@ -1,0 +1,161 @@
+/**
+ * The local store: one lmdb environment under the data directory.
+ *
+ * Frames are kept verbatim (the signed COSE bytes) with receive metadata, keyed
+ * by a gateway-local receive sequence number, with indexes by device and by
+ * receive time and a dedupe index by (device, boot, seq). Writes issued in one
+ * event-loop turn share one lmdb transaction (group commit); `commit()` resolves
+ * once that transaction is flushed to disk, which is when a frame may be acked.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Database, open, type RootDatabase } from 'lmdb';
+
+export interface StoredFrame {
+  /** Gateway-local receive sequence number (the frame's key). */
+  readonly rx: number;
+  readonly device: string;
+  readonly boot: number;
+  readonly seq: number;
+  /** Receive time, ms since the epoch (gateway clock). */
+  readonly rxTime: number;
+  /** Device clock from the frame body, if it sent one. */
+  readonly deviceTime?: number;
+  /** Transport the frame arrived on (mqtt, serial, ble). */
+  readonly transport: string;
+  /** The COSE_Sign1 bytes exactly as received. */
+  readonly frame: Uint8Array;
+}
+
+export interface DeviceRecord {
+  readonly id: string;
+  /** Raw Ed25519 public key, hex. */
+  readonly publicKey: string;
+  readonly site?: string;
+  readonly model?: string;
+  readonly name?: string;
+  readonly enrolledAt: number;
+  readonly revokedAt?: number;
+}
+
+/** Persisted replay-window state of one device. */
+export interface WindowRecord {
+  readonly boot: number;
+  readonly max: number;
+  readonly bits: Uint8Array;
+}
+
+type DedupeKey = [string, number, number];
+
+export interface FrameQuery {
+  readonly device?: string;
+  /** Receive time lower bound, ms (inclusive). */
+  readonly since?: number;
+  /** Receive time upper bound, ms (exclusive). */
+  readonly until?: number;
+  readonly limit?: number;
+}
+
+export class Store {
+  readonly root: RootDatabase;
+  private readonly frames: Database<StoredFrame, number>;
+  private readonly byDevice: Database<number, [string, number, number]>;
+  private readonly byTime: Database<number, [number, number]>;
+  private readonly dedupe: Database<number, DedupeKey>;
+  readonly devices: Database<DeviceRecord, string>;
+  private readonly windows: Database<WindowRecord, string>;
+  private nextRx: number;
+  private lastWrite: Promise<unknown> = Promise.resolve();
+
+  private constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 16, compression: false });
+    this.frames = this.root.openDB({ name: 'frames' });
+    this.byDevice = this.root.openDB({ name: 'frames-by-device' });
+    this.byTime = this.root.openDB({ name: 'frames-by-time' });
+    this.dedupe = this.root.openDB({ name: 'frames-dedupe' });
+    this.devices = this.root.openDB({ name: 'devices' });
+    this.windows = this.root.openDB({ name: 'replay-windows' });
+    let last = 0;
+    for (const k of this.frames.getKeys({ reverse: true, limit: 1 })) last = k;
+    this.nextRx = last + 1;
+  }
+
+  static open(dir: string): Store {
+    return new Store(dir);
+  }
+
+  /** Queues a frame in the current write batch; returns its receive number. */
+  appendFrame(f: Omit<StoredFrame, 'rx'>): number {
+    const rx = this.nextRx++;
+    const rec: StoredFrame = { rx, ...f, frame: Buffer.from(f.frame.buffer, f.frame.byteOffset, f.frame.byteLength) };
+    void this.frames.put(rx, rec);
+    void this.byDevice.put([f.device, f.rxTime, rx], rx);
+    void this.byTime.put([f.rxTime, rx], rx);
+    this.track(this.dedupe.put([f.device, f.boot, f.seq], rx));
+    return rx;
+  }
+
+  putWindow(device: string, w: WindowRecord): void {
+    this.track(this.windows.put(device, { boot: w.boot, max: w.max, bits: Buffer.from(w.bits) }));
+  }
+
+  getWindow(device: string): WindowRecord | undefined {
+    return this.windows.get(device);
+  }
+
+  /** The receive number of a stored (device, boot, seq), if any. */
+  findFrame(device: string, boot: number, seq: number): number | undefined {
+    return this.dedupe.get([device, boot, seq]);
+  }
+
+  getFrame(rx: number): StoredFrame | undefined {
+    return this.frames.get(rx);
+  }
+
+  /**
+   * Resolves when every write queued so far is committed and flushed to disk.
+   * Rejects if the transaction failed (for example, the disk is full).
+   */
+  async commit(): Promise<void> {
+    // Transactions commit in order, so the last queued write settling covers all before it.
+    await this.lastWrite;
+    await this.root.flushed;
+  }
+
+  private track(p: Promise<unknown>): void {
+    // Keep failures observable through commit() without an unhandled rejection in between.
+    p.catch(() => {});
+    this.lastWrite = p;
+  }
+
+  /** Frames in receive-time order, by device or across all devices. */
+  *queryFrames(q: FrameQuery): Generator<StoredFrame> {
+    const since = q.since ?? 0;
+    const until = q.until ?? Number.MAX_SAFE_INTEGER;
+    let left = q.limit ?? Infinity;
+    const ids =
+      q.device !== undefined
+        ? this.byDevice.getRange({ start: [q.device, since], end: [q.device, until] })
+        : this.byTime.getRange({ start: [since], end: [until] });
+    for (const { value } of ids) {
+      if (left-- <= 0) return;
+      const f = this.frames.get(value);
+      if (f) yield f;
+    }
+  }
+
+  frameCount(): number {
+    return this.frames.getCount();
+  }
+
+  /** Bytes the environment uses on disk (pages in use × page size). */
+  sizeBytes(): number {
+    const s = this.root.getStats() as { pageSize: number; lastPageNumber: number };
+    return (s.lastPageNumber + 1) * s.pageSize;
+  }
+
+  async close(): Promise<void> {
+    await this.root.close();
+  }
+}
