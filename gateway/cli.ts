@@ -1,0 +1,85 @@
+/** The `gateway` command: dispatches to one module per subcommand. */
+import { writeFileSync } from 'node:fs';
+import { CliError, UsageError } from './cli/args.js';
+import { devices, devicesHelp } from './cli/devices.js';
+import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
+import { logQuery, logQueryHelp } from './cli/log-query.js';
+import { start, startHelp } from './cli/start.js';
+import { ConfigError, configJsonSchema, loadConfig } from './config.js';
+
+const help = `Outpost gateway
+
+${startHelp}
+
+${devicesHelp}
+
+${frameDecodeHelp}
+
+${logQueryHelp}
+
+gateway config check FILE      validate a config file (errors name the key and allowed values)
+gateway config schema [--out F] print the config's JSON Schema`;
+
+function config(argv: string[]): number {
+  const [sub, file, flag, out] = argv;
+  if (sub === 'check') {
+    if (file === undefined) throw new UsageError('config check needs a FILE');
+    loadConfig(file);
+    console.log(`${file}: ok`);
+    return 0;
+  }
+  if (sub === 'schema') {
+    const text = JSON.stringify(configJsonSchema(), null, 2);
+    if (flag === '--out' && out !== undefined) writeFileSync(out, text + '\n');
+    else console.log(text);
+    return 0;
+  }
+  throw new UsageError('usage: gateway config check FILE | gateway config schema [--out FILE]');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case 'start':
+      return start(rest);
+    case 'devices':
+      return devices(rest);
+    case 'frame':
+      if (rest[0] !== 'decode') throw new UsageError(`usage: ${frameDecodeHelp}`);
+      return frameDecode(rest.slice(1));
+    case 'log':
+      if (rest[0] !== 'query') throw new UsageError(`usage: ${logQueryHelp}`);
+      return logQuery(rest.slice(1));
+    case 'config':
+      return config(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(help);
+      return cmd === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${cmd}"\n\n${help}`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof UsageError || err instanceof CliError) {
+      console.error(`gateway: ${err.message}`);
+      process.exitCode = err.exitCode;
+    } else if (err instanceof ConfigError) {
+      console.error(`gateway: ${err.message}`);
+      process.exitCode = 1;
+    } else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`gateway: ${err.message}`);
+      process.exitCode = 2;
+    } else {
+      console.error(err);
+      process.exitCode = 1;
+    }
+  },
+);

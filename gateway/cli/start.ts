@@ -1,0 +1,51 @@
+/** `gateway start`: run the gateway until SIGINT/SIGTERM. */
+import { parseArgs } from 'node:util';
+import { Gateway } from '../gateway.js';
+import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
+import { commonOptions, resolveConfig, UsageError } from './args.js';
+
+export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--no-simulate]
+  Starts the embedded MQTT broker (default 127.0.0.1:1883) and ingest into the store under
+  --data (default ./data). With no device configured it runs a simulated fleet of 20 devices.
+  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C.`;
+
+export async function start(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...commonOptions, port: { type: 'string' }, 'log-level': { type: 'string' }, 'no-simulate': { type: 'boolean' } },
+  });
+  if (values.help) {
+    console.log(startHelp);
+    return 0;
+  }
+  let cfg = resolveConfig(values);
+  if (values.port !== undefined) {
+    const port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, not "${values.port}"`);
+    cfg = { ...cfg, mqtt: { ...cfg.mqtt, port } };
+  }
+  const level = values['log-level'] ?? cfg.log.level;
+  if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  const log = createLogger(level as LogLevel);
+  const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
+  // Child processes and tests read this line to learn the ports.
+  log.info({ event: 'ready', mqttPort: gw.broker?.port }, 'gateway ready');
+  await new Promise<void>((resolveStop) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        log.warn('second signal: exiting now');
+        process.exit(130);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping');
+      gw.stop().then(resolveStop, (err: unknown) => {
+        log.error({ err }, 'error while stopping');
+        resolveStop();
+      });
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}

@@ -1,0 +1,135 @@
+/**
+ * Gateway configuration: one YAML file, validated by a zod schema that also
+ * supplies the defaults. Every error names the key path and what is allowed.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { ID_PATTERN } from '../protocols/index.js';
+import { LOG_LEVELS } from './logger.js';
+
+const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
+
+/** A gateway id derived from the host name, so two Pis on one site differ by default. */
+export function defaultGatewayId(): string {
+  const h = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60);
+  return `gw-${h || 'local'}`.slice(0, 64);
+}
+
+const deviceSchema = z
+  .object({
+    id,
+    publicKey: z.string().min(1, 'must be 64 hex digits or a did:key'),
+    site: z.string().max(64).optional(),
+    model: z.string().max(64).optional(),
+    name: z.string().max(128).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    gateway: z
+      .object({
+        id: id.default(defaultGatewayId),
+        dataDir: z.string().min(1).default('./data'),
+      })
+      .strict()
+      .prefault({}),
+    mqtt: z
+      .object({
+        enabled: z.boolean().default(true),
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(1883),
+      })
+      .strict()
+      .prefault({}),
+    ingest: z
+      .object({
+        verifyWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
+        replayWindow: z
+          .number()
+          .int()
+          .min(8)
+          .max(65536)
+          .refine((n) => n % 8 === 0, 'must be a multiple of 8')
+          .default(1024),
+        maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
+        maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
+      })
+      .strict()
+      .prefault({}),
+    devices: z.array(deviceSchema).default([]),
+    simulate: z
+      .object({
+        /** Simulated devices started when no device is enrolled or configured; 0 turns it off. */
+        devices: z.number().int().min(0).max(100_000).default(20),
+        rate: z.number().positive().max(1000).default(1),
+      })
+      .strict()
+      .prefault({}),
+    status: z
+      .object({
+        intervalSeconds: z.number().positive().default(5),
+        onlineTimeoutSeconds: z.number().positive().default(30),
+      })
+      .strict()
+      .prefault({}),
+    log: z
+      .object({ level: z.enum(LOG_LEVELS).default('info') })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type GatewayConfig = z.infer<typeof configSchema>;
+
+export class ConfigError extends Error {
+  constructor(
+    readonly code: 'config/unreadable' | 'config/yaml' | 'config/invalid',
+    message: string,
+    readonly issues: string[] = [],
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.length ? issue.path.join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const where = issue.path.length ? `${path}: ` : '';
+    return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+  }
+  if (issue.code === 'invalid_value') return `${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  return `${path}: ${issue.message}`;
+}
+
+/** Validates a parsed config object, applying defaults. */
+export function validateConfig(raw: unknown, source = 'config'): GatewayConfig {
+  const r = configSchema.safeParse(raw ?? {});
+  if (r.success) return r.data;
+  const issues = r.error.issues.map(describeIssue);
+  throw new ConfigError('config/invalid', `${source} is invalid:\n  ${issues.join('\n  ')}`, issues);
+}
+
+/** Reads and validates a YAML config file. */
+export function loadConfig(file: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new ConfigError('config/unreadable', `cannot read ${file}: ${(e as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text, { maxAliasCount: 100 });
+  } catch (e) {
+    const msg = e instanceof YAMLParseError ? e.message : String(e);
+    throw new ConfigError('config/yaml', `${file} is not valid YAML: ${msg}`);
+  }
+  return validateConfig(raw, file);
+}
+
+/** JSON Schema of the config, generated from the same definition that validates it. */
+export const configJsonSchema = (): unknown => z.toJSONSchema(configSchema, { io: 'input' });

@@ -1,0 +1,112 @@
+/**
+ * The gateway process: store, registry, verify pool, ingest and transports,
+ * wired together and stopped in reverse order.
+ */
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { DeviceActivity } from './activity.js';
+import type { GatewayConfig } from './config.js';
+import { IngestPipeline } from './ingest/pipeline.js';
+import { VerifyPool } from './ingest/verify-pool.js';
+import type { Logger } from './logger.js';
+import { Registry } from './registry.js';
+import { Simulation } from './simulation.js';
+import { Store } from './store/store.js';
+import { EmbeddedBroker } from './transports/mqtt-broker.js';
+
+export interface GatewayOptions {
+  readonly logger: Logger;
+  /** Start the demo fleet when no device is configured (default: as the config says). */
+  readonly simulate?: boolean;
+}
+
+export class Gateway {
+  broker?: EmbeddedBroker;
+  simulation?: Simulation;
+  private statusTimer?: NodeJS.Timeout;
+  private lastStored = 0;
+
+  private constructor(
+    readonly config: GatewayConfig,
+    readonly store: Store,
+    readonly registry: Registry,
+    readonly pool: VerifyPool,
+    readonly ingest: IngestPipeline,
+    readonly activity: DeviceActivity,
+    private readonly log: Logger,
+  ) {}
+
+  static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
+    const log = opts.logger;
+    const dataDir = resolve(config.gateway.dataDir);
+    const store = Store.open(dataDir);
+    const registry = new Registry(store);
+    for (const d of config.devices) await registry.enroll(d);
+    const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
+    const pool = new VerifyPool(workers);
+    const ingest = new IngestPipeline(store, registry, pool, log, config.ingest);
+    const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
+    const gw = new Gateway(config, store, registry, pool, ingest, activity, log);
+    log.info({ gateway: config.gateway.id, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
+    try {
+      if (config.mqtt.enabled) {
+        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id }, ingest, log, {
+          onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
+          onClientGone: (client) => activity.gone(`mqtt:${client}`),
+        });
+      }
+      const wantSim = (opts.simulate ?? true) && config.simulate.devices > 0 && config.devices.length === 0;
+      const enrolled = registry.list().filter((d) => d.revokedAt === undefined).map((d) => d.id);
+      if (wantSim && gw.broker && Simulation.onlySimulated(dataDir, enrolled)) {
+        gw.simulation = await Simulation.start(
+          { dataDir, devices: config.simulate.devices, rate: config.simulate.rate, brokerUrl: `mqtt://${config.mqtt.host}:${gw.broker.port}` },
+          registry,
+          log,
+        );
+      } else if (wantSim) {
+        log.info('devices are enrolled, so no simulated fleet is started');
+      }
+    } catch (err) {
+      await gw.stop();
+      throw err;
+    }
+    gw.statusTimer = setInterval(() => gw.reportStatus(), config.status.intervalSeconds * 1000);
+    gw.statusTimer.unref();
+    return gw;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      gateway: this.config.gateway.id,
+      devicesOnline: this.activity.online(),
+      devicesEnrolled: this.registry.activeCount(),
+      framesStored: this.store.frameCount(),
+      storeBytes: this.store.sizeBytes(),
+      pending: this.ingest.pending,
+      verifyQueue: this.pool.queued,
+      ingest: this.ingest.stats.snapshot(),
+    };
+  }
+
+  private reportStatus(): void {
+    const stored = this.ingest.stats.stored;
+    const rate = (stored - this.lastStored) / this.config.status.intervalSeconds;
+    this.lastStored = stored;
+    const s = this.status();
+    const mb = ((s.storeBytes as number) / 1e6).toFixed(1);
+    this.log.info(
+      { ...s, framesPerSecond: rate },
+      `${String(s.devicesOnline)} devices online, ${rate.toFixed(1)} frames/s, ${String(s.framesStored)} frames stored (${mb} MB), ${this.ingest.stats.rejectedTotal()} rejected`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.statusTimer);
+    await this.simulation?.stop();
+    await this.broker?.close();
+    await this.ingest.close();
+    await this.pool.close();
+    await this.store.close();
+    this.log.info('gateway stopped');
+  }
+}

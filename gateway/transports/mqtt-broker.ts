@@ -1,0 +1,120 @@
+/**
+ * Embedded MQTT broker (aedes) with ingest in `authorizePublish`.
+ *
+ * aedes 1.x writes a QoS 1 PUBACK right after `authorizePublish` calls back
+ * (lib/handlers/publish.js), so ingest completes there: the callback runs only
+ * once the frame is durable. A refusal (callback with an error) makes aedes
+ * drop the whole connection, including good frames of the same read, so
+ * permanently bad frames (forged, unknown device, replay) are acked, counted
+ * and never forwarded; only transient failures (store error, overload) refuse,
+ * which makes the device reconnect and resend.
+ */
+import { createServer, type Server } from 'node:net';
+import { Aedes, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
+import { parseTopic, topics } from '../../protocols/index.js';
+import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { Logger } from '../logger.js';
+
+export interface BrokerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly gatewayId: string;
+}
+
+export interface BrokerEvents {
+  /** A device's frame was stored or recognised as a duplicate over this client. */
+  onDeviceSeen?(device: string, clientId: string): void;
+  onClientGone?(clientId: string): void;
+}
+
+export class EmbeddedBroker {
+  /** Payload buffers of refused frames: aedes copies the packet but keeps the payload object. */
+  private readonly refused = new WeakSet<object>();
+  private constructor(
+    readonly aedes: Aedes,
+    private readonly server: Server,
+    readonly opts: BrokerOptions,
+  ) {}
+
+  get port(): number {
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : this.opts.port;
+  }
+
+  get clients(): number {
+    return this.aedes.connectedClients;
+  }
+
+  static async start(opts: BrokerOptions, ingest: IngestPipeline, log: Logger, events: BrokerEvents = {}): Promise<EmbeddedBroker> {
+    let self: EmbeddedBroker | undefined;
+    const aedes = await Aedes.createBroker({
+      id: opts.gatewayId,
+      authorizePublish: (client, packet, cb) => {
+        if (!client) return cb(null); // the gateway's own publishes
+        const t = parseTopic(packet.topic);
+        if (t?.kind === 'up') {
+          packet.retain = false; // frames are never retained
+          const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+          ingest.submit(payload, { transport: 'mqtt', claimedDevice: t.device, source: client.id }).then(
+            (o) => {
+              if (o.status === 'failed') return cb(new Error(`frame not ingested: ${o.reason}`));
+              if (o.status === 'rejected') self?.refused.add(packet.payload as object);
+              else events.onDeviceSeen?.(o.device, client.id);
+              cb(null);
+            },
+            (err: Error) => cb(err),
+          );
+          return;
+        }
+        if (t?.kind === 'cmd' || t?.kind === 'gateway-status') {
+          // Only the gateway speaks on these topics; drop, do not disconnect.
+          log.warn({ client: client.id, topic: packet.topic }, 'publish to a gateway-owned topic dropped');
+          packet.retain = false;
+          self?.refused.add(packet.payload as object);
+          return cb(null);
+        }
+        cb(null);
+      },
+      authorizeForward: (_client, packet) => (self?.refused.has(packet.payload as object) ? null : packet),
+    });
+    aedes.on('clientDisconnect', (c: Client) => events.onClientGone?.(c.id));
+    aedes.on('clientError', (c: Client, err: Error) => log.debug({ client: c.id, err: err.message }, 'mqtt client error'));
+    const server = createServer(aedes.handle);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    self = new EmbeddedBroker(aedes, server, opts);
+    await self.publishStatus('online');
+    log.info({ host: opts.host, port: self.port }, `MQTT broker listening on ${opts.host}:${self.port}`);
+    return self;
+  }
+
+  publish(topic: string, payload: Uint8Array | string, opts: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
+    const packet: PublishPacket = {
+      cmd: 'publish',
+      topic,
+      payload: typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      qos: opts.qos ?? 1,
+      retain: opts.retain ?? false,
+      dup: false,
+    };
+    return new Promise((resolve, reject) => this.aedes.publish(packet, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Retained gateway status (DESIGN.md: `outpost/v1/gw/{gateway}/status`). */
+  publishStatus(state: 'online' | 'offline'): Promise<void> {
+    return this.publish(topics.gatewayStatus(this.opts.gatewayId), JSON.stringify({ state, at: new Date().toISOString() }), { retain: true });
+  }
+
+  async close(): Promise<void> {
+    await this.publishStatus('offline').catch(() => {});
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+export type { AedesPublishPacket };

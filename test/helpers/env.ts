@@ -1,0 +1,46 @@
+/** Temp dirs, quiet loggers, in-process gateways and polling for tests. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { validateConfig } from '../../gateway/config.js';
+import { Gateway } from '../../gateway/gateway.js';
+import { createLogger, type Logger } from '../../gateway/logger.js';
+
+export function tempDir(prefix = 'outpost-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A logger that keeps its JSON lines in memory, for asserting what was logged. */
+export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'info'): { log: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  return { log: createLogger(level, sink), lines };
+}
+
+export async function startTestGateway(dataDir: string, devices: { id: string; publicKey: string }[] = [], extra: Record<string, unknown> = {}) {
+  const { log, lines } = memoryLogger();
+  const config = validateConfig({
+    gateway: { id: 'gw-test', dataDir },
+    mqtt: { port: 0 },
+    devices,
+    simulate: { devices: 0 },
+    ...extra,
+  });
+  const gw = await Gateway.start(config, { logger: log, simulate: false });
+  return { gw, lines, url: `mqtt://127.0.0.1:${gw.broker!.port}` };
+}
+
+export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
