@@ -1,0 +1,186 @@
+/**
+ * A virtual microcontroller: an Ed25519 identity, sensors, boot/seq counters
+ * kept in a DeviceStateStore, and a bounded buffer of signed frames that the
+ * gateway has not acknowledged yet (a real device keeps these in flash).
+ */
+import { MAX_COUNTER, publicKeyToDidKey, type ReadingBody, signBody, type SignFn, isValidId } from '../protocols/index.js';
+import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
+import { type DeviceModelName, SensorSuite } from './sensors.js';
+import { type DeviceStateStore, MemoryStateStore } from './state.js';
+
+export const DEFAULT_BUFFER_CAPACITY = 1000;
+const RECENT_ACKED = 16;
+
+/** One signed uplink frame and the counters it carries. */
+export interface DeviceFrame {
+  readonly boot: number;
+  readonly seq: number;
+  /** Device clock at sampling, ms since the epoch. */
+  readonly time: number;
+  /** The COSE_Sign1 bytes as sent on the wire. */
+  readonly bytes: Uint8Array;
+  /** How many times a transport has put this frame on the wire. */
+  attempts: number;
+}
+
+/** Device clock error: `driftPpm` accumulates from power-on, `offsetMs` is a fixed skew. */
+export interface ClockOptions {
+  readonly driftPpm?: number;
+  readonly offsetMs?: number;
+}
+
+export interface VirtualDeviceOptions {
+  readonly id: string;
+  /** RFC 8032 32-byte secret seed. */
+  readonly seed: Uint8Array;
+  readonly model: DeviceModelName;
+  readonly site?: string;
+  /** Where boot/seq survive reboots; default in memory. */
+  readonly store?: DeviceStateStore;
+  /** Unacked frames kept before the oldest is dropped; default 1000. */
+  readonly bufferCapacity?: number;
+  readonly clock?: ClockOptions;
+  readonly signer?: SignerImpl;
+  /** Seed for the sensor PRNG; default the device id (so readings are reproducible). */
+  readonly sensorSeed?: number | string;
+  /** Wall-clock ms at power-on, the reference point for clock drift; default Date.now(). */
+  readonly powerOnMs?: number;
+}
+
+const frameKey = (boot: number, seq: number): string => `${boot}:${seq}`;
+
+export class VirtualDevice {
+  readonly id: string;
+  readonly model: DeviceModelName;
+  readonly site: string;
+  readonly publicKey: Uint8Array;
+  readonly didKey: string;
+  readonly bufferCapacity: number;
+
+  private readonly sign: SignFn;
+  private readonly store: DeviceStateStore;
+  private readonly sensors: SensorSuite;
+  private readonly baseName: string;
+  private readonly clock: Required<ClockOptions>;
+  private readonly powerOnMs: number;
+  // Map keeps insertion order, so iteration is oldest first and deletes are O(1).
+  private readonly unacked = new Map<string, DeviceFrame>();
+  private readonly acked: DeviceFrame[] = [];
+  private bootCounter: number;
+  private seqCounter = 0;
+  private droppedCount = 0;
+  private generatedCount = 0;
+
+  constructor(opts: VirtualDeviceOptions) {
+    if (!isValidId(opts.id)) throw new TypeError(`"${opts.id}" is not a valid device id`);
+    this.id = opts.id;
+    this.model = opts.model;
+    this.site = opts.site ?? 'default';
+    this.sign = createSigner(opts.seed, opts.signer);
+    this.publicKey = publicKeyFromSeed(opts.seed);
+    this.didKey = publicKeyToDidKey(this.publicKey);
+    this.bufferCapacity = opts.bufferCapacity ?? DEFAULT_BUFFER_CAPACITY;
+    if (!Number.isInteger(this.bufferCapacity) || this.bufferCapacity < 1) throw new RangeError('bufferCapacity must be a positive integer');
+    this.store = opts.store ?? new MemoryStateStore();
+    this.sensors = new SensorSuite(opts.model, opts.sensorSeed ?? opts.id);
+    this.baseName = `${opts.id}:`;
+    this.clock = { driftPpm: opts.clock?.driftPpm ?? 0, offsetMs: opts.clock?.offsetMs ?? 0 };
+    this.powerOnMs = opts.powerOnMs ?? Date.now();
+    // Constructing the device is powering it on: that is a boot.
+    this.bootCounter = this.nextBoot();
+    this.persist();
+  }
+
+  get boot(): number {
+    return this.bootCounter;
+  }
+  /** The seq the next frame will carry. */
+  get seq(): number {
+    return this.seqCounter;
+  }
+  /** Frames evicted from the full unacked buffer (lost for good). */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+  get generated(): number {
+    return this.generatedCount;
+  }
+  get pendingCount(): number {
+    return this.unacked.size;
+  }
+
+  /** The device's own clock reading at wall-clock `nowMs`. */
+  deviceTime(nowMs: number): number {
+    const t = nowMs + (nowMs - this.powerOnMs) * (this.clock.driftPpm / 1e6) + this.clock.offsetMs;
+    return Math.max(0, Math.round(t));
+  }
+
+  /** Samples the sensors, signs a reading frame and keeps it until acked. */
+  nextFrame(nowMs: number = Date.now()): DeviceFrame {
+    // A real device reboots rather than wrap seq, which would reuse (boot, seq).
+    if (this.seqCounter > MAX_COUNTER) this.reboot();
+    const time = this.deviceTime(nowMs);
+    const body: ReadingBody = {
+      type: 'reading',
+      boot: this.bootCounter,
+      seq: this.seqCounter,
+      time,
+      records: this.sensors.sample(time, this.baseName),
+    };
+    const frame: DeviceFrame = { boot: body.boot, seq: body.seq, time, bytes: signBody(body, this.id, this.sign), attempts: 0 };
+    this.seqCounter++;
+    this.generatedCount++;
+    this.persist();
+    if (this.unacked.size >= this.bufferCapacity) {
+      const oldest = this.unacked.keys().next().value as string;
+      this.unacked.delete(oldest);
+      this.droppedCount++;
+    }
+    this.unacked.set(frameKey(frame.boot, frame.seq), frame);
+    return frame;
+  }
+
+  /** Marks a frame as durable at the gateway; false if it was not pending. */
+  ack(boot: number, seq: number): boolean {
+    const key = frameKey(boot, seq);
+    const frame = this.unacked.get(key);
+    if (!frame) return false;
+    this.unacked.delete(key);
+    this.acked.push(frame);
+    if (this.acked.length > RECENT_ACKED) this.acked.shift();
+    return true;
+  }
+
+  isPending(boot: number, seq: number): boolean {
+    return this.unacked.has(frameKey(boot, seq));
+  }
+
+  /** Unacked frames, oldest first. */
+  pending(): DeviceFrame[] {
+    return [...this.unacked.values()];
+  }
+
+  /** The last few acked frames, oldest first (material for replay attacks). */
+  recentlyAcked(): readonly DeviceFrame[] {
+    return [...this.acked];
+  }
+
+  /** Simulated reset: boot moves on, seq restarts at 0, unacked frames survive (flash). */
+  reboot(): void {
+    this.bootCounter = this.nextBoot();
+    this.seqCounter = 0;
+    this.persist();
+  }
+
+  private nextBoot(): number {
+    const saved = this.store.load(this.id);
+    // Also never go below the in-memory counter, in case the store lost a write.
+    const last = Math.max(saved?.boot ?? 0, this.bootCounter ?? 0);
+    if (last >= MAX_COUNTER) throw new RangeError(`device ${this.id}: boot counter exhausted`);
+    return last + 1;
+  }
+
+  private persist(): void {
+    this.store.save(this.id, { boot: this.bootCounter, seq: this.seqCounter });
+  }
+}

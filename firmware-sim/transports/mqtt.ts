@@ -1,0 +1,225 @@
+/**
+ * MQTT uplink for one virtual device, as a real device would run it: its own
+ * client (clientId = device id, clean session), frames published QoS 1 to
+ * `topics.up(id)`, and a frame leaves the device's unacked buffer only when
+ * the broker's PUBACK arrives (DESIGN: PUBACK means durable at the gateway).
+ *
+ * The device buffer, not mqtt.js, is the source of truth: mqtt.js would
+ * otherwise replay its own in-memory copy of unacked publishes on reconnect
+ * (even with a clean session) and grow without bound while offline. So each
+ * connection gets a fresh outgoing store, and on every (re)connect the link
+ * resends all pending frames, oldest first, before any new one.
+ */
+import mqtt, { type IClientOptions, type MqttClient, Store } from 'mqtt';
+import { topics } from '../../protocols/index.js';
+import type { DeviceFrame, VirtualDevice } from '../device.js';
+
+export const DEFAULT_RECONNECT_MS = 250;
+
+export interface MqttLinkOptions {
+  /** e.g. mqtt://127.0.0.1:1883 */
+  readonly brokerUrl: string;
+  readonly reconnectPeriodMs?: number;
+  readonly connectTimeoutMs?: number;
+  readonly keepaliveSec?: number;
+  /** Raw payloads received on `topics.cmd(id)` (command handling is the caller's). */
+  readonly onCommand?: (payload: Uint8Array, device: VirtualDevice) => void;
+  /** Client errors (refused CONNACK, socket errors); the link keeps retrying regardless. */
+  readonly onError?: (error: Error, device: VirtualDevice) => void;
+  /** Extra mqtt.js options (credentials, TLS); the ones above win. */
+  readonly clientOptions?: IClientOptions;
+}
+
+export interface LinkStats {
+  /** Frames published for the first time. */
+  sent: number;
+  /** Repeat publishes of frames that were not acked on an earlier connection. */
+  resent: number;
+  /** PUBACKs that removed a frame from the device buffer. */
+  acked: number;
+  /** Publishes that completed with an error (connection lost, negative ack). */
+  failed: number;
+  connects: number;
+  disconnects: number;
+  errors: number;
+}
+
+const key = (f: { boot: number; seq: number }): string => `${f.boot}:${f.seq}`;
+const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+
+export class MqttDeviceLink {
+  readonly stats: LinkStats = { sent: 0, resent: 0, acked: 0, failed: 0, connects: 0, disconnects: 0, errors: 0 };
+  lastError: Error | undefined;
+
+  private client: MqttClient | undefined;
+  private online = false;
+  private stopped = false;
+  /** Bumped on every connect and close, so a stale callback cannot touch the current connection's state. */
+  private epoch = 0;
+  private readonly inflight = new Set<string>();
+  private idleWaiters: Array<() => void> = [];
+  private readonly upTopic: string;
+  private readonly cmdTopic: string;
+
+  constructor(
+    readonly device: VirtualDevice,
+    private readonly opts: MqttLinkOptions,
+  ) {
+    this.upTopic = topics.up(device.id);
+    this.cmdTopic = topics.cmd(device.id);
+  }
+
+  /** Connected, subscribed and done resending what was pending. */
+  get connected(): boolean {
+    return this.online;
+  }
+  get inFlight(): number {
+    return this.inflight.size;
+  }
+
+  start(): void {
+    if (this.client) return;
+    this.stopped = false;
+    const client = mqtt.connect(this.opts.brokerUrl, {
+      ...this.opts.clientOptions,
+      clientId: this.device.id,
+      clean: true,
+      reconnectPeriod: this.opts.reconnectPeriodMs ?? DEFAULT_RECONNECT_MS,
+      connectTimeout: this.opts.connectTimeoutMs ?? 5000,
+      keepalive: this.opts.keepaliveSec ?? 30,
+      // A device refused at CONNACK (e.g. the gateway not ready) keeps trying.
+      reconnectOnConnackError: true,
+      resubscribe: false,
+      queueQoSZero: false,
+      outgoingStore: new Store(),
+    });
+    this.client = client;
+    client.on('connect', () => this.onConnect(client));
+    client.on('close', () => this.onClose(client));
+    client.on('error', (e) => {
+      this.stats.errors++;
+      this.lastError = e;
+      this.safe(() => this.opts.onError?.(e, this.device));
+    });
+    client.on('message', (topic, payload) => {
+      if (topic === this.cmdTopic) this.safe(() => this.opts.onCommand?.(new Uint8Array(payload), this.device));
+    });
+  }
+
+  /** Hands a new frame to the network; offline, it simply stays pending for the next connect. */
+  send(frame: DeviceFrame): void {
+    if (this.online && !this.stopped) this.publish(frame);
+  }
+
+  /** Publishes arbitrary bytes (fault injection); resolves on PUBACK. Not tracked by the device. */
+  publishRaw(bytes: Uint8Array, topic: string = this.upTopic): Promise<void> {
+    const client = this.client;
+    if (!client || !this.online) return Promise.reject(new Error(`${this.device.id}: not connected`));
+    return new Promise((resolve, reject) => {
+      client.publish(topic, toBuffer(bytes), { qos: 1 }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Cuts the TCP connection as a network fault would; mqtt.js reconnects after the reconnect period. */
+  dropConnection(): void {
+    this.client?.stream?.destroy();
+  }
+
+  /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.inflight.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      this.idleWaiters.push(done);
+    });
+  }
+
+  /** Waits for in-flight publishes (up to `timeoutMs`), then closes the client. Unsent frames stay pending. */
+  async stop(timeoutMs = 2000): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    this.stopped = true;
+    const start = Date.now();
+    if (this.online) await this.drain(timeoutMs);
+    const left = Math.max(100, timeoutMs - (Date.now() - start));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => client.end(true, () => resolve()), left);
+      client.end(!this.online, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    this.client = undefined;
+    this.online = false;
+  }
+
+  private onConnect(client: MqttClient): void {
+    if (client !== this.client) return;
+    this.epoch++;
+    this.inflight.clear();
+    this.stats.connects++;
+    client.subscribe(this.cmdTopic, { qos: 1 }, (err) => {
+      if (err) {
+        this.stats.errors++;
+        this.lastError = err;
+      }
+    });
+    this.online = true;
+    if (this.stopped) return;
+    for (const frame of this.device.pending()) this.publish(frame);
+  }
+
+  private onClose(client: MqttClient): void {
+    if (this.online) this.stats.disconnects++;
+    this.online = false;
+    this.epoch++;
+    this.inflight.clear();
+    // Forget mqtt.js's copies of unacked publishes: the device resends from its own buffer.
+    for (const [id, entry] of Object.entries(client.outgoing)) {
+      if (entry.cmd !== 'publish') continue;
+      delete client.outgoing[Number(id)];
+      this.safe(() => entry.cb(new Error('connection closed')));
+    }
+    client.outgoingStore = new Store();
+    this.wakeIdle();
+  }
+
+  private publish(frame: DeviceFrame): void {
+    const client = this.client;
+    const k = key(frame);
+    if (!client || this.inflight.has(k)) return;
+    const epoch = this.epoch;
+    this.inflight.add(k);
+    if (frame.attempts > 0) this.stats.resent++;
+    else this.stats.sent++;
+    frame.attempts++;
+    client.publish(this.upTopic, toBuffer(frame.bytes), { qos: 1 }, (err) => {
+      if (epoch === this.epoch) this.inflight.delete(k);
+      if (err) this.stats.failed++;
+      else if (this.device.ack(frame.boot, frame.seq)) this.stats.acked++;
+      if (this.inflight.size === 0) this.wakeIdle();
+    });
+  }
+
+  private wakeIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private safe(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      this.stats.errors++;
+      this.lastError = e instanceof Error ? e : new Error(String(e));
+    }
+  }
+}
