@@ -66,10 +66,13 @@ const BREAK = Symbol('break');
 class Reader {
   pos = 0;
   items = 0;
+  private readonly view: DataView;
   constructor(
     readonly buf: Uint8Array,
     readonly limits: CborLimits,
-  ) {}
+  ) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
 
   private need(n: number): void {
     if (n > this.buf.length - this.pos) {
@@ -85,7 +88,7 @@ class Reader {
   /** Reads the argument of an initial byte; returns -1 for indefinite length. */
   private argument(info: number): number | bigint {
     if (info < 24) return info;
-    const view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    const view = this.view;
     switch (info) {
       case 24:
         return this.byte();
@@ -275,13 +278,13 @@ class Reader {
       }
       case 26: {
         this.need(4);
-        const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 4).getFloat32(0);
+        const v = this.view.getFloat32(this.pos);
         this.pos += 4;
         return v;
       }
       case 27: {
         this.need(8);
-        const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, 8).getFloat64(0);
+        const v = this.view.getFloat64(this.pos);
         this.pos += 8;
         return v;
       }

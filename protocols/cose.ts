@@ -121,9 +121,46 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
   });
 }
 
-/** Sig_structure for COSE_Sign1 (RFC 9052 §4.4), with empty external_aad unless given. */
+// CBOR head of an array of 4 followed by the text "Signature1" (RFC 9052 §4.4).
+const SIG1_PREFIX = new Uint8Array([0x84, 0x6a, ...new TextEncoder().encode('Signature1')]);
+
+/** Writes a byte-string head (RFC 8949 §3.1, shortest form) at `off`; returns the new offset. */
+function bstrHead(out: Uint8Array, off: number, len: number): number {
+  if (len < 24) {
+    out[off] = 0x40 | len;
+    return off + 1;
+  }
+  if (len < 0x100) {
+    out[off] = 0x58;
+    out[off + 1] = len;
+    return off + 2;
+  }
+  if (len < 0x10000) {
+    out[off] = 0x59;
+    out[off + 1] = len >> 8;
+    out[off + 2] = len & 0xff;
+    return off + 3;
+  }
+  out[off] = 0x5a;
+  new DataView(out.buffer, out.byteOffset).setUint32(off + 1, len);
+  return off + 5;
+}
+
+/**
+ * Sig_structure for COSE_Sign1 (RFC 9052 §4.4):
+ * `["Signature1", body_protected, external_aad, payload]`, written directly
+ * (it is on the hot path of every verify) with the shortest CBOR heads.
+ */
 export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad = new Uint8Array(0)): Uint8Array {
-  return encodeCbor(['Signature1', protectedBytes, externalAad, payload]);
+  const out = new Uint8Array(SIG1_PREFIX.length + 15 + protectedBytes.length + externalAad.length + payload.length);
+  out.set(SIG1_PREFIX, 0);
+  let off = SIG1_PREFIX.length;
+  for (const part of [protectedBytes, externalAad, payload]) {
+    off = bstrHead(out, off, part.length);
+    out.set(part, off);
+    off += part.length;
+  }
+  return out.subarray(0, off);
 }
 
 export type SignFn = (message: Uint8Array) => Uint8Array;

@@ -49,6 +49,8 @@ export interface IngestOptions {
   /** Frames accepted but not yet answered before new ones are refused as overloaded. */
   readonly maxInflight?: number;
   readonly maxFrameBytes?: number;
+  /** Most frames verified and committed together. */
+  readonly maxBatch?: number;
   readonly now?: () => number;
 }
 
@@ -63,7 +65,7 @@ interface Entry {
   job?: VerifyJob;
   payload?: Uint8Array;
   /** Set for frames appended to the store in this batch. */
-  stored?: { rx: number; body: UplinkBody };
+  stored?: { rx: number; body: UplinkBody; key: string } | undefined;
 }
 
 export class IngestPipeline {
@@ -72,7 +74,12 @@ export class IngestPipeline {
   readonly frames$ = new Subject<IngestedFrame>();
   private batch: Entry[] = [];
   private scheduled = false;
-  private tail: Promise<void> = Promise.resolve();
+  /** Settles when the latest batch has made its decisions (window state is ordered by it). */
+  private decided: Promise<void> = Promise.resolve();
+  /** Settles when the latest batch has been answered. */
+  private answered: Promise<void> = Promise.resolve();
+  /** (device, boot, seq) of frames written but not yet durable. */
+  private readonly uncommitted = new Set<string>();
   private inflight = 0;
   private closed = false;
   private readonly windows = new Map<string, ReplayWindow>();
@@ -80,6 +87,7 @@ export class IngestPipeline {
   private readonly windowSize: number;
   private readonly maxInflight: number;
   private readonly maxFrameBytes: number;
+  private readonly maxBatch: number;
   private readonly now: () => number;
 
   constructor(
@@ -93,6 +101,7 @@ export class IngestPipeline {
     if (this.windowSize % 8 !== 0 || this.windowSize < 8) throw new RangeError('replayWindow must be a positive multiple of 8');
     this.maxInflight = opts.maxInflight ?? 20_000;
     this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
+    this.maxBatch = opts.maxBatch ?? 256;
     this.now = opts.now ?? Date.now;
     this.throttle = new LogThrottle(log);
   }
@@ -157,23 +166,37 @@ export class IngestPipeline {
   }
 
   private flush(): void {
-    this.scheduled = false;
-    const batch = this.batch;
-    this.batch = [];
+    // Bounded batches keep verification, commit and acks streaming under load
+    // instead of stop-and-go on one huge batch.
+    const batch = this.batch.splice(0, this.maxBatch);
+    this.scheduled = this.batch.length > 0;
+    if (this.scheduled) setImmediate(() => this.flush());
     const jobs = batch.filter((e) => e.job).map((e) => e.job!);
-    const verified = this.pool.verify(jobs); // starts now, overlapping the previous batch's commit
+    const verified = this.pool.verify(jobs); // overlaps earlier batches' decisions and commits
     verified.catch(() => {});
-    const prev = this.tail;
-    this.tail = (async () => {
-      await prev;
+    const prevDecided = this.decided;
+    const prevAnswered = this.answered;
+    const decided = (async () => {
       let results: boolean[] | undefined;
       try {
         results = await verified;
       } catch (err) {
         this.log.error({ err }, 'signature verification failed');
       }
+      await prevDecided;
       this.decide(batch, results);
-      await this.persist(batch);
+      return this.store.durable();
+    })();
+    this.decided = decided.then(() => undefined, () => undefined);
+    this.answered = (async () => {
+      let failure: unknown;
+      try {
+        await (await decided);
+      } catch (err) {
+        failure = err;
+      }
+      await prevAnswered; // answer in submission order
+      if (failure !== undefined) this.failStored(batch, failure);
       for (const e of batch) this.finish(e);
     })();
   }
@@ -204,9 +227,12 @@ export class IngestPipeline {
         continue;
       }
       const { boot, seq } = body.value;
+      const key = `${device}\u0000${boot}\u0000${seq}`;
       const win = this.window(device);
       const verdict = win.check(boot, seq);
-      if (verdict === 'seen' || (verdict === 'outside' && this.store.findFrame(device, boot, seq) !== undefined)) {
+      // The window only says "maybe seen": the store (or an uncommitted batch) must confirm,
+      // so a frame whose earlier copy failed to commit is stored when resent.
+      if (verdict !== 'fresh' && (this.uncommitted.has(key) || this.store.findFrame(device, boot, seq) !== undefined)) {
         e.outcome = { status: 'duplicate', device, boot, seq };
         continue;
       }
@@ -214,8 +240,9 @@ export class IngestPipeline {
         e.outcome = reject('replay', `(boot ${boot}, seq ${seq}) is older than the replay window and was never stored`, device);
         continue;
       }
-      win.mark(boot, seq);
+      if (verdict === 'fresh') win.mark(boot, seq);
       touched.add(device);
+      this.uncommitted.add(key);
       const rx = this.store.appendFrame({
         device,
         boot,
@@ -225,25 +252,20 @@ export class IngestPipeline {
         frame: e.bytes,
         ...(body.value.time !== undefined && { deviceTime: body.value.time }),
       });
-      e.stored = { rx, body: body.value };
+      e.stored = { rx, body: body.value, key };
       e.outcome = { status: 'stored', device, boot, seq, rx };
     }
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
   }
 
-  private async persist(batch: Entry[]): Promise<void> {
-    if (!batch.some((e) => e.stored)) return;
-    try {
-      await this.store.commit();
-    } catch (err) {
-      this.log.error({ err }, 'store commit failed; frames will not be acked');
-      for (const e of batch) {
-        if (!e.stored) continue;
-        // The transaction did not land: forget the in-memory window so it reloads from disk.
-        this.windows.delete(e.device!);
-        e.stored = undefined;
-        e.outcome = fail('store-failed', String((err as Error).message ?? err));
-      }
+  /** The batch's transaction did not land: its frames are not acked, so senders resend them. */
+  private failStored(batch: Entry[], err: unknown): void {
+    this.log.error({ err }, 'store commit failed; frames will not be acked');
+    for (const e of batch) {
+      if (!e.stored) continue;
+      this.uncommitted.delete(e.stored.key);
+      e.stored = undefined;
+      e.outcome = fail('store-failed', String((err as Error)?.message ?? err));
     }
   }
 
@@ -261,6 +283,7 @@ export class IngestPipeline {
     this.inflight--;
     const o = this.count(e.outcome ?? fail('verify-failed', 'no decision'), e.meta, performance.now() - e.t0, e.device);
     if (e.stored) {
+      this.uncommitted.delete(e.stored.key);
       this.frames$.next({ rx: e.stored.rx, device: e.device!, rxTime: e.rxTime, transport: e.meta.transport, body: e.stored.body, frame: e.bytes });
     }
     e.resolve(o);
@@ -280,7 +303,7 @@ export class IngestPipeline {
   async close(): Promise<void> {
     this.closed = true;
     while (this.scheduled || this.inflight > 0) {
-      await this.tail;
+      await this.answered;
       await new Promise((r) => setImmediate(r));
     }
     this.frames$.complete();

@@ -15,6 +15,9 @@ export interface VerifyJob {
   readonly message: Uint8Array;
 }
 
+/** Below this many jobs a batch is not split across workers. */
+const SPLIT_AT = 32;
+
 interface Pending {
   resolve: (r: Uint8Array) => void;
   reject: (e: Error) => void;
@@ -79,9 +82,9 @@ export class VerifyPool {
     if (jobs.length === 0) return [];
     if (this.workers.length === 0) return jobs.map((j) => verifyEd25519(j.publicKey, j.message, j.signature));
     if (this.closed) throw new Error('verify pool is closed');
-    // Split across workers in proportion to what each can take now (least-loaded first).
+    // Small batches go whole to the least-loaded worker (one message); large ones are split.
     const order = [...this.workers].sort((a, b) => a.load - b.load);
-    const chunk = Math.ceil(jobs.length / order.length);
+    const chunk = jobs.length < SPLIT_AT ? jobs.length : Math.ceil(jobs.length / order.length);
     const parts: Promise<Uint8Array>[] = [];
     for (let i = 0, w = 0; i < jobs.length; i += chunk, w++) {
       parts.push(this.send(order[w]!, jobs.slice(i, i + chunk)));

@@ -4,7 +4,7 @@
  * Frames are kept verbatim (the signed COSE bytes) with receive metadata, keyed
  * by a gateway-local receive sequence number, with indexes by device and by
  * receive time and a dedupe index by (device, boot, seq). Writes issued in one
- * event-loop turn share one lmdb transaction (group commit); `commit()` resolves
+ * event-loop turn share one lmdb transaction (group commit); `durable()` resolves
  * once that transaction is flushed to disk, which is when a frame may be acked.
  */
 import { mkdirSync } from 'node:fs';
@@ -114,17 +114,18 @@ export class Store {
   }
 
   /**
-   * Resolves when every write queued so far is committed and flushed to disk.
-   * Rejects if the transaction failed (for example, the disk is full).
+   * A promise for everything queued so far: it resolves once those writes are
+   * committed and flushed to disk, and rejects if their transaction failed
+   * (for example, the disk is full). Take it right after queuing a batch.
    */
-  async commit(): Promise<void> {
+  durable(): Promise<void> {
     // Transactions commit in order, so the last queued write settling covers all before it.
-    await this.lastWrite;
-    await this.root.flushed;
+    const last = this.lastWrite;
+    return last.then(() => this.root.flushed).then(() => undefined);
   }
 
   private track(p: Promise<unknown>): void {
-    // Keep failures observable through commit() without an unhandled rejection in between.
+    // Keep failures observable through durable() without an unhandled rejection in between.
     p.catch(() => {});
     this.lastWrite = p;
   }
