@@ -25,13 +25,21 @@ export class LogThrottle {
   ) {}
 
   warn(kind: string, fields: Record<string, unknown>, msg: string, now = Date.now()): void {
+    this.emit('warn', kind, fields, msg, now);
+  }
+
+  info(kind: string, fields: Record<string, unknown>, msg: string, now = Date.now()): void {
+    this.emit('info', kind, fields, msg, now);
+  }
+
+  private emit(level: 'warn' | 'info', kind: string, fields: Record<string, unknown>, msg: string, now: number): void {
     let w = this.windows.get(kind);
     if (!w || now - w.start >= 1000) {
-      if (w && w.suppressed > 0) this.log.warn({ kind, suppressed: w.suppressed }, `${w.suppressed} more "${kind}" events not logged`);
+      if (w && w.suppressed > 0) this.log[level]({ kind, suppressed: w.suppressed }, `${w.suppressed} more "${kind}" events not logged`);
       w = { start: now, count: 0, suppressed: 0 };
       this.windows.set(kind, w);
     }
-    if (w.count++ < this.perSecond) this.log.warn({ kind, ...fields }, msg);
+    if (w.count++ < this.perSecond) this.log[level]({ kind, ...fields }, msg);
     else w.suppressed++;
   }
 }

@@ -291,7 +291,10 @@ export class IngestPipeline {
 
   private count(o: IngestOutcome, meta: FrameMeta, latencyMs: number, device?: string): IngestOutcome {
     this.stats.count(o, meta.transport, latencyMs);
-    if (o.status === 'rejected') {
+    if (o.status === 'duplicate') {
+      // A resend after a lost ack, or a replay of a stored frame: harmless, but worth seeing.
+      this.throttle.info('duplicate', { device: o.device, boot: o.boot, seq: o.seq, transport: meta.transport, source: meta.source }, 'duplicate frame acked again, not stored');
+    } else if (o.status === 'rejected') {
       this.throttle.warn(`rejected:${o.reason}`, { device: o.device ?? device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail }, 'frame rejected');
     } else if (o.status === 'failed') {
       this.throttle.warn(`failed:${o.reason}`, { device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail }, 'frame not ingested (will be retried by the sender)');
