@@ -1,0 +1,228 @@
+/**
+ * `firmware-sim` command line: make fleet identities (keygen) and run a fleet
+ * against a broker (fleet). Bad flags exit 2 with a message naming the flag;
+ * SIGINT/SIGTERM stop a fleet cleanly and exit 0.
+ */
+import { parseArgs } from 'node:util';
+import { Fleet, type FleetStats } from './fleet.js';
+import { formatManifest, generateManifest, MAX_MANIFEST_DEVICES, publicView, readManifest, writeManifest, type FleetManifest } from './manifest.js';
+import { type DeviceModelName, isDeviceModel, MODEL_NAMES } from './sensors.js';
+import { JsonFileStateStore } from './state.js';
+import { isValidId } from '../protocols/index.js';
+
+const USAGE = `Usage:
+  firmware-sim keygen [--devices N] [--prefix sim] [--site S] [--model M] [--out FILE]
+      Writes a fleet manifest (ids, models, sites, did:key public keys, secret seeds).
+      With --out the file is written 0600 and the public view (no secrets) goes to stdout;
+      without it the full manifest goes to stdout.
+  firmware-sim fleet [--keys FILE | --devices N] [--rate HZ] [--broker URL] [--duration SECONDS]
+                     [--state DIR] [--model M] [--site S] [--prefix P] [--signer noble|node]
+                     [--max-frames N] [--status SECONDS]
+      Runs the fleet over MQTT, printing connected/sent/acked/pending every --status seconds (5).
+      --state DIR keeps boot/seq counters across runs. Stops on SIGINT/SIGTERM or after --duration.
+  firmware-sim --help
+
+Models: ${MODEL_NAMES.join(', ')}`;
+
+export class UsageError extends Error {}
+
+export type CliCommand =
+  | { cmd: 'help' }
+  | { cmd: 'keygen'; devices: number; prefix: string; site: string; model: DeviceModelName; out?: string }
+  | {
+      cmd: 'fleet';
+      keys?: string;
+      devices: number;
+      prefix: string;
+      site: string;
+      model: DeviceModelName;
+      rateHz: number;
+      broker: string;
+      durationS?: number;
+      state?: string;
+      signer: 'noble' | 'node';
+      maxFrames?: number;
+      statusS: number;
+    };
+
+function int(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi) throw new UsageError(`--${flag} must be an integer ${lo}..${hi}, got "${v}"`);
+  return n;
+}
+function num(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || n <= lo || n > hi) throw new UsageError(`--${flag} must be a number in (${lo}, ${hi}], got "${v}"`);
+  return n;
+}
+function idFlag(flag: string, v: string | undefined, dflt: string): string {
+  const s = v ?? dflt;
+  if (!isValidId(s)) throw new UsageError(`--${flag} must be 1..64 of [A-Za-z0-9._-] starting with a letter or digit, got "${s}"`);
+  return s;
+}
+function modelFlag(v: string | undefined): DeviceModelName {
+  const m = v ?? 'env-1';
+  if (!isDeviceModel(m)) throw new UsageError(`--model must be one of ${MODEL_NAMES.join(', ')}, got "${m}"`);
+  return m;
+}
+
+/** Parses argv (without node and script); throws UsageError. */
+export function parseCli(argv: readonly string[]): CliCommand {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') return { cmd: 'help' };
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    const common = {
+      help: { type: 'boolean', short: 'h' },
+      devices: { type: 'string' },
+      prefix: { type: 'string' },
+      site: { type: 'string' },
+      model: { type: 'string' },
+    } as const;
+    if (cmd === 'keygen') {
+      values = parseArgs({ args: [...rest], strict: true, allowPositionals: false, options: { ...common, out: { type: 'string' } } }).values;
+    } else if (cmd === 'fleet') {
+      values = parseArgs({
+        args: [...rest],
+        strict: true,
+        allowPositionals: false,
+        options: {
+          ...common,
+          keys: { type: 'string' },
+          rate: { type: 'string' },
+          broker: { type: 'string' },
+          duration: { type: 'string' },
+          state: { type: 'string' },
+          signer: { type: 'string' },
+          'max-frames': { type: 'string' },
+          status: { type: 'string' },
+        },
+      }).values;
+    } else {
+      throw new UsageError(`unknown command "${cmd}" (expected keygen or fleet)`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError((e as Error).message);
+  }
+  const str = (k: string): string | undefined => {
+    const v = values[k];
+    return typeof v === 'string' ? v : undefined;
+  };
+  if (values.help) return { cmd: 'help' };
+  const prefix = idFlag('prefix', str('prefix'), 'sim');
+  const site = idFlag('site', str('site'), 'site-1');
+  const model = modelFlag(str('model'));
+  if (cmd === 'keygen') {
+    const out = str('out');
+    if (out === '') throw new UsageError('--out needs a file name');
+    return { cmd: 'keygen', devices: int('devices', str('devices'), 1, MAX_MANIFEST_DEVICES, 1), prefix, site, model, ...(out !== undefined && { out }) };
+  }
+  const keys = str('keys');
+  if (keys !== undefined && str('devices') !== undefined) throw new UsageError('--keys and --devices cannot be used together');
+  if (keys === '') throw new UsageError('--keys needs a file name');
+  const broker = str('broker') ?? 'mqtt://127.0.0.1:1883';
+  if (!/^(mqtts?|wss?|tcp|ssl):\/\/[^/\s]+/.test(broker)) throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got "${broker}"`);
+  const signer = str('signer') ?? 'noble';
+  if (signer !== 'noble' && signer !== 'node') throw new UsageError(`--signer must be noble or node, got "${signer}"`);
+  const duration = str('duration');
+  const maxFrames = str('max-frames');
+  const state = str('state');
+  if (state === '') throw new UsageError('--state needs a directory');
+  return {
+    cmd: 'fleet',
+    ...(keys !== undefined && { keys }),
+    devices: int('devices', str('devices'), 1, MAX_MANIFEST_DEVICES, 1),
+    prefix,
+    site,
+    model,
+    rateHz: num('rate', str('rate'), 0, 1000, 1),
+    broker,
+    ...(duration !== undefined && { durationS: num('duration', duration, 0, 365 * 86_400, 0) }),
+    ...(state !== undefined && { state }),
+    signer,
+    ...(maxFrames !== undefined && { maxFrames: int('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0) }),
+    statusS: num('status', str('status'), 0, 86_400, 5),
+  };
+}
+
+const statusLine = (elapsedMs: number, s: FleetStats): string =>
+  `[${(elapsedMs / 1000).toFixed(0)}s] devices=${s.devices} connected=${s.connected} sent=${s.sent} acked=${s.acked} pending=${s.pending} dropped=${s.dropped} resent=${s.resent}`;
+
+async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<number> {
+  let manifest: FleetManifest;
+  try {
+    manifest = c.keys !== undefined ? readManifest(c.keys) : generateManifest({ devices: c.devices, prefix: c.prefix, site: c.site, model: c.model });
+  } catch (e) {
+    process.stderr.write(`firmware-sim: --keys: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const fleet = new Fleet({
+    brokerUrl: c.broker,
+    manifest,
+    rateHz: c.rateHz,
+    signer: c.signer,
+    ...(c.maxFrames !== undefined && { maxFrames: c.maxFrames }),
+    ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
+  });
+  const t0 = Date.now();
+  process.stdout.write(`firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz -> ${c.broker}\n`);
+  fleet.start();
+  const status = setInterval(() => process.stdout.write(statusLine(Date.now() - t0, fleet.stats()) + '\n'), c.statusS * 1000);
+  await new Promise<void>((resolve) => {
+    const timer = c.durationS !== undefined ? setTimeout(resolve, c.durationS * 1000) : undefined;
+    const onSignal = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  clearInterval(status);
+  const final = await fleet.stop(3000);
+  process.stdout.write(statusLine(Date.now() - t0, final) + ' (stopped)\n');
+  return 0;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  let c: CliCommand;
+  try {
+    c = parseCli(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`firmware-sim: ${e.message}\nRun "firmware-sim --help" for usage.\n`);
+    return 2;
+  }
+  switch (c.cmd) {
+    case 'help':
+      process.stdout.write(USAGE + '\n');
+      return 0;
+    case 'keygen': {
+      const m = generateManifest({ devices: c.devices, prefix: c.prefix, site: c.site, model: c.model });
+      if (c.out === undefined) {
+        process.stdout.write(formatManifest(m));
+        return 0;
+      }
+      try {
+        writeManifest(c.out, m);
+      } catch (e) {
+        process.stderr.write(`firmware-sim: --out: cannot write ${c.out}: ${(e as Error).message}\n`);
+        return 1;
+      }
+      process.stderr.write(`firmware-sim: wrote ${m.devices.length} device keys to ${c.out} (mode 0600)\n`);
+      process.stdout.write(formatManifest(publicView(m)));
+      return 0;
+    }
+    case 'fleet':
+      return runFleet(c);
+  }
+}
+
+// Only when run as the program (bin/firmware-sim.js imports this file), not when a test imports parseCli.
+const invokedAsCli = process.argv[1] !== undefined && /(^|[\\/])firmware-sim(\.js)?$|firmware-sim[\\/]cli\.ts$/.test(process.argv[1]);
+if (invokedAsCli) {
+  const code = await main(process.argv.slice(2));
+  process.exit(code);
+}
