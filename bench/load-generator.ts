@@ -1,10 +1,16 @@
 /**
  * MQTT load generator for the ingest benchmark, run as a separate process so
  * the gateway keeps its own event loop. Pre-signs every frame (node:crypto,
- * off the clock), then keeps `--inflight` QoS 1 publishes open per device
- * and reports PUBACKs per second and publish→PUBACK latency as one JSON line.
+ * off the clock) and then obeys commands on stdin, answering each with one
+ * JSON line on stdout:
+ *   (start)            → {"keys":[…]}            the identities to enrol
+ *   connect            → {"connected":N}
+ *   saturate           → closed loop: `--inflight` QoS 1 publishes open per device
+ *   paced HZ SECONDS   → open loop: each device publishes at HZ, whatever the acks
+ *   exit
  */
 import { randomBytes } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { signBody, topics } from '../protocols/index.js';
@@ -16,7 +22,6 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '1000' },
     frames: { type: 'string', default: '60' },
     inflight: { type: 'string', default: '4' },
-    'keys-only': { type: 'boolean' },
   },
 });
 const devices = Number(values.devices);
@@ -25,47 +30,99 @@ const inflight = Number(values.inflight);
 
 const fleet = Array.from({ length: devices }, (_, i) => {
   const seed = randomBytes(32);
-  return { id: `bench-${String(i).padStart(5, '0')}`, seed, pub: Buffer.from(publicKeyFromSeed(seed)).toString('hex') };
-});
-// First line: the keys, so the benchmark can enrol them before the load starts.
-process.stdout.write(JSON.stringify({ keys: fleet.map((d) => ({ id: d.id, publicKey: d.pub })) }) + '\n');
-if (values['keys-only']) process.exit(0);
-
-const frames = fleet.map((d) => {
-  const key = privateKeyObject(d.seed);
-  return Array.from({ length: framesPer }, (_, s) =>
-    Buffer.from(signBody({ type: 'reading', boot: 1, seq: s + 1, time: Date.now(), records: [{ n: 'temp', u: 'Cel', v: 20 + (s % 10) / 10 }] }, d.id, (m) => signEd25519(key, m))),
-  );
-});
-
-// Wait for "go" on stdin (the gateway has enrolled the keys).
-await new Promise<void>((resolve) => process.stdin.once('data', () => resolve()));
-
-const clients = await Promise.all(fleet.map((d) => mqtt.connectAsync(values.url!, { clientId: d.id, reconnectPeriod: 0, keepalive: 60 })));
-const latencies: number[] = [];
-let acked = 0;
-const t0 = performance.now();
-const cpu0 = process.cpuUsage();
-await Promise.all(
-  clients.map(async (c, i) => {
-    const topic = topics.up(fleet[i]!.id);
-    let next = 0;
-    const lane = async (): Promise<void> => {
-      while (next < framesPer) {
-        const f = frames[i]![next++]!;
-        const s = performance.now();
-        await c.publishAsync(topic, f, { qos: 1 });
-        latencies.push(performance.now() - s);
-        acked++;
+  const key = privateKeyObject(seed);
+  let seq = 0;
+  const id = `bench-${String(i).padStart(5, '0')}`;
+  return {
+    id,
+    topic: topics.up(id),
+    pub: Buffer.from(publicKeyFromSeed(seed)).toString('hex'),
+    frames: [] as Buffer[],
+    /** Signs `n` more frames, continuing the seq numbers. */
+    presign(n: number): void {
+      for (let k = 0; k < n; k++) {
+        seq++;
+        const body = { type: 'reading', boot: 1, seq, time: Date.now(), records: [{ n: 'temp', u: 'Cel', v: 20 + (seq % 10) / 10 }] } as const;
+        this.frames.push(Buffer.from(signBody(body, id, (m) => signEd25519(key, m))));
       }
-    };
-    await Promise.all(Array.from({ length: inflight }, lane));
-  }),
-);
-const elapsed = (performance.now() - t0) / 1000;
-const cpu = process.cpuUsage(cpu0);
+    },
+  };
+});
+const out = (o: unknown): void => void process.stdout.write(JSON.stringify(o) + '\n');
+out({ keys: fleet.map((d) => ({ id: d.id, publicKey: d.pub })) });
+for (const d of fleet) d.presign(framesPer);
+
+let clients: mqtt.MqttClient[] = [];
+
+function summary(latencies: number[], acked: number, seconds: number, cpu: NodeJS.CpuUsage): Record<string, number> {
+  latencies.sort((a, b) => a - b);
+  const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
+  return { acked, seconds, perSecond: acked / seconds, pubackP50: q(0.5), pubackP99: q(0.99), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+}
+
+async function saturate(): Promise<Record<string, number>> {
+  const latencies: number[] = [];
+  let acked = 0;
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  await Promise.all(
+    clients.map(async (c, i) => {
+      const d = fleet[i]!;
+      const lane = async (): Promise<void> => {
+        for (let f = d.frames.shift(); f; f = d.frames.shift()) {
+          const s = performance.now();
+          await c.publishAsync(d.topic, f, { qos: 1 });
+          latencies.push(performance.now() - s);
+          acked++;
+        }
+      };
+      await Promise.all(Array.from({ length: inflight }, lane));
+    }),
+  );
+  return summary(latencies, acked, (performance.now() - t0) / 1000, process.cpuUsage(cpu0));
+}
+
+async function paced(hz: number, seconds: number): Promise<Record<string, number>> {
+  for (const d of fleet) d.presign(Math.ceil(hz * seconds));
+  const latencies: number[] = [];
+  let acked = 0;
+  const period = 1000 / hz;
+  const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
+  const sends: Promise<void>[] = [];
+  await Promise.all(
+    clients.map(
+      (c, i) =>
+        new Promise<void>((resolve) => {
+          const d = fleet[i]!;
+          const tick = (): void => {
+            const f = d.frames.shift();
+            if (!f) return resolve();
+            const s = performance.now();
+            sends.push(
+              c.publishAsync(d.topic, f, { qos: 1 }).then(() => {
+                latencies.push(performance.now() - s);
+                acked++;
+              }),
+            );
+            setTimeout(tick, period);
+          };
+          setTimeout(tick, Math.random() * period);
+        }),
+    ),
+  );
+  await Promise.all(sends);
+  return summary(latencies, acked, (performance.now() - t0) / 1000, process.cpuUsage(cpu0));
+}
+
+for await (const line of createInterface({ input: process.stdin })) {
+  const [cmd, a, b] = line.trim().split(/\s+/);
+  if (cmd === 'connect') {
+    clients = await Promise.all(fleet.map((d) => mqtt.connectAsync(values.url!, { clientId: d.id, reconnectPeriod: 0, keepalive: 60 })));
+    out({ connected: clients.length });
+  } else if (cmd === 'saturate') out(await saturate());
+  else if (cmd === 'paced') out(await paced(Number(a), Number(b)));
+  else if (cmd === 'exit') break;
+}
 await Promise.all(clients.map((c) => c.endAsync()));
-latencies.sort((a, b) => a - b);
-const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-process.stdout.write(JSON.stringify({ acked, seconds: elapsed, perSecond: acked / elapsed, pubackP50: q(0.5), pubackP99: q(0.99), cpuSeconds: (cpu.user + cpu.system) / 1e6 }) + '\n');
 process.exit(0);

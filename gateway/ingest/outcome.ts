@@ -20,7 +20,7 @@ export type RejectReason =
   /** (boot, seq) older than the replay window and never stored. */
   | 'replay';
 
-export type FailReason = 'store-failed' | 'verify-failed' | 'overloaded' | 'closed';
+export type FailReason = 'store-failed' | 'verify-failed' | 'internal-error' | 'overloaded' | 'closed';
 
 export type IngestOutcome =
   | { readonly status: 'stored'; readonly device: string; readonly boot: number; readonly seq: number; readonly rx: number }

@@ -184,14 +184,21 @@ export class IngestPipeline {
         this.log.error({ err }, 'signature verification failed');
       }
       await prevDecided;
-      this.decide(batch, results);
-      return this.store.durable();
+      try {
+        this.decide(batch, results);
+      } catch (err) {
+        // A bug here must not wedge the pipeline: fail the batch (not acked, so senders resend).
+        this.log.error({ err }, 'ingest decision failed');
+        for (const e of batch) if (!e.outcome || e.stored) e.outcome = fail('internal-error', String(err));
+      }
+      // Boxed so the next batch can decide while this one's transaction is still flushing.
+      return { durable: this.store.durable() };
     })();
     this.decided = decided.then(() => undefined, () => undefined);
     this.answered = (async () => {
       let failure: unknown;
       try {
-        await (await decided);
+        await (await decided).durable;
       } catch (err) {
         failure = err;
       }
