@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { verifyEd25519 } from '../crypto/ed25519.js';
-import type { VerifyReply, VerifyRequest } from './verify-worker.js';
+import { JOB_HEADER, type VerifyReply, type VerifyRequest } from './verify-worker.js';
 
 export interface VerifyJob {
   readonly publicKey: Uint8Array;
@@ -97,22 +97,19 @@ export class VerifyPool {
 
   private send(pw: PoolWorker, jobs: readonly VerifyJob[]): Promise<Uint8Array> {
     let bytes = 0;
-    for (const j of jobs) bytes += 100 + j.message.length;
+    for (const j of jobs) bytes += JOB_HEADER + j.message.length;
     const buf = new Uint8Array(bytes);
     const view = new DataView(buf.buffer);
     let off = 0;
     for (const j of jobs) {
-      if (j.publicKey.length !== 32 || j.signature.length !== 64) {
-        // Cannot hold in the fixed layout; zero key and signature never verify.
-        off += 96;
-      } else {
-        buf.set(j.publicKey, off);
-        buf.set(j.signature, off + 32);
-        off += 96;
-      }
-      view.setUint32(off, j.message.length);
-      buf.set(j.message, off + 4);
-      off += 4 + j.message.length;
+      if (j.publicKey.length === 32 && j.signature.length === 64) {
+        buf[off] = 1;
+        buf.set(j.publicKey, off + 1);
+        buf.set(j.signature, off + 33);
+      } // else the shape flag stays 0 and the job is answered "invalid"
+      view.setUint32(off + 97, j.message.length);
+      buf.set(j.message, off + JOB_HEADER);
+      off += JOB_HEADER + j.message.length;
     }
     const id = this.nextId++;
     pw.load += jobs.length;

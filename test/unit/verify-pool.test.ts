@@ -1,0 +1,41 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkEd25519PublicKey } from '../../protocols/index.js';
+import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { VerifyPool } from '../../gateway/ingest/verify-pool.js';
+
+describe('verify pool', () => {
+  const pools = [new VerifyPool(2), new VerifyPool(0)];
+  afterAll(async () => Promise.all(pools.map((p) => p.close())));
+  const seed = new Uint8Array(32).fill(9);
+  const pub = publicKeyFromSeed(seed);
+  const msg = (i: number) => new TextEncoder().encode(`frame ${i}`);
+
+  it.each([
+    ['workers', 0],
+    ['inline', 1],
+  ])('answers each job in order (%s)', async (_name, idx) => {
+    const pool = pools[idx]!;
+    // 100 jobs crosses the split threshold, so both workers get a share.
+    const jobs = Array.from({ length: 100 }, (_, i) => {
+      const signature = signEd25519(seed, msg(i));
+      if (i % 7 === 3) signature[5]! ^= 1; // RFC 8032 §5.1.7: a changed signature fails
+      return { publicKey: pub, signature, message: i % 11 === 4 ? msg(i + 1) : msg(i) };
+    });
+    const got = await pool.verify(jobs);
+    expect(got).toEqual(jobs.map((_, i) => !(i % 7 === 3 || i % 11 === 4)));
+  });
+
+  it('answers jobs with a wrongly sized key or signature as invalid', async () => {
+    const good = { publicKey: pub, signature: signEd25519(seed, msg(1)), message: msg(1) };
+    const jobs = [good, { ...good, signature: good.signature.subarray(0, 63) }, { ...good, publicKey: pub.subarray(0, 31) }, good];
+    for (const pool of pools) expect(await pool.verify(jobs)).toEqual([true, false, false, true]);
+  });
+
+  it('would accept anything under a small-order key, which is why enrolment refuses those keys', async () => {
+    // An all-zero key is a point of order 4; OpenSSL accepts the all-zero signature under it
+    // for every message whose hash makes [k]A vanish (about one in four).
+    const zero = Array.from({ length: 16 }, (_, i) => ({ publicKey: new Uint8Array(32), signature: new Uint8Array(64), message: msg(i) }));
+    expect((await pools[0]!.verify(zero)).filter(Boolean).length).toBeGreaterThan(0);
+    expect(checkEd25519PublicKey(zero[0]!.publicKey)).toMatchObject({ ok: false, error: { code: 'key/small-order' } });
+  });
+});
