@@ -148,8 +148,10 @@ export function parseCli(argv: readonly string[]): CliCommand {
   };
 }
 
-const statusLine = (elapsedMs: number, s: FleetStats): string =>
-  `[${(elapsedMs / 1000).toFixed(0)}s] devices=${s.devices} connected=${s.connected} sent=${s.sent} acked=${s.acked} pending=${s.pending} dropped=${s.dropped} resent=${s.resent}`;
+function statusLine(elapsedMs: number, s: FleetStats, lastError?: Error): string {
+  const line = `[${(elapsedMs / 1000).toFixed(1)}s] devices=${s.devices} connected=${s.connected} sent=${s.sent} acked=${s.acked} pending=${s.pending} dropped=${s.dropped} resent=${s.resent}`;
+  return s.connected < s.devices && lastError ? `${line} last-error="${lastError.message}"` : line;
+}
 
 async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<number> {
   let manifest: FleetManifest;
@@ -170,7 +172,7 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
   const t0 = Date.now();
   process.stdout.write(`firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz -> ${c.broker}\n`);
   fleet.start();
-  const status = setInterval(() => process.stdout.write(statusLine(Date.now() - t0, fleet.stats()) + '\n'), c.statusS * 1000);
+  const status = setInterval(() => process.stdout.write(statusLine(Date.now() - t0, fleet.stats(), fleet.lastError()) + '\n'), c.statusS * 1000);
   await new Promise<void>((resolve) => {
     const timer = c.durationS !== undefined ? setTimeout(resolve, c.durationS * 1000) : undefined;
     const onSignal = (): void => {

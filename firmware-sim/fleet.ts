@@ -3,6 +3,7 @@
  * sampling at a fixed rate. Start times are jittered across one period so a
  * thousand devices do not publish in lockstep (real devices boot at random).
  */
+import type { IClientOptions } from 'mqtt';
 import type { SignerImpl } from './crypto.js';
 import { type ClockOptions, type DeviceFrame, VirtualDevice } from './device.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
@@ -63,6 +64,8 @@ export interface FleetOptions {
   readonly seed?: number;
   readonly faults?: FleetFaultHooks;
   readonly onCommand?: (deviceId: string, payload: Uint8Array) => void;
+  /** Extra mqtt.js options for every client (credentials, TLS). */
+  readonly mqttOptions?: IClientOptions;
   readonly now?: () => number;
 }
 
@@ -114,6 +117,7 @@ export class Fleet {
       const link = new MqttDeviceLink(device, {
         brokerUrl: opts.brokerUrl,
         reconnectPeriodMs: opts.reconnectPeriodMs,
+        clientOptions: opts.mqttOptions,
         onCommand: opts.onCommand && ((payload) => opts.onCommand!(device.id, payload)),
       });
       this.members.set(entry.id, { device, link, ticks: 0, frames: 0 });
@@ -167,6 +171,12 @@ export class Fleet {
       s.errors += link.stats.errors;
     }
     return s;
+  }
+
+  /** The most recent client error of any device (e.g. ECONNREFUSED), for status output. */
+  lastError(): Error | undefined {
+    for (const m of this.members.values()) if (m.link.lastError) return m.link.lastError;
+    return undefined;
   }
 
   /** Simulated reset of one device: counters move on, the connection drops and comes back. */

@@ -91,7 +91,6 @@ export class MqttDeviceLink {
       reconnectOnConnackError: true,
       resubscribe: false,
       queueQoSZero: false,
-      outgoingStore: new Store(),
     });
     this.client = client;
     client.on('connect', () => this.onConnect(client));
@@ -123,6 +122,15 @@ export class MqttDeviceLink {
   /** Cuts the TCP connection as a network fault would; mqtt.js reconnects after the reconnect period. */
   dropConnection(): void {
     this.client?.stream?.destroy();
+  }
+
+  /** An offline burst: closes the connection, stays away `ms`, then reconnects and resends the backlog. */
+  async offlineFor(ms: number): Promise<void> {
+    const client = this.client;
+    if (!client) return;
+    await new Promise<void>((resolve) => client.end(true, () => resolve()));
+    await new Promise((r) => setTimeout(r, ms));
+    if (this.client === client && !this.stopped) client.reconnect();
   }
 
   /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */
@@ -183,9 +191,7 @@ export class MqttDeviceLink {
     this.inflight.clear();
     // Forget mqtt.js's copies of unacked publishes: the device resends from its own buffer.
     for (const [id, entry] of Object.entries(client.outgoing)) {
-      if (entry.cmd !== 'publish') continue;
-      delete client.outgoing[Number(id)];
-      this.safe(() => entry.cb(new Error('connection closed')));
+      if (entry.cmd === 'publish') this.safe(() => client.removeOutgoingMessage(Number(id)));
     }
     client.outgoingStore = new Store();
     this.wakeIdle();
