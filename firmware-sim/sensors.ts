@@ -184,7 +184,7 @@ export function pressureSensor(rng: Prng): Sensor {
   };
 }
 
-/** People/vehicle counter: `v` is the count since the previous sample, `s` the total since boot. */
+/** People/vehicle counter: `v` is the count since the previous sample, `s` the running total (kept across simulated reboots). */
 export function counterSensor(rng: Prng, ratePerSec = 0.5): Sensor {
   const dt = makeClock();
   let total = 0;

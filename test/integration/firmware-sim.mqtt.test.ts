@@ -9,6 +9,7 @@ import net from 'node:net';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { decodeBody, decodeSign1, kidToDeviceId, sigStructure, topics } from '../../protocols/index.js';
+import { forgedFrame, garbage } from '../../firmware-sim/faults.js';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { startBroker, type TestBroker } from './firmware-sim.broker.js';
 
@@ -95,6 +96,13 @@ describe('firmware-sim fleet over MQTT', () => {
     await sub.publishAsync(topics.cmd('sim-0007'), Buffer.from('hello'), { qos: 1 });
     expect(await waitFor(() => commands.length === 1, 3000)).toBe(true);
     expect(commands).toEqual([['sim-0007', 'hello']]);
+
+    // Injected fault bytes travel on the device's topic but are not device frames.
+    await fleet.inject('sim-0003', garbage(40, 1));
+    await fleet.inject('sim-0004', forgedFrame('sim-0004', { boot: 1, seq: 99 }));
+    expect(await waitFor(() => errors.length === 2, 3000)).toBe(true);
+    expect(errors[1]).toContain('bad signature from sim-0004');
+    expect(fleet.stats()).toMatchObject({ sent: 600, acked: 600 });
 
     const final = await fleet.stop();
     expect(final.connected).toBe(0);
