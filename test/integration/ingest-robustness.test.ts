@@ -27,11 +27,16 @@ describe('ingest robustness', () => {
     tmp.cleanup();
   });
 
-  const mutation = fc.oneof(
-    fc.uint8Array({ maxLength: 600 }).map((b) => ({ kind: 'random', bytes: b })),
-    fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([at, x]) => ({ kind: 'flip', at, x })),
-    fc.nat().map((n) => ({ kind: 'truncate', n })),
-    fc.uint8Array({ minLength: 1, maxLength: 40 }).map((b) => ({ kind: 'append', bytes: b })),
+  type Mutation =
+    | { kind: 'random'; bytes: Uint8Array }
+    | { kind: 'flip'; at: number; x: number }
+    | { kind: 'truncate'; n: number }
+    | { kind: 'append'; bytes: Uint8Array };
+  const mutation: fc.Arbitrary<Mutation> = fc.oneof(
+    fc.uint8Array({ maxLength: 600 }).map((bytes) => ({ kind: 'random' as const, bytes })),
+    fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })).map(([at, x]) => ({ kind: 'flip' as const, at, x })),
+    fc.nat().map((n) => ({ kind: 'truncate' as const, n })),
+    fc.uint8Array({ minLength: 1, maxLength: 40 }).map((bytes) => ({ kind: 'append' as const, bytes })),
   );
 
   it('answers every bad frame with a typed outcome and stores every good one', async () => {
@@ -45,12 +50,12 @@ describe('ingest robustness', () => {
           mutatedSeqs.push(s);
           const frame = dev.frame(1, s);
           let bad: Uint8Array;
-          if (m.kind === 'random') bad = m.bytes!;
+          if (m.kind === 'random') bad = m.bytes;
           else if (m.kind === 'flip') {
             bad = frame.slice();
-            bad[m.at! % bad.length]! ^= m.x!;
-          } else if (m.kind === 'truncate') bad = frame.slice(0, m.n! % frame.length);
-          else bad = new Uint8Array([...frame, ...m.bytes!]);
+            bad[m.at % bad.length]! ^= m.x;
+          } else if (m.kind === 'truncate') bad = frame.slice(0, m.n % frame.length);
+          else bad = new Uint8Array([...frame, ...m.bytes]);
           pending.push(gw.ingest.submit(bad, { transport: 'fuzz', claimedDevice: dev.id }));
           good.push(++seq);
           pending.push(gw.ingest.submit(dev.frame(1, seq), { transport: 'fuzz', claimedDevice: dev.id }));
