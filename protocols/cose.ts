@@ -55,9 +55,29 @@ const envelopeLimits = (maxBytes: number): Partial<CborLimits> => ({
 });
 const headerLimits: Partial<CborLimits> = { maxBytes: 512, maxDepth: 3, maxItems: 64, maxContainerLength: 16 };
 
+/**
+ * The tag number when `bytes` starts with a complete tag head (RFC 8949 §3.4),
+ * else undefined. The bounded reader only lets tag 18 through, so without this
+ * peek another COSE message type (tag 16, 17, 96, 97, 98) would be reported as
+ * a generic CBOR error instead of `cose/bad-tag`.
+ */
+function leadingTag(bytes: Uint8Array): bigint | undefined {
+  const ib = bytes[0];
+  if (ib === undefined || ib >> 5 !== 6) return undefined;
+  const info = ib & 0x1f;
+  if (info < 24) return BigInt(info);
+  const size = info === 24 ? 1 : info === 25 ? 2 : info === 26 ? 4 : info === 27 ? 8 : 0;
+  if (size === 0 || bytes.length < 1 + size) return undefined; // malformed head: the CBOR reader reports it
+  let tag = 0n;
+  for (let i = 1; i <= size; i++) tag = (tag << 8n) | BigInt(bytes[i]!);
+  return tag;
+}
+
 /** Decodes a COSE_Sign1 message without checking its signature. */
 export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): Result<Sign1> {
   const requireTag = opts.requireTag ?? true;
+  const lead = leadingTag(bytes);
+  if (lead !== undefined && lead !== BigInt(COSE_SIGN1_TAG)) return fail('cose/bad-tag', `tag ${lead} is not COSE_Sign1 (18)`);
   const top = decodeCbor(bytes, envelopeLimits(opts.maxBytes ?? MAX_FRAME_BYTES));
   if (!top.ok) return top;
   let body = top.value;
@@ -87,6 +107,8 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
   for (const k of protectedHeader.keys()) {
     if (unprot.has(k)) return fail('cose/duplicate-label', `header label ${String(k)} is in both buckets`);
   }
+  // RFC 9052 §3.1: crit MUST be placed in the protected bucket.
+  if (unprot.has(HeaderLabel.crit)) return fail('cose/bad-unprotected', 'crit must be in the protected header');
   const crit = protectedHeader.get(HeaderLabel.crit);
   if (crit !== undefined) {
     if (!Array.isArray(crit) || crit.length === 0) return fail('cose/bad-protected', 'crit must be a non-empty array');
