@@ -102,7 +102,10 @@ async function main(): Promise<void> {
   }
   gw.ingest.stats.takeLatencies();
 
-  // Phase 2: a steady load at half the measured capacity, for latency.
+  // Phase 2: every device at 1 Hz (a busy real fleet), for latency.
+  const oneHz = await ask<LoadResult>(`paced 1 ${pacedSeconds}`);
+  const lat1 = gw.ingest.stats.takeLatencies().sort((a, b) => a - b);
+  // Phase 3: a steady load at half the measured capacity.
   const hz = Math.max(0.1, (sat.perSecond * 0.5) / devices);
   const paced = await ask<LoadResult>(`paced ${hz.toFixed(3)} ${pacedSeconds}`);
   const lat = gw.ingest.stats.takeLatencies().sort((a, b) => a - b);
@@ -119,21 +122,25 @@ async function main(): Promise<void> {
     { figure: 'ingest end to end (saturated)', value: sat.perSecond, unit: 'frames/s', baseline: 'raw verify', ratio, goal: '>= 1.5x', pass: ratio >= 1.5 },
     { figure: 'gateway CPU per frame (all threads)', value: gwCpuPerFrameUs, unit: 'us', baseline: 'raw verify', ratio: gwCpuPerFrameUs / (1e6 / raw) },
     { figure: 'load generator CPU (same machine)', value: sat.cpuSeconds / sat.seconds, unit: 'cores' },
-    { figure: `steady load (${(hz * devices).toFixed(0)} frames/s)`, value: paced.perSecond, unit: 'frames/s' },
-    { figure: 'frame-to-durable p50 (steady)', value: quantile(lat, 0.5), unit: 'ms' },
-    { figure: 'frame-to-durable p99 (steady)', value: quantile(lat, 0.99), unit: 'ms', goal: '<= 20 ms', pass: quantile(lat, 0.99) <= 20 },
-    { figure: 'publish-to-PUBACK p99 (steady)', value: paced.pubackP99, unit: 'ms' },
+    { figure: `(steady: 1 Hz per device = ${devices} frames/s)`, value: NaN, unit: '' },
+    { figure: 'frame-to-durable p50 (1 Hz)', value: quantile(lat1, 0.5), unit: 'ms' },
+    { figure: 'frame-to-durable p99 (1 Hz)', value: quantile(lat1, 0.99), unit: 'ms', goal: '<= 20 ms', pass: quantile(lat1, 0.99) <= 20 },
+    { figure: 'publish-to-PUBACK p99 (1 Hz)', value: oneHz.pubackP99, unit: 'ms' },
+    { figure: `(steady: half capacity = ${(hz * devices).toFixed(0)} frames/s)`, value: NaN, unit: '' },
+    { figure: 'frame-to-durable p50 (half capacity)', value: quantile(lat, 0.5), unit: 'ms' },
+    { figure: 'frame-to-durable p99 (half capacity)', value: quantile(lat, 0.99), unit: 'ms', goal: '<= 20 ms', pass: quantile(lat, 0.99) <= 20 },
+    { figure: 'publish-to-PUBACK p99 (half capacity)', value: paced.pubackP99, unit: 'ms' },
     { figure: 'publish-to-PUBACK p50 (saturated)', value: sat.pubackP50, unit: 'ms' },
     { figure: 'gateway RSS after run', value: rssMb, unit: 'MB' },
   ];
-  const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
+  const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '');
   console.log(`${'figure'.padEnd(38)} ${'value'.padStart(10)} ${'unit'.padEnd(9)} ${'baseline'.padEnd(11)} ${'ratio'.padStart(7)}  ${'goal'.padEnd(9)} result`);
   for (const r of rows) {
     console.log(
       `${r.figure.padEnd(38)} ${fmt(r.value).padStart(10)} ${r.unit.padEnd(9)} ${(r.baseline ?? '').padEnd(11)} ${(r.ratio !== undefined ? fmt(r.ratio, 2) + 'x' : '').padStart(7)}  ${(r.goal ?? '').padEnd(9)} ${r.pass === undefined ? '' : r.pass ? 'pass' : 'FAIL'}`,
     );
   }
-  const expected = sat.acked + paced.acked;
+  const expected = sat.acked + oneHz.acked + paced.acked;
   if (stored !== expected) console.log(`WARNING: ${expected} frames acked but ${stored} stored`);
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
   writeFileSync(new URL('./results/ingest.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, devices, framesPerDevice, rows }, null, 2) + '\n');

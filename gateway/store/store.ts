@@ -69,7 +69,7 @@ export class Store {
 
   private constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
-    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 16, compression: false });
+    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 16, compression: false, overlappingSync: false });
     this.frames = this.root.openDB({ name: 'frames' });
     this.byDevice = this.root.openDB({ name: 'frames-by-device' });
     this.byTime = this.root.openDB({ name: 'frames-by-time' });
