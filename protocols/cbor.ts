@@ -195,7 +195,13 @@ class Reader {
       }
       const len = this.length(cb & 0x1f, 'string chunk');
       this.need(len);
-      chunks.push(this.buf.subarray(this.pos, this.pos + len));
+      const chunk = this.buf.subarray(this.pos, this.pos + len);
+      // RFC 8949 §3.2.3: each chunk of a text string is itself a valid text string,
+      // so a UTF-8 sequence cannot be split across chunks.
+      if (major === 3 && decodeUtf8(chunk) === undefined) {
+        throw new CborFault('cbor/bad-utf8', `invalid UTF-8 in a text chunk at offset ${this.pos}`);
+      }
+      chunks.push(chunk);
       this.pos += len;
       total += len;
     }
@@ -222,13 +228,16 @@ class Reader {
     const n = this.count(info, start, 'array');
     const out: CborValue[] = [];
     for (let i = 0; n < 0 || i < n; i++) {
-      if (out.length >= this.limits.maxContainerLength) {
-        throw new CborFault('cbor/too-long', `array at offset ${start} exceeds ${this.limits.maxContainerLength}`);
-      }
       const v = this.item(depth + 1);
       if (v === BREAK) {
         if (n < 0) return out;
         throw new CborFault('cbor/unexpected-break', `break inside definite array at offset ${start}`);
+      }
+      // Only an indefinite-length array can get here with a full array (a definite
+      // one was checked against the limit up front); the break was checked first so
+      // that exactly maxContainerLength items are accepted in both forms.
+      if (out.length >= this.limits.maxContainerLength) {
+        throw new CborFault('cbor/too-long', `array at offset ${start} exceeds ${this.limits.maxContainerLength}`);
       }
       out.push(v);
     }
@@ -240,16 +249,20 @@ class Reader {
     const n = this.count(info, start, 'map');
     const out = new Map<CborKey, CborValue>();
     for (let i = 0; n < 0 || i < n; i++) {
-      if (out.size >= this.limits.maxContainerLength) {
-        throw new CborFault('cbor/too-long', `map at offset ${start} exceeds ${this.limits.maxContainerLength}`);
-      }
       const keyAt = this.pos;
       const k = this.item(depth + 1);
       if (k === BREAK) {
         if (n < 0) return out;
         throw new CborFault('cbor/unexpected-break', `break inside definite map at offset ${start}`);
       }
-      if (typeof k !== 'number' && typeof k !== 'bigint' && typeof k !== 'string') {
+      if (out.size >= this.limits.maxContainerLength) {
+        throw new CborFault('cbor/too-long', `map at offset ${start} exceeds ${this.limits.maxContainerLength}`);
+      }
+      // Keys must be integers (major types 0 and 1) or text (major type 3). A float
+      // key such as 1.0 decodes to the JS number 1 and would otherwise pass as the
+      // integer label 1, which is a different CBOR key (RFC 8949 §5.6).
+      const keyMajor = this.buf[keyAt]! >> 5;
+      if ((typeof k !== 'number' && typeof k !== 'bigint' && typeof k !== 'string') || keyMajor === 7) {
         throw new CborFault('cbor/bad-map-key', `map key at offset ${keyAt} is not an integer or text`);
       }
       if (out.has(k)) throw new CborFault('cbor/duplicate-key', `duplicate map key ${String(k)} at offset ${keyAt}`);
@@ -270,6 +283,11 @@ class Reader {
         return null;
       case 23:
         return undefined;
+      case 24:
+        // One-byte simple value (RFC 8949 §3.3): none is supported, but a missing
+        // byte is reported as truncation like any other short head.
+        this.need(1);
+        throw new CborFault('cbor/unsupported-simple', `simple value ${this.buf[this.pos]} at offset ${start} is not supported`);
       case 25: {
         this.need(2);
         const v = decodeHalf(this.buf[this.pos]!, this.buf[this.pos + 1]!);
@@ -288,6 +306,10 @@ class Reader {
         this.pos += 8;
         return v;
       }
+      case 28:
+      case 29:
+      case 30:
+        throw new CborFault('cbor/reserved-info', `reserved additional info ${info} at offset ${start}`);
       case 31:
         return BREAK;
       default:
@@ -353,8 +375,13 @@ export function encodeCbor(value: unknown): Uint8Array {
 
 // cbor-x writes integers beyond 32 bits as float64; a bigint makes it use a
 // major type 0/1 head, which is what a reader expecting an integer needs.
+// Only safe integers are converted: a larger integer-valued double (1e300,
+// 3.4e38) is a float, and as a bigint cbor-x would write a tag 2/3 bignum.
+// Bigints that fit 32 bits go back to numbers so they get the shortest head
+// (cbor-x writes every bigint with an 8-byte argument).
 function prepare(v: unknown): unknown {
-  if (typeof v === 'number') return Number.isInteger(v) && (v > 0xffffffff || v < -0x100000000) ? BigInt(v) : v;
+  if (typeof v === 'number') return Number.isSafeInteger(v) && (v > 0xffffffff || v < -0x100000000) ? BigInt(v) : v;
+  if (typeof v === 'bigint') return v <= 0xffffffffn && v >= -0x100000000n ? Number(v) : v;
   if (Array.isArray(v)) return v.map(prepare);
   if (v instanceof Map) {
     const m = new Map();
