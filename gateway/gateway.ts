@@ -6,6 +6,7 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DeviceActivity } from './activity.js';
 import type { GatewayConfig } from './config.js';
+import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
@@ -33,6 +34,7 @@ export class Gateway {
     readonly pool: VerifyPool,
     readonly ingest: IngestPipeline,
     readonly activity: DeviceActivity,
+    readonly identity: GatewayIdentity,
     private readonly log: Logger,
   ) {}
 
@@ -40,14 +42,15 @@ export class Gateway {
     const log = opts.logger;
     const dataDir = resolve(config.gateway.dataDir);
     const store = Store.open(dataDir);
+    const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir);
     const registry = new Registry(store);
     for (const d of config.devices) await registry.enroll(d);
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
     const pool = new VerifyPool(workers);
     const ingest = new IngestPipeline(store, registry, pool, log, config.ingest);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
-    const gw = new Gateway(config, store, registry, pool, ingest, activity, log);
-    log.info({ gateway: config.gateway.id, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
+    const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
+    log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
       if (config.mqtt.enabled) {
         gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id }, ingest, log, {

@@ -1,0 +1,41 @@
+/**
+ * The gateway's own Ed25519 identity: it signs downlink frames (acks,
+ * commands) and, later, log blocks. The 32-byte seed lives in the data
+ * directory (mode 0600) and is created on first start.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { publicKeyToDidKey, type SignFn } from '../protocols/index.js';
+import { privateKeyObject, publicKeyFromSeed, signEd25519 } from './crypto/ed25519.js';
+
+export class GatewayIdentity {
+  readonly publicKey: Uint8Array;
+  readonly did: string;
+  private readonly key: KeyObject;
+
+  private constructor(
+    readonly id: string,
+    seed: Uint8Array,
+  ) {
+    this.key = privateKeyObject(seed);
+    this.publicKey = publicKeyFromSeed(seed);
+    this.did = publicKeyToDidKey(this.publicKey);
+  }
+
+  /** Loads `identity.key` from the data directory, creating it on first use. */
+  static loadOrCreate(id: string, dataDir: string): GatewayIdentity {
+    const file = join(dataDir, 'identity.key');
+    if (!existsSync(file)) {
+      mkdirSync(dataDir, { recursive: true });
+      writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    }
+    const hex = readFileSync(file, 'utf8').trim();
+    if (!/^[0-9a-f]{64}$/i.test(hex)) throw new Error(`${file} must hold 64 hex digits (the gateway's Ed25519 seed)`);
+    chmodSync(file, 0o600);
+    return new GatewayIdentity(id, Buffer.from(hex, 'hex'));
+  }
+
+  readonly sign: SignFn = (message) => signEd25519(this.key, message);
+}
