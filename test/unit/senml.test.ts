@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeCbor, encodeCbor } from '../../protocols/cbor.js';
+import { type CborValue, decodeCbor, encodeCbor } from '../../protocols/cbor.js';
 import { ProtocolUsageError } from '../../protocols/result.js';
 import { decodeSenml, encodeSenml, MAX_RECORDS, packToCbor, readPack, type ResolvedRecord, resolvePack, SENML_VERSION, SenmlLabel, type SenmlRecord } from '../../protocols/senml.js';
 import { errorCode, hex, isTypedResult, loadJson, okValue, toHex } from './vector-helpers.js';
@@ -172,11 +172,11 @@ describe('pack shape and limits', () => {
   it('not an array, empty, record not a map', () => {
     expect(errorCode(decodeSenml(encodeCbor(new Map([[0, 'a']]))))).toBe('senml/not-array');
     expect(errorCode(decodeSenml(encodeCbor([])))).toBe('senml/empty');
-    expect(errorCode(decodeSenml(encodeCbor([new Map([[0, 'a'], [2, 1]]), 'x'])))).toBe('senml/not-map');
+    expect(errorCode(decodeSenml(encodeCbor([new Map<number, unknown>([[0, 'a'], [2, 1]]), 'x'])))).toBe('senml/not-map');
   });
 
   it('more than MAX_RECORDS records is refused by the CBOR limit, and by readPack itself', () => {
-    const rec = () => new Map<number, unknown>([[0, 'a'], [2, 1]]);
+    const rec = () => new Map<number, CborValue>([[0, 'a'], [2, 1]]);
     expect(okValue(decodeSenml(encodeCbor(Array.from({ length: MAX_RECORDS }, rec)))).length).toBe(MAX_RECORDS);
     expect(errorCode(decodeSenml(encodeCbor(Array.from({ length: MAX_RECORDS + 1 }, rec))))).toBe('cbor/too-long');
     expect(errorCode(readPack(Array.from({ length: MAX_RECORDS + 1 }, rec)))).toBe('senml/too-many-records');
