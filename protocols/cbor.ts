@@ -379,7 +379,12 @@ export function encodeCbor(value: unknown): Uint8Array {
 // 3.4e38) is a float, and as a bigint cbor-x would write a tag 2/3 bignum.
 // Bigints that fit 32 bits go back to numbers so they get the shortest head
 // (cbor-x writes every bigint with an 8-byte argument).
+// A JS string may hold lone UTF-16 surrogates, which cbor-x would write as
+// invalid UTF-8 (ED A0 80...) that no strict reader, ours included, accepts
+// (RFC 8949 §3.1: text strings are UTF-8). They become U+FFFD, as with TextEncoder.
+const LONE_SURROGATE = /\p{Surrogate}/u;
 function prepare(v: unknown): unknown {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v) ? v.replace(/\p{Surrogate}/gu, '\uFFFD') : v;
   if (typeof v === 'number') return Number.isSafeInteger(v) && (v > 0xffffffff || v < -0x100000000) ? BigInt(v) : v;
   if (typeof v === 'bigint') return v <= 0xffffffffn && v >= -0x100000000n ? Number(v) : v;
   if (Array.isArray(v)) return v.map(prepare);

@@ -284,6 +284,13 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
     expect(Number.isNaN(okValue(decodeCbor(encodeCbor(NaN))))).toBe(true);
   });
 
+  // RFC 8949 §3.1: text strings are UTF-8; a lone UTF-16 surrogate cannot be written as-is.
+  it('text is always valid UTF-8: lone surrogates become U+FFFD, pairs are kept', () => {
+    expect(toHex(encodeCbor('\uD800'))).toBe('63efbfbd');
+    expect(toHex(encodeCbor('a\u{1F600}'))).toBe('6561f09f9880');
+    expect(okValue(decodeCbor(encodeCbor(new Map([['k\uDC00', 1]]))))).toEqual(new Map([['k\uFFFD', 1]]));
+  });
+
   it('Tagged becomes a tag head', () => {
     expect(toHex(encodeCbor(new Tagged(18, [1])))).toBe('d28101');
     expect(toHex(encodeCbor(new Tagged(1, 1363896240)))).toBe('c11a514b67b0');
@@ -299,7 +306,7 @@ const { value: arbValue } = fc.letrec<{ value: CborValue }>((tie) => ({
     fc.maxSafeInteger(),
     bigOutsideSafe,
     fc.double().filter((d) => !Object.is(d, -0)),
-    fc.string({ maxLength: 20 }),
+    fc.string({ unit: 'grapheme', maxLength: 20 }),
     fc.uint8Array({ maxLength: 20 }),
     fc.constantFrom(true, false, null, undefined),
     fc.array(tie('value'), { maxLength: 5 }),
@@ -324,6 +331,15 @@ describe('CBOR properties', () => {
         expect(toHex(encodeCbor(okValue(decodeCbor(once))))).toBe(toHex(once));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('any JS string encodes to text that decodes like TextEncoder/TextDecoder would read it', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 40 }), (str) => {
+        expect(okValue(decodeCbor(encodeCbor(str)))).toBe(new TextDecoder().decode(new TextEncoder().encode(str)));
+      }),
+      { numRuns: 1000 },
     );
   });
 
