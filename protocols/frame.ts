@@ -161,8 +161,8 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       const actuator = text(r, BodyKey.actuator, 'actuator');
       if (!actuator.ok) return actuator;
       const value = r.get(BodyKey.value);
-      if (!(typeof value === 'number' || typeof value === 'boolean' || (typeof value === 'string' && value.length <= MAX_TEXT))) {
-        return fail('frame/bad-field', 'value must be a number, boolean or short text');
+      if (!((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean' || (typeof value === 'string' && value.length <= MAX_TEXT))) {
+        return fail('frame/bad-field', 'value must be a finite number, boolean or short text');
       }
       const expires = optTime(r, BodyKey.expires, 'expires');
       if (!expires.ok) return expires;
