@@ -32,7 +32,11 @@ export class LogThrottle {
     this.emit('info', kind, fields, msg, now);
   }
 
-  private emit(level: 'warn' | 'info', kind: string, fields: Record<string, unknown>, msg: string, now: number): void {
+  error(kind: string, fields: Record<string, unknown>, msg: string, now = Date.now()): void {
+    this.emit('error', kind, fields, msg, now);
+  }
+
+  private emit(level: 'warn' | 'info' | 'error', kind: string, fields: Record<string, unknown>, msg: string, now: number): void {
     let w = this.windows.get(kind);
     if (!w || now - w.start >= 1000) {
       if (w && w.suppressed > 0) this.log[level]({ kind, suppressed: w.suppressed }, `${w.suppressed} more "${kind}" events not logged`);

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Gateway } from '../gateway.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
+import { isStoreCommitFailure } from '../store/store.js';
 import { commonOptions, resolveConfig, UsageError } from './args.js';
 
 export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--no-simulate]
@@ -27,6 +28,11 @@ export async function start(argv: string[]): Promise<number> {
   const level = values['log-level'] ?? cfg.log.level;
   if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const log = createLogger(level as LogLevel);
+  process.on('unhandledRejection', (reason) => {
+    if (isStoreCommitFailure(reason)) return; // already reported (and not acked) through ingest
+    log.fatal({ err: reason }, 'unhandled rejection: exiting so the supervisor restarts a clean process');
+    process.exit(70);
+  });
   const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
   // Child processes and tests read this line to learn the ports.
   log.info({ event: 'ready', mqttPort: gw.broker?.port }, 'gateway ready');

@@ -64,6 +64,8 @@ interface Entry {
   device?: string;
   job?: VerifyJob;
   payload?: Uint8Array;
+  /** For a duplicate of a frame that was not yet durable: the commit-failure count when decided. */
+  dupOfUncommitted?: number;
   /** Set for frames appended to the store in this batch. */
   stored?: { rx: number; body: UplinkBody; key: string } | undefined;
 }
@@ -80,6 +82,8 @@ export class IngestPipeline {
   private answered: Promise<void> = Promise.resolve();
   /** (device, boot, seq) of frames written but not yet durable. */
   private readonly uncommitted = new Set<string>();
+  /** Transactions that failed so far. */
+  private commitFailures = 0;
   private inflight = 0;
   private closed = false;
   private readonly windows = new Map<string, ReplayWindow>();
@@ -119,7 +123,13 @@ export class IngestPipeline {
     }
     return new Promise((resolve) => {
       const entry: Entry = { bytes, meta, t0: performance.now(), rxTime: this.now(), resolve };
-      this.prepare(entry);
+      try {
+        this.prepare(entry);
+      } catch (err) {
+        // A bug (or an unreadable registry) must still yield an outcome: transient, so it is resent.
+        this.log.error({ err }, 'ingest pre-check failed');
+        entry.outcome = fail('internal-error', String(err));
+      }
       this.inflight++;
       this.batch.push(entry);
       if (!this.scheduled) {
@@ -189,7 +199,12 @@ export class IngestPipeline {
       } catch (err) {
         // A bug here must not wedge the pipeline: fail the batch (not acked, so senders resend).
         this.log.error({ err }, 'ingest decision failed');
-        for (const e of batch) if (!e.outcome || e.stored) e.outcome = fail('internal-error', String(err));
+        for (const e of batch) {
+          if (e.outcome && !e.stored) continue;
+          if (e.stored) this.uncommitted.delete(e.stored.key);
+          e.stored = undefined;
+          e.outcome = fail('internal-error', String(err));
+        }
       }
       // Boxed so the next batch can decide while this one's transaction is still flushing.
       return { durable: this.store.durable() };
@@ -204,7 +219,13 @@ export class IngestPipeline {
       }
       await prevAnswered; // answer in submission order
       if (failure !== undefined) this.failStored(batch, failure);
-      for (const e of batch) this.finish(e);
+      for (const e of batch) {
+        // Its original may have been in a batch that failed to commit: do not ack on its behalf.
+        if (e.dupOfUncommitted !== undefined && e.dupOfUncommitted !== this.commitFailures) {
+          e.outcome = fail('store-failed', 'the earlier copy of this frame did not commit');
+        }
+        this.finish(e);
+      }
     })();
   }
 
@@ -241,6 +262,7 @@ export class IngestPipeline {
       // so a frame whose earlier copy failed to commit is stored when resent.
       if (verdict !== 'fresh' && (this.uncommitted.has(key) || this.store.findFrame(device, boot, seq) !== undefined)) {
         e.outcome = { status: 'duplicate', device, boot, seq };
+        if (this.uncommitted.has(key)) e.dupOfUncommitted = this.commitFailures;
         continue;
       }
       if (verdict === 'outside') {
@@ -267,7 +289,8 @@ export class IngestPipeline {
 
   /** The batch's transaction did not land: its frames are not acked, so senders resend them. */
   private failStored(batch: Entry[], err: unknown): void {
-    this.log.error({ err }, 'store commit failed; frames will not be acked');
+    this.commitFailures++;
+    this.throttle.error('store-failed', { err }, 'store commit failed; frames will not be acked');
     for (const e of batch) {
       if (!e.stored) continue;
       this.uncommitted.delete(e.stored.key);

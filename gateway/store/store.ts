@@ -11,6 +11,16 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase } from 'lmdb';
 
+/**
+ * lmdb-js leaves one orphaned rejected promise per failed commit (seen with
+ * ENOSPC: every failed transaction also surfaces as an unhandled rejection we
+ * cannot attach to). The failure itself reaches us through `durable()`, so the
+ * process-level handler may treat these as already reported.
+ */
+export function isStoreCommitFailure(reason: unknown): boolean {
+  return reason instanceof Error && 'commitError' in reason && reason.message.startsWith('Commit failed');
+}
+
 export interface StoredFrame {
   /** Gateway-local receive sequence number (the frame's key). */
   readonly rx: number;
@@ -89,9 +99,9 @@ export class Store {
   appendFrame(f: Omit<StoredFrame, 'rx'>): number {
     const rx = this.nextRx++;
     const rec: StoredFrame = { rx, ...f, frame: Buffer.from(f.frame.buffer, f.frame.byteOffset, f.frame.byteLength) };
-    void this.frames.put(rx, rec);
-    void this.byDevice.put([f.device, f.rxTime, rx], rx);
-    void this.byTime.put([f.rxTime, rx], rx);
+    this.track(this.frames.put(rx, rec));
+    this.track(this.byDevice.put([f.device, f.rxTime, rx], rx));
+    this.track(this.byTime.put([f.rxTime, rx], rx));
     this.track(this.dedupe.put([f.device, f.boot, f.seq], rx));
     return rx;
   }
@@ -125,8 +135,9 @@ export class Store {
   }
 
   private track(p: Promise<unknown>): void {
-    // Keep failures observable through durable() without an unhandled rejection in between.
-    p.catch(() => {});
+    // Keep failures observable through durable() without an unhandled rejection in between;
+    // lmdb also hangs a rejected `commitError` promise on the error, which must be observed too.
+    p.catch((err: { commitError?: Promise<unknown> }) => void err?.commitError?.catch(() => {}));
     this.lastWrite = p;
   }
 

@@ -2,34 +2,14 @@
  * Durability: a gateway child process killed with SIGKILL mid-stream loses no
  * frame it had PUBACKed (the ack is sent only after the lmdb commit is flushed).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { topics } from '../../protocols/index.js';
 import { Store } from '../../gateway/store/store.js';
 import { testDevice } from '../helpers/devices.js';
 import { tempDir } from '../helpers/env.js';
-
-const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
-
-/** Starts `gateway start` as a child and resolves with its MQTT port once it logs "ready". */
-function startGatewayProcess(configFile: string): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(process.execPath, [gatewayBin, 'start', '--config', configFile, '--no-simulate'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not become ready')), 15_000);
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      const rec = JSON.parse(line) as { event?: string; mqttPort?: number };
-      if (rec.event === 'ready') {
-        clearTimeout(timer);
-        resolve({ child, port: rec.mqttPort! });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`gateway exited early (${code})`)));
-  });
-}
+import { startGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
 
 describe('crash safety', () => {
   const tmp = tempDir();
@@ -37,16 +17,7 @@ describe('crash safety', () => {
 
   it('keeps every PUBACKed frame across SIGKILL', async () => {
     const devices = Array.from({ length: 8 }, (_, i) => testDevice(`crash-${i}`));
-    const configFile = join(tmp.dir, 'outpost.yaml');
-    writeFileSync(
-      configFile,
-      [
-        'gateway: { id: gw-crash, dataDir: ' + JSON.stringify(join(tmp.dir, 'data')) + ' }',
-        'mqtt: { port: 0 }',
-        'devices:',
-        ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKeyHex}" }`),
-      ].join('\n'),
-    );
+    const configFile = writeGatewayConfig(tmp.dir, join(tmp.dir, 'data'), devices.map((d) => ({ id: d.id, publicKey: d.publicKeyHex })));
     const { child, port } = await startGatewayProcess(configFile);
     const acked = new Set<string>();
     let sent = 0;

@@ -1,0 +1,58 @@
+/**
+ * Disk full: commits fail, frames are not acked (the devices keep them and
+ * resend), the gateway process keeps running, and once space returns every
+ * frame is stored exactly once. Uses a real 1 MiB tmpfs (needs root, as CI has).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Fleet } from '../../firmware-sim/fleet.js';
+import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
+import { Store } from '../../gateway/store/store.js';
+import { startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'outpost-full-'));
+const dataDir = join(dir, 'data');
+let mounted = false;
+try {
+  mkdirSync(dataDir);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dataDir], { stdio: 'ignore' });
+  mounted = true;
+} catch {
+  if (process.env.CI) throw new Error('CI must be able to mount a tmpfs for the disk-full test (run as root)');
+}
+
+describe.runIf(mounted)('disk full', () => {
+  afterAll(() => {
+    if (mounted) execFileSync('umount', [dataDir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses frames it cannot store, keeps running, and stores them all once space returns', async () => {
+    const manifest = generateManifest({ devices: 5, prefix: 'full' });
+    const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices);
+    const gw = await startGatewayProcess(config);
+    const perDevice = 400; // well over 1 MiB of store in all
+    const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.port}`, manifest, rateHz: 200, maxFrames: perDevice, signer: 'node', reconnectPeriodMs: 100 });
+    fleet.start();
+    try {
+      const full = () => gw.logs.some((l) => l.kind === 'store-failed');
+      expect(await fleet.waitFor(full, 20_000)).toBe(true);
+      expect(fleet.stats().acked).toBeLessThan(5 * perDevice);
+      expect(gw.child.exitCode).toBeNull(); // still running
+      execFileSync('mount', ['-o', 'remount,size=64m', dataDir]);
+      expect(await fleet.settled(30_000)).toBe(true);
+      expect(fleet.stats()).toMatchObject({ acked: 5 * perDevice, dropped: 0 });
+    } finally {
+      await fleet.stop();
+      expect(await stopGatewayProcess(gw)).toBe(0);
+    }
+    const store = Store.open(dataDir);
+    const stored = [...store.queryFrames({})];
+    await store.close();
+    expect(stored).toHaveLength(5 * perDevice);
+    expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(5 * perDevice);
+  });
+});
