@@ -11,7 +11,7 @@ import { type CborKey, type CborValue, decodeCbor, encodeCbor, isBytes, isMap, i
 import { encodeSign1, type SignFn } from './cose.js';
 import { deviceIdToKid } from './ids.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
-import { MAX_RECORDS, packToCbor, readPack, type SenmlRecord } from './senml.js';
+import { MAX_RECORDS, packToCbor, readPack, resolvePack, type SenmlRecord } from './senml.js';
 
 export const MessageType = { reading: 1, command: 2, commandAck: 3, frameAck: 4 } as const;
 export const BodyKey = {
@@ -128,6 +128,11 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       if (!time.ok) return time;
       const pack = readPack(r.get(BodyKey.senml));
       if (!pack.ok) return pack;
+      // Resolve once to apply the pack-level rules (RFC 8428 §4.4 version, §4.5.1
+      // names, one value per record): a reading that cannot be resolved must not
+      // be accepted. The wire records are returned; callers resolve when they need to.
+      const resolved = resolvePack(pack.value);
+      if (!resolved.ok) return resolved;
       return ok({ type: 'reading', boot: boot.value, seq: seq.value, ...(time.value !== undefined && { time: time.value }), records: pack.value });
     }
     case MessageType.commandAck: {

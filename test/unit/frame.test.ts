@@ -79,6 +79,16 @@ describe('field checks', () => {
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, [new Map([['x_', 1]])])))).toBe('senml/must-understand');
   });
 
+  // RFC 8428 §4.4 (a newer version MUST NOT be used), §4.5.1 (names), §4.2 (one value per record):
+  // a reading whose pack cannot be resolved is refused at decode, not later.
+  it('a reading whose pack does not resolve is refused with the senml/* code', () => {
+    const pack = (...entries: [number, unknown][]) => [new Map<number, unknown>(entries)];
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([-1, 11], [0, 'a'], [2, 1]))))).toBe('senml/unsupported-version');
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'bad name'], [2, 1]))))).toBe('senml/bad-name');
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'a'], [2, 1], [3, 'x']))))).toBe('senml/multiple-values');
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'a']))))).toBe('senml/no-value');
+  });
+
   it('command id is 4..32 bytes (frame/bad-command-id)', () => {
     for (const bad of [new Uint8Array(3), new Uint8Array(33), 'abcd', undefined]) {
       expect(errorCode(decodeBody(withField(command, BodyKey.commandId, bad)))).toBe('frame/bad-command-id');
