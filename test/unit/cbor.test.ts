@@ -114,13 +114,15 @@ const itemCode: Record<string, string> = {
 };
 
 describe('RFC 8949 Appendix F.1: not well-formed items are refused', () => {
+  // RFC 8949 Appendix F.1
   it('has all 14 groups', () => expect(appendixF.map((g) => g.group).sort()).toEqual(Object.keys(groupCode).sort()));
 
-  // RFC 8949 §5.3.1 / Appendix F: a decoder must not accept any of these.
+  // RFC 8949 Appendix F: a decoder must not accept any of these.
   it.each(appendixF)('$group', ({ group, items }) => {
     for (const h of items) expect([h, errorCode(decodeCbor(hex(h)))]).toEqual([h, itemCode[h] ?? groupCode[group]]);
   });
 
+  // RFC 8949 Appendix F (not well-formed under any decoder settings)
   it('stays refused with every tag allowed and the limits opened wide', () => {
     const wide: Partial<CborLimits> = { maxBytes: 2 ** 40, maxItems: 1e9, maxContainerLength: 1e9, allowedTags: new Set([0, 1, 2, 3]) };
     for (const { items } of appendixF) for (const h of items) expect(decodeCbor(hex(h), wide).ok, h).toBe(false);
@@ -152,12 +154,14 @@ describe('half-precision floats (RFC 8949 §3.3, Appendix D)', () => {
     return dv.getFloat32(0);
   }
 
+  // RFC 8949 §3.3, Appendix D
   it('decodeHalf agrees with a binary32 widening for all 65536 bit patterns', () => {
     const wrong: number[] = [];
     for (let h = 0; h < 0x10000; h++) if (!Object.is(decodeHalf(h >> 8, h & 0xff), viaFloat32(h))) wrong.push(h);
     expect(wrong).toEqual([]);
   });
 
+  // RFC 8949 Appendix D; IEEE 754 binary16
   it('known values: smallest subnormal, largest normal, ±0, ±Infinity, NaN', () => {
     expect(decodeHalf(0x00, 0x01)).toBe(2 ** -24);
     expect(decodeHalf(0x03, 0xff)).toBe(1023 * 2 ** -24); // largest subnormal
@@ -172,6 +176,7 @@ describe('half-precision floats (RFC 8949 §3.3, Appendix D)', () => {
 describe('hard limits', () => {
   const nested = (open: number, n: number, leaf = [0x00]) => new Uint8Array([...new Array<number>(n).fill(open), ...leaf]);
 
+  // DESIGN.md "Wire formats": hard limits on frame size; RFC 8949 §10 (resource exhaustion)
   it('maxBytes: longer input is cbor/too-large, equal is fine; empty is cbor/truncated', () => {
     expect(decodeCbor(hex('1903e8'), { maxBytes: 3 }).ok).toBe(true);
     expect(errorCode(decodeCbor(hex('1a000f4240'), { maxBytes: 4 }))).toBe('cbor/too-large');
@@ -179,6 +184,7 @@ describe('hard limits', () => {
     expect(errorCode(decodeCbor(new Uint8Array(0)))).toBe('cbor/truncated');
   });
 
+  // DESIGN.md hard limits (nesting); RFC 8949 §10
   it('maxDepth counts arrays, maps and tags', () => {
     expect(decodeCbor(nested(0x81, 16)).ok).toBe(true);
     expect(errorCode(decodeCbor(nested(0x81, 17)))).toBe('cbor/too-deep');
@@ -187,11 +193,13 @@ describe('hard limits', () => {
     expect(decodeCbor(nested(0xd2, 2), { maxDepth: 2, allowedTags: new Set([18]) }).ok).toBe(true);
   });
 
+  // DESIGN.md: nothing from the wire can crash the process
   it('nesting far past the JS stack is a typed error, not a crash', () => {
     const deep = nested(0x81, 500_000);
     expect(errorCode(decodeCbor(deep, { maxBytes: deep.length, maxDepth: 1e9, maxItems: 1e9 }))).toBe('cbor/too-deep');
   });
 
+  // DESIGN.md hard limits; RFC 8949 §10
   it('maxItems counts every data item, containers included', () => {
     const ten = encodeCbor([1, 2, 3, 4, 5, 6, 7, 8, 9]); // the array and 9 integers
     expect(decodeCbor(ten, { maxItems: 10 }).ok).toBe(true);
@@ -199,6 +207,7 @@ describe('hard limits', () => {
     expect(errorCode(decodeCbor(encodeCbor(new Map([[1, 2], [3, 4]])), { maxItems: 4 }))).toBe('cbor/too-many-items');
   });
 
+  // DESIGN.md hard limits (array lengths); RFC 8949 §3.2.2 (indefinite length)
   it('maxContainerLength: exactly the limit is accepted in definite and indefinite form, one more is not', () => {
     const lim = { maxContainerLength: 5 };
     expect(decodeCbor(hex('850102030405'), lim).ok).toBe(true);
@@ -209,6 +218,7 @@ describe('hard limits', () => {
     expect(errorCode(decodeCbor(hex('bf010102020303040405050606ff'), lim))).toBe('cbor/too-long');
   });
 
+  // RFC 8949 §10 (lengths must be checked against the input); Appendix F.1
   it('huge declared lengths with few bytes are refused up front, without reading or allocating', () => {
     for (const h of ['9bffffffffffffffff', 'bbffffffffffffffff', '9a7fffffff', '99ffff', 'b9ffff', '5bffffffffffffffff00', '7b0000000100000000', '5a00ffffff']) {
       expect([h, errorCode(decodeCbor(hex(h)))]).toEqual([h, 'cbor/too-long']);
@@ -234,6 +244,7 @@ describe('hard limits', () => {
     expect(view(okValue(decodeCbor(hex('a20101613101'))))).toEqual({ map: [[1, 1], ['1', 1]] }); // 1 ≠ "1"
   });
 
+  // RFC 8949 §5.6 (1 and 1.0 are different keys); COSE labels are int / tstr (RFC 9052 §3)
   it('map keys must be integers or text: floats, bytes, arrays, simple values are cbor/bad-map-key', () => {
     for (const h of ['a1f93c0002', 'a1fb3ff000000000000002', 'a1410102', 'a1800102', 'a1f502', 'a1f602']) {
       expect([h, errorCode(decodeCbor(hex(h)))]).toEqual([h, 'cbor/bad-map-key']);
@@ -241,6 +252,7 @@ describe('hard limits', () => {
     expect(view(okValue(decodeCbor(hex('a11bffffffffffffffff01'))))).toEqual({ map: [[{ bigint: '18446744073709551615' }, 1]] });
   });
 
+  // one data item per input (more would be a CBOR sequence, RFC 8742); RFC 8949 §5.3.1 (invalid UTF-8); §3.1 (major types 0/1 range)
   it('trailing bytes, invalid UTF-8, integer range edges', () => {
     expect(errorCode(decodeCbor(hex('0000')))).toBe('cbor/trailing-bytes');
     expect(errorCode(decodeCbor(hex('62c328')))).toBe('cbor/bad-utf8');
@@ -252,16 +264,19 @@ describe('hard limits', () => {
 });
 
 describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x extensions)', () => {
+  // RFC 8949 §3.1 major types 2 and 5 (no cbor-x tags 64 / 259)
   it('byte strings are plain major type 2, never tag 64; maps are plain major type 5, never tag 259', () => {
     expect(toHex(encodeCbor(new Uint8Array([1, 2, 3])))).toBe('43010203');
     expect(toHex(encodeCbor(new Map<unknown, unknown>([[1, 'a'], ['b', 2]])))).toBe('a2016161616202');
     expect(toHex(encodeCbor(new Map()))).toBe('a0');
   });
 
+  // RFC 9052 §4.4: protected bytes are signed as written, so order must be ours
   it('map insertion order is the wire order', () => {
     expect(toHex(encodeCbor(new Map([[3, 0], [1, -8]])))).toBe('a203000127');
   });
 
+  // RFC 8949 §3.1 major types 0/1, §4.2.1 preferred serialization
   it('integers beyond 32 bits use major type 0/1 heads, not floats', () => {
     expect(toHex(encodeCbor(2 ** 32))).toBe('1b0000000100000000');
     expect(toHex(encodeCbor(-(2 ** 32) - 1))).toBe('3b0000000100000000');
@@ -271,6 +286,7 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
     expect(toHex(encodeCbor(new Map([[2 ** 40, 1]])))).toBe('a11b000001000000000001');
   });
 
+  // RFC 8949 §4.2.1 (shortest head); §3.3 floats
   it('small bigints get the shortest head; integer-valued doubles beyond 2^53 stay floats', () => {
     expect(toHex(encodeCbor(5n))).toBe('05');
     expect(toHex(encodeCbor(-(2n ** 32n)))).toBe('3affffffff');
@@ -279,6 +295,7 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
     expect(okValue(decodeCbor(encodeCbor(2 ** 60)))).toBe(2 ** 60);
   });
 
+  // RFC 8949 §3.3
   it('non-integers are floats that decode to the same number', () => {
     for (const x of [1.1, -4.1, 0.5, 1e-300, Number.MIN_VALUE, Infinity, -Infinity]) expect(okValue(decodeCbor(encodeCbor(x)))).toBe(x);
     expect(Number.isNaN(okValue(decodeCbor(encodeCbor(NaN))))).toBe(true);
@@ -291,6 +308,7 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
     expect(okValue(decodeCbor(encodeCbor(new Map([['k\uDC00', 1]]))))).toEqual(new Map([['k\uFFFD', 1]]));
   });
 
+  // RFC 8949 §3.4
   it('Tagged becomes a tag head', () => {
     expect(toHex(encodeCbor(new Tagged(18, [1])))).toBe('d28101');
     expect(toHex(encodeCbor(new Tagged(1, 1363896240)))).toBe('c11a514b67b0');
@@ -315,6 +333,7 @@ const { value: arbValue } = fc.letrec<{ value: CborValue }>((tie) => ({
 }));
 
 describe('CBOR properties', () => {
+  // RFC 8949 §2 (data model round trip)
   it('encode → decode gives back the same value, types and map order included', () => {
     fc.assert(
       fc.property(arbValue, (v) => {
@@ -324,6 +343,7 @@ describe('CBOR properties', () => {
     );
   });
 
+  // RFC 8949 §4.2 (deterministic encoding)
   it('encoding is stable: decode then encode again gives the same bytes', () => {
     fc.assert(
       fc.property(arbValue, (v) => {
@@ -334,6 +354,7 @@ describe('CBOR properties', () => {
     );
   });
 
+  // RFC 8949 §3.1 (text strings are UTF-8)
   it('any JS string encodes to text that decodes like TextEncoder/TextDecoder would read it', () => {
     fc.assert(
       // Arbitrary UTF-16 code units, so lone surrogates occur (fc.string never makes them).
@@ -354,6 +375,7 @@ describe('CBOR properties', () => {
     );
   });
 
+  // DESIGN.md: decoders return typed errors under any limits
   it('random bytes under random limits and allowed tags never throw', () => {
     const limits = fc.record({
       maxBytes: fc.integer({ min: 0, max: 300 }),
@@ -370,6 +392,7 @@ describe('CBOR properties', () => {
     );
   });
 
+  // DESIGN.md: nothing from the wire can crash the process
   it('mutated valid encodings never throw', () => {
     fc.assert(
       fc.property(arbValue, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(), (v, edits, cut) => {

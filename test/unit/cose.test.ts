@@ -198,6 +198,7 @@ describe('tampering with eddsa-sig-01: each change is caught, each with its own 
     expect(kidToDeviceId(okValue(decodeSign1(build(header([1, -8], [4, utf8('11')]), new Map(), pl, s))).kid)).toBe('11');
   });
 
+  // DESIGN.md hard limits (frame size)
   it('size limit: larger than maxBytes is cbor/too-large before any parsing', () => {
     const big = build(good.protectedBytes, unprot, new Uint8Array(MAX_FRAME_BYTES), good.signature);
     expect(errorCode(decodeSign1(big))).toBe('cbor/too-large');
@@ -215,6 +216,7 @@ describe('encodeSign1 refuses misuse with ProtocolUsageError', () => {
     }
     return 'did not throw';
   };
+  // RFC 9052 §3.1 (kid), RFC 8032 §5.1.6 (64-byte signature), DESIGN.md frame size
   it('bad kid, wrong signature length, too large', () => {
     expect(code(() => encodeSign1({ kid: new Uint8Array(0), payload: new Uint8Array(1) }, sign))).toBe('cose/bad-kid');
     expect(code(() => encodeSign1({ kid: new Uint8Array(65), payload: new Uint8Array(1) }, sign))).toBe('cose/bad-kid');
@@ -257,6 +259,7 @@ describe('COSE_Sign1 properties', () => {
     );
   });
 
+  // RFC 9052 §4.2; DESIGN.md: nothing from the wire can crash the process
   it('random bytes behind a COSE_Sign1 head (d2 84) never throw', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (tail) => {

@@ -34,6 +34,7 @@ function accepts(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
 }
 
 describe('Wycheproof Ed25519 through enrolment + verifyEd25519', () => {
+  // Wycheproof eddsa_verify_schema_v1
   it('has every case of the file, all for edwards25519, none "acceptable"', () => {
     expect(cases).toHaveLength(wycheproof.numberOfTests);
     expect(cases.length).toBe(151);
@@ -178,6 +179,7 @@ describe('enrolment rejects weak public keys (checkEd25519PublicKey)', () => {
     expect(errorCode(checkEd25519PublicKey(hex(h)))).toBe('key/small-order');
   });
 
+  // RFC 8032 §5.1 (the torsion subgroup has order 8)
   it('the eight small-order encodings are distinct and cover orders 1, 2, 4, 8', () => {
     expect(new Set(special.smallOrder.map((k) => k.hex)).size).toBe(8);
     expect(special.smallOrder.map((k) => k.order).sort()).toEqual([1, 2, 4, 4, 8, 8, 8, 8]);
@@ -198,6 +200,7 @@ describe('enrolment rejects weak public keys (checkEd25519PublicKey)', () => {
     expect(errorCode(checkEd25519PublicKey(hex(h)))).toBe('key/non-canonical');
   });
 
+  // RFC 8032 §5.1.3 step 1 (y ≥ p is a decoding failure)
   it('y = p+3 and y = p+18 are refused for the encoding only: the reduced encodings are good keys', () => {
     const p = 2n ** 255n - 19n;
     for (const k of [3n, 18n]) {
@@ -207,6 +210,7 @@ describe('enrolment rejects weak public keys (checkEd25519PublicKey)', () => {
     }
   });
 
+  // RFC 8032 §5.1.3 step 3 (no square root: decoding fails)
   it.each(special.notOnCurve)('not a curve point: $note', ({ hex: h }) => {
     const b = hex(h);
     expect(() => ed.Point.fromBytes(b, true)).toThrow();
@@ -215,6 +219,7 @@ describe('enrolment rejects weak public keys (checkEd25519PublicKey)', () => {
     expect(errorCode(checkEd25519PublicKey(b))).toBe('key/non-canonical');
   });
 
+  // RFC 8032 §5.1.5 (public keys are 32 bytes)
   it('wrong lengths are key/bad-length', () => {
     for (const n of [0, 31, 33, 64]) expect(errorCode(checkEd25519PublicKey(new Uint8Array(n)))).toBe('key/bad-length');
   });

@@ -28,6 +28,7 @@ const samples: Body[] = [
 ];
 
 describe('body round trips (frame.ts layout)', () => {
+  // frame.ts body layout; DESIGN.md "Wire formats" (reading, command, command ack, frame ack)
   it.each(samples)('$type boot=$boot seq=$seq', (body) => {
     expect(okValue(decodeBody(encodeBody(body)))).toEqual(body);
   });
@@ -39,6 +40,7 @@ describe('body round trips (frame.ts layout)', () => {
     expect(MessageType).toEqual({ reading: 1, command: 2, commandAck: 3, frameAck: 4 });
   });
 
+  // frame.ts: maps with small integer keys, key order free on input
   it('reads bodies written by hand (not by encodeBody), unknown keys ignored', () => {
     const m = new Map<number, unknown>([[BodyKey.type, 1], [BodyKey.seq, 5], [BodyKey.boot, 2], [BodyKey.senml, [new Map<number, unknown>([[0, 'a'], [2, 1]])]], [99, 'ignored']]);
     expect(okValue(decodeBody(encodeCbor(m)))).toEqual({ type: 'reading', boot: 2, seq: 5, records: [{ n: 'a', v: 1 }] });
@@ -56,6 +58,7 @@ function withField(body: Body, key: number, value: unknown): Uint8Array {
 const [reading, , , command, , , ack, , frameAck] = samples as [Body, Body, Body, Body, Body, Body, Body, Body, Body];
 
 describe('field checks', () => {
+  // DESIGN.md: boot/seq counters (frame.ts: unsigned 32-bit)
   it.each([-1, MAX_COUNTER + 1, 1.5, '1', null, 2 ** 53, undefined])('boot or seq %p is frame/bad-counter', (bad) => {
     for (const body of [reading, ack, frameAck]) {
       expect(errorCode(decodeBody(withField(body, BodyKey.boot, bad)))).toBe('frame/bad-counter');
@@ -63,6 +66,7 @@ describe('field checks', () => {
     }
   });
 
+  // frame.ts: time_ms, expires_ms, issued_ms are unsigned ms
   it('time must be unsigned integer milliseconds (frame/bad-time)', () => {
     for (const bad of [-1, 1.5, '2024', true, 2n ** 64n - 1n]) {
       expect(errorCode(decodeBody(withField(reading, BodyKey.time, bad)))).toBe('frame/bad-time');
@@ -73,6 +77,7 @@ describe('field checks', () => {
     expect(errorCode(decodeBody(withField(command, BodyKey.issued, undefined)))).toBe('frame/bad-time');
   });
 
+  // DESIGN.md: reading payload carries a SenML-CBOR pack (RFC 8428 §6)
   it('a reading needs a SenML pack (senml/* codes pass through)', () => {
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, undefined)))).toBe('senml/not-array');
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, [])))).toBe('senml/empty');
@@ -89,6 +94,7 @@ describe('field checks', () => {
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'a']))))).toBe('senml/no-value');
   });
 
+  // DESIGN.md: commands carry an id; acks name the command id
   it('command id is 4..32 bytes (frame/bad-command-id)', () => {
     for (const bad of [new Uint8Array(3), new Uint8Array(33), 'abcd', undefined]) {
       expect(errorCode(decodeBody(withField(command, BodyKey.commandId, bad)))).toBe('frame/bad-command-id');
@@ -96,6 +102,7 @@ describe('field checks', () => {
     }
   });
 
+  // DESIGN.md: commands carry target, actuator, value
   it('command target and actuator are text of 1..64; value is a finite number, a boolean or short text', () => {
     for (const key of [BodyKey.target, BodyKey.actuator]) {
       for (const bad of ['', 'x'.repeat(65), 5, undefined]) expect(errorCode(decodeBody(withField(command, key, bad)))).toBe('frame/bad-field');
@@ -107,6 +114,7 @@ describe('field checks', () => {
     expect(errorCode(decodeBody(withField(command, BodyKey.fence, -1)))).toBe('frame/bad-field');
   });
 
+  // frame.ts AckStatus
   it('ack status is 0..255 (frame/bad-status); detail is text of at most 256', () => {
     for (const body of [ack, frameAck]) {
       for (const bad of [256, -1, 'ok', undefined]) expect(errorCode(decodeBody(withField(body, BodyKey.status, bad)))).toBe('frame/bad-status');
@@ -116,6 +124,7 @@ describe('field checks', () => {
     expect(errorCode(decodeBody(withField(ack, BodyKey.detail, 7)))).toBe('frame/bad-field');
   });
 
+  // frame.ts: key 0 is the message type; one CBOR data item per body
   it('unknown or missing type is frame/unknown-type; a non-map is frame/not-map; CBOR errors pass through', () => {
     for (const t of [0, 5, '1', 1.5, undefined]) expect(errorCode(decodeBody(withField(frameAck, BodyKey.type, t)))).toBe('frame/unknown-type');
     expect(errorCode(decodeBody(encodeCbor([4, 1, 2, 0])))).toBe('frame/not-map');
@@ -125,6 +134,7 @@ describe('field checks', () => {
 });
 
 describe('encodeBody refuses bad counters with ProtocolUsageError', () => {
+  // frame.ts: encoders refuse counters outside 0..2^32-1
   it.each([-1, MAX_COUNTER + 1, 0.5, NaN])('boot %p', (boot) => {
     for (const body of [reading, ack, frameAck]) {
       expect(() => encodeBody({ ...body, boot } as Body)).toThrow(ProtocolUsageError);
@@ -138,6 +148,7 @@ describe('signBody (DESIGN.md: the same envelope both ways)', () => {
   const pub = publicKeyFromSeed(seed);
   const sign = (m: Uint8Array) => signEd25519(seed, m);
 
+  // RFC 9052 §4.2, §4.4; DESIGN.md kid = device id
   it.each(samples)('$type: a COSE_Sign1 with the signer id as kid, verifiable, carrying the body', (body) => {
     const msg = okValue(decodeSign1(signBody(body, 'gw-site.a_1', sign)));
     expect(kidToDeviceId(msg.kid)).toBe('gw-site.a_1');
@@ -145,6 +156,7 @@ describe('signBody (DESIGN.md: the same envelope both ways)', () => {
     expect(okValue(decodeBody(msg.payload))).toEqual(body);
   });
 
+  // ids.ts ID_PATTERN (kid must be a valid id)
   it('refuses an invalid signer id', () => {
     for (const bad of ['', 'has space', '-lead', 'x'.repeat(65), 'a/b']) expect(() => signBody(frameAck, bad, sign)).toThrow(ProtocolUsageError);
   });
@@ -175,6 +187,7 @@ const bodyArb: fc.Arbitrary<Body> = fc.oneof(
 );
 
 describe('frame properties', () => {
+  // frame.ts body layout
   it('any valid body round-trips through encodeBody/decodeBody', () => {
     fc.assert(
       fc.property(bodyArb, (b) => {
@@ -184,6 +197,7 @@ describe('frame properties', () => {
     );
   });
 
+  // DESIGN.md: nothing from the wire can crash the process
   it('random bytes never throw and give ok or a typed cbor/senml/frame error', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
@@ -193,6 +207,7 @@ describe('frame properties', () => {
     );
   });
 
+  // DESIGN.md: nothing from the wire can crash the process
   it('mutated valid bodies never throw', () => {
     fc.assert(
       fc.property(bodyArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.nat(), (body, edits, cut) => {

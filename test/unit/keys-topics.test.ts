@@ -32,12 +32,14 @@ const usageCode = (f: () => unknown): string => {
 };
 
 describe('base58btc (draft-msporny-base58 test vectors)', () => {
+  // draft-msporny-base58 §5 test vectors
   it.each(dids.base58btc)('$encoded', (v) => {
     const bytes = 'utf8' in v ? new TextEncoder().encode(v.utf8) : hex(v.hex);
     expect(base58btcEncode(bytes)).toBe(v.encoded);
     expect(toHex(base58btcDecode(v.encoded)!)).toBe(toHex(bytes));
   });
 
+  // draft-msporny-base58 §3 (leading zero bytes become '1')
   it('round-trips any bytes, leading zeros included; refuses characters outside the alphabet', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(4), (b, zeros) => {
@@ -60,6 +62,7 @@ describe('did:key (W3C CCG did:key method, multicodec ed25519-pub 0xed01)', () =
     expect(toHex(okValue(parsePublicKey(v.did)))).toBe(toHex(pub));
   });
 
+  // did:key method spec, Ed25519 example DID document
   it('the did:key specification example resolves to its publicKeyBase58', () => {
     const { did, publicKeyBase58 } = dids.specExample;
     const pub = okValue(parsePublicKey(did));
@@ -67,6 +70,7 @@ describe('did:key (W3C CCG did:key method, multicodec ed25519-pub 0xed01)', () =
     expect(publicKeyToDidKey(pub)).toBe(did);
   });
 
+  // did:key method: 'z' + base58btc(0xed01 || key)
   it('round-trips every enrolable key through did:key and hex; Ed25519 did:keys start with z6Mk', () => {
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (seed) => {
@@ -81,6 +85,7 @@ describe('did:key (W3C CCG did:key method, multicodec ed25519-pub 0xed01)', () =
     );
   });
 
+  // did:key method: the multicodec prefix names the key type
   it.each(dids.otherKeyTypes)('refuses a $keyType did:key with key/bad-did', ({ did }) => {
     expect(errorCode(parsePublicKey(did))).toBe('key/bad-did');
   });
@@ -88,6 +93,7 @@ describe('did:key (W3C CCG did:key method, multicodec ed25519-pub 0xed01)', () =
 
 describe('parsePublicKey errors', () => {
   const good = dids.seeded[0]!;
+  // did:key method (multibase 'z', multicodec 0xed01); RFC 8032 §5.1.5 (32-byte keys)
   it.each([
     ['did:key:' + good.did.slice('did:key:z'.length), 'key/bad-did'], // no multibase prefix
     ['did:key:f' + toHex(hex(good.seed)), 'key/bad-did'], // base16 multibase, not base58btc
@@ -117,16 +123,19 @@ describe('parsePublicKey errors', () => {
 });
 
 describe('ids (ids.ts: 1..64 of letters, digits, ".", "_", "-", not starting with punctuation)', () => {
+  // ids.ts ID_PATTERN; DESIGN.md kid = device id bytes
   it.each(['a', 'Z', '0', 'dev-1', 'pump_7.left', 'x'.repeat(64), 'A-b_C.d-9'])('valid: %s', (id) => {
     expect(isValidId(id)).toBe(true);
     expect(kidToDeviceId(deviceIdToKid(id))).toBe(id);
   });
 
+  // ids.ts ID_PATTERN
   it.each(['', '-a', '.a', '_a', 'x'.repeat(65), 'a b', 'a/b', 'a+b', 'a#', 'dév', 'a\n', 'a\u0000'])('invalid: %j', (id) => {
     expect(isValidId(id)).toBe(false);
     expect(usageCode(() => deviceIdToKid(id))).toBe('id/invalid');
   });
 
+  // RFC 9052 §3.1 (kid is opaque bytes: may not be an id)
   it('kidToDeviceId: undefined for invalid UTF-8 or text that is not an id', () => {
     expect(kidToDeviceId(new Uint8Array([0xc3, 0x28]))).toBeUndefined();
     expect(kidToDeviceId(new Uint8Array([0xff]))).toBeUndefined();
@@ -135,6 +144,7 @@ describe('ids (ids.ts: 1..64 of letters, digits, ".", "_", "-", not starting wit
     expect(kidToDeviceId(new TextEncoder().encode('x'.repeat(65)))).toBeUndefined();
   });
 
+  // ids.ts: kid = UTF-8 of the id
   it('the kid is the UTF-8 of the id, and any kid that names an id maps back to it', () => {
     expect(toHex(deviceIdToKid('dev-1'))).toBe('6465762d31');
     const idArb = fc.stringMatching(ID_PATTERN);
@@ -155,6 +165,7 @@ describe('ids (ids.ts: 1..64 of letters, digits, ".", "_", "-", not starting wit
 });
 
 describe('MQTT topics (DESIGN.md "Wire formats")', () => {
+  // DESIGN.md "Wire formats" MQTT topics
   it('builds the documented topics', () => {
     expect(TOPIC_ROOT).toBe('outpost/v1');
     expect(topics.up('dev-1')).toBe('outpost/v1/dev/dev-1/up');
@@ -163,6 +174,7 @@ describe('MQTT topics (DESIGN.md "Wire formats")', () => {
     expect(topics.upWildcard).toBe('outpost/v1/dev/+/up');
   });
 
+  // DESIGN.md "Wire formats" MQTT topics
   it('parses what it builds', () => {
     expect(parseTopic(topics.up('d_1'))).toEqual({ kind: 'up', device: 'd_1' });
     expect(parseTopic(topics.cmd('d_1'))).toEqual({ kind: 'cmd', device: 'd_1' });
@@ -178,6 +190,7 @@ describe('MQTT topics (DESIGN.md "Wire formats")', () => {
     }
   });
 
+  // DESIGN.md "Wire formats"; MQTT 3.1.1 §4.7 (wildcards are not ids)
   it.each([
     'outpost/v1/dev/+/up',
     'outpost/v1/dev/#',
@@ -197,6 +210,7 @@ describe('MQTT topics (DESIGN.md "Wire formats")', () => {
     expect(parseTopic(t)).toBeUndefined();
   });
 
+  // DESIGN.md "Wire formats" MQTT topics
   it('any string either fails to parse or parses to ids that rebuild the same topic', () => {
     const topicArb = fc.oneof(
       fc.string({ maxLength: 60 }),

@@ -77,17 +77,20 @@ const enc = (...records: Record<string | number, unknown>[]) => encodeCbor(recor
 const resolve = (...records: Record<string | number, unknown>[]) => decodeSenml(enc(...records));
 
 describe('base values (RFC 8428 §4.1, §4.6)', () => {
+  // RFC 8428 §4.6
   it('bn + n, bt + t, bv + v, bs + s; u overrides bu', () => {
     const [a, b] = okValue(resolve({ bn: 'dev/', bt: 1000, bu: 'Cel', bv: 20, bs: 100, n: 'a', v: 1.5, s: 5 }, { n: 'b', u: 'K', t: -2, v: -1 }));
     expect(a).toEqual({ name: 'dev/a', time: 1000, unit: 'Cel', value: 21.5, sum: 105 });
     expect(b).toEqual({ name: 'dev/b', time: 998, unit: 'K', value: 19 });
   });
 
+  // RFC 8428 §4.1 (base fields apply to the following records)
   it('base fields apply to later records until changed', () => {
     const r = okValue(resolve({ bn: 'x/', bt: 10, n: 'a', v: 1 }, { bn: 'y/', n: 'a', v: 2 }, { bt: 20, n: 'b', v: 3 }));
     expect(r.map((x) => [x.name, x.time])).toEqual([['x/a', 10], ['y/a', 10], ['y/b', 20]]);
   });
 
+  // RFC 8428 §4.1 (Base Value / Base Sum), §4.6
   it('bv is added to v only, never to string, boolean or data values; bs only to s', () => {
     const [s, b, d, sum] = okValue(resolve({ bn: 'd:', bv: 5, n: 's', vs: 'hi' }, { n: 'b', vb: true }, { n: 'x', vd: new Uint8Array([1]) }, { n: 'm', s: 2 }));
     expect(s).toEqual({ name: 'd:s', time: 0, stringValue: 'hi' });
@@ -106,14 +109,17 @@ describe('base values (RFC 8428 §4.1, §4.6)', () => {
 });
 
 describe('names (RFC 8428 §4.5.1)', () => {
+  // RFC 8428 §4.5.1
   it.each(['a', 'Z9', '0', 'urn:dev:ow:10e2073a01080063', '2001:db8::3', 'a-b:c.d/e_f'])('accepts %s', (name) => {
     expect(okValue(resolve({ n: name, v: 1 }))[0]!.name).toBe(name);
   });
 
+  // RFC 8428 §4.5.1
   it.each(['', '-a', '_a', '.a', ':a', '/a', 'a b', 'a#b', 'a[1]', 'café', 'a\n', 'a%b'])('refuses %j with senml/bad-name', (name) => {
     expect(errorCode(resolve({ n: name, v: 1 }))).toBe('senml/bad-name');
   });
 
+  // RFC 8428 §4.5.1 (the rules apply to bn + n)
   it('checks the concatenated name, not the parts', () => {
     expect(errorCode(resolve({ bn: 'dev ', n: 'x', v: 1 }))).toBe('senml/bad-name');
     expect(okValue(resolve({ bn: 'dev', n: '-x', v: 1 }))[0]!.name).toBe('dev-x');
@@ -149,12 +155,14 @@ describe('labels, versions and fields', () => {
     expect(errorCode(resolve(r))).toBe('senml/multiple-values');
   });
 
+  // RFC 8428 §4.2 / §4.6 (a record carries a value or a sum)
   it('a named or timed record without value or sum is senml/no-value; a sum alone is fine', () => {
     expect(errorCode(resolve({ n: 'a' }))).toBe('senml/no-value');
     expect(errorCode(resolve({ bn: 'a', t: 5 }))).toBe('senml/no-value');
     expect(okValue(resolve({ n: 'a', s: 3 }))).toEqual([{ name: 'a', time: 0, sum: 3 }]);
   });
 
+  // RFC 8428 §6 (CBOR types of each label), §4.5.4 (values)
   it('field types: numbers finite, text for names and units, bool for vb, bytes for vd (senml/bad-field)', () => {
     for (const r of [{ n: 'a', v: '1' }, { n: 1, v: 1 }, { n: 'a', u: 5, v: 1 }, { n: 'a', vb: 1 }, { n: 'a', vd: 'AQ' }, { n: 'a', vs: new Uint8Array(1) }, { n: 'a', v: Infinity }, { n: 'a', v: NaN }, { n: 'a', t: 'now', v: 1 }, { n: 'a', v: 2n ** 60n }, { n: 'a'.repeat(257), v: 1 }]) {
       expect([r, errorCode(resolve(r))]).toEqual([r, 'senml/bad-field']);
@@ -169,12 +177,14 @@ describe('labels, versions and fields', () => {
 });
 
 describe('pack shape and limits', () => {
+  // RFC 8428 §4 (a pack is an array of record maps), §6
   it('not an array, empty, record not a map', () => {
     expect(errorCode(decodeSenml(encodeCbor(new Map([[0, 'a']]))))).toBe('senml/not-array');
     expect(errorCode(decodeSenml(encodeCbor([])))).toBe('senml/empty');
     expect(errorCode(decodeSenml(encodeCbor([new Map<number, unknown>([[0, 'a'], [2, 1]]), 'x'])))).toBe('senml/not-map');
   });
 
+  // DESIGN.md hard limits (array lengths)
   it('more than MAX_RECORDS records is refused by the CBOR limit, and by readPack itself', () => {
     const rec = () => new Map<number, CborValue>([[0, 'a'], [2, 1]]);
     expect(okValue(decodeSenml(encodeCbor(Array.from({ length: MAX_RECORDS }, rec)))).length).toBe(MAX_RECORDS);
@@ -182,6 +192,7 @@ describe('pack shape and limits', () => {
     expect(errorCode(readPack(Array.from({ length: MAX_RECORDS + 1 }, rec)))).toBe('senml/too-many-records');
   });
 
+  // RFC 8428 §6 Table 6
   it('packToCbor writes labels in Table 6 order and refuses empty or oversized packs', () => {
     const [m] = packToCbor([{ v: 1, n: 'a', bn: 'b', bver: 10, t: 2, u: 'V' }]);
     expect([...m!.keys()]).toEqual([-2, -1, 0, 1, 2, 6]);
@@ -226,6 +237,7 @@ function referenceResolve(pack: SenmlRecord[]): ResolvedRecord[] {
 }
 
 describe('SenML properties', () => {
+  // RFC 8428 §6
   it('encodeSenml → decodeCbor → readPack gives back the wire records', () => {
     fc.assert(
       fc.property(fc.array(recordArb, { minLength: 1, maxLength: 8 }), (pack) => {
@@ -244,6 +256,7 @@ describe('SenML properties', () => {
     );
   });
 
+  // DESIGN.md: nothing from the wire can crash the process
   it('random bytes never throw and give ok or a typed cbor/senml error', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (b) => {
@@ -254,6 +267,7 @@ describe('SenML properties', () => {
     );
   });
 
+  // DESIGN.md: nothing from the wire can crash the process
   it('mutated valid packs never throw', () => {
     fc.assert(
       fc.property(fc.array(recordArb, { minLength: 1, maxLength: 4 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), (pack, edits) => {
