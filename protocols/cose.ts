@@ -201,7 +201,12 @@ export function encodeSign1(input: Sign1Input, sign: SignFn): Uint8Array {
     throw new ProtocolUsageError('cose/bad-kid', `kid must be 1..${MAX_KID_BYTES} bytes`);
   }
   const header = new Map<number, unknown>([[HeaderLabel.alg, input.alg ?? ALG_EDDSA]]);
-  for (const [k, v] of input.protectedExtra ?? []) header.set(k, v);
+  for (const [k, v] of input.protectedExtra ?? []) {
+    if (k === HeaderLabel.alg || k === HeaderLabel.kid) {
+      throw new ProtocolUsageError('cose/bad-header', 'alg and kid are set by encodeSign1, not through protectedExtra');
+    }
+    header.set(k, v);
+  }
   const protectedBytes = encodeCbor(header);
   const signature = sign(sigStructure(protectedBytes, input.payload));
   if (signature.length !== SIGNATURE_BYTES) throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');

@@ -15,3 +15,13 @@ describe('Sig_structure', () => {
     );
   });
 });
+
+describe('encodeSign1 misuse', () => {
+  // RFC 9052 §3: a label appears once; alg and kid come from encodeSign1's own arguments.
+  it('refuses alg or kid in protectedExtra with a typed error', async () => {
+    const { encodeSign1, ProtocolUsageError } = await import('../../protocols/index.js');
+    for (const label of [1, 4]) {
+      expect(() => encodeSign1({ kid: new Uint8Array([1]), payload: new Uint8Array(0), protectedExtra: new Map([[label, -7]]) }, () => new Uint8Array(64))).toThrow(ProtocolUsageError);
+    }
+  });
+});
