@@ -70,3 +70,12 @@ function checkSeed(seed: Uint8Array): void {
     throw new TypeError(`an Ed25519 seed must be ${SEED_BYTES} bytes`);
   }
 }
+
+/** Checks an Ed25519 signature (@noble/ed25519, RFC 8032 cofactorless); false for malformed input. */
+export function verifySignature(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return ed.verify(signature, message, publicKey);
+  } catch {
+    return false;
+  }
+}

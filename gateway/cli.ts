@@ -4,6 +4,7 @@ import { CliError, UsageError } from './cli/args.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
+import { serial, serialHelp } from './cli/serial.js';
 import { start, startHelp } from './cli/start.js';
 import { ConfigError, configJsonSchema, loadConfig } from './config.js';
 
@@ -16,6 +17,8 @@ ${devicesHelp}
 ${frameDecodeHelp}
 
 ${logQueryHelp}
+
+${serialHelp}
 
 gateway config check FILE      validate a config file (errors name the key and allowed values)
 gateway config schema [--out F] print the config's JSON Schema`;
@@ -50,6 +53,8 @@ async function main(argv: string[]): Promise<number> {
     case 'log':
       if (rest[0] !== 'query') throw new UsageError(`usage: ${logQueryHelp}`);
       return logQuery(rest.slice(1));
+    case 'serial':
+      return serial(rest);
     case 'config':
       return config(rest);
     case undefined:

@@ -27,6 +27,32 @@ const deviceSchema = z
   })
   .strict();
 
+/** USB ids: 4 hex digits ("10c4", "0x10C4"); YAML reads an all-digit id such as 0403 as a number, which is taken digit for digit. */
+const usbId = z.union([
+  z.string().regex(/^(0x)?[0-9A-Fa-f]{4}$/, { message: 'must be 4 hex digits, e.g. "10c4"' }),
+  z.number().int().min(0).max(9999),
+]);
+
+const serialPortSchema = z
+  .object({
+    /** Device node or stable link, e.g. /dev/ttyUSB0 or /dev/serial/by-id/usb-Silicon_Labs_CP2102_0001-if00-port0. */
+    path: z.string().min(1).optional(),
+    /** Or match among the ports present by USB vendor / product / serial number (any that are given). */
+    vendorId: usbId.optional(),
+    productId: usbId.optional(),
+    serialNumber: z.string().min(1).max(128).optional(),
+    baudRate: z.number().int().min(300).max(4_000_000).default(115200),
+    /** The device on this port: frames signed by any other device are rejected. */
+    device: id.optional(),
+    name: z.string().min(1).max(64).optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    const usb = p.vendorId !== undefined || p.productId !== undefined || p.serialNumber !== undefined;
+    if (p.path === undefined && !usb) ctx.addIssue({ code: 'custom', message: 'needs a path, or USB ids (vendorId, productId, serialNumber)' });
+    if (p.path !== undefined && usb) ctx.addIssue({ code: 'custom', message: 'give a path or USB ids, not both' });
+  });
+
 export const configSchema = z
   .object({
     gateway: z
@@ -56,6 +82,15 @@ export const configSchema = z
           .default(1024),
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
         maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
+      })
+      .strict()
+      .prefault({}),
+    serial: z
+      .object({
+        ports: z.array(serialPortSchema).max(64).default([]),
+        /** First retry after an error or unplug, doubling up to reconnectMaxMs. */
+        reconnectMinMs: z.number().int().min(10).max(60_000).default(250),
+        reconnectMaxMs: z.number().int().min(10).max(600_000).default(5000),
       })
       .strict()
       .prefault({}),

@@ -14,6 +14,7 @@ import { Registry } from './registry.js';
 import { Simulation } from './simulation.js';
 import { Store } from './store/store.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
+import { SerialTransport } from './transports/serial.js';
 
 export interface GatewayOptions {
   readonly logger: Logger;
@@ -23,6 +24,7 @@ export interface GatewayOptions {
 
 export class Gateway {
   broker?: EmbeddedBroker;
+  serial?: SerialTransport;
   simulation?: Simulation;
   private statusTimer?: NodeJS.Timeout;
   private lastStored = 0;
@@ -58,6 +60,21 @@ export class Gateway {
           onClientGone: (client) => activity.gone(`mqtt:${client}`),
         });
       }
+      if (config.serial.ports.length > 0) {
+        gw.serial = SerialTransport.start(
+          {
+            ports: config.serial.ports,
+            gatewayId: config.gateway.id,
+            sign: identity.sign,
+            reconnectMinMs: config.serial.reconnectMinMs,
+            reconnectMaxMs: Math.max(config.serial.reconnectMinMs, config.serial.reconnectMaxMs),
+            maxFrameBytes: config.ingest.maxFrameBytes,
+          },
+          ingest,
+          log,
+          { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
+        );
+      }
       const wantSim = (opts.simulate ?? true) && config.simulate.devices > 0 && config.devices.length === 0;
       const enrolled = registry.list().filter((d) => d.revokedAt === undefined).map((d) => d.id);
       if (wantSim && gw.broker && Simulation.onlySimulated(dataDir, enrolled)) {
@@ -88,6 +105,7 @@ export class Gateway {
       pending: this.ingest.pending,
       verifyQueue: this.pool.queued,
       ingest: this.ingest.stats.snapshot(),
+      ...(this.serial && { serial: this.serial.status().map((l) => ({ name: l.name, path: l.path, state: l.state, frames: l.stats.frames, acks: l.stats.acks, badCrc: l.deframer.badCrc, badCobs: l.deframer.badCobs, oversize: l.deframer.oversize })) }),
     };
   }
 
@@ -107,6 +125,7 @@ export class Gateway {
     clearInterval(this.statusTimer);
     await this.simulation?.stop();
     await this.broker?.close();
+    await this.serial?.close();
     await this.ingest.close();
     await this.pool.close();
     await this.store.close();

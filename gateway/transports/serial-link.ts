@@ -1,0 +1,315 @@
+/**
+ * One configured serial port: find it (by path, or by USB ids among the
+ * ports present now), open it, deframe what arrives, hand each frame to
+ * ingest and answer with a gateway-signed frame-ack once the outcome is final.
+ * On error or unplug it closes and looks for the port again with backoff, so
+ * a device that comes back (possibly as another /dev/ttyUSBn) is found again.
+ *
+ * Nothing here waits per byte or per frame: a chunk is deframed synchronously
+ * (bounded memory, see protocols/serial-framing.ts), frames are submitted
+ * without awaiting, and acks are written when their outcome arrives. Writes
+ * toward a device that does not read are dropped past a small bound.
+ */
+import { existsSync } from 'node:fs';
+import { SerialPort } from 'serialport';
+import { AckStatus, decodeBody, decodeSign1, Deframer, type DeframerStats, encodeSerialFrame, signBody, type SignFn } from '../../protocols/index.js';
+import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { IngestOutcome } from '../ingest/outcome.js';
+import { type Logger, LogThrottle } from '../logger.js';
+import { type SerialPortInfo, matchesUsb, normalizeUsbId } from './serial-ports.js';
+
+export interface SerialPortConfig {
+  readonly path?: string | undefined;
+  readonly vendorId?: string | number | undefined;
+  readonly productId?: string | number | undefined;
+  readonly serialNumber?: string | undefined;
+  readonly baudRate: number;
+  /** The device bound to this port: frames signed by any other device are rejected. */
+  readonly device?: string | undefined;
+  /** Label for logs; default the path or the USB ids. */
+  readonly name?: string | undefined;
+}
+
+export interface SerialLinkDeps {
+  readonly ingest: IngestPipeline;
+  readonly gatewayId: string;
+  readonly sign: SignFn;
+  readonly log: Logger;
+  readonly list: () => Promise<SerialPortInfo[]>;
+  readonly reconnectMinMs: number;
+  readonly reconnectMaxMs: number;
+  readonly maxFrameBytes: number;
+  /** Frames of this link submitted and not yet answered before more are shed (not acked, so resent). */
+  readonly maxInflight: number;
+  /** Bytes queued toward the device past which acks and commands are dropped. */
+  readonly maxWriteQueue: number;
+  onDeviceSeen?(device: string, source: string): void;
+  onLinkDown?(source: string): void;
+}
+
+export interface SerialLinkStats {
+  opens: number;
+  closes: number;
+  openFailures: number;
+  bytesIn: number;
+  bytesOut: number;
+  frames: number;
+  stored: number;
+  duplicates: number;
+  rejected: number;
+  /** Transient ingest failures: not acked, the device resends. */
+  failed: number;
+  /** Frames dropped because too many of this link's frames were in flight. */
+  shed: number;
+  acks: number;
+  /** Acks or commands not written because the port was closed or its queue full. */
+  writesDropped: number;
+  commands: number;
+}
+
+type State = 'idle' | 'searching' | 'opening' | 'open' | 'backoff' | 'closed';
+
+/** The ack status for a final outcome (undefined: transient, no ack). */
+export function ackStatusFor(o: IngestOutcome): number | undefined {
+  switch (o.status) {
+    case 'stored':
+      return AckStatus.ok;
+    case 'duplicate':
+      return AckStatus.duplicate;
+    case 'rejected':
+      return o.reason === 'bad-signature' ? AckStatus.badSignature : o.reason === 'replay' ? AckStatus.replayed : AckStatus.rejected;
+    case 'failed':
+      return undefined;
+  }
+}
+
+export class SerialLink {
+  readonly name: string;
+  readonly deframer: Deframer;
+  readonly stats: SerialLinkStats = {
+    opens: 0,
+    closes: 0,
+    openFailures: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    frames: 0,
+    stored: 0,
+    duplicates: 0,
+    rejected: 0,
+    failed: 0,
+    shed: 0,
+    acks: 0,
+    writesDropped: 0,
+    commands: 0,
+  };
+  /** Devices heard on this link (most recent last). */
+  readonly devices = new Set<string>();
+  private state: State = 'idle';
+  private port: SerialPort | undefined;
+  private currentPath: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private backoffMs: number;
+  private inflight = 0;
+  private lastNoise: DeframerStats;
+  private noiseTimer: NodeJS.Timeout | undefined;
+  private readonly throttle: LogThrottle;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    readonly config: SerialPortConfig,
+    private readonly deps: SerialLinkDeps,
+  ) {
+    this.name =
+      config.name ??
+      config.path ??
+      `usb:${[normalizeUsbId(config.vendorId) ?? '*', normalizeUsbId(config.productId) ?? '*', config.serialNumber ?? '*'].join(':')}`;
+    this.deframer = new Deframer({ maxFrameBytes: deps.maxFrameBytes });
+    this.lastNoise = { ...this.deframer.stats };
+    this.backoffMs = deps.reconnectMinMs;
+    this.throttle = new LogThrottle(deps.log, 5);
+  }
+
+  /** The device node in use, when open. */
+  get path(): string | undefined {
+    return this.state === 'open' ? this.currentPath : undefined;
+  }
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+  get status(): State {
+    return this.state;
+  }
+
+  start(): void {
+    if (this.state !== 'idle') return;
+    this.noiseTimer = setInterval(() => this.reportNoise(), 10_000);
+    this.noiseTimer.unref();
+    void this.connect();
+  }
+
+  /** Writes one frame (a command, say) down the link; false if it could not be queued. */
+  send(frame: Uint8Array): Promise<boolean> {
+    const ok = this.write(encodeSerialFrame(frame));
+    if (ok) this.stats.commands++;
+    if (!ok) return Promise.resolve(false);
+    const port = this.port!;
+    return new Promise((resolve) => port.drain((err) => resolve(!err)));
+  }
+
+  async close(): Promise<void> {
+    if (this.closing) return this.closing;
+    this.state = 'closed';
+    clearTimeout(this.timer);
+    clearInterval(this.noiseTimer);
+    this.reportNoise();
+    const port = this.port;
+    this.port = undefined;
+    this.closing = port?.isOpen ? new Promise<void>((resolve) => port.close(() => resolve())) : Promise.resolve();
+    return this.closing;
+  }
+
+  private async connect(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'searching';
+    let path: string | undefined;
+    try {
+      path = await this.findPath();
+    } catch (err) {
+      this.deps.log.debug({ port: this.name, err: (err as Error).message }, 'serial port lookup failed');
+    }
+    if (this.state !== 'searching') return; // closed meanwhile
+    if (path === undefined) return this.retry();
+    this.state = 'opening';
+    const port = new SerialPort({ path, baudRate: this.config.baudRate, autoOpen: false, hupcl: false });
+    port.open((err) => {
+      if (this.state !== 'opening') {
+        if (!err) port.close(() => {});
+        return;
+      }
+      if (err) {
+        this.stats.openFailures++;
+        this.throttle.warn(`open:${this.name}`, { port: this.name, path, err: err.message }, 'serial port did not open; retrying');
+        return this.retry();
+      }
+      this.onOpen(port, path);
+    });
+  }
+
+  private async findPath(): Promise<string | undefined> {
+    const c = this.config;
+    if (c.path !== undefined) return existsSync(c.path) ? c.path : undefined;
+    const ports = await this.deps.list();
+    return ports.find((p) => matchesUsb(p, c))?.path;
+  }
+
+  private onOpen(port: SerialPort, path: string): void {
+    this.port = port;
+    this.currentPath = path;
+    this.state = 'open';
+    this.stats.opens++;
+    this.backoffMs = this.deps.reconnectMinMs;
+    this.deframer.reset();
+    this.deps.log.info({ port: this.name, path, baudRate: this.config.baudRate }, `serial port ${this.name} open at ${path}`);
+    port.on('data', (chunk: Buffer) => this.onData(chunk));
+    port.on('error', (err: Error) => this.deps.log.debug({ port: this.name, err: err.message }, 'serial port error'));
+    port.on('close', () => this.onClose(port));
+    // A lone delimiter ends whatever partial frame the device's receiver holds.
+    this.write(Uint8Array.of(0));
+  }
+
+  private onClose(port: SerialPort): void {
+    if (port !== this.port) return;
+    this.port = undefined;
+    this.stats.closes++;
+    this.deps.onLinkDown?.(this.source());
+    if (this.state === 'closed') return;
+    this.deps.log.warn({ port: this.name, path: this.currentPath }, `serial port ${this.name} closed (unplugged?); looking for it again`);
+    this.retry();
+  }
+
+  private retry(): void {
+    if (this.state === 'closed') return;
+    this.state = 'backoff';
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.deps.reconnectMaxMs, this.backoffMs * 2);
+    this.timer = setTimeout(() => void this.connect(), delay);
+  }
+
+  private source(): string {
+    return `serial:${this.name}`;
+  }
+
+  private onData(chunk: Buffer): void {
+    this.stats.bytesIn += chunk.length;
+    const frames = this.deframer.push(chunk);
+    for (const frame of frames) this.submit(frame);
+  }
+
+  private submit(frame: Uint8Array): void {
+    this.stats.frames++;
+    if (this.inflight >= this.deps.maxInflight) {
+      this.stats.shed++;
+      return;
+    }
+    this.inflight++;
+    const meta = { transport: 'serial', source: this.currentPath ?? this.name, ...(this.config.device !== undefined && { claimedDevice: this.config.device }) };
+    void this.deps.ingest.submit(frame, meta).then((o) => {
+      this.inflight--;
+      this.answer(frame, o);
+    });
+  }
+
+  private answer(frame: Uint8Array, o: IngestOutcome): void {
+    if (o.status === 'failed') {
+      this.stats.failed++;
+      return;
+    }
+    if (o.status === 'stored') this.stats.stored++;
+    else if (o.status === 'duplicate') this.stats.duplicates++;
+    else this.stats.rejected++;
+    let boot: number;
+    let seq: number;
+    if (o.status === 'rejected') {
+      // No verified counters: name the frame by the (unverified) counters it carries, if it has any.
+      const c = claimedCounters(frame);
+      if (!c) return;
+      ({ boot, seq } = c);
+    } else {
+      ({ boot, seq } = o);
+      this.devices.delete(o.device);
+      this.devices.add(o.device);
+      this.deps.onDeviceSeen?.(o.device, this.source());
+    }
+    const ack = signBody({ type: 'frame-ack', boot, seq, status: ackStatusFor(o)! }, this.deps.gatewayId, this.deps.sign);
+    if (this.write(encodeSerialFrame(ack))) this.stats.acks++;
+  }
+
+  private write(bytes: Uint8Array): boolean {
+    const port = this.port;
+    if (!port || this.state !== 'open' || port.writableLength > this.deps.maxWriteQueue) {
+      this.stats.writesDropped++;
+      return false;
+    }
+    this.stats.bytesOut += bytes.length;
+    port.write(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    return true;
+  }
+
+  private reportNoise(): void {
+    const s = this.deframer.stats;
+    const d = { badCrc: s.badCrc - this.lastNoise.badCrc, badCobs: s.badCobs - this.lastNoise.badCobs, oversize: s.oversize - this.lastNoise.oversize, runt: s.runt - this.lastNoise.runt, discardedBytes: s.discardedBytes - this.lastNoise.discardedBytes };
+    this.lastNoise = { ...s };
+    if (d.badCrc + d.badCobs + d.oversize + d.runt > 0) {
+      this.deps.log.warn({ port: this.name, path: this.currentPath, ...d, totals: { ...s } }, `serial line noise on ${this.name}: frames dropped`);
+    }
+  }
+}
+
+/** (boot, seq) as the frame claims them, without checking its signature. */
+function claimedCounters(frame: Uint8Array): { boot: number; seq: number } | undefined {
+  const c = decodeSign1(frame);
+  if (!c.ok) return undefined;
+  const b = decodeBody(c.value.payload);
+  if (!b.ok || (b.value.type !== 'reading' && b.value.type !== 'command-ack')) return undefined;
+  return { boot: b.value.boot, seq: b.value.seq };
+}
