@@ -104,6 +104,17 @@ function text(r: Reader, key: number, name: string): Result<string> {
   if (typeof v !== 'string' || v.length === 0 || v.length > MAX_TEXT) return fail('frame/bad-field', `${name} must be text of 1..${MAX_TEXT} characters`);
   return ok(v);
 }
+/** boot, seq and the optional device time that every uplink body carries. */
+function uplinkHead(r: Reader): Result<{ boot: number; seq: number; time?: number }> {
+  const boot = counter(r, BodyKey.boot, 'boot');
+  if (!boot.ok) return boot;
+  const seq = counter(r, BodyKey.seq, 'seq');
+  if (!seq.ok) return seq;
+  const time = optTime(r, BodyKey.time, 'time');
+  if (!time.ok) return time;
+  return ok({ boot: boot.value, seq: seq.value, ...(time.value !== undefined && { time: time.value }) });
+}
+
 function commandId(r: Reader): Result<Uint8Array> {
   const v = r.get(BodyKey.commandId);
   if (!isBytes(v) || v.length < 4 || v.length > 32) return fail('frame/bad-command-id', 'command id must be 4..32 bytes');
@@ -120,12 +131,8 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
   const type = r.get(BodyKey.type);
   switch (type) {
     case MessageType.reading: {
-      const boot = counter(r, BodyKey.boot, 'boot');
-      if (!boot.ok) return boot;
-      const seq = counter(r, BodyKey.seq, 'seq');
-      if (!seq.ok) return seq;
-      const time = optTime(r, BodyKey.time, 'time');
-      if (!time.ok) return time;
+      const head = uplinkHead(r);
+      if (!head.ok) return head;
       const pack = readPack(r.get(BodyKey.senml));
       if (!pack.ok) return pack;
       // Resolve once to apply the pack-level rules (RFC 8428 §4.4 version, §4.5.1
@@ -133,15 +140,11 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       // be accepted. The wire records are returned; callers resolve when they need to.
       const resolved = resolvePack(pack.value);
       if (!resolved.ok) return resolved;
-      return ok({ type: 'reading', boot: boot.value, seq: seq.value, ...(time.value !== undefined && { time: time.value }), records: pack.value });
+      return ok({ type: 'reading', ...head.value, records: pack.value });
     }
     case MessageType.commandAck: {
-      const boot = counter(r, BodyKey.boot, 'boot');
-      if (!boot.ok) return boot;
-      const seq = counter(r, BodyKey.seq, 'seq');
-      if (!seq.ok) return seq;
-      const time = optTime(r, BodyKey.time, 'time');
-      if (!time.ok) return time;
+      const head = uplinkHead(r);
+      if (!head.ok) return head;
       const id = commandId(r);
       if (!id.ok) return id;
       const status = r.get(BodyKey.status);
@@ -150,9 +153,7 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       if (detail !== undefined && (typeof detail !== 'string' || detail.length > 256)) return fail('frame/bad-field', 'detail must be text of at most 256 characters');
       return ok({
         type: 'command-ack',
-        boot: boot.value,
-        seq: seq.value,
-        ...(time.value !== undefined && { time: time.value }),
+        ...head.value,
         commandId: id.value,
         status,
         ...(detail !== undefined && { detail }),
