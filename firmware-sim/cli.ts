@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Fleet, type FleetStats } from './fleet.js';
 import { formatManifest, generateManifest, MAX_MANIFEST_DEVICES, publicView, readManifest, writeManifest, type FleetManifest } from './manifest.js';
 import { type DeviceModelName, isDeviceModel, MODEL_NAMES } from './sensors.js';
+import { runSerial, SERIAL_USAGE, type SerialCliOptions, parseSerialCli, SerialUsageError } from './serial-cli.js';
 import { JsonFileStateStore } from './state.js';
 import { isValidId } from '../protocols/index.js';
 
@@ -20,6 +21,7 @@ const USAGE = `Usage:
                      [--max-frames N] [--status SECONDS]
       Runs the fleet over MQTT, printing connected/sent/acked/pending every --status seconds (5).
       --state DIR keeps boot/seq counters across runs. Stops on SIGINT/SIGTERM or after --duration.
+${SERIAL_USAGE}
   firmware-sim --help
 
 Models: ${MODEL_NAMES.join(', ')}`;
@@ -28,6 +30,7 @@ export class UsageError extends Error {}
 
 export type CliCommand =
   | { cmd: 'help' }
+  | ({ cmd: 'serial' } & SerialCliOptions)
   | { cmd: 'keygen'; devices: number; prefix: string; site: string; model: DeviceModelName; out?: string }
   | {
       cmd: 'fleet';
@@ -72,6 +75,15 @@ function modelFlag(v: string | undefined): DeviceModelName {
 export function parseCli(argv: readonly string[]): CliCommand {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') return { cmd: 'help' };
+  if (cmd === 'serial') {
+    try {
+      const s = parseSerialCli(rest);
+      return s === 'help' ? { cmd: 'help' } : { cmd: 'serial', ...s };
+    } catch (e) {
+      if (e instanceof SerialUsageError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   let values: Record<string, string | boolean | undefined>;
   try {
     const common = {
@@ -101,7 +113,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
         },
       }).values;
     } else {
-      throw new UsageError(`unknown command "${cmd}" (expected keygen or fleet)`);
+      throw new UsageError(`unknown command "${cmd}" (expected keygen, fleet or serial)`);
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -219,6 +231,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'fleet':
       return runFleet(c);
+    case 'serial': {
+      const { cmd: _cmd, ...opts } = c;
+      try {
+        return await runSerial(opts);
+      } catch (e) {
+        process.stderr.write(`firmware-sim: ${(e as Error).message}\n`);
+        return 1;
+      }
+    }
   }
 }
 
