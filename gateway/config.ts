@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ID_PATTERN } from '../protocols/index.js';
+import { explainIssue } from './config-explain.js';
 import { LOG_LEVELS } from './logger.js';
 
 const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
@@ -114,6 +115,33 @@ export const configSchema = z
       .object({ level: z.enum(LOG_LEVELS).default('info') })
       .strict()
       .prefault({}),
+    api: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Loopback by default; 0.0.0.0 exposes the dashboard and API to the network. */
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Admin token; without it one is generated into <dataDir>/api-token (mode 0600). */
+        token: z.string().min(16, 'must be at least 16 characters').max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+      })
+      .strict()
+      .prefault({}),
+    metrics: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Serve /metrics without the admin token (for a Prometheus on the same host or a trusted network). */
+        public: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+    homeAssistant: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** Home Assistant's MQTT discovery prefix. */
+        prefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, { message: 'must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant' }).default('homeassistant'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -130,21 +158,12 @@ export class ConfigError extends Error {
   }
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.length ? issue.path.join('.') : '(top level)';
-  if (issue.code === 'unrecognized_keys') {
-    const where = issue.path.length ? `${path}: ` : '';
-    return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-  }
-  if (issue.code === 'invalid_value') return `${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-  return `${path}: ${issue.message}`;
-}
-
 /** Validates a parsed config object, applying defaults. */
 export function validateConfig(raw: unknown, source = 'config'): GatewayConfig {
   const r = configSchema.safeParse(raw ?? {});
   if (r.success) return r.data;
-  const issues = r.error.issues.map(describeIssue);
+  const schema = configJsonSchema();
+  const issues = r.error.issues.map((i) => explainIssue(i, schema));
   throw new ConfigError('config/invalid', `${source} is invalid:\n  ${issues.join('\n  ')}`, issues);
 }
 

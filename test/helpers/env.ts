@@ -31,6 +31,7 @@ export async function startTestGateway(dataDir: string, devices: { id: string; p
     mqtt: { port: 0 },
     devices,
     simulate: { devices: 0 },
+    api: { enabled: false },
     ...extra,
   });
   const gw = await Gateway.start(config, { logger: log, simulate: false });

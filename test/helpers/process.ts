@@ -14,6 +14,7 @@ export function writeGatewayConfig(dir: string, dataDir: string, devices: readon
     [
       `gateway: { id: gw-child, dataDir: ${JSON.stringify(dataDir)} }`,
       'mqtt: { port: 0 }',
+      'api: { enabled: false }',
       'devices:',
       ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKey}" }`),
     ].join('\n'),

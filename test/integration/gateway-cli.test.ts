@@ -36,7 +36,7 @@ describe('gateway CLI', () => {
     // Store two frames through a real gateway so `log query` has something to read.
     const { log } = memoryLogger();
     const gw = await Gateway.start(
-      validateConfig({ gateway: { dataDir: data }, mqtt: { enabled: false }, devices: [{ id: dev.id, publicKey: dev.publicKeyHex, site: 'plant-a' }] }),
+      validateConfig({ gateway: { dataDir: data }, mqtt: { enabled: false }, api: { enabled: false }, devices: [{ id: dev.id, publicKey: dev.publicKeyHex, site: 'plant-a' }] }),
       { logger: log, simulate: false },
     );
     for (const f of frames) expect((await gw.ingest.submit(f, { transport: 'test' })).status).toBe('stored');
