@@ -13,7 +13,10 @@ import { SerialDeviceLink } from '../../firmware-sim/transports/serial.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { SerialTransport } from '../../gateway/transports/serial.js';
 import { listSerialPorts } from '../../gateway/transports/serial-ports.js';
-import { signBody } from '../../protocols/index.js';
+import { AckStatus, decodeBody, decodeSign1, Deframer, encodeSerialFrame, signBody } from '../../protocols/index.js';
+import type { IngestOutcome } from '../../gateway/ingest/outcome.js';
+import type { IngestPipeline } from '../../gateway/ingest/pipeline.js';
+import { SerialPort } from 'serialport';
 import { memoryLogger, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { haveSocat, PtyPair } from '../helpers/pty.js';
 
@@ -169,5 +172,48 @@ describe.skipIf(skip)('serial over a pty', () => {
     await waitFor(() => device.pendingCount === 0 && device.generated === 60, 10_000, 'frames after the replug acked');
     expect(serial.links[0]!.path).toBe(join(devRoot, 'ttyUSB3'));
     expect(seqsOf(gw, dev.id)).toEqual(range(60));
+  });
+
+  it('acks only once the outcome is final, with its status; a transient failure gets no ack (clause: ack after durable append, nothing for transient failures)', async () => {
+    const { pty, dev, gw } = await setup({ ports: [] });
+    // An ingest stand-in whose outcomes the test decides, so the ack's timing can be observed.
+    const pending: Array<(o: IngestOutcome) => void> = [];
+    const ingest = { submit: () => new Promise<IngestOutcome>((r) => pending.push(r)) } as unknown as IngestPipeline;
+    const { log } = memoryLogger();
+    const serial = SerialTransport.start({ ports: [{ path: pty.a, baudRate: 115200 }], gatewayId: 'gw-test', sign: gw.identity.sign, reconnectMinMs: 50 }, ingest, log);
+    cleanups.push(() => serial.close());
+    const port = new SerialPort({ path: pty.b, baudRate: 115200 });
+    cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
+    const acks: { boot: number; seq: number; status: number }[] = [];
+    const deframer = new Deframer();
+    port.on('data', (c: Buffer) => {
+      for (const f of deframer.push(c)) {
+        const cose = decodeSign1(f);
+        if (!cose.ok) continue;
+        const b = decodeBody(cose.value.payload);
+        if (b.ok && b.value.type === 'frame-ack') acks.push({ boot: b.value.boot, seq: b.value.seq, status: b.value.status });
+      }
+    });
+    await waitFor(() => serial.links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
+    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
+    const f0 = device.nextFrame();
+    const f1 = device.nextFrame();
+    port.write(Buffer.from(encodeSerialFrame(f0.bytes)));
+    port.write(Buffer.from(encodeSerialFrame(f1.bytes)));
+    await waitFor(() => pending.length === 2, 5000, 'two frames submitted');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(acks).toEqual([]); // not durable yet: no ack
+    pending[1]!({ status: 'failed', reason: 'store-failed', detail: 'disk full' });
+    pending[0]!({ status: 'stored', device: dev.id, boot: f0.boot, seq: f0.seq, rx: 1 });
+    await waitFor(() => acks.length === 1, 3000, 'ack of the stored frame');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(acks).toEqual([{ boot: f0.boot, seq: f0.seq, status: AckStatus.ok }]); // none for the failed one
+    // the device resends the failed frame; now it is a duplicate of a stored one
+    port.write(Buffer.from(encodeSerialFrame(f1.bytes)));
+    await waitFor(() => pending.length === 3, 5000, 'resend submitted');
+    pending[2]!({ status: 'duplicate', device: dev.id, boot: f1.boot, seq: f1.seq });
+    await waitFor(() => acks.length === 2, 3000, 'ack of the resend');
+    expect(acks[1]).toEqual({ boot: f1.boot, seq: f1.seq, status: AckStatus.duplicate });
+    expect(serial.status()[0]!.stats).toMatchObject({ frames: 3, stored: 1, duplicates: 1, failed: 1, acks: 2 });
   });
 });
