@@ -5,6 +5,7 @@
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { DeviceActivity } from './activity.js';
+import { ApiServer } from './api/server.js';
 import type { GatewayConfig } from './config.js';
 import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
@@ -26,6 +27,7 @@ export class Gateway {
   broker?: EmbeddedBroker;
   serial?: SerialTransport;
   simulation?: Simulation;
+  api?: ApiServer;
   private statusTimer?: NodeJS.Timeout;
   private lastStored = 0;
 
@@ -74,6 +76,9 @@ export class Gateway {
           log,
           { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
         );
+      }
+      if (config.api.enabled) {
+        gw.api = await ApiServer.start(gw, { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 }, log);
       }
       const wantSim = (opts.simulate ?? true) && config.simulate.devices > 0 && config.devices.length === 0;
       const enrolled = registry.list().filter((d) => d.revokedAt === undefined).map((d) => d.id);
@@ -124,6 +129,7 @@ export class Gateway {
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
     await this.simulation?.stop();
+    await this.api?.close();
     await this.broker?.close();
     await this.serial?.close();
     await this.ingest.close();

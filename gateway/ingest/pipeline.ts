@@ -43,6 +43,16 @@ export interface IngestedFrame {
   readonly frame: Uint8Array;
 }
 
+/** One answered frame, as emitted on `outcomes$` (metrics, per-device rejection views). */
+export interface OutcomeEvent {
+  readonly outcome: IngestOutcome;
+  readonly transport: string;
+  /** The device the frame named or the transport claimed, if known. */
+  readonly device?: string;
+  /** Submit to answer (for stored frames: to durable), ms. */
+  readonly latencyMs: number;
+}
+
 export interface IngestOptions {
   /** Replay window per device, in frames (a multiple of 8). */
   readonly replayWindow?: number;
@@ -74,6 +84,8 @@ export class IngestPipeline {
   readonly stats = new IngestStats();
   /** Every durable frame, in commit order. */
   readonly frames$ = new Subject<IngestedFrame>();
+  /** Every outcome (stored, duplicate, rejected, failed), in answer order. */
+  readonly outcomes$ = new Subject<OutcomeEvent>();
   private batch: Entry[] = [];
   private scheduled = false;
   /** Settles when the latest batch has made its decisions (window state is ordered by it). */
@@ -321,6 +333,8 @@ export class IngestPipeline {
 
   private count(o: IngestOutcome, meta: FrameMeta, latencyMs: number, device?: string): IngestOutcome {
     this.stats.count(o, meta.transport, latencyMs);
+    const dev = 'device' in o && o.device !== undefined ? o.device : (device ?? meta.claimedDevice);
+    this.outcomes$.next({ outcome: o, transport: meta.transport, latencyMs, ...(dev !== undefined && { device: dev }) });
     if (o.status === 'duplicate') {
       // A resend after a lost ack, or a replay of a stored frame: harmless, but worth seeing.
       this.throttle.info('duplicate', { device: o.device, boot: o.boot, seq: o.seq, transport: meta.transport, source: meta.source }, 'duplicate frame acked again, not stored');
@@ -340,6 +354,7 @@ export class IngestPipeline {
       await new Promise((r) => setImmediate(r));
     }
     this.frames$.complete();
+    this.outcomes$.complete();
   }
 }
 

@@ -1,0 +1,161 @@
+/**
+ * What the operator surface shows per device: last frame, latest reading of
+ * each SenML name with a short history (sparklines), battery and signal when a
+ * record provides them, and rejected frames by reason with the last one's
+ * detail. Fed by the ingest streams; seeded from the store at start.
+ */
+import type { Subscription } from 'rxjs';
+import { resolvePack, type ResolvedRecord, type UplinkBody } from '../../protocols/index.js';
+import { decodeFrameBody } from './decode.js';
+import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { Registry } from '../registry.js';
+import type { Store } from '../store/store.js';
+
+/** Values kept per reading for sparklines. */
+export const HISTORY = 60;
+/** Devices not enrolled (unknown kids, forged topics) whose rejections are remembered. */
+const MAX_UNKNOWN = 256;
+
+export interface Reading {
+  /** SenML name without the device's base-name prefix ("temp" for "press-01:temp"). */
+  readonly name: string;
+  readonly unit?: string;
+  /** Number, boolean or string (whichever value field the record carries). */
+  readonly value: number | boolean | string | null;
+  /** Receive time of the frame, ms. */
+  readonly at: number;
+  /** Recent numeric values, oldest first. */
+  readonly history: number[];
+}
+
+export interface LastFrame {
+  readonly rx: number;
+  readonly rxTime: number;
+  readonly transport: string;
+  readonly boot: number;
+  readonly seq: number;
+}
+
+export interface Rejections {
+  total: number;
+  byReason: Record<string, number>;
+  last?: { reason: string; detail: string; at: number; transport: string };
+}
+
+interface DeviceState {
+  lastFrame?: LastFrame;
+  readings: Map<string, Reading>;
+  rejections: Rejections;
+}
+
+const BATTERY = /^(bat|batt|battery|vbat)$/i;
+const SIGNAL = /^(rssi|signal|snr|lqi)$/i;
+
+/** The short name of a resolved record: its name without a "<device>:" (or "urn:dev:…:") prefix. */
+export function shortName(device: string, fullName: string): string {
+  const i = fullName.lastIndexOf(':');
+  if (fullName.startsWith(`${device}:`)) return fullName.slice(device.length + 1);
+  return i >= 0 ? fullName.slice(i + 1) : fullName;
+}
+
+function recordValue(r: ResolvedRecord): number | boolean | string | null {
+  return r.value ?? r.boolValue ?? r.stringValue ?? r.sum ?? null;
+}
+
+export class DeviceView {
+  private readonly state = new Map<string, DeviceState>();
+  private readonly subs: Subscription[] = [];
+
+  constructor(
+    private readonly store: Store,
+    private readonly registry: Registry,
+    ingest: IngestPipeline,
+  ) {
+    for (const d of registry.list()) this.seed(d.id);
+    this.subs.push(
+      ingest.frames$.subscribe((f) => this.onFrame(f.device, f.rx, f.rxTime, f.transport, f.body)),
+      ingest.outcomes$.subscribe((e) => {
+        if (e.outcome.status !== 'rejected' || e.device === undefined) return;
+        this.onRejected(e.device, e.outcome.reason, e.outcome.detail, e.transport);
+      }),
+    );
+  }
+
+  close(): void {
+    for (const s of this.subs) s.unsubscribe();
+  }
+
+  /** Loads the recent history of a device from the store. */
+  private seed(device: string): void {
+    const frames = [...this.store.latestFrames(device, HISTORY)].reverse();
+    for (const f of frames) {
+      const body = decodeFrameBody(f.frame);
+      if (body) this.onFrame(device, f.rx, f.rxTime, f.transport, body);
+    }
+  }
+
+  private get(device: string): DeviceState | undefined {
+    let s = this.state.get(device);
+    if (!s) {
+      const enrolled = this.registry.get(device) !== undefined;
+      if (!enrolled && this.state.size >= MAX_UNKNOWN + this.registry.list().length) return undefined;
+      s = { readings: new Map(), rejections: { total: 0, byReason: {} } };
+      this.state.set(device, s);
+    }
+    return s;
+  }
+
+  onFrame(device: string, rx: number, rxTime: number, transport: string, body: UplinkBody): void {
+    const s = this.get(device);
+    if (!s) return;
+    s.lastFrame = { rx, rxTime, transport, boot: body.boot, seq: body.seq };
+    if (body.type !== 'reading') return;
+    const pack = resolvePack(body.records);
+    if (!pack.ok) return;
+    for (const r of pack.value) {
+      const name = shortName(device, r.name);
+      const value = recordValue(r);
+      const prev = s.readings.get(name);
+      const history = prev ? prev.history : [];
+      const num = typeof value === 'boolean' ? Number(value) : value;
+      if (typeof num === 'number' && Number.isFinite(num)) {
+        history.push(num);
+        if (history.length > HISTORY) history.shift();
+      }
+      s.readings.set(name, { name, value, at: rxTime, history, ...(r.unit !== undefined && { unit: r.unit }) });
+    }
+  }
+
+  onRejected(device: string, reason: string, detail: string, transport: string, at = Date.now()): void {
+    const s = this.get(device);
+    if (!s) return;
+    s.rejections.total++;
+    s.rejections.byReason[reason] = (s.rejections.byReason[reason] ?? 0) + 1;
+    s.rejections.last = { reason, detail: detail.slice(0, 200), at, transport };
+  }
+
+  readings(device: string): Reading[] {
+    return [...(this.state.get(device)?.readings.values() ?? [])];
+  }
+
+  lastFrame(device: string): LastFrame | undefined {
+    return this.state.get(device)?.lastFrame;
+  }
+
+  rejections(device: string): Rejections {
+    return this.state.get(device)?.rejections ?? { total: 0, byReason: {} };
+  }
+
+  /** Devices that sent rejected frames but are not enrolled (unknown kids, forged topics). */
+  unknownDevices(): string[] {
+    return [...this.state.keys()].filter((d) => this.registry.get(d) === undefined);
+  }
+
+  battery(device: string): Reading | undefined {
+    return this.readings(device).find((r) => BATTERY.test(r.name));
+  }
+
+  signal(device: string): Reading | undefined {
+    return this.readings(device).find((r) => SIGNAL.test(r.name));
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * The live feed (Server-Sent Events): `frame` for every durable frame (decoded
+ * records), `rejected` for every refused frame (device and reason), and
+ * `status` every few seconds. Slow clients are cut off rather than buffered
+ * without bound.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Subscription } from 'rxjs';
+import type { Gateway } from '../gateway.js';
+import { apiFrame } from './decode.js';
+
+export const MAX_FEED_CLIENTS = 32;
+/** Bytes queued in one client's socket before it is dropped as too slow. */
+const MAX_BUFFERED = 1 << 20;
+
+export class LiveFeed {
+  private readonly clients = new Set<ServerResponse>();
+  private readonly subs: Subscription[] = [];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly gw: Gateway,
+    statusIntervalMs: number,
+  ) {
+    this.subs.push(
+      gw.ingest.frames$.subscribe((f) => {
+        if (this.clients.size === 0) return;
+        this.broadcast('frame', apiFrame({ ...f, boot: f.body.boot, seq: f.body.seq }, f.body));
+      }),
+      gw.ingest.outcomes$.subscribe((e) => {
+        if (this.clients.size === 0 || e.outcome.status !== 'rejected') return;
+        this.broadcast('rejected', { device: e.device ?? null, reason: e.outcome.reason, detail: e.outcome.detail.slice(0, 200), transport: e.transport, at: new Date().toISOString() });
+      }),
+    );
+    this.timer = setInterval(() => this.clients.size > 0 && this.broadcast('status', gw.status()), statusIntervalMs);
+    this.timer.unref();
+  }
+
+  get size(): number {
+    return this.clients.size;
+  }
+
+  /** Whether another client may join. */
+  get full(): boolean {
+    return this.clients.size >= MAX_FEED_CLIENTS;
+  }
+
+  add(res: ServerResponse): void {
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(`retry: 2000\n\n`);
+    this.clients.add(res);
+    this.send(res, 'status', this.gw.status());
+    res.on('close', () => this.clients.delete(res));
+  }
+
+  private send(res: ServerResponse, event: string, data: unknown): void {
+    if (res.writableLength > MAX_BUFFERED) {
+      res.destroy();
+      this.clients.delete(res);
+      return;
+    }
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  }
+
+  private broadcast(event: string, data: unknown): void {
+    for (const c of this.clients) this.send(c, event, data);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    for (const s of this.subs) s.unsubscribe();
+    for (const c of this.clients) c.end();
+    this.clients.clear();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Prometheus metrics (prom-client), one registry per gateway so several
+ * gateways in one process (tests) do not share counters. Counters follow the
+ * ingest outcome stream; gauges are read when scraped.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Subscription } from 'rxjs';
+import type { Gateway } from '../gateway.js';
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly sub: Subscription;
+
+  constructor(gw: Gateway, opts: { processMetrics?: boolean } = {}) {
+    const r = this.registry;
+    r.setDefaultLabels({ gateway: gw.config.gateway.id });
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: 'outpost_' });
+    const received = new Counter({ name: 'outpost_frames_received_total', help: 'Frames submitted to ingest, by transport', labelNames: ['transport'], registers: [r] });
+    const accepted = new Counter({ name: 'outpost_frames_accepted_total', help: 'Frames stored durably, by transport', labelNames: ['transport'], registers: [r] });
+    const duplicates = new Counter({ name: 'outpost_frames_duplicate_total', help: 'Resent frames already stored (acked again, not stored)', labelNames: ['transport'], registers: [r] });
+    const rejected = new Counter({ name: 'outpost_frames_rejected_total', help: 'Frames refused for good, by reason and transport', labelNames: ['reason', 'transport'], registers: [r] });
+    const failed = new Counter({ name: 'outpost_frames_failed_total', help: 'Frames not ingested for a transient reason (not acked; the sender retries)', labelNames: ['reason', 'transport'], registers: [r] });
+    const latency = new Histogram({
+      name: 'outpost_ingest_latency_seconds',
+      help: 'Frame submit to durable in the store, for stored frames',
+      buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5],
+      registers: [r],
+    });
+    this.sub = gw.ingest.outcomes$.subscribe((e) => {
+      const o = e.outcome;
+      received.inc({ transport: e.transport });
+      if (o.status === 'stored') {
+        accepted.inc({ transport: e.transport });
+        latency.observe(e.latencyMs / 1000);
+      } else if (o.status === 'duplicate') duplicates.inc({ transport: e.transport });
+      else if (o.status === 'rejected') rejected.inc({ reason: o.reason, transport: e.transport });
+      else failed.inc({ reason: o.reason, transport: e.transport });
+    });
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
+    };
+    gauge('outpost_verify_queue_depth', 'Signature checks waiting for a verify worker', () => gw.pool.queued);
+    gauge('outpost_ingest_pending', 'Frames submitted and not yet answered', () => gw.ingest.pending);
+    gauge('outpost_store_bytes', 'Bytes the store uses on disk', () => gw.store.sizeBytes());
+    gauge('outpost_store_frames', 'Frames in the store', () => gw.store.frameCount());
+    gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
+    gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  close(): void {
+    this.sub.unsubscribe();
+    this.registry.clear();
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * The operator HTTP surface on node:http: the JSON API under /api, the live
+ * feed, /metrics, /openapi.json, /healthz and the dashboard's static files.
+ * Every route except /healthz and the dashboard files (which hold no data)
+ * needs `Authorization: Bearer <admin token>`; /metrics may be made public.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Gateway } from '../gateway.js';
+import type { Logger } from '../logger.js';
+import { DeviceView } from './device-view.js';
+import { LiveFeed } from './feed.js';
+import { ApiError, checkRequestShape, sendError, sendJson, sendText } from './http.js';
+import { GatewayMetrics } from './metrics.js';
+import { getDevice, listDevices, queryFrames, type RouteContext, status } from './routes.js';
+import { loadPublic, type StaticFile } from './static.js';
+import { type AdminToken, checkBearer, loadOrCreateToken } from './token.js';
+
+export const OPENAPI_FILE = new URL('./openapi.json', import.meta.url).pathname;
+
+export interface ApiOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly token?: string;
+  readonly metrics: { readonly enabled: boolean; readonly public: boolean };
+  /** How often the live feed sends a status event. */
+  readonly statusIntervalMs?: number;
+}
+
+export class ApiServer {
+  private constructor(
+    private readonly server: Server,
+    readonly token: AdminToken,
+    readonly view: DeviceView,
+    readonly feed: LiveFeed,
+    readonly metrics: GatewayMetrics | undefined,
+  ) {}
+
+  get port(): number {
+    return (this.server.address() as AddressInfo).port;
+  }
+
+  static async start(gw: Gateway, opts: ApiOptions, log: Logger): Promise<ApiServer> {
+    const token = loadOrCreateToken(opts.dataDir, opts.token);
+    const view = new DeviceView(gw.store, gw.registry, gw.ingest);
+    const feed = new LiveFeed(gw, opts.statusIntervalMs ?? 2000);
+    const metrics = opts.metrics.enabled ? new GatewayMetrics(gw) : undefined;
+    const files = loadPublic();
+    const openapi = readFileSync(OPENAPI_FILE);
+    const ctx: RouteContext = { gw, view };
+    const routes: Record<string, (url: URL) => unknown> = {
+      '/api/devices': (u) => listDevices(ctx, u),
+      '/api/frames': (u) => queryFrames(ctx, u),
+      '/api/status': (u) => status(ctx, u),
+    };
+
+    const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+      checkRequestShape(req);
+      const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+      const path = url.pathname;
+      if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed; this API is read-only (GET)`, { allow: 'GET, HEAD' });
+      if (path === '/healthz') return sendJson(res, 200, { ok: true, gateway: gw.config.gateway.id });
+      const file: StaticFile | undefined = files.get(path);
+      if (file) return sendText(res, 200, file.type, file.body, { 'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'" });
+      const publicMetrics = path === '/metrics' && opts.metrics.public;
+      if (!publicMetrics && !checkBearer(req.headers.authorization, token.token)) {
+        throw new ApiError(401, 'unauthorized', 'send Authorization: Bearer <token> (the admin token file is printed at start)', { 'www-authenticate': 'Bearer realm="outpost"' });
+      }
+      if (path === '/metrics') {
+        if (!metrics) throw new ApiError(404, 'not-found', 'metrics are disabled (metrics.enabled: false)');
+        return sendText(res, 200, metrics.contentType, await metrics.text());
+      }
+      if (path === '/openapi.json') return sendText(res, 200, 'application/json; charset=utf-8', openapi);
+      if (path === '/api/feed') {
+        if (feed.full) throw new ApiError(503, 'too-many-feeds', 'too many live feed clients; try again later', { 'retry-after': '5' });
+        return feed.add(res);
+      }
+      const route = routes[path];
+      if (route) return sendJson(res, 200, route(url));
+      const m = /^\/api\/devices\/([^/]{1,200})$/.exec(path);
+      if (m) return sendJson(res, 200, getDevice(ctx, url, decodeURIComponent(m[1]!)));
+      throw new ApiError(404, 'not-found', `no route ${path}`);
+    };
+
+    const server = createServer({ maxHeaderSize: 8192, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        if (res.headersSent) return void res.destroy();
+        if (err instanceof ApiError) return sendError(res, err);
+        if (err instanceof URIError) return sendError(res, new ApiError(400, 'bad-request', 'malformed percent-encoding in the URL'));
+        log.error({ err, url: req.url }, 'API request failed');
+        sendError(res, new ApiError(500, 'internal-error', 'internal error (see the gateway log)'));
+      });
+    });
+    server.on('clientError', (_err, socket) => socket.destroy());
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port, opts.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const api = new ApiServer(server, token, view, feed, metrics);
+    log.info(
+      { host: opts.host, port: api.port, tokenFile: token.file ?? '(api.token in the config)', tokenCreated: token.created, metricsPublic: opts.metrics.public },
+      `dashboard and API on http://${opts.host}:${api.port}/ (admin token: ${token.file ?? 'api.token in the config'})`,
+    );
+    return api;
+  }
+
+  async close(): Promise<void> {
+    this.feed.close();
+    this.view.close();
+    this.metrics?.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
