@@ -1,0 +1,116 @@
+/**
+ * The dashboard in a real browser (Debian's chromium through playwright-core,
+ * headless) against an in-process gateway and a firmware-sim fleet over MQTT:
+ * it lists the fleet, a reading changes live on screen, and a device taken
+ * offline is shown offline within its online timeout. A screenshot is kept in
+ * test-artifacts/.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { forgedFrame } from '../../firmware-sim/faults.js';
+import { Fleet } from '../../firmware-sim/fleet.js';
+import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import { startTestGateway, tempDir } from '../helpers/env.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ONLINE_TIMEOUT_S = 2;
+const artifacts = new URL('../../test-artifacts/', import.meta.url).pathname;
+
+describe('dashboard (chromium, headless)', () => {
+  const tmp = tempDir();
+  const profile = mkdtempSync(join(tmpdir(), 'outpost-chromium-'));
+  const manifest = generateManifest({ devices: 4, prefix: 'dash', site: 'plant-a', model: ['env-1', 'press-vib-1', 'baro-1', 'door-1'] });
+  let gw: Gateway;
+  let fleet: Fleet;
+  let browser: BrowserContext;
+  let page: Page;
+  let base: string;
+
+  beforeAll(async () => {
+    ({ gw } = await startTestGateway(
+      tmp.dir,
+      publicView(manifest).devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
+      { api: { port: 0, token: 'dashboard-test-token-0123456789' }, status: { intervalSeconds: 1, onlineTimeoutSeconds: ONLINE_TIMEOUT_S } },
+    ));
+    base = `http://127.0.0.1:${gw.api!.port}`;
+    fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, manifest, rateHz: 4, reconnectPeriodMs: 60_000 });
+    fleet.start();
+    // A fresh profile directory (playwright passes it as --user-data-dir); phone-sized viewport.
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 412, height: 915 },
+      deviceScaleFactor: 1,
+    });
+    page = browser.pages()[0] ?? (await browser.newPage());
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await fleet?.stop(1000);
+    await gw?.stop();
+    tmp.cleanup();
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('[token] asks for the admin token, refuses a wrong one, and lists the whole fleet with the right one', async () => {
+    await page.goto(base + '/');
+    await page.locator('#token-form').waitFor({ state: 'visible' });
+    await page.fill('#token', 'wrong-token-wrong-token');
+    await page.click('#token-form button[type=submit]');
+    await page.locator('#token-error', { hasText: 'refused' }).waitFor();
+    await page.fill('#token', 'dashboard-test-token-0123456789');
+    await page.click('#token-form button[type=submit]');
+    for (const d of manifest.devices) await page.locator(`[data-device="${d.id}"][data-online="true"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator('[data-device]').count()).toBe(manifest.devices.length);
+    // Each card shows its model's readings (env-1: temp and hum).
+    const env = manifest.devices.find((d) => d.model === 'env-1')!;
+    await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).waitFor();
+    expect(await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).textContent()).toMatch(/^-?\d+(\.\d+)? Cel$/);
+    expect(await page.locator(`[data-device="${env.id}"] [data-reading="hum"] .value`).textContent()).toMatch(/%RH$/);
+  });
+
+  it('[live] a reading changes on screen from the feed, and its sparkline grows, without reloading', async () => {
+    const press = manifest.devices.find((d) => d.model === 'baro-1')!;
+    const value = page.locator(`[data-device="${press.id}"] [data-reading="press"] .value`);
+    await value.waitFor();
+    const first = await value.textContent();
+    // The feed pushes every frame; the page is not reloaded (a marker set now would be lost).
+    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
+    await page.waitForFunction(
+      ([sel, before]) => document.querySelector(sel)?.textContent !== before,
+      [`[data-device="${press.id}"] [data-reading="press"] .value`, first] as const,
+      { timeout: 10_000 },
+    );
+    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
+    const points = await page.locator(`[data-device="${press.id}"] [data-reading="press"] polyline`).getAttribute('points');
+    expect(points!.split(' ').length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('[rejections] a forged frame shows on its device card with the reason, live', async () => {
+    const dev = fleet.devices[1]!;
+    await fleet.inject(dev.id, forgedFrame(dev.id, { boot: dev.boot, seq: 90_000 }));
+    const rej = page.locator(`[data-device="${dev.id}"] .rejections`);
+    await page.locator(`[data-device="${dev.id}"] .rejections`, { hasText: '1 rejected: bad-signature' }).waitFor({ timeout: 5000 });
+    expect(await rej.textContent()).toContain('last: bad-signature');
+  });
+
+  it('[offline] a device taken offline turns offline within its timeout, the others stay online', async () => {
+    const victim = manifest.devices[0]!;
+    const card = page.locator(`[data-device="${victim.id}"]`);
+    await page.locator(`[data-device="${victim.id}"][data-online="true"]`).waitFor();
+    const t0 = Date.now();
+    void fleet.link(victim.id)!.offlineFor(30_000);
+    await page.locator(`[data-device="${victim.id}"][data-online="false"]`).waitFor({ timeout: (ONLINE_TIMEOUT_S + 4) * 1000 });
+    const tookMs = Date.now() - t0;
+    expect(tookMs).toBeLessThanOrEqual((ONLINE_TIMEOUT_S + 4) * 1000);
+    expect(await card.locator('.badge').textContent()).toBe('offline');
+    for (const d of manifest.devices.slice(1)) expect(await page.locator(`[data-device="${d.id}"]`).getAttribute('data-online')).toBe('true');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+  });
+});
