@@ -105,11 +105,10 @@ export class Deframer {
     const frames: Uint8Array[] = [];
     this.stats.bytes += chunk.length;
     const n = chunk.length;
-    const buf = this.buf;
-    const cap = buf.length;
     let i = 0;
     while (i < n) {
       if (this.dropping) {
+        // Skip to the next delimiter (native scan).
         const z = chunk.indexOf(FRAME_DELIMITER, i);
         if (z < 0) {
           this.wire += n - i;
@@ -121,18 +120,82 @@ export class Deframer {
         this.startFrame();
         continue;
       }
+      if (this.wire === 0) {
+        // At a frame boundary: if the whole frame is in this chunk, decode it a block at a time.
+        const z = chunk.indexOf(FRAME_DELIMITER, i);
+        if (z === i) {
+          i++; // empty frame
+          continue;
+        }
+        if (z > i) {
+          this.decodeWhole(chunk, i, z, frames);
+          i = z + 1;
+          continue;
+        }
+      }
+      i = this.step(chunk, i, n, frames);
+    }
+    return frames;
+  }
+
+  /**
+   * Decodes chunk[start, z), known to hold no 0x00, as one complete frame, a
+   * COBS block at a time (block copies, no per-byte zero checks).
+   */
+  private decodeWhole(chunk: Uint8Array, start: number, z: number, frames: Uint8Array[]): void {
+    const buf = this.buf;
+    const cap = buf.length;
+    let len = 0;
+    let j = start;
+    while (j < z) {
+      const code = chunk[j]!;
+      const end = j + code;
+      if (end > z) return this.dropWhole('badCobs', z - start);
+      const run = code - 1;
+      if (len + run > cap) return this.dropWhole('oversize', z - start);
+      if (run > 16) {
+        buf.set(chunk.subarray(j + 1, end), len);
+        len += run;
+      } else {
+        for (let k = j + 1; k < end; k++) buf[len++] = chunk[k]!;
+      }
+      j = end;
+      if (code !== 0xff && j < z) {
+        if (len === cap) return this.dropWhole('oversize', z - start);
+        buf[len++] = 0;
+      }
+    }
+    this.len = len;
+    this.wire = z - start;
+    this.endFrame(frames);
+  }
+
+  private dropWhole(counter: 'badCobs' | 'oversize', wire: number): void {
+    this.stats[counter]++;
+    this.stats.discardedBytes += wire;
+  }
+
+  /**
+   * Byte-wise decoding into the frame in progress (a frame split across
+   * chunks); returns after a delimiter, on oversize, or at the chunk end.
+   */
+  private step(chunk: Uint8Array, i: number, n: number, frames: Uint8Array[]): number {
+    const buf = this.buf;
+    const cap = buf.length;
+    while (i < n) {
       const b = chunk[i++]!;
       if (b === FRAME_DELIMITER) {
         this.endFrame(frames);
-        continue;
+        return i;
       }
       this.wire++;
       if (this.remaining === 0) {
         // A code byte: the previous block (if any, and shorter than 255) ends in a zero.
         if (this.code !== 0 && this.code !== 0xff) {
           if (this.len === cap) {
+            this.wire--; // re-scanned by the drop path
             this.oversize();
-            continue;
+            return i - 1;
           }
           buf[this.len++] = 0;
         }
@@ -157,9 +220,12 @@ export class Deframer {
       this.wire += copied - 1;
       this.len = len;
       i = j;
-      if (j < end && chunk[j] !== FRAME_DELIMITER) this.oversize();
+      if (j < end && chunk[j] !== FRAME_DELIMITER) {
+        this.oversize();
+        return i;
+      }
     }
-    return frames;
+    return i;
   }
 
   private oversize(): void {

@@ -110,6 +110,10 @@ export class SerialDeviceLink {
   get connected(): boolean {
     return this.open;
   }
+  /** Bytes waiting in the pacer (0 when not pacing). */
+  get queuedBytes(): number {
+    return this.paceQueued;
+  }
   /** Whether acks are checked against a gateway key. */
   get verifiesAcks(): boolean {
     return this.opts.gatewayPublicKey !== undefined;
