@@ -1,0 +1,720 @@
+/*
+ * Outpost firmware companion: codec. See outpost.h for the wire formats.
+ * No malloc, no static state, no floating-point arithmetic (numbers are
+ * converted bit by bit, so a Cortex-M4 build pulls in no soft-float library).
+ */
+#include "outpost.h"
+
+#include <string.h>
+
+/* ---- CRC-32C (RFC 3720 B.4), bitwise with a 16-entry table ------------------ */
+static const uint32_t crc_nibble[16] = {
+    0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u, 0x417b1dbcu, 0x5125dad3u, 0x61c69362u, 0x7198540du,
+    0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u, 0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u};
+
+uint32_t outpost_crc32c(uint32_t crc, const uint8_t *data, size_t len) {
+  crc = ~crc;
+  for (size_t i = 0; i < len; i++) {
+    crc ^= data[i];
+    crc = (crc >> 4) ^ crc_nibble[crc & 15u];
+    crc = (crc >> 4) ^ crc_nibble[crc & 15u];
+  }
+  return ~crc;
+}
+
+/* ---- COBS (Cheshire & Baker), same block rules as protocols/cobs.ts ------------ */
+/* Encodes a ‖ b (b may be empty); returns the length or 0 if cap is too small. */
+static size_t cobs2(const uint8_t *a, size_t na, const uint8_t *b, size_t nb, uint8_t *out, size_t cap) {
+  size_t total = na + nb;
+  if (cap < total + total / 254 + 1) return 0;
+  size_t code_at = 0, o = 1;
+  uint8_t code = 1;
+  for (size_t i = 0; i < total; i++) {
+    uint8_t c = i < na ? a[i] : b[i - na];
+    if (c == 0) {
+      out[code_at] = code;
+      code_at = o++;
+      code = 1;
+    } else {
+      out[o++] = c;
+      if (++code == 0xff) {
+        out[code_at] = code;
+        code = 1;
+        if (i + 1 == total) return o;
+        code_at = o++;
+      }
+    }
+  }
+  out[code_at] = code;
+  return o;
+}
+
+size_t outpost_cobs_encode(const uint8_t *in, size_t n, uint8_t *out, size_t cap) { return cobs2(in, n, NULL, 0, out, cap); }
+
+size_t outpost_wire_encode(const uint8_t *frame, size_t n, uint8_t *out, size_t cap) {
+  uint32_t crc = outpost_crc32c(0, frame, n);
+  uint8_t le[4] = {(uint8_t)crc, (uint8_t)(crc >> 8), (uint8_t)(crc >> 16), (uint8_t)(crc >> 24)};
+  if (cap == 0) return 0;
+  size_t k = cobs2(frame, n, le, 4, out, cap - 1);
+  if (k == 0) return 0;
+  out[k] = 0;
+  return k + 1;
+}
+
+/* ---- streaming deframer ------------------------------------------------------------ */
+static void deframer_reset(outpost_deframer *d) {
+  d->len = 0;
+  d->left = 0;
+  d->zero = 0;
+  d->started = 0;
+}
+
+void outpost_deframer_init(outpost_deframer *d) {
+  memset(d, 0, sizeof *d);
+}
+
+static int deframer_put(outpost_deframer *d, uint8_t b) {
+  if (d->len >= OUTPOST_MAX_FRAME + 4) {
+    d->stats.oversize++;
+    d->stats.discarded_bytes += d->len;
+    deframer_reset(d);
+    d->skip = 1;
+    return 0;
+  }
+  d->buf[OUTPOST_VERIFY_HEADROOM + d->len++] = b;
+  return 1;
+}
+
+size_t outpost_deframer_push(outpost_deframer *d, const uint8_t *in, size_t n, uint8_t **frame, size_t *len) {
+  *frame = NULL;
+  *len = 0;
+  for (size_t i = 0; i < n; i++) {
+    uint8_t b = in[i];
+    if (b == 0) {
+      if (d->skip) {
+        d->skip = 0;
+        deframer_reset(d);
+        continue;
+      }
+      if (!d->started) continue; /* empty frame: ignored */
+      size_t got = d->len;
+      if (d->left != 0) {
+        d->stats.bad_cobs++;
+        d->stats.discarded_bytes += (uint32_t)got;
+        deframer_reset(d);
+        continue;
+      }
+      deframer_reset(d);
+      if (got < 4) {
+        d->stats.runt++;
+        d->stats.discarded_bytes += (uint32_t)got;
+        continue;
+      }
+      uint8_t *f = d->buf + OUTPOST_VERIFY_HEADROOM;
+      size_t fl = got - 4;
+      uint32_t want = (uint32_t)f[fl] | (uint32_t)f[fl + 1] << 8 | (uint32_t)f[fl + 2] << 16 | (uint32_t)f[fl + 3] << 24;
+      if (outpost_crc32c(0, f, fl) != want) {
+        d->stats.bad_crc++;
+        d->stats.discarded_bytes += (uint32_t)got;
+        continue;
+      }
+      d->stats.frames++;
+      *frame = f;
+      *len = fl;
+      return i + 1;
+    }
+    if (d->skip) {
+      d->stats.discarded_bytes++;
+      continue;
+    }
+    if (d->left == 0) { /* a code byte */
+      if (d->zero && !deframer_put(d, 0)) continue;
+      d->left = (uint8_t)(b - 1);
+      d->zero = b != 0xff;
+      d->started = 1;
+    } else {
+      d->left--;
+      deframer_put(d, b);
+    }
+  }
+  return n;
+}
+
+/* ---- CBOR writer ------------------------------------------------------------------------- */
+void outpost_cbor_init(outpost_cbor *w, uint8_t *buf, size_t cap) {
+  w->buf = buf;
+  w->cap = cap;
+  w->len = 0;
+  w->err = 0;
+}
+
+static void put(outpost_cbor *w, const uint8_t *b, size_t n) {
+  if (w->err) return;
+  if (n > w->cap - w->len) {
+    w->err = OUTPOST_E_SPACE;
+    return;
+  }
+  if (n) memcpy(w->buf + w->len, b, n);
+  w->len += n;
+}
+
+static size_t head_len(uint64_t arg) {
+  return arg < 24 ? 1 : arg <= 0xff ? 2 : arg <= 0xffff ? 3 : arg <= 0xffffffffu ? 5 : 9;
+}
+
+static size_t write_head(uint8_t *p, uint8_t major, uint64_t arg) {
+  size_t n = head_len(arg);
+  uint8_t ai = n == 1 ? (uint8_t)arg : n == 2 ? 24 : n == 3 ? 25 : n == 5 ? 26 : 27;
+  p[0] = (uint8_t)(major << 5 | ai);
+  for (size_t i = 1; i < n; i++) p[i] = (uint8_t)(arg >> (8 * (n - 1 - i)));
+  return n;
+}
+
+void outpost_cbor_head(outpost_cbor *w, uint8_t major, uint64_t arg) {
+  uint8_t h[9];
+  put(w, h, write_head(h, major, arg));
+}
+void outpost_cbor_uint(outpost_cbor *w, uint64_t v) { outpost_cbor_head(w, 0, v); }
+void outpost_cbor_int(outpost_cbor *w, int64_t v) {
+  if (v < 0) outpost_cbor_head(w, 1, (uint64_t)(-(v + 1)));
+  else outpost_cbor_head(w, 0, (uint64_t)v);
+}
+void outpost_cbor_bytes(outpost_cbor *w, const uint8_t *b, size_t n) {
+  outpost_cbor_head(w, 2, n);
+  put(w, b, n);
+}
+void outpost_cbor_text(outpost_cbor *w, const char *s, size_t n) {
+  outpost_cbor_head(w, 3, n);
+  put(w, (const uint8_t *)s, n);
+}
+void outpost_cbor_bool(outpost_cbor *w, bool b) {
+  uint8_t v = b ? 0xf5 : 0xf4;
+  put(w, &v, 1);
+}
+
+void outpost_cbor_number(outpost_cbor *w, double v) {
+  uint64_t bits;
+  memcpy(&bits, &v, 8);
+  unsigned exp = (unsigned)(bits >> 52) & 0x7ffu;
+  uint64_t mant = bits & 0xfffffffffffffull;
+  int neg = (int)(bits >> 63);
+  if (exp == 0x7ff) {
+    if (!w->err) w->err = OUTPOST_E_ARG;
+    return;
+  }
+  if (exp == 0 && mant == 0) { /* +0 and -0 */
+    outpost_cbor_head(w, 0, 0);
+    return;
+  }
+  if (exp >= 1023 && exp <= 1023 + 52) { /* 1 <= |v| < 2^53: integral? */
+    unsigned frac = 52 - (exp - 1023);
+    uint64_t m = mant | (1ull << 52);
+    if ((m & ((1ull << frac) - 1)) == 0) {
+      uint64_t mag = m >> frac;
+      if (neg) outpost_cbor_head(w, 1, mag - 1);
+      else outpost_cbor_head(w, 0, mag);
+      return;
+    }
+  }
+  uint8_t f[9];
+  f[0] = 0xfb;
+  for (int i = 0; i < 8; i++) f[1 + i] = (uint8_t)(bits >> (56 - 8 * i));
+  put(w, f, 9);
+}
+
+static void cbor_cstr(outpost_cbor *w, const char *s) {
+  if (!s) {
+    if (!w->err) w->err = OUTPOST_E_ARG;
+    return;
+  }
+  outpost_cbor_text(w, s, strlen(s));
+}
+
+/* ---- COSE_Sign1 signing ------------------------------------------------------------------- */
+static const uint8_t SIG1_CONTEXT[12] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1'};
+static const uint8_t PROTECTED[4] = {0x43, 0xa1, 0x01, 0x27}; /* bstr({1: -8}) */
+
+size_t outpost_sign1_body_offset(size_t kid_len) {
+  size_t frame_prefix = 8 + head_len(kid_len) + kid_len; /* d2 84 43a10127 a1 04 kid */
+  size_t sig_prefix = 12 + 4 + 1;                        /* context, protected, h'' */
+  return (frame_prefix > sig_prefix ? frame_prefix : sig_prefix) + 3;
+}
+
+int outpost_sign1(const outpost_device *dev, uint8_t *out, size_t cap, size_t body_off, size_t body_len, size_t *frame_len) {
+  if (!dev || !dev->crypto || !dev->crypto->sign || !dev->kid || dev->kid_len == 0 || dev->kid_len > OUTPOST_MAX_KID ||
+      body_off < outpost_sign1_body_offset(dev->kid_len) || body_len > 0xffff)
+    return OUTPOST_E_ARG;
+  if (body_off > cap || body_len > cap - body_off) return OUTPOST_E_SPACE;
+  size_t h = head_len(body_len);
+  /* Sig_structure = ["Signature1", h'a10127', h'', body], right before the body. */
+  size_t s = body_off - 17 - h;
+  memcpy(out + s, SIG1_CONTEXT, 12);
+  memcpy(out + s + 12, PROTECTED, 4);
+  out[s + 16] = 0x40;
+  write_head(out + s + 17, 2, body_len);
+  uint8_t sig[OUTPOST_SIG_BYTES];
+  if (dev->crypto->sign(dev->crypto->ctx, sig, out + s, 17 + h + body_len) != 0) return OUTPOST_E_CRYPTO;
+  /* 18([h'a10127', {4: kid}, body, sig]) */
+  size_t pre = 8 + head_len(dev->kid_len) + dev->kid_len + h;
+  size_t total = pre + body_len + 2 + OUTPOST_SIG_BYTES;
+  if (total > cap) return OUTPOST_E_SPACE;
+  size_t f = body_off - pre;
+  uint8_t *p = out + f;
+  p[0] = 0xd2;
+  p[1] = 0x84;
+  memcpy(p + 2, PROTECTED, 4);
+  p[6] = 0xa1;
+  p[7] = 0x04;
+  p += 8 + write_head(p + 8, 2, dev->kid_len);
+  memcpy(p, dev->kid, dev->kid_len);
+  write_head(p + dev->kid_len, 2, body_len);
+  memmove(out, out + f, pre + body_len);
+  out[pre + body_len] = 0x58;
+  out[pre + body_len + 1] = 0x40;
+  memcpy(out + pre + body_len + 2, sig, OUTPOST_SIG_BYTES);
+  *frame_len = total;
+  return OUTPOST_OK;
+}
+
+static int finish_uplink(outpost_device *dev, outpost_cbor *w, uint8_t *out, size_t cap, size_t off, size_t *frame_len) {
+  if (w->err) return w->err;
+  int rc = outpost_sign1(dev, out, cap, off, w->len, frame_len);
+  if (rc == OUTPOST_OK) dev->seq++;
+  return rc;
+}
+
+static void uplink_head(outpost_cbor *w, const outpost_device *dev, unsigned type, uint64_t time_ms, size_t fields) {
+  outpost_cbor_head(w, 5, fields + (time_ms ? 1 : 0));
+  outpost_cbor_uint(w, 0);
+  outpost_cbor_uint(w, type);
+  outpost_cbor_uint(w, 1);
+  outpost_cbor_uint(w, dev->boot);
+  outpost_cbor_uint(w, 2);
+  outpost_cbor_uint(w, dev->seq);
+  if (time_ms) {
+    outpost_cbor_uint(w, 3);
+    outpost_cbor_uint(w, time_ms);
+  }
+}
+
+int outpost_frame_reading(outpost_device *dev, uint64_t time_ms, const outpost_senml_record *recs, size_t nrecs,
+                          uint8_t *out, size_t cap, size_t *frame_len) {
+  if (!dev || !out || !frame_len || !recs || nrecs == 0 || nrecs > 256) return OUTPOST_E_ARG;
+  size_t off = outpost_sign1_body_offset(dev->kid_len);
+  if (off > cap) return OUTPOST_E_SPACE;
+  outpost_cbor w;
+  outpost_cbor_init(&w, out + off, cap - off);
+  uplink_head(&w, dev, 1, time_ms, 4);
+  outpost_cbor_uint(&w, 4);
+  outpost_cbor_head(&w, 4, nrecs);
+  for (size_t i = 0; i < nrecs; i++) {
+    const outpost_senml_record *r = &recs[i];
+    size_t k = 0;
+    for (uint16_t m = r->has & 0x3ffu; m; m &= (uint16_t)(m - 1)) k++;
+    outpost_cbor_head(&w, 5, k);
+    /* label order as protocols/senml.ts packToCbor writes it: ascending */
+    if (r->has & OUTPOST_SENML_BU) { outpost_cbor_int(&w, -4); cbor_cstr(&w, r->bu); }
+    if (r->has & OUTPOST_SENML_BT) { outpost_cbor_int(&w, -3); outpost_cbor_number(&w, r->bt); }
+    if (r->has & OUTPOST_SENML_BN) { outpost_cbor_int(&w, -2); cbor_cstr(&w, r->bn); }
+    if (r->has & OUTPOST_SENML_N) { outpost_cbor_uint(&w, 0); cbor_cstr(&w, r->n); }
+    if (r->has & OUTPOST_SENML_U) { outpost_cbor_uint(&w, 1); cbor_cstr(&w, r->u); }
+    if (r->has & OUTPOST_SENML_V) { outpost_cbor_uint(&w, 2); outpost_cbor_number(&w, r->v); }
+    if (r->has & OUTPOST_SENML_VS) { outpost_cbor_uint(&w, 3); cbor_cstr(&w, r->vs); }
+    if (r->has & OUTPOST_SENML_VB) { outpost_cbor_uint(&w, 4); outpost_cbor_bool(&w, r->vb); }
+    if (r->has & OUTPOST_SENML_S) { outpost_cbor_uint(&w, 5); outpost_cbor_number(&w, r->s); }
+    if (r->has & OUTPOST_SENML_T) { outpost_cbor_uint(&w, 6); outpost_cbor_number(&w, r->t); }
+  }
+  return finish_uplink(dev, &w, out, cap, off, frame_len);
+}
+
+int outpost_frame_command_ack(outpost_device *dev, uint64_t time_ms, const uint8_t *cid, size_t cid_len, uint8_t status,
+                              uint8_t *out, size_t cap, size_t *frame_len) {
+  if (!dev || !out || !frame_len || !cid || cid_len < 4 || cid_len > 32) return OUTPOST_E_ARG;
+  size_t off = outpost_sign1_body_offset(dev->kid_len);
+  if (off > cap) return OUTPOST_E_SPACE;
+  outpost_cbor w;
+  outpost_cbor_init(&w, out + off, cap - off);
+  uplink_head(&w, dev, 3, time_ms, 5);
+  outpost_cbor_uint(&w, 8);
+  outpost_cbor_bytes(&w, cid, cid_len);
+  outpost_cbor_uint(&w, 15);
+  outpost_cbor_uint(&w, status);
+  return finish_uplink(dev, &w, out, cap, off, frame_len);
+}
+
+/* ---- bounded CBOR reader ------------------------------------------------------------------ */
+typedef struct {
+  const uint8_t *p;
+  size_t n, pos;
+  unsigned items;
+} rd;
+
+#define MAX_ITEMS 128u
+#define MAX_DEPTH 4
+
+/* Reads a head: definite lengths only, no reserved additional info. */
+static int rd_head(rd *r, uint8_t *major, uint64_t *arg) {
+  if (r->pos >= r->n || ++r->items > MAX_ITEMS) return OUTPOST_E_CBOR;
+  uint8_t ib = r->p[r->pos++];
+  uint8_t ai = ib & 0x1f;
+  *major = ib >> 5;
+  if (ai < 24) {
+    *arg = ai;
+    return 0;
+  }
+  if (ai > 27) return OUTPOST_E_CBOR;
+  size_t k = (size_t)1 << (ai - 24);
+  if (k > r->n - r->pos) return OUTPOST_E_CBOR;
+  uint64_t v = 0;
+  for (size_t i = 0; i < k; i++) v = v << 8 | r->p[r->pos++];
+  *arg = v;
+  return 0;
+}
+
+/* A byte or text string of the given major type; *s points into the input. */
+static int rd_str(rd *r, uint8_t want, const uint8_t **s, size_t *len) {
+  uint8_t major;
+  uint64_t arg;
+  if (rd_head(r, &major, &arg) || major != want || arg > r->n - r->pos) return OUTPOST_E_CBOR;
+  *s = r->p + r->pos;
+  *len = (size_t)arg;
+  r->pos += (size_t)arg;
+  return 0;
+}
+
+static int rd_skip(rd *r, int depth) {
+  uint8_t major;
+  uint64_t arg;
+  if (depth > MAX_DEPTH || rd_head(r, &major, &arg)) return OUTPOST_E_CBOR;
+  switch (major) {
+  case 2:
+  case 3:
+    if (arg > r->n - r->pos) return OUTPOST_E_CBOR;
+    r->pos += (size_t)arg;
+    return 0;
+  case 4:
+  case 5: {
+    if (arg > MAX_ITEMS) return OUTPOST_E_CBOR;
+    uint64_t k = major == 5 ? 2 * arg : arg;
+    for (uint64_t i = 0; i < k; i++)
+      if (rd_skip(r, depth + 1)) return OUTPOST_E_CBOR;
+    return 0;
+  }
+  case 6:
+    return rd_skip(r, depth + 1);
+  default:
+    return 0; /* integers and simple values / floats: the head is the item */
+  }
+}
+
+/* ---- COSE_Sign1 reading -------------------------------------------------------------------- */
+typedef struct {
+  size_t prot_off, prot_enc_len, payload_off;
+} sign1_pos;
+
+/* A COSE header map: alg must be EdDSA (-8) or Ed25519 (-19) in the protected bucket only. */
+static int rd_header(rd *r, int is_protected, int *alg_seen, const uint8_t **kid, size_t *kid_len) {
+  uint8_t major;
+  uint64_t n;
+  if (rd_head(r, &major, &n) || major != 5 || n > 16) return OUTPOST_E_COSE;
+  for (uint64_t i = 0; i < n; i++) {
+    uint8_t km;
+    uint64_t key;
+    size_t at = r->pos;
+    if (rd_head(r, &km, &key)) return OUTPOST_E_COSE;
+    if (km > 1) { /* text/other labels: skip label and value */
+      r->pos = at;
+      r->items--;
+      if (rd_skip(r, 1) || rd_skip(r, 1)) return OUTPOST_E_COSE;
+      continue;
+    }
+    if (km == 0 && key == 1) { /* alg */
+      uint8_t vm;
+      uint64_t v;
+      if (!is_protected || *alg_seen || rd_head(r, &vm, &v) || vm != 1 || (v != 7 && v != 18)) return OUTPOST_E_COSE;
+      *alg_seen = 1;
+    } else if (km == 0 && key == 2) { /* crit: nothing here is critical-extension aware */
+      return OUTPOST_E_COSE;
+    } else if (km == 0 && key == 4) { /* kid */
+      if (*kid || rd_str(r, 2, kid, kid_len) || *kid_len == 0 || *kid_len > OUTPOST_MAX_KID) return OUTPOST_E_COSE;
+    } else if (rd_skip(r, 1)) {
+      return OUTPOST_E_COSE;
+    }
+  }
+  return 0;
+}
+
+static int parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v, sign1_pos *pos) {
+  if (!frame || !v || len > 0xffff) return OUTPOST_E_ARG;
+  rd r = {frame, len, 0, 0};
+  uint8_t major;
+  uint64_t arg;
+  if (rd_head(&r, &major, &arg) || major != 6 || arg != 18) return OUTPOST_E_COSE;
+  if (rd_head(&r, &major, &arg) || major != 4 || arg != 4) return OUTPOST_E_COSE;
+  const uint8_t *prot, *kid = NULL;
+  size_t prot_len, kid_len = 0;
+  pos->prot_off = r.pos;
+  if (rd_str(&r, 2, &prot, &prot_len)) return OUTPOST_E_COSE;
+  pos->prot_enc_len = r.pos - pos->prot_off;
+  int alg = 0;
+  if (prot_len > 0) {
+    rd pr = {prot, prot_len, 0, 0};
+    if (rd_header(&pr, 1, &alg, &kid, &kid_len) || pr.pos != prot_len) return OUTPOST_E_COSE;
+  }
+  if (!alg) return OUTPOST_E_COSE;
+  if (rd_header(&r, 0, &alg, &kid, &kid_len) || !kid) return OUTPOST_E_COSE;
+  if (rd_str(&r, 2, &v->payload, &v->payload_len)) return OUTPOST_E_COSE;
+  pos->payload_off = (size_t)(v->payload - frame);
+  size_t sig_len;
+  if (rd_str(&r, 2, &v->signature, &sig_len) || sig_len != OUTPOST_SIG_BYTES || r.pos != len) return OUTPOST_E_COSE;
+  v->kid = kid;
+  v->kid_len = kid_len;
+  return OUTPOST_OK;
+}
+
+int outpost_parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v) {
+  sign1_pos pos;
+  return parse_sign1(frame, len, v, &pos);
+}
+
+int outpost_verify_sign1(const outpost_device *dev, uint8_t *frame, size_t len, outpost_sign1_view *v) {
+  sign1_pos pos;
+  if (!dev || !dev->crypto || !dev->crypto->verify || !dev->gateway_pk) return OUTPOST_E_ARG;
+  int rc = parse_sign1(frame, len, v, &pos);
+  if (rc) return rc;
+  if (dev->gateway_kid && (v->kid_len != dev->gateway_kid_len || memcmp(v->kid, dev->gateway_kid, v->kid_len) != 0))
+    return OUTPOST_E_KID;
+  /* Rebuild ["Signature1", protected as received, h'', payload] so that it ends
+   * where the payload starts; it reaches at most 11 bytes before the frame. */
+  size_t h = head_len(v->payload_len);
+  uint8_t *end = frame + pos.payload_off;
+  uint8_t *prot_dst = end - h - 1 - pos.prot_enc_len;
+  memmove(prot_dst, frame + pos.prot_off, pos.prot_enc_len);
+  prot_dst[pos.prot_enc_len] = 0x40;
+  write_head(prot_dst + pos.prot_enc_len + 1, 2, v->payload_len);
+  memcpy(prot_dst - 12, SIG1_CONTEXT, 12);
+  v->kid = NULL; /* overwritten */
+  const uint8_t *msg = prot_dst - 12;
+  if (dev->crypto->verify(dev->crypto->ctx, v->signature, msg, (size_t)(end + v->payload_len - msg), dev->gateway_pk) != 0)
+    return OUTPOST_E_SIGNATURE;
+  return OUTPOST_OK;
+}
+
+/* ---- downlink bodies ------------------------------------------------------------------------ */
+/* A half or single float (sign, exponent, mantissa fields) as double bits; -1 if not finite. */
+static int float_bits(uint64_t raw, unsigned ebits, unsigned mbits, uint64_t *out) {
+  uint64_t sign = raw >> (ebits + mbits) & 1u;
+  uint64_t e = raw >> mbits & ((1u << ebits) - 1);
+  uint64_t m = raw & ((1ull << mbits) - 1);
+  int bias = (1 << (ebits - 1)) - 1;
+  if (e == (1u << ebits) - 1) return -1;
+  if (e == 0) {
+    if (m == 0) {
+      *out = sign << 63;
+      return 0;
+    }
+    int ex = 1 - bias; /* subnormal: normalise */
+    while (!(m & (1ull << mbits))) {
+      m <<= 1;
+      ex--;
+    }
+    m &= (1ull << mbits) - 1;
+    e = (uint64_t)(ex + 1023);
+  } else {
+    e = e - (uint64_t)bias + 1023;
+  }
+  *out = sign << 63 | e << 52 | m << (52 - mbits);
+  return 0;
+}
+
+#define SAFE_MAX 0x1fffffffffffffull
+
+static int rd_uint(rd *r, uint64_t max, uint64_t *v) {
+  uint8_t major;
+  if (rd_head(r, &major, v) || major != 0 || *v > max) return OUTPOST_E_BODY;
+  return 0;
+}
+
+static int rd_text(rd *r, const char **s, size_t *len, size_t min, size_t max) {
+  const uint8_t *p;
+  if (rd_str(r, 3, &p, len) || *len < min || *len > max) return OUTPOST_E_BODY;
+  *s = (const char *)p;
+  return 0;
+}
+
+static int rd_value(rd *r, outpost_command *c) {
+  uint8_t major;
+  uint64_t arg;
+  size_t at = r->pos;
+  if (rd_head(r, &major, &arg)) return OUTPOST_E_BODY;
+  switch (major) {
+  case 0:
+  case 1:
+    if (major == 0 ? arg > SAFE_MAX : arg >= SAFE_MAX) return OUTPOST_E_BODY; /* safe integers only */
+    c->value_kind = OUTPOST_VALUE_INT;
+    c->value_int = major == 0 ? (int64_t)arg : -1 - (int64_t)arg;
+    return 0;
+  case 3:
+    r->pos = at;
+    r->items--;
+    c->value_kind = OUTPOST_VALUE_TEXT;
+    return rd_text(r, &c->value_text, &c->value_text_len, 0, 256);
+  case 7: {
+    uint8_t ai = r->p[at] & 0x1f;
+    uint64_t bits;
+    if (ai == 20 || ai == 21) {
+      c->value_kind = OUTPOST_VALUE_BOOL;
+      c->value_bool = ai == 21;
+      return 0;
+    }
+    if (ai == 25) {
+      if (float_bits(arg, 5, 10, &bits)) return OUTPOST_E_BODY;
+    } else if (ai == 26) {
+      if (float_bits(arg, 8, 23, &bits)) return OUTPOST_E_BODY;
+    } else if (ai == 27) {
+      if ((arg >> 52 & 0x7ff) == 0x7ff) return OUTPOST_E_BODY;
+      bits = arg;
+    } else {
+      return OUTPOST_E_BODY;
+    }
+    c->value_kind = OUTPOST_VALUE_FLOAT;
+    memcpy(&c->value_float, &bits, 8);
+    return 0;
+  }
+  default:
+    return OUTPOST_E_BODY;
+  }
+}
+
+int outpost_parse_downlink(const uint8_t *body, size_t len, outpost_command *cmd, outpost_frame_ack *ack) {
+  if (!body || !cmd || !ack) return OUTPOST_E_ARG;
+  rd r = {body, len, 0, 0};
+  uint8_t major;
+  uint64_t n;
+  size_t at[16];
+  uint32_t seen = 0;
+  if (rd_head(&r, &major, &n) || major != 5 || n > 32) return OUTPOST_E_CBOR;
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t key;
+    size_t kat = r.pos;
+    if (rd_head(&r, &major, &key)) return OUTPOST_E_CBOR;
+    if (major == 0 && key < 16) {
+      if (seen & (1u << key)) return OUTPOST_E_CBOR; /* duplicate key */
+      seen |= 1u << key;
+      at[key] = r.pos;
+    } else if (major > 1) { /* a text or other label: skip it whole */
+      r.pos = kat;
+      r.items--;
+      if (rd_skip(&r, 1)) return OUTPOST_E_CBOR;
+    }
+    if (rd_skip(&r, 1)) return OUTPOST_E_CBOR;
+  }
+  if (r.pos != len) return OUTPOST_E_CBOR;
+  uint64_t type, v;
+  rd f = r;
+#define AT(k) (f.pos = at[k], f.items = 0, &f)
+  if (!(seen & 1u) || rd_uint(AT(0), 255, &type)) return OUTPOST_E_BODY;
+  if (type == 4) {
+    const uint32_t need = 1u << 1 | 1u << 2 | 1u << 15;
+    if ((seen & need) != need) return OUTPOST_E_BODY;
+    if (rd_uint(AT(1), 0xffffffffu, &v)) return OUTPOST_E_BODY;
+    ack->boot = (uint32_t)v;
+    if (rd_uint(AT(2), 0xffffffffu, &v)) return OUTPOST_E_BODY;
+    ack->seq = (uint32_t)v;
+    if (rd_uint(AT(15), 255, &v)) return OUTPOST_E_BODY;
+    ack->status = (uint8_t)v;
+    return OUTPOST_BODY_FRAME_ACK;
+  }
+  if (type != 2) return OUTPOST_E_BODY;
+  const uint32_t need = 1u << 8 | 1u << 9 | 1u << 10 | 1u << 11 | 1u << 12 | 1u << 13;
+  if ((seen & need) != need) return OUTPOST_E_BODY;
+  memset(cmd, 0, sizeof *cmd);
+  const uint8_t *id;
+  if (rd_str(AT(8), 2, &id, &cmd->id_len) || cmd->id_len < 4 || cmd->id_len > 32) return OUTPOST_E_BODY;
+  cmd->id = id;
+  if (rd_text(AT(9), &cmd->target, &cmd->target_len, 1, 256)) return OUTPOST_E_BODY;
+  if (rd_text(AT(10), &cmd->actuator, &cmd->actuator_len, 1, 256)) return OUTPOST_E_BODY;
+  if (rd_value(AT(11), cmd)) return OUTPOST_E_BODY;
+  if (rd_uint(AT(12), UINT64_MAX, &cmd->expires_ms)) return OUTPOST_E_BODY;
+  if (rd_uint(AT(13), UINT64_MAX, &cmd->issued_ms)) return OUTPOST_E_BODY;
+  if (seen & (1u << 14)) {
+    if (rd_uint(AT(14), UINT64_MAX, &cmd->fence)) return OUTPOST_E_BODY;
+    cmd->has_fence = true;
+  }
+#undef AT
+  return OUTPOST_BODY_COMMAND;
+}
+
+uint8_t outpost_command_check(outpost_device *dev, const outpost_command *cmd, uint64_t now_ms) {
+  if (cmd->target_len != dev->kid_len || memcmp(cmd->target, dev->kid, dev->kid_len) != 0) return OUTPOST_ACK_REJECTED;
+  if (now_ms != 0 && now_ms > cmd->expires_ms) return OUTPOST_ACK_EXPIRED;
+  if (cmd->has_fence) {
+    if (cmd->fence < dev->fence) return OUTPOST_ACK_REPLAYED;
+    dev->fence = cmd->fence;
+  }
+  return OUTPOST_ACK_OK;
+}
+
+/* ---- unacked ring --------------------------------------------------------------------------- */
+void outpost_ring_init(outpost_ring *r, uint8_t *data, outpost_slot *slots, uint16_t nslots, uint16_t slot_size) {
+  r->data = data;
+  r->slots = slots;
+  r->nslots = nslots;
+  r->slot_size = slot_size;
+  r->head = 0;
+  r->count = 0;
+  r->dropped = 0;
+  for (uint16_t i = 0; i < nslots; i++) slots[i].len = 0;
+}
+
+static void ring_trim(outpost_ring *r) {
+  while (r->count > 0 && r->slots[r->head].len == 0) {
+    r->head = (uint16_t)((r->head + 1) % r->nslots);
+    r->count--;
+  }
+}
+
+int outpost_ring_push(outpost_ring *r, uint32_t boot, uint32_t seq, const uint8_t *wire, size_t len, uint32_t now_ms) {
+  if (r->nslots == 0 || len == 0 || len > r->slot_size) return OUTPOST_E_SPACE;
+  if (r->count == r->nslots) {
+    r->slots[r->head].len = 0;
+    r->dropped++;
+    ring_trim(r);
+    if (r->count == r->nslots) return OUTPOST_E_SPACE; /* unreachable */
+  }
+  uint16_t i = (uint16_t)((r->head + r->count) % r->nslots);
+  memcpy(r->data + (size_t)i * r->slot_size, wire, len);
+  r->slots[i].boot = boot;
+  r->slots[i].seq = seq;
+  r->slots[i].sent_ms = now_ms;
+  r->slots[i].len = (uint16_t)len;
+  r->count++;
+  return OUTPOST_OK;
+}
+
+int outpost_ring_ack(outpost_ring *r, const outpost_frame_ack *ack) {
+  if (ack->status == OUTPOST_ACK_FAILED) return 0;
+  for (uint16_t k = 0; k < r->count; k++) {
+    outpost_slot *s = &r->slots[(r->head + k) % r->nslots];
+    if (s->len && s->boot == ack->boot && s->seq == ack->seq) {
+      s->len = 0;
+      ring_trim(r);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+size_t outpost_ring_resend(outpost_ring *r, uint32_t now_ms, uint32_t after_ms, outpost_write_fn write, void *ctx) {
+  size_t n = 0;
+  for (uint16_t k = 0; k < r->count; k++) {
+    uint16_t i = (uint16_t)((r->head + k) % r->nslots);
+    outpost_slot *s = &r->slots[i];
+    if (s->len && (uint32_t)(now_ms - s->sent_ms) >= after_ms) {
+      write(ctx, r->data + (size_t)i * r->slot_size, s->len);
+      s->sent_ms = now_ms;
+      n++;
+    }
+  }
+  return n;
+}
