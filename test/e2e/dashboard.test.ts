@@ -80,13 +80,9 @@ describe('dashboard (chromium, headless)', () => {
     await value.waitFor();
     const first = await value.textContent();
     // The feed pushes every frame; the page is not reloaded (a marker set now would be lost).
-    await page.evaluate(() => ((window as unknown as { marker: number }).marker = 1));
-    await page.waitForFunction(
-      ([sel, before]) => document.querySelector(sel)?.textContent !== before,
-      [`[data-device="${press.id}"] [data-reading="press"] .value`, first] as const,
-      { timeout: 10_000 },
-    );
-    expect(await page.evaluate(() => (window as unknown as { marker?: number }).marker)).toBe(1);
+    await page.evaluate(() => ((globalThis as { marker?: number }).marker = 1));
+    await expect.poll(() => value.textContent(), { timeout: 10_000, interval: 50 }).not.toBe(first);
+    expect(await page.evaluate(() => (globalThis as { marker?: number }).marker)).toBe(1);
     const points = await page.locator(`[data-device="${press.id}"] [data-reading="press"] polyline`).getAttribute('points');
     expect(points!.split(' ').length).toBeGreaterThanOrEqual(2);
   });
