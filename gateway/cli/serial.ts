@@ -53,6 +53,9 @@ export async function serial(argv: string[]): Promise<number> {
     ...(values['dev-root'] !== undefined && { devRoot: values['dev-root'] }),
   });
   if (values.json) for (const p of ports) console.log(toJson(p));
-  else console.log(formatPorts(ports));
+  else {
+    console.log(formatPorts(ports));
+    if (ports.some((p) => p.source === 'sysfs')) console.log('(read from /sys/class/tty and /dev/serial/by-id: udev is not available)');
+  }
   return 0;
 }

@@ -114,6 +114,8 @@ export class SerialLink {
   private noiseTimer: NodeJS.Timeout | undefined;
   private readonly throttle: LogThrottle;
   private closing: Promise<void> | undefined;
+  /** Said once per absence that the port is not there. */
+  private reportedMissing = false;
 
   constructor(
     readonly config: SerialPortConfig,
@@ -178,7 +180,13 @@ export class SerialLink {
       this.deps.log.debug({ port: this.name, err: (err as Error).message }, 'serial port lookup failed');
     }
     if (this.state !== 'searching') return; // closed meanwhile
-    if (path === undefined) return this.retry();
+    if (path === undefined) {
+      if (!this.reportedMissing) {
+        this.reportedMissing = true;
+        this.deps.log.info({ port: this.name }, `serial port ${this.name} not present; waiting for it`);
+      }
+      return this.retry();
+    }
     this.state = 'opening';
     const port = new SerialPort({ path, baudRate: this.config.baudRate, autoOpen: false, hupcl: false });
     port.open((err) => {
@@ -207,6 +215,7 @@ export class SerialLink {
     this.currentPath = path;
     this.state = 'open';
     this.stats.opens++;
+    this.reportedMissing = false;
     this.backoffMs = this.deps.reconnectMinMs;
     this.deframer.reset();
     this.deps.log.info({ port: this.name, path, baudRate: this.config.baudRate }, `serial port ${this.name} open at ${path}`);
