@@ -7,6 +7,7 @@ import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { start, startHelp } from './cli/start.js';
 import { ConfigError, configJsonSchema, loadConfig } from './config.js';
+import { RegistryError } from './registry.js';
 
 const help = `Outpost gateway
 
@@ -82,8 +83,12 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError || err instanceof CliError) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = err.exitCode;
-    } else if (err instanceof ConfigError) {
+    } else if (err instanceof ConfigError || err instanceof RegistryError) {
       console.error(`gateway: ${err.message}`);
+      process.exitCode = 1;
+    } else if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {
+      const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
+      console.error(`gateway: cannot listen on ${e.address}:${e.port} (${e.code}); choose another mqtt.port or --port`);
       process.exitCode = 1;
     } else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`gateway: ${err.message}`);

@@ -80,13 +80,18 @@ export class EmbeddedBroker {
     aedes.on('clientDisconnect', (c: Client) => events.onClientGone?.(c.id));
     aedes.on('clientError', (c: Client, err: Error) => log.debug({ client: c.id, err: err.message }, 'mqtt client error'));
     const server = createServer(aedes.handle);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port, opts.host, () => {
-        server.off('error', reject);
-        resolve();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(opts.port, opts.host, () => {
+          server.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } catch (err) {
+      await new Promise<void>((resolve) => aedes.close(() => resolve())); // its timers would keep the process alive
+      throw err;
+    }
     self = new EmbeddedBroker(aedes, server, opts);
     await self.publishStatus('online');
     log.info({ host: opts.host, port: self.port }, `MQTT broker listening on ${opts.host}:${self.port}`);

@@ -1,5 +1,7 @@
 /** The `gateway` CLI as a user runs it: real processes, a real store. */
 import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -102,6 +104,21 @@ describe('gateway CLI', () => {
     const badTime = await gateway(['log', 'query', '--data', data, '--since', 'yesterday-ish']);
     expect(badTime.code).toBe(2);
     expect(badTime.stderr).toContain('--since');
+  });
+
+  it('fails to start with a clear message, not a stack, on a busy port or a bad enrolment', async () => {
+    const server = createServer().listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const port = (server.address() as AddressInfo).port;
+    const busy = await gateway(['start', '--no-simulate', '--data', join(tmp.dir, 'busy'), '--port', String(port)]);
+    server.close();
+    expect(busy.code).toBe(1);
+    expect(busy.stderr).toContain(`cannot listen on 127.0.0.1:${port} (EADDRINUSE)`);
+    const file = join(tmp.dir, 'small-order.yaml');
+    writeFileSync(file, `devices:\n  - { id: x1, publicKey: "${'00'.repeat(32)}" }\n`);
+    const bad = await gateway(['start', '--config', file, '--data', join(tmp.dir, 'bad')]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe('gateway: device x1: public key is a point of small order (key/small-order)');
   });
 
   it('checks a config file and names the bad key and the allowed values', async () => {
