@@ -279,8 +279,10 @@ export class SerialLink {
     let boot: number;
     let seq: number;
     if (o.status === 'rejected') {
-      // No verified counters: name the frame by the (unverified) counters it carries, if it has any.
-      const c = claimedCounters(frame);
+      // Ack only when the counters are the device's own (signature verified): a replay.
+      // Acking unverified counters would let anyone on the line make a device drop a
+      // pending frame by sending a forgery that names it.
+      const c = o.reason === 'replay' ? claimedCounters(frame) : undefined;
       if (!c) return;
       ({ boot, seq } = c);
     } else {
