@@ -297,6 +297,18 @@ static void uplink_head(outpost_cbor *w, const outpost_device *dev, unsigned typ
   }
 }
 
+/* SenML fields in OUTPOST_SENML_* bit order (= ascending CBOR label, RFC 8428 Table 6). */
+static const struct {
+  int8_t label;
+  char kind; /* 's' text, 'n' number, 'b' boolean */
+  uint8_t offset;
+} SENML_FIELDS[] = {
+    {-4, 's', offsetof(outpost_senml_record, bu)}, {-3, 'n', offsetof(outpost_senml_record, bt)},
+    {-2, 's', offsetof(outpost_senml_record, bn)}, {0, 's', offsetof(outpost_senml_record, n)},
+    {1, 's', offsetof(outpost_senml_record, u)},   {2, 'n', offsetof(outpost_senml_record, v)},
+    {3, 's', offsetof(outpost_senml_record, vs)},  {4, 'b', offsetof(outpost_senml_record, vb)},
+    {5, 'n', offsetof(outpost_senml_record, s)},   {6, 'n', offsetof(outpost_senml_record, t)}};
+
 int outpost_frame_reading(outpost_device *dev, uint64_t time_ms, const outpost_senml_record *recs, size_t nrecs,
                           uint8_t *out, size_t cap, size_t *frame_len) {
   if (!dev || !out || !frame_len || !recs || nrecs == 0 || nrecs > 256) return OUTPOST_E_ARG;
@@ -313,16 +325,22 @@ int outpost_frame_reading(outpost_device *dev, uint64_t time_ms, const outpost_s
     for (uint16_t m = r->has & 0x3ffu; m; m &= (uint16_t)(m - 1)) k++;
     outpost_cbor_head(&w, 5, k);
     /* label order as protocols/senml.ts packToCbor writes it: ascending */
-    if (r->has & OUTPOST_SENML_BU) { outpost_cbor_int(&w, -4); cbor_cstr(&w, r->bu); }
-    if (r->has & OUTPOST_SENML_BT) { outpost_cbor_int(&w, -3); outpost_cbor_number(&w, r->bt); }
-    if (r->has & OUTPOST_SENML_BN) { outpost_cbor_int(&w, -2); cbor_cstr(&w, r->bn); }
-    if (r->has & OUTPOST_SENML_N) { outpost_cbor_uint(&w, 0); cbor_cstr(&w, r->n); }
-    if (r->has & OUTPOST_SENML_U) { outpost_cbor_uint(&w, 1); cbor_cstr(&w, r->u); }
-    if (r->has & OUTPOST_SENML_V) { outpost_cbor_uint(&w, 2); outpost_cbor_number(&w, r->v); }
-    if (r->has & OUTPOST_SENML_VS) { outpost_cbor_uint(&w, 3); cbor_cstr(&w, r->vs); }
-    if (r->has & OUTPOST_SENML_VB) { outpost_cbor_uint(&w, 4); outpost_cbor_bool(&w, r->vb); }
-    if (r->has & OUTPOST_SENML_S) { outpost_cbor_uint(&w, 5); outpost_cbor_number(&w, r->s); }
-    if (r->has & OUTPOST_SENML_T) { outpost_cbor_uint(&w, 6); outpost_cbor_number(&w, r->t); }
+    for (unsigned f = 0; f < sizeof SENML_FIELDS / sizeof SENML_FIELDS[0]; f++) {
+      if (!(r->has & (1u << f))) continue;
+      const char *field = (const char *)r + SENML_FIELDS[f].offset;
+      outpost_cbor_int(&w, SENML_FIELDS[f].label);
+      if (SENML_FIELDS[f].kind == 's') {
+        const char *str;
+        memcpy(&str, field, sizeof str);
+        cbor_cstr(&w, str);
+      } else if (SENML_FIELDS[f].kind == 'n') {
+        double d;
+        memcpy(&d, field, sizeof d);
+        outpost_cbor_number(&w, d);
+      } else {
+        outpost_cbor_bool(&w, r->vb);
+      }
+    }
   }
   return finish_uplink(dev, &w, out, cap, off, frame_len);
 }
@@ -409,41 +427,15 @@ static int rd_skip(rd *r, int depth) {
 
 /* ---- COSE_Sign1 reading -------------------------------------------------------------------- */
 typedef struct {
-  size_t prot_off, prot_enc_len, payload_off;
+  size_t prot_off, payload_off; /* the protected bstr is 4 bytes */
 } sign1_pos;
 
-/* A COSE header map: alg must be EdDSA (-8) or Ed25519 (-19) in the protected bucket only. */
-static int rd_header(rd *r, int is_protected, int *alg_seen, const uint8_t **kid, size_t *kid_len) {
-  uint8_t major;
-  uint64_t n;
-  if (rd_head(r, &major, &n) || major != 5 || n > 16) return OUTPOST_E_COSE;
-  for (uint64_t i = 0; i < n; i++) {
-    uint8_t km;
-    uint64_t key;
-    size_t at = r->pos;
-    if (rd_head(r, &km, &key)) return OUTPOST_E_COSE;
-    if (km > 1) { /* text/other labels: skip label and value */
-      r->pos = at;
-      r->items--;
-      if (rd_skip(r, 1) || rd_skip(r, 1)) return OUTPOST_E_COSE;
-      continue;
-    }
-    if (km == 0 && key == 1) { /* alg */
-      uint8_t vm;
-      uint64_t v;
-      if (!is_protected || *alg_seen || rd_head(r, &vm, &v) || vm != 1 || (v != 7 && v != 18)) return OUTPOST_E_COSE;
-      *alg_seen = 1;
-    } else if (km == 0 && key == 2) { /* crit: nothing here is critical-extension aware */
-      return OUTPOST_E_COSE;
-    } else if (km == 0 && key == 4) { /* kid */
-      if (*kid || rd_str(r, 2, kid, kid_len) || *kid_len == 0 || *kid_len > OUTPOST_MAX_KID) return OUTPOST_E_COSE;
-    } else if (rd_skip(r, 1)) {
-      return OUTPOST_E_COSE;
-    }
-  }
-  return 0;
-}
-
+/*
+ * A device only has to read what its gateway writes (protocols/cose.ts encodeSign1):
+ * the protected header must be exactly bstr({1: -8}) or bstr({1: -19}) (RFC 9053
+ * §2.2, RFC 9864); the unprotected map must hold the kid (label 4) and may hold
+ * other labels, which are skipped, but not alg (1) or crit (2).
+ */
 static int parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v, sign1_pos *pos) {
   if (!frame || !v || len > 0xffff) return OUTPOST_E_ARG;
   rd r = {frame, len, 0, 0};
@@ -451,19 +443,29 @@ static int parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v, 
   uint64_t arg;
   if (rd_head(&r, &major, &arg) || major != 6 || arg != 18) return OUTPOST_E_COSE;
   if (rd_head(&r, &major, &arg) || major != 4 || arg != 4) return OUTPOST_E_COSE;
-  const uint8_t *prot, *kid = NULL;
-  size_t prot_len, kid_len = 0;
   pos->prot_off = r.pos;
-  if (rd_str(&r, 2, &prot, &prot_len)) return OUTPOST_E_COSE;
-  pos->prot_enc_len = r.pos - pos->prot_off;
-  int alg = 0;
-  if (prot_len > 0) {
-    rd pr = {prot, prot_len, 0, 0};
-    if (rd_header(&pr, 1, &alg, &kid, &kid_len) || pr.pos != prot_len) return OUTPOST_E_COSE;
+  if (len - r.pos < 5 || memcmp(frame + r.pos, PROTECTED, 3) != 0 || (frame[r.pos + 3] != 0x27 && frame[r.pos + 3] != 0x32))
+    return OUTPOST_E_COSE;
+  r.pos += 4;
+  const uint8_t *kid = NULL;
+  size_t kid_len = 0;
+  uint64_t n;
+  if (rd_head(&r, &major, &n) || major != 5 || n > 16) return OUTPOST_E_COSE;
+  while (n--) {
+    size_t at = r.pos;
+    if (rd_head(&r, &major, &arg)) return OUTPOST_E_COSE;
+    if (major == 0 && arg == 4) {
+      if (kid || rd_str(&r, 2, &kid, &kid_len) || kid_len == 0 || kid_len > OUTPOST_MAX_KID) return OUTPOST_E_COSE;
+      continue;
+    }
+    if (major == 0 && arg < 3) return OUTPOST_E_COSE; /* alg unprotected, crit */
+    if (major > 1) {                                   /* a text label: skip it whole */
+      r.pos = at;
+      if (rd_skip(&r, 1)) return OUTPOST_E_COSE;
+    }
+    if (rd_skip(&r, 1)) return OUTPOST_E_COSE;
   }
-  if (!alg) return OUTPOST_E_COSE;
-  if (rd_header(&r, 0, &alg, &kid, &kid_len) || !kid) return OUTPOST_E_COSE;
-  if (rd_str(&r, 2, &v->payload, &v->payload_len)) return OUTPOST_E_COSE;
+  if (!kid || rd_str(&r, 2, &v->payload, &v->payload_len)) return OUTPOST_E_COSE;
   pos->payload_off = (size_t)(v->payload - frame);
   size_t sig_len;
   if (rd_str(&r, 2, &v->signature, &sig_len) || sig_len != OUTPOST_SIG_BYTES || r.pos != len) return OUTPOST_E_COSE;
@@ -488,10 +490,10 @@ int outpost_verify_sign1(const outpost_device *dev, uint8_t *frame, size_t len, 
    * where the payload starts; it reaches at most 11 bytes before the frame. */
   size_t h = head_len(v->payload_len);
   uint8_t *end = frame + pos.payload_off;
-  uint8_t *prot_dst = end - h - 1 - pos.prot_enc_len;
-  memmove(prot_dst, frame + pos.prot_off, pos.prot_enc_len);
-  prot_dst[pos.prot_enc_len] = 0x40;
-  write_head(prot_dst + pos.prot_enc_len + 1, 2, v->payload_len);
+  uint8_t *prot_dst = end - h - 1 - 4;
+  memmove(prot_dst, frame + pos.prot_off, 4);
+  prot_dst[4] = 0x40;
+  write_head(prot_dst + 5, 2, v->payload_len);
   memcpy(prot_dst - 12, SIG1_CONTEXT, 12);
   v->kid = NULL; /* overwritten */
   const uint8_t *msg = prot_dst - 12;
@@ -501,147 +503,95 @@ int outpost_verify_sign1(const outpost_device *dev, uint8_t *frame, size_t len, 
 }
 
 /* ---- downlink bodies ------------------------------------------------------------------------ */
-/* A half or single float (sign, exponent, mantissa fields) as double bits; -1 if not finite. */
-static int float_bits(uint64_t raw, unsigned ebits, unsigned mbits, uint64_t *out) {
-  uint64_t sign = raw >> (ebits + mbits) & 1u;
-  uint64_t e = raw >> mbits & ((1u << ebits) - 1);
-  uint64_t m = raw & ((1ull << mbits) - 1);
-  int bias = (1 << (ebits - 1)) - 1;
-  if (e == (1u << ebits) - 1) return -1;
-  if (e == 0) {
-    if (m == 0) {
-      *out = sign << 63;
-      return 0;
-    }
-    int ex = 1 - bias; /* subnormal: normalise */
-    while (!(m & (1ull << mbits))) {
-      m <<= 1;
-      ex--;
-    }
-    m &= (1ull << mbits) - 1;
-    e = (uint64_t)(ex + 1023);
-  } else {
-    e = e - (uint64_t)bias + 1023;
-  }
-  *out = sign << 63 | e << 52 | m << (52 - mbits);
-  return 0;
-}
-
 #define SAFE_MAX 0x1fffffffffffffull
 
-static int rd_uint(rd *r, uint64_t max, uint64_t *v) {
-  uint8_t major;
-  if (rd_head(r, &major, v) || major != 0 || *v > max) return OUTPOST_E_BODY;
-  return 0;
-}
-
-static int rd_text(rd *r, const char **s, size_t *len, size_t min, size_t max) {
-  const uint8_t *p;
-  if (rd_str(r, 3, &p, len) || *len < min || *len > max) return OUTPOST_E_BODY;
-  *s = (const char *)p;
-  return 0;
-}
-
-static int rd_value(rd *r, outpost_command *c) {
-  uint8_t major;
-  uint64_t arg;
-  size_t at = r->pos;
-  if (rd_head(r, &major, &arg)) return OUTPOST_E_BODY;
-  switch (major) {
-  case 0:
-  case 1:
-    if (major == 0 ? arg > SAFE_MAX : arg >= SAFE_MAX) return OUTPOST_E_BODY; /* safe integers only */
-    c->value_kind = OUTPOST_VALUE_INT;
-    c->value_int = major == 0 ? (int64_t)arg : -1 - (int64_t)arg;
-    return 0;
-  case 3:
-    r->pos = at;
-    r->items--;
-    c->value_kind = OUTPOST_VALUE_TEXT;
-    return rd_text(r, &c->value_text, &c->value_text_len, 0, 256);
-  case 7: {
-    uint8_t ai = r->p[at] & 0x1f;
-    uint64_t bits;
-    if (ai == 20 || ai == 21) {
-      c->value_kind = OUTPOST_VALUE_BOOL;
-      c->value_bool = ai == 21;
-      return 0;
-    }
-    if (ai == 25) {
-      if (float_bits(arg, 5, 10, &bits)) return OUTPOST_E_BODY;
-    } else if (ai == 26) {
-      if (float_bits(arg, 8, 23, &bits)) return OUTPOST_E_BODY;
-    } else if (ai == 27) {
-      if ((arg >> 52 & 0x7ff) == 0x7ff) return OUTPOST_E_BODY;
-      bits = arg;
-    } else {
-      return OUTPOST_E_BODY;
-    }
-    c->value_kind = OUTPOST_VALUE_FLOAT;
-    memcpy(&c->value_float, &bits, 8);
-    return 0;
-  }
-  default:
-    return OUTPOST_E_BODY;
-  }
-}
+/* Expected major type per body key: 0 uint, 2 bytes, 3 text, 7 the command value
+ * (integer, float64, bool or text), 9 not ours (skipped). Upper bounds for uints. */
+static const uint8_t KEY_MAJOR[16] = {0, 0, 0, 9, 9, 9, 9, 9, 2, 3, 3, 7, 0, 0, 0, 0};
 
 int outpost_parse_downlink(const uint8_t *body, size_t len, outpost_command *cmd, outpost_frame_ack *ack) {
   if (!body || !cmd || !ack) return OUTPOST_E_ARG;
   rd r = {body, len, 0, 0};
   uint8_t major;
-  uint64_t n;
-  size_t at[16];
+  uint64_t n, key, arg, u[16];
+  const uint8_t *str[16];
   uint32_t seen = 0;
+  memset(cmd, 0, sizeof *cmd);
   if (rd_head(&r, &major, &n) || major != 5 || n > 32) return OUTPOST_E_CBOR;
-  for (uint64_t i = 0; i < n; i++) {
-    uint64_t key;
-    size_t kat = r.pos;
+  /* One pass: each known key's value is checked for its type and kept as a
+   * number (u) or a string (str, with its length in u). */
+  while (n--) {
+    size_t at = r.pos;
     if (rd_head(&r, &major, &key)) return OUTPOST_E_CBOR;
-    if (major == 0 && key < 16) {
-      if (seen & (1u << key)) return OUTPOST_E_CBOR; /* duplicate key */
-      seen |= 1u << key;
-      at[key] = r.pos;
-    } else if (major > 1) { /* a text or other label: skip it whole */
-      r.pos = kat;
-      r.items--;
+    if (major != 0 || key > 15 || KEY_MAJOR[key] == 9) { /* another label: skip it (a text one whole) and its value */
+      if (major > 1) {
+        r.pos = at;
+        if (rd_skip(&r, 1)) return OUTPOST_E_CBOR;
+      }
       if (rd_skip(&r, 1)) return OUTPOST_E_CBOR;
+      continue;
     }
-    if (rd_skip(&r, 1)) return OUTPOST_E_CBOR;
+    if (seen & (1u << key)) return OUTPOST_E_CBOR; /* duplicate key */
+    seen |= 1u << key;
+    at = r.pos;
+    if (rd_head(&r, &major, &arg)) return OUTPOST_E_CBOR;
+    uint8_t want = KEY_MAJOR[key];
+    u[key] = arg;
+    if (major == 2 || major == 3) {
+      if (arg > r.n - r.pos) return OUTPOST_E_CBOR;
+      str[key] = body + r.pos;
+      r.pos += (size_t)arg;
+      if (arg > 256) return OUTPOST_E_BODY;
+    }
+    if (want == 7) { /* the command value */
+      uint8_t ai = body[at] & 0x1f;
+      cmd->value_kind = OUTPOST_VALUE_INT;
+      if (major == 0 || major == 1) {
+        if (major == 0 ? arg > SAFE_MAX : arg >= SAFE_MAX) return OUTPOST_E_BODY; /* safe integers only */
+        cmd->value_int = major == 0 ? (int64_t)arg : -1 - (int64_t)arg;
+      } else if (major == 3) {
+        cmd->value_kind = OUTPOST_VALUE_TEXT;
+        cmd->value_text = (const char *)str[key];
+        cmd->value_text_len = (size_t)arg;
+      } else if (major == 7 && (ai == 20 || ai == 21)) {
+        cmd->value_kind = OUTPOST_VALUE_BOOL;
+        cmd->value_bool = ai == 21;
+      } else if (major == 7 && ai == 27 && (arg >> 52 & 0x7ff) != 0x7ff) {
+        /* The gateway writes non-integral numbers as float64 (protocols/cbor.ts);
+         * half and single floats are refused, and so are NaN and infinities. */
+        cmd->value_kind = OUTPOST_VALUE_FLOAT;
+        memcpy(&cmd->value_float, &arg, 8);
+      } else {
+        return OUTPOST_E_BODY;
+      }
+    } else if (major != want || (want != 0 && arg == 0)) {
+      return OUTPOST_E_BODY;
+    }
   }
   if (r.pos != len) return OUTPOST_E_CBOR;
-  uint64_t type, v;
-  rd f = r;
-#define AT(k) (f.pos = at[k], f.items = 0, &f)
-  if (!(seen & 1u) || rd_uint(AT(0), 255, &type)) return OUTPOST_E_BODY;
-  if (type == 4) {
-    const uint32_t need = 1u << 1 | 1u << 2 | 1u << 15;
-    if ((seen & need) != need) return OUTPOST_E_BODY;
-    if (rd_uint(AT(1), 0xffffffffu, &v)) return OUTPOST_E_BODY;
-    ack->boot = (uint32_t)v;
-    if (rd_uint(AT(2), 0xffffffffu, &v)) return OUTPOST_E_BODY;
-    ack->seq = (uint32_t)v;
-    if (rd_uint(AT(15), 255, &v)) return OUTPOST_E_BODY;
-    ack->status = (uint8_t)v;
+  uint32_t need = 1u << 1 | 1u << 2 | 1u << 15;
+  if (!(seen & 1u)) return OUTPOST_E_BODY;
+  if (u[0] == 2) need = 0x3f00u; /* keys 8..13 */
+  else if (u[0] != 4) return OUTPOST_E_BODY;
+  if ((seen & need) != need) return OUTPOST_E_BODY;
+  if (u[0] == 4) {
+    if ((u[1] | u[2]) > 0xffffffffu || u[15] > 255) return OUTPOST_E_BODY;
+    ack->boot = (uint32_t)u[1];
+    ack->seq = (uint32_t)u[2];
+    ack->status = (uint8_t)u[15];
     return OUTPOST_BODY_FRAME_ACK;
   }
-  if (type != 2) return OUTPOST_E_BODY;
-  const uint32_t need = 1u << 8 | 1u << 9 | 1u << 10 | 1u << 11 | 1u << 12 | 1u << 13;
-  if ((seen & need) != need) return OUTPOST_E_BODY;
-  memset(cmd, 0, sizeof *cmd);
-  const uint8_t *id;
-  if (rd_str(AT(8), 2, &id, &cmd->id_len) || cmd->id_len < 4 || cmd->id_len > 32) return OUTPOST_E_BODY;
-  cmd->id = id;
-  if (rd_text(AT(9), &cmd->target, &cmd->target_len, 1, 256)) return OUTPOST_E_BODY;
-  if (rd_text(AT(10), &cmd->actuator, &cmd->actuator_len, 1, 256)) return OUTPOST_E_BODY;
-  if (rd_value(AT(11), cmd)) return OUTPOST_E_BODY;
-  if (rd_uint(AT(12), UINT64_MAX, &cmd->expires_ms)) return OUTPOST_E_BODY;
-  if (rd_uint(AT(13), UINT64_MAX, &cmd->issued_ms)) return OUTPOST_E_BODY;
-  if (seen & (1u << 14)) {
-    if (rd_uint(AT(14), UINT64_MAX, &cmd->fence)) return OUTPOST_E_BODY;
-    cmd->has_fence = true;
-  }
-#undef AT
+  if (u[8] < 4 || u[8] > 32) return OUTPOST_E_BODY;
+  cmd->id = str[8];
+  cmd->id_len = (size_t)u[8];
+  cmd->target = (const char *)str[9];
+  cmd->target_len = (size_t)u[9];
+  cmd->actuator = (const char *)str[10];
+  cmd->actuator_len = (size_t)u[10];
+  cmd->expires_ms = u[12];
+  cmd->issued_ms = u[13];
+  cmd->has_fence = (seen >> 14) & 1u;
+  cmd->fence = cmd->has_fence ? u[14] : 0;
   return OUTPOST_BODY_COMMAND;
 }
 

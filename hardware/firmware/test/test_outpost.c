@@ -461,13 +461,14 @@ TEST(downlink_parser_bounds) {
   }
 }
 
-/* command values: half/single/double floats; non-finite and bignum-sized integers are refused */
+/* command values: safe integers, float64, bool, text; half/single floats (the gateway never
+ * writes them), non-finite floats and integers beyond 2^53 - 1 are refused */
 TEST(command_values) {
   outpost_command c;
   outpost_frame_ack a;
   struct { const char *value_hex; int ok; uint8_t kind; double f; } cases[] = {
-      {"f93e00", 1, OUTPOST_VALUE_FLOAT, 1.5}, {"f90001", 1, OUTPOST_VALUE_FLOAT, 5.960464477539063e-8},
-      {"fa3f400000", 1, OUTPOST_VALUE_FLOAT, 0.75}, {"fb3ff8000000000000", 1, OUTPOST_VALUE_FLOAT, 1.5},
+      {"f93e00", 0, 0, 0}, {"fa3f400000", 0, 0, 0}, {"fb3ff8000000000000", 1, OUTPOST_VALUE_FLOAT, 1.5},
+      {"fb8000000000000000", 1, OUTPOST_VALUE_FLOAT, -0.0}, {"f5", 1, OUTPOST_VALUE_BOOL, 0}, {"60", 1, OUTPOST_VALUE_TEXT, 0},
       {"f97c00", 0, 0, 0}, {"fa7fc00000", 0, 0, 0}, {"fb7ff0000000000000", 0, 0, 0},
       {"1b0020000000000000", 0, 0, 0}, {"3b001ffffffffffffe", 1, OUTPOST_VALUE_INT, 0}, {"3b001fffffffffffff", 0, 0, 0}, {"f6", 0, 0, 0},
       {"c11a00000000", 0, 0, 0}, {"40", 0, 0, 0}};
