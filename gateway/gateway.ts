@@ -7,10 +7,12 @@ import { resolve } from 'node:path';
 import { DeviceActivity } from './activity.js';
 import { ApiServer } from './api/server.js';
 import type { GatewayConfig } from './config.js';
+import { HomeAssistantDiscovery } from './homeassistant.js';
 import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
+import { loadProfiles } from './profiles.js';
 import { Registry } from './registry.js';
 import { Simulation } from './simulation.js';
 import { Store } from './store/store.js';
@@ -28,6 +30,7 @@ export class Gateway {
   serial?: SerialTransport;
   simulation?: Simulation;
   api?: ApiServer;
+  homeAssistant?: HomeAssistantDiscovery;
   private statusTimer?: NodeJS.Timeout;
   private lastStored = 0;
 
@@ -57,7 +60,10 @@ export class Gateway {
     log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
       if (config.mqtt.enabled) {
-        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id }, ingest, log, {
+        const ha = config.homeAssistant;
+        // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
+        const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
+        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes }, ingest, log, {
           onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
           onClientGone: (client) => activity.gone(`mqtt:${client}`),
         });
@@ -76,6 +82,12 @@ export class Gateway {
           log,
           { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
         );
+      }
+      if (config.homeAssistant.enabled && gw.broker) {
+        const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
+        gw.homeAssistant = new HomeAssistantDiscovery(gw.broker, registry, ingest, loadProfiles(), haOpts, log);
+      } else if (config.homeAssistant.enabled) {
+        log.warn('homeAssistant.enabled needs mqtt.enabled: no discovery is published');
       }
       if (config.api.enabled) {
         gw.api = await ApiServer.start(gw, { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 }, log);
@@ -130,6 +142,7 @@ export class Gateway {
     clearInterval(this.statusTimer);
     await this.simulation?.stop();
     await this.api?.close();
+    this.homeAssistant?.close();
     await this.broker?.close();
     await this.serial?.close();
     await this.ingest.close();

@@ -19,6 +19,8 @@ export interface BrokerOptions {
   readonly host: string;
   readonly port: number;
   readonly gatewayId: string;
+  /** Topic prefixes only the gateway publishes on (e.g. Home Assistant discovery); clients' publishes there are dropped. */
+  readonly reservedPrefixes?: readonly string[];
 }
 
 export interface BrokerEvents {
@@ -66,7 +68,8 @@ export class EmbeddedBroker {
           );
           return;
         }
-        if (t?.kind === 'cmd' || t?.kind === 'gateway-status') {
+        const reserved = opts.reservedPrefixes?.some((p) => packet.topic.startsWith(p)) ?? false;
+        if (t?.kind === 'cmd' || t?.kind === 'gateway-status' || reserved) {
           // Only the gateway speaks on these topics; drop, do not disconnect.
           log.warn({ client: client.id, topic: packet.topic }, 'publish to a gateway-owned topic dropped');
           packet.retain = false;
