@@ -32,7 +32,7 @@ describe('Home Assistant MQTT discovery', () => {
     ));
     ha = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'home-assistant', reconnectPeriod: 0 });
     ha.on('message', (topic, payload, packet) => seen.set(topic, { payload: payload.toString(), retain: packet.retain }));
-    await ha.subscribeAsync(['homeassistant/#', 'outpost/v1/gw/gw-test/ha/#'], { qos: 1 });
+    await ha.subscribeAsync(['homeassistant/#', 'outpost/v1/gw/gw-test/ha/#', topics.gatewayStatus('gw-test')], { qos: 1 });
   });
   afterAll(async () => {
     await ha?.endAsync();
@@ -64,7 +64,8 @@ describe('Home Assistant MQTT discovery', () => {
     expect(config(doorCfg)).toMatchObject({ device_class: 'door', payload_on: 'ON', payload_off: 'OFF' });
     expect(config(doorCfg).unit_of_measurement).toBeUndefined();
     // Availability: the gateway's retained status says online.
-    expect(JSON.parse((await gw.broker!.aedes.persistence.createRetainedStream(topics.gatewayStatus('gw-test')).toArray())[0].payload.toString())).toMatchObject({ state: 'online' });
+    await waitFor(() => seen.has(topics.gatewayStatus('gw-test')), 2000, 'gateway status');
+    expect(JSON.parse(seen.get(topics.gatewayStatus('gw-test'))!.payload)).toMatchObject({ state: 'online' });
   });
 
   it('[states] each durable frame updates retained state topics with the frame\'s values', async () => {
