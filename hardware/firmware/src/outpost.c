@@ -7,17 +7,14 @@
 
 #include <string.h>
 
-/* ---- CRC-32C (RFC 3720 B.4), bitwise with a 16-entry table ------------------ */
-static const uint32_t crc_nibble[16] = {
-    0x00000000u, 0x105ec76fu, 0x20bd8edeu, 0x30e349b1u, 0x417b1dbcu, 0x5125dad3u, 0x61c69362u, 0x7198540du,
-    0x82f63b78u, 0x92a8fc17u, 0xa24bb5a6u, 0xb21572c9u, 0xc38d26c4u, 0xd3d3e1abu, 0xe330a81au, 0xf36e6f75u};
-
+/* ---- CRC-32C (RFC 3720 B.4), reflected polynomial 0x82F63B78 ------------------------
+ * Bit by bit, without a table: 8 shifts a byte (a 150-byte frame is about 1200
+ * iterations, microseconds on a Cortex-M4) for 64 bytes less flash than a nibble table. */
 uint32_t outpost_crc32c(uint32_t crc, const uint8_t *data, size_t len) {
   crc = ~crc;
-  for (size_t i = 0; i < len; i++) {
-    crc ^= data[i];
-    crc = (crc >> 4) ^ crc_nibble[crc & 15u];
-    crc = (crc >> 4) ^ crc_nibble[crc & 15u];
+  while (len--) {
+    crc ^= *data++;
+    for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0x82f63b78u & (0u - (crc & 1u)));
   }
   return ~crc;
 }
@@ -62,80 +59,54 @@ size_t outpost_wire_encode(const uint8_t *frame, size_t n, uint8_t *out, size_t 
 }
 
 /* ---- streaming deframer ------------------------------------------------------------ */
-static void deframer_reset(outpost_deframer *d) {
-  d->len = 0;
-  d->left = 0;
-  d->zero = 0;
-  d->started = 0;
-}
-
-void outpost_deframer_init(outpost_deframer *d) {
-  memset(d, 0, sizeof *d);
-}
-
-static int deframer_put(outpost_deframer *d, uint8_t b) {
-  if (d->len >= OUTPOST_MAX_FRAME + 4) {
-    d->stats.oversize++;
-    d->stats.discarded_bytes += d->len;
-    deframer_reset(d);
-    d->skip = 1;
-    return 0;
-  }
-  d->buf[OUTPOST_VERIFY_HEADROOM + d->len++] = b;
-  return 1;
-}
+void outpost_deframer_init(outpost_deframer *d) { memset(d, 0, sizeof *d); }
 
 size_t outpost_deframer_push(outpost_deframer *d, const uint8_t *in, size_t n, uint8_t **frame, size_t *len) {
+  uint8_t *f = d->buf + OUTPOST_VERIFY_HEADROOM;
   *frame = NULL;
   *len = 0;
   for (size_t i = 0; i < n; i++) {
     uint8_t b = in[i];
-    if (b == 0) {
-      if (d->skip) {
-        d->skip = 0;
-        deframer_reset(d);
-        continue;
+    size_t got = d->len;
+    if (b == 0) { /* delimiter: the frame so far ends here */
+      uint32_t *bad = NULL;
+      if (d->skip || !d->started) {
+        /* dropped already, or an empty frame (ignored) */
+      } else if (d->left) {
+        bad = &d->stats.bad_cobs; /* a block cut short */
+      } else if (got < 4) {
+        bad = &d->stats.runt;
+      } else {
+        uint32_t want = (uint32_t)f[got - 4] | (uint32_t)f[got - 3] << 8 | (uint32_t)f[got - 2] << 16 | (uint32_t)f[got - 1] << 24;
+        bad = &d->stats.bad_crc;
+        if (outpost_crc32c(0, f, got - 4) == want) bad = NULL, *frame = f, *len = got - 4, d->stats.frames++;
       }
-      if (!d->started) continue; /* empty frame: ignored */
-      size_t got = d->len;
-      if (d->left != 0) {
-        d->stats.bad_cobs++;
-        d->stats.discarded_bytes += (uint32_t)got;
-        deframer_reset(d);
-        continue;
-      }
-      deframer_reset(d);
-      if (got < 4) {
-        d->stats.runt++;
-        d->stats.discarded_bytes += (uint32_t)got;
-        continue;
-      }
-      uint8_t *f = d->buf + OUTPOST_VERIFY_HEADROOM;
-      size_t fl = got - 4;
-      uint32_t want = (uint32_t)f[fl] | (uint32_t)f[fl + 1] << 8 | (uint32_t)f[fl + 2] << 16 | (uint32_t)f[fl + 3] << 24;
-      if (outpost_crc32c(0, f, fl) != want) {
-        d->stats.bad_crc++;
-        d->stats.discarded_bytes += (uint32_t)got;
-        continue;
-      }
-      d->stats.frames++;
-      *frame = f;
-      *len = fl;
-      return i + 1;
+      if (bad) (*bad)++, d->stats.discarded_bytes += (uint32_t)got;
+      d->len = d->left = d->zero = d->started = d->skip = 0;
+      if (*frame) return i + 1;
+      continue;
     }
     if (d->skip) {
       d->stats.discarded_bytes++;
       continue;
     }
-    if (d->left == 0) { /* a code byte */
-      if (d->zero && !deframer_put(d, 0)) continue;
+    if (d->left) { /* a data byte */
+      d->left--;
+    } else { /* a code byte: the block before it ended with a 0x00, unless it was a full 0xFF block */
+      uint8_t pending = d->zero;
       d->left = (uint8_t)(b - 1);
       d->zero = b != 0xff;
       d->started = 1;
-    } else {
-      d->left--;
-      deframer_put(d, b);
+      if (!pending) continue;
+      b = 0;
     }
+    if (got >= OUTPOST_MAX_FRAME + 4) { /* too long: drop until the next delimiter */
+      d->stats.oversize++;
+      d->stats.discarded_bytes += (uint32_t)got + 1;
+      d->skip = 1;
+      continue;
+    }
+    f[d->len++] = b;
   }
   return n;
 }
@@ -231,8 +202,11 @@ static void cbor_cstr(outpost_cbor *w, const char *s) {
 }
 
 /* ---- COSE_Sign1 signing ------------------------------------------------------------------- */
-static const uint8_t SIG1_CONTEXT[12] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1'};
-static const uint8_t PROTECTED[4] = {0x43, 0xa1, 0x01, 0x27}; /* bstr({1: -8}) */
+/* ["Signature1", h'a10127', h'', ... (RFC 9052 §4.4): array head, context, protected bstr({1: -8}), empty aad */
+static const uint8_t SIG1_PREFIX[17] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1', 0x43, 0xa1, 0x01, 0x27, 0x40};
+#define PROTECTED (SIG1_PREFIX + 12)
+/* 18([h'a10127', {4: ... (RFC 9052 §4.2) */
+static const uint8_t FRAME_PREFIX[8] = {0xd2, 0x84, 0x43, 0xa1, 0x01, 0x27, 0xa1, 0x04};
 
 size_t outpost_sign1_body_offset(size_t kid_len) {
   size_t frame_prefix = 8 + head_len(kid_len) + kid_len; /* d2 84 43a10127 a1 04 kid */
@@ -248,9 +222,7 @@ int outpost_sign1(const outpost_device *dev, uint8_t *out, size_t cap, size_t bo
   size_t h = head_len(body_len);
   /* Sig_structure = ["Signature1", h'a10127', h'', body], right before the body. */
   size_t s = body_off - 17 - h;
-  memcpy(out + s, SIG1_CONTEXT, 12);
-  memcpy(out + s + 12, PROTECTED, 4);
-  out[s + 16] = 0x40;
+  memcpy(out + s, SIG1_PREFIX, 17);
   write_head(out + s + 17, 2, body_len);
   uint8_t sig[OUTPOST_SIG_BYTES];
   if (dev->crypto->sign(dev->crypto->ctx, sig, out + s, 17 + h + body_len) != 0) return OUTPOST_E_CRYPTO;
@@ -260,11 +232,7 @@ int outpost_sign1(const outpost_device *dev, uint8_t *out, size_t cap, size_t bo
   if (total > cap) return OUTPOST_E_SPACE;
   size_t f = body_off - pre;
   uint8_t *p = out + f;
-  p[0] = 0xd2;
-  p[1] = 0x84;
-  memcpy(p + 2, PROTECTED, 4);
-  p[6] = 0xa1;
-  p[7] = 0x04;
+  memcpy(p, FRAME_PREFIX, 8);
   p += 8 + write_head(p + 8, 2, dev->kid_len);
   memcpy(p, dev->kid, dev->kid_len);
   write_head(p + dev->kid_len, 2, body_len);
@@ -284,16 +252,12 @@ static int finish_uplink(outpost_device *dev, outpost_cbor *w, uint8_t *out, siz
 }
 
 static void uplink_head(outpost_cbor *w, const outpost_device *dev, unsigned type, uint64_t time_ms, size_t fields) {
-  outpost_cbor_head(w, 5, fields + (time_ms ? 1 : 0));
-  outpost_cbor_uint(w, 0);
-  outpost_cbor_uint(w, type);
-  outpost_cbor_uint(w, 1);
-  outpost_cbor_uint(w, dev->boot);
-  outpost_cbor_uint(w, 2);
-  outpost_cbor_uint(w, dev->seq);
-  if (time_ms) {
-    outpost_cbor_uint(w, 3);
-    outpost_cbor_uint(w, time_ms);
+  const uint64_t v[4] = {type, dev->boot, dev->seq, time_ms};
+  unsigned n = time_ms ? 4 : 3;
+  outpost_cbor_head(w, 5, fields + n - 3);
+  for (unsigned k = 0; k < n; k++) { /* {0: type, 1: boot, 2: seq, 3?: time} */
+    outpost_cbor_uint(w, k);
+    outpost_cbor_uint(w, v[k]);
   }
 }
 
@@ -426,47 +390,23 @@ static int rd_skip(rd *r, int depth) {
 }
 
 /* ---- COSE_Sign1 reading -------------------------------------------------------------------- */
-typedef struct {
-  size_t prot_off, payload_off; /* the protected bstr is 4 bytes */
-} sign1_pos;
 
 /*
  * A device only has to read what its gateway writes (protocols/cose.ts encodeSign1):
  * the protected header must be exactly bstr({1: -8}) or bstr({1: -19}) (RFC 9053
- * §2.2, RFC 9864); the unprotected map must hold the kid (label 4) and may hold
- * other labels, which are skipped, but not alg (1) or crit (2).
+ * §2.2, RFC 9864) and the unprotected header exactly {4: kid}. Anything else is
+ * refused (OUTPOST_E_COSE): less code, and less for an attacker to play with.
  */
-static int parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v, sign1_pos *pos) {
+static int parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v) {
   if (!frame || !v || len > 0xffff) return OUTPOST_E_ARG;
-  rd r = {frame, len, 0, 0};
-  uint8_t major;
-  uint64_t arg;
-  if (rd_head(&r, &major, &arg) || major != 6 || arg != 18) return OUTPOST_E_COSE;
-  if (rd_head(&r, &major, &arg) || major != 4 || arg != 4) return OUTPOST_E_COSE;
-  pos->prot_off = r.pos;
-  if (len - r.pos < 5 || memcmp(frame + r.pos, PROTECTED, 3) != 0 || (frame[r.pos + 3] != 0x27 && frame[r.pos + 3] != 0x32))
+  /* 18([h'a10127' or h'a10132', {4: ... */
+  if (len < 8 || memcmp(frame, FRAME_PREFIX, 5) != 0 || (frame[5] != 0x27 && frame[5] != 0x32) || frame[6] != 0xa1 || frame[7] != 0x04)
     return OUTPOST_E_COSE;
-  r.pos += 4;
-  const uint8_t *kid = NULL;
-  size_t kid_len = 0;
-  uint64_t n;
-  if (rd_head(&r, &major, &n) || major != 5 || n > 16) return OUTPOST_E_COSE;
-  while (n--) {
-    size_t at = r.pos;
-    if (rd_head(&r, &major, &arg)) return OUTPOST_E_COSE;
-    if (major == 0 && arg == 4) {
-      if (kid || rd_str(&r, 2, &kid, &kid_len) || kid_len == 0 || kid_len > OUTPOST_MAX_KID) return OUTPOST_E_COSE;
-      continue;
-    }
-    if (major == 0 && arg < 3) return OUTPOST_E_COSE; /* alg unprotected, crit */
-    if (major > 1) {                                   /* a text label: skip it whole */
-      r.pos = at;
-      if (rd_skip(&r, 1)) return OUTPOST_E_COSE;
-    }
-    if (rd_skip(&r, 1)) return OUTPOST_E_COSE;
-  }
-  if (!kid || rd_str(&r, 2, &v->payload, &v->payload_len)) return OUTPOST_E_COSE;
-  pos->payload_off = (size_t)(v->payload - frame);
+  rd r = {frame, len, 8, 0};
+  const uint8_t *kid;
+  size_t kid_len;
+  if (rd_str(&r, 2, &kid, &kid_len) || kid_len == 0 || kid_len > OUTPOST_MAX_KID) return OUTPOST_E_COSE;
+  if (rd_str(&r, 2, &v->payload, &v->payload_len)) return OUTPOST_E_COSE;
   size_t sig_len;
   if (rd_str(&r, 2, &v->signature, &sig_len) || sig_len != OUTPOST_SIG_BYTES || r.pos != len) return OUTPOST_E_COSE;
   v->kid = kid;
@@ -475,28 +415,25 @@ static int parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v, 
 }
 
 int outpost_parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v) {
-  sign1_pos pos;
-  return parse_sign1(frame, len, v, &pos);
+  return parse_sign1(frame, len, v);
 }
 
 int outpost_verify_sign1(const outpost_device *dev, uint8_t *frame, size_t len, outpost_sign1_view *v) {
-  sign1_pos pos;
   if (!dev || !dev->crypto || !dev->crypto->verify || !dev->gateway_pk) return OUTPOST_E_ARG;
-  int rc = parse_sign1(frame, len, v, &pos);
+  int rc = parse_sign1(frame, len, v);
   if (rc) return rc;
   if (dev->gateway_kid && (v->kid_len != dev->gateway_kid_len || memcmp(v->kid, dev->gateway_kid, v->kid_len) != 0))
     return OUTPOST_E_KID;
   /* Rebuild ["Signature1", protected as received, h'', payload] so that it ends
-   * where the payload starts; it reaches at most 11 bytes before the frame. */
+   * where the payload starts: 17 + h bytes in place of the 9 + kid head + kid +
+   * payload head bytes before the payload, so at most 11 bytes before the frame. */
   size_t h = head_len(v->payload_len);
-  uint8_t *end = frame + pos.payload_off;
-  uint8_t *prot_dst = end - h - 1 - 4;
-  memmove(prot_dst, frame + pos.prot_off, 4);
-  prot_dst[4] = 0x40;
-  write_head(prot_dst + 5, 2, v->payload_len);
-  memcpy(prot_dst - 12, SIG1_CONTEXT, 12);
+  uint8_t *end = frame + (v->payload - frame), alg = frame[5];
+  uint8_t *msg = end - h - 17;
+  memcpy(msg, SIG1_PREFIX, 17);
+  msg[15] = alg; /* -8 or -19, as received */
+  write_head(end - h, 2, v->payload_len);
   v->kid = NULL; /* overwritten */
-  const uint8_t *msg = prot_dst - 12;
   if (dev->crypto->verify(dev->crypto->ctx, v->signature, msg, (size_t)(end + v->payload_len - msg), dev->gateway_pk) != 0)
     return OUTPOST_E_SIGNATURE;
   return OUTPOST_OK;

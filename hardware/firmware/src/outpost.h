@@ -33,8 +33,9 @@ extern "C" {
 #define OUTPOST_SIG_BYTES 64
 #define OUTPOST_PK_BYTES 32
 /* Writable bytes a frame needs in front of it for outpost_verify_sign1 (it
- * rebuilds the Sig_structure in place); the deframer reserves them. */
-#define OUTPOST_VERIFY_HEADROOM 16
+ * rebuilds the Sig_structure in place, reaching at most 7 bytes before the
+ * frame); the deframer reserves them. */
+#define OUTPOST_VERIFY_HEADROOM 8
 /* Wire bytes for a frame of n bytes: COBS(n + 4 CRC bytes) + delimiter. */
 #define OUTPOST_WIRE_MAX(n) ((n) + 4 + ((n) + 4) / 254 + 2)
 
@@ -170,7 +171,9 @@ typedef struct {
   const uint8_t *kid, *payload, *signature;
   size_t kid_len, payload_len;
 } outpost_sign1_view;
-/* Parses a COSE_Sign1 (bounded) without checking its signature. */
+/* Parses a COSE_Sign1 (bounded) without checking its signature. Only the layout
+ * the gateway writes is accepted: tag 18, protected exactly bstr({1: -8}) or
+ * bstr({1: -19}), unprotected exactly {4: kid}, a 64-byte signature. */
 int outpost_parse_sign1(const uint8_t *frame, size_t len, outpost_sign1_view *v);
 /* Parses and verifies frame[0..len) under dev->gateway_pk. The OUTPOST_VERIFY_HEADROOM
  * bytes before frame must be writable: the Sig_structure is rebuilt in place, so the

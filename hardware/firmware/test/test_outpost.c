@@ -388,6 +388,43 @@ TEST(frame_acks_and_ring) {
   CHECK(outpost_ring_resend(&r, 1100, 500, NULL, NULL) == 0); /* not due yet: write is not called */
 }
 
+/* the in-place Sig_structure stays within OUTPOST_VERIFY_HEADROOM for the smallest frame;
+ * alg -19 verifies; other header layouts are refused */
+TEST(sign1_layouts) {
+  outpost_device dev = make_device();
+  dev.gateway_kid = NULL;
+  for (int alg = 0; alg < 2; alg++) {
+    /* 18([h'a101xx', {4: h'67'}, h'', sig]) signed over ["Signature1", h'a101xx', h'', h''] */
+    uint8_t tbs[19] = {0x84, 0x6a, 'S', 'i', 'g', 'n', 'a', 't', 'u', 'r', 'e', '1', 0x43, 0xa1, 0x01, alg ? 0x32 : 0x27, 0x40, 0x40};
+    uint8_t frame[] = {0xd2, 0x84, 0x43, 0xa1, 0x01, alg ? 0x32 : 0x27, 0xa1, 0x04, 0x41, 'g', 0x40, 0x58, 0x40};
+    uint8_t *buf = malloc(OUTPOST_VERIFY_HEADROOM + sizeof frame + 64); /* exact: ASan catches any write before it */
+    uint8_t *f = buf + OUTPOST_VERIFY_HEADROOM;
+    memcpy(f, frame, sizeof frame);
+    CHECK(gw_crypto.sign(gw_crypto.ctx, f + sizeof frame, tbs, 18) == 0);
+    outpost_sign1_view v;
+    CHECK(outpost_verify_sign1(&dev, f, sizeof frame + 64, &v) == OUTPOST_OK);
+    CHECK(v.payload_len == 0);
+    free(buf);
+  }
+  const char *bad[] = {
+      "8443a10127a104416740" /* untagged */, "d28444a1012720a104416740" /* protected with more */,
+      "d28443a10126a104416740" /* alg -7 */, "d28443a10127a204416701f640" /* unprotected with more */,
+      "d28440a104416740" /* empty protected */, "d28443a10127a1044067" /* empty kid */};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    uint8_t b[200];
+    size_t n = strlen(bad[i]) / 2;
+    for (size_t j = 0; j < n; j++) {
+      unsigned x;
+      sscanf(bad[i] + 2 * j, "%2x", &x);
+      b[j] = (uint8_t)x;
+    }
+    b[n++] = 0x58, b[n++] = 0x40;
+    memset(b + n, 0, 64), n += 64;
+    outpost_sign1_view v;
+    CHECK(outpost_parse_sign1(b, n, &v) == OUTPOST_E_COSE);
+  }
+}
+
 static size_t resend_calls;
 static uint32_t resend_first_seq;
 static void count_write(void *ctx, const uint8_t *wire, size_t len) {
@@ -529,6 +566,7 @@ int main(void) {
   RUN(command_ack_frames_byte_identical, "frame.ts command-ack, firmware-vectors.json");
   RUN(commands_verify_and_parse, "RFC 9052 §4.4 verify, frame.ts command, firmware-vectors.json");
   RUN(signature_and_kid_checks, "RFC 8032 §5.1.7 verify, RFC 9052 §4.4");
+  RUN(sign1_layouts, "RFC 9052 §4.2/§4.4, RFC 9053 §2.2, RFC 9864 alg -19; in-place headroom");
   RUN(frame_acks_and_ring, "frame.ts frame-ack, firmware-vectors.json");
   RUN(ring_overflow_out_of_order_acks, "issue 9 unacked ring buffer");
   RUN(downlink_parser_bounds, "RFC 8949 §5.3 well-formedness, bounds checks");
