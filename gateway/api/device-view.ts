@@ -65,6 +65,7 @@ function recordValue(r: ResolvedRecord): number | boolean | string | null {
 export class DeviceView {
   private readonly state = new Map<string, DeviceState>();
   private readonly subs: Subscription[] = [];
+  private unknownCount = 0;
 
   constructor(
     private readonly store: Store,
@@ -97,8 +98,10 @@ export class DeviceView {
   private get(device: string): DeviceState | undefined {
     let s = this.state.get(device);
     if (!s) {
-      const enrolled = this.registry.get(device) !== undefined;
-      if (!enrolled && this.state.size >= MAX_UNKNOWN + this.registry.list().length) return undefined;
+      if (this.registry.get(device) === undefined) {
+        if (this.unknownCount >= MAX_UNKNOWN) return undefined;
+        this.unknownCount++;
+      }
       s = { readings: new Map(), rejections: { total: 0, byReason: {} } };
       this.state.set(device, s);
     }
