@@ -70,7 +70,7 @@ describe('dashboard (chromium, headless)', () => {
     // Each card shows its model's readings (env-1: temp and hum).
     const env = manifest.devices.find((d) => d.model === 'env-1')!;
     await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).waitFor();
-    expect(await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).textContent()).toMatch(/^-?\d+(\.\d+)? Cel$/);
+    expect(await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).textContent()).toMatch(/^-?\d+(\.\d+)? °C$/); // SenML Cel shown as °C
     expect(await page.locator(`[data-device="${env.id}"] [data-reading="hum"] .value`).textContent()).toMatch(/%RH$/);
   });
 

@@ -30,7 +30,11 @@ function ago(iso) {
   return new Date(iso).toLocaleString();
 }
 
+/** SenML units as people write them. */
+const UNIT_TEXT = { Cel: '°C', 'm/s2': 'm/s²', '%EL': '%', dBW: 'dBW', count: '' };
+
 function fmt(v, unit) {
+  if (unit !== undefined && unit !== null && unit in UNIT_TEXT) unit = UNIT_TEXT[unit];
   if (v === null || v === undefined) return '—';
   if (typeof v === 'boolean') return v ? 'on' : 'off';
   if (typeof v === 'number') return `${Number.isInteger(v) ? v : v.toFixed(2)}${unit ? ` ${unit}` : ''}`;
