@@ -8,6 +8,8 @@ import { commonOptions, resolveConfig, UsageError } from './args.js';
 export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--no-simulate]
   Starts the embedded MQTT broker (default 127.0.0.1:1883) and ingest into the store under
   --data (default ./data). With no device configured it runs a simulated fleet of 20 devices.
+  Serves the dashboard, HTTP API and /metrics on http://127.0.0.1:8080/ (config api.*); the
+  admin token is api.token or the file <data>/api-token (created 0600), named in the start log.
   Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C.`;
 
 export async function start(argv: string[]): Promise<number> {
@@ -35,7 +37,7 @@ export async function start(argv: string[]): Promise<number> {
   });
   const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
   // Child processes and tests read this line to learn the ports.
-  log.info({ event: 'ready', mqttPort: gw.broker?.port }, 'gateway ready');
+  log.info({ event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port }, 'gateway ready');
   await new Promise<void>((resolveStop) => {
     let stopping = false;
     const stop = (signal: string): void => {
