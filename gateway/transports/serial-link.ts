@@ -5,16 +5,15 @@
  * On error or unplug it closes and looks for the port again with backoff, so
  * a device that comes back (possibly as another /dev/ttyUSBn) is found again.
  *
- * Nothing here waits per byte or per frame: a chunk is deframed synchronously
- * (bounded memory, see protocols/serial-framing.ts), frames are submitted
- * without awaiting, and acks are written when their outcome arrives. Writes
- * toward a device that does not read are dropped past a small bound.
+ * Deframing, ingest and acks are the shared FrameStream (frame-stream.ts);
+ * nothing waits per byte or per frame. Writes toward a device that does not
+ * read are dropped past a small bound.
  */
 import { existsSync } from 'node:fs';
 import { SerialPort } from 'serialport';
-import { AckStatus, decodeBody, decodeSign1, Deframer, type DeframerStats, encodeSerialFrame, signBody, type SignFn } from '../../protocols/index.js';
+import { type Deframer, type DeframerStats, encodeSerialFrame, type SignFn } from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
-import type { IngestOutcome } from '../ingest/outcome.js';
+import { FrameStream } from './frame-stream.js';
 import { type Logger, LogThrottle } from '../logger.js';
 import { type SerialPortInfo, matchesUsb, normalizeUsbId } from './serial-ports.js';
 
@@ -69,23 +68,11 @@ export interface SerialLinkStats {
 
 type State = 'idle' | 'searching' | 'opening' | 'open' | 'backoff' | 'closed';
 
-/** The ack status for a final outcome (undefined: transient, no ack). */
-export function ackStatusFor(o: IngestOutcome): number | undefined {
-  switch (o.status) {
-    case 'stored':
-      return AckStatus.ok;
-    case 'duplicate':
-      return AckStatus.duplicate;
-    case 'rejected':
-      return o.reason === 'bad-signature' ? AckStatus.badSignature : o.reason === 'replay' ? AckStatus.replayed : AckStatus.rejected;
-    case 'failed':
-      return undefined;
-  }
-}
+export { ackStatusFor } from './frame-stream.js';
 
 export class SerialLink {
   readonly name: string;
-  readonly deframer: Deframer;
+  private readonly stream: FrameStream;
   readonly stats: SerialLinkStats = {
     opens: 0,
     closes: 0,
@@ -109,7 +96,6 @@ export class SerialLink {
   private currentPath: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private backoffMs: number;
-  private inflight = 0;
   private lastNoise: DeframerStats;
   private noiseTimer: NodeJS.Timeout | undefined;
   private readonly throttle: LogThrottle;
@@ -125,10 +111,30 @@ export class SerialLink {
       config.name ??
       config.path ??
       `usb:${[normalizeUsbId(config.vendorId) ?? '*', normalizeUsbId(config.productId) ?? '*', config.serialNumber ?? '*'].join(':')}`;
-    this.deframer = new Deframer({ maxFrameBytes: deps.maxFrameBytes });
+    this.stream = new FrameStream(
+      {
+        ingest: deps.ingest,
+        gatewayId: deps.gatewayId,
+        sign: deps.sign,
+        maxFrameBytes: deps.maxFrameBytes,
+        maxInflight: deps.maxInflight,
+        meta: () => ({ transport: 'serial', source: this.currentPath ?? this.name, ...(this.config.device !== undefined && { claimedDevice: this.config.device }) }),
+        write: (bytes) => this.write(bytes),
+        onDevice: (device) => {
+          this.devices.delete(device);
+          this.devices.add(device);
+          this.deps.onDeviceSeen?.(device, this.source());
+        },
+      },
+      this.stats,
+    );
     this.lastNoise = { ...this.deframer.stats };
     this.backoffMs = deps.reconnectMinMs;
     this.throttle = new LogThrottle(deps.log, 5);
+  }
+
+  get deframer(): Deframer {
+    return this.stream.deframer;
   }
 
   /** The device node in use, when open. */
@@ -217,9 +223,9 @@ export class SerialLink {
     this.stats.opens++;
     this.reportedMissing = false;
     this.backoffMs = this.deps.reconnectMinMs;
-    this.deframer.reset();
+    this.stream.reset();
     this.deps.log.info({ port: this.name, path, baudRate: this.config.baudRate }, `serial port ${this.name} open at ${path}`);
-    port.on('data', (chunk: Buffer) => this.onData(chunk));
+    port.on('data', (chunk: Buffer) => this.stream.push(chunk));
     port.on('error', (err: Error) => this.deps.log.debug({ port: this.name, err: err.message }, 'serial port error'));
     port.on('close', () => this.onClose(port));
     // A lone delimiter ends whatever partial frame the device's receiver holds.
@@ -248,53 +254,6 @@ export class SerialLink {
     return `serial:${this.name}`;
   }
 
-  private onData(chunk: Buffer): void {
-    this.stats.bytesIn += chunk.length;
-    const frames = this.deframer.push(chunk);
-    for (const frame of frames) this.submit(frame);
-  }
-
-  private submit(frame: Uint8Array): void {
-    this.stats.frames++;
-    if (this.inflight >= this.deps.maxInflight) {
-      this.stats.shed++;
-      return;
-    }
-    this.inflight++;
-    const meta = { transport: 'serial', source: this.currentPath ?? this.name, ...(this.config.device !== undefined && { claimedDevice: this.config.device }) };
-    void this.deps.ingest.submit(frame, meta).then((o) => {
-      this.inflight--;
-      this.answer(frame, o);
-    });
-  }
-
-  private answer(frame: Uint8Array, o: IngestOutcome): void {
-    if (o.status === 'failed') {
-      this.stats.failed++;
-      return;
-    }
-    if (o.status === 'stored') this.stats.stored++;
-    else if (o.status === 'duplicate') this.stats.duplicates++;
-    else this.stats.rejected++;
-    let boot: number;
-    let seq: number;
-    if (o.status === 'rejected') {
-      // Ack only when the counters are the device's own (signature verified): a replay.
-      // Acking unverified counters would let anyone on the line make a device drop a
-      // pending frame by sending a forgery that names it.
-      const c = o.reason === 'replay' ? claimedCounters(frame) : undefined;
-      if (!c) return;
-      ({ boot, seq } = c);
-    } else {
-      ({ boot, seq } = o);
-      this.devices.delete(o.device);
-      this.devices.add(o.device);
-      this.deps.onDeviceSeen?.(o.device, this.source());
-    }
-    const ack = signBody({ type: 'frame-ack', boot, seq, status: ackStatusFor(o)! }, this.deps.gatewayId, this.deps.sign);
-    if (this.write(encodeSerialFrame(ack))) this.stats.acks++;
-  }
-
   private write(bytes: Uint8Array): boolean {
     const port = this.port;
     if (!port || this.state !== 'open' || port.writableLength > this.deps.maxWriteQueue) {
@@ -314,13 +273,4 @@ export class SerialLink {
       this.deps.log.warn({ port: this.name, path: this.currentPath, ...d, totals: { ...s } }, `serial line noise on ${this.name}: frames dropped`);
     }
   }
-}
-
-/** (boot, seq) as the frame claims them, without checking its signature. */
-function claimedCounters(frame: Uint8Array): { boot: number; seq: number } | undefined {
-  const c = decodeSign1(frame);
-  if (!c.ok) return undefined;
-  const b = decodeBody(c.value.payload);
-  if (!b.ok || (b.value.type !== 'reading' && b.value.type !== 'command-ack')) return undefined;
-  return { boot: b.value.boot, seq: b.value.seq };
 }
