@@ -27,11 +27,11 @@ const fromHex = (h: string): Uint8Array => parseHex(h)!;
 const FIRMWARE = new URL('../../hardware/firmware', import.meta.url).pathname;
 const DEVICE_BIN = join(FIRMWARE, 'build/outpost-device');
 
-const make = (target: string) => run('make', ['-C', FIRMWARE, '--no-print-directory', target], { maxBuffer: 16 * 1024 * 1024, timeout: 240_000 });
+const make = (...args: string[]) => run('make', ['-C', FIRMWARE, '--no-print-directory', ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 240_000 });
 
 describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
   it('make test: -Werror build, unit tests under ASan + UBSan against the shared vectors, 1M-run libFuzzer pass (clauses: CI builds with -Wall -Wextra -Werror, ASan/UBSan; fuzz run with no crash; byte-identical vectors)', async () => {
-    const { stdout, stderr } = await make('test');
+    const { stdout, stderr } = await make('-B', 'test'); // -B: compile afresh, so the flags are in the output
     const out = stdout + stderr;
     expect(out).toContain('-Wall -Wextra -Werror');
     expect(out).toContain('-fsanitize=address,undefined');
