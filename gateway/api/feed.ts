@@ -25,7 +25,7 @@ export class LiveFeed {
     this.subs.push(
       gw.ingest.frames$.subscribe((f) => {
         if (this.clients.size === 0) return;
-        this.broadcast('frame', apiFrame({ ...f, boot: f.body.boot, seq: f.body.seq }, f.body));
+        this.broadcast('frame', apiFrame({ ...f, boot: f.body.boot, seq: f.body.seq, ...(f.body.time !== undefined && { deviceTime: f.body.time }) }, f.body));
       }),
       gw.ingest.outcomes$.subscribe((e) => {
         if (this.clients.size === 0 || e.outcome.status !== 'rejected') return;

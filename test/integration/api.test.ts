@@ -215,7 +215,7 @@ describe('HTTP API', () => {
     await client.publishAsync(topics.up('alice'), Buffer.from(bob.frame(1, 1)), { qos: 1 }); // bob's frame on alice's topic
     await waitFor(() => events.some((e) => e.event === 'rejected'), 5000, 'rejected event');
     const frame = events.find((e) => e.event === 'frame')!;
-    expect(frame.data).toMatchObject({ device: 'alice', seq: 6, records: [{ name: 'alice:temp', value: 30 }, { name: 'alice:bat' }, { name: 'alice:rssi' }] });
+    expect(frame.data).toMatchObject({ device: 'alice', seq: 6, deviceTime: expect.stringMatching(/^\d{4}-/), records: [{ name: 'alice:temp', value: 30 }, { name: 'alice:bat' }, { name: 'alice:rssi' }] });
     expect(events.find((e) => e.event === 'rejected')!.data).toMatchObject({ device: 'bob', reason: 'device-mismatch', transport: 'mqtt' }); // the signer (kid), not the topic
     expect(events.filter((e) => e.event === 'frame')).toHaveLength(1); // the rejected frame is never on the feed
     ctl.abort();
