@@ -166,7 +166,7 @@ describe('C device program over a real pty into the gateway', () => {
     ]);
     await waitFor(() => gw.store.frameCount() >= 3, 5_000, 'both command-acks stored');
     const acks = storedBodies(gw).filter((b) => b.type === 'command-ack');
-    expect(acks.map((a) => (a.type === 'command-ack' ? [toHex(a.commandId), a.status] : []))).toEqual([
+    expect(acks.map((a) => (a.type === 'command-ack' ? [toHex(a.commandId), a.status] : [])).sort()).toEqual([
       ['bad0000000000001', AckStatus.badSignature],
       ['c0ffee0000000002', AckStatus.unknownActuator],
     ]);
