@@ -108,5 +108,10 @@ describe('dashboard (chromium, headless)', () => {
     for (const d of manifest.devices.slice(1)) expect(await page.locator(`[data-device="${d.id}"]`).getAttribute('data-online')).toBe('true');
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
+    // The same page on a desktop-sized window: cards flow into columns.
+    await page.setViewportSize({ width: 1280, height: 720 });
+    const [a, b] = await Promise.all([page.locator('[data-device]').nth(0).boundingBox(), page.locator('[data-device]').nth(1).boundingBox()]);
+    expect(b!.y).toBe(a!.y); // side by side, not stacked
+    await page.screenshot({ path: join(artifacts, 'dashboard-desktop.png') });
   });
 });
