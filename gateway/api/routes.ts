@@ -57,9 +57,13 @@ export function getDevice(ctx: RouteContext, url: URL, id: string): unknown {
   return deviceJson(ctx, d, Date.now());
 }
 
-/** GET /api/frames?device&since&until&limit */
+/** GET /api/frames?device&since&until&limit&after */
 export function queryFrames(ctx: RouteContext, url: URL): unknown {
-  const q = queryParams(url, ['device', 'since', 'until', 'limit']);
+  const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after']);
+  const cursor = q.get('after');
+  const m = cursor === undefined ? null : /^(\d{1,16})-(\d{1,16})$/.exec(cursor);
+  if (cursor !== undefined && !m) throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
+  const after = m ? { rxTime: Number(m[1]), rx: Number(m[2]) } : undefined;
   const device = q.get('device');
   if (device !== undefined && !ID_PATTERN.test(device)) throw new ApiError(400, 'bad-query', `device must match ${ID_PATTERN.source}`);
   const since = parseTimeParam('since', q.get('since'));
@@ -68,11 +72,13 @@ export function queryFrames(ctx: RouteContext, url: URL): unknown {
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
   const frames: ApiFrame[] = [];
   // One extra tells whether there is more after this page.
-  for (const f of ctx.gw.store.queryFrames({ device, since, until, limit: limit + 1 })) frames.push(apiFrame(f));
-  const more = frames.length > limit;
-  if (more) frames.pop();
-  const next = more ? Date.parse(frames[frames.length - 1]!.rxTime) : null;
-  return { frames, more, ...(more && { note: `more frames match: repeat with since=${next} (frames at that instant are repeated)` }) };
+  let last: { rxTime: number; rx: number } | undefined;
+  for (const f of ctx.gw.store.queryFrames({ device, since, until, limit: limit + 1, after })) {
+    if (frames.length === limit) return { frames, more: true, next: `${last!.rxTime}-${last!.rx}` };
+    frames.push(apiFrame(f));
+    last = { rxTime: f.rxTime, rx: f.rx };
+  }
+  return { frames, more: false, next: null };
 }
 
 /** GET /api/status */

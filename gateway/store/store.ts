@@ -64,6 +64,8 @@ export interface FrameQuery {
   /** Receive time upper bound, ms (exclusive). */
   readonly until?: number;
   readonly limit?: number;
+  /** Resume after this frame (its receive time and number), for paging; overrides `since`. */
+  readonly after?: { readonly rxTime: number; readonly rx: number };
 }
 
 export class Store {
@@ -146,10 +148,12 @@ export class Store {
     const since = q.since ?? 0;
     const until = q.until ?? Number.MAX_SAFE_INTEGER;
     let left = q.limit ?? Infinity;
+    // Keys are (…, rxTime, rx): resuming just past a frame's key skips exactly the frames already seen.
+    const from = q.after ? [q.after.rxTime, q.after.rx + 1] : [since];
     const ids =
       q.device !== undefined
-        ? this.byDevice.getRange({ start: [q.device, since], end: [q.device, until] })
-        : this.byTime.getRange({ start: [since], end: [until] });
+        ? this.byDevice.getRange({ start: [q.device, ...from], end: [q.device, until] })
+        : this.byTime.getRange({ start: from as [number], end: [until] });
     for (const { value } of ids) {
       if (left-- <= 0) return;
       const f = this.frames.get(value);

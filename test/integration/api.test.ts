@@ -141,13 +141,35 @@ describe('HTTP API', () => {
     expect(all.body.more).toBe(false);
     expect(all.body.frames.map((f: { seq: number }) => f.seq)).toEqual([1, 2, 3, 4, 5]);
     expect(all.body.frames[0]).toMatchObject({ device: 'alice', boot: 1, type: 'reading', transport: 'mqtt', records: [{ name: 'alice:temp', unit: 'Cel', value: 21 }, { name: 'alice:bat', value: 87 }, { name: 'alice:rssi', value: -97 }] });
-    const page = await json('/api/frames?device=alice&limit=2');
-    expect(page.body.frames.map((f: { seq: number }) => f.seq)).toEqual([1, 2]);
-    expect(page.body.more).toBe(true);
+    // Paging with the cursor visits every frame once, in order.
+    const seqs: number[] = [];
+    let after = '';
+    for (let pages = 0; pages < 10; pages++) {
+      const page = await json(`/api/frames?device=alice&limit=2${after}`);
+      expect(page.status).toBe(200);
+      seqs.push(...page.body.frames.map((f: { seq: number }) => f.seq));
+      if (!page.body.more) {
+        expect(page.body.next).toBeNull();
+        break;
+      }
+      expect(page.body.frames).toHaveLength(2);
+      after = `&after=${page.body.next}`;
+    }
+    expect(seqs).toEqual([1, 2, 3, 4, 5]);
+    // Across all devices (the time index), one frame per page, frames that share a millisecond included.
+    const rxs: number[] = [];
+    let cursor = '';
+    for (let i = 0; i < 20; i++) {
+      const page = await json(`/api/frames?limit=1${cursor}`);
+      rxs.push(...page.body.frames.map((f: { rx: number }) => f.rx));
+      if (!page.body.more) break;
+      cursor = `&after=${page.body.next}`;
+    }
+    expect(rxs).toEqual([...gw.store.queryFrames({})].map((f) => f.rx));
     const iso = encodeURIComponent(new Date(t0 - 1000).toISOString());
     expect((await json(`/api/frames?since=${iso}&until=${Date.now() + 1000}`)).body.frames).toHaveLength(5);
     expect((await json(`/api/frames?since=${Date.now() + 60_000}`)).body.frames).toEqual([]);
-    expect((await json('/api/frames?device=bob')).body).toEqual({ frames: [], more: false });
+    expect((await json('/api/frames?device=bob')).body).toEqual({ frames: [], more: false, next: null });
   });
 
   it('[frames] refuses bad parameters with a message naming the parameter and what is allowed', async () => {
@@ -160,7 +182,8 @@ describe('HTTP API', () => {
       ['since=2000&until=1000', 'until must not be before since'],
       ['device=a%20b', 'device must match'],
       ['device=alice&device=bob', '"device" given more than once'],
-      ['order=desc', 'unknown query parameter "order" (allowed: device, since, until, limit)'],
+      ['order=desc', 'unknown query parameter "order" (allowed: device, since, until, limit, after)'],
+      ['after=12', 'after must be the "next" cursor of a previous page'],
     ];
     for (const [q, msg] of cases) {
       const r = await json(`/api/frames?${q}`);
