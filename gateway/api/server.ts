@@ -102,6 +102,9 @@ export class ApiServer {
       });
     });
     const api = new ApiServer(server, token, view, feed, metrics);
+    if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
+      log.warn({ host: opts.host }, 'the API is reachable from the network over plain HTTP: the token travels unencrypted; use a TLS reverse proxy or an SSH tunnel on untrusted networks');
+    }
     log.info(
       { host: opts.host, port: api.port, tokenFile: token.file ?? '(api.token in the config)', tokenCreated: token.created, metricsPublic: opts.metrics.public },
       `dashboard and API on http://${opts.host}:${api.port}/ (admin token: ${token.file ?? 'api.token in the config'})`,
