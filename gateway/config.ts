@@ -95,6 +95,33 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    ble: z
+      .object({
+        enabled: z.boolean().default(false),
+        /** 'hci' (the adapter, hciN below) or the ws:// URL of a noble websocket radio (firmware-sim's simulated radio). */
+        radio: z.union([z.literal('hci'), z.string().regex(/^wss?:\/\/[^\s]+$/, { message: "must be 'hci' or a ws:// URL" })]).default('hci'),
+        /** The adapter number (hci0 = 0). */
+        hciDevice: z.number().int().min(0).max(15).optional(),
+        /** Connection slots in all (connecting + connected). */
+        maxConnections: z.number().int().min(1).max(64).default(10),
+        /** Connection attempts at once (most HCI controllers create one LE connection at a time). */
+        maxConnecting: z.number().int().min(1).max(16).default(1),
+        /** Connect, discovery and subscription must finish within this. */
+        connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+        /** After a failure or loss: min · 2^(failures−1) up to max, minus up to `jitter` of it at random. */
+        backoffMinMs: z.number().int().min(10).max(600_000).default(1000),
+        backoffMaxMs: z.number().int().min(10).max(3_600_000).default(30_000),
+        jitter: z.number().min(0).max(1).default(0.5),
+        scan: z
+          .object({
+            /** Only these enrolled devices (default: every enrolled device advertising the Nordic UART Service). */
+            devices: z.array(id).max(1000).optional(),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     devices: z.array(deviceSchema).default([]),
     simulate: z
       .object({

@@ -17,6 +17,7 @@ import { Registry } from './registry.js';
 import { Simulation } from './simulation.js';
 import { Store } from './store/store.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
+import { BleTransport } from './transports/ble.js';
 import { SerialTransport } from './transports/serial.js';
 
 export interface GatewayOptions {
@@ -28,6 +29,7 @@ export interface GatewayOptions {
 export class Gateway {
   broker?: EmbeddedBroker;
   serial?: SerialTransport;
+  ble?: BleTransport;
   simulation?: Simulation;
   api?: ApiServer;
   homeAssistant?: HomeAssistantDiscovery;
@@ -83,6 +85,29 @@ export class Gateway {
           { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
         );
       }
+      if (config.ble.enabled) {
+        const b = config.ble;
+        gw.ble = BleTransport.start(
+          {
+            radio: b.radio,
+            hciDevice: b.hciDevice,
+            maxConnections: b.maxConnections,
+            maxConnecting: Math.min(b.maxConnecting, b.maxConnections),
+            connectTimeoutMs: b.connectTimeoutMs,
+            backoffMinMs: b.backoffMinMs,
+            backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
+            jitter: b.jitter,
+            devices: b.scan.devices,
+            gatewayId: config.gateway.id,
+            sign: identity.sign,
+            maxFrameBytes: config.ingest.maxFrameBytes,
+            isEnrolled: (id) => registry.active(id) !== undefined,
+          },
+          ingest,
+          log,
+          { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
+        );
+      }
       if (config.homeAssistant.enabled && gw.broker) {
         const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
         gw.homeAssistant = new HomeAssistantDiscovery(gw.broker, registry, ingest, loadProfiles(), haOpts, log);
@@ -123,6 +148,21 @@ export class Gateway {
       verifyQueue: this.pool.queued,
       ingest: this.ingest.stats.snapshot(),
       ...(this.serial && { serial: this.serial.status().map((l) => ({ name: l.name, path: l.path, state: l.state, frames: l.stats.frames, acks: l.stats.acks, badCrc: l.deframer.badCrc, badCobs: l.deframer.badCobs, oversize: l.deframer.oversize })) }),
+      ...(this.ble && { ble: this.bleStatus() }),
+    };
+  }
+
+  /** BLE in `gateway status`: the radio, the slots in use, and each device's state. */
+  private bleStatus(): Record<string, unknown> {
+    const s = this.ble!.status();
+    return {
+      radio: s.radio,
+      adapter: s.adapter,
+      ...(s.error !== undefined && { error: s.error }),
+      connections: s.connections,
+      connecting: s.connecting,
+      maxConnections: s.maxConnections,
+      devices: s.devices.map((d) => ({ id: d.id, state: d.state, since: d.since, rssi: d.rssi, mtu: d.mtu, frames: d.stats.frames, acks: d.stats.acks, connects: d.stats.connects, disconnects: d.stats.disconnects })),
     };
   }
 
@@ -145,6 +185,7 @@ export class Gateway {
     this.homeAssistant?.close();
     await this.broker?.close();
     await this.serial?.close();
+    await this.ble?.close();
     await this.ingest.close();
     await this.pool.close();
     await this.store.close();

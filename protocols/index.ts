@@ -11,3 +11,4 @@ export * from './result.js';
 export * from './senml.js';
 export * from './serial-framing.js';
 export * from './topics.js';
+export * from './ble.js';

@@ -1,0 +1,40 @@
+/**
+ * What a device makes of one downlink frame from the gateway (any byte-stream
+ * transport: serial, BLE): decode the COSE_Sign1, check the kid and the
+ * gateway's signature when a key is given, and say whether it is a frame-ack
+ * (which pending frame it settles) or a command.
+ */
+import { AckStatus, decodeBody, decodeSign1, kidToDeviceId, sigStructure } from '../../protocols/index.js';
+import { verifySignature } from '../crypto.js';
+
+export interface DownlinkTrust {
+  /** The gateway's Ed25519 public key: frames not signed by it are refused. */
+  readonly gatewayPublicKey?: Uint8Array | undefined;
+  /** When set, frames must carry this kid. */
+  readonly gatewayId?: string | undefined;
+}
+
+export type Downlink =
+  | { kind: 'ack'; boot: number; seq: number; status: number; verified: boolean }
+  /** An ack saying "not final, resend" (AckStatus.failed). */
+  | { kind: 'retry' }
+  | { kind: 'command'; frame: Uint8Array }
+  | { kind: 'bad' };
+
+export function checkDownlink(frame: Uint8Array, trust: DownlinkTrust): Downlink {
+  const cose = decodeSign1(frame);
+  if (!cose.ok) return { kind: 'bad' };
+  const { kid, protectedBytes, payload, signature } = cose.value;
+  if (trust.gatewayId !== undefined && kidToDeviceId(kid) !== trust.gatewayId) return { kind: 'bad' };
+  const pub = trust.gatewayPublicKey;
+  if (pub !== undefined && !verifySignature(pub, sigStructure(protectedBytes, payload), signature)) return { kind: 'bad' };
+  const body = decodeBody(payload);
+  if (!body.ok) return { kind: 'bad' };
+  if (body.value.type === 'frame-ack') {
+    const { boot, seq, status } = body.value;
+    if (status === AckStatus.failed) return { kind: 'retry' };
+    return { kind: 'ack', boot, seq, status, verified: pub !== undefined };
+  }
+  if (body.value.type === 'command') return { kind: 'command', frame };
+  return { kind: 'bad' };
+}

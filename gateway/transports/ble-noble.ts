@@ -1,0 +1,156 @@
+/**
+ * Where the BLE transport gets its noble central from, and the small part of
+ * noble's API it uses (typed here, since noble is CommonJS without strict types).
+ *
+ * - `hci`: noble's own HCI-socket bindings, the real radio on a Pi. Needs the
+ *   kernel's Bluetooth support, an adapter, and cap_net_raw + cap_net_admin.
+ * - `websocket`: noble's websocket bindings (lib/websocket/bindings.js, the
+ *   protocol noble speaks when NOBLE_WEBSOCKET is set) pointed at a URL of our
+ *   choosing instead of its fixed localhost:2846; firmware-sim's simulated
+ *   radio serves it. The bindings object is injected with `new Noble(bindings)`,
+ *   so noble's own Noble/Peripheral/Service/Characteristic code and the
+ *   binding's message handling run either way.
+ */
+import { EventEmitter } from 'node:events';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export interface NobleCharacteristic extends EventEmitter {
+  readonly uuid: string;
+  readonly properties: string[];
+  write(data: Buffer, withoutResponse: boolean, cb?: (err: Error | null) => void): void;
+  subscribe(cb?: (err: Error | null) => void): void;
+}
+
+export interface NobleService extends EventEmitter {
+  readonly uuid: string;
+  discoverCharacteristics(uuids: string[], cb?: (err: Error | null, chars: NobleCharacteristic[]) => void): void;
+}
+
+export interface NoblePeripheral extends EventEmitter {
+  readonly id: string;
+  readonly address: string;
+  readonly advertisement: { localName?: string; serviceUuids?: string[]; manufacturerData?: Buffer | null };
+  rssi: number;
+  mtu: number | null;
+  state: string;
+  connect(cb?: (err?: Error) => void): void;
+  disconnect(cb?: () => void): void;
+  cancelConnect?(): void;
+  discoverServices(uuids: string[], cb?: (err: Error | null, services: NobleService[]) => void): void;
+}
+
+export interface NobleCentral extends EventEmitter {
+  readonly state: string;
+  startScanning(serviceUuids: string[], allowDuplicates: boolean, cb?: (err?: Error) => void): void;
+  stopScanning(cb?: () => void): void;
+  readonly _bindings: EventEmitter & { _ws?: { close(): void; terminate?(): void }; stop?(): void };
+}
+
+/** Why there is no usable radio, with what to do about it. */
+export class BleUnavailableError extends Error {
+  constructor(
+    readonly code: 'no-bluetooth' | 'no-permission' | 'no-adapter' | 'no-binding',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BleUnavailableError';
+  }
+}
+
+export const SETCAP_HINT = 'sudo setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node))';
+
+/** A message for a noble adapter state that is not poweredOn (undefined: wait, it may come up). */
+export function explainAdapterState(state: string): BleUnavailableError | undefined {
+  switch (state) {
+    case 'unauthorized':
+      return new BleUnavailableError('no-permission', `BLE: no permission to open the Bluetooth adapter; give node the capabilities: ${SETCAP_HINT} (or run as a user with them)`);
+    case 'unsupported':
+      return new BleUnavailableError('no-adapter', 'BLE: the Bluetooth adapter does not support Bluetooth Low Energy (HCI 4.0+ needed)');
+    case 'poweredOff':
+      return new BleUnavailableError('no-adapter', 'BLE: the Bluetooth adapter is powered off or blocked (try `rfkill unblock bluetooth` and `bluetoothctl power on`); waiting for it');
+    default:
+      return undefined;
+  }
+}
+
+type NobleCtor = new (bindings: unknown) => NobleCentral;
+
+/** noble over its HCI-socket bindings (the real adapter). Throws BleUnavailableError when that cannot work here. */
+export function createHciNoble(deviceId?: number): NobleCentral {
+  if (deviceId !== undefined) process.env.NOBLE_HCI_DEVICE_ID = String(deviceId);
+  let Noble: NobleCtor;
+  let Bindings: new (opts: unknown) => unknown;
+  try {
+    Noble = require('@abandonware/noble/lib/noble') as NobleCtor;
+    Bindings = require('@abandonware/noble/lib/hci-socket/bindings') as new (opts: unknown) => unknown;
+  } catch (e) {
+    throw new BleUnavailableError('no-binding', `BLE: noble's HCI binding is not available (${(e as Error).message.split('\n')[0]}); reinstall with build tools (npm rebuild @abandonware/bluetooth-hci-socket)`);
+  }
+  try {
+    return new Noble(new Bindings({}));
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const msg = err.message ?? String(e);
+    if (/EPERM|EACCES|Operation not permitted/.test(msg)) {
+      throw new BleUnavailableError('no-permission', `BLE: not permitted to open an HCI socket; give node the capabilities: ${SETCAP_HINT}`);
+    }
+    if (/EAFNOSUPPORT|Address family not supported/.test(msg)) {
+      throw new BleUnavailableError('no-bluetooth', 'BLE: this kernel has no Bluetooth support (EAFNOSUPPORT); no adapter can be used here');
+    }
+    if (/ENODEV|No such device/.test(msg)) {
+      throw new BleUnavailableError('no-adapter', 'BLE: no Bluetooth adapter found (hci0 missing; check `hciconfig` / `bluetoothctl list`)');
+    }
+    throw new BleUnavailableError('no-adapter', `BLE: the Bluetooth adapter could not be opened: ${msg}`);
+  }
+}
+
+/**
+ * noble over its websocket bindings, connected to `url` (the binding itself
+ * only knows ws://localhost:2846). Besides the binding's messages, an extra
+ * `{type: 'mtu', peripheralUuid, mtu}` is understood and passed to noble's
+ * own `onMtu` (the HCI binding reports the negotiated MTU the same way).
+ */
+export function createWebSocketNoble(url: string): NobleCentral {
+  const Noble = require('@abandonware/noble/lib/noble') as NobleCtor;
+  const Bindings = require('@abandonware/noble/lib/websocket/bindings') as { prototype: object };
+  const WebSocket = require('ws') as new (url: string) => EventEmitter & { send(d: string, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
+  type B = EventEmitter & { _ws: InstanceType<typeof WebSocket>; _startScanCommand: unknown; _peripherals: Record<string, unknown>; _onMessage(m: unknown): void };
+  const b = Object.create(Bindings.prototype) as B;
+  EventEmitter.call(b);
+  b._startScanCommand = null;
+  b._peripherals = {};
+  const ws = new WebSocket(url);
+  b._ws = ws;
+  const onMessage = b._onMessage.bind(b);
+  b.on('message', (m: { type?: string; peripheralUuid?: string; mtu?: number; state?: string }) => {
+    // The binding console.logs state changes and socket events; these two are handled here instead.
+    if (m.type === 'stateChange') b.emit('stateChange', m.state);
+    else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
+    else onMessage(m);
+  });
+  const down = (): void => void b.emit('stateChange', 'poweredOff');
+  ws.on('close', down);
+  ws.on('error', down);
+  ws.on('message', (data: Buffer) => {
+    try {
+      b.emit('message', JSON.parse(data.toString()));
+    } catch {
+      // a malformed message from the radio is ignored
+    }
+  });
+  return new Noble(b);
+}
+
+/** Closes what a noble central holds open (the websocket; HCI sockets stop with the bindings). */
+export function closeNoble(noble: NobleCentral): void {
+  try {
+    noble.stopScanning();
+  } catch {
+    // not scanning
+  }
+  const b = noble._bindings;
+  b._ws?.terminate?.() ?? b._ws?.close();
+  b.stop?.();
+}
