@@ -247,6 +247,27 @@ describe('HTTP API', () => {
     await waitFor(() => gw.api!.feed.size === 0, 2000, 'feed client gone');
   });
 
+  it('[feed-limit] refuses a feed client beyond the limit with 503 and Retry-After, and takes one again when a slot frees', async () => {
+    const { MAX_FEED_CLIENTS } = await import('../../gateway/api/feed.js');
+    const ctls = Array.from({ length: MAX_FEED_CLIENTS }, () => new AbortController());
+    try {
+      const open = await Promise.all(ctls.map((c) => get('/api/feed', token, { signal: c.signal })));
+      expect(open.every((r) => r.status === 200)).toBe(true);
+      const extra = await get('/api/feed');
+      expect(extra.status).toBe(503);
+      expect(extra.headers.get('retry-after')).toBe('5');
+      expect(await extra.json()).toMatchObject({ error: { code: 'too-many-feeds' } });
+      ctls[0]!.abort();
+      await waitFor(() => gw.api!.feed.size < MAX_FEED_CLIENTS, 2000, 'a feed slot');
+      const again = new AbortController();
+      expect((await get('/api/feed', token, { signal: again.signal })).status).toBe(200);
+      again.abort();
+    } finally {
+      for (const c of ctls) c.abort();
+    }
+    await waitFor(() => gw.api!.feed.size === 0, 2000, 'feeds closed');
+  });
+
   it('[openapi] serves the repo file, which describes every route the server answers', async () => {
     const r = await json('/openapi.json');
     expect(r.status).toBe(200);
