@@ -42,6 +42,8 @@ const UNITS: Record<string, { unit?: string; convert?: (v: number) => number; de
 
 /** HA ids allow [a-zA-Z0-9_-] only. */
 const haId = (s: string): string => s.replace(/[^a-zA-Z0-9_-]/g, '_');
+/** Entity ids are lower-case [a-z0-9_]. */
+const entitySlug = (s: string): string => s.toLowerCase().replace(/[^a-z0-9_]/g, '_');
 
 interface Entity {
   readonly component: 'sensor' | 'binary_sensor';
@@ -106,7 +108,8 @@ export class HomeAssistantDiscovery {
     const config: Record<string, unknown> = {
       name,
       unique_id: haId(`outpost_${device}_${name}`),
-      object_id: haId(`${device}_${name}`),
+      // HA 2025.10 replaced object_id with default_entity_id (object_id stopped working in 2026.4).
+      default_entity_id: `${component}.${entitySlug(`outpost_${device}_${name}`)}`,
       state_topic: e.stateTopic,
       availability_topic: topics.gatewayStatus(this.opts.gatewayId),
       availability_template: '{{ value_json.state }}',

@@ -51,6 +51,7 @@ describe('Home Assistant MQTT discovery', () => {
     expect(config(temp)).toMatchObject({
       name: 'temp',
       unique_id: `outpost_${env.id}_temp`,
+      default_entity_id: `sensor.outpost_${env.id.replaceAll('-', '_')}_temp`,
       state_topic: `outpost/v1/gw/gw-test/ha/${env.id}/temp`,
       unit_of_measurement: '°C',
       device_class: 'temperature',
@@ -61,7 +62,8 @@ describe('Home Assistant MQTT discovery', () => {
       device: { identifiers: [`outpost_${env.id}`], model: 'env-1', manufacturer: 'Outpost', suggested_area: 'barn' },
     });
     expect(config(hum)).toMatchObject({ unit_of_measurement: '%', device_class: 'humidity' });
-    expect(config(doorCfg)).toMatchObject({ device_class: 'door', payload_on: 'ON', payload_off: 'OFF' });
+    expect(config(doorCfg)).toMatchObject({ device_class: 'door', payload_on: 'ON', payload_off: 'OFF', default_entity_id: `binary_sensor.outpost_${door.id.replaceAll('-', '_')}_door` });
+    expect(config(temp).object_id).toBeUndefined();
     expect(config(doorCfg).unit_of_measurement).toBeUndefined();
     // Availability: the gateway's retained status says online.
     await waitFor(() => seen.has(topics.gatewayStatus('gw-test')), 2000, 'gateway status');
