@@ -112,6 +112,8 @@ export const configSchema = z
         backoffMinMs: z.number().int().min(10).max(600_000).default(1000),
         backoffMaxMs: z.number().int().min(10).max(3_600_000).default(30_000),
         jitter: z.number().min(0).max(1).default(0.5),
+        /** With all slots taken and devices waiting, let go of the device connected longest after this long; 0 = never. */
+        shareSlotsAfterMs: z.number().int().min(0).max(86_400_000).default(60_000),
         scan: z
           .object({
             /** Only these enrolled devices (default: every enrolled device advertising the Nordic UART Service). */

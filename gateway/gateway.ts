@@ -97,6 +97,7 @@ export class Gateway {
             backoffMinMs: b.backoffMinMs,
             backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
             jitter: b.jitter,
+            shareSlotsAfterMs: b.shareSlotsAfterMs,
             devices: b.scan.devices,
             gatewayId: config.gateway.id,
             sign: identity.sign,

@@ -160,9 +160,9 @@ export class BleLink {
     return ok;
   }
 
-  /** Ends the connection (transport closing). */
-  close(): void {
-    if (this.holdsSlot) this.end(this.attempt, 'closed', false);
+  /** Ends the connection here (transport closing, slot shared); the caller tells the radio. */
+  close(why = 'closed'): void {
+    if (this.holdsSlot) this.end(this.attempt, why, false);
   }
 
   private write(bytes: Uint8Array): boolean {

@@ -8,6 +8,10 @@
  * of it at random, and must be heard advertising again before it is retried,
  * so a site full of flapping devices does not become a reconnect storm.
  *
+ * With more devices than slots, slots are shared: when every slot is taken
+ * and devices wait, the one connected longest (at least `shareSlotsAfterMs`)
+ * is let go.
+ *
  * Slots are counted from the links' states, which every path (connected,
  * refused, timed out, disconnected, closed) moves out of `connecting` and
  * `subscribed`; nothing is counted separately that could drift.
@@ -30,6 +34,12 @@ export interface BleSettings {
   readonly backoffMaxMs: number;
   /** 0..1: the share of each backoff taken off at random. */
   readonly jitter: number;
+  /**
+   * With every slot taken and devices waiting, the device connected longest
+   * (at least this long) is disconnected to let one in; its unacked frames
+   * wait on the device. 0: never (devices past the cap wait for a loss).
+   */
+  readonly shareSlotsAfterMs: number;
   /** Only these device ids (default: every enrolled device). */
   readonly devices?: readonly string[] | undefined;
   /** 'hci' (the adapter) or a ws:// URL of a noble websocket radio (firmware-sim's simulated radio). */
@@ -265,17 +275,37 @@ export class BleTransport {
     if (c > this.peakConnections) this.peakConnections = c;
   }
 
+  /** Lets go of the device subscribed longest, if it has had its share. */
+  private shareSlot(now: number): void {
+    const after = this.opts.shareSlotsAfterMs;
+    if (after <= 0) return;
+    let oldest: BleLink | undefined;
+    for (const l of this.links.values()) if (l.state === 'subscribed' && (!oldest || l.since < oldest.since)) oldest = l;
+    if (!oldest || now - oldest.since < after) return;
+    const p = oldest.peripheral;
+    oldest.close('slot shared with a waiting device');
+    try {
+      p.disconnect();
+    } catch {
+      // radio already gone
+    }
+  }
+
   /** Starts attempts while both caps allow: longest-waiting eligible devices first. */
   private pump(): void {
     if (this.closed || this.adapter !== 'poweredOn') return;
     let connections = this.connections;
     let connecting = this.connecting;
-    if (connecting >= this.opts.maxConnecting || connections >= this.opts.maxConnections) return;
+    if (connecting >= this.opts.maxConnecting) return;
     const now = Date.now();
     const fresh = Math.max(5000, this.opts.connectTimeoutMs);
     const ready = [...this.links.values()]
       .filter((l) => !l.holdsSlot && now >= l.notBefore && l.lastSeen >= l.since && now - l.lastSeen < fresh)
       .sort((a, b) => a.since - b.since);
+    if (connections >= this.opts.maxConnections) {
+      if (ready.length > 0 && connecting === 0) this.shareSlot(now);
+      return;
+    }
     for (const l of ready) {
       if (connecting >= this.opts.maxConnecting || connections >= this.opts.maxConnections) break;
       connecting++;

@@ -5,6 +5,7 @@
  * acks written back to RX. Each test names the issue-4 clause it checks.
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { BleLink } from '../../gateway/transports/ble-link.js';
 import { waitFor } from '../helpers/env.js';
 import { type BleRig, startBleRig } from '../helpers/ble.js';
 
@@ -12,10 +13,6 @@ const rigs: BleRig[] = [];
 afterEach(async () => {
   for (const r of rigs.splice(0)) await r.close();
 });
-
-const sendFrames = (rig: BleRig, n: number): void => {
-  for (let k = 0; k < n; k++) rig.devices.forEach((d, i) => rig.peripherals[i]!.send(d.nextFrame()));
-};
 
 describe('BLE over the simulated radio, real noble in the gateway', () => {
   it('10 peripherals (MTU 23 and 247, name and manufacturer-data adverts): every frame stored once, acks verified (clause: 10 peripherals → gateway → log; notifications split at MTU 23 and 247 reassemble)', async () => {
@@ -55,5 +52,41 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     const gs = rig.gw.status() as { ble: { connections: number; devices: { state: string }[] } };
     expect(gs.ble.connections).toBe(10);
     expect(gs.ble.devices.every((d) => d.state === 'subscribed')).toBe(true);
+  }, 30_000);
+
+  it('a peripheral vanishes mid-frame and returns: the partial frame is discarded, it reconnects, unacked frames are resent, nothing lost or duplicated (clause: disappears mid-frame and returns)', async () => {
+    const rig = await startBleRig(1, { peripheral: () => ({ mtu: 23, resendAfterMs: 300 }) });
+    rigs.push(rig);
+    const [dev, p] = [rig.devices[0]!, rig.peripherals[0]!];
+    const link = (): BleLink => rig.gw.ble!.links.get(dev.id)!;
+    await waitFor(() => link()?.state === 'subscribed', 10_000, 'subscribed');
+    for (let k = 0; k < 5; k++) p.send(dev.nextFrame());
+    expect(await p.drain(10_000)).toBe(true);
+    // The next frame breaks off after 2 of its ~8 notifications: the device is out of range.
+    p.cutAfterNotifications(2);
+    const cut = dev.nextFrame();
+    p.send(cut);
+    expect(p.inRange).toBe(false);
+    await waitFor(() => link().state === 'lost', 5000, 'lost');
+    const deframer = link().stream.deframer.stats;
+    // The partial frame was dropped at the disconnect (discarded bytes), not fed to the
+    // next connection's stream, where it would have shown as a bad CRC or bad COBS.
+    expect(deframer.discardedBytes).toBeGreaterThan(0);
+    // While away the device keeps sampling; nothing is acked.
+    for (let k = 0; k < 4; k++) p.send(dev.nextFrame());
+    expect(dev.pendingCount).toBe(5);
+    expect(rig.stored(dev.id).length).toBe(5);
+    rig.radio.setInRange(p, true);
+    await waitFor(() => link().state === 'subscribed', 10_000, 'subscribed again');
+    expect(await p.drain(10_000)).toBe(true);
+    const keys = rig.stored(dev.id);
+    expect(keys.length).toBe(10);
+    expect(new Set(keys)).toEqual(new Set(Array.from({ length: 10 }, (_, i) => `${dev.boot}:${i}`)));
+    expect(deframer.badCrc + deframer.badCobs).toBe(0);
+    expect(link().stats.connects).toBe(2);
+    expect(p.stats.resent).toBeGreaterThanOrEqual(1);
+    expect(p.stats.sessions).toBe(2);
+    expect(rig.lines.some((l) => String(l.msg).includes(`BLE ${dev.id}: lost`) && (l.partialBytesDropped as number) > 0)).toBe(true);
+    expect(rig.gw.ingest.stats.snapshot()).toMatchObject({ stored: 10 });
   }, 30_000);
 });
