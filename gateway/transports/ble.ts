@@ -241,7 +241,7 @@ export class BleTransport {
         sign: this.opts.sign,
         log: this.log,
         maxFrameBytes: this.opts.maxFrameBytes ?? 4096,
-        maxInflight: this.opts.maxInflight ?? 256,
+        maxInflight: this.opts.maxInflight ?? 1024,
         connectTimeoutMs: this.opts.connectTimeoutMs,
         canCancelConnect: typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
         onState: (l, from) => this.onLinkState(l, from),
