@@ -12,3 +12,4 @@ export * from './senml.js';
 export * from './serial-framing.js';
 export * from './topics.js';
 export * from './ble.js';
+export * from './block.js';
