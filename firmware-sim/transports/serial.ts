@@ -12,10 +12,10 @@
  * after errors or when the tty goes away and comes back.
  */
 import { SerialPort } from 'serialport';
-import { AckStatus, decodeBody, decodeSign1, Deframer, encodeSerialFrame, kidToDeviceId, sigStructure } from '../../protocols/index.js';
-import { verifySignature } from '../crypto.js';
+import { AckStatus, Deframer, encodeSerialFrame } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
 import { NoiseInjector, type NoiseOptions } from '../noise.js';
+import { checkDownlink } from './downlink.js';
 
 export interface SerialDeviceLinkOptions {
   /** The tty to open, e.g. /dev/pts/3 or a socat link name. */
@@ -276,30 +276,15 @@ export class SerialDeviceLink {
   }
 
   private onDownlink(frame: Uint8Array): void {
-    const cose = decodeSign1(frame);
-    if (!cose.ok) {
+    const d = checkDownlink(frame, this.opts);
+    if (d.kind === 'bad') {
       this.stats.badDownlink++;
       return;
     }
-    const { kid, protectedBytes, payload, signature } = cose.value;
-    if (this.opts.gatewayId !== undefined && kidToDeviceId(kid) !== this.opts.gatewayId) {
-      this.stats.badDownlink++;
-      return;
-    }
-    const pub = this.opts.gatewayPublicKey;
-    if (pub !== undefined && !verifySignature(pub, sigStructure(protectedBytes, payload), signature)) {
-      this.stats.badDownlink++;
-      return;
-    }
-    const body = decodeBody(payload);
-    if (!body.ok) {
-      this.stats.badDownlink++;
-      return;
-    }
-    if (body.value.type === 'frame-ack') {
-      const { boot, seq, status } = body.value;
-      if (status === AckStatus.failed) return; // not final: keep it and resend
-      if (pub === undefined) this.stats.unverifiedAcks++;
+    if (d.kind === 'retry') return; // not final: keep it and resend
+    if (d.kind === 'ack') {
+      const { boot, seq, status } = d;
+      if (!d.verified) this.stats.unverifiedAcks++;
       if (status !== AckStatus.ok) this.stats.ackStatus[status] = (this.stats.ackStatus[status] ?? 0) + 1;
       this.lastSent.delete(`${boot}:${seq}`);
       if (this.device.ack(boot, seq)) this.stats.acked++;
@@ -307,16 +292,12 @@ export class SerialDeviceLink {
       if (this.device.pendingCount === 0) this.wakeIdle();
       return;
     }
-    if (body.value.type === 'command') {
-      this.stats.commands++;
-      try {
-        this.opts.onCommand?.(frame, this.device);
-      } catch (e) {
-        this.fail(e instanceof Error ? e : new Error(String(e)));
-      }
-      return;
+    this.stats.commands++;
+    try {
+      this.opts.onCommand?.(frame, this.device);
+    } catch (e) {
+      this.fail(e instanceof Error ? e : new Error(String(e)));
     }
-    this.stats.badDownlink++;
   }
 
   private wakeIdle(): void {
