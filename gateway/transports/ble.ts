@@ -24,7 +24,7 @@ import { advertisedDeviceIds, NUS_SERVICE_UUID, type SignFn } from '../../protoc
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 import { BleLink, type BleDeviceState, type BleLinkStats } from './ble-link.js';
-import { BleUnavailableError, closeNoble, createHciNoble, createWebSocketNoble, explainAdapterState, type NobleCentral, type NoblePeripheral } from './ble-noble.js';
+import { BleUnavailableError, SETCAP_HINT, closeNoble, createHciNoble, createWebSocketNoble, explainAdapterState, type NobleCentral, type NoblePeripheral } from './ble-noble.js';
 
 export interface BleSettings {
   readonly maxConnections: number;
@@ -121,7 +121,12 @@ export class BleTransport {
       return t;
     }
     const noble = t.noble;
-    noble.on('warning', (m: string) => log.debug({ warning: m }, 'noble warning'));
+    // The HCI binding reports a failed init (no permission, no adapter) as a warning.
+    noble.on('warning', (m: string) => {
+      if (/EPERM|EACCES|not permitted/i.test(m)) t.unavailable(new BleUnavailableError('no-permission', `BLE: no permission to open the Bluetooth adapter (${m}); give node the capabilities: ${SETCAP_HINT}`));
+      else if (/ENODEV|No such device/i.test(m)) t.unavailable(new BleUnavailableError('no-adapter', `BLE: no Bluetooth adapter found (${m}); check \`bluetoothctl list\``));
+      else log.debug({ warning: m }, 'noble warning');
+    });
     noble.on('stateChange', (s: string) => t.onAdapterState(s));
     noble.on('discover', (p: NoblePeripheral) => t.onDiscover(p));
     noble.on('scanStop', () => (t.scanning = false));
@@ -193,6 +198,7 @@ export class BleTransport {
   }
 
   private unavailable(e: BleUnavailableError): void {
+    if (this.error === e.message) return;
     this.adapter = e.code;
     this.error = e.message;
     this.log.error({ code: e.code }, `${e.message}; BLE is off, the other transports keep running`);

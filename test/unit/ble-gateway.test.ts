@@ -108,7 +108,10 @@ describe('BleTransport without a real radio (clause: clear message, setcap hint,
     noble.emit('stateChange', 'unauthorized');
     expect(lines.filter((l) => String(l.msg).includes('setcap')).length).toBe(1);
     expect(t.status().error).toContain('setcap');
+    noble.emit('warning', 'Initialization of USB device failed: EPERM, Operation not permitted');
+    expect(lines.filter((l) => String(l.msg).includes('setcap')).length).toBe(2);
     noble.emit('stateChange', 'poweredOn');
+    expect(t.status().error).toBeUndefined();
     expect(noble.scans).toEqual([[[NUS_SERVICE_UUID], true]]);
     const a = fakePeripheral('aa', 'dev-a');
     noble.emit('discover', fakePeripheral('zz', 'stranger'));
