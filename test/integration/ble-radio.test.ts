@@ -6,6 +6,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BleLink } from '../../gateway/transports/ble-link.js';
+import { signBody } from '../../protocols/index.js';
 import { waitFor } from '../helpers/env.js';
 import { type BleRig, startBleRig } from '../helpers/ble.js';
 
@@ -54,8 +55,9 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     expect(gs.ble.devices.every((d) => d.state === 'subscribed')).toBe(true);
   }, 30_000);
 
-  it('a peripheral vanishes mid-frame and returns: the partial frame is discarded, it reconnects, unacked frames are resent, nothing lost or duplicated (clause: disappears mid-frame and returns)', async () => {
-    const rig = await startBleRig(1, { peripheral: () => ({ mtu: 23, resendAfterMs: 300 }) });
+  it('a peripheral vanishes mid-frame and returns: the partial frame is discarded, it reconnects, unacked frames are resent, nothing lost or duplicated (clause: disappears mid-frame and returns; commands written to RX)', async () => {
+    const commands: Uint8Array[] = [];
+    const rig = await startBleRig(1, { peripheral: () => ({ mtu: 23, resendAfterMs: 300, onCommand: (f) => void commands.push(f) }) });
     rigs.push(rig);
     const [dev, p] = [rig.devices[0]!, rig.peripherals[0]!];
     const link = (): BleLink => rig.gw.ble!.links.get(dev.id)!;
@@ -88,5 +90,15 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     expect(p.stats.sessions).toBe(2);
     expect(rig.lines.some((l) => String(l.msg).includes(`BLE ${dev.id}: lost`) && (l.partialBytesDropped as number) > 0)).toBe(true);
     expect(rig.gw.ingest.stats.snapshot()).toMatchObject({ stored: 10 });
+    // A gateway-signed command goes down RX in MTU − 3 chunks and verifies at the device;
+    // one for a device that is not connected is refused.
+    const now = Date.now();
+    const cmd = signBody({ type: 'command', id: new Uint8Array(16).fill(9), target: dev.id, actuator: 'relay', value: true, expires: now + 60_000, issued: now }, 'gw-test', rig.gw.identity.sign);
+    expect(await rig.gw.ble!.send(dev.id, cmd)).toBe(true);
+    await waitFor(() => commands.length === 1, 5000, 'command at the device');
+    expect(Buffer.from(commands[0]!)).toEqual(Buffer.from(cmd));
+    expect(p.stats.badDownlink).toBe(0);
+    expect(p.stats.maxWriteBytes).toBe(20);
+    expect(await rig.gw.ble!.send('nobody', cmd)).toBe(false);
   }, 30_000);
 });
