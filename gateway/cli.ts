@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { CliError, UsageError } from './cli/args.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
+import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { start, startHelp } from './cli/start.js';
@@ -18,6 +19,10 @@ ${devicesHelp}
 ${frameDecodeHelp}
 
 ${logQueryHelp}
+
+${logHeadsHelp}
+
+${auditHelp}
 
 ${serialHelp}
 
@@ -52,8 +57,11 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] !== 'decode') throw new UsageError(`usage: ${frameDecodeHelp}`);
       return frameDecode(rest.slice(1));
     case 'log':
-      if (rest[0] !== 'query') throw new UsageError(`usage: ${logQueryHelp}`);
+      if (rest[0] === 'heads') return logHeads(rest.slice(1));
+      if (rest[0] !== 'query') throw new UsageError(`usage: ${logQueryHelp}\n${logHeadsHelp}`);
       return logQuery(rest.slice(1));
+    case 'audit':
+      return audit(rest);
     case 'serial':
       return serial(rest);
     case 'config':

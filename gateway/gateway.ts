@@ -10,6 +10,7 @@ import type { GatewayConfig } from './config.js';
 import { HomeAssistantDiscovery } from './homeassistant.js';
 import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
+import { BlockLog } from './log/block-log.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
 import { loadProfiles } from './profiles.js';
@@ -33,6 +34,8 @@ export class Gateway {
   simulation?: Simulation;
   api?: ApiServer;
   homeAssistant?: HomeAssistantDiscovery;
+  /** The signed block log (every stored frame is also in a frames block). */
+  blockLog?: BlockLog;
   private statusTimer?: NodeJS.Timeout;
   private lastStored = 0;
 
@@ -56,9 +59,11 @@ export class Gateway {
     for (const d of config.devices) await registry.enroll(d);
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
     const pool = new VerifyPool(workers);
-    const ingest = new IngestPipeline(store, registry, pool, log, config.ingest);
+    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign });
+    const ingest = new IngestPipeline(store, registry, pool, log, config.ingest, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
+    gw.blockLog = blockLog;
     log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
       if (config.mqtt.enabled) {

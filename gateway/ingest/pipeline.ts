@@ -18,6 +18,7 @@ import {
 } from '../../protocols/index.js';
 import { type Logger, LogThrottle } from '../logger.js';
 import type { Registry } from '../registry.js';
+import type { BlockLog } from '../log/block-log.js';
 import type { Store } from '../store/store.js';
 import type { FailReason, IngestOutcome, RejectReason } from './outcome.js';
 import { ReplayWindow } from './replay-window.js';
@@ -112,6 +113,8 @@ export class IngestPipeline {
     private readonly pool: VerifyPool,
     private readonly log: Logger,
     opts: IngestOptions = {},
+    /** When set, each batch's stored frames also become one signed frames block, in the same transaction. */
+    private readonly blockLog?: BlockLog,
   ) {
     this.windowSize = opts.replayWindow ?? 1024;
     if (this.windowSize % 8 !== 0 || this.windowSize < 8) throw new RangeError('replayWindow must be a positive multiple of 8');
@@ -245,6 +248,7 @@ export class IngestPipeline {
   private decide(batch: Entry[], results: boolean[] | undefined): void {
     let i = 0;
     const touched = new Set<string>();
+    const blockFrames: { frame: Uint8Array; rxTime: number; transport: string }[] = [];
     for (const e of batch) {
       if (e.outcome || !e.job) continue;
       const ok = results?.[i++];
@@ -295,7 +299,10 @@ export class IngestPipeline {
       });
       e.stored = { rx, body: body.value, key };
       e.outcome = { status: 'stored', device, boot, seq, rx };
+      blockFrames.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
+    // Queued in the same transaction as the frames: a frame is acked only once its block is durable too.
+    if (this.blockLog && blockFrames.length > 0) this.blockLog.appendFrames(blockFrames);
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
   }
 

@@ -136,7 +136,8 @@ export class Store {
     return last.then(() => this.root.flushed).then(() => undefined);
   }
 
-  private track(p: Promise<unknown>): void {
+  /** Adds a write queued on `root` (or one of its databases) to what `durable()` waits for. */
+  track(p: Promise<unknown>): void {
     // Keep failures observable through durable() without an unhandled rejection in between;
     // lmdb also hangs a rejected `commitError` promise on the error, which must be observed too.
     p.catch((err: { commitError?: Promise<unknown> }) => void err?.commitError?.catch(() => {}));

@@ -54,5 +54,9 @@ describe.runIf(mounted)('disk full', () => {
     await store.close();
     expect(stored).toHaveLength(5 * perDevice);
     expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(5 * perDevice);
+    // The block log survived the failed commits: whole chains, every frame in a block once.
+    const audit = execFileSync(process.execPath, [new URL('../../bin/gateway.js', import.meta.url).pathname, 'audit', 'verify', '--data', dataDir], { encoding: 'utf8' });
+    expect(audit).toContain('ok: no faults');
+    expect(audit).toContain(`${5 * perDevice} distinct`);
   });
 });
