@@ -79,7 +79,6 @@ type NobleCtor = new (bindings: unknown) => NobleCentral;
 
 /** noble over its HCI-socket bindings (the real adapter). Throws BleUnavailableError when that cannot work here. */
 export function createHciNoble(deviceId?: number): NobleCentral {
-  if (deviceId !== undefined) process.env.NOBLE_HCI_DEVICE_ID = String(deviceId);
   let Noble: NobleCtor;
   let Bindings: new (opts: unknown) => unknown;
   try {
@@ -89,7 +88,7 @@ export function createHciNoble(deviceId?: number): NobleCentral {
     throw new BleUnavailableError('no-binding', `BLE: noble's HCI binding is not available (${(e as Error).message.split('\n')[0]}); reinstall with build tools (npm rebuild @abandonware/bluetooth-hci-socket)`);
   }
   try {
-    return new Noble(new Bindings({}));
+    return new Noble(new Bindings(deviceId !== undefined ? { deviceId } : {}));
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const msg = err.message ?? String(e);
@@ -141,6 +140,17 @@ export function createWebSocketNoble(url: string): NobleCentral {
     }
   });
   return new Noble(b);
+}
+
+/**
+ * noble's HCI binding installs a SIGINT handler on init that calls
+ * process.exit(1) when it is the last one, which would skip the gateway's
+ * orderly stop; the gateway handles signals itself. Call after init (noble
+ * inits on the next tick after a 'stateChange' listener is added).
+ */
+export function detachNobleSigint(noble: NobleCentral): void {
+  const h = (noble._bindings as { onSigIntBinded?: () => void }).onSigIntBinded;
+  if (h) process.removeListener('SIGINT', h);
 }
 
 /** Closes what a noble central holds open (the websocket; HCI sockets stop with the bindings). */

@@ -24,7 +24,7 @@ import { advertisedDeviceIds, NUS_SERVICE_UUID, type SignFn } from '../../protoc
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 import { BleLink, type BleDeviceState, type BleLinkStats } from './ble-link.js';
-import { BleUnavailableError, SETCAP_HINT, closeNoble, createHciNoble, createWebSocketNoble, explainAdapterState, type NobleCentral, type NoblePeripheral } from './ble-noble.js';
+import { BleUnavailableError, SETCAP_HINT, closeNoble, createHciNoble, detachNobleSigint, createWebSocketNoble, explainAdapterState, type NobleCentral, type NoblePeripheral } from './ble-noble.js';
 
 export interface BleSettings {
   readonly maxConnections: number;
@@ -128,6 +128,7 @@ export class BleTransport {
       else log.debug({ warning: m }, 'noble warning');
     });
     noble.on('stateChange', (s: string) => t.onAdapterState(s));
+    setImmediate(() => detachNobleSigint(noble));
     noble.on('discover', (p: NoblePeripheral) => t.onDiscover(p));
     noble.on('scanStop', () => (t.scanning = false));
     t.timer = setInterval(() => t.pump(), PUMP_EVERY_MS);
