@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import { Fleet, type FleetStats } from './fleet.js';
 import { formatManifest, generateManifest, MAX_MANIFEST_DEVICES, publicView, readManifest, writeManifest, type FleetManifest } from './manifest.js';
 import { type DeviceModelName, isDeviceModel, MODEL_NAMES } from './sensors.js';
+import { BLE_USAGE, type BleCliOptions, BleUsageError, parseBleCli, runBle } from './ble-cli.js';
 import { runSerial, SERIAL_USAGE, type SerialCliOptions, parseSerialCli, SerialUsageError } from './serial-cli.js';
 import { JsonFileStateStore } from './state.js';
 import { isValidId } from '../protocols/index.js';
@@ -22,6 +23,7 @@ const USAGE = `Usage:
       Runs the fleet over MQTT, printing connected/sent/acked/pending every --status seconds (5).
       --state DIR keeps boot/seq counters across runs. Stops on SIGINT/SIGTERM or after --duration.
 ${SERIAL_USAGE}
+${BLE_USAGE}
   firmware-sim --help
 
 Models: ${MODEL_NAMES.join(', ')}`;
@@ -31,6 +33,7 @@ export class UsageError extends Error {}
 export type CliCommand =
   | { cmd: 'help' }
   | ({ cmd: 'serial' } & SerialCliOptions)
+  | ({ cmd: 'ble' } & BleCliOptions)
   | { cmd: 'keygen'; devices: number; prefix: string; site: string; model: DeviceModelName; out?: string }
   | {
       cmd: 'fleet';
@@ -84,6 +87,15 @@ export function parseCli(argv: readonly string[]): CliCommand {
       throw e;
     }
   }
+  if (cmd === 'ble') {
+    try {
+      const b = parseBleCli(rest);
+      return b === 'help' ? { cmd: 'help' } : { cmd: 'ble', ...b };
+    } catch (e) {
+      if (e instanceof BleUsageError) throw new UsageError(e.message);
+      throw e;
+    }
+  }
   let values: Record<string, string | boolean | undefined>;
   try {
     const common = {
@@ -113,7 +125,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
         },
       }).values;
     } else {
-      throw new UsageError(`unknown command "${cmd}" (expected keygen, fleet or serial)`);
+      throw new UsageError(`unknown command "${cmd}" (expected keygen, fleet, serial or ble)`);
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
@@ -231,6 +243,15 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     case 'fleet':
       return runFleet(c);
+    case 'ble': {
+      const { cmd: _cmd, ...opts } = c;
+      try {
+        return await runBle(opts);
+      } catch (e) {
+        process.stderr.write(`firmware-sim: ${(e as Error).message}\n`);
+        return 1;
+      }
+    }
     case 'serial': {
       const { cmd: _cmd, ...opts } = c;
       try {

@@ -45,7 +45,7 @@ export interface NobleCentral extends EventEmitter {
   readonly state: string;
   startScanning(serviceUuids: string[], allowDuplicates: boolean, cb?: (err?: Error) => void): void;
   stopScanning(cb?: () => void): void;
-  readonly _bindings: EventEmitter & { _ws?: { close(): void; terminate?(): void }; stop?(): void };
+  readonly _bindings: EventEmitter & { _ws?: { readyState: number; close(): void; terminate?(): void }; stop?(): void };
 }
 
 /** Why there is no usable radio, with what to do about it. */
@@ -155,12 +155,15 @@ export function detachNobleSigint(noble: NobleCentral): void {
 
 /** Closes what a noble central holds open (the websocket; HCI sockets stop with the bindings). */
 export function closeNoble(noble: NobleCentral): void {
-  try {
-    noble.stopScanning();
-  } catch {
-    // not scanning
-  }
   const b = noble._bindings;
+  // Over a websocket that is already closed (the radio went away) there is nothing to stop.
+  if (!b._ws || b._ws.readyState === 1) {
+    try {
+      noble.stopScanning();
+    } catch {
+      // not scanning
+    }
+  }
   b._ws?.terminate?.() ?? b._ws?.close();
   b.stop?.();
 }

@@ -1,0 +1,156 @@
+/**
+ * `firmware-sim ble`: devices from a fleet manifest as BLE peripherals on a
+ * simulated radio (transports/ble-radio.ts) that a gateway with
+ * `ble.radio: ws://HOST:PORT` uses through its real noble code. Each device
+ * samples at --rate and resends what the gateway has not acked.
+ */
+import { parseArgs } from 'node:util';
+import { isValidId, parsePublicKey } from '../protocols/index.js';
+import { VirtualDevice } from './device.js';
+import { manifestSeed, readManifest } from './manifest.js';
+import { BleRadio } from './transports/ble-radio.js';
+
+export const BLE_USAGE = `  firmware-sim ble --keys FILE [--device ID]... [--host H] [--port N] [--rate HZ] [--mtu N]
+                   [--advertise name|manufacturer] [--gateway-key KEY] [--gateway-id ID] [--resend-ms MS]
+                   [--duration SECONDS] [--max-frames N] [--signer noble|node] [--status SECONDS]
+      Presents the manifest's devices (or the --device ones) as Nordic UART Service peripherals on a
+      simulated radio speaking noble's websocket binding protocol, on ws://HOST:PORT (127.0.0.1:2846,
+      the port noble's own NOBLE_WEBSOCKET binding uses; --port 0 picks a free one). Point the gateway
+      at it with ble.radio. --max-frames is per device.`;
+
+export interface BleCliOptions {
+  readonly keys: string;
+  readonly devices: string[];
+  readonly host: string;
+  readonly port: number;
+  readonly rateHz: number;
+  readonly mtu: number;
+  readonly advertise: 'name' | 'manufacturer';
+  readonly gatewayKey?: Uint8Array;
+  readonly gatewayId?: string;
+  readonly resendMs: number;
+  readonly durationS?: number;
+  readonly maxFrames?: number;
+  readonly signer: 'noble' | 'node';
+  readonly statusS: number;
+}
+
+export class BleUsageError extends Error {}
+
+function number(flag: string, v: string | undefined, lo: number, hi: number, dflt: number, int = false): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < lo || n > hi) throw new BleUsageError(`--${flag} must be ${int ? 'an integer' : 'a number'} in [${lo}, ${hi}], got "${v}"`);
+  return n;
+}
+
+export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    values = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        help: { type: 'boolean', short: 'h' },
+        keys: { type: 'string' },
+        device: { type: 'string', multiple: true },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        rate: { type: 'string' },
+        mtu: { type: 'string' },
+        advertise: { type: 'string' },
+        'gateway-key': { type: 'string' },
+        'gateway-id': { type: 'string' },
+        'resend-ms': { type: 'string' },
+        duration: { type: 'string' },
+        'max-frames': { type: 'string' },
+        signer: { type: 'string' },
+        status: { type: 'string' },
+      },
+    }).values;
+  } catch (e) {
+    throw new BleUsageError((e as Error).message);
+  }
+  if (values.help) return 'help';
+  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
+  const keys = str('keys');
+  if (!keys) throw new BleUsageError('--keys FILE is required (a manifest from firmware-sim keygen)');
+  const devices = (values.device as string[] | undefined) ?? [];
+  for (const d of devices) if (!isValidId(d)) throw new BleUsageError(`--device is not a valid id: "${d}"`);
+  let gatewayKey: Uint8Array | undefined;
+  const gk = str('gateway-key');
+  if (gk !== undefined) {
+    const k = parsePublicKey(gk);
+    if (!k.ok) throw new BleUsageError(`--gateway-key: ${k.error.message}`);
+    gatewayKey = k.value;
+  }
+  const gatewayId = str('gateway-id');
+  if (gatewayId !== undefined && !isValidId(gatewayId)) throw new BleUsageError(`--gateway-id is not a valid id: "${gatewayId}"`);
+  const signer = str('signer') ?? 'noble';
+  if (signer !== 'noble' && signer !== 'node') throw new BleUsageError(`--signer must be noble or node, got "${signer}"`);
+  const advertise = str('advertise') ?? 'name';
+  if (advertise !== 'name' && advertise !== 'manufacturer') throw new BleUsageError(`--advertise must be name or manufacturer, got "${advertise}"`);
+  const duration = str('duration');
+  const maxFrames = str('max-frames');
+  return {
+    keys,
+    devices,
+    host: str('host') ?? '127.0.0.1',
+    port: number('port', str('port'), 0, 65535, 2846, true),
+    rateHz: number('rate', str('rate'), 0.001, 1000, 1),
+    mtu: number('mtu', str('mtu'), 23, 517, 247, true),
+    advertise,
+    ...(gatewayKey && { gatewayKey }),
+    ...(gatewayId !== undefined && { gatewayId }),
+    resendMs: number('resend-ms', str('resend-ms'), 10, 3_600_000, 1000, true),
+    ...(duration !== undefined && { durationS: number('duration', duration, 0.001, 365 * 86_400, 0) }),
+    ...(maxFrames !== undefined && { maxFrames: number('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0, true) }),
+    signer,
+    statusS: number('status', str('status'), 0.01, 86_400, 5),
+  };
+}
+
+export async function runBle(c: BleCliOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const manifest = readManifest(c.keys);
+  const entries = c.devices.length > 0 ? manifest.devices.filter((d) => c.devices.includes(d.id)) : manifest.devices;
+  const missing = c.devices.filter((id) => !manifest.devices.some((d) => d.id === id));
+  if (missing.length > 0) {
+    process.stderr.write(`firmware-sim: --device: ${missing.join(', ')} not in ${c.keys}\n`);
+    return 2;
+  }
+  const radio = await BleRadio.start({ host: c.host, port: c.port });
+  const peripherals = entries.map((e) => {
+    const device = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, site: e.site, signer: c.signer });
+    const trust = { ...(c.gatewayKey && { gatewayPublicKey: c.gatewayKey }), ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }) };
+    return radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...trust });
+  });
+  const t0 = Date.now();
+  out.write(`firmware-sim: BLE radio at ${radio.url} with ${peripherals.length} peripheral(s), MTU ${c.mtu}, ${c.rateHz} Hz each\n`);
+  if (!c.gatewayKey) out.write('firmware-sim: no --gateway-key: frame-acks are accepted UNVERIFIED\n');
+  const line = (): string => {
+    const sum = (k: 'sent' | 'resent' | 'acked' | 'badDownlink'): number => peripherals.reduce((n, p) => n + p.stats[k], 0);
+    const pending = peripherals.reduce((n, p) => n + p.device.pendingCount, 0);
+    const generated = peripherals.reduce((n, p) => n + p.device.generated, 0);
+    return `[${((Date.now() - t0) / 1000).toFixed(1)}s] connected=${radio.connections} generated=${generated} sent=${sum('sent')} resent=${sum('resent')} acked=${sum('acked')} pending=${pending} bad-downlink=${sum('badDownlink')}`;
+  };
+  const tick = setInterval(() => {
+    for (const p of peripherals) if (c.maxFrames === undefined || p.device.generated < c.maxFrames) p.send(p.device.nextFrame());
+  }, 1000 / c.rateHz);
+  const status = setInterval(() => out.write(line() + '\n'), c.statusS * 1000);
+  await new Promise<void>((resolve) => {
+    const timer = c.durationS !== undefined ? setTimeout(resolve, c.durationS * 1000) : undefined;
+    const onSignal = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+  clearInterval(tick);
+  clearInterval(status);
+  await Promise.all(peripherals.map((p) => p.drain(Math.min(3000, c.resendMs * 3))));
+  out.write(line() + ' (stopped)\n');
+  await radio.close();
+  return 0;
+}
