@@ -59,11 +59,14 @@ export class BleRadio {
   connectsTotal = 0;
   private readonly scanning = new Map<WebSocket, string[]>();
   private readonly advTimer: NodeJS.Timeout;
+  private readonly address: string;
 
   private constructor(
     private readonly wss: WebSocketServer,
     private readonly opts: BleRadioOptions,
   ) {
+    const a = wss.address() as AddressInfo;
+    this.address = `ws://${a.address}:${a.port}`;
     wss.on('connection', (ws) => this.onCentral(ws));
     this.advTimer = setInterval(() => this.advertise(), opts.advertiseIntervalMs ?? 100);
     this.advTimer.unref();
@@ -78,10 +81,9 @@ export class BleRadio {
     return new BleRadio(wss, opts);
   }
 
-  /** ws://host:port for the gateway's `ble.radio`. */
+  /** ws://host:port for the gateway's `ble.radio` (fixed at start). */
   get url(): string {
-    const a = this.wss.address() as AddressInfo;
-    return `ws://${a.address}:${a.port}`;
+    return this.address;
   }
 
   get connections(): number {

@@ -220,7 +220,7 @@ export class BleTransport {
     }
     this.scanning = false;
     for (const l of this.links.values()) l.close();
-    const e = explainAdapterState(s);
+    const e = this.opts.radio !== 'hci' && s === 'poweredOff' ? new BleUnavailableError('no-adapter', `BLE: the radio at ${this.opts.radio} closed or cannot be reached`) : explainAdapterState(s);
     if (e && !this.reported.has(s)) {
       this.reported.add(s);
       this.error = e.message;

@@ -101,4 +101,20 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     expect(p.stats.maxWriteBytes).toBe(20);
     expect(await rig.gw.ble!.send('nobody', cmd)).toBe(false);
   }, 30_000);
+
+  it('the radio goes away: every link is lost, no slot stays taken, one clear error, the gateway keeps running (clause: no leaked connection slots; other transports keep running)', async () => {
+    const rig = await startBleRig(3);
+    rigs.push(rig);
+    const ble = rig.gw.ble!;
+    await waitFor(() => ble.status().devices.filter((d) => d.state === 'subscribed').length === 3, 10_000, '3 subscribed');
+    const url = rig.radio.url;
+    await rig.radio.close();
+    await waitFor(() => ble.status().error !== undefined, 5000, 'error');
+    expect(ble.status().error).toContain(`the radio at ${url} closed`);
+    expect(ble.connections).toBe(0);
+    expect(ble.status().devices.every((d) => d.state === 'lost')).toBe(true);
+    expect(rig.lines.filter((l) => String(l.msg).includes('closed or cannot be reached')).length).toBe(1);
+    expect(rig.gw.broker).toBeDefined();
+    expect((rig.gw.status() as { framesStored: number }).framesStored).toBe(0);
+  }, 20_000);
 });
