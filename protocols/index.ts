@@ -13,3 +13,4 @@ export * from './serial-framing.js';
 export * from './topics.js';
 export * from './ble.js';
 export * from './block.js';
+export * from './sync.js';

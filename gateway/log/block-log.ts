@@ -290,6 +290,24 @@ export class BlockLog {
     this.referenced.clear();
   }
 
+  /** Every block of one stream as [seq, hash], in seq order (hash order within a forked seq). */
+  streamBlocks(author: string, stream: string, fromSeq = 0): [number, string][] {
+    const seen = new Set<string>();
+    const out: [number, string][] = [];
+    for (const k of this.chain.getKeys({ start: [author, stream, fromSeq], end: [author, stream, Number.MAX_SAFE_INTEGER] })) {
+      seen.add(k[3]);
+      out.push([k[2], k[3]]);
+    }
+    const prefix = `${author}/${stream}/`;
+    for (const [key, set] of this.pendingChain) {
+      if (!key.startsWith(prefix)) continue;
+      const seq = Number(key.slice(prefix.length));
+      if (seq < fromSeq) continue;
+      for (const h of set) if (!seen.has(h)) out.push([seq, h]);
+    }
+    return out.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+  }
+
   /** Every stream head, sorted by (author, stream). */
   streamHeads(): StreamHead[] {
     return [...this.heads.values()].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));
@@ -340,6 +358,11 @@ export class BlockLog {
   /** For tests and tools only: overwrite a stored block's bytes (to simulate tampering on disk). */
   async rawPut(hash: string, envelope: Uint8Array): Promise<void> {
     await this.blocks.put(hash, Buffer.from(envelope));
+  }
+
+  /** Resolves once everything queued so far is on disk. */
+  durable(): Promise<void> {
+    return this.store.durable();
   }
 
   get clock(): number {

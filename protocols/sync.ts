@@ -1,0 +1,118 @@
+/**
+ * Sync messages between sibling gateways (DESIGN.md, "Sync"), canonical CBOR
+ * arrays whose first element is the type:
+ *
+ *   check   [5, digest]            "are we equal?" (one small message)
+ *   equal   [0]                    answer to check or hello: nothing to do
+ *   differ  [6]                    answer to check: start a sync with hello
+ *   hello   [1, digest, vector]    opens a sync: the initiator's heads digest and version vector
+ *   vector  [2, vector]            the responder's vector (it then streams what the initiator lacks)
+ *   block   [3, envelope]          one signed block, in an order where prev and parents come first
+ *   done    [4, count]             no more blocks from this side (count = blocks sent)
+ *
+ * vector = [[author, stream, low, high, count, [head hashes]], …], one entry per
+ * (author, stream): the lowest and highest seq held, how many blocks (more than
+ * high − low + 1 after an equivocation) and the hashes at `high`.
+ */
+import { decodeCbor } from './cbor.js';
+import { encodeCanonical, HASH_BYTES, MAX_BLOCK_BYTES, MAX_NAME_LENGTH } from './block.js';
+import { fail, ok, type Result } from './result.js';
+
+export const MAX_VECTOR_ENTRIES = 4096;
+
+export interface VectorEntry {
+  readonly author: Uint8Array;
+  readonly stream: string;
+  readonly low: number;
+  readonly high: number;
+  readonly count: number;
+  readonly heads: readonly Uint8Array[];
+}
+
+export type SyncMessage =
+  | { readonly type: 'equal' }
+  | { readonly type: 'hello'; readonly digest: Uint8Array; readonly vector: readonly VectorEntry[] }
+  | { readonly type: 'vector'; readonly vector: readonly VectorEntry[] }
+  | { readonly type: 'block'; readonly envelope: Uint8Array }
+  | { readonly type: 'done'; readonly count: number }
+  | { readonly type: 'check'; readonly digest: Uint8Array }
+  | { readonly type: 'differ' };
+
+const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6 } as const;
+
+const vectorValue = (v: readonly VectorEntry[]): unknown[] => v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads]]);
+
+export function encodeSyncMessage(m: SyncMessage): Uint8Array {
+  switch (m.type) {
+    case 'equal':
+      return encodeCanonical([T.equal]);
+    case 'differ':
+      return encodeCanonical([T.differ]);
+    case 'check':
+      return encodeCanonical([T.check, m.digest]);
+    case 'hello':
+      return encodeCanonical([T.hello, m.digest, vectorValue(m.vector)] as never);
+    case 'vector':
+      return encodeCanonical([T.vector, vectorValue(m.vector)] as never);
+    case 'block':
+      return encodeCanonical([T.block, m.envelope]);
+    case 'done':
+      return encodeCanonical([T.done, m.count]);
+  }
+}
+
+const limits = {
+  maxBytes: MAX_BLOCK_BYTES + 256,
+  maxDepth: 5,
+  maxItems: MAX_VECTOR_ENTRIES * 16 + 16,
+  maxContainerLength: MAX_VECTOR_ENTRIES,
+};
+
+const isUint = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isHash = (v: unknown): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_BYTES;
+
+function decodeVector(v: unknown): VectorEntry[] | undefined {
+  if (!Array.isArray(v)) return undefined;
+  const out: VectorEntry[] = [];
+  for (const e of v) {
+    if (!Array.isArray(e) || e.length !== 6) return undefined;
+    const [author, stream, low, high, count, heads] = e as unknown[];
+    if (!(author instanceof Uint8Array) || author.length !== 32) return undefined;
+    if (typeof stream !== 'string' || stream.length === 0 || stream.length > MAX_NAME_LENGTH) return undefined;
+    if (!isUint(low) || !isUint(high) || !isUint(count) || low > high) return undefined;
+    if (!Array.isArray(heads) || heads.length === 0 || heads.length > 64 || !heads.every(isHash)) return undefined;
+    out.push({ author, stream, low, high, count, heads });
+  }
+  return out;
+}
+
+/** Decodes one sync message. Never throws. */
+export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
+  const r = decodeCbor(bytes, limits);
+  if (!r.ok) return r;
+  const v = r.value;
+  if (!Array.isArray(v) || v.length === 0 || typeof v[0] !== 'number') return fail('sync/bad-message', 'a sync message is [type, …]');
+  const bad = (what: string): Result<SyncMessage> => fail('sync/bad-message', what);
+  switch (v[0]) {
+    case T.equal:
+      return v.length === 1 ? ok({ type: 'equal' }) : bad('equal takes no fields');
+    case T.differ:
+      return v.length === 1 ? ok({ type: 'differ' }) : bad('differ takes no fields');
+    case T.check:
+      return v.length === 2 && isHash(v[1]) ? ok({ type: 'check', digest: v[1] }) : bad('check is [5, digest]');
+    case T.hello: {
+      const vector = v.length === 3 && isHash(v[1]) ? decodeVector(v[2]) : undefined;
+      return vector ? ok({ type: 'hello', digest: v[1] as Uint8Array, vector }) : bad('hello is [1, digest, vector]');
+    }
+    case T.vector: {
+      const vector = v.length === 2 ? decodeVector(v[1]) : undefined;
+      return vector ? ok({ type: 'vector', vector }) : bad('vector is [2, vector]');
+    }
+    case T.block:
+      return v.length === 2 && v[1] instanceof Uint8Array ? ok({ type: 'block', envelope: v[1] }) : bad('block is [3, envelope]');
+    case T.done:
+      return v.length === 2 && isUint(v[1]) ? ok({ type: 'done', count: v[1] }) : bad('done is [4, count]');
+    default:
+      return fail('sync/unknown-type', `unknown sync message type ${String(v[0])}`);
+  }
+}
