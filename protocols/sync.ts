@@ -116,3 +116,53 @@ export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
       return fail('sync/unknown-type', `unknown sync message type ${String(v[0])}`);
   }
 }
+
+// ---------------------------------------------------------------------------
+// Peer authentication (direct links): each side sends `[10, its key, nonce]`,
+// then `[11, signature]` over syncAuthInput(signer, verifier, verifier's nonce,
+// signer's nonce); `[12, reason]` refuses. Binding both keys and both nonces
+// keeps a proof from being replayed on another link or reflected back.
+
+export const SYNC_AUTH_DOMAIN = new TextEncoder().encode('outpost/sync-auth/v1\0');
+export const NONCE_BYTES = 32;
+
+export type AuthMessage =
+  | { readonly type: 'auth-hello'; readonly publicKey: Uint8Array; readonly nonce: Uint8Array }
+  | { readonly type: 'auth-proof'; readonly signature: Uint8Array }
+  | { readonly type: 'auth-refused'; readonly reason: string };
+
+export function encodeAuthMessage(m: AuthMessage): Uint8Array {
+  switch (m.type) {
+    case 'auth-hello':
+      return encodeCanonical([10, m.publicKey, m.nonce]);
+    case 'auth-proof':
+      return encodeCanonical([11, m.signature]);
+    case 'auth-refused':
+      return encodeCanonical([12, m.reason.slice(0, 200)]);
+  }
+}
+
+export function decodeAuthMessage(bytes: Uint8Array): Result<AuthMessage> {
+  const r = decodeCbor(bytes, { maxBytes: 512, maxDepth: 2, maxItems: 8, maxContainerLength: 4 });
+  if (!r.ok) return r;
+  const v = r.value;
+  if (!Array.isArray(v)) return fail('sync/bad-auth', 'an auth message is an array');
+  const [t, a, b] = v;
+  if (t === 10 && v.length === 3 && a instanceof Uint8Array && a.length === 32 && b instanceof Uint8Array && b.length === NONCE_BYTES) {
+    return ok({ type: 'auth-hello', publicKey: a, nonce: b });
+  }
+  if (t === 11 && v.length === 2 && a instanceof Uint8Array && a.length === 64) return ok({ type: 'auth-proof', signature: a });
+  if (t === 12 && v.length === 2 && typeof a === 'string') return ok({ type: 'auth-refused', reason: a });
+  return fail('sync/bad-auth', 'not an auth message');
+}
+
+/** What `signer` signs to prove its key to `verifier` on one link. */
+export function syncAuthInput(signer: Uint8Array, verifier: Uint8Array, verifierNonce: Uint8Array, signerNonce: Uint8Array): Uint8Array {
+  const out = new Uint8Array(SYNC_AUTH_DOMAIN.length + 32 + 32 + NONCE_BYTES + NONCE_BYTES);
+  let o = 0;
+  for (const part of [SYNC_AUTH_DOMAIN, signer, verifier, verifierNonce, signerNonce]) {
+    out.set(part, o);
+    o += part.length;
+  }
+  return out;
+}
