@@ -110,8 +110,12 @@ describe('dashboard (chromium, headless)', () => {
     await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
     // The same page on a desktop-sized window: cards flow into columns.
     await page.setViewportSize({ width: 1280, height: 720 });
-    const [a, b] = await Promise.all([page.locator('[data-device]').nth(0).boundingBox(), page.locator('[data-device]').nth(1).boundingBox()]);
-    expect(b!.y).toBe(a!.y); // side by side, not stacked
+    // Live updates re-render the cards, so a box can be momentarily detached: poll until both are laid out.
+    const rowOf = async (): Promise<number[] | null> => {
+      const [a, b] = await Promise.all([page.locator('[data-device]').nth(0).boundingBox(), page.locator('[data-device]').nth(1).boundingBox()]);
+      return a && b ? [a.y, b.y] : null;
+    };
+    await expect.poll(rowOf, { timeout: 5000 }).toSatisfy((r: number[] | null) => r !== null && r[0] === r[1]); // side by side, not stacked
     await page.screenshot({ path: join(artifacts, 'dashboard-desktop.png') });
   });
 });
