@@ -171,6 +171,30 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Block-log sync with sibling gateways over direct TCP (gateway/sync). */
+    sync: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().min(1).default('0.0.0.0'),
+        port: z.number().int().min(0).max(65535).default(7878),
+        /** How often each sibling is dialled ("are we equal?" first, then a sync if not). */
+        intervalSeconds: z.number().positive().max(3600).default(5),
+        /** Sibling gateways: their key (only these may connect) and, to dial them, host and port. */
+        peers: z
+          .array(
+            z
+              .object({
+                id,
+                publicKey: z.string().min(1, 'must be 64 hex digits or a did:key'),
+                host: z.string().min(1).optional(),
+                port: z.number().int().min(1).max(65535).optional(),
+              })
+              .strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 

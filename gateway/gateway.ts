@@ -11,6 +11,7 @@ import { HomeAssistantDiscovery } from './homeassistant.js';
 import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { BlockLog } from './log/block-log.js';
+import { Siblings, siblingKeys } from './sync/siblings.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
 import { loadProfiles } from './profiles.js';
@@ -36,6 +37,8 @@ export class Gateway {
   homeAssistant?: HomeAssistantDiscovery;
   /** The signed block log (every stored frame is also in a frames block). */
   blockLog?: BlockLog;
+  /** Sync with sibling gateways (config `sync`). */
+  siblings?: Siblings;
   private statusTimer?: NodeJS.Timeout;
   private lastStored = 0;
 
@@ -59,7 +62,7 @@ export class Gateway {
     for (const d of config.devices) await registry.enroll(d);
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
     const pool = new VerifyPool(workers);
-    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign });
+    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(config.sync) });
     const ingest = new IngestPipeline(store, registry, pool, log, config.ingest, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
@@ -114,6 +117,7 @@ export class Gateway {
           { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
         );
       }
+      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log);
       if (config.homeAssistant.enabled && gw.broker) {
         const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
         gw.homeAssistant = new HomeAssistantDiscovery(gw.broker, registry, ingest, loadProfiles(), haOpts, log);
@@ -155,6 +159,7 @@ export class Gateway {
       ingest: this.ingest.stats.snapshot(),
       ...(this.serial && { serial: this.serial.status().map((l) => ({ name: l.name, path: l.path, state: l.state, frames: l.stats.frames, acks: l.stats.acks, badCrc: l.deframer.badCrc, badCobs: l.deframer.badCobs, oversize: l.deframer.oversize })) }),
       ...(this.ble && { ble: this.bleStatus() }),
+      ...(this.siblings && { sync: this.siblings.status() }),
     };
   }
 
@@ -192,6 +197,7 @@ export class Gateway {
     await this.broker?.close();
     await this.serial?.close();
     await this.ble?.close();
+    await this.siblings?.stop();
     await this.ingest.close();
     await this.pool.close();
     await this.store.close();

@@ -7,6 +7,7 @@ import { GatewayIdentity } from '../identity.js';
 import { auditLog } from '../log/audit.js';
 import { BlockLog } from '../log/block-log.js';
 import { Store } from '../store/store.js';
+import { siblingKeys } from '../sync/siblings.js';
 import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
 import { toJson } from './json.js';
 
@@ -15,7 +16,8 @@ export const logHeadsHelp = `gateway log heads [--json]
 
 export const auditHelp = `gateway audit verify [--trust KEY]... [--json]
   Walks every block: content hashes, prev chains, author signatures (this gateway and
-  --trust keys, hex or did:key) and every device signature inside. Exit 1 on any fault.`;
+  the configured sync.peers and --trust keys, hex or did:key) and every device signature
+  inside. Exit 1 on any fault.`;
 
 function openLog(values: { config?: string | undefined; data?: string | undefined }, trust: readonly string[]): { store: Store; log: BlockLog } {
   const cfg = resolveConfig(values);
@@ -27,6 +29,7 @@ function openLog(values: { config?: string | undefined; data?: string | undefine
     if (!k.ok) throw new UsageError(`--trust ${t}: ${k.error.message}`);
     return k.value;
   });
+  knownAuthors.push(...siblingKeys(cfg.sync)); // the configured siblings are trusted authors too
   const store = Store.open(dataDir);
   return { store, log: new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors }) };
 }

@@ -37,7 +37,7 @@ export async function start(argv: string[]): Promise<number> {
   });
   const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
   // Child processes and tests read this line to learn the ports.
-  log.info({ event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port }, 'gateway ready');
+  log.info({ event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port }, 'gateway ready');
   await new Promise<void>((resolveStop) => {
     let stopping = false;
     const stop = (signal: string): void => {
