@@ -69,6 +69,8 @@ export class Gateway {
     gw.blockLog = blockLog;
     log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
+      // Before any transport: a wiped gateway restores its own streams from its siblings first.
+      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log);
       if (config.mqtt.enabled) {
         const ha = config.homeAssistant;
         // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
@@ -117,7 +119,6 @@ export class Gateway {
           { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
         );
       }
-      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log);
       if (config.homeAssistant.enabled && gw.broker) {
         const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
         gw.homeAssistant = new HomeAssistantDiscovery(gw.broker, registry, ingest, loadProfiles(), haOpts, log);

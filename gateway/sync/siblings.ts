@@ -59,6 +59,14 @@ export class Siblings {
     });
     const s = new Siblings(server, cfg, log, identity, keys, logger);
     logger.info({ port: server.port, peers: cfg.peers.map((p) => p.id) }, `sync listening on ${cfg.host}:${server.port}`);
+    // A gateway whose store holds none of its own blocks (new, or its SD card replaced) first
+    // pulls its own streams back from its siblings, so what it authors next continues its
+    // chains instead of forking them. Called before ingest starts.
+    if (!log.streamHeads().some((h) => h.author === log.author) && cfg.peers.some((p) => p.host !== undefined)) {
+      await s.round(false);
+      const own = log.streamHeads().filter((h) => h.author === log.author);
+      logger.info({ streams: own.map((h) => ({ stream: h.stream, seq: h.seq })) }, own.length > 0 ? 'restored this gateway\'s own streams from siblings' : 'no sibling holds blocks of this gateway');
+    }
     s.schedule(0);
     return s;
   }
@@ -74,7 +82,7 @@ export class Siblings {
   }
 
   /** Dials every sibling with an address once (also callable directly, e.g. by tests). */
-  async round(): Promise<void> {
+  async round(reschedule = true): Promise<void> {
     if (this.running || this.stopped) return;
     this.running = true;
     try {
@@ -97,7 +105,7 @@ export class Siblings {
       }
     } finally {
       this.running = false;
-      this.schedule(this.cfg.intervalSeconds * 1000);
+      if (reschedule) this.schedule(this.cfg.intervalSeconds * 1000);
     }
   }
 

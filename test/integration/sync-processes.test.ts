@@ -3,12 +3,13 @@
  * devices publish to different gateways (one device to two of them), the
  * gateways converge on the same heads digest and the same deduplicated frames;
  * one gateway is SIGKILLed while the others keep ingesting and, restarted,
- * catches up with nothing lost and no duplicates. `gateway audit verify` is
- * clean on every one.
+ * catches up with nothing lost and no duplicates; wiped (same key, empty store), it
+ * restores its own chain from its siblings before authoring, so it does not fork it.
+ * `gateway audit verify` is clean on every one.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,7 +55,7 @@ async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean>
 }
 
 describe('sibling sync between gateway processes', () => {
-  it('3 gateways converge; one SIGKILLed and restarted catches up with nothing lost and no duplicates', async () => {
+  it('3 gateways converge; one SIGKILLed and restarted catches up with nothing lost and no duplicates; wiped, it restores its own chain before authoring', async () => {
     const devices = [testDevice('s-0'), testDevice('s-1'), testDevice('s-2')];
     const seeds = [0, 1, 2].map(() => randomBytes(32));
     const keys = seeds.map((s) => toHex(publicKeyFromSeed(s)));
@@ -113,13 +114,31 @@ describe('sibling sync between gateway processes', () => {
     await publish(again.port, devices[2]!, 2, [...Array(10).keys()]);
     expect(await until(converged, 20_000)).toBe(true);
 
-    const total = 30 + 20 + 20 + 25 + 25 + 10;
+    // Gateway 2's SD card dies: same identity, empty store. It pulls its own chain back
+    // before it authors anything, so its next block continues the chain (no equivocation).
+    const before = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[2]!.file])) as { heads: { author: string; seq: number }[] };
+    const ownSeq = before.heads.find((h) => h.author === keys[2])!.seq;
+    again.child.kill('SIGKILL');
+    await new Promise((r) => again.child.once('exit', r));
+    for (const f of ['outpost.lmdb', 'outpost.lmdb-lock']) rmSync(join(configs[2]!.dataDir, f), { force: true });
+    const restored = await startGatewayProcess(configs[2]!.file);
+    running.push(restored);
+    expect(restored.logs.some((l) => l.msg === "restored this gateway's own streams from siblings")).toBe(true);
+    await publish(restored.port, devices[2]!, 3, [...Array(5).keys()]);
+    expect(await until(converged, 20_000)).toBe(true);
+    const after = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[0]!.file])) as { heads: { author: string; seq: number; hashes: string[] }[] };
+    const own = after.heads.find((h) => h.author === keys[2])!;
+    expect(own.seq).toBeGreaterThan(ownSeq);
+    expect(own.hashes).toHaveLength(1);
+
+    const total = 30 + 20 + 20 + 25 + 25 + 10 + 5;
     for (const c of configs) {
       const out = await cli(['audit', 'verify', '--config', c.file]);
       expect(out).toContain('ok: no faults');
       expect(out).toContain(`(${total} distinct)`);
       expect(out).toContain('by 3 authors');
+      expect(out).toContain('; 0 equivocations');
     }
-    for (const g of [gws[0]!, gws[1]!, again]) expect(await stopGatewayProcess(g)).toBe(0);
+    for (const g of [gws[0]!, gws[1]!, restored]) expect(await stopGatewayProcess(g)).toBe(0);
   }, 90_000);
 });
