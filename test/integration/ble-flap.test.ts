@@ -61,7 +61,8 @@ describe('BLE under churn', () => {
       const t0 = Date.now();
       await new Promise((r) => setTimeout(r, 1500)); // warm-up: JIT, noble's tables, the store
       heaps.push(heap());
-      while (Date.now() - t0 < 10_000) {
+      // Run for a number of flaps, not a wall time: on a loaded machine the timers fire late.
+      while ((flaps < 600 || Date.now() - t0 < 10_000) && Date.now() - t0 < 40_000) {
         await new Promise((r) => setTimeout(r, 2000));
         heaps.push(heap());
       }
@@ -70,7 +71,7 @@ describe('BLE under churn', () => {
       clearInterval(producer);
     }
     // Churn really happened, and with a cap that binds.
-    expect(flaps).toBeGreaterThan(500);
+    expect(flaps).toBeGreaterThanOrEqual(600);
     expect(rig.radio.connectsTotal).toBeGreaterThan(100);
     expect(rig.radio.peakConnections).toBe(CAP);
     // The cap, as the radio counts connections and as the gateway counts slots.
@@ -107,5 +108,5 @@ describe('BLE under churn', () => {
     // No leaked slot: once all is quiet, slots in use equal connections at the radio.
     await waitFor(() => ble.connecting === 0, 5000, 'no attempt in flight');
     expect(ble.connections).toBe(rig.radio.connections);
-  }, 40_000);
+  }, 75_000);
 });
