@@ -13,6 +13,7 @@
 import { chunkForMtu, Deframer, encodeManufacturerId, encodeSerialFrame } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
 import { checkDownlink, type DownlinkTrust } from './downlink.js';
+import { countAttempt, frameKey, IdleWaiters } from './uplink-buffer.js';
 
 export interface SimPeripheralOptions extends DownlinkTrust {
   /** ATT MTU after the exchange (23 = no exchange, 247 = common maximum). */
@@ -41,8 +42,6 @@ export interface SimPeripheralStats {
   sessions: number;
 }
 
-const key = (f: { boot: number; seq: number }): string => `${f.boot}:${f.seq}`;
-
 export class SimPeripheral {
   readonly uuid: string;
   readonly address: string;
@@ -54,7 +53,7 @@ export class SimPeripheral {
   private readonly lastSent = new Map<string, number>();
   private notifyFn: ((chunk: Uint8Array) => void) | undefined;
   private resendTimer: NodeJS.Timeout | undefined;
-  private idleWaiters: Array<() => void> = [];
+  private readonly idle = new IdleWaiters();
   /** Notifications left before the radio link breaks (fault injection). */
   private cutAfter: number | undefined;
   /** Called by the radio to break the link (out of range). */
@@ -98,18 +97,7 @@ export class SimPeripheral {
 
   /** Resolves true when nothing is pending, false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.device.pendingCount === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
-        resolve(false);
-      }, timeoutMs);
-      this.idleWaiters.push(done);
-    });
+    return this.idle.wait(this.device.pendingCount === 0, timeoutMs);
   }
 
   /** The central subscribed to TX: `notify` puts one ATT payload on the air. */
@@ -143,10 +131,8 @@ export class SimPeripheral {
   }
 
   private transmit(frame: DeviceFrame): void {
-    if (frame.attempts > 0) this.stats.resent++;
-    else this.stats.sent++;
-    frame.attempts++;
-    this.lastSent.set(key(frame), Date.now());
+    countAttempt(frame, this.stats);
+    this.lastSent.set(frameKey(frame), Date.now());
     this.notifyRaw(encodeSerialFrame(frame.bytes));
   }
 
@@ -169,7 +155,7 @@ export class SimPeripheral {
     if (!this.notifyFn) return;
     const now = Date.now();
     for (const f of this.device.pending()) {
-      const t = this.lastSent.get(key(f));
+      const t = this.lastSent.get(frameKey(f));
       if (t === undefined || now - t >= after) this.transmit(f);
       if (!this.notifyFn) return;
     }
@@ -183,14 +169,10 @@ export class SimPeripheral {
       this.stats.commands++;
       this.opts.onCommand?.(frame, this.device);
     } else if (d.kind === 'ack') {
-      this.lastSent.delete(`${d.boot}:${d.seq}`);
+      this.lastSent.delete(frameKey(d));
       if (this.device.ack(d.boot, d.seq)) this.stats.acked++;
       else this.stats.staleAcks++;
-      if (this.device.pendingCount === 0) {
-        const w = this.idleWaiters;
-        this.idleWaiters = [];
-        for (const f of w) f();
-      }
+      if (this.device.pendingCount === 0) this.idle.wake();
     }
   }
 }

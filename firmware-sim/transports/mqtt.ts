@@ -13,6 +13,7 @@
 import mqtt, { type IClientOptions, type MqttClient, Store } from 'mqtt';
 import { topics } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
+import { countAttempt, frameKey, IdleWaiters } from './uplink-buffer.js';
 
 export const DEFAULT_RECONNECT_MS = 250;
 
@@ -44,7 +45,6 @@ export interface LinkStats {
   errors: number;
 }
 
-const key = (f: { boot: number; seq: number }): string => `${f.boot}:${f.seq}`;
 const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export class MqttDeviceLink {
@@ -57,7 +57,7 @@ export class MqttDeviceLink {
   /** Bumped on every connect and close, so a stale callback cannot touch the current connection's state. */
   private epoch = 0;
   private readonly inflight = new Set<string>();
-  private idleWaiters: Array<() => void> = [];
+  private readonly idle = new IdleWaiters();
   private readonly upTopic: string;
   private readonly cmdTopic: string;
 
@@ -135,18 +135,7 @@ export class MqttDeviceLink {
 
   /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.inflight.size === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
-        resolve(false);
-      }, timeoutMs);
-      this.idleWaiters.push(done);
-    });
+    return this.idle.wait(this.inflight.size === 0, timeoutMs);
   }
 
   /** Waits for in-flight publishes (up to `timeoutMs`), then closes the client. Unsent frames stay pending. */
@@ -194,30 +183,22 @@ export class MqttDeviceLink {
       if (entry.cmd === 'publish') this.safe(() => client.removeOutgoingMessage(Number(id)));
     }
     client.outgoingStore = new Store();
-    this.wakeIdle();
+    this.idle.wake();
   }
 
   private publish(frame: DeviceFrame): void {
     const client = this.client;
-    const k = key(frame);
+    const k = frameKey(frame);
     if (!client || this.inflight.has(k)) return;
     const epoch = this.epoch;
     this.inflight.add(k);
-    if (frame.attempts > 0) this.stats.resent++;
-    else this.stats.sent++;
-    frame.attempts++;
+    countAttempt(frame, this.stats);
     client.publish(this.upTopic, toBuffer(frame.bytes), { qos: 1 }, (err) => {
       if (epoch === this.epoch) this.inflight.delete(k);
       if (err) this.stats.failed++;
       else if (this.device.ack(frame.boot, frame.seq)) this.stats.acked++;
-      if (this.inflight.size === 0) this.wakeIdle();
+      if (this.inflight.size === 0) this.idle.wake();
     });
-  }
-
-  private wakeIdle(): void {
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const w of waiters) w();
   }
 
   private safe(f: () => void): void {

@@ -16,6 +16,7 @@ import { AckStatus, Deframer, encodeSerialFrame } from '../../protocols/index.js
 import type { DeviceFrame, VirtualDevice } from '../device.js';
 import { NoiseInjector, type NoiseOptions } from '../noise.js';
 import { checkDownlink } from './downlink.js';
+import { countAttempt, frameKey, IdleWaiters } from './uplink-buffer.js';
 
 export interface SerialDeviceLinkOptions {
   /** The tty to open, e.g. /dev/pts/3 or a socat link name. */
@@ -59,7 +60,6 @@ export interface SerialLinkStats {
   bytesIn: number;
 }
 
-const key = (f: { boot: number; seq: number }): string => `${f.boot}:${f.seq}`;
 /** Most bytes queued for the pacer before resends wait for the next round. */
 const PACE_QUEUE_LIMIT = 8192;
 
@@ -96,7 +96,7 @@ export class SerialDeviceLink {
   private paceSent = 0;
   private readonly resendAfterMs: number;
   private readonly baudRate: number;
-  private idleWaiters: Array<() => void> = [];
+  private readonly idle = new IdleWaiters();
 
   constructor(
     readonly device: VirtualDevice,
@@ -139,18 +139,7 @@ export class SerialDeviceLink {
 
   /** Resolves true when the device has nothing pending, false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
-    if (this.device.pendingCount === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        resolve(true);
-      };
-      const timer = setTimeout(() => {
-        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
-        resolve(false);
-      }, timeoutMs);
-      this.idleWaiters.push(done);
-    });
+    return this.idle.wait(this.device.pendingCount === 0, timeoutMs);
   }
 
   async stop(): Promise<void> {
@@ -204,10 +193,8 @@ export class SerialDeviceLink {
   }
 
   private transmit(frame: DeviceFrame): void {
-    if (frame.attempts > 0) this.stats.resent++;
-    else this.stats.sent++;
-    frame.attempts++;
-    this.lastSent.set(key(frame), Date.now());
+    countAttempt(frame, this.stats);
+    this.lastSent.set(frameKey(frame), Date.now());
     this.writeWire(encodeSerialFrame(frame.bytes), true);
   }
 
@@ -216,7 +203,7 @@ export class SerialDeviceLink {
     const now = Date.now();
     for (const f of this.device.pending()) {
       if (this.opts.pace && this.paceQueued > PACE_QUEUE_LIMIT) return;
-      const t = this.lastSent.get(key(f));
+      const t = this.lastSent.get(frameKey(f));
       if (t === undefined || now - t >= this.resendAfterMs) this.transmit(f);
     }
   }
@@ -286,10 +273,10 @@ export class SerialDeviceLink {
       const { boot, seq, status } = d;
       if (!d.verified) this.stats.unverifiedAcks++;
       if (status !== AckStatus.ok) this.stats.ackStatus[status] = (this.stats.ackStatus[status] ?? 0) + 1;
-      this.lastSent.delete(`${boot}:${seq}`);
+      this.lastSent.delete(frameKey({ boot, seq }));
       if (this.device.ack(boot, seq)) this.stats.acked++;
       else this.stats.staleAcks++;
-      if (this.device.pendingCount === 0) this.wakeIdle();
+      if (this.device.pendingCount === 0) this.idle.wake();
       return;
     }
     this.stats.commands++;
@@ -298,12 +285,6 @@ export class SerialDeviceLink {
     } catch (e) {
       this.fail(e instanceof Error ? e : new Error(String(e)));
     }
-  }
-
-  private wakeIdle(): void {
-    const w = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const f of w) f();
   }
 
   private fail(e: Error): void {
