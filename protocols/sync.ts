@@ -9,6 +9,9 @@
  *   vector  [2, vector]            the responder's vector (it then streams what the initiator lacks)
  *   block   [3, envelope]          one signed block, in an order where prev and parents come first
  *   done    [4, count]             no more blocks from this side (count = blocks sent)
+ *   want    [7, [[author, stream]…]]  send these streams whole: the peer's vector named a
+ *                                  head we lack on a stream where we are ahead (a fork the
+ *                                  peer cannot see); answered by blocks and another done
  *
  * vector = [[author, stream, low, high, count, [head hashes]], …], one entry per
  * (author, stream): the lowest and highest seq held, how many blocks (more than
@@ -36,9 +39,10 @@ export type SyncMessage =
   | { readonly type: 'block'; readonly envelope: Uint8Array }
   | { readonly type: 'done'; readonly count: number }
   | { readonly type: 'check'; readonly digest: Uint8Array }
-  | { readonly type: 'differ' };
+  | { readonly type: 'differ' }
+  | { readonly type: 'want'; readonly streams: readonly (readonly [Uint8Array, string])[] };
 
-const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6 } as const;
+const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6, want: 7 } as const;
 
 const vectorValue = (v: readonly VectorEntry[]): unknown[] => v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads]]);
 
@@ -58,6 +62,8 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
       return encodeCanonical([T.block, m.envelope]);
     case 'done':
       return encodeCanonical([T.done, m.count]);
+    case 'want':
+      return encodeCanonical([T.want, m.streams.map(([a, st]) => [a, st])]);
   }
 }
 
@@ -112,6 +118,15 @@ export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
       return v.length === 2 && v[1] instanceof Uint8Array ? ok({ type: 'block', envelope: v[1] }) : bad('block is [3, envelope]');
     case T.done:
       return v.length === 2 && isUint(v[1]) ? ok({ type: 'done', count: v[1] }) : bad('done is [4, count]');
+    case T.want: {
+      const list = v.length === 2 && Array.isArray(v[1]) ? v[1] : undefined;
+      const streams: [Uint8Array, string][] = [];
+      for (const e of list ?? []) {
+        if (!Array.isArray(e) || e.length !== 2 || !(e[0] instanceof Uint8Array) || e[0].length !== 32 || typeof e[1] !== 'string' || e[1].length === 0 || e[1].length > MAX_NAME_LENGTH) return bad('want is [7, [[author, stream]…]]');
+        streams.push([e[0], e[1]]);
+      }
+      return list ? ok({ type: 'want', streams }) : bad('want is [7, [[author, stream]…]]');
+    }
     default:
       return fail('sync/unknown-type', `unknown sync message type ${String(v[0])}`);
   }

@@ -92,6 +92,8 @@ export class BlockLog {
   private readonly heads = new Map<string, StreamHead>();
   private readonly known = new Set<string>();
   private lamport: number;
+  /** Own streams found forked (reported in `ownForks()`). */
+  private readonly forkedOwn = new Set<string>();
   /** Heads already named as parents by one of our blocks (so each is named once). */
   private readonly referenced = new Set<string>();
   // Queued, not yet durable.
@@ -182,7 +184,10 @@ export class BlockLog {
         lamport = Math.max(lamport, h.lamport);
       }
     }
-    if (head !== undefined && head.hashes.length !== 1) throw new Error(`own stream ${stream} is forked at seq ${head.seq}`);
+    // Our own stream forked (this key authored twice at one seq: a restored gateway that could
+    // not reach its siblings first). Both branches are kept and flagged; continue on the least
+    // hash so every replica sees the same continuation, rather than refusing to ingest.
+    if (head !== undefined && head.hashes.length !== 1) this.forkedOwn.add(stream);
     const block = {
       author: this.opts.publicKey,
       stream,
@@ -308,18 +313,54 @@ export class BlockLog {
     return out.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   }
 
+  /** Own streams this gateway found forked while authoring. */
+  ownForks(): string[] {
+    return [...this.forkedOwn];
+  }
+
+  /**
+   * The version-vector entry of one stream without walking it: lowest seq held, and the
+   * block count (one per seq, plus the extra blocks at equivocated seqs).
+   */
+  streamRange(author: string, stream: string): { low: number; high: number; count: number } | undefined {
+    const h = this.heads.get(headKey(author, stream));
+    if (!h) return undefined;
+    let low = h.seq;
+    for (const k of this.chain.getKeys({ start: [author, stream, 0], end: [author, stream, Number.MAX_SAFE_INTEGER], limit: 1 })) low = Math.min(low, k[2]);
+    const prefix = `${author}/${stream}/`;
+    for (const key of this.pendingChain.keys()) if (key.startsWith(prefix)) low = Math.min(low, Number(key.slice(prefix.length)));
+    let extra = 0;
+    for (const [, hashes] of this.forks(author, stream)) extra += hashes.length - 1;
+    return { low, high: h.seq, count: h.seq - low + 1 + extra };
+  }
+
+  /** The seqs of a stream that hold more than one block, with their hashes, in seq order. */
+  forks(author: string, stream: string): [number, string[]][] {
+    const seqs = new Set<number>();
+    for (const { key } of this.equivocDb.getRange({ start: [author, stream, 0], end: [author, stream, Number.MAX_SAFE_INTEGER] })) seqs.add(key[2]);
+    const prefix = `${author}/${stream}/`;
+    for (const [key, set] of this.pendingChain) if (key.startsWith(prefix) && set.size > 0) seqs.add(Number(key.slice(prefix.length)));
+    const out: [number, string[]][] = [];
+    for (const seq of [...seqs].sort((a, b) => a - b)) {
+      const hashes = this.hashesAt(author, stream, seq);
+      if (hashes.length > 1) out.push([seq, hashes]);
+    }
+    return out;
+  }
+
   /** Every stream head, sorted by (author, stream). */
   streamHeads(): StreamHead[] {
     return [...this.heads.values()].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));
   }
 
   /**
-   * SHA-256 over the sorted heads `[author, stream, seq, [hashes]]` in canonical
-   * CBOR: two logs holding the same blocks print the same digest (each head
-   * names its whole chain through `prev`).
+   * SHA-256 over the sorted heads `[author, stream, seq, [hashes], [[forked seq, [hashes]]…]]`
+   * in canonical CBOR: two logs print the same digest exactly when they hold the same
+   * blocks. Each head names its chain through `prev`, and a block off that chain (an
+   * equivocation) sits at a seq holding two or more blocks, which the fork list names.
    */
   headsDigest(): string {
-    const heads = this.streamHeads().map((h) => [h.author, h.stream, h.seq, h.hashes]);
+    const heads = this.streamHeads().map((h) => [h.author, h.stream, h.seq, h.hashes, this.forks(h.author, h.stream)]);
     return toHex(sha256(encodeCanonical(heads)));
   }
 

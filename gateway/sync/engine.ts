@@ -41,8 +41,8 @@ export interface SyncStats {
 /** This log's version vector: one entry per (author, stream). */
 export function localVector(log: BlockLog): VectorEntry[] {
   return log.streamHeads().map((h) => {
-    const blocks = log.streamBlocks(h.author, h.stream);
-    return { author: fromHex(h.author)!, stream: h.stream, low: blocks[0]?.[0] ?? h.seq, high: h.seq, count: blocks.length, heads: h.hashes.map((x) => fromHex(x)!) };
+    const r = log.streamRange(h.author, h.stream)!;
+    return { author: fromHex(h.author)!, stream: h.stream, low: r.low, high: h.seq, count: r.count, heads: h.hashes.map((x) => fromHex(x)!) };
   });
 }
 
@@ -57,22 +57,44 @@ export function missingFor(log: BlockLog, theirs: readonly VectorEntry[]): strin
   const out: { hash: string; lamport: number }[] = [];
   for (const h of log.streamHeads()) {
     const e = t.get(`${h.author}/${h.stream}`);
-    const mine = log.streamBlocks(h.author, h.stream);
-    const low = mine[0]?.[0] ?? h.seq;
-    const forked = mine.length !== h.seq - low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
+    const r = log.streamRange(h.author, h.stream)!;
+    const forked = r.count !== h.seq - r.low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
     let from: number | undefined;
     if (e === undefined || forked) from = 0;
     else if (e.high < h.seq) {
       // Their head must be our block at that seq, else the chains differ below: send all.
-      const ours = mine.find(([seq]) => seq === e.high)?.[1];
-      from = e.heads.length === 1 && ours === hashHex(e.heads[0]!) ? e.high + 1 : 0;
+      const ours = log.hashesAt(h.author, h.stream, e.high);
+      from = e.heads.length === 1 && ours.length === 1 && ours[0] === hashHex(e.heads[0]!) ? e.high + 1 : 0;
     } else if (e.high === h.seq) {
       const same = e.heads.length === h.hashes.length && e.heads.every((x, i) => hashHex(x) === h.hashes[i]);
       from = same ? undefined : 0;
     }
     if (from === undefined) continue;
-    for (const [seq, hash] of mine) if (seq >= from) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
+    for (const [, hash] of log.streamBlocks(h.author, h.stream, from)) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
   }
+  out.sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+  return out.map((x) => x.hash);
+}
+
+/**
+ * Streams to ask for whole: the peer is behind us there, so it will send nothing,
+ * yet its head is a block we do not hold (its chain forked from ours below our head).
+ */
+export function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8Array, string][] {
+  const out: [Uint8Array, string][] = [];
+  for (const e of theirs) {
+    const author = toHex(e.author);
+    const r = log.streamRange(author, e.stream);
+    if (r === undefined || e.high >= r.high) continue; // the peer sends these itself
+    if (e.heads.some((h) => log.lookup(hashHex(h)) === undefined)) out.push([e.author, e.stream]);
+  }
+  return out;
+}
+
+/** Every block of the named streams, in lamport order. */
+function wholeStreams(log: BlockLog, streams: readonly (readonly [Uint8Array, string])[]): string[] {
+  const out: { hash: string; lamport: number }[] = [];
+  for (const [a, st] of streams) for (const [, hash] of log.streamBlocks(toHex(a), st)) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
   out.sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
   return out.map((x) => x.hash);
 }
@@ -80,14 +102,16 @@ export function missingFor(log: BlockLog, theirs: readonly VectorEntry[]): strin
 export class SyncSession {
   readonly stats: SyncStats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, blocksSent: 0, blockBytesSent: 0, applied: 0, known: 0, rejected: [], equivocations: 0, equal: false };
   private sentDone = false;
-  private gotDone = false;
+  private gotDone = 0;
+  /** Wants sent: each is answered by one more done. */
+  private wants = 0;
   private ended = false;
 
   constructor(private readonly log: BlockLog) {}
 
   /** True once both sides said done (or equal), or the peer sent garbage. */
   get finished(): boolean {
-    return this.ended || (this.sentDone && this.gotDone);
+    return this.ended || (this.sentDone && this.gotDone > this.wants);
   }
 
   /** The initiator's first message: `hello`, or a small `check` first with `probe`. */
@@ -119,9 +143,11 @@ export class SyncSession {
         return [];
       case 'hello':
         if (hashHex(m.digest) === this.log.headsDigest()) return this.equal();
-        return [this.out({ type: 'vector', vector: localVector(this.log) }), ...this.blocksFor(m.vector)];
+        return [this.out({ type: 'vector', vector: localVector(this.log) }), ...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
       case 'vector':
-        return this.blocksFor(m.vector);
+        return [...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
+      case 'want':
+        return this.send(wholeStreams(this.log, m.streams));
       case 'block': {
         const r = this.log.apply(m.envelope);
         if (r.status === 'applied') {
@@ -132,7 +158,7 @@ export class SyncSession {
         return [];
       }
       case 'done':
-        this.gotDone = true;
+        this.gotDone++;
         return [];
     }
   }
@@ -147,9 +173,20 @@ export class SyncSession {
     return [this.out({ type: 'equal' })];
   }
 
+  private wantFrom(theirs: readonly VectorEntry[]): Uint8Array[] {
+    const streams = wantsFrom(this.log, theirs);
+    if (streams.length === 0) return [];
+    this.wants++;
+    return [this.out({ type: 'want', streams })];
+  }
+
   private blocksFor(theirs: readonly VectorEntry[]): Uint8Array[] {
+    return this.send(missingFor(this.log, theirs));
+  }
+
+  private send(hashes: readonly string[]): Uint8Array[] {
     const out: Uint8Array[] = [];
-    for (const hash of missingFor(this.log, theirs)) {
+    for (const hash of hashes) {
       const envelope = this.log.getEnvelope(hash);
       if (envelope === undefined) continue;
       this.stats.blocksSent++;

@@ -151,6 +151,15 @@ describe('block log', () => {
     expect(b.log.streamHeads()[0]!.hashes).toHaveLength(2);
     expect([...b.log.frameView()]).toHaveLength(4);
     expect(auditLog(b.log)).toMatchObject({ equivocations: 1, faults: [] });
+    // The author itself learns of the fork: it keeps ingesting, on the least hash.
+    expect(a1.log.apply(y.envelope)).toMatchObject({ status: 'applied', equivocation: true });
+    const next = a1.log.appendFrames(entries(devA, 1, 9, 1))[0]!;
+    expect(next.block.seq).toBe(1);
+    expect(hashHex(next.block.prev!)).toBe([hashHex(x.hash), hashHex(y.hash)].sort()[0]);
+    expect(a1.log.ownForks()).toEqual(['default']);
+    expect(b.log.apply(next.envelope).status).toBe('applied');
+    await b.store.durable();
+    expect(b.log.streamHeads()[0]!.hashes).toEqual([hashHex(next.hash)]);
   });
 
   it('frames view: one entry per (device, boot, seq) across authors, the same whatever the arrival order', async () => {

@@ -39,8 +39,10 @@ afterEach(async () => {
   for (const r of open.splice(0)) await r.close();
 });
 
-function replicas(n: number): Replica[] {
+/** `twin`: one more replica with replica 0's key (a gateway restored without its chain), so equivocations happen. */
+function replicas(n: number, twin = false): Replica[] {
   const seeds = Array.from({ length: n }, () => randomBytes(32));
+  if (twin) seeds.push(seeds[0]!);
   const keys = seeds.map(publicKeyFromSeed);
   return seeds.map((seed, i) => {
     const { dir, cleanup } = tempDir('outpost-sync-');
@@ -108,12 +110,14 @@ const opArb = (n: number): fc.Arbitrary<Op> =>
   );
 
 describe('sync engine', () => {
-  it('N replicas, random ingest, partitions, merges and cut exchanges: identical heads and frame views after a full exchange', async () => {
+  it('N replicas (sometimes two sharing a key, so equivocating), random ingest, partitions, merges and cut exchanges: identical heads and frame views after a full exchange', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.integer({ min: 2, max: 4 }).chain((n) => fc.tuple(fc.constant(n), fc.array(opArb(n), { minLength: 1, maxLength: 30 }))),
-        async ([n, ops]) => {
-          const rs = replicas(n);
+        fc
+          .tuple(fc.integer({ min: 2, max: 4 }), fc.boolean())
+          .chain(([k, twin]) => fc.tuple(fc.constant(k + (twin ? 1 : 0)), fc.constant(twin), fc.array(opArb(k + (twin ? 1 : 0)), { minLength: 1, maxLength: 30 }))),
+        async ([n, twin, ops]) => {
+          const rs = replicas(n - (twin ? 1 : 0), twin);
           try {
             let groups = Array.from({ length: n }, () => 0);
             for (const o of ops) {
@@ -139,6 +143,7 @@ describe('sync engine', () => {
               expect(r.log.headsDigest()).toBe(digest);
               expect(view(r)).toEqual(v0);
             }
+            if (twin && rs[0]!.heard.size > 0 && rs[n - 1]!.heard.size > 0) expect(auditLog(rs[1]!.log).faults).toEqual([]);
             // Now equal: the probe is one small message each way.
             if (n > 1) {
               const x = await exchange(rs[n - 1]!.log, rs[0]!.log, { probe: true });
@@ -150,7 +155,7 @@ describe('sync engine', () => {
           }
         },
       ),
-      { numRuns: 25 },
+      { numRuns: 40 },
     );
   }, 120_000);
 

@@ -23,6 +23,7 @@ const message: fc.Arbitrary<SyncMessage> = fc.oneof(
   vector.map((v) => ({ type: 'vector' as const, vector: v })),
   fc.uint8Array({ maxLength: 200 }).map((envelope) => ({ type: 'block' as const, envelope })),
   fc.nat().map((count) => ({ type: 'done' as const, count })),
+  fc.array(fc.tuple(hash, fc.constantFrom('default', 'p1')), { maxLength: 3 }).map((streams) => ({ type: 'want' as const, streams })),
 );
 
 describe('sync messages', () => {
