@@ -5,7 +5,8 @@
  * samples at --rate and resends what the gateway has not acked.
  */
 import { parseArgs } from 'node:util';
-import { isValidId, parsePublicKey } from '../protocols/index.js';
+import { isValidId } from '../protocols/index.js';
+import { downlinkTrust, gatewayFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { BleRadio } from './transports/ble-radio.js';
@@ -37,12 +38,7 @@ export interface BleCliOptions {
 
 export class BleUsageError extends Error {}
 
-function number(flag: string, v: string | undefined, lo: number, hi: number, dflt: number, int = false): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < lo || n > hi) throw new BleUsageError(`--${flag} must be ${int ? 'an integer' : 'a number'} in [${lo}, ${hi}], got "${v}"`);
-  return n;
-}
+const number = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number, int = false): number => numberFlag(BleUsageError, flag, v, lo, hi, dflt, { int });
 
 export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
   let values: Record<string, string | boolean | string[] | undefined>;
@@ -78,17 +74,8 @@ export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
   if (!keys) throw new BleUsageError('--keys FILE is required (a manifest from firmware-sim keygen)');
   const devices = (values.device as string[] | undefined) ?? [];
   for (const d of devices) if (!isValidId(d)) throw new BleUsageError(`--device is not a valid id: "${d}"`);
-  let gatewayKey: Uint8Array | undefined;
-  const gk = str('gateway-key');
-  if (gk !== undefined) {
-    const k = parsePublicKey(gk);
-    if (!k.ok) throw new BleUsageError(`--gateway-key: ${k.error.message}`);
-    gatewayKey = k.value;
-  }
-  const gatewayId = str('gateway-id');
-  if (gatewayId !== undefined && !isValidId(gatewayId)) throw new BleUsageError(`--gateway-id is not a valid id: "${gatewayId}"`);
-  const signer = str('signer') ?? 'noble';
-  if (signer !== 'noble' && signer !== 'node') throw new BleUsageError(`--signer must be noble or node, got "${signer}"`);
+  const gateway = gatewayFlags(BleUsageError, str('gateway-key'), str('gateway-id'));
+  const signer = signerFlag(BleUsageError, str('signer'));
   const advertise = str('advertise') ?? 'name';
   if (advertise !== 'name' && advertise !== 'manufacturer') throw new BleUsageError(`--advertise must be name or manufacturer, got "${advertise}"`);
   const duration = str('duration');
@@ -101,8 +88,7 @@ export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
     rateHz: number('rate', str('rate'), 0.001, 1000, 1),
     mtu: number('mtu', str('mtu'), 23, 517, 247, true),
     advertise,
-    ...(gatewayKey && { gatewayKey }),
-    ...(gatewayId !== undefined && { gatewayId }),
+    ...gateway,
     resendMs: number('resend-ms', str('resend-ms'), 10, 3_600_000, 1000, true),
     ...(duration !== undefined && { durationS: number('duration', duration, 0.001, 365 * 86_400, 0) }),
     ...(maxFrames !== undefined && { maxFrames: number('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0, true) }),
@@ -122,8 +108,7 @@ export async function runBle(c: BleCliOptions, out: NodeJS.WritableStream = proc
   const radio = await BleRadio.start({ host: c.host, port: c.port });
   const peripherals = entries.map((e) => {
     const device = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, site: e.site, signer: c.signer });
-    const trust = { ...(c.gatewayKey && { gatewayPublicKey: c.gatewayKey }), ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }) };
-    return radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...trust });
+    return radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...downlinkTrust(c) });
   });
   const t0 = Date.now();
   out.write(`firmware-sim: BLE radio at ${radio.url} with ${peripherals.length} peripheral(s), MTU ${c.mtu}, ${c.rateHz} Hz each\n`);
@@ -138,15 +123,7 @@ export async function runBle(c: BleCliOptions, out: NodeJS.WritableStream = proc
     for (const p of peripherals) if (c.maxFrames === undefined || p.device.generated < c.maxFrames) p.send(p.device.nextFrame());
   }, 1000 / c.rateHz);
   const status = setInterval(() => out.write(line() + '\n'), c.statusS * 1000);
-  await new Promise<void>((resolve) => {
-    const timer = c.durationS !== undefined ? setTimeout(resolve, c.durationS * 1000) : undefined;
-    const onSignal = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  await untilDurationOrSignal(c.durationS);
   clearInterval(tick);
   clearInterval(status);
   await Promise.all(peripherals.map((p) => p.drain(Math.min(3000, c.resendMs * 3))));

@@ -11,6 +11,7 @@ import { BLE_USAGE, type BleCliOptions, BleUsageError, parseBleCli, runBle } fro
 import { runSerial, SERIAL_USAGE, type SerialCliOptions, parseSerialCli, SerialUsageError } from './serial-cli.js';
 import { JsonFileStateStore } from './state.js';
 import { isValidId } from '../protocols/index.js';
+import { numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 
 const USAGE = `Usage:
   firmware-sim keygen [--devices N] [--prefix sim] [--site S] [--model M] [--out FILE]
@@ -57,12 +58,8 @@ function int(flag: string, v: string | undefined, lo: number, hi: number, dflt: 
   if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi) throw new UsageError(`--${flag} must be an integer ${lo}..${hi}, got "${v}"`);
   return n;
 }
-function num(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || n <= lo || n > hi) throw new UsageError(`--${flag} must be a number in (${lo}, ${hi}], got "${v}"`);
-  return n;
-}
+/** A number in (lo, hi]. */
+const num = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number => numberFlag(UsageError, flag, v, lo, hi, dflt, { open: true });
 function idFlag(flag: string, v: string | undefined, dflt: string): string {
   const s = v ?? dflt;
   if (!isValidId(s)) throw new UsageError(`--${flag} must be 1..64 of [A-Za-z0-9._-] starting with a letter or digit, got "${s}"`);
@@ -149,8 +146,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
   if (keys === '') throw new UsageError('--keys needs a file name');
   const broker = str('broker') ?? 'mqtt://127.0.0.1:1883';
   if (!/^(mqtts?|wss?|tcp|ssl):\/\/[^/\s]+/.test(broker)) throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got "${broker}"`);
-  const signer = str('signer') ?? 'noble';
-  if (signer !== 'noble' && signer !== 'node') throw new UsageError(`--signer must be noble or node, got "${signer}"`);
+  const signer = signerFlag(UsageError, str('signer'));
   const duration = str('duration');
   const maxFrames = str('max-frames');
   const state = str('state');
@@ -197,15 +193,7 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
   process.stdout.write(`firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz -> ${c.broker}\n`);
   fleet.start();
   const status = setInterval(() => process.stdout.write(statusLine(Date.now() - t0, fleet.stats(), fleet.lastError()) + '\n'), c.statusS * 1000);
-  await new Promise<void>((resolve) => {
-    const timer = c.durationS !== undefined ? setTimeout(resolve, c.durationS * 1000) : undefined;
-    const onSignal = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  await untilDurationOrSignal(c.durationS);
   clearInterval(status);
   const final = await fleet.stop(3000);
   process.stdout.write(statusLine(Date.now() - t0, final) + ' (stopped)\n');

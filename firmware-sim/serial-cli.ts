@@ -4,7 +4,8 @@
  * noise, resending what the gateway has not acked.
  */
 import { parseArgs } from 'node:util';
-import { isValidId, parsePublicKey } from '../protocols/index.js';
+import { isValidId } from '../protocols/index.js';
+import { downlinkTrust, gatewayFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { JsonFileStateStore } from './state.js';
@@ -40,13 +41,8 @@ export interface SerialCliOptions {
 
 export class SerialUsageError extends Error {}
 
-function number(flag: string, v: string | undefined, lo: number, hi: number, dflt: number, opts: { int?: boolean; open?: boolean } = {}): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  const bad = v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.open ? n <= lo : n < lo) || n > hi;
-  if (bad) throw new SerialUsageError(`--${flag} must be ${opts.int ? 'an integer' : 'a number'} in ${opts.open ? '(' : '['}${lo}, ${hi}], got "${v}"`);
-  return n;
-}
+const number = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number, opts: { int?: boolean; open?: boolean } = {}): number =>
+  numberFlag(SerialUsageError, flag, v, lo, hi, dflt, opts);
 
 export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'help' {
   let values: Record<string, string | boolean | undefined>;
@@ -86,17 +82,8 @@ export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'hel
   if (!keys) throw new SerialUsageError('--keys FILE is required (a manifest from firmware-sim keygen)');
   if (!device || !isValidId(device)) throw new SerialUsageError(`--device must name a device of the manifest, got "${device ?? ''}"`);
   if (!port) throw new SerialUsageError('--port PATH is required (e.g. /dev/ttyUSB0 or /dev/pts/3)');
-  let gatewayKey: Uint8Array | undefined;
-  const gk = str('gateway-key');
-  if (gk !== undefined) {
-    const k = parsePublicKey(gk);
-    if (!k.ok) throw new SerialUsageError(`--gateway-key: ${k.error.message}`);
-    gatewayKey = k.value;
-  }
-  const gatewayId = str('gateway-id');
-  if (gatewayId !== undefined && !isValidId(gatewayId)) throw new SerialUsageError(`--gateway-id is not a valid id: "${gatewayId}"`);
-  const signer = str('signer') ?? 'noble';
-  if (signer !== 'noble' && signer !== 'node') throw new SerialUsageError(`--signer must be noble or node, got "${signer}"`);
+  const gateway = gatewayFlags(SerialUsageError, str('gateway-key'), str('gateway-id'));
+  const signer = signerFlag(SerialUsageError, str('signer'));
   const duration = str('duration');
   const maxFrames = str('max-frames');
   const state = str('state');
@@ -108,8 +95,7 @@ export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'hel
     rateHz: number('rate', str('rate'), 0, 10_000, 1, { open: true }),
     noise: number('noise', str('noise'), 0, 1, 0),
     seed: str('seed') ?? '1',
-    ...(gatewayKey && { gatewayKey }),
-    ...(gatewayId !== undefined && { gatewayId }),
+    ...gateway,
     resendMs: number('resend-ms', str('resend-ms'), 10, 3_600_000, 1000, { int: true }),
     pace: values.pace === true,
     ...(duration !== undefined && { durationS: number('duration', duration, 0, 365 * 86_400, 0, { open: true }) }),
@@ -140,8 +126,7 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
     baudRate: c.baud,
     resendAfterMs: c.resendMs,
     pace: c.pace,
-    ...(c.gatewayKey && { gatewayPublicKey: c.gatewayKey }),
-    ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }),
+    ...downlinkTrust(c),
     ...(c.noise > 0 && { noise: { rate: c.noise, seed: c.seed } }),
   });
   const t0 = Date.now();
@@ -163,15 +148,7 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
     link.send(device.nextFrame());
   }, 1000 / c.rateHz);
   const status = setInterval(() => out.write(line() + '\n'), c.statusS * 1000);
-  await new Promise<void>((resolve) => {
-    const timer = c.durationS !== undefined ? setTimeout(resolve, c.durationS * 1000) : undefined;
-    const onSignal = (): void => {
-      clearTimeout(timer);
-      resolve();
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-  });
+  await untilDurationOrSignal(c.durationS);
   clearInterval(tick);
   clearInterval(status);
   await link.drain(Math.min(3000, c.resendMs * 3));

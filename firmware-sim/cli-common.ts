@@ -1,0 +1,59 @@
+/**
+ * Pieces the firmware-sim commands share (cli.ts, serial-cli.ts, ble-cli.ts):
+ * flag checks that throw the command's own usage error, the downlink trust
+ * taken from the gateway flags, and the wait for --duration or a signal.
+ */
+import { isValidId, parsePublicKey } from '../protocols/index.js';
+import type { DownlinkTrust } from './transports/downlink.js';
+
+/** The usage error class of a command (each command throws its own). */
+export type UsageErrorClass = new (message: string) => Error;
+
+/**
+ * A numeric flag: `dflt` when absent, else a finite number in [lo, hi], or in
+ * (lo, hi] with `open`, and an integer with `int`; anything else throws `Err`.
+ */
+export function numberFlag(Err: UsageErrorClass, flag: string, v: string | undefined, lo: number, hi: number, dflt: number, opts: { int?: boolean; open?: boolean } = {}): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  const bad = v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.open ? n <= lo : n < lo) || n > hi;
+  if (bad) throw new Err(`--${flag} must be ${opts.int ? 'an integer' : 'a number'} in ${opts.open ? '(' : '['}${lo}, ${hi}], got "${v}"`);
+  return n;
+}
+
+/** --signer: noble (default) or node. */
+export function signerFlag(Err: UsageErrorClass, v: string | undefined): 'noble' | 'node' {
+  const signer = v ?? 'noble';
+  if (signer !== 'noble' && signer !== 'node') throw new Err(`--signer must be noble or node, got "${signer}"`);
+  return signer;
+}
+
+/** --gateway-key (64 hex digits or did:key) and --gateway-id, as given or absent. */
+export function gatewayFlags(Err: UsageErrorClass, key: string | undefined, id: string | undefined): { gatewayKey?: Uint8Array; gatewayId?: string } {
+  let gatewayKey: Uint8Array | undefined;
+  if (key !== undefined) {
+    const k = parsePublicKey(key);
+    if (!k.ok) throw new Err(`--gateway-key: ${k.error.message}`);
+    gatewayKey = k.value;
+  }
+  if (id !== undefined && !isValidId(id)) throw new Err(`--gateway-id is not a valid id: "${id}"`);
+  return { ...(gatewayKey && { gatewayKey }), ...(id !== undefined && { gatewayId: id }) };
+}
+
+/** The downlink trust a device link gets from the parsed gateway flags. */
+export function downlinkTrust(c: { readonly gatewayKey?: Uint8Array; readonly gatewayId?: string }): DownlinkTrust {
+  return { ...(c.gatewayKey && { gatewayPublicKey: c.gatewayKey }), ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }) };
+}
+
+/** Resolves after `durationS` seconds (never, when undefined) or on the first SIGINT/SIGTERM. */
+export function untilDurationOrSignal(durationS: number | undefined): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = durationS !== undefined ? setTimeout(resolve, durationS * 1000) : undefined;
+    const onSignal = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  });
+}
