@@ -4,9 +4,8 @@
  * `ble.radio: ws://HOST:PORT` uses through its real noble code. Each device
  * samples at --rate and resends what the gateway has not acked.
  */
-import { parseArgs } from 'node:util';
 import { isValidId } from '../protocols/index.js';
-import { downlinkTrust, gatewayFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { BleRadio } from './transports/ble-radio.js';
@@ -41,35 +40,15 @@ export class BleUsageError extends Error {}
 const number = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number, int = false): number => numberFlag(BleUsageError, flag, v, lo, hi, dflt, { int });
 
 export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
-  let values: Record<string, string | boolean | string[] | undefined>;
-  try {
-    values = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        keys: { type: 'string' },
-        device: { type: 'string', multiple: true },
-        host: { type: 'string' },
-        port: { type: 'string' },
-        rate: { type: 'string' },
-        mtu: { type: 'string' },
-        advertise: { type: 'string' },
-        'gateway-key': { type: 'string' },
-        'gateway-id': { type: 'string' },
-        'resend-ms': { type: 'string' },
-        duration: { type: 'string' },
-        'max-frames': { type: 'string' },
-        signer: { type: 'string' },
-        status: { type: 'string' },
-      },
-    }).values;
-  } catch (e) {
-    throw new BleUsageError((e as Error).message);
-  }
+  const { values, str } = parseFlags(BleUsageError, argv, {
+    ...DEVICE_RUN_FLAGS,
+    device: { type: 'string', multiple: true },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    mtu: { type: 'string' },
+    advertise: { type: 'string' },
+  });
   if (values.help) return 'help';
-  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const keys = str('keys');
   if (!keys) throw new BleUsageError('--keys FILE is required (a manifest from firmware-sim keygen)');
   const devices = (values.device as string[] | undefined) ?? [];

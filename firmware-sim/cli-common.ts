@@ -3,11 +3,42 @@
  * flag checks that throw the command's own usage error, the downlink trust
  * taken from the gateway flags, and the wait for --duration or a signal.
  */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isValidId, parsePublicKey } from '../protocols/index.js';
 import type { DownlinkTrust } from './transports/downlink.js';
 
 /** The usage error class of a command (each command throws its own). */
 export type UsageErrorClass = new (message: string) => Error;
+
+type FlagOptions = NonNullable<ParseArgsConfig['options']>;
+
+/** The flags every device-running command (serial, ble) takes. */
+export const DEVICE_RUN_FLAGS = {
+  help: { type: 'boolean', short: 'h' },
+  keys: { type: 'string' },
+  rate: { type: 'string' },
+  'gateway-key': { type: 'string' },
+  'gateway-id': { type: 'string' },
+  'resend-ms': { type: 'string' },
+  duration: { type: 'string' },
+  'max-frames': { type: 'string' },
+  signer: { type: 'string' },
+  status: { type: 'string' },
+} as const satisfies FlagOptions;
+
+/**
+ * Parses `argv` strictly (no positionals, no unknown flags; parse errors throw
+ * `Err`) and returns the values with `str`, a flag's value when it is a string.
+ */
+export function parseFlags(Err: UsageErrorClass, argv: readonly string[], options: FlagOptions): { values: Record<string, string | boolean | Array<string | boolean> | undefined>; str: (k: string) => string | undefined } {
+  let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  try {
+    values = parseArgs({ args: [...argv], strict: true, allowPositionals: false, options }).values;
+  } catch (e) {
+    throw new Err((e as Error).message);
+  }
+  return { values, str: (k) => (typeof values[k] === 'string' ? (values[k] as string) : undefined) };
+}
 
 /**
  * A numeric flag: `dflt` when absent, else a finite number in [lo, hi], or in

@@ -3,9 +3,8 @@
  * (a real USB-serial adapter or a pty), sampling at --rate, with optional line
  * noise, resending what the gateway has not acked.
  */
-import { parseArgs } from 'node:util';
 import { isValidId } from '../protocols/index.js';
-import { downlinkTrust, gatewayFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { JsonFileStateStore } from './state.js';
@@ -45,37 +44,17 @@ const number = (flag: string, v: string | undefined, lo: number, hi: number, dfl
   numberFlag(SerialUsageError, flag, v, lo, hi, dflt, opts);
 
 export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'help' {
-  let values: Record<string, string | boolean | undefined>;
-  try {
-    values = parseArgs({
-      args: [...argv],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        help: { type: 'boolean', short: 'h' },
-        keys: { type: 'string' },
-        device: { type: 'string' },
-        port: { type: 'string' },
-        baud: { type: 'string' },
-        rate: { type: 'string' },
-        noise: { type: 'string' },
-        seed: { type: 'string' },
-        'gateway-key': { type: 'string' },
-        'gateway-id': { type: 'string' },
-        'resend-ms': { type: 'string' },
-        pace: { type: 'boolean' },
-        duration: { type: 'string' },
-        'max-frames': { type: 'string' },
-        state: { type: 'string' },
-        signer: { type: 'string' },
-        status: { type: 'string' },
-      },
-    }).values;
-  } catch (e) {
-    throw new SerialUsageError((e as Error).message);
-  }
+  const { values, str } = parseFlags(SerialUsageError, argv, {
+    ...DEVICE_RUN_FLAGS,
+    device: { type: 'string' },
+    port: { type: 'string' },
+    baud: { type: 'string' },
+    noise: { type: 'string' },
+    seed: { type: 'string' },
+    pace: { type: 'boolean' },
+    state: { type: 'string' },
+  });
   if (values.help) return 'help';
-  const str = (k: string): string | undefined => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
   const keys = str('keys');
   const device = str('device');
   const port = str('port');
