@@ -27,7 +27,7 @@ export interface AuditSummary {
 export function auditLog(log: BlockLog): AuditSummary {
   const t0 = performance.now();
   const faults: Fault[] = [];
-  const decoded: { key: string; sb: SignedBlock }[] = [];
+  let decodedCount = 0;
   const refs = new Map<string, BlockRef>();
   const enrolled = new Map<string, Uint8Array>();
   // Pass 1: decode everything and index blocks by the hash of their bytes.
@@ -39,7 +39,7 @@ export function auditLog(log: BlockLog): AuditSummary {
     }
     const sb = d.value;
     const b = sb.block;
-    decoded.push({ key, sb });
+    decodedCount++;
     const ref = { author: toHex(b.author), stream: b.stream, seq: b.seq, lamport: b.lamport };
     refs.set(hashHex(sb.hash), ref);
     // A block whose bytes no longer match its key is reported there (hash-mismatch), not
@@ -52,11 +52,15 @@ export function auditLog(log: BlockLog): AuditSummary {
     deviceKey: (d) => log.ctx.deviceKey(d) ?? enrolled.get(d),
     lookup: (h) => refs.get(h),
   };
-  // Pass 2: verify each block against the blocks actually held.
+  // Pass 2: verify each block against the blocks actually held (decoded again, so memory
+  // holds only the small per-block references, not every frame of the log).
   let frames = 0;
   const streams = new Set<string>();
   const authors = new Set<string>();
-  for (const { key, sb } of decoded) {
+  for (const { key, envelope } of log.rawBlocks()) {
+    const d = decodeSignedBlock(envelope);
+    if (!d.ok) continue; // reported in pass 1
+    const sb: SignedBlock = d.value;
     faults.push(...verifyHeader(sb, ctx, key));
     faults.push(...verifyFrames(sb, ctx, key));
     const b = sb.block;
@@ -69,7 +73,7 @@ export function auditLog(log: BlockLog): AuditSummary {
   const faultsByCode: Partial<Record<FaultCode, number>> = {};
   for (const f of faults) faultsByCode[f.code] = (faultsByCode[f.code] ?? 0) + 1;
   return {
-    blocks: decoded.length + (faultsByCode.malformed ?? 0),
+    blocks: decodedCount + (faultsByCode.malformed ?? 0),
     streams: streams.size,
     authors: authors.size,
     frames,
