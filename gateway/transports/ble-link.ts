@@ -79,12 +79,8 @@ export class BleLink {
     this.peripheral = peripheral;
     this.rssi = peripheral.rssi;
     this.stream = new FrameStream(
+      deps,
       {
-        ingest: deps.ingest,
-        gatewayId: deps.gatewayId,
-        sign: deps.sign,
-        maxFrameBytes: deps.maxFrameBytes,
-        maxInflight: deps.maxInflight,
         meta: () => ({ transport: 'ble', source: this.source, claimedDevice: deviceId }),
         write: (bytes) => this.write(bytes),
         onDevice: (device) => deps.onDeviceSeen?.(device, this.source),

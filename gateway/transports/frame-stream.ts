@@ -30,13 +30,18 @@ export interface FrameStreamStats {
   acks: number;
 }
 
-export interface FrameStreamOptions {
+/** What every link gives its FrameStream alike (a link's deps carry these and more). */
+export interface FrameStreamSettings {
   readonly ingest: IngestPipeline;
   readonly gatewayId: string;
   readonly sign: SignFn;
   readonly maxFrameBytes: number;
   /** Frames submitted and not yet answered before more are shed (not acked, so resent). */
   readonly maxInflight: number;
+}
+
+/** What each link gives its FrameStream of its own. */
+export interface FrameStreamLink {
   /** Ingest metadata for each frame: transport, source, and the device the link is bound to. */
   readonly meta: () => { transport: string; source: string; claimedDevice?: string };
   /** Writes bytes toward the device; false when they could not be queued. */
@@ -63,11 +68,18 @@ export class FrameStream {
   readonly deframer: Deframer;
   private inflight = 0;
 
-  constructor(
-    private readonly opts: FrameStreamOptions,
-    readonly stats: FrameStreamStats,
-  ) {
-    this.deframer = new Deframer({ maxFrameBytes: opts.maxFrameBytes });
+  private readonly opts: FrameStreamSettings & FrameStreamLink;
+
+  constructor(settings: FrameStreamSettings, link: FrameStreamLink, readonly stats: FrameStreamStats) {
+    this.opts = {
+      ingest: settings.ingest,
+      gatewayId: settings.gatewayId,
+      sign: settings.sign,
+      maxFrameBytes: settings.maxFrameBytes,
+      maxInflight: settings.maxInflight,
+      ...link,
+    };
+    this.deframer = new Deframer({ maxFrameBytes: settings.maxFrameBytes });
   }
 
   /** Frames of this stream submitted and not answered yet. */

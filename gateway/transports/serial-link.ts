@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import { type Deframer, type DeframerStats, encodeSerialFrame, type SignFn } from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
-import { FrameStream } from './frame-stream.js';
+import { FrameStream, type FrameStreamStats } from './frame-stream.js';
 import { type Logger, LogThrottle } from '../logger.js';
 import { type SerialPortInfo, matchesUsb, normalizeUsbId } from './serial-ports.js';
 
@@ -46,21 +46,11 @@ export interface SerialLinkDeps {
   onLinkDown?(source: string): void;
 }
 
-export interface SerialLinkStats {
+export interface SerialLinkStats extends FrameStreamStats {
   opens: number;
   closes: number;
   openFailures: number;
-  bytesIn: number;
   bytesOut: number;
-  frames: number;
-  stored: number;
-  duplicates: number;
-  rejected: number;
-  /** Transient ingest failures: not acked, the device resends. */
-  failed: number;
-  /** Frames dropped because too many of this link's frames were in flight. */
-  shed: number;
-  acks: number;
   /** Acks or commands not written because the port was closed or its queue full. */
   writesDropped: number;
   commands: number;
@@ -112,12 +102,8 @@ export class SerialLink {
       config.path ??
       `usb:${[normalizeUsbId(config.vendorId) ?? '*', normalizeUsbId(config.productId) ?? '*', config.serialNumber ?? '*'].join(':')}`;
     this.stream = new FrameStream(
+      deps,
       {
-        ingest: deps.ingest,
-        gatewayId: deps.gatewayId,
-        sign: deps.sign,
-        maxFrameBytes: deps.maxFrameBytes,
-        maxInflight: deps.maxInflight,
         meta: () => ({ transport: 'serial', source: this.currentPath ?? this.name, ...(this.config.device !== undefined && { claimedDevice: this.config.device }) }),
         write: (bytes) => this.write(bytes),
         onDevice: (device) => {
