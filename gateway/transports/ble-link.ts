@@ -14,10 +14,9 @@
  * attempt ends: a peripheral that flaps for days must not grow them.
  */
 import type { EventEmitter } from 'node:events';
-import { attPayload, BLE_DEFAULT_MTU, encodeSerialFrame, NUS_RX_UUID, NUS_SERVICE_UUID, NUS_TX_UUID, type SignFn } from '../../protocols/index.js';
-import type { IngestPipeline } from '../ingest/pipeline.js';
+import { attPayload, BLE_DEFAULT_MTU, encodeSerialFrame, NUS_RX_UUID, NUS_SERVICE_UUID, NUS_TX_UUID } from '../../protocols/index.js';
 import type { Logger } from '../logger.js';
-import { FrameStream, type FrameStreamStats } from './frame-stream.js';
+import { FrameStream, type FrameStreamSettings, type FrameStreamStats } from './frame-stream.js';
 import type { NobleCharacteristic, NoblePeripheral, NobleService } from './ble-noble.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -25,13 +24,9 @@ type On = (emitter: EventEmitter, event: string, f: (...a: any[]) => void) => vo
 
 export type BleDeviceState = 'discovered' | 'connecting' | 'subscribed' | 'lost';
 
-export interface BleLinkDeps {
-  readonly ingest: IngestPipeline;
-  readonly gatewayId: string;
-  readonly sign: SignFn;
+/** The FrameStream settings (ingest, gatewayId, sign, maxFrameBytes, maxInflight) and the link's own. */
+export interface BleLinkDeps extends FrameStreamSettings {
   readonly log: Logger;
-  readonly maxFrameBytes: number;
-  readonly maxInflight: number;
   readonly connectTimeoutMs: number;
   /** Whether the bindings can cancel a pending connection (HCI can; the websocket protocol cannot). */
   readonly canCancelConnect: boolean;

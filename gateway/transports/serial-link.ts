@@ -11,9 +11,8 @@
  */
 import { existsSync } from 'node:fs';
 import { SerialPort } from 'serialport';
-import { type Deframer, type DeframerStats, encodeSerialFrame, type SignFn } from '../../protocols/index.js';
-import type { IngestPipeline } from '../ingest/pipeline.js';
-import { FrameStream, type FrameStreamStats } from './frame-stream.js';
+import { type Deframer, type DeframerStats, encodeSerialFrame } from '../../protocols/index.js';
+import { FrameStream, type FrameStreamSettings, type FrameStreamStats } from './frame-stream.js';
 import { type Logger, LogThrottle } from '../logger.js';
 import { type SerialPortInfo, matchesUsb, normalizeUsbId } from './serial-ports.js';
 
@@ -29,17 +28,12 @@ export interface SerialPortConfig {
   readonly name?: string | undefined;
 }
 
-export interface SerialLinkDeps {
-  readonly ingest: IngestPipeline;
-  readonly gatewayId: string;
-  readonly sign: SignFn;
+/** The FrameStream settings (ingest, gatewayId, sign, maxFrameBytes, maxInflight: frames of this link in flight before more are shed) and the link's own. */
+export interface SerialLinkDeps extends FrameStreamSettings {
   readonly log: Logger;
   readonly list: () => Promise<SerialPortInfo[]>;
   readonly reconnectMinMs: number;
   readonly reconnectMaxMs: number;
-  readonly maxFrameBytes: number;
-  /** Frames of this link submitted and not yet answered before more are shed (not acked, so resent). */
-  readonly maxInflight: number;
   /** Bytes queued toward the device past which acks and commands are dropped. */
   readonly maxWriteQueue: number;
   onDeviceSeen?(device: string, source: string): void;
