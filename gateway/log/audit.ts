@@ -29,7 +29,7 @@ export function auditLog(log: BlockLog): AuditSummary {
   const faults: Fault[] = [];
   let decodedCount = 0;
   const refs = new Map<string, BlockRef>();
-  const enrolled = new Map<string, Uint8Array>();
+  const enrolled = new Map<string, Uint8Array[]>();
   // Pass 1: decode everything and index blocks by the hash of their bytes.
   for (const { key, envelope } of log.rawBlocks()) {
     const d = decodeSignedBlock(envelope);
@@ -45,11 +45,12 @@ export function auditLog(log: BlockLog): AuditSummary {
     // A block whose bytes no longer match its key is reported there (hash-mismatch), not
     // again as a missing prev on every block after it.
     if (!refs.has(key)) refs.set(key, ref);
-    if (b.kind === 'enrolment') enrolled.set(b.body.device, b.body.publicKey);
+    if (b.kind === 'enrolment') enrolled.set(b.body.device, [...(enrolled.get(b.body.device) ?? []), b.body.publicKey]);
   }
   const ctx: VerifyContext = {
     isKnownAuthor: log.ctx.isKnownAuthor,
-    deviceKey: (d) => log.ctx.deviceKey(d) ?? enrolled.get(d),
+    // The registry's key, and keys from enrolment blocks actually held (not the derived index).
+    deviceKeys: (d) => [...log.registryKeys(d), ...(enrolled.get(d) ?? [])],
     lookup: (h) => refs.get(h),
   };
   // Pass 2: verify each block against the blocks actually held (decoded again, so memory

@@ -9,6 +9,7 @@
  *   log-equivoc  [author, stream, seq] → time first seen
  *   log-view     [device, boot, seq] → [hash, index]  frames view across authors
  *   log-meta     'lamport' → this gateway's lamport clock
+ *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
  *
  * Authors are hex public keys, hashes hex. Reads in lmdb-js see committed data
  * only, so what was queued but is not yet durable is kept in small `pending`
@@ -17,6 +18,7 @@
 import type { Database } from 'lmdb';
 import {
   type Block,
+  type EnrolmentBody,
   encodeCanonical,
   type FrameEntry,
   hashHex,
@@ -29,7 +31,7 @@ import {
   toHex,
   fromHex,
 } from '../../protocols/index.js';
-import type { Store } from '../store/store.js';
+import type { DeviceRecord, Store } from '../store/store.js';
 import { type BlockRef, type Fault, frameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 
 /** The one policy (and stream) frames are written under until policies exist. */
@@ -73,8 +75,13 @@ export interface BlockLogOptions {
   readonly sign: (message: Uint8Array) => Uint8Array;
   /** Other gateways whose blocks are accepted (this gateway is always known). */
   readonly knownAuthors?: Iterable<Uint8Array>;
-  /** Device keys for verifying frames inside received blocks; default: the store's device table. */
-  readonly deviceKey?: (device: string) => Uint8Array | undefined;
+  /**
+   * A device's registry record (default: the store's device table). Frames of a device are
+   * verified under its registry key and under keys enrolled by enrolment blocks in the log;
+   * before this gateway first logs frames of a device, it logs the device's enrolment, so a
+   * sibling that never enrolled the device can still verify them.
+   */
+  readonly deviceRecord?: (device: string) => DeviceRecord | undefined;
 }
 
 const headKey = (author: string, stream: string): string => `${author}/${stream}`;
@@ -100,7 +107,9 @@ export class BlockLog {
   private readonly pendingIndex = new Map<string, IndexRecord>();
   private readonly pendingChain = new Map<string, Set<string>>();
   private readonly pendingView = new Map<string, [string, number]>();
-  private readonly deviceKeyFn: (device: string) => Uint8Array | undefined;
+  private readonly deviceRecordFn: (device: string) => DeviceRecord | undefined;
+  private readonly devicesDb: Database<string, [string, string]>;
+  private readonly pendingDevices = new Map<string, Set<string>>();
   readonly ctx: VerifyContext;
 
   constructor(
@@ -120,15 +129,14 @@ export class BlockLog {
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
     for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = this.meta.get('lamport') ?? 0;
-    this.deviceKeyFn =
-      opts.deviceKey ??
-      ((device) => {
-        const rec = store.devices.get(device);
-        return rec ? fromHex(rec.publicKey) : undefined;
-      });
+    this.devicesDb = root.openDB({ name: 'log-devices' });
+    this.deviceRecordFn = opts.deviceRecord ?? ((device) => store.devices.get(device));
     this.ctx = {
       isKnownAuthor: (a) => this.known.has(toHex(a)),
-      deviceKey: (d) => this.deviceKeyFn(d),
+      deviceKeys: (d) => {
+        const keys = new Set([...this.registryKeys(d).map(toHex), ...this.loggedKeys(d)]);
+        return [...keys].map((k) => fromHex(k)!);
+      },
       lookup: (h) => this.lookup(h),
     };
   }
@@ -136,6 +144,20 @@ export class BlockLog {
   /** Trusts another gateway's key (from the sibling list). */
   addKnownAuthor(publicKey: Uint8Array): void {
     this.known.add(toHex(publicKey));
+  }
+
+  /** The local registry's key for a device, if enrolled here. */
+  registryKeys(device: string): Uint8Array[] {
+    const rec = this.deviceRecordFn(device);
+    const k = rec ? fromHex(rec.publicKey) : undefined;
+    return k ? [k] : [];
+  }
+
+  /** Keys (hex) enrolled for a device by enrolment blocks in the log. */
+  loggedKeys(device: string): string[] {
+    const out = new Set(this.pendingDevices.get(device) ?? []);
+    for (const k of this.devicesDb.getKeys({ start: [device], end: [device + '\u0000'] })) if (k[0] === device) out.add(k[1]);
+    return [...out];
   }
 
   lookup(hash: string): IndexRecord | undefined {
@@ -163,6 +185,26 @@ export class BlockLog {
    */
   appendFrames(frames: readonly FrameEntry[], policy = DEFAULT_POLICY): SignedBlock[] {
     const out: SignedBlock[] = [];
+    // A device's enrolment goes into the log before its first frames (same stream, so prev order).
+    const devices = new Set<string>();
+    for (const f of frames) {
+      const id = frameId(f.frame);
+      if (id) devices.add(id.device);
+    }
+    for (const d of devices) {
+      const rec = this.deviceRecordFn(d);
+      if (!rec || this.loggedKeys(d).includes(rec.publicKey)) continue;
+      const body: EnrolmentBody = {
+        device: d,
+        publicKey: fromHex(rec.publicKey)!,
+        enrolledAt: rec.enrolledAt,
+        ...(rec.revokedAt !== undefined && { revokedAt: rec.revokedAt }),
+        ...(rec.site !== undefined && { site: rec.site }),
+        ...(rec.model !== undefined && { model: rec.model }),
+        ...(rec.name !== undefined && { name: rec.name }),
+      };
+      out.push(this.author_({ kind: 'enrolment', body }, policy));
+    }
     for (let i = 0; i < frames.length; i += MAX_BLOCK_FRAMES) {
       out.push(this.author_({ kind: 'frames', body: frames.slice(i, i + MAX_BLOCK_FRAMES) }, policy));
     }
@@ -253,6 +295,18 @@ export class BlockLog {
     if (b.lamport > this.lamport) {
       this.lamport = b.lamport;
       track(this.meta.put('lamport', this.lamport));
+    }
+    if (b.kind === 'enrolment') {
+      const key = toHex(b.body.publicKey);
+      let set = this.pendingDevices.get(b.body.device);
+      if (!set) this.pendingDevices.set(b.body.device, (set = new Set()));
+      set.add(key);
+      track(this.devicesDb.put([b.body.device, key], hash));
+      const device = b.body.device;
+      void this.store.durable().then(
+        () => this.pendingDevices.get(device)?.delete(key),
+        () => this.pendingDevices.get(device)?.delete(key),
+      );
     }
     const viewKeys: string[] = [];
     if (b.kind === 'frames') {

@@ -58,8 +58,11 @@ export interface BlockRef {
 
 export interface VerifyContext {
   isKnownAuthor(author: Uint8Array): boolean;
-  /** A device's Ed25519 public key (revoked devices too: their old frames stay valid). */
-  deviceKey(device: string): Uint8Array | undefined;
+  /**
+   * A device's Ed25519 public keys: the local registry's and those enrolled by enrolment
+   * blocks in the log (revoked devices too: their old frames stay valid).
+   */
+  deviceKeys(device: string): readonly Uint8Array[];
   /** A block already in the log (or verified earlier in the same walk). */
   lookup(hashHex: string): BlockRef | undefined;
 }
@@ -117,13 +120,14 @@ export function verifyFrames(sb: SignedBlock, ctx: VerifyContext, at = hashHex(s
       faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: ${cose.ok ? 'bad kid or alg' : cose.error.code}` });
       return;
     }
-    const key = ctx.deviceKey(device);
-    if (!key) {
+    const keys = ctx.deviceKeys(device);
+    if (keys.length === 0) {
       faults.push({ code: 'unknown-device', block: at, detail: `frame ${i}: device ${device} is not enrolled` });
       return;
     }
     const { protectedBytes, payload, signature } = cose.value;
-    if (!verifyEd25519(key, sigStructure(protectedBytes, payload), signature)) {
+    const message = sigStructure(protectedBytes, payload);
+    if (!keys.some((key) => verifyEd25519(key, message, signature))) {
       faults.push({ code: 'device-signature', block: at, detail: `frame ${i}: ${device}'s signature does not verify` });
       return;
     }

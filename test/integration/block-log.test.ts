@@ -15,7 +15,7 @@ import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js'
 import { auditLog } from '../../gateway/log/audit.js';
 import { BlockLog } from '../../gateway/log/block-log.js';
 import { Store } from '../../gateway/store/store.js';
-import { type Block, decodeSignedBlock, encodeCanonical, type FrameEntry, fromHex, hashHex, signBlock, toHex } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, encodeCanonical, type FrameEntry, fromHex, hashHex, type SignedBlock, signBlock, toHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir } from '../helpers/env.js';
 
@@ -34,10 +34,10 @@ interface Replica {
 const devA = testDevice('dev-a');
 const devB = testDevice('dev-b');
 
-function replica(knownSeeds: Uint8Array[] = [], seed: Uint8Array = randomBytes(32)): Replica {
+function replica(knownSeeds: Uint8Array[] = [], seed: Uint8Array = randomBytes(32), enrol = true): Replica {
   const { dir, cleanup } = tempDir('outpost-log-');
   const store = Store.open(dir);
-  for (const d of [devA, devB]) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
+  if (enrol) for (const d of [devA, devB]) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
   const pub = publicKeyFromSeed(seed);
   const log = new BlockLog(store, { publicKey: pub, sign: (m) => signEd25519(seed, m), knownAuthors: knownSeeds.map(publicKeyFromSeed) });
   cleanups.push(async () => {
@@ -64,11 +64,12 @@ describe('block log', () => {
     // A duplicate is not written again.
     expect((await gw.ingest.submit(devA.frame(1, 0), { transport: 'mqtt' })).status).toBe('duplicate');
     let log = gw.blockLog!;
-    expect(log.blockCount()).toBe(2);
+    // Each device's enrolment is logged before its first frames: 2 enrolment + 2 frames blocks.
+    expect(log.blockCount()).toBe(4);
     expect([...log.frameView()].length).toBe(13);
     const heads = log.streamHeads();
     expect(heads).toHaveLength(1);
-    expect(heads[0]!.seq).toBe(1);
+    expect(heads[0]!.seq).toBe(3);
     expect(heads[0]!.author).toBe(toHex(gw.identity.publicKey));
     const digest = log.headsDigest();
     await gw.stop();
@@ -78,13 +79,13 @@ describe('block log', () => {
     expect(log.headsDigest()).toBe(digest);
     expect((await gw.ingest.submit(devA.frame(2, 0), { transport: 'mqtt' })).status).toBe('stored');
     const h = log.streamHeads()[0]!;
-    expect(h.seq).toBe(2);
+    expect(h.seq).toBe(4);
     const b = decodeSignedBlock(log.getEnvelope(h.hashes[0]!)!);
     expect(b.ok && b.value.block.prev && hashHex(b.value.block.prev)).toBe(heads[0]!.hashes[0]);
-    expect(b.ok && b.value.block.lamport).toBe(3);
+    expect(b.ok && b.value.block.lamport).toBe(5);
     const s = auditLog(log);
     expect(s.faults).toEqual([]);
-    expect(s).toMatchObject({ blocks: 3, streams: 1, authors: 1, frames: 14, uniqueFrames: 14 });
+    expect(s).toMatchObject({ blocks: 5, streams: 1, authors: 1, frames: 14, uniqueFrames: 14 });
     await gw.stop();
   });
 
@@ -100,20 +101,42 @@ describe('block log', () => {
     expect([...b.log.frameView()]).toEqual([...a.log.frameView()]);
     // b's next own block names a's head as a parent and is later in lamport time.
     const [own] = b.log.appendFrames(entries(devB, 1, 0, 1));
-    expect(own!.block.parents.map(hashHex)).toEqual([hashHex(sent[1]!.hash)]);
-    expect(own!.block.lamport).toBe(3);
+    expect(own!.block.parents.map(hashHex)).toEqual([hashHex(sent.at(-1)!.hash)]);
+    expect(own!.block.lamport).toBe(sent.at(-1)!.block.lamport + 1);
     await b.store.durable();
     expect(auditLog(b.log).faults).toEqual([]);
+  });
+
+  it('a sibling that never enrolled a device verifies its frames under the key from the author\'s enrolment block', async () => {
+    const a = replica();
+    const b = replica([a.seed], randomBytes(32), false);
+    const blocks = a.log.appendFrames([...entries(devA, 1, 0, 3), ...entries(devB, 1, 0, 2)]);
+    expect(blocks.map((x) => x.block.kind)).toEqual(['enrolment', 'enrolment', 'frames']);
+    // Without the enrolments, b cannot check the device signatures.
+    expect(b.log.apply(blocks[2]!.envelope)).toMatchObject({ status: 'rejected' });
+    for (const sb of blocks) expect(b.log.apply(sb.envelope).status).toBe('applied');
+    await b.store.durable();
+    expect([...b.log.frameView()]).toHaveLength(5);
+    expect(auditLog(b.log).faults).toEqual([]);
+    // An enrolment under another key does not make a forged frame valid.
+    const mallory = testDevice('dev-a');
+    const forged = a.log.appendFrames([{ frame: mallory.frame(9, 0), rxTime: 1, transport: 'mqtt' }]);
+    await a.store.durable();
+    const r = forged.map((sb) => b.log.apply(sb.envelope));
+    expect(r.at(-1)).toMatchObject({ status: 'rejected', faults: [{ code: 'device-signature' }] });
   });
 
   it('refuses unknown authors, tampered frames, forged signatures and broken chains, each with its own code', async () => {
     const a = replica();
     const b = replica([a.seed]);
-    const [g0, g1] = [a.log.appendFrames(entries(devA, 1, 0, 3))[0]!, a.log.appendFrames(entries(devA, 1, 3, 3))[0]!];
+    const [enrol, g0] = a.log.appendFrames(entries(devA, 1, 0, 3)) as [SignedBlock, SignedBlock];
+    const g1 = a.log.appendFrames(entries(devA, 1, 3, 3))[0]!;
+    expect([enrol.block.kind, g0.block.kind, g1.block.kind]).toEqual(['enrolment', 'frames', 'frames']);
     await a.store.durable();
+    expect(b.log.apply(enrol.envelope).status).toBe('applied');
     const codes = (r: ReturnType<BlockLog['apply']>): string[] => (r.status === 'rejected' ? r.faults.map((f) => f.code) : [r.status]);
 
-    expect(codes(replica().log.apply(g0.envelope))).toEqual(['unknown-author']);
+    expect(codes(replica().log.apply(enrol.envelope))).toEqual(['unknown-author']);
     // A flipped byte inside a device frame, block re-signed by the (compromised) author: the device signature catches it.
     const frames = (g0.block as Extract<Block, { kind: 'frames' }>).body.map((f) => ({ ...f }));
     const bad = Uint8Array.from(frames[1]!.frame);
@@ -128,7 +151,7 @@ describe('block log', () => {
     expect(codes(b.log.apply(g1.envelope))).toEqual(['missing-prev']);
     // A validly signed block whose prev is not the block one seq back.
     expect(b.log.apply(g0.envelope).status).toBe('applied');
-    const skip = signBlock({ ...g1.block, seq: 2 } as Block, (m) => signEd25519(a.seed, m));
+    const skip = signBlock({ ...g1.block, seq: 3 } as Block, (m) => signEd25519(a.seed, m));
     expect(codes(b.log.apply(skip.envelope))).toEqual(['broken-chain']);
     // The valid rest still applies.
     expect(b.log.apply(g1.envelope).status).toBe('applied');
@@ -141,20 +164,21 @@ describe('block log', () => {
     const a1 = replica([], seed);
     const a2 = replica([], seed); // the same gateway key on a second store (say, restored without its chain)
     const b = replica([seed]);
-    const x = a1.log.appendFrames(entries(devA, 1, 0, 2))[0]!;
-    const y = a2.log.appendFrames(entries(devA, 1, 2, 2))[0]!;
+    const [enrol, x] = a1.log.appendFrames(entries(devA, 1, 0, 2)) as [SignedBlock, SignedBlock];
+    const y = a2.log.appendFrames(entries(devA, 1, 2, 2)).at(-1)!;
+    expect(b.log.apply(enrol.envelope).status).toBe('applied');
     expect(b.log.apply(x.envelope)).toMatchObject({ status: 'applied', equivocation: false });
     expect(b.log.apply(y.envelope)).toMatchObject({ status: 'applied', equivocation: true });
     await b.store.durable();
     expect(b.log.flaggedAuthors()).toEqual([toHex(a1.pub)]);
-    expect(b.log.equivocations()).toEqual([{ author: toHex(a1.pub), stream: 'default', seq: 0, hashes: [hashHex(x.hash), hashHex(y.hash)].sort() }]);
+    expect(b.log.equivocations()).toEqual([{ author: toHex(a1.pub), stream: 'default', seq: 1, hashes: [hashHex(x.hash), hashHex(y.hash)].sort() }]);
     expect(b.log.streamHeads()[0]!.hashes).toHaveLength(2);
     expect([...b.log.frameView()]).toHaveLength(4);
     expect(auditLog(b.log)).toMatchObject({ equivocations: 1, faults: [] });
     // The author itself learns of the fork: it keeps ingesting, on the least hash.
     expect(a1.log.apply(y.envelope)).toMatchObject({ status: 'applied', equivocation: true });
     const next = a1.log.appendFrames(entries(devA, 1, 9, 1))[0]!;
-    expect(next.block.seq).toBe(1);
+    expect(next.block.seq).toBe(2);
     expect(hashHex(next.block.prev!)).toBe([hashHex(x.hash), hashHex(y.hash)].sort()[0]);
     expect(a1.log.ownForks()).toEqual(['default']);
     expect(b.log.apply(next.envelope).status).toBe('applied');
@@ -166,14 +190,12 @@ describe('block log', () => {
     const a = replica();
     const c = replica();
     const shared = entries(devA, 7, 0, 4);
-    const fromA = a.log.appendFrames([...shared, ...entries(devB, 1, 0, 2)])[0]!;
-    const fromC = c.log.appendFrames([...shared.slice(2), ...entries(devA, 7, 4, 1)])[0]!;
+    const fromA = a.log.appendFrames([...shared, ...entries(devB, 1, 0, 2)]);
+    const fromC = c.log.appendFrames([...shared.slice(2), ...entries(devA, 7, 4, 1)]);
     const r1 = replica([a.seed, c.seed]);
     const r2 = replica([a.seed, c.seed]);
-    r1.log.apply(fromA.envelope);
-    r1.log.apply(fromC.envelope);
-    r2.log.apply(fromC.envelope);
-    r2.log.apply(fromA.envelope);
+    for (const sb of [...fromA, ...fromC]) expect(r1.log.apply(sb.envelope).status).toBe('applied');
+    for (const sb of [...fromC, ...fromA]) expect(r2.log.apply(sb.envelope).status).toBe('applied');
     await Promise.all([r1.store.durable(), r2.store.durable()]);
     const v1 = [...r1.log.frameView()];
     expect(v1).toHaveLength(7);
@@ -205,13 +227,13 @@ describe('gateway audit verify / log heads (CLI)', () => {
     for (const d of [devA, devB]) await store.devices.put(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
     const sign = (m: Uint8Array): Uint8Array => signEd25519(seed, m);
     const log = new BlockLog(store, { publicKey: publicKeyFromSeed(seed), sign });
-    const blocks = [0, 1, 2, 3].map((i) => log.appendFrames(entries(i % 2 ? devB : devA, 1, i * 3, 3))[0]!);
+    const blocks = [0, 1, 2, 3].map((i) => log.appendFrames(entries(i % 2 ? devB : devA, 1, i * 3, 3)).at(-1)!); // the frames blocks
     await store.durable();
     await store.close();
 
     let r = await run(['audit', 'verify', '--config', cfg]);
     expect(r.stdout).toContain('ok: no faults');
-    expect(r.stdout).toContain('4 blocks in 1 streams by 1 authors; 12 frames (12 distinct)');
+    expect(r.stdout).toContain('6 blocks in 1 streams by 1 authors; 12 frames (12 distinct)'); // and 2 enrolments
     expect(r.code).toBe(0);
     const heads = await run(['log', 'heads', '--config', cfg]);
     expect(heads.code).toBe(0);

@@ -165,7 +165,7 @@ describe('sync engine', () => {
     for (let s = 0; s < 200; s++) common.push([s % 3, 1, s]);
     ingest(a!, common);
     await a!.log.durable();
-    expect((await exchange(a!.log, b!.log)).initiator.blocksSent).toBe(1);
+    expect((await exchange(a!.log, b!.log)).initiator.blocksSent).toBe(4); // 3 enrolments, 1 frames block
     for (let k = 0; k < 10; k++) {
       ingest(a!, Array.from({ length: 64 }, (_, i) => [i % 3, 2, 1000 + k * 64 + i] as [number, number, number]));
       ingest(b!, Array.from({ length: 64 }, (_, i) => [i % 3, 3, 1000 + k * 64 + i] as [number, number, number]));
@@ -175,7 +175,7 @@ describe('sync engine', () => {
     // hello → (vector, blocks, done) → (blocks, done): the initiator knows the difference after one round trip.
     expect(x.flights).toBe(3);
     expect(x.responder.applied).toBe(10);
-    expect(x.initiator.applied).toBe(10);
+    expect(x.initiator.applied).toBe(10); // b already holds a's enrolments of the 3 devices, so logs none of its own
     const blockBytes = x.initiator.blockBytesSent + x.responder.blockBytesSent;
     const syncBytes = x.initiator.bytesSent + x.responder.bytesSent;
     expect(syncBytes / blockBytes).toBeLessThan(1.05);
@@ -193,7 +193,7 @@ describe('sync engine', () => {
     await Promise.all([a!.log.durable(), relay!.log.durable()]);
     await exchange(relay!.log, a!.log);
     // Corrupt the relay's copy of a's block #1 on disk (a flipped byte in its frame).
-    const h1 = a!.log.streamBlocks(a!.log.author, 'default')[1]![1];
+    const h1 = a!.log.streamBlocks(a!.log.author, 'default')[2]![1]; // enrolment, frames #1, frames #2 ← this one
     const env = Uint8Array.from(relay!.log.getEnvelope(h1)!);
     env[env.length - 100]! ^= 0x40;
     await relay!.log.rawPut(h1, env);
@@ -201,7 +201,7 @@ describe('sync engine', () => {
     const codes = x.initiator.rejected.map((f) => f.code);
     expect(codes).toContain('bad-signature'); // #1: its bytes no longer match what a signed
     expect(codes).toContain('missing-prev'); // #2 hangs on #1
-    expect(x.initiator.applied).toBe(2); // a#0 and the relay's own block
+    expect(x.initiator.applied).toBe(4); // a's enrolment and first frames block, the relay's enrolment and frames
     expect([...b!.log.frameView()].map((v) => v.device + '/' + v.seq).sort()).toEqual(['dev-a/0', 'dev-c/0']);
     const y = await exchange(b!.log, a!.log);
     expect(y.initiator.rejected).toEqual([]);
