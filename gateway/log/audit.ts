@@ -49,8 +49,11 @@ export function auditLog(log: BlockLog): AuditSummary {
   }
   const ctx: VerifyContext = {
     isKnownAuthor: log.ctx.isKnownAuthor,
-    // The registry's key, and keys from enrolment blocks actually held (not the derived index).
-    deviceKeys: (d) => [...log.registryKeys(d), ...(enrolled.get(d) ?? [])],
+    // The registry's key; for devices not enrolled here, keys from the enrolment blocks actually held.
+    deviceKeys: (d) => {
+      const own = log.registryKeys(d);
+      return own.length > 0 ? own : (enrolled.get(d) ?? []);
+    },
     lookup: (h) => refs.get(h),
   };
   // Pass 2: verify each block against the blocks actually held (decoded again, so memory

@@ -77,7 +77,8 @@ export interface BlockLogOptions {
   readonly knownAuthors?: Iterable<Uint8Array>;
   /**
    * A device's registry record (default: the store's device table). Frames of a device are
-   * verified under its registry key and under keys enrolled by enrolment blocks in the log;
+   * verified under its registry key, or, for a device not enrolled here, under the keys
+   * enrolled by enrolment blocks in the log;
    * before this gateway first logs frames of a device, it logs the device's enrolment, so a
    * sibling that never enrolled the device can still verify them.
    */
@@ -133,9 +134,11 @@ export class BlockLog {
     this.deviceRecordFn = opts.deviceRecord ?? ((device) => store.devices.get(device));
     this.ctx = {
       isKnownAuthor: (a) => this.known.has(toHex(a)),
+      // The local registry decides for devices it knows: a sibling's enrolment cannot put
+      // another key on a device enrolled here. Only devices unknown here take logged keys.
       deviceKeys: (d) => {
-        const keys = new Set([...this.registryKeys(d).map(toHex), ...this.loggedKeys(d)]);
-        return [...keys].map((k) => fromHex(k)!);
+        const own = this.registryKeys(d);
+        return own.length > 0 ? own : this.loggedKeys(d).map((k) => fromHex(k)!);
       },
       lookup: (h) => this.lookup(h),
     };

@@ -59,8 +59,8 @@ export interface BlockRef {
 export interface VerifyContext {
   isKnownAuthor(author: Uint8Array): boolean;
   /**
-   * A device's Ed25519 public keys: the local registry's and those enrolled by enrolment
-   * blocks in the log (revoked devices too: their old frames stay valid).
+   * A device's Ed25519 public keys: the local registry's, or for a device not enrolled here,
+   * those enrolled by enrolment blocks in the log (revoked devices too: old frames stay valid).
    */
   deviceKeys(device: string): readonly Uint8Array[];
   /** A block already in the log (or verified earlier in the same walk). */

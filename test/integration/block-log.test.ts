@@ -124,6 +124,15 @@ describe('block log', () => {
     await a.store.durable();
     const r = forged.map((sb) => b.log.apply(sb.envelope));
     expect(r.at(-1)).toMatchObject({ status: 'rejected', faults: [{ code: 'device-signature' }] });
+    // A (compromised) sibling enrolling another key for a device enrolled here changes nothing here.
+    const e = replica();
+    const evil = new BlockLog(e.store, { publicKey: e.pub, sign: (m) => signEd25519(e.seed, m), deviceRecord: (d) => (d === 'dev-a' ? { id: d, publicKey: mallory.publicKeyHex, enrolledAt: 2 } : undefined) });
+    const evilBlocks = evil.appendFrames([{ frame: mallory.frame(9, 1), rxTime: 1, transport: 'mqtt' }]);
+    expect(evilBlocks.map((x) => x.block.kind)).toEqual(['enrolment', 'frames']);
+    const c = replica([a.seed, e.seed]);
+    expect(c.log.apply(evilBlocks[0]!.envelope).status).toBe('applied'); // kept, as any trusted author's block
+    expect(c.log.apply(evilBlocks[1]!.envelope)).toMatchObject({ status: 'rejected', faults: [{ code: 'device-signature' }] });
+    expect(c.log.ctx.deviceKeys('dev-a').map(toHex)).toEqual([devA.publicKeyHex]);
   });
 
   it('refuses unknown authors, tampered frames, forged signatures and broken chains, each with its own code', async () => {
