@@ -1,9 +1,11 @@
 /**
  * Ingest: decode → key lookup → verify (worker pool) → replay window → body
  * decode → durable append → outcome. Frames submitted in one event-loop turn
- * form a batch: verified together, decided in order, written in one lmdb
- * transaction, and answered in submission order once the transaction is on
- * disk, so a transport acks a frame only when it is durable.
+ * form a batch verified together on the worker pool; every batch verified
+ * while the previous transaction flushes is decided in order and written in
+ * the next lmdb transaction (group commit), and answered in submission order
+ * once that transaction is on disk, so a transport acks a frame only when it
+ * is durable.
  */
 import { Subject } from 'rxjs';
 import {
@@ -65,6 +67,12 @@ export interface IngestOptions {
   readonly now?: () => number;
 }
 
+interface Verified {
+  readonly batch: Entry[];
+  done: boolean;
+  results?: boolean[];
+}
+
 interface Entry {
   readonly bytes: Uint8Array;
   readonly meta: FrameMeta;
@@ -89,10 +97,11 @@ export class IngestPipeline {
   readonly outcomes$ = new Subject<OutcomeEvent>();
   private batch: Entry[] = [];
   private scheduled = false;
-  /** Settles when the latest batch has made its decisions (window state is ordered by it). */
-  private decided: Promise<void> = Promise.resolve();
-  /** Settles when the latest batch has been answered. */
-  private answered: Promise<void> = Promise.resolve();
+  /** Batches in submission order, waiting for verification or for the commit in progress. */
+  private readonly queue: Verified[] = [];
+  private committing = false;
+  /** The running commit loop, if any. */
+  private loop: Promise<void> = Promise.resolve();
   /** (device, boot, seq) of frames written but not yet durable. */
   private readonly uncommitted = new Set<string>();
   /** Transactions that failed so far. */
@@ -191,57 +200,80 @@ export class IngestPipeline {
   }
 
   private flush(): void {
-    // Bounded batches keep verification, commit and acks streaming under load
-    // instead of stop-and-go on one huge batch.
+    // Bounded batches keep verification streaming under load instead of stop-and-go on one huge batch.
     const batch = this.batch.splice(0, this.maxBatch);
     this.scheduled = this.batch.length > 0;
     if (this.scheduled) setImmediate(() => this.flush());
     const jobs = batch.filter((e) => e.job).map((e) => e.job!);
-    const verified = this.pool.verify(jobs); // overlaps earlier batches' decisions and commits
-    verified.catch(() => {});
-    const prevDecided = this.decided;
-    const prevAnswered = this.answered;
-    const decided = (async () => {
-      let results: boolean[] | undefined;
-      try {
-        results = await verified;
-      } catch (err) {
+    const item: Verified = { batch, done: false };
+    // Verification overlaps the commit in progress; decisions wait for it (commitLoop).
+    this.pool.verify(jobs).then(
+      (r) => {
+        item.results = r;
+        item.done = true;
+        this.kick();
+      },
+      (err: unknown) => {
         this.log.error({ err }, 'signature verification failed');
-      }
-      await prevDecided;
-      try {
-        this.decide(batch, results);
-      } catch (err) {
-        // A bug here must not wedge the pipeline: fail the batch (not acked, so senders resend).
-        this.log.error({ err }, 'ingest decision failed');
-        for (const e of batch) {
-          if (e.outcome && !e.stored) continue;
-          if (e.stored) this.uncommitted.delete(e.stored.key);
-          e.stored = undefined;
-          e.outcome = fail('internal-error', String(err));
+        item.done = true;
+        this.kick();
+      },
+    );
+    this.queue.push(item);
+  }
+
+  private kick(): void {
+    if (!this.committing) this.loop = this.commitLoop();
+  }
+
+  /**
+   * Group commit: one transaction at a time, holding every batch already
+   * verified, in submission order. Serialising commits keeps the log's chain
+   * (each block names the previous one) from running ahead of what is durable;
+   * groups grow with load, so throughput does not depend on commit latency.
+   */
+  private async commitLoop(): Promise<void> {
+    this.committing = true;
+    try {
+      while (this.queue[0]?.done) {
+        const group: Verified[] = [];
+        while (this.queue[0]?.done) group.push(this.queue.shift()!);
+        for (const g of group) this.decideSafely(g.batch, g.results);
+        let failure: unknown;
+        try {
+          await this.store.durable();
+        } catch (err) {
+          failure = err;
+        }
+        for (const g of group) {
+          if (failure !== undefined) this.failStored(g.batch, failure);
+          for (const e of g.batch) {
+            // Its original was uncommitted and a commit has failed since: do not ack on its behalf.
+            if (e.dupOfUncommitted !== undefined && e.dupOfUncommitted !== this.commitFailures) {
+              e.outcome = fail('store-failed', 'the earlier copy of this frame did not commit');
+            }
+            this.finish(e);
+          }
         }
       }
-      // Boxed so the next batch can decide while this one's transaction is still flushing.
-      return { durable: this.store.durable() };
-    })();
-    this.decided = decided.then(() => undefined, () => undefined);
-    this.answered = (async () => {
-      let failure: unknown;
-      try {
-        await (await decided).durable;
-      } catch (err) {
-        failure = err;
-      }
-      await prevAnswered; // answer in submission order
-      if (failure !== undefined) this.failStored(batch, failure);
+    } finally {
+      this.committing = false;
+    }
+  }
+
+  private decideSafely(batch: Entry[], results: boolean[] | undefined): void {
+    try {
+      this.decide(batch, results);
+    } catch (err) {
+      // A bug here must not wedge the pipeline: fail the batch (not acked, so senders resend).
+      this.log.error({ err }, 'ingest decision failed');
       for (const e of batch) {
-        // Its original may have been in a batch that failed to commit: do not ack on its behalf.
-        if (e.dupOfUncommitted !== undefined && e.dupOfUncommitted !== this.commitFailures) {
-          e.outcome = fail('store-failed', 'the earlier copy of this frame did not commit');
-        }
-        this.finish(e);
+        if (e.outcome && !e.stored) continue;
+        if (e.stored) this.uncommitted.delete(e.stored.key);
+        e.stored = undefined;
+        e.outcome = fail('internal-error', String(err));
       }
-    })();
+    }
   }
 
   /** Applies signatures, body decoding and replay windows in submission order; queues writes. */
@@ -357,7 +389,7 @@ export class IngestPipeline {
   async close(): Promise<void> {
     this.closed = true;
     while (this.scheduled || this.inflight > 0) {
-      await this.answered;
+      await this.loop;
       await new Promise((r) => setImmediate(r));
     }
     this.frames$.complete();
