@@ -50,6 +50,9 @@ export interface SerialLinkStats extends FrameStreamStats {
   commands: number;
 }
 
+/** How often an open port's device node is checked for (unplug detection). */
+const PRESENCE_CHECK_MS = 500;
+
 type State = 'idle' | 'searching' | 'opening' | 'open' | 'backoff' | 'closed';
 
 export { ackStatusFor } from './frame-stream.js';
@@ -79,6 +82,8 @@ export class SerialLink {
   private port: SerialPort | undefined;
   private currentPath: string | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** While open: checks that the device node still exists (see onOpen). */
+  private presenceTimer: NodeJS.Timeout | undefined;
   private backoffMs: number;
   private lastNoise: DeframerStats;
   private noiseTimer: NodeJS.Timeout | undefined;
@@ -148,6 +153,7 @@ export class SerialLink {
     if (this.closing) return this.closing;
     this.state = 'closed';
     clearTimeout(this.timer);
+    clearInterval(this.presenceTimer);
     clearInterval(this.noiseTimer);
     this.reportNoise();
     const port = this.port;
@@ -208,12 +214,24 @@ export class SerialLink {
     port.on('data', (chunk: Buffer) => this.stream.push(chunk));
     port.on('error', (err: Error) => this.deps.log.debug({ port: this.name, err: err.message }, 'serial port error'));
     port.on('close', () => this.onClose(port));
+    // An unplugged adapter's node disappears; the open fd does not always report it
+    // (HUP can go unnoticed by the poller), so look for the node itself as well.
+    clearInterval(this.presenceTimer);
+    this.presenceTimer = setInterval(() => {
+      if (this.port !== port || existsSync(path)) return;
+      clearInterval(this.presenceTimer);
+      this.deps.log.debug({ port: this.name, path }, 'serial device node is gone');
+      if (port.isOpen) port.close(() => {});
+      else this.onClose(port);
+    }, PRESENCE_CHECK_MS);
+    this.presenceTimer.unref();
     // A lone delimiter ends whatever partial frame the device's receiver holds.
     this.write(Uint8Array.of(0));
   }
 
   private onClose(port: SerialPort): void {
     if (port !== this.port) return;
+    clearInterval(this.presenceTimer);
     this.port = undefined;
     this.stats.closes++;
     this.deps.onLinkDown?.(this.source());
