@@ -171,7 +171,7 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** Block-log sync with sibling gateways over direct TCP (gateway/sync). */
+    /** Block-log sync with sibling gateways over direct TCP or MQTT (gateway/sync). */
     sync: z
       .object({
         enabled: z.boolean().default(false),
@@ -188,10 +188,15 @@ export const configSchema = z
                 publicKey: z.string().min(1, 'must be 64 hex digits or a did:key'),
                 host: z.string().min(1).optional(),
                 port: z.number().int().min(1).max(65535).optional(),
+                /** Where to dial it instead of host/port: `tcp://host:port` (its sync port) or `mqtt://broker:port` (its embedded broker, or a broker it listens on). */
+                url: z.string().regex(/^(tcp|mqtt):\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be tcp://host:port or mqtt://host:port' }).optional(),
               })
-              .strict(),
+              .strict()
+              .refine((p) => p.url === undefined || (p.host === undefined && p.port === undefined), { message: 'give url or host/port, not both' }),
           )
           .default([]),
+        /** MQTT brokers (`mqtt://host:port`, e.g. a site Mosquitto) on which this gateway answers siblings' sync; its embedded broker always does when mqtt is enabled. */
+        brokers: z.array(z.string().regex(/^mqtt:\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be mqtt://host:port' })).default([]),
       })
       .strict()
       .prefault({}),

@@ -75,10 +75,11 @@ export class Gateway {
         const ha = config.homeAssistant;
         // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
         const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
-        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes }, ingest, log, {
+        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes, syncPeers: config.sync.enabled ? siblingKeys(config.sync) : [] }, ingest, log, {
           onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
           onClientGone: (client) => activity.gone(`mqtt:${client}`),
         });
+        await gw.siblings?.attachBroker(gw.broker); // siblings may sync through this broker
       }
       if (config.serial.ports.length > 0) {
         gw.serial = SerialTransport.start(

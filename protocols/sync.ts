@@ -181,3 +181,26 @@ export function syncAuthInput(signer: Uint8Array, verifier: Uint8Array, verifier
   }
   return out;
 }
+
+// Sync over MQTT (gateway/sync/mqtt.ts): the same messages, one per MQTT
+// message, on `outpost/v1/sync/{responder key hex}/{session}/i` (initiator →
+// responder) and `…/r` (responder → initiator). A gateway connecting to a
+// sibling's embedded broker for sync logs in with username
+// `outpost-sync:{key hex}` and as password its signature over
+// syncBrokerAuthInput(client id); only such clients may use the sync topics there.
+
+export const SYNC_TOPIC_ROOT = 'outpost/v1/sync/';
+export const SYNC_BROKER_USER_PREFIX = 'outpost-sync:';
+export const SYNC_BROKER_AUTH_DOMAIN = new TextEncoder().encode('outpost/sync-broker/v1\0');
+
+export function syncTopic(responder: string, session: string, dir: 'i' | 'r'): string {
+  return `${SYNC_TOPIC_ROOT}${responder}/${session}/${dir}`;
+}
+
+export function syncBrokerAuthInput(clientId: string): Uint8Array {
+  const id = new TextEncoder().encode(clientId);
+  const out = new Uint8Array(SYNC_BROKER_AUTH_DOMAIN.length + id.length);
+  out.set(SYNC_BROKER_AUTH_DOMAIN);
+  out.set(id, SYNC_BROKER_AUTH_DOMAIN.length);
+  return out;
+}

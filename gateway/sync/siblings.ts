@@ -1,14 +1,30 @@
 /**
  * Sibling sync in the gateway process: a TCP server that only the configured
- * siblings may use, and a loop that dials each sibling with a host every
- * `intervalSeconds` ("are we equal?" first; a full exchange when not).
+ * siblings may use, MQTT responders (on the embedded broker once attached, and
+ * on each of `brokers`), and a loop that dials each sibling with an address
+ * (host/port or url) every `intervalSeconds` ("are we equal?" first; a full
+ * exchange when not).
  * Failures are logged (rate-limited) and retried on the next round.
  */
 import { parsePublicKey } from '../../protocols/index.js';
 import { ConfigError, type GatewayConfig } from '../config.js';
 import type { BlockLog } from '../log/block-log.js';
 import { type Logger, LogThrottle } from '../logger.js';
+import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
+import type { LinkResult, SyncLinkEvents } from './link.js';
+import { aedesBus, clientBus, MqttSyncResponder, syncOverMqtt } from './mqtt.js';
 import { type LinkIdentity, SyncServer, syncOverTcp } from './tcp.js';
+
+type Peer = GatewayConfig['sync']['peers'][number];
+
+/** How to reach a sibling: its `url`, else host/port over TCP; undefined if it only dials us. */
+export function peerEndpoint(p: Peer): { kind: 'tcp'; host: string; port: number } | { kind: 'mqtt'; url: string } | undefined {
+  if (p.url !== undefined) {
+    const u = new URL(p.url);
+    return u.protocol === 'mqtt:' ? { kind: 'mqtt', url: p.url } : { kind: 'tcp', host: u.hostname, port: Number(u.port) };
+  }
+  return p.host !== undefined && p.port !== undefined ? { kind: 'tcp', host: p.host, port: p.port } : undefined;
+}
 
 export interface SiblingStatus {
   readonly id: string;
@@ -33,6 +49,8 @@ export class Siblings {
   private stopped = false;
   private readonly status_ = new Map<string, { lastOkAt?: number; lastError?: string; applied: number; sent: number }>();
   private readonly throttle: LogThrottle;
+  private readonly responders: MqttSyncResponder[] = [];
+  private readonly buses: { close(): Promise<void> }[] = [];
 
   private constructor(
     readonly server: SyncServer,
@@ -48,27 +66,52 @@ export class Siblings {
 
   static async start(cfg: GatewayConfig['sync'], log: BlockLog, identity: LinkIdentity, logger: Logger): Promise<Siblings> {
     const keys = siblingKeys(cfg);
-    const server = await SyncServer.listen(cfg.host, cfg.port, {
-      log,
-      identity,
-      peers: keys,
-      onLink: (r) => {
-        if (r.error) logger.warn({ peer: r.peer, code: r.error.code, err: r.error.message }, 'sibling link failed');
-        else if (r.stats && r.stats.applied > 0) logger.info({ peer: r.peer, applied: r.stats.applied, rejected: r.stats.rejected.length }, `applied ${r.stats.applied} blocks from a sibling`);
-      },
-    });
+    const server = await SyncServer.listen(cfg.host, cfg.port, { log, identity, peers: keys, ...Siblings.events(logger) });
     const s = new Siblings(server, cfg, log, identity, keys, logger);
     logger.info({ port: server.port, peers: cfg.peers.map((p) => p.id) }, `sync listening on ${cfg.host}:${server.port}`);
+    for (const url of cfg.brokers) {
+      const bus = await clientBus(url, identity, { reconnect: true });
+      s.buses.push(bus);
+      s.responders.push(await MqttSyncResponder.start(bus, { log, identity, peers: keys, ...Siblings.events(logger) }));
+      logger.info({ broker: url }, `sync answering siblings on ${url}`);
+    }
     // A gateway whose store holds none of its own blocks (new, or its SD card replaced) first
     // pulls its own streams back from its siblings, so what it authors next continues its
     // chains instead of forking them. Called before ingest starts.
-    if (!log.streamHeads().some((h) => h.author === log.author) && cfg.peers.some((p) => p.host !== undefined)) {
+    if (!log.streamHeads().some((h) => h.author === log.author) && cfg.peers.some((p) => peerEndpoint(p) !== undefined)) {
       await s.round(false);
       const own = log.streamHeads().filter((h) => h.author === log.author);
       logger.info({ streams: own.map((h) => ({ stream: h.stream, seq: h.seq })) }, own.length > 0 ? 'restored this gateway\'s own streams from siblings' : 'no sibling holds blocks of this gateway');
     }
     s.schedule(0);
     return s;
+  }
+
+  private static events(logger: Logger): SyncLinkEvents {
+    return {
+      onLink: (r) => {
+        if (r.error) logger.warn({ peer: r.peer, code: r.error.code, err: r.error.message }, 'sibling link failed');
+        else if (r.stats && r.stats.applied > 0) logger.info({ peer: r.peer, applied: r.stats.applied, rejected: r.stats.rejected.length }, `applied ${r.stats.applied} blocks from a sibling`);
+      },
+    };
+  }
+
+  /** Answers siblings' sync on the gateway's own embedded broker (they log in with their gateway keys). */
+  async attachBroker(broker: EmbeddedBroker): Promise<void> {
+    this.responders.push(await MqttSyncResponder.start(aedesBus(broker), { log: this.log, identity: this.identity, peers: this.keys, ...Siblings.events(this.logger) }));
+  }
+
+  private async dial(p: Peer, key: Uint8Array): Promise<LinkResult | undefined> {
+    const ep = peerEndpoint(p);
+    if (ep === undefined) return undefined;
+    const opts = { log: this.log, identity: this.identity, peers: [key], probe: true, idleTimeoutMs: 10_000 };
+    if (ep.kind === 'tcp') return syncOverTcp(ep.host, ep.port, opts);
+    const bus = await clientBus(ep.url, this.identity, { connectTimeoutMs: 5_000 });
+    try {
+      return await syncOverMqtt(bus, key, opts);
+    } finally {
+      await bus.close().catch(() => {});
+    }
   }
 
   get port(): number {
@@ -87,10 +130,11 @@ export class Siblings {
     this.running = true;
     try {
       for (const [i, p] of this.cfg.peers.entries()) {
-        if (p.host === undefined || p.port === undefined || this.stopped) continue;
+        if (peerEndpoint(p) === undefined || this.stopped) continue;
         const st = this.status_.get(p.id)!;
         try {
-          const r = await syncOverTcp(p.host, p.port, { log: this.log, identity: this.identity, peers: [this.keys[i]!], probe: true, idleTimeoutMs: 10_000 });
+          const r = await this.dial(p, this.keys[i]!);
+          if (!r) continue;
           st.lastOkAt = Date.now();
           delete st.lastError;
           st.applied += r.stats.applied;
@@ -117,6 +161,8 @@ export class Siblings {
     this.stopped = true;
     clearTimeout(this.timer);
     while (this.running) await new Promise((r) => setTimeout(r, 20));
+    for (const r of this.responders) await r.close();
+    for (const b of this.buses) await b.close().catch(() => {});
     await this.server.close();
   }
 }

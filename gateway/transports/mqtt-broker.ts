@@ -11,7 +11,8 @@
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
-import { parseTopic, topics } from '../../protocols/index.js';
+import { parsePublicKey, parseTopic, SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, syncBrokerAuthInput, toHex, topics } from '../../protocols/index.js';
+import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 
@@ -21,6 +22,12 @@ export interface BrokerOptions {
   readonly gatewayId: string;
   /** Topic prefixes only the gateway publishes on (e.g. Home Assistant discovery); clients' publishes there are dropped. */
   readonly reservedPrefixes?: readonly string[];
+  /**
+   * Sibling gateway keys allowed on the sync topics (`outpost/v1/sync/…`): a client logging in as
+   * `outpost-sync:{key hex}` with its signature over syncBrokerAuthInput(client id) as password.
+   * Other clients may neither publish nor receive there; a bad sync login is refused.
+   */
+  readonly syncPeers?: readonly Uint8Array[];
 }
 
 export interface BrokerEvents {
@@ -49,10 +56,31 @@ export class EmbeddedBroker {
 
   static async start(opts: BrokerOptions, ingest: IngestPipeline, log: Logger, events: BrokerEvents = {}): Promise<EmbeddedBroker> {
     let self: EmbeddedBroker | undefined;
+    const syncKeys = new Set((opts.syncPeers ?? []).map(toHex));
+    /** Clients that proved a sibling gateway key at CONNECT. */
+    const siblings = new WeakSet<Client>();
     const aedes = await Aedes.createBroker({
       id: opts.gatewayId,
+      authenticate: (client, username, password, done) => {
+        if (!username?.startsWith(SYNC_BROKER_USER_PREFIX)) return done(null, true); // devices: as before
+        const key = parsePublicKey(username.slice(SYNC_BROKER_USER_PREFIX.length));
+        if (key.ok && syncKeys.has(toHex(key.value)) && password?.length === 64 && verifyEd25519(key.value, syncBrokerAuthInput(client.id), password)) {
+          siblings.add(client);
+          return done(null, true);
+        }
+        log.warn({ client: client.id, user: username }, 'sync login refused: not a sibling gateway');
+        const err = Object.assign(new Error('not a sibling gateway'), { returnCode: 5 as const });
+        done(err, false);
+      },
       authorizePublish: (client, packet, cb) => {
         if (!client) return cb(null); // the gateway's own publishes
+        if (packet.topic.startsWith(SYNC_TOPIC_ROOT)) {
+          if (siblings.has(client)) return cb(null);
+          log.warn({ client: client.id, topic: packet.topic }, 'publish to a sync topic by a client that is not a sibling dropped');
+          packet.retain = false;
+          self?.refused.add(packet.payload as object);
+          return cb(null);
+        }
         const t = parseTopic(packet.topic);
         if (t?.kind === 'up') {
           packet.retain = false; // frames are never retained
@@ -78,7 +106,12 @@ export class EmbeddedBroker {
         }
         cb(null);
       },
-      authorizeForward: (_client, packet) => (self?.refused.has(packet.payload as object) ? null : packet),
+      authorizeForward: (client, packet) => {
+        if (self?.refused.has(packet.payload as object)) return null;
+        // Sync messages only reach siblings, whatever wildcard another client subscribed.
+        if (packet.topic.startsWith(SYNC_TOPIC_ROOT) && client && !siblings.has(client)) return null;
+        return packet;
+      },
     });
     aedes.on('clientDisconnect', (c: Client) => events.onClientGone?.(c.id));
     aedes.on('clientError', (c: Client, err: Error) => log.debug({ client: c.id, err: err.message }, 'mqtt client error'));

@@ -1,0 +1,168 @@
+/**
+ * What every sync transport shares (tcp.ts, mqtt.ts): a link is an ordered,
+ * reliable stream of whole messages; on it, mutual authentication by signed
+ * challenge (protocols/sync.ts: auth-hello with key and nonce, then
+ * auth-proof; a key not in `peers` is refused with auth-refused before any
+ * sync message is read), then one exchange of the sync engine (engine.ts).
+ */
+import { randomBytes } from 'node:crypto';
+import { decodeAuthMessage, encodeAuthMessage, MAX_BLOCK_BYTES, NONCE_BYTES, syncAuthInput, toHex } from '../../protocols/index.js';
+import { verifyEd25519 } from '../crypto/ed25519.js';
+import type { BlockLog } from '../log/block-log.js';
+import { SyncSession, type SyncStats } from './engine.js';
+
+export const MAX_LINK_MESSAGE = MAX_BLOCK_BYTES + 1024;
+
+export interface LinkIdentity {
+  readonly publicKey: Uint8Array;
+  readonly sign: (message: Uint8Array) => Uint8Array;
+}
+
+export interface LinkOptions {
+  readonly log: BlockLog;
+  readonly identity: LinkIdentity;
+  /** Raw public keys of the sibling gateways allowed on this link. */
+  readonly peers: Iterable<Uint8Array>;
+  /** Give up on a silent link after this long (default 30 s). */
+  readonly idleTimeoutMs?: number;
+}
+
+export class LinkError extends Error {
+  constructor(
+    readonly code: 'refused' | 'auth-failed' | 'protocol' | 'closed' | 'too-large' | 'timeout',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'LinkError';
+  }
+}
+
+export interface LinkResult {
+  readonly peer: string;
+  readonly stats: SyncStats;
+}
+
+export interface SyncLinkEvents {
+  /** A finished exchange (or a refused / failed link, with `error`). */
+  readonly onLink?: (r: { peer?: string; stats?: SyncStats; error?: LinkError }) => void;
+}
+
+/** An ordered, reliable stream of whole messages between two gateways. */
+export interface MessageLink {
+  send(msg: Uint8Array): void;
+  /** The next message; rejects with LinkError once the link is gone. */
+  next(): Promise<Uint8Array>;
+  /** Closes the link (after what was sent is delivered, where the transport can tell). */
+  end(): Promise<void>;
+}
+
+/** Received messages as an async queue (the receiving half of a MessageLink). */
+export class MessageQueue {
+  private readonly queue: Uint8Array[] = [];
+  private waiter: ((v: Uint8Array | LinkError) => void) | undefined;
+  private error_: LinkError | undefined;
+
+  get failed(): LinkError | undefined {
+    return this.error_;
+  }
+
+  push(msg: Uint8Array): void {
+    if (this.error_) return;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(msg);
+    } else this.queue.push(msg);
+  }
+
+  fail(e: LinkError): void {
+    this.error_ ??= e;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(e);
+    }
+  }
+
+  next(): Promise<Uint8Array> {
+    const q = this.queue.shift();
+    if (q) return Promise.resolve(q);
+    if (this.error_) return Promise.reject(this.error_);
+    return new Promise((resolve, reject) => {
+      this.waiter = (v) => (v instanceof LinkError ? reject(v) : resolve(v));
+    });
+  }
+}
+
+/** Mutual authentication; resolves with the peer's key (hex) or throws LinkError after refusing. */
+export async function authenticate(link: MessageLink, opts: LinkOptions): Promise<string> {
+  const known = new Set([...opts.peers].map(toHex));
+  const nonce = randomBytes(NONCE_BYTES);
+  link.send(encodeAuthMessage({ type: 'auth-hello', publicKey: opts.identity.publicKey, nonce }));
+  const h = decodeAuthMessage(await link.next());
+  if (!h.ok) throw new LinkError('protocol', h.error.message);
+  if (h.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${h.value.reason}`);
+  if (h.value.type !== 'auth-hello') throw new LinkError('protocol', 'expected auth-hello');
+  const peer = h.value.publicKey;
+  const peerHex = toHex(peer);
+  if (!known.has(peerHex)) {
+    link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'unknown gateway' }));
+    await link.end();
+    throw new LinkError('refused', `unknown gateway ${peerHex}`);
+  }
+  link.send(encodeAuthMessage({ type: 'auth-proof', signature: opts.identity.sign(syncAuthInput(opts.identity.publicKey, peer, h.value.nonce, nonce)) }));
+  const p = decodeAuthMessage(await link.next());
+  if (!p.ok) throw new LinkError('protocol', p.error.message);
+  if (p.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${p.value.reason}`);
+  if (p.value.type !== 'auth-proof' || !verifyEd25519(peer, syncAuthInput(peer, opts.identity.publicKey, nonce, h.value.nonce), p.value.signature)) {
+    link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'bad proof' }));
+    await link.end();
+    throw new LinkError('auth-failed', `gateway ${peerHex} did not prove its key`);
+  }
+  return peerHex;
+}
+
+/** Runs one side of an exchange until the session is finished. */
+export async function runSession(link: MessageLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
+  for (const m of first) link.send(m);
+  while (!session.finished) {
+    const msg = await link.next();
+    // The peer may still refuse after the handshake (our proof did not verify on its side).
+    if (msg.length < 256) {
+      const refusal = decodeAuthMessage(msg);
+      if (refusal.ok && refusal.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
+    }
+    for (const out of session.receive(msg)) link.send(out);
+  }
+  if (session.stats.protocolError) throw new LinkError('protocol', session.stats.protocolError);
+}
+
+/** The dialing side over an open link: authenticate, one exchange as the initiator, durable. */
+export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
+  try {
+    const peer = await authenticate(link, opts);
+    const session = new SyncSession(opts.log);
+    await runSession(link, session, session.open({ probe: opts.probe ?? false }));
+    await opts.log.durable();
+    return { peer, stats: session.stats };
+  } finally {
+    await link.end();
+  }
+}
+
+/** The answering side over an accepted link; reports through `onLink`, never throws. */
+export async function respond(link: MessageLink, opts: LinkOptions & SyncLinkEvents, onError?: () => void): Promise<void> {
+  let peer: string | undefined;
+  const session = new SyncSession(opts.log);
+  try {
+    peer = await authenticate(link, opts);
+    await runSession(link, session, []);
+    await opts.log.durable();
+    opts.onLink?.({ peer, stats: session.stats });
+  } catch (err) {
+    // A link cut after its blocks were applied loses nothing: they are queued and become durable.
+    const e = err instanceof LinkError ? err : new LinkError('protocol', String(err));
+    opts.onLink?.({ ...(peer !== undefined && { peer }), stats: session.stats, error: e });
+    onError?.();
+  }
+}

@@ -1,0 +1,227 @@
+/**
+ * Sync over MQTT: the same authenticated exchange as the direct TCP link
+ * (link.ts), carried one message per MQTT message (QoS 1, which keeps order per
+ * topic) on `outpost/v1/sync/{responder key}/{session}/i` and `…/r`
+ * (protocols/sync.ts). The responder listens on its key's topics on a broker:
+ * in-process on its own embedded aedes (aedesBus), or as a client of any
+ * broker such as Mosquitto (clientBus). An initiator picks a fresh session id,
+ * subscribes to `…/r`, then speaks; the signed challenge runs end to end, so a
+ * broker (or anyone else on it) cannot stand in for a sibling.
+ */
+import { randomBytes } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import { SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, syncBrokerAuthInput, syncTopic, toHex } from '../../protocols/index.js';
+import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
+import { initiate, type LinkIdentity, LinkError, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE, type MessageLink, MessageQueue, respond, type SyncLinkEvents } from './link.js';
+
+/** Publish/subscribe on one broker connection. */
+export interface MqttBus {
+  publish(topic: string, payload: Uint8Array): Promise<void>;
+  /** Subscribes `filter` (exact, or with `+` levels); resolves once the broker has it, with an unsubscribe. */
+  subscribe(filter: string, on: (topic: string, payload: Uint8Array) => void): Promise<() => Promise<void>>;
+  /** `cb` runs whenever the connection is lost (links on it fail). */
+  onDown(cb: () => void): () => void;
+  close(): Promise<void>;
+}
+
+function matches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  return f.length === t.length && f.every((x, i) => x === '+' || x === t[i]);
+}
+
+/** A bus on the gateway's own embedded aedes, in-process. */
+export function aedesBus(broker: EmbeddedBroker): MqttBus {
+  return {
+    publish: (topic, payload) => broker.publish(topic, payload, { qos: 1 }),
+    subscribe: async (filter, on) => {
+      const deliver = (packet: { topic: string; payload: Buffer | string }, cb: () => void): void => {
+        on(packet.topic, typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload);
+        cb();
+      };
+      await new Promise<void>((resolve) => broker.aedes.subscribe(filter, deliver, resolve));
+      return () => new Promise<void>((resolve) => broker.aedes.unsubscribe(filter, deliver, resolve));
+    },
+    onDown: () => () => {},
+    close: async () => {},
+  };
+}
+
+/**
+ * A bus as a client of a broker (`mqtt://host:port`). It logs in as a sync
+ * sibling (a sibling's embedded broker checks that; other brokers ignore or
+ * apply their own auth). `reconnect`: keep reconnecting and resubscribing
+ * (a responder); otherwise one connection (a dialer).
+ */
+export async function clientBus(url: string, identity: LinkIdentity, opts: { reconnect?: boolean; connectTimeoutMs?: number } = {}): Promise<MqttBus> {
+  const clientId = `outpost-sync-${randomBytes(8).toString('hex')}`;
+  const options = {
+    clientId,
+    username: `${SYNC_BROKER_USER_PREFIX}${toHex(identity.publicKey)}`,
+    password: Buffer.from(identity.sign(syncBrokerAuthInput(clientId))),
+    reconnectPeriod: opts.reconnect ? 1000 : 0,
+    connectTimeout: opts.connectTimeoutMs ?? 10_000,
+    resubscribe: false,
+    clean: true,
+  };
+  const subs = new Map<string, Set<(topic: string, payload: Uint8Array) => void>>();
+  const downs = new Set<() => void>();
+  let client: MqttClient;
+  if (opts.reconnect) {
+    client = mqtt.connect(url, options);
+    client.on('error', () => {});
+    // Give the first connection a moment so subscriptions go out at once; a broker that is down
+    // does not hold up the gateway (subscriptions are sent on every connect).
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, opts.connectTimeoutMs ?? 5_000);
+      client.once('connect', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  } else client = await mqtt.connectAsync(url, options);
+  client.on('message', (topic, payload) => {
+    for (const [f, hs] of subs) if (matches(f, topic)) for (const h of hs) h(topic, payload);
+  });
+  client.on('close', () => {
+    for (const d of downs) d();
+  });
+  client.on('connect', () => {
+    // Clean sessions: subscribe again after every (re)connect.
+    for (const f of subs.keys()) client.subscribe(f, { qos: 1 });
+  });
+  return {
+    publish: async (topic, payload) => {
+      await client.publishAsync(topic, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength), { qos: 1 });
+    },
+    subscribe: async (filter, on) => {
+      let hs = subs.get(filter);
+      if (!hs) subs.set(filter, (hs = new Set()));
+      hs.add(on);
+      if (client.connected) {
+        const granted = await client.subscribeAsync(filter, { qos: 1 });
+        if (granted.some((g) => g.qos === 128)) throw new LinkError('refused', `broker refused the subscription to ${filter}`);
+      }
+      return async () => {
+        hs.delete(on);
+        if (hs.size === 0) {
+          subs.delete(filter);
+          if (client.connected) await client.unsubscribeAsync(filter).catch(() => {});
+        }
+      };
+    },
+    onDown: (cb) => {
+      downs.add(cb);
+      return () => downs.delete(cb);
+    },
+    close: () => client.endAsync(),
+  };
+}
+
+/** One session's messages: received ones queued, sent ones published in order. */
+class TopicLink implements MessageLink {
+  readonly queue = new MessageQueue();
+  private sending: Promise<void> = Promise.resolve();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly bus: MqttBus,
+    private readonly out: string,
+    private readonly idleMs: number,
+    private readonly cleanup: () => void,
+  ) {
+    this.touch();
+  }
+
+  private touch(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.queue.fail(new LinkError('timeout', 'link idle too long')), this.idleMs);
+    this.timer.unref();
+  }
+
+  receive(msg: Uint8Array): void {
+    if (msg.length > MAX_LINK_MESSAGE) return this.queue.fail(new LinkError('too-large', `message of ${msg.length} bytes`));
+    this.touch();
+    this.queue.push(msg);
+  }
+
+  next(): Promise<Uint8Array> {
+    return this.queue.next();
+  }
+
+  send(msg: Uint8Array): void {
+    const copy = new Uint8Array(msg);
+    this.sending = this.sending.then(() => this.bus.publish(this.out, copy)).catch((err: Error) => this.queue.fail(new LinkError('closed', err.message)));
+  }
+
+  async end(): Promise<void> {
+    await this.sending;
+    clearTimeout(this.timer);
+    this.queue.fail(new LinkError('closed', 'link closed'));
+    this.cleanup();
+  }
+}
+
+/** Dials the sibling with key `peer` through a broker and runs one exchange as the initiator. */
+export async function syncOverMqtt(bus: MqttBus, peer: Uint8Array, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
+  const responder = toHex(peer);
+  const session = randomBytes(8).toString('hex');
+  let unsubscribe: (() => Promise<void>) | undefined;
+  let offDown: (() => void) | undefined;
+  const link = new TopicLink(bus, syncTopic(responder, session, 'i'), opts.idleTimeoutMs ?? 30_000, () => {
+    offDown?.();
+    void unsubscribe?.();
+  });
+  offDown = bus.onDown(() => link.queue.fail(new LinkError('closed', 'broker connection lost')));
+  unsubscribe = await bus.subscribe(syncTopic(responder, session, 'r'), (_t, p) => link.receive(p));
+  return initiate(link, { ...opts, peers: [peer] });
+}
+
+/** Answers sync sessions addressed to this gateway's key on one broker. */
+export class MqttSyncResponder {
+  private readonly links = new Map<string, TopicLink>();
+  /** Recently finished sessions, so a late message does not open a new one. */
+  private readonly done = new Set<string>();
+  private unsubscribe?: () => Promise<void>;
+  private offDown?: () => void;
+
+  private constructor(
+    private readonly bus: MqttBus,
+    private readonly opts: LinkOptions & SyncLinkEvents & { maxSessions?: number },
+  ) {}
+
+  static async start(bus: MqttBus, opts: LinkOptions & SyncLinkEvents & { maxSessions?: number }): Promise<MqttSyncResponder> {
+    const r = new MqttSyncResponder(bus, opts);
+    const me = toHex(opts.identity.publicKey);
+    r.offDown = bus.onDown(() => {
+      for (const l of r.links.values()) l.queue.fail(new LinkError('closed', 'broker connection lost'));
+    });
+    r.unsubscribe = await bus.subscribe(syncTopic(me, '+', 'i'), (topic, payload) => r.onMessage(me, topic, payload));
+    return r;
+  }
+
+  private onMessage(me: string, topic: string, payload: Uint8Array): void {
+    const session = topic.slice(SYNC_TOPIC_ROOT.length + me.length + 1, -2);
+    if (!/^[0-9a-f]{1,64}$/.test(session) || this.done.has(session)) return;
+    let link = this.links.get(session);
+    if (!link) {
+      if (this.links.size >= (this.opts.maxSessions ?? 16)) return; // busy: the initiator times out and retries
+      const l = new TopicLink(this.bus, syncTopic(me, session, 'r'), this.opts.idleTimeoutMs ?? 30_000, () => {
+        this.links.delete(session);
+        this.done.add(session);
+        if (this.done.size > 1024) this.done.delete(this.done.values().next().value!);
+      });
+      this.links.set(session, l);
+      link = l;
+      void respond(l, this.opts, () => void l.end()).then(() => l.end());
+    }
+    link.receive(payload);
+  }
+
+  async close(): Promise<void> {
+    this.offDown?.();
+    for (const l of this.links.values()) l.queue.fail(new LinkError('closed', 'responder closed'));
+    // The broker may already be closed (gateway shutdown): do not wait on it for long.
+    await Promise.race([this.unsubscribe?.().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
+  }
+}
