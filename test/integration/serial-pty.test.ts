@@ -34,6 +34,22 @@ describe.skipIf(skip)('serial over a pty', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
+  /** The device's end of the line, opened raw: collects the frame-acks the gateway sends. */
+  function deviceEnd(path: string): { port: SerialPort; acks: { boot: number; seq: number; status: number }[] } {
+    const port = new SerialPort({ path, baudRate: 115200 });
+    cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
+    const acks: { boot: number; seq: number; status: number }[] = [];
+    const deframer = new Deframer();
+    port.on('data', (c: Buffer) => {
+      for (const f of deframer.push(c)) {
+        const cose = decodeSign1(f);
+        const b = cose.ok ? decodeBody(cose.value.payload) : undefined;
+        if (b?.ok && b.value.type === 'frame-ack') acks.push({ boot: b.value.boot, seq: b.value.seq, status: b.value.status });
+      }
+    });
+    return { port, acks };
+  }
+
   async function setup(serial?: Record<string, unknown>) {
     const tmp = tempDir('outpost-serial-');
     cleanups.push(() => tmp.cleanup());
@@ -183,18 +199,7 @@ describe.skipIf(skip)('serial over a pty', () => {
     const { log } = memoryLogger();
     const serial = SerialTransport.start({ ports: [{ path: pty.a, baudRate: 115200 }], gatewayId: 'gw-test', sign: gw.identity.sign, reconnectMinMs: 50 }, ingest, log);
     cleanups.push(() => serial.close());
-    const port = new SerialPort({ path: pty.b, baudRate: 115200 });
-    cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
-    const acks: { boot: number; seq: number; status: number }[] = [];
-    const deframer = new Deframer();
-    port.on('data', (c: Buffer) => {
-      for (const f of deframer.push(c)) {
-        const cose = decodeSign1(f);
-        if (!cose.ok) continue;
-        const b = decodeBody(cose.value.payload);
-        if (b.ok && b.value.type === 'frame-ack') acks.push({ boot: b.value.boot, seq: b.value.seq, status: b.value.status });
-      }
-    });
+    const { port, acks } = deviceEnd(pty.b);
     await waitFor(() => serial.links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const f0 = device.nextFrame();
@@ -220,17 +225,7 @@ describe.skipIf(skip)('serial over a pty', () => {
 
   it('does not ack a forgery naming a pending frame, and acks a signed replay as replayed (clause: acks cannot be abused)', async () => {
     const { pty, dev, gw } = await setup();
-    const port = new SerialPort({ path: pty.b, baudRate: 115200 });
-    cleanups.push(() => new Promise<void>((r) => (port.isOpen ? port.close(() => r()) : r())));
-    const acks: { boot: number; seq: number; status: number }[] = [];
-    const deframer = new Deframer();
-    port.on('data', (c: Buffer) => {
-      for (const f of deframer.push(c)) {
-        const cose = decodeSign1(f);
-        const b = cose.ok ? decodeBody(cose.value.payload) : undefined;
-        if (b?.ok && b.value.type === 'frame-ack') acks.push({ boot: b.value.boot, seq: b.value.seq, status: b.value.status });
-      }
-    });
+    const { port, acks } = deviceEnd(pty.b);
     await waitFor(() => gw.serial!.links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const frames = Array.from({ length: 1100 }, () => device.nextFrame());
