@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ConfigError, validateConfig } from '../../gateway/config.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { GatewayIdentity } from '../../gateway/identity.js';
@@ -46,9 +47,11 @@ function dataDir(id: string): { dir: string; key: Uint8Array; hex: string } {
   return { dir, key, hex: toHex(key) };
 }
 
+const logs = new Map<Gateway, Record<string, unknown>[]>();
 async function gateway(id: string, d: { dir: string }, sync: Record<string, unknown>): Promise<Gateway> {
-  const { gw } = await startTestGateway(d.dir, devices, { gateway: { id, dataDir: d.dir }, sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync } });
+  const { gw, lines } = await startTestGateway(d.dir, devices, { gateway: { id, dataDir: d.dir }, sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync } });
   closers.push(() => gw.stop());
+  logs.set(gw, lines);
   return gw;
 }
 
@@ -57,6 +60,8 @@ async function converge(a: Gateway, b: Gateway): Promise<void> {
     await a.siblings!.round(false);
     return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
   }, 15_000, 'heads digests equal');
+  // The responder applies as blocks arrive; the frames view reads what is committed.
+  await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
 }
 
 describe('sync over MQTT', () => {
@@ -78,6 +83,8 @@ describe('sync over MQTT', () => {
 
     await converge(a, b);
     expect([...b.blockLog!.frameView()]).toHaveLength(140);
+    // The dial loop's own round may be the one that synced (ours then returns at once): wait for its report.
+    await waitFor(() => a.siblings!.status()[0]!.applied === 4, 5000, 'the round to report');
     expect(a.siblings!.status()[0]).toMatchObject({ id: 'gw-b', applied: 4 });
     expect(heard.filter((t) => t.startsWith('outpost/v1/sync/'))).toEqual([]);
 
@@ -103,6 +110,9 @@ describe('sync over MQTT', () => {
     await rogue.publishAsync(syncTopic(db.hex, session, 'i'), Buffer.from(encodeAuthMessage({ type: 'auth-hello', publicKey: c.publicKey, nonce: randomBytes(32) })), { qos: 1 });
     await new Promise((r) => setTimeout(r, 300));
     expect(replies).toEqual([]);
+    const msgs = logs.get(b)!.map((l) => String(l.msg));
+    expect(msgs.filter((m) => m.startsWith('sync login refused'))).toHaveLength(2);
+    expect(msgs).toContain('publish to a sync topic by a client that is not a sibling dropped');
   });
 
   it('a gateway allowed on the broker but not a sibling of the responder is refused by the signed challenge', async () => {
@@ -183,5 +193,23 @@ describe('sync over MQTT', () => {
     expect([...a.blockLog!.frameView()]).toHaveLength(240);
     expect([...b.blockLog!.frameView()]).toHaveLength(240);
     expect(a.siblings!.status()[0]!.lastError).toBeUndefined();
+  });
+
+  it('peers take url tcp://host:port as well as host/port; a malformed url or both forms are config errors', async () => {
+    const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
+    const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }] });
+    const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` }] });
+    a.blockLog!.appendFrames(frames(9, 10));
+    await a.blockLog!.durable();
+    await converge(a, b);
+    expect([...b.blockLog!.frameView()]).toHaveLength(10);
+    const cfg = (peer: Record<string, unknown>, extra: Record<string, unknown> = {}) => () =>
+      validateConfig({ gateway: { id: 'gw-x', dataDir: '/tmp/x' }, sync: { peers: [{ id: 'gw-b', publicKey: db.hex, ...peer }], ...extra } });
+    expect(cfg({ url: 'http://10.0.0.1:80' })).toThrow(ConfigError);
+    expect(cfg({ url: 'mqtt://broker' })).toThrow(ConfigError);
+    expect(cfg({ url: 'tcp://10.0.0.1:7878', host: '10.0.0.1', port: 7878 })).toThrow(ConfigError);
+    expect(cfg({}, { brokers: ['tcp://10.0.0.1:1883'] })).toThrow(ConfigError);
+    expect(cfg({ url: 'mqtt://broker.site:1883' }, { brokers: ['mqtt://broker.site:1883'] })()).toMatchObject({ sync: { peers: [{ url: 'mqtt://broker.site:1883' }], brokers: ['mqtt://broker.site:1883'] } });
+    expect(cfg({ host: '10.0.0.1', port: 7878 })()).toMatchObject({ sync: { peers: [{ host: '10.0.0.1', port: 7878 }] } });
   });
 });
