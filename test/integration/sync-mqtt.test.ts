@@ -8,7 +8,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +19,7 @@ import { LinkError } from '../../gateway/sync/link.js';
 import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { encodeAuthMessage, type FrameEntry, syncTopic, toHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 const dev = testDevice('dev-mq');
 const devices = [{ id: dev.id, publicKey: dev.publicKeyHex }];
@@ -28,14 +27,6 @@ const closers: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const frames = (boot: number, n: number): FrameEntry[] => Array.from({ length: n }, (_, i) => ({ frame: dev.frame(boot, i), rxTime: 1_760_000_000_000 + i, transport: 'mqtt' }));
 

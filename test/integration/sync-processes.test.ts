@@ -10,7 +10,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
@@ -18,19 +17,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { toHex, topics } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { tempDir } from '../helpers/env.js';
+import { freePort, tempDir } from '../helpers/env.js';
 import { type GatewayProcess, startGatewayProcess, stopGatewayProcess } from '../helpers/process.js';
 
 const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 const cli = async (args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [bin, ...args])).stdout;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const running: GatewayProcess[] = [];
 const cleanups: (() => void)[] = [];
