@@ -62,7 +62,8 @@ export class Gateway {
     for (const d of config.devices) await registry.enroll(d);
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
     const pool = new VerifyPool(workers);
-    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(config.sync) });
+    const siblingAuthors = siblingKeys(config.sync);
+    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors });
     const ingest = new IngestPipeline(store, registry, pool, log, config.ingest, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
@@ -75,12 +76,14 @@ export class Gateway {
         const ha = config.homeAssistant;
         // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
         const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
-        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes, syncPeers: config.sync.enabled ? siblingKeys(config.sync) : [] }, ingest, log, {
+        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes, syncPeers: config.sync.enabled ? siblingAuthors : [] }, ingest, log, {
           onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
           onClientGone: (client) => activity.gone(`mqtt:${client}`),
         });
         await gw.siblings?.attachBroker(gw.broker); // siblings may sync through this broker
       }
+      // Serial and BLE links report devices heard and links lost the same way.
+      const byteLinkEvents = { onDeviceSeen: (device: string, source: string) => activity.seen(device, source), onLinkDown: (source: string) => activity.gone(source) };
       if (config.serial.ports.length > 0) {
         gw.serial = SerialTransport.start(
           {
@@ -93,7 +96,7 @@ export class Gateway {
           },
           ingest,
           log,
-          { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
+          byteLinkEvents,
         );
       }
       if (config.ble.enabled) {
@@ -117,7 +120,7 @@ export class Gateway {
           },
           ingest,
           log,
-          { onDeviceSeen: (device, source) => activity.seen(device, source), onLinkDown: (source) => activity.gone(source) },
+          byteLinkEvents,
         );
       }
       if (config.homeAssistant.enabled && gw.broker) {

@@ -171,8 +171,9 @@ export class Store {
     }
   }
 
+  /** Frames stored, from the database's own entry count (O(1); getCount() walks every key). */
   frameCount(): number {
-    return this.frames.getCount();
+    return (this.frames.getStats() as { entryCount: number }).entryCount;
   }
 
   /** Bytes the environment uses on disk (pages in use × page size). */
