@@ -72,77 +72,14 @@ export class Gateway {
     try {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
       if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log);
-      if (config.mqtt.enabled) {
-        const ha = config.homeAssistant;
-        // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
-        const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
-        gw.broker = await EmbeddedBroker.start({ host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes, syncPeers: config.sync.enabled ? siblingAuthors : [] }, ingest, log, {
-          onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
-          onClientGone: (client) => activity.gone(`mqtt:${client}`),
-        });
-        await gw.siblings?.attachBroker(gw.broker); // siblings may sync through this broker
-      }
-      // Serial and BLE links report devices heard and links lost the same way.
-      const byteLinkEvents = { onDeviceSeen: (device: string, source: string) => activity.seen(device, source), onLinkDown: (source: string) => activity.gone(source) };
-      if (config.serial.ports.length > 0) {
-        gw.serial = SerialTransport.start(
-          {
-            ports: config.serial.ports,
-            gatewayId: config.gateway.id,
-            sign: identity.sign,
-            reconnectMinMs: config.serial.reconnectMinMs,
-            reconnectMaxMs: Math.max(config.serial.reconnectMinMs, config.serial.reconnectMaxMs),
-            maxFrameBytes: config.ingest.maxFrameBytes,
-          },
-          ingest,
-          log,
-          byteLinkEvents,
-        );
-      }
-      if (config.ble.enabled) {
-        const b = config.ble;
-        gw.ble = BleTransport.start(
-          {
-            radio: b.radio,
-            hciDevice: b.hciDevice,
-            maxConnections: b.maxConnections,
-            maxConnecting: Math.min(b.maxConnecting, b.maxConnections),
-            connectTimeoutMs: b.connectTimeoutMs,
-            backoffMinMs: b.backoffMinMs,
-            backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
-            jitter: b.jitter,
-            shareSlotsAfterMs: b.shareSlotsAfterMs,
-            devices: b.scan.devices,
-            gatewayId: config.gateway.id,
-            sign: identity.sign,
-            maxFrameBytes: config.ingest.maxFrameBytes,
-            isEnrolled: (id) => registry.active(id) !== undefined,
-          },
-          ingest,
-          log,
-          byteLinkEvents,
-        );
-      }
-      if (config.homeAssistant.enabled && gw.broker) {
-        const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
-        gw.homeAssistant = new HomeAssistantDiscovery(gw.broker, registry, ingest, loadProfiles(), haOpts, log);
-      } else if (config.homeAssistant.enabled) {
-        log.warn('homeAssistant.enabled needs mqtt.enabled: no discovery is published');
-      }
+      if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
+      if (config.serial.ports.length > 0) gw.startSerial();
+      if (config.ble.enabled) gw.startBle();
+      gw.startHomeAssistant();
       if (config.api.enabled) {
         gw.api = await ApiServer.start(gw, { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 }, log);
       }
-      const wantSim = (opts.simulate ?? true) && config.simulate.devices > 0 && config.devices.length === 0;
-      const enrolled = registry.list().filter((d) => d.revokedAt === undefined).map((d) => d.id);
-      if (wantSim && gw.broker && Simulation.onlySimulated(dataDir, enrolled)) {
-        gw.simulation = await Simulation.start(
-          { dataDir, devices: config.simulate.devices, rate: config.simulate.rate, brokerUrl: `mqtt://${config.mqtt.host}:${gw.broker.port}` },
-          registry,
-          log,
-        );
-      } else if (wantSim) {
-        log.info('devices are enrolled, so no simulated fleet is started');
-      }
+      await gw.startSimulation(opts.simulate ?? true, dataDir);
     } catch (err) {
       await gw.stop();
       throw err;
@@ -150,6 +87,99 @@ export class Gateway {
     gw.statusTimer = setInterval(() => gw.reportStatus(), config.status.intervalSeconds * 1000);
     gw.statusTimer.unref();
     return gw;
+  }
+
+  private async startMqtt(siblingAuthors: readonly Uint8Array[]): Promise<void> {
+    const { config, ingest, activity } = this;
+    const ha = config.homeAssistant;
+    // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
+    const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
+    this.broker = await EmbeddedBroker.start(
+      { host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes, syncPeers: config.sync.enabled ? siblingAuthors : [] },
+      ingest,
+      this.log,
+      {
+        onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
+        onClientGone: (client) => activity.gone(`mqtt:${client}`),
+      },
+    );
+    await this.siblings?.attachBroker(this.broker); // siblings may sync through this broker
+  }
+
+  /** Serial and BLE links report devices heard and links lost the same way. */
+  private byteLinkEvents(): { onDeviceSeen: (device: string, source: string) => void; onLinkDown: (source: string) => void } {
+    return { onDeviceSeen: (device, source) => this.activity.seen(device, source), onLinkDown: (source) => this.activity.gone(source) };
+  }
+
+  private startSerial(): void {
+    const { config, identity } = this;
+    const s = config.serial;
+    this.serial = SerialTransport.start(
+      {
+        ports: s.ports,
+        gatewayId: config.gateway.id,
+        sign: identity.sign,
+        reconnectMinMs: s.reconnectMinMs,
+        reconnectMaxMs: Math.max(s.reconnectMinMs, s.reconnectMaxMs),
+        maxFrameBytes: config.ingest.maxFrameBytes,
+      },
+      this.ingest,
+      this.log,
+      this.byteLinkEvents(),
+    );
+  }
+
+  private startBle(): void {
+    const { config, identity, registry } = this;
+    const b = config.ble;
+    this.ble = BleTransport.start(
+      {
+        radio: b.radio,
+        hciDevice: b.hciDevice,
+        maxConnections: b.maxConnections,
+        maxConnecting: Math.min(b.maxConnecting, b.maxConnections),
+        connectTimeoutMs: b.connectTimeoutMs,
+        backoffMinMs: b.backoffMinMs,
+        backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
+        jitter: b.jitter,
+        shareSlotsAfterMs: b.shareSlotsAfterMs,
+        devices: b.scan.devices,
+        gatewayId: config.gateway.id,
+        sign: identity.sign,
+        maxFrameBytes: config.ingest.maxFrameBytes,
+        isEnrolled: (id) => registry.active(id) !== undefined,
+      },
+      this.ingest,
+      this.log,
+      this.byteLinkEvents(),
+    );
+  }
+
+  private startHomeAssistant(): void {
+    const { config } = this;
+    if (!config.homeAssistant.enabled) return;
+    if (!this.broker) {
+      this.log.warn('homeAssistant.enabled needs mqtt.enabled: no discovery is published');
+      return;
+    }
+    const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
+    this.homeAssistant = new HomeAssistantDiscovery(this.broker, this.registry, this.ingest, loadProfiles(), haOpts, this.log);
+  }
+
+  /** The demo fleet, only when no device is configured and every enrolled device is a simulated one. */
+  private async startSimulation(allowed: boolean, dataDir: string): Promise<void> {
+    const { config, registry } = this;
+    if (!allowed || config.simulate.devices <= 0 || config.devices.length > 0) return;
+    const enrolled = registry.list().filter((d) => d.revokedAt === undefined).map((d) => d.id);
+    if (this.broker && Simulation.onlySimulated(dataDir, enrolled)) {
+      this.simulation = await Simulation.start(
+        { dataDir, devices: config.simulate.devices, rate: config.simulate.rate, brokerUrl: `mqtt://${config.mqtt.host}:${this.broker.port}` },
+        registry,
+        this.log,
+      );
+    } else {
+      this.log.info('devices are enrolled, so no simulated fleet is started');
+    }
   }
 
   status(): Record<string, unknown> {
