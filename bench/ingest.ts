@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick]`: ingest throughput against raw node:crypto
+ * `node --import tsx bench/ingest.ts [--quick]` (part of `npm run bench`): ingest throughput against raw node:crypto
  * verify measured in the same run, latency at a steady load, and memory.
  * Prints a table of figure / baseline / ratio / goal and writes bench/results/ingest.json.
  *

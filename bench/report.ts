@@ -1,0 +1,229 @@
+/**
+ * `npm run bench [-- --quick] [--only ingest,sync]`: the one benchmark report (issue 10).
+ *
+ * Runs every bench in its own child process, one after another (they share a small machine,
+ * so never in parallel), passing `--quick` through. A bench is a `bench/<name>.ts` that writes
+ * `bench/results/<name>.json` shaped `{at, quick, rows: [{figure, value, unit, baseline?,
+ * baselineValue?, ratio?, goal?, pass?}]}`; the report discovers them (helpers such as
+ * load-generator.ts and anything under bench/lib/ are not run), so a new bench appears as soon
+ * as it lands. A bench that exits non-zero, times out or writes no fresh JSON becomes a failed
+ * row; the report goes on with the rest.
+ *
+ * Prints one table (capability, figure, value, baseline, ratio, goal, pass/FAIL) and writes
+ * bench/results/report.json, bench/results/report.svg (how far each goal is met) and each
+ * bench's own output to bench/results/<name>.log.
+ */
+import { spawn } from 'node:child_process';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { type ReportRow, renderSvg } from './lib/report-svg.js';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, list: { type: 'boolean' } } });
+const quick = values.quick === true;
+const benchDir = fileURLToPath(new URL('.', import.meta.url));
+const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
+
+/** Not benches: the report itself and the ingest bench's load generator (a child of ingest.ts). */
+const SKIP = new Set(['report', 'load-generator']);
+/** Order in the table; benches not listed (new ones) follow in name order. */
+const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules'];
+const CAPABILITY: Record<string, string> = {
+  ingest: 'ingest (MQTT)',
+  log: 'block log',
+  serial: 'serial link',
+  ble: 'BLE link',
+  sync: 'sibling sync',
+  store: 'store at scale',
+  fleet: 'firmware-sim',
+};
+const capabilityOf = (name: string): string => CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);
+/** A bench that takes longer is stopped and reported as failed. */
+const TIMEOUT_S = quick ? 60 : 1200;
+
+export function discover(files: readonly string[], read: (f: string) => string): string[] {
+  const names = files
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+    .map((f) => f.slice(0, -3))
+    .filter((n) => !SKIP.has(n) && read(`${n}.ts`).includes('results/'));
+  const rank = (n: string): number => {
+    const i = ORDER.findIndex((o) => n === o || n.startsWith(o));
+    return i < 0 ? ORDER.length : i;
+  };
+  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
+interface BenchRun {
+  name: string;
+  capability: string;
+  seconds: number;
+  exit: number | null;
+  ok: boolean;
+  error?: string;
+  rows: number;
+}
+
+interface BenchRow {
+  figure?: unknown;
+  value?: unknown;
+  unit?: unknown;
+  baseline?: unknown;
+  baselineValue?: unknown;
+  ratio?: unknown;
+  goal?: unknown;
+  pass?: unknown;
+}
+
+const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+const str = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : undefined);
+
+function runOne(name: string): Promise<{ exit: number | null; seconds: number; tail: string; timedOut: boolean }> {
+  return new Promise((resolve) => {
+    const log = createWriteStream(`${resultsDir}${name}.log`);
+    const t0 = performance.now();
+    const child = spawn(process.execPath, ['--import', 'tsx', `${benchDir}${name}.ts`, ...(quick ? ['--quick'] : [])], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its own process group, so a timeout also ends what it started (load generator, socat).
+      detached: true,
+    });
+    let tail = '';
+    const keep = (b: Buffer): void => {
+      log.write(b);
+      tail = (tail + b.toString()).slice(-2000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, TIMEOUT_S * 1000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      log.end();
+      resolve({ exit: code, seconds: (performance.now() - t0) / 1000, tail, timedOut });
+    });
+  });
+}
+
+const lastLine = (s: string): string =>
+  s
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .slice(-1)[0]
+    ?.slice(0, 200) ?? '';
+
+async function main(): Promise<void> {
+  mkdirSync(resultsDir, { recursive: true });
+  let names = discover(readdirSync(benchDir), (f) => readFileSync(`${benchDir}${f}`, 'utf8'));
+  if (values.list) return void console.log(names.join('\n'));
+  if (values.only) {
+    const want = new Set(values.only.split(','));
+    names = names.filter((n) => want.has(n));
+  }
+  const started = Date.now();
+  const runs: BenchRun[] = [];
+  const rows: ReportRow[] = [];
+  console.error(`outpost bench report (${quick ? 'quick' : 'full'}) on ${cpus().length} cores, node ${process.version}: ${names.join(', ')}`);
+  for (const name of names) {
+    const capability = capabilityOf(name);
+    const before = Date.now();
+    process.stderr.write(`  ${name.padEnd(16)} `);
+    const r = await runOne(name);
+    const file = `${resultsDir}${name}.json`;
+    let parsed: { at?: unknown; date?: unknown; rows?: unknown } | undefined;
+    let error: string | undefined;
+    try {
+      parsed = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as typeof parsed) : undefined;
+    } catch (e) {
+      error = `unreadable ${name}.json: ${(e as Error).message}`;
+    }
+    const at = Date.parse(String(parsed?.at ?? parsed?.date ?? ''));
+    const fresh = parsed !== undefined && Number.isFinite(at) && at >= before - 1000 && Array.isArray(parsed.rows);
+    if (r.timedOut) error = `timed out after ${TIMEOUT_S} s`;
+    else if (r.exit !== 0) error = `exit ${r.exit}: ${lastLine(r.tail)}`;
+    else if (!fresh) error ??= `wrote no fresh bench/results/${name}.json`;
+    let count = 0;
+    if (fresh) {
+      for (const raw of parsed!.rows as BenchRow[]) {
+        const figure = str(raw.figure);
+        const value = num(raw.value);
+        // Section headings some benches print (no value, no unit) are not figures.
+        if (figure === undefined || (value === undefined && str(raw.unit) === undefined)) continue;
+        const row: ReportRow = {
+          capability,
+          bench: name,
+          figure,
+          value,
+          unit: str(raw.unit) ?? '',
+          baseline: str(raw.baseline),
+          baselineValue: num(raw.baselineValue),
+          ratio: num(raw.ratio),
+          goal: str(raw.goal),
+          pass: typeof raw.pass === 'boolean' ? raw.pass : undefined,
+        };
+        rows.push(row);
+        count++;
+      }
+    }
+    if (error) rows.push({ capability, bench: name, figure: `${name} bench run`, value: undefined, unit: '', goal: 'runs', pass: false, note: error });
+    runs.push({ name, capability, seconds: r.seconds, exit: r.exit, ok: error === undefined, error, rows: count });
+    process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
+  }
+  const seconds = (Date.now() - started) / 1000;
+  if (names.length > 0 && !values.only) {
+    // The quick report must stay a quick check.
+    rows.push(
+      quick
+        ? { capability: 'report', bench: 'report', figure: 'npm run bench -- --quick, total wall time', value: seconds, unit: 's', goal: '<= 120 s', pass: seconds <= 120 }
+        : { capability: 'report', bench: 'report', figure: 'npm run bench, total wall time', value: seconds, unit: 's' },
+    );
+  }
+  printTable(rows);
+  const withGoal = rows.filter((r) => r.pass !== undefined);
+  const failed = withGoal.filter((r) => r.pass === false);
+  console.log(`\n${rows.length} figures, ${withGoal.length} with a goal: ${withGoal.length - failed.length} pass, ${failed.length} fail; ${runs.filter((r) => !r.ok).length} of ${runs.length} benches failed to run; ${seconds.toFixed(0)} s`);
+  const at = new Date(started).toISOString();
+  writeFileSync(`${resultsDir}report.json`, JSON.stringify({ at, quick, node: process.version, cores: cpus().length, seconds, benches: runs, rows }, null, 2) + '\n');
+  writeFileSync(`${resultsDir}report.svg`, renderSvg(rows, `outpost bench ${quick ? '--quick ' : ''}${at}`));
+  console.log('wrote bench/results/report.json, bench/results/report.svg');
+}
+
+function fmt(x: number | undefined): string {
+  if (x === undefined) return '';
+  const a = Math.abs(x);
+  if (a === 0) return '0';
+  if (a >= 1e5) return x.toExponential(2);
+  if (a >= 100) return x.toFixed(0);
+  if (a >= 1) return x.toFixed(2).replace(/\.?0+$/, '');
+  return x.toPrecision(3);
+}
+
+function printTable(rows: readonly ReportRow[]): void {
+  const cells = rows.map((r) => [
+    r.capability,
+    r.figure,
+    r.value === undefined ? (r.note ?? '') : `${fmt(r.value)} ${r.unit}`.trim(),
+    r.baseline ? `${r.baseline}${r.baselineValue !== undefined ? ` (${fmt(r.baselineValue)})` : ''}` : '',
+    r.ratio !== undefined ? `${fmt(r.ratio)}x` : '',
+    r.goal ?? '',
+    r.pass === undefined ? '' : r.pass ? 'pass' : 'FAIL',
+  ]);
+  const head = ['capability', 'figure', 'value', 'baseline', 'ratio', 'goal', 'result'];
+  const max = [16, 64, 36, 44, 10, 12, 6];
+  const cut = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
+  const widths = head.map((h, c) => Math.min(max[c]!, Math.max(h.length, ...cells.map((r) => r[c]!.length))));
+  const line = (r: string[]): string => r.map((x, c) => (c === 4 ? cut(x, widths[c]!).padStart(widths[c]!) : cut(x, widths[c]!).padEnd(widths[c]!))).join('  ').trimEnd();
+  console.log(line(head));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const r of cells) console.log(line(r));
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) await main();
