@@ -41,6 +41,8 @@ export const AckStatus = {
   replayed: 5,
   failed: 6,
   unknownActuator: 7,
+  /** Command-ack: the command's fence is below the highest the device has seen for that actuator (another gateway holds the lease). */
+  fenced: 8,
 } as const;
 export type AckStatusCode = (typeof AckStatus)[keyof typeof AckStatus];
 
