@@ -47,9 +47,10 @@ export const MAX_BLOCK_BYTES = MAX_BLOCK_FRAMES * (MAX_FRAME_IN_BLOCK_BYTES + 96
 /** Signs `blockSigningInput(hash)`; the domain-separation prefix. */
 export const BLOCK_SIGNING_DOMAIN = new TextEncoder().encode('outpost/block/v1\0');
 
-export const BlockKinds = { frames: 1, enrolment: 2, policy: 3, rule: 4, actuation: 5, retention: 6 } as const;
+// sealed: an encrypted body of a confidential policy; keys: data-key wraps (protocols/sealed.ts).
+export const BlockKinds = { frames: 1, enrolment: 2, policy: 3, rule: 4, actuation: 5, retention: 6, sealed: 7, keys: 8 } as const;
 export type BlockKind = keyof typeof BlockKinds;
-export type ReservedKind = Exclude<BlockKind, 'frames' | 'enrolment'>;
+export type ReservedKind = Exclude<BlockKind, 'frames' | 'enrolment' | 'retention'>;
 const KIND_BY_CODE = new Map<number, BlockKind>(Object.entries(BlockKinds).map(([k, v]) => [v, k as BlockKind]));
 
 /** Block map keys. */
@@ -76,6 +77,19 @@ export interface EnrolmentBody {
   readonly name?: string;
 }
 
+/**
+ * A low-water mark (kind 6), logged by a stream's author in that same stream: blocks of the
+ * stream below seq `low` may be pruned by every replica (frames and older retention blocks;
+ * enrolment and other registry blocks are kept). `low` is at most the retention block's own
+ * seq, so a mark never prunes the block that sets it. `cutoff`: the age limit it applied
+ * (receive times before it), for the record.
+ */
+export interface RetentionBody {
+  readonly stream: string;
+  readonly low: number;
+  readonly cutoff: number;
+}
+
 interface BlockHeader {
   /** The author gateway's raw Ed25519 public key. */
   readonly author: Uint8Array;
@@ -95,6 +109,7 @@ interface BlockHeader {
 export type Block =
   | (BlockHeader & { readonly kind: 'frames'; readonly body: readonly FrameEntry[] })
   | (BlockHeader & { readonly kind: 'enrolment'; readonly body: EnrolmentBody })
+  | (BlockHeader & { readonly kind: 'retention'; readonly body: RetentionBody })
   | (BlockHeader & { readonly kind: ReservedKind; readonly body: CborValue });
 
 export interface SignedBlock {
@@ -110,7 +125,7 @@ export interface SignedBlock {
 // ---------------------------------------------------------------------------
 // Deterministic encoder (RFC 8949 §4.2.1)
 
-type Canon = number | string | boolean | null | Uint8Array | readonly Canon[] | ReadonlyMap<number | string, Canon>;
+export type Canon = number | string | boolean | null | Uint8Array | readonly Canon[] | ReadonlyMap<number | string, Canon>;
 
 const utf8 = new TextEncoder();
 
@@ -225,7 +240,8 @@ function checkName(what: string, s: string): void {
   if (s.length === 0 || s.length > MAX_NAME_LENGTH) throw new ProtocolUsageError('block/bad-name', `${what} must be 1..${MAX_NAME_LENGTH} characters`);
 }
 
-function bodyValue(b: Block): Canon {
+/** The canonical CBOR value of a block's body (what a sealed block encrypts). */
+export function blockBodyValue(b: Block): Canon {
   switch (b.kind) {
     case 'frames':
       if (b.body.length === 0 || b.body.length > MAX_BLOCK_FRAMES) throw new ProtocolUsageError('block/bad-frames', `a frames block holds 1..${MAX_BLOCK_FRAMES} frames`);
@@ -245,6 +261,17 @@ function bodyValue(b: Block): Canon {
       if (e.model !== undefined) m.set(6, e.model);
       if (e.name !== undefined) m.set(7, e.name);
       return m;
+    }
+    case 'retention': {
+      const r = b.body;
+      checkName('retention stream', r.stream);
+      if (r.stream !== b.stream) throw new ProtocolUsageError('block/bad-retention', 'a retention block names its own stream');
+      if (!Number.isSafeInteger(r.low) || r.low < 0 || r.low > b.seq) throw new ProtocolUsageError('block/bad-retention', 'retention low must be 0..the block\'s own seq');
+      return new Map<number, Canon>([
+        [1, r.stream],
+        [2, r.low],
+        [3, r.cutoff],
+      ]);
     }
     default:
       return b.body as Canon;
@@ -274,7 +301,7 @@ export function encodeBlock(b: Block): Uint8Array {
     [K.parents, parents],
     [K.policy, b.policy],
     [K.kind, BlockKinds[b.kind]],
-    [K.body, bodyValue(b)],
+    [K.body, blockBodyValue(b)],
   ]);
   const out = encodeCanonical(m);
   if (out.length > MAX_BLOCK_BYTES) throw new ProtocolUsageError('block/too-large', `block of ${out.length} bytes exceeds ${MAX_BLOCK_BYTES}`);
@@ -355,6 +382,12 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
       body[name] = v;
     }
     block = { ...header, kind, body };
+  } else if (kind === 'retention') {
+    if (!(raw instanceof Map) || raw.size !== 3) return fail('block/bad-body', 'a retention body is {1: stream, 2: low, 3: cutoff}');
+    const [st, low, cutoff] = [raw.get(1), raw.get(2), raw.get(3)];
+    if (!isName(st) || !isInt(low) || !isInt(cutoff)) return fail('block/bad-body', 'a retention body is {1: stream, 2: low, 3: cutoff}');
+    if (st !== stream || low > seq) return fail('block/bad-body', 'a retention block names its own stream and a low at most its own seq');
+    block = { ...header, kind, body: { stream: st, low, cutoff } };
   } else {
     block = { ...header, kind, body: raw };
   }

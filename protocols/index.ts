@@ -14,3 +14,4 @@ export * from './topics.js';
 export * from './ble.js';
 export * from './block.js';
 export * from './sync.js';
+export * from './sealed.js';
