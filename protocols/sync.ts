@@ -12,10 +12,15 @@
  *   want    [7, [[author, stream]…]]  send these streams whole: the peer's vector named a
  *                                  head we lack on a stream where we are ahead (a fork the
  *                                  peer cannot see); answered by blocks and another done
+ *   mark    [8, envelope]          the signed retention block behind a low-water mark, sent
+ *                                  before blocks whose `prev` lies below it (pruned), so the
+ *                                  receiver knows the gap is a mark and not a missing block
  *
  * vector = [[author, stream, low, high, count, [head hashes]], …], one entry per
  * (author, stream): the lowest and highest seq held, how many blocks (more than
- * high − low + 1 after an equivocation) and the hashes at `high`.
+ * high − low + 1 after an equivocation) and the hashes at `high`. `low` is the
+ * stream's low-water mark once it has one (retention): nothing below it is ever
+ * offered to that peer, and blocks counted are those at or above it.
  */
 import { decodeCbor } from './cbor.js';
 import { encodeCanonical, HASH_BYTES, MAX_BLOCK_BYTES, MAX_NAME_LENGTH } from './block.js';
@@ -40,9 +45,10 @@ export type SyncMessage =
   | { readonly type: 'done'; readonly count: number }
   | { readonly type: 'check'; readonly digest: Uint8Array }
   | { readonly type: 'differ' }
-  | { readonly type: 'want'; readonly streams: readonly (readonly [Uint8Array, string])[] };
+  | { readonly type: 'want'; readonly streams: readonly (readonly [Uint8Array, string])[] }
+  | { readonly type: 'mark'; readonly envelope: Uint8Array };
 
-const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6, want: 7 } as const;
+const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6, want: 7, mark: 8 } as const;
 
 const vectorValue = (v: readonly VectorEntry[]): unknown[] => v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads]]);
 
@@ -62,6 +68,8 @@ export function encodeSyncMessage(m: SyncMessage): Uint8Array {
       return encodeCanonical([T.block, m.envelope]);
     case 'done':
       return encodeCanonical([T.done, m.count]);
+    case 'mark':
+      return encodeCanonical([T.mark, m.envelope]);
     case 'want':
       return encodeCanonical([T.want, m.streams.map(([a, st]) => [a, st])]);
   }
@@ -118,6 +126,8 @@ export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
       return v.length === 2 && v[1] instanceof Uint8Array ? ok({ type: 'block', envelope: v[1] }) : bad('block is [3, envelope]');
     case T.done:
       return v.length === 2 && isUint(v[1]) ? ok({ type: 'done', count: v[1] }) : bad('done is [4, count]');
+    case T.mark:
+      return v.length === 2 && v[1] instanceof Uint8Array ? ok({ type: 'mark', envelope: v[1] }) : bad('mark is [8, envelope]');
     case T.want: {
       const list = v.length === 2 && Array.isArray(v[1]) ? v[1] : undefined;
       const streams: [Uint8Array, string][] = [];

@@ -58,10 +58,15 @@ const blockArb: fc.Arbitrary<Block> = fc
       fc
         .record({ device: nameArb, publicKey: hashArb, enrolledAt: fc.nat(), revokedAt: fc.option(fc.nat(), { nil: undefined }), site: fc.option(fc.string({ maxLength: 10 }).filter((s) => !/\p{Surrogate}/u.test(s)), { nil: undefined }) })
         .map(({ revokedAt, site, ...e }) => ({ kind: 'enrolment' as const, body: { ...e, ...(revokedAt !== undefined && { revokedAt }), ...(site !== undefined && { site }) } })),
-      fc.tuple(fc.constantFrom('policy', 'rule', 'actuation', 'retention') as fc.Arbitrary<'policy'>, reservedBody).map(([kind, body]) => ({ kind, body })),
+      fc.tuple(fc.constantFrom('policy', 'rule', 'actuation') as fc.Arbitrary<'policy'>, reservedBody).map(([kind, body]) => ({ kind, body })),
+      // Retention: low is drawn as a fraction of seq below (a mark never passes its own block).
+      fc.record({ lowPart: fc.double({ min: 0, max: 1, noNaN: true }), cutoff: fc.nat() }).map((r) => ({ kind: 'retention' as const, body: r })),
     ),
   })
-  .map(({ prev, content, ...h }) => ({ author, ...h, prev: h.seq === 0 ? null : prev, ...content }) as Block);
+  .map(({ prev, content, ...h }) => {
+    const c = content.kind === 'retention' ? { kind: 'retention' as const, body: { stream: h.stream, low: Math.floor((content.body as { lowPart: number }).lowPart * h.seq), cutoff: (content.body as { cutoff: number }).cutoff } } : content;
+    return { author, ...h, prev: h.seq === 0 ? null : prev, ...c } as Block;
+  });
 
 /** Reorders map entries (recursively) so insertion order differs from canonical order. */
 function shuffleMaps(v: unknown, rnd: () => number): unknown {
@@ -136,7 +141,7 @@ describe('blocks', () => {
   it('determinism: parents order and reserved-body map order do not change the bytes', () => {
     fc.assert(
       fc.property(blockArb, (b) => {
-        const rev = { ...b, parents: [...b.parents].reverse(), ...(b.kind !== 'frames' && b.kind !== 'enrolment' && { body: shuffleMaps(b.body, Math.random) }) } as Block;
+        const rev = { ...b, parents: [...b.parents].reverse(), ...(b.kind !== 'frames' && b.kind !== 'enrolment' && b.kind !== 'retention' && { body: shuffleMaps(b.body, Math.random) }) } as Block;
         expect(encodeBlock(rev)).toEqual(encodeBlock(b));
       }),
     );
@@ -183,6 +188,34 @@ describe('blocks', () => {
     expect(code([1])).toBe('block/not-a-map');
     expect(code(new Map([[0, 2]]))).toBe('block/bad-version');
     expect(code(new Map([[42, 2]]))).toBe('block/unknown-key');
+  });
+
+  it('retention (kind 6): typed body round trips; a mark past its own seq or naming another stream is refused', () => {
+    // issue 5: per-stream low-water marks as signed retention blocks
+    fc.assert(
+      fc.property(nameArb, fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.nat(), (stream, a, b, cutoff) => {
+        const [low, seq] = a <= b ? [a, b] : [b, a];
+        const blk: Block = { author, stream, seq, lamport: seq + 1, prev: seq === 0 ? null : new Uint8Array(32), parents: [], policy: stream, kind: 'retention', body: { stream, low, cutoff } };
+        const d = decodeBlock(encodeBlock(blk));
+        expect(d.ok && d.value.kind === 'retention' && d.value.body).toEqual({ stream, low, cutoff });
+      }),
+      { numRuns: 300 },
+    );
+    const base = { author, stream: 's', seq: 5, lamport: 6, prev: new Uint8Array(32), parents: [], policy: 's', kind: 'retention' as const };
+    expect(() => encodeBlock({ ...base, body: { stream: 's', low: 6, cutoff: 0 } })).toThrow(/own seq/);
+    expect(() => encodeBlock({ ...base, body: { stream: 'other', low: 1, cutoff: 0 } })).toThrow(/own stream/);
+    // The same refusals from the wire: a result, not an exception.
+    const raw = (body: unknown): string => {
+      const bytes = encodeBlock({ ...base, kind: 'policy', body: body as never });
+      bytes[bytes.indexOf(0x08, bytes.length - 30) + 1] = 0x06; // patch kind 3 → 6 (key 8 sits just before the body)
+      const r = decodeBlock(bytes);
+      return r.ok ? 'ok' : r.error.code;
+    };
+    expect(raw(new Map<number, unknown>([[1, 's'], [2, 3], [3, 0]]))).toBe('ok');
+    expect(raw(new Map<number, unknown>([[1, 's'], [2, 9], [3, 0]]))).toBe('block/bad-body');
+    expect(raw(new Map<number, unknown>([[1, 'x'], [2, 1], [3, 0]]))).toBe('block/bad-body');
+    expect(raw(new Map<number, unknown>([[1, 's'], [2, 1]]))).toBe('block/bad-body');
+    expect(raw(['s', 1, 0])).toBe('block/bad-body');
   });
 
   it('random bytes never throw', () => {
