@@ -36,6 +36,11 @@ import { type BlockRef, type Fault, frameId, verifyFrames, verifyHeader, type Ve
 
 /** The one policy (and stream) frames are written under until policies exist. */
 export const DEFAULT_POLICY = 'default';
+/** A block's `policy` is `name@version` (or a bare name); its stream is the name, so a stream stays one policy across versions. */
+export const policyStream = (policy: string): string => {
+  const at = policy.lastIndexOf('@');
+  return at > 0 ? policy.slice(0, at) : policy;
+};
 
 export interface IndexRecord extends BlockRef {
   readonly kind: Block['kind'];
@@ -102,6 +107,7 @@ export class BlockLog {
   private lamport: number;
   /** Own streams found forked (reported in `ownForks()`). */
   private readonly forkedOwn = new Set<string>();
+  private readonly blockListeners = new Set<(sb: SignedBlock) => void>();
   /** Heads already named as parents by one of our blocks (so each is named once). */
   private readonly referenced = new Set<string>();
   // Queued, not yet durable.
@@ -214,9 +220,23 @@ export class BlockLog {
     return out;
   }
 
-  /** Authors one block of any kind on this gateway's stream for `policy`. */
+  /**
+   * Authors one block of any kind (policy grants, …) on this gateway's stream for `policy`
+   * and queues it in the current transaction.
+   */
+  appendBlock(content: Pick<Block, 'kind' | 'body'>, policy: string): SignedBlock {
+    return this.author_(content, policy);
+  }
+
+  /** Calls `fn` with every block (authored or applied) once it is durable; returns an unsubscribe. */
+  onDurableBlock(fn: (sb: SignedBlock) => void): () => void {
+    this.blockListeners.add(fn);
+    return () => this.blockListeners.delete(fn);
+  }
+
+  /** Authors one block of any kind on this gateway's stream for `policy` (`name@version`: the stream is the name). */
   private author_(content: Pick<Block, 'kind' | 'body'>, policy: string): SignedBlock {
-    const stream = policy;
+    const stream = policyStream(policy);
     const head = this.heads.get(headKey(this.author, stream));
     const parents: Uint8Array[] = [];
     let lamport = Math.max(this.lamport, head?.lamport ?? 0);
@@ -327,7 +347,10 @@ export class BlockLog {
     }
     // Once durable, reads see it: drop it from the pending maps.
     void this.store.durable().then(
-      () => this.settle(hash, rec, chainKey, viewKeys),
+      () => {
+        this.settle(hash, rec, chainKey, viewKeys);
+        for (const l of this.blockListeners) l(sb);
+      },
       () => this.rollback(hash, chainKey, viewKeys),
     );
     return equivocation;
