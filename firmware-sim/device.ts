@@ -3,7 +3,7 @@
  * kept in a DeviceStateStore, and a bounded buffer of signed frames that the
  * gateway has not acknowledged yet (a real device keeps these in flash).
  */
-import { MAX_COUNTER, publicKeyToDidKey, type ReadingBody, signBody, type SignFn, isValidId } from '../protocols/index.js';
+import { type CommandAckBody, MAX_COUNTER, publicKeyToDidKey, type ReadingBody, type SenmlRecord, signBody, type SignFn, isValidId } from '../protocols/index.js';
 import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
 import { type DeviceStateStore, MemoryStateStore } from './state.js';
@@ -70,6 +70,8 @@ export class VirtualDevice {
   private seqCounter = 0;
   private droppedCount = 0;
   private generatedCount = 0;
+  /** Actuator states reported in every reading (set by firmware-sim/actuators.ts). */
+  actuatorRecords: (() => SenmlRecord[]) | undefined;
 
   constructor(opts: VirtualDeviceOptions) {
     if (!isValidId(opts.id)) throw new TypeError(`"${opts.id}" is not a valid device id`);
@@ -120,14 +122,24 @@ export class VirtualDevice {
     // A real device reboots rather than wrap seq, which would reuse (boot, seq).
     if (this.seqCounter > MAX_COUNTER) this.reboot();
     const time = this.deviceTime(nowMs);
-    const body: ReadingBody = {
-      type: 'reading',
-      boot: this.bootCounter,
-      seq: this.seqCounter,
-      time,
-      records: this.sensors.sample(time, this.baseName),
-    };
-    const frame: DeviceFrame = { boot: body.boot, seq: body.seq, time, bytes: signBody(body, this.id, this.sign), attempts: 0 };
+    const records = this.sensors.sample(time, this.baseName);
+    const extra = this.actuatorRecords?.();
+    const body: ReadingBody = { type: 'reading', boot: this.bootCounter, seq: this.seqCounter, time, records: extra ? [...records, ...extra] : records };
+    return this.keep(body);
+  }
+
+  /**
+   * Signs a command-ack (DESIGN "Downlink command / ack"): an uplink frame with its own
+   * (boot, seq), kept until the gateway acks it like any reading, so the answer is not lost.
+   */
+  commandAck(commandId: Uint8Array, status: number, detail?: string, nowMs: number = Date.now()): DeviceFrame {
+    if (this.seqCounter > MAX_COUNTER) this.reboot();
+    const body: CommandAckBody = { type: 'command-ack', boot: this.bootCounter, seq: this.seqCounter, time: this.deviceTime(nowMs), commandId, status, ...(detail !== undefined && { detail }) };
+    return this.keep(body);
+  }
+
+  private keep(body: ReadingBody | CommandAckBody): DeviceFrame {
+    const frame: DeviceFrame = { boot: body.boot, seq: body.seq, time: body.time!, bytes: signBody(body, this.id, this.sign), attempts: 0 };
     this.seqCounter++;
     this.generatedCount++;
     this.persist();
