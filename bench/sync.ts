@@ -1,24 +1,44 @@
 /**
- * `node --import tsx bench/sync.ts [--frames N]`: the sync engine on the issue's workload,
- * two replicas with N frames in common and d = 1 000 and 10 000 divergent frames on each
- * side (256 frames per block, as a busy ingest batch). Prints, from the same run: our sync
- * bytes ÷ bytes of the missing blocks (goal ≤ 1.05), message flights (a round trip is two),
- * wall time, and the bytes of an "are we equal?" check. Yjs / Automerge baselines: not yet.
+ * `node --import tsx bench/sync.ts [--quick] [--frames N] [--automerge-frames N]` (part of
+ * `npm run bench`): issue 5's sync workload, two replicas with n frames in common and
+ * d = 1 000 and 10 000 divergent frames on each side (256 frames per block, as a busy ingest
+ * batch), synced by our engine and, as baselines from the same run on the same frame bytes,
+ * by Yjs (state vector + update) and Automerge (its sync protocol). For each: bytes on the
+ * wire, bytes ÷ the missing frames' bytes, message flights (a round trip is two), wall time,
+ * and the bytes of an "are we equal?" check. Ours also: bytes ÷ missing block bytes (goal
+ * ≤ 1.05). `--quick`: n = 10 000, d = 1 000 only. Writes bench/results/sync.json.
+ *
+ * Our wall time includes verifying every device signature in the received blocks; Yjs and
+ * Automerge verify nothing.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
 import { BlockLog } from '../gateway/log/block-log.js';
 import { Store } from '../gateway/store/store.js';
 import { exchange } from '../gateway/sync/engine.js';
 import type { FrameEntry } from '../protocols/index.js';
-import { testDevice } from '../test/helpers/devices.js';
+import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
+import { automergeSync, type BaselineFrames, type BaselineResult, type DeviceFrame, yjsSync } from './lib/crdt-baselines.js';
 
-const { values } = parseArgs({ options: { frames: { type: 'string', default: '100000' } } });
-const n = Number(values.frames);
-const devices = Array.from({ length: 100 }, (_, i) => testDevice(`bench-${i}`));
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'automerge-frames': { type: 'string' } } });
+const quick = values.quick === true;
+const n = Number(values.frames ?? (quick ? 10_000 : 100_000));
+/** Automerge at a smaller n if it does not fit this box (the rows say which n). */
+const nAutomerge = Math.min(n, Number(values['automerge-frames'] ?? n));
+const divergent = quick ? [1000] : [1000, 10_000];
+const devices = Array.from({ length: 100 }, (_, i) => benchDevice(`bench-${i}`));
 const PER_BLOCK = 256;
+
+/** Frames j = 0… of one boot, round-robin over the devices (seq advances every 100 frames). */
+function frames(boot: number, count: number): DeviceFrame[] {
+  return Array.from({ length: count }, (_, j) => {
+    const d = devices[j % devices.length]!;
+    return { device: d.id, bytes: d.frame(boot, Math.floor(j / devices.length)) };
+  });
+}
 
 function replica(seeds: Uint8Array[], i: number) {
   const { dir, cleanup } = tempDir('outpost-bench-sync-');
@@ -28,36 +48,107 @@ function replica(seeds: Uint8Array[], i: number) {
   return { log, close: async () => (await store.close(), cleanup()) };
 }
 
-async function ingest(log: BlockLog, boot: number, count: number): Promise<void> {
-  for (let i = 0; i < count; i += PER_BLOCK) {
-    const entries: FrameEntry[] = [];
-    for (let j = i; j < Math.min(count, i + PER_BLOCK); j++) entries.push({ frame: devices[j % devices.length]!.frame(boot, Math.floor(j / devices.length)), rxTime: 1_760_000_000_000 + j, transport: 'mqtt' });
+async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> {
+  for (let i = 0; i < fs.length; i += PER_BLOCK) {
+    const entries: FrameEntry[] = fs.slice(i, i + PER_BLOCK).map((f, k) => ({ frame: f.bytes, rxTime: 1_760_000_000_000 + i + k, transport: 'mqtt' }));
     log.appendFrames(entries);
     if ((i / PER_BLOCK) % 32 === 0) await log.durable();
   }
   await log.durable();
 }
 
-const rows: string[][] = [['n common', 'd each side', 'missing block bytes', 'sync bytes', 'ratio', 'flights', 'wall ms', 'equal-check bytes']];
-for (const d of [1000, 10_000]) {
+interface Ours {
+  bytes: number;
+  blockBytes: number;
+  flights: number;
+  wallMs: number;
+  equalBytes: number;
+}
+
+async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFrame[]): Promise<Ours> {
   const seeds = [randomBytes(32), randomBytes(32)];
   const a = replica(seeds, 0);
   const b = replica(seeds, 1);
-  await ingest(a.log, 1, n);
+  await ingest(a.log, common);
   await exchange(a.log, b.log); // the common history
-  await ingest(a.log, 2, d);
-  await ingest(b.log, 3, d);
+  await ingest(a.log, onlyA);
+  await ingest(b.log, onlyB);
   const t0 = performance.now();
   const x = await exchange(a.log, b.log);
-  const wall = performance.now() - t0;
-  const blockBytes = x.initiator.blockBytesSent + x.responder.blockBytesSent;
-  const syncBytes = x.initiator.bytesSent + x.responder.bytesSent;
+  const wallMs = performance.now() - t0;
   if (a.log.headsDigest() !== b.log.headsDigest()) throw new Error('not converged');
   const eq = await exchange(a.log, b.log, { probe: true });
-  rows.push([String(n), String(d), String(blockBytes), String(syncBytes), (syncBytes / blockBytes).toFixed(4), String(x.flights), wall.toFixed(0), String(eq.initiator.bytesSent + eq.responder.bytesSent)]);
   await a.close();
   await b.close();
+  return {
+    bytes: x.initiator.bytesSent + x.responder.bytesSent,
+    blockBytes: x.initiator.blockBytesSent + x.responder.blockBytesSent,
+    flights: x.flights,
+    wallMs,
+    equalBytes: eq.initiator.bytesSent + eq.responder.bytesSent,
+  };
 }
-const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-for (const r of rows) console.log(r.map((x, c) => x.padStart(widths[c]!)).join('  '));
-console.log(`rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB`);
+
+interface Row {
+  figure: string;
+  value: number;
+  unit: string;
+  baseline?: string;
+  baselineValue?: number;
+  ratio?: number;
+  goal?: string;
+  pass?: boolean;
+}
+
+const round = (x: number): number => Number(x.toPrecision(5));
+
+async function main(): Promise<void> {
+  console.log(`outpost sync bench (${quick ? 'quick' : 'full'}): n = ${n} common, d = ${divergent.join(', ')} divergent frames each side; ours vs Yjs vs Automerge (n = ${nAutomerge})`);
+  const t0 = performance.now();
+  const common = frames(1, n);
+  const maxD = Math.max(...divergent);
+  const allA = frames(2, maxD);
+  const allB = frames(3, maxD);
+  console.log(`signed ${n + 2 * maxD} frames in ${(performance.now() - t0).toFixed(0)} ms`);
+  const rows: Row[] = [];
+  const table: string[][] = [['d', 'system', 'n', 'sync bytes', '÷ missing frame bytes', 'flights', 'wall ms', 'equal-check bytes']];
+  for (const d of divergent) {
+    const onlyA = allA.slice(0, d);
+    const onlyB = allB.slice(0, d);
+    const missing = [...onlyA, ...onlyB].reduce((s, f) => s + f.bytes.length, 0);
+    const o = await ours(common, onlyA, onlyB);
+    const f: BaselineFrames = { devices: devices.map((x) => x.id), common, onlyA, onlyB };
+    const y = yjsSync(f);
+    const am = automergeSync({ ...f, common: common.slice(0, nAutomerge) });
+    for (const [name, r] of [['Yjs', y], ['Automerge', am]] as const) if (!r.converged) throw new Error(`${name} did not converge`);
+    const systems: [string, { n: number; bytes: number; flights: number; wallMs: number; equalBytes: number }][] = [['outpost', { n, ...o }], ['Yjs', y], ['Automerge', am]];
+    for (const [name, r] of systems) table.push([String(d), name, String(r.n), String(r.bytes), (r.bytes / missing).toFixed(4), String(r.flights), r.wallMs.toFixed(0), String(r.equalBytes)]);
+
+    const at = `n=${n}, d=${d}`;
+    const ratio = o.bytes / o.blockBytes;
+    rows.push({ figure: `sync bytes ÷ missing block bytes (${at})`, value: round(ratio), unit: 'x', goal: '<= 1.05', pass: ratio <= 1.05 });
+    rows.push({ figure: `sync bytes, ours (${at})`, value: o.bytes, unit: 'B', baseline: 'missing frame bytes', baselineValue: missing, ratio: round(o.bytes / missing) });
+    const vs = (name: string, r: BaselineResult): void => {
+      const an = r.n === n ? '' : `, run at n=${r.n}`;
+      rows.push({ figure: `sync bytes, ${name} (${at}${an})`, value: r.bytes, unit: 'B', baseline: 'missing frame bytes', baselineValue: missing, ratio: round(r.bytes / missing) });
+      rows.push({ figure: `sync bytes, ours vs ${name} (${at}${an})`, value: o.bytes, unit: 'B', baseline: name, baselineValue: r.bytes, ratio: round(o.bytes / r.bytes) });
+      rows.push({ figure: `sync flights, ${name} (${at}${an})`, value: r.flights, unit: 'flights' });
+      rows.push({ figure: `sync wall time, ours vs ${name} (${at}${an})`, value: round(o.wallMs), unit: 'ms', baseline: name, baselineValue: round(r.wallMs), ratio: round(o.wallMs / r.wallMs) });
+    };
+    // Flights: hello → vector + blocks → blocks; the first round trip tells both sides the difference.
+    rows.push({ figure: `sync flights, ours (${at})`, value: o.flights, unit: 'flights', goal: '<= 3 (1 RT to learn)', pass: o.flights <= 3 });
+    vs('Yjs', y);
+    vs('Automerge', am);
+    if (d === divergent[0]) {
+      rows.push({ figure: `equal-state check bytes, ours (n=${n})`, value: o.equalBytes, unit: 'B', baseline: 'Yjs state vectors', baselineValue: y.equalBytes, ratio: round(o.equalBytes / y.equalBytes) });
+      rows.push({ figure: `equal-state check bytes, ours vs Automerge (n=${n})`, value: o.equalBytes, unit: 'B', baseline: 'Automerge', baselineValue: am.equalBytes, ratio: round(o.equalBytes / am.equalBytes) });
+    }
+  }
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
+  for (const r of table) console.log(r.map((x, c) => x.padStart(widths[c]!)).join('  '));
+  console.log(`rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (all three systems' replicas built in this process)`);
+  mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL('./results/sync.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, n, nAutomerge, divergent, rows, table }, null, 2) + '\n');
+}
+
+await main();
