@@ -1,0 +1,194 @@
+/**
+ * The real processes of the fault campaign: gateway processes (`gateway start`) that can be
+ * SIGKILLed and restarted on the same ports and data, a Mosquitto that can be killed and
+ * restarted, and a tmpfs that can be filled to make one gateway's disk full.
+ */
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import mqtt from 'mqtt';
+
+const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
+
+/** `gateway …` as a child process; resolves with its stdout (rejects on a non-zero exit). */
+export async function gatewayCli(args: string[]): Promise<string> {
+  return (await promisify(execFile)(process.execPath, [gatewayBin, ...args], { maxBuffer: 64 << 20 })).stdout;
+}
+
+/** Stderr or log lines that mean a defect, whatever the exit code says. */
+const ALARM = /unhandled|uncaught|segmentation|abort|heap out of memory|FATAL/i;
+
+export class GatewayNode {
+  child: ChildProcess | undefined;
+  /** Exits the campaign did not cause: crashes. */
+  readonly crashes: string[] = [];
+  /** Fatal log lines and alarming stderr lines (unhandled rejections, native faults). */
+  readonly alarms: string[] = [];
+  /** Error-level log messages, counted (store failures are expected under disk-full). */
+  readonly errors = new Map<string, number>();
+  starts = 0;
+  /** Receive-clock offset for the next start (OUTPOST_CLOCK_OFFSET_MS, gateway/clock-offset.ts). */
+  clockOffsetMs = 0;
+  private expectExit = false;
+
+  constructor(
+    readonly id: string,
+    readonly configFile: string,
+    readonly dataDir: string,
+    readonly mqttPort: number,
+  ) {}
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Spawns `gateway start` and waits for its "ready" line. */
+  async start(timeoutMs = 60_000): Promise<void> {
+    if (this.running) return;
+    this.expectExit = false;
+    this.starts++;
+    const env = { ...process.env, OUTPOST_CLOCK_OFFSET_MS: String(this.clockOffsetMs) };
+    const child = spawn(process.execPath, [gatewayBin, 'start', '--config', this.configFile, '--no-simulate'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    this.child = child;
+    const tag = `${this.id}#${this.starts}`;
+    createInterface({ input: child.stderr! }).on('line', (line) => {
+      if (ALARM.test(line) && this.alarms.length < 50) this.alarms.push(`${tag} stderr: ${line}`);
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${tag} did not become ready in ${timeoutMs} ms`)), timeoutMs);
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        let rec: { event?: string; level?: number; msg?: string; kind?: string };
+        try {
+          rec = JSON.parse(line) as typeof rec;
+        } catch {
+          if (ALARM.test(line)) this.alarms.push(`${tag} stdout: ${line}`);
+          return;
+        }
+        if (rec.event === 'ready') {
+          clearTimeout(timer);
+          resolve();
+        }
+        if ((rec.level ?? 0) >= 60 && this.alarms.length < 50) this.alarms.push(`${tag} fatal: ${line.slice(0, 500)}`);
+        else if ((rec.level ?? 0) >= 50) {
+          const k = rec.kind ?? rec.msg ?? '?';
+          this.errors.set(k, (this.errors.get(k) ?? 0) + 1);
+        }
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        if (!this.expectExit) this.crashes.push(`${tag} exited by itself (code ${code}, signal ${signal})`);
+        reject(new Error(`${tag} exited before ready (code ${code}, signal ${signal})`));
+      });
+    });
+    await ready;
+  }
+
+  /** SIGKILL, as a power cut or the OOM killer would. */
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  /** SIGTERM (a clean stop); resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    return this.signal('SIGTERM');
+  }
+
+  private async signal(sig: NodeJS.Signals): Promise<number | null> {
+    const child = this.child;
+    if (!child || !this.running) return child?.exitCode ?? null;
+    this.expectExit = true;
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill(sig);
+    return exited;
+  }
+}
+
+/** A Mosquitto on a fixed port, used by two siblings for sync. */
+export class Mosquitto {
+  private proc: ChildProcess | undefined;
+  private readonly conf: string;
+
+  constructor(
+    dir: string,
+    readonly port: number,
+  ) {
+    this.conf = join(dir, 'mosquitto.conf');
+    writeFileSync(this.conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  }
+
+  get url(): string {
+    return `mqtt://127.0.0.1:${this.port}`;
+  }
+  get running(): boolean {
+    return this.proc !== undefined;
+  }
+
+  async start(): Promise<void> {
+    if (this.proc) return;
+    const proc = spawn('mosquitto', ['-c', this.conf], { stdio: 'ignore' });
+    this.proc = proc;
+    proc.once('exit', () => {
+      if (this.proc === proc) this.proc = undefined;
+    });
+    const end = Date.now() + 10_000;
+    for (;;) {
+      const c = await mqtt.connectAsync(this.url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
+      if (c) return void (await c.endAsync());
+      if (Date.now() > end) throw new Error('mosquitto did not come up');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async kill(): Promise<void> {
+    const proc = this.proc;
+    if (!proc) return;
+    this.proc = undefined;
+    await new Promise<void>((resolve) => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+      proc.once('exit', () => resolve());
+      proc.kill('SIGKILL');
+    });
+  }
+}
+
+/** A tmpfs mounted on `dir` (needs root); `fill()` takes all its free space, `free()` gives it back. */
+export class SmallDisk {
+  private readonly ballast: string;
+
+  private constructor(readonly dir: string) {
+    this.ballast = join(dir, 'ballast');
+  }
+
+  /** Mounts it, or returns undefined when this process may not mount (not root). */
+  static mount(dir: string, size = '256m'): SmallDisk | undefined {
+    mkdirSync(dir, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'ignore' });
+      return new SmallDisk(dir);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Allocates every free block to a ballast file: the next write that needs a new page fails with ENOSPC. */
+  fill(): number {
+    const st = statfsSync(this.dir);
+    const free = Number(st.bavail) * Number(st.bsize);
+    if (free > 0) execFileSync('fallocate', ['-l', String(free), this.ballast]);
+    return free;
+  }
+
+  free(): void {
+    rmSync(this.ballast, { force: true });
+  }
+
+  unmount(): void {
+    try {
+      execFileSync('umount', ['-l', this.dir], { stdio: 'ignore' });
+    } catch {
+      // already gone
+    }
+  }
+}
