@@ -10,6 +10,7 @@ import type { GatewayConfig } from './config.js';
 import { HomeAssistantDiscovery } from './homeassistant.js';
 import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
+import { receiveClock } from './clock-offset.js';
 import { BlockLog } from './log/block-log.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
 import { VerifyPool } from './ingest/verify-pool.js';
@@ -64,7 +65,7 @@ export class Gateway {
     const pool = new VerifyPool(workers);
     const siblingAuthors = siblingKeys(config.sync);
     const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors });
-    const ingest = new IngestPipeline(store, registry, pool, log, config.ingest, blockLog);
+    const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock() }, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
     gw.blockLog = blockLog;
