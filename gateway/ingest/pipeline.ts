@@ -16,6 +16,7 @@ import {
   kidToDeviceId,
   MAX_FRAME_BYTES,
   sigStructure,
+  type ReadingBody,
   type UplinkBody,
 } from '../../protocols/index.js';
 import { type Logger, LogThrottle } from '../logger.js';
@@ -65,6 +66,8 @@ export interface IngestOptions {
   /** Most frames verified and committed together. */
   readonly maxBatch?: number;
   readonly now?: () => number;
+  /** The policy tag of a stored frame (gateway/policy/tagging.ts); frames of one policy share blocks. Default: the `default` policy. */
+  readonly policyOf?: (f: { device: string; model?: string | undefined; site?: string | undefined; records?: ReadingBody['records'] | undefined }) => string;
 }
 
 interface Verified {
@@ -83,6 +86,8 @@ interface Entry {
   device?: string;
   job?: VerifyJob;
   payload?: Uint8Array;
+  /** The device's registry record (tagging looks at its model and site). */
+  record?: { readonly model?: string; readonly site?: string };
   /** For a duplicate of a frame that was not yet durable: the commit-failure count when decided. */
   dupOfUncommitted?: number;
   /** Set for frames appended to the store in this batch. */
@@ -115,6 +120,7 @@ export class IngestPipeline {
   private readonly maxFrameBytes: number;
   private readonly maxBatch: number;
   private readonly now: () => number;
+  private readonly policyOf: IngestOptions['policyOf'];
 
   constructor(
     private readonly store: Store,
@@ -131,6 +137,7 @@ export class IngestPipeline {
     this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
     this.maxBatch = opts.maxBatch ?? 256;
     this.now = opts.now ?? Date.now;
+    this.policyOf = opts.policyOf;
     this.throttle = new LogThrottle(log);
   }
 
@@ -196,6 +203,7 @@ export class IngestPipeline {
       return;
     }
     e.payload = payload;
+    e.record = active.record;
     e.job = { publicKey: active.publicKey, signature, message: sigStructure(protectedBytes, payload) };
   }
 
@@ -280,7 +288,8 @@ export class IngestPipeline {
   private decide(batch: Entry[], results: boolean[] | undefined): void {
     let i = 0;
     const touched = new Set<string>();
-    const blockFrames: { frame: Uint8Array; rxTime: number; transport: string }[] = [];
+    // One block per policy: a batch's frames grouped by their policy tag.
+    const blockFrames = new Map<string | undefined, { frame: Uint8Array; rxTime: number; transport: string }[]>();
     for (const e of batch) {
       if (e.outcome || !e.job) continue;
       const ok = results?.[i++];
@@ -331,10 +340,13 @@ export class IngestPipeline {
       });
       e.stored = { rx, body: body.value, key };
       e.outcome = { status: 'stored', device, boot, seq, rx };
-      blockFrames.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
+      const policy = this.policyOf?.({ device, model: e.record?.model, site: e.record?.site, records: body.value.type === 'reading' ? body.value.records : undefined });
+      let group = blockFrames.get(policy);
+      if (!group) blockFrames.set(policy, (group = []));
+      group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
     // Queued in the same transaction as the frames: a frame is acked only once its block is durable too.
-    if (this.blockLog && blockFrames.length > 0) this.blockLog.appendFrames(blockFrames);
+    if (this.blockLog) for (const [policy, frames] of blockFrames) this.blockLog.appendFrames(frames, policy);
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
   }
 
