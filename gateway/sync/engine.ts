@@ -38,9 +38,12 @@ export interface SyncStats {
   protocolError?: string;
 }
 
-/** This log's version vector: one entry per (author, stream). */
-export function localVector(log: BlockLog): VectorEntry[] {
-  return log.streamHeads().map((h) => {
+/** Which (author hex, stream) may be offered to the peer of a session (gateway/policy/sync-filter.ts); default: all. */
+export type StreamFilter = (author: string, stream: string) => boolean;
+
+/** This log's version vector: one entry per (author, stream) (only those `offer` allows). */
+export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] {
+  return log.streamHeads().filter((h) => offer === undefined || offer(h.author, h.stream)).map((h) => {
     const r = log.streamRange(h.author, h.stream)!;
     return { author: fromHex(h.author)!, stream: h.stream, low: r.low, high: h.seq, count: r.count, heads: h.hashes.map((x) => fromHex(x)!) };
   });
@@ -52,10 +55,11 @@ export function localVector(log: BlockLog): VectorEntry[] {
  * stream forked on either side (or whose heads disagree) is sent whole, and the
  * peer skips what it holds.
  */
-export function missingFor(log: BlockLog, theirs: readonly VectorEntry[]): string[] {
+export function missingFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: StreamFilter): string[] {
   const t = new Map(theirs.map((e) => [`${toHex(e.author)}/${e.stream}`, e]));
   const out: { hash: string; lamport: number }[] = [];
   for (const h of log.streamHeads()) {
+    if (offer !== undefined && !offer(h.author, h.stream)) continue;
     const e = t.get(`${h.author}/${h.stream}`);
     const r = log.streamRange(h.author, h.stream)!;
     const forked = r.count !== h.seq - r.low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
@@ -92,9 +96,9 @@ export function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8
 }
 
 /** Every block of the named streams, in lamport order. */
-function wholeStreams(log: BlockLog, streams: readonly (readonly [Uint8Array, string])[]): string[] {
+function wholeStreams(log: BlockLog, streams: readonly (readonly [Uint8Array, string])[], offer?: StreamFilter): string[] {
   const out: { hash: string; lamport: number }[] = [];
-  for (const [a, st] of streams) for (const [, hash] of log.streamBlocks(toHex(a), st)) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
+  for (const [a, st] of streams) if (offer === undefined || offer(toHex(a), st)) for (const [, hash] of log.streamBlocks(toHex(a), st)) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
   out.sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
   return out.map((x) => x.hash);
 }
@@ -107,7 +111,15 @@ export class SyncSession {
   private wants = 0;
   private ended = false;
 
+  /** Streams this peer may be offered (policies); set once the peer is known. */
+  private offer: StreamFilter | undefined;
+
   constructor(private readonly log: BlockLog) {}
+
+  /** Offer and send only streams `offer` allows (the authenticated peer's permissions). */
+  restrict(offer: StreamFilter | undefined): void {
+    this.offer = offer;
+  }
 
   /** True once both sides said done (or equal), or the peer sent garbage. */
   get finished(): boolean {
@@ -143,11 +155,11 @@ export class SyncSession {
         return [];
       case 'hello':
         if (hashHex(m.digest) === this.log.headsDigest()) return this.equal();
-        return [this.out({ type: 'vector', vector: localVector(this.log) }), ...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
+        return [this.out({ type: 'vector', vector: localVector(this.log, this.offer) }), ...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
       case 'vector':
         return [...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
       case 'want':
-        return this.send(wholeStreams(this.log, m.streams));
+        return this.send(wholeStreams(this.log, m.streams, this.offer));
       case 'block': {
         const r = this.log.apply(m.envelope);
         if (r.status === 'applied') {
@@ -164,7 +176,7 @@ export class SyncSession {
   }
 
   private hello(): SyncMessage {
-    return { type: 'hello', digest: fromHex(this.log.headsDigest())!, vector: localVector(this.log) };
+    return { type: 'hello', digest: fromHex(this.log.headsDigest())!, vector: localVector(this.log, this.offer) };
   }
 
   private equal(): Uint8Array[] {
@@ -181,7 +193,7 @@ export class SyncSession {
   }
 
   private blocksFor(theirs: readonly VectorEntry[]): Uint8Array[] {
-    return this.send(missingFor(this.log, theirs));
+    return this.send(missingFor(this.log, theirs, this.offer));
   }
 
   private send(hashes: readonly string[]): Uint8Array[] {
@@ -218,9 +230,11 @@ export interface ExchangeResult {
  * the reference for transports): messages are passed as bytes, flight by flight.
  * Waits for both logs' writes to be durable.
  */
-export async function exchange(a: BlockLog, b: BlockLog, opts: { probe?: boolean } = {}): Promise<ExchangeResult> {
+export async function exchange(a: BlockLog, b: BlockLog, opts: { probe?: boolean; aOffers?: StreamFilter; bOffers?: StreamFilter } = {}): Promise<ExchangeResult> {
   const sa = new SyncSession(a);
   const sb = new SyncSession(b);
+  sa.restrict(opts.aOffers);
+  sb.restrict(opts.bOffers);
   let flight = sa.open(opts);
   let flights = 0;
   let toB = true;

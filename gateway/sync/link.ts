@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeAuthMessage, encodeAuthMessage, MAX_BLOCK_BYTES, NONCE_BYTES, syncAuthInput, toHex } from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { BlockLog } from '../log/block-log.js';
-import { SyncSession, type SyncStats } from './engine.js';
+import { type StreamFilter, SyncSession, type SyncStats } from './engine.js';
 
 export const MAX_LINK_MESSAGE = MAX_BLOCK_BYTES + 1024;
 
@@ -25,6 +25,8 @@ export interface LinkOptions {
   readonly peers: Iterable<Uint8Array>;
   /** Give up on a silent link after this long (default 30 s). */
   readonly idleTimeoutMs?: number;
+  /** The streams the authenticated peer (key hex) may be offered (policies); default: all. */
+  readonly offerTo?: (peer: string) => StreamFilter | undefined;
 }
 
 export class LinkError extends Error {
@@ -142,6 +144,7 @@ export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: 
   try {
     const peer = await authenticate(link, opts);
     const session = new SyncSession(opts.log);
+    session.restrict(opts.offerTo?.(peer));
     await runSession(link, session, session.open({ probe: opts.probe ?? false }));
     await opts.log.durable();
     return { peer, stats: session.stats };
@@ -156,6 +159,7 @@ export async function respond(link: MessageLink, opts: LinkOptions & SyncLinkEve
   const session = new SyncSession(opts.log);
   try {
     peer = await authenticate(link, opts);
+    session.restrict(opts.offerTo?.(peer));
     await runSession(link, session, []);
     await opts.log.durable();
     opts.onLink?.({ peer, stats: session.stats });
