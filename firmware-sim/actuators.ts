@@ -128,7 +128,7 @@ export class Actuators {
     const held = this.fences.get(cmd.actuator);
     const fence = cmd.fence ?? 0;
     if (held && (fence < held.fence || (fence === held.fence && held.gateway !== gw.id))) {
-      return { ...base, status: AckStatus.fenced, detail: `fence ${fence} is below ${held.fence} held by ${held.gateway}`, executed: false };
+      return { ...base, status: AckStatus.fenced, detail: `fence ${fence} refused: ${held.fence} is held by ${held.gateway}`, executed: false };
     }
     if (held && fence === held.fence && cmd.issued < held.issued) {
       return { ...base, status: AckStatus.rejected, detail: `stale: issued before the last command obeyed on ${cmd.actuator}`, executed: false };

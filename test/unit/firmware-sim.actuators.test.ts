@@ -79,7 +79,7 @@ describe('firmware-sim actuators', () => {
   it('keeps the highest fence: a lower fence, or the same fence from another gateway, is refused (issue 7: fencing tokens)', () => {
     const a = acts();
     expect(a.handle(cmd({ fence: 5, value: false }), T0).executed).toBe(true);
-    expect(a.handle(cmd({ fence: 4, value: true }, gwB), T0)).toMatchObject({ status: AckStatus.fenced, detail: expect.stringMatching(/below 5 held by gw-a/) as string });
+    expect(a.handle(cmd({ fence: 4, value: true }, gwB), T0)).toMatchObject({ status: AckStatus.fenced, detail: expect.stringMatching(/refused: 5 is held by gw-a/) as string });
     expect(a.handle(cmd({ fence: 5, value: true }, gwB), T0).status).toBe(AckStatus.fenced);
     expect(a.handle(cmd({ value: true }), T0).status).toBe(AckStatus.fenced); // no fence at all once fenced
     expect(a.get('conveyor')).toBe(false);

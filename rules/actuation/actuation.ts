@@ -1,0 +1,223 @@
+/**
+ * Actuation: the DecisionSink of the live rules engine. A command decision becomes a command
+ * signed by this gateway under a lease with a fencing token, sent over the device's own
+ * transport, tracked to a final state, and recorded for the audit (decision, lease and
+ * outcome records in signed `actuation` blocks). Transport-free: the gateway adapter
+ * (gateway/actuation/) provides the transport, the journal and the frames it hears.
+ *
+ * Every decision is journaled, commands or not; `outcomes$` reports each command's final state
+ * back to the rules engine (and to status, metrics and the log through the adapter).
+ */
+import { Subject } from 'rxjs';
+import { AckStatus, type CommandAckBody, toHex } from '../../protocols/index.js';
+import type { ActuationRecord, DecisionRecord, OutcomeRecord } from '../../protocols/actuation.js';
+import type { CommandIntent, Decision, DecisionSink } from '../decision.js';
+import { type GatewaySigner, COMMAND_ID_BYTES, type SignedCommand, signCommand } from './command.js';
+import { LeaseTable } from './leases.js';
+import { type Clock, type CommandTransport, CommandTracker, type FinalOutcome, systemClock } from './tracker.js';
+
+export interface ActuationJournal {
+  /** Queues records for the log; written as signed actuation blocks, in order. */
+  record(records: readonly ActuationRecord[]): void;
+}
+
+export interface ActuationLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface ActuationOptions {
+  readonly signer: GatewaySigner;
+  /** This gateway's key (hex): its identity as a lease holder, the author of its lease blocks. */
+  readonly self: string;
+  readonly transport: CommandTransport;
+  readonly journal: ActuationJournal;
+  readonly clock?: Clock;
+  /** Lease duration (default 30 s). */
+  readonly leaseMs?: number;
+  /** Commands only for devices heard within this long (default 60 s): a lease needs a device we hear. */
+  readonly heardWithinMs?: number;
+  readonly retryMinMs?: number;
+  readonly retryMaxMs?: number;
+  readonly randomId?: () => Uint8Array;
+  readonly logger?: ActuationLogger;
+  /** Decisions that are not commands (MQTT publish, alerts): carried out by the adapter. */
+  readonly onOtherAction?: (d: Decision) => void;
+  /** A command handed to the transport for the first time (bench: frame-to-command latency). */
+  readonly onSent?: (c: SignedCommand) => void;
+}
+
+/** A command's final state as reported to the rules engine. */
+export interface CommandOutcome extends Omit<OutcomeRecord, 'type' | 'commandId'> {
+  readonly commandId: string;
+  readonly rule: string;
+  readonly value: CommandIntent['value'];
+  readonly latencyMs: number;
+}
+
+export interface ActuationStats {
+  decisions: number;
+  commands: number;
+  acked: number;
+  refused: number;
+  expired: number;
+  noRoute: number;
+  noLease: number;
+  superseded: number;
+  /** Devices reporting a forged command (signature did not verify). */
+  forgeryReports: number;
+  /** Devices reporting a command id seen before. */
+  replayReports: number;
+  leasesTaken: number;
+}
+
+const STATE_STAT = { acked: 'acked', refused: 'refused', expired: 'expired', 'no-route': 'noRoute', 'no-lease': 'noLease', superseded: 'superseded' } as const;
+
+export class Actuation implements DecisionSink {
+  readonly outcomes$ = new Subject<CommandOutcome>();
+  readonly stats: ActuationStats = { decisions: 0, commands: 0, acked: 0, refused: 0, expired: 0, noRoute: 0, noLease: 0, superseded: 0, forgeryReports: 0, replayReports: 0, leasesTaken: 0 };
+  readonly leases: LeaseTable;
+  private readonly tracker: CommandTracker;
+  private readonly clock: Clock;
+  private readonly heard = new Map<string, number>();
+  private readonly rules = new Map<string, string>();
+  private lastIssued = 0;
+  private readonly randomId: () => Uint8Array;
+
+  constructor(private readonly opts: ActuationOptions) {
+    this.clock = opts.clock ?? systemClock;
+    this.leases = new LeaseTable(opts.self, opts.leaseMs ?? 30_000);
+    this.randomId = opts.randomId ?? (() => crypto.getRandomValues(new Uint8Array(COMMAND_ID_BYTES)));
+    this.tracker = new CommandTracker({
+      transport: opts.transport,
+      clock: this.clock,
+      retryMinMs: opts.retryMinMs ?? 250,
+      retryMaxMs: opts.retryMaxMs ?? 4000,
+      onFinal: (o) => this.final(o),
+      onReport: (device, ack, inFlight) => this.report(device, ack, inFlight),
+      ...(opts.onSent && { onSent: (c: SignedCommand) => opts.onSent!(c) }),
+    });
+  }
+
+  /** Commands being tracked. */
+  get inFlight(): number {
+    return this.tracker.size;
+  }
+
+  /** A frame from `device` was stored: it is reachable (leases are only taken for devices we hear). */
+  deviceHeard(device: string, at: number = this.clock.now()): void {
+    this.heard.set(device, at);
+  }
+
+  /** A command-ack frame from `device` (verified and durable). */
+  commandAck(device: string, ack: CommandAckBody): void {
+    const key = toHex(ack.commandId);
+    if (ack.status === AckStatus.fenced) {
+      // "fence N refused: F is held by gw-x": another gateway drives this actuator; stand back.
+      const m = /(\d+) is held by (\S+)$/.exec(ack.detail ?? '');
+      const actuator = this.actuatorOf(key);
+      if (m && actuator) this.leases.fencedBy(device, actuator, m[2]!, Number(m[1]), this.clock.now());
+    }
+    this.tracker.onAck(device, ack, key);
+  }
+
+  private readonly actuators = new Map<string, string>();
+  private actuatorOf(key: string): string | undefined {
+    return this.actuators.get(key);
+  }
+
+  decide(decision: Decision): void {
+    this.stats.decisions++;
+    const a = decision.action;
+    const base: DecisionRecord = {
+      type: 'decision',
+      at: decision.at,
+      rule: decision.rule,
+      ruleVersion: decision.ruleVersion,
+      inputs: decision.inputs.map((f) => ({ device: f.device, boot: f.boot, seq: f.seq })),
+      reason: decision.reason,
+      action: a,
+    };
+    if (a.kind !== 'command') {
+      this.opts.journal.record([base]);
+      this.opts.onOtherAction?.(decision);
+      return;
+    }
+    const intent = a.command;
+    const now = this.clock.now();
+    const issued = (this.lastIssued = Math.max(now, this.lastIssued + 1)); // strictly increasing: the device orders by it
+    const id = this.randomId();
+    const heardAt = this.heard.get(intent.device);
+    const heardWithin = this.opts.heardWithinMs ?? 60_000;
+    let unroutable: { state: 'no-route' | 'no-lease'; detail: string } | undefined;
+    let claim: ReturnType<LeaseTable['claim']> | undefined;
+    if (heardAt === undefined || now - heardAt > heardWithin) unroutable = { state: 'no-route', detail: heardAt === undefined ? `${intent.device} never heard by this gateway` : `${intent.device} not heard for ${now - heardAt} ms` };
+    else {
+      claim = this.leases.claim(intent.device, intent.actuator, now);
+      if (!claim.ok) unroutable = { state: 'no-lease', detail: `lease on ${intent.device}/${intent.actuator} held by ${claim.holder} (fence ${claim.fence}) until ${new Date(claim.expires).toISOString()}` };
+    }
+    let command: SignedCommand;
+    try {
+      command = signCommand(intent, { id, issued, ...(claim?.ok && { fence: claim.fence }) }, this.opts.signer);
+    } catch (err) {
+      // A rule asking for an impossible command (bad ttl) is its own fault: logged, the rest go on.
+      this.opts.logger?.warn({ rule: decision.rule, err: String(err) }, 'command not issued');
+      this.opts.journal.record([base]);
+      return;
+    }
+    this.stats.commands++;
+    const records: ActuationRecord[] = [];
+    if (claim?.ok && claim.record) {
+      records.push(claim.record);
+      this.stats.leasesTaken++;
+    }
+    records.push({ ...base, command: { id, issued, expires: command.body.expires, ...(command.body.fence !== undefined && { fence: command.body.fence }) } });
+    this.opts.journal.record(records);
+    this.rules.set(command.key, decision.rule);
+    this.actuators.set(command.key, intent.actuator);
+    if (unroutable) {
+      this.final({ command, state: unroutable.state, attempts: 0, at: now, latencyMs: 0, detail: unroutable.detail });
+      return;
+    }
+    this.tracker.start(command);
+  }
+
+  private final(o: FinalOutcome): void {
+    const c = o.command.body;
+    this.stats[STATE_STAT[o.state]]++;
+    const rec: OutcomeRecord = {
+      type: 'outcome',
+      at: o.at,
+      commandId: c.id,
+      state: o.state,
+      attempts: o.attempts,
+      device: c.target,
+      actuator: c.actuator,
+      ...(o.ackStatus !== undefined && { ackStatus: o.ackStatus }),
+      ...(o.detail !== undefined && { detail: o.detail.slice(0, 1024) }),
+    };
+    this.opts.journal.record([rec]);
+    const rule = this.rules.get(o.command.key) ?? '';
+    this.rules.delete(o.command.key);
+    this.actuators.delete(o.command.key);
+    const out: CommandOutcome = { ...rec, commandId: o.command.key, rule, value: c.value, latencyMs: o.latencyMs };
+    const log = { device: c.target, actuator: c.actuator, command: o.command.key, rule, state: o.state, attempts: o.attempts, detail: o.detail };
+    if (o.state === 'acked') this.opts.logger?.info(log, `command ${c.target}/${c.actuator} = ${String(c.value)} acked`);
+    else this.opts.logger?.warn(log, `command ${c.target}/${c.actuator} = ${String(c.value)} ended ${o.state}`);
+    this.outcomes$.next(out);
+  }
+
+  private report(device: string, ack: CommandAckBody, inFlight: boolean): void {
+    if (ack.status === AckStatus.badSignature) this.stats.forgeryReports++;
+    else if (ack.status === AckStatus.replayed) this.stats.replayReports++;
+    else return; // a late ack for a command already final
+    const what = ack.status === AckStatus.badSignature ? 'a forged command' : 'a replayed command';
+    this.opts.logger?.warn({ device, command: toHex(ack.commandId), status: ack.status, detail: ack.detail, ours: inFlight }, `device ${device} refused ${what}`);
+  }
+
+  /** Ends tracking (gateway shutdown). */
+  close(): void {
+    this.tracker.close();
+    this.outcomes$.complete();
+  }
+}
