@@ -1,0 +1,156 @@
+/**
+ * The rules engine: routes each frame to the rules whose trigger matches, runs every rule as
+ * its own rxjs pipeline on one scheduler (live: asyncScheduler; replay: ReplayScheduler), and
+ * hands decisions to a sink after the interlock check.
+ *
+ * Isolation: a rule whose pipeline throws is logged, counted and restarted with fresh state
+ * (up to `maxRestarts`, then disabled); the other rules never see it. A sink that throws is
+ * counted too; decisions keep flowing.
+ */
+import { asyncScheduler, type Observable, type SchedulerLike, Subject, type Subscription } from 'rxjs';
+import type { Decision, DecisionSink } from '../decision.js';
+import type { DecisionDraft, RuleSet, RuleSpec } from '../dsl/types.js';
+import type { RuleFrame } from '../frame.js';
+import { compileRule, matcher } from './compile.js';
+import { InterlockGuard } from './interlock.js';
+import type { EvalCounters } from './signal.js';
+
+/** pino-compatible. */
+export interface RulesLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface EngineOptions {
+  readonly sink: DecisionSink;
+  readonly scheduler?: SchedulerLike;
+  readonly log?: RulesLogger;
+  /** Restarts of a failing rule before it is disabled (default 10). */
+  readonly maxRestarts?: number;
+}
+
+export interface RuleStats extends EvalCounters {
+  readonly id: string;
+  readonly version: string;
+  readonly kind: RuleSpec['kind'];
+  frames: number;
+  decisions: number;
+  /** Interlock refusals of this rule's commands. */
+  refused: number;
+  /** Times its pipeline threw. */
+  errors: number;
+  lastError?: string;
+  disabled: boolean;
+}
+
+interface Running {
+  readonly spec: RuleSpec;
+  readonly matches: (f: RuleFrame) => boolean;
+  readonly input: Subject<RuleFrame>;
+  readonly stats: RuleStats;
+  sub?: Subscription;
+}
+
+export class RulesEngine {
+  readonly scheduler: SchedulerLike;
+  private readonly running: Running[];
+  private readonly interlock: InterlockGuard;
+  private readonly maxRestarts: number;
+  private started = false;
+  sinkErrors = 0;
+
+  constructor(
+    readonly ruleSet: RuleSet,
+    private readonly opts: EngineOptions,
+  ) {
+    this.scheduler = opts.scheduler ?? asyncScheduler;
+    this.maxRestarts = opts.maxRestarts ?? 10;
+    this.interlock = new InterlockGuard(ruleSet.interlocks);
+    this.running = ruleSet.rules.map((spec) => ({
+      spec,
+      matches: matcher(spec.trigger),
+      input: new Subject<RuleFrame>(),
+      stats: { id: spec.id, version: spec.version, kind: spec.kind, frames: 0, decisions: 0, refused: 0, errors: 0, evalErrors: 0, disabled: false },
+    }));
+  }
+
+  /** Subscribes every rule (initial machine states decide now). */
+  start(): this {
+    if (this.started) return this;
+    this.started = true;
+    for (const r of this.running) this.subscribe(r);
+    return this;
+  }
+
+  /** One frame into every matching rule; never throws. */
+  push(frame: RuleFrame): void {
+    for (const r of this.running) {
+      if (r.stats.disabled || !r.matches(frame)) continue;
+      r.stats.frames++;
+      r.input.next(frame);
+    }
+  }
+
+  /** Feeds the engine from a stream (the gateway's durable frames). */
+  connect(frames$: Observable<RuleFrame>): Subscription {
+    this.start();
+    return frames$.subscribe({ next: (f) => this.push(f) });
+  }
+
+  stop(): void {
+    for (const r of this.running) {
+      r.sub?.unsubscribe();
+      r.input.complete();
+    }
+  }
+
+  stats(): readonly RuleStats[] {
+    return this.running.map((r) => r.stats);
+  }
+
+  private subscribe(r: Running): void {
+    let op;
+    try {
+      op = compileRule(r.spec, this.scheduler, r.stats);
+      r.sub = r.input.pipe(op).subscribe({
+        next: (d) => this.decide(r, d),
+        error: (e: unknown) => this.failed(r, e),
+      });
+    } catch (e) {
+      this.failed(r, e);
+    }
+  }
+
+  private failed(r: Running, e: unknown): void {
+    r.stats.errors++;
+    r.stats.lastError = e instanceof Error ? e.message : String(e);
+    r.sub?.unsubscribe();
+    r.sub = undefined;
+    const restart = r.stats.errors <= this.maxRestarts;
+    this.opts.log?.error({ rule: r.spec.id, version: r.spec.version, err: r.stats.lastError, errors: r.stats.errors, restart }, restart ? 'rule failed; restarted with fresh state' : 'rule failed too often; disabled');
+    if (restart) this.subscribe(r);
+    else r.stats.disabled = true;
+  }
+
+  private decide(r: Running, d: DecisionDraft): void {
+    let action = d.action;
+    let reason = d.reason;
+    if (action.kind === 'command') {
+      const refusal = this.interlock.admit(action.command);
+      if (refusal !== undefined) {
+        r.stats.refused++;
+        action = { kind: 'alert', message: refusal };
+        reason = `${reason}; refused by interlock`;
+        this.opts.log?.warn({ rule: r.spec.id, refusal }, 'interlock refused a command');
+      }
+    }
+    const decision: Decision = { rule: r.spec.id, ruleVersion: r.spec.version, at: this.scheduler.now(), inputs: d.inputs, reason, action };
+    r.stats.decisions++;
+    try {
+      this.opts.sink.decide(decision);
+    } catch (e) {
+      this.sinkErrors++;
+      this.opts.log?.error({ rule: r.spec.id, err: e instanceof Error ? e.message : String(e) }, 'decision sink failed');
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The condition's level over time: CEL evaluation, hysteresis, for-duration, debounce, and
+ * the edges actions fire on. Each is a level in, level out operator on the rule's clock.
+ */
+import type { OperatorFunction, SchedulerLike, Subscription } from 'rxjs';
+import type { CelContext, Condition } from '../dsl/cel.js';
+import { type Fire, inputsOf, type Sample, type Signal, valuesOf } from './sample.js';
+import { stage } from './stage.js';
+
+export interface EvalCounters {
+  evalErrors: number;
+  lastEvalError?: string;
+}
+
+export interface Level {
+  readonly set: boolean;
+  /** Whether the hysteresis `clear` condition holds (undefined without hysteresis). */
+  readonly clear?: boolean;
+  readonly sample: Sample;
+  readonly ctx: CelContext;
+}
+
+export function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
+  return { device: s.frame.device, model: s.frame.model ?? '', site: s.frame.site ?? '', now, v: valuesOf(s.frame), agg: { ...s.agg }, last, state: '', dwell: 0, latch: {}, silent: [] };
+}
+
+/** Evaluates `when` (and `clear`) on every sample; an evaluation error counts as false. */
+export function evaluate(when: Condition, clear: Condition | undefined, counters: EvalCounters, scheduler: SchedulerLike): OperatorFunction<Sample, Level> {
+  return stage<Sample, Level>(scheduler, (io) => {
+    const last: CelContext['last'] = {};
+    const test = (c: Condition, ctx: CelContext): boolean => {
+      const r = c.eval(ctx);
+      if (r instanceof Error) {
+        counters.evalErrors++;
+        counters.lastEvalError = `${c.source}: ${r.message.split('\n')[0]}`;
+        return false;
+      }
+      return r;
+    };
+    return {
+      next(s) {
+        for (const f of s.frames.slice(-1)) last[f.device] = { ...last[f.device], ...valuesOf(f) };
+        const ctx = contextOf(s, io.now(), last);
+        io.emit({ set: test(when, ctx), ...(clear && { clear: test(clear, ctx) }), sample: s, ctx });
+      },
+    };
+  });
+}
+
+/** Hysteresis: on when `set` holds, off again only when `clear` holds (without clear: on = set). */
+export function hysteresis(scheduler: SchedulerLike): OperatorFunction<Level, Signal> {
+  return stage<Level, Signal>(scheduler, (io) => {
+    let on = false;
+    return {
+      next(l) {
+        if (l.clear === undefined) on = l.set;
+        else if (!on && l.set) on = true;
+        else if (on && l.clear && !l.set) on = false;
+        io.emit({ on, sample: l.sample, ctx: l.ctx });
+      },
+    };
+  });
+}
+
+/** For-duration: on only once the input has been on continuously for `ms` (checked by a timer). */
+export function forDuration(ms: number, scheduler: SchedulerLike): OperatorFunction<Signal, Signal> {
+  return stage<Signal, Signal>(scheduler, (io) => {
+    let since: number | undefined;
+    let held = false;
+    let latest: Signal | undefined;
+    let timer: Subscription | undefined;
+    return {
+      next(s) {
+        latest = s;
+        if (!s.on) {
+          since = undefined;
+          held = false;
+          timer?.unsubscribe();
+          timer = undefined;
+          io.emit(s);
+          return;
+        }
+        if (held) return io.emit(s);
+        if (since === undefined) {
+          since = io.now();
+          timer = io.timer(ms, () => {
+            timer = undefined;
+            held = true;
+            io.emit({ ...latest!, on: true });
+          });
+        }
+        io.emit({ ...s, on: false });
+      },
+    };
+  });
+}
+
+/** Debounce: a change of level passes only once it has stayed changed for `ms`. */
+export function debounce(ms: number, scheduler: SchedulerLike): OperatorFunction<Signal, Signal> {
+  return stage<Signal, Signal>(scheduler, (io) => {
+    let out = false;
+    let latest: Signal | undefined;
+    let timer: Subscription | undefined;
+    return {
+      next(s) {
+        latest = s;
+        if (s.on === out) {
+          timer?.unsubscribe();
+          timer = undefined;
+          io.emit(s);
+          return;
+        }
+        timer ??= io.timer(ms, () => {
+          timer = undefined;
+          out = latest!.on;
+          io.emit(latest!);
+        });
+      },
+    };
+  });
+}
+
+/** Level → fires: `rising` acts on each change, `every` on every sample that is on (and on the fall). */
+export function edges(fire: 'rising' | 'every', scheduler: SchedulerLike): OperatorFunction<Signal, Fire> {
+  return stage<Signal, Fire>(scheduler, (io) => {
+    let on = false;
+    return {
+      next(s) {
+        const was = on;
+        on = s.on;
+        const inputs = inputsOf(s.sample.frames);
+        if (on && (!was || fire === 'every')) io.emit({ edge: 'rise', ctx: s.ctx, inputs });
+        else if (!on && was) io.emit({ edge: 'fall', ctx: s.ctx, inputs });
+      },
+    };
+  });
+}
