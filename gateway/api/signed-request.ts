@@ -22,11 +22,11 @@ export const DEFAULT_MAX_AGE_SECONDS = 300;
 export const DEFAULT_MAX_SKEW_SECONDS = 30;
 const MAX_NONCES = 100_000;
 
-export interface SignedHeaders {
+export type SignedHeaders = {
   readonly 'content-digest': string;
   readonly 'signature-input': string;
   readonly signature: string;
-}
+};
 
 /** Headers that sign `method target` (no body) with an Ed25519 seed. */
 export function signRequest(method: string, target: string, seed: Uint8Array, opts: { created?: number; nonce?: string; body?: Uint8Array | string } = {}): SignedHeaders {
