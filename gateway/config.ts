@@ -60,6 +60,8 @@ export const configSchema = z
       .object({
         id: id.default(defaultGatewayId),
         dataDir: z.string().min(1).default('./data'),
+        /** This gateway's site (policies with reach `site` stay among gateways of one site). */
+        site: id.optional(),
       })
       .strict()
       .prefault({}),
@@ -171,6 +173,14 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Permission policies (gateway/policy/README.md): a YAML policy file; without one, every sibling may hold everything. */
+    policy: z
+      .object({
+        /** The policy file (relative to the working directory). */
+        file: z.string().min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
     /** Block-log sync with sibling gateways over direct TCP or MQTT (gateway/sync). */
     sync: z
       .object({
@@ -190,6 +200,10 @@ export const configSchema = z
                 port: z.number().int().min(1).max(65535).optional(),
                 /** Where to dial it instead of host/port: `tcp://host:port` (its sync port) or `mqtt://broker:port` (its embedded broker, or a broker it listens on). */
                 url: z.string().regex(/^(tcp|mqtt):\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be tcp://host:port or mqtt://host:port' }).optional(),
+                /** Its site (policy reach `site`). */
+                site: id.optional(),
+                /** `gateway` (a sibling of the fleet) or `cloud` (a cloud peer: only policies with reach `cloud`). */
+                role: z.enum(['gateway', 'cloud']).default('gateway'),
               })
               .strict()
               .refine((p) => p.url === undefined || (p.host === undefined && p.port === undefined), { message: 'give url or host/port, not both' }),
