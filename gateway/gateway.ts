@@ -13,6 +13,7 @@ import { IngestPipeline } from './ingest/pipeline.js';
 import { receiveClock } from './clock-offset.js';
 import { BlockLog } from './log/block-log.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
+import { loadPolicySet, PolicyRuntime } from './policy/runtime.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
 import { loadProfiles } from './profiles.js';
@@ -38,6 +39,8 @@ export class Gateway {
   homeAssistant?: HomeAssistantDiscovery;
   /** The signed block log (every stored frame is also in a frames block). */
   blockLog?: BlockLog;
+  /** Policies: permissions, grant state, tagging, sync filter (gateway/policy). */
+  policies?: PolicyRuntime;
   /** Sync with sibling gateways (config `sync`). */
   siblings?: Siblings;
   private statusTimer?: NodeJS.Timeout;
@@ -57,22 +60,27 @@ export class Gateway {
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
     const log = opts.logger;
     const dataDir = resolve(config.gateway.dataDir);
-    const store = Store.open(dataDir);
     const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir);
+    // A policy file that does not load stops the start here, before anything is opened.
+    const policySet = loadPolicySet(config, identity.publicKey);
+    const store = Store.open(dataDir);
     const registry = new Registry(store);
     for (const d of config.devices) await registry.enroll(d);
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
     const pool = new VerifyPool(workers);
     const siblingAuthors = siblingKeys(config.sync);
     const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors });
-    const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock() }, blockLog);
+    const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
+    const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f) }, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
     gw.blockLog = blockLog;
+    gw.policies = policies;
     log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
-      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log);
+      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo);
+      policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
       if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
       if (config.serial.ports.length > 0) gw.startSerial();
       if (config.ble.enabled) gw.startBle();
@@ -196,6 +204,7 @@ export class Gateway {
       ...(this.serial && { serial: this.serial.status().map((l) => ({ name: l.name, path: l.path, state: l.state, frames: l.stats.frames, acks: l.stats.acks, badCrc: l.deframer.badCrc, badCobs: l.deframer.badCobs, oversize: l.deframer.oversize })) }),
       ...(this.ble && { ble: this.bleStatus() }),
       ...(this.siblings && { sync: this.siblings.status() }),
+      ...(this.policies && { policy: this.policies.status() }),
     };
   }
 
@@ -234,6 +243,7 @@ export class Gateway {
     await this.serial?.close();
     await this.ble?.close();
     await this.siblings?.stop();
+    this.policies?.stop();
     await this.ingest.close();
     await this.pool.close();
     await this.store.close();
