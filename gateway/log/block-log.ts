@@ -7,9 +7,19 @@
  *   log-chain    [author, stream, seq, hash] → 1   (two hashes at one seq = equivocation)
  *   log-heads    [author, stream] → {seq, hashes, lamport}
  *   log-equivoc  [author, stream, seq] → time first seen
- *   log-view     [device, boot, seq] → [hash, index]  frames view across authors
+ *   log-view     [device, boot, seq] → [hash, index]  frames view across authors (view.ts)
+ *   log-copies   [device, boot, seq, hash, index] → rxTime  every copy held (view.ts)
  *   log-meta     'lamport' → this gateway's lamport clock
  *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
+ *   log-revoked  [device, key hex] → revokedAt   revocations logged (enrolment blocks with revokedAt)
+ *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each
+ *
+ * Retention: a stream's author logs a retention block (kind 6) naming a low-water mark in
+ * the same stream; every replica that holds it or receives it (sync `mark`) prunes the
+ * stream's frames and retention blocks below the mark (enrolment and other registry blocks
+ * are kept), with their index, chain, copies, view entries and the frames this gateway
+ * stored for them, in one transaction once what came before is durable. A block below a
+ * mark is answered `pruned`; the first kept block's missing `prev` is accepted.
  *
  * Authors are hex public keys, hashes hex. Reads in lmdb-js see committed data
  * only, so what was queued but is not yet durable is kept in small `pending`
@@ -30,9 +40,15 @@ import {
   decodeSignedBlock,
   toHex,
   fromHex,
+  fail,
+  type Result,
 } from '../../protocols/index.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import { type BlockRef, type Fault, frameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
+import { FramesView, type ViewEntry, type ViewTicket } from './view.js';
+
+export type { ViewEntry } from './view.js';
+import type { BlockCrypto } from './sealing.js';
 
 /** The one policy (and stream) frames are written under until policies exist. */
 export const DEFAULT_POLICY = 'default';
@@ -46,6 +62,8 @@ export interface IndexRecord extends BlockRef {
   readonly kind: Block['kind'];
   /** Frames in the block (0 for other kinds). */
   readonly frames: number;
+  /** Latest receive time of its frames (frames blocks; absent in stores written before retention). */
+  readonly time?: number;
 }
 
 export interface HeadRecord {
@@ -60,18 +78,11 @@ export interface StreamHead extends HeadRecord {
   readonly stream: string;
 }
 
-export interface ViewEntry {
-  readonly device: string;
-  readonly boot: number;
-  readonly seq: number;
-  /** The block holding the chosen copy (the least (hash, index) among all copies, so every replica chooses the same). */
-  readonly block: string;
-  readonly index: number;
-}
-
 export type ApplyResult =
   | { readonly status: 'applied'; readonly hash: string; readonly equivocation: boolean }
   | { readonly status: 'known'; readonly hash: string }
+  /** Below the stream's low-water mark: not kept, and not a fault. */
+  | { readonly status: 'pruned'; readonly hash: string }
   | { readonly status: 'rejected'; readonly hash?: string; readonly faults: readonly Fault[] };
 
 export interface BlockLogOptions {
@@ -88,7 +99,28 @@ export interface BlockLogOptions {
    * sibling that never enrolled the device can still verify them.
    */
   readonly deviceRecord?: (device: string) => DeviceRecord | undefined;
+  /** Confidential policies (sealing.ts): seals authored blocks, opens held ones where it has the key. */
+  readonly crypto?: BlockCrypto;
+  /**
+   * How long this gateway keeps its own blocks of a stream (ms), or undefined to keep them
+   * forever (the default). Read by `retainByAge`; per-policy durations plug in here.
+   */
+  readonly retentionFor?: (stream: string) => number | undefined;
 }
+
+/** A low-water mark and the signed retention block that set it. */
+export interface MarkRecord {
+  readonly author: string;
+  readonly stream: string;
+  readonly low: number;
+  readonly envelope: Uint8Array;
+}
+
+/**
+ * Block kinds a low-water mark prunes (frames, sealed frames, older marks); the rest
+ * (enrolments, key wraps, policies, rules, actuations) stay, so kept blocks still verify.
+ */
+export const PRUNABLE_KINDS: ReadonlySet<Block['kind']> = new Set(['frames', 'sealed', 'retention']);
 
 const headKey = (author: string, stream: string): string => `${author}/${stream}`;
 
@@ -99,7 +131,7 @@ export class BlockLog {
   private readonly chain: Database<number, [string, string, number, string]>;
   private readonly headsDb: Database<HeadRecord, [string, string]>;
   private readonly equivocDb: Database<number, [string, string, number]>;
-  private readonly view: Database<[string, number], [string, number, number]>;
+  private readonly frameView_: FramesView;
   private readonly meta: Database<number, string>;
   /** Every stream head, authoritative (loaded once, then kept in step with writes). */
   private readonly heads = new Map<string, StreamHead>();
@@ -113,7 +145,14 @@ export class BlockLog {
   // Queued, not yet durable.
   private readonly pendingIndex = new Map<string, IndexRecord>();
   private readonly pendingChain = new Map<string, Set<string>>();
-  private readonly pendingView = new Map<string, [string, number]>();
+  private readonly lowDb: Database<{ low: number; envelope: Buffer }, [string, string]>;
+  private readonly revokedDb: Database<number, [string, string]>;
+  /** Low-water marks by `author/stream` (authoritative, like `heads`). */
+  private readonly marks = new Map<string, number>();
+  /** Revocations logged, by device: key hex → revokedAt (queued ones included). */
+  private readonly revocations = new Map<string, Map<string, number>>();
+  /** Prunes and view recomputes, run one at a time once what was queued before them is durable. */
+  private maintenance: Promise<void> = Promise.resolve();
   private readonly deviceRecordFn: (device: string) => DeviceRecord | undefined;
   private readonly devicesDb: Database<string, [string, string]>;
   private readonly pendingDevices = new Map<string, Set<string>>();
@@ -129,8 +168,10 @@ export class BlockLog {
     this.chain = root.openDB({ name: 'log-chain' });
     this.headsDb = root.openDB({ name: 'log-heads' });
     this.equivocDb = root.openDB({ name: 'log-equivoc' });
-    this.view = root.openDB({ name: 'log-view' });
     this.meta = root.openDB({ name: 'log-meta' });
+    this.lowDb = root.openDB({ name: 'log-low' });
+    this.revokedDb = root.openDB({ name: 'log-revoked' });
+    this.frameView_ = new FramesView(root, (p) => store.track(p), (d) => this.revokedSince(d));
     this.author = toHex(opts.publicKey);
     this.known.add(this.author);
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
@@ -138,6 +179,14 @@ export class BlockLog {
     this.lamport = this.meta.get('lamport') ?? 0;
     this.devicesDb = root.openDB({ name: 'log-devices' });
     this.deviceRecordFn = opts.deviceRecord ?? ((device) => store.devices.get(device));
+    for (const { key, value } of this.lowDb.getRange()) this.marks.set(headKey(key[0], key[1]), value.low);
+    for (const { key, value } of this.revokedDb.getRange()) this.noteRevocation(key[0], key[1], value);
+    if (this.frameView_.needsRebuild()) this.rebuildCopies();
+    // A prune cut short (crash, disk full) is finished now.
+    for (const k of this.marks.keys()) {
+      const [author, stream] = [k.slice(0, k.indexOf('/')), k.slice(k.indexOf('/') + 1)];
+      this.schedulePrune(author, stream);
+    }
     this.ctx = {
       isKnownAuthor: (a) => this.known.has(toHex(a)),
       // The local registry decides for devices it knows: a sibling's enrolment cannot put
@@ -147,7 +196,14 @@ export class BlockLog {
         return own.length > 0 ? own : this.loggedKeys(d).map((k) => fromHex(k)!);
       },
       lookup: (h) => this.lookup(h),
+      mark: (a, st) => this.mark(a, st),
+      danglingParentsOk: () => this.marks.size > 0,
     };
+    // Key wraps already held (nothing secret is stored: keys are unwrapped again at each start).
+    if (opts.crypto) for (const h of this.hashesOfKind('keys')) {
+      const d = decodeSignedBlock(this.getEnvelope(h) ?? new Uint8Array());
+      if (d.ok) opts.crypto.observe(d.value.block);
+    }
   }
 
   /** Trusts another gateway's key (from the sibling list). */
@@ -214,6 +270,8 @@ export class BlockLog {
       };
       out.push(this.author_({ kind: 'enrolment', body }, policy));
     }
+    // Key wraps first (same stream), so every holder of the data holds its key blocks before it.
+    for (const c of this.opts.crypto?.beforeAppend(policy) ?? []) out.push(this.author_(c, policy));
     for (let i = 0; i < frames.length; i += MAX_BLOCK_FRAMES) {
       out.push(this.author_({ kind: 'frames', body: frames.slice(i, i + MAX_BLOCK_FRAMES) }, policy));
     }
@@ -263,8 +321,9 @@ export class BlockLog {
       policy,
       ...content,
     } as Block;
-    const sb = signBlock(block, this.opts.sign);
-    this.put(sb);
+    // A mark stays readable by every holder of the stream (they must all prune alike).
+    const sb = signBlock(block.kind === 'retention' ? block : (this.opts.crypto?.seal(block) ?? block), this.opts.sign);
+    this.put(sb, block);
     return sb;
   }
 
@@ -279,20 +338,32 @@ export class BlockLog {
     const sb = d.value;
     const hash = hashHex(sb.hash);
     if (this.lookup(hash) !== undefined) return { status: 'known', hash };
+    if (sb.block.seq < this.mark(toHex(sb.block.author), sb.block.stream) && PRUNABLE_KINDS.has(sb.block.kind)) return { status: 'pruned', hash };
     // Header first: no device signature work for a block its author did not sign.
     let faults = verifyHeader(sb, this.ctx);
-    if (faults.length === 0) faults = verifyFrames(sb, this.ctx);
+    // A sealed block is checked inside where this gateway can open it; chain and signature only, elsewhere.
+    const plain = this.readable(sb.block);
+    if (faults.length === 0) faults = verifyFrames({ ...sb, block: plain }, this.ctx);
     if (faults.length > 0) return { status: 'rejected', hash, faults };
-    const equivocation = this.put(sb);
+    const equivocation = this.put(sb, plain);
     return { status: 'applied', hash, equivocation };
   }
 
   /** Queues a verified block and everything derived from it; returns whether it equivocates. */
-  private put(sb: SignedBlock): boolean {
-    const b = sb.block;
+  private put(sb: SignedBlock, plain: Block = this.readable(sb.block)): boolean {
+    const b = plain; // the opened block, for a sealed one this gateway can read
+    this.opts.crypto?.observe(b);
     const hash = hashHex(sb.hash);
     const author = toHex(b.author);
-    const rec: IndexRecord = { author, stream: b.stream, seq: b.seq, lamport: b.lamport, kind: b.kind, frames: b.kind === 'frames' ? b.body.length : 0 };
+    const rec: IndexRecord = {
+      author,
+      stream: b.stream,
+      seq: b.seq,
+      lamport: b.lamport,
+      kind: sb.block.kind,
+      frames: b.kind === 'frames' ? b.body.length : 0,
+      ...(b.kind === 'frames' && { time: b.body.reduce((m, f) => Math.max(m, f.rxTime), 0) }),
+    };
     const track = (p: Promise<unknown>): void => this.store.track(p);
     const others = this.hashesAt(author, b.stream, b.seq);
     const equivocation = others.length > 0;
@@ -330,45 +401,36 @@ export class BlockLog {
         () => this.pendingDevices.get(device)?.delete(key),
         () => this.pendingDevices.get(device)?.delete(key),
       );
+      if (b.body.revokedAt !== undefined) this.putRevocation(device, key, b.body.revokedAt);
     }
-    const viewKeys: string[] = [];
-    if (b.kind === 'frames') {
-      b.body.forEach((f, i) => {
-        const id = frameId(f.frame);
-        if (!id) return;
-        const k = `${id.device}\u0000${id.boot}\u0000${id.seq}`;
-        const cur = this.pendingView.get(k) ?? this.view.get([id.device, id.boot, id.seq]);
-        // The least (hash, index) wins, so the view does not depend on arrival order.
-        if (cur !== undefined && (cur[0] < hash || (cur[0] === hash && cur[1] <= i))) return;
-        this.pendingView.set(k, [hash, i]);
-        viewKeys.push(k);
-        track(this.view.put([id.device, id.boot, id.seq], [hash, i]));
-      });
-    }
+    if (b.kind === 'retention') this.raiseMark(author, b.stream, b.body.low, sb.envelope);
+    // The least (hash, index) wins, so the view does not depend on arrival order.
+    const ticket = FramesView.ticket();
+    if (b.kind === 'frames') this.frameView_.add(ticket, hash, b.body);
     // Once durable, reads see it: drop it from the pending maps.
     void this.store.durable().then(
       () => {
-        this.settle(hash, rec, chainKey, viewKeys);
+        this.settle(hash, rec, chainKey, ticket);
         for (const l of this.blockListeners) l(sb);
       },
-      () => this.rollback(hash, chainKey, viewKeys),
+      () => this.rollback(hash, chainKey, ticket),
     );
     return equivocation;
   }
 
-  private settle(hash: string, rec: IndexRecord, chainKey: string, viewKeys: string[]): void {
+  private settle(hash: string, rec: IndexRecord, chainKey: string, ticket: ViewTicket): void {
     if (this.pendingIndex.get(hash) === rec) this.pendingIndex.delete(hash);
     const set = this.pendingChain.get(chainKey);
     set?.delete(hash);
     if (set?.size === 0) this.pendingChain.delete(chainKey);
-    for (const k of viewKeys) if (this.pendingView.get(k)?.[0] === hash) this.pendingView.delete(k);
+    this.frameView_.settle(ticket);
   }
 
   /** The transaction failed (disk full): forget what it held and reload the heads from disk. */
-  private rollback(hash: string, chainKey: string, viewKeys: string[]): void {
+  private rollback(hash: string, chainKey: string, ticket: ViewTicket): void {
     this.pendingIndex.delete(hash);
     this.pendingChain.get(chainKey)?.delete(hash);
-    for (const k of viewKeys) if (this.pendingView.get(k)?.[0] === hash) this.pendingView.delete(k);
+    this.frameView_.settle(ticket);
     this.heads.clear();
     for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = Math.max(this.lamport, this.meta.get('lamport') ?? 0);
@@ -393,6 +455,58 @@ export class BlockLog {
     return out.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
   }
 
+  /**
+   * One stream's blocks as [seq, hash] in seq order, read lazily in chunks (for sync: memory
+   * does not grow with the stream). Queued blocks are merged in.
+   */
+  *iterStream(author: string, stream: string, fromSeq = 0): Generator<[number, string]> {
+    const prefix = `${author}/${stream}/`;
+    const pending: [number, string][] = [];
+    for (const [key, set] of this.pendingChain) {
+      if (!key.startsWith(prefix)) continue;
+      const seq = Number(key.slice(prefix.length));
+      if (seq >= fromSeq) for (const h of set) pending.push([seq, h]);
+    }
+    pending.sort((a, b) => a[0] - b[0]);
+    const queued = new Set(pending.map((p) => p[1]));
+    let i = 0;
+    let next = fromSeq;
+    let last: [string, string, number, string] | undefined;
+    for (;;) {
+      const chunk = [...this.chain.getKeys({ start: last ?? [author, stream, next], end: [author, stream, Number.MAX_SAFE_INTEGER], limit: 256 })].filter((k) => last === undefined || k[2] !== last[2] || k[3] !== last[3]);
+      if (chunk.length === 0) break;
+      for (const k of chunk) {
+        while (i < pending.length && pending[i]![0] < k[2]) yield pending[i++]!;
+        if (!queued.has(k[3])) yield [k[2], k[3]];
+      }
+      last = chunk[chunk.length - 1]!;
+      next = last[2];
+    }
+    while (i < pending.length) yield pending[i++]!;
+  }
+
+  /** A block as this gateway can read it: a sealed block opened when it holds the key, else as is. */
+  readable(block: Block): Block {
+    if (block.kind !== 'sealed' || !this.opts.crypto) return block;
+    const r = this.opts.crypto.open(block);
+    return r.ok ? r.value : block;
+  }
+
+  /** Opens a sealed block: `sealed/no-key` without its key, `sealed/auth-failed` when its ciphertext does not open. */
+  openSealed(block: Block): Result<Block> {
+    return this.opts.crypto ? this.opts.crypto.open(block) : fail('sealed/no-key', 'this log has no keys (no confidential policies)');
+  }
+
+  /** Hashes of the blocks of one kind (`sealed` for every confidential block, readable or not). */
+  *hashesOfKind(kind: Block['kind']): Generator<string> {
+    for (const { key, value } of this.index.getRange()) if (value.kind === kind) yield key;
+  }
+
+  /** The frames-view entry of one frame: which block (and index) holds the chosen copy. */
+  viewEntry(device: string, boot: number, seq: number): ViewEntry | undefined {
+    return this.frameView_.entry(device, boot, seq);
+  }
+
   /** Own streams this gateway found forked while authoring. */
   ownForks(): string[] {
     return [...this.forkedOwn];
@@ -405,12 +519,17 @@ export class BlockLog {
   streamRange(author: string, stream: string): { low: number; high: number; count: number } | undefined {
     const h = this.heads.get(headKey(author, stream));
     if (!h) return undefined;
+    // With a mark, the range starts there (blocks kept below it, such as enrolments, are extra).
+    const mark = this.mark(author, stream);
     let low = h.seq;
-    for (const k of this.chain.getKeys({ start: [author, stream, 0], end: [author, stream, Number.MAX_SAFE_INTEGER], limit: 1 })) low = Math.min(low, k[2]);
-    const prefix = `${author}/${stream}/`;
-    for (const key of this.pendingChain.keys()) if (key.startsWith(prefix)) low = Math.min(low, Number(key.slice(prefix.length)));
+    if (mark > 0) low = Math.min(mark, h.seq);
+    else {
+      for (const k of this.chain.getKeys({ start: [author, stream, 0], end: [author, stream, Number.MAX_SAFE_INTEGER], limit: 1 })) low = Math.min(low, k[2]);
+      const prefix = `${author}/${stream}/`;
+      for (const key of this.pendingChain.keys()) if (key.startsWith(prefix)) low = Math.min(low, Number(key.slice(prefix.length)));
+    }
     let extra = 0;
-    for (const [, hashes] of this.forks(author, stream)) extra += hashes.length - 1;
+    for (const [seq, hashes] of this.forks(author, stream)) if (seq >= low) extra += hashes.length - 1;
     return { low, high: h.seq, count: h.seq - low + 1 + extra };
   }
 
@@ -458,8 +577,7 @@ export class BlockLog {
 
   /** The frames view: one entry per (device, boot, seq), whichever gateways heard it. */
   *frameView(device?: string): Generator<ViewEntry> {
-    const range = device === undefined ? this.view.getRange() : this.view.getRange({ start: [device], end: [device + '\u0000'] });
-    for (const { key, value } of range) yield { device: key[0], boot: key[1], seq: key[2], block: value[0], index: value[1] };
+    yield* this.frameView_.entries(device);
   }
 
   /** All block hashes held (sorted). */
@@ -481,9 +599,262 @@ export class BlockLog {
     await this.blocks.put(hash, Buffer.from(envelope));
   }
 
+  // -------------------------------------------------------------------------
+  // Retention (low-water marks) and logged revocations
+
+  /** The low-water mark of a stream (0: none; nothing below it is kept or accepted, bar registry blocks). */
+  mark(author: string, stream: string): number {
+    return this.marks.get(headKey(author, stream)) ?? 0;
+  }
+
+  /** Every mark held, with the signed retention block behind it. */
+  *markRecords(): Generator<MarkRecord> {
+    for (const { key, value } of this.lowDb.getRange()) yield { author: key[0], stream: key[1], low: value.low, envelope: new Uint8Array(value.envelope) };
+  }
+
+  /** The signed retention block behind a stream's mark (queued ones included). */
+  markEnvelope(author: string, stream: string): Uint8Array | undefined {
+    const p = this.pendingMarks.get(headKey(author, stream));
+    if (p) return p;
+    const v = this.lowDb.get([author, stream]);
+    return v === undefined ? undefined : new Uint8Array(v.envelope);
+  }
+
+  private readonly pendingMarks = new Map<string, Uint8Array>();
+
+  private raiseMark(author: string, stream: string, low: number, envelope: Uint8Array): void {
+    const k = headKey(author, stream);
+    if (low <= this.mark(author, stream)) return;
+    this.marks.set(k, low);
+    this.pendingMarks.set(k, envelope);
+    this.store.track(this.lowDb.put([author, stream], { low, envelope: Buffer.from(envelope) }));
+    void this.store.durable().then(
+      () => this.pendingMarks.get(k) === envelope && this.pendingMarks.delete(k),
+      () => this.pendingMarks.get(k) === envelope && this.pendingMarks.delete(k),
+    );
+    this.schedulePrune(author, stream);
+  }
+
+  /**
+   * A retention block sent ahead of the blocks it lets start at a mark (sync `mark`): its
+   * author signature is checked and its mark recorded; the block itself arrives in its chain.
+   */
+  acceptMark(envelope: Uint8Array): { status: 'raised' | 'held' } | { status: 'rejected'; faults: Fault[] } {
+    const d = decodeSignedBlock(envelope);
+    const at = toHex(sha256(envelope));
+    if (!d.ok) return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: `${d.error.code}: ${d.error.message}` }] };
+    const b = d.value.block;
+    if (b.kind !== 'retention') return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: 'a mark is a retention block' }] };
+    const faults = verifyHeader(d.value, { ...this.ctx, lookup: () => ({ author: '', stream: '', seq: -2, lamport: -1 }) }).filter((f) => f.code === 'unknown-author' || f.code === 'bad-signature');
+    if (faults.length > 0) return { status: 'rejected', faults };
+    const author = toHex(b.author);
+    if (b.body.low <= this.mark(author, b.stream)) return { status: 'held' };
+    this.raiseMark(author, b.stream, b.body.low, envelope);
+    return { status: 'raised' };
+  }
+
+  private schedulePrune(author: string, stream: string): void {
+    this.later(() => this.pruneNow(author, stream));
+  }
+
+  /** Runs `task` in one turn once everything queued before it is durable (so reads see it). */
+  private later(task: () => void): void {
+    this.maintenance = this.maintenance
+      .then(() => this.store.durable())
+      .catch(() => {})
+      .then(task)
+      .catch(() => {});
+  }
+
+  /**
+   * Deletes the stream's prunable blocks below its mark, with their index, chain, fork
+   * records, copies and view entries, and the frames this gateway stored for them: all in
+   * this one turn, so one transaction.
+   */
+  private pruneNow(author: string, stream: string): number {
+    const low = this.mark(author, stream);
+    const gone: { hash: string; frames: readonly FrameEntry[] }[] = [];
+    const seqs = new Set<number>();
+    for (const k of this.chain.getKeys({ start: [author, stream, 0], end: [author, stream, low] })) {
+      const hash = k[3];
+      const rec = this.index.get(hash);
+      if (rec !== undefined && !PRUNABLE_KINDS.has(rec.kind)) continue;
+      let frames: readonly FrameEntry[] = [];
+      if (rec?.kind === 'frames') {
+        const d = decodeSignedBlock(this.getEnvelope(hash) ?? new Uint8Array());
+        const plain = d.ok ? this.readable(d.value.block) : undefined;
+        if (plain?.kind === 'frames') frames = plain.body;
+      }
+      gone.push({ hash, frames });
+      seqs.add(k[2]);
+      const track = (p: Promise<unknown>): void => this.store.track(p);
+      track(this.blocks.remove(hash));
+      track(this.index.remove(hash));
+      track(this.chain.remove([author, stream, k[2], hash]));
+      if (author === this.author) {
+        for (const f of frames) {
+          const id = frameId(f.frame);
+          const rx = id ? this.store.findFrame(id.device, id.boot, id.seq) : undefined;
+          if (rx !== undefined) this.store.deleteFrame(rx);
+        }
+      }
+    }
+    if (gone.length === 0) return 0;
+    const goneSet = new Set(gone.map((g) => g.hash));
+    for (const seq of seqs) {
+      if (this.hashesAt(author, stream, seq).filter((h) => !goneSet.has(h)).length < 2) this.store.track(this.equivocDb.remove([author, stream, seq]));
+    }
+    const ticket = FramesView.ticket();
+    this.frameView_.removeBlocks(ticket, gone);
+    void this.store.durable().then(
+      () => this.frameView_.settle(ticket),
+      () => this.frameView_.settle(ticket),
+    );
+    return gone.length;
+  }
+
+  /**
+   * Authors a retention block on this gateway's own `stream`: every replica prunes the
+   * stream's prunable blocks below `low` (at most the next seq, which the block takes).
+   */
+  retain(stream: string, low: number, cutoff: number): SignedBlock {
+    const head = this.heads.get(headKey(this.author, stream));
+    const next = head === undefined ? 0 : head.seq + 1;
+    if (!Number.isSafeInteger(low) || low < 0 || low > next) throw new RangeError(`retention low ${low} must be 0..${next}`);
+    return this.author_({ kind: 'retention', body: { stream, low, cutoff } }, stream);
+  }
+
+  /**
+   * Where a mark for this gateway's `stream` would go for receive times before `cutoff`:
+   * the first frames block with a frame received at or after it (or the next seq when all
+   * are older), and how many prunable blocks lie below that above the present mark.
+   */
+  planRetention(stream: string, cutoff: number): { low: number; prunable: number } {
+    const head = this.heads.get(headKey(this.author, stream));
+    const mark = this.mark(this.author, stream);
+    let prunable = 0;
+    for (const [seq, hash] of this.streamBlocks(this.author, stream, mark)) {
+      const rec = this.lookup(hash);
+      if (rec === undefined || !PRUNABLE_KINDS.has(rec.kind)) continue;
+      if (rec.kind === 'frames') {
+        let t = rec.time;
+        if (t === undefined) {
+          const d = decodeSignedBlock(this.getEnvelope(hash) ?? new Uint8Array());
+          const b = d.ok ? this.readable(d.value.block) : undefined;
+          t = b?.kind === 'frames' ? b.body.reduce((m, f) => Math.max(m, f.rxTime), 0) : Number.MAX_SAFE_INTEGER;
+        }
+        if (t >= cutoff) return { low: seq, prunable };
+      }
+      prunable++;
+    }
+    return { low: head === undefined ? 0 : head.seq + 1, prunable };
+  }
+
+  /**
+   * Applies `retentionFor` to this gateway's own streams at `now`: one retention block per
+   * stream with frames blocks older than its limit. Returns the blocks authored.
+   */
+  retainByAge(now = Date.now(), dryRun = false): { stream: string; low: number; prunable: number; block?: SignedBlock }[] {
+    const out: { stream: string; low: number; prunable: number; block?: SignedBlock }[] = [];
+    for (const h of this.streamHeads()) {
+      if (h.author !== this.author) continue;
+      const maxAge = this.opts.retentionFor?.(h.stream);
+      if (maxAge === undefined) continue;
+      const cutoff = now - maxAge;
+      const plan = this.planRetention(h.stream, cutoff);
+      if (plan.prunable === 0 || plan.low <= this.mark(this.author, h.stream)) continue;
+      out.push({ stream: h.stream, ...plan, ...(!dryRun && { block: this.retain(h.stream, plan.low, cutoff) }) });
+    }
+    return out;
+  }
+
+  /** Rebuilds the copies index of a store written before it existed (once, at open). */
+  private rebuildCopies(): void {
+    const ticket = FramesView.ticket();
+    const blocks: { hash: string; frames: readonly FrameEntry[] }[] = [];
+    for (const { key, value } of this.index.getRange()) {
+      if (value.kind !== 'frames') continue;
+      const d = decodeSignedBlock(this.getEnvelope(key) ?? new Uint8Array());
+      const b = d.ok ? this.readable(d.value.block) : undefined;
+      if (b?.kind === 'frames') blocks.push({ hash: key, frames: b.body });
+    }
+    this.frameView_.rebuildFrom(ticket, blocks);
+  }
+
+  private noteRevocation(device: string, key: string, at: number): void {
+    let m = this.revocations.get(device);
+    if (!m) this.revocations.set(device, (m = new Map()));
+    m.set(key, Math.min(at, m.get(key) ?? at));
+  }
+
+  /** A logged revocation: recorded, applied to the local registry (same key), and the device's view entries re-chosen. */
+  private putRevocation(device: string, key: string, at: number): void {
+    const prev = this.revocations.get(device)?.get(key);
+    if (prev !== undefined && prev <= at) return;
+    this.noteRevocation(device, key, at);
+    this.store.track(this.revokedDb.put([device, key], at));
+    const rec = this.store.devices.get(device);
+    if (rec && rec.publicKey === key && rec.revokedAt === undefined) this.store.track(this.store.devices.put(device, { ...rec, revokedAt: at }));
+    this.later(() => {
+      const ticket = FramesView.ticket();
+      this.frameView_.recomputeDevice(ticket, device);
+      void this.store.durable().then(
+        () => this.frameView_.settle(ticket),
+        () => this.frameView_.settle(ticket),
+      );
+    });
+  }
+
+  /**
+   * From which receive time a device's frames are left out of the view: when every key
+   * logged for it is revoked, the latest revocation (a frame a sibling received after that
+   * is kept in its block but not shown, on every replica alike).
+   */
+  revokedSince(device: string): number | undefined {
+    const r = this.revocations.get(device);
+    if (!r) return undefined;
+    const keys = this.loggedKeys(device);
+    let since = 0;
+    for (const k of keys) {
+      const at = r.get(k);
+      if (at === undefined) return undefined;
+      since = Math.max(since, at);
+    }
+    return keys.length === 0 ? undefined : since;
+  }
+
+  /**
+   * Logs the local registry's revocations not logged yet (an enrolment block with
+   * `revokedAt`, on the default stream), so siblings learn them. Returns the blocks authored.
+   */
+  logRevocations(): SignedBlock[] {
+    const out: SignedBlock[] = [];
+    for (const { value: rec } of this.store.devices.getRange()) {
+      if (rec.revokedAt === undefined || this.revocations.get(rec.id)?.get(rec.publicKey) !== undefined) continue;
+      const body: EnrolmentBody = {
+        device: rec.id,
+        publicKey: fromHex(rec.publicKey)!,
+        enrolledAt: rec.enrolledAt,
+        revokedAt: rec.revokedAt,
+        ...(rec.site !== undefined && { site: rec.site }),
+        ...(rec.model !== undefined && { model: rec.model }),
+        ...(rec.name !== undefined && { name: rec.name }),
+      };
+      out.push(this.author_({ kind: 'enrolment', body }, DEFAULT_POLICY));
+    }
+    return out;
+  }
+
   /** Resolves once everything queued so far is on disk. */
   durable(): Promise<void> {
     return this.store.durable();
+  }
+
+  /** Resolves once queued writes, and the prunes and view updates they started, are on disk. */
+  async settled(): Promise<void> {
+    await this.store.durable().catch(() => {});
+    await this.maintenance;
+    await this.store.durable();
   }
 
   get clock(): number {

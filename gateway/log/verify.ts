@@ -39,7 +39,9 @@ export type FaultCode =
   | 'frame-malformed'
   | 'unknown-device'
   /** A device signature inside a frames block does not verify. */
-  | 'device-signature';
+  | 'device-signature'
+  /** A sealed block this gateway holds the key for does not decrypt (or its plaintext is not a block body). */
+  | 'sealed-body';
 
 export interface Fault {
   readonly code: FaultCode;
@@ -65,6 +67,10 @@ export interface VerifyContext {
   deviceKeys(device: string): readonly Uint8Array[];
   /** A block already in the log (or verified earlier in the same walk). */
   lookup(hashHex: string): BlockRef | undefined;
+  /** A stream's low-water mark (retention): a block at or below it may lack its pruned `prev`. */
+  mark?(author: string, stream: string): number;
+  /** Some stream was pruned, so a parent that is not held may be a pruned block (its stream is not known from the hash). */
+  danglingParentsOk?(): boolean;
 }
 
 /** The author signature and the block's links; no device signatures. */
@@ -79,14 +85,18 @@ export function verifyHeader(sb: SignedBlock, ctx: VerifyContext, claimedHash?: 
   const author = hashHex(b.author);
   if (b.prev !== null) {
     const p = ctx.lookup(hashHex(b.prev));
-    if (!p) faults.push({ code: 'missing-prev', block: at, detail: `prev ${hashHex(b.prev)} is not in the log` });
+    if (!p) {
+      if (b.seq > (ctx.mark?.(author, b.stream) ?? 0)) faults.push({ code: 'missing-prev', block: at, detail: `prev ${hashHex(b.prev)} is not in the log` });
+    }
     else if (p.author !== author || p.stream !== b.stream || p.seq !== b.seq - 1) {
       faults.push({ code: 'broken-chain', block: at, detail: `prev is ${p.author.slice(0, 8)}/${p.stream}#${p.seq}, expected ${author.slice(0, 8)}/${b.stream}#${b.seq - 1}` });
     } else if (p.lamport >= b.lamport) faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above prev's ${p.lamport}` });
   }
   for (const parent of b.parents) {
     const p = ctx.lookup(hashHex(parent));
-    if (!p) faults.push({ code: 'missing-parent', block: at, detail: `parent ${hashHex(parent)} is not in the log` });
+    if (!p) {
+      if (!ctx.danglingParentsOk?.()) faults.push({ code: 'missing-parent', block: at, detail: `parent ${hashHex(parent)} is not in the log` });
+    }
     else if (p.lamport >= b.lamport) faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above a parent's ${p.lamport}` });
   }
   return faults;

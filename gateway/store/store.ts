@@ -81,7 +81,7 @@ export class Store {
 
   private constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
-    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 16, compression: false, overlappingSync: false });
+    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 32, compression: false, overlappingSync: false });
     this.frames = this.root.openDB({ name: 'frames' });
     this.byDevice = this.root.openDB({ name: 'frames-by-device' });
     this.byTime = this.root.openDB({ name: 'frames-by-time' });
@@ -119,6 +119,16 @@ export class Store {
   /** The receive number of a stored (device, boot, seq), if any. */
   findFrame(device: string, boot: number, seq: number): number | undefined {
     return this.dedupe.get([device, boot, seq]);
+  }
+
+  /** Queues the deletion of a stored frame and its index entries (retention, gateway/log). */
+  deleteFrame(rx: number): void {
+    const f = this.frames.get(rx);
+    if (!f) return;
+    this.track(this.frames.remove(rx));
+    this.track(this.byDevice.remove([f.device, f.rxTime, rx]));
+    this.track(this.byTime.remove([f.rxTime, rx]));
+    this.track(this.dedupe.remove([f.device, f.boot, f.seq]));
   }
 
   getFrame(rx: number): StoredFrame | undefined {

@@ -14,10 +14,17 @@
  * its parents, and each is verified by `BlockLog.apply` before it is queued; a
  * refused block is recorded and the rest keeps flowing (blocks that depend on
  * it are refused as missing-prev). A cut exchange loses nothing: every applied
- * block stands on its own, and the next exchange starts from the new vectors.
+ * block stands on its own, and the next exchange starts from the new vectors
+ * (so it sends only what was not applied, on streams whose chains agree).
+ *
+ * Blocks are produced lazily (`receive` returns an iterable read from lmdb a few
+ * at a time as the transport takes them), so memory does not grow with the
+ * difference. Retention: nothing below the peer's low-water mark or our own is
+ * offered (registry blocks kept below a mark excepted), and before blocks whose
+ * `prev` lies below our mark the signed retention block behind it goes as `mark`.
  */
 import { decodeSyncMessage, encodeSyncMessage, fromHex, hashHex, type SyncMessage, toHex, type VectorEntry } from '../../protocols/index.js';
-import type { BlockLog } from '../log/block-log.js';
+import { type BlockLog, PRUNABLE_KINDS } from '../log/block-log.js';
 import type { Fault } from '../log/verify.js';
 
 export interface SyncStats {
@@ -30,6 +37,10 @@ export interface SyncStats {
   blockBytesSent: number;
   applied: number;
   known: number;
+  /** Blocks received below our low-water mark (not kept; not a fault). */
+  pruned: number;
+  /** Low-water marks learnt from the peer (`mark`). */
+  marks: number;
   rejected: Fault[];
   equivocations: number;
   /** The peers were equal (answered by `equal`). */
@@ -41,7 +52,7 @@ export interface SyncStats {
 /** Which (author hex, stream) may be offered to the peer of a session (gateway/policy/sync-filter.ts); default: all. */
 export type StreamFilter = (author: string, stream: string) => boolean;
 
-/** This log's version vector: one entry per (author, stream) (only those `offer` allows). */
+/** This log's version vector: one entry per (author, stream) (only those `offer` allows); `low` is the mark once there is one. */
 export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] {
   return log.streamHeads().filter((h) => offer === undefined || offer(h.author, h.stream)).map((h) => {
     const r = log.streamRange(h.author, h.stream)!;
@@ -49,67 +60,113 @@ export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] 
   });
 }
 
+/** What to send of one stream: seqs from `from` (whole: registry blocks below the marks too), none below `floor`. */
+export interface StreamPlan {
+  readonly author: string;
+  readonly stream: string;
+  readonly from: number;
+  /** Prunable blocks below this are never sent (the higher of both marks). */
+  readonly floor: number;
+  /** Send our mark's retention block first (the peer's mark is lower and we start at or below ours). */
+  readonly mark: boolean;
+}
+
 /**
- * Hashes of the blocks a peer with vector `theirs` lacks, in lamport order.
- * A stream whose chains agree sends only the seqs above the peer's head; a
- * stream forked on either side (or whose heads disagree) is sent whole, and the
- * peer skips what it holds.
+ * Per stream, what a peer with vector `theirs` lacks. A stream whose chains agree sends
+ * only the seqs above the peer's head; a stream forked on either side (or whose heads
+ * disagree) is sent whole, and the peer skips what it holds.
  */
-export function missingFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: StreamFilter): string[] {
+export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: StreamFilter, only?: ReadonlySet<string>): StreamPlan[] {
   const t = new Map(theirs.map((e) => [`${toHex(e.author)}/${e.stream}`, e]));
-  const out: { hash: string; lamport: number }[] = [];
+  const out: StreamPlan[] = [];
   for (const h of log.streamHeads()) {
+    if (only && !only.has(`${h.author}/${h.stream}`)) continue;
     if (offer !== undefined && !offer(h.author, h.stream)) continue;
     const e = t.get(`${h.author}/${h.stream}`);
     const r = log.streamRange(h.author, h.stream)!;
-    const forked = r.count !== h.seq - r.low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
     let from: number | undefined;
-    if (e === undefined || forked) from = 0;
-    else if (e.high < h.seq) {
-      // Their head must be our block at that seq, else the chains differ below: send all.
-      const ours = log.hashesAt(h.author, h.stream, e.high);
-      from = e.heads.length === 1 && ours.length === 1 && ours[0] === hashHex(e.heads[0]!) ? e.high + 1 : 0;
-    } else if (e.high === h.seq) {
-      const same = e.heads.length === h.hashes.length && e.heads.every((x, i) => hashHex(x) === h.hashes[i]);
-      from = same ? undefined : 0;
+    if (only) from = 0;
+    else {
+      const forked = r.count !== h.seq - r.low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
+      if (e === undefined || forked) from = 0;
+      else if (e.high < h.seq) {
+        // Their head must be our block at that seq, else the chains differ below: send all.
+        const ours = log.hashesAt(h.author, h.stream, e.high);
+        from = e.heads.length === 1 && ours.length === 1 && ours[0] === hashHex(e.heads[0]!) ? e.high + 1 : 0;
+      } else if (e.high === h.seq) {
+        const same = e.heads.length === h.hashes.length && e.heads.every((x, i) => hashHex(x) === h.hashes[i]);
+        from = same ? undefined : 0;
+      }
     }
     if (from === undefined) continue;
-    for (const [, hash] of log.streamBlocks(h.author, h.stream, from)) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
+    const ours = log.mark(h.author, h.stream);
+    const theirLow = e?.low ?? 0;
+    out.push({ author: h.author, stream: h.stream, from, floor: Math.max(ours, theirLow), mark: ours > 0 && theirLow < ours && from <= ours });
   }
-  out.sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-  return out.map((x) => x.hash);
+  return out;
+}
+
+/** Hashes of the blocks a peer with vector `theirs` lacks, in lamport order (eager; tests and tools). */
+export function missingFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: StreamFilter): string[] {
+  return [...orderedBlocks(log, planFor(log, theirs, offer))];
+}
+
+/** One stream's blocks to send, read from lmdb in small chunks. */
+function* streamPlanBlocks(log: BlockLog, p: StreamPlan): Generator<{ hash: string; lamport: number }> {
+  for (const [seq, hash] of log.iterStream(p.author, p.stream, p.from)) {
+    const rec = log.lookup(hash);
+    if (rec === undefined) continue; // pruned meanwhile
+    if (seq < p.floor && PRUNABLE_KINDS.has(rec.kind)) continue;
+    yield { hash, lamport: rec.lamport };
+  }
+}
+
+/**
+ * The planned streams' blocks merged in lamport order (which puts each after its `prev`
+ * and parents); memory holds one pending block per stream.
+ */
+function* orderedBlocks(log: BlockLog, plans: readonly StreamPlan[]): Generator<string> {
+  const its = plans.map((p) => streamPlanBlocks(log, p));
+  const heads = its.map((it) => it.next());
+  for (;;) {
+    let best = -1;
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i]!;
+      if (h.done) continue;
+      const b = heads[best]?.value as { hash: string; lamport: number } | undefined;
+      if (best < 0 || h.value.lamport < b!.lamport || (h.value.lamport === b!.lamport && h.value.hash < b!.hash)) best = i;
+    }
+    if (best < 0) return;
+    yield (heads[best]!.value as { hash: string }).hash;
+    heads[best] = its[best]!.next();
+  }
 }
 
 /**
  * Streams to ask for whole: the peer is behind us there, so it will send nothing,
- * yet its head is a block we do not hold (its chain forked from ours below our head).
+ * yet its head is a block we do not hold (its chain forked from ours below our head),
+ * and not one we pruned (below our mark).
  */
 export function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8Array, string][] {
   const out: [Uint8Array, string][] = [];
   for (const e of theirs) {
     const author = toHex(e.author);
     const r = log.streamRange(author, e.stream);
-    if (r === undefined || e.high >= r.high) continue; // the peer sends these itself
+    if (r === undefined || e.high >= r.high || e.high < log.mark(author, e.stream)) continue; // the peer sends these itself, or we pruned them
     if (e.heads.some((h) => log.lookup(hashHex(h)) === undefined)) out.push([e.author, e.stream]);
   }
   return out;
 }
 
-/** Every block of the named streams, in lamport order. */
-function wholeStreams(log: BlockLog, streams: readonly (readonly [Uint8Array, string])[], offer?: StreamFilter): string[] {
-  const out: { hash: string; lamport: number }[] = [];
-  for (const [a, st] of streams) if (offer === undefined || offer(toHex(a), st)) for (const [, hash] of log.streamBlocks(toHex(a), st)) out.push({ hash, lamport: log.lookup(hash)?.lamport ?? 0 });
-  out.sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-  return out.map((x) => x.hash);
-}
-
 export class SyncSession {
-  readonly stats: SyncStats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, blocksSent: 0, blockBytesSent: 0, applied: 0, known: 0, rejected: [], equivocations: 0, equal: false };
+  readonly stats: SyncStats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, blocksSent: 0, blockBytesSent: 0, applied: 0, known: 0, pruned: 0, marks: 0, rejected: [], equivocations: 0, equal: false };
   private sentDone = false;
   private gotDone = 0;
   /** Wants sent: each is answered by one more done. */
   private wants = 0;
   private ended = false;
+  /** The peer's vector (for its marks when answering a want). */
+  private peerVector: readonly VectorEntry[] = [];
 
   /** Streams this peer may be offered (policies); set once the peer is known. */
   private offer: StreamFilter | undefined;
@@ -126,13 +183,22 @@ export class SyncSession {
     return this.ended || (this.sentDone && this.gotDone > this.wants);
   }
 
+  /** True once the peer has nothing more to send (its dones, or equal), or sent garbage. */
+  get peerFinished(): boolean {
+    return this.ended || this.gotDone > this.wants;
+  }
+
   /** The initiator's first message: `hello`, or a small `check` first with `probe`. */
   open(opts: { probe?: boolean } = {}): Uint8Array[] {
     return [this.out(opts.probe ? { type: 'check', digest: fromHex(this.log.headsDigest())! } : this.hello())];
   }
 
-  /** Handles one message from the peer; returns the messages to send back, in order. */
-  receive(bytes: Uint8Array): Uint8Array[] {
+  /**
+   * Handles one message from the peer; returns the messages to send back, in order. Blocks
+   * are produced lazily while the iterable is consumed (read it before the next `receive`
+   * only if order across responses matters to the transport; link.ts queues them in order).
+   */
+  receive(bytes: Uint8Array): Iterable<Uint8Array> {
     this.stats.messagesReceived++;
     this.stats.bytesReceived += bytes.length;
     if (this.finished) return [];
@@ -155,17 +221,26 @@ export class SyncSession {
         return [];
       case 'hello':
         if (hashHex(m.digest) === this.log.headsDigest()) return this.equal();
-        return [this.out({ type: 'vector', vector: localVector(this.log, this.offer) }), ...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
+        this.peerVector = m.vector;
+        return this.chain([this.out({ type: 'vector', vector: localVector(this.log, this.offer) }), ...this.wantFrom(m.vector)], this.send(planFor(this.log, m.vector, this.offer)));
       case 'vector':
-        return [...this.wantFrom(m.vector), ...this.blocksFor(m.vector)];
+        this.peerVector = m.vector;
+        return this.chain(this.wantFrom(m.vector), this.send(planFor(this.log, m.vector, this.offer)));
       case 'want':
-        return this.send(wholeStreams(this.log, m.streams, this.offer));
+        return this.send(planFor(this.log, this.peerVector, this.offer, new Set(m.streams.map(([a, st]) => `${toHex(a)}/${st}`))));
+      case 'mark': {
+        const r = this.log.acceptMark(m.envelope);
+        if (r.status === 'raised') this.stats.marks++;
+        else if (r.status === 'rejected') this.stats.rejected.push(...r.faults);
+        return [];
+      }
       case 'block': {
         const r = this.log.apply(m.envelope);
         if (r.status === 'applied') {
           this.stats.applied++;
           if (r.equivocation) this.stats.equivocations++;
         } else if (r.status === 'known') this.stats.known++;
+        else if (r.status === 'pruned') this.stats.pruned++;
         else this.stats.rejected.push(...r.faults);
         return [];
       }
@@ -173,6 +248,11 @@ export class SyncSession {
         this.gotDone++;
         return [];
     }
+  }
+
+  private *chain(first: readonly Uint8Array[], rest: Iterable<Uint8Array>): Generator<Uint8Array> {
+    yield* first;
+    yield* rest;
   }
 
   private hello(): SyncMessage {
@@ -192,22 +272,21 @@ export class SyncSession {
     return [this.out({ type: 'want', streams })];
   }
 
-  private blocksFor(theirs: readonly VectorEntry[]): Uint8Array[] {
-    return this.send(missingFor(this.log, theirs, this.offer));
-  }
-
-  private send(hashes: readonly string[]): Uint8Array[] {
-    const out: Uint8Array[] = [];
-    for (const hash of hashes) {
+  /** Marks first, then the planned blocks in lamport order, then done. */
+  private *send(plans: readonly StreamPlan[]): Generator<Uint8Array> {
+    for (const p of plans) {
+      const envelope = p.mark ? this.log.markEnvelope(p.author, p.stream) : undefined;
+      if (envelope) yield this.out({ type: 'mark', envelope });
+    }
+    for (const hash of orderedBlocks(this.log, plans)) {
       const envelope = this.log.getEnvelope(hash);
       if (envelope === undefined) continue;
       this.stats.blocksSent++;
       this.stats.blockBytesSent += envelope.length;
-      out.push(this.out({ type: 'block', envelope }));
+      yield this.out({ type: 'block', envelope });
     }
-    out.push(this.out({ type: 'done', count: this.stats.blocksSent }));
+    yield this.out({ type: 'done', count: this.stats.blocksSent });
     this.sentDone = true;
-    return out;
   }
 
   private out(m: SyncMessage): Uint8Array {
@@ -245,6 +324,7 @@ export async function exchange(a: BlockLog, b: BlockLog, opts: { probe?: boolean
     flight = next;
     toB = !toB;
   }
-  await Promise.all([a.durable(), b.durable()]);
+  // Prunes started by marks are finished too, so digests and views can be compared.
+  await Promise.all([a.settled(), b.settled()]);
   return { initiator: sa.stats, responder: sb.stats, flights };
 }
