@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { condition, parseActions, positive } from './parse-common.js';
 import { RuleError } from './errors.js';
 import { parseMachine } from './parse-machine.js';
-import { Field, YamlSource } from './reader.js';
+import { Field, isRecord, YamlSource } from './reader.js';
 import {
   AGGREGATE_FNS,
   type AggregateFn,
@@ -50,9 +50,10 @@ function canonicalJson(v: unknown): string {
 }
 
 function parseRule(raw: Field, index: number): RuleSpec {
-  raw.inRule(`rules[${index}]`).object(RULE_KEYS);
-  const id = raw.inRule(`rules[${index}]`).get('id').id();
-  const f = raw.inRule(id);
+  const unnamed = raw.inRule(`rules[${index}]`);
+  if (!isRecord(raw.value)) unnamed.fail('a rule must be a mapping');
+  const id = unnamed.get('id').id();
+  const f = raw.inRule(id).object(RULE_KEYS);
   const declared = f.get('version').present ? String(f.get('version').scalar()) : undefined;
   const hash = contentVersion(f.value);
   const base = {
