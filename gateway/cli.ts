@@ -6,6 +6,9 @@ import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
+import { policy, policyHelp } from './cli/policy.js';
+import { PolicyLoadError } from './policy/load.js';
+import { loadPolicySet } from './policy/runtime.js';
 import { start, startHelp } from './cli/start.js';
 import { ConfigError, configJsonSchema, loadConfig } from './config.js';
 import { RegistryError } from './registry.js';
@@ -26,15 +29,18 @@ ${auditHelp}
 
 ${serialHelp}
 
-gateway config check FILE      validate a config file (errors name the key and allowed values)
+${policyHelp}
+
+gateway config check FILE      validate a config file and its policy file (errors name the key, or file:line)
 gateway config schema [--out F] print the config's JSON Schema`;
 
 function config(argv: string[]): number {
   const [sub, file, flag, out] = argv;
   if (sub === 'check') {
     if (file === undefined) throw new UsageError('config check needs a FILE');
-    loadConfig(file);
-    console.log(`${file}: ok`);
+    const cfg = loadConfig(file);
+    loadPolicySet(cfg);
+    console.log(`${file}: ok${cfg.policy.file !== undefined ? ` (policy file ${cfg.policy.file}: ok)` : ''}`);
     return 0;
   }
   if (sub === 'schema') {
@@ -66,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
       return serial(rest);
     case 'config':
       return config(rest);
+    case 'policy':
+      return policy(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -91,7 +99,7 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError || err instanceof CliError) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = err.exitCode;
-    } else if (err instanceof ConfigError || err instanceof RegistryError) {
+    } else if (err instanceof ConfigError || err instanceof RegistryError || err instanceof PolicyLoadError) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = 1;
     } else if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {
