@@ -9,10 +9,13 @@ import type { KeyObject } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { publicKeyToDidKey, type SignFn } from '../protocols/index.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from './crypto/ed25519.js';
+import { x25519FromEd25519Seed } from './policy/seal.js';
 
 export class GatewayIdentity {
   readonly publicKey: Uint8Array;
   readonly did: string;
+  /** The X25519 secret of the same seed: opens data keys of confidential policies wrapped for this gateway. */
+  readonly x25519Secret: Uint8Array;
   private readonly key: KeyObject;
 
   private constructor(
@@ -22,6 +25,7 @@ export class GatewayIdentity {
     this.key = privateKeyObject(seed);
     this.publicKey = publicKeyFromSeed(seed);
     this.did = publicKeyToDidKey(this.publicKey);
+    this.x25519Secret = x25519FromEd25519Seed(seed);
   }
 
   /** Loads `identity.key` from the data directory, creating it on first use. */

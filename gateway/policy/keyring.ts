@@ -31,8 +31,8 @@ const policyName = (tag: string): string => {
 export interface KeyRingOptions {
   /** This gateway: raw Ed25519 public key and the X25519 secret of its seed. */
   readonly me: Recipient;
-  /** Raw Ed25519 keys of a policy's readers (by name); undefined when the policy is not confidential. */
-  readonly readersOf: (policy: string) => readonly Uint8Array[] | undefined;
+  /** Raw Ed25519 keys of a policy's readers (by name); undefined when the policy is not confidential. Default: none is (see `attach`). */
+  readonly readersOf?: (policy: string) => readonly Uint8Array[] | undefined;
   readonly alg?: SealAlg;
 }
 
@@ -54,8 +54,24 @@ export class KeyRing implements BlockCrypto {
   /** Keys blocks seen, and wraps opened (figures for status and tests). */
   readonly stats = { keysBlocks: 0, unwrapped: 0, badWraps: 0, epochsStarted: 0 };
 
+  private readersOf: (policy: string) => readonly Uint8Array[] | undefined;
+  private unsubscribe?: () => void;
+
   constructor(private readonly opts: KeyRingOptions) {
     this.meHex = toHex(opts.me.publicKey);
+    this.readersOf = opts.readersOf ?? (() => undefined);
+  }
+
+  /**
+   * Takes the readers of confidential policies from the permission API, and asks again
+   * whenever a grant or revocation changes them (a revoke then starts a new epoch).
+   */
+  attach(perms: PermissionSource & { readonly changes$?: { subscribe(fn: (c: { readonly policy: string }) => void): { unsubscribe(): void } } }): void {
+    this.readersOf = readersFrom(perms);
+    this.unsubscribe?.();
+    const sub = perms.changes$?.subscribe((c) => this.invalidate(c.policy));
+    this.unsubscribe = sub && (() => sub.unsubscribe());
+    this.invalidate();
   }
 
   /** The readers may have changed (a grant, a revoke, a reloaded policy file): ask again before the next block. */
@@ -81,7 +97,7 @@ export class KeyRing implements BlockCrypto {
   }
 
   private readers(policy: string): readonly Uint8Array[] | undefined {
-    if (!this.readersCache.has(policy)) this.readersCache.set(policy, this.opts.readersOf(policy));
+    if (!this.readersCache.has(policy)) this.readersCache.set(policy, this.readersOf(policy));
     return this.readersCache.get(policy);
   }
 
@@ -163,10 +179,12 @@ export class KeyRing implements BlockCrypto {
 }
 
 /** `readersOf` for a KeyRing from the permission API: confidential policies' readers' keys. */
-export function readersFrom(perms: {
+export interface PermissionSource {
   policy(name: string): { readonly confidential: boolean } | undefined;
   readers(name: string): readonly { readonly publicKey: Uint8Array }[];
-}): (policyTag: string) => readonly Uint8Array[] | undefined {
+}
+
+export function readersFrom(perms: PermissionSource): (policy: string) => readonly Uint8Array[] | undefined {
   return (name) => {
     if (!perms.policy(name)?.confidential) return undefined;
     return perms.readers(name).map((p) => p.publicKey);
