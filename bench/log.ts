@@ -14,12 +14,12 @@ import { auditLog } from '../gateway/log/audit.js';
 import { BlockLog } from '../gateway/log/block-log.js';
 import { Store } from '../gateway/store/store.js';
 import type { FrameEntry } from '../protocols/index.js';
-import { testDevice } from '../test/helpers/devices.js';
+import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' } } });
 const quick = values.quick === true;
-const total = Number(values.frames ?? (quick ? 5000 : 20_000));
+const total = Number(values.frames ?? (quick ? 4000 : 20_000));
 const results: { figure: string; value: number; unit: string; baseline?: string; baselineValue?: number; ratio?: number }[] = [];
 
 /** Baseline for audit: single-core node:crypto verify of frame-sized messages. */
@@ -34,7 +34,7 @@ function rawVerifyPerSecond(seconds: number): number {
   return n / seconds;
 }
 const rawVerify = rawVerifyPerSecond(quick ? 0.5 : 2);
-const devices = Array.from({ length: 50 }, (_, i) => testDevice(`bench-${i}`));
+const devices = Array.from({ length: 50 }, (_, i) => benchDevice(`bench-${i}`));
 const seed = randomBytes(32);
 
 const rows: string[][] = [['batch', 'blocks', 'frame bytes', 'block bytes', 'overhead/frame', 'overhead %', 'author µs/block', 'audit frames/s']];
