@@ -14,6 +14,7 @@ import { receiveClock } from './clock-offset.js';
 import { BlockLog } from './log/block-log.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
 import { loadPolicySet, PolicyRuntime } from './policy/runtime.js';
+import { KeyRing } from './policy/keyring.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
 import { loadProfiles } from './profiles.js';
@@ -69,8 +70,11 @@ export class Gateway {
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
     const pool = new VerifyPool(workers);
     const siblingAuthors = siblingKeys(config.sync);
-    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors });
+    // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
+    const keyRing = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
+    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing });
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
+    keyRing.attach(policies.permissions);
     const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f) }, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
