@@ -110,8 +110,10 @@ export function parsePolicyText(text: string, file: string, gateways: readonly K
     const seen = new Set<string>();
     for (const i of r.error.issues) {
       const path = i.path as Path;
-      const extra = i.code === 'unrecognized_keys' ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message;
-      const msg = `${at(path)}: ${path.join('.') || '(top)'}: ${extra}`;
+      const unknown = i.code === 'unrecognized_keys';
+      const extra = unknown ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message;
+      // The line of the offending key itself (the unknown key, or the key whose value is wrong).
+      const msg = `${at(unknown ? [...path, i.keys[0]!] : path, true)}: ${path.join('.') || '(top)'}: ${extra}`;
       if (!seen.has(msg)) problems.push(msg);
       seen.add(msg);
     }
