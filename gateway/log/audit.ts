@@ -3,9 +3,13 @@
  * recomputes each content address, checks the author signature, the `prev`
  * chain and parents against the blocks actually held, and every device
  * signature inside frames blocks. Device keys come from the registry and from
- * enrolment blocks in the log.
+ * enrolment blocks in the log. A stream may start at a low-water mark
+ * (retention): the first kept block's missing `prev` is accepted when a valid
+ * retention block of that stream's author sets a mark at or above it (one held
+ * in the chain, or the one recorded with the mark).
  */
-import { decodeSignedBlock, hashHex, type SignedBlock, toHex } from '../../protocols/index.js';
+import { blockSigningInput, decodeSignedBlock, hashHex, type SignedBlock, toHex } from '../../protocols/index.js';
+import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { BlockLog } from './block-log.js';
 import { type BlockRef, type Fault, type FaultCode, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 
@@ -32,6 +36,18 @@ export function auditLog(log: BlockLog): AuditSummary {
   let decodedCount = 0;
   const refs = new Map<string, BlockRef>();
   const enrolled = new Map<string, Uint8Array[]>();
+  // Marks backed by a retention block whose author signature verifies.
+  const marks = new Map<string, number>();
+  const markFrom = (sb: SignedBlock): void => {
+    const b = sb.block;
+    if (b.kind !== 'retention' || !log.ctx.isKnownAuthor(b.author) || !verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature)) return;
+    const k = `${toHex(b.author)}/${b.stream}`;
+    marks.set(k, Math.max(marks.get(k) ?? 0, b.body.low));
+  };
+  for (const m of log.markRecords()) {
+    const d = decodeSignedBlock(m.envelope);
+    if (d.ok) markFrom(d.value);
+  }
   // Pass 1: decode everything and index blocks by the hash of their bytes.
   for (const { key, envelope } of log.rawBlocks()) {
     const d = decodeSignedBlock(envelope);
@@ -47,6 +63,7 @@ export function auditLog(log: BlockLog): AuditSummary {
     // A block whose bytes no longer match its key is reported there (hash-mismatch), not
     // again as a missing prev on every block after it.
     if (!refs.has(key)) refs.set(key, ref);
+    markFrom(sb);
     if (b.kind === 'enrolment') enrolled.set(b.body.device, [...(enrolled.get(b.body.device) ?? []), b.body.publicKey]);
   }
   const ctx: VerifyContext = {
@@ -57,6 +74,8 @@ export function auditLog(log: BlockLog): AuditSummary {
       return own.length > 0 ? own : (enrolled.get(d) ?? []);
     },
     lookup: (h) => refs.get(h),
+    mark: (a, st) => marks.get(`${a}/${st}`) ?? 0,
+    danglingParentsOk: () => marks.size > 0,
   };
   // Pass 2: verify each block against the blocks actually held (decoded again, so memory
   // holds only the small per-block references, not every frame of the log).

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
-import { BlockLog } from '../../gateway/log/block-log.js';
+import { BlockLog, PRUNABLE_KINDS } from '../../gateway/log/block-log.js';
 import { Store } from '../../gateway/store/store.js';
 import { exchange, SyncSession } from '../../gateway/sync/engine.js';
 import { type FrameEntry, hashHex } from '../../protocols/index.js';
@@ -90,7 +90,7 @@ async function cutExchange(a: BlockLog, b: BlockLog, limit: number): Promise<voi
     flight = next;
     toB = !toB;
   }
-  await Promise.all([a.durable(), b.durable()]);
+  await Promise.all([a.settled(), b.settled()]);
 }
 
 const view = (r: Replica): string[] => [...r.log.frameView()].map((v) => `${v.device}/${v.boot}/${v.seq}@${v.block}:${v.index}`);
@@ -99,7 +99,8 @@ type Op =
   | { op: 'ingest'; r: number; frames: [number, number, number][] }
   | { op: 'partition'; groups: number[] }
   | { op: 'sync'; i: number; j: number; probe: boolean }
-  | { op: 'cut'; i: number; j: number; limit: number };
+  | { op: 'cut'; i: number; j: number; limit: number }
+  | { op: 'retain'; r: number; frac: number };
 
 const opArb = (n: number): fc.Arbitrary<Op> =>
   fc.oneof(
@@ -107,10 +108,33 @@ const opArb = (n: number): fc.Arbitrary<Op> =>
     { weight: 1, arbitrary: fc.record({ op: fc.constant('partition' as const), groups: fc.array(fc.nat(2), { minLength: n, maxLength: n }) }) },
     { weight: 3, arbitrary: fc.record({ op: fc.constant('sync' as const), i: fc.nat(n - 1), j: fc.nat(n - 1), probe: fc.boolean() }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('cut' as const), i: fc.nat(n - 1), j: fc.nat(n - 1), limit: fc.integer({ min: 1, max: 6 }) }) },
+    { weight: 1, arbitrary: fc.record({ op: fc.constant('retain' as const), r: fc.nat(n - 1), frac: fc.double({ min: 0, max: 1, noNaN: true }) }) },
   );
 
+/** A replica's own low-water mark at a random point of its own stream (issue 5: retention). */
+function retain(r: Replica, frac: number): boolean {
+  const head = r.log.streamHeads().find((h) => h.author === r.log.author && h.stream === 'default');
+  if (!head) return false;
+  r.log.retain('default', Math.floor(frac * (head.seq + 2)), 0);
+  return true;
+}
+
+/** Prunable blocks held below a mark (there must be none once settled). */
+function belowMarks(r: Replica): string[] {
+  const out: string[] = [];
+  for (const h of r.log.streamHeads()) {
+    const m = r.log.mark(h.author, h.stream);
+    for (const [seq, hash] of r.log.iterStream(h.author, h.stream, 0)) {
+      if (seq >= m) break;
+      if (PRUNABLE_KINDS.has(r.log.lookup(hash)!.kind)) out.push(`${h.author.slice(0, 6)}/${h.stream}#${seq}`);
+    }
+  }
+  return out;
+}
+
 describe('sync engine', () => {
-  it('N replicas (sometimes two sharing a key, so equivocating), random ingest, partitions, merges and cut exchanges: identical heads and frame views after a full exchange', async () => {
+  it('N replicas (sometimes two sharing a key, so equivocating), random ingest, partitions, merges, cut exchanges and retention marks: identical heads and frame views after a full exchange', async () => {
+    let prunedRuns = 0;
     await fc.assert(
       fc.asyncProperty(
         fc
@@ -118,10 +142,12 @@ describe('sync engine', () => {
           .chain(([k, twin]) => fc.tuple(fc.constant(k + (twin ? 1 : 0)), fc.constant(twin), fc.array(opArb(k + (twin ? 1 : 0)), { minLength: 1, maxLength: 30 }))),
         async ([n, twin, ops]) => {
           const rs = replicas(n - (twin ? 1 : 0), twin);
+          let retained = false;
           try {
             let groups = Array.from({ length: n }, () => 0);
             for (const o of ops) {
               if (o.op === 'ingest') ingest(rs[o.r]!, o.frames);
+              else if (o.op === 'retain') retained = retain(rs[o.r]!, o.frac) || retained;
               else if (o.op === 'partition') groups = o.groups;
               else if (o.i !== o.j && groups[o.i] === groups[o.j]) {
                 if (o.op === 'sync') {
@@ -132,16 +158,27 @@ describe('sync engine', () => {
               }
               // Authoring interleaves with syncs, so parents and lamport times cross replicas.
             }
-            await Promise.all(rs.map((r) => r.log.durable()));
+            await Promise.all(rs.map((r) => r.log.settled()));
             // The network heals: a full exchange (everyone with replica 0, twice).
-            for (let round = 0; round < 2; round++) for (let i = 1; i < n; i++) await exchange(rs[0]!.log, rs[i]!.log);
+            for (let round = 0; round < 2; round++) {
+              for (let i = 1; i < n; i++) {
+                const x = await exchange(rs[0]!.log, rs[i]!.log);
+                expect([...x.initiator.rejected, ...x.responder.rejected]).toEqual([]);
+              }
+            }
             const digest = rs[0]!.log.headsDigest();
             const v0 = view(rs[0]!);
             const all = new Set(rs.flatMap((r) => [...r.heard]));
-            expect(v0).toHaveLength(all.size);
+            // Retention removes frames whose every copy sat below a mark; without it, none is lost.
+            if (retained) expect(v0.length).toBeLessThanOrEqual(all.size);
+            if (v0.length < all.size) prunedRuns++;
+            else expect(v0).toHaveLength(all.size);
             for (const r of rs) {
               expect(r.log.headsDigest()).toBe(digest);
               expect(view(r)).toEqual(v0);
+              // issue 5: pruned blocks are not pulled back by sync, from any sibling
+              expect(belowMarks(r)).toEqual([]);
+              if (retained) expect(auditLog(r.log).faults).toEqual([]);
             }
             if (twin && rs[0]!.heard.size > 0 && rs[n - 1]!.heard.size > 0) expect(auditLog(rs[1]!.log).faults).toEqual([]);
             // Now equal: the probe is one small message each way.
@@ -150,6 +187,7 @@ describe('sync engine', () => {
               expect(x).toMatchObject({ flights: 2, initiator: { equal: true, bytesSent: 36 }, responder: { bytesSent: 2 } });
             }
           } finally {
+            for (const r of rs) await r.log.settled().catch(() => {});
             for (const r of rs) await r.close();
             open.length = 0;
           }
@@ -157,6 +195,8 @@ describe('sync engine', () => {
       ),
       { numRuns: 40 },
     );
+    // The runs did exercise retention: some frames were pruned everywhere.
+    expect(prunedRuns).toBeGreaterThan(0);
   }, 120_000);
 
   it('one round trip learns the difference; sync bytes stay within 5% of the missing blocks; a second exchange finds them equal', async () => {
