@@ -72,6 +72,8 @@ export class VirtualDevice {
   private generatedCount = 0;
   /** Actuator states reported in every reading (set by firmware-sim/actuators.ts). */
   actuatorRecords: (() => SenmlRecord[]) | undefined;
+  /** Sensor readings forced to a value (a scenario: the vibration crosses a threshold). */
+  private readonly forced = new Map<string, number>();
 
   constructor(opts: VirtualDeviceOptions) {
     if (!isValidId(opts.id)) throw new TypeError(`"${opts.id}" is not a valid device id`);
@@ -122,10 +124,17 @@ export class VirtualDevice {
     // A real device reboots rather than wrap seq, which would reuse (boot, seq).
     if (this.seqCounter > MAX_COUNTER) this.reboot();
     const time = this.deviceTime(nowMs);
-    const records = this.sensors.sample(time, this.baseName);
+    let records = this.sensors.sample(time, this.baseName);
+    if (this.forced.size > 0) records = records.map((r) => (r.n !== undefined && this.forced.has(r.n) ? { ...r, v: this.forced.get(r.n)! } : r));
     const extra = this.actuatorRecords?.();
     const body: ReadingBody = { type: 'reading', boot: this.bootCounter, seq: this.seqCounter, time, records: extra ? [...records, ...extra] : records };
     return this.keep(body);
+  }
+
+  /** Forces a sensor's reading (SenML name without the base name, e.g. `vib`) from the next frame on; undefined lets it go. */
+  force(name: string, value: number | undefined): void {
+    if (value === undefined) this.forced.delete(name);
+    else this.forced.set(name, value);
   }
 
   /**

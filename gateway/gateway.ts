@@ -4,7 +4,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { startRules, type RulesHandle } from '../rules/start.js';
 import { DeviceActivity } from './activity.js';
+import { type ActuationSettings, GatewayActuation } from './actuation/start.js';
 import { ApiServer } from './api/server.js';
 import type { GatewayConfig } from './config.js';
 import { HomeAssistantDiscovery } from './homeassistant.js';
@@ -29,6 +31,8 @@ export interface GatewayOptions {
   readonly logger: Logger;
   /** Start the demo fleet when no device is configured (default: as the config says). */
   readonly simulate?: boolean;
+  /** Actuation timings (lease, retry); tests shorten them. */
+  readonly actuation?: ActuationSettings;
 }
 
 export class Gateway {
@@ -44,6 +48,10 @@ export class Gateway {
   policies?: PolicyRuntime;
   /** Sync with sibling gateways (config `sync`). */
   siblings?: Siblings;
+  /** Signed commands, acks, leases and the audit (always on; rules feed it). */
+  actuation?: GatewayActuation;
+  /** The live rules engine (config `rules.files`). */
+  rules?: RulesHandle;
   private statusTimer?: NodeJS.Timeout;
   private lastStored = 0;
 
@@ -89,6 +97,7 @@ export class Gateway {
       if (config.serial.ports.length > 0) gw.startSerial();
       if (config.ble.enabled) gw.startBle();
       gw.startHomeAssistant();
+      await gw.startRules(opts.actuation);
       if (config.api.enabled) {
         gw.api = await ApiServer.start(gw, { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 }, log);
       }
@@ -179,6 +188,29 @@ export class Gateway {
     this.homeAssistant = new HomeAssistantDiscovery(this.broker, this.registry, this.ingest, loadProfiles(), haOpts, this.log);
   }
 
+  /** Actuation over the transports started above, then the rules engine (if rule files are configured) feeding it. */
+  private async startRules(settings: ActuationSettings = {}): Promise<void> {
+    const { config, identity, registry } = this;
+    this.actuation = new GatewayActuation(
+      {
+        gatewayId: config.gateway.id,
+        publicKey: identity.publicKey,
+        sign: identity.sign,
+        frames$: this.ingest.frames$,
+        blockLog: this.blockLog!,
+        device: (id) => registry.get(id),
+        targets: () => ({ mqtt: this.broker, serial: this.serial, ble: this.ble }),
+        logger: this.log,
+        ...(this.broker && { publish: (topic: string, payload: string) => this.broker!.publish(topic, payload) }),
+      },
+      settings,
+    );
+    const files = (config as { rules?: { files?: readonly string[] } }).rules?.files ?? [];
+    if (files.length === 0) return;
+    this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, { log: this.log.child({ component: 'rules' }) });
+    this.log.info({ rules: this.rules.ruleSet.rules.length, files }, `${this.rules.ruleSet.rules.length} rules running`);
+  }
+
   /** The demo fleet, only when no device is configured and every enrolled device is a simulated one. */
   private async startSimulation(allowed: boolean, dataDir: string): Promise<void> {
     const { config, registry } = this;
@@ -208,6 +240,8 @@ export class Gateway {
       ...(this.serial && { serial: this.serial.status().map((l) => ({ name: l.name, path: l.path, state: l.state, frames: l.stats.frames, acks: l.stats.acks, badCrc: l.deframer.badCrc, badCobs: l.deframer.badCobs, oversize: l.deframer.oversize })) }),
       ...(this.ble && { ble: this.bleStatus() }),
       ...(this.siblings && { sync: this.siblings.status() }),
+      ...(this.actuation && { actuation: this.actuation.status() }),
+      ...(this.rules && { rules: this.rules.stats().map((r) => ({ id: r.id, version: r.version, frames: r.frames, decisions: r.decisions, errors: r.errors, disabled: r.disabled })) }),
       ...(this.policies && { policy: this.policies.status() }),
     };
   }
@@ -241,6 +275,8 @@ export class Gateway {
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
     await this.simulation?.stop();
+    this.rules?.stop();
+    this.actuation?.stop(); // commands in flight end as expired; the last audit records go to the log
     await this.api?.close();
     this.homeAssistant?.close();
     await this.broker?.close();

@@ -1,0 +1,77 @@
+/**
+ * The audit trail in the log: actuation records (leases, decisions, outcomes) queued in one
+ * event-loop turn become one signed `actuation` block (kind 5) on this gateway's stream, so a
+ * burst of decisions costs one signature, not one each. Also reads leases back from the log:
+ * at start from the blocks already held, and from every sibling block as sync applies it.
+ */
+import { type Block, type CborValue, decodeSignedBlock, type SignedBlock, toHex } from '../../protocols/index.js';
+import { actuationBody, type ActuationRecord, decodeActuationBody, MAX_ACTUATION_RECORDS } from '../../protocols/actuation.js';
+import type { ActuationJournal, AuditBlock } from '../../rules/actuation/index.js';
+import { DEFAULT_POLICY, type BlockLog } from '../log/block-log.js';
+import type { Logger } from '../logger.js';
+
+export class LogJournal implements ActuationJournal {
+  private queue: ActuationRecord[] = [];
+  private scheduled = false;
+  blocks = 0;
+  records = 0;
+  failures = 0;
+
+  constructor(
+    private readonly log: BlockLog,
+    private readonly logger: Logger,
+    private readonly policy = DEFAULT_POLICY,
+  ) {}
+
+  record(records: readonly ActuationRecord[]): void {
+    this.queue.push(...records);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  /** Writes what is queued now (also called on stop). */
+  flush(): void {
+    this.scheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, MAX_ACTUATION_RECORDS);
+      try {
+        this.log.appendBlock({ kind: 'actuation', body: actuationBody(batch) as unknown as CborValue }, this.policy);
+        this.blocks++;
+        this.records += batch.length;
+      } catch (err) {
+        // An unencodable record is a bug; losing the audit of one batch must not stop actuation.
+        this.failures++;
+        this.logger.error({ err, records: batch.length }, 'actuation records not logged');
+      }
+    }
+  }
+}
+
+/** The records of an actuation block, or undefined for another kind or a body that does not decode. */
+export function actuationRecords(block: Block): ActuationRecord[] | undefined {
+  if (block.kind !== 'actuation') return undefined;
+  const r = decodeActuationBody(block.body as CborValue);
+  return r.ok ? r.value : undefined;
+}
+
+/** Every actuation block held, as the audit reader takes them (optionally only records at or after `since`). */
+export function* actuationBlocks(log: BlockLog): Generator<AuditBlock & { readonly hash: string }> {
+  for (const head of log.streamHeads()) {
+    for (const [, hash] of log.streamBlocks(head.author, head.stream)) {
+      if (log.lookup(hash)?.kind !== 'actuation') continue;
+      const env = log.getEnvelope(hash);
+      if (!env) continue;
+      const sb = decodeSignedBlock(env);
+      if (!sb.ok) continue;
+      const records = actuationRecords(sb.value.block);
+      if (records) yield { author: head.author, body: records, hash };
+    }
+  }
+}
+
+/** Lease records of a durable block, with its author (hex). */
+export function leasesOf(sb: SignedBlock): { holder: string; records: ActuationRecord[] } | undefined {
+  const records = actuationRecords(sb.block);
+  return records ? { holder: toHex(sb.block.author), records: records.filter((r) => r.type === 'lease') } : undefined;
+}
