@@ -1,0 +1,209 @@
+/**
+ * Retention and logged revocations in the block log (issue 5), over real lmdb stores:
+ * - the author's retention block prunes its stream below a low-water mark (blocks, index,
+ *   chain, view entries and the frames it stored, one transaction); audit accepts the chain
+ *   starting at the mark; the mark survives a restart;
+ * - siblings that held the old blocks prune alike, a fresh sibling starts at the mark, and
+ *   pruned blocks are never pulled back (answered `pruned`, not a fault);
+ * - a revocation is logged as an enrolment block with revokedAt: siblings learn it (their
+ *   registry too), and frames of the device a sibling received after it are kept in their
+ *   blocks but left out of the frames view on every replica alike.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { auditLog } from '../../gateway/log/audit.js';
+import { BlockLog, type BlockLogOptions } from '../../gateway/log/block-log.js';
+import { Registry } from '../../gateway/registry.js';
+import { Store } from '../../gateway/store/store.js';
+import { exchange } from '../../gateway/sync/engine.js';
+import type { FrameEntry } from '../../protocols/index.js';
+import { testDevice } from '../helpers/devices.js';
+import { tempDir } from '../helpers/env.js';
+
+const devA = testDevice('dev-a');
+const devB = testDevice('dev-b');
+const T0 = 1_760_000_000_000;
+
+interface Replica {
+  store: Store;
+  log: BlockLog;
+  dir: string;
+  seed: Uint8Array;
+  reopen(): Promise<void>;
+}
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function replicas(n: number, enrol: (i: number) => ReturnType<typeof testDevice>[] = () => [devA, devB], extra: Partial<BlockLogOptions> = {}): Replica[] {
+  const seeds = Array.from({ length: n }, () => randomBytes(32));
+  const keys = seeds.map(publicKeyFromSeed);
+  return seeds.map((seed, i) => {
+    const { dir, cleanup } = tempDir('outpost-retention-');
+    const mk = (store: Store): BlockLog => new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys, ...extra });
+    const store = Store.open(dir);
+    for (const d of enrol(i)) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
+    const r: Replica = {
+      store,
+      log: mk(store),
+      dir,
+      seed,
+      reopen: async () => {
+        await r.log.settled();
+        await r.store.close();
+        r.store = Store.open(dir);
+        r.log = mk(r.store);
+      },
+    };
+    cleanups.push(async () => {
+      await r.log.settled().catch(() => {});
+      await r.store.close();
+      cleanup();
+    });
+    return r;
+  });
+}
+
+/** Ingests one batch as the pipeline does: frames into the store, then their block, same turn. */
+function ingest(r: Replica, dev: ReturnType<typeof testDevice>, seqs: number[], rxTime: number): void {
+  const entries: FrameEntry[] = seqs.map((seq) => ({ frame: dev.frame(1, seq), rxTime, transport: 'mqtt' }));
+  for (const [i, e] of entries.entries()) r.store.appendFrame({ device: dev.id, boot: 1, seq: seqs[i]!, rxTime, transport: 'mqtt', frame: e.frame });
+  r.log.appendFrames(entries);
+}
+
+const view = (r: Replica): string[] => [...r.log.frameView()].map((v) => `${v.device}/${v.boot}/${v.seq}@${v.block}:${v.index}`);
+const seqsInView = (r: Replica): number[] => [...r.log.frameView()].map((v) => v.seq).sort((a, b) => a - b);
+
+describe('retention (low-water marks)', () => {
+  it('the author prunes its stream below the mark in one go: blocks, view, stored frames; audit accepts the chain from the mark; the mark survives a restart', async () => {
+    const maxAge = 60_000;
+    const [a] = replicas(1, () => [devA, devB], { retentionFor: (s) => (s === 'default' ? maxAge : undefined) });
+    // Five batches, a second apart: enrolments of both devices, then 5 frames blocks.
+    for (let k = 0; k < 5; k++) ingest(a!, k % 2 ? devB : devA, [k * 10, k * 10 + 1], T0 + k * 1000);
+    await a!.log.settled();
+    const before = a!.log.streamBlocks(a!.log.author, 'default');
+    expect(before).toHaveLength(7);
+    // Dry run: what would go, nothing authored.
+    const now = T0 + 3500 + maxAge;
+    expect(a!.log.retainByAge(now, true)).toEqual([{ stream: 'default', low: 6, prunable: 4 }]);
+    expect(a!.log.streamBlocks(a!.log.author, 'default')).toHaveLength(7);
+    // Receive times before T0 + 3500 are older than maxAge: frames blocks 0..3 go.
+    const done = a!.log.retainByAge(now);
+    expect(done.map((d) => [d.stream, d.low, d.prunable])).toEqual([['default', 6, 4]]);
+    await a!.log.settled();
+    expect(a!.log.mark(a!.log.author, 'default')).toBe(6);
+    const after = a!.log.streamBlocks(a!.log.author, 'default');
+    // Kept: the two enrolment blocks (seq 0 for dev-a, seq 2 for dev-b: registry facts stay), frames block #4, the retention block.
+    expect(after.map(([s]) => s)).toEqual([0, 2, 6, 7]);
+    for (const [, h] of before.filter(([s]) => ![0, 2, 6, 7].includes(s))) {
+      expect(a!.log.lookup(h)).toBeUndefined();
+      expect(a!.log.getEnvelope(h)).toBeUndefined();
+    }
+    expect(seqsInView(a!)).toEqual([40, 41]);
+    expect([...a!.store.queryFrames({})].map((f) => f.seq)).toEqual([40, 41]);
+    expect(a!.store.findFrame(devA.id, 1, 0)).toBeUndefined();
+    expect(a!.store.frameCount()).toBe(2);
+    // Nothing more to prune until newer frames age.
+    expect(a!.log.retainByAge(now)).toEqual([]);
+    const audit = auditLog(a!.log);
+    expect(audit.faults).toEqual([]);
+    expect(audit.blocks).toBe(4);
+    // Restart: the mark is on disk; an old block is answered pruned, not applied.
+    const old = a!.log.getEnvelope(after[2]![1])!; // a kept block, to check apply still says known
+    await a!.reopen();
+    expect(a!.log.mark(a!.log.author, 'default')).toBe(6);
+    expect(a!.log.apply(old).status).toBe('known');
+    expect(auditLog(a!.log).faults).toEqual([]);
+  });
+
+  it('siblings converge: one that held the old blocks prunes them, a fresh one starts at the mark, and pruned blocks are never pulled back', async () => {
+    const [a, b, c, d] = replicas(4);
+    for (let k = 0; k < 3; k++) ingest(a!, devA, [k], T0 + k * 1000);
+    await a!.log.settled();
+    await exchange(b!.log, a!.log);
+    // b's own stream: its first block names a's head (seq 3, soon pruned) as a parent.
+    ingest(b!, devB, [100], T0 + 10_000);
+    await b!.log.settled();
+    const bFirst = b!.log.streamBlocks(b!.log.author, 'default').at(-1)![1];
+    expect(b!.log.lookup(bFirst)).toBeDefined();
+    for (let k = 3; k < 6; k++) ingest(a!, devA, [k], T0 + k * 1000);
+    await a!.log.settled();
+    await exchange(b!.log, a!.log);
+    await exchange(d!.log, a!.log); // d holds everything old and will never talk to a again
+    const oldEnvelopes = a!.log.streamBlocks(a!.log.author, 'default').map(([, h]) => a!.log.getEnvelope(h)!);
+    a!.log.retain('default', 4, T0 + 3000); // frames blocks seq 1..3 go (seq 0 is the enrolment)
+    await a!.log.settled();
+    // b held the old blocks: it learns the mark in the chain and prunes alike.
+    const xb = await exchange(b!.log, a!.log);
+    expect([...xb.initiator.rejected, ...xb.responder.rejected]).toEqual([]);
+    expect(b!.log.mark(a!.log.author, 'default')).toBe(4);
+    expect(b!.log.headsDigest()).toBe(a!.log.headsDigest());
+    expect(view(b!)).toEqual(view(a!));
+    // c starts empty: the mark goes first, then the stream from the mark (and the kept enrolment).
+    const xc = await exchange(c!.log, b!.log);
+    expect(xc.initiator.rejected).toEqual([]);
+    expect(xc.initiator.marks).toBe(1);
+    expect(c!.log.headsDigest()).toBe(a!.log.headsDigest());
+    expect(view(c!)).toEqual(view(a!));
+    expect(seqsInView(c!)).toEqual([3, 4, 5, 100]); // frames 0..2 sat in blocks 1..3
+    for (const r of [a!, b!, c!]) expect(auditLog(r.log).faults).toEqual([]);
+    // d never pruned: syncing with c, it gets the retention block, prunes, and sends nothing old back.
+    const xd = await exchange(c!.log, d!.log);
+    expect([...xd.initiator.rejected, ...xd.responder.rejected]).toEqual([]);
+    expect(xd.responder.blocksSent).toBe(0);
+    expect(d!.log.headsDigest()).toBe(a!.log.headsDigest());
+    expect(view(d!)).toEqual(view(a!));
+    // A pruned block offered by anyone is answered pruned: not kept, not a fault.
+    for (const r of [a!, b!, c!, d!]) {
+      const statuses = oldEnvelopes.slice(1, 4).map((e) => r.log.apply(e).status);
+      expect(statuses).toEqual(['pruned', 'pruned', 'pruned']);
+    }
+    await c!.reopen();
+    expect(c!.log.apply(oldEnvelopes[2]!).status).toBe('pruned');
+    expect(c!.log.headsDigest()).toBe(a!.log.headsDigest());
+  });
+});
+
+describe('revocations in the log', () => {
+  it('a revocation is logged once, siblings learn it, and a sibling\'s frames received after it are left out of every view alike', async () => {
+    // a and b enrolled dev-a; c never did (it verifies dev-a under a's logged enrolment).
+    const [a, b, c] = replicas(3, (i) => (i === 2 ? [devB] : [devA, devB]));
+    ingest(a!, devA, [0, 1], T0);
+    await a!.log.settled();
+    await exchange(b!.log, a!.log);
+    await exchange(c!.log, a!.log);
+    // Partition: a's operator revokes dev-a at T0 + 5000; c keeps hearing dev-a.
+    const revokedAt = T0 + 5000;
+    await new Registry(a!.store).revoke(devA.id, revokedAt);
+    expect(a!.log.logRevocations()).toHaveLength(1);
+    expect(a!.log.logRevocations()).toHaveLength(0); // logged once
+    c!.log.appendFrames([{ frame: devA.frame(1, 2), rxTime: T0 + 4000, transport: 'mqtt' }]); // before the revocation
+    c!.log.appendFrames([{ frame: devA.frame(1, 3), rxTime: T0 + 6000, transport: 'mqtt' }]); // after it
+    await Promise.all([a!.log.settled(), c!.log.settled()]);
+    expect(seqsInView(c!)).toEqual([0, 1, 2, 3]);
+    // Links return.
+    for (const [x, y] of [[a, b], [b, c], [a, c], [a, b]] as const) {
+      const r = await exchange(x!.log, y!.log);
+      expect([...r.initiator.rejected, ...r.responder.rejected]).toEqual([]);
+    }
+    const digest = a!.log.headsDigest();
+    for (const r of [a!, b!, c!]) {
+      expect(r.log.headsDigest()).toBe(digest);
+      expect(seqsInView(r)).toEqual([0, 1, 2]); // frame 3 is held in c's block but not shown
+      expect(view(r)).toEqual(view(a!));
+      expect(r.log.revokedSince(devA.id)).toBe(revokedAt);
+      expect(auditLog(r.log).faults).toEqual([]);
+    }
+    // b enrolled dev-a with the same key: its registry learns the revocation (ingest refuses dev-a now).
+    expect(b!.store.devices.get(devA.id)?.revokedAt).toBe(revokedAt);
+    expect(new Registry(b!.store).active(devA.id)).toBeUndefined();
+    // c never enrolled it: nothing appears in its registry.
+    expect(c!.store.devices.get(devA.id)).toBeUndefined();
+    // Restart keeps it.
+    await c!.reopen();
+    expect(seqsInView(c!)).toEqual([0, 1, 2]);
+  });
+});
