@@ -1,7 +1,7 @@
 /** Field parsers shared by rule and machine sections. */
 import { compileCondition } from './cel.js';
 import type { Field } from './reader.js';
-import type { ActionSpec } from './types.js';
+import { type ActionSpec, AGGREGATE_FNS, type AggregateFn, type AggregateSpec, type WindowSpec } from './types.js';
 
 export function positive(f: Field): number {
   const ms = f.durationMs();
@@ -29,6 +29,31 @@ export function parseActions(f: Field): ActionSpec[] {
     }
     const c = a.get('command').object(['device', 'actuator', 'value', 'ttl']);
     return { kind: 'command', device: c.get('device').string(), actuator: c.get('actuator').string(), value: c.get('value').scalar(), ttlMs: positive(c.get('ttl')) };
+  });
+}
+
+
+export function parseWindow(f: Field): WindowSpec | undefined {
+  if (!f.present) return undefined;
+  f.object(['tumbling', 'sliding', 'count']);
+  const keys = f.keys();
+  if (keys.length !== 1) f.fail('must have exactly one of tumbling, sliding, count');
+  if (f.get('count').present) return { kind: 'count', count: f.get('count').positiveInt() };
+  const kind = keys[0] as 'tumbling' | 'sliding';
+  return { kind, sizeMs: positive(f.get(kind)) };
+}
+
+const AGG_RE = new RegExp(`^(${AGGREGATE_FNS.join('|')})\\(\\s*([A-Za-z0-9][A-Za-z0-9\\-:./_]*)\\s*\\)$`);
+
+export function parseAggregates(f: Field): AggregateSpec[] {
+  if (!f.present) return [];
+  f.object(f.keys());
+  return f.keys().map((name) => {
+    const g: Field = f.get(name);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) g.fail(`aggregate name "${name}" must be an identifier (it is read as agg.${name})`);
+    const m = AGG_RE.exec(g.string().trim());
+    if (!m) g.fail(`must be fn(name) with fn one of ${AGGREGATE_FNS.join(', ')}`);
+    return { name, fn: m[1] as AggregateFn, of: m[2]! };
   });
 }
 

@@ -1,10 +1,14 @@
 /** The `machine:` section of a rule: named states, guarded transitions, latches, watchdog. */
-import { condition, parseActions, positive } from './parse-common.js';
+import { condition, parseActions, parseAggregates, parseWindow, positive } from './parse-common.js';
 import type { Field } from './reader.js';
 import type { LatchSpec, MachineRule, StateSpec, TransitionSpec } from './types.js';
 
-export function parseMachine(f: Field): Pick<MachineRule, 'initial' | 'states' | 'transitions' | 'latches' | 'watchdog'> {
-  f.object(['initial', 'states', 'transitions', 'latches', 'watchdog']);
+export function parseMachine(f: Field): Pick<MachineRule, 'initial' | 'states' | 'transitions' | 'latches' | 'watchdog' | 'window' | 'aggregates'> {
+  f.object(['initial', 'states', 'transitions', 'latches', 'watchdog', 'window', 'aggregate']);
+  const window = parseWindow(f.get('window'));
+  if (window?.kind === 'tumbling') f.get('window').fail('a machine reads a sliding or count window (a tumbling one would delay its frames)');
+  const aggregates = parseAggregates(f.get('aggregate'));
+  if (aggregates.length > 0 && !window) f.get('aggregate').fail('aggregates need a window');
   const states = new Map<string, StateSpec>();
   const sf = f.get('states').object(f.get('states').keys());
   for (const name of sf.keys()) {
@@ -40,5 +44,5 @@ export function parseMachine(f: Field): Pick<MachineRule, 'initial' | 'states' |
     : [];
   const wd = f.get('watchdog');
   const watchdog = wd.present ? (wd.object(['silence', 'devices', 'state']), { silenceMs: positive(wd.get('silence')), devices: wd.get('devices').strings(), state: state(wd.get('state')) }) : undefined;
-  return { initial, states, transitions, latches, ...(watchdog && { watchdog }) };
+  return { initial, states, transitions, latches, aggregates, ...(window && { window: window as Exclude<typeof window, { kind: 'tumbling' }> }), ...(watchdog && { watchdog }) };
 }

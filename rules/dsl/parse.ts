@@ -1,19 +1,15 @@
 /** YAML rule files → validated RuleSet. Every error names file, rule, field and line. */
 import { createHash } from 'node:crypto';
-import { condition, parseActions, positive } from './parse-common.js';
+import { condition, parseActions, parseAggregates, parseWindow, positive } from './parse-common.js';
 import { RuleError } from './errors.js';
 import { parseMachine } from './parse-machine.js';
 import { Field, isRecord, YamlSource } from './reader.js';
 import {
-  AGGREGATE_FNS,
-  type AggregateFn,
-  type AggregateSpec,
   type ConditionRule,
   type InterlockSpec,
   type RuleSet,
   type RuleSpec,
   type TriggerSpec,
-  type WindowSpec,
 } from './types.js';
 
 const RULE_KEYS = ['id', 'version', 'description', 'trigger', 'per', 'window', 'aggregate', 'when', 'clear', 'for', 'debounce', 'cooldown', 'rateLimit', 'fire', 'then', 'onClear', 'watchdog', 'machine'];
@@ -124,30 +120,6 @@ function parseTrigger(f: Field): TriggerSpec {
     }
   }
   return out;
-}
-
-function parseWindow(f: Field): WindowSpec | undefined {
-  if (!f.present) return undefined;
-  f.object(['tumbling', 'sliding', 'count']);
-  const keys = f.keys();
-  if (keys.length !== 1) f.fail('must have exactly one of tumbling, sliding, count');
-  if (f.get('count').present) return { kind: 'count', count: f.get('count').positiveInt() };
-  const kind = keys[0] as 'tumbling' | 'sliding';
-  return { kind, sizeMs: positive(f.get(kind)) };
-}
-
-const AGG_RE = new RegExp(`^(${AGGREGATE_FNS.join('|')})\\(\\s*([A-Za-z0-9][A-Za-z0-9\\-:./_]*)\\s*\\)$`);
-
-function parseAggregates(f: Field): AggregateSpec[] {
-  if (!f.present) return [];
-  f.object(f.keys());
-  return f.keys().map((name) => {
-    const g: Field = f.get(name);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) g.fail(`aggregate name "${name}" must be an identifier (it is read as agg.${name})`);
-    const m = AGG_RE.exec(g.string().trim());
-    if (!m) g.fail(`must be fn(name) with fn one of ${AGGREGATE_FNS.join(', ')}`);
-    return { name, fn: m[1] as AggregateFn, of: m[2]! };
-  });
 }
 
 function parseInterlock(f: Field, file: string): InterlockSpec {

@@ -43,7 +43,7 @@ interface RuleBase {
 
 export interface WatchdogSpec {
   readonly silenceMs: number;
-  /** Devices watched from the start; others are watched once first heard. */
+  /** Devices watched from the start; empty: every device the rule hears, once heard. */
   readonly devices: readonly string[];
 }
 
@@ -89,6 +89,9 @@ export interface LatchSpec {
 
 export interface MachineRule extends RuleBase {
   readonly kind: 'machine';
+  /** Sliding or count window whose aggregates guards read as `agg.*`. */
+  readonly window?: Exclude<WindowSpec, { kind: 'tumbling' }>;
+  readonly aggregates: readonly AggregateSpec[];
   readonly initial: string;
   readonly states: ReadonlyMap<string, StateSpec>;
   readonly transitions: readonly TransitionSpec[];

@@ -13,6 +13,7 @@ import type { DecisionDraft, MachineRule } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 import { drafts, seen } from './actions.js';
 import { valuesOf } from './sample.js';
+import { aggregate } from './window.js';
 import type { EvalCounters } from './signal.js';
 import { stage } from './stage.js';
 import { type WatchEvent, watchdog } from './watchdog.js';
@@ -37,13 +38,15 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
     const last: CelContext['last'] = {};
     const latch: Record<string, boolean> = Object.fromEntries(rule.latches.map((l) => [l.name, false]));
     const silent = new Set<string>();
+    const win: RuleFrame[] = [];
+    let agg: Record<string, number> = {};
     const ctx = (): CelContext => ({
       device: lastFrame?.device ?? '',
       model: lastFrame?.model ?? '',
       site: lastFrame?.site ?? '',
       now: io.now(),
       v: lastFrame ? valuesOf(lastFrame) : {},
-      agg: {},
+      agg,
       last,
       state,
       dwell: io.now() - entered,
@@ -98,6 +101,13 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
         if (e.kind === 'frame') {
           lastFrame = e.frame;
           last[e.frame.device] = { ...last[e.frame.device], ...valuesOf(e.frame) };
+          if (rule.window) {
+            win.push(e.frame);
+            const w = rule.window;
+            if (w.kind === 'count') while (win.length > w.count) win.shift();
+            else while (win.length > 0 && win[0]!.time <= io.now() - w.sizeMs) win.shift();
+            agg = aggregate(win, rule.aggregates);
+          }
           const x = ctx();
           rule.latches.forEach((l, i) => {
             if (!latch[l.name] && test(latchSet[i]!, x)) latch[l.name] = true;

@@ -1,6 +1,7 @@
 /**
  * Watchdog: a device silent for `silenceMs` (no matching frame) raises `silent`, its next
- * frame `resumed`. One timer per device, re-armed only when it fires, so a steady stream
+ * frame `resumed`. Watches the listed devices from the start, or (no list) every device once
+ * heard. One timer per device, re-armed only when it fires, so a steady stream
  * costs no timer churn (this matters for replay speed).
  */
 import type { OperatorFunction, SchedulerLike, Subscription } from 'rxjs';
@@ -43,6 +44,7 @@ export function watchdog(silenceMs: number, devices: readonly string[], schedule
       next(f) {
         let w = watched.get(f.device);
         if (!w) {
+          if (devices.length > 0) return; // a list given: only those are watched
           w = { lastSeen: io.now(), silent: false };
           watched.set(f.device, w);
         }
