@@ -1,0 +1,127 @@
+/**
+ * Ownership across siblings (issue 7): two gateways syncing their logs over real TCP, one
+ * device (firmware-sim) heard by both over MQTT. Leases are actuation blocks that sync
+ * carries; the device checks fencing tokens, so whatever the partition, only one gateway
+ * drives the actuator at a time.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
+import { VirtualDevice } from '../../firmware-sim/device.js';
+import { generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
+import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
+import { validateConfig } from '../../gateway/config.js';
+import { Gateway } from '../../gateway/gateway.js';
+import { GatewayIdentity } from '../../gateway/identity.js';
+import { toHex } from '../../protocols/index.js';
+import type { Decision } from '../../rules/decision.js';
+import { freePort, memoryLogger, tempDir, waitFor } from '../helpers/env.js';
+
+const closers: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+const LEASE_MS = 1500;
+const dev = generateManifest({ devices: 1, prefix: 'light', model: 'env-1' }).devices[0]!;
+
+async function gateway(id: string, dir: string, sync: Record<string, unknown>): Promise<Gateway> {
+  const config = validateConfig({
+    gateway: { id, dataDir: dir },
+    mqtt: { port: 0 },
+    devices: [{ id: dev.id, publicKey: dev.publicKey }],
+    simulate: { devices: 0 },
+    api: { enabled: false },
+    sync: { enabled: true, host: '127.0.0.1', intervalSeconds: 3600, ...sync },
+  });
+  const gw = await Gateway.start(config, { logger: memoryLogger().log, simulate: false, actuation: { leaseMs: LEASE_MS, retryMinMs: 100 } });
+  closers.push(() => gw.stop());
+  return gw;
+}
+
+const phase = (device: string, value: string): Decision => ({
+  rule: 'phase',
+  ruleVersion: 't',
+  at: Date.now(),
+  inputs: [],
+  reason: 'test',
+  action: { kind: 'command', command: { device, actuator: 'phase', value, ttlMs: 3000 } },
+});
+
+describe('leases with fencing across two gateways', () => {
+  it('a lease taken on one gateway reaches the other by sync; partitioned, the device obeys one fence holder and refuses the other', async () => {
+    const dirs = ['gw-a', 'gw-b'].map((id) => {
+      const t = tempDir(`outpost-lease-${id}-`);
+      closers.push(t.cleanup);
+      return { dir: t.dir, key: GatewayIdentity.loadOrCreate(id, t.dir).publicKey };
+    }) as [{ dir: string; key: Uint8Array }, { dir: string; key: Uint8Array }];
+    const portB = await freePort();
+    const b = await gateway('gw-b', dirs[1].dir, { port: portB, peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }] });
+    const a = await gateway('gw-a', dirs[0].dir, { port: 0, peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }] });
+    const sync = async () => {
+      await a.siblings!.round(false);
+      await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
+    };
+
+    // One device, on both gateways' brokers, trusting both gateway keys.
+    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
+    const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: dirs[0].key }, { id: 'gw-b', publicKey: dirs[1].key }], initial: { phase: 'red' } });
+    const links = [a, b].map((gw) => {
+      // eslint-disable-next-line prefer-const
+      let link: MqttDeviceLink;
+      const handler = commandHandler(actuators, device, (f) => link.send(f));
+      link = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, onCommand: (p) => handler(p) });
+      link.start();
+      closers.push(() => link.stop());
+      return link;
+    });
+    await waitFor(() => links.every((l) => l.connected), 5000, 'device on both brokers');
+    const heard = async () => {
+      const f = device.nextFrame();
+      for (const l of links) l.send(f);
+      await waitFor(() => [a, b].every((gw) => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined), 5000, 'frame stored on both');
+    };
+    await heard();
+
+    // 1. gw-a takes the lease (fence 1) and drives the light.
+    a.actuation!.actuation.decide(phase(dev.id, 'green'));
+    await waitFor(() => a.actuation!.actuation.stats.acked === 1, 5000, 'gw-a acked');
+    expect(actuators.get('phase')).toBe('green');
+
+    // 2. Sync carries the lease block: gw-b knows gw-a holds it and does not send.
+    await sync();
+    expect(b.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({ holder: toHex(dirs[0].key), fence: 1 });
+    b.actuation!.actuation.decide(phase(dev.id, 'amber'));
+    expect(b.actuation!.actuation.stats.noLease).toBe(1);
+    expect(actuators.get('phase')).toBe('green');
+
+    // 3. Partition (no more sync). gw-a's lease runs out in gw-b's view: gw-b takes fence 2 and drives.
+    await new Promise((r) => setTimeout(r, LEASE_MS + 100));
+    await heard();
+    b.actuation!.actuation.decide(phase(dev.id, 'amber'));
+    await waitFor(() => b.actuation!.actuation.stats.acked === 1, 5000, 'gw-b acked');
+    expect(actuators.get('phase')).toBe('amber');
+    expect(actuators.fence('phase')).toBe(2);
+
+    // 4. gw-a, still partitioned, sees its own lease expired and takes fence 2 as well: the device refuses it.
+    a.actuation!.actuation.decide(phase(dev.id, 'green'));
+    await waitFor(() => a.actuation!.actuation.stats.refused === 1, 5000, 'gw-a refused');
+    expect(actuators.get('phase')).toBe('amber');
+    // ... and it stands back: its next decision is not sent at all.
+    a.actuation!.actuation.decide(phase(dev.id, 'green'));
+    expect(a.actuation!.actuation.stats.noLease).toBe(1);
+    expect(actuators.history.map((h) => [h.gateway, h.value])).toEqual([
+      ['gw-a', 'green'],
+      ['gw-b', 'amber'],
+    ]);
+    expect(actuators.stats.refused).toMatchObject({ fenced: 1 });
+
+    // 5. Healed: both logs hold both gateways' leases and decisions, signed by their authors.
+    await waitFor(async () => {
+      await sync();
+      return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
+    }, 10_000, 'logs converged');
+    expect(a.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({ holder: toHex(dirs[1].key), fence: 2 });
+    expect(a.actuation!.actuation.stats).toMatchObject({ acked: 1, refused: 1, noLease: 1 });
+    expect(b.actuation!.actuation.stats).toMatchObject({ acked: 1, noLease: 1 });
+  });
+});
