@@ -181,6 +181,11 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Local rules (rules/README.md): rule files, YAML or TS/JS modules (defineRule), loaded in order. */
+    rules: z
+      .object({ files: z.array(z.string().min(1)).default([]) })
+      .strict()
+      .prefault({}),
     /** Block-log sync with sibling gateways over direct TCP or MQTT (gateway/sync). */
     sync: z
       .object({
