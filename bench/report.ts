@@ -200,8 +200,7 @@ function fmt(x: number | undefined): string {
   if (x === undefined) return '';
   const a = Math.abs(x);
   if (a === 0) return '0';
-  if (a >= 1e5) return x.toExponential(2);
-  if (a >= 100) return x.toFixed(0);
+  if (a >= 100) return Math.round(x).toLocaleString('en-US');
   if (a >= 1) return x.toFixed(2).replace(/\.?0+$/, '');
   return x.toPrecision(3);
 }

@@ -1,7 +1,7 @@
 /**
  * The report's chart, written by hand (no charting package): one horizontal bar per row that
  * has a goal, its length how far the goal is met (1 = exactly at the goal, log scale from
- * 0.1 to 10), green when the row passes, red when it fails.
+ * 0.01 to 100), green when the row passes, red when it fails.
  */
 
 export interface ReportRow {
@@ -40,21 +40,21 @@ const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;'
 
 export function renderSvg(rows: readonly ReportRow[], title: string): string {
   const charted = rows.filter((r) => r.goal !== undefined && r.pass !== undefined);
-  const labelW = 470;
-  const barW = 360;
+  const labelW = 480;
+  const barW = 300;
   const rowH = 18;
   const top = 46;
-  const width = labelW + barW + 110;
+  const width = labelW + barW + 230;
   const height = top + charted.length * rowH + 30;
-  // log10 scale: 0.1 → 0, 1 → middle, 10 → full.
-  const x = (score: number): number => labelW + (Math.min(1, Math.max(0, (Math.log10(score) + 1) / 2)) * barW);
+  // log10 scale: 0.01 → 0, 1 → middle, 100 → full.
+  const x = (score: number): number => labelW + Math.min(1, Math.max(0.005, (Math.log10(score) + 2) / 4)) * barW;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
     `<rect width="100%" height="100%" fill="#fff"/>`,
     `<text x="8" y="16" font-size="13" font-weight="bold">${esc(title)}</text>`,
     `<text x="8" y="32" fill="#555">bar: how far each goal is met (measured ÷ goal, or goal ÷ measured for ≤ goals); log scale, the line is the goal</text>`,
   ];
-  for (const t of [0.1, 1, 10]) out.push(`<text x="${x(t)}" y="${top - 4}" text-anchor="middle" fill="#555">${t}×</text>`);
+  for (const t of [0.01, 0.1, 1, 10, 100]) out.push(`<text x="${x(t)}" y="${top - 4}" text-anchor="middle" fill="#555">${t}×</text>`);
   charted.forEach((r, i) => {
     const y = top + i * rowH;
     const score = goalScore(r);
