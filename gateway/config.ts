@@ -143,7 +143,20 @@ export const configSchema = z
       .strict()
       .prefault({}),
     log: z
-      .object({ level: z.enum(LOG_LEVELS).default('info') })
+      .object({
+        level: z.enum(LOG_LEVELS).default('info'),
+        /**
+         * Block-log retention (gateway/log): max age per stream (policy) name or `default`, as
+         * 30d, 12h, 90m, 3600s, 2w, forever, or seconds; absent: keep forever. Blocks older than
+         * this on this gateway's own streams are pruned on every sibling behind a retention mark.
+         */
+        retention: z
+          .record(
+            z.string().min(1).max(64),
+            z.union([z.string().regex(/^(\d+[smhdw]|forever)$/, { message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever' }), z.number().int().positive()]),
+          )
+          .default({}),
+      })
       .strict()
       .prefault({}),
     api: z

@@ -14,6 +14,7 @@ import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
 import { receiveClock } from './clock-offset.js';
 import { BlockLog } from './log/block-log.js';
+import { RetentionTimer, retentionResolver } from './log/retention.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
 import { loadPolicySet, PolicyRuntime } from './policy/runtime.js';
 import { KeyRing } from './policy/keyring.js';
@@ -53,6 +54,8 @@ export class Gateway {
   /** The live rules engine (config `rules.files`). */
   rules?: RulesHandle;
   private statusTimer?: NodeJS.Timeout;
+  /** Logs revocations and retention marks of this gateway's streams (gateway/log/retention.ts). */
+  retention?: RetentionTimer;
   private lastStored = 0;
 
   private constructor(
@@ -80,8 +83,11 @@ export class Gateway {
     const siblingAuthors = siblingKeys(config.sync);
     // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
     const keyRing = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
-    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing });
+    // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
+    let retentionOf: (stream: string) => number | undefined = () => undefined;
+    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing, retentionFor: (s) => retentionOf(s) });
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
+    retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
     keyRing.attach(policies.permissions);
     const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f) }, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
@@ -93,6 +99,7 @@ export class Gateway {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
       if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo);
       policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
+      gw.retention = new RetentionTimer(blockLog, log).start(); // after restore: it authors blocks
       if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
       if (config.serial.ports.length > 0) gw.startSerial();
       if (config.ble.enabled) gw.startBle();
@@ -274,6 +281,7 @@ export class Gateway {
 
   async stop(): Promise<void> {
     clearInterval(this.statusTimer);
+    this.retention?.stop();
     await this.simulation?.stop();
     this.rules?.stop();
     this.actuation?.stop(); // commands in flight end as expired; the last audit records go to the log

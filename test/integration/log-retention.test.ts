@@ -19,7 +19,9 @@ import { Store } from '../../gateway/store/store.js';
 import { exchange } from '../../gateway/sync/engine.js';
 import type { FrameEntry } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { tempDir } from '../helpers/env.js';
+import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { parseRetention, retentionResolver } from '../../gateway/log/retention.js';
+import { validateConfig } from '../../gateway/config.js';
 
 const devA = testDevice('dev-a');
 const devB = testDevice('dev-b');
@@ -205,5 +207,45 @@ describe('revocations in the log', () => {
     // Restart keeps it.
     await c!.reopen();
     expect(seqsInView(c!)).toEqual([0, 1, 2]);
+  });
+});
+
+describe('retention in the gateway (config log.retention, timer)', () => {
+  it('parses durations; config per stream, else policy, else default; forever keeps', () => {
+    expect(parseRetention('30d')).toBe(30 * 86_400_000);
+    expect(parseRetention('90m')).toBe(5_400_000);
+    expect(parseRetention(3600)).toBe(3_600_000);
+    expect(parseRetention('forever')).toBe(Infinity);
+    expect(parseRetention('soon')).toBeUndefined();
+    const r = retentionResolver({ default: '7d', hot: '1h', keep: 'forever' }, (s) => (s === 'audit' ? 1000 : undefined));
+    expect([r('hot'), r('audit'), r('other'), r('keep')]).toEqual([3_600_000, 1000, 7 * 86_400_000, undefined]);
+    expect(retentionResolver({})('default')).toBeUndefined();
+    expect(() => validateConfig({ log: { retention: { default: 'a month' } } })).toThrow(/log\.retention/);
+  });
+
+  it('a running gateway prunes its own old blocks and stored frames, and logs a CLI revocation for its siblings', async () => {
+    const { dir, cleanup } = tempDir();
+    cleanups.push(cleanup);
+    const { gw } = await startTestGateway(dir, [devA, devB].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })), { log: { retention: { default: '1s' } } });
+    cleanups.push(() => gw.stop());
+    for (let i = 0; i < 3; i++) expect((await gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
+    await waitFor(() => gw.store.frameCount() === 3, 5000, 'frames stored');
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await gw.ingest.submit(devA.frame(1, 3), { transport: 'mqtt' })).status).toBe('stored');
+    const log = gw.blockLog!;
+    gw.retention!.tick();
+    await log.settled();
+    expect(log.mark(log.author, 'default')).toBeGreaterThan(0);
+    expect([...gw.store.queryFrames({})].map((f) => f.seq)).toEqual([3]);
+    expect([...log.frameView()].map((v) => v.seq)).toEqual([3]);
+    expect(auditLog(log).faults).toEqual([]);
+    // `gateway devices revoke` writes the registry from another process; the timer logs it.
+    await new Registry(gw.store).revoke(devB.id);
+    gw.retention!.tick();
+    await log.settled();
+    expect(log.revokedSince(devB.id)).toBe(gw.store.devices.get(devB.id)!.revokedAt); // logged, with the registry's time…
+    expect(log.logRevocations()).toEqual([]); // …once
+    const kinds = log.streamBlocks(log.author, 'default').map(([, h]) => log.lookup(h)!.kind);
+    expect(kinds.at(-1)).toBe('enrolment');
   });
 });

@@ -1,0 +1,65 @@
+/**
+ * Retention in the running gateway: `log.retention` in the config (per stream, or
+ * `default`, a max age such as `30d`; absent: keep forever), per-policy `retention`
+ * plugged in through `policyRetention`, and a timer that logs this gateway's
+ * revocations not yet logged and authors retention blocks for its own streams
+ * (BlockLog.retainByAge). Pruning itself happens in the log, on every replica alike.
+ */
+import type { Logger } from '../logger.js';
+import type { BlockLog } from './block-log.js';
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `30d`, `12h`, `90m`, `3600s`, `2w` → ms; `forever` → Infinity; anything else undefined. */
+export function parseRetention(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v > 0 ? v * 1000 : undefined;
+  if (v === 'forever') return Infinity;
+  const m = /^(\d+)([smhdw])$/.exec(v.trim());
+  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
+}
+
+/**
+ * The max age of a stream: the config's entry for it, else its policy's `retention`,
+ * else the config's `default`; undefined (keep forever) when none applies or it says `forever`.
+ */
+export function retentionResolver(config: Readonly<Record<string, string | number>>, policyRetention?: (stream: string) => number | undefined): (stream: string) => number | undefined {
+  const ms = new Map(Object.entries(config).map(([k, v]) => [k, parseRetention(v)]));
+  return (stream) => {
+    const v = ms.get(stream) ?? policyRetention?.(stream) ?? ms.get('default');
+    return v === undefined || !Number.isFinite(v) ? undefined : v;
+  };
+}
+
+/** Runs `tick` now and every `intervalMs`: revocations first, then retention marks. */
+export class RetentionTimer {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly log: BlockLog,
+    private readonly logger: Logger,
+    private readonly intervalMs = 30_000,
+  ) {}
+
+  start(): this {
+    this.tick();
+    this.timer = setInterval(() => this.tick(), this.intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  tick(now = Date.now()): void {
+    try {
+      const revoked = this.log.logRevocations();
+      if (revoked.length > 0) this.logger.info({ blocks: revoked.length }, `logged ${revoked.length} device revocation(s) for siblings`);
+      for (const r of this.log.retainByAge(now)) {
+        this.logger.info({ stream: r.stream, low: r.low, pruned: r.prunable }, `retention: pruning ${r.prunable} block(s) of ${r.stream} below seq ${r.low}`);
+      }
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message }, 'retention tick failed');
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
