@@ -13,19 +13,37 @@ export const MAX_FEED_CLIENTS = 32;
 /** Bytes queued in one client's socket before it is dropped as too slow. */
 const MAX_BUFFERED = 1 << 20;
 
+/** A signed principal's view of the feed (issue 6): frames of the policies it may read, nothing else. */
+export interface FeedViewer {
+  readonly mayRead: (policy: string) => boolean;
+}
+
 export class LiveFeed {
   private readonly clients = new Set<ServerResponse>();
+  /** Clients that are principals, not the operator: filtered frames, no rejections or status. */
+  private readonly viewers = new Map<ServerResponse, FeedViewer>();
   private readonly subs: Subscription[] = [];
   private readonly timer: NodeJS.Timeout;
 
   constructor(
     private readonly gw: Gateway,
     statusIntervalMs: number,
+    /** The policy of a durable frame (its log block's stream); needed only for principals. */
+    private readonly policyOf: (f: { device: string; boot: number; seq: number }) => string = () => 'default',
   ) {
     this.subs.push(
       gw.ingest.frames$.subscribe((f) => {
         if (this.clients.size === 0) return;
-        this.broadcast('frame', apiFrame({ ...f, boot: f.body.boot, seq: f.body.seq, ...(f.body.time !== undefined && { deviceTime: f.body.time }) }, f.body));
+        const frame = apiFrame({ ...f, boot: f.body.boot, seq: f.body.seq, ...(f.body.time !== undefined && { deviceTime: f.body.time }) }, f.body);
+        let policy: string | undefined;
+        for (const c of this.clients) {
+          const v = this.viewers.get(c);
+          if (v) {
+            policy ??= this.policyOf({ device: f.device, boot: f.body.boot, seq: f.body.seq });
+            if (!v.mayRead(policy)) continue;
+            this.send(c, 'frame', { ...frame, policy });
+          } else this.send(c, 'frame', frame);
+        }
       }),
       gw.ingest.outcomes$.subscribe((e) => {
         if (this.clients.size === 0 || e.outcome.status !== 'rejected') return;
@@ -45,25 +63,32 @@ export class LiveFeed {
     return this.clients.size >= MAX_FEED_CLIENTS;
   }
 
-  add(res: ServerResponse): void {
+  /** A new client: the operator (everything), or a principal `viewer` (only frames it may read). */
+  add(res: ServerResponse, viewer?: FeedViewer): void {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     res.write(`retry: 2000\n\n`);
     this.clients.add(res);
-    this.send(res, 'status', this.gw.status());
-    res.on('close', () => this.clients.delete(res));
+    if (viewer) this.viewers.set(res, viewer);
+    else this.send(res, 'status', this.gw.status());
+    res.on('close', () => {
+      this.clients.delete(res);
+      this.viewers.delete(res);
+    });
   }
 
   private send(res: ServerResponse, event: string, data: unknown): void {
     if (res.writableLength > MAX_BUFFERED) {
       res.destroy();
       this.clients.delete(res);
+      this.viewers.delete(res);
       return;
     }
     res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   }
 
+  /** To the operator's clients only (rejections and status are operator data). */
   private broadcast(event: string, data: unknown): void {
-    for (const c of this.clients) this.send(c, event, data);
+    for (const c of this.clients) if (!this.viewers.has(c)) this.send(c, event, data);
   }
 
   close(): void {
@@ -71,5 +96,6 @@ export class LiveFeed {
     for (const s of this.subs) s.unsubscribe();
     for (const c of this.clients) c.end();
     this.clients.clear();
+    this.viewers.clear();
   }
 }

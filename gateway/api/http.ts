@@ -8,6 +8,8 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Record<string, string> = {},
+    /** Extra fields of the error object (a 403 names the policy and the missing permission). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -29,7 +31,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 }
 
 export function sendError(res: ServerResponse, e: ApiError): void {
-  sendJson(res, e.status, { error: { code: e.code, message: e.message } }, e.headers);
+  sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.details } }, e.headers);
 }
 
 export function sendText(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void {

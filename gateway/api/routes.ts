@@ -1,10 +1,12 @@
 /** The API's JSON routes: devices, frames, status. Each takes the parsed URL and returns a body or throws ApiError. */
 import { ID_PATTERN } from '../../protocols/index.js';
 import type { Gateway } from '../gateway.js';
-import type { DeviceRecord } from '../store/store.js';
+import type { DeviceRecord, StoredFrame } from '../store/store.js';
 import { apiFrame, type ApiFrame } from './decode.js';
 import type { DeviceView } from './device-view.js';
 import { ApiError, parseIntParam, parseTimeParam, queryParams } from './http.js';
+import { type Caller, forbidden } from './access.js';
+import type { CheckResult } from '../policy/permissions.js';
 
 export const MAX_FRAMES_LIMIT = 1000;
 const startedAt = Date.now();
@@ -57,9 +59,28 @@ export function getDevice(ctx: RouteContext, url: URL, id: string): unknown {
   return deviceJson(ctx, d, Date.now());
 }
 
-/** GET /api/frames?device&since&until&limit&after */
-export function queryFrames(ctx: RouteContext, url: URL): unknown {
-  const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after']);
+/** Per-policy visibility of frames for one caller (issue 6): each frame's policy, and whether the caller may read it. */
+export interface FrameAccess {
+  readonly policyOf: (f: StoredFrame) => string;
+  readonly check: (policy: string) => CheckResult;
+}
+
+/** Frames looked at per request when most are filtered out (the page ends early with a cursor). */
+export const MAX_SCANNED_FRAMES = 20_000;
+
+/**
+ * GET /api/frames?device&since&until&limit&after&policy. With `access`, only frames of
+ * policies the caller may read; asking for a policy it may not read, or finding only such
+ * frames, is a 403 naming the policy and the missing permission.
+ */
+export function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): unknown {
+  const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after', 'policy']);
+  const policy = q.get('policy');
+  if (policy !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(policy)) throw new ApiError(400, 'bad-query', 'policy must be a policy name');
+  if (policy !== undefined && access) {
+    const c = access.check(policy);
+    if (!c.allowed) throw forbidden(c);
+  }
   const cursor = q.get('after');
   const m = cursor === undefined ? null : /^(\d{1,16})-(\d{1,16})$/.exec(cursor);
   if (cursor !== undefined && !m) throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
@@ -70,14 +91,32 @@ export function queryFrames(ctx: RouteContext, url: URL): unknown {
   const until = parseTimeParam('until', q.get('until'));
   if (since !== undefined && until !== undefined && until < since) throw new ApiError(400, 'bad-query', 'until must not be before since');
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
-  const frames: ApiFrame[] = [];
+  const frames: (ApiFrame & { policy?: string })[] = [];
+  // With access, every frame is tagged with its policy and checked (the operator's check always allows).
+  const filtered = access !== undefined || policy !== undefined;
   // One extra tells whether there is more after this page.
   let last: { rxTime: number; rx: number } | undefined;
-  for (const f of ctx.gw.store.queryFrames({ device, since, until, limit: limit + 1, after })) {
-    if (frames.length === limit) return { frames, more: true, next: `${last!.rxTime}-${last!.rx}` };
-    frames.push(apiFrame(f));
+  let denied: Extract<CheckResult, { allowed: false }> | undefined;
+  let scanned = 0;
+  for (const f of ctx.gw.store.queryFrames({ device, since, until, limit: filtered ? undefined : limit + 1, after })) {
+    if (frames.length === limit || scanned === MAX_SCANNED_FRAMES) return { frames, more: true, next: `${last!.rxTime}-${last!.rx}` };
+    scanned++;
     last = { rxTime: f.rxTime, rx: f.rx };
+    if (!filtered) {
+      frames.push(apiFrame(f));
+      continue;
+    }
+    const p = access?.policyOf(f) ?? '';
+    if (policy !== undefined && p !== policy) continue;
+    const c = access?.check(p) ?? { allowed: true };
+    if (!c.allowed) {
+      denied ??= c;
+      continue;
+    }
+    frames.push({ ...apiFrame(f), policy: p });
   }
+  // A principal that may read none of what it asked for sees nothing, and learns why.
+  if (frames.length === 0 && denied) throw forbidden(denied);
   return { frames, more: false, next: null };
 }
 
@@ -85,4 +124,15 @@ export function queryFrames(ctx: RouteContext, url: URL): unknown {
 export function status(ctx: RouteContext, url: URL): unknown {
   queryParams(url, []);
   return { ...ctx.gw.status(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), mqttPort: ctx.gw.broker?.port ?? null, did: ctx.gw.identity.did };
+}
+
+/** GET /api/whoami: the caller as the gateway sees it, and the policies it may read. */
+export function whoami(gw: Gateway, url: URL, caller: Caller): unknown {
+  queryParams(url, []);
+  if (caller.kind === 'operator') return { caller: 'operator', principal: null, readable: null };
+  const perms = gw.policies?.permissions;
+  const p = perms?.principal(caller.did);
+  // Only the policies it may read: the names of the others are not its business.
+  const readable = perms ? [...perms.set.policies.keys()].filter((name) => perms.check(caller.did, 'read', name).allowed) : [];
+  return { caller: 'principal', principal: { did: caller.did, id: p?.id ?? null, kind: p?.kind ?? null }, readable };
 }

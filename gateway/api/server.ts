@@ -11,11 +11,12 @@ import type { Gateway } from '../gateway.js';
 import type { Logger } from '../logger.js';
 import { DeviceView } from './device-view.js';
 import { LiveFeed } from './feed.js';
-import { ApiError, checkRequestShape, sendError, sendJson, sendText } from './http.js';
+import { ApiError, checkRequestShape, queryParams, sendError, sendJson, sendText } from './http.js';
+import { ApiAccess, type Caller } from './access.js';
 import { GatewayMetrics } from './metrics.js';
-import { getDevice, listDevices, queryFrames, type RouteContext, status } from './routes.js';
+import { getDevice, listDevices, queryFrames, type RouteContext, status, whoami } from './routes.js';
 import { loadPublic, type StaticFile } from './static.js';
-import { type AdminToken, checkBearer, loadOrCreateToken } from './token.js';
+import { type AdminToken, loadOrCreateToken } from './token.js';
 
 export const OPENAPI_FILE = new URL('./openapi.json', import.meta.url).pathname;
 
@@ -36,6 +37,7 @@ export class ApiServer {
     readonly view: DeviceView,
     readonly feed: LiveFeed,
     readonly metrics: GatewayMetrics | undefined,
+    private readonly access: ApiAccess,
   ) {}
 
   get port(): number {
@@ -45,15 +47,21 @@ export class ApiServer {
   static async start(gw: Gateway, opts: ApiOptions, log: Logger): Promise<ApiServer> {
     const token = loadOrCreateToken(opts.dataDir, opts.token);
     const view = new DeviceView(gw.store, gw.registry, gw.ingest);
-    const feed = new LiveFeed(gw, opts.statusIntervalMs ?? 2000);
+    const access = new ApiAccess(gw, token.token);
+    access.follow();
+    const feed = new LiveFeed(gw, opts.statusIntervalMs ?? 2000, (f) => access.policyOf(f));
     const metrics = opts.metrics.enabled ? new GatewayMetrics(gw) : undefined;
     const files = loadPublic();
     const openapi = readFileSync(OPENAPI_FILE);
     const ctx: RouteContext = { gw, view };
-    const routes: Record<string, (url: URL) => unknown> = {
+    const routes: Record<string, (url: URL, caller: Caller) => unknown> = {
       '/api/devices': (u) => listDevices(ctx, u),
-      '/api/frames': (u) => queryFrames(ctx, u),
+      '/api/frames': (u, caller) => {
+        const check = access.checker(caller);
+        return queryFrames(ctx, u, { policyOf: (f) => access.policyOf(f), check });
+      },
       '/api/status': (u) => status(ctx, u),
+      '/api/whoami': (u, caller) => whoami(gw, u, caller),
     };
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -65,9 +73,9 @@ export class ApiServer {
       const file: StaticFile | undefined = files.get(path);
       if (file) return sendText(res, 200, file.type, file.body, { 'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'" });
       const publicMetrics = path === '/metrics' && opts.metrics.public;
-      if (!publicMetrics && !checkBearer(req.headers.authorization, token.token)) {
-        throw new ApiError(401, 'unauthorized', 'send Authorization: Bearer <token> (the admin token file is printed at start)', { 'www-authenticate': 'Bearer realm="outpost"' });
-      }
+      // The operator's token, or a request signed by a principal (data routes only, filtered by policy).
+      const caller: Caller = publicMetrics ? { kind: 'operator' } : access.authenticate(req);
+      access.route(caller, path);
       if (path === '/metrics') {
         if (!metrics) throw new ApiError(404, 'not-found', 'metrics are disabled (metrics.enabled: false)');
         return sendText(res, 200, metrics.contentType, await metrics.text());
@@ -75,10 +83,13 @@ export class ApiServer {
       if (path === '/openapi.json') return sendText(res, 200, 'application/json; charset=utf-8', openapi);
       if (path === '/api/feed') {
         if (feed.full) throw new ApiError(503, 'too-many-feeds', 'too many live feed clients; try again later', { 'retry-after': '5' });
-        return feed.add(res);
+        queryParams(url, []);
+        if (caller.kind === 'operator') return feed.add(res);
+        const check = access.checker(caller);
+        return feed.add(res, { mayRead: (p) => check(p).allowed });
       }
       const route = routes[path];
-      if (route) return sendJson(res, 200, route(url));
+      if (route) return sendJson(res, 200, route(url, caller));
       const m = /^\/api\/devices\/([^/]{1,200})$/.exec(path);
       if (m) return sendJson(res, 200, getDevice(ctx, url, decodeURIComponent(m[1]!)));
       throw new ApiError(404, 'not-found', `no route ${path}`);
@@ -101,7 +112,7 @@ export class ApiServer {
         resolve();
       });
     });
-    const api = new ApiServer(server, token, view, feed, metrics);
+    const api = new ApiServer(server, token, view, feed, metrics, access);
     if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
       log.warn({ host: opts.host }, 'the API is reachable from the network over plain HTTP: the token travels unencrypted; use a TLS reverse proxy or an SSH tunnel on untrusted networks');
     }
@@ -113,6 +124,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    this.access.close();
     this.feed.close();
     this.view.close();
     this.metrics?.close();

@@ -3,13 +3,18 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeBody, decodeSign1, RELATIVE_TIME_LIMIT, resolvePack, toHex } from '../../protocols/index.js';
 import { Store, type StoredFrame } from '../store/store.js';
-import { commonOptions, parseTime, resolveConfig, UsageError } from './args.js';
+import { CliError, commonOptions, parseTime, resolveConfig, UsageError } from './args.js';
+import { readPrincipalKey, RemoteApiError, type RemoteQuery, remoteFrames } from '../api/client.js';
 import { toJson } from './json.js';
 
 export const logQueryHelp = `gateway log query [--device ID] [--since T] [--until T] [--limit N] [--format jsonl|csv] [--raw]
   Prints stored frames in receive order. T is 15m, 2h, 7d, an ISO date or epoch ms.
   jsonl: one frame per line with its decoded records; csv: one row per SenML record.
-  --raw adds the verbatim COSE_Sign1 bytes (hex), so anyone can re-verify the device signature.`;
+  --raw adds the verbatim COSE_Sign1 bytes (hex), so anyone can re-verify the device signature.
+gateway log query --remote URL --key FILE [--policy P] [--device ID] [--since T] [--until T] [--limit N] [--format jsonl|csv]
+  The same from a gateway's API, as the principal whose key (an Ed25519 seed, 64 hex digits,
+  from \`gateway policy keygen\`) signs each request (RFC 9421): only frames of policies that
+  principal may read; a refusal (401/403) is printed with the policy and missing permission, exit 1.`;
 
 interface Row {
   rx: number;
@@ -58,6 +63,9 @@ export async function logQuery(argv: string[]): Promise<number> {
       limit: { type: 'string' },
       format: { type: 'string', default: 'jsonl' },
       raw: { type: 'boolean' },
+      remote: { type: 'string' },
+      key: { type: 'string' },
+      policy: { type: 'string' },
     },
   });
   if (values.help) {
@@ -67,6 +75,17 @@ export async function logQuery(argv: string[]): Promise<number> {
   if (values.format !== 'jsonl' && values.format !== 'csv') throw new UsageError(`--format must be jsonl or csv, not "${values.format}"`);
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0)) throw new UsageError('--limit must be a positive integer');
+  if (values.remote !== undefined || values.key !== undefined || values.policy !== undefined) {
+    if (values.remote === undefined || values.key === undefined) throw new UsageError('--remote URL and --key FILE go together (--policy needs them too)');
+    if (values.raw) throw new UsageError('--raw is for the local store only');
+    return remoteQuery(values.remote, values.key, values.format, {
+      ...(values.device !== undefined && { device: values.device }),
+      ...(values.since !== undefined && { since: parseTime(values.since, '--since') }),
+      ...(values.until !== undefined && { until: parseTime(values.until, '--until') }),
+      ...(values.policy !== undefined && { policy: values.policy }),
+      ...(limit !== undefined && { limit }),
+    });
+  }
   const cfg = resolveConfig(values);
   const store = Store.open(resolve(cfg.gateway.dataDir));
   try {
@@ -89,6 +108,32 @@ export async function logQuery(argv: string[]): Promise<number> {
     }
   } finally {
     await store.close();
+  }
+  return 0;
+}
+
+/** `--remote`: the API's frames as this principal sees them, in the same row formats (plus the policy). */
+async function remoteQuery(base: string, keyFile: string, format: 'jsonl' | 'csv', q: RemoteQuery): Promise<number> {
+  let seed: Uint8Array;
+  try {
+    seed = readPrincipalKey(keyFile);
+  } catch (e) {
+    throw new CliError(`--key: ${(e as Error).message}`);
+  }
+  if (format === 'csv') console.log('rx,device,boot,seq,rx_time,transport,policy,name,time,unit,value');
+  try {
+    for await (const f of remoteFrames(base, seed, q)) {
+      if (format === 'jsonl') {
+        console.log(toJson({ rx: f.rx, device: f.device, boot: f.boot, seq: f.seq, rxTime: f.rxTime, transport: f.transport, policy: f.policy ?? null, records: f.records }));
+        continue;
+      }
+      for (const r of f.records) console.log([f.rx, f.device, f.boot, f.seq, f.rxTime, f.transport, f.policy, r.name, r.time, r.unit, r.value].map(csvCell).join(','));
+    }
+  } catch (e) {
+    if (!(e instanceof RemoteApiError)) throw new CliError(`${base}: ${(e as Error).message}`);
+    const d = e.details as { policy?: string; missing?: string; reason?: string };
+    console.error(`refused (${e.status} ${e.code}${d.reason ? ` ${d.reason}` : ''}): ${e.message}${d.policy ? ` [policy ${d.policy}, missing ${d.missing}]` : ''}`);
+    return 1;
   }
   return 0;
 }
