@@ -85,7 +85,7 @@ export class Gateway {
     const keyRing = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
     // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
     let retentionOf: (stream: string) => number | undefined = () => undefined;
-    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing, retentionFor: (s) => retentionOf(s) });
+    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing, retentionFor: (s) => retentionOf(s), withheldParentsOk: config.policy.file !== undefined });
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
     retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
     keyRing.attach(policies.permissions);

@@ -6,6 +6,7 @@ import { parsePublicKey } from '../../protocols/index.js';
 import { GatewayIdentity } from '../identity.js';
 import { auditLog } from '../log/audit.js';
 import { BlockLog } from '../log/block-log.js';
+import { KeyRing } from '../policy/keyring.js';
 import { Store } from '../store/store.js';
 import { siblingKeys } from '../sync/siblings.js';
 import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
@@ -31,7 +32,9 @@ function openLog(values: { config?: string | undefined; data?: string | undefine
   });
   knownAuthors.push(...siblingKeys(cfg.sync)); // the configured siblings are trusted authors too
   const store = Store.open(dataDir);
-  return { store, log: new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors }) };
+  // Opens the sealed blocks of confidential policies whose data keys are wrapped for this gateway.
+  const crypto = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
+  return { store, log: new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, crypto, knownAuthors, withheldParentsOk: cfg.policy.file !== undefined }) };
 }
 
 export async function logHeads(argv: string[]): Promise<number> {
@@ -73,6 +76,7 @@ export async function audit(argv: string[]): Promise<number> {
     } else {
       const rate = s.ms > 0 ? Math.round((s.deviceSignatures / s.ms) * 1000) : 0;
       console.log(`${s.blocks} blocks in ${s.streams} streams by ${s.authors} authors; ${s.frames} frames (${s.uniqueFrames} distinct), ${s.deviceSignatures} device signatures; ${s.equivocations} equivocations`);
+      if (s.sealed.blocks > 0) console.log(`${s.sealed.blocks} sealed blocks (confidential policies): ${s.sealed.opened} opened and verified inside, ${s.sealed.unreadable} without a key here (author signature and chain only)`);
       console.log(`heads ${s.headsDigest}`);
       console.log(`verified in ${s.ms.toFixed(0)} ms (${rate} frames/s)`);
       for (const f of s.faults) console.log(`FAULT ${f.code} ${f.block}: ${f.detail}`);

@@ -75,7 +75,7 @@ export function auditLog(log: BlockLog): AuditSummary {
     },
     lookup: (h) => refs.get(h),
     mark: (a, st) => marks.get(`${a}/${st}`) ?? 0,
-    danglingParentsOk: () => marks.size > 0,
+    danglingParentsOk: () => marks.size > 0 || log.withheldParentsOk,
   };
   // Pass 2: verify each block against the blocks actually held (decoded again, so memory
   // holds only the small per-block references, not every frame of the log).

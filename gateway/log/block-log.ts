@@ -106,6 +106,11 @@ export interface BlockLogOptions {
    * forever (the default). Read by `retainByAge`; per-policy durations plug in here.
    */
   readonly retentionFor?: (stream: string) => number | undefined;
+  /**
+   * Policies withhold streams from some siblings (gateway/policy/sync-filter.ts), so a block's
+   * `parents` (other streams' heads) may never arrive here: a missing parent is then no fault.
+   */
+  readonly withheldParentsOk?: boolean;
 }
 
 /** A low-water mark and the signed retention block that set it. */
@@ -197,7 +202,7 @@ export class BlockLog {
       },
       lookup: (h) => this.lookup(h),
       mark: (a, st) => this.mark(a, st),
-      danglingParentsOk: () => this.marks.size > 0,
+      danglingParentsOk: () => this.marks.size > 0 || this.withheldParentsOk,
     };
     // Key wraps already held (nothing secret is stored: keys are unwrapped again at each start).
     if (opts.crypto) for (const h of this.hashesOfKind('keys')) {
@@ -855,6 +860,11 @@ export class BlockLog {
     await this.store.durable().catch(() => {});
     await this.maintenance;
     await this.store.durable();
+  }
+
+  /** Parents may be in streams withheld from this gateway by policy (option `withheldParentsOk`). */
+  get withheldParentsOk(): boolean {
+    return this.opts.withheldParentsOk === true;
   }
 
   get clock(): number {
