@@ -7,6 +7,7 @@ import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { policy, policyHelp } from './cli/policy.js';
+import { rulesTest, rulesTestHelp } from './cli/rules-test.js';
 import { PolicyLoadError } from './policy/load.js';
 import { loadPolicySet } from './policy/runtime.js';
 import { start, startHelp } from './cli/start.js';
@@ -30,6 +31,8 @@ ${auditHelp}
 ${serialHelp}
 
 ${policyHelp}
+
+${rulesTestHelp}
 
 gateway config check FILE      validate a config file and its policy file (errors name the key, or file:line)
 gateway config schema [--out F] print the config's JSON Schema`;
@@ -72,6 +75,9 @@ async function main(argv: string[]): Promise<number> {
       return serial(rest);
     case 'config':
       return config(rest);
+    case 'rules':
+      if (rest[0] !== 'test') throw new UsageError(`usage: ${rulesTestHelp}`);
+      return rulesTest(rest.slice(1));
     case 'policy':
       return policy(rest);
     case undefined:
