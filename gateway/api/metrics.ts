@@ -45,6 +45,21 @@ export class GatewayMetrics {
     gauge('outpost_store_frames', 'Frames in the store', () => gw.store.frameCount());
     gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
     gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());
+    // Commands by final state (acked, refused, expired, no-route, no-lease, superseded), read from actuation's counters.
+    new Counter({
+      name: 'outpost_commands_total',
+      help: 'Commands issued by rules, by final state (in-flight ones are not counted yet)',
+      labelNames: ['state'],
+      registers: [r],
+      collect() {
+        const s = gw.actuation?.actuation.stats;
+        if (!s) return;
+        this.reset();
+        for (const [state, n] of [['acked', s.acked], ['refused', s.refused], ['expired', s.expired], ['no-route', s.noRoute], ['no-lease', s.noLease], ['superseded', s.superseded]] as const) this.inc({ state }, n);
+      },
+    });
+    gauge('outpost_commands_in_flight', 'Commands sent and waiting for an ack or expiry', () => gw.actuation?.actuation.inFlight ?? 0);
+    gauge('outpost_command_refusal_reports', 'Forged or replayed commands devices reported refusing', () => (gw.actuation ? gw.actuation.actuation.stats.forgeryReports + gw.actuation.actuation.stats.replayReports : 0));
   }
 
   text(): Promise<string> {

@@ -13,6 +13,7 @@ import { VirtualDevice } from '../../firmware-sim/device.js';
 import { generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { actuationBlocks } from '../../gateway/actuation/journal.js';
+import { GatewayMetrics } from '../../gateway/api/metrics.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { AckStatus, signBody, topics } from '../../protocols/index.js';
@@ -99,6 +100,9 @@ describe('actuation over MQTT', () => {
     });
     expect(audit[0]!.ruleVersion).toMatch(/.+/);
     expect(gw.status()).toMatchObject({ actuation: { acked: 1, leases: [{ device: 'cell-0001', actuator: 'conveyor', fence: 1 }] } });
+    const metrics = new GatewayMetrics(gw, { processMetrics: false });
+    expect(await metrics.text()).toMatch(/outpost_commands_total\{state="acked",gateway="gw-test"\} 1/);
+    metrics.close();
   });
 
   it('a replayed and a forged command are refused by the device and reported to the gateway (issue 7)', async () => {
