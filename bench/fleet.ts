@@ -7,7 +7,7 @@
  * PUBACKs every frame. Frames per CPU-second of the fleet process is the per-core figure.
  * Baselines from the same run: VirtualDevice.nextFrame alone (sensors + CBOR + sign, no
  * MQTT) and a raw node:crypto Ed25519 sign of a frame-sized message, both per CPU-second.
- * `--quick`: 1 000 devices at 20 Hz for 2 s (says so in the rows). Writes bench/results/fleet.json.
+ * `--quick`: 500 devices at 40 Hz for 2 s (says so in the rows). Writes bench/results/fleet.json.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,8 +21,8 @@ import { generateManifest } from '../firmware-sim/manifest.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, devices: { type: 'string' }, hz: { type: 'string' }, seconds: { type: 'string' } } });
 const quick = values.quick === true;
-const DEVICES = Number(values.devices ?? (quick ? 1000 : 10_000));
-const HZ = Number(values.hz ?? (quick ? 20 : 2));
+const DEVICES = Number(values.devices ?? (quick ? 500 : 10_000));
+const HZ = Number(values.hz ?? (quick ? 40 : 2));
 const WINDOW_S = Number(values.seconds ?? (quick ? 2 : 10));
 
 const cpuSeconds = (u: NodeJS.CpuUsage): number => (u.user + u.system) / 1e6;

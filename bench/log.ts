@@ -19,7 +19,7 @@ import { tempDir } from '../test/helpers/env.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' } } });
 const quick = values.quick === true;
-const total = Number(values.frames ?? (quick ? 4000 : 20_000));
+const total = Number(values.frames ?? (quick ? 2560 : 20_000));
 const results: { figure: string; value: number; unit: string; baseline?: string; baselineValue?: number; ratio?: number }[] = [];
 
 /** Baseline for audit: single-core node:crypto verify of frame-sized messages. */
@@ -43,7 +43,7 @@ for (const batch of [1, 16, 256]) {
   const store = Store.open(dir);
   for (const d of devices) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
   const log = new BlockLog(store, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) });
-  const n = batch === 1 ? Math.min(total, quick ? 1000 : 5000) : total;
+  const n = batch === 1 ? Math.min(total, quick ? 500 : 5000) : total;
   const frames: FrameEntry[] = Array.from({ length: n }, (_, i) => ({ frame: devices[i % devices.length]!.frame(1, Math.floor(i / devices.length)), rxTime: 1_760_000_000_000 + i, transport: 'mqtt' }));
   let frameBytes = 0;
   let blockBytes = 0;

@@ -15,7 +15,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { type ReportRow, renderSvg } from './lib/report-svg.js';
@@ -62,6 +62,8 @@ interface BenchRun {
   ok: boolean;
   error?: string;
   rows: number;
+  /** 1-minute load average when the bench ended (the machine is shared: context for the figures). */
+  load: number;
 }
 
 interface BenchRow {
@@ -174,8 +176,9 @@ async function main(): Promise<void> {
       }
     }
     if (error) rows.push({ capability, bench: name, figure: `${name} bench run`, value: undefined, unit: '', goal: 'runs', pass: false, note: error });
-    runs.push({ name, capability, seconds: r.seconds, exit: r.exit, ok: error === undefined, error, rows: count });
-    process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
+    const load = Number(loadavg()[0]!.toFixed(1));
+    runs.push({ name, capability, seconds: r.seconds, exit: r.exit, ok: error === undefined, error, rows: count, load });
+    process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  load ${String(load).padStart(4)}  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
   }
   const seconds = (Date.now() - started) / 1000;
   if (names.length > 0 && !values.only) {

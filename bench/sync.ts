@@ -6,7 +6,7 @@
  * by Yjs (state vector + update) and Automerge (its sync protocol). For each: bytes on the
  * wire, bytes ÷ the missing frames' bytes, message flights (a round trip is two), wall time,
  * and the bytes of an "are we equal?" check. Ours also: bytes ÷ missing block bytes (goal
- * ≤ 1.05). `--quick`: n = 10 000, d = 1 000 only. Writes bench/results/sync.json.
+ * ≤ 1.05). `--quick`: n = 5 000, d = 1 000 only. Writes bench/results/sync.json.
  *
  * Our wall time includes verifying every device signature in the received blocks; Yjs and
  * Automerge verify nothing.
@@ -25,7 +25,7 @@ import { automergeSync, type BaselineFrames, type BaselineResult, type DeviceFra
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'automerge-frames': { type: 'string' } } });
 const quick = values.quick === true;
-const n = Number(values.frames ?? (quick ? 10_000 : 100_000));
+const n = Number(values.frames ?? (quick ? 5000 : 100_000));
 /** Automerge at a smaller n if it does not fit this box (the rows say which n). */
 const nAutomerge = Math.min(n, Number(values['automerge-frames'] ?? n));
 const divergent = quick ? [1000] : [1000, 10_000];

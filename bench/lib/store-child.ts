@@ -21,6 +21,19 @@ const imported = performance.now();
 const list = JSON.parse(readFileSync(values.devices!, 'utf8')) as { id: string; seed: string }[];
 const devices = list.map((d) => benchDevice(d.id, Buffer.from(d.seed, 'hex')));
 const mb = (): number => Math.round(process.memoryUsage().rss / 1e5) / 10;
+/** RSS split (Linux): anonymous (the process's own memory) and file-backed (lmdb's mapped pages, which the kernel can drop). */
+function rssSplit(): { anonMB?: number; fileMB?: number } {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const kb = (k: string): number | undefined => {
+      const m = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status);
+      return m ? Math.round(Number(m[1]) / 102.4) / 10 : undefined;
+    };
+    return { anonMB: kb('RssAnon'), fileMB: kb('RssFile') };
+  } catch {
+    return {};
+  }
+}
 
 const config = validateConfig({
   gateway: { id: 'gw-bench', dataDir: values.data! },
@@ -37,7 +50,9 @@ const frames = gw.store.frameCount();
 // A frame no boot has carried before: boot = now in seconds (unique per run).
 const dev = devices[0]!;
 const frame = dev.frame(Math.floor(Date.now() / 1000), 0);
+const signed = performance.now();
 const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: dev.id, reconnectPeriod: 0 });
+const connected = performance.now();
 await client.publishAsync(topics.up(dev.id), Buffer.from(frame), { qos: 1 });
 const accepting = performance.now();
 if (gw.store.frameCount() !== frames + 1) throw new Error(`the frame was acked but not stored (${gw.store.frameCount()} of ${frames + 1})`);
@@ -53,6 +68,7 @@ const rssQuery = mb();
 const digest = gw.blockLog!.headsDigest();
 const vector = localVector(gw.blockLog!);
 const rssSync = mb();
+const splitSync = rssSplit();
 let rssScan: number | undefined;
 let scanMs: number | undefined;
 if (values.scan) {
@@ -68,10 +84,14 @@ console.log(
     frames,
     importedMs: imported,
     gatewayStartMs: started - t0,
+    signedMs: signed,
+    connectedMs: connected,
     acceptingMs: accepting,
     rssStart,
     rssQuery,
     rssSync,
+    rssSyncAnon: splitSync.anonMB,
+    rssSyncFile: splitSync.fileMB,
     rssScan,
     scanMs,
     seen,
