@@ -28,7 +28,7 @@ const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 /** Not benches: the report itself and the ingest bench's load generator (a child of ingest.ts). */
 const SKIP = new Set(['report', 'load-generator']);
 /** Order in the table; benches not listed (new ones) follow in name order. */
-const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules'];
+const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation'];
 const CAPABILITY: Record<string, string> = {
   ingest: 'ingest (MQTT)',
   log: 'block log',
@@ -37,6 +37,7 @@ const CAPABILITY: Record<string, string> = {
   sync: 'sibling sync',
   store: 'store at scale',
   fleet: 'firmware-sim',
+  actuation: 'actuation',
 };
 const capabilityOf = (name: string): string => CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);
 /** A bench that takes longer is stopped and reported as failed. */
@@ -46,7 +47,11 @@ export function discover(files: readonly string[], read: (f: string) => string):
   const names = files
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
     .map((f) => f.slice(0, -3))
-    .filter((n) => !SKIP.has(n) && read(`${n}.ts`).includes('results/'));
+    .filter((n) => {
+      if (SKIP.has(n)) return false;
+      const src = read(`${n}.ts`);
+      return /\bresults\b/.test(src) && src.includes('writeFileSync');
+    });
   const rank = (n: string): number => {
     const i = ORDER.findIndex((o) => n === o || n.startsWith(o));
     return i < 0 ? ORDER.length : i;
