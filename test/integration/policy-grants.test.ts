@@ -135,6 +135,43 @@ describe('grant/revoke CRDT over the log', () => {
     );
   });
 
+  it('[issue 6: rules run as a principal] grants layer over the file: a revoke on the principal beats its group, a grant to a group adds its members', async () => {
+    const [a] = replicas(1);
+    const rule = publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
+    const bob = publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
+    const set = parsePolicyText(
+      `principals:
+  alice: { key: "${alice}", kind: operator }
+  bob: { key: "${bob}", kind: operator }
+  stop-rule: { key: "${rule}", kind: rule }
+groups:
+  maintenance: [alice]
+  night: [bob]
+policies:
+  vibration: { relations: { reader: [group:maintenance], actuator: [stop-rule] } }
+`,
+      'p.yaml',
+    );
+    const perms = new Permissions(set);
+    const changes: string[] = [];
+    perms.changes$.subscribe((c) => changes.push(`${c.ref} ${c.relation} ${c.status}`));
+    // As the gateway wires it (runtime.ts): state changes reach the permissions' changes$.
+    a!.grants = GrantState.fromLog(a!.log, adminKeys, (c) => perms.notify(c));
+    perms.attachGrants(a!.grants);
+    expect(perms.check(rule, 'actuate', 'vibration')).toEqual({ allowed: true });
+    expect(perms.check(rule, 'read', 'vibration')).toMatchObject({ allowed: false, policy: 'vibration@1', missing: 'reader' });
+    expect(perms.check(alice, 'read', 'vibration')).toEqual({ allowed: true });
+    logOp(a!, 'revoke', alice);
+    expect(perms.check(alice, 'read', 'vibration')).toMatchObject({ allowed: false, missing: 'reader' });
+    expect(perms.check(bob, 'read', 'vibration')).toMatchObject({ allowed: false });
+    logOp(a!, 'grant', 'group:night');
+    expect(perms.check(bob, 'read', 'vibration')).toEqual({ allowed: true });
+    logOp(a!, 'grant', rule, 'reader');
+    expect(perms.check(rule, 'read', 'vibration')).toEqual({ allowed: true });
+    expect(perms.readers('vibration').map((p) => p.id).sort()).toEqual(['bob', 'stop-rule']);
+    expect(changes).toEqual([`${alice} reader revoked`, 'group:night reader granted', `${rule} reader granted`]);
+  });
+
   it('[issue 6: signed by an admin key] an op signed by another key is logged but does not count', async () => {
     const [a] = replicas(1);
     const sb = logOp(a!, 'grant', alice, 'reader', 'vibration', randomBytes(32));
