@@ -51,7 +51,11 @@ export interface SyncLinkEvents {
 
 /** An ordered, reliable stream of whole messages between two gateways. */
 export interface MessageLink {
-  send(msg: Uint8Array): void;
+  /**
+   * Queues a message; returns a promise when the transport's buffer is full, resolved once
+   * it drains (or the link is gone), so a sender of many blocks holds only a few in memory.
+   */
+  send(msg: Uint8Array): void | Promise<void>;
   /** The next message; rejects with LinkError once the link is gone. */
   next(): Promise<Uint8Array>;
   /** Closes the link (after what was sent is delivered, where the transport can tell). */
@@ -66,6 +70,11 @@ export class MessageQueue {
 
   get failed(): LinkError | undefined {
     return this.error_;
+  }
+
+  /** Messages received and not yet taken (a transport pauses reading when this grows). */
+  get size(): number {
+    return this.queue.length;
   }
 
   push(msg: Uint8Array): void {
@@ -124,18 +133,59 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
   return peerHex;
 }
 
-/** Runs one side of an exchange until the session is finished. */
+/**
+ * Runs one side of an exchange until both sides are done. Reading and writing run
+ * side by side: the reader applies what arrives and queues the session's (lazy) answers,
+ * the writer sends them, waiting whenever the transport is full. So neither side's
+ * memory grows with the difference, and two sides streaming blocks to each other at
+ * once cannot deadlock (each keeps reading while its own sends wait).
+ */
 export async function runSession(link: MessageLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
-  for (const m of first) link.send(m);
-  while (!session.finished) {
-    const msg = await link.next();
-    // The peer may still refuse after the handshake (our proof did not verify on its side).
-    if (msg.length < 256) {
-      const refusal = decodeAuthMessage(msg);
-      if (refusal.ok && refusal.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
+  const outbox: Iterable<Uint8Array>[] = [first];
+  let wake: (() => void) | undefined;
+  let readerDone = false;
+  let stop = false;
+  const poke = (): void => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const writer = (async () => {
+    for (;;) {
+      const it = outbox.shift();
+      if (it === undefined) {
+        if (readerDone) return;
+        await new Promise<void>((r) => (wake = r));
+        continue;
+      }
+      for (const m of it) {
+        if (stop) return;
+        const full = link.send(m);
+        if (full) await full;
+      }
     }
-    for (const out of session.receive(msg)) link.send(out);
+  })();
+  try {
+    while (!session.peerFinished) {
+      const msg = await link.next();
+      // The peer may still refuse after the handshake (our proof did not verify on its side).
+      if (msg.length < 256) {
+        const refusal = decodeAuthMessage(msg);
+        if (refusal.ok && refusal.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
+      }
+      outbox.push(session.receive(msg));
+      poke();
+    }
+  } catch (err) {
+    stop = true;
+    readerDone = true;
+    poke();
+    await writer.catch(() => {});
+    throw err;
   }
+  readerDone = true;
+  poke();
+  await writer;
   if (session.stats.protocolError) throw new LinkError('protocol', session.stats.protocolError);
 }
 

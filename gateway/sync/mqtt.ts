@@ -118,10 +118,13 @@ export async function clientBus(url: string, identity: LinkIdentity, opts: { rec
   };
 }
 
+const MAX_INFLIGHT_PUBLISHES = 32;
+
 /** One session's messages: received ones queued, sent ones published in order. */
 class TopicLink implements MessageLink {
   readonly queue = new MessageQueue();
   private sending: Promise<void> = Promise.resolve();
+  private inflight = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -149,9 +152,15 @@ class TopicLink implements MessageLink {
     return this.queue.next();
   }
 
-  send(msg: Uint8Array): void {
+  send(msg: Uint8Array): void | Promise<void> {
     const copy = new Uint8Array(msg);
-    this.sending = this.sending.then(() => this.bus.publish(this.out, copy)).catch((err: Error) => this.queue.fail(new LinkError('closed', err.message)));
+    this.inflight++;
+    this.sending = this.sending
+      .then(() => this.bus.publish(this.out, copy))
+      .catch((err: Error) => this.queue.fail(new LinkError('closed', err.message)))
+      .finally(() => this.inflight--);
+    // Publishes are acknowledged one by one (QoS 1): past a few in flight, the sender waits.
+    if (this.inflight > MAX_INFLIGHT_PUBLISHES) return this.sending;
   }
 
   async end(): Promise<void> {

@@ -12,10 +12,15 @@ import { initiate, LinkError, type LinkOptions, type LinkResult, MAX_LINK_MESSAG
 export { LinkError, type LinkIdentity, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE } from './link.js';
 export type SyncServerEvents = SyncLinkEvents;
 
+/** Received messages held before the socket is paused (backpressure to the sender). */
+const PAUSE_AT = 64;
+const RESUME_AT = 16;
+
 /** Length-prefixed messages over a socket. */
 class Framed implements MessageLink {
   private buf: Buffer = Buffer.alloc(0);
   private readonly queue = new MessageQueue();
+  private paused = false;
 
   constructor(readonly socket: Socket, idleMs: number) {
     socket.setNoDelay(true);
@@ -39,16 +44,37 @@ class Framed implements MessageLink {
       this.buf = this.buf.subarray(4 + n);
       this.queue.push(msg);
     }
+    // The reader is behind (verifying blocks): stop reading, so TCP pushes back on the sender.
+    if (!this.paused && this.queue.size >= PAUSE_AT) {
+      this.paused = true;
+      this.socket.pause();
+    }
   }
 
   next(): Promise<Uint8Array> {
-    return this.queue.next();
+    const p = this.queue.next();
+    if (this.paused && this.queue.size <= RESUME_AT) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    return p;
   }
 
-  send(msg: Uint8Array): void {
+  send(msg: Uint8Array): void | Promise<void> {
+    if (this.socket.destroyed) return;
     const head = Buffer.alloc(4);
     head.writeUInt32BE(msg.length);
-    this.socket.write(Buffer.concat([head, msg]));
+    if (this.socket.write(Buffer.concat([head, msg]))) return;
+    // Kernel and socket buffers are full: wait for them to drain (or the link to go).
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
   }
 
   end(): Promise<void> {
