@@ -5,7 +5,7 @@
  * samples at --rate and resends what the gateway has not acked.
  */
 import { isValidId } from '../protocols/index.js';
-import { DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { BleRadio } from './transports/ble-radio.js';
@@ -13,10 +13,11 @@ import { BleRadio } from './transports/ble-radio.js';
 export const BLE_USAGE = `  firmware-sim ble --keys FILE [--device ID]... [--host H] [--port N] [--rate HZ] [--mtu N]
                    [--advertise name|manufacturer] [--gateway-key KEY] [--gateway-id ID] [--resend-ms MS]
                    [--duration SECONDS] [--max-frames N] [--signer noble|node] [--status SECONDS]
+                   [--actuators NAME=INITIAL,...]
       Presents the manifest's devices (or the --device ones) as Nordic UART Service peripherals on a
       simulated radio speaking noble's websocket binding protocol, on ws://HOST:PORT (127.0.0.1:2846,
       the port noble's own NOBLE_WEBSOCKET binding uses; --port 0 picks a free one). Point the gateway
-      at it with ble.radio. --max-frames is per device.`;
+      at it with ble.radio. --max-frames is per device. --actuators: as for serial, on every device.`;
 
 export interface BleCliOptions {
   readonly keys: string;
@@ -28,6 +29,7 @@ export interface BleCliOptions {
   readonly advertise: 'name' | 'manufacturer';
   readonly gatewayKey?: Uint8Array;
   readonly gatewayId?: string;
+  readonly actuators?: Record<string, number | boolean | string>;
   readonly resendMs: number;
   readonly durationS?: number;
   readonly maxFrames?: number;
@@ -68,6 +70,7 @@ export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
     mtu: number('mtu', str('mtu'), 23, 517, 247, true),
     advertise,
     ...gateway,
+    ...actuatorsFlag(BleUsageError, str('actuators'), gateway),
     resendMs: number('resend-ms', str('resend-ms'), 10, 3_600_000, 1000, true),
     ...(duration !== undefined && { durationS: number('duration', duration, 0.001, 365 * 86_400, 0) }),
     ...(maxFrames !== undefined && { maxFrames: number('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0, true) }),
@@ -87,7 +90,11 @@ export async function runBle(c: BleCliOptions, out: NodeJS.WritableStream = proc
   const radio = await BleRadio.start({ host: c.host, port: c.port });
   const peripherals = entries.map((e) => {
     const device = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, site: e.site, signer: c.signer });
-    return radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...downlinkTrust(c) });
+    // eslint-disable-next-line prefer-const
+    let p: ReturnType<typeof radio.add>;
+    const act = deviceActuators(device, c, (ack) => p.send(ack));
+    p = radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...downlinkTrust(c), ...(act && { onCommand: act.onCommand }) });
+    return p;
   });
   const t0 = Date.now();
   out.write(`firmware-sim: BLE radio at ${radio.url} with ${peripherals.length} peripheral(s), MTU ${c.mtu}, ${c.rateHz} Hz each\n`);

@@ -5,6 +5,8 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isValidId, parsePublicKey } from '../protocols/index.js';
+import { Actuators, type ActuatorValue, commandHandler } from './actuators.js';
+import type { DeviceFrame, VirtualDevice } from './device.js';
 import type { DownlinkTrust } from './transports/downlink.js';
 
 /** The usage error class of a command (each command throws its own). */
@@ -24,6 +26,7 @@ export const DEVICE_RUN_FLAGS = {
   'max-frames': { type: 'string' },
   signer: { type: 'string' },
   status: { type: 'string' },
+  actuators: { type: 'string' },
 } as const satisfies FlagOptions;
 
 /**
@@ -87,4 +90,29 @@ export function untilDurationOrSignal(durationS: number | undefined): Promise<vo
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
   });
+}
+
+/**
+ * --actuators "conveyor=true,speed=1.5,phase=red": the actuators each device has and their
+ * power-on states (true/false → boolean, a number → number, else text). Commands are obeyed
+ * only when signed by the gateway named by --gateway-id and --gateway-key, so both are required.
+ */
+export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: { gatewayKey?: Uint8Array; gatewayId?: string }): { actuators?: Record<string, ActuatorValue> } {
+  if (v === undefined) return {};
+  if (!gw.gatewayKey || gw.gatewayId === undefined) throw new Err('--actuators needs --gateway-key and --gateway-id (commands are obeyed only when signed by that gateway)');
+  const out: Record<string, ActuatorValue> = {};
+  for (const part of v.split(',')) {
+    const m = /^\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.{1,64})$/.exec(part);
+    if (!m) throw new Err(`--actuators: "${part}" is not name=initial-value`);
+    const raw = m[2]!.trim();
+    out[m[1]!] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+  }
+  return { actuators: out };
+}
+
+/** Gives `device` the --actuators and returns the link's onCommand (acks sent with `send`). */
+export function deviceActuators(device: VirtualDevice, c: { actuators?: Record<string, ActuatorValue>; gatewayKey?: Uint8Array; gatewayId?: string }, send: (ack: DeviceFrame) => void): { actuators: Actuators; onCommand: (frame: Uint8Array) => void } | undefined {
+  if (!c.actuators || !c.gatewayKey || c.gatewayId === undefined) return undefined;
+  const actuators = new Actuators({ device: device.id, gateways: [{ id: c.gatewayId, publicKey: c.gatewayKey }], initial: c.actuators });
+  return { actuators, onCommand: commandHandler(actuators, device, send) };
 }

@@ -4,7 +4,7 @@
  * noise, resending what the gateway has not acked.
  */
 import { isValidId } from '../protocols/index.js';
-import { DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { JsonFileStateStore } from './state.js';
@@ -13,11 +13,14 @@ import { SerialDeviceLink } from './transports/serial.js';
 export const SERIAL_USAGE = `  firmware-sim serial --keys FILE --device ID --port PATH [--baud N] [--rate HZ] [--noise P]
                       [--seed S] [--gateway-key KEY] [--gateway-id ID] [--resend-ms MS] [--pace]
                       [--duration SECONDS] [--max-frames N] [--state DIR] [--signer noble|node] [--status SECONDS]
+                      [--actuators NAME=INITIAL,...]
       Runs device ID of the manifest over a serial line: frames go out as COBS(frame ‖ CRC-32C) 0x00,
       gateway frame-acks come back; unacked frames are resent after --resend-ms (1000) and on reopen.
       --noise P corrupts each byte sent with probability P (bit flips, drops, duplicates, truncated
       frames; --seed makes it repeatable). --gateway-key (64 hex digits or did:key) checks the acks'
-      signatures; without it acks are accepted unverified. --pace writes no faster than --baud.`;
+      signatures; without it acks are accepted unverified. --pace writes no faster than --baud.
+      --actuators conveyor=true,speed=1 gives the device actuators that obey commands signed by
+      --gateway-id/--gateway-key (checked: signature, expiry, replay, fence) and answer signed acks.`;
 
 export interface SerialCliOptions {
   readonly keys: string;
@@ -29,6 +32,7 @@ export interface SerialCliOptions {
   readonly seed: string;
   readonly gatewayKey?: Uint8Array;
   readonly gatewayId?: string;
+  readonly actuators?: Record<string, number | boolean | string>;
   readonly resendMs: number;
   readonly pace: boolean;
   readonly durationS?: number;
@@ -75,6 +79,7 @@ export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'hel
     noise: number('noise', str('noise'), 0, 1, 0),
     seed: str('seed') ?? '1',
     ...gateway,
+    ...actuatorsFlag(SerialUsageError, str('actuators'), gateway),
     resendMs: number('resend-ms', str('resend-ms'), 10, 3_600_000, 1000, { int: true }),
     pace: values.pace === true,
     ...(duration !== undefined && { durationS: number('duration', duration, 0, 365 * 86_400, 0, { open: true }) }),
@@ -100,7 +105,11 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
     signer: c.signer,
     ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
   });
-  const link = new SerialDeviceLink(device, {
+  // eslint-disable-next-line prefer-const
+  let link: SerialDeviceLink;
+  const act = deviceActuators(device, c, (ack) => link.send(ack));
+  link = new SerialDeviceLink(device, {
+    ...(act && { onCommand: act.onCommand }),
     path: c.port,
     baudRate: c.baud,
     resendAfterMs: c.resendMs,
@@ -118,6 +127,7 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
       `[${((Date.now() - t0) / 1000).toFixed(1)}s] open=${link.connected} generated=${device.generated} sent=${s.sent} resent=${s.resent} acked=${s.acked} ` +
       `pending=${device.pendingCount} dropped=${device.dropped} unverified=${s.unverifiedAcks} bad-downlink=${s.badDownlink}` +
       (n ? ` noise(flips=${n.flips} drops=${n.drops} dups=${n.dups} truncations=${n.truncations})` : '') +
+      (act ? ` actuators=${JSON.stringify(act.actuators.states())} refused=${JSON.stringify(act.actuators.stats.refused)}` : '') +
       (!link.connected && link.lastError ? ` last-error="${link.lastError.message}"` : '')
     );
   };

@@ -9,6 +9,7 @@ import { AckStatus, decodeBody, decodeSign1, sigStructure } from '../../protocol
 import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { checkDownlink } from '../../firmware-sim/transports/downlink.js';
+import { actuatorsFlag } from '../../firmware-sim/cli-common.js';
 import { signCommand } from '../../rules/actuation/command.js';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../../gateway/crypto/ed25519.js';
 
@@ -120,5 +121,13 @@ describe('firmware-sim actuators', () => {
     const forged = cmd({}, { gatewayId: 'gw-a', sign: (m) => signEd25519(randomBytes(32), m) });
     expect(checkDownlink(forged, { gatewayPublicKey: trusted[0]!.publicKey, gatewayId: 'gw-a' })).toMatchObject({ kind: 'command', verified: false });
     expect(checkDownlink(cmd(), { gatewayPublicKey: trusted[0]!.publicKey, gatewayId: 'gw-a' })).toMatchObject({ kind: 'command', verified: true });
+  });
+
+  it('--actuators parses name=initial pairs and needs the gateway it obeys', () => {
+    const gw = { gatewayKey: trusted[0]!.publicKey, gatewayId: 'gw-a' };
+    expect(actuatorsFlag(Error, 'conveyor=true,speed=1.5,phase=red', gw)).toEqual({ actuators: { conveyor: true, speed: 1.5, phase: 'red' } });
+    expect(() => actuatorsFlag(Error, 'conveyor=true', {})).toThrow(/needs --gateway-key and --gateway-id/);
+    expect(() => actuatorsFlag(Error, 'conveyor', gw)).toThrow(/not name=initial-value/);
+    expect(actuatorsFlag(Error, undefined, {})).toEqual({});
   });
 });
