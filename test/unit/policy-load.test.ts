@@ -5,11 +5,13 @@
  * conditions; tagging maps frames to `policy@version`.
  */
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { parsePolicyText, PolicyLoadError } from '../../gateway/policy/load.js';
 import { Permissions, type Principal } from '../../gateway/policy/permissions.js';
 import { Tagger } from '../../gateway/policy/tagging.js';
+import { globToRegExp, parseDuration } from '../../gateway/policy/text.js';
 import { publicKeyToDidKey } from '../../protocols/index.js';
 
 const did = (): string => publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
@@ -125,5 +127,24 @@ describe('policy file', () => {
     expect(t.tag({ device: 'c1', model: 'counter', records: [{ bn: 'lane1:', n: 'car-count', u: 'm', v: 4 }] })).toBe('fleet-data@1');
     expect(t.tag({ device: 'd1', records: [{ n: 'temp', v: 1 }, { n: 'front-door', vb: true }] })).toBe('doors@1');
     expect(t.tag({ device: 'x' })).toBe('fleet-data@1');
+  });
+
+  it('[never crashes the gateway] a condition that fails while evaluating counts as false', () => {
+    const set = parsePolicyText(`principals:\n  a: { key: "${keys.alice}" }\npolicies:\n  p: { relations: { reader: [a] }, when: 'principal.roles[3] == "x"' }\ntagging:\n  - { policy: p, when: 'data.name[99] == "x"' }\n`, 'p.yaml');
+    expect(new Permissions(set).check(keys.alice, 'read', 'p')).toMatchObject({ allowed: false, missing: 'condition' });
+    expect(new Tagger(set).tag({ device: 'd', records: [{ n: 't', v: 1 }] })).toBe('default@1');
+  });
+
+  it('[globs and durations] a glob without wildcards matches exactly itself; * and ? match runs and single characters (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 20 }).filter((x) => !/[*?]/.test(x)), fc.string({ maxLength: 20 }), (lit, other) => {
+        expect(globToRegExp(lit).test(lit)).toBe(true);
+        expect(globToRegExp(lit).test(other)).toBe(other === lit);
+        expect(globToRegExp(`${lit}*`).test(lit + other)).toBe(true);
+        expect(globToRegExp(`?${lit}`).test(`x${lit}`)).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+    expect([parseDuration('30d'), parseDuration('12h'), parseDuration('90m'), parseDuration('3600s'), parseDuration('forever'), parseDuration('30 days'), parseDuration('0d')]).toEqual([2_592_000_000, 43_200_000, 5_400_000, 3_600_000, Infinity, undefined, undefined]);
   });
 });
