@@ -4,6 +4,7 @@ import { CliError, UsageError } from './cli/args.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
+import { logPrune, logPruneHelp } from './cli/log-prune.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { policy, policyHelp } from './cli/policy.js';
@@ -25,6 +26,8 @@ ${frameDecodeHelp}
 ${logQueryHelp}
 
 ${logHeadsHelp}
+
+${logPruneHelp}
 
 ${auditHelp}
 
@@ -67,6 +70,7 @@ async function main(argv: string[]): Promise<number> {
       return frameDecode(rest.slice(1));
     case 'log':
       if (rest[0] === 'heads') return logHeads(rest.slice(1));
+      if (rest[0] === 'prune') return logPrune(rest.slice(1));
       if (rest[0] !== 'query') throw new UsageError(`usage: ${logQueryHelp}\n${logHeadsHelp}`);
       return logQuery(rest.slice(1));
     case 'audit':

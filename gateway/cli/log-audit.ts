@@ -20,7 +20,7 @@ export const auditHelp = `gateway audit verify [--trust KEY]... [--json]
   the configured sync.peers and --trust keys, hex or did:key) and every device signature
   inside. Exit 1 on any fault.`;
 
-function openLog(values: { config?: string | undefined; data?: string | undefined }, trust: readonly string[]): { store: Store; log: BlockLog } {
+export function openLog(values: { config?: string | undefined; data?: string | undefined }, trust: readonly string[], extra: { retentionFor?: (stream: string) => number | undefined } = {}): { store: Store; log: BlockLog } {
   const cfg = resolveConfig(values);
   const dataDir = resolve(cfg.gateway.dataDir);
   if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
@@ -34,7 +34,7 @@ function openLog(values: { config?: string | undefined; data?: string | undefine
   const store = Store.open(dataDir);
   // Opens the sealed blocks of confidential policies whose data keys are wrapped for this gateway.
   const crypto = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
-  return { store, log: new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, crypto, knownAuthors, withheldParentsOk: cfg.policy.file !== undefined }) };
+  return { store, log: new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, crypto, knownAuthors, withheldParentsOk: cfg.policy.file !== undefined, ...extra }) };
 }
 
 export async function logHeads(argv: string[]): Promise<number> {

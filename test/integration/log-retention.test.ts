@@ -9,7 +9,11 @@
  *   registry too), and frames of the device a sibling received after it are kept in their
  *   blocks but left out of the frames view on every replica alike.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
@@ -231,8 +235,16 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     for (let i = 0; i < 3; i++) expect((await gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
     await waitFor(() => gw.store.frameCount() === 3, 5000, 'frames stored');
     await new Promise((r) => setTimeout(r, 1100));
-    expect((await gw.ingest.submit(devA.frame(1, 3), { transport: 'mqtt' })).status).toBe('stored');
     const log = gw.blockLog!;
+    // `gateway log prune --dry-run` (another process, same store) previews; it prunes nothing.
+    const cfg = join(dir, 'outpost.yaml');
+    writeFileSync(cfg, `gateway: { id: gw-test, dataDir: ${JSON.stringify(dir)} }\nlog: { retention: { default: 1s } }\n`);
+    const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, 'log', 'prune', '--dry-run', '--config', cfg]);
+    expect(stdout).toMatch(/would prune 3 block\(s\) of default below seq 4/); // enrolment #0 stays; frames #1..3 go
+    await expect(promisify(execFile)(process.execPath, [bin, 'log', 'prune', '--config', cfg])).rejects.toMatchObject({ code: 2 });
+    expect(log.mark(log.author, 'default')).toBe(0);
+    expect((await gw.ingest.submit(devA.frame(1, 3), { transport: 'mqtt' })).status).toBe('stored');
     gw.retention!.tick();
     await log.settled();
     expect(log.mark(log.author, 'default')).toBeGreaterThan(0);
