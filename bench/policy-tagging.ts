@@ -41,7 +41,7 @@ const ingestUs = perFrame((i) => {
   if (!verifyEd25519(f.key, sigStructure(c.value.protectedBytes, c.value.payload), c.value.signature)) throw new Error('verify');
   const b = decodeBody(c.value.payload);
   if (!b.ok) throw new Error('body');
-  sink += b.value.seq;
+  sink += b.value.type.length;
 });
 
 const inputs = frames.map((f) => {
