@@ -88,9 +88,9 @@ async function main(): Promise<void> {
     const generated = s1.generated - s0.generated;
     const perCpu = generated / cpu;
     const offered = DEVICES * HZ;
-    const q = quick ? ` (quick: ${DEVICES} devices at ${HZ} Hz)` : '';
+    const q = quick ? ` [quick: ${DEVICES} devices, ${HZ} Hz]` : '';
     const rows = [
-      { figure: `devices simulated in one process, all connected and sampling${q}`, value: s1.connected, unit: 'devices', goal: '>= 10000', pass: s1.connected >= 10_000 && generated >= offered * WINDOW_S * 0.5 },
+      { figure: `devices simulated in one process, connected and sampling${q}`, value: s1.connected, unit: 'devices', goal: '>= 10000', pass: s1.connected >= 10_000 && generated >= offered * WINDOW_S * 0.5 },
       { figure: `frames generated per CPU-second of the fleet process${q}`, value: Math.round(perCpu), unit: 'frames/s', baseline: 'nextFrame alone', baselineValue: Math.round(base.nextFrame), ratio: round(perCpu / base.nextFrame), goal: '>= 20000', pass: perCpu >= 20_000 },
       { figure: `frames generated per second (wall)${q}`, value: Math.round(generated / wall), unit: 'frames/s', baseline: 'offered (devices × Hz)', baselineValue: offered, ratio: round(generated / wall / offered) },
       { figure: `frames PUBACKed by the counting aedes per second${q}`, value: Math.round((b1.publishes - b0.publishes) / wall), unit: 'frames/s', baseline: 'generated', baselineValue: Math.round(generated / wall), ratio: round((b1.publishes - b0.publishes) / generated) },

@@ -14,7 +14,7 @@
  * bench's own output to bench/results/<name>.log.
  */
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -67,6 +67,8 @@ interface BenchRun {
   ok: boolean;
   error?: string;
   rows: number;
+  /** CPU seconds (user + system) of the bench and its children. */
+  cpu: number | undefined;
   /** 1-minute load average when the bench ended (the machine is shared: context for the figures). */
   load: number;
 }
@@ -85,11 +87,16 @@ interface BenchRow {
 const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
 const str = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : undefined);
 
-function runOne(name: string): Promise<{ exit: number | null; seconds: number; tail: string; timedOut: boolean }> {
+function runOne(name: string): Promise<{ exit: number | null; seconds: number; cpu: number | undefined; tail: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     const log = createWriteStream(`${resultsDir}${name}.log`);
     const t0 = performance.now();
-    const child = spawn(process.execPath, ['--import', 'tsx', `${benchDir}${name}.ts`, ...(quick ? ['--quick'] : [])], {
+    const cmd = [process.execPath, '--import', 'tsx', `${benchDir}${name}.ts`, ...(quick ? ['--quick'] : [])];
+    // /usr/bin/time reports the CPU seconds of the bench and every process it waited for.
+    const cpuFile = `${resultsDir}${name}.cpu`;
+    rmSync(cpuFile, { force: true });
+    const timed = existsSync('/usr/bin/time') ? ['/usr/bin/time', '-f', '%U %S', '-o', cpuFile, ...cmd] : cmd;
+    const child = spawn(timed[0]!, timed.slice(1), {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
       stdio: ['ignore', 'pipe', 'pipe'],
       // Its own process group, so a timeout also ends what it started (load generator, socat).
@@ -114,7 +121,15 @@ function runOne(name: string): Promise<{ exit: number | null; seconds: number; t
     child.on('close', (code) => {
       clearTimeout(timer);
       log.end();
-      resolve({ exit: code, seconds: (performance.now() - t0) / 1000, tail, timedOut });
+      let cpu: number | undefined;
+      try {
+        const [u, sy] = readFileSync(cpuFile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        cpu = u! + sy!;
+        rmSync(cpuFile, { force: true });
+      } catch {
+        cpu = undefined;
+      }
+      resolve({ exit: code, seconds: (performance.now() - t0) / 1000, cpu: Number.isFinite(cpu) ? cpu : undefined, tail, timedOut });
     });
   });
 }
@@ -182,11 +197,14 @@ async function main(): Promise<void> {
     }
     if (error) rows.push({ capability, bench: name, figure: `${name} bench run`, value: undefined, unit: '', goal: 'runs', pass: false, note: error });
     const load = Number(loadavg()[0]!.toFixed(1));
-    runs.push({ name, capability, seconds: r.seconds, exit: r.exit, ok: error === undefined, error, rows: count, load });
-    process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  load ${String(load).padStart(4)}  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
+    runs.push({ name, capability, seconds: r.seconds, cpu: r.cpu, exit: r.exit, ok: error === undefined, error, rows: count, load });
+    process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  cpu ${(r.cpu ?? NaN).toFixed(1).padStart(5)} s  load ${String(load).padStart(4)}  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
   }
   const seconds = (Date.now() - started) / 1000;
   if (names.length > 0 && !values.only) {
+    const cpu = runs.reduce((t, r) => t + (r.cpu ?? 0), 0);
+    const load = runs.reduce((t, r) => t + r.load, 0) / runs.length;
+    rows.push({ capability: 'report', bench: 'report', figure: `CPU time of all benches (mean 1-min load ${load.toFixed(1)} on ${cpus().length} cores)`, value: Number(cpu.toFixed(1)), unit: 's', baseline: 'wall time', baselineValue: Number(((Date.now() - started) / 1000).toFixed(1)), ratio: Number((cpu / ((Date.now() - started) / 1000)).toFixed(3)) });
     // The quick report must stay a quick check.
     rows.push(
       quick
@@ -209,6 +227,7 @@ function fmt(x: number | undefined): string {
   const a = Math.abs(x);
   if (a === 0) return '0';
   if (a >= 100) return Math.round(x).toLocaleString('en-US');
+  if (a >= 1 && a < 10) return x.toPrecision(4).replace(/\.?0+$/, '');
   if (a >= 1) return x.toFixed(2).replace(/\.?0+$/, '');
   return x.toPrecision(3);
 }
@@ -224,7 +243,7 @@ function printTable(rows: readonly ReportRow[]): void {
     r.pass === undefined ? '' : r.pass ? 'pass' : 'FAIL',
   ]);
   const head = ['capability', 'figure', 'value', 'baseline', 'ratio', 'goal', 'result'];
-  const max = [16, 64, 36, 44, 10, 12, 6];
+  const max = [14, 84, 16, 40, 10, 12, 6];
   const cut = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
   const widths = head.map((h, c) => Math.min(max[c]!, Math.max(h.length, ...cells.map((r) => r[c]!.length))));
   const line = (r: string[]): string => r.map((x, c) => (c === 4 ? cut(x, widths[c]!).padStart(widths[c]!) : cut(x, widths[c]!).padEnd(widths[c]!))).join('  ').trimEnd();
