@@ -119,13 +119,13 @@ async function reconnect(rounds: number): Promise<void> {
   }
 }
 
-const per = quick ? 100 : 400;
+const per = quick ? 50 : 400;
 for (const mtu of [23, 247]) {
   await throughput(10, mtu, per);
   await throughput(1, mtu, per * 2);
 }
 await throughput(10, 247, per, true);
-await reconnect(quick ? 8 : 25);
+await reconnect(quick ? 5 : 25);
 
 const w = Math.max(...rows.map((r) => r.figure.length));
 for (const r of rows) console.log(`${r.figure.padEnd(w)}  ${String(r.value).padStart(9)} ${r.unit.padEnd(8)}  vs ${r.baseline}: ${r.baselineValue} (ratio ${r.ratio})`);
