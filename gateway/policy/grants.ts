@@ -72,6 +72,8 @@ export class GrantState implements GrantView {
     const id = toHex(sb.hash);
     if (this.ops.has(id)) return { added: false, reason: 'known' };
     if (sb.block.kind !== 'policy') return this.ignore(id, 'not a policy block');
+    // Read at start from $acl streams only (not by walking every block), so only those count anywhere.
+    if (sb.block.stream !== ACL_STREAM) return this.ignore(id, `a policy block on stream ${sb.block.stream}, not ${ACL_STREAM}`);
     const r = readPolicyOp(sb.block.body);
     if (!r.ok) return this.ignore(id, `${r.error.code}: ${r.error.message}`);
     const op = r.value;

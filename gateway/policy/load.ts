@@ -39,7 +39,9 @@ const refList = z.array(z.string().min(1).max(200)).max(1000);
 const principalSchema = z
   .object({
     key: z.string().min(1),
-    kind: z.enum(PRINCIPAL_KINDS).default('app'),
+    /** Default: the role of the config's sync peer with this key, else app. */
+    kind: z.enum(PRINCIPAL_KINDS).optional(),
+    /** Default: the site of the config's sync peer with this key. */
     site: name.optional(),
     roles: z.array(name).max(64).default([]),
   })
@@ -132,7 +134,10 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
       problems.push(`${at(['principals', id, 'key'])}: principal ${id}: key ${k.error.message}`);
       continue;
     }
-    principals.set(id, { id, did: publicKeyToDidKey(k.value), publicKey: k.value, kind: p.kind, ...(p.site !== undefined && { site: p.site }), roles: p.roles });
+    // A gateway of the config listed here too: its role and site from the config unless given.
+    const g = gateways.find((x) => toHex(x.publicKey) === toHex(k.value));
+    const site = p.site ?? g?.site;
+    principals.set(id, { id, did: publicKeyToDidKey(k.value), publicKey: k.value, kind: p.kind ?? g?.kind ?? 'app', ...(site !== undefined && { site }), roles: p.roles });
   }
   for (const g of gateways) if (!principals.has(g.id) && ![...principals.values()].some((p) => p.did === publicKeyToDidKey(g.publicKey))) principals.set(g.id, gatewayPrincipal(g));
   const byDid = new Map<string, Principal>();

@@ -49,6 +49,9 @@ function replicas(n: number): Replica[] {
     store.devices.putSync(dev.id, { id: dev.id, publicKey: dev.publicKeyHex, enrolledAt: 1 });
     const log = new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys });
     closers.push(async () => {
+      // Let the log's on-durable callbacks run before the store closes under them.
+      await log.durable();
+      await new Promise((r) => setImmediate(r));
       await store.close();
       cleanup();
     });
