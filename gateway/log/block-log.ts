@@ -11,7 +11,7 @@
  *   log-copies   [device, boot, seq, hash, index] → rxTime  every copy held (view.ts)
  *   log-meta     'lamport' → this gateway's lamport clock
  *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
- *   log-revoked  [device, key hex] → revokedAt   revocations logged (enrolment blocks with revokedAt)
+ *   log-revoked, log-enrolled  revocation state per (device, key) (revocations.ts)
  *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each
  *
  * Retention: a stream's author logs a retention block (kind 6) naming a low-water mark in
@@ -25,7 +25,7 @@
  * only, so what was queued but is not yet durable is kept in small `pending`
  * maps until its transaction lands.
  */
-import type { Database } from 'lmdb';
+import { type Database, IF_EXISTS } from 'lmdb';
 import {
   type Block,
   type EnrolmentBody,
@@ -45,6 +45,7 @@ import {
 } from '../../protocols/index.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import { type BlockRef, type Fault, frameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
+import { Revocations } from './revocations.js';
 import { FramesView, type ViewEntry, type ViewTicket } from './view.js';
 
 export type { ViewEntry } from './view.js';
@@ -151,11 +152,9 @@ export class BlockLog {
   private readonly pendingIndex = new Map<string, IndexRecord>();
   private readonly pendingChain = new Map<string, Set<string>>();
   private readonly lowDb: Database<{ low: number; envelope: Buffer }, [string, string]>;
-  private readonly revokedDb: Database<number, [string, string]>;
+  private readonly revocations: Revocations;
   /** Low-water marks by `author/stream` (authoritative, like `heads`). */
   private readonly marks = new Map<string, number>();
-  /** Revocations logged, by device: key hex → revokedAt (queued ones included). */
-  private readonly revocations = new Map<string, Map<string, number>>();
   /** Prunes and view recomputes, run one at a time once what was queued before them is durable. */
   private maintenance: Promise<void> = Promise.resolve();
   private readonly deviceRecordFn: (device: string) => DeviceRecord | undefined;
@@ -175,7 +174,7 @@ export class BlockLog {
     this.equivocDb = root.openDB({ name: 'log-equivoc' });
     this.meta = root.openDB({ name: 'log-meta' });
     this.lowDb = root.openDB({ name: 'log-low' });
-    this.revokedDb = root.openDB({ name: 'log-revoked' });
+    this.revocations = new Revocations(root, (p) => store.track(p));
     this.frameView_ = new FramesView(root, (p) => store.track(p), (d) => this.revokedSince(d));
     this.author = toHex(opts.publicKey);
     this.known.add(this.author);
@@ -185,7 +184,6 @@ export class BlockLog {
     this.devicesDb = root.openDB({ name: 'log-devices' });
     this.deviceRecordFn = opts.deviceRecord ?? ((device) => store.devices.get(device));
     for (const { key, value } of this.lowDb.getRange()) this.marks.set(headKey(key[0], key[1]), value.low);
-    for (const { key, value } of this.revokedDb.getRange()) this.noteRevocation(key[0], key[1], value);
     if (this.frameView_.needsRebuild()) this.rebuildCopies();
     // A prune cut short (crash, disk full) is finished now.
     for (const k of this.marks.keys()) {
@@ -263,7 +261,8 @@ export class BlockLog {
     }
     for (const d of devices) {
       const rec = this.deviceRecordFn(d);
-      if (!rec || this.loggedKeys(d).includes(rec.publicKey)) continue;
+      // Logged already, unless the log says this key is revoked and the registry enrolled it again since.
+      if (!rec || (this.loggedKeys(d).includes(rec.publicKey) && (rec.revokedAt !== undefined || this.revocations.revokedAt(d, rec.publicKey) === undefined))) continue;
       const body: EnrolmentBody = {
         device: d,
         publicKey: fromHex(rec.publicKey)!,
@@ -350,6 +349,18 @@ export class BlockLog {
     const plain = this.readable(sb.block);
     if (faults.length === 0) faults = verifyFrames({ ...sb, block: plain }, this.ctx);
     if (faults.length > 0) return { status: 'rejected', hash, faults };
+    // Chained onto a block whose transaction has not landed: written only if that block is on
+    // disk when this one commits (lmdb checks inside the commit). Else a failed commit (disk
+    // full) then a good one would leave this block above a hole no sync fills, its stream's head
+    // already matching the siblings' (found by test/chaos). Skipped, it is forgotten and resent.
+    const prev = sb.block.prev === null ? undefined : hashHex(sb.block.prev);
+    if (prev !== undefined && this.pendingIndex.has(prev)) {
+      let equivocation = false;
+      const landed = this.blocks.ifVersion(prev, IF_EXISTS, () => void (equivocation = this.put(sb, plain)));
+      this.store.track(landed);
+      void landed.then((written) => written || this.reloadHeads(), () => undefined);
+      return { status: 'applied', hash, equivocation };
+    }
     const equivocation = this.put(sb, plain);
     return { status: 'applied', hash, equivocation };
   }
@@ -406,7 +417,7 @@ export class BlockLog {
         () => this.pendingDevices.get(device)?.delete(key),
         () => this.pendingDevices.get(device)?.delete(key),
       );
-      if (b.body.revokedAt !== undefined) this.putRevocation(device, key, b.body.revokedAt);
+      if (this.revocations.note(device, key, b.body.enrolledAt, b.body.revokedAt)) this.revocationChanged(device, key);
     }
     if (b.kind === 'retention') this.raiseMark(author, b.stream, b.body.low, sb.envelope);
     // The least (hash, index) wins, so the view does not depend on arrival order.
@@ -416,7 +427,8 @@ export class BlockLog {
     void this.store.durable().then(
       () => {
         this.settle(hash, rec, chainKey, ticket);
-        for (const l of this.blockListeners) l(sb);
+        // A conditional write (apply) may have been skipped: only blocks on disk are announced.
+        if (this.blockListeners.size > 0 && this.blocks.doesExist(hash)) for (const l of this.blockListeners) l(sb);
       },
       () => this.rollback(hash, chainKey, ticket),
     );
@@ -436,6 +448,11 @@ export class BlockLog {
     this.pendingIndex.delete(hash);
     this.pendingChain.get(chainKey)?.delete(hash);
     this.frameView_.settle(ticket);
+    this.reloadHeads();
+  }
+
+  /** Heads as on disk (after a failed or skipped write). */
+  private reloadHeads(): void {
     this.heads.clear();
     for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = Math.max(this.lamport, this.meta.get('lamport') ?? 0);
@@ -786,20 +803,17 @@ export class BlockLog {
     this.frameView_.rebuildFrom(ticket, blocks);
   }
 
-  private noteRevocation(device: string, key: string, at: number): void {
-    let m = this.revocations.get(device);
-    if (!m) this.revocations.set(device, (m = new Map()));
-    m.set(key, Math.min(at, m.get(key) ?? at));
-  }
-
-  /** A logged revocation: recorded, applied to the local registry (same key), and the device's view entries re-chosen. */
-  private putRevocation(device: string, key: string, at: number): void {
-    const prev = this.revocations.get(device)?.get(key);
-    if (prev !== undefined && prev <= at) return;
-    this.noteRevocation(device, key, at);
-    this.store.track(this.revokedDb.put([device, key], at));
+  /**
+   * A logged revocation (or a re-enrolment after one) changed a device's state: the local
+   * registry follows a revocation of the key it enrolled earlier, and the device's view
+   * entries are re-chosen.
+   */
+  private revocationChanged(device: string, key: string): void {
+    const at = this.revocations.revokedAt(device, key);
     const rec = this.store.devices.get(device);
-    if (rec && rec.publicKey === key && rec.revokedAt === undefined) this.store.track(this.store.devices.put(device, { ...rec, revokedAt: at }));
+    if (at !== undefined && rec && rec.publicKey === key && rec.revokedAt === undefined && rec.enrolledAt < at) {
+      this.store.track(this.store.devices.put(device, { ...rec, revokedAt: at }));
+    }
     this.later(() => {
       const ticket = FramesView.ticket();
       this.frameView_.recomputeDevice(ticket, device);
@@ -812,20 +826,11 @@ export class BlockLog {
 
   /**
    * From which receive time a device's frames are left out of the view: when every key
-   * logged for it is revoked, the latest revocation (a frame a sibling received after that
-   * is kept in its block but not shown, on every replica alike).
+   * logged for it is revoked (and not enrolled again since), the latest revocation. A frame
+   * a sibling received after that is kept in its block but not shown, on every replica alike.
    */
   revokedSince(device: string): number | undefined {
-    const r = this.revocations.get(device);
-    if (!r) return undefined;
-    const keys = this.loggedKeys(device);
-    let since = 0;
-    for (const k of keys) {
-      const at = r.get(k);
-      if (at === undefined) return undefined;
-      since = Math.max(since, at);
-    }
-    return keys.length === 0 ? undefined : since;
+    return this.revocations.since(device, this.loggedKeys(device));
   }
 
   /**
@@ -835,7 +840,7 @@ export class BlockLog {
   logRevocations(): SignedBlock[] {
     const out: SignedBlock[] = [];
     for (const { value: rec } of this.store.devices.getRange()) {
-      if (rec.revokedAt === undefined || this.revocations.get(rec.id)?.get(rec.publicKey) !== undefined) continue;
+      if (rec.revokedAt === undefined || (this.revocations.lastRevocation(rec.id, rec.publicKey) ?? -1) >= rec.revokedAt) continue;
       const body: EnrolmentBody = {
         device: rec.id,
         publicKey: fromHex(rec.publicKey)!,
