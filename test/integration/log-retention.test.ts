@@ -211,6 +211,24 @@ describe('revocations in the log', () => {
     // Restart keeps it.
     await c!.reopen();
     expect(seqsInView(c!)).toEqual([0, 1, 2]);
+    // a enrols dev-a again with the same key: its next frames carry a fresh enrolment block, and
+    // every replica shows the device again (the latest of enrolment and revocation wins, whatever
+    // order the blocks arrive in; frames from the revoked gap show again too, a known limit).
+    await new Registry(a!.store).enroll({ id: devA.id, publicKey: devA.publicKeyHex }, T0 + 8000);
+    ingest(a!, devA, [4], T0 + 9000);
+    await a!.log.settled();
+    expect(a!.log.revokedSince(devA.id)).toBeUndefined();
+    const [fresh] = replicas(1, () => []);
+    for (const k of [a!, b!, c!]) fresh!.log.addKnownAuthor(publicKeyFromSeed(k.seed));
+    for (const x of [b!, c!]) x.log.addKnownAuthor(publicKeyFromSeed(fresh!.seed));
+    for (const [x, y] of [[c, a], [b, c], [fresh, b]] as const) {
+      const r = await exchange(x!.log, y!.log);
+      expect([...r.initiator.rejected, ...r.responder.rejected]).toEqual([]);
+    }
+    for (const r of [a!, b!, c!, fresh!]) {
+      expect(r.log.headsDigest()).toBe(a!.log.headsDigest());
+      expect(seqsInView(r)).toEqual([0, 1, 2, 3, 4]);
+    }
   });
 });
 
