@@ -45,7 +45,7 @@ const TIMEOUT_S = quick ? 60 : 1200;
 
 export function discover(files: readonly string[], read: (f: string) => string): string[] {
   const names = files
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts') && !f.endsWith('.tmp.ts'))
     .map((f) => f.slice(0, -3))
     .filter((n) => {
       if (SKIP.has(n)) return false;
@@ -134,13 +134,15 @@ function runOne(name: string): Promise<{ exit: number | null; seconds: number; c
   });
 }
 
-const lastLine = (s: string): string =>
-  s
+/** The most telling line of a failed bench's output: its last error line, else its last line. */
+function lastLine(s: string): string {
+  const lines = s
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l !== '')
-    .slice(-1)[0]
-    ?.slice(0, 200) ?? '';
+    .filter((l) => l !== '' && !/^Node\.js v\d/.test(l) && !l.startsWith('at '));
+  const err = lines.filter((l) => /error|Error|FAIL|timed out/.test(l)).pop();
+  return (err ?? lines.pop() ?? '').slice(0, 200);
+}
 
 async function main(): Promise<void> {
   mkdirSync(resultsDir, { recursive: true });
@@ -195,7 +197,7 @@ async function main(): Promise<void> {
         count++;
       }
     }
-    if (error) rows.push({ capability, bench: name, figure: `${name} bench run`, value: undefined, unit: '', goal: 'runs', pass: false, note: error });
+    if (error) rows.push({ capability, bench: name, figure: `${name} bench run: ${error}`, value: undefined, unit: '', goal: 'runs', pass: false, note: error });
     const load = Number(loadavg()[0]!.toFixed(1));
     runs.push({ name, capability, seconds: r.seconds, cpu: r.cpu, exit: r.exit, ok: error === undefined, error, rows: count, load });
     process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  cpu ${(r.cpu ?? NaN).toFixed(1).padStart(5)} s  load ${String(load).padStart(4)}  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
@@ -236,7 +238,7 @@ function printTable(rows: readonly ReportRow[]): void {
   const cells = rows.map((r) => [
     r.capability,
     r.figure,
-    r.value === undefined ? (r.note ?? '') : `${fmt(r.value)} ${r.unit}`.trim(),
+    r.value === undefined ? '' : `${fmt(r.value)} ${r.unit}`.trim(),
     r.baseline ? `${r.baseline}${r.baselineValue !== undefined ? ` (${fmt(r.baselineValue)})` : ''}` : '',
     r.ratio !== undefined ? `${fmt(r.ratio)}x` : '',
     r.goal ?? '',
