@@ -54,6 +54,8 @@ const blockLog = new BlockLog(store, { publicKey, sign });
 const frames$ = new Subject<IngestedFrame>();
 const handed: number[] = [];
 let pendingProbe = 0;
+let probeCpu = process.cpuUsage();
+const cpu: number[] = [];
 let act: GatewayActuation;
 const gwAct = (act = new GatewayActuation({
   gatewayId: 'gw-bench',
@@ -66,7 +68,11 @@ const gwAct = (act = new GatewayActuation({
   targets: () => ({
     mqtt: {
       publish: (_topic: string, payload: Uint8Array) => {
-        if (pendingProbe > 0) handed.push(performance.now() - pendingProbe);
+        if (pendingProbe > 0) {
+          handed.push(performance.now() - pendingProbe);
+          const c = process.cpuUsage(probeCpu);
+          cpu.push((c.user + c.system) / 1000);
+        }
         pendingProbe = 0;
         // The device's ack arrives a turn later, as a durable command-ack frame would.
         setImmediate(() => ackOf(payload));
@@ -81,6 +87,7 @@ function ackOf(frame: Uint8Array): void {
   if (body?.ok && body.value.type === 'command') act.actuation.commandAck(body.value.target, { type: 'command-ack', boot: 1, seq: ackSeq++, commandId: body.value.id, status: AckStatus.ok });
 }
 let ackSeq = 0;
+if (process.env.BENCH_DEBUG) console.error('loading rules');
 const rules = await startRules({ files: [rulesFile] }, gwAct.ruleFrames$, {
   decide: (d) => {
     gwAct.actuation.decide(d);
@@ -101,6 +108,7 @@ const t = performance.now();
 for (let i = 0; i < SIGN_N; i++) signOne();
 const signMs = (performance.now() - t) / SIGN_N;
 
+if (process.env.BENCH_DEBUG) console.error('rules loaded');
 // Background: 5 000 frames/s in 10 ms slices; probes every 5 ms in their own turns.
 let bgSent = 0;
 const bgStart = performance.now();
@@ -116,8 +124,10 @@ frames$.next(frame('cell-1', [{ bn: 'cell-1:', n: 'vib', v: 2 }])); // heard bef
 let probes = 0;
 await new Promise<void>((resolve) => {
   const timer = setInterval(() => {
+    probeCpu = process.cpuUsage();
     pendingProbe = performance.now();
     frames$.next(frame('cell-1', [{ bn: 'cell-1:', n: 'vib', u: 'm/s2', v: 9 }]));
+    if (process.env.BENCH_DEBUG && probes % 100 === 0) console.error(`probe ${probes} bg ${bgSent} handed ${handed.length} t ${((performance.now() - bgStart) / 1000).toFixed(1)}s`);
     if (++probes >= PROBES) {
       clearInterval(timer);
       resolve();
@@ -135,14 +145,19 @@ await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 // The first tenth warms the JIT and the rule pipelines up; it is not measured.
-handed.splice(0, Math.floor(handed.length / 10));
-handed.sort((a, b) => a - b);
-const pct = (p: number): number => handed[Math.min(handed.length - 1, Math.floor((p / 100) * handed.length))]!;
-const p50 = pct(50);
-const p99 = pct(99);
+for (const xs of [handed, cpu]) {
+  xs.splice(0, Math.floor(xs.length / 10));
+  xs.sort((a, b) => a - b);
+}
+const pct = (xs: number[], p: number): number => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+const p50 = pct(handed, 50);
+const p99 = pct(handed, 99);
+const cpu99 = pct(cpu, 99);
 const rows = [
   { figure: `frame durable → command signed and handed to the transport, p50 (${RULES} rules, ${BG_RATE} frames/s background)`, value: p50, unit: 'ms', baseline: 'one command signed alone', baselineValue: signMs, ratio: p50 / signMs },
   { figure: `frame durable → command signed and handed to the transport, p99 (${RULES} rules, ${BG_RATE} frames/s background)`, value: p99, unit: 'ms', baseline: 'one command signed alone', baselineValue: signMs, ratio: p99 / signMs, goal: '<= 2 ms', pass: p99 <= 2 },
+  // Wall time includes being descheduled on a shared box; process CPU over the same span does not.
+  { figure: 'process CPU spent while handling the probe frame, p99', value: cpu99, unit: 'ms', baseline: 'one command signed alone', baselineValue: signMs, ratio: cpu99 / signMs },
   { figure: 'background traffic delivered during the run', value: bgSent / elapsed, unit: 'frames/s', goal: `>= ${BG_RATE * 0.95} frames/s`, pass: bgSent / elapsed >= BG_RATE * 0.95 },
   { figure: 'probe commands acked (of probes sent)', value: stats.acked, unit: 'commands', baselineValue: PROBES, ratio: stats.acked / PROBES },
 ];
