@@ -12,9 +12,9 @@
  * XChaCha20-Poly1305 (@noble/ciphers); random nonces, AAD = the block header.
  * Wire shapes: protocols/sealed.ts.
  */
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject, randomBytes } from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
-import { ed25519, x25519 } from '@noble/curves/ed25519.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   AEAD_TAG_BYTES,
   type Block,
@@ -57,13 +57,60 @@ export class PolicyCryptoError extends Error {
 
 const WRAP_INFO = new TextEncoder().encode('outpost/keywrap/v1');
 
-/** The X25519 public key of an Ed25519 public key. Throws PolicyCryptoError for a key that is not a point. */
+const montgomery = new Map<string, Uint8Array>();
+
+/** The X25519 public key of an Ed25519 public key (cached). Throws PolicyCryptoError for a key that is not a point. */
 export function x25519FromEd25519Public(pub: Uint8Array): Uint8Array {
+  const id = Buffer.from(pub).toString('hex');
+  let x = montgomery.get(id);
+  if (x) return x;
   try {
-    return ed25519.utils.toMontgomery(pub);
+    x = ed25519.utils.toMontgomery(pub);
   } catch (e) {
     throw new PolicyCryptoError('policy-crypto/bad-key', `not an Ed25519 public key: ${(e as Error).message}`);
   }
+  if (montgomery.size >= 10_000) montgomery.delete(montgomery.keys().next().value!);
+  montgomery.set(id, x);
+  return x;
+}
+
+// X25519 itself through node:crypto (OpenSSL, ~30x the pure-JS speed): raw keys in their DER wrappers (RFC 8410).
+const X_SPKI = Buffer.from('302a300506032b656e032100', 'hex');
+const X_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex');
+// Parsing a key costs far more than the ECDH itself (milliseconds for PKCS#8), so key objects are kept.
+const privateKeys = new WeakMap<Uint8Array, KeyObject>();
+const publicKeys = new Map<string, KeyObject>();
+
+function xPrivate(secret: Uint8Array): KeyObject {
+  let k = privateKeys.get(secret);
+  if (!k) privateKeys.set(secret, (k = createPrivateKey({ key: Buffer.concat([X_PKCS8, secret]), format: 'der', type: 'pkcs8' })));
+  return k;
+}
+
+function xPublic(pub: Uint8Array): KeyObject {
+  const id = Buffer.from(pub).toString('hex');
+  let k = publicKeys.get(id);
+  if (!k) {
+    k = createPublicKey({ key: Buffer.concat([X_SPKI, pub]), format: 'der', type: 'spki' });
+    if (publicKeys.size >= 10_000) publicKeys.delete(publicKeys.keys().next().value!);
+    publicKeys.set(id, k);
+  }
+  return k;
+}
+
+/** X25519(secret, public); throws for a low-order public key (an all-zero shared secret). */
+function x25519Shared(secret: KeyObject, pub: Uint8Array): Uint8Array {
+  const out = diffieHellman({ privateKey: secret, publicKey: xPublic(pub) });
+  if (out.every((b) => b === 0)) throw new PolicyCryptoError('policy-crypto/low-order', 'X25519 with a low-order point');
+  return new Uint8Array(out);
+}
+
+const rawPublic = (k: KeyObject): Uint8Array => new Uint8Array(k.export({ format: 'der', type: 'spki' }).subarray(X_SPKI.length));
+const ownPublic = new WeakMap<Uint8Array, Uint8Array>();
+function x25519PublicOf(secret: Uint8Array): Uint8Array {
+  let p = ownPublic.get(secret);
+  if (!p) ownPublic.set(secret, (p = rawPublic(createPublicKey(xPrivate(secret)))));
+  return p;
 }
 
 /** The X25519 secret of an Ed25519 seed (RFC 8032 §5.1.5 clamped scalar). */
@@ -178,11 +225,12 @@ function kek(shared: Uint8Array, ephemeral: Uint8Array, recipientX: Uint8Array):
 
 /** A keys block body: `dk` wrapped for each recipient (raw Ed25519 public keys). */
 export function wrapDataKey(author: Uint8Array, policy: string, dk: DataKey, recipients: readonly Uint8Array[]): KeysBody {
-  const eSecret = x25519.utils.randomSecretKey();
-  const ephemeral = x25519.getPublicKey(eSecret);
+  const e = generateKeyPairSync('x25519');
+  const eSecret = e.privateKey;
+  const ephemeral = rawPublic(e.publicKey);
   const wraps = recipients.map((recipient) => {
     const rx = x25519FromEd25519Public(recipient);
-    const shared = x25519.getSharedSecret(eSecret, rx);
+    const shared = x25519Shared(eSecret, rx);
     const nonce = new Uint8Array(randomBytes(WRAP_NONCE_BYTES));
     const wrapped = xchacha20poly1305(kek(shared, ephemeral, rx), nonce, keyWrapAad(author, policy, dk.epoch, recipient, ephemeral)).encrypt(dk.key);
     return { recipient, nonce, wrapped };
@@ -214,11 +262,11 @@ export function unwrapDataKey(block: Block, me: Recipient): Result<DataKey | und
   if (!w) return ok(undefined);
   let shared: Uint8Array;
   try {
-    shared = x25519.getSharedSecret(me.x25519Secret, k.value.ephemeral);
+    shared = x25519Shared(xPrivate(me.x25519Secret), k.value.ephemeral);
   } catch {
     return fail('keys/bad-ephemeral', 'the ephemeral key is a low-order point');
   }
-  const rx = x25519.getPublicKey(me.x25519Secret);
+  const rx = x25519PublicOf(me.x25519Secret);
   const aad = keyWrapAad(block.author, block.policy, k.value.epoch, w.recipient, k.value.ephemeral);
   try {
     const key = xchacha20poly1305(kek(shared, k.value.ephemeral, rx), w.nonce, aad).decrypt(w.wrapped);

@@ -154,6 +154,10 @@ describe('key wraps', () => {
     // Same wraps under another policy name: the AAD no longer matches.
     const moved = unwrapDataKey({ ...block, policy: 'vibration' }, reader);
     expect(!moved.ok && moved.error.code).toBe('keys/auth-failed');
+    // A low-order ephemeral key (all zeros) gives an all-zero shared secret: refused, not used.
+    const zero = keysBodyValue({ ...body, ephemeral: new Uint8Array(32) }) as CborValue;
+    const low = unwrapDataKey({ ...block, body: zero }, reader);
+    expect(!low.ok && low.error.code).toBe('keys/bad-ephemeral');
     // Another recipient's secret pretending to be the reader.
     const stolen = unwrapDataKey(block, { publicKey: reader.publicKey, x25519Secret: other.x25519Secret });
     expect(!stolen.ok && stolen.error.code).toBe('keys/auth-failed');
