@@ -18,6 +18,7 @@ import { createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, rm
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { capabilityOf, discover } from './lib/discover.js';
 import { type ReportRow, renderSvg } from './lib/report-svg.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, list: { type: 'boolean' } } });
@@ -25,39 +26,8 @@ const quick = values.quick === true;
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
 
-/** Not benches: the report itself and the ingest bench's load generator (a child of ingest.ts). */
-const SKIP = new Set(['report', 'load-generator']);
-/** Order in the table; benches not listed (new ones) follow in name order. */
-const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation'];
-const CAPABILITY: Record<string, string> = {
-  ingest: 'ingest (MQTT)',
-  log: 'block log',
-  serial: 'serial link',
-  ble: 'BLE link',
-  sync: 'sibling sync',
-  store: 'store at scale',
-  fleet: 'firmware-sim',
-  actuation: 'actuation',
-};
-const capabilityOf = (name: string): string => CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);
 /** A bench that takes longer is stopped and reported as failed. */
 const TIMEOUT_S = quick ? 60 : 1200;
-
-export function discover(files: readonly string[], read: (f: string) => string): string[] {
-  const names = files
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts') && !f.endsWith('.tmp.ts'))
-    .map((f) => f.slice(0, -3))
-    .filter((n) => {
-      if (SKIP.has(n)) return false;
-      const src = read(`${n}.ts`);
-      return /\bresults\b/.test(src) && src.includes('writeFileSync');
-    });
-  const rank = (n: string): number => {
-    const i = ORDER.findIndex((o) => n === o || n.startsWith(o));
-    return i < 0 ? ORDER.length : i;
-  };
-  return names.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
-}
 
 interface BenchRun {
   name: string;
