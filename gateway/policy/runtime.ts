@@ -53,7 +53,7 @@ export class PolicyRuntime {
     this.permissions.attachGrants(this.grants);
     this.tagger = new Tagger(set);
     this.sync = new SyncPolicy(this.permissions, { key: log.author, site: config.gateway.site }, (r) =>
-      logger.warn({ peer: r.peer.slice(0, 16), stream: r.stream, policy: r.policy, missing: r.missing }, `sync: not offering ${r.stream} to ${r.peer.slice(0, 16)}…: ${r.reason} (policy ${r.policy}, missing ${r.missing})`),
+      logger.warn({ peer: r.peerId ?? r.peer.slice(0, 16), stream: r.stream, policy: r.policy, missing: r.missing }, `sync: not offering ${r.stream} to ${r.peerId ?? `${r.peer.slice(0, 16)}…`}: ${r.reason} (policy ${r.policy}, missing ${r.missing})`),
     );
     this.inbox = new PolicyInbox(dataDir, set, this.grants, log, logger);
     if (this.grants.ignored.length > 0) logger.warn({ ignored: this.grants.ignored }, `${this.grants.ignored.length} policy blocks do not count (not signed by an admin key of ${set.file})`);
@@ -67,7 +67,7 @@ export class PolicyRuntime {
       file: this.set.file,
       policies: [...this.set.policies.values()].map((p) => ({ name: p.name, version: p.version, reach: p.reach, confidential: p.confidential })),
       grants: this.grants.snapshot(),
-      withheld: this.sync.refusals().map((r) => ({ peer: r.peer.slice(0, 16), stream: r.stream, policy: r.policy, missing: r.missing })),
+      withheld: this.sync.refusals().map((r) => ({ peer: r.peerId ?? r.peer.slice(0, 16), author: r.author.slice(0, 16), stream: r.stream, policy: r.policy, missing: r.missing })),
     };
   }
 

@@ -21,7 +21,10 @@ import { ACL_STREAM } from './grants.js';
 import type { CheckResult, Permissions, Principal } from './permissions.js';
 
 export interface SyncRefusal {
+  /** The peer's key (hex). */
   readonly peer: string;
+  /** Its principal name (config `sync.peers[].id` or the policy file), if known. */
+  readonly peerId?: string;
   readonly author: string;
   readonly stream: string;
   readonly policy: string;
@@ -100,7 +103,8 @@ export class SyncPolicy {
         cache.set(k, ok);
         const key = `${peerHex}/${k}`;
         if (!r.allowed) {
-          const refusal: SyncRefusal = { peer: peerHex, author, stream, policy: r.policy, missing: r.missing, reason: r.reason };
+          const peerId = this.principalOf(peerHex)?.id;
+          const refusal: SyncRefusal = { peer: peerHex, ...(peerId !== undefined && { peerId }), author, stream, policy: r.policy, missing: r.missing, reason: r.reason };
           if (!this.refused.has(key)) this.onRefuse?.(refusal);
           this.refused.set(key, refusal);
         } else this.refused.delete(key);
