@@ -13,6 +13,7 @@ import {
   ALG_EDDSA,
   decodeBody,
   decodeSign1,
+  type FrameEntry,
   kidToDeviceId,
   MAX_FRAME_BYTES,
   sigStructure,
@@ -246,7 +247,11 @@ export class IngestPipeline {
       while (this.queue[0]?.done) {
         const group: Verified[] = [];
         while (this.queue[0]?.done) group.push(this.queue.shift()!);
-        for (const g of group) this.decideSafely(g.batch, g.results);
+        // One block per policy for the whole group (not per batch): under load the group holds
+        // many batches, and coalescing them costs no latency (same transaction either way).
+        const blocks = new Map<string | undefined, FrameEntry[]>();
+        for (const g of group) this.decideSafely(g.batch, g.results, blocks);
+        if (this.blockLog) for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
         let failure: unknown;
         try {
           await this.store.durable();
@@ -269,9 +274,14 @@ export class IngestPipeline {
     }
   }
 
-  private decideSafely(batch: Entry[], results: boolean[] | undefined): void {
+  private decideSafely(batch: Entry[], results: boolean[] | undefined, blocks: Map<string | undefined, FrameEntry[]>): void {
     try {
-      this.decide(batch, results);
+      // The batch's frames join the group's blocks only if the whole batch was decided.
+      for (const [policy, frames] of this.decide(batch, results)) {
+        const into = blocks.get(policy);
+        if (into) into.push(...frames);
+        else blocks.set(policy, frames);
+      }
     } catch (err) {
       // A bug here must not wedge the pipeline: fail the batch (not acked, so senders resend).
       this.log.error({ err }, 'ingest decision failed');
@@ -284,12 +294,16 @@ export class IngestPipeline {
     }
   }
 
-  /** Applies signatures, body decoding and replay windows in submission order; queues writes. */
-  private decide(batch: Entry[], results: boolean[] | undefined): void {
+  /**
+   * Applies signatures, body decoding and replay windows in submission order; queues writes.
+   * Returns the stored frames by policy, for the group's blocks (queued by the caller in the
+   * same turn, so in the same transaction: a frame is acked only once its block is durable too).
+   */
+  private decide(batch: Entry[], results: boolean[] | undefined): Map<string | undefined, FrameEntry[]> {
     let i = 0;
     const touched = new Set<string>();
     // One block per policy: a batch's frames grouped by their policy tag.
-    const blockFrames = new Map<string | undefined, { frame: Uint8Array; rxTime: number; transport: string }[]>();
+    const blockFrames = new Map<string | undefined, FrameEntry[]>();
     for (const e of batch) {
       if (e.outcome || !e.job) continue;
       const ok = results?.[i++];
@@ -345,9 +359,8 @@ export class IngestPipeline {
       if (!group) blockFrames.set(policy, (group = []));
       group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
-    // Queued in the same transaction as the frames: a frame is acked only once its block is durable too.
-    if (this.blockLog) for (const [policy, frames] of blockFrames) this.blockLog.appendFrames(frames, policy);
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
+    return blockFrames;
   }
 
   /** The batch's transaction did not land: its frames are not acked, so senders resend them. */
