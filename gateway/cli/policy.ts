@@ -110,7 +110,7 @@ function check(argv: string[]): number {
   if (file === undefined) throw new UsageError('policy check needs a FILE');
   const set = loadPolicySet({ ...resolveConfig({}), policy: { file } });
   for (const p of set.policies.values()) {
-    console.log(`${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}${p.retentionMs !== undefined ? `, retention ${p.retentionMs / 1000}s` : ''}`);
+    console.log(`${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}${p.retentionMs !== undefined ? `, retention ${Number.isFinite(p.retentionMs) ? `${p.retentionMs / 1000}s` : 'forever'}` : ''}`);
   }
   console.log(`${file}: ok (${set.policies.size} policies, ${set.tagging.length} tagging rules, ${set.adminKeys.size} admin keys)`);
   return 0;

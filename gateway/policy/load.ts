@@ -208,7 +208,6 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     if (p.retention !== undefined) {
       retentionMs = typeof p.retention === 'number' ? p.retention * 1000 : parseDuration(p.retention);
       if (retentionMs === undefined) problems.push(`${at(['policies', pname, 'retention'])}: retention "${String(p.retention)}" is not a duration (30d, 12h, 90m, 3600s, or forever)`);
-      else if (!Number.isFinite(retentionMs)) retentionMs = undefined;
     }
     const cond = compile(p.when, ['policies', pname, 'when'], at, problems);
     policies.set(pname, {

@@ -65,7 +65,7 @@ export interface Policy {
   readonly actions: ReadonlySet<Action>;
   /** Purposes data under this policy may be used for (empty = any). */
   readonly purpose: readonly string[];
-  /** Keep blocks this long (ms); undefined = forever. */
+  /** Keep blocks this long (ms); Infinity = `forever`; undefined = not set (the config's `log.retention` decides). */
   readonly retentionMs?: number;
   readonly reach: Reach;
   /** Block bodies are encrypted for readers (policy B's part). */
