@@ -49,6 +49,12 @@ export interface VirtualDeviceOptions {
 
 const frameKey = (boot: number, seq: number): string => `${boot}:${seq}`;
 
+/** A record with its value replaced (one value per record, RFC 8428 §4.3: v or vb). */
+function forcedRecord(r: SenmlRecord, value: number | boolean): SenmlRecord {
+  const { v: _v, vb: _vb, ...rest } = r;
+  return typeof value === 'boolean' ? { ...rest, vb: value } : { ...rest, v: value };
+}
+
 export class VirtualDevice {
   readonly id: string;
   readonly model: DeviceModelName;
@@ -73,7 +79,7 @@ export class VirtualDevice {
   /** Actuator states reported in every reading (set by firmware-sim/actuators.ts). */
   actuatorRecords: (() => SenmlRecord[]) | undefined;
   /** Sensor readings forced to a value (a scenario: the vibration crosses a threshold). */
-  private readonly forced = new Map<string, number>();
+  private readonly forced = new Map<string, number | boolean>();
 
   constructor(opts: VirtualDeviceOptions) {
     if (!isValidId(opts.id)) throw new TypeError(`"${opts.id}" is not a valid device id`);
@@ -125,14 +131,14 @@ export class VirtualDevice {
     if (this.seqCounter > MAX_COUNTER) this.reboot();
     const time = this.deviceTime(nowMs);
     let records = this.sensors.sample(time, this.baseName);
-    if (this.forced.size > 0) records = records.map((r) => (r.n !== undefined && this.forced.has(r.n) ? { ...r, v: this.forced.get(r.n)! } : r));
+    if (this.forced.size > 0) records = records.map((r) => (r.n !== undefined && this.forced.has(r.n) ? forcedRecord(r, this.forced.get(r.n)!) : r));
     const extra = this.actuatorRecords?.();
     const body: ReadingBody = { type: 'reading', boot: this.bootCounter, seq: this.seqCounter, time, records: extra ? [...records, ...extra] : records };
     return this.keep(body);
   }
 
   /** Forces a sensor's reading (SenML name without the base name, e.g. `vib`) from the next frame on; undefined lets it go. */
-  force(name: string, value: number | undefined): void {
+  force(name: string, value: number | boolean | undefined): void {
     if (value === undefined) this.forced.delete(name);
     else this.forced.set(name, value);
   }

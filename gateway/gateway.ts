@@ -212,7 +212,7 @@ export class Gateway {
       },
       settings,
     );
-    const files = (config as { rules?: { files?: readonly string[] } }).rules?.files ?? [];
+    const files = config.rules.files;
     if (files.length === 0) return;
     this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, { log: this.log.child({ component: 'rules' }) });
     this.log.info({ rules: this.rules.ruleSet.rules.length, files }, `${this.rules.ruleSet.rules.length} rules running`);
