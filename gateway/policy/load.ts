@@ -34,6 +34,9 @@ export interface KnownGateway {
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const name = z.string().regex(NAME, { message: `must match ${NAME.source}` });
+/** Shorter than other names: a block names `policy@version` in at most 64 characters. */
+const POLICY_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,47}$/;
+const policyName = z.string().regex(POLICY_NAME, { message: `must match ${POLICY_NAME.source}` });
 const refList = z.array(z.string().min(1).max(200)).max(1000);
 
 const principalSchema = z
@@ -62,7 +65,7 @@ const policySchema = z
 
 const globField = z.string().min(1).max(200).optional();
 const tagSchema = z
-  .object({ policy: name, device: globField, model: globField, site: globField, name: globField, unit: globField, when: z.string().min(1).max(4096).optional() })
+  .object({ policy: policyName, device: globField, model: globField, site: globField, name: globField, unit: globField, when: z.string().min(1).max(4096).optional() })
   .strict();
 
 const fileSchema = z
@@ -70,9 +73,9 @@ const fileSchema = z
     admins: refList.default([]),
     principals: z.record(name, principalSchema).default({}),
     groups: z.record(name, refList).default({}),
-    policies: z.record(name, policySchema).default({}),
+    policies: z.record(policyName, policySchema).default({}),
     tagging: z.array(tagSchema).max(1000).default([]),
-    default: name.default('default'),
+    default: policyName.default('default'),
   })
   .strict();
 

@@ -96,6 +96,8 @@ describe('policy file', () => {
     expect(problems(GOOD_WITH_DEFAULT.replace('reach: site', 'reach: site\n    reech: site'))).toEqual(['plant.yaml:20: policies.vibration: unknown key "reech"']);
     expect(problems(GOOD_WITH_DEFAULT.replace('reach: site', 'reach: planet'))[0]).toMatch(/^plant\.yaml:19: policies\.vibration\.reach: /);
     expect(problems('a: [\n')[0]).toMatch(/^plant\.yaml:\d: YAML: /);
+    // A block names policy@version in 64 characters, so policy names stop at 48.
+    expect(problems(`policies:\n  ${'p'.repeat(49)}: {}\n`)[0]).toMatch(/^plant\.yaml:2: policies\.p{49}: /);
     expect(problems(GOOD)).toEqual(['plant.yaml:37: default policy "fleet-data" is not defined under policies']);
   });
 
