@@ -170,6 +170,18 @@ describe('retention (low-water marks)', () => {
     await c!.reopen();
     expect(c!.log.apply(oldEnvelopes[2]!).status).toBe('pruned');
     expect(c!.log.headsDigest()).toBe(a!.log.headsDigest());
+    // A sync `mark` must be a retention block its (known) author signed; else refused, mark unchanged.
+    const markEnv = c!.log.markEnvelope(a!.log.author, 'default')!;
+    const forged = Uint8Array.from(markEnv);
+    forged[forged.length - 1]! ^= 1; // last byte of the signature
+    expect(c!.log.acceptMark(forged)).toMatchObject({ status: 'rejected', faults: [{ code: 'bad-signature' }] });
+    expect(c!.log.acceptMark(oldEnvelopes[1]!)).toMatchObject({ status: 'rejected', faults: [{ code: 'malformed' }] }); // a frames block
+    const [stranger] = replicas(1);
+    stranger!.log.appendFrames([{ frame: devA.frame(9, 0), rxTime: T0, transport: 'mqtt' }]);
+    const strangerMark = stranger!.log.retain('default', 2, T0);
+    expect(c!.log.acceptMark(strangerMark.envelope)).toMatchObject({ status: 'rejected', faults: [{ code: 'unknown-author' }] });
+    expect(c!.log.acceptMark(markEnv)).toEqual({ status: 'held' });
+    expect(c!.log.mark(a!.log.author, 'default')).toBe(4);
   });
 });
 
