@@ -48,12 +48,15 @@ export async function logHeads(argv: string[]): Promise<number> {
     const digest = log.headsDigest();
     const heads = log.streamHeads();
     if (values.json) {
-      console.log(toJson({ digest, author: log.author, blocks: log.blockCount(), heads }));
+      console.log(toJson({ digest, author: log.author, blocks: log.blockCount(), heads: heads.map((h) => ({ ...h, mark: log.mark(h.author, h.stream) })) }));
       return 0;
     }
     console.log(`heads ${digest}`);
     console.log(`blocks ${log.blockCount()}, streams ${heads.length}, this gateway ${log.author}`);
-    for (const h of heads) console.log(`  ${h.author.slice(0, 16)}… ${h.stream} #${h.seq} lamport ${h.lamport} ${h.hashes.join(',')}${h.hashes.length > 1 ? ' EQUIVOCATION' : ''}`);
+    for (const h of heads) {
+      const mark = log.mark(h.author, h.stream);
+      console.log(`  ${h.author.slice(0, 16)}… ${h.stream} #${h.seq}${mark > 0 ? ` from #${mark} (retention)` : ''} lamport ${h.lamport} ${h.hashes.join(',')}${h.hashes.length > 1 ? ' EQUIVOCATION' : ''}`);
+    }
   } finally {
     await store.close();
   }

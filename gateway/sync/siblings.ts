@@ -141,8 +141,8 @@ export class Siblings {
           delete st.lastError;
           st.applied += r.stats.applied;
           st.sent += r.stats.blocksSent;
-          if (r.stats.applied > 0 || r.stats.rejected.length > 0) {
-            this.logger.info({ peer: p.id, applied: r.stats.applied, sent: r.stats.blocksSent, rejected: r.stats.rejected.map((f) => f.code) }, `synced with ${p.id}`);
+          if (r.stats.applied > 0 || r.stats.rejected.length > 0 || r.stats.marks > 0) {
+            this.logger.info({ peer: p.id, applied: r.stats.applied, sent: r.stats.blocksSent, pruned: r.stats.pruned, marks: r.stats.marks, rejected: r.stats.rejected.map((f) => f.code) }, `synced with ${p.id}`);
           }
         } catch (err) {
           st.lastError = (err as Error).message;
