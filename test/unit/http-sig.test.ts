@@ -3,6 +3,7 @@
  * the Appendix B.2.6 ed25519 vector, our request profile (required components,
  * freshness window, nonce replay, content digest), and parsers that never throw.
  */
+import { createHash, createPrivateKey, randomBytes, sign } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyToDidKey } from '../../protocols/index.js';
@@ -93,6 +94,25 @@ describe('signed query requests', () => {
     const guard = new ReplayGuard(300_000);
     expect(code(verify('/api/frames?device=x', h, guard))).toBe('signature/invalid');
     expect(code(verify(target, h, guard))).toBe('ok');
+  });
+
+  it('the worked example and the dependency-free Node snippet of gateway/api/README.md hold', () => {
+    const one = new Uint8Array(32).fill(1);
+    expect(signRequest('GET', '/api/frames?device=press-01&limit=10', one, { created: 1764050000, nonce: 'q8Jd0Vt1mX0yYw5kP3rZgA' })).toEqual({
+      'content-digest': 'sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:',
+      'signature-input': 'outpost=("@method" "@path" "@query" "content-digest");created=1764050000;keyid="did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX";alg="ed25519";nonce="q8Jd0Vt1mX0yYw5kP3rZgA"',
+      signature: 'outpost=:H+NEKeHkCsVZdGvHOokXpZj8WKUbnZDbARSWiFroszCj0lFAmjsqdWVbFHcHXlbqeHX1m/PXt5MEzS5QfhbSBQ==:',
+    });
+    // The README's snippet, as an app would write it (node:crypto only).
+    const key = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]), format: 'der', type: 'pkcs8' });
+    for (const target of ['/api/frames?device=press-01', '/api/whoami']) {
+      const [path, query = ''] = target.split('?');
+      const digest = `sha-256=:${createHash('sha256').update('').digest('base64')}:`;
+      const params = `("@method" "@path" "@query" "content-digest");created=${Math.floor(now / 1000)};keyid="${did}";alg="ed25519";nonce="${randomBytes(16).toString('base64url')}"`;
+      const base = [`"@method": GET`, `"@path": ${path}`, `"@query": ?${query}`, `"content-digest": ${digest}`, `"@signature-params": ${params}`].join('\n');
+      const headers = { 'content-digest': digest, 'signature-input': `outpost=${params}`, signature: `outpost=:${sign(null, Buffer.from(base), key).toString('base64')}:` };
+      expect(code(verify(target, headers))).toBe('ok');
+    }
   });
 
   it('the structured-field parsers never throw and refuse what is not a dictionary (fast-check)', () => {
