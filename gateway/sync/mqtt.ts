@@ -114,7 +114,10 @@ export async function clientBus(url: string, identity: LinkIdentity, opts: { rec
       downs.add(cb);
       return () => downs.delete(cb);
     },
-    close: () => client.endAsync(),
+    // Forced: a graceful end() waits for every unacked QoS 1 publish, forever when a restarted broker
+    // lost them (test/chaos: a gateway that never stopped on SIGTERM). Nothing is lost by not
+    // waiting: a session's publishes are acked before it ends (TopicLink.end), and a cut exchange is redone.
+    close: () => new Promise<void>((resolve) => client.end(true, () => resolve())),
   };
 }
 
