@@ -117,7 +117,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
     await devices.stop();
     for (const n of site.nodes) {
       const code = await n.stop();
-      if (code !== 0) uncleanStops.push(`${n.id} exited ${code} on SIGTERM`);
+      if (code === 'hung') uncleanStops.push(`${n.id} did not stop within 30 s of SIGTERM`);
+      else if (code !== 0) uncleanStops.push(`${n.id} exited ${code} on SIGTERM`);
     }
     result = await verdict(site.nodes, site.keys, devices.acked);
   } catch (e) {

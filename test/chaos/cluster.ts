@@ -90,9 +90,16 @@ export class GatewayNode {
     await this.signal('SIGKILL');
   }
 
-  /** SIGTERM (a clean stop); resolves with the exit code. */
-  async stop(): Promise<number | null> {
-    return this.signal('SIGTERM');
+  /** SIGTERM (a clean stop); resolves with the exit code, or 'hung' (then SIGKILLed) after `timeoutMs`. */
+  async stop(timeoutMs = 30_000): Promise<number | null | 'hung'> {
+    const child = this.child;
+    if (!child || !this.running) return child?.exitCode ?? null;
+    const exited = this.signal('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const r = await Promise.race([exited, new Promise<'hung'>((res) => (timer = setTimeout(() => res('hung'), timeoutMs)))]);
+    clearTimeout(timer);
+    if (r === 'hung') await this.kill();
+    return r;
   }
 
   private async signal(sig: NodeJS.Signals): Promise<number | null> {
@@ -156,6 +163,7 @@ export class Mosquitto {
 /** A tmpfs mounted on `dir` (needs root); `fill()` takes all its free space, `free()` gives it back. */
 export class SmallDisk {
   private readonly ballast: string;
+  private files = 0;
 
   private constructor(readonly dir: string) {
     this.ballast = join(dir, 'ballast');
@@ -172,16 +180,29 @@ export class SmallDisk {
     }
   }
 
-  /** Allocates every free block to a ballast file: the next write that needs a new page fails with ENOSPC. */
+  /** Allocates every free block to ballast files: the next write that needs a new page fails with ENOSPC. */
   fill(): number {
-    const st = statfsSync(this.dir);
-    const free = Number(st.bavail) * Number(st.bsize);
-    if (free > 0) execFileSync('fallocate', ['-l', String(free), this.ballast]);
-    return free;
+    let total = 0;
+    // The gateway writes meanwhile, so free space can shrink between statfs and fallocate: retry smaller.
+    for (let i = 0; i < 12; i++) {
+      const st = statfsSync(this.dir);
+      const free = Number(st.bavail) * Number(st.bsize);
+      if (free < 4096) break;
+      const size = Math.max(4096, free - i * 65536);
+      try {
+        execFileSync('fallocate', ['-l', String(size), `${this.ballast}-${this.files}`], { stdio: 'ignore' });
+        this.files++;
+        total += size;
+      } catch {
+        // lost the race for the last pages: next round asks for less
+      }
+    }
+    return total;
   }
 
   free(): void {
-    rmSync(this.ballast, { force: true });
+    for (let i = 0; i < this.files; i++) rmSync(`${this.ballast}-${i}`, { force: true });
+    this.files = 0;
   }
 
   unmount(): void {
