@@ -227,7 +227,7 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     });
   }
   if (!policies.has(raw.default)) {
-    if (raw.default === 'default' && !('default' in raw.policies)) policies.set('default', { ...defaultPolicySet().policies.get('default')!, version: 1, source: `${file} (implicit default)` });
+    if (raw.default === 'default' && !('default' in raw.policies)) policies.set('default', { ...defaultPolicySet().policies.get('default')!, version: 1, reach: 'fleet', source: `${file} (implicit default)` });
     else problems.push(`${at(['default'])}: default policy "${raw.default}" is not defined under policies`);
   }
 
