@@ -5,12 +5,16 @@ import { decodeBody, decodeSign1, RELATIVE_TIME_LIMIT, resolvePack, toHex } from
 import { Store, type StoredFrame } from '../store/store.js';
 import { CliError, commonOptions, parseTime, resolveConfig, UsageError } from './args.js';
 import { readPrincipalKey, RemoteApiError, type RemoteQuery, remoteFrames } from '../api/client.js';
+import { type ExportView, exportView } from './export-view.js';
 import { toJson } from './json.js';
 
 export const logQueryHelp = `gateway log query [--device ID] [--since T] [--until T] [--limit N] [--format jsonl|csv] [--raw]
   Prints stored frames in receive order. T is 15m, 2h, 7d, an ISO date or epoch ms.
   jsonl: one frame per line with its decoded records; csv: one row per SenML record.
   --raw adds the verbatim COSE_Sign1 bytes (hex), so anyone can re-verify the device signature.
+  --as PRINCIPAL (a did:key or a name in the policy file): an export for that principal, only
+  the frames of policies it may read (file and grants in the log), with a policy column;
+  exit 1 naming the policy and the missing permission when it may read none of them.
 gateway log query --remote URL --key FILE [--policy P] [--device ID] [--since T] [--until T] [--limit N] [--format jsonl|csv]
   The same from a gateway's API, as the principal whose key (an Ed25519 seed, 64 hex digits,
   from \`gateway policy keygen\`) signs each request (RFC 9421): only frames of policies that
@@ -64,6 +68,7 @@ export async function logQuery(argv: string[]): Promise<number> {
       format: { type: 'string', default: 'jsonl' },
       raw: { type: 'boolean' },
       remote: { type: 'string' },
+      as: { type: 'string' },
       key: { type: 'string' },
       policy: { type: 'string' },
     },
@@ -77,7 +82,7 @@ export async function logQuery(argv: string[]): Promise<number> {
   if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0)) throw new UsageError('--limit must be a positive integer');
   if (values.remote !== undefined || values.key !== undefined || values.policy !== undefined) {
     if (values.remote === undefined || values.key === undefined) throw new UsageError('--remote URL and --key FILE go together (--policy needs them too)');
-    if (values.raw) throw new UsageError('--raw is for the local store only');
+    if (values.raw || values.as !== undefined) throw new UsageError('--raw and --as are for the local store only (remotely, the key says who asks)');
     return remoteQuery(values.remote, values.key, values.format, {
       ...(values.device !== undefined && { device: values.device }),
       ...(values.since !== undefined && { since: parseTime(values.since, '--since') }),
@@ -88,25 +93,37 @@ export async function logQuery(argv: string[]): Promise<number> {
   }
   const cfg = resolveConfig(values);
   const store = Store.open(resolve(cfg.gateway.dataDir));
+  let view: ExportView | undefined;
   try {
+    if (values.as !== undefined) view = exportView(cfg, store, values.as);
     const rows = store.queryFrames({
       ...(values.device !== undefined && { device: values.device }),
       ...(values.since !== undefined && { since: parseTime(values.since, '--since') }),
       ...(values.until !== undefined && { until: parseTime(values.until, '--until') }),
       ...(limit !== undefined && { limit }),
     });
-    if (values.format === 'csv') console.log('rx,device,boot,seq,rx_time,transport,name,time,unit,value');
+    if (values.format === 'csv') console.log(`rx,device,boot,seq,rx_time,transport,${view ? 'policy,' : ''}name,time,unit,value`);
+    let shown = 0;
     for (const f of rows) {
+      const policy = view?.policyOf(f);
+      if (view && !view.mayRead(policy!)) continue;
+      shown++;
       const row = toRow(f, values.raw === true);
       if (values.format === 'jsonl') {
-        console.log(toJson(row));
+        console.log(toJson(view ? { ...row, policy } : row));
         continue;
       }
       for (const r of row.records) {
-        console.log([row.rx, row.device, row.boot, row.seq, row.rxTime, row.transport, r.name, r.time, r.unit, r.value].map(csvCell).join(','));
+        console.log([row.rx, row.device, row.boot, row.seq, row.rxTime, row.transport, ...(view ? [policy] : []), r.name, r.time, r.unit, r.value].map(csvCell).join(','));
       }
     }
+    const refused = view?.firstRefusal();
+    if (view && shown === 0 && refused) {
+      console.error(`refused: ${values.as} may not read policy ${refused.policy}: missing ${refused.missing} (${refused.reason})`);
+      return 1;
+    }
   } finally {
+    view?.close();
     await store.close();
   }
   return 0;

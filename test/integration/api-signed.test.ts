@@ -214,5 +214,29 @@ describe('signed query API (issue 6)', () => {
     expect(refused.code).toBe(1);
     expect(refused.stdout).toBe('');
     expect(refused.stderr).toMatch(/refused \(403 forbidden\).*\[policy doors@1, missing reader\]/);
-  }, 60_000);
+
+    // The local export for a principal (--as) applies the same check to the store on disk.
+    const config = join(tmp.dir, 'cli.yaml');
+    writeFileSync(config, `gateway: { id: gw-test, dataDir: "${tmp.dir}" }\npolicy: { file: "${join(tmp.dir, 'policy.yaml')}" }\n`);
+    const local = async (args: string[]) => {
+      try {
+        const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'log', 'query', '--config', config, ...args]);
+        return { code: 0, stdout, stderr };
+      } catch (e) {
+        const err = e as { code: number; stdout: string; stderr: string };
+        return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+      }
+    };
+    const asMaint = await local(['--as', 'maint']);
+    expect(asMaint.code).toBe(0);
+    const mine = asMaint.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    expect(mine.length).toBeGreaterThanOrEqual(4);
+    expect(mine.every((r) => r.device === 'press-1' && r.policy === 'vibration')).toBe(true);
+    const asOutsider = await local(['--as', did(outsider)]);
+    expect(asOutsider.code).toBe(1);
+    expect(asOutsider.stdout).toBe('');
+    expect(asOutsider.stderr).toMatch(/refused: .* may not read policy (vibration|doors)@1: missing reader/);
+    const operator = await local([]);
+    expect(operator.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(8); // the operator's own export is whole
+  }, 90_000);
 });
