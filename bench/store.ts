@@ -177,7 +177,7 @@ async function main(): Promise<void> {
       rows.push({ figure: `read all ${k} (queryFrames)`, value: Math.round(N / (s.scanMs! / 1000)), unit: 'frames/s' });
     }
     if (built) rows.push({ figure: `build: pre-signed frames through ingest.submit (no transport)`, value: Math.round(built.perSecond), unit: 'frames/s' });
-    for (const r of rows) console.log(`${String(r.figure).padEnd(78)} ${String(r.value).padStart(9)} ${r.unit}${r.baselineValue !== undefined ? `  (no frames: ${r.baselineValue})` : ''}${r.goal ? `  goal ${r.goal} ${r.pass ? 'pass' : 'FAIL'}` : ''}`);
+    for (const r of rows) console.log(`${String(r.figure).padEnd(78)} ${String(r.value).padStart(9)} ${r.unit}${r.baselineValue !== undefined ? `  (${r.baseline}: ${r.baselineValue})` : ''}${r.goal ? `  goal ${r.goal} ${r.pass ? 'pass' : 'FAIL'}` : ''}`);
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
     writeFileSync(new URL('./results/store.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, frames: N, built, empty: e, full: f, scan: s, rows }, null, 2) + '\n');
   } finally {
