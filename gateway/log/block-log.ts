@@ -114,6 +114,11 @@ export interface BlockLogOptions {
    * `parents` (other streams' heads) may never arrive here: a missing parent is then no fault.
    */
   readonly withheldParentsOk?: boolean;
+  /**
+   * Most blocks one retention mark prunes (default 512): a prune is one transaction, so a
+   * store that enables retention over a long history catches up a bounded step per tick.
+   */
+  readonly maxPrunePerMark?: number;
 }
 
 /** A low-water mark and the signed retention block that set it. */
@@ -758,21 +763,27 @@ export class BlockLog {
     const head = this.heads.get(headKey(this.author, stream));
     const mark = this.mark(this.author, stream);
     let prunable = 0;
+    // Data blocks (frames, sealed frames) old enough to go; older marks go along but are no
+    // reason for a new mark (else every tick would author one to prune the last).
+    let data = 0;
+    const plan = (low: number): { low: number; prunable: number } => ({ low, prunable: data > 0 ? prunable : 0 });
     for (const [seq, hash] of this.streamBlocks(this.author, stream, mark)) {
       const rec = this.lookup(hash);
       if (rec === undefined || !PRUNABLE_KINDS.has(rec.kind)) continue;
-      if (rec.kind === 'frames') {
+      if (prunable >= (this.opts.maxPrunePerMark ?? 512)) return plan(seq);
+      if (rec.kind !== 'retention') {
         let t = rec.time;
         if (t === undefined) {
           const d = decodeSignedBlock(this.getEnvelope(hash) ?? new Uint8Array());
           const b = d.ok ? this.readable(d.value.block) : undefined;
           t = b?.kind === 'frames' ? b.body.reduce((m, f) => Math.max(m, f.rxTime), 0) : Number.MAX_SAFE_INTEGER;
         }
-        if (t >= cutoff) return { low: seq, prunable };
+        if (t >= cutoff) return plan(seq);
+        data++;
       }
       prunable++;
     }
-    return { low: head === undefined ? 0 : head.seq + 1, prunable };
+    return plan(head === undefined ? 0 : head.seq + 1);
   }
 
   /**

@@ -125,6 +125,23 @@ describe('retention (low-water marks)', () => {
     expect(auditLog(a!.log).faults).toEqual([]);
   });
 
+  it('a long history is pruned a bounded step per mark (one transaction each)', async () => {
+    const [a] = replicas(1, () => [devA], { retentionFor: () => 1000, maxPrunePerMark: 2 });
+    for (let k = 0; k < 5; k++) ingest(a!, devA, [k], T0 + k);
+    await a!.log.settled();
+    const steps: number[][] = [];
+    for (let i = 0; i < 4; i++) {
+      steps.push(a!.log.retainByAge(T0 + 10_000).map((r) => r.prunable));
+      await a!.log.settled();
+    }
+    // 5 frames blocks, 2 per mark: 2, 2, then the last one with the first mark; then only marks
+    // are left, which alone are no reason for another (no churn).
+    expect(steps).toEqual([[2], [2], [2], []]);
+    expect(seqsInView(a!)).toEqual([]);
+    expect(auditLog(a!.log).faults).toEqual([]);
+    expect(a!.log.streamBlocks(a!.log.author, 'default').map(([, h]) => a!.log.lookup(h)!.kind)).toEqual(['enrolment', 'retention', 'retention']);
+  });
+
   it('siblings converge: one that held the old blocks prunes them, a fresh one starts at the mark, and pruned blocks are never pulled back', async () => {
     const [a, b, c, d] = replicas(4);
     for (let k = 0; k < 3; k++) ingest(a!, devA, [k], T0 + k * 1000);
