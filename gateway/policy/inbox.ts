@@ -55,8 +55,9 @@ export class PolicyInbox {
   }
 
   start(intervalMs = 1000): void {
-    void this.drain();
-    this.timer = setInterval(() => void this.drain(), intervalMs);
+    const run = (): void => void this.drain().catch((err: unknown) => this.logger.error({ err }, 'policy inbox: commit failed; pending ops are retried'));
+    run();
+    this.timer = setInterval(run, intervalMs);
     this.timer.unref();
   }
 
@@ -74,25 +75,18 @@ export class PolicyInbox {
       }
       const done: string[] = [];
       for (const n of names) {
-        const file = join(this.dir, n);
-        const d = decodePolicyOp(readFileSync(file));
-        const problem = d.ok ? opProblem(d.value, this.set) : `${d.error.code}: ${d.error.message}`;
-        if (problem !== undefined || !d.ok) {
-          this.logger.error({ file, reason: problem }, `policy op refused: ${problem}`);
-          writeFileSync(join(this.dir, n.replace(/\.op$/, '.reason')), `${problem}\n`);
-          renameSync(file, file.replace(/\.op$/, '.rejected'));
-          continue;
+        // One bad file (unreadable, vanished) must not stop the others or the gateway.
+        try {
+          if (this.handle(n)) {
+            done.push(join(this.dir, n));
+            logged++;
+          }
+        } catch (err) {
+          this.logger.error({ file: n, err }, 'cannot process a pending policy op');
         }
-        const op = d.value;
-        const after = this.grants.inForce(op.principal, op.relation, op.policy).map((h) => fromHex(h)!);
-        const sb = this.log.appendBlock({ kind: 'policy', body: policyOpBody({ ...op, after }) }, ACL_STREAM);
-        // Counted at once (the durable listener adds it again as known), so a second op in this drain sees it.
-        this.grants.addBlock(sb);
-        this.logger.info({ op: op.op, principal: op.principal, relation: op.relation, policy: op.policy, supersedes: after.length }, `policy ${op.op} logged: ${op.principal} ${op.relation} on ${op.policy}`);
-        done.push(file);
-        logged++;
       }
       if (done.length > 0) {
+        // A failed commit keeps the files: they are logged again on the next drain.
         await this.log.durable();
         for (const f of done) unlinkSync(f);
       }
@@ -100,6 +94,26 @@ export class PolicyInbox {
       this.draining = false;
     }
     return logged;
+  }
+
+  /** Logs one pending op (true) or sets it aside with the reason (false). */
+  private handle(n: string): boolean {
+    const file = join(this.dir, n);
+    const d = decodePolicyOp(readFileSync(file));
+    const problem = d.ok ? opProblem(d.value, this.set) : `${d.error.code}: ${d.error.message}`;
+    if (problem !== undefined || !d.ok) {
+      this.logger.error({ file, reason: problem }, `policy op refused: ${problem}`);
+      writeFileSync(join(this.dir, n.replace(/\.op$/, '.reason')), `${problem}\n`);
+      renameSync(file, file.replace(/\.op$/, '.rejected'));
+      return false;
+    }
+    const op = d.value;
+    const after = this.grants.inForce(op.principal, op.relation, op.policy).map((h) => fromHex(h)!);
+    const sb = this.log.appendBlock({ kind: 'policy', body: policyOpBody({ ...op, after }) }, ACL_STREAM);
+    // Counted at once (the durable listener adds it again as known), so a second op in this drain sees it.
+    this.grants.addBlock(sb);
+    this.logger.info({ op: op.op, principal: op.principal, relation: op.relation, policy: op.policy, supersedes: after.length }, `policy ${op.op} logged: ${op.principal} ${op.relation} on ${op.policy}`);
+    return true;
   }
 
   stop(): void {
