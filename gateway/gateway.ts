@@ -215,6 +215,7 @@ export class Gateway {
     const files = config.rules.files;
     if (files.length === 0) return;
     this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, { log: this.log.child({ component: 'rules' }) });
+    this.actuation.actuation.setInterlocks(this.rules.ruleSet.interlocks); // also held at delivery, until the other side's ack
     this.log.info({ rules: this.rules.ruleSet.rules.length, files }, `${this.rules.ruleSet.rules.length} rules running`);
   }
 

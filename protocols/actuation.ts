@@ -31,8 +31,8 @@ export type AuditAction =
   | { readonly kind: 'publish'; readonly topic: string; readonly payload: string }
   | { readonly kind: 'alert'; readonly message: string };
 
-/** Final state of a command at the gateway that issued it. */
-export const CommandStates = ['acked', 'refused', 'expired', 'no-route', 'no-lease', 'superseded'] as const;
+/** Final state of a command at the gateway that issued it (the index is the wire code: append only). */
+export const CommandStates = ['acked', 'refused', 'expired', 'no-route', 'no-lease', 'superseded', 'interlocked'] as const;
 export type CommandState = (typeof CommandStates)[number];
 
 export interface LeaseRecord {

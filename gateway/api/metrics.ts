@@ -55,7 +55,7 @@ export class GatewayMetrics {
         const s = gw.actuation?.actuation.stats;
         if (!s) return;
         this.reset();
-        for (const [state, n] of [['acked', s.acked], ['refused', s.refused], ['expired', s.expired], ['no-route', s.noRoute], ['no-lease', s.noLease], ['superseded', s.superseded]] as const) this.inc({ state }, n);
+        for (const [state, n] of [['acked', s.acked], ['refused', s.refused], ['expired', s.expired], ['no-route', s.noRoute], ['no-lease', s.noLease], ['superseded', s.superseded], ['interlocked', s.interlocked]] as const) this.inc({ state }, n);
       },
     });
     gauge('outpost_commands_in_flight', 'Commands sent and waiting for an ack or expiry', () => gw.actuation?.actuation.inFlight ?? 0);

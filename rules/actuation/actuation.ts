@@ -13,6 +13,7 @@ import { AckStatus, type CommandAckBody, toHex } from '../../protocols/index.js'
 import type { ActuationRecord, DecisionRecord, OutcomeRecord } from '../../protocols/actuation.js';
 import type { CommandIntent, Decision, DecisionSink } from '../decision.js';
 import { type GatewaySigner, COMMAND_ID_BYTES, type SignedCommand, signCommand } from './command.js';
+import { DeliveryGuard, type InterlockSpec } from './delivery-guard.js';
 import { LeaseTable } from './leases.js';
 import { type Clock, type CommandTransport, CommandTracker, type FinalOutcome, systemClock } from './tracker.js';
 
@@ -64,6 +65,8 @@ export interface ActuationStats {
   noRoute: number;
   noLease: number;
   superseded: number;
+  /** Held back by a delivery interlock until they expired. */
+  interlocked: number;
   /** Devices reporting a forged command (signature did not verify). */
   forgeryReports: number;
   /** Devices reporting a command id seen before. */
@@ -71,12 +74,13 @@ export interface ActuationStats {
   leasesTaken: number;
 }
 
-const STATE_STAT = { acked: 'acked', refused: 'refused', expired: 'expired', 'no-route': 'noRoute', 'no-lease': 'noLease', superseded: 'superseded' } as const;
+const STATE_STAT = { acked: 'acked', refused: 'refused', expired: 'expired', 'no-route': 'noRoute', 'no-lease': 'noLease', superseded: 'superseded', interlocked: 'interlocked' } as const;
 
 export class Actuation implements DecisionSink {
   readonly outcomes$ = new Subject<CommandOutcome>();
-  readonly stats: ActuationStats = { decisions: 0, commands: 0, acked: 0, refused: 0, expired: 0, noRoute: 0, noLease: 0, superseded: 0, forgeryReports: 0, replayReports: 0, leasesTaken: 0 };
+  readonly stats: ActuationStats = { decisions: 0, commands: 0, acked: 0, refused: 0, expired: 0, noRoute: 0, noLease: 0, superseded: 0, interlocked: 0, forgeryReports: 0, replayReports: 0, leasesTaken: 0 };
   readonly leases: LeaseTable;
+  readonly guard = new DeliveryGuard();
   private readonly tracker: CommandTracker;
   private readonly clock: Clock;
   private readonly heard = new Map<string, number>();
@@ -96,7 +100,18 @@ export class Actuation implements DecisionSink {
       onFinal: (o) => this.final(o),
       onReport: (device, ack, inFlight) => this.report(device, ack, inFlight),
       ...(opts.onSent && { onSent: (c: SignedCommand) => opts.onSent!(c) }),
+      guard: (c) => {
+        const b = c.body;
+        const why = this.guard.blocked(b.target, b.actuator, b.value);
+        if (why === undefined) this.guard.sent(c.key, b.target, b.actuator, b.value); // before the send: no window for a conflicting one
+        return why;
+      },
     });
+  }
+
+  /** Interlocks also enforced at delivery (the rule set's: the live engine refuses to decide them). */
+  setInterlocks(interlocks: readonly InterlockSpec[]): void {
+    this.guard.set(interlocks);
   }
 
   /** Commands being tracked. */
@@ -185,6 +200,7 @@ export class Actuation implements DecisionSink {
   private final(o: FinalOutcome): void {
     const c = o.command.body;
     this.stats[STATE_STAT[o.state]]++;
+    this.guard.final(o.command.key, c.target, c.actuator, c.value, o.state, o.attempts, o.ackStatus !== undefined);
     const rec: OutcomeRecord = {
       type: 'outcome',
       at: o.at,
@@ -205,6 +221,8 @@ export class Actuation implements DecisionSink {
     if (o.state === 'acked') this.opts.logger?.info(log, `command ${c.target}/${c.actuator} = ${String(c.value)} acked`);
     else this.opts.logger?.warn(log, `command ${c.target}/${c.actuator} = ${String(c.value)} ended ${o.state}`);
     this.outcomes$.next(out);
+    // This may have cleared an interlock another command is held on.
+    if (this.guard.size > 0) this.tracker.retryHeld();
   }
 
   private report(device: string, ack: CommandAckBody, inFlight: boolean): void {

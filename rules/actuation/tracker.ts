@@ -50,6 +50,8 @@ interface InFlight {
   readonly command: SignedCommand;
   readonly started: number;
   attempts: number;
+  /** Why it is being held back (an interlock), while it is. */
+  held?: string;
   delay: number;
   timer?: unknown;
   expiry?: unknown;
@@ -66,6 +68,8 @@ export interface TrackerOptions {
   readonly onReport?: (device: string, ack: CommandAckBody, inFlight: boolean) => void;
   /** Called when a frame is handed to the transport (first attempt only): latency measurement. */
   readonly onSent?: (command: SignedCommand, attempt: number) => void;
+  /** Why a command may not be sent now (delivery interlock), or undefined. */
+  readonly guard?: (command: SignedCommand) => string | undefined;
 }
 
 export class CommandTracker {
@@ -88,13 +92,35 @@ export class CommandTracker {
     this.latest.set(slot, command.key);
     const f: InFlight = { command, started: clock.now(), attempts: 0, delay: this.opts.retryMinMs, done: false };
     this.inflight.set(command.key, f);
-    f.expiry = clock.setTimeout(() => this.finish(command.key, f.attempts > 0 ? 'expired' : 'no-route', { detail: f.attempts > 0 ? 'no ack before expiry' : 'device not reachable before expiry' }), Math.max(0, command.body.expires - clock.now()));
+    f.expiry = clock.setTimeout(() => {
+      if (f.attempts > 0) this.finish(command.key, 'expired', { detail: 'no ack before expiry' });
+      else if (f.held !== undefined) this.finish(command.key, 'interlocked', { detail: `held until expiry: ${f.held}` });
+      else this.finish(command.key, 'no-route', { detail: 'device not reachable before expiry' });
+    }, Math.max(0, command.body.expires - clock.now()));
     this.attempt(f);
+  }
+
+  /** Tries every held command again now (an ack may have cleared its interlock). */
+  retryHeld(): void {
+    for (const f of [...this.inflight.values()]) {
+      if (f.held === undefined || f.done) continue;
+      this.opts.clock.clearTimeout(f.timer);
+      this.attempt(f);
+    }
   }
 
   private attempt(f: InFlight): void {
     if (f.done) return;
     const { clock } = this.opts;
+    const held = this.opts.guard?.(f.command);
+    if (held !== undefined) {
+      // Not sent: look again soon (and at once when an ack arrives, through retryHeld).
+      f.held = held;
+      const wait = this.opts.retryMinMs;
+      if (clock.now() + wait < f.command.body.expires) f.timer = clock.setTimeout(() => this.attempt(f), wait);
+      return;
+    }
+    f.held = undefined;
     let result: boolean | Promise<boolean>;
     try {
       result = this.opts.transport.send(f.command.body.target, f.command.frame);

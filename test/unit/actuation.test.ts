@@ -220,4 +220,38 @@ describe('actuation', () => {
     clock.advance(20);
     expect(acts.get('light')!.history.map((h) => h.gateway)).toEqual(['gw-a', 'gw-a']);
   });
+
+  it('interlocks at delivery: a green is held until the conflicting head has acked red, and ends interlocked if it never does (issue 7: interlocks)', () => {
+    const clock = new VirtualClock();
+    const acts = new Map<string, Actuators>();
+    const silent = new Set<string>();
+    const g = gateway(clock, 'gw-a', deviceRoute(clock, acts, { silent, delayMs: 50 }));
+    for (const d of ['sig-ns', 'sig-ew']) {
+      acts.set(d, new Actuators({ device: d, gateways: [{ id: 'gw-a', publicKey: g.key }], initial: { aspect: 'red' } }));
+      g.act.deviceHeard(d);
+    }
+    g.act.setInterlocks([{ id: 'greens', never: [{ device: 'sig-ns', actuator: 'aspect', value: 'green' }, { device: 'sig-ew', actuator: 'aspect', value: 'green' }] }]);
+    const aspect = (d: string, v: string) => g.act.decide(decision(d, v as never, 2000, 'aspect'));
+    aspect('sig-ns', 'green');
+    clock.advance(60);
+    expect(acts.get('sig-ns')!.get('aspect')).toBe('green');
+    // ns red goes out, its ack takes 50 ms: ew green waits for it instead of racing it.
+    aspect('sig-ns', 'red');
+    aspect('sig-ew', 'green');
+    expect(g.sends.filter((s) => s.device === 'sig-ew')).toHaveLength(0);
+    clock.advance(49);
+    expect(acts.get('sig-ew')!.get('aspect')).toBe('red');
+    clock.advance(2);
+    expect(g.sends.filter((s) => s.device === 'sig-ew')).toHaveLength(1); // sent as soon as ns acked red
+    clock.advance(60);
+    expect(acts.get('sig-ew')!.get('aspect')).toBe('green');
+    // ns green now waits for ew red, which never acks (the head is silent): held until expiry.
+    silent.add('sig-ew');
+    aspect('sig-ew', 'red');
+    aspect('sig-ns', 'green');
+    clock.advance(2100);
+    expect(g.outcomes.find((o) => o.device === 'sig-ns' && o.value === 'green' && o.state !== 'acked')).toMatchObject({ state: 'interlocked', attempts: 0, detail: expect.stringMatching(/interlock greens: sig-ew\/aspect may still be green/) as string });
+    expect(acts.get('sig-ns')!.get('aspect')).toBe('red');
+    expect(g.act.stats.interlocked).toBe(1);
+  });
 });
