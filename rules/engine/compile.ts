@@ -11,17 +11,25 @@ import { debounce, edges, evaluate, type EvalCounters, forDuration, hysteresis }
 import { watchdog } from './watchdog.js';
 import { windowed } from './window.js';
 
-/** Whether a frame is one of the rule's inputs (device, model, site and SenML name filters). */
-export function matcher(t: TriggerSpec): (f: RuleFrame) => boolean {
+/** The part of a trigger fixed by who sent the frame (device, model, site): cacheable per sender. */
+export function senderMatcher(t: TriggerSpec): (f: Pick<RuleFrame, 'device' | 'model' | 'site'>) => boolean {
   const devices = t.devices && new Set(t.devices);
   const models = t.models && new Set(t.models);
   const sites = t.sites && new Set(t.sites);
+  return (f) => (!devices || devices.has(f.device)) && (!models || (f.model !== undefined && models.has(f.model))) && (!sites || (f.site !== undefined && sites.has(f.site)));
+}
+
+/** The per-frame part: at least one record with one of the trigger's SenML names (always true without names). */
+export function namesMatcher(t: TriggerSpec): ((f: RuleFrame) => boolean) | undefined {
   const names = t.names && new Set(t.names);
-  return (f) =>
-    (!devices || devices.has(f.device)) &&
-    (!models || (f.model !== undefined && models.has(f.model))) &&
-    (!sites || (f.site !== undefined && sites.has(f.site))) &&
-    (!names || f.records.some((r) => names.has(r.name)));
+  return names && ((f) => f.records.some((r) => names.has(r.name)));
+}
+
+/** Whether a frame is one of the rule's inputs (device, model, site and SenML name filters). */
+export function matcher(t: TriggerSpec): (f: RuleFrame) => boolean {
+  const sender = senderMatcher(t);
+  const names = namesMatcher(t);
+  return (f) => sender(f) && (!names || names(f));
 }
 
 const cel = (src: string): Condition => {

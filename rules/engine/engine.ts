@@ -11,7 +11,7 @@ import { asyncScheduler, type Observable, type SchedulerLike, Subject, type Subs
 import type { Decision, DecisionSink } from '../decision.js';
 import type { DecisionDraft, RuleSet, RuleSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
-import { compileRule, matcher } from './compile.js';
+import { compileRule, namesMatcher, senderMatcher } from './compile.js';
 import { InterlockGuard } from './interlock.js';
 import type { EvalCounters } from './signal.js';
 
@@ -45,7 +45,8 @@ export interface RuleStats extends EvalCounters {
 
 interface Running {
   readonly spec: RuleSpec;
-  readonly matches: (f: RuleFrame) => boolean;
+  readonly sender: (f: Pick<RuleFrame, 'device' | 'model' | 'site'>) => boolean;
+  readonly names: ((f: RuleFrame) => boolean) | undefined;
   readonly input: Subject<RuleFrame>;
   readonly stats: RuleStats;
   sub?: Subscription;
@@ -57,6 +58,8 @@ export class RulesEngine {
   private readonly interlock: InterlockGuard;
   private readonly maxRestarts: number;
   private started = false;
+  /** Rules whose device/model/site filters a sender passes: the router's cache (bounded). */
+  private readonly bySender = new Map<string, Running[]>();
   sinkErrors = 0;
 
   constructor(
@@ -68,7 +71,8 @@ export class RulesEngine {
     this.interlock = new InterlockGuard(ruleSet.interlocks);
     this.running = ruleSet.rules.map((spec) => ({
       spec,
-      matches: matcher(spec.trigger),
+      sender: senderMatcher(spec.trigger),
+      names: namesMatcher(spec.trigger),
       input: new Subject<RuleFrame>(),
       stats: { id: spec.id, version: spec.version, kind: spec.kind, frames: 0, decisions: 0, refused: 0, errors: 0, evalErrors: 0, disabled: false },
     }));
@@ -84,8 +88,15 @@ export class RulesEngine {
 
   /** One frame into every matching rule; never throws. */
   push(frame: RuleFrame): void {
-    for (const r of this.running) {
-      if (r.stats.disabled || !r.matches(frame)) continue;
+    const key = `${frame.device}\u0000${frame.model ?? ''}\u0000${frame.site ?? ''}`;
+    let candidates = this.bySender.get(key);
+    if (!candidates) {
+      if (this.bySender.size >= 100_000) this.bySender.clear();
+      candidates = this.running.filter((r) => r.sender(frame));
+      this.bySender.set(key, candidates);
+    }
+    for (const r of candidates) {
+      if (r.stats.disabled || (r.names && !r.names(frame))) continue;
       r.stats.frames++;
       r.input.next(frame);
     }

@@ -13,7 +13,7 @@ import type { DecisionDraft, MachineRule } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 import { drafts, seen } from './actions.js';
 import { valuesOf } from './sample.js';
-import { aggregate } from './window.js';
+import { RollingWindow } from './rolling.js';
 import type { EvalCounters } from './signal.js';
 import { stage } from './stage.js';
 import { type WatchEvent, watchdog } from './watchdog.js';
@@ -38,7 +38,7 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
     const last: CelContext['last'] = {};
     const latch: Record<string, boolean> = Object.fromEntries(rule.latches.map((l) => [l.name, false]));
     const silent = new Set<string>();
-    const win: RuleFrame[] = [];
+    const win = rule.window ? new RollingWindow(rule.aggregates, 1) : undefined;
     let agg: Record<string, number> = {};
     const ctx = (): CelContext => ({
       device: lastFrame?.device ?? '',
@@ -101,12 +101,12 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
         if (e.kind === 'frame') {
           lastFrame = e.frame;
           last[e.frame.device] = { ...last[e.frame.device], ...valuesOf(e.frame) };
-          if (rule.window) {
-            win.push(e.frame);
+          if (win && rule.window) {
+            win.add(e.frame);
             const w = rule.window;
-            if (w.kind === 'count') while (win.length > w.count) win.shift();
-            else while (win.length > 0 && win[0]!.time <= io.now() - w.sizeMs) win.shift();
-            agg = aggregate(win, rule.aggregates);
+            const edge = io.now() - (w.kind === 'sliding' ? w.sizeMs : 0);
+            win.evict(w.kind === 'count' ? () => win.size > w.count : (old) => old.time <= edge);
+            agg = win.values();
           }
           const x = ctx();
           rule.latches.forEach((l, i) => {

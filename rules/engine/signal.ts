@@ -21,7 +21,7 @@ export interface Level {
 }
 
 export function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
-  return { device: s.frame.device, model: s.frame.model ?? '', site: s.frame.site ?? '', now, v: valuesOf(s.frame), agg: { ...s.agg }, last, state: '', dwell: 0, latch: {}, silent: [] };
+  return { device: s.frame.device, model: s.frame.model ?? '', site: s.frame.site ?? '', now, v: valuesOf(s.frame), agg: s.agg as Record<string, number>, last, state: '', dwell: 0, latch: {}, silent: [] };
 }
 
 /** Evaluates `when` (and `clear`) on every sample; an evaluation error counts as false. */
@@ -39,7 +39,8 @@ export function evaluate(when: Condition, clear: Condition | undefined, counters
     };
     return {
       next(s) {
-        for (const f of s.frames.slice(-1)) last[f.device] = { ...last[f.device], ...valuesOf(f) };
+        const seen = (last[s.frame.device] ??= {});
+        for (const r of s.frame.records) seen[r.name] = r.value;
         const ctx = contextOf(s, io.now(), last);
         io.emit({ set: test(when, ctx), ...(clear && { clear: test(clear, ctx) }), sample: s, ctx });
       },
@@ -128,9 +129,8 @@ export function edges(fire: 'rising' | 'every', scheduler: SchedulerLike): Opera
       next(s) {
         const was = on;
         on = s.on;
-        const inputs = inputsOf(s.sample.frames);
-        if (on && (!was || fire === 'every')) io.emit({ edge: 'rise', ctx: s.ctx, inputs });
-        else if (!on && was) io.emit({ edge: 'fall', ctx: s.ctx, inputs });
+        if (on && (!was || fire === 'every')) io.emit({ edge: 'rise', ctx: s.ctx, inputs: inputsOf(s.sample.frames) });
+        else if (!on && was) io.emit({ edge: 'fall', ctx: s.ctx, inputs: inputsOf(s.sample.frames) });
       },
     };
   });

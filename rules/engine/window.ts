@@ -5,7 +5,8 @@
 import type { OperatorFunction, SchedulerLike } from 'rxjs';
 import type { AggregateSpec, WindowSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
-import type { Sample } from './sample.js';
+import { RollingWindow } from './rolling.js';
+import { MAX_INPUTS, type Sample } from './sample.js';
 import { stage } from './stage.js';
 
 export function windowed(spec: WindowSpec | undefined, aggs: readonly AggregateSpec[], scheduler: SchedulerLike): OperatorFunction<RuleFrame, Sample> {
@@ -14,22 +15,24 @@ export function windowed(spec: WindowSpec | undefined, aggs: readonly AggregateS
     const sample = (frames: RuleFrame[]): Sample => ({ frame: frames[frames.length - 1]!, frames, agg: aggregate(frames, aggs) });
     if (!spec) return { next: (f) => io.emit({ frame: f, frames: [f], agg: {} }) };
     if (spec.kind === 'count') {
+      const w = new RollingWindow(aggs, MAX_INPUTS);
       return {
         next(f) {
-          buf.push(f);
-          if (buf.length > spec.count) buf.shift();
-          if (buf.length === spec.count) io.emit(sample([...buf]));
+          w.add(f);
+          if (w.size > spec.count) w.evict(() => w.size > spec.count);
+          if (w.size === spec.count) io.emit({ frame: f, frames: w.newest(), agg: w.values() });
         },
       };
     }
     const size = spec.sizeMs;
     if (spec.kind === 'sliding') {
+      const w = new RollingWindow(aggs, MAX_INPUTS);
       return {
         next(f) {
-          const now = io.now();
-          buf.push(f);
-          while (buf.length > 0 && buf[0]!.time <= now - size) buf.shift();
-          io.emit(sample([...buf]));
+          w.add(f);
+          const edge = io.now() - size;
+          w.evict((old) => old.time <= edge);
+          io.emit({ frame: f, frames: w.newest(), agg: w.values() });
         },
       };
     }
