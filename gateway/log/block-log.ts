@@ -586,9 +586,12 @@ export class BlockLog {
    * in canonical CBOR: two logs print the same digest exactly when they hold the same
    * blocks. Each head names its chain through `prev`, and a block off that chain (an
    * equivocation) sits at a seq holding two or more blocks, which the fork list names.
+   * With `only`, over the streams it allows (what sync may offer one peer under policies).
    */
-  headsDigest(): string {
-    const heads = this.streamHeads().map((h) => [h.author, h.stream, h.seq, h.hashes, this.forks(h.author, h.stream)]);
+  headsDigest(only?: (author: string, stream: string) => boolean): string {
+    const heads = this.streamHeads()
+      .filter((h) => only === undefined || only(h.author, h.stream))
+      .map((h) => [h.author, h.stream, h.seq, h.hashes, this.forks(h.author, h.stream)]);
     return toHex(sha256(encodeCanonical(heads)));
   }
 
@@ -733,6 +736,26 @@ export class BlockLog {
     const goneSet = new Set(gone.map((g) => g.hash));
     for (const seq of seqs) {
       if (this.hashesAt(author, stream, seq).filter((h) => !goneSet.has(h)).length < 2) this.store.track(this.equivocDb.remove([author, stream, seq]));
+    }
+    // A mark learnt ahead of its blocks (sync `mark`, then a cut) can prune the head itself:
+    // the head falls back to the highest block still held (a kept one), or the stream has none.
+    const hk = headKey(author, stream);
+    const head = this.heads.get(hk);
+    if (head && head.hashes.every((h) => goneSet.has(h))) {
+      let next: StreamHead | undefined;
+      for (const k of this.chain.getKeys({ start: [author, stream, Number.MAX_SAFE_INTEGER], end: [author, stream, 0], reverse: true })) {
+        if (goneSet.has(k[3])) continue;
+        const hashes = this.hashesAt(author, stream, k[2]).filter((h) => !goneSet.has(h));
+        next = { author, stream, seq: k[2], hashes, lamport: Math.max(...hashes.map((h) => this.lookup(h)?.lamport ?? 0)) };
+        break;
+      }
+      if (next) {
+        this.heads.set(hk, next);
+        this.store.track(this.headsDb.put([author, stream], { seq: next.seq, hashes: next.hashes, lamport: next.lamport }));
+      } else {
+        this.heads.delete(hk);
+        this.store.track(this.headsDb.remove([author, stream]));
+      }
     }
     const ticket = FramesView.ticket();
     this.frameView_.removeBlocks(ticket, gone);

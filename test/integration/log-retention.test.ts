@@ -142,6 +142,26 @@ describe('retention (low-water marks)', () => {
     expect(a!.log.streamBlocks(a!.log.author, 'default').map(([, h]) => a!.log.lookup(h)!.kind)).toEqual(['enrolment', 'retention', 'retention']);
   });
 
+  it('a mark learnt ahead of its blocks (exchange cut after `mark`) prunes the head too; the next exchange completes it', async () => {
+    const [a, c] = replicas(2);
+    for (let k = 0; k < 2; k++) ingest(a!, devA, [k], T0 + k);
+    await a!.log.settled();
+    await exchange(c!.log, a!.log); // c: enrolment #0, frames #1, #2
+    for (let k = 2; k < 6; k++) ingest(a!, devA, [k], T0 + k);
+    const mark = a!.log.retain('default', 5, T0 + 4);
+    await a!.log.settled();
+    expect(c!.log.acceptMark(mark.envelope)).toEqual({ status: 'raised' });
+    await c!.log.settled();
+    const head = c!.log.streamHeads().find((h) => h.author === a!.log.author)!;
+    expect(head.seq).toBe(0); // the kept enrolment: #1 and #2 (the old head) are pruned
+    expect(head.hashes.every((h) => c!.log.lookup(h) !== undefined)).toBe(true);
+    const x = await exchange(c!.log, a!.log);
+    expect([...x.initiator.rejected, ...x.responder.rejected]).toEqual([]);
+    expect(c!.log.headsDigest()).toBe(a!.log.headsDigest());
+    expect(view(c!)).toEqual(view(a!));
+    expect(auditLog(c!.log).faults).toEqual([]);
+  });
+
   it('siblings converge: one that held the old blocks prunes them, a fresh one starts at the mark, and pruned blocks are never pulled back', async () => {
     const [a, b, c, d] = replicas(4);
     for (let k = 0; k < 3; k++) ingest(a!, devA, [k], T0 + k * 1000);
