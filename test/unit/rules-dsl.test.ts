@@ -108,3 +108,18 @@ describe('defineRule and isolation', () => {
     expect(() => defineRule({ id: 'bad id', operator: () => map((x) => x as never) })).toThrow(RuleError);
   });
 });
+
+describe('rule files by path', () => {
+  it('issue 7: YAML and TypeScript rule files load together; a clash of ids names both files', async () => {
+    const { loadRuleFiles } = await import('../../rules/dsl/load.js');
+    const set = await loadRuleFiles(['rules/examples/intersection/rules.yaml', 'test/fixtures/rules/door-open.ts']);
+    expect(set.rules.map((r) => `${r.id}:${r.kind}:${r.file}`)).toEqual(['intersection:machine:rules/examples/intersection/rules.yaml', 'door-open:custom:test/fixtures/rules/door-open.ts']);
+    const h = rulesHarness({ rules: set.rules.filter((r) => r.kind === 'custom'), interlocks: [] });
+    h.frame(0, 'door-7', { door: true }, { model: 'door-1' });
+    h.frame(1, 'door-7', { door: false }, { model: 'door-1' });
+    expect(h.log()).toEqual(['0 alert door-7 open']);
+    await expect(loadRuleFiles(['test/fixtures/rules/door-open.ts', 'test/fixtures/rules/door-open.ts'])).rejects.toThrow(/rule "door-open".*also used in test\/fixtures\/rules\/door-open\.ts/);
+    await expect(loadRuleFiles(['nope.yaml'])).rejects.toMatchObject({ code: 'rules/load' });
+    await expect(loadRuleFiles(['rules/README.md'])).rejects.toMatchObject({ code: 'rules/load' });
+  });
+});
