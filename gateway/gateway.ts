@@ -204,6 +204,7 @@ export class Gateway {
         publicKey: identity.publicKey,
         sign: identity.sign,
         frames$: this.ingest.frames$,
+        appendInCommit: (author) => this.ingest.appendInCommit(author),
         blockLog: this.blockLog!,
         device: (id) => registry.get(id),
         targets: () => ({ mqtt: this.broker, serial: this.serial, ble: this.ble }),

@@ -1,7 +1,8 @@
 /**
  * The audit trail in the log: actuation records (leases, decisions, outcomes) queued in one
  * event-loop turn become one signed `actuation` block (kind 5) on this gateway's stream, so a
- * burst of decisions costs one signature, not one each. Also reads leases back from the log:
+ * burst of decisions costs one signature, not one each. Blocks are authored inside the ingest
+ * commit loop, so they never chain onto a frames block whose commit is in doubt. Also reads leases back from the log:
  * at start from the blocks already held, and from every sibling block as sync applies it.
  */
 import { type Block, type CborValue, decodeSignedBlock, type SignedBlock, toHex } from '../../protocols/index.js';
@@ -20,6 +21,8 @@ export class LogJournal implements ActuationJournal {
   constructor(
     private readonly log: BlockLog,
     private readonly logger: Logger,
+    /** Where blocks are authored: the ingest commit loop (IngestPipeline.appendInCommit), else at once. */
+    private readonly inCommit: (author: () => void) => void = (a) => a(),
     private readonly policy = DEFAULT_POLICY,
   ) {}
 
@@ -30,9 +33,13 @@ export class LogJournal implements ActuationJournal {
     setImmediate(() => this.flush());
   }
 
-  /** Writes what is queued now (also called on stop). */
+  /** Hands what is queued now to be written (also called on stop). */
   flush(): void {
     this.scheduled = false;
+    if (this.queue.length > 0) this.inCommit(() => this.write());
+  }
+
+  private write(): void {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_ACTUATION_RECORDS);
       try {

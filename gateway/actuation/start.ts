@@ -25,6 +25,8 @@ export interface GatewayActuationDeps {
   readonly device: (id: string) => { readonly model?: string | undefined; readonly site?: string | undefined } | undefined;
   readonly targets: () => RouteTargets;
   readonly logger: Logger;
+  /** Authors log blocks inside the ingest commit loop (IngestPipeline.appendInCommit). */
+  readonly appendInCommit?: (author: () => void) => void;
   /** MQTT publish for rule `publish` actions. */
   readonly publish?: (topic: string, payload: string) => Promise<void>;
 }
@@ -44,7 +46,7 @@ export class GatewayActuation {
     const self = toHex(deps.publicKey);
     const log = deps.logger.child({ component: 'actuation' });
     this.routes = new DeviceRoutes(deps.targets);
-    this.journal = new LogJournal(deps.blockLog, log);
+    this.journal = new LogJournal(deps.blockLog, log, deps.appendInCommit);
     this.actuation = new Actuation({
       ...settings,
       signer: { gatewayId: deps.gatewayId, sign: deps.sign },

@@ -106,6 +106,8 @@ export class IngestPipeline {
   /** Batches in submission order, waiting for verification or for the commit in progress. */
   private readonly queue: Verified[] = [];
   private committing = false;
+  /** Block authoring waiting for the commit loop (appendInCommit). */
+  private readonly logTasks: (() => void)[] = [];
   /** The running commit loop, if any. */
   private loop: Promise<void> = Promise.resolve();
   /** (device, boot, seq) of frames written but not yet durable. */
@@ -236,6 +238,17 @@ export class IngestPipeline {
   }
 
   /**
+   * Runs `author` (it authors log blocks, e.g. actuation audit records) inside the commit loop,
+   * so its blocks chain only onto committed blocks and share the next transaction with the
+   * frames blocks (a block is never chained onto one whose commit is in doubt).
+   */
+  appendInCommit(author: () => void): void {
+    if (this.closed && !this.committing) return author();
+    this.logTasks.push(author);
+    this.kick();
+  }
+
+  /**
    * Group commit: one transaction at a time, holding every batch already
    * verified, in submission order. Serialising commits keeps the log's chain
    * (each block names the previous one) from running ahead of what is durable;
@@ -244,7 +257,7 @@ export class IngestPipeline {
   private async commitLoop(): Promise<void> {
     this.committing = true;
     try {
-      while (this.queue[0]?.done) {
+      while (this.queue[0]?.done || this.logTasks.length > 0) {
         const group: Verified[] = [];
         while (this.queue[0]?.done) group.push(this.queue.shift()!);
         // One block per policy for the whole group (not per batch): under load the group holds
@@ -252,6 +265,13 @@ export class IngestPipeline {
         const blocks = new Map<string | undefined, FrameEntry[]>();
         for (const g of group) this.decideSafely(g.batch, g.results, blocks);
         if (this.blockLog) for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
+        for (const author of this.logTasks.splice(0)) {
+          try {
+            author();
+          } catch (err) {
+            this.log.error({ err }, 'log block not authored');
+          }
+        }
         let failure: unknown;
         try {
           await this.store.durable();
