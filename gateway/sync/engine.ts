@@ -173,7 +173,11 @@ export class SyncSession {
 
   constructor(private readonly log: BlockLog) {}
 
-  /** Offer and send only streams `offer` allows (the authenticated peer's permissions). */
+  /**
+   * Offer and send only streams `offer` allows (the authenticated peer's permissions). The
+   * digests of `check` and `hello` then cover only those streams: two peers whose offers to
+   * each other are the same heads have nothing to exchange, so they answer `equal`.
+   */
   restrict(offer: StreamFilter | undefined): void {
     this.offer = offer;
   }
@@ -190,7 +194,7 @@ export class SyncSession {
 
   /** The initiator's first message: `hello`, or a small `check` first with `probe`. */
   open(opts: { probe?: boolean } = {}): Uint8Array[] {
-    return [this.out(opts.probe ? { type: 'check', digest: fromHex(this.log.headsDigest())! } : this.hello())];
+    return [this.out(opts.probe ? { type: 'check', digest: fromHex(this.log.headsDigest(this.offer))! } : this.hello())];
   }
 
   /**
@@ -211,7 +215,7 @@ export class SyncSession {
     const m = d.value;
     switch (m.type) {
       case 'check':
-        if (hashHex(m.digest) === this.log.headsDigest()) return this.equal();
+        if (hashHex(m.digest) === this.log.headsDigest(this.offer)) return this.equal();
         return [this.out({ type: 'differ' })];
       case 'differ':
         return [this.out(this.hello())];
@@ -220,7 +224,7 @@ export class SyncSession {
         this.ended = true;
         return [];
       case 'hello':
-        if (hashHex(m.digest) === this.log.headsDigest()) return this.equal();
+        if (hashHex(m.digest) === this.log.headsDigest(this.offer)) return this.equal();
         this.peerVector = m.vector;
         return this.chain([this.out({ type: 'vector', vector: localVector(this.log, this.offer) }), ...this.wantFrom(m.vector)], this.send(planFor(this.log, m.vector, this.offer)));
       case 'vector':
@@ -256,7 +260,7 @@ export class SyncSession {
   }
 
   private hello(): SyncMessage {
-    return { type: 'hello', digest: fromHex(this.log.headsDigest())!, vector: localVector(this.log, this.offer) };
+    return { type: 'hello', digest: fromHex(this.log.headsDigest(this.offer))!, vector: localVector(this.log, this.offer) };
   }
 
   private equal(): Uint8Array[] {

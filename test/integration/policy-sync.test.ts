@@ -18,6 +18,7 @@ import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { policyStream } from '../../gateway/log/block-log.js';
+import { exchange } from '../../gateway/sync/engine.js';
 import { decodeSignedBlock, publicKeyToDidKey, toHex, topics } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
 import { freePort, memoryLogger, tempDir } from '../helpers/env.js';
@@ -148,6 +149,11 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
       expect([...mine.values()].filter((b) => b.author !== a1)).toEqual([]);
       // What it holds verifies, though parents in withheld streams never arrive.
       expect(auditLog(gws[n].blockLog!).faults).toEqual([]);
+    }
+    // Converged: the "are we equal?" probe, over the streams each may offer the other, says equal.
+    for (const [x, y] of [['gw-a1', 'gw-b1'], ['gw-a1', 'city'], ['gw-a2', 'gw-b1']] as const) {
+      const r = await exchange(gws[x].blockLog!, gws[y].blockLog!, { probe: true, aOffers: gws[x].policies!.sync.offerTo(keyHex(y)), bOffers: gws[y].policies!.sync.offerTo(keyHex(x)) });
+      expect({ pair: [x, y], equal: r.initiator.equal, flights: r.flights }).toEqual({ pair: [x, y], equal: true, flights: 2 });
     }
     // Sanity: the filter did not simply block everything.
     expect(held('city').size).toBeGreaterThan(0);
