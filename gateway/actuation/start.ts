@@ -5,8 +5,7 @@
  * signed actuation blocks. `ruleFrames$` is the frame stream the rules engine runs on.
  */
 import { filter, map, type Observable, type Subscription } from 'rxjs';
-import type { SignedBlock } from '../../protocols/index.js';
-import { toHex } from '../../protocols/index.js';
+import { decodeBody, decodeSign1, kidToDeviceId, type SignedBlock, toHex } from '../../protocols/index.js';
 import { Actuation, type ActuationOptions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { toRuleFrame, type RuleFrame } from '../../rules/frame.js';
@@ -68,9 +67,19 @@ export class GatewayActuation {
     if (held > 0) log.info({ leases: held }, 'lease records loaded from the log');
     // Siblings' leases as sync applies their blocks (ours are already in the table).
     this.unsubscribeBlocks = deps.blockLog.onDurableBlock((sb: SignedBlock) => {
+      if (toHex(sb.block.author) === self) return;
+      // A device that answered through a sibling (it moved, or hears both): its ack still ends our command.
+      if (sb.block.kind === 'frames' && this.actuation.inFlight > 0) {
+        for (const f of sb.block.body) {
+          const cose = decodeSign1(f.frame);
+          const body = cose.ok ? decodeBody(cose.value.payload) : undefined;
+          const device = cose.ok ? kidToDeviceId(cose.value.kid) : undefined;
+          if (device !== undefined && body?.ok && body.value.type === 'command-ack') this.actuation.commandAck(device, body.value);
+        }
+        return;
+      }
       const l = leasesOf(sb);
-      if (!l || l.holder === self) return;
-      for (const r of l.records) if (r.type === 'lease') this.actuation.leases.observe(l.holder, r);
+      if (l) for (const r of l.records) if (r.type === 'lease') this.actuation.leases.observe(l.holder, r);
     });
     // Registered before the rules engine subscribes, so a frame marks its device heard before rules see it.
     this.subs.push(

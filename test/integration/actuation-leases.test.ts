@@ -124,4 +124,36 @@ describe('leases with fencing across two gateways', () => {
     expect(a.actuation!.actuation.stats).toMatchObject({ acked: 1, refused: 1, noLease: 1 });
     expect(b.actuation!.actuation.stats).toMatchObject({ acked: 1, noLease: 1 });
   });
+
+  it('an ack the device sends through a sibling ends the command at the gateway that issued it (issue 7: ack tracking across siblings)', async () => {
+    const dirs = ['gw-a', 'gw-b'].map((id) => {
+      const t = tempDir(`outpost-ack-${id}-`);
+      closers.push(t.cleanup);
+      return { dir: t.dir, key: GatewayIdentity.loadOrCreate(id, t.dir).publicKey };
+    }) as [{ dir: string; key: Uint8Array }, { dir: string; key: Uint8Array }];
+    const portB = await freePort();
+    const b = await gateway('gw-b', dirs[1].dir, { port: portB, peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }] });
+    const a = await gateway('gw-a', dirs[0].dir, { port: 0, peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }] });
+    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
+    const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: dirs[0].key }], initial: { phase: 'red' } });
+    const toB = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${b.broker!.port}` });
+    const handler = commandHandler(actuators, device, (f) => toB.send(f)); // answers only through gw-b
+    const toA = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${a.broker!.port}`, onCommand: (p) => handler(p) });
+    for (const l of [toA, toB]) {
+      l.start();
+      closers.push(() => l.stop());
+    }
+    await waitFor(() => toA.connected && toB.connected, 5000, 'device on both brokers');
+    const f = device.nextFrame();
+    toA.send(f);
+    await waitFor(() => a.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard by gw-a');
+    a.actuation!.actuation.decide(phase(dev.id, 'green'));
+    await waitFor(() => actuators.get('phase') === 'green' && b.actuation!.routes.transportOf(dev.id) === 'mqtt', 5000, 'obeyed, ack stored at gw-b');
+    expect(a.actuation!.actuation.stats.acked).toBe(0);
+    await waitFor(async () => {
+      await a.siblings!.round(false);
+      return a.actuation!.actuation.stats.acked === 1;
+    }, 10_000, 'ack reached gw-a by sync');
+    expect(a.actuation!.actuation.inFlight).toBe(0);
+  });
 });
