@@ -9,11 +9,11 @@
  * wraps travel by sync like any block; every gateway learns the keys wrapped
  * for it from the keys blocks it holds, so nothing secret but the identity
  * seed is stored.
- * - A reader removed (revoked, or gone from the policy file): a new epoch with a
- *   fresh key wrapped only for the remaining readers; data written from then on
- *   is sealed under it, so the removed reader gets no key for it.
- * - A reader added: the current epoch's key is wrapped for it too (it reads from
- *   that epoch on; older epochs stay closed to it).
+ * - Any change of readers starts a new epoch with a fresh key wrapped for the
+ *   readers of now: a removed reader (revoked, or gone from the policy file) gets
+ *   no key for data written from then on; an added one reads from its grant on
+ *   (older epochs stay closed to it, so a reader revoked and granted again does
+ *   not read what was written in between).
  */
 import { type Block, decodeKeysBody, fail, type Result, type SealAlg, toHex } from '../../protocols/index.js';
 import type { BlockCrypto } from '../log/sealing.js';
@@ -108,8 +108,8 @@ export class KeyRing implements BlockCrypto {
     const want = new Map<string, Uint8Array>([[this.meHex, this.opts.me.publicKey]]);
     for (const r of readers) want.set(toHex(r), r);
     const cur = this.own.get(policy);
-    const dropped = cur !== undefined && [...cur.recipients].some((r) => !want.has(r));
-    if (cur === undefined || dropped || this.forceRotate.has(policy)) {
+    const changed = cur !== undefined && (cur.recipients.size !== want.size || [...cur.recipients].some((r) => !want.has(r)));
+    if (cur === undefined || changed || this.forceRotate.has(policy)) {
       const epoch = (this.maxOwnEpoch.get(policy) ?? -1) + 1;
       const dk = newDataKey(epoch);
       this.own.set(policy, { dk, recipients: new Set(want.keys()) });
@@ -119,9 +119,7 @@ export class KeyRing implements BlockCrypto {
       this.stats.epochsStarted++;
       return this.wrapBlocks(tag, dk, [...want.values()]);
     }
-    const added = [...want].filter(([h]) => !cur.recipients.has(h));
-    for (const [h] of added) cur.recipients.add(h);
-    return added.length === 0 ? [] : this.wrapBlocks(tag, cur.dk, added.map(([, k]) => k));
+    return [];
   }
 
   /** Wraps are bound to the block's own policy tag (its AAD), so they are made for `tag`. */
