@@ -9,9 +9,11 @@
  * gateway's inbox): gw-a starts a new epoch wrapped without gw-b, and gw-b — still
  * a holder — receives the later blocks but no key for them.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../gateway/config.js';
@@ -24,6 +26,7 @@ import { policyOpSigningInput } from '../../protocols/policy-op.js';
 import { testDevice } from '../helpers/devices.js';
 import { freePort, memoryLogger, tempDir, waitFor } from '../helpers/env.js';
 
+const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 const names = ['gw-a', 'city', 'gw-b'] as const;
 type Name = (typeof names)[number];
 const seeds = Object.fromEntries(names.map((n) => [n, randomBytes(32)])) as Record<Name, Buffer>;
@@ -136,7 +139,11 @@ describe('confidential policy across 3 gateways over real TCP (issue 6)', () => 
     expect(ba.faults).toEqual([]);
     expect(ba.sealed).toMatchObject({ blocks: sealed.length, opened: sealed.length, unreadable: 0 });
     expect(ba.deviceSignatures).toBe(6);
-  });
+    // `gateway audit verify` on the relay's data dir says what it could and could not open.
+    const cli = await promisify(execFile)(process.execPath, [bin, 'audit', 'verify', '--data', dirs.city, '--trust', did('gw-a'), '--trust', did('gw-b')]);
+    expect(cli.stdout).toContain(`${sealed.length} sealed blocks (confidential policies): 0 opened and verified inside, ${sealed.length} without a key here (author signature and chain only)`);
+    expect(cli.stdout).toContain('ok: no faults');
+  }, 60_000);
 
   it('after an admin revokes its read, gw-b still holds the new blocks but gets no key for them', async () => {
     const claim = { op: 'revoke' as const, principal: did('gw-b'), relation: 'reader', policy: 'doors', issuedAt: Date.now(), admin: publicKeyFromSeed(adminSeed) };
