@@ -713,7 +713,7 @@ export class BlockLog {
       const rec = this.index.get(hash);
       if (rec !== undefined && !PRUNABLE_KINDS.has(rec.kind)) continue;
       let frames: readonly FrameEntry[] = [];
-      if (rec?.kind === 'frames') {
+      if (rec?.kind === 'frames' || rec?.kind === 'sealed') {
         const d = decodeSignedBlock(this.getEnvelope(hash) ?? new Uint8Array());
         const plain = d.ok ? this.readable(d.value.block) : undefined;
         if (plain?.kind === 'frames') frames = plain.body;
@@ -832,7 +832,7 @@ export class BlockLog {
     const ticket = FramesView.ticket();
     const blocks: { hash: string; frames: readonly FrameEntry[] }[] = [];
     for (const { key, value } of this.index.getRange()) {
-      if (value.kind !== 'frames') continue;
+      if (value.kind !== 'frames' && value.kind !== 'sealed') continue;
       const d = decodeSignedBlock(this.getEnvelope(key) ?? new Uint8Array());
       const b = d.ok ? this.readable(d.value.block) : undefined;
       if (b?.kind === 'frames') blocks.push({ hash: key, frames: b.body });

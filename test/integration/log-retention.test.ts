@@ -18,6 +18,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { BlockLog, type BlockLogOptions } from '../../gateway/log/block-log.js';
+import { KeyRing } from '../../gateway/policy/keyring.js';
+import { x25519FromEd25519Seed } from '../../gateway/policy/seal.js';
 import { Registry } from '../../gateway/registry.js';
 import { Store } from '../../gateway/store/store.js';
 import { exchange } from '../../gateway/sync/engine.js';
@@ -332,5 +334,50 @@ describe('retention in the gateway (config log.retention, timer)', () => {
       .map(([, h]) => decodeSignedBlock(log.getEnvelope(h)!))
       .flatMap((d) => (d.ok && d.value.block.kind === 'enrolment' && d.value.block.body.revokedAt !== undefined ? [d.value.block.body.device] : []));
     expect(revocations).toEqual([devB.id]);
+  });
+});
+
+describe('retention of a confidential (sealed) stream', () => {
+  it('sealed frames blocks are aged and pruned like plain ones, on readers and on a relay that cannot read them', async () => {
+    const seeds = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const keys = seeds.map(publicKeyFromSeed);
+    // author and reader may read `doors`; the relay holds ciphertext only.
+    const readers = [keys[0]!, keys[1]!];
+    const nodes = seeds.map((seed, i) => {
+      const { dir, cleanup } = tempDir('outpost-sealed-ret-');
+      const store = Store.open(dir);
+      store.devices.putSync(devA.id, { id: devA.id, publicKey: devA.publicKeyHex, enrolledAt: 1 });
+      const ring = new KeyRing({ me: { publicKey: keys[i]!, x25519Secret: x25519FromEd25519Seed(seed) }, readersOf: (p) => (p === 'doors' ? readers : undefined) });
+      const log = new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys, crypto: ring });
+      cleanups.push(async () => {
+        await log.settled().catch(() => {});
+        await store.close();
+        cleanup();
+      });
+      return { store, log };
+    });
+    const [author, reader, relay] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    for (let k = 0; k < 4; k++) author.log.appendFrames([{ frame: devA.frame(1, k), rxTime: T0 + k * 1000, transport: 'mqtt' }], 'doors');
+    await author.log.settled();
+    const kinds = author.log.streamBlocks(author.log.author, 'doors').map(([, h]) => author.log.lookup(h)!.kind);
+    expect(kinds.filter((k) => k === 'sealed')).toHaveLength(4);
+    await exchange(relay.log, author.log);
+    await exchange(reader.log, relay.log);
+    expect(seqsInView({ log: reader.log } as Replica)).toEqual([0, 1, 2, 3]);
+    // Receive times before T0 + 2500 go: the first three sealed frames blocks.
+    const plan = author.log.planRetention('doors', T0 + 2500);
+    expect(plan.prunable).toBe(3);
+    author.log.retain('doors', plan.low, T0 + 2500);
+    await author.log.settled();
+    await exchange(relay.log, author.log);
+    await exchange(reader.log, relay.log);
+    for (const n of [author, reader, relay]) {
+      expect(n.log.headsDigest()).toBe(author.log.headsDigest());
+      expect(n.log.streamBlocks(author.log.author, 'doors').map(([, h]) => n.log.lookup(h)!.kind).filter((k) => k === 'sealed')).toHaveLength(1);
+      expect(auditLog(n.log).faults).toEqual([]);
+    }
+    expect(seqsInView({ log: author.log } as Replica)).toEqual([3]);
+    expect(seqsInView({ log: reader.log } as Replica)).toEqual([3]);
+    expect(seqsInView({ log: relay.log } as Replica)).toEqual([]); // it never could read them
   });
 });
