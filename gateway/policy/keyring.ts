@@ -17,7 +17,7 @@
  */
 import { type Block, decodeKeysBody, fail, type Result, type SealAlg, toHex } from '../../protocols/index.js';
 import type { BlockCrypto } from '../log/sealing.js';
-import { type DataKey, keysBlockBody, newDataKey, openBlock, PolicyCryptoError, type Recipient, sealBlock, sealedEpoch, unwrapDataKey, wrapDataKey } from './seal.js';
+import { type DataKey, keysBlockBody, newDataKey, openBlock, PolicyCryptoError, type Recipient, sealBlock, sealedEpoch, unwrapDataKey, wrapDataKey, x25519FromEd25519Public } from './seal.js';
 
 /** Most wraps per keys block (protocols/sealed.ts MAX_RECIPIENTS). */
 const WRAPS_PER_BLOCK = 256;
@@ -52,7 +52,7 @@ export class KeyRing implements BlockCrypto {
   private readonly readersCache = new Map<string, readonly Uint8Array[] | undefined>();
   private readonly meHex: string;
   /** Keys blocks seen, and wraps opened (figures for status and tests). */
-  readonly stats = { keysBlocks: 0, unwrapped: 0, badWraps: 0, epochsStarted: 0 };
+  readonly stats = { keysBlocks: 0, unwrapped: 0, badWraps: 0, epochsStarted: 0, badReaders: 0 };
 
   private readersOf: (policy: string) => readonly Uint8Array[] | undefined;
   private unsubscribe?: () => void;
@@ -97,7 +97,19 @@ export class KeyRing implements BlockCrypto {
   }
 
   private readers(policy: string): readonly Uint8Array[] | undefined {
-    if (!this.readersCache.has(policy)) this.readersCache.set(policy, this.readersOf(policy));
+    if (!this.readersCache.has(policy)) {
+      // A key that has no X25519 form cannot be wrapped for (the loader refuses such keys; this keeps ingest safe anyway).
+      const keys = this.readersOf(policy)?.filter((k) => {
+        try {
+          x25519FromEd25519Public(k);
+          return true;
+        } catch {
+          this.stats.badReaders++;
+          return false;
+        }
+      });
+      this.readersCache.set(policy, keys);
+    }
     return this.readersCache.get(policy);
   }
 

@@ -67,5 +67,14 @@ describe('KeyRing', () => {
     expect(ring.seal(b)).toBe(b);
     expect(ring.beforeAppend('doors@1')).toHaveLength(1); // only itself as reader: still one wrap
     expect(() => new KeyRing({ me: party(), readersOf: () => [] }).seal({ ...b, policy: 'doors' })).toThrow(/beforeAppend was not called/);
+    // A reader key with no curve point (cannot come from the loader) is skipped, not thrown into ingest.
+    const good = party();
+    const me2 = party();
+    const ring2 = new KeyRing({ me: me2, readersOf: () => [new Uint8Array(32).fill(255), good.publicKey] });
+    const [kb] = ring2.beforeAppend('doors');
+    expect(ring2.stats.badReaders).toBe(1);
+    const reader = new KeyRing({ me: good });
+    reader.observe({ ...b, author: me2.publicKey, policy: 'doors', ...kb! } as Block);
+    expect(reader.stats.unwrapped).toBe(1);
   });
 });
