@@ -5,7 +5,7 @@
  * samples at --rate and resends what the gateway has not acked.
  */
 import { isValidId } from '../protocols/index.js';
-import { actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { type ActuatorSpec, actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { BleRadio } from './transports/ble-radio.js';
@@ -29,7 +29,7 @@ export interface BleCliOptions {
   readonly advertise: 'name' | 'manufacturer';
   readonly gatewayKey?: Uint8Array;
   readonly gatewayId?: string;
-  readonly actuators?: Record<string, number | boolean | string>;
+  readonly actuators?: ActuatorSpec;
   readonly resendMs: number;
   readonly durationS?: number;
   readonly maxFrames?: number;

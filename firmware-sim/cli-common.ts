@@ -3,6 +3,7 @@
  * flag checks that throw the command's own usage error, the downlink trust
  * taken from the gateway flags, and the wait for --duration or a signal.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isValidId, parsePublicKey } from '../protocols/index.js';
 import { Actuators, type ActuatorValue, commandHandler } from './actuators.js';
@@ -92,14 +93,31 @@ export function untilDurationOrSignal(durationS: number | undefined): Promise<vo
   });
 }
 
+/** Actuators per device id (`*`: every device) and their power-on states. */
+export type ActuatorSpec = Readonly<Record<string, Readonly<Record<string, ActuatorValue>>>>;
+
 /**
- * --actuators "conveyor=true,speed=1.5,phase=red": the actuators each device has and their
- * power-on states (true/false → boolean, a number → number, else text). Commands are obeyed
- * only when signed by the gateway named by --gateway-id and --gateway-key, so both are required.
+ * --actuators: inline "conveyor=true,speed=1.5,phase=red" for every device (true/false →
+ * boolean, a number → number, else text), or a JSON file `{device: {actuator: initial}}` such
+ * as rules/examples/factory-cell/actuators.json. Commands are obeyed only when signed by the
+ * gateway named by --gateway-id and --gateway-key, so both are required.
  */
-export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: { gatewayKey?: Uint8Array; gatewayId?: string }): { actuators?: Record<string, ActuatorValue> } {
+export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: { gatewayKey?: Uint8Array; gatewayId?: string }): { actuators?: ActuatorSpec } {
   if (v === undefined) return {};
   if (!gw.gatewayKey || gw.gatewayId === undefined) throw new Err('--actuators needs --gateway-key and --gateway-id (commands are obeyed only when signed by that gateway)');
+  if (v.endsWith('.json')) {
+    let spec: unknown;
+    try {
+      spec = JSON.parse(readFileSync(v, 'utf8'));
+    } catch (e) {
+      throw new Err(`--actuators ${v}: ${(e as Error).message}`);
+    }
+    const ok = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+    if (!ok(spec) || !Object.values(spec).every((d) => ok(d) && Object.values(d).every((x) => ['number', 'boolean', 'string'].includes(typeof x)))) {
+      throw new Err(`--actuators ${v}: must be {"device": {"actuator": initial value}}`);
+    }
+    return { actuators: spec as ActuatorSpec };
+  }
   const out: Record<string, ActuatorValue> = {};
   for (const part of v.split(',')) {
     const m = /^\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.{1,64})$/.exec(part);
@@ -107,12 +125,13 @@ export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: {
     const raw = m[2]!.trim();
     out[m[1]!] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }
-  return { actuators: out };
+  return { actuators: { '*': out } };
 }
 
-/** Gives `device` the --actuators and returns the link's onCommand (acks sent with `send`). */
-export function deviceActuators(device: VirtualDevice, c: { actuators?: Record<string, ActuatorValue>; gatewayKey?: Uint8Array; gatewayId?: string }, send: (ack: DeviceFrame) => void): { actuators: Actuators; onCommand: (frame: Uint8Array) => void } | undefined {
-  if (!c.actuators || !c.gatewayKey || c.gatewayId === undefined) return undefined;
-  const actuators = new Actuators({ device: device.id, gateways: [{ id: c.gatewayId, publicKey: c.gatewayKey }], initial: c.actuators });
+/** Gives `device` its --actuators (if any) and returns the link's onCommand (acks sent with `send`). */
+export function deviceActuators(device: VirtualDevice, c: { actuators?: ActuatorSpec; gatewayKey?: Uint8Array; gatewayId?: string }, send: (ack: DeviceFrame) => void): { actuators: Actuators; onCommand: (frame: Uint8Array) => void } | undefined {
+  const initial = c.actuators?.[device.id] ?? c.actuators?.['*'];
+  if (!initial || !c.gatewayKey || c.gatewayId === undefined) return undefined;
+  const actuators = new Actuators({ device: device.id, gateways: [{ id: c.gatewayId, publicKey: c.gatewayKey }], initial });
   return { actuators, onCommand: commandHandler(actuators, device, send) };
 }

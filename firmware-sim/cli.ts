@@ -11,7 +11,7 @@ import { BLE_USAGE, type BleCliOptions, BleUsageError, parseBleCli, runBle } fro
 import { runSerial, SERIAL_USAGE, type SerialCliOptions, parseSerialCli, SerialUsageError } from './serial-cli.js';
 import { JsonFileStateStore } from './state.js';
 import { isValidId } from '../protocols/index.js';
-import { numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { type ActuatorSpec, actuatorsFlag, deviceActuators, gatewayFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 
 const USAGE = `Usage:
   firmware-sim keygen [--devices N] [--prefix sim] [--site S] [--model M] [--out FILE]
@@ -20,9 +20,11 @@ const USAGE = `Usage:
       without it the full manifest goes to stdout.
   firmware-sim fleet [--keys FILE | --devices N] [--rate HZ] [--broker URL] [--duration SECONDS]
                      [--state DIR] [--model M] [--site S] [--prefix P] [--signer noble|node]
-                     [--max-frames N] [--status SECONDS]
+                     [--max-frames N] [--status SECONDS] [--gateway-key KEY --gateway-id ID --actuators SPEC]
       Runs the fleet over MQTT, printing connected/sent/acked/pending every --status seconds (5).
       --state DIR keeps boot/seq counters across runs. Stops on SIGINT/SIGTERM or after --duration.
+      --actuators name=initial,... (every device) or FILE.json ({device: {actuator: initial}}, e.g.
+      rules/examples/*/actuators.json): devices obey commands signed by that gateway.
 ${SERIAL_USAGE}
 ${BLE_USAGE}
   firmware-sim --help
@@ -50,6 +52,9 @@ export type CliCommand =
       signer: 'noble' | 'node';
       maxFrames?: number;
       statusS: number;
+      gatewayKey?: Uint8Array;
+      gatewayId?: string;
+      actuators?: ActuatorSpec;
     };
 
 function int(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
@@ -119,6 +124,9 @@ export function parseCli(argv: readonly string[]): CliCommand {
           signer: { type: 'string' },
           'max-frames': { type: 'string' },
           status: { type: 'string' },
+          'gateway-key': { type: 'string' },
+          'gateway-id': { type: 'string' },
+          actuators: { type: 'string' },
         },
       }).values;
     } else {
@@ -151,8 +159,11 @@ export function parseCli(argv: readonly string[]): CliCommand {
   const maxFrames = str('max-frames');
   const state = str('state');
   if (state === '') throw new UsageError('--state needs a directory');
+  const gateway = gatewayFlags(UsageError, str('gateway-key'), str('gateway-id'));
   return {
     cmd: 'fleet',
+    ...gateway,
+    ...actuatorsFlag(UsageError, str('actuators'), gateway),
     ...(keys !== undefined && { keys }),
     devices: int('devices', str('devices'), 1, MAX_MANIFEST_DEVICES, 1),
     prefix,
@@ -181,7 +192,9 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
     process.stderr.write(`firmware-sim: --keys: ${(e as Error).message}\n`);
     return 2;
   }
+  const handlers = new Map<string, (frame: Uint8Array) => void>();
   const fleet = new Fleet({
+    onCommand: (id, payload) => handlers.get(id)?.(payload),
     brokerUrl: c.broker,
     manifest,
     rateHz: c.rateHz,
@@ -189,7 +202,12 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
     ...(c.maxFrames !== undefined && { maxFrames: c.maxFrames }),
     ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
   });
+  for (const device of fleet.devices) {
+    const act = deviceActuators(device, c, (ack) => fleet.link(device.id)!.send(ack));
+    if (act) handlers.set(device.id, act.onCommand);
+  }
   const t0 = Date.now();
+  if (handlers.size > 0) process.stdout.write(`firmware-sim: ${handlers.size} devices with actuators obey ${c.gatewayId}\n`);
   process.stdout.write(`firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz -> ${c.broker}\n`);
   fleet.start();
   const status = setInterval(() => process.stdout.write(statusLine(Date.now() - t0, fleet.stats(), fleet.lastError()) + '\n'), c.statusS * 1000);

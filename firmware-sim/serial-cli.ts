@@ -4,7 +4,7 @@
  * noise, resending what the gateway has not acked.
  */
 import { isValidId } from '../protocols/index.js';
-import { actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import { type ActuatorSpec, actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { JsonFileStateStore } from './state.js';
@@ -32,7 +32,7 @@ export interface SerialCliOptions {
   readonly seed: string;
   readonly gatewayKey?: Uint8Array;
   readonly gatewayId?: string;
-  readonly actuators?: Record<string, number | boolean | string>;
+  readonly actuators?: ActuatorSpec;
   readonly resendMs: number;
   readonly pace: boolean;
   readonly durationS?: number;

@@ -3,11 +3,13 @@
  * real pty (socat) and BLE through firmware-sim's simulated radio into the gateway's real
  * noble code. The device obeys and its signed command-ack comes back through ingest.
  */
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
-import { generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
+import { generateManifest, manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
+import { decodeBody, decodeSign1 } from '../../protocols/index.js';
 import { SerialDeviceLink } from '../../firmware-sim/transports/serial.js';
 import type { SimPeripheral } from '../../firmware-sim/transports/ble-peripheral.js';
 import type { Gateway } from '../../gateway/gateway.js';
@@ -75,5 +77,33 @@ describe('actuation over byte-stream links', () => {
     peripheral.send(device.nextFrame());
     await commandAndAck(rig.gw, actuators, device.id, 'ble');
     expect(peripheral.stats.commands).toBe(1);
+  });
+});
+
+describe('firmware-sim fleet CLI with --actuators', () => {
+  it('a separate firmware-sim process (the example\'s manifest and actuators.json) obeys the gateway\'s signed command and acks it', { timeout: 30_000 }, async () => {
+    const example = join(import.meta.dirname, '../../rules/examples/factory-cell');
+    const manifest = readManifest(join(example, 'manifest.json'));
+    const tmp = tempDir('outpost-act-cli-');
+    cleanups.push(() => tmp.cleanup());
+    const { gw, url } = await startTestGateway(join(tmp.dir, 'data'), manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey })));
+    cleanups.push(() => gw.stop());
+    const args = ['bin/firmware-sim.js', 'fleet', '--keys', join(example, 'manifest.json'), '--broker', url, '--rate', '5', '--signer', 'node', '--status', '0.5'];
+    const child = spawn(process.execPath, [...args, '--gateway-key', gw.identity.did, '--gateway-id', 'gw-test', '--actuators', join(example, 'actuators.json')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    cleanups.push(() => new Promise<void>((r) => (child.exitCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGTERM')))));
+    await waitFor(() => gw.actuation!.routes.transportOf('conveyor-01') === 'mqtt', 15_000, 'conveyor heard');
+    expect(out).toContain('1 devices with actuators obey gw-test');
+    gw.actuation!.actuation.decide({ ...stop('conveyor-01'), action: { kind: 'command', command: { device: 'conveyor-01', actuator: 'speed', value: 0, ttlMs: 5000 } } });
+    await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 10_000, 'command acked by the firmware-sim process');
+    // Its readings now report the new state.
+    await waitFor(() => {
+      const last = [...gw.store.queryFrames({ device: 'conveyor-01' })].at(-1);
+      const cose = last && decodeSign1(last.frame);
+      const body = cose?.ok ? decodeBody(cose.value.payload) : undefined;
+      return body?.ok === true && body.value.type === 'reading' && body.value.records.some((r) => r.n === 'act.speed' && r.v === 0);
+    }, 5000, 'act.speed = 0 in a reading');
   });
 });

@@ -4,6 +4,7 @@
  * stale and unknown-actuator commands.
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AckStatus, decodeBody, decodeSign1, sigStructure } from '../../protocols/index.js';
 import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
@@ -125,7 +126,8 @@ describe('firmware-sim actuators', () => {
 
   it('--actuators parses name=initial pairs and needs the gateway it obeys', () => {
     const gw = { gatewayKey: trusted[0]!.publicKey, gatewayId: 'gw-a' };
-    expect(actuatorsFlag(Error, 'conveyor=true,speed=1.5,phase=red', gw)).toEqual({ actuators: { conveyor: true, speed: 1.5, phase: 'red' } });
+    expect(actuatorsFlag(Error, 'conveyor=true,speed=1.5,phase=red', gw)).toEqual({ actuators: { '*': { conveyor: true, speed: 1.5, phase: 'red' } } });
+    expect(actuatorsFlag(Error, join(import.meta.dirname, '../../rules/examples/factory-cell/actuators.json'), gw)).toEqual({ actuators: { 'conveyor-01': { speed: 1 } } });
     expect(() => actuatorsFlag(Error, 'conveyor=true', {})).toThrow(/needs --gateway-key and --gateway-id/);
     expect(() => actuatorsFlag(Error, 'conveyor', gw)).toThrow(/not name=initial-value/);
     expect(actuatorsFlag(Error, undefined, {})).toEqual({});
