@@ -165,8 +165,11 @@ export class BlockLog {
   /** Prunes and view recomputes, run one at a time once what was queued before them is durable. */
   private maintenance: Promise<void> = Promise.resolve();
   private readonly deviceRecordFn: (device: string) => DeviceRecord | undefined;
-  private readonly devicesDb: Database<string, [string, string]>;
+  /** [device, key] → enrolment block; [device, key, stream] → this gateway's enrolment block in its own stream. */
+  private readonly devicesDb: Database<string, [string, string] | [string, string, string]>;
   private readonly pendingDevices = new Map<string, Set<string>>();
+  /** `device\0key\0stream` of own enrolment blocks not yet durable. */
+  private readonly pendingOwnEnrolments = new Set<string>();
   readonly ctx: VerifyContext;
 
   constructor(
@@ -229,6 +232,11 @@ export class BlockLog {
   }
 
   /** Keys (hex) enrolled for a device by enrolment blocks in the log. */
+  /** Whether this gateway logged an enrolment of (device, key) in its own `stream`. */
+  private enrolledInOwn(device: string, key: string, stream: string): boolean {
+    return this.pendingOwnEnrolments.has(`${device}\u0000${key}\u0000${stream}`) || this.devicesDb.doesExist([device, key, stream]);
+  }
+
   loggedKeys(device: string): string[] {
     const out = new Set(this.pendingDevices.get(device) ?? []);
     for (const k of this.devicesDb.getKeys({ start: [device], end: [device + '\u0000'] })) if (k[0] === device) out.add(k[1]);
@@ -268,8 +276,10 @@ export class BlockLog {
     }
     for (const d of devices) {
       const rec = this.deviceRecordFn(d);
-      // Logged already, unless the log says this key is revoked and the registry enrolled it again since.
-      if (!rec || (this.loggedKeys(d).includes(rec.publicKey) && (rec.revokedAt !== undefined || this.revocations.revokedAt(d, rec.publicKey) === undefined))) continue;
+      // Logged already in this stream (policies send streams to different siblings, so each
+      // stream carries the enrolments of its devices), unless the log says this key is revoked
+      // and the registry enrolled it again since.
+      if (!rec || (this.enrolledInOwn(d, rec.publicKey, policyStream(policy)) && (rec.revokedAt !== undefined || this.revocations.revokedAt(d, rec.publicKey) === undefined))) continue;
       const body: EnrolmentBody = {
         device: d,
         publicKey: fromHex(rec.publicKey)!,
@@ -420,6 +430,13 @@ export class BlockLog {
       set.add(key);
       track(this.devicesDb.put([b.body.device, key], hash));
       const device = b.body.device;
+      if (author === this.author) {
+        const own = `${device}\u0000${key}\u0000${b.stream}`;
+        this.pendingOwnEnrolments.add(own);
+        track(this.devicesDb.put([device, key, b.stream], hash));
+        const drop = (): void => void this.pendingOwnEnrolments.delete(own);
+        void this.store.durable().then(drop, drop);
+      }
       void this.store.durable().then(
         () => this.pendingDevices.get(device)?.delete(key),
         () => this.pendingDevices.get(device)?.delete(key),

@@ -8,6 +8,7 @@
  *    `cloud` to cloud peers too; and
  *  - the peer may `hold` data of the policy (holder, reader or owner, its
  *    condition holding), static or granted in the log.
+ * A gateway's own streams always go back to it (restore after a wipe).
  * Grants and revocations (`$acl`) go to every sibling. A refusal names the
  * policy and the missing permission (`refusals`, logged once per peer and
  * stream by the caller).
@@ -56,6 +57,8 @@ export class SyncPolicy {
 
   /** May the peer (key hex) hold the blocks of `author`'s `stream`? */
   mayHold(peerHex: string, authorHex: string, stream: string): CheckResult {
+    // Its own blocks always: a wiped gateway restores its chains from its siblings.
+    if (peerHex === authorHex) return { allowed: true };
     const peer = this.principalOf(peerHex);
     if (stream === ACL_STREAM) {
       return peer ? { allowed: true } : { allowed: false, policy: ACL_STREAM, missing: 'holder', reason: `peer ${peerHex.slice(0, 16)}… is not a known principal` };
