@@ -7,7 +7,7 @@ import { drafts, seen } from './actions.js';
 import { cooldown, rateLimit } from './limits.js';
 import { machine } from './machine.js';
 import type { Fire } from './sample.js';
-import { debounce, edges, evaluate, type EvalCounters, forDuration, hysteresis } from './signal.js';
+import { debounce, edges, evaluate, type EvalCounters, forDuration } from './signal.js';
 import { watchdog } from './watchdog.js';
 import { windowed } from './window.js';
 
@@ -59,7 +59,7 @@ function compileConditionRule(rule: ConditionRule, scheduler: SchedulerLike, cou
     return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx));
   };
   const condition = (frames: Observable<RuleFrame>): Observable<DecisionDraft> => {
-    const ops: OperatorFunction<any, any>[] = [windowed(rule.window, rule.aggregates, scheduler), evaluate(when!, clear, counters, scheduler), hysteresis(scheduler)];
+    const ops: OperatorFunction<any, any>[] = [windowed(rule.window, rule.aggregates, scheduler), evaluate(when!, clear, counters, scheduler)];
     if (rule.forMs !== undefined) ops.push(forDuration(rule.forMs, scheduler));
     if (rule.debounceMs !== undefined) ops.push(debounce(rule.debounceMs, scheduler));
     ops.push(edges(rule.fire, scheduler));

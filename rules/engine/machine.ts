@@ -38,6 +38,7 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
     const last: CelContext['last'] = {};
     const latch: Record<string, boolean> = Object.fromEntries(rule.latches.map((l) => [l.name, false]));
     const silent = new Set<string>();
+    let silentList: string[] = [];
     const win = rule.window ? new RollingWindow(rule.aggregates, 1) : undefined;
     let agg: Record<string, number> = {};
     const ctx = (): CelContext => ({
@@ -50,8 +51,8 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
       last,
       state,
       dwell: io.now() - entered,
-      latch: { ...latch },
-      silent: [...silent].sort(),
+      latch, // read-only for CEL and templates, which use it at once
+      silent: silentList,
     });
     const test = (c: Condition, x: CelContext): boolean => {
       const r = c.eval(x);
@@ -76,12 +77,12 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
       // wake up when the minimum dwell ends and when each timed transition falls due
       const wake = new Set<number>([rule.states.get(to)!.minDwellMs]);
       for (const t of rule.transitions) if ((t.from === to || t.from === '*') && t.afterMs !== undefined) wake.add(t.afterMs);
-      for (const ms of wake) if (ms > 0) timers.push(io.timer(ms, step));
+      for (const ms of wake) if (ms > 0) timers.push(io.timer(ms, () => step()));
     };
-    const step = (): void => {
+    const step = (given?: CelContext): void => {
       const dwell = io.now() - entered;
       if (dwell < rule.states.get(state)!.minDwellMs) return;
-      const x = ctx();
+      const x = given ?? ctx();
       for (let i = 0; i < rule.transitions.length; i++) {
         const t = rule.transitions[i]!;
         if (t.from !== state && !(t.from === '*' && t.to !== state)) continue;
@@ -100,7 +101,8 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
       next(e) {
         if (e.kind === 'frame') {
           lastFrame = e.frame;
-          last[e.frame.device] = { ...last[e.frame.device], ...valuesOf(e.frame) };
+          const seenOf = (last[e.frame.device] ??= {});
+          for (const r of e.frame.records) seenOf[r.name] = r.value;
           if (win && rule.window) {
             win.add(e.frame);
             const w = rule.window;
@@ -112,16 +114,18 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
           rule.latches.forEach((l, i) => {
             if (!latch[l.name] && test(latchSet[i]!, x)) latch[l.name] = true;
           });
-          step();
+          step(x);
           return;
         }
         if (e.kind === 'silent') {
           silent.add(e.device);
+          silentList = [...silent].sort();
           // safety first: the watchdog's state does not wait for the minimum dwell
           if (wd && state !== wd.state) return enter(wd.state, `watchdog: ${e.device} silent for ${wd.silenceMs} ms`);
           return;
         }
         silent.delete(e.device);
+        silentList = [...silent].sort();
         step();
       },
     };

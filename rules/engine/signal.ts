@@ -12,22 +12,26 @@ export interface EvalCounters {
   lastEvalError?: string;
 }
 
-export interface Level {
-  readonly set: boolean;
-  /** Whether the hysteresis `clear` condition holds (undefined without hysteresis). */
-  readonly clear?: boolean;
-  readonly sample: Sample;
-  readonly ctx: CelContext;
-}
-
 export function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
   return { device: s.frame.device, model: s.frame.model ?? '', site: s.frame.site ?? '', now, v: valuesOf(s.frame), agg: s.agg as Record<string, number>, last, state: '', dwell: 0, latch: {}, silent: [] };
 }
 
-/** Evaluates `when` (and `clear`) on every sample; an evaluation error counts as false. */
-export function evaluate(when: Condition, clear: Condition | undefined, counters: EvalCounters, scheduler: SchedulerLike): OperatorFunction<Sample, Level> {
-  return stage<Sample, Level>(scheduler, (io) => {
+/** Hysteresis: on when `set` holds, off again only when `clear` holds (without clear: on = set). */
+export function hysteresis(on: boolean, set: boolean, clear: boolean | undefined): boolean {
+  if (clear === undefined) return set;
+  if (!on && set) return true;
+  if (on && clear && !set) return false;
+  return on;
+}
+
+/**
+ * The condition's level on every sample: `when` (and `clear`) evaluated, hysteresis applied in
+ * the same step (one stage less on the hot path). An evaluation error counts as false.
+ */
+export function evaluate(when: Condition, clear: Condition | undefined, counters: EvalCounters, scheduler: SchedulerLike): OperatorFunction<Sample, Signal> {
+  return stage<Sample, Signal>(scheduler, (io) => {
     const last: CelContext['last'] = {};
+    let on = false;
     const test = (c: Condition, ctx: CelContext): boolean => {
       const r = c.eval(ctx);
       if (r instanceof Error) {
@@ -42,22 +46,8 @@ export function evaluate(when: Condition, clear: Condition | undefined, counters
         const seen = (last[s.frame.device] ??= {});
         for (const r of s.frame.records) seen[r.name] = r.value;
         const ctx = contextOf(s, io.now(), last);
-        io.emit({ set: test(when, ctx), ...(clear && { clear: test(clear, ctx) }), sample: s, ctx });
-      },
-    };
-  });
-}
-
-/** Hysteresis: on when `set` holds, off again only when `clear` holds (without clear: on = set). */
-export function hysteresis(scheduler: SchedulerLike): OperatorFunction<Level, Signal> {
-  return stage<Level, Signal>(scheduler, (io) => {
-    let on = false;
-    return {
-      next(l) {
-        if (l.clear === undefined) on = l.set;
-        else if (!on && l.set) on = true;
-        else if (on && l.clear && !l.set) on = false;
-        io.emit({ on, sample: l.sample, ctx: l.ctx });
+        on = hysteresis(on, test(when, ctx), clear && test(clear, ctx));
+        io.emit({ on, sample: s, ctx });
       },
     };
   });
