@@ -15,7 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicKeyToDidKey, toHex, topics } from '../../protocols/index.js';
 import { signedGet } from '../../gateway/api/client.js';
 import { signRequest } from '../../gateway/api/signed-request.js';
-import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { queueOp } from '../../gateway/policy/inbox.js';
+import { policyOpSigningInput } from '../../protocols/policy-op.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
@@ -29,7 +31,9 @@ const security = key(2); // reader of doors (confidential)
 const outsider = key(3); // named in the file, reads nothing
 const did = (seed: Uint8Array): string => publicKeyToDidKey(publicKeyFromSeed(seed));
 
+const adminSeed = key(7);
 const POLICY = `
+admins: ["${did(adminSeed)}"]
 principals:
   maint: { key: "${did(maint)}", kind: app }
   security: { key: "${did(security)}", kind: operator }
@@ -239,4 +243,34 @@ describe('signed query API (issue 6)', () => {
     const operator = await local([]);
     expect(operator.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(8); // the operator's own export is whole
   }, 90_000);
+
+  it('after an admin revokes its read, the principal\'s open feed stops and its queries get 403', async () => {
+    const ctl = new AbortController();
+    const res = await signedGet(base, '/api/feed', maint, { signal: ctl.signal });
+    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const reading = (async () => {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return;
+        text += value;
+      }
+    })().catch(() => {});
+    await waitFor(() => gw.api!.feed.size === 1, 5000, 'feed client');
+    await publish(press, 10);
+    await waitFor(() => text.includes('"seq":10'), 5000, 'frame 10 on the feed');
+    const claim = { op: 'revoke' as const, principal: did(maint), relation: 'reader', policy: 'vibration', issuedAt: Date.now(), admin: publicKeyFromSeed(adminSeed) };
+    queueOp(tmp.dir, { ...claim, signature: signEd25519(adminSeed, policyOpSigningInput(claim)), after: [] });
+    await gw.policies!.inbox.drain();
+    await waitFor(() => !gw.policies!.permissions.check(did(maint), 'read', 'vibration').allowed, 5000, 'revocation in force');
+    await publish(press, 11);
+    await waitFor(async () => (await gw.store.frameCount()) >= 12, 5000, 'frame 11 stored');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(text).not.toContain('"seq":11');
+    const after = await frames(maint, '?device=press-1');
+    expect(after.status).toBe(403);
+    expect(after.body.error).toMatchObject({ policy: 'vibration@1', missing: 'reader' });
+    ctl.abort();
+    await reading;
+  });
 });
