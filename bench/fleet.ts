@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     const connectS = (performance.now() - t1) / 1000;
     await new Promise((r) => setTimeout(r, 1000)); // past the start jitter: every device is sampling
     const s0 = fleet.stats();
+    const before = fleet.devices.map((d) => d.generated);
     const b0 = await next<{ publishes: number }>('stats');
     const c0 = process.cpuUsage();
     const w0 = performance.now();
@@ -83,6 +84,8 @@ async function main(): Promise<void> {
     const cpu = cpuSeconds(process.cpuUsage(c0));
     const wall = (performance.now() - w0) / 1000;
     const s1 = fleet.stats();
+    // Simulated = connected and produced frames during the window (each device on its own timer).
+    const sampling = fleet.devices.filter((d, i) => d.generated > before[i]!).length;
     const b1 = await next<{ publishes: number; clients: number }>('stats');
     const stats = await fleet.stop(5000);
     const generated = s1.generated - s0.generated;
@@ -90,7 +93,7 @@ async function main(): Promise<void> {
     const offered = DEVICES * HZ;
     const q = quick ? ` [quick: ${DEVICES} devices, ${HZ} Hz]` : '';
     const rows = [
-      { figure: `devices simulated in one process, connected and sampling${q}`, value: s1.connected, unit: 'devices', goal: '>= 10000', pass: s1.connected >= 10_000 && generated >= offered * WINDOW_S * 0.5 },
+      { figure: `devices simulated in one process, connected and sampling${q}`, value: Math.min(s1.connected, sampling), unit: 'devices', goal: '>= 10000', pass: Math.min(s1.connected, sampling) >= 10_000 },
       { figure: `frames generated per CPU-second of the fleet process${q}`, value: Math.round(perCpu), unit: 'frames/s', baseline: 'nextFrame alone', baselineValue: Math.round(base.nextFrame), ratio: round(perCpu / base.nextFrame), goal: '>= 20000', pass: perCpu >= 20_000 },
       { figure: `frames generated per second (wall)${q}`, value: Math.round(generated / wall), unit: 'frames/s', baseline: 'offered (devices × Hz)', baselineValue: offered, ratio: round(generated / wall / offered) },
       { figure: `frames PUBACKed by the counting aedes per second${q}`, value: Math.round((b1.publishes - b0.publishes) / wall), unit: 'frames/s', baseline: 'generated', baselineValue: Math.round(generated / wall), ratio: round((b1.publishes - b0.publishes) / generated) },
