@@ -199,6 +199,19 @@ export const configSchema = z
       .object({ files: z.array(z.string().min(1)).default([]) })
       .strict()
       .prefault({}),
+    /** Commands to devices (gateway/actuation): lease, retry and reachability timings. */
+    actuation: z
+      .object({
+        /** How long a lease on an actuator lasts; renewed while commands flow. */
+        leaseSeconds: z.number().positive().max(86_400).default(30),
+        /** Resend an unacked command after this, doubling up to retryMaxMs, until it expires. */
+        retryMinMs: z.number().int().min(10).max(60_000).default(250),
+        retryMaxMs: z.number().int().min(10).max(600_000).default(4000),
+        /** Commands (and leases) only for devices heard within this long. */
+        heardWithinSeconds: z.number().positive().max(86_400).default(60),
+      })
+      .strict()
+      .prefault({}),
     /** Block-log sync with sibling gateways over direct TCP or MQTT (gateway/sync). */
     sync: z
       .object({

@@ -196,8 +196,16 @@ export class Gateway {
   }
 
   /** Actuation over the transports started above, then the rules engine (if rule files are configured) feeding it. */
-  private async startRules(settings: ActuationSettings = {}): Promise<void> {
+  private async startRules(overrides: ActuationSettings = {}): Promise<void> {
     const { config, identity, registry } = this;
+    const a = config.actuation;
+    const settings: ActuationSettings = {
+      leaseMs: a.leaseSeconds * 1000,
+      retryMinMs: a.retryMinMs,
+      retryMaxMs: Math.max(a.retryMinMs, a.retryMaxMs),
+      heardWithinMs: a.heardWithinSeconds * 1000,
+      ...overrides,
+    };
     this.actuation = new GatewayActuation(
       {
         gatewayId: config.gateway.id,

@@ -12,6 +12,7 @@ import { Actuation, type CommandOutcome, readDecisions } from '../../rules/actua
 import type { Clock } from '../../rules/actuation/tracker.js';
 import type { Decision } from '../../rules/decision.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { ConfigError, validateConfig } from '../../gateway/config.js';
 
 class VirtualClock implements Clock {
   t = 1_700_000_000_000;
@@ -253,5 +254,12 @@ describe('actuation', () => {
     expect(g.outcomes.find((o) => o.device === 'sig-ns' && o.value === 'green' && o.state !== 'acked')).toMatchObject({ state: 'interlocked', attempts: 0, detail: expect.stringMatching(/interlock greens: sig-ew\/aspect may still be green/) as string });
     expect(acts.get('sig-ns')!.get('aspect')).toBe('red');
     expect(g.act.stats.interlocked).toBe(1);
+  });
+
+  it('config actuation: defaults, bounds and unknown keys named', () => {
+    expect(validateConfig({}).actuation).toEqual({ leaseSeconds: 30, retryMinMs: 250, retryMaxMs: 4000, heardWithinSeconds: 60 });
+    expect(validateConfig({ actuation: { leaseSeconds: 5 } }).actuation.leaseSeconds).toBe(5);
+    expect(() => validateConfig({ actuation: { leaseSeconds: 0 } })).toThrow(ConfigError);
+    expect(() => validateConfig({ actuation: { lease: 5 } })).toThrow(/actuation/);
   });
 });
