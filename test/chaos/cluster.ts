@@ -98,7 +98,10 @@ export class GatewayNode {
     let timer: NodeJS.Timeout | undefined;
     const r = await Promise.race([exited, new Promise<'hung'>((res) => (timer = setTimeout(() => res('hung'), timeoutMs)))]);
     clearTimeout(timer);
-    if (r === 'hung') await this.kill();
+    if (r === 'hung') {
+      this.alarms.push(`${this.id} hung on SIGTERM; open handles: ${await openHandles(child.pid!).catch((e: Error) => `(inspector: ${e.message})`)}`);
+      await this.kill();
+    }
     return r;
   }
 
@@ -110,6 +113,24 @@ export class GatewayNode {
     child.kill(sig);
     return exited;
   }
+}
+
+/**
+ * What keeps a hung process alive, for the report: SIGUSR1 opens its inspector (127.0.0.1:9229),
+ * then one Runtime.evaluate lists its active handles (sockets with their ports, servers, timers).
+ */
+async function openHandles(pid: number): Promise<string> {
+  process.kill(pid, 'SIGUSR1');
+  await new Promise((r) => setTimeout(r, 500));
+  const targets = (await (await fetch('http://127.0.0.1:9229/json/list')).json()) as { webSocketDebuggerUrl: string }[];
+  const { WebSocket } = await import('ws');
+  const ws = new WebSocket(targets[0]!.webSocketDebuggerUrl);
+  await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+  const expression = `process._getActiveHandles().map((h) => h.constructor.name + (h.remotePort ? ':' + h.remotePort : '') + (h.address && h.listening ? '@' + JSON.stringify(h.address()) : '') + (h._idleTimeout > 0 ? '(' + h._idleTimeout + 'ms)' : '')).join(', ')`;
+  ws.send(JSON.stringify({ id: 1, method: 'Runtime.evaluate', params: { expression } }));
+  const reply = await new Promise<string>((r) => ws.once('message', (m) => r(String(m))));
+  ws.close();
+  return (JSON.parse(reply) as { result?: { result?: { value?: string } } }).result?.result?.value ?? reply;
 }
 
 /** A Mosquitto on a fixed port, used by two siblings for sync. */
