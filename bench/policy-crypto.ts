@@ -31,7 +31,7 @@ import { benchDevice } from './lib/devices.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' } } });
 const quick = values.quick === true;
-const N = Number(values.frames ?? (quick ? 2560 : 25_600));
+const N = Number(values.frames ?? (quick ? 1280 : 25_600));
 /** Sync rounds; each round syncs plain, confidential-to-reader and confidential-to-relay in turn, and the medians are reported (the box is shared). */
 const ROUNDS = 3;
 const PER_BLOCK = 64;
