@@ -8,6 +8,7 @@ import { logPrune, logPruneHelp } from './cli/log-prune.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { policy, policyHelp } from './cli/policy.js';
+import { rulesLog, rulesLogHelp } from './cli/rules-log.js';
 import { rulesCheck, rulesCheckHelp, rulesTest, rulesTestHelp } from './cli/rules-test.js';
 import { PolicyLoadError } from './policy/load.js';
 import { loadPolicySet } from './policy/runtime.js';
@@ -38,6 +39,8 @@ ${policyHelp}
 ${rulesTestHelp}
 
 ${rulesCheckHelp}
+
+${rulesLogHelp}
 
 gateway config check FILE      validate a config file and its policy file (errors name the key, or file:line)
 gateway config schema [--out F] print the config's JSON Schema`;
@@ -83,7 +86,8 @@ async function main(argv: string[]): Promise<number> {
       return config(rest);
     case 'rules':
       if (rest[0] === 'check') return rulesCheck(rest.slice(1));
-      if (rest[0] !== 'test') throw new UsageError(`usage: ${rulesTestHelp}\n${rulesCheckHelp}`);
+      if (rest[0] === 'log') return rulesLog(rest.slice(1));
+      if (rest[0] !== 'test') throw new UsageError(`usage: ${rulesTestHelp}\n${rulesCheckHelp}\n${rulesLogHelp}`);
       return rulesTest(rest.slice(1));
     case 'policy':
       return policy(rest);

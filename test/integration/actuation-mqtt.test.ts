@@ -4,6 +4,7 @@
  * by the gateway, obeyed by the device's actuator, acked with a signed command-ack through
  * ingest, and the decision + outcome in a signed actuation block of the log.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -136,5 +137,28 @@ describe('actuation over MQTT', () => {
     await waitFor(() => gw.actuation!.actuation.stats.expired === 1, 5000, 'mute command expired');
     expect(mute.received.length).toBeGreaterThan(1); // resent with backoff until expiry
     expect(mute.actuators.get('conveyor')).toBe(true);
+  });
+
+  it('`gateway rules log` (a separate process, on the running gateway\'s store) prints the decision, its input frame and its outcome', { timeout: 30_000 }, async () => {
+    const { gw, sims } = await cell(1, `rules:${stopRule('cell-0001')}`);
+    const s = sims[0]!;
+    s.device.force('vib', 9.5);
+    const trigger = s.device.nextFrame();
+    s.link.send(trigger);
+    await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, 'acked');
+    await waitFor(() => readDecisions(actuationBlocks(gw.blockLog!)).decisions[0]?.outcome !== undefined, 5000, 'outcome logged');
+    const run = (args: string[]) =>
+      new Promise<{ code: number | null; out: string }>((res) => {
+        const child = spawn(process.execPath, ['bin/gateway.js', 'rules', 'log', '--data', gw.config.gateway.dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.on('exit', (code) => res({ code, out }));
+      });
+    const text = await run([]);
+    expect(text.code).toBe(0);
+    expect(text.out).toMatch(new RegExp(`self  stop-cell-0001@\\S+  \\[cell-0001/${trigger.boot}/${trigger.seq}\\]  cell-0001/conveyor = false \\(fence 1\\)  acked after 1 send\\(s\\)`));
+    const json = await run(['--json', '--rule', 'stop-cell-0001']);
+    expect(JSON.parse(json.out)).toMatchObject([{ rule: 'stop-cell-0001', gateway: 'self', outcome: { state: 'acked' } }]);
   });
 });
