@@ -111,7 +111,8 @@ export interface BlockLogOptions {
   readonly retentionFor?: (stream: string) => number | undefined;
   /**
    * Policies withhold streams from some siblings (gateway/policy/sync-filter.ts), so a block's
-   * `parents` (other streams' heads) may never arrive here: a missing parent is then no fault.
+   * `parents` (other streams' heads) may never arrive here: a missing parent is then no fault;
+   * and each of this gateway's streams carries the enrolments of its own devices.
    */
   readonly withheldParentsOk?: boolean;
   /**
@@ -276,10 +277,11 @@ export class BlockLog {
     }
     for (const d of devices) {
       const rec = this.deviceRecordFn(d);
-      // Logged already in this stream (policies send streams to different siblings, so each
-      // stream carries the enrolments of its devices), unless the log says this key is revoked
-      // and the registry enrolled it again since.
-      if (!rec || (this.enrolledInOwn(d, rec.publicKey, policyStream(policy)) && (rec.revokedAt !== undefined || this.revocations.revokedAt(d, rec.publicKey) === undefined))) continue;
+      // Logged already (under policies: in this stream, since siblings may get only some
+      // streams and each must carry the enrolments of its devices), unless the log says this
+      // key is revoked and the registry enrolled it again since.
+      const logged = this.withheldParentsOk ? this.enrolledInOwn(d, rec?.publicKey ?? '', policyStream(policy)) : rec !== undefined && this.loggedKeys(d).includes(rec.publicKey);
+      if (!rec || (logged && (rec.revokedAt !== undefined || this.revocations.revokedAt(d, rec.publicKey) === undefined))) continue;
       const body: EnrolmentBody = {
         device: d,
         publicKey: fromHex(rec.publicKey)!,
