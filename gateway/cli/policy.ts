@@ -22,8 +22,8 @@ gateway policy grant|revoke PRINCIPAL RELATION POLICY --admin-key FILE [--config
   as a policy block on its $acl stream (synced to the fleet). PRINCIPAL is a principal name,
   a did:key, group:G or role:R; RELATION one of ${RELATIONS.join(', ')}. --wait S waits up to
   S seconds for the gateway to log it.
-gateway policy check FILE
-  Loads a policy file alone (the config's sync peers are not known) and prints its policies.`;
+gateway policy check FILE [--config F]
+  Loads a policy file (principals may name the config's sync peers) and prints its policies.`;
 
 export async function policy(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -106,9 +106,10 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
 }
 
 function check(argv: string[]): number {
-  const [file] = argv;
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: commonOptions });
+  const [file] = positionals;
   if (file === undefined) throw new UsageError('policy check needs a FILE');
-  const set = loadPolicySet({ ...resolveConfig({}), policy: { file } });
+  const set = loadPolicySet({ ...resolveConfig(values), policy: { file } });
   for (const p of set.policies.values()) {
     console.log(`${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}${p.retentionMs !== undefined ? `, retention ${Number.isFinite(p.retentionMs) ? `${p.retentionMs / 1000}s` : 'forever'}` : ''}`);
   }
