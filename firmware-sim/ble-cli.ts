@@ -90,7 +90,6 @@ export async function runBle(c: BleCliOptions, out: NodeJS.WritableStream = proc
   const radio = await BleRadio.start({ host: c.host, port: c.port });
   const peripherals = entries.map((e) => {
     const device = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, site: e.site, signer: c.signer });
-    // eslint-disable-next-line prefer-const
     let p: ReturnType<typeof radio.add>;
     const act = deviceActuators(device, c, (ack) => p.send(ack));
     p = radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...downlinkTrust(c), ...(act && { onCommand: act.onCommand }) });

@@ -105,7 +105,6 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
     signer: c.signer,
     ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
   });
-  // eslint-disable-next-line prefer-const
   let link: SerialDeviceLink;
   const act = deviceActuators(device, c, (ack) => link.send(ack));
   link = new SerialDeviceLink(device, {

@@ -39,7 +39,6 @@ describe('factory cell example over MQTT', () => {
       manifest.devices.map((d) => {
         const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
         const actuators = actuatorSpec[d.id] ? new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: actuatorSpec[d.id]! }) : undefined;
-        // eslint-disable-next-line prefer-const
         let link: MqttDeviceLink;
         const handler = actuators && commandHandler(actuators, device, (f) => link.send(f));
         link = new MqttDeviceLink(device, { brokerUrl: url, ...(handler && { onCommand: (p: Uint8Array) => handler(p) }) });

@@ -35,7 +35,6 @@ describe('intersection example over MQTT', () => {
     const sims = manifest.devices.map((d) => {
       const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
       const actuators = new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: spec[d.id]! });
-      // eslint-disable-next-line prefer-const
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
       link = new MqttDeviceLink(device, { brokerUrl: url, onCommand: (p) => handler(p) });

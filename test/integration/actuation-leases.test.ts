@@ -66,7 +66,6 @@ describe('leases with fencing across two gateways', () => {
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: dirs[0].key }, { id: 'gw-b', publicKey: dirs[1].key }], initial: { phase: 'red' } });
     const links = [a, b].map((gw) => {
-      // eslint-disable-next-line prefer-const
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
       link = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, onCommand: (p) => handler(p) });

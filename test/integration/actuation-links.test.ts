@@ -53,7 +53,6 @@ describe('actuation over byte-stream links', () => {
     cleanups.push(() => gw.stop());
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: { conveyor: true } });
-    // eslint-disable-next-line prefer-const
     let link: SerialDeviceLink;
     const handler = commandHandler(actuators, device, (f) => link.send(f));
     link = new SerialDeviceLink(device, { path: pty.b, gatewayPublicKey: gw.identity.publicKey, gatewayId: 'gw-test', resendAfterMs: 300, reopenMs: 50, onCommand: (f) => handler(f) });

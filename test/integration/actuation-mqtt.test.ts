@@ -42,7 +42,6 @@ async function cell(devices: number, rules: string) {
     const actuators = new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: { conveyor: true, speed: 1 } });
     const received: Uint8Array[] = [];
     let mute = false;
-    // eslint-disable-next-line prefer-const
     let link: MqttDeviceLink;
     const handler = commandHandler(actuators, device, (f) => link.send(f));
     link = new MqttDeviceLink(device, {
