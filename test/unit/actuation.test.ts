@@ -4,6 +4,7 @@
  * Virtual clock; the device side is firmware-sim's real Actuators.
  */
 import { randomBytes } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AckStatus, type CommandAckBody, decodeBody, decodeSign1, toHex } from '../../protocols/index.js';
 import type { ActuationRecord } from '../../protocols/actuation.js';
@@ -261,5 +262,45 @@ describe('actuation', () => {
     expect(validateConfig({ actuation: { leaseSeconds: 5 } }).actuation.leaseSeconds).toBe(5);
     expect(() => validateConfig({ actuation: { leaseSeconds: 0 } })).toThrow(ConfigError);
     expect(() => validateConfig({ actuation: { lease: 5 } })).toThrow(/actuation/);
+  });
+
+  it('property: whatever is decided, lost or delayed, the guarded heads are never green at once (issue 7: interlocks)', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('decide' as const), dev: fc.constantFrom('sig-ns', 'sig-ew'), value: fc.constantFrom('red', 'green', 'amber'), ttl: fc.integer({ min: 100, max: 3000 }) }),
+      fc.record({ kind: fc.constant('advance' as const), ms: fc.integer({ min: 1, max: 700 }) }),
+    );
+    const link = fc.record({ dropCommand: fc.boolean(), dropAck: fc.boolean(), delay: fc.integer({ min: 1, max: 400 }) });
+    fc.assert(
+      fc.property(fc.array(op, { minLength: 1, maxLength: 60 }), fc.array(link, { minLength: 1, maxLength: 30 }), (ops, links) => {
+        const clock = new VirtualClock();
+        const acts = new Map<string, Actuators>();
+        let n = 0;
+        let conflict = false;
+        const g = gateway(clock, 'gw-a', (device, frame, gw) => {
+          const l = links[n++ % links.length]!;
+          if (l.dropCommand && n % 3 === 0) return true; // lost on the way
+          clock.setTimeout(() => {
+            const v = acts.get(device)!.handle(frame, clock.now());
+            if (acts.get('sig-ns')!.get('aspect') === 'green' && acts.get('sig-ew')!.get('aspect') === 'green') conflict = true;
+            if (!v.commandId || (l.dropAck && n % 2 === 0)) return; // the answer lost (a real device would resend it)
+            const ack: CommandAckBody = { type: 'command-ack', boot: 1, seq: seq++, commandId: v.commandId, status: v.status };
+            clock.setTimeout(() => gw.act.commandAck(device, ack), l.delay);
+          }, l.delay);
+          return true;
+        });
+        for (const d of ['sig-ns', 'sig-ew']) acts.set(d, new Actuators({ device: d, gateways: [{ id: 'gw-a', publicKey: g.key }], initial: { aspect: 'red' } }));
+        g.act.setInterlocks([{ id: 'greens', never: [{ device: 'sig-ns', actuator: 'aspect', value: 'green' }, { device: 'sig-ew', actuator: 'aspect', value: 'green' }] }]);
+        for (const o of ops) {
+          for (const d of ['sig-ns', 'sig-ew']) g.act.deviceHeard(d);
+          if (o.kind === 'decide') g.act.decide(decision(o.dev, o.value as never, o.ttl, 'aspect'));
+          else clock.advance(o.ms);
+          expect(conflict).toBe(false);
+        }
+        clock.advance(10_000);
+        expect(conflict).toBe(false);
+        expect(g.act.inFlight).toBe(0);
+      }),
+      { numRuns: 300 },
+    );
   });
 });
