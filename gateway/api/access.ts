@@ -6,7 +6,7 @@
  *   operator surface (dashboard data, status, devices, metrics) and every frame;
  * - a principal (app, operator key, cloud peer, gateway), with a request signed
  *   under RFC 9421 by its Ed25519 key (signed-request.ts): the data routes only
- *   (`/api/frames`, `/api/feed`, `/api/whoami`), and only frames whose policy
+ *   (`/api/frames`, `/api/log/frames`, `/api/feed`, `/api/whoami`), and only frames whose policy
  *   gives it `read`. A frame's policy is the stream of the log block holding it.
  */
 import type { IncomingMessage } from 'node:http';
@@ -19,7 +19,7 @@ import { checkBearer } from './token.js';
 export type Caller = { readonly kind: 'operator' } | { readonly kind: 'principal'; readonly did: string };
 
 /** Routes a signed principal may use; everything else is the operator's. */
-export const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set(['/api/frames', '/api/feed', '/api/whoami']);
+export const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set(['/api/frames', '/api/log/frames', '/api/feed', '/api/whoami']);
 
 /** The policy frames are under when the log holds no block for them (older data, no log). */
 const UNLOGGED_POLICY = 'default';

@@ -273,7 +273,7 @@ describe('HTTP API', () => {
     expect(r.status).toBe(200);
     expect(r.body).toEqual(JSON.parse(readFileSync(new URL('../../gateway/api/openapi.json', import.meta.url), 'utf8')));
     expect(r.body.openapi).toBe('3.1.0');
-    expect(Object.keys(r.body.paths).sort()).toEqual(['/api/devices', '/api/devices/{id}', '/api/feed', '/api/frames', '/api/status', '/api/whoami', '/healthz', '/metrics', '/openapi.json']);
+    expect(Object.keys(r.body.paths).sort()).toEqual(['/api/devices', '/api/devices/{id}', '/api/feed', '/api/frames', '/api/log/frames', '/api/status', '/api/whoami', '/healthz', '/metrics', '/openapi.json']);
     // Every $ref resolves.
     const text = JSON.stringify(r.body);
     for (const m of text.matchAll(/"\$ref":"#\/components\/(\w+)\/(\w+)"/g)) expect(r.body.components[m[1]!][m[2]!], m[0]).toBeDefined();

@@ -21,7 +21,8 @@ import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../../gateway/
 import { Gateway } from '../../gateway/gateway.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { queueOp } from '../../gateway/policy/inbox.js';
-import { decodeSignedBlock, publicKeyToDidKey, topics } from '../../protocols/index.js';
+import { decodeSignedBlock, publicKeyToDidKey, toHex, topics } from '../../protocols/index.js';
+import { signedGet } from '../../gateway/api/client.js';
 import { policyOpSigningInput } from '../../protocols/policy-op.js';
 import { testDevice } from '../helpers/devices.js';
 import { freePort, memoryLogger, tempDir, waitFor } from '../helpers/env.js';
@@ -36,12 +37,17 @@ const adminSeed = randomBytes(32);
 /** gw-a and gw-b never dial each other: gw-b hears gw-a only through the relay. */
 const talks: Record<Name, Name[]> = { 'gw-a': ['city'], city: ['gw-a', 'gw-b'], 'gw-b': ['city'] };
 
+const security = new Uint8Array(32).fill(5); // an app that reads doors, through any gateway's API
+const outsider = new Uint8Array(32).fill(6);
 const POLICY = `admins: ["${publicKeyToDidKey(publicKeyFromSeed(adminSeed))}"]
+principals:
+  security: { key: "${publicKeyToDidKey(publicKeyFromSeed(security))}", kind: app }
+  outsider: { key: "${publicKeyToDidKey(publicKeyFromSeed(outsider))}", kind: app }
 policies:
   doors:
     reach: cloud
     confidential: true
-    relations: { holder: [city, gw-b], reader: [gw-a, gw-b] }
+    relations: { holder: [city, gw-b], reader: [gw-a, gw-b, security] }
   fleet-data: { reach: cloud, relations: { holder: ["*"], reader: ["*"] } }
 tagging:
   - { policy: doors, model: door }
@@ -68,7 +74,7 @@ beforeAll(async () => {
     const config = validateConfig({
       gateway: { id: n, dataDir, ...(site[n] && { site: site[n] }) },
       mqtt: { enabled: n === 'gw-a', port: 0 },
-      api: { enabled: false },
+      api: { enabled: n !== 'gw-a', port: 0 },
       simulate: { devices: 0 },
       devices: n === 'gw-a' ? [{ id: door.id, publicKey: door.publicKeyHex, model: 'door', site: 'plant-a' }, { id: temp.id, publicKey: temp.publicKeyHex, model: 'thermo', site: 'plant-a' }] : [],
       policy: { file: policyFile },
@@ -111,6 +117,7 @@ async function syncAll(): Promise<void> {
   for (const n of names) await gws[n].blockLog!.durable();
 }
 
+const api = (n: Name): string => `http://127.0.0.1:${gws[n].api!.port}`;
 const doorSeqs = (n: Name): number[] => [...gws[n].blockLog!.frameView(door.id)].map((v) => v.seq);
 const sealedHashes = (n: Name): string[] => [...gws[n].blockLog!.hashesOfKind('sealed')].sort();
 const fileBytes = (n: Name): Buffer => readFileSync(join(dirs[n], 'outpost.lmdb'));
@@ -139,6 +146,20 @@ describe('confidential policy across 3 gateways over real TCP (issue 6)', () => 
     expect(ba.faults).toEqual([]);
     expect(ba.sealed).toMatchObject({ blocks: sealed.length, opened: sealed.length, unreadable: 0 });
     expect(ba.deviceSignatures).toBe(6);
+    // An app reading through gw-b's API gets the frames gw-a heard, decrypted at gw-b, byte for byte;
+    // through the relay's API it gets none of them (city cannot open them); an outsider gets 403.
+    const viaB = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1', security)).json()) as any;
+    expect(viaB.frames.map((f: any) => [f.seq, f.policy, f.author, f.frame])).toEqual([0, 1, 2, 3].map((s) => [s, 'doors', toHex(publicKeyFromSeed(seeds['gw-a'])), bytesOf(door, s).toString('hex')]));
+    const p1 = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1&limit=3', security)).json()) as any;
+    expect(p1).toMatchObject({ more: true, next: 'door-1/1/2' });
+    const p2 = (await (await signedGet(api('gw-b'), `/api/log/frames?device=door-1&limit=3&after=${p1.next}`, security)).json()) as any;
+    expect([...p1.frames, ...p2.frames].map((f: any) => f.seq)).toEqual([0, 1, 2, 3]);
+    expect(p2.more).toBe(false);
+    const viaCity = (await (await signedGet(api('city'), '/api/log/frames?device=door-1', security)).json()) as any;
+    expect(viaCity).toEqual({ frames: [], more: false, next: null });
+    const out = await signedGet(api('gw-b'), '/api/log/frames?device=door-1', outsider);
+    expect(out.status).toBe(403);
+    expect(((await out.json()) as any).error).toMatchObject({ policy: 'doors@1', missing: 'reader' });
     // `gateway audit verify` on the relay's data dir says what it could and could not open.
     const cli = await promisify(execFile)(process.execPath, [bin, 'audit', 'verify', '--data', dirs.city, '--trust', did('gw-a'), '--trust', did('gw-b')]);
     expect(cli.stdout).toContain(`${sealed.length} sealed blocks (confidential policies): 0 opened and verified inside, ${sealed.length} without a key here (author signature and chain only)`);
@@ -166,6 +187,9 @@ describe('confidential policy across 3 gateways over real TCP (issue 6)', () => 
     }
     // The author itself still reads everything (its own wraps).
     expect(doorSeqs('gw-a')).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    // Through gw-b's API the app (still a reader itself) sees only what gw-b can open.
+    const viaB = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1', security)).json()) as any;
+    expect(viaB.frames.map((f: any) => f.seq)).toEqual([0, 1, 2, 3]);
     expect(auditLog(gws['gw-b'].blockLog!).faults).toEqual([]);
   });
 });
