@@ -22,6 +22,7 @@ import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
 import { loadProfiles } from './profiles.js';
 import { Registry } from './registry.js';
+import { logRuleVersions } from './rule-versions.js';
 import { Simulation } from './simulation.js';
 import { Store } from './store/store.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
@@ -225,7 +226,9 @@ export class Gateway {
     if (files.length === 0) return;
     this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, { log: this.log.child({ component: 'rules' }) });
     this.actuation.actuation.setInterlocks(this.rules.ruleSet.interlocks); // also held at delivery, until the other side's ack
-    this.log.info({ rules: this.rules.ruleSet.rules.length, files }, `${this.rules.ruleSet.rules.length} rules running`);
+    // each rule version not logged yet becomes a signed `rule` block: audited decisions name versions
+    const logged = logRuleVersions(this.blockLog!, this.rules.ruleSet, { inCommit: (a) => this.ingest.appendInCommit(a) });
+    this.log.info({ rules: this.rules.ruleSet.rules.length, files, versionsLogged: logged }, `${this.rules.ruleSet.rules.length} rules running`);
   }
 
   /** The demo fleet, only when no device is configured and every enrolled device is a simulated one. */

@@ -6,7 +6,7 @@
 import type { OperatorFunction } from 'rxjs';
 import type { RuleFrame } from '../frame.js';
 import { RuleError } from './errors.js';
-import { contentVersion } from './parse.js';
+import { canonicalJson, contentVersion } from './parse.js';
 import type { CustomRule, CustomRuleContext, DecisionDraft, TriggerSpec } from './types.js';
 
 export interface DefineRuleOptions {
@@ -23,8 +23,10 @@ export function defineRule(o: DefineRuleOptions): CustomRule {
     throw new RuleError('rules/shape', { file: '(defineRule)', rule: String(o.id), field: 'id' }, 'must be 1..64 of [A-Za-z0-9._-]');
   }
   if (typeof o.operator !== 'function') throw new RuleError('rules/shape', { file: '(defineRule)', rule: o.id, field: 'operator' }, 'must be a function');
-  const hash = contentVersion({ id: o.id, trigger: o.trigger ?? {}, operator: o.operator.toString() });
+  const def = { id: o.id, trigger: o.trigger ?? {}, operator: o.operator.toString() };
+  const hash = contentVersion(def);
   return {
+    definition: canonicalJson(def),
     kind: 'custom',
     id: o.id,
     version: o.version !== undefined ? `${o.version}+${hash}` : hash,

@@ -36,7 +36,8 @@ export function contentVersion(def: unknown): string {
   return createHash('sha256').update(canonicalJson(def)).digest('hex').slice(0, 12);
 }
 
-function canonicalJson(v: unknown): string {
+/** JSON with object keys sorted at every level: equal definitions, equal text. */
+export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
@@ -56,6 +57,7 @@ function parseRule(raw: Field, index: number): RuleSpec {
     id,
     version: declared !== undefined ? `${declared}+${hash}` : hash,
     file: raw.src.file,
+    definition: canonicalJson(f.value),
     trigger: parseTrigger(f.get('trigger')),
     ...(f.get('description').present && { description: f.get('description').string() }),
   };
@@ -68,7 +70,7 @@ function parseRule(raw: Field, index: number): RuleSpec {
   return parseCondition(f, base);
 }
 
-function parseCondition(f: Field, base: Pick<ConditionRule, 'id' | 'version' | 'file' | 'trigger' | 'description'>): ConditionRule {
+function parseCondition(f: Field, base: Pick<ConditionRule, 'id' | 'version' | 'file' | 'definition' | 'trigger' | 'description'>): ConditionRule {
   const window = parseWindow(f.get('window'));
   const aggregates = parseAggregates(f.get('aggregate'));
   if (aggregates.length > 0 && !window) f.get('aggregate').fail('aggregates need a window');

@@ -34,9 +34,11 @@ export type ActionSpec =
 
 interface RuleBase {
   readonly id: string;
-  /** Content hash of the rule's definition, or its declared `version`. */
+  /** Content hash of the rule's definition (after the declared `version` label, if any). */
   readonly version: string;
   readonly file: string;
+  /** What the version hashes: canonical JSON of the YAML rule, or a TS rule's trigger and operator source (logged as a `rule` block). */
+  readonly definition: string;
   readonly description?: string;
   readonly trigger: TriggerSpec;
 }

@@ -8,6 +8,7 @@
  * cannot reorder a frame and a timer (live rules run on processing time, a replay on receive time).
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,6 +16,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../gateway/config.js';
 import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { Gateway } from '../../gateway/gateway.js';
+import { ruleVersionsInLog } from '../../gateway/rule-versions.js';
 import { type ReadingBody, type SenmlRecord, signBody } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { testDevice } from '../helpers/devices.js';
@@ -133,6 +135,8 @@ describe('rules: dry run equals live run', () => {
     await new Promise((r) => setTimeout(r, 1500 * S)); // every timer due after the last frame has fired
     const until = Date.now();
     const live = gw.rules!.stats();
+    // the rule versions the live engine ran are in the log, with their definitions
+    const versions = new Map([...ruleVersionsInLog(gw.blockLog!)].map((v) => [v.id, v]));
     await gw.stop(); // writes the last audit records
 
     const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
@@ -160,6 +164,11 @@ describe('rules: dry run equals live run', () => {
     expect(byRule('cell')).toEqual(['run=true', 'run=false', 'stopped at 9', 'restarting', 'run=true']);
     expect(report.diff.matched).toBe(report.decisions.length);
     for (const s of live) expect(s.errors, s.id).toBe(0);
+    for (const d of report.decisions) {
+      const v = versions.get(d.rule);
+      expect(v?.version, d.rule).toBe(d.ruleVersion);
+      expect(createHash('sha256').update(v!.definition).digest('hex').slice(0, 12)).toBe(d.ruleVersion);
+    }
 
     // and the same run is told apart from a changed rule: --against a JSONL with one decision dropped
     const jsonl = await run(['--jsonl']);
