@@ -83,8 +83,10 @@ export class Actuation implements DecisionSink {
   readonly guard = new DeliveryGuard();
   private readonly tracker: CommandTracker;
   private readonly clock: Clock;
+  /** Device → when a frame of it was last stored. */
   private readonly heard = new Map<string, number>();
-  private readonly rules = new Map<string, string>();
+  /** Command key → the rule and actuator it came from, until its final state. */
+  private readonly issuedBy = new Map<string, { readonly rule: string; readonly actuator: string }>();
   private lastIssued = 0;
   private readonly randomId: () => Uint8Array;
 
@@ -130,15 +132,10 @@ export class Actuation implements DecisionSink {
     if (ack.status === AckStatus.fenced) {
       // "fence N refused: F is held by gw-x": another gateway drives this actuator; stand back.
       const m = /(\d+) is held by (\S+)$/.exec(ack.detail ?? '');
-      const actuator = this.actuatorOf(key);
+      const actuator = this.issuedBy.get(key)?.actuator;
       if (m && actuator) this.leases.fencedBy(device, actuator, m[2]!, Number(m[1]), this.clock.now());
     }
     this.tracker.onAck(device, ack, key);
-  }
-
-  private readonly actuators = new Map<string, string>();
-  private actuatorOf(key: string): string | undefined {
-    return this.actuators.get(key);
   }
 
   decide(decision: Decision): void {
@@ -188,8 +185,7 @@ export class Actuation implements DecisionSink {
     }
     records.push({ ...base, command: { id, issued, expires: command.body.expires, ...(command.body.fence !== undefined && { fence: command.body.fence }) } });
     this.opts.journal.record(records);
-    this.rules.set(command.key, decision.rule);
-    this.actuators.set(command.key, intent.actuator);
+    this.issuedBy.set(command.key, { rule: decision.rule, actuator: intent.actuator });
     if (unroutable) {
       this.final({ command, state: unroutable.state, attempts: 0, at: now, latencyMs: 0, detail: unroutable.detail });
       return;
@@ -213,9 +209,8 @@ export class Actuation implements DecisionSink {
       ...(o.detail !== undefined && { detail: o.detail.slice(0, 1024) }),
     };
     this.opts.journal.record([rec]);
-    const rule = this.rules.get(o.command.key) ?? '';
-    this.rules.delete(o.command.key);
-    this.actuators.delete(o.command.key);
+    const rule = this.issuedBy.get(o.command.key)?.rule ?? '';
+    this.issuedBy.delete(o.command.key);
     const out: CommandOutcome = { ...rec, commandId: o.command.key, rule, value: c.value, latencyMs: o.latencyMs };
     const log = { device: c.target, actuator: c.actuator, command: o.command.key, rule, state: o.state, attempts: o.attempts, detail: o.detail };
     if (o.state === 'acked') this.opts.logger?.info(log, `command ${c.target}/${c.actuator} = ${String(c.value)} acked`);
