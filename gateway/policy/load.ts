@@ -142,7 +142,12 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     const site = p.site ?? g?.site;
     principals.set(id, { id, did: publicKeyToDidKey(k.value), publicKey: k.value, kind: p.kind ?? g?.kind ?? 'app', ...(site !== undefined && { site }), roles: p.roles });
   }
-  for (const g of gateways) if (!principals.has(g.id) && ![...principals.values()].some((p) => p.did === publicKeyToDidKey(g.publicKey))) principals.set(g.id, gatewayPrincipal(g));
+  for (const g of gateways) {
+    const named = principals.get(g.id);
+    // The same name with another key would leave that sibling unknown to every check.
+    if (named && named.did !== publicKeyToDidKey(g.publicKey)) problems.push(`${at(['principals', g.id, 'key'])}: principal ${g.id} has another key than the gateway ${g.id} of the config`);
+    else if (!named && ![...principals.values()].some((p) => p.did === publicKeyToDidKey(g.publicKey))) principals.set(g.id, gatewayPrincipal(g));
+  }
   const byDid = new Map<string, Principal>();
   for (const p of principals.values()) {
     const other = byDid.get(p.did);

@@ -99,6 +99,8 @@ describe('policy file', () => {
     // A block names policy@version in 64 characters, so policy names stop at 48.
     expect(problems(`policies:\n  ${'p'.repeat(49)}: {}\n`)[0]).toMatch(/^plant\.yaml:2: policies\.p{49}: /);
     expect(problems(GOOD)).toEqual(['plant.yaml:37: default policy "fleet-data" is not defined under policies']);
+    // A sync peer of the config named in the file with another key.
+    expect(() => parsePolicyText(GOOD_WITH_DEFAULT, 'plant.yaml', [{ id: 'gw-b', publicKey: publicKeyFromSeed(randomBytes(32)), kind: 'gateway' }])).toThrow(/plant\.yaml:8: principal gw-b has another key than the gateway gw-b of the config/);
   });
 
   it('[issue 6: a refusal names the policy and the missing permission] checks follow relations, actions, purposes and conditions', () => {
