@@ -48,6 +48,8 @@ export class Gateway {
   blockLog?: BlockLog;
   /** Policies: permissions, grant state, tagging, sync filter (gateway/policy). */
   policies?: PolicyRuntime;
+  /** Data keys of confidential policies (gateway/policy/keyring.ts). */
+  keyRing?: KeyRing;
   /** Sync with sibling gateways (config `sync`). */
   siblings?: Siblings;
   /** Signed commands, acks, leases and the audit (always on; rules feed it). */
@@ -95,6 +97,7 @@ export class Gateway {
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
     gw.blockLog = blockLog;
     gw.policies = policies;
+    gw.keyRing = keyRing;
     log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
@@ -263,6 +266,7 @@ export class Gateway {
       ...(this.actuation && { actuation: this.actuation.status() }),
       ...(this.rules && { rules: this.rules.stats().map((r) => ({ id: r.id, version: r.version, frames: r.frames, decisions: r.decisions, errors: r.errors, disabled: r.disabled })) }),
       ...(this.policies && { policy: this.policies.status() }),
+      ...(this.keyRing && { confidential: this.keyRing.status() }),
     };
   }
 

@@ -86,6 +86,15 @@ export class KeyRing implements BlockCrypto {
     this.invalidate(policy);
   }
 
+  /** For the gateway status: the epoch and reader count each confidential policy is sealed under here, and the counters. */
+  status(): Record<string, unknown> {
+    return {
+      sealing: [...this.own].map(([policy, o]) => ({ policy, epoch: o.dk.epoch, recipients: o.recipients.size })),
+      keysHeld: this.keys.size,
+      ...this.stats,
+    };
+  }
+
   /** The epoch this gateway currently seals a policy under, if any. */
   currentEpoch(policy: string): number | undefined {
     return this.own.get(policyName(policy))?.dk.epoch;

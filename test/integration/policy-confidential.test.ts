@@ -187,6 +187,8 @@ describe('confidential policy across 3 gateways over real TCP (issue 6)', () => 
     }
     // The author itself still reads everything (its own wraps).
     expect(doorSeqs('gw-a')).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    // The author's status names the epoch it now seals under and for how many readers (gw-a itself and security).
+    expect((gws['gw-a'].status() as any).confidential.sealing).toEqual([{ policy: 'doors', epoch: 1, recipients: 2 }]);
     // Through gw-b's API the app (still a reader itself) sees only what gw-b can open.
     const viaB = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1', security)).json()) as any;
     expect(viaB.frames.map((f: any) => f.seq)).toEqual([0, 1, 2, 3]);
