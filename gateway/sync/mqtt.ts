@@ -123,9 +123,20 @@ export async function clientBus(url: string, identity: LinkIdentity, opts: { rec
 
 const MAX_INFLIGHT_PUBLISHES = 32;
 
+/** A MessageQueue that also tells when it failed: nothing waits on a dead link's publishes. */
+class LinkQueue extends MessageQueue {
+  private onFail!: () => void;
+  readonly dead = new Promise<void>((r) => (this.onFail = r));
+
+  override fail(e: LinkError): void {
+    super.fail(e);
+    this.onFail();
+  }
+}
+
 /** One session's messages: received ones queued, sent ones published in order. */
 class TopicLink implements MessageLink {
-  readonly queue = new MessageQueue();
+  readonly queue = new LinkQueue();
   private sending: Promise<void> = Promise.resolve();
   private inflight = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -159,7 +170,9 @@ class TopicLink implements MessageLink {
     const copy = new Uint8Array(msg);
     this.inflight++;
     this.sending = this.sending
-      .then(() => this.bus.publish(this.out, copy))
+      // A publish made while the broker is gone stays pending in mqtt.js until the client ends,
+      // which the dialer does only after the session: stop waiting once the link is dead.
+      .then(() => Promise.race([this.bus.publish(this.out, copy), this.queue.dead]))
       .catch((err: Error) => this.queue.fail(new LinkError('closed', err.message)))
       .finally(() => this.inflight--);
     // Publishes are acknowledged one by one (QoS 1): past a few in flight, the sender waits.
@@ -167,7 +180,7 @@ class TopicLink implements MessageLink {
   }
 
   async end(): Promise<void> {
-    await this.sending;
+    await Promise.race([this.sending, this.queue.dead]);
     clearTimeout(this.timer);
     this.queue.fail(new LinkError('closed', 'link closed'));
     this.cleanup();

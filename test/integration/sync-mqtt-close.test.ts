@@ -11,7 +11,9 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
-import { clientBus } from '../../gateway/sync/mqtt.js';
+import { BlockLog } from '../../gateway/log/block-log.js';
+import { Store } from '../../gateway/store/store.js';
+import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { freePort, tempDir, waitFor } from '../helpers/env.js';
 
 // CI installs mosquitto (.ci/run); without it locally this is skipped, in CI it fails.
@@ -22,32 +24,61 @@ afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
 
+/** A real mosquitto on a free port, killed after the test. */
+async function startMosquitto(): Promise<{ url: string; proc: ChildProcess }> {
+  const { dir, cleanup } = tempDir('outpost-mq-close-');
+  cleanups.push(cleanup);
+  const port = await freePort();
+  const conf = join(dir, 'mosquitto.conf');
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  const proc: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
+  cleanups.push(() => {
+    proc.kill('SIGCONT');
+    proc.kill('SIGKILL');
+  });
+  const url = `mqtt://127.0.0.1:${port}`;
+  await waitFor(async () => {
+    const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
+    await c?.endAsync();
+    return c !== undefined;
+  }, 10_000, 'mosquitto up');
+  return { url, proc };
+}
+
 describe.runIf(haveMosquitto)('sync bus close', () => {
-  it('does not wait for acks a stalled broker will never send (close within 2 s)', async () => {
-    const { dir, cleanup } = tempDir('outpost-mq-close-');
-    cleanups.push(cleanup);
-    const port = await freePort();
-    const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-    const mosq: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-    cleanups.push(() => {
-      mosq.kill('SIGCONT');
-      mosq.kill('SIGKILL');
-    });
-    const url = `mqtt://127.0.0.1:${port}`;
-    await waitFor(async () => {
-      const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
-      await c?.endAsync();
-      return c !== undefined;
-    }, 10_000, 'mosquitto up');
+  it('does not wait for acks a stalled broker will never send (close within 2 s), and fails the publishes left in flight', async () => {
+    const { url, proc: mosq } = await startMosquitto();
     const seed = randomBytes(32);
     const bus = await clientBus(url, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) });
     mosq.kill('SIGSTOP'); // frozen: the publish below stays unacked
-    void bus.publish('outpost/v1/sync/aa/bb/i', Uint8Array.of(1, 2, 3)).catch(() => undefined);
+    const unacked = bus.publish('outpost/v1/sync/aa/bb/i', Uint8Array.of(1, 2, 3)).then(() => 'acked', () => 'failed');
     await new Promise((r) => setTimeout(r, 100));
     const t0 = Date.now();
     const closed = await Promise.race([bus.close().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2000))]);
     expect(closed).toBe(true);
     expect(Date.now() - t0).toBeLessThan(2000);
+    // …and the publish left in flight fails rather than pending forever (a session awaiting it would never end).
+    expect(await Promise.race([unacked, new Promise((r) => setTimeout(() => r('pending'), 1000))])).toBe('failed');
+  });
+
+  it('a dial whose broker died before its first publish ends at its idle timeout instead of hanging (link.end does not wait on a dead link)', async () => {
+    const { url, proc: mosq } = await startMosquitto();
+    const { dir, cleanup } = tempDir('outpost-mq-dial-');
+    cleanups.push(cleanup);
+    const store = Store.open(dir);
+    cleanups.push(() => void store.close());
+    const seed = randomBytes(32);
+    const identity = { publicKey: publicKeyFromSeed(seed), sign: (m: Uint8Array) => signEd25519(seed, m) };
+    const log = new BlockLog(store, identity);
+    const bus = await clientBus(url, identity);
+    cleanups.push(() => void bus.close());
+    let down = false;
+    bus.onDown(() => (down = true));
+    mosq.kill('SIGKILL'); // a broker restart between the dialer's connect and its first publish
+    await waitFor(() => down, 5000, 'connection lost');
+    const peer = publicKeyFromSeed(randomBytes(32));
+    // mqtt.js keeps the auth-hello pending while offline; the link idles out after 500 ms.
+    const dial = syncOverMqtt(bus, peer, { log, identity, peers: [peer], idleTimeoutMs: 500 }).then(() => 'ended', () => 'failed');
+    expect(await Promise.race([dial, new Promise((r) => setTimeout(() => r('hung'), 3000))])).toBe('failed');
   });
 });
