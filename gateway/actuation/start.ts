@@ -69,12 +69,15 @@ export class GatewayActuation {
     this.unsubscribeBlocks = deps.blockLog.onDurableBlock((sb: SignedBlock) => {
       if (toHex(sb.block.author) === self) return;
       // A device that answered through a sibling (it moved, or hears both): its ack still ends our command.
-      if (sb.block.kind === 'frames' && this.actuation.inFlight > 0) {
+      if (sb.block.kind === 'frames') {
+        if (this.actuation.inFlight === 0) return;
         for (const f of sb.block.body) {
           const cose = decodeSign1(f.frame);
-          const body = cose.ok ? decodeBody(cose.value.payload) : undefined;
-          const device = cose.ok ? kidToDeviceId(cose.value.kid) : undefined;
-          if (device !== undefined && body?.ok && body.value.type === 'command-ack') this.actuation.commandAck(device, body.value);
+          if (!cose.ok) continue;
+          const device = kidToDeviceId(cose.value.kid);
+          if (device === undefined || !this.actuation.awaitsAck(device)) continue; // only devices we wait on
+          const body = decodeBody(cose.value.payload);
+          if (body.ok && body.value.type === 'command-ack') this.actuation.commandAck(device, body.value);
         }
         return;
       }

@@ -86,7 +86,9 @@ export class Actuation implements DecisionSink {
   /** Device → when a frame of it was last stored. */
   private readonly heard = new Map<string, number>();
   /** Command key → the rule and actuator it came from, until its final state. */
-  private readonly issuedBy = new Map<string, { readonly rule: string; readonly actuator: string }>();
+  private readonly issuedBy = new Map<string, { readonly rule: string; readonly actuator: string; tracked: boolean }>();
+  /** Device → commands in flight to it. */
+  private readonly waiting = new Map<string, number>();
   private lastIssued = 0;
   private readonly randomId: () => Uint8Array;
 
@@ -119,6 +121,11 @@ export class Actuation implements DecisionSink {
   /** Commands being tracked. */
   get inFlight(): number {
     return this.tracker.size;
+  }
+
+  /** Whether a command to `device` waits for its ack (so its acks are worth looking for elsewhere). */
+  awaitsAck(device: string): boolean {
+    return (this.waiting.get(device) ?? 0) > 0;
   }
 
   /** A frame from `device` was stored: it is reachable (leases are only taken for devices we hear). */
@@ -185,11 +192,14 @@ export class Actuation implements DecisionSink {
     }
     records.push({ ...base, command: { id, issued, expires: command.body.expires, ...(command.body.fence !== undefined && { fence: command.body.fence }) } });
     this.opts.journal.record(records);
-    this.issuedBy.set(command.key, { rule: decision.rule, actuator: intent.actuator });
+    const entry = { rule: decision.rule, actuator: intent.actuator, tracked: false };
+    this.issuedBy.set(command.key, entry);
     if (unroutable) {
       this.final({ command, state: unroutable.state, attempts: 0, at: now, latencyMs: 0, detail: unroutable.detail });
       return;
     }
+    entry.tracked = true;
+    this.waiting.set(intent.device, (this.waiting.get(intent.device) ?? 0) + 1);
     this.tracker.start(command);
   }
 
@@ -209,8 +219,14 @@ export class Actuation implements DecisionSink {
       ...(o.detail !== undefined && { detail: o.detail.slice(0, 1024) }),
     };
     this.opts.journal.record([rec]);
-    const rule = this.issuedBy.get(o.command.key)?.rule ?? '';
+    const by = this.issuedBy.get(o.command.key);
     this.issuedBy.delete(o.command.key);
+    if (by?.tracked) {
+      const n = (this.waiting.get(c.target) ?? 1) - 1;
+      if (n > 0) this.waiting.set(c.target, n);
+      else this.waiting.delete(c.target);
+    }
+    const rule = by?.rule ?? '';
     const out: CommandOutcome = { ...rec, commandId: o.command.key, rule, value: c.value, latencyMs: o.latencyMs };
     const log = { device: c.target, actuator: c.actuator, command: o.command.key, rule, state: o.state, attempts: o.attempts, detail: o.detail };
     if (o.state === 'acked') this.opts.logger?.info(log, `command ${c.target}/${c.actuator} = ${String(c.value)} acked`);

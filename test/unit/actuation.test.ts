@@ -112,7 +112,9 @@ describe('actuation', () => {
     acts.set('cell-1', new Actuators({ device: 'cell-1', gateways: [{ id: 'gw-a', publicKey: g.key }], initial: { conveyor: true } }));
     g.act.deviceHeard('cell-1');
     g.act.decide(decision('cell-1', false));
+    expect(g.act.awaitsAck('cell-1')).toBe(true);
     clock.advance(10);
+    expect(g.act.awaitsAck('cell-1')).toBe(false);
     expect(acts.get('cell-1')!.get('conveyor')).toBe(false);
     expect(g.outcomes).toEqual([expect.objectContaining({ state: 'acked', attempts: 1, ackStatus: AckStatus.ok, device: 'cell-1', actuator: 'conveyor', rule: 'stop-on-vibration' })]);
     expect(g.journal.map((r) => r.type)).toEqual(['lease', 'decision', 'outcome']);
@@ -156,6 +158,7 @@ describe('actuation', () => {
     const g = gateway(clock, 'gw-a', deviceRoute(clock, acts, { silent: new Set(['cell-1']) }));
     g.act.decide(decision('ghost', true));
     expect(g.outcomes[0]).toMatchObject({ state: 'no-route', attempts: 0, detail: 'ghost never heard by this gateway' });
+    expect(g.act.awaitsAck('ghost')).toBe(false);
     acts.set('cell-1', new Actuators({ device: 'cell-1', gateways: [{ id: 'gw-a', publicKey: g.key }], initial: { conveyor: true } }));
     g.act.deviceHeard('cell-1');
     g.act.decide(decision('cell-1', false));
