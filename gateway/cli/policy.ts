@@ -4,12 +4,17 @@
  * the CLI never authors on the gateway's stream), and the current state.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { publicKeyToDidKey, toHex } from '../../protocols/index.js';
 import { type PolicyOp, policyOpSigningInput } from '../../protocols/policy-op.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../crypto/ed25519.js';
+import { GatewayIdentity } from '../identity.js';
+import { BlockLog } from '../log/block-log.js';
+import { GrantState } from '../policy/grants.js';
 import { opProblem, queueOp } from '../policy/inbox.js';
+import { Store } from '../store/store.js';
+import { siblingKeys } from '../sync/siblings.js';
 import { RELATIONS } from '../policy/permissions.js';
 import { loadPolicySet } from '../policy/runtime.js';
 import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
@@ -22,6 +27,8 @@ gateway policy grant|revoke PRINCIPAL RELATION POLICY --admin-key FILE [--config
   as a policy block on its $acl stream (synced to the fleet). PRINCIPAL is a principal name,
   a did:key, group:G or role:R; RELATION one of ${RELATIONS.join(', ')}. --wait S waits up to
   S seconds for the gateway to log it.
+gateway policy show [--config F] [--data D] [--json]
+  The policies and the grants/revocations in force in this gateway's log.
 gateway policy check FILE [--config F]
   Loads a policy file (principals may name the config's sync peers) and prints its policies.`;
 
@@ -30,6 +37,7 @@ export async function policy(argv: string[]): Promise<number> {
   if (sub === 'keygen') return keygen(rest);
   if (sub === 'grant' || sub === 'revoke') return grantOrRevoke(sub, rest);
   if (sub === 'check') return check(rest);
+  if (sub === 'show') return show(rest);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
     console.log(policyHelp);
     return 0;
@@ -115,4 +123,30 @@ function check(argv: string[]): number {
   }
   console.log(`${file}: ok (${set.policies.size} policies, ${set.tagging.length} tagging rules, ${set.adminKeys.size} admin keys)`);
   return 0;
+}
+
+async function show(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { ...commonOptions, json: { type: 'boolean' } } });
+  const cfg = resolveConfig(values);
+  const set = loadPolicySet(cfg);
+  const dataDir = resolve(cfg.gateway.dataDir);
+  if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
+  const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
+  const store = Store.open(dataDir);
+  try {
+    const log = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(cfg.sync), withheldParentsOk: cfg.policy.file !== undefined });
+    const grants = GrantState.fromLog(log, set.adminKeys);
+    const name = (ref: string): string => set.byDid.get(ref)?.id ?? ref;
+    const policies = [...set.policies.values()].map((p) => ({ name: p.name, version: p.version, reach: p.reach, confidential: p.confidential, retentionMs: p.retentionMs ?? null }));
+    const state = grants.snapshot().map((g) => ({ ...g, principal: name(g.ref) }));
+    if (values.json) console.log(JSON.stringify({ file: set.file, policies, grants: state, ignored: grants.ignored }));
+    else {
+      for (const p of policies) console.log(`policy ${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}`);
+      for (const g of state) console.log(`${g.status} ${g.relation} on ${g.policy} to ${g.principal}`);
+      if (grants.ignored.length > 0) console.log(`${grants.ignored.length} policy blocks not signed by an admin key of ${set.file} (ignored)`);
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
 }

@@ -103,5 +103,8 @@ describe('gateway policy grant|revoke against a running gateway', () => {
     expect(heads.heads.find((h) => h.stream === '$acl')?.seq).toBe(1);
     const audit = await cli(['audit', 'verify', '--config', file]);
     expect(audit.code).toBe(0);
+    // And the state read back from the log names the principal.
+    const show = JSON.parse((await cli(['policy', 'show', '--json', '--config', file])).stdout) as { grants: unknown[] };
+    expect(show.grants).toEqual([{ ref: OPERATOR, principal: 'alice', relation: 'reader', policy: 'vibration', status: 'revoked' }]);
   }, 180_000);
 });
