@@ -16,11 +16,13 @@
  *                                  before blocks whose `prev` lies below it (pruned), so the
  *                                  receiver knows the gap is a mark and not a missing block
  *
- * vector = [[author, stream, low, high, count, [head hashes]], …], one entry per
+ * vector = [[author, stream, low, high, count, [head hashes], kept], …], one entry per
  * (author, stream): the lowest and highest seq held, how many blocks (more than
  * high − low + 1 after an equivocation) and the hashes at `high`. `low` is the
  * stream's low-water mark once it has one (retention): nothing below it is ever
- * offered to that peer, and blocks counted are those at or above it.
+ * offered to that peer, and blocks counted are those at or above it. `kept`: the first
+ * 8 bytes of SHA-256 over the sorted hashes of the blocks held below the mark (registry
+ * blocks a mark keeps), empty when none, so two sides that differ only there see it.
  */
 import { decodeCbor } from './cbor.js';
 import { encodeCanonical, HASH_BYTES, MAX_BLOCK_BYTES, MAX_NAME_LENGTH } from './block.js';
@@ -35,6 +37,8 @@ export interface VectorEntry {
   readonly high: number;
   readonly count: number;
   readonly heads: readonly Uint8Array[];
+  /** Digest of the blocks kept below the mark (empty: none). */
+  readonly kept: Uint8Array;
 }
 
 export type SyncMessage =
@@ -50,7 +54,7 @@ export type SyncMessage =
 
 const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6, want: 7, mark: 8 } as const;
 
-const vectorValue = (v: readonly VectorEntry[]): unknown[] => v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads]]);
+const vectorValue = (v: readonly VectorEntry[]): unknown[] => v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads], e.kept]);
 
 export function encodeSyncMessage(m: SyncMessage): Uint8Array {
   switch (m.type) {
@@ -89,13 +93,14 @@ function decodeVector(v: unknown): VectorEntry[] | undefined {
   if (!Array.isArray(v)) return undefined;
   const out: VectorEntry[] = [];
   for (const e of v) {
-    if (!Array.isArray(e) || e.length !== 6) return undefined;
-    const [author, stream, low, high, count, heads] = e as unknown[];
+    if (!Array.isArray(e) || e.length !== 7) return undefined;
+    const [author, stream, low, high, count, heads, kept] = e as unknown[];
+    if (!(kept instanceof Uint8Array) || (kept.length !== 0 && kept.length !== 8)) return undefined;
     if (!(author instanceof Uint8Array) || author.length !== 32) return undefined;
     if (typeof stream !== 'string' || stream.length === 0 || stream.length > MAX_NAME_LENGTH) return undefined;
     if (!isUint(low) || !isUint(high) || !isUint(count) || low > high) return undefined;
     if (!Array.isArray(heads) || heads.length === 0 || heads.length > 64 || !heads.every(isHash)) return undefined;
-    out.push({ author, stream, low, high, count, heads });
+    out.push({ author, stream, low, high, count, heads, kept });
   }
   return out;
 }

@@ -658,6 +658,19 @@ export class BlockLog {
     return this.marks.get(headKey(author, stream)) ?? 0;
   }
 
+  /** Hashes (sorted) of the blocks a mark keeps below it in a stream (registry blocks); none without a mark. */
+  keptBelow(author: string, stream: string): string[] {
+    const mark = this.mark(author, stream);
+    if (mark === 0) return [];
+    const out: string[] = [];
+    for (const [seq, hash] of this.iterStream(author, stream, 0)) {
+      if (seq >= mark) break;
+      const rec = this.lookup(hash);
+      if (rec !== undefined && !PRUNABLE_KINDS.has(rec.kind)) out.push(hash);
+    }
+    return out.sort();
+  }
+
   /** Every mark held, with the signed retention block behind it. */
   *markRecords(): Generator<MarkRecord> {
     for (const { key, value } of this.lowDb.getRange()) yield { author: key[0], stream: key[1], low: value.low, envelope: new Uint8Array(value.envelope) };

@@ -23,7 +23,7 @@
  * offered (registry blocks kept below a mark excepted), and before blocks whose
  * `prev` lies below our mark the signed retention block behind it goes as `mark`.
  */
-import { decodeSyncMessage, encodeSyncMessage, fromHex, hashHex, type SyncMessage, toHex, type VectorEntry } from '../../protocols/index.js';
+import { decodeSyncMessage, encodeCanonical, encodeSyncMessage, fromHex, hashHex, sha256, type SyncMessage, toHex, type VectorEntry } from '../../protocols/index.js';
 import { type BlockLog, PRUNABLE_KINDS } from '../log/block-log.js';
 import type { Fault } from '../log/verify.js';
 
@@ -56,8 +56,14 @@ export type StreamFilter = (author: string, stream: string) => boolean;
 export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] {
   return log.streamHeads().filter((h) => offer === undefined || offer(h.author, h.stream)).map((h) => {
     const r = log.streamRange(h.author, h.stream)!;
-    return { author: fromHex(h.author)!, stream: h.stream, low: r.low, high: h.seq, count: r.count, heads: h.hashes.map((x) => fromHex(x)!) };
+    return { author: fromHex(h.author)!, stream: h.stream, low: r.low, high: h.seq, count: r.count, heads: h.hashes.map((x) => fromHex(x)!), kept: keptDigest(log, h.author, h.stream) };
   });
+}
+
+/** The vector's `kept`: 8 bytes of SHA-256 over the sorted hashes of the blocks kept below the mark; empty when none. */
+export function keptDigest(log: BlockLog, author: string, stream: string): Uint8Array {
+  const kept = log.keptBelow(author, stream);
+  return kept.length === 0 ? new Uint8Array(0) : sha256(encodeCanonical(kept)).subarray(0, 8);
 }
 
 /** What to send of one stream: seqs from `from` (whole: registry blocks below the marks too), none below `floor`. */
@@ -69,6 +75,8 @@ export interface StreamPlan {
   readonly floor: number;
   /** Send our mark's retention block first (the peer's mark is lower and we start at or below ours). */
   readonly mark: boolean;
+  /** Also send the blocks kept below the floor (the peer's differ from ours, or the stream goes whole). */
+  readonly kept: boolean;
 }
 
 /**
@@ -85,6 +93,8 @@ export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: S
     const e = t.get(`${h.author}/${h.stream}`);
     const r = log.streamRange(h.author, h.stream)!;
     let from: number | undefined;
+    // Registry blocks kept below a mark are outside low..high: compared by their digest.
+    const keptDiffers = e !== undefined && hashHex(e.kept) !== hashHex(keptDigest(log, h.author, h.stream));
     if (only) from = 0;
     else {
       const forked = r.count !== h.seq - r.low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
@@ -98,10 +108,11 @@ export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: S
         from = same ? undefined : 0;
       }
     }
-    if (from === undefined) continue;
+    if (from === undefined && !keptDiffers) continue;
+    const start = from ?? h.seq + 1; // only the kept blocks
     const ours = log.mark(h.author, h.stream);
     const theirLow = e?.low ?? 0;
-    out.push({ author: h.author, stream: h.stream, from, floor: Math.max(ours, theirLow), mark: ours > 0 && theirLow < ours && from <= ours });
+    out.push({ author: h.author, stream: h.stream, from: start, floor: Math.max(ours, theirLow), mark: ours > 0 && theirLow < ours && (start <= ours || keptDiffers), kept: keptDiffers || start === 0 });
   }
   return out;
 }
@@ -111,14 +122,22 @@ export function missingFor(log: BlockLog, theirs: readonly VectorEntry[], offer?
   return [...orderedBlocks(log, planFor(log, theirs, offer))];
 }
 
-/** One stream's blocks to send, read from lmdb in small chunks. */
+/**
+ * One stream's blocks to send, read from lmdb in small chunks: the kept blocks below the
+ * floor (if asked), then from `from`. In lamport order, which seq order is along one chain;
+ * a forked stream (rare) is sorted in memory, since its branches interleave.
+ */
 function* streamPlanBlocks(log: BlockLog, p: StreamPlan): Generator<{ hash: string; lamport: number }> {
-  for (const [seq, hash] of log.iterStream(p.author, p.stream, p.from)) {
-    const rec = log.lookup(hash);
-    if (rec === undefined) continue; // pruned meanwhile
-    if (seq < p.floor && PRUNABLE_KINDS.has(rec.kind)) continue;
-    yield { hash, lamport: rec.lamport };
+  function* raw(): Generator<{ hash: string; lamport: number }> {
+    for (const [seq, hash] of log.iterStream(p.author, p.stream, p.kept ? 0 : p.from)) {
+      const rec = log.lookup(hash);
+      if (rec === undefined) continue; // pruned meanwhile
+      if (seq < p.floor ? !p.kept || PRUNABLE_KINDS.has(rec.kind) : seq < p.from) continue;
+      yield { hash, lamport: rec.lamport };
+    }
   }
+  if (log.forks(p.author, p.stream).length === 0) yield* raw();
+  else yield* [...raw()].sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
 }
 
 /**

@@ -89,8 +89,8 @@ export const syncMessages: Uint8Array[] = [
   encodeSyncMessage({ type: 'differ' }),
   encodeSyncMessage({ type: 'check', digest: sha256(Uint8Array.of(1)) }),
   encodeSyncMessage({ type: 'done', count: 3 }),
-  encodeSyncMessage({ type: 'hello', digest: sha256(Uint8Array.of(2)), vector: [{ author: gatewayPublicKey, stream: 'default', low: 0, high: 2, count: 3, heads: [blocks[2]!.hash] }] }),
-  encodeSyncMessage({ type: 'vector', vector: [{ author: devicePublicKey, stream: 'x', low: 0, high: 0, count: 1, heads: [blocks[0]!.hash] }] }),
+  encodeSyncMessage({ type: 'hello', digest: sha256(Uint8Array.of(2)), vector: [{ author: gatewayPublicKey, stream: 'default', low: 0, high: 2, count: 3, heads: [blocks[2]!.hash], kept: new Uint8Array(0) }] }),
+  encodeSyncMessage({ type: 'vector', vector: [{ author: devicePublicKey, stream: 'x', low: 0, high: 0, count: 1, heads: [blocks[0]!.hash], kept: new Uint8Array(0) }] }),
   encodeSyncMessage({ type: 'want', streams: [[gatewayPublicKey, 'default']] }),
   ...blockEnvelopes.map((envelope) => encodeSyncMessage({ type: 'block', envelope })),
 ];

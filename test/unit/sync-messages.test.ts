@@ -12,6 +12,7 @@ const vector = fc.array(
     high: fc.integer({ min: 10, max: 2 ** 40 }),
     count: fc.nat(),
     heads: fc.array(hash, { minLength: 1, maxLength: 3 }),
+    kept: fc.oneof(fc.constant(new Uint8Array(0)), fc.uint8Array({ minLength: 8, maxLength: 8 })),
   }),
   { maxLength: 5 },
 );
@@ -46,7 +47,9 @@ describe('sync messages', () => {
     expect(code([9])).toBe('sync/unknown-type');
     expect(code([8, 'not bytes'])).toBe('sync/bad-message');
     expect(code([5, new Uint8Array(3)])).toBe('sync/bad-message');
-    expect(code([2, [[new Uint8Array(32), 'default', 5, 2, 1, [new Uint8Array(32)]]]])).toBe('sync/bad-message'); // low > high
+    expect(code([2, [[new Uint8Array(32), 'default', 5, 2, 1, [new Uint8Array(32)], new Uint8Array(0)]]])).toBe('sync/bad-message'); // low > high
+    expect(code([2, [[new Uint8Array(32), 'default', 1, 2, 1, [new Uint8Array(32)], new Uint8Array(3)]]])).toBe('sync/bad-message'); // kept is 0 or 8 bytes
+    expect(code([2, [[new Uint8Array(32), 'default', 1, 2, 1, [new Uint8Array(32)], new Uint8Array(8)]]])).toBe('ok');
     expect(code(new Map([[1, 2]]))).toBe('sync/bad-message');
   });
 
