@@ -85,7 +85,7 @@ export class Gateway {
     const pool = new VerifyPool(workers);
     const siblingAuthors = siblingKeys(config.sync);
     // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
-    const keyRing = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
+    const keyRing = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret }, durable: () => store.durable() });
     // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
     let retentionOf: (stream: string) => number | undefined = () => undefined;
     const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing, retentionFor: (s) => retentionOf(s), withheldParentsOk: config.policy.file !== undefined });

@@ -34,6 +34,12 @@ export interface KeyRingOptions {
   /** Raw Ed25519 keys of a policy's readers (by name); undefined when the policy is not confidential. Default: none is (see `attach`). */
   readonly readersOf?: (policy: string) => readonly Uint8Array[] | undefined;
   readonly alg?: SealAlg;
+  /**
+   * Resolves once everything queued so far is on disk (Store.durable). When the transaction
+   * holding a new epoch's keys block fails (disk full), the next block starts another epoch,
+   * so no data is sealed under a key whose wraps were never written.
+   */
+  readonly durable?: () => Promise<void>;
 }
 
 interface OwnKey {
@@ -49,6 +55,8 @@ export class KeyRing implements BlockCrypto {
   private readonly own = new Map<string, OwnKey>();
   private readonly maxOwnEpoch = new Map<string, number>();
   private readonly forceRotate = new Set<string>();
+  /** Policies whose new epoch's keys block is queued but not yet known durable. */
+  private readonly unconfirmed = new Set<string>();
   private readonly readersCache = new Map<string, readonly Uint8Array[] | undefined>();
   private readonly meHex: string;
   /** Keys blocks seen, and wraps opened (figures for status and tests). */
@@ -137,6 +145,7 @@ export class KeyRing implements BlockCrypto {
       this.maxOwnEpoch.set(policy, epoch);
       this.keys.set(`${this.meHex}/${policy}/${epoch}`, dk.key);
       this.forceRotate.delete(policy);
+      this.unconfirmed.add(policy);
       this.stats.epochsStarted++;
       return this.wrapBlocks(tag, dk, [...want.values()]);
     }
@@ -157,6 +166,13 @@ export class KeyRing implements BlockCrypto {
     if (block.kind !== 'frames' || this.readers(policy) === undefined) return block;
     const cur = this.own.get(policy);
     if (!cur) throw new PolicyCryptoError('policy-crypto/no-epoch', `no data key for confidential policy ${block.policy}: beforeAppend was not called`);
+    if (this.unconfirmed.delete(policy) && this.opts.durable) {
+      // The keys block is queued by now (it is authored first), so this covers its transaction.
+      const epoch = cur.dk.epoch;
+      this.opts.durable().catch(() => {
+        if (this.own.get(policy)?.dk.epoch === epoch) this.forceRotate.add(policy);
+      });
+    }
     return sealBlock(block, cur.dk, this.opts.alg);
   }
 

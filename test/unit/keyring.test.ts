@@ -60,6 +60,22 @@ describe('KeyRing', () => {
     );
   });
 
+  it('a new epoch whose keys block did not reach the disk is replaced by another at the next block', async () => {
+    let fail = true;
+    const ring = new KeyRing({ me: party(), readersOf: () => [], durable: () => (fail ? Promise.reject(new Error('Commit failed: MDB_MAP_FULL')) : Promise.resolve()) });
+    const b = { author: new Uint8Array(32), stream: 'doors', seq: 1, lamport: 2, prev: new Uint8Array(32), parents: [], policy: 'doors', kind: 'frames' as const, body: [{ frame: new Uint8Array([1]), rxTime: 1, transport: 'mqtt' }] };
+    expect(ring.beforeAppend('doors')).toHaveLength(1);
+    ring.seal(b);
+    await new Promise((r) => setImmediate(r));
+    fail = false;
+    expect(ring.beforeAppend('doors')).toHaveLength(1); // epoch 1, wrapped again
+    expect(ring.currentEpoch('doors')).toBe(1);
+    ring.seal(b);
+    await new Promise((r) => setImmediate(r));
+    expect(ring.beforeAppend('doors')).toEqual([]); // durable: keep sealing under epoch 1
+    expect(ring.currentEpoch('doors')).toBe(1);
+  });
+
   it('policies that are not confidential are neither sealed nor given keys blocks', () => {
     const ring = new KeyRing({ me: party(), readersOf: readersFrom({ policy: (n) => ({ confidential: n === 'doors' }), readers: () => [] }) });
     expect(ring.beforeAppend('vibration@2')).toEqual([]);
