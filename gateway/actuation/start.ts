@@ -6,6 +6,7 @@
  */
 import { filter, map, type Observable, type Subscription } from 'rxjs';
 import { decodeBody, decodeSign1, kidToDeviceId, type SignedBlock, toHex } from '../../protocols/index.js';
+import type { ActuationRecord } from '../../protocols/actuation.js';
 import { Actuation, type ActuationOptions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { toRuleFrame, type RuleFrame } from '../../rules/frame.js';
@@ -55,13 +56,15 @@ export class GatewayActuation {
       logger: log,
       onOtherAction: (d) => this.other(d, deps, log),
     });
-    // Leases already in the log (ours and siblings'), so a restarted gateway keeps raising the fence.
+    // Leases already in the log (ours and siblings'), so a restarted gateway keeps raising the fence;
+    // and the last `issued` it used, so its next commands are not older than what devices obeyed.
     let held = 0;
     for (const b of actuationBlocks(deps.blockLog)) {
-      for (const r of b.body as readonly { type: string }[]) {
-        if (r.type !== 'lease') continue;
-        this.actuation.leases.observe(b.author, r as never);
-        held++;
+      for (const r of b.body as readonly ActuationRecord[]) {
+        if (r.type === 'lease') {
+          this.actuation.leases.observe(b.author, r);
+          held++;
+        } else if (r.type === 'decision' && r.command && b.author === self) this.actuation.issuedAfter(r.command.issued);
       }
     }
     if (held > 0) log.info({ leases: held }, 'lease records loaded from the log');

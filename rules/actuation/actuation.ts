@@ -113,6 +113,15 @@ export class Actuation implements DecisionSink {
     });
   }
 
+  /**
+   * The latest `issued` this gateway ever used (from its log at start): new commands are issued
+   * after it even if the clock went back, since devices refuse a command issued before the last
+   * one they obeyed from the same lease holder.
+   */
+  issuedAfter(t: number): void {
+    this.lastIssued = Math.max(this.lastIssued, t);
+  }
+
   /** Interlocks also enforced at delivery (the rule set's: the live engine refuses to decide them). */
   setInterlocks(interlocks: readonly InterlockSpec[]): void {
     this.guard.set(interlocks);

@@ -10,7 +10,9 @@ import { VirtualDevice } from '../../firmware-sim/device.js';
 import { generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { validateConfig } from '../../gateway/config.js';
+import type { ActuationSettings } from '../../gateway/actuation/start.js';
 import { Gateway } from '../../gateway/gateway.js';
+import { systemClock } from '../../rules/actuation/index.js';
 import { GatewayIdentity } from '../../gateway/identity.js';
 import { toHex } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
@@ -24,7 +26,7 @@ afterEach(async () => {
 const LEASE_MS = 1500;
 const dev = generateManifest({ devices: 1, prefix: 'light', model: 'env-1' }).devices[0]!;
 
-async function gateway(id: string, dir: string, sync: Record<string, unknown>): Promise<Gateway> {
+async function gateway(id: string, dir: string, sync: Record<string, unknown>, actuation: ActuationSettings = {}): Promise<Gateway> {
   const config = validateConfig({
     gateway: { id, dataDir: dir },
     mqtt: { port: 0 },
@@ -33,7 +35,14 @@ async function gateway(id: string, dir: string, sync: Record<string, unknown>): 
     api: { enabled: false },
     sync: { enabled: true, host: '127.0.0.1', intervalSeconds: 3600, ...sync },
   });
-  const gw = await Gateway.start(config, { logger: memoryLogger().log, simulate: false, actuation: { leaseMs: LEASE_MS, retryMinMs: 100 } });
+  const gw = await Gateway.start(config, { logger: memoryLogger().log, simulate: false, actuation: { leaseMs: LEASE_MS, retryMinMs: 100, ...actuation } });
+  let stopped = false;
+  const stop = gw.stop.bind(gw);
+  gw.stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    await stop();
+  };
   closers.push(() => gw.stop());
   return gw;
 }
@@ -154,5 +163,37 @@ describe('leases with fencing across two gateways', () => {
       return a.actuation!.actuation.stats.acked === 1;
     }, 10_000, 'ack reached gw-a by sync');
     expect(a.actuation!.actuation.inFlight).toBe(0);
+  });
+
+  it('restarted with its clock a minute back, a gateway keeps its lease and issues after its last command, so the device still obeys', async () => {
+    const t = tempDir('outpost-restart-');
+    closers.push(t.cleanup);
+    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
+    const key = GatewayIdentity.loadOrCreate('gw-a', t.dir).publicKey;
+    const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: key }], initial: { phase: 'red' } });
+    const run = async (clock: ActuationSettings['clock'], value: string): Promise<Gateway> => {
+      const gw = await gateway('gw-a', t.dir, { enabled: false }, { leaseMs: 30_000, ...(clock && { clock }) });
+      let link: MqttDeviceLink;
+      const handler = commandHandler(actuators, device, (f) => link.send(f));
+      link = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, onCommand: (p) => handler(p) });
+      link.start();
+      closers.push(() => link.stop());
+      await waitFor(() => link.connected, 5000, 'device connected');
+      const f = device.nextFrame();
+      link.send(f);
+      await waitFor(() => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard');
+      gw.actuation!.actuation.decide(phase(dev.id, value));
+      await waitFor(() => gw.actuation!.actuation.stats.acked + gw.actuation!.actuation.stats.refused === 1, 5000, 'answered');
+      await link.stop();
+      return gw;
+    };
+    const first = await run(undefined, 'green');
+    expect(first.actuation!.actuation.stats.acked).toBe(1);
+    await first.stop();
+    const back = { ...systemClock, now: () => Date.now() - 60_000 };
+    const second = await run(back, 'amber');
+    expect(second.actuation!.actuation.stats).toMatchObject({ acked: 1, refused: 0, leasesTaken: 0 }); // its lease from the log, same fence
+    expect(actuators.history.map((h) => h.value)).toEqual(['green', 'amber']);
+    expect(actuators.fence('phase')).toBe(1);
   });
 });
