@@ -4,7 +4,6 @@
  * ledger: (device, boot, seq) → the gateway that acked it. That ledger is what the final
  * check holds the gateways to.
  */
-import { join } from 'node:path';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { type FleetManifest, generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
@@ -125,10 +124,6 @@ export class Devices {
     for (const t of this.serialTimers) clearInterval(t);
     await Promise.all([...this.fleets.map((f) => f.stop(2000)), ...this.serial.map((s) => s.link.stop())]);
     await Promise.all(this.serial.map((s) => s.pty.unplug()));
-  }
-
-  ptyPath(dir: string, g: number, k: number): string {
-    return join(dir, `gw${g}-tty${k}`);
   }
 
   /** Records acks as the device sees them. A serial "replayed" (or other refusing) answer is final but says the frame was not stored. */
