@@ -28,7 +28,7 @@ const quick = process.argv.includes('--quick');
 const RULES = 200;
 const BG_DEVICES = 100;
 const BG_RATE = Number(process.env.BENCH_BG_RATE ?? 5000);
-const PROBES = quick ? 1000 : 5000;
+const PROBES = quick ? 600 : 5000;
 const PROBE_EVERY_MS = 5;
 
 const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-act-'));
