@@ -93,7 +93,10 @@ export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: S
     const e = t.get(`${h.author}/${h.stream}`);
     const r = log.streamRange(h.author, h.stream)!;
     let from: number | undefined;
-    // Registry blocks kept below a mark are outside low..high: compared by their digest.
+    // Registry blocks kept below a mark are outside low..high: compared by their digest. A side
+    // that has not learnt the peer's mark yet sends its registry blocks below it (the peer may
+    // lack some; what it holds is answered known), so they converge in the same exchange.
+    const mark = log.mark(h.author, h.stream);
     const keptDiffers = e !== undefined && hashHex(e.kept) !== hashHex(keptDigest(log, h.author, h.stream));
     if (only) from = 0;
     else {
@@ -110,7 +113,7 @@ export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: S
     }
     if (from === undefined && !keptDiffers) continue;
     const start = from ?? h.seq + 1; // only the kept blocks
-    const ours = log.mark(h.author, h.stream);
+    const ours = mark;
     const theirLow = e?.low ?? 0;
     out.push({ author: h.author, stream: h.stream, from: start, floor: Math.max(ours, theirLow), mark: ours > 0 && theirLow < ours && (start <= ours || keptDiffers), kept: keptDiffers || start === 0 });
   }
