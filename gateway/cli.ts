@@ -9,7 +9,7 @@ import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { policy, policyHelp } from './cli/policy.js';
 import { rulesLog, rulesLogHelp } from './cli/rules-log.js';
-import { rulesCheck, rulesCheckHelp, rulesTest, rulesTestHelp } from './cli/rules-test.js';
+import { checkRuleFiles, rulesCheck, rulesCheckHelp, rulesTest, rulesTestHelp } from './cli/rules-test.js';
 import { PolicyLoadError } from './policy/load.js';
 import { loadPolicySet } from './policy/runtime.js';
 import { start, startHelp } from './cli/start.js';
@@ -42,16 +42,17 @@ ${rulesCheckHelp}
 
 ${rulesLogHelp}
 
-gateway config check FILE      validate a config file and its policy file (errors name the key, or file:line)
+gateway config check FILE      validate a config file, its policy file and rule files (errors name the key, or file:line)
 gateway config schema [--out F] print the config's JSON Schema`;
 
-function config(argv: string[]): number {
+async function config(argv: string[]): Promise<number> {
   const [sub, file, flag, out] = argv;
   if (sub === 'check') {
     if (file === undefined) throw new UsageError('config check needs a FILE');
     const cfg = loadConfig(file);
     loadPolicySet(cfg);
-    console.log(`${file}: ok${cfg.policy.file !== undefined ? ` (policy file ${cfg.policy.file}: ok)` : ''}`);
+    const rules = await checkRuleFiles(cfg.rules.files);
+    console.log(`${file}: ok${cfg.policy.file !== undefined ? ` (policy file ${cfg.policy.file}: ok)` : ''}${rules}`);
     return 0;
   }
   if (sub === 'schema') {

@@ -51,6 +51,15 @@ describe('gateway rules CLI', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${bad}:4:`);
     expect(r.stderr).toContain('rule "x", field "then[0].command.ttl": must be a duration');
+    // config check validates the configured rule files too
+    const cfg = join(tmp.dir, 'outpost.yaml');
+    writeFileSync(cfg, `rules:\n  files: [${FACTORY}]\n`);
+    const c = await gateway(['config', 'check', cfg]);
+    expect(c.stdout).toContain('(2 rules in 1 rule file: ok)');
+    writeFileSync(cfg, `rules:\n  files: [${FACTORY}, ${bad}]\n`);
+    const cb = await gateway(['config', 'check', cfg]);
+    expect(cb.code).toBe(1);
+    expect(cb.stderr).toContain(`${bad}:4:`);
   });
 
   it('issue 7: rules test replays the stored frames and prints what the rules would have done', async () => {
