@@ -86,16 +86,26 @@ export class RulesEngine {
     return this;
   }
 
+  /** The rules whose device/model/site filters this sender passes (cached). */
+  private candidates(sender: Pick<RuleFrame, 'device' | 'model' | 'site'>): Running[] {
+    const key = `${sender.device}\u0000${sender.model ?? ''}\u0000${sender.site ?? ''}`;
+    let c = this.bySender.get(key);
+    if (!c) {
+      if (this.bySender.size >= 100_000) this.bySender.clear();
+      c = this.running.filter((r) => r.sender(sender));
+      this.bySender.set(key, c);
+    }
+    return c;
+  }
+
+  /** Whether any rule takes frames from this sender: a replay skips decoding the others' frames. */
+  wants(sender: Pick<RuleFrame, 'device' | 'model' | 'site'>): boolean {
+    return this.candidates(sender).length > 0;
+  }
+
   /** One frame into every matching rule; never throws. */
   push(frame: RuleFrame): void {
-    const key = `${frame.device}\u0000${frame.model ?? ''}\u0000${frame.site ?? ''}`;
-    let candidates = this.bySender.get(key);
-    if (!candidates) {
-      if (this.bySender.size >= 100_000) this.bySender.clear();
-      candidates = this.running.filter((r) => r.sender(frame));
-      this.bySender.set(key, candidates);
-    }
-    for (const r of candidates) {
+    for (const r of this.candidates(frame)) {
       if (r.stats.disabled || (r.names && !r.names(frame))) continue;
       r.stats.frames++;
       r.input.next(frame);

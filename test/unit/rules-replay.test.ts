@@ -85,6 +85,15 @@ rules:
     expect(r).toMatchObject({ frames: 3, late: 0, from: 0, to: 30_000 });
   });
 
+  it('issue 7: lazy frames: only senders some rule listens to are decoded; the others still move the clock', () => {
+    let decoded = 0;
+    const lazy = (device: string, t: number, seq: number) => ({ device, time: t, decode: () => (decoded++, { ...f(t, seq), device }) });
+    const r = replay(set, [lazy('a', 1000, 0), lazy('zz', 3000, 0), lazy('zz', 9000, 1), lazy('a', 9500, 1)], { since: 0 });
+    expect(decoded).toBe(2);
+    expect(r).toMatchObject({ frames: 4, decoded: 2 });
+    expect(r.decisions.map((d) => d.at)).toEqual([6000]); // a silent from 1 s: fired on the way to 9 s
+  });
+
   it('issue 7: a frame older than the clock is counted late and handled at the clock time', () => {
     const r = replay(set, [f(1000, 0), f(500, 1)]);
     expect(r).toMatchObject({ frames: 2, late: 1, from: 1000, to: 1000 });
