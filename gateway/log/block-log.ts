@@ -48,7 +48,10 @@ import type { DeviceRecord, Store } from '../store/store.js';
 import { type BlockRef, type Fault, frameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { Revocations } from './revocations.js';
+import { type LogInternals, type MarkRecord, Marks, PRUNABLE_KINDS } from './marks.js';
 import { FramesView, type ViewEntry, type ViewTicket } from './view.js';
+
+export { type MarkRecord, PRUNABLE_KINDS } from './marks.js';
 
 export type { ViewEntry } from './view.js';
 import type { BlockCrypto } from './sealing.js';
@@ -122,20 +125,6 @@ export interface BlockLogOptions {
   readonly maxPrunePerMark?: number;
 }
 
-/** A low-water mark and the signed retention block that set it. */
-export interface MarkRecord {
-  readonly author: string;
-  readonly stream: string;
-  readonly low: number;
-  readonly envelope: Uint8Array;
-}
-
-/**
- * Block kinds a low-water mark prunes (frames, sealed frames, older marks); the rest
- * (enrolments, key wraps, policies, rules, actuations) stay, so kept blocks still verify.
- */
-export const PRUNABLE_KINDS: ReadonlySet<Block['kind']> = new Set(['frames', 'sealed', 'retention']);
-
 const headKey = (author: string, stream: string): string => `${author}/${stream}`;
 
 export class BlockLog {
@@ -159,10 +148,9 @@ export class BlockLog {
   // Queued, not yet durable.
   private readonly pendingIndex = new Map<string, IndexRecord>();
   private readonly pendingChain = new Map<string, Set<string>>();
-  private readonly lowDb: Database<{ low: number; envelope: Buffer }, [string, string]>;
   private readonly revocations: Revocations;
-  /** Low-water marks by `author/stream` (authoritative, like `heads`). */
-  private readonly marks = new Map<string, number>();
+  /** Low-water marks and pruning (marks.ts). */
+  private readonly marks: Marks;
   /** Prunes and view recomputes, run one at a time once what was queued before them is durable. */
   private maintenance: Promise<void> = Promise.resolve();
   private readonly deviceRecordFn: (device: string) => DeviceRecord | undefined;
@@ -184,7 +172,6 @@ export class BlockLog {
     this.headsDb = root.openDB({ name: 'log-heads' });
     this.equivocDb = root.openDB({ name: 'log-equivoc' });
     this.meta = root.openDB({ name: 'log-meta' });
-    this.lowDb = root.openDB({ name: 'log-low' });
     this.revocations = new Revocations(root, (p) => store.track(p));
     this.frameView_ = new FramesView(root, (p) => store.track(p), (d) => this.revokedSince(d));
     this.author = toHex(opts.publicKey);
@@ -194,13 +181,10 @@ export class BlockLog {
     this.lamport = this.meta.get('lamport') ?? 0;
     this.devicesDb = root.openDB({ name: 'log-devices' });
     this.deviceRecordFn = opts.deviceRecord ?? ((device) => store.devices.get(device));
-    for (const { key, value } of this.lowDb.getRange()) this.marks.set(headKey(key[0], key[1]), value.low);
+    this.marks = new Marks(root, this.internals());
     if (this.frameView_.needsRebuild()) this.rebuildCopies();
     // A prune cut short (crash, disk full) is finished now.
-    for (const k of this.marks.keys()) {
-      const [author, stream] = [k.slice(0, k.indexOf('/')), k.slice(k.indexOf('/') + 1)];
-      this.schedulePrune(author, stream);
-    }
+    for (const [author, stream] of this.marks.streams()) this.schedulePrune(author, stream);
     this.ctx = {
       isKnownAuthor: (a) => this.known.has(toHex(a)),
       // The local registry decides for devices it knows: a sibling's enrolment cannot put
@@ -653,50 +637,50 @@ export class BlockLog {
   // -------------------------------------------------------------------------
   // Retention (low-water marks) and logged revocations
 
+  /** What marks.ts reads and writes of the log (its databases and queued state). */
+  private internals(): LogInternals {
+    return {
+      store: this.store,
+      author: this.author,
+      blocks: this.blocks,
+      index: this.index,
+      chain: this.chain,
+      equivocDb: this.equivocDb,
+      headsDb: this.headsDb,
+      heads: this.heads,
+      view: this.frameView_,
+      maxPrunePerMark: this.opts.maxPrunePerMark ?? 512,
+      hashesAt: (a, st, q) => this.hashesAt(a, st, q),
+      lookup: (h) => this.lookup(h),
+      getEnvelope: (h) => this.getEnvelope(h),
+      readable: (b) => this.readable(b),
+      iterStream: (a, st, from) => this.iterStream(a, st, from),
+      streamBlocks: (a, st, from) => this.streamBlocks(a, st, from),
+    };
+  }
+
   /** The low-water mark of a stream (0: none; nothing below it is kept or accepted, bar registry blocks). */
   mark(author: string, stream: string): number {
-    return this.marks.get(headKey(author, stream)) ?? 0;
+    return this.marks.get(author, stream);
   }
 
   /** Hashes (sorted) of the blocks a mark keeps below it in a stream (registry blocks); none without a mark. */
   keptBelow(author: string, stream: string): string[] {
-    const mark = this.mark(author, stream);
-    if (mark === 0) return [];
-    const out: string[] = [];
-    for (const [seq, hash] of this.iterStream(author, stream, 0)) {
-      if (seq >= mark) break;
-      const rec = this.lookup(hash);
-      if (rec !== undefined && !PRUNABLE_KINDS.has(rec.kind)) out.push(hash);
-    }
-    return out.sort();
+    return this.marks.keptBelow(author, stream);
   }
 
   /** Every mark held, with the signed retention block behind it. */
-  *markRecords(): Generator<MarkRecord> {
-    for (const { key, value } of this.lowDb.getRange()) yield { author: key[0], stream: key[1], low: value.low, envelope: new Uint8Array(value.envelope) };
+  markRecords(): Generator<MarkRecord> {
+    return this.marks.records();
   }
 
   /** The signed retention block behind a stream's mark (queued ones included). */
   markEnvelope(author: string, stream: string): Uint8Array | undefined {
-    const p = this.pendingMarks.get(headKey(author, stream));
-    if (p) return p;
-    const v = this.lowDb.get([author, stream]);
-    return v === undefined ? undefined : new Uint8Array(v.envelope);
+    return this.marks.envelope(author, stream);
   }
 
-  private readonly pendingMarks = new Map<string, Uint8Array>();
-
   private raiseMark(author: string, stream: string, low: number, envelope: Uint8Array): void {
-    const k = headKey(author, stream);
-    if (low <= this.mark(author, stream)) return;
-    this.marks.set(k, low);
-    this.pendingMarks.set(k, envelope);
-    this.store.track(this.lowDb.put([author, stream], { low, envelope: Buffer.from(envelope) }));
-    void this.store.durable().then(
-      () => this.pendingMarks.get(k) === envelope && this.pendingMarks.delete(k),
-      () => this.pendingMarks.get(k) === envelope && this.pendingMarks.delete(k),
-    );
-    this.schedulePrune(author, stream);
+    if (this.marks.raise(author, stream, low, envelope)) this.schedulePrune(author, stream);
   }
 
   /**
@@ -731,71 +715,8 @@ export class BlockLog {
       .catch(() => {});
   }
 
-  /**
-   * Deletes the stream's prunable blocks below its mark, with their index, chain, fork
-   * records, copies and view entries, and the frames this gateway stored for them: all in
-   * this one turn, so one transaction.
-   */
   private pruneNow(author: string, stream: string): number {
-    const low = this.mark(author, stream);
-    const gone: { hash: string; frames: readonly FrameEntry[] }[] = [];
-    const seqs = new Set<number>();
-    for (const k of this.chain.getKeys({ start: [author, stream, 0], end: [author, stream, low] })) {
-      const hash = k[3];
-      const rec = this.index.get(hash);
-      if (rec !== undefined && !PRUNABLE_KINDS.has(rec.kind)) continue;
-      let frames: readonly FrameEntry[] = [];
-      if (rec?.kind === 'frames' || rec?.kind === 'sealed') {
-        const d = decodeSignedBlock(this.getEnvelope(hash) ?? new Uint8Array());
-        const plain = d.ok ? this.readable(d.value.block) : undefined;
-        if (plain?.kind === 'frames') frames = plain.body;
-      }
-      gone.push({ hash, frames });
-      seqs.add(k[2]);
-      const track = (p: Promise<unknown>): void => this.store.track(p);
-      track(this.blocks.remove(hash));
-      track(this.index.remove(hash));
-      track(this.chain.remove([author, stream, k[2], hash]));
-      if (author === this.author) {
-        for (const f of frames) {
-          const id = frameId(f.frame);
-          const rx = id ? this.store.findFrame(id.device, id.boot, id.seq) : undefined;
-          if (rx !== undefined) this.store.deleteFrame(rx);
-        }
-      }
-    }
-    if (gone.length === 0) return 0;
-    const goneSet = new Set(gone.map((g) => g.hash));
-    for (const seq of seqs) {
-      if (this.hashesAt(author, stream, seq).filter((h) => !goneSet.has(h)).length < 2) this.store.track(this.equivocDb.remove([author, stream, seq]));
-    }
-    // A mark learnt ahead of its blocks (sync `mark`, then a cut) can prune the head itself:
-    // the head falls back to the highest block still held (a kept one), or the stream has none.
-    const hk = headKey(author, stream);
-    const head = this.heads.get(hk);
-    if (head && head.hashes.every((h) => goneSet.has(h))) {
-      let next: StreamHead | undefined;
-      for (const k of this.chain.getKeys({ start: [author, stream, Number.MAX_SAFE_INTEGER], end: [author, stream, 0], reverse: true })) {
-        if (goneSet.has(k[3])) continue;
-        const hashes = this.hashesAt(author, stream, k[2]).filter((h) => !goneSet.has(h));
-        next = { author, stream, seq: k[2], hashes, lamport: Math.max(...hashes.map((h) => this.lookup(h)?.lamport ?? 0)) };
-        break;
-      }
-      if (next) {
-        this.heads.set(hk, next);
-        this.store.track(this.headsDb.put([author, stream], { seq: next.seq, hashes: next.hashes, lamport: next.lamport }));
-      } else {
-        this.heads.delete(hk);
-        this.store.track(this.headsDb.remove([author, stream]));
-      }
-    }
-    const ticket = FramesView.ticket();
-    this.frameView_.removeBlocks(ticket, gone);
-    void this.store.durable().then(
-      () => this.frameView_.settle(ticket),
-      () => this.frameView_.settle(ticket),
-    );
-    return gone.length;
+    return this.marks.prune(author, stream);
   }
 
   /**
@@ -810,35 +731,11 @@ export class BlockLog {
   }
 
   /**
-   * Where a mark for this gateway's `stream` would go for receive times before `cutoff`:
-   * the first frames block with a frame received at or after it (or the next seq when all
-   * are older), and how many prunable blocks lie below that above the present mark.
+   * Where a mark for this gateway's `stream` would go for receive times before `cutoff`,
+   * and how many prunable blocks it would take (marks.ts).
    */
   planRetention(stream: string, cutoff: number): { low: number; prunable: number } {
-    const head = this.heads.get(headKey(this.author, stream));
-    const mark = this.mark(this.author, stream);
-    let prunable = 0;
-    // Data blocks (frames, sealed frames) old enough to go; older marks go along but are no
-    // reason for a new mark (else every tick would author one to prune the last).
-    let data = 0;
-    const plan = (low: number): { low: number; prunable: number } => ({ low, prunable: data > 0 ? prunable : 0 });
-    for (const [seq, hash] of this.streamBlocks(this.author, stream, mark)) {
-      const rec = this.lookup(hash);
-      if (rec === undefined || !PRUNABLE_KINDS.has(rec.kind)) continue;
-      if (prunable >= (this.opts.maxPrunePerMark ?? 512)) return plan(seq);
-      if (rec.kind !== 'retention') {
-        let t = rec.time;
-        if (t === undefined) {
-          const d = decodeSignedBlock(this.getEnvelope(hash) ?? new Uint8Array());
-          const b = d.ok ? this.readable(d.value.block) : undefined;
-          t = b?.kind === 'frames' ? b.body.reduce((m, f) => Math.max(m, f.rxTime), 0) : Number.MAX_SAFE_INTEGER;
-        }
-        if (t >= cutoff) return plan(seq);
-        data++;
-      }
-      prunable++;
-    }
-    return plan(head === undefined ? 0 : head.seq + 1);
+    return this.marks.plan(stream, cutoff);
   }
 
   /**
