@@ -107,11 +107,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
     for (const ps of site.links.values()) for (const p of ps) p.restore();
     for (const p of site.ptys) if (!p.running) await p.plug();
     site.disk?.free();
-    for (const n of site.nodes) if (!n.running) await n.start();
+    for (const n of site.nodes) {
+      if (n.running) continue;
+      await n.start();
+      note(`  heal: started ${n.id} (it was down)`);
+    }
 
     devices.stopGenerating();
     settled = await devices.settle(opts.settleMs ?? 60_000);
-    note(settled ? 'every device has had all its frames acked' : `devices still hold ${devices.pending()} unacked frames`);
+    note(settled ? 'every device has had all its frames acked' : `devices still hold ${devices.pending()} unacked frames: ${devices.pendingReport()}`);
     converged = await waitConverged(site.nodes, opts.settleMs ?? 60_000);
     note(converged ? 'heads digests equal on all gateways' : 'gateways did not converge');
     await devices.stop();

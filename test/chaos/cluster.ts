@@ -53,7 +53,14 @@ export class GatewayNode {
     const child = spawn(process.execPath, [gatewayBin, 'start', '--config', this.configFile, '--no-simulate'], { stdio: ['ignore', 'pipe', 'pipe'], env });
     this.child = child;
     const tag = `${this.id}#${this.starts}`;
+    // The last lines of both streams, for the report when this process crashes.
+    const tail: string[] = [];
+    const keep = (line: string): void => {
+      tail.push(line.slice(0, 300));
+      if (tail.length > 12) tail.shift();
+    };
     createInterface({ input: child.stderr! }).on('line', (line) => {
+      keep(`stderr: ${line}`);
       if (ALARM.test(line) && this.alarms.length < 50) this.alarms.push(`${tag} stderr: ${line}`);
     });
     const ready = new Promise<void>((resolve, reject) => {
@@ -66,6 +73,7 @@ export class GatewayNode {
           if (ALARM.test(line)) this.alarms.push(`${tag} stdout: ${line}`);
           return;
         }
+        keep(`log: ${rec.msg ?? line.slice(0, 200)}`);
         if (rec.event === 'ready') {
           clearTimeout(timer);
           resolve();
@@ -78,7 +86,7 @@ export class GatewayNode {
       });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        if (!this.expectExit) this.crashes.push(`${tag} exited by itself (code ${code}, signal ${signal})`);
+        if (!this.expectExit) this.crashes.push(`${tag} exited by itself (code ${code}, signal ${signal}); last output:\n    ${tail.join('\n    ')}`);
         reject(new Error(`${tag} exited before ready (code ${code}, signal ${signal})`));
       });
     });

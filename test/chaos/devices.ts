@@ -102,6 +102,22 @@ export class Devices {
     return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce((n, d) => n + d.pendingCount, 0);
   }
 
+  /** Devices with unacked frames: id, how many, the oldest (boot/seq), whether its link is up. */
+  pendingReport(): string {
+    const rows: string[] = [];
+    for (const f of this.fleets) {
+      for (const d of f.devices) {
+        const p = d.pending();
+        if (p.length) rows.push(`${d.id} ${p.length} from ${p[0]!.boot}/${p[0]!.seq} (mqtt ${f.link(d.id)?.connected ? 'up' : 'down'}, ${f.link(d.id)?.inFlight} in flight)`);
+      }
+    }
+    for (const s of this.serial) {
+      const p = s.device.pending();
+      if (p.length) rows.push(`${s.device.id} ${p.length} from ${p[0]!.boot}/${p[0]!.seq} (serial ${s.link.connected ? 'open' : 'closed'}, acks ${s.link.stats.acked}, bad downlink ${s.link.stats.badDownlink})`);
+    }
+    return rows.join('; ');
+  }
+
   /** Frames evicted from a full device buffer (lost on the device, before any gateway). */
   dropped(): number {
     return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce((n, d) => n + d.dropped, 0);
