@@ -125,13 +125,13 @@ function readAgainst(file: string): Decision[] {
   return decisions;
 }
 
-/** Decisions recorded in the log's actuation blocks (every author's). */
+/** Decisions this gateway recorded in the log's actuation blocks (siblings decided on the frames they ingested, not these). */
 function loggedDecisions(cfg: ReturnType<typeof resolveConfig>, store: Store): Decision[] {
   const dataDir = resolve(cfg.gateway.dataDir);
   if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`--diff: no gateway identity in ${dataDir} (start the gateway once)`);
   const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
   const log = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(cfg.sync), withheldParentsOk: cfg.policy.file !== undefined });
-  return readDecisions(actuationBlocks(log)).decisions;
+  return readDecisions(actuationBlocks(log)).decisions.filter((d) => d.author === log.author);
 }
 
 const iso = (t: number): string => new Date(t).toISOString();
