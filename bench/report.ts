@@ -189,9 +189,11 @@ async function main(): Promise<void> {
   const failed = withGoal.filter((r) => r.pass === false);
   console.log(`\n${rows.length} figures, ${withGoal.length} with a goal: ${withGoal.length - failed.length} pass, ${failed.length} fail; ${runs.filter((r) => !r.ok).length} of ${runs.length} benches failed to run; ${seconds.toFixed(0)} s`);
   const at = new Date(started).toISOString();
-  writeFileSync(`${resultsDir}report.json`, JSON.stringify({ at, quick, node: process.version, cores: cpus().length, seconds, benches: runs, rows }, null, 2) + '\n');
-  writeFileSync(`${resultsDir}report.svg`, renderSvg(rows, `outpost bench ${quick ? '--quick ' : ''}${at}`));
-  console.log('wrote bench/results/report.json, bench/results/report.svg');
+  // A partial run (--only) must not overwrite the whole report.
+  const out = values.only ? 'report-partial' : 'report';
+  writeFileSync(`${resultsDir}${out}.json`, JSON.stringify({ at, quick, node: process.version, cores: cpus().length, seconds, benches: runs, rows }, null, 2) + '\n');
+  writeFileSync(`${resultsDir}${out}.svg`, renderSvg(rows, `outpost bench ${quick ? '--quick ' : ''}${values.only ? `--only ${values.only} ` : ''}${at}`));
+  console.log(`wrote bench/results/${out}.json, bench/results/${out}.svg`);
 }
 
 function fmt(x: number | undefined): string {
