@@ -12,7 +12,7 @@ import { compileCondition, type CelContext, type Condition } from '../dsl/cel.js
 import type { DecisionDraft, MachineRule } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 import { drafts, seen } from './actions.js';
-import { valuesOf } from './sample.js';
+import { inputsOf, MAX_INPUTS, valuesOf } from './sample.js';
 import { RollingWindow } from './rolling.js';
 import type { EvalCounters } from './signal.js';
 import { stage } from './stage.js';
@@ -39,7 +39,7 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
     const latch: Record<string, boolean> = Object.fromEntries(rule.latches.map((l) => [l.name, false]));
     const silent = new Set<string>();
     let silentList: string[] = [];
-    const win = rule.window ? new RollingWindow(rule.aggregates, 1) : undefined;
+    const win = rule.window ? new RollingWindow(rule.aggregates, MAX_INPUTS) : undefined;
     let agg: Record<string, number> = {};
     const ctx = (): CelContext => ({
       device: lastFrame?.device ?? '',
@@ -63,7 +63,8 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
       }
       return r;
     };
-    const inputs = (): FrameRef[] => (lastFrame ? [{ device: lastFrame.device, boot: lastFrame.boot, seq: lastFrame.seq }] : []);
+    // the frames behind a decision: the window's (newest last, at most MAX_INPUTS), else the last frame
+    const inputs = (): FrameRef[] => (win && win.size > 0 ? inputsOf(win.newest()) : lastFrame ? [{ device: lastFrame.device, boot: lastFrame.boot, seq: lastFrame.seq }] : []);
     const enter = (to: string, why: string): void => {
       const from = state;
       for (const t of timers) t.unsubscribe();

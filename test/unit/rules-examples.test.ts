@@ -51,7 +51,8 @@ describe('factory cell example', () => {
     press(9.5); // severe: stopped on this very frame (the rule's deadline is the frame itself)
     expect(speeds(h.decisions)).toEqual(['0 1', '13000 0.4', '16000 0']);
     const stop = h.decisions.find((d) => d.action.kind === 'command' && d.action.command.value === 0)!;
-    expect(stop.inputs).toEqual([{ device: 'press-01', boot: 1, seq: 15 }]);
+    // the inputs are the 5 s window's frames, ending with the one that crossed the threshold
+    expect(stop.inputs.map((i) => `${i.device}/${i.seq}`)).toEqual(['press-01/11', 'press-01/12', 'press-01/13', 'press-01/14', 'press-01/15']);
     expect(stop.reason).toMatch(/slowed → stopped: .*agg\.vib_max=9\.5/);
     for (let i = 0; i < 10; i++) press(2); // calm again, but no ack: stays stopped
     expect(speeds(h.decisions).length).toBe(3);
