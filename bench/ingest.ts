@@ -20,7 +20,7 @@ import { startTestGateway, tempDir } from '../test/helpers/env.js';
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean' },
-    devices: { type: 'string', default: '1000' },
+    devices: { type: 'string' },
     workers: { type: 'string' },
     inflight: { type: 'string', default: '4' },
     /** Write a CPU profile of the gateway's main thread during the saturation phase. */
@@ -28,7 +28,7 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick === true;
-const devices = Number(values.devices);
+const devices = Number(values.devices ?? (quick ? 500 : 1000));
 
 /** Single-core raw verify of pre-built Sig_structures: the baseline. */
 function rawVerifyPerSecond(seconds: number): number {

@@ -147,7 +147,7 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
 
 async function main(): Promise<void> {
   if (!haveSocat()) throw new Error('bench:serial needs socat (apt-get install socat)');
-  const secs = quick ? 2 : 5;
+  const secs = quick ? 1.5 : 5;
   console.log(`outpost serial bench (${quick ? 'quick' : 'full'}): deframer vs indexOf scan, and frames over a socat pty paced at the baud rate`);
   const df = deframerBench(quick ? 0.5 : 2);
   const lines: LineResult[] = [];
