@@ -264,7 +264,13 @@ export class IngestPipeline {
         // many batches, and coalescing them costs no latency (same transaction either way).
         const blocks = new Map<string | undefined, FrameEntry[]>();
         for (const g of group) this.decideSafely(g.batch, g.results, blocks);
-        if (this.blockLog) for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
+        try {
+          if (this.blockLog) for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
+        } catch (err) {
+          // As a failed decision: nothing of the group is acked (senders resend), the loop goes on.
+          this.log.error({ err }, 'logging the group\'s blocks failed');
+          for (const g of group) this.failStored(g.batch, err);
+        }
         for (const author of this.logTasks.splice(0)) {
           try {
             author();

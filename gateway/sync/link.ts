@@ -177,10 +177,12 @@ export async function runSession(link: MessageLink, session: SyncSession, first:
       poke();
     }
   } catch (err) {
+    // The writer may be waiting on a transport that will never drain (the peer is gone or
+    // stopped reading): it stops at its next message; the caller ends the link.
     stop = true;
     readerDone = true;
     poke();
-    await writer.catch(() => {});
+    writer.catch(() => {});
     throw err;
   }
   readerDone = true;

@@ -24,7 +24,11 @@ class Framed implements MessageLink {
 
   constructor(readonly socket: Socket, idleMs: number) {
     socket.setNoDelay(true);
-    socket.setTimeout(idleMs, () => this.queue.fail(new LinkError('timeout', 'link idle too long')));
+    // Destroyed, not just failed: a sender waiting for 'drain' on a silent peer is released by 'close'.
+    socket.setTimeout(idleMs, () => {
+      this.queue.fail(new LinkError('timeout', 'link idle too long'));
+      socket.destroy();
+    });
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => this.queue.fail(new LinkError('closed', 'link closed')));
     socket.on('error', (err) => this.queue.fail(new LinkError('closed', err.message)));
@@ -82,6 +86,8 @@ class Framed implements MessageLink {
       if (this.socket.destroyed) return resolve();
       this.socket.once('close', () => resolve());
       this.socket.end();
+      // A peer that stopped reading never lets the close handshake finish: do not wait on it.
+      setTimeout(() => this.socket.destroy(), 2000).unref();
     });
   }
 }
