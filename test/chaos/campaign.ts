@@ -132,7 +132,6 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   } finally {
     await devices.stop().catch(() => undefined);
     await site.close();
-    tmp.cleanup();
   }
 
   const crashes = site.nodes.flatMap((n) => n.crashes);
@@ -140,6 +139,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   const ok =
     aborted === undefined && settled && converged && crashes.length === 0 && alarms.length === 0 && uncleanStops.length === 0 &&
     result !== undefined && result.lost.length === 0 && result.duplicates.length === 0 && result.digestsEqual && result.gateways.every((g) => g.auditOk);
+  // A failed run keeps its configs and the gateways' logs (<dir>/gw-N.log) for a post-mortem.
+  if (ok) tmp.cleanup();
+  else note(`kept the gateways' configs and logs in ${tmp.dir}`);
   return {
     seed: opts.seed,
     timeline,

@@ -4,8 +4,8 @@
  * restarted, and a tmpfs that can be filled to make one gateway's disk full.
  */
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, mkdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
@@ -55,7 +55,10 @@ export class GatewayNode {
     const tag = `${this.id}#${this.starts}`;
     // The last lines of both streams, for the report when this process crashes.
     const tail: string[] = [];
+    // Every line also goes to <config dir>/<id>.log, kept when the campaign fails.
+    const logFile = join(dirname(this.configFile), `${this.id}.log`);
     const keep = (line: string): void => {
+      appendFileSync(logFile, `${tag} ${line}\n`);
       tail.push(line.slice(0, 300));
       if (tail.length > 12) tail.shift();
     };
@@ -73,7 +76,7 @@ export class GatewayNode {
           if (ALARM.test(line)) this.alarms.push(`${tag} stdout: ${line}`);
           return;
         }
-        keep(`log: ${rec.msg ?? line.slice(0, 200)}`);
+        keep(`log: ${line}`);
         if (rec.event === 'ready') {
           clearTimeout(timer);
           resolve();
