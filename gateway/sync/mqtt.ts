@@ -9,7 +9,7 @@
  * broker (or anyone else on it) cannot stand in for a sibling.
  */
 import { randomBytes } from 'node:crypto';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, syncBrokerAuthInput, syncTopic, toHex } from '../../protocols/index.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
 import { initiate, type LinkIdentity, LinkError, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE, type MessageLink, MessageQueue, respond, type SyncLinkEvents } from './link.js';
@@ -79,7 +79,7 @@ export async function clientBus(url: string, identity: LinkIdentity, opts: { rec
         resolve();
       });
     });
-  } else client = await mqtt.connectAsync(url, options);
+  } else client = await connectOnce(url, options);
   client.on('message', (topic, payload) => {
     for (const [f, hs] of subs) if (matches(f, topic)) for (const h of hs) h(topic, payload);
   });
@@ -185,6 +185,29 @@ class TopicLink implements MessageLink {
     this.queue.fail(new LinkError('closed', 'link closed'));
     this.cleanup();
   }
+}
+
+/**
+ * One connection attempt that always settles: mqtt.connectAsync never does when the server
+ * closes the TCP connection before CONNACK (a broker restarting, a proxy without its
+ * backend), which hung a gateway's sync rounds and its start-up restore for good (test/chaos).
+ */
+function connectOnce(url: string, options: IClientOptions & { connectTimeout: number }): Promise<MqttClient> {
+  const client = mqtt.connect(url, { ...options, reconnectPeriod: 0 });
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error): void => {
+      clearTimeout(timer);
+      client.off('connect', onConnect).off('error', done).off('close', onClose);
+      // After connecting, an error also ends in 'close', which the bus reports to its links.
+      if (!err) return resolve(client.on('error', () => undefined));
+      client.end(true);
+      reject(err);
+    };
+    const onConnect = (): void => done();
+    const onClose = (): void => done(new LinkError('closed', `${url} closed the connection before CONNACK`));
+    const timer = setTimeout(() => done(new LinkError('timeout', `no CONNACK from ${url} in ${options.connectTimeout} ms`)), options.connectTimeout);
+    client.on('connect', onConnect).on('error', done).on('close', onClose);
+  });
 }
 
 /** Dials the sibling with key `peer` through a broker and runs one exchange as the initiator. */

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -80,5 +81,19 @@ describe.runIf(haveMosquitto)('sync bus close', () => {
     // mqtt.js keeps the auth-hello pending while offline; the link idles out after 500 ms.
     const dial = syncOverMqtt(bus, peer, { log, identity, peers: [peer], idleTimeoutMs: 500 }).then(() => 'ended', () => 'failed');
     expect(await Promise.race([dial, new Promise((r) => setTimeout(() => r('hung'), 3000))])).toBe('failed');
+  });
+
+  it('connecting to a server that closes before CONNACK fails within the connect timeout instead of hanging', async () => {
+    // A restarting broker, or a proxy whose backend is down, accepts and closes at once.
+    const server = createServer((sock) => sock.destroy());
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => void server.close());
+    const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const seed = randomBytes(32);
+    const attempt = clientBus(url, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) }, { connectTimeoutMs: 2000 }).then(
+      () => 'connected',
+      () => 'failed',
+    );
+    expect(await Promise.race([attempt, new Promise((r) => setTimeout(() => r('hung'), 4000))])).toBe('failed');
   });
 });
