@@ -72,6 +72,20 @@ describe('factory cell example', () => {
     expect(speeds(h.decisions)).toEqual(['0 1', '1000 0', '8500 1']);
   });
 
+  it('issue 7: an ack while the spike that stopped it is still in the window does not restart it (no flapping)', () => {
+    const h = rulesHarness(only(factory, 'conveyor'));
+    // one 9.5 spike among calm frames: the 5 s average stays under 3.0, the peak does not
+    for (let t = 1000; t <= 3000; t += 1000) h.frame(t, 'press-01', { vib: 1, temp: 35 });
+    h.frame(4000, 'press-01', { vib: 9.5, temp: 35 });
+    h.frame(5000, 'press-01', { vib: 1, temp: 35 });
+    h.frame(5500, 'ack-01', { door: true }); // key turned while the spike is still in the window
+    h.frame(6000, 'press-01', { vib: 1, temp: 35 });
+    expect(speeds(h.decisions)).toEqual(['0 1', '4000 0']);
+    for (let t = 7000; t <= 10_000; t += 1000) h.frame(t, 'press-01', { vib: 1, temp: 35 });
+    // the 5 s window (9 s − 5 s, 9 s] no longer holds the spike: the latched ack restarts it, once
+    expect(speeds(h.decisions)).toEqual(['0 1', '4000 0', '9000 1']);
+  });
+
   it('issue 7: a silent press stops the conveyor (watchdog safe state)', () => {
     const h = rulesHarness(only(factory, 'conveyor'));
     for (let t = 1000; t <= 3000; t += 1000) h.frame(t, 'press-01', { vib: 2, temp: 35 });
