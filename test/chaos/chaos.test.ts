@@ -4,7 +4,8 @@
  * ~40 s of seeded faults (SIGKILL + restart, clock jumps, broker restarts, link cuts, serial
  * noise and unplugs, disk-full, device clock jumps and reboots), then a heal. Fails on any
  * frame a device saw acked that a gateway lacks, any duplicate, any crash or unhandled
- * rejection, an audit fault or unequal heads. The seed is printed; CHAOS_SEED replays it.
+ * rejection, an audit fault or unequal heads. The seed is fixed and printed; CHAOS_SEED=N
+ * runs another (CHAOS_SEED=random: a fresh one).
  * The long version is `npm run chaos -- --duration 300`.
  */
 import { execFileSync } from 'node:child_process';
@@ -21,11 +22,17 @@ const haveMosquitto = (): boolean => {
   }
 };
 // CI installs socat and mosquitto and runs as root (.ci/run); without them locally this is skipped, in CI it fails.
+/** A seed whose 40 s schedule injects a SIGKILL, broker restarts, a sibling cut, serial noise and unplugs, device clock jumps and disk-full. */
+const QUICK_SEED = 132777681;
+
 const skip = !(haveSocat() && haveMosquitto()) && !process.env.CI;
 
 describe.skipIf(skip)('chaos: quick fault campaign', () => {
   it('loses nothing, duplicates nothing, crashes nothing', async () => {
-    const seed = process.env.CHAOS_SEED !== undefined ? Number(process.env.CHAOS_SEED) >>> 0 : Math.floor(Math.random() * 2 ** 32);
+    // A fixed seed in the suite, so a red run replays exactly (timing still varies); random
+    // seeds are the long campaign's job (`npm run chaos`), and CHAOS_SEED=random picks one here.
+    const env = process.env.CHAOS_SEED;
+    const seed = env === 'random' ? Math.floor(Math.random() * 2 ** 32) : env !== undefined ? Number(env) >>> 0 : QUICK_SEED;
     console.log(`chaos seed ${seed} (replay: CHAOS_SEED=${seed} npx vitest run test/chaos)`);
     const report = await runCampaign({ seed, durationMs: 40_000, requireDisk: process.env.CI !== undefined, settleMs: 60_000 });
     const text = formatReport(report);
