@@ -85,6 +85,8 @@ export const configSchema = z
           .default(1024),
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
         maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
+        /** Writes are refused below this many free bytes on the data directory's filesystem (gateway/store/free-space.ts); 0 disables. */
+        minFreeBytes: z.number().int().min(0).max(2 ** 40).default(64 * 1024 * 1024),
       })
       .strict()
       .prefault({}),

@@ -24,6 +24,7 @@ import { loadProfiles } from './profiles.js';
 import { Registry } from './registry.js';
 import { logRuleVersions } from './rule-versions.js';
 import { Simulation } from './simulation.js';
+import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
 import { BleTransport } from './transports/ble.js';
@@ -59,6 +60,8 @@ export class Gateway {
   private statusTimer?: NodeJS.Timeout;
   /** Logs revocations and retention marks of this gateway's streams (gateway/log/retention.ts). */
   retention?: RetentionTimer;
+  /** Free-space guard of the data directory (ingest.minFreeBytes). */
+  space?: FreeSpaceGuard;
   private lastStored = 0;
 
   private constructor(
@@ -79,6 +82,8 @@ export class Gateway {
     // A policy file that does not load stops the start here, before anything is opened.
     const policySet = loadPolicySet(config, identity.publicKey);
     const store = Store.open(dataDir);
+    // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
+    const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
     const registry = new Registry(store);
     for (const d of config.devices) await registry.enroll(d);
     const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
@@ -92,18 +97,20 @@ export class Gateway {
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
     retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
     keyRing.attach(policies.permissions);
-    const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f) }, blockLog);
+    const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space }, blockLog);
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
     gw.blockLog = blockLog;
     gw.policies = policies;
     gw.keyRing = keyRing;
+    gw.space = space;
+    policies.inbox.space = space;
     log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
     try {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
-      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo);
+      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space);
       policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
-      gw.retention = new RetentionTimer(blockLog, log).start(); // after restore: it authors blocks
+      gw.retention = new RetentionTimer(blockLog, log, undefined, space).start(); // after restore: it authors blocks
       if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
       if (config.serial.ports.length > 0) gw.startSerial();
       if (config.ble.enabled) gw.startBle();

@@ -42,6 +42,10 @@ export class GatewayMetrics {
     gauge('outpost_verify_queue_depth', 'Signature checks waiting for a verify worker', () => gw.pool.queued);
     gauge('outpost_ingest_pending', 'Frames submitted and not yet answered', () => gw.ingest.pending);
     gauge('outpost_store_bytes', 'Bytes the store uses on disk', () => gw.store.sizeBytes());
+    // Free-space guard (ingest.minFreeBytes): the last statfs reading (NaN until one is taken; none with the guard off).
+    gauge('outpost_store_free_bytes', 'Free bytes on the data directory\'s filesystem, last reading of the free-space guard', () => gw.space?.lastFree ?? Number.NaN);
+    gauge('outpost_store_min_free_bytes', 'The free-space floor below which writes are refused (0: guard off)', () => gw.space?.minFreeBytes ?? 0);
+    new Counter({ name: 'outpost_disk_low_refusals_total', help: 'Writes refused because free space was below the floor (ingest commits, sync applies, authoring)', registers: [r], collect() { this.reset(); this.inc(gw.space?.refusals ?? 0); } });
     gauge('outpost_store_frames', 'Frames in the store', () => gw.store.frameCount());
     gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
     gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());

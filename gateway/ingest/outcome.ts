@@ -20,7 +20,8 @@ export type RejectReason =
   /** (boot, seq) older than the replay window and never stored. */
   | 'replay';
 
-export type FailReason = 'store-failed' | 'verify-failed' | 'internal-error' | 'overloaded' | 'closed';
+/** `disk-low`: the data directory's free space is below ingest.minFreeBytes (gateway/store/free-space.ts). */
+export type FailReason = 'store-failed' | 'disk-low' | 'verify-failed' | 'internal-error' | 'overloaded' | 'closed';
 
 export type IngestOutcome =
   | { readonly status: 'stored'; readonly device: string; readonly boot: number; readonly seq: number; readonly rx: number }

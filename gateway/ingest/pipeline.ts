@@ -23,6 +23,7 @@ import {
 import { type Logger, LogThrottle } from '../logger.js';
 import type { Registry } from '../registry.js';
 import type { BlockLog } from '../log/block-log.js';
+import type { SpaceCheck } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
 import type { FailReason, IngestOutcome, RejectReason } from './outcome.js';
 import { ReplayWindow } from './replay-window.js';
@@ -68,6 +69,8 @@ export interface IngestOptions {
   readonly maxBatch?: number;
   readonly now?: () => number;
   /** The policy tag of a stored frame (gateway/policy/tagging.ts); frames of one policy share blocks. Default: the `default` policy. */
+  /** Free-space guard: while it says no, nothing is written (frames fail as `disk-low`, authoring waits). */
+  readonly space?: SpaceCheck;
   readonly policyOf?: (f: { device: string; model?: string | undefined; site?: string | undefined; records?: ReadingBody['records'] | undefined }) => string;
 }
 
@@ -124,6 +127,9 @@ export class IngestPipeline {
   private readonly maxBatch: number;
   private readonly now: () => number;
   private readonly policyOf: IngestOptions['policyOf'];
+  private readonly space: SpaceCheck | undefined;
+  /** A retry of deferred authoring while the disk is low. */
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
@@ -141,6 +147,7 @@ export class IngestPipeline {
     this.maxBatch = opts.maxBatch ?? 256;
     this.now = opts.now ?? Date.now;
     this.policyOf = opts.policyOf;
+    this.space = opts.space;
     this.throttle = new LogThrottle(log);
   }
 
@@ -260,6 +267,10 @@ export class IngestPipeline {
       while (this.queue[0]?.done || this.logTasks.length > 0) {
         const group: Verified[] = [];
         while (this.queue[0]?.done) group.push(this.queue.shift()!);
+        if (this.space && !this.space.writable()) {
+          this.refuseLow(group);
+          break;
+        }
         // One block per policy for the whole group (not per batch): under load the group holds
         // many batches, and coalescing them costs no latency (same transaction either way).
         const blocks = new Map<string | undefined, FrameEntry[]>();
@@ -297,6 +308,27 @@ export class IngestPipeline {
       }
     } finally {
       this.committing = false;
+    }
+  }
+
+  /**
+   * Free space is below the floor: nothing is written, so lmdb never meets ENOSPC. Frames not
+   * already rejected fail as `disk-low` (not acked; devices resend) without touching replay
+   * windows; authoring waits for a later pass, retried on a timer so it resumes by itself.
+   */
+  private refuseLow(group: Verified[]): void {
+    for (const g of group) {
+      for (const e of g.batch) {
+        if (!e.outcome) e.outcome = fail('disk-low', 'free space of the data directory is below ingest.minFreeBytes');
+        this.finish(e);
+      }
+    }
+    if (this.logTasks.length > 0 && !this.retry) {
+      this.retry = setTimeout(() => {
+        this.retry = undefined;
+        this.kick();
+      }, 250);
+      this.retry.unref();
     }
   }
 
@@ -443,6 +475,9 @@ export class IngestPipeline {
       await this.loop;
       await new Promise((r) => setImmediate(r));
     }
+    clearTimeout(this.retry);
+    // Authoring deferred by a low disk and never written: say so (its records are not in the log).
+    if (this.logTasks.length > 0) this.log.warn({ tasks: this.logTasks.length }, 'closing with log blocks deferred by low disk space; they are not logged');
     this.frames$.complete();
     this.outcomes$.complete();
   }

@@ -6,6 +6,7 @@
  * (BlockLog.retainByAge). Pruning itself happens in the log, on every replica alike.
  */
 import type { Logger } from '../logger.js';
+import type { SpaceCheck } from '../store/free-space.js';
 import type { BlockLog } from './block-log.js';
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
@@ -38,6 +39,8 @@ export class RetentionTimer {
     private readonly log: BlockLog,
     private readonly logger: Logger,
     private readonly intervalMs = 30_000,
+    /** Free-space guard: a low disk skips the tick (revocations and marks are authored on a later one). */
+    private readonly space?: SpaceCheck,
   ) {}
 
   start(): this {
@@ -48,6 +51,7 @@ export class RetentionTimer {
   }
 
   tick(now = Date.now()): void {
+    if (this.space && !this.space.writable()) return;
     try {
       const revoked = this.log.logRevocations();
       if (revoked.length > 0) this.logger.info({ blocks: revoked.length }, `logged ${revoked.length} device revocation(s) for siblings`);

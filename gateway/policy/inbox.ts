@@ -16,6 +16,7 @@ import { fromHex } from '../../protocols/index.js';
 import { decodePolicyOp, encodePolicyOp, type PolicyOp, policyOpBody } from '../../protocols/policy-op.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
+import type { SpaceCheck } from '../store/free-space.js';
 import { ACL_STREAM, type GrantState, verifyOp } from './grants.js';
 import type { PolicySet } from './permissions.js';
 
@@ -42,6 +43,8 @@ export function opProblem(op: PolicyOp, set: PolicySet): string | undefined {
 export class PolicyInbox {
   private timer?: NodeJS.Timeout;
   private draining = false;
+  /** Free-space guard (set by the gateway): on a low disk ops stay pending for a later drain. */
+  space?: SpaceCheck;
   private readonly dir: string;
 
   constructor(
@@ -64,6 +67,7 @@ export class PolicyInbox {
   /** Logs every pending op; resolves once their blocks are durable. */
   async drain(): Promise<number> {
     if (this.draining) return 0;
+    if (this.space && !this.space.writable()) return 0;
     this.draining = true;
     let logged = 0;
     try {

@@ -26,6 +26,7 @@
 import { decodeSyncMessage, encodeCanonical, encodeSyncMessage, fromHex, hashHex, sha256, type SyncMessage, toHex, type VectorEntry } from '../../protocols/index.js';
 import { type BlockLog, PRUNABLE_KINDS } from '../log/block-log.js';
 import type { Fault } from '../log/verify.js';
+import type { SpaceCheck } from '../store/free-space.js';
 
 export interface SyncStats {
   messagesSent: number;
@@ -43,6 +44,8 @@ export interface SyncStats {
   marks: number;
   rejected: Fault[];
   equivocations: number;
+  /** Blocks and marks received but not applied: the disk was below the free-space floor (resent next exchange). */
+  deferred: number;
   /** The peers were equal (answered by `equal`). */
   equal: boolean;
   /** A malformed message from the peer ended the session. */
@@ -181,7 +184,7 @@ export function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8
 }
 
 export class SyncSession {
-  readonly stats: SyncStats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, blocksSent: 0, blockBytesSent: 0, applied: 0, known: 0, pruned: 0, marks: 0, rejected: [], equivocations: 0, equal: false };
+  readonly stats: SyncStats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, blocksSent: 0, blockBytesSent: 0, applied: 0, known: 0, pruned: 0, marks: 0, rejected: [], equivocations: 0, deferred: 0, equal: false };
   private sentDone = false;
   private gotDone = 0;
   /** Wants sent: each is answered by one more done. */
@@ -193,7 +196,14 @@ export class SyncSession {
   /** Streams this peer may be offered (policies); set once the peer is known. */
   private offer: StreamFilter | undefined;
 
-  constructor(private readonly log: BlockLog) {}
+  constructor(
+    private readonly log: BlockLog,
+    /** Free-space guard: while it says no, blocks and marks are not applied (nothing written). */
+    private readonly space?: SpaceCheck,
+  ) {}
+
+  /** Set once a block or mark was not applied for lack of space. */
+  private deferring = false;
 
   /**
    * Offer and send only streams `offer` allows (the authenticated peer's permissions). The
@@ -255,12 +265,15 @@ export class SyncSession {
       case 'want':
         return this.send(planFor(this.log, this.peerVector, this.offer, new Set(m.streams.map(([a, st]) => `${toHex(a)}/${st}`))));
       case 'mark': {
+        if (this.lowDisk()) return [];
         const r = this.log.acceptMark(m.envelope);
         if (r.status === 'raised') this.stats.marks++;
         else if (r.status === 'rejected') this.stats.rejected.push(...r.faults);
         return [];
       }
       case 'block': {
+        // Low disk: not applied, so lmdb never meets ENOSPC; our heads stay behind, so the next exchange resends it.
+        if (this.lowDisk()) return [];
         const r = this.log.apply(m.envelope);
         if (r.status === 'applied') {
           this.stats.applied++;
@@ -274,6 +287,16 @@ export class SyncSession {
         this.gotDone++;
         return [];
     }
+  }
+
+  /**
+   * Whether to skip applying (counted as deferred). Sticky for the session: once one block is
+   * skipped, a later one (its child, perhaps) must not land above the gap if space returns mid-exchange.
+   */
+  private lowDisk(): boolean {
+    if (!this.deferring && this.space && !this.space.writable()) this.deferring = true;
+    if (this.deferring) this.stats.deferred++;
+    return this.deferring;
   }
 
   private *chain(first: readonly Uint8Array[], rest: Iterable<Uint8Array>): Generator<Uint8Array> {

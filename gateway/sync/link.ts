@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeAuthMessage, encodeAuthMessage, MAX_BLOCK_BYTES, NONCE_BYTES, syncAuthInput, toHex } from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { BlockLog } from '../log/block-log.js';
+import type { SpaceCheck } from '../store/free-space.js';
 import { type StreamFilter, SyncSession, type SyncStats } from './engine.js';
 
 export const MAX_LINK_MESSAGE = MAX_BLOCK_BYTES + 1024;
@@ -27,6 +28,8 @@ export interface LinkOptions {
   readonly idleTimeoutMs?: number;
   /** The streams the authenticated peer (key hex) may be offered (policies); default: all. */
   readonly offerTo?: (peer: string) => StreamFilter | undefined;
+  /** Free-space guard: while it says no, received blocks and marks are not applied. */
+  readonly space?: SpaceCheck;
 }
 
 export class LinkError extends Error {
@@ -195,7 +198,7 @@ export async function runSession(link: MessageLink, session: SyncSession, first:
 export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
   try {
     const peer = await authenticate(link, opts);
-    const session = new SyncSession(opts.log);
+    const session = new SyncSession(opts.log, opts.space);
     session.restrict(opts.offerTo?.(peer));
     await runSession(link, session, session.open({ probe: opts.probe ?? false }));
     await opts.log.durable();
@@ -208,7 +211,7 @@ export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: 
 /** The answering side over an accepted link; reports through `onLink`, never throws. */
 export async function respond(link: MessageLink, opts: LinkOptions & SyncLinkEvents, onError?: () => void): Promise<void> {
   let peer: string | undefined;
-  const session = new SyncSession(opts.log);
+  const session = new SyncSession(opts.log, opts.space);
   try {
     peer = await authenticate(link, opts);
     session.restrict(opts.offerTo?.(peer));

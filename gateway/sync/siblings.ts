@@ -10,6 +10,7 @@ import { parsePublicKey } from '../../protocols/index.js';
 import { ConfigError, type GatewayConfig } from '../config.js';
 import type { BlockLog } from '../log/block-log.js';
 import { type Logger, LogThrottle } from '../logger.js';
+import type { SpaceCheck } from '../store/free-space.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
 import type { LinkOptions, LinkResult, SyncLinkEvents } from './link.js';
 import { aedesBus, clientBus, MqttSyncResponder, syncOverMqtt } from './mqtt.js';
@@ -62,21 +63,23 @@ export class Siblings {
     private readonly keys: Uint8Array[],
     private readonly logger: Logger,
     private readonly offerTo?: LinkOptions['offerTo'],
+    private readonly space?: SpaceCheck,
   ) {
     this.throttle = new LogThrottle(logger);
     for (const p of cfg.peers) this.status_.set(p.id, { applied: 0, sent: 0 });
   }
 
   /** `offerTo`: the streams each sibling may be offered (gateway/policy/sync-filter.ts); default all. */
-  static async start(cfg: GatewayConfig['sync'], log: BlockLog, identity: LinkIdentity, logger: Logger, offerTo?: LinkOptions['offerTo']): Promise<Siblings> {
+  /** `space`: the free-space guard; while the disk is low siblings' blocks are not applied (the next exchange resends). */
+  static async start(cfg: GatewayConfig['sync'], log: BlockLog, identity: LinkIdentity, logger: Logger, offerTo?: LinkOptions['offerTo'], space?: SpaceCheck): Promise<Siblings> {
     const keys = siblingKeys(cfg);
-    const server = await SyncServer.listen(cfg.host, cfg.port, { log, identity, peers: keys, offerTo, ...Siblings.events(logger) });
-    const s = new Siblings(server, cfg, log, identity, keys, logger, offerTo);
+    const server = await SyncServer.listen(cfg.host, cfg.port, { log, identity, peers: keys, offerTo, space, ...Siblings.events(logger) });
+    const s = new Siblings(server, cfg, log, identity, keys, logger, offerTo, space);
     logger.info({ port: server.port, peers: cfg.peers.map((p) => p.id) }, `sync listening on ${cfg.host}:${server.port}`);
     for (const url of cfg.brokers) {
       const bus = await clientBus(url, identity, { reconnect: true });
       s.buses.push(bus);
-      s.responders.push(await MqttSyncResponder.start(bus, { log, identity, peers: keys, offerTo, ...Siblings.events(logger) }));
+      s.responders.push(await MqttSyncResponder.start(bus, { log, identity, peers: keys, offerTo, space, ...Siblings.events(logger) }));
       logger.info({ broker: url }, `sync answering siblings on ${url}`);
     }
     // A gateway whose store holds none of its own blocks (new, or its SD card replaced) first
@@ -95,6 +98,7 @@ export class Siblings {
     return {
       onLink: (r) => {
         if (r.error) logger.warn({ peer: r.peer, code: r.error.code, err: r.error.message }, 'sibling link failed');
+        else if (r.stats && r.stats.deferred > 0) logger.warn({ peer: r.peer, applied: r.stats.applied, deferred: r.stats.deferred }, `low disk: ${r.stats.deferred} blocks from a sibling not applied (resent next exchange)`);
         else if (r.stats && r.stats.applied > 0) logger.info({ peer: r.peer, applied: r.stats.applied, rejected: r.stats.rejected.length }, `applied ${r.stats.applied} blocks from a sibling`);
       },
     };
@@ -102,13 +106,13 @@ export class Siblings {
 
   /** Answers siblings' sync on the gateway's own embedded broker (they log in with their gateway keys). */
   async attachBroker(broker: EmbeddedBroker): Promise<void> {
-    this.responders.push(await MqttSyncResponder.start(aedesBus(broker), { log: this.log, identity: this.identity, peers: this.keys, offerTo: this.offerTo, ...Siblings.events(this.logger) }));
+    this.responders.push(await MqttSyncResponder.start(aedesBus(broker), { log: this.log, identity: this.identity, peers: this.keys, offerTo: this.offerTo, space: this.space, ...Siblings.events(this.logger) }));
   }
 
   private async dial(p: Peer, key: Uint8Array): Promise<LinkResult | undefined> {
     const ep = peerEndpoint(p);
     if (ep === undefined) return undefined;
-    const opts = { log: this.log, identity: this.identity, peers: [key], probe: true, idleTimeoutMs: 10_000, offerTo: this.offerTo };
+    const opts = { log: this.log, identity: this.identity, peers: [key], probe: true, idleTimeoutMs: 10_000, offerTo: this.offerTo, space: this.space };
     if (ep.kind === 'tcp') return syncOverTcp(ep.host, ep.port, opts);
     const bus = await clientBus(ep.url, this.identity, { connectTimeoutMs: 5_000 });
     this.dialBus = bus;

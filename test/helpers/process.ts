@@ -7,7 +7,8 @@ import { createInterface } from 'node:readline';
 const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 
 /** Writes a config file enrolling `devices`, with the data dir and an ephemeral MQTT port. */
-export function writeGatewayConfig(dir: string, dataDir: string, devices: readonly { id: string; publicKey: string }[]): string {
+/** `extra`: more top-level YAML lines (e.g. `ingest: { minFreeBytes: 0 }`). */
+export function writeGatewayConfig(dir: string, dataDir: string, devices: readonly { id: string; publicKey: string }[], extra: readonly string[] = []): string {
   const file = join(dir, 'outpost.yaml');
   writeFileSync(
     file,
@@ -15,6 +16,7 @@ export function writeGatewayConfig(dir: string, dataDir: string, devices: readon
       `gateway: { id: gw-child, dataDir: ${JSON.stringify(dataDir)} }`,
       'mqtt: { port: 0 }',
       'api: { enabled: false }',
+      ...extra,
       'devices:',
       ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKey}" }`),
     ].join('\n'),

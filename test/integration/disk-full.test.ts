@@ -32,7 +32,8 @@ describe.runIf(mounted)('disk full', () => {
 
   it('refuses frames it cannot store, keeps running, and stores them all once space returns', async () => {
     const manifest = generateManifest({ devices: 5, prefix: 'full' });
-    const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices);
+    // Guard off (ingest.minFreeBytes: 0): this test is about lmdb's own ENOSPC path; the guarded one is free-space-guard.test.ts.
+    const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices, ['ingest: { minFreeBytes: 0 }']);
     const gw = await startGatewayProcess(config);
     const perDevice = 400; // well over 1 MiB of store in all
     const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.port}`, manifest, rateHz: 200, maxFrames: perDevice, signer: 'node', reconnectPeriodMs: 100 });
