@@ -75,7 +75,8 @@ export async function buildSite(dir: string, devices: Devices, opts: { syncInter
         `gateway: { id: gw-${i}, dataDir: ${JSON.stringify(dataDir)} }`,
         `mqtt: { port: ${mqttPorts[i]} }`,
         'api: { enabled: false }',
-        // Three gateways and the campaign share two cores.
+        // Three gateways and the campaign share two cores. The free-space guard is on (ingest.minFreeBytes,
+        // default 64 MiB): gw-2's disk-full fault is refused before lmdb meets ENOSPC (lmdb-js aborted after one).
         'ingest: { verifyWorkers: 1 }',
         'status: { intervalSeconds: 60 }',
         'devices:',
