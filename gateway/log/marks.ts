@@ -11,7 +11,7 @@
 import type { Database, RootDatabase } from 'lmdb';
 import { type Block, decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
 import type { Store } from '../store/store.js';
-import type { HeadRecord, IndexRecord, StreamHead } from './block-log.js';
+import type { HeadRecord, IndexRecord, StreamHead } from './state.js';
 import { frameId } from './verify.js';
 import { FramesView } from './view.js';
 

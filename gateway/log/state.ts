@@ -1,0 +1,169 @@
+/**
+ * The block log's lmdb tables and the state kept beside them (gateway/log/README.md, "Store"):
+ * one object shared by the parts of the log (authoring.ts, apply.ts, queries.ts, marks.ts),
+ * so the heads, the lamport clock and the pending maps exist once.
+ *
+ * Reads in lmdb-js see committed data only, so what was queued but is not yet durable is
+ * kept in the `pending` maps until its transaction lands.
+ */
+import type { Database } from 'lmdb';
+import { type Block, type SignedBlock, toHex } from '../../protocols/index.js';
+import type { DeviceRecord, Store } from '../store/store.js';
+import type { BlockRef } from './verify.js';
+import { Revocations } from './revocations.js';
+import { FramesView } from './view.js';
+import type { BlockCrypto } from './sealing.js';
+
+export interface IndexRecord extends BlockRef {
+  readonly kind: Block['kind'];
+  /** Frames in the block (0 for other kinds). */
+  readonly frames: number;
+  /** Latest receive time of its frames (frames blocks; absent in stores written before retention). */
+  readonly time?: number;
+}
+
+export interface HeadRecord {
+  readonly seq: number;
+  /** Sorted; more than one when the author equivocated at this seq. */
+  readonly hashes: string[];
+  readonly lamport: number;
+}
+
+export interface StreamHead extends HeadRecord {
+  readonly author: string;
+  readonly stream: string;
+}
+
+export interface BlockLogOptions {
+  /** The gateway's raw Ed25519 public key and signer (blocks are authored with them). */
+  readonly publicKey: Uint8Array;
+  readonly sign: (message: Uint8Array) => Uint8Array;
+  /** Other gateways whose blocks are accepted (this gateway is always known). */
+  readonly knownAuthors?: Iterable<Uint8Array>;
+  /**
+   * A device's registry record (default: the store's device table). Frames of a device are
+   * verified under its registry key, or, for a device not enrolled here, under the keys
+   * enrolled by enrolment blocks in the log;
+   * before this gateway first logs frames of a device, it logs the device's enrolment, so a
+   * sibling that never enrolled the device can still verify them.
+   */
+  readonly deviceRecord?: (device: string) => DeviceRecord | undefined;
+  /** Confidential policies (sealing.ts): seals authored blocks, opens held ones where it has the key. */
+  readonly crypto?: BlockCrypto;
+  /**
+   * How long this gateway keeps its own blocks of a stream (ms), or undefined to keep them
+   * forever (the default). Read by `retainByAge`; per-policy durations plug in here.
+   */
+  readonly retentionFor?: (stream: string) => number | undefined;
+  /**
+   * Policies withhold streams from some siblings (gateway/policy/sync-filter.ts), so a block's
+   * `parents` (other streams' heads) may never arrive here: a missing parent is then no fault;
+   * and each of this gateway's streams carries the enrolments of its own devices.
+   */
+  readonly withheldParentsOk?: boolean;
+  /**
+   * Most blocks one retention mark prunes (default 512): a prune is one transaction, so a
+   * store that enables retention over a long history catches up a bounded step per tick.
+   */
+  readonly maxPrunePerMark?: number;
+}
+
+export const headKey = (author: string, stream: string): string => `${author}/${stream}`;
+
+export class LogState {
+  readonly author: string;
+  readonly blocks: Database<Buffer, string>;
+  readonly index: Database<IndexRecord, string>;
+  readonly chain: Database<number, [string, string, number, string]>;
+  readonly headsDb: Database<HeadRecord, [string, string]>;
+  readonly equivocDb: Database<number, [string, string, number]>;
+  readonly meta: Database<number, string>;
+  /** [device, key] → enrolment block; [device, key, stream] → this gateway's enrolment block in its own stream. */
+  readonly devicesDb: Database<string, [string, string] | [string, string, string]>;
+  readonly revocations: Revocations;
+  readonly view: FramesView;
+  /** Every stream head, authoritative (loaded once, then kept in step with writes). */
+  readonly heads = new Map<string, StreamHead>();
+  lamport: number;
+  /** Own streams found forked (reported in `ownForks()`). */
+  readonly forkedOwn = new Set<string>();
+  readonly blockListeners = new Set<(sb: SignedBlock) => void>();
+  /** Heads already named as parents by one of our blocks (so each is named once). */
+  readonly referenced = new Set<string>();
+  // Queued, not yet durable.
+  readonly pendingIndex = new Map<string, IndexRecord>();
+  readonly pendingChain = new Map<string, Set<string>>();
+  readonly pendingDevices = new Map<string, Set<string>>();
+  /** `device\0key\0stream` of own enrolment blocks not yet durable. */
+  readonly pendingOwnEnrolments = new Set<string>();
+  readonly deviceRecord: (device: string) => DeviceRecord | undefined;
+
+  constructor(
+    readonly store: Store,
+    readonly opts: BlockLogOptions,
+  ) {
+    const root = store.root;
+    this.blocks = root.openDB({ name: 'log-blocks', encoding: 'binary' });
+    this.index = root.openDB({ name: 'log-index' });
+    this.chain = root.openDB({ name: 'log-chain' });
+    this.headsDb = root.openDB({ name: 'log-heads' });
+    this.equivocDb = root.openDB({ name: 'log-equivoc' });
+    this.meta = root.openDB({ name: 'log-meta' });
+    this.revocations = new Revocations(root, (p) => store.track(p));
+    this.view = new FramesView(root, (p) => store.track(p), (d) => this.revokedSince(d));
+    this.author = toHex(opts.publicKey);
+    for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
+    this.lamport = this.meta.get('lamport') ?? 0;
+    this.devicesDb = root.openDB({ name: 'log-devices' });
+    this.deviceRecord = opts.deviceRecord ?? ((device) => store.devices.get(device));
+  }
+
+  /** Whether this gateway logged an enrolment of (device, key) in its own `stream`. */
+  enrolledInOwn(device: string, key: string, stream: string): boolean {
+    return this.pendingOwnEnrolments.has(`${device}\u0000${key}\u0000${stream}`) || this.devicesDb.doesExist([device, key, stream]);
+  }
+
+  /** Keys (hex) enrolled for a device by enrolment blocks in the log. */
+  loggedKeys(device: string): string[] {
+    const out = new Set(this.pendingDevices.get(device) ?? []);
+    for (const k of this.devicesDb.getKeys({ start: [device], end: [device + '\u0000'] })) if (k[0] === device) out.add(k[1]);
+    return [...out];
+  }
+
+  /** From which receive time a device's frames are left out of the view (revocations.ts). */
+  revokedSince(device: string): number | undefined {
+    return this.revocations.since(device, this.loggedKeys(device));
+  }
+
+  lookup(hash: string): IndexRecord | undefined {
+    return this.pendingIndex.get(hash) ?? this.index.get(hash);
+  }
+
+  /** The signed envelope of a block, if held. */
+  getEnvelope(hash: string): Uint8Array | undefined {
+    const b = this.blocks.get(hash);
+    return b === undefined ? undefined : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  }
+
+  /** Hashes held at one (author, stream, seq): one normally, two or more after an equivocation. */
+  hashesAt(author: string, stream: string, seq: number): string[] {
+    const out = new Set(this.pendingChain.get(`${author}/${stream}/${seq}`) ?? []);
+    for (const k of this.chain.getKeys({ start: [author, stream, seq], end: [author, stream, seq + 1] })) out.add(k[3]);
+    return [...out].sort();
+  }
+
+  /** A block as this gateway can read it: a sealed block opened when it holds the key, else as is. */
+  readable(block: Block): Block {
+    if (block.kind !== 'sealed' || !this.opts.crypto) return block;
+    const r = this.opts.crypto.open(block);
+    return r.ok ? r.value : block;
+  }
+
+  /** Heads as on disk (after a failed or skipped write). */
+  reloadHeads(): void {
+    this.heads.clear();
+    for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
+    this.lamport = Math.max(this.lamport, this.meta.get('lamport') ?? 0);
+    this.referenced.clear();
+  }
+}
