@@ -3,10 +3,12 @@
  * and everything derived from it in the current transaction, and `apply` verifies a
  * sibling's block first. Until the transaction lands, the block lives in the pending maps
  * of state.ts; once durable it is dropped from them (`settle`), and on a failed commit
- * (disk full) forgotten with the heads reloaded from disk (`rollback`).
+ * (disk full) forgotten with the heads reloaded from disk (`rollback`). A retention block
+ * sent ahead of its chain (sync `mark`) is checked by `acceptMark`.
  */
 import { IF_EXISTS } from 'lmdb';
-import { type Block, decodeSignedBlock, hashHex, type SignedBlock, sha256, toHex } from '../../protocols/index.js';
+import { type Block, blockSigningInput, decodeSignedBlock, hashHex, type SignedBlock, sha256, toHex } from '../../protocols/index.js';
+import { verifyEd25519 } from '../crypto/ed25519.js';
 import { PRUNABLE_KINDS } from './marks.js';
 import { headKey, type IndexRecord, type LogState, type StreamHead } from './state.js';
 import { type Fault, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
@@ -58,6 +60,25 @@ export function apply(s: LogState, hooks: PutHooks, ctx: VerifyContext, mark: (a
   }
   const equivocation = put(s, hooks, sb, plain);
   return { status: 'applied', hash, equivocation };
+}
+
+/**
+ * A retention block sent ahead of the blocks it lets start at a mark (sync `mark`): its
+ * author signature is checked and its mark recorded; the block itself arrives in its chain.
+ */
+export function acceptMark(hooks: PutHooks, ctx: VerifyContext, mark: (author: string, stream: string) => number, envelope: Uint8Array): { status: 'raised' | 'held' } | { status: 'rejected'; faults: Fault[] } {
+  const d = decodeSignedBlock(envelope);
+  const at = toHex(sha256(envelope));
+  if (!d.ok) return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: `${d.error.code}: ${d.error.message}` }] };
+  const b = d.value.block;
+  if (b.kind !== 'retention') return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: 'a mark is a retention block' }] };
+  // Only who signed it matters here: its chain is checked when the block itself arrives.
+  if (!ctx.isKnownAuthor(b.author)) return { status: 'rejected', faults: [{ code: 'unknown-author', block: at, detail: `author ${toHex(b.author)} is not a known gateway` }] };
+  if (!verifyEd25519(b.author, blockSigningInput(d.value.hash), d.value.signature)) return { status: 'rejected', faults: [{ code: 'bad-signature', block: at, detail: 'author signature does not verify' }] };
+  const author = toHex(b.author);
+  if (b.body.low <= mark(author, b.stream)) return { status: 'held' };
+  hooks.raiseMark(author, b.stream, b.body.low, envelope);
+  return { status: 'raised' };
 }
 
 /** Queues a verified block and everything derived from it; returns whether it equivocates. */

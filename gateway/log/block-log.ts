@@ -1,18 +1,6 @@
 /**
  * The block log in lmdb, next to the frames in the same environment, so a
- * frames block and the frames it carries commit in one transaction.
- *
- *   log-blocks   hash → signed envelope `[block bytes, signature]`
- *   log-index    hash → {author, stream, seq, lamport, kind, frames}
- *   log-chain    [author, stream, seq, hash] → 1   (two hashes at one seq = equivocation)
- *   log-heads    [author, stream] → {seq, hashes, lamport}
- *   log-equivoc  [author, stream, seq] → time first seen
- *   log-view     [device, boot, seq] → [hash, index]  frames view across authors (view.ts)
- *   log-copies   [device, boot, seq, hash, index] → rxTime  every copy held (view.ts)
- *   log-meta     'lamport' → this gateway's lamport clock
- *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
- *   log-revoked, log-enrolled  revocation state per (device, key) (revocations.ts)
- *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each
+ * frames block and the frames it carries commit in one transaction (the tables: state.ts).
  *
  * Retention: a stream's author logs a retention block (kind 6) naming a low-water mark in
  * the same stream; every replica that holds it or receives it (sync `mark`) prunes the
@@ -25,25 +13,13 @@
  * state are in state.ts, authoring in authoring.ts, queuing and verifying received blocks
  * in apply.ts, stream reads in queries.ts, marks and pruning in marks.ts.
  */
-import {
-  type Block,
-  blockSigningInput,
-  type FrameEntry,
-  sha256,
-  type SignedBlock,
-  decodeSignedBlock,
-  toHex,
-  fromHex,
-  fail,
-  type Result,
-} from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, fail, type FrameEntry, fromHex, type Result, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
-import { verifyEd25519 } from '../crypto/ed25519.js';
 import { type LogInternals, type MarkRecord, Marks } from './marks.js';
 import { FramesView, type ViewEntry } from './view.js';
 import { type BlockLogOptions, type IndexRecord, LogState, type StreamHead } from './state.js';
-import { apply, type ApplyResult, type PutHooks } from './apply.js';
+import { acceptMark, apply, type ApplyResult, type PutHooks } from './apply.js';
 import { appendFrames, author, DEFAULT_POLICY, logRevocations, retain } from './authoring.js';
 import * as q from './queries.js';
 
@@ -78,7 +54,7 @@ export class BlockLog {
     this.known.add(this.author);
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
     this.marks = new Marks(store.root, this.internals());
-    if (this.s.view.needsRebuild()) this.rebuildCopies();
+    if (this.s.view.needsRebuild()) this.s.rebuildCopies();
     // A prune cut short (crash, disk full) is finished now.
     for (const [author, stream] of this.marks.streams()) this.schedulePrune(author, stream);
     this.ctx = {
@@ -307,18 +283,7 @@ export class BlockLog {
    * author signature is checked and its mark recorded; the block itself arrives in its chain.
    */
   acceptMark(envelope: Uint8Array): { status: 'raised' | 'held' } | { status: 'rejected'; faults: Fault[] } {
-    const d = decodeSignedBlock(envelope);
-    const at = toHex(sha256(envelope));
-    if (!d.ok) return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: `${d.error.code}: ${d.error.message}` }] };
-    const b = d.value.block;
-    if (b.kind !== 'retention') return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: 'a mark is a retention block' }] };
-    // Only who signed it matters here: its chain is checked when the block itself arrives.
-    if (!this.ctx.isKnownAuthor(b.author)) return { status: 'rejected', faults: [{ code: 'unknown-author', block: at, detail: `author ${toHex(b.author)} is not a known gateway` }] };
-    if (!verifyEd25519(b.author, blockSigningInput(d.value.hash), d.value.signature)) return { status: 'rejected', faults: [{ code: 'bad-signature', block: at, detail: 'author signature does not verify' }] };
-    const author = toHex(b.author);
-    if (b.body.low <= this.mark(author, b.stream)) return { status: 'held' };
-    this.raiseMark(author, b.stream, b.body.low, envelope);
-    return { status: 'raised' };
+    return acceptMark(this.hooks, this.ctx, (a, st) => this.mark(a, st), envelope);
   }
 
   private schedulePrune(author: string, stream: string): void {
@@ -366,19 +331,6 @@ export class BlockLog {
       out.push({ stream: h.stream, ...plan, ...(!dryRun && { block: this.retain(h.stream, plan.low, cutoff) }) });
     }
     return out;
-  }
-
-  /** Rebuilds the copies index of a store written before it existed (once, at open). */
-  private rebuildCopies(): void {
-    const ticket = FramesView.ticket();
-    const blocks: { hash: string; frames: readonly FrameEntry[] }[] = [];
-    for (const { key, value } of this.s.index.getRange()) {
-      if (value.kind !== 'frames' && value.kind !== 'sealed') continue;
-      const d = decodeSignedBlock(this.getEnvelope(key) ?? new Uint8Array());
-      const b = d.ok ? this.readable(d.value.block) : undefined;
-      if (b?.kind === 'frames') blocks.push({ hash: key, frames: b.body });
-    }
-    this.s.view.rebuildFrom(ticket, blocks);
   }
 
   /**

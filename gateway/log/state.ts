@@ -3,11 +3,25 @@
  * one object shared by the parts of the log (authoring.ts, apply.ts, queries.ts, marks.ts),
  * so the heads, the lamport clock and the pending maps exist once.
  *
+ *   log-blocks   hash → signed envelope `[block bytes, signature]`
+ *   log-index    hash → {author, stream, seq, lamport, kind, frames}
+ *   log-chain    [author, stream, seq, hash] → 1   (two hashes at one seq = equivocation)
+ *   log-heads    [author, stream] → {seq, hashes, lamport}
+ *   log-equivoc  [author, stream, seq] → time first seen
+ *   log-view     [device, boot, seq] → [hash, index]  frames view across authors (view.ts)
+ *   log-copies   [device, boot, seq, hash, index] → rxTime  every copy held (view.ts)
+ *   log-meta     'lamport' → this gateway's lamport clock
+ *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
+ *   log-revoked, log-enrolled  revocation state per (device, key) (revocations.ts)
+ *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each (marks.ts)
+ *
+ * Authors are hex public keys, hashes hex.
+ *
  * Reads in lmdb-js see committed data only, so what was queued but is not yet durable is
  * kept in the `pending` maps until its transaction lands.
  */
 import type { Database } from 'lmdb';
-import { type Block, type SignedBlock, toHex } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { BlockRef } from './verify.js';
 import { Revocations } from './revocations.js';
@@ -165,5 +179,18 @@ export class LogState {
     for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = Math.max(this.lamport, this.meta.get('lamport') ?? 0);
     this.referenced.clear();
+  }
+
+  /** Rebuilds the copies index of a store written before it existed (once, at open). */
+  rebuildCopies(): void {
+    const ticket = FramesView.ticket();
+    const blocks: { hash: string; frames: readonly FrameEntry[] }[] = [];
+    for (const { key, value } of this.index.getRange()) {
+      if (value.kind !== 'frames' && value.kind !== 'sealed') continue;
+      const d = decodeSignedBlock(this.getEnvelope(key) ?? new Uint8Array());
+      const b = d.ok ? this.readable(d.value.block) : undefined;
+      if (b?.kind === 'frames') blocks.push({ hash: key, frames: b.body });
+    }
+    this.view.rebuildFrom(ticket, blocks);
   }
 }
