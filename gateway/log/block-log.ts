@@ -16,7 +16,7 @@
 import { type Block, decodeSignedBlock, fail, type FrameEntry, fromHex, type Result, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
-import { type LogInternals, type MarkRecord, Marks } from './marks.js';
+import { type MarkRecord, Marks } from './marks.js';
 import { FramesView, type ViewEntry } from './view.js';
 import { type BlockLogOptions, type IndexRecord, LogState, type StreamHead } from './state.js';
 import { acceptMark, apply, type ApplyResult, type PutHooks } from './apply.js';
@@ -53,7 +53,7 @@ export class BlockLog {
     this.author = this.s.author;
     this.known.add(this.author);
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
-    this.marks = new Marks(store.root, this.internals());
+    this.marks = new Marks(store.root, this.s);
     if (this.s.view.needsRebuild()) this.s.rebuildCopies();
     // A prune cut short (crash, disk full) is finished now.
     for (const [author, stream] of this.marks.streams()) this.schedulePrune(author, stream);
@@ -230,29 +230,6 @@ export class BlockLog {
 
   // -------------------------------------------------------------------------
   // Retention (low-water marks) and logged revocations
-
-  /** What marks.ts reads and writes of the log (its databases and queued state). */
-  private internals(): LogInternals {
-    const s = this.s;
-    return {
-      store: this.store,
-      author: this.author,
-      blocks: s.blocks,
-      index: s.index,
-      chain: s.chain,
-      equivocDb: s.equivocDb,
-      headsDb: s.headsDb,
-      heads: s.heads,
-      view: s.view,
-      maxPrunePerMark: this.opts.maxPrunePerMark ?? 512,
-      hashesAt: (a, st, n) => s.hashesAt(a, st, n),
-      lookup: (h) => s.lookup(h),
-      getEnvelope: (h) => s.getEnvelope(h),
-      readable: (b) => s.readable(b),
-      iterStream: (a, st, from) => q.iterStream(s, a, st, from),
-      streamBlocks: (a, st, from) => q.streamBlocks(s, a, st, from),
-    };
-  }
 
   /** The low-water mark of a stream (0: none; nothing below it is kept or accepted, bar registry blocks). */
   mark(author: string, stream: string): number {

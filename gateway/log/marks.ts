@@ -10,8 +10,8 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { type Block, decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
-import type { Store } from '../store/store.js';
-import type { HeadRecord, IndexRecord, StreamHead } from './state.js';
+import { iterStream, streamBlocks } from './queries.js';
+import { headKey, type LogState, type StreamHead } from './state.js';
 import { frameId } from './verify.js';
 import { FramesView } from './view.js';
 
@@ -29,28 +29,6 @@ export interface MarkRecord {
  */
 export const PRUNABLE_KINDS: ReadonlySet<Block['kind']> = new Set(['frames', 'sealed', 'retention']);
 
-/** The parts of the block log that pruning reads and writes (block-log.ts hands them over). */
-export interface LogInternals {
-  readonly store: Store;
-  readonly author: string;
-  readonly blocks: Database<Buffer, string>;
-  readonly index: Database<IndexRecord, string>;
-  readonly chain: Database<number, [string, string, number, string]>;
-  readonly equivocDb: Database<number, [string, string, number]>;
-  readonly headsDb: Database<HeadRecord, [string, string]>;
-  readonly heads: Map<string, StreamHead>;
-  readonly view: FramesView;
-  readonly maxPrunePerMark: number;
-  hashesAt(author: string, stream: string, seq: number): string[];
-  lookup(hash: string): IndexRecord | undefined;
-  getEnvelope(hash: string): Uint8Array | undefined;
-  readable(block: Block): Block;
-  iterStream(author: string, stream: string, fromSeq?: number): Generator<[number, string]>;
-  streamBlocks(author: string, stream: string, fromSeq?: number): [number, string][];
-}
-
-const headKey = (author: string, stream: string): string => `${author}/${stream}`;
-
 export class Marks {
   private readonly lowDb: Database<{ low: number; envelope: Buffer }, [string, string]>;
   /** Marks by `author/stream` (authoritative, like the heads). */
@@ -60,7 +38,8 @@ export class Marks {
 
   constructor(
     root: RootDatabase,
-    private readonly log: LogInternals,
+    /** The log's tables and shared state (state.ts). */
+    private readonly log: LogState,
   ) {
     this.lowDb = root.openDB({ name: 'log-low' });
     for (const { key, value } of this.lowDb.getRange()) this.marks.set(headKey(key[0], key[1]), value.low);
@@ -108,7 +87,7 @@ export class Marks {
     const mark = this.get(author, stream);
     if (mark === 0) return [];
     const out: string[] = [];
-    for (const [seq, hash] of this.log.iterStream(author, stream, 0)) {
+    for (const [seq, hash] of iterStream(this.log, author, stream, 0)) {
       if (seq >= mark) break;
       const rec = this.log.lookup(hash);
       if (rec !== undefined && !PRUNABLE_KINDS.has(rec.kind)) out.push(hash);
@@ -196,10 +175,10 @@ export class Marks {
     // reason for a new mark (else every tick would author one to prune the last).
     let data = 0;
     const plan = (low: number): { low: number; prunable: number } => ({ low, prunable: data > 0 ? prunable : 0 });
-    for (const [seq, hash] of this.log.streamBlocks(this.log.author, stream, mark)) {
+    for (const [seq, hash] of streamBlocks(this.log, this.log.author, stream, mark)) {
       const rec = this.log.lookup(hash);
       if (rec === undefined || !PRUNABLE_KINDS.has(rec.kind)) continue;
-      if (prunable >= (this.log.maxPrunePerMark ?? 512)) return plan(seq);
+      if (prunable >= (this.log.opts.maxPrunePerMark ?? 512)) return plan(seq);
       if (rec.kind !== 'retention') {
         let t = rec.time;
         if (t === undefined) {
