@@ -85,6 +85,9 @@ describe('/metrics', () => {
       outpost_ingest_pending: 'gauge',
       outpost_store_bytes: 'gauge',
       outpost_store_frames: 'gauge',
+      outpost_store_free_bytes: 'gauge',
+      outpost_store_min_free_bytes: 'gauge',
+      outpost_disk_low_refusals_total: 'counter',
       outpost_devices_online: 'gauge',
       outpost_devices_enrolled: 'gauge',
       outpost_ingest_latency_seconds: 'histogram',
@@ -95,6 +98,9 @@ describe('/metrics', () => {
     for (const [name, type] of Object.entries(types)) expect(m.get(name)?.type, name).toBe(type);
     expect(sampleValue(m, 'outpost_devices_enrolled', { gateway: 'gw-test' })).toBe(1);
     expect(sampleValue(m, 'outpost_store_bytes')).toBeGreaterThan(0);
+    // The free-space guard (ingest.minFreeBytes, default 64 MiB) has read statfs by the time frames were committed.
+    expect(sampleValue(m, 'outpost_store_min_free_bytes')).toBe(64 * 1024 * 1024);
+    expect(sampleValue(m, 'outpost_disk_low_refusals_total')).toBe(0);
   });
 
   it('[counters] move with traffic: accepted, duplicates and rejections by reason and transport, latency observed', async () => {
