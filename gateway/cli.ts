@@ -1,6 +1,7 @@
 /** The `gateway` command: dispatches to one module per subcommand. */
 import { writeFileSync } from 'node:fs';
 import { CliError, UsageError } from './cli/args.js';
+import { RestoreError } from './sync/siblings.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
@@ -117,7 +118,7 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError || err instanceof CliError) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = err.exitCode;
-    } else if (err instanceof ConfigError || err instanceof RegistryError || err instanceof PolicyLoadError) {
+    } else if (err instanceof ConfigError || err instanceof RegistryError || err instanceof PolicyLoadError || err instanceof RestoreError) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = 1;
     } else if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {

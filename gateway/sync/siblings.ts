@@ -35,6 +35,12 @@ export interface SiblingStatus {
   readonly sent: number;
 }
 
+/** The gateway cannot restore its own streams before authoring (a start-up refusal, exit 1). */
+export class RestoreError extends Error {
+  readonly code = 'sync/restore-low-disk';
+  override readonly name = 'RestoreError';
+}
+
 /** The sibling keys from the config (validated: a bad key is a config error). */
 export function siblingKeys(cfg: GatewayConfig['sync']): Uint8Array[] {
   return cfg.peers.map((p) => {
@@ -86,7 +92,19 @@ export class Siblings {
     // pulls its own streams back from its siblings, so what it authors next continues its
     // chains instead of forking them. Called before ingest starts.
     if (!log.streamHeads().some((h) => h.author === log.author) && cfg.peers.some((p) => peerEndpoint(p) !== undefined)) {
+      // A low disk defers siblings' blocks, so the restore would be partial and the next block
+      // authored here would fork this gateway's own chains: refuse to start instead.
+      const lowDisk = async (): Promise<void> => {
+        if (space === undefined || space.writable()) return;
+        await s.stop();
+        throw new RestoreError(
+          "this gateway's store holds none of its own blocks and the data directory is below ingest.minFreeBytes: " +
+            'its streams cannot be restored from siblings, and authoring now would fork them; free some space and start again',
+        );
+      };
+      await lowDisk();
       await s.round(false);
+      await lowDisk();
       const own = log.streamHeads().filter((h) => h.author === log.author);
       logger.info({ streams: own.map((h) => ({ stream: h.stream, seq: h.seq })) }, own.length > 0 ? 'restored this gateway\'s own streams from siblings' : 'no sibling holds blocks of this gateway');
     }

@@ -15,7 +15,7 @@ import { FreeSpaceGuard } from '../../gateway/store/free-space.js';
 import { Store } from '../../gateway/store/store.js';
 import { SyncSession } from '../../gateway/sync/engine.js';
 import { testDevice } from '../helpers/devices.js';
-import { tempDir } from '../helpers/env.js';
+import { startTestGateway, tempDir } from '../helpers/env.js';
 
 const dev = testDevice('dev-low');
 const closers: (() => Promise<void>)[] = [];
@@ -81,5 +81,23 @@ describe('sync with the free-space guard', () => {
     const audit = auditLog(b);
     expect(audit.faultsByCode).toEqual({});
     expect(audit.uniqueFrames).toBe(50);
+  });
+});
+
+describe('restore before authoring on a low disk', () => {
+  // issue 5 "Recovery": a gateway with none of its own blocks restores them from siblings
+  // before it writes; on a disk below the floor it could restore nothing (siblings' blocks are
+  // deferred), so it refuses to start rather than author a fork of its own chains.
+  it('an empty store below ingest.minFreeBytes refuses to start, naming the reason; with room it starts', async () => {
+    const peer = { id: 'gw-b', publicKey: Buffer.from(publicKeyFromSeed(randomBytes(32))).toString('hex'), url: 'tcp://127.0.0.1:9' };
+    const sync = { enabled: true, host: '127.0.0.1', port: 0, peers: [peer] };
+    const { dir, cleanup } = tempDir('outpost-restore-low-');
+    closers.push(async () => cleanup());
+    // A floor of 1 TiB: this box is below it.
+    await expect(startTestGateway(dir, [], { sync, ingest: { minFreeBytes: 2 ** 40 } })).rejects.toThrow(
+      expect.objectContaining({ name: 'RestoreError', message: expect.stringMatching(/none of its own blocks.*below ingest\.minFreeBytes.*fork/) }),
+    );
+    const { gw } = await startTestGateway(dir, [], { sync, ingest: { minFreeBytes: 1 } });
+    await gw.stop();
   });
 });
