@@ -28,6 +28,7 @@ import { exchange } from '../gateway/sync/engine.js';
 import { type Block, type CborValue, type FrameEntry, keysBodyValue, type SealAlg, signBlock } from '../protocols/index.js';
 import { tempDir } from '../test/helpers/env.js';
 import { benchDevice } from './lib/devices.js';
+import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' } } });
 const quick = values.quick === true;
@@ -37,16 +38,6 @@ const ROUNDS = 3;
 const PER_BLOCK = 64;
 const devices = Array.from({ length: 100 }, (_, i) => benchDevice(`bench-${i}`));
 
-interface Row {
-  figure: string;
-  value: number;
-  unit: string;
-  baseline?: string;
-  baselineValue?: number;
-  ratio?: number;
-  goal?: string;
-  pass?: boolean;
-}
 const round = (x: number): number => Number(x.toPrecision(4));
 
 const seeds = { author: randomBytes(32), reader: randomBytes(32), relay: randomBytes(32), plain: randomBytes(32) };

@@ -26,20 +26,11 @@ import { SerialDeviceLink } from '../firmware-sim/transports/serial.js';
 import { Deframer, encodeSerialFrame } from '../protocols/index.js';
 import { startTestGateway, tempDir, waitFor } from '../test/helpers/env.js';
 import { haveSocat, PtyPair } from '../test/helpers/pty.js';
+import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
 
-interface Row {
-  figure: string;
-  value: number;
-  unit: string;
-  baseline?: string;
-  baselineValue?: number;
-  ratio?: number;
-  goal?: string;
-  pass?: boolean;
-}
 
 function deframerBench(seconds: number): { deframer: number; indexOf: number; garbage: number; frameBytes: number } {
   const m = generateManifest({ devices: 1, prefix: 'bench', site: 'site-1', model: 'env-1' });

@@ -22,6 +22,7 @@ import type { FrameEntry } from '../protocols/index.js';
 import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
 import { automergeSync, type BaselineFrames, type BaselineResult, type DeviceFrame, yjsSync } from './lib/crdt-baselines.js';
+import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'automerge-frames': { type: 'string' } } });
 const quick = values.quick === true;
@@ -89,16 +90,6 @@ async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFr
   };
 }
 
-interface Row {
-  figure: string;
-  value: number;
-  unit: string;
-  baseline?: string;
-  baselineValue?: number;
-  ratio?: number;
-  goal?: string;
-  pass?: boolean;
-}
 
 const round = (x: number): number => Number(x.toPrecision(5));
 

@@ -7,6 +7,7 @@
  * target N runs times its weight instead, `FUZZ_SEED` replays a seed fast-check printed.
  */
 import fc from 'fast-check';
+import { concatBytes } from '../../protocols/bytes.js';
 
 export type Mutation =
   | { op: 'flip'; at: number; bit: number }
@@ -51,30 +52,21 @@ export function mutate(input: Uint8Array, m: Mutation, pool: readonly Uint8Array
       return out;
     }
     case 'insert':
-      return concat(input.subarray(0, at), m.bytes, input.subarray(at));
+      return concatBytes(input.subarray(0, at), m.bytes, input.subarray(at));
     case 'delete':
-      return concat(input.subarray(0, at), input.subarray(Math.min(n, at + m.len)));
+      return concatBytes(input.subarray(0, at), input.subarray(Math.min(n, at + m.len)));
     case 'truncate':
       return input.slice(0, at);
     case 'dup':
-      return concat(input.subarray(0, at), input.subarray(at, at + m.len), input.subarray(at));
+      return concatBytes(input.subarray(0, at), input.subarray(at, at + m.len), input.subarray(at));
     case 'splice': {
       const other = pool.length ? pool[m.other % pool.length]! : input;
       const from = other.length === 0 ? 0 : m.from % other.length;
-      return concat(input.subarray(0, at), other.subarray(from));
+      return concatBytes(input.subarray(0, at), other.subarray(from));
     }
   }
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /**
  * Inputs for a decoder: mostly valid inputs under 1–4 mutations, some valid ones unchanged,
