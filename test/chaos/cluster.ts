@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
+import { killAndWait } from '../helpers/pty.js';
 
 const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 
@@ -184,11 +185,7 @@ export class Mosquitto {
     const proc = this.proc;
     if (!proc) return;
     this.proc = undefined;
-    await new Promise<void>((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-      proc.once('exit', () => resolve());
-      proc.kill('SIGKILL');
-    });
+    await killAndWait(proc, 'SIGKILL');
   }
 }
 

@@ -57,10 +57,15 @@ export class PtyPair {
     const proc = this.proc;
     if (!proc) return;
     this.proc = undefined;
-    await new Promise<void>((resolve) => {
-      if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
-      proc.once('exit', () => resolve());
-      proc.kill('SIGTERM');
-    });
+    await killAndWait(proc, 'SIGTERM');
   }
+}
+
+/** Sends `signal` to a child process (unless it has already exited) and waits for its exit. */
+export function killAndWait(proc: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return resolve();
+    proc.once('exit', () => resolve());
+    proc.kill(signal);
+  });
 }
