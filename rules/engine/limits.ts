@@ -6,9 +6,13 @@ import type { OperatorFunction, SchedulerLike } from 'rxjs';
 import type { Fire } from './sample.js';
 import { stage } from './stage.js';
 
-export function cooldown(ms: number, scheduler: SchedulerLike): OperatorFunction<Fire, Fire> {
+/**
+ * Passes a rise when `admit(now)` (made once per subscription) allows it; a fall passes only
+ * if the rise before it passed.
+ */
+function gateRises(scheduler: SchedulerLike, makeAdmit: () => (now: number) => boolean): OperatorFunction<Fire, Fire> {
   return stage<Fire, Fire>(scheduler, (io) => {
-    let lastRise = -Infinity;
+    const admit = makeAdmit();
     let passed = false;
     return {
       next(f) {
@@ -17,36 +21,32 @@ export function cooldown(ms: number, scheduler: SchedulerLike): OperatorFunction
           passed = false;
           return;
         }
-        const now = io.now();
-        passed = now - lastRise >= ms;
-        if (passed) {
-          lastRise = now;
-          io.emit(f);
-        }
+        passed = admit(io.now());
+        if (passed) io.emit(f);
       },
     };
   });
 }
 
+export function cooldown(ms: number, scheduler: SchedulerLike): OperatorFunction<Fire, Fire> {
+  return gateRises(scheduler, () => {
+    let lastRise = -Infinity;
+    return (now) => {
+      if (now - lastRise < ms) return false;
+      lastRise = now;
+      return true;
+    };
+  });
+}
+
 export function rateLimit(max: number, perMs: number, scheduler: SchedulerLike): OperatorFunction<Fire, Fire> {
-  return stage<Fire, Fire>(scheduler, (io) => {
+  return gateRises(scheduler, () => {
     const times: number[] = [];
-    let passed = false;
-    return {
-      next(f) {
-        if (f.edge === 'fall') {
-          if (passed) io.emit(f);
-          passed = false;
-          return;
-        }
-        const now = io.now();
-        while (times.length > 0 && times[0]! <= now - perMs) times.shift();
-        passed = times.length < max;
-        if (passed) {
-          times.push(now);
-          io.emit(f);
-        }
-      },
+    return (now) => {
+      while (times.length > 0 && times[0]! <= now - perMs) times.shift();
+      if (times.length >= max) return false;
+      times.push(now);
+      return true;
     };
   });
 }
