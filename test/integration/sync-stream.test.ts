@@ -11,15 +11,14 @@
 import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { BlockLog } from '../../gateway/log/block-log.js';
-import { Store } from '../../gateway/store/store.js';
 import { exchange, localVector, SyncSession } from '../../gateway/sync/engine.js';
 import { authenticate, type MessageLink, MessageQueue } from '../../gateway/sync/link.js';
 import { SyncServer } from '../../gateway/sync/tcp.js';
 import { decodeSyncMessage, encodeSyncMessage, type FrameEntry, fromHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { tempDir } from '../helpers/env.js';
+import { type LogNode, logNode } from '../helpers/log-node.js';
 
 const dev = testDevice('dev-stream');
 const closers: (() => Promise<void> | void)[] = [];
@@ -27,24 +26,8 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-interface Node {
-  log: BlockLog;
-  identity: { publicKey: Uint8Array; sign: (m: Uint8Array) => Uint8Array };
-}
-
-function node(seed: Uint8Array, peers: Uint8Array[]): Node {
-  const { dir, cleanup } = tempDir('outpost-stream-');
-  const store = Store.open(dir);
-  store.devices.putSync(dev.id, { id: dev.id, publicKey: dev.publicKeyHex, enrolledAt: 1 });
-  const identity = { publicKey: publicKeyFromSeed(seed), sign: (m: Uint8Array) => signEd25519(seed, m) };
-  const log = new BlockLog(store, { ...identity, knownAuthors: peers });
-  closers.push(async () => {
-    await log.settled().catch(() => {});
-    await store.close();
-    cleanup();
-  });
-  return { log, identity };
-}
+type Node = LogNode;
+const node = (seed: Uint8Array, peers: Uint8Array[]): Node => logNode(seed, peers, [dev], closers);
 
 const frameBytes = dev.frame(1, 0);
 const fill = (n: Node, blocks: number, perBlock: number): void => {

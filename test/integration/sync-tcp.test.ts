@@ -6,13 +6,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
-import { BlockLog } from '../../gateway/log/block-log.js';
-import { Store } from '../../gateway/store/store.js';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { LinkError, SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
 import type { FrameEntry } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { tempDir } from '../helpers/env.js';
+import { type LogNode, logNode } from '../helpers/log-node.js';
 
 const dev = testDevice('dev-tcp');
 const closers: (() => Promise<void>)[] = [];
@@ -20,23 +18,8 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-interface Node {
-  log: BlockLog;
-  identity: { publicKey: Uint8Array; sign: (m: Uint8Array) => Uint8Array };
-}
-
-function node(seed: Uint8Array, peers: Uint8Array[]): Node {
-  const { dir, cleanup } = tempDir('outpost-tcp-');
-  const store = Store.open(dir);
-  store.devices.putSync(dev.id, { id: dev.id, publicKey: dev.publicKeyHex, enrolledAt: 1 });
-  const identity = { publicKey: publicKeyFromSeed(seed), sign: (m: Uint8Array) => signEd25519(seed, m) };
-  const log = new BlockLog(store, { ...identity, knownAuthors: peers });
-  closers.push(async () => {
-    await store.close();
-    cleanup();
-  });
-  return { log, identity };
-}
+type Node = LogNode;
+const node = (seed: Uint8Array, peers: Uint8Array[]): Node => logNode(seed, peers, [dev], closers);
 
 const frames = (boot: number, n: number): FrameEntry[] => Array.from({ length: n }, (_, i) => ({ frame: dev.frame(boot, i), rxTime: 1_760_000_000_000 + i, transport: 'serial' }));
 
