@@ -1,8 +1,10 @@
 /** Gateways as child processes (`gateway start`), as they run in the field. */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { expect } from 'vitest';
+import { Store } from '../../gateway/store/store.js';
 
 const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 
@@ -56,4 +58,16 @@ export function stopGatewayProcess(g: GatewayProcess): Promise<number | null> {
   const exited = new Promise<number | null>((r) => g.child.once('exit', (code) => r(code)));
   g.child.kill('SIGTERM');
   return exited;
+}
+
+/** After the gateway stopped: its store holds exactly `n` frames, each (device, boot, seq) once, and `audit verify` finds no fault. */
+export async function expectStoredOnceAndAudited(dataDir: string, n: number): Promise<void> {
+  const store = Store.open(dataDir);
+  const stored = [...store.queryFrames({})];
+  await store.close();
+  expect(stored).toHaveLength(n);
+  expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(n);
+  const audit = execFileSync(process.execPath, [gatewayBin, 'audit', 'verify', '--data', dataDir], { encoding: 'utf8' });
+  expect(audit).toContain('ok: no faults');
+  expect(audit).toContain(`${n} distinct`);
 }

@@ -4,31 +4,17 @@
  * frame is stored exactly once. Uses a real 1 MiB tmpfs (needs root, as CI has).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
-import { Store } from '../../gateway/store/store.js';
-import { startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
+import { expectStoredOnceAndAudited, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'outpost-full-'));
-const dataDir = join(dir, 'data');
-let mounted = false;
-try {
-  mkdirSync(dataDir);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dataDir], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  if (process.env.CI) throw new Error('CI must be able to mount a tmpfs for the disk-full test (run as root)');
-}
+const disk = mountTmpfs('outpost-full-', 'data', '1m', 'the disk-full test');
+const { dir, path: dataDir, mounted } = disk;
 
 describe.runIf(mounted)('disk full', () => {
-  afterAll(() => {
-    if (mounted) execFileSync('umount', [dataDir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => disk.remove());
 
   it('refuses frames it cannot store, keeps running, and stores them all once space returns', async () => {
     const manifest = generateManifest({ devices: 5, prefix: 'full' });
@@ -50,14 +36,7 @@ describe.runIf(mounted)('disk full', () => {
       await fleet.stop();
       expect(await stopGatewayProcess(gw)).toBe(0);
     }
-    const store = Store.open(dataDir);
-    const stored = [...store.queryFrames({})];
-    await store.close();
-    expect(stored).toHaveLength(5 * perDevice);
-    expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(5 * perDevice);
-    // The block log survived the failed commits: whole chains, every frame in a block once.
-    const audit = execFileSync(process.execPath, [new URL('../../bin/gateway.js', import.meta.url).pathname, 'audit', 'verify', '--data', dataDir], { encoding: 'utf8' });
-    expect(audit).toContain('ok: no faults');
-    expect(audit).toContain(`${5 * perDevice} distinct`);
+    // Every frame stored once, and the block log survived the failed commits: whole chains, every frame in a block once.
+    await expectStoredOnceAndAudited(dataDir, 5 * perDevice);
   });
 });

@@ -5,27 +5,18 @@
  * once space returns it stores every frame exactly once. Real 16 MiB tmpfs (needs root, as CI has).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statfsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
-import { Store } from '../../gateway/store/store.js';
-import { startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
+import { mountTmpfs } from '../helpers/tmpfs.js';
+import { expectStoredOnceAndAudited, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
 
 const MiB = 1024 * 1024;
 const FLOOR = 4 * MiB;
-const dir = mkdtempSync(join(tmpdir(), 'outpost-guard-'));
-const dataDir = join(dir, 'data');
-let mounted = false;
-try {
-  mkdirSync(dataDir);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', dataDir], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  if (process.env.CI) throw new Error('CI must be able to mount a tmpfs for the free-space guard test (run as root)');
-}
+const disk = mountTmpfs('outpost-guard-', 'data', '16m', 'the free-space guard test');
+const { dir, path: dataDir, mounted } = disk;
 
 const free = (): number => {
   const s = statfsSync(dataDir);
@@ -47,10 +38,7 @@ function fillTo(leave: number): void {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.runIf(mounted)('free-space guard on a filling disk', () => {
-  afterAll(() => {
-    if (mounted) execFileSync('umount', ['-l', dataDir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => disk.remove());
 
   it('refuses frames below the floor without a failing commit, and stores them all once space returns', async () => {
     const manifest = generateManifest({ devices: 5, prefix: 'guard' });
@@ -88,13 +76,6 @@ describe.runIf(mounted)('free-space guard on a filling disk', () => {
       await fleet.stop();
       expect(await stopGatewayProcess(gw)).toBe(0);
     }
-    const store = Store.open(dataDir);
-    const stored = [...store.queryFrames({})];
-    await store.close();
-    expect(stored).toHaveLength(5 * perDevice);
-    expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(5 * perDevice);
-    const audit = execFileSync(process.execPath, [new URL('../../bin/gateway.js', import.meta.url).pathname, 'audit', 'verify', '--data', dataDir], { encoding: 'utf8' });
-    expect(audit).toContain('ok: no faults');
-    expect(audit).toContain(`${5 * perDevice} distinct`);
+    await expectStoredOnceAndAudited(dataDir, 5 * perDevice);
   }, 90_000);
 });

@@ -6,29 +6,16 @@
  * the log reopened from disk is whole: every frame, no audit fault, equal heads.
  * Real 2 MiB tmpfs (root, as CI runs), the scenario in a child process (sync-disk-full.child.ts).
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { mountTmpfs } from '../helpers/tmpfs.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'outpost-sync-full-'));
-const bDir = join(dir, 'b');
-let mounted = false;
-try {
-  mkdirSync(bDir);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', bDir], { stdio: 'ignore' });
-  mounted = true;
-} catch {
-  if (process.env.CI) throw new Error('CI must be able to mount a tmpfs for the sync disk-full test (run as root)');
-}
+const disk = mountTmpfs('outpost-sync-full-', 'b', '2m', 'the sync disk-full test');
+const { path: bDir, mounted } = disk;
 
 describe.runIf(mounted)('sync into a gateway whose disk fills and frees mid-exchange', () => {
-  afterAll(() => {
-    if (mounted) execFileSync('umount', ['-l', bDir]);
-    rmSync(dir, { recursive: true, force: true });
-  });
+  afterAll(() => disk.remove());
 
   it('leaves no hole: what failed to commit is forgotten and comes back with the next exchange (gateway/log: conditional apply)', async () => {
     const child = new URL('./sync-disk-full.child.ts', import.meta.url).pathname;
