@@ -21,6 +21,7 @@ import { policyOpSigningInput } from '../../protocols/policy-op.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { collectSse } from '../helpers/sse.js';
 
 const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 const press = testDevice('press-1');
@@ -160,24 +161,7 @@ describe('signed query API (issue 6)', () => {
     const ctl = new AbortController();
     const res = await signedGet(base, '/api/feed', maint, { signal: ctl.signal });
     expect(res.status).toBe(200);
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    const events: { event: string; data: any }[] = [];
-    const reading = (async () => {
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
-        }
-      }
-    })().catch(() => {});
+    const { events, reading } = collectSse(res);
     await waitFor(() => gw.api!.feed.size === 1, 5000, 'feed client');
     await publish(door, 5);
     await publish(press, 5);

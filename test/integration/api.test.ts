@@ -14,6 +14,7 @@ import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { collectSse } from '../helpers/sse.js';
 
 const alice = testDevice('alice');
 const bob = testDevice('bob');
@@ -216,24 +217,7 @@ describe('HTTP API', () => {
     const res = await fetch(base + '/api/feed', { headers: { authorization: `Bearer ${token}` }, signal: ctl.signal });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
-    const events: { event: string; data: any }[] = [];
-    const reading = (async () => {
-      let buf = '';
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buf += value;
-        let i;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, i);
-          buf = buf.slice(i + 2);
-          const ev = /^event: (.*)$/m.exec(block)?.[1];
-          const data = /^data: (.*)$/m.exec(block)?.[1];
-          if (ev && data) events.push({ event: ev, data: JSON.parse(data) });
-        }
-      }
-    })().catch(() => {});
+    const { events, reading } = collectSse(res);
     await waitFor(() => events.some((e) => e.event === 'status'), 5000, 'status event');
     await client.publishAsync(topics.up('alice'), Buffer.from(aliceFrame(6, 30)), { qos: 1 });
     await client.publishAsync(topics.up('alice'), Buffer.from(bob.frame(1, 1)), { qos: 1 }); // bob's frame on alice's topic
