@@ -31,20 +31,39 @@ import { waitFor } from '../test/helpers/env.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
-const rows: Array<{ figure: string; value: number; unit: string; baseline: string; baselineValue: number; ratio: number }> = [];
+const rows: Array<{
+  figure: string;
+  value: number;
+  unit: string;
+  baseline: string;
+  baselineValue: number;
+  ratio: number;
+}> = [];
 const row = (figure: string, value: number, unit: string, baseline: string, baselineValue: number): void => {
-  rows.push({ figure, value: round(value), unit, baseline, baselineValue: round(baselineValue), ratio: round(value / baselineValue) });
+  rows.push({
+    figure,
+    value: round(value),
+    unit,
+    baseline,
+    baselineValue: round(baselineValue),
+    ratio: round(value / baselineValue),
+  });
 };
 const round = (x: number): number => Number(x.toPrecision(4));
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const p95 = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
+const p95 = (xs: number[]): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * 0.95))]!;
 const BLE = { connectTimeoutMs: 2000, backoffMinMs: 20, backoffMaxMs: 200, maxConnecting: 4 };
 
 async function throughput(peripherals: number, mtu: number, perDevice: number, verifyAcks = false): Promise<void> {
   // The simulated devices verify acks with pure-JS @noble/ed25519 (~1.5 ms each) in this same
   // process; that is device work, so it is off except in one row that shows its cost.
   const trust = verifyAcks ? {} : { gatewayPublicKey: undefined };
-  const rig = await startBleRig(peripherals, { ble: BLE, radio: { advertiseIntervalMs: 20 }, peripheral: () => ({ mtu, resendAfterMs: 60_000, ...trust }) });
+  const rig = await startBleRig(peripherals, {
+    ble: BLE,
+    radio: { advertiseIntervalMs: 20 },
+    peripheral: () => ({ mtu, resendAfterMs: 60_000, ...trust }),
+  });
   try {
     await waitFor(() => rig.peripherals.every((p) => p.subscribed), 20_000, 'all subscribed');
     await new Promise((r) => setTimeout(r, 200));
@@ -75,7 +94,13 @@ async function throughput(peripherals: number, mtu: number, perDevice: number, v
 
     const tag = `${peripherals} peripheral${peripherals > 1 ? 's' : ''}, MTU ${mtu}${verifyAcks ? ', devices verify acks' : ''}`;
     row(`BLE frames/s aggregate (${tag})`, aggregate, 'frames/s', 'same frames straight into ingest', ingestRate);
-    row(`BLE frames/s per peripheral (${tag})`, aggregate / peripherals, 'frames/s', 'same notifications through the Deframer alone', deframeRate);
+    row(
+      `BLE frames/s per peripheral (${tag})`,
+      aggregate / peripherals,
+      'frames/s',
+      'same notifications through the Deframer alone',
+      deframeRate,
+    );
   } finally {
     await rig.close();
   }
@@ -83,7 +108,11 @@ async function throughput(peripherals: number, mtu: number, perDevice: number, v
 
 async function reconnect(rounds: number): Promise<void> {
   const advertiseIntervalMs = 20;
-  const rig: BleRig = await startBleRig(1, { ble: { ...BLE, jitter: 0.5 }, radio: { advertiseIntervalMs }, peripheral: () => ({ mtu: 247, resendAfterMs: 60_000 }) });
+  const rig: BleRig = await startBleRig(1, {
+    ble: { ...BLE, jitter: 0.5 },
+    radio: { advertiseIntervalMs },
+    peripheral: () => ({ mtu: 247, resendAfterMs: 60_000 }),
+  });
   try {
     const [dev, p] = [rig.devices[0]!, rig.peripherals[0]!];
     const link = () => rig.gw.ble!.links.get(dev.id);
@@ -111,9 +140,27 @@ async function reconnect(rounds: number): Promise<void> {
       await new Promise<void>((res) => peripheral.updateRssi(() => res()));
       rtts.push(performance.now() - t);
     }
-    row('BLE reconnect, back in range → subscribed (median)', median(toSubscribed), 'ms', 'one GATT round trip via noble (median)', median(rtts));
-    row('BLE reconnect, back in range → subscribed (p95)', p95(toSubscribed), 'ms', `advertising interval ${advertiseIntervalMs} ms (floor: wait for an advert)`, advertiseIntervalMs);
-    row('BLE reconnect, back in range → pending frame stored (median)', median(toStored), 'ms', 'one GATT round trip via noble (median)', median(rtts));
+    row(
+      'BLE reconnect, back in range → subscribed (median)',
+      median(toSubscribed),
+      'ms',
+      'one GATT round trip via noble (median)',
+      median(rtts),
+    );
+    row(
+      'BLE reconnect, back in range → subscribed (p95)',
+      p95(toSubscribed),
+      'ms',
+      `advertising interval ${advertiseIntervalMs} ms (floor: wait for an advert)`,
+      advertiseIntervalMs,
+    );
+    row(
+      'BLE reconnect, back in range → pending frame stored (median)',
+      median(toStored),
+      'ms',
+      'one GATT round trip via noble (median)',
+      median(rtts),
+    );
   } finally {
     await rig.close();
   }
@@ -128,7 +175,13 @@ await throughput(10, 247, per, true);
 await reconnect(quick ? 5 : 25);
 
 const w = Math.max(...rows.map((r) => r.figure.length));
-for (const r of rows) console.log(`${r.figure.padEnd(w)}  ${String(r.value).padStart(9)} ${r.unit.padEnd(8)}  vs ${r.baseline}: ${r.baselineValue} (ratio ${r.ratio})`);
+for (const r of rows)
+  console.log(
+    `${r.figure.padEnd(w)}  ${String(r.value).padStart(9)} ${r.unit.padEnd(8)}  vs ${r.baseline}: ${r.baselineValue} (ratio ${r.ratio})`,
+  );
 mkdirSync(join('bench', 'results'), { recursive: true });
-writeFileSync(join('bench', 'results', 'ble.json'), JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, rows }, null, 2) + '\n');
+writeFileSync(
+  join('bench', 'results', 'ble.json'),
+  JSON.stringify({ date: new Date().toISOString(), quick, node: process.version, rows }, null, 2) + '\n',
+);
 process.exit(0);

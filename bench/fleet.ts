@@ -19,7 +19,14 @@ import { VirtualDevice } from '../firmware-sim/device.js';
 import { Fleet } from '../firmware-sim/fleet.js';
 import { generateManifest } from '../firmware-sim/manifest.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, devices: { type: 'string' }, hz: { type: 'string' }, seconds: { type: 'string' } } });
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean' },
+    devices: { type: 'string' },
+    hz: { type: 'string' },
+    seconds: { type: 'string' },
+  },
+});
 const quick = values.quick === true;
 const DEVICES = Number(values.devices ?? (quick ? 500 : 10_000));
 const HZ = Number(values.hz ?? (quick ? 40 : 2));
@@ -39,7 +46,12 @@ function perCpuSecond(seconds: number, fn: () => void): number {
   return n / cpuSeconds(process.cpuUsage(c0));
 }
 
-function baselines(seconds: number): { nextFrame: number; nextFrameNoble: number; rawSign: number; frameBytes: number } {
+function baselines(seconds: number): {
+  nextFrame: number;
+  nextFrameNoble: number;
+  rawSign: number;
+  frameBytes: number;
+} {
   const mk = (signer: 'node' | 'noble', i: number): VirtualDevice =>
     new VirtualDevice({ id: `sign-${signer}-${i}`, seed: randomSeed(), model: 'env-1', signer, bufferCapacity: 1 });
   const node = Array.from({ length: 100 }, (_, i) => mk('node', i));
@@ -55,10 +67,16 @@ function baselines(seconds: number): { nextFrame: number; nextFrameNoble: number
 }
 
 async function main(): Promise<void> {
-  console.log(`outpost fleet bench (${quick ? 'quick' : 'full'}): ${DEVICES} firmware-sim devices at ${HZ} Hz over MQTT to a counting aedes, ${WINDOW_S} s`);
+  console.log(
+    `outpost fleet bench (${quick ? 'quick' : 'full'}): ${DEVICES} firmware-sim devices at ${HZ} Hz over MQTT to a counting aedes, ${WINDOW_S} s`,
+  );
   const base = baselines(quick ? 0.5 : 3);
 
-  const broker = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/count-broker.ts', import.meta.url))], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const broker = spawn(
+    process.execPath,
+    ['--import', 'tsx', fileURLToPath(new URL('./lib/count-broker.ts', import.meta.url))],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   const lines = createInterface({ input: broker.stdout! })[Symbol.asyncIterator]();
   const next = async <T>(cmd?: string): Promise<T> => {
     if (cmd) broker.stdin!.write(cmd + '\n');
@@ -68,11 +86,19 @@ async function main(): Promise<void> {
     const { port } = await next<{ port: number }>();
     const t0 = performance.now();
     const manifest = generateManifest({ devices: DEVICES, prefix: 'fleet', model: 'env-1' });
-    const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${port}`, manifest, rateHz: HZ, signer: 'node', seed: 1, reconnectPeriodMs: 1000 });
+    const fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${port}`,
+      manifest,
+      rateHz: HZ,
+      signer: 'node',
+      seed: 1,
+      reconnectPeriodMs: 1000,
+    });
     const setupS = (performance.now() - t0) / 1000;
     const t1 = performance.now();
     fleet.start();
-    if (!(await fleet.waitFor((s) => s.connected === DEVICES, 120_000, 100))) throw new Error(`only ${fleet.stats().connected} of ${DEVICES} devices connected`);
+    if (!(await fleet.waitFor((s) => s.connected === DEVICES, 120_000, 100)))
+      throw new Error(`only ${fleet.stats().connected} of ${DEVICES} devices connected`);
     const connectS = (performance.now() - t1) / 1000;
     await new Promise((r) => setTimeout(r, 1000)); // past the start jitter: every device is sampling
     const s0 = fleet.stats();
@@ -93,19 +119,85 @@ async function main(): Promise<void> {
     const offered = DEVICES * HZ;
     const q = quick ? ` [quick: ${DEVICES} devices, ${HZ} Hz]` : '';
     const rows = [
-      { figure: `devices simulated in one process, connected and sampling${q}`, value: Math.min(s1.connected, sampling), unit: 'devices', goal: '>= 10000', pass: Math.min(s1.connected, sampling) >= 10_000 },
-      { figure: `frames generated per CPU-second of the fleet process${q}`, value: Math.round(perCpu), unit: 'frames/s', baseline: 'nextFrame alone', baselineValue: Math.round(base.nextFrame), ratio: round(perCpu / base.nextFrame), goal: '>= 20000', pass: perCpu >= 20_000 },
-      { figure: `frames generated per second (wall)${q}`, value: Math.round(generated / wall), unit: 'frames/s', baseline: 'offered (devices × Hz)', baselineValue: offered, ratio: round(generated / wall / offered) },
-      { figure: `frames PUBACKed by the counting aedes per second${q}`, value: Math.round((b1.publishes - b0.publishes) / wall), unit: 'frames/s', baseline: 'generated', baselineValue: Math.round(generated / wall), ratio: round((b1.publishes - b0.publishes) / generated) },
+      {
+        figure: `devices simulated in one process, connected and sampling${q}`,
+        value: Math.min(s1.connected, sampling),
+        unit: 'devices',
+        goal: '>= 10000',
+        pass: Math.min(s1.connected, sampling) >= 10_000,
+      },
+      {
+        figure: `frames generated per CPU-second of the fleet process${q}`,
+        value: Math.round(perCpu),
+        unit: 'frames/s',
+        baseline: 'nextFrame alone',
+        baselineValue: Math.round(base.nextFrame),
+        ratio: round(perCpu / base.nextFrame),
+        goal: '>= 20000',
+        pass: perCpu >= 20_000,
+      },
+      {
+        figure: `frames generated per second (wall)${q}`,
+        value: Math.round(generated / wall),
+        unit: 'frames/s',
+        baseline: 'offered (devices × Hz)',
+        baselineValue: offered,
+        ratio: round(generated / wall / offered),
+      },
+      {
+        figure: `frames PUBACKed by the counting aedes per second${q}`,
+        value: Math.round((b1.publishes - b0.publishes) / wall),
+        unit: 'frames/s',
+        baseline: 'generated',
+        baselineValue: Math.round(generated / wall),
+        ratio: round((b1.publishes - b0.publishes) / generated),
+      },
       { figure: `fleet process CPU${q}`, value: round(cpu / wall), unit: 'cores' },
-      { figure: 'VirtualDevice.nextFrame alone (sensors, CBOR, node:crypto sign)', value: Math.round(base.nextFrame), unit: 'frames/s', baseline: 'raw node:crypto sign', baselineValue: Math.round(base.rawSign), ratio: round(base.nextFrame / base.rawSign) },
-      { figure: 'VirtualDevice.nextFrame, default pure-JS @noble signer', value: Math.round(base.nextFrameNoble), unit: 'frames/s', baseline: 'node:crypto signer', baselineValue: Math.round(base.nextFrame), ratio: round(base.nextFrameNoble / base.nextFrame) },
-      { figure: `fleet setup (keys, devices) + connect ${DEVICES} MQTT clients`, value: round(setupS + connectS), unit: 's' },
+      {
+        figure: 'VirtualDevice.nextFrame alone (sensors, CBOR, node:crypto sign)',
+        value: Math.round(base.nextFrame),
+        unit: 'frames/s',
+        baseline: 'raw node:crypto sign',
+        baselineValue: Math.round(base.rawSign),
+        ratio: round(base.nextFrame / base.rawSign),
+      },
+      {
+        figure: 'VirtualDevice.nextFrame, default pure-JS @noble signer',
+        value: Math.round(base.nextFrameNoble),
+        unit: 'frames/s',
+        baseline: 'node:crypto signer',
+        baselineValue: Math.round(base.nextFrame),
+        ratio: round(base.nextFrameNoble / base.nextFrame),
+      },
+      {
+        figure: `fleet setup (keys, devices) + connect ${DEVICES} MQTT clients`,
+        value: round(setupS + connectS),
+        unit: 's',
+      },
     ];
-    for (const r of rows) console.log(`${r.figure.padEnd(80)} ${String(r.value).padStart(8)} ${r.unit}${r.baselineValue !== undefined ? `  (${r.baseline}: ${r.baselineValue})` : ''}${r.goal ? `  goal ${r.goal} ${r.pass ? 'pass' : 'FAIL'}` : ''}`);
+    for (const r of rows)
+      console.log(
+        `${r.figure.padEnd(80)} ${String(r.value).padStart(8)} ${r.unit}${r.baselineValue !== undefined ? `  (${r.baseline}: ${r.baselineValue})` : ''}${r.goal ? `  goal ${r.goal} ${r.pass ? 'pass' : 'FAIL'}` : ''}`,
+      );
     console.log(`(fleet after stop: ${JSON.stringify(stats)}; frame ${base.frameBytes} bytes)`);
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-    writeFileSync(new URL('./results/fleet.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, devices: DEVICES, hz: HZ, windowSeconds: WINDOW_S, setupSeconds: setupS, connectSeconds: connectS, rows }, null, 2) + '\n');
+    writeFileSync(
+      new URL('./results/fleet.json', import.meta.url),
+      JSON.stringify(
+        {
+          at: new Date().toISOString(),
+          quick,
+          devices: DEVICES,
+          hz: HZ,
+          windowSeconds: WINDOW_S,
+          setupSeconds: setupS,
+          connectSeconds: connectS,
+          rows,
+        },
+        null,
+        2,
+      ) + '\n',
+    );
   } finally {
     broker.stdin!.write('exit\n');
   }

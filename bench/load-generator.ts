@@ -42,7 +42,13 @@ const fleet = Array.from({ length: devices }, (_, i) => {
     presign(n: number): void {
       for (let k = 0; k < n; k++) {
         seq++;
-        const body = { type: 'reading', boot: 1, seq, time: Date.now(), records: [{ n: 'temp', u: 'Cel', v: 20 + (seq % 10) / 10 }] } as const;
+        const body = {
+          type: 'reading',
+          boot: 1,
+          seq,
+          time: Date.now(),
+          records: [{ n: 'temp', u: 'Cel', v: 20 + (seq % 10) / 10 }],
+        } as const;
         this.frames.push(Buffer.from(signBody(body, id, (m) => signEd25519(key, m))));
       }
     },
@@ -57,7 +63,14 @@ let clients: mqtt.MqttClient[] = [];
 function summary(latencies: number[], acked: number, seconds: number, cpu: NodeJS.CpuUsage): Record<string, number> {
   latencies.sort((a, b) => a - b);
   const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))] ?? NaN;
-  return { acked, seconds, perSecond: acked / seconds, pubackP50: q(0.5), pubackP99: q(0.99), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
+  return {
+    acked,
+    seconds,
+    perSecond: acked / seconds,
+    pubackP50: q(0.5),
+    pubackP99: q(0.99),
+    cpuSeconds: (cpu.user + cpu.system) / 1e6,
+  };
 }
 
 async function saturate(): Promise<Record<string, number>> {
@@ -118,7 +131,9 @@ async function paced(hz: number, seconds: number): Promise<Record<string, number
 for await (const line of createInterface({ input: process.stdin })) {
   const [cmd, a, b] = line.trim().split(/\s+/);
   if (cmd === 'connect') {
-    clients = await Promise.all(fleet.map((d) => mqtt.connectAsync(values.url!, { clientId: d.id, reconnectPeriod: 0, keepalive: 60 })));
+    clients = await Promise.all(
+      fleet.map((d) => mqtt.connectAsync(values.url!, { clientId: d.id, reconnectPeriod: 0, keepalive: 60 })),
+    );
     out({ connected: clients.length });
   } else if (cmd === 'saturate') out(await saturate());
   else if (cmd === 'paced') out(await paced(Number(a), Number(b)));

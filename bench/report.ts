@@ -21,7 +21,9 @@ import { parseArgs } from 'node:util';
 import { capabilityOf, discover } from './lib/discover.js';
 import { type ReportRow, renderSvg } from './lib/report-svg.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, list: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, only: { type: 'string' }, list: { type: 'boolean' } },
+});
 const quick = values.quick === true;
 const benchDir = fileURLToPath(new URL('.', import.meta.url));
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -57,7 +59,9 @@ interface BenchRow {
 const num = (x: unknown): number | undefined => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
 const str = (x: unknown): string | undefined => (typeof x === 'string' && x !== '' ? x : undefined);
 
-function runOne(name: string): Promise<{ exit: number | null; seconds: number; cpu: number | undefined; tail: string; timedOut: boolean }> {
+function runOne(
+  name: string,
+): Promise<{ exit: number | null; seconds: number; cpu: number | undefined; tail: string; timedOut: boolean }> {
   return new Promise((resolve) => {
     const log = createWriteStream(`${resultsDir}${name}.log`);
     const t0 = performance.now();
@@ -99,7 +103,13 @@ function runOne(name: string): Promise<{ exit: number | null; seconds: number; c
       } catch {
         cpu = undefined;
       }
-      resolve({ exit: code, seconds: (performance.now() - t0) / 1000, cpu: Number.isFinite(cpu) ? cpu : undefined, tail, timedOut });
+      resolve({
+        exit: code,
+        seconds: (performance.now() - t0) / 1000,
+        cpu: Number.isFinite(cpu) ? cpu : undefined,
+        tail,
+        timedOut,
+      });
     });
   });
 }
@@ -125,7 +135,9 @@ async function main(): Promise<void> {
   const started = Date.now();
   const runs: BenchRun[] = [];
   const rows: ReportRow[] = [];
-  console.error(`outpost bench report (${quick ? 'quick' : 'full'}) on ${cpus().length} cores, node ${process.version}: ${names.join(', ')}`);
+  console.error(
+    `outpost bench report (${quick ? 'quick' : 'full'}) on ${cpus().length} cores, node ${process.version}: ${names.join(', ')}`,
+  );
   for (const name of names) {
     const capability = capabilityOf(name);
     const before = Date.now();
@@ -167,32 +179,86 @@ async function main(): Promise<void> {
         count++;
       }
     }
-    if (error) rows.push({ capability, bench: name, figure: `${name} bench run: ${error}`, value: undefined, unit: '', goal: 'runs', pass: false, note: error });
+    if (error)
+      rows.push({
+        capability,
+        bench: name,
+        figure: `${name} bench run: ${error}`,
+        value: undefined,
+        unit: '',
+        goal: 'runs',
+        pass: false,
+        note: error,
+      });
     const load = Number(loadavg()[0]!.toFixed(1));
-    runs.push({ name, capability, seconds: r.seconds, cpu: r.cpu, exit: r.exit, ok: error === undefined, error, rows: count, load });
-    process.stderr.write(`${r.seconds.toFixed(1).padStart(6)} s  cpu ${(r.cpu ?? NaN).toFixed(1).padStart(5)} s  load ${String(load).padStart(4)}  ${error ? 'FAILED: ' + error : `${count} rows`}\n`);
+    runs.push({
+      name,
+      capability,
+      seconds: r.seconds,
+      cpu: r.cpu,
+      exit: r.exit,
+      ok: error === undefined,
+      error,
+      rows: count,
+      load,
+    });
+    process.stderr.write(
+      `${r.seconds.toFixed(1).padStart(6)} s  cpu ${(r.cpu ?? NaN).toFixed(1).padStart(5)} s  load ${String(load).padStart(4)}  ${error ? 'FAILED: ' + error : `${count} rows`}\n`,
+    );
   }
   const seconds = (Date.now() - started) / 1000;
   if (names.length > 0 && !values.only) {
     const cpu = runs.reduce((t, r) => t + (r.cpu ?? 0), 0);
     const load = runs.reduce((t, r) => t + r.load, 0) / runs.length;
-    rows.push({ capability: 'report', bench: 'report', figure: `CPU time of all benches (mean 1-min load ${load.toFixed(1)} on ${cpus().length} cores)`, value: Number(cpu.toFixed(1)), unit: 's', baseline: 'wall time', baselineValue: Number(((Date.now() - started) / 1000).toFixed(1)), ratio: Number((cpu / ((Date.now() - started) / 1000)).toFixed(3)) });
+    rows.push({
+      capability: 'report',
+      bench: 'report',
+      figure: `CPU time of all benches (mean 1-min load ${load.toFixed(1)} on ${cpus().length} cores)`,
+      value: Number(cpu.toFixed(1)),
+      unit: 's',
+      baseline: 'wall time',
+      baselineValue: Number(((Date.now() - started) / 1000).toFixed(1)),
+      ratio: Number((cpu / ((Date.now() - started) / 1000)).toFixed(3)),
+    });
     // The quick report must stay a quick check.
     rows.push(
       quick
-        ? { capability: 'report', bench: 'report', figure: 'npm run bench -- --quick, total wall time', value: seconds, unit: 's', goal: '<= 120 s', pass: seconds <= 120 }
-        : { capability: 'report', bench: 'report', figure: 'npm run bench, total wall time', value: seconds, unit: 's' },
+        ? {
+            capability: 'report',
+            bench: 'report',
+            figure: 'npm run bench -- --quick, total wall time',
+            value: seconds,
+            unit: 's',
+            goal: '<= 120 s',
+            pass: seconds <= 120,
+          }
+        : {
+            capability: 'report',
+            bench: 'report',
+            figure: 'npm run bench, total wall time',
+            value: seconds,
+            unit: 's',
+          },
     );
   }
   printTable(rows);
   const withGoal = rows.filter((r) => r.pass !== undefined);
   const failed = withGoal.filter((r) => r.pass === false);
-  console.log(`\n${rows.length} figures, ${withGoal.length} with a goal: ${withGoal.length - failed.length} pass, ${failed.length} fail; ${runs.filter((r) => !r.ok).length} of ${runs.length} benches failed to run; ${seconds.toFixed(0)} s`);
+  console.log(
+    `\n${rows.length} figures, ${withGoal.length} with a goal: ${withGoal.length - failed.length} pass, ${failed.length} fail; ${runs.filter((r) => !r.ok).length} of ${runs.length} benches failed to run; ${seconds.toFixed(0)} s`,
+  );
   const at = new Date(started).toISOString();
   // A partial run (--only) must not overwrite the whole report.
   const out = values.only ? 'report-partial' : 'report';
-  writeFileSync(`${resultsDir}${out}.json`, JSON.stringify({ at, quick, node: process.version, cores: cpus().length, seconds, benches: runs, rows }, null, 2) + '\n');
-  writeFileSync(`${resultsDir}${out}.svg`, renderSvg(rows, `outpost bench ${quick ? '--quick ' : ''}${values.only ? `--only ${values.only} ` : ''}${at}`));
+  writeFileSync(
+    `${resultsDir}${out}.json`,
+    JSON.stringify({ at, quick, node: process.version, cores: cpus().length, seconds, benches: runs, rows }, null, 2) +
+      '\n',
+  );
+  writeFileSync(
+    `${resultsDir}${out}.svg`,
+    renderSvg(rows, `outpost bench ${quick ? '--quick ' : ''}${values.only ? `--only ${values.only} ` : ''}${at}`),
+  );
   console.log(`wrote bench/results/${out}.json, bench/results/${out}.svg`);
 }
 
@@ -220,7 +286,11 @@ function printTable(rows: readonly ReportRow[]): void {
   const max = [14, 84, 16, 40, 10, 12, 6];
   const cut = (s: string, n: number): string => (s.length > n ? s.slice(0, n - 1) + '…' : s);
   const widths = head.map((h, c) => Math.min(max[c]!, Math.max(h.length, ...cells.map((r) => r[c]!.length))));
-  const line = (r: string[]): string => r.map((x, c) => (c === 4 ? cut(x, widths[c]!).padStart(widths[c]!) : cut(x, widths[c]!).padEnd(widths[c]!))).join('  ').trimEnd();
+  const line = (r: string[]): string =>
+    r
+      .map((x, c) => (c === 4 ? cut(x, widths[c]!).padStart(widths[c]!) : cut(x, widths[c]!).padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
   console.log(line(head));
   console.log(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of cells) console.log(line(r));

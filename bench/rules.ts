@@ -35,7 +35,15 @@ const empty = { rules: [], interlocks: [] };
 let seq = 0;
 const rf = (device: string, name: string, value: number): RuleFrame => {
   const t = Date.now();
-  return { device, boot: 1, seq: seq++, time: t, model: 'press-vib-1', site: 'plant-a', records: [{ name, value, time: t }] };
+  return {
+    device,
+    boot: 1,
+    seq: seq++,
+    time: t,
+    model: 'press-vib-1',
+    site: 'plant-a',
+    records: [{ name, value, time: t }],
+  };
 };
 
 /** Probe latency (push → sink) under background load, on the live scheduler. */
@@ -84,7 +92,14 @@ const T0 = 1_760_000_000_000;
 for (let i = 0; i < REPLAY_FRAMES; i++) {
   const d = devices[i % DEVICES]!;
   const n = Math.floor(i / DEVICES);
-  store.appendFrame({ device: d.id, boot: 1, seq: n, rxTime: T0 + i * 2, transport: 'mqtt', frame: d.frame(1, n, 20 + (n % 50)) });
+  store.appendFrame({
+    device: d.id,
+    boot: 1,
+    seq: n,
+    rxTime: T0 + i * 2,
+    transport: 'mqtt',
+    frame: d.frame(1, n, 20 + (n % 50)),
+  });
   if (i % 10_000 === 9999) await store.durable();
 }
 await store.durable();
@@ -116,22 +131,84 @@ const engineRate = rate(() => replay(ruleSet, inMemory).frames);
 const tenth = new Set(Array.from({ length: DEVICES / 10 }, (_, i) => dev(i)));
 const fewRules = { rules: ruleSet.rules.filter((x) => x.trigger.devices?.every((d) => tenth.has(d))), interlocks: [] };
 const lazy = function* (): Generator<LazyFrame> {
-  for (const f of store.queryFrames({})) yield { device: f.device, model: 'press-vib-1', site: 'plant-a', time: f.rxTime, decode: () => storedToRuleFrame(f, { model: 'press-vib-1', site: 'plant-a' }) };
+  for (const f of store.queryFrames({}))
+    yield {
+      device: f.device,
+      model: 'press-vib-1',
+      site: 'plant-a',
+      time: f.rxTime,
+      decode: () => storedToRuleFrame(f, { model: 'press-vib-1', site: 'plant-a' }),
+    };
 };
 const lazyRate = rate(() => replay(fewRules, lazy()).frames);
 await store.close();
 rmSync(dir, { recursive: true, force: true });
 
 const rows = [
-  { figure: `frame → decision in the engine, p50 (${RULES} rules, ${BG_RATE} frames/s background)`, value: full.p50, unit: 'ms', baseline: 'same probe, empty rule set', baselineValue: base.p50, ratio: full.p50 / base.p50 },
-  { figure: `frame → decision in the engine, p99 (${RULES} rules, ${BG_RATE} frames/s background)`, value: full.p99, unit: 'ms', baseline: 'same probe, empty rule set', baselineValue: base.p99, ratio: full.p99 / base.p99, goal: '<= 2 ms', pass: full.p99 <= 2 },
-  { figure: 'background traffic delivered during the latency run', value: full.bgRate, unit: 'frames/s', goal: `>= ${BG_RATE * 0.95} frames/s`, pass: full.bgRate >= BG_RATE * 0.95 },
-  { figure: `replay: stored frames read, decoded and run through ${RULES} rules (${r.frames} frames, ${r.decisions.length} decisions), per CPU-second`, value: replayRate.cpu, unit: 'frames/s', baseline: 'reading + decoding the frames alone', baselineValue: readRate.cpu, ratio: replayRate.cpu / readRate.cpu, goal: '>= 100000 frames/s', pass: replayRate.cpu >= 100_000 },
-  { figure: 'replay: the same, wall clock (shared machine)', value: replayRate.wall, unit: 'frames/s', baseline: 'reading alone, wall clock', baselineValue: readRate.wall, ratio: replayRate.wall / readRate.wall },
-  { figure: `replay: the engine alone on frames in memory (${RULES} rules), per CPU-second`, value: engineRate.cpu, unit: 'frames/s' },
-  { figure: `replay: ${fewRules.rules.length} rules about ${tenth.size} of ${DEVICES} devices, stored frames decoded lazily, per CPU-second`, value: lazyRate.cpu, unit: 'frames/s', baseline: 'reading + decoding every frame', baselineValue: readRate.cpu, ratio: lazyRate.cpu / readRate.cpu },
+  {
+    figure: `frame → decision in the engine, p50 (${RULES} rules, ${BG_RATE} frames/s background)`,
+    value: full.p50,
+    unit: 'ms',
+    baseline: 'same probe, empty rule set',
+    baselineValue: base.p50,
+    ratio: full.p50 / base.p50,
+  },
+  {
+    figure: `frame → decision in the engine, p99 (${RULES} rules, ${BG_RATE} frames/s background)`,
+    value: full.p99,
+    unit: 'ms',
+    baseline: 'same probe, empty rule set',
+    baselineValue: base.p99,
+    ratio: full.p99 / base.p99,
+    goal: '<= 2 ms',
+    pass: full.p99 <= 2,
+  },
+  {
+    figure: 'background traffic delivered during the latency run',
+    value: full.bgRate,
+    unit: 'frames/s',
+    goal: `>= ${BG_RATE * 0.95} frames/s`,
+    pass: full.bgRate >= BG_RATE * 0.95,
+  },
+  {
+    figure: `replay: stored frames read, decoded and run through ${RULES} rules (${r.frames} frames, ${r.decisions.length} decisions), per CPU-second`,
+    value: replayRate.cpu,
+    unit: 'frames/s',
+    baseline: 'reading + decoding the frames alone',
+    baselineValue: readRate.cpu,
+    ratio: replayRate.cpu / readRate.cpu,
+    goal: '>= 100000 frames/s',
+    pass: replayRate.cpu >= 100_000,
+  },
+  {
+    figure: 'replay: the same, wall clock (shared machine)',
+    value: replayRate.wall,
+    unit: 'frames/s',
+    baseline: 'reading alone, wall clock',
+    baselineValue: readRate.wall,
+    ratio: replayRate.wall / readRate.wall,
+  },
+  {
+    figure: `replay: the engine alone on frames in memory (${RULES} rules), per CPU-second`,
+    value: engineRate.cpu,
+    unit: 'frames/s',
+  },
+  {
+    figure: `replay: ${fewRules.rules.length} rules about ${tenth.size} of ${DEVICES} devices, stored frames decoded lazily, per CPU-second`,
+    value: lazyRate.cpu,
+    unit: 'frames/s',
+    baseline: 'reading + decoding every frame',
+    baselineValue: readRate.cpu,
+    ratio: lazyRate.cpu / readRate.cpu,
+  },
 ];
-for (const x of rows) console.log(`${x.figure}: ${x.value.toFixed(3)} ${x.unit}${x.baselineValue !== undefined ? `  (baseline ${x.baselineValue.toFixed(3)}, ratio ${x.ratio!.toFixed(2)})` : ''}${x.goal ? `  goal ${x.goal}: ${x.pass ? 'pass' : 'FAIL'}` : ''}`);
+for (const x of rows)
+  console.log(
+    `${x.figure}: ${x.value.toFixed(3)} ${x.unit}${x.baselineValue !== undefined ? `  (baseline ${x.baselineValue.toFixed(3)}, ratio ${x.ratio!.toFixed(2)})` : ''}${x.goal ? `  goal ${x.goal}: ${x.pass ? 'pass' : 'FAIL'}` : ''}`,
+  );
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(join(import.meta.dirname, 'results', 'rules.json'), JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2) + '\n');
+writeFileSync(
+  join(import.meta.dirname, 'results', 'rules.json'),
+  JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2) + '\n',
+);
 process.exit(0);

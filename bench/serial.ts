@@ -31,10 +31,15 @@ import type { Row } from './lib/row.js';
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
 
-
 function deframerBench(seconds: number): { deframer: number; indexOf: number; garbage: number; frameBytes: number } {
   const m = generateManifest({ devices: 1, prefix: 'bench', site: 'site-1', model: 'env-1' });
-  const dev = new VirtualDevice({ id: m.devices[0]!.id, seed: manifestSeed(m.devices[0]!), model: 'env-1', signer: 'node', bufferCapacity: 1 });
+  const dev = new VirtualDevice({
+    id: m.devices[0]!.id,
+    seed: manifestSeed(m.devices[0]!),
+    model: 'env-1',
+    signer: 'node',
+    bufferCapacity: 1,
+  });
   const wires: Uint8Array[] = [];
   for (let i = 0; i < 512; i++) wires.push(encodeSerialFrame(dev.nextFrame().bytes));
   const one = Buffer.concat(wires);
@@ -96,9 +101,20 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
   const { gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: d.id, publicKey: d.publicKey }], {
     serial: { ports: [{ path: pty.a, baudRate: baud, device: d.id }], reconnectMinMs: 50 },
   });
-  const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: 'env-1', signer: 'node', bufferCapacity: 100_000 });
+  const device = new VirtualDevice({
+    id: d.id,
+    seed: manifestSeed(d),
+    model: 'env-1',
+    signer: 'node',
+    bufferCapacity: 100_000,
+  });
   // Paced, nothing is lost on a pty, so resends would only blur the figure; unpaced, the gateway sheds load and resends recover it.
-  const link = new SerialDeviceLink(device, { path: pty.b, baudRate: baud, pace: paced, resendAfterMs: paced ? 60_000 : 1000 });
+  const link = new SerialDeviceLink(device, {
+    path: pty.b,
+    baudRate: baud,
+    pace: paced,
+    resendAfterMs: paced ? 60_000 : 1000,
+  });
   link.start();
   await waitFor(() => link.connected && gw.serial!.links[0]!.isOpen, 5000, 'serial link open');
   await new Promise((r) => setTimeout(r, 100));
@@ -123,12 +139,27 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
     await new Promise((r) => setTimeout(r, 2));
   }
   await waitFor(() => device.pendingCount === 0, 30_000, 'all frames acked').catch((e: Error) => {
-    console.log(device.pendingCount, device.generated, link.stats, link.queuedBytes, JSON.stringify(gw.serial!.status()), gw.ingest.stats.snapshot());
+    console.log(
+      device.pendingCount,
+      device.generated,
+      link.stats,
+      link.queuedBytes,
+      JSON.stringify(gw.serial!.status()),
+      gw.ingest.stats.snapshot(),
+    );
     throw e;
   });
   const elapsed = (performance.now() - t0) / 1000;
   sub.unsubscribe();
-  const res = { baud, paced, frames: gw.ingest.stats.stored - stored0, seconds: elapsed, wireBytes, frameBytes, writerBytes: link.stats.bytesOut - bytes0 };
+  const res = {
+    baud,
+    paced,
+    frames: gw.ingest.stats.stored - stored0,
+    seconds: elapsed,
+    wireBytes,
+    frameBytes,
+    writerBytes: link.stats.bytesOut - bytes0,
+  };
   await link.stop();
   await gw.stop();
   await pty.unplug();
@@ -139,32 +170,79 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
 async function main(): Promise<void> {
   if (!haveSocat()) throw new Error('bench:serial needs socat (apt-get install socat)');
   const secs = quick ? 1.5 : 5;
-  console.log(`outpost serial bench (${quick ? 'quick' : 'full'}): deframer vs indexOf scan, and frames over a socat pty paced at the baud rate`);
+  console.log(
+    `outpost serial bench (${quick ? 'quick' : 'full'}): deframer vs indexOf scan, and frames over a socat pty paced at the baud rate`,
+  );
   const df = deframerBench(quick ? 0.5 : 2);
   const lines: LineResult[] = [];
   for (const baud of [115200, 921600]) lines.push(await lineBench(baud, secs, true));
   const unpaced = await lineBench(921600, quick ? 1 : 3, false);
   const rows: Row[] = [
-    { figure: 'deframer, signed frames (64 KiB chunks)', value: df.deframer, unit: 'MB/s', baseline: 'indexOf(0)', baselineValue: df.indexOf, ratio: df.deframer / df.indexOf },
+    {
+      figure: 'deframer, signed frames (64 KiB chunks)',
+      value: df.deframer,
+      unit: 'MB/s',
+      baseline: 'indexOf(0)',
+      baselineValue: df.indexOf,
+      ratio: df.deframer / df.indexOf,
+    },
     { figure: 'raw Buffer.indexOf(0) scan, same bytes', value: df.indexOf, unit: 'MB/s' },
-    { figure: 'deframer, random garbage', value: df.garbage, unit: 'MB/s', baseline: 'indexOf(0)', baselineValue: df.indexOf, ratio: df.garbage / df.indexOf },
-    { figure: 'deframer vs 921600 baud line (92.2 kB/s)', value: df.deframer / 0.09216, unit: 'x line', goal: '>= 100x', pass: df.deframer / 0.09216 >= 100 },
+    {
+      figure: 'deframer, random garbage',
+      value: df.garbage,
+      unit: 'MB/s',
+      baseline: 'indexOf(0)',
+      baselineValue: df.indexOf,
+      ratio: df.garbage / df.indexOf,
+    },
+    {
+      figure: 'deframer vs 921600 baud line (92.2 kB/s)',
+      value: df.deframer / 0.09216,
+      unit: 'x line',
+      goal: '>= 100x',
+      pass: df.deframer / 0.09216 >= 100,
+    },
   ];
   for (const l of lines) {
     const capacity = l.baud / 10; // bytes/s at 8N1
     const util = l.wireBytes / l.seconds / capacity;
     const perFrame = l.wireBytes / l.frames;
     rows.push(
-      { figure: `${l.baud} baud: frames stored`, value: l.frames / l.seconds, unit: 'frames/s', baseline: 'line max', baselineValue: capacity / perFrame, ratio: l.frames / l.seconds / (capacity / perFrame) },
-      { figure: `${l.baud} baud: line utilisation (wire bytes)`, value: util * 100, unit: '%', goal: '>= 95%', pass: util >= 0.95 },
+      {
+        figure: `${l.baud} baud: frames stored`,
+        value: l.frames / l.seconds,
+        unit: 'frames/s',
+        baseline: 'line max',
+        baselineValue: capacity / perFrame,
+        ratio: l.frames / l.seconds / (capacity / perFrame),
+      },
+      {
+        figure: `${l.baud} baud: line utilisation (wire bytes)`,
+        value: util * 100,
+        unit: '%',
+        goal: '>= 95%',
+        pass: util >= 0.95,
+      },
       { figure: `${l.baud} baud: payload share of wire bytes`, value: (l.frameBytes / l.wireBytes) * 100, unit: '%' },
-      { figure: `${l.baud} baud: writer rate vs line rate`, value: (l.writerBytes / l.seconds / capacity) * 100, unit: '%', goal: '<= 100%', pass: l.writerBytes / l.seconds <= capacity * 1.001 },
+      {
+        figure: `${l.baud} baud: writer rate vs line rate`,
+        value: (l.writerBytes / l.seconds / capacity) * 100,
+        unit: '%',
+        goal: '<= 100%',
+        pass: l.writerBytes / l.seconds <= capacity * 1.001,
+      },
     );
   }
   rows.push({ figure: 'unpaced pty: frames stored', value: unpaced.frames / unpaced.seconds, unit: 'frames/s' });
-  rows.push({ figure: 'unpaced pty: equivalent line rate', value: ((unpaced.wireBytes / unpaced.seconds) * 10) / 1e6, unit: 'Mbaud' });
+  rows.push({
+    figure: 'unpaced pty: equivalent line rate',
+    value: ((unpaced.wireBytes / unpaced.seconds) * 10) / 1e6,
+    unit: 'Mbaud',
+  });
   const fmt = (n: number, d = 1): string => (Number.isFinite(n) ? n.toFixed(d) : '');
-  console.log(`${'figure'.padEnd(44)} ${'value'.padStart(10)} ${'unit'.padEnd(9)} ${'baseline'.padEnd(11)} ${'base val'.padStart(9)} ${'ratio'.padStart(7)}  ${'goal'.padEnd(8)} result`);
+  console.log(
+    `${'figure'.padEnd(44)} ${'value'.padStart(10)} ${'unit'.padEnd(9)} ${'baseline'.padEnd(11)} ${'base val'.padStart(9)} ${'ratio'.padStart(7)}  ${'goal'.padEnd(8)} result`,
+  );
   for (const r of rows) {
     console.log(
       `${r.figure.padEnd(44)} ${fmt(r.value).padStart(10)} ${r.unit.padEnd(9)} ${(r.baseline ?? '').padEnd(11)} ${(r.baselineValue !== undefined ? fmt(r.baselineValue) : '').padStart(9)} ${(r.ratio !== undefined ? fmt(r.ratio, 3) + 'x' : '').padStart(7)}  ${(r.goal ?? '').padEnd(8)} ${r.pass === undefined ? '' : r.pass ? 'pass' : 'FAIL'}`,
@@ -172,7 +250,10 @@ async function main(): Promise<void> {
   }
   console.log(`(frame on the wire: ${df.frameBytes} bytes incl. CRC, COBS and delimiter; ${secs} s per paced run)`);
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  writeFileSync(new URL('./results/serial.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, rows, lines, unpaced }, null, 2) + '\n');
+  writeFileSync(
+    new URL('./results/serial.json', import.meta.url),
+    JSON.stringify({ at: new Date().toISOString(), quick, rows, lines, unpaced }, null, 2) + '\n',
+  );
 }
 
 await main();

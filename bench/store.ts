@@ -23,7 +23,9 @@ import { Gateway } from '../gateway/gateway.js';
 import { memoryLogger, tempDir } from '../test/helpers/env.js';
 import { benchDevice } from './lib/devices.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' }, rebuild: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, frames: { type: 'string' }, rebuild: { type: 'boolean' } },
+});
 const quick = values.quick === true;
 const N = Number(values.frames ?? (quick ? 100_000 : 1_000_000));
 const DEVICES = 1000;
@@ -39,8 +41,13 @@ interface Built {
 async function build(): Promise<Built> {
   rmSync(cache, { recursive: true, force: true });
   mkdirSync(cache, { recursive: true });
-  const devices = Array.from({ length: DEVICES }, (_, i) => benchDevice(`bench-${String(i).padStart(4, '0')}`, randomBytes(32)));
-  writeFileSync(join(cache, 'devices.json'), JSON.stringify(devices.map((d) => ({ id: d.id, seed: Buffer.from(d.seed).toString('hex') }))));
+  const devices = Array.from({ length: DEVICES }, (_, i) =>
+    benchDevice(`bench-${String(i).padStart(4, '0')}`, randomBytes(32)),
+  );
+  writeFileSync(
+    join(cache, 'devices.json'),
+    JSON.stringify(devices.map((d) => ({ id: d.id, seed: Buffer.from(d.seed).toString('hex') }))),
+  );
   const config = validateConfig({
     gateway: { id: 'gw-bench', dataDir: join(cache, 'data') },
     mqtt: { enabled: false },
@@ -66,12 +73,14 @@ async function build(): Promise<Built> {
       void p.finally(() => inflight.delete(p));
       submitted++;
       if (inflight.size >= 4096) await Promise.race(inflight);
-      if (submitted % 100_000 === 0) console.log(`  built ${submitted} of ${N} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+      if (submitted % 100_000 === 0)
+        console.log(`  built ${submitted} of ${N} (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
     }
   }
   await Promise.all(inflight);
   const seconds = (performance.now() - t0) / 1000;
-  if (stored !== N || gw.store.frameCount() !== N) throw new Error(`build stored ${stored}, store holds ${gw.store.frameCount()}, wanted ${N}`);
+  if (stored !== N || gw.store.frameCount() !== N)
+    throw new Error(`build stored ${stored}, store holds ${gw.store.frameCount()}, wanted ${N}`);
   await gw.stop();
   await enrolledEmpty(config.devices);
   const built = { frames: N, seconds, perSecond: N / seconds, at: new Date().toISOString() };
@@ -81,7 +90,13 @@ async function build(): Promise<Built> {
 
 /** The baseline's data dir: the same devices enrolled, no frames (enrolling 1 000 devices is not restart work). */
 async function enrolledEmpty(devices: readonly { id: string; publicKey: string }[]): Promise<void> {
-  const config = validateConfig({ gateway: { id: 'gw-bench', dataDir: join(cache, 'empty') }, mqtt: { enabled: false }, devices, simulate: { devices: 0 }, api: { enabled: false } });
+  const config = validateConfig({
+    gateway: { id: 'gw-bench', dataDir: join(cache, 'empty') },
+    mqtt: { enabled: false },
+    devices,
+    simulate: { devices: 0 },
+    api: { enabled: false },
+  });
   await (await Gateway.start(config, { logger: memoryLogger().log, simulate: false })).stop();
 }
 
@@ -106,7 +121,15 @@ let childDevices = '';
 function restart(dataDir: string, scan: boolean): Promise<ChildResult & { parentMs: number }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
-    const args = ['--import', 'tsx', fileURLToPath(new URL('./lib/store-child.ts', import.meta.url)), '--data', dataDir, '--devices', childDevices];
+    const args = [
+      '--import',
+      'tsx',
+      fileURLToPath(new URL('./lib/store-child.ts', import.meta.url)),
+      '--data',
+      dataDir,
+      '--devices',
+      childDevices,
+    ];
     const child = spawn(process.execPath, scan ? [...args, '--scan'] : args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
@@ -131,7 +154,9 @@ async function main(): Promise<void> {
   let built: Built | undefined;
   const reuse = !values.rebuild && existsSync(join(cache, 'built.json'));
   if (reuse) {
-    console.log(`using the store cached in ${cache} (built ${(JSON.parse(readFileSync(join(cache, 'built.json'), 'utf8')) as Built).at}; --rebuild to build it again)`);
+    console.log(
+      `using the store cached in ${cache} (built ${(JSON.parse(readFileSync(join(cache, 'built.json'), 'utf8')) as Built).at}; --rebuild to build it again)`,
+    );
   } else {
     console.log(`building ${N} frames through the ingest pipeline into ${cache}`);
     built = await build();
@@ -141,11 +166,22 @@ async function main(): Promise<void> {
     // The child's config lists public keys (as gateway.yaml would); only device 0's seed, to send one frame.
     const list = JSON.parse(readFileSync(join(cache, 'devices.json'), 'utf8')) as { id: string; seed: string }[];
     childDevices = join(tmp.dir, 'devices.json');
-    writeFileSync(childDevices, JSON.stringify(list.map((d, i) => ({ id: d.id, publicKey: benchDevice(d.id, Buffer.from(d.seed, 'hex')).publicKeyHex, ...(i === 0 ? { seed: d.seed } : {}) }))));
+    writeFileSync(
+      childDevices,
+      JSON.stringify(
+        list.map((d, i) => ({
+          id: d.id,
+          publicKey: benchDevice(d.id, Buffer.from(d.seed, 'hex')).publicKeyHex,
+          ...(i === 0 ? { seed: d.seed } : {}),
+        })),
+      ),
+    );
     const full = join(tmp.dir, 'full');
     cpSync(join(cache, 'data'), full, { recursive: true });
     if (!existsSync(join(cache, 'empty'))) {
-      await enrolledEmpty(list.map((d) => ({ id: d.id, publicKey: benchDevice(d.id, Buffer.from(d.seed, 'hex')).publicKeyHex })));
+      await enrolledEmpty(
+        list.map((d) => ({ id: d.id, publicKey: benchDevice(d.id, Buffer.from(d.seed, 'hex')).publicKeyHex })),
+      );
     }
     const empty = join(tmp.dir, 'empty');
     cpSync(join(cache, 'empty'), empty, { recursive: true });
@@ -158,28 +194,111 @@ async function main(): Promise<void> {
     const at = quick ? ' [quick]' : '';
     const k = `${N >= 1e6 ? N / 1e6 + 'M' : N / 1000 + 'k'} frames`;
     const rows: Record<string, unknown>[] = [
-      { figure: `restart, ${k}: process start to a new frame acked${at}`, value: Math.round(f.acceptingMs), unit: 'ms', baseline: 'same, no frames', baselineValue: Math.round(e.acceptingMs), ratio: round(f.acceptingMs / e.acceptingMs), goal: '<= 2000 ms', pass: f.acceptingMs <= 2000 },
-      { figure: `restart, ${k}: Gateway.start alone${at}`, value: Math.round(f.gatewayStartMs), unit: 'ms', baseline: 'same, no frames', baselineValue: Math.round(e.gatewayStartMs), ratio: round(f.gatewayStartMs / e.gatewayStartMs) },
-      { figure: `restart: node + tsx + module loading${at}`, value: Math.round(f.importedMs), unit: 'ms', baseline: 'bare node -e 0, spawn to exit', baselineValue: Math.round(bare), ratio: round(f.importedMs / bare) },
-      { figure: `restart: config with ${DEVICES} devices validated${at}`, value: Math.round(f.startCalledMs - f.importedMs), unit: 'ms' },
-      { figure: `restart, ${k}: Gateway.start done to first frame acked${at}`, value: Math.round(f.acceptingMs - f.startCalledMs - f.gatewayStartMs), unit: 'ms', baseline: 'same, no frames', baselineValue: Math.round(e.acceptingMs - e.startCalledMs - e.gatewayStartMs) },
-      { figure: `restart, ${k}: of which the frame's publish to PUBACK${at}`, value: Math.round(f.acceptingMs - f.connectedMs), unit: 'ms', baseline: 'same, no frames', baselineValue: Math.round(e.acceptingMs - e.connectedMs) },
+      {
+        figure: `restart, ${k}: process start to a new frame acked${at}`,
+        value: Math.round(f.acceptingMs),
+        unit: 'ms',
+        baseline: 'same, no frames',
+        baselineValue: Math.round(e.acceptingMs),
+        ratio: round(f.acceptingMs / e.acceptingMs),
+        goal: '<= 2000 ms',
+        pass: f.acceptingMs <= 2000,
+      },
+      {
+        figure: `restart, ${k}: Gateway.start alone${at}`,
+        value: Math.round(f.gatewayStartMs),
+        unit: 'ms',
+        baseline: 'same, no frames',
+        baselineValue: Math.round(e.gatewayStartMs),
+        ratio: round(f.gatewayStartMs / e.gatewayStartMs),
+      },
+      {
+        figure: `restart: node + tsx + module loading${at}`,
+        value: Math.round(f.importedMs),
+        unit: 'ms',
+        baseline: 'bare node -e 0, spawn to exit',
+        baselineValue: Math.round(bare),
+        ratio: round(f.importedMs / bare),
+      },
+      {
+        figure: `restart: config with ${DEVICES} devices validated${at}`,
+        value: Math.round(f.startCalledMs - f.importedMs),
+        unit: 'ms',
+      },
+      {
+        figure: `restart, ${k}: Gateway.start done to first frame acked${at}`,
+        value: Math.round(f.acceptingMs - f.startCalledMs - f.gatewayStartMs),
+        unit: 'ms',
+        baseline: 'same, no frames',
+        baselineValue: Math.round(e.acceptingMs - e.startCalledMs - e.gatewayStartMs),
+      },
+      {
+        figure: `restart, ${k}: of which the frame's publish to PUBACK${at}`,
+        value: Math.round(f.acceptingMs - f.connectedMs),
+        unit: 'ms',
+        baseline: 'same, no frames',
+        baselineValue: Math.round(e.acceptingMs - e.connectedMs),
+      },
       { figure: `restart, ${k}: spawn to exit, seen by the parent${at}`, value: Math.round(f.parentMs), unit: 'ms' },
-      { figure: `RSS, ${k} stored, after start${at}`, value: f.rssStart, unit: 'MB', baseline: 'same, no frames', baselineValue: e.rssStart, ratio: round(f.rssStart / e.rssStart) },
-      { figure: `RSS, ${k} stored, after queries + sync check${at}`, value: f.rssSync, unit: 'MB', baseline: 'same, no frames', baselineValue: e.rssSync, ratio: round(f.rssSync / e.rssSync), goal: '<= 200 MB', pass: f.rssSync <= 200 },
+      {
+        figure: `RSS, ${k} stored, after start${at}`,
+        value: f.rssStart,
+        unit: 'MB',
+        baseline: 'same, no frames',
+        baselineValue: e.rssStart,
+        ratio: round(f.rssStart / e.rssStart),
+      },
+      {
+        figure: `RSS, ${k} stored, after queries + sync check${at}`,
+        value: f.rssSync,
+        unit: 'MB',
+        baseline: 'same, no frames',
+        baselineValue: e.rssSync,
+        ratio: round(f.rssSync / e.rssSync),
+        goal: '<= 200 MB',
+        pass: f.rssSync <= 200,
+      },
     ];
     if (f.rssSyncAnon !== undefined && e.rssSyncAnon !== undefined) {
-      rows.push({ figure: `  of which anonymous (heap, workers, code)${at}`, value: f.rssSyncAnon, unit: 'MB', baseline: 'same, no frames', baselineValue: e.rssSyncAnon, ratio: round(f.rssSyncAnon / e.rssSyncAnon) });
-      rows.push({ figure: `  of which file-backed (lmdb pages mapped in)${at}`, value: f.rssSyncFile, unit: 'MB', baseline: 'same, no frames', baselineValue: e.rssSyncFile });
+      rows.push({
+        figure: `  of which anonymous (heap, workers, code)${at}`,
+        value: f.rssSyncAnon,
+        unit: 'MB',
+        baseline: 'same, no frames',
+        baselineValue: e.rssSyncAnon,
+        ratio: round(f.rssSyncAnon / e.rssSyncAnon),
+      });
+      rows.push({
+        figure: `  of which file-backed (lmdb pages mapped in)${at}`,
+        value: f.rssSyncFile,
+        unit: 'MB',
+        baseline: 'same, no frames',
+        baselineValue: e.rssSyncFile,
+      });
     }
     if (s.rssScan !== undefined) {
       rows.push({ figure: `RSS after reading all ${k} (lmdb pages mapped in)`, value: s.rssScan, unit: 'MB' });
       rows.push({ figure: `read all ${k} (queryFrames)`, value: Math.round(N / (s.scanMs! / 1000)), unit: 'frames/s' });
     }
-    if (built) rows.push({ figure: `build: pre-signed frames through ingest.submit (no transport)`, value: Math.round(built.perSecond), unit: 'frames/s' });
-    for (const r of rows) console.log(`${String(r.figure).padEnd(78)} ${String(r.value).padStart(9)} ${r.unit}${r.baselineValue !== undefined ? `  (${r.baseline}: ${r.baselineValue})` : ''}${r.goal ? `  goal ${r.goal} ${r.pass ? 'pass' : 'FAIL'}` : ''}`);
+    if (built)
+      rows.push({
+        figure: `build: pre-signed frames through ingest.submit (no transport)`,
+        value: Math.round(built.perSecond),
+        unit: 'frames/s',
+      });
+    for (const r of rows)
+      console.log(
+        `${String(r.figure).padEnd(78)} ${String(r.value).padStart(9)} ${r.unit}${r.baselineValue !== undefined ? `  (${r.baseline}: ${r.baselineValue})` : ''}${r.goal ? `  goal ${r.goal} ${r.pass ? 'pass' : 'FAIL'}` : ''}`,
+      );
     mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-    writeFileSync(new URL('./results/store.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, frames: N, built, empty: e, full: f, scan: s, rows }, null, 2) + '\n');
+    writeFileSync(
+      new URL('./results/store.json', import.meta.url),
+      JSON.stringify(
+        { at: new Date().toISOString(), quick, frames: N, built, empty: e, full: f, scan: s, rows },
+        null,
+        2,
+      ) + '\n',
+    );
   } finally {
     tmp.cleanup();
   }

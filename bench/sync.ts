@@ -21,10 +21,18 @@ import { exchange } from '../gateway/sync/engine.js';
 import type { FrameEntry } from '../protocols/index.js';
 import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
-import { automergeSync, type BaselineFrames, type BaselineResult, type DeviceFrame, yjsSync } from './lib/crdt-baselines.js';
+import {
+  automergeSync,
+  type BaselineFrames,
+  type BaselineResult,
+  type DeviceFrame,
+  yjsSync,
+} from './lib/crdt-baselines.js';
 import type { Row } from './lib/row.js';
 
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'automerge-frames': { type: 'string' } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'automerge-frames': { type: 'string' } },
+});
 const quick = values.quick === true;
 const n = Number(values.frames ?? (quick ? 5000 : 100_000));
 /** Automerge at a smaller n if it does not fit this box (the rows say which n). */
@@ -45,13 +53,19 @@ function replica(seeds: Uint8Array[], i: number) {
   const { dir, cleanup } = tempDir('outpost-bench-sync-');
   const store = Store.open(dir);
   for (const d of devices) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
-  const log = new BlockLog(store, { publicKey: publicKeyFromSeed(seeds[i]!), sign: (m) => signEd25519(seeds[i]!, m), knownAuthors: seeds.map(publicKeyFromSeed) });
+  const log = new BlockLog(store, {
+    publicKey: publicKeyFromSeed(seeds[i]!),
+    sign: (m) => signEd25519(seeds[i]!, m),
+    knownAuthors: seeds.map(publicKeyFromSeed),
+  });
   return { log, close: async () => (await store.close(), cleanup()) };
 }
 
 async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> {
   for (let i = 0; i < fs.length; i += PER_BLOCK) {
-    const entries: FrameEntry[] = fs.slice(i, i + PER_BLOCK).map((f, k) => ({ frame: f.bytes, rxTime: 1_760_000_000_000 + i + k, transport: 'mqtt' }));
+    const entries: FrameEntry[] = fs
+      .slice(i, i + PER_BLOCK)
+      .map((f, k) => ({ frame: f.bytes, rxTime: 1_760_000_000_000 + i + k, transport: 'mqtt' }));
     log.appendFrames(entries);
     if ((i / PER_BLOCK) % 32 === 0) await log.durable();
   }
@@ -90,11 +104,12 @@ async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFr
   };
 }
 
-
 const round = (x: number): number => Number(x.toPrecision(5));
 
 async function main(): Promise<void> {
-  console.log(`outpost sync bench (${quick ? 'quick' : 'full'}): n = ${n} common, d = ${divergent.join(', ')} divergent frames each side; ours vs Yjs vs Automerge (n = ${nAutomerge})`);
+  console.log(
+    `outpost sync bench (${quick ? 'quick' : 'full'}): n = ${n} common, d = ${divergent.join(', ')} divergent frames each side; ours vs Yjs vs Automerge (n = ${nAutomerge})`,
+  );
   const t0 = performance.now();
   const common = frames(1, n);
   const maxD = Math.max(...divergent);
@@ -102,7 +117,9 @@ async function main(): Promise<void> {
   const allB = frames(3, maxD);
   console.log(`signed ${n + 2 * maxD} frames in ${(performance.now() - t0).toFixed(0)} ms`);
   const rows: Row[] = [];
-  const table: string[][] = [['d', 'system', 'n', 'sync bytes', '÷ missing frame bytes', 'flights', 'wall ms', 'equal-check bytes']];
+  const table: string[][] = [
+    ['d', 'system', 'n', 'sync bytes', '÷ missing frame bytes', 'flights', 'wall ms', 'equal-check bytes'],
+  ];
   for (const d of divergent) {
     const onlyA = allA.slice(0, d);
     const onlyB = allB.slice(0, d);
@@ -111,35 +128,112 @@ async function main(): Promise<void> {
     const f: BaselineFrames = { devices: devices.map((x) => x.id), common, onlyA, onlyB };
     const y = yjsSync(f);
     const am = automergeSync({ ...f, common: common.slice(0, nAutomerge) });
-    for (const [name, r] of [['Yjs', y], ['Automerge', am]] as const) if (!r.converged) throw new Error(`${name} did not converge`);
-    const systems: [string, { n: number; bytes: number; flights: number; wallMs: number; equalBytes: number }][] = [['outpost', { n, ...o }], ['Yjs', y], ['Automerge', am]];
-    for (const [name, r] of systems) table.push([String(d), name, String(r.n), String(r.bytes), (r.bytes / missing).toFixed(4), String(r.flights), r.wallMs.toFixed(0), String(r.equalBytes)]);
+    for (const [name, r] of [
+      ['Yjs', y],
+      ['Automerge', am],
+    ] as const)
+      if (!r.converged) throw new Error(`${name} did not converge`);
+    const systems: [string, { n: number; bytes: number; flights: number; wallMs: number; equalBytes: number }][] = [
+      ['outpost', { n, ...o }],
+      ['Yjs', y],
+      ['Automerge', am],
+    ];
+    for (const [name, r] of systems)
+      table.push([
+        String(d),
+        name,
+        String(r.n),
+        String(r.bytes),
+        (r.bytes / missing).toFixed(4),
+        String(r.flights),
+        r.wallMs.toFixed(0),
+        String(r.equalBytes),
+      ]);
 
     const at = `n=${n}, d=${d}`;
     const ratio = o.bytes / o.blockBytes;
-    rows.push({ figure: `sync bytes ÷ missing block bytes (${at})`, value: round(ratio), unit: 'x', goal: '<= 1.05', pass: ratio <= 1.05 });
-    rows.push({ figure: `sync bytes, ours (${at})`, value: o.bytes, unit: 'B', baseline: 'missing frame bytes', baselineValue: missing, ratio: round(o.bytes / missing) });
+    rows.push({
+      figure: `sync bytes ÷ missing block bytes (${at})`,
+      value: round(ratio),
+      unit: 'x',
+      goal: '<= 1.05',
+      pass: ratio <= 1.05,
+    });
+    rows.push({
+      figure: `sync bytes, ours (${at})`,
+      value: o.bytes,
+      unit: 'B',
+      baseline: 'missing frame bytes',
+      baselineValue: missing,
+      ratio: round(o.bytes / missing),
+    });
     const vs = (name: string, r: BaselineResult): void => {
       const an = r.n === n ? '' : `, run at n=${r.n}`;
-      rows.push({ figure: `sync bytes, ${name} (${at}${an})`, value: r.bytes, unit: 'B', baseline: 'missing frame bytes', baselineValue: missing, ratio: round(r.bytes / missing) });
-      rows.push({ figure: `sync bytes, ours vs ${name} (${at}${an})`, value: o.bytes, unit: 'B', baseline: name, baselineValue: r.bytes, ratio: round(o.bytes / r.bytes) });
+      rows.push({
+        figure: `sync bytes, ${name} (${at}${an})`,
+        value: r.bytes,
+        unit: 'B',
+        baseline: 'missing frame bytes',
+        baselineValue: missing,
+        ratio: round(r.bytes / missing),
+      });
+      rows.push({
+        figure: `sync bytes, ours vs ${name} (${at}${an})`,
+        value: o.bytes,
+        unit: 'B',
+        baseline: name,
+        baselineValue: r.bytes,
+        ratio: round(o.bytes / r.bytes),
+      });
       rows.push({ figure: `sync flights, ${name} (${at}${an})`, value: r.flights, unit: 'flights' });
-      rows.push({ figure: `sync wall time, ours vs ${name} (${at}${an})`, value: round(o.wallMs), unit: 'ms', baseline: name, baselineValue: round(r.wallMs), ratio: round(o.wallMs / r.wallMs) });
+      rows.push({
+        figure: `sync wall time, ours vs ${name} (${at}${an})`,
+        value: round(o.wallMs),
+        unit: 'ms',
+        baseline: name,
+        baselineValue: round(r.wallMs),
+        ratio: round(o.wallMs / r.wallMs),
+      });
     };
     // Flights: hello → vector + blocks → blocks; the first round trip tells both sides the difference.
-    rows.push({ figure: `sync flights, ours (${at})`, value: o.flights, unit: 'flights', goal: '<= 3 (1 RT to learn)', pass: o.flights <= 3 });
+    rows.push({
+      figure: `sync flights, ours (${at})`,
+      value: o.flights,
+      unit: 'flights',
+      goal: '<= 3 (1 RT to learn)',
+      pass: o.flights <= 3,
+    });
     vs('Yjs', y);
     vs('Automerge', am);
     if (d === divergent[0]) {
-      rows.push({ figure: `equal-state check bytes, ours (n=${n})`, value: o.equalBytes, unit: 'B', baseline: 'Yjs state vectors', baselineValue: y.equalBytes, ratio: round(o.equalBytes / y.equalBytes) });
-      rows.push({ figure: `equal-state check bytes, ours vs Automerge (n=${n})`, value: o.equalBytes, unit: 'B', baseline: 'Automerge', baselineValue: am.equalBytes, ratio: round(o.equalBytes / am.equalBytes) });
+      rows.push({
+        figure: `equal-state check bytes, ours (n=${n})`,
+        value: o.equalBytes,
+        unit: 'B',
+        baseline: 'Yjs state vectors',
+        baselineValue: y.equalBytes,
+        ratio: round(o.equalBytes / y.equalBytes),
+      });
+      rows.push({
+        figure: `equal-state check bytes, ours vs Automerge (n=${n})`,
+        value: o.equalBytes,
+        unit: 'B',
+        baseline: 'Automerge',
+        baselineValue: am.equalBytes,
+        ratio: round(o.equalBytes / am.equalBytes),
+      });
     }
   }
   const widths = table[0]!.map((_, c) => Math.max(...table.map((r) => r[c]!.length)));
   for (const r of table) console.log(r.map((x, c) => x.padStart(widths[c]!)).join('  '));
-  console.log(`rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (all three systems' replicas built in this process)`);
+  console.log(
+    `rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB (all three systems' replicas built in this process)`,
+  );
   mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-  writeFileSync(new URL('./results/sync.json', import.meta.url), JSON.stringify({ at: new Date().toISOString(), quick, n, nAutomerge, divergent, rows, table }, null, 2) + '\n');
+  writeFileSync(
+    new URL('./results/sync.json', import.meta.url),
+    JSON.stringify({ at: new Date().toISOString(), quick, n, nAutomerge, divergent, rows, table }, null, 2) + '\n',
+  );
 }
 
 await main();

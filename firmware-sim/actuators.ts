@@ -16,7 +16,16 @@
  * ids are remembered until their expiry, at most `seenCapacity`; evicting the one that expires
  * first raises a floor at or below which any command is refused as a possible replay.
  */
-import { AckStatus, type CommandBody, decodeBody, decodeSign1, kidToDeviceId, type SenmlRecord, sigStructure, toHex } from '../protocols/index.js';
+import {
+  AckStatus,
+  type CommandBody,
+  decodeBody,
+  decodeSign1,
+  kidToDeviceId,
+  type SenmlRecord,
+  sigStructure,
+  toHex,
+} from '../protocols/index.js';
 import { verifySignature } from './crypto.js';
 import type { DeviceFrame, VirtualDevice } from './device.js';
 
@@ -87,7 +96,13 @@ export class Actuators {
 
   /** The actuator states as SenML records (`act.<name>`), appended to every reading. */
   records(): SenmlRecord[] {
-    return [...this.state].map(([k, v]) => (typeof v === 'number' ? { n: `act.${k}`, v } : typeof v === 'boolean' ? { n: `act.${k}`, vb: v } : { n: `act.${k}`, vs: v }));
+    return [...this.state].map(([k, v]) =>
+      typeof v === 'number'
+        ? { n: `act.${k}`, v }
+        : typeof v === 'boolean'
+          ? { n: `act.${k}`, vb: v }
+          : { n: `act.${k}`, vs: v },
+    );
   }
 
   /** Checks and (if every check holds) carries out one downlink command frame. */
@@ -111,27 +126,70 @@ export class Actuators {
     const gw = this.opts.gateways.find((g) => g.id === gatewayId);
     if (!gw || !verifySignature(gw.publicKey, sigStructure(protectedBytes, payload), signature)) {
       // Answered (so the forgery is reported) but nothing in it is believed.
-      return { status: AckStatus.badSignature, detail: gw ? `signature does not verify under ${gw.id}'s key` : `not signed by a trusted gateway (kid ${gatewayId ?? toHex(kid)})`, executed: false, ...(cmd && { commandId: cmd.id }) };
+      return {
+        status: AckStatus.badSignature,
+        detail: gw
+          ? `signature does not verify under ${gw.id}'s key`
+          : `not signed by a trusted gateway (kid ${gatewayId ?? toHex(kid)})`,
+        executed: false,
+        ...(cmd && { commandId: cmd.id }),
+      };
     }
-    if (!cmd) return { status: AckStatus.rejected, detail: body.ok ? `not a command: ${body.value.type}` : `bad body: ${body.error.code}`, executed: false };
+    if (!cmd)
+      return {
+        status: AckStatus.rejected,
+        detail: body.ok ? `not a command: ${body.value.type}` : `bad body: ${body.error.code}`,
+        executed: false,
+      };
     const base = { commandId: cmd.id, command: cmd, gateway: gw.id };
-    if (cmd.target !== this.opts.device) return { ...base, status: AckStatus.rejected, detail: `addressed to ${cmd.target}`, executed: false };
+    if (cmd.target !== this.opts.device)
+      return { ...base, status: AckStatus.rejected, detail: `addressed to ${cmd.target}`, executed: false };
     const current = this.state.get(cmd.actuator);
-    if (current === undefined) return { ...base, status: AckStatus.unknownActuator, detail: `no actuator ${cmd.actuator} (have ${[...this.state.keys()].join(', ')})`, executed: false };
-    if (typeof cmd.value !== typeof current) return { ...base, status: AckStatus.rejected, detail: `${cmd.actuator} takes a ${typeof current}`, executed: false };
-    if (now > cmd.expires) return { ...base, status: AckStatus.expired, detail: `expired ${now - cmd.expires} ms ago by the device clock`, executed: false };
+    if (current === undefined)
+      return {
+        ...base,
+        status: AckStatus.unknownActuator,
+        detail: `no actuator ${cmd.actuator} (have ${[...this.state.keys()].join(', ')})`,
+        executed: false,
+      };
+    if (typeof cmd.value !== typeof current)
+      return {
+        ...base,
+        status: AckStatus.rejected,
+        detail: `${cmd.actuator} takes a ${typeof current}`,
+        executed: false,
+      };
+    if (now > cmd.expires)
+      return {
+        ...base,
+        status: AckStatus.expired,
+        detail: `expired ${now - cmd.expires} ms ago by the device clock`,
+        executed: false,
+      };
     const idHex = toHex(cmd.id);
     this.prune(now);
-    if (this.seen.has(idHex)) return { ...base, status: AckStatus.replayed, detail: 'command id already seen', executed: false };
-    if (cmd.expires <= this.floor) return { ...base, status: AckStatus.replayed, detail: 'older than the replay memory', executed: false };
+    if (this.seen.has(idHex))
+      return { ...base, status: AckStatus.replayed, detail: 'command id already seen', executed: false };
+    if (cmd.expires <= this.floor)
+      return { ...base, status: AckStatus.replayed, detail: 'older than the replay memory', executed: false };
     this.remember(idHex, cmd.expires);
     const held = this.fences.get(cmd.actuator);
     const fence = cmd.fence ?? 0;
     if (held && (fence < held.fence || (fence === held.fence && held.gateway !== gw.id))) {
-      return { ...base, status: AckStatus.fenced, detail: `fence ${fence} refused: ${held.fence} is held by ${held.gateway}`, executed: false };
+      return {
+        ...base,
+        status: AckStatus.fenced,
+        detail: `fence ${fence} refused: ${held.fence} is held by ${held.gateway}`,
+        executed: false,
+      };
     }
     if (held && fence === held.fence && cmd.issued < held.issued) {
-      return { ...base, status: AckStatus.rejected, detail: `stale: issued before the last command obeyed on ${cmd.actuator}`, executed: false };
+      return {
+        ...base,
+        status: AckStatus.rejected,
+        detail: `stale: issued before the last command obeyed on ${cmd.actuator}`,
+        executed: false,
+      };
     }
     this.fences.set(cmd.actuator, { fence, gateway: gw.id, issued: cmd.issued });
     this.state.set(cmd.actuator, cmd.value);

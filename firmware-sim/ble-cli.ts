@@ -5,7 +5,18 @@
  * samples at --rate and resends what the gateway has not acked.
  */
 import { isValidId } from '../protocols/index.js';
-import { type ActuatorSpec, actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import {
+  type ActuatorSpec,
+  actuatorsFlag,
+  deviceActuators,
+  DEVICE_RUN_FLAGS,
+  downlinkTrust,
+  gatewayFlags,
+  parseFlags,
+  numberFlag,
+  signerFlag,
+  untilDurationOrSignal,
+} from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { BleRadio } from './transports/ble-radio.js';
@@ -39,7 +50,8 @@ export interface BleCliOptions {
 
 export class BleUsageError extends Error {}
 
-const number = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number, int = false): number => numberFlag(BleUsageError, flag, v, lo, hi, dflt, { int });
+const number = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number, int = false): number =>
+  numberFlag(BleUsageError, flag, v, lo, hi, dflt, { int });
 
 export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
   const { values, str } = parseFlags(BleUsageError, argv, {
@@ -58,7 +70,8 @@ export function parseBleCli(argv: readonly string[]): BleCliOptions | 'help' {
   const gateway = gatewayFlags(BleUsageError, str('gateway-key'), str('gateway-id'));
   const signer = signerFlag(BleUsageError, str('signer'));
   const advertise = str('advertise') ?? 'name';
-  if (advertise !== 'name' && advertise !== 'manufacturer') throw new BleUsageError(`--advertise must be name or manufacturer, got "${advertise}"`);
+  if (advertise !== 'name' && advertise !== 'manufacturer')
+    throw new BleUsageError(`--advertise must be name or manufacturer, got "${advertise}"`);
   const duration = str('duration');
   const maxFrames = str('max-frames');
   return {
@@ -89,23 +102,39 @@ export async function runBle(c: BleCliOptions, out: NodeJS.WritableStream = proc
   }
   const radio = await BleRadio.start({ host: c.host, port: c.port });
   const peripherals = entries.map((e) => {
-    const device = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, site: e.site, signer: c.signer });
+    const device = new VirtualDevice({
+      id: e.id,
+      seed: manifestSeed(e),
+      model: e.model,
+      site: e.site,
+      signer: c.signer,
+    });
     let p: ReturnType<typeof radio.add>;
     const act = deviceActuators(device, c, (ack) => p.send(ack));
-    p = radio.add(device, { mtu: c.mtu, advertiseAs: c.advertise, resendAfterMs: c.resendMs, ...downlinkTrust(c), ...(act && { onCommand: act.onCommand }) });
+    p = radio.add(device, {
+      mtu: c.mtu,
+      advertiseAs: c.advertise,
+      resendAfterMs: c.resendMs,
+      ...downlinkTrust(c),
+      ...(act && { onCommand: act.onCommand }),
+    });
     return p;
   });
   const t0 = Date.now();
-  out.write(`firmware-sim: BLE radio at ${radio.url} with ${peripherals.length} peripheral(s), MTU ${c.mtu}, ${c.rateHz} Hz each\n`);
+  out.write(
+    `firmware-sim: BLE radio at ${radio.url} with ${peripherals.length} peripheral(s), MTU ${c.mtu}, ${c.rateHz} Hz each\n`,
+  );
   if (!c.gatewayKey) out.write('firmware-sim: no --gateway-key: frame-acks are accepted UNVERIFIED\n');
   const line = (): string => {
-    const sum = (k: 'sent' | 'resent' | 'acked' | 'badDownlink'): number => peripherals.reduce((n, p) => n + p.stats[k], 0);
+    const sum = (k: 'sent' | 'resent' | 'acked' | 'badDownlink'): number =>
+      peripherals.reduce((n, p) => n + p.stats[k], 0);
     const pending = peripherals.reduce((n, p) => n + p.device.pendingCount, 0);
     const generated = peripherals.reduce((n, p) => n + p.device.generated, 0);
     return `[${((Date.now() - t0) / 1000).toFixed(1)}s] connected=${radio.connections} generated=${generated} sent=${sum('sent')} resent=${sum('resent')} acked=${sum('acked')} pending=${pending} bad-downlink=${sum('badDownlink')}`;
   };
   const tick = setInterval(() => {
-    for (const p of peripherals) if (c.maxFrames === undefined || p.device.generated < c.maxFrames) p.send(p.device.nextFrame());
+    for (const p of peripherals)
+      if (c.maxFrames === undefined || p.device.generated < c.maxFrames) p.send(p.device.nextFrame());
   }, 1000 / c.rateHz);
   const status = setInterval(() => out.write(line() + '\n'), c.statusS * 1000);
   await untilDurationOrSignal(c.durationS);

@@ -34,7 +34,14 @@ export const DEVICE_RUN_FLAGS = {
  * Parses `argv` strictly (no positionals, no unknown flags; parse errors throw
  * `Err`) and returns the values with `str`, a flag's value when it is a string.
  */
-export function parseFlags(Err: UsageErrorClass, argv: readonly string[], options: FlagOptions): { values: Record<string, string | boolean | Array<string | boolean> | undefined>; str: (k: string) => string | undefined } {
+export function parseFlags(
+  Err: UsageErrorClass,
+  argv: readonly string[],
+  options: FlagOptions,
+): {
+  values: Record<string, string | boolean | Array<string | boolean> | undefined>;
+  str: (k: string) => string | undefined;
+} {
   let values: Record<string, string | boolean | Array<string | boolean> | undefined>;
   try {
     values = parseArgs({ args: [...argv], strict: true, allowPositionals: false, options }).values;
@@ -48,11 +55,27 @@ export function parseFlags(Err: UsageErrorClass, argv: readonly string[], option
  * A numeric flag: `dflt` when absent, else a finite number in [lo, hi], or in
  * (lo, hi] with `open`, and an integer with `int`; anything else throws `Err`.
  */
-export function numberFlag(Err: UsageErrorClass, flag: string, v: string | undefined, lo: number, hi: number, dflt: number, opts: { int?: boolean; open?: boolean } = {}): number {
+export function numberFlag(
+  Err: UsageErrorClass,
+  flag: string,
+  v: string | undefined,
+  lo: number,
+  hi: number,
+  dflt: number,
+  opts: { int?: boolean; open?: boolean } = {},
+): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  const bad = v.trim() === '' || !Number.isFinite(n) || (opts.int && !Number.isInteger(n)) || (opts.open ? n <= lo : n < lo) || n > hi;
-  if (bad) throw new Err(`--${flag} must be ${opts.int ? 'an integer' : 'a number'} in ${opts.open ? '(' : '['}${lo}, ${hi}], got "${v}"`);
+  const bad =
+    v.trim() === '' ||
+    !Number.isFinite(n) ||
+    (opts.int && !Number.isInteger(n)) ||
+    (opts.open ? n <= lo : n < lo) ||
+    n > hi;
+  if (bad)
+    throw new Err(
+      `--${flag} must be ${opts.int ? 'an integer' : 'a number'} in ${opts.open ? '(' : '['}${lo}, ${hi}], got "${v}"`,
+    );
   return n;
 }
 
@@ -64,7 +87,11 @@ export function signerFlag(Err: UsageErrorClass, v: string | undefined): 'noble'
 }
 
 /** --gateway-key (64 hex digits or did:key) and --gateway-id, as given or absent. */
-export function gatewayFlags(Err: UsageErrorClass, key: string | undefined, id: string | undefined): { gatewayKey?: Uint8Array; gatewayId?: string } {
+export function gatewayFlags(
+  Err: UsageErrorClass,
+  key: string | undefined,
+  id: string | undefined,
+): { gatewayKey?: Uint8Array; gatewayId?: string } {
   let gatewayKey: Uint8Array | undefined;
   if (key !== undefined) {
     const k = parsePublicKey(key);
@@ -77,7 +104,10 @@ export function gatewayFlags(Err: UsageErrorClass, key: string | undefined, id: 
 
 /** The downlink trust a device link gets from the parsed gateway flags. */
 export function downlinkTrust(c: { readonly gatewayKey?: Uint8Array; readonly gatewayId?: string }): DownlinkTrust {
-  return { ...(c.gatewayKey && { gatewayPublicKey: c.gatewayKey }), ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }) };
+  return {
+    ...(c.gatewayKey && { gatewayPublicKey: c.gatewayKey }),
+    ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }),
+  };
 }
 
 /** Resolves after `durationS` seconds (never, when undefined) or on the first SIGINT/SIGTERM. */
@@ -102,9 +132,16 @@ export type ActuatorSpec = Readonly<Record<string, Readonly<Record<string, Actua
  * as rules/examples/factory-cell/actuators.json. Commands are obeyed only when signed by the
  * gateway named by --gateway-id and --gateway-key, so both are required.
  */
-export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: { gatewayKey?: Uint8Array; gatewayId?: string }): { actuators?: ActuatorSpec } {
+export function actuatorsFlag(
+  Err: UsageErrorClass,
+  v: string | undefined,
+  gw: { gatewayKey?: Uint8Array; gatewayId?: string },
+): { actuators?: ActuatorSpec } {
   if (v === undefined) return {};
-  if (!gw.gatewayKey || gw.gatewayId === undefined) throw new Err('--actuators needs --gateway-key and --gateway-id (commands are obeyed only when signed by that gateway)');
+  if (!gw.gatewayKey || gw.gatewayId === undefined)
+    throw new Err(
+      '--actuators needs --gateway-key and --gateway-id (commands are obeyed only when signed by that gateway)',
+    );
   if (v.endsWith('.json')) {
     let spec: unknown;
     try {
@@ -113,7 +150,12 @@ export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: {
       throw new Err(`--actuators ${v}: ${(e as Error).message}`);
     }
     const ok = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
-    if (!ok(spec) || !Object.values(spec).every((d) => ok(d) && Object.values(d).every((x) => ['number', 'boolean', 'string'].includes(typeof x)))) {
+    if (
+      !ok(spec) ||
+      !Object.values(spec).every(
+        (d) => ok(d) && Object.values(d).every((x) => ['number', 'boolean', 'string'].includes(typeof x)),
+      )
+    ) {
       throw new Err(`--actuators ${v}: must be {"device": {"actuator": initial value}}`);
     }
     return { actuators: spec as ActuatorSpec };
@@ -123,15 +165,24 @@ export function actuatorsFlag(Err: UsageErrorClass, v: string | undefined, gw: {
     const m = /^\s*([A-Za-z0-9][A-Za-z0-9._-]{0,63})=(.{1,64})$/.exec(part);
     if (!m) throw new Err(`--actuators: "${part}" is not name=initial-value`);
     const raw = m[2]!.trim();
-    out[m[1]!] = raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+    out[m[1]!] =
+      raw === 'true' ? true : raw === 'false' ? false : raw !== '' && Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }
   return { actuators: { '*': out } };
 }
 
 /** Gives `device` its --actuators (if any) and returns the link's onCommand (acks sent with `send`). */
-export function deviceActuators(device: VirtualDevice, c: { actuators?: ActuatorSpec; gatewayKey?: Uint8Array; gatewayId?: string }, send: (ack: DeviceFrame) => void): { actuators: Actuators; onCommand: (frame: Uint8Array) => void } | undefined {
+export function deviceActuators(
+  device: VirtualDevice,
+  c: { actuators?: ActuatorSpec; gatewayKey?: Uint8Array; gatewayId?: string },
+  send: (ack: DeviceFrame) => void,
+): { actuators: Actuators; onCommand: (frame: Uint8Array) => void } | undefined {
   const initial = c.actuators?.[device.id] ?? c.actuators?.['*'];
   if (!initial || !c.gatewayKey || c.gatewayId === undefined) return undefined;
-  const actuators = new Actuators({ device: device.id, gateways: [{ id: c.gatewayId, publicKey: c.gatewayKey }], initial });
+  const actuators = new Actuators({
+    device: device.id,
+    gateways: [{ id: c.gatewayId, publicKey: c.gatewayKey }],
+    initial,
+  });
   return { actuators, onCommand: commandHandler(actuators, device, send) };
 }

@@ -5,13 +5,29 @@
  */
 import { parseArgs } from 'node:util';
 import { Fleet, type FleetStats } from './fleet.js';
-import { formatManifest, generateManifest, MAX_MANIFEST_DEVICES, publicView, readManifest, writeManifest, type FleetManifest } from './manifest.js';
+import {
+  formatManifest,
+  generateManifest,
+  MAX_MANIFEST_DEVICES,
+  publicView,
+  readManifest,
+  writeManifest,
+  type FleetManifest,
+} from './manifest.js';
 import { type DeviceModelName, isDeviceModel, MODEL_NAMES } from './sensors.js';
 import { BLE_USAGE, type BleCliOptions, BleUsageError, parseBleCli, runBle } from './ble-cli.js';
 import { runSerial, SERIAL_USAGE, type SerialCliOptions, parseSerialCli, SerialUsageError } from './serial-cli.js';
 import { JsonFileStateStore } from './state.js';
 import { isValidId } from '../protocols/index.js';
-import { type ActuatorSpec, actuatorsFlag, deviceActuators, gatewayFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import {
+  type ActuatorSpec,
+  actuatorsFlag,
+  deviceActuators,
+  gatewayFlags,
+  numberFlag,
+  signerFlag,
+  untilDurationOrSignal,
+} from './cli-common.js';
 
 const USAGE = `Usage:
   firmware-sim keygen [--devices N] [--prefix sim] [--site S] [--model M] [--out FILE]
@@ -60,14 +76,17 @@ export type CliCommand =
 function int(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi) throw new UsageError(`--${flag} must be an integer ${lo}..${hi}, got "${v}"`);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < lo || n > hi)
+    throw new UsageError(`--${flag} must be an integer ${lo}..${hi}, got "${v}"`);
   return n;
 }
 /** A number in (lo, hi]. */
-const num = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number => numberFlag(UsageError, flag, v, lo, hi, dflt, { open: true });
+const num = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number =>
+  numberFlag(UsageError, flag, v, lo, hi, dflt, { open: true });
 function idFlag(flag: string, v: string | undefined, dflt: string): string {
   const s = v ?? dflt;
-  if (!isValidId(s)) throw new UsageError(`--${flag} must be 1..64 of [A-Za-z0-9._-] starting with a letter or digit, got "${s}"`);
+  if (!isValidId(s))
+    throw new UsageError(`--${flag} must be 1..64 of [A-Za-z0-9._-] starting with a letter or digit, got "${s}"`);
   return s;
 }
 function modelFlag(v: string | undefined): DeviceModelName {
@@ -108,7 +127,12 @@ export function parseCli(argv: readonly string[]): CliCommand {
       model: { type: 'string' },
     } as const;
     if (cmd === 'keygen') {
-      values = parseArgs({ args: [...rest], strict: true, allowPositionals: false, options: { ...common, out: { type: 'string' } } }).values;
+      values = parseArgs({
+        args: [...rest],
+        strict: true,
+        allowPositionals: false,
+        options: { ...common, out: { type: 'string' } },
+      }).values;
     } else if (cmd === 'fleet') {
       values = parseArgs({
         args: [...rest],
@@ -147,13 +171,22 @@ export function parseCli(argv: readonly string[]): CliCommand {
   if (cmd === 'keygen') {
     const out = str('out');
     if (out === '') throw new UsageError('--out needs a file name');
-    return { cmd: 'keygen', devices: int('devices', str('devices'), 1, MAX_MANIFEST_DEVICES, 1), prefix, site, model, ...(out !== undefined && { out }) };
+    return {
+      cmd: 'keygen',
+      devices: int('devices', str('devices'), 1, MAX_MANIFEST_DEVICES, 1),
+      prefix,
+      site,
+      model,
+      ...(out !== undefined && { out }),
+    };
   }
   const keys = str('keys');
-  if (keys !== undefined && str('devices') !== undefined) throw new UsageError('--keys and --devices cannot be used together');
+  if (keys !== undefined && str('devices') !== undefined)
+    throw new UsageError('--keys and --devices cannot be used together');
   if (keys === '') throw new UsageError('--keys needs a file name');
   const broker = str('broker') ?? 'mqtt://127.0.0.1:1883';
-  if (!/^(mqtts?|wss?|tcp|ssl):\/\/[^/\s]+/.test(broker)) throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got "${broker}"`);
+  if (!/^(mqtts?|wss?|tcp|ssl):\/\/[^/\s]+/.test(broker))
+    throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got "${broker}"`);
   const signer = signerFlag(UsageError, str('signer'));
   const duration = str('duration');
   const maxFrames = str('max-frames');
@@ -187,7 +220,10 @@ function statusLine(elapsedMs: number, s: FleetStats, lastError?: Error): string
 async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<number> {
   let manifest: FleetManifest;
   try {
-    manifest = c.keys !== undefined ? readManifest(c.keys) : generateManifest({ devices: c.devices, prefix: c.prefix, site: c.site, model: c.model });
+    manifest =
+      c.keys !== undefined
+        ? readManifest(c.keys)
+        : generateManifest({ devices: c.devices, prefix: c.prefix, site: c.site, model: c.model });
   } catch (e) {
     process.stderr.write(`firmware-sim: --keys: ${(e as Error).message}\n`);
     return 2;
@@ -207,10 +243,14 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
     if (act) handlers.set(device.id, act.onCommand);
   }
   const t0 = Date.now();
-  if (handlers.size > 0) process.stdout.write(`firmware-sim: ${handlers.size} devices with actuators obey ${c.gatewayId}\n`);
+  if (handlers.size > 0)
+    process.stdout.write(`firmware-sim: ${handlers.size} devices with actuators obey ${c.gatewayId}\n`);
   process.stdout.write(`firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz -> ${c.broker}\n`);
   fleet.start();
-  const status = setInterval(() => process.stdout.write(statusLine(Date.now() - t0, fleet.stats(), fleet.lastError()) + '\n'), c.statusS * 1000);
+  const status = setInterval(
+    () => process.stdout.write(statusLine(Date.now() - t0, fleet.stats(), fleet.lastError()) + '\n'),
+    c.statusS * 1000,
+  );
   await untilDurationOrSignal(c.durationS);
   clearInterval(status);
   const final = await fleet.stop(3000);
@@ -271,7 +311,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 }
 
 // Only when run as the program (bin/firmware-sim.js imports this file), not when a test imports parseCli.
-const invokedAsCli = process.argv[1] !== undefined && /(^|[\\/])firmware-sim(\.js)?$|firmware-sim[\\/]cli\.ts$/.test(process.argv[1]);
+const invokedAsCli =
+  process.argv[1] !== undefined && /(^|[\\/])firmware-sim(\.js)?$|firmware-sim[\\/]cli\.ts$/.test(process.argv[1]);
 if (invokedAsCli) {
   const code = await main(process.argv.slice(2));
   process.exit(code);

@@ -3,7 +3,16 @@
  * kept in a DeviceStateStore, and a bounded buffer of signed frames that the
  * gateway has not acknowledged yet (a real device keeps these in flash).
  */
-import { type CommandAckBody, MAX_COUNTER, publicKeyToDidKey, type ReadingBody, type SenmlRecord, signBody, type SignFn, isValidId } from '../protocols/index.js';
+import {
+  type CommandAckBody,
+  MAX_COUNTER,
+  publicKeyToDidKey,
+  type ReadingBody,
+  type SenmlRecord,
+  signBody,
+  type SignFn,
+  isValidId,
+} from '../protocols/index.js';
 import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
 import { type DeviceStateStore, MemoryStateStore } from './state.js';
@@ -90,7 +99,8 @@ export class VirtualDevice {
     this.publicKey = publicKeyFromSeed(opts.seed);
     this.didKey = publicKeyToDidKey(this.publicKey);
     this.bufferCapacity = opts.bufferCapacity ?? DEFAULT_BUFFER_CAPACITY;
-    if (!Number.isInteger(this.bufferCapacity) || this.bufferCapacity < 1) throw new RangeError('bufferCapacity must be a positive integer');
+    if (!Number.isInteger(this.bufferCapacity) || this.bufferCapacity < 1)
+      throw new RangeError('bufferCapacity must be a positive integer');
     this.store = opts.store ?? new MemoryStateStore();
     this.sensors = new SensorSuite(opts.model, opts.sensorSeed ?? opts.id);
     this.baseName = `${opts.id}:`;
@@ -131,9 +141,18 @@ export class VirtualDevice {
     if (this.seqCounter > MAX_COUNTER) this.reboot();
     const time = this.deviceTime(nowMs);
     let records = this.sensors.sample(time, this.baseName);
-    if (this.forced.size > 0) records = records.map((r) => (r.n !== undefined && this.forced.has(r.n) ? forcedRecord(r, this.forced.get(r.n)!) : r));
+    if (this.forced.size > 0)
+      records = records.map((r) =>
+        r.n !== undefined && this.forced.has(r.n) ? forcedRecord(r, this.forced.get(r.n)!) : r,
+      );
     const extra = this.actuatorRecords?.();
-    const body: ReadingBody = { type: 'reading', boot: this.bootCounter, seq: this.seqCounter, time, records: extra ? [...records, ...extra] : records };
+    const body: ReadingBody = {
+      type: 'reading',
+      boot: this.bootCounter,
+      seq: this.seqCounter,
+      time,
+      records: extra ? [...records, ...extra] : records,
+    };
     return this.keep(body);
   }
 
@@ -149,12 +168,26 @@ export class VirtualDevice {
    */
   commandAck(commandId: Uint8Array, status: number, detail?: string, nowMs: number = Date.now()): DeviceFrame {
     if (this.seqCounter > MAX_COUNTER) this.reboot();
-    const body: CommandAckBody = { type: 'command-ack', boot: this.bootCounter, seq: this.seqCounter, time: this.deviceTime(nowMs), commandId, status, ...(detail !== undefined && { detail }) };
+    const body: CommandAckBody = {
+      type: 'command-ack',
+      boot: this.bootCounter,
+      seq: this.seqCounter,
+      time: this.deviceTime(nowMs),
+      commandId,
+      status,
+      ...(detail !== undefined && { detail }),
+    };
     return this.keep(body);
   }
 
   private keep(body: ReadingBody | CommandAckBody): DeviceFrame {
-    const frame: DeviceFrame = { boot: body.boot, seq: body.seq, time: body.time!, bytes: signBody(body, this.id, this.sign), attempts: 0 };
+    const frame: DeviceFrame = {
+      boot: body.boot,
+      seq: body.seq,
+      time: body.time!,
+      bytes: signBody(body, this.id, this.sign),
+      attempts: 0,
+    };
     this.seqCounter++;
     this.generatedCount++;
     this.persist();

@@ -34,7 +34,13 @@ const defaultRecords = (id: string): SenmlRecord[] => [{ bn: `${id}:`, n: 'temp'
 /** A well-formed reading frame naming `deviceId` as kid but signed with another key. */
 export function forgedFrame(deviceId: string, opts: ForgeOptions = {}): Uint8Array {
   return signBody(
-    { type: 'reading', boot: opts.boot ?? 1, seq: opts.seq ?? 0, time: opts.time ?? Date.now(), records: opts.records ?? defaultRecords(deviceId) },
+    {
+      type: 'reading',
+      boot: opts.boot ?? 1,
+      seq: opts.seq ?? 0,
+      time: opts.time ?? Date.now(),
+      records: opts.records ?? defaultRecords(deviceId),
+    },
     deviceId,
     createSigner(opts.seed ?? randomSeed()),
   );

@@ -100,7 +100,8 @@ export class Fleet {
     }
     this.now = opts.now ?? Date.now;
     const manifest =
-      opts.manifest ?? generateManifest({ devices: opts.devices ?? 1, prefix: opts.prefix, site: opts.site, model: opts.model });
+      opts.manifest ??
+      generateManifest({ devices: opts.devices ?? 1, prefix: opts.prefix, site: opts.site, model: opts.model });
     for (const entry of manifest.devices) {
       const clock = typeof opts.clock === 'function' ? opts.clock(entry.id) : opts.clock;
       const device = new VirtualDevice({
@@ -158,7 +159,18 @@ export class Fleet {
   }
 
   stats(): FleetStats {
-    const s: FleetStats = { devices: this.members.size, connected: 0, generated: 0, sent: 0, acked: 0, pending: 0, dropped: 0, resent: 0, failed: 0, errors: this.tickErrorCount };
+    const s: FleetStats = {
+      devices: this.members.size,
+      connected: 0,
+      generated: 0,
+      sent: 0,
+      acked: 0,
+      pending: 0,
+      dropped: 0,
+      resent: 0,
+      failed: 0,
+      errors: this.tickErrorCount,
+    };
     for (const { device, link } of this.members.values()) {
       if (link.connected) s.connected++;
       s.generated += device.generated;
@@ -209,7 +221,10 @@ export class Fleet {
   settled(timeoutMs: number): Promise<boolean> {
     const max = this.opts.maxFrames;
     if (max === undefined) throw new Error('settled() needs the maxFrames option');
-    return this.waitFor(() => [...this.members.values()].every((m) => m.frames >= max && m.device.pendingCount === 0), timeoutMs);
+    return this.waitFor(
+      () => [...this.members.values()].every((m) => m.frames >= max && m.device.pendingCount === 0),
+      timeoutMs,
+    );
   }
 
   private member(id: string): Member {

@@ -51,7 +51,10 @@ const own = (o: Record<string, unknown>, k: string): unknown => (Object.hasOwn(o
 
 /** Checks a parsed JSON value; never throws. */
 export function validateManifest(input: unknown, opts: { checkKeys?: boolean } = {}): ManifestResult {
-  const bad = (field: string, message: string): ManifestResult => ({ ok: false, error: new ManifestError(field, message) });
+  const bad = (field: string, message: string): ManifestResult => ({
+    ok: false,
+    error: new ManifestError(field, message),
+  });
   if (!isObject(input)) return bad('manifest', 'must be a JSON object');
   if (own(input, 'version') !== MANIFEST_VERSION) return bad('version', `must be ${MANIFEST_VERSION}`);
   const list = own(input, 'devices');
@@ -64,20 +67,24 @@ export function validateManifest(input: unknown, opts: { checkKeys?: boolean } =
     const d: unknown = list[i];
     if (!isObject(d)) return bad(at, 'must be an object');
     const id = own(d, 'id');
-    if (typeof id !== 'string' || !isValidId(id)) return bad(`${at}.id`, 'must be 1..64 of [A-Za-z0-9._-], starting with a letter or digit');
+    if (typeof id !== 'string' || !isValidId(id))
+      return bad(`${at}.id`, 'must be 1..64 of [A-Za-z0-9._-], starting with a letter or digit');
     if (seen.has(id)) return bad(`${at}.id`, `duplicate id "${id}"`);
     seen.add(id);
     const model = own(d, 'model');
     if (!isDeviceModel(model)) return bad(`${at}.model`, `must be one of ${MODEL_NAMES.join(', ')}`);
     const site = own(d, 'site');
-    if (typeof site !== 'string' || !isValidId(site)) return bad(`${at}.site`, 'must be 1..64 of [A-Za-z0-9._-], starting with a letter or digit');
+    if (typeof site !== 'string' || !isValidId(site))
+      return bad(`${at}.site`, 'must be 1..64 of [A-Za-z0-9._-], starting with a letter or digit');
     const publicKey = own(d, 'publicKey');
-    if (typeof publicKey !== 'string' || !publicKey.startsWith('did:key:')) return bad(`${at}.publicKey`, 'must be a did:key string');
+    if (typeof publicKey !== 'string' || !publicKey.startsWith('did:key:'))
+      return bad(`${at}.publicKey`, 'must be a did:key string');
     const pub = parsePublicKey(publicKey);
     if (!pub.ok) return bad(`${at}.publicKey`, pub.error.message);
     const secretKey = own(d, 'secretKey');
     const seed = typeof secretKey === 'string' ? seedFromHex(secretKey) : undefined;
-    if (typeof secretKey !== 'string' || !seed) return bad(`${at}.secretKey`, 'must be 64 hex digits (a 32-byte Ed25519 seed)');
+    if (typeof secretKey !== 'string' || !seed)
+      return bad(`${at}.secretKey`, 'must be 64 hex digits (a 32-byte Ed25519 seed)');
     if ((opts.checkKeys ?? true) && !bytesEqual(publicKeyFromSeed(seed), pub.value)) {
       return bad(`${at}.publicKey`, 'does not match secretKey');
     }
@@ -120,7 +127,10 @@ export function writeManifest(path: string, m: FleetManifest): void {
 
 /** The manifest without secrets: what a gateway enrols. */
 export function publicView(m: FleetManifest): PublicManifest {
-  return { version: m.version, devices: m.devices.map(({ id, model, site, publicKey }) => ({ id, model, site, publicKey })) };
+  return {
+    version: m.version,
+    devices: m.devices.map(({ id, model, site, publicKey }) => ({ id, model, site, publicKey })),
+  };
 }
 
 export interface GenerateOptions {
@@ -138,11 +148,13 @@ export interface GenerateOptions {
 export function generateManifest(opts: GenerateOptions): FleetManifest {
   const prefix = opts.prefix ?? 'sim';
   const site = opts.site ?? 'site-1';
-  const models = opts.model === undefined ? ['env-1' as const] : typeof opts.model === 'string' ? [opts.model] : opts.model;
+  const models =
+    opts.model === undefined ? ['env-1' as const] : typeof opts.model === 'string' ? [opts.model] : opts.model;
   if (!Number.isInteger(opts.devices) || opts.devices < 0 || opts.devices > MAX_MANIFEST_DEVICES) {
     throw new RangeError(`devices must be an integer 0..${MAX_MANIFEST_DEVICES}`);
   }
-  if (models.length === 0 || !models.every(isDeviceModel)) throw new RangeError(`model must be one of ${MODEL_NAMES.join(', ')}`);
+  if (models.length === 0 || !models.every(isDeviceModel))
+    throw new RangeError(`model must be one of ${MODEL_NAMES.join(', ')}`);
   if (!isValidId(site)) throw new RangeError(`site "${site}" is not a valid id`);
   const width = Math.max(4, String((opts.start ?? 1) + opts.devices - 1).length);
   const devices: ManifestDevice[] = [];
@@ -150,7 +162,13 @@ export function generateManifest(opts: GenerateOptions): FleetManifest {
     const id = `${prefix}-${String((opts.start ?? 1) + i).padStart(width, '0')}`;
     if (!isValidId(id)) throw new RangeError(`prefix "${prefix}" gives the invalid id "${id}"`);
     const keys = generateDeviceKeys();
-    devices.push({ id, model: models[i % models.length]!, site, publicKey: keys.didKey, secretKey: seedToHex(keys.seed) });
+    devices.push({
+      id,
+      model: models[i % models.length]!,
+      site,
+      publicKey: keys.didKey,
+      secretKey: seedToHex(keys.seed),
+    });
   }
   return { version: MANIFEST_VERSION, devices };
 }

@@ -48,7 +48,8 @@ export class NoiseInjector {
     this.prng = new Prng(opts.seed ?? 1);
     const w = { ...DEFAULT_NOISE_WEIGHTS, ...opts.weights };
     const total = w.flip + w.drop + w.dup + w.truncate;
-    if (!(total > 0) || [w.flip, w.drop, w.dup, w.truncate].some((x) => x < 0)) throw new RangeError('noise weights must be ≥ 0 and not all 0');
+    if (!(total > 0) || [w.flip, w.drop, w.dup, w.truncate].some((x) => x < 0))
+      throw new RangeError('noise weights must be ≥ 0 and not all 0');
     this.cuts = [w.flip / total, (w.flip + w.drop) / total, (w.flip + w.drop + w.dup) / total];
   }
 

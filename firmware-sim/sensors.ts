@@ -224,7 +224,8 @@ export const DEVICE_MODELS = {
 
 export type DeviceModelName = keyof typeof DEVICE_MODELS;
 export const MODEL_NAMES = Object.keys(DEVICE_MODELS) as DeviceModelName[];
-export const isDeviceModel = (m: unknown): m is DeviceModelName => typeof m === 'string' && Object.hasOwn(DEVICE_MODELS, m);
+export const isDeviceModel = (m: unknown): m is DeviceModelName =>
+  typeof m === 'string' && Object.hasOwn(DEVICE_MODELS, m);
 
 /** The sensors of one device, sampled together into one SenML pack. */
 export class SensorSuite {
@@ -234,7 +235,8 @@ export class SensorSuite {
     readonly model: DeviceModelName,
     seed: number | string,
   ) {
-    if (!isDeviceModel(model)) throw new TypeError(`unknown device model "${String(model)}" (known: ${MODEL_NAMES.join(', ')})`);
+    if (!isDeviceModel(model))
+      throw new TypeError(`unknown device model "${String(model)}" (known: ${MODEL_NAMES.join(', ')})`);
     this.sensors = DEVICE_MODELS[model](new Prng(seed));
   }
 

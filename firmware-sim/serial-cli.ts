@@ -4,7 +4,18 @@
  * noise, resending what the gateway has not acked.
  */
 import { isValidId } from '../protocols/index.js';
-import { type ActuatorSpec, actuatorsFlag, deviceActuators, DEVICE_RUN_FLAGS, downlinkTrust, gatewayFlags, parseFlags, numberFlag, signerFlag, untilDurationOrSignal } from './cli-common.js';
+import {
+  type ActuatorSpec,
+  actuatorsFlag,
+  deviceActuators,
+  DEVICE_RUN_FLAGS,
+  downlinkTrust,
+  gatewayFlags,
+  parseFlags,
+  numberFlag,
+  signerFlag,
+  untilDurationOrSignal,
+} from './cli-common.js';
 import { VirtualDevice } from './device.js';
 import { manifestSeed, readManifest } from './manifest.js';
 import { JsonFileStateStore } from './state.js';
@@ -44,8 +55,14 @@ export interface SerialCliOptions {
 
 export class SerialUsageError extends Error {}
 
-const number = (flag: string, v: string | undefined, lo: number, hi: number, dflt: number, opts: { int?: boolean; open?: boolean } = {}): number =>
-  numberFlag(SerialUsageError, flag, v, lo, hi, dflt, opts);
+const number = (
+  flag: string,
+  v: string | undefined,
+  lo: number,
+  hi: number,
+  dflt: number,
+  opts: { int?: boolean; open?: boolean } = {},
+): number => numberFlag(SerialUsageError, flag, v, lo, hi, dflt, opts);
 
 export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'help' {
   const { values, str } = parseFlags(SerialUsageError, argv, {
@@ -63,7 +80,8 @@ export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'hel
   const device = str('device');
   const port = str('port');
   if (!keys) throw new SerialUsageError('--keys FILE is required (a manifest from firmware-sim keygen)');
-  if (!device || !isValidId(device)) throw new SerialUsageError(`--device must name a device of the manifest, got "${device ?? ''}"`);
+  if (!device || !isValidId(device))
+    throw new SerialUsageError(`--device must name a device of the manifest, got "${device ?? ''}"`);
   if (!port) throw new SerialUsageError('--port PATH is required (e.g. /dev/ttyUSB0 or /dev/pts/3)');
   const gateway = gatewayFlags(SerialUsageError, str('gateway-key'), str('gateway-id'));
   const signer = signerFlag(SerialUsageError, str('signer'));
@@ -83,7 +101,9 @@ export function parseSerialCli(argv: readonly string[]): SerialCliOptions | 'hel
     resendMs: number('resend-ms', str('resend-ms'), 10, 3_600_000, 1000, { int: true }),
     pace: values.pace === true,
     ...(duration !== undefined && { durationS: number('duration', duration, 0, 365 * 86_400, 0, { open: true }) }),
-    ...(maxFrames !== undefined && { maxFrames: number('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0, { int: true }) }),
+    ...(maxFrames !== undefined && {
+      maxFrames: number('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0, { int: true }),
+    }),
     ...(state !== undefined && state !== '' && { state }),
     signer,
     statusS: number('status', str('status'), 0, 86_400, 5, { open: true }),
@@ -117,7 +137,9 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
     ...(c.noise > 0 && { noise: { rate: c.noise, seed: c.seed } }),
   });
   const t0 = Date.now();
-  out.write(`firmware-sim: ${device.id} (boot ${device.boot}) on ${c.port} at ${c.baud} baud, ${c.rateHz} Hz${c.noise > 0 ? `, noise ${c.noise}` : ''}\n`);
+  out.write(
+    `firmware-sim: ${device.id} (boot ${device.boot}) on ${c.port} at ${c.baud} baud, ${c.rateHz} Hz${c.noise > 0 ? `, noise ${c.noise}` : ''}\n`,
+  );
   if (!c.gatewayKey) out.write('firmware-sim: no --gateway-key: frame-acks are accepted UNVERIFIED\n');
   const line = (): string => {
     const s = link.stats;
@@ -126,7 +148,9 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
       `[${((Date.now() - t0) / 1000).toFixed(1)}s] open=${link.connected} generated=${device.generated} sent=${s.sent} resent=${s.resent} acked=${s.acked} ` +
       `pending=${device.pendingCount} dropped=${device.dropped} unverified=${s.unverifiedAcks} bad-downlink=${s.badDownlink}` +
       (n ? ` noise(flips=${n.flips} drops=${n.drops} dups=${n.dups} truncations=${n.truncations})` : '') +
-      (act ? ` actuators=${JSON.stringify(act.actuators.states())} refused=${JSON.stringify(act.actuators.stats.refused)}` : '') +
+      (act
+        ? ` actuators=${JSON.stringify(act.actuators.states())} refused=${JSON.stringify(act.actuators.stats.refused)}`
+        : '') +
       (!link.connected && link.lastError ? ` last-error="${link.lastError.message}"` : '')
     );
   };

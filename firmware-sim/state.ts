@@ -28,7 +28,8 @@ export class MemoryStateStore implements DeviceStateStore {
   }
 }
 
-const isCounter = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_COUNTER;
+const isCounter = (v: unknown): v is number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= MAX_COUNTER;
 
 /**
  * One `{id}.json` file per device in `dir`. Writes go to a temp file and are

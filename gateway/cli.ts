@@ -118,10 +118,18 @@ main(process.argv.slice(2)).then(
     if (err instanceof UsageError || err instanceof CliError) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = err.exitCode;
-    } else if (err instanceof ConfigError || err instanceof RegistryError || err instanceof PolicyLoadError || err instanceof RestoreError) {
+    } else if (
+      err instanceof ConfigError ||
+      err instanceof RegistryError ||
+      err instanceof PolicyLoadError ||
+      err instanceof RestoreError
+    ) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = 1;
-    } else if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE' || (err as NodeJS.ErrnoException).code === 'EACCES') {
+    } else if (
+      (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ||
+      (err as NodeJS.ErrnoException).code === 'EACCES'
+    ) {
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
       console.error(`gateway: cannot listen on ${e.address}:${e.port} (${e.code}); choose another mqtt.port or --port`);
       process.exitCode = 1;

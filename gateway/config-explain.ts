@@ -52,7 +52,8 @@ export function describeAllowed(s: JsonSchema): string {
     }
     case 'string': {
       const parts = ['a string'];
-      if (s.minLength !== undefined || s.maxLength !== undefined) parts.push(`of ${s.minLength ?? 0}..${s.maxLength ?? '∞'} characters`);
+      if (s.minLength !== undefined || s.maxLength !== undefined)
+        parts.push(`of ${s.minLength ?? 0}..${s.maxLength ?? '∞'} characters`);
       if (s.pattern) parts.push(`matching ${s.pattern}`);
       return parts.join(' ');
     }
@@ -74,7 +75,8 @@ export function explainIssue(issue: z.core.$ZodIssue, schema: unknown): string {
     const allowed = node?.properties ? ` (allowed: ${Object.keys(node.properties).join(', ')})` : '';
     return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}${allowed}`;
   }
-  if (issue.code === 'invalid_value') return `${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (issue.code === 'invalid_value')
+    return `${path}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   // Refinements and our own messages already say what is allowed.
   if (issue.code === 'custom' || !node) return `${path}: ${issue.message}`;
   // zod's generic wording ("Invalid input…", "Too big…") is replaced by what the schema allows.

@@ -14,7 +14,10 @@ const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.sour
 
 /** A gateway id derived from the host name, so two Pis on one site differ by default. */
 export function defaultGatewayId(): string {
-  const h = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 60);
+  const h = hostname()
+    .replace(/[^A-Za-z0-9._-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '')
+    .slice(0, 60);
   return `gw-${h || 'local'}`.slice(0, 64);
 }
 
@@ -50,7 +53,8 @@ const serialPortSchema = z
   .strict()
   .superRefine((p, ctx) => {
     const usb = p.vendorId !== undefined || p.productId !== undefined || p.serialNumber !== undefined;
-    if (p.path === undefined && !usb) ctx.addIssue({ code: 'custom', message: 'needs a path, or USB ids (vendorId, productId, serialNumber)' });
+    if (p.path === undefined && !usb)
+      ctx.addIssue({ code: 'custom', message: 'needs a path, or USB ids (vendorId, productId, serialNumber)' });
     if (p.path !== undefined && usb) ctx.addIssue({ code: 'custom', message: 'give a path or USB ids, not both' });
   });
 
@@ -86,7 +90,12 @@ export const configSchema = z
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
         maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
         /** Writes are refused below this many free bytes on the data directory's filesystem (gateway/store/free-space.ts); 0 disables. */
-        minFreeBytes: z.number().int().min(0).max(2 ** 40).default(64 * 1024 * 1024),
+        minFreeBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(2 ** 40)
+          .default(64 * 1024 * 1024),
       })
       .strict()
       .prefault({}),
@@ -103,7 +112,9 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(false),
         /** 'hci' (the adapter, hciN below) or the ws:// URL of a noble websocket radio (firmware-sim's simulated radio). */
-        radio: z.union([z.literal('hci'), z.string().regex(/^wss?:\/\/[^\s]+$/, { message: "must be 'hci' or a ws:// URL" })]).default('hci'),
+        radio: z
+          .union([z.literal('hci'), z.string().regex(/^wss?:\/\/[^\s]+$/, { message: "must be 'hci' or a ws:// URL" })])
+          .default('hci'),
         /** The adapter number (hci0 = 0). */
         hciDevice: z.number().int().min(0).max(15).optional(),
         /** Connection slots in all (connecting + connected). */
@@ -155,7 +166,14 @@ export const configSchema = z
         retention: z
           .record(
             z.string().min(1).max(64),
-            z.union([z.string().regex(/^(\d+[smhdw]|forever)$/, { message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever' }), z.number().int().positive()]),
+            z.union([
+              z
+                .string()
+                .regex(/^(\d+[smhdw]|forever)$/, {
+                  message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
+                }),
+              z.number().int().positive(),
+            ]),
           )
           .default({}),
       })
@@ -168,7 +186,12 @@ export const configSchema = z
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
         /** Admin token; without it one is generated into <dataDir>/api-token (mode 0600). */
-        token: z.string().min(16, 'must be at least 16 characters').max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces').optional(),
+        token: z
+          .string()
+          .min(16, 'must be at least 16 characters')
+          .max(256)
+          .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces')
+          .optional(),
       })
       .strict()
       .prefault({}),
@@ -184,7 +207,12 @@ export const configSchema = z
       .object({
         enabled: z.boolean().default(false),
         /** Home Assistant's MQTT discovery prefix. */
-        prefix: z.string().regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, { message: 'must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant' }).default('homeassistant'),
+        prefix: z
+          .string()
+          .regex(/^[A-Za-z0-9_-]+(\/[A-Za-z0-9_-]+)*$/, {
+            message: 'must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant',
+          })
+          .default('homeassistant'),
       })
       .strict()
       .prefault({}),
@@ -232,18 +260,27 @@ export const configSchema = z
                 host: z.string().min(1).optional(),
                 port: z.number().int().min(1).max(65535).optional(),
                 /** Where to dial it instead of host/port: `tcp://host:port` (its sync port) or `mqtt://broker:port` (its embedded broker, or a broker it listens on). */
-                url: z.string().regex(/^(tcp|mqtt):\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be tcp://host:port or mqtt://host:port' }).optional(),
+                url: z
+                  .string()
+                  .regex(/^(tcp|mqtt):\/\/[^\s/:]+:\d{1,5}$/, {
+                    message: 'must be tcp://host:port or mqtt://host:port',
+                  })
+                  .optional(),
                 /** Its site (policy reach `site`). */
                 site: id.optional(),
                 /** `gateway` (a sibling of the fleet) or `cloud` (a cloud peer: only policies with reach `cloud`). */
                 role: z.enum(['gateway', 'cloud']).default('gateway'),
               })
               .strict()
-              .refine((p) => p.url === undefined || (p.host === undefined && p.port === undefined), { message: 'give url or host/port, not both' }),
+              .refine((p) => p.url === undefined || (p.host === undefined && p.port === undefined), {
+                message: 'give url or host/port, not both',
+              }),
           )
           .default([]),
         /** MQTT brokers (`mqtt://host:port`, e.g. a site Mosquitto) on which this gateway answers siblings' sync; its embedded broker always does when mqtt is enabled. */
-        brokers: z.array(z.string().regex(/^mqtt:\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be mqtt://host:port' })).default([]),
+        brokers: z
+          .array(z.string().regex(/^mqtt:\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be mqtt://host:port' }))
+          .default([]),
       })
       .strict()
       .prefault({}),

@@ -90,14 +90,31 @@ export class Gateway {
     const pool = new VerifyPool(workers);
     const siblingAuthors = siblingKeys(config.sync);
     // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
-    const keyRing = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret }, durable: () => store.durable() });
+    const keyRing = new KeyRing({
+      me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret },
+      durable: () => store.durable(),
+    });
     // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
     let retentionOf: (stream: string) => number | undefined = () => undefined;
-    const blockLog = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingAuthors, crypto: keyRing, retentionFor: (s) => retentionOf(s), withheldParentsOk: config.policy.file !== undefined });
+    const blockLog = new BlockLog(store, {
+      publicKey: identity.publicKey,
+      sign: identity.sign,
+      knownAuthors: siblingAuthors,
+      crypto: keyRing,
+      retentionFor: (s) => retentionOf(s),
+      withheldParentsOk: config.policy.file !== undefined,
+    });
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
     retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
     keyRing.attach(policies.permissions);
-    const ingest = new IngestPipeline(store, registry, pool, log, { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space }, blockLog);
+    const ingest = new IngestPipeline(
+      store,
+      registry,
+      pool,
+      log,
+      { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space },
+      blockLog,
+    );
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
     gw.blockLog = blockLog;
@@ -105,10 +122,21 @@ export class Gateway {
     gw.keyRing = keyRing;
     gw.space = space;
     policies.inbox.space = space;
-    log.info({ gateway: config.gateway.id, did: identity.did, dataDir, frames: store.frameCount(), devices: registry.activeCount(), verifyWorkers: workers }, `gateway ${config.gateway.id} starting`);
+    log.info(
+      {
+        gateway: config.gateway.id,
+        did: identity.did,
+        dataDir,
+        frames: store.frameCount(),
+        devices: registry.activeCount(),
+        verifyWorkers: workers,
+      },
+      `gateway ${config.gateway.id} starting`,
+    );
     try {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
-      if (config.sync.enabled) gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space);
+      if (config.sync.enabled)
+        gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space);
       policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
       gw.retention = new RetentionTimer(blockLog, log, undefined, space).start(); // after restore: it authors blocks
       if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
@@ -117,7 +145,11 @@ export class Gateway {
       gw.startHomeAssistant();
       await gw.startRules(opts.actuation);
       if (config.api.enabled) {
-        gw.api = await ApiServer.start(gw, { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 }, log);
+        gw.api = await ApiServer.start(
+          gw,
+          { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 },
+          log,
+        );
       }
       await gw.startSimulation(opts.simulate ?? true, dataDir);
     } catch (err) {
@@ -135,7 +167,13 @@ export class Gateway {
     // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
     const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
     this.broker = await EmbeddedBroker.start(
-      { host: config.mqtt.host, port: config.mqtt.port, gatewayId: config.gateway.id, reservedPrefixes, syncPeers: config.sync.enabled ? siblingAuthors : [] },
+      {
+        host: config.mqtt.host,
+        port: config.mqtt.port,
+        gatewayId: config.gateway.id,
+        reservedPrefixes,
+        syncPeers: config.sync.enabled ? siblingAuthors : [],
+      },
       ingest,
       this.log,
       {
@@ -147,8 +185,14 @@ export class Gateway {
   }
 
   /** Serial and BLE links report devices heard and links lost the same way. */
-  private byteLinkEvents(): { onDeviceSeen: (device: string, source: string) => void; onLinkDown: (source: string) => void } {
-    return { onDeviceSeen: (device, source) => this.activity.seen(device, source), onLinkDown: (source) => this.activity.gone(source) };
+  private byteLinkEvents(): {
+    onDeviceSeen: (device: string, source: string) => void;
+    onLinkDown: (source: string) => void;
+  } {
+    return {
+      onDeviceSeen: (device, source) => this.activity.seen(device, source),
+      onLinkDown: (source) => this.activity.gone(source),
+    };
   }
 
   private startSerial(): void {
@@ -202,8 +246,19 @@ export class Gateway {
       this.log.warn('homeAssistant.enabled needs mqtt.enabled: no discovery is published');
       return;
     }
-    const haOpts = { prefix: config.homeAssistant.prefix, gatewayId: config.gateway.id, expireAfterSeconds: config.status.onlineTimeoutSeconds };
-    this.homeAssistant = new HomeAssistantDiscovery(this.broker, this.registry, this.ingest, loadProfiles(), haOpts, this.log);
+    const haOpts = {
+      prefix: config.homeAssistant.prefix,
+      gatewayId: config.gateway.id,
+      expireAfterSeconds: config.status.onlineTimeoutSeconds,
+    };
+    this.homeAssistant = new HomeAssistantDiscovery(
+      this.broker,
+      this.registry,
+      this.ingest,
+      loadProfiles(),
+      haOpts,
+      this.log,
+    );
   }
 
   /** Actuation over the transports started above, then the rules engine (if rule files are configured) feeding it. */
@@ -234,21 +289,36 @@ export class Gateway {
     );
     const files = config.rules.files;
     if (files.length === 0) return;
-    this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, { log: this.log.child({ component: 'rules' }) });
+    this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, {
+      log: this.log.child({ component: 'rules' }),
+    });
     this.actuation.actuation.setInterlocks(this.rules.ruleSet.interlocks); // also held at delivery, until the other side's ack
     // each rule version not logged yet becomes a signed `rule` block: audited decisions name versions
-    const logged = logRuleVersions(this.blockLog!, this.rules.ruleSet, { inCommit: (a) => this.ingest.appendInCommit(a) });
-    this.log.info({ rules: this.rules.ruleSet.rules.length, files, versionsLogged: logged }, `${this.rules.ruleSet.rules.length} rules running`);
+    const logged = logRuleVersions(this.blockLog!, this.rules.ruleSet, {
+      inCommit: (a) => this.ingest.appendInCommit(a),
+    });
+    this.log.info(
+      { rules: this.rules.ruleSet.rules.length, files, versionsLogged: logged },
+      `${this.rules.ruleSet.rules.length} rules running`,
+    );
   }
 
   /** The demo fleet, only when no device is configured and every enrolled device is a simulated one. */
   private async startSimulation(allowed: boolean, dataDir: string): Promise<void> {
     const { config, registry } = this;
     if (!allowed || config.simulate.devices <= 0 || config.devices.length > 0) return;
-    const enrolled = registry.list().filter((d) => d.revokedAt === undefined).map((d) => d.id);
+    const enrolled = registry
+      .list()
+      .filter((d) => d.revokedAt === undefined)
+      .map((d) => d.id);
     if (this.broker && Simulation.onlySimulated(dataDir, enrolled)) {
       this.simulation = await Simulation.start(
-        { dataDir, devices: config.simulate.devices, rate: config.simulate.rate, brokerUrl: `mqtt://${config.mqtt.host}:${this.broker.port}` },
+        {
+          dataDir,
+          devices: config.simulate.devices,
+          rate: config.simulate.rate,
+          brokerUrl: `mqtt://${config.mqtt.host}:${this.broker.port}`,
+        },
         registry,
         this.log,
       );
@@ -267,11 +337,35 @@ export class Gateway {
       pending: this.ingest.pending,
       verifyQueue: this.pool.queued,
       ingest: this.ingest.stats.snapshot(),
-      ...(this.serial && { serial: this.serial.status().map((l) => ({ name: l.name, path: l.path, state: l.state, frames: l.stats.frames, acks: l.stats.acks, badCrc: l.deframer.badCrc, badCobs: l.deframer.badCobs, oversize: l.deframer.oversize })) }),
+      ...(this.serial && {
+        serial: this.serial
+          .status()
+          .map((l) => ({
+            name: l.name,
+            path: l.path,
+            state: l.state,
+            frames: l.stats.frames,
+            acks: l.stats.acks,
+            badCrc: l.deframer.badCrc,
+            badCobs: l.deframer.badCobs,
+            oversize: l.deframer.oversize,
+          })),
+      }),
       ...(this.ble && { ble: this.bleStatus() }),
       ...(this.siblings && { sync: this.siblings.status() }),
       ...(this.actuation && { actuation: this.actuation.status() }),
-      ...(this.rules && { rules: this.rules.stats().map((r) => ({ id: r.id, version: r.version, frames: r.frames, decisions: r.decisions, errors: r.errors, disabled: r.disabled })) }),
+      ...(this.rules && {
+        rules: this.rules
+          .stats()
+          .map((r) => ({
+            id: r.id,
+            version: r.version,
+            frames: r.frames,
+            decisions: r.decisions,
+            errors: r.errors,
+            disabled: r.disabled,
+          })),
+      }),
       ...(this.policies && { policy: this.policies.status() }),
       ...(this.keyRing && { confidential: this.keyRing.status() }),
     };
@@ -287,7 +381,17 @@ export class Gateway {
       connections: s.connections,
       connecting: s.connecting,
       maxConnections: s.maxConnections,
-      devices: s.devices.map((d) => ({ id: d.id, state: d.state, since: d.since, rssi: d.rssi, mtu: d.mtu, frames: d.stats.frames, acks: d.stats.acks, connects: d.stats.connects, disconnects: d.stats.disconnects })),
+      devices: s.devices.map((d) => ({
+        id: d.id,
+        state: d.state,
+        since: d.since,
+        rssi: d.rssi,
+        mtu: d.mtu,
+        frames: d.stats.frames,
+        acks: d.stats.acks,
+        connects: d.stats.connects,
+        disconnects: d.stats.disconnects,
+      })),
     };
   }
 

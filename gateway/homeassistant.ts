@@ -78,7 +78,8 @@ export class HomeAssistantDiscovery {
         const value = r.value ?? r.boolValue ?? r.sum;
         if (value === undefined) continue; // strings and data: not a sensor state
         const e = this.announce(f.device, name, r.unit, typeof value === 'boolean');
-        const state = typeof value === 'boolean' ? (value ? 'ON' : 'OFF') : String(e.convert ? e.convert(value) : value);
+        const state =
+          typeof value === 'boolean' ? (value ? 'ON' : 'OFF') : String(e.convert ? e.convert(value) : value);
         this.publish(e.stateTopic, state);
       }
     });
@@ -99,10 +100,15 @@ export class HomeAssistantDiscovery {
     const known = this.entities.get(key);
     if (known) return known;
     const rec = this.device(device);
-    const profile: RecordProfile | undefined = rec?.model !== undefined ? this.profiles.get(rec.model)?.records.find((r) => r.name === name) : undefined;
+    const profile: RecordProfile | undefined =
+      rec?.model !== undefined ? this.profiles.get(rec.model)?.records.find((r) => r.name === name) : undefined;
     const u = unit !== undefined ? UNITS[unit] : undefined;
     const component = binary ? 'binary_sensor' : 'sensor';
-    const e: Entity = { component, stateTopic: this.stateTopic(device, name), ...(u?.convert && { convert: u.convert }) };
+    const e: Entity = {
+      component,
+      stateTopic: this.stateTopic(device, name),
+      ...(u?.convert && { convert: u.convert }),
+    };
     this.entities.set(key, e);
     const deviceClass = profile?.deviceClass ?? u?.deviceClass;
     const config: Record<string, unknown> = {
@@ -140,7 +146,9 @@ export class HomeAssistantDiscovery {
   }
 
   private publish(topic: string, payload: string): void {
-    this.broker.publish(topic, payload, { qos: 1, retain: true }).catch((err: unknown) => this.log.warn({ err, topic }, 'Home Assistant publish failed'));
+    this.broker
+      .publish(topic, payload, { qos: 1, retain: true })
+      .catch((err: unknown) => this.log.warn({ err, topic }, 'Home Assistant publish failed'));
   }
 
   /** Entities announced so far. */

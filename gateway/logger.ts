@@ -36,10 +36,17 @@ export class LogThrottle {
     this.emit('error', kind, fields, msg, now);
   }
 
-  private emit(level: 'warn' | 'info' | 'error', kind: string, fields: Record<string, unknown>, msg: string, now: number): void {
+  private emit(
+    level: 'warn' | 'info' | 'error',
+    kind: string,
+    fields: Record<string, unknown>,
+    msg: string,
+    now: number,
+  ): void {
     let w = this.windows.get(kind);
     if (!w || now - w.start >= 1000) {
-      if (w && w.suppressed > 0) this.log[level]({ kind, suppressed: w.suppressed }, `${w.suppressed} more "${kind}" events not logged`);
+      if (w && w.suppressed > 0)
+        this.log[level]({ kind, suppressed: w.suppressed }, `${w.suppressed} more "${kind}" events not logged`);
       w = { start: now, count: 0, suppressed: 0 };
       this.windows.set(kind, w);
     }

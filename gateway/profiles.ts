@@ -10,7 +10,29 @@ import { z } from 'zod';
 export const PROFILES_DIR = new URL('../hardware/profiles/', import.meta.url).pathname;
 
 /** SenML units (RFC 8428 §12.1 and the SenML units registry) used by the profiles. */
-export const SENML_UNITS = ['Cel', '%RH', 'Pa', 'm/s2', 'V', 'A', 'W', 'Wh', 'lx', 'dBW', '%EL', 'count', '/', 'm', 'kg', 's', 'Hz', 'ppm', 'mol/mol', 'K', 'rad'] as const;
+export const SENML_UNITS = [
+  'Cel',
+  '%RH',
+  'Pa',
+  'm/s2',
+  'V',
+  'A',
+  'W',
+  'Wh',
+  'lx',
+  'dBW',
+  '%EL',
+  'count',
+  '/',
+  'm',
+  'kg',
+  's',
+  'Hz',
+  'ppm',
+  'mol/mol',
+  'K',
+  'rad',
+] as const;
 
 const recordSchema = z
   .object({
@@ -19,7 +41,10 @@ const recordSchema = z
     unit: z.enum(SENML_UNITS).optional(),
     /** A boolean record (vb), shown as a binary sensor. */
     binary: z.boolean().default(false),
-    deviceClass: z.string().regex(/^[a-z_]+$/).optional(),
+    deviceClass: z
+      .string()
+      .regex(/^[a-z_]+$/)
+      .optional(),
     stateClass: z.enum(['measurement', 'total', 'total_increasing']).optional(),
     precision: z.number().int().min(0).max(6).optional(),
   })
@@ -42,7 +67,9 @@ const listSchema = z.object({ profiles: z.array(profileSchema).min(1) }).strict(
 /** Loads every profile under `dir`; throws naming the file and key of the first invalid one. */
 export function loadProfiles(dir = PROFILES_DIR): Map<string, SensorProfile> {
   const out = new Map<string, SensorProfile>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const file of readdirSync(dir)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     const raw: unknown = parseYaml(readFileSync(join(dir, file), 'utf8'));
     const isList = typeof raw === 'object' && raw !== null && 'profiles' in raw;
     const r = isList ? listSchema.safeParse(raw) : profileSchema.safeParse(raw);

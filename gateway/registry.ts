@@ -42,9 +42,11 @@ export class Registry {
    * revoking first, so a key change is always a deliberate act.
    */
   async enroll(e: Enrolment, now = Date.now()): Promise<DeviceRecord> {
-    if (!isValidId(e.id)) throw new RegistryError('registry/bad-id', `device id "${e.id}" must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}`);
+    if (!isValidId(e.id))
+      throw new RegistryError('registry/bad-id', `device id "${e.id}" must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}`);
     const key = parsePublicKey(e.publicKey);
-    if (!key.ok) throw new RegistryError('registry/bad-key', `device ${e.id}: ${key.error.message} (${key.error.code})`);
+    if (!key.ok)
+      throw new RegistryError('registry/bad-key', `device ${e.id}: ${key.error.message} (${key.error.code})`);
     const hex = Buffer.from(key.value).toString('hex');
     const existing = this.store.devices.get(e.id);
     if (existing && existing.revokedAt === undefined) {

@@ -23,7 +23,11 @@ export function* ruleVersionsInLog(log: BlockLog): Generator<RuleVersionBody & {
  * Logs the versions of `ruleSet` this gateway (the log's author) has not logged before.
  * `inCommit` authors blocks where the gateway authors them (the ingest commit loop).
  */
-export function logRuleVersions(log: BlockLog, ruleSet: RuleSet, opts: { now?: number; inCommit?: (author: () => void) => void; policy?: string } = {}): number {
+export function logRuleVersions(
+  log: BlockLog,
+  ruleSet: RuleSet,
+  opts: { now?: number; inCommit?: (author: () => void) => void; policy?: string } = {},
+): number {
   const self = log.author;
   const logged = new Set<string>();
   for (const v of ruleVersionsInLog(log)) if (v.author === self) logged.add(`${v.id}\u0000${v.version}`);
@@ -32,7 +36,14 @@ export function logRuleVersions(log: BlockLog, ruleSet: RuleSet, opts: { now?: n
   const at = opts.now ?? Date.now();
   const write = (): void => {
     for (const r of todo) {
-      const body = ruleVersionBody({ id: r.id, version: r.version, kind: r.kind, file: r.file, definition: r.definition, at });
+      const body = ruleVersionBody({
+        id: r.id,
+        version: r.version,
+        kind: r.kind,
+        file: r.file,
+        definition: r.definition,
+        at,
+      });
       log.appendBlock({ kind: 'rule', body }, opts.policy ?? DEFAULT_POLICY);
     }
   };

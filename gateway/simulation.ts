@@ -27,7 +27,8 @@ export function readManifestPublic(file: string): Enrolment[] {
   const raw = JSON.parse(readFileSync(file, 'utf8')) as { devices?: ManifestDevice[] };
   if (!Array.isArray(raw.devices)) throw new Error(`${file}: no "devices" array`);
   return raw.devices.map((d, i) => {
-    if (typeof d.id !== 'string' || typeof d.publicKey !== 'string') throw new Error(`${file}: devices[${i}] needs "id" and "publicKey"`);
+    if (typeof d.id !== 'string' || typeof d.publicKey !== 'string')
+      throw new Error(`${file}: devices[${i}] needs "id" and "publicKey"`);
     return { id: d.id, publicKey: d.publicKey, ...(d.site && { site: d.site }), ...(d.model && { model: d.model }) };
   });
 }
@@ -53,7 +54,14 @@ export class Simulation {
   static async start(opts: SimulationOptions, registry: Registry, log: Logger): Promise<Simulation> {
     const manifest = Simulation.manifestPath(opts.dataDir);
     if (!existsSync(manifest)) {
-      await promisify(execFile)(process.execPath, [simBin, 'keygen', '--devices', String(opts.devices), '--out', manifest]);
+      await promisify(execFile)(process.execPath, [
+        simBin,
+        'keygen',
+        '--devices',
+        String(opts.devices),
+        '--out',
+        manifest,
+      ]);
       log.info({ manifest, devices: opts.devices }, `created simulated fleet keys in ${manifest}`);
     }
     const devices = readManifestPublic(manifest);
@@ -61,7 +69,18 @@ export class Simulation {
     log.info({ devices: devices.length }, `enrolled ${devices.length} simulated devices`);
     const child = spawn(
       process.execPath,
-      [simBin, 'fleet', '--keys', manifest, '--broker', opts.brokerUrl, '--rate', String(opts.rate), '--state', join(opts.dataDir, 'sim-state')],
+      [
+        simBin,
+        'fleet',
+        '--keys',
+        manifest,
+        '--broker',
+        opts.brokerUrl,
+        '--rate',
+        String(opts.rate),
+        '--state',
+        join(opts.dataDir, 'sim-state'),
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const sim = new Simulation(child, log);

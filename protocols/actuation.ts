@@ -27,12 +27,28 @@ const MAX_PAYLOAD = 4096;
 export type ActuationValue = number | boolean | string;
 
 export type AuditAction =
-  | { readonly kind: 'command'; readonly command: { readonly device: string; readonly actuator: string; readonly value: ActuationValue; readonly ttlMs: number } }
+  | {
+      readonly kind: 'command';
+      readonly command: {
+        readonly device: string;
+        readonly actuator: string;
+        readonly value: ActuationValue;
+        readonly ttlMs: number;
+      };
+    }
   | { readonly kind: 'publish'; readonly topic: string; readonly payload: string }
   | { readonly kind: 'alert'; readonly message: string };
 
 /** Final state of a command at the gateway that issued it (the index is the wire code: append only). */
-export const CommandStates = ['acked', 'refused', 'expired', 'no-route', 'no-lease', 'superseded', 'interlocked'] as const;
+export const CommandStates = [
+  'acked',
+  'refused',
+  'expired',
+  'no-route',
+  'no-lease',
+  'superseded',
+  'interlocked',
+] as const;
 export type CommandState = (typeof CommandStates)[number];
 
 export interface LeaseRecord {
@@ -54,7 +70,12 @@ export interface DecisionRecord {
   readonly reason: string;
   readonly action: AuditAction;
   /** The signed command this decision became, when it did. */
-  readonly command?: { readonly id: Uint8Array; readonly fence?: number; readonly issued: number; readonly expires: number };
+  readonly command?: {
+    readonly id: Uint8Array;
+    readonly fence?: number;
+    readonly issued: number;
+    readonly expires: number;
+  };
 }
 
 export interface OutcomeRecord {
@@ -82,9 +103,14 @@ type Plain = number | string | boolean | Uint8Array | readonly Plain[] | Map<num
 function usage(what: string): never {
   throw new ProtocolUsageError('actuation/bad-record', what);
 }
-const nat = (n: number, what: string): number => (Number.isSafeInteger(n) && n >= 0 ? n : usage(`${what} must be a non-negative integer`));
-const name = (s: string, what: string): string => (typeof s === 'string' && s.length > 0 && s.length <= MAX_NAME ? s : usage(`${what} must be 1..${MAX_NAME} characters`));
-const text = (s: string, what: string, max = MAX_TEXT): string => (typeof s === 'string' && s.length <= max ? s : usage(`${what} must be text of at most ${max} characters`));
+const nat = (n: number, what: string): number =>
+  Number.isSafeInteger(n) && n >= 0 ? n : usage(`${what} must be a non-negative integer`);
+const name = (s: string, what: string): string =>
+  typeof s === 'string' && s.length > 0 && s.length <= MAX_NAME
+    ? s
+    : usage(`${what} must be 1..${MAX_NAME} characters`);
+const text = (s: string, what: string, max = MAX_TEXT): string =>
+  typeof s === 'string' && s.length <= max ? s : usage(`${what} must be text of at most ${max} characters`);
 
 /** Integers ≥ 0, booleans and text as themselves; any other finite number as an 8-byte double. */
 export function encodeActuationValue(v: ActuationValue): Plain {
@@ -103,7 +129,13 @@ function actionValue(a: AuditAction): Plain {
   switch (a.kind) {
     case 'command': {
       const c = a.command;
-      return [1, name(c.device, 'device'), name(c.actuator, 'actuator'), encodeActuationValue(c.value), nat(c.ttlMs, 'ttlMs')];
+      return [
+        1,
+        name(c.device, 'device'),
+        name(c.actuator, 'actuator'),
+        encodeActuationValue(c.value),
+        nat(c.ttlMs, 'ttlMs'),
+      ];
     }
     case 'publish':
       return [2, text(a.topic, 'topic', MAX_TEXT), text(a.payload, 'payload', MAX_PAYLOAD)];
@@ -123,15 +155,23 @@ function recordValue(r: ActuationRecord): Map<number, Plain> {
   ]);
   switch (r.type) {
     case 'lease':
-      m.set(2, name(r.device, 'device')).set(3, name(r.actuator, 'actuator')).set(4, nat(r.fence, 'fence')).set(5, nat(r.expires, 'expires'));
+      m.set(2, name(r.device, 'device'))
+        .set(3, name(r.actuator, 'actuator'))
+        .set(4, nat(r.fence, 'fence'))
+        .set(5, nat(r.expires, 'expires'));
       break;
     case 'decision':
       if (r.inputs.length > MAX_INPUTS) usage(`at most ${MAX_INPUTS} inputs`);
       m.set(10, text(r.rule, 'rule', 128)).set(11, text(r.ruleVersion, 'ruleVersion', 128));
-      m.set(12, r.inputs.map((f) => [name(f.device, 'input device'), nat(f.boot, 'boot'), nat(f.seq, 'seq')]));
+      m.set(
+        12,
+        r.inputs.map((f) => [name(f.device, 'input device'), nat(f.boot, 'boot'), nat(f.seq, 'seq')]),
+      );
       m.set(13, text(r.reason, 'reason')).set(14, actionValue(r.action));
       if (r.command) {
-        m.set(15, idBytes(r.command.id)).set(17, nat(r.command.issued, 'issued')).set(18, nat(r.command.expires, 'expires'));
+        m.set(15, idBytes(r.command.id))
+          .set(17, nat(r.command.issued, 'issued'))
+          .set(18, nat(r.command.expires, 'expires'));
         if (r.command.fence !== undefined) m.set(16, nat(r.command.fence, 'fence'));
       }
       break;
@@ -140,7 +180,11 @@ function recordValue(r: ActuationRecord): Map<number, Plain> {
       if (code < 0) usage(`unknown state ${String(r.state)}`);
       m.set(20, idBytes(r.commandId)).set(21, code).set(24, nat(r.attempts, 'attempts'));
       m.set(25, name(r.device, 'device')).set(26, name(r.actuator, 'actuator'));
-      if (r.ackStatus !== undefined) m.set(22, r.ackStatus >= 0 && r.ackStatus <= 255 ? nat(r.ackStatus, 'ackStatus') : usage('ackStatus must be 0..255'));
+      if (r.ackStatus !== undefined)
+        m.set(
+          22,
+          r.ackStatus >= 0 && r.ackStatus <= 255 ? nat(r.ackStatus, 'ackStatus') : usage('ackStatus must be 0..255'),
+        );
       if (r.detail !== undefined) m.set(23, text(r.detail, 'detail'));
       break;
     }
@@ -150,7 +194,8 @@ function recordValue(r: ActuationRecord): Map<number, Plain> {
 
 /** The block body for `records` (1..1024). Throws ProtocolUsageError on an invalid record. */
 export function actuationBody(records: readonly ActuationRecord[]): Plain[] {
-  if (records.length === 0 || records.length > MAX_ACTUATION_RECORDS) usage(`an actuation block holds 1..${MAX_ACTUATION_RECORDS} records`);
+  if (records.length === 0 || records.length > MAX_ACTUATION_RECORDS)
+    usage(`an actuation block holds 1..${MAX_ACTUATION_RECORDS} records`);
   return records.map(recordValue);
 }
 
@@ -161,7 +206,8 @@ const isNat = (v: CborValue | undefined): v is number => typeof v === 'number' &
 const isName = (v: CborValue | undefined): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_NAME;
 const isText = (v: CborValue | undefined, max = MAX_TEXT): v is string => typeof v === 'string' && v.length <= max;
 const isId = (v: CborValue | undefined): v is Uint8Array => v instanceof Uint8Array && v.length >= 4 && v.length <= 32;
-const bad = (i: number, what: string): { ok: false; error: { code: string; message: string } } => fail('actuation/bad-record', `record ${i}: ${what}`);
+const bad = (i: number, what: string): { ok: false; error: { code: string; message: string } } =>
+  fail('actuation/bad-record', `record ${i}: ${what}`);
 
 export function decodeActuationValue(v: CborValue | undefined): ActuationValue | undefined {
   if (typeof v === 'boolean') return v;
@@ -179,9 +225,12 @@ function decodeAction(v: CborValue | undefined): AuditAction | undefined {
   const [k, a, b, c, d] = v as CborValue[];
   if (k === 1 && v.length === 5 && isName(a) && isName(b) && isNat(d)) {
     const val = decodeActuationValue(c);
-    return val === undefined ? undefined : { kind: 'command', command: { device: a, actuator: b, value: val, ttlMs: d } };
+    return val === undefined
+      ? undefined
+      : { kind: 'command', command: { device: a, actuator: b, value: val, ttlMs: d } };
   }
-  if (k === 2 && v.length === 3 && isText(a) && isText(b, MAX_PAYLOAD)) return { kind: 'publish', topic: a, payload: b };
+  if (k === 2 && v.length === 3 && isText(a) && isText(b, MAX_PAYLOAD))
+    return { kind: 'publish', topic: a, payload: b };
   if (k === 3 && v.length === 2 && isText(a)) return { kind: 'alert', message: a };
   return undefined;
 }
@@ -203,16 +252,19 @@ function decodeRecord(v: CborValue, i: number): Result<ActuationRecord> {
   if (!isNat(at)) return bad(i, 'at must be an unsigned integer');
   if (type === T.lease) {
     const [device, actuator, fence, expires] = [g(2), g(3), g(4), g(5)];
-    if (!isName(device) || !isName(actuator) || !isNat(fence) || !isNat(expires)) return bad(i, 'lease needs device, actuator, fence and expires');
+    if (!isName(device) || !isName(actuator) || !isNat(fence) || !isNat(expires))
+      return bad(i, 'lease needs device, actuator, fence and expires');
     return ok({ type: 'lease', at, device, actuator, fence, expires });
   }
   if (type === T.decision) {
     const [rule, ruleVersion, inputs, reason] = [g(10), g(11), g(12), g(13)];
-    if (!isText(rule, 128) || !isText(ruleVersion, 128) || !isText(reason)) return bad(i, 'decision needs rule, ruleVersion and reason text');
+    if (!isText(rule, 128) || !isText(ruleVersion, 128) || !isText(reason))
+      return bad(i, 'decision needs rule, ruleVersion and reason text');
     if (!Array.isArray(inputs) || inputs.length > MAX_INPUTS) return bad(i, 'inputs must be an array');
     const refs: { device: string; boot: number; seq: number }[] = [];
     for (const f of inputs) {
-      if (!Array.isArray(f) || f.length !== 3 || !isName(f[0]) || !isNat(f[1]) || !isNat(f[2])) return bad(i, 'an input is [device, boot, seq]');
+      if (!Array.isArray(f) || f.length !== 3 || !isName(f[0]) || !isNat(f[1]) || !isNat(f[2]))
+        return bad(i, 'an input is [device, boot, seq]');
       refs.push({ device: f[0], boot: f[1], seq: f[2] });
     }
     const action = decodeAction(g(14));
@@ -220,23 +272,36 @@ function decodeRecord(v: CborValue, i: number): Result<ActuationRecord> {
     const [id, fence, issued, expires] = [g(15), g(16), g(17), g(18)];
     let command: DecisionRecord['command'];
     if (id !== undefined || fence !== undefined || issued !== undefined || expires !== undefined) {
-      if (!isId(id) || !isNat(issued) || !isNat(expires) || (fence !== undefined && !isNat(fence))) return bad(i, 'command needs an id of 4..32 bytes, issued and expires');
+      if (!isId(id) || !isNat(issued) || !isNat(expires) || (fence !== undefined && !isNat(fence)))
+        return bad(i, 'command needs an id of 4..32 bytes, issued and expires');
       command = { id, issued, expires, ...(fence !== undefined && { fence }) };
     }
     return ok({ type: 'decision', at, rule, ruleVersion, inputs: refs, reason, action, ...(command && { command }) });
   }
   const [id, state, ackStatus, detail, attempts, device, actuator] = [g(20), g(21), g(22), g(23), g(24), g(25), g(26)];
-  if (!isId(id) || !isNat(attempts) || !isName(device) || !isName(actuator)) return bad(i, 'outcome needs command id, attempts, device and actuator');
+  if (!isId(id) || !isNat(attempts) || !isName(device) || !isName(actuator))
+    return bad(i, 'outcome needs command id, attempts, device and actuator');
   const s = isNat(state) ? CommandStates[state] : undefined;
   if (s === undefined) return bad(i, `unknown state ${String(state)}`);
   if (ackStatus !== undefined && !(isNat(ackStatus) && ackStatus <= 255)) return bad(i, 'ack status must be 0..255');
   if (detail !== undefined && !isText(detail)) return bad(i, 'detail must be text');
-  return ok({ type: 'outcome', at, commandId: id, state: s, attempts, device, actuator, ...(ackStatus !== undefined && { ackStatus }), ...(detail !== undefined && { detail }) });
+  return ok({
+    type: 'outcome',
+    at,
+    commandId: id,
+    state: s,
+    attempts,
+    device,
+    actuator,
+    ...(ackStatus !== undefined && { ackStatus }),
+    ...(detail !== undefined && { detail }),
+  });
 }
 
 /** Decodes an actuation block body (the `body` of a decoded block of kind `actuation`). Never throws. */
 export function decodeActuationBody(body: CborValue): Result<ActuationRecord[]> {
-  if (!Array.isArray(body) || body.length === 0 || body.length > MAX_ACTUATION_RECORDS) return fail('actuation/bad-body', `an actuation body is an array of 1..${MAX_ACTUATION_RECORDS} records`);
+  if (!Array.isArray(body) || body.length === 0 || body.length > MAX_ACTUATION_RECORDS)
+    return fail('actuation/bad-body', `an actuation body is an array of 1..${MAX_ACTUATION_RECORDS} records`);
   const out: ActuationRecord[] = [];
   for (let i = 0; i < body.length; i++) {
     const r = decodeRecord(body[i]!, i);

@@ -42,7 +42,10 @@ export function encodeManufacturerId(id: string, companyId = BLE_TEST_COMPANY_ID
 }
 
 /** The device id an advertisement names: a valid-id local name first, else manufacturer data. */
-export function advertisedDeviceIds(adv: { localName?: string | undefined; manufacturerData?: Uint8Array | null | undefined }): string[] {
+export function advertisedDeviceIds(adv: {
+  localName?: string | undefined;
+  manufacturerData?: Uint8Array | null | undefined;
+}): string[] {
   const ids: string[] = [];
   if (adv.localName !== undefined && isValidId(adv.localName)) ids.push(adv.localName);
   const m = adv.manufacturerData;

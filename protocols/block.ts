@@ -48,13 +48,33 @@ export const MAX_BLOCK_BYTES = MAX_BLOCK_FRAMES * (MAX_FRAME_IN_BLOCK_BYTES + 96
 export const BLOCK_SIGNING_DOMAIN = new TextEncoder().encode('outpost/block/v1\0');
 
 // sealed: an encrypted body of a confidential policy; keys: data-key wraps (protocols/sealed.ts).
-export const BlockKinds = { frames: 1, enrolment: 2, policy: 3, rule: 4, actuation: 5, retention: 6, sealed: 7, keys: 8 } as const;
+export const BlockKinds = {
+  frames: 1,
+  enrolment: 2,
+  policy: 3,
+  rule: 4,
+  actuation: 5,
+  retention: 6,
+  sealed: 7,
+  keys: 8,
+} as const;
 export type BlockKind = keyof typeof BlockKinds;
 export type ReservedKind = Exclude<BlockKind, 'frames' | 'enrolment' | 'retention'>;
 const KIND_BY_CODE = new Map<number, BlockKind>(Object.entries(BlockKinds).map(([k, v]) => [v, k as BlockKind]));
 
 /** Block map keys. */
-const K = { version: 0, author: 1, stream: 2, seq: 3, lamport: 4, prev: 5, parents: 6, policy: 7, kind: 8, body: 9 } as const;
+const K = {
+  version: 0,
+  author: 1,
+  stream: 2,
+  seq: 3,
+  lamport: 4,
+  prev: 5,
+  parents: 6,
+  policy: 7,
+  kind: 8,
+  body: 9,
+} as const;
 
 /** One device frame as the author gateway received it. */
 export interface FrameEntry {
@@ -125,7 +145,14 @@ export interface SignedBlock {
 // ---------------------------------------------------------------------------
 // Deterministic encoder (RFC 8949 §4.2.1)
 
-export type Canon = number | string | boolean | null | Uint8Array | readonly Canon[] | ReadonlyMap<number | string, Canon>;
+export type Canon =
+  | number
+  | string
+  | boolean
+  | null
+  | Uint8Array
+  | readonly Canon[]
+  | ReadonlyMap<number | string, Canon>;
 
 const utf8 = new TextEncoder();
 
@@ -141,7 +168,8 @@ class Writer {
     this.buf = next;
   }
   head(major: number, n: number): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new ProtocolUsageError('block/bad-integer', `integer ${n} cannot be encoded`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new ProtocolUsageError('block/bad-integer', `integer ${n} cannot be encoded`);
     this.ensure(9);
     const m = major << 5;
     const b = this.buf;
@@ -187,7 +215,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 
 function write(w: Writer, v: Canon): void {
   if (typeof v === 'number') {
-    if (!Number.isSafeInteger(v)) throw new ProtocolUsageError('block/bad-integer', `${v} is not a safe integer (blocks hold no floats)`);
+    if (!Number.isSafeInteger(v))
+      throw new ProtocolUsageError('block/bad-integer', `${v} is not a safe integer (blocks hold no floats)`);
     if (v >= 0) w.head(0, v);
     else w.head(1, -1 - v);
   } else if (typeof v === 'string') {
@@ -204,7 +233,8 @@ function write(w: Writer, v: Canon): void {
     entries.sort((a, b) => compareBytes(a[0], b[0]));
     w.head(5, entries.length);
     for (let i = 0; i < entries.length; i++) {
-      if (i > 0 && compareBytes(entries[i - 1]![0], entries[i]![0]) === 0) throw new ProtocolUsageError('block/duplicate-key', 'duplicate map key');
+      if (i > 0 && compareBytes(entries[i - 1]![0], entries[i]![0]) === 0)
+        throw new ProtocolUsageError('block/duplicate-key', 'duplicate map key');
       w.raw(entries[i]![0]);
       write(w, entries[i]![1]);
     }
@@ -237,16 +267,19 @@ export function blockSigningInput(hash: Uint8Array): Uint8Array {
 }
 
 function checkName(what: string, s: string): void {
-  if (s.length === 0 || s.length > MAX_NAME_LENGTH) throw new ProtocolUsageError('block/bad-name', `${what} must be 1..${MAX_NAME_LENGTH} characters`);
+  if (s.length === 0 || s.length > MAX_NAME_LENGTH)
+    throw new ProtocolUsageError('block/bad-name', `${what} must be 1..${MAX_NAME_LENGTH} characters`);
 }
 
 /** The canonical CBOR value of a block's body (what a sealed block encrypts). */
 export function blockBodyValue(b: Block): Canon {
   switch (b.kind) {
     case 'frames':
-      if (b.body.length === 0 || b.body.length > MAX_BLOCK_FRAMES) throw new ProtocolUsageError('block/bad-frames', `a frames block holds 1..${MAX_BLOCK_FRAMES} frames`);
+      if (b.body.length === 0 || b.body.length > MAX_BLOCK_FRAMES)
+        throw new ProtocolUsageError('block/bad-frames', `a frames block holds 1..${MAX_BLOCK_FRAMES} frames`);
       return b.body.map((f) => {
-        if (f.frame.length === 0 || f.frame.length > MAX_FRAME_IN_BLOCK_BYTES) throw new ProtocolUsageError('block/bad-frames', 'frame size out of range');
+        if (f.frame.length === 0 || f.frame.length > MAX_FRAME_IN_BLOCK_BYTES)
+          throw new ProtocolUsageError('block/bad-frames', 'frame size out of range');
         return [f.frame, f.rxTime, f.transport];
       });
     case 'enrolment': {
@@ -265,8 +298,10 @@ export function blockBodyValue(b: Block): Canon {
     case 'retention': {
       const r = b.body;
       checkName('retention stream', r.stream);
-      if (r.stream !== b.stream) throw new ProtocolUsageError('block/bad-retention', 'a retention block names its own stream');
-      if (!Number.isSafeInteger(r.low) || r.low < 0 || r.low > b.seq) throw new ProtocolUsageError('block/bad-retention', 'retention low must be 0..the block\'s own seq');
+      if (r.stream !== b.stream)
+        throw new ProtocolUsageError('block/bad-retention', 'a retention block names its own stream');
+      if (!Number.isSafeInteger(r.low) || r.low < 0 || r.low > b.seq)
+        throw new ProtocolUsageError('block/bad-retention', "retention low must be 0..the block's own seq");
       return new Map<number, Canon>([
         [1, r.stream],
         [2, r.low],
@@ -280,16 +315,22 @@ export function blockBodyValue(b: Block): Canon {
 
 /** The canonical bytes of a block. Throws ProtocolUsageError for an invalid block. */
 export function encodeBlock(b: Block): Uint8Array {
-  if (b.author.length !== AUTHOR_BYTES) throw new ProtocolUsageError('block/bad-author', 'author must be a 32-byte Ed25519 public key');
+  if (b.author.length !== AUTHOR_BYTES)
+    throw new ProtocolUsageError('block/bad-author', 'author must be a 32-byte Ed25519 public key');
   checkName('stream', b.stream);
   checkName('policy', b.policy);
-  if ((b.seq === 0) !== (b.prev === null)) throw new ProtocolUsageError('block/bad-prev', 'prev is null exactly for seq 0');
-  if (b.prev !== null && b.prev.length !== HASH_BYTES) throw new ProtocolUsageError('block/bad-prev', 'prev must be a 32-byte hash');
-  if (b.parents.length > MAX_PARENTS) throw new ProtocolUsageError('block/bad-parents', `at most ${MAX_PARENTS} parents`);
+  if ((b.seq === 0) !== (b.prev === null))
+    throw new ProtocolUsageError('block/bad-prev', 'prev is null exactly for seq 0');
+  if (b.prev !== null && b.prev.length !== HASH_BYTES)
+    throw new ProtocolUsageError('block/bad-prev', 'prev must be a 32-byte hash');
+  if (b.parents.length > MAX_PARENTS)
+    throw new ProtocolUsageError('block/bad-parents', `at most ${MAX_PARENTS} parents`);
   const parents = [...b.parents].sort(compareBytes);
   for (let i = 0; i < parents.length; i++) {
-    if (parents[i]!.length !== HASH_BYTES) throw new ProtocolUsageError('block/bad-parents', 'parents must be 32-byte hashes');
-    if (i > 0 && compareBytes(parents[i - 1]!, parents[i]!) === 0) throw new ProtocolUsageError('block/bad-parents', 'duplicate parent');
+    if (parents[i]!.length !== HASH_BYTES)
+      throw new ProtocolUsageError('block/bad-parents', 'parents must be 32-byte hashes');
+    if (i > 0 && compareBytes(parents[i - 1]!, parents[i]!) === 0)
+      throw new ProtocolUsageError('block/bad-parents', 'duplicate parent');
   }
   const m = new Map<number, Canon>([
     [K.version, BLOCK_VERSION],
@@ -304,7 +345,8 @@ export function encodeBlock(b: Block): Uint8Array {
     [K.body, blockBodyValue(b)],
   ]);
   const out = encodeCanonical(m);
-  if (out.length > MAX_BLOCK_BYTES) throw new ProtocolUsageError('block/too-large', `block of ${out.length} bytes exceeds ${MAX_BLOCK_BYTES}`);
+  if (out.length > MAX_BLOCK_BYTES)
+    throw new ProtocolUsageError('block/too-large', `block of ${out.length} bytes exceeds ${MAX_BLOCK_BYTES}`);
   return out;
 }
 
@@ -313,14 +355,21 @@ export function signBlock(b: Block, sign: (message: Uint8Array) => Uint8Array): 
   const bytes = encodeBlock(b);
   const hash = sha256(bytes);
   const signature = sign(blockSigningInput(hash));
-  if (signature.length !== BLOCK_SIGNATURE_BYTES) throw new ProtocolUsageError('block/bad-signature-length', 'signer returned a non-64-byte signature');
+  if (signature.length !== BLOCK_SIGNATURE_BYTES)
+    throw new ProtocolUsageError('block/bad-signature-length', 'signer returned a non-64-byte signature');
   return { block: b, bytes, hash, signature, envelope: encodeCanonical([bytes, signature]) };
 }
 
-const blockLimits = { maxBytes: MAX_BLOCK_BYTES, maxDepth: 6, maxItems: 4 * MAX_BLOCK_FRAMES + 4 * MAX_PARENTS + 256, maxContainerLength: Math.max(MAX_BLOCK_FRAMES, MAX_PARENTS) };
+const blockLimits = {
+  maxBytes: MAX_BLOCK_BYTES,
+  maxDepth: 6,
+  maxItems: 4 * MAX_BLOCK_FRAMES + 4 * MAX_PARENTS + 256,
+  maxContainerLength: Math.max(MAX_BLOCK_FRAMES, MAX_PARENTS),
+};
 
 const isInt = (v: CborValue | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-const isName = (v: CborValue | undefined): v is string => typeof v === 'string' && v.length > 0 && v.length <= MAX_NAME_LENGTH;
+const isName = (v: CborValue | undefined): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= MAX_NAME_LENGTH;
 const isHash = (v: CborValue | undefined): v is Uint8Array => v instanceof Uint8Array && v.length === HASH_BYTES;
 
 /** Decodes canonical block bytes. Never throws; every fault is a `block/…` or `cbor/…` error. */
@@ -329,10 +378,13 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
   if (!r.ok) return r;
   const m = r.value;
   if (!(m instanceof Map)) return fail('block/not-a-map', 'a block is a CBOR map');
-  for (const k of m.keys()) if (typeof k !== 'number' || k < 0 || k > 9) return fail('block/unknown-key', `unknown block key ${String(k)}`);
-  if (m.get(K.version) !== BLOCK_VERSION) return fail('block/bad-version', `block version ${String(m.get(K.version))} is not ${BLOCK_VERSION}`);
+  for (const k of m.keys())
+    if (typeof k !== 'number' || k < 0 || k > 9) return fail('block/unknown-key', `unknown block key ${String(k)}`);
+  if (m.get(K.version) !== BLOCK_VERSION)
+    return fail('block/bad-version', `block version ${String(m.get(K.version))} is not ${BLOCK_VERSION}`);
   const author = m.get(K.author);
-  if (!(author instanceof Uint8Array) || author.length !== AUTHOR_BYTES) return fail('block/bad-author', 'author must be a 32-byte key');
+  if (!(author instanceof Uint8Array) || author.length !== AUTHOR_BYTES)
+    return fail('block/bad-author', 'author must be a 32-byte key');
   const stream = m.get(K.stream);
   const policy = m.get(K.policy);
   if (!isName(stream) || !isName(policy)) return fail('block/bad-name', 'stream and policy must be 1..64 characters');
@@ -340,9 +392,11 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
   const lamport = m.get(K.lamport);
   if (!isInt(seq) || !isInt(lamport)) return fail('block/bad-integer', 'seq and lamport must be unsigned integers');
   const prev = m.get(K.prev);
-  if (!(prev === null || isHash(prev)) || (seq === 0) !== (prev === null)) return fail('block/bad-prev', 'prev must be a hash, null exactly for seq 0');
+  if (!(prev === null || isHash(prev)) || (seq === 0) !== (prev === null))
+    return fail('block/bad-prev', 'prev must be a hash, null exactly for seq 0');
   const parents = m.get(K.parents);
-  if (!Array.isArray(parents) || parents.length > MAX_PARENTS || !parents.every(isHash)) return fail('block/bad-parents', 'parents must be an array of hashes');
+  if (!Array.isArray(parents) || parents.length > MAX_PARENTS || !parents.every(isHash))
+    return fail('block/bad-parents', 'parents must be an array of hashes');
   const kindCode = m.get(K.kind);
   const kind = typeof kindCode === 'number' ? KIND_BY_CODE.get(kindCode) : undefined;
   if (kind === undefined) return fail('block/unknown-kind', `unknown block kind ${String(kindCode)}`);
@@ -354,9 +408,11 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
     if (!Array.isArray(raw) || raw.length === 0) return fail('block/bad-body', 'a frames body is a non-empty array');
     const frames: FrameEntry[] = [];
     for (const e of raw) {
-      if (!Array.isArray(e) || e.length !== 3) return fail('block/bad-body', 'a frame entry is [frame, rxTime, transport]');
+      if (!Array.isArray(e) || e.length !== 3)
+        return fail('block/bad-body', 'a frame entry is [frame, rxTime, transport]');
       const [frame, rxTime, transport] = e;
-      if (!isBytes(frame!) || frame.length === 0 || frame.length > MAX_FRAME_IN_BLOCK_BYTES) return fail('block/bad-body', 'frame bytes out of range');
+      if (!isBytes(frame!) || frame.length === 0 || frame.length > MAX_FRAME_IN_BLOCK_BYTES)
+        return fail('block/bad-body', 'frame bytes out of range');
       if (!isInt(rxTime) || !isName(transport)) return fail('block/bad-body', 'bad receive metadata');
       frames.push({ frame, rxTime, transport });
     }
@@ -366,16 +422,22 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
     const device = raw.get(1);
     const publicKey = raw.get(2);
     const enrolledAt = raw.get(3);
-    if (!isName(device) || !(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !isInt(enrolledAt)) return fail('block/bad-body', 'enrolment needs device, a 32-byte key and enrolledAt');
+    if (!isName(device) || !(publicKey instanceof Uint8Array) || publicKey.length !== 32 || !isInt(enrolledAt))
+      return fail('block/bad-body', 'enrolment needs device, a 32-byte key and enrolledAt');
     const body: { -readonly [P in keyof EnrolmentBody]: EnrolmentBody[P] } = { device, publicKey, enrolledAt };
     const opt = (k: number): CborValue | undefined => raw.get(k);
-    for (const k of raw.keys()) if (typeof k !== 'number' || k < 1 || k > 7) return fail('block/bad-body', `unknown enrolment key ${String(k)}`);
+    for (const k of raw.keys())
+      if (typeof k !== 'number' || k < 1 || k > 7) return fail('block/bad-body', `unknown enrolment key ${String(k)}`);
     const revokedAt = opt(4);
     if (revokedAt !== undefined) {
       if (!isInt(revokedAt)) return fail('block/bad-body', 'revokedAt must be an integer');
       body.revokedAt = revokedAt;
     }
-    for (const [k, name] of [[5, 'site'], [6, 'model'], [7, 'name']] as const) {
+    for (const [k, name] of [
+      [5, 'site'],
+      [6, 'model'],
+      [7, 'name'],
+    ] as const) {
       const v = opt(k);
       if (v === undefined) continue;
       if (typeof v !== 'string' || v.length > 256) return fail('block/bad-body', `${name} must be text`);
@@ -383,10 +445,13 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
     }
     block = { ...header, kind, body };
   } else if (kind === 'retention') {
-    if (!(raw instanceof Map) || raw.size !== 3) return fail('block/bad-body', 'a retention body is {1: stream, 2: low, 3: cutoff}');
+    if (!(raw instanceof Map) || raw.size !== 3)
+      return fail('block/bad-body', 'a retention body is {1: stream, 2: low, 3: cutoff}');
     const [st, low, cutoff] = [raw.get(1), raw.get(2), raw.get(3)];
-    if (!isName(st) || !isInt(low) || !isInt(cutoff)) return fail('block/bad-body', 'a retention body is {1: stream, 2: low, 3: cutoff}');
-    if (st !== stream || low > seq) return fail('block/bad-body', 'a retention block names its own stream and a low at most its own seq');
+    if (!isName(st) || !isInt(low) || !isInt(cutoff))
+      return fail('block/bad-body', 'a retention body is {1: stream, 2: low, 3: cutoff}');
+    if (st !== stream || low > seq)
+      return fail('block/bad-body', 'a retention block names its own stream and a low at most its own seq');
     block = { ...header, kind, body: { stream: st, low, cutoff } };
   } else {
     block = { ...header, kind, body: raw };
@@ -398,7 +463,8 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
   } catch (e) {
     return fail('block/non-canonical', `not a canonical block: ${(e as Error).message}`);
   }
-  if (!bytesEqual(again, bytes)) return fail('block/non-canonical', 'block bytes are not in canonical CBOR (RFC 8949 §4.2.1)');
+  if (!bytesEqual(again, bytes))
+    return fail('block/non-canonical', 'block bytes are not in canonical CBOR (RFC 8949 §4.2.1)');
   return ok(block);
 }
 
@@ -409,11 +475,13 @@ export function decodeSignedBlock(envelope: Uint8Array): Result<SignedBlock> {
   const r = decodeCbor(envelope, envelopeLimits);
   if (!r.ok) return r;
   const v = r.value;
-  if (!Array.isArray(v) || v.length !== 2 || !isBytes(v[0]!) || !isBytes(v[1]!)) return fail('block/bad-envelope', 'a signed block is [block bytes, signature]');
+  if (!Array.isArray(v) || v.length !== 2 || !isBytes(v[0]!) || !isBytes(v[1]!))
+    return fail('block/bad-envelope', 'a signed block is [block bytes, signature]');
   const [bytes, signature] = v as [Uint8Array, Uint8Array];
   if (signature.length !== BLOCK_SIGNATURE_BYTES) return fail('block/bad-envelope', 'signature must be 64 bytes');
   // The envelope must be canonical too (shortest heads), so it has one byte form.
-  if (!bytesEqual(encodeCanonical([bytes, signature]), envelope)) return fail('block/non-canonical', 'envelope is not canonical');
+  if (!bytesEqual(encodeCanonical([bytes, signature]), envelope))
+    return fail('block/non-canonical', 'envelope is not canonical');
   const block = decodeBlock(bytes);
   if (!block.ok) return block;
   return ok({ block: block.value, bytes, hash: sha256(bytes), signature, envelope });

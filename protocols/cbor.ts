@@ -76,7 +76,10 @@ class Reader {
 
   private need(n: number): void {
     if (n > this.buf.length - this.pos) {
-      throw new CborFault('cbor/truncated', `need ${n} byte(s) at offset ${this.pos}, ${this.buf.length - this.pos} left`);
+      throw new CborFault(
+        'cbor/truncated',
+        `need ${n} byte(s) at offset ${this.pos}, ${this.buf.length - this.pos} left`,
+      );
     }
   }
 
@@ -218,7 +221,10 @@ class Reader {
     const n = this.argument(info);
     if (n === -1) return -1;
     if (typeof n === 'bigint' || n > this.limits.maxContainerLength) {
-      throw new CborFault('cbor/too-long', `${what} of ${n} entries at offset ${start} exceeds ${this.limits.maxContainerLength}`);
+      throw new CborFault(
+        'cbor/too-long',
+        `${what} of ${n} entries at offset ${start} exceeds ${this.limits.maxContainerLength}`,
+      );
     }
     return n;
   }
@@ -287,7 +293,10 @@ class Reader {
         // One-byte simple value (RFC 8949 §3.3): none is supported, but a missing
         // byte is reported as truncation like any other short head.
         this.need(1);
-        throw new CborFault('cbor/unsupported-simple', `simple value ${this.buf[this.pos]} at offset ${start} is not supported`);
+        throw new CborFault(
+          'cbor/unsupported-simple',
+          `simple value ${this.buf[this.pos]} at offset ${start} is not supported`,
+        );
       case 25: {
         this.need(2);
         const v = decodeHalf(this.buf[this.pos]!, this.buf[this.pos + 1]!);
@@ -313,7 +322,10 @@ class Reader {
       case 31:
         return BREAK;
       default:
-        throw new CborFault('cbor/unsupported-simple', `simple value (info ${info}) at offset ${start} is not supported`);
+        throw new CborFault(
+          'cbor/unsupported-simple',
+          `simple value (info ${info}) at offset ${start} is not supported`,
+        );
     }
   }
 }
@@ -336,13 +348,15 @@ export function decodeHalf(hi: number, lo: number): number {
  */
 export function decodeCbor(bytes: Uint8Array, limits: Partial<CborLimits> = {}): Result<CborValue> {
   const lim = { ...DEFAULT_LIMITS, ...limits };
-  if (bytes.length > lim.maxBytes) return fail('cbor/too-large', `input of ${bytes.length} bytes exceeds ${lim.maxBytes}`);
+  if (bytes.length > lim.maxBytes)
+    return fail('cbor/too-large', `input of ${bytes.length} bytes exceeds ${lim.maxBytes}`);
   if (bytes.length === 0) return fail('cbor/truncated', 'empty input');
   const r = new Reader(bytes, lim);
   try {
     const v = r.item(0);
     if (v === BREAK) return fail('cbor/unexpected-break', 'break code at top level');
-    if (r.pos !== bytes.length) return fail('cbor/trailing-bytes', `${bytes.length - r.pos} byte(s) after the data item`);
+    if (r.pos !== bytes.length)
+      return fail('cbor/trailing-bytes', `${bytes.length - r.pos} byte(s) after the data item`);
     return ok(v);
   } catch (e) {
     if (e instanceof CborFault) return fail(e.code, e.message);

@@ -73,7 +73,8 @@ export function cobsDecode(enc: Uint8Array): Result<Uint8Array> {
     const code = enc[i]!;
     if (code === 0) return fail('cobs/zero-byte', `0x00 at offset ${i} inside COBS data`);
     const end = i + code;
-    if (end > enc.length) return fail('cobs/truncated', `block at offset ${i} needs ${code - 1} bytes, ${enc.length - i - 1} left`);
+    if (end > enc.length)
+      return fail('cobs/truncated', `block at offset ${i} needs ${code - 1} bytes, ${enc.length - i - 1} left`);
     for (let j = i + 1; j < end; j++) {
       const b = enc[j]!;
       if (b === 0) return fail('cobs/zero-byte', `0x00 at offset ${j} inside COBS data`);

@@ -6,7 +6,16 @@
  * checking itself lives with the caller (node:crypto in the gateway,
  * @noble/ed25519 in firmware-sim) so this module stays free of I/O and keys.
  */
-import { type CborKey, type CborLimits, type CborValue, Tagged, decodeCbor, encodeCbor, isBytes, isMap } from './cbor.js';
+import {
+  type CborKey,
+  type CborLimits,
+  type CborValue,
+  Tagged,
+  decodeCbor,
+  encodeCbor,
+  isBytes,
+  isMap,
+} from './cbor.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
 /** CBOR tag of COSE_Sign1 (RFC 9052 §2). */
@@ -77,7 +86,8 @@ function leadingTag(bytes: Uint8Array): bigint | undefined {
 export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): Result<Sign1> {
   const requireTag = opts.requireTag ?? true;
   const lead = leadingTag(bytes);
-  if (lead !== undefined && lead !== BigInt(COSE_SIGN1_TAG)) return fail('cose/bad-tag', `tag ${lead} is not COSE_Sign1 (18)`);
+  if (lead !== undefined && lead !== BigInt(COSE_SIGN1_TAG))
+    return fail('cose/bad-tag', `tag ${lead} is not COSE_Sign1 (18)`);
   const top = decodeCbor(bytes, envelopeLimits(opts.maxBytes ?? MAX_FRAME_BYTES));
   if (!top.ok) return top;
   let body = top.value;
@@ -88,7 +98,8 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
   } else if (requireTag) {
     return fail('cose/bad-tag', 'message is not tagged as COSE_Sign1 (18)');
   }
-  if (!Array.isArray(body) || body.length !== 4) return fail('cose/bad-structure', 'COSE_Sign1 must be an array of 4 items');
+  if (!Array.isArray(body) || body.length !== 4)
+    return fail('cose/bad-structure', 'COSE_Sign1 must be an array of 4 items');
   const [prot, unprot, payload, signature] = body as [CborValue, CborValue, CborValue, CborValue];
   if (!isBytes(prot)) return fail('cose/bad-protected', 'protected header must be a byte string');
   if (!isMap(unprot)) return fail('cose/bad-unprotected', 'unprotected header must be a map');
@@ -114,7 +125,8 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
     if (!Array.isArray(crit) || crit.length === 0) return fail('cose/bad-protected', 'crit must be a non-empty array');
     const understood = new Set<CborValue>([HeaderLabel.alg, HeaderLabel.contentType, HeaderLabel.kid]);
     const unknown = crit.find((l) => !understood.has(l));
-    if (unknown !== undefined) return fail('cose/unknown-critical', `critical header ${String(unknown)} is not understood`);
+    if (unknown !== undefined)
+      return fail('cose/unknown-critical', `critical header ${String(unknown)} is not understood`);
   }
   if (unprot.has(HeaderLabel.alg)) return fail('cose/alg-unprotected', 'alg must be in the protected header');
   const alg = protectedHeader.get(HeaderLabel.alg);
@@ -129,7 +141,10 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
     return fail('cose/bad-kid', `kid must be a byte string of 1..${MAX_KID_BYTES} bytes`);
   }
   if (!opts.anyAlg && signature.length !== SIGNATURE_BYTES) {
-    return fail('cose/bad-signature-length', `EdDSA signature must be ${SIGNATURE_BYTES} bytes, got ${signature.length}`);
+    return fail(
+      'cose/bad-signature-length',
+      `EdDSA signature must be ${SIGNATURE_BYTES} bytes, got ${signature.length}`,
+    );
   }
   return ok({
     protectedBytes: prot,
@@ -173,7 +188,11 @@ function bstrHead(out: Uint8Array, off: number, len: number): number {
  * `["Signature1", body_protected, external_aad, payload]`, written directly
  * (it is on the hot path of every verify) with the shortest CBOR heads.
  */
-export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad = new Uint8Array(0)): Uint8Array {
+export function sigStructure(
+  protectedBytes: Uint8Array,
+  payload: Uint8Array,
+  externalAad = new Uint8Array(0),
+): Uint8Array {
   const out = new Uint8Array(SIG1_PREFIX.length + 15 + protectedBytes.length + externalAad.length + payload.length);
   out.set(SIG1_PREFIX, 0);
   let off = SIG1_PREFIX.length;
@@ -209,8 +228,12 @@ export function encodeSign1(input: Sign1Input, sign: SignFn): Uint8Array {
   }
   const protectedBytes = encodeCbor(header);
   const signature = sign(sigStructure(protectedBytes, input.payload));
-  if (signature.length !== SIGNATURE_BYTES) throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');
-  const out = encodeCbor(new Tagged(COSE_SIGN1_TAG, [protectedBytes, new Map([[HeaderLabel.kid, input.kid]]), input.payload, signature]));
-  if (out.length > MAX_FRAME_BYTES) throw new ProtocolUsageError('cose/too-large', `message of ${out.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  if (signature.length !== SIGNATURE_BYTES)
+    throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');
+  const out = encodeCbor(
+    new Tagged(COSE_SIGN1_TAG, [protectedBytes, new Map([[HeaderLabel.kid, input.kid]]), input.payload, signature]),
+  );
+  if (out.length > MAX_FRAME_BYTES)
+    throw new ProtocolUsageError('cose/too-large', `message of ${out.length} bytes exceeds ${MAX_FRAME_BYTES}`);
   return out;
 }

@@ -103,7 +103,8 @@ function optTime(r: Reader, key: number, name: string): Result<number | undefine
 }
 function text(r: Reader, key: number, name: string): Result<string> {
   const v = r.get(key);
-  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_TEXT) return fail('frame/bad-field', `${name} must be text of 1..${MAX_TEXT} characters`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > MAX_TEXT)
+    return fail('frame/bad-field', `${name} must be text of 1..${MAX_TEXT} characters`);
   return ok(v);
 }
 /** boot, seq and the optional device time that every uplink body carries. */
@@ -119,7 +120,8 @@ function uplinkHead(r: Reader): Result<{ boot: number; seq: number; time?: numbe
 
 function commandId(r: Reader): Result<Uint8Array> {
   const v = r.get(BodyKey.commandId);
-  if (!isBytes(v) || v.length < 4 || v.length > 32) return fail('frame/bad-command-id', 'command id must be 4..32 bytes');
+  if (!isBytes(v) || v.length < 4 || v.length > 32)
+    return fail('frame/bad-command-id', 'command id must be 4..32 bytes');
   return ok(v);
 }
 
@@ -152,7 +154,8 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       const status = r.get(BodyKey.status);
       if (!isUint(status) || status > 255) return fail('frame/bad-status', 'status must be 0..255');
       const detail = r.get(BodyKey.detail);
-      if (detail !== undefined && (typeof detail !== 'string' || detail.length > 256)) return fail('frame/bad-field', 'detail must be text of at most 256 characters');
+      if (detail !== undefined && (typeof detail !== 'string' || detail.length > 256))
+        return fail('frame/bad-field', 'detail must be text of at most 256 characters');
       return ok({
         type: 'command-ack',
         ...head.value,
@@ -169,14 +172,21 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       const actuator = text(r, BodyKey.actuator, 'actuator');
       if (!actuator.ok) return actuator;
       const value = r.get(BodyKey.value);
-      if (!((typeof value === 'number' && Number.isFinite(value)) || typeof value === 'boolean' || (typeof value === 'string' && value.length <= MAX_TEXT))) {
+      if (
+        !(
+          (typeof value === 'number' && Number.isFinite(value)) ||
+          typeof value === 'boolean' ||
+          (typeof value === 'string' && value.length <= MAX_TEXT)
+        )
+      ) {
         return fail('frame/bad-field', 'value must be a finite number, boolean or short text');
       }
       const expires = optTime(r, BodyKey.expires, 'expires');
       if (!expires.ok) return expires;
       const issued = optTime(r, BodyKey.issued, 'issued');
       if (!issued.ok) return issued;
-      if (expires.value === undefined || issued.value === undefined) return fail('frame/bad-time', 'command needs issued and expires');
+      if (expires.value === undefined || issued.value === undefined)
+        return fail('frame/bad-time', 'command needs issued and expires');
       const fence = r.get(BodyKey.fence);
       if (fence !== undefined && !isUint(fence)) return fail('frame/bad-field', 'fence must be an unsigned integer');
       return ok({
@@ -205,7 +215,8 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
 }
 
 function checkCounter(n: number, name: string): void {
-  if (!Number.isInteger(n) || n < 0 || n > MAX_COUNTER) throw new ProtocolUsageError('frame/bad-counter', `${name} must be 0..${MAX_COUNTER}`);
+  if (!Number.isInteger(n) || n < 0 || n > MAX_COUNTER)
+    throw new ProtocolUsageError('frame/bad-counter', `${name} must be 0..${MAX_COUNTER}`);
 }
 
 /** Encodes a body map in key order. */
@@ -240,7 +251,10 @@ export function encodeBody(body: Body): Uint8Array {
     case 'frame-ack':
       checkCounter(body.boot, 'boot');
       checkCounter(body.seq, 'seq');
-      m.set(BodyKey.type, MessageType.frameAck).set(BodyKey.boot, body.boot).set(BodyKey.seq, body.seq).set(BodyKey.status, body.status);
+      m.set(BodyKey.type, MessageType.frameAck)
+        .set(BodyKey.boot, body.boot)
+        .set(BodyKey.seq, body.seq)
+        .set(BodyKey.status, body.status);
       break;
   }
   return encodeCbor(m);

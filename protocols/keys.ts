@@ -52,7 +52,8 @@ export function publicKeyToDidKey(pub: Uint8Array): string {
 
 /** Checks that 32 bytes are a canonical Ed25519 point that is not of small order. */
 export function checkEd25519PublicKey(pub: Uint8Array): Result<Uint8Array> {
-  if (pub.length !== PUBLIC_KEY_BYTES) return fail('key/bad-length', `Ed25519 public key must be ${PUBLIC_KEY_BYTES} bytes, got ${pub.length}`);
+  if (pub.length !== PUBLIC_KEY_BYTES)
+    return fail('key/bad-length', `Ed25519 public key must be ${PUBLIC_KEY_BYTES} bytes, got ${pub.length}`);
   let point: Point;
   try {
     point = Point.fromBytes(pub, false); // zip215=false: strict RFC 8032 decoding

@@ -63,12 +63,19 @@ function claimMap(c: PolicyOpClaim): Map<number, CborValue> {
 }
 
 function checkClaim(c: PolicyOpClaim): void {
-  if (c.op !== 'grant' && c.op !== 'revoke') throw new ProtocolUsageError('policy-op/bad-op', 'op must be grant or revoke');
-  if (c.principal.length === 0 || c.principal.length > MAX_REF) throw new ProtocolUsageError('policy-op/bad-principal', `principal must be 1..${MAX_REF} characters`);
-  for (const [w, v] of [['relation', c.relation], ['policy', c.policy]] as const) {
-    if (v.length === 0 || v.length > MAX_WORD) throw new ProtocolUsageError('policy-op/bad-name', `${w} must be 1..${MAX_WORD} characters`);
+  if (c.op !== 'grant' && c.op !== 'revoke')
+    throw new ProtocolUsageError('policy-op/bad-op', 'op must be grant or revoke');
+  if (c.principal.length === 0 || c.principal.length > MAX_REF)
+    throw new ProtocolUsageError('policy-op/bad-principal', `principal must be 1..${MAX_REF} characters`);
+  for (const [w, v] of [
+    ['relation', c.relation],
+    ['policy', c.policy],
+  ] as const) {
+    if (v.length === 0 || v.length > MAX_WORD)
+      throw new ProtocolUsageError('policy-op/bad-name', `${w} must be 1..${MAX_WORD} characters`);
   }
-  if (!Number.isSafeInteger(c.issuedAt) || c.issuedAt < 0) throw new ProtocolUsageError('policy-op/bad-time', 'issuedAt must be unsigned ms');
+  if (!Number.isSafeInteger(c.issuedAt) || c.issuedAt < 0)
+    throw new ProtocolUsageError('policy-op/bad-time', 'issuedAt must be unsigned ms');
   if (c.admin.length !== 32) throw new ProtocolUsageError('policy-op/bad-admin', 'admin must be a 32-byte key');
 }
 
@@ -82,7 +89,8 @@ export function policyOpSigningInput(c: PolicyOpClaim): Uint8Array {
 export function policyOpBody(op: PolicyOp): CborValue {
   checkClaim(op);
   if (op.signature.length !== 64) throw new ProtocolUsageError('policy-op/bad-signature', 'signature must be 64 bytes');
-  if (op.after.length > MAX_OP_AFTER || op.after.some((h) => h.length !== HASH_BYTES)) throw new ProtocolUsageError('policy-op/bad-after', `after holds at most ${MAX_OP_AFTER} 32-byte hashes`);
+  if (op.after.length > MAX_OP_AFTER || op.after.some((h) => h.length !== HASH_BYTES))
+    throw new ProtocolUsageError('policy-op/bad-after', `after holds at most ${MAX_OP_AFTER} 32-byte hashes`);
   const after = [...op.after].sort(compare).filter((h, i, a) => i === 0 || compare(a[i - 1]!, h) !== 0);
   const m = claimMap(op);
   m.set(7, op.signature);
@@ -92,27 +100,38 @@ export function policyOpBody(op: PolicyOp): CborValue {
 
 export const encodePolicyOp = (op: PolicyOp): Uint8Array => encodeCanonical(policyOpBody(op));
 
-const str = (v: CborValue | undefined, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+const str = (v: CborValue | undefined, max: number): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= max;
 
 /** Reads a policy block's body. Never throws. */
 export function readPolicyOp(v: CborValue): Result<PolicyOp> {
   if (!(v instanceof Map)) return fail('policy-op/not-a-map', 'a policy op is a map');
-  for (const k of v.keys()) if (typeof k !== 'number' || k < 1 || k > 8) return fail('policy-op/unknown-key', `unknown key ${String(k)}`);
+  for (const k of v.keys())
+    if (typeof k !== 'number' || k < 1 || k > 8) return fail('policy-op/unknown-key', `unknown key ${String(k)}`);
   const code = v.get(1);
   const op = code === 1 ? 'grant' : code === 2 ? 'revoke' : undefined;
   if (!op) return fail('policy-op/bad-op', `op ${String(code)} is not 1 (grant) or 2 (revoke)`);
   const principal = v.get(2);
   const relation = v.get(3);
   const policy = v.get(4);
-  if (!str(principal, MAX_REF) || !str(relation, MAX_WORD) || !str(policy, MAX_WORD)) return fail('policy-op/bad-name', 'principal, relation and policy must be text');
+  if (!str(principal, MAX_REF) || !str(relation, MAX_WORD) || !str(policy, MAX_WORD))
+    return fail('policy-op/bad-name', 'principal, relation and policy must be text');
   const issuedAt = v.get(5);
-  if (typeof issuedAt !== 'number' || !Number.isSafeInteger(issuedAt) || issuedAt < 0) return fail('policy-op/bad-time', 'issuedAt must be unsigned ms');
+  if (typeof issuedAt !== 'number' || !Number.isSafeInteger(issuedAt) || issuedAt < 0)
+    return fail('policy-op/bad-time', 'issuedAt must be unsigned ms');
   const admin = v.get(6);
   const signature = v.get(7);
-  if (!(admin instanceof Uint8Array) || admin.length !== 32) return fail('policy-op/bad-admin', 'admin must be a 32-byte key');
-  if (!(signature instanceof Uint8Array) || signature.length !== 64) return fail('policy-op/bad-signature', 'signature must be 64 bytes');
+  if (!(admin instanceof Uint8Array) || admin.length !== 32)
+    return fail('policy-op/bad-admin', 'admin must be a 32-byte key');
+  if (!(signature instanceof Uint8Array) || signature.length !== 64)
+    return fail('policy-op/bad-signature', 'signature must be 64 bytes');
   const after = v.get(8);
-  if (!Array.isArray(after) || after.length > MAX_OP_AFTER || !after.every((h) => h instanceof Uint8Array && h.length === HASH_BYTES)) return fail('policy-op/bad-after', 'after must be an array of hashes');
+  if (
+    !Array.isArray(after) ||
+    after.length > MAX_OP_AFTER ||
+    !after.every((h) => h instanceof Uint8Array && h.length === HASH_BYTES)
+  )
+    return fail('policy-op/bad-after', 'after must be an array of hashes');
   return ok({ op, principal, relation, policy, issuedAt, admin, signature, after: after as Uint8Array[] });
 }
 
@@ -122,6 +141,7 @@ export function decodePolicyOp(bytes: Uint8Array): Result<PolicyOp> {
   if (!r.ok) return r;
   const d = readPolicyOp(r.value);
   if (!d.ok) return d;
-  if (compare(encodePolicyOp(d.value), bytes) !== 0) return fail('policy-op/non-canonical', 'policy op bytes are not canonical');
+  if (compare(encodePolicyOp(d.value), bytes) !== 0)
+    return fail('policy-op/non-canonical', 'policy op bytes are not canonical');
   return d;
 }

@@ -30,7 +30,8 @@ export interface RuleVersionBody {
 }
 
 const text = (v: unknown, what: string, max: number): string => {
-  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new ProtocolUsageError('rule-version/bad-field', `${what} must be text of 1..${max} characters`);
+  if (typeof v !== 'string' || v.length === 0 || v.length > max)
+    throw new ProtocolUsageError('rule-version/bad-field', `${what} must be text of 1..${max} characters`);
   return v;
 };
 
@@ -38,7 +39,8 @@ const text = (v: unknown, what: string, max: number): string => {
 export function ruleVersionBody(b: RuleVersionBody): Map<number, CborValue> {
   const kind = RULE_KINDS.indexOf(b.kind);
   if (kind < 0) throw new ProtocolUsageError('rule-version/bad-field', `kind must be one of ${RULE_KINDS.join(', ')}`);
-  if (!Number.isSafeInteger(b.at) || b.at < 0) throw new ProtocolUsageError('rule-version/bad-field', 'at must be unsigned ms');
+  if (!Number.isSafeInteger(b.at) || b.at < 0)
+    throw new ProtocolUsageError('rule-version/bad-field', 'at must be unsigned ms');
   return new Map<number, CborValue>([
     [1, text(b.id, 'id', MAX_NAME)],
     [2, text(b.version, 'version', MAX_NAME)],
@@ -49,11 +51,13 @@ export function ruleVersionBody(b: RuleVersionBody): Map<number, CborValue> {
   ]);
 }
 
-const isText = (v: CborValue | undefined, max: number): v is string => typeof v === 'string' && v.length > 0 && v.length <= max;
+const isText = (v: CborValue | undefined, max: number): v is string =>
+  typeof v === 'string' && v.length > 0 && v.length <= max;
 
 export function decodeRuleVersionBody(body: CborValue): Result<RuleVersionBody> {
   if (!(body instanceof Map)) return fail('rule-version/bad-body', 'a rule body is a map');
-  for (const k of body.keys()) if (typeof k !== 'number' || k < 1 || k > 6) return fail('rule-version/bad-body', `unknown key ${String(k)}`);
+  for (const k of body.keys())
+    if (typeof k !== 'number' || k < 1 || k > 6) return fail('rule-version/bad-body', `unknown key ${String(k)}`);
   const id = body.get(1);
   const version = body.get(2);
   const kind = body.get(3);
@@ -61,10 +65,14 @@ export function decodeRuleVersionBody(body: CborValue): Result<RuleVersionBody> 
   const definition = body.get(5);
   const at = body.get(6);
   if (!isText(id, MAX_NAME)) return fail('rule-version/bad-field', `id must be text of 1..${MAX_NAME} characters`);
-  if (!isText(version, MAX_NAME)) return fail('rule-version/bad-field', `version must be text of 1..${MAX_NAME} characters`);
-  if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 1 || kind > RULE_KINDS.length) return fail('rule-version/bad-field', 'kind must be 1..3');
+  if (!isText(version, MAX_NAME))
+    return fail('rule-version/bad-field', `version must be text of 1..${MAX_NAME} characters`);
+  if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 1 || kind > RULE_KINDS.length)
+    return fail('rule-version/bad-field', 'kind must be 1..3');
   if (!isText(file, MAX_FILE)) return fail('rule-version/bad-field', `file must be text of 1..${MAX_FILE} characters`);
-  if (!isText(definition, MAX_RULE_DEFINITION)) return fail('rule-version/bad-field', `definition must be text of 1..${MAX_RULE_DEFINITION} characters`);
-  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) return fail('rule-version/bad-field', 'at must be unsigned ms');
+  if (!isText(definition, MAX_RULE_DEFINITION))
+    return fail('rule-version/bad-field', `definition must be text of 1..${MAX_RULE_DEFINITION} characters`);
+  if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0)
+    return fail('rule-version/bad-field', 'at must be unsigned ms');
   return ok({ id, version, kind: RULE_KINDS[kind - 1]!, file, definition, at });
 }

@@ -70,7 +70,8 @@ export interface KeysBody {
 }
 
 const KIND_BY_CODE = new Map<number, BlockKind>(Object.entries(BlockKinds).map(([k, v]) => [v, k as BlockKind]));
-const isEpoch = (v: CborValue | undefined): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_EPOCH;
+const isEpoch = (v: CborValue | undefined): v is number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_EPOCH;
 const isBytesOf = (v: CborValue | undefined, n: number): v is Uint8Array => v instanceof Uint8Array && v.length === n;
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -82,9 +83,12 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 /** The body value of a sealed block. Throws ProtocolUsageError on misuse. */
 export function sealedBodyValue(s: SealedBody): Canon {
   if (!isEpoch(s.epoch)) throw new ProtocolUsageError('sealed/bad-epoch', `epoch must be 0..${MAX_EPOCH}`);
-  if (s.nonce.length !== SEAL_NONCE_BYTES[s.alg]) throw new ProtocolUsageError('sealed/bad-nonce', `${s.alg} takes a ${SEAL_NONCE_BYTES[s.alg]}-byte nonce`);
-  if (s.ciphertext.length < AEAD_TAG_BYTES) throw new ProtocolUsageError('sealed/bad-ciphertext', 'ciphertext shorter than its tag');
-  if ((s.kind as string) === 'sealed' || (s.kind as string) === 'keys') throw new ProtocolUsageError('sealed/bad-kind', `a ${s.kind} block cannot be sealed`);
+  if (s.nonce.length !== SEAL_NONCE_BYTES[s.alg])
+    throw new ProtocolUsageError('sealed/bad-nonce', `${s.alg} takes a ${SEAL_NONCE_BYTES[s.alg]}-byte nonce`);
+  if (s.ciphertext.length < AEAD_TAG_BYTES)
+    throw new ProtocolUsageError('sealed/bad-ciphertext', 'ciphertext shorter than its tag');
+  if ((s.kind as string) === 'sealed' || (s.kind as string) === 'keys')
+    throw new ProtocolUsageError('sealed/bad-kind', `a ${s.kind} block cannot be sealed`);
   return new Map<number, Canon>([
     [1, BlockKinds[s.kind]],
     [2, s.epoch],
@@ -97,19 +101,23 @@ export function sealedBodyValue(s: SealedBody): Canon {
 /** Parses a sealed block's body. Never throws. */
 export function decodeSealedBody(v: CborValue): Result<SealedBody> {
   if (!(v instanceof Map)) return fail('sealed/bad-body', 'a sealed body is a map');
-  for (const k of v.keys()) if (typeof k !== 'number' || k < 1 || k > 5) return fail('sealed/bad-body', `unknown sealed body key ${String(k)}`);
+  for (const k of v.keys())
+    if (typeof k !== 'number' || k < 1 || k > 5) return fail('sealed/bad-body', `unknown sealed body key ${String(k)}`);
   const kindCode = v.get(1);
   const kind = typeof kindCode === 'number' ? KIND_BY_CODE.get(kindCode) : undefined;
-  if (kind === undefined || kind === 'sealed' || kind === 'keys') return fail('sealed/bad-kind', `inner kind ${String(kindCode)} cannot be sealed`);
+  if (kind === undefined || kind === 'sealed' || kind === 'keys')
+    return fail('sealed/bad-kind', `inner kind ${String(kindCode)} cannot be sealed`);
   const epoch = v.get(2);
   if (!isEpoch(epoch)) return fail('sealed/bad-epoch', 'epoch must be an unsigned integer');
   const algCode = v.get(3);
   const alg = typeof algCode === 'number' ? ALG_BY_CODE.get(algCode) : undefined;
   if (alg === undefined) return fail('sealed/unknown-alg', `unknown cipher ${String(algCode)}`);
   const nonce = v.get(4);
-  if (!isBytesOf(nonce, SEAL_NONCE_BYTES[alg])) return fail('sealed/bad-nonce', `${alg} takes a ${SEAL_NONCE_BYTES[alg]}-byte nonce`);
+  if (!isBytesOf(nonce, SEAL_NONCE_BYTES[alg]))
+    return fail('sealed/bad-nonce', `${alg} takes a ${SEAL_NONCE_BYTES[alg]}-byte nonce`);
   const ciphertext = v.get(5);
-  if (!(ciphertext instanceof Uint8Array) || ciphertext.length < AEAD_TAG_BYTES) return fail('sealed/bad-ciphertext', 'ciphertext missing or shorter than its tag');
+  if (!(ciphertext instanceof Uint8Array) || ciphertext.length < AEAD_TAG_BYTES)
+    return fail('sealed/bad-ciphertext', 'ciphertext missing or shorter than its tag');
   return ok({ kind, epoch, alg, nonce, ciphertext });
 }
 
@@ -118,19 +126,35 @@ type Header = Pick<Block, 'author' | 'stream' | 'seq' | 'lamport' | 'prev' | 'pa
 /** The AAD of a sealed body: its block's header, inner kind, epoch and cipher. */
 export function sealedAad(h: Header, kind: SealableKind, epoch: number, alg: SealAlg): Uint8Array {
   const parents = [...h.parents].sort(compareBytes);
-  return encodeCanonical([SEALED_DOMAIN, h.author, h.stream, h.seq, h.lamport, h.prev, parents, h.policy, BlockKinds[kind], epoch, SealAlgs[alg]]);
+  return encodeCanonical([
+    SEALED_DOMAIN,
+    h.author,
+    h.stream,
+    h.seq,
+    h.lamport,
+    h.prev,
+    parents,
+    h.policy,
+    BlockKinds[kind],
+    epoch,
+    SealAlgs[alg],
+  ]);
 }
 
 /** The body value of a keys block (wraps sorted by recipient). Throws ProtocolUsageError on misuse. */
 export function keysBodyValue(k: KeysBody): Canon {
   if (!isEpoch(k.epoch)) throw new ProtocolUsageError('keys/bad-epoch', `epoch must be 0..${MAX_EPOCH}`);
-  if (k.ephemeral.length !== X25519_KEY_BYTES) throw new ProtocolUsageError('keys/bad-ephemeral', 'ephemeral key must be 32 bytes');
-  if (k.wraps.length === 0 || k.wraps.length > MAX_RECIPIENTS) throw new ProtocolUsageError('keys/bad-wraps', `a keys block holds 1..${MAX_RECIPIENTS} wraps`);
+  if (k.ephemeral.length !== X25519_KEY_BYTES)
+    throw new ProtocolUsageError('keys/bad-ephemeral', 'ephemeral key must be 32 bytes');
+  if (k.wraps.length === 0 || k.wraps.length > MAX_RECIPIENTS)
+    throw new ProtocolUsageError('keys/bad-wraps', `a keys block holds 1..${MAX_RECIPIENTS} wraps`);
   const wraps = [...k.wraps].sort((a, b) => compareBytes(a.recipient, b.recipient));
   for (let i = 0; i < wraps.length; i++) {
     const w = wraps[i]!;
-    if (w.recipient.length !== 32 || w.nonce.length !== WRAP_NONCE_BYTES || w.wrapped.length !== WRAPPED_KEY_BYTES) throw new ProtocolUsageError('keys/bad-wraps', 'wrap field of the wrong size');
-    if (i > 0 && compareBytes(wraps[i - 1]!.recipient, w.recipient) === 0) throw new ProtocolUsageError('keys/bad-wraps', 'two wraps for one recipient');
+    if (w.recipient.length !== 32 || w.nonce.length !== WRAP_NONCE_BYTES || w.wrapped.length !== WRAPPED_KEY_BYTES)
+      throw new ProtocolUsageError('keys/bad-wraps', 'wrap field of the wrong size');
+    if (i > 0 && compareBytes(wraps[i - 1]!.recipient, w.recipient) === 0)
+      throw new ProtocolUsageError('keys/bad-wraps', 'two wraps for one recipient');
   }
   return new Map<number, Canon>([
     [1, k.epoch],
@@ -142,26 +166,36 @@ export function keysBodyValue(k: KeysBody): Canon {
 /** Parses a keys block's body. Never throws. */
 export function decodeKeysBody(v: CborValue): Result<KeysBody> {
   if (!(v instanceof Map)) return fail('keys/bad-body', 'a keys body is a map');
-  for (const k of v.keys()) if (typeof k !== 'number' || k < 1 || k > 3) return fail('keys/bad-body', `unknown keys body key ${String(k)}`);
+  for (const k of v.keys())
+    if (typeof k !== 'number' || k < 1 || k > 3) return fail('keys/bad-body', `unknown keys body key ${String(k)}`);
   const epoch = v.get(1);
   if (!isEpoch(epoch)) return fail('keys/bad-epoch', 'epoch must be an unsigned integer');
   const ephemeral = v.get(2);
   if (!isBytesOf(ephemeral, X25519_KEY_BYTES)) return fail('keys/bad-ephemeral', 'ephemeral key must be 32 bytes');
   const raw = v.get(3);
-  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_RECIPIENTS) return fail('keys/bad-wraps', `1..${MAX_RECIPIENTS} wraps`);
+  if (!Array.isArray(raw) || raw.length === 0 || raw.length > MAX_RECIPIENTS)
+    return fail('keys/bad-wraps', `1..${MAX_RECIPIENTS} wraps`);
   const wraps: KeyWrap[] = [];
   for (const w of raw) {
     if (!Array.isArray(w) || w.length !== 3) return fail('keys/bad-wraps', 'a wrap is [recipient, nonce, wrapped]');
     const [recipient, nonce, wrapped] = w;
-    if (!isBytesOf(recipient, 32) || !isBytesOf(nonce, WRAP_NONCE_BYTES) || !isBytesOf(wrapped, WRAPPED_KEY_BYTES)) return fail('keys/bad-wraps', 'wrap field of the wrong size');
+    if (!isBytesOf(recipient, 32) || !isBytesOf(nonce, WRAP_NONCE_BYTES) || !isBytesOf(wrapped, WRAPPED_KEY_BYTES))
+      return fail('keys/bad-wraps', 'wrap field of the wrong size');
     const last = wraps.at(-1);
-    if (last && compareBytes(last.recipient, recipient) >= 0) return fail('keys/bad-wraps', 'wraps must be sorted by recipient, one each');
+    if (last && compareBytes(last.recipient, recipient) >= 0)
+      return fail('keys/bad-wraps', 'wraps must be sorted by recipient, one each');
     wraps.push({ recipient, nonce, wrapped });
   }
   return ok({ epoch, ephemeral, wraps });
 }
 
 /** The AAD of one wrap: author gateway, policy, epoch, recipient and the ephemeral key. */
-export function keyWrapAad(author: Uint8Array, policy: string, epoch: number, recipient: Uint8Array, ephemeral: Uint8Array): Uint8Array {
+export function keyWrapAad(
+  author: Uint8Array,
+  policy: string,
+  epoch: number,
+  recipient: Uint8Array,
+  ephemeral: Uint8Array,
+): Uint8Array {
   return encodeCanonical([KEYWRAP_DOMAIN, author, policy, epoch, recipient, ephemeral]);
 }

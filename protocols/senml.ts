@@ -78,15 +78,18 @@ function readRecord(m: ReadonlyMap<CborKey, CborValue>, index: number): Result<S
   for (const [label, val] of m) {
     if (typeof label === 'string') {
       // §4.4 / §12.2: labels ending in "_" must be understood.
-      if (label.endsWith('_')) return fail('senml/must-understand', `record ${index}: label "${label}" must be understood`);
+      if (label.endsWith('_'))
+        return fail('senml/must-understand', `record ${index}: label "${label}" must be understood`);
       continue;
     }
     const field = typeof label === 'number' ? labelNames.get(label) : undefined;
     if (field === undefined) continue; // unknown extension labels are ignored (§4.4)
     if (numberFields.has(field)) {
-      if (typeof val !== 'number' || !Number.isFinite(val)) return fail('senml/bad-field', `record ${index}: ${field} must be a finite number`);
+      if (typeof val !== 'number' || !Number.isFinite(val))
+        return fail('senml/bad-field', `record ${index}: ${field} must be a finite number`);
     } else if (stringFields.has(field)) {
-      if (typeof val !== 'string' || val.length > MAX_STRING) return fail('senml/bad-field', `record ${index}: ${field} must be a string of at most ${MAX_STRING}`);
+      if (typeof val !== 'string' || val.length > MAX_STRING)
+        return fail('senml/bad-field', `record ${index}: ${field} must be a string of at most ${MAX_STRING}`);
     } else if (field === 'vb') {
       if (typeof val !== 'boolean') return fail('senml/bad-field', `record ${index}: vb must be a boolean`);
     } else if (field === 'vd') {
@@ -124,7 +127,8 @@ export function resolvePack(records: readonly SenmlRecord[]): Result<ResolvedRec
       return fail('senml/no-value', `record ${i}: has neither a value nor a sum`);
     }
     const name = bn + (r.n ?? '');
-    if (!NAME_RE.test(name)) return fail('senml/bad-name', `record ${i}: name "${name}" is not a valid SenML name (§4.5.1)`);
+    if (!NAME_RE.test(name))
+      return fail('senml/bad-name', `record ${i}: name "${name}" is not a valid SenML name (§4.5.1)`);
     const rec: ResolvedRecord = { name, time: bt + (r.t ?? 0) };
     const unit = r.u ?? bu;
     if (unit !== undefined) rec.unit = unit;
@@ -143,7 +147,8 @@ export function resolvePack(records: readonly SenmlRecord[]): Result<ResolvedRec
 export function readPack(value: CborValue): Result<SenmlRecord[]> {
   if (!Array.isArray(value)) return fail('senml/not-array', 'a SenML pack must be an array');
   if (value.length === 0) return fail('senml/empty', 'a SenML pack must hold at least one record');
-  if (value.length > MAX_RECORDS) return fail('senml/too-many-records', `pack of ${value.length} records exceeds ${MAX_RECORDS}`);
+  if (value.length > MAX_RECORDS)
+    return fail('senml/too-many-records', `pack of ${value.length} records exceeds ${MAX_RECORDS}`);
   const out: SenmlRecord[] = [];
   for (let i = 0; i < value.length; i++) {
     const m = value[i]!;

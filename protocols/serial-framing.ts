@@ -65,7 +65,15 @@ export interface DeframerOptions {
 
 export class Deframer {
   readonly maxFrameBytes: number;
-  readonly stats: DeframerStats = { frames: 0, bytes: 0, badCrc: 0, badCobs: 0, oversize: 0, runt: 0, discardedBytes: 0 };
+  readonly stats: DeframerStats = {
+    frames: 0,
+    bytes: 0,
+    badCrc: 0,
+    badCobs: 0,
+    oversize: 0,
+    runt: 0,
+    discardedBytes: 0,
+  };
   /** Decoded bytes of the frame in progress (frame ‖ CRC). */
   private readonly buf: Uint8Array;
   private len = 0;

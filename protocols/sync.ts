@@ -54,7 +54,8 @@ export type SyncMessage =
 
 const T = { equal: 0, hello: 1, vector: 2, block: 3, done: 4, check: 5, differ: 6, want: 7, mark: 8 } as const;
 
-const vectorValue = (v: readonly VectorEntry[]): unknown[] => v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads], e.kept]);
+const vectorValue = (v: readonly VectorEntry[]): unknown[] =>
+  v.map((e) => [e.author, e.stream, e.low, e.high, e.count, [...e.heads], e.kept]);
 
 export function encodeSyncMessage(m: SyncMessage): Uint8Array {
   switch (m.type) {
@@ -110,7 +111,8 @@ export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
   const r = decodeCbor(bytes, limits);
   if (!r.ok) return r;
   const v = r.value;
-  if (!Array.isArray(v) || v.length === 0 || typeof v[0] !== 'number') return fail('sync/bad-message', 'a sync message is [type, …]');
+  if (!Array.isArray(v) || v.length === 0 || typeof v[0] !== 'number')
+    return fail('sync/bad-message', 'a sync message is [type, …]');
   const bad = (what: string): Result<SyncMessage> => fail('sync/bad-message', what);
   switch (v[0]) {
     case T.equal:
@@ -128,16 +130,29 @@ export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
       return vector ? ok({ type: 'vector', vector }) : bad('vector is [2, vector]');
     }
     case T.block:
-      return v.length === 2 && v[1] instanceof Uint8Array ? ok({ type: 'block', envelope: v[1] }) : bad('block is [3, envelope]');
+      return v.length === 2 && v[1] instanceof Uint8Array
+        ? ok({ type: 'block', envelope: v[1] })
+        : bad('block is [3, envelope]');
     case T.done:
       return v.length === 2 && isUint(v[1]) ? ok({ type: 'done', count: v[1] }) : bad('done is [4, count]');
     case T.mark:
-      return v.length === 2 && v[1] instanceof Uint8Array ? ok({ type: 'mark', envelope: v[1] }) : bad('mark is [8, envelope]');
+      return v.length === 2 && v[1] instanceof Uint8Array
+        ? ok({ type: 'mark', envelope: v[1] })
+        : bad('mark is [8, envelope]');
     case T.want: {
       const list = v.length === 2 && Array.isArray(v[1]) ? v[1] : undefined;
       const streams: [Uint8Array, string][] = [];
       for (const e of list ?? []) {
-        if (!Array.isArray(e) || e.length !== 2 || !(e[0] instanceof Uint8Array) || e[0].length !== 32 || typeof e[1] !== 'string' || e[1].length === 0 || e[1].length > MAX_NAME_LENGTH) return bad('want is [7, [[author, stream]…]]');
+        if (
+          !Array.isArray(e) ||
+          e.length !== 2 ||
+          !(e[0] instanceof Uint8Array) ||
+          e[0].length !== 32 ||
+          typeof e[1] !== 'string' ||
+          e[1].length === 0 ||
+          e[1].length > MAX_NAME_LENGTH
+        )
+          return bad('want is [7, [[author, stream]…]]');
         streams.push([e[0], e[1]]);
       }
       return list ? ok({ type: 'want', streams }) : bad('want is [7, [[author, stream]…]]');
@@ -178,16 +193,29 @@ export function decodeAuthMessage(bytes: Uint8Array): Result<AuthMessage> {
   const v = r.value;
   if (!Array.isArray(v)) return fail('sync/bad-auth', 'an auth message is an array');
   const [t, a, b] = v;
-  if (t === 10 && v.length === 3 && a instanceof Uint8Array && a.length === 32 && b instanceof Uint8Array && b.length === NONCE_BYTES) {
+  if (
+    t === 10 &&
+    v.length === 3 &&
+    a instanceof Uint8Array &&
+    a.length === 32 &&
+    b instanceof Uint8Array &&
+    b.length === NONCE_BYTES
+  ) {
     return ok({ type: 'auth-hello', publicKey: a, nonce: b });
   }
-  if (t === 11 && v.length === 2 && a instanceof Uint8Array && a.length === 64) return ok({ type: 'auth-proof', signature: a });
+  if (t === 11 && v.length === 2 && a instanceof Uint8Array && a.length === 64)
+    return ok({ type: 'auth-proof', signature: a });
   if (t === 12 && v.length === 2 && typeof a === 'string') return ok({ type: 'auth-refused', reason: a });
   return fail('sync/bad-auth', 'not an auth message');
 }
 
 /** What `signer` signs to prove its key to `verifier` on one link. */
-export function syncAuthInput(signer: Uint8Array, verifier: Uint8Array, verifierNonce: Uint8Array, signerNonce: Uint8Array): Uint8Array {
+export function syncAuthInput(
+  signer: Uint8Array,
+  verifier: Uint8Array,
+  verifierNonce: Uint8Array,
+  signerNonce: Uint8Array,
+): Uint8Array {
   const out = new Uint8Array(SYNC_AUTH_DOMAIN.length + 32 + 32 + NONCE_BYTES + NONCE_BYTES);
   let o = 0;
   for (const part of [SYNC_AUTH_DOMAIN, signer, verifier, verifierNonce, signerNonce]) {

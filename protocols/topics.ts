@@ -19,9 +19,7 @@ export const topics = {
   upWildcard: `${TOPIC_ROOT}/dev/+/up`,
 } as const;
 
-export type ParsedTopic =
-  | { kind: 'up' | 'cmd'; device: string }
-  | { kind: 'gateway-status'; gateway: string };
+export type ParsedTopic = { kind: 'up' | 'cmd'; device: string } | { kind: 'gateway-status'; gateway: string };
 
 /** Parses an Outpost topic; undefined for anything else (including invalid ids). */
 export function parseTopic(topic: string): ParsedTopic | undefined {

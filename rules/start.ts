@@ -30,7 +30,12 @@ export async function startRules(
   opts: { log?: RulesLogger; maxRestarts?: number } = {},
 ): Promise<RulesHandle> {
   const ruleSet = 'files' in config ? await loadRuleFiles(config.files) : config;
-  const engine = new RulesEngine(ruleSet, { sink, scheduler, ...(opts.log && { log: opts.log }), ...(opts.maxRestarts !== undefined && { maxRestarts: opts.maxRestarts }) });
+  const engine = new RulesEngine(ruleSet, {
+    sink,
+    scheduler,
+    ...(opts.log && { log: opts.log }),
+    ...(opts.maxRestarts !== undefined && { maxRestarts: opts.maxRestarts }),
+  });
   const sub: Subscription = engine.connect(frames$);
   return {
     engine,

@@ -47,7 +47,8 @@ export function yjsSync(f: BaselineFrames): BaselineResult {
   const push = (doc: Y.Doc, frames: readonly DeviceFrame[]): void => {
     for (let i = 0; i < frames.length; i += BATCH) {
       doc.transact(() => {
-        for (let j = i; j < Math.min(frames.length, i + BATCH); j++) doc.getArray<Uint8Array>(frames[j]!.device).push([frames[j]!.bytes]);
+        for (let j = i; j < Math.min(frames.length, i + BATCH); j++)
+          doc.getArray<Uint8Array>(frames[j]!.device).push([frames[j]!.bytes]);
       });
     }
   };
@@ -70,7 +71,15 @@ export function yjsSync(f: BaselineFrames): BaselineResult {
   const eqA = Y.encodeStateVector(a);
   const eqB = Y.encodeStateVector(b);
   const converged = Buffer.from(eqA).equals(Buffer.from(eqB)) && sameYArrays(a, b, f);
-  const result = { n: f.common.length, bytes: svA.length + forA.length + svB.length + forB.length, flights: 3, wallMs, equalBytes: eqA.length + eqB.length, buildMs, converged };
+  const result = {
+    n: f.common.length,
+    bytes: svA.length + forA.length + svB.length + forB.length,
+    flights: 3,
+    wallMs,
+    equalBytes: eqA.length + eqB.length,
+    buildMs,
+    converged,
+  };
   a.destroy();
   b.destroy();
   return result;
@@ -108,7 +117,15 @@ export function automergeSync(f: BaselineFrames): BaselineResult {
   const s = run(a, b);
   const wallMs = performance.now() - t1;
   const eq = run(s.a, s.b);
-  return { n: f.common.length, bytes: s.bytes, flights: s.flights, wallMs, equalBytes: eq.bytes, buildMs, converged: Automerge.equals(s.a, s.b) };
+  return {
+    n: f.common.length,
+    bytes: s.bytes,
+    flights: s.flights,
+    wallMs,
+    equalBytes: eq.bytes,
+    buildMs,
+    converged: Automerge.equals(s.a, s.b),
+  };
 }
 
 function run(a: Doc, b: Doc): { a: Doc; b: Doc; bytes: number; flights: number } {

@@ -14,7 +14,13 @@ export function benchDevice(id: string, seed: Uint8Array = randomBytes(32)): Tes
     seed,
     publicKeyHex: Buffer.from(publicKeyFromSeed(seed)).toString('hex'),
     frame(boot, seq, value = seq) {
-      const body: ReadingBody = { type: 'reading', boot, seq, time: 1_760_000_000_000 + seq * 1000, records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: value }] };
+      const body: ReadingBody = {
+        type: 'reading',
+        boot,
+        seq,
+        time: 1_760_000_000_000 + seq * 1000,
+        records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: value }],
+      };
       return signBody(body, id, (m) => signEd25519(key, m));
     },
   };

@@ -18,7 +18,8 @@ const CAPABILITY: Record<string, string> = {
   fleet: 'firmware-sim',
   actuation: 'actuation',
 };
-export const capabilityOf = (name: string): string => CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);
+export const capabilityOf = (name: string): string =>
+  CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);
 export function discover(files: readonly string[], read: (f: string) => string): string[] {
   const names = files
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts') && !f.endsWith('.tmp.ts'))

@@ -36,7 +36,8 @@ export function goalScore(row: ReportRow): number | undefined {
   return measured / goal;
 }
 
-const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+const esc = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 export function renderSvg(rows: readonly ReportRow[], title: string): string {
   const charted = rows.filter((r) => r.goal !== undefined && r.pass !== undefined);
@@ -54,22 +55,29 @@ export function renderSvg(rows: readonly ReportRow[], title: string): string {
     `<text x="8" y="16" font-size="13" font-weight="bold">${esc(title)}</text>`,
     `<text x="8" y="32" fill="#555">bar: how far each goal is met (measured ÷ goal, or goal ÷ measured for ≤ goals); log scale, the line is the goal</text>`,
   ];
-  for (const t of [0.01, 0.1, 1, 10, 100]) out.push(`<text x="${x(t)}" y="${top - 4}" text-anchor="middle" fill="#555">${t}×</text>`);
+  for (const t of [0.01, 0.1, 1, 10, 100])
+    out.push(`<text x="${x(t)}" y="${top - 4}" text-anchor="middle" fill="#555">${t}×</text>`);
   charted.forEach((r, i) => {
     const y = top + i * rowH;
     const score = goalScore(r);
     const label = `${r.capability}: ${r.figure}`;
-    out.push(`<text x="${labelW - 6}" y="${y + 12}" text-anchor="end">${esc(label.length > 78 ? label.slice(0, 77) + '…' : label)}</text>`);
+    out.push(
+      `<text x="${labelW - 6}" y="${y + 12}" text-anchor="end">${esc(label.length > 78 ? label.slice(0, 77) + '…' : label)}</text>`,
+    );
     const colour = r.pass ? '#2e7d32' : '#c62828';
     if (score !== undefined) {
-      out.push(`<rect x="${labelW}" y="${y + 3}" width="${(x(score) - labelW).toFixed(1)}" height="${rowH - 6}" fill="${colour}"/>`);
+      out.push(
+        `<rect x="${labelW}" y="${y + 3}" width="${(x(score) - labelW).toFixed(1)}" height="${rowH - 6}" fill="${colour}"/>`,
+      );
     } else {
       out.push(`<rect x="${labelW}" y="${y + 3}" width="4" height="${rowH - 6}" fill="${colour}"/>`);
     }
     const text = `${r.pass ? 'pass' : 'FAIL'} ${score !== undefined ? score.toPrecision(3) + '×' : ''} (${r.goal})`;
     out.push(`<text x="${labelW + barW + 6}" y="${y + 12}" fill="${colour}">${esc(text)}</text>`);
   });
-  out.push(`<line x1="${x(1)}" y1="${top}" x2="${x(1)}" y2="${top + charted.length * rowH}" stroke="#000" stroke-dasharray="3,2"/>`);
+  out.push(
+    `<line x1="${x(1)}" y1="${top}" x2="${x(1)}" y2="${top + charted.length * rowH}" stroke="#000" stroke-dasharray="3,2"/>`,
+  );
   out.push('</svg>');
   return out.join('\n') + '\n';
 }

@@ -16,7 +16,9 @@ import { topics } from '../../protocols/index.js';
 import { memoryLogger } from '../../test/helpers/env.js';
 import { benchDevice } from './devices.js';
 
-const { values } = parseArgs({ options: { data: { type: 'string' }, devices: { type: 'string' }, scan: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { data: { type: 'string' }, devices: { type: 'string' }, scan: { type: 'boolean' } },
+});
 const imported = performance.now();
 // Public keys for the config (as a gateway.yaml would list them); one seed, for the frame this process sends.
 const list = JSON.parse(readFileSync(values.devices!, 'utf8')) as { id: string; publicKey: string; seed?: string }[];
@@ -55,7 +57,8 @@ const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { 
 const connected = performance.now();
 await client.publishAsync(topics.up(dev.id), Buffer.from(frame), { qos: 1 });
 const accepting = performance.now();
-if (gw.store.frameCount() !== frames + 1) throw new Error(`the frame was acked but not stored (${gw.store.frameCount()} of ${frames + 1})`);
+if (gw.store.frameCount() !== frames + 1)
+  throw new Error(`the frame was acked but not stored (${gw.store.frameCount()} of ${frames + 1})`);
 await client.endAsync();
 const rssStart = mb();
 

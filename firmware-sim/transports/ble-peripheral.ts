@@ -46,7 +46,19 @@ export class SimPeripheral {
   readonly uuid: string;
   readonly address: string;
   readonly mtu: number;
-  readonly stats: SimPeripheralStats = { sent: 0, resent: 0, acked: 0, staleAcks: 0, badDownlink: 0, commands: 0, notifications: 0, bytesOut: 0, bytesIn: 0, maxWriteBytes: 0, sessions: 0 };
+  readonly stats: SimPeripheralStats = {
+    sent: 0,
+    resent: 0,
+    acked: 0,
+    staleAcks: 0,
+    badDownlink: 0,
+    commands: 0,
+    notifications: 0,
+    bytesOut: 0,
+    bytesIn: 0,
+    maxWriteBytes: 0,
+    sessions: 0,
+  };
   rssi: number;
   inRange = true;
   private readonly deframer = new Deframer();
@@ -74,7 +86,12 @@ export class SimPeripheral {
   /** The advertisement as noble's websocket protocol carries it. */
   advertisement(): { localName: string; serviceUuids: string[]; manufacturerData?: string } {
     const nus = '6e400001b5a3f393e0a9e50e24dcca9e';
-    if (this.opts.advertiseAs === 'manufacturer') return { localName: 'NUS sensor', serviceUuids: [nus], manufacturerData: Buffer.from(encodeManufacturerId(this.device.id)).toString('hex') };
+    if (this.opts.advertiseAs === 'manufacturer')
+      return {
+        localName: 'NUS sensor',
+        serviceUuids: [nus],
+        manufacturerData: Buffer.from(encodeManufacturerId(this.device.id)).toString('hex'),
+      };
     return { localName: this.device.id, serviceUuids: [nus] };
   }
 

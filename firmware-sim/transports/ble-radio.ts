@@ -185,14 +185,34 @@ export class BleRadio {
             { uuid: NUS_RX_UUID, properties: ['write', 'writeWithoutResponse'] },
             { uuid: NUS_TX_UUID, properties: ['notify'] },
           ];
-          this.emit(ws, { type: 'characteristicsDiscover', peripheralUuid, serviceUuid: NUS_SERVICE_UUID, characteristics });
+          this.emit(ws, {
+            type: 'characteristicsDiscover',
+            peripheralUuid,
+            serviceUuid: NUS_SERVICE_UUID,
+            characteristics,
+          });
         }
         return;
       case 'notify':
         if (!mine || c.characteristicUuid !== NUS_TX_UUID) return;
-        this.emit(ws, { type: 'notify', peripheralUuid, serviceUuid: NUS_SERVICE_UUID, characteristicUuid: NUS_TX_UUID, state: c.notify === true });
+        this.emit(ws, {
+          type: 'notify',
+          peripheralUuid,
+          serviceUuid: NUS_SERVICE_UUID,
+          characteristicUuid: NUS_TX_UUID,
+          state: c.notify === true,
+        });
         if (c.notify === true && !slot.p.subscribed) {
-          slot.p.subscribe((chunk) => this.emit(ws, { type: 'read', peripheralUuid, serviceUuid: NUS_SERVICE_UUID, characteristicUuid: NUS_TX_UUID, data: Buffer.from(chunk).toString('hex'), isNotification: true }));
+          slot.p.subscribe((chunk) =>
+            this.emit(ws, {
+              type: 'read',
+              peripheralUuid,
+              serviceUuid: NUS_SERVICE_UUID,
+              characteristicUuid: NUS_TX_UUID,
+              data: Buffer.from(chunk).toString('hex'),
+              isNotification: true,
+            }),
+          );
         } else if (c.notify !== true) {
           slot.p.unsubscribe();
         }
@@ -200,7 +220,13 @@ export class BleRadio {
       case 'write':
         if (!mine || c.characteristicUuid !== NUS_RX_UUID || typeof c.data !== 'string') return;
         slot.p.onWrite(Buffer.from(c.data, 'hex'));
-        if (!c.withoutResponse) this.emit(ws, { type: 'write', peripheralUuid, serviceUuid: NUS_SERVICE_UUID, characteristicUuid: NUS_RX_UUID });
+        if (!c.withoutResponse)
+          this.emit(ws, {
+            type: 'write',
+            peripheralUuid,
+            serviceUuid: NUS_SERVICE_UUID,
+            characteristicUuid: NUS_RX_UUID,
+          });
         return;
       default:
         return;
@@ -239,7 +265,15 @@ export class BleRadio {
         if (!s.p.inRange || s.connected) continue;
         const advertisement = s.p.advertisement();
         if (uuids.length > 0 && !advertisement.serviceUuids.some((u) => uuids.includes(u))) continue;
-        this.emit(ws, { type: 'discover', peripheralUuid: s.p.uuid, address: s.p.address, addressType: 'random', connectable: true, advertisement, rssi: s.p.rssi });
+        this.emit(ws, {
+          type: 'discover',
+          peripheralUuid: s.p.uuid,
+          address: s.p.address,
+          addressType: 'random',
+          connectable: true,
+          advertisement,
+          rssi: s.p.rssi,
+        });
       }
     }
   }

@@ -32,7 +32,8 @@ export function checkDownlink(frame: Uint8Array, trust: DownlinkTrust): Downlink
   if (!body.ok) return { kind: 'bad' };
   const pub = trust.gatewayPublicKey;
   const fromGateway = trust.gatewayId === undefined || kidToDeviceId(kid) === trust.gatewayId;
-  const verified = fromGateway && pub !== undefined && verifySignature(pub, sigStructure(protectedBytes, payload), signature);
+  const verified =
+    fromGateway && pub !== undefined && verifySignature(pub, sigStructure(protectedBytes, payload), signature);
   // Commands go on to the actuators whatever their signature: they check it against every
   // trusted gateway (siblings) and answer a forged one with a signed refusal (issue 7).
   if (body.value.type === 'command') return { kind: 'command', frame, verified };

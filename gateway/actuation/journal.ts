@@ -6,7 +6,12 @@
  * at start from the blocks already held, and from every sibling block as sync applies it.
  */
 import { type Block, type CborValue, decodeSignedBlock, type SignedBlock, toHex } from '../../protocols/index.js';
-import { actuationBody, type ActuationRecord, decodeActuationBody, MAX_ACTUATION_RECORDS } from '../../protocols/actuation.js';
+import {
+  actuationBody,
+  type ActuationRecord,
+  decodeActuationBody,
+  MAX_ACTUATION_RECORDS,
+} from '../../protocols/actuation.js';
 import type { ActuationJournal, AuditBlock } from '../../rules/actuation/index.js';
 import { DEFAULT_POLICY, type BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';

@@ -22,7 +22,9 @@ export interface GatewayActuationDeps {
   readonly sign: (m: Uint8Array) => Uint8Array;
   readonly frames$: Observable<IngestedFrame>;
   readonly blockLog: BlockLog;
-  readonly device: (id: string) => { readonly model?: string | undefined; readonly site?: string | undefined } | undefined;
+  readonly device: (
+    id: string,
+  ) => { readonly model?: string | undefined; readonly site?: string | undefined } | undefined;
   readonly targets: () => RouteTargets;
   readonly logger: Logger;
   /** Authors log blocks inside the ingest commit loop (IngestPipeline.appendInCommit). */
@@ -31,7 +33,10 @@ export interface GatewayActuationDeps {
   readonly publish?: (topic: string, payload: string) => Promise<void>;
 }
 
-export type ActuationSettings = Pick<ActuationOptions, 'leaseMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'>;
+export type ActuationSettings = Pick<
+  ActuationOptions,
+  'leaseMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'
+>;
 
 export class GatewayActuation {
   readonly actuation: Actuation;
@@ -64,7 +69,8 @@ export class GatewayActuation {
         if (r.type === 'lease') {
           this.actuation.leases.observe(b.author, r);
           held++;
-        } else if (r.type === 'decision' && r.command && b.author === self) this.actuation.issuedAfter(r.command.issued);
+        } else if (r.type === 'decision' && r.command && b.author === self)
+          this.actuation.issuedAfter(r.command.issued);
       }
     }
     if (held > 0) log.info({ leases: held }, 'lease records loaded from the log');
@@ -107,10 +113,16 @@ export class GatewayActuation {
   private other(d: Decision, deps: GatewayActuationDeps, log: Logger): void {
     const a = d.action;
     if (a.kind === 'publish') {
-      if (!deps.publish) return log.warn({ rule: d.rule, topic: a.topic }, 'publish action without an MQTT broker: dropped');
-      deps.publish(a.topic, a.payload).catch((err: unknown) => log.warn({ rule: d.rule, topic: a.topic, err: String(err) }, 'publish action failed'));
+      if (!deps.publish)
+        return log.warn({ rule: d.rule, topic: a.topic }, 'publish action without an MQTT broker: dropped');
+      deps
+        .publish(a.topic, a.payload)
+        .catch((err: unknown) => log.warn({ rule: d.rule, topic: a.topic, err: String(err) }, 'publish action failed'));
     } else if (a.kind === 'alert') {
-      log.warn({ rule: d.rule, ruleVersion: d.ruleVersion, inputs: d.inputs, reason: d.reason, alert: a.message }, `alert: ${a.message}`);
+      log.warn(
+        { rule: d.rule, ruleVersion: d.ruleVersion, inputs: d.inputs, reason: d.reason, alert: a.message },
+        `alert: ${a.message}`,
+      );
     }
   }
 
@@ -120,7 +132,15 @@ export class GatewayActuation {
       inFlight: this.actuation.inFlight,
       sent: this.routes.sent,
       auditBlocks: this.journal.blocks,
-      leases: this.actuation.leases.snapshot(now).map((l) => ({ device: l.device, actuator: l.actuator, holder: l.lease.holder, fence: l.lease.fence, expires: l.lease.expires })),
+      leases: this.actuation.leases
+        .snapshot(now)
+        .map((l) => ({
+          device: l.device,
+          actuator: l.actuator,
+          holder: l.lease.holder,
+          fence: l.lease.fence,
+          expires: l.lease.expires,
+        })),
     };
   }
 

@@ -19,7 +19,12 @@ import { checkBearer } from './token.js';
 export type Caller = { readonly kind: 'operator' } | { readonly kind: 'principal'; readonly did: string };
 
 /** Routes a signed principal may use; everything else is the operator's. */
-export const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set(['/api/frames', '/api/log/frames', '/api/feed', '/api/whoami']);
+export const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set([
+  '/api/frames',
+  '/api/log/frames',
+  '/api/feed',
+  '/api/whoami',
+]);
 
 /** The policy frames are under when the log holds no block for them (older data, no log). */
 const UNLOGGED_POLICY = 'default';
@@ -43,11 +48,23 @@ export class ApiAccess {
       return Array.isArray(v) ? v.join(', ') : v;
     };
     if (header('signature-input') === undefined && header('signature') === undefined) {
-      throw unauthorized('missing', 'send Authorization: Bearer <admin token>, or sign the request (RFC 9421, ed25519, keyid = your did:key)');
+      throw unauthorized(
+        'missing',
+        'send Authorization: Bearer <admin token>, or sign the request (RFC 9421, ed25519, keyid = your did:key)',
+      );
     }
-    const r = verifyRequest({ method: req.method ?? 'GET', target: req.url ?? '/', ...(req.headers.host !== undefined && { authority: req.headers.host }), header }, { now: Date.now(), replay: this.replay });
+    const r = verifyRequest(
+      {
+        method: req.method ?? 'GET',
+        target: req.url ?? '/',
+        ...(req.headers.host !== undefined && { authority: req.headers.host }),
+        header,
+      },
+      { now: Date.now(), replay: this.replay },
+    );
     if (!r.ok) {
-      if (r.error.code === 'signature/replay-cache-full') throw new ApiError(503, r.error.code, r.error.message, { 'retry-after': '5' });
+      if (r.error.code === 'signature/replay-cache-full')
+        throw new ApiError(503, r.error.code, r.error.message, { 'retry-after': '5' });
       throw unauthorized(r.error.code, r.error.message);
     }
     return { kind: 'principal', did: r.value.did };
@@ -56,7 +73,11 @@ export class ApiAccess {
   /** 403 for a principal on an operator route. */
   route(caller: Caller, path: string): void {
     if (caller.kind === 'principal' && !PRINCIPAL_ROUTES.has(path)) {
-      throw new ApiError(403, 'operator-only', `${path} is part of the operator surface (admin token); signed principals may use ${[...PRINCIPAL_ROUTES].join(', ')}`);
+      throw new ApiError(
+        403,
+        'operator-only',
+        `${path} is part of the operator surface (admin token); signed principals may use ${[...PRINCIPAL_ROUTES].join(', ')}`,
+      );
     }
   }
 
@@ -105,10 +126,22 @@ export class ApiAccess {
 
 /** Every 401 has the code `unauthorized`; `reason` says which check failed (`bad-token`, `signature/stale`, …). */
 function unauthorized(reason: string, message: string): ApiError {
-  return new ApiError(401, 'unauthorized', message, { 'www-authenticate': 'Bearer realm="outpost", Signature realm="outpost"' }, { reason });
+  return new ApiError(
+    401,
+    'unauthorized',
+    message,
+    { 'www-authenticate': 'Bearer realm="outpost", Signature realm="outpost"' },
+    { reason },
+  );
 }
 
 /** The 403 a principal gets for a policy it may not read: names the policy and the missing permission. */
 export function forbidden(r: Extract<CheckResult, { allowed: false }>): ApiError {
-  return new ApiError(403, 'forbidden', `no read permission on policy ${r.policy}: missing ${r.missing} (${r.reason})`, {}, { policy: r.policy, missing: r.missing });
+  return new ApiError(
+    403,
+    'forbidden',
+    `no read permission on policy ${r.policy}: missing ${r.missing} (${r.reason})`,
+    {},
+    { policy: r.policy, missing: r.missing },
+  );
 }

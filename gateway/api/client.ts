@@ -24,12 +24,18 @@ export class RemoteApiError extends Error {
 /** Reads a principal key file: 64 hex digits, an Ed25519 seed (`gateway policy keygen --out FILE`). */
 export function readPrincipalKey(file: string): Uint8Array {
   const text = readFileSync(file, 'utf8').trim();
-  if (!/^[0-9a-f]{64}$/i.test(text)) throw new Error(`${file} must hold 64 hex digits (an Ed25519 seed, as written by \`gateway policy keygen\`)`);
+  if (!/^[0-9a-f]{64}$/i.test(text))
+    throw new Error(`${file} must hold 64 hex digits (an Ed25519 seed, as written by \`gateway policy keygen\`)`);
   return Uint8Array.from(Buffer.from(text, 'hex'));
 }
 
 /** GET `target` (path and query) from `base`, signed by `seed`. */
-export async function signedGet(base: string, target: string, seed: Uint8Array, init: { signal?: AbortSignal } = {}): Promise<Response> {
+export async function signedGet(
+  base: string,
+  target: string,
+  seed: Uint8Array,
+  init: { signal?: AbortSignal } = {},
+): Promise<Response> {
   const url = new URL(target, base);
   // Sign exactly the path and query that go on the wire.
   const headers = signRequest('GET', url.pathname + url.search, seed);
@@ -57,7 +63,11 @@ export interface RemoteQuery {
 }
 
 /** Every frame the principal may read that matches, page by page. Throws RemoteApiError on a refusal. */
-export async function* remoteFrames(base: string, seed: Uint8Array, q: RemoteQuery): AsyncGenerator<ApiFrame & { policy?: string }> {
+export async function* remoteFrames(
+  base: string,
+  seed: Uint8Array,
+  q: RemoteQuery,
+): AsyncGenerator<ApiFrame & { policy?: string }> {
   let left = q.limit ?? Infinity;
   let after: string | null = null;
   for (;;) {

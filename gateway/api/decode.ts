@@ -1,5 +1,12 @@
 /** Stored frames as the API returns them: decoded SenML records, JSON-friendly. */
-import { decodeBody, decodeSign1, RELATIVE_TIME_LIMIT, resolvePack, toHex, type UplinkBody } from '../../protocols/index.js';
+import {
+  decodeBody,
+  decodeSign1,
+  RELATIVE_TIME_LIMIT,
+  resolvePack,
+  toHex,
+  type UplinkBody,
+} from '../../protocols/index.js';
 import type { StoredFrame } from '../store/store.js';
 
 export interface ApiRecord {
@@ -44,7 +51,10 @@ export function apiRecords(body: UplinkBody | undefined, rxTime: number): ApiRec
   }));
 }
 
-export function apiFrame(f: Pick<StoredFrame, 'rx' | 'device' | 'boot' | 'seq' | 'rxTime' | 'transport' | 'frame'> & { deviceTime?: number }, body = decodeFrameBody(f.frame)): ApiFrame {
+export function apiFrame(
+  f: Pick<StoredFrame, 'rx' | 'device' | 'boot' | 'seq' | 'rxTime' | 'transport' | 'frame'> & { deviceTime?: number },
+  body = decodeFrameBody(f.frame),
+): ApiFrame {
   return {
     rx: f.rx,
     device: f.device,

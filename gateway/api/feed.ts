@@ -34,7 +34,10 @@ export class LiveFeed {
     this.subs.push(
       gw.ingest.frames$.subscribe((f) => {
         if (this.clients.size === 0) return;
-        const frame = apiFrame({ ...f, boot: f.body.boot, seq: f.body.seq, ...(f.body.time !== undefined && { deviceTime: f.body.time }) }, f.body);
+        const frame = apiFrame(
+          { ...f, boot: f.body.boot, seq: f.body.seq, ...(f.body.time !== undefined && { deviceTime: f.body.time }) },
+          f.body,
+        );
         let policy: string | undefined;
         for (const c of this.clients) {
           const v = this.viewers.get(c);
@@ -47,7 +50,13 @@ export class LiveFeed {
       }),
       gw.ingest.outcomes$.subscribe((e) => {
         if (this.clients.size === 0 || e.outcome.status !== 'rejected') return;
-        this.broadcast('rejected', { device: e.device ?? null, reason: e.outcome.reason, detail: e.outcome.detail.slice(0, 200), transport: e.transport, at: new Date().toISOString() });
+        this.broadcast('rejected', {
+          device: e.device ?? null,
+          reason: e.outcome.reason,
+          detail: e.outcome.detail.slice(0, 200),
+          transport: e.transport,
+          at: new Date().toISOString(),
+        });
       }),
     );
     this.timer = setInterval(() => this.clients.size > 0 && this.broadcast('status', gw.status()), statusIntervalMs);
@@ -65,7 +74,12 @@ export class LiveFeed {
 
   /** A new client: the operator (everything), or a principal `viewer` (only frames it may read). */
   add(res: ServerResponse, viewer?: FeedViewer): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     res.write(`retry: 2000\n\n`);
     this.clients.add(res);
     if (viewer) this.viewers.set(res, viewer);

@@ -24,9 +24,19 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-store',
 };
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), ...SECURITY_HEADERS, ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    ...SECURITY_HEADERS,
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -34,14 +44,26 @@ export function sendError(res: ServerResponse, e: ApiError): void {
   sendJson(res, e.status, { error: { code: e.code, message: e.message, ...e.details } }, e.headers);
 }
 
-export function sendText(res: ServerResponse, status: number, contentType: string, body: string | Buffer, extra: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), ...SECURITY_HEADERS, ...extra });
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string | Buffer,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    ...SECURITY_HEADERS,
+    ...extra,
+  });
   res.end(body);
 }
 
 /** Refuses requests this API cannot take: over-long URLs and any request body (every route is a GET). */
 export function checkRequestShape(req: IncomingMessage): void {
-  if ((req.url ?? '').length > MAX_URL_BYTES) throw new ApiError(414, 'uri-too-long', `request URLs are limited to ${MAX_URL_BYTES} bytes`);
+  if ((req.url ?? '').length > MAX_URL_BYTES)
+    throw new ApiError(414, 'uri-too-long', `request URLs are limited to ${MAX_URL_BYTES} bytes`);
   const len = Number(req.headers['content-length'] ?? 0);
   if (req.headers['transfer-encoding'] !== undefined || !(len <= MAX_BODY_BYTES)) {
     throw new ApiError(413, 'body-not-allowed', 'this API takes no request bodies');
@@ -52,7 +74,8 @@ export function checkRequestShape(req: IncomingMessage): void {
 export function queryParams(url: URL, allowed: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   for (const [k, v] of url.searchParams) {
-    if (!allowed.includes(k)) throw new ApiError(400, 'bad-query', `unknown query parameter "${k}" (allowed: ${allowed.join(', ') || 'none'})`);
+    if (!allowed.includes(k))
+      throw new ApiError(400, 'bad-query', `unknown query parameter "${k}" (allowed: ${allowed.join(', ') || 'none'})`);
     if (out.has(k)) throw new ApiError(400, 'bad-query', `query parameter "${k}" given more than once`);
     out.set(k, v);
   }
@@ -63,13 +86,19 @@ export function queryParams(url: URL, allowed: readonly string[]): Map<string, s
 export function parseTimeParam(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const t = /^\d{1,16}$/.test(v) ? Number(v) : /^\d{4}-\d{2}-\d{2}/.test(v) ? Date.parse(v) : NaN;
-  if (!Number.isSafeInteger(t) || t < 0) throw new ApiError(400, 'bad-query', `${name} must be epoch milliseconds or an ISO 8601 date, not "${v.slice(0, 40)}"`);
+  if (!Number.isSafeInteger(t) || t < 0)
+    throw new ApiError(
+      400,
+      'bad-query',
+      `${name} must be epoch milliseconds or an ISO 8601 date, not "${v.slice(0, 40)}"`,
+    );
   return t;
 }
 
 export function parseIntParam(name: string, v: string | undefined, min: number, max: number, dflt: number): number {
   if (v === undefined) return dflt;
   const n = /^\d{1,9}$/.test(v) ? Number(v) : NaN;
-  if (!(n >= min && n <= max)) throw new ApiError(400, 'bad-query', `${name} must be an integer from ${min} to ${max}, not "${v.slice(0, 40)}"`);
+  if (!(n >= min && n <= max))
+    throw new ApiError(400, 'bad-query', `${name} must be an integer from ${min} to ${max}, not "${v.slice(0, 40)}"`);
   return n;
 }

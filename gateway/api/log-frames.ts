@@ -40,7 +40,8 @@ export function queryLogFrames(log: BlockLog | undefined, url: URL, check: (poli
   const q = queryParams(url, ['device', 'after', 'limit', 'policy']);
   if (!log) throw new ApiError(404, 'no-log', 'this gateway keeps no block log');
   const device = q.get('device');
-  if (device !== undefined && !ID_PATTERN.test(device)) throw new ApiError(400, 'bad-query', `device must match ${ID_PATTERN.source}`);
+  if (device !== undefined && !ID_PATTERN.test(device))
+    throw new ApiError(400, 'bad-query', `device must match ${ID_PATTERN.source}`);
   const policy = q.get('policy');
   if (policy !== undefined) {
     const c = check(policy);
@@ -48,7 +49,8 @@ export function queryLogFrames(log: BlockLog | undefined, url: URL, check: (poli
   }
   const cur = q.get('after');
   const m = cur === undefined ? null : CURSOR.exec(cur);
-  if (cur !== undefined && !m) throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
+  if (cur !== undefined && !m)
+    throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
   const from: [string, number, number] | undefined = m ? [m[1]!, Number(m[2]), Number(m[3])] : undefined;
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
 

@@ -15,11 +15,36 @@ export class GatewayMetrics {
     const r = this.registry;
     r.setDefaultLabels({ gateway: gw.config.gateway.id });
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: 'outpost_' });
-    const received = new Counter({ name: 'outpost_frames_received_total', help: 'Frames submitted to ingest, by transport', labelNames: ['transport'], registers: [r] });
-    const accepted = new Counter({ name: 'outpost_frames_accepted_total', help: 'Frames stored durably, by transport', labelNames: ['transport'], registers: [r] });
-    const duplicates = new Counter({ name: 'outpost_frames_duplicate_total', help: 'Resent frames already stored (acked again, not stored)', labelNames: ['transport'], registers: [r] });
-    const rejected = new Counter({ name: 'outpost_frames_rejected_total', help: 'Frames refused for good, by reason and transport', labelNames: ['reason', 'transport'], registers: [r] });
-    const failed = new Counter({ name: 'outpost_frames_failed_total', help: 'Frames not ingested for a transient reason (not acked; the sender retries)', labelNames: ['reason', 'transport'], registers: [r] });
+    const received = new Counter({
+      name: 'outpost_frames_received_total',
+      help: 'Frames submitted to ingest, by transport',
+      labelNames: ['transport'],
+      registers: [r],
+    });
+    const accepted = new Counter({
+      name: 'outpost_frames_accepted_total',
+      help: 'Frames stored durably, by transport',
+      labelNames: ['transport'],
+      registers: [r],
+    });
+    const duplicates = new Counter({
+      name: 'outpost_frames_duplicate_total',
+      help: 'Resent frames already stored (acked again, not stored)',
+      labelNames: ['transport'],
+      registers: [r],
+    });
+    const rejected = new Counter({
+      name: 'outpost_frames_rejected_total',
+      help: 'Frames refused for good, by reason and transport',
+      labelNames: ['reason', 'transport'],
+      registers: [r],
+    });
+    const failed = new Counter({
+      name: 'outpost_frames_failed_total',
+      help: 'Frames not ingested for a transient reason (not acked; the sender retries)',
+      labelNames: ['reason', 'transport'],
+      registers: [r],
+    });
     const latency = new Histogram({
       name: 'outpost_ingest_latency_seconds',
       help: 'Frame submit to durable in the store, for stored frames',
@@ -37,15 +62,38 @@ export class GatewayMetrics {
       else failed.inc({ reason: o.reason, transport: e.transport });
     });
     const gauge = (name: string, help: string, read: () => number): void => {
-      new Gauge({ name, help, registers: [r], collect() { this.set(read()); } });
+      new Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          this.set(read());
+        },
+      });
     };
     gauge('outpost_verify_queue_depth', 'Signature checks waiting for a verify worker', () => gw.pool.queued);
     gauge('outpost_ingest_pending', 'Frames submitted and not yet answered', () => gw.ingest.pending);
     gauge('outpost_store_bytes', 'Bytes the store uses on disk', () => gw.store.sizeBytes());
     // Free-space guard (ingest.minFreeBytes): the last statfs reading (NaN until one is taken; none with the guard off).
-    gauge('outpost_store_free_bytes', 'Free bytes on the data directory\'s filesystem, last reading of the free-space guard', () => gw.space?.lastFree ?? Number.NaN);
-    gauge('outpost_store_min_free_bytes', 'The free-space floor below which writes are refused (0: guard off)', () => gw.space?.minFreeBytes ?? 0);
-    new Counter({ name: 'outpost_disk_low_refusals_total', help: 'Writes refused because free space was below the floor (ingest commits, sync applies, authoring)', registers: [r], collect() { this.reset(); this.inc(gw.space?.refusals ?? 0); } });
+    gauge(
+      'outpost_store_free_bytes',
+      "Free bytes on the data directory's filesystem, last reading of the free-space guard",
+      () => gw.space?.lastFree ?? Number.NaN,
+    );
+    gauge(
+      'outpost_store_min_free_bytes',
+      'The free-space floor below which writes are refused (0: guard off)',
+      () => gw.space?.minFreeBytes ?? 0,
+    );
+    new Counter({
+      name: 'outpost_disk_low_refusals_total',
+      help: 'Writes refused because free space was below the floor (ingest commits, sync applies, authoring)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(gw.space?.refusals ?? 0);
+      },
+    });
     gauge('outpost_store_frames', 'Frames in the store', () => gw.store.frameCount());
     gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
     gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());
@@ -59,11 +107,26 @@ export class GatewayMetrics {
         const s = gw.actuation?.actuation.stats;
         if (!s) return;
         this.reset();
-        for (const [state, n] of [['acked', s.acked], ['refused', s.refused], ['expired', s.expired], ['no-route', s.noRoute], ['no-lease', s.noLease], ['superseded', s.superseded], ['interlocked', s.interlocked]] as const) this.inc({ state }, n);
+        for (const [state, n] of [
+          ['acked', s.acked],
+          ['refused', s.refused],
+          ['expired', s.expired],
+          ['no-route', s.noRoute],
+          ['no-lease', s.noLease],
+          ['superseded', s.superseded],
+          ['interlocked', s.interlocked],
+        ] as const)
+          this.inc({ state }, n);
       },
     });
-    gauge('outpost_commands_in_flight', 'Commands sent and waiting for an ack or expiry', () => gw.actuation?.actuation.inFlight ?? 0);
-    gauge('outpost_command_refusal_reports', 'Forged or replayed commands devices reported refusing', () => (gw.actuation ? gw.actuation.actuation.stats.forgeryReports + gw.actuation.actuation.stats.replayReports : 0));
+    gauge(
+      'outpost_commands_in_flight',
+      'Commands sent and waiting for an ack or expiry',
+      () => gw.actuation?.actuation.inFlight ?? 0,
+    );
+    gauge('outpost_command_refusal_reports', 'Forged or replayed commands devices reported refusing', () =>
+      gw.actuation ? gw.actuation.actuation.stats.forgeryReports + gw.actuation.actuation.stats.replayReports : 0,
+    );
   }
 
   text(): Promise<string> {

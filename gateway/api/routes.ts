@@ -18,9 +18,13 @@ export interface RouteContext {
 
 function deviceJson(ctx: RouteContext, d: DeviceRecord, now: number): Record<string, unknown> {
   const lastSeen = ctx.gw.activity.lastSeenAt(d.id);
-  const online = d.revokedAt === undefined && lastSeen !== undefined && now - lastSeen <= ctx.gw.config.status.onlineTimeoutSeconds * 1000;
+  const online =
+    d.revokedAt === undefined &&
+    lastSeen !== undefined &&
+    now - lastSeen <= ctx.gw.config.status.onlineTimeoutSeconds * 1000;
   const last = ctx.view.lastFrame(d.id);
-  const reading = (r: ReturnType<DeviceView['battery']>) => (r ? { name: r.name, value: r.value, unit: r.unit ?? null } : null);
+  const reading = (r: ReturnType<DeviceView['battery']>) =>
+    r ? { name: r.name, value: r.value, unit: r.unit ?? null } : null;
   return {
     id: d.id,
     name: d.name ?? null,
@@ -33,7 +37,15 @@ function deviceJson(ctx: RouteContext, d: DeviceRecord, now: number): Record<str
     lastFrame: last ? { ...last, rxTime: new Date(last.rxTime).toISOString() } : null,
     battery: reading(ctx.view.battery(d.id)),
     signal: reading(ctx.view.signal(d.id)),
-    readings: ctx.view.readings(d.id).map((r) => ({ name: r.name, value: r.value, unit: r.unit ?? null, at: new Date(r.at).toISOString(), history: r.history })),
+    readings: ctx.view
+      .readings(d.id)
+      .map((r) => ({
+        name: r.name,
+        value: r.value,
+        unit: r.unit ?? null,
+        at: new Date(r.at).toISOString(),
+        history: r.history,
+      })),
     rejections: ctx.view.rejections(d.id),
   };
 }
@@ -76,20 +88,24 @@ export const MAX_SCANNED_FRAMES = 20_000;
 export function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): unknown {
   const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after', 'policy']);
   const policy = q.get('policy');
-  if (policy !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(policy)) throw new ApiError(400, 'bad-query', 'policy must be a policy name');
+  if (policy !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(policy))
+    throw new ApiError(400, 'bad-query', 'policy must be a policy name');
   if (policy !== undefined && access) {
     const c = access.check(policy);
     if (!c.allowed) throw forbidden(c);
   }
   const cursor = q.get('after');
   const m = cursor === undefined ? null : /^(\d{1,16})-(\d{1,16})$/.exec(cursor);
-  if (cursor !== undefined && !m) throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
+  if (cursor !== undefined && !m)
+    throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
   const after = m ? { rxTime: Number(m[1]), rx: Number(m[2]) } : undefined;
   const device = q.get('device');
-  if (device !== undefined && !ID_PATTERN.test(device)) throw new ApiError(400, 'bad-query', `device must match ${ID_PATTERN.source}`);
+  if (device !== undefined && !ID_PATTERN.test(device))
+    throw new ApiError(400, 'bad-query', `device must match ${ID_PATTERN.source}`);
   const since = parseTimeParam('since', q.get('since'));
   const until = parseTimeParam('until', q.get('until'));
-  if (since !== undefined && until !== undefined && until < since) throw new ApiError(400, 'bad-query', 'until must not be before since');
+  if (since !== undefined && until !== undefined && until < since)
+    throw new ApiError(400, 'bad-query', 'until must not be before since');
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
   const frames: (ApiFrame & { policy?: string })[] = [];
   // With access, every frame is tagged with its policy and checked (the operator's check always allows).
@@ -99,7 +115,8 @@ export function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): 
   let denied: Extract<CheckResult, { allowed: false }> | undefined;
   let scanned = 0;
   for (const f of ctx.gw.store.queryFrames({ device, since, until, limit: filtered ? undefined : limit + 1, after })) {
-    if (frames.length === limit || scanned === MAX_SCANNED_FRAMES) return { frames, more: true, next: `${last!.rxTime}-${last!.rx}` };
+    if (frames.length === limit || scanned === MAX_SCANNED_FRAMES)
+      return { frames, more: true, next: `${last!.rxTime}-${last!.rx}` };
     scanned++;
     last = { rxTime: f.rxTime, rx: f.rx };
     if (!filtered) {
@@ -123,7 +140,12 @@ export function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): 
 /** GET /api/status */
 export function status(ctx: RouteContext, url: URL): unknown {
   queryParams(url, []);
-  return { ...ctx.gw.status(), uptimeSeconds: Math.round((Date.now() - startedAt) / 1000), mqttPort: ctx.gw.broker?.port ?? null, did: ctx.gw.identity.did };
+  return {
+    ...ctx.gw.status(),
+    uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+    mqttPort: ctx.gw.broker?.port ?? null,
+    did: ctx.gw.identity.did,
+  };
 }
 
 /** GET /api/whoami: the caller as the gateway sees it, and the policies it may read. */
@@ -133,6 +155,8 @@ export function whoami(gw: Gateway, url: URL, caller: Caller): unknown {
   const perms = gw.policies?.permissions;
   const p = perms?.principal(caller.did);
   // Only the policies it may read: the names of the others are not its business.
-  const readable = perms ? [...perms.set.policies.keys()].filter((name) => perms.check(caller.did, 'read', name).allowed) : [];
+  const readable = perms
+    ? [...perms.set.policies.keys()].filter((name) => perms.check(caller.did, 'read', name).allowed)
+    : [];
   return { caller: 'principal', principal: { did: caller.did, id: p?.id ?? null, kind: p?.kind ?? null }, readable };
 }

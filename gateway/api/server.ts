@@ -70,10 +70,16 @@ export class ApiServer {
       checkRequestShape(req);
       const url = new URL(req.url ?? '/', 'http://gateway.invalid');
       const path = url.pathname;
-      if (req.method !== 'GET' && req.method !== 'HEAD') throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed; this API is read-only (GET)`, { allow: 'GET, HEAD' });
+      if (req.method !== 'GET' && req.method !== 'HEAD')
+        throw new ApiError(405, 'method-not-allowed', `${req.method} is not allowed; this API is read-only (GET)`, {
+          allow: 'GET, HEAD',
+        });
       if (path === '/healthz') return sendJson(res, 200, { ok: true, gateway: gw.config.gateway.id });
       const file: StaticFile | undefined = files.get(path);
-      if (file) return sendText(res, 200, file.type, file.body, { 'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'" });
+      if (file)
+        return sendText(res, 200, file.type, file.body, {
+          'content-security-policy': "default-src 'self'; img-src 'self' data:; style-src 'self'",
+        });
       const publicMetrics = path === '/metrics' && opts.metrics.public;
       // The operator's token, or a request signed by a principal (data routes only, filtered by policy).
       const caller: Caller = publicMetrics ? { kind: 'operator' } : access.authenticate(req);
@@ -84,7 +90,10 @@ export class ApiServer {
       }
       if (path === '/openapi.json') return sendText(res, 200, 'application/json; charset=utf-8', openapi);
       if (path === '/api/feed') {
-        if (feed.full) throw new ApiError(503, 'too-many-feeds', 'too many live feed clients; try again later', { 'retry-after': '5' });
+        if (feed.full)
+          throw new ApiError(503, 'too-many-feeds', 'too many live feed clients; try again later', {
+            'retry-after': '5',
+          });
         queryParams(url, []);
         if (caller.kind === 'operator') return feed.add(res);
         const check = access.checker(caller);
@@ -101,7 +110,8 @@ export class ApiServer {
       handle(req, res).catch((err: unknown) => {
         if (res.headersSent) return void res.destroy();
         if (err instanceof ApiError) return sendError(res, err);
-        if (err instanceof URIError) return sendError(res, new ApiError(400, 'bad-request', 'malformed percent-encoding in the URL'));
+        if (err instanceof URIError)
+          return sendError(res, new ApiError(400, 'bad-request', 'malformed percent-encoding in the URL'));
         log.error({ err, url: req.url }, 'API request failed');
         sendError(res, new ApiError(500, 'internal-error', 'internal error (see the gateway log)'));
       });
@@ -116,10 +126,19 @@ export class ApiServer {
     });
     const api = new ApiServer(server, token, view, feed, metrics, access);
     if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
-      log.warn({ host: opts.host }, 'the API is reachable from the network over plain HTTP: the token travels unencrypted; use a TLS reverse proxy or an SSH tunnel on untrusted networks');
+      log.warn(
+        { host: opts.host },
+        'the API is reachable from the network over plain HTTP: the token travels unencrypted; use a TLS reverse proxy or an SSH tunnel on untrusted networks',
+      );
     }
     log.info(
-      { host: opts.host, port: api.port, tokenFile: token.file ?? '(api.token in the config)', tokenCreated: token.created, metricsPublic: opts.metrics.public },
+      {
+        host: opts.host,
+        port: api.port,
+        tokenFile: token.file ?? '(api.token in the config)',
+        tokenCreated: token.created,
+        metricsPublic: opts.metrics.public,
+      },
       `dashboard and API on http://${opts.host}:${api.port}/ (admin token: ${token.file ?? 'api.token in the config'})`,
     );
     return api;

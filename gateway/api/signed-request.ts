@@ -13,7 +13,17 @@
 import { randomBytes } from 'node:crypto';
 import { fail, ok, parsePublicKey, publicKeyToDidKey, type Result } from '../../protocols/index.js';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../crypto/ed25519.js';
-import { contentDigest, parseSignature, parseSignatureInput, REQUIRED_COMPONENTS, type RequestParts, type SfParam, signatureBase, type SignatureParams, serializeSignatureParams } from './http-sig.js';
+import {
+  contentDigest,
+  parseSignature,
+  parseSignatureInput,
+  REQUIRED_COMPONENTS,
+  type RequestParts,
+  type SfParam,
+  signatureBase,
+  type SignatureParams,
+  serializeSignatureParams,
+} from './http-sig.js';
 
 export const SIGNATURE_LABEL = 'outpost';
 /** A signature older than this is refused (and its nonce forgotten). */
@@ -29,7 +39,12 @@ export type SignedHeaders = {
 };
 
 /** Headers that sign `method target` (no body) with an Ed25519 seed. */
-export function signRequest(method: string, target: string, seed: Uint8Array, opts: { created?: number; nonce?: string; body?: Uint8Array | string } = {}): SignedHeaders {
+export function signRequest(
+  method: string,
+  target: string,
+  seed: Uint8Array,
+  opts: { created?: number; nonce?: string; body?: Uint8Array | string } = {},
+): SignedHeaders {
   const did = publicKeyToDidKey(publicKeyFromSeed(seed));
   const digest = contentDigest(opts.body ?? '');
   const params: SignatureParams = {
@@ -103,7 +118,8 @@ const param = (p: SignatureParams, k: string): SfParam | undefined => p.params.f
 export function verifyRequest(req: RequestParts, opts: VerifyOptions): Result<VerifiedRequest> {
   const inputHeader = req.header('signature-input');
   const sigHeader = req.header('signature');
-  if (inputHeader === undefined || sigHeader === undefined) return fail('signature/missing', 'send Signature-Input and Signature (RFC 9421), or the operator token');
+  if (inputHeader === undefined || sigHeader === undefined)
+    return fail('signature/missing', 'send Signature-Input and Signature (RFC 9421), or the operator token');
   const inputs = parseSignatureInput(inputHeader);
   if (!inputs.ok) return inputs;
   const sigs = parseSignature(sigHeader);
@@ -113,25 +129,39 @@ export function verifyRequest(req: RequestParts, opts: VerifyOptions): Result<Ve
   if (label === undefined) return fail('signature/malformed', 'no label appears in both Signature-Input and Signature');
   const p = inputs.value.get(label)!;
   const signature = sigs.value.get(label)!;
-  for (const c of REQUIRED_COMPONENTS) if (!p.components.includes(c)) return fail('signature/missing-component', `the signature must cover ${REQUIRED_COMPONENTS.map((x) => `"${x}"`).join(' ')}; "${c}" is not covered`);
+  for (const c of REQUIRED_COMPONENTS)
+    if (!p.components.includes(c))
+      return fail(
+        'signature/missing-component',
+        `the signature must cover ${REQUIRED_COMPONENTS.map((x) => `"${x}"`).join(' ')}; "${c}" is not covered`,
+      );
   const keyid = param(p, 'keyid');
-  if (typeof keyid !== 'string') return fail('signature/bad-keyid', 'keyid must be the signer\'s did:key');
+  if (typeof keyid !== 'string') return fail('signature/bad-keyid', "keyid must be the signer's did:key");
   const key = parsePublicKey(keyid);
-  if (!key.ok || !keyid.startsWith('did:key:')) return fail('signature/bad-keyid', `keyid is not an Ed25519 did:key (${key.ok ? 'not a did:key' : key.error.message})`);
+  if (!key.ok || !keyid.startsWith('did:key:'))
+    return fail(
+      'signature/bad-keyid',
+      `keyid is not an Ed25519 did:key (${key.ok ? 'not a did:key' : key.error.message})`,
+    );
   const alg = param(p, 'alg');
   if (alg !== 'ed25519') return fail('signature/bad-alg', 'alg must be "ed25519"');
   const created = param(p, 'created');
   if (typeof created !== 'number') return fail('signature/malformed', 'created (integer seconds) is required');
   const nowS = opts.now / 1000;
   const maxAge = opts.maxAgeSeconds ?? DEFAULT_MAX_AGE_SECONDS;
-  if (created < nowS - maxAge) return fail('signature/stale', `signature created ${Math.round(nowS - created)} s ago; the window is ${maxAge} s`);
-  if (created > nowS + (opts.maxSkewSeconds ?? DEFAULT_MAX_SKEW_SECONDS)) return fail('signature/future', 'signature created in the future (check the client clock)');
+  if (created < nowS - maxAge)
+    return fail('signature/stale', `signature created ${Math.round(nowS - created)} s ago; the window is ${maxAge} s`);
+  if (created > nowS + (opts.maxSkewSeconds ?? DEFAULT_MAX_SKEW_SECONDS))
+    return fail('signature/future', 'signature created in the future (check the client clock)');
   const expires = param(p, 'expires');
-  if (expires !== undefined && (typeof expires !== 'number' || expires < nowS)) return fail('signature/expired', 'signature expired');
+  if (expires !== undefined && (typeof expires !== 'number' || expires < nowS))
+    return fail('signature/expired', 'signature expired');
   const nonce = param(p, 'nonce');
-  if (typeof nonce !== 'string' || !/^[A-Za-z0-9_\-+/=]{16,128}$/.test(nonce)) return fail('signature/bad-nonce', 'nonce (16..128 base64 characters) is required');
+  if (typeof nonce !== 'string' || !/^[A-Za-z0-9_\-+/=]{16,128}$/.test(nonce))
+    return fail('signature/bad-nonce', 'nonce (16..128 base64 characters) is required');
   const digest = req.header('content-digest');
-  if (digest === undefined || digest.trim() !== contentDigest(opts.body ?? new Uint8Array())) return fail('signature/bad-digest', 'Content-Digest is not sha-256 of the request body');
+  if (digest === undefined || digest.trim() !== contentDigest(opts.body ?? new Uint8Array()))
+    return fail('signature/bad-digest', 'Content-Digest is not sha-256 of the request body');
   const base = signatureBase(req, p);
   if (!base.ok) return base;
   if (signature.length !== 64 || !verifyEd25519(key.value, new TextEncoder().encode(base.value), signature)) {
@@ -139,6 +169,7 @@ export function verifyRequest(req: RequestParts, opts: VerifyOptions): Result<Ve
   }
   const seen = opts.replay.remember(keyid, nonce, opts.now);
   if (seen === 'replayed') return fail('signature/replayed', 'this nonce was already used: sign each request anew');
-  if (seen === 'full') return fail('signature/replay-cache-full', 'too many signed requests in the freshness window; try again later');
+  if (seen === 'full')
+    return fail('signature/replay-cache-full', 'too many signed requests in the freshness window; try again later');
   return ok({ did: keyid, publicKey: key.value, created });
 }

@@ -24,7 +24,8 @@ export function parseTime(text: string, flag: string, now = Date.now()): number 
   if (rel) return now - Number(rel[1]) * UNITS[rel[2]!]!;
   if (/^\d+$/.test(text)) return Number(text);
   const t = Date.parse(text);
-  if (Number.isNaN(t)) throw new UsageError(`${flag}: "${text}" is not a time (use 15m, 2h, 7d, an ISO date, or epoch ms)`);
+  if (Number.isNaN(t))
+    throw new UsageError(`${flag}: "${text}" is not a time (use 15m, 2h, 7d, an ISO date, or epoch ms)`);
   return t;
 }
 

@@ -13,7 +13,10 @@ gateway devices list [--json]
 gateway devices revoke ID
   KEY is an Ed25519 public key as 64 hex digits or a did:key. Common: --config FILE, --data DIR.`;
 
-async function withRegistry<T>(values: { config?: string | undefined; data?: string | undefined }, fn: (r: Registry) => Promise<T>): Promise<T> {
+async function withRegistry<T>(
+  values: { config?: string | undefined; data?: string | undefined },
+  fn: (r: Registry) => Promise<T>,
+): Promise<T> {
   const cfg = resolveConfig(values);
   const store = Store.open(resolve(cfg.gateway.dataDir));
   try {
@@ -56,7 +59,8 @@ export async function devices(argv: string[]): Promise<number> {
         console.log(`enrolled ${list.length} device(s) from ${values.from}`);
         return 0;
       }
-      if (values.id === undefined || values.key === undefined) throw new UsageError(`enroll needs --id and --key (or --from)\n${devicesHelp}`);
+      if (values.id === undefined || values.key === undefined)
+        throw new UsageError(`enroll needs --id and --key (or --from)\n${devicesHelp}`);
       const { id, key } = values;
       const rec = await withRegistry(values, (r) =>
         r.enroll({
@@ -79,7 +83,9 @@ export async function devices(argv: string[]): Promise<number> {
       if (list.length === 0) console.log('no devices enrolled');
       for (const d of list) {
         const state = d.revokedAt !== undefined ? `revoked ${new Date(d.revokedAt).toISOString()}` : 'active';
-        console.log(`${d.id.padEnd(20)} ${state.padEnd(32)} ${(d.site ?? '-').padEnd(12)} ${(d.model ?? '-').padEnd(14)} ${Registry.didKey(d)}`);
+        console.log(
+          `${d.id.padEnd(20)} ${state.padEnd(32)} ${(d.site ?? '-').padEnd(12)} ${(d.model ?? '-').padEnd(14)} ${Registry.didKey(d)}`,
+        );
       }
       return 0;
     }

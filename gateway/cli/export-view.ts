@@ -24,7 +24,8 @@ export interface ExportView {
 
 export function exportView(cfg: GatewayConfig, store: Store, as: string): ExportView {
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
+  if (!existsSync(join(dataDir, 'identity.key')))
+    throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
   const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
   const set = loadPolicySet(cfg, identity.publicKey);
   const perms = new Permissions(set, cfg.gateway.site ?? '');

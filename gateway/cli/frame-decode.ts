@@ -38,7 +38,11 @@ function readInput(arg: string): Uint8Array {
 }
 
 export function frameDecode(argv: string[]): number {
-  const { values, positionals } = parseArgs({ args: argv, options: { ...commonOptions, key: { type: 'string' } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { ...commonOptions, key: { type: 'string' } },
+    allowPositionals: true,
+  });
   if (values.help) {
     console.log(frameDecodeHelp);
     return 0;
@@ -73,9 +77,16 @@ export function frameDecode(argv: string[]): number {
     }
   }
   let signature: Record<string, unknown>;
-  if (m.alg !== ALG_EDDSA && m.alg !== ALG_ED25519) signature = { checked: false, reason: `alg ${m.alg} is not EdDSA/Ed25519` };
+  if (m.alg !== ALG_EDDSA && m.alg !== ALG_ED25519)
+    signature = { checked: false, reason: `alg ${m.alg} is not EdDSA/Ed25519` };
   else if (!key) signature = { checked: false, reason: 'no key: pass --key or enrol the device' };
-  else signature = { checked: true, valid: verifyEd25519(key, sigStructure(m.protectedBytes, m.payload), m.signature), key: toHex(key), keySource };
+  else
+    signature = {
+      checked: true,
+      valid: verifyEd25519(key, sigStructure(m.protectedBytes, m.payload), m.signature),
+      key: toHex(key),
+      keySource,
+    };
 
   const body = decodeBody(m.payload);
   const generic = body.ok ? undefined : decodeCbor(m.payload, { maxDepth: 16 });
@@ -90,7 +101,11 @@ export function frameDecode(argv: string[]): number {
         protectedHeader: cborToJson(m.protectedHeader as Map<never, never>),
         unprotectedHeader: cborToJson(m.unprotectedHeader as Map<never, never>),
         payload: toHex(m.payload),
-        body: body.ok ? body.value : generic?.ok ? { cbor: cborToJson(generic.value), outpost: body.error } : { outpost: body.error },
+        body: body.ok
+          ? body.value
+          : generic?.ok
+            ? { cbor: cborToJson(generic.value), outpost: body.error }
+            : { outpost: body.error },
         signature,
       },
       2,

@@ -20,10 +20,15 @@ export const auditHelp = `gateway audit verify [--trust KEY]... [--json]
   the configured sync.peers and --trust keys, hex or did:key) and every device signature
   inside. Exit 1 on any fault.`;
 
-export function openLog(values: { config?: string | undefined; data?: string | undefined }, trust: readonly string[], extra: { retentionFor?: (stream: string) => number | undefined } = {}): { store: Store; log: BlockLog } {
+export function openLog(
+  values: { config?: string | undefined; data?: string | undefined },
+  trust: readonly string[],
+  extra: { retentionFor?: (stream: string) => number | undefined } = {},
+): { store: Store; log: BlockLog } {
   const cfg = resolveConfig(values);
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
+  if (!existsSync(join(dataDir, 'identity.key')))
+    throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
   const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
   const knownAuthors = trust.map((t) => {
     const k = parsePublicKey(t);
@@ -34,7 +39,17 @@ export function openLog(values: { config?: string | undefined; data?: string | u
   const store = Store.open(dataDir);
   // Opens the sealed blocks of confidential policies whose data keys are wrapped for this gateway.
   const crypto = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
-  return { store, log: new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, crypto, knownAuthors, withheldParentsOk: cfg.policy.file !== undefined, ...extra }) };
+  return {
+    store,
+    log: new BlockLog(store, {
+      publicKey: identity.publicKey,
+      sign: identity.sign,
+      crypto,
+      knownAuthors,
+      withheldParentsOk: cfg.policy.file !== undefined,
+      ...extra,
+    }),
+  };
 }
 
 export async function logHeads(argv: string[]): Promise<number> {
@@ -48,14 +63,23 @@ export async function logHeads(argv: string[]): Promise<number> {
     const digest = log.headsDigest();
     const heads = log.streamHeads();
     if (values.json) {
-      console.log(toJson({ digest, author: log.author, blocks: log.blockCount(), heads: heads.map((h) => ({ ...h, mark: log.mark(h.author, h.stream) })) }));
+      console.log(
+        toJson({
+          digest,
+          author: log.author,
+          blocks: log.blockCount(),
+          heads: heads.map((h) => ({ ...h, mark: log.mark(h.author, h.stream) })),
+        }),
+      );
       return 0;
     }
     console.log(`heads ${digest}`);
     console.log(`blocks ${log.blockCount()}, streams ${heads.length}, this gateway ${log.author}`);
     for (const h of heads) {
       const mark = log.mark(h.author, h.stream);
-      console.log(`  ${h.author.slice(0, 16)}… ${h.stream} #${h.seq}${mark > 0 ? ` from #${mark} (retention)` : ''} lamport ${h.lamport} ${h.hashes.join(',')}${h.hashes.length > 1 ? ' EQUIVOCATION' : ''}`);
+      console.log(
+        `  ${h.author.slice(0, 16)}… ${h.stream} #${h.seq}${mark > 0 ? ` from #${mark} (retention)` : ''} lamport ${h.lamport} ${h.hashes.join(',')}${h.hashes.length > 1 ? ' EQUIVOCATION' : ''}`,
+      );
     }
   } finally {
     await store.close();
@@ -66,7 +90,10 @@ export async function logHeads(argv: string[]): Promise<number> {
 export async function audit(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub !== 'verify') throw new UsageError(`usage: ${auditHelp}`);
-  const { values } = parseArgs({ args: rest, options: { ...commonOptions, json: { type: 'boolean' }, trust: { type: 'string', multiple: true } } });
+  const { values } = parseArgs({
+    args: rest,
+    options: { ...commonOptions, json: { type: 'boolean' }, trust: { type: 'string', multiple: true } },
+  });
   if (values.help) {
     console.log(auditHelp);
     return 0;
@@ -78,12 +105,23 @@ export async function audit(argv: string[]): Promise<number> {
       console.log(toJson(s));
     } else {
       const rate = s.ms > 0 ? Math.round((s.deviceSignatures / s.ms) * 1000) : 0;
-      console.log(`${s.blocks} blocks in ${s.streams} streams by ${s.authors} authors; ${s.frames} frames (${s.uniqueFrames} distinct), ${s.deviceSignatures} device signatures; ${s.equivocations} equivocations`);
-      if (s.sealed.blocks > 0) console.log(`${s.sealed.blocks} sealed blocks (confidential policies): ${s.sealed.opened} opened and verified inside, ${s.sealed.unreadable} without a key here (author signature and chain only)`);
+      console.log(
+        `${s.blocks} blocks in ${s.streams} streams by ${s.authors} authors; ${s.frames} frames (${s.uniqueFrames} distinct), ${s.deviceSignatures} device signatures; ${s.equivocations} equivocations`,
+      );
+      if (s.sealed.blocks > 0)
+        console.log(
+          `${s.sealed.blocks} sealed blocks (confidential policies): ${s.sealed.opened} opened and verified inside, ${s.sealed.unreadable} without a key here (author signature and chain only)`,
+        );
       console.log(`heads ${s.headsDigest}`);
       console.log(`verified in ${s.ms.toFixed(0)} ms (${rate} frames/s)`);
       for (const f of s.faults) console.log(`FAULT ${f.code} ${f.block}: ${f.detail}`);
-      console.log(s.faults.length === 0 ? 'ok: no faults' : `${s.faults.length} faults: ${Object.entries(s.faultsByCode).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+      console.log(
+        s.faults.length === 0
+          ? 'ok: no faults'
+          : `${s.faults.length} faults: ${Object.entries(s.faultsByCode)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')}`,
+      );
     }
     return s.faults.length === 0 ? 0 : 1;
   } finally {

@@ -16,22 +16,37 @@ export const logPruneHelp = `gateway log prune --dry-run [--json]
   gateway's own streams now, and every stream's low-water mark. The running gateway prunes.`;
 
 export async function logPrune(argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...commonOptions, json: { type: 'boolean' }, 'dry-run': { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...commonOptions, json: { type: 'boolean' }, 'dry-run': { type: 'boolean' } },
+  });
   if (values.help) {
     console.log(logPruneHelp);
     return 0;
   }
-  if (!values['dry-run']) throw new UsageError(`the running gateway prunes (log.retention); preview with --dry-run\n${logPruneHelp}`);
+  if (!values['dry-run'])
+    throw new UsageError(`the running gateway prunes (log.retention); preview with --dry-run\n${logPruneHelp}`);
   const cfg = resolveConfig(values);
   const policies = loadPolicySet(cfg).policies;
   const retentionFor = retentionResolver(cfg.log.retention, (s) => policies.get(s)?.retentionMs);
   const { store, log } = openLog(values, [], { retentionFor });
   try {
     const plan = log.retainByAge(Date.now(), true);
-    const marks = log.streamHeads().map((h) => ({ author: h.author, stream: h.stream, mark: log.mark(h.author, h.stream), head: h.seq, maxAgeMs: h.author === log.author ? (retentionFor(h.stream) ?? null) : null }));
+    const marks = log
+      .streamHeads()
+      .map((h) => ({
+        author: h.author,
+        stream: h.stream,
+        mark: log.mark(h.author, h.stream),
+        head: h.seq,
+        maxAgeMs: h.author === log.author ? (retentionFor(h.stream) ?? null) : null,
+      }));
     if (values.json) console.log(toJson({ plan, marks }));
     else {
-      for (const m of marks) console.log(`  ${m.author.slice(0, 16)}… ${m.stream} mark ${m.mark} head #${m.head}${m.maxAgeMs !== null ? ` keep ${Math.round(m.maxAgeMs / 1000)} s` : m.author === log.author ? ' keep forever' : ''}`);
+      for (const m of marks)
+        console.log(
+          `  ${m.author.slice(0, 16)}… ${m.stream} mark ${m.mark} head #${m.head}${m.maxAgeMs !== null ? ` keep ${Math.round(m.maxAgeMs / 1000)} s` : m.author === log.author ? ' keep forever' : ''}`,
+        );
       if (plan.length === 0) console.log('nothing to prune now');
       for (const p of plan) console.log(`would prune ${p.prunable} block(s) of ${p.stream} below seq ${p.low}`);
     }

@@ -32,7 +32,15 @@ interface Row {
 }
 
 function toRow(f: StoredFrame, raw: boolean): Row {
-  const row: Row = { rx: f.rx, device: f.device, boot: f.boot, seq: f.seq, rxTime: new Date(f.rxTime).toISOString(), transport: f.transport, records: [] };
+  const row: Row = {
+    rx: f.rx,
+    device: f.device,
+    boot: f.boot,
+    seq: f.seq,
+    rxTime: new Date(f.rxTime).toISOString(),
+    transport: f.transport,
+    records: [],
+  };
   const cose = decodeSign1(f.frame);
   const body = cose.ok ? decodeBody(cose.value.payload) : undefined;
   if (body?.ok && body.value.type === 'reading') {
@@ -77,12 +85,16 @@ export async function logQuery(argv: string[]): Promise<number> {
     console.log(logQueryHelp);
     return 0;
   }
-  if (values.format !== 'jsonl' && values.format !== 'csv') throw new UsageError(`--format must be jsonl or csv, not "${values.format}"`);
+  if (values.format !== 'jsonl' && values.format !== 'csv')
+    throw new UsageError(`--format must be jsonl or csv, not "${values.format}"`);
   const limit = values.limit === undefined ? undefined : Number(values.limit);
-  if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0)) throw new UsageError('--limit must be a positive integer');
+  if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0))
+    throw new UsageError('--limit must be a positive integer');
   if (values.remote !== undefined || values.key !== undefined || values.policy !== undefined) {
-    if (values.remote === undefined || values.key === undefined) throw new UsageError('--remote URL and --key FILE go together (--policy needs them too)');
-    if (values.raw || values.as !== undefined) throw new UsageError('--raw and --as are for the local store only (remotely, the key says who asks)');
+    if (values.remote === undefined || values.key === undefined)
+      throw new UsageError('--remote URL and --key FILE go together (--policy needs them too)');
+    if (values.raw || values.as !== undefined)
+      throw new UsageError('--raw and --as are for the local store only (remotely, the key says who asks)');
     return remoteQuery(values.remote, values.key, values.format, {
       ...(values.device !== undefined && { device: values.device }),
       ...(values.since !== undefined && { since: parseTime(values.since, '--since') }),
@@ -102,7 +114,8 @@ export async function logQuery(argv: string[]): Promise<number> {
       ...(values.until !== undefined && { until: parseTime(values.until, '--until') }),
       ...(limit !== undefined && { limit }),
     });
-    if (values.format === 'csv') console.log(`rx,device,boot,seq,rx_time,transport,${view ? 'policy,' : ''}name,time,unit,value`);
+    if (values.format === 'csv')
+      console.log(`rx,device,boot,seq,rx_time,transport,${view ? 'policy,' : ''}name,time,unit,value`);
     let shown = 0;
     for (const f of rows) {
       const policy = view?.policyOf(f);
@@ -114,12 +127,30 @@ export async function logQuery(argv: string[]): Promise<number> {
         continue;
       }
       for (const r of row.records) {
-        console.log([row.rx, row.device, row.boot, row.seq, row.rxTime, row.transport, ...(view ? [policy] : []), r.name, r.time, r.unit, r.value].map(csvCell).join(','));
+        console.log(
+          [
+            row.rx,
+            row.device,
+            row.boot,
+            row.seq,
+            row.rxTime,
+            row.transport,
+            ...(view ? [policy] : []),
+            r.name,
+            r.time,
+            r.unit,
+            r.value,
+          ]
+            .map(csvCell)
+            .join(','),
+        );
       }
     }
     const refused = view?.firstRefusal();
     if (view && shown === 0 && refused) {
-      console.error(`refused: ${values.as} may not read policy ${refused.policy}: missing ${refused.missing} (${refused.reason})`);
+      console.error(
+        `refused: ${values.as} may not read policy ${refused.policy}: missing ${refused.missing} (${refused.reason})`,
+      );
       return 1;
     }
   } finally {
@@ -141,15 +172,33 @@ async function remoteQuery(base: string, keyFile: string, format: 'jsonl' | 'csv
   try {
     for await (const f of remoteFrames(base, seed, q)) {
       if (format === 'jsonl') {
-        console.log(toJson({ rx: f.rx, device: f.device, boot: f.boot, seq: f.seq, rxTime: f.rxTime, transport: f.transport, policy: f.policy ?? null, records: f.records }));
+        console.log(
+          toJson({
+            rx: f.rx,
+            device: f.device,
+            boot: f.boot,
+            seq: f.seq,
+            rxTime: f.rxTime,
+            transport: f.transport,
+            policy: f.policy ?? null,
+            records: f.records,
+          }),
+        );
         continue;
       }
-      for (const r of f.records) console.log([f.rx, f.device, f.boot, f.seq, f.rxTime, f.transport, f.policy, r.name, r.time, r.unit, r.value].map(csvCell).join(','));
+      for (const r of f.records)
+        console.log(
+          [f.rx, f.device, f.boot, f.seq, f.rxTime, f.transport, f.policy, r.name, r.time, r.unit, r.value]
+            .map(csvCell)
+            .join(','),
+        );
     }
   } catch (e) {
     if (!(e instanceof RemoteApiError)) throw new CliError(`${base}: ${(e as Error).message}`);
     const d = e.details as { policy?: string; missing?: string; reason?: string };
-    console.error(`refused (${e.status} ${e.code}${d.reason ? ` ${d.reason}` : ''}): ${e.message}${d.policy ? ` [policy ${d.policy}, missing ${d.missing}]` : ''}`);
+    console.error(
+      `refused (${e.status} ${e.code}${d.reason ? ` ${d.reason}` : ''}): ${e.message}${d.policy ? ` [policy ${d.policy}, missing ${d.missing}]` : ''}`,
+    );
     return 1;
   }
   return 0;

@@ -62,7 +62,8 @@ function readAdminKey(file: string): Uint8Array {
   } catch (e) {
     throw new CliError(`cannot read admin key ${file}: ${(e as Error).message}`);
   }
-  if (!/^[0-9a-f]{64}$/i.test(text)) throw new CliError(`${file} must hold 64 hex digits (an Ed25519 seed, as written by \`gateway policy keygen\`)`);
+  if (!/^[0-9a-f]{64}$/i.test(text))
+    throw new CliError(`${file} must hold 64 hex digits (an Ed25519 seed, as written by \`gateway policy keygen\`)`);
   return Uint8Array.from(Buffer.from(text, 'hex'));
 }
 
@@ -77,8 +78,10 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
     return 0;
   }
   const [principalArg, relation, policyName] = positionals;
-  if (positionals.length !== 3 || !principalArg || !relation || !policyName) throw new UsageError(`usage: gateway policy ${op} PRINCIPAL RELATION POLICY --admin-key FILE`);
-  if (!(RELATIONS as readonly string[]).includes(relation)) throw new UsageError(`relation must be one of ${RELATIONS.join(', ')}, not "${relation}"`);
+  if (positionals.length !== 3 || !principalArg || !relation || !policyName)
+    throw new UsageError(`usage: gateway policy ${op} PRINCIPAL RELATION POLICY --admin-key FILE`);
+  if (!(RELATIONS as readonly string[]).includes(relation))
+    throw new UsageError(`relation must be one of ${RELATIONS.join(', ')}, not "${relation}"`);
   if (values['admin-key'] === undefined) throw new UsageError(`policy ${op} needs --admin-key FILE`);
   const cfg = resolveConfig(values);
   const set = loadPolicySet(cfg);
@@ -86,10 +89,15 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
   let principal = principalArg;
   const named = set.principals.get(principalArg);
   if (named) principal = named.did;
-  else if (!/^(did:key:|group:|role:)/.test(principalArg)) throw new UsageError(`unknown principal "${principalArg}" (a name of ${set.file}, a did:key, group:G or role:R)`);
+  else if (!/^(did:key:|group:|role:)/.test(principalArg))
+    throw new UsageError(`unknown principal "${principalArg}" (a name of ${set.file}, a did:key, group:G or role:R)`);
   const seed = readAdminKey(values['admin-key']);
   const claim = { op, principal, relation, policy: policyName, issuedAt: Date.now(), admin: publicKeyFromSeed(seed) };
-  const signed: PolicyOp = { ...claim, signature: signEd25519(privateKeyObject(seed), policyOpSigningInput(claim)), after: [] };
+  const signed: PolicyOp = {
+    ...claim,
+    signature: signEd25519(privateKeyObject(seed), policyOpSigningInput(claim)),
+    after: [],
+  };
   const problem = opProblem(signed, set);
   if (problem) throw new CliError(`not queued: ${problem}`);
   const dataDir = resolve(cfg.gateway.dataDir);
@@ -97,7 +105,9 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
   const wait = values.wait === undefined ? 0 : Number(values.wait);
   if (!Number.isFinite(wait) || wait < 0) throw new UsageError('--wait must be seconds');
   if (wait === 0) {
-    console.log(`${op} of ${relation} on ${policyName} to ${principalArg} queued (${file}); the running gateway logs it within a second`);
+    console.log(
+      `${op} of ${relation} on ${policyName} to ${principalArg} queued (${file}); the running gateway logs it within a second`,
+    );
     return 0;
   }
   const until = Date.now() + wait * 1000;
@@ -119,9 +129,13 @@ function check(argv: string[]): number {
   if (file === undefined) throw new UsageError('policy check needs a FILE');
   const set = loadPolicySet({ ...resolveConfig(values), policy: { file } });
   for (const p of set.policies.values()) {
-    console.log(`${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}${p.retentionMs !== undefined ? `, retention ${Number.isFinite(p.retentionMs) ? `${p.retentionMs / 1000}s` : 'forever'}` : ''}`);
+    console.log(
+      `${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}${p.retentionMs !== undefined ? `, retention ${Number.isFinite(p.retentionMs) ? `${p.retentionMs / 1000}s` : 'forever'}` : ''}`,
+    );
   }
-  console.log(`${file}: ok (${set.policies.size} policies, ${set.tagging.length} tagging rules, ${set.adminKeys.size} admin keys)`);
+  console.log(
+    `${file}: ok (${set.policies.size} policies, ${set.tagging.length} tagging rules, ${set.adminKeys.size} admin keys)`,
+  );
   return 0;
 }
 
@@ -130,20 +144,34 @@ async function show(argv: string[]): Promise<number> {
   const cfg = resolveConfig(values);
   const set = loadPolicySet(cfg);
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
+  if (!existsSync(join(dataDir, 'identity.key')))
+    throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
   const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
   const store = Store.open(dataDir);
   try {
-    const log = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(cfg.sync), withheldParentsOk: cfg.policy.file !== undefined });
+    const log = new BlockLog(store, {
+      publicKey: identity.publicKey,
+      sign: identity.sign,
+      knownAuthors: siblingKeys(cfg.sync),
+      withheldParentsOk: cfg.policy.file !== undefined,
+    });
     const grants = GrantState.fromLog(log, set.adminKeys);
     const name = (ref: string): string => set.byDid.get(ref)?.id ?? ref;
-    const policies = [...set.policies.values()].map((p) => ({ name: p.name, version: p.version, reach: p.reach, confidential: p.confidential, retentionMs: p.retentionMs ?? null }));
+    const policies = [...set.policies.values()].map((p) => ({
+      name: p.name,
+      version: p.version,
+      reach: p.reach,
+      confidential: p.confidential,
+      retentionMs: p.retentionMs ?? null,
+    }));
     const state = grants.snapshot().map((g) => ({ ...g, principal: name(g.ref) }));
     if (values.json) console.log(JSON.stringify({ file: set.file, policies, grants: state, ignored: grants.ignored }));
     else {
-      for (const p of policies) console.log(`policy ${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}`);
+      for (const p of policies)
+        console.log(`policy ${p.name}@${p.version}: reach ${p.reach}${p.confidential ? ', confidential' : ''}`);
       for (const g of state) console.log(`${g.status} ${g.relation} on ${g.policy} to ${g.principal}`);
-      if (grants.ignored.length > 0) console.log(`${grants.ignored.length} policy blocks not signed by an admin key of ${set.file} (ignored)`);
+      if (grants.ignored.length > 0)
+        console.log(`${grants.ignored.length} policy blocks not signed by an admin key of ${set.file} (ignored)`);
     }
     return 0;
   } finally {

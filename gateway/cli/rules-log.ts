@@ -22,7 +22,8 @@ export const rulesLogHelp = `gateway rules log [--since T] [--until T] [--rule I
 
 const actionText = (d: AuditedDecision): string => {
   const a = d.action;
-  if (a.kind === 'command') return `${a.command.device}/${a.command.actuator} = ${JSON.stringify(a.command.value)}${d.command?.fence !== undefined ? ` (fence ${d.command.fence})` : ''}`;
+  if (a.kind === 'command')
+    return `${a.command.device}/${a.command.actuator} = ${JSON.stringify(a.command.value)}${d.command?.fence !== undefined ? ` (fence ${d.command.fence})` : ''}`;
   if (a.kind === 'publish') return `publish ${a.topic}`;
   return `alert "${a.message}"`;
 };
@@ -30,7 +31,14 @@ const actionText = (d: AuditedDecision): string => {
 export function rulesLog(argv: string[]): number {
   const { values } = parseArgs({
     args: argv,
-    options: { ...commonOptions, since: { type: 'string' }, until: { type: 'string' }, rule: { type: 'string' }, device: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      ...commonOptions,
+      since: { type: 'string' },
+      until: { type: 'string' },
+      rule: { type: 'string' },
+      device: { type: 'string' },
+      json: { type: 'boolean' },
+    },
   });
   if (values.help) {
     console.log(rulesLogHelp);
@@ -41,28 +49,51 @@ export function rulesLog(argv: string[]): number {
   const until = values.until !== undefined ? parseTime(values.until, '--until', now) : Number.MAX_SAFE_INTEGER;
   const cfg = resolveConfig(values);
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'outpost.lmdb')) || !existsSync(join(dataDir, 'identity.key'))) throw new CliError(`no gateway store in ${dataDir} (start the gateway once)`);
+  if (!existsSync(join(dataDir, 'outpost.lmdb')) || !existsSync(join(dataDir, 'identity.key')))
+    throw new CliError(`no gateway store in ${dataDir} (start the gateway once)`);
   const store = Store.open(dataDir);
   try {
     const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
-    const log = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(cfg.sync) });
+    const log = new BlockLog(store, {
+      publicKey: identity.publicKey,
+      sign: identity.sign,
+      knownAuthors: siblingKeys(cfg.sync),
+    });
     const self = log.author;
     const decisions = readDecisions(actuationBlocks(log)).decisions.filter(
       (d) =>
         d.at >= since &&
         d.at < until &&
         (values.rule === undefined || d.rule === values.rule) &&
-        (values.device === undefined || d.inputs.some((f) => f.device === values.device) || (d.action.kind === 'command' && d.action.command.device === values.device)),
+        (values.device === undefined ||
+          d.inputs.some((f) => f.device === values.device) ||
+          (d.action.kind === 'command' && d.action.command.device === values.device)),
     );
     if (values.json) {
-      console.log(JSON.stringify(decisions.map((d) => ({ ...d, at: new Date(d.at).toISOString(), gateway: d.author === self ? 'self' : d.author })), null, 2));
+      console.log(
+        JSON.stringify(
+          decisions.map((d) => ({
+            ...d,
+            at: new Date(d.at).toISOString(),
+            gateway: d.author === self ? 'self' : d.author,
+          })),
+          null,
+          2,
+        ),
+      );
       return 0;
     }
     for (const d of decisions) {
       const who = d.author === self ? 'self' : d.author.slice(0, 12);
       const inputs = d.inputs.map((f) => `${f.device}/${f.boot}/${f.seq}`).join(' ') || '-';
-      const outcome = d.outcome ? `${d.outcome.state} after ${d.outcome.attempts} send(s)${d.outcome.detail ? `: ${d.outcome.detail}` : ''}` : d.command ? 'in flight (no outcome logged)' : '';
-      console.log(`${new Date(d.at).toISOString()}  ${who}  ${d.rule}@${d.ruleVersion.slice(0, 12)}  [${inputs}]  ${actionText(d)}  ${outcome}\n    ${d.reason}`);
+      const outcome = d.outcome
+        ? `${d.outcome.state} after ${d.outcome.attempts} send(s)${d.outcome.detail ? `: ${d.outcome.detail}` : ''}`
+        : d.command
+          ? 'in flight (no outcome logged)'
+          : '';
+      console.log(
+        `${new Date(d.at).toISOString()}  ${who}  ${d.rule}@${d.ruleVersion.slice(0, 12)}  [${inputs}]  ${actionText(d)}  ${outcome}\n    ${d.reason}`,
+      );
     }
     if (decisions.length === 0) console.log('no decisions logged');
     return 0;

@@ -85,7 +85,10 @@ export async function rulesTest(argv: string[]): Promise<number> {
     const info = new Map<string, { model?: string | undefined; site?: string | undefined }>();
     // lazily decoded: frames of devices no rule listens to only move the clock
     const frames = function* (): Generator<LazyFrame> {
-      for (const f of store.queryFrames({ ...(since !== undefined && { since }), ...(until !== undefined && { until }) })) {
+      for (const f of store.queryFrames({
+        ...(since !== undefined && { since }),
+        ...(until !== undefined && { until }),
+      })) {
         let i = info.get(f.device);
         if (!i) {
           const d = store.devices.get(f.device);
@@ -93,19 +96,47 @@ export async function rulesTest(argv: string[]): Promise<number> {
           info.set(f.device, i);
         }
         const sender = i;
-        yield { device: f.device, model: sender.model, site: sender.site, time: f.rxTime, decode: () => storedToRuleFrame(f, sender) };
+        yield {
+          device: f.device,
+          model: sender.model,
+          site: sender.site,
+          time: f.rxTime,
+          decode: () => storedToRuleFrame(f, sender),
+        };
       }
     };
     const t0 = performance.now();
-    const result = replay(ruleSet, frames(), { ...(since !== undefined && { since }), ...(until !== undefined && { until }) });
+    const result = replay(ruleSet, frames(), {
+      ...(since !== undefined && { since }),
+      ...(until !== undefined && { until }),
+    });
     const ms = performance.now() - t0;
     let against = taken;
     if (o.diff) against = loggedDecisions(cfg, store);
     const ids = new Set(ruleSet.rules.map((r) => r.id));
-    const inRange = (d: Decision): boolean => ids.has(d.rule) && d.at >= result.from - tolerance && d.at <= result.to + tolerance;
-    const diff = against ? diffDecisions(against.filter(inRange), result.decisions, { toleranceMs: tolerance }) : undefined;
+    const inRange = (d: Decision): boolean =>
+      ids.has(d.rule) && d.at >= result.from - tolerance && d.at <= result.to + tolerance;
+    const diff = against
+      ? diffDecisions(against.filter(inRange), result.decisions, { toleranceMs: tolerance })
+      : undefined;
     if (o.jsonl) for (const d of result.decisions) console.log(decisionToJson(d));
-    else if (o.json) console.log(JSON.stringify({ from: result.from, to: result.to, frames: result.frames, decoded: result.decoded, ms: Math.round(ms), rules: result.stats, decisions: result.decisions, ...(diff && { diff: diffJson(diff) }) }, null, 2));
+    else if (o.json)
+      console.log(
+        JSON.stringify(
+          {
+            from: result.from,
+            to: result.to,
+            frames: result.frames,
+            decoded: result.decoded,
+            ms: Math.round(ms),
+            rules: result.stats,
+            decisions: result.decisions,
+            ...(diff && { diff: diffJson(diff) }),
+          },
+          null,
+          2,
+        ),
+      );
     else printTable(result.decisions, result.frames, result.from, result.to, ms, diff);
     return diff && !diff.same ? 1 : 0;
   } finally {
@@ -121,16 +152,25 @@ function readAgainst(file: string): Decision[] {
     throw new CliError(`--against ${file}: ${(e as Error).message}`);
   }
   const { decisions, errors } = parseDecisionsJsonl(text);
-  if (errors.length > 0) throw new CliError(`--against ${file}:${errors[0]!.line}: ${errors[0]!.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`);
+  if (errors.length > 0)
+    throw new CliError(
+      `--against ${file}:${errors[0]!.line}: ${errors[0]!.message}${errors.length > 1 ? ` (and ${errors.length - 1} more)` : ''}`,
+    );
   return decisions;
 }
 
 /** Decisions this gateway recorded in the log's actuation blocks (siblings decided on the frames they ingested, not these). */
 function loggedDecisions(cfg: ReturnType<typeof resolveConfig>, store: Store): Decision[] {
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key'))) throw new CliError(`--diff: no gateway identity in ${dataDir} (start the gateway once)`);
+  if (!existsSync(join(dataDir, 'identity.key')))
+    throw new CliError(`--diff: no gateway identity in ${dataDir} (start the gateway once)`);
   const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
-  const log = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign, knownAuthors: siblingKeys(cfg.sync), withheldParentsOk: cfg.policy.file !== undefined });
+  const log = new BlockLog(store, {
+    publicKey: identity.publicKey,
+    sign: identity.sign,
+    knownAuthors: siblingKeys(cfg.sync),
+    withheldParentsOk: cfg.policy.file !== undefined,
+  });
   return readDecisions(actuationBlocks(log)).decisions.filter((d) => d.author === log.author);
 }
 
@@ -138,36 +178,63 @@ const iso = (t: number): string => new Date(t).toISOString();
 
 function describe(d: Decision): string {
   const a = d.action;
-  if (a.kind === 'command') return `command ${a.command.device}.${a.command.actuator}=${String(a.command.value)} (ttl ${a.command.ttlMs} ms)`;
+  if (a.kind === 'command')
+    return `command ${a.command.device}.${a.command.actuator}=${String(a.command.value)} (ttl ${a.command.ttlMs} ms)`;
   if (a.kind === 'publish') return `publish ${a.topic} ${a.payload}`;
   return `alert ${a.message}`;
 }
 
-const inputs = (d: Decision): string => d.inputs.map((i) => `${i.device}/${i.boot}/${i.seq}`).slice(-3).join(' ') + (d.inputs.length > 3 ? ` (+${d.inputs.length - 3})` : '');
+const inputs = (d: Decision): string =>
+  d.inputs
+    .map((i) => `${i.device}/${i.boot}/${i.seq}`)
+    .slice(-3)
+    .join(' ') + (d.inputs.length > 3 ? ` (+${d.inputs.length - 3})` : '');
 
-function printTable(ds: readonly Decision[], frames: number, from: number, to: number, ms: number, diff?: DecisionDiff): void {
-  console.log(`${frames} frames from ${iso(from)} to ${iso(to)} replayed in ${Math.round(ms)} ms: ${ds.length} decisions`);
+function printTable(
+  ds: readonly Decision[],
+  frames: number,
+  from: number,
+  to: number,
+  ms: number,
+  diff?: DecisionDiff,
+): void {
+  console.log(
+    `${frames} frames from ${iso(from)} to ${iso(to)} replayed in ${Math.round(ms)} ms: ${ds.length} decisions`,
+  );
   const rows = ds.map((d) => [iso(d.at), `${d.rule}@${d.ruleVersion}`, describe(d), inputs(d), d.reason]);
   if (rows.length > 0) {
     const head = ['time', 'rule', 'action', 'inputs', 'why'];
     const w = head.map((h, c) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[c]!.length))));
-    for (const r of [head, ...rows]) console.log(r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c]!))).join('  '));
+    for (const r of [head, ...rows])
+      console.log(r.map((x, c) => (c === r.length - 1 ? x : x.padEnd(w[c]!))).join('  '));
   }
   if (diff) {
-    console.log(`diff against the decisions taken: ${diff.matched.length} same, ${diff.missing.length} taken but not in the dry run, ${diff.extra.length} only in the dry run${diff.versionChanged ? `, ${diff.versionChanged} by a changed rule version` : ''}`);
+    console.log(
+      `diff against the decisions taken: ${diff.matched.length} same, ${diff.missing.length} taken but not in the dry run, ${diff.extra.length} only in the dry run${diff.versionChanged ? `, ${diff.versionChanged} by a changed rule version` : ''}`,
+    );
     for (const d of diff.missing) console.log(`- ${iso(d.at)} ${d.rule}@${d.ruleVersion} ${describe(d)}`);
     for (const d of diff.extra) console.log(`+ ${iso(d.at)} ${d.rule}@${d.ruleVersion} ${describe(d)}`);
   }
 }
 
-const diffJson = (d: DecisionDiff): object => ({ same: d.same, matched: d.matched.length, versionChanged: d.versionChanged, missing: d.missing, extra: d.extra });
+const diffJson = (d: DecisionDiff): object => ({
+  same: d.same,
+  matched: d.matched.length,
+  versionChanged: d.versionChanged,
+  missing: d.missing,
+  extra: d.extra,
+});
 
 export const rulesCheckHelp = `gateway rules check [FILE]... [--json]
   Loads rule files (default: the config's rules.files) and lists each rule's id, kind and
   version (content hash); an error names file:line, rule and field. Exit 1 on an error.`;
 
 export async function rulesCheck(argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { ...commonOptions, json: { type: 'boolean' } } });
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...commonOptions, json: { type: 'boolean' } },
+  });
   if (values.help) {
     console.log(rulesCheckHelp);
     return 0;

@@ -55,7 +55,8 @@ export async function serial(argv: string[]): Promise<number> {
   if (values.json) for (const p of ports) console.log(toJson(p));
   else {
     console.log(formatPorts(ports));
-    if (ports.some((p) => p.source === 'sysfs')) console.log('(read from /sys/class/tty and /dev/serial/by-id: udev is not available)');
+    if (ports.some((p) => p.source === 'sysfs'))
+      console.log('(read from /sys/class/tty and /dev/serial/by-id: udev is not available)');
   }
   return 0;
 }

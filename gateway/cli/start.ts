@@ -15,7 +15,12 @@ export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] 
 export async function start(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...commonOptions, port: { type: 'string' }, 'log-level': { type: 'string' }, 'no-simulate': { type: 'boolean' } },
+    options: {
+      ...commonOptions,
+      port: { type: 'string' },
+      'log-level': { type: 'string' },
+      'no-simulate': { type: 'boolean' },
+    },
   });
   if (values.help) {
     console.log(startHelp);
@@ -24,11 +29,13 @@ export async function start(argv: string[]): Promise<number> {
   let cfg = resolveConfig(values);
   if (values.port !== undefined) {
     const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0..65535, not "${values.port}"`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535)
+      throw new UsageError(`--port must be 0..65535, not "${values.port}"`);
     cfg = { ...cfg, mqtt: { ...cfg.mqtt, port } };
   }
   const level = values['log-level'] ?? cfg.log.level;
-  if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
+  if (!LOG_LEVELS.includes(level as LogLevel))
+    throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
   const log = createLogger(level as LogLevel);
   process.on('unhandledRejection', (reason) => {
     if (isStoreCommitFailure(reason)) return; // already reported (and not acked) through ingest
@@ -37,7 +44,10 @@ export async function start(argv: string[]): Promise<number> {
   });
   const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
   // Child processes and tests read this line to learn the ports.
-  log.info({ event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port }, 'gateway ready');
+  log.info(
+    { event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port },
+    'gateway ready',
+  );
   await new Promise<void>((resolveStop) => {
     let stopping = false;
     const stop = (signal: string): void => {

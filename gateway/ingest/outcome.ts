@@ -24,7 +24,13 @@ export type RejectReason =
 export type FailReason = 'store-failed' | 'disk-low' | 'verify-failed' | 'internal-error' | 'overloaded' | 'closed';
 
 export type IngestOutcome =
-  | { readonly status: 'stored'; readonly device: string; readonly boot: number; readonly seq: number; readonly rx: number }
+  | {
+      readonly status: 'stored';
+      readonly device: string;
+      readonly boot: number;
+      readonly seq: number;
+      readonly rx: number;
+    }
   | { readonly status: 'duplicate'; readonly device: string; readonly boot: number; readonly seq: number }
   | { readonly status: 'rejected'; readonly reason: RejectReason; readonly detail: string; readonly device?: string }
   | { readonly status: 'failed'; readonly reason: FailReason; readonly detail: string };

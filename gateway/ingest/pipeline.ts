@@ -71,7 +71,12 @@ export interface IngestOptions {
   /** The policy tag of a stored frame (gateway/policy/tagging.ts); frames of one policy share blocks. Default: the `default` policy. */
   /** Free-space guard: while it says no, nothing is written (frames fail as `disk-low`, authoring waits). */
   readonly space?: SpaceCheck;
-  readonly policyOf?: (f: { device: string; model?: string | undefined; site?: string | undefined; records?: ReadingBody['records'] | undefined }) => string;
+  readonly policyOf?: (f: {
+    device: string;
+    model?: string | undefined;
+    site?: string | undefined;
+    records?: ReadingBody['records'] | undefined;
+  }) => string;
 }
 
 interface Verified {
@@ -141,7 +146,8 @@ export class IngestPipeline {
     private readonly blockLog?: BlockLog,
   ) {
     this.windowSize = opts.replayWindow ?? 1024;
-    if (this.windowSize % 8 !== 0 || this.windowSize < 8) throw new RangeError('replayWindow must be a positive multiple of 8');
+    if (this.windowSize % 8 !== 0 || this.windowSize < 8)
+      throw new RangeError('replayWindow must be a positive multiple of 8');
     this.maxInflight = opts.maxInflight ?? 20_000;
     this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
     this.maxBatch = opts.maxBatch ?? 256;
@@ -188,7 +194,10 @@ export class IngestPipeline {
     }
     const cose = decodeSign1(e.bytes, { maxBytes: this.maxFrameBytes });
     if (!cose.ok) {
-      e.outcome = reject(cose.error.code === 'cose/unsupported-alg' ? 'unsupported-alg' : 'malformed', `${cose.error.code}: ${cose.error.message}`);
+      e.outcome = reject(
+        cose.error.code === 'cose/unsupported-alg' ? 'unsupported-alg' : 'malformed',
+        `${cose.error.code}: ${cose.error.message}`,
+      );
       return;
     }
     const { kid, protectedBytes, payload, signature, alg } = cose.value;
@@ -209,7 +218,9 @@ export class IngestPipeline {
     const active = this.registry.active(device);
     if (!active) {
       const known = this.registry.get(device);
-      e.outcome = known ? reject('revoked-device', `device ${device} is revoked`, device) : reject('unknown-device', `device ${device} is not enrolled`, device);
+      e.outcome = known
+        ? reject('revoked-device', `device ${device} is revoked`, device)
+        : reject('unknown-device', `device ${device} is not enrolled`, device);
       return;
     }
     e.payload = payload;
@@ -279,7 +290,7 @@ export class IngestPipeline {
           if (this.blockLog) for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
         } catch (err) {
           // As a failed decision: nothing of the group is acked (senders resend), the loop goes on.
-          this.log.error({ err }, 'logging the group\'s blocks failed');
+          this.log.error({ err }, "logging the group's blocks failed");
           for (const g of group) this.failStored(g.batch, err);
         }
         for (const author of this.logTasks.splice(0)) {
@@ -332,7 +343,11 @@ export class IngestPipeline {
     }
   }
 
-  private decideSafely(batch: Entry[], results: boolean[] | undefined, blocks: Map<string | undefined, FrameEntry[]>): void {
+  private decideSafely(
+    batch: Entry[],
+    results: boolean[] | undefined,
+    blocks: Map<string | undefined, FrameEntry[]>,
+  ): void {
     try {
       // The batch's frames join the group's blocks only if the whole batch was decided.
       for (const [policy, frames] of this.decide(batch, results)) {
@@ -395,7 +410,11 @@ export class IngestPipeline {
         continue;
       }
       if (verdict === 'outside') {
-        e.outcome = reject('replay', `(boot ${boot}, seq ${seq}) is older than the replay window and was never stored`, device);
+        e.outcome = reject(
+          'replay',
+          `(boot ${boot}, seq ${seq}) is older than the replay window and was never stored`,
+          device,
+        );
         continue;
       }
       if (verdict === 'fresh') win.mark(boot, seq);
@@ -412,7 +431,12 @@ export class IngestPipeline {
       });
       e.stored = { rx, body: body.value, key };
       e.outcome = { status: 'stored', device, boot, seq, rx };
-      const policy = this.policyOf?.({ device, model: e.record?.model, site: e.record?.site, records: body.value.type === 'reading' ? body.value.records : undefined });
+      const policy = this.policyOf?.({
+        device,
+        model: e.record?.model,
+        site: e.record?.site,
+        records: body.value.type === 'reading' ? body.value.records : undefined,
+      });
       let group = blockFrames.get(policy);
       if (!group) blockFrames.set(policy, (group = []));
       group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
@@ -448,7 +472,14 @@ export class IngestPipeline {
     const o = this.count(e.outcome ?? fail('verify-failed', 'no decision'), e.meta, performance.now() - e.t0, e.device);
     if (e.stored) {
       this.uncommitted.delete(e.stored.key);
-      this.frames$.next({ rx: e.stored.rx, device: e.device!, rxTime: e.rxTime, transport: e.meta.transport, body: e.stored.body, frame: e.bytes });
+      this.frames$.next({
+        rx: e.stored.rx,
+        device: e.device!,
+        rxTime: e.rxTime,
+        transport: e.meta.transport,
+        body: e.stored.body,
+        frame: e.bytes,
+      });
     }
     e.resolve(o);
   }
@@ -456,14 +487,37 @@ export class IngestPipeline {
   private count(o: IngestOutcome, meta: FrameMeta, latencyMs: number, device?: string): IngestOutcome {
     this.stats.count(o, meta.transport, latencyMs);
     const dev = 'device' in o && o.device !== undefined ? o.device : (device ?? meta.claimedDevice);
-    this.outcomes$.next({ outcome: o, transport: meta.transport, latencyMs, ...(dev !== undefined && { device: dev }) });
+    this.outcomes$.next({
+      outcome: o,
+      transport: meta.transport,
+      latencyMs,
+      ...(dev !== undefined && { device: dev }),
+    });
     if (o.status === 'duplicate') {
       // A resend after a lost ack, or a replay of a stored frame: harmless, but worth seeing.
-      this.throttle.info('duplicate', { device: o.device, boot: o.boot, seq: o.seq, transport: meta.transport, source: meta.source }, 'duplicate frame acked again, not stored');
+      this.throttle.info(
+        'duplicate',
+        { device: o.device, boot: o.boot, seq: o.seq, transport: meta.transport, source: meta.source },
+        'duplicate frame acked again, not stored',
+      );
     } else if (o.status === 'rejected') {
-      this.throttle.warn(`rejected:${o.reason}`, { device: o.device ?? device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail }, 'frame rejected');
+      this.throttle.warn(
+        `rejected:${o.reason}`,
+        {
+          device: o.device ?? device,
+          reason: o.reason,
+          transport: meta.transport,
+          source: meta.source,
+          detail: o.detail,
+        },
+        'frame rejected',
+      );
     } else if (o.status === 'failed') {
-      this.throttle.warn(`failed:${o.reason}`, { device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail }, 'frame not ingested (will be retried by the sender)');
+      this.throttle.warn(
+        `failed:${o.reason}`,
+        { device, reason: o.reason, transport: meta.transport, source: meta.source, detail: o.detail },
+        'frame not ingested (will be retried by the sender)',
+      );
     }
     return o;
   }
@@ -477,7 +531,11 @@ export class IngestPipeline {
     }
     clearTimeout(this.retry);
     // Authoring deferred by a low disk and never written: say so (its records are not in the log).
-    if (this.logTasks.length > 0) this.log.warn({ tasks: this.logTasks.length }, 'closing with log blocks deferred by low disk space; they are not logged');
+    if (this.logTasks.length > 0)
+      this.log.warn(
+        { tasks: this.logTasks.length },
+        'closing with log blocks deferred by low disk space; they are not logged',
+      );
     this.frames$.complete();
     this.outcomes$.complete();
   }

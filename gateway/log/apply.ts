@@ -7,7 +7,15 @@
  * sent ahead of its chain (sync `mark`) is checked by `acceptMark`.
  */
 import { IF_EXISTS } from 'lmdb';
-import { type Block, blockSigningInput, decodeSignedBlock, hashHex, type SignedBlock, sha256, toHex } from '../../protocols/index.js';
+import {
+  type Block,
+  blockSigningInput,
+  decodeSignedBlock,
+  hashHex,
+  type SignedBlock,
+  sha256,
+  toHex,
+} from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { PRUNABLE_KINDS } from './marks.js';
 import { headKey, type IndexRecord, type LogState, type StreamHead } from './state.js';
@@ -33,13 +41,24 @@ export interface PutHooks {
  * different block is applied and flagged as an equivocation. `mark` is a stream's
  * low-water mark (0: none).
  */
-export function apply(s: LogState, hooks: PutHooks, ctx: VerifyContext, mark: (author: string, stream: string) => number, envelope: Uint8Array): ApplyResult {
+export function apply(
+  s: LogState,
+  hooks: PutHooks,
+  ctx: VerifyContext,
+  mark: (author: string, stream: string) => number,
+  envelope: Uint8Array,
+): ApplyResult {
   const d = decodeSignedBlock(envelope);
-  if (!d.ok) return { status: 'rejected', faults: [{ code: 'malformed', block: toHex(sha256(envelope)), detail: `${d.error.code}: ${d.error.message}` }] };
+  if (!d.ok)
+    return {
+      status: 'rejected',
+      faults: [{ code: 'malformed', block: toHex(sha256(envelope)), detail: `${d.error.code}: ${d.error.message}` }],
+    };
   const sb = d.value;
   const hash = hashHex(sb.hash);
   if (s.lookup(hash) !== undefined) return { status: 'known', hash };
-  if (sb.block.seq < mark(toHex(sb.block.author), sb.block.stream) && PRUNABLE_KINDS.has(sb.block.kind)) return { status: 'pruned', hash };
+  if (sb.block.seq < mark(toHex(sb.block.author), sb.block.stream) && PRUNABLE_KINDS.has(sb.block.kind))
+    return { status: 'pruned', hash };
   // Header first: no device signature work for a block its author did not sign.
   let faults = verifyHeader(sb, ctx);
   // A sealed block is checked inside where this gateway can open it; chain and signature only, elsewhere.
@@ -55,7 +74,10 @@ export function apply(s: LogState, hooks: PutHooks, ctx: VerifyContext, mark: (a
     let equivocation = false;
     const landed = s.blocks.ifVersion(prev, IF_EXISTS, () => void (equivocation = put(s, hooks, sb, plain)));
     s.store.track(landed);
-    void landed.then((written) => written || s.reloadHeads(), () => undefined);
+    void landed.then(
+      (written) => written || s.reloadHeads(),
+      () => undefined,
+    );
     return { status: 'applied', hash, equivocation };
   }
   const equivocation = put(s, hooks, sb, plain);
@@ -66,15 +88,33 @@ export function apply(s: LogState, hooks: PutHooks, ctx: VerifyContext, mark: (a
  * A retention block sent ahead of the blocks it lets start at a mark (sync `mark`): its
  * author signature is checked and its mark recorded; the block itself arrives in its chain.
  */
-export function acceptMark(hooks: PutHooks, ctx: VerifyContext, mark: (author: string, stream: string) => number, envelope: Uint8Array): { status: 'raised' | 'held' } | { status: 'rejected'; faults: Fault[] } {
+export function acceptMark(
+  hooks: PutHooks,
+  ctx: VerifyContext,
+  mark: (author: string, stream: string) => number,
+  envelope: Uint8Array,
+): { status: 'raised' | 'held' } | { status: 'rejected'; faults: Fault[] } {
   const d = decodeSignedBlock(envelope);
   const at = toHex(sha256(envelope));
-  if (!d.ok) return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: `${d.error.code}: ${d.error.message}` }] };
+  if (!d.ok)
+    return {
+      status: 'rejected',
+      faults: [{ code: 'malformed', block: at, detail: `${d.error.code}: ${d.error.message}` }],
+    };
   const b = d.value.block;
-  if (b.kind !== 'retention') return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: 'a mark is a retention block' }] };
+  if (b.kind !== 'retention')
+    return { status: 'rejected', faults: [{ code: 'malformed', block: at, detail: 'a mark is a retention block' }] };
   // Only who signed it matters here: its chain is checked when the block itself arrives.
-  if (!ctx.isKnownAuthor(b.author)) return { status: 'rejected', faults: [{ code: 'unknown-author', block: at, detail: `author ${toHex(b.author)} is not a known gateway` }] };
-  if (!verifyEd25519(b.author, blockSigningInput(d.value.hash), d.value.signature)) return { status: 'rejected', faults: [{ code: 'bad-signature', block: at, detail: 'author signature does not verify' }] };
+  if (!ctx.isKnownAuthor(b.author))
+    return {
+      status: 'rejected',
+      faults: [{ code: 'unknown-author', block: at, detail: `author ${toHex(b.author)} is not a known gateway` }],
+    };
+  if (!verifyEd25519(b.author, blockSigningInput(d.value.hash), d.value.signature))
+    return {
+      status: 'rejected',
+      faults: [{ code: 'bad-signature', block: at, detail: 'author signature does not verify' }],
+    };
   const author = toHex(b.author);
   if (b.body.low <= mark(author, b.stream)) return { status: 'held' };
   hooks.raiseMark(author, b.stream, b.body.low, envelope);
@@ -112,8 +152,10 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
   const hk = headKey(author, b.stream);
   const head = s.heads.get(hk);
   let next: StreamHead | undefined;
-  if (head === undefined || b.seq > head.seq) next = { author, stream: b.stream, seq: b.seq, hashes: [hash], lamport: b.lamport };
-  else if (b.seq === head.seq) next = { ...head, hashes: [...head.hashes, hash].sort(), lamport: Math.max(head.lamport, b.lamport) };
+  if (head === undefined || b.seq > head.seq)
+    next = { author, stream: b.stream, seq: b.seq, hashes: [hash], lamport: b.lamport };
+  else if (b.seq === head.seq)
+    next = { ...head, hashes: [...head.hashes, hash].sort(), lamport: Math.max(head.lamport, b.lamport) };
   if (next) {
     s.heads.set(hk, next);
     track(s.headsDb.put([author, b.stream], { seq: next.seq, hashes: next.hashes, lamport: next.lamport }));

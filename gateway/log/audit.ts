@@ -40,7 +40,12 @@ export function auditLog(log: BlockLog): AuditSummary {
   const marks = new Map<string, number>();
   const markFrom = (sb: SignedBlock): void => {
     const b = sb.block;
-    if (b.kind !== 'retention' || !log.ctx.isKnownAuthor(b.author) || !verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature)) return;
+    if (
+      b.kind !== 'retention' ||
+      !log.ctx.isKnownAuthor(b.author) ||
+      !verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature)
+    )
+      return;
     const k = `${toHex(b.author)}/${b.stream}`;
     marks.set(k, Math.max(marks.get(k) ?? 0, b.body.low));
   };
@@ -98,7 +103,8 @@ export function auditLog(log: BlockLog): AuditSummary {
         b = o.value;
       } else {
         sealed.unreadable++;
-        if (o.error.code !== 'sealed/no-key') faults.push({ code: 'sealed-body', block: key, detail: `${o.error.code}: ${o.error.message}` });
+        if (o.error.code !== 'sealed/no-key')
+          faults.push({ code: 'sealed-body', block: key, detail: `${o.error.code}: ${o.error.message}` });
       }
     }
     faults.push(...verifyFrames({ ...sb, block: b }, ctx, key));
@@ -125,4 +131,3 @@ export function auditLog(log: BlockLog): AuditSummary {
     headsDigest: log.headsDigest(),
   };
 }
-

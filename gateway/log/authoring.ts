@@ -3,7 +3,16 @@
  * wraps, retention marks, revocations, any other kind), each chained onto its stream's head,
  * naming other streams' heads as parents, and queued through `put` (apply.ts).
  */
-import { type Block, type EnrolmentBody, type FrameEntry, fromHex, MAX_BLOCK_FRAMES, MAX_PARENTS, type SignedBlock, signBlock } from '../../protocols/index.js';
+import {
+  type Block,
+  type EnrolmentBody,
+  type FrameEntry,
+  fromHex,
+  MAX_BLOCK_FRAMES,
+  MAX_PARENTS,
+  type SignedBlock,
+  signBlock,
+} from '../../protocols/index.js';
 import type { DeviceRecord } from '../store/store.js';
 import { put, type PutHooks } from './apply.js';
 import { headKey, type LogState } from './state.js';
@@ -34,7 +43,12 @@ const enrolmentBody = (device: string, rec: DeviceRecord): EnrolmentBody => ({
  * queues them in the current transaction. Call in the same event-loop turn
  * as the frames' own writes.
  */
-export function appendFrames(s: LogState, hooks: PutHooks, frames: readonly FrameEntry[], policy = DEFAULT_POLICY): SignedBlock[] {
+export function appendFrames(
+  s: LogState,
+  hooks: PutHooks,
+  frames: readonly FrameEntry[],
+  policy = DEFAULT_POLICY,
+): SignedBlock[] {
   const out: SignedBlock[] = [];
   // A device's enrolment goes into the log before its first frames (same stream, so prev order).
   const devices = new Set<string>();
@@ -47,8 +61,12 @@ export function appendFrames(s: LogState, hooks: PutHooks, frames: readonly Fram
     // Logged already (under policies: in this stream, since siblings may get only some
     // streams and each must carry the enrolments of its devices), unless the log says this
     // key is revoked and the registry enrolled it again since.
-    const logged = s.opts.withheldParentsOk === true ? s.enrolledInOwn(d, rec?.publicKey ?? '', policyStream(policy)) : rec !== undefined && s.loggedKeys(d).includes(rec.publicKey);
-    if (!rec || (logged && (rec.revokedAt !== undefined || s.revocations.revokedAt(d, rec.publicKey) === undefined))) continue;
+    const logged =
+      s.opts.withheldParentsOk === true
+        ? s.enrolledInOwn(d, rec?.publicKey ?? '', policyStream(policy))
+        : rec !== undefined && s.loggedKeys(d).includes(rec.publicKey);
+    if (!rec || (logged && (rec.revokedAt !== undefined || s.revocations.revokedAt(d, rec.publicKey) === undefined)))
+      continue;
     out.push(author(s, hooks, { kind: 'enrolment', body: enrolmentBody(d, rec) }, policy));
   }
   // Key wraps first (same stream), so every holder of the data holds its key blocks before it.
@@ -60,7 +78,12 @@ export function appendFrames(s: LogState, hooks: PutHooks, frames: readonly Fram
 }
 
 /** Authors one block of any kind on this gateway's stream for `policy` (`name@version`: the stream is the name). */
-export function author(s: LogState, hooks: PutHooks, content: Pick<Block, 'kind' | 'body'>, policy: string): SignedBlock {
+export function author(
+  s: LogState,
+  hooks: PutHooks,
+  content: Pick<Block, 'kind' | 'body'>,
+  policy: string,
+): SignedBlock {
   const stream = policyStream(policy);
   const head = s.heads.get(headKey(s.author, stream));
   const parents: Uint8Array[] = [];
@@ -101,7 +124,8 @@ export function author(s: LogState, hooks: PutHooks, content: Pick<Block, 'kind'
 export function retain(s: LogState, hooks: PutHooks, stream: string, low: number, cutoff: number): SignedBlock {
   const head = s.heads.get(headKey(s.author, stream));
   const next = head === undefined ? 0 : head.seq + 1;
-  if (!Number.isSafeInteger(low) || low < 0 || low > next) throw new RangeError(`retention low ${low} must be 0..${next}`);
+  if (!Number.isSafeInteger(low) || low < 0 || low > next)
+    throw new RangeError(`retention low ${low} must be 0..${next}`);
   return author(s, hooks, { kind: 'retention', body: { stream, low, cutoff } }, stream);
 }
 
@@ -112,7 +136,8 @@ export function retain(s: LogState, hooks: PutHooks, stream: string, low: number
 export function logRevocations(s: LogState, hooks: PutHooks): SignedBlock[] {
   const out: SignedBlock[] = [];
   for (const { value: rec } of s.store.devices.getRange()) {
-    if (rec.revokedAt === undefined || (s.revocations.lastRevocation(rec.id, rec.publicKey) ?? -1) >= rec.revokedAt) continue;
+    if (rec.revokedAt === undefined || (s.revocations.lastRevocation(rec.id, rec.publicKey) ?? -1) >= rec.revokedAt)
+      continue;
     out.push(author(s, hooks, { kind: 'enrolment', body: enrolmentBody(rec.id, rec) }, DEFAULT_POLICY));
   }
   return out;

@@ -13,7 +13,16 @@
  * state are in state.ts, authoring in authoring.ts, queuing and verifying received blocks
  * in apply.ts, stream reads in queries.ts, marks and pruning in marks.ts.
  */
-import { type Block, decodeSignedBlock, fail, type FrameEntry, fromHex, type Result, type SignedBlock, toHex } from '../../protocols/index.js';
+import {
+  type Block,
+  decodeSignedBlock,
+  fail,
+  type FrameEntry,
+  fromHex,
+  type Result,
+  type SignedBlock,
+  toHex,
+} from '../../protocols/index.js';
 import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
 import { type MarkRecord, Marks } from './marks.js';
@@ -70,10 +79,11 @@ export class BlockLog {
       danglingParentsOk: () => this.marks.size > 0 || this.withheldParentsOk,
     };
     // Key wraps already held (nothing secret is stored: keys are unwrapped again at each start).
-    if (opts.crypto) for (const h of this.hashesOfKind('keys')) {
-      const d = decodeSignedBlock(this.getEnvelope(h) ?? new Uint8Array());
-      if (d.ok) opts.crypto.observe(d.value.block);
-    }
+    if (opts.crypto)
+      for (const h of this.hashesOfKind('keys')) {
+        const d = decodeSignedBlock(this.getEnvelope(h) ?? new Uint8Array());
+        if (d.ok) opts.crypto.observe(d.value.block);
+      }
   }
 
   /** Trusts another gateway's key (from the sibling list). */
@@ -156,7 +166,9 @@ export class BlockLog {
 
   /** Opens a sealed block: `sealed/no-key` without its key, `sealed/auth-failed` when its ciphertext does not open. */
   openSealed(block: Block): Result<Block> {
-    return this.opts.crypto ? this.opts.crypto.open(block) : fail('sealed/no-key', 'this log has no keys (no confidential policies)');
+    return this.opts.crypto
+      ? this.opts.crypto.open(block)
+      : fail('sealed/no-key', 'this log has no keys (no confidential policies)');
   }
 
   /** Hashes of the blocks of one kind (`sealed` for every confidential block, readable or not). */
@@ -216,7 +228,8 @@ export class BlockLog {
 
   /** Raw (possibly tampered) stored entries, for the audit walk. */
   *rawBlocks(): Generator<{ key: string; envelope: Uint8Array }> {
-    for (const { key, value } of this.s.blocks.getRange()) yield { key, envelope: new Uint8Array(value.buffer, value.byteOffset, value.byteLength) };
+    for (const { key, value } of this.s.blocks.getRange())
+      yield { key, envelope: new Uint8Array(value.buffer, value.byteOffset, value.byteLength) };
   }
 
   blockCount(): number {
@@ -296,7 +309,10 @@ export class BlockLog {
    * Applies `retentionFor` to this gateway's own streams at `now`: one retention block per
    * stream with frames blocks older than its limit. Returns the blocks authored.
    */
-  retainByAge(now = Date.now(), dryRun = false): { stream: string; low: number; prunable: number; block?: SignedBlock }[] {
+  retainByAge(
+    now = Date.now(),
+    dryRun = false,
+  ): { stream: string; low: number; prunable: number; block?: SignedBlock }[] {
     const out: { stream: string; low: number; prunable: number; block?: SignedBlock }[] = [];
     for (const h of this.streamHeads()) {
       if (h.author !== this.author) continue;

@@ -60,7 +60,8 @@ export class Marks {
   }
 
   *records(): Generator<MarkRecord> {
-    for (const { key, value } of this.lowDb.getRange()) yield { author: key[0], stream: key[1], low: value.low, envelope: new Uint8Array(value.envelope) };
+    for (const { key, value } of this.lowDb.getRange())
+      yield { author: key[0], stream: key[1], low: value.low, envelope: new Uint8Array(value.envelope) };
   }
 
   envelope(author: string, stream: string): Uint8Array | undefined {
@@ -131,7 +132,8 @@ export class Marks {
     if (gone.length === 0) return 0;
     const goneSet = new Set(gone.map((g) => g.hash));
     for (const seq of seqs) {
-      if (this.log.hashesAt(author, stream, seq).filter((h) => !goneSet.has(h)).length < 2) this.log.store.track(this.log.equivocDb.remove([author, stream, seq]));
+      if (this.log.hashesAt(author, stream, seq).filter((h) => !goneSet.has(h)).length < 2)
+        this.log.store.track(this.log.equivocDb.remove([author, stream, seq]));
     }
     // A mark learnt ahead of its blocks (sync `mark`, then a cut) can prune the head itself:
     // the head falls back to the highest block still held (a kept one), or the stream has none.
@@ -139,15 +141,27 @@ export class Marks {
     const head = this.log.heads.get(hk);
     if (head && head.hashes.every((h) => goneSet.has(h))) {
       let next: StreamHead | undefined;
-      for (const k of this.log.chain.getKeys({ start: [author, stream, Number.MAX_SAFE_INTEGER], end: [author, stream, 0], reverse: true })) {
+      for (const k of this.log.chain.getKeys({
+        start: [author, stream, Number.MAX_SAFE_INTEGER],
+        end: [author, stream, 0],
+        reverse: true,
+      })) {
         if (goneSet.has(k[3])) continue;
         const hashes = this.log.hashesAt(author, stream, k[2]).filter((h) => !goneSet.has(h));
-        next = { author, stream, seq: k[2], hashes, lamport: Math.max(...hashes.map((h) => this.log.lookup(h)?.lamport ?? 0)) };
+        next = {
+          author,
+          stream,
+          seq: k[2],
+          hashes,
+          lamport: Math.max(...hashes.map((h) => this.log.lookup(h)?.lamport ?? 0)),
+        };
         break;
       }
       if (next) {
         this.log.heads.set(hk, next);
-        this.log.store.track(this.log.headsDb.put([author, stream], { seq: next.seq, hashes: next.hashes, lamport: next.lamport }));
+        this.log.store.track(
+          this.log.headsDb.put([author, stream], { seq: next.seq, hashes: next.hashes, lamport: next.lamport }),
+        );
       } else {
         this.log.heads.delete(hk);
         this.log.store.track(this.log.headsDb.remove([author, stream]));

@@ -22,7 +22,10 @@ function pendingOf(s: LogState, author: string, stream: string, fromSeq: number)
 export function streamBlocks(s: LogState, author: string, stream: string, fromSeq = 0): [number, string][] {
   const seen = new Set<string>();
   const out: [number, string][] = [];
-  for (const k of s.chain.getKeys({ start: [author, stream, fromSeq], end: [author, stream, Number.MAX_SAFE_INTEGER] })) {
+  for (const k of s.chain.getKeys({
+    start: [author, stream, fromSeq],
+    end: [author, stream, Number.MAX_SAFE_INTEGER],
+  })) {
     seen.add(k[3]);
     out.push([k[2], k[3]]);
   }
@@ -42,7 +45,13 @@ export function* iterStream(s: LogState, author: string, stream: string, fromSeq
   let next = fromSeq;
   let last: [string, string, number, string] | undefined;
   for (;;) {
-    const chunk = [...s.chain.getKeys({ start: last ?? [author, stream, next], end: [author, stream, Number.MAX_SAFE_INTEGER], limit: 256 })].filter((k) => last === undefined || k[2] !== last[2] || k[3] !== last[3]);
+    const chunk = [
+      ...s.chain.getKeys({
+        start: last ?? [author, stream, next],
+        end: [author, stream, Number.MAX_SAFE_INTEGER],
+        limit: 256,
+      }),
+    ].filter((k) => last === undefined || k[2] !== last[2] || k[3] !== last[3]);
     if (chunk.length === 0) break;
     for (const k of chunk) {
       while (i < pending.length && pending[i]![0] < k[2]) yield pending[i++]!;
@@ -59,16 +68,27 @@ export function* iterStream(s: LogState, author: string, stream: string, fromSeq
  * block count (one per seq, plus the extra blocks at equivocated seqs). `mark` is the
  * stream's low-water mark (0: none).
  */
-export function streamRange(s: LogState, author: string, stream: string, mark: number): { low: number; high: number; count: number } | undefined {
+export function streamRange(
+  s: LogState,
+  author: string,
+  stream: string,
+  mark: number,
+): { low: number; high: number; count: number } | undefined {
   const h = s.heads.get(headKey(author, stream));
   if (!h) return undefined;
   // With a mark, the range starts there (blocks kept below it, such as enrolments, are extra).
   let low = h.seq;
   if (mark > 0) low = Math.min(mark, h.seq);
   else {
-    for (const k of s.chain.getKeys({ start: [author, stream, 0], end: [author, stream, Number.MAX_SAFE_INTEGER], limit: 1 })) low = Math.min(low, k[2]);
+    for (const k of s.chain.getKeys({
+      start: [author, stream, 0],
+      end: [author, stream, Number.MAX_SAFE_INTEGER],
+      limit: 1,
+    }))
+      low = Math.min(low, k[2]);
     const prefix = `${author}/${stream}/`;
-    for (const key of s.pendingChain.keys()) if (key.startsWith(prefix)) low = Math.min(low, Number(key.slice(prefix.length)));
+    for (const key of s.pendingChain.keys())
+      if (key.startsWith(prefix)) low = Math.min(low, Number(key.slice(prefix.length)));
   }
   let extra = 0;
   for (const [seq, hashes] of forks(s, author, stream)) if (seq >= low) extra += hashes.length - 1;
@@ -78,9 +98,14 @@ export function streamRange(s: LogState, author: string, stream: string, mark: n
 /** The seqs of a stream that hold more than one block, with their hashes, in seq order. */
 export function forks(s: LogState, author: string, stream: string): [number, string[]][] {
   const seqs = new Set<number>();
-  for (const { key } of s.equivocDb.getRange({ start: [author, stream, 0], end: [author, stream, Number.MAX_SAFE_INTEGER] })) seqs.add(key[2]);
+  for (const { key } of s.equivocDb.getRange({
+    start: [author, stream, 0],
+    end: [author, stream, Number.MAX_SAFE_INTEGER],
+  }))
+    seqs.add(key[2]);
   const prefix = `${author}/${stream}/`;
-  for (const [key, set] of s.pendingChain) if (key.startsWith(prefix) && set.size > 0) seqs.add(Number(key.slice(prefix.length)));
+  for (const [key, set] of s.pendingChain)
+    if (key.startsWith(prefix) && set.size > 0) seqs.add(Number(key.slice(prefix.length)));
   const out: [number, string[]][] = [];
   for (const seq of [...seqs].sort((a, b) => a - b)) {
     const hashes = s.hashesAt(author, stream, seq);
@@ -91,7 +116,9 @@ export function forks(s: LogState, author: string, stream: string): [number, str
 
 /** Every stream head, sorted by (author, stream). */
 export function streamHeads(s: LogState): StreamHead[] {
-  return [...s.heads.values()].sort((a, b) => (a.author < b.author ? -1 : a.author > b.author ? 1 : a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0));
+  return [...s.heads.values()].sort((a, b) =>
+    a.author < b.author ? -1 : a.author > b.author ? 1 : a.stream < b.stream ? -1 : a.stream > b.stream ? 1 : 0,
+  );
 }
 
 /**
@@ -111,6 +138,7 @@ export function headsDigest(s: LogState, only?: (author: string, stream: string)
 /** Equivocations: (author, stream, seq) holding two or more blocks. */
 export function equivocations(s: LogState): { author: string; stream: string; seq: number; hashes: string[] }[] {
   const out: { author: string; stream: string; seq: number; hashes: string[] }[] = [];
-  for (const { key } of s.equivocDb.getRange()) out.push({ author: key[0], stream: key[1], seq: key[2], hashes: s.hashesAt(key[0], key[1], key[2]) });
+  for (const { key } of s.equivocDb.getRange())
+    out.push({ author: key[0], stream: key[1], seq: key[2], hashes: s.hashesAt(key[0], key[1], key[2]) });
   return out;
 }

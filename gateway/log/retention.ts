@@ -23,7 +23,10 @@ export function parseRetention(v: string | number): number | undefined {
  * The max age of a stream: the config's entry for it, else its policy's `retention`,
  * else the config's `default`; undefined (keep forever) when none applies or it says `forever`.
  */
-export function retentionResolver(config: Readonly<Record<string, string | number>>, policyRetention?: (stream: string) => number | undefined): (stream: string) => number | undefined {
+export function retentionResolver(
+  config: Readonly<Record<string, string | number>>,
+  policyRetention?: (stream: string) => number | undefined,
+): (stream: string) => number | undefined {
   const ms = new Map(Object.entries(config).map(([k, v]) => [k, parseRetention(v)]));
   return (stream) => {
     const v = ms.get(stream) ?? policyRetention?.(stream) ?? ms.get('default');
@@ -54,9 +57,13 @@ export class RetentionTimer {
     if (this.space && !this.space.writable()) return;
     try {
       const revoked = this.log.logRevocations();
-      if (revoked.length > 0) this.logger.info({ blocks: revoked.length }, `logged ${revoked.length} device revocation(s) for siblings`);
+      if (revoked.length > 0)
+        this.logger.info({ blocks: revoked.length }, `logged ${revoked.length} device revocation(s) for siblings`);
       for (const r of this.log.retainByAge(now)) {
-        this.logger.info({ stream: r.stream, low: r.low, pruned: r.prunable }, `retention: pruning ${r.prunable} block(s) of ${r.stream} below seq ${r.low}`);
+        this.logger.info(
+          { stream: r.stream, low: r.low, pruned: r.prunable },
+          `retention: pruning ${r.prunable} block(s) of ${r.stream} below seq ${r.low}`,
+        );
       }
     } catch (err) {
       this.logger.warn({ err: (err as Error).message }, 'retention tick failed');

@@ -124,9 +124,14 @@ export class LogState {
     this.equivocDb = root.openDB({ name: 'log-equivoc' });
     this.meta = root.openDB({ name: 'log-meta' });
     this.revocations = new Revocations(root, (p) => store.track(p));
-    this.view = new FramesView(root, (p) => store.track(p), (d) => this.revokedSince(d));
+    this.view = new FramesView(
+      root,
+      (p) => store.track(p),
+      (d) => this.revokedSince(d),
+    );
     this.author = toHex(opts.publicKey);
-    for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
+    for (const { key, value } of this.headsDb.getRange())
+      this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = this.meta.get('lamport') ?? 0;
     this.devicesDb = root.openDB({ name: 'log-devices' });
     this.deviceRecord = opts.deviceRecord ?? ((device) => store.devices.get(device));
@@ -134,13 +139,17 @@ export class LogState {
 
   /** Whether this gateway logged an enrolment of (device, key) in its own `stream`. */
   enrolledInOwn(device: string, key: string, stream: string): boolean {
-    return this.pendingOwnEnrolments.has(`${device}\u0000${key}\u0000${stream}`) || this.devicesDb.doesExist([device, key, stream]);
+    return (
+      this.pendingOwnEnrolments.has(`${device}\u0000${key}\u0000${stream}`) ||
+      this.devicesDb.doesExist([device, key, stream])
+    );
   }
 
   /** Keys (hex) enrolled for a device by enrolment blocks in the log. */
   loggedKeys(device: string): string[] {
     const out = new Set(this.pendingDevices.get(device) ?? []);
-    for (const k of this.devicesDb.getKeys({ start: [device], end: [device + '\u0000'] })) if (k[0] === device) out.add(k[1]);
+    for (const k of this.devicesDb.getKeys({ start: [device], end: [device + '\u0000'] }))
+      if (k[0] === device) out.add(k[1]);
     return [...out];
   }
 
@@ -176,7 +185,8 @@ export class LogState {
   /** Heads as on disk (after a failed or skipped write). */
   reloadHeads(): void {
     this.heads.clear();
-    for (const { key, value } of this.headsDb.getRange()) this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
+    for (const { key, value } of this.headsDb.getRange())
+      this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = Math.max(this.lamport, this.meta.get('lamport') ?? 0);
     this.referenced.clear();
   }

@@ -79,25 +79,34 @@ export function verifyHeader(sb: SignedBlock, ctx: VerifyContext, claimedHash?: 
   const h = hashHex(sb.hash);
   const b = sb.block;
   const at = claimedHash ?? h;
-  if (claimedHash !== undefined && claimedHash !== h) faults.push({ code: 'hash-mismatch', block: at, detail: `bytes hash to ${h}` });
-  if (!ctx.isKnownAuthor(b.author)) faults.push({ code: 'unknown-author', block: at, detail: `author ${hashHex(b.author)} is not a known gateway` });
-  if (!verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature)) faults.push({ code: 'bad-signature', block: at, detail: 'author signature does not verify' });
+  if (claimedHash !== undefined && claimedHash !== h)
+    faults.push({ code: 'hash-mismatch', block: at, detail: `bytes hash to ${h}` });
+  if (!ctx.isKnownAuthor(b.author))
+    faults.push({ code: 'unknown-author', block: at, detail: `author ${hashHex(b.author)} is not a known gateway` });
+  if (!verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature))
+    faults.push({ code: 'bad-signature', block: at, detail: 'author signature does not verify' });
   const author = hashHex(b.author);
   if (b.prev !== null) {
     const p = ctx.lookup(hashHex(b.prev));
     if (!p) {
-      if (b.seq > (ctx.mark?.(author, b.stream) ?? 0)) faults.push({ code: 'missing-prev', block: at, detail: `prev ${hashHex(b.prev)} is not in the log` });
-    }
-    else if (p.author !== author || p.stream !== b.stream || p.seq !== b.seq - 1) {
-      faults.push({ code: 'broken-chain', block: at, detail: `prev is ${p.author.slice(0, 8)}/${p.stream}#${p.seq}, expected ${author.slice(0, 8)}/${b.stream}#${b.seq - 1}` });
-    } else if (p.lamport >= b.lamport) faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above prev's ${p.lamport}` });
+      if (b.seq > (ctx.mark?.(author, b.stream) ?? 0))
+        faults.push({ code: 'missing-prev', block: at, detail: `prev ${hashHex(b.prev)} is not in the log` });
+    } else if (p.author !== author || p.stream !== b.stream || p.seq !== b.seq - 1) {
+      faults.push({
+        code: 'broken-chain',
+        block: at,
+        detail: `prev is ${p.author.slice(0, 8)}/${p.stream}#${p.seq}, expected ${author.slice(0, 8)}/${b.stream}#${b.seq - 1}`,
+      });
+    } else if (p.lamport >= b.lamport)
+      faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above prev's ${p.lamport}` });
   }
   for (const parent of b.parents) {
     const p = ctx.lookup(hashHex(parent));
     if (!p) {
-      if (!ctx.danglingParentsOk?.()) faults.push({ code: 'missing-parent', block: at, detail: `parent ${hashHex(parent)} is not in the log` });
-    }
-    else if (p.lamport >= b.lamport) faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above a parent's ${p.lamport}` });
+      if (!ctx.danglingParentsOk?.())
+        faults.push({ code: 'missing-parent', block: at, detail: `parent ${hashHex(parent)} is not in the log` });
+    } else if (p.lamport >= b.lamport)
+      faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above a parent's ${p.lamport}` });
   }
   return faults;
 }
@@ -115,7 +124,8 @@ export function frameId(frame: Uint8Array): FrameId | undefined {
   if (!cose.ok) return undefined;
   const device = kidToDeviceId(cose.value.kid);
   const body = decodeBody(cose.value.payload);
-  if (device === undefined || !body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack')) return undefined;
+  if (device === undefined || !body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack'))
+    return undefined;
   return { device, boot: body.value.boot, seq: body.value.seq };
 }
 
@@ -127,7 +137,11 @@ export function verifyFrames(sb: SignedBlock, ctx: VerifyContext, at = hashHex(s
     const cose = decodeSign1(entry.frame);
     const device = cose.ok ? kidToDeviceId(cose.value.kid) : undefined;
     if (!cose.ok || device === undefined || (cose.value.alg !== ALG_EDDSA && cose.value.alg !== ALG_ED25519)) {
-      faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: ${cose.ok ? 'bad kid or alg' : cose.error.code}` });
+      faults.push({
+        code: 'frame-malformed',
+        block: at,
+        detail: `frame ${i}: ${cose.ok ? 'bad kid or alg' : cose.error.code}`,
+      });
       return;
     }
     const keys = ctx.deviceKeys(device);
@@ -141,7 +155,8 @@ export function verifyFrames(sb: SignedBlock, ctx: VerifyContext, at = hashHex(s
       faults.push({ code: 'device-signature', block: at, detail: `frame ${i}: ${device}'s signature does not verify` });
       return;
     }
-    if (frameId(entry.frame) === undefined) faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: body is not a device reading or ack` });
+    if (frameId(entry.frame) === undefined)
+      faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: body is not a device reading or ack` });
   });
   return faults;
 }

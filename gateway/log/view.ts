@@ -158,7 +158,8 @@ export class FramesView {
   /** Re-chooses every entry of a device (after its revocation was logged). */
   recomputeDevice(t: ViewTicket, device: string): void {
     const keys = new Set<string>();
-    for (const c of this.copies.getKeys({ start: [device], end: [device + '\u0000'] })) if (c[0] === device) keys.add(fk(c[0], c[1], c[2]));
+    for (const c of this.copies.getKeys({ start: [device], end: [device + '\u0000'] }))
+      if (c[0] === device) keys.add(fk(c[0], c[1], c[2]));
     for (const k of this.pendingCopies.keys()) if (k.startsWith(device + '\u0000')) keys.add(k);
     for (const k of keys) this.recompute(t, k);
   }
@@ -180,7 +181,9 @@ export class FramesView {
   }
 
   *entries(device?: string): Generator<ViewEntry> {
-    const range = device === undefined ? this.view.getRange() : this.view.getRange({ start: [device], end: [device + '\u0000'] });
-    for (const { key, value } of range) yield { device: key[0], boot: key[1], seq: key[2], block: value[0], index: value[1] };
+    const range =
+      device === undefined ? this.view.getRange() : this.view.getRange({ start: [device], end: [device + '\u0000'] });
+    for (const { key, value } of range)
+      yield { device: key[0], boot: key[1], seq: key[2], block: value[0], index: value[1] };
   }
 }

@@ -39,7 +39,9 @@ export class ConditionError extends Error {
 
 let env: Environment | undefined;
 function environment(): Environment {
-  env ??= new Environment({ limits: { maxAstNodes: 2000, maxDepth: 64, maxListElements: 256, maxMapEntries: 256, maxCallArguments: 16 } })
+  env ??= new Environment({
+    limits: { maxAstNodes: 2000, maxDepth: 64, maxListElements: 256, maxMapEntries: 256, maxCallArguments: 16 },
+  })
     .registerVariable('principal', 'map')
     .registerVariable('action', 'string')
     .registerVariable('relation', 'string')
@@ -62,7 +64,8 @@ export function compileCondition(text: string): CompiledCondition {
   }
   const checked = e.check(text);
   if (!checked.valid) throw new ConditionError('policy/cel-type', firstLine(checked.error?.message ?? 'type error'));
-  if (checked.type !== 'bool' && checked.type !== 'dyn') throw new ConditionError('policy/cel-type', `must be a bool expression, not ${checked.type}`);
+  if (checked.type !== 'bool' && checked.type !== 'dyn')
+    throw new ConditionError('policy/cel-type', `must be a bool expression, not ${checked.type}`);
   return {
     text,
     test(input: ConditionInput): boolean {

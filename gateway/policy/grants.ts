@@ -73,7 +73,8 @@ export class GrantState implements GrantView {
     if (this.ops.has(id)) return { added: false, reason: 'known' };
     if (sb.block.kind !== 'policy') return this.ignore(id, 'not a policy block');
     // Read at start from $acl streams only (not by walking every block), so only those count anywhere.
-    if (sb.block.stream !== ACL_STREAM) return this.ignore(id, `a policy block on stream ${sb.block.stream}, not ${ACL_STREAM}`);
+    if (sb.block.stream !== ACL_STREAM)
+      return this.ignore(id, `a policy block on stream ${sb.block.stream}, not ${ACL_STREAM}`);
     const r = readPolicyOp(sb.block.body);
     if (!r.ok) return this.ignore(id, `${r.error.code}: ${r.error.message}`);
     const op = r.value;
@@ -90,7 +91,8 @@ export class GrantState implements GrantView {
     if (!sup) this.superseded.set(key, (sup = new Set()));
     for (const a of rec.after) sup.add(a);
     const after = this.statusOfKey(key);
-    if (after !== before) this.onChange?.({ ref: op.principal, relation: op.relation as Relation, policy: op.policy, status: after });
+    if (after !== before)
+      this.onChange?.({ ref: op.principal, relation: op.relation as Relation, policy: op.policy, status: after });
     return { added: true };
   }
 
@@ -146,7 +148,8 @@ export class GrantState implements GrantView {
 /** Why an op does not count (undefined if it does). */
 export function verifyOp(op: PolicyOp, adminKeys: ReadonlySet<string>): string | undefined {
   if (!(RELATIONS as readonly string[]).includes(op.relation)) return `unknown relation "${op.relation}"`;
-  if (!adminKeys.has(toHex(op.admin))) return `key ${toHex(op.admin).slice(0, 16)}… is not an admin key of the policy file`;
+  if (!adminKeys.has(toHex(op.admin)))
+    return `key ${toHex(op.admin).slice(0, 16)}… is not an admin key of the policy file`;
   if (!verifyEd25519(op.admin, policyOpSigningInput(op), op.signature)) return 'admin signature does not verify';
   return undefined;
 }

@@ -58,7 +58,10 @@ export class PolicyInbox {
   }
 
   start(intervalMs = 1000): void {
-    const run = (): void => void this.drain().catch((err: unknown) => this.logger.error({ err }, 'policy inbox: commit failed; pending ops are retried'));
+    const run = (): void =>
+      void this.drain().catch((err: unknown) =>
+        this.logger.error({ err }, 'policy inbox: commit failed; pending ops are retried'),
+      );
     run();
     this.timer = setInterval(run, intervalMs);
     this.timer.unref();
@@ -73,7 +76,9 @@ export class PolicyInbox {
     try {
       let names: string[];
       try {
-        names = readdirSync(this.dir).filter((n) => n.endsWith('.op')).sort();
+        names = readdirSync(this.dir)
+          .filter((n) => n.endsWith('.op'))
+          .sort();
       } catch {
         return 0;
       }
@@ -116,7 +121,10 @@ export class PolicyInbox {
     const sb = this.log.appendBlock({ kind: 'policy', body: policyOpBody({ ...op, after }) }, ACL_STREAM);
     // Counted at once (the durable listener adds it again as known), so a second op in this drain sees it.
     this.grants.addBlock(sb);
-    this.logger.info({ op: op.op, principal: op.principal, relation: op.relation, policy: op.policy, supersedes: after.length }, `policy ${op.op} logged: ${op.principal} ${op.relation} on ${op.policy}`);
+    this.logger.info(
+      { op: op.op, principal: op.principal, relation: op.relation, policy: op.policy, supersedes: after.length },
+      `policy ${op.op} logged: ${op.principal} ${op.relation} on ${op.policy}`,
+    );
     return true;
   }
 

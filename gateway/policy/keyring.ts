@@ -17,7 +17,19 @@
  */
 import { type Block, decodeKeysBody, fail, type Result, type SealAlg, toHex } from '../../protocols/index.js';
 import type { BlockCrypto } from '../log/sealing.js';
-import { type DataKey, keysBlockBody, newDataKey, openBlock, PolicyCryptoError, type Recipient, sealBlock, sealedEpoch, unwrapDataKey, wrapDataKey, x25519FromEd25519Public } from './seal.js';
+import {
+  type DataKey,
+  keysBlockBody,
+  newDataKey,
+  openBlock,
+  PolicyCryptoError,
+  type Recipient,
+  sealBlock,
+  sealedEpoch,
+  unwrapDataKey,
+  wrapDataKey,
+  x25519FromEd25519Public,
+} from './seal.js';
 
 /** Most wraps per keys block (protocols/sealed.ts MAX_RECIPIENTS). */
 const WRAPS_PER_BLOCK = 256;
@@ -74,7 +86,11 @@ export class KeyRing implements BlockCrypto {
    * Takes the readers of confidential policies from the permission API, and asks again
    * whenever a grant or revocation changes them (a revoke then starts a new epoch).
    */
-  attach(perms: PermissionSource & { readonly changes$?: { subscribe(fn: (c: { readonly policy: string }) => void): { unsubscribe(): void } } }): void {
+  attach(
+    perms: PermissionSource & {
+      readonly changes$?: { subscribe(fn: (c: { readonly policy: string }) => void): { unsubscribe(): void } };
+    },
+  ): void {
     this.readersOf = readersFrom(perms);
     this.unsubscribe?.();
     const sub = perms.changes$?.subscribe((c) => this.invalidate(c.policy));
@@ -137,7 +153,8 @@ export class KeyRing implements BlockCrypto {
     const want = new Map<string, Uint8Array>([[this.meHex, this.opts.me.publicKey]]);
     for (const r of readers) want.set(toHex(r), r);
     const cur = this.own.get(policy);
-    const changed = cur !== undefined && (cur.recipients.size !== want.size || [...cur.recipients].some((r) => !want.has(r)));
+    const changed =
+      cur !== undefined && (cur.recipients.size !== want.size || [...cur.recipients].some((r) => !want.has(r)));
     if (cur === undefined || changed || this.forceRotate.has(policy)) {
       const epoch = (this.maxOwnEpoch.get(policy) ?? -1) + 1;
       const dk = newDataKey(epoch);
@@ -156,7 +173,10 @@ export class KeyRing implements BlockCrypto {
   private wrapBlocks(tag: string, dk: DataKey, recipients: Uint8Array[]): Pick<Block, 'kind' | 'body'>[] {
     const out: Pick<Block, 'kind' | 'body'>[] = [];
     for (let i = 0; i < recipients.length; i += WRAPS_PER_BLOCK) {
-      out.push({ kind: 'keys', body: keysBlockBody(wrapDataKey(this.opts.me.publicKey, tag, dk, recipients.slice(i, i + WRAPS_PER_BLOCK))) });
+      out.push({
+        kind: 'keys',
+        body: keysBlockBody(wrapDataKey(this.opts.me.publicKey, tag, dk, recipients.slice(i, i + WRAPS_PER_BLOCK))),
+      });
     }
     return out;
   }
@@ -165,7 +185,11 @@ export class KeyRing implements BlockCrypto {
     const policy = policyName(block.policy);
     if (block.kind !== 'frames' || this.readers(policy) === undefined) return block;
     const cur = this.own.get(policy);
-    if (!cur) throw new PolicyCryptoError('policy-crypto/no-epoch', `no data key for confidential policy ${block.policy}: beforeAppend was not called`);
+    if (!cur)
+      throw new PolicyCryptoError(
+        'policy-crypto/no-epoch',
+        `no data key for confidential policy ${block.policy}: beforeAppend was not called`,
+      );
     if (this.unconfirmed.delete(policy) && this.opts.durable) {
       // The keys block is queued by now (it is authored first), so this covers its transaction.
       const epoch = cur.dk.epoch;
@@ -180,7 +204,11 @@ export class KeyRing implements BlockCrypto {
     const epoch = sealedEpoch(block);
     if (!epoch.ok) return epoch;
     const key = this.keys.get(`${toHex(block.author)}/${policyName(block.policy)}/${epoch.value}`);
-    if (key === undefined) return fail('sealed/no-key', `no key for ${toHex(block.author).slice(0, 8)}/${policyName(block.policy)} epoch ${epoch.value}`);
+    if (key === undefined)
+      return fail(
+        'sealed/no-key',
+        `no key for ${toHex(block.author).slice(0, 8)}/${policyName(block.policy)} epoch ${epoch.value}`,
+      );
     return openBlock(block, key);
   }
 

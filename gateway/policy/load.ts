@@ -9,7 +9,18 @@ import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } fr
 import { z } from 'zod';
 import { parsePublicKey, publicKeyToDidKey, toHex } from '../../protocols/index.js';
 import { compileCondition, ConditionError } from './cel.js';
-import { ACTIONS, type Action, type Policy, PRINCIPAL_KINDS, type Principal, REACHES, RELATIONS, type Relation, type PolicySet, type TaggingRule } from './permissions.js';
+import {
+  ACTIONS,
+  type Action,
+  type Policy,
+  PRINCIPAL_KINDS,
+  type Principal,
+  REACHES,
+  RELATIONS,
+  type Relation,
+  type PolicySet,
+  type TaggingRule,
+} from './permissions.js';
 import { globToRegExp, parseDuration } from './text.js';
 
 export class PolicyLoadError extends Error {
@@ -65,7 +76,15 @@ const policySchema = z
 
 const globField = z.string().min(1).max(200).optional();
 const tagSchema = z
-  .object({ policy: policyName, device: globField, model: globField, site: globField, name: globField, unit: globField, when: z.string().min(1).max(4096).optional() })
+  .object({
+    policy: policyName,
+    device: globField,
+    model: globField,
+    site: globField,
+    name: globField,
+    unit: globField,
+    when: z.string().min(1).max(4096).optional(),
+  })
   .strict();
 
 const fileSchema = z
@@ -84,13 +103,42 @@ type Path = (string | number)[];
 
 /** The built-in set when no policy file is configured: one `default` policy any gateway may hold and read. */
 export function defaultPolicySet(gateways: readonly KnownGateway[] = []): PolicySet {
-  const policy: Policy = { name: 'default', version: 0, relations: new Map<Relation, string[]>([['holder', ['*']], ['reader', ['*']], ['aggregator', ['*']]]), actions: new Set(ACTIONS), purpose: [], reach: 'cloud', confidential: false, source: 'built-in' };
+  const policy: Policy = {
+    name: 'default',
+    version: 0,
+    relations: new Map<Relation, string[]>([
+      ['holder', ['*']],
+      ['reader', ['*']],
+      ['aggregator', ['*']],
+    ]),
+    actions: new Set(ACTIONS),
+    purpose: [],
+    reach: 'cloud',
+    confidential: false,
+    source: 'built-in',
+  };
   const principals = new Map<string, Principal>();
   for (const g of gateways) principals.set(g.id, gatewayPrincipal(g));
-  return { file: 'built-in', principals, byDid: new Map([...principals.values()].map((p) => [p.did, p])), groups: new Map(), policies: new Map([['default', policy]]), tagging: [], defaultPolicy: 'default', adminKeys: new Set() };
+  return {
+    file: 'built-in',
+    principals,
+    byDid: new Map([...principals.values()].map((p) => [p.did, p])),
+    groups: new Map(),
+    policies: new Map([['default', policy]]),
+    tagging: [],
+    defaultPolicy: 'default',
+    adminKeys: new Set(),
+  };
 }
 
-const gatewayPrincipal = (g: KnownGateway): Principal => ({ id: g.id, did: publicKeyToDidKey(g.publicKey), publicKey: g.publicKey, kind: g.kind, ...(g.site !== undefined && { site: g.site }), roles: [] });
+const gatewayPrincipal = (g: KnownGateway): Principal => ({
+  id: g.id,
+  did: publicKeyToDidKey(g.publicKey),
+  publicKey: g.publicKey,
+  kind: g.kind,
+  ...(g.site !== undefined && { site: g.site }),
+  roles: [],
+});
 
 /** Reads and checks a policy file; throws PolicyLoadError naming file, line and problem. */
 export function loadPolicyFile(file: string, gateways: readonly KnownGateway[] = []): PolicySet {
@@ -108,7 +156,11 @@ export function parsePolicyText(text: string, file: string, gateways: readonly K
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   const problems: string[] = [];
   const lineOf = (offset: number): number => lc.linePos(offset).line;
-  if (doc.errors.length > 0) throw new PolicyLoadError(file, doc.errors.map((e) => `${file}:${lineOf(e.pos[0])}: YAML: ${e.message.split('\n')[0]}`));
+  if (doc.errors.length > 0)
+    throw new PolicyLoadError(
+      file,
+      doc.errors.map((e) => `${file}:${lineOf(e.pos[0])}: YAML: ${e.message.split('\n')[0]}`),
+    );
   const at = (path: Path, key = false): string => `${file}:${lineAt(doc, path, key, lineOf)}`;
   const r = fileSchema.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {});
   if (!r.success) {
@@ -116,7 +168,9 @@ export function parsePolicyText(text: string, file: string, gateways: readonly K
     for (const i of r.error.issues) {
       const path = i.path as Path;
       const unknown = i.code === 'unrecognized_keys';
-      const extra = unknown ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}` : i.message;
+      const extra = unknown
+        ? `unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}`
+        : i.message;
       // The line of the offending key itself (the unknown key, or the key whose value is wrong).
       const msg = `${at(unknown ? [...path, i.keys[0]!] : path, true)}: ${path.join('.') || '(top)'}: ${extra}`;
       if (!seen.has(msg)) problems.push(msg);
@@ -129,7 +183,13 @@ export function parsePolicyText(text: string, file: string, gateways: readonly K
   return set;
 }
 
-function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, key?: boolean) => string, problems: string[], file: string): PolicySet {
+function build(
+  raw: RawFile,
+  gateways: readonly KnownGateway[],
+  at: (p: Path, key?: boolean) => string,
+  problems: string[],
+  file: string,
+): PolicySet {
   const principals = new Map<string, Principal>();
   for (const [id, p] of Object.entries(raw.principals)) {
     const k = parsePublicKey(p.key);
@@ -140,13 +200,24 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     // A gateway of the config listed here too: its role and site from the config unless given.
     const g = gateways.find((x) => toHex(x.publicKey) === toHex(k.value));
     const site = p.site ?? g?.site;
-    principals.set(id, { id, did: publicKeyToDidKey(k.value), publicKey: k.value, kind: p.kind ?? g?.kind ?? 'app', ...(site !== undefined && { site }), roles: p.roles });
+    principals.set(id, {
+      id,
+      did: publicKeyToDidKey(k.value),
+      publicKey: k.value,
+      kind: p.kind ?? g?.kind ?? 'app',
+      ...(site !== undefined && { site }),
+      roles: p.roles,
+    });
   }
   for (const g of gateways) {
     const named = principals.get(g.id);
     // The same name with another key would leave that sibling unknown to every check.
-    if (named && named.did !== publicKeyToDidKey(g.publicKey)) problems.push(`${at(['principals', g.id, 'key'])}: principal ${g.id} has another key than the gateway ${g.id} of the config`);
-    else if (!named && ![...principals.values()].some((p) => p.did === publicKeyToDidKey(g.publicKey))) principals.set(g.id, gatewayPrincipal(g));
+    if (named && named.did !== publicKeyToDidKey(g.publicKey))
+      problems.push(
+        `${at(['principals', g.id, 'key'])}: principal ${g.id} has another key than the gateway ${g.id} of the config`,
+      );
+    else if (!named && ![...principals.values()].some((p) => p.did === publicKeyToDidKey(g.publicKey)))
+      principals.set(g.id, gatewayPrincipal(g));
   }
   const byDid = new Map<string, Principal>();
   for (const p of principals.values()) {
@@ -175,7 +246,9 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     const done = groups.get(g);
     if (done) return done;
     if (stack.includes(g)) {
-      problems.push(`${at(['groups', g], true)}: cycle in groups: ${[...stack.slice(stack.indexOf(g)), g].join(' → ')}`);
+      problems.push(
+        `${at(['groups', g], true)}: cycle in groups: ${[...stack.slice(stack.indexOf(g)), g].join(' → ')}`,
+      );
       return new Set();
     }
     const out = new Set<string>();
@@ -206,7 +279,9 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     const relations = new Map<Relation, string[]>();
     for (const [rel, refs] of Object.entries(p.relations)) {
       if (!(RELATIONS as readonly string[]).includes(rel)) {
-        problems.push(`${at(['policies', pname, 'relations', rel], true)}: unknown relation "${rel}" (one of ${RELATIONS.join(', ')})`);
+        problems.push(
+          `${at(['policies', pname, 'relations', rel], true)}: unknown relation "${rel}" (one of ${RELATIONS.join(', ')})`,
+        );
         continue;
       }
       refs.forEach((ref, i) => checkRef(ref, ['policies', pname, 'relations', rel, i]));
@@ -215,7 +290,10 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     let retentionMs: number | undefined;
     if (p.retention !== undefined) {
       retentionMs = typeof p.retention === 'number' ? p.retention * 1000 : parseDuration(p.retention);
-      if (retentionMs === undefined) problems.push(`${at(['policies', pname, 'retention'])}: retention "${String(p.retention)}" is not a duration (30d, 12h, 90m, 3600s, or forever)`);
+      if (retentionMs === undefined)
+        problems.push(
+          `${at(['policies', pname, 'retention'])}: retention "${String(p.retention)}" is not a duration (30d, 12h, 90m, 3600s, or forever)`,
+        );
     }
     const cond = compile(p.when, ['policies', pname, 'when'], at, problems);
     policies.set(pname, {
@@ -232,12 +310,19 @@ function build(raw: RawFile, gateways: readonly KnownGateway[], at: (p: Path, ke
     });
   }
   if (!policies.has(raw.default)) {
-    if (raw.default === 'default' && !('default' in raw.policies)) policies.set('default', { ...defaultPolicySet().policies.get('default')!, version: 1, reach: 'fleet', source: `${file} (implicit default)` });
+    if (raw.default === 'default' && !('default' in raw.policies))
+      policies.set('default', {
+        ...defaultPolicySet().policies.get('default')!,
+        version: 1,
+        reach: 'fleet',
+        source: `${file} (implicit default)`,
+      });
     else problems.push(`${at(['default'])}: default policy "${raw.default}" is not defined under policies`);
   }
 
   const tagging: TaggingRule[] = raw.tagging.map((t, i) => {
-    if (!policies.has(t.policy) && t.policy !== raw.default) problems.push(`${at(['tagging', i, 'policy'])}: unknown policy "${t.policy}"`);
+    if (!policies.has(t.policy) && t.policy !== raw.default)
+      problems.push(`${at(['tagging', i, 'policy'])}: unknown policy "${t.policy}"`);
     const cond = compile(t.when, ['tagging', i, 'when'], at, problems);
     return {
       policy: t.policy,
@@ -259,7 +344,9 @@ function compile(text: string | undefined, path: Path, at: (p: Path) => string, 
     return compileCondition(text);
   } catch (e) {
     if (!(e instanceof ConditionError)) throw e;
-    problems.push(`${at(path)}: CEL ${e.code === 'policy/cel-syntax' ? 'syntax error' : 'type error'} in "${text}": ${e.message}`);
+    problems.push(
+      `${at(path)}: CEL ${e.code === 'policy/cel-syntax' ? 'syntax error' : 'type error'} in "${text}": ${e.message}`,
+    );
     return undefined;
   }
 }
@@ -276,7 +363,10 @@ function lineAt(doc: Document, path: Path, key: boolean, lineOf: (offset: number
         if (k?.range) return lineOf(k.range[0]);
       }
     }
-    const node = (n === 0 ? doc.contents : doc.getIn(p, true)) as { range?: [number, number, number] } | null | undefined;
+    const node = (n === 0 ? doc.contents : doc.getIn(p, true)) as
+      | { range?: [number, number, number] }
+      | null
+      | undefined;
     if (node && node.range) return lineOf(node.range[0]);
   }
   return 1;

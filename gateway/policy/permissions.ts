@@ -112,7 +112,13 @@ export interface CheckContext {
   /** The purpose the data is requested for. */
   readonly purpose?: string;
   /** A frame's attributes, when checking per frame (tagging, feeds). */
-  readonly data?: { readonly device?: string; readonly model?: string; readonly site?: string; readonly name?: string; readonly unit?: string };
+  readonly data?: {
+    readonly device?: string;
+    readonly model?: string;
+    readonly site?: string;
+    readonly name?: string;
+    readonly unit?: string;
+  };
 }
 
 export type CheckResult =
@@ -217,33 +223,64 @@ export class Permissions {
    * May `principal` do `what` (an action or a relation) on data under `policyName`?
    * A refusal names the policy and the missing permission.
    */
-  check(principal: Principal | string, what: Action | Relation, policyName: string, context: CheckContext = {}): CheckResult {
+  check(
+    principal: Principal | string,
+    what: Action | Relation,
+    policyName: string,
+    context: CheckContext = {},
+  ): CheckResult {
     const policy = this.set.policies.get(policyName);
     if (!policy) return { allowed: false, policy: policyName, missing: 'policy', reason: `no policy "${policyName}"` };
     const p = typeof principal === 'string' ? this.principal(principal) : principal;
-    if (!p) return { allowed: false, policy: policyName, missing: isRelation(what) ? what : `action:${what}`, reason: `unknown principal ${String(principal)}` };
+    if (!p)
+      return {
+        allowed: false,
+        policy: policyName,
+        missing: isRelation(what) ? what : `action:${what}`,
+        reason: `unknown principal ${String(principal)}`,
+      };
     let relation: Relation | undefined;
     if (isRelation(what)) {
       if (!this.hasRelation(p, what, policy)) return deny(policy, what, `${p.id} is not ${what} of ${policy.name}`);
       relation = what;
     } else {
-      if (!policy.actions.has(what)) return deny(policy, `action:${what}`, `policy ${policy.name} does not permit ${what}`);
+      if (!policy.actions.has(what))
+        return deny(policy, `action:${what}`, `policy ${policy.name} does not permit ${what}`);
       relation = ACTION_RELATIONS[what].find((r) => this.hasRelation(p, r, policy));
-      if (relation === undefined) return deny(policy, ACTION_RELATIONS[what].filter((r) => r !== 'owner').join('|'), `${p.id} may not ${what} data of ${policy.name}`);
+      if (relation === undefined)
+        return deny(
+          policy,
+          ACTION_RELATIONS[what].filter((r) => r !== 'owner').join('|'),
+          `${p.id} may not ${what} data of ${policy.name}`,
+        );
     }
     if (context.purpose !== undefined && policy.purpose.length > 0 && !policy.purpose.includes(context.purpose)) {
-      return deny(policy, `purpose:${context.purpose}`, `policy ${policy.name} allows purposes ${policy.purpose.join(', ')}`);
+      return deny(
+        policy,
+        `purpose:${context.purpose}`,
+        `policy ${policy.name} allows purposes ${policy.purpose.join(', ')}`,
+      );
     }
     if (policy.condition && relation !== 'owner') {
       const ok = policy.condition.test({
-        principal: { id: p.id, did: p.did, kind: p.kind, site: p.site ?? '', roles: [...p.roles], groups: this.refsOf(p).filter((r) => r.startsWith('group:')).map((r) => r.slice(6)) },
+        principal: {
+          id: p.id,
+          did: p.did,
+          kind: p.kind,
+          site: p.site ?? '',
+          roles: [...p.roles],
+          groups: this.refsOf(p)
+            .filter((r) => r.startsWith('group:'))
+            .map((r) => r.slice(6)),
+        },
         action: isRelation(what) ? '' : what,
         relation,
         purpose: context.purpose ?? '',
         site: this.site,
         data: { device: '', model: '', site: '', name: '', unit: '', ...context.data },
       });
-      if (!ok) return deny(policy, 'condition', `condition of ${policy.name} does not hold: ${policy.conditionText ?? ''}`);
+      if (!ok)
+        return deny(policy, 'condition', `condition of ${policy.name} does not hold: ${policy.conditionText ?? ''}`);
     }
     return { allowed: true };
   }
@@ -254,10 +291,11 @@ export class Permissions {
     if (!policy) throw new PermissionError('policy/unknown-policy', `no policy "${policyName}"`);
     const candidates = new Map<string, Principal>();
     for (const p of this.set.principals.values()) candidates.set(p.did, p);
-    for (const g of this.grants.granted()) if (g.ref.startsWith('did:key:') && !candidates.has(g.ref)) {
-      const p = this.principal(g.ref);
-      if (p) candidates.set(p.did, p);
-    }
+    for (const g of this.grants.granted())
+      if (g.ref.startsWith('did:key:') && !candidates.has(g.ref)) {
+        const p = this.principal(g.ref);
+        if (p) candidates.set(p.did, p);
+      }
     return [...candidates.values()].filter((p) => this.check(p, 'read', policyName).allowed);
   }
 }

@@ -12,7 +12,17 @@
  * XChaCha20-Poly1305 (@noble/ciphers); random nonces, AAD = the block header.
  * Wire shapes: protocols/sealed.ts.
  */
-import { createCipheriv, createDecipheriv, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject, randomBytes } from 'node:crypto';
+import {
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  type KeyObject,
+  randomBytes,
+} from 'node:crypto';
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import {
@@ -83,7 +93,11 @@ const publicKeys = new Map<string, KeyObject>();
 
 function xPrivate(secret: Uint8Array): KeyObject {
   let k = privateKeys.get(secret);
-  if (!k) privateKeys.set(secret, (k = createPrivateKey({ key: Buffer.concat([X_PKCS8, secret]), format: 'der', type: 'pkcs8' })));
+  if (!k)
+    privateKeys.set(
+      secret,
+      (k = createPrivateKey({ key: Buffer.concat([X_PKCS8, secret]), format: 'der', type: 'pkcs8' })),
+    );
   return k;
 }
 
@@ -101,11 +115,13 @@ function xPublic(pub: Uint8Array): KeyObject {
 /** X25519(secret, public); throws for a low-order public key (an all-zero shared secret). */
 function x25519Shared(secret: KeyObject, pub: Uint8Array): Uint8Array {
   const out = diffieHellman({ privateKey: secret, publicKey: xPublic(pub) });
-  if (out.every((b) => b === 0)) throw new PolicyCryptoError('policy-crypto/low-order', 'X25519 with a low-order point');
+  if (out.every((b) => b === 0))
+    throw new PolicyCryptoError('policy-crypto/low-order', 'X25519 with a low-order point');
   return new Uint8Array(out);
 }
 
-const rawPublic = (k: KeyObject): Uint8Array => new Uint8Array(k.export({ format: 'der', type: 'spki' }).subarray(X_SPKI.length));
+const rawPublic = (k: KeyObject): Uint8Array =>
+  new Uint8Array(k.export({ format: 'der', type: 'spki' }).subarray(X_SPKI.length));
 const ownPublic = new WeakMap<Uint8Array, Uint8Array>();
 function x25519PublicOf(secret: Uint8Array): Uint8Array {
   let p = ownPublic.get(secret);
@@ -119,7 +135,13 @@ export function x25519FromEd25519Seed(seed: Uint8Array): Uint8Array {
   return ed25519.utils.toMontgomerySecret(seed);
 }
 
-function aesGcm(encrypt: boolean, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array): Uint8Array | undefined {
+function aesGcm(
+  encrypt: boolean,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  data: Uint8Array,
+): Uint8Array | undefined {
   if (encrypt) {
     const c = createCipheriv('aes-256-gcm', key, nonce);
     c.setAAD(aad);
@@ -138,7 +160,13 @@ function aesGcm(encrypt: boolean, key: Uint8Array, nonce: Uint8Array, aad: Uint8
   }
 }
 
-function xchacha(encrypt: boolean, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array): Uint8Array | undefined {
+function xchacha(
+  encrypt: boolean,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  data: Uint8Array,
+): Uint8Array | undefined {
   const c = xchacha20poly1305(key, nonce, aad);
   if (encrypt) return c.encrypt(data);
   try {
@@ -161,14 +189,20 @@ export function newDataKey(epoch: number): DataKey {
 
 /** The block with its body encrypted (kind `sealed`); the header is unchanged. */
 export function sealBlock(block: Block, dk: DataKey, alg: SealAlg = 'aes-256-gcm'): Block {
-  if (dk.key.length !== DATA_KEY_BYTES) throw new PolicyCryptoError('policy-crypto/bad-key', `a data key is ${DATA_KEY_BYTES} bytes`);
-  if (block.kind === 'sealed' || block.kind === 'keys') throw new PolicyCryptoError('policy-crypto/not-sealable', `a ${block.kind} block cannot be sealed`);
+  if (dk.key.length !== DATA_KEY_BYTES)
+    throw new PolicyCryptoError('policy-crypto/bad-key', `a data key is ${DATA_KEY_BYTES} bytes`);
+  if (block.kind === 'sealed' || block.kind === 'keys')
+    throw new PolicyCryptoError('policy-crypto/not-sealable', `a ${block.kind} block cannot be sealed`);
   const kind = block.kind as SealableKind;
   const nonce = new Uint8Array(randomBytes(SEAL_NONCE_BYTES[alg]));
   const plaintext = encodeCanonical(blockBodyValue(block));
   const ciphertext = AEAD[alg](true, dk.key, nonce, sealedAad(block, kind, dk.epoch, alg), plaintext)!;
   const { body: _body, kind: _kind, ...header } = block;
-  return { ...header, kind: 'sealed', body: sealedBodyValue({ kind, epoch: dk.epoch, alg, nonce, ciphertext }) as CborValue };
+  return {
+    ...header,
+    kind: 'sealed',
+    body: sealedBodyValue({ kind, epoch: dk.epoch, alg, nonce, ciphertext }) as CborValue,
+  };
 }
 
 /** Which epoch's key a sealed block needs; a wire error for a malformed sealed body. */
@@ -178,7 +212,12 @@ export function sealedEpoch(block: Block): Result<number> {
   return s.ok ? ok(s.value.epoch) : s;
 }
 
-const plaintextLimits = { maxBytes: MAX_BLOCK_BYTES, maxDepth: 5, maxItems: 4 * MAX_BLOCK_FRAMES + 256, maxContainerLength: MAX_BLOCK_FRAMES };
+const plaintextLimits = {
+  maxBytes: MAX_BLOCK_BYTES,
+  maxDepth: 5,
+  maxItems: 4 * MAX_BLOCK_FRAMES + 256,
+  maxContainerLength: MAX_BLOCK_FRAMES,
+};
 
 /**
  * Decrypts a sealed block into the block it was (same header, inner kind and body),
@@ -191,7 +230,8 @@ export function openBlock(block: Block, key: Uint8Array): Result<Block> {
   if (!s.ok) return s;
   const { kind, epoch, alg, nonce, ciphertext } = s.value;
   const plaintext = AEAD[alg](false, key, nonce, sealedAad(block, kind, epoch, alg), ciphertext);
-  if (plaintext === undefined) return fail('sealed/auth-failed', `cannot decrypt: wrong key for epoch ${epoch} or the ciphertext was changed`);
+  if (plaintext === undefined)
+    return fail('sealed/auth-failed', `cannot decrypt: wrong key for epoch ${epoch} or the ciphertext was changed`);
   const body = decodeCbor(plaintext, plaintextLimits);
   if (!body.ok) return body;
   // Rebuild the block as it would be unsealed and decode it, so the inner body gets every check a block gets.
@@ -224,7 +264,12 @@ function kek(shared: Uint8Array, ephemeral: Uint8Array, recipientX: Uint8Array):
 }
 
 /** A keys block body: `dk` wrapped for each recipient (raw Ed25519 public keys). */
-export function wrapDataKey(author: Uint8Array, policy: string, dk: DataKey, recipients: readonly Uint8Array[]): KeysBody {
+export function wrapDataKey(
+  author: Uint8Array,
+  policy: string,
+  dk: DataKey,
+  recipients: readonly Uint8Array[],
+): KeysBody {
   const e = generateKeyPairSync('x25519');
   const eSecret = e.privateKey;
   const ephemeral = rawPublic(e.publicKey);
@@ -232,7 +277,11 @@ export function wrapDataKey(author: Uint8Array, policy: string, dk: DataKey, rec
     const rx = x25519FromEd25519Public(recipient);
     const shared = x25519Shared(eSecret, rx);
     const nonce = new Uint8Array(randomBytes(WRAP_NONCE_BYTES));
-    const wrapped = xchacha20poly1305(kek(shared, ephemeral, rx), nonce, keyWrapAad(author, policy, dk.epoch, recipient, ephemeral)).encrypt(dk.key);
+    const wrapped = xchacha20poly1305(
+      kek(shared, ephemeral, rx),
+      nonce,
+      keyWrapAad(author, policy, dk.epoch, recipient, ephemeral),
+    ).encrypt(dk.key);
     return { recipient, nonce, wrapped };
   });
   const body = { epoch: dk.epoch, ephemeral, wraps };

@@ -61,27 +61,53 @@ export class SyncPolicy {
     if (peerHex === authorHex) return { allowed: true };
     const peer = this.principalOf(peerHex);
     if (stream === ACL_STREAM) {
-      return peer ? { allowed: true } : { allowed: false, policy: ACL_STREAM, missing: 'holder', reason: `peer ${peerHex.slice(0, 16)}… is not a known principal` };
+      return peer
+        ? { allowed: true }
+        : {
+            allowed: false,
+            policy: ACL_STREAM,
+            missing: 'holder',
+            reason: `peer ${peerHex.slice(0, 16)}… is not a known principal`,
+          };
     }
     const policy = this.perms.policy(stream);
-    if (!policy) return { allowed: false, policy: stream, missing: 'policy', reason: `no policy "${stream}" here, so its blocks are not passed on` };
+    if (!policy)
+      return {
+        allowed: false,
+        policy: stream,
+        missing: 'policy',
+        reason: `no policy "${stream}" here, so its blocks are not passed on`,
+      };
     const tag = `${policy.name}@${policy.version}`;
-    if (!peer) return { allowed: false, policy: tag, missing: 'holder', reason: `peer ${peerHex.slice(0, 16)}… is not a known principal` };
+    if (!peer)
+      return {
+        allowed: false,
+        policy: tag,
+        missing: 'holder',
+        reason: `peer ${peerHex.slice(0, 16)}… is not a known principal`,
+      };
     const deny = (missing: string, reason: string): CheckResult => ({ allowed: false, policy: tag, missing, reason });
     switch (policy.reach) {
       case 'gateway':
         return deny('reach:gateway', `${policy.name} stays on the gateway that logged it`);
       case 'site': {
         const site = this.siteOf(authorHex);
-        if (peer.kind !== 'gateway') return deny('reach:site', `${peer.id} is a ${peer.kind}, ${policy.name} stays on its site`);
-        if (site === undefined || peer.site !== site) return deny('reach:site', `${peer.id} (site ${peer.site ?? 'unknown'}) is not on the site of the author (${site ?? 'unknown'})`);
+        if (peer.kind !== 'gateway')
+          return deny('reach:site', `${peer.id} is a ${peer.kind}, ${policy.name} stays on its site`);
+        if (site === undefined || peer.site !== site)
+          return deny(
+            'reach:site',
+            `${peer.id} (site ${peer.site ?? 'unknown'}) is not on the site of the author (${site ?? 'unknown'})`,
+          );
         break;
       }
       case 'fleet':
-        if (peer.kind !== 'gateway') return deny('reach:fleet', `${peer.id} is a ${peer.kind}, ${policy.name} stays in the fleet`);
+        if (peer.kind !== 'gateway')
+          return deny('reach:fleet', `${peer.id} is a ${peer.kind}, ${policy.name} stays in the fleet`);
         break;
       case 'cloud':
-        if (peer.kind !== 'gateway' && peer.kind !== 'cloud') return deny('reach:cloud', `${peer.id} is a ${peer.kind}, not a gateway or cloud peer`);
+        if (peer.kind !== 'gateway' && peer.kind !== 'cloud')
+          return deny('reach:cloud', `${peer.id} is a ${peer.kind}, not a gateway or cloud peer`);
         break;
     }
     return this.perms.check(peer, 'hold', policy.name);
@@ -107,7 +133,15 @@ export class SyncPolicy {
         const key = `${peerHex}/${k}`;
         if (!r.allowed) {
           const peerId = this.principalOf(peerHex)?.id;
-          const refusal: SyncRefusal = { peer: peerHex, ...(peerId !== undefined && { peerId }), author, stream, policy: r.policy, missing: r.missing, reason: r.reason };
+          const refusal: SyncRefusal = {
+            peer: peerHex,
+            ...(peerId !== undefined && { peerId }),
+            author,
+            stream,
+            policy: r.policy,
+            missing: r.missing,
+            reason: r.reason,
+          };
           if (!this.refused.has(key)) this.onRefuse?.(refusal);
           this.refused.set(key, refusal);
         } else this.refused.delete(key);

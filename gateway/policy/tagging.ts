@@ -36,7 +36,9 @@ export class Tagger {
     };
     this.tags = set.tagging.map((r) => tag(r.policy));
     this.defaultTag = tag(set.defaultPolicy);
-    this.needRecords = set.tagging.some((r) => r.name !== undefined || r.unit !== undefined || r.condition !== undefined);
+    this.needRecords = set.tagging.some(
+      (r) => r.name !== undefined || r.unit !== undefined || r.condition !== undefined,
+    );
   }
 
   /** The policy tag of one frame. Never throws. */
@@ -59,7 +61,13 @@ function matches(r: TaggingRule, f: TagInput, records: readonly { name: string; 
   for (const rec of recs) {
     if (r.name && !r.name.test(rec.name)) continue;
     if (r.unit && !r.unit.test(rec.unit)) continue;
-    if (r.condition && !r.condition.test({ data: { device: f.device, model: f.model ?? '', site: f.site ?? '', name: rec.name, unit: rec.unit } })) continue;
+    if (
+      r.condition &&
+      !r.condition.test({
+        data: { device: f.device, model: f.model ?? '', site: f.site ?? '', name: rec.name, unit: rec.unit },
+      })
+    )
+      continue;
     return true;
   }
   return false;
@@ -74,7 +82,15 @@ function namesAndUnits(records: readonly SenmlRecord[] | undefined): { name: str
   for (const r of records) {
     if (r.bn !== undefined) bn = r.bn;
     if (r.bu !== undefined) bu = r.bu;
-    if (r.n === undefined && r.v === undefined && r.vs === undefined && r.vb === undefined && r.vd === undefined && r.s === undefined) continue;
+    if (
+      r.n === undefined &&
+      r.v === undefined &&
+      r.vs === undefined &&
+      r.vb === undefined &&
+      r.vd === undefined &&
+      r.s === undefined
+    )
+      continue;
     out.push({ name: bn + (r.n ?? ''), unit: r.u ?? bu });
   }
   return out;

@@ -67,13 +67,25 @@ export class FreeSpaceGuard implements SpaceCheck {
       } catch (err) {
         // statfs failing says nothing about space: let lmdb try (a failed commit is handled).
         this.low = false;
-        this.throttle?.warn('statfs-failed', { dir: this.dir, err: (err as Error).message }, 'cannot read free space of the data directory');
+        this.throttle?.warn(
+          'statfs-failed',
+          { dir: this.dir, err: (err as Error).message },
+          'cannot read free space of the data directory',
+        );
       }
-      if (wasLow && !this.low) this.opts.log?.info({ free: this.lastFree, minFreeBytes: this.opts.minFreeBytes }, 'free space is back above the floor; writes resume');
+      if (wasLow && !this.low)
+        this.opts.log?.info(
+          { free: this.lastFree, minFreeBytes: this.opts.minFreeBytes },
+          'free space is back above the floor; writes resume',
+        );
     }
     if (this.low) {
       this.refusals++;
-      this.throttle?.error('disk-low', { free: this.lastFree, minFreeBytes: this.opts.minFreeBytes, dir: this.dir }, `data directory has ${this.lastFree} bytes free, below the floor of ${this.opts.minFreeBytes}: writes refused until space returns`);
+      this.throttle?.error(
+        'disk-low',
+        { free: this.lastFree, minFreeBytes: this.opts.minFreeBytes, dir: this.dir },
+        `data directory has ${this.lastFree} bytes free, below the floor of ${this.opts.minFreeBytes}: writes refused until space returns`,
+      );
     }
     return !this.low;
   }

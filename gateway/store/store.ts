@@ -174,7 +174,12 @@ export class Store {
 
   /** The newest `n` frames of a device, newest first. */
   *latestFrames(device: string, n: number): Generator<StoredFrame> {
-    const ids = this.byDevice.getRange({ start: [device, Number.MAX_SAFE_INTEGER], end: [device, 0], reverse: true, limit: n });
+    const ids = this.byDevice.getRange({
+      start: [device, Number.MAX_SAFE_INTEGER],
+      end: [device, 0],
+      reverse: true,
+      limit: n,
+    });
     for (const { value } of ids) {
       const f = this.frames.get(value);
       if (f) yield f;

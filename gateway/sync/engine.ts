@@ -23,7 +23,17 @@
  * offered (registry blocks kept below a mark excepted), and before blocks whose
  * `prev` lies below our mark the signed retention block behind it goes as `mark`.
  */
-import { decodeSyncMessage, encodeCanonical, encodeSyncMessage, fromHex, hashHex, sha256, type SyncMessage, toHex, type VectorEntry } from '../../protocols/index.js';
+import {
+  decodeSyncMessage,
+  encodeCanonical,
+  encodeSyncMessage,
+  fromHex,
+  hashHex,
+  sha256,
+  type SyncMessage,
+  toHex,
+  type VectorEntry,
+} from '../../protocols/index.js';
 import { type BlockLog, PRUNABLE_KINDS } from '../log/block-log.js';
 import type { Fault } from '../log/verify.js';
 import type { SpaceCheck } from '../store/free-space.js';
@@ -57,10 +67,21 @@ export type StreamFilter = (author: string, stream: string) => boolean;
 
 /** This log's version vector: one entry per (author, stream) (only those `offer` allows); `low` is the mark once there is one. */
 export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] {
-  return log.streamHeads().filter((h) => offer === undefined || offer(h.author, h.stream)).map((h) => {
-    const r = log.streamRange(h.author, h.stream)!;
-    return { author: fromHex(h.author)!, stream: h.stream, low: r.low, high: h.seq, count: r.count, heads: h.hashes.map((x) => fromHex(x)!), kept: keptDigest(log, h.author, h.stream) };
-  });
+  return log
+    .streamHeads()
+    .filter((h) => offer === undefined || offer(h.author, h.stream))
+    .map((h) => {
+      const r = log.streamRange(h.author, h.stream)!;
+      return {
+        author: fromHex(h.author)!,
+        stream: h.stream,
+        low: r.low,
+        high: h.seq,
+        count: r.count,
+        heads: h.hashes.map((x) => fromHex(x)!),
+        kept: keptDigest(log, h.author, h.stream),
+      };
+    });
 }
 
 /** The vector's `kept`: 8 bytes of SHA-256 over the sorted hashes of the blocks kept below the mark; empty when none. */
@@ -87,7 +108,12 @@ export interface StreamPlan {
  * only the seqs above the peer's head; a stream forked on either side (or whose heads
  * disagree) is sent whole, and the peer skips what it holds.
  */
-export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: StreamFilter, only?: ReadonlySet<string>): StreamPlan[] {
+export function planFor(
+  log: BlockLog,
+  theirs: readonly VectorEntry[],
+  offer?: StreamFilter,
+  only?: ReadonlySet<string>,
+): StreamPlan[] {
   const t = new Map(theirs.map((e) => [`${toHex(e.author)}/${e.stream}`, e]));
   const out: StreamPlan[] = [];
   for (const h of log.streamHeads()) {
@@ -118,7 +144,14 @@ export function planFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: S
     const start = from ?? h.seq + 1; // only the kept blocks
     const ours = mark;
     const theirLow = e?.low ?? 0;
-    out.push({ author: h.author, stream: h.stream, from: start, floor: Math.max(ours, theirLow), mark: ours > 0 && theirLow < ours && (start <= ours || keptDiffers), kept: keptDiffers || start === 0 });
+    out.push({
+      author: h.author,
+      stream: h.stream,
+      from: start,
+      floor: Math.max(ours, theirLow),
+      mark: ours > 0 && theirLow < ours && (start <= ours || keptDiffers),
+      kept: keptDiffers || start === 0,
+    });
   }
   return out;
 }
@@ -159,7 +192,8 @@ function* orderedBlocks(log: BlockLog, plans: readonly StreamPlan[]): Generator<
       const h = heads[i]!;
       if (h.done) continue;
       const b = heads[best]?.value as { hash: string; lamport: number } | undefined;
-      if (best < 0 || h.value.lamport < b!.lamport || (h.value.lamport === b!.lamport && h.value.hash < b!.hash)) best = i;
+      if (best < 0 || h.value.lamport < b!.lamport || (h.value.lamport === b!.lamport && h.value.hash < b!.hash))
+        best = i;
     }
     if (best < 0) return;
     yield (heads[best]!.value as { hash: string }).hash;
@@ -184,7 +218,22 @@ export function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8
 }
 
 export class SyncSession {
-  readonly stats: SyncStats = { messagesSent: 0, messagesReceived: 0, bytesSent: 0, bytesReceived: 0, blocksSent: 0, blockBytesSent: 0, applied: 0, known: 0, pruned: 0, marks: 0, rejected: [], equivocations: 0, deferred: 0, equal: false };
+  readonly stats: SyncStats = {
+    messagesSent: 0,
+    messagesReceived: 0,
+    bytesSent: 0,
+    bytesReceived: 0,
+    blocksSent: 0,
+    blockBytesSent: 0,
+    applied: 0,
+    known: 0,
+    pruned: 0,
+    marks: 0,
+    rejected: [],
+    equivocations: 0,
+    deferred: 0,
+    equal: false,
+  };
   private sentDone = false;
   private gotDone = 0;
   /** Wants sent: each is answered by one more done. */
@@ -226,7 +275,9 @@ export class SyncSession {
 
   /** The initiator's first message: `hello`, or a small `check` first with `probe`. */
   open(opts: { probe?: boolean } = {}): Uint8Array[] {
-    return [this.out(opts.probe ? { type: 'check', digest: fromHex(this.log.headsDigest(this.offer))! } : this.hello())];
+    return [
+      this.out(opts.probe ? { type: 'check', digest: fromHex(this.log.headsDigest(this.offer))! } : this.hello()),
+    ];
   }
 
   /**
@@ -258,12 +309,17 @@ export class SyncSession {
       case 'hello':
         if (hashHex(m.digest) === this.log.headsDigest(this.offer)) return this.equal();
         this.peerVector = m.vector;
-        return this.chain([this.out({ type: 'vector', vector: localVector(this.log, this.offer) }), ...this.wantFrom(m.vector)], this.send(planFor(this.log, m.vector, this.offer)));
+        return this.chain(
+          [this.out({ type: 'vector', vector: localVector(this.log, this.offer) }), ...this.wantFrom(m.vector)],
+          this.send(planFor(this.log, m.vector, this.offer)),
+        );
       case 'vector':
         this.peerVector = m.vector;
         return this.chain(this.wantFrom(m.vector), this.send(planFor(this.log, m.vector, this.offer)));
       case 'want':
-        return this.send(planFor(this.log, this.peerVector, this.offer, new Set(m.streams.map(([a, st]) => `${toHex(a)}/${st}`))));
+        return this.send(
+          planFor(this.log, this.peerVector, this.offer, new Set(m.streams.map(([a, st]) => `${toHex(a)}/${st}`))),
+        );
       case 'mark': {
         if (this.lowDisk()) return [];
         const r = this.log.acceptMark(m.envelope);
@@ -305,7 +361,11 @@ export class SyncSession {
   }
 
   private hello(): SyncMessage {
-    return { type: 'hello', digest: fromHex(this.log.headsDigest(this.offer))!, vector: localVector(this.log, this.offer) };
+    return {
+      type: 'hello',
+      digest: fromHex(this.log.headsDigest(this.offer))!,
+      vector: localVector(this.log, this.offer),
+    };
   }
 
   private equal(): Uint8Array[] {
@@ -358,7 +418,11 @@ export interface ExchangeResult {
  * the reference for transports): messages are passed as bytes, flight by flight.
  * Waits for both logs' writes to be durable.
  */
-export async function exchange(a: BlockLog, b: BlockLog, opts: { probe?: boolean; aOffers?: StreamFilter; bOffers?: StreamFilter } = {}): Promise<ExchangeResult> {
+export async function exchange(
+  a: BlockLog,
+  b: BlockLog,
+  opts: { probe?: boolean; aOffers?: StreamFilter; bOffers?: StreamFilter } = {},
+): Promise<ExchangeResult> {
   const sa = new SyncSession(a);
   const sb = new SyncSession(b);
   sa.restrict(opts.aOffers);

@@ -6,7 +6,14 @@
  * sync message is read), then one exchange of the sync engine (engine.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { decodeAuthMessage, encodeAuthMessage, MAX_BLOCK_BYTES, NONCE_BYTES, syncAuthInput, toHex } from '../../protocols/index.js';
+import {
+  decodeAuthMessage,
+  encodeAuthMessage,
+  MAX_BLOCK_BYTES,
+  NONCE_BYTES,
+  syncAuthInput,
+  toHex,
+} from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { SpaceCheck } from '../store/free-space.js';
@@ -124,11 +131,19 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
     await link.end();
     throw new LinkError('refused', `unknown gateway ${peerHex}`);
   }
-  link.send(encodeAuthMessage({ type: 'auth-proof', signature: opts.identity.sign(syncAuthInput(opts.identity.publicKey, peer, h.value.nonce, nonce)) }));
+  link.send(
+    encodeAuthMessage({
+      type: 'auth-proof',
+      signature: opts.identity.sign(syncAuthInput(opts.identity.publicKey, peer, h.value.nonce, nonce)),
+    }),
+  );
   const p = decodeAuthMessage(await link.next());
   if (!p.ok) throw new LinkError('protocol', p.error.message);
   if (p.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${p.value.reason}`);
-  if (p.value.type !== 'auth-proof' || !verifyEd25519(peer, syncAuthInput(peer, opts.identity.publicKey, nonce, h.value.nonce), p.value.signature)) {
+  if (
+    p.value.type !== 'auth-proof' ||
+    !verifyEd25519(peer, syncAuthInput(peer, opts.identity.publicKey, nonce, h.value.nonce), p.value.signature)
+  ) {
     link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'bad proof' }));
     await link.end();
     throw new LinkError('auth-failed', `gateway ${peerHex} did not prove its key`);
@@ -174,7 +189,8 @@ export async function runSession(link: MessageLink, session: SyncSession, first:
       // The peer may still refuse after the handshake (our proof did not verify on its side).
       if (msg.length < 256) {
         const refusal = decodeAuthMessage(msg);
-        if (refusal.ok && refusal.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
+        if (refusal.ok && refusal.value.type === 'auth-refused')
+          throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
       }
       outbox.push(session.receive(msg));
       poke();
@@ -209,7 +225,11 @@ export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: 
 }
 
 /** The answering side over an accepted link; reports through `onLink`, never throws. */
-export async function respond(link: MessageLink, opts: LinkOptions & SyncLinkEvents, onError?: () => void): Promise<void> {
+export async function respond(
+  link: MessageLink,
+  opts: LinkOptions & SyncLinkEvents,
+  onError?: () => void,
+): Promise<void> {
   let peer: string | undefined;
   const session = new SyncSession(opts.log, opts.space);
   try {

@@ -10,9 +10,26 @@
  */
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, syncBrokerAuthInput, syncTopic, toHex } from '../../protocols/index.js';
+import {
+  SYNC_BROKER_USER_PREFIX,
+  SYNC_TOPIC_ROOT,
+  syncBrokerAuthInput,
+  syncTopic,
+  toHex,
+} from '../../protocols/index.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
-import { initiate, type LinkIdentity, LinkError, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE, type MessageLink, MessageQueue, respond, type SyncLinkEvents } from './link.js';
+import {
+  initiate,
+  type LinkIdentity,
+  LinkError,
+  type LinkOptions,
+  type LinkResult,
+  MAX_LINK_MESSAGE,
+  type MessageLink,
+  MessageQueue,
+  respond,
+  type SyncLinkEvents,
+} from './link.js';
 
 /** Publish/subscribe on one broker connection. */
 export interface MqttBus {
@@ -53,7 +70,11 @@ export function aedesBus(broker: EmbeddedBroker): MqttBus {
  * apply their own auth). `reconnect`: keep reconnecting and resubscribing
  * (a responder); otherwise one connection (a dialer).
  */
-export async function clientBus(url: string, identity: LinkIdentity, opts: { reconnect?: boolean; connectTimeoutMs?: number } = {}): Promise<MqttBus> {
+export async function clientBus(
+  url: string,
+  identity: LinkIdentity,
+  opts: { reconnect?: boolean; connectTimeoutMs?: number } = {},
+): Promise<MqttBus> {
   const clientId = `outpost-sync-${randomBytes(8).toString('hex')}`;
   const options = {
     clientId,
@@ -100,7 +121,8 @@ export async function clientBus(url: string, identity: LinkIdentity, opts: { rec
       hs.add(on);
       if (client.connected) {
         const granted = await client.subscribeAsync(filter, { qos: 1 });
-        if (granted.some((g) => g.qos === 128)) throw new LinkError('refused', `broker refused the subscription to ${filter}`);
+        if (granted.some((g) => g.qos === 128))
+          throw new LinkError('refused', `broker refused the subscription to ${filter}`);
       }
       return async () => {
         hs.delete(on);
@@ -157,7 +179,8 @@ class TopicLink implements MessageLink {
   }
 
   receive(msg: Uint8Array): void {
-    if (msg.length > MAX_LINK_MESSAGE) return this.queue.fail(new LinkError('too-large', `message of ${msg.length} bytes`));
+    if (msg.length > MAX_LINK_MESSAGE)
+      return this.queue.fail(new LinkError('too-large', `message of ${msg.length} bytes`));
     this.touch();
     this.queue.push(msg);
   }
@@ -205,13 +228,20 @@ function connectOnce(url: string, options: IClientOptions & { connectTimeout: nu
     };
     const onConnect = (): void => done();
     const onClose = (): void => done(new LinkError('closed', `${url} closed the connection before CONNACK`));
-    const timer = setTimeout(() => done(new LinkError('timeout', `no CONNACK from ${url} in ${options.connectTimeout} ms`)), options.connectTimeout);
+    const timer = setTimeout(
+      () => done(new LinkError('timeout', `no CONNACK from ${url} in ${options.connectTimeout} ms`)),
+      options.connectTimeout,
+    );
     client.on('connect', onConnect).on('error', done).on('close', onClose);
   });
 }
 
 /** Dials the sibling with key `peer` through a broker and runs one exchange as the initiator. */
-export async function syncOverMqtt(bus: MqttBus, peer: Uint8Array, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
+export async function syncOverMqtt(
+  bus: MqttBus,
+  peer: Uint8Array,
+  opts: LinkOptions & { probe?: boolean },
+): Promise<LinkResult> {
   const responder = toHex(peer);
   const session = randomBytes(8).toString('hex');
   let unsubscribe: (() => Promise<void>) | undefined;
@@ -238,7 +268,10 @@ export class MqttSyncResponder {
     private readonly opts: LinkOptions & SyncLinkEvents & { maxSessions?: number },
   ) {}
 
-  static async start(bus: MqttBus, opts: LinkOptions & SyncLinkEvents & { maxSessions?: number }): Promise<MqttSyncResponder> {
+  static async start(
+    bus: MqttBus,
+    opts: LinkOptions & SyncLinkEvents & { maxSessions?: number },
+  ): Promise<MqttSyncResponder> {
     const r = new MqttSyncResponder(bus, opts);
     const me = toHex(opts.identity.publicKey);
     r.offDown = bus.onDown(() => {

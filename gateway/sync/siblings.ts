@@ -19,10 +19,14 @@ import { type LinkIdentity, SyncServer, syncOverTcp } from './tcp.js';
 type Peer = GatewayConfig['sync']['peers'][number];
 
 /** How to reach a sibling: its `url`, else host/port over TCP; undefined if it only dials us. */
-export function peerEndpoint(p: Peer): { kind: 'tcp'; host: string; port: number } | { kind: 'mqtt'; url: string } | undefined {
+export function peerEndpoint(
+  p: Peer,
+): { kind: 'tcp'; host: string; port: number } | { kind: 'mqtt'; url: string } | undefined {
   if (p.url !== undefined) {
     const u = new URL(p.url);
-    return u.protocol === 'mqtt:' ? { kind: 'mqtt', url: p.url } : { kind: 'tcp', host: u.hostname, port: Number(u.port) };
+    return u.protocol === 'mqtt:'
+      ? { kind: 'mqtt', url: p.url }
+      : { kind: 'tcp', host: u.hostname, port: Number(u.port) };
   }
   return p.host !== undefined && p.port !== undefined ? { kind: 'tcp', host: p.host, port: p.port } : undefined;
 }
@@ -54,7 +58,10 @@ export class Siblings {
   private timer?: NodeJS.Timeout;
   private running = false;
   private stopped = false;
-  private readonly status_ = new Map<string, { lastOkAt?: number; lastError?: string; applied: number; sent: number }>();
+  private readonly status_ = new Map<
+    string,
+    { lastOkAt?: number; lastError?: string; applied: number; sent: number }
+  >();
   private readonly throttle: LogThrottle;
   private readonly responders: MqttSyncResponder[] = [];
   private readonly buses: { close(): Promise<void> }[] = [];
@@ -77,21 +84,43 @@ export class Siblings {
 
   /** `offerTo`: the streams each sibling may be offered (gateway/policy/sync-filter.ts); default all. */
   /** `space`: the free-space guard; while the disk is low siblings' blocks are not applied (the next exchange resends). */
-  static async start(cfg: GatewayConfig['sync'], log: BlockLog, identity: LinkIdentity, logger: Logger, offerTo?: LinkOptions['offerTo'], space?: SpaceCheck): Promise<Siblings> {
+  static async start(
+    cfg: GatewayConfig['sync'],
+    log: BlockLog,
+    identity: LinkIdentity,
+    logger: Logger,
+    offerTo?: LinkOptions['offerTo'],
+    space?: SpaceCheck,
+  ): Promise<Siblings> {
     const keys = siblingKeys(cfg);
-    const server = await SyncServer.listen(cfg.host, cfg.port, { log, identity, peers: keys, offerTo, space, ...Siblings.events(logger) });
+    const server = await SyncServer.listen(cfg.host, cfg.port, {
+      log,
+      identity,
+      peers: keys,
+      offerTo,
+      space,
+      ...Siblings.events(logger),
+    });
     const s = new Siblings(server, cfg, log, identity, keys, logger, offerTo, space);
-    logger.info({ port: server.port, peers: cfg.peers.map((p) => p.id) }, `sync listening on ${cfg.host}:${server.port}`);
+    logger.info(
+      { port: server.port, peers: cfg.peers.map((p) => p.id) },
+      `sync listening on ${cfg.host}:${server.port}`,
+    );
     for (const url of cfg.brokers) {
       const bus = await clientBus(url, identity, { reconnect: true });
       s.buses.push(bus);
-      s.responders.push(await MqttSyncResponder.start(bus, { log, identity, peers: keys, offerTo, space, ...Siblings.events(logger) }));
+      s.responders.push(
+        await MqttSyncResponder.start(bus, { log, identity, peers: keys, offerTo, space, ...Siblings.events(logger) }),
+      );
       logger.info({ broker: url }, `sync answering siblings on ${url}`);
     }
     // A gateway whose store holds none of its own blocks (new, or its SD card replaced) first
     // pulls its own streams back from its siblings, so what it authors next continues its
     // chains instead of forking them. Called before ingest starts.
-    if (!log.streamHeads().some((h) => h.author === log.author) && cfg.peers.some((p) => peerEndpoint(p) !== undefined)) {
+    if (
+      !log.streamHeads().some((h) => h.author === log.author) &&
+      cfg.peers.some((p) => peerEndpoint(p) !== undefined)
+    ) {
       // A low disk defers siblings' blocks, so the restore would be partial and the next block
       // authored here would fork this gateway's own chains: refuse to start instead.
       const lowDisk = async (): Promise<void> => {
@@ -106,7 +135,12 @@ export class Siblings {
       await s.round(false);
       await lowDisk();
       const own = log.streamHeads().filter((h) => h.author === log.author);
-      logger.info({ streams: own.map((h) => ({ stream: h.stream, seq: h.seq })) }, own.length > 0 ? 'restored this gateway\'s own streams from siblings' : 'no sibling holds blocks of this gateway');
+      logger.info(
+        { streams: own.map((h) => ({ stream: h.stream, seq: h.seq })) },
+        own.length > 0
+          ? "restored this gateway's own streams from siblings"
+          : 'no sibling holds blocks of this gateway',
+      );
     }
     s.schedule(0);
     return s;
@@ -116,21 +150,46 @@ export class Siblings {
     return {
       onLink: (r) => {
         if (r.error) logger.warn({ peer: r.peer, code: r.error.code, err: r.error.message }, 'sibling link failed');
-        else if (r.stats && r.stats.deferred > 0) logger.warn({ peer: r.peer, applied: r.stats.applied, deferred: r.stats.deferred }, `low disk: ${r.stats.deferred} blocks from a sibling not applied (resent next exchange)`);
-        else if (r.stats && r.stats.applied > 0) logger.info({ peer: r.peer, applied: r.stats.applied, rejected: r.stats.rejected.length }, `applied ${r.stats.applied} blocks from a sibling`);
+        else if (r.stats && r.stats.deferred > 0)
+          logger.warn(
+            { peer: r.peer, applied: r.stats.applied, deferred: r.stats.deferred },
+            `low disk: ${r.stats.deferred} blocks from a sibling not applied (resent next exchange)`,
+          );
+        else if (r.stats && r.stats.applied > 0)
+          logger.info(
+            { peer: r.peer, applied: r.stats.applied, rejected: r.stats.rejected.length },
+            `applied ${r.stats.applied} blocks from a sibling`,
+          );
       },
     };
   }
 
   /** Answers siblings' sync on the gateway's own embedded broker (they log in with their gateway keys). */
   async attachBroker(broker: EmbeddedBroker): Promise<void> {
-    this.responders.push(await MqttSyncResponder.start(aedesBus(broker), { log: this.log, identity: this.identity, peers: this.keys, offerTo: this.offerTo, space: this.space, ...Siblings.events(this.logger) }));
+    this.responders.push(
+      await MqttSyncResponder.start(aedesBus(broker), {
+        log: this.log,
+        identity: this.identity,
+        peers: this.keys,
+        offerTo: this.offerTo,
+        space: this.space,
+        ...Siblings.events(this.logger),
+      }),
+    );
   }
 
   private async dial(p: Peer, key: Uint8Array): Promise<LinkResult | undefined> {
     const ep = peerEndpoint(p);
     if (ep === undefined) return undefined;
-    const opts = { log: this.log, identity: this.identity, peers: [key], probe: true, idleTimeoutMs: 10_000, offerTo: this.offerTo, space: this.space };
+    const opts = {
+      log: this.log,
+      identity: this.identity,
+      peers: [key],
+      probe: true,
+      idleTimeoutMs: 10_000,
+      offerTo: this.offerTo,
+      space: this.space,
+    };
     if (ep.kind === 'tcp') return syncOverTcp(ep.host, ep.port, opts);
     const bus = await clientBus(ep.url, this.identity, { connectTimeoutMs: 5_000 });
     this.dialBus = bus;
@@ -168,7 +227,17 @@ export class Siblings {
           st.applied += r.stats.applied;
           st.sent += r.stats.blocksSent;
           if (r.stats.applied > 0 || r.stats.rejected.length > 0 || r.stats.marks > 0) {
-            this.logger.info({ peer: p.id, applied: r.stats.applied, sent: r.stats.blocksSent, pruned: r.stats.pruned, marks: r.stats.marks, rejected: r.stats.rejected.map((f) => f.code) }, `synced with ${p.id}`);
+            this.logger.info(
+              {
+                peer: p.id,
+                applied: r.stats.applied,
+                sent: r.stats.blocksSent,
+                pruned: r.stats.pruned,
+                marks: r.stats.marks,
+                rejected: r.stats.rejected.map((f) => f.code),
+              },
+              `synced with ${p.id}`,
+            );
           }
         } catch (err) {
           st.lastError = (err as Error).message;

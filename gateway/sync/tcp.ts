@@ -7,7 +7,17 @@
  * is the initiator, see engine.ts) and the dialer closes the link.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { initiate, LinkError, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE, type MessageLink, MessageQueue, respond, type SyncLinkEvents } from './link.js';
+import {
+  initiate,
+  LinkError,
+  type LinkOptions,
+  type LinkResult,
+  MAX_LINK_MESSAGE,
+  type MessageLink,
+  MessageQueue,
+  respond,
+  type SyncLinkEvents,
+} from './link.js';
 
 export { LinkError, type LinkIdentity, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE } from './link.js';
 export type SyncServerEvents = SyncLinkEvents;
@@ -22,7 +32,10 @@ class Framed implements MessageLink {
   private readonly queue = new MessageQueue();
   private paused = false;
 
-  constructor(readonly socket: Socket, idleMs: number) {
+  constructor(
+    readonly socket: Socket,
+    idleMs: number,
+  ) {
     socket.setNoDelay(true);
     // Destroyed, not just failed: a sender waiting for 'drain' on a silent peer is released by 'close'.
     socket.setTimeout(idleMs, () => {
@@ -93,7 +106,11 @@ class Framed implements MessageLink {
 }
 
 /** Dials a sibling, authenticates both ways, and runs one exchange as the initiator. */
-export async function syncOverTcp(host: string, port: number, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
+export async function syncOverTcp(
+  host: string,
+  port: number,
+  opts: LinkOptions & { probe?: boolean },
+): Promise<LinkResult> {
   const socket = createConnection({ host, port });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);

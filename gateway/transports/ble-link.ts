@@ -14,7 +14,14 @@
  * attempt ends: a peripheral that flaps for days must not grow them.
  */
 import type { EventEmitter } from 'node:events';
-import { attPayload, BLE_DEFAULT_MTU, encodeSerialFrame, NUS_RX_UUID, NUS_SERVICE_UUID, NUS_TX_UUID } from '../../protocols/index.js';
+import {
+  attPayload,
+  BLE_DEFAULT_MTU,
+  encodeSerialFrame,
+  NUS_RX_UUID,
+  NUS_SERVICE_UUID,
+  NUS_TX_UUID,
+} from '../../protocols/index.js';
 import type { Logger } from '../logger.js';
 import { FrameStream, type FrameStreamSettings, type FrameStreamStats } from './frame-stream.js';
 import type { NobleCharacteristic, NoblePeripheral, NobleService } from './ble-noble.js';
@@ -59,7 +66,22 @@ export class BleLink {
   /** No new attempt before this time (backoff). */
   notBefore = 0;
   lastError: string | undefined;
-  readonly stats: BleLinkStats = { bytesIn: 0, frames: 0, stored: 0, duplicates: 0, rejected: 0, failed: 0, shed: 0, acks: 0, connects: 0, connectFailures: 0, disconnects: 0, bytesOut: 0, writesDropped: 0, commands: 0 };
+  readonly stats: BleLinkStats = {
+    bytesIn: 0,
+    frames: 0,
+    stored: 0,
+    duplicates: 0,
+    rejected: 0,
+    failed: 0,
+    shed: 0,
+    acks: 0,
+    connects: 0,
+    connectFailures: 0,
+    disconnects: 0,
+    bytesOut: 0,
+    writesDropped: 0,
+    commands: 0,
+  };
   readonly stream: FrameStream;
   private rx: NobleCharacteristic | undefined;
   private attempt = 0;
@@ -98,7 +120,10 @@ export class BleLink {
     const attempt = ++this.attempt;
     const p = this.peripheral;
     this.setState('connecting');
-    this.timer = setTimeout(() => this.fail(attempt, `no answer within ${this.deps.connectTimeoutMs} ms`), this.deps.connectTimeoutMs);
+    this.timer = setTimeout(
+      () => this.fail(attempt, `no answer within ${this.deps.connectTimeoutMs} ms`),
+      this.deps.connectTimeoutMs,
+    );
     const on: On = (emitter, event, f) => {
       emitter.on(event, f);
       this.cleanups.push(() => emitter.removeListener(event, f));
@@ -137,7 +162,10 @@ export class BleLink {
       this.failures = 0;
       this.lastError = undefined;
       this.setState('subscribed');
-      this.deps.log.info({ device: this.deviceId, address: this.peripheral.address, mtu: this.mtu, rssi: this.peripheral.rssi }, `BLE ${this.deviceId}: subscribed (MTU ${this.mtu})`);
+      this.deps.log.info(
+        { device: this.deviceId, address: this.peripheral.address, mtu: this.mtu, rssi: this.peripheral.rssi },
+        `BLE ${this.deviceId}: subscribed (MTU ${this.mtu})`,
+      );
       // A lone delimiter ends whatever partial frame the device's receiver holds.
       this.write(Uint8Array.of(0));
     });
@@ -174,7 +202,11 @@ export class BleLink {
   private onDisconnect(attempt: number): void {
     if (attempt !== this.attempt || !this.holdsSlot) return;
     this.stats.disconnects++;
-    this.end(attempt, this.state === 'subscribed' ? 'disconnected' : 'disconnected while connecting', this.state === 'connecting');
+    this.end(
+      attempt,
+      this.state === 'subscribed' ? 'disconnected' : 'disconnected while connecting',
+      this.state === 'connecting',
+    );
   }
 
   private fail(attempt: number, why: string): void {
@@ -186,7 +218,10 @@ export class BleLink {
       if (p.state === 'connecting' && this.deps.canCancelConnect && p.cancelConnect) p.cancelConnect();
       else p.disconnect();
     } catch (e) {
-      this.deps.log.debug({ device: this.deviceId, err: (e as Error).message }, 'BLE disconnect after a failed attempt threw');
+      this.deps.log.debug(
+        { device: this.deviceId, err: (e as Error).message },
+        'BLE disconnect after a failed attempt threw',
+      );
     }
   }
 
@@ -206,7 +241,10 @@ export class BleLink {
     this.setState('lost');
     if (wasSubscribed) this.deps.onLinkDown?.(this.source);
     const log = failed ? this.deps.log.warn.bind(this.deps.log) : this.deps.log.info.bind(this.deps.log);
-    log({ device: this.deviceId, reason: why, partialBytesDropped: partial, failures: this.failures }, `BLE ${this.deviceId}: lost (${why})`);
+    log(
+      { device: this.deviceId, reason: why, partialBytesDropped: partial, failures: this.failures },
+      `BLE ${this.deviceId}: lost (${why})`,
+    );
   }
 
   private setState(s: BleDeviceState): void {

@@ -65,11 +65,20 @@ export const SETCAP_HINT = 'sudo setcap cap_net_raw,cap_net_admin+eip $(readlink
 export function explainAdapterState(state: string): BleUnavailableError | undefined {
   switch (state) {
     case 'unauthorized':
-      return new BleUnavailableError('no-permission', `BLE: no permission to open the Bluetooth adapter; give node the capabilities: ${SETCAP_HINT} (or run as a user with them)`);
+      return new BleUnavailableError(
+        'no-permission',
+        `BLE: no permission to open the Bluetooth adapter; give node the capabilities: ${SETCAP_HINT} (or run as a user with them)`,
+      );
     case 'unsupported':
-      return new BleUnavailableError('no-adapter', 'BLE: the Bluetooth adapter does not support Bluetooth Low Energy (HCI 4.0+ needed)');
+      return new BleUnavailableError(
+        'no-adapter',
+        'BLE: the Bluetooth adapter does not support Bluetooth Low Energy (HCI 4.0+ needed)',
+      );
     case 'poweredOff':
-      return new BleUnavailableError('no-adapter', 'BLE: the Bluetooth adapter is powered off or blocked (try `rfkill unblock bluetooth` and `bluetoothctl power on`); waiting for it');
+      return new BleUnavailableError(
+        'no-adapter',
+        'BLE: the Bluetooth adapter is powered off or blocked (try `rfkill unblock bluetooth` and `bluetoothctl power on`); waiting for it',
+      );
     default:
       return undefined;
   }
@@ -85,7 +94,10 @@ export function createHciNoble(deviceId?: number): NobleCentral {
     Noble = require('@abandonware/noble/lib/noble') as NobleCtor;
     Bindings = require('@abandonware/noble/lib/hci-socket/bindings') as new (opts: unknown) => unknown;
   } catch (e) {
-    throw new BleUnavailableError('no-binding', `BLE: noble's HCI binding is not available (${(e as Error).message.split('\n')[0]}); reinstall with build tools (npm rebuild @abandonware/bluetooth-hci-socket)`);
+    throw new BleUnavailableError(
+      'no-binding',
+      `BLE: noble's HCI binding is not available (${(e as Error).message.split('\n')[0]}); reinstall with build tools (npm rebuild @abandonware/bluetooth-hci-socket)`,
+    );
   }
   try {
     return new Noble(new Bindings(deviceId !== undefined ? { deviceId } : {}));
@@ -93,13 +105,22 @@ export function createHciNoble(deviceId?: number): NobleCentral {
     const err = e as NodeJS.ErrnoException;
     const msg = err.message ?? String(e);
     if (/EPERM|EACCES|Operation not permitted/.test(msg)) {
-      throw new BleUnavailableError('no-permission', `BLE: not permitted to open an HCI socket; give node the capabilities: ${SETCAP_HINT}`);
+      throw new BleUnavailableError(
+        'no-permission',
+        `BLE: not permitted to open an HCI socket; give node the capabilities: ${SETCAP_HINT}`,
+      );
     }
     if (/EAFNOSUPPORT|Address family not supported/.test(msg)) {
-      throw new BleUnavailableError('no-bluetooth', 'BLE: this kernel has no Bluetooth support (EAFNOSUPPORT); no adapter can be used here');
+      throw new BleUnavailableError(
+        'no-bluetooth',
+        'BLE: this kernel has no Bluetooth support (EAFNOSUPPORT); no adapter can be used here',
+      );
     }
     if (/ENODEV|No such device/.test(msg)) {
-      throw new BleUnavailableError('no-adapter', 'BLE: no Bluetooth adapter found (hci0 missing; check `hciconfig` / `bluetoothctl list`)');
+      throw new BleUnavailableError(
+        'no-adapter',
+        'BLE: no Bluetooth adapter found (hci0 missing; check `hciconfig` / `bluetoothctl list`)',
+      );
     }
     throw new BleUnavailableError('no-adapter', `BLE: the Bluetooth adapter could not be opened: ${msg}`);
   }
@@ -114,8 +135,15 @@ export function createHciNoble(deviceId?: number): NobleCentral {
 export function createWebSocketNoble(url: string): NobleCentral {
   const Noble = require('@abandonware/noble/lib/noble') as NobleCtor;
   const Bindings = require('@abandonware/noble/lib/websocket/bindings') as { prototype: object };
-  const WebSocket = require('ws') as new (url: string) => EventEmitter & { send(d: string, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
-  type B = EventEmitter & { _ws: InstanceType<typeof WebSocket>; _startScanCommand: unknown; _peripherals: Record<string, unknown>; _onMessage(m: unknown): void };
+  const WebSocket = require('ws') as new (
+    url: string,
+  ) => EventEmitter & { send(d: string, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
+  type B = EventEmitter & {
+    _ws: InstanceType<typeof WebSocket>;
+    _startScanCommand: unknown;
+    _peripherals: Record<string, unknown>;
+    _onMessage(m: unknown): void;
+  };
   const b = Object.create(Bindings.prototype) as B;
   EventEmitter.call(b);
   b._startScanCommand = null;

@@ -24,7 +24,17 @@ import { advertisedDeviceIds, NUS_SERVICE_UUID, type SignFn } from '../../protoc
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 import { BleLink, type BleDeviceState, type BleLinkStats } from './ble-link.js';
-import { BleUnavailableError, SETCAP_HINT, closeNoble, createHciNoble, detachNobleSigint, createWebSocketNoble, explainAdapterState, type NobleCentral, type NoblePeripheral } from './ble-noble.js';
+import {
+  BleUnavailableError,
+  SETCAP_HINT,
+  closeNoble,
+  createHciNoble,
+  detachNobleSigint,
+  createWebSocketNoble,
+  explainAdapterState,
+  type NobleCentral,
+  type NoblePeripheral,
+} from './ble-noble.js';
 
 export interface BleSettings {
   readonly maxConnections: number;
@@ -115,16 +125,28 @@ export class BleTransport {
   static start(opts: BleTransportOptions, ingest: IngestPipeline, log: Logger, events: BleEvents = {}): BleTransport {
     const t = new BleTransport(opts, ingest, log, events);
     try {
-      t.noble = opts.noble ?? (opts.radio === 'hci' ? createHciNoble(opts.hciDevice) : createWebSocketNoble(opts.radio));
+      t.noble =
+        opts.noble ?? (opts.radio === 'hci' ? createHciNoble(opts.hciDevice) : createWebSocketNoble(opts.radio));
     } catch (e) {
-      t.unavailable(e instanceof BleUnavailableError ? e : new BleUnavailableError('no-adapter', `BLE: ${(e as Error).message}`));
+      t.unavailable(
+        e instanceof BleUnavailableError ? e : new BleUnavailableError('no-adapter', `BLE: ${(e as Error).message}`),
+      );
       return t;
     }
     const noble = t.noble;
     // The HCI binding reports a failed init (no permission, no adapter) as a warning.
     noble.on('warning', (m: string) => {
-      if (/EPERM|EACCES|not permitted/i.test(m)) t.unavailable(new BleUnavailableError('no-permission', `BLE: no permission to open the Bluetooth adapter (${m}); give node the capabilities: ${SETCAP_HINT}`));
-      else if (/ENODEV|No such device/i.test(m)) t.unavailable(new BleUnavailableError('no-adapter', `BLE: no Bluetooth adapter found (${m}); check \`bluetoothctl list\``));
+      if (/EPERM|EACCES|not permitted/i.test(m))
+        t.unavailable(
+          new BleUnavailableError(
+            'no-permission',
+            `BLE: no permission to open the Bluetooth adapter (${m}); give node the capabilities: ${SETCAP_HINT}`,
+          ),
+        );
+      else if (/ENODEV|No such device/i.test(m))
+        t.unavailable(
+          new BleUnavailableError('no-adapter', `BLE: no Bluetooth adapter found (${m}); check \`bluetoothctl list\``),
+        );
       else log.debug({ warning: m }, 'noble warning');
     });
     noble.on('stateChange', (s: string) => t.onAdapterState(s));
@@ -133,7 +155,14 @@ export class BleTransport {
     noble.on('scanStop', () => (t.scanning = false));
     t.timer = setInterval(() => t.pump(), PUMP_EVERY_MS);
     t.timer.unref();
-    log.info({ radio: opts.radio === 'hci' ? `hci${opts.hciDevice ?? 0}` : opts.radio, maxConnections: opts.maxConnections, maxConnecting: opts.maxConnecting }, 'BLE transport: scanning for the Nordic UART Service once the adapter is up');
+    log.info(
+      {
+        radio: opts.radio === 'hci' ? `hci${opts.hciDevice ?? 0}` : opts.radio,
+        maxConnections: opts.maxConnections,
+        maxConnecting: opts.maxConnecting,
+      },
+      'BLE transport: scanning for the Nordic UART Service once the adapter is up',
+    );
     return t;
   }
 
@@ -220,7 +249,10 @@ export class BleTransport {
     }
     this.scanning = false;
     for (const l of this.links.values()) l.close();
-    const e = this.opts.radio !== 'hci' && s === 'poweredOff' ? new BleUnavailableError('no-adapter', `BLE: the radio at ${this.opts.radio} closed or cannot be reached`) : explainAdapterState(s);
+    const e =
+      this.opts.radio !== 'hci' && s === 'poweredOff'
+        ? new BleUnavailableError('no-adapter', `BLE: the radio at ${this.opts.radio} closed or cannot be reached`)
+        : explainAdapterState(s);
     if (e && !this.reported.has(s)) {
       this.reported.add(s);
       this.error = e.message;
@@ -250,7 +282,8 @@ export class BleTransport {
         maxFrameBytes: this.opts.maxFrameBytes ?? 4096,
         maxInflight: this.opts.maxInflight ?? 1024,
         connectTimeoutMs: this.opts.connectTimeoutMs,
-        canCancelConnect: typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
+        canCancelConnect:
+          typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
         onState: (l, from) => this.onLinkState(l, from),
         ...(this.events.onDeviceSeen && { onDeviceSeen: this.events.onDeviceSeen }),
         ...(this.events.onLinkDown && { onLinkDown: this.events.onLinkDown }),
@@ -287,7 +320,8 @@ export class BleTransport {
     const after = this.opts.shareSlotsAfterMs;
     if (after <= 0) return;
     let oldest: BleLink | undefined;
-    for (const l of this.links.values()) if (l.state === 'subscribed' && (!oldest || l.since < oldest.since)) oldest = l;
+    for (const l of this.links.values())
+      if (l.state === 'subscribed' && (!oldest || l.since < oldest.since)) oldest = l;
     if (!oldest || now - oldest.since < after) return;
     const p = oldest.peripheral;
     oldest.close('slot shared with a waiting device');

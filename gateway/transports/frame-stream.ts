@@ -12,7 +12,15 @@
  *
  * `reset()` forgets a partial frame (link reopened, peripheral reconnected).
  */
-import { AckStatus, decodeBody, decodeSign1, Deframer, encodeSerialFrame, signBody, type SignFn } from '../../protocols/index.js';
+import {
+  AckStatus,
+  decodeBody,
+  decodeSign1,
+  Deframer,
+  encodeSerialFrame,
+  signBody,
+  type SignFn,
+} from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { IngestOutcome } from '../ingest/outcome.js';
 
@@ -58,7 +66,11 @@ export function ackStatusFor(o: IngestOutcome): number | undefined {
     case 'duplicate':
       return AckStatus.duplicate;
     case 'rejected':
-      return o.reason === 'bad-signature' ? AckStatus.badSignature : o.reason === 'replay' ? AckStatus.replayed : AckStatus.rejected;
+      return o.reason === 'bad-signature'
+        ? AckStatus.badSignature
+        : o.reason === 'replay'
+          ? AckStatus.replayed
+          : AckStatus.rejected;
     case 'failed':
       return undefined;
   }
@@ -70,7 +82,11 @@ export class FrameStream {
 
   private readonly opts: FrameStreamSettings & FrameStreamLink;
 
-  constructor(settings: FrameStreamSettings, link: FrameStreamLink, readonly stats: FrameStreamStats) {
+  constructor(
+    settings: FrameStreamSettings,
+    link: FrameStreamLink,
+    readonly stats: FrameStreamStats,
+  ) {
     this.opts = {
       ingest: settings.ingest,
       gatewayId: settings.gatewayId,
@@ -129,7 +145,11 @@ export class FrameStream {
       ({ boot, seq } = o);
       this.opts.onDevice?.(o.device);
     }
-    const ack = signBody({ type: 'frame-ack', boot, seq, status: ackStatusFor(o)! }, this.opts.gatewayId, this.opts.sign);
+    const ack = signBody(
+      { type: 'frame-ack', boot, seq, status: ackStatusFor(o)! },
+      this.opts.gatewayId,
+      this.opts.sign,
+    );
     if (this.opts.write(encodeSerialFrame(ack))) this.stats.acks++;
   }
 }

@@ -11,7 +11,15 @@
  */
 import { createServer, type Server } from 'node:net';
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
-import { parsePublicKey, parseTopic, SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, syncBrokerAuthInput, toHex, topics } from '../../protocols/index.js';
+import {
+  parsePublicKey,
+  parseTopic,
+  SYNC_BROKER_USER_PREFIX,
+  SYNC_TOPIC_ROOT,
+  syncBrokerAuthInput,
+  toHex,
+  topics,
+} from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
@@ -54,7 +62,12 @@ export class EmbeddedBroker {
     return this.aedes.connectedClients;
   }
 
-  static async start(opts: BrokerOptions, ingest: IngestPipeline, log: Logger, events: BrokerEvents = {}): Promise<EmbeddedBroker> {
+  static async start(
+    opts: BrokerOptions,
+    ingest: IngestPipeline,
+    log: Logger,
+    events: BrokerEvents = {},
+  ): Promise<EmbeddedBroker> {
     let self: EmbeddedBroker | undefined;
     const syncKeys = new Set((opts.syncPeers ?? []).map(toHex));
     /** Clients that proved a sibling gateway key at CONNECT. */
@@ -64,7 +77,12 @@ export class EmbeddedBroker {
       authenticate: (client, username, password, done) => {
         if (!username?.startsWith(SYNC_BROKER_USER_PREFIX)) return done(null, true); // devices: as before
         const key = parsePublicKey(username.slice(SYNC_BROKER_USER_PREFIX.length));
-        if (key.ok && syncKeys.has(toHex(key.value)) && password?.length === 64 && verifyEd25519(key.value, syncBrokerAuthInput(client.id), password)) {
+        if (
+          key.ok &&
+          syncKeys.has(toHex(key.value)) &&
+          password?.length === 64 &&
+          verifyEd25519(key.value, syncBrokerAuthInput(client.id), password)
+        ) {
           siblings.add(client);
           return done(null, true);
         }
@@ -76,7 +94,10 @@ export class EmbeddedBroker {
         if (!client) return cb(null); // the gateway's own publishes
         if (packet.topic.startsWith(SYNC_TOPIC_ROOT)) {
           if (siblings.has(client)) return cb(null);
-          log.warn({ client: client.id, topic: packet.topic }, 'publish to a sync topic by a client that is not a sibling dropped');
+          log.warn(
+            { client: client.id, topic: packet.topic },
+            'publish to a sync topic by a client that is not a sibling dropped',
+          );
           packet.retain = false;
           self?.refused.add(packet.payload as object);
           return cb(null);
@@ -114,7 +135,9 @@ export class EmbeddedBroker {
       },
     });
     aedes.on('clientDisconnect', (c: Client) => events.onClientGone?.(c.id));
-    aedes.on('clientError', (c: Client, err: Error) => log.debug({ client: c.id, err: err.message }, 'mqtt client error'));
+    aedes.on('clientError', (c: Client, err: Error) =>
+      log.debug({ client: c.id, err: err.message }, 'mqtt client error'),
+    );
     const server = createServer(aedes.handle);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -138,7 +161,10 @@ export class EmbeddedBroker {
     const packet: PublishPacket = {
       cmd: 'publish',
       topic,
-      payload: typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+      payload:
+        typeof payload === 'string'
+          ? Buffer.from(payload)
+          : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
       qos: opts.qos ?? 1,
       retain: opts.retain ?? false,
       dup: false,
@@ -148,7 +174,11 @@ export class EmbeddedBroker {
 
   /** Retained gateway status (DESIGN.md: `outpost/v1/gw/{gateway}/status`). */
   publishStatus(state: 'online' | 'offline'): Promise<void> {
-    return this.publish(topics.gatewayStatus(this.opts.gatewayId), JSON.stringify({ state, at: new Date().toISOString() }), { retain: true });
+    return this.publish(
+      topics.gatewayStatus(this.opts.gatewayId),
+      JSON.stringify({ state, at: new Date().toISOString() }),
+      { retain: true },
+    );
   }
 
   async close(): Promise<void> {

@@ -103,7 +103,11 @@ export class SerialLink {
     this.stream = new FrameStream(
       deps,
       {
-        meta: () => ({ transport: 'serial', source: this.currentPath ?? this.name, ...(this.config.device !== undefined && { claimedDevice: this.config.device }) }),
+        meta: () => ({
+          transport: 'serial',
+          source: this.currentPath ?? this.name,
+          ...(this.config.device !== undefined && { claimedDevice: this.config.device }),
+        }),
         write: (bytes) => this.write(bytes),
         onDevice: (device) => {
           this.devices.delete(device);
@@ -188,7 +192,11 @@ export class SerialLink {
       }
       if (err) {
         this.stats.openFailures++;
-        this.throttle.warn(`open:${this.name}`, { port: this.name, path, err: err.message }, 'serial port did not open; retrying');
+        this.throttle.warn(
+          `open:${this.name}`,
+          { port: this.name, path, err: err.message },
+          'serial port did not open; retrying',
+        );
         return this.retry();
       }
       this.onOpen(port, path);
@@ -210,7 +218,10 @@ export class SerialLink {
     this.reportedMissing = false;
     this.backoffMs = this.deps.reconnectMinMs;
     this.stream.reset();
-    this.deps.log.info({ port: this.name, path, baudRate: this.config.baudRate }, `serial port ${this.name} open at ${path}`);
+    this.deps.log.info(
+      { port: this.name, path, baudRate: this.config.baudRate },
+      `serial port ${this.name} open at ${path}`,
+    );
     port.on('data', (chunk: Buffer) => this.stream.push(chunk));
     port.on('error', (err: Error) => this.deps.log.debug({ port: this.name, err: err.message }, 'serial port error'));
     port.on('close', () => this.onClose(port));
@@ -236,7 +247,10 @@ export class SerialLink {
     this.stats.closes++;
     this.deps.onLinkDown?.(this.source());
     if (this.state === 'closed') return;
-    this.deps.log.warn({ port: this.name, path: this.currentPath }, `serial port ${this.name} closed (unplugged?); looking for it again`);
+    this.deps.log.warn(
+      { port: this.name, path: this.currentPath },
+      `serial port ${this.name} closed (unplugged?); looking for it again`,
+    );
     this.retry();
   }
 
@@ -265,10 +279,19 @@ export class SerialLink {
 
   private reportNoise(): void {
     const s = this.deframer.stats;
-    const d = { badCrc: s.badCrc - this.lastNoise.badCrc, badCobs: s.badCobs - this.lastNoise.badCobs, oversize: s.oversize - this.lastNoise.oversize, runt: s.runt - this.lastNoise.runt, discardedBytes: s.discardedBytes - this.lastNoise.discardedBytes };
+    const d = {
+      badCrc: s.badCrc - this.lastNoise.badCrc,
+      badCobs: s.badCobs - this.lastNoise.badCobs,
+      oversize: s.oversize - this.lastNoise.oversize,
+      runt: s.runt - this.lastNoise.runt,
+      discardedBytes: s.discardedBytes - this.lastNoise.discardedBytes,
+    };
     this.lastNoise = { ...s };
     if (d.badCrc + d.badCobs + d.oversize + d.runt > 0) {
-      this.deps.log.warn({ port: this.name, path: this.currentPath, ...d, totals: { ...s } }, `serial line noise on ${this.name}: frames dropped`);
+      this.deps.log.warn(
+        { port: this.name, path: this.currentPath, ...d, totals: { ...s } },
+        `serial line noise on ${this.name}: frames dropped`,
+      );
     }
   }
 }

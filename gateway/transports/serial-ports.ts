@@ -138,7 +138,8 @@ export function listFromSysfs(opts: ListOptions = {}): SerialPortInfo[] {
     out.push({ ...(info as { path: string }), source: 'sysfs' });
   }
   // A by-id link whose node sysfs did not show (unusual) is still a candidate.
-  for (const [target, link] of links) if (!out.some((p) => p.path === target)) out.push({ path: target, byId: link, source: 'sysfs' });
+  for (const [target, link] of links)
+    if (!out.some((p) => p.path === target)) out.push({ path: target, byId: link, source: 'sysfs' });
   return out;
 }
 

@@ -47,7 +47,12 @@ export interface SerialLinkStatus {
 export class SerialTransport {
   private constructor(readonly links: readonly SerialLink[]) {}
 
-  static start(opts: SerialTransportOptions, ingest: IngestPipeline, log: Logger, events: SerialEvents = {}): SerialTransport {
+  static start(
+    opts: SerialTransportOptions,
+    ingest: IngestPipeline,
+    log: Logger,
+    events: SerialEvents = {},
+  ): SerialTransport {
     const list = opts.list ?? (() => listSerialPorts());
     const links = opts.ports.map(
       (config) =>
@@ -75,7 +80,9 @@ export class SerialTransport {
   linkFor(deviceId: string): SerialLink | undefined {
     const bound = this.links.find((l) => l.config.device === deviceId);
     if (bound) return bound;
-    return this.links.find((l) => l.isOpen && l.devices.has(deviceId)) ?? this.links.find((l) => l.devices.has(deviceId));
+    return (
+      this.links.find((l) => l.isOpen && l.devices.has(deviceId)) ?? this.links.find((l) => l.devices.has(deviceId))
+    );
   }
 
   /**
@@ -89,7 +96,14 @@ export class SerialTransport {
   }
 
   status(): SerialLinkStatus[] {
-    return this.links.map((l) => ({ name: l.name, path: l.path, state: l.status, devices: [...l.devices], stats: { ...l.stats }, deframer: { ...l.deframer.stats } }));
+    return this.links.map((l) => ({
+      name: l.name,
+      path: l.path,
+      state: l.status,
+      devices: [...l.devices],
+      stats: { ...l.stats },
+      deframer: { ...l.deframer.stats },
+    }));
   }
 
   async close(): Promise<void> {

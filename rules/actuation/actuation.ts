@@ -74,11 +74,32 @@ export interface ActuationStats {
   leasesTaken: number;
 }
 
-const STATE_STAT = { acked: 'acked', refused: 'refused', expired: 'expired', 'no-route': 'noRoute', 'no-lease': 'noLease', superseded: 'superseded', interlocked: 'interlocked' } as const;
+const STATE_STAT = {
+  acked: 'acked',
+  refused: 'refused',
+  expired: 'expired',
+  'no-route': 'noRoute',
+  'no-lease': 'noLease',
+  superseded: 'superseded',
+  interlocked: 'interlocked',
+} as const;
 
 export class Actuation implements DecisionSink {
   readonly outcomes$ = new Subject<CommandOutcome>();
-  readonly stats: ActuationStats = { decisions: 0, commands: 0, acked: 0, refused: 0, expired: 0, noRoute: 0, noLease: 0, superseded: 0, interlocked: 0, forgeryReports: 0, replayReports: 0, leasesTaken: 0 };
+  readonly stats: ActuationStats = {
+    decisions: 0,
+    commands: 0,
+    acked: 0,
+    refused: 0,
+    expired: 0,
+    noRoute: 0,
+    noLease: 0,
+    superseded: 0,
+    interlocked: 0,
+    forgeryReports: 0,
+    replayReports: 0,
+    leasesTaken: 0,
+  };
   readonly leases: LeaseTable;
   readonly guard = new DeliveryGuard();
   private readonly tracker: CommandTracker;
@@ -179,10 +200,21 @@ export class Actuation implements DecisionSink {
     const heardWithin = this.opts.heardWithinMs ?? 60_000;
     let unroutable: { state: 'no-route' | 'no-lease'; detail: string } | undefined;
     let claim: ReturnType<LeaseTable['claim']> | undefined;
-    if (heardAt === undefined || now - heardAt > heardWithin) unroutable = { state: 'no-route', detail: heardAt === undefined ? `${intent.device} never heard by this gateway` : `${intent.device} not heard for ${now - heardAt} ms` };
+    if (heardAt === undefined || now - heardAt > heardWithin)
+      unroutable = {
+        state: 'no-route',
+        detail:
+          heardAt === undefined
+            ? `${intent.device} never heard by this gateway`
+            : `${intent.device} not heard for ${now - heardAt} ms`,
+      };
     else {
       claim = this.leases.claim(intent.device, intent.actuator, now);
-      if (!claim.ok) unroutable = { state: 'no-lease', detail: `lease on ${intent.device}/${intent.actuator} held by ${claim.holder} (fence ${claim.fence}) until ${new Date(claim.expires).toISOString()}` };
+      if (!claim.ok)
+        unroutable = {
+          state: 'no-lease',
+          detail: `lease on ${intent.device}/${intent.actuator} held by ${claim.holder} (fence ${claim.fence}) until ${new Date(claim.expires).toISOString()}`,
+        };
     }
     let command: SignedCommand;
     try {
@@ -199,7 +231,15 @@ export class Actuation implements DecisionSink {
       records.push(claim.record);
       this.stats.leasesTaken++;
     }
-    records.push({ ...base, command: { id, issued, expires: command.body.expires, ...(command.body.fence !== undefined && { fence: command.body.fence }) } });
+    records.push({
+      ...base,
+      command: {
+        id,
+        issued,
+        expires: command.body.expires,
+        ...(command.body.fence !== undefined && { fence: command.body.fence }),
+      },
+    });
     this.opts.journal.record(records);
     const entry = { rule: decision.rule, actuator: intent.actuator, tracked: false };
     this.issuedBy.set(command.key, entry);
@@ -237,8 +277,17 @@ export class Actuation implements DecisionSink {
     }
     const rule = by?.rule ?? '';
     const out: CommandOutcome = { ...rec, commandId: o.command.key, rule, value: c.value, latencyMs: o.latencyMs };
-    const log = { device: c.target, actuator: c.actuator, command: o.command.key, rule, state: o.state, attempts: o.attempts, detail: o.detail };
-    if (o.state === 'acked') this.opts.logger?.info(log, `command ${c.target}/${c.actuator} = ${String(c.value)} acked`);
+    const log = {
+      device: c.target,
+      actuator: c.actuator,
+      command: o.command.key,
+      rule,
+      state: o.state,
+      attempts: o.attempts,
+      detail: o.detail,
+    };
+    if (o.state === 'acked')
+      this.opts.logger?.info(log, `command ${c.target}/${c.actuator} = ${String(c.value)} acked`);
     else this.opts.logger?.warn(log, `command ${c.target}/${c.actuator} = ${String(c.value)} ended ${o.state}`);
     this.outcomes$.next(out);
     // This may have cleared an interlock another command is held on.
@@ -250,7 +299,10 @@ export class Actuation implements DecisionSink {
     else if (ack.status === AckStatus.replayed) this.stats.replayReports++;
     else return; // a late ack for a command already final
     const what = ack.status === AckStatus.badSignature ? 'a forged command' : 'a replayed command';
-    this.opts.logger?.warn({ device, command: toHex(ack.commandId), status: ack.status, detail: ack.detail, ours: inFlight }, `device ${device} refused ${what}`);
+    this.opts.logger?.warn(
+      { device, command: toHex(ack.commandId), status: ack.status, detail: ack.detail, ours: inFlight },
+      `device ${device} refused ${what}`,
+    );
   }
 
   /** Ends tracking (gateway shutdown). */

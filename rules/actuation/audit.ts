@@ -12,8 +12,19 @@ import type { Decision } from '../decision.js';
 export interface AuditedDecision extends Decision {
   /** The gateway (key hex) that decided: the author of the block. */
   readonly author: string;
-  readonly command?: { readonly id: string; readonly fence?: number; readonly issued: number; readonly expires: number };
-  readonly outcome?: { readonly state: CommandState; readonly at: number; readonly attempts: number; readonly ackStatus?: number; readonly detail?: string };
+  readonly command?: {
+    readonly id: string;
+    readonly fence?: number;
+    readonly issued: number;
+    readonly expires: number;
+  };
+  readonly outcome?: {
+    readonly state: CommandState;
+    readonly at: number;
+    readonly attempts: number;
+    readonly ackStatus?: number;
+    readonly detail?: string;
+  };
 }
 
 /** One actuation block as the reader needs it: its author and its decoded (or raw) body. */
@@ -34,7 +45,8 @@ export function readDecisions(blocks: Iterable<AuditBlock>): { decisions: Audite
   let n = 0;
   for (const b of blocks) {
     let records: readonly ActuationRecord[];
-    if (Array.isArray(b.body) && b.body.every((r) => typeof r === 'object' && r !== null && 'type' in r)) records = b.body as unknown as readonly ActuationRecord[];
+    if (Array.isArray(b.body) && b.body.every((r) => typeof r === 'object' && r !== null && 'type' in r))
+      records = b.body as unknown as readonly ActuationRecord[];
     else {
       const r = decodeActuationBody(b.body as CborValue);
       if (!r.ok) {
@@ -53,11 +65,24 @@ export function readDecisions(blocks: Iterable<AuditBlock>): { decisions: Audite
           inputs: r.inputs,
           reason: r.reason,
           action: r.action,
-          ...(r.command && { command: { id: toHex(r.command.id), issued: r.command.issued, expires: r.command.expires, ...(r.command.fence !== undefined && { fence: r.command.fence }) } }),
+          ...(r.command && {
+            command: {
+              id: toHex(r.command.id),
+              issued: r.command.issued,
+              expires: r.command.expires,
+              ...(r.command.fence !== undefined && { fence: r.command.fence }),
+            },
+          }),
         };
         decisions.push({ d, n: n++ });
       } else if (r.type === 'outcome') {
-        outcomes.set(toHex(r.commandId), { state: r.state, at: r.at, attempts: r.attempts, ...(r.ackStatus !== undefined && { ackStatus: r.ackStatus }), ...(r.detail !== undefined && { detail: r.detail }) });
+        outcomes.set(toHex(r.commandId), {
+          state: r.state,
+          at: r.at,
+          attempts: r.attempts,
+          ...(r.ackStatus !== undefined && { ackStatus: r.ackStatus }),
+          ...(r.detail !== undefined && { detail: r.detail }),
+        });
       }
     }
   }

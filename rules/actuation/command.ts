@@ -32,9 +32,15 @@ export class ActuationUsageError extends Error {
 }
 
 /** Builds and signs the command for an intent, issued at `issued` and valid for its ttl. */
-export function signCommand(intent: CommandIntent, at: { id: Uint8Array; issued: number; fence?: number }, signer: GatewaySigner): SignedCommand {
-  if (!(Number.isSafeInteger(intent.ttlMs) && intent.ttlMs > 0)) throw new ActuationUsageError('actuation/bad-ttl', `ttlMs must be a positive integer, got ${intent.ttlMs}`);
-  if (at.id.length < 4 || at.id.length > 32) throw new ActuationUsageError('actuation/bad-id', 'command id must be 4..32 bytes');
+export function signCommand(
+  intent: CommandIntent,
+  at: { id: Uint8Array; issued: number; fence?: number },
+  signer: GatewaySigner,
+): SignedCommand {
+  if (!(Number.isSafeInteger(intent.ttlMs) && intent.ttlMs > 0))
+    throw new ActuationUsageError('actuation/bad-ttl', `ttlMs must be a positive integer, got ${intent.ttlMs}`);
+  if (at.id.length < 4 || at.id.length > 32)
+    throw new ActuationUsageError('actuation/bad-id', 'command id must be 4..32 bytes');
   const body: CommandBody = {
     type: 'command',
     id: at.id,

@@ -62,7 +62,8 @@ export class DeliveryGuard {
       if (!mine) continue;
       for (const o of il.never) {
         if (o.device === device && o.actuator === actuator) continue;
-        if (this.mayBe(o.device, o.actuator, o.value)) return `interlock ${il.id}: ${o.device}/${o.actuator} may still be ${String(o.value)}`;
+        if (this.mayBe(o.device, o.actuator, o.value))
+          return `interlock ${il.id}: ${o.device}/${o.actuator} may still be ${String(o.value)}`;
       }
     }
     return undefined;
@@ -74,7 +75,15 @@ export class DeliveryGuard {
   }
 
   /** The command `key` ended; `attempts` > 0 when it was ever sent, `answered` when the device acked it (any status). */
-  final(key: string, device: string, actuator: string, value: Value, state: CommandState, attempts: number, answered: boolean): void {
+  final(
+    key: string,
+    device: string,
+    actuator: string,
+    value: Value,
+    state: CommandState,
+    attempts: number,
+    answered: boolean,
+  ): void {
     const s = this.slots.get(slotKey(device, actuator));
     if (!s) return;
     s.inflight.delete(key);

@@ -25,7 +25,12 @@ export interface Lease {
 }
 
 export type Claim =
-  | { readonly ok: true; readonly fence: number; readonly expires: number; /** A record to log (new lease or renewal), if any. */ readonly record?: LeaseRecord }
+  | {
+      readonly ok: true;
+      readonly fence: number;
+      readonly expires: number /** A record to log (new lease or renewal), if any. */;
+      readonly record?: LeaseRecord;
+    }
   | { readonly ok: false; readonly holder: string; readonly fence: number; readonly expires: number };
 
 const key = (device: string, actuator: string): string => `${device}\u0000${actuator}`;
@@ -73,7 +78,12 @@ export class LeaseTable {
     let best: Lease | undefined;
     for (const l of this.leases.get(key(device, actuator))?.values() ?? []) {
       if (l.expires <= now) continue;
-      if (!best || l.fence > best.fence || (l.fence === best.fence && (l.at < best.at || (l.at === best.at && l.holder < best.holder)))) best = l;
+      if (
+        !best ||
+        l.fence > best.fence ||
+        (l.fence === best.fence && (l.at < best.at || (l.at === best.at && l.holder < best.holder)))
+      )
+        best = l;
     }
     return best;
   }
@@ -81,7 +91,8 @@ export class LeaseTable {
   /** Takes, keeps or renews our lease on an actuator; refuses while another gateway holds one. */
   claim(device: string, actuator: string, now: number): Claim {
     const cur = this.current(device, actuator, now);
-    if (cur && cur.holder !== this.self) return { ok: false, holder: cur.holder, fence: cur.fence, expires: cur.expires };
+    if (cur && cur.holder !== this.self)
+      return { ok: false, holder: cur.holder, fence: cur.fence, expires: cur.expires };
     const expires = now + this.leaseMs;
     if (cur) {
       // Renew once half of it has run out: one record per half lease, not per command.
@@ -90,7 +101,14 @@ export class LeaseTable {
       this.observe(this.self, record);
       return { ok: true, fence: cur.fence, expires, record };
     }
-    const record: LeaseRecord = { type: 'lease', at: now, device, actuator, fence: this.highestFence(device, actuator) + 1, expires };
+    const record: LeaseRecord = {
+      type: 'lease',
+      at: now,
+      device,
+      actuator,
+      fence: this.highestFence(device, actuator) + 1,
+      expires,
+    };
     this.observe(this.self, record);
     return { ok: true, fence: record.fence, expires, record };
   }

@@ -88,15 +88,20 @@ export class CommandTracker {
     const { clock } = this.opts;
     const slot = `${command.body.target}\u0000${command.body.actuator}`;
     const older = this.latest.get(slot);
-    if (older !== undefined) this.finish(older, 'superseded', { detail: 'a newer command for the same actuator was issued' });
+    if (older !== undefined)
+      this.finish(older, 'superseded', { detail: 'a newer command for the same actuator was issued' });
     this.latest.set(slot, command.key);
     const f: InFlight = { command, started: clock.now(), attempts: 0, delay: this.opts.retryMinMs, done: false };
     this.inflight.set(command.key, f);
-    f.expiry = clock.setTimeout(() => {
-      if (f.attempts > 0) this.finish(command.key, 'expired', { detail: 'no ack before expiry' });
-      else if (f.held !== undefined) this.finish(command.key, 'interlocked', { detail: `held until expiry: ${f.held}` });
-      else this.finish(command.key, 'no-route', { detail: 'device not reachable before expiry' });
-    }, Math.max(0, command.body.expires - clock.now()));
+    f.expiry = clock.setTimeout(
+      () => {
+        if (f.attempts > 0) this.finish(command.key, 'expired', { detail: 'no ack before expiry' });
+        else if (f.held !== undefined)
+          this.finish(command.key, 'interlocked', { detail: `held until expiry: ${f.held}` });
+        else this.finish(command.key, 'no-route', { detail: 'device not reachable before expiry' });
+      },
+      Math.max(0, command.body.expires - clock.now()),
+    );
     this.attempt(f);
   }
 

@@ -20,9 +20,14 @@ export interface DefineRuleOptions {
 
 export function defineRule(o: DefineRuleOptions): CustomRule {
   if (typeof o.id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(o.id)) {
-    throw new RuleError('rules/shape', { file: '(defineRule)', rule: String(o.id), field: 'id' }, 'must be 1..64 of [A-Za-z0-9._-]');
+    throw new RuleError(
+      'rules/shape',
+      { file: '(defineRule)', rule: String(o.id), field: 'id' },
+      'must be 1..64 of [A-Za-z0-9._-]',
+    );
   }
-  if (typeof o.operator !== 'function') throw new RuleError('rules/shape', { file: '(defineRule)', rule: o.id, field: 'operator' }, 'must be a function');
+  if (typeof o.operator !== 'function')
+    throw new RuleError('rules/shape', { file: '(defineRule)', rule: o.id, field: 'operator' }, 'must be a function');
   const def = { id: o.id, trigger: o.trigger ?? {}, operator: o.operator.toString() };
   const hash = contentVersion(def);
   return {

@@ -26,7 +26,9 @@ export class RuleError extends Error {
     readonly detail: string,
   ) {
     const where = `${at.file}${at.line !== undefined ? `:${at.line}:${at.col ?? 1}` : ''}`;
-    const what = [at.rule !== undefined && `rule "${at.rule}"`, at.field !== undefined && `field "${at.field}"`].filter(Boolean).join(', ');
+    const what = [at.rule !== undefined && `rule "${at.rule}"`, at.field !== undefined && `field "${at.field}"`]
+      .filter(Boolean)
+      .join(', ');
     super(`${where}: ${what ? `${what}: ` : ''}${detail}`);
     this.name = 'RuleError';
   }

@@ -28,10 +28,15 @@ export function parseActions(f: Field): ActionSpec[] {
       return { kind: 'publish', topic: p.get('topic').string(), payload: p.get('payload').string() };
     }
     const c = a.get('command').object(['device', 'actuator', 'value', 'ttl']);
-    return { kind: 'command', device: c.get('device').string(), actuator: c.get('actuator').string(), value: c.get('value').scalar(), ttlMs: positive(c.get('ttl')) };
+    return {
+      kind: 'command',
+      device: c.get('device').string(),
+      actuator: c.get('actuator').string(),
+      value: c.get('value').scalar(),
+      ttlMs: positive(c.get('ttl')),
+    };
   });
 }
-
 
 export function parseWindow(f: Field): WindowSpec | undefined {
   if (!f.present) return undefined;
@@ -50,10 +55,10 @@ export function parseAggregates(f: Field): AggregateSpec[] {
   f.object(f.keys());
   return f.keys().map((name) => {
     const g: Field = f.get(name);
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) g.fail(`aggregate name "${name}" must be an identifier (it is read as agg.${name})`);
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+      g.fail(`aggregate name "${name}" must be an identifier (it is read as agg.${name})`);
     const m = AGG_RE.exec(g.string().trim());
     if (!m) g.fail(`must be fn(name) with fn one of ${AGGREGATE_FNS.join(', ')}`);
     return { name, fn: m[1] as AggregateFn, of: m[2]! };
   });
 }
-

@@ -4,15 +4,28 @@ import { condition, parseActions, parseAggregates, parseWindow, positive } from 
 import { RuleError } from './errors.js';
 import { parseMachine } from './parse-machine.js';
 import { Field, isRecord, YamlSource } from './reader.js';
-import {
-  type ConditionRule,
-  type InterlockSpec,
-  type RuleSet,
-  type RuleSpec,
-  type TriggerSpec,
-} from './types.js';
+import { type ConditionRule, type InterlockSpec, type RuleSet, type RuleSpec, type TriggerSpec } from './types.js';
 
-const RULE_KEYS = ['id', 'version', 'description', 'trigger', 'per', 'window', 'aggregate', 'when', 'clear', 'for', 'debounce', 'cooldown', 'rateLimit', 'fire', 'then', 'onClear', 'watchdog', 'machine'];
+const RULE_KEYS = [
+  'id',
+  'version',
+  'description',
+  'trigger',
+  'per',
+  'window',
+  'aggregate',
+  'when',
+  'clear',
+  'for',
+  'debounce',
+  'cooldown',
+  'rateLimit',
+  'fire',
+  'then',
+  'onClear',
+  'watchdog',
+  'machine',
+];
 
 /** Parses one YAML rule file's text. Throws RuleError. */
 export function parseRuleFile(file: string, text: string): RuleSet {
@@ -21,13 +34,19 @@ export function parseRuleFile(file: string, text: string): RuleSet {
   if (!root.present) return { rules: [], interlocks: [] };
   root.object(['rules', 'interlocks']);
   const ids = new Set<string>();
-  const rules = root.get('rules').optList().map((f, i) => {
-    const rule = parseRule(f, i);
-    if (ids.has(rule.id)) f.get('id').fail(`duplicate rule id "${rule.id}"`, 'rules/duplicate');
-    ids.add(rule.id);
-    return rule;
-  });
-  const interlocks = root.get('interlocks').optList().map((f) => parseInterlock(f, file));
+  const rules = root
+    .get('rules')
+    .optList()
+    .map((f, i) => {
+      const rule = parseRule(f, i);
+      if (ids.has(rule.id)) f.get('id').fail(`duplicate rule id "${rule.id}"`, 'rules/duplicate');
+      ids.add(rule.id);
+      return rule;
+    });
+  const interlocks = root
+    .get('interlocks')
+    .optList()
+    .map((f) => parseInterlock(f, file));
   return { rules, interlocks };
 }
 
@@ -41,7 +60,10 @@ export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v !== null && typeof v === 'object') {
     const o = v as Record<string, unknown>;
-    return `{${Object.keys(o).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+    return `{${Object.keys(o)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`)
+      .join(',')}}`;
   }
   return JSON.stringify(v) ?? 'null';
 }
@@ -62,7 +84,21 @@ function parseRule(raw: Field, index: number): RuleSpec {
     ...(f.get('description').present && { description: f.get('description').string() }),
   };
   if (f.get('machine').present) {
-    for (const k of ['window', 'aggregate', 'when', 'clear', 'for', 'debounce', 'cooldown', 'rateLimit', 'then', 'onClear', 'watchdog', 'per', 'fire']) {
+    for (const k of [
+      'window',
+      'aggregate',
+      'when',
+      'clear',
+      'for',
+      'debounce',
+      'cooldown',
+      'rateLimit',
+      'then',
+      'onClear',
+      'watchdog',
+      'per',
+      'fire',
+    ]) {
       if (f.get(k).present) f.get(k).fail(`not allowed in a machine rule (put it under machine)`);
     }
     return { kind: 'machine', ...base, ...parseMachine(f.get('machine')) };
@@ -70,7 +106,10 @@ function parseRule(raw: Field, index: number): RuleSpec {
   return parseCondition(f, base);
 }
 
-function parseCondition(f: Field, base: Pick<ConditionRule, 'id' | 'version' | 'file' | 'definition' | 'trigger' | 'description'>): ConditionRule {
+function parseCondition(
+  f: Field,
+  base: Pick<ConditionRule, 'id' | 'version' | 'file' | 'definition' | 'trigger' | 'description'>,
+): ConditionRule {
   const window = parseWindow(f.get('window'));
   const aggregates = parseAggregates(f.get('aggregate'));
   if (aggregates.length > 0 && !window) f.get('aggregate').fail('aggregates need a window');
@@ -80,14 +119,22 @@ function parseCondition(f: Field, base: Pick<ConditionRule, 'id' | 'version' | '
   const then = parseActions(f.get('then'));
   const onClear = parseActions(f.get('onClear'));
   const rl = f.get('rateLimit');
-  const rateLimit = rl.present ? (rl.object(['max', 'per']), { max: rl.get('max').positiveInt(), perMs: rl.get('per').durationMs() }) : undefined;
+  const rateLimit = rl.present
+    ? (rl.object(['max', 'per']), { max: rl.get('max').positiveInt(), perMs: rl.get('per').durationMs() })
+    : undefined;
   const wd = f.get('watchdog');
   const watchdog = wd.present
     ? (wd.object(['silence', 'devices', 'then', 'onResume']),
-      { silenceMs: positive(wd.get('silence')), devices: wd.get('devices').present ? wd.get('devices').strings() : [...(base.trigger.devices ?? [])], then: parseActions(wd.get('then')), onResume: parseActions(wd.get('onResume')) })
+      {
+        silenceMs: positive(wd.get('silence')),
+        devices: wd.get('devices').present ? wd.get('devices').strings() : [...(base.trigger.devices ?? [])],
+        then: parseActions(wd.get('then')),
+        onResume: parseActions(wd.get('onResume')),
+      })
     : undefined;
   if (when === undefined && watchdog === undefined) f.fail('a rule needs a when, a watchdog or a machine');
-  if (when !== undefined && then.length + onClear.length === 0) f.get('then').fail('a rule with a when needs actions in then or onClear');
+  if (when !== undefined && then.length + onClear.length === 0)
+    f.get('then').fail('a rule with a when needs actions in then or onClear');
   const forMs = f.get('for').optDurationMs();
   const debounceMs = f.get('debounce').optDurationMs();
   const cooldownMs = f.get('cooldown').optDurationMs();
@@ -128,10 +175,13 @@ function parseInterlock(f: Field, file: string): InterlockSpec {
   f.object(['id', 'never']);
   const id = f.get('id').id();
   const g = f.inRule(id);
-  const never = g.get('never').list().map((e) => {
-    e.object(['device', 'actuator', 'value']);
-    return { device: e.get('device').string(), actuator: e.get('actuator').string(), value: e.get('value').scalar() };
-  });
+  const never = g
+    .get('never')
+    .list()
+    .map((e) => {
+      e.object(['device', 'actuator', 'value']);
+      return { device: e.get('device').string(), actuator: e.get('actuator').string(), value: e.get('value').scalar() };
+    });
   if (never.length < 2) g.get('never').fail('an interlock names at least two commanded states');
   return { id, file, never };
 }

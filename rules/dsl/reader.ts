@@ -55,11 +55,27 @@ export class Field {
 
   fail(detail: string, code: RuleErrorCode = 'rules/shape'): never {
     const inner = this.rule ? this.path.slice(this.rule.depth) : this.path;
-    throw new RuleError(code, { file: this.src.file, rule: this.rule?.id, field: inner.length ? fieldName(inner) : undefined, ...this.src.position(this.path) }, detail);
+    throw new RuleError(
+      code,
+      {
+        file: this.src.file,
+        rule: this.rule?.id,
+        field: inner.length ? fieldName(inner) : undefined,
+        ...this.src.position(this.path),
+      },
+      detail,
+    );
   }
 
   get(key: string | number): Field {
-    const v = typeof key === 'number' ? (Array.isArray(this.value) ? this.value[key] : undefined) : isRecord(this.value) && Object.hasOwn(this.value, key) ? this.value[key] : undefined;
+    const v =
+      typeof key === 'number'
+        ? Array.isArray(this.value)
+          ? this.value[key]
+          : undefined
+        : isRecord(this.value) && Object.hasOwn(this.value, key)
+          ? this.value[key]
+          : undefined;
     return new Field(this.src, v, [...this.path, key], this.rule);
   }
 
@@ -75,7 +91,8 @@ export class Field {
   object(allowed: readonly string[]): this {
     if (!isRecord(this.value)) this.fail('must be a mapping');
     for (const k of Object.keys(this.value)) {
-      if (!allowed.includes(k)) this.get(k).fail(`unknown key "${k}" (allowed: ${allowed.join(', ')})`, 'rules/unknown-key');
+      if (!allowed.includes(k))
+        this.get(k).fail(`unknown key "${k}" (allowed: ${allowed.join(', ')})`, 'rules/unknown-key');
     }
     return this;
   }
@@ -104,7 +121,8 @@ export class Field {
 
   id(): string {
     const s = this.string();
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(s)) this.fail(`"${s}" is not an id (1..64 of [A-Za-z0-9._-], starting with a letter or digit)`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(s))
+      this.fail(`"${s}" is not an id (1..64 of [A-Za-z0-9._-], starting with a letter or digit)`);
     return s;
   }
 
@@ -123,7 +141,8 @@ export class Field {
   }
 
   positiveInt(): number {
-    if (typeof this.value !== 'number' || !Number.isInteger(this.value) || this.value <= 0) this.fail('must be a positive integer');
+    if (typeof this.value !== 'number' || !Number.isInteger(this.value) || this.value <= 0)
+      this.fail('must be a positive integer');
     return this.value;
   }
 
@@ -140,4 +159,5 @@ export class Field {
   }
 }
 
-export const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);

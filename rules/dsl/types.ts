@@ -28,7 +28,13 @@ export interface AggregateSpec {
 
 /** An action as written; `{{path}}` in strings is filled from the evaluation context. */
 export type ActionSpec =
-  | { readonly kind: 'command'; readonly device: string; readonly actuator: string; readonly value: number | boolean | string; readonly ttlMs: number }
+  | {
+      readonly kind: 'command';
+      readonly device: string;
+      readonly actuator: string;
+      readonly value: number | boolean | string;
+      readonly ttlMs: number;
+    }
   | { readonly kind: 'publish'; readonly topic: string; readonly payload: string }
   | { readonly kind: 'alert'; readonly message: string };
 
@@ -125,7 +131,11 @@ export type RuleSpec = ConditionRule | MachineRule | CustomRule;
 export interface InterlockSpec {
   readonly id: string;
   readonly file: string;
-  readonly never: readonly { readonly device: string; readonly actuator: string; readonly value: number | boolean | string }[];
+  readonly never: readonly {
+    readonly device: string;
+    readonly actuator: string;
+    readonly value: number | boolean | string;
+  }[];
 }
 
 export interface RuleSet {

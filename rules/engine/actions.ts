@@ -4,7 +4,14 @@ import type { CelContext } from '../dsl/cel.js';
 import type { ActionSpec, DecisionDraft } from '../dsl/types.js';
 import type { FrameRef } from '../decision.js';
 
-const fmt = (v: unknown): string => (typeof v === 'number' ? String(Math.round(v * 1000) / 1000) : v === undefined ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+const fmt = (v: unknown): string =>
+  typeof v === 'number'
+    ? String(Math.round(v * 1000) / 1000)
+    : v === undefined
+      ? ''
+      : typeof v === 'object'
+        ? JSON.stringify(v)
+        : String(v);
 
 function lookup(ctx: CelContext, path: string): unknown {
   let cur: unknown = ctx;
@@ -17,13 +24,23 @@ function lookup(ctx: CelContext, path: string): unknown {
 
 /** `{{agg.vib}}` → the value, formatted; unknown paths become empty. */
 export function fill(text: string, ctx: CelContext): string {
-  return text.includes('{{') ? text.replace(/\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}/g, (_, p: string) => fmt(lookup(ctx, p))) : text;
+  return text.includes('{{')
+    ? text.replace(/\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}/g, (_, p: string) => fmt(lookup(ctx, p)))
+    : text;
 }
 
 export function toAction(a: ActionSpec, ctx: CelContext): Action {
   switch (a.kind) {
     case 'command':
-      return { kind: 'command', command: { device: fill(a.device, ctx), actuator: a.actuator, value: typeof a.value === 'string' ? fill(a.value, ctx) : a.value, ttlMs: a.ttlMs } };
+      return {
+        kind: 'command',
+        command: {
+          device: fill(a.device, ctx),
+          actuator: a.actuator,
+          value: typeof a.value === 'string' ? fill(a.value, ctx) : a.value,
+          ttlMs: a.ttlMs,
+        },
+      };
     case 'publish':
       return { kind: 'publish', topic: fill(a.topic, ctx), payload: fill(a.payload, ctx) };
     case 'alert':
@@ -31,12 +48,20 @@ export function toAction(a: ActionSpec, ctx: CelContext): Action {
   }
 }
 
-export function drafts(actions: readonly ActionSpec[], ctx: CelContext, inputs: readonly FrameRef[], reason: string): DecisionDraft[] {
+export function drafts(
+  actions: readonly ActionSpec[],
+  ctx: CelContext,
+  inputs: readonly FrameRef[],
+  reason: string,
+): DecisionDraft[] {
   return actions.map((a) => ({ inputs, reason, action: toAction(a, ctx) }));
 }
 
 /** The values a reason quotes: aggregates and the frame's readings. */
 export function seen(ctx: CelContext): string {
-  const parts = [...Object.entries(ctx.agg).map(([k, v]) => `agg.${k}=${fmt(v)}`), ...Object.entries(ctx.v).map(([k, v]) => `v.${k}=${fmt(v)}`)];
+  const parts = [
+    ...Object.entries(ctx.agg).map(([k, v]) => `agg.${k}=${fmt(v)}`),
+    ...Object.entries(ctx.v).map(([k, v]) => `v.${k}=${fmt(v)}`),
+  ];
   return parts.length ? ` [${ctx.device ? `${ctx.device}: ` : ''}${parts.join(', ')}]` : '';
 }

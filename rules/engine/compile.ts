@@ -16,7 +16,10 @@ export function senderMatcher(t: TriggerSpec): (f: Pick<RuleFrame, 'device' | 'm
   const devices = t.devices && new Set(t.devices);
   const models = t.models && new Set(t.models);
   const sites = t.sites && new Set(t.sites);
-  return (f) => (!devices || devices.has(f.device)) && (!models || (f.model !== undefined && models.has(f.model))) && (!sites || (f.site !== undefined && sites.has(f.site)));
+  return (f) =>
+    (!devices || devices.has(f.device)) &&
+    (!models || (f.model !== undefined && models.has(f.model))) &&
+    (!sites || (f.site !== undefined && sites.has(f.site)));
 }
 
 /** The per-frame part: at least one record with one of the trigger's SenML names (always true without names). */
@@ -38,13 +41,21 @@ const cel = (src: string): Condition => {
   return c;
 };
 
-export function compileRule(rule: RuleSpec, scheduler: SchedulerLike, counters: EvalCounters): OperatorFunction<RuleFrame, DecisionDraft> {
+export function compileRule(
+  rule: RuleSpec,
+  scheduler: SchedulerLike,
+  counters: EvalCounters,
+): OperatorFunction<RuleFrame, DecisionDraft> {
   if (rule.kind === 'custom') return rule.operator({ scheduler, ruleId: rule.id });
   if (rule.kind === 'machine') return machine(rule, counters, scheduler);
   return compileConditionRule(rule, scheduler, counters);
 }
 
-function compileConditionRule(rule: ConditionRule, scheduler: SchedulerLike, counters: EvalCounters): OperatorFunction<RuleFrame, DecisionDraft> {
+function compileConditionRule(
+  rule: ConditionRule,
+  scheduler: SchedulerLike,
+  counters: EvalCounters,
+): OperatorFunction<RuleFrame, DecisionDraft> {
   const when = rule.when !== undefined ? cel(rule.when) : undefined;
   const clear = rule.clear !== undefined ? cel(rule.clear) : undefined;
   const toDrafts = (f: Fire): DecisionDraft[] => {
@@ -59,14 +70,18 @@ function compileConditionRule(rule: ConditionRule, scheduler: SchedulerLike, cou
     return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx));
   };
   const condition = (frames: Observable<RuleFrame>): Observable<DecisionDraft> => {
-    const ops: OperatorFunction<any, any>[] = [windowed(rule.window, rule.aggregates, scheduler), evaluate(when!, clear, counters, scheduler)];
+    const ops: OperatorFunction<any, any>[] = [
+      windowed(rule.window, rule.aggregates, scheduler),
+      evaluate(when!, clear, counters, scheduler),
+    ];
     if (rule.forMs !== undefined) ops.push(forDuration(rule.forMs, scheduler));
     if (rule.debounceMs !== undefined) ops.push(debounce(rule.debounceMs, scheduler));
     ops.push(edges(rule.fire, scheduler));
     if (rule.cooldownMs !== undefined) ops.push(cooldown(rule.cooldownMs, scheduler));
     if (rule.rateLimit) ops.push(rateLimit(rule.rateLimit.max, rule.rateLimit.perMs, scheduler));
     ops.push(mergeMap(toDrafts));
-    const chain = (s: Observable<RuleFrame>): Observable<DecisionDraft> => ops.reduce<Observable<any>>((o, op) => o.pipe(op), s);
+    const chain = (s: Observable<RuleFrame>): Observable<DecisionDraft> =>
+      ops.reduce<Observable<any>>((o, op) => o.pipe(op), s);
     if (rule.per === 'rule') return chain(frames);
     return frames.pipe(
       groupBy((f) => f.device),
@@ -78,10 +93,30 @@ function compileConditionRule(rule: ConditionRule, scheduler: SchedulerLike, cou
     frames.pipe(
       watchdog(wd!.silenceMs, wd!.devices, scheduler),
       mergeMap((e) => {
-        const ctx = { device: e.device, model: '', site: '', now: scheduler.now(), v: {}, agg: {}, last: {}, state: '', dwell: 0, latch: {}, silent: [e.device] };
+        const ctx = {
+          device: e.device,
+          model: '',
+          site: '',
+          now: scheduler.now(),
+          v: {},
+          agg: {},
+          last: {},
+          state: '',
+          dwell: 0,
+          latch: {},
+          silent: [e.device],
+        };
         const inputs = e.frame ? [{ device: e.frame.device, boot: e.frame.boot, seq: e.frame.seq }] : [];
-        const reason = e.kind === 'silent' ? `watchdog: ${e.device} silent for ${wd!.silenceMs} ms` : `watchdog: ${e.device} heard again`;
-        return drafts(e.kind === 'silent' ? wd!.then : wd!.onResume, e.kind === 'silent' ? ctx : { ...ctx, silent: [] }, inputs, reason);
+        const reason =
+          e.kind === 'silent'
+            ? `watchdog: ${e.device} silent for ${wd!.silenceMs} ms`
+            : `watchdog: ${e.device} heard again`;
+        return drafts(
+          e.kind === 'silent' ? wd!.then : wd!.onResume,
+          e.kind === 'silent' ? ctx : { ...ctx, silent: [] },
+          inputs,
+          reason,
+        );
       }),
     );
   return (source) => {

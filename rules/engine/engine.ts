@@ -74,7 +74,17 @@ export class RulesEngine {
       sender: senderMatcher(spec.trigger),
       names: namesMatcher(spec.trigger),
       input: new Subject<RuleFrame>(),
-      stats: { id: spec.id, version: spec.version, kind: spec.kind, frames: 0, decisions: 0, refused: 0, errors: 0, evalErrors: 0, disabled: false },
+      stats: {
+        id: spec.id,
+        version: spec.version,
+        kind: spec.kind,
+        frames: 0,
+        decisions: 0,
+        refused: 0,
+        errors: 0,
+        evalErrors: 0,
+        disabled: false,
+      },
     }));
   }
 
@@ -148,7 +158,10 @@ export class RulesEngine {
     r.sub?.unsubscribe();
     r.sub = undefined;
     const restart = r.stats.errors <= this.maxRestarts;
-    this.opts.log?.error({ rule: r.spec.id, version: r.spec.version, err: r.stats.lastError, errors: r.stats.errors, restart }, restart ? 'rule failed; restarted with fresh state' : 'rule failed too often; disabled');
+    this.opts.log?.error(
+      { rule: r.spec.id, version: r.spec.version, err: r.stats.lastError, errors: r.stats.errors, restart },
+      restart ? 'rule failed; restarted with fresh state' : 'rule failed too often; disabled',
+    );
     if (restart) this.subscribe(r);
     else r.stats.disabled = true;
   }
@@ -165,13 +178,23 @@ export class RulesEngine {
         this.opts.log?.warn({ rule: r.spec.id, refusal }, 'interlock refused a command');
       }
     }
-    const decision: Decision = { rule: r.spec.id, ruleVersion: r.spec.version, at: this.scheduler.now(), inputs: d.inputs, reason, action };
+    const decision: Decision = {
+      rule: r.spec.id,
+      ruleVersion: r.spec.version,
+      at: this.scheduler.now(),
+      inputs: d.inputs,
+      reason,
+      action,
+    };
     r.stats.decisions++;
     try {
       this.opts.sink.decide(decision);
     } catch (e) {
       this.sinkErrors++;
-      this.opts.log?.error({ rule: r.spec.id, err: e instanceof Error ? e.message : String(e) }, 'decision sink failed');
+      this.opts.log?.error(
+        { rule: r.spec.id, err: e instanceof Error ? e.message : String(e) },
+        'decision sink failed',
+      );
     }
   }
 }

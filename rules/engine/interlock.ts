@@ -16,7 +16,8 @@ export class InterlockGuard {
   /** Undefined (and the command is now in effect) or why it is refused. */
   admit(cmd: CommandIntent): string | undefined {
     for (const il of this.interlocks) {
-      if (!il.never.some((e) => e.device === cmd.device && e.actuator === cmd.actuator && e.value === cmd.value)) continue;
+      if (!il.never.some((e) => e.device === cmd.device && e.actuator === cmd.actuator && e.value === cmd.value))
+        continue;
       for (const o of il.never) {
         if (o.device === cmd.device && o.actuator === cmd.actuator) continue;
         if (this.commanded.get(key(o.device, o.actuator)) === o.value) {

@@ -26,7 +26,11 @@ const compiled = (src: string): Condition => {
   return c;
 };
 
-export function machine(rule: MachineRule, counters: EvalCounters, scheduler: SchedulerLike): OperatorFunction<RuleFrame, DecisionDraft> {
+export function machine(
+  rule: MachineRule,
+  counters: EvalCounters,
+  scheduler: SchedulerLike,
+): OperatorFunction<RuleFrame, DecisionDraft> {
   const guards = rule.transitions.map((t) => (t.when !== undefined ? compiled(t.when) : undefined));
   const latchSet = rule.latches.map((l) => compiled(l.set));
   const wd = rule.watchdog;
@@ -64,7 +68,12 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
       return r;
     };
     // the frames behind a decision: the window's (newest last, at most MAX_INPUTS), else the last frame
-    const inputs = (): FrameRef[] => (win && win.size > 0 ? inputsOf(win.newest()) : lastFrame ? [{ device: lastFrame.device, boot: lastFrame.boot, seq: lastFrame.seq }] : []);
+    const inputs = (): FrameRef[] =>
+      win && win.size > 0
+        ? inputsOf(win.newest())
+        : lastFrame
+          ? [{ device: lastFrame.device, boot: lastFrame.boot, seq: lastFrame.seq }]
+          : [];
     const enter = (to: string, why: string): void => {
       const from = state;
       for (const t of timers) t.unsubscribe();
@@ -77,7 +86,8 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
       for (const d of drafts(rule.states.get(to)!.onEnter, x, inputs(), reason)) io.emit(d);
       // wake up when the minimum dwell ends and when each timed transition falls due
       const wake = new Set<number>([rule.states.get(to)!.minDwellMs]);
-      for (const t of rule.transitions) if ((t.from === to || t.from === '*') && t.afterMs !== undefined) wake.add(t.afterMs);
+      for (const t of rule.transitions)
+        if ((t.from === to || t.from === '*') && t.afterMs !== undefined) wake.add(t.afterMs);
       for (const ms of wake) if (ms > 0) timers.push(io.timer(ms, () => step()));
     };
     const step = (given?: CelContext): void => {
@@ -90,7 +100,9 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
         if (t.afterMs !== undefined && dwell < t.afterMs) continue;
         const g = guards[i];
         if (g && !test(g, x)) continue;
-        const why = [t.when !== undefined && `when "${t.when}"`, t.afterMs !== undefined && `after ${t.afterMs} ms`].filter(Boolean).join(', ');
+        const why = [t.when !== undefined && `when "${t.when}"`, t.afterMs !== undefined && `after ${t.afterMs} ms`]
+          .filter(Boolean)
+          .join(', ');
         enter(t.to, why + (t.when !== undefined ? seen(x) : ''));
         return;
       }
@@ -132,8 +144,15 @@ export function machine(rule: MachineRule, counters: EvalCounters, scheduler: Sc
     };
   });
   return (source) => {
-    if (!wd) return source.pipe(map((frame): MachineEvent => ({ kind: 'frame', frame })), core);
+    if (!wd)
+      return source.pipe(
+        map((frame): MachineEvent => ({ kind: 'frame', frame })),
+        core,
+      );
     const frames = source.pipe(share());
-    return merge(frames.pipe(map((frame): MachineEvent => ({ kind: 'frame', frame }))), frames.pipe(watchdog(wd.silenceMs, wd.devices, scheduler))).pipe(core);
+    return merge(
+      frames.pipe(map((frame): MachineEvent => ({ kind: 'frame', frame }))),
+      frames.pipe(watchdog(wd.silenceMs, wd.devices, scheduler)),
+    ).pipe(core);
   };
 }

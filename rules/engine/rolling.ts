@@ -99,7 +99,10 @@ export class RollingWindow {
   private next = 0;
   private recent: RuleFrame[] = [];
 
-  constructor(specs: readonly AggregateSpec[], private readonly keepRecent: number) {
+  constructor(
+    specs: readonly AggregateSpec[],
+    private readonly keepRecent: number,
+  ) {
     this.aggs = specs.map((s) => new One(s));
   }
 
@@ -111,7 +114,8 @@ export class RollingWindow {
     const n = this.next++;
     this.frames.push({ n, frame: f });
     for (const a of this.aggs) {
-      for (const r of f.records) if (r.name === a.spec.of && typeof r.value === 'number') a.add({ n, v: r.value, t: r.time });
+      for (const r of f.records)
+        if (r.name === a.spec.of && typeof r.value === 'number') a.add({ n, v: r.value, t: r.time });
     }
     this.recent.push(f);
     if (this.recent.length > this.keepRecent * 2) this.recent = this.recent.slice(-this.keepRecent);

@@ -13,7 +13,19 @@ export interface EvalCounters {
 }
 
 export function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
-  return { device: s.frame.device, model: s.frame.model ?? '', site: s.frame.site ?? '', now, v: valuesOf(s.frame), agg: s.agg as Record<string, number>, last, state: '', dwell: 0, latch: {}, silent: [] };
+  return {
+    device: s.frame.device,
+    model: s.frame.model ?? '',
+    site: s.frame.site ?? '',
+    now,
+    v: valuesOf(s.frame),
+    agg: s.agg as Record<string, number>,
+    last,
+    state: '',
+    dwell: 0,
+    latch: {},
+    silent: [],
+  };
 }
 
 /** Hysteresis: on when `set` holds, off again only when `clear` holds (without clear: on = set). */
@@ -28,7 +40,12 @@ export function hysteresis(on: boolean, set: boolean, clear: boolean | undefined
  * The condition's level on every sample: `when` (and `clear`) evaluated, hysteresis applied in
  * the same step (one stage less on the hot path). An evaluation error counts as false.
  */
-export function evaluate(when: Condition, clear: Condition | undefined, counters: EvalCounters, scheduler: SchedulerLike): OperatorFunction<Sample, Signal> {
+export function evaluate(
+  when: Condition,
+  clear: Condition | undefined,
+  counters: EvalCounters,
+  scheduler: SchedulerLike,
+): OperatorFunction<Sample, Signal> {
   return stage<Sample, Signal>(scheduler, (io) => {
     const last: CelContext['last'] = {};
     let on = false;

@@ -16,7 +16,10 @@ export interface StageHandlers<I> {
   complete?(): void;
 }
 
-export function stage<I, O>(scheduler: SchedulerLike, setup: (io: StageIo<O>) => StageHandlers<I>): OperatorFunction<I, O> {
+export function stage<I, O>(
+  scheduler: SchedulerLike,
+  setup: (io: StageIo<O>) => StageHandlers<I>,
+): OperatorFunction<I, O> {
   return (source) =>
     new Observable<O>((sub) => {
       const timers = new Set<Subscription>();
@@ -24,14 +27,17 @@ export function stage<I, O>(scheduler: SchedulerLike, setup: (io: StageIo<O>) =>
         emit: (o) => sub.next(o),
         now: () => scheduler.now(),
         timer(ms, fn) {
-          const t = scheduler.schedule(() => {
-            timers.delete(t);
-            try {
-              fn();
-            } catch (e) {
-              sub.error(e);
-            }
-          }, Math.max(0, ms));
+          const t = scheduler.schedule(
+            () => {
+              timers.delete(t);
+              try {
+                fn();
+              } catch (e) {
+                sub.error(e);
+              }
+            },
+            Math.max(0, ms),
+          );
           timers.add(t);
           return t;
         },

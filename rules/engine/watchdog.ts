@@ -23,7 +23,11 @@ interface Watched {
   frame?: RuleFrame;
 }
 
-export function watchdog(silenceMs: number, devices: readonly string[], scheduler: SchedulerLike): OperatorFunction<RuleFrame, WatchEvent> {
+export function watchdog(
+  silenceMs: number,
+  devices: readonly string[],
+  scheduler: SchedulerLike,
+): OperatorFunction<RuleFrame, WatchEvent> {
   return stage<RuleFrame, WatchEvent>(scheduler, (io) => {
     const watched = new Map<string, Watched>();
     const arm = (device: string, w: Watched): void => {

@@ -9,10 +9,18 @@ import { RollingWindow } from './rolling.js';
 import { MAX_INPUTS, type Sample } from './sample.js';
 import { stage } from './stage.js';
 
-export function windowed(spec: WindowSpec | undefined, aggs: readonly AggregateSpec[], scheduler: SchedulerLike): OperatorFunction<RuleFrame, Sample> {
+export function windowed(
+  spec: WindowSpec | undefined,
+  aggs: readonly AggregateSpec[],
+  scheduler: SchedulerLike,
+): OperatorFunction<RuleFrame, Sample> {
   return stage<RuleFrame, Sample>(scheduler, (io) => {
     const buf: RuleFrame[] = [];
-    const sample = (frames: RuleFrame[]): Sample => ({ frame: frames[frames.length - 1]!, frames, agg: aggregate(frames, aggs) });
+    const sample = (frames: RuleFrame[]): Sample => ({
+      frame: frames[frames.length - 1]!,
+      frames,
+      agg: aggregate(frames, aggs),
+    });
     if (!spec) return { next: (f) => io.emit({ frame: f, frames: [f], agg: {} }) };
     if (spec.kind === 'count') {
       const w = new RollingWindow(aggs, MAX_INPUTS);
@@ -83,7 +91,8 @@ export function aggregate(frames: readonly RuleFrame[], aggs: readonly Aggregate
     else if (a.fn === 'max') out[a.name] = max;
     else if (a.fn === 'last') out[a.name] = last!.v;
     // rate of change per second between the first and last reading in the window
-    else if (a.fn === 'rate') out[a.name] = last!.t > first!.t ? ((last!.v - first!.v) * 1000) / (last!.t - first!.t) : 0;
+    else if (a.fn === 'rate')
+      out[a.name] = last!.t > first!.t ? ((last!.v - first!.v) * 1000) / (last!.t - first!.t) : 0;
   }
   return out;
 }

@@ -16,9 +16,14 @@ export interface DecisionDiff {
   readonly same: boolean;
 }
 
-export const decisionKey = (d: Decision): string => JSON.stringify([d.rule, d.action, d.inputs.map((i) => [i.device, i.boot, i.seq])]);
+export const decisionKey = (d: Decision): string =>
+  JSON.stringify([d.rule, d.action, d.inputs.map((i) => [i.device, i.boot, i.seq])]);
 
-export function diffDecisions(taken: readonly Decision[], replayed: readonly Decision[], opts: { toleranceMs?: number } = {}): DecisionDiff {
+export function diffDecisions(
+  taken: readonly Decision[],
+  replayed: readonly Decision[],
+  opts: { toleranceMs?: number } = {},
+): DecisionDiff {
   const tol = opts.toleranceMs ?? 1000;
   const pool = new Map<string, Decision[]>();
   for (const d of [...taken].sort((a, b) => a.at - b.at)) {

@@ -11,12 +11,26 @@ const isScalar = (v: unknown): boolean => typeof v === 'number' || typeof v === 
 
 function action(v: unknown): Action | string {
   if (!isObj(v)) return 'action must be an object';
-  if (v.kind === 'alert') return typeof v.message === 'string' ? { kind: 'alert', message: v.message } : 'action.message must be a string';
-  if (v.kind === 'publish') return typeof v.topic === 'string' && typeof v.payload === 'string' ? { kind: 'publish', topic: v.topic, payload: v.payload } : 'action.topic/payload must be strings';
+  if (v.kind === 'alert')
+    return typeof v.message === 'string' ? { kind: 'alert', message: v.message } : 'action.message must be a string';
+  if (v.kind === 'publish')
+    return typeof v.topic === 'string' && typeof v.payload === 'string'
+      ? { kind: 'publish', topic: v.topic, payload: v.payload }
+      : 'action.topic/payload must be strings';
   if (v.kind === 'command') {
     const c = v.command;
-    if (!isObj(c) || typeof c.device !== 'string' || typeof c.actuator !== 'string' || !isScalar(c.value) || typeof c.ttlMs !== 'number') return 'action.command needs device, actuator, value, ttlMs';
-    return { kind: 'command', command: { device: c.device, actuator: c.actuator, value: c.value as number | boolean | string, ttlMs: c.ttlMs } };
+    if (
+      !isObj(c) ||
+      typeof c.device !== 'string' ||
+      typeof c.actuator !== 'string' ||
+      !isScalar(c.value) ||
+      typeof c.ttlMs !== 'number'
+    )
+      return 'action.command needs device, actuator, value, ttlMs';
+    return {
+      kind: 'command',
+      command: { device: c.device, actuator: c.actuator, value: c.value as number | boolean | string, ttlMs: c.ttlMs },
+    };
   }
   return 'action.kind must be command, publish or alert';
 }
@@ -27,14 +41,27 @@ export function decisionFromJson(v: unknown): Decision | string {
   if (typeof v.rule !== 'string' || typeof v.ruleVersion !== 'string') return 'rule and ruleVersion must be strings';
   if (typeof v.at !== 'number' || !Number.isFinite(v.at)) return 'at must be ms since the epoch';
   if (typeof v.reason !== 'string') return 'reason must be a string';
-  if (!Array.isArray(v.inputs) || !v.inputs.every((i) => isObj(i) && typeof i.device === 'string' && Number.isInteger(i.boot) && Number.isInteger(i.seq))) return 'inputs must be [{device, boot, seq}]';
+  if (
+    !Array.isArray(v.inputs) ||
+    !v.inputs.every(
+      (i) => isObj(i) && typeof i.device === 'string' && Number.isInteger(i.boot) && Number.isInteger(i.seq),
+    )
+  )
+    return 'inputs must be [{device, boot, seq}]';
   const a = action(v.action);
   if (typeof a === 'string') return a;
-  const inputs: FrameRef[] = (v.inputs as { device: string; boot: number; seq: number }[]).map((i) => ({ device: i.device, boot: i.boot, seq: i.seq }));
+  const inputs: FrameRef[] = (v.inputs as { device: string; boot: number; seq: number }[]).map((i) => ({
+    device: i.device,
+    boot: i.boot,
+    seq: i.seq,
+  }));
   return { rule: v.rule, ruleVersion: v.ruleVersion, at: v.at, inputs, reason: v.reason, action: a };
 }
 
-export function parseDecisionsJsonl(text: string): { decisions: Decision[]; errors: { line: number; message: string }[] } {
+export function parseDecisionsJsonl(text: string): {
+  decisions: Decision[];
+  errors: { line: number; message: string }[];
+} {
   const decisions: Decision[] = [];
   const errors: { line: number; message: string }[] = [];
   text.split('\n').forEach((raw, i) => {

@@ -45,7 +45,11 @@ export interface LazyFrame {
 
 const isLazy = (f: RuleFrame | LazyFrame): f is LazyFrame => typeof (f as LazyFrame).decode === 'function';
 
-export function replay(ruleSet: RuleSet, frames: Iterable<RuleFrame | LazyFrame>, opts: ReplayOptions = {}): ReplayResult {
+export function replay(
+  ruleSet: RuleSet,
+  frames: Iterable<RuleFrame | LazyFrame>,
+  opts: ReplayOptions = {},
+): ReplayResult {
   const it = frames[Symbol.iterator]();
   let next = it.next();
   const from = opts.since ?? (next.done ? (opts.until ?? 0) : next.value.time);

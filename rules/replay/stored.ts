@@ -9,7 +9,10 @@ export interface StoredFrameLike {
   readonly frame: Uint8Array;
 }
 
-export function storedToRuleFrame(f: StoredFrameLike, info: { model?: string | undefined; site?: string | undefined } = {}): RuleFrame | undefined {
+export function storedToRuleFrame(
+  f: StoredFrameLike,
+  info: { model?: string | undefined; site?: string | undefined } = {},
+): RuleFrame | undefined {
   const cose = decodeSign1(f.frame);
   if (!cose.ok) return undefined;
   const body = decodeBody(cose.value.payload);

@@ -71,7 +71,9 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   const uncleanStops: string[] = [];
   let aborted: string | undefined;
   try {
-    note(`seed ${opts.seed}: 3 gateways, ${devices.enrolments().length} devices (${site.disk ? 'disk-full on' : 'no tmpfs: disk-full off for'} gw-2)`);
+    note(
+      `seed ${opts.seed}: 3 gateways, ${devices.enrolments().length} devices (${site.disk ? 'disk-full on' : 'no tmpfs: disk-full off for'} gw-2)`,
+    );
     await site.mosquitto.start();
     await Promise.all(site.nodes.map((n) => n.start()));
     devices.start(
@@ -115,7 +117,11 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
 
     devices.stopGenerating();
     settled = await devices.settle(opts.settleMs ?? 60_000);
-    note(settled ? 'every device has had all its frames acked' : `devices still hold ${devices.pending()} unacked frames: ${devices.pendingReport()}`);
+    note(
+      settled
+        ? 'every device has had all its frames acked'
+        : `devices still hold ${devices.pending()} unacked frames: ${devices.pendingReport()}`,
+    );
     converged = await waitConverged(site.nodes, opts.settleMs ?? 60_000);
     note(converged ? 'heads digests equal on all gateways' : 'gateways did not converge');
     await devices.stop();
@@ -137,8 +143,17 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
   const crashes = site.nodes.flatMap((n) => n.crashes);
   const alarms = site.nodes.flatMap((n) => n.alarms);
   const ok =
-    aborted === undefined && settled && converged && crashes.length === 0 && alarms.length === 0 && uncleanStops.length === 0 &&
-    result !== undefined && result.lost.length === 0 && result.duplicates.length === 0 && result.digestsEqual && result.gateways.every((g) => g.auditOk);
+    aborted === undefined &&
+    settled &&
+    converged &&
+    crashes.length === 0 &&
+    alarms.length === 0 &&
+    uncleanStops.length === 0 &&
+    result !== undefined &&
+    result.lost.length === 0 &&
+    result.duplicates.length === 0 &&
+    result.digestsEqual &&
+    result.gateways.every((g) => g.auditOk);
   // A failed run keeps its configs and the gateways' logs (<dir>/gw-N.log) for a post-mortem.
   if (ok) tmp.cleanup();
   else note(`kept the gateways' configs and logs in ${tmp.dir}`);
@@ -171,11 +186,16 @@ export function formatReport(r: CampaignReport): string {
     `settled: ${r.settled}, converged: ${r.converged}`,
   ];
   for (const g of v?.gateways ?? []) {
-    lines.push(`${g.id}: ${g.viewFrames} frames in view, ${g.localFrames} ingested locally, digest ${g.digest.slice(0, 16)}…, audit ${g.auditOk ? 'ok' : 'FAILED'} (${g.auditSummary})`);
+    lines.push(
+      `${g.id}: ${g.viewFrames} frames in view, ${g.localFrames} ingested locally, digest ${g.digest.slice(0, 16)}…, audit ${g.auditOk ? 'ok' : 'FAILED'} (${g.auditSummary})`,
+    );
   }
-  for (const [id, errs] of Object.entries(r.errors)) if (Object.keys(errs).length) lines.push(`${id} error logs: ${JSON.stringify(errs)}`);
+  for (const [id, errs] of Object.entries(r.errors))
+    if (Object.keys(errs).length) lines.push(`${id} error logs: ${JSON.stringify(errs)}`);
   const lost = v?.lost ?? [];
-  lines.push(`lost: ${lost.length === 0 ? 'nothing' : `${lost.length} (${lost.slice(0, 10).join('; ')}${lost.length > 10 ? '; …' : ''})`}`);
+  lines.push(
+    `lost: ${lost.length === 0 ? 'nothing' : `${lost.length} (${lost.slice(0, 10).join('; ')}${lost.length > 10 ? '; …' : ''})`}`,
+  );
   lines.push(`duplicates: ${v?.duplicates.length ? v.duplicates.slice(0, 10).join('; ') : 'none'}`);
   lines.push(`crashes: ${r.crashes.length ? r.crashes.join('; ') : 'none'}`);
   if (r.alarms.length) lines.push(`alarms: ${r.alarms.join('\n  ')}`);

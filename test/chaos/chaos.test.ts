@@ -32,9 +32,15 @@ describe.skipIf(skip)('chaos: quick fault campaign', () => {
     // A fixed seed in the suite, so a red run replays exactly (timing still varies); random
     // seeds are the long campaign's job (`npm run chaos`), and CHAOS_SEED=random picks one here.
     const env = process.env.CHAOS_SEED;
-    const seed = env === 'random' ? Math.floor(Math.random() * 2 ** 32) : env !== undefined ? Number(env) >>> 0 : QUICK_SEED;
+    const seed =
+      env === 'random' ? Math.floor(Math.random() * 2 ** 32) : env !== undefined ? Number(env) >>> 0 : QUICK_SEED;
     console.log(`chaos seed ${seed} (replay: CHAOS_SEED=${seed} npx vitest run test/chaos)`);
-    const report = await runCampaign({ seed, durationMs: 40_000, requireDisk: process.env.CI !== undefined, settleMs: 60_000 });
+    const report = await runCampaign({
+      seed,
+      durationMs: 40_000,
+      requireDisk: process.env.CI !== undefined,
+      settleMs: 60_000,
+    });
     const text = formatReport(report);
     console.log([...report.timeline, text].join('\n'));
     expect(report.verdict?.lost ?? ['no verdict']).toEqual([]);

@@ -65,11 +65,16 @@ export interface Verdict {
   readonly digestsEqual: boolean;
 }
 
-export async function verdict(nodes: readonly GatewayNode[], keys: readonly Uint8Array[], acked: ReadonlyMap<string, number>): Promise<Verdict> {
+export async function verdict(
+  nodes: readonly GatewayNode[],
+  keys: readonly Uint8Array[],
+  acked: ReadonlyMap<string, number>,
+): Promise<Verdict> {
   const gateways: GatewayVerdict[] = [];
   for (const [i, n] of nodes.entries()) gateways.push(await inspectGateway(n, keys[i]!));
   const lost: string[] = [];
-  for (const [k, by] of acked) for (const g of gateways) if (!g.view.has(k)) lost.push(`${k} missing on ${g.id} (acked by gw-${by})`);
+  for (const [k, by] of acked)
+    for (const g of gateways) if (!g.view.has(k)) lost.push(`${k} missing on ${g.id} (acked by gw-${by})`);
   return {
     gateways,
     lost,
@@ -82,7 +87,15 @@ export async function verdict(nodes: readonly GatewayNode[], keys: readonly Uint
 export async function waitConverged(nodes: readonly GatewayNode[], timeoutMs: number): Promise<boolean> {
   const end = Date.now() + timeoutMs;
   for (;;) {
-    const digests = await Promise.all(nodes.map(async (n) => (JSON.parse(await gatewayCli(['log', 'heads', '--json', '--config', n.configFile])) as { digest: string }).digest).map((p) => p.catch(() => '?')));
+    const digests = await Promise.all(
+      nodes
+        .map(
+          async (n) =>
+            (JSON.parse(await gatewayCli(['log', 'heads', '--json', '--config', n.configFile])) as { digest: string })
+              .digest,
+        )
+        .map((p) => p.catch(() => '?')),
+    );
     if (!digests.includes('?') && new Set(digests).size === 1) return true;
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 1000));

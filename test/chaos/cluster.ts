@@ -51,7 +51,10 @@ export class GatewayNode {
     this.expectExit = false;
     this.starts++;
     const env = { ...process.env, OUTPOST_CLOCK_OFFSET_MS: String(this.clockOffsetMs) };
-    const child = spawn(process.execPath, [gatewayBin, 'start', '--config', this.configFile, '--no-simulate'], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(process.execPath, [gatewayBin, 'start', '--config', this.configFile, '--no-simulate'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env,
+    });
     this.child = child;
     const tag = `${this.id}#${this.starts}`;
     // The last lines of both streams, for the report when this process crashes.
@@ -90,7 +93,10 @@ export class GatewayNode {
       });
       child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        if (!this.expectExit) this.crashes.push(`${tag} exited by itself (code ${code}, signal ${signal}); last output:\n    ${tail.join('\n    ')}`);
+        if (!this.expectExit)
+          this.crashes.push(
+            `${tag} exited by itself (code ${code}, signal ${signal}); last output:\n    ${tail.join('\n    ')}`,
+          );
         reject(new Error(`${tag} exited before ready (code ${code}, signal ${signal})`));
       });
     });
@@ -108,10 +114,15 @@ export class GatewayNode {
     if (!child || !this.running) return child?.exitCode ?? null;
     const exited = this.signal('SIGTERM');
     let timer: NodeJS.Timeout | undefined;
-    const r = await Promise.race([exited, new Promise<'hung'>((res) => (timer = setTimeout(() => res('hung'), timeoutMs)))]);
+    const r = await Promise.race([
+      exited,
+      new Promise<'hung'>((res) => (timer = setTimeout(() => res('hung'), timeoutMs))),
+    ]);
     clearTimeout(timer);
     if (r === 'hung') {
-      this.alarms.push(`${this.id} hung on SIGTERM; open handles: ${await openHandles(child.pid!).catch((e: Error) => `(inspector: ${e.message})`)}`);
+      this.alarms.push(
+        `${this.id} hung on SIGTERM; open handles: ${await openHandles(child.pid!).catch((e: Error) => `(inspector: ${e.message})`)}`,
+      );
       await this.kill();
     }
     return r;

@@ -47,13 +47,21 @@ export class Devices {
     readonly plan: DevicePlan,
     gateways: number,
   ) {
-    this.manifests = Array.from({ length: gateways }, (_, i) => generateManifest({ devices: plan.mqttPerGateway, prefix: `chaos-m${i}`, model: 'env-1' }));
-    this.serialManifest = generateManifest({ devices: plan.serialGateways.length, prefix: 'chaos-s', model: 'press-vib-1' });
+    this.manifests = Array.from({ length: gateways }, (_, i) =>
+      generateManifest({ devices: plan.mqttPerGateway, prefix: `chaos-m${i}`, model: 'env-1' }),
+    );
+    this.serialManifest = generateManifest({
+      devices: plan.serialGateways.length,
+      prefix: 'chaos-s',
+      model: 'press-vib-1',
+    });
   }
 
   /** Every device's id and public key, for the gateways' `devices:` lists. */
   enrolments(): { id: string; publicKey: string }[] {
-    return [...this.manifests, this.serialManifest].flatMap((m) => m.devices.map((d) => ({ id: d.id, publicKey: d.publicKey })));
+    return [...this.manifests, this.serialManifest].flatMap((m) =>
+      m.devices.map((d) => ({ id: d.id, publicKey: d.publicKey })),
+    );
   }
 
   /** The pty pairs, made before the gateway configs that name them. */
@@ -61,7 +69,12 @@ export class Devices {
     return Promise.all(this.plan.serialGateways.map((g, k) => PtyPair.open(dir, `gw${g}-tty${k}`, `dev${g}-tty${k}`)));
   }
 
-  start(brokerUrls: readonly string[], ptys: readonly PtyPair[], gatewayKeys: readonly Uint8Array[], gatewayIds: readonly string[]): void {
+  start(
+    brokerUrls: readonly string[],
+    ptys: readonly PtyPair[],
+    gatewayKeys: readonly Uint8Array[],
+    gatewayIds: readonly string[],
+  ): void {
     const now = (): number => Date.now() + this.clockOffsetMs;
     this.fleets = this.manifests.map((manifest, i) => {
       const fleet = new Fleet({
@@ -81,7 +94,13 @@ export class Devices {
       const entry = this.serialManifest.devices[k]!;
       const device = new VirtualDevice({ id: entry.id, seed: manifestSeed(entry), model: entry.model, signer: 'node' });
       const pty = ptys[k]!;
-      const link = new SerialDeviceLink(device, { path: pty.b, gatewayPublicKey: gatewayKeys[g], gatewayId: gatewayIds[g], resendAfterMs: 400, reopenMs: 100 });
+      const link = new SerialDeviceLink(device, {
+        path: pty.b,
+        gatewayPublicKey: gatewayKeys[g],
+        gatewayId: gatewayIds[g],
+        resendAfterMs: 400,
+        reopenMs: 100,
+      });
       this.track(device, g, link);
       link.start();
       this.serialTimers.push(
@@ -99,7 +118,10 @@ export class Devices {
   }
 
   pending(): number {
-    return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce((n, d) => n + d.pendingCount, 0);
+    return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce(
+      (n, d) => n + d.pendingCount,
+      0,
+    );
   }
 
   /** Devices with unacked frames: id, how many, the oldest (boot/seq), whether its link is up. */
@@ -108,23 +130,35 @@ export class Devices {
     for (const f of this.fleets) {
       for (const d of f.devices) {
         const p = d.pending();
-        if (p.length) rows.push(`${d.id} ${p.length} from ${p[0]!.boot}/${p[0]!.seq} (mqtt ${f.link(d.id)?.connected ? 'up' : 'down'}, ${f.link(d.id)?.inFlight} in flight)`);
+        if (p.length)
+          rows.push(
+            `${d.id} ${p.length} from ${p[0]!.boot}/${p[0]!.seq} (mqtt ${f.link(d.id)?.connected ? 'up' : 'down'}, ${f.link(d.id)?.inFlight} in flight)`,
+          );
       }
     }
     for (const s of this.serial) {
       const p = s.device.pending();
-      if (p.length) rows.push(`${s.device.id} ${p.length} from ${p[0]!.boot}/${p[0]!.seq} (serial ${s.link.connected ? 'open' : 'closed'}, acks ${s.link.stats.acked}, bad downlink ${s.link.stats.badDownlink})`);
+      if (p.length)
+        rows.push(
+          `${s.device.id} ${p.length} from ${p[0]!.boot}/${p[0]!.seq} (serial ${s.link.connected ? 'open' : 'closed'}, acks ${s.link.stats.acked}, bad downlink ${s.link.stats.badDownlink})`,
+        );
     }
     return rows.join('; ');
   }
 
   /** Frames evicted from a full device buffer (lost on the device, before any gateway). */
   dropped(): number {
-    return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce((n, d) => n + d.dropped, 0);
+    return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce(
+      (n, d) => n + d.dropped,
+      0,
+    );
   }
 
   generated(): number {
-    return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce((n, d) => n + d.generated, 0);
+    return [...this.fleets.flatMap((f) => f.devices), ...this.serial.map((s) => s.device)].reduce(
+      (n, d) => n + d.generated,
+      0,
+    );
   }
 
   async settle(timeoutMs: number): Promise<boolean> {
@@ -149,11 +183,15 @@ export class Devices {
     d.ack = (boot, seq) => {
       // SerialDeviceLink counts a non-ok status just before it calls ack(): a new count of a status
       // other than duplicate means this answer said "not stored".
-      const now = Object.entries(link?.stats.ackStatus ?? {}).reduce((n, [st, c]) => (Number(st) === AckStatus.duplicate ? n : n + c), 0);
+      const now = Object.entries(link?.stats.ackStatus ?? {}).reduce(
+        (n, [st, c]) => (Number(st) === AckStatus.duplicate ? n : n + c),
+        0,
+      );
       const replay = now > replays;
       replays = now;
       const removed = ack(boot, seq);
-      if (removed) (replay ? this.refused.add(frameKey(d.id, boot, seq)) : this.acked.set(frameKey(d.id, boot, seq), gateway));
+      if (removed)
+        replay ? this.refused.add(frameKey(d.id, boot, seq)) : this.acked.set(frameKey(d.id, boot, seq), gateway);
       return removed;
     };
   }

@@ -27,7 +27,10 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** Clock jumps: a Pi without an RTC booting in 1970-ish "yesterday", NTP stepping forward, etc. */
 const JUMPS = [-2 * DAY, -HOUR, -5 * 60_000, 0, 90_000, HOUR, 30 * DAY];
-const fmtJump = (ms: number): string => (ms === 0 ? 'real time' : `${ms > 0 ? '+' : '−'}${Math.abs(ms) >= DAY ? `${Math.abs(ms) / DAY} d` : Math.abs(ms) >= HOUR ? `${Math.abs(ms) / HOUR} h` : `${Math.abs(ms) / 1000} s`}`);
+const fmtJump = (ms: number): string =>
+  ms === 0
+    ? 'real time'
+    : `${ms > 0 ? '+' : '−'}${Math.abs(ms) >= DAY ? `${Math.abs(ms) / DAY} d` : Math.abs(ms) >= HOUR ? `${Math.abs(ms) / HOUR} h` : `${Math.abs(ms) / 1000} s`}`;
 
 const gwIndex = (target: string): number => Number(target.slice(2));
 
@@ -58,7 +61,11 @@ export const FAULTS: readonly Fault[] = [
     targets: (site) => (site.mosquitto.running ? ['link0-2'] : []),
     async inject(target, site) {
       await site.mosquitto.kill();
-      return { target, what: 'mosquitto killed (sync broker of gw-0 ⇄ gw-2)', heal: async () => (await site.mosquitto.start(), 'mosquitto restarted') };
+      return {
+        target,
+        what: 'mosquitto killed (sync broker of gw-0 ⇄ gw-2)',
+        heal: async () => (await site.mosquitto.start(), 'mosquitto restarted'),
+      };
     },
   },
   {
@@ -98,7 +105,11 @@ export const FAULTS: readonly Fault[] = [
     async inject(target, _site, devices) {
       const s = devices.serial[Number(target.slice(3))]!;
       await s.pty.unplug();
-      return { target, what: `unplugged ${s.device.id}'s serial line (gw-${s.gateway})`, heal: async () => (await s.pty.plug(), `plugged ${s.device.id}'s line back in`) };
+      return {
+        target,
+        what: `unplugged ${s.device.id}'s serial line (gw-${s.gateway})`,
+        heal: async () => (await s.pty.plug(), `plugged ${s.device.id}'s line back in`),
+      };
     },
   },
   {
@@ -107,7 +118,11 @@ export const FAULTS: readonly Fault[] = [
     targets: (site) => (site.disk && site.nodes[DISK_GATEWAY]!.running ? [`gw${DISK_GATEWAY}`] : []),
     async inject(target, site) {
       const bytes = site.disk!.fill();
-      return { target, what: `disk full on gw-${DISK_GATEWAY} (${(bytes / 2 ** 20).toFixed(0)} MiB of ballast)`, heal: async () => (site.disk!.free(), `freed gw-${DISK_GATEWAY}'s disk`) };
+      return {
+        target,
+        what: `disk full on gw-${DISK_GATEWAY} (${(bytes / 2 ** 20).toFixed(0)} MiB of ballast)`,
+        heal: async () => (site.disk!.free(), `freed gw-${DISK_GATEWAY}'s disk`),
+      };
     },
   },
   {
@@ -134,8 +149,15 @@ export const FAULTS: readonly Fault[] = [
 ];
 
 /** Picks a fault and a free target by weight; undefined when nothing can be hit. */
-export function chooseFault(rng: Prng, site: Site, devices: Devices, busy: ReadonlySet<string>): { fault: Fault; target: string } | undefined {
-  const options = FAULTS.map((f) => ({ f, targets: f.targets(site, devices).filter((t) => !busy.has(t)) })).filter((o) => o.targets.length > 0);
+export function chooseFault(
+  rng: Prng,
+  site: Site,
+  devices: Devices,
+  busy: ReadonlySet<string>,
+): { fault: Fault; target: string } | undefined {
+  const options = FAULTS.map((f) => ({ f, targets: f.targets(site, devices).filter((t) => !busy.has(t)) })).filter(
+    (o) => o.targets.length > 0,
+  );
   // The disk gateway is one target for both SIGKILL and disk-full: a killed gateway is not
   // filled, a full one is not killed (a restart on a full disk is not this campaign's question).
   const total = options.reduce((n, o) => n + o.f.weight, 0);

@@ -6,7 +6,9 @@
 import { parseArgs } from 'node:util';
 import { formatReport, runCampaign } from './campaign.js';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '180' }, seed: { type: 'string' }, quick: { type: 'boolean' } } });
+const { values } = parseArgs({
+  options: { duration: { type: 'string', default: '180' }, seed: { type: 'string' }, quick: { type: 'boolean' } },
+});
 const seedText = values.seed ?? process.env.CHAOS_SEED;
 const seed = seedText !== undefined ? Number(seedText) >>> 0 : Math.floor(Math.random() * 2 ** 32);
 const seconds = values.quick ? 45 : Number(values.duration);
@@ -15,6 +17,12 @@ if (!Number.isFinite(seconds) || seconds <= 0) {
   process.exit(2);
 }
 console.log(`chaos: seed ${seed}, ${seconds} s of faults`);
-const report = await runCampaign({ seed, durationMs: seconds * 1000, requireDisk: process.env.CI !== undefined, print: (l) => console.log(l), settleMs: 120_000 });
+const report = await runCampaign({
+  seed,
+  durationMs: seconds * 1000,
+  requireDisk: process.env.CI !== undefined,
+  print: (l) => console.log(l),
+  settleMs: 120_000,
+});
 console.log(formatReport(report));
 process.exit(report.ok ? 0 : 1);

@@ -35,7 +35,11 @@ export interface Site {
   close(): Promise<void>;
 }
 
-export async function buildSite(dir: string, devices: Devices, opts: { syncIntervalSeconds: number; requireDisk: boolean }): Promise<Site> {
+export async function buildSite(
+  dir: string,
+  devices: Devices,
+  opts: { syncIntervalSeconds: number; requireDisk: boolean },
+): Promise<Site> {
   const seeds = Array.from({ length: GATEWAYS }, () => randomBytes(32));
   const keys = seeds.map((s) => publicKeyFromSeed(s));
   const hex = keys.map((k) => toHex(k));
@@ -61,7 +65,11 @@ export async function buildSite(dir: string, devices: Devices, opts: { syncInter
   if (!disk && opts.requireDisk) throw new Error('the disk-full fault needs a tmpfs: run as root (CI does)');
   const ptys = await devices.openPtys(dir);
   const serialPorts = (i: number): string[] =>
-    devices.plan.serialGateways.flatMap((g, k) => (g === i ? [`    - { path: ${JSON.stringify(ptys[k]!.a)}, device: ${devices.serialManifest.devices[k]!.id} }`] : []));
+    devices.plan.serialGateways.flatMap((g, k) =>
+      g === i
+        ? [`    - { path: ${JSON.stringify(ptys[k]!.a)}, device: ${devices.serialManifest.devices[k]!.id} }`]
+        : [],
+    );
 
   const nodes = seeds.map((seed, i) => {
     const dataDir = join(dir, `gw${i}-data`);

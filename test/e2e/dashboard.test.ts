@@ -23,7 +23,12 @@ const artifacts = new URL('../../test-artifacts/', import.meta.url).pathname;
 describe('dashboard (chromium, headless)', () => {
   const tmp = tempDir();
   const profile = mkdtempSync(join(tmpdir(), 'outpost-chromium-'));
-  const manifest = generateManifest({ devices: 4, prefix: 'dash', site: 'plant-a', model: ['env-1', 'press-vib-1', 'baro-1', 'door-1'] });
+  const manifest = generateManifest({
+    devices: 4,
+    prefix: 'dash',
+    site: 'plant-a',
+    model: ['env-1', 'press-vib-1', 'baro-1', 'door-1'],
+  });
   let gw: Gateway;
   let fleet: Fleet;
   let browser: BrowserContext;
@@ -34,16 +39,33 @@ describe('dashboard (chromium, headless)', () => {
     ({ gw } = await startTestGateway(
       tmp.dir,
       publicView(manifest).devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
-      { api: { port: 0, token: 'dashboard-test-token-0123456789' }, status: { intervalSeconds: 1, onlineTimeoutSeconds: ONLINE_TIMEOUT_S } },
+      {
+        api: { port: 0, token: 'dashboard-test-token-0123456789' },
+        status: { intervalSeconds: 1, onlineTimeoutSeconds: ONLINE_TIMEOUT_S },
+      },
     ));
     base = `http://127.0.0.1:${gw.api!.port}`;
-    fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, manifest, rateHz: 4, reconnectPeriodMs: 60_000 });
+    fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`,
+      manifest,
+      rateHz: 4,
+      reconnectPeriodMs: 60_000,
+    });
     fleet.start();
     // A fresh profile directory (playwright passes it as --user-data-dir); phone-sized viewport.
     browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 412, height: 915 },
       deviceScaleFactor: 1,
     });
@@ -65,12 +87,15 @@ describe('dashboard (chromium, headless)', () => {
     await page.locator('#token-error', { hasText: 'refused' }).waitFor();
     await page.fill('#token', 'dashboard-test-token-0123456789');
     await page.click('#token-form button[type=submit]');
-    for (const d of manifest.devices) await page.locator(`[data-device="${d.id}"][data-online="true"]`).waitFor({ timeout: 10_000 });
+    for (const d of manifest.devices)
+      await page.locator(`[data-device="${d.id}"][data-online="true"]`).waitFor({ timeout: 10_000 });
     expect(await page.locator('[data-device]').count()).toBe(manifest.devices.length);
     // Each card shows its model's readings (env-1: temp and hum).
     const env = manifest.devices.find((d) => d.model === 'env-1')!;
     await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).waitFor();
-    expect(await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).textContent()).toMatch(/^-?\d+(\.\d+)? °C$/); // SenML Cel shown as °C
+    expect(await page.locator(`[data-device="${env.id}"] [data-reading="temp"] .value`).textContent()).toMatch(
+      /^-?\d+(\.\d+)? °C$/,
+    ); // SenML Cel shown as °C
     expect(await page.locator(`[data-device="${env.id}"] [data-reading="hum"] .value`).textContent()).toMatch(/%RH$/);
   });
 
@@ -83,7 +108,9 @@ describe('dashboard (chromium, headless)', () => {
     await page.evaluate(() => ((globalThis as { marker?: number }).marker = 1));
     await expect.poll(() => value.textContent(), { timeout: 10_000, interval: 50 }).not.toBe(first);
     expect(await page.evaluate(() => (globalThis as { marker?: number }).marker)).toBe(1);
-    const points = await page.locator(`[data-device="${press.id}"] [data-reading="press"] polyline`).getAttribute('points');
+    const points = await page
+      .locator(`[data-device="${press.id}"] [data-reading="press"] polyline`)
+      .getAttribute('points');
     expect(points!.split(' ').length).toBeGreaterThanOrEqual(2);
   });
 
@@ -91,7 +118,9 @@ describe('dashboard (chromium, headless)', () => {
     const dev = fleet.devices[1]!;
     await fleet.inject(dev.id, forgedFrame(dev.id, { boot: dev.boot, seq: 90_000 }));
     const rej = page.locator(`[data-device="${dev.id}"] .rejections`);
-    await page.locator(`[data-device="${dev.id}"] .rejections`, { hasText: '1 rejected: bad-signature' }).waitFor({ timeout: 5000 });
+    await page
+      .locator(`[data-device="${dev.id}"] .rejections`, { hasText: '1 rejected: bad-signature' })
+      .waitFor({ timeout: 5000 });
     expect(await rej.textContent()).toContain('last: bad-signature');
   });
 
@@ -101,18 +130,24 @@ describe('dashboard (chromium, headless)', () => {
     await page.locator(`[data-device="${victim.id}"][data-online="true"]`).waitFor();
     const t0 = Date.now();
     void fleet.link(victim.id)!.offlineFor(30_000);
-    await page.locator(`[data-device="${victim.id}"][data-online="false"]`).waitFor({ timeout: (ONLINE_TIMEOUT_S + 4) * 1000 });
+    await page
+      .locator(`[data-device="${victim.id}"][data-online="false"]`)
+      .waitFor({ timeout: (ONLINE_TIMEOUT_S + 4) * 1000 });
     const tookMs = Date.now() - t0;
     expect(tookMs).toBeLessThanOrEqual((ONLINE_TIMEOUT_S + 4) * 1000);
     expect(await card.locator('.badge').textContent()).toBe('offline');
-    for (const d of manifest.devices.slice(1)) expect(await page.locator(`[data-device="${d.id}"]`).getAttribute('data-online')).toBe('true');
+    for (const d of manifest.devices.slice(1))
+      expect(await page.locator(`[data-device="${d.id}"]`).getAttribute('data-online')).toBe('true');
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: join(artifacts, 'dashboard.png'), fullPage: true });
     // The same page on a desktop-sized window: cards flow into columns.
     await page.setViewportSize({ width: 1280, height: 720 });
     // Live updates re-render the cards, so a box can be momentarily detached: poll until both are laid out.
     const rowOf = async (): Promise<number[] | null> => {
-      const [a, b] = await Promise.all([page.locator('[data-device]').nth(0).boundingBox(), page.locator('[data-device]').nth(1).boundingBox()]);
+      const [a, b] = await Promise.all([
+        page.locator('[data-device]').nth(0).boundingBox(),
+        page.locator('[data-device]').nth(1).boundingBox(),
+      ]);
       return a && b ? [a.y, b.y] : null;
     };
     await expect.poll(rowOf, { timeout: 5000 }).toSatisfy((r: number[] | null) => r !== null && r[0] === r[1]); // side by side, not stacked

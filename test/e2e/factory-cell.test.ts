@@ -23,11 +23,14 @@ afterEach(async () => {
 });
 
 describe('factory cell example over MQTT', () => {
-  it('the conveyor stops within the rule\'s deadline after the vibration threshold, and restarts only after the operator acknowledges', async () => {
+  it("the conveyor stops within the rule's deadline after the vibration threshold, and restarts only after the operator acknowledges", async () => {
     const tmp = tempDir('outpost-cell-');
     cleanups.push(() => tmp.cleanup());
     const manifest = readManifest(join(EXAMPLE, 'manifest.json'));
-    const actuatorSpec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<string, Record<string, ActuatorValue>>;
+    const actuatorSpec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<
+      string,
+      Record<string, ActuatorValue>
+    >;
     const { gw, url } = await startTestGateway(
       join(tmp.dir, 'data'),
       manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
@@ -38,10 +41,19 @@ describe('factory cell example over MQTT', () => {
     const sims = new Map(
       manifest.devices.map((d) => {
         const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
-        const actuators = actuatorSpec[d.id] ? new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: actuatorSpec[d.id]! }) : undefined;
+        const actuators = actuatorSpec[d.id]
+          ? new Actuators({
+              device: d.id,
+              gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
+              initial: actuatorSpec[d.id]!,
+            })
+          : undefined;
         let link: MqttDeviceLink;
         const handler = actuators && commandHandler(actuators, device, (f) => link.send(f));
-        link = new MqttDeviceLink(device, { brokerUrl: url, ...(handler && { onCommand: (p: Uint8Array) => handler(p) }) });
+        link = new MqttDeviceLink(device, {
+          brokerUrl: url,
+          ...(handler && { onCommand: (p: Uint8Array) => handler(p) }),
+        });
         link.start();
         cleanups.push(() => link.stop());
         return [d.id, { device, link, actuators }] as const;
@@ -89,11 +101,13 @@ describe('factory cell example over MQTT', () => {
     // The audit names the rule, its version, the frames and the outcome of each command.
     await gw.blockLog!.durable();
     const audit = readDecisions(actuationBlocks(gw.blockLog!)).decisions.filter((d) => d.action.kind === 'command');
-    expect(audit.map((d) => [d.rule, d.action.kind === 'command' && d.action.command.value, d.outcome?.state])).toEqual([
-      ['conveyor', 1, 'no-route'], // the machine's initial state, before the conveyor was first heard
-      ['conveyor', 0, 'acked'],
-      ['conveyor', 1, 'acked'],
-    ]);
+    expect(audit.map((d) => [d.rule, d.action.kind === 'command' && d.action.command.value, d.outcome?.state])).toEqual(
+      [
+        ['conveyor', 1, 'no-route'], // the machine's initial state, before the conveyor was first heard
+        ['conveyor', 0, 'acked'],
+        ['conveyor', 1, 'acked'],
+      ],
+    );
     expect(audit[1]!.inputs.some((f) => f.device === 'press-01')).toBe(true);
     expect(audit[1]!.ruleVersion).toBe(gw.rules!.ruleSet.rules.find((r) => r.id === 'conveyor')!.version);
   });

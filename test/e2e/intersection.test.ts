@@ -23,18 +23,31 @@ afterEach(async () => {
 });
 
 describe('intersection example over MQTT', () => {
-  it('random detector and pedestrian input: the signal heads never show conflicting greens, nor a green with walk', { timeout: 60_000 }, async () => {
+  it('random detector and pedestrian input: the signal heads never show conflicting greens, nor a green with walk', {
+    timeout: 60_000,
+  }, async () => {
     const tmp = tempDir('outpost-junction-');
     cleanups.push(() => tmp.cleanup());
     const manifest = readManifest(join(EXAMPLE, 'manifest.json'));
-    const spec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<string, Record<string, ActuatorValue>>;
-    const { gw, url } = await startTestGateway(join(tmp.dir, 'data'), manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })), {
-      rules: { files: [join(EXAMPLE, 'rules.yaml')] },
-    });
+    const spec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<
+      string,
+      Record<string, ActuatorValue>
+    >;
+    const { gw, url } = await startTestGateway(
+      join(tmp.dir, 'data'),
+      manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
+      {
+        rules: { files: [join(EXAMPLE, 'rules.yaml')] },
+      },
+    );
     cleanups.push(() => gw.stop());
     const sims = manifest.devices.map((d) => {
       const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
-      const actuators = new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: spec[d.id]! });
+      const actuators = new Actuators({
+        device: d.id,
+        gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
+        initial: spec[d.id]!,
+      });
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
       link = new MqttDeviceLink(device, { brokerUrl: url, onCommand: (p) => handler(p) });
@@ -55,14 +68,21 @@ describe('intersection example over MQTT', () => {
       await new Promise((r) => setTimeout(r, 200));
     }
     // Replay the heads' recorded changes in time order and check the invariant after each.
-    const events = sims.flatMap((s) => s.actuators.history.map((h) => ({ ...h, device: s.id }))).sort((a, b) => a.at - b.at);
+    const events = sims
+      .flatMap((s) => s.actuators.history.map((h) => ({ ...h, device: s.id })))
+      .sort((a, b) => a.at - b.at);
     const state: Record<string, ActuatorValue> = { 'sig-ns': 'red', 'sig-ew': 'red', 'ped-1': false };
     const seen = new Set<string>();
     for (const e of events) {
       state[e.device] = e.value;
       seen.add(`${e.device}=${String(e.value)}`);
-      const greens = [state['sig-ns'] === 'green', state['sig-ew'] === 'green', state['ped-1'] === true].filter(Boolean).length;
-      expect(greens, `seed ${seed}: conflict after ${e.device}=${String(e.value)} at +${e.at - t0} ms: ${JSON.stringify(state)}`).toBeLessThanOrEqual(1);
+      const greens = [state['sig-ns'] === 'green', state['sig-ew'] === 'green', state['ped-1'] === true].filter(
+        Boolean,
+      ).length;
+      expect(
+        greens,
+        `seed ${seed}: conflict after ${e.device}=${String(e.value)} at +${e.at - t0} ms: ${JSON.stringify(state)}`,
+      ).toBeLessThanOrEqual(1);
     }
     // The run exercised the machine: both approaches were served.
     expect([...seen]).toEqual(expect.arrayContaining(['sig-ns=green', 'sig-ns=amber', 'sig-ew=green']));

@@ -29,56 +29,72 @@ const isResult = (r: { ok: boolean; error?: { code: string } }): boolean => r.ok
 const T = fuzzTimeout(20_000);
 
 describe('fuzz: sibling-facing decoders never throw and accept only canonical forms', () => {
-  it('signed block envelopes and blocks (gateway/log/README: canonical CBOR, RFC 8949 §4.2.1): accepted ⇒ re-encodes byte for byte', () => {
-    fc.assert(
-      fc.property(fuzzInput([...blockEnvelopes, ...blockBytes], 4096), (b) => {
-        const env = decodeSignedBlock(b);
-        expect(isResult(env)).toBe(true);
-        if (env.ok) {
-          expect(Buffer.from(encodeBlock(env.value.block))).toEqual(Buffer.from(env.value.bytes));
-          expect(Buffer.from(env.value.hash)).toEqual(Buffer.from(sha256(env.value.bytes)));
-        }
-        const blk = decodeBlock(b);
-        expect(isResult(blk)).toBe(true);
-        if (blk.ok) expect(Buffer.from(encodeBlock(blk.value))).toEqual(Buffer.from(b));
-      }),
-      budget(2000),
-    );
-  }, T);
+  it(
+    'signed block envelopes and blocks (gateway/log/README: canonical CBOR, RFC 8949 §4.2.1): accepted ⇒ re-encodes byte for byte',
+    () => {
+      fc.assert(
+        fc.property(fuzzInput([...blockEnvelopes, ...blockBytes], 4096), (b) => {
+          const env = decodeSignedBlock(b);
+          expect(isResult(env)).toBe(true);
+          if (env.ok) {
+            expect(Buffer.from(encodeBlock(env.value.block))).toEqual(Buffer.from(env.value.bytes));
+            expect(Buffer.from(env.value.hash)).toEqual(Buffer.from(sha256(env.value.bytes)));
+          }
+          const blk = decodeBlock(b);
+          expect(isResult(blk)).toBe(true);
+          if (blk.ok) expect(Buffer.from(encodeBlock(blk.value))).toEqual(Buffer.from(b));
+        }),
+        budget(2000),
+      );
+    },
+    T,
+  );
 
-  it('sync messages (gateway/sync/README protocol): Result always; accepted ones survive re-encoding', () => {
-    fc.assert(
-      fc.property(fuzzInput(syncMessages, 4096), (b) => {
-        const r = decodeSyncMessage(b);
-        expect(isResult(r)).toBe(true);
-        if (r.ok) expect(decodeSyncMessage(encodeSyncMessage(r.value))).toEqual(r);
-      }),
-      budget(3000),
-    );
-  }, T);
+  it(
+    'sync messages (gateway/sync/README protocol): Result always; accepted ones survive re-encoding',
+    () => {
+      fc.assert(
+        fc.property(fuzzInput(syncMessages, 4096), (b) => {
+          const r = decodeSyncMessage(b);
+          expect(isResult(r)).toBe(true);
+          if (r.ok) expect(decodeSyncMessage(encodeSyncMessage(r.value))).toEqual(r);
+        }),
+        budget(3000),
+      );
+    },
+    T,
+  );
 
-  it('sync auth messages (signed challenge): Result always; accepted ones survive re-encoding', () => {
-    fc.assert(
-      fc.property(fuzzInput(authMessages, 256), (b) => {
-        const r = decodeAuthMessage(b);
-        expect(isResult(r)).toBe(true);
-        if (r.ok) expect(decodeAuthMessage(encodeAuthMessage(r.value))).toEqual(r);
-      }),
-      budget(3000),
-    );
-  }, T);
+  it(
+    'sync auth messages (signed challenge): Result always; accepted ones survive re-encoding',
+    () => {
+      fc.assert(
+        fc.property(fuzzInput(authMessages, 256), (b) => {
+          const r = decodeAuthMessage(b);
+          expect(isResult(r)).toBe(true);
+          if (r.ok) expect(decodeAuthMessage(encodeAuthMessage(r.value))).toEqual(r);
+        }),
+        budget(3000),
+      );
+    },
+    T,
+  );
 
-  it('block bodies read from CBOR values (sealed, keys, policy op, actuation): Result always', () => {
-    fc.assert(
-      fc.property(fuzzInput([...cborVectors, ...blockBytes, ...syncMessages], 1024), (b) => {
-        expect(isResult(decodePolicyOp(b))).toBe(true);
-        const v = decodeCbor(b);
-        if (!v.ok) return;
-        expect(isResult(decodeSealedBody(v.value))).toBe(true);
-        expect(isResult(decodeKeysBody(v.value))).toBe(true);
-        expect(isResult(decodeActuationBody(v.value))).toBe(true);
-      }),
-      budget(3000),
-    );
-  }, T);
+  it(
+    'block bodies read from CBOR values (sealed, keys, policy op, actuation): Result always',
+    () => {
+      fc.assert(
+        fc.property(fuzzInput([...cborVectors, ...blockBytes, ...syncMessages], 1024), (b) => {
+          expect(isResult(decodePolicyOp(b))).toBe(true);
+          const v = decodeCbor(b);
+          if (!v.ok) return;
+          expect(isResult(decodeSealedBody(v.value))).toBe(true);
+          expect(isResult(decodeKeysBody(v.value))).toBe(true);
+          expect(isResult(decodeActuationBody(v.value))).toBe(true);
+        }),
+        budget(3000),
+      );
+    },
+    T,
+  );
 });

@@ -20,17 +20,44 @@ export type Mutation =
   // CBOR-aware: a length or count byte pushed to an edge value (0x17, 0x18, 0x1f, 0xff …).
   | { op: 'edge'; at: number; byte: number };
 
-const EDGE_BYTES = [0x00, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x3f, 0x5f, 0x7f, 0x9f, 0xbf, 0xf4, 0xf6, 0xf7, 0xfb, 0xff];
+const EDGE_BYTES = [
+  0x00, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x3f, 0x5f, 0x7f, 0x9f, 0xbf, 0xf4, 0xf6, 0xf7, 0xfb, 0xff,
+];
 
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('insert' as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('delete' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 16 }) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('set' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('insert' as const),
+      at: fc.nat(),
+      bytes: fc.uint8Array({ minLength: 1, maxLength: 16 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('delete' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 16 }) }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('truncate' as const), at: fc.nat() }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('dup' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 64 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('splice' as const), at: fc.nat(), other: fc.nat(), from: fc.nat() }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('edge' as const), at: fc.nat(), byte: fc.constantFrom(...EDGE_BYTES) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ op: fc.constant('dup' as const), at: fc.nat(), len: fc.integer({ min: 1, max: 64 }) }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('splice' as const), at: fc.nat(), other: fc.nat(), from: fc.nat() }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('edge' as const), at: fc.nat(), byte: fc.constantFrom(...EDGE_BYTES) }),
+  },
 );
 
 /** Applies one mutation (positions taken modulo the input's length); `pool` supplies the other valid inputs for splicing. */
@@ -67,7 +94,6 @@ export function mutate(input: Uint8Array, m: Mutation, pool: readonly Uint8Array
   }
 }
 
-
 /**
  * Inputs for a decoder: mostly valid inputs under 1–4 mutations, some valid ones unchanged,
  * some plain random bytes.
@@ -76,7 +102,12 @@ export function fuzzInput(valid: readonly Uint8Array[], maxRandom = 512): fc.Arb
   if (valid.length === 0) throw new Error('fuzzInput needs at least one valid input');
   const pick = fc.nat({ max: valid.length - 1 });
   return fc.oneof(
-    { weight: 7, arbitrary: fc.tuple(pick, fc.array(mutationArb, { minLength: 1, maxLength: 4 })).map(([i, ms]) => ms.reduce((b, m) => mutate(b, m, valid), valid[i]!)) },
+    {
+      weight: 7,
+      arbitrary: fc
+        .tuple(pick, fc.array(mutationArb, { minLength: 1, maxLength: 4 }))
+        .map(([i, ms]) => ms.reduce((b, m) => mutate(b, m, valid), valid[i]!)),
+    },
     { weight: 1, arbitrary: pick.map((i) => valid[i]!) },
     { weight: 2, arbitrary: fc.uint8Array({ maxLength: maxRandom }) },
   );
@@ -89,7 +120,10 @@ export const longMode = Number.isFinite(envRuns) && envRuns > 0;
 /** fast-check parameters for one target: its CI runs, or FUZZ_RUNS × weight in the long mode. */
 export function budget(ciRuns: number, weight = 1): fc.Parameters<unknown> {
   const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED) : undefined;
-  return { numRuns: longMode ? Math.max(1, Math.round(envRuns * weight)) : ciRuns, ...(seed !== undefined && Number.isFinite(seed) && { seed }) };
+  return {
+    numRuns: longMode ? Math.max(1, Math.round(envRuns * weight)) : ciRuns,
+    ...(seed !== undefined && Number.isFinite(seed) && { seed }),
+  };
 }
 
 /** A per-test timeout that leaves the long mode unbounded. */

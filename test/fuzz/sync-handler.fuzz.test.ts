@@ -26,11 +26,15 @@ const strangerSeed = sha256(new TextEncoder().encode('outpost-fuzz-stranger'));
 
 /** Well-formed blocks that must be refused: an unknown author, and a sibling block carrying a frame the device did not sign. */
 function badBlocks(): Uint8Array[] {
-  const stranger = signBlock({ ...blocks[0]!.block, author: publicKeyFromSeed(strangerSeed) } as Block, (m) => signEd25519(strangerSeed, m));
+  const stranger = signBlock({ ...blocks[0]!.block, author: publicKeyFromSeed(strangerSeed) } as Block, (m) =>
+    signEd25519(strangerSeed, m),
+  );
   const forged = frames[0]!.slice();
   forged[forged.length - 1] = forged[forged.length - 1]! ^ 1; // the device signature's last byte
   const b1 = blocks[1]!.block as Extract<Block, { kind: 'frames' }>;
-  const tampered = signBlock({ ...b1, body: [{ ...b1.body[0]!, frame: forged }, ...b1.body.slice(1)] } as Block, (m) => signEd25519(gatewaySeed, m));
+  const tampered = signBlock({ ...b1, body: [{ ...b1.body[0]!, frame: forged }, ...b1.body.slice(1)] } as Block, (m) =>
+    signEd25519(gatewaySeed, m),
+  );
   return [stranger.envelope, tampered.envelope].map((envelope) => encodeSyncMessage({ type: 'block', envelope }));
 }
 
@@ -43,7 +47,11 @@ beforeAll(() => {
   const t = tempDir('outpost-fuzz-sync-');
   cleanup = t.cleanup;
   store = Store.open(t.dir);
-  log = new BlockLog(store, { publicKey: responderKey, sign: (m) => signEd25519(responderSeed, m), knownAuthors: [gatewayPublicKey] });
+  log = new BlockLog(store, {
+    publicKey: responderKey,
+    sign: (m) => signEd25519(responderSeed, m),
+    knownAuthors: [gatewayPublicKey],
+  });
 });
 afterAll(async () => {
   await store.close();
@@ -71,53 +79,76 @@ function linkPair(): [MessageLink, MessageLink] {
 
 const pool = [...syncMessages, ...badBlocks()];
 // Half the messages intact: a session ends at its first malformed message, so sequences must get deep before they break.
-const message = fc.oneof({ weight: 1, arbitrary: fuzzInput(pool, 512) }, { weight: 1, arbitrary: fc.constantFrom(...pool) });
+const message = fc.oneof(
+  { weight: 1, arbitrary: fuzzInput(pool, 512) },
+  { weight: 1, arbitrary: fc.constantFrom(...pool) },
+);
 const T = fuzzTimeout(30_000);
 
 describe('fuzz: the sync responder', () => {
-  it('SyncSession.receive: any message sequence → no throw, well-formed replies, nothing invalid applied', async () => {
-    await fc.assert(
-      fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 12 }), async (msgs) => {
-        const session = new SyncSession(log);
-        for (const m of msgs) {
-          for (const out of session.receive(m)) expect(decodeSyncMessage(out).ok).toBe(true);
-        }
-        await log.durable();
-        onlyValidHeld();
-      }),
-      budget(1500, 0.2),
-    );
-  }, T);
+  it(
+    'SyncSession.receive: any message sequence → no throw, well-formed replies, nothing invalid applied',
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 12 }), async (msgs) => {
+          const session = new SyncSession(log);
+          for (const m of msgs) {
+            for (const out of session.receive(m)) expect(decodeSyncMessage(out).ok).toBe(true);
+          }
+          await log.durable();
+          onlyValidHeld();
+        }),
+        budget(1500, 0.2),
+      );
+    },
+    T,
+  );
 
-  it('respond over a MessageLink: authenticated or not, mutated sequences end the link without throwing or hanging', async () => {
-    const authMutation = fc.option(fc.tuple(fc.nat({ max: authMessages.length - 1 }), fc.array(mutationArb, { minLength: 1, maxLength: 3 })), { freq: 3 });
-    await fc.assert(
-      fc.asyncProperty(authMutation, fc.array(message, { maxLength: 10 }), async (garbledAuth, msgs) => {
-        const [ours, theirs] = linkPair();
-        const reports: { error?: LinkError }[] = [];
-        const done = respond(ours, { log, identity: { publicKey: responderKey, sign: (m) => signEd25519(responderSeed, m) }, peers: [gatewayPublicKey], onLink: (r) => reports.push(r) });
-        if (garbledAuth) {
-          // Not a sibling's handshake: mutated auth messages, then the rest.
-          const [i, ms] = garbledAuth;
-          theirs.send(ms.reduce((b, m) => mutate(b, m, authMessages), authMessages[i]!));
-        } else {
-          await authenticate(theirs, { log, identity: { publicKey: gatewayPublicKey, sign: (m) => signEd25519(gatewaySeed, m) }, peers: [responderKey] });
-        }
-        for (const m of msgs) theirs.send(m);
-        await theirs.end();
-        let timer: NodeJS.Timeout | undefined;
-        const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 5000)));
-        expect(await Promise.race([done.then(() => 'ended' as const), hung])).toBe('ended');
-        clearTimeout(timer);
-        expect(reports).toHaveLength(1);
-        await log.durable();
-        onlyValidHeld();
-      }),
-      budget(400, 0.05),
-    );
-    // What was applied is sound through and through, device signatures included.
-    const audit = auditLog(log);
-    expect(audit.faults).toEqual([]);
-    expect(log.blockCount()).toBeGreaterThan(0); // the valid chain did get through at some point
-  }, T);
+  it(
+    'respond over a MessageLink: authenticated or not, mutated sequences end the link without throwing or hanging',
+    async () => {
+      const authMutation = fc.option(
+        fc.tuple(fc.nat({ max: authMessages.length - 1 }), fc.array(mutationArb, { minLength: 1, maxLength: 3 })),
+        { freq: 3 },
+      );
+      await fc.assert(
+        fc.asyncProperty(authMutation, fc.array(message, { maxLength: 10 }), async (garbledAuth, msgs) => {
+          const [ours, theirs] = linkPair();
+          const reports: { error?: LinkError }[] = [];
+          const done = respond(ours, {
+            log,
+            identity: { publicKey: responderKey, sign: (m) => signEd25519(responderSeed, m) },
+            peers: [gatewayPublicKey],
+            onLink: (r) => reports.push(r),
+          });
+          if (garbledAuth) {
+            // Not a sibling's handshake: mutated auth messages, then the rest.
+            const [i, ms] = garbledAuth;
+            theirs.send(ms.reduce((b, m) => mutate(b, m, authMessages), authMessages[i]!));
+          } else {
+            await authenticate(theirs, {
+              log,
+              identity: { publicKey: gatewayPublicKey, sign: (m) => signEd25519(gatewaySeed, m) },
+              peers: [responderKey],
+            });
+          }
+          for (const m of msgs) theirs.send(m);
+          await theirs.end();
+          let timer: NodeJS.Timeout | undefined;
+          const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 5000)));
+          expect(await Promise.race([done.then(() => 'ended' as const), hung])).toBe('ended');
+          clearTimeout(timer);
+          expect(reports).toHaveLength(1);
+          await log.durable();
+          onlyValidHeld();
+        }),
+        budget(400, 0.05),
+      );
+      // What was applied is sound through and through, device signatures included.
+      const audit = auditLog(log);
+      expect(audit.faults).toEqual([]);
+      expect(log.blockCount()).toBeGreaterThan(0); // the valid chain did get through at some point
+    },
+    T,
+  );
 });

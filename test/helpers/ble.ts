@@ -20,18 +20,39 @@ export interface BleRig {
 
 export async function startBleRig(
   n: number,
-  opts: { ble?: Record<string, unknown>; radio?: BleRadioOptions; peripheral?: (i: number) => SimPeripheralOptions; enrolled?: number } = {},
+  opts: {
+    ble?: Record<string, unknown>;
+    radio?: BleRadioOptions;
+    peripheral?: (i: number) => SimPeripheralOptions;
+    enrolled?: number;
+  } = {},
 ): Promise<BleRig> {
   const tmp = tempDir('outpost-ble-');
   const radio = await BleRadio.start({ advertiseIntervalMs: 50, ...opts.radio });
   const manifest = generateManifest({ devices: n, prefix: 'ble', site: 'site-1', model: 'env-1' });
   const enrolled = manifest.devices.slice(0, opts.enrolled ?? n);
-  const { gw, lines } = await startTestGateway(join(tmp.dir, 'data'), enrolled.map((d) => ({ id: d.id, publicKey: d.publicKey })), {
-    ble: { enabled: true, radio: radio.url, connectTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 500, maxConnecting: 4, ...opts.ble },
-  });
+  const { gw, lines } = await startTestGateway(
+    join(tmp.dir, 'data'),
+    enrolled.map((d) => ({ id: d.id, publicKey: d.publicKey })),
+    {
+      ble: {
+        enabled: true,
+        radio: radio.url,
+        connectTimeoutMs: 2000,
+        backoffMinMs: 50,
+        backoffMaxMs: 500,
+        maxConnecting: 4,
+        ...opts.ble,
+      },
+    },
+  );
   const gwKey = gw.identity.publicKey;
-  const devices = manifest.devices.map((d) => new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' }));
-  const peripherals = devices.map((d, i) => radio.add(d, { gatewayPublicKey: gwKey, gatewayId: 'gw-test', resendAfterMs: 500, ...opts.peripheral?.(i) }));
+  const devices = manifest.devices.map(
+    (d) => new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' }),
+  );
+  const peripherals = devices.map((d, i) =>
+    radio.add(d, { gatewayPublicKey: gwKey, gatewayId: 'gw-test', resendAfterMs: 500, ...opts.peripheral?.(i) }),
+  );
   return {
     gw,
     radio,

@@ -17,7 +17,13 @@ export function testDevice(id: string, seed: Uint8Array = randomBytes(32)): Test
     seed,
     publicKeyHex: Buffer.from(pub).toString('hex'),
     frame(boot, seq, value = seq) {
-      const body: ReadingBody = { type: 'reading', boot, seq, time: Date.now(), records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: value }] };
+      const body: ReadingBody = {
+        type: 'reading',
+        boot,
+        seq,
+        time: Date.now(),
+        records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: value }],
+      };
       return signBody(body, id, (m) => signEd25519(seed, m));
     },
   };

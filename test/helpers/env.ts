@@ -14,7 +14,10 @@ export function tempDir(prefix = 'outpost-'): { dir: string; cleanup: () => void
 }
 
 /** A logger that keeps its JSON lines in memory, for asserting what was logged. */
-export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'info'): { log: Logger; lines: Record<string, unknown>[] } {
+export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'info'): {
+  log: Logger;
+  lines: Record<string, unknown>[];
+} {
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -25,7 +28,11 @@ export function memoryLogger(level: 'debug' | 'info' | 'warn' = 'info'): { log: 
   return { log: createLogger(level, sink), lines };
 }
 
-export async function startTestGateway(dataDir: string, devices: { id: string; publicKey: string }[] = [], extra: Record<string, unknown> = {}) {
+export async function startTestGateway(
+  dataDir: string,
+  devices: { id: string; publicKey: string }[] = [],
+  extra: Record<string, unknown> = {},
+) {
   const { log, lines } = memoryLogger();
   const config = validateConfig({
     gateway: { id: 'gw-test', dataDir },
@@ -39,7 +46,11 @@ export async function startTestGateway(dataDir: string, devices: { id: string; p
   return { gw, lines, url: `mqtt://127.0.0.1:${gw.broker!.port}` };
 }
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await cond())) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);

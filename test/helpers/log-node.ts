@@ -14,7 +14,12 @@ export interface LogNode {
   identity: { publicKey: Uint8Array; sign: (m: Uint8Array) => Uint8Array };
 }
 
-export function logNode(seed: Uint8Array, peers: Uint8Array[], devices: readonly TestDevice[], closers: (() => Promise<void> | void)[]): LogNode {
+export function logNode(
+  seed: Uint8Array,
+  peers: Uint8Array[],
+  devices: readonly TestDevice[],
+  closers: (() => Promise<void> | void)[],
+): LogNode {
   const { dir, cleanup } = tempDir('outpost-log-node-');
   const store = Store.open(dir);
   for (const d of devices) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });

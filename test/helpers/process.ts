@@ -10,7 +10,12 @@ const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 
 /** Writes a config file enrolling `devices`, with the data dir and an ephemeral MQTT port. */
 /** `extra`: more top-level YAML lines (e.g. `ingest: { minFreeBytes: 0 }`). */
-export function writeGatewayConfig(dir: string, dataDir: string, devices: readonly { id: string; publicKey: string }[], extra: readonly string[] = []): string {
+export function writeGatewayConfig(
+  dir: string,
+  dataDir: string,
+  devices: readonly { id: string; publicKey: string }[],
+  extra: readonly string[] = [],
+): string {
   const file = join(dir, 'outpost.yaml');
   writeFileSync(
     file,
@@ -35,7 +40,9 @@ export interface GatewayProcess {
 
 /** Starts `gateway start --config FILE --no-simulate`; resolves once it logs "ready". */
 export function startGatewayProcess(configFile: string): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [gatewayBin, 'start', '--config', configFile, '--no-simulate'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [gatewayBin, 'start', '--config', configFile, '--no-simulate'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const logs: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('gateway did not become ready')), 20_000);
@@ -67,7 +74,9 @@ export async function expectStoredOnceAndAudited(dataDir: string, n: number): Pr
   await store.close();
   expect(stored).toHaveLength(n);
   expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(n);
-  const audit = execFileSync(process.execPath, [gatewayBin, 'audit', 'verify', '--data', dataDir], { encoding: 'utf8' });
+  const audit = execFileSync(process.execPath, [gatewayBin, 'audit', 'verify', '--data', dataDir], {
+    encoding: 'utf8',
+  });
   expect(audit).toContain('ok: no faults');
   expect(audit).toContain(`${n} distinct`);
 }

@@ -105,7 +105,8 @@ export function parsePrometheusText(text: string): Map<string, Family> {
     let labels: Record<string, string> = {};
     if (rest.startsWith('{')) [labels, rest] = parseLabels(rest.slice(1), n);
     const parts = rest.split(' ');
-    if (parts[0] !== '' || parts.length < 2 || parts.length > 3) throw new Error(`line ${n}: expected " value [timestamp]" after ${name}`);
+    if (parts[0] !== '' || parts.length < 2 || parts.length > 3)
+      throw new Error(`line ${n}: expected " value [timestamp]" after ${name}`);
     const value = parseValue(parts[1]!, n);
     if (parts[2] !== undefined && !/^-?\d+$/.test(parts[2])) throw new Error(`line ${n}: bad timestamp`);
     const f = familyOf(name, families);
@@ -143,8 +144,13 @@ function checkHistogram(f: Family): void {
 }
 
 /** The value of one sample whose labels include `labels`, or undefined. */
-export function sampleValue(families: Map<string, Family>, name: string, labels: Record<string, string> = {}): number | undefined {
+export function sampleValue(
+  families: Map<string, Family>,
+  name: string,
+  labels: Record<string, string> = {},
+): number | undefined {
   for (const f of families.values())
-    for (const s of f.samples) if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value;
+    for (const s of f.samples)
+      if (s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)) return s.value;
   return undefined;
 }

@@ -19,11 +19,23 @@ export function rulesHarness(rules: string | RuleSet, opts: { maxRestarts?: numb
     engine,
     decisions,
     /** A frame from `device` at T0 + ms. */
-    frame(ms: number, device: string, values: Record<string, RecordValue>, extra: Partial<Pick<RuleFrame, 'model' | 'site'>> = {}): RuleFrame {
+    frame(
+      ms: number,
+      device: string,
+      values: Record<string, RecordValue>,
+      extra: Partial<Pick<RuleFrame, 'model' | 'site'>> = {},
+    ): RuleFrame {
       scheduler.advanceTo(T0 + ms);
       const seq = seqs.get(device) ?? 0;
       seqs.set(device, seq + 1);
-      const f: RuleFrame = { device, boot: 1, seq, time: T0 + ms, records: Object.entries(values).map(([name, value]) => ({ name, value, time: T0 + ms })), ...extra };
+      const f: RuleFrame = {
+        device,
+        boot: 1,
+        seq,
+        time: T0 + ms,
+        records: Object.entries(values).map(([name, value]) => ({ name, value, time: T0 + ms })),
+        ...extra,
+      };
       engine.push(f);
       return f;
     },
@@ -34,7 +46,12 @@ export function rulesHarness(rules: string | RuleSet, opts: { maxRestarts?: numb
     log(): string[] {
       return decisions.map((d) => {
         const a = d.action;
-        const what = a.kind === 'command' ? `${a.command.device}.${a.command.actuator}=${String(a.command.value)}` : a.kind === 'alert' ? a.message : `${a.topic} ${a.payload}`;
+        const what =
+          a.kind === 'command'
+            ? `${a.command.device}.${a.command.actuator}=${String(a.command.value)}`
+            : a.kind === 'alert'
+              ? a.message
+              : `${a.topic} ${a.payload}`;
         return `${d.at - T0} ${a.kind} ${what}`;
       });
     },

@@ -26,7 +26,12 @@ afterEach(async () => {
 const LEASE_MS = 1500;
 const dev = generateManifest({ devices: 1, prefix: 'light', model: 'env-1' }).devices[0]!;
 
-async function gateway(id: string, dir: string, sync: Record<string, unknown>, actuation: ActuationSettings = {}): Promise<Gateway> {
+async function gateway(
+  id: string,
+  dir: string,
+  sync: Record<string, unknown>,
+  actuation: ActuationSettings = {},
+): Promise<Gateway> {
   const config = validateConfig({
     gateway: { id, dataDir: dir },
     mqtt: { port: 0 },
@@ -35,7 +40,11 @@ async function gateway(id: string, dir: string, sync: Record<string, unknown>, a
     api: { enabled: false },
     sync: { enabled: true, host: '127.0.0.1', intervalSeconds: 3600, ...sync },
   });
-  const gw = await Gateway.start(config, { logger: memoryLogger().log, simulate: false, actuation: { leaseMs: LEASE_MS, retryMinMs: 100, ...actuation } });
+  const gw = await Gateway.start(config, {
+    logger: memoryLogger().log,
+    simulate: false,
+    actuation: { leaseMs: LEASE_MS, retryMinMs: 100, ...actuation },
+  });
   let stopped = false;
   const stop = gw.stop.bind(gw);
   gw.stop = async () => {
@@ -64,8 +73,14 @@ describe('leases with fencing across two gateways', () => {
       return { dir: t.dir, key: GatewayIdentity.loadOrCreate(id, t.dir).publicKey };
     }) as [{ dir: string; key: Uint8Array }, { dir: string; key: Uint8Array }];
     const portB = await freePort();
-    const b = await gateway('gw-b', dirs[1].dir, { port: portB, peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }] });
-    const a = await gateway('gw-a', dirs[0].dir, { port: 0, peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }] });
+    const b = await gateway('gw-b', dirs[1].dir, {
+      port: portB,
+      peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }],
+    });
+    const a = await gateway('gw-a', dirs[0].dir, {
+      port: 0,
+      peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }],
+    });
     const sync = async () => {
       await a.siblings!.round(false);
       await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
@@ -73,11 +88,21 @@ describe('leases with fencing across two gateways', () => {
 
     // One device, on both gateways' brokers, trusting both gateway keys.
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
-    const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: dirs[0].key }, { id: 'gw-b', publicKey: dirs[1].key }], initial: { phase: 'red' } });
+    const actuators = new Actuators({
+      device: dev.id,
+      gateways: [
+        { id: 'gw-a', publicKey: dirs[0].key },
+        { id: 'gw-b', publicKey: dirs[1].key },
+      ],
+      initial: { phase: 'red' },
+    });
     const links = [a, b].map((gw) => {
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, onCommand: (p) => handler(p) });
+      link = new MqttDeviceLink(device, {
+        brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`,
+        onCommand: (p) => handler(p),
+      });
       link.start();
       closers.push(() => link.stop());
       return link;
@@ -86,7 +111,11 @@ describe('leases with fencing across two gateways', () => {
     const heard = async () => {
       const f = device.nextFrame();
       for (const l of links) l.send(f);
-      await waitFor(() => [a, b].every((gw) => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined), 5000, 'frame stored on both');
+      await waitFor(
+        () => [a, b].every((gw) => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined),
+        5000,
+        'frame stored on both',
+      );
     };
     await heard();
 
@@ -97,7 +126,10 @@ describe('leases with fencing across two gateways', () => {
 
     // 2. Sync carries the lease block: gw-b knows gw-a holds it and does not send.
     await sync();
-    expect(b.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({ holder: toHex(dirs[0].key), fence: 1 });
+    expect(b.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({
+      holder: toHex(dirs[0].key),
+      fence: 1,
+    });
     b.actuation!.actuation.decide(phase(dev.id, 'amber'));
     expect(b.actuation!.actuation.stats.noLease).toBe(1);
     expect(actuators.get('phase')).toBe('green');
@@ -124,11 +156,18 @@ describe('leases with fencing across two gateways', () => {
     expect(actuators.stats.refused).toMatchObject({ fenced: 1 });
 
     // 5. Healed: both logs hold both gateways' leases and decisions, signed by their authors.
-    await waitFor(async () => {
-      await sync();
-      return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
-    }, 10_000, 'logs converged');
-    expect(a.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({ holder: toHex(dirs[1].key), fence: 2 });
+    await waitFor(
+      async () => {
+        await sync();
+        return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
+      },
+      10_000,
+      'logs converged',
+    );
+    expect(a.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({
+      holder: toHex(dirs[1].key),
+      fence: 2,
+    });
     expect(a.actuation!.actuation.stats).toMatchObject({ acked: 1, refused: 1, noLease: 1 });
     expect(b.actuation!.actuation.stats).toMatchObject({ acked: 1, noLease: 1 });
   });
@@ -140,13 +179,26 @@ describe('leases with fencing across two gateways', () => {
       return { dir: t.dir, key: GatewayIdentity.loadOrCreate(id, t.dir).publicKey };
     }) as [{ dir: string; key: Uint8Array }, { dir: string; key: Uint8Array }];
     const portB = await freePort();
-    const b = await gateway('gw-b', dirs[1].dir, { port: portB, peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }] });
-    const a = await gateway('gw-a', dirs[0].dir, { port: 0, peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }] });
+    const b = await gateway('gw-b', dirs[1].dir, {
+      port: portB,
+      peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }],
+    });
+    const a = await gateway('gw-a', dirs[0].dir, {
+      port: 0,
+      peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }],
+    });
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
-    const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: dirs[0].key }], initial: { phase: 'red' } });
+    const actuators = new Actuators({
+      device: dev.id,
+      gateways: [{ id: 'gw-a', publicKey: dirs[0].key }],
+      initial: { phase: 'red' },
+    });
     const toB = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${b.broker!.port}` });
     const handler = commandHandler(actuators, device, (f) => toB.send(f)); // answers only through gw-b
-    const toA = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${a.broker!.port}`, onCommand: (p) => handler(p) });
+    const toA = new MqttDeviceLink(device, {
+      brokerUrl: `mqtt://127.0.0.1:${a.broker!.port}`,
+      onCommand: (p) => handler(p),
+    });
     for (const l of [toA, toB]) {
       l.start();
       closers.push(() => l.stop());
@@ -156,12 +208,20 @@ describe('leases with fencing across two gateways', () => {
     toA.send(f);
     await waitFor(() => a.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard by gw-a');
     a.actuation!.actuation.decide(phase(dev.id, 'green'));
-    await waitFor(() => actuators.get('phase') === 'green' && b.actuation!.routes.transportOf(dev.id) === 'mqtt', 5000, 'obeyed, ack stored at gw-b');
+    await waitFor(
+      () => actuators.get('phase') === 'green' && b.actuation!.routes.transportOf(dev.id) === 'mqtt',
+      5000,
+      'obeyed, ack stored at gw-b',
+    );
     expect(a.actuation!.actuation.stats.acked).toBe(0);
-    await waitFor(async () => {
-      await a.siblings!.round(false);
-      return a.actuation!.actuation.stats.acked === 1;
-    }, 10_000, 'ack reached gw-a by sync');
+    await waitFor(
+      async () => {
+        await a.siblings!.round(false);
+        return a.actuation!.actuation.stats.acked === 1;
+      },
+      10_000,
+      'ack reached gw-a by sync',
+    );
     expect(a.actuation!.actuation.inFlight).toBe(0);
   });
 
@@ -170,12 +230,19 @@ describe('leases with fencing across two gateways', () => {
     closers.push(t.cleanup);
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const key = GatewayIdentity.loadOrCreate('gw-a', t.dir).publicKey;
-    const actuators = new Actuators({ device: dev.id, gateways: [{ id: 'gw-a', publicKey: key }], initial: { phase: 'red' } });
+    const actuators = new Actuators({
+      device: dev.id,
+      gateways: [{ id: 'gw-a', publicKey: key }],
+      initial: { phase: 'red' },
+    });
     const run = async (clock: ActuationSettings['clock'], value: string): Promise<Gateway> => {
       const gw = await gateway('gw-a', t.dir, { enabled: false }, { leaseMs: 30_000, ...(clock && { clock }) });
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, onCommand: (p) => handler(p) });
+      link = new MqttDeviceLink(device, {
+        brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`,
+        onCommand: (p) => handler(p),
+      });
       link.start();
       closers.push(() => link.stop());
       await waitFor(() => link.connected, 5000, 'device connected');
@@ -183,7 +250,11 @@ describe('leases with fencing across two gateways', () => {
       link.send(f);
       await waitFor(() => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard');
       gw.actuation!.actuation.decide(phase(dev.id, value));
-      await waitFor(() => gw.actuation!.actuation.stats.acked + gw.actuation!.actuation.stats.refused === 1, 5000, 'answered');
+      await waitFor(
+        () => gw.actuation!.actuation.stats.acked + gw.actuation!.actuation.stats.refused === 1,
+        5000,
+        'answered',
+      );
       await link.stop();
       return gw;
     };

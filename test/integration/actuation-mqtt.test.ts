@@ -31,7 +31,10 @@ async function cell(devices: number, rules: string) {
   const tmp = tempDir('outpost-act-');
   cleanups.push(() => tmp.cleanup());
   const manifest = generateManifest({ devices, prefix: 'cell', site: 'plant-a', model: 'press-vib-1' });
-  const { gw, url } = await startTestGateway(join(tmp.dir, 'data'), manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })));
+  const { gw, url } = await startTestGateway(
+    join(tmp.dir, 'data'),
+    manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
+  );
   cleanups.push(() => gw.stop());
   const file = join(tmp.dir, 'rules.yaml');
   writeFileSync(file, rules);
@@ -39,7 +42,11 @@ async function cell(devices: number, rules: string) {
   cleanups.push(() => handle.stop());
   const sims = manifest.devices.map((d) => {
     const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
-    const actuators = new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial: { conveyor: true, speed: 1 } });
+    const actuators = new Actuators({
+      device: d.id,
+      gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
+      initial: { conveyor: true, speed: 1 },
+    });
     const received: Uint8Array[] = [];
     let mute = false;
     let link: MqttDeviceLink;
@@ -69,7 +76,7 @@ const stopRule = (device: string, ttl = '2s') => `
 const auditOf = (gw: Gateway) => readDecisions(actuationBlocks(gw.blockLog!)).decisions;
 
 describe('actuation over MQTT', () => {
-  it('the conveyor stops within the rule\'s deadline after the vibration threshold; decision and outcome are in the log (issue 7: factory cell)', async () => {
+  it("the conveyor stops within the rule's deadline after the vibration threshold; decision and outcome are in the log (issue 7: factory cell)", async () => {
     const { gw, sims } = await cell(1, `rules:${stopRule('cell-0001')}`);
     const s = sims[0]!;
     s.device.force('vib', 2);
@@ -85,7 +92,11 @@ describe('actuation over MQTT', () => {
     await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, 'command acked through ingest');
     // The device's readings now report the stopped conveyor.
     s.link.send(s.device.nextFrame());
-    await waitFor(() => [...gw.store.queryFrames({ device: 'cell-0001' })].length === 6, 5000, 'reading after the stop (the ack is a stored frame too)');
+    await waitFor(
+      () => [...gw.store.queryFrames({ device: 'cell-0001' })].length === 6,
+      5000,
+      'reading after the stop (the ack is a stored frame too)',
+    );
     await gw.blockLog!.durable();
     await new Promise((r) => setImmediate(r));
     await gw.blockLog!.durable();
@@ -99,7 +110,9 @@ describe('actuation over MQTT', () => {
       outcome: { state: 'acked', ackStatus: AckStatus.ok, attempts: 1 },
     });
     expect(audit[0]!.ruleVersion).toMatch(/.+/);
-    expect(gw.status()).toMatchObject({ actuation: { acked: 1, leases: [{ device: 'cell-0001', actuator: 'conveyor', fence: 1 }] } });
+    expect(gw.status()).toMatchObject({
+      actuation: { acked: 1, leases: [{ device: 'cell-0001', actuator: 'conveyor', fence: 1 }] },
+    });
     const metrics = new GatewayMetrics(gw, { processMetrics: false });
     expect(await metrics.text()).toMatch(/outpost_commands_total\{state="acked",gateway="gw-test"\} 1/);
     metrics.close();
@@ -114,7 +127,20 @@ describe('actuation over MQTT', () => {
     // The executed command, replayed by an attacker on the command topic.
     await gw.broker!.publish(topics.cmd('cell-0001'), s.received[0]!);
     await waitFor(() => gw.actuation!.actuation.stats.replayReports === 1, 5000, 'replay reported');
-    const forged = signBody({ type: 'command', id: randomBytes(16), target: 'cell-0001', actuator: 'conveyor', value: true, issued: Date.now(), expires: Date.now() + 60_000, fence: 99 }, 'gw-test', (m) => signEd25519(randomBytes(32), m));
+    const forged = signBody(
+      {
+        type: 'command',
+        id: randomBytes(16),
+        target: 'cell-0001',
+        actuator: 'conveyor',
+        value: true,
+        issued: Date.now(),
+        expires: Date.now() + 60_000,
+        fence: 99,
+      },
+      'gw-test',
+      (m) => signEd25519(randomBytes(32), m),
+    );
     await gw.broker!.publish(topics.cmd('cell-0001'), forged);
     await waitFor(() => gw.actuation!.actuation.stats.forgeryReports === 1, 5000, 'forgery reported');
     expect(s.actuators.get('conveyor')).toBe(false);
@@ -122,7 +148,7 @@ describe('actuation over MQTT', () => {
     expect(gw.actuation!.actuation.stats.acked).toBe(1);
   });
 
-  it('a device that never acks does not stop the other devices\' commands or rules (issue 7)', async () => {
+  it("a device that never acks does not stop the other devices' commands or rules (issue 7)", async () => {
     const { gw, sims } = await cell(2, `rules:${stopRule('cell-0001', '1500ms')}${stopRule('cell-0002', '1500ms')}`);
     const [mute, ok] = sims as [(typeof sims)[0], (typeof sims)[0]];
     mute.mute();
@@ -131,24 +157,38 @@ describe('actuation over MQTT', () => {
     await waitFor(() => mute.received.length >= 1, 3000, 'command reached the mute device');
     ok.device.force('vib', 9);
     ok.link.send(ok.device.nextFrame());
-    await waitFor(() => ok.actuators.get('conveyor') === false && gw.actuation!.actuation.stats.acked === 1, 3000, 'other device obeyed and acked');
+    await waitFor(
+      () => ok.actuators.get('conveyor') === false && gw.actuation!.actuation.stats.acked === 1,
+      3000,
+      'other device obeyed and acked',
+    );
     expect(gw.actuation!.actuation.inFlight).toBe(1); // the mute one, still being retried
     await waitFor(() => gw.actuation!.actuation.stats.expired === 1, 5000, 'mute command expired');
     expect(mute.received.length).toBeGreaterThan(1); // resent with backoff until expiry
     expect(mute.actuators.get('conveyor')).toBe(true);
   });
 
-  it('`gateway rules log` (a separate process, on the running gateway\'s store) prints the decision, its input frame and its outcome', { timeout: 30_000 }, async () => {
+  it("`gateway rules log` (a separate process, on the running gateway's store) prints the decision, its input frame and its outcome", {
+    timeout: 30_000,
+  }, async () => {
     const { gw, sims } = await cell(1, `rules:${stopRule('cell-0001')}`);
     const s = sims[0]!;
     s.device.force('vib', 9.5);
     const trigger = s.device.nextFrame();
     s.link.send(trigger);
     await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, 'acked');
-    await waitFor(() => readDecisions(actuationBlocks(gw.blockLog!)).decisions[0]?.outcome !== undefined, 5000, 'outcome logged');
+    await waitFor(
+      () => readDecisions(actuationBlocks(gw.blockLog!)).decisions[0]?.outcome !== undefined,
+      5000,
+      'outcome logged',
+    );
     const run = (args: string[]) =>
       new Promise<{ code: number | null; out: string }>((res) => {
-        const child = spawn(process.execPath, ['bin/gateway.js', 'rules', 'log', '--data', gw.config.gateway.dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = spawn(
+          process.execPath,
+          ['bin/gateway.js', 'rules', 'log', '--data', gw.config.gateway.dataDir, ...args],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
         let out = '';
         child.stdout.on('data', (d: Buffer) => (out += d.toString()));
         child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -156,8 +196,14 @@ describe('actuation over MQTT', () => {
       });
     const text = await run([]);
     expect(text.code).toBe(0);
-    expect(text.out).toMatch(new RegExp(`self  stop-cell-0001@\\S+  \\[cell-0001/${trigger.boot}/${trigger.seq}\\]  cell-0001/conveyor = false \\(fence 1\\)  acked after 1 send\\(s\\)`));
+    expect(text.out).toMatch(
+      new RegExp(
+        `self  stop-cell-0001@\\S+  \\[cell-0001/${trigger.boot}/${trigger.seq}\\]  cell-0001/conveyor = false \\(fence 1\\)  acked after 1 send\\(s\\)`,
+      ),
+    );
     const json = await run(['--json', '--rule', 'stop-cell-0001']);
-    expect(JSON.parse(json.out)).toMatchObject([{ rule: 'stop-cell-0001', gateway: 'self', outcome: { state: 'acked' } }]);
+    expect(JSON.parse(json.out)).toMatchObject([
+      { rule: 'stop-cell-0001', gateway: 'self', outcome: { state: 'acked' } },
+    ]);
   });
 });

@@ -16,11 +16,18 @@ describe('gateway start with the API', () => {
   it('[start] logs the token file, serves the API with it, and stops on SIGTERM with a feed open', async () => {
     const data = join(tmp.dir, 'data');
     const config = join(tmp.dir, 'outpost.yaml');
-    writeFileSync(config, `gateway: { id: gw-proc, dataDir: ${JSON.stringify(data)} }\nmqtt: { port: 0 }\napi: { port: 0 }\n`);
+    writeFileSync(
+      config,
+      `gateway: { id: gw-proc, dataDir: ${JSON.stringify(data)} }\nmqtt: { port: 0 }\napi: { port: 0 }\n`,
+    );
     const g = await startGatewayProcess(config);
     try {
       const ready = g.logs.find((l) => l.event === 'ready') as { apiPort: number };
-      const announce = g.logs.find((l) => typeof l.tokenFile === 'string') as { tokenFile: string; tokenCreated: boolean; msg: string };
+      const announce = g.logs.find((l) => typeof l.tokenFile === 'string') as {
+        tokenFile: string;
+        tokenCreated: boolean;
+        msg: string;
+      };
       expect(announce.tokenFile).toBe(join(data, 'api-token'));
       expect(announce.tokenCreated).toBe(true);
       expect(announce.msg).toContain(join(data, 'api-token'));

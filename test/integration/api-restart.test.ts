@@ -15,14 +15,21 @@ describe('API after a restart', () => {
     const devices = [{ id: dev.id, publicKey: dev.publicKeyHex }];
     const first = await startTestGateway(tmp.dir, devices, { api: { port: 0, token: TOKEN } });
     const c = await mqtt.connectAsync(first.url, { clientId: dev.id, reconnectPeriod: 0 });
-    for (let seq = 1; seq <= 70; seq++) await c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(1, seq, seq / 10)), { qos: 1 });
+    for (let seq = 1; seq <= 70; seq++)
+      await c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(1, seq, seq / 10)), { qos: 1 });
     await c.endAsync();
     await first.gw.stop();
 
     const second = await startTestGateway(tmp.dir, devices, { api: { port: 0, token: TOKEN } });
     try {
-      const r = await fetch(`http://127.0.0.1:${second.gw.api!.port}/api/devices/${dev.id}`, { headers: { authorization: `Bearer ${TOKEN}` } });
-      const d = (await r.json()) as { online: boolean; lastFrame: { seq: number }; readings: { name: string; value: number; history: number[] }[] };
+      const r = await fetch(`http://127.0.0.1:${second.gw.api!.port}/api/devices/${dev.id}`, {
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      const d = (await r.json()) as {
+        online: boolean;
+        lastFrame: { seq: number };
+        readings: { name: string; value: number; history: number[] }[];
+      };
       expect(d.online).toBe(false);
       expect(d.lastFrame.seq).toBe(70);
       const temp = d.readings.find((x) => x.name === 'temp')!;

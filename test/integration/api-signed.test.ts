@@ -70,7 +70,11 @@ describe('signed query API (issue 6)', () => {
   beforeAll(async () => {
     const policyFile = join(tmp.dir, 'policy.yaml');
     writeFileSync(policyFile, POLICY);
-    ({ gw } = await startTestGateway(tmp.dir, [press, door].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })), { api: { port: 0 }, policy: { file: policyFile } }));
+    ({ gw } = await startTestGateway(
+      tmp.dir,
+      [press, door].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })),
+      { api: { port: 0 }, policy: { file: policyFile } },
+    ));
     base = `http://127.0.0.1:${gw.api!.port}`;
     token = readFileSync(join(tmp.dir, 'api-token'), 'utf8').trim();
     client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'fleet', reconnectPeriod: 0 });
@@ -89,9 +93,19 @@ describe('signed query API (issue 6)', () => {
   it('a principal sees only the frames of policies it may read, each with its policy', async () => {
     const m = await frames(maint);
     expect(m.status).toBe(200);
-    expect(m.body.frames.map((f: any) => `${f.device}/${f.seq}/${f.policy}`)).toEqual(['press-1/1/vibration', 'press-1/2/vibration', 'press-1/3/vibration', 'press-1/4/vibration']);
+    expect(m.body.frames.map((f: any) => `${f.device}/${f.seq}/${f.policy}`)).toEqual([
+      'press-1/1/vibration',
+      'press-1/2/vibration',
+      'press-1/3/vibration',
+      'press-1/4/vibration',
+    ]);
     const s = await frames(security);
-    expect(s.body.frames.map((f: any) => `${f.device}/${f.seq}`)).toEqual(['door-1/1', 'door-1/2', 'door-1/3', 'door-1/4']);
+    expect(s.body.frames.map((f: any) => `${f.device}/${f.seq}`)).toEqual([
+      'door-1/1',
+      'door-1/2',
+      'door-1/3',
+      'door-1/4',
+    ]);
     expect(s.body.frames[0].records[0]).toMatchObject({ name: 'door-1:temp' }); // a reader gets the readings in clear
     // Paging through a filtered result skips what is not readable.
     const p1 = await frames(maint, '?limit=3');
@@ -106,7 +120,11 @@ describe('signed query API (issue 6)', () => {
   it('a principal without read gets 403 naming the policy and the missing permission, and sees nothing', async () => {
     const o = await frames(outsider);
     expect(o.status).toBe(403);
-    expect(o.body.error).toMatchObject({ code: 'forbidden', missing: 'reader', policy: expect.stringMatching(/^(vibration|doors)@1$/) });
+    expect(o.body.error).toMatchObject({
+      code: 'forbidden',
+      missing: 'reader',
+      policy: expect.stringMatching(/^(vibration|doors)@1$/),
+    });
     expect(o.body.frames).toBeUndefined();
     const asked = await frames(maint, '?policy=doors');
     expect(asked.status).toBe(403);
@@ -154,7 +172,11 @@ describe('signed query API (issue 6)', () => {
     expect(body.frames).toHaveLength(8);
     expect(new Set(body.frames.map((f: any) => f.policy))).toEqual(new Set(['vibration', 'doors']));
     const who = await signedGet(base, '/api/whoami', maint);
-    expect(await who.json()).toEqual({ caller: 'principal', principal: { did: did(maint), id: 'maint', kind: 'app' }, readable: ['default', 'vibration'] });
+    expect(await who.json()).toEqual({
+      caller: 'principal',
+      principal: { did: did(maint), id: 'maint', kind: 'app' },
+      readable: ['default', 'vibration'],
+    });
   });
 
   it('the live feed sends a principal only the frames it may read, and no operator events', async () => {
@@ -168,7 +190,9 @@ describe('signed query API (issue 6)', () => {
     await client.publishAsync(topics.up('press-1'), Buffer.from(door.frame(1, 6)), { qos: 1 }); // rejected: wrong topic
     await waitFor(() => events.some((e) => e.event === 'frame'), 5000, 'frame event');
     await new Promise((r) => setTimeout(r, 300));
-    expect(events.map((e) => `${e.event}:${e.data.device}/${e.data.seq}/${e.data.policy}`)).toEqual(['frame:press-1/5/vibration']);
+    expect(events.map((e) => `${e.event}:${e.data.device}/${e.data.seq}/${e.data.policy}`)).toEqual([
+      'frame:press-1/5/vibration',
+    ]);
     ctl.abort();
     await reading;
   });
@@ -181,7 +205,14 @@ describe('signed query API (issue 6)', () => {
     };
     const run = async (args: string[]) => {
       try {
-        const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'log', 'query', '--remote', base, ...args]);
+        const { stdout, stderr } = await promisify(execFile)(process.execPath, [
+          bin,
+          'log',
+          'query',
+          '--remote',
+          base,
+          ...args,
+        ]);
         return { code: 0, stdout, stderr };
       } catch (e) {
         const err = e as { code: number; stdout: string; stderr: string };
@@ -190,8 +221,15 @@ describe('signed query API (issue 6)', () => {
     };
     const m = await run(['--key', keyFile(maint, 'maint.key'), '--device', 'press-1', '--limit', '3']);
     expect(m.code).toBe(0);
-    const rows = m.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    expect(rows.map((r) => `${r.device}/${r.seq}/${r.policy}`)).toEqual(['press-1/1/vibration', 'press-1/2/vibration', 'press-1/3/vibration']);
+    const rows = m.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rows.map((r) => `${r.device}/${r.seq}/${r.policy}`)).toEqual([
+      'press-1/1/vibration',
+      'press-1/2/vibration',
+      'press-1/3/vibration',
+    ]);
     const csv = await run(['--key', keyFile(security, 'security.key'), '--format', 'csv']);
     expect(csv.code).toBe(0);
     const lines = csv.stdout.trim().split('\n');
@@ -205,10 +243,20 @@ describe('signed query API (issue 6)', () => {
 
     // The local export for a principal (--as) applies the same check to the store on disk.
     const config = join(tmp.dir, 'cli.yaml');
-    writeFileSync(config, `gateway: { id: gw-test, dataDir: "${tmp.dir}" }\npolicy: { file: "${join(tmp.dir, 'policy.yaml')}" }\n`);
+    writeFileSync(
+      config,
+      `gateway: { id: gw-test, dataDir: "${tmp.dir}" }\npolicy: { file: "${join(tmp.dir, 'policy.yaml')}" }\n`,
+    );
     const local = async (args: string[]) => {
       try {
-        const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, 'log', 'query', '--config', config, ...args]);
+        const { stdout, stderr } = await promisify(execFile)(process.execPath, [
+          bin,
+          'log',
+          'query',
+          '--config',
+          config,
+          ...args,
+        ]);
         return { code: 0, stdout, stderr };
       } catch (e) {
         const err = e as { code: number; stdout: string; stderr: string };
@@ -217,7 +265,10 @@ describe('signed query API (issue 6)', () => {
     };
     const asMaint = await local(['--as', 'maint']);
     expect(asMaint.code).toBe(0);
-    const mine = asMaint.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const mine = asMaint.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(mine.length).toBeGreaterThanOrEqual(4);
     expect(mine.every((r) => r.device === 'press-1' && r.policy === 'vibration')).toBe(true);
     const asOutsider = await local(['--as', did(outsider)]);
@@ -228,7 +279,7 @@ describe('signed query API (issue 6)', () => {
     expect(operator.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(8); // the operator's own export is whole
   }, 90_000);
 
-  it('after an admin revokes its read, the principal\'s open feed stops and its queries get 403', async () => {
+  it("after an admin revokes its read, the principal's open feed stops and its queries get 403", async () => {
     const ctl = new AbortController();
     const res = await signedGet(base, '/api/feed', maint, { signal: ctl.signal });
     const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
@@ -243,10 +294,21 @@ describe('signed query API (issue 6)', () => {
     await waitFor(() => gw.api!.feed.size === 1, 5000, 'feed client');
     await publish(press, 10);
     await waitFor(() => text.includes('"seq":10'), 5000, 'frame 10 on the feed');
-    const claim = { op: 'revoke' as const, principal: did(maint), relation: 'reader', policy: 'vibration', issuedAt: Date.now(), admin: publicKeyFromSeed(adminSeed) };
+    const claim = {
+      op: 'revoke' as const,
+      principal: did(maint),
+      relation: 'reader',
+      policy: 'vibration',
+      issuedAt: Date.now(),
+      admin: publicKeyFromSeed(adminSeed),
+    };
     queueOp(tmp.dir, { ...claim, signature: signEd25519(adminSeed, policyOpSigningInput(claim)), after: [] });
     await gw.policies!.inbox.drain();
-    await waitFor(() => !gw.policies!.permissions.check(did(maint), 'read', 'vibration').allowed, 5000, 'revocation in force');
+    await waitFor(
+      () => !gw.policies!.permissions.check(did(maint), 'read', 'vibration').allowed,
+      5000,
+      'revocation in force',
+    );
     await publish(press, 11);
     await waitFor(async () => (await gw.store.frameCount()) >= 12, 5000, 'frame 11 stored');
     await new Promise((r) => setTimeout(r, 300));

@@ -54,7 +54,10 @@ describe('HTTP API', () => {
     ({ gw } = await startTestGateway(
       tmp.dir,
       [
-        { id: alice.id, publicKey: alice.publicKeyHex, model: 'env-1', site: 'lab' } as { id: string; publicKey: string },
+        { id: alice.id, publicKey: alice.publicKeyHex, model: 'env-1', site: 'lab' } as {
+          id: string;
+          publicKey: string;
+        },
         { id: bob.id, publicKey: bob.publicKeyHex },
       ],
       { api: { port: 0 } },
@@ -62,7 +65,8 @@ describe('HTTP API', () => {
     base = `http://127.0.0.1:${gw.api!.port}`;
     token = readFileSync(join(tmp.dir, 'api-token'), 'utf8').trim();
     client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'alice', reconnectPeriod: 0 });
-    for (let seq = 1; seq <= 5; seq++) await client.publishAsync(topics.up('alice'), Buffer.from(aliceFrame(seq, 20 + seq)), { qos: 1 });
+    for (let seq = 1; seq <= 5; seq++)
+      await client.publishAsync(topics.up('alice'), Buffer.from(aliceFrame(seq, 20 + seq)), { qos: 1 });
     await client.publishAsync(topics.up('alice'), Buffer.from(testDevice('alice').frame(1, 99)), { qos: 1 }); // forged: wrong key
     await client.publishAsync(topics.up('mallory'), Buffer.from(testDevice('mallory').frame(1, 1)), { qos: 1 }); // not enrolled
   });
@@ -79,7 +83,16 @@ describe('HTTP API', () => {
   });
 
   it('[auth] every route except /healthz refuses missing, wrong and malformed tokens with 401 JSON', async () => {
-    for (const path of ['/api/status', '/api/devices', '/api/devices/alice', '/api/frames', '/api/feed', '/metrics', '/openapi.json', '/api/nope']) {
+    for (const path of [
+      '/api/status',
+      '/api/devices',
+      '/api/devices/alice',
+      '/api/frames',
+      '/api/feed',
+      '/metrics',
+      '/openapi.json',
+      '/api/nope',
+    ]) {
       for (const auth of [null, 'x'.repeat(43), token.slice(0, -1), `${token}x`]) {
         const r = await get(path, auth);
         expect(r.status, `${path} with ${auth === null ? 'no' : 'a bad'} token`).toBe(401);
@@ -87,7 +100,9 @@ describe('HTTP API', () => {
         expect(((await r.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
       }
     }
-    const basic = await fetch(base + '/api/status', { headers: { authorization: `Basic ${Buffer.from(`u:${token}`).toString('base64')}` } });
+    const basic = await fetch(base + '/api/status', {
+      headers: { authorization: `Basic ${Buffer.from(`u:${token}`).toString('base64')}` },
+    });
     expect(basic.status).toBe(401);
   });
 
@@ -101,9 +116,17 @@ describe('HTTP API', () => {
   it('[status] valid: counters; invalid: unknown query parameter', async () => {
     const ok = await json('/api/status');
     expect(ok.status).toBe(200);
-    expect(ok.body).toMatchObject({ gateway: 'gw-test', devicesEnrolled: 2, framesStored: 5, ingest: { stored: 5, rejected: { 'bad-signature': 1, 'unknown-device': 1 } } });
+    expect(ok.body).toMatchObject({
+      gateway: 'gw-test',
+      devicesEnrolled: 2,
+      framesStored: 5,
+      ingest: { stored: 5, rejected: { 'bad-signature': 1, 'unknown-device': 1 } },
+    });
     const bad = await json('/api/status?verbose=1');
-    expect(bad).toMatchObject({ status: 400, body: { error: { code: 'bad-query', message: expect.stringContaining('"verbose"') } } });
+    expect(bad).toMatchObject({
+      status: 400,
+      body: { error: { code: 'bad-query', message: expect.stringContaining('"verbose"') } },
+    });
   });
 
   it('[devices] lists online state, last frame, readings with history, battery, signal and rejections by reason', async () => {
@@ -122,18 +145,33 @@ describe('HTTP API', () => {
       signal: { name: 'rssi', value: -97, unit: 'dBW' },
       rejections: { total: 1, byReason: { 'bad-signature': 1 }, last: { reason: 'bad-signature', transport: 'mqtt' } },
     });
-    expect(a.readings.find((r: { name: string }) => r.name === 'temp')).toMatchObject({ value: 25, unit: 'Cel', history: [21, 22, 23, 24, 25] });
+    expect(a.readings.find((r: { name: string }) => r.name === 'temp')).toMatchObject({
+      value: 25,
+      unit: 'Cel',
+      history: [21, 22, 23, 24, 25],
+    });
     const b = body.devices.find((d: { id: string }) => d.id === 'bob');
     expect(b).toMatchObject({ online: false, lastFrame: null, readings: [], rejections: { total: 0 } });
-    expect(body.unknown).toEqual([{ id: 'mallory', rejections: expect.objectContaining({ total: 1, byReason: { 'unknown-device': 1 } }) }]);
+    expect(body.unknown).toEqual([
+      { id: 'mallory', rejections: expect.objectContaining({ total: 1, byReason: { 'unknown-device': 1 } }) },
+    ]);
     expect((await json('/api/devices?all=1')).status).toBe(400);
   });
 
   it('[device] one device; 404 for a device not enrolled, 400 for an id that cannot be one', async () => {
     expect(await json('/api/devices/alice')).toMatchObject({ status: 200, body: { id: 'alice', online: true } });
-    expect(await json('/api/devices/mallory')).toMatchObject({ status: 404, body: { error: { code: 'unknown-device' } } });
-    expect(await json('/api/devices/%2Fetc%2Fpasswd')).toMatchObject({ status: 400, body: { error: { code: 'bad-device-id' } } });
-    expect(await json('/api/devices/%E0%A4%A')).toMatchObject({ status: 400, body: { error: { code: 'bad-request' } } });
+    expect(await json('/api/devices/mallory')).toMatchObject({
+      status: 404,
+      body: { error: { code: 'unknown-device' } },
+    });
+    expect(await json('/api/devices/%2Fetc%2Fpasswd')).toMatchObject({
+      status: 400,
+      body: { error: { code: 'bad-device-id' } },
+    });
+    expect(await json('/api/devices/%E0%A4%A')).toMatchObject({
+      status: 400,
+      body: { error: { code: 'bad-request' } },
+    });
   });
 
   it('[frames] query by device, time range and limit returns decoded SenML records', async () => {
@@ -141,7 +179,17 @@ describe('HTTP API', () => {
     expect(all.status).toBe(200);
     expect(all.body.more).toBe(false);
     expect(all.body.frames.map((f: { seq: number }) => f.seq)).toEqual([1, 2, 3, 4, 5]);
-    expect(all.body.frames[0]).toMatchObject({ device: 'alice', boot: 1, type: 'reading', transport: 'mqtt', records: [{ name: 'alice:temp', unit: 'Cel', value: 21 }, { name: 'alice:bat', value: 87 }, { name: 'alice:rssi', value: -97 }] });
+    expect(all.body.frames[0]).toMatchObject({
+      device: 'alice',
+      boot: 1,
+      type: 'reading',
+      transport: 'mqtt',
+      records: [
+        { name: 'alice:temp', unit: 'Cel', value: 21 },
+        { name: 'alice:bat', value: 87 },
+        { name: 'alice:rssi', value: -97 },
+      ],
+    });
     // Paging with the cursor visits every frame once, in order.
     const seqs: number[] = [];
     let after = '';
@@ -196,11 +244,15 @@ describe('HTTP API', () => {
 
   it('[bounds] refuses request bodies (413), over-long URLs (414) and unknown routes (404), all as JSON', async () => {
     const withBody = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(base + '/api/status', { method: 'GET', headers: { authorization: `Bearer ${token}`, 'content-length': '5' } }, (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body }));
-      });
+      const req = request(
+        base + '/api/status',
+        { method: 'GET', headers: { authorization: `Bearer ${token}`, 'content-length': '5' } },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode!, body }));
+        },
+      );
       req.on('error', reject);
       req.end('hello');
     });
@@ -223,8 +275,17 @@ describe('HTTP API', () => {
     await client.publishAsync(topics.up('alice'), Buffer.from(bob.frame(1, 1)), { qos: 1 }); // bob's frame on alice's topic
     await waitFor(() => events.some((e) => e.event === 'rejected'), 5000, 'rejected event');
     const frame = events.find((e) => e.event === 'frame')!;
-    expect(frame.data).toMatchObject({ device: 'alice', seq: 6, deviceTime: expect.stringMatching(/^\d{4}-/), records: [{ name: 'alice:temp', value: 30 }, { name: 'alice:bat' }, { name: 'alice:rssi' }] });
-    expect(events.find((e) => e.event === 'rejected')!.data).toMatchObject({ device: 'bob', reason: 'device-mismatch', transport: 'mqtt' }); // the signer (kid), not the topic
+    expect(frame.data).toMatchObject({
+      device: 'alice',
+      seq: 6,
+      deviceTime: expect.stringMatching(/^\d{4}-/),
+      records: [{ name: 'alice:temp', value: 30 }, { name: 'alice:bat' }, { name: 'alice:rssi' }],
+    });
+    expect(events.find((e) => e.event === 'rejected')!.data).toMatchObject({
+      device: 'bob',
+      reason: 'device-mismatch',
+      transport: 'mqtt',
+    }); // the signer (kid), not the topic
     expect(events.filter((e) => e.event === 'frame')).toHaveLength(1); // the rejected frame is never on the feed
     ctl.abort();
     await reading;
@@ -255,12 +316,26 @@ describe('HTTP API', () => {
   it('[openapi] serves the repo file, which describes every route the server answers', async () => {
     const r = await json('/openapi.json');
     expect(r.status).toBe(200);
-    expect(r.body).toEqual(JSON.parse(readFileSync(new URL('../../gateway/api/openapi.json', import.meta.url), 'utf8')));
+    expect(r.body).toEqual(
+      JSON.parse(readFileSync(new URL('../../gateway/api/openapi.json', import.meta.url), 'utf8')),
+    );
     expect(r.body.openapi).toBe('3.1.0');
-    expect(Object.keys(r.body.paths).sort()).toEqual(['/api/devices', '/api/devices/{id}', '/api/feed', '/api/frames', '/api/log/frames', '/api/status', '/api/whoami', '/healthz', '/metrics', '/openapi.json']);
+    expect(Object.keys(r.body.paths).sort()).toEqual([
+      '/api/devices',
+      '/api/devices/{id}',
+      '/api/feed',
+      '/api/frames',
+      '/api/log/frames',
+      '/api/status',
+      '/api/whoami',
+      '/healthz',
+      '/metrics',
+      '/openapi.json',
+    ]);
     // Every $ref resolves.
     const text = JSON.stringify(r.body);
-    for (const m of text.matchAll(/"\$ref":"#\/components\/(\w+)\/(\w+)"/g)) expect(r.body.components[m[1]!][m[2]!], m[0]).toBeDefined();
+    for (const m of text.matchAll(/"\$ref":"#\/components\/(\w+)\/(\w+)"/g))
+      expect(r.body.components[m[1]!][m[2]!], m[0]).toBeDefined();
   });
 
   it('[openapi-conformance] real responses of the JSON routes, and feed events, match the documented schemas', async () => {
@@ -272,7 +347,11 @@ describe('HTTP API', () => {
       const resp = doc.paths[path].get.responses[String(status)];
       expect(resp, `${path} documents ${status}`).toBeDefined();
       const r = resp.$ref ? doc.components.responses[resp.$ref.split('/').pop()] : resp;
-      return z.fromJSONSchema({ $schema: 'https://json-schema.org/draft/2020-12/schema', ...local(r.content['application/json'].schema), $defs: defs });
+      return z.fromJSONSchema({
+        $schema: 'https://json-schema.org/draft/2020-12/schema',
+        ...local(r.content['application/json'].schema),
+        $defs: defs,
+      });
     };
     const cases: [string, string, string | null][] = [
       ['/healthz', '/healthz', null],
@@ -292,10 +371,21 @@ describe('HTTP API', () => {
       expect(r.success, `${url} → ${status}: ${r.success ? '' : r.error.message}`).toBe(true);
     }
     // The schemas are not vacuous: a wrong type is refused.
-    expect(schemaFor('/api/devices/{id}', 200).safeParse({ ...(await json('/api/devices/alice')).body, online: 'yes' }).success).toBe(false);
+    expect(
+      schemaFor('/api/devices/{id}', 200).safeParse({ ...(await json('/api/devices/alice')).body, online: 'yes' })
+        .success,
+    ).toBe(false);
     // Feed events: a frame is a Frame, a status a Status.
-    const frameSchema = z.fromJSONSchema({ $schema: 'https://json-schema.org/draft/2020-12/schema', $ref: '#/$defs/Frame', $defs: defs });
-    const statusSchema = z.fromJSONSchema({ $schema: 'https://json-schema.org/draft/2020-12/schema', $ref: '#/$defs/Status', $defs: defs });
+    const frameSchema = z.fromJSONSchema({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      $ref: '#/$defs/Frame',
+      $defs: defs,
+    });
+    const statusSchema = z.fromJSONSchema({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      $ref: '#/$defs/Status',
+      $defs: defs,
+    });
     const { apiFrame } = await import('../../gateway/api/decode.js');
     const stored = [...gw.store.queryFrames({ limit: 1 })][0]!;
     expect(frameSchema.safeParse(apiFrame(stored)).success).toBe(true);
@@ -310,7 +400,8 @@ describe('HTTP API', () => {
     const text = await html.text();
     expect(text).toContain('<script type="module" src="/app.js">');
     expect(text).not.toMatch(/https?:\/\/(?!www\.w3\.org)/); // no CDN
-    for (const f of ['/app.js', '/feed.js', '/sparkline.js', '/style.css']) expect((await get(f, null)).status, f).toBe(200);
+    for (const f of ['/app.js', '/feed.js', '/sparkline.js', '/style.css'])
+      expect((await get(f, null)).status, f).toBe(200);
     expect((await get('/../package.json', null)).status).toBe(401); // not a dashboard file: treated as an API path
   });
 });

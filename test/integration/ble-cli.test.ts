@@ -21,7 +21,12 @@ describe('firmware-sim ble', () => {
     expect(() => parseCli(['ble'])).toThrow(/--keys FILE is required/);
     expect(() => parseCli(['ble', '--keys', 'k.json', '--mtu', '10'])).toThrow(/--mtu/);
     expect(() => parseCli(['ble', '--keys', 'k.json', '--advertise', 'loud'])).toThrow(UsageError);
-    expect(parseCli(['ble', '--keys', 'k.json', '--device', 'a', '--device', 'b'])).toMatchObject({ cmd: 'ble', devices: ['a', 'b'], port: 2846, mtu: 247 });
+    expect(parseCli(['ble', '--keys', 'k.json', '--device', 'a', '--device', 'b'])).toMatchObject({
+      cmd: 'ble',
+      devices: ['a', 'b'],
+      port: 2846,
+      mtu: 247,
+    });
   });
 
   it('3 devices over the simulated radio into a gateway: every frame stored once, acks verified (clause: simulated radio, real noble)', async () => {
@@ -39,8 +44,32 @@ describe('firmware-sim ble', () => {
     const N = 15;
     const child = spawn(
       process.execPath,
-      ['bin/firmware-sim.js', 'ble', '--keys', keys, '--port', '0', '--rate', '20', '--max-frames', String(N), '--mtu', '23', '--advertise', 'manufacturer',
-        '--gateway-key', did, '--gateway-id', 'gw-test', '--signer', 'node', '--status', '0.5', '--resend-ms', '300'],
+      [
+        'bin/firmware-sim.js',
+        'ble',
+        '--keys',
+        keys,
+        '--port',
+        '0',
+        '--rate',
+        '20',
+        '--max-frames',
+        String(N),
+        '--mtu',
+        '23',
+        '--advertise',
+        'manufacturer',
+        '--gateway-key',
+        did,
+        '--gateway-id',
+        'gw-test',
+        '--signer',
+        'node',
+        '--status',
+        '0.5',
+        '--resend-ms',
+        '300',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -50,9 +79,15 @@ describe('firmware-sim ble', () => {
     cleanups.push(() => child.kill('SIGKILL'));
     await waitFor(() => /BLE radio at (ws:\/\/\S+)/.test(out), 15_000, 'radio url');
     const url = /BLE radio at (ws:\/\/\S+)/.exec(out)![1]!;
-    const { gw } = await startTestGateway(dataDir, enrol, { ble: { enabled: true, radio: url, backoffMinMs: 50, maxConnecting: 3 } });
+    const { gw } = await startTestGateway(dataDir, enrol, {
+      ble: { enabled: true, radio: url, backoffMinMs: 50, maxConnecting: 3 },
+    });
     cleanups.push(() => gw.stop());
-    await waitFor(() => manifest.devices.every((d) => [...gw.store.queryFrames({ device: d.id })].length === N), 20_000, 'all frames stored');
+    await waitFor(
+      () => manifest.devices.every((d) => [...gw.store.queryFrames({ device: d.id })].length === N),
+      20_000,
+      'all frames stored',
+    );
     await waitFor(() => out.includes(`acked=${3 * N} pending=0`), 10_000, 'all acked at the devices');
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

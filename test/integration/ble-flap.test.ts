@@ -31,14 +31,22 @@ describe('BLE under churn', () => {
   it('30 peripherals flapping: connections never exceed the cap, memory stays flat, nothing lost or duplicated (clause: 30 peripherals flapping for 60 s, cap and flat memory)', async () => {
     const CAP = 8;
     const rig = await startBleRig(30, {
-      ble: { maxConnections: CAP, maxConnecting: 3, connectTimeoutMs: 400, backoffMinMs: 20, backoffMaxMs: 200, jitter: 0.5, shareSlotsAfterMs: 300 },
+      ble: {
+        maxConnections: CAP,
+        maxConnecting: 3,
+        connectTimeoutMs: 400,
+        backoffMinMs: 20,
+        backoffMaxMs: 200,
+        jitter: 0.5,
+        shareSlotsAfterMs: 300,
+      },
       radio: { advertiseIntervalMs: 40, connectDelayMs: 3 },
       peripheral: (i) => ({ mtu: i % 2 ? 247 : 23, resendAfterMs: 400 }),
     });
     rigs.push(rig);
     const ble = rig.gw.ble!;
     let rnd = 12345;
-    const random = (): number => ((rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x80000000);
+    const random = (): number => (rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
     let maxGw = 0;
     let maxRadio = 0;
     let flaps = 0;
@@ -53,7 +61,8 @@ describe('BLE under churn', () => {
       const p = rig.peripherals[Math.floor(random() * 30)]!;
       flaps++;
       if (!p.inRange) rig.radio.setInRange(p, true);
-      else if (p.subscribed && random() < 0.5) p.cutAfterNotifications(Math.floor(random() * 3)); // mid-frame, on its next frame
+      else if (p.subscribed && random() < 0.5)
+        p.cutAfterNotifications(Math.floor(random() * 3)); // mid-frame, on its next frame
       else rig.radio.setInRange(p, false);
     }, 15);
     const heaps: number[] = [];
@@ -86,7 +95,8 @@ describe('BLE under churn', () => {
     const noble = (ble as unknown as { noble: { _peripherals: Record<string, NoblePeripheral> } }).noble;
     expect(Object.keys(noble._peripherals).length).toBe(30);
     for (const p of Object.values(noble._peripherals)) {
-      for (const ev of ['connect', 'disconnect', 'servicesDiscover']) expect(p.listenerCount(ev), ev).toBeLessThanOrEqual(1);
+      for (const ev of ['connect', 'disconnect', 'servicesDiscover'])
+        expect(p.listenerCount(ev), ev).toBeLessThanOrEqual(1);
     }
     expect(ble.links.size).toBe(30);
     // Everyone back in range: slots are shared until every device has drained.

@@ -23,7 +23,11 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     });
     rigs.push(rig);
     const enrolled = rig.peripherals.slice(0, 10);
-    await waitFor(() => rig.gw.ble!.status().devices.filter((d) => d.state === 'subscribed').length === 10, 15_000, '10 subscribed');
+    await waitFor(
+      () => rig.gw.ble!.status().devices.filter((d) => d.state === 'subscribed').length === 10,
+      15_000,
+      '10 subscribed',
+    );
     const N = 30;
     for (let k = 0; k < N; k++) enrolled.forEach((p, i) => p.send(rig.devices[i]!.nextFrame()));
     const drained = await Promise.all(enrolled.map((p) => p.drain(15_000)));
@@ -57,7 +61,9 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
 
   it('a peripheral vanishes mid-frame and returns: the partial frame is discarded, it reconnects, unacked frames are resent, nothing lost or duplicated (clause: disappears mid-frame and returns; commands written to RX)', async () => {
     const commands: Uint8Array[] = [];
-    const rig = await startBleRig(1, { peripheral: () => ({ mtu: 23, resendAfterMs: 300, onCommand: (f) => void commands.push(f) }) });
+    const rig = await startBleRig(1, {
+      peripheral: () => ({ mtu: 23, resendAfterMs: 300, onCommand: (f) => void commands.push(f) }),
+    });
     rigs.push(rig);
     const [dev, p] = [rig.devices[0]!, rig.peripherals[0]!];
     const link = (): BleLink => rig.gw.ble!.links.get(dev.id)!;
@@ -88,12 +94,26 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     expect(link().stats.connects).toBe(2);
     expect(p.stats.resent).toBeGreaterThanOrEqual(1);
     expect(p.stats.sessions).toBe(2);
-    expect(rig.lines.some((l) => String(l.msg).includes(`BLE ${dev.id}: lost`) && (l.partialBytesDropped as number) > 0)).toBe(true);
+    expect(
+      rig.lines.some((l) => String(l.msg).includes(`BLE ${dev.id}: lost`) && (l.partialBytesDropped as number) > 0),
+    ).toBe(true);
     expect(rig.gw.ingest.stats.snapshot()).toMatchObject({ stored: 10 });
     // A gateway-signed command goes down RX in MTU − 3 chunks and verifies at the device;
     // one for a device that is not connected is refused.
     const now = Date.now();
-    const cmd = signBody({ type: 'command', id: new Uint8Array(16).fill(9), target: dev.id, actuator: 'relay', value: true, expires: now + 60_000, issued: now }, 'gw-test', rig.gw.identity.sign);
+    const cmd = signBody(
+      {
+        type: 'command',
+        id: new Uint8Array(16).fill(9),
+        target: dev.id,
+        actuator: 'relay',
+        value: true,
+        expires: now + 60_000,
+        issued: now,
+      },
+      'gw-test',
+      rig.gw.identity.sign,
+    );
     expect(await rig.gw.ble!.send(dev.id, cmd)).toBe(true);
     await waitFor(() => commands.length === 1, 5000, 'command at the device');
     expect(Buffer.from(commands[0]!)).toEqual(Buffer.from(cmd));
@@ -106,7 +126,11 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     const rig = await startBleRig(3);
     rigs.push(rig);
     const ble = rig.gw.ble!;
-    await waitFor(() => ble.status().devices.filter((d) => d.state === 'subscribed').length === 3, 10_000, '3 subscribed');
+    await waitFor(
+      () => ble.status().devices.filter((d) => d.state === 'subscribed').length === 3,
+      10_000,
+      '3 subscribed',
+    );
     const url = rig.radio.url;
     await rig.radio.close();
     await waitFor(() => ble.status().error !== undefined, 5000, 'error');

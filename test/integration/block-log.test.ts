@@ -15,7 +15,17 @@ import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js'
 import { auditLog } from '../../gateway/log/audit.js';
 import { BlockLog } from '../../gateway/log/block-log.js';
 import { Store } from '../../gateway/store/store.js';
-import { type Block, decodeSignedBlock, encodeCanonical, type FrameEntry, fromHex, hashHex, type SignedBlock, signBlock, toHex } from '../../protocols/index.js';
+import {
+  type Block,
+  decodeSignedBlock,
+  encodeCanonical,
+  type FrameEntry,
+  fromHex,
+  hashHex,
+  type SignedBlock,
+  signBlock,
+  toHex,
+} from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir } from '../helpers/env.js';
 
@@ -37,9 +47,14 @@ const devB = testDevice('dev-b');
 function replica(knownSeeds: Uint8Array[] = [], seed: Uint8Array = randomBytes(32), enrol = true): Replica {
   const { dir, cleanup } = tempDir('outpost-log-');
   const store = Store.open(dir);
-  if (enrol) for (const d of [devA, devB]) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
+  if (enrol)
+    for (const d of [devA, devB]) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
   const pub = publicKeyFromSeed(seed);
-  const log = new BlockLog(store, { publicKey: pub, sign: (m) => signEd25519(seed, m), knownAuthors: knownSeeds.map(publicKeyFromSeed) });
+  const log = new BlockLog(store, {
+    publicKey: pub,
+    sign: (m) => signEd25519(seed, m),
+    knownAuthors: knownSeeds.map(publicKeyFromSeed),
+  });
   cleanups.push(async () => {
     await store.close();
     cleanup();
@@ -48,7 +63,11 @@ function replica(knownSeeds: Uint8Array[] = [], seed: Uint8Array = randomBytes(3
 }
 
 const entries = (dev: ReturnType<typeof testDevice>, boot: number, from: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({ frame: dev.frame(boot, from + i), rxTime: 1_700_000_000_000 + i, transport: 'mqtt' }));
+  Array.from({ length: n }, (_, i) => ({
+    frame: dev.frame(boot, from + i),
+    rxTime: 1_700_000_000_000 + i,
+    transport: 'mqtt',
+  }));
 
 describe('block log', () => {
   it('ingest: one frames block per batch, chained, acked frames are in durable blocks, chain continues after restart', async () => {
@@ -57,7 +76,9 @@ describe('block log', () => {
     const devs = [devA, devB].map((d) => ({ id: d.id, publicKey: d.publicKeyHex }));
     let { gw } = await startTestGateway(dir, devs);
     // One event-loop turn: one batch, one block.
-    const batch1 = await Promise.all([...Array(10).keys()].map((i) => gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })));
+    const batch1 = await Promise.all(
+      [...Array(10).keys()].map((i) => gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })),
+    );
     expect(batch1.every((o) => o.status === 'stored')).toBe(true);
     const batch2 = await Promise.all([0, 1, 2].map((i) => gw.ingest.submit(devB.frame(1, i), { transport: 'serial' })));
     expect(batch2.every((o) => o.status === 'stored')).toBe(true);
@@ -107,7 +128,7 @@ describe('block log', () => {
     expect(auditLog(b.log).faults).toEqual([]);
   });
 
-  it('a sibling that never enrolled a device verifies its frames under the key from the author\'s enrolment block', async () => {
+  it("a sibling that never enrolled a device verifies its frames under the key from the author's enrolment block", async () => {
     const a = replica();
     const b = replica([a.seed], randomBytes(32), false);
     const blocks = a.log.appendFrames([...entries(devA, 1, 0, 3), ...entries(devB, 1, 0, 2)]);
@@ -126,12 +147,19 @@ describe('block log', () => {
     expect(r.at(-1)).toMatchObject({ status: 'rejected', faults: [{ code: 'device-signature' }] });
     // A (compromised) sibling enrolling another key for a device enrolled here changes nothing here.
     const e = replica();
-    const evil = new BlockLog(e.store, { publicKey: e.pub, sign: (m) => signEd25519(e.seed, m), deviceRecord: (d) => (d === 'dev-a' ? { id: d, publicKey: mallory.publicKeyHex, enrolledAt: 2 } : undefined) });
+    const evil = new BlockLog(e.store, {
+      publicKey: e.pub,
+      sign: (m) => signEd25519(e.seed, m),
+      deviceRecord: (d) => (d === 'dev-a' ? { id: d, publicKey: mallory.publicKeyHex, enrolledAt: 2 } : undefined),
+    });
     const evilBlocks = evil.appendFrames([{ frame: mallory.frame(9, 1), rxTime: 1, transport: 'mqtt' }]);
     expect(evilBlocks.map((x) => x.block.kind)).toEqual(['enrolment', 'frames']);
     const c = replica([a.seed, e.seed]);
     expect(c.log.apply(evilBlocks[0]!.envelope).status).toBe('applied'); // kept, as any trusted author's block
-    expect(c.log.apply(evilBlocks[1]!.envelope)).toMatchObject({ status: 'rejected', faults: [{ code: 'device-signature' }] });
+    expect(c.log.apply(evilBlocks[1]!.envelope)).toMatchObject({
+      status: 'rejected',
+      faults: [{ code: 'device-signature' }],
+    });
     expect(c.log.ctx.deviceKeys('dev-a').map(toHex)).toEqual([devA.publicKeyHex]);
   });
 
@@ -143,7 +171,8 @@ describe('block log', () => {
     expect([enrol.block.kind, g0.block.kind, g1.block.kind]).toEqual(['enrolment', 'frames', 'frames']);
     await a.store.durable();
     expect(b.log.apply(enrol.envelope).status).toBe('applied');
-    const codes = (r: ReturnType<BlockLog['apply']>): string[] => (r.status === 'rejected' ? r.faults.map((f) => f.code) : [r.status]);
+    const codes = (r: ReturnType<BlockLog['apply']>): string[] =>
+      r.status === 'rejected' ? r.faults.map((f) => f.code) : [r.status];
 
     expect(codes(replica().log.apply(enrol.envelope))).toEqual(['unknown-author']);
     // A flipped byte inside a device frame, block re-signed by the (compromised) author: the device signature catches it.
@@ -180,7 +209,9 @@ describe('block log', () => {
     expect(b.log.apply(y.envelope)).toMatchObject({ status: 'applied', equivocation: true });
     await b.store.durable();
     expect(b.log.flaggedAuthors()).toEqual([toHex(a1.pub)]);
-    expect(b.log.equivocations()).toEqual([{ author: toHex(a1.pub), stream: 'default', seq: 1, hashes: [hashHex(x.hash), hashHex(y.hash)].sort() }]);
+    expect(b.log.equivocations()).toEqual([
+      { author: toHex(a1.pub), stream: 'default', seq: 1, hashes: [hashHex(x.hash), hashHex(y.hash)].sort() },
+    ]);
     expect(b.log.streamHeads()[0]!.hashes).toHaveLength(2);
     expect([...b.log.frameView()]).toHaveLength(4);
     expect(auditLog(b.log)).toMatchObject({ equivocations: 1, faults: [] });
@@ -256,7 +287,10 @@ describe('gateway audit verify / log heads (CLI)', () => {
     const at = toHex(env1).indexOf(toHex((blocks[1]!.block as Extract<Block, { kind: 'frames' }>).body[0]!.frame)) / 2;
     env1[at + 30]! ^= 0x01;
     await l2.rawPut(hashHex(blocks[1]!.hash), env1);
-    await l2.rawPut(hashHex(blocks[2]!.hash), encodeCanonical([blocks[2]!.bytes, signEd25519(randomBytes(32), blocks[2]!.hash)]));
+    await l2.rawPut(
+      hashHex(blocks[2]!.hash),
+      encodeCanonical([blocks[2]!.bytes, signEd25519(randomBytes(32), blocks[2]!.hash)]),
+    );
     const broken = signBlock({ ...blocks[3]!.block, prev: fromHex(hashHex(blocks[0]!.hash))! } as Block, sign);
     await l2.rawPut(hashHex(broken.hash), broken.envelope);
     await l2.rawPut(hashHex(blocks[3]!.hash), new Uint8Array(0).fill(0)); // and the original left unreadable
@@ -265,7 +299,8 @@ describe('gateway audit verify / log heads (CLI)', () => {
     r = await run(['audit', 'verify', '--config', cfg]);
     expect(r.code).toBe(1);
     const faultLines = r.stdout.split('\n').filter((l) => l.startsWith('FAULT'));
-    const byBlock = (h: Uint8Array): string[] => faultLines.filter((l) => l.split(' ')[2] === `${hashHex(h)}:`).map((l) => l.split(' ')[1]!);
+    const byBlock = (h: Uint8Array): string[] =>
+      faultLines.filter((l) => l.split(' ')[2] === `${hashHex(h)}:`).map((l) => l.split(' ')[1]!);
     expect(byBlock(blocks[1]!.hash).sort()).toEqual(['bad-signature', 'device-signature', 'hash-mismatch']);
     expect(byBlock(blocks[2]!.hash)).toEqual(['bad-signature']);
     expect(byBlock(broken.hash)).toEqual(['broken-chain']);

@@ -18,7 +18,8 @@ const expected: Record<string, string> = {
   'api-token-too-short.yaml': 'api.token: must be at least 16 characters',
   'api-unknown-key.yaml': 'api: unknown key "bind" (allowed: enabled, host, port, token)',
   'gateway-id-pattern.yaml': 'gateway.id: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
-  'homeassistant-bad-prefix.yaml': 'homeAssistant.prefix: must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant',
+  'homeassistant-bad-prefix.yaml':
+    'homeAssistant.prefix: must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant',
   'ingest-verify-workers.yaml': 'ingest.verifyWorkers: must be "auto", or an integer from 0 to 64',
   'log-level-unknown.yaml': 'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
   'metrics-public-string.yaml': 'metrics.public: must be true or false',
@@ -41,12 +42,19 @@ describe('gateway config check on broken configs', () => {
     expect(files.filter((f) => f !== 'not-yaml.yaml').sort()).toEqual(Object.keys(expected).sort());
   });
 
-  it.each(Object.entries(expected))('[key+allowed] %s → exit 1 naming the key and what is allowed', async (file, line) => {
-    const r = await check(dir + file);
-    expect(r.code).toBe(1);
-    const issues = r.stderr.split('\n').slice(1).map((l) => l.trim()).filter(Boolean);
-    expect(issues).toEqual([line]);
-  });
+  it.each(Object.entries(expected))(
+    '[key+allowed] %s → exit 1 naming the key and what is allowed',
+    async (file, line) => {
+      const r = await check(dir + file);
+      expect(r.code).toBe(1);
+      const issues = r.stderr
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim())
+        .filter(Boolean);
+      expect(issues).toEqual([line]);
+    },
+  );
 
   it('[yaml] a file that is not YAML names the line', async () => {
     const r = await check(dir + 'not-yaml.yaml');
@@ -62,7 +70,9 @@ describe('gateway config check on broken configs', () => {
   });
 
   it('[schema] `config schema` comes from the same definition: it has the new sections and their limits', () => {
-    const s = configJsonSchema() as { properties: Record<string, { properties: Record<string, { maximum?: number; default?: unknown }> }> };
+    const s = configJsonSchema() as {
+      properties: Record<string, { properties: Record<string, { maximum?: number; default?: unknown }> }>;
+    };
     expect(s.properties.api!.properties.port).toMatchObject({ maximum: 65535, default: 8080 });
     expect(s.properties.metrics!.properties.public).toMatchObject({ default: false });
     expect(s.properties.homeAssistant!.properties.prefix).toMatchObject({ default: 'homeassistant' });

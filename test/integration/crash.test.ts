@@ -17,11 +17,17 @@ describe('crash safety', () => {
 
   it('keeps every PUBACKed frame across SIGKILL', async () => {
     const devices = Array.from({ length: 8 }, (_, i) => testDevice(`crash-${i}`));
-    const configFile = writeGatewayConfig(tmp.dir, join(tmp.dir, 'data'), devices.map((d) => ({ id: d.id, publicKey: d.publicKeyHex })));
+    const configFile = writeGatewayConfig(
+      tmp.dir,
+      join(tmp.dir, 'data'),
+      devices.map((d) => ({ id: d.id, publicKey: d.publicKeyHex })),
+    );
     const { child, port } = await startGatewayProcess(configFile);
     const acked = new Set<string>();
     let sent = 0;
-    const clients = await Promise.all(devices.map((d) => mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: d.id, reconnectPeriod: 0 })));
+    const clients = await Promise.all(
+      devices.map((d) => mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: d.id, reconnectPeriod: 0 })),
+    );
     let killed = false;
     // Each device keeps up to 20 QoS 1 publishes in flight until the kill.
     const loops = devices.map(async (d, i) => {

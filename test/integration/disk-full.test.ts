@@ -8,7 +8,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
-import { expectStoredOnceAndAudited, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
+import {
+  expectStoredOnceAndAudited,
+  startGatewayProcess,
+  stopGatewayProcess,
+  writeGatewayConfig,
+} from '../helpers/process.js';
 
 const disk = mountTmpfs('outpost-full-', 'data', '1m', 'the disk-full test');
 const { dir, path: dataDir, mounted } = disk;
@@ -22,7 +27,14 @@ describe.runIf(mounted)('disk full', () => {
     const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices, ['ingest: { minFreeBytes: 0 }']);
     const gw = await startGatewayProcess(config);
     const perDevice = 400; // well over 1 MiB of store in all
-    const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.port}`, manifest, rateHz: 200, maxFrames: perDevice, signer: 'node', reconnectPeriodMs: 100 });
+    const fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${gw.port}`,
+      manifest,
+      rateHz: 200,
+      maxFrames: perDevice,
+      signer: 'node',
+      reconnectPeriodMs: 100,
+    });
     fleet.start();
     try {
       const full = () => gw.logs.some((l) => l.kind === 'store-failed');

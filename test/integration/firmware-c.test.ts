@@ -27,7 +27,8 @@ const fromHex = (h: string): Uint8Array => parseHex(h)!;
 const FIRMWARE = new URL('../../hardware/firmware', import.meta.url).pathname;
 const DEVICE_BIN = join(FIRMWARE, 'build/outpost-device');
 
-const make = (...args: string[]) => run('make', ['-C', FIRMWARE, '--no-print-directory', ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 240_000 });
+const make = (...args: string[]) =>
+  run('make', ['-C', FIRMWARE, '--no-print-directory', ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 240_000 });
 
 describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
   it('make test: -Werror build, unit tests under ASan + UBSan against the shared vectors, 1M-run libFuzzer pass (clauses: CI builds with -Wall -Wextra -Werror, ASan/UBSan; fuzz run with no crash; byte-identical vectors)', async () => {
@@ -74,9 +75,13 @@ describe('C device program over a real pty into the gateway', () => {
     cleanups.push(() => tmp.cleanup());
     const pty = await PtyPair.open(tmp.dir);
     cleanups.push(() => pty.unplug());
-    const { gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: DEVICE_ID, publicKey: toHex(publicKeyFromSeed(seed)) }], {
-      serial: { ports: [{ path: pty.a, device: DEVICE_ID }], reconnectMinMs: 50, reconnectMaxMs: 200 },
-    });
+    const { gw } = await startTestGateway(
+      join(tmp.dir, 'data'),
+      [{ id: DEVICE_ID, publicKey: toHex(publicKeyFromSeed(seed)) }],
+      {
+        serial: { ports: [{ path: pty.a, device: DEVICE_ID }], reconnectMinMs: 50, reconnectMaxMs: 200 },
+      },
+    );
     cleanups.push(() => gw.stop());
     return { pty, gw };
   }
@@ -84,7 +89,23 @@ describe('C device program over a real pty into the gateway', () => {
   function startDevice(gw: Gateway, tty: string, args: string[]) {
     const child: ChildProcess = spawn(
       DEVICE_BIN,
-      ['--tty', tty, '--id', DEVICE_ID, '--seed', toHex(seed), '--gateway-key', toHex(gw.identity.publicKey), '--gateway-id', 'gw-test', '--boot', '3', '--resend-ms', '300', ...args],
+      [
+        '--tty',
+        tty,
+        '--id',
+        DEVICE_ID,
+        '--seed',
+        toHex(seed),
+        '--gateway-key',
+        toHex(gw.identity.publicKey),
+        '--gateway-id',
+        'gw-test',
+        '--boot',
+        '3',
+        '--resend-ms',
+        '300',
+        ...args,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     cleanups.push(() => child.kill('SIGKILL'));
@@ -105,7 +126,11 @@ describe('C device program over a real pty into the gateway', () => {
   }
 
   const commandFrame = (gw: Gateway, id: Uint8Array, actuator: string, sign = gw.identity.sign) =>
-    signBody({ type: 'command', id, target: DEVICE_ID, actuator, value: 1, expires: Date.now() + 60_000, issued: Date.now() }, 'gw-test', sign);
+    signBody(
+      { type: 'command', id, target: DEVICE_ID, actuator, value: 1, expires: Date.now() + 60_000, issued: Date.now() },
+      'gw-test',
+      sign,
+    );
 
   const storedBodies = (gw: Gateway) =>
     [...gw.store.queryFrames({ device: DEVICE_ID })].map((f) => {
@@ -118,12 +143,35 @@ describe('C device program over a real pty into the gateway', () => {
 
   it('readings from the C library are stored; a gateway-signed command is verified by the C program and its signed command-ack is stored (clause: C device program through a real pty; signed command verified and acked)', async () => {
     const { pty, gw } = await setup();
-    const dev = startDevice(gw, pty.b, ['--frames', '5', '--interval-ms', '20', '--commands', '1', '--actuator', 'relay', '--timeout-ms', '20000']);
-    await waitFor(() => gw.store.frameCount() >= 5, 15_000, `5 readings stored (device: ${JSON.stringify(dev.events.slice(-3))} ${dev.stderr()})`);
+    const dev = startDevice(gw, pty.b, [
+      '--frames',
+      '5',
+      '--interval-ms',
+      '20',
+      '--commands',
+      '1',
+      '--actuator',
+      'relay',
+      '--timeout-ms',
+      '20000',
+    ]);
+    await waitFor(
+      () => gw.store.frameCount() >= 5,
+      15_000,
+      `5 readings stored (device: ${JSON.stringify(dev.events.slice(-3))} ${dev.stderr()})`,
+    );
 
     // the store keeps receive order, which a resend (a frame sent before the port was open) can change
-    const readings = storedBodies(gw).sort((a, b) => (a.type === 'reading' && b.type === 'reading' ? a.seq - b.seq : 0));
-    expect(readings.map((b) => (b.type === 'reading' ? [b.boot, b.seq] : b.type))).toEqual([[3, 0], [3, 1], [3, 2], [3, 3], [3, 4]]);
+    const readings = storedBodies(gw).sort((a, b) =>
+      a.type === 'reading' && b.type === 'reading' ? a.seq - b.seq : 0,
+    );
+    expect(readings.map((b) => (b.type === 'reading' ? [b.boot, b.seq] : b.type))).toEqual([
+      [3, 0],
+      [3, 1],
+      [3, 2],
+      [3, 3],
+      [3, 4],
+    ]);
     const first = readings[0]!;
     expect(first.type === 'reading' && first.records).toEqual([
       { bn: `${DEVICE_ID}/`, n: 'temp', u: 'Cel', v: 20 },
@@ -150,11 +198,25 @@ describe('C device program over a real pty into the gateway', () => {
 
   it('a command signed by another key is refused by the C program: answered bad-signature, not acted on; unknown actuators are reported (clause: C program verifies the gateway signature)', async () => {
     const { pty, gw } = await setup();
-    const dev = startDevice(gw, pty.b, ['--frames', '1', '--commands', '1', '--actuator', 'relay', '--timeout-ms', '20000']);
+    const dev = startDevice(gw, pty.b, [
+      '--frames',
+      '1',
+      '--commands',
+      '1',
+      '--actuator',
+      'relay',
+      '--timeout-ms',
+      '20000',
+    ]);
     await waitFor(() => gw.store.frameCount() >= 1, 15_000, 'reading stored');
 
     const forger = Uint8Array.from({ length: 32 }, (_, i) => i);
-    expect(await gw.serial!.send(DEVICE_ID, commandFrame(gw, fromHex('bad0000000000001'), 'relay', (m) => signEd25519(forger, m)))).toBe(true);
+    expect(
+      await gw.serial!.send(
+        DEVICE_ID,
+        commandFrame(gw, fromHex('bad0000000000001'), 'relay', (m) => signEd25519(forger, m)),
+      ),
+    ).toBe(true);
     await waitFor(() => dev.events.some((e) => e.event === 'command'), 10_000, 'forged command seen');
     expect(await gw.serial!.send(DEVICE_ID, commandFrame(gw, fromHex('c0ffee0000000002'), 'siren'))).toBe(true);
     expect(await dev.exited).toBe(0);
@@ -162,7 +224,13 @@ describe('C device program over a real pty into the gateway', () => {
     const cmds = dev.events.filter((e) => e.event === 'command');
     expect(cmds).toEqual([
       { event: 'command', id: 'bad0000000000001', actuator: 'relay', verified: false, status: AckStatus.badSignature },
-      { event: 'command', id: 'c0ffee0000000002', actuator: 'siren', verified: true, status: AckStatus.unknownActuator },
+      {
+        event: 'command',
+        id: 'c0ffee0000000002',
+        actuator: 'siren',
+        verified: true,
+        status: AckStatus.unknownActuator,
+      },
     ]);
     await waitFor(() => gw.store.frameCount() >= 3, 5_000, 'both command-acks stored');
     const acks = storedBodies(gw).filter((b) => b.type === 'command-ack');

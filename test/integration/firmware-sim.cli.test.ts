@@ -13,9 +13,15 @@ interface Run {
   stderr: string;
 }
 
-function run(args: string[], opts: { onStdout?: (chunk: string, kill: (sig: NodeJS.Signals) => void) => void } = {}): Promise<Run> {
+function run(
+  args: string[],
+  opts: { onStdout?: (chunk: string, kill: (sig: NodeJS.Signals) => void) => void } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bin/firmware-sim.js', ...args], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bin/firmware-sim.js', ...args], {
+      cwd: process.cwd(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => {
@@ -43,7 +49,12 @@ describe('firmware-sim CLI', () => {
     expect(r.code).toBe(0);
     const v = validateManifest(JSON.parse(r.stdout));
     expect(v.ok).toBe(true);
-    if (v.ok) expect(v.value.devices.map((d) => [d.id, d.model])).toEqual([['sim-0001', 'traffic-1'], ['sim-0002', 'traffic-1'], ['sim-0003', 'traffic-1']]);
+    if (v.ok)
+      expect(v.value.devices.map((d) => [d.id, d.model])).toEqual([
+        ['sim-0001', 'traffic-1'],
+        ['sim-0002', 'traffic-1'],
+        ['sim-0003', 'traffic-1'],
+      ]);
   });
 
   it('keygen --out writes a 0600 file and prints only the public view; bad flags exit 2 naming the flag', async () => {
@@ -74,7 +85,21 @@ describe('firmware-sim CLI', () => {
     expect((await run(['keygen', '--devices', '3', '--out', keys])).code).toBe(0);
     const state = join(dir, 'state');
 
-    const r = await run(['fleet', '--keys', keys, '--rate', '10', '--broker', b.url, '--duration', '1.5', '--state', state, '--status', '0.5']);
+    const r = await run([
+      'fleet',
+      '--keys',
+      keys,
+      '--rate',
+      '10',
+      '--broker',
+      b.url,
+      '--duration',
+      '1.5',
+      '--state',
+      state,
+      '--status',
+      '0.5',
+    ]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');

@@ -23,7 +23,8 @@ function frameKey(bytes: Uint8Array, keys: ReadonlyMap<string, Uint8Array>): str
   const pub = id === undefined ? undefined : keys.get(id);
   if (!pub) throw new Error(`unknown kid ${id}`);
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519, pub]), format: 'der', type: 'spki' });
-  if (!verify(null, sigStructure(s.value.protectedBytes, s.value.payload), key, s.value.signature)) throw new Error(`bad signature from ${id}`);
+  if (!verify(null, sigStructure(s.value.protectedBytes, s.value.payload), key, s.value.signature))
+    throw new Error(`bad signature from ${id}`);
   const b = decodeBody(s.value.payload);
   if (!b.ok || b.value.type !== 'reading') throw new Error('not a reading');
   return `${id}:${b.value.boot}:${b.value.seq}`;
@@ -62,7 +63,13 @@ describe('firmware-sim fleet over MQTT', () => {
     const b = await startBroker();
     cleanups.push(() => b.close());
     const commands: Array<[string, string]> = [];
-    const fleet = new Fleet({ brokerUrl: b.url, devices: 20, rateHz: 20, maxFrames: 30, onCommand: (id, p) => commands.push([id, Buffer.from(p).toString()]) });
+    const fleet = new Fleet({
+      brokerUrl: b.url,
+      devices: 20,
+      rateHz: 20,
+      maxFrames: 30,
+      onCommand: (id, p) => commands.push([id, Buffer.from(p).toString()]),
+    });
     cleanups.push(() => fleet.stop());
     const keys = keysOf(fleet);
 
@@ -90,7 +97,16 @@ describe('firmware-sim fleet over MQTT', () => {
     expect(errors).toEqual([]);
     expect([...seen.keys()].sort()).toEqual(expectedKeys(fleet, 30).sort());
     expect([...seen.values()].every((n) => n === 1)).toBe(true);
-    expect(fleet.stats()).toMatchObject({ devices: 20, connected: 20, generated: 600, sent: 600, acked: 600, pending: 0, dropped: 0, resent: 0 });
+    expect(fleet.stats()).toMatchObject({
+      devices: 20,
+      connected: 20,
+      generated: 600,
+      sent: 600,
+      acked: 600,
+      pending: 0,
+      dropped: 0,
+      resent: 0,
+    });
 
     // The command hook receives what the gateway publishes on the device's cmd topic.
     await sub.publishAsync(topics.cmd('sim-0007'), Buffer.from('hello'), { qos: 1 });
@@ -206,7 +222,14 @@ describe('firmware-sim fleet over MQTT', () => {
 
   it('with no broker, a full buffer drops the oldest frames; the rest go out once a broker appears', async () => {
     const port = await freePort();
-    const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${port}`, devices: 2, rateHz: 50, maxFrames: 20, bufferCapacity: 5, reconnectPeriodMs: 50 });
+    const fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${port}`,
+      devices: 2,
+      rateHz: 50,
+      maxFrames: 20,
+      bufferCapacity: 5,
+      reconnectPeriodMs: 50,
+    });
     cleanups.push(() => fleet.stop());
     fleet.start();
     expect(await fleet.waitFor((s) => s.generated === 40, 5000)).toBe(true);
@@ -216,7 +239,12 @@ describe('firmware-sim fleet over MQTT', () => {
 
     const seen: string[] = [];
     const keys = keysOf(fleet);
-    const b = await startBroker({ authorizePublish: (_c, p, done) => (seen.push(frameKey(new Uint8Array(p.payload as Buffer), keys)), done(null)) }, port);
+    const b = await startBroker(
+      {
+        authorizePublish: (_c, p, done) => (seen.push(frameKey(new Uint8Array(p.payload as Buffer), keys)), done(null)),
+      },
+      port,
+    );
     cleanups.push(() => b.close());
     expect(await fleet.settled(5000)).toBe(true);
     expect(fleet.stats()).toMatchObject({ acked: 10, pending: 0, dropped: 30 });
@@ -226,7 +254,9 @@ describe('firmware-sim fleet over MQTT', () => {
   it('fault hooks: an offline burst and a reboot mid-run still deliver every frame, in order per connection', async () => {
     const seen: string[] = [];
     let keys = new Map<string, Uint8Array>();
-    const b = await startBroker({ authorizePublish: (_c, p, done) => (seen.push(frameKey(new Uint8Array(p.payload as Buffer), keys)), done(null)) });
+    const b = await startBroker({
+      authorizePublish: (_c, p, done) => (seen.push(frameKey(new Uint8Array(p.payload as Buffer), keys)), done(null)),
+    });
     cleanups.push(() => b.close());
     const bursts: Promise<void>[] = [];
     const fleet = new Fleet({

@@ -11,7 +11,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
-import { expectStoredOnceAndAudited, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
+import {
+  expectStoredOnceAndAudited,
+  startGatewayProcess,
+  stopGatewayProcess,
+  writeGatewayConfig,
+} from '../helpers/process.js';
 
 const MiB = 1024 * 1024;
 const FLOOR = 4 * MiB;
@@ -42,10 +47,19 @@ describe.runIf(mounted)('free-space guard on a filling disk', () => {
 
   it('refuses frames below the floor without a failing commit, and stores them all once space returns', async () => {
     const manifest = generateManifest({ devices: 5, prefix: 'guard' });
-    const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices, [`ingest: { minFreeBytes: ${FLOOR} }`]);
+    const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices, [
+      `ingest: { minFreeBytes: ${FLOOR} }`,
+    ]);
     const gw = await startGatewayProcess(config);
     const perDevice = 400;
-    const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.port}`, manifest, rateHz: 100, maxFrames: perDevice, signer: 'node', reconnectPeriodMs: 100 });
+    const fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${gw.port}`,
+      manifest,
+      rateHz: 100,
+      maxFrames: perDevice,
+      signer: 'node',
+      reconnectPeriodMs: 100,
+    });
     fleet.start();
     const kinds = (k: string) => gw.logs.filter((l) => l.kind === k).length;
     try {

@@ -38,7 +38,12 @@ describe('gateway CLI', () => {
     // Store two frames through a real gateway so `log query` has something to read.
     const { log } = memoryLogger();
     const gw = await Gateway.start(
-      validateConfig({ gateway: { dataDir: data }, mqtt: { enabled: false }, api: { enabled: false }, devices: [{ id: dev.id, publicKey: dev.publicKeyHex, site: 'plant-a' }] }),
+      validateConfig({
+        gateway: { dataDir: data },
+        mqtt: { enabled: false },
+        api: { enabled: false },
+        devices: [{ id: dev.id, publicKey: dev.publicKeyHex, site: 'plant-a' }],
+      }),
       { logger: log, simulate: false },
     );
     for (const f of frames) expect((await gw.ingest.submit(f, { transport: 'test' })).status).toBe('stored');
@@ -53,7 +58,10 @@ describe('gateway CLI', () => {
     expect(e).toMatchObject({ code: 0 });
     expect(e.stdout).toContain(did);
     const list = await gateway(['devices', 'list', '--data', data, '--json']);
-    const rows = list.stdout.trim().split('\n').map((l) => JSON.parse(l) as { id: string; did: string; revokedAt?: number });
+    const rows = list.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; did: string; revokedAt?: number });
     expect(rows.map((r) => r.id).sort()).toEqual(['door-7', 'press-01']);
     expect((await gateway(['devices', 'revoke', '--data', data, 'door-7'])).code).toBe(0);
     const after = await gateway(['devices', 'list', '--data', data]);
@@ -75,7 +83,11 @@ describe('gateway CLI', () => {
     const hex = toHex(frames[0]!);
     const viaRegistry = await gateway(['frame', 'decode', '--data', data, hex]);
     expect(viaRegistry.code).toBe(0);
-    const out = JSON.parse(viaRegistry.stdout) as { device: string; body: { boot: number; seq: number }; signature: { valid: boolean; keySource: string } };
+    const out = JSON.parse(viaRegistry.stdout) as {
+      device: string;
+      body: { boot: number; seq: number };
+      signature: { valid: boolean; keySource: string };
+    };
     expect(out).toMatchObject({ device: 'press-01', body: { boot: 1, seq: 1 }, signature: { valid: true } });
     const wrongKey = await gateway(['frame', 'decode', '--key', testDevice('x').publicKeyHex, hex]);
     expect(wrongKey.code).toBe(1);
@@ -89,7 +101,10 @@ describe('gateway CLI', () => {
 
   it('queries the log as JSON lines and CSV', async () => {
     const jsonl = await gateway(['log', 'query', '--data', data, '--device', 'press-01', '--since', '1h', '--raw']);
-    const rows = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as { seq: number; records: { value: number }[]; frame: string });
+    const rows = jsonl.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { seq: number; records: { value: number }[]; frame: string });
     expect(rows.map((r) => r.seq)).toEqual([1, 2]);
     expect(rows.map((r) => r.records[0]!.value)).toEqual([20.5, 21.5]);
     expect(rows[0]!.frame).toBe(toHex(frames[0]!));
@@ -99,7 +114,14 @@ describe('gateway CLI', () => {
       expect.stringMatching(/^1,press-01,1,1,.*,test,press-01:temp,[\d.]+,Cel,20\.5$/),
       expect.stringMatching(/^2,press-01,1,2,.*,test,press-01:temp,[\d.]+,Cel,21\.5$/),
     ]);
-    const future = await gateway(['log', 'query', '--data', data, '--since', new Date(Date.now() + 3_600_000).toISOString()]);
+    const future = await gateway([
+      'log',
+      'query',
+      '--data',
+      data,
+      '--since',
+      new Date(Date.now() + 3_600_000).toISOString(),
+    ]);
     expect(future.stdout).toBe('');
     const badTime = await gateway(['log', 'query', '--data', data, '--since', 'yesterday-ish']);
     expect(badTime.code).toBe(2);
@@ -127,7 +149,9 @@ describe('gateway CLI', () => {
     const r = await gateway(['config', 'check', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('mqtt.port');
-    expect(r.stderr).toContain('log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"');
+    expect(r.stderr).toContain(
+      'log.level: must be one of "fatal", "error", "warn", "info", "debug", "trace", "silent"',
+    );
     expect(r.stderr).toContain('unknown key "foo"');
     writeFileSync(file, 'mqtt: [unclosed\n');
     expect((await gateway(['config', 'check', file])).stderr).toContain('not valid YAML');

@@ -27,12 +27,27 @@ describe('Home Assistant MQTT discovery', () => {
   beforeAll(async () => {
     ({ gw } = await startTestGateway(
       tmp.dir,
-      [...publicView(manifest).devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })), { id: radio.id, publicKey: radio.publicKeyHex }],
+      [
+        ...publicView(manifest).devices.map((d) => ({
+          id: d.id,
+          publicKey: d.publicKey,
+          model: d.model,
+          site: d.site,
+        })),
+        { id: radio.id, publicKey: radio.publicKeyHex },
+      ],
       { homeAssistant: { enabled: true, prefix: 'homeassistant' }, status: { onlineTimeoutSeconds: 45 } },
     ));
-    ha = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'home-assistant', reconnectPeriod: 0 });
-    ha.on('message', (topic, payload, packet) => seen.set(topic, { payload: payload.toString(), retain: packet.retain }));
-    await ha.subscribeAsync(['homeassistant/#', 'outpost/v1/gw/gw-test/ha/#', topics.gatewayStatus('gw-test')], { qos: 1 });
+    ha = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+      clientId: 'home-assistant',
+      reconnectPeriod: 0,
+    });
+    ha.on('message', (topic, payload, packet) =>
+      seen.set(topic, { payload: payload.toString(), retain: packet.retain }),
+    );
+    await ha.subscribeAsync(['homeassistant/#', 'outpost/v1/gw/gw-test/ha/#', topics.gatewayStatus('gw-test')], {
+      qos: 1,
+    });
   });
   afterAll(async () => {
     await ha?.endAsync();
@@ -62,7 +77,12 @@ describe('Home Assistant MQTT discovery', () => {
       device: { identifiers: [`outpost_${env.id}`], model: 'env-1', manufacturer: 'Outpost', suggested_area: 'barn' },
     });
     expect(config(hum)).toMatchObject({ unit_of_measurement: '%', device_class: 'humidity' });
-    expect(config(doorCfg)).toMatchObject({ device_class: 'door', payload_on: 'ON', payload_off: 'OFF', default_entity_id: `binary_sensor.outpost_${door.id.replaceAll('-', '_')}_door` });
+    expect(config(doorCfg)).toMatchObject({
+      device_class: 'door',
+      payload_on: 'ON',
+      payload_off: 'OFF',
+      default_entity_id: `binary_sensor.outpost_${door.id.replaceAll('-', '_')}_door`,
+    });
     expect(config(temp).object_id).toBeUndefined();
     expect(config(doorCfg).unit_of_measurement).toBeUndefined();
     // Availability: the gateway's retained status says online.
@@ -70,7 +90,7 @@ describe('Home Assistant MQTT discovery', () => {
     expect(JSON.parse(seen.get(topics.gatewayStatus('gw-test'))!.payload)).toMatchObject({ state: 'online' });
   });
 
-  it('[states] each durable frame updates retained state topics with the frame\'s values', async () => {
+  it("[states] each durable frame updates retained state topics with the frame's values", async () => {
     const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, manifest, rateHz: 20, maxFrames: 3 });
     fleet.start();
     try {
@@ -91,15 +111,37 @@ describe('Home Assistant MQTT discovery', () => {
   });
 
   it('[dynamic] a device without a profile is announced when first heard; dBW is converted to dBm', async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: radio.id, reconnectPeriod: 0 });
-    const body: ReadingBody = { type: 'reading', boot: 1, seq: 1, records: [{ bn: `${radio.id}:`, n: 'rssi', u: 'dBW', v: -97 }, { n: 'bat', u: '%EL', v: 64 }] };
-    await c.publishAsync(topics.up(radio.id), Buffer.from(signBody(body, radio.id, (m) => signEd25519(radio.seed, m))), { qos: 1 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+      clientId: radio.id,
+      reconnectPeriod: 0,
+    });
+    const body: ReadingBody = {
+      type: 'reading',
+      boot: 1,
+      seq: 1,
+      records: [
+        { bn: `${radio.id}:`, n: 'rssi', u: 'dBW', v: -97 },
+        { n: 'bat', u: '%EL', v: 64 },
+      ],
+    };
+    await c.publishAsync(
+      topics.up(radio.id),
+      Buffer.from(signBody(body, radio.id, (m) => signEd25519(radio.seed, m))),
+      { qos: 1 },
+    );
     await c.endAsync();
     const rssiCfg = `homeassistant/sensor/outpost_gw-test/${radio.id}_rssi/config`;
-    await waitFor(() => seen.has(rssiCfg) && seen.has(`outpost/v1/gw/gw-test/ha/${radio.id}/rssi`), 5000, 'dynamic discovery');
+    await waitFor(
+      () => seen.has(rssiCfg) && seen.has(`outpost/v1/gw/gw-test/ha/${radio.id}/rssi`),
+      5000,
+      'dynamic discovery',
+    );
     expect(config(rssiCfg)).toMatchObject({ unit_of_measurement: 'dBm', device_class: 'signal_strength' });
     expect(seen.get(`outpost/v1/gw/gw-test/ha/${radio.id}/rssi`)!.payload).toBe('-67');
-    expect(config(`homeassistant/sensor/outpost_gw-test/${radio.id}_bat/config`)).toMatchObject({ unit_of_measurement: '%', device_class: 'battery' });
+    expect(config(`homeassistant/sensor/outpost_gw-test/${radio.id}_bat/config`)).toMatchObject({
+      unit_of_measurement: '%',
+      device_class: 'battery',
+    });
     expect(seen.get(`outpost/v1/gw/gw-test/ha/${radio.id}/bat`)!.payload).toBe('64');
   });
 
@@ -108,7 +150,10 @@ describe('Home Assistant MQTT discovery', () => {
     const stateTopic = `outpost/v1/gw/gw-test/ha/${env.id}/temp`;
     const before = seen.get(topic)!.payload;
     const beforeState = seen.get(stateTopic)!.payload;
-    const evil = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'evil', reconnectPeriod: 0 });
+    const evil = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+      clientId: 'evil',
+      reconnectPeriod: 0,
+    });
     await evil.publishAsync(topic, '{"name":"pwned"}', { qos: 1, retain: true });
     await evil.publishAsync(stateTopic, '999', { qos: 1, retain: true });
     expect(evil.connected).toBe(true); // dropped, not disconnected
@@ -122,7 +167,10 @@ describe('Home Assistant MQTT discovery', () => {
 
   /** Retained state topics as a fresh subscriber gets them. */
   async function fetchStates(): Promise<Map<string, string>> {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: `ha-probe-${Math.random()}`, reconnectPeriod: 0 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+      clientId: `ha-probe-${Math.random()}`,
+      reconnectPeriod: 0,
+    });
     const out = new Map<string, string>();
     c.on('message', (t, p) => out.set(t, p.toString()));
     await c.subscribeAsync('outpost/v1/gw/gw-test/ha/#', { qos: 1 });

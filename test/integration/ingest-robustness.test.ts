@@ -18,7 +18,12 @@ describe('ingest robustness', () => {
 
   beforeAll(async () => {
     gw = await Gateway.start(
-      validateConfig({ gateway: { dataDir: tmp.dir }, mqtt: { enabled: false }, api: { enabled: false }, devices: [{ id: dev.id, publicKey: dev.publicKeyHex }] }),
+      validateConfig({
+        gateway: { dataDir: tmp.dir },
+        mqtt: { enabled: false },
+        api: { enabled: false },
+        devices: [{ id: dev.id, publicKey: dev.publicKeyHex }],
+      }),
       { logger: memoryLogger().log, simulate: false },
     );
   });

@@ -46,12 +46,17 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-function replicas(n: number, enrol: (i: number) => ReturnType<typeof testDevice>[] = () => [devA, devB], extra: Partial<BlockLogOptions> = {}): Replica[] {
+function replicas(
+  n: number,
+  enrol: (i: number) => ReturnType<typeof testDevice>[] = () => [devA, devB],
+  extra: Partial<BlockLogOptions> = {},
+): Replica[] {
   const seeds = Array.from({ length: n }, () => randomBytes(32));
   const keys = seeds.map(publicKeyFromSeed);
   return seeds.map((seed, i) => {
     const { dir, cleanup } = tempDir('outpost-retention-');
-    const mk = (store: Store): BlockLog => new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys, ...extra });
+    const mk = (store: Store): BlockLog =>
+      new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys, ...extra });
     const store = Store.open(dir);
     for (const d of enrol(i)) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
     const r: Replica = {
@@ -78,11 +83,13 @@ function replicas(n: number, enrol: (i: number) => ReturnType<typeof testDevice>
 /** Ingests one batch as the pipeline does: frames into the store, then their block, same turn. */
 function ingest(r: Replica, dev: ReturnType<typeof testDevice>, seqs: number[], rxTime: number): void {
   const entries: FrameEntry[] = seqs.map((seq) => ({ frame: dev.frame(1, seq), rxTime, transport: 'mqtt' }));
-  for (const [i, e] of entries.entries()) r.store.appendFrame({ device: dev.id, boot: 1, seq: seqs[i]!, rxTime, transport: 'mqtt', frame: e.frame });
+  for (const [i, e] of entries.entries())
+    r.store.appendFrame({ device: dev.id, boot: 1, seq: seqs[i]!, rxTime, transport: 'mqtt', frame: e.frame });
   r.log.appendFrames(entries);
 }
 
-const view = (r: Replica): string[] => [...r.log.frameView()].map((v) => `${v.device}/${v.boot}/${v.seq}@${v.block}:${v.index}`);
+const view = (r: Replica): string[] =>
+  [...r.log.frameView()].map((v) => `${v.device}/${v.boot}/${v.seq}@${v.block}:${v.index}`);
 const seqsInView = (r: Replica): number[] => [...r.log.frameView()].map((v) => v.seq).sort((a, b) => a - b);
 
 describe('retention (low-water marks)', () => {
@@ -141,7 +148,11 @@ describe('retention (low-water marks)', () => {
     expect(steps).toEqual([[2], [2], [2], []]);
     expect(seqsInView(a!)).toEqual([]);
     expect(auditLog(a!.log).faults).toEqual([]);
-    expect(a!.log.streamBlocks(a!.log.author, 'default').map(([, h]) => a!.log.lookup(h)!.kind)).toEqual(['enrolment', 'retention', 'retention']);
+    expect(a!.log.streamBlocks(a!.log.author, 'default').map(([, h]) => a!.log.lookup(h)!.kind)).toEqual([
+      'enrolment',
+      'retention',
+      'retention',
+    ]);
   });
 
   it('a mark learnt ahead of its blocks (exchange cut after `mark`) prunes the head too; the next exchange completes it', async () => {
@@ -222,14 +233,17 @@ describe('retention (low-water marks)', () => {
     const [stranger] = replicas(1);
     stranger!.log.appendFrames([{ frame: devA.frame(9, 0), rxTime: T0, transport: 'mqtt' }]);
     const strangerMark = stranger!.log.retain('default', 2, T0);
-    expect(c!.log.acceptMark(strangerMark.envelope)).toMatchObject({ status: 'rejected', faults: [{ code: 'unknown-author' }] });
+    expect(c!.log.acceptMark(strangerMark.envelope)).toMatchObject({
+      status: 'rejected',
+      faults: [{ code: 'unknown-author' }],
+    });
     expect(c!.log.acceptMark(markEnv)).toEqual({ status: 'held' });
     expect(c!.log.mark(a!.log.author, 'default')).toBe(4);
   });
 });
 
 describe('revocations in the log', () => {
-  it('a revocation is logged once, siblings learn it, and a sibling\'s frames received after it are left out of every view alike', async () => {
+  it("a revocation is logged once, siblings learn it, and a sibling's frames received after it are left out of every view alike", async () => {
     // a and b enrolled dev-a; c never did (it verifies dev-a under a's logged enrolment).
     const [a, b, c] = replicas(3, (i) => (i === 2 ? [devB] : [devA, devB]));
     ingest(a!, devA, [0, 1], T0);
@@ -246,7 +260,12 @@ describe('revocations in the log', () => {
     await Promise.all([a!.log.settled(), c!.log.settled()]);
     expect(seqsInView(c!)).toEqual([0, 1, 2, 3]);
     // Links return.
-    for (const [x, y] of [[a, b], [b, c], [a, c], [a, b]] as const) {
+    for (const [x, y] of [
+      [a, b],
+      [b, c],
+      [a, c],
+      [a, b],
+    ] as const) {
       const r = await exchange(x!.log, y!.log);
       expect([...r.initiator.rejected, ...r.responder.rejected]).toEqual([]);
     }
@@ -276,7 +295,11 @@ describe('revocations in the log', () => {
     const [fresh] = replicas(1, () => []);
     for (const k of [a!, b!, c!]) fresh!.log.addKnownAuthor(publicKeyFromSeed(k.seed));
     for (const x of [b!, c!]) x.log.addKnownAuthor(publicKeyFromSeed(fresh!.seed));
-    for (const [x, y] of [[c, a], [b, c], [fresh, b]] as const) {
+    for (const [x, y] of [
+      [c, a],
+      [b, c],
+      [fresh, b],
+    ] as const) {
       const r = await exchange(x!.log, y!.log);
       expect([...r.initiator.rejected, ...r.responder.rejected]).toEqual([]);
     }
@@ -294,7 +317,9 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     expect(parseRetention(3600)).toBe(3_600_000);
     expect(parseRetention('forever')).toBe(Infinity);
     expect(parseRetention('soon')).toBeUndefined();
-    const r = retentionResolver({ default: '7d', hot: '1h', keep: 'forever' }, (s) => (s === 'audit' ? 1000 : undefined));
+    const r = retentionResolver({ default: '7d', hot: '1h', keep: 'forever' }, (s) =>
+      s === 'audit' ? 1000 : undefined,
+    );
     expect([r('hot'), r('audit'), r('other'), r('keep')]).toEqual([3_600_000, 1000, 7 * 86_400_000, undefined]);
     expect(retentionResolver({})('default')).toBeUndefined();
     expect(() => validateConfig({ log: { retention: { default: 'a month' } } })).toThrow(/log\.retention/);
@@ -303,19 +328,29 @@ describe('retention in the gateway (config log.retention, timer)', () => {
   it('a running gateway prunes its own old blocks and stored frames, and logs a CLI revocation for its siblings', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
-    const { gw } = await startTestGateway(dir, [devA, devB].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })), { log: { retention: { default: '1s' } } });
+    const { gw } = await startTestGateway(
+      dir,
+      [devA, devB].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })),
+      { log: { retention: { default: '1s' } } },
+    );
     cleanups.push(() => gw.stop());
-    for (let i = 0; i < 3; i++) expect((await gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
+    for (let i = 0; i < 3; i++)
+      expect((await gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
     await waitFor(() => gw.store.frameCount() === 3, 5000, 'frames stored');
     await new Promise((r) => setTimeout(r, 1100));
     const log = gw.blockLog!;
     // `gateway log prune --dry-run` (another process, same store) previews; it prunes nothing.
     const cfg = join(dir, 'outpost.yaml');
-    writeFileSync(cfg, `gateway: { id: gw-test, dataDir: ${JSON.stringify(dir)} }\nlog: { retention: { default: 1s } }\n`);
+    writeFileSync(
+      cfg,
+      `gateway: { id: gw-test, dataDir: ${JSON.stringify(dir)} }\nlog: { retention: { default: 1s } }\n`,
+    );
     const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
     const { stdout } = await promisify(execFile)(process.execPath, [bin, 'log', 'prune', '--dry-run', '--config', cfg]);
     expect(stdout).toMatch(/would prune 3 block\(s\) of default below seq 4/); // enrolment #0 stays; frames #1..3 go
-    await expect(promisify(execFile)(process.execPath, [bin, 'log', 'prune', '--config', cfg])).rejects.toMatchObject({ code: 2 });
+    await expect(promisify(execFile)(process.execPath, [bin, 'log', 'prune', '--config', cfg])).rejects.toMatchObject({
+      code: 2,
+    });
     expect(log.mark(log.author, 'default')).toBe(0);
     expect((await gw.ingest.submit(devA.frame(1, 3), { transport: 'mqtt' })).status).toBe('stored');
     gw.retention!.tick();
@@ -324,7 +359,9 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     expect([...gw.store.queryFrames({})].map((f) => f.seq)).toEqual([3]);
     expect([...log.frameView()].map((v) => v.seq)).toEqual([3]);
     expect(auditLog(log).faults).toEqual([]);
-    const heads = JSON.parse((await promisify(execFile)(process.execPath, [bin, 'log', 'heads', '--json', '--config', cfg])).stdout) as { heads: { stream: string; mark: number }[] };
+    const heads = JSON.parse(
+      (await promisify(execFile)(process.execPath, [bin, 'log', 'heads', '--json', '--config', cfg])).stdout,
+    ) as { heads: { stream: string; mark: number }[] };
     expect(heads.heads.find((h) => h.stream === 'default')?.mark).toBe(log.mark(log.author, 'default'));
     // `gateway devices revoke` writes the registry from another process; the timer logs it.
     await new Registry(gw.store).revoke(devB.id);
@@ -336,7 +373,11 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     const revocations = log
       .streamBlocks(log.author, 'default')
       .map(([, h]) => decodeSignedBlock(log.getEnvelope(h)!))
-      .flatMap((d) => (d.ok && d.value.block.kind === 'enrolment' && d.value.block.body.revokedAt !== undefined ? [d.value.block.body.device] : []));
+      .flatMap((d) =>
+        d.ok && d.value.block.kind === 'enrolment' && d.value.block.body.revokedAt !== undefined
+          ? [d.value.block.body.device]
+          : [],
+      );
     expect(revocations).toEqual([devB.id]);
   });
 });
@@ -351,8 +392,16 @@ describe('retention of a confidential (sealed) stream', () => {
       const { dir, cleanup } = tempDir('outpost-sealed-ret-');
       const store = Store.open(dir);
       store.devices.putSync(devA.id, { id: devA.id, publicKey: devA.publicKeyHex, enrolledAt: 1 });
-      const ring = new KeyRing({ me: { publicKey: keys[i]!, x25519Secret: x25519FromEd25519Seed(seed) }, readersOf: (p) => (p === 'doors' ? readers : undefined) });
-      const log = new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys, crypto: ring });
+      const ring = new KeyRing({
+        me: { publicKey: keys[i]!, x25519Secret: x25519FromEd25519Seed(seed) },
+        readersOf: (p) => (p === 'doors' ? readers : undefined),
+      });
+      const log = new BlockLog(store, {
+        publicKey: keys[i]!,
+        sign: (m) => signEd25519(seed, m),
+        knownAuthors: keys,
+        crypto: ring,
+      });
       cleanups.push(async () => {
         await log.settled().catch(() => {});
         await store.close();
@@ -361,7 +410,8 @@ describe('retention of a confidential (sealed) stream', () => {
       return { store, log };
     });
     const [author, reader, relay] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
-    for (let k = 0; k < 4; k++) author.log.appendFrames([{ frame: devA.frame(1, k), rxTime: T0 + k * 1000, transport: 'mqtt' }], 'doors');
+    for (let k = 0; k < 4; k++)
+      author.log.appendFrames([{ frame: devA.frame(1, k), rxTime: T0 + k * 1000, transport: 'mqtt' }], 'doors');
     await author.log.settled();
     const kinds = author.log.streamBlocks(author.log.author, 'doors').map(([, h]) => author.log.lookup(h)!.kind);
     expect(kinds.filter((k) => k === 'sealed')).toHaveLength(4);
@@ -377,7 +427,12 @@ describe('retention of a confidential (sealed) stream', () => {
     await exchange(reader.log, relay.log);
     for (const n of [author, reader, relay]) {
       expect(n.log.headsDigest()).toBe(author.log.headsDigest());
-      expect(n.log.streamBlocks(author.log.author, 'doors').map(([, h]) => n.log.lookup(h)!.kind).filter((k) => k === 'sealed')).toHaveLength(1);
+      expect(
+        n.log
+          .streamBlocks(author.log.author, 'doors')
+          .map(([, h]) => n.log.lookup(h)!.kind)
+          .filter((k) => k === 'sealed'),
+      ).toHaveLength(1);
       expect(auditLog(n.log).faults).toEqual([]);
     }
     expect(seqsInView({ log: author.log } as Replica)).toEqual([3]);

@@ -27,10 +27,13 @@ describe('/metrics', () => {
     expect(r.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     return parsePrometheusText(await r.text());
   };
-  const publish = (payload: Uint8Array, device = dev.id) => client.publishAsync(topics.up(device), Buffer.from(payload), { qos: 1 });
+  const publish = (payload: Uint8Array, device = dev.id) =>
+    client.publishAsync(topics.up(device), Buffer.from(payload), { qos: 1 });
 
   beforeAll(async () => {
-    ({ gw } = await startTestGateway(tmp.dir, [{ id: dev.id, publicKey: dev.publicKeyHex }], { api: { port: 0, token: TOKEN } }));
+    ({ gw } = await startTestGateway(tmp.dir, [{ id: dev.id, publicKey: dev.publicKeyHex }], {
+      api: { port: 0, token: TOKEN },
+    }));
     base = `http://127.0.0.1:${gw.api!.port}`;
     client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: dev.id, reconnectPeriod: 0 });
   });
@@ -53,7 +56,9 @@ describe('/metrics', () => {
       '# TYPE x gauge\nx 1', // no final newline
     ];
     for (const t of bad) expect(() => parsePrometheusText(t), t).toThrow();
-    const ok = parsePrometheusText('# HELP x_total a "thing"\n# TYPE x_total counter\nx_total{a="q\\"\\\\\\n"} 3 1700000000000\n');
+    const ok = parsePrometheusText(
+      '# HELP x_total a "thing"\n# TYPE x_total counter\nx_total{a="q\\"\\\\\\n"} 3 1700000000000\n',
+    );
     expect(ok.get('x_total')!.samples[0]).toEqual({ name: 'x_total', labels: { a: 'q"\\\n' }, value: 3 });
   });
 
@@ -105,7 +110,8 @@ describe('/metrics', () => {
 
   it('[counters] move with traffic: accepted, duplicates and rejections by reason and transport, latency observed', async () => {
     const before = await scrape();
-    const v = (m: Map<string, Family>, name: string, labels: Record<string, string> = {}) => sampleValue(m, name, labels) ?? 0;
+    const v = (m: Map<string, Family>, name: string, labels: Record<string, string> = {}) =>
+      sampleValue(m, name, labels) ?? 0;
     const frames = [1, 2, 3, 4, 5, 6, 7].map((s) => dev.frame(1, s));
     for (const f of frames) await publish(f);
     await publish(frames[2]!); // resend: duplicate
@@ -114,14 +120,24 @@ describe('/metrics', () => {
     await publish(new Uint8Array([0xd2, 0x84, 0xff])); // malformed
     const after = await scrape();
     const mqttL = { transport: 'mqtt' };
-    expect(v(after, 'outpost_frames_received_total', mqttL) - v(before, 'outpost_frames_received_total', mqttL)).toBe(11);
-    expect(v(after, 'outpost_frames_accepted_total', mqttL) - v(before, 'outpost_frames_accepted_total', mqttL)).toBe(7);
-    expect(v(after, 'outpost_frames_duplicate_total', mqttL) - v(before, 'outpost_frames_duplicate_total', mqttL)).toBe(1);
+    expect(v(after, 'outpost_frames_received_total', mqttL) - v(before, 'outpost_frames_received_total', mqttL)).toBe(
+      11,
+    );
+    expect(v(after, 'outpost_frames_accepted_total', mqttL) - v(before, 'outpost_frames_accepted_total', mqttL)).toBe(
+      7,
+    );
+    expect(v(after, 'outpost_frames_duplicate_total', mqttL) - v(before, 'outpost_frames_duplicate_total', mqttL)).toBe(
+      1,
+    );
     for (const reason of ['bad-signature', 'unknown-device', 'malformed']) {
       const l = { reason, transport: 'mqtt' };
-      expect(v(after, 'outpost_frames_rejected_total', l) - v(before, 'outpost_frames_rejected_total', l), reason).toBe(1);
+      expect(v(after, 'outpost_frames_rejected_total', l) - v(before, 'outpost_frames_rejected_total', l), reason).toBe(
+        1,
+      );
     }
-    expect(v(after, 'outpost_ingest_latency_seconds_count') - v(before, 'outpost_ingest_latency_seconds_count')).toBe(7);
+    expect(v(after, 'outpost_ingest_latency_seconds_count') - v(before, 'outpost_ingest_latency_seconds_count')).toBe(
+      7,
+    );
     expect(v(after, 'outpost_ingest_latency_seconds_sum')).toBeGreaterThan(0);
     expect(v(after, 'outpost_store_frames')).toBe(7);
     expect(v(after, 'outpost_devices_online')).toBe(1);

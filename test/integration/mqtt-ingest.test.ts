@@ -64,7 +64,12 @@ describe('MQTT ingest (embedded aedes, lmdb)', () => {
     const s = gw.ingest.stats;
     expect(s.stored).toBe(50);
     expect(s.duplicates).toBe(2);
-    expect(Object.fromEntries(s.rejected)).toEqual({ 'bad-signature': 1, 'unknown-device': 1, 'device-mismatch': 1, malformed: 1 });
+    expect(Object.fromEntries(s.rejected)).toEqual({
+      'bad-signature': 1,
+      'unknown-device': 1,
+      'device-mismatch': 1,
+      malformed: 1,
+    });
     const rejectedLogs = lines.filter((l) => l.msg === 'frame rejected').map((l) => l.reason);
     expect(rejectedLogs.sort()).toEqual(['bad-signature', 'device-mismatch', 'malformed', 'unknown-device']);
     await client.endAsync();

@@ -18,7 +18,9 @@ const SYSTEMD_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bi
 
 async function verify(file: string): Promise<{ code: number; stderr: string }> {
   try {
-    const { stderr } = await promisify(execFile)('systemd-analyze', ['verify', file], { env: { ...process.env, SYSTEMD_LOG_COLOR: '0' } });
+    const { stderr } = await promisify(execFile)('systemd-analyze', ['verify', file], {
+      env: { ...process.env, SYSTEMD_LOG_COLOR: '0' },
+    });
     return { code: 0, stderr };
   } catch (e) {
     const err = e as { code: number; stderr: string };
@@ -65,7 +67,10 @@ describe('Raspberry Pi deployment files', () => {
     const bad = join(tmp.dir, 'bad', 'outpost-gateway.service');
     (await import('node:fs')).mkdirSync(join(tmp.dir, 'bad'));
     copyFileSync(UNIT, bad);
-    writeFileSync(bad, text.replace('Restart=always', 'Restart=sometimes').replace('ProtectSystem=strict', 'ProtectSytem=strict'));
+    writeFileSync(
+      bad,
+      text.replace('Restart=always', 'Restart=sometimes').replace('ProtectSystem=strict', 'ProtectSytem=strict'),
+    );
     const r = await verify(bad);
     expect(r.stderr).toContain('sometimes');
     expect(r.stderr).toContain("Unknown key 'ProtectSytem'");
@@ -91,7 +96,11 @@ describe('Raspberry Pi deployment files', () => {
     const rules = readFileSync(join(pi, '99-outpost-serial.rules'), 'utf8')
       .split('\n')
       .filter((l) => l.trim() && !l.startsWith('#'));
-    const ids = rules.map((r) => /ATTRS\{idVendor\}=="(\w+)", ATTRS\{idProduct\}=="(\w+)"/.exec(r)?.slice(1).join(':') ?? (r.includes('DRIVERS=="cdc_acm"') ? 'cdc_acm' : r));
+    const ids = rules.map(
+      (r) =>
+        /ATTRS\{idVendor\}=="(\w+)", ATTRS\{idProduct\}=="(\w+)"/.exec(r)?.slice(1).join(':') ??
+        (r.includes('DRIVERS=="cdc_acm"') ? 'cdc_acm' : r),
+    );
     expect(ids).toEqual(['10c4:ea60', '1a86:7523', '0403:6001', 'cdc_acm']);
     for (const r of rules) {
       expect(r).toMatch(/^SUBSYSTEM=="tty", /);
@@ -103,7 +112,7 @@ describe('Raspberry Pi deployment files', () => {
     }
   });
 
-  it('[config] the sample /etc/outpost/outpost.yaml is valid and uses the unit\'s data directory', () => {
+  it("[config] the sample /etc/outpost/outpost.yaml is valid and uses the unit's data directory", () => {
     const c = loadConfig(join(pi, 'outpost.yaml'));
     expect(c.gateway.dataDir).toBe('/var/lib/outpost');
     expect(c.api.host).toBe('0.0.0.0');

@@ -65,7 +65,10 @@ beforeAll(async () => {
   cleanup = t.cleanup;
   const policyFile = join(t.dir, 'policies.yaml');
   writeFileSync(policyFile, POLICY);
-  const ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()]))) as Record<Name, number>;
+  const ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()]))) as Record<
+    Name,
+    number
+  >;
   const closed = await freePort(); // nobody listens: a peer known (as an author) but not reachable
   for (const n of names) {
     const dataDir = (dirs[n] = join(t.dir, n));
@@ -76,7 +79,13 @@ beforeAll(async () => {
       mqtt: { enabled: n === 'gw-a', port: 0 },
       api: { enabled: n !== 'gw-a', port: 0 },
       simulate: { devices: 0 },
-      devices: n === 'gw-a' ? [{ id: door.id, publicKey: door.publicKeyHex, model: 'door', site: 'plant-a' }, { id: temp.id, publicKey: temp.publicKeyHex, model: 'thermo', site: 'plant-a' }] : [],
+      devices:
+        n === 'gw-a'
+          ? [
+              { id: door.id, publicKey: door.publicKeyHex, model: 'door', site: 'plant-a' },
+              { id: temp.id, publicKey: temp.publicKeyHex, model: 'thermo', site: 'plant-a' },
+            ]
+          : [],
       policy: { file: policyFile },
       sync: {
         enabled: true,
@@ -85,7 +94,13 @@ beforeAll(async () => {
         intervalSeconds: 3600,
         peers: names
           .filter((p) => p !== n)
-          .map((p) => ({ id: p, publicKey: did(p), url: `tcp://127.0.0.1:${talks[n].includes(p) ? ports[p] : closed}`, role: p === 'city' ? 'cloud' : 'gateway', ...(site[p] && { site: site[p] }) })),
+          .map((p) => ({
+            id: p,
+            publicKey: did(p),
+            url: `tcp://127.0.0.1:${talks[n].includes(p) ? ports[p] : closed}`,
+            role: p === 'city' ? 'cloud' : 'gateway',
+            ...(site[p] && { site: site[p] }),
+          })),
       },
     });
     gws[n] = await Gateway.start(config, { logger: memoryLogger().log, simulate: false });
@@ -102,7 +117,10 @@ const sent = new Map<string, Buffer>();
 const bytesOf = (dev: typeof door, seq: number): Buffer => sent.get(`${dev.id}/${seq}`)!;
 
 async function publish(dev: typeof door, seqs: number[]): Promise<void> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gws['gw-a'].broker!.port}`, { clientId: `pub-${dev.id}`, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gws['gw-a'].broker!.port}`, {
+    clientId: `pub-${dev.id}`,
+    reconnectPeriod: 0,
+  });
   for (const s of seqs) {
     const f = Buffer.from(dev.frame(1, s));
     sent.set(`${dev.id}/${s}`, f);
@@ -149,10 +167,14 @@ describe('confidential policy across 3 gateways over real TCP (issue 6)', () => 
     // An app reading through gw-b's API gets the frames gw-a heard, decrypted at gw-b, byte for byte;
     // through the relay's API it gets none of them (city cannot open them); an outsider gets 403.
     const viaB = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1', security)).json()) as any;
-    expect(viaB.frames.map((f: any) => [f.seq, f.policy, f.author, f.frame])).toEqual([0, 1, 2, 3].map((s) => [s, 'doors', toHex(publicKeyFromSeed(seeds['gw-a'])), bytesOf(door, s).toString('hex')]));
+    expect(viaB.frames.map((f: any) => [f.seq, f.policy, f.author, f.frame])).toEqual(
+      [0, 1, 2, 3].map((s) => [s, 'doors', toHex(publicKeyFromSeed(seeds['gw-a'])), bytesOf(door, s).toString('hex')]),
+    );
     const p1 = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1&limit=3', security)).json()) as any;
     expect(p1).toMatchObject({ more: true, next: 'door-1/1/2' });
-    const p2 = (await (await signedGet(api('gw-b'), `/api/log/frames?device=door-1&limit=3&after=${p1.next}`, security)).json()) as any;
+    const p2 = (await (
+      await signedGet(api('gw-b'), `/api/log/frames?device=door-1&limit=3&after=${p1.next}`, security)
+    ).json()) as any;
     expect([...p1.frames, ...p2.frames].map((f: any) => f.seq)).toEqual([0, 1, 2, 3]);
     expect(p2.more).toBe(false);
     const viaCity = (await (await signedGet(api('city'), '/api/log/frames?device=door-1', security)).json()) as any;
@@ -161,16 +183,43 @@ describe('confidential policy across 3 gateways over real TCP (issue 6)', () => 
     expect(out.status).toBe(403);
     expect(((await out.json()) as any).error).toMatchObject({ policy: 'doors@1', missing: 'reader' });
     // `gateway audit verify` on the relay's data dir says what it could and could not open.
-    const cli = await promisify(execFile)(process.execPath, [bin, 'audit', 'verify', '--data', dirs.city, '--trust', did('gw-a'), '--trust', did('gw-b')]);
-    expect(cli.stdout).toContain(`${sealed.length} sealed blocks (confidential policies): 0 opened and verified inside, ${sealed.length} without a key here (author signature and chain only)`);
+    const cli = await promisify(execFile)(process.execPath, [
+      bin,
+      'audit',
+      'verify',
+      '--data',
+      dirs.city,
+      '--trust',
+      did('gw-a'),
+      '--trust',
+      did('gw-b'),
+    ]);
+    expect(cli.stdout).toContain(
+      `${sealed.length} sealed blocks (confidential policies): 0 opened and verified inside, ${sealed.length} without a key here (author signature and chain only)`,
+    );
     expect(cli.stdout).toContain('ok: no faults');
   }, 60_000);
 
   it('after an admin revokes its read, gw-b still holds the new blocks but gets no key for them', async () => {
-    const claim = { op: 'revoke' as const, principal: did('gw-b'), relation: 'reader', policy: 'doors', issuedAt: Date.now(), admin: publicKeyFromSeed(adminSeed) };
-    queueOp(dirs['gw-a'], { ...claim, signature: signEd25519(privateKeyObject(adminSeed), policyOpSigningInput(claim)), after: [] });
+    const claim = {
+      op: 'revoke' as const,
+      principal: did('gw-b'),
+      relation: 'reader',
+      policy: 'doors',
+      issuedAt: Date.now(),
+      admin: publicKeyFromSeed(adminSeed),
+    };
+    queueOp(dirs['gw-a'], {
+      ...claim,
+      signature: signEd25519(privateKeyObject(adminSeed), policyOpSigningInput(claim)),
+      after: [],
+    });
     await gws['gw-a'].policies!.inbox.drain();
-    await waitFor(() => !gws['gw-a'].policies!.permissions.check(did('gw-b'), 'read', 'doors').allowed, 5000, 'revocation in force');
+    await waitFor(
+      () => !gws['gw-a'].policies!.permissions.check(did('gw-b'), 'read', 'doors').allowed,
+      5000,
+      'revocation in force',
+    );
     const before = new Set(sealedHashes('gw-a'));
     await publish(door, [4, 5, 6]);
     await syncAll();

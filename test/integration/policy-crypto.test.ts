@@ -48,11 +48,22 @@ afterEach(async () => {
 /** Who reads `doors` right now (the author's view of the permission state). */
 let doorReaders: Uint8Array[] = [];
 
-function openLog(n: Pick<Node, 'seed' | 'pub' | 'dir'>, known: Uint8Array[]): { store: Store; log: BlockLog; ring: KeyRing } {
+function openLog(
+  n: Pick<Node, 'seed' | 'pub' | 'dir'>,
+  known: Uint8Array[],
+): { store: Store; log: BlockLog; ring: KeyRing } {
   const store = Store.open(n.dir);
   for (const d of [door, press]) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
-  const ring = new KeyRing({ me: { publicKey: n.pub, x25519Secret: x25519FromEd25519Seed(n.seed) }, readersOf: (p) => (p === 'doors' ? doorReaders : undefined) });
-  const log = new BlockLog(store, { publicKey: n.pub, sign: (m) => signEd25519(n.seed, m), knownAuthors: known, crypto: ring });
+  const ring = new KeyRing({
+    me: { publicKey: n.pub, x25519Secret: x25519FromEd25519Seed(n.seed) },
+    readersOf: (p) => (p === 'doors' ? doorReaders : undefined),
+  });
+  const log = new BlockLog(store, {
+    publicKey: n.pub,
+    sign: (m) => signEd25519(n.seed, m),
+    knownAuthors: known,
+    crypto: ring,
+  });
   return { store, log, ring };
 }
 
@@ -69,7 +80,11 @@ function cluster(names: string[]): Node[] {
 }
 
 const entries = (dev: typeof door, from: number, count: number): FrameEntry[] =>
-  Array.from({ length: count }, (_, i) => ({ frame: dev.frame(1, from + i), rxTime: 1_760_000_000_000 + from + i, transport: 'mqtt' }));
+  Array.from({ length: count }, (_, i) => ({
+    frame: dev.frame(1, from + i),
+    rxTime: 1_760_000_000_000 + from + i,
+    transport: 'mqtt',
+  }));
 
 const viewOf = (n: Node, device: string): number[] => [...n.log.frameView(device)].map((v) => v.seq);
 
@@ -136,7 +151,8 @@ describe('confidential policies over real lmdb and the sync engine (issue 6)', (
     await author.log.durable();
     expect(last.block.kind).toBe('sealed');
     // Everything but the last block reaches the reader first.
-    for (const [, h] of author.log.streamBlocks(author.log.author, 'doors')) if (h !== toHex(last.hash)) reader.log.apply(author.log.getEnvelope(h)!);
+    for (const [, h] of author.log.streamBlocks(author.log.author, 'doors'))
+      if (h !== toHex(last.hash)) reader.log.apply(author.log.getEnvelope(h)!);
     await reader.log.durable();
     fc.assert(
       fc.property(fc.nat(last.envelope.length - 1), fc.integer({ min: 1, max: 255 }), (at, x) => {
@@ -162,7 +178,12 @@ describe('confidential policies over real lmdb and the sync engine (issue 6)', (
   });
 
   it('a revoked reader gets no key for data written after the revocation, also after the author restarts (issue 6)', async () => {
-    const [author, reader, revoked, relay] = cluster(['author', 'reader', 'revoked', 'relay']) as [Node, Node, Node, Node];
+    const [author, reader, revoked, relay] = cluster(['author', 'reader', 'revoked', 'relay']) as [
+      Node,
+      Node,
+      Node,
+      Node,
+    ];
     doorReaders = [reader.pub, revoked.pub];
     author.log.appendFrames(entries(door, 0, 4), 'doors');
     await author.log.durable();

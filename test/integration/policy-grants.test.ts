@@ -60,10 +60,23 @@ function replicas(n: number): Replica[] {
 }
 
 /** What the gateway's inbox does with an admin-signed op: supersede the ops in force on the key, log it on $acl. */
-function logOp(r: Replica, op: 'grant' | 'revoke', principal: string, relation = 'reader', policy = 'vibration', signer = adminSeed): SignedBlock {
+function logOp(
+  r: Replica,
+  op: 'grant' | 'revoke',
+  principal: string,
+  relation = 'reader',
+  policy = 'vibration',
+  signer = adminSeed,
+): SignedBlock {
   const claim = { op, principal, relation, policy, issuedAt: Date.now(), admin: publicKeyFromSeed(signer) };
   const after = r.grants.inForce(principal, relation, policy).map((h) => Buffer.from(h, 'hex'));
-  const sb = r.log.appendBlock({ kind: 'policy', body: policyOpBody({ ...claim, signature: signEd25519(signer, policyOpSigningInput(claim)), after }) }, ACL_STREAM);
+  const sb = r.log.appendBlock(
+    {
+      kind: 'policy',
+      body: policyOpBody({ ...claim, signature: signEd25519(signer, policyOpSigningInput(claim)), after }),
+    },
+    ACL_STREAM,
+  );
   r.grants.addBlock(sb);
   return sb;
 }
@@ -99,7 +112,13 @@ describe('grant/revoke CRDT over the log', () => {
   it('[issue 6: defined order] random ops and partial syncs on three gateways converge to one state (property)', async () => {
     const keys = [alice, 'group:maintenance'];
     const step = fc.oneof(
-      fc.record({ kind: fc.constant('op' as const), at: fc.nat(2), op: fc.constantFrom('grant' as const, 'revoke' as const), who: fc.nat(1), rel: fc.constantFrom('reader', 'holder') }),
+      fc.record({
+        kind: fc.constant('op' as const),
+        at: fc.nat(2),
+        op: fc.constantFrom('grant' as const, 'revoke' as const),
+        who: fc.nat(1),
+        rel: fc.constantFrom('reader', 'holder'),
+      }),
       fc.record({ kind: fc.constant('sync' as const), a: fc.nat(2), b: fc.nat(2) }),
     );
     await fc.assert(
@@ -162,7 +181,11 @@ policies:
     a!.grants = GrantState.fromLog(a!.log, adminKeys, (c) => perms.notify(c));
     perms.attachGrants(a!.grants);
     expect(perms.check(rule, 'actuate', 'vibration')).toEqual({ allowed: true });
-    expect(perms.check(rule, 'read', 'vibration')).toMatchObject({ allowed: false, policy: 'vibration@1', missing: 'reader' });
+    expect(perms.check(rule, 'read', 'vibration')).toMatchObject({
+      allowed: false,
+      policy: 'vibration@1',
+      missing: 'reader',
+    });
     expect(perms.check(alice, 'read', 'vibration')).toEqual({ allowed: true });
     logOp(a!, 'revoke', alice);
     expect(perms.check(alice, 'read', 'vibration')).toMatchObject({ allowed: false, missing: 'reader' });
@@ -171,7 +194,12 @@ policies:
     expect(perms.check(bob, 'read', 'vibration')).toEqual({ allowed: true });
     logOp(a!, 'grant', rule, 'reader');
     expect(perms.check(rule, 'read', 'vibration')).toEqual({ allowed: true });
-    expect(perms.readers('vibration').map((p) => p.id).sort()).toEqual(['bob', 'stop-rule']);
+    expect(
+      perms
+        .readers('vibration')
+        .map((p) => p.id)
+        .sort(),
+    ).toEqual(['bob', 'stop-rule']);
     expect(changes).toEqual([`${alice} reader revoked`, 'group:night reader granted', `${rule} reader granted`]);
   });
 
@@ -179,7 +207,9 @@ policies:
     const [a] = replicas(1);
     const sb = logOp(a!, 'grant', alice, 'reader', 'vibration', randomBytes(32));
     expect(a!.grants.status(alice, 'reader', 'vibration')).toBeUndefined();
-    expect(a!.grants.ignored).toEqual([{ block: toHex(sb.hash), reason: expect.stringMatching(/is not an admin key/) }]);
+    expect(a!.grants.ignored).toEqual([
+      { block: toHex(sb.hash), reason: expect.stringMatching(/is not an admin key/) },
+    ]);
   });
 
   it('[issue 6: no data written after the revocation reaches the revoked principal] sync stops offering the stream to a revoked holder', async () => {
@@ -209,7 +239,9 @@ policies:
     await exchange(a!.log, b!.log, { aOffers: offers() });
     expect(b!.log.streamHeads().find((h) => h.stream === 'vibration')?.seq).toBe(1); // nothing after the revocation
     expect(b!.log.streamHeads().find((h) => h.stream === ACL_STREAM)).toBeDefined(); // the revocation itself travels
-    expect(filter.refusals()).toEqual([expect.objectContaining({ stream: 'vibration', policy: 'vibration@1', missing: 'holder|reader' })]);
+    expect(filter.refusals()).toEqual([
+      expect.objectContaining({ stream: 'vibration', policy: 'vibration@1', missing: 'holder|reader' }),
+    ]);
     // Re-granted: the stream flows again.
     logOp(a!, 'grant', bDid, 'holder');
     await a!.log.durable();

@@ -28,7 +28,15 @@ afterEach(async () => {
 });
 
 function signed(signer: Uint8Array, over: Partial<PolicyOp> = {}): PolicyOp {
-  const claim = { op: 'grant' as const, principal: alice, relation: 'reader', policy: 'vibration', issuedAt: Date.now(), admin: publicKeyFromSeed(signer), ...over };
+  const claim = {
+    op: 'grant' as const,
+    principal: alice,
+    relation: 'reader',
+    policy: 'vibration',
+    issuedAt: Date.now(),
+    admin: publicKeyFromSeed(signer),
+    ...over,
+  };
   return { ...claim, signature: signEd25519(signer, policyOpSigningInput(claim)), after: [] };
 }
 
@@ -44,7 +52,10 @@ describe('policy inbox', () => {
       await store.close();
       cleanup();
     });
-    const set = parsePolicyText(`admins: ["${publicKeyToDidKey(publicKeyFromSeed(admin))}"]\npolicies:\n  vibration: {}\n`, 'p.yaml');
+    const set = parsePolicyText(
+      `admins: ["${publicKeyToDidKey(publicKeyFromSeed(admin))}"]\npolicies:\n  vibration: {}\n`,
+      'p.yaml',
+    );
     const grants = GrantState.fromLog(log, set.adminKeys);
     const { log: logger, lines } = memoryLogger();
     const inbox = new PolicyInbox(dir, set, grants, log, logger);
@@ -54,7 +65,14 @@ describe('policy inbox', () => {
     const unknownPolicy = queueOp(dir, signed(admin, { policy: 'nope' }));
     const tampered = queueOp(dir, signed(admin));
     const t = readFileSync(tampered);
-    writeFileSync(tampered, encodePolicyOp({ ...signed(admin), signature: new Uint8Array(t.subarray(t.length - 66, t.length - 2)), relation: 'owner' }));
+    writeFileSync(
+      tampered,
+      encodePolicyOp({
+        ...signed(admin),
+        signature: new Uint8Array(t.subarray(t.length - 66, t.length - 2)),
+        relation: 'owner',
+      }),
+    );
     writeFileSync(join(dir, PENDING_DIR, '000000000000000-garbage.op'), randomBytes(40));
 
     expect(await inbox.drain()).toBe(1);

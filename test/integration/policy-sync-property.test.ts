@@ -34,7 +34,13 @@ interface World {
 const worldArb: fc.Arbitrary<World> = fc.record({
   sites: fc.array(fc.constantFrom('s1' as const, 's2' as const), { minLength: N, maxLength: N }),
   cloud: fc.boolean(),
-  policies: fc.array(fc.record({ reach: fc.constantFrom<Reach>('gateway', 'site', 'fleet', 'cloud'), holders: fc.array(fc.boolean(), { minLength: N, maxLength: N }) }), { minLength: 3, maxLength: 3 }),
+  policies: fc.array(
+    fc.record({
+      reach: fc.constantFrom<Reach>('gateway', 'site', 'fleet', 'cloud'),
+      holders: fc.array(fc.boolean(), { minLength: N, maxLength: N }),
+    }),
+    { minLength: 3, maxLength: 3 },
+  ),
 });
 const stepArb = fc.oneof(
   fc.record({ kind: fc.constant('ingest' as const), at: fc.nat(N - 1), policy: fc.nat(2) }),
@@ -45,7 +51,10 @@ const isCloud = (w: World, i: number): boolean => w.cloud && i === N - 1;
 
 function policyFile(w: World): string {
   const lines = ['principals:'];
-  for (let i = 0; i < N; i++) lines.push(`  gw${i}: { key: "${publicKeyToDidKey(keys[i]!)}", kind: ${isCloud(w, i) ? 'cloud' : 'gateway'}${isCloud(w, i) ? '' : `, site: ${w.sites[i]}`} }`);
+  for (let i = 0; i < N; i++)
+    lines.push(
+      `  gw${i}: { key: "${publicKeyToDidKey(keys[i]!)}", kind: ${isCloud(w, i) ? 'cloud' : 'gateway'}${isCloud(w, i) ? '' : `, site: ${w.sites[i]}`} }`,
+    );
   lines.push('policies:');
   w.policies.forEach((p, j) => {
     const holders = p.holders.map((h, i) => (h ? `gw${i}` : '')).filter(Boolean);
@@ -81,27 +90,48 @@ describe('sync under random policies (property)', () => {
           const rs = seeds.map((seed, i) => {
             const { dir, cleanup } = tempDir('outpost-policy-prop-');
             const store = Store.open(dir);
-            store.devices.putSync(devices[i]!.id, { id: devices[i]!.id, publicKey: devices[i]!.publicKeyHex, enrolledAt: 1 });
-            const log = new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seed, m), knownAuthors: keys, withheldParentsOk: true });
+            store.devices.putSync(devices[i]!.id, {
+              id: devices[i]!.id,
+              publicKey: devices[i]!.publicKeyHex,
+              enrolledAt: 1,
+            });
+            const log = new BlockLog(store, {
+              publicKey: keys[i]!,
+              sign: (m) => signEd25519(seed, m),
+              knownAuthors: keys,
+              withheldParentsOk: true,
+            });
             closers.push(async () => {
               await log.durable();
               await store.close();
               cleanup();
             });
             const site = isCloud(w, i) ? undefined : w.sites[i];
-            return { log, filter: new SyncPolicy(new Permissions(set, site ?? ''), { key: toHex(keys[i]!), site }), seq: 0 };
+            return {
+              log,
+              filter: new SyncPolicy(new Permissions(set, site ?? ''), { key: toHex(keys[i]!), site }),
+              seq: 0,
+            };
           });
           const sync = async (a: number, b: number, probe = false) => {
             await Promise.all([rs[a]!.log.durable(), rs[b]!.log.durable()]);
-            return exchange(rs[a]!.log, rs[b]!.log, { probe, aOffers: rs[a]!.filter.offerTo(toHex(keys[b]!)), bOffers: rs[b]!.filter.offerTo(toHex(keys[a]!)) });
+            return exchange(rs[a]!.log, rs[b]!.log, {
+              probe,
+              aOffers: rs[a]!.filter.offerTo(toHex(keys[b]!)),
+              bOffers: rs[b]!.filter.offerTo(toHex(keys[a]!)),
+            });
           };
           for (const s of steps) {
             if (s.kind === 'ingest') {
               const r = rs[s.at]!;
-              r.log.appendFrames([{ frame: devices[s.at]!.frame(1, r.seq++), rxTime: 1, transport: 'mqtt' }], `p${s.policy}@1`);
+              r.log.appendFrames(
+                [{ frame: devices[s.at]!.frame(1, r.seq++), rxTime: 1, transport: 'mqtt' }],
+                `p${s.policy}@1`,
+              );
             } else if (s.a !== s.b) await sync(s.a, s.b);
           }
-          for (let round = 0; round < 2; round++) for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) await sync(a, b);
+          for (let round = 0; round < 2; round++)
+            for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) await sync(a, b);
 
           // Every block anyone authored, and who may hold it.
           const all = new Map<string, { author: number; policy: number }>();
@@ -109,15 +139,22 @@ describe('sync under random policies (property)', () => {
             for (const { key, envelope } of r.log.rawBlocks()) {
               const d = decodeSignedBlock(envelope);
               if (!d.ok) throw new Error('malformed block');
-              all.set(key, { author: keys.findIndex((k) => toHex(k) === toHex(d.value.block.author)), policy: Number(policyStream(d.value.block.policy).slice(1)) });
+              all.set(key, {
+                author: keys.findIndex((k) => toHex(k) === toHex(d.value.block.author)),
+                policy: Number(policyStream(d.value.block.policy).slice(1)),
+              });
             }
           }
           for (let i = 0; i < N; i++) {
             const held = [...rs[i]!.log.rawBlocks()].map((b) => b.key).sort();
-            const allowed = [...all].filter(([, b]) => oracle(w, i, b.author, b.policy)).map(([h]) => h).sort();
+            const allowed = [...all]
+              .filter(([, b]) => oracle(w, i, b.author, b.policy))
+              .map(([h]) => h)
+              .sort();
             expect({ gateway: i, held }).toEqual({ gateway: i, blocks: undefined, held: allowed });
           }
-          for (let a = 0; a < N; a++) for (let b = a + 1; b < N; b++) expect((await sync(a, b, true)).initiator.equal).toBe(true);
+          for (let a = 0; a < N; a++)
+            for (let b = a + 1; b < N; b++) expect((await sync(a, b, true)).initiator.equal).toBe(true);
         } finally {
           for (const c of closers) await c();
         }

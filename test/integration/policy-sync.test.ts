@@ -28,8 +28,18 @@ type Name = (typeof names)[number];
 const seeds = Object.fromEntries(names.map((n) => [n, randomBytes(32)])) as Record<Name, Buffer>;
 const keyHex = (n: Name): string => toHex(publicKeyFromSeed(seeds[n]));
 const did = (n: Name): string => publicKeyToDidKey(publicKeyFromSeed(seeds[n]));
-const site: Record<Name, string | undefined> = { 'gw-a1': 'plant-a', 'gw-a2': 'plant-a', 'gw-b1': 'plant-b', city: undefined };
-const role: Record<Name, 'gateway' | 'cloud'> = { 'gw-a1': 'gateway', 'gw-a2': 'gateway', 'gw-b1': 'gateway', city: 'cloud' };
+const site: Record<Name, string | undefined> = {
+  'gw-a1': 'plant-a',
+  'gw-a2': 'plant-a',
+  'gw-b1': 'plant-b',
+  city: undefined,
+};
+const role: Record<Name, 'gateway' | 'cloud'> = {
+  'gw-a1': 'gateway',
+  'gw-a2': 'gateway',
+  'gw-b1': 'gateway',
+  city: 'cloud',
+};
 
 const POLICY = `admins: []
 groups:
@@ -74,7 +84,10 @@ beforeAll(async () => {
   cleanups.push(cleanup);
   const policyFile = join(dir, 'policies.yaml');
   writeFileSync(policyFile, POLICY);
-  const ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()]))) as Record<Name, number>;
+  const ports = Object.fromEntries(await Promise.all(names.map(async (n) => [n, await freePort()]))) as Record<
+    Name,
+    number
+  >;
   for (const n of names) {
     const dataDir = join(dir, n);
     mkdirSync(dataDir);
@@ -84,14 +97,25 @@ beforeAll(async () => {
       mqtt: { enabled: n === 'gw-a1', port: 0 },
       api: { enabled: false },
       simulate: { devices: 0 },
-      devices: n === 'gw-a1' ? devices.map(({ dev, model }) => ({ id: dev.id, publicKey: dev.publicKeyHex, model, site: 'plant-a' })) : [],
+      devices:
+        n === 'gw-a1'
+          ? devices.map(({ dev, model }) => ({ id: dev.id, publicKey: dev.publicKeyHex, model, site: 'plant-a' }))
+          : [],
       policy: { file: policyFile },
       sync: {
         enabled: true,
         host: '127.0.0.1',
         port: ports[n],
         intervalSeconds: 3600,
-        peers: names.filter((p) => p !== n).map((p) => ({ id: p, publicKey: did(p), url: `tcp://127.0.0.1:${ports[p]}`, role: role[p], ...(site[p] && { site: site[p] }) })),
+        peers: names
+          .filter((p) => p !== n)
+          .map((p) => ({
+            id: p,
+            publicKey: did(p),
+            url: `tcp://127.0.0.1:${ports[p]}`,
+            role: role[p],
+            ...(site[p] && { site: site[p] }),
+          })),
       },
     });
     const { log, lines } = memoryLogger();
@@ -119,8 +143,12 @@ function held(n: Name): Map<string, { author: string; stream: string; policy: st
 
 describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real TCP)', () => {
   it('[issue 6: each holds exactly what the policies allow, block by block]', async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gws['gw-a1'].broker!.port}`, { clientId: 'policy-devs', reconnectPeriod: 0 });
-    for (const { dev } of devices) for (let s = 0; s < 3; s++) await c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(1, s)), { qos: 1 });
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gws['gw-a1'].broker!.port}`, {
+      clientId: 'policy-devs',
+      reconnectPeriod: 0,
+    });
+    for (const { dev } of devices)
+      for (let s = 0; s < 3; s++) await c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(1, s)), { qos: 1 });
     await c.endAsync();
     await gws['gw-a1'].blockLog!.durable();
 
@@ -142,8 +170,14 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
     const a1 = keyHex('gw-a1');
     for (const n of names.filter((x) => x !== 'gw-a1')) {
       const mine = held(n);
-      const expected = [...source].filter(([, b]) => allowed[policyStream(b.policy)]!.includes(n)).map(([h]) => h).sort();
-      const got = [...mine].filter(([, b]) => b.author === a1).map(([h]) => h).sort();
+      const expected = [...source]
+        .filter(([, b]) => allowed[policyStream(b.policy)]!.includes(n))
+        .map(([h]) => h)
+        .sort();
+      const got = [...mine]
+        .filter(([, b]) => b.author === a1)
+        .map(([h]) => h)
+        .sort();
       expect({ gateway: n, blocks: got }).toEqual({ gateway: n, blocks: expected });
       // And nothing else from anyone (no other gateway authored data blocks).
       expect([...mine.values()].filter((b) => b.author !== a1)).toEqual([]);
@@ -151,9 +185,21 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
       expect(auditLog(gws[n].blockLog!).faults).toEqual([]);
     }
     // Converged: the "are we equal?" probe, over the streams each may offer the other, says equal.
-    for (const [x, y] of [['gw-a1', 'gw-b1'], ['gw-a1', 'city'], ['gw-a2', 'gw-b1']] as const) {
-      const r = await exchange(gws[x].blockLog!, gws[y].blockLog!, { probe: true, aOffers: gws[x].policies!.sync.offerTo(keyHex(y)), bOffers: gws[y].policies!.sync.offerTo(keyHex(x)) });
-      expect({ pair: [x, y], equal: r.initiator.equal, flights: r.flights }).toEqual({ pair: [x, y], equal: true, flights: 2 });
+    for (const [x, y] of [
+      ['gw-a1', 'gw-b1'],
+      ['gw-a1', 'city'],
+      ['gw-a2', 'gw-b1'],
+    ] as const) {
+      const r = await exchange(gws[x].blockLog!, gws[y].blockLog!, {
+        probe: true,
+        aOffers: gws[x].policies!.sync.offerTo(keyHex(y)),
+        bOffers: gws[y].policies!.sync.offerTo(keyHex(x)),
+      });
+      expect({ pair: [x, y], equal: r.initiator.equal, flights: r.flights }).toEqual({
+        pair: [x, y],
+        equal: true,
+        flights: 2,
+      });
     }
     // Sanity: the filter did not simply block everything.
     expect(held('city').size).toBeGreaterThan(0);
@@ -161,16 +207,21 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
   }, 60_000);
 
   it('[issue 6: a refusal names the policy and the missing permission] in the status and the log', () => {
-    const withheld = (gws['gw-a1'].status().policy as { withheld: { peer: string; stream: string; policy: string; missing: string }[] }).withheld;
+    const withheld = (
+      gws['gw-a1'].status().policy as { withheld: { peer: string; stream: string; policy: string; missing: string }[] }
+    ).withheld;
     const w = (peer: Name, stream: string) => withheld.find((x) => x.peer === peer && x.stream === stream);
     expect(w('gw-b1', 'vibration')).toMatchObject({ policy: 'vibration@2', missing: 'reach:site' });
     expect(w('city', 'fleet-data')).toMatchObject({ policy: 'fleet-data@1', missing: 'reach:fleet' });
     expect(w('gw-a2', 'doors')).toMatchObject({ policy: 'doors@1', missing: 'holder|reader' });
     expect(w('gw-a2', 'local')).toMatchObject({ policy: 'local@1', missing: 'reach:gateway' });
     // A relay on plant-a does not pass plant-a's vibration data to plant-b either.
-    const relay = (gws['gw-a2'].status().policy as { withheld: { peer: string; stream: string; missing: string }[] }).withheld;
+    const relay = (gws['gw-a2'].status().policy as { withheld: { peer: string; stream: string; missing: string }[] })
+      .withheld;
     expect(relay.find((x) => x.peer === 'gw-b1' && x.stream === 'vibration')).toMatchObject({ missing: 'reach:site' });
-    const line = logs['gw-a1'].find((l) => typeof l.msg === 'string' && l.msg.includes('not offering vibration') && l.missing === 'reach:site');
+    const line = logs['gw-a1'].find(
+      (l) => typeof l.msg === 'string' && l.msg.includes('not offering vibration') && l.missing === 'reach:site',
+    );
     expect(line).toMatchObject({ policy: 'vibration@2', stream: 'vibration' });
   });
 });

@@ -21,19 +21,35 @@ describe('rule versions in the log', () => {
       expect(logRuleVersions(log, set, { now: 1000 })).toBe(3);
       await store.durable();
       expect(logRuleVersions(log, set, { now: 2000 })).toBe(0); // a restart with the same rules adds nothing
-      const changed = parseRuleFile('rules/examples/factory-cell/rules.yaml', (await import('node:fs')).readFileSync('rules/examples/factory-cell/rules.yaml', 'utf8').replace('agg.rate > 0.2', 'agg.rate > 0.3'));
+      const changed = parseRuleFile(
+        'rules/examples/factory-cell/rules.yaml',
+        (await import('node:fs'))
+          .readFileSync('rules/examples/factory-cell/rules.yaml', 'utf8')
+          .replace('agg.rate > 0.2', 'agg.rate > 0.3'),
+      );
       expect(logRuleVersions(log, changed, { now: 3000 })).toBe(1); // only press-heating changed
       await store.durable();
       expect(logRuleVersions(log, set, { now: 4000 })).toBe(0); // back to a version logged before
       const held = [...ruleVersionsInLog(log)];
-      expect(held.map((v) => `${v.id}@${v.at}`).sort()).toEqual(['conveyor@1000', 'door-open@1000', 'press-heating@1000', 'press-heating@3000']);
+      expect(held.map((v) => `${v.id}@${v.at}`).sort()).toEqual([
+        'conveyor@1000',
+        'door-open@1000',
+        'press-heating@1000',
+        'press-heating@3000',
+      ]);
       for (const v of held) {
         expect(v.author).toBe(log.author);
         // anyone can check a version against its definition (YAML rules: no declared label)
         expect(v.version).toBe(createHash('sha256').update(v.definition).digest('hex').slice(0, 12));
       }
-      expect(held.find((v) => v.id === 'door-open')).toMatchObject({ kind: 'custom', file: 'test/fixtures/rules/door-open.ts' });
-      expect(JSON.parse(held.find((v) => v.id === 'conveyor')!.definition)).toMatchObject({ id: 'conveyor', machine: { initial: 'running' } });
+      expect(held.find((v) => v.id === 'door-open')).toMatchObject({
+        kind: 'custom',
+        file: 'test/fixtures/rules/door-open.ts',
+      });
+      expect(JSON.parse(held.find((v) => v.id === 'conveyor')!.definition)).toMatchObject({
+        id: 'conveyor',
+        machine: { initial: 'running' },
+      });
       expect(auditLog(log).faults).toEqual([]);
       await store.close();
     } finally {

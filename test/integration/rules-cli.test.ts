@@ -34,7 +34,14 @@ describe('gateway rules CLI', () => {
     for (let s = 0; s < 60; s++) {
       if (s === 30) d.force('vib', 12);
       const f = d.nextFrame(T0 + s * 1000);
-      store.appendFrame({ device: e.id, boot: f.boot, seq: f.seq, rxTime: T0 + s * 1000 + 7, transport: 'mqtt', frame: f.bytes });
+      store.appendFrame({
+        device: e.id,
+        boot: f.boot,
+        seq: f.seq,
+        rxTime: T0 + s * 1000 + 7,
+        transport: 'mqtt',
+        frame: f.bytes,
+      });
     }
     await store.durable();
     await store.close();
@@ -46,7 +53,10 @@ describe('gateway rules CLI', () => {
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^conveyor {2}machine {2}[0-9a-f]{12} {2}rules\/examples\/factory-cell\/rules\.yaml$/m);
     const bad = join(tmp.dir, 'bad.yaml');
-    writeFileSync(bad, 'rules:\n  - id: x\n    when: "v.a > 1"\n    then: [{ command: { device: d, actuator: a, value: 1, ttl: soon } }]\n');
+    writeFileSync(
+      bad,
+      'rules:\n  - id: x\n    when: "v.a > 1"\n    then: [{ command: { device: d, actuator: a, value: 1, ttl: soon } }]\n',
+    );
     const r = await gateway(['rules', 'check', bad]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${bad}:4:`);
@@ -67,17 +77,27 @@ describe('gateway rules CLI', () => {
     const jsonl = await gateway(['rules', 'test', FACTORY, '--data', data, '--since', String(T0), '--jsonl']);
     expect(jsonl.stderr).toBe('');
     expect(jsonl.code).toBe(0);
-    const ds = jsonl.stdout.trim().split('\n').map((l) => JSON.parse(l) as Decision);
-    const speeds = ds.filter((d) => d.action.kind === 'command').map((d) => [d.at - T0, d.action.kind === 'command' && d.action.command.value]);
+    const ds = jsonl.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Decision);
+    const speeds = ds
+      .filter((d) => d.action.kind === 'command')
+      .map((d) => [d.at - T0, d.action.kind === 'command' && d.action.command.value]);
     // running at start; stopped on the frame received at 30.007 s (no operator ack in the data)
-    expect(speeds).toEqual([[0, 1], [30_007, 0]]);
+    expect(speeds).toEqual([
+      [0, 1],
+      [30_007, 0],
+    ]);
     const stop = ds.find((d) => d.action.kind === 'command' && d.action.command.value === 0)!;
     expect(stop.rule).toBe('conveyor');
     expect(stop.inputs.at(-1)).toEqual({ device: 'press-01', boot: 1, seq: 30 }); // the window's frames, ending with the crossing one
     const table = await gateway(['rules', 'test', FACTORY, '--data', data, '--since', String(T0)]);
     expect(table.stdout).toMatch(/^60 frames from .* replayed in \d+ ms: \d+ decisions$/m);
     expect(table.stdout).toContain('command conveyor-01.speed=0 (ttl 10000 ms)');
-    const json = JSON.parse((await gateway(['rules', 'test', FACTORY, '--data', data, '--since', String(T0), '--json'])).stdout) as { frames: number; rules: { id: string; frames: number }[] };
+    const json = JSON.parse(
+      (await gateway(['rules', 'test', FACTORY, '--data', data, '--since', String(T0), '--json'])).stdout,
+    ) as { frames: number; rules: { id: string; frames: number }[] };
     expect(json.frames).toBe(60);
     expect(json.rules.find((r) => r.id === 'conveyor')!.frames).toBe(60);
     expect((await gateway(['rules', 'test', FACTORY, '--data', data, '--json', '--jsonl'])).code).toBe(2);

@@ -115,20 +115,39 @@ describe('rules: dry run equals live run', () => {
     );
     const seqs = { [press.id]: 0, [key.id]: 0 };
     const send = async (d: typeof press, records: SenmlRecord[]): Promise<void> => {
-      const body: ReadingBody = { type: 'reading', boot: 1, seq: seqs[d.id]!++, time: Date.now(), records: [{ bn: `${d.id}:`, ...records[0] }, ...records.slice(1)] };
-      const o = await gw.ingest.submit(signBody(body, d.id, (m) => signEd25519(d.seed, m)), { transport: 'test', claimedDevice: d.id });
+      const body: ReadingBody = {
+        type: 'reading',
+        boot: 1,
+        seq: seqs[d.id]!++,
+        time: Date.now(),
+        records: [{ bn: `${d.id}:`, ...records[0] }, ...records.slice(1)],
+      };
+      const o = await gw.ingest.submit(
+        signBody(body, d.id, (m) => signEd25519(d.seed, m)),
+        { transport: 'test', claimedDevice: d.id },
+      );
       expect(o.status).toBe('stored');
     };
     // warm up ingest (verify workers start lazily; the first frames can take a second) so the
     // live engine sees the script at its real pace, as it would on a gateway that has been up
-    for (let i = 0; i < 20; i++) expect((await gw.ingest.submit(warm.frame(1, i), { transport: 'test', claimedDevice: warm.id })).status).toBe('stored');
+    for (let i = 0; i < 20; i++)
+      expect((await gw.ingest.submit(warm.frame(1, i), { transport: 'test', claimedDevice: warm.id })).status).toBe(
+        'stored',
+      );
     const t0 = Date.now() + 50;
     for (let k = 0; k < SLOTS; k++) {
       const wait = t0 + k * SLOT - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       const s = script(k);
       await Promise.all([
-        ...(s.press ? [send(press, [{ n: 'vib', u: 'm/s2', v: s.press.vib }, { n: 'temp', u: 'Cel', v: s.press.temp }])] : []),
+        ...(s.press
+          ? [
+              send(press, [
+                { n: 'vib', u: 'm/s2', v: s.press.vib },
+                { n: 'temp', u: 'Cel', v: s.press.temp },
+              ]),
+            ]
+          : []),
         send(key, [{ n: 'door', vb: s.key }]),
       ]);
     }
@@ -141,7 +160,21 @@ describe('rules: dry run equals live run', () => {
 
     const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
       try {
-        const r = await promisify(execFile)(process.execPath, [bin, 'rules', 'test', rulesFile, '--data', dataDir, '--since', String(since), '--until', String(until), '--tolerance', String(1000 * S), ...args]);
+        const r = await promisify(execFile)(process.execPath, [
+          bin,
+          'rules',
+          'test',
+          rulesFile,
+          '--data',
+          dataDir,
+          '--since',
+          String(since),
+          '--until',
+          String(until),
+          '--tolerance',
+          String(1000 * S),
+          ...args,
+        ]);
         return { code: 0, ...r };
       } catch (e) {
         return e as { code: number; stdout: string; stderr: string };
@@ -149,14 +182,27 @@ describe('rules: dry run equals live run', () => {
     };
     const r = await run(['--diff', '--json']);
     expect(r.stderr).toBe('');
-    const report = JSON.parse(r.stdout) as { frames: number; decisions: Decision[]; diff: { same: boolean; matched: number; missing: Decision[]; extra: Decision[] } };
+    const report = JSON.parse(r.stdout) as {
+      frames: number;
+      decisions: Decision[];
+      diff: { same: boolean; matched: number; missing: Decision[]; extra: Decision[] };
+    };
     expect(report.diff.missing).toEqual([]);
     expect(report.diff.extra).toEqual([]);
     expect(report.diff.same).toBe(true);
     expect(r.code).toBe(0);
     expect(report.frames).toBe(20 + SLOTS * 2 - 6);
     // every rule and every operator path decided something, the same number of times live
-    const byRule = (id: string): string[] => report.decisions.filter((d) => d.rule === id).map((d) => (d.action.kind === 'command' ? `${d.action.command.actuator}=${String(d.action.command.value)}` : d.action.kind === 'alert' ? d.action.message : d.action.payload));
+    const byRule = (id: string): string[] =>
+      report.decisions
+        .filter((d) => d.rule === id)
+        .map((d) =>
+          d.action.kind === 'command'
+            ? `${d.action.command.actuator}=${String(d.action.command.value)}`
+            : d.action.kind === 'alert'
+              ? d.action.message
+              : d.action.payload,
+        );
     expect(byRule('vib-slow')).toEqual(['speed=0.5', 'speed=1']);
     expect(byRule('temp-alert')).toEqual(['hot 55', 'cool 30']);
     expect(byRule('temp-repeat')).toEqual(['again 55', 'again 55']); // cooldown, then the rate limit

@@ -37,15 +37,21 @@ describe.skipIf(skip)('garbage flood on a serial line', () => {
     const pty = await PtyPair.open(tmp.dir);
     cleanups.push(() => pty.unplug());
     const alice = testDevice('alice');
-    const { gw, url } = await startTestGateway(join(tmp.dir, 'data'), [{ id: alice.id, publicKey: alice.publicKeyHex }], {
-      serial: { ports: [{ path: pty.a }], reconnectMinMs: 50 },
-    });
+    const { gw, url } = await startTestGateway(
+      join(tmp.dir, 'data'),
+      [{ id: alice.id, publicKey: alice.publicKeyHex }],
+      {
+        serial: { ports: [{ path: pty.a }], reconnectMinMs: 50 },
+      },
+    );
     cleanups.push(() => gw.stop());
     const client = await mqtt.connectAsync(url, { clientId: 'alice', reconnectPeriod: 0 });
     cleanups.push(() => client.endAsync());
     await new Promise((r) => setTimeout(r, 200)); // serial port open
 
-    const flooder = spawn(process.execPath, ['-e', FLOODER, pty.b, String(FLOOD_MS)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const flooder = spawn(process.execPath, ['-e', FLOODER, pty.b, String(FLOOD_MS)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     cleanups.push(() => flooder.kill('SIGKILL'));
     let written = '';
     flooder.stdout.on('data', (d: Buffer) => (written += d.toString()));

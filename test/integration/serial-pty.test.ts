@@ -25,7 +25,8 @@ import { haveSocat, PtyPair } from '../helpers/pty.js';
 const skip = !haveSocat() && !process.env.CI;
 
 /** Stored seqs of a device, sorted (the store keeps receive order, which resends reorder). */
-const seqsOf = (gw: Gateway, device: string): number[] => [...gw.store.queryFrames({ device })].map((f) => f.seq).sort((a, b) => a - b);
+const seqsOf = (gw: Gateway, device: string): number[] =>
+  [...gw.store.queryFrames({ device })].map((f) => f.seq).sort((a, b) => a - b);
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 describe.skipIf(skip)('serial over a pty', () => {
@@ -44,7 +45,8 @@ describe.skipIf(skip)('serial over a pty', () => {
       for (const f of deframer.push(c)) {
         const cose = decodeSign1(f);
         const b = cose.ok ? decodeBody(cose.value.payload) : undefined;
-        if (b?.ok && b.value.type === 'frame-ack') acks.push({ boot: b.value.boot, seq: b.value.seq, status: b.value.status });
+        if (b?.ok && b.value.type === 'frame-ack')
+          acks.push({ boot: b.value.boot, seq: b.value.seq, status: b.value.status });
       }
     });
     return { port, acks };
@@ -71,8 +73,34 @@ describe.skipIf(skip)('serial over a pty', () => {
     const N = 60;
     const child = spawn(
       process.execPath,
-      ['bin/firmware-sim.js', 'serial', '--keys', keys, '--device', dev.id, '--port', pty.b, '--rate', '40', '--max-frames', String(N), '--noise', '0.01', '--seed', '42',
-        '--resend-ms', '200', '--gateway-key', gw.identity.did, '--gateway-id', 'gw-test', '--signer', 'node', '--status', '0.5'],
+      [
+        'bin/firmware-sim.js',
+        'serial',
+        '--keys',
+        keys,
+        '--device',
+        dev.id,
+        '--port',
+        pty.b,
+        '--rate',
+        '40',
+        '--max-frames',
+        String(N),
+        '--noise',
+        '0.01',
+        '--seed',
+        '42',
+        '--resend-ms',
+        '200',
+        '--gateway-key',
+        gw.identity.did,
+        '--gateway-id',
+        'gw-test',
+        '--signer',
+        'node',
+        '--status',
+        '0.5',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
@@ -105,7 +133,14 @@ describe.skipIf(skip)('serial over a pty', () => {
     const { pty, dev, gw, lines } = await setup();
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const commands: Uint8Array[] = [];
-    const link = new SerialDeviceLink(device, { path: pty.b, gatewayPublicKey: gw.identity.publicKey, gatewayId: 'gw-test', resendAfterMs: 300, reopenMs: 50, onCommand: (f) => commands.push(f) });
+    const link = new SerialDeviceLink(device, {
+      path: pty.b,
+      gatewayPublicKey: gw.identity.publicKey,
+      gatewayId: 'gw-test',
+      resendAfterMs: 300,
+      reopenMs: 50,
+      onCommand: (f) => commands.push(f),
+    });
     link.start();
     cleanups.push(() => link.stop());
     const N = 90;
@@ -133,7 +168,19 @@ describe.skipIf(skip)('serial over a pty', () => {
     expect(lines.some((l) => typeof l.msg === 'string' && l.msg.includes('closed (unplugged?)'))).toBe(true);
 
     // commands go down the same link
-    const cmd = signBody({ type: 'command', id: Uint8Array.of(1, 2, 3, 4), target: dev.id, actuator: 'relay', value: true, expires: Date.now() + 60_000, issued: Date.now() }, 'gw-test', gw.identity.sign);
+    const cmd = signBody(
+      {
+        type: 'command',
+        id: Uint8Array.of(1, 2, 3, 4),
+        target: dev.id,
+        actuator: 'relay',
+        value: true,
+        expires: Date.now() + 60_000,
+        issued: Date.now(),
+      },
+      'gw-test',
+      gw.identity.sign,
+    );
     expect(await gw.serial!.send(dev.id, cmd)).toBe(true);
     expect(await gw.serial!.send('nobody', cmd)).toBe(false);
     await waitFor(() => commands.length === 1, 3000, 'command at the device');
@@ -153,7 +200,14 @@ describe.skipIf(skip)('serial over a pty', () => {
       mkdirSync(join(port, 'tty', tty), { recursive: true });
       mkdirSync(join(sys, 'bus', 'usb-serial', 'drivers', 'cp210x'), { recursive: true });
       mkdirSync(join(sys, 'class', 'tty'), { recursive: true });
-      for (const [f, v] of Object.entries({ idVendor: '10c4', idProduct: 'ea60', serial: 'A1B2', manufacturer: 'Silicon Labs', product: 'CP2102 USB to UART Bridge Controller' })) writeFileSync(join(usb, f), v + '\n');
+      for (const [f, v] of Object.entries({
+        idVendor: '10c4',
+        idProduct: 'ea60',
+        serial: 'A1B2',
+        manufacturer: 'Silicon Labs',
+        product: 'CP2102 USB to UART Bridge Controller',
+      }))
+        writeFileSync(join(usb, f), v + '\n');
       symlinkSync(join(sys, 'bus', 'usb-serial', 'drivers', 'cp210x'), join(port, 'driver'));
       symlinkSync(port, join(port, 'tty', tty, 'device'));
       symlinkSync(join(port, 'tty', tty), join(sys, 'class', 'tty', tty));
@@ -162,17 +216,37 @@ describe.skipIf(skip)('serial over a pty', () => {
     plugAdapter('ttyUSB0');
     await pty.plug(join(devRoot, 'ttyUSB0'), join(tmp.dir, 'mcu'));
     const listed = await listSerialPorts({ udev: false, sysRoot: sys, devRoot });
-    expect(listed).toEqual([expect.objectContaining({ path: join(devRoot, 'ttyUSB0'), vendorId: '10c4', productId: 'ea60', serialNumber: 'A1B2', driver: 'cp210x' })]);
+    expect(listed).toEqual([
+      expect.objectContaining({
+        path: join(devRoot, 'ttyUSB0'),
+        vendorId: '10c4',
+        productId: 'ea60',
+        serialNumber: 'A1B2',
+        driver: 'cp210x',
+      }),
+    ]);
 
     const { log } = memoryLogger();
     const serial = SerialTransport.start(
-      { ports: [{ vendorId: '10C4', productId: 'ea60', serialNumber: 'A1B2', baudRate: 921600, device: dev.id }], gatewayId: 'gw-test', sign: gw.identity.sign, reconnectMinMs: 50, reconnectMaxMs: 200, list: () => listSerialPorts({ udev: false, sysRoot: sys, devRoot }) },
+      {
+        ports: [{ vendorId: '10C4', productId: 'ea60', serialNumber: 'A1B2', baudRate: 921600, device: dev.id }],
+        gatewayId: 'gw-test',
+        sign: gw.identity.sign,
+        reconnectMinMs: 50,
+        reconnectMaxMs: 200,
+        list: () => listSerialPorts({ udev: false, sysRoot: sys, devRoot }),
+      },
       gw.ingest,
       log,
     );
     cleanups.push(() => serial.close());
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
-    const link = new SerialDeviceLink(device, { path: join(tmp.dir, 'mcu'), gatewayPublicKey: gw.identity.publicKey, resendAfterMs: 300, reopenMs: 50 });
+    const link = new SerialDeviceLink(device, {
+      path: join(tmp.dir, 'mcu'),
+      gatewayPublicKey: gw.identity.publicKey,
+      resendAfterMs: 300,
+      reopenMs: 50,
+    });
     link.start();
     cleanups.push(() => link.stop());
     for (let i = 0; i < 20; i++) link.send(device.nextFrame());
@@ -197,7 +271,11 @@ describe.skipIf(skip)('serial over a pty', () => {
     const pending: Array<(o: IngestOutcome) => void> = [];
     const ingest = { submit: () => new Promise<IngestOutcome>((r) => pending.push(r)) } as unknown as IngestPipeline;
     const { log } = memoryLogger();
-    const serial = SerialTransport.start({ ports: [{ path: pty.a, baudRate: 115200 }], gatewayId: 'gw-test', sign: gw.identity.sign, reconnectMinMs: 50 }, ingest, log);
+    const serial = SerialTransport.start(
+      { ports: [{ path: pty.a, baudRate: 115200 }], gatewayId: 'gw-test', sign: gw.identity.sign, reconnectMinMs: 50 },
+      ingest,
+      log,
+    );
     cleanups.push(() => serial.close());
     const { port, acks } = deviceEnd(pty.b);
     await waitFor(() => serial.links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
@@ -230,7 +308,11 @@ describe.skipIf(skip)('serial over a pty', () => {
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const frames = Array.from({ length: 1100 }, () => device.nextFrame());
     // A forgery naming the device's next (boot, seq), signed with another key.
-    const forged = signBody({ type: 'reading', boot: frames[0]!.boot, seq: frames[0]!.seq, records: [{ n: 't', v: 1 }] }, dev.id, (m) => signEd25519(new Uint8Array(32).fill(7), m));
+    const forged = signBody(
+      { type: 'reading', boot: frames[0]!.boot, seq: frames[0]!.seq, records: [{ n: 't', v: 1 }] },
+      dev.id,
+      (m) => signEd25519(new Uint8Array(32).fill(7), m),
+    );
     port.write(Buffer.from(encodeSerialFrame(forged)));
     await waitFor(() => gw.ingest.stats.rejected.get('bad-signature') === 1, 5000, 'forgery rejected');
     // The newest frame first, so the oldest is then older than the 1024-frame window: a replay.

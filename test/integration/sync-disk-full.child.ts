@@ -30,12 +30,22 @@ const keys = seeds.map((s) => publicKeyFromSeed(s));
 const open = (dir: string, i: number) => {
   const store = Store.open(dir);
   store.devices.putSync(dev.id, { id: dev.id, publicKey: dev.publicKeyHex, enrolledAt: 1 });
-  return { store, log: new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seeds[i]!, m), knownAuthors: keys }) };
+  return {
+    store,
+    log: new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seeds[i]!, m), knownAuthors: keys }),
+  };
 };
 const a = open(mkdtempSync(join(tmpdir(), 'outpost-full-a-')), 0);
 const b = open(bDir, 1);
 const BLOCKS = 60;
-for (let k = 0; k < BLOCKS; k++) a.log.appendFrames(Array.from({ length: 100 }, (_, i) => ({ frame: dev.frame(1, k * 100 + i), rxTime: Date.now(), transport: 'mqtt' })));
+for (let k = 0; k < BLOCKS; k++)
+  a.log.appendFrames(
+    Array.from({ length: 100 }, (_, i) => ({
+      frame: dev.frame(1, k * 100 + i),
+      rxTime: Date.now(),
+      transport: 'mqtt',
+    })),
+  );
 await a.log.durable();
 
 let received = 0;
@@ -55,7 +65,10 @@ async function exchange(growAt?: number): Promise<{ applied: number; equal: bool
     flight = next;
     toB = !toB;
   }
-  const durable = await b.log.durable().then(() => true, () => false);
+  const durable = await b.log.durable().then(
+    () => true,
+    () => false,
+  );
   return { applied: sb.stats.applied, equal: sb.stats.equal, durable };
 }
 
@@ -66,6 +79,17 @@ const third = await exchange();
 await b.store.close();
 const reopened = open(bDir, 1);
 const audit = auditLog(reopened.log);
-console.log(JSON.stringify({ commitFailures, first, second, third, faults: audit.faultsByCode, frames: audit.uniqueFrames, equal: reopened.log.headsDigest() === a.log.headsDigest(), expected: BLOCKS * 100 }));
+console.log(
+  JSON.stringify({
+    commitFailures,
+    first,
+    second,
+    third,
+    faults: audit.faultsByCode,
+    frames: audit.uniqueFrames,
+    equal: reopened.log.headsDigest() === a.log.headsDigest(),
+    expected: BLOCKS * 100,
+  }),
+);
 await reopened.store.close();
 await a.store.close();

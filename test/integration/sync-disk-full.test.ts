@@ -19,7 +19,9 @@ describe.runIf(mounted)('sync into a gateway whose disk fills and frees mid-exch
 
   it('leaves no hole: what failed to commit is forgotten and comes back with the next exchange (gateway/log: conditional apply)', async () => {
     const child = new URL('./sync-disk-full.child.ts', import.meta.url).pathname;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', child, bDir], { maxBuffer: 1 << 20 });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', child, bDir], {
+      maxBuffer: 1 << 20,
+    });
     const r = JSON.parse(stdout.trim().split('\n').pop()!) as {
       commitFailures: number;
       second: { applied: number };

@@ -93,7 +93,8 @@ async function cutExchange(a: BlockLog, b: BlockLog, limit: number): Promise<voi
   await Promise.all([a.settled(), b.settled()]);
 }
 
-const view = (r: Replica): string[] => [...r.log.frameView()].map((v) => `${v.device}/${v.boot}/${v.seq}@${v.block}:${v.index}`);
+const view = (r: Replica): string[] =>
+  [...r.log.frameView()].map((v) => `${v.device}/${v.boot}/${v.seq}@${v.block}:${v.index}`);
 
 type Op =
   | { op: 'ingest'; r: number; frames: [number, number, number][] }
@@ -104,11 +105,50 @@ type Op =
 
 const opArb = (n: number): fc.Arbitrary<Op> =>
   fc.oneof(
-    { weight: 4, arbitrary: fc.record({ op: fc.constant('ingest' as const), r: fc.nat(n - 1), frames: fc.array(fc.tuple(fc.nat(2), fc.integer({ min: 1, max: 2 }), fc.nat(15)), { minLength: 1, maxLength: 6 }) }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('partition' as const), groups: fc.array(fc.nat(2), { minLength: n, maxLength: n }) }) },
-    { weight: 3, arbitrary: fc.record({ op: fc.constant('sync' as const), i: fc.nat(n - 1), j: fc.nat(n - 1), probe: fc.boolean() }) },
-    { weight: 1, arbitrary: fc.record({ op: fc.constant('cut' as const), i: fc.nat(n - 1), j: fc.nat(n - 1), limit: fc.integer({ min: 1, max: 6 }) }) },
-    { weight: 2, arbitrary: fc.record({ op: fc.constant('retain' as const), r: fc.nat(n - 1), frac: fc.double({ min: 0, max: 1, noNaN: true }) }) },
+    {
+      weight: 4,
+      arbitrary: fc.record({
+        op: fc.constant('ingest' as const),
+        r: fc.nat(n - 1),
+        frames: fc.array(fc.tuple(fc.nat(2), fc.integer({ min: 1, max: 2 }), fc.nat(15)), {
+          minLength: 1,
+          maxLength: 6,
+        }),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant('partition' as const),
+        groups: fc.array(fc.nat(2), { minLength: n, maxLength: n }),
+      }),
+    },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        op: fc.constant('sync' as const),
+        i: fc.nat(n - 1),
+        j: fc.nat(n - 1),
+        probe: fc.boolean(),
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        op: fc.constant('cut' as const),
+        i: fc.nat(n - 1),
+        j: fc.nat(n - 1),
+        limit: fc.integer({ min: 1, max: 6 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        op: fc.constant('retain' as const),
+        r: fc.nat(n - 1),
+        frac: fc.double({ min: 0, max: 1, noNaN: true }),
+      }),
+    },
   );
 
 /** A replica's own low-water mark at a random point of its own stream (issue 5: retention). */
@@ -139,7 +179,13 @@ describe('sync engine', () => {
       fc.asyncProperty(
         fc
           .tuple(fc.integer({ min: 2, max: 4 }), fc.boolean())
-          .chain(([k, twin]) => fc.tuple(fc.constant(k + (twin ? 1 : 0)), fc.constant(twin), fc.array(opArb(k + (twin ? 1 : 0)), { minLength: 1, maxLength: 30 }))),
+          .chain(([k, twin]) =>
+            fc.tuple(
+              fc.constant(k + (twin ? 1 : 0)),
+              fc.constant(twin),
+              fc.array(opArb(k + (twin ? 1 : 0)), { minLength: 1, maxLength: 30 }),
+            ),
+          ),
         async ([n, twin, ops]) => {
           const rs = replicas(n - (twin ? 1 : 0), twin);
           let retained = false;
@@ -184,11 +230,16 @@ describe('sync engine', () => {
               expect(belowMarks(r)).toEqual([]);
               if (retained) expect(auditLog(r.log).faults).toEqual([]);
             }
-            if (twin && rs[0]!.heard.size > 0 && rs[n - 1]!.heard.size > 0) expect(auditLog(rs[1]!.log).faults).toEqual([]);
+            if (twin && rs[0]!.heard.size > 0 && rs[n - 1]!.heard.size > 0)
+              expect(auditLog(rs[1]!.log).faults).toEqual([]);
             // Now equal: the probe is one small message each way.
             if (n > 1) {
               const x = await exchange(rs[n - 1]!.log, rs[0]!.log, { probe: true });
-              expect(x).toMatchObject({ flights: 2, initiator: { equal: true, bytesSent: 36 }, responder: { bytesSent: 2 } });
+              expect(x).toMatchObject({
+                flights: 2,
+                initiator: { equal: true, bytesSent: 36 },
+                responder: { bytesSent: 2 },
+              });
             }
           } finally {
             for (const r of rs) await r.log.settled().catch(() => {});
@@ -211,8 +262,14 @@ describe('sync engine', () => {
     await a!.log.durable();
     expect((await exchange(a!.log, b!.log)).initiator.blocksSent).toBe(4); // 3 enrolments, 1 frames block
     for (let k = 0; k < 10; k++) {
-      ingest(a!, Array.from({ length: 64 }, (_, i) => [i % 3, 2, 1000 + k * 64 + i] as [number, number, number]));
-      ingest(b!, Array.from({ length: 64 }, (_, i) => [i % 3, 3, 1000 + k * 64 + i] as [number, number, number]));
+      ingest(
+        a!,
+        Array.from({ length: 64 }, (_, i) => [i % 3, 2, 1000 + k * 64 + i] as [number, number, number]),
+      );
+      ingest(
+        b!,
+        Array.from({ length: 64 }, (_, i) => [i % 3, 3, 1000 + k * 64 + i] as [number, number, number]),
+      );
     }
     await Promise.all([a!.log.durable(), b!.log.durable()]);
     const x = await exchange(a!.log, b!.log);
@@ -223,7 +280,9 @@ describe('sync engine', () => {
     const blockBytes = x.initiator.blockBytesSent + x.responder.blockBytesSent;
     const syncBytes = x.initiator.bytesSent + x.responder.bytesSent;
     expect(syncBytes / blockBytes).toBeLessThan(1.05);
-    console.log(`sync: ${syncBytes} bytes for ${blockBytes} bytes of missing blocks (${(syncBytes / blockBytes).toFixed(4)}), ${x.flights} flights`);
+    console.log(
+      `sync: ${syncBytes} bytes for ${blockBytes} bytes of missing blocks (${(syncBytes / blockBytes).toFixed(4)}), ${x.flights} flights`,
+    );
     expect(a!.log.headsDigest()).toBe(b!.log.headsDigest());
     const again = await exchange(b!.log, a!.log);
     expect(again).toMatchObject({ flights: 2, initiator: { equal: true }, responder: { equal: true } });
@@ -250,6 +309,8 @@ describe('sync engine', () => {
     const y = await exchange(b!.log, a!.log);
     expect(y.initiator.rejected).toEqual([]);
     expect(b!.log.headsDigest()).toBe(a!.log.headsDigest());
-    expect(b!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes).toEqual([hashHex(Buffer.from(a!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes[0]!, 'hex'))]);
+    expect(b!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes).toEqual([
+      hashHex(Buffer.from(a!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes[0]!, 'hex')),
+    ]);
   });
 });

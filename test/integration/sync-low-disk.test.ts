@@ -39,7 +39,12 @@ function replicas(): [BlockLog, BlockLog] {
 }
 
 /** One exchange a → b, message by message; `onMessage` runs after each message b receives. */
-async function exchange(a: BlockLog, b: BlockLog, guard: FreeSpaceGuard, onMessage = (_n: number) => {}): Promise<SyncSession> {
+async function exchange(
+  a: BlockLog,
+  b: BlockLog,
+  guard: FreeSpaceGuard,
+  onMessage = (_n: number) => {},
+): Promise<SyncSession> {
   const sa = new SyncSession(a);
   const sb = new SyncSession(b, guard);
   let flight = sa.open();
@@ -61,7 +66,14 @@ async function exchange(a: BlockLog, b: BlockLog, guard: FreeSpaceGuard, onMessa
 describe('sync with the free-space guard', () => {
   it('applies nothing below the floor (sticky for the exchange), then everything on the next exchange', async () => {
     const [a, b] = replicas();
-    for (let k = 0; k < 10; k++) a.appendFrames(Array.from({ length: 5 }, (_, i) => ({ frame: dev.frame(1, k * 5 + i), rxTime: 1_760_000_000_000 + k, transport: 'mqtt' })));
+    for (let k = 0; k < 10; k++)
+      a.appendFrames(
+        Array.from({ length: 5 }, (_, i) => ({
+          frame: dev.frame(1, k * 5 + i),
+          rxTime: 1_760_000_000_000 + k,
+          transport: 'mqtt',
+        })),
+      );
     await a.durable();
     let free = 1_000;
     const guard = new FreeSpaceGuard('/unused', { minFreeBytes: 4_096, intervalMs: 0, freeBytes: () => free });
@@ -89,13 +101,20 @@ describe('restore before authoring on a low disk', () => {
   // before it writes; on a disk below the floor it could restore nothing (siblings' blocks are
   // deferred), so it refuses to start rather than author a fork of its own chains.
   it('an empty store below ingest.minFreeBytes refuses to start, naming the reason; with room it starts', async () => {
-    const peer = { id: 'gw-b', publicKey: Buffer.from(publicKeyFromSeed(randomBytes(32))).toString('hex'), url: 'tcp://127.0.0.1:9' };
+    const peer = {
+      id: 'gw-b',
+      publicKey: Buffer.from(publicKeyFromSeed(randomBytes(32))).toString('hex'),
+      url: 'tcp://127.0.0.1:9',
+    };
     const sync = { enabled: true, host: '127.0.0.1', port: 0, peers: [peer] };
     const { dir, cleanup } = tempDir('outpost-restore-low-');
     closers.push(async () => cleanup());
     // A floor of 1 TiB: this box is below it.
     await expect(startTestGateway(dir, [], { sync, ingest: { minFreeBytes: 2 ** 40 } })).rejects.toThrow(
-      expect.objectContaining({ name: 'RestoreError', message: expect.stringMatching(/none of its own blocks.*below ingest\.minFreeBytes.*fork/) }),
+      expect.objectContaining({
+        name: 'RestoreError',
+        message: expect.stringMatching(/none of its own blocks.*below ingest\.minFreeBytes.*fork/),
+      }),
     );
     const { gw } = await startTestGateway(dir, [], { sync, ingest: { minFreeBytes: 1 } });
     await gw.stop();

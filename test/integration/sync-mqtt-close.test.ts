@@ -18,7 +18,8 @@ import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { freePort, tempDir, waitFor } from '../helpers/env.js';
 
 // CI installs mosquitto (.ci/run); without it locally this is skipped, in CI it fails.
-const haveMosquitto = spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined || process.env.CI !== undefined;
+const haveMosquitto =
+  spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined || process.env.CI !== undefined;
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -38,11 +39,15 @@ async function startMosquitto(): Promise<{ url: string; proc: ChildProcess }> {
     proc.kill('SIGKILL');
   });
   const url = `mqtt://127.0.0.1:${port}`;
-  await waitFor(async () => {
-    const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
-    await c?.endAsync();
-    return c !== undefined;
-  }, 10_000, 'mosquitto up');
+  await waitFor(
+    async () => {
+      const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
+      await c?.endAsync();
+      return c !== undefined;
+    },
+    10_000,
+    'mosquitto up',
+  );
   return { url, proc };
 }
 
@@ -52,10 +57,16 @@ describe.runIf(haveMosquitto)('sync bus close', () => {
     const seed = randomBytes(32);
     const bus = await clientBus(url, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) });
     mosq.kill('SIGSTOP'); // frozen: the publish below stays unacked
-    const unacked = bus.publish('outpost/v1/sync/aa/bb/i', Uint8Array.of(1, 2, 3)).then(() => 'acked', () => 'failed');
+    const unacked = bus.publish('outpost/v1/sync/aa/bb/i', Uint8Array.of(1, 2, 3)).then(
+      () => 'acked',
+      () => 'failed',
+    );
     await new Promise((r) => setTimeout(r, 100));
     const t0 = Date.now();
-    const closed = await Promise.race([bus.close().then(() => true), new Promise<false>((r) => setTimeout(() => r(false), 2000))]);
+    const closed = await Promise.race([
+      bus.close().then(() => true),
+      new Promise<false>((r) => setTimeout(() => r(false), 2000)),
+    ]);
     expect(closed).toBe(true);
     expect(Date.now() - t0).toBeLessThan(2000);
     // …and the publish left in flight fails rather than pending forever (a session awaiting it would never end).
@@ -79,7 +90,10 @@ describe.runIf(haveMosquitto)('sync bus close', () => {
     await waitFor(() => down, 5000, 'connection lost');
     const peer = publicKeyFromSeed(randomBytes(32));
     // mqtt.js keeps the auth-hello pending while offline; the link idles out after 500 ms.
-    const dial = syncOverMqtt(bus, peer, { log, identity, peers: [peer], idleTimeoutMs: 500 }).then(() => 'ended', () => 'failed');
+    const dial = syncOverMqtt(bus, peer, { log, identity, peers: [peer], idleTimeoutMs: 500 }).then(
+      () => 'ended',
+      () => 'failed',
+    );
     expect(await Promise.race([dial, new Promise((r) => setTimeout(() => r('hung'), 3000))])).toBe('failed');
   });
 
@@ -90,7 +104,11 @@ describe.runIf(haveMosquitto)('sync bus close', () => {
     cleanups.push(() => void server.close());
     const url = `mqtt://127.0.0.1:${(server.address() as { port: number }).port}`;
     const seed = randomBytes(32);
-    const attempt = clientBus(url, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) }, { connectTimeoutMs: 2000 }).then(
+    const attempt = clientBus(
+      url,
+      { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) },
+      { connectTimeoutMs: 2000 },
+    ).then(
       () => 'connected',
       () => 'failed',
     );

@@ -15,7 +15,8 @@ import { GatewayNode, Mosquitto } from '../chaos/cluster.js';
 import { freePort, tempDir } from '../helpers/env.js';
 
 // CI installs mosquitto (.ci/run); without it locally this is skipped, in CI it fails.
-const haveMosquitto = spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined || process.env.CI !== undefined;
+const haveMosquitto =
+  spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined || process.env.CI !== undefined;
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();

@@ -28,7 +28,12 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-const frames = (boot: number, n: number): FrameEntry[] => Array.from({ length: n }, (_, i) => ({ frame: dev.frame(boot, i), rxTime: 1_760_000_000_000 + i, transport: 'mqtt' }));
+const frames = (boot: number, n: number): FrameEntry[] =>
+  Array.from({ length: n }, (_, i) => ({
+    frame: dev.frame(boot, i),
+    rxTime: 1_760_000_000_000 + i,
+    transport: 'mqtt',
+  }));
 
 /** A data dir with its gateway identity created up front, so siblings can name its key. */
 function dataDir(id: string): { dir: string; key: Uint8Array; hex: string } {
@@ -40,17 +45,24 @@ function dataDir(id: string): { dir: string; key: Uint8Array; hex: string } {
 
 const logs = new Map<Gateway, Record<string, unknown>[]>();
 async function gateway(id: string, d: { dir: string }, sync: Record<string, unknown>): Promise<Gateway> {
-  const { gw, lines } = await startTestGateway(d.dir, devices, { gateway: { id, dataDir: d.dir }, sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync } });
+  const { gw, lines } = await startTestGateway(d.dir, devices, {
+    gateway: { id, dataDir: d.dir },
+    sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync },
+  });
   closers.push(() => gw.stop());
   logs.set(gw, lines);
   return gw;
 }
 
 async function converge(a: Gateway, b: Gateway): Promise<void> {
-  await waitFor(async () => {
-    await a.siblings!.round(false);
-    return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
-  }, 15_000, 'heads digests equal');
+  await waitFor(
+    async () => {
+      await a.siblings!.round(false);
+      return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
+    },
+    15_000,
+    'heads digests equal',
+  );
   // The responder applies as blocks arrive; the frames view reads what is committed.
   await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
 }
@@ -80,9 +92,17 @@ describe('sync over MQTT', () => {
     expect(heard.filter((t) => t.startsWith('outpost/v1/sync/'))).toEqual([]);
 
     // Equal now: one probe each way.
-    const bus = await clientBus(url, { publicKey: da.key, sign: (m) => GatewayIdentity.loadOrCreate('gw-a', da.dir).sign(m) });
+    const bus = await clientBus(url, {
+      publicKey: da.key,
+      sign: (m) => GatewayIdentity.loadOrCreate('gw-a', da.dir).sign(m),
+    });
     closers.push(() => bus.close());
-    const again = await syncOverMqtt(bus, db.key, { log: a.blockLog!, identity: { publicKey: da.key, sign: GatewayIdentity.loadOrCreate('gw-a', da.dir).sign }, peers: [db.key], probe: true });
+    const again = await syncOverMqtt(bus, db.key, {
+      log: a.blockLog!,
+      identity: { publicKey: da.key, sign: GatewayIdentity.loadOrCreate('gw-a', da.dir).sign },
+      peers: [db.key],
+      probe: true,
+    });
     expect(again.stats).toMatchObject({ equal: true, messagesSent: 1, messagesReceived: 1 });
 
     // An unknown gateway cannot log in to B's broker as a sync sibling...
@@ -98,7 +118,11 @@ describe('sync over MQTT', () => {
     closers.push(() => rogue.endAsync());
     rogue.on('message', (t) => replies.push(t));
     await rogue.subscribeAsync(syncTopic(db.hex, session, 'r'), { qos: 1 });
-    await rogue.publishAsync(syncTopic(db.hex, session, 'i'), Buffer.from(encodeAuthMessage({ type: 'auth-hello', publicKey: c.publicKey, nonce: randomBytes(32) })), { qos: 1 });
+    await rogue.publishAsync(
+      syncTopic(db.hex, session, 'i'),
+      Buffer.from(encodeAuthMessage({ type: 'auth-hello', publicKey: c.publicKey, nonce: randomBytes(32) })),
+      { qos: 1 },
+    );
     await new Promise((r) => setTimeout(r, 300));
     expect(replies).toEqual([]);
     const msgs = logs.get(b)!.map((l) => String(l.msg));
@@ -110,14 +134,24 @@ describe('sync over MQTT', () => {
     const [da, db, dc] = [dataDir('gw-a'), dataDir('gw-b'), dataDir('gw-c')];
     // B lets C's key log in to its broker (C is a sync peer entry) but the responder check is the same list,
     // so to test the end-to-end refusal, C dials A's key through B's broker: A is not listening there.
-    const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }, { id: 'gw-c', publicKey: dc.hex }] });
+    const b = await gateway('gw-b', db, {
+      peers: [
+        { id: 'gw-a', publicKey: da.hex },
+        { id: 'gw-c', publicKey: dc.hex },
+      ],
+    });
     const url = `mqtt://127.0.0.1:${b.broker!.port}`;
     const cId = GatewayIdentity.loadOrCreate('gw-c', dc.dir);
     const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url }], brokers: [url] });
     // A answers on B's broker (brokers:), and A knows only B: C is an unknown gateway to A.
     const bus = await clientBus(url, cId);
     closers.push(() => bus.close());
-    const err = await syncOverMqtt(bus, da.key, { log: b.blockLog!, identity: cId, peers: [da.key], idleTimeoutMs: 5000 }).catch((e: unknown) => e);
+    const err = await syncOverMqtt(bus, da.key, {
+      log: b.blockLog!,
+      identity: cId,
+      peers: [da.key],
+      idleTimeoutMs: 5000,
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LinkError);
     expect((err as LinkError).code).toBe('refused');
     expect(a.blockLog!.blockCount()).toBe(0);
@@ -140,7 +174,9 @@ describe('sync over MQTT', () => {
       if (++applied === 5) void bus.close(); // the connection goes away mid-exchange
       return r;
     };
-    const first = await syncOverMqtt(bus, db.key, { log, identity: aId, peers: [db.key], idleTimeoutMs: 5000 }).catch((e: unknown) => e);
+    const first = await syncOverMqtt(bus, db.key, { log, identity: aId, peers: [db.key], idleTimeoutMs: 5000 }).catch(
+      (e: unknown) => e,
+    );
     log.apply = origApply;
     await log.durable();
     expect(first).toBeInstanceOf(LinkError);
@@ -168,11 +204,17 @@ describe('sync over MQTT', () => {
         await new Promise((r) => mosq.once('exit', r));
       }
     });
-    await waitFor(async () => {
-      const s = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
-      await s?.endAsync();
-      return s !== undefined;
-    }, 10_000, 'mosquitto up');
+    await waitFor(
+      async () => {
+        const s = await mqtt
+          .connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 500 })
+          .catch(() => undefined);
+        await s?.endAsync();
+        return s !== undefined;
+      },
+      10_000,
+      'mosquitto up',
+    );
     const url = `mqtt://127.0.0.1:${port}`;
     const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
     const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }], brokers: [url] });
@@ -189,18 +231,29 @@ describe('sync over MQTT', () => {
   it('peers take url tcp://host:port as well as host/port; a malformed url or both forms are config errors', async () => {
     const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
     const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }] });
-    const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` }] });
+    const a = await gateway('gw-a', da, {
+      peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` }],
+    });
     a.blockLog!.appendFrames(frames(9, 10));
     await a.blockLog!.durable();
     await converge(a, b);
     expect([...b.blockLog!.frameView()]).toHaveLength(10);
-    const cfg = (peer: Record<string, unknown>, extra: Record<string, unknown> = {}) => () =>
-      validateConfig({ gateway: { id: 'gw-x', dataDir: '/tmp/x' }, sync: { peers: [{ id: 'gw-b', publicKey: db.hex, ...peer }], ...extra } });
+    const cfg =
+      (peer: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      () =>
+        validateConfig({
+          gateway: { id: 'gw-x', dataDir: '/tmp/x' },
+          sync: { peers: [{ id: 'gw-b', publicKey: db.hex, ...peer }], ...extra },
+        });
     expect(cfg({ url: 'http://10.0.0.1:80' })).toThrow(ConfigError);
     expect(cfg({ url: 'mqtt://broker' })).toThrow(ConfigError);
     expect(cfg({ url: 'tcp://10.0.0.1:7878', host: '10.0.0.1', port: 7878 })).toThrow(ConfigError);
     expect(cfg({}, { brokers: ['tcp://10.0.0.1:1883'] })).toThrow(ConfigError);
-    expect(cfg({ url: 'mqtt://broker.site:1883' }, { brokers: ['mqtt://broker.site:1883'] })()).toMatchObject({ sync: { peers: [{ url: 'mqtt://broker.site:1883' }], brokers: ['mqtt://broker.site:1883'] } });
-    expect(cfg({ host: '10.0.0.1', port: 7878 })()).toMatchObject({ sync: { peers: [{ host: '10.0.0.1', port: 7878 }] } });
+    expect(cfg({ url: 'mqtt://broker.site:1883' }, { brokers: ['mqtt://broker.site:1883'] })()).toMatchObject({
+      sync: { peers: [{ url: 'mqtt://broker.site:1883' }], brokers: ['mqtt://broker.site:1883'] },
+    });
+    expect(cfg({ host: '10.0.0.1', port: 7878 })()).toMatchObject({
+      sync: { peers: [{ host: '10.0.0.1', port: 7878 }] },
+    });
   });
 });

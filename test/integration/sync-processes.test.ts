@@ -21,7 +21,8 @@ import { freePort, tempDir } from '../helpers/env.js';
 import { type GatewayProcess, startGatewayProcess, stopGatewayProcess } from '../helpers/process.js';
 
 const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
-const cli = async (args: string[]): Promise<string> => (await promisify(execFile)(process.execPath, [bin, ...args])).stdout;
+const cli = async (args: string[]): Promise<string> =>
+  (await promisify(execFile)(process.execPath, [bin, ...args])).stdout;
 
 const running: GatewayProcess[] = [];
 const cleanups: (() => void)[] = [];
@@ -31,7 +32,10 @@ afterEach(async () => {
 });
 
 async function publish(port: number, dev: ReturnType<typeof testDevice>, boot: number, seqs: number[]): Promise<void> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `${dev.id}-${port}-${boot}`, reconnectPeriod: 0 });
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: `${dev.id}-${port}-${boot}`,
+    reconnectPeriod: 0,
+  });
   await Promise.all(seqs.map((s) => c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(boot, s)), { qos: 1 })));
   await c.endAsync();
 }
@@ -88,7 +92,8 @@ describe('sibling sync between gateway processes', () => {
       publish(gws[1]!.port, devices[1]!, 1, [...Array(20).keys()]),
       publish(gws[2]!.port, devices[2]!, 1, [...Array(20).keys()]),
     ]);
-    const digest = async (i: number): Promise<string> => JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[i]!.file])).digest as string;
+    const digest = async (i: number): Promise<string> =>
+      JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[i]!.file])).digest as string;
     const converged = async (): Promise<boolean> => {
       const d = await Promise.all([0, 1, 2].map(digest));
       return d[0] === d[1] && d[1] === d[2];
@@ -107,7 +112,9 @@ describe('sibling sync between gateway processes', () => {
 
     // Gateway 2's SD card dies: same identity, empty store. It pulls its own chain back
     // before it authors anything, so its next block continues the chain (no equivocation).
-    const before = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[2]!.file])) as { heads: { author: string; seq: number }[] };
+    const before = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[2]!.file])) as {
+      heads: { author: string; seq: number }[];
+    };
     const ownSeq = before.heads.find((h) => h.author === keys[2])!.seq;
     again.child.kill('SIGKILL');
     await new Promise((r) => again.child.once('exit', r));
@@ -117,7 +124,9 @@ describe('sibling sync between gateway processes', () => {
     expect(restored.logs.some((l) => l.msg === "restored this gateway's own streams from siblings")).toBe(true);
     await publish(restored.port, devices[2]!, 3, [...Array(5).keys()]);
     expect(await until(converged, 20_000)).toBe(true);
-    const after = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[0]!.file])) as { heads: { author: string; seq: number; hashes: string[] }[] };
+    const after = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[0]!.file])) as {
+      heads: { author: string; seq: number; hashes: string[] }[];
+    };
     const own = after.heads.find((h) => h.author === keys[2])!;
     expect(own.seq).toBeGreaterThan(ownSeq);
     expect(own.hashes).toHaveLength(1);

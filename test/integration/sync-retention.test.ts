@@ -28,29 +28,64 @@ function dataDir(id: string): { dir: string; key: Uint8Array; hex: string } {
   return { dir, key, hex: toHex(key) };
 }
 
-async function gateway(id: string, d: { dir: string }, extra: Record<string, unknown>, sync: Record<string, unknown>): Promise<Gateway> {
-  const { gw } = await startTestGateway(d.dir, devices, { gateway: { id, dataDir: d.dir }, ...extra, sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync } });
+async function gateway(
+  id: string,
+  d: { dir: string },
+  extra: Record<string, unknown>,
+  sync: Record<string, unknown>,
+): Promise<Gateway> {
+  const { gw } = await startTestGateway(d.dir, devices, {
+    gateway: { id, dataDir: d.dir },
+    ...extra,
+    sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync },
+  });
   closers.push(() => gw.stop());
   return gw;
 }
 
 const seqs = (gw: Gateway): number[] => [...gw.blockLog!.frameView()].map((v) => v.seq).sort((a, b) => a - b);
-const view = (gw: Gateway): string[] => [...gw.blockLog!.frameView()].map((v) => `${v.device}/${v.seq}@${v.block}:${v.index}`);
+const view = (gw: Gateway): string[] =>
+  [...gw.blockLog!.frameView()].map((v) => `${v.device}/${v.seq}@${v.block}:${v.index}`);
 
 async function converge(from: Gateway, to: Gateway): Promise<void> {
-  await waitFor(async () => {
-    await from.siblings!.round(false);
-    await Promise.all([from.blockLog!.settled(), to.blockLog!.settled()]);
-    return from.blockLog!.headsDigest() === to.blockLog!.headsDigest();
-  }, 15_000, 'heads digests equal');
+  await waitFor(
+    async () => {
+      await from.siblings!.round(false);
+      await Promise.all([from.blockLog!.settled(), to.blockLog!.settled()]);
+      return from.blockLog!.headsDigest() === to.blockLog!.headsDigest();
+    },
+    15_000,
+    'heads digests equal',
+  );
 }
 
 describe('retention between gateways', () => {
   it('a pruning gateway and a keep-forever sibling converge on its mark over TCP; a late sibling starts at the mark over MQTT; nothing pruned comes back', async () => {
     const [da, db, dc] = [dataDir('gw-a'), dataDir('gw-b'), dataDir('gw-c')];
-    const b = await gateway('gw-b', db, {}, { peers: [{ id: 'gw-a', publicKey: da.hex }, { id: 'gw-c', publicKey: dc.hex }] });
-    const a = await gateway('gw-a', da, { log: { retention: { default: '1s' } } }, { peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` }, { id: 'gw-c', publicKey: dc.hex }] });
-    for (let i = 0; i < 4; i++) expect((await a.ingest.submit(dev.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
+    const b = await gateway(
+      'gw-b',
+      db,
+      {},
+      {
+        peers: [
+          { id: 'gw-a', publicKey: da.hex },
+          { id: 'gw-c', publicKey: dc.hex },
+        ],
+      },
+    );
+    const a = await gateway(
+      'gw-a',
+      da,
+      { log: { retention: { default: '1s' } } },
+      {
+        peers: [
+          { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` },
+          { id: 'gw-c', publicKey: dc.hex },
+        ],
+      },
+    );
+    for (let i = 0; i < 4; i++)
+      expect((await a.ingest.submit(dev.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
     await converge(a, b);
     expect(seqs(b)).toEqual([0, 1, 2, 3]);
     await new Promise((r) => setTimeout(r, 1100));
@@ -66,7 +101,17 @@ describe('retention between gateways', () => {
     expect(seqs(b)).toEqual([4]);
     expect(view(b)).toEqual(view(a));
     // c starts empty and dials a through a's embedded aedes.
-    const c = await gateway('gw-c', dc, {}, { peers: [{ id: 'gw-a', publicKey: da.hex, url: `mqtt://127.0.0.1:${a.broker!.port}` }, { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` }] });
+    const c = await gateway(
+      'gw-c',
+      dc,
+      {},
+      {
+        peers: [
+          { id: 'gw-a', publicKey: da.hex, url: `mqtt://127.0.0.1:${a.broker!.port}` },
+          { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` },
+        ],
+      },
+    );
     await converge(c, a);
     expect(c.blockLog!.mark(a.blockLog!.author, 'default')).toBe(mark);
     // More rounds in every direction: no block below the mark returns anywhere.
@@ -78,7 +123,11 @@ describe('retention between gateways', () => {
     for (const g of [a, b, c]) {
       expect(g.blockLog!.headsDigest()).toBe(a.blockLog!.headsDigest());
       expect(view(g)).toEqual(view(a));
-      expect(g.blockLog!.streamBlocks(a.blockLog!.author, 'default').filter(([s, h]) => s < mark && g.blockLog!.lookup(h)!.kind === 'frames')).toEqual([]);
+      expect(
+        g
+          .blockLog!.streamBlocks(a.blockLog!.author, 'default')
+          .filter(([s, h]) => s < mark && g.blockLog!.lookup(h)!.kind === 'frames'),
+      ).toEqual([]);
       expect(auditLog(g.blockLog!).faults).toEqual([]);
     }
     expect([...a.store.queryFrames({})].map((f) => f.seq)).toEqual([4]); // a's own stored frames went with its blocks

@@ -32,7 +32,11 @@ const node = (seed: Uint8Array, peers: Uint8Array[]): Node => logNode(seed, peer
 const frameBytes = dev.frame(1, 0);
 const fill = (n: Node, blocks: number, perBlock: number): void => {
   for (let b = 0; b < blocks; b++) {
-    const entries: FrameEntry[] = Array.from({ length: perBlock }, (_, i) => ({ frame: frameBytes, rxTime: 1_760_000_000_000 + b * perBlock + i, transport: 'mqtt' }));
+    const entries: FrameEntry[] = Array.from({ length: perBlock }, (_, i) => ({
+      frame: frameBytes,
+      rxTime: 1_760_000_000_000 + b * perBlock + i,
+      transport: 'mqtt',
+    }));
     n.log.appendFrames(entries);
   }
 };
@@ -56,7 +60,11 @@ describe('streaming sync', () => {
     await a.log.settled();
     const reads = countReads(a.log);
     const s = new SyncSession(a.log);
-    const hello = encodeSyncMessage({ type: 'hello', digest: fromHex(b.log.headsDigest())!, vector: localVector(b.log) });
+    const hello = encodeSyncMessage({
+      type: 'hello',
+      digest: fromHex(b.log.headsDigest())!,
+      vector: localVector(b.log),
+    });
     const answer = s.receive(hello)[Symbol.iterator]();
     expect(reads.reads).toBe(0);
     expect(decodeSyncMessage(answer.next().value!).ok && s.stats.blocksSent).toBe(0); // the vector
@@ -73,7 +81,14 @@ describe('streaming sync', () => {
     // 120 blocks of 64 opaque 4 kB entries (≈ 256 kB each, ≈ 31 MB): far more than loopback
     // socket buffers hold (up to ≈ 4 MB each way here). The peer below never verifies them.
     const blob = (i: number): Uint8Array => new Uint8Array(4000).fill(i & 0xff);
-    for (let k = 0; k < 120; k++) a.log.appendFrames(Array.from({ length: 64 }, (_, i) => ({ frame: blob(k + i), rxTime: 1_760_000_000_000 + k, transport: 'mqtt' })));
+    for (let k = 0; k < 120; k++)
+      a.log.appendFrames(
+        Array.from({ length: 64 }, (_, i) => ({
+          frame: blob(k + i),
+          rxTime: 1_760_000_000_000 + k,
+          transport: 'mqtt',
+        })),
+      );
     await a.log.settled();
     const total = a.log.blockCount();
     const reads = countReads(a.log);
@@ -142,7 +157,14 @@ describe('streaming sync', () => {
     const b = node(bSeed, [publicKeyFromSeed(randomBytes(32))]);
     b.log.addKnownAuthor(a.identity.publicKey);
     // Distinct frames (b verifies and applies them).
-    for (let k = 0; k < 40; k++) a.log.appendFrames(Array.from({ length: 8 }, (_, i) => ({ frame: dev.frame(2, k * 8 + i), rxTime: 1_760_000_000_000, transport: 'mqtt' })));
+    for (let k = 0; k < 40; k++)
+      a.log.appendFrames(
+        Array.from({ length: 8 }, (_, i) => ({
+          frame: dev.frame(2, k * 8 + i),
+          rxTime: 1_760_000_000_000,
+          transport: 'mqtt',
+        })),
+      );
     await a.log.settled();
     const total = a.log.blockCount(); // 40 frames blocks + the enrolment
     // b says hello; a's answer is taken only as far as 15 blocks, then the link dies.

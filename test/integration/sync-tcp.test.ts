@@ -21,7 +21,12 @@ afterEach(async () => {
 type Node = LogNode;
 const node = (seed: Uint8Array, peers: Uint8Array[]): Node => logNode(seed, peers, [dev], closers);
 
-const frames = (boot: number, n: number): FrameEntry[] => Array.from({ length: n }, (_, i) => ({ frame: dev.frame(boot, i), rxTime: 1_760_000_000_000 + i, transport: 'serial' }));
+const frames = (boot: number, n: number): FrameEntry[] =>
+  Array.from({ length: n }, (_, i) => ({
+    frame: dev.frame(boot, i),
+    rxTime: 1_760_000_000_000 + i,
+    transport: 'serial',
+  }));
 
 describe('sync over TCP', () => {
   const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
@@ -29,7 +34,12 @@ describe('sync over TCP', () => {
 
   async function serve(n: Node, peers: Uint8Array[]) {
     const links: { peer?: string; error?: LinkError }[] = [];
-    const server = await SyncServer.listen('127.0.0.1', 0, { log: n.log, identity: n.identity, peers, onLink: (r) => links.push(r) });
+    const server = await SyncServer.listen('127.0.0.1', 0, {
+      log: n.log,
+      identity: n.identity,
+      peers,
+      onLink: (r) => links.push(r),
+    });
     closers.push(() => server.close());
     return { server, links };
   }
@@ -49,8 +59,19 @@ describe('sync over TCP', () => {
     expect(links[0]!.error).toBeUndefined();
     expect(b.log.headsDigest()).toBe(a.log.headsDigest());
     expect([...b.log.frameView()]).toHaveLength(160);
-    const again = await syncOverTcp('127.0.0.1', server.port, { log: a.log, identity: a.identity, peers: [kb], probe: true });
-    expect(again.stats).toMatchObject({ equal: true, messagesSent: 1, bytesSent: 36, messagesReceived: 1, bytesReceived: 2 });
+    const again = await syncOverTcp('127.0.0.1', server.port, {
+      log: a.log,
+      identity: a.identity,
+      peers: [kb],
+      probe: true,
+    });
+    expect(again.stats).toMatchObject({
+      equal: true,
+      messagesSent: 1,
+      bytesSent: 36,
+      messagesReceived: 1,
+      bytesReceived: 2,
+    });
   });
 
   it('refuses an unknown gateway and an impostor before any block moves', async () => {
@@ -61,11 +82,19 @@ describe('sync over TCP', () => {
     await c.log.durable();
     const { server, links } = await serve(b, [ka]);
     // c knows b, but b does not know c.
-    const unknown = await syncOverTcp('127.0.0.1', server.port, { log: c.log, identity: c.identity, peers: [kb] }).catch((e: unknown) => e);
+    const unknown = await syncOverTcp('127.0.0.1', server.port, {
+      log: c.log,
+      identity: c.identity,
+      peers: [kb],
+    }).catch((e: unknown) => e);
     expect(unknown).toBeInstanceOf(LinkError);
     expect((unknown as LinkError).code).toBe('refused');
     // c claims a's key but cannot sign with it.
-    const impostor = await syncOverTcp('127.0.0.1', server.port, { log: c.log, identity: { publicKey: ka, sign: c.identity.sign }, peers: [kb] }).catch((e: unknown) => e);
+    const impostor = await syncOverTcp('127.0.0.1', server.port, {
+      log: c.log,
+      identity: { publicKey: ka, sign: c.identity.sign },
+      peers: [kb],
+    }).catch((e: unknown) => e);
     expect(impostor).toBeInstanceOf(LinkError);
     expect((impostor as LinkError).code).toBe('refused');
     await new Promise((res) => setTimeout(res, 100));
@@ -73,7 +102,11 @@ describe('sync over TCP', () => {
     expect(b.log.blockCount()).toBe(0);
     // And a dialer refuses a server it does not know.
     const { server: cs } = await serve(c, [ka]);
-    const dialUnknown = await syncOverTcp('127.0.0.1', cs.port, { log: a.log, identity: a.identity, peers: [kb] }).catch((e: unknown) => e);
+    const dialUnknown = await syncOverTcp('127.0.0.1', cs.port, {
+      log: a.log,
+      identity: a.identity,
+      peers: [kb],
+    }).catch((e: unknown) => e);
     expect((dialUnknown as LinkError).code).toBe('refused');
     expect(a.log.blockCount()).toBe(0);
   });

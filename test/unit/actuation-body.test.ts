@@ -15,11 +15,27 @@ const idArb = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/);
 const textArb = fc.string({ maxLength: 40 }).filter((s) => !/\p{Surrogate}/u.test(s));
 const nat = fc.nat({ max: Number.MAX_SAFE_INTEGER });
 const cmdId = fc.uint8Array({ minLength: 4, maxLength: 32 });
-const valueArb = fc.oneof(fc.boolean(), fc.nat(), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.integer({ min: -1e6, max: -1 }), idArb);
+const valueArb = fc.oneof(
+  fc.boolean(),
+  fc.nat(),
+  fc.double({ noNaN: true, noDefaultInfinity: true }),
+  fc.integer({ min: -1e6, max: -1 }),
+  idArb,
+);
 
-const leaseArb = fc.record({ type: fc.constant('lease' as const), at: nat, device: idArb, actuator: idArb, fence: nat, expires: nat });
+const leaseArb = fc.record({
+  type: fc.constant('lease' as const),
+  at: nat,
+  device: idArb,
+  actuator: idArb,
+  fence: nat,
+  expires: nat,
+});
 const actionArb = fc.oneof(
-  fc.record({ kind: fc.constant('command' as const), command: fc.record({ device: idArb, actuator: idArb, value: valueArb, ttlMs: nat }) }),
+  fc.record({
+    kind: fc.constant('command' as const),
+    command: fc.record({ device: idArb, actuator: idArb, value: valueArb, ttlMs: nat }),
+  }),
   fc.record({ kind: fc.constant('publish' as const), topic: textArb, payload: textArb }),
   fc.record({ kind: fc.constant('alert' as const), message: textArb }),
 );
@@ -32,7 +48,10 @@ const decisionArb = fc.record(
     inputs: fc.array(fc.record({ device: idArb, boot: fc.nat(), seq: fc.nat() }), { maxLength: 5 }),
     reason: textArb,
     action: actionArb,
-    command: fc.record({ id: cmdId, fence: nat, issued: nat, expires: nat }, { requiredKeys: ['id', 'issued', 'expires'] }),
+    command: fc.record(
+      { id: cmdId, fence: nat, issued: nat, expires: nat },
+      { requiredKeys: ['id', 'issued', 'expires'] },
+    ),
   },
   { requiredKeys: ['type', 'at', 'rule', 'ruleVersion', 'inputs', 'reason', 'action'] },
 );
@@ -50,11 +69,27 @@ const outcomeArb = fc.record(
   },
   { requiredKeys: ['type', 'at', 'commandId', 'state', 'attempts', 'device', 'actuator'] },
 );
-const recordsArb: fc.Arbitrary<ActuationRecord[]> = fc.array(fc.oneof(leaseArb, decisionArb, outcomeArb), { minLength: 1, maxLength: 8 });
+const recordsArb: fc.Arbitrary<ActuationRecord[]> = fc.array(fc.oneof(leaseArb, decisionArb, outcomeArb), {
+  minLength: 1,
+  maxLength: 8,
+});
 
 /** Through a real signed block: encode, canonical bytes, decode the block, decode the body. */
 function viaBlock(records: ActuationRecord[]): ActuationRecord[] {
-  const sb = signBlock({ author, stream: 'default', seq: 0, lamport: 1, prev: null, parents: [], policy: 'default', kind: 'actuation', body: actuationBody(records) as unknown as CborValue }, (m) => signEd25519(seed, m));
+  const sb = signBlock(
+    {
+      author,
+      stream: 'default',
+      seq: 0,
+      lamport: 1,
+      prev: null,
+      parents: [],
+      policy: 'default',
+      kind: 'actuation',
+      body: actuationBody(records) as unknown as CborValue,
+    },
+    (m) => signEd25519(seed, m),
+  );
   const back = decodeSignedBlock(sb.envelope);
   if (!back.ok) throw new Error(back.error.message);
   const body = decodeActuationBody(back.value.block.body as CborValue);
@@ -73,18 +108,46 @@ describe('actuation block body', () => {
   });
 
   it('carries fractional and negative values as doubles, integers as integers', () => {
-    const r: ActuationRecord = { type: 'decision', at: 1, rule: 'r', ruleVersion: 'v', inputs: [], reason: '', action: { kind: 'command', command: { device: 'd', actuator: 'speed', value: 0.5, ttlMs: 10 } } };
+    const r: ActuationRecord = {
+      type: 'decision',
+      at: 1,
+      rule: 'r',
+      ruleVersion: 'v',
+      inputs: [],
+      reason: '',
+      action: { kind: 'command', command: { device: 'd', actuator: 'speed', value: 0.5, ttlMs: 10 } },
+    };
     const body = actuationBody([r]) as unknown as [Map<number, unknown>];
     expect((body[0].get(14) as unknown[])[3]).toBeInstanceOf(Uint8Array);
     expect(viaBlock([r])).toEqual([r]);
-    const i = { ...r, action: { kind: 'command' as const, command: { ...r.action.kind === 'command' ? r.action.command : ({} as never), value: 3 } } };
+    const i = {
+      ...r,
+      action: {
+        kind: 'command' as const,
+        command: { ...(r.action.kind === 'command' ? r.action.command : ({} as never)), value: 3 },
+      },
+    };
     expect((actuationBody([i]) as unknown as [Map<number, unknown>])[0].get(14)).toEqual([1, 'd', 'speed', 3, 10]);
   });
 
   it('refuses invalid records with a typed usage error', () => {
     expect(() => actuationBody([])).toThrow(/1\.\.1024/);
-    expect(() => actuationBody([{ type: 'lease', at: -1, device: 'd', actuator: 'a', fence: 1, expires: 2 }])).toThrowError(expect.objectContaining({ code: 'actuation/bad-record' }) as Error);
-    expect(() => actuationBody([{ type: 'outcome', at: 1, commandId: new Uint8Array(2), state: 'acked', attempts: 1, device: 'd', actuator: 'a' }])).toThrow(/4\.\.32/);
+    expect(() =>
+      actuationBody([{ type: 'lease', at: -1, device: 'd', actuator: 'a', fence: 1, expires: 2 }]),
+    ).toThrowError(expect.objectContaining({ code: 'actuation/bad-record' }) as Error);
+    expect(() =>
+      actuationBody([
+        {
+          type: 'outcome',
+          at: 1,
+          commandId: new Uint8Array(2),
+          state: 'acked',
+          attempts: 1,
+          device: 'd',
+          actuator: 'a',
+        },
+      ]),
+    ).toThrow(/4\.\.32/);
   });
 
   it('never throws on arbitrary or mutated bodies, and names what is wrong', () => {
@@ -100,8 +163,26 @@ describe('actuation block body', () => {
       }),
       { numRuns: 500 },
     );
-    expect(decodeActuationBody(new Map() as CborValue)).toMatchObject({ ok: false, error: { code: 'actuation/bad-body' } });
-    expect(decodeActuationBody([new Map([[0, 9]])] as CborValue)).toMatchObject({ ok: false, error: { code: 'actuation/bad-record' } });
-    expect(decodeActuationBody([new Map<number, CborValue>([[0, 1], [1, 5], [2, 'd'], [3, 'a'], [4, 1], [5, 9], [99, 1]])] as CborValue)).toMatchObject({ ok: false, error: { message: /unknown key 99/ } });
+    expect(decodeActuationBody(new Map() as CborValue)).toMatchObject({
+      ok: false,
+      error: { code: 'actuation/bad-body' },
+    });
+    expect(decodeActuationBody([new Map([[0, 9]])] as CborValue)).toMatchObject({
+      ok: false,
+      error: { code: 'actuation/bad-record' },
+    });
+    expect(
+      decodeActuationBody([
+        new Map<number, CborValue>([
+          [0, 1],
+          [1, 5],
+          [2, 'd'],
+          [3, 'a'],
+          [4, 1],
+          [5, 9],
+          [99, 1],
+        ]),
+      ] as CborValue),
+    ).toMatchObject({ ok: false, error: { message: /unknown key 99/ } });
   });
 });

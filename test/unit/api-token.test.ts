@@ -34,13 +34,27 @@ describe('admin token', () => {
 
   it('[config] a configured token is used as is and no file is written', () => {
     const other = tempDir();
-    expect(loadOrCreateToken(other.dir, 'configured-token-1234')).toEqual({ token: 'configured-token-1234', created: false });
+    expect(loadOrCreateToken(other.dir, 'configured-token-1234')).toEqual({
+      token: 'configured-token-1234',
+      created: false,
+    });
     other.cleanup();
   });
 
   it('[bearer] only an exact "Bearer <token>" matches', () => {
     const t = 'abcdefghijklmnop';
     expect(checkBearer(`Bearer ${t}`, t)).toBe(true);
-    for (const h of [undefined, '', t, `bearer ${t}`, `Bearer  ${t}`, `Bearer ${t}x`, `Bearer ${t.slice(1)}`, `Basic ${t}`, `Bearer ${t} extra`]) expect(checkBearer(h, t), String(h)).toBe(false);
+    for (const h of [
+      undefined,
+      '',
+      t,
+      `bearer ${t}`,
+      `Bearer  ${t}`,
+      `Bearer ${t}x`,
+      `Bearer ${t.slice(1)}`,
+      `Basic ${t}`,
+      `Bearer ${t} extra`,
+    ])
+      expect(checkBearer(h, t), String(h)).toBe(false);
   });
 });

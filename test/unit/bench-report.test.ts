@@ -7,7 +7,14 @@ import { describe, expect, it } from 'vitest';
 import { capabilityOf, discover } from '../../bench/lib/discover.js';
 import { goalScore, type ReportRow, renderSvg } from '../../bench/lib/report-svg.js';
 
-const row = (r: Partial<ReportRow>): ReportRow => ({ capability: 'c', bench: 'b', figure: 'f', value: 1, unit: '', ...r });
+const row = (r: Partial<ReportRow>): ReportRow => ({
+  capability: 'c',
+  bench: 'b',
+  figure: 'f',
+  value: 1,
+  unit: '',
+  ...r,
+});
 
 describe('bench discovery', () => {
   const files: Record<string, string> = {
@@ -49,12 +56,17 @@ describe('goal score (how far a goal is met, > 1 is better)', () => {
   });
   it('issue 10: the score agrees with pass/fail at the goal for any value (property)', () => {
     fc.assert(
-      fc.property(fc.double({ min: 1e-3, max: 1e6, noNaN: true }), fc.double({ min: 1e-3, max: 1e6, noNaN: true }), fc.boolean(), (value, goal, upper) => {
-        const s = goalScore(row({ value, unit: 'ms', goal: `${upper ? '<=' : '>='} ${goal}` }))!;
-        const pass = upper ? value <= Number(String(goal)) : value >= Number(String(goal));
-        // Scores within rounding of 1 may sit either side.
-        if (Math.abs(s - 1) > 1e-9) expect(s >= 1).toBe(pass);
-      }),
+      fc.property(
+        fc.double({ min: 1e-3, max: 1e6, noNaN: true }),
+        fc.double({ min: 1e-3, max: 1e6, noNaN: true }),
+        fc.boolean(),
+        (value, goal, upper) => {
+          const s = goalScore(row({ value, unit: 'ms', goal: `${upper ? '<=' : '>='} ${goal}` }))!;
+          const pass = upper ? value <= Number(String(goal)) : value >= Number(String(goal));
+          // Scores within rounding of 1 may sit either side.
+          if (Math.abs(s - 1) > 1e-9) expect(s >= 1).toBe(pass);
+        },
+      ),
     );
   });
 });

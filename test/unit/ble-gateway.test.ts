@@ -10,9 +10,20 @@ import fc from 'fast-check';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../gateway/config.js';
 import { BleTransport } from '../../gateway/transports/ble.js';
-import { createHciNoble, explainAdapterState, type NobleCentral, type NoblePeripheral } from '../../gateway/transports/ble-noble.js';
+import {
+  createHciNoble,
+  explainAdapterState,
+  type NobleCentral,
+  type NoblePeripheral,
+} from '../../gateway/transports/ble-noble.js';
 import type { IngestPipeline } from '../../gateway/ingest/pipeline.js';
-import { advertisedDeviceIds, attPayload, chunkForMtu, encodeManufacturerId, NUS_SERVICE_UUID } from '../../protocols/index.js';
+import {
+  advertisedDeviceIds,
+  attPayload,
+  chunkForMtu,
+  encodeManufacturerId,
+  NUS_SERVICE_UUID,
+} from '../../protocols/index.js';
 import { memoryLogger, startTestGateway, tempDir } from '../helpers/env.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -34,7 +45,9 @@ describe('ble config (clause: enabled, max connections/attempts, backoff with ji
       shareSlotsAfterMs: 60_000,
       scan: {},
     });
-    const c = validateConfig({ ble: { enabled: true, radio: 'ws://127.0.0.1:2846', hciDevice: 1, scan: { devices: ['press-01'] } } });
+    const c = validateConfig({
+      ble: { enabled: true, radio: 'ws://127.0.0.1:2846', hciDevice: 1, scan: { devices: ['press-01'] } },
+    });
     expect(c.ble.scan.devices).toEqual(['press-01']);
   });
   it.each([
@@ -52,7 +65,9 @@ describe('ble config (clause: enabled, max connections/attempts, backoff with ji
 describe('adverts and MTU (clause: filter by enrolled device; chunk to MTU-3)', () => {
   it('finds the id in the local name or in manufacturer data', () => {
     expect(advertisedDeviceIds({ localName: 'press-01' })).toEqual(['press-01']);
-    expect(advertisedDeviceIds({ localName: 'NUS sensor', manufacturerData: encodeManufacturerId('press-02', 0x0059) })).toEqual(['press-02']);
+    expect(
+      advertisedDeviceIds({ localName: 'NUS sensor', manufacturerData: encodeManufacturerId('press-02', 0x0059) }),
+    ).toEqual(['press-02']);
     expect(advertisedDeviceIds({ localName: 'a', manufacturerData: Uint8Array.of(0x59, 0x00) })).toEqual(['a']);
     expect(advertisedDeviceIds({ manufacturerData: Uint8Array.of(0x59, 0x00, 0x20, 0x21) })).toEqual([]);
   });
@@ -82,7 +97,15 @@ class FakeNoble extends EventEmitter {
 
 function fakePeripheral(id: string, name: string): NoblePeripheral {
   const p = new EventEmitter() as unknown as NoblePeripheral & { connects: number };
-  Object.assign(p, { id, address: id, advertisement: { localName: name, serviceUuids: [NUS_SERVICE_UUID] }, rssi: -50, mtu: null, state: 'disconnected', connects: 0 });
+  Object.assign(p, {
+    id,
+    address: id,
+    advertisement: { localName: name, serviceUuids: [NUS_SERVICE_UUID] },
+    rssi: -50,
+    mtu: null,
+    state: 'disconnected',
+    connects: 0,
+  });
   p.connect = () => void p.connects++; // never answers: the attempt times out
   p.disconnect = () => {};
   return p;
@@ -90,10 +113,14 @@ function fakePeripheral(id: string, name: string): NoblePeripheral {
 
 describe('BleTransport without a real radio (clause: clear message, setcap hint, other transports keep running; backoff with jitter, no leaked slots)', () => {
   it('this kernel has no Bluetooth: the HCI binding fails with a clear reason', () => {
-    expect(() => createHciNoble()).toThrow(/BLE: (this kernel has no Bluetooth support|no Bluetooth adapter|not permitted|noble's HCI binding)/);
+    expect(() => createHciNoble()).toThrow(
+      /BLE: (this kernel has no Bluetooth support|no Bluetooth adapter|not permitted|noble's HCI binding)/,
+    );
   });
   it('explains adapter states, with the setcap hint for missing capabilities', () => {
-    expect(explainAdapterState('unauthorized')!.message).toContain('setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node))');
+    expect(explainAdapterState('unauthorized')!.message).toContain(
+      'setcap cap_net_raw,cap_net_admin+eip $(readlink -f $(which node))',
+    );
     expect(explainAdapterState('poweredOff')!.code).toBe('no-adapter');
     expect(explainAdapterState('unsupported')!.code).toBe('no-adapter');
     expect(explainAdapterState('resetting')).toBeUndefined();
@@ -101,8 +128,28 @@ describe('BleTransport without a real radio (clause: clear message, setcap hint,
   it('an unauthorized adapter is logged once with the hint; attempts that time out back off with jitter and free their slots', async () => {
     const { log, lines } = memoryLogger('debug');
     const noble = new FakeNoble();
-    const base = { radio: 'hci', maxConnections: 2, maxConnecting: 1, connectTimeoutMs: 100, backoffMinMs: 400, backoffMaxMs: 1000, jitter: 0.5, shareSlotsAfterMs: 0 };
-    const t = BleTransport.start({ ...base, gatewayId: 'gw-test', sign: () => new Uint8Array(64), isEnrolled: (id) => id !== 'stranger', noble: noble as unknown as NobleCentral, random: () => 1 }, {} as IngestPipeline, log);
+    const base = {
+      radio: 'hci',
+      maxConnections: 2,
+      maxConnecting: 1,
+      connectTimeoutMs: 100,
+      backoffMinMs: 400,
+      backoffMaxMs: 1000,
+      jitter: 0.5,
+      shareSlotsAfterMs: 0,
+    };
+    const t = BleTransport.start(
+      {
+        ...base,
+        gatewayId: 'gw-test',
+        sign: () => new Uint8Array(64),
+        isEnrolled: (id) => id !== 'stranger',
+        noble: noble as unknown as NobleCentral,
+        random: () => 1,
+      },
+      {} as IngestPipeline,
+      log,
+    );
     cleanups.push(() => t.close());
     noble.emit('stateChange', 'unauthorized');
     noble.emit('stateChange', 'unauthorized');

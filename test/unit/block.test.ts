@@ -41,7 +41,18 @@ const reservedBody: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
     fc.boolean(),
     fc.constant(null),
     fc.array(tie('v'), { maxLength: 4 }),
-    fc.array(fc.tuple(fc.oneof(fc.integer(), fc.string({ maxLength: 6 }).filter((s) => !/\p{Surrogate}/u.test(s))), tie('v')), { maxLength: 4 }).map((es) => new Map(es)),
+    fc
+      .array(
+        fc.tuple(
+          fc.oneof(
+            fc.integer(),
+            fc.string({ maxLength: 6 }).filter((s) => !/\p{Surrogate}/u.test(s)),
+          ),
+          tie('v'),
+        ),
+        { maxLength: 4 },
+      )
+      .map((es) => new Map(es)),
   ),
 })).v;
 
@@ -56,15 +67,41 @@ const blockArb: fc.Arbitrary<Block> = fc
     content: fc.oneof(
       fc.array(frameArb, { minLength: 1, maxLength: 5 }).map((body) => ({ kind: 'frames' as const, body })),
       fc
-        .record({ device: nameArb, publicKey: hashArb, enrolledAt: fc.nat(), revokedAt: fc.option(fc.nat(), { nil: undefined }), site: fc.option(fc.string({ maxLength: 10 }).filter((s) => !/\p{Surrogate}/u.test(s)), { nil: undefined }) })
-        .map(({ revokedAt, site, ...e }) => ({ kind: 'enrolment' as const, body: { ...e, ...(revokedAt !== undefined && { revokedAt }), ...(site !== undefined && { site }) } })),
-      fc.tuple(fc.constantFrom('policy', 'rule', 'actuation') as fc.Arbitrary<'policy'>, reservedBody).map(([kind, body]) => ({ kind, body })),
+        .record({
+          device: nameArb,
+          publicKey: hashArb,
+          enrolledAt: fc.nat(),
+          revokedAt: fc.option(fc.nat(), { nil: undefined }),
+          site: fc.option(
+            fc.string({ maxLength: 10 }).filter((s) => !/\p{Surrogate}/u.test(s)),
+            { nil: undefined },
+          ),
+        })
+        .map(({ revokedAt, site, ...e }) => ({
+          kind: 'enrolment' as const,
+          body: { ...e, ...(revokedAt !== undefined && { revokedAt }), ...(site !== undefined && { site }) },
+        })),
+      fc
+        .tuple(fc.constantFrom('policy', 'rule', 'actuation') as fc.Arbitrary<'policy'>, reservedBody)
+        .map(([kind, body]) => ({ kind, body })),
       // Retention: low is drawn as a fraction of seq below (a mark never passes its own block).
-      fc.record({ lowPart: fc.double({ min: 0, max: 1, noNaN: true }), cutoff: fc.nat() }).map((r) => ({ kind: 'retention' as const, body: r })),
+      fc
+        .record({ lowPart: fc.double({ min: 0, max: 1, noNaN: true }), cutoff: fc.nat() })
+        .map((r) => ({ kind: 'retention' as const, body: r })),
     ),
   })
   .map(({ prev, content, ...h }) => {
-    const c = content.kind === 'retention' ? { kind: 'retention' as const, body: { stream: h.stream, low: Math.floor((content.body as { lowPart: number }).lowPart * h.seq), cutoff: (content.body as { cutoff: number }).cutoff } } : content;
+    const c =
+      content.kind === 'retention'
+        ? {
+            kind: 'retention' as const,
+            body: {
+              stream: h.stream,
+              low: Math.floor((content.body as { lowPart: number }).lowPart * h.seq),
+              cutoff: (content.body as { cutoff: number }).cutoff,
+            },
+          }
+        : content;
     return { author, ...h, prev: h.seq === 0 ? null : prev, ...c } as Block;
   });
 
@@ -90,7 +127,13 @@ describe('canonical CBOR', () => {
     expect(toHex(encodeCanonical(-1))).toBe('20');
     expect(toHex(encodeCanonical(-25))).toBe('3818');
     // §4.2.1: 10, 100, -1, "z", "aa", [100], [-1], false (length-first falls out of bytewise order)
-    const keys = new Map<number | string, number>([['aa', 5], ['z', 4], [-1, 3], [100, 2], [10, 1]]);
+    const keys = new Map<number | string, number>([
+      ['aa', 5],
+      ['z', 4],
+      [-1, 3],
+      [100, 2],
+      [10, 1],
+    ]);
     expect(toHex(encodeCanonical(keys))).toBe('a50a011864022003617a0462616105');
   });
 
@@ -115,7 +158,7 @@ describe('canonical CBOR', () => {
     fc.assert(
       fc.property(reservedBody, fc.integer(), (v, s) => {
         let x = s;
-        const rnd = (): number => ((x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+        const rnd = (): number => (x = (x * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
         expect(encodeCanonical(shuffleMaps(v, rnd) as never)).toEqual(encodeCanonical(v as never));
       }),
     );
@@ -141,7 +184,13 @@ describe('blocks', () => {
   it('determinism: parents order and reserved-body map order do not change the bytes', () => {
     fc.assert(
       fc.property(blockArb, (b) => {
-        const rev = { ...b, parents: [...b.parents].reverse(), ...(b.kind !== 'frames' && b.kind !== 'enrolment' && b.kind !== 'retention' && { body: shuffleMaps(b.body, Math.random) }) } as Block;
+        const rev = {
+          ...b,
+          parents: [...b.parents].reverse(),
+          ...(b.kind !== 'frames' &&
+            b.kind !== 'enrolment' &&
+            b.kind !== 'retention' && { body: shuffleMaps(b.body, Math.random) }),
+        } as Block;
         expect(encodeBlock(rev)).toEqual(encodeBlock(b));
       }),
     );
@@ -161,7 +210,17 @@ describe('blocks', () => {
   });
 
   it('refuses non-canonical encodings of a valid block (one block, one hash)', () => {
-    const b: Block = { author, stream: 'default', seq: 0, lamport: 1, prev: null, parents: [], policy: 'default', kind: 'frames', body: [{ frame: Uint8Array.of(1, 2, 3), rxTime: 1700000000000, transport: 'mqtt' }] };
+    const b: Block = {
+      author,
+      stream: 'default',
+      seq: 0,
+      lamport: 1,
+      prev: null,
+      parents: [],
+      policy: 'default',
+      kind: 'frames',
+      body: [{ frame: Uint8Array.of(1, 2, 3), rxTime: 1700000000000, transport: 'mqtt' }],
+    };
     const bytes = encodeBlock(b);
     expect(decodeBlock(bytes).ok).toBe(true);
     // Same content through cbor-x with keys in reverse order.
@@ -195,13 +254,32 @@ describe('blocks', () => {
     fc.assert(
       fc.property(nameArb, fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.nat(), (stream, a, b, cutoff) => {
         const [low, seq] = a <= b ? [a, b] : [b, a];
-        const blk: Block = { author, stream, seq, lamport: seq + 1, prev: seq === 0 ? null : new Uint8Array(32), parents: [], policy: stream, kind: 'retention', body: { stream, low, cutoff } };
+        const blk: Block = {
+          author,
+          stream,
+          seq,
+          lamport: seq + 1,
+          prev: seq === 0 ? null : new Uint8Array(32),
+          parents: [],
+          policy: stream,
+          kind: 'retention',
+          body: { stream, low, cutoff },
+        };
         const d = decodeBlock(encodeBlock(blk));
         expect(d.ok && d.value.kind === 'retention' && d.value.body).toEqual({ stream, low, cutoff });
       }),
       { numRuns: 300 },
     );
-    const base = { author, stream: 's', seq: 5, lamport: 6, prev: new Uint8Array(32), parents: [], policy: 's', kind: 'retention' as const };
+    const base = {
+      author,
+      stream: 's',
+      seq: 5,
+      lamport: 6,
+      prev: new Uint8Array(32),
+      parents: [],
+      policy: 's',
+      kind: 'retention' as const,
+    };
     expect(() => encodeBlock({ ...base, body: { stream: 's', low: 6, cutoff: 0 } })).toThrow(/own seq/);
     expect(() => encodeBlock({ ...base, body: { stream: 'other', low: 1, cutoff: 0 } })).toThrow(/own stream/);
     // The same refusals from the wire: a result, not an exception.
@@ -211,10 +289,41 @@ describe('blocks', () => {
       const r = decodeBlock(bytes);
       return r.ok ? 'ok' : r.error.code;
     };
-    expect(raw(new Map<number, unknown>([[1, 's'], [2, 3], [3, 0]]))).toBe('ok');
-    expect(raw(new Map<number, unknown>([[1, 's'], [2, 9], [3, 0]]))).toBe('block/bad-body');
-    expect(raw(new Map<number, unknown>([[1, 'x'], [2, 1], [3, 0]]))).toBe('block/bad-body');
-    expect(raw(new Map<number, unknown>([[1, 's'], [2, 1]]))).toBe('block/bad-body');
+    expect(
+      raw(
+        new Map<number, unknown>([
+          [1, 's'],
+          [2, 3],
+          [3, 0],
+        ]),
+      ),
+    ).toBe('ok');
+    expect(
+      raw(
+        new Map<number, unknown>([
+          [1, 's'],
+          [2, 9],
+          [3, 0],
+        ]),
+      ),
+    ).toBe('block/bad-body');
+    expect(
+      raw(
+        new Map<number, unknown>([
+          [1, 'x'],
+          [2, 1],
+          [3, 0],
+        ]),
+      ),
+    ).toBe('block/bad-body');
+    expect(
+      raw(
+        new Map<number, unknown>([
+          [1, 's'],
+          [2, 1],
+        ]),
+      ),
+    ).toBe('block/bad-body');
     expect(raw(['s', 1, 0])).toBe('block/bad-body');
   });
 
@@ -231,7 +340,20 @@ describe('blocks', () => {
   });
 
   it('mutated valid blocks never throw', () => {
-    const sb = signBlock({ author, stream: 'default', seq: 3, lamport: 9, prev: new Uint8Array(32), parents: [new Uint8Array(32).fill(1)], policy: 'default', kind: 'frames', body: [{ frame: Uint8Array.of(1, 2, 3), rxTime: 1, transport: 'ble' }] }, sign);
+    const sb = signBlock(
+      {
+        author,
+        stream: 'default',
+        seq: 3,
+        lamport: 9,
+        prev: new Uint8Array(32),
+        parents: [new Uint8Array(32).fill(1)],
+        policy: 'default',
+        kind: 'frames',
+        body: [{ frame: Uint8Array.of(1, 2, 3), rxTime: 1, transport: 'ble' }],
+      },
+      sign,
+    );
     fc.assert(
       fc.property(fc.nat(sb.envelope.length - 1), fc.integer({ min: 0, max: 255 }), (i, v) => {
         const m = Uint8Array.from(sb.envelope);

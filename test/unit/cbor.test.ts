@@ -5,7 +5,15 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type CborLimits, type CborValue, decodeCbor, decodeHalf, DEFAULT_LIMITS, encodeCbor, Tagged } from '../../protocols/cbor.js';
+import {
+  type CborLimits,
+  type CborValue,
+  decodeCbor,
+  decodeHalf,
+  DEFAULT_LIMITS,
+  encodeCbor,
+  Tagged,
+} from '../../protocols/cbor.js';
 import { errorCode, hex, isTypedResult, loadJson, okValue, toHex } from './vector-helpers.js';
 
 type Typed =
@@ -52,7 +60,14 @@ function view(v: CborValue): unknown {
 }
 
 interface AppendixA {
-  cases: { hex: string; diag: string; expect?: Typed; error?: string; ifAllowed?: Typed & { tag: number }; encode?: boolean }[];
+  cases: {
+    hex: string;
+    diag: string;
+    expect?: Typed;
+    error?: string;
+    ifAllowed?: Typed & { tag: number };
+    encode?: boolean;
+  }[];
 }
 const appendixA = loadJson<AppendixA>('rfc8949-appendix-a.json').cases;
 
@@ -99,7 +114,8 @@ const groupCode: Record<string, string> = {
   'Indefinite-length string chunks not definite length': 'cbor/bad-indefinite',
   'Break occurring on its own outside of an indefinite-length item': 'cbor/unexpected-break',
   'Break occurring in a definite-length array or map or a tag': 'cbor/unexpected-break',
-  'Break in an indefinite-length map that would lead to an odd number of items (break in a value position)': 'cbor/unexpected-break',
+  'Break in an indefinite-length map that would lead to an odd number of items (break in a value position)':
+    'cbor/unexpected-break',
   'Major type 0, 1, 6 with additional information 31': 'cbor/bad-indefinite',
 };
 const itemCode: Record<string, string> = {
@@ -124,7 +140,12 @@ describe('RFC 8949 Appendix F.1: not well-formed items are refused', () => {
 
   // RFC 8949 Appendix F (not well-formed under any decoder settings)
   it('stays refused with every tag allowed and the limits opened wide', () => {
-    const wide: Partial<CborLimits> = { maxBytes: 2 ** 40, maxItems: 1e9, maxContainerLength: 1e9, allowedTags: new Set([0, 1, 2, 3]) };
+    const wide: Partial<CborLimits> = {
+      maxBytes: 2 ** 40,
+      maxItems: 1e9,
+      maxContainerLength: 1e9,
+      allowedTags: new Set([0, 1, 2, 3]),
+    };
     for (const { items } of appendixF) for (const h of items) expect(decodeCbor(hex(h), wide).ok, h).toBe(false);
     expect(errorCode(decodeCbor(hex('c0'), wide))).toBe('cbor/truncated');
     expect(errorCode(decodeCbor(hex('5affffffff00'), wide))).toBe('cbor/truncated');
@@ -174,7 +195,8 @@ describe('half-precision floats (RFC 8949 §3.3, Appendix D)', () => {
 });
 
 describe('hard limits', () => {
-  const nested = (open: number, n: number, leaf = [0x00]) => new Uint8Array([...new Array<number>(n).fill(open), ...leaf]);
+  const nested = (open: number, n: number, leaf = [0x00]) =>
+    new Uint8Array([...new Array<number>(n).fill(open), ...leaf]);
 
   // DESIGN.md "Wire formats": hard limits on frame size; RFC 8949 §10 (resource exhaustion)
   it('maxBytes: longer input is cbor/too-large, equal is fine; empty is cbor/truncated', () => {
@@ -204,7 +226,19 @@ describe('hard limits', () => {
     const ten = encodeCbor([1, 2, 3, 4, 5, 6, 7, 8, 9]); // the array and 9 integers
     expect(decodeCbor(ten, { maxItems: 10 }).ok).toBe(true);
     expect(errorCode(decodeCbor(ten, { maxItems: 9 }))).toBe('cbor/too-many-items');
-    expect(errorCode(decodeCbor(encodeCbor(new Map([[1, 2], [3, 4]])), { maxItems: 4 }))).toBe('cbor/too-many-items');
+    expect(
+      errorCode(
+        decodeCbor(
+          encodeCbor(
+            new Map([
+              [1, 2],
+              [3, 4],
+            ]),
+          ),
+          { maxItems: 4 },
+        ),
+      ),
+    ).toBe('cbor/too-many-items');
   });
 
   // DESIGN.md hard limits (array lengths); RFC 8949 §3.2.2 (indefinite length)
@@ -220,7 +254,16 @@ describe('hard limits', () => {
 
   // RFC 8949 §10 (lengths must be checked against the input); Appendix F.1
   it('huge declared lengths with few bytes are refused up front, without reading or allocating', () => {
-    for (const h of ['9bffffffffffffffff', 'bbffffffffffffffff', '9a7fffffff', '99ffff', 'b9ffff', '5bffffffffffffffff00', '7b0000000100000000', '5a00ffffff']) {
+    for (const h of [
+      '9bffffffffffffffff',
+      'bbffffffffffffffff',
+      '9a7fffffff',
+      '99ffff',
+      'b9ffff',
+      '5bffffffffffffffff00',
+      '7b0000000100000000',
+      '5a00ffffff',
+    ]) {
       expect([h, errorCode(decodeCbor(hex(h)))]).toEqual([h, 'cbor/too-long']);
     }
     // Within maxBytes but past the end of input: truncated.
@@ -241,7 +284,12 @@ describe('hard limits', () => {
     expect(errorCode(decodeCbor(hex('a2616101616102')))).toBe('cbor/duplicate-key');
     expect(errorCode(decodeCbor(hex('a20101180102')))).toBe('cbor/duplicate-key'); // 1 and non-shortest 1
     expect(errorCode(decodeCbor(hex('bf2001380002ff')))).toBe('cbor/duplicate-key'); // -1 twice
-    expect(view(okValue(decodeCbor(hex('a20101613101'))))).toEqual({ map: [[1, 1], ['1', 1]] }); // 1 ≠ "1"
+    expect(view(okValue(decodeCbor(hex('a20101613101'))))).toEqual({
+      map: [
+        [1, 1],
+        ['1', 1],
+      ],
+    }); // 1 ≠ "1"
   });
 
   // RFC 8949 §5.6 (1 and 1.0 are different keys); COSE labels are int / tstr (RFC 9052 §3)
@@ -249,7 +297,9 @@ describe('hard limits', () => {
     for (const h of ['a1f93c0002', 'a1fb3ff000000000000002', 'a1410102', 'a1800102', 'a1f502', 'a1f602']) {
       expect([h, errorCode(decodeCbor(hex(h)))]).toEqual([h, 'cbor/bad-map-key']);
     }
-    expect(view(okValue(decodeCbor(hex('a11bffffffffffffffff01'))))).toEqual({ map: [[{ bigint: '18446744073709551615' }, 1]] });
+    expect(view(okValue(decodeCbor(hex('a11bffffffffffffffff01'))))).toEqual({
+      map: [[{ bigint: '18446744073709551615' }, 1]],
+    });
   });
 
   // one data item per input (more would be a CBOR sequence, RFC 8742); RFC 8949 §5.3.1 (invalid UTF-8); §3.1 (major types 0/1 range)
@@ -267,13 +317,31 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
   // RFC 8949 §3.1 major types 2 and 5 (no cbor-x tags 64 / 259)
   it('byte strings are plain major type 2, never tag 64; maps are plain major type 5, never tag 259', () => {
     expect(toHex(encodeCbor(new Uint8Array([1, 2, 3])))).toBe('43010203');
-    expect(toHex(encodeCbor(new Map<unknown, unknown>([[1, 'a'], ['b', 2]])))).toBe('a2016161616202');
+    expect(
+      toHex(
+        encodeCbor(
+          new Map<unknown, unknown>([
+            [1, 'a'],
+            ['b', 2],
+          ]),
+        ),
+      ),
+    ).toBe('a2016161616202');
     expect(toHex(encodeCbor(new Map()))).toBe('a0');
   });
 
   // RFC 9052 §4.4: protected bytes are signed as written, so order must be ours
   it('map insertion order is the wire order', () => {
-    expect(toHex(encodeCbor(new Map([[3, 0], [1, -8]])))).toBe('a203000127');
+    expect(
+      toHex(
+        encodeCbor(
+          new Map([
+            [3, 0],
+            [1, -8],
+          ]),
+        ),
+      ),
+    ).toBe('a203000127');
   });
 
   // RFC 8949 §3.1 major types 0/1, §4.2.1 preferred serialization
@@ -297,7 +365,8 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
 
   // RFC 8949 §3.3
   it('non-integers are floats that decode to the same number', () => {
-    for (const x of [1.1, -4.1, 0.5, 1e-300, Number.MIN_VALUE, Infinity, -Infinity]) expect(okValue(decodeCbor(encodeCbor(x)))).toBe(x);
+    for (const x of [1.1, -4.1, 0.5, 1e-300, Number.MIN_VALUE, Infinity, -Infinity])
+      expect(okValue(decodeCbor(encodeCbor(x)))).toBe(x);
     expect(Number.isNaN(okValue(decodeCbor(encodeCbor(NaN))))).toBe(true);
   });
 
@@ -317,7 +386,10 @@ describe('encoder bytes (RFC 8949 §4.2.1 preferred serialization, no cbor-x ext
 
 // Values that survive encode → decode unchanged in type and value.
 const key = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 }), fc.string({ maxLength: 8 }));
-const bigOutsideSafe = fc.oneof(fc.bigInt({ min: 2n ** 53n, max: 2n ** 64n - 1n }), fc.bigInt({ min: -(2n ** 64n) + 1n, max: -(2n ** 53n) - 1n }));
+const bigOutsideSafe = fc.oneof(
+  fc.bigInt({ min: 2n ** 53n, max: 2n ** 64n - 1n }),
+  fc.bigInt({ min: -(2n ** 64n) + 1n, max: -(2n ** 53n) - 1n }),
+);
 const { value: arbValue } = fc.letrec<{ value: CborValue }>((tie) => ({
   value: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
@@ -358,9 +430,12 @@ describe('CBOR properties', () => {
   it('any JS string encodes to text that decodes like TextEncoder/TextDecoder would read it', () => {
     fc.assert(
       // Arbitrary UTF-16 code units, so lone surrogates occur (fc.string never makes them).
-      fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 }).map((u) => String.fromCharCode(...u)), (str) => {
-        expect(okValue(decodeCbor(encodeCbor(str)))).toBe(new TextDecoder().decode(new TextEncoder().encode(str)));
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 0xffff }), { maxLength: 40 }).map((u) => String.fromCharCode(...u)),
+        (str) => {
+          expect(okValue(decodeCbor(encodeCbor(str)))).toBe(new TextDecoder().decode(new TextEncoder().encode(str)));
+        },
+      ),
       { numRuns: 1000 },
     );
   });
@@ -395,12 +470,17 @@ describe('CBOR properties', () => {
   // DESIGN.md: nothing from the wire can crash the process
   it('mutated valid encodings never throw', () => {
     fc.assert(
-      fc.property(arbValue, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), fc.nat(), (v, edits, cut) => {
-        const b = encodeCbor(v).slice();
-        for (const [at, x] of edits) b[at % b.length] = x;
-        expect(isTypedResult(decodeCbor(b), ['cbor'])).toBe(true);
-        expect(isTypedResult(decodeCbor(b.subarray(0, cut % (b.length + 1))), ['cbor'])).toBe(true);
-      }),
+      fc.property(
+        arbValue,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }),
+        fc.nat(),
+        (v, edits, cut) => {
+          const b = encodeCbor(v).slice();
+          for (const [at, x] of edits) b[at % b.length] = x;
+          expect(isTypedResult(decodeCbor(b), ['cbor'])).toBe(true);
+          expect(isTypedResult(decodeCbor(b.subarray(0, cut % (b.length + 1))), ['cbor'])).toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -15,7 +15,10 @@ interface CobsVectors {
   decodeErrors: { name: string; encoded: string; code: string }[];
 }
 const cobs = loadJson<CobsVectors>('cobs.json');
-const crcv = loadJson<{ check: { data: string; crc: string }; rfc3720: { name: string; data: string; wire: string }[] }>('crc32c.json');
+const crcv = loadJson<{
+  check: { data: string; crc: string };
+  rfc3720: { name: string; data: string; wire: string }[];
+}>('crc32c.json');
 
 /**
  * The paper's StuffData (Cheshire & Baker 1999, Figure 5), transcribed as a
@@ -71,7 +74,9 @@ describe('COBS properties (clause: COBS round trip)', () => {
   const data = fc.oneof(
     fc.uint8Array({ maxLength: 1200 }),
     // Zero-poor data stresses the 254-byte runs.
-    fc.array(fc.oneof(fc.integer({ min: 1, max: 255 }), fc.constant(0)), { maxLength: 1200 }).map((a) => Uint8Array.from(a)),
+    fc
+      .array(fc.oneof(fc.integer({ min: 1, max: 255 }), fc.constant(0)), { maxLength: 1200 })
+      .map((a) => Uint8Array.from(a)),
     fc.integer({ min: 250, max: 770 }).map((n) => new Uint8Array(n).fill(7)),
   );
 
@@ -88,12 +93,13 @@ describe('COBS properties (clause: COBS round trip)', () => {
     );
   });
 
-  it('equals the paper\'s StuffData except for its trailing empty block after a final full block', () => {
+  it("equals the paper's StuffData except for its trailing empty block after a final full block", () => {
     fc.assert(
       fc.property(data, (d) => {
         const ours = cobsEncode(d);
         let paper = paperStuff(d);
-        if (paper.length === ours.length + 1 && paper[paper.length - 1] === 1) paper = paper.subarray(0, paper.length - 1);
+        if (paper.length === ours.length + 1 && paper[paper.length - 1] === 1)
+          paper = paper.subarray(0, paper.length - 1);
         expect(toHex(ours)).toBe(toHex(paper));
         // and the paper's form decodes to the same bytes
         expect(toHex(okValue(cobsDecode(paperStuff(d))))).toBe(toHex(d));
@@ -120,12 +126,15 @@ describe('CRC-32C (clause: CRC-32C, check value e3069283)', () => {
     expect(crc32c(new TextEncoder().encode('123456789'))).toBe(0xe3069283);
   });
 
-  it.each(crcv.rfc3720.map((v) => [v.name, v] as const))('RFC 3720 B.4: %s (CRC bytes as sent, little-endian)', (_n, v) => {
-    const c = crc32c(hex(v.data));
-    const le = Buffer.alloc(4);
-    le.writeUInt32LE(c);
-    expect(le.toString('hex')).toBe(v.wire);
-  });
+  it.each(crcv.rfc3720.map((v) => [v.name, v] as const))(
+    'RFC 3720 B.4: %s (CRC bytes as sent, little-endian)',
+    (_n, v) => {
+      const c = crc32c(hex(v.data));
+      const le = Buffer.alloc(4);
+      le.writeUInt32LE(c);
+      expect(le.toString('hex')).toBe(v.wire);
+    },
+  );
 
   it('empty input is 0', () => expect(crc32c(new Uint8Array(0))).toBe(0));
 

@@ -7,7 +7,16 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../../gateway/crypto/ed25519.js';
 import { encodeCbor, Tagged } from '../../protocols/cbor.js';
-import { ALG_ED25519, ALG_EDDSA, decodeSign1, encodeSign1, MAX_FRAME_BYTES, MAX_KID_BYTES, sigStructure, type Sign1 } from '../../protocols/cose.js';
+import {
+  ALG_ED25519,
+  ALG_EDDSA,
+  decodeSign1,
+  encodeSign1,
+  MAX_FRAME_BYTES,
+  MAX_KID_BYTES,
+  sigStructure,
+  type Sign1,
+} from '../../protocols/cose.js';
 import { kidToDeviceId } from '../../protocols/ids.js';
 import { ProtocolUsageError } from '../../protocols/result.js';
 import { errorCode, hex, isTypedResult, loadJson, okValue, toHex } from './vector-helpers.js';
@@ -25,7 +34,8 @@ const sig01 = examples['eddsa-sig-01'];
 const sig02 = examples['eddsa-sig-02'];
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
-const verifySign1 = (pub: Uint8Array, m: Sign1) => verifyEd25519(pub, sigStructure(m.protectedBytes, m.payload), m.signature);
+const verifySign1 = (pub: Uint8Array, m: Sign1) =>
+  verifyEd25519(pub, sigStructure(m.protectedBytes, m.payload), m.signature);
 
 describe('cose-wg/Examples eddsa-sig-01 (Ed25519)', () => {
   const bytes = hex(sig01.output_cbor_hex);
@@ -50,21 +60,28 @@ describe('cose-wg/Examples eddsa-sig-01 (Ed25519)', () => {
   });
 
   // RFC 9053 §2.2 / RFC 8032 §5.1.7.
-  it('verifies with verifyEd25519 under the published key, which is the seed\'s key', () => {
+  it("verifies with verifyEd25519 under the published key, which is the seed's key", () => {
     expect(toHex(publicKeyFromSeed(seed))).toBe(sig01.key.x_hex);
     expect(verifySign1(pub, okValue(decodeSign1(bytes)))).toBe(true);
   });
 
   // RFC 8032 §5.1.6: Ed25519 is deterministic, so our encoder must give the same bytes.
   it('re-signing with encodeSign1 reproduces the published message byte for byte', () => {
-    const out = encodeSign1({ kid: utf8(sig01.unprotected_kid), payload: utf8(sig01.plaintext), protectedExtra: new Map([[3, 0]]) }, (msg) => signEd25519(seed, msg));
+    const out = encodeSign1(
+      { kid: utf8(sig01.unprotected_kid), payload: utf8(sig01.plaintext), protectedExtra: new Map([[3, 0]]) },
+      (msg) => signEd25519(seed, msg),
+    );
     expect(toHex(out).toUpperCase()).toBe(sig01.output_cbor_hex);
   });
 });
 
 describe('cose-wg/Examples eddsa-sig-02 (Ed448)', () => {
   const bytes = hex(sig02.output_cbor_hex);
-  const ed448 = createPublicKey({ key: Buffer.concat([Buffer.from('3043300506032b6571033a00', 'hex'), hex(sig02.key.x_hex)]), format: 'der', type: 'spki' });
+  const ed448 = createPublicKey({
+    key: Buffer.concat([Buffer.from('3043300506032b6571033a00', 'hex'), hex(sig02.key.x_hex)]),
+    format: 'der',
+    type: 'spki',
+  });
 
   // Our profile is Ed25519: a 114-byte Ed448 signature is refused unless the caller only inspects (anyAlg).
   it('is refused by default for its signature length and decodes with anyAlg', () => {
@@ -87,7 +104,13 @@ describe('cose-wg/Examples eddsa-sig-02 (Ed448)', () => {
 });
 
 /** Builds a COSE_Sign1 from parts with the generic encoder (no validation). */
-function build(prot: unknown, unprot: unknown, payload: unknown, signature: unknown, tag: number | null = 18): Uint8Array {
+function build(
+  prot: unknown,
+  unprot: unknown,
+  payload: unknown,
+  signature: unknown,
+  tag: number | null = 18,
+): Uint8Array {
   const body = [prot, unprot, payload, signature];
   return encodeCbor(tag === null ? body : new Tagged(tag, body as never));
 }
@@ -115,22 +138,32 @@ describe('tampering with eddsa-sig-01: each change is caught, each with its own 
       expect(errorCode(decodeSign1(build(prot, unprot, good.payload, good.signature)))).toBe('cose/bad-protected');
     }
     // The protected header must be a bstr wrapping the map, not the map itself.
-    expect(errorCode(decodeSign1(build(new Map([[1, -8]]), unprot, good.payload, good.signature)))).toBe('cose/bad-protected');
+    expect(errorCode(decodeSign1(build(new Map([[1, -8]]), unprot, good.payload, good.signature)))).toBe(
+      'cose/bad-protected',
+    );
   });
 
   it('alg changed to ES256 (-7): cose/unsupported-alg (RFC 9053 §2.1)', () => {
-    expect(errorCode(decodeSign1(build(header([1, -7], [3, 0]), unprot, good.payload, good.signature)))).toBe('cose/unsupported-alg');
-    expect(errorCode(decodeSign1(build(header([1, 'EdDSA']), unprot, good.payload, good.signature)))).toBe('cose/unsupported-alg');
+    expect(errorCode(decodeSign1(build(header([1, -7], [3, 0]), unprot, good.payload, good.signature)))).toBe(
+      'cose/unsupported-alg',
+    );
+    expect(errorCode(decodeSign1(build(header([1, 'EdDSA']), unprot, good.payload, good.signature)))).toBe(
+      'cose/unsupported-alg',
+    );
   });
 
   it('-19 (Ed25519, RFC 9864) is accepted like -8', () => {
-    expect(okValue(decodeSign1(build(header([1, ALG_ED25519]), unprot, good.payload, good.signature))).alg).toBe(ALG_ED25519);
+    expect(okValue(decodeSign1(build(header([1, ALG_ED25519]), unprot, good.payload, good.signature))).alg).toBe(
+      ALG_ED25519,
+    );
   });
 
   // RFC 9052 §3.1: kid is unprotected, so changing it leaves the signature intact;
   // what protects the device is that the gateway looks the key up by kid.
-  it('kid changed: decodes with the other kid; the signature fails under that device\'s key', () => {
-    const m = okValue(decodeSign1(build(good.protectedBytes, new Map([[4, utf8('12')]]), good.payload, good.signature)));
+  it("kid changed: decodes with the other kid; the signature fails under that device's key", () => {
+    const m = okValue(
+      decodeSign1(build(good.protectedBytes, new Map([[4, utf8('12')]]), good.payload, good.signature)),
+    );
     expect(kidToDeviceId(m.kid)).toBe('12');
     expect(kidToDeviceId(good.kid)).toBe('11');
     const otherKey = publicKeyFromSeed(new Uint8Array(32).fill(0x12));
@@ -140,7 +173,9 @@ describe('tampering with eddsa-sig-01: each change is caught, each with its own 
 
   it('other tag or no tag: cose/bad-tag (RFC 9052 §2, tag 18 is COSE_Sign1)', () => {
     for (const tag of [17, 16, 98, 55799, 65536]) {
-      expect(errorCode(decodeSign1(build(good.protectedBytes, unprot, good.payload, good.signature, tag)))).toBe('cose/bad-tag');
+      expect(errorCode(decodeSign1(build(good.protectedBytes, unprot, good.payload, good.signature, tag)))).toBe(
+        'cose/bad-tag',
+      );
     }
     const untagged = build(good.protectedBytes, unprot, good.payload, good.signature, null);
     expect(errorCode(decodeSign1(untagged))).toBe('cose/bad-tag');
@@ -159,19 +194,31 @@ describe('tampering with eddsa-sig-01: each change is caught, each with its own 
   });
 
   it('crit in the unprotected bucket: cose/bad-unprotected (RFC 9052 §3.1: crit MUST be protected)', () => {
-    const u = new Map<number, unknown>([[4, good.kid], [2, [99]]]);
-    expect(errorCode(decodeSign1(build(header([1, -8]), u, good.payload, good.signature)))).toBe('cose/bad-unprotected');
+    const u = new Map<number, unknown>([
+      [4, good.kid],
+      [2, [99]],
+    ]);
+    expect(errorCode(decodeSign1(build(header([1, -8]), u, good.payload, good.signature)))).toBe(
+      'cose/bad-unprotected',
+    );
   });
 
   it('alg in the unprotected header: cose/alg-unprotected; in both: cose/duplicate-label (RFC 9052 §3)', () => {
-    const u = new Map<number, unknown>([[1, -8], [4, good.kid]]);
+    const u = new Map<number, unknown>([
+      [1, -8],
+      [4, good.kid],
+    ]);
     expect(errorCode(decodeSign1(build(header([3, 0]), u, good.payload, good.signature)))).toBe('cose/alg-unprotected');
-    expect(errorCode(decodeSign1(build(good.protectedBytes, u, good.payload, good.signature)))).toBe('cose/duplicate-label');
+    expect(errorCode(decodeSign1(build(good.protectedBytes, u, good.payload, good.signature)))).toBe(
+      'cose/duplicate-label',
+    );
   });
 
   it('signature of 63 or 65 bytes: cose/bad-signature-length (RFC 8032 §5.1.6: 64 bytes)', () => {
     for (const n of [0, 63, 65, 114]) {
-      expect(errorCode(decodeSign1(build(good.protectedBytes, unprot, good.payload, new Uint8Array(n))))).toBe('cose/bad-signature-length');
+      expect(errorCode(decodeSign1(build(good.protectedBytes, unprot, good.payload, new Uint8Array(n))))).toBe(
+        'cose/bad-signature-length',
+      );
     }
   });
 
@@ -192,10 +239,14 @@ describe('tampering with eddsa-sig-01: each change is caught, each with its own 
     expect(errorCode(decodeSign1(build(p, new Map(), pl, s)))).toBe('cose/missing-kid');
     expect(okValue(decodeSign1(build(p, new Map(), pl, s), { requireKid: false })).kid).toHaveLength(0);
     expect(errorCode(decodeSign1(build(p, new Map([[4, new Uint8Array(0)]]), pl, s)))).toBe('cose/bad-kid');
-    expect(errorCode(decodeSign1(build(p, new Map([[4, new Uint8Array(MAX_KID_BYTES + 1)]]), pl, s)))).toBe('cose/bad-kid');
+    expect(errorCode(decodeSign1(build(p, new Map([[4, new Uint8Array(MAX_KID_BYTES + 1)]]), pl, s)))).toBe(
+      'cose/bad-kid',
+    );
     expect(errorCode(decodeSign1(build(p, new Map([[4, '11']]), pl, s)))).toBe('cose/bad-kid');
     // A protected kid is honoured too.
-    expect(kidToDeviceId(okValue(decodeSign1(build(header([1, -8], [4, utf8('11')]), new Map(), pl, s))).kid)).toBe('11');
+    expect(kidToDeviceId(okValue(decodeSign1(build(header([1, -8], [4, utf8('11')]), new Map(), pl, s))).kid)).toBe(
+      '11',
+    );
   });
 
   // DESIGN.md hard limits (frame size)
@@ -220,8 +271,12 @@ describe('encodeSign1 refuses misuse with ProtocolUsageError', () => {
   it('bad kid, wrong signature length, too large', () => {
     expect(code(() => encodeSign1({ kid: new Uint8Array(0), payload: new Uint8Array(1) }, sign))).toBe('cose/bad-kid');
     expect(code(() => encodeSign1({ kid: new Uint8Array(65), payload: new Uint8Array(1) }, sign))).toBe('cose/bad-kid');
-    expect(code(() => encodeSign1({ kid: utf8('d'), payload: new Uint8Array(1) }, () => new Uint8Array(63)))).toBe('cose/bad-signature-length');
-    expect(code(() => encodeSign1({ kid: utf8('d'), payload: new Uint8Array(MAX_FRAME_BYTES) }, sign))).toBe('cose/too-large');
+    expect(code(() => encodeSign1({ kid: utf8('d'), payload: new Uint8Array(1) }, () => new Uint8Array(63)))).toBe(
+      'cose/bad-signature-length',
+    );
+    expect(code(() => encodeSign1({ kid: utf8('d'), payload: new Uint8Array(MAX_FRAME_BYTES) }, sign))).toBe(
+      'cose/too-large',
+    );
   });
 });
 

@@ -26,7 +26,9 @@ interface WycheproofFile {
 }
 
 const wycheproof = loadJson<WycheproofFile>('wycheproof-ed25519_test.json');
-const cases = wycheproof.testGroups.flatMap((g) => g.tests.map((t) => ({ ...t, pk: g.publicKey.pk, curve: g.publicKey.curve })));
+const cases = wycheproof.testGroups.flatMap((g) =>
+  g.tests.map((t) => ({ ...t, pk: g.publicKey.pk, curve: g.publicKey.curve })),
+);
 
 /** The gateway's decision for one frame signature: enrol the key, then verify. */
 function accepts(pk: Uint8Array, msg: Uint8Array, sig: Uint8Array): boolean {
@@ -53,13 +55,17 @@ describe('Wycheproof Ed25519 through enrolment + verifyEd25519', () => {
   // DESIGN.md "Identities and trust": enrolment must not refuse any key a
   // Wycheproof "valid" case relies on.
   it('enrols the public key of every valid case', () => {
-    const refused = cases.filter((c) => c.result === 'valid' && !checkEd25519PublicKey(hex(c.pk)).ok).map((c) => c.tcId);
+    const refused = cases
+      .filter((c) => c.result === 'valid' && !checkEd25519PublicKey(hex(c.pk)).ok)
+      .map((c) => c.tcId);
     expect(refused).toEqual([]);
   });
 
   // Cross-check: @noble/ed25519 agrees on every valid case (RFC 8032 §5.1.7).
   it('valid cases also verify with @noble/ed25519', () => {
-    const disagree = cases.filter((c) => c.result === 'valid' && !ed.verify(hex(c.sig), hex(c.msg), hex(c.pk))).map((c) => c.tcId);
+    const disagree = cases
+      .filter((c) => c.result === 'valid' && !ed.verify(hex(c.sig), hex(c.msg), hex(c.pk)))
+      .map((c) => c.tcId);
     expect(disagree).toEqual([]);
   });
 });
@@ -77,7 +83,8 @@ function parseSignInput(text: string): SignLine[] {
   text.split('\n').forEach((raw, i) => {
     if (raw.trim() === '') return;
     const f = raw.split(':');
-    if (f.length !== 5 || f[4] !== '') throw new Error(`sign.input line ${i + 1}: expected 4 fields and a trailing colon`);
+    if (f.length !== 5 || f[4] !== '')
+      throw new Error(`sign.input line ${i + 1}: expected 4 fields and a trailing colon`);
     const [skpk, pkHex, msgHex, sigMsg] = f as [string, string, string, string];
     const seed = hex(skpk.slice(0, 64));
     if (skpk.slice(64) !== pkHex) throw new Error(`sign.input line ${i + 1}: sk||pk does not end with pk`);

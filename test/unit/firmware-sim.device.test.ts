@@ -10,7 +10,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { decodeBody, decodeSign1, kidToDeviceId, type ReadingBody, resolvePack, type ResolvedRecord, sigStructure } from '../../protocols/index.js';
+import {
+  decodeBody,
+  decodeSign1,
+  kidToDeviceId,
+  type ReadingBody,
+  resolvePack,
+  type ResolvedRecord,
+  sigStructure,
+} from '../../protocols/index.js';
 import { createSigner } from '../../firmware-sim/crypto.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { forgedFrame, garbage, replayFrame, tamperedFrame, unknownDeviceFrame } from '../../firmware-sim/faults.js';
@@ -45,7 +53,11 @@ describe('boot and seq counters', () => {
     const store = new JsonFileStateStore(dir);
     const a = device('dev-a', { store });
     expect([a.boot, a.seq]).toEqual([1, 0]);
-    expect([0, 1, 2].map(() => a.nextFrame(T0)).map((f) => [f.boot, f.seq])).toEqual([[1, 0], [1, 1], [1, 2]]);
+    expect([0, 1, 2].map(() => a.nextFrame(T0)).map((f) => [f.boot, f.seq])).toEqual([
+      [1, 0],
+      [1, 1],
+      [1, 2],
+    ]);
     expect(JSON.parse(readFileSync(join(dir, 'dev-a.json'), 'utf8'))).toEqual({ boot: 1, seq: 3 });
 
     a.reboot();
@@ -68,22 +80,25 @@ describe('boot and seq counters', () => {
 
   it('never repeats (boot, seq), whatever the interleaving of frames and reboots', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom('frame', 'frame', 'frame', 'reboot', 'restart'), { maxLength: 60 }), (ops) => {
-        const store = new MemoryStateStore();
-        let d = device('dev-p', { store });
-        const seen = new Set<string>();
-        for (const op of ops) {
-          if (op === 'reboot') d.reboot();
-          else if (op === 'restart') d = device('dev-p', { store });
-          else {
-            const f = d.nextFrame(T0);
-            const k = `${f.boot}:${f.seq}`;
-            if (seen.has(k)) return false;
-            seen.add(k);
+      fc.property(
+        fc.array(fc.constantFrom('frame', 'frame', 'frame', 'reboot', 'restart'), { maxLength: 60 }),
+        (ops) => {
+          const store = new MemoryStateStore();
+          let d = device('dev-p', { store });
+          const seen = new Set<string>();
+          for (const op of ops) {
+            if (op === 'reboot') d.reboot();
+            else if (op === 'restart') d = device('dev-p', { store });
+            else {
+              const f = d.nextFrame(T0);
+              const k = `${f.boot}:${f.seq}`;
+              if (seen.has(k)) return false;
+              seen.add(k);
+            }
           }
-        }
-        return true;
-      }),
+          return true;
+        },
+      ),
     );
   });
 });
@@ -110,28 +125,32 @@ describe('unacked buffer', () => {
 
   it('holds generated = acked + pending + dropped with at most `capacity` pending (random ops)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 8 }), fc.array(fc.oneof(fc.constant(-1), fc.constant(-2), fc.nat(20)), { maxLength: 80 }), (cap, ops) => {
-        const d = device('dev-q', { bufferCapacity: cap });
-        let acked = 0;
-        const order: string[] = [];
-        for (const op of ops) {
-          if (op === -1) d.reboot();
-          else if (op === -2 || d.pendingCount === 0) {
-            const f = d.nextFrame(T0);
-            order.push(`${f.boot}:${f.seq}`);
-          } else {
-            const p = d.pending();
-            const f = p[op % p.length]!;
-            if (d.ack(f.boot, f.seq)) acked++;
+      fc.property(
+        fc.integer({ min: 1, max: 8 }),
+        fc.array(fc.oneof(fc.constant(-1), fc.constant(-2), fc.nat(20)), { maxLength: 80 }),
+        (cap, ops) => {
+          const d = device('dev-q', { bufferCapacity: cap });
+          let acked = 0;
+          const order: string[] = [];
+          for (const op of ops) {
+            if (op === -1) d.reboot();
+            else if (op === -2 || d.pendingCount === 0) {
+              const f = d.nextFrame(T0);
+              order.push(`${f.boot}:${f.seq}`);
+            } else {
+              const p = d.pending();
+              const f = p[op % p.length]!;
+              if (d.ack(f.boot, f.seq)) acked++;
+            }
+            const keys = d.pending().map((f) => `${f.boot}:${f.seq}`);
+            if (keys.length > cap) return false;
+            // Pending frames keep generation order.
+            const idx = keys.map((k) => order.indexOf(k));
+            if (idx.some((v, i) => i > 0 && v <= idx[i - 1]!)) return false;
           }
-          const keys = d.pending().map((f) => `${f.boot}:${f.seq}`);
-          if (keys.length > cap) return false;
-          // Pending frames keep generation order.
-          const idx = keys.map((k) => order.indexOf(k));
-          if (idx.some((v, i) => i > 0 && v <= idx[i - 1]!)) return false;
-        }
-        return d.generated === acked + d.pendingCount + d.dropped && d.generated === order.length;
-      }),
+          return d.generated === acked + d.pendingCount + d.dropped && d.generated === order.length;
+        },
+      ),
     );
   });
 });
@@ -159,7 +178,9 @@ describe('frames', () => {
 
   it('noble and node:crypto signers produce the same (deterministic) Ed25519 signature', () => {
     const msg = new TextEncoder().encode('outpost');
-    expect(Buffer.from(createSigner(seedOf(9), 'noble')(msg))).toEqual(Buffer.from(createSigner(seedOf(9), 'node')(msg)));
+    expect(Buffer.from(createSigner(seedOf(9), 'noble')(msg))).toEqual(
+      Buffer.from(createSigner(seedOf(9), 'node')(msg)),
+    );
     const a = device('dev-s', { signer: 'noble' }).nextFrame(T0).bytes;
     const b = device('dev-s', { signer: 'node' }).nextFrame(T0).bytes;
     expect(Buffer.from(a)).toEqual(Buffer.from(b));
@@ -186,11 +207,15 @@ describe('sensors', () => {
     }
     return out;
   }
-  const values = (rows: ResolvedRecord[][], name: string): number[] => rows.map((r) => r.find((x) => x.name === `x:${name}`)!.value!);
+  const values = (rows: ResolvedRecord[][], name: string): number[] =>
+    rows.map((r) => r.find((x) => x.name === `x:${name}`)!.value!);
 
   it('gives plausible, noisy values in the right units', () => {
     const env = day('env-1', 'a');
-    expect(env[0]!.map((r) => [r.name, r.unit])).toEqual([['x:temp', 'Cel'], ['x:hum', '%RH']]);
+    expect(env[0]!.map((r) => [r.name, r.unit])).toEqual([
+      ['x:temp', 'Cel'],
+      ['x:hum', '%RH'],
+    ]);
     const temp = values(env, 'temp');
     const hum = values(env, 'hum');
     expect(Math.min(...temp)).toBeGreaterThan(5);

@@ -32,7 +32,9 @@ describe('manifest', () => {
     ]);
     for (const d of base.devices) {
       const pub = parsePublicKey(d.publicKey);
-      expect(pub.ok && Buffer.from(pub.value).equals(Buffer.from(publicKeyFromSeed(seedFromHex(d.secretKey)!)))).toBe(true);
+      expect(pub.ok && Buffer.from(pub.value).equals(Buffer.from(publicKeyFromSeed(seedFromHex(d.secretKey)!)))).toBe(
+        true,
+      );
     }
     expect(parseManifest(formatManifest(base))).toEqual(base);
   });
@@ -47,7 +49,12 @@ describe('manifest', () => {
       expect(readManifest(file)).toEqual(base);
       const view = publicView(base);
       expect(JSON.stringify(view)).not.toContain('secretKey');
-      expect(view.devices[1]).toEqual({ id: 'sim-0002', model: 'door-1', site: 'site-a', publicKey: base.devices[1]!.publicKey });
+      expect(view.devices[1]).toEqual({
+        id: 'sim-0002',
+        model: 'door-1',
+        site: 'site-a',
+        publicKey: base.devices[1]!.publicKey,
+      });
       writeFileSync(file, '{"version":1,"devices":[{"id":"x"}]}');
       expect(() => readManifest(file)).toThrow(/devices\[0\]\.model.*fleet\.json/);
     } finally {
@@ -83,24 +90,43 @@ describe('manifest', () => {
 
   it('never throws on arbitrary JSON and always names a field when it rejects', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.jsonValue(), fc.record({ version: fc.constantFrom(1, 2), devices: fc.array(fc.jsonValue(), { maxLength: 4 }) })), (v) => {
-        const r = validateManifest(v);
-        // Random JSON can only be valid as an empty fleet (it cannot invent matching key pairs).
-        return r.ok ? r.value.devices.length === 0 : /^(manifest|version|devices(\[\d+\](\.\w+)?)?)$/.test(r.error.field);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.jsonValue(),
+          fc.record({ version: fc.constantFrom(1, 2), devices: fc.array(fc.jsonValue(), { maxLength: 4 }) }),
+        ),
+        (v) => {
+          const r = validateManifest(v);
+          // Random JSON can only be valid as an empty fleet (it cannot invent matching key pairs).
+          return r.ok
+            ? r.value.devices.length === 0
+            : /^(manifest|version|devices(\[\d+\](\.\w+)?)?)$/.test(r.error.field);
+        },
+      ),
     );
   });
 
   it('rejects any one corrupted field of any device, naming exactly that field', () => {
     // Values invalid for every field: non-strings, and strings no id, model, did:key or hex seed can be.
-    const bad = fc.oneof(fc.constant(null), fc.integer(), fc.boolean(), fc.array(fc.string(), { maxLength: 2 }), fc.string().map((s) => `${s} !`));
+    const bad = fc.oneof(
+      fc.constant(null),
+      fc.integer(),
+      fc.boolean(),
+      fc.array(fc.string(), { maxLength: 2 }),
+      fc.string().map((s) => `${s} !`),
+    );
     fc.assert(
-      fc.property(fc.nat(2), fc.constantFrom('id', 'model', 'site', 'publicKey', 'secretKey'), bad, (i, field, value) => {
-        const m = clone();
-        m.devices[i]![field] = value;
-        const r = validateManifest(m);
-        return !r.ok && r.error.field === `devices[${i}].${field}`;
-      }),
+      fc.property(
+        fc.nat(2),
+        fc.constantFrom('id', 'model', 'site', 'publicKey', 'secretKey'),
+        bad,
+        (i, field, value) => {
+          const m = clone();
+          m.devices[i]![field] = value;
+          const r = validateManifest(m);
+          return !r.ok && r.error.field === `devices[${i}].${field}`;
+        },
+      ),
     );
   });
 });

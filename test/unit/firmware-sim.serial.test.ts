@@ -5,7 +5,8 @@ import { parseCli, UsageError } from '../../firmware-sim/cli.js';
 import { NoiseInjector, noiseStream } from '../../firmware-sim/noise.js';
 import { Deframer, encodeSerialFrame } from '../../protocols/index.js';
 
-const frames = (n: number): Uint8Array[] => Array.from({ length: n }, (_, i) => Uint8Array.from({ length: 150 }, (_, j) => (i * 31 + j * 7) & 0xff));
+const frames = (n: number): Uint8Array[] =>
+  Array.from({ length: n }, (_, i) => Uint8Array.from({ length: 150 }, (_, j) => (i * 31 + j * 7) & 0xff));
 
 describe('noise injector (clause: bit flips, dropped and duplicated bytes, truncated frames; seedable)', () => {
   it('is repeatable for a seed and differs between seeds', () => {
@@ -41,9 +42,15 @@ describe('noise injector (clause: bit flips, dropped and duplicated bytes, trunc
 
   it('each kind alone does what it says', () => {
     const d = new Uint8Array(1000).fill(7);
-    expect(new NoiseInjector({ rate: 0.1, weights: { flip: 1, drop: 0, dup: 0, truncate: 0 } }).apply(d).length).toBe(1000);
-    expect(new NoiseInjector({ rate: 0.1, weights: { flip: 0, drop: 1, dup: 0, truncate: 0 } }).apply(d).length).toBeLessThan(1000);
-    expect(new NoiseInjector({ rate: 0.1, weights: { flip: 0, drop: 0, dup: 1, truncate: 0 } }).apply(d).length).toBeGreaterThan(1000);
+    expect(new NoiseInjector({ rate: 0.1, weights: { flip: 1, drop: 0, dup: 0, truncate: 0 } }).apply(d).length).toBe(
+      1000,
+    );
+    expect(
+      new NoiseInjector({ rate: 0.1, weights: { flip: 0, drop: 1, dup: 0, truncate: 0 } }).apply(d).length,
+    ).toBeLessThan(1000);
+    expect(
+      new NoiseInjector({ rate: 0.1, weights: { flip: 0, drop: 0, dup: 1, truncate: 0 } }).apply(d).length,
+    ).toBeGreaterThan(1000);
     const t = new NoiseInjector({ rate: 0.5, weights: { flip: 0, drop: 0, dup: 0, truncate: 1 } });
     expect(Array.from(t.apply(Uint8Array.of(1, 2, 3, 4, 0, 5)))).toEqual(expect.arrayContaining([0])); // the delimiter survives
   });
@@ -74,8 +81,31 @@ describe('noise injector (clause: bit flips, dropped and duplicated bytes, trunc
 
 describe('firmware-sim serial flags (clause: CLI firmware-sim serial --keys --device --port [--noise] [--gateway-key])', () => {
   it('parses the documented flags with defaults', () => {
-    const c = parseCli(['serial', '--keys', 'k.json', '--device', 'sim-0001', '--port', '/dev/pts/3', '--noise', '0.01', '--gateway-key', '11'.repeat(32)]);
-    expect(c).toMatchObject({ cmd: 'serial', keys: 'k.json', device: 'sim-0001', port: '/dev/pts/3', noise: 0.01, baud: 115200, rateHz: 1, resendMs: 1000, pace: false, signer: 'noble' });
+    const c = parseCli([
+      'serial',
+      '--keys',
+      'k.json',
+      '--device',
+      'sim-0001',
+      '--port',
+      '/dev/pts/3',
+      '--noise',
+      '0.01',
+      '--gateway-key',
+      '11'.repeat(32),
+    ]);
+    expect(c).toMatchObject({
+      cmd: 'serial',
+      keys: 'k.json',
+      device: 'sim-0001',
+      port: '/dev/pts/3',
+      noise: 0.01,
+      baud: 115200,
+      rateHz: 1,
+      resendMs: 1000,
+      pace: false,
+      signer: 'noble',
+    });
     expect((c as { gatewayKey: Uint8Array }).gatewayKey).toHaveLength(32);
     expect(parseCli(['serial', '--help'])).toEqual({ cmd: 'help' });
   });

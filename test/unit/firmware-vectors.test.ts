@@ -9,7 +9,14 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { verifyEd25519 } from '../../gateway/crypto/ed25519.js';
 import { decodeBody, decodeSign1, Deframer, fromHex, resolvePack, sigStructure, toHex } from '../../protocols/index.js';
-import { buildVectors, type FirmwareVectors, HEADER_PATH, JSON_PATH, renderHeader, renderJson } from '../vectors/generate-firmware-vectors.js';
+import {
+  buildVectors,
+  type FirmwareVectors,
+  HEADER_PATH,
+  JSON_PATH,
+  renderHeader,
+  renderJson,
+} from '../vectors/generate-firmware-vectors.js';
 
 const committed = JSON.parse(readFileSync(JSON_PATH, 'utf8')) as FirmwareVectors;
 const hex = (h: string): Uint8Array => fromHex(h)!;
@@ -39,7 +46,9 @@ describe('firmware vectors', () => {
       expect(c.value.alg).toBe(-8);
       expect(new TextDecoder().decode(c.value.kid)).toBe(signer.id);
       expect(toHex(c.value.payload)).toBe(v.body);
-      expect(verifyEd25519(hex(signer.publicKey), sigStructure(c.value.protectedBytes, c.value.payload), c.value.signature)).toBe(true);
+      expect(
+        verifyEd25519(hex(signer.publicKey), sigStructure(c.value.protectedBytes, c.value.payload), c.value.signature),
+      ).toBe(true);
     }
   });
 
@@ -62,7 +71,16 @@ describe('firmware vectors', () => {
     for (const c of committed.commands) {
       const b = decodeBody(hex(c.body));
       if (!b.ok || b.value.type !== 'command') throw new Error('not a command');
-      expect({ ...b.value, id: toHex(b.value.id) }).toEqual({ type: 'command', id: c.id, target: c.target, actuator: c.actuator, value: c.value, expires: c.expires, issued: c.issued, ...(c.fence !== undefined && { fence: c.fence }) });
+      expect({ ...b.value, id: toHex(b.value.id) }).toEqual({
+        type: 'command',
+        id: c.id,
+        target: c.target,
+        actuator: c.actuator,
+        value: c.value,
+        expires: c.expires,
+        issued: c.issued,
+        ...(c.fence !== undefined && { fence: c.fence }),
+      });
     }
   });
 });

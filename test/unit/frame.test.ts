@@ -8,7 +8,16 @@ import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../../gateway/crypto/ed25519.js';
 import { decodeCbor, encodeCbor } from '../../protocols/cbor.js';
 import { decodeSign1, sigStructure } from '../../protocols/cose.js';
-import { AckStatus, type Body, BodyKey, decodeBody, encodeBody, MAX_COUNTER, MessageType, signBody } from '../../protocols/frame.js';
+import {
+  AckStatus,
+  type Body,
+  BodyKey,
+  decodeBody,
+  encodeBody,
+  MAX_COUNTER,
+  MessageType,
+  signBody,
+} from '../../protocols/frame.js';
 import { kidToDeviceId } from '../../protocols/ids.js';
 import { ProtocolUsageError } from '../../protocols/result.js';
 import type { SenmlRecord } from '../../protocols/senml.js';
@@ -16,14 +25,39 @@ import { errorCode, isTypedResult, okValue, toHex } from './vector-helpers.js';
 
 const id = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
 const samples: Body[] = [
-  { type: 'reading', boot: 3, seq: 41, time: 1_732_500_000_123, records: [{ bn: 'pump-1/', n: 'temp', u: 'Cel', v: 21.5 }, { n: 'on', vb: true }] },
+  {
+    type: 'reading',
+    boot: 3,
+    seq: 41,
+    time: 1_732_500_000_123,
+    records: [
+      { bn: 'pump-1/', n: 'temp', u: 'Cel', v: 21.5 },
+      { n: 'on', vb: true },
+    ],
+  },
   { type: 'reading', boot: 0, seq: 0, records: [{ n: 'x', v: 0 }] },
   { type: 'reading', boot: MAX_COUNTER, seq: MAX_COUNTER, records: [{ n: 'blob', vd: new Uint8Array([0, 255]) }] },
-  { type: 'command', id, target: 'conveyor-7', actuator: 'motor', value: false, expires: 1_732_500_060_000, issued: 1_732_500_000_000 },
+  {
+    type: 'command',
+    id,
+    target: 'conveyor-7',
+    actuator: 'motor',
+    value: false,
+    expires: 1_732_500_060_000,
+    issued: 1_732_500_000_000,
+  },
   { type: 'command', id, target: 'light-1', actuator: 'phase', value: 'red', expires: 2, issued: 1, fence: 9 },
   { type: 'command', id: new Uint8Array(32), target: 't', actuator: 'a', value: -12.25, expires: 0, issued: 0 },
   { type: 'command-ack', boot: 1, seq: 2, commandId: id, status: AckStatus.ok },
-  { type: 'command-ack', boot: 1, seq: 3, time: 5, commandId: id, status: AckStatus.unknownActuator, detail: 'no such actuator' },
+  {
+    type: 'command-ack',
+    boot: 1,
+    seq: 3,
+    time: 5,
+    commandId: id,
+    status: AckStatus.unknownActuator,
+    detail: 'no such actuator',
+  },
   { type: 'frame-ack', boot: 7, seq: 8, status: AckStatus.duplicate },
 ];
 
@@ -36,14 +70,35 @@ describe('body round trips (frame.ts layout)', () => {
   // frame.ts: "All bodies are maps with small integer keys; key 0 is the message type", written in key order.
   it('writes maps with integer keys in key order', () => {
     expect(toHex(encodeBody({ type: 'frame-ack', boot: 1, seq: 2, status: 0 }))).toBe('a4000401010202' + '0f00');
-    expect(toHex(encodeBody({ type: 'command-ack', boot: 1, seq: 2, commandId: id, status: 5, detail: 'x' }))).toBe('a6000301010202' + '08' + '48' + toHex(id) + '0f05' + '106178');
+    expect(toHex(encodeBody({ type: 'command-ack', boot: 1, seq: 2, commandId: id, status: 5, detail: 'x' }))).toBe(
+      'a6000301010202' + '08' + '48' + toHex(id) + '0f05' + '106178',
+    );
     expect(MessageType).toEqual({ reading: 1, command: 2, commandAck: 3, frameAck: 4 });
   });
 
   // frame.ts: maps with small integer keys, key order free on input
   it('reads bodies written by hand (not by encodeBody), unknown keys ignored', () => {
-    const m = new Map<number, unknown>([[BodyKey.type, 1], [BodyKey.seq, 5], [BodyKey.boot, 2], [BodyKey.senml, [new Map<number, unknown>([[0, 'a'], [2, 1]])]], [99, 'ignored']]);
-    expect(okValue(decodeBody(encodeCbor(m)))).toEqual({ type: 'reading', boot: 2, seq: 5, records: [{ n: 'a', v: 1 }] });
+    const m = new Map<number, unknown>([
+      [BodyKey.type, 1],
+      [BodyKey.seq, 5],
+      [BodyKey.boot, 2],
+      [
+        BodyKey.senml,
+        [
+          new Map<number, unknown>([
+            [0, 'a'],
+            [2, 1],
+          ]),
+        ],
+      ],
+      [99, 'ignored'],
+    ]);
+    expect(okValue(decodeBody(encodeCbor(m)))).toEqual({
+      type: 'reading',
+      boot: 2,
+      seq: 5,
+      records: [{ n: 'a', v: 1 }],
+    });
   });
 });
 
@@ -81,16 +136,24 @@ describe('field checks', () => {
   it('a reading needs a SenML pack (senml/* codes pass through)', () => {
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, undefined)))).toBe('senml/not-array');
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, [])))).toBe('senml/empty');
-    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, [new Map([['x_', 1]])])))).toBe('senml/must-understand');
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, [new Map([['x_', 1]])])))).toBe(
+      'senml/must-understand',
+    );
   });
 
   // RFC 8428 §4.4 (a newer version MUST NOT be used), §4.5.1 (names), §4.2 (one value per record):
   // a reading whose pack cannot be resolved is refused at decode, not later.
   it('a reading whose pack does not resolve is refused with the senml/* code', () => {
     const pack = (...entries: [number, unknown][]) => [new Map<number, unknown>(entries)];
-    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([-1, 11], [0, 'a'], [2, 1]))))).toBe('senml/unsupported-version');
-    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'bad name'], [2, 1]))))).toBe('senml/bad-name');
-    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'a'], [2, 1], [3, 'x']))))).toBe('senml/multiple-values');
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([-1, 11], [0, 'a'], [2, 1]))))).toBe(
+      'senml/unsupported-version',
+    );
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'bad name'], [2, 1]))))).toBe(
+      'senml/bad-name',
+    );
+    expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'a'], [2, 1], [3, 'x']))))).toBe(
+      'senml/multiple-values',
+    );
     expect(errorCode(decodeBody(withField(reading, BodyKey.senml, pack([0, 'a']))))).toBe('senml/no-value');
   });
 
@@ -105,7 +168,8 @@ describe('field checks', () => {
   // DESIGN.md: commands carry target, actuator, value
   it('command target and actuator are text of 1..64; value is a finite number, a boolean or short text', () => {
     for (const key of [BodyKey.target, BodyKey.actuator]) {
-      for (const bad of ['', 'x'.repeat(65), 5, undefined]) expect(errorCode(decodeBody(withField(command, key, bad)))).toBe('frame/bad-field');
+      for (const bad of ['', 'x'.repeat(65), 5, undefined])
+        expect(errorCode(decodeBody(withField(command, key, bad)))).toBe('frame/bad-field');
       expect(okValue(decodeBody(withField(command, key, 'x'.repeat(64))))).toMatchObject({ type: 'command' });
     }
     for (const bad of [NaN, Infinity, -Infinity, 'x'.repeat(65), null, new Uint8Array(1), [1], undefined, 2n ** 60n]) {
@@ -117,7 +181,8 @@ describe('field checks', () => {
   // frame.ts AckStatus
   it('ack status is 0..255 (frame/bad-status); detail is text of at most 256', () => {
     for (const body of [ack, frameAck]) {
-      for (const bad of [256, -1, 'ok', undefined]) expect(errorCode(decodeBody(withField(body, BodyKey.status, bad)))).toBe('frame/bad-status');
+      for (const bad of [256, -1, 'ok', undefined])
+        expect(errorCode(decodeBody(withField(body, BodyKey.status, bad)))).toBe('frame/bad-status');
       expect(okValue(decodeBody(withField(body, BodyKey.status, 255)))).toMatchObject({ status: 255 });
     }
     expect(errorCode(decodeBody(withField(ack, BodyKey.detail, 'x'.repeat(257))))).toBe('frame/bad-field');
@@ -126,7 +191,8 @@ describe('field checks', () => {
 
   // frame.ts: key 0 is the message type; one CBOR data item per body
   it('unknown or missing type is frame/unknown-type; a non-map is frame/not-map; CBOR errors pass through', () => {
-    for (const t of [0, 5, '1', 1.5, undefined]) expect(errorCode(decodeBody(withField(frameAck, BodyKey.type, t)))).toBe('frame/unknown-type');
+    for (const t of [0, 5, '1', 1.5, undefined])
+      expect(errorCode(decodeBody(withField(frameAck, BodyKey.type, t)))).toBe('frame/unknown-type');
     expect(errorCode(decodeBody(encodeCbor([4, 1, 2, 0])))).toBe('frame/not-map');
     expect(errorCode(decodeBody(new Uint8Array([...encodeBody(frameAck), 0])))).toBe('cbor/trailing-bytes');
     expect(errorCode(decodeBody(new Uint8Array(3073)))).toBe('cbor/too-large');
@@ -158,7 +224,8 @@ describe('signBody (DESIGN.md: the same envelope both ways)', () => {
 
   // ids.ts ID_PATTERN (kid must be a valid id)
   it('refuses an invalid signer id', () => {
-    for (const bad of ['', 'has space', '-lead', 'x'.repeat(65), 'a/b']) expect(() => signBody(frameAck, bad, sign)).toThrow(ProtocolUsageError);
+    for (const bad of ['', 'has space', '-lead', 'x'.repeat(65), 'a/b'])
+      expect(() => signBody(frameAck, bad, sign)).toThrow(ProtocolUsageError);
   });
 });
 
@@ -168,19 +235,45 @@ const finite = fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => (O
 const text = (max: number) => fc.string({ minLength: 1, maxLength: max });
 const records: fc.Arbitrary<SenmlRecord[]> = fc.array(
   fc.oneof(
-    fc.record({ n: fc.stringMatching(/^[a-z][a-z0-9_]{0,9}$/), u: fc.constantFrom('Cel', '%RH', 'V'), v: finite }, { requiredKeys: ['n', 'v'] }),
-    fc.record({ n: fc.stringMatching(/^[a-z][a-z0-9_]{0,9}$/), vb: fc.boolean(), t: fc.integer({ min: -100, max: 100 }) }, { requiredKeys: ['n', 'vb'] }),
+    fc.record(
+      { n: fc.stringMatching(/^[a-z][a-z0-9_]{0,9}$/), u: fc.constantFrom('Cel', '%RH', 'V'), v: finite },
+      { requiredKeys: ['n', 'v'] },
+    ),
+    fc.record(
+      { n: fc.stringMatching(/^[a-z][a-z0-9_]{0,9}$/), vb: fc.boolean(), t: fc.integer({ min: -100, max: 100 }) },
+      { requiredKeys: ['n', 'vb'] },
+    ),
   ),
   { minLength: 1, maxLength: 6 },
 );
 const bodyArb: fc.Arbitrary<Body> = fc.oneof(
-  fc.record({ type: fc.constant('reading' as const), boot: u32, seq: u32, time: ms, records }, { requiredKeys: ['type', 'boot', 'seq', 'records'] }),
   fc.record(
-    { type: fc.constant('command' as const), id: fc.uint8Array({ minLength: 4, maxLength: 32 }), target: text(64), actuator: text(64), value: fc.oneof(finite, fc.boolean(), fc.string({ maxLength: 64 })), expires: ms, issued: ms, fence: fc.maxSafeNat() },
+    { type: fc.constant('reading' as const), boot: u32, seq: u32, time: ms, records },
+    { requiredKeys: ['type', 'boot', 'seq', 'records'] },
+  ),
+  fc.record(
+    {
+      type: fc.constant('command' as const),
+      id: fc.uint8Array({ minLength: 4, maxLength: 32 }),
+      target: text(64),
+      actuator: text(64),
+      value: fc.oneof(finite, fc.boolean(), fc.string({ maxLength: 64 })),
+      expires: ms,
+      issued: ms,
+      fence: fc.maxSafeNat(),
+    },
     { requiredKeys: ['type', 'id', 'target', 'actuator', 'value', 'expires', 'issued'] },
   ),
   fc.record(
-    { type: fc.constant('command-ack' as const), boot: u32, seq: u32, time: ms, commandId: fc.uint8Array({ minLength: 4, maxLength: 32 }), status: fc.integer({ min: 0, max: 255 }), detail: fc.string({ maxLength: 256 }) },
+    {
+      type: fc.constant('command-ack' as const),
+      boot: u32,
+      seq: u32,
+      time: ms,
+      commandId: fc.uint8Array({ minLength: 4, maxLength: 32 }),
+      status: fc.integer({ min: 0, max: 255 }),
+      detail: fc.string({ maxLength: 256 }),
+    },
     { requiredKeys: ['type', 'boot', 'seq', 'commandId', 'status'] },
   ),
   fc.record({ type: fc.constant('frame-ack' as const), boot: u32, seq: u32, status: fc.integer({ min: 0, max: 255 }) }),
@@ -210,12 +303,17 @@ describe('frame properties', () => {
   // DESIGN.md: nothing from the wire can crash the process
   it('mutated valid bodies never throw', () => {
     fc.assert(
-      fc.property(bodyArb, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), fc.nat(), (body, edits, cut) => {
-        const b = encodeBody(body).slice();
-        for (const [at, x] of edits) b[at % b.length] = x;
-        expect(isTypedResult(decodeBody(b), ['cbor', 'senml', 'frame'])).toBe(true);
-        expect(isTypedResult(decodeBody(b.subarray(0, cut % (b.length + 1))), ['cbor', 'senml', 'frame'])).toBe(true);
-      }),
+      fc.property(
+        bodyArb,
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        fc.nat(),
+        (body, edits, cut) => {
+          const b = encodeBody(body).slice();
+          for (const [at, x] of edits) b[at % b.length] = x;
+          expect(isTypedResult(decodeBody(b), ['cbor', 'senml', 'frame'])).toBe(true);
+          expect(isTypedResult(decodeBody(b.subarray(0, cut % (b.length + 1))), ['cbor', 'senml', 'frame'])).toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

@@ -12,7 +12,12 @@ describe('FreeSpaceGuard', () => {
     let t = 0;
     let free = 10_000;
     let reads = 0;
-    const g = new FreeSpaceGuard('/x', { minFreeBytes: 5_000, intervalMs: 250, now: () => t, freeBytes: () => (reads++, free) });
+    const g = new FreeSpaceGuard('/x', {
+      minFreeBytes: 5_000,
+      intervalMs: 250,
+      now: () => t,
+      freeBytes: () => (reads++, free),
+    });
     expect(g.writable()).toBe(true);
     free = 100;
     for (let i = 0; i < 1000; i++) expect(g.writable()).toBe(true); // cached reading, same interval
@@ -37,7 +42,12 @@ describe('FreeSpaceGuard', () => {
   });
 
   it('a failing statfs does not block writes', () => {
-    const g = new FreeSpaceGuard('/x', { minFreeBytes: 1, freeBytes: () => { throw new Error('EIO'); } });
+    const g = new FreeSpaceGuard('/x', {
+      minFreeBytes: 1,
+      freeBytes: () => {
+        throw new Error('EIO');
+      },
+    });
     expect(g.writable()).toBe(true);
   });
 

@@ -8,7 +8,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyToDidKey } from '../../protocols/index.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
-import { parseSignature, parseSignatureInput, type RequestParts, serializeSignatureParams, signatureBase } from '../../gateway/api/http-sig.js';
+import {
+  parseSignature,
+  parseSignatureInput,
+  type RequestParts,
+  serializeSignatureParams,
+  signatureBase,
+} from '../../gateway/api/http-sig.js';
 import { ReplayGuard, signRequest, verifyRequest } from '../../gateway/api/signed-request.js';
 
 const b64u = (s: string): Uint8Array => new Uint8Array(Buffer.from(s, 'base64url'));
@@ -21,11 +27,24 @@ function parts(method: string, target: string, headers: Record<string, string>, 
 describe('RFC 9421 Appendix B.2.6 (ed25519)', () => {
   // B.1.4 test-key-ed25519 (JWK d and x).
   const seed = b64u('n4Ni-HpISpVObnQMW0wOhCKROaIKqKtW_2ZYb2p9KcU');
-  const input = 'sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"';
-  const req = parts('POST', '/foo?param=Value&Pet=dog', { Host: 'example.com', Date: 'Tue, 20 Apr 2021 02:07:55 GMT', 'Content-Type': 'application/json', 'Content-Length': '18' }, 'example.com');
+  const input =
+    'sig-b26=("date" "@method" "@path" "@authority" "content-type" "content-length");created=1618884473;keyid="test-key-ed25519"';
+  const req = parts(
+    'POST',
+    '/foo?param=Value&Pet=dog',
+    {
+      Host: 'example.com',
+      Date: 'Tue, 20 Apr 2021 02:07:55 GMT',
+      'Content-Type': 'application/json',
+      'Content-Length': '18',
+    },
+    'example.com',
+  );
 
   it('builds the signature base of §B.2.6 and signs it to the published signature', () => {
-    expect(Buffer.from(publicKeyFromSeed(seed)).toString('base64url')).toBe('JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs');
+    expect(Buffer.from(publicKeyFromSeed(seed)).toString('base64url')).toBe(
+      'JrQLj5P_89iXES9-vFgrIy29clF9CC_oPPsw3c5D0bs',
+    );
     const p = parseSignatureInput(input);
     expect(p.ok).toBe(true);
     const params = p.ok ? p.value.get('sig-b26')! : undefined!;
@@ -43,7 +62,9 @@ describe('RFC 9421 Appendix B.2.6 (ed25519)', () => {
       ].join('\n'),
     );
     const sig = signEd25519(seed, new TextEncoder().encode(base.ok ? base.value : ''));
-    const expected = parseSignature('sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:');
+    const expected = parseSignature(
+      'sig-b26=:wqcAqbmYJ2ji2glfAMaRy4gruYYnx2nEFN2HN6jrnDnQCK1u02Gb04v9EDgwUPiu4A0w6vuQv5lIp5WPpBKRCw==:',
+    );
     expect(expected.ok && Buffer.from(expected.value.get('sig-b26')!).equals(Buffer.from(sig))).toBe(true);
   });
 });
@@ -52,25 +73,35 @@ describe('signed query requests', () => {
   const seed = new Uint8Array(32).fill(9);
   const did = publicKeyToDidKey(publicKeyFromSeed(seed));
   const now = 1_760_000_000_000;
-  const signed = (target = '/api/frames?device=press-01', o: { created?: number; nonce?: string } = {}) => ({ target, h: signRequest('GET', target, seed, { created: Math.floor(now / 1000), ...o }) });
-  const verify = (target: string, h: Record<string, string>, guard = new ReplayGuard(300_000), at = now) => verifyRequest(parts('GET', target, h), { now: at, replay: guard });
+  const signed = (target = '/api/frames?device=press-01', o: { created?: number; nonce?: string } = {}) => ({
+    target,
+    h: signRequest('GET', target, seed, { created: Math.floor(now / 1000), ...o }),
+  });
+  const verify = (target: string, h: Record<string, string>, guard = new ReplayGuard(300_000), at = now) =>
+    verifyRequest(parts('GET', target, h), { now: at, replay: guard });
   const code = (r: ReturnType<typeof verify>): string => (r.ok ? 'ok' : r.error.code);
 
   it('verifies a request signed by the principal and names it by did:key', () => {
     const { target, h } = signed();
     const r = verify(target, { ...h });
     expect(r.ok && r.value.did).toBe(did);
-    expect(h['signature-input']).toMatch(/^outpost=\("@method" "@path" "@query" "content-digest"\);created=\d+;keyid="did:key:z6Mk[^"]+";alg="ed25519";nonce="[^"]+"$/);
+    expect(h['signature-input']).toMatch(
+      /^outpost=\("@method" "@path" "@query" "content-digest"\);created=\d+;keyid="did:key:z6Mk[^"]+";alg="ed25519";nonce="[^"]+"$/,
+    );
   });
 
   it('refuses changed requests, stale, future, replayed and unsigned ones with distinct codes (issue 6: 401)', () => {
     const { target, h } = signed();
     expect(code(verify('/api/frames?device=press-02', h))).toBe('signature/invalid'); // @query changed
     expect(code(verify('/api/devices?device=press-01', h))).toBe('signature/invalid'); // @path changed
-    expect(code(verifyRequest(parts('HEAD', target, h), { now, replay: new ReplayGuard(300_000) }))).toBe('signature/invalid'); // @method
+    expect(code(verifyRequest(parts('HEAD', target, h), { now, replay: new ReplayGuard(300_000) }))).toBe(
+      'signature/invalid',
+    ); // @method
     expect(code(verify(target, { ...h, 'content-digest': 'sha-256=:AAAA:' }))).toBe('signature/bad-digest');
     expect(code(verify(target, {}))).toBe('signature/missing');
-    expect(code(verify(target, { ...h, signature: 'outpost=:' + Buffer.alloc(64).toString('base64') + ':' }))).toBe('signature/invalid');
+    expect(code(verify(target, { ...h, signature: 'outpost=:' + Buffer.alloc(64).toString('base64') + ':' }))).toBe(
+      'signature/invalid',
+    );
     expect(code(verify(target, h, new ReplayGuard(300_000), now + 301_000))).toBe('signature/stale');
     expect(code(verify(target, h, new ReplayGuard(300_000), now - 60_000))).toBe('signature/future');
     const guard = new ReplayGuard(300_000);
@@ -84,9 +115,25 @@ describe('signed query requests', () => {
     const { target, h } = signed();
     const fewer = h['signature-input'].replace('"@query" ', '');
     expect(code(verify(target, { ...h, 'signature-input': fewer }))).toBe('signature/missing-component');
-    expect(code(verify(target, { ...h, 'signature-input': h['signature-input'].replace('alg="ed25519"', 'alg="rsa-pss-sha512"') }))).toBe('signature/bad-alg');
-    expect(code(verify(target, { ...h, 'signature-input': h['signature-input'].replace(/keyid="[^"]+"/, 'keyid="test-key-ed25519"') }))).toBe('signature/bad-keyid');
-    expect(code(verify(target, { ...h, 'signature-input': h['signature-input'].replace(/;nonce="[^"]+"/, '') }))).toBe('signature/bad-nonce');
+    expect(
+      code(
+        verify(target, {
+          ...h,
+          'signature-input': h['signature-input'].replace('alg="ed25519"', 'alg="rsa-pss-sha512"'),
+        }),
+      ),
+    ).toBe('signature/bad-alg');
+    expect(
+      code(
+        verify(target, {
+          ...h,
+          'signature-input': h['signature-input'].replace(/keyid="[^"]+"/, 'keyid="test-key-ed25519"'),
+        }),
+      ),
+    ).toBe('signature/bad-keyid');
+    expect(code(verify(target, { ...h, 'signature-input': h['signature-input'].replace(/;nonce="[^"]+"/, '') }))).toBe(
+      'signature/bad-nonce',
+    );
   });
 
   it('a forged request does not burn the nonce (the guard remembers only verified ones)', () => {
@@ -98,19 +145,39 @@ describe('signed query requests', () => {
 
   it('the worked example and the dependency-free Node snippet of gateway/api/README.md hold', () => {
     const one = new Uint8Array(32).fill(1);
-    expect(signRequest('GET', '/api/frames?device=press-01&limit=10', one, { created: 1764050000, nonce: 'q8Jd0Vt1mX0yYw5kP3rZgA' })).toEqual({
+    expect(
+      signRequest('GET', '/api/frames?device=press-01&limit=10', one, {
+        created: 1764050000,
+        nonce: 'q8Jd0Vt1mX0yYw5kP3rZgA',
+      }),
+    ).toEqual({
       'content-digest': 'sha-256=:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=:',
-      'signature-input': 'outpost=("@method" "@path" "@query" "content-digest");created=1764050000;keyid="did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX";alg="ed25519";nonce="q8Jd0Vt1mX0yYw5kP3rZgA"',
+      'signature-input':
+        'outpost=("@method" "@path" "@query" "content-digest");created=1764050000;keyid="did:key:z6Mkon3Necd6NkkyfoGoHxid2znGc59LU3K7mubaRcFbLfLX";alg="ed25519";nonce="q8Jd0Vt1mX0yYw5kP3rZgA"',
       signature: 'outpost=:H+NEKeHkCsVZdGvHOokXpZj8WKUbnZDbARSWiFroszCj0lFAmjsqdWVbFHcHXlbqeHX1m/PXt5MEzS5QfhbSBQ==:',
     });
     // The README's snippet, as an app would write it (node:crypto only).
-    const key = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]), format: 'der', type: 'pkcs8' });
+    const key = createPrivateKey({
+      key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]),
+      format: 'der',
+      type: 'pkcs8',
+    });
     for (const target of ['/api/frames?device=press-01', '/api/whoami']) {
       const [path, query = ''] = target.split('?');
       const digest = `sha-256=:${createHash('sha256').update('').digest('base64')}:`;
       const params = `("@method" "@path" "@query" "content-digest");created=${Math.floor(now / 1000)};keyid="${did}";alg="ed25519";nonce="${randomBytes(16).toString('base64url')}"`;
-      const base = [`"@method": GET`, `"@path": ${path}`, `"@query": ?${query}`, `"content-digest": ${digest}`, `"@signature-params": ${params}`].join('\n');
-      const headers = { 'content-digest': digest, 'signature-input': `outpost=${params}`, signature: `outpost=:${sign(null, Buffer.from(base), key).toString('base64')}:` };
+      const base = [
+        `"@method": GET`,
+        `"@path": ${path}`,
+        `"@query": ?${query}`,
+        `"content-digest": ${digest}`,
+        `"@signature-params": ${params}`,
+      ].join('\n');
+      const headers = {
+        'content-digest': digest,
+        'signature-input': `outpost=${params}`,
+        signature: `outpost=:${sign(null, Buffer.from(base), key).toString('base64')}:`,
+      };
       expect(code(verify(target, headers))).toBe('ok');
     }
   });
@@ -124,6 +191,7 @@ describe('signed query requests', () => {
       }),
     );
     expect(parseSignatureInput('a=("x" "y");created=1, b=("z")').ok).toBe(true);
-    for (const bad of ['a=(x)', 'a=("x"', 'a=("x");k=', 'A=("x")', 'a=("x"),', 'a=("x");k=1;k=2']) expect(parseSignatureInput(bad).ok).toBe(false);
+    for (const bad of ['a=(x)', 'a=("x"', 'a=("x");k=', 'A=("x")', 'a=("x"),', 'a=("x");k=1;k=2'])
+      expect(parseSignatureInput(bad).ok).toBe(false);
   });
 });

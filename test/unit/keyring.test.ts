@@ -25,11 +25,22 @@ describe('KeyRing', () => {
       fc.property(fc.array(fc.subarray([0, 1, 2, 3]), { minLength: 1, maxLength: 8 }), (steps) => {
         const author = party();
         let readers: number[] = [];
-        const ring = new KeyRing({ me: author, readersOf: (p) => (p === 'doors' ? readers.map((i) => people[i]!.publicKey) : undefined) });
+        const ring = new KeyRing({
+          me: author,
+          readersOf: (p) => (p === 'doors' ? readers.map((i) => people[i]!.publicKey) : undefined),
+        });
         const rings = people.map((me) => new KeyRing({ me }));
         let seq = 0;
         const sealed: { block: Block; members: number[] }[] = [];
-        const header = () => ({ author: author.publicKey, stream: 'doors', seq: seq++, lamport: seq, prev: seq === 1 ? null : new Uint8Array(32), parents: [], policy: 'doors@1' });
+        const header = () => ({
+          author: author.publicKey,
+          stream: 'doors',
+          seq: seq++,
+          lamport: seq,
+          prev: seq === 1 ? null : new Uint8Array(32),
+          parents: [],
+          policy: 'doors@1',
+        });
         for (const step of steps) {
           readers = step;
           ring.invalidate('doors');
@@ -53,7 +64,9 @@ describe('KeyRing', () => {
         }
         // Epochs: one per change of the reader set.
         let changes = 0;
-        steps.forEach((s, i) => (i === 0 || toHex(Uint8Array.from(s)) !== toHex(Uint8Array.from(steps[i - 1]!)) ? changes++ : 0));
+        steps.forEach((s, i) =>
+          i === 0 || toHex(Uint8Array.from(s)) !== toHex(Uint8Array.from(steps[i - 1]!)) ? changes++ : 0,
+        );
         expect(ring.currentEpoch('doors')).toBe(changes - 1);
       }),
       { numRuns: 25 },
@@ -62,8 +75,22 @@ describe('KeyRing', () => {
 
   it('a new epoch whose keys block did not reach the disk is replaced by another at the next block', async () => {
     let fail = true;
-    const ring = new KeyRing({ me: party(), readersOf: () => [], durable: () => (fail ? Promise.reject(new Error('Commit failed: MDB_MAP_FULL')) : Promise.resolve()) });
-    const b = { author: new Uint8Array(32), stream: 'doors', seq: 1, lamport: 2, prev: new Uint8Array(32), parents: [], policy: 'doors', kind: 'frames' as const, body: [{ frame: new Uint8Array([1]), rxTime: 1, transport: 'mqtt' }] };
+    const ring = new KeyRing({
+      me: party(),
+      readersOf: () => [],
+      durable: () => (fail ? Promise.reject(new Error('Commit failed: MDB_MAP_FULL')) : Promise.resolve()),
+    });
+    const b = {
+      author: new Uint8Array(32),
+      stream: 'doors',
+      seq: 1,
+      lamport: 2,
+      prev: new Uint8Array(32),
+      parents: [],
+      policy: 'doors',
+      kind: 'frames' as const,
+      body: [{ frame: new Uint8Array([1]), rxTime: 1, transport: 'mqtt' }],
+    };
     expect(ring.beforeAppend('doors')).toHaveLength(1);
     ring.seal(b);
     await new Promise((r) => setImmediate(r));
@@ -77,12 +104,27 @@ describe('KeyRing', () => {
   });
 
   it('policies that are not confidential are neither sealed nor given keys blocks', () => {
-    const ring = new KeyRing({ me: party(), readersOf: readersFrom({ policy: (n) => ({ confidential: n === 'doors' }), readers: () => [] }) });
+    const ring = new KeyRing({
+      me: party(),
+      readersOf: readersFrom({ policy: (n) => ({ confidential: n === 'doors' }), readers: () => [] }),
+    });
     expect(ring.beforeAppend('vibration@2')).toEqual([]);
-    const b = { author: new Uint8Array(32), stream: 'vibration', seq: 0, lamport: 1, prev: null, parents: [], policy: 'vibration@2', kind: 'frames' as const, body: [{ frame: new Uint8Array([1]), rxTime: 1, transport: 'mqtt' }] };
+    const b = {
+      author: new Uint8Array(32),
+      stream: 'vibration',
+      seq: 0,
+      lamport: 1,
+      prev: null,
+      parents: [],
+      policy: 'vibration@2',
+      kind: 'frames' as const,
+      body: [{ frame: new Uint8Array([1]), rxTime: 1, transport: 'mqtt' }],
+    };
     expect(ring.seal(b)).toBe(b);
     expect(ring.beforeAppend('doors@1')).toHaveLength(1); // only itself as reader: still one wrap
-    expect(() => new KeyRing({ me: party(), readersOf: () => [] }).seal({ ...b, policy: 'doors' })).toThrow(/beforeAppend was not called/);
+    expect(() => new KeyRing({ me: party(), readersOf: () => [] }).seal({ ...b, policy: 'doors' })).toThrow(
+      /beforeAppend was not called/,
+    );
     // A reader key with no curve point (cannot come from the loader) is skipped, not thrown into ingest.
     const good = party();
     const me2 = party();

@@ -9,7 +9,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { deviceIdToKid, ID_PATTERN, isValidId, kidToDeviceId } from '../../protocols/ids.js';
-import { base58btcDecode, base58btcEncode, checkEd25519PublicKey, parsePublicKey, publicKeyHex, publicKeyToDidKey } from '../../protocols/keys.js';
+import {
+  base58btcDecode,
+  base58btcEncode,
+  checkEd25519PublicKey,
+  parsePublicKey,
+  publicKeyHex,
+  publicKeyToDidKey,
+} from '../../protocols/keys.js';
 import { ProtocolUsageError } from '../../protocols/result.js';
 import { parseTopic, TOPIC_ROOT, topics } from '../../protocols/topics.js';
 import { errorCode, hex, loadJson, okValue, toHex } from './vector-helpers.js';
@@ -116,8 +123,12 @@ describe('parsePublicKey errors', () => {
     const didOf = (bytes: Uint8Array) => 'did:key:z' + base58btcEncode(new Uint8Array([0xed, 0x01, ...bytes]));
     expect(errorCode(parsePublicKey(didOf(hex('01'.padEnd(64, '0')))))).toBe('key/small-order');
     expect(errorCode(parsePublicKey(didOf(hex('ed' + 'ff'.repeat(30) + '7f'))))).toBe('key/non-canonical');
-    expect(errorCode(parsePublicKey(didOf(publicKeyFromSeed(new Uint8Array(32)).subarray(0, 31))))).toBe('key/bad-length');
-    expect(errorCode(parsePublicKey(didOf(new Uint8Array([...publicKeyFromSeed(new Uint8Array(32)), 0]))))).toBe('key/bad-length');
+    expect(errorCode(parsePublicKey(didOf(publicKeyFromSeed(new Uint8Array(32)).subarray(0, 31))))).toBe(
+      'key/bad-length',
+    );
+    expect(errorCode(parsePublicKey(didOf(new Uint8Array([...publicKeyFromSeed(new Uint8Array(32)), 0]))))).toBe(
+      'key/bad-length',
+    );
     expect(checkEd25519PublicKey(publicKeyFromSeed(new Uint8Array(32))).ok).toBe(true);
   });
 });
@@ -130,10 +141,13 @@ describe('ids (ids.ts: 1..64 of letters, digits, ".", "_", "-", not starting wit
   });
 
   // ids.ts ID_PATTERN
-  it.each(['', '-a', '.a', '_a', 'x'.repeat(65), 'a b', 'a/b', 'a+b', 'a#', 'dév', 'a\n', 'a\u0000'])('invalid: %j', (id) => {
-    expect(isValidId(id)).toBe(false);
-    expect(usageCode(() => deviceIdToKid(id))).toBe('id/invalid');
-  });
+  it.each(['', '-a', '.a', '_a', 'x'.repeat(65), 'a b', 'a/b', 'a+b', 'a#', 'dév', 'a\n', 'a\u0000'])(
+    'invalid: %j',
+    (id) => {
+      expect(isValidId(id)).toBe(false);
+      expect(usageCode(() => deviceIdToKid(id))).toBe('id/invalid');
+    },
+  );
 
   // RFC 9052 §3.1 (kid is opaque bytes: may not be an id)
   it('kidToDeviceId: undefined for invalid UTF-8 or text that is not an id', () => {
@@ -214,13 +228,24 @@ describe('MQTT topics (DESIGN.md "Wire formats")', () => {
   it('any string either fails to parse or parses to ids that rebuild the same topic', () => {
     const topicArb = fc.oneof(
       fc.string({ maxLength: 60 }),
-      fc.tuple(fc.constantFrom('dev', 'gw', 'x'), fc.string({ maxLength: 10 }), fc.constantFrom('up', 'cmd', 'status', 'x')).map(([s, n, l]) => `outpost/v1/${s}/${n}/${l}`),
+      fc
+        .tuple(
+          fc.constantFrom('dev', 'gw', 'x'),
+          fc.string({ maxLength: 10 }),
+          fc.constantFrom('up', 'cmd', 'status', 'x'),
+        )
+        .map(([s, n, l]) => `outpost/v1/${s}/${n}/${l}`),
     );
     fc.assert(
       fc.property(topicArb, (t) => {
         const p = parseTopic(t);
         if (p === undefined) return;
-        const rebuilt = p.kind === 'gateway-status' ? topics.gatewayStatus(p.gateway) : p.kind === 'up' ? topics.up(p.device) : topics.cmd(p.device);
+        const rebuilt =
+          p.kind === 'gateway-status'
+            ? topics.gatewayStatus(p.gateway)
+            : p.kind === 'up'
+              ? topics.up(p.device)
+              : topics.cmd(p.device);
         expect(rebuilt).toBe(t);
       }),
       { numRuns: 3000 },

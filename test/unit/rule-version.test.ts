@@ -2,7 +2,12 @@
 import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeCbor, encodeCbor } from '../../protocols/index.js';
-import { decodeRuleVersionBody, RULE_KINDS, ruleVersionBody, type RuleVersionBody } from '../../protocols/rule-version.js';
+import {
+  decodeRuleVersionBody,
+  RULE_KINDS,
+  ruleVersionBody,
+  type RuleVersionBody,
+} from '../../protocols/rule-version.js';
 
 const text = (max: number): fc.Arbitrary<string> => fc.string({ minLength: 1, maxLength: max });
 const body: fc.Arbitrary<RuleVersionBody> = fc.record({
@@ -29,14 +34,27 @@ describe('rule version body', () => {
 
   it('issue 7: any other CBOR value decodes to a typed error, never a throw (property)', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.anything(), body.map((b) => new Map([...ruleVersionBody(b)].map(([k, v]) => [k, k === 3 ? 9 : v])))), (v) => {
-        const r = decodeRuleVersionBody(v as never);
-        if (!r.ok) expect(r.error.code).toMatch(/^rule-version\//);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.anything(),
+          body.map((b) => new Map([...ruleVersionBody(b)].map(([k, v]) => [k, k === 3 ? 9 : v]))),
+        ),
+        (v) => {
+          const r = decodeRuleVersionBody(v as never);
+          if (!r.ok) expect(r.error.code).toMatch(/^rule-version\//);
+        },
+      ),
       { numRuns: 300 },
     );
-    expect(decodeRuleVersionBody(new Map([[7, 'x']]))).toMatchObject({ ok: false, error: { code: 'rule-version/bad-body' } });
-    expect(() => ruleVersionBody({ id: '', version: 'v', kind: 'machine', file: 'f', definition: 'd', at: 1 })).toThrow(/id must be text/);
-    expect(() => ruleVersionBody({ id: 'a', version: 'v', kind: 'machine', file: 'f', definition: 'd', at: 1.5 })).toThrow(/at must be/);
+    expect(decodeRuleVersionBody(new Map([[7, 'x']]))).toMatchObject({
+      ok: false,
+      error: { code: 'rule-version/bad-body' },
+    });
+    expect(() => ruleVersionBody({ id: '', version: 'v', kind: 'machine', file: 'f', definition: 'd', at: 1 })).toThrow(
+      /id must be text/,
+    );
+    expect(() =>
+      ruleVersionBody({ id: 'a', version: 'v', kind: 'machine', file: 'f', definition: 'd', at: 1.5 }),
+    ).toThrow(/at must be/);
   });
 });

@@ -78,16 +78,23 @@ describe('defineRule and isolation', () => {
     const yaml = parseRuleFile('t.yaml', good);
     const bomb = defineRule({
       id: 'bomb',
-      trigger: { names: [ 't' ] },
+      trigger: { names: ['t'] },
       operator: () =>
         map((f) => {
           if (f.records[0]!.value === 13) throw new Error('unlucky');
-          return { inputs: [f], reason: 'seen', action: { kind: 'alert', message: `bomb ${String(f.records[0]!.value)}` } };
+          return {
+            inputs: [f],
+            reason: 'seen',
+            action: { kind: 'alert', message: `bomb ${String(f.records[0]!.value)}` },
+          };
         }),
     });
     const errors: string[] = [];
     const h = rulesHarness({ rules: [bomb, ...yaml.rules], interlocks: [] });
-    (h.engine as unknown as { opts: { log: unknown } }).opts.log = { warn() {}, error: (o: { err: string }) => errors.push(o.err) };
+    (h.engine as unknown as { opts: { log: unknown } }).opts.log = {
+      warn() {},
+      error: (o: { err: string }) => errors.push(o.err),
+    };
     h.frame(0, 'd', { t: 13 });
     h.frame(1, 'd', { t: 31 });
     h.frame(2, 'd', { t: 12 });
@@ -98,13 +105,24 @@ describe('defineRule and isolation', () => {
   });
 
   it('issue 7: a rule that keeps throwing is disabled after maxRestarts; a throwing sink is counted', () => {
-    const always = defineRule({ id: 'always', operator: () => mergeMap(() => { throw new Error('no'); }) });
+    const always = defineRule({
+      id: 'always',
+      operator: () =>
+        mergeMap(() => {
+          throw new Error('no');
+        }),
+    });
     const yaml = parseRuleFile('t.yaml', good);
     const h = rulesHarness({ rules: [always, ...yaml.rules], interlocks: [] }, { maxRestarts: 2 });
     for (let i = 0; i < 5; i++) h.frame(i, 'd', { t: i % 2 ? 31 : 1 });
     expect(h.engine.stats()[0]).toMatchObject({ errors: 3, disabled: true });
     expect(h.log()).toEqual(['1 alert hot', '3 alert hot']);
-    expect(defineRule({ id: 'x', operator: () => map(() => ({ inputs: [], reason: '', action: { kind: 'alert', message: '' } })) }).version).toMatch(/^[0-9a-f]{12}$/);
+    expect(
+      defineRule({
+        id: 'x',
+        operator: () => map(() => ({ inputs: [], reason: '', action: { kind: 'alert', message: '' } })),
+      }).version,
+    ).toMatch(/^[0-9a-f]{12}$/);
     expect(() => defineRule({ id: 'bad id', operator: () => map((x) => x as never) })).toThrow(RuleError);
   });
 });
@@ -113,12 +131,17 @@ describe('rule files by path', () => {
   it('issue 7: YAML and TypeScript rule files load together; a clash of ids names both files', async () => {
     const { loadRuleFiles } = await import('../../rules/dsl/load.js');
     const set = await loadRuleFiles(['rules/examples/intersection/rules.yaml', 'test/fixtures/rules/door-open.ts']);
-    expect(set.rules.map((r) => `${r.id}:${r.kind}:${r.file}`)).toEqual(['intersection:machine:rules/examples/intersection/rules.yaml', 'door-open:custom:test/fixtures/rules/door-open.ts']);
+    expect(set.rules.map((r) => `${r.id}:${r.kind}:${r.file}`)).toEqual([
+      'intersection:machine:rules/examples/intersection/rules.yaml',
+      'door-open:custom:test/fixtures/rules/door-open.ts',
+    ]);
     const h = rulesHarness({ rules: set.rules.filter((r) => r.kind === 'custom'), interlocks: [] });
     h.frame(0, 'door-7', { door: true }, { model: 'door-1' });
     h.frame(1, 'door-7', { door: false }, { model: 'door-1' });
     expect(h.log()).toEqual(['0 alert door-7 open']);
-    await expect(loadRuleFiles(['test/fixtures/rules/door-open.ts', 'test/fixtures/rules/door-open.ts'])).rejects.toThrow(/rule "door-open".*also used in test\/fixtures\/rules\/door-open\.ts/);
+    await expect(
+      loadRuleFiles(['test/fixtures/rules/door-open.ts', 'test/fixtures/rules/door-open.ts']),
+    ).rejects.toThrow(/rule "door-open".*also used in test\/fixtures\/rules\/door-open\.ts/);
     await expect(loadRuleFiles(['nope.yaml'])).rejects.toMatchObject({ code: 'rules/load' });
     await expect(loadRuleFiles(['rules/README.md'])).rejects.toMatchObject({ code: 'rules/load' });
   });

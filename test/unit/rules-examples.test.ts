@@ -19,19 +19,38 @@ const JUNCTION = 'rules/examples/intersection';
 const factory = await loadRuleFiles([`${FACTORY}/rules.yaml`]);
 const junction = await loadRuleFiles([`${JUNCTION}/rules.yaml`]);
 
-const only = (set: RuleSet, id: string): RuleSet => ({ rules: set.rules.filter((r) => r.id === id), interlocks: set.interlocks });
+const only = (set: RuleSet, id: string): RuleSet => ({
+  rules: set.rules.filter((r) => r.id === id),
+  interlocks: set.interlocks,
+});
 const speeds = (ds: readonly Decision[]): string[] =>
   ds.flatMap((d) => (d.action.kind === 'command' ? [`${d.at - T0} ${String(d.action.command.value)}`] : []));
 
 describe('factory cell example', () => {
   it('issue 7: firmware-sim frames of the example devices reach rules with the names the rules read', () => {
-    const want: Record<string, string[]> = { 'press-01': ['vib', 'temp'], 'conveyor-01': ['count'], 'ack-01': ['door'], 'sig-ns': ['count'], 'ped-1': ['door'] };
-    for (const e of [...readManifest(`${FACTORY}/manifest.json`).devices, ...readManifest(`${JUNCTION}/manifest.json`).devices]) {
+    const want: Record<string, string[]> = {
+      'press-01': ['vib', 'temp'],
+      'conveyor-01': ['count'],
+      'ack-01': ['door'],
+      'sig-ns': ['count'],
+      'ped-1': ['door'],
+    };
+    for (const e of [
+      ...readManifest(`${FACTORY}/manifest.json`).devices,
+      ...readManifest(`${JUNCTION}/manifest.json`).devices,
+    ]) {
       const d = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, site: e.site, powerOnMs: T0 });
       const f = d.nextFrame(T0 + 1000);
-      const body = decodeBody(decodeSign1(f.bytes).ok ? (decodeSign1(f.bytes) as { value: { payload: Uint8Array } }).value.payload : new Uint8Array());
+      const body = decodeBody(
+        decodeSign1(f.bytes).ok
+          ? (decodeSign1(f.bytes) as { value: { payload: Uint8Array } }).value.payload
+          : new Uint8Array(),
+      );
       expect(body.ok).toBe(true);
-      const rf = toRuleFrame({ device: e.id, model: e.model, site: e.site, rxTime: T0 + 1005 }, body.ok ? body.value : { type: 'x' })!;
+      const rf = toRuleFrame(
+        { device: e.id, model: e.model, site: e.site, rxTime: T0 + 1005 },
+        body.ok ? body.value : { type: 'x' },
+      )!;
       expect(rf).toMatchObject({ device: e.id, boot: 1, seq: 0, model: e.model, site: e.site, time: T0 + 1005 });
       if (want[e.id]) expect(rf.records.map((r) => r.name)).toEqual(want[e.id]);
     }
@@ -52,7 +71,13 @@ describe('factory cell example', () => {
     expect(speeds(h.decisions)).toEqual(['0 1', '13000 0.4', '16000 0']);
     const stop = h.decisions.find((d) => d.action.kind === 'command' && d.action.command.value === 0)!;
     // the inputs are the 5 s window's frames, ending with the one that crossed the threshold
-    expect(stop.inputs.map((i) => `${i.device}/${i.seq}`)).toEqual(['press-01/11', 'press-01/12', 'press-01/13', 'press-01/14', 'press-01/15']);
+    expect(stop.inputs.map((i) => `${i.device}/${i.seq}`)).toEqual([
+      'press-01/11',
+      'press-01/12',
+      'press-01/13',
+      'press-01/14',
+      'press-01/15',
+    ]);
     expect(stop.reason).toMatch(/slowed → stopped: .*agg\.vib_max=9\.5/);
     for (let i = 0; i < 10; i++) press(2); // calm again, but no ack: stays stopped
     expect(speeds(h.decisions).length).toBe(3);
@@ -127,10 +152,18 @@ describe('intersection example', () => {
     expect(h.engine.stats()[0]!.refused).toBe(0);
     for (let t = 7000; t <= 11_000; t += 1000) det(t, 0, 0);
     h.advance(12_000); // minimum green (10 s from 2 s) over: the dwell timer takes the demand
-    expect(h.log().filter((l) => l.includes('sig-')).slice(-2)).toEqual(['2000 command sig-ns.aspect=green', '12000 command sig-ns.aspect=amber']);
+    expect(
+      h
+        .log()
+        .filter((l) => l.includes('sig-'))
+        .slice(-2),
+    ).toEqual(['2000 command sig-ns.aspect=green', '12000 command sig-ns.aspect=amber']);
     h.frame(12_500, 'ped-1', { door: true });
     for (let t = 13_000; t <= 40_000; t += 1000) det(t, 0, 0);
-    const log = h.log().filter((l) => l.includes('command')).map((l) => l.replace(/ command /, ' '));
+    const log = h
+      .log()
+      .filter((l) => l.includes('command'))
+      .map((l) => l.replace(/ command /, ' '));
     expect(log.slice(3)).toEqual([
       '2000 sig-ns.aspect=green',
       '12000 sig-ns.aspect=amber',
@@ -150,7 +183,12 @@ describe('intersection example', () => {
     expect(h.log()).toContain('15000 alert junction-5 flashing amber: detector(s) ["sig-ew"] silent');
     h.frame(21_000, 'sig-ew', { count: 0 });
     h.advance(24_000);
-    expect(h.log().filter((l) => l.includes('command')).slice(-4)).toEqual([
+    expect(
+      h
+        .log()
+        .filter((l) => l.includes('command'))
+        .slice(-4),
+    ).toEqual([
       '21000 command ped-1.walk=false',
       '21000 command sig-ns.aspect=red',
       '21000 command sig-ew.aspect=red',
@@ -160,7 +198,10 @@ describe('intersection example', () => {
 
   it('issue 7: property: never conflicting greens (or green with walk), minimum green held, under random detector and pedestrian input', () => {
     const step = fc.record({
-      dt: fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 0, max: 2000 }) }, { weight: 1, arbitrary: fc.integer({ min: 2000, max: 15_000 }) }),
+      dt: fc.oneof(
+        { weight: 8, arbitrary: fc.integer({ min: 0, max: 2000 }) },
+        { weight: 1, arbitrary: fc.integer({ min: 2000, max: 15_000 }) },
+      ),
       who: fc.constantFrom('sig-ns', 'sig-ew', 'ped-1', 'sig-ns', 'sig-ew'),
       count: fc.integer({ min: 0, max: 3 }),
       press: fc.boolean(),
@@ -199,11 +240,24 @@ describe('intersection example', () => {
   });
 
   it('issue 7: the interlock catches a machine that would show conflicting greens', () => {
-    const bad = structuredClone({ ...junction.rules[0]! }) as typeof junction.rules[0] & { kind: 'machine' };
+    const bad = structuredClone({ ...junction.rules[0]! }) as (typeof junction.rules)[0] & { kind: 'machine' };
     // sabotage: skip the amber/all-red of NS (straight from NS green to EW green)
-    const h = rulesHarness({ rules: [{ ...bad, transitions: [{ from: 'startup', to: 'ns-green', afterMs: 2000 }, { from: 'ns-green', to: 'ew-green', when: 'latch.ew' }] }], interlocks: junction.interlocks });
+    const h = rulesHarness({
+      rules: [
+        {
+          ...bad,
+          transitions: [
+            { from: 'startup', to: 'ns-green', afterMs: 2000 },
+            { from: 'ns-green', to: 'ew-green', when: 'latch.ew' },
+          ],
+        },
+      ],
+      interlocks: junction.interlocks,
+    });
     for (let t = 1000; t <= 12_000; t += 1000) h.frame(t, 'sig-ew', { count: 1 }), h.frame(t, 'sig-ns', { count: 0 });
-    expect(h.log()).toContain('12000 alert interlock "conflicting-greens" refused sig-ew.aspect=green: sig-ns.aspect=green is in effect');
+    expect(h.log()).toContain(
+      '12000 alert interlock "conflicting-greens" refused sig-ew.aspect=green: sig-ns.aspect=green is in effect',
+    );
     replayAspects(h.decisions, (a) => expect(a.ns === 'green' && a.ew === 'green').toBe(false));
   });
 });

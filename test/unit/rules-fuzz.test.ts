@@ -31,51 +31,73 @@ const machine = {
     initial: 'a',
     latches: { l: { set: 'has(v.t) && v.t > 1.0', clearOnEnter: ['b'] } },
     states: { a: { minDwell: '1s', onEnter: [{ alert: 'a' }] }, b: { onEnter: [{ alert: 'b' }] } },
-    transitions: [{ from: 'a', to: 'b', when: 'latch.l' }, { from: 'b', to: 'a', after: '2s' }],
+    transitions: [
+      { from: 'a', to: 'b', when: 'latch.l' },
+      { from: 'b', to: 'a', after: '2s' },
+    ],
     watchdog: { silence: '4s', devices: ['a'], state: 'b' },
   },
 };
 
 /** A valid rule with one field replaced by anything (or deleted). */
-const mutated = fc.tuple(fc.constantFrom(valid, machine), fc.nat(), fc.oneof({ weight: 4, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: fc.anything() }, { weight: 1, arbitrary: fc.string() }, { weight: 1, arbitrary: fc.integer() })).map(([base, i, v]) => {
-  const copy = structuredClone(base) as Record<string, unknown>;
-  const paths: string[][] = [];
-  const walk = (o: unknown, p: string[]): void => {
-    if (o && typeof o === 'object') for (const k of Object.keys(o)) (paths.push([...p, k]), walk((o as Record<string, unknown>)[k], [...p, k]));
-  };
-  walk(copy, []);
-  const path = paths[i % paths.length]!;
-  let o = copy as Record<string, unknown>;
-  for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
-  if (v === undefined) delete o[path.at(-1)!];
-  else o[path.at(-1)!] = v;
-  return copy;
-});
+const mutated = fc
+  .tuple(
+    fc.constantFrom(valid, machine),
+    fc.nat(),
+    fc.oneof(
+      { weight: 4, arbitrary: fc.constant(undefined) },
+      { weight: 1, arbitrary: fc.anything() },
+      { weight: 1, arbitrary: fc.string() },
+      { weight: 1, arbitrary: fc.integer() },
+    ),
+  )
+  .map(([base, i, v]) => {
+    const copy = structuredClone(base) as Record<string, unknown>;
+    const paths: string[][] = [];
+    const walk = (o: unknown, p: string[]): void => {
+      if (o && typeof o === 'object')
+        for (const k of Object.keys(o)) paths.push([...p, k]), walk((o as Record<string, unknown>)[k], [...p, k]);
+    };
+    walk(copy, []);
+    const path = paths[i % paths.length]!;
+    let o = copy as Record<string, unknown>;
+    for (const k of path.slice(0, -1)) o = o[k] as Record<string, unknown>;
+    if (v === undefined) delete o[path.at(-1)!];
+    else o[path.at(-1)!] = v;
+    return copy;
+  });
 
 describe('rule files from anywhere', () => {
   it('issue 7: any document loads or fails with a RuleError; what loads runs (property)', () => {
     let loaded = 0;
     let refused = 0;
     fc.assert(
-      fc.property(fc.oneof(fc.anything(), fc.array(mutated, { minLength: 1, maxLength: 2 }).map((rules) => ({ rules }))), fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { maxLength: 20 }), (doc, values) => {
-        let set;
-        try {
-          set = parseRuleFile('fuzz.yaml', (stringify(doc) as string | undefined) ?? '');
-        } catch (e) {
-          expect(e).toBeInstanceOf(RuleError);
-          expect((e as RuleError).at.file).toBe('fuzz.yaml');
-          refused++;
-          return;
-        }
-        if (set.rules.length > 0) loaded++;
-        {
-        }
-        if (new Set(set.rules.map((r) => r.id)).size !== set.rules.length) return;
-        const h = rulesHarness(set);
-        values.forEach((t, i) => h.frame(i * 700, 'a', { t }));
-        h.advance(values.length * 700 + 10_000);
-        for (const s of h.engine.stats()) expect(s.errors, s.lastError).toBe(0);
-      }),
+      fc.property(
+        fc.oneof(
+          fc.anything(),
+          fc.array(mutated, { minLength: 1, maxLength: 2 }).map((rules) => ({ rules })),
+        ),
+        fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { maxLength: 20 }),
+        (doc, values) => {
+          let set;
+          try {
+            set = parseRuleFile('fuzz.yaml', (stringify(doc) as string | undefined) ?? '');
+          } catch (e) {
+            expect(e).toBeInstanceOf(RuleError);
+            expect((e as RuleError).at.file).toBe('fuzz.yaml');
+            refused++;
+            return;
+          }
+          if (set.rules.length > 0) loaded++;
+          {
+          }
+          if (new Set(set.rules.map((r) => r.id)).size !== set.rules.length) return;
+          const h = rulesHarness(set);
+          values.forEach((t, i) => h.frame(i * 700, 'a', { t }));
+          h.advance(values.length * 700 + 10_000);
+          for (const s of h.engine.stats()) expect(s.errors, s.lastError).toBe(0);
+        },
+      ),
       { numRuns: 400 },
     );
     // both sides were exercised: mutations that still load (and run), and refusals
@@ -84,11 +106,47 @@ describe('rule files from anywhere', () => {
   });
 
   it('issue 7: toRuleFrame: prefix stripped, relative times resolved, non-readings and bad packs are undefined', () => {
-    const f = toRuleFrame({ device: 'd1', rxTime: 1_000_000, model: 'm' }, { type: 'reading', boot: 2, seq: 5, records: [{ bn: 'd1:', n: 'a', v: 1, t: -2 }, { n: 'b', vb: true }, { n: 'c', vs: 'x', t: 1.7e9 }, { n: 'd', s: 3 }] } as never);
-    expect(f).toEqual({ device: 'd1', boot: 2, seq: 5, time: 1_000_000, model: 'm', records: [{ name: 'a', value: 1, time: 998_000 }, { name: 'b', value: true, time: 1_000_000 }, { name: 'c', value: 'x', time: 1.7e12 }, { name: 'd', value: 3, time: 1_000_000 }] });
+    const f = toRuleFrame({ device: 'd1', rxTime: 1_000_000, model: 'm' }, {
+      type: 'reading',
+      boot: 2,
+      seq: 5,
+      records: [
+        { bn: 'd1:', n: 'a', v: 1, t: -2 },
+        { n: 'b', vb: true },
+        { n: 'c', vs: 'x', t: 1.7e9 },
+        { n: 'd', s: 3 },
+      ],
+    } as never);
+    expect(f).toEqual({
+      device: 'd1',
+      boot: 2,
+      seq: 5,
+      time: 1_000_000,
+      model: 'm',
+      records: [
+        { name: 'a', value: 1, time: 998_000 },
+        { name: 'b', value: true, time: 1_000_000 },
+        { name: 'c', value: 'x', time: 1.7e12 },
+        { name: 'd', value: 3, time: 1_000_000 },
+      ],
+    });
     expect(toRuleFrame({ device: 'd1', rxTime: 0 }, { type: 'command-ack' })).toBeUndefined();
-    expect(toRuleFrame({ device: 'd1', rxTime: 0 }, { type: 'reading', boot: 1, seq: 1, records: [{ n: 'a', v: 1, vb: true }] } as never)).toBeUndefined();
+    expect(
+      toRuleFrame({ device: 'd1', rxTime: 0 }, {
+        type: 'reading',
+        boot: 1,
+        seq: 1,
+        records: [{ n: 'a', v: 1, vb: true }],
+      } as never),
+    ).toBeUndefined();
     // another device's base name is kept whole
-    expect(toRuleFrame({ device: 'd1', rxTime: 0 }, { type: 'reading', boot: 1, seq: 1, records: [{ bn: 'd2:', n: 'a', v: 1 }] } as never)!.records[0]!.name).toBe('d2:a');
+    expect(
+      toRuleFrame({ device: 'd1', rxTime: 0 }, {
+        type: 'reading',
+        boot: 1,
+        seq: 1,
+        records: [{ bn: 'd2:', n: 'a', v: 1 }],
+      } as never)!.records[0]!.name,
+    ).toBe('d2:a');
   });
 });

@@ -2,7 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { rulesHarness } from '../helpers/rules.js';
 
-const alertRule = (extra: string, when = 'v.t > 30', actions = '[{ alert: "on" }]', onClear = '[{ alert: "off" }]'): string => `
+const alertRule = (
+  extra: string,
+  when = 'v.t > 30',
+  actions = '[{ alert: "on" }]',
+  onClear = '[{ alert: "off" }]',
+): string => `
 rules:
   - id: r
     trigger: { names: [t] }
@@ -16,7 +21,14 @@ describe('rules operators (virtual time)', () => {
   it('issue 7: hysteresis holds the condition until clear holds', () => {
     const plain = rulesHarness(alertRule(''));
     const hyst = rulesHarness(alertRule('    clear: "v.t < 25"'));
-    for (const [ms, t] of [[0, 20], [1000, 31], [2000, 28], [3000, 26], [4000, 24], [5000, 31]] as const) {
+    for (const [ms, t] of [
+      [0, 20],
+      [1000, 31],
+      [2000, 28],
+      [3000, 26],
+      [4000, 24],
+      [5000, 31],
+    ] as const) {
       plain.frame(ms, 'd', { t });
       hyst.frame(ms, 'd', { t });
     }
@@ -57,7 +69,9 @@ describe('rules operators (virtual time)', () => {
   });
 
   it('issue 7: rate limit allows at most max firings per period', () => {
-    const h = rulesHarness(alertRule('    fire: every\n    rateLimit: { max: 2, per: 10s }', 'v.t > 30', '[{ alert: "on" }]', '[]'));
+    const h = rulesHarness(
+      alertRule('    fire: every\n    rateLimit: { max: 2, per: 10s }', 'v.t > 30', '[{ alert: "on" }]', '[]'),
+    );
     for (let s = 0; s <= 12; s++) h.frame(s * 1000, 'd', { t: 31 });
     expect(h.log()).toEqual(['0 alert on', '1000 alert on', '10000 alert on', '11000 alert on']);
   });
@@ -79,7 +93,10 @@ rules:
     expect(h.log()).toEqual([]); // nothing until the window [0, 10 s) closes
     h.frame(12_000, 'd', { t: 100 });
     h.advance(20_000);
-    expect(h.log()).toEqual(['10000 alert avg=20 min=10 max=30 n=3 sum=60 rate=5 last=30', '20000 alert avg=100 min=100 max=100 n=1 sum=100 rate=0 last=100']);
+    expect(h.log()).toEqual([
+      '10000 alert avg=20 min=10 max=30 n=3 sum=60 rate=5 last=30',
+      '20000 alert avg=100 min=100 max=100 n=1 sum=100 rate=0 last=100',
+    ]);
     expect(h.decisions[0]!.inputs.map((i) => i.seq)).toEqual([0, 1, 2]);
   });
 
@@ -121,7 +138,9 @@ rules:
   });
 
   it('issue 7: per-device state: one device does not clear another', () => {
-    const h = rulesHarness(alertRule('    per: device', 'v.t > 30', '[{ alert: "on {{device}}" }]', '[{ alert: "off {{device}}" }]'));
+    const h = rulesHarness(
+      alertRule('    per: device', 'v.t > 30', '[{ alert: "on {{device}}" }]', '[{ alert: "off {{device}}" }]'),
+    );
     h.frame(0, 'a', { t: 31 });
     h.frame(1, 'b', { t: 10 });
     h.frame(2, 'b', { t: 40 });
@@ -147,7 +166,11 @@ rules:
     expect(h.log()).toEqual(['5000 command b-valve.open=false']);
     h.advance(9000);
     h.frame(9500, 'a', { t: 1 });
-    expect(h.log()).toEqual(['5000 command b-valve.open=false', '9000 command a-valve.open=false', '9500 alert a back']);
+    expect(h.log()).toEqual([
+      '5000 command b-valve.open=false',
+      '9000 command a-valve.open=false',
+      '9500 alert a back',
+    ]);
   });
 
   it('issue 7: state machine holds a state for its minimum dwell, then takes the guarded transition', () => {

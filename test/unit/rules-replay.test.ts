@@ -8,9 +8,16 @@ import { decisionFromJson, decisionToJson, parseDecisionsJsonl } from '../../rul
 import { replay } from '../../rules/replay/replay.js';
 import type { RuleFrame } from '../../rules/frame.js';
 
-const scalar = fc.oneof(fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0)), fc.boolean(), fc.string());
+const scalar = fc.oneof(
+  fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0)),
+  fc.boolean(),
+  fc.string(),
+);
 const action = fc.oneof(
-  fc.record({ kind: fc.constant('command' as const), command: fc.record({ device: fc.string(), actuator: fc.string(), value: scalar, ttlMs: fc.nat() }) }),
+  fc.record({
+    kind: fc.constant('command' as const),
+    command: fc.record({ device: fc.string(), actuator: fc.string(), value: scalar, ttlMs: fc.nat() }),
+  }),
   fc.record({ kind: fc.constant('publish' as const), topic: fc.string(), payload: fc.string() }),
   fc.record({ kind: fc.constant('alert' as const), message: fc.string() }),
 );
@@ -37,31 +44,41 @@ describe('decisions JSONL', () => {
 
   it('issue 7: bad lines are reported with their line number, never thrown (property)', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(fc.string(), fc.json(), decision.map(decisionToJson)), { maxLength: 10 }), (lines) => {
-        const r = parseDecisionsJsonl(lines.join('\n'));
-        expect(r.decisions.length + r.errors.length).toBeLessThanOrEqual(lines.length);
-        for (const e of r.errors) expect(e.line).toBeGreaterThanOrEqual(1);
-      }),
+      fc.property(
+        fc.array(fc.oneof(fc.string(), fc.json(), decision.map(decisionToJson)), { maxLength: 10 }),
+        (lines) => {
+          const r = parseDecisionsJsonl(lines.join('\n'));
+          expect(r.decisions.length + r.errors.length).toBeLessThanOrEqual(lines.length);
+          for (const e of r.errors) expect(e.line).toBeGreaterThanOrEqual(1);
+        },
+      ),
       { numRuns: 300 },
     );
     expect(parseDecisionsJsonl('{"rule":"a"}\nnot json\n').errors.map((e) => e.line)).toEqual([1, 2]);
-    expect(decisionFromJson({ rule: 'r', ruleVersion: 'v', at: 1, reason: '', inputs: [], action: { kind: 'launch' } })).toMatch(/action.kind/);
+    expect(
+      decisionFromJson({ rule: 'r', ruleVersion: 'v', at: 1, reason: '', inputs: [], action: { kind: 'launch' } }),
+    ).toMatch(/action.kind/);
   });
 });
 
 describe('diffDecisions', () => {
   it('issue 7: a set agrees with itself in any order and within the time tolerance; a dropped decision is named (property)', () => {
     fc.assert(
-      fc.property(fc.array(decision, { minLength: 1, maxLength: 10 }), fc.integer({ min: -900, max: 900 }), fc.nat(), (ds, shift, drop) => {
-        const moved = ds.map((d) => ({ ...d, at: d.at + shift })).reverse();
-        expect(diffDecisions(ds, moved).same).toBe(true);
-        const i = drop % ds.length;
-        const fewer = ds.filter((_, j) => j !== i);
-        const d = diffDecisions(fewer, ds);
-        expect(d.extra).toEqual([ds[i]]);
-        expect(d.missing).toEqual([]);
-        expect(diffDecisions(ds, fewer).missing).toEqual([ds[i]]);
-      }),
+      fc.property(
+        fc.array(decision, { minLength: 1, maxLength: 10 }),
+        fc.integer({ min: -900, max: 900 }),
+        fc.nat(),
+        (ds, shift, drop) => {
+          const moved = ds.map((d) => ({ ...d, at: d.at + shift })).reverse();
+          expect(diffDecisions(ds, moved).same).toBe(true);
+          const i = drop % ds.length;
+          const fewer = ds.filter((_, j) => j !== i);
+          const d = diffDecisions(fewer, ds);
+          expect(d.extra).toEqual([ds[i]]);
+          expect(d.missing).toEqual([]);
+          expect(diffDecisions(ds, fewer).missing).toEqual([ds[i]]);
+        },
+      ),
       { numRuns: 200 },
     );
     const [a] = fc.sample(decision, 1) as [Decision];
@@ -71,13 +88,22 @@ describe('diffDecisions', () => {
 });
 
 describe('replay', () => {
-  const set = parseRuleFile('r.yaml', `
+  const set = parseRuleFile(
+    'r.yaml',
+    `
 rules:
   - id: wd
     trigger: { devices: [a] }
     watchdog: { silence: 5s, then: [{ alert: "silent" }] }
-`);
-  const f = (t: number, seq: number): RuleFrame => ({ device: 'a', boot: 1, seq, time: t, records: [{ name: 'x', value: 1, time: t }] });
+`,
+  );
+  const f = (t: number, seq: number): RuleFrame => ({
+    device: 'a',
+    boot: 1,
+    seq,
+    time: t,
+    records: [{ name: 'x', value: 1, time: t }],
+  });
 
   it('issue 7: runs timers on the virtual clock between frames and up to until', () => {
     const r = replay(set, [f(1000, 0), f(2000, 1), f(20_000, 2)], { since: 0, until: 30_000 });
@@ -87,8 +113,14 @@ rules:
 
   it('issue 7: lazy frames: only senders some rule listens to are decoded; the others still move the clock', () => {
     let decoded = 0;
-    const lazy = (device: string, t: number, seq: number) => ({ device, time: t, decode: () => (decoded++, { ...f(t, seq), device }) });
-    const r = replay(set, [lazy('a', 1000, 0), lazy('zz', 3000, 0), lazy('zz', 9000, 1), lazy('a', 9500, 1)], { since: 0 });
+    const lazy = (device: string, t: number, seq: number) => ({
+      device,
+      time: t,
+      decode: () => (decoded++, { ...f(t, seq), device }),
+    });
+    const r = replay(set, [lazy('a', 1000, 0), lazy('zz', 3000, 0), lazy('zz', 9000, 1), lazy('a', 9500, 1)], {
+      since: 0,
+    });
     expect(decoded).toBe(2);
     expect(r).toMatchObject({ frames: 4, decoded: 2 });
     expect(r.decisions.map((d) => d.at)).toEqual([6000]); // a silent from 1 s: fired on the way to 9 s

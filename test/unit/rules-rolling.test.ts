@@ -19,31 +19,42 @@ describe('RollingWindow', () => {
       b: fc.option(fc.oneof(fc.integer({ min: -50, max: 50 }), fc.constant(true)), { nil: undefined }),
     });
     fc.assert(
-      fc.property(fc.array(frame, { maxLength: 200 }), fc.integer({ min: 1, max: 20 }), fc.integer({ min: 1, max: 10_000 }), (input, count, size) => {
-        const byCount = new RollingWindow(specs, 16);
-        const bySize = new RollingWindow(specs, 16);
-        const all: RuleFrame[] = [];
-        let t = 0;
-        for (const [i, x] of input.entries()) {
-          t += x.dt;
-          const records = [...(x.a !== undefined ? [{ name: 'a', value: x.a, time: t }] : []), ...(x.b !== undefined ? [{ name: 'b', value: x.b, time: t }] : [])];
-          const f: RuleFrame = { device: 'd', boot: 1, seq: i, time: t, records };
-          all.push(f);
-          byCount.add(f);
-          byCount.evict(() => byCount.size > count);
-          bySize.add(f);
-          bySize.evict((o) => o.time <= t - size);
-          const lastN = all.slice(-count);
-          const inTime = all.filter((o) => o.time > t - size);
-          for (const [w, frames] of [[byCount, lastN], [bySize, inTime]] as const) {
-            const got = w.values();
-            const want = aggregate(frames, specs);
-            expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
-            for (const k of Object.keys(want)) expect(got[k]).toBeCloseTo(want[k]!, 6);
-            expect(w.newest().map((o) => o.seq)).toEqual(frames.slice(-16).map((o) => o.seq));
+      fc.property(
+        fc.array(frame, { maxLength: 200 }),
+        fc.integer({ min: 1, max: 20 }),
+        fc.integer({ min: 1, max: 10_000 }),
+        (input, count, size) => {
+          const byCount = new RollingWindow(specs, 16);
+          const bySize = new RollingWindow(specs, 16);
+          const all: RuleFrame[] = [];
+          let t = 0;
+          for (const [i, x] of input.entries()) {
+            t += x.dt;
+            const records = [
+              ...(x.a !== undefined ? [{ name: 'a', value: x.a, time: t }] : []),
+              ...(x.b !== undefined ? [{ name: 'b', value: x.b, time: t }] : []),
+            ];
+            const f: RuleFrame = { device: 'd', boot: 1, seq: i, time: t, records };
+            all.push(f);
+            byCount.add(f);
+            byCount.evict(() => byCount.size > count);
+            bySize.add(f);
+            bySize.evict((o) => o.time <= t - size);
+            const lastN = all.slice(-count);
+            const inTime = all.filter((o) => o.time > t - size);
+            for (const [w, frames] of [
+              [byCount, lastN],
+              [bySize, inTime],
+            ] as const) {
+              const got = w.values();
+              const want = aggregate(frames, specs);
+              expect(Object.keys(got).sort()).toEqual(Object.keys(want).sort());
+              for (const k of Object.keys(want)) expect(got[k]).toBeCloseTo(want[k]!, 6);
+              expect(w.newest().map((o) => o.seq)).toEqual(frames.slice(-16).map((o) => o.seq));
+            }
           }
-        }
-      }),
+        },
+      ),
       { numRuns: 300 },
     );
   });

@@ -7,7 +7,18 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { type CborValue, decodeCbor, encodeCbor } from '../../protocols/cbor.js';
 import { ProtocolUsageError } from '../../protocols/result.js';
-import { decodeSenml, encodeSenml, MAX_RECORDS, packToCbor, readPack, type ResolvedRecord, resolvePack, SENML_VERSION, SenmlLabel, type SenmlRecord } from '../../protocols/senml.js';
+import {
+  decodeSenml,
+  encodeSenml,
+  MAX_RECORDS,
+  packToCbor,
+  readPack,
+  type ResolvedRecord,
+  resolvePack,
+  SENML_VERSION,
+  SenmlLabel,
+  type SenmlRecord,
+} from '../../protocols/senml.js';
 import { errorCode, hex, isTypedResult, loadJson, okValue, toHex } from './vector-helpers.js';
 
 type JsonRecord = Record<string, string | number | boolean>;
@@ -39,7 +50,9 @@ function expectResolved(got: ResolvedRecord[], want: Example['resolved']): void 
     expect(g.value).toBe(w.v);
     expect(g.stringValue).toBe(w.vs);
     expect(g.boolValue).toBe(w.vb);
-    expect(g.dataValue === undefined ? undefined : toHex(g.dataValue)).toBe(w.vd === undefined ? undefined : toHex(b64url(w.vd)));
+    expect(g.dataValue === undefined ? undefined : toHex(g.dataValue)).toBe(
+      w.vd === undefined ? undefined : toHex(b64url(w.vd)),
+    );
   });
 }
 
@@ -56,12 +69,20 @@ describe('RFC 8428 §5.1 examples in CBOR', () => {
   });
 
   // RFC 8428 §6: the CBOR bytes printed in the RFC (half float for 1.5, t: 0 on the last record).
-  it('§6: the RFC\'s own CBOR bytes decode to the §5.1.2 pack and resolve the same way', () => {
+  it("§6: the RFC's own CBOR bytes decode to the §5.1.2 pack and resolve the same way", () => {
     const ex = vectors.examples.find((e) => e.cborHex)!;
     const bytes = hex(ex.cborHex!);
     expectResolved(okValue(decodeSenml(bytes)), ex.resolved);
     const records = okValue(readPack(okValue(decodeCbor(bytes))));
-    expect(records[0]).toEqual({ bn: 'urn:dev:ow:10e2073a0108006:', bt: 1.276020076001e9, bu: 'A', bver: 5, n: 'voltage', u: 'V', v: 120.1 });
+    expect(records[0]).toEqual({
+      bn: 'urn:dev:ow:10e2073a0108006:',
+      bt: 1.276020076001e9,
+      bu: 'A',
+      bver: 5,
+      n: 'voltage',
+      u: 'V',
+      v: 120.1,
+    });
     expect(records[4]).toEqual({ n: 'current', t: -2, v: 1.5 });
     expect(records[6]).toEqual({ n: 'current', t: 0, v: 1.7 });
   });
@@ -73,26 +94,49 @@ describe('RFC 8428 §5.1 examples in CBOR', () => {
   });
 });
 
-const enc = (...records: Record<string | number, unknown>[]) => encodeCbor(records.map((r) => new Map(Object.entries(r).map(([k, v]) => [labels[k] ?? (/^-?\d+$/.test(k) ? Number(k) : k), v]))));
+const enc = (...records: Record<string | number, unknown>[]) =>
+  encodeCbor(
+    records.map(
+      (r) => new Map(Object.entries(r).map(([k, v]) => [labels[k] ?? (/^-?\d+$/.test(k) ? Number(k) : k), v])),
+    ),
+  );
 const resolve = (...records: Record<string | number, unknown>[]) => decodeSenml(enc(...records));
 
 describe('base values (RFC 8428 §4.1, §4.6)', () => {
   // RFC 8428 §4.6
   it('bn + n, bt + t, bv + v, bs + s; u overrides bu', () => {
-    const [a, b] = okValue(resolve({ bn: 'dev/', bt: 1000, bu: 'Cel', bv: 20, bs: 100, n: 'a', v: 1.5, s: 5 }, { n: 'b', u: 'K', t: -2, v: -1 }));
+    const [a, b] = okValue(
+      resolve(
+        { bn: 'dev/', bt: 1000, bu: 'Cel', bv: 20, bs: 100, n: 'a', v: 1.5, s: 5 },
+        { n: 'b', u: 'K', t: -2, v: -1 },
+      ),
+    );
     expect(a).toEqual({ name: 'dev/a', time: 1000, unit: 'Cel', value: 21.5, sum: 105 });
     expect(b).toEqual({ name: 'dev/b', time: 998, unit: 'K', value: 19 });
   });
 
   // RFC 8428 §4.1 (base fields apply to the following records)
   it('base fields apply to later records until changed', () => {
-    const r = okValue(resolve({ bn: 'x/', bt: 10, n: 'a', v: 1 }, { bn: 'y/', n: 'a', v: 2 }, { bt: 20, n: 'b', v: 3 }));
-    expect(r.map((x) => [x.name, x.time])).toEqual([['x/a', 10], ['y/a', 10], ['y/b', 20]]);
+    const r = okValue(
+      resolve({ bn: 'x/', bt: 10, n: 'a', v: 1 }, { bn: 'y/', n: 'a', v: 2 }, { bt: 20, n: 'b', v: 3 }),
+    );
+    expect(r.map((x) => [x.name, x.time])).toEqual([
+      ['x/a', 10],
+      ['y/a', 10],
+      ['y/b', 20],
+    ]);
   });
 
   // RFC 8428 §4.1 (Base Value / Base Sum), §4.6
   it('bv is added to v only, never to string, boolean or data values; bs only to s', () => {
-    const [s, b, d, sum] = okValue(resolve({ bn: 'd:', bv: 5, n: 's', vs: 'hi' }, { n: 'b', vb: true }, { n: 'x', vd: new Uint8Array([1]) }, { n: 'm', s: 2 }));
+    const [s, b, d, sum] = okValue(
+      resolve(
+        { bn: 'd:', bv: 5, n: 's', vs: 'hi' },
+        { n: 'b', vb: true },
+        { n: 'x', vd: new Uint8Array([1]) },
+        { n: 'm', s: 2 },
+      ),
+    );
     expect(s).toEqual({ name: 'd:s', time: 0, stringValue: 'hi' });
     expect(b).toEqual({ name: 'd:b', time: 0, boolValue: true });
     expect(d).toEqual({ name: 'd:x', time: 0, dataValue: new Uint8Array([1]) });
@@ -100,11 +144,15 @@ describe('base values (RFC 8428 §4.1, §4.6)', () => {
   });
 
   it('a name may come from bn alone; ut is carried through (§4.2)', () => {
-    expect(okValue(resolve({ bn: 'urn:dev:mac:0024befffe804ff1', v: 1, ut: 60 }))).toEqual([{ name: 'urn:dev:mac:0024befffe804ff1', time: 0, value: 1, updateTime: 60 }]);
+    expect(okValue(resolve({ bn: 'urn:dev:mac:0024befffe804ff1', v: 1, ut: 60 }))).toEqual([
+      { name: 'urn:dev:mac:0024befffe804ff1', time: 0, value: 1, updateTime: 60 },
+    ]);
   });
 
   it('a record carrying only base fields yields no measurement (§5.1.7)', () => {
-    expect(okValue(resolve({ bn: 'a/', bt: 5, bu: 'V' }, { n: 'x', v: 1 }))).toEqual([{ name: 'a/x', time: 5, unit: 'V', value: 1 }]);
+    expect(okValue(resolve({ bn: 'a/', bt: 5, bu: 'V' }, { n: 'x', v: 1 }))).toEqual([
+      { name: 'a/x', time: 5, unit: 'V', value: 1 },
+    ]);
   });
 });
 
@@ -115,9 +163,12 @@ describe('names (RFC 8428 §4.5.1)', () => {
   });
 
   // RFC 8428 §4.5.1
-  it.each(['', '-a', '_a', '.a', ':a', '/a', 'a b', 'a#b', 'a[1]', 'café', 'a\n', 'a%b'])('refuses %j with senml/bad-name', (name) => {
-    expect(errorCode(resolve({ n: name, v: 1 }))).toBe('senml/bad-name');
-  });
+  it.each(['', '-a', '_a', '.a', ':a', '/a', 'a b', 'a#b', 'a[1]', 'café', 'a\n', 'a%b'])(
+    'refuses %j with senml/bad-name',
+    (name) => {
+      expect(errorCode(resolve({ n: name, v: 1 }))).toBe('senml/bad-name');
+    },
+  );
 
   // RFC 8428 §4.5.1 (the rules apply to bn + n)
   it('checks the concatenated name, not the parts', () => {
@@ -130,9 +181,11 @@ describe('names (RFC 8428 §4.5.1)', () => {
 describe('labels, versions and fields', () => {
   // RFC 8428 §4.4 / §12.2: labels ending in "_" must be understood; others may be ignored.
   it('a string label ending in "_" is senml/must-understand; other unknown labels are ignored', () => {
-    expect(errorCode(resolve({ n: 'a', v: 1, 'foo_': 1 }))).toBe('senml/must-understand');
-    expect(errorCode(resolve({ n: 'a', v: 1 }, { n: 'b', v: 2, '_': true }))).toBe('senml/must-understand');
-    expect(okValue(resolve({ n: 'a', v: 1, foo: 'bar', '99': 1, '-99': 'x', 'foo_bar': 2 }))).toEqual([{ name: 'a', time: 0, value: 1 }]);
+    expect(errorCode(resolve({ n: 'a', v: 1, foo_: 1 }))).toBe('senml/must-understand');
+    expect(errorCode(resolve({ n: 'a', v: 1 }, { n: 'b', v: 2, _: true }))).toBe('senml/must-understand');
+    expect(okValue(resolve({ n: 'a', v: 1, foo: 'bar', '99': 1, '-99': 'x', foo_bar: 2 }))).toEqual([
+      { name: 'a', time: 0, value: 1 },
+    ]);
   });
 
   // RFC 8428 §4.4: a version above the one we implement must not be used.
@@ -164,14 +217,32 @@ describe('labels, versions and fields', () => {
 
   // RFC 8428 §6 (CBOR types of each label), §4.5.4 (values)
   it('field types: numbers finite, text for names and units, bool for vb, bytes for vd (senml/bad-field)', () => {
-    for (const r of [{ n: 'a', v: '1' }, { n: 1, v: 1 }, { n: 'a', u: 5, v: 1 }, { n: 'a', vb: 1 }, { n: 'a', vd: 'AQ' }, { n: 'a', vs: new Uint8Array(1) }, { n: 'a', v: Infinity }, { n: 'a', v: NaN }, { n: 'a', t: 'now', v: 1 }, { n: 'a', v: 2n ** 60n }, { n: 'a'.repeat(257), v: 1 }]) {
+    for (const r of [
+      { n: 'a', v: '1' },
+      { n: 1, v: 1 },
+      { n: 'a', u: 5, v: 1 },
+      { n: 'a', vb: 1 },
+      { n: 'a', vd: 'AQ' },
+      { n: 'a', vs: new Uint8Array(1) },
+      { n: 'a', v: Infinity },
+      { n: 'a', v: NaN },
+      { n: 'a', t: 'now', v: 1 },
+      { n: 'a', v: 2n ** 60n },
+      { n: 'a'.repeat(257), v: 1 },
+    ]) {
       expect([r, errorCode(resolve(r))]).toEqual([r, 'senml/bad-field']);
     }
   });
 
   // RFC 8428 §6: values may be integers or half, single or double floats.
   it('accepts integer, half, single and double float values', () => {
-    const pack = hex('84' + 'a2006161 02 18 2a' + 'a2006162 02 f9 3e00' + 'a2006163 02 fa 3fc00000' + 'a2006164 02 fb 3ff8000000000000');
+    const pack = hex(
+      '84' +
+        'a2006161 02 18 2a' +
+        'a2006162 02 f9 3e00' +
+        'a2006163 02 fa 3fc00000' +
+        'a2006164 02 fb 3ff8000000000000',
+    );
     expect(okValue(decodeSenml(pack)).map((r) => r.value)).toEqual([42, 1.5, 1.5, 1.5]);
   });
 });
@@ -181,12 +252,28 @@ describe('pack shape and limits', () => {
   it('not an array, empty, record not a map', () => {
     expect(errorCode(decodeSenml(encodeCbor(new Map([[0, 'a']]))))).toBe('senml/not-array');
     expect(errorCode(decodeSenml(encodeCbor([])))).toBe('senml/empty');
-    expect(errorCode(decodeSenml(encodeCbor([new Map<number, unknown>([[0, 'a'], [2, 1]]), 'x'])))).toBe('senml/not-map');
+    expect(
+      errorCode(
+        decodeSenml(
+          encodeCbor([
+            new Map<number, unknown>([
+              [0, 'a'],
+              [2, 1],
+            ]),
+            'x',
+          ]),
+        ),
+      ),
+    ).toBe('senml/not-map');
   });
 
   // DESIGN.md hard limits (array lengths)
   it('more than MAX_RECORDS records is refused by the CBOR limit, and by readPack itself', () => {
-    const rec = () => new Map<number, CborValue>([[0, 'a'], [2, 1]]);
+    const rec = () =>
+      new Map<number, CborValue>([
+        [0, 'a'],
+        [2, 1],
+      ]);
     expect(okValue(decodeSenml(encodeCbor(Array.from({ length: MAX_RECORDS }, rec)))).length).toBe(MAX_RECORDS);
     expect(errorCode(decodeSenml(encodeCbor(Array.from({ length: MAX_RECORDS + 1 }, rec))))).toBe('cbor/too-long');
     expect(errorCode(readPack(Array.from({ length: MAX_RECORDS + 1 }, rec)))).toBe('senml/too-many-records');
@@ -197,7 +284,9 @@ describe('pack shape and limits', () => {
     const [m] = packToCbor([{ v: 1, n: 'a', bn: 'b', bver: 10, t: 2, u: 'V' }]);
     expect([...m!.keys()]).toEqual([-2, -1, 0, 1, 2, 6]);
     expect(() => packToCbor([])).toThrow(ProtocolUsageError);
-    expect(() => encodeSenml(new Array<SenmlRecord>(MAX_RECORDS + 1).fill({ n: 'a', v: 1 }))).toThrow(ProtocolUsageError);
+    expect(() => encodeSenml(new Array<SenmlRecord>(MAX_RECORDS + 1).fill({ n: 'a', v: 1 }))).toThrow(
+      ProtocolUsageError,
+    );
   });
 });
 
@@ -212,7 +301,17 @@ const valueFields = fc.oneof(
 );
 const recordArb: fc.Arbitrary<SenmlRecord> = fc
   .tuple(
-    fc.record({ bn: nameArb, bt: num, bu: fc.string({ maxLength: 5 }), bv: num, bs: num, bver: fc.integer({ min: 1, max: 10 }) }, { requiredKeys: [] }),
+    fc.record(
+      {
+        bn: nameArb,
+        bt: num,
+        bu: fc.string({ maxLength: 5 }),
+        bv: num,
+        bs: num,
+        bver: fc.integer({ min: 1, max: 10 }),
+      },
+      { requiredKeys: [] },
+    ),
     fc.record({ n: nameArb, u: fc.string({ maxLength: 5 }), t: num, ut: num }, { requiredKeys: ['n'] }),
     valueFields,
   )
@@ -270,11 +369,15 @@ describe('SenML properties', () => {
   // DESIGN.md: nothing from the wire can crash the process
   it('mutated valid packs never throw', () => {
     fc.assert(
-      fc.property(fc.array(recordArb, { minLength: 1, maxLength: 4 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }), (pack, edits) => {
-        const b = encodeSenml(pack).slice();
-        for (const [at, x] of edits) b[at % b.length] = x;
-        expect(isTypedResult(decodeSenml(b), ['cbor', 'senml'])).toBe(true);
-      }),
+      fc.property(
+        fc.array(recordArb, { minLength: 1, maxLength: 4 }),
+        fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 3 }),
+        (pack, edits) => {
+          const b = encodeSenml(pack).slice();
+          for (const [at, x] of edits) b[at % b.length] = x;
+          expect(isTypedResult(decodeSenml(b), ['cbor', 'senml'])).toBe(true);
+        },
+      ),
       { numRuns: 2000 },
     );
   });

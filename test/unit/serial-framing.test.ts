@@ -60,7 +60,14 @@ describe('deframer over random splits (clause: every intact frame is recovered)'
         const d = new Deframer({ maxFrameBytes: 1024 });
         const { frames: got, maxBuffered } = pushSplit(d, cat(frames.map(encodeSerialFrame)), cuts);
         expect(got.map(toHex)).toEqual(frames.map(toHex));
-        expect(d.stats).toMatchObject({ frames: frames.length, badCrc: 0, badCobs: 0, oversize: 0, runt: 0, discardedBytes: 0 });
+        expect(d.stats).toMatchObject({
+          frames: frames.length,
+          badCrc: 0,
+          badCobs: 0,
+          oversize: 0,
+          runt: 0,
+          discardedBytes: 0,
+        });
         expect(maxBuffered).toBeLessThanOrEqual(1024 + 4);
       }),
       { numRuns: 300 },
@@ -69,16 +76,19 @@ describe('deframer over random splits (clause: every intact frame is recovered)'
 
   it('byte-at-a-time gives the same frames and counters as one push', () => {
     fc.assert(
-      fc.property(fc.array(fc.oneof(frameArb.map(encodeSerialFrame), fc.uint8Array({ maxLength: 64 })), { maxLength: 12 }), (parts) => {
-        const stream = cat(parts);
-        const a = new Deframer({ maxFrameBytes: 512 });
-        const b = new Deframer({ maxFrameBytes: 512 });
-        const whole = a.push(stream);
-        const bytewise: Uint8Array[] = [];
-        for (let i = 0; i < stream.length; i++) bytewise.push(...b.push(stream.subarray(i, i + 1)));
-        expect(bytewise.map(toHex)).toEqual(whole.map(toHex));
-        expect(b.stats).toEqual(a.stats);
-      }),
+      fc.property(
+        fc.array(fc.oneof(frameArb.map(encodeSerialFrame), fc.uint8Array({ maxLength: 64 })), { maxLength: 12 }),
+        (parts) => {
+          const stream = cat(parts);
+          const a = new Deframer({ maxFrameBytes: 512 });
+          const b = new Deframer({ maxFrameBytes: 512 });
+          const whole = a.push(stream);
+          const bytewise: Uint8Array[] = [];
+          for (let i = 0; i < stream.length; i++) bytewise.push(...b.push(stream.subarray(i, i + 1)));
+          expect(bytewise.map(toHex)).toEqual(whole.map(toHex));
+          expect(b.stats).toEqual(a.stats);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -88,37 +98,48 @@ describe('deframer over random splits (clause: every intact frame is recovered)'
 type Segment = { kind: 'frame'; frame: Uint8Array } | { kind: 'noise'; bytes: Uint8Array; from?: Uint8Array };
 
 const noiseArb = (frames: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Segment> =>
-  fc.oneof(
-    // random bytes (may or may not contain delimiters)
-    fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => ({ bytes })),
-    // a frame with one bit flipped (the flip may hit the delimiter or make a new one)
-    fc.tuple(frames, fc.nat(), fc.integer({ min: 0, max: 7 })).map(([f, at, bit]) => {
-      const w = Uint8Array.from(encodeSerialFrame(f));
-      w[at % w.length]! ^= 1 << bit;
-      return { bytes: w, from: f };
-    }),
-    // a frame with one byte dropped or duplicated
-    fc.tuple(frames, fc.nat(), fc.boolean()).map(([f, at, dup]) => {
-      const w = encodeSerialFrame(f);
-      const i = at % w.length;
-      // (a duplicated delimiter leaves the frame intact: it may then be reported)
-      return { bytes: dup ? cat([w.subarray(0, i + 1), w.subarray(i)]) : cat([w.subarray(0, i), w.subarray(i + 1)]), from: f };
-    }),
-    // a truncated frame (no delimiter: it swallows what follows up to the next 0x00)
-    fc.tuple(frames, fc.nat()).map(([f, at]) => {
-      const w = encodeSerialFrame(f);
-      return { bytes: w.subarray(0, at % w.length), from: f };
-    }),
-    // a long run without delimiters (oversize)
-    fc.integer({ min: 600, max: 3000 }).map((n) => ({ bytes: new Uint8Array(n).fill(0x55) })),
-  ).map((n) => ({ kind: 'noise', ...n }) as Segment);
+  fc
+    .oneof(
+      // random bytes (may or may not contain delimiters)
+      fc.uint8Array({ minLength: 1, maxLength: 300 }).map((bytes) => ({ bytes })),
+      // a frame with one bit flipped (the flip may hit the delimiter or make a new one)
+      fc.tuple(frames, fc.nat(), fc.integer({ min: 0, max: 7 })).map(([f, at, bit]) => {
+        const w = Uint8Array.from(encodeSerialFrame(f));
+        w[at % w.length]! ^= 1 << bit;
+        return { bytes: w, from: f };
+      }),
+      // a frame with one byte dropped or duplicated
+      fc.tuple(frames, fc.nat(), fc.boolean()).map(([f, at, dup]) => {
+        const w = encodeSerialFrame(f);
+        const i = at % w.length;
+        // (a duplicated delimiter leaves the frame intact: it may then be reported)
+        return {
+          bytes: dup ? cat([w.subarray(0, i + 1), w.subarray(i)]) : cat([w.subarray(0, i), w.subarray(i + 1)]),
+          from: f,
+        };
+      }),
+      // a truncated frame (no delimiter: it swallows what follows up to the next 0x00)
+      fc.tuple(frames, fc.nat()).map(([f, at]) => {
+        const w = encodeSerialFrame(f);
+        return { bytes: w.subarray(0, at % w.length), from: f };
+      }),
+      // a long run without delimiters (oversize)
+      fc.integer({ min: 600, max: 3000 }).map((n) => ({ bytes: new Uint8Array(n).fill(0x55) })),
+    )
+    .map((n) => ({ kind: 'noise', ...n }) as Segment);
 
 describe('deframer over random noise (clauses: every intact frame recovered, no frame reported that was not sent, resync on 0x00)', () => {
   it('recovers every frame preceded by a delimiter, and only frames that were sent', () => {
     const frames = fc.uint8Array({ minLength: 1, maxLength: 400 });
     fc.assert(
       fc.property(
-        fc.array(fc.oneof({ arbitrary: frames.map((frame) => ({ kind: 'frame', frame }) as Segment), weight: 2 }, { arbitrary: noiseArb(frames), weight: 1 }), { maxLength: 30 }),
+        fc.array(
+          fc.oneof(
+            { arbitrary: frames.map((frame) => ({ kind: 'frame', frame }) as Segment), weight: 2 },
+            { arbitrary: noiseArb(frames), weight: 1 },
+          ),
+          { maxLength: 30 },
+        ),
         fc.array(fc.nat(), { maxLength: 30 }),
         (segments, cuts) => {
           const d = new Deframer({ maxFrameBytes: 500 });

@@ -46,7 +46,13 @@ describe('serial config (clause: ports by path or USB ids, baud and device from 
 });
 
 describe('USB matching (clause: match by USB vendor/product/serial)', () => {
-  const cp2102 = { path: '/dev/ttyUSB1', vendorId: '10c4', productId: 'ea60', serialNumber: '0001', source: 'sysfs' as const };
+  const cp2102 = {
+    path: '/dev/ttyUSB1',
+    vendorId: '10c4',
+    productId: 'ea60',
+    serialNumber: '0001',
+    source: 'sysfs' as const,
+  };
   it('matches on the ids given, case- and 0x-insensitively', () => {
     expect(matchesUsb(cp2102, { vendorId: '10C4' })).toBe(true);
     expect(matchesUsb(cp2102, { vendorId: '0x10c4', productId: 'ea60', serialNumber: '0001' })).toBe(true);
@@ -78,10 +84,21 @@ describe('port list without udev (clause: gateway serial list falls back to /sys
   };
   mkdirSync(dev, { recursive: true });
   // CP2102 (usb-serial: tty → port → interface → USB device)
-  usbDevice(join(sys, 'devices/usb1/1-1'), { idVendor: '10c4', idProduct: 'ea60', serial: '0001', manufacturer: 'Silicon Labs', product: 'CP2102' });
+  usbDevice(join(sys, 'devices/usb1/1-1'), {
+    idVendor: '10c4',
+    idProduct: 'ea60',
+    serial: '0001',
+    manufacturer: 'Silicon Labs',
+    product: 'CP2102',
+  });
   tty('ttyUSB0', join(sys, 'devices/usb1/1-1/1-1:1.0/ttyUSB0'), 'cp210x');
   // Arduino (cdc_acm: tty → interface → USB device)
-  usbDevice(join(sys, 'devices/usb1/1-2'), { idVendor: '2341', idProduct: '0043', serial: '85736323838351F0E1A1', manufacturer: 'Arduino (www.arduino.cc)' });
+  usbDevice(join(sys, 'devices/usb1/1-2'), {
+    idVendor: '2341',
+    idProduct: '0043',
+    serial: '85736323838351F0E1A1',
+    manufacturer: 'Arduino (www.arduino.cc)',
+  });
   tty('ttyACM0', join(sys, 'devices/usb1/1-2/1-2:1.0'), 'cdc_acm');
   // Pi UART (platform), a legacy PC 8250 port, and a virtual console without a device
   tty('ttyAMA0', join(sys, 'devices/platform/soc/fe201000.serial'), 'uart-pl011');
@@ -94,7 +111,15 @@ describe('port list without udev (clause: gateway serial list falls back to /sys
   it('lists USB adapters with their ids, UARTs without, skips consoles and 8250s unless --all', () => {
     const ports = listFromSysfs({ sysRoot: sys, devRoot: dev });
     expect(ports).toEqual([
-      { path: join(dev, 'ttyACM0'), driver: 'cdc_acm', vendorId: '2341', productId: '0043', serialNumber: '85736323838351F0E1A1', manufacturer: 'Arduino (www.arduino.cc)', source: 'sysfs' },
+      {
+        path: join(dev, 'ttyACM0'),
+        driver: 'cdc_acm',
+        vendorId: '2341',
+        productId: '0043',
+        serialNumber: '85736323838351F0E1A1',
+        manufacturer: 'Arduino (www.arduino.cc)',
+        source: 'sysfs',
+      },
       { path: join(dev, 'ttyAMA0'), driver: 'uart-pl011', source: 'sysfs' },
       {
         path: join(dev, 'ttyUSB0'),
@@ -113,16 +138,26 @@ describe('port list without udev (clause: gateway serial list falls back to /sys
 
   it('listSerialPorts({ udev: false }) is the sysfs list; an absent /sys gives an empty list', async () => {
     expect((await listSerialPorts({ udev: false, sysRoot: sys, devRoot: dev })).length).toBe(3);
-    expect(await listSerialPorts({ udev: false, sysRoot: join(root, 'nope'), devRoot: join(root, 'nope') })).toEqual([]);
+    expect(await listSerialPorts({ udev: false, sysRoot: join(root, 'nope'), devRoot: join(root, 'nope') })).toEqual(
+      [],
+    );
   });
 
   it('`gateway serial list` prints them (table and --json)', () => {
-    const run = (...args: string[]) => spawnSync(process.execPath, ['bin/gateway.js', 'serial', 'list', '--sys-root', sys, '--dev-root', dev, ...args], { encoding: 'utf8' });
+    const run = (...args: string[]) =>
+      spawnSync(process.execPath, ['bin/gateway.js', 'serial', 'list', '--sys-root', sys, '--dev-root', dev, ...args], {
+        encoding: 'utf8',
+      });
     const table = run();
     expect(table.status).toBe(0);
     expect(table.stdout).toContain('10c4:ea60');
-    expect(table.stdout).toMatch(/ttyUSB0\s+10c4:ea60\s+0001\s+Silicon Labs\s+cp210x\s+\S+usb-Silicon_Labs_CP2102_0001-if00-port0/);
-    const json = run('--json').stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string });
+    expect(table.stdout).toMatch(
+      /ttyUSB0\s+10c4:ea60\s+0001\s+Silicon Labs\s+cp210x\s+\S+usb-Silicon_Labs_CP2102_0001-if00-port0/,
+    );
+    const json = run('--json')
+      .stdout.trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { path: string });
     expect(json.map((p) => p.path)).toEqual(['ttyACM0', 'ttyAMA0', 'ttyUSB0'].map((n) => join(dev, n)));
     expect(formatPorts([])).toBe('no serial ports found');
   });

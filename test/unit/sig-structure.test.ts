@@ -8,9 +8,16 @@ describe('Sig_structure', () => {
   // across every byte-string head size (1, 2, 3 and 5 bytes).
   it('equals the generic CBOR encoding of ["Signature1", protected, aad, payload]', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ maxLength: 70_000 }), fc.uint8Array({ maxLength: 30 }), (p, payload, aad) => {
-        expect(Buffer.from(sigStructure(p, payload, aad))).toEqual(Buffer.from(encodeCbor(['Signature1', p, aad, payload])));
-      }),
+      fc.property(
+        fc.uint8Array({ maxLength: 300 }),
+        fc.uint8Array({ maxLength: 70_000 }),
+        fc.uint8Array({ maxLength: 30 }),
+        (p, payload, aad) => {
+          expect(Buffer.from(sigStructure(p, payload, aad))).toEqual(
+            Buffer.from(encodeCbor(['Signature1', p, aad, payload])),
+          );
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -21,7 +28,12 @@ describe('encodeSign1 misuse', () => {
   it('refuses alg or kid in protectedExtra with a typed error', async () => {
     const { encodeSign1, ProtocolUsageError } = await import('../../protocols/index.js');
     for (const label of [1, 4]) {
-      expect(() => encodeSign1({ kid: new Uint8Array([1]), payload: new Uint8Array(0), protectedExtra: new Map([[label, -7]]) }, () => new Uint8Array(64))).toThrow(ProtocolUsageError);
+      expect(() =>
+        encodeSign1(
+          { kid: new Uint8Array([1]), payload: new Uint8Array(0), protectedExtra: new Map([[label, -7]]) },
+          () => new Uint8Array(64),
+        ),
+      ).toThrow(ProtocolUsageError);
     }
   });
 });

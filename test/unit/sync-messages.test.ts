@@ -24,7 +24,9 @@ const message: fc.Arbitrary<SyncMessage> = fc.oneof(
   vector.map((v) => ({ type: 'vector' as const, vector: v })),
   fc.uint8Array({ maxLength: 200 }).map((envelope) => ({ type: 'block' as const, envelope })),
   fc.nat().map((count) => ({ type: 'done' as const, count })),
-  fc.array(fc.tuple(hash, fc.constantFrom('default', 'p1')), { maxLength: 3 }).map((streams) => ({ type: 'want' as const, streams })),
+  fc
+    .array(fc.tuple(hash, fc.constantFrom('default', 'p1')), { maxLength: 3 })
+    .map((streams) => ({ type: 'want' as const, streams })),
   // issue 5 retention: the signed retention block behind a low-water mark
   fc.uint8Array({ maxLength: 200 }).map((envelope) => ({ type: 'mark' as const, envelope })),
 );
@@ -47,8 +49,12 @@ describe('sync messages', () => {
     expect(code([9])).toBe('sync/unknown-type');
     expect(code([8, 'not bytes'])).toBe('sync/bad-message');
     expect(code([5, new Uint8Array(3)])).toBe('sync/bad-message');
-    expect(code([2, [[new Uint8Array(32), 'default', 5, 2, 1, [new Uint8Array(32)], new Uint8Array(0)]]])).toBe('sync/bad-message'); // low > high
-    expect(code([2, [[new Uint8Array(32), 'default', 1, 2, 1, [new Uint8Array(32)], new Uint8Array(3)]]])).toBe('sync/bad-message'); // kept is 0 or 8 bytes
+    expect(code([2, [[new Uint8Array(32), 'default', 5, 2, 1, [new Uint8Array(32)], new Uint8Array(0)]]])).toBe(
+      'sync/bad-message',
+    ); // low > high
+    expect(code([2, [[new Uint8Array(32), 'default', 1, 2, 1, [new Uint8Array(32)], new Uint8Array(3)]]])).toBe(
+      'sync/bad-message',
+    ); // kept is 0 or 8 bytes
     expect(code([2, [[new Uint8Array(32), 'default', 1, 2, 1, [new Uint8Array(32)], new Uint8Array(8)]]])).toBe('ok');
     expect(code(new Map([[1, 2]]))).toBe('sync/bad-message');
   });

@@ -10,7 +10,8 @@ export const loadJson = <T>(name: string): T => JSON.parse(readVector(name)) as 
 
 export function hex(s: string): Uint8Array {
   const clean = s.replace(/\s+/g, '');
-  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean)) throw new Error(`bad hex in a vector: ${s.slice(0, 40)}`);
+  if (clean.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(clean))
+    throw new Error(`bad hex in a vector: ${s.slice(0, 40)}`);
   return new Uint8Array(Buffer.from(clean, 'hex'));
 }
 
@@ -34,5 +35,7 @@ export const ERROR_CODE = /^[a-z0-9]+\/[a-z0-9-]+$/;
 /** Asserts a decoder's result shape for arbitrary input: ok, or a typed error in the given area. */
 export function isTypedResult(r: Result<unknown>, areas: readonly string[]): boolean {
   if (r.ok) return true;
-  return ERROR_CODE.test(r.error.code) && areas.includes(r.error.code.split('/')[0]!) && typeof r.error.message === 'string';
+  return (
+    ERROR_CODE.test(r.error.code) && areas.includes(r.error.code.split('/')[0]!) && typeof r.error.message === 'string'
+  );
 }

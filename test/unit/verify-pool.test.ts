@@ -27,14 +27,23 @@ describe('verify pool', () => {
 
   it('answers jobs with a wrongly sized key or signature as invalid', async () => {
     const good = { publicKey: pub, signature: signEd25519(seed, msg(1)), message: msg(1) };
-    const jobs = [good, { ...good, signature: good.signature.subarray(0, 63) }, { ...good, publicKey: pub.subarray(0, 31) }, good];
+    const jobs = [
+      good,
+      { ...good, signature: good.signature.subarray(0, 63) },
+      { ...good, publicKey: pub.subarray(0, 31) },
+      good,
+    ];
     for (const pool of pools) expect(await pool.verify(jobs)).toEqual([true, false, false, true]);
   });
 
   it('would accept anything under a small-order key, which is why enrolment refuses those keys', async () => {
     // An all-zero key is a point of order 4; OpenSSL accepts the all-zero signature under it
     // for every message whose hash makes [k]A vanish (about one in four).
-    const zero = Array.from({ length: 16 }, (_, i) => ({ publicKey: new Uint8Array(32), signature: new Uint8Array(64), message: msg(i) }));
+    const zero = Array.from({ length: 16 }, (_, i) => ({
+      publicKey: new Uint8Array(32),
+      signature: new Uint8Array(64),
+      message: msg(i),
+    }));
     expect((await pools[0]!.verify(zero)).filter(Boolean).length).toBeGreaterThan(0);
     expect(checkEd25519PublicKey(zero[0]!.publicKey)).toMatchObject({ ok: false, error: { code: 'key/small-order' } });
   });

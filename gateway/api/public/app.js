@@ -51,7 +51,9 @@ function isOnline(d) {
 function renderDevice(d) {
   const online = isOnline(d);
   const rej = d.rejections;
-  const reasons = Object.entries(rej.byReason).map(([r, n]) => `${r} ×${n}`).join(', ');
+  const reasons = Object.entries(rej.byReason)
+    .map(([r, n]) => `${r} ×${n}`)
+    .join(', ');
   const extras = [
     d.battery ? `battery ${fmt(d.battery.value, d.battery.unit)}` : null,
     d.signal ? `signal ${fmt(d.signal.value, d.signal.unit)}` : null,
@@ -59,16 +61,42 @@ function renderDevice(d) {
   const card = el(
     'article',
     { class: 'device', 'data-device': d.id, 'data-online': String(online) },
-    el('h2', {}, el('span', { class: 'id' }, d.name ? `${d.name} (${d.id})` : d.id), el('span', { class: 'badge' }, d.revoked ? 'revoked' : online ? 'online' : 'offline')),
-    el('p', { class: 'meta' }, [d.model, d.site].filter(Boolean).join(' · ') || 'no model', ' · last frame ', el('span', { class: 'last-frame' }, d.lastFrame ? ago(d.lastFrame.rxTime) : 'never'), extras.length ? ` · ${extras.join(' · ')}` : ''),
+    el(
+      'h2',
+      {},
+      el('span', { class: 'id' }, d.name ? `${d.name} (${d.id})` : d.id),
+      el('span', { class: 'badge' }, d.revoked ? 'revoked' : online ? 'online' : 'offline'),
+    ),
+    el(
+      'p',
+      { class: 'meta' },
+      [d.model, d.site].filter(Boolean).join(' · ') || 'no model',
+      ' · last frame ',
+      el('span', { class: 'last-frame' }, d.lastFrame ? ago(d.lastFrame.rxTime) : 'never'),
+      extras.length ? ` · ${extras.join(' · ')}` : '',
+    ),
     el(
       'ul',
       { class: 'readings' },
       ...d.readings
         .filter((r) => !/^(bat|batt|battery|vbat|rssi|signal|snr|lqi)$/i.test(r.name))
-        .map((r) => el('li', { 'data-reading': r.name }, el('span', { class: 'name' }, r.name), el('span', { class: 'value' }, fmt(r.value, r.unit)), sparkline(r.history))),
+        .map((r) =>
+          el(
+            'li',
+            { 'data-reading': r.name },
+            el('span', { class: 'name' }, r.name),
+            el('span', { class: 'value' }, fmt(r.value, r.unit)),
+            sparkline(r.history),
+          ),
+        ),
     ),
-    el('p', { class: rej.total ? 'rejections' : 'rejections none' }, rej.total ? `${rej.total} rejected: ${reasons}${rej.last ? ` — last: ${rej.last.reason} (${rej.last.detail})` : ''}` : 'no rejected frames'),
+    el(
+      'p',
+      { class: rej.total ? 'rejections' : 'rejections none' },
+      rej.total
+        ? `${rej.total} rejected: ${reasons}${rej.last ? ` — last: ${rej.last.reason} (${rej.last.detail})` : ''}`
+        : 'no rejected frames',
+    ),
   );
   return card;
 }
@@ -95,7 +123,9 @@ function onFrame(f) {
   d.lastSeen = f.rxTime;
   d.lastFrame = { rx: f.rx, rxTime: f.rxTime, transport: f.transport, boot: f.boot, seq: f.seq };
   for (const rec of f.records) {
-    const name = rec.name.startsWith(`${f.device}:`) ? rec.name.slice(f.device.length + 1) : rec.name.slice(rec.name.lastIndexOf(':') + 1);
+    const name = rec.name.startsWith(`${f.device}:`)
+      ? rec.name.slice(f.device.length + 1)
+      : rec.name.slice(rec.name.lastIndexOf(':') + 1);
     let r = d.readings.find((x) => x.name === name);
     if (!r) d.readings.push((r = { name, value: null, unit: rec.unit ?? null, history: [] }));
     r.value = rec.value;
@@ -121,7 +151,8 @@ function onRejected(e) {
 function onStatus(s) {
   $('gateway-id').textContent = s.gateway;
   const rejected = Object.values(s.ingest.rejected).reduce((a, b) => a + b, 0);
-  $('feed-state').textContent = `live · ${s.framesStored} frames stored · ${rejected} rejected · ${s.ingest.duplicates} duplicates`;
+  $('feed-state').textContent =
+    `live · ${s.framesStored} frames stored · ${rejected} rejected · ${s.ingest.duplicates} duplicates`;
 }
 
 async function api(path) {
@@ -141,7 +172,11 @@ async function loadDevices() {
   for (const d of body.devices) devices.set(d.id, d);
   renderAll();
   $('unknown').hidden = body.unknown.length === 0;
-  $('unknown-list').replaceChildren(...body.unknown.map((u) => el('li', {}, `${u.id}: ${u.rejections.total} rejected (${Object.keys(u.rejections.byReason).join(', ')})`)));
+  $('unknown-list').replaceChildren(
+    ...body.unknown.map((u) =>
+      el('li', {}, `${u.id}: ${u.rejections.total} rejected (${Object.keys(u.rejections.byReason).join(', ')})`),
+    ),
+  );
 }
 
 async function followFeed() {
@@ -149,7 +184,18 @@ async function followFeed() {
   const ctl = (feedAbort = new AbortController());
   while (!ctl.signal.aborted) {
     try {
-      const status = await readFeed(token, (event, data) => (event === 'frame' ? onFrame(data) : event === 'rejected' ? onRejected(data) : event === 'status' ? onStatus(data) : null), ctl.signal);
+      const status = await readFeed(
+        token,
+        (event, data) =>
+          event === 'frame'
+            ? onFrame(data)
+            : event === 'rejected'
+              ? onRejected(data)
+              : event === 'status'
+                ? onStatus(data)
+                : null,
+        ctl.signal,
+      );
       if (status === 401) return askToken('The token was refused.');
     } catch {
       if (ctl.signal.aborted) return;

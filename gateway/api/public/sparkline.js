@@ -10,8 +10,13 @@ export function sparkline(values) {
   if (values.length < 2) return svg;
   let lo = Math.min(...values);
   let hi = Math.max(...values);
-  if (hi === lo) { hi += 1; lo -= 1; }
-  const pts = values.map((v, i) => `${((i / (values.length - 1)) * 100).toFixed(1)},${(22 - ((v - lo) / (hi - lo)) * 20).toFixed(1)}`);
+  if (hi === lo) {
+    hi += 1;
+    lo -= 1;
+  }
+  const pts = values.map(
+    (v, i) => `${((i / (values.length - 1)) * 100).toFixed(1)},${(22 - ((v - lo) / (hi - lo)) * 20).toFixed(1)}`,
+  );
   const line = document.createElementNS(NS, 'polyline');
   line.setAttribute('points', pts.join(' '));
   svg.append(line);
