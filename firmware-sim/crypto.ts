@@ -13,7 +13,7 @@ if (ed.hashes.sha512 === undefined) {
   ed.hashes.sha512 = (message) => new Uint8Array(createHash('sha512').update(message).digest());
 }
 
-export const SEED_BYTES = 32;
+const SEED_BYTES = 32;
 
 /** Which library signs frames: `noble` (default, pure JS) or `node` (OpenSSL, faster). */
 export type SignerImpl = 'noble' | 'node';

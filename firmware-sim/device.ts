@@ -17,7 +17,7 @@ import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
 import { type DeviceStateStore, MemoryStateStore } from './state.js';
 
-export const DEFAULT_BUFFER_CAPACITY = 1000;
+const DEFAULT_BUFFER_CAPACITY = 1000;
 const RECENT_ACKED = 16;
 
 /** One signed uplink frame and the counters it carries. */

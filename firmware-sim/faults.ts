@@ -86,6 +86,3 @@ export function tamperedFrame(frame: Uint8Array): Uint8Array {
   const unprotected = new Map([[HeaderLabel.kid, s.value.kid]]);
   return encodeCbor(new Tagged(COSE_SIGN1_TAG, [s.value.protectedBytes, unprotected, payload, s.value.signature]));
 }
-
-/** The first `n` bytes of a frame (a cut-off transmission). */
-export const truncatedFrame = (frame: Uint8Array, n = Math.floor(frame.length / 2)): Uint8Array => frame.slice(0, n);

@@ -9,7 +9,7 @@ import { bytesEqual, isValidId, parsePublicKey } from '../protocols/index.js';
 import { generateDeviceKeys, publicKeyFromSeed, seedFromHex, seedToHex } from './crypto.js';
 import { type DeviceModelName, isDeviceModel, MODEL_NAMES } from './sensors.js';
 
-export const MANIFEST_VERSION = 1;
+const MANIFEST_VERSION = 1;
 export const MAX_MANIFEST_DEVICES = 100_000;
 
 export interface ManifestDevice {
@@ -178,11 +178,4 @@ export function manifestSeed(d: ManifestDevice): Uint8Array {
   const seed = seedFromHex(d.secretKey);
   if (!seed) throw new ManifestError('secretKey', `device ${d.id}: must be 64 hex digits`);
   return seed;
-}
-
-/** Raw public key bytes of a manifest entry (for enrolment code that wants bytes). */
-export function manifestPublicKey(d: Pick<ManifestDevice, 'publicKey'>): Uint8Array {
-  const r = parsePublicKey(d.publicKey);
-  if (!r.ok) throw new ManifestError('publicKey', r.error.message);
-  return r.value;
 }

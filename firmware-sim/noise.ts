@@ -32,7 +32,7 @@ export interface NoiseStats {
   truncations: number;
 }
 
-export const DEFAULT_NOISE_WEIGHTS: NoiseWeights = { flip: 4, drop: 2.5, dup: 2.5, truncate: 1 };
+const DEFAULT_NOISE_WEIGHTS: NoiseWeights = { flip: 4, drop: 2.5, dup: 2.5, truncate: 1 };
 
 export class NoiseInjector {
   readonly stats: NoiseStats = { bytesIn: 0, bytesOut: 0, flips: 0, drops: 0, dups: 0, truncations: 0 };

@@ -127,7 +127,7 @@ function makeClock(): (tSec: number) => number {
 
 const DAY = 86_400;
 
-export function temperatureSensor(rng: Prng, base = 21): Sensor {
+function temperatureSensor(rng: Prng, base = 21): Sensor {
   const drift = new Drift(rng, 0.02, 1 / 600);
   const dt = makeClock();
   const phase = rng.next() * 2 * Math.PI;
@@ -142,7 +142,7 @@ export function temperatureSensor(rng: Prng, base = 21): Sensor {
   };
 }
 
-export function humiditySensor(rng: Prng): Sensor {
+function humiditySensor(rng: Prng): Sensor {
   const drift = new Drift(rng, 0.1, 1 / 900);
   const dt = makeClock();
   const base = 45 + rng.normal(0, 5);
@@ -156,7 +156,7 @@ export function humiditySensor(rng: Prng): Sensor {
 }
 
 /** Vibration RMS of a running machine: log-normal noise, rare spikes, slow wear. */
-export function vibrationSensor(rng: Prng): Sensor {
+function vibrationSensor(rng: Prng): Sensor {
   const dt = makeClock();
   const base = 1.5 + rng.next();
   let wear = 0;
@@ -171,7 +171,7 @@ export function vibrationSensor(rng: Prng): Sensor {
   };
 }
 
-export function pressureSensor(rng: Prng): Sensor {
+function pressureSensor(rng: Prng): Sensor {
   const drift = new Drift(rng, 2, 1 / 3600);
   const dt = makeClock();
   const base = 101_325 + rng.normal(0, 300);
@@ -185,7 +185,7 @@ export function pressureSensor(rng: Prng): Sensor {
 }
 
 /** People/vehicle counter: `v` is the count since the previous sample, `s` the running total (kept across simulated reboots). */
-export function counterSensor(rng: Prng, ratePerSec = 0.5): Sensor {
+function counterSensor(rng: Prng, ratePerSec = 0.5): Sensor {
   const dt = makeClock();
   let total = 0;
   return {
@@ -199,7 +199,7 @@ export function counterSensor(rng: Prng, ratePerSec = 0.5): Sensor {
 }
 
 /** Door contact: a two-state Markov chain (opens about every 2 min, stays open ~20 s). */
-export function doorSensor(rng: Prng): Sensor {
+function doorSensor(rng: Prng): Sensor {
   const dt = makeClock();
   let open = false;
   return {

@@ -33,7 +33,7 @@ function nodeAt(root: JsonSchema, path: readonly PropertyKey[]): JsonSchema | un
 }
 
 /** "integer from 0 to 65535", "one of "a", "b"", "string matching …", "true or false". */
-export function describeAllowed(s: JsonSchema): string {
+function describeAllowed(s: JsonSchema): string {
   if (s.anyOf) return s.anyOf.map(describeAllowed).join(', or ');
   if (s.const !== undefined) return JSON.stringify(s.const);
   if (s.enum) return `one of ${s.enum.map((v) => JSON.stringify(v)).join(', ')}`;

@@ -9,11 +9,12 @@ import { z } from 'zod';
 import { ID_PATTERN } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
 import { LOG_LEVELS } from './logger.js';
+import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
 
 const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
 
 /** A gateway id derived from the host name, so two Pis on one site differ by default. */
-export function defaultGatewayId(): string {
+function defaultGatewayId(): string {
   const h = hostname()
     .replace(/[^A-Za-z0-9._-]/g, '-')
     .replace(/^[^A-Za-z0-9]+/, '')
@@ -95,7 +96,7 @@ export const configSchema = z
           .int()
           .min(0)
           .max(2 ** 40)
-          .default(64 * 1024 * 1024),
+          .default(DEFAULT_MIN_FREE_BYTES),
       })
       .strict()
       .prefault({}),

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-export const PROFILES_DIR = new URL('../hardware/profiles/', import.meta.url).pathname;
+const PROFILES_DIR = new URL('../hardware/profiles/', import.meta.url).pathname;
 
 /** SenML units (RFC 8428 §12.1 and the SenML units registry) used by the profiles. */
-export const SENML_UNITS = [
+const SENML_UNITS = [
   'Cel',
   '%RH',
   'Pa',

@@ -113,7 +113,7 @@ const text = (s: string, what: string, max = MAX_TEXT): string =>
   typeof s === 'string' && s.length <= max ? s : usage(`${what} must be text of at most ${max} characters`);
 
 /** Integers ≥ 0, booleans and text as themselves; any other finite number as an 8-byte double. */
-export function encodeActuationValue(v: ActuationValue): Plain {
+function encodeActuationValue(v: ActuationValue): Plain {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) usage('value must be finite');
     if (Number.isSafeInteger(v) && v >= 0) return v;
@@ -209,7 +209,7 @@ const isId = (v: CborValue | undefined): v is Uint8Array => v instanceof Uint8Ar
 const bad = (i: number, what: string): { ok: false; error: { code: string; message: string } } =>
   fail('actuation/bad-record', `record ${i}: ${what}`);
 
-export function decodeActuationValue(v: CborValue | undefined): ActuationValue | undefined {
+function decodeActuationValue(v: CborValue | undefined): ActuationValue | undefined {
   if (typeof v === 'boolean') return v;
   if (isNat(v)) return v;
   if (typeof v === 'string' && v.length <= MAX_NAME) return v;

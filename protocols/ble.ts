@@ -18,7 +18,7 @@ export const NUS_TX_UUID = '6e400003b5a3f393e0a9e50e24dcca9e';
 /** The default ATT MTU (Bluetooth 4.0); 247 is common after an MTU exchange. */
 export const BLE_DEFAULT_MTU = 23;
 /** Company id for manufacturer data when a device has none of its own (0xFFFF: reserved for testing). */
-export const BLE_TEST_COMPANY_ID = 0xffff;
+const BLE_TEST_COMPANY_ID = 0xffff;
 
 /** Largest ATT payload for an MTU: MTU − 3 (opcode and handle). */
 export const attPayload = (mtu: number): number => Math.max(20, Math.floor(mtu) - 3);

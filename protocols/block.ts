@@ -35,17 +35,17 @@ import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
 export const BLOCK_VERSION = 1;
 export const HASH_BYTES = 32;
-export const AUTHOR_BYTES = 32;
-export const BLOCK_SIGNATURE_BYTES = 64;
+const AUTHOR_BYTES = 32;
+const BLOCK_SIGNATURE_BYTES = 64;
 /** Most frames in one frames block (a larger ingest batch becomes several blocks). */
 export const MAX_BLOCK_FRAMES = 1024;
-export const MAX_FRAME_IN_BLOCK_BYTES = 4096;
+const MAX_FRAME_IN_BLOCK_BYTES = 4096;
 export const MAX_PARENTS = 64;
 export const MAX_NAME_LENGTH = 64;
 /** Largest block: MAX_BLOCK_FRAMES frames of MAX_FRAME_IN_BLOCK_BYTES plus metadata. */
 export const MAX_BLOCK_BYTES = MAX_BLOCK_FRAMES * (MAX_FRAME_IN_BLOCK_BYTES + 96) + 64 * 1024;
 /** Signs `blockSigningInput(hash)`; the domain-separation prefix. */
-export const BLOCK_SIGNING_DOMAIN = new TextEncoder().encode('outpost/block/v1\0');
+const BLOCK_SIGNING_DOMAIN = new TextEncoder().encode('outpost/block/v1\0');
 
 // sealed: an encrypted body of a confidential policy; keys: data-key wraps (protocols/sealed.ts).
 export const BlockKinds = {

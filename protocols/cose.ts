@@ -26,7 +26,7 @@ export const HeaderLabel = { alg: 1, crit: 2, contentType: 3, kid: 4 } as const;
 export const ALG_EDDSA = -8;
 /** Fully specified Ed25519 (RFC 9864). */
 export const ALG_ED25519 = -19;
-export const ACCEPTED_ALGS: ReadonlySet<number> = new Set([ALG_EDDSA, ALG_ED25519]);
+const ACCEPTED_ALGS: ReadonlySet<number> = new Set([ALG_EDDSA, ALG_ED25519]);
 
 export const MAX_FRAME_BYTES = 4096;
 export const MAX_KID_BYTES = 64;

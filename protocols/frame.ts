@@ -44,7 +44,6 @@ export const AckStatus = {
   /** Command-ack: the command's fence is below the highest the device has seen for that actuator (another gateway holds the lease). */
   fenced: 8,
 } as const;
-export type AckStatusCode = (typeof AckStatus)[keyof typeof AckStatus];
 
 export const MAX_COUNTER = 0xffffffff;
 const MAX_TEXT = 64;

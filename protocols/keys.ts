@@ -9,7 +9,7 @@ import { Point } from '@noble/ed25519';
 import { fromHex, toHex } from './bytes.js';
 import { fail, ok, type Result } from './result.js';
 
-export const PUBLIC_KEY_BYTES = 32;
+const PUBLIC_KEY_BYTES = 32;
 const ED25519_MULTICODEC = [0xed, 0x01];
 const B58 = '123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz';
 

@@ -18,8 +18,8 @@ import { concatBytes } from './bytes.js';
 import { encodeCanonical, HASH_BYTES } from './block.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
-export const POLICY_OP_DOMAIN = new TextEncoder().encode('outpost/policy-op/v1\0');
-export const MAX_OP_AFTER = 64;
+const POLICY_OP_DOMAIN = new TextEncoder().encode('outpost/policy-op/v1\0');
+const MAX_OP_AFTER = 64;
 const MAX_REF = 200;
 const MAX_WORD = 64;
 

@@ -14,7 +14,7 @@ import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
 export const RULE_KINDS = ['condition', 'machine', 'custom'] as const;
 export type RuleKind = (typeof RULE_KINDS)[number];
-export const MAX_RULE_DEFINITION = 64 * 1024;
+const MAX_RULE_DEFINITION = 64 * 1024;
 const MAX_NAME = 128;
 const MAX_FILE = 1024;
 

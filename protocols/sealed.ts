@@ -35,12 +35,12 @@ export const AEAD_TAG_BYTES = 16;
 export const DATA_KEY_BYTES = 32;
 /** Key wraps use XChaCha20-Poly1305 (random 24-byte nonces are safe). */
 export const WRAP_NONCE_BYTES = 24;
-export const WRAPPED_KEY_BYTES = DATA_KEY_BYTES + AEAD_TAG_BYTES;
-export const X25519_KEY_BYTES = 32;
+const WRAPPED_KEY_BYTES = DATA_KEY_BYTES + AEAD_TAG_BYTES;
+const X25519_KEY_BYTES = 32;
 /** Most recipients in one keys block. */
-export const MAX_RECIPIENTS = 256;
+const MAX_RECIPIENTS = 256;
 /** Epochs are counted from 0; far below 2^53 in practice. */
-export const MAX_EPOCH = 0xffffffff;
+const MAX_EPOCH = 0xffffffff;
 
 const SEALED_DOMAIN = 'outpost/sealed/v1';
 const KEYWRAP_DOMAIN = 'outpost/keywrap/v1';

@@ -20,8 +20,8 @@ import { MAX_FRAME_BYTES } from './cose.js';
 import { crc32c } from './crc32c.js';
 import { ProtocolUsageError } from './result.js';
 
-export const CRC_BYTES = 4;
-export const FRAME_DELIMITER = 0x00;
+const CRC_BYTES = 4;
+const FRAME_DELIMITER = 0x00;
 
 /** Bytes on the wire for a frame of `n` bytes, delimiter included, at most. */
 export const serialFrameMaxWireLength = (n: number): number => cobsMaxEncodedLength(n + CRC_BYTES) + 1;

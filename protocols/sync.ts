@@ -28,7 +28,7 @@ import { decodeCbor } from './cbor.js';
 import { encodeCanonical, HASH_BYTES, MAX_BLOCK_BYTES, MAX_NAME_LENGTH } from './block.js';
 import { fail, ok, type Result } from './result.js';
 
-export const MAX_VECTOR_ENTRIES = 4096;
+const MAX_VECTOR_ENTRIES = 4096;
 
 export interface VectorEntry {
   readonly author: Uint8Array;
@@ -168,7 +168,7 @@ export function decodeSyncMessage(bytes: Uint8Array): Result<SyncMessage> {
 // signer's nonce); `[12, reason]` refuses. Binding both keys and both nonces
 // keeps a proof from being replayed on another link or reflected back.
 
-export const SYNC_AUTH_DOMAIN = new TextEncoder().encode('outpost/sync-auth/v1\0');
+const SYNC_AUTH_DOMAIN = new TextEncoder().encode('outpost/sync-auth/v1\0');
 export const NONCE_BYTES = 32;
 
 export type AuthMessage =
@@ -234,7 +234,7 @@ export function syncAuthInput(
 
 export const SYNC_TOPIC_ROOT = 'outpost/v1/sync/';
 export const SYNC_BROKER_USER_PREFIX = 'outpost-sync:';
-export const SYNC_BROKER_AUTH_DOMAIN = new TextEncoder().encode('outpost/sync-broker/v1\0');
+const SYNC_BROKER_AUTH_DOMAIN = new TextEncoder().encode('outpost/sync-broker/v1\0');
 
 export function syncTopic(responder: string, session: string, dir: 'i' | 'r'): string {
   return `${SYNC_TOPIC_ROOT}${responder}/${session}/${dir}`;

@@ -10,15 +10,3 @@ export function parseDuration(v: unknown): number | undefined {
   if (!m) return undefined;
   return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
-
-export function formatDuration(ms: number): string {
-  for (const [u, f] of [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ] as const) {
-    if (ms >= f && ms % f === 0) return `${ms / f}${u}`;
-  }
-  return `${ms}ms`;
-}

@@ -60,5 +60,3 @@ export function toRuleFrame(src: FrameSource, body: { readonly type: string }): 
     ...(src.site !== undefined && { site: src.site }),
   };
 }
-
-export const frameRef = (f: FrameRef): FrameRef => ({ device: f.device, boot: f.boot, seq: f.seq });

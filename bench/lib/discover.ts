@@ -5,9 +5,9 @@
  */
 
 /** Not benches: the report itself and the ingest bench's load generator (a child of ingest.ts). */
-export const SKIP = new Set(['report', 'load-generator']);
+const SKIP = new Set(['report', 'load-generator']);
 /** Order in the table; benches not listed (new ones) follow in name order. */
-export const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation'];
+const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation'];
 const CAPABILITY: Record<string, string> = {
   ingest: 'ingest (MQTT)',
   log: 'block log',

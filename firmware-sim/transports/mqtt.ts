@@ -15,7 +15,7 @@ import { topics } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
 import { countAttempt, frameKey, IdleWaiters } from './uplink-buffer.js';
 
-export const DEFAULT_RECONNECT_MS = 250;
+const DEFAULT_RECONNECT_MS = 250;
 
 export interface MqttLinkOptions {
   /** e.g. mqtt://127.0.0.1:1883 */

@@ -61,7 +61,7 @@ export class LogJournal implements ActuationJournal {
 }
 
 /** The records of an actuation block, or undefined for another kind or a body that does not decode. */
-export function actuationRecords(block: Block): ActuationRecord[] | undefined {
+function actuationRecords(block: Block): ActuationRecord[] | undefined {
   if (block.kind !== 'actuation') return undefined;
   const r = decodeActuationBody(block.body as CborValue);
   return r.ok ? r.value : undefined;

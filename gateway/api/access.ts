@@ -19,12 +19,7 @@ import { checkBearer } from './token.js';
 export type Caller = { readonly kind: 'operator' } | { readonly kind: 'principal'; readonly did: string };
 
 /** Routes a signed principal may use; everything else is the operator's. */
-export const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set([
-  '/api/frames',
-  '/api/log/frames',
-  '/api/feed',
-  '/api/whoami',
-]);
+const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set(['/api/frames', '/api/log/frames', '/api/feed', '/api/whoami']);
 
 /** The policy frames are under when the log holds no block for them (older data, no log). */
 const UNLOGGED_POLICY = 'default';

@@ -12,7 +12,7 @@ import type { Registry } from '../registry.js';
 import type { Store } from '../store/store.js';
 
 /** Values kept per reading for sparklines. */
-export const HISTORY = 60;
+const HISTORY = 60;
 /** Devices not enrolled (unknown kids, forged topics) whose rejections are remembered. */
 const MAX_UNKNOWN = 256;
 

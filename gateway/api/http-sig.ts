@@ -34,9 +34,6 @@ export interface RequestParts {
 
 export const REQUIRED_COMPONENTS = ['@method', '@path', '@query', 'content-digest'] as const;
 
-const KEY = /^[a-z*][a-z0-9_\-.*]{0,63}$/;
-const TOKEN = /^[A-Za-z*][A-Za-z0-9!#$%&'*+\-.^_`|~:/]*$/;
-
 function serializeParam(v: SfParam): string {
   if (typeof v === 'number') return String(v);
   if (typeof v === 'string') return `"${v.replace(/[\\"]/g, (c) => '\\' + c)}"`;
@@ -228,6 +225,3 @@ export function parseSignature(value: string): Result<Map<string, Uint8Array>> {
     'Signature',
   );
 }
-
-export const isToken = (s: string): boolean => TOKEN.test(s);
-export const isKey = (s: string): boolean => KEY.test(s);

@@ -15,8 +15,8 @@ export class ApiError extends Error {
   }
 }
 
-export const MAX_URL_BYTES = 2048;
-export const MAX_BODY_BYTES = 0;
+const MAX_URL_BYTES = 2048;
+const MAX_BODY_BYTES = 0;
 
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',

@@ -19,7 +19,7 @@ import { getDevice, listDevices, queryFrames, type RouteContext, status, whoami 
 import { loadPublic, type StaticFile } from './static.js';
 import { type AdminToken, loadOrCreateToken } from './token.js';
 
-export const OPENAPI_FILE = new URL('./openapi.json', import.meta.url).pathname;
+const OPENAPI_FILE = new URL('./openapi.json', import.meta.url).pathname;
 
 export interface ApiOptions {
   readonly host: string;

@@ -25,11 +25,11 @@ import {
   serializeSignatureParams,
 } from './http-sig.js';
 
-export const SIGNATURE_LABEL = 'outpost';
+const SIGNATURE_LABEL = 'outpost';
 /** A signature older than this is refused (and its nonce forgotten). */
 export const DEFAULT_MAX_AGE_SECONDS = 300;
 /** Clock skew tolerated for `created` in the future. */
-export const DEFAULT_MAX_SKEW_SECONDS = 30;
+const DEFAULT_MAX_SKEW_SECONDS = 30;
 const MAX_NONCES = 100_000;
 
 export type SignedHeaders = {

@@ -12,7 +12,7 @@ const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 const MAX_CACHED = 100_000;
 const cache = new Map<string, KeyObject>();
 
-export function publicKeyObject(pub: Uint8Array): KeyObject {
+function publicKeyObject(pub: Uint8Array): KeyObject {
   const id = Buffer.from(pub).toString('hex');
   let key = cache.get(id);
   if (!key) {

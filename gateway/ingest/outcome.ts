@@ -34,6 +34,3 @@ export type IngestOutcome =
   | { readonly status: 'duplicate'; readonly device: string; readonly boot: number; readonly seq: number }
   | { readonly status: 'rejected'; readonly reason: RejectReason; readonly detail: string; readonly device?: string }
   | { readonly status: 'failed'; readonly reason: FailReason; readonly detail: string };
-
-/** Whether the sender may forget the frame (it is durable, or resending can never help). */
-export const isFinal = (o: IngestOutcome): boolean => o.status !== 'failed';

@@ -34,7 +34,7 @@ import * as q from './queries.js';
 
 export { type MarkRecord, PRUNABLE_KINDS } from './marks.js';
 export type { ViewEntry } from './view.js';
-export type { BlockLogOptions, HeadRecord, IndexRecord, StreamHead } from './state.js';
+export type { BlockLogOptions, IndexRecord, StreamHead } from './state.js';
 export type { ApplyResult } from './apply.js';
 export { DEFAULT_POLICY, policyStream } from './authoring.js';
 

@@ -160,8 +160,3 @@ export function verifyFrames(sb: SignedBlock, ctx: VerifyContext, at = hashHex(s
   });
   return faults;
 }
-
-/** Header and frames: everything a receiver checks before applying a block. */
-export function verifySignedBlock(sb: SignedBlock, ctx: VerifyContext, claimedHash?: string): Fault[] {
-  return [...verifyHeader(sb, ctx, claimedHash), ...verifyFrames(sb, ctx, claimedHash ?? hashHex(sb.hash))];
-}

@@ -25,7 +25,7 @@ export const PRINCIPAL_KINDS = ['gateway', 'cloud', 'operator', 'app', 'rule'] a
 export type PrincipalKind = (typeof PRINCIPAL_KINDS)[number];
 
 /** Which relations give an action (owner gives all). */
-export const ACTION_RELATIONS: Readonly<Record<Action, readonly Relation[]>> = {
+const ACTION_RELATIONS: Readonly<Record<Action, readonly Relation[]>> = {
   hold: ['owner', 'holder', 'reader'],
   read: ['owner', 'reader'],
   aggregate: ['owner', 'reader', 'aggregator'],
@@ -33,7 +33,7 @@ export const ACTION_RELATIONS: Readonly<Record<Action, readonly Relation[]>> = {
   export: ['owner', 'reader'],
 };
 /** Relations that imply a relation (besides itself). */
-export const IMPLIED_BY: Readonly<Record<Relation, readonly Relation[]>> = {
+const IMPLIED_BY: Readonly<Record<Relation, readonly Relation[]>> = {
   owner: [],
   holder: ['owner', 'reader'],
   reader: ['owner'],
@@ -142,7 +142,7 @@ export interface GrantView {
 
 const NO_GRANTS: GrantView = { status: () => undefined, granted: () => [] };
 
-export class PermissionError extends Error {
+class PermissionError extends Error {
   constructor(
     readonly code: 'policy/unknown-policy' | 'policy/unknown-principal' | 'policy/bad-principal',
     message: string,

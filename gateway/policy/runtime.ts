@@ -15,7 +15,7 @@ import { SyncPolicy } from './sync-filter.js';
 import { Tagger } from './tagging.js';
 
 /** The gateways the config knows: this one (when its key is known) and `sync.peers`, usable by name in the policy file. */
-export function configGateways(config: GatewayConfig, selfKey?: Uint8Array): KnownGateway[] {
+function configGateways(config: GatewayConfig, selfKey?: Uint8Array): KnownGateway[] {
   const out: KnownGateway[] = [];
   if (selfKey)
     out.push({

@@ -21,7 +21,7 @@ export interface TagInput {
 }
 
 /** `name@version`, or `name` for version 0. */
-export const policyTag = (name: string, version: number): string => (version > 0 ? `${name}@${version}` : name);
+const policyTag = (name: string, version: number): string => (version > 0 ? `${name}@${version}` : name);
 
 export class Tagger {
   private readonly tags: string[];

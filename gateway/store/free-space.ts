@@ -26,6 +26,7 @@ export interface FreeSpaceOptions {
   readonly log?: Logger;
 }
 
+/** The default floor (config `store.minFreeBytes`). */
 export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
 
 export class FreeSpaceGuard implements SpaceCheck {

@@ -85,7 +85,7 @@ export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] 
 }
 
 /** The vector's `kept`: 8 bytes of SHA-256 over the sorted hashes of the blocks kept below the mark; empty when none. */
-export function keptDigest(log: BlockLog, author: string, stream: string): Uint8Array {
+function keptDigest(log: BlockLog, author: string, stream: string): Uint8Array {
   const kept = log.keptBelow(author, stream);
   return kept.length === 0 ? new Uint8Array(0) : sha256(encodeCanonical(kept)).subarray(0, 8);
 }
@@ -108,7 +108,7 @@ export interface StreamPlan {
  * only the seqs above the peer's head; a stream forked on either side (or whose heads
  * disagree) is sent whole, and the peer skips what it holds.
  */
-export function planFor(
+function planFor(
   log: BlockLog,
   theirs: readonly VectorEntry[],
   offer?: StreamFilter,
@@ -156,11 +156,6 @@ export function planFor(
   return out;
 }
 
-/** Hashes of the blocks a peer with vector `theirs` lacks, in lamport order (eager; tests and tools). */
-export function missingFor(log: BlockLog, theirs: readonly VectorEntry[], offer?: StreamFilter): string[] {
-  return [...orderedBlocks(log, planFor(log, theirs, offer))];
-}
-
 /**
  * One stream's blocks to send, read from lmdb in small chunks: the kept blocks below the
  * floor (if asked), then from `from`. In lamport order, which seq order is along one chain;
@@ -206,7 +201,7 @@ function* orderedBlocks(log: BlockLog, plans: readonly StreamPlan[]): Generator<
  * yet its head is a block we do not hold (its chain forked from ours below our head),
  * and not one we pruned (below our mark).
  */
-export function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8Array, string][] {
+function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8Array, string][] {
   const out: [Uint8Array, string][] = [];
   for (const e of theirs) {
     const author = toHex(e.author);

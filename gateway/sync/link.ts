@@ -158,7 +158,7 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
  * memory grows with the difference, and two sides streaming blocks to each other at
  * once cannot deadlock (each keeps reading while its own sends wait).
  */
-export async function runSession(link: MessageLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
+async function runSession(link: MessageLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
   const outbox: Iterable<Uint8Array>[] = [first];
   let wake: (() => void) | undefined;
   let readerDone = false;

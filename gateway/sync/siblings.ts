@@ -19,7 +19,7 @@ import { type LinkIdentity, SyncServer, syncOverTcp } from './tcp.js';
 type Peer = GatewayConfig['sync']['peers'][number];
 
 /** How to reach a sibling: its `url`, else host/port over TCP; undefined if it only dials us. */
-export function peerEndpoint(
+function peerEndpoint(
   p: Peer,
 ): { kind: 'tcp'; host: string; port: number } | { kind: 'mqtt'; url: string } | undefined {
   if (p.url !== undefined) {

@@ -19,7 +19,7 @@ import {
   type SyncLinkEvents,
 } from './link.js';
 
-export { LinkError, type LinkIdentity, type LinkOptions, type LinkResult, MAX_LINK_MESSAGE } from './link.js';
+export { LinkError, type LinkIdentity, type LinkOptions, type LinkResult } from './link.js';
 export type SyncServerEvents = SyncLinkEvents;
 
 /** Received messages held before the socket is paused (backpressure to the sender). */

@@ -10,7 +10,7 @@
  * which makes the device reconnect and resend.
  */
 import { createServer, type Server } from 'node:net';
-import { Aedes, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
 import {
   parsePublicKey,
   parseTopic,
@@ -187,5 +187,3 @@ export class EmbeddedBroker {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }
-
-export type { AedesPublishPacket };

@@ -21,7 +21,7 @@ export interface SignedCommand {
   readonly key: string;
 }
 
-export class ActuationUsageError extends Error {
+class ActuationUsageError extends Error {
   constructor(
     readonly code: string,
     message: string,

@@ -9,7 +9,7 @@ import { RuleError } from './errors.js';
 import { parseRuleFile } from './parse.js';
 import type { CustomRule, InterlockSpec, RuleSet, RuleSpec } from './types.js';
 
-export async function loadRuleFile(path: string): Promise<RuleSet> {
+async function loadRuleFile(path: string): Promise<RuleSet> {
   const file = resolve(path);
   const ext = extname(file);
   if (ext === '.yaml' || ext === '.yml') {

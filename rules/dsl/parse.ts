@@ -1,7 +1,6 @@
 /** YAML rule files → validated RuleSet. Every error names file, rule, field and line. */
 import { createHash } from 'node:crypto';
 import { condition, parseActions, parseAggregates, parseWindow, positive } from './parse-common.js';
-import { RuleError } from './errors.js';
 import { parseMachine } from './parse-machine.js';
 import { Field, isRecord, YamlSource } from './reader.js';
 import type { ConditionRule, InterlockSpec, RuleSet, RuleSpec, TriggerSpec } from './types.js';
@@ -186,5 +185,3 @@ function parseInterlock(f: Field, file: string): InterlockSpec {
   if (never.length < 2) g.get('never').fail('an interlock names at least two commanded states');
   return { id, file, never };
 }
-
-export { RuleError };

@@ -23,13 +23,13 @@ function lookup(ctx: CelContext, path: string): unknown {
 }
 
 /** `{{agg.vib}}` → the value, formatted; unknown paths become empty. */
-export function fill(text: string, ctx: CelContext): string {
+function fill(text: string, ctx: CelContext): string {
   return text.includes('{{')
     ? text.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_, p: string) => fmt(lookup(ctx, p)))
     : text;
 }
 
-export function toAction(a: ActionSpec, ctx: CelContext): Action {
+function toAction(a: ActionSpec, ctx: CelContext): Action {
   switch (a.kind) {
     case 'command':
       return {

@@ -28,13 +28,6 @@ export function namesMatcher(t: TriggerSpec): ((f: RuleFrame) => boolean) | unde
   return names && ((f) => f.records.some((r) => names.has(r.name)));
 }
 
-/** Whether a frame is one of the rule's inputs (device, model, site and SenML name filters). */
-export function matcher(t: TriggerSpec): (f: RuleFrame) => boolean {
-  const sender = senderMatcher(t);
-  const names = namesMatcher(t);
-  return (f) => sender(f) && (!names || names(f));
-}
-
 const cel = (src: string): Condition => {
   const c = compileCondition(src);
   if (typeof c === 'string') throw new TypeError(`CEL "${src}": ${c}`);

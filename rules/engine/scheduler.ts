@@ -3,7 +3,7 @@
  * runs the same compiled rules on a ReplayScheduler, a virtual clock moved forward to each
  * stored frame's time, firing every timer due on the way.
  */
-import { type SchedulerLike, VirtualAction, VirtualTimeScheduler } from 'rxjs';
+import { VirtualAction, VirtualTimeScheduler } from 'rxjs';
 
 export class ReplayScheduler extends VirtualTimeScheduler {
   constructor(start = 0) {
@@ -24,5 +24,3 @@ export class ReplayScheduler extends VirtualTimeScheduler {
     return this.actions.length;
   }
 }
-
-export type { SchedulerLike };

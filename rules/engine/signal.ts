@@ -12,7 +12,7 @@ export interface EvalCounters {
   lastEvalError?: string;
 }
 
-export function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
+function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
   return {
     device: s.frame.device,
     model: s.frame.model ?? '',
@@ -29,7 +29,7 @@ export function contextOf(s: Sample, now: number, last: CelContext['last']): Cel
 }
 
 /** Hysteresis: on when `set` holds, off again only when `clear` holds (without clear: on = set). */
-export function hysteresis(on: boolean, set: boolean, clear: boolean | undefined): boolean {
+function hysteresis(on: boolean, set: boolean, clear: boolean | undefined): boolean {
   if (clear === undefined) return set;
   if (!on && set) return true;
   if (on && clear && !set) return false;

@@ -16,7 +16,7 @@ export interface DecisionDiff {
   readonly same: boolean;
 }
 
-export const decisionKey = (d: Decision): string =>
+const decisionKey = (d: Decision): string =>
   JSON.stringify([d.rule, d.action, d.inputs.map((i) => [i.device, i.boot, i.seq])]);
 
 export function diffDecisions(

@@ -44,7 +44,7 @@ export interface CampaignReport {
   readonly ok: boolean;
 }
 
-export const DEFAULT_PLAN: DevicePlan = { mqttPerGateway: 3, mqttRateHz: 5, serialGateways: [0, 2], serialRateHz: 8 };
+const DEFAULT_PLAN: DevicePlan = { mqttPerGateway: 3, mqttRateHz: 5, serialGateways: [0, 2], serialRateHz: 8 };
 
 export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport> {
   const print = opts.print ?? (() => {});

@@ -21,7 +21,7 @@ export interface GatewayVerdict {
   readonly view: Set<string>;
 }
 
-export async function inspectGateway(node: GatewayNode, publicKey: Uint8Array): Promise<GatewayVerdict> {
+async function inspectGateway(node: GatewayNode, publicKey: Uint8Array): Promise<GatewayVerdict> {
   const store = Store.open(node.dataDir);
   let verdict: Omit<GatewayVerdict, 'auditOk' | 'auditSummary'>;
   try {

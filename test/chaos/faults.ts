@@ -34,7 +34,7 @@ const fmtJump = (ms: number): string =>
 
 const gwIndex = (target: string): number => Number(target.slice(2));
 
-export const FAULTS: readonly Fault[] = [
+const FAULTS: readonly Fault[] = [
   {
     name: 'sigkill',
     weight: 3,

@@ -48,7 +48,7 @@ const records: SenmlRecord[][] = [
   ],
 ];
 
-export const bodies: Body[] = [
+const bodies: Body[] = [
   ...records.map(
     (r, i): Body => ({ type: 'reading', boot: 1 + i, seq: 7 * i, time: 1_760_000_000_000 + i, records: r }),
   ),
@@ -98,7 +98,7 @@ export const serialStreams: Uint8Array[] = [
   [encodeSerialFrame(frames[0]!), Uint8Array.of(0), encodeSerialFrame(frames[3]!)],
 ].map((parts) => Buffer.concat(parts));
 
-export const didKeys: string[] = [
+const didKeys: string[] = [
   ...(vectors('did-key-ed25519') as { seeded: { did: string }[] }).seeded.map((d) => d.did),
   publicKeyToDidKey(devicePublicKey),
 ];
@@ -126,7 +126,7 @@ const header = (seq: number, prev: Uint8Array | null) => ({
 });
 
 /** A small valid chain: an enrolment block, then two frames blocks (hash-linked, gateway-signed). */
-export function chain(): SignedBlock[] {
+function chain(): SignedBlock[] {
   const out: SignedBlock[] = [];
   const enrol: Block = {
     ...header(0, null),

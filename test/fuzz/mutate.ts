@@ -115,7 +115,7 @@ export function fuzzInput(valid: readonly Uint8Array[], maxRandom = 512): fc.Arb
 
 const envRuns = Number(process.env.FUZZ_RUNS ?? '');
 /** True under `npm run fuzz` with FUZZ_RUNS set (the long local mode). */
-export const longMode = Number.isFinite(envRuns) && envRuns > 0;
+const longMode = Number.isFinite(envRuns) && envRuns > 0;
 
 /** fast-check parameters for one target: its CI runs, or FUZZ_RUNS × weight in the long mode. */
 export function budget(ciRuns: number, weight = 1): fc.Parameters<unknown> {

@@ -30,7 +30,7 @@ export function okValue<T>(r: Result<T>): T {
 }
 
 /** Error codes are `area/what`: stable, machine-readable, never empty. */
-export const ERROR_CODE = /^[a-z0-9]+\/[a-z0-9-]+$/;
+const ERROR_CODE = /^[a-z0-9]+\/[a-z0-9-]+$/;
 
 /** Asserts a decoder's result shape for arbitrary input: ok, or a typed error in the given area. */
 export function isTypedResult(r: Result<unknown>, areas: readonly string[]): boolean {
