@@ -8,6 +8,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ID_PATTERN } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
+import { parseRetention } from './log/retention.js';
 import { LOG_LEVELS } from './logger.js';
 import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
 
@@ -168,10 +169,10 @@ export const configSchema = z
           .record(
             z.string().min(1).max(64),
             z.union([
-              z.string().regex(/^(\d+[smhdw]|forever)$/, {
-                message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
+              z.string().refine((s) => parseRetention(s) !== undefined, {
+                message: 'must be a duration above zero such as 30d, 12h, 90m, 3600s, 2w, 1y, or forever',
               }),
-              z.number().int().positive(),
+              z.number().positive().describe('seconds'),
             ]),
           )
           .default({}),

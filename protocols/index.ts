@@ -4,6 +4,7 @@ export * from './cbor.js';
 export * from './cobs.js';
 export * from './cose.js';
 export * from './crc32c.js';
+export * from './duration.js';
 export * from './frame.js';
 export * from './ids.js';
 export * from './keys.js';

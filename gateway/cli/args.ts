@@ -1,5 +1,6 @@
 /** Shared CLI plumbing: typed usage errors, time parsing, config resolution. */
 import { existsSync } from 'node:fs';
+import { parseDuration } from '../../protocols/index.js';
 import { type GatewayConfig, loadConfig, validateConfig } from '../config.js';
 
 /** A usage error: printed without a stack trace, exit code 2. */
@@ -16,13 +17,15 @@ export class CliError extends Error {
   readonly exitCode = 1;
 }
 
-const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** Parses `7d`, `15m`, an ISO date, or epoch milliseconds into epoch ms. */
+/**
+ * Parses a point in time into epoch ms: a duration with its unit (`15m`, `7d`, protocols/duration.ts)
+ * means that long ago; digits alone are epoch milliseconds (a time, so not the bare-number-is-seconds
+ * of a duration); anything else is read as a date (ISO 8601).
+ */
 export function parseTime(text: string, flag: string, now = Date.now()): number {
-  const rel = /^(\d+(?:\.\d+)?)([smhd])$/.exec(text);
-  if (rel) return now - Number(rel[1]) * UNITS[rel[2]!]!;
   if (/^\d+$/.test(text)) return Number(text);
+  const ago = /[a-z]$/.test(text) ? parseDuration(text) : undefined;
+  if (ago !== undefined && Number.isFinite(ago)) return now - ago;
   const t = Date.parse(text);
   if (Number.isNaN(t))
     throw new UsageError(`${flag}: "${text}" is not a time (use 15m, 2h, 7d, an ISO date, or epoch ms)`);

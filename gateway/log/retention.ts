@@ -5,18 +5,19 @@
  * revocations not yet logged and authors retention blocks for its own streams
  * (BlockLog.retainByAge). Pruning itself happens in the log, on every replica alike.
  */
+import { parseDuration } from '../../protocols/index.js';
 import type { Logger } from '../logger.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import type { BlockLog } from './block-log.js';
 
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** `30d`, `12h`, `90m`, `3600s`, `2w` → ms; `forever` → Infinity; anything else undefined. */
+/**
+ * A max age, in `log.retention` and a policy's `retention`: a duration above zero (`30d`, `12h`,
+ * `2w`, `1y`; a bare number is seconds, protocols/duration.ts) → ms, `forever` → Infinity,
+ * anything else (zero included) → undefined.
+ */
 export function parseRetention(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isFinite(v) && v > 0 ? v * 1000 : undefined;
-  if (v === 'forever') return Infinity;
-  const m = /^(\d+)([smhdw])$/.exec(v.trim());
-  return m ? Number(m[1]) * UNIT_MS[m[2]!]! : undefined;
+  const ms = parseDuration(v);
+  return ms !== undefined && ms > 0 ? ms : undefined;
 }
 
 /**

@@ -21,7 +21,8 @@ import {
   type PolicySet,
   type TaggingRule,
 } from './permissions.js';
-import { globToRegExp, parseDuration } from './text.js';
+import { parseRetention } from '../log/retention.js';
+import { globToRegExp } from './text.js';
 
 export class PolicyLoadError extends Error {
   readonly code = 'policy/invalid';
@@ -290,7 +291,7 @@ function build(
     }
     let retentionMs: number | undefined;
     if (p.retention !== undefined) {
-      retentionMs = typeof p.retention === 'number' ? p.retention * 1000 : parseDuration(p.retention);
+      retentionMs = parseRetention(p.retention);
       if (retentionMs === undefined)
         problems.push(
           `${at(['policies', pname, 'retention'])}: retention "${String(p.retention)}" is not a duration (30d, 12h, 90m, 3600s, or forever)`,

@@ -3,7 +3,7 @@
  * names the file, the rule, the field and the line (via yaml's LineCounter).
  */
 import { type Document, isNode, LineCounter, parseDocument } from 'yaml';
-import { parseDuration } from '../duration.js';
+import { parseDuration } from '../../protocols/duration.js';
 import { RuleError, type RuleErrorCode } from './errors.js';
 
 type Path = readonly (string | number)[];
@@ -132,7 +132,8 @@ export class Field {
 
   durationMs(): number {
     const ms = parseDuration(this.value);
-    if (ms === undefined) this.fail(`must be a duration such as 500ms, 5s, 2m, 1h (got ${JSON.stringify(this.value)})`);
+    if (ms === undefined || ms === Infinity)
+      this.fail(`must be a duration such as 500ms, 5s, 2m, 1h (got ${JSON.stringify(this.value)})`);
     return ms;
   }
 

@@ -11,7 +11,8 @@ import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { parsePolicyText, PolicyLoadError } from '../../gateway/policy/load.js';
 import { Permissions, type Principal } from '../../gateway/policy/permissions.js';
 import { Tagger } from '../../gateway/policy/tagging.js';
-import { globToRegExp, parseDuration } from '../../gateway/policy/text.js';
+import { parseRetention } from '../../gateway/log/retention.js';
+import { globToRegExp } from '../../gateway/policy/text.js';
 import { publicKeyToDidKey } from '../../protocols/index.js';
 
 const did = (): string => publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
@@ -220,13 +221,13 @@ describe('policy file', () => {
       { numRuns: 300 },
     );
     expect([
-      parseDuration('30d'),
-      parseDuration('12h'),
-      parseDuration('90m'),
-      parseDuration('3600s'),
-      parseDuration('forever'),
-      parseDuration('30 days'),
-      parseDuration('0d'),
+      parseRetention('30d'),
+      parseRetention('12h'),
+      parseRetention('90m'),
+      parseRetention('3600s'),
+      parseRetention('forever'),
+      parseRetention('30 days'),
+      parseRetention('0d'),
     ]).toEqual([2_592_000_000, 43_200_000, 5_400_000, 3_600_000, Infinity, undefined, undefined]);
   });
 });
