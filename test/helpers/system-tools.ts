@@ -67,7 +67,10 @@ export function onPath(cmd: string, path = process.env.PATH ?? ''): string | und
   return undefined;
 }
 
-/** The newest installed PostgreSQL server's bin directory (Debian: /usr/lib/postgresql/N/bin). */
+/**
+ * The newest installed PostgreSQL server's bin directory (Debian: /usr/lib/postgresql/N/bin).
+ * @public for the tests that start their own PostgreSQL server
+ */
 export function postgresBinDir(): string | undefined {
   if (!existsSync('/usr/lib/postgresql')) return undefined;
   const versions = readdirSync('/usr/lib/postgresql')
@@ -79,7 +82,7 @@ export function postgresBinDir(): string | undefined {
 /** `sudo apt-get install …` for a tool: the hint the skip report prints. */
 export const installHint = (name: ToolName): string => `sudo apt-get install ${SYSTEM_TOOLS[name].deb}`;
 
-export const strictTools = (): boolean => process.env.CI === 'true' || process.env.OUTPOST_TEST_ALL === '1';
+const strictTools = (): boolean => process.env.CI === 'true' || process.env.OUTPOST_TEST_ALL === '1';
 
 declare module 'vitest' {
   interface TaskMeta {
@@ -106,6 +109,7 @@ const describeMissing = (missing: ToolName[]): string =>
 /**
  * The skip reason when any of `names` is missing, else false, for `describe.skipIf(…)`.
  * Prefer `needs`: a test skipped through `skipIf` is not counted in the end-of-run report.
+ * @public the helpers' brief names it for tests that need a Debian package
  */
 export function skipUnless(...names: ToolName[]): string | false {
   const { skip, meta } = needs(...names);
