@@ -27,6 +27,11 @@ export const ALG_EDDSA = -8;
 /** Fully specified Ed25519 (RFC 9864). */
 export const ALG_ED25519 = -19;
 const ACCEPTED_ALGS: ReadonlySet<number> = new Set([ALG_EDDSA, ALG_ED25519]);
+/**
+ * Whether `alg` is one this profile verifies (EdDSA or Ed25519). decodeSign1 already refuses
+ * any other unless asked for `anyAlg` (inspection), so only such a caller needs this.
+ */
+export const isAcceptedAlg = (alg: number): boolean => ACCEPTED_ALGS.has(alg);
 
 export const MAX_FRAME_BYTES = 4096;
 export const MAX_KID_BYTES = 64;
@@ -131,7 +136,7 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
   if (unprot.has(HeaderLabel.alg)) return fail('cose/alg-unprotected', 'alg must be in the protected header');
   const alg = protectedHeader.get(HeaderLabel.alg);
   if (alg === undefined) return fail('cose/missing-alg', 'protected header has no alg');
-  if (typeof alg !== 'number' || (!opts.anyAlg && !ACCEPTED_ALGS.has(alg))) {
+  if (typeof alg !== 'number' || (!opts.anyAlg && !isAcceptedAlg(alg))) {
     return fail('cose/unsupported-alg', `alg ${String(alg)} is not EdDSA (-8) or Ed25519 (-19)`);
   }
   const kid = unprot.get(HeaderLabel.kid) ?? protectedHeader.get(HeaderLabel.kid);

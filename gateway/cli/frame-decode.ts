@@ -2,12 +2,11 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import {
-  ALG_ED25519,
-  ALG_EDDSA,
   decodeBody,
   decodeCbor,
   decodeSign1,
   fromHex,
+  isAcceptedAlg,
   kidToDeviceId,
   parsePublicKey,
   sigStructure,
@@ -77,8 +76,7 @@ export function frameDecode(argv: string[]): number {
     }
   }
   let signature: Record<string, unknown>;
-  if (m.alg !== ALG_EDDSA && m.alg !== ALG_ED25519)
-    signature = { checked: false, reason: `alg ${m.alg} is not EdDSA/Ed25519` };
+  if (!isAcceptedAlg(m.alg)) signature = { checked: false, reason: `alg ${m.alg} is not EdDSA/Ed25519` };
   else if (!key) signature = { checked: false, reason: 'no key: pass --key or enrol the device' };
   else
     signature = {

@@ -9,8 +9,6 @@
  */
 import { Subject } from 'rxjs';
 import {
-  ALG_ED25519,
-  ALG_EDDSA,
   decodeBody,
   decodeSign1,
   type FrameEntry,
@@ -200,11 +198,8 @@ export class IngestPipeline {
       );
       return;
     }
-    const { kid, protectedBytes, payload, signature, alg } = cose.value;
-    if (alg !== ALG_EDDSA && alg !== ALG_ED25519) {
-      e.outcome = reject('unsupported-alg', `alg ${alg}`);
-      return;
-    }
+    // decodeSign1 has refused any alg but EdDSA/Ed25519 (cose/unsupported-alg above).
+    const { kid, protectedBytes, payload, signature } = cose.value;
     const device = kidToDeviceId(kid);
     if (device === undefined) {
       e.outcome = reject('unknown-device', `kid ${Buffer.from(kid).toString('hex')} is not a device id`);

@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { validateConfig } from '../../gateway/config.js';
 import { Gateway } from '../../gateway/gateway.js';
 import type { IngestOutcome } from '../../gateway/ingest/outcome.js';
+import { signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { ALG_ED25519, deviceIdToKid, encodeBody, encodeSign1 } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
 import { memoryLogger, tempDir } from '../helpers/env.js';
 
@@ -80,5 +82,22 @@ describe('ingest robustness', () => {
       }),
       { numRuns: 40 },
     );
+  });
+
+  it('a frame signed by an enrolled device under another COSE alg is rejected as unsupported-alg', async () => {
+    const signed = (alg: number, s: number): Uint8Array =>
+      encodeSign1(
+        {
+          alg,
+          kid: deviceIdToKid(dev.id),
+          payload: encodeBody({ type: 'reading', boot: 2, seq: s, records: [{ n: 'temp', v: 1 }] }),
+        },
+        (m) => signEd25519(dev.seed, m),
+      );
+    expect(await gw.ingest.submit(signed(-7, 1), { transport: 'test' })).toMatchObject({
+      status: 'rejected',
+      reason: 'unsupported-alg',
+    });
+    expect(await gw.ingest.submit(signed(ALG_ED25519, 2), { transport: 'test' })).toMatchObject({ status: 'stored' });
   });
 });
