@@ -103,6 +103,7 @@ export class Gateway {
       crypto: keyRing,
       retentionFor: (s) => retentionOf(s),
       withheldParentsOk: config.policy.file !== undefined,
+      log,
     });
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
     retentionOf = retentionResolver(config.log.retention, policies.retentionFor);

@@ -284,9 +284,15 @@ export class BlockLog {
   private later(task: () => void): void {
     this.maintenance = this.maintenance
       .then(() => this.store.durable())
+      // A failed write is reported to its writer (append/apply, durable()); the task still runs on what landed.
       .catch(() => {})
       .then(task)
-      .catch(() => {});
+      .catch((err: unknown) =>
+        this.opts.log?.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'block log prune or view update failed',
+        ),
+      );
   }
 
   /**
@@ -372,6 +378,7 @@ export class BlockLog {
 
   /** Resolves once queued writes, and the prunes and view updates they started, are on disk. */
   async settled(): Promise<void> {
+    // Only orders the wait: a failed write rejects the durable() below.
     await this.store.durable().catch(() => {});
     await this.maintenance;
     await this.store.durable();

@@ -22,6 +22,7 @@
  */
 import type { Database } from 'lmdb';
 import { type Block, decodeSignedBlock, type FrameEntry, type SignedBlock, toHex } from '../../protocols/index.js';
+import type { Logger } from '../logger.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { BlockRef } from './verify.js';
 import { Revocations } from './revocations.js';
@@ -69,6 +70,8 @@ export interface BlockLogOptions {
    * forever (the default). Read by `retainByAge`; per-policy durations plug in here.
    */
   readonly retentionFor?: (stream: string) => number | undefined;
+  /** Where a failed prune or view update is reported (warn); it runs in the background. */
+  readonly log?: Logger;
   /**
    * Policies withhold streams from some siblings (gateway/policy/sync-filter.ts), so a block's
    * `parents` (other streams' heads) may never arrive here: a missing parent is then no fault;

@@ -193,6 +193,7 @@ export class KeyRing implements BlockCrypto {
     if (this.unconfirmed.delete(policy) && this.opts.durable) {
       // The keys block is queued by now (it is authored first), so this covers its transaction.
       const epoch = cur.dk.epoch;
+      // Handled: the keys block may not have landed, so the next block of this policy rotates anew.
       this.opts.durable().catch(() => {
         if (this.own.get(policy)?.dk.epoch === epoch) this.forceRotate.add(policy);
       });

@@ -201,6 +201,7 @@ async function runSession(link: MessageLink, session: SyncSession, first: Uint8A
     stop = true;
     readerDone = true;
     poke();
+    // The writer's failure is the link's, which the reader's error below already reports.
     writer.catch(() => {});
     throw err;
   }

@@ -128,6 +128,7 @@ export async function clientBus(
         hs.delete(on);
         if (hs.size === 0) {
           subs.delete(filter);
+          // A failed unsubscribe means the connection is going: the broker drops its subscriptions with it.
           if (client.connected) await client.unsubscribeAsync(filter).catch(() => {});
         }
       };
@@ -302,7 +303,8 @@ export class MqttSyncResponder {
   async close(): Promise<void> {
     this.offDown?.();
     for (const l of this.links.values()) l.queue.fail(new LinkError('closed', 'responder closed'));
-    // The broker may already be closed (gateway shutdown): do not wait on it for long.
+    // The broker may already be closed (gateway shutdown): do not wait on it for long, and an
+    // unsubscribe that fails there has nothing left to undo.
     await Promise.race([this.unsubscribe?.().catch(() => {}), new Promise((r) => setTimeout(r, 1000).unref())]);
   }
 }

@@ -197,7 +197,7 @@ export class Siblings {
       return await syncOverMqtt(bus, key, opts);
     } finally {
       this.dialBus = undefined;
-      await bus.close().catch(() => {});
+      await bus.close().catch((err: unknown) => this.warnClose(err));
     }
   }
 
@@ -254,15 +254,22 @@ export class Siblings {
     return this.cfg.peers.map((p) => ({ id: p.id, ...this.status_.get(p.id)! }));
   }
 
+  private warnClose(err: unknown): void {
+    this.logger.warn(
+      { err: err instanceof Error ? err.message : String(err) },
+      'sync: closing an MQTT connection failed',
+    );
+  }
+
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     // A session over a broker that restarted can wait out its idle timeout (10 s per sibling):
     // cut it, so a SIGTERM does not wait for it (test/chaos saw stops of over 30 s).
-    await this.dialBus?.close().catch(() => {});
+    await this.dialBus?.close().catch((err: unknown) => this.warnClose(err));
     while (this.running) await new Promise((r) => setTimeout(r, 20));
     for (const r of this.responders) await r.close();
-    for (const b of this.buses) await b.close().catch(() => {});
+    for (const b of this.buses) await b.close().catch((err: unknown) => this.warnClose(err));
     await this.server.close();
   }
 }

@@ -182,6 +182,7 @@ export class EmbeddedBroker {
   }
 
   async close(): Promise<void> {
+    // Best effort while shutting down: a broker that cannot publish any more is closed next anyway.
     await this.publishStatus('offline').catch(() => {});
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
