@@ -1,5 +1,5 @@
 /**
- * Frame-to-command latency inside the gateway (issue 7): from a frame being durable (emitted
+ * Frame-to-command latency inside the gateway: from a frame being durable (emitted
  * on the ingest's frames$) to its command being signed and handed to the transport, with 200
  * rules loaded and 5 000 frames/s of background traffic, through the real pieces: the rules
  * engine (YAML rules), actuation (lease, Ed25519 command signature, tracking) and the audit

@@ -1,6 +1,6 @@
 /**
  * `node --import tsx bench/fleet.ts [--quick] [--devices N] [--hz R]` (part of `npm run bench`):
- * firmware-sim devices per core (issue 10 goal: ≥ 10 000 devices simulated, ≥ 20 000 frames/s
+ * firmware-sim devices per core (goal: ≥ 10 000 devices simulated, ≥ 20 000 frames/s
  * generated). One process runs firmware-sim's Fleet (firmware-sim/fleet.ts: a VirtualDevice
  * and its own MQTT client per device, sampling on timers, node:crypto signer) against a sink
  * that only counts: an aedes broker in a separate process (bench/lib/count-broker.ts) that

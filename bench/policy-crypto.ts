@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/policy-crypto.ts [--quick] [--frames N]` (issue 6): what
+ * `node --import tsx bench/policy-crypto.ts [--quick] [--frames N]`: what
  * confidential policies cost.
  *
  * Sync throughput through the real sync engine in-process (real lmdb on both sides),

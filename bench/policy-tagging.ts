@@ -3,7 +3,7 @@
  * tagging a frame with its policy at ingest (gateway/policy/tagging.ts), per frame, next to the
  * per-frame ingest cost measured in the same run on one core: COSE_Sign1 decode + Ed25519
  * verify (node:crypto) + body decode, the work every frame costs before it is stored.
- * Goal (issue 6): tagging < 5 % of that. Two rule sets: a plant file whose frames mostly
+ * Goal: tagging < 5 % of that. Two rule sets: a plant file whose frames mostly
  * match an early glob rule, and the worst case where every frame falls through 10 glob rules
  * and a CEL rule to the default (every rule, and the CEL condition on every record).
  * Writes bench/results/policy-tagging.json.

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only ingest,sync]`: the one benchmark report (issue 10).
+ * `npm run bench [-- --quick] [--only ingest,sync]`: the one benchmark report.
  *
  * Runs every bench in its own child process, one after another (they share a small machine,
  * so never in parallel), passing `--quick` through. A bench is a `bench/<name>.ts` that writes

@@ -1,5 +1,5 @@
 /**
- * Rules engine figures (issue 7):
+ * Rules engine figures:
  * - frame → decision latency inside the engine, p50/p99, with 200 rules loaded (sliding and
  *   tumbling windows with aggregates, hysteresis + for-duration, debounce, cooldown, watchdogs,
  *   state machines) and 5 000 frames/s of background traffic on the live asyncScheduler.

@@ -1,6 +1,6 @@
 /**
  * `node --import tsx bench/store.ts [--quick] [--frames N] [--rebuild]` (part of
- * `npm run bench`): the gateway holding 1 000 000 frames (issue 5: RSS ≤ 200 MB; issue 10:
+ * `npm run bench`): the gateway holding 1 000 000 frames (RSS ≤ 200 MB;
  * restart ≤ 2 s). `--quick` uses 100 000 frames and says so in each row.
  *
  * The store is built once through the real pipeline (Gateway.start, pre-signed frames from

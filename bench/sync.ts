@@ -1,6 +1,6 @@
 /**
  * `node --import tsx bench/sync.ts [--quick] [--frames N] [--automerge-frames N]` (part of
- * `npm run bench`): issue 5's sync workload, two replicas with n frames in common and
+ * `npm run bench`): the sibling-sync workload, two replicas with n frames in common and
  * d = 1 000 and 10 000 divergent frames on each side (256 frames per block, as a busy ingest
  * batch), synced by our engine and, as baselines from the same run on the same frame bytes,
  * by Yjs (state vector + update) and Automerge (its sync protocol). For each: bytes on the

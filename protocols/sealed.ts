@@ -1,5 +1,5 @@
 /**
- * Confidential blocks (issue 6): the wire shapes of a sealed body and of a
+ * Confidential blocks: the wire shapes of a sealed body and of a
  * data-key wrap, and the additional authenticated data (AAD) each binds to.
  * Pure codecs; the cryptography itself is in gateway/policy/seal.ts.
  *

@@ -35,7 +35,7 @@ export function checkDownlink(frame: Uint8Array, trust: DownlinkTrust): Downlink
   const verified =
     fromGateway && pub !== undefined && verifySignature(pub, sigStructure(protectedBytes, payload), signature);
   // Commands go on to the actuators whatever their signature: they check it against every
-  // trusted gateway (siblings) and answer a forged one with a signed refusal (issue 7).
+  // trusted gateway (siblings) and answer a forged one with a signed refusal.
   if (body.value.type === 'command') return { kind: 'command', frame, verified };
   if (!fromGateway || (pub !== undefined && !verified)) return { kind: 'bad' };
   if (body.value.type === 'frame-ack') {

@@ -1,5 +1,5 @@
 /**
- * Who is calling the API, and what it may see (issue 6).
+ * Who is calling the API, and what it may see.
  *
  * Two kinds of caller:
  * - the operator, with `Authorization: Bearer <admin token>`: the whole

@@ -1,5 +1,5 @@
 /**
- * A small client for the query API as a signed principal (issue 6): each
+ * A small client for the query API as a signed principal: each
  * request is signed anew (RFC 9421, fresh `created` and `nonce`) with the
  * principal's Ed25519 seed. Used by `gateway log query --remote`; apps can
  * copy it (it needs only node:crypto and fetch).

@@ -13,7 +13,7 @@ export const MAX_FEED_CLIENTS = 32;
 /** Bytes queued in one client's socket before it is dropped as too slow. */
 const MAX_BUFFERED = 1 << 20;
 
-/** A signed principal's view of the feed (issue 6): frames of the policies it may read, nothing else. */
+/** A signed principal's view of the feed: frames of the policies it may read, nothing else. */
 export interface FeedViewer {
   readonly mayRead: (policy: string) => boolean;
 }

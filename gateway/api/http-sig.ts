@@ -1,6 +1,6 @@
 /**
  * HTTP Message Signatures (RFC 9421) with `ed25519` (§3.3.6), as the query API
- * and its clients use them (issue 6: requests signed by a principal).
+ * and its clients use them (requests signed by a principal).
  *
  * A request covers `("@method" "@path" "@query" "content-digest")` with the
  * parameters `created`, `keyid` (the principal's did:key), `alg="ed25519"` and

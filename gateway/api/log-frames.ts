@@ -1,5 +1,5 @@
 /**
- * GET /api/log/frames?device&after&limit&policy (issue 6): the frames view of the
+ * GET /api/log/frames?device&after&limit&policy: the frames view of the
  * block log — every frame this gateway holds, whichever gateway heard it — with
  * the same per-policy read check as /api/frames. The view holds the frames of
  * the blocks this gateway can read: sealed blocks it holds no key for (a relay)

@@ -69,7 +69,7 @@ export function getDevice(ctx: RouteContext, url: URL, id: string): unknown {
   return deviceJson(ctx, d, Date.now());
 }
 
-/** Per-policy visibility of frames for one caller (issue 6): each frame's policy, and whether the caller may read it. */
+/** Per-policy visibility of frames for one caller: each frame's policy, and whether the caller may read it. */
 export interface FrameAccess {
   readonly policyOf: (f: StoredFrame) => string;
   readonly check: (policy: string) => CheckResult;

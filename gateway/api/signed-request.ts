@@ -1,5 +1,5 @@
 /**
- * Signed requests to the query API (issue 6): signing (for the CLI and app
+ * Signed requests to the query API: signing (for the CLI and app
  * clients) and verification (for the server) of RFC 9421 signatures by a
  * principal's Ed25519 key, named by its did:key.
  *

@@ -1,6 +1,6 @@
 /**
  * `gateway log query --as PRINCIPAL`: an export filtered for one principal, with the
- * same check the API applies to signed requests (issue 6): the policy file, the
+ * same check the API applies to signed requests: the policy file, the
  * grants and revocations in the log, and each frame's policy from its log block.
  */
 import { existsSync } from 'node:fs';

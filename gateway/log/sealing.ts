@@ -1,5 +1,5 @@
 /**
- * The block log's hook for confidential policies (issue 6). The log itself
+ * The block log's hook for confidential policies. The log itself
  * knows nothing of keys: an implementation (gateway/policy/keyring.ts) seals
  * the blocks this gateway authors, publishes key wraps before the data that
  * needs them, and opens sealed blocks it holds a key for, so device

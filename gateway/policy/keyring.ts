@@ -1,5 +1,5 @@
 /**
- * Data keys of confidential policies (issue 6), as the block log's
+ * Data keys of confidential policies, as the block log's
  * `BlockCrypto` hook (gateway/log/sealing.ts).
  *
  * Each author gateway has its own data key per (policy, epoch). Before its

@@ -1,5 +1,5 @@
 /**
- * The cryptography of confidential policies (issue 6): block bodies sealed
+ * The cryptography of confidential policies: block bodies sealed
  * under a per-(author, policy, epoch) data key, and data keys wrapped for each
  * reader's X25519 key, derived from its Ed25519 identity (the birational map
  * of RFC 7748 §4.1, `ed25519.utils.toMontgomery`), so a principal has one key

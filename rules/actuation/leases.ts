@@ -1,6 +1,6 @@
 /**
- * Leases with fencing tokens: which gateway may drive an actuator (issue 7, "ownership
- * across siblings"). Pure state; the gateway feeds it the lease records of every actuation
+ * Leases with fencing tokens: which gateway may drive an actuator (ownership
+ * across siblings). Pure state; the gateway feeds it the lease records of every actuation
  * block it holds (its own and its siblings', through sync) and the fences devices report.
  *
  * - A gateway claims (device, actuator) only for a device it hears, and only when no other

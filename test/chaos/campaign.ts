@@ -1,5 +1,5 @@
 /**
- * One bounded fault campaign (issue 10): build the site, run the devices, inject faults
+ * One bounded fault campaign: build the site, run the devices, inject faults
  * chosen by a seeded PRNG for `durationMs`, heal everything, let the devices drain and the
  * gateways converge, stop them cleanly and hold them to the verdict (check.ts). The seed
  * replays the same choices (timing on a loaded machine still varies).

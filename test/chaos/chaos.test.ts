@@ -1,5 +1,5 @@
 /**
- * The quick fault campaign in the suite (issue 10, "must show"): 3 gateway processes, a
+ * The quick fault campaign in the suite: 3 gateway processes, a
  * Mosquitto, sibling links through cuttable proxies, MQTT and serial (pty) devices, and
  * ~40 s of seeded faults (SIGKILL + restart, clock jumps, broker restarts, link cuts, serial
  * noise and unplugs, disk-full, device clock jumps and reboots), then a heal. Fails on any

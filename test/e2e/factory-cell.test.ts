@@ -1,5 +1,5 @@
 /**
- * The factory-cell example (rules/examples/factory-cell) end to end (issue 7): a gateway whose
+ * The factory-cell example (rules/examples/factory-cell) end to end: a gateway whose
  * config names the example's rules.yaml (`rules.files`), the example's three firmware-sim
  * devices over real MQTT (embedded aedes), the conveyor's actuator from actuators.json.
  * Press vibration crosses 8 m/s² → the conveyor stops within the rule's deadline (its command

@@ -1,5 +1,5 @@
 /**
- * The intersection example (rules/examples/intersection) end to end (issue 7) against
+ * The intersection example (rules/examples/intersection) end to end against
  * firmware-sim over real MQTT: random detector counts and pedestrian requests for ~32 s of
  * real time (the phase machine needs 17 s to serve the second approach, 29 s with a walk phase first), and the signal heads'
  * actual states, as the devices' actuators recorded them, never show conflicting greens or a

@@ -91,7 +91,7 @@ describe('fuzz: device-facing decoders never throw and stay consistent', () => {
   );
 
   it(
-    'Outpost bodies: Result always; accepted ones are stable through encodeBody (issue 1 body map)',
+    'Outpost bodies: Result always; accepted ones are stable through encodeBody (the body map of protocols/frame.ts)',
     () => {
       fc.assert(
         fc.property(fuzzInput(bodyBytes), (b) => {

@@ -1,5 +1,5 @@
 /**
- * Ownership across siblings (issue 7): two gateways syncing their logs over real TCP, one
+ * Ownership across siblings: two gateways syncing their logs over real TCP, one
  * device (firmware-sim) heard by both over MQTT. Leases are actuation blocks that sync
  * carries; the device checks fencing tokens, so whatever the partition, only one gateway
  * drives the actuator at a time.
@@ -172,7 +172,7 @@ describe('leases with fencing across two gateways', () => {
     expect(b.actuation!.actuation.stats).toMatchObject({ acked: 1, noLease: 1 });
   });
 
-  it('an ack the device sends through a sibling ends the command at the gateway that issued it (issue 7: ack tracking across siblings)', async () => {
+  it('an ack the device sends through a sibling ends the command at the gateway that issued it (ack tracking across siblings)', async () => {
     const dirs = ['gw-a', 'gw-b'].map((id) => {
       const t = tempDir(`outpost-ack-${id}-`);
       closers.push(t.cleanup);

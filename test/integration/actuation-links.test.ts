@@ -1,5 +1,5 @@
 /**
- * Commands reach devices over their own byte-stream transport (issue 7): serial through a
+ * Commands reach devices over their own byte-stream transport: serial through a
  * real pty (socat) and BLE through firmware-sim's simulated radio into the gateway's real
  * noble code. The device obeys and its signed command-ack comes back through ingest.
  */

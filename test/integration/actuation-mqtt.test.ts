@@ -1,5 +1,5 @@
 /**
- * Actuation end to end (issue 7) against firmware-sim over real MQTT (the gateway's embedded
+ * Actuation end to end against firmware-sim over real MQTT (the gateway's embedded
  * aedes): a rule from a YAML file, a frame crossing the vibration threshold, a command signed
  * by the gateway, obeyed by the device's actuator, acked with a signed command-ack through
  * ingest, and the decision + outcome in a signed actuation block of the log.
@@ -76,7 +76,7 @@ const stopRule = (device: string, ttl = '2s') => `
 const auditOf = (gw: Gateway) => readDecisions(actuationBlocks(gw.blockLog!)).decisions;
 
 describe('actuation over MQTT', () => {
-  it("the conveyor stops within the rule's deadline after the vibration threshold; decision and outcome are in the log (issue 7: factory cell)", async () => {
+  it("the conveyor stops within the rule's deadline after the vibration threshold; decision and outcome are in the log (factory cell)", async () => {
     const { gw, sims } = await cell(1, `rules:${stopRule('cell-0001')}`);
     const s = sims[0]!;
     s.device.force('vib', 2);
@@ -118,7 +118,7 @@ describe('actuation over MQTT', () => {
     metrics.close();
   });
 
-  it('a replayed and a forged command are refused by the device and reported to the gateway (issue 7)', async () => {
+  it('a replayed and a forged command are refused by the device and reported to the gateway', async () => {
     const { gw, sims } = await cell(1, `rules:${stopRule('cell-0001', '30s')}`);
     const s = sims[0]!;
     s.device.force('vib', 9);
@@ -148,7 +148,7 @@ describe('actuation over MQTT', () => {
     expect(gw.actuation!.actuation.stats.acked).toBe(1);
   });
 
-  it("a device that never acks does not stop the other devices' commands or rules (issue 7)", async () => {
+  it("a device that never acks does not stop the other devices' commands or rules", async () => {
     const { gw, sims } = await cell(2, `rules:${stopRule('cell-0001', '1500ms')}${stopRule('cell-0002', '1500ms')}`);
     const [mute, ok] = sims as [(typeof sims)[0], (typeof sims)[0]];
     mute.mute();

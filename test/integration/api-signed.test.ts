@@ -1,5 +1,5 @@
 /**
- * The signed query API (issue 6) over real HTTP against an in-process gateway
+ * The signed query API over real HTTP against an in-process gateway
  * fed over MQTT, with a policy file: requests signed by principals (RFC 9421,
  * ed25519, real keys), unsigned / wrongly signed / replayed / stale → 401, a
  * principal without read → 403 naming the policy and the missing permission and
@@ -52,7 +52,7 @@ tagging:
   - { device: "door-*", policy: doors }
 `;
 
-describe('signed query API (issue 6)', () => {
+describe('signed query API', () => {
   const tmp = tempDir('outpost-signed-');
   let gw: Gateway;
   let base: string;

@@ -2,7 +2,7 @@
  * BLE transport end to end: firmware-sim's simulated radio (noble's websocket
  * binding protocol) → the gateway's BLE transport running the real noble
  * Noble/Peripheral/Characteristic code → ingest → lmdb, with gateway-signed
- * acks written back to RX. Each test names the issue-4 clause it checks.
+ * acks written back to RX. Each test names the behaviour it checks.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BleLink } from '../../gateway/transports/ble-link.js';

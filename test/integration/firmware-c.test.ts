@@ -1,6 +1,6 @@
 /**
- * The C firmware companion (hardware/firmware) proven against the gateway
- * (issue 9). Each test names the issue-9 clause it checks.
+ * The C firmware companion (hardware/firmware) proven against the gateway. Each test names
+ * the behaviour it checks.
  *
  * - `make -C hardware/firmware test`: the library built with -Wall -Wextra -Werror,
  *   its unit tests (byte-identical to protocols/ on the shared vectors) under

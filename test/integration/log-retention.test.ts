@@ -1,5 +1,5 @@
 /**
- * Retention and logged revocations in the block log (issue 5), over real lmdb stores:
+ * Retention and logged revocations in the block log, over real lmdb stores:
  * - the author's retention block prunes its stream below a low-water mark (blocks, index,
  *   chain, view entries and the frames it stored, one transaction); audit accepts the chain
  *   starting at the mark; the mark survives a restart;

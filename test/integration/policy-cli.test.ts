@@ -61,7 +61,7 @@ const bad: Record<string, [string, RegExp]> = {
 
 describe('bad policy files through the CLI', () => {
   for (const [problem, [text, message]] of Object.entries(bad)) {
-    it(`[issue 6: bad policy files are refused at start] ${problem}: config check and start exit 1 naming file, line and problem`, async () => {
+    it(`[bad policy files are refused at start] ${problem}: config check and start exit 1 naming file, line and problem`, async () => {
       const slug = problem.replace(/ /g, '-').toLowerCase();
       const policyFile = join(dir, `${slug}.yaml`);
       writeFileSync(policyFile, text);
@@ -87,7 +87,7 @@ describe('gateway policy grant|revoke against a running gateway', () => {
     if (gw) await stopGatewayProcess(gw);
   });
 
-  it('[issue 6: made with gateway policy grant|revoke by an admin key] the gateway logs admin-signed ops; other keys are refused', async () => {
+  it('[made with gateway policy grant|revoke by an admin key] the gateway logs admin-signed ops; other keys are refused', async () => {
     const adminKey = join(dir, 'admin.key');
     const keygen = await cli(['policy', 'keygen', '--out', adminKey]);
     expect(keygen.code).toBe(0);

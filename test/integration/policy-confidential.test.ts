@@ -1,5 +1,5 @@
 /**
- * Confidential policies end to end (issue 6): three in-process gateways syncing
+ * Confidential policies end to end: three in-process gateways syncing
  * over real TCP with the policy filter — gw-a (plant-a) ingests door frames over
  * MQTT under a confidential policy; `city` (a cloud peer) may hold but not read
  * them; gw-b (plant-b) reads them and hears gw-a only through city. After sync:
@@ -140,7 +140,7 @@ const doorSeqs = (n: Name): number[] => [...gws[n].blockLog!.frameView(door.id)]
 const sealedHashes = (n: Name): string[] => [...gws[n].blockLog!.hashesOfKind('sealed')].sort();
 const fileBytes = (n: Name): Buffer => readFileSync(join(dirs[n], 'outpost.lmdb'));
 
-describe('confidential policy across 3 gateways over real TCP (issue 6)', () => {
+describe('confidential policy across 3 gateways over real TCP', () => {
   it('the relay holds the sealed blocks but only ciphertext; the reader two hops away decrypts and verifies', async () => {
     await publish(door, [0, 1, 2, 3]);
     await publish(temp, [0, 1]);

@@ -1,6 +1,6 @@
 /**
  * Confidential policies over real lmdb block logs and the real sync engine
- * (issue 6): the author seals frames of a confidential policy and wraps its data
+ *: the author seals frames of a confidential policy and wraps its data
  * key for the readers; a relay that holds but cannot read holds only ciphertext
  * (its database file holds none of the frame bytes) yet chain-verifies and passes
  * the blocks on; a reader decrypts and verifies every device signature; a
@@ -91,7 +91,7 @@ const viewOf = (n: Node, device: string): number[] => [...n.log.frameView(device
 /** The bytes of the lmdb file on disk (everything the node keeps). */
 const dbBytes = (n: Node): Buffer => readFileSync(join(n.dir, 'outpost.lmdb'));
 
-describe('confidential policies over real lmdb and the sync engine (issue 6)', () => {
+describe('confidential policies over real lmdb and the sync engine', () => {
   it('a relay that holds but cannot read holds only ciphertext; a reader decrypts and checks every device signature', async () => {
     const [author, relay, reader] = cluster(['author', 'relay', 'reader']) as [Node, Node, Node];
     doorReaders = [reader.pub];
@@ -177,7 +177,7 @@ describe('confidential policies over real lmdb and the sync engine (issue 6)', (
     expect(a.faults[0]?.detail).toMatch(/sealed\/auth-failed/);
   });
 
-  it('a revoked reader gets no key for data written after the revocation, also after the author restarts (issue 6)', async () => {
+  it('a revoked reader gets no key for data written after the revocation, also after the author restarts', async () => {
     const [author, reader, revoked, relay] = cluster(['author', 'reader', 'revoked', 'relay']) as [
       Node,
       Node,

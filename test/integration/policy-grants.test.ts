@@ -88,7 +88,7 @@ async function sync(a: Replica, b: Replica): Promise<void> {
 }
 
 describe('grant/revoke CRDT over the log', () => {
-  it('[issue 6: grant and revoke racing on two partitioned gateways converge] revoke wins; a later grant re-grants', async () => {
+  it('[grant and revoke racing on two partitioned gateways converge] revoke wins; a later grant re-grants', async () => {
     const [a, b] = replicas(2);
     logOp(a!, 'grant', alice);
     await sync(a!, b!);
@@ -109,7 +109,7 @@ describe('grant/revoke CRDT over the log', () => {
     expect(b!.grants.snapshot()).toEqual(a!.grants.snapshot());
   });
 
-  it('[issue 6: defined order] random ops and partial syncs on three gateways converge to one state (property)', async () => {
+  it('[defined order] random ops and partial syncs on three gateways converge to one state (property)', async () => {
     const keys = [alice, 'group:maintenance'];
     const step = fc.oneof(
       fc.record({
@@ -157,7 +157,7 @@ describe('grant/revoke CRDT over the log', () => {
     );
   });
 
-  it('[issue 6: rules run as a principal] grants layer over the file: a revoke on the principal beats its group, a grant to a group adds its members', async () => {
+  it('[rules run as a principal] grants layer over the file: a revoke on the principal beats its group, a grant to a group adds its members', async () => {
     const [a] = replicas(1);
     const rule = publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
     const bob = publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
@@ -203,7 +203,7 @@ policies:
     expect(changes).toEqual([`${alice} reader revoked`, 'group:night reader granted', `${rule} reader granted`]);
   });
 
-  it('[issue 6: signed by an admin key] an op signed by another key is logged but does not count', async () => {
+  it('[signed by an admin key] an op signed by another key is logged but does not count', async () => {
     const [a] = replicas(1);
     const sb = logOp(a!, 'grant', alice, 'reader', 'vibration', randomBytes(32));
     expect(a!.grants.status(alice, 'reader', 'vibration')).toBeUndefined();
@@ -212,7 +212,7 @@ policies:
     ]);
   });
 
-  it('[issue 6: no data written after the revocation reaches the revoked principal] sync stops offering the stream to a revoked holder', async () => {
+  it('[no data written after the revocation reaches the revoked principal] sync stops offering the stream to a revoked holder', async () => {
     const [a, b] = replicas(2);
     const bDid = publicKeyToDidKey(b!.key);
     const set = parsePolicyText(

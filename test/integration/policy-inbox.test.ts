@@ -41,7 +41,7 @@ function signed(signer: Uint8Array, over: Partial<PolicyOp> = {}): PolicyOp {
 }
 
 describe('policy inbox', () => {
-  it('[issue 6: the CLI must not fork the stream] queued ops are logged by the gateway on its $acl stream; bad ones are set aside with the reason', async () => {
+  it('[the CLI must not fork the stream] queued ops are logged by the gateway on its $acl stream; bad ones are set aside with the reason', async () => {
     const { dir, cleanup } = tempDir('outpost-inbox-');
     const store = Store.open(dir);
     const seed = randomBytes(32);

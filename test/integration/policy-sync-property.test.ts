@@ -81,7 +81,7 @@ function oracle(w: World, r: number, a: number, p: number): boolean {
 }
 
 describe('sync under random policies (property)', () => {
-  it('[issue 6: each holds exactly what the policies allow] over random sites, reaches, holders, ingest and exchange orders', async () => {
+  it('[each holds exactly what the policies allow] over random sites, reaches, holders, ingest and exchange orders', async () => {
     await fc.assert(
       fc.asyncProperty(worldArb, fc.array(stepArb, { minLength: 4, maxLength: 16 }), async (w, steps) => {
         const set = parsePolicyText(policyFile(w), 'random.yaml');

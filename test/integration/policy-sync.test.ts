@@ -142,7 +142,7 @@ function held(n: Name): Map<string, { author: string; stream: string; policy: st
 }
 
 describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real TCP)', () => {
-  it('[issue 6: each holds exactly what the policies allow, block by block]', async () => {
+  it('[each holds exactly what the policies allow, block by block]', async () => {
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gws['gw-a1'].broker!.port}`, {
       clientId: 'policy-devs',
       reconnectPeriod: 0,
@@ -206,7 +206,7 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
     expect(held('gw-a2').size).toBeGreaterThan(held('city').size);
   }, 60_000);
 
-  it('[issue 6: a refusal names the policy and the missing permission] in the status and the log', () => {
+  it('[a refusal names the policy and the missing permission] in the status and the log', () => {
     const withheld = (
       gws['gw-a1'].status().policy as { withheld: { peer: string; stream: string; policy: string; missing: string }[] }
     ).withheld;

@@ -1,4 +1,4 @@
-/** Rule versions in the log (issue 7: decisions trace back to the rule version that made them). */
+/** Rule versions in the log (decisions trace back to the rule version that made them). */
 import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
@@ -11,7 +11,7 @@ import { parseRuleFile } from '../../rules/dsl/parse.js';
 import { tempDir } from '../helpers/env.js';
 
 describe('rule versions in the log', () => {
-  it('issue 7: each rule version is logged once as a signed rule block whose definition hashes to the version', async () => {
+  it('each rule version is logged once as a signed rule block whose definition hashes to the version', async () => {
     const { dir, cleanup } = tempDir('outpost-rulever-');
     try {
       const seed = randomBytes(32);

@@ -48,7 +48,7 @@ describe('gateway rules CLI', () => {
   });
   afterAll(() => tmp.cleanup());
 
-  it('issue 7: rules check lists rules with their versions, and names file:line, rule and field on an error', async () => {
+  it('rules check lists rules with their versions, and names file:line, rule and field on an error', async () => {
     const ok = await gateway(['rules', 'check', FACTORY]);
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/^conveyor {2}machine {2}[0-9a-f]{12} {2}rules\/examples\/factory-cell\/rules\.yaml$/m);
@@ -72,7 +72,7 @@ describe('gateway rules CLI', () => {
     expect(cb.stderr).toContain(`${bad}:4:`);
   });
 
-  it('issue 7: rules test replays the stored frames and prints what the rules would have done', async () => {
+  it('rules test replays the stored frames and prints what the rules would have done', async () => {
     const data = join(tmp.dir, 'data');
     const jsonl = await gateway(['rules', 'test', FACTORY, '--data', data, '--since', String(T0), '--jsonl']);
     expect(jsonl.stderr).toBe('');

@@ -1,5 +1,5 @@
 /**
- * issue 7: "the dry run of a recorded day gives the same decisions as the live run did".
+ * Replay: "the dry run of a recorded day gives the same decisions as the live run did".
  * A real gateway runs the rules live (asyncScheduler, wall clock) over frames submitted to
  * its real ingest at a paced rate; its actuation records every decision in the log. Then
  * `gateway rules test --diff` (a separate process) replays the stored frames on a virtual
@@ -89,7 +89,7 @@ describe('rules: dry run equals live run', () => {
   const tmp = tempDir('outpost-rules-replay-');
   afterAll(() => tmp.cleanup());
 
-  it('issue 7: the dry run of a recorded period gives the same decisions as the live run did', async () => {
+  it('the dry run of a recorded period gives the same decisions as the live run did', async () => {
     const press = testDevice('press-1');
     const key = testDevice('key-1');
     const warm = testDevice('warm-1'); // in no rule's trigger

@@ -1,7 +1,7 @@
 /**
  * Serial transport over real ptys (socat): firmware-sim → pty → the gateway's
  * serialport → ingest → lmdb, with frame-acks signed by the gateway coming
- * back. Each test names the issue-3 clause it checks.
+ * back. Each test names the behaviour it checks.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -151,7 +151,7 @@ const opArb = (n: number): fc.Arbitrary<Op> =>
     },
   );
 
-/** A replica's own low-water mark at a random point of its own stream (issue 5: retention). */
+/** A replica's own low-water mark at a random point of its own stream (retention). */
 function retain(r: Replica, frac: number): boolean {
   const head = r.log.streamHeads().find((h) => h.author === r.log.author && h.stream === 'default');
   if (!head) return false;
@@ -226,7 +226,7 @@ describe('sync engine', () => {
             for (const r of rs) {
               expect(r.log.headsDigest()).toBe(digest);
               expect(view(r)).toEqual(v0);
-              // issue 5: pruned blocks are not pulled back by sync, from any sibling
+              // pruned blocks are not pulled back by sync, from any sibling
               expect(belowMarks(r)).toEqual([]);
               if (retained) expect(auditLog(r.log).faults).toEqual([]);
             }

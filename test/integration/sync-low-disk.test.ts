@@ -97,7 +97,7 @@ describe('sync with the free-space guard', () => {
 });
 
 describe('restore before authoring on a low disk', () => {
-  // issue 5 "Recovery": a gateway with none of its own blocks restores them from siblings
+  // Recovery: a gateway with none of its own blocks restores them from siblings
   // before it writes; on a disk below the floor it could restore nothing (siblings' blocks are
   // deferred), so it refuses to start rather than author a fork of its own chains.
   it('an empty store below ingest.minFreeBytes refuses to start, naming the reason; with room it starts', async () => {

@@ -1,5 +1,5 @@
 /**
- * Retention between real gateways (issue 5: "pruned blocks are not pulled back by sync"):
+ * Retention between real gateways ("pruned blocks are not pulled back by sync"):
  * gateway A keeps its blocks 1 s (`log.retention`), gateway B forever. They sync over a real
  * TCP link; A's retention timer prunes its old blocks and B prunes them alike on the next
  * exchange (the mark travels in the chain); a third gateway C started empty later gets the

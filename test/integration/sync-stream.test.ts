@@ -1,5 +1,5 @@
 /**
- * Streaming large differences (issue 5: "blocks streamed in chain order … resumable after a
+ * Streaming large differences ("blocks streamed in chain order … resumable after a
  * cut in the middle"), over real lmdb logs:
  * - the engine produces blocks lazily: answering a hello reads nothing until the answer is
  *   consumed, and a consumer that stops after k blocks has caused k reads;

@@ -98,7 +98,7 @@ function viaBlock(records: ActuationRecord[]): ActuationRecord[] {
 }
 
 describe('actuation block body', () => {
-  it('round-trips every record kind through a signed canonical block (issue 7: audit, leases)', () => {
+  it('round-trips every record kind through a signed canonical block (audit, leases)', () => {
     fc.assert(
       fc.property(recordsArb, (records) => {
         expect(viaBlock(records)).toEqual(records);

@@ -1,5 +1,5 @@
 /**
- * rules/actuation (issue 7): signed commands, ack tracking, retry with backoff until expiry,
+ * rules/actuation: signed commands, ack tracking, retry with backoff until expiry,
  * final states, leases with fencing tokens, and the audit records read back as decisions.
  * Virtual clock; the device side is firmware-sim's real Actuators.
  */
@@ -124,7 +124,7 @@ function deviceRoute(
 }
 
 describe('actuation', () => {
-  it('signs a command under a fresh lease, sends it, and ends acked when the device obeys (issue 7: ack tracking, final state)', () => {
+  it('signs a command under a fresh lease, sends it, and ends acked when the device obeys (ack tracking, final state)', () => {
     const clock = new VirtualClock();
     const gws: Gw[] = [];
     const acts = new Map<string, Actuators>();
@@ -166,7 +166,7 @@ describe('actuation', () => {
     expect(g.act.inFlight).toBe(0);
   });
 
-  it('retries with doubling backoff until acked, and a device that never acks ends expired without holding up others (issue 7)', () => {
+  it('retries with doubling backoff until acked, and a device that never acks ends expired without holding up others', () => {
     const clock = new VirtualClock();
     const acts = new Map<string, Actuators>();
     const silent = new Set(['mute']);
@@ -245,7 +245,7 @@ describe('actuation', () => {
     expect(g.outcomes[0]).toMatchObject({ state: 'acked' });
   });
 
-  it("leases: a sibling's unexpired lease means no-lease; after it expires the next fence is higher; renewals keep the fence (issue 7: fencing)", () => {
+  it("leases: a sibling's unexpired lease means no-lease; after it expires the next fence is higher; renewals keep the fence (fencing)", () => {
     const clock = new VirtualClock();
     const g = gateway(clock, 'gw-b', () => true, 1000);
     g.act.deviceHeard('cell-1');
@@ -318,7 +318,7 @@ describe('actuation', () => {
     expect(acts.get('light')!.history.map((h) => h.gateway)).toEqual(['gw-a', 'gw-a']);
   });
 
-  it('interlocks at delivery: a green is held until the conflicting head has acked red, and ends interlocked if it never does (issue 7: interlocks)', () => {
+  it('interlocks at delivery: a green is held until the conflicting head has acked red, and ends interlocked if it never does (interlocks)', () => {
     const clock = new VirtualClock();
     const acts = new Map<string, Actuators>();
     const silent = new Set<string>();
@@ -379,7 +379,7 @@ describe('actuation', () => {
     expect(() => validateConfig({ actuation: { lease: 5 } })).toThrow(/actuation/);
   });
 
-  it('property: whatever is decided, lost or delayed, the guarded heads are never green at once (issue 7: interlocks)', () => {
+  it('property: whatever is decided, lost or delayed, the guarded heads are never green at once (interlocks)', () => {
     const op = fc.oneof(
       fc.record({
         kind: fc.constant('decide' as const),

@@ -1,5 +1,5 @@
 /**
- * The benchmark report's own logic (issue 10: one report of every figure, each with its goal
+ * The benchmark report's own logic (one report of every figure, each with its goal
  * and pass/fail; a chart). No bench is run here: timings belong in bench/, never in tests.
  */
 import fc from 'fast-check';
@@ -28,10 +28,10 @@ describe('bench discovery', () => {
     'scratch.tmp.ts': "writeFileSync('results/x.json')",
     'README.md': 'results writeFileSync',
   };
-  it('issue 10: finds every bench that writes under results, skips helpers, known ones first in report order', () => {
+  it('finds every bench that writes under results, skips helpers, known ones first in report order', () => {
     expect(discover(Object.keys(files), (f) => files[f]!)).toEqual(['ingest', 'sync', 'rules', 'zeta']);
   });
-  it('issue 10: names the capability from the file name, new benches by their own name', () => {
+  it('names the capability from the file name, new benches by their own name', () => {
     expect(capabilityOf('sync')).toBe('sibling sync');
     expect(capabilityOf('policy-crypto')).toBe('policy');
     expect(capabilityOf('rules-replay')).toBe('rules');
@@ -40,21 +40,21 @@ describe('bench discovery', () => {
 });
 
 describe('goal score (how far a goal is met, > 1 is better)', () => {
-  it('issue 10: ≥ goals divide the value by the goal, ≤ goals the goal by the value', () => {
+  it('≥ goals divide the value by the goal, ≤ goals the goal by the value', () => {
     expect(goalScore(row({ value: 300, goal: '>= 100x', unit: 'x line' }))).toBe(3);
     expect(goalScore(row({ value: 400, unit: 'MB', goal: '<= 200 MB' }))).toBe(0.5);
     expect(goalScore(row({ value: 1.0011, unit: 'x', goal: '<= 1.05' }))).toBeCloseTo(1.05 / 1.0011, 9);
     expect(goalScore(row({ value: 98, unit: '%', goal: '>= 95%' }))).toBeCloseTo(98 / 95, 9);
   });
-  it('issue 10: a goal written as a multiple ("≥ 1.5x") is read against the ratio to the baseline', () => {
+  it('a goal written as a multiple ("≥ 1.5x") is read against the ratio to the baseline', () => {
     expect(goalScore(row({ value: 6000, unit: 'frames/s', ratio: 0.75, goal: '>= 1.5x' }))).toBe(0.5);
   });
-  it('issue 10: a goal that is not a number has no score', () => {
+  it('a goal that is not a number has no score', () => {
     expect(goalScore(row({ goal: 'runs' }))).toBeUndefined();
     expect(goalScore(row({ goal: undefined }))).toBeUndefined();
     expect(goalScore(row({ value: undefined, goal: '<= 2' }))).toBeUndefined();
   });
-  it('issue 10: the score agrees with pass/fail at the goal for any value (property)', () => {
+  it('the score agrees with pass/fail at the goal for any value (property)', () => {
     fc.assert(
       fc.property(
         fc.double({ min: 1e-3, max: 1e6, noNaN: true }),
@@ -72,7 +72,7 @@ describe('goal score (how far a goal is met, > 1 is better)', () => {
 });
 
 describe('report chart', () => {
-  it('issue 10: one bar per row with a goal, coloured by pass/fail, text escaped', () => {
+  it('one bar per row with a goal, coloured by pass/fail, text escaped', () => {
     const svg = renderSvg(
       [
         row({ figure: 'a <b> & c', goal: '<= 2 ms', value: 1, pass: true }),

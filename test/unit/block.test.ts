@@ -250,7 +250,7 @@ describe('blocks', () => {
   });
 
   it('retention (kind 6): typed body round trips; a mark past its own seq or naming another stream is refused', () => {
-    // issue 5: per-stream low-water marks as signed retention blocks
+    // per-stream low-water marks as signed retention blocks
     fc.assert(
       fc.property(nameArb, fc.nat({ max: 2 ** 40 }), fc.nat({ max: 2 ** 40 }), fc.nat(), (stream, a, b, cutoff) => {
         const [low, seq] = a <= b ? [a, b] : [b, a];

@@ -1,7 +1,7 @@
 /**
  * COBS (protocols/cobs.ts) and CRC-32C (protocols/crc32c.ts) against published
  * vectors (test/vectors/cobs.json, crc32c.json; see PROVENANCE.md) and
- * properties. Each test names the issue-3 clause it checks.
+ * properties. Each test names the behaviour it checks.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

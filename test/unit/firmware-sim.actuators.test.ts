@@ -1,5 +1,5 @@
 /**
- * firmware-sim actuators (issue 7): a device obeys a command signed by a trusted gateway,
+ * firmware-sim actuators: a device obeys a command signed by a trusted gateway,
  * and refuses (with a signed command-ack saying why) forged, expired, replayed, fenced,
  * stale and unknown-actuator commands.
  */
@@ -114,7 +114,7 @@ describe('firmware-sim actuators', () => {
     expect(a.handle(first, T0)).toMatchObject({ status: AckStatus.replayed, detail: 'older than the replay memory' });
   });
 
-  it('keeps the highest fence: a lower fence, or the same fence from another gateway, is refused (issue 7: fencing tokens)', () => {
+  it('keeps the highest fence: a lower fence, or the same fence from another gateway, is refused (fencing tokens)', () => {
     const a = acts();
     expect(a.handle(cmd({ fence: 5, value: false }), T0).executed).toBe(true);
     expect(a.handle(cmd({ fence: 4, value: true }, gwB), T0)).toMatchObject({

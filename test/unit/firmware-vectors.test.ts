@@ -1,5 +1,5 @@
 /**
- * Shared vectors for the C firmware companion (issue 9: "frames and commands
+ * Shared vectors for the C firmware companion ("frames and commands
  * produced by the TypeScript protocols/ and by the C library must be
  * byte-identical"). The C side checks them in hardware/firmware/test/test_outpost.c
  * (run by test/integration/firmware-c.test.ts); this side re-derives them from

@@ -90,7 +90,7 @@ describe('signed query requests', () => {
     );
   });
 
-  it('refuses changed requests, stale, future, replayed and unsigned ones with distinct codes (issue 6: 401)', () => {
+  it('refuses changed requests, stale, future, replayed and unsigned ones with distinct codes (401)', () => {
     const { target, h } = signed();
     expect(code(verify('/api/frames?device=press-02', h))).toBe('signature/invalid'); // @query changed
     expect(code(verify('/api/devices?device=press-01', h))).toBe('signature/invalid'); // @path changed

@@ -1,6 +1,6 @@
 /**
  * KeyRing (gateway/policy/keyring.ts), the data-key state of confidential
- * policies (issue 6), without a log: an author's ring hands out keys blocks and
+ * policies, without a log: an author's ring hands out keys blocks and
  * seals; readers' rings learn keys from the keys blocks they see. Every change of
  * readers starts a new epoch, so a removed reader gets no key for what follows,
  * and one granted again does not read what was written while it was out.

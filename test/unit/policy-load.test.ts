@@ -69,7 +69,7 @@ function problems(text: string): string[] {
 }
 
 describe('policy file', () => {
-  it('[issue 6: policy language] loads principals, nested groups, policies and tagging rules', () => {
+  it('[policy language] loads principals, nested groups, policies and tagging rules', () => {
     const set = parsePolicyText(GOOD_WITH_DEFAULT, 'plant.yaml');
     expect([...set.policies.keys()].sort()).toEqual(['doors', 'fleet-data', 'traffic', 'vibration']);
     const v = set.policies.get('vibration')!;
@@ -86,7 +86,7 @@ describe('policy file', () => {
     expect(set.policies.get('vibration')!.source).toBe('plant.yaml:15');
   });
 
-  it('[issue 6: bad policy files] unknown principal, CEL syntax error and a cycle in groups name file and line', () => {
+  it('[bad policy files] unknown principal, CEL syntax error and a cycle in groups name file and line', () => {
     expect(
       problems(GOOD_WITH_DEFAULT.replace('reader: [group:maintenance]', 'reader: [group:maintenance, carol]')),
     ).toEqual(['plant.yaml:23: unknown principal "carol"']);
@@ -100,7 +100,7 @@ describe('policy file', () => {
     ]);
   });
 
-  it('[issue 6: bad policy files] unknown relation, unknown group, bad retention, unknown policy in tagging, bad key, unknown field', () => {
+  it('[bad policy files] unknown relation, unknown group, bad retention, unknown policy in tagging, bad key, unknown field', () => {
     expect(problems(GOOD_WITH_DEFAULT.replace('owner: [ops]', 'writer: [ops]'))).toEqual([
       'plant.yaml:21: unknown relation "writer" (one of owner, holder, reader, aggregator, actuator)',
     ]);
@@ -136,7 +136,7 @@ describe('policy file', () => {
     ).toThrow(/plant\.yaml:8: principal gw-b has another key than the gateway gw-b of the config/);
   });
 
-  it('[issue 6: a refusal names the policy and the missing permission] checks follow relations, actions, purposes and conditions', () => {
+  it('[a refusal names the policy and the missing permission] checks follow relations, actions, purposes and conditions', () => {
     const set = parsePolicyText(GOOD_WITH_DEFAULT, 'plant.yaml');
     const perms = new Permissions(set, 'plant-a');
     const p = (id: string): Principal => perms.principal(id)!;
@@ -175,7 +175,7 @@ describe('policy file', () => {
     expect(perms.readers('traffic').map((x) => x.id)).toEqual([]); // read is not a permitted action
   });
 
-  it('[issue 6: tagging rules] the first matching rule names the policy as name@version; the rest get the default', () => {
+  it('[tagging rules] the first matching rule names the policy as name@version; the rest get the default', () => {
     const set = parsePolicyText(GOOD_WITH_DEFAULT, 'plant.yaml');
     const t = new Tagger(set);
     expect(t.tag({ device: 'p1', model: 'press-vib-2', records: [{ n: 'rms', v: 1 }] })).toBe('vibration@3');

@@ -39,7 +39,7 @@ const opArb: fc.Arbitrary<PolicyOp> = fc.record({
 const sortHashes = (hs: readonly Uint8Array[]): string[] => hs.map((h) => Buffer.from(h).toString('hex')).sort();
 
 describe('policy op codec', () => {
-  it('[issue 6: grants are signed blocks] round-trips through bytes (property)', () => {
+  it('[grants are signed blocks] round-trips through bytes (property)', () => {
     fc.assert(
       fc.property(opArb, (op) => {
         const bytes = encodePolicyOp(op);
@@ -80,7 +80,7 @@ describe('policy op codec', () => {
     );
   });
 
-  it('[issue 6: signed by an admin key] the admin signature covers op, principal, relation, policy, time and key, not `after`', () => {
+  it('[signed by an admin key] the admin signature covers op, principal, relation, policy, time and key, not `after`', () => {
     const claim = {
       op: 'grant' as const,
       principal: 'did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK',

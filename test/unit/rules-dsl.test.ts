@@ -24,7 +24,7 @@ const good = `rules:
 `;
 
 describe('rules DSL validation', () => {
-  it('issue 7: errors name the file, the rule, the field and the line', () => {
+  it('errors name the file, the rule, the field and the line', () => {
     const e = errorOf(`rules:
   - id: hot
     trigger: { names: [t] }
@@ -37,7 +37,7 @@ describe('rules DSL validation', () => {
     expect(e.message).toMatch(/^plant\.yaml:4:\d+: rule "hot", field "window\.sliding": must be a duration/);
   });
 
-  it('issue 7: a CEL error (unknown variable) is caught at load time, with its line', () => {
+  it('a CEL error (unknown variable) is caught at load time, with its line', () => {
     const e = errorOf(good.replace('v.t > 30.0', 'vib > 3'));
     expect(e.code).toBe('rules/cel');
     expect(e.at).toMatchObject({ rule: 'hot', field: 'when', line: 4 });
@@ -46,7 +46,7 @@ describe('rules DSL validation', () => {
     expect(errorOf(good.replace('v.t > 30.0', '1 + 2')).detail).toMatch(/boolean/);
   });
 
-  it('issue 7: unknown keys, bad actions, unknown states and duplicate ids are named', () => {
+  it('unknown keys, bad actions, unknown states and duplicate ids are named', () => {
     expect(errorOf(good.replace('when:', 'whne:')).message).toMatch(/rule "hot".*unknown key "whne"/);
     const a = errorOf(good.replace('{ alert: "hot" }', '{ command: { device: c, actuator: s, value: 1 } }'));
     expect(a.at).toMatchObject({ rule: 'hot', field: 'then[0].command.ttl' });
@@ -65,7 +65,7 @@ describe('rules DSL validation', () => {
     expect(errorOf('rules: [\n').code).toBe('rules/yaml');
   });
 
-  it('issue 7: the version is a content hash: same definition, same version; any change, a new one', () => {
+  it('the version is a content hash: same definition, same version; any change, a new one', () => {
     const v1 = parseRuleFile('a.yaml', good).rules[0]!.version;
     expect(parseRuleFile('b.yaml', good.replace('    ', '    ')).rules[0]!.version).toBe(v1);
     expect(parseRuleFile('a.yaml', good.replace('30.0', '31.0')).rules[0]!.version).not.toBe(v1);
@@ -74,7 +74,7 @@ describe('rules DSL validation', () => {
 });
 
 describe('defineRule and isolation', () => {
-  it('issue 7: a rule that throws is logged, counted and restarted; the other rules keep running', () => {
+  it('a rule that throws is logged, counted and restarted; the other rules keep running', () => {
     const yaml = parseRuleFile('t.yaml', good);
     const bomb = defineRule({
       id: 'bomb',
@@ -104,7 +104,7 @@ describe('defineRule and isolation', () => {
     expect(errors).toEqual(['unlucky']);
   });
 
-  it('issue 7: a rule that keeps throwing is disabled after maxRestarts; a throwing sink is counted', () => {
+  it('a rule that keeps throwing is disabled after maxRestarts; a throwing sink is counted', () => {
     const always = defineRule({
       id: 'always',
       operator: () =>
@@ -128,7 +128,7 @@ describe('defineRule and isolation', () => {
 });
 
 describe('rule files by path', () => {
-  it('issue 7: YAML and TypeScript rule files load together; a clash of ids names both files', async () => {
+  it('YAML and TypeScript rule files load together; a clash of ids names both files', async () => {
     const { loadRuleFiles } = await import('../../rules/dsl/load.js');
     const set = await loadRuleFiles(['rules/examples/intersection/rules.yaml', 'test/fixtures/rules/door-open.ts']);
     expect(set.rules.map((r) => `${r.id}:${r.kind}:${r.file}`)).toEqual([

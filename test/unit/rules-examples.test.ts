@@ -27,7 +27,7 @@ const speeds = (ds: readonly Decision[]): string[] =>
   ds.flatMap((d) => (d.action.kind === 'command' ? [`${d.at - T0} ${String(d.action.command.value)}`] : []));
 
 describe('factory cell example', () => {
-  it('issue 7: firmware-sim frames of the example devices reach rules with the names the rules read', () => {
+  it('firmware-sim frames of the example devices reach rules with the names the rules read', () => {
     const want: Record<string, string[]> = {
       'press-01': ['vib', 'temp'],
       'conveyor-01': ['count'],
@@ -56,7 +56,7 @@ describe('factory cell example', () => {
     }
   });
 
-  it('issue 7: vibration slows then stops the conveyor at once; it restarts only after an operator ack', () => {
+  it('vibration slows then stops the conveyor at once; it restarts only after an operator ack', () => {
     const h = rulesHarness(only(factory, 'conveyor'));
     let t = 0;
     const press = (vib: number, temp = 35): void => {
@@ -86,7 +86,7 @@ describe('factory cell example', () => {
     expect(speeds(h.decisions)).toEqual(['0 1', '13000 0.4', '16000 0', '26500 1']);
   });
 
-  it('issue 7: an ack given before the stop does not count; no restart while readings are still high', () => {
+  it('an ack given before the stop does not count; no restart while readings are still high', () => {
     const h = rulesHarness(only(factory, 'conveyor'));
     h.frame(500, 'ack-01', { door: true }); // early ack, latched while running
     h.frame(1000, 'press-01', { vib: 12, temp: 35 }); // stop (entering stopped clears the latch)
@@ -97,7 +97,7 @@ describe('factory cell example', () => {
     expect(speeds(h.decisions)).toEqual(['0 1', '1000 0', '8500 1']);
   });
 
-  it('issue 7: an ack while the spike that stopped it is still in the window does not restart it (no flapping)', () => {
+  it('an ack while the spike that stopped it is still in the window does not restart it (no flapping)', () => {
     const h = rulesHarness(only(factory, 'conveyor'));
     // one 9.5 spike among calm frames: the 5 s average stays under 3.0, the peak does not
     for (let t = 1000; t <= 3000; t += 1000) h.frame(t, 'press-01', { vib: 1, temp: 35 });
@@ -111,7 +111,7 @@ describe('factory cell example', () => {
     expect(speeds(h.decisions)).toEqual(['0 1', '4000 0', '9000 1']);
   });
 
-  it('issue 7: a silent press stops the conveyor (watchdog safe state)', () => {
+  it('a silent press stops the conveyor (watchdog safe state)', () => {
     const h = rulesHarness(only(factory, 'conveyor'));
     for (let t = 1000; t <= 3000; t += 1000) h.frame(t, 'press-01', { vib: 2, temp: 35 });
     h.advance(20_000);
@@ -141,7 +141,7 @@ function replayAspects(ds: readonly Decision[], check: (a: Aspects, d: Decision)
 }
 
 describe('intersection example', () => {
-  it('issue 7: minimum green, demand-driven phases, pedestrian walk between all reds', () => {
+  it('minimum green, demand-driven phases, pedestrian walk between all reds', () => {
     const h = rulesHarness(junction);
     const det = (t: number, ns: number, ew: number): void => {
       h.frame(t, 'sig-ns', { count: ns });
@@ -174,7 +174,7 @@ describe('intersection example', () => {
     ]);
   });
 
-  it('issue 7: a silent detector puts the junction into flashing amber; it recovers when both report', () => {
+  it('a silent detector puts the junction into flashing amber; it recovers when both report', () => {
     const h = rulesHarness(junction);
     for (let t = 1000; t <= 5000; t += 1000) h.frame(t, 'sig-ns', { count: 0 }), h.frame(t, 'sig-ew', { count: 0 });
     for (let t = 6000; t <= 20_000; t += 1000) h.frame(t, 'sig-ns', { count: 0 }); // sig-ew silent from 5 s
@@ -196,7 +196,7 @@ describe('intersection example', () => {
     ]);
   });
 
-  it('issue 7: property: never conflicting greens (or green with walk), minimum green held, under random detector and pedestrian input', () => {
+  it('property: never conflicting greens (or green with walk), minimum green held, under random detector and pedestrian input', () => {
     const step = fc.record({
       dt: fc.oneof(
         { weight: 8, arbitrary: fc.integer({ min: 0, max: 2000 }) },
@@ -240,7 +240,7 @@ describe('intersection example', () => {
     expect(steps).toBeGreaterThan(10_000);
   });
 
-  it('issue 7: the interlock catches a machine that would show conflicting greens', () => {
+  it('the interlock catches a machine that would show conflicting greens', () => {
     const bad = structuredClone({ ...junction.rules[0]! }) as (typeof junction.rules)[0] & { kind: 'machine' };
     // sabotage: skip the amber/all-red of NS (straight from NS green to EW green)
     const h = rulesHarness({

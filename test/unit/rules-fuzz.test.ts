@@ -71,7 +71,7 @@ const mutated = fc
   });
 
 describe('rule files from anywhere', () => {
-  it('issue 7: any document loads or fails with a RuleError; what loads runs (property)', () => {
+  it('any document loads or fails with a RuleError; what loads runs (property)', () => {
     let loaded = 0;
     let refused = 0;
     // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
@@ -107,7 +107,7 @@ describe('rule files from anywhere', () => {
     expect(refused).toBeGreaterThan(100);
   });
 
-  it('issue 7: toRuleFrame: prefix stripped, relative times resolved, non-readings and bad packs are undefined', () => {
+  it('toRuleFrame: prefix stripped, relative times resolved, non-readings and bad packs are undefined', () => {
     const f = toRuleFrame({ device: 'd1', rxTime: 1_000_000, model: 'm' }, {
       type: 'reading',
       boot: 2,

@@ -18,7 +18,7 @@ ${extra}
 `;
 
 describe('rules operators (virtual time)', () => {
-  it('issue 7: hysteresis holds the condition until clear holds', () => {
+  it('hysteresis holds the condition until clear holds', () => {
     const plain = rulesHarness(alertRule(''));
     const hyst = rulesHarness(alertRule('    clear: "v.t < 25"'));
     for (const [ms, t] of [
@@ -37,7 +37,7 @@ describe('rules operators (virtual time)', () => {
     expect(hyst.log()).toEqual(['1000 alert on', '4000 alert off', '5000 alert on']);
   });
 
-  it('issue 7: debounce passes a change only once it has lasted', () => {
+  it('debounce passes a change only once it has lasted', () => {
     const h = rulesHarness(alertRule('    debounce: 1s'));
     h.frame(0, 'd', { t: 31 }); // spike: true for 500 ms only
     h.frame(500, 'd', { t: 20 });
@@ -49,7 +49,7 @@ describe('rules operators (virtual time)', () => {
     expect(h.log()).toEqual(['3000 alert on', '5000 alert off']);
   });
 
-  it('issue 7: for-duration fires when the condition has held for the whole duration', () => {
+  it('for-duration fires when the condition has held for the whole duration', () => {
     const h = rulesHarness(alertRule('    for: 5s'));
     h.frame(0, 'd', { t: 31 });
     h.frame(3000, 'd', { t: 20 }); // broken after 3 s: no fire
@@ -62,13 +62,13 @@ describe('rules operators (virtual time)', () => {
     expect(h.log()).toEqual(['9000 alert on', '10000 alert off']);
   });
 
-  it('issue 7: cooldown drops firings within the cooldown of the last one', () => {
+  it('cooldown drops firings within the cooldown of the last one', () => {
     const h = rulesHarness(alertRule('    fire: every\n    cooldown: 10s', 'v.t > 30', '[{ alert: "on" }]', '[]'));
     for (let s = 0; s <= 25; s++) h.frame(s * 1000, 'd', { t: 31 });
     expect(h.log()).toEqual(['0 alert on', '10000 alert on', '20000 alert on']);
   });
 
-  it('issue 7: rate limit allows at most max firings per period', () => {
+  it('rate limit allows at most max firings per period', () => {
     const h = rulesHarness(
       alertRule('    fire: every\n    rateLimit: { max: 2, per: 10s }', 'v.t > 30', '[{ alert: "on" }]', '[]'),
     );
@@ -76,7 +76,7 @@ describe('rules operators (virtual time)', () => {
     expect(h.log()).toEqual(['0 alert on', '1000 alert on', '10000 alert on', '11000 alert on']);
   });
 
-  it('issue 7: tumbling window emits its aggregates when the window closes', () => {
+  it('tumbling window emits its aggregates when the window closes', () => {
     const h = rulesHarness(`
 rules:
   - id: r
@@ -100,7 +100,7 @@ rules:
     expect(h.decisions[0]!.inputs.map((i) => i.seq)).toEqual([0, 1, 2]);
   });
 
-  it('issue 7: sliding window aggregates the last size ms on every frame', () => {
+  it('sliding window aggregates the last size ms on every frame', () => {
     const h = rulesHarness(`
 rules:
   - id: r
@@ -119,7 +119,7 @@ rules:
     expect(h.log()).toEqual(['0 alert avg 30', '1000 alert clear 15', '4500 alert avg 30']);
   });
 
-  it('issue 7: count window aggregates the last N frames once N have arrived', () => {
+  it('count window aggregates the last N frames once N have arrived', () => {
     const h = rulesHarness(`
 rules:
   - id: r
@@ -137,7 +137,7 @@ rules:
     expect(h.log()).toEqual(['2 alert max 60']);
   });
 
-  it('issue 7: per-device state: one device does not clear another', () => {
+  it('per-device state: one device does not clear another', () => {
     const h = rulesHarness(
       alertRule('    per: device', 'v.t > 30', '[{ alert: "on {{device}}" }]', '[{ alert: "off {{device}}" }]'),
     );
@@ -148,7 +148,7 @@ rules:
     expect(h.log()).toEqual(['0 alert on a', '2 alert on b', '3 alert off a']);
   });
 
-  it('issue 7: watchdog raises the safe action after silence and the resume action on the next frame', () => {
+  it('watchdog raises the safe action after silence and the resume action on the next frame', () => {
     const h = rulesHarness(`
 rules:
   - id: wd
@@ -173,7 +173,7 @@ rules:
     ]);
   });
 
-  it('issue 7: state machine holds a state for its minimum dwell, then takes the guarded transition', () => {
+  it('state machine holds a state for its minimum dwell, then takes the guarded transition', () => {
     const h = rulesHarness(`
 rules:
   - id: m
@@ -196,7 +196,7 @@ rules:
     expect(h.decisions[1]!.reason).toContain('idle → busy');
   });
 
-  it('issue 7: interlock refuses the second of two commands that must never coincide', () => {
+  it('interlock refuses the second of two commands that must never coincide', () => {
     const h = rulesHarness(`
 rules:
   - id: a
@@ -225,7 +225,7 @@ interlocks:
     expect(h.engine.stats().find((s) => s.id === 'b')!.refused).toBe(1);
   });
 
-  it('issue 7: a condition that fails to evaluate counts an error and is false', () => {
+  it('a condition that fails to evaluate counts an error and is false', () => {
     const h = rulesHarness(alertRule('', 'v.vib > 3.0'));
     h.frame(0, 'd', { t: 1 }); // no vib: missing key
     h.frame(1, 'd', { t: 1, vib: 4 });
@@ -235,7 +235,7 @@ interlocks:
     expect(s.lastEvalError).toMatch(/vib/);
   });
 
-  it('issue 7: trigger filters by device, model, site and SenML name', () => {
+  it('trigger filters by device, model, site and SenML name', () => {
     const h = rulesHarness(`
 rules:
   - id: r

@@ -31,7 +31,7 @@ const decision: fc.Arbitrary<Decision> = fc.record({
 });
 
 describe('decisions JSONL', () => {
-  it('issue 7: round-trips any decision (property)', () => {
+  it('round-trips any decision (property)', () => {
     // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(fc.array(decision, { maxLength: 8 }), (ds) => {
@@ -43,7 +43,7 @@ describe('decisions JSONL', () => {
     );
   });
 
-  it('issue 7: bad lines are reported with their line number, never thrown (property)', () => {
+  it('bad lines are reported with their line number, never thrown (property)', () => {
     // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(
@@ -64,7 +64,7 @@ describe('decisions JSONL', () => {
 });
 
 describe('diffDecisions', () => {
-  it('issue 7: a set agrees with itself in any order and within the time tolerance; a dropped decision is named (property)', () => {
+  it('a set agrees with itself in any order and within the time tolerance; a dropped decision is named (property)', () => {
     // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(
@@ -108,13 +108,13 @@ rules:
     records: [{ name: 'x', value: 1, time: t }],
   });
 
-  it('issue 7: runs timers on the virtual clock between frames and up to until', () => {
+  it('runs timers on the virtual clock between frames and up to until', () => {
     const r = replay(set, [f(1000, 0), f(2000, 1), f(20_000, 2)], { since: 0, until: 30_000 });
     expect(r.decisions.map((d) => d.at)).toEqual([7000, 25_000]);
     expect(r).toMatchObject({ frames: 3, late: 0, from: 0, to: 30_000 });
   });
 
-  it('issue 7: lazy frames: only senders some rule listens to are decoded; the others still move the clock', () => {
+  it('lazy frames: only senders some rule listens to are decoded; the others still move the clock', () => {
     let decoded = 0;
     const lazy = (device: string, t: number, seq: number) => ({
       device,
@@ -129,7 +129,7 @@ rules:
     expect(r.decisions.map((d) => d.at)).toEqual([6000]); // a silent from 1 s: fired on the way to 9 s
   });
 
-  it('issue 7: a frame older than the clock is counted late and handled at the clock time', () => {
+  it('a frame older than the clock is counted late and handled at the clock time', () => {
     const r = replay(set, [f(1000, 0), f(500, 1)]);
     expect(r).toMatchObject({ frames: 2, late: 1, from: 1000, to: 1000 });
   });

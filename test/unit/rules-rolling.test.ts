@@ -12,7 +12,7 @@ const specs: AggregateSpec[] = AGGREGATE_FNS.flatMap((fn) => [
 ]);
 
 describe('RollingWindow', () => {
-  it('issue 7: sliding and count windows give the same aggregates as recomputing the window (property)', () => {
+  it('sliding and count windows give the same aggregates as recomputing the window (property)', () => {
     const frame = fc.record({
       dt: fc.integer({ min: 0, max: 3000 }),
       a: fc.option(fc.integer({ min: -1000, max: 1000 }), { nil: undefined }),

@@ -1,5 +1,5 @@
 /**
- * Confidential blocks (issue 6): the sealed-body and keys-body codecs
+ * Confidential blocks: the sealed-body and keys-body codecs
  * (protocols/sealed.ts) and the crypto around them (gateway/policy/seal.ts):
  * round trips, the header bound as AAD, key wraps that open only for their
  * recipient, and decoders that never throw on arbitrary input.
@@ -70,7 +70,7 @@ const blockArb: fc.Arbitrary<Block> = fc
   }));
 
 describe('sealed blocks', () => {
-  it('seal then open gives the same block back, for both ciphers (issue 6: device frames stay verbatim)', () => {
+  it('seal then open gives the same block back, for both ciphers (device frames stay verbatim)', () => {
     fc.assert(
       fc.property(blockArb, algArb, (b, alg) => {
         const dk = newDataKey(3);
@@ -174,7 +174,7 @@ describe('sealed blocks', () => {
 });
 
 describe('key wraps', () => {
-  it('a wrap opens for each recipient and no one else; it is bound to author, policy and epoch (issue 6)', () => {
+  it('a wrap opens for each recipient and no one else; it is bound to author, policy and epoch', () => {
     const dk = newDataKey(5);
     const body = wrapDataKey(author, 'doors', dk, [reader.publicKey, author]);
     const block = {

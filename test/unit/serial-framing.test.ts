@@ -1,7 +1,7 @@
 /**
  * The serial frame format and the streaming deframer (protocols/serial-framing.ts):
  * `COBS(frame ‖ CRC-32C LE) 0x00`, random splits, random noise, limits and
- * counters. Each test names the issue-3 clause it checks.
+ * counters. Each test names the behaviour it checks.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';

@@ -27,7 +27,7 @@ const message: fc.Arbitrary<SyncMessage> = fc.oneof(
   fc
     .array(fc.tuple(hash, fc.constantFrom('default', 'p1')), { maxLength: 3 })
     .map((streams) => ({ type: 'want' as const, streams })),
-  // issue 5 retention: the signed retention block behind a low-water mark
+  // retention: the signed retention block behind a low-water mark
   fc.uint8Array({ maxLength: 200 }).map((envelope) => ({ type: 'mark' as const, envelope })),
 );
 
