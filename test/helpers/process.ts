@@ -19,9 +19,10 @@ const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 export async function gatewayCli(
   args: readonly string[],
   cwd?: string,
+  env?: NodeJS.ProcessEnv,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [gatewayBin, ...args], { cwd });
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [gatewayBin, ...args], { cwd, env });
     return { code: 0, stdout, stderr };
   } catch (e) {
     return e as { code: number; stdout: string; stderr: string };

@@ -3,14 +3,16 @@
  * running gateway's directory exits 1 at once naming the first process, and writes nothing;
  * the read-only commands, and `devices enroll` (which writes only the registry, documented to
  * take effect in the running gateway), keep working beside it; after a SIGKILL of the first
- * (the kernel lets its lock go) a new start succeeds. In-process: a stopped gateway lets go.
+ * (the kernel lets its lock go) a new start succeeds. Without flock(1) the start is refused
+with the tool named. In-process: a stopped gateway lets go.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DataDirLockError } from '../../gateway/store/data-dir-lock.js';
 import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { strippedPath } from '../helpers/stripped-path.js';
 import {
   gatewayCli,
   type GatewayProcess,
@@ -75,6 +77,21 @@ describe('one gateway process per data directory', () => {
     expect(readFileSync(join(dataDir, 'gateway.lock'), 'utf8')).toBe(`${again.child.pid}\n`);
     expect(await stopGatewayProcess(again)).toBe(0);
   }, 300_000);
+
+  it('without flock(1) on the PATH the start is refused, naming the missing tool, before the store is opened', async () => {
+    const dataDir = join(dir, 'no-flock');
+    mkdirSync(join(dir, 'no-flock-cfg'));
+    const file = writeGatewayConfig(join(dir, 'no-flock-cfg'), dataDir, [
+      { id: 'd', publicKey: testDevice('d').publicKeyHex },
+    ]);
+    const PATH = strippedPath(join(dir, 'no-flock-path'), ['flock']);
+    const r = await gatewayCli(['start', '--config', file, '--no-simulate'], undefined, { ...process.env, PATH });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^gateway: cannot lock .*gateway\.lock: spawnSync flock ENOENT \(flock\(1\) is in util-linux\)\n$/,
+    );
+    expect(existsSync(join(dataDir, 'outpost.lmdb'))).toBe(false);
+  }, 120_000);
 
   it('in one process: a second Gateway.start on the directory throws store/locked; once the first stops, a start succeeds', async () => {
     const dataDir = join(dir, 'in-process');
