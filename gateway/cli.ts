@@ -1,5 +1,4 @@
 /** The `gateway` command: dispatches to one module per subcommand. */
-import { writeFileSync } from 'node:fs';
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
 import { devices, devicesHelp } from './cli/devices.js';
@@ -10,12 +9,14 @@ import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { policy, policyHelp } from './cli/policy.js';
 import { rulesLog, rulesLogHelp } from './cli/rules-log.js';
-import { checkRuleFiles, rulesCheck, rulesCheckHelp, rulesTest, rulesTestHelp } from './cli/rules-test.js';
+import { rulesCheck, rulesCheckHelp, rulesTest, rulesTestHelp } from './cli/rules-test.js';
 import { PolicyLoadError } from './policy/load.js';
-import { loadPolicySet } from './policy/runtime.js';
 import { start, startHelp } from './cli/start.js';
-import { ConfigError, configJsonSchema, loadConfig } from './config.js';
+import { config, configHelp } from './cli/config.js';
+import { ConfigError } from './config.js';
+import { RuleError } from '../rules/start.js';
 import { RegistryError } from './registry.js';
+import { DataDirLockError } from './store/data-dir-lock.js';
 
 const help = `Outpost gateway
 
@@ -43,27 +44,7 @@ ${rulesCheckHelp}
 
 ${rulesLogHelp}
 
-gateway config check FILE      validate a config file, its policy file and rule files (errors name the key, or file:line)
-gateway config schema [--out F] print the config's JSON Schema`;
-
-async function config(argv: string[]): Promise<number> {
-  const [sub, file, flag, out] = argv;
-  if (sub === 'check') {
-    if (file === undefined) throw new UsageError('config check needs a FILE');
-    const cfg = loadConfig(file);
-    loadPolicySet(cfg);
-    const rules = await checkRuleFiles(cfg.rules.files);
-    console.log(`${file}: ok${cfg.policy.file !== undefined ? ` (policy file ${cfg.policy.file}: ok)` : ''}${rules}`);
-    return 0;
-  }
-  if (sub === 'schema') {
-    const text = JSON.stringify(configJsonSchema(), null, 2);
-    if (flag === '--out' && out !== undefined) writeFileSync(out, text + '\n');
-    else console.log(text);
-    return 0;
-  }
-  throw new UsageError('usage: gateway config check FILE | gateway config schema [--out FILE]');
-}
+${configHelp}`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -122,6 +103,8 @@ main(process.argv.slice(2)).then(
       err instanceof ConfigError ||
       err instanceof RegistryError ||
       err instanceof PolicyLoadError ||
+      err instanceof RuleError ||
+      err instanceof DataDirLockError ||
       err instanceof RestoreError
     ) {
       console.error(`gateway: ${err.message}`);

@@ -4,6 +4,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import type { RuleSet } from '../rules/dsl/types.js';
 import { startRules, type RulesHandle } from '../rules/start.js';
 import { DeviceActivity } from './activity.js';
 import { type ActuationSettings, GatewayActuation } from './actuation/start.js';
@@ -16,7 +17,7 @@ import { receiveClock } from './clock-offset.js';
 import { BlockLog } from './log/block-log.js';
 import { RetentionTimer, retentionResolver } from './log/retention.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
-import { loadPolicySet, PolicyRuntime } from './policy/runtime.js';
+import { PolicyRuntime } from './policy/runtime.js';
 import { KeyRing } from './policy/keyring.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
@@ -24,6 +25,8 @@ import { loadProfiles } from './profiles.js';
 import { Registry } from './registry.js';
 import { logRuleVersions } from './rule-versions.js';
 import { Simulation } from './simulation.js';
+import { loadStartInputs } from './start-inputs.js';
+import { DataDirLock } from './store/data-dir-lock.js';
 import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
@@ -62,6 +65,8 @@ export class Gateway {
   retention?: RetentionTimer;
   /** Free-space guard of the data directory (ingest.minFreeBytes). */
   space?: FreeSpaceGuard;
+  /** This process's exclusive hold on the data directory, let go last. */
+  private lock?: DataDirLock;
   private lastStored = 0;
 
   private constructor(
@@ -75,12 +80,26 @@ export class Gateway {
     private readonly log: Logger,
   ) {}
 
+  /** Starts a gateway on `config`; throws DataDirLockError while another process runs on its data directory. */
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
-    const log = opts.logger;
     const dataDir = resolve(config.gateway.dataDir);
+    // Before anything is read or written there: one gateway process per data directory.
+    const lock = DataDirLock.acquire(dataDir);
+    try {
+      const gw = await Gateway.startLocked(config, opts, dataDir);
+      gw.lock = lock;
+      return gw;
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+  }
+
+  private static async startLocked(config: GatewayConfig, opts: GatewayOptions, dataDir: string): Promise<Gateway> {
+    const log = opts.logger;
     const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir);
-    // A policy file that does not load stops the start here, before anything is opened.
-    const policySet = loadPolicySet(config, identity.publicKey);
+    // A policy or rule file that does not load stops the start here, before anything is opened.
+    const { policySet, ruleSet } = await loadStartInputs(config, identity.publicKey);
     const store = Store.open(dataDir);
     // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
     const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
@@ -144,7 +163,7 @@ export class Gateway {
       if (config.serial.ports.length > 0) gw.startSerial();
       if (config.ble.enabled) gw.startBle();
       gw.startHomeAssistant();
-      await gw.startRules(opts.actuation);
+      await gw.startRules(ruleSet, opts.actuation);
       if (config.api.enabled) {
         gw.api = await ApiServer.start(
           gw,
@@ -263,7 +282,7 @@ export class Gateway {
   }
 
   /** Actuation over the transports started above, then the rules engine (if rule files are configured) feeding it. */
-  private async startRules(overrides: ActuationSettings = {}): Promise<void> {
+  private async startRules(ruleSet: RuleSet | undefined, overrides: ActuationSettings = {}): Promise<void> {
     const { config, identity, registry } = this;
     const a = config.actuation;
     const settings: ActuationSettings = {
@@ -289,8 +308,8 @@ export class Gateway {
       settings,
     );
     const files = config.rules.files;
-    if (files.length === 0) return;
-    this.rules = await startRules({ files }, this.actuation.ruleFrames$, this.actuation.actuation, undefined, {
+    if (ruleSet === undefined) return;
+    this.rules = await startRules(ruleSet, this.actuation.ruleFrames$, this.actuation.actuation, undefined, {
       log: this.log.child({ component: 'rules' }),
     });
     this.actuation.actuation.setInterlocks(this.rules.ruleSet.interlocks); // also held at delivery, until the other side's ack
@@ -420,6 +439,7 @@ export class Gateway {
     await this.ingest.close();
     await this.pool.close();
     await this.store.close();
+    this.lock?.release();
     this.log.info('gateway stopped');
   }
 }

@@ -35,11 +35,21 @@ export class GatewayIdentity {
       mkdirSync(dataDir, { recursive: true });
       writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
     }
-    const hex = readFileSync(file, 'utf8').trim();
-    if (!/^[0-9a-f]{64}$/i.test(hex)) throw new Error(`${file} must hold 64 hex digits (the gateway's Ed25519 seed)`);
     chmodSync(file, 0o600);
-    return new GatewayIdentity(id, Buffer.from(hex, 'hex'));
+    return new GatewayIdentity(id, readSeed(file));
+  }
+
+  /** The public key of the identity in a data directory, without creating one (undefined before the first start). */
+  static publicKeyIn(dataDir: string): Uint8Array | undefined {
+    const file = join(dataDir, 'identity.key');
+    return existsSync(file) ? publicKeyFromSeed(readSeed(file)) : undefined;
   }
 
   readonly sign: SignFn = (message) => signEd25519(this.key, message);
+}
+
+function readSeed(file: string): Uint8Array {
+  const hex = readFileSync(file, 'utf8').trim();
+  if (!/^[0-9a-f]{64}$/i.test(hex)) throw new Error(`${file} must hold 64 hex digits (the gateway's Ed25519 seed)`);
+  return Buffer.from(hex, 'hex');
 }

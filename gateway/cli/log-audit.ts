@@ -2,7 +2,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parsePublicKey } from '../../protocols/index.js';
+import { fromHex, parsePublicKey, publicKeyToDidKey, toHex } from '../../protocols/index.js';
+import type { GatewayConfig } from '../config.js';
+import type { RememberedAuthor } from '../log/authors.js';
 import { GatewayIdentity } from '../identity.js';
 import { auditLog } from '../log/audit.js';
 import { BlockLog } from '../log/block-log.js';
@@ -16,15 +18,16 @@ export const logHeadsHelp = `gateway log heads [--json]
   Prints the heads digest (equal on gateways holding the same blocks) and each stream's head.`;
 
 export const auditHelp = `gateway audit verify [--trust KEY]... [--json]
-  Walks every block: content hashes, prev chains, author signatures (this gateway and
-  the configured sync.peers and --trust keys, hex or did:key) and every device signature
-  inside. Exit 1 on any fault.`;
+  Walks every block: content hashes, prev chains, author signatures (this gateway, the
+  configured sync.peers, the siblings whose blocks sync accepted here, and --trust keys,
+  hex or did:key) and every device signature inside; prints each author's blocks. An
+  author trusted by none of these is named with its did:key. Exit 1 on any fault.`;
 
 export function openLog(
   values: { config?: string | undefined; data?: string | undefined },
   trust: readonly string[],
   extra: { retentionFor?: (stream: string) => number | undefined } = {},
-): { store: Store; log: BlockLog } {
+): { store: Store; log: BlockLog; cfg: GatewayConfig } {
   const cfg = resolveConfig(values);
   const dataDir = resolve(cfg.gateway.dataDir);
   if (!existsSync(join(dataDir, 'identity.key')))
@@ -41,6 +44,7 @@ export function openLog(
   const crypto = new KeyRing({ me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret } });
   return {
     store,
+    cfg,
     log: new BlockLog(store, {
       publicKey: identity.publicKey,
       sign: identity.sign,
@@ -98,11 +102,18 @@ export async function audit(argv: string[]): Promise<number> {
     console.log(auditHelp);
     return 0;
   }
-  const { store, log } = openLog(values, values.trust ?? []);
+  const { store, log, cfg } = openLog(values, values.trust ?? []);
   try {
+    const remembered = log.remembered.all();
+    for (const author of remembered.keys()) log.addKnownAuthor(fromHex(author)!);
     const s = auditLog(log);
+    const authors = [...s.byAuthor]
+      .map(([author, n]) => ({ author, ...authorTrust(author, log.author, cfg, remembered, values.trust ?? []), ...n }))
+      .sort(
+        (a, b) => Number(b.author === log.author) - Number(a.author === log.author) || a.name.localeCompare(b.name),
+      );
     if (values.json) {
-      console.log(toJson(s));
+      console.log(toJson({ ...s, byAuthor: undefined, authors }));
     } else {
       const rate = s.ms > 0 ? Math.round((s.deviceSignatures / s.ms) * 1000) : 0;
       console.log(
@@ -114,7 +125,18 @@ export async function audit(argv: string[]): Promise<number> {
         );
       console.log(`heads ${s.headsDigest}`);
       console.log(`verified in ${s.ms.toFixed(0)} ms (${rate} frames/s)`);
-      for (const f of s.faults) console.log(`FAULT ${f.code} ${f.block}: ${f.detail}`);
+      for (const a of authors) {
+        if (!a.trusted)
+          console.log(
+            `UNKNOWN AUTHOR ${a.name} (${a.author.slice(0, 16)}…): ${blocks(a.blocks)} not verified: never configured here (not in sync.peers, never accepted through sync); pass --config with it in sync.peers, or --trust ${a.name}`,
+          );
+        else
+          console.log(
+            `author ${a.author.slice(0, 16)}… ${a.name}: ${blocks(a.blocks)}${a.faulty === 0 ? ' verified' : `, ${a.faulty} with faults`}`,
+          );
+      }
+      // Unknown authors are summed up above, not repeated per block.
+      for (const f of s.faults) if (f.code !== 'unknown-author') console.log(`FAULT ${f.code} ${f.block}: ${f.detail}`);
       console.log(
         s.faults.length === 0
           ? 'ok: no faults'
@@ -127,4 +149,30 @@ export async function audit(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+const blocks = (n: number): string => `${n} block${n === 1 ? '' : 's'}`;
+
+/**
+ * How the audit names an author and why it trusts its key: `trusted` false for a key it
+ * does not trust, named by its did:key.
+ */
+function authorTrust(
+  author: string,
+  self: string,
+  cfg: GatewayConfig,
+  remembered: ReadonlyMap<string, RememberedAuthor>,
+  trust: readonly string[],
+): { name: string; trusted: boolean } {
+  if (author === self) return { name: 'this gateway', trusted: true };
+  const is = (key: string): boolean => {
+    const k = parsePublicKey(key);
+    return k.ok && toHex(k.value) === author;
+  };
+  const peer = cfg.sync.peers.find((p) => is(p.publicKey));
+  if (peer) return { name: `${peer.id} (sync.peers)`, trusted: true };
+  const r = remembered.get(author);
+  if (r) return { name: `${r.id} (accepted through sync since ${new Date(r.since).toISOString()})`, trusted: true };
+  const did = publicKeyToDidKey(fromHex(author)!);
+  return trust.some(is) ? { name: `${did} (--trust)`, trusted: true } : { name: did, trusted: false };
 }

@@ -259,15 +259,3 @@ export async function rulesCheck(argv: string[]): Promise<number> {
   }
   return 0;
 }
-
-/** For `gateway config check`: loads the config's rule files; '' when there are none, else a note. Throws CliError naming file:line, rule, field. */
-export async function checkRuleFiles(files: readonly string[]): Promise<string> {
-  if (files.length === 0) return '';
-  try {
-    const set = await loadRuleFiles(files);
-    return ` (${set.rules.length} rules in ${files.length} rule file${files.length > 1 ? 's' : ''}: ok)`;
-  } catch (e) {
-    if (e instanceof RuleError) throw new CliError(e.message);
-    throw e;
-  }
-}

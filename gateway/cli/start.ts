@@ -43,13 +43,10 @@ export async function start(argv: string[]): Promise<number> {
     process.exit(70);
   });
   const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
-  // Child processes and tests read this line to learn the ports.
-  log.info(
-    { event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port },
-    'gateway ready',
-  );
-  await new Promise<void>((resolveStop) => {
-    let stopping = false;
+  // The signal handlers go in before the ready line: a supervisor (or test) that stops the
+  // gateway as soon as it reads that line must find them installed.
+  let stopping = false;
+  const stopped = new Promise<void>((resolveStop) => {
     const stop = (signal: string): void => {
       if (stopping) {
         log.warn('second signal: exiting now');
@@ -65,5 +62,11 @@ export async function start(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  // Child processes and tests read this line to learn the ports.
+  log.info(
+    { event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port },
+    'gateway ready',
+  );
+  await stopped;
   return 0;
 }

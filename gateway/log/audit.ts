@@ -17,6 +17,8 @@ export interface AuditSummary {
   readonly blocks: number;
   readonly streams: number;
   readonly authors: number;
+  /** Per author (hex): its blocks and how many of them have a fault. */
+  readonly byAuthor: ReadonlyMap<string, { readonly blocks: number; readonly faulty: number }>;
   readonly frames: number;
   /** Distinct (device, boot, seq) in the frames view. */
   readonly uniqueFrames: number;
@@ -86,12 +88,13 @@ export function auditLog(log: BlockLog): AuditSummary {
   // holds only the small per-block references, not every frame of the log).
   let frames = 0;
   const streams = new Set<string>();
-  const authors = new Set<string>();
+  const byAuthor = new Map<string, { blocks: number; faulty: number }>();
   const sealed = { blocks: 0, opened: 0, unreadable: 0 };
   for (const { key, envelope } of log.rawBlocks()) {
     const d = decodeSignedBlock(envelope);
     if (!d.ok) continue; // reported in pass 1
     const sb: SignedBlock = d.value;
+    const faultsBefore = faults.length;
     faults.push(...verifyHeader(sb, ctx, key));
     // A sealed block: its device signatures are checked where it opens; elsewhere signature and chain only.
     let b = sb.block;
@@ -109,7 +112,11 @@ export function auditLog(log: BlockLog): AuditSummary {
     }
     faults.push(...verifyFrames({ ...sb, block: b }, ctx, key));
     if (b.kind === 'frames') frames += b.body.length;
-    authors.add(toHex(b.author));
+    const mine = byAuthor.get(toHex(b.author)) ?? { blocks: 0, faulty: 0 };
+    byAuthor.set(toHex(b.author), {
+      blocks: mine.blocks + 1,
+      faulty: mine.faulty + (faults.length > faultsBefore ? 1 : 0),
+    });
     streams.add(`${toHex(b.author)}/${b.stream}`);
   }
   let uniqueFrames = 0;
@@ -119,7 +126,8 @@ export function auditLog(log: BlockLog): AuditSummary {
   return {
     blocks: decodedCount + (faultsByCode.malformed ?? 0),
     streams: streams.size,
-    authors: authors.size,
+    authors: byAuthor.size,
+    byAuthor,
     frames,
     uniqueFrames,
     deviceSignatures: frames,

@@ -26,6 +26,7 @@ import {
 import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
 import { type MarkRecord, Marks } from './marks.js';
+import { RememberedAuthors } from './authors.js';
 import { FramesView, type ViewEntry } from './view.js';
 import { type BlockLogOptions, type IndexRecord, LogState, type StreamHead } from './state.js';
 import { acceptMark, apply, type ApplyResult, type PutHooks } from './apply.js';
@@ -44,6 +45,8 @@ export class BlockLog {
   private readonly s: LogState;
   private readonly hooks: PutHooks;
   private readonly known = new Set<string>();
+  /** Sibling keys accepted through sync (authors.ts), for the audit. */
+  readonly remembered: RememberedAuthors;
   /** Low-water marks and pruning (marks.ts). */
   private readonly marks: Marks;
   /** Prunes and view recomputes, run one at a time once what was queued before them is durable. */
@@ -63,6 +66,7 @@ export class BlockLog {
     this.known.add(this.author);
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
     this.marks = new Marks(store.root, this.s);
+    this.remembered = new RememberedAuthors(store.root, (p) => store.track(p));
     if (this.s.view.needsRebuild()) this.s.rebuildCopies();
     // A prune cut short (crash, disk full) is finished now.
     for (const [author, stream] of this.marks.streams()) this.schedulePrune(author, stream);

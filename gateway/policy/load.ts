@@ -141,18 +141,31 @@ const gatewayPrincipal = (g: KnownGateway): Principal => ({
   roles: [],
 });
 
-/** Reads and checks a policy file; throws PolicyLoadError naming file, line and problem. */
-export function loadPolicyFile(file: string, gateways: readonly KnownGateway[] = []): PolicySet {
+/**
+ * Reads and checks a policy file; throws PolicyLoadError naming file, line and problem.
+ * `keyless`: names of the config's gateways whose key is not known yet (this gateway before its
+ * first start): references to them are accepted, their key unchecked.
+ */
+export function loadPolicyFile(
+  file: string,
+  gateways: readonly KnownGateway[] = [],
+  keyless: readonly string[] = [],
+): PolicySet {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (e) {
     throw new PolicyLoadError(file, [`${file}: cannot read: ${(e as Error).message}`]);
   }
-  return parsePolicyText(text, file, gateways);
+  return parsePolicyText(text, file, gateways, keyless);
 }
 
-export function parsePolicyText(text: string, file: string, gateways: readonly KnownGateway[] = []): PolicySet {
+export function parsePolicyText(
+  text: string,
+  file: string,
+  gateways: readonly KnownGateway[] = [],
+  keyless: readonly string[] = [],
+): PolicySet {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
   const problems: string[] = [];
@@ -179,7 +192,7 @@ export function parsePolicyText(text: string, file: string, gateways: readonly K
     }
     throw new PolicyLoadError(file, problems);
   }
-  const set = build(r.data, gateways, at, problems, file);
+  const set = build(r.data, gateways, new Set(keyless), at, problems, file);
   if (problems.length > 0) throw new PolicyLoadError(file, problems);
   return set;
 }
@@ -187,6 +200,7 @@ export function parsePolicyText(text: string, file: string, gateways: readonly K
 function build(
   raw: RawFile,
   gateways: readonly KnownGateway[],
+  keyless: ReadonlySet<string>,
   at: (p: Path, key?: boolean) => string,
   problems: string[],
   file: string,
@@ -230,7 +244,7 @@ function build(
 
   // A reference: a principal name, a did:key, group:G, role:R, or * (every principal).
   const checkRef = (ref: string, path: Path): void => {
-    if (ref === '*' || principals.has(ref)) return;
+    if (ref === '*' || principals.has(ref) || keyless.has(ref)) return;
     if (ref.startsWith('group:')) {
       if (!(ref.slice(6) in raw.groups)) problems.push(`${at(path)}: unknown group "${ref.slice(6)}"`);
     } else if (ref.startsWith('role:')) {
@@ -273,7 +287,7 @@ function build(
     const k = p?.publicKey ?? (a.startsWith('did:key:') || /^[0-9a-f]{64}$/i.test(a) ? parsePublicKey(a) : undefined);
     if (k instanceof Uint8Array) adminKeys.add(toHex(k));
     else if (k?.ok) adminKeys.add(toHex(k.value));
-    else problems.push(`${at(['admins', i])}: admin "${a}" is not a principal or a key`);
+    else if (!keyless.has(a)) problems.push(`${at(['admins', i])}: admin "${a}" is not a principal or a key`);
   });
 
   const policies = new Map<string, Policy>();

@@ -3,8 +3,10 @@
  * built-in default), the permissions with the grant state of the log, the
  * tagger for ingest, the sync filter, and the inbox of admin-signed ops.
  */
+import { resolve } from 'node:path';
 import { parsePublicKey } from '../../protocols/index.js';
 import type { GatewayConfig } from '../config.js';
+import { GatewayIdentity } from '../identity.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
 import { GrantState } from './grants.js';
@@ -31,10 +33,20 @@ function configGateways(config: GatewayConfig, selfKey?: Uint8Array): KnownGatew
   return out;
 }
 
-/** The policy set the config names (throws PolicyLoadError naming file, line and problem). */
-export function loadPolicySet(config: GatewayConfig, selfKey?: Uint8Array): PolicySet {
+/**
+ * The policy set the config names (throws PolicyLoadError naming file, line and problem). Its
+ * known principals: every sync peer, and this gateway by its id, with its key when known (else
+ * by name only: before the first start the data directory holds no identity yet).
+ */
+export function loadPolicySet(
+  config: GatewayConfig,
+  selfKey = GatewayIdentity.publicKeyIn(resolve(config.gateway.dataDir)),
+): PolicySet {
   const gateways = configGateways(config, selfKey);
-  return config.policy.file === undefined ? defaultPolicySet(gateways) : loadPolicyFile(config.policy.file, gateways);
+  const keyless = selfKey === undefined ? [config.gateway.id] : [];
+  return config.policy.file === undefined
+    ? defaultPolicySet(gateways)
+    : loadPolicyFile(config.policy.file, gateways, keyless);
 }
 
 export class PolicyRuntime {

@@ -8,6 +8,7 @@
  */
 import { parsePublicKey } from '../../protocols/index.js';
 import { ConfigError, type GatewayConfig } from '../config.js';
+import { rememberSiblings } from '../log/authors.js';
 import type { BlockLog } from '../log/block-log.js';
 import { type Logger, LogThrottle } from '../logger.js';
 import type { SpaceCheck } from '../store/free-space.js';
@@ -65,6 +66,7 @@ export class Siblings {
   private readonly throttle: LogThrottle;
   private readonly responders: MqttSyncResponder[] = [];
   private readonly buses: { close(): Promise<void> }[] = [];
+  private forgetPeers: () => void = () => {};
   /** The broker connection of the dial in progress, closed by stop() so a round ends at once. */
   private dialBus?: { close(): Promise<void> };
 
@@ -102,6 +104,11 @@ export class Siblings {
       ...Siblings.events(logger),
     });
     const s = new Siblings(server, cfg, log, identity, keys, logger, offerTo, space);
+    // The peers' keys are remembered in the store as their blocks land, so the audit checks them without the config.
+    s.forgetPeers = rememberSiblings(
+      log,
+      cfg.peers.map((p, i) => ({ id: p.id, publicKey: keys[i]! })),
+    );
     logger.info(
       { port: server.port, peers: cfg.peers.map((p) => p.id) },
       `sync listening on ${cfg.host}:${server.port}`,
@@ -264,6 +271,7 @@ export class Siblings {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.forgetPeers();
     // A session over a broker that restarted can wait out its idle timeout (10 s per sibling):
     // cut it, so a SIGTERM does not wait for it (test/chaos saw stops of over 30 s).
     await this.dialBus?.close().catch((err: unknown) => this.warnClose(err));

@@ -1,12 +1,84 @@
 /** Gateways as child processes (`gateway start`), as they run in the field. */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import mqtt from 'mqtt';
 import { expect } from 'vitest';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { Store } from '../../gateway/store/store.js';
+import { toHex, topics } from '../../protocols/index.js';
+import type { TestDevice } from './devices.js';
+import { freePort, tempDir } from './env.js';
 
 const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
+
+/** Runs `gateway ARGS…` to its end: exit code and output (a failure is a result, not a throw). */
+export async function gatewayCli(
+  args: readonly string[],
+  cwd?: string,
+  env?: NodeJS.ProcessEnv,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [gatewayBin, ...args], { cwd, env });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    return e as { code: number; stdout: string; stderr: string };
+  }
+}
+
+export interface SiblingConfig {
+  readonly file: string;
+  readonly dataDir: string;
+  /** The gateway's public key, hex (its identity is written into dataDir before it starts). */
+  readonly key: string;
+  readonly cleanup: () => void;
+}
+
+/**
+ * Configs of `n` gateways gw-0…gw-(n-1), each enrolling `devices` and syncing with all the others
+ * over loopback TCP (`sync.peers` by key, so each identity is created before the first start).
+ */
+export async function writeSiblingConfigs(devices: readonly TestDevice[], n = 3): Promise<SiblingConfig[]> {
+  const ids = [...Array(n).keys()];
+  const seeds = ids.map(() => randomBytes(32));
+  const keys = seeds.map((s) => toHex(publicKeyFromSeed(s)));
+  const ports = await Promise.all(ids.map(() => freePort()));
+  return ids.map((i) => {
+    const { dir, cleanup } = tempDir('outpost-sib-');
+    const dataDir = join(dir, 'data');
+    const file = join(dir, 'outpost.yaml');
+    const peers = ids
+      .filter((j) => j !== i)
+      .map((j) => `{ id: gw-${j}, publicKey: "${keys[j]}", host: 127.0.0.1, port: ${ports[j]} }`);
+    writeFileSync(
+      file,
+      [
+        `gateway: { id: gw-${i}, dataDir: ${JSON.stringify(dataDir)} }`,
+        'mqtt: { port: 0 }',
+        'api: { enabled: false }',
+        'devices:',
+        ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKeyHex}" }`),
+        `sync: { enabled: true, host: 127.0.0.1, port: ${ports[i]}, intervalSeconds: 0.3, peers: [${peers.join(', ')}] }`,
+      ].join('\n'),
+    );
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'identity.key'), toHex(seeds[i]!) + '\n', { mode: 0o600 });
+    return { file, dataDir, key: keys[i]!, cleanup };
+  });
+}
+
+/** A device publishes frames (boot, each seq) to a gateway's broker, QoS 1. */
+export async function publishFrames(port: number, dev: TestDevice, boot: number, seqs: number[]): Promise<void> {
+  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+    clientId: `${dev.id}-${port}-${boot}`,
+    reconnectPeriod: 0,
+  });
+  await Promise.all(seqs.map((s) => c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(boot, s)), { qos: 1 })));
+  await c.endAsync();
+}
 
 /** Writes a config file enrolling `devices`, with the data dir and an ephemeral MQTT port. */
 /** `extra`: more top-level YAML lines (e.g. `ingest: { minFreeBytes: 0 }`). */
@@ -45,7 +117,7 @@ export function startGatewayProcess(configFile: string): Promise<GatewayProcess>
   });
   const logs: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('gateway did not become ready')), 20_000);
+    const timer = setTimeout(() => reject(new Error('gateway did not become ready')), 60_000);
     createInterface({ input: child.stderr! }).on('line', () => {}); // lmdb writes native errors here
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const rec = JSON.parse(line) as { event?: string; mqttPort?: number };

@@ -7,38 +7,28 @@
  * restores its own chain from its siblings before authoring, so it does not fork it.
  * `gateway audit verify` is clean on every one.
  */
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
-import { toHex, topics } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { freePort, tempDir } from '../helpers/env.js';
-import { type GatewayProcess, startGatewayProcess, stopGatewayProcess } from '../helpers/process.js';
+import {
+  gatewayCli,
+  type GatewayProcess,
+  publishFrames as publish,
+  type SiblingConfig,
+  startGatewayProcess,
+  stopGatewayProcess,
+  writeSiblingConfigs,
+} from '../helpers/process.js';
 
-const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
-const cli = async (args: string[]): Promise<string> =>
-  (await promisify(execFile)(process.execPath, [bin, ...args])).stdout;
+const cli = async (args: string[]): Promise<string> => (await gatewayCli(args)).stdout;
 
 const running: GatewayProcess[] = [];
-const cleanups: (() => void)[] = [];
+let configs: SiblingConfig[] = [];
 afterEach(async () => {
   for (const g of running.splice(0)) if (g.child.exitCode === null) g.child.kill('SIGKILL');
-  for (const c of cleanups.splice(0)) c();
+  for (const c of configs.splice(0)) c.cleanup();
 });
-
-async function publish(port: number, dev: ReturnType<typeof testDevice>, boot: number, seqs: number[]): Promise<void> {
-  const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
-    clientId: `${dev.id}-${port}-${boot}`,
-    reconnectPeriod: 0,
-  });
-  await Promise.all(seqs.map((s) => c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(boot, s)), { qos: 1 })));
-  await c.endAsync();
-}
 
 async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -52,36 +42,8 @@ async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean>
 describe('sibling sync between gateway processes', () => {
   it('3 gateways converge; one SIGKILLed and restarted catches up with nothing lost and no duplicates; wiped, it restores its own chain before authoring', async () => {
     const devices = [testDevice('s-0'), testDevice('s-1'), testDevice('s-2')];
-    const seeds = [0, 1, 2].map(() => randomBytes(32));
-    const keys = seeds.map((s) => toHex(publicKeyFromSeed(s)));
-    const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-    const configs = [0, 1, 2].map((i) => {
-      const { dir, cleanup } = tempDir('outpost-sib-');
-      cleanups.push(cleanup);
-      const dataDir = join(dir, 'data');
-      const file = join(dir, 'outpost.yaml');
-      writeFileSync(
-        file,
-        [
-          `gateway: { id: gw-${i}, dataDir: ${JSON.stringify(dataDir)} }`,
-          'mqtt: { port: 0 }',
-          'api: { enabled: false }',
-          'devices:',
-          ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKeyHex}" }`),
-          `sync: { enabled: true, host: 127.0.0.1, port: ${ports[i]}, intervalSeconds: 0.3, peers: [${[0, 1, 2]
-            .filter((j) => j !== i)
-            .map((j) => `{ id: gw-${j}, publicKey: "${keys[j]}", host: 127.0.0.1, port: ${ports[j]} }`)
-            .join(', ')}] }`,
-        ].join('\n'),
-      );
-      return { file, dataDir };
-    });
-    for (const [i, c] of configs.entries()) {
-      // The identity is known before start, so each config can name its siblings' keys.
-      const { mkdirSync } = await import('node:fs');
-      mkdirSync(c.dataDir, { recursive: true });
-      writeFileSync(join(c.dataDir, 'identity.key'), toHex(seeds[i]!) + '\n', { mode: 0o600 });
-    }
+    configs = await writeSiblingConfigs(devices);
+    const keys = configs.map((c) => c.key);
     const gws = await Promise.all(configs.map((c) => startGatewayProcess(c.file)));
     running.push(...gws);
 
