@@ -4,6 +4,7 @@ import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
+import { identity, identityHelp, version } from './cli/identity.js';
 import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
 import { logPrune, logPruneHelp } from './cli/log-prune.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
@@ -20,6 +21,8 @@ import { RegistryError } from './registry.js';
 const help = `Outpost gateway
 
 ${startHelp}
+
+${identityHelp}
 
 ${devicesHelp}
 
@@ -44,7 +47,9 @@ ${rulesCheckHelp}
 ${rulesLogHelp}
 
 gateway config check FILE      validate a config file, its policy file and rule files (errors name the key, or file:line)
-gateway config schema [--out F] print the config's JSON Schema`;
+gateway config schema [--out F] print the config's JSON Schema
+
+gateway --version              print the version`;
 
 async function config(argv: string[]): Promise<number> {
   const [sub, file, flag, out] = argv;
@@ -70,6 +75,12 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'start':
       return start(rest);
+    case 'identity':
+      return identity(rest);
+    case '--version':
+    case '-v':
+      console.log(version());
+      return 0;
     case 'devices':
       return devices(rest);
     case 'frame':

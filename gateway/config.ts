@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ID_PATTERN } from '../protocols/index.js';
+import { ID_PATTERN, parsePublicKey } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
 import { LOG_LEVELS } from './logger.js';
 
@@ -20,6 +20,12 @@ export function defaultGatewayId(): string {
     .slice(0, 60);
   return `gw-${h || 'local'}`.slice(0, 64);
 }
+
+/** A sibling's Ed25519 key (its did:key, as `gateway identity` prints it, or 64 hex digits), checked here so a typo fails `config check`. */
+const peerKey = z.string().superRefine((text, ctx) => {
+  const key = parsePublicKey(text);
+  if (!key.ok) ctx.addIssue({ code: 'custom', message: `${key.error.message} (${key.error.code})` });
+});
 
 const deviceSchema = z
   .object({
@@ -167,11 +173,9 @@ export const configSchema = z
           .record(
             z.string().min(1).max(64),
             z.union([
-              z
-                .string()
-                .regex(/^(\d+[smhdw]|forever)$/, {
-                  message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
-                }),
+              z.string().regex(/^(\d+[smhdw]|forever)$/, {
+                message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
+              }),
               z.number().int().positive(),
             ]),
           )
@@ -256,7 +260,7 @@ export const configSchema = z
             z
               .object({
                 id,
-                publicKey: z.string().min(1, 'must be 64 hex digits or a did:key'),
+                publicKey: peerKey,
                 host: z.string().min(1).optional(),
                 port: z.number().int().min(1).max(65535).optional(),
                 /** Where to dial it instead of host/port: `tcp://host:port` (its sync port) or `mqtt://broker:port` (its embedded broker, or a broker it listens on). */

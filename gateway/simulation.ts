@@ -13,7 +13,10 @@ import { promisify } from 'node:util';
 import type { Logger } from './logger.js';
 import type { Enrolment, Registry } from './registry.js';
 
-const simBin = fileURLToPath(new URL('../bin/firmware-sim.js', import.meta.url));
+// Compiled, the fleet runs compiled too (dist/firmware-sim/cli.js); from source, through its launcher.
+const simBin = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../bin/firmware-sim.js' : '../firmware-sim/cli.js', import.meta.url),
+);
 
 interface ManifestDevice {
   id: string;
