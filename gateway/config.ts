@@ -8,7 +8,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ID_PATTERN, parsePublicKey } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
-import { LOG_LEVELS } from './logger.js';
+import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
 
 const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
 
@@ -164,6 +164,8 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(LOG_LEVELS).default('info'),
+        /** `auto`: one readable line per event on a terminal, JSON lines otherwise; or always `json` / `pretty`. */
+        format: z.enum(LOG_FORMATS).default('auto'),
         /**
          * Block-log retention (gateway/log): max age per stream (policy) name or `default`, as
          * 30d, 12h, 90m, 3600s, 2w, forever, or seconds; absent: keep forever. Blocks older than

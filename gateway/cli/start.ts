@@ -1,16 +1,18 @@
 /** `gateway start`: run the gateway until SIGINT/SIGTERM. */
 import { parseArgs } from 'node:util';
 import { Gateway } from '../gateway.js';
-import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../logger.js';
 import { isStoreCommitFailure } from '../store/store.js';
 import { commonOptions, resolveConfig, UsageError } from './args.js';
 
-export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--no-simulate]
+export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--log-format F] [--no-simulate]
   Starts the embedded MQTT broker (default 127.0.0.1:1883) and ingest into the store under
   --data (default ./data). With no device configured it runs a simulated fleet of 20 devices.
   Serves the dashboard, HTTP API and /metrics on http://127.0.0.1:8080/ (config api.*); the
   admin token is api.token or the file <data>/api-token (created 0600), named in the start log.
-  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C.`;
+  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C.
+  Logs (--log-format, config log.format): auto (default) is one readable line per event on a
+  terminal and JSON lines otherwise; json or pretty force one.`;
 
 export async function start(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -19,6 +21,7 @@ export async function start(argv: string[]): Promise<number> {
       ...commonOptions,
       port: { type: 'string' },
       'log-level': { type: 'string' },
+      'log-format': { type: 'string' },
       'no-simulate': { type: 'boolean' },
     },
   });
@@ -36,7 +39,10 @@ export async function start(argv: string[]): Promise<number> {
   const level = values['log-level'] ?? cfg.log.level;
   if (!LOG_LEVELS.includes(level as LogLevel))
     throw new UsageError(`--log-level must be one of ${LOG_LEVELS.join(', ')}`);
-  const log = createLogger(level as LogLevel);
+  const format = values['log-format'] ?? cfg.log.format;
+  if (!LOG_FORMATS.includes(format as LogFormat))
+    throw new UsageError(`--log-format must be one of ${LOG_FORMATS.join(', ')}`);
+  const log = createLogger(level as LogLevel, undefined, format as LogFormat);
   process.on('unhandledRejection', (reason) => {
     if (isStoreCommitFailure(reason)) return; // already reported (and not acked) through ingest
     log.fatal({ err: reason }, 'unhandled rejection: exiting so the supervisor restarts a clean process');
