@@ -11,6 +11,7 @@ import { prettyLine } from '../../gateway/log-pretty.js';
 import { tempDir } from '../helpers/env.js';
 
 const root = new URL('../../', import.meta.url).pathname;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: ANSI colour codes start with ESC
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 describe('pretty log lines', () => {
@@ -83,9 +84,9 @@ describe('gateway start log format', () => {
     expect(tty[0]).toContain('\x1b[32mINFO \x1b[0m');
     const plain = tty.map((l) => l.replace(ANSI, ''));
     expect(plain[0]).toMatch(
-      /^\d\d:\d\d:\d\d\.\d{3} INFO  gateway gw-tty starting gateway=gw-tty did=did:key:z6Mk\S+ /,
+      /^\d\d:\d\d:\d\d\.\d{3} INFO {2}gateway gw-tty starting gateway=gw-tty did=did:key:z6Mk\S+ /,
     );
-    expect(plain.some((l) => /INFO  gateway ready event=ready mqttPort=\d+/.test(l))).toBe(true);
+    expect(plain.some((l) => /INFO {2}gateway ready event=ready mqttPort=\d+/.test(l))).toBe(true);
     for (const l of plain) expect(l.startsWith('{')).toBe(false);
 
     const piped = lines(await startOutput('pipe', [], false));
@@ -96,7 +97,7 @@ describe('gateway start log format', () => {
 
   it('--log-format pretty through a pipe, log.format json on a terminal', async () => {
     const pretty = lines(await startOutput('forced-pretty', ['--log-format', 'pretty'], false));
-    expect(pretty[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO  gateway gw-forced-pretty starting /);
+    expect(pretty[0]).toMatch(/^\d\d:\d\d:\d\d\.\d{3} INFO {2}gateway gw-forced-pretty starting /);
     expect(pretty[0]).not.toMatch(ANSI); // not a terminal: no colour
     const json = lines(await startOutput('forced-json', [], true, 'json'));
     expect(JSON.parse(json[0]!)).toMatchObject({ gateway: 'gw-forced-json' });
