@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
+import { demo, demoHelp } from './cli/demo.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { identity, identityHelp, version } from './cli/identity.js';
@@ -21,6 +22,8 @@ import { RegistryError } from './registry.js';
 const help = `Outpost gateway
 
 ${startHelp}
+
+${demoHelp}
 
 ${identityHelp}
 
@@ -75,6 +78,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'start':
       return start(rest);
+    case 'demo':
+      return demo(rest);
     case 'identity':
       return identity(rest);
     case '--version':

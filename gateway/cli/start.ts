@@ -1,7 +1,8 @@
 /** `gateway start`: run the gateway until SIGINT/SIGTERM. */
 import { parseArgs } from 'node:util';
 import { Gateway } from '../gateway.js';
-import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../logger.js';
+import type { GatewayConfig } from '../config.js';
+import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../logger.js';
 import { isStoreCommitFailure } from '../store/store.js';
 import { commonOptions, resolveConfig, UsageError } from './args.js';
 
@@ -14,22 +15,36 @@ export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] 
   Logs (--log-format, config log.format): auto (default) is one readable line per event on a
   terminal and JSON lines otherwise; json or pretty force one.`;
 
+/** The options `start` and `demo` share: --port (MQTT), --log-level, --log-format. */
+export const runOptions = {
+  port: { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+} as const;
+
 export async function start(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      ...commonOptions,
-      port: { type: 'string' },
-      'log-level': { type: 'string' },
-      'log-format': { type: 'string' },
-      'no-simulate': { type: 'boolean' },
-    },
+    options: { ...commonOptions, ...runOptions, 'no-simulate': { type: 'boolean' } },
   });
   if (values.help) {
     console.log(startHelp);
     return 0;
   }
-  let cfg = resolveConfig(values);
+  return runGateway(resolveConfig(values), values, { simulate: !values['no-simulate'] });
+}
+
+/**
+ * Runs a gateway until SIGINT/SIGTERM: `--port` and the log flags applied to `cfg`, the
+ * "ready" line logged (child processes and tests read it for the ports); `alongside` starts
+ * what runs with it (the demo's fleet) and returns how to stop that, before the gateway stops.
+ */
+export async function runGateway(
+  config: GatewayConfig,
+  values: { port?: string | undefined; 'log-level'?: string | undefined; 'log-format'?: string | undefined },
+  opts: { simulate: boolean; alongside?: (gw: Gateway, log: Logger) => Promise<() => Promise<void>> },
+): Promise<number> {
+  let cfg = config;
   if (values.port !== undefined) {
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 0 || port > 65535)
@@ -48,8 +63,8 @@ export async function start(argv: string[]): Promise<number> {
     log.fatal({ err: reason }, 'unhandled rejection: exiting so the supervisor restarts a clean process');
     process.exit(70);
   });
-  const gw = await Gateway.start(cfg, { logger: log, simulate: !values['no-simulate'] });
-  // Child processes and tests read this line to learn the ports.
+  const gw = await Gateway.start(cfg, { logger: log, simulate: opts.simulate });
+  const stopAlongside = opts.alongside ? await opts.alongside(gw, log) : async () => {};
   log.info(
     { event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port },
     'gateway ready',
@@ -63,10 +78,12 @@ export async function start(argv: string[]): Promise<number> {
       }
       stopping = true;
       log.info({ signal }, 'stopping');
-      gw.stop().then(resolveStop, (err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        resolveStop();
-      });
+      stopAlongside()
+        .then(() => gw.stop())
+        .then(resolveStop, (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          resolveStop();
+        });
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
