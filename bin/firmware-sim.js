@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript sources directly through tsx's loader (no build step on a Pi).
-import { register } from 'tsx/esm/api';
+// The firmware-sim CLI: compiled dist/ (rebuilt first when the sources changed; see launch.js).
+import { launch } from './launch.js';
 
-register();
-await import('../firmware-sim/cli.ts');
+await launch('firmware-sim/cli');

@@ -312,7 +312,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 // Only when run as the program (bin/firmware-sim.js imports this file), not when a test imports parseCli.
 const invokedAsCli =
-  process.argv[1] !== undefined && /(^|[\\/])firmware-sim(\.js)?$|firmware-sim[\\/]cli\.ts$/.test(process.argv[1]);
+  process.argv[1] !== undefined && /(^|[\\/])firmware-sim(\.js)?$|firmware-sim[\\/]cli\.[jt]s$/.test(process.argv[1]);
 if (invokedAsCli) {
   const code = await main(process.argv.slice(2));
   process.exit(code);

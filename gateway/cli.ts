@@ -1,8 +1,10 @@
 /** The `gateway` command: dispatches to one module per subcommand. */
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
+import { demo, demoHelp } from './cli/demo.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
+import { identity, identityHelp, version } from './cli/identity.js';
 import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
 import { logPrune, logPruneHelp } from './cli/log-prune.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
@@ -21,6 +23,10 @@ import { DataDirLockError } from './store/data-dir-lock.js';
 const help = `Outpost gateway
 
 ${startHelp}
+
+${demoHelp}
+
+${identityHelp}
 
 ${devicesHelp}
 
@@ -44,13 +50,23 @@ ${rulesCheckHelp}
 
 ${rulesLogHelp}
 
-${configHelp}`;
+${configHelp}
+
+gateway --version              print the version`;
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case 'start':
       return start(rest);
+    case 'demo':
+      return demo(rest);
+    case 'identity':
+      return identity(rest);
+    case '--version':
+    case '-v':
+      console.log(version());
+      return 0;
     case 'devices':
       return devices(rest);
     case 'frame':

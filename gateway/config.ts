@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ID_PATTERN } from '../protocols/index.js';
+import { ID_PATTERN, parsePublicKey } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
 import { parseRetention } from './log/retention.js';
-import { LOG_LEVELS } from './logger.js';
+import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
 
 const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
@@ -22,6 +22,12 @@ function defaultGatewayId(): string {
     .slice(0, 60);
   return `gw-${h || 'local'}`.slice(0, 64);
 }
+
+/** A sibling's Ed25519 key (its did:key, as `gateway identity` prints it, or 64 hex digits), checked here so a typo fails `config check`. */
+const peerKey = z.string().superRefine((text, ctx) => {
+  const key = parsePublicKey(text);
+  if (!key.ok) ctx.addIssue({ code: 'custom', message: `${key.error.message} (${key.error.code})` });
+});
 
 const deviceSchema = z
   .object({
@@ -160,6 +166,8 @@ export const configSchema = z
     log: z
       .object({
         level: z.enum(LOG_LEVELS).default('info'),
+        /** `auto`: one readable line per event on a terminal, JSON lines otherwise; or always `json` / `pretty`. */
+        format: z.enum(LOG_FORMATS).default('auto'),
         /**
          * Block-log retention (gateway/log): max age per stream (policy) name or `default`, as
          * 30d, 12h, 90m, 3600s, 2w, forever, or seconds; absent: keep forever. Blocks older than
@@ -256,7 +264,7 @@ export const configSchema = z
             z
               .object({
                 id,
-                publicKey: z.string().min(1, 'must be 64 hex digits or a did:key'),
+                publicKey: peerKey,
                 host: z.string().min(1).optional(),
                 port: z.number().int().min(1).max(65535).optional(),
                 /** Where to dial it instead of host/port: `tcp://host:port` (its sync port) or `mqtt://broker:port` (its embedded broker, or a broker it listens on). */

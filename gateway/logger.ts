@@ -1,14 +1,30 @@
-/** Structured logs: one JSON line per event (pino), with device and reason fields. */
+/**
+ * Structured logs: one JSON line per event (pino), with device and reason fields; on a
+ * terminal (format `auto`) or with format `pretty`, the same fields as one readable line.
+ */
 import { pino, type Logger } from 'pino';
+import { prettyDestination } from './log-pretty.js';
 
 export type { Logger };
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export function createLogger(level: LogLevel = 'info', destination?: NodeJS.WritableStream): Logger {
+export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
+/** `auto`: pretty when stdout is a terminal, JSON lines otherwise (systemd, files, pipes). */
+const resolveLogFormat = (format: LogFormat, tty = process.stdout.isTTY === true): 'json' | 'pretty' =>
+  format === 'auto' ? (tty ? 'pretty' : 'json') : format;
+
+export function createLogger(
+  level: LogLevel = 'info',
+  destination?: NodeJS.WritableStream,
+  format: LogFormat = 'json',
+): Logger {
+  const json = destination ?? pino.destination({ sync: true });
   return pino(
     { level, base: { svc: 'outpost-gateway' }, timestamp: pino.stdTimeFunctions.isoTime },
-    destination ?? pino.destination({ sync: true }),
+    resolveLogFormat(format) === 'pretty' ? prettyDestination(destination ?? process.stdout) : json,
   );
 }
 

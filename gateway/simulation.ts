@@ -13,7 +13,10 @@ import { promisify } from 'node:util';
 import type { Logger } from './logger.js';
 import type { Enrolment, Registry } from './registry.js';
 
-const simBin = fileURLToPath(new URL('../bin/firmware-sim.js', import.meta.url));
+// Compiled, the fleet runs compiled too (dist/firmware-sim/cli.js); from source, through its launcher.
+const simBin = fileURLToPath(
+  new URL(import.meta.url.endsWith('.ts') ? '../bin/firmware-sim.js' : '../firmware-sim/cli.js', import.meta.url),
+);
 
 interface ManifestDevice {
   id: string;
@@ -67,19 +70,31 @@ export class Simulation {
     const devices = readManifestPublic(manifest);
     for (const d of devices) await registry.enroll(d);
     log.info({ devices: devices.length }, `enrolled ${devices.length} simulated devices`);
+    return Simulation.run(
+      { manifest, brokerUrl: opts.brokerUrl, rate: opts.rate, stateDir: join(opts.dataDir, 'sim-state') },
+      log,
+    );
+  }
+
+  /** Runs `firmware-sim fleet` for the devices of `manifest` (keys already enrolled); `args`: more fleet flags. */
+  static run(
+    opts: { manifest: string; brokerUrl: string; rate: number; stateDir: string; args?: readonly string[] },
+    log: Logger,
+  ): Simulation {
     const child = spawn(
       process.execPath,
       [
         simBin,
         'fleet',
         '--keys',
-        manifest,
+        opts.manifest,
         '--broker',
         opts.brokerUrl,
         '--rate',
         String(opts.rate),
         '--state',
-        join(opts.dataDir, 'sim-state'),
+        opts.stateDir,
+        ...(opts.args ?? []),
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

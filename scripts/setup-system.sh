@@ -14,11 +14,12 @@
 #   chromium                   the dashboard test (playwright-core, headless)
 #   systemd                    `systemd-analyze verify` of the Pi unit
 #   postgresql tcpdump         the export and capture tests
+#   git                        the fresh-clone test (clones this repository)
 # Keep this list and test/helpers/system-tools.ts in step (test/unit/system-tools.test.ts checks).
 set -euo pipefail
 
 debs=(socat mosquitto mosquitto-clients make gcc libc6-dev libsodium-dev clang libclang-rt-14-dev
-  gcc-arm-none-eabi libnewlib-arm-none-eabi chromium systemd postgresql tcpdump)
+  gcc-arm-none-eabi libnewlib-arm-none-eabi chromium systemd postgresql tcpdump git)
 
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${debs[@]}"

@@ -13,6 +13,7 @@ import { DeviceView } from './device-view.js';
 import { LiveFeed } from './feed.js';
 import { ApiError, checkRequestShape, queryParams, sendError, sendJson, sendText } from './http.js';
 import { ApiAccess, type Caller } from './access.js';
+import { listDecisions } from './decisions.js';
 import { queryLogFrames } from './log-frames.js';
 import { GatewayMetrics } from './metrics.js';
 import { getDevice, listDevices, queryFrames, type RouteContext, status, whoami } from './routes.js';
@@ -64,6 +65,7 @@ export class ApiServer {
       '/api/status': (u) => status(ctx, u),
       '/api/whoami': (u, caller) => whoami(gw, u, caller),
       '/api/log/frames': (u, caller) => queryLogFrames(gw.blockLog, u, access.checker(caller)),
+      '/api/decisions': (u) => listDecisions(gw.blockLog, u),
     };
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -25,6 +25,7 @@ async function loadRuleFile(path: string): Promise<RuleSet> {
     throw new RuleError('rules/load', { file: path }, 'a rule file is .yaml, .yml, .ts, .js or .mjs');
   let mod: { default?: unknown };
   try {
+    if (ext === '.ts') await typeScriptLoader();
     mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
   } catch (e) {
     throw new RuleError('rules/load', { file: path }, `cannot import: ${(e as Error).message.split('\n')[0]}`);
@@ -50,6 +51,20 @@ async function loadRuleFile(path: string): Promise<RuleSet> {
     rules: list.map((r) => ({ ...r, file: path })),
     interlocks: interlocks.map((i: InterlockSpec) => ({ ...i, file: path })),
   };
+}
+
+let tsLoader: Promise<void> | undefined;
+
+/**
+ * A TypeScript rule file needs a loader: from source (tsx, vitest) one is there; the compiled
+ * gateway registers tsx's on the first .ts rule file only, so a start without one loads none.
+ */
+function typeScriptLoader(): Promise<void> {
+  if (import.meta.url.endsWith('.ts')) return Promise.resolve();
+  tsLoader ??= import('tsx/esm/api').then(({ register }) => {
+    register();
+  });
+  return tsLoader;
 }
 
 /** All files, merged; a rule or interlock id used twice (in any files) is an error naming both. */

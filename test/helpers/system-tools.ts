@@ -35,6 +35,7 @@ export const SYSTEM_TOOLS = {
   'systemd-analyze': { probe: cmd('systemd-analyze'), deb: 'systemd' },
   tcpdump: { probe: cmd('tcpdump'), deb: 'tcpdump' },
   postgres: { probe: { file: '/usr/lib/postgresql' }, deb: 'postgresql' },
+  git: { probe: cmd('git'), deb: 'git' },
 } as const satisfies Record<string, SystemTool>;
 
 export type ToolName = keyof typeof SYSTEM_TOOLS;

@@ -321,6 +321,7 @@ describe('HTTP API', () => {
     );
     expect(r.body.openapi).toBe('3.1.0');
     expect(Object.keys(r.body.paths).sort()).toEqual([
+      '/api/decisions',
       '/api/devices',
       '/api/devices/{id}',
       '/api/feed',

@@ -5,6 +5,7 @@ import { sparkline } from './sparkline.js';
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'outpost.token';
 const HISTORY = 60;
+const ACT = 'act.';
 /** id → device as /api/devices returns it, updated by the feed. */
 const devices = new Map();
 let onlineTimeoutMs = 30_000;
@@ -58,6 +59,8 @@ function renderDevice(d) {
     d.battery ? `battery ${fmt(d.battery.value, d.battery.unit)}` : null,
     d.signal ? `signal ${fmt(d.signal.value, d.signal.unit)}` : null,
   ].filter(Boolean);
+  // Actuator states as the device reports them (`act.<name>` records in its readings).
+  const actuators = d.readings.filter((r) => r.name.startsWith(ACT));
   const card = el(
     'article',
     { class: 'device', 'data-device': d.id, 'data-online': String(online) },
@@ -75,11 +78,25 @@ function renderDevice(d) {
       el('span', { class: 'last-frame' }, d.lastFrame ? ago(d.lastFrame.rxTime) : 'never'),
       extras.length ? ` · ${extras.join(' · ')}` : '',
     ),
+    actuators.length
+      ? el(
+          'ul',
+          { class: 'actuators' },
+          ...actuators.map((r) =>
+            el(
+              'li',
+              { 'data-actuator': r.name.slice(ACT.length) },
+              el('span', { class: 'name' }, r.name.slice(ACT.length)),
+              el('span', { class: 'value' }, fmt(r.value, r.unit)),
+            ),
+          ),
+        )
+      : null,
     el(
       'ul',
       { class: 'readings' },
       ...d.readings
-        .filter((r) => !/^(bat|batt|battery|vbat|rssi|signal|snr|lqi)$/i.test(r.name))
+        .filter((r) => !r.name.startsWith(ACT) && !/^(bat|batt|battery|vbat|rssi|signal|snr|lqi)$/i.test(r.name))
         .map((r) =>
           el(
             'li',
@@ -186,6 +203,34 @@ async function loadDevices() {
   );
 }
 
+function actionText(a) {
+  if (a.kind === 'command') return `${a.command.device} ${a.command.actuator} → ${fmt(a.command.value)}`;
+  if (a.kind === 'publish') return `publish ${a.topic}`;
+  return `alert: ${a.message}`;
+}
+
+/** The latest decisions with their reasons and outcomes (from the log's audit), newest first. */
+async function loadDecisions() {
+  const { decisions } = await api('/api/decisions?limit=12');
+  $('decisions').hidden = decisions.length === 0;
+  $('decision-list').replaceChildren(
+    ...decisions.map((d) =>
+      el(
+        'li',
+        { 'data-rule': d.rule, 'data-outcome': d.outcome?.state ?? 'pending' },
+        el('span', { class: 'when' }, new Date(d.at).toLocaleTimeString()),
+        ' ',
+        el('span', { class: 'rule' }, d.rule),
+        ' ',
+        el('span', { class: 'action' }, actionText(d.action)),
+        ' ',
+        el('span', { class: 'outcome' }, d.outcome?.state ?? (d.command ? 'in flight' : '')),
+        el('div', { class: 'reason' }, d.reason),
+      ),
+    ),
+  );
+}
+
 async function followFeed() {
   feedAbort?.abort();
   const ctl = (feedAbort = new AbortController());
@@ -230,6 +275,13 @@ async function run() {
   }
   // followFeed never rejects: it catches each read and retries until aborted.
   void followFeed();
+  refreshDecisions();
+}
+
+function refreshDecisions() {
+  loadDecisions().catch((err) => {
+    $('feed-state').textContent = `decisions could not be loaded: ${err.message}`;
+  });
 }
 
 $('token-form').addEventListener('submit', (ev) => {
@@ -257,5 +309,8 @@ setInterval(() => {
 setInterval(() => {
   if (token && devices.size > 0) refreshDevices();
 }, 5000);
+setInterval(() => {
+  if (token && devices.size > 0) refreshDecisions();
+}, 2000);
 // run never rejects: it catches the device load (the token form or the feed state says what failed).
 void run();
