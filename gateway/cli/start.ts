@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { Gateway } from '../gateway.js';
 import { createLogger, LOG_LEVELS, type LogLevel } from '../logger.js';
+import { PartsStopError } from '../parts.js';
 import { isStoreCommitFailure } from '../store/store.js';
 import { commonOptions, resolveConfig, UsageError } from './args.js';
 
@@ -10,7 +11,8 @@ export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] 
   --data (default ./data). With no device configured it runs a simulated fleet of 20 devices.
   Serves the dashboard, HTTP API and /metrics on http://127.0.0.1:8080/ (config api.*); the
   admin token is api.token or the file <data>/api-token (created 0600), named in the start log.
-  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C.`;
+  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C (exit 1 if a part
+  failed to stop; the others still stop).`;
 
 export async function start(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -48,7 +50,8 @@ export async function start(argv: string[]): Promise<number> {
     { event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port },
     'gateway ready',
   );
-  await new Promise<void>((resolveStop) => {
+  // Exit code 1 when any part failed to stop (each is logged by name; the others still stopped).
+  return new Promise<number>((resolveStop) => {
     let stopping = false;
     const stop = (signal: string): void => {
       if (stopping) {
@@ -57,13 +60,16 @@ export async function start(argv: string[]): Promise<number> {
       }
       stopping = true;
       log.info({ signal }, 'stopping');
-      gw.stop().then(resolveStop, (err: unknown) => {
-        log.error({ err }, 'error while stopping');
-        resolveStop();
-      });
+      gw.stop().then(
+        () => resolveStop(0),
+        (err: unknown) => {
+          const parts = err instanceof PartsStopError ? err.parts : undefined;
+          log.error({ err, parts }, `stopped with errors${parts ? ` in ${parts.join(', ')}` : ''}`);
+          resolveStop(1);
+        },
+      );
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  return 0;
 }
