@@ -47,8 +47,11 @@ export interface GatewayOptions {
   readonly actuation?: ActuationSettings;
 }
 
-/** The gateway's parts: those that always run, and (optional) those the config turns on. */
-export interface GatewayParts {
+/** The gateway's parts, as the start hands them over. */
+export type GatewayParts = Omit<Gateway, 'status' | 'stop'>;
+
+/** The running gateway: the parts that always run, and (possibly undefined) those the config turns on. */
+export class Gateway {
   readonly config: GatewayConfig;
   readonly identity: GatewayIdentity;
   readonly store: Store;
@@ -69,36 +72,12 @@ export interface GatewayParts {
   /** Signed commands, acks, leases and the audit (always on; rules feed it). */
   readonly actuation: GatewayActuation;
   /** Sync with sibling gateways (config `sync`). */
-  readonly siblings?: Siblings | undefined;
-  readonly broker?: EmbeddedBroker | undefined;
-  readonly serial?: SerialTransport | undefined;
-  readonly ble?: BleTransport | undefined;
-  readonly homeAssistant?: HomeAssistantDiscovery | undefined;
-  /** The live rules engine (config `rules.files`). */
-  readonly rules?: RulesHandle | undefined;
-  readonly api?: ApiServer | undefined;
-  readonly simulation?: Simulation | undefined;
-}
-
-export class Gateway implements GatewayParts {
-  readonly config: GatewayConfig;
-  readonly identity: GatewayIdentity;
-  readonly store: Store;
-  readonly space: FreeSpaceGuard;
-  readonly registry: Registry;
-  readonly pool: VerifyPool;
-  readonly keyRing: KeyRing;
-  readonly blockLog: BlockLog;
-  readonly policies: PolicyRuntime;
-  readonly ingest: IngestPipeline;
-  readonly activity: DeviceActivity;
-  readonly retention: RetentionTimer;
-  readonly actuation: GatewayActuation;
   readonly siblings: Siblings | undefined;
   readonly broker: EmbeddedBroker | undefined;
   readonly serial: SerialTransport | undefined;
   readonly ble: BleTransport | undefined;
   readonly homeAssistant: HomeAssistantDiscovery | undefined;
+  /** The live rules engine (config `rules.files`). */
   readonly rules: RulesHandle | undefined;
   readonly api: ApiServer | undefined;
   readonly simulation: Simulation | undefined;
