@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chunkForMtu, Deframer, encodeSerialFrame } from '../protocols/index.js';
 import { type BleRig, startBleRig } from '../test/helpers/ble.js';
-import { waitFor } from '../test/helpers/env.js';
+import { running, waitFor } from '../test/helpers/env.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
 const quick = values.quick === true;
@@ -115,7 +115,7 @@ async function reconnect(rounds: number): Promise<void> {
   });
   try {
     const [dev, p] = [rig.devices[0]!, rig.peripherals[0]!];
-    const link = () => rig.gw.ble!.links.get(dev.id);
+    const link = () => running(rig.gw, 'ble').links.get(dev.id);
     await waitFor(() => link()?.state === 'subscribed', 10_000, 'subscribed');
     const toSubscribed: number[] = [];
     const toStored: number[] = [];

@@ -24,7 +24,7 @@ import { VirtualDevice } from '../firmware-sim/device.js';
 import { generateManifest, manifestSeed } from '../firmware-sim/manifest.js';
 import { SerialDeviceLink } from '../firmware-sim/transports/serial.js';
 import { Deframer, encodeSerialFrame } from '../protocols/index.js';
-import { startTestGateway, tempDir, waitFor } from '../test/helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../test/helpers/env.js';
 import { PtyPair } from '../test/helpers/pty.js';
 import { haveTool, installHint } from '../test/helpers/system-tools.js';
 import type { Row } from './lib/row.js';
@@ -117,7 +117,7 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
     resendAfterMs: paced ? 60_000 : 1000,
   });
   link.start();
-  await waitFor(() => link.connected && gw.serial!.links[0]!.isOpen, 5000, 'serial link open');
+  await waitFor(() => link.connected && running(gw, 'serial').links[0]!.isOpen, 5000, 'serial link open');
   await new Promise((r) => setTimeout(r, 100));
   const stored0 = gw.ingest.stats.stored;
   const bytes0 = link.stats.bytesOut;
@@ -145,7 +145,7 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
       device.generated,
       link.stats,
       link.queuedBytes,
-      JSON.stringify(gw.serial!.status()),
+      JSON.stringify(running(gw, 'serial').status()),
       gw.ingest.stats.snapshot(),
     );
     throw e;

@@ -1,37 +1,45 @@
 /**
- * The gateway process: store, registry, verify pool, ingest and transports,
- * wired together and stopped in reverse order.
+ * The gateway process: store, registry, verify pool, ingest, transports, API and the rest, each started
+ * as a part of one lifecycle (gateway/parts.ts) and stopped in reverse order, every part even when one fails.
  */
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import type { RuleSet } from '../rules/dsl/types.js';
-import { startRules, type RulesHandle } from '../rules/start.js';
+import type { RulesHandle } from '../rules/start.js';
 import { DeviceActivity } from './activity.js';
-import { type ActuationSettings, GatewayActuation } from './actuation/start.js';
+import type { ActuationSettings, GatewayActuation } from './actuation/start.js';
 import { ApiServer } from './api/server.js';
+import { receiveClock } from './clock-offset.js';
 import type { GatewayConfig } from './config.js';
-import { HomeAssistantDiscovery } from './homeassistant.js';
+import type { HomeAssistantDiscovery } from './homeassistant.js';
 import { GatewayIdentity } from './identity.js';
 import { IngestPipeline } from './ingest/pipeline.js';
-import { receiveClock } from './clock-offset.js';
+import { VerifyPool } from './ingest/verify-pool.js';
 import { BlockLog } from './log/block-log.js';
 import { RetentionTimer, retentionResolver } from './log/retention.js';
-import { Siblings, siblingKeys } from './sync/siblings.js';
-import { PolicyRuntime } from './policy/runtime.js';
-import { KeyRing } from './policy/keyring.js';
-import { VerifyPool } from './ingest/verify-pool.js';
 import type { Logger } from './logger.js';
-import { loadProfiles } from './profiles.js';
+import { Lifecycle } from './parts.js';
+import { KeyRing } from './policy/keyring.js';
+import { PolicyRuntime } from './policy/runtime.js';
 import { Registry } from './registry.js';
-import { logRuleVersions } from './rule-versions.js';
-import { Simulation } from './simulation.js';
+import type { Simulation } from './simulation.js';
+import {
+  startActuation,
+  startBle,
+  startHomeAssistant,
+  startMqtt,
+  startRuleEngine,
+  startSerial,
+  startSimulation,
+} from './start-parts.js';
+import { gatewayStatus, startStatusReports } from './status.js';
 import { loadStartInputs } from './start-inputs.js';
 import { DataDirLock } from './store/data-dir-lock.js';
 import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
-import { EmbeddedBroker } from './transports/mqtt-broker.js';
-import { BleTransport } from './transports/ble.js';
-import { SerialTransport } from './transports/serial.js';
+import { Siblings, siblingKeys } from './sync/siblings.js';
+import type { BleTransport } from './transports/ble.js';
+import type { EmbeddedBroker } from './transports/mqtt-broker.js';
+import type { SerialTransport } from './transports/serial.js';
 
 export interface GatewayOptions {
   readonly logger: Logger;
@@ -41,405 +49,191 @@ export interface GatewayOptions {
   readonly actuation?: ActuationSettings;
 }
 
+/** The gateway's parts, as the start hands them over. */
+export type GatewayParts = Omit<Gateway, 'status' | 'stop'>;
+
+/** The running gateway: the parts that always run, and (possibly undefined) those the config turns on. */
 export class Gateway {
-  broker?: EmbeddedBroker;
-  serial?: SerialTransport;
-  ble?: BleTransport;
-  simulation?: Simulation;
-  api?: ApiServer;
-  homeAssistant?: HomeAssistantDiscovery;
-  /** The signed block log (every stored frame is also in a frames block). */
-  blockLog?: BlockLog;
-  /** Policies: permissions, grant state, tagging, sync filter (gateway/policy). */
-  policies?: PolicyRuntime;
-  /** Data keys of confidential policies (gateway/policy/keyring.ts). */
-  keyRing?: KeyRing;
-  /** Sync with sibling gateways (config `sync`). */
-  siblings?: Siblings;
-  /** Signed commands, acks, leases and the audit (always on; rules feed it). */
-  actuation?: GatewayActuation;
-  /** The live rules engine (config `rules.files`). */
-  rules?: RulesHandle;
-  private statusTimer?: NodeJS.Timeout;
-  /** Logs revocations and retention marks of this gateway's streams (gateway/log/retention.ts). */
-  retention?: RetentionTimer;
+  readonly config: GatewayConfig;
+  readonly identity: GatewayIdentity;
+  readonly store: Store;
   /** Free-space guard of the data directory (ingest.minFreeBytes). */
-  space?: FreeSpaceGuard;
-  /** This process's exclusive hold on the data directory, let go last. */
-  private lock?: DataDirLock;
-  private lastStored = 0;
+  readonly space: FreeSpaceGuard;
+  readonly registry: Registry;
+  readonly pool: VerifyPool;
+  /** Data keys of confidential policies (gateway/policy/keyring.ts). */
+  readonly keyRing: KeyRing;
+  /** The signed block log (every stored frame is also in a frames block). */
+  readonly blockLog: BlockLog;
+  /** Policies: permissions, grant state, tagging, sync filter (gateway/policy). */
+  readonly policies: PolicyRuntime;
+  readonly ingest: IngestPipeline;
+  readonly activity: DeviceActivity;
+  /** Logs revocations and retention marks of this gateway's streams (gateway/log/retention.ts). */
+  readonly retention: RetentionTimer;
+  /** Signed commands, acks, leases and the audit (always on; rules feed it). */
+  readonly actuation: GatewayActuation;
+  /** Sync with sibling gateways (config `sync`). */
+  readonly siblings: Siblings | undefined;
+  readonly broker: EmbeddedBroker | undefined;
+  readonly serial: SerialTransport | undefined;
+  readonly ble: BleTransport | undefined;
+  readonly homeAssistant: HomeAssistantDiscovery | undefined;
+  /** The live rules engine (config `rules.files`). */
+  readonly rules: RulesHandle | undefined;
+  readonly api: ApiServer | undefined;
+  readonly simulation: Simulation | undefined;
 
   private constructor(
-    readonly config: GatewayConfig,
-    readonly store: Store,
-    readonly registry: Registry,
-    readonly pool: VerifyPool,
-    readonly ingest: IngestPipeline,
-    readonly activity: DeviceActivity,
-    readonly identity: GatewayIdentity,
+    p: GatewayParts,
+    private readonly lifecycle: Lifecycle,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.config = p.config;
+    this.identity = p.identity;
+    this.store = p.store;
+    this.space = p.space;
+    this.registry = p.registry;
+    this.pool = p.pool;
+    this.keyRing = p.keyRing;
+    this.blockLog = p.blockLog;
+    this.policies = p.policies;
+    this.ingest = p.ingest;
+    this.activity = p.activity;
+    this.retention = p.retention;
+    this.actuation = p.actuation;
+    this.siblings = p.siblings;
+    this.broker = p.broker;
+    this.serial = p.serial;
+    this.ble = p.ble;
+    this.homeAssistant = p.homeAssistant;
+    this.rules = p.rules;
+    this.api = p.api;
+    this.simulation = p.simulation;
+  }
 
   /** Starts a gateway on `config`; throws DataDirLockError while another process runs on its data directory. */
   static async start(config: GatewayConfig, opts: GatewayOptions): Promise<Gateway> {
-    const dataDir = resolve(config.gateway.dataDir);
-    // Before anything is read or written there: one gateway process per data directory.
-    const lock = DataDirLock.acquire(dataDir);
-    try {
-      const gw = await Gateway.startLocked(config, opts, dataDir);
-      gw.lock = lock;
-      return gw;
-    } catch (err) {
-      lock.release();
-      throw err;
-    }
-  }
-
-  private static async startLocked(config: GatewayConfig, opts: GatewayOptions, dataDir: string): Promise<Gateway> {
     const log = opts.logger;
-    const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir);
-    // A policy or rule file that does not load stops the start here, before anything is opened.
-    const { policySet, ruleSet } = await loadStartInputs(config, identity.publicKey);
-    const store = Store.open(dataDir);
-    // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
-    const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
-    const registry = new Registry(store);
-    for (const d of config.devices) await registry.enroll(d);
-    const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
-    const pool = new VerifyPool(workers);
-    const siblingAuthors = siblingKeys(config.sync);
-    // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
-    const keyRing = new KeyRing({
-      me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret },
-      durable: () => store.durable(),
-    });
-    // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
-    let retentionOf: (stream: string) => number | undefined = () => undefined;
-    const blockLog = new BlockLog(store, {
-      publicKey: identity.publicKey,
-      sign: identity.sign,
-      knownAuthors: siblingAuthors,
-      crypto: keyRing,
-      retentionFor: (s) => retentionOf(s),
-      withheldParentsOk: config.policy.file !== undefined,
-      log,
-    });
-    const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
-    retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
-    keyRing.attach(policies.permissions);
-    const ingest = new IngestPipeline(
-      store,
-      registry,
-      pool,
-      log,
-      { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space },
-      blockLog,
-    );
-    const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
-    const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
-    gw.blockLog = blockLog;
-    gw.policies = policies;
-    gw.keyRing = keyRing;
-    gw.space = space;
-    policies.inbox.space = space;
-    log.info(
-      {
-        gateway: config.gateway.id,
-        did: identity.did,
-        dataDir,
-        frames: store.frameCount(),
-        devices: registry.activeCount(),
-        verifyWorkers: workers,
-      },
-      `gateway ${config.gateway.id} starting`,
-    );
+    const dataDir = resolve(config.gateway.dataDir);
+    const parts = new Lifecycle(log);
+    // Before anything is read or written there: one gateway process per data directory (released last).
+    parts.add('data directory lock', DataDirLock.acquire(dataDir), (l) => l.release());
     try {
-      // Before any transport: a wiped gateway restores its own streams from its siblings first.
-      if (config.sync.enabled)
-        gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space);
-      policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
-      gw.retention = new RetentionTimer(blockLog, log, undefined, space).start(); // after restore: it authors blocks
-      if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
-      if (config.serial.ports.length > 0) gw.startSerial();
-      if (config.ble.enabled) gw.startBle();
-      gw.startHomeAssistant();
-      await gw.startRules(ruleSet, opts.actuation);
-      if (config.api.enabled) {
-        gw.api = await ApiServer.start(
-          gw,
-          { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 },
-          log,
-        );
-      }
-      await gw.startSimulation(opts.simulate ?? true, dataDir);
-    } catch (err) {
-      await gw.stop();
-      throw err;
-    }
-    gw.statusTimer = setInterval(() => gw.reportStatus(), config.status.intervalSeconds * 1000);
-    gw.statusTimer.unref();
-    return gw;
-  }
-
-  private async startMqtt(siblingAuthors: readonly Uint8Array[]): Promise<void> {
-    const { config, ingest, activity } = this;
-    const ha = config.homeAssistant;
-    // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
-    const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
-    this.broker = await EmbeddedBroker.start(
-      {
-        host: config.mqtt.host,
-        port: config.mqtt.port,
-        gatewayId: config.gateway.id,
-        reservedPrefixes,
-        syncPeers: config.sync.enabled ? siblingAuthors : [],
-      },
-      ingest,
-      this.log,
-      {
-        onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
-        onClientGone: (client) => activity.gone(`mqtt:${client}`),
-      },
-    );
-    await this.siblings?.attachBroker(this.broker); // siblings may sync through this broker
-  }
-
-  /** Serial and BLE links report devices heard and links lost the same way. */
-  private byteLinkEvents(): {
-    onDeviceSeen: (device: string, source: string) => void;
-    onLinkDown: (source: string) => void;
-  } {
-    return {
-      onDeviceSeen: (device, source) => this.activity.seen(device, source),
-      onLinkDown: (source) => this.activity.gone(source),
-    };
-  }
-
-  private startSerial(): void {
-    const { config, identity } = this;
-    const s = config.serial;
-    this.serial = SerialTransport.start(
-      {
-        ports: s.ports,
-        gatewayId: config.gateway.id,
-        sign: identity.sign,
-        reconnectMinMs: s.reconnectMinMs,
-        reconnectMaxMs: Math.max(s.reconnectMinMs, s.reconnectMaxMs),
-        maxFrameBytes: config.ingest.maxFrameBytes,
-      },
-      this.ingest,
-      this.log,
-      this.byteLinkEvents(),
-    );
-  }
-
-  private startBle(): void {
-    const { config, identity, registry } = this;
-    const b = config.ble;
-    this.ble = BleTransport.start(
-      {
-        radio: b.radio,
-        hciDevice: b.hciDevice,
-        maxConnections: b.maxConnections,
-        maxConnecting: Math.min(b.maxConnecting, b.maxConnections),
-        connectTimeoutMs: b.connectTimeoutMs,
-        backoffMinMs: b.backoffMinMs,
-        backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
-        jitter: b.jitter,
-        shareSlotsAfterMs: b.shareSlotsAfterMs,
-        devices: b.scan.devices,
-        gatewayId: config.gateway.id,
-        sign: identity.sign,
-        maxFrameBytes: config.ingest.maxFrameBytes,
-        isEnrolled: (id) => registry.active(id) !== undefined,
-      },
-      this.ingest,
-      this.log,
-      this.byteLinkEvents(),
-    );
-  }
-
-  private startHomeAssistant(): void {
-    const { config } = this;
-    if (!config.homeAssistant.enabled) return;
-    if (!this.broker) {
-      this.log.warn('homeAssistant.enabled needs mqtt.enabled: no discovery is published');
-      return;
-    }
-    const haOpts = {
-      prefix: config.homeAssistant.prefix,
-      gatewayId: config.gateway.id,
-      expireAfterSeconds: config.status.onlineTimeoutSeconds,
-    };
-    this.homeAssistant = new HomeAssistantDiscovery(
-      this.broker,
-      this.registry,
-      this.ingest,
-      loadProfiles(),
-      haOpts,
-      this.log,
-    );
-  }
-
-  /** Actuation over the transports started above, then the rules engine (if rule files are configured) feeding it. */
-  private async startRules(ruleSet: RuleSet | undefined, overrides: ActuationSettings = {}): Promise<void> {
-    const { config, identity, registry } = this;
-    const a = config.actuation;
-    const settings: ActuationSettings = {
-      leaseMs: a.leaseSeconds * 1000,
-      retryMinMs: a.retryMinMs,
-      retryMaxMs: Math.max(a.retryMinMs, a.retryMaxMs),
-      heardWithinMs: a.heardWithinSeconds * 1000,
-      ...overrides,
-    };
-    this.actuation = new GatewayActuation(
-      {
-        gatewayId: config.gateway.id,
+      const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir);
+      // A policy or rule file that does not load stops the start here, before the store is opened.
+      const { policySet, ruleSet } = await loadStartInputs(config, identity.publicKey);
+      const store = parts.add('store', Store.open(dataDir), (s) => s.close());
+      // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
+      const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
+      const registry = new Registry(store);
+      for (const d of config.devices) await registry.enroll(d);
+      const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
+      const pool = parts.add('verify pool', new VerifyPool(workers), (p) => p.close());
+      const siblingAuthors = siblingKeys(config.sync);
+      // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
+      const keyRing = new KeyRing({
+        me: { publicKey: identity.publicKey, x25519Secret: identity.x25519Secret },
+        durable: () => store.durable(),
+      });
+      // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
+      let retentionOf: (stream: string) => number | undefined = () => undefined;
+      const blockLog = new BlockLog(store, {
         publicKey: identity.publicKey,
         sign: identity.sign,
-        frames$: this.ingest.frames$,
-        appendInCommit: (author) => this.ingest.appendInCommit(author),
-        blockLog: this.blockLog!,
-        device: (id) => registry.get(id),
-        targets: () => ({ mqtt: this.broker, serial: this.serial, ble: this.ble }),
-        logger: this.log,
-        ...(this.broker && { publish: (topic: string, payload: string) => this.broker!.publish(topic, payload) }),
-      },
-      settings,
-    );
-    const files = config.rules.files;
-    if (ruleSet === undefined) return;
-    this.rules = await startRules(ruleSet, this.actuation.ruleFrames$, this.actuation.actuation, undefined, {
-      log: this.log.child({ component: 'rules' }),
-    });
-    this.actuation.actuation.setInterlocks(this.rules.ruleSet.interlocks); // also held at delivery, until the other side's ack
-    // each rule version not logged yet becomes a signed `rule` block: audited decisions name versions
-    const logged = logRuleVersions(this.blockLog!, this.rules.ruleSet, {
-      inCommit: (a) => this.ingest.appendInCommit(a),
-    });
-    this.log.info(
-      { rules: this.rules.ruleSet.rules.length, files, versionsLogged: logged },
-      `${this.rules.ruleSet.rules.length} rules running`,
-    );
-  }
-
-  /** The demo fleet, only when no device is configured and every enrolled device is a simulated one. */
-  private async startSimulation(allowed: boolean, dataDir: string): Promise<void> {
-    const { config, registry } = this;
-    if (!allowed || config.simulate.devices <= 0 || config.devices.length > 0) return;
-    const enrolled = registry
-      .list()
-      .filter((d) => d.revokedAt === undefined)
-      .map((d) => d.id);
-    if (this.broker && Simulation.onlySimulated(dataDir, enrolled)) {
-      this.simulation = await Simulation.start(
-        {
-          dataDir,
-          devices: config.simulate.devices,
-          rate: config.simulate.rate,
-          brokerUrl: `mqtt://${config.mqtt.host}:${this.broker.port}`,
-        },
-        registry,
-        this.log,
+        knownAuthors: siblingAuthors,
+        crypto: keyRing,
+        retentionFor: (s) => retentionOf(s),
+        withheldParentsOk: config.policy.file !== undefined,
+        log,
+      });
+      const policies = parts.add('policies', new PolicyRuntime(policySet, config, blockLog, dataDir, log), (p) =>
+        p.stop(),
       );
-    } else {
-      this.log.info('devices are enrolled, so no simulated fleet is started');
+      retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
+      keyRing.attach(policies.permissions);
+      policies.inbox.space = space;
+      const ingest = new IngestPipeline(
+        store,
+        registry,
+        pool,
+        log,
+        { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space },
+        blockLog,
+      );
+      parts.add('ingest', ingest, (i) => i.close());
+      const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
+      log.info(
+        {
+          gateway: config.gateway.id,
+          did: identity.did,
+          dataDir,
+          frames: store.frameCount(),
+          devices: registry.activeCount(),
+          verifyWorkers: workers,
+        },
+        `gateway ${config.gateway.id} starting`,
+      );
+      const ctx = { config, parts, log, identity, registry, ingest, activity, blockLog };
+      // Before any transport: a wiped gateway restores its own streams from its siblings first.
+      const siblings = config.sync.enabled
+        ? parts.add(
+            'sync',
+            await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space),
+            (s) => s.stop(),
+          )
+        : undefined;
+      policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
+      // After restore: it authors blocks.
+      const retention = parts.add('retention', new RetentionTimer(blockLog, log, undefined, space).start(), (r) =>
+        r.stop(),
+      );
+      const broker = config.mqtt.enabled ? await startMqtt(ctx, siblingAuthors, siblings) : undefined;
+      const serial = config.serial.ports.length > 0 ? startSerial(ctx) : undefined;
+      const ble = config.ble.enabled ? startBle(ctx) : undefined;
+      const homeAssistant = startHomeAssistant(ctx, broker);
+      const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation);
+      const rules = await startRuleEngine(ctx, actuation, ruleSet);
+      const running = {
+        ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
+        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules },
+      };
+      const apiOptions = {
+        ...config.api,
+        dataDir,
+        metrics: config.metrics,
+        statusIntervalMs: config.status.intervalSeconds * 1000,
+      };
+      const api = config.api.enabled
+        ? parts.add(
+            'api',
+            await ApiServer.start({ ...running, status: () => gatewayStatus(running) }, apiOptions, log),
+            (a) => a.close(),
+          )
+        : undefined;
+      const simulation = await startSimulation(ctx, broker, opts.simulate ?? true, dataDir);
+      parts.add('status reports', startStatusReports(running, log), (r) => r.stop());
+      return new Gateway({ ...running, api, simulation }, parts, log);
+    } catch (err) {
+      // Each part that fails to stop is logged by the lifecycle; the start's own error is the one to report.
+      await parts.stop().catch(() => {});
+      throw err;
     }
   }
 
   status(): Record<string, unknown> {
-    return {
-      gateway: this.config.gateway.id,
-      devicesOnline: this.activity.online(),
-      devicesEnrolled: this.registry.activeCount(),
-      framesStored: this.store.frameCount(),
-      storeBytes: this.store.sizeBytes(),
-      pending: this.ingest.pending,
-      verifyQueue: this.pool.queued,
-      ingest: this.ingest.stats.snapshot(),
-      ...(this.serial && {
-        serial: this.serial.status().map((l) => ({
-          name: l.name,
-          path: l.path,
-          state: l.state,
-          frames: l.stats.frames,
-          acks: l.stats.acks,
-          badCrc: l.deframer.badCrc,
-          badCobs: l.deframer.badCobs,
-          oversize: l.deframer.oversize,
-        })),
-      }),
-      ...(this.ble && { ble: this.bleStatus() }),
-      ...(this.siblings && { sync: this.siblings.status() }),
-      ...(this.actuation && { actuation: this.actuation.status() }),
-      ...(this.rules && {
-        rules: this.rules.stats().map((r) => ({
-          id: r.id,
-          version: r.version,
-          frames: r.frames,
-          decisions: r.decisions,
-          errors: r.errors,
-          disabled: r.disabled,
-        })),
-      }),
-      ...(this.policies && { policy: this.policies.status() }),
-      ...(this.keyRing && { confidential: this.keyRing.status() }),
-    };
+    return gatewayStatus(this);
   }
 
-  /** BLE in `gateway status`: the radio, the slots in use, and each device's state. */
-  private bleStatus(): Record<string, unknown> {
-    const s = this.ble!.status();
-    return {
-      radio: s.radio,
-      adapter: s.adapter,
-      ...(s.error !== undefined && { error: s.error }),
-      connections: s.connections,
-      connecting: s.connecting,
-      maxConnections: s.maxConnections,
-      devices: s.devices.map((d) => ({
-        id: d.id,
-        state: d.state,
-        since: d.since,
-        rssi: d.rssi,
-        mtu: d.mtu,
-        frames: d.stats.frames,
-        acks: d.stats.acks,
-        connects: d.stats.connects,
-        disconnects: d.stats.disconnects,
-      })),
-    };
-  }
-
-  private reportStatus(): void {
-    const stored = this.ingest.stats.stored;
-    const rate = (stored - this.lastStored) / this.config.status.intervalSeconds;
-    this.lastStored = stored;
-    const s = this.status();
-    const mb = ((s.storeBytes as number) / 1e6).toFixed(1);
-    this.log.info(
-      { ...s, framesPerSecond: rate },
-      `${String(s.devicesOnline)} devices online, ${rate.toFixed(1)} frames/s, ${String(s.framesStored)} frames stored (${mb} MB), ${this.ingest.stats.rejectedTotal()} rejected`,
-    );
-  }
-
+  /**
+   * Stops every part, last started first, each even when an earlier stop threw;
+   * rejects with a PartsStopError naming the parts that failed (each also logged).
+   */
   async stop(): Promise<void> {
-    clearInterval(this.statusTimer);
-    this.retention?.stop();
-    await this.simulation?.stop();
-    this.rules?.stop();
-    this.actuation?.stop(); // commands in flight end as expired; the last audit records go to the log
-    await this.api?.close();
-    this.homeAssistant?.close();
-    await this.broker?.close();
-    await this.serial?.close();
-    await this.ble?.close();
-    await this.siblings?.stop();
-    this.policies?.stop();
-    await this.ingest.close();
-    await this.pool.close();
-    await this.store.close();
-    this.lock?.release();
-    this.log.info('gateway stopped');
+    try {
+      await this.lifecycle.stop();
+    } finally {
+      this.log.info('gateway stopped');
+    }
   }
 }

@@ -13,7 +13,7 @@ import { validateConfig } from '../../gateway/config.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { localVector } from '../../gateway/sync/engine.js';
 import { topics } from '../../protocols/index.js';
-import { memoryLogger } from '../../test/helpers/env.js';
+import { memoryLogger, running } from '../../test/helpers/env.js';
 import { benchDevice } from './devices.js';
 
 const { values } = parseArgs({
@@ -53,7 +53,10 @@ const frames = gw.store.frameCount();
 const dev = benchDevice(list[0]!.id, Buffer.from(list[0]!.seed!, 'hex'));
 const frame = dev.frame(Math.floor(Date.now() / 1000), 0);
 const signed = performance.now();
-const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: dev.id, reconnectPeriod: 0 });
+const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
+  clientId: dev.id,
+  reconnectPeriod: 0,
+});
 const connected = performance.now();
 await client.publishAsync(topics.up(dev.id), Buffer.from(frame), { qos: 1 });
 const accepting = performance.now();
@@ -68,8 +71,8 @@ for (const d of list) for (const _ of gw.store.latestFrames(d.id, 10)) seen++;
 for (const _ of gw.store.queryFrames({ limit: 1000 })) seen++;
 const rssQuery = mb();
 // The sync check a sibling's "are we equal?" and its hello cost.
-const digest = gw.blockLog!.headsDigest();
-const vector = localVector(gw.blockLog!);
+const digest = gw.blockLog.headsDigest();
+const vector = localVector(gw.blockLog);
 const rssSync = mb();
 const splitSync = rssSplit();
 let rssScan: number | undefined;

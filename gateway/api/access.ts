@@ -10,7 +10,7 @@
  *   gives it `read`. A frame's policy is the stream of the log block holding it.
  */
 import type { IncomingMessage } from 'node:http';
-import type { Gateway } from '../gateway.js';
+import type { ApiSource } from './source.js';
 import type { CheckResult } from '../policy/permissions.js';
 import { ApiError } from './http.js';
 import { DEFAULT_MAX_AGE_SECONDS, ReplayGuard, verifyRequest } from './signed-request.js';
@@ -28,7 +28,7 @@ export class ApiAccess {
   private readonly replay = new ReplayGuard(DEFAULT_MAX_AGE_SECONDS * 1000);
 
   constructor(
-    private readonly gw: Gateway,
+    private readonly gw: ApiSource,
     private readonly token: string,
   ) {}
 
@@ -79,16 +79,14 @@ export class ApiAccess {
   /** The policy (name) of a stored frame: the stream of the log block that holds it. */
   policyOf(f: { readonly device: string; readonly boot: number; readonly seq: number }): string {
     const log = this.gw.blockLog;
-    const v = log?.viewEntry(f.device, f.boot, f.seq);
-    return (v && log?.lookup(v.block)?.stream) ?? UNLOGGED_POLICY;
+    const v = log.viewEntry(f.device, f.boot, f.seq);
+    return (v && log.lookup(v.block)?.stream) ?? UNLOGGED_POLICY;
   }
 
   /** May the caller read data of `policy`? The operator may read everything. */
   check(caller: Caller, policy: string): CheckResult {
     if (caller.kind === 'operator') return { allowed: true };
-    const perms = this.gw.policies?.permissions;
-    if (!perms) return { allowed: false, policy, missing: 'reader', reason: 'this gateway has no policies loaded' };
-    return perms.check(caller.did, 'read', policy);
+    return this.gw.policies.permissions.check(caller.did, 'read', policy);
   }
 
   /** A per-request (or per-feed) memo of `check`, forgotten when the permissions change. */
@@ -111,7 +109,7 @@ export class ApiAccess {
 
   /** Starts following permission changes (grants, revocations), so live feeds re-check. */
   follow(): void {
-    this.sub = this.gw.policies?.permissions.changes$.subscribe(() => this.generation++);
+    this.sub = this.gw.policies.permissions.changes$.subscribe(() => this.generation++);
   }
 
   close(): void {

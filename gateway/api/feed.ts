@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Subscription } from 'rxjs';
-import type { Gateway } from '../gateway.js';
+import type { ApiSource } from './source.js';
 import { apiFrame } from './decode.js';
 
 export const MAX_FEED_CLIENTS = 32;
@@ -26,7 +26,7 @@ export class LiveFeed {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly gw: Gateway,
+    private readonly gw: ApiSource,
     statusIntervalMs: number,
     /** The policy of a durable frame (its log block's stream); needed only for principals. */
     private readonly policyOf: (f: { device: string; boot: number; seq: number }) => string = () => 'default',

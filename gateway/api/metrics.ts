@@ -5,13 +5,13 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
-import type { Gateway } from '../gateway.js';
+import type { ApiSource } from './source.js';
 
 export class GatewayMetrics {
   readonly registry = new Registry();
   private readonly sub: Subscription;
 
-  constructor(gw: Gateway, opts: { processMetrics?: boolean } = {}) {
+  constructor(gw: ApiSource, opts: { processMetrics?: boolean } = {}) {
     const r = this.registry;
     r.setDefaultLabels({ gateway: gw.config.gateway.id });
     if (opts.processMetrics !== false) collectDefaultMetrics({ register: r, prefix: 'outpost_' });
@@ -78,12 +78,12 @@ export class GatewayMetrics {
     gauge(
       'outpost_store_free_bytes',
       "Free bytes on the data directory's filesystem, last reading of the free-space guard",
-      () => gw.space?.lastFree ?? Number.NaN,
+      () => gw.space.lastFree,
     );
     gauge(
       'outpost_store_min_free_bytes',
       'The free-space floor below which writes are refused (0: guard off)',
-      () => gw.space?.minFreeBytes ?? 0,
+      () => gw.space.minFreeBytes,
     );
     new Counter({
       name: 'outpost_disk_low_refusals_total',
@@ -91,7 +91,7 @@ export class GatewayMetrics {
       registers: [r],
       collect() {
         this.reset();
-        this.inc(gw.space?.refusals ?? 0);
+        this.inc(gw.space.refusals);
       },
     });
     gauge('outpost_store_frames', 'Frames in the store', () => gw.store.frameCount());
@@ -104,8 +104,7 @@ export class GatewayMetrics {
       labelNames: ['state'],
       registers: [r],
       collect() {
-        const s = gw.actuation?.actuation.stats;
-        if (!s) return;
+        const s = gw.actuation.actuation.stats;
         this.reset();
         for (const [state, n] of [
           ['acked', s.acked],
@@ -122,10 +121,12 @@ export class GatewayMetrics {
     gauge(
       'outpost_commands_in_flight',
       'Commands sent and waiting for an ack or expiry',
-      () => gw.actuation?.actuation.inFlight ?? 0,
+      () => gw.actuation.actuation.inFlight,
     );
-    gauge('outpost_command_refusal_reports', 'Forged or replayed commands devices reported refusing', () =>
-      gw.actuation ? gw.actuation.actuation.stats.forgeryReports + gw.actuation.actuation.stats.replayReports : 0,
+    gauge(
+      'outpost_command_refusal_reports',
+      'Forged or replayed commands devices reported refusing',
+      () => gw.actuation.actuation.stats.forgeryReports + gw.actuation.actuation.stats.replayReports,
     );
   }
 

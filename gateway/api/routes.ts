@@ -1,6 +1,6 @@
 /** The API's JSON routes: devices, frames, status. Each takes the parsed URL and returns a body or throws ApiError. */
 import { ID_PATTERN } from '../../protocols/index.js';
-import type { Gateway } from '../gateway.js';
+import type { ApiSource } from './source.js';
 import type { DeviceRecord, StoredFrame } from '../store/store.js';
 import { apiFrame, type ApiFrame } from './decode.js';
 import type { DeviceView } from './device-view.js';
@@ -12,7 +12,7 @@ export const MAX_FRAMES_LIMIT = 1000;
 const startedAt = Date.now();
 
 export interface RouteContext {
-  readonly gw: Gateway;
+  readonly gw: ApiSource;
   readonly view: DeviceView;
 }
 
@@ -147,14 +147,12 @@ export function status(ctx: RouteContext, url: URL): unknown {
 }
 
 /** GET /api/whoami: the caller as the gateway sees it, and the policies it may read. */
-export function whoami(gw: Gateway, url: URL, caller: Caller): unknown {
+export function whoami(gw: ApiSource, url: URL, caller: Caller): unknown {
   queryParams(url, []);
   if (caller.kind === 'operator') return { caller: 'operator', principal: null, readable: null };
-  const perms = gw.policies?.permissions;
-  const p = perms?.principal(caller.did);
+  const perms = gw.policies.permissions;
+  const p = perms.principal(caller.did);
   // Only the policies it may read: the names of the others are not its business.
-  const readable = perms
-    ? [...perms.set.policies.keys()].filter((name) => perms.check(caller.did, 'read', name).allowed)
-    : [];
+  const readable = [...perms.set.policies.keys()].filter((name) => perms.check(caller.did, 'read', name).allowed);
   return { caller: 'principal', principal: { did: caller.did, id: p?.id ?? null, kind: p?.kind ?? null }, readable };
 }

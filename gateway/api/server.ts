@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Gateway } from '../gateway.js';
+import type { ApiSource } from './source.js';
 import type { Logger } from '../logger.js';
 import { DeviceView } from './device-view.js';
 import { LiveFeed } from './feed.js';
@@ -46,7 +46,7 @@ export class ApiServer {
     return (this.server.address() as AddressInfo).port;
   }
 
-  static async start(gw: Gateway, opts: ApiOptions, log: Logger): Promise<ApiServer> {
+  static async start(gw: ApiSource, opts: ApiOptions, log: Logger): Promise<ApiServer> {
     const token = loadOrCreateToken(opts.dataDir, opts.token);
     const view = new DeviceView(gw.store, gw.registry, gw.ingest);
     const access = new ApiAccess(gw, token.token);

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { Gateway } from '../gateway.js';
 import type { GatewayConfig } from '../config.js';
 import { createLogger, LOG_FORMATS, LOG_LEVELS, type LogFormat, type Logger, type LogLevel } from '../logger.js';
+import { PartsStopError } from '../parts.js';
 import { isStoreCommitFailure } from '../store/store.js';
 import { commonOptions, resolveConfig, UsageError } from './args.js';
 
@@ -11,7 +12,8 @@ export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] 
   --data (default ./data). With no device configured it runs a simulated fleet of 20 devices.
   Serves the dashboard, HTTP API and /metrics on http://127.0.0.1:8080/ (config api.*); the
   admin token is api.token or the file <data>/api-token (created 0600), named in the start log.
-  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C.
+  Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C (exit 1 if a part
+  failed to stop; the others still stop).
   Logs (--log-format, config log.format): auto (default) is one readable line per event on a
   terminal and JSON lines otherwise; json or pretty force one.`;
 
@@ -68,7 +70,8 @@ export async function runGateway(
   // The signal handlers go in before the ready line: a supervisor (or test) that stops the
   // gateway as soon as it reads that line must find them installed.
   let stopping = false;
-  const stopped = new Promise<void>((resolveStop) => {
+  // Exit code 1 when any part failed to stop (each is logged by name; the others still stopped).
+  const stopped = new Promise<number>((resolveStop) => {
     const stop = (signal: string): void => {
       if (stopping) {
         log.warn('second signal: exiting now');
@@ -78,10 +81,14 @@ export async function runGateway(
       log.info({ signal }, 'stopping');
       stopAlongside()
         .then(() => gw.stop())
-        .then(resolveStop, (err: unknown) => {
-          log.error({ err }, 'error while stopping');
-          resolveStop();
-        });
+        .then(
+          () => resolveStop(0),
+          (err: unknown) => {
+            const parts = err instanceof PartsStopError ? err.parts : undefined;
+            log.error({ err, parts }, `stopped with errors${parts ? ` in ${parts.join(', ')}` : ''}`);
+            resolveStop(1);
+          },
+        );
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
@@ -91,6 +98,5 @@ export async function runGateway(
     { event: 'ready', mqttPort: gw.broker?.port, apiPort: gw.api?.port, syncPort: gw.siblings?.port },
     'gateway ready',
   );
-  await stopped;
-  return 0;
+  return stopped;
 }

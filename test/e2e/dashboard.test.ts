@@ -14,7 +14,7 @@ import { forgedFrame } from '../../firmware-sim/faults.js';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
 import type { Gateway } from '../../gateway/gateway.js';
-import { startTestGateway, tempDir } from '../helpers/env.js';
+import { running, startTestGateway, tempDir } from '../helpers/env.js';
 import { needs, onPath } from '../helpers/system-tools.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? onPath('chromium') ?? '/usr/bin/chromium';
@@ -45,9 +45,9 @@ describe('dashboard (chromium, headless)', needs('chromium'), () => {
         status: { intervalSeconds: 1, onlineTimeoutSeconds: ONLINE_TIMEOUT_S },
       },
     ));
-    base = `http://127.0.0.1:${gw.api!.port}`;
+    base = `http://127.0.0.1:${running(gw, 'api').port}`;
     fleet = new Fleet({
-      brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`,
+      brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
       manifest,
       rateHz: 4,
       reconnectPeriodMs: 60_000,

@@ -14,7 +14,7 @@ import { manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { actuationBlocks } from '../../gateway/actuation/journal.js';
 import { readDecisions } from '../../rules/actuation/index.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 const EXAMPLE = join(import.meta.dirname, '../../rules/examples/factory-cell');
 const cleanups: (() => unknown)[] = [];
@@ -37,7 +37,7 @@ describe('factory cell example over MQTT', () => {
       { rules: { files: [join(EXAMPLE, 'rules.yaml')] } },
     );
     cleanups.push(() => gw.stop());
-    expect(gw.rules!.ruleSet.rules.map((r) => r.id)).toContain('conveyor');
+    expect(running(gw, 'rules').ruleSet.rules.map((r) => r.id)).toContain('conveyor');
     const sims = new Map(
       manifest.devices.map((d) => {
         const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
@@ -74,7 +74,7 @@ describe('factory cell example over MQTT', () => {
       }
     };
     await tick(5);
-    await waitFor(() => gw.actuation!.routes.transportOf('conveyor-01') === 'mqtt', 5000, 'conveyor heard');
+    await waitFor(() => gw.actuation.routes.transportOf('conveyor-01') === 'mqtt', 5000, 'conveyor heard');
     expect(speed()).toBe(1);
 
     // Severe vibration: straight to stopped.
@@ -84,7 +84,7 @@ describe('factory cell example over MQTT', () => {
     await waitFor(() => speed() === 0, 10_000, 'conveyor stopped');
     const took = Date.now() - t0;
     expect(took).toBeLessThan(10_000); // the rule's command ttl: its deadline
-    await waitFor(() => gw.actuation!.actuation.stats.acked >= 1, 5000, 'stop acked');
+    await waitFor(() => gw.actuation.actuation.stats.acked >= 1, 5000, 'stop acked');
 
     // Calm again but no operator: it stays stopped. (Wait out the rule's 5 s window: with the
     // 9.5 peak still in it, its restart test on the average passes while its stop test on the
@@ -99,8 +99,8 @@ describe('factory cell example over MQTT', () => {
     expect(conveyor.actuators!.history.map((h) => h.value)).toEqual([0, 1]);
 
     // The audit names the rule, its version, the frames and the outcome of each command.
-    await gw.blockLog!.durable();
-    const audit = readDecisions(actuationBlocks(gw.blockLog!)).decisions.filter((d) => d.action.kind === 'command');
+    await gw.blockLog.durable();
+    const audit = readDecisions(actuationBlocks(gw.blockLog)).decisions.filter((d) => d.action.kind === 'command');
     expect(audit.map((d) => [d.rule, d.action.kind === 'command' && d.action.command.value, d.outcome?.state])).toEqual(
       [
         ['conveyor', 1, 'no-route'], // the machine's initial state, before the conveyor was first heard
@@ -109,6 +109,6 @@ describe('factory cell example over MQTT', () => {
       ],
     );
     expect(audit[1]!.inputs.some((f) => f.device === 'press-01')).toBe(true);
-    expect(audit[1]!.ruleVersion).toBe(gw.rules!.ruleSet.rules.find((r) => r.id === 'conveyor')!.version);
+    expect(audit[1]!.ruleVersion).toBe(running(gw, 'rules').ruleSet.rules.find((r) => r.id === 'conveyor')!.version);
   });
 });

@@ -8,7 +8,7 @@ import { forgedFrame, replayFrame, unknownDeviceFrame } from '../../firmware-sim
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, manifestSeed, publicView } from '../../firmware-sim/manifest.js';
 import type { Gateway } from '../../gateway/gateway.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 describe('firmware-sim fleet → aedes → gateway → store', () => {
   const tmp = tempDir();
@@ -22,7 +22,12 @@ describe('firmware-sim fleet → aedes → gateway → store', () => {
       tmp.dir,
       publicView(manifest).devices.map((d) => ({ id: d.id, publicKey: d.publicKey })),
     ));
-    fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, manifest, rateHz: 20, maxFrames: 15 });
+    fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
+      manifest,
+      rateHz: 20,
+      maxFrames: 15,
+    });
     fleet.start();
   });
   afterAll(async () => {

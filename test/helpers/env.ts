@@ -43,7 +43,17 @@ export async function startTestGateway(
     ...extra,
   });
   const gw = await Gateway.start(config, { logger: log, simulate: false });
-  return { gw, lines, url: `mqtt://127.0.0.1:${gw.broker!.port}` };
+  return { gw, lines, url: `mqtt://127.0.0.1:${running(gw, 'broker').port}` };
+}
+
+/** The parts a gateway runs only when its config turns them on. */
+type OptionalPart = 'broker' | 'serial' | 'ble' | 'api' | 'rules' | 'siblings' | 'homeAssistant' | 'simulation';
+
+/** A part the test's config turned on; a clear failure (not a TypeError later) when it is not running. */
+export function running<K extends OptionalPart>(gw: Gateway, part: K): NonNullable<Gateway[K]> {
+  const p = gw[part];
+  if (p === undefined) throw new Error(`${gw.config.gateway.id} runs no ${part}: the test's config did not enable it`);
+  return p as NonNullable<Gateway[K]>;
 }
 
 export async function waitFor(

@@ -96,7 +96,7 @@ export function writeGatewayConfig(
       'mqtt: { port: 0 }',
       'api: { enabled: false }',
       ...extra,
-      'devices:',
+      devices.length === 0 ? 'devices: []' : 'devices:',
       ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKey}" }`),
     ].join('\n'),
   );
@@ -110,15 +110,16 @@ export interface GatewayProcess {
   readonly logs: Record<string, unknown>[];
 }
 
-/** Starts `gateway start --config FILE --no-simulate`; resolves once it logs "ready". */
-export function startGatewayProcess(configFile: string): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [gatewayBin, 'start', '--config', configFile, '--no-simulate'], {
+/** Starts `gateway start --config FILE --no-simulate`; resolves once it logs "ready". `nodeArgs` go before the script (e.g. `--import` of a fault to inject). */
+export function startGatewayProcess(configFile: string, nodeArgs: readonly string[] = []): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, gatewayBin, 'start', '--config', configFile, '--no-simulate'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('gateway did not become ready')), 60_000);
-    createInterface({ input: child.stderr! }).on('line', () => {}); // lmdb writes native errors here
+    const stderr: string[] = []; // lmdb writes native errors here; kept for the error of an early exit
+    createInterface({ input: child.stderr! }).on('line', (line) => stderr.push(line));
     createInterface({ input: child.stdout! }).on('line', (line) => {
       const rec = JSON.parse(line) as { event?: string; mqttPort?: number };
       logs.push(rec);
@@ -127,7 +128,7 @@ export function startGatewayProcess(configFile: string): Promise<GatewayProcess>
         resolve({ child, port: rec.mqttPort!, logs });
       }
     });
-    child.once('exit', (code) => reject(new Error(`gateway exited early (${code})`)));
+    child.once('exit', (code) => reject(new Error(`gateway exited early (${code}): ${stderr.slice(-5).join('\n')}`)));
   });
 }
 

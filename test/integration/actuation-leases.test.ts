@@ -16,7 +16,7 @@ import { systemClock } from '../../rules/actuation/index.js';
 import { GatewayIdentity } from '../../gateway/identity.js';
 import { toHex } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
-import { freePort, memoryLogger, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, memoryLogger, running, tempDir, waitFor } from '../helpers/env.js';
 
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
@@ -82,8 +82,8 @@ describe('leases with fencing across two gateways', () => {
       peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }],
     });
     const sync = async () => {
-      await a.siblings!.round(false);
-      await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
+      await running(a, 'siblings').round(false);
+      await Promise.all([a.blockLog.durable(), b.blockLog.durable()]);
     };
 
     // One device, on both gateways' brokers, trusting both gateway keys.
@@ -100,7 +100,7 @@ describe('leases with fencing across two gateways', () => {
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
       link = new MqttDeviceLink(device, {
-        brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`,
+        brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
         onCommand: (p) => handler(p),
       });
       link.start();
@@ -120,35 +120,35 @@ describe('leases with fencing across two gateways', () => {
     await heard();
 
     // 1. gw-a takes the lease (fence 1) and drives the light.
-    a.actuation!.actuation.decide(phase(dev.id, 'green'));
-    await waitFor(() => a.actuation!.actuation.stats.acked === 1, 5000, 'gw-a acked');
+    a.actuation.actuation.decide(phase(dev.id, 'green'));
+    await waitFor(() => a.actuation.actuation.stats.acked === 1, 5000, 'gw-a acked');
     expect(actuators.get('phase')).toBe('green');
 
     // 2. Sync carries the lease block: gw-b knows gw-a holds it and does not send.
     await sync();
-    expect(b.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({
+    expect(b.actuation.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({
       holder: toHex(dirs[0].key),
       fence: 1,
     });
-    b.actuation!.actuation.decide(phase(dev.id, 'amber'));
-    expect(b.actuation!.actuation.stats.noLease).toBe(1);
+    b.actuation.actuation.decide(phase(dev.id, 'amber'));
+    expect(b.actuation.actuation.stats.noLease).toBe(1);
     expect(actuators.get('phase')).toBe('green');
 
     // 3. Partition (no more sync). gw-a's lease runs out in gw-b's view: gw-b takes fence 2 and drives.
     await new Promise((r) => setTimeout(r, LEASE_MS + 100));
     await heard();
-    b.actuation!.actuation.decide(phase(dev.id, 'amber'));
-    await waitFor(() => b.actuation!.actuation.stats.acked === 1, 5000, 'gw-b acked');
+    b.actuation.actuation.decide(phase(dev.id, 'amber'));
+    await waitFor(() => b.actuation.actuation.stats.acked === 1, 5000, 'gw-b acked');
     expect(actuators.get('phase')).toBe('amber');
     expect(actuators.fence('phase')).toBe(2);
 
     // 4. gw-a, still partitioned, sees its own lease expired and takes fence 2 as well: the device refuses it.
-    a.actuation!.actuation.decide(phase(dev.id, 'green'));
-    await waitFor(() => a.actuation!.actuation.stats.refused === 1, 5000, 'gw-a refused');
+    a.actuation.actuation.decide(phase(dev.id, 'green'));
+    await waitFor(() => a.actuation.actuation.stats.refused === 1, 5000, 'gw-a refused');
     expect(actuators.get('phase')).toBe('amber');
     // ... and it stands back: its next decision is not sent at all.
-    a.actuation!.actuation.decide(phase(dev.id, 'green'));
-    expect(a.actuation!.actuation.stats.noLease).toBe(1);
+    a.actuation.actuation.decide(phase(dev.id, 'green'));
+    expect(a.actuation.actuation.stats.noLease).toBe(1);
     expect(actuators.history.map((h) => [h.gateway, h.value])).toEqual([
       ['gw-a', 'green'],
       ['gw-b', 'amber'],
@@ -159,17 +159,17 @@ describe('leases with fencing across two gateways', () => {
     await waitFor(
       async () => {
         await sync();
-        return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
+        return a.blockLog.headsDigest() === b.blockLog.headsDigest();
       },
       10_000,
       'logs converged',
     );
-    expect(a.actuation!.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({
+    expect(a.actuation.actuation.leases.current(dev.id, 'phase', Date.now())).toMatchObject({
       holder: toHex(dirs[1].key),
       fence: 2,
     });
-    expect(a.actuation!.actuation.stats).toMatchObject({ acked: 1, refused: 1, noLease: 1 });
-    expect(b.actuation!.actuation.stats).toMatchObject({ acked: 1, noLease: 1 });
+    expect(a.actuation.actuation.stats).toMatchObject({ acked: 1, refused: 1, noLease: 1 });
+    expect(b.actuation.actuation.stats).toMatchObject({ acked: 1, noLease: 1 });
   });
 
   it('an ack the device sends through a sibling ends the command at the gateway that issued it (ack tracking across siblings)', async () => {
@@ -193,10 +193,10 @@ describe('leases with fencing across two gateways', () => {
       gateways: [{ id: 'gw-a', publicKey: dirs[0].key }],
       initial: { phase: 'red' },
     });
-    const toB = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${b.broker!.port}` });
+    const toB = new MqttDeviceLink(device, { brokerUrl: `mqtt://127.0.0.1:${running(b, 'broker').port}` });
     const handler = commandHandler(actuators, device, (f) => toB.send(f)); // answers only through gw-b
     const toA = new MqttDeviceLink(device, {
-      brokerUrl: `mqtt://127.0.0.1:${a.broker!.port}`,
+      brokerUrl: `mqtt://127.0.0.1:${running(a, 'broker').port}`,
       onCommand: (p) => handler(p),
     });
     for (const l of [toA, toB]) {
@@ -207,22 +207,22 @@ describe('leases with fencing across two gateways', () => {
     const f = device.nextFrame();
     toA.send(f);
     await waitFor(() => a.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard by gw-a');
-    a.actuation!.actuation.decide(phase(dev.id, 'green'));
+    a.actuation.actuation.decide(phase(dev.id, 'green'));
     await waitFor(
-      () => actuators.get('phase') === 'green' && b.actuation!.routes.transportOf(dev.id) === 'mqtt',
+      () => actuators.get('phase') === 'green' && b.actuation.routes.transportOf(dev.id) === 'mqtt',
       5000,
       'obeyed, ack stored at gw-b',
     );
-    expect(a.actuation!.actuation.stats.acked).toBe(0);
+    expect(a.actuation.actuation.stats.acked).toBe(0);
     await waitFor(
       async () => {
-        await a.siblings!.round(false);
-        return a.actuation!.actuation.stats.acked === 1;
+        await running(a, 'siblings').round(false);
+        return a.actuation.actuation.stats.acked === 1;
       },
       10_000,
       'ack reached gw-a by sync',
     );
-    expect(a.actuation!.actuation.inFlight).toBe(0);
+    expect(a.actuation.actuation.inFlight).toBe(0);
   });
 
   it('restarted with its clock a minute back, a gateway keeps its lease and issues after its last command, so the device still obeys', async () => {
@@ -240,7 +240,7 @@ describe('leases with fencing across two gateways', () => {
       let link: MqttDeviceLink;
       const handler = commandHandler(actuators, device, (f) => link.send(f));
       link = new MqttDeviceLink(device, {
-        brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`,
+        brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
         onCommand: (p) => handler(p),
       });
       link.start();
@@ -249,9 +249,9 @@ describe('leases with fencing across two gateways', () => {
       const f = device.nextFrame();
       link.send(f);
       await waitFor(() => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard');
-      gw.actuation!.actuation.decide(phase(dev.id, value));
+      gw.actuation.actuation.decide(phase(dev.id, value));
       await waitFor(
-        () => gw.actuation!.actuation.stats.acked + gw.actuation!.actuation.stats.refused === 1,
+        () => gw.actuation.actuation.stats.acked + gw.actuation.actuation.stats.refused === 1,
         5000,
         'answered',
       );
@@ -259,11 +259,11 @@ describe('leases with fencing across two gateways', () => {
       return gw;
     };
     const first = await run(undefined, 'green');
-    expect(first.actuation!.actuation.stats.acked).toBe(1);
+    expect(first.actuation.actuation.stats.acked).toBe(1);
     await first.stop();
     const back = { ...systemClock, now: () => Date.now() - 60_000 };
     const second = await run(back, 'amber');
-    expect(second.actuation!.actuation.stats).toMatchObject({ acked: 1, refused: 0, leasesTaken: 0 }); // its lease from the log, same fence
+    expect(second.actuation.actuation.stats).toMatchObject({ acked: 1, refused: 0, leasesTaken: 0 }); // its lease from the log, same fence
     expect(actuators.history.map((h) => h.value)).toEqual(['green', 'amber']);
     expect(actuators.fence('phase')).toBe(1);
   });

@@ -34,11 +34,11 @@ const stop = (device: string): Decision => ({
 });
 
 async function commandAndAck(gw: Gateway, actuators: Actuators, device: string, via: string): Promise<void> {
-  await waitFor(() => gw.actuation!.routes.transportOf(device) === via, 5000, `${device} heard over ${via}`);
-  gw.actuation!.actuation.decide(stop(device));
+  await waitFor(() => gw.actuation.routes.transportOf(device) === via, 5000, `${device} heard over ${via}`);
+  gw.actuation.actuation.decide(stop(device));
   await waitFor(() => actuators.get('conveyor') === false, 5000, `command obeyed over ${via}`);
-  await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, `command-ack back over ${via}`);
-  expect(gw.actuation!.routes.sent[via]).toBeGreaterThanOrEqual(1);
+  await waitFor(() => gw.actuation.actuation.stats.acked === 1, 5000, `command-ack back over ${via}`);
+  expect(gw.actuation.routes.sent[via]).toBeGreaterThanOrEqual(1);
 }
 
 describe('actuation over byte-stream links', () => {
@@ -144,13 +144,13 @@ describe('firmware-sim fleet CLI with --actuators', () => {
           child.exitCode !== null ? r() : (child.once('exit', () => r()), child.kill('SIGTERM')),
         ),
     );
-    await waitFor(() => gw.actuation!.routes.transportOf('conveyor-01') === 'mqtt', 15_000, 'conveyor heard');
+    await waitFor(() => gw.actuation.routes.transportOf('conveyor-01') === 'mqtt', 15_000, 'conveyor heard');
     expect(out).toContain('1 devices with actuators obey gw-test');
-    gw.actuation!.actuation.decide({
+    gw.actuation.actuation.decide({
       ...stop('conveyor-01'),
       action: { kind: 'command', command: { device: 'conveyor-01', actuator: 'speed', value: 0, ttlMs: 5000 } },
     });
-    await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 10_000, 'command acked by the firmware-sim process');
+    await waitFor(() => gw.actuation.actuation.stats.acked === 1, 10_000, 'command acked by the firmware-sim process');
     // Its readings now report the new state.
     await waitFor(
       () => {

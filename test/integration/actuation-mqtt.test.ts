@@ -20,7 +20,7 @@ import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { AckStatus, signBody, topics } from '../../protocols/index.js';
 import { readDecisions } from '../../rules/actuation/index.js';
 import { startRules } from '../../rules/start.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -38,7 +38,7 @@ async function cell(devices: number, rules: string) {
   cleanups.push(() => gw.stop());
   const file = join(tmp.dir, 'rules.yaml');
   writeFileSync(file, rules);
-  const handle = await startRules({ files: [file] }, gw.actuation!.ruleFrames$, gw.actuation!.actuation);
+  const handle = await startRules({ files: [file] }, gw.actuation.ruleFrames$, gw.actuation.actuation);
   cleanups.push(() => handle.stop());
   const sims = manifest.devices.map((d) => {
     const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
@@ -73,7 +73,7 @@ const stopRule = (device: string, ttl = '2s') => `
     then: [{ command: { device: ${device}, actuator: conveyor, value: false, ttl: ${ttl} } }]
 `;
 
-const auditOf = (gw: Gateway) => readDecisions(actuationBlocks(gw.blockLog!)).decisions;
+const auditOf = (gw: Gateway) => readDecisions(actuationBlocks(gw.blockLog)).decisions;
 
 describe('actuation over MQTT', () => {
   it("the conveyor stops within the rule's deadline after the vibration threshold; decision and outcome are in the log (factory cell)", async () => {
@@ -89,7 +89,7 @@ describe('actuation over MQTT', () => {
     s.link.send(trigger);
     await waitFor(() => s.actuators.get('conveyor') === false, 2000, 'conveyor stopped within the 2 s deadline');
     expect(Date.now() - t0).toBeLessThan(2000);
-    await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, 'command acked through ingest');
+    await waitFor(() => gw.actuation.actuation.stats.acked === 1, 5000, 'command acked through ingest');
     // The device's readings now report the stopped conveyor.
     s.link.send(s.device.nextFrame());
     await waitFor(
@@ -97,9 +97,9 @@ describe('actuation over MQTT', () => {
       5000,
       'reading after the stop (the ack is a stored frame too)',
     );
-    await gw.blockLog!.durable();
+    await gw.blockLog.durable();
     await new Promise((r) => setImmediate(r));
-    await gw.blockLog!.durable();
+    await gw.blockLog.durable();
     const audit = auditOf(gw);
     expect(audit).toHaveLength(1);
     expect(audit[0]).toMatchObject({
@@ -123,10 +123,10 @@ describe('actuation over MQTT', () => {
     const s = sims[0]!;
     s.device.force('vib', 9);
     s.link.send(s.device.nextFrame());
-    await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, 'first command acked');
+    await waitFor(() => gw.actuation.actuation.stats.acked === 1, 5000, 'first command acked');
     // The executed command, replayed by an attacker on the command topic.
-    await gw.broker!.publish(topics.cmd('cell-0001'), s.received[0]!);
-    await waitFor(() => gw.actuation!.actuation.stats.replayReports === 1, 5000, 'replay reported');
+    await running(gw, 'broker').publish(topics.cmd('cell-0001'), s.received[0]!);
+    await waitFor(() => gw.actuation.actuation.stats.replayReports === 1, 5000, 'replay reported');
     const forged = signBody(
       {
         type: 'command',
@@ -141,11 +141,11 @@ describe('actuation over MQTT', () => {
       'gw-test',
       (m) => signEd25519(randomBytes(32), m),
     );
-    await gw.broker!.publish(topics.cmd('cell-0001'), forged);
-    await waitFor(() => gw.actuation!.actuation.stats.forgeryReports === 1, 5000, 'forgery reported');
+    await running(gw, 'broker').publish(topics.cmd('cell-0001'), forged);
+    await waitFor(() => gw.actuation.actuation.stats.forgeryReports === 1, 5000, 'forgery reported');
     expect(s.actuators.get('conveyor')).toBe(false);
     expect(s.actuators.stats).toMatchObject({ obeyed: 1, refused: { replayed: 1, badSignature: 1 } });
-    expect(gw.actuation!.actuation.stats.acked).toBe(1);
+    expect(gw.actuation.actuation.stats.acked).toBe(1);
   });
 
   it("a device that never acks does not stop the other devices' commands or rules", async () => {
@@ -158,12 +158,12 @@ describe('actuation over MQTT', () => {
     ok.device.force('vib', 9);
     ok.link.send(ok.device.nextFrame());
     await waitFor(
-      () => ok.actuators.get('conveyor') === false && gw.actuation!.actuation.stats.acked === 1,
+      () => ok.actuators.get('conveyor') === false && gw.actuation.actuation.stats.acked === 1,
       3000,
       'other device obeyed and acked',
     );
-    expect(gw.actuation!.actuation.inFlight).toBe(1); // the mute one, still being retried
-    await waitFor(() => gw.actuation!.actuation.stats.expired === 1, 5000, 'mute command expired');
+    expect(gw.actuation.actuation.inFlight).toBe(1); // the mute one, still being retried
+    await waitFor(() => gw.actuation.actuation.stats.expired === 1, 5000, 'mute command expired');
     expect(mute.received.length).toBeGreaterThan(1); // resent with backoff until expiry
     expect(mute.actuators.get('conveyor')).toBe(true);
   });
@@ -176,9 +176,9 @@ describe('actuation over MQTT', () => {
     s.device.force('vib', 9.5);
     const trigger = s.device.nextFrame();
     s.link.send(trigger);
-    await waitFor(() => gw.actuation!.actuation.stats.acked === 1, 5000, 'acked');
+    await waitFor(() => gw.actuation.actuation.stats.acked === 1, 5000, 'acked');
     await waitFor(
-      () => readDecisions(actuationBlocks(gw.blockLog!)).decisions[0]?.outcome !== undefined,
+      () => readDecisions(actuationBlocks(gw.blockLog)).decisions[0]?.outcome !== undefined,
       5000,
       'outcome logged',
     );

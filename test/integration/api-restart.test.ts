@@ -3,7 +3,7 @@ import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir } from '../helpers/env.js';
+import { running, startTestGateway, tempDir } from '../helpers/env.js';
 
 describe('API after a restart', () => {
   const tmp = tempDir();
@@ -22,7 +22,7 @@ describe('API after a restart', () => {
 
     const second = await startTestGateway(tmp.dir, devices, { api: { port: 0, token: TOKEN } });
     try {
-      const r = await fetch(`http://127.0.0.1:${second.gw.api!.port}/api/devices/${dev.id}`, {
+      const r = await fetch(`http://127.0.0.1:${running(second.gw, 'api').port}/api/devices/${dev.id}`, {
         headers: { authorization: `Bearer ${TOKEN}` },
       });
       const d = (await r.json()) as {

@@ -20,7 +20,7 @@ import { queueOp } from '../../gateway/policy/inbox.js';
 import { policyOpSigningInput } from '../../protocols/policy-op.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { collectSse } from '../helpers/sse.js';
 
 const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
@@ -75,9 +75,12 @@ describe('signed query API', () => {
       [press, door].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })),
       { api: { port: 0 }, policy: { file: policyFile } },
     ));
-    base = `http://127.0.0.1:${gw.api!.port}`;
+    base = `http://127.0.0.1:${running(gw, 'api').port}`;
     token = readFileSync(join(tmp.dir, 'api-token'), 'utf8').trim();
-    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'fleet', reconnectPeriod: 0 });
+    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
+      clientId: 'fleet',
+      reconnectPeriod: 0,
+    });
     for (let seq = 1; seq <= 4; seq++) {
       await publish(press, seq);
       await publish(door, seq);
@@ -114,7 +117,7 @@ describe('signed query API', () => {
     expect([...p1.body.frames, ...p2.body.frames].map((f: any) => f.seq)).toEqual([1, 2, 3, 4]);
     expect(p2.body.more).toBe(false);
     // The confidential policy's blocks are sealed in the log.
-    expect([...gw.blockLog!.hashesOfKind('sealed')].length).toBeGreaterThan(0);
+    expect([...gw.blockLog.hashesOfKind('sealed')].length).toBeGreaterThan(0);
   });
 
   it('a principal without read gets 403 naming the policy and the missing permission, and sees nothing', async () => {
@@ -184,7 +187,7 @@ describe('signed query API', () => {
     const res = await signedGet(base, '/api/feed', maint, { signal: ctl.signal });
     expect(res.status).toBe(200);
     const { events, reading } = collectSse(res);
-    await waitFor(() => gw.api!.feed.size === 1, 5000, 'feed client');
+    await waitFor(() => running(gw, 'api').feed.size === 1, 5000, 'feed client');
     await publish(door, 5);
     await publish(press, 5);
     await client.publishAsync(topics.up('press-1'), Buffer.from(door.frame(1, 6)), { qos: 1 }); // rejected: wrong topic
@@ -291,7 +294,7 @@ describe('signed query API', () => {
         text += value;
       }
     })().catch(() => {});
-    await waitFor(() => gw.api!.feed.size === 1, 5000, 'feed client');
+    await waitFor(() => running(gw, 'api').feed.size === 1, 5000, 'feed client');
     await publish(press, 10);
     await waitFor(() => text.includes('"seq":10'), 5000, 'frame 10 on the feed');
     const claim = {
@@ -303,9 +306,9 @@ describe('signed query API', () => {
       admin: publicKeyFromSeed(adminSeed),
     };
     queueOp(tmp.dir, { ...claim, signature: signEd25519(adminSeed, policyOpSigningInput(claim)), after: [] });
-    await gw.policies!.inbox.drain();
+    await gw.policies.inbox.drain();
     await waitFor(
-      () => !gw.policies!.permissions.check(did(maint), 'read', 'vibration').allowed,
+      () => !gw.policies.permissions.check(did(maint), 'read', 'vibration').allowed,
       5000,
       'revocation in force',
     );

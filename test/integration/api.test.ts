@@ -13,7 +13,7 @@ import { type ReadingBody, signBody, topics } from '../../protocols/index.js';
 import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { collectSse } from '../helpers/sse.js';
 
 const alice = testDevice('alice');
@@ -62,9 +62,12 @@ describe('HTTP API', () => {
       ],
       { api: { port: 0 } },
     ));
-    base = `http://127.0.0.1:${gw.api!.port}`;
+    base = `http://127.0.0.1:${running(gw, 'api').port}`;
     token = readFileSync(join(tmp.dir, 'api-token'), 'utf8').trim();
-    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: 'alice', reconnectPeriod: 0 });
+    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
+      clientId: 'alice',
+      reconnectPeriod: 0,
+    });
     for (let seq = 1; seq <= 5; seq++)
       await client.publishAsync(topics.up('alice'), Buffer.from(aliceFrame(seq, 20 + seq)), { qos: 1 });
     await client.publishAsync(topics.up('alice'), Buffer.from(testDevice('alice').frame(1, 99)), { qos: 1 }); // forged: wrong key
@@ -79,7 +82,7 @@ describe('HTTP API', () => {
   it('[token] generates the admin token into the data dir with mode 0600 and accepts only it', async () => {
     expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(statSync(join(tmp.dir, 'api-token')).mode & 0o777).toBe(0o600);
-    expect(gw.api!.token.file).toBe(join(tmp.dir, 'api-token'));
+    expect(running(gw, 'api').token.file).toBe(join(tmp.dir, 'api-token'));
   });
 
   it('[auth] every route except /healthz refuses missing, wrong and malformed tokens with 401 JSON', async () => {
@@ -130,7 +133,7 @@ describe('HTTP API', () => {
   });
 
   it('[devices] lists online state, last frame, readings with history, battery, signal and rejections by reason', async () => {
-    await waitFor(() => gw.api!.view.lastFrame('alice')?.seq === 5, 5000, 'device view');
+    await waitFor(() => running(gw, 'api').view.lastFrame('alice')?.seq === 5, 5000, 'device view');
     const { status, body } = await json('/api/devices');
     expect(status).toBe(200);
     const a = body.devices.find((d: { id: string }) => d.id === 'alice');
@@ -289,7 +292,7 @@ describe('HTTP API', () => {
     expect(events.filter((e) => e.event === 'frame')).toHaveLength(1); // the rejected frame is never on the feed
     ctl.abort();
     await reading;
-    await waitFor(() => gw.api!.feed.size === 0, 2000, 'feed client gone');
+    await waitFor(() => running(gw, 'api').feed.size === 0, 2000, 'feed client gone');
   });
 
   it('[feed-limit] refuses a feed client beyond the limit with 503 and Retry-After, and takes one again when a slot frees', async () => {
@@ -303,14 +306,14 @@ describe('HTTP API', () => {
       expect(extra.headers.get('retry-after')).toBe('5');
       expect(await extra.json()).toMatchObject({ error: { code: 'too-many-feeds' } });
       ctls[0]!.abort();
-      await waitFor(() => gw.api!.feed.size < MAX_FEED_CLIENTS, 2000, 'a feed slot');
+      await waitFor(() => running(gw, 'api').feed.size < MAX_FEED_CLIENTS, 2000, 'a feed slot');
       const again = new AbortController();
       expect((await get('/api/feed', token, { signal: again.signal })).status).toBe(200);
       again.abort();
     } finally {
       for (const c of ctls) c.abort();
     }
-    await waitFor(() => gw.api!.feed.size === 0, 2000, 'feeds closed');
+    await waitFor(() => running(gw, 'api').feed.size === 0, 2000, 'feeds closed');
   });
 
   it('[openapi] serves the repo file, which describes every route the server answers', async () => {

@@ -12,7 +12,7 @@ import vm from 'node:vm';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NoblePeripheral } from '../../gateway/transports/ble-noble.js';
 import { type BleRig, startBleRig } from '../helpers/ble.js';
-import { waitFor } from '../helpers/env.js';
+import { running, waitFor } from '../helpers/env.js';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -44,7 +44,7 @@ describe('BLE under churn', () => {
       peripheral: (i) => ({ mtu: i % 2 ? 247 : 23, resendAfterMs: 400 }),
     });
     rigs.push(rig);
-    const ble = rig.gw.ble!;
+    const ble = running(rig.gw, 'ble');
     let rnd = 12345;
     const random = (): number => (rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x80000000;
     let maxGw = 0;

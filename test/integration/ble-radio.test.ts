@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BleLink } from '../../gateway/transports/ble-link.js';
 import { signBody } from '../../protocols/index.js';
-import { waitFor } from '../helpers/env.js';
+import { running, waitFor } from '../helpers/env.js';
 import { type BleRig, startBleRig } from '../helpers/ble.js';
 
 const rigs: BleRig[] = [];
@@ -24,7 +24,10 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     rigs.push(rig);
     const enrolled = rig.peripherals.slice(0, 10);
     await waitFor(
-      () => rig.gw.ble!.status().devices.filter((d) => d.state === 'subscribed').length === 10,
+      () =>
+        running(rig.gw, 'ble')
+          .status()
+          .devices.filter((d) => d.state === 'subscribed').length === 10,
       15_000,
       '10 subscribed',
     );
@@ -32,7 +35,7 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     for (let k = 0; k < N; k++) for (const [i, p] of enrolled.entries()) p.send(rig.devices[i]!.nextFrame());
     const drained = await Promise.all(enrolled.map((p) => p.drain(15_000)));
     expect(drained).toEqual(Array(10).fill(true));
-    const status = rig.gw.ble!.status();
+    const status = running(rig.gw, 'ble').status();
     for (const [i, p] of enrolled.entries()) {
       const id = rig.devices[i]!.id;
       const keys = rig.stored(id);
@@ -66,7 +69,7 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
     });
     rigs.push(rig);
     const [dev, p] = [rig.devices[0]!, rig.peripherals[0]!];
-    const link = (): BleLink => rig.gw.ble!.links.get(dev.id)!;
+    const link = (): BleLink => running(rig.gw, 'ble').links.get(dev.id)!;
     await waitFor(() => link()?.state === 'subscribed', 10_000, 'subscribed');
     for (let k = 0; k < 5; k++) p.send(dev.nextFrame());
     expect(await p.drain(10_000)).toBe(true);
@@ -114,18 +117,18 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
       'gw-test',
       rig.gw.identity.sign,
     );
-    expect(await rig.gw.ble!.send(dev.id, cmd)).toBe(true);
+    expect(await running(rig.gw, 'ble').send(dev.id, cmd)).toBe(true);
     await waitFor(() => commands.length === 1, 5000, 'command at the device');
     expect(Buffer.from(commands[0]!)).toEqual(Buffer.from(cmd));
     expect(p.stats.badDownlink).toBe(0);
     expect(p.stats.maxWriteBytes).toBe(20);
-    expect(await rig.gw.ble!.send('nobody', cmd)).toBe(false);
+    expect(await running(rig.gw, 'ble').send('nobody', cmd)).toBe(false);
   }, 30_000);
 
   it('the radio goes away: every link is lost, no slot stays taken, one clear error, the gateway keeps running (clause: no leaked connection slots; other transports keep running)', async () => {
     const rig = await startBleRig(3);
     rigs.push(rig);
-    const ble = rig.gw.ble!;
+    const ble = running(rig.gw, 'ble');
     await waitFor(
       () => ble.status().devices.filter((d) => d.state === 'subscribed').length === 3,
       10_000,

@@ -84,7 +84,7 @@ describe('block log', () => {
     expect(batch2.every((o) => o.status === 'stored')).toBe(true);
     // A duplicate is not written again.
     expect((await gw.ingest.submit(devA.frame(1, 0), { transport: 'mqtt' })).status).toBe('duplicate');
-    let log = gw.blockLog!;
+    let log = gw.blockLog;
     // Each device's enrolment is logged before its first frames: 2 enrolment + 2 frames blocks.
     expect(log.blockCount()).toBe(4);
     expect([...log.frameView()].length).toBe(13);
@@ -96,7 +96,7 @@ describe('block log', () => {
     await gw.stop();
 
     ({ gw } = await startTestGateway(dir, devs));
-    log = gw.blockLog!;
+    log = gw.blockLog;
     expect(log.headsDigest()).toBe(digest);
     expect((await gw.ingest.submit(devA.frame(2, 0), { transport: 'mqtt' })).status).toBe('stored');
     const h = log.streamHeads()[0]!;

@@ -19,7 +19,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/gateway.js';
 import { AckStatus, decodeBody, decodeSign1, fromHex as parseHex, signBody, toHex } from '../../protocols/index.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { PtyPair } from '../helpers/pty.js';
 import { needs } from '../helpers/system-tools.js';
 
@@ -186,7 +186,7 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
     ]);
 
     const cid = fromHex('c0ffee0000000001');
-    expect(await gw.serial!.send(DEVICE_ID, commandFrame(gw, cid, 'relay'))).toBe(true);
+    expect(await running(gw, 'serial').send(DEVICE_ID, commandFrame(gw, cid, 'relay'))).toBe(true);
     expect(await dev.exited).toBe(0); // exits once every frame (readings and the command-ack) was frame-acked
 
     const cmd = dev.events.find((e) => e.event === 'command');
@@ -219,13 +219,15 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
 
     const forger = Uint8Array.from({ length: 32 }, (_, i) => i);
     expect(
-      await gw.serial!.send(
+      await running(gw, 'serial').send(
         DEVICE_ID,
         commandFrame(gw, fromHex('bad0000000000001'), 'relay', (m) => signEd25519(forger, m)),
       ),
     ).toBe(true);
     await waitFor(() => dev.events.some((e) => e.event === 'command'), 10_000, 'forged command seen');
-    expect(await gw.serial!.send(DEVICE_ID, commandFrame(gw, fromHex('c0ffee0000000002'), 'siren'))).toBe(true);
+    expect(await running(gw, 'serial').send(DEVICE_ID, commandFrame(gw, fromHex('c0ffee0000000002'), 'siren'))).toBe(
+      true,
+    );
     expect(await dev.exited).toBe(0);
 
     const cmds = dev.events.filter((e) => e.event === 'command');

@@ -13,7 +13,7 @@ import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
 import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 describe('Home Assistant MQTT discovery', () => {
   const tmp = tempDir();
@@ -38,7 +38,7 @@ describe('Home Assistant MQTT discovery', () => {
       ],
       { homeAssistant: { enabled: true, prefix: 'homeassistant' }, status: { onlineTimeoutSeconds: 45 } },
     ));
-    ha = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+    ha = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
       clientId: 'home-assistant',
       reconnectPeriod: 0,
     });
@@ -91,7 +91,12 @@ describe('Home Assistant MQTT discovery', () => {
   });
 
   it("[states] each durable frame updates retained state topics with the frame's values", async () => {
-    const fleet = new Fleet({ brokerUrl: `mqtt://127.0.0.1:${gw.broker!.port}`, manifest, rateHz: 20, maxFrames: 3 });
+    const fleet = new Fleet({
+      brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
+      manifest,
+      rateHz: 20,
+      maxFrames: 3,
+    });
     fleet.start();
     try {
       expect(await fleet.settled(10_000)).toBe(true);
@@ -111,7 +116,7 @@ describe('Home Assistant MQTT discovery', () => {
   });
 
   it('[dynamic] a device without a profile is announced when first heard; dBW is converted to dBm', async () => {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
       clientId: radio.id,
       reconnectPeriod: 0,
     });
@@ -150,7 +155,7 @@ describe('Home Assistant MQTT discovery', () => {
     const stateTopic = `outpost/v1/gw/gw-test/ha/${env.id}/temp`;
     const before = seen.get(topic)!.payload;
     const beforeState = seen.get(stateTopic)!.payload;
-    const evil = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+    const evil = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
       clientId: 'evil',
       reconnectPeriod: 0,
     });
@@ -167,7 +172,7 @@ describe('Home Assistant MQTT discovery', () => {
 
   /** Retained state topics as a fresh subscriber gets them. */
   async function fetchStates(): Promise<Map<string, string>> {
-    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
       clientId: `ha-probe-${Math.random()}`,
       reconnectPeriod: 0,
     });

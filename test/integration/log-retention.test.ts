@@ -338,7 +338,7 @@ describe('retention in the gateway (config log.retention, timer)', () => {
       expect((await gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
     await waitFor(() => gw.store.frameCount() === 3, 5000, 'frames stored');
     await new Promise((r) => setTimeout(r, 1100));
-    const log = gw.blockLog!;
+    const log = gw.blockLog;
     // `gateway log prune --dry-run` (another process, same store) previews; it prunes nothing.
     const cfg = join(dir, 'outpost.yaml');
     writeFileSync(
@@ -353,7 +353,7 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     });
     expect(log.mark(log.author, 'default')).toBe(0);
     expect((await gw.ingest.submit(devA.frame(1, 3), { transport: 'mqtt' })).status).toBe('stored');
-    gw.retention!.tick();
+    gw.retention.tick();
     await log.settled();
     expect(log.mark(log.author, 'default')).toBeGreaterThan(0);
     expect([...gw.store.queryFrames({})].map((f) => f.seq)).toEqual([3]);
@@ -365,7 +365,7 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     expect(heads.heads.find((h) => h.stream === 'default')?.mark).toBe(log.mark(log.author, 'default'));
     // `gateway devices revoke` writes the registry from another process; the timer logs it.
     await new Registry(gw.store).revoke(devB.id);
-    gw.retention!.tick();
+    gw.retention.tick();
     await log.settled();
     expect(log.revokedSince(devB.id)).toBe(gw.store.devices.get(devB.id)!.revokedAt); // logged, with the registry's time…
     expect(log.logRevocations()).toEqual([]); // …once

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { topics } from '../../protocols/index.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir } from '../helpers/env.js';
+import { running, startTestGateway, tempDir } from '../helpers/env.js';
 import { type Family, parsePrometheusText, sampleValue } from '../helpers/prom-text.js';
 
 const TOKEN = 'metrics-test-token-0123456789';
@@ -34,8 +34,11 @@ describe('/metrics', () => {
     ({ gw } = await startTestGateway(tmp.dir, [{ id: dev.id, publicKey: dev.publicKeyHex }], {
       api: { port: 0, token: TOKEN },
     }));
-    base = `http://127.0.0.1:${gw.api!.port}`;
-    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, { clientId: dev.id, reconnectPeriod: 0 });
+    base = `http://127.0.0.1:${running(gw, 'api').port}`;
+    client = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
+      clientId: dev.id,
+      reconnectPeriod: 0,
+    });
   });
   afterAll(async () => {
     await client?.endAsync();
@@ -67,11 +70,11 @@ describe('/metrics', () => {
     const other = tempDir();
     const pub = await startTestGateway(other.dir, [], { api: { port: 0 }, metrics: { public: true } });
     try {
-      const r = await fetch(`http://127.0.0.1:${pub.gw.api!.port}/metrics`);
+      const r = await fetch(`http://127.0.0.1:${running(pub.gw, 'api').port}/metrics`);
       expect(r.status).toBe(200);
       expect(sampleValue(parsePrometheusText(await r.text()), 'outpost_devices_enrolled')).toBe(0);
       // Public metrics do not open the API.
-      expect((await fetch(`http://127.0.0.1:${pub.gw.api!.port}/api/status`)).status).toBe(401);
+      expect((await fetch(`http://127.0.0.1:${running(pub.gw, 'api').port}/api/status`)).status).toBe(401);
     } finally {
       await pub.gw.stop();
       other.cleanup();

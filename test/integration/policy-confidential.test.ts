@@ -127,17 +127,17 @@ async function publish(dev: typeof door, seqs: number[]): Promise<void> {
     await c.publishAsync(topics.up(dev.id), f, { qos: 1 });
   }
   await c.endAsync();
-  await gws['gw-a'].blockLog!.durable();
+  await gws['gw-a'].blockLog.durable();
 }
 
 async function syncAll(): Promise<void> {
   for (let round = 0; round < 2; round++) for (const n of names) await gws[n].siblings!.round(false);
-  for (const n of names) await gws[n].blockLog!.durable();
+  for (const n of names) await gws[n].blockLog.durable();
 }
 
 const api = (n: Name): string => `http://127.0.0.1:${gws[n].api!.port}`;
-const doorSeqs = (n: Name): number[] => [...gws[n].blockLog!.frameView(door.id)].map((v) => v.seq);
-const sealedHashes = (n: Name): string[] => [...gws[n].blockLog!.hashesOfKind('sealed')].sort();
+const doorSeqs = (n: Name): number[] => [...gws[n].blockLog.frameView(door.id)].map((v) => v.seq);
+const sealedHashes = (n: Name): string[] => [...gws[n].blockLog.hashesOfKind('sealed')].sort();
 const fileBytes = (n: Name): Buffer => readFileSync(join(dirs[n], 'outpost.lmdb'));
 
 describe('confidential policy across 3 gateways over real TCP', () => {
@@ -155,12 +155,12 @@ describe('confidential policy across 3 gateways over real TCP', () => {
     for (const s of [0, 1, 2, 3]) expect(cityFile.includes(bytesOf(door, s))).toBe(false);
     expect(cityFile.includes(bytesOf(temp, 0))).toBe(true);
     expect(fileBytes('gw-a').includes(bytesOf(door, 0))).toBe(true); // the author stores its frames (the check can see them)
-    const ca = auditLog(gws.city.blockLog!);
+    const ca = auditLog(gws.city.blockLog);
     expect(ca.faults).toEqual([]);
     expect(ca.sealed).toMatchObject({ blocks: sealed.length, opened: 0, unreadable: sealed.length });
     // gw-b: every sealed block opened, every device signature inside checked.
     expect(doorSeqs('gw-b')).toEqual([0, 1, 2, 3]);
-    const ba = auditLog(gws['gw-b'].blockLog!);
+    const ba = auditLog(gws['gw-b'].blockLog);
     expect(ba.faults).toEqual([]);
     expect(ba.sealed).toMatchObject({ blocks: sealed.length, opened: sealed.length, unreadable: 0 });
     expect(ba.deviceSignatures).toBe(6);
@@ -214,9 +214,9 @@ describe('confidential policy across 3 gateways over real TCP', () => {
       signature: signEd25519(privateKeyObject(adminSeed), policyOpSigningInput(claim)),
       after: [],
     });
-    await gws['gw-a'].policies!.inbox.drain();
+    await gws['gw-a'].policies.inbox.drain();
     await waitFor(
-      () => !gws['gw-a'].policies!.permissions.check(did('gw-b'), 'read', 'doors').allowed,
+      () => !gws['gw-a'].policies.permissions.check(did('gw-b'), 'read', 'doors').allowed,
       5000,
       'revocation in force',
     );
@@ -230,8 +230,8 @@ describe('confidential policy across 3 gateways over real TCP', () => {
     const bFile = fileBytes('gw-b');
     for (const s of [4, 5, 6]) expect(bFile.includes(bytesOf(door, s))).toBe(false);
     for (const h of after) {
-      const sb = decodeSignedBlock(gws['gw-b'].blockLog!.getEnvelope(h)!);
-      const r = sb.ok ? gws['gw-b'].blockLog!.openSealed(sb.value.block) : undefined;
+      const sb = decodeSignedBlock(gws['gw-b'].blockLog.getEnvelope(h)!);
+      const r = sb.ok ? gws['gw-b'].blockLog.openSealed(sb.value.block) : undefined;
       expect(r && !r.ok && r.error.code).toBe('sealed/no-key');
     }
     // The author itself still reads everything (its own wraps).
@@ -241,6 +241,6 @@ describe('confidential policy across 3 gateways over real TCP', () => {
     // Through gw-b's API the app (still a reader itself) sees only what gw-b can open.
     const viaB = (await (await signedGet(api('gw-b'), '/api/log/frames?device=door-1', security)).json()) as any;
     expect(viaB.frames.map((f: any) => f.seq)).toEqual([0, 1, 2, 3]);
-    expect(auditLog(gws['gw-b'].blockLog!).faults).toEqual([]);
+    expect(auditLog(gws['gw-b'].blockLog).faults).toEqual([]);
   });
 });

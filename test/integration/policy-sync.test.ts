@@ -132,7 +132,7 @@ afterAll(async () => {
 /** Every block a gateway holds: hash → (author, stream, policy tag). */
 function held(n: Name): Map<string, { author: string; stream: string; policy: string; kind: string }> {
   const out = new Map<string, { author: string; stream: string; policy: string; kind: string }>();
-  for (const { key, envelope } of gws[n].blockLog!.rawBlocks()) {
+  for (const { key, envelope } of gws[n].blockLog.rawBlocks()) {
     const d = decodeSignedBlock(envelope);
     if (!d.ok) throw new Error(`${n} holds a malformed block ${key}`);
     const b = d.value.block;
@@ -150,7 +150,7 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
     for (const { dev } of devices)
       for (let s = 0; s < 3; s++) await c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(1, s)), { qos: 1 });
     await c.endAsync();
-    await gws['gw-a1'].blockLog!.durable();
+    await gws['gw-a1'].blockLog.durable();
 
     // Tagged at ingest: one stream per policy, blocks named policy@version.
     const source = held('gw-a1');
@@ -182,7 +182,7 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
       // And nothing else from anyone (no other gateway authored data blocks).
       expect([...mine.values()].filter((b) => b.author !== a1)).toEqual([]);
       // What it holds verifies, though parents in withheld streams never arrive.
-      expect(auditLog(gws[n].blockLog!).faults).toEqual([]);
+      expect(auditLog(gws[n].blockLog).faults).toEqual([]);
     }
     // Converged: the "are we equal?" probe, over the streams each may offer the other, says equal.
     for (const [x, y] of [
@@ -190,10 +190,10 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
       ['gw-a1', 'city'],
       ['gw-a2', 'gw-b1'],
     ] as const) {
-      const r = await exchange(gws[x].blockLog!, gws[y].blockLog!, {
+      const r = await exchange(gws[x].blockLog, gws[y].blockLog, {
         probe: true,
-        aOffers: gws[x].policies!.sync.offerTo(keyHex(y)),
-        bOffers: gws[y].policies!.sync.offerTo(keyHex(x)),
+        aOffers: gws[x].policies.sync.offerTo(keyHex(y)),
+        bOffers: gws[y].policies.sync.offerTo(keyHex(x)),
       });
       expect({ pair: [x, y], equal: r.initiator.equal, flights: r.flights }).toEqual({
         pair: [x, y],

@@ -20,7 +20,7 @@ import { ruleVersionsInLog } from '../../gateway/rule-versions.js';
 import { type ReadingBody, type SenmlRecord, signBody } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { testDevice } from '../helpers/devices.js';
-import { memoryLogger, tempDir } from '../helpers/env.js';
+import { memoryLogger, running, tempDir } from '../helpers/env.js';
 
 const bin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 /** Time scale: margins between frames and timers are 100·S ms, room for live ingest latency on a busy machine. */
@@ -153,9 +153,9 @@ describe('rules: dry run equals live run', () => {
     }
     await new Promise((r) => setTimeout(r, 1500 * S)); // every timer due after the last frame has fired
     const until = Date.now();
-    const live = gw.rules!.stats();
+    const live = running(gw, 'rules').stats();
     // the rule versions the live engine ran are in the log, with their definitions
-    const versions = new Map([...ruleVersionsInLog(gw.blockLog!)].map((v) => [v.id, v]));
+    const versions = new Map([...ruleVersionsInLog(gw.blockLog)].map((v) => [v.id, v]));
     await gw.stop(); // writes the last audit records
 
     const run = async (args: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {

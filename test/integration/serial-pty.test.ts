@@ -18,7 +18,7 @@ import type { IngestOutcome } from '../../gateway/ingest/outcome.js';
 import type { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { SerialPort } from 'serialport';
 import { signEd25519 } from '../../gateway/crypto/ed25519.js';
-import { memoryLogger, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { memoryLogger, running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { PtyPair } from '../helpers/pty.js';
 import { needs } from '../helpers/system-tools.js';
 
@@ -121,7 +121,7 @@ describe('serial over a pty', needs('socat'), () => {
 
     expect(seqsOf(gw, dev.id)).toEqual(range(N)); // each (boot, seq) once, none missing
     expect(gw.ingest.stats.stored).toBe(N);
-    const [link] = gw.serial!.status();
+    const [link] = running(gw, 'serial').status();
     // the noise really hit the line: frames were dropped by CRC / COBS and resent
     expect(link!.deframer.badCrc + link!.deframer.badCobs).toBeGreaterThan(5);
     expect(Number(/resent=(\d+)/.exec(last)![1])).toBeGreaterThan(5);
@@ -154,14 +154,14 @@ describe('serial over a pty', needs('socat'), () => {
         unplugged = true;
       }
       if (i === 55) {
-        expect(gw.serial!.links[0]!.isOpen).toBe(false);
+        expect(running(gw, 'serial').links[0]!.isOpen).toBe(false);
         await pty.plug(); // same link names, new /dev/pts nodes
       }
     }
     expect(unplugged).toBe(true);
     await waitFor(() => device.pendingCount === 0, 15_000, 'every frame acked after the replug');
     expect(seqsOf(gw, dev.id)).toEqual(range(N));
-    const st = gw.serial!.status()[0]!;
+    const st = running(gw, 'serial').status()[0]!;
     expect(st.stats.opens).toBeGreaterThanOrEqual(2);
     expect(st.stats.closes).toBeGreaterThanOrEqual(1);
     expect(link.stats.opens).toBeGreaterThanOrEqual(2);
@@ -181,8 +181,8 @@ describe('serial over a pty', needs('socat'), () => {
       'gw-test',
       gw.identity.sign,
     );
-    expect(await gw.serial!.send(dev.id, cmd)).toBe(true);
-    expect(await gw.serial!.send('nobody', cmd)).toBe(false);
+    expect(await running(gw, 'serial').send(dev.id, cmd)).toBe(true);
+    expect(await running(gw, 'serial').send('nobody', cmd)).toBe(false);
     await waitFor(() => commands.length === 1, 3000, 'command at the device');
     expect(Buffer.from(commands[0]!).equals(Buffer.from(cmd))).toBe(true);
   });
@@ -304,7 +304,7 @@ describe('serial over a pty', needs('socat'), () => {
   it('does not ack a forgery naming a pending frame, and acks a signed replay as replayed (clause: acks cannot be abused)', async () => {
     const { pty, dev, gw } = await setup();
     const { port, acks } = deviceEnd(pty.b);
-    await waitFor(() => gw.serial!.links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
+    await waitFor(() => running(gw, 'serial').links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
     const frames = Array.from({ length: 1100 }, () => device.nextFrame());
     // A forgery naming the device's next (boot, seq), signed with another key.

@@ -19,7 +19,7 @@ import { LinkError } from '../../gateway/sync/link.js';
 import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { encodeAuthMessage, type FrameEntry, syncTopic, toHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { freePort, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { needs } from '../helpers/system-tools.js';
 
 const dev = testDevice('dev-mq');
@@ -58,25 +58,25 @@ async function gateway(id: string, d: { dir: string }, sync: Record<string, unkn
 async function converge(a: Gateway, b: Gateway): Promise<void> {
   await waitFor(
     async () => {
-      await a.siblings!.round(false);
-      return a.blockLog!.headsDigest() === b.blockLog!.headsDigest();
+      await running(a, 'siblings').round(false);
+      return a.blockLog.headsDigest() === b.blockLog.headsDigest();
     },
     15_000,
     'heads digests equal',
   );
   // The responder applies as blocks arrive; the frames view reads what is committed.
-  await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
+  await Promise.all([a.blockLog.durable(), b.blockLog.durable()]);
 }
 
 describe('sync over MQTT', () => {
   it("two gateways sync through one gateway's embedded aedes; the unknown and the unauthenticated are kept out", async () => {
     const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
     const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }] });
-    const url = `mqtt://127.0.0.1:${b.broker!.port}`;
+    const url = `mqtt://127.0.0.1:${running(b, 'broker').port}`;
     const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url }] });
-    for (let k = 0; k < 4; k++) a.blockLog!.appendFrames(frames(1 + k, 20));
-    for (let k = 0; k < 3; k++) b.blockLog!.appendFrames(frames(100 + k, 20));
-    await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
+    for (let k = 0; k < 4; k++) a.blockLog.appendFrames(frames(1 + k, 20));
+    for (let k = 0; k < 3; k++) b.blockLog.appendFrames(frames(100 + k, 20));
+    await Promise.all([a.blockLog.durable(), b.blockLog.durable()]);
 
     // A client that is not a sibling subscribes to every sync topic: it must hear nothing.
     const snoop = await mqtt.connectAsync(url, { clientId: 'snoop', reconnectPeriod: 0 });
@@ -86,10 +86,10 @@ describe('sync over MQTT', () => {
     await snoop.subscribeAsync('#', { qos: 1 });
 
     await converge(a, b);
-    expect([...b.blockLog!.frameView()]).toHaveLength(140);
+    expect([...b.blockLog.frameView()]).toHaveLength(140);
     // The dial loop's own round may be the one that synced (ours then returns at once): wait for its report.
-    await waitFor(() => a.siblings!.status()[0]!.applied === 4, 5000, 'the round to report');
-    expect(a.siblings!.status()[0]).toMatchObject({ id: 'gw-b', applied: 4 });
+    await waitFor(() => running(a, 'siblings').status()[0]!.applied === 4, 5000, 'the round to report');
+    expect(running(a, 'siblings').status()[0]).toMatchObject({ id: 'gw-b', applied: 4 });
     expect(heard.filter((t) => t.startsWith('outpost/v1/sync/'))).toEqual([]);
 
     // Equal now: one probe each way.
@@ -99,7 +99,7 @@ describe('sync over MQTT', () => {
     });
     closers.push(() => bus.close());
     const again = await syncOverMqtt(bus, db.key, {
-      log: a.blockLog!,
+      log: a.blockLog,
       identity: { publicKey: da.key, sign: GatewayIdentity.loadOrCreate('gw-a', da.dir).sign },
       peers: [db.key],
       probe: true,
@@ -141,32 +141,32 @@ describe('sync over MQTT', () => {
         { id: 'gw-c', publicKey: dc.hex },
       ],
     });
-    const url = `mqtt://127.0.0.1:${b.broker!.port}`;
+    const url = `mqtt://127.0.0.1:${running(b, 'broker').port}`;
     const cId = GatewayIdentity.loadOrCreate('gw-c', dc.dir);
     const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url }], brokers: [url] });
     // A answers on B's broker (brokers:), and A knows only B: C is an unknown gateway to A.
     const bus = await clientBus(url, cId);
     closers.push(() => bus.close());
     const err = await syncOverMqtt(bus, da.key, {
-      log: b.blockLog!,
+      log: b.blockLog,
       identity: cId,
       peers: [da.key],
       idleTimeoutMs: 5000,
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(LinkError);
     expect((err as LinkError).code).toBe('refused');
-    expect(a.blockLog!.blockCount()).toBe(0);
+    expect(a.blockLog.blockCount()).toBe(0);
   });
 
   it('a connection cut mid-exchange loses nothing; the next exchange converges', async () => {
     const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
     const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }] });
-    const url = `mqtt://127.0.0.1:${b.broker!.port}`;
+    const url = `mqtt://127.0.0.1:${running(b, 'broker').port}`;
     const aId = GatewayIdentity.loadOrCreate('gw-a', da.dir);
     const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex }] }); // no address: we dial by hand
-    for (let k = 0; k < 40; k++) b.blockLog!.appendFrames(frames(1 + k, 50));
-    await b.blockLog!.durable();
-    const log = a.blockLog!;
+    for (let k = 0; k < 40; k++) b.blockLog.appendFrames(frames(1 + k, 50));
+    await b.blockLog.durable();
+    const log = a.blockLog;
     const origApply = log.apply.bind(log);
     let applied = 0;
     const bus = await clientBus(url, aId);
@@ -189,7 +189,7 @@ describe('sync over MQTT', () => {
     const r = await syncOverMqtt(bus2, db.key, { log, identity: aId, peers: [db.key] });
     expect(r.stats.rejected).toEqual([]);
     expect(log.blockCount()).toBe(41);
-    expect(log.headsDigest()).toBe(b.blockLog!.headsDigest());
+    expect(log.headsDigest()).toBe(b.blockLog.headsDigest());
   });
 
   it('interop: two gateways sync through a real Mosquitto broker', needs('mosquitto'), async () => {
@@ -220,25 +220,25 @@ describe('sync over MQTT', () => {
     const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
     const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }], brokers: [url] });
     const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url }] });
-    for (let k = 0; k < 3; k++) a.blockLog!.appendFrames(frames(1 + k, 30));
-    for (let k = 0; k < 5; k++) b.blockLog!.appendFrames(frames(200 + k, 30));
-    await Promise.all([a.blockLog!.durable(), b.blockLog!.durable()]);
+    for (let k = 0; k < 3; k++) a.blockLog.appendFrames(frames(1 + k, 30));
+    for (let k = 0; k < 5; k++) b.blockLog.appendFrames(frames(200 + k, 30));
+    await Promise.all([a.blockLog.durable(), b.blockLog.durable()]);
     await converge(a, b);
-    expect([...a.blockLog!.frameView()]).toHaveLength(240);
-    expect([...b.blockLog!.frameView()]).toHaveLength(240);
-    expect(a.siblings!.status()[0]!.lastError).toBeUndefined();
+    expect([...a.blockLog.frameView()]).toHaveLength(240);
+    expect([...b.blockLog.frameView()]).toHaveLength(240);
+    expect(running(a, 'siblings').status()[0]!.lastError).toBeUndefined();
   });
 
   it('peers take url tcp://host:port as well as host/port; a malformed url or both forms are config errors', async () => {
     const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
     const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }] });
     const a = await gateway('gw-a', da, {
-      peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` }],
+      peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${running(b, 'siblings').port}` }],
     });
-    a.blockLog!.appendFrames(frames(9, 10));
-    await a.blockLog!.durable();
+    a.blockLog.appendFrames(frames(9, 10));
+    await a.blockLog.durable();
     await converge(a, b);
-    expect([...b.blockLog!.frameView()]).toHaveLength(10);
+    expect([...b.blockLog.frameView()]).toHaveLength(10);
     const cfg =
       (peer: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       () =>

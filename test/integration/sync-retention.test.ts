@@ -12,7 +12,7 @@ import { GatewayIdentity } from '../../gateway/identity.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { toHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 const dev = testDevice('dev-ret');
 const devices = [{ id: dev.id, publicKey: dev.publicKeyHex }];
@@ -43,16 +43,16 @@ async function gateway(
   return gw;
 }
 
-const seqs = (gw: Gateway): number[] => [...gw.blockLog!.frameView()].map((v) => v.seq).sort((a, b) => a - b);
+const seqs = (gw: Gateway): number[] => [...gw.blockLog.frameView()].map((v) => v.seq).sort((a, b) => a - b);
 const view = (gw: Gateway): string[] =>
-  [...gw.blockLog!.frameView()].map((v) => `${v.device}/${v.seq}@${v.block}:${v.index}`);
+  [...gw.blockLog.frameView()].map((v) => `${v.device}/${v.seq}@${v.block}:${v.index}`);
 
 async function converge(from: Gateway, to: Gateway): Promise<void> {
   await waitFor(
     async () => {
-      await from.siblings!.round(false);
-      await Promise.all([from.blockLog!.settled(), to.blockLog!.settled()]);
-      return from.blockLog!.headsDigest() === to.blockLog!.headsDigest();
+      await running(from, 'siblings').round(false);
+      await Promise.all([from.blockLog.settled(), to.blockLog.settled()]);
+      return from.blockLog.headsDigest() === to.blockLog.headsDigest();
     },
     15_000,
     'heads digests equal',
@@ -79,7 +79,7 @@ describe('retention between gateways', () => {
       { log: { retention: { default: '1s' } } },
       {
         peers: [
-          { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` },
+          { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${running(b, 'siblings').port}` },
           { id: 'gw-c', publicKey: dc.hex },
         ],
       },
@@ -90,14 +90,14 @@ describe('retention between gateways', () => {
     expect(seqs(b)).toEqual([0, 1, 2, 3]);
     await new Promise((r) => setTimeout(r, 1100));
     expect((await a.ingest.submit(dev.frame(1, 4), { transport: 'mqtt' })).status).toBe('stored');
-    a.retention!.tick(); // what the 30 s timer does
-    await a.blockLog!.settled();
-    const mark = a.blockLog!.mark(a.blockLog!.author, 'default');
+    a.retention.tick(); // what the 30 s timer does
+    await a.blockLog.settled();
+    const mark = a.blockLog.mark(a.blockLog.author, 'default');
     expect(mark).toBeGreaterThan(0);
     expect(seqs(a)).toEqual([4]);
     // b keeps forever, but a's blocks follow a's mark: b prunes them on the next exchange.
     await converge(a, b);
-    expect(b.blockLog!.mark(a.blockLog!.author, 'default')).toBe(mark);
+    expect(b.blockLog.mark(a.blockLog.author, 'default')).toBe(mark);
     expect(seqs(b)).toEqual([4]);
     expect(view(b)).toEqual(view(a));
     // c starts empty and dials a through a's embedded aedes.
@@ -107,28 +107,28 @@ describe('retention between gateways', () => {
       {},
       {
         peers: [
-          { id: 'gw-a', publicKey: da.hex, url: `mqtt://127.0.0.1:${a.broker!.port}` },
-          { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${b.siblings!.port}` },
+          { id: 'gw-a', publicKey: da.hex, url: `mqtt://127.0.0.1:${running(a, 'broker').port}` },
+          { id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${running(b, 'siblings').port}` },
         ],
       },
     );
     await converge(c, a);
-    expect(c.blockLog!.mark(a.blockLog!.author, 'default')).toBe(mark);
+    expect(c.blockLog.mark(a.blockLog.author, 'default')).toBe(mark);
     // More rounds in every direction: no block below the mark returns anywhere.
     for (let r = 0; r < 2; r++) {
-      await c.siblings!.round(false);
-      await a.siblings!.round(false);
+      await running(c, 'siblings').round(false);
+      await running(a, 'siblings').round(false);
     }
-    await Promise.all([a, b, c].map((g) => g.blockLog!.settled()));
+    await Promise.all([a, b, c].map((g) => g.blockLog.settled()));
     for (const g of [a, b, c]) {
-      expect(g.blockLog!.headsDigest()).toBe(a.blockLog!.headsDigest());
+      expect(g.blockLog.headsDigest()).toBe(a.blockLog.headsDigest());
       expect(view(g)).toEqual(view(a));
       expect(
-        g
-          .blockLog!.streamBlocks(a.blockLog!.author, 'default')
-          .filter(([s, h]) => s < mark && g.blockLog!.lookup(h)!.kind === 'frames'),
+        g.blockLog
+          .streamBlocks(a.blockLog.author, 'default')
+          .filter(([s, h]) => s < mark && g.blockLog.lookup(h)!.kind === 'frames'),
       ).toEqual([]);
-      expect(auditLog(g.blockLog!).faults).toEqual([]);
+      expect(auditLog(g.blockLog).faults).toEqual([]);
     }
     expect([...a.store.queryFrames({})].map((f) => f.seq)).toEqual([4]); // a's own stored frames went with its blocks
   }, 60_000);

@@ -1,0 +1,31 @@
+/**
+ * What the API reads of the running gateway: its parts, by interface, so the API depends on them and
+ * not on the Gateway class that starts it (the gateway passes itself; tests may pass less).
+ */
+import type { DeviceActivity } from '../activity.js';
+import type { GatewayActuation } from '../actuation/start.js';
+import type { GatewayConfig } from '../config.js';
+import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { BlockLog } from '../log/block-log.js';
+import type { PolicyRuntime } from '../policy/runtime.js';
+import type { Registry } from '../registry.js';
+import type { FreeSpaceGuard } from '../store/free-space.js';
+import type { Store } from '../store/store.js';
+
+export interface ApiSource {
+  readonly config: GatewayConfig;
+  readonly store: Store;
+  readonly registry: Registry;
+  readonly ingest: IngestPipeline;
+  readonly pool: { readonly queued: number };
+  readonly activity: DeviceActivity;
+  readonly identity: { readonly did: string };
+  readonly blockLog: BlockLog;
+  readonly policies: PolicyRuntime;
+  readonly space: FreeSpaceGuard;
+  readonly actuation: GatewayActuation;
+  /** The embedded MQTT broker, when it runs (mqtt.enabled). */
+  readonly broker?: { readonly port: number } | undefined;
+  /** The status snapshot (gateway/status.ts). */
+  status(): Record<string, unknown>;
+}

@@ -1,0 +1,225 @@
+/**
+ * One start function per optional part of the gateway (transports, Home Assistant, actuation and rules,
+ * the demo fleet). Each registers what it started with the lifecycle (gateway/parts.ts), so the gateway
+ * stops it, in reverse order, even when a part started after it fails to start or to stop.
+ */
+import type { RuleSet } from '../rules/dsl/types.js';
+import { type RulesHandle, startRules } from '../rules/start.js';
+import type { DeviceActivity } from './activity.js';
+import type { RouteTargets } from './actuation/routes.js';
+import { type ActuationSettings, GatewayActuation } from './actuation/start.js';
+import type { GatewayConfig } from './config.js';
+import { HomeAssistantDiscovery } from './homeassistant.js';
+import type { GatewayIdentity } from './identity.js';
+import type { IngestPipeline } from './ingest/pipeline.js';
+import type { BlockLog } from './log/block-log.js';
+import type { Logger } from './logger.js';
+import type { Lifecycle } from './parts.js';
+import { loadProfiles } from './profiles.js';
+import type { Registry } from './registry.js';
+import { logRuleVersions } from './rule-versions.js';
+import { Simulation } from './simulation.js';
+import type { Siblings } from './sync/siblings.js';
+import { BleTransport } from './transports/ble.js';
+import { EmbeddedBroker } from './transports/mqtt-broker.js';
+import { SerialTransport } from './transports/serial.js';
+
+/** What the parts below are built on: the gateway's core, started before any of them. */
+export interface PartContext {
+  readonly config: GatewayConfig;
+  readonly parts: Lifecycle;
+  readonly log: Logger;
+  readonly identity: GatewayIdentity;
+  readonly registry: Registry;
+  readonly ingest: IngestPipeline;
+  readonly activity: DeviceActivity;
+  readonly blockLog: BlockLog;
+}
+
+export async function startMqtt(
+  ctx: PartContext,
+  siblingAuthors: readonly Uint8Array[],
+  siblings: Siblings | undefined,
+): Promise<EmbeddedBroker> {
+  const { config, ingest, activity } = ctx;
+  const ha = config.homeAssistant;
+  // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
+  const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
+  const broker = await EmbeddedBroker.start(
+    {
+      host: config.mqtt.host,
+      port: config.mqtt.port,
+      gatewayId: config.gateway.id,
+      reservedPrefixes,
+      syncPeers: config.sync.enabled ? siblingAuthors : [],
+    },
+    ingest,
+    ctx.log,
+    {
+      onDeviceSeen: (device, client) => activity.seen(device, `mqtt:${client}`),
+      onClientGone: (client) => activity.gone(`mqtt:${client}`),
+    },
+  );
+  ctx.parts.add('mqtt broker', broker, (b) => b.close());
+  await siblings?.attachBroker(broker); // siblings may sync through this broker
+  return broker;
+}
+
+/** Serial and BLE links report devices heard and links lost the same way. */
+function byteLinkEvents(activity: DeviceActivity) {
+  return {
+    onDeviceSeen: (device: string, source: string) => activity.seen(device, source),
+    onLinkDown: (source: string) => activity.gone(source),
+  };
+}
+
+export function startSerial(ctx: PartContext): SerialTransport {
+  const { config, identity } = ctx;
+  const s = config.serial;
+  const serial = SerialTransport.start(
+    {
+      ports: s.ports,
+      gatewayId: config.gateway.id,
+      sign: identity.sign,
+      reconnectMinMs: s.reconnectMinMs,
+      reconnectMaxMs: Math.max(s.reconnectMinMs, s.reconnectMaxMs),
+      maxFrameBytes: config.ingest.maxFrameBytes,
+    },
+    ctx.ingest,
+    ctx.log,
+    byteLinkEvents(ctx.activity),
+  );
+  return ctx.parts.add('serial', serial, (t) => t.close());
+}
+
+export function startBle(ctx: PartContext): BleTransport {
+  const { config, identity, registry } = ctx;
+  const b = config.ble;
+  const ble = BleTransport.start(
+    {
+      radio: b.radio,
+      hciDevice: b.hciDevice,
+      maxConnections: b.maxConnections,
+      maxConnecting: Math.min(b.maxConnecting, b.maxConnections),
+      connectTimeoutMs: b.connectTimeoutMs,
+      backoffMinMs: b.backoffMinMs,
+      backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
+      jitter: b.jitter,
+      shareSlotsAfterMs: b.shareSlotsAfterMs,
+      devices: b.scan.devices,
+      gatewayId: config.gateway.id,
+      sign: identity.sign,
+      maxFrameBytes: config.ingest.maxFrameBytes,
+      isEnrolled: (id) => registry.active(id) !== undefined,
+    },
+    ctx.ingest,
+    ctx.log,
+    byteLinkEvents(ctx.activity),
+  );
+  return ctx.parts.add('ble', ble, (t) => t.close());
+}
+
+export function startHomeAssistant(
+  ctx: PartContext,
+  broker: EmbeddedBroker | undefined,
+): HomeAssistantDiscovery | undefined {
+  const { config } = ctx;
+  if (!config.homeAssistant.enabled) return undefined;
+  if (!broker) {
+    ctx.log.warn('homeAssistant.enabled needs mqtt.enabled: no discovery is published');
+    return undefined;
+  }
+  const haOpts = {
+    prefix: config.homeAssistant.prefix,
+    gatewayId: config.gateway.id,
+    expireAfterSeconds: config.status.onlineTimeoutSeconds,
+  };
+  const ha = new HomeAssistantDiscovery(broker, ctx.registry, ctx.ingest, loadProfiles(), haOpts, ctx.log);
+  return ctx.parts.add('home assistant', ha, (h) => h.close());
+}
+
+/** Actuation over the transports started before it (always on: rules and synced leases feed it). */
+export function startActuation(
+  ctx: PartContext,
+  targets: RouteTargets & { readonly mqtt?: EmbeddedBroker | undefined },
+  overrides: ActuationSettings = {},
+): GatewayActuation {
+  const { config, identity, registry, ingest } = ctx;
+  const a = config.actuation;
+  const broker = targets.mqtt;
+  const actuation = new GatewayActuation(
+    {
+      gatewayId: config.gateway.id,
+      publicKey: identity.publicKey,
+      sign: identity.sign,
+      frames$: ingest.frames$,
+      appendInCommit: (author) => ingest.appendInCommit(author),
+      blockLog: ctx.blockLog,
+      device: (id) => registry.get(id),
+      targets: () => targets,
+      logger: ctx.log,
+      ...(broker && { publish: (topic: string, payload: string) => broker.publish(topic, payload) }),
+    },
+    {
+      leaseMs: a.leaseSeconds * 1000,
+      retryMinMs: a.retryMinMs,
+      retryMaxMs: Math.max(a.retryMinMs, a.retryMaxMs),
+      heardWithinMs: a.heardWithinSeconds * 1000,
+      ...overrides,
+    },
+  );
+  // Commands in flight end as expired; the last audit records go to the log.
+  return ctx.parts.add('actuation', actuation, (act) => act.stop());
+}
+
+/** The live rules engine over the configured rule files (none: no engine), feeding actuation. */
+export async function startRuleEngine(
+  ctx: PartContext,
+  actuation: GatewayActuation,
+  ruleSet: RuleSet | undefined,
+): Promise<RulesHandle | undefined> {
+  const files = ctx.config.rules.files;
+  if (ruleSet === undefined) return undefined;
+  const rules = await startRules(ruleSet, actuation.ruleFrames$, actuation.actuation, undefined, {
+    log: ctx.log.child({ component: 'rules' }),
+  });
+  ctx.parts.add('rules', rules, (r) => r.stop());
+  actuation.actuation.setInterlocks(rules.ruleSet.interlocks); // also held at delivery, until the other side's ack
+  // each rule version not logged yet becomes a signed `rule` block: audited decisions name versions
+  const logged = logRuleVersions(ctx.blockLog, rules.ruleSet, { inCommit: (a) => ctx.ingest.appendInCommit(a) });
+  ctx.log.info(
+    { rules: rules.ruleSet.rules.length, files, versionsLogged: logged },
+    `${rules.ruleSet.rules.length} rules running`,
+  );
+  return rules;
+}
+
+/** The demo fleet, only when no device is configured and every enrolled device is a simulated one. */
+export async function startSimulation(
+  ctx: PartContext,
+  broker: EmbeddedBroker | undefined,
+  allowed: boolean,
+  dataDir: string,
+): Promise<Simulation | undefined> {
+  const { config, registry } = ctx;
+  if (!allowed || config.simulate.devices <= 0 || config.devices.length > 0) return undefined;
+  const enrolled = registry
+    .list()
+    .filter((d) => d.revokedAt === undefined)
+    .map((d) => d.id);
+  if (!broker || !Simulation.onlySimulated(dataDir, enrolled)) {
+    ctx.log.info('devices are enrolled, so no simulated fleet is started');
+    return undefined;
+  }
+  const simulation = await Simulation.start(
+    {
+      dataDir,
+      devices: config.simulate.devices,
+      rate: config.simulate.rate,
+      brokerUrl: `mqtt://${config.mqtt.host}:${broker.port}`,
+    },
+    registry,
+    ctx.log,
+  );
+  return ctx.parts.add('simulated fleet', simulation, (s) => s.stop());
+}
