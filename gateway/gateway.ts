@@ -27,6 +27,7 @@ import { Simulation } from './simulation.js';
 import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
+import { loadOrCreateTls, type TlsMaterial } from './crypto/certificate.js';
 import { BleTransport } from './transports/ble.js';
 import { SerialTransport } from './transports/serial.js';
 
@@ -62,6 +63,8 @@ export class Gateway {
   retention?: RetentionTimer;
   /** Free-space guard of the data directory (ingest.minFreeBytes). */
   space?: FreeSpaceGuard;
+  /** The certificate of the MQTT TLS listener and HTTPS API (config `tls`), when either is on. */
+  tls?: TlsMaterial;
   private lastStored = 0;
 
   private constructor(
@@ -133,6 +136,13 @@ export class Gateway {
       },
       `gateway ${config.gateway.id} starting`,
     );
+    if (config.mqtt.tls.enabled || config.api.tls) {
+      gw.tls = loadOrCreateTls(dataDir, { ...config.tls, commonName: config.gateway.id });
+      log.info(
+        { cert: gw.tls.certFile, fingerprint: gw.tls.fingerprint, created: gw.tls.created },
+        `TLS certificate ${gw.tls.certFile} (SHA-256 fingerprint ${gw.tls.fingerprint})`,
+      );
+    }
     try {
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
       if (config.sync.enabled)
@@ -147,7 +157,13 @@ export class Gateway {
       if (config.api.enabled) {
         gw.api = await ApiServer.start(
           gw,
-          { ...config.api, dataDir, metrics: config.metrics, statusIntervalMs: config.status.intervalSeconds * 1000 },
+          {
+            ...config.api,
+            dataDir,
+            metrics: config.metrics,
+            statusIntervalMs: config.status.intervalSeconds * 1000,
+            tls: config.api.tls ? gw.tls : undefined,
+          },
           log,
         );
       }
@@ -162,8 +178,10 @@ export class Gateway {
   }
 
   private async startMqtt(siblingAuthors: readonly Uint8Array[]): Promise<void> {
-    const { config, ingest, activity } = this;
+    const { config, ingest, activity, registry } = this;
     const ha = config.homeAssistant;
+    const perms = this.policies?.permissions;
+    const log = this.blockLog;
     // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
     const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
     this.broker = await EmbeddedBroker.start(
@@ -173,6 +191,30 @@ export class Gateway {
         gatewayId: config.gateway.id,
         reservedPrefixes,
         syncPeers: config.sync.enabled ? siblingAuthors : [],
+        anonymous: config.mqtt.anonymous,
+        ...(config.mqtt.tls.enabled && {
+          listeners: [{ host: config.mqtt.tls.host, port: config.mqtt.tls.port, tls: this.tls! }],
+        }),
+        limits: config.mqtt.limits,
+        access: {
+          tokenWindowMs: config.mqtt.tokenWindowSeconds * 1000,
+          device: (id) => {
+            const rec = registry.get(id);
+            const key = registry.active(id)?.publicKey;
+            return rec && { publicKey: key ?? new Uint8Array(32), revoked: key === undefined };
+          },
+          principal: (ref) => {
+            const p = perms?.principal(ref);
+            return p && { did: p.did, name: p.id, publicKey: p.publicKey };
+          },
+          mayRead: (did, policy) => perms?.check(did, 'read', policy).allowed ?? false,
+        },
+        principalReadable: ha.enabled ? [ha.prefix] : [],
+        // The frame's policy is the stream of the log block holding it (as the API reads it).
+        policyOf: (f) => {
+          const v = log?.viewEntry(f.device, f.boot, f.seq);
+          return v && log?.lookup(v.block)?.stream;
+        },
       },
       ingest,
       this.log,
@@ -318,6 +360,7 @@ export class Gateway {
           devices: config.simulate.devices,
           rate: config.simulate.rate,
           brokerUrl: `mqtt://${config.mqtt.host}:${this.broker.port}`,
+          gatewayId: config.gateway.id,
         },
         registry,
         this.log,

@@ -38,6 +38,8 @@ export interface SimulationOptions {
   readonly devices: number;
   readonly rate: number;
   readonly brokerUrl: string;
+  /** The devices authenticate at CONNECT to this gateway (connect tokens). */
+  readonly gatewayId: string;
 }
 
 export class Simulation {
@@ -76,6 +78,8 @@ export class Simulation {
         manifest,
         '--broker',
         opts.brokerUrl,
+        '--gateway-id',
+        opts.gatewayId,
         '--rate',
         String(opts.rate),
         '--state',

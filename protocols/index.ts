@@ -15,3 +15,4 @@ export * from './ble.js';
 export * from './block.js';
 export * from './sync.js';
 export * from './sealed.js';
+export * from './connect-token.js';
