@@ -115,7 +115,10 @@ export const configSchema = z
         cert: z.string().min(1).optional(),
         key: z.string().min(1).optional(),
         /** Extra DNS names and IP addresses for the created certificate's subjectAltName. */
-        names: z.array(z.string().regex(/^[A-Za-z0-9.:*-]{1,253}$/, { message: 'must be a DNS name or an IP address' })).max(64).default([]),
+        names: z
+          .array(z.string().regex(/^[A-Za-z0-9.:*-]{1,253}$/, { message: 'must be a DNS name or an IP address' }))
+          .max(64)
+          .default([]),
       })
       .strict()
       .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'give cert and key together' })
@@ -210,11 +213,9 @@ export const configSchema = z
           .record(
             z.string().min(1).max(64),
             z.union([
-              z
-                .string()
-                .regex(/^(\d+[smhdw]|forever)$/, {
-                  message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
-                }),
+              z.string().regex(/^(\d+[smhdw]|forever)$/, {
+                message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
+              }),
               z.number().int().positive(),
             ]),
           )

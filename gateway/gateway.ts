@@ -381,33 +381,29 @@ export class Gateway {
       verifyQueue: this.pool.queued,
       ingest: this.ingest.stats.snapshot(),
       ...(this.serial && {
-        serial: this.serial
-          .status()
-          .map((l) => ({
-            name: l.name,
-            path: l.path,
-            state: l.state,
-            frames: l.stats.frames,
-            acks: l.stats.acks,
-            badCrc: l.deframer.badCrc,
-            badCobs: l.deframer.badCobs,
-            oversize: l.deframer.oversize,
-          })),
+        serial: this.serial.status().map((l) => ({
+          name: l.name,
+          path: l.path,
+          state: l.state,
+          frames: l.stats.frames,
+          acks: l.stats.acks,
+          badCrc: l.deframer.badCrc,
+          badCobs: l.deframer.badCobs,
+          oversize: l.deframer.oversize,
+        })),
       }),
       ...(this.ble && { ble: this.bleStatus() }),
       ...(this.siblings && { sync: this.siblings.status() }),
       ...(this.actuation && { actuation: this.actuation.status() }),
       ...(this.rules && {
-        rules: this.rules
-          .stats()
-          .map((r) => ({
-            id: r.id,
-            version: r.version,
-            frames: r.frames,
-            decisions: r.decisions,
-            errors: r.errors,
-            disabled: r.disabled,
-          })),
+        rules: this.rules.stats().map((r) => ({
+          id: r.id,
+          version: r.version,
+          frames: r.frames,
+          decisions: r.decisions,
+          errors: r.errors,
+          disabled: r.disabled,
+        })),
       }),
       ...(this.policies && { policy: this.policies.status() }),
       ...(this.keyRing && { confidential: this.keyRing.status() }),

@@ -29,8 +29,7 @@ export interface TlsMaterial {
 const der = (tag: number, ...parts: Uint8Array[]): Buffer => {
   const body = Buffer.concat(parts);
   const n = body.length;
-  const len =
-    n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
+  const len = n < 0x80 ? Buffer.from([n]) : n < 0x100 ? Buffer.from([0x81, n]) : Buffer.from([0x82, n >> 8, n & 0xff]);
   return Buffer.concat([Buffer.from([tag]), len, body]);
 };
 const seq = (...p: Uint8Array[]): Buffer => der(0x30, ...p);
@@ -82,7 +81,11 @@ export function defaultNames(extra: readonly string[] = []): string[] {
 }
 
 /** A self-signed ECDSA P-256 certificate (PEM) valid from now for `days`. */
-export function createSelfSigned(commonName: string, names: readonly string[], days = 3650): { cert: string; key: string } {
+export function createSelfSigned(
+  commonName: string,
+  names: readonly string[],
+  days = 3650,
+): { cert: string; key: string } {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const spki = publicKey.export({ format: 'der', type: 'spki' });
   const subject = seq(set(seq(oid('2.5.4.3'), utf8(commonName.slice(0, 64)))));
@@ -127,12 +130,23 @@ export const fingerprintOf = (certPem: string): string => new X509Certificate(ce
  */
 export function loadOrCreateTls(
   dataDir: string,
-  opts: { readonly cert?: string; readonly key?: string; readonly names?: readonly string[]; readonly commonName: string },
+  opts: {
+    readonly cert?: string;
+    readonly key?: string;
+    readonly names?: readonly string[];
+    readonly commonName: string;
+  },
 ): TlsMaterial {
   if (opts.cert !== undefined || opts.key !== undefined) {
     if (opts.cert === undefined || opts.key === undefined) throw new Error('tls.cert and tls.key go together');
     const cert = readFileSync(opts.cert, 'utf8');
-    return { cert, key: readFileSync(opts.key, 'utf8'), fingerprint: fingerprintOf(cert), certFile: opts.cert, created: false };
+    return {
+      cert,
+      key: readFileSync(opts.key, 'utf8'),
+      fingerprint: fingerprintOf(cert),
+      certFile: opts.cert,
+      created: false,
+    };
   }
   const dir = join(dataDir, 'tls');
   const certFile = join(dir, 'cert.pem');

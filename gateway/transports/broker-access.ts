@@ -52,7 +52,9 @@ export interface BrokerAccessOptions {
   /** An enrolled device: its key, or revoked; undefined when not enrolled. */
   readonly device: (id: string) => { readonly publicKey: Uint8Array; readonly revoked: boolean } | undefined;
   /** A principal of the policy file by name or did:key. */
-  readonly principal?: (ref: string) => { readonly did: string; readonly name: string; readonly publicKey: Uint8Array } | undefined;
+  readonly principal?: (
+    ref: string,
+  ) => { readonly did: string; readonly name: string; readonly publicKey: Uint8Array } | undefined;
   /** May this principal (did) read frames of this policy tag? */
   readonly mayRead?: (did: string, policy: string) => boolean;
   /** Sibling gateway keys allowed on the sync topics. */
@@ -134,7 +136,9 @@ export class BrokerAccess {
     if (t) return { ok: false, code: 4, reason: t };
     return {
       ok: true,
-      identity: device ? { kind: 'device', id: username } : { kind: 'principal', did: principal!.did, name: principal!.name },
+      identity: device
+        ? { kind: 'device', id: username }
+        : { kind: 'principal', did: principal!.did, name: principal!.name },
     };
   }
 

@@ -62,7 +62,8 @@ export class ConnectionGuard {
   /** Whether this socket's address is at one of its caps (nothing is counted). */
   full(socket: Socket): boolean {
     const e = this.byAddress.get(socket.remoteAddress ?? '?');
-    const over = e !== undefined && (e.open >= this.limits.connectionsPerAddress || e.pending >= this.limits.pendingPerAddress);
+    const over =
+      e !== undefined && (e.open >= this.limits.connectionsPerAddress || e.pending >= this.limits.pendingPerAddress);
     if (over) this.stats.refusedConnections++;
     return over;
   }
@@ -135,7 +136,10 @@ export class ConnectionGuard {
 
   private forgetIfIdle(addr: string, e: PerAddress): void {
     // A full bucket and no connection: nothing worth remembering.
-    if (e.open === 0 && e.tokens + ((this.now() - e.at) / 1000) * this.limits.connectsPerSecond >= this.limits.connectsPerSecond * 2)
+    if (
+      e.open === 0 &&
+      e.tokens + ((this.now() - e.at) / 1000) * this.limits.connectsPerSecond >= this.limits.connectsPerSecond * 2
+    )
       this.byAddress.delete(addr);
   }
 }

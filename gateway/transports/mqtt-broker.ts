@@ -70,7 +70,10 @@ export const DEFAULT_LIMITS: GuardLimits & { connectTimeoutMs: number } = {
 
 /** 127.0.0.0/8, ::1, localhost: a listener there is reachable from this machine only. */
 export const isLoopbackHost = (host: string): boolean =>
-  host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) || host === '::ffff:127.0.0.1';
+  host === 'localhost' ||
+  host === '::1' ||
+  /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
+  host === '::ffff:127.0.0.1';
 
 const refusal = (code: 2 | 4 | 5, message: string): Error & { returnCode: 2 | 4 | 5 } =>
   Object.assign(new Error(message), { returnCode: code });
@@ -138,16 +141,10 @@ export class EmbeddedBroker {
         done(null, ok);
       },
       authenticate: (client, username, password, done) => {
-        const r = access.authenticate(
-          client.id,
-          username,
-          password,
-          anonymousOk.get(client.conn) ?? false,
-          (id) => {
-            const holder = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[id];
-            return holder ? identity(holder) : undefined;
-          },
-        );
+        const r = access.authenticate(client.id, username, password, anonymousOk.get(client.conn) ?? false, (id) => {
+          const holder = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[id];
+          return holder ? identity(holder) : undefined;
+        });
         if (!r.ok) {
           log.warn({ client: client.id, user: username, code: r.code, reason: r.reason }, 'MQTT CONNECT refused');
           return done(refusal(r.code, r.reason), false);
@@ -165,7 +162,10 @@ export class EmbeddedBroker {
         if (!client) return cb(null); // the gateway's own publishes
         const id = identity(client);
         if (!access.mayPublish(id, packet.topic)) {
-          log.warn({ client: client.id, topic: packet.topic, as: id.kind }, 'publish outside the client\'s topics dropped');
+          log.warn(
+            { client: client.id, topic: packet.topic, as: id.kind },
+            "publish outside the client's topics dropped",
+          );
           drop(packet);
           return cb(null);
         }
@@ -222,16 +222,18 @@ export class EmbeddedBroker {
     try {
       for (const l of all) {
         const anon =
-          l.anonymous ?? (opts.anonymous === 'loopback' || opts.anonymous === undefined
-            ? isLoopbackHost(l.host)
-            : opts.anonymous);
+          l.anonymous ??
+          (opts.anonymous === 'loopback' || opts.anonymous === undefined ? isLoopbackHost(l.host) : opts.anonymous);
         const onSocket = (socket: Socket): void => {
           if (!guard.admit(socket)) return;
           anonymousOk.set(socket, anon);
           aedes.handle(socket);
         };
         const server = l.tls
-          ? createTlsServer({ cert: l.tls.cert, key: l.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.connectTimeoutMs }, onSocket)
+          ? createTlsServer(
+              { cert: l.tls.cert, key: l.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.connectTimeoutMs },
+              onSocket,
+            )
           : createServer(onSocket);
         // TLS: an address over its caps is cut before the handshake costs anything (handshakes time out too).
         if (l.tls) server.on('connection', (raw: Socket) => guard.full(raw) && raw.destroy());
@@ -245,7 +247,10 @@ export class EmbeddedBroker {
           });
         });
         if (!anon && !l.tls && !isLoopbackHost(l.host))
-          log.warn({ host: l.host }, 'plain MQTT beyond loopback: credentials are required, but readings cross the network in clear (use mqtt.tls)');
+          log.warn(
+            { host: l.host },
+            'plain MQTT beyond loopback: credentials are required, but readings cross the network in clear (use mqtt.tls)',
+          );
       }
     } catch (err) {
       for (const s of servers) s.close();
