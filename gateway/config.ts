@@ -296,6 +296,11 @@ export const configSchema = z
         enabled: z.boolean().default(false),
         host: z.string().min(1).default('0.0.0.0'),
         port: z.number().int().min(0).max(65535).default(7878),
+        /**
+         * Direct TCP links are encrypted and mutually authenticated with Noise XX (keys derived from the
+         * gateway identities, pinned to the peers' keys); both sides must agree. false: plain TCP.
+         */
+        encrypted: z.boolean().default(true),
         /** How often each sibling is dialled ("are we equal?" first, then a sync if not). */
         intervalSeconds: z.number().positive().max(3600).default(5),
         /** Sibling gateways: their key (only these may connect) and, to dial them, host and port. */

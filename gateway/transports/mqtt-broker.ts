@@ -12,7 +12,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type AedesPublishPacket, type Client, type PublishPacket } from 'aedes';
-import { parseTopic, SYNC_TOPIC_ROOT, topics } from '../../protocols/index.js';
+import { parseTopic, SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, topics } from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 import { BrokerAccess, type BrokerAccessOptions, type BrokerIdentity } from './broker-access.js';
@@ -146,7 +146,11 @@ export class EmbeddedBroker {
           return holder ? identity(holder) : undefined;
         });
         if (!r.ok) {
-          log.warn({ client: client.id, user: username, code: r.code, reason: r.reason }, 'MQTT CONNECT refused');
+          const sync = username?.startsWith(SYNC_BROKER_USER_PREFIX) ?? false;
+          log.warn(
+            { client: client.id, user: username, code: r.code, reason: r.reason },
+            sync ? 'sync login refused: not a sibling gateway' : 'MQTT CONNECT refused',
+          );
           return done(refusal(r.code, r.reason), false);
         }
         who.set(client, r.identity);
