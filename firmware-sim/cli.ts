@@ -3,6 +3,7 @@
  * against a broker (fleet). Bad flags exit 2 with a message naming the flag;
  * SIGINT/SIGTERM stop a fleet cleanly and exit 0.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Fleet, type FleetStats } from './fleet.js';
 import {
@@ -37,7 +38,11 @@ const USAGE = `Usage:
   firmware-sim fleet [--keys FILE | --devices N] [--rate HZ] [--broker URL] [--duration SECONDS]
                      [--state DIR] [--model M] [--site S] [--prefix P] [--signer noble|node]
                      [--max-frames N] [--status SECONDS] [--gateway-key KEY --gateway-id ID --actuators SPEC]
+                     [--tls] [--ca FILE]
       Runs the fleet over MQTT, printing connected/sent/acked/pending every --status seconds (5).
+      --gateway-id ID: each device authenticates at CONNECT (username = its id, password = a fresh
+      connect token it signs for that gateway). --tls: MQTT over TLS (mqtts://, port 8883 by default);
+      --ca FILE: trust this certificate (the gateway's <dataDir>/tls/cert.pem) instead of the system's.
       --state DIR keeps boot/seq counters across runs. Stops on SIGINT/SIGTERM or after --duration.
       --actuators name=initial,... (every device) or FILE.json ({device: {actuator: initial}}, e.g.
       rules/examples/*/actuators.json): devices obey commands signed by that gateway.
@@ -71,6 +76,8 @@ export type CliCommand =
       gatewayKey?: Uint8Array;
       gatewayId?: string;
       actuators?: ActuatorSpec;
+      tls: boolean;
+      ca?: string;
     };
 
 function int(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
@@ -151,6 +158,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
           'gateway-key': { type: 'string' },
           'gateway-id': { type: 'string' },
           actuators: { type: 'string' },
+          tls: { type: 'boolean' },
+          ca: { type: 'string' },
         },
       }).values;
     } else {
@@ -184,7 +193,11 @@ export function parseCli(argv: readonly string[]): CliCommand {
   if (keys !== undefined && str('devices') !== undefined)
     throw new UsageError('--keys and --devices cannot be used together');
   if (keys === '') throw new UsageError('--keys needs a file name');
-  const broker = str('broker') ?? 'mqtt://127.0.0.1:1883';
+  const tls = values.tls === true || str('ca') !== undefined;
+  const ca = str('ca');
+  if (ca === '') throw new UsageError('--ca needs a file name');
+  let broker = str('broker') ?? (tls ? 'mqtts://127.0.0.1:8883' : 'mqtt://127.0.0.1:1883');
+  if (tls) broker = broker.replace(/^(mqtt|tcp):/, 'mqtts:');
   if (!/^(mqtts?|wss?|tcp|ssl):\/\/[^/\s]+/.test(broker))
     throw new UsageError(`--broker must be a URL such as mqtt://127.0.0.1:1883, got "${broker}"`);
   const signer = signerFlag(UsageError, str('signer'));
@@ -209,6 +222,8 @@ export function parseCli(argv: readonly string[]): CliCommand {
     signer,
     ...(maxFrames !== undefined && { maxFrames: int('max-frames', maxFrames, 0, Number.MAX_SAFE_INTEGER, 0) }),
     statusS: num('status', str('status'), 0, 86_400, 5),
+    tls,
+    ...(ca !== undefined && { ca }),
   };
 }
 
@@ -235,6 +250,8 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
     manifest,
     rateHz: c.rateHz,
     signer: c.signer,
+    ...(c.gatewayId !== undefined && { gatewayId: c.gatewayId }),
+    ...(c.ca !== undefined && { mqttOptions: { ca: readFileSync(c.ca) } }),
     ...(c.maxFrames !== undefined && { maxFrames: c.maxFrames }),
     ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
   });

@@ -10,6 +10,7 @@ import {
   type ReadingBody,
   type SenmlRecord,
   signBody,
+  encodeConnectToken,
   type SignFn,
   isValidId,
 } from '../protocols/index.js';
@@ -133,6 +134,17 @@ export class VirtualDevice {
   deviceTime(nowMs: number): number {
     const t = nowMs + (nowMs - this.powerOnMs) * (this.clock.driftPpm / 1e6) + this.clock.offsetMs;
     return Math.max(0, Math.round(t));
+  }
+
+  private lastTokenTime = -1;
+
+  /**
+   * A fresh MQTT CONNECT token for `gatewayId` (protocols/connect-token.ts): signed with the device key
+   * over the gateway id and the device clock, each newer than the last (the gateway refuses a replay).
+   */
+  connectToken(gatewayId: string, nowMs: number = Date.now()): string {
+    this.lastTokenTime = Math.max(this.lastTokenTime + 1, this.deviceTime(nowMs));
+    return encodeConnectToken({ subject: this.id, audience: gatewayId, time: this.lastTokenTime }, this.sign);
   }
 
   /** Samples the sensors, signs a reading frame and keeps it until acked. */

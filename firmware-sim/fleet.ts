@@ -66,8 +66,10 @@ export interface FleetOptions {
   readonly seed?: number;
   readonly faults?: FleetFaultHooks;
   readonly onCommand?: (deviceId: string, payload: Uint8Array) => void;
-  /** Extra mqtt.js options for every client (credentials, TLS). */
+  /** Extra mqtt.js options for every client (TLS: `ca`). */
   readonly mqttOptions?: IClientOptions;
+  /** Authenticate every device at CONNECT to this gateway (a connect token per connect). */
+  readonly gatewayId?: string;
   readonly now?: () => number;
 }
 
@@ -121,6 +123,7 @@ export class Fleet {
         brokerUrl: opts.brokerUrl,
         reconnectPeriodMs: opts.reconnectPeriodMs,
         clientOptions: opts.mqttOptions,
+        ...(opts.gatewayId !== undefined && { gatewayId: opts.gatewayId }),
         onCommand: opts.onCommand && ((payload) => opts.onCommand!(device.id, payload)),
       });
       this.members.set(entry.id, { device, link, ticks: 0, frames: 0 });

@@ -82,8 +82,54 @@ export const configSchema = z
         enabled: z.boolean().default(true),
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(1883),
+        /**
+         * Clients without credentials: `loopback` (default) accepts them only on a listener bound to a
+         * loopback address (127.0.0.0/8, ::1); `false` nowhere; `true` everywhere (not for a real network).
+         */
+        anonymous: z.union([z.literal('loopback'), z.boolean()]).default('loopback'),
+        /** A CONNECT token's time may be this far from the gateway clock (either way). */
+        tokenWindowSeconds: z.number().int().min(5).max(86_400).default(300),
+        /** The MQTT TLS listener (certificate: `tls`). */
+        tls: z
+          .object({
+            enabled: z.boolean().default(false),
+            host: z.string().min(1).default('0.0.0.0'),
+            port: z.number().int().min(0).max(65535).default(8883),
+          })
+          .strict()
+          .prefault({}),
+        /** Flood resistance (per source address). */
+        limits: z
+          .object({
+            connectionsPerAddress: z.number().int().min(1).max(1_000_000).default(1024),
+            /** Connections not yet authenticated. */
+            pendingPerAddress: z.number().int().min(1).max(100_000).default(32),
+            /** CONNECT attempts per second (bursts up to twice this). */
+            connectsPerSecond: z.number().positive().max(100_000).default(200),
+            /** Bytes a connection may send before it has authenticated. */
+            preAuthBytes: z.number().int().min(512).max(1_048_576).default(4096),
+            /** Time a new connection has to send CONNECT (and finish the TLS handshake). */
+            connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
+      .prefault({}),
+    /** The certificate of the MQTT TLS listener and HTTPS API: given PEM files, else one created at first start. */
+    tls: z
+      .object({
+        /** PEM certificate file (with `key`); default: <dataDir>/tls/cert.pem, self-signed, created at first start. */
+        cert: z.string().min(1).optional(),
+        key: z.string().min(1).optional(),
+        /** Extra DNS names and IP addresses for the created certificate's subjectAltName. */
+        names: z
+          .array(z.string().regex(/^[A-Za-z0-9.:*-]{1,253}$/, { message: 'must be a DNS name or an IP address' }))
+          .max(64)
+          .default([]),
+      })
+      .strict()
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), { message: 'give cert and key together' })
       .prefault({}),
     ingest: z
       .object({
@@ -193,6 +239,10 @@ export const configSchema = z
         /** Loopback by default; 0.0.0.0 exposes the dashboard and API to the network. */
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
+        /** Serve HTTPS (certificate: `tls`). */
+        tls: z.boolean().default(false),
+        /** Allow plain HTTP on a host beyond loopback (the admin token would cross the network in clear). */
+        allowPlainBeyondLoopback: z.boolean().default(false),
         /** Admin token; without it one is generated into <dataDir>/api-token (mode 0600). */
         token: z
           .string()
@@ -256,6 +306,11 @@ export const configSchema = z
         enabled: z.boolean().default(false),
         host: z.string().min(1).default('0.0.0.0'),
         port: z.number().int().min(0).max(65535).default(7878),
+        /**
+         * Direct TCP links are encrypted and mutually authenticated with Noise XX (keys derived from the
+         * gateway identities, pinned to the peers' keys); both sides must agree. false: plain TCP.
+         */
+        encrypted: z.boolean().default(true),
         /** How often each sibling is dialled ("are we equal?" first, then a sync if not). */
         intervalSeconds: z.number().positive().max(3600).default(5),
         /** Sibling gateways: their key (only these may connect) and, to dial them, host and port. */

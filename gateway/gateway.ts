@@ -34,6 +34,7 @@ import {
 import { gatewayStatus, startStatusReports } from './status.js';
 import { loadStartInputs } from './start-inputs.js';
 import { DataDirLock } from './store/data-dir-lock.js';
+import { loadOrCreateTls, type TlsMaterial } from './crypto/certificate.js';
 import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
@@ -83,6 +84,8 @@ export class Gateway {
   readonly rules: RulesHandle | undefined;
   readonly api: ApiServer | undefined;
   readonly simulation: Simulation | undefined;
+  /** The certificate of the MQTT TLS listener and HTTPS API (config `tls`), when either is on. */
+  readonly tls: TlsMaterial | undefined;
 
   private constructor(
     p: GatewayParts,
@@ -110,6 +113,7 @@ export class Gateway {
     this.rules = p.rules;
     this.api = p.api;
     this.simulation = p.simulation;
+    this.tls = p.tls;
   }
 
   /** Starts a gateway on `config`; throws DataDirLockError while another process runs on its data directory. */
@@ -174,7 +178,16 @@ export class Gateway {
         },
         `gateway ${config.gateway.id} starting`,
       );
-      const ctx = { config, parts, log, identity, registry, ingest, activity, blockLog };
+      const tls =
+        config.mqtt.tls.enabled || config.api.tls
+          ? loadOrCreateTls(dataDir, { ...config.tls, commonName: config.gateway.id })
+          : undefined;
+      if (tls)
+        log.info(
+          { cert: tls.certFile, fingerprint: tls.fingerprint, created: tls.created },
+          `TLS certificate ${tls.certFile} (SHA-256 fingerprint ${tls.fingerprint})`,
+        );
+      const ctx = { config, parts, log, identity, registry, ingest, activity, blockLog, policies, tls };
       // Before any transport: a wiped gateway restores its own streams from its siblings first.
       const siblings = config.sync.enabled
         ? parts.add(
@@ -196,13 +209,14 @@ export class Gateway {
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
-        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules },
+        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls },
       };
       const apiOptions = {
         ...config.api,
         dataDir,
         metrics: config.metrics,
         statusIntervalMs: config.status.intervalSeconds * 1000,
+        tls: config.api.tls ? tls : undefined,
       };
       const api = config.api.enabled
         ? parts.add(

@@ -73,6 +73,8 @@ export class HomeAssistantDiscovery {
       if (f.body.type !== 'reading') return;
       const pack = resolvePack(f.body.records);
       if (!pack.ok) return;
+      // States carry readings: principals at the broker get them only if they may read the frame's policy.
+      const policy = broker.opts.policyOf?.({ device: f.device, boot: f.body.boot, seq: f.body.seq });
       for (const r of pack.value) {
         const name = shortName(f.device, r.name);
         const value = r.value ?? r.boolValue ?? r.sum;
@@ -80,7 +82,7 @@ export class HomeAssistantDiscovery {
         const e = this.announce(f.device, name, r.unit, typeof value === 'boolean');
         const state =
           typeof value === 'boolean' ? (value ? 'ON' : 'OFF') : String(e.convert ? e.convert(value) : value);
-        this.publish(e.stateTopic, state);
+        this.publish(e.stateTopic, state, policy);
       }
     });
   }
@@ -145,9 +147,9 @@ export class HomeAssistantDiscovery {
     return this.registry.get(id);
   }
 
-  private publish(topic: string, payload: string): void {
+  private publish(topic: string, payload: string, policy?: string): void {
     this.broker
-      .publish(topic, payload, { qos: 1, retain: true })
+      .publish(topic, payload, { qos: 1, retain: true, ...(policy !== undefined && { policy }) })
       .catch((err: unknown) => this.log.warn({ err, topic }, 'Home Assistant publish failed'));
   }
 

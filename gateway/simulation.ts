@@ -41,6 +41,8 @@ export interface SimulationOptions {
   readonly devices: number;
   readonly rate: number;
   readonly brokerUrl: string;
+  /** The devices authenticate at CONNECT to this gateway (connect tokens). */
+  readonly gatewayId: string;
 }
 
 export class Simulation {
@@ -71,14 +73,28 @@ export class Simulation {
     for (const d of devices) await registry.enroll(d);
     log.info({ devices: devices.length }, `enrolled ${devices.length} simulated devices`);
     return Simulation.run(
-      { manifest, brokerUrl: opts.brokerUrl, rate: opts.rate, stateDir: join(opts.dataDir, 'sim-state') },
+      {
+        manifest,
+        brokerUrl: opts.brokerUrl,
+        rate: opts.rate,
+        stateDir: join(opts.dataDir, 'sim-state'),
+        gatewayId: opts.gatewayId,
+      },
       log,
     );
   }
 
   /** Runs `firmware-sim fleet` for the devices of `manifest` (keys already enrolled); `args`: more fleet flags. */
   static run(
-    opts: { manifest: string; brokerUrl: string; rate: number; stateDir: string; args?: readonly string[] },
+    opts: {
+      manifest: string;
+      brokerUrl: string;
+      rate: number;
+      stateDir: string;
+      /** Signs a fresh CONNECT token for this gateway on every connect (docs/security.md). */
+      gatewayId?: string;
+      args?: readonly string[];
+    },
     log: Logger,
   ): Simulation {
     const child = spawn(
@@ -90,6 +106,7 @@ export class Simulation {
         opts.manifest,
         '--broker',
         opts.brokerUrl,
+        ...(opts.gatewayId === undefined ? [] : ['--gateway-id', opts.gatewayId]),
         '--rate',
         String(opts.rate),
         '--state',

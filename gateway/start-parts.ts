@@ -3,6 +3,8 @@
  * the demo fleet). Each registers what it started with the lifecycle (gateway/parts.ts), so the gateway
  * stops it, in reverse order, even when a part started after it fails to start or to stop.
  */
+import type { TlsMaterial } from './crypto/certificate.js';
+import type { PolicyRuntime } from './policy/runtime.js';
 import type { RuleSet } from '../rules/dsl/types.js';
 import { type RulesHandle, startRules } from '../rules/start.js';
 import type { DeviceActivity } from './activity.js';
@@ -34,6 +36,9 @@ export interface PartContext {
   readonly ingest: IngestPipeline;
   readonly activity: DeviceActivity;
   readonly blockLog: BlockLog;
+  readonly policies: PolicyRuntime;
+  /** The certificate of the MQTT TLS listener and HTTPS API (config `tls`), when either is on. */
+  readonly tls: TlsMaterial | undefined;
 }
 
 export async function startMqtt(
@@ -41,7 +46,8 @@ export async function startMqtt(
   siblingAuthors: readonly Uint8Array[],
   siblings: Siblings | undefined,
 ): Promise<EmbeddedBroker> {
-  const { config, ingest, activity } = ctx;
+  const { config, ingest, activity, registry, blockLog, tls } = ctx;
+  const perms = ctx.policies.permissions;
   const ha = config.homeAssistant;
   // The gateway's own topics (status, Home Assistant states) and the discovery prefix are not writable by clients.
   const reservedPrefixes = [`outpost/v1/gw/${config.gateway.id}/`, ...(ha.enabled ? [`${ha.prefix}/`] : [])];
@@ -52,6 +58,29 @@ export async function startMqtt(
       gatewayId: config.gateway.id,
       reservedPrefixes,
       syncPeers: config.sync.enabled ? siblingAuthors : [],
+      anonymous: config.mqtt.anonymous,
+      ...(config.mqtt.tls.enabled &&
+        tls && { listeners: [{ host: config.mqtt.tls.host, port: config.mqtt.tls.port, tls }] }),
+      limits: config.mqtt.limits,
+      access: {
+        tokenWindowMs: config.mqtt.tokenWindowSeconds * 1000,
+        device: (id) => {
+          const rec = registry.get(id);
+          const key = registry.active(id)?.publicKey;
+          return rec && { publicKey: key ?? new Uint8Array(32), revoked: key === undefined };
+        },
+        principal: (ref) => {
+          const p = perms.principal(ref);
+          return p && { did: p.did, name: p.id, publicKey: p.publicKey };
+        },
+        mayRead: (did, policy) => perms.check(did, 'read', policy).allowed,
+      },
+      principalReadable: ha.enabled ? [ha.prefix] : [],
+      // The frame's policy is the stream of the log block holding it (as the API reads it).
+      policyOf: (f) => {
+        const v = blockLog.viewEntry(f.device, f.boot, f.seq);
+        return v && blockLog.lookup(v.block)?.stream;
+      },
     },
     ingest,
     ctx.log,
@@ -217,6 +246,7 @@ export async function startSimulation(
       devices: config.simulate.devices,
       rate: config.simulate.rate,
       brokerUrl: `mqtt://${config.mqtt.host}:${broker.port}`,
+      gatewayId: config.gateway.id,
     },
     registry,
     ctx.log,

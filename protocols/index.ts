@@ -16,3 +16,5 @@ export * from './ble.js';
 export * from './block.js';
 export * from './sync.js';
 export * from './sealed.js';
+export * from './connect-token.js';
+export * from './noise.js';

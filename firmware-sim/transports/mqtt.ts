@@ -27,8 +27,13 @@ export interface MqttLinkOptions {
   readonly onCommand?: (payload: Uint8Array, device: VirtualDevice) => void;
   /** Client errors (refused CONNACK, socket errors); the link keeps retrying regardless. */
   readonly onError?: (error: Error, device: VirtualDevice) => void;
-  /** Extra mqtt.js options (credentials, TLS); the ones above win. */
+  /** Extra mqtt.js options (TLS: `ca`); the ones above win. */
   readonly clientOptions?: IClientOptions;
+  /**
+   * Authenticate at CONNECT to this gateway: username = device id, password = a fresh connect
+   * token signed by the device (a new one for every connect and reconnect).
+   */
+  readonly gatewayId?: string;
 }
 
 export interface LinkStats {
@@ -80,8 +85,10 @@ export class MqttDeviceLink {
   start(): void {
     if (this.client) return;
     this.stopped = false;
+    const gatewayId = this.opts.gatewayId;
     const client = mqtt.connect(this.opts.brokerUrl, {
       ...this.opts.clientOptions,
+      ...(gatewayId !== undefined && { username: this.device.id, password: this.device.connectToken(gatewayId) }),
       clientId: this.device.id,
       clean: true,
       reconnectPeriod: this.opts.reconnectPeriodMs ?? DEFAULT_RECONNECT_MS,
@@ -93,6 +100,9 @@ export class MqttDeviceLink {
       queueQoSZero: false,
     });
     this.client = client;
+    // mqtt.js builds each CONNECT from client.options: a token is good once, so every attempt signs a new one.
+    if (gatewayId !== undefined)
+      client.on('reconnect', () => (client.options.password = this.device.connectToken(gatewayId)));
     client.on('connect', () => this.onConnect(client));
     client.on('close', () => this.onClose(client));
     client.on('error', (e) => {
@@ -130,7 +140,10 @@ export class MqttDeviceLink {
     if (!client) return;
     await new Promise<void>((resolve) => client.end(true, () => resolve()));
     await new Promise((r) => setTimeout(r, ms));
-    if (this.client === client && !this.stopped) client.reconnect();
+    if (this.client === client && !this.stopped) {
+      if (this.opts.gatewayId !== undefined) client.options.password = this.device.connectToken(this.opts.gatewayId);
+      client.reconnect();
+    }
   }
 
   /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */

@@ -6,9 +6,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ApiSource } from './source.js';
 import type { Logger } from '../logger.js';
+import { isLoopbackHost } from '../transports/mqtt-broker.js';
 import { DeviceView } from './device-view.js';
 import { LiveFeed } from './feed.js';
 import { ApiError, checkRequestShape, queryParams, sendError, sendJson, sendText } from './http.js';
@@ -30,6 +32,14 @@ export interface ApiOptions {
   readonly metrics: { readonly enabled: boolean; readonly public: boolean };
   /** How often the live feed sends a status event. */
   readonly statusIntervalMs?: number;
+  /** Certificate and key (PEM): serve HTTPS. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Allow plain HTTP beyond loopback (refused otherwise: the admin token would cross the network in clear). */
+  readonly allowPlainBeyondLoopback?: boolean;
+}
+
+class ApiConfigError extends Error {
+  readonly code = 'api/plain-beyond-loopback';
 }
 
 export class ApiServer {
@@ -47,6 +57,11 @@ export class ApiServer {
   }
 
   static async start(gw: ApiSource, opts: ApiOptions, log: Logger): Promise<ApiServer> {
+    const remote = !isLoopbackHost(opts.host);
+    if (remote && !opts.tls && !opts.allowPlainBeyondLoopback)
+      throw new ApiConfigError(
+        `api.host ${opts.host} is beyond loopback without TLS: set api.tls: true (or api.allowPlainBeyondLoopback: true to send the admin token in clear)`,
+      );
     const token = loadOrCreateToken(opts.dataDir, opts.token);
     const view = new DeviceView(gw.store, gw.registry, gw.ingest);
     const access = new ApiAccess(gw, token.token);
@@ -108,7 +123,8 @@ export class ApiServer {
       throw new ApiError(404, 'not-found', `no route ${path}`);
     };
 
-    const server = createServer({ maxHeaderSize: 8192, requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+    const serverOpts = { maxHeaderSize: 8192, requestTimeout: 30_000, headersTimeout: 10_000 };
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       handle(req, res).catch((err: unknown) => {
         if (res.headersSent) return void res.destroy();
         if (err instanceof ApiError) return sendError(res, err);
@@ -117,7 +133,10 @@ export class ApiServer {
         log.error({ err, url: req.url }, 'API request failed');
         sendError(res, new ApiError(500, 'internal-error', 'internal error (see the gateway log)'));
       });
-    });
+    };
+    const server: Server = opts.tls
+      ? createHttpsServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, onRequest)
+      : createServer(serverOpts, onRequest);
     server.on('clientError', (_err, socket) => socket.destroy());
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -127,10 +146,10 @@ export class ApiServer {
       });
     });
     const api = new ApiServer(server, token, view, feed, metrics, access);
-    if (!['127.0.0.1', '::1', 'localhost'].includes(opts.host)) {
+    if (remote && !opts.tls) {
       log.warn(
         { host: opts.host },
-        'the API is reachable from the network over plain HTTP: the token travels unencrypted; use a TLS reverse proxy or an SSH tunnel on untrusted networks',
+        'the API is reachable from the network over plain HTTP (api.allowPlainBeyondLoopback): the token travels unencrypted',
       );
     }
     log.info(
@@ -141,7 +160,7 @@ export class ApiServer {
         tokenCreated: token.created,
         metricsPublic: opts.metrics.public,
       },
-      `dashboard and API on http://${opts.host}:${api.port}/ (admin token: ${token.file ?? 'api.token in the config'})`,
+      `dashboard and API on ${opts.tls ? 'https' : 'http'}://${opts.host}:${api.port}/ (admin token: ${token.file ?? 'api.token in the config'})`,
     );
     return api;
   }

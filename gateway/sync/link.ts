@@ -24,6 +24,8 @@ export const MAX_LINK_MESSAGE = MAX_BLOCK_BYTES + 1024;
 export interface LinkIdentity {
   readonly publicKey: Uint8Array;
   readonly sign: (message: Uint8Array) => Uint8Array;
+  /** The X25519 secret of the same seed (Noise-encrypted TCP links). */
+  readonly x25519Secret?: Uint8Array;
 }
 
 export interface LinkOptions {

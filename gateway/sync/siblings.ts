@@ -46,6 +46,10 @@ export class RestoreError extends Error {
   override readonly name = 'RestoreError';
 }
 
+/** TCP links are Noise-encrypted (sync.encrypted) with the X25519 key of the gateway's identity. */
+const noiseOf = (cfg: GatewayConfig['sync'], identity: LinkIdentity): { noiseSecret?: Uint8Array } =>
+  cfg.encrypted && identity.x25519Secret ? { noiseSecret: identity.x25519Secret } : {};
+
 /** The sibling keys from the config (validated: a bad key is a config error). */
 export function siblingKeys(cfg: GatewayConfig['sync']): Uint8Array[] {
   return cfg.peers.map((p) => {
@@ -98,6 +102,7 @@ export class Siblings {
     const server = await SyncServer.listen(cfg.host, cfg.port, {
       log,
       identity,
+      ...noiseOf(cfg, identity),
       peers: keys,
       offerTo,
       space,
@@ -111,7 +116,7 @@ export class Siblings {
     );
     logger.info(
       { port: server.port, peers: cfg.peers.map((p) => p.id) },
-      `sync listening on ${cfg.host}:${server.port}`,
+      `sync listening on ${cfg.host}:${server.port}${cfg.encrypted ? ' (Noise XX)' : ' (plain TCP)'}`,
     );
     for (const url of cfg.brokers) {
       const bus = await clientBus(url, identity, { reconnect: true });
@@ -194,6 +199,7 @@ export class Siblings {
       peers: [key],
       probe: true,
       idleTimeoutMs: 10_000,
+      ...noiseOf(this.cfg, this.identity),
       offerTo: this.offerTo,
       space: this.space,
     };

@@ -7,6 +7,7 @@
  * is the initiator, see engine.ts) and the dialer closes the link.
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   initiate,
   LinkError,
@@ -18,6 +19,7 @@ import {
   respond,
   type SyncLinkEvents,
 } from './link.js';
+import { secureSocket } from './noise-stream.js';
 
 export { LinkError, type LinkIdentity, type LinkOptions, type LinkResult } from './link.js';
 export type SyncServerEvents = SyncLinkEvents;
@@ -32,13 +34,15 @@ class Framed implements MessageLink {
   private readonly queue = new MessageQueue();
   private paused = false;
 
+  /** `socket`: the byte stream (the TCP socket, or the Noise stream over it); `raw`: the TCP socket. */
   constructor(
-    readonly socket: Socket,
+    readonly socket: Duplex,
+    raw: Socket,
     idleMs: number,
   ) {
-    socket.setNoDelay(true);
+    raw.setNoDelay(true);
     // Destroyed, not just failed: a sender waiting for 'drain' on a silent peer is released by 'close'.
-    socket.setTimeout(idleMs, () => {
+    raw.setTimeout(idleMs, () => {
       this.queue.fail(new LinkError('timeout', 'link idle too long'));
       socket.destroy();
     });
@@ -105,18 +109,40 @@ class Framed implements MessageLink {
   }
 }
 
+/** Options of a TCP link: with `noiseSecret` (this gateway's X25519 secret) the link is Noise-encrypted. */
+export type TcpLinkOptions = LinkOptions & { readonly noiseSecret?: Uint8Array };
+
+/** The framed link over a socket, encrypted first when the options say so. */
+async function framed(socket: Socket, opts: TcpLinkOptions, initiator: boolean): Promise<Framed> {
+  const idle = opts.idleTimeoutMs ?? 30_000;
+  if (!opts.noiseSecret) return new Framed(socket, socket, idle);
+  const { stream } = await secureSocket(socket, {
+    initiator,
+    staticSecret: opts.noiseSecret,
+    peers: opts.peers,
+    timeoutMs: idle,
+  });
+  return new Framed(stream, socket, idle);
+}
+
 /** Dials a sibling, authenticates both ways, and runs one exchange as the initiator. */
 export async function syncOverTcp(
   host: string,
   port: number,
-  opts: LinkOptions & { probe?: boolean },
+  opts: TcpLinkOptions & { probe?: boolean },
 ): Promise<LinkResult> {
   const socket = createConnection({ host, port });
   await new Promise<void>((resolve, reject) => {
     socket.once('connect', resolve);
     socket.once('error', reject);
   });
-  return initiate(new Framed(socket, opts.idleTimeoutMs ?? 30_000), opts);
+  let link: Framed;
+  try {
+    link = await framed(socket, opts, true);
+  } catch (e) {
+    throw new LinkError('refused', (e as Error).message);
+  }
+  return initiate(link, opts);
 }
 
 /** Accepts sibling links and answers each as the responder. */
@@ -126,12 +152,15 @@ export class SyncServer {
     readonly port: number,
   ) {}
 
-  static listen(host: string, port: number, opts: LinkOptions & SyncServerEvents): Promise<SyncServer> {
+  static listen(host: string, port: number, opts: TcpLinkOptions & SyncServerEvents): Promise<SyncServer> {
     const sockets = new Set<Socket>();
     const server = createServer((socket) => {
       sockets.add(socket);
       socket.once('close', () => sockets.delete(socket));
-      void respond(new Framed(socket, opts.idleTimeoutMs ?? 30_000), opts, () => socket.destroy());
+      framed(socket, opts, false).then(
+        (link) => respond(link, opts, () => socket.destroy()),
+        (e: Error) => opts.onLink?.({ error: new LinkError('refused', e.message) }),
+      );
     });
     (server as Server & { sockets?: Set<Socket> }).sockets = sockets;
     return new Promise((resolve, reject) => {

@@ -9,24 +9,32 @@
  * and never forwarded; only transient failures (store error, overload) refuse,
  * which makes the device reconnect and resend.
  */
-import { createServer, type Server } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
-import {
-  parsePublicKey,
-  parseTopic,
-  SYNC_BROKER_USER_PREFIX,
-  SYNC_TOPIC_ROOT,
-  syncBrokerAuthInput,
-  toHex,
-  topics,
-} from '../../protocols/index.js';
-import { verifyEd25519 } from '../crypto/ed25519.js';
+import { parseTopic, SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, topics } from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
+import { BrokerAccess, type BrokerAccessOptions, type BrokerIdentity } from './broker-access.js';
+import { ConnectionGuard, type GuardLimits } from './broker-guard.js';
 
-export interface BrokerOptions {
+export interface BrokerListener {
   readonly host: string;
   readonly port: number;
+  /** Certificate and key (PEM): a TLS listener. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  /** Clients without credentials are accepted here (default: only when `host` is a loopback address). */
+  readonly anonymous?: boolean;
+}
+
+export interface BrokerOptions {
+  /** The plain listener. */
+  readonly host: string;
+  readonly port: number;
+  /** More listeners (the TLS one). */
+  readonly listeners?: readonly BrokerListener[];
+  /** Anonymous clients: on loopback listeners only (default), everywhere, or nowhere. */
+  readonly anonymous?: 'loopback' | boolean;
   readonly gatewayId: string;
   /** Topic prefixes only the gateway publishes on (e.g. Home Assistant discovery); clients' publishes there are dropped. */
   readonly reservedPrefixes?: readonly string[];
@@ -36,6 +44,14 @@ export interface BrokerOptions {
    * Other clients may neither publish nor receive there; a bad sync login is refused.
    */
   readonly syncPeers?: readonly Uint8Array[];
+  /** Devices (the registry), principals and their permissions, token window (broker-access.ts). */
+  readonly access?: Omit<BrokerAccessOptions, 'gatewayId' | 'syncPeers'>;
+  /** Topic prefixes principals may read besides frames and gateway topics (the Home Assistant discovery prefix). */
+  readonly principalReadable?: readonly string[];
+  /** The policy tag of a stored frame (forwarded frames are filtered by it for principals). */
+  readonly policyOf?: (f: { device: string; boot: number; seq: number }) => string | undefined;
+  /** Flood limits (broker-guard.ts) and the time a socket has to send CONNECT. */
+  readonly limits?: GuardLimits & { readonly connectTimeoutMs: number };
 }
 
 export interface BrokerEvents {
@@ -44,17 +60,45 @@ export interface BrokerEvents {
   onClientGone?(clientId: string): void;
 }
 
+const DEFAULT_LIMITS: GuardLimits & { connectTimeoutMs: number } = {
+  connectionsPerAddress: 1024,
+  pendingPerAddress: 32,
+  connectsPerSecond: 200,
+  preAuthBytes: 4096,
+  connectTimeoutMs: 10_000,
+};
+
+/** 127.0.0.0/8, ::1, localhost: a listener there is reachable from this machine only. */
+export const isLoopbackHost = (host: string): boolean =>
+  host === 'localhost' ||
+  host === '::1' ||
+  /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
+  host === '::ffff:127.0.0.1';
+
+const refusal = (code: 2 | 4 | 5, message: string): Error & { returnCode: 2 | 4 | 5 } =>
+  Object.assign(new Error(message), { returnCode: code });
+
 export class EmbeddedBroker {
   /** Payload buffers of refused frames: aedes copies the packet but keeps the payload object. */
   private readonly refused = new WeakSet<object>();
+  /** Policy tags of forwarded payloads (frames and Home Assistant states), for principals' filtering. */
+  private readonly policyTags = new WeakMap<object, string>();
   private constructor(
     readonly aedes: Aedes,
-    private readonly server: Server,
+    private readonly servers: readonly Server[],
     readonly opts: BrokerOptions,
+    readonly guard: ConnectionGuard,
+    readonly access: BrokerAccess,
   ) {}
 
+  /** The plain listener's port. */
   get port(): number {
-    const a = this.server.address();
+    return this.portOf(0);
+  }
+
+  /** The port of listener `i` (0 = plain, then `listeners` in order). */
+  portOf(i: number): number {
+    const a = this.servers[i]?.address();
     return typeof a === 'object' && a ? a.port : this.opts.port;
   }
 
@@ -69,37 +113,73 @@ export class EmbeddedBroker {
     events: BrokerEvents = {},
   ): Promise<EmbeddedBroker> {
     let self: EmbeddedBroker | undefined;
-    const syncKeys = new Set((opts.syncPeers ?? []).map(toHex));
-    /** Clients that proved a sibling gateway key at CONNECT. */
-    const siblings = new WeakSet<Client>();
+    const access = new BrokerAccess({
+      gatewayId: opts.gatewayId,
+      tokenWindowMs: 300_000,
+      device: () => undefined,
+      ...opts.access,
+      ...(opts.syncPeers && { syncPeers: opts.syncPeers }),
+    });
+    access.extraReadable.push(...(opts.principalReadable ?? []).map((p) => `${p.replace(/\/$/, '')}/#`));
+    const limits = opts.limits ?? DEFAULT_LIMITS;
+    const guard = new ConnectionGuard(limits);
+    /** Who each connected client proved to be at CONNECT. */
+    const who = new WeakMap<Client, BrokerIdentity>();
+    /** Whether a socket came in on a listener that takes anonymous clients. */
+    const anonymousOk = new WeakMap<object, boolean>();
+    const identity = (c: Client): BrokerIdentity => who.get(c) ?? { kind: 'anonymous' };
+    const drop = (packet: PublishPacket): void => {
+      packet.retain = false;
+      self?.refused.add(packet.payload as object);
+    };
     const aedes = await Aedes.createBroker({
       id: opts.gatewayId,
+      connectTimeout: limits.connectTimeoutMs,
+      preConnect: (client, _packet, done) => {
+        const ok = guard.takeConnect(client.conn as Socket);
+        if (!ok) log.debug({ address: (client.conn as Socket).remoteAddress }, 'CONNECT over the rate limit refused');
+        done(null, ok);
+      },
       authenticate: (client, username, password, done) => {
-        if (!username?.startsWith(SYNC_BROKER_USER_PREFIX)) return done(null, true); // devices: as before
-        const key = parsePublicKey(username.slice(SYNC_BROKER_USER_PREFIX.length));
-        if (
-          key.ok &&
-          syncKeys.has(toHex(key.value)) &&
-          password?.length === 64 &&
-          verifyEd25519(key.value, syncBrokerAuthInput(client.id), password)
-        ) {
-          siblings.add(client);
-          return done(null, true);
+        const r = access.authenticate(client.id, username, password, anonymousOk.get(client.conn) ?? false, (id) => {
+          const holder = (aedes as unknown as { clients: Record<string, Client | undefined> }).clients[id];
+          return holder ? identity(holder) : undefined;
+        });
+        if (!r.ok) {
+          const sync = username?.startsWith(SYNC_BROKER_USER_PREFIX) ?? false;
+          log.warn(
+            { client: client.id, user: username, code: r.code, reason: r.reason },
+            sync ? 'sync login refused: not a sibling gateway' : 'MQTT CONNECT refused',
+          );
+          return done(refusal(r.code, r.reason), false);
         }
-        log.warn({ client: client.id, user: username }, 'sync login refused: not a sibling gateway');
-        const err = Object.assign(new Error('not a sibling gateway'), { returnCode: 5 as const });
-        done(err, false);
+        who.set(client, r.identity);
+        guard.authenticated(client.conn as Socket);
+        done(null, true);
+      },
+      authorizeSubscribe: (client, sub, done) => {
+        if (!client || access.maySubscribe(identity(client), sub.topic)) return done(null, sub);
+        log.warn({ client: client.id, topic: sub.topic }, 'subscription refused');
+        done(null, null); // SUBACK 0x80 for this filter (MQTT 3.1.1 §3.9.3)
       },
       authorizePublish: (client, packet, cb) => {
         if (!client) return cb(null); // the gateway's own publishes
+        const id = identity(client);
+        if (!access.mayPublish(id, packet.topic)) {
+          log.warn(
+            { client: client.id, topic: packet.topic, as: id.kind },
+            "publish outside the client's topics dropped",
+          );
+          drop(packet);
+          return cb(null);
+        }
         if (packet.topic.startsWith(SYNC_TOPIC_ROOT)) {
-          if (siblings.has(client)) return cb(null);
+          if (id.kind === 'sibling') return cb(null);
           log.warn(
             { client: client.id, topic: packet.topic },
             'publish to a sync topic by a client that is not a sibling dropped',
           );
-          packet.retain = false;
-          self?.refused.add(packet.payload as object);
+          drop(packet);
           return cb(null);
         }
         const t = parseTopic(packet.topic);
@@ -110,7 +190,11 @@ export class EmbeddedBroker {
             (o) => {
               if (o.status === 'failed') return cb(new Error(`frame not ingested: ${o.reason}`));
               if (o.status === 'rejected') self?.refused.add(packet.payload as object);
-              else events.onDeviceSeen?.(o.device, client.id);
+              else {
+                const policy = opts.policyOf?.(o);
+                if (policy !== undefined) self?.policyTags.set(packet.payload as object, policy);
+                events.onDeviceSeen?.(o.device, client.id);
+              }
               cb(null);
             },
             (err: Error) => cb(err),
@@ -121,43 +205,78 @@ export class EmbeddedBroker {
         if (t?.kind === 'cmd' || t?.kind === 'gateway-status' || reserved) {
           // Only the gateway speaks on these topics; drop, do not disconnect.
           log.warn({ client: client.id, topic: packet.topic }, 'publish to a gateway-owned topic dropped');
-          packet.retain = false;
-          self?.refused.add(packet.payload as object);
+          drop(packet);
           return cb(null);
         }
         cb(null);
       },
       authorizeForward: (client, packet) => {
         if (self?.refused.has(packet.payload as object)) return null;
-        // Sync messages only reach siblings, whatever wildcard another client subscribed.
-        if (packet.topic.startsWith(SYNC_TOPIC_ROOT) && client && !siblings.has(client)) return null;
-        return packet;
+        if (!client) return packet;
+        const policy = self?.policyTags.get(packet.payload as object);
+        return access.mayReceive(identity(client), packet.topic, policy) ? packet : null;
       },
     });
     aedes.on('clientDisconnect', (c: Client) => events.onClientGone?.(c.id));
     aedes.on('clientError', (c: Client, err: Error) =>
       log.debug({ client: c.id, err: err.message }, 'mqtt client error'),
     );
-    const server = createServer(aedes.handle);
+    const all: BrokerListener[] = [{ host: opts.host, port: opts.port }, ...(opts.listeners ?? [])];
+    const servers: Server[] = [];
     try {
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(opts.port, opts.host, () => {
-          server.off('error', reject);
-          resolve();
+      for (const l of all) {
+        const anon =
+          l.anonymous ??
+          (opts.anonymous === 'loopback' || opts.anonymous === undefined ? isLoopbackHost(l.host) : opts.anonymous);
+        const onSocket = (socket: Socket): void => {
+          if (!guard.admit(socket)) return;
+          anonymousOk.set(socket, anon);
+          aedes.handle(socket);
+        };
+        const server = l.tls
+          ? createTlsServer(
+              { cert: l.tls.cert, key: l.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.connectTimeoutMs },
+              onSocket,
+            )
+          : createServer(onSocket);
+        // TLS: an address over its caps is cut before the handshake costs anything (handshakes time out too).
+        if (l.tls) server.on('connection', (raw: Socket) => guard.full(raw) && raw.destroy());
+        if (l.tls) server.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'TLS handshake failed'));
+        servers.push(server);
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(l.port, l.host, () => {
+            server.off('error', reject);
+            resolve();
+          });
         });
-      });
+        if (!anon && !l.tls && !isLoopbackHost(l.host))
+          log.warn(
+            { host: l.host },
+            'plain MQTT beyond loopback: credentials are required, but readings cross the network in clear (use mqtt.tls)',
+          );
+      }
     } catch (err) {
+      for (const s of servers) s.close();
       await new Promise<void>((resolve) => aedes.close(() => resolve())); // its timers would keep the process alive
       throw err;
     }
-    self = new EmbeddedBroker(aedes, server, opts);
+    self = new EmbeddedBroker(aedes, servers, opts, guard, access);
     await self.publishStatus('online');
-    log.info({ host: opts.host, port: self.port }, `MQTT broker listening on ${opts.host}:${self.port}`);
+    for (const [i, l] of all.entries())
+      log.info(
+        { host: l.host, port: self.portOf(i), tls: l.tls !== undefined },
+        `MQTT broker listening on ${l.tls ? 'mqtts' : 'mqtt'}://${l.host}:${self.portOf(i)}`,
+      );
     return self;
   }
 
-  publish(topic: string, payload: Uint8Array | string, opts: { qos?: 0 | 1; retain?: boolean } = {}): Promise<void> {
+  /** Publishes as the gateway; `policy` tags the payload, so principals receive it only if they may read that policy. */
+  publish(
+    topic: string,
+    payload: Uint8Array | string,
+    opts: { qos?: 0 | 1; retain?: boolean; policy?: string } = {},
+  ): Promise<void> {
     const packet: PublishPacket = {
       cmd: 'publish',
       topic,
@@ -169,6 +288,7 @@ export class EmbeddedBroker {
       retain: opts.retain ?? false,
       dup: false,
     };
+    if (opts.policy !== undefined) this.policyTags.set(packet.payload as Buffer, opts.policy);
     return new Promise((resolve, reject) => this.aedes.publish(packet, (err) => (err ? reject(err) : resolve())));
   }
 
@@ -185,6 +305,6 @@ export class EmbeddedBroker {
     // Best effort while shutting down: a broker that cannot publish any more is closed next anyway.
     await this.publishStatus('offline').catch(() => {});
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    await Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
 }

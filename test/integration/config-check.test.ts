@@ -16,7 +16,8 @@ const expected: Record<string, string> = {
   'api-enabled-not-boolean.yaml': 'api.enabled: must be true or false',
   'api-port-out-of-range.yaml': 'api.port: must be an integer from 0 to 65535',
   'api-token-too-short.yaml': 'api.token: must be at least 16 characters',
-  'api-unknown-key.yaml': 'api: unknown key "bind" (allowed: enabled, host, port, token)',
+  'api-unknown-key.yaml':
+    'api: unknown key "bind" (allowed: enabled, host, port, tls, allowPlainBeyondLoopback, token)',
   'gateway-id-pattern.yaml': 'gateway.id: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
   'homeassistant-bad-prefix.yaml':
     'homeAssistant.prefix: must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant',
@@ -64,7 +65,13 @@ describe('gateway config check on broken configs', () => {
 
   it('[defaults] the operator sections default to a loopback API with a token, private metrics, HA off', () => {
     const c = validateConfig({});
-    expect(c.api).toEqual({ enabled: true, host: '127.0.0.1', port: 8080 });
+    expect(c.api).toEqual({
+      enabled: true,
+      host: '127.0.0.1',
+      port: 8080,
+      tls: false,
+      allowPlainBeyondLoopback: false,
+    });
     expect(c.metrics).toEqual({ enabled: true, public: false });
     expect(c.homeAssistant).toEqual({ enabled: false, prefix: 'homeassistant' });
   });

@@ -1,0 +1,163 @@
+/**
+ * An encrypted, mutually authenticated byte stream over a TCP socket for
+ * sibling links: the Noise XX handshake (protocols/noise.ts) with each
+ * gateway's static X25519 key derived from its Ed25519 identity (the
+ * birational map of RFC 7748 §4.1, as the confidential policies' key wraps
+ * use), pinned to the sibling list: a remote static key that is not a known
+ * sibling's ends the link before any sync byte. Hypercore's secret-stream is
+ * the model.
+ *
+ * Wire: every Noise message is a 2-byte big-endian length and the message
+ * (Noise rev 34 §3 caps messages at 65535 bytes). After the three handshake
+ * messages, written bytes are cut into pieces of at most 65519 bytes, each
+ * one transport message. The prologue binds the protocol use.
+ */
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { NOISE_MAX_PLAINTEXT, NoiseXX, type NoiseSession, toHex } from '../../protocols/index.js';
+import { x25519FromEd25519Public } from '../policy/seal.js';
+
+const PROLOGUE = new TextEncoder().encode('outpost/sync-noise/v1');
+const EMPTY = new Uint8Array(0);
+
+class NoiseLinkError extends Error {
+  constructor(
+    readonly code: 'noise/handshake' | 'noise/unknown-peer' | 'noise/closed',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'NoiseLinkError';
+  }
+}
+
+/** Reads 2-byte length-prefixed messages from a socket. */
+class MessageReader {
+  private buf: Buffer = Buffer.alloc(0);
+  /** `onMessage` returns false to stop reading (the rest stays buffered). */
+  constructor(private readonly onMessage: (m: Uint8Array) => boolean | void) {}
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    while (this.buf.length >= 2) {
+      const n = this.buf.readUInt16BE(0);
+      if (this.buf.length < 2 + n) return;
+      const m = this.buf.subarray(2, 2 + n);
+      this.buf = this.buf.subarray(2 + n);
+      if (this.onMessage(m) === false) return;
+    }
+  }
+  /** Bytes already read past the last whole message. */
+  rest(): Buffer {
+    return this.buf;
+  }
+}
+
+const frame = (m: Uint8Array): Buffer => {
+  const out = Buffer.allocUnsafe(2 + m.length);
+  out.writeUInt16BE(m.length, 0);
+  out.set(m, 2);
+  return out;
+};
+
+/** The transport phase: a Duplex of plaintext bytes over the socket's transport messages. */
+class NoiseStream extends Duplex {
+  private readonly reader: MessageReader;
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly session: NoiseSession,
+    leftover: Buffer,
+  ) {
+    super();
+    this.reader = new MessageReader((m) => {
+      const p = session.receive.decryptWithAd(EMPTY, m);
+      if (!p.ok)
+        return void this.destroy(new NoiseLinkError('noise/closed', `transport message refused: ${p.error.code}`));
+      if (!this.push(p.value)) socket.pause(); // resumed by _read: the reader is behind
+    });
+    socket.on('data', (c: Buffer) => this.reader.push(c));
+    socket.on('end', () => this.push(null));
+    socket.on('close', () => this.destroy());
+    socket.on('error', (e) => this.destroy(e));
+    if (leftover.length > 0) this.reader.push(leftover);
+  }
+
+  override _read(): void {
+    this.socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
+    const parts: Buffer[] = [];
+    for (let o = 0; o < chunk.length; o += NOISE_MAX_PLAINTEXT)
+      parts.push(frame(this.session.send.encryptWithAd(EMPTY, chunk.subarray(o, o + NOISE_MAX_PLAINTEXT))));
+    if (this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts))) cb();
+    else this.socket.once('drain', () => cb());
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.socket.end(cb);
+  }
+
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    this.socket.destroy();
+    cb(err);
+  }
+}
+
+export interface NoiseLinkOptions {
+  readonly initiator: boolean;
+  /** This gateway's X25519 secret (GatewayIdentity.x25519Secret). */
+  readonly staticSecret: Uint8Array;
+  /** Ed25519 keys of the siblings allowed on this link (their X25519 keys are derived and pinned). */
+  readonly peers: Iterable<Uint8Array>;
+  /** Give up on a handshake that has not finished within this long. */
+  readonly timeoutMs?: number;
+}
+
+/**
+ * Runs the XX handshake on a connected socket; resolves with the encrypted stream and the
+ * peer's Ed25519 key (hex), or rejects (and destroys the socket) on any failure.
+ */
+export function secureSocket(socket: Socket, opts: NoiseLinkOptions): Promise<{ stream: Duplex; peer: string }> {
+  const pinned = new Map<string, string>();
+  for (const k of opts.peers) pinned.set(toHex(x25519FromEd25519Public(k)), toHex(k));
+  const hs = new NoiseXX({ initiator: opts.initiator, staticSecret: opts.staticSecret, prologue: PROLOGUE });
+  return new Promise((resolve, reject) => {
+    let done = false;
+    const finish = (err?: NoiseLinkError): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('close', onClose);
+      socket.off('error', onClose);
+      if (err) {
+        socket.destroy();
+        return reject(err);
+      }
+      const s = hs.session!;
+      socket.pause();
+      resolve({ stream: new NoiseStream(socket, s, reader.rest()), peer: pinned.get(toHex(s.remoteStatic))! });
+    };
+    const timer = setTimeout(
+      () => finish(new NoiseLinkError('noise/handshake', 'handshake timed out')),
+      opts.timeoutMs ?? 10_000,
+    );
+    const reader = new MessageReader((m) => {
+      if (done) return;
+      const r = hs.readMessage(m);
+      if (!r.ok) return finish(new NoiseLinkError('noise/handshake', `${r.error.code}: ${r.error.message}`));
+      // Pin as soon as the remote static key is known: the responder's identity before we reveal ours.
+      if (hs.remoteStatic && !pinned.has(toHex(hs.remoteStatic)))
+        return finish(new NoiseLinkError('noise/unknown-peer', 'remote key is not a known sibling gateway'));
+      if (hs.myTurn) socket.write(frame(hs.writeMessage()));
+      if (hs.session) finish();
+      return !done; // the bytes after the handshake belong to the transport stream
+    });
+    const onData = (c: Buffer): void => reader.push(c);
+    const onClose = (): void => finish(new NoiseLinkError('noise/closed', 'link closed during the handshake'));
+    socket.on('data', onData);
+    socket.once('close', onClose);
+    socket.once('error', onClose);
+    if (hs.myTurn) socket.write(frame(hs.writeMessage()));
+  });
+}
