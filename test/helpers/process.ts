@@ -110,10 +110,18 @@ export interface GatewayProcess {
   readonly logs: Record<string, unknown>[];
 }
 
-/** Starts `gateway start --config FILE --no-simulate`; resolves once it logs "ready". `nodeArgs` go before the script (e.g. `--import` of a fault to inject). */
-export function startGatewayProcess(configFile: string, nodeArgs: readonly string[] = []): Promise<GatewayProcess> {
+/**
+ * Starts `gateway start --config FILE --no-simulate`; resolves once it logs "ready". `nodeArgs` go before the
+ * script (e.g. `--import` of a fault to inject); `env` is added to the child's environment.
+ */
+export function startGatewayProcess(
+  configFile: string,
+  nodeArgs: readonly string[] = [],
+  env: NodeJS.ProcessEnv = {},
+): Promise<GatewayProcess> {
   const child = spawn(process.execPath, [...nodeArgs, gatewayBin, 'start', '--config', configFile, '--no-simulate'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const logs: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {

@@ -54,7 +54,8 @@ describe('gateway lifecycle', () => {
     const tmp = tempDir();
     onTestFinished(tmp.cleanup);
     const config = writeGatewayConfig(tmp.dir, join(tmp.dir, 'data'), [], ['log: { level: debug }']);
-    const g = await startGatewayProcess(config, ['--import', preload]);
+    // The injected fault patches the TypeScript module, so the child runs from source (bin/launch.js).
+    const g = await startGatewayProcess(config, ['--import', preload], { OUTPOST_FROM_SOURCE: '1' });
     expect(await stopGatewayProcess(g)).toBe(1);
     const stopped = g.logs.filter((l) => l.part !== undefined).map((l) => `${String(l.part)}: ${String(l.msg)}`);
     // Reverse start order; the store, the broker and everything after the failing part still stop.
@@ -67,6 +68,7 @@ describe('gateway lifecycle', () => {
       'policies: policies stopped',
       'verify pool: verify pool stopped',
       'store: store stopped',
+      'data directory lock: data directory lock stopped',
     ]);
     expect(g.logs.find((l) => l.msg === 'stopped with errors in retention')).toMatchObject({ parts: ['retention'] });
   });
