@@ -6,6 +6,8 @@ import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { startRules, type RulesHandle } from '../rules/start.js';
 import { DeviceActivity } from './activity.js';
+import { HealthChecks } from './export/health.js';
+import { GatewayExport } from './export/start.js';
 import { type ActuationSettings, GatewayActuation } from './actuation/start.js';
 import { ApiServer } from './api/server.js';
 import type { GatewayConfig } from './config.js';
@@ -62,6 +64,9 @@ export class Gateway {
   retention?: RetentionTimer;
   /** Free-space guard of the data directory (ingest.minFreeBytes). */
   space?: FreeSpaceGuard;
+  /** Export to sinks, rollups and alerts (config `export`, `alerts`; gateway/export). */
+  exports?: GatewayExport;
+  private health?: HealthChecks;
   private lastStored = 0;
 
   private constructor(
@@ -139,6 +144,7 @@ export class Gateway {
         gw.siblings = await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space);
       policies.inbox.start(); // admin-signed grants/revocations handed over by `gateway policy grant|revoke`
       gw.retention = new RetentionTimer(blockLog, log, undefined, space).start(); // after restore: it authors blocks
+      gw.startExport(); // after restore: sinks read the log from their cursors
       if (config.mqtt.enabled) await gw.startMqtt(siblingAuthors);
       if (config.serial.ports.length > 0) gw.startSerial();
       if (config.ble.enabled) gw.startBle();
@@ -182,6 +188,33 @@ export class Gateway {
       },
     );
     await this.siblings?.attachBroker(this.broker); // siblings may sync through this broker
+  }
+
+  private startExport(): void {
+    const { config, store, identity } = this;
+    if (config.export.sinks.length === 0 && !config.export.rollups.enabled) return;
+    this.exports = new GatewayExport({
+      config,
+      store,
+      blockLog: this.blockLog!,
+      selfKey: identity.publicKey,
+      ...(this.policies && { permissions: this.policies.permissions }),
+      log: this.log,
+    }).start();
+    const alerts = this.exports.alerts;
+    if (!alerts) return;
+    this.health = new HealthChecks(alerts, config.alerts, config.export.sinks, {
+      freeBytes: () => this.space?.lastFree ?? Number.NaN,
+      minFreeBytes: config.ingest.minFreeBytes,
+      siblings: () => this.siblings?.status() ?? [],
+      sinks: () => this.exports?.exporters.map((e) => e.status()) ?? [],
+      devices: () =>
+        this.registry
+          .list()
+          .filter((d) => d.revokedAt === undefined)
+          .map((d) => d.id),
+      lastSeenAt: (d) => this.activity.lastSeenAt(d),
+    });
   }
 
   /** Serial and BLE links report devices heard and links lost the same way. */
@@ -284,6 +317,7 @@ export class Gateway {
         targets: () => ({ mqtt: this.broker, serial: this.serial, ble: this.ble }),
         logger: this.log,
         ...(this.broker && { publish: (topic: string, payload: string) => this.broker!.publish(topic, payload) }),
+        alert: (d) => this.exports?.ruleAlert(d),
       },
       settings,
     );
@@ -338,36 +372,33 @@ export class Gateway {
       verifyQueue: this.pool.queued,
       ingest: this.ingest.stats.snapshot(),
       ...(this.serial && {
-        serial: this.serial
-          .status()
-          .map((l) => ({
-            name: l.name,
-            path: l.path,
-            state: l.state,
-            frames: l.stats.frames,
-            acks: l.stats.acks,
-            badCrc: l.deframer.badCrc,
-            badCobs: l.deframer.badCobs,
-            oversize: l.deframer.oversize,
-          })),
+        serial: this.serial.status().map((l) => ({
+          name: l.name,
+          path: l.path,
+          state: l.state,
+          frames: l.stats.frames,
+          acks: l.stats.acks,
+          badCrc: l.deframer.badCrc,
+          badCobs: l.deframer.badCobs,
+          oversize: l.deframer.oversize,
+        })),
       }),
       ...(this.ble && { ble: this.bleStatus() }),
       ...(this.siblings && { sync: this.siblings.status() }),
       ...(this.actuation && { actuation: this.actuation.status() }),
       ...(this.rules && {
-        rules: this.rules
-          .stats()
-          .map((r) => ({
-            id: r.id,
-            version: r.version,
-            frames: r.frames,
-            decisions: r.decisions,
-            errors: r.errors,
-            disabled: r.disabled,
-          })),
+        rules: this.rules.stats().map((r) => ({
+          id: r.id,
+          version: r.version,
+          frames: r.frames,
+          decisions: r.decisions,
+          errors: r.errors,
+          disabled: r.disabled,
+        })),
       }),
       ...(this.policies && { policy: this.policies.status() }),
       ...(this.keyRing && { confidential: this.keyRing.status() }),
+      ...(this.exports && { export: this.exports.status() }),
     };
   }
 
@@ -414,6 +445,8 @@ export class Gateway {
     this.rules?.stop();
     this.actuation?.stop(); // commands in flight end as expired; the last audit records go to the log
     await this.api?.close();
+    this.health?.stop();
+    await this.exports?.stop();
     this.homeAssistant?.close();
     await this.broker?.close();
     await this.serial?.close();

@@ -15,6 +15,7 @@ import { ApiError, checkRequestShape, queryParams, sendError, sendJson, sendText
 import { ApiAccess, type Caller } from './access.js';
 import { queryLogFrames } from './log-frames.js';
 import { GatewayMetrics } from './metrics.js';
+import { querySeries } from './series.js';
 import { getDevice, listDevices, queryFrames, type RouteContext, status, whoami } from './routes.js';
 import { loadPublic, type StaticFile } from './static.js';
 import { type AdminToken, loadOrCreateToken } from './token.js';
@@ -64,6 +65,7 @@ export class ApiServer {
       '/api/status': (u) => status(ctx, u),
       '/api/whoami': (u, caller) => whoami(gw, u, caller),
       '/api/log/frames': (u, caller) => queryLogFrames(gw.blockLog, u, access.checker(caller)),
+      '/api/series': (u) => querySeries(gw.exports?.rollups, u),
     };
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -67,7 +67,8 @@ function compileConditionRule(
         : clear
           ? `clear "${rule.clear}" holds`
           : `when "${rule.when}" no longer holds`;
-    return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx));
+    const episode = { key: rule.per === 'rule' ? '' : String(f.ctx.device), edge: f.edge };
+    return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx), episode);
   };
   const condition = (frames: Observable<RuleFrame>): Observable<DecisionDraft> => {
     const ops: OperatorFunction<any, any>[] = [
@@ -116,6 +117,7 @@ function compileConditionRule(
           e.kind === 'silent' ? ctx : { ...ctx, silent: [] },
           inputs,
           reason,
+          { key: `watchdog/${e.device}`, edge: e.kind === 'silent' ? 'rise' : 'fall' },
         );
       }),
     );

@@ -185,6 +185,7 @@ export class RulesEngine {
       inputs: d.inputs,
       reason,
       action,
+      ...(d.episode && { episode: d.episode }),
     };
     r.stats.decisions++;
     try {
