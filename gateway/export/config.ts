@@ -17,6 +17,13 @@ const isLoopbackUrl = (url: string): boolean => {
   }
 };
 
+/** A postgres URL naming a unix socket directory (`?host=/run/postgresql`): local, no TLS needed. */
+const unixSocket = (url: string): boolean => {
+  // Not WHATWG-parseable (`postgres://user@/db` has credentials and no host): read the query by hand.
+  const m = /[?&]host=([^&#]*)/.exec(url);
+  return m !== null && decodeURIComponent(m[1]!).startsWith('/');
+};
+
 const common = {
   name,
   /** The sink as a principal of the policy file (name or did:key): it receives only policies it may read. Needed with `policy.file`. */
@@ -108,7 +115,7 @@ export const sinkSchema = z
     const plain =
       (s.type === 'mqtt' && s.url.startsWith('mqtt://')) ||
       (s.type === 'http' && s.url.startsWith('http://')) ||
-      (s.type === 'postgres' && s.tls === undefined && !/[?&]host=\//.test(s.url));
+      (s.type === 'postgres' && s.tls === undefined && !unixSocket(s.url));
     if (plain && !isLoopbackUrl(s.url))
       ctx.addIssue({
         code: 'custom',
