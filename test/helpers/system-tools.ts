@@ -32,6 +32,7 @@ export const SYSTEM_TOOLS = {
   'systemd-analyze': { probe: cmd('systemd-analyze', '--version'), deb: 'systemd' },
   tcpdump: { probe: cmd('tcpdump', '--version'), deb: 'tcpdump' },
   postgres: { probe: { file: '/usr/lib/postgresql' }, deb: 'postgresql' },
+  openssl: { probe: cmd('openssl', 'version'), deb: 'openssl' },
 } as const satisfies Record<string, SystemTool>;
 
 export type ToolName = keyof typeof SYSTEM_TOOLS;

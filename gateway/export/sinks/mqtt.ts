@@ -74,9 +74,11 @@ export class MqttSink implements DataSink, Notifier {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('mqtt sink: no PUBACK in time')), PUBLISH_TIMEOUT_MS);
     });
-    const lost = new Promise<never>((_, reject) =>
-      c.once('close', () => reject(new Error('mqtt sink: connection closed'))),
-    );
+    let onClose: (() => void) | undefined;
+    const lost = new Promise<never>((_, reject) => {
+      onClose = () => reject(new Error('mqtt sink: connection closed'));
+      c.once('close', onClose);
+    });
     try {
       await Promise.race([Promise.all(msgs.map(([t, p]) => c.publishAsync(t, p, { qos: 1 }))), timeout, lost]);
     } catch (e) {
@@ -84,6 +86,7 @@ export class MqttSink implements DataSink, Notifier {
       throw e;
     } finally {
       clearTimeout(timer);
+      if (onClose) c.off('close', onClose);
     }
   }
 
