@@ -37,15 +37,13 @@ function deviceJson(ctx: RouteContext, d: DeviceRecord, now: number): Record<str
     lastFrame: last ? { ...last, rxTime: new Date(last.rxTime).toISOString() } : null,
     battery: reading(ctx.view.battery(d.id)),
     signal: reading(ctx.view.signal(d.id)),
-    readings: ctx.view
-      .readings(d.id)
-      .map((r) => ({
-        name: r.name,
-        value: r.value,
-        unit: r.unit ?? null,
-        at: new Date(r.at).toISOString(),
-        history: r.history,
-      })),
+    readings: ctx.view.readings(d.id).map((r) => ({
+      name: r.name,
+      value: r.value,
+      unit: r.unit ?? null,
+      at: new Date(r.at).toISOString(),
+      history: r.history,
+    })),
     rejections: ctx.view.rejections(d.id),
   };
 }
