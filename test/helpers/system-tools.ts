@@ -35,7 +35,7 @@ export const SYSTEM_TOOLS = {
   'systemd-analyze': { probe: cmd('systemd-analyze'), deb: 'systemd' },
   tcpdump: { probe: cmd('tcpdump'), deb: 'tcpdump' },
   postgres: { probe: { file: '/usr/lib/postgresql' }, deb: 'postgresql' },
-  openssl: { probe: cmd('openssl', 'version'), deb: 'openssl' },
+  openssl: { probe: cmd('openssl'), deb: 'openssl' },
 } as const satisfies Record<string, SystemTool>;
 
 export type ToolName = keyof typeof SYSTEM_TOOLS;
