@@ -8,6 +8,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { ID_PATTERN, parsePublicKey } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
+import { alertsSchema, exportSchema } from './export/config.js';
 import { parseRetention } from './log/retention.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
@@ -347,8 +348,34 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** Durable export to PostgreSQL, a cloud MQTT broker and webhooks; local rollups (gateway/export). */
+    export: exportSchema,
+    /** Rule alerts and gateway health to notifiers (gateway/export/README.md, "Alerts"). */
+    alerts: alertsSchema,
   })
-  .strict();
+  .strict()
+  .superRefine((c, ctx) => {
+    const sinks = new Map(c.export.sinks.map((s) => [s.name, s.type]));
+    c.alerts.notify.forEach((n, i) => {
+      if (!sinks.has(n))
+        ctx.addIssue({ code: 'custom', path: ['alerts', 'notify', i], message: `no sink "${n}" in export.sinks` });
+      else if (sinks.get(n) === 'postgres')
+        ctx.addIssue({
+          code: 'custom',
+          path: ['alerts', 'notify', i],
+          message: `"${n}" is a postgres sink: alerts go to http or mqtt sinks`,
+        });
+    });
+    if (c.policy.file !== undefined)
+      c.export.sinks.forEach((s, i) => {
+        if (s.type !== 'http' && s.principal === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['export', 'sinks', i, 'principal'],
+            message: 'with policy.file, every data sink names its principal (what it may read)',
+          });
+      });
+  });
 
 export type GatewayConfig = z.infer<typeof configSchema>;
 

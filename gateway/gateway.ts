@@ -29,11 +29,13 @@ import {
   startMqtt,
   startRuleEngine,
   startSerial,
+  startExport,
   startSimulation,
 } from './start-parts.js';
 import { gatewayStatus, startStatusReports } from './status.js';
 import { loadStartInputs } from './start-inputs.js';
 import { DataDirLock } from './store/data-dir-lock.js';
+import type { GatewayExport } from './export/start.js';
 import { loadOrCreateTls, type TlsMaterial } from './crypto/certificate.js';
 import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
@@ -86,6 +88,8 @@ export class Gateway {
   readonly simulation: Simulation | undefined;
   /** The certificate of the MQTT TLS listener and HTTPS API (config `tls`), when either is on. */
   readonly tls: TlsMaterial | undefined;
+  /** Export to sinks, rollups and alerts (config `export`, `alerts`; gateway/export). */
+  readonly exports: GatewayExport | undefined;
 
   private constructor(
     p: GatewayParts,
@@ -114,6 +118,7 @@ export class Gateway {
     this.api = p.api;
     this.simulation = p.simulation;
     this.tls = p.tls;
+    this.exports = p.exports;
   }
 
   /** Starts a gateway on `config`; throws DataDirLockError while another process runs on its data directory. */
@@ -201,15 +206,16 @@ export class Gateway {
       const retention = parts.add('retention', new RetentionTimer(blockLog, log, undefined, space).start(), (r) =>
         r.stop(),
       );
+      const exports = startExport(ctx, { store, space, siblings });
       const broker = config.mqtt.enabled ? await startMqtt(ctx, siblingAuthors, siblings) : undefined;
       const serial = config.serial.ports.length > 0 ? startSerial(ctx) : undefined;
       const ble = config.ble.enabled ? startBle(ctx) : undefined;
       const homeAssistant = startHomeAssistant(ctx, broker);
-      const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation);
+      const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports);
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
-        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls },
+        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports },
       };
       const apiOptions = {
         ...config.api,

@@ -3,6 +3,10 @@
  * the demo fleet). Each registers what it started with the lifecycle (gateway/parts.ts), so the gateway
  * stops it, in reverse order, even when a part started after it fails to start or to stop.
  */
+import { HealthChecks } from './export/health.js';
+import { GatewayExport } from './export/start.js';
+import type { Store } from './store/store.js';
+import type { FreeSpaceGuard } from './store/free-space.js';
 import type { TlsMaterial } from './crypto/certificate.js';
 import type { PolicyRuntime } from './policy/runtime.js';
 import type { RuleSet } from '../rules/dsl/types.js';
@@ -172,6 +176,7 @@ export function startActuation(
   ctx: PartContext,
   targets: RouteTargets & { readonly mqtt?: EmbeddedBroker | undefined },
   overrides: ActuationSettings = {},
+  exports?: GatewayExport,
 ): GatewayActuation {
   const { config, identity, registry, ingest } = ctx;
   const a = config.actuation;
@@ -188,6 +193,7 @@ export function startActuation(
       targets: () => targets,
       logger: ctx.log,
       ...(broker && { publish: (topic: string, payload: string) => broker.publish(topic, payload) }),
+      ...(exports && { alert: (d) => exports.ruleAlert(d) }),
     },
     {
       leaseMs: a.leaseSeconds * 1000,
@@ -252,4 +258,47 @@ export async function startSimulation(
     ctx.log,
   );
   return ctx.parts.add('simulated fleet', simulation, (s) => s.stop());
+}
+
+/**
+ * Export to sinks, rollups and alerts (config `export`, `alerts`; gateway/export), after restore:
+ * sinks read the log from their cursors. Health checks raise alerts on disk, siblings, sinks, devices.
+ */
+export function startExport(
+  ctx: PartContext,
+  deps: { store: Store; space: FreeSpaceGuard; siblings: Siblings | undefined },
+): GatewayExport | undefined {
+  const { config, identity, registry, activity, log } = ctx;
+  if (config.export.sinks.length === 0 && !config.export.rollups.enabled) return undefined;
+  const exports = ctx.parts.add(
+    'export',
+    new GatewayExport({
+      config,
+      store: deps.store,
+      blockLog: ctx.blockLog,
+      selfKey: identity.publicKey,
+      permissions: ctx.policies.permissions,
+      log,
+    }).start(),
+    (e) => e.stop(),
+  );
+  const alerts = exports.alerts;
+  if (alerts)
+    ctx.parts.add(
+      'health checks',
+      new HealthChecks(alerts, config.alerts, config.export.sinks, {
+        freeBytes: () => deps.space.lastFree,
+        minFreeBytes: config.ingest.minFreeBytes,
+        siblings: () => deps.siblings?.status() ?? [],
+        sinks: () => exports.exporters.map((e) => e.status()),
+        devices: () =>
+          registry
+            .list()
+            .filter((d) => d.revokedAt === undefined)
+            .map((d) => d.id),
+        lastSeenAt: (d) => activity.lastSeenAt(d),
+      }),
+      (h) => h.stop(),
+    );
+  return exports;
 }

@@ -11,6 +11,7 @@ import type { PolicyRuntime } from './policy/runtime.js';
 import type { Registry } from './registry.js';
 import type { Store } from './store/store.js';
 import type { Siblings } from './sync/siblings.js';
+import type { GatewayExport } from './export/start.js';
 import type { BleTransport } from './transports/ble.js';
 import type { SerialTransport } from './transports/serial.js';
 
@@ -28,6 +29,7 @@ export interface StatusSource {
   readonly ble?: BleTransport | undefined;
   readonly siblings?: Siblings | undefined;
   readonly rules?: RulesHandle | undefined;
+  readonly exports?: GatewayExport | undefined;
 }
 
 export function gatewayStatus(g: StatusSource): Record<string, unknown> {
@@ -67,6 +69,7 @@ export function gatewayStatus(g: StatusSource): Record<string, unknown> {
     }),
     policy: g.policies.status(),
     confidential: g.keyRing.status(),
+    ...(g.exports && { export: g.exports.status() }),
   };
 }
 

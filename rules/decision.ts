@@ -36,6 +36,8 @@ export interface Decision {
   /** Human-readable why: the condition and the values it saw. */
   readonly reason: string;
   readonly action: Action;
+  /** Condition and watchdog rules: which instance went on (`rise`) or off (`fall`); alerts resolve on `fall`. */
+  readonly episode?: { readonly key: string; readonly edge: 'rise' | 'fall' };
 }
 
 /** Where the engine sends decisions (actuation live, a recorder in a dry run). */

@@ -13,13 +13,13 @@
 #                              `make size` for Cortex-M4
 #   chromium                   the dashboard test (playwright-core, headless)
 #   systemd                    `systemd-analyze verify` of the Pi unit
-#   postgresql tcpdump         the export and capture tests
+#   postgresql tcpdump openssl the export and capture tests (openssl: the TLS broker's certificates)
 #   git                        the fresh-clone test (clones this repository)
 # Keep this list and test/helpers/system-tools.ts in step (test/unit/system-tools.test.ts checks).
 set -euo pipefail
 
 debs=(socat mosquitto mosquitto-clients make gcc libc6-dev libsodium-dev clang libclang-rt-14-dev
-  gcc-arm-none-eabi libnewlib-arm-none-eabi chromium systemd postgresql tcpdump git)
+  gcc-arm-none-eabi libnewlib-arm-none-eabi chromium systemd postgresql tcpdump openssl git)
 
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${debs[@]}"

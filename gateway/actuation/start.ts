@@ -31,6 +31,8 @@ export interface GatewayActuationDeps {
   readonly appendInCommit?: (author: () => void) => void;
   /** MQTT publish for rule `publish` actions. */
   readonly publish?: (topic: string, payload: string) => Promise<void>;
+  /** Rule `alert` decisions, for the notifiers (gateway/export/alerts.ts). */
+  readonly alert?: (d: Decision & { action: { kind: 'alert' } }) => void;
 }
 
 export type ActuationSettings = Pick<
@@ -123,6 +125,7 @@ export class GatewayActuation {
         { rule: d.rule, ruleVersion: d.ruleVersion, inputs: d.inputs, reason: d.reason, alert: a.message },
         `alert: ${a.message}`,
       );
+      deps.alert?.({ ...d, action: a });
     }
   }
 

@@ -18,6 +18,7 @@ import { ApiAccess, type Caller } from './access.js';
 import { listDecisions } from './decisions.js';
 import { queryLogFrames } from './log-frames.js';
 import { GatewayMetrics } from './metrics.js';
+import { querySeries } from './series.js';
 import { getDevice, listDevices, queryFrames, type RouteContext, status, whoami } from './routes.js';
 import { loadPublic, type StaticFile } from './static.js';
 import { type AdminToken, loadOrCreateToken } from './token.js';
@@ -81,6 +82,7 @@ export class ApiServer {
       '/api/whoami': (u, caller) => whoami(gw, u, caller),
       '/api/log/frames': (u, caller) => queryLogFrames(gw.blockLog, u, access.checker(caller)),
       '/api/decisions': (u) => listDecisions(gw.blockLog, u),
+      '/api/series': (u) => querySeries(gw.exports?.rollups, u),
     };
 
     const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

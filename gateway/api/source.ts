@@ -9,6 +9,7 @@ import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { PolicyRuntime } from '../policy/runtime.js';
 import type { Registry } from '../registry.js';
+import type { GatewayExport } from '../export/start.js';
 import type { FreeSpaceGuard } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
 
@@ -26,6 +27,8 @@ export interface ApiSource {
   readonly actuation: GatewayActuation;
   /** The embedded MQTT broker, when it runs (mqtt.enabled). */
   readonly broker?: { readonly port: number } | undefined;
+  /** Export and rollups (config `export`), when on: /api/series reads the rollups. */
+  readonly exports?: { readonly rollups?: GatewayExport['rollups'] } | undefined;
   /** The status snapshot (gateway/status.ts). */
   status(): Record<string, unknown>;
 }

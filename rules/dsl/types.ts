@@ -113,6 +113,14 @@ export interface DecisionDraft {
   readonly inputs: readonly FrameRef[];
   readonly reason: string;
   readonly action: Action;
+  /** Which condition instance of the rule went on (`rise`) or off (`fall`), so alerts can be resolved. */
+  readonly episode?: Episode;
+}
+
+/** A rule's condition instance (`key`: the device with per: device, `watchdog/<device>` for a watchdog) and its edge. */
+export interface Episode {
+  readonly key: string;
+  readonly edge: 'rise' | 'fall';
 }
 
 export interface CustomRuleContext {

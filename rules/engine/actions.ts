@@ -1,7 +1,7 @@
 /** Action specs → decision drafts, with `{{path}}` filled from the evaluation context. */
 import type { Action } from '../decision.js';
 import type { CelContext } from '../dsl/cel.js';
-import type { ActionSpec, DecisionDraft } from '../dsl/types.js';
+import type { ActionSpec, DecisionDraft, Episode } from '../dsl/types.js';
 import type { FrameRef } from '../decision.js';
 
 const fmt = (v: unknown): string =>
@@ -53,8 +53,9 @@ export function drafts(
   ctx: CelContext,
   inputs: readonly FrameRef[],
   reason: string,
+  episode?: Episode,
 ): DecisionDraft[] {
-  return actions.map((a) => ({ inputs, reason, action: toAction(a, ctx) }));
+  return actions.map((a) => ({ inputs, reason, action: toAction(a, ctx), ...(episode && { episode }) }));
 }
 
 /** The values a reason quotes: aggregates and the frame's readings. */

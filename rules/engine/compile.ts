@@ -60,7 +60,8 @@ function compileConditionRule(
         : clear
           ? `clear "${rule.clear}" holds`
           : `when "${rule.when}" no longer holds`;
-    return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx));
+    const episode = { key: rule.per === 'rule' ? '' : String(f.ctx.device), edge: f.edge };
+    return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx), episode);
   };
   const condition = (frames: Observable<RuleFrame>): Observable<DecisionDraft> => {
     // The stages change the element type along the chain (frame → window → verdict → draft), which
@@ -113,6 +114,7 @@ function compileConditionRule(
           e.kind === 'silent' ? ctx : { ...ctx, silent: [] },
           inputs,
           reason,
+          { key: `watchdog/${e.device}`, edge: e.kind === 'silent' ? 'rise' : 'fall' },
         );
       }),
     );

@@ -184,6 +184,7 @@ export class RulesEngine {
       inputs: d.inputs,
       reason,
       action,
+      ...(d.episode && { episode: d.episode }),
     };
     r.stats.decisions++;
     try {

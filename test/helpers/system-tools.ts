@@ -36,6 +36,7 @@ export const SYSTEM_TOOLS = {
   tcpdump: { probe: cmd('tcpdump'), deb: 'tcpdump' },
   postgres: { probe: { file: '/usr/lib/postgresql' }, deb: 'postgresql' },
   git: { probe: cmd('git'), deb: 'git' },
+  openssl: { probe: cmd('openssl'), deb: 'openssl' },
 } as const satisfies Record<string, SystemTool>;
 
 export type ToolName = keyof typeof SYSTEM_TOOLS;

@@ -63,6 +63,7 @@ describe('gateway lifecycle', () => {
       'status reports: status reports stopped',
       'actuation: actuation stopped',
       'mqtt broker: mqtt broker stopped',
+      'export: export stopped',
       'retention: stopping retention failed',
       'ingest: ingest stopped',
       'policies: policies stopped',

@@ -1,0 +1,162 @@
+/**
+ * Alerts to notifiers (webhook, MQTT topic), deduplicated and rate-limited, with a resolved
+ * message when the condition clears.
+ *
+ * State-based: callers say which conditions hold (`raise` / `resolve`, by key); a flush
+ * (every second) brings each notifier to that state. So a condition is sent once while it
+ * holds (dedup), a resolution follows when it clears, a failed delivery is simply retried
+ * at the next flush, and a condition that flaps within `minIntervalMs` reaches a notifier at
+ * most once per interval per key (the last state wins). `maxPerMinute` caps each notifier
+ * over all keys; what it holds back goes out at a later flush. One-shot alerts (a watchdog
+ * or interlock alert, with nothing that clears them) are sent once per `minIntervalMs` per
+ * key and have no resolution. State is kept in memory: after a restart a condition that
+ * still holds is raised again, and the resolution of one raised before it is not sent.
+ */
+import type { Logger } from '../logger.js';
+import type { Alert, Notifier } from './sinks/types.js';
+
+export interface AlertOptions {
+  readonly gateway: string;
+  readonly minIntervalMs: number;
+  readonly maxPerMinute: number;
+  readonly now?: () => number;
+  readonly flushMs?: number;
+}
+
+interface Condition {
+  readonly kind: string;
+  readonly message: string;
+  readonly detail?: Record<string, unknown>;
+  readonly since: number;
+  /** One-shot: sent once, never resolved. */
+  readonly once?: boolean;
+}
+
+interface Notified {
+  state: 'firing' | 'resolved';
+  at: number;
+  /** The condition's `since` this state was sent for (a new firing has a new since). */
+  since: number;
+}
+
+export class AlertManager {
+  private readonly active = new Map<string, Condition>();
+  /** Per notifier, per key: what it was last told. */
+  private readonly told = new Map<string, Map<string, Notified>>();
+  /** Resolution messages waiting to be sent (the condition is gone from `active`). */
+  private readonly cleared = new Map<string, Condition & { message: string }>();
+  private readonly sentAt = new Map<string, number[]>();
+  private readonly inFlight = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+  private readonly now: () => number;
+  readonly stats = { sent: 0, failed: 0, held: 0 };
+
+  constructor(
+    private readonly notifiers: readonly Notifier[],
+    private readonly opts: AlertOptions,
+    private readonly log: Logger,
+  ) {
+    this.now = opts.now ?? Date.now;
+    for (const n of notifiers) this.told.set(n.name, new Map());
+    this.timer = setInterval(() => this.flush(), opts.flushMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** The condition `key` holds (again). Repeats while it holds change nothing. */
+  raise(key: string, kind: string, message: string, detail?: Record<string, unknown>, once = false): void {
+    if (this.active.has(key) && !once) return;
+    this.cleared.delete(key);
+    this.active.set(key, { kind, message, since: this.now(), ...(detail && { detail }), ...(once && { once }) });
+    this.log.warn({ alert: key, kind, ...detail }, `alert: ${message}`);
+    this.flush();
+  }
+
+  /** The condition `key` no longer holds; `message` says so (default: "resolved: <the alert's message>"). */
+  resolve(key: string, message?: string): void {
+    const c = this.active.get(key);
+    if (!c || c.once) return;
+    this.active.delete(key);
+    this.cleared.set(key, { ...c, message: message ?? `resolved: ${c.message}` });
+    this.log.info({ alert: key, kind: c.kind }, message ?? `alert resolved: ${c.message}`);
+    this.flush();
+  }
+
+  firing(): { key: string; kind: string; message: string; since: string }[] {
+    return [...this.active]
+      .filter(([, c]) => !c.once)
+      .map(([key, c]) => ({ key, kind: c.kind, message: c.message, since: new Date(c.since).toISOString() }));
+  }
+
+  private allowed(notifier: string, now: number): boolean {
+    const recent = (this.sentAt.get(notifier) ?? []).filter((t) => t > now - 60_000);
+    this.sentAt.set(notifier, recent);
+    return recent.length < this.opts.maxPerMinute;
+  }
+
+  /** Brings every notifier to the current state, as far as the limits allow. */
+  flush(): void {
+    const now = this.now();
+    for (const n of this.notifiers) {
+      const told = this.told.get(n.name)!;
+      const keys = new Set([...this.active.keys(), ...this.cleared.keys()]);
+      for (const key of keys) {
+        const id = `${n.name}\u0000${key}`;
+        if (this.inFlight.has(id)) continue;
+        const c = this.active.get(key);
+        const want: Notified['state'] = c ? 'firing' : 'resolved';
+        const cond = c ?? this.cleared.get(key)!;
+        const last = told.get(key);
+        if (last && last.state === want && last.since === cond.since) continue;
+        if (!last && want === 'resolved') continue; // never told it fired: nothing to resolve
+        if (last && now - last.at < this.opts.minIntervalMs) {
+          this.stats.held++;
+          continue;
+        }
+        if (!this.allowed(n.name, now)) {
+          this.stats.held++;
+          continue;
+        }
+        this.sentAt.get(n.name)!.push(now);
+        const alert: Alert = {
+          key,
+          kind: cond.kind,
+          state: want,
+          message: cond.message,
+          gateway: this.opts.gateway,
+          time: now,
+          ...(cond.detail && { detail: cond.detail }),
+        };
+        this.inFlight.add(id);
+        n.notify(alert).then(
+          () => {
+            this.inFlight.delete(id);
+            this.stats.sent++;
+            told.set(key, { state: want, at: now, since: cond.since });
+            this.settle(key);
+          },
+          (e: unknown) => {
+            this.inFlight.delete(id);
+            this.stats.failed++;
+            this.log.warn(
+              { notifier: n.name, alert: key, err: String(e) },
+              `alert to ${n.name} not delivered; retrying`,
+            );
+          },
+        );
+      }
+    }
+  }
+
+  /** Forgets a resolved or one-shot key once every notifier has been told. */
+  private settle(key: string): void {
+    const c = this.active.get(key);
+    const done = (state: Notified['state']): boolean =>
+      this.notifiers.every((n) => this.told.get(n.name)!.get(key)?.state === state);
+    if (c?.once && done('firing')) this.active.delete(key);
+    else if (!c && this.cleared.has(key) && done('resolved')) this.cleared.delete(key);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+  }
+}

@@ -1,0 +1,178 @@
+/**
+ * One sink's export loop: read the next batch after the sink's durable cursor from the log
+ * (ExportSource), hand it to the sink, and move the cursor only once the sink confirmed
+ * (a PostgreSQL COMMIT, every PUBACK). A failure keeps the cursor where it was and retries
+ * with backoff (0.5 s doubling to 30 s), so a sink that was down catches up from the log,
+ * at most `maxFramesPerSecond`, oldest or newest first. Nothing is buffered in memory
+ * beyond the batch in flight.
+ */
+import type { Logger } from '../logger.js';
+import type { CursorStore } from './cursors.js';
+import {
+  chainKey,
+  type ExportCursor,
+  type ExportFrame,
+  type ExportSource,
+  pendingBlocks,
+  type ResendPriority,
+} from './source.js';
+
+/** A sink that confirms the way the exporter needs: deliver resolves only once the far end has it. */
+export interface ExportTarget {
+  readonly name: string;
+  deliver(frames: readonly ExportFrame[]): Promise<void>;
+  /** Local targets (same lmdb environment) write data and cursor in one transaction. */
+  deliverWithCursor?(frames: readonly ExportFrame[], writeCursor: () => void): Promise<void>;
+}
+
+export interface ExporterOptions {
+  readonly batchFrames: number;
+  readonly maxFramesPerSecond: number;
+  readonly resendPriority: ResendPriority;
+  /** Streams (policies) this sink may read. */
+  readonly readable: (stream: string) => boolean;
+  readonly minBackoffMs?: number;
+  readonly maxBackoffMs?: number;
+  /** Without news from the log, look again after this long (a grant may have made more readable). */
+  readonly pollMs?: number;
+}
+
+export type ExporterState = 'starting' | 'caught-up' | 'exporting' | 'failing' | 'stopped';
+
+export interface ExporterStatus {
+  readonly sink: string;
+  readonly state: ExporterState;
+  readonly frames: number;
+  readonly batches: number;
+  readonly failures: number;
+  readonly lagBlocks: number;
+  /** How long the sink has been behind (0 when caught up). */
+  readonly lagSeconds: number;
+  readonly lastError?: string;
+  readonly lastDelivered?: string;
+}
+
+export class SinkExporter {
+  private cursor: ExportCursor;
+  private state: ExporterState = 'starting';
+  private stopped = false;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private readonly unsubscribe: () => void;
+  private frames = 0;
+  private batches = 0;
+  private failures = 0;
+  private lastError?: string;
+  private lastDelivered?: number;
+  private caughtUpAt = Date.now();
+
+  constructor(
+    private readonly target: ExportTarget,
+    private readonly source: ExportSource,
+    private readonly cursors: CursorStore,
+    private readonly opts: ExporterOptions,
+    private readonly log: Logger,
+  ) {
+    this.cursor = cursors.get(target.name);
+    this.unsubscribe = source.onChange(() => this.wake?.());
+  }
+
+  get name(): string {
+    return this.target.name;
+  }
+
+  start(): this {
+    this.loop ??= this.run();
+    return this;
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private async run(): Promise<void> {
+    const min = this.opts.minBackoffMs ?? 500;
+    const max = this.opts.maxBackoffMs ?? 30_000;
+    let backoff = min;
+    while (!this.stopped) {
+      const batch = this.source.next(this.cursor, this.opts.batchFrames, this.opts.resendPriority, this.opts.readable);
+      if (batch.blocks === 0) {
+        this.state = 'caught-up';
+        this.caughtUpAt = Date.now();
+        await this.pause(this.opts.pollMs ?? 1000);
+        continue;
+      }
+      const started = Date.now();
+      try {
+        if (this.target.deliverWithCursor)
+          await this.target.deliverWithCursor(batch.frames, () =>
+            this.cursors.putInTransaction(this.target.name, batch.cursor),
+          );
+        else {
+          await this.target.deliver(batch.frames);
+          await this.cursors.save(this.target.name, batch.cursor);
+        }
+      } catch (e) {
+        this.failures++;
+        const msg = e instanceof Error ? e.message : String(e);
+        if (this.state !== 'failing' || msg !== this.lastError)
+          this.log.warn({ sink: this.name, err: msg, retryMs: backoff }, `export to ${this.name} failed: ${msg}`);
+        this.lastError = msg;
+        this.state = 'failing';
+        await this.pause(backoff);
+        backoff = Math.min(max, backoff * 2);
+        continue;
+      }
+      if (this.state === 'failing') this.log.info({ sink: this.name }, `export to ${this.name} resumed`);
+      backoff = min;
+      this.state = 'exporting';
+      this.cursor = batch.cursor;
+      this.frames += batch.frames.length;
+      this.batches++;
+      this.lastDelivered = Date.now();
+      const rate = this.opts.maxFramesPerSecond;
+      if (rate > 0) {
+        const wait = (batch.frames.length / rate) * 1000 - (Date.now() - started);
+        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  /** Blocks of readable chains not yet confirmed. */
+  lagBlocks(): number {
+    let n = 0;
+    for (const c of this.source.chains())
+      if (this.opts.readable(c.stream)) n += pendingBlocks(this.cursor[chainKey(c.author, c.stream)], c);
+    return n;
+  }
+
+  status(now = Date.now()): ExporterStatus {
+    const lagBlocks = this.lagBlocks();
+    return {
+      sink: this.name,
+      state: this.state,
+      frames: this.frames,
+      batches: this.batches,
+      failures: this.failures,
+      lagBlocks,
+      lagSeconds: lagBlocks === 0 ? 0 : Math.max(0, (now - this.caughtUpAt) / 1000),
+      ...(this.lastError !== undefined && this.state === 'failing' && { lastError: this.lastError }),
+      ...(this.lastDelivered !== undefined && { lastDelivered: new Date(this.lastDelivered).toISOString() }),
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.state = 'stopped';
+    this.unsubscribe();
+    this.wake?.();
+    await this.loop;
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * ExportSource over the block log's chains (gateway/log): the merged history this gateway
+ * holds, its own blocks and its siblings', read chain by chain in seq order. This is the
+ * one file that knows how the log is laid out; a frames index over the whole log can
+ * replace it without touching the exporter or the sinks.
+ *
+ * Order across chains is the blocks' lamport clock (causal order): ascending for
+ * oldest-first, descending for newest-first. A frame heard by two gateways sits in two
+ * chains; a copy is skipped when another copy of it is in a chain position the sink has
+ * already confirmed (or earlier in the same batch), so a sink sees each (device, boot, seq)
+ * once. Only durable blocks are read: a block still in its transaction may be rolled back
+ * and its seq reused, so a chain's read stops there.
+ */
+import type { Database } from 'lmdb';
+import { decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
+import type { BlockLog } from '../log/block-log.js';
+import { frameId } from '../log/verify.js';
+import type { Store } from '../store/store.js';
+import {
+  type ChainCursor,
+  type ChainInfo,
+  chainKey,
+  confirm,
+  covered,
+  type ExportBatch,
+  type ExportCursor,
+  type ExportFrame,
+  type ExportSource,
+  type ResendPriority,
+} from './source.js';
+
+interface Candidate {
+  readonly key: string;
+  readonly seq: number;
+  readonly hashes: string[];
+  readonly lamport: number;
+  readonly entries: readonly FrameEntry[];
+  readonly author: string;
+  readonly policy: string;
+}
+
+const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
+  key,
+  seq,
+  hashes: [],
+  lamport: 0,
+  entries: [],
+  author: info.author,
+  policy: info.stream,
+});
+
+export class BlockLogSource implements ExportSource {
+  /** The frames view's copies ([device, boot, seq, block, index] → rxTime), read only. */
+  private readonly copies: Database<number, [string, number, number, string, number]>;
+
+  constructor(
+    private readonly log: BlockLog,
+    store: Store,
+  ) {
+    this.copies = store.root.openDB({ name: 'log-copies' });
+  }
+
+  chains(): ChainInfo[] {
+    return this.log
+      .streamHeads()
+      .filter((h) => !h.stream.startsWith('$'))
+      .map((h) => ({ author: h.author, stream: h.stream, head: h.seq, low: this.log.mark(h.author, h.stream) }));
+  }
+
+  onChange(fn: () => void): () => void {
+    return this.log.onDurableBlock(() => fn());
+  }
+
+  next(cursor: ExportCursor, maxFrames: number, order: ResendPriority, readable: (s: string) => boolean): ExportBatch {
+    const gens = this.chains()
+      .filter((c) => readable(c.stream))
+      .map((c) => this.chainCandidates(c, cursor[chainKey(c.author, c.stream)], order))
+      .map((g) => ({ g, head: g.next() }))
+      .filter((x) => !x.head.done);
+    const taken: Candidate[] = [];
+    let frames = 0;
+    const better = (a: Candidate, b: Candidate): boolean =>
+      order === 'oldest' ? a.lamport < b.lamport : a.lamport > b.lamport;
+    while (gens.length > 0 && (taken.length === 0 || frames < maxFrames)) {
+      let best = 0;
+      for (let i = 1; i < gens.length; i++)
+        if (better(gens[i]!.head.value as Candidate, gens[best]!.head.value as Candidate)) best = i;
+      const cand = gens[best]!.head.value as Candidate;
+      if (taken.length > 0 && frames + cand.entries.length > maxFrames) break;
+      taken.push(cand);
+      frames += cand.entries.length;
+      gens[best]!.head = gens[best]!.g.next();
+      if (gens[best]!.head.done) gens.splice(best, 1);
+    }
+    return this.batch(cursor, taken, readable);
+  }
+
+  /** One chain's unconfirmed blocks in the order its cursor can take them. */
+  private *chainCandidates(info: ChainInfo, c: ChainCursor | undefined, order: ResendPriority): Generator<Candidate> {
+    const key = chainKey(info.author, info.stream);
+    const done = Math.max(c?.done ?? -1, info.low - 1);
+    const top = c?.top;
+    const hole = (seq: number): Candidate => ({ ...emptyAt(key, info, seq) });
+    if (order === 'oldest' || (!top && info.head <= done + 1)) {
+      let expect = done + 1;
+      for (const [seq] of this.log.iterStream(info.author, info.stream, done + 1)) {
+        if (seq < expect || covered(c, seq)) continue; // a second block at a forked seq was read with the first
+        while (expect < seq) yield hole(expect++); // no block there (pruned): passes the cursor
+        const cand = this.read(key, info, seq);
+        if (!cand) return; // not durable yet: the chain stops here
+        expect = seq + 1;
+        yield cand;
+      }
+      return;
+    }
+    // Newest first: blocks above the confirmed range (ascending, as they arrive), then the backlog downward.
+    if (top)
+      for (let seq = top[1] + 1; seq <= info.head; seq++) {
+        const cand = this.read(key, info, seq);
+        if (!cand) break;
+        yield cand;
+      }
+    for (let seq = top ? top[0] - 1 : info.head; seq > done; seq--) {
+      const cand = this.read(key, info, seq);
+      if (cand) yield cand;
+      else if (this.log.hashesAt(info.author, info.stream, seq).length > 0)
+        return; // not durable yet
+      else yield hole(seq);
+    }
+  }
+
+  /** The durable blocks at one seq of a chain (more than one after an equivocation), or undefined. */
+  private read(key: string, info: ChainInfo, seq: number): Candidate | undefined {
+    const hashes = this.log.hashesAt(info.author, info.stream, seq);
+    if (hashes.length === 0) return undefined;
+    const entries: FrameEntry[] = [];
+    let lamport = 0;
+    let policy = info.stream;
+    const held: string[] = [];
+    for (const h of hashes) {
+      const env = this.log.getEnvelope(h);
+      if (!env) return undefined;
+      const d = decodeSignedBlock(env);
+      if (!d.ok) continue;
+      const b = this.log.readable(d.value.block);
+      lamport = Math.max(lamport, b.lamport);
+      policy = b.policy;
+      held.push(h);
+      // One entry list per block; the block hash of each entry is recovered by position below.
+      if (b.kind === 'frames') for (const e of b.body) entries.push(Object.assign({}, e, { block: h }));
+    }
+    return { key, seq, hashes: held, lamport, entries, author: info.author, policy };
+  }
+
+  private batch(cursor: ExportCursor, taken: readonly Candidate[], readable: (s: string) => boolean): ExportBatch {
+    const next: ExportCursor = { ...cursor };
+    const lows = new Map(this.chains().map((c) => [chainKey(c.author, c.stream), c.low]));
+    const frames: ExportFrame[] = [];
+    const inBatch = new Set<string>();
+    for (const cand of taken) {
+      const perBlock = new Map<string, number>();
+      for (const e of cand.entries) {
+        const block = (e as FrameEntry & { block: string }).block;
+        const index = perBlock.get(block) ?? 0;
+        perBlock.set(block, index + 1);
+        const id = frameId(e.frame);
+        if (!id) continue;
+        const k = `${id.device}\u0000${id.boot}\u0000${id.seq}`;
+        if (inBatch.has(k) || this.exportedElsewhere(id, block, cursor, readable)) continue;
+        inBatch.add(k);
+        frames.push({
+          ...id,
+          rxTime: e.rxTime,
+          transport: e.transport,
+          frame: e.frame,
+          author: cand.author,
+          policy: cand.policy,
+          block,
+          index,
+        });
+      }
+      next[cand.key] = confirm(next[cand.key], cand.seq, lows.get(cand.key) ?? 0);
+    }
+    return { frames, blocks: taken.length, cursor: next };
+  }
+
+  /** Whether another copy of the frame sits in a block the sink has already confirmed. */
+  private exportedElsewhere(
+    id: { device: string; boot: number; seq: number },
+    block: string,
+    cursor: ExportCursor,
+    readable: (s: string) => boolean,
+  ): boolean {
+    for (const k of this.copies.getKeys({
+      start: [id.device, id.boot, id.seq],
+      end: [id.device, id.boot, id.seq + 1],
+    })) {
+      if (k[3] === block) continue;
+      const rec = this.log.lookup(k[3]);
+      if (rec && readable(rec.stream) && covered(cursor[chainKey(rec.author, rec.stream)], rec.seq)) return true;
+    }
+    return false;
+  }
+}

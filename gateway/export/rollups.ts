@@ -1,0 +1,143 @@
+/**
+ * Local rollups: per series (device, SenML name) and step (1 minute, 1 hour), the count,
+ * min, max and sum of the numeric values whose record time falls in each bucket, kept in
+ * lmdb with their own retention. They are fed like a sink, from the log through the same
+ * exporter (its own cursor), and each batch's bucket updates and the cursor commit in one
+ * lmdb transaction: a frame counts once, however late or out of order it arrives (its
+ * record time picks the bucket, not its arrival).
+ *
+ *   rollups        [device, name, step s, bucket ms] → {count, min, max, sum}
+ *   rollup-series  [device, name] → 1
+ */
+import type { Database } from 'lmdb';
+import type { Store } from '../store/store.js';
+import type { ExportTarget } from './exporter.js';
+import { frameRecords } from './records.js';
+import type { ExportFrame } from './source.js';
+
+export const ROLLUP_STEPS_S = [60, 3600] as const;
+export type RollupStep = (typeof ROLLUP_STEPS_S)[number];
+
+export interface Bucket {
+  count: number;
+  min: number;
+  max: number;
+  sum: number;
+}
+
+export interface SeriesPoint {
+  /** Bucket start, ms. */
+  readonly t: number;
+  readonly count: number;
+  readonly min: number;
+  readonly mean: number;
+  readonly max: number;
+}
+
+type Key = [string, string, number, number];
+
+const ROLLUP_TARGET = '$rollups';
+
+export class RollupStore implements ExportTarget {
+  readonly name = ROLLUP_TARGET;
+  private readonly db: Database<Bucket, Key>;
+  private readonly series: Database<number, [string, string]>;
+
+  constructor(
+    private readonly store: Store,
+    /** Retention per step, ms. */
+    private readonly retainMs: Record<RollupStep, number>,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.db = store.root.openDB({ name: 'rollups' });
+    this.series = store.root.openDB({ name: 'rollup-series' });
+  }
+
+  deliver(frames: readonly ExportFrame[]): Promise<void> {
+    return this.deliverWithCursor(frames, () => {});
+  }
+
+  async deliverWithCursor(frames: readonly ExportFrame[], writeCursor: () => void): Promise<void> {
+    const now = this.now();
+    await this.store.root.transaction(() => {
+      for (const f of frames)
+        for (const r of frameRecords(f)) {
+          if (r.value === undefined || !Number.isFinite(r.value)) continue;
+          if (!this.series.doesExist([f.device, r.name])) this.series.putSync([f.device, r.name], 1);
+          for (const step of ROLLUP_STEPS_S) {
+            const bucket = Math.floor(r.time / (step * 1000)) * step * 1000;
+            if (bucket + step * 1000 <= now - this.retainMs[step]) continue; // already past its retention
+            const k: Key = [f.device, r.name, step, bucket];
+            const b = this.db.get(k);
+            this.db.putSync(
+              k,
+              b
+                ? {
+                    count: b.count + 1,
+                    min: Math.min(b.min, r.value),
+                    max: Math.max(b.max, r.value),
+                    sum: b.sum + r.value,
+                  }
+                : { count: 1, min: r.value, max: r.value, sum: r.value },
+            );
+          }
+        }
+      writeCursor();
+    });
+  }
+
+  /** Raw buckets of one series and step in [from, to), in time order. */
+  *buckets(device: string, name: string, step: RollupStep, from: number, to: number): Generator<[number, Bucket]> {
+    for (const { key, value } of this.db.getRange({ start: [device, name, step, from], end: [device, name, step, to] }))
+      yield [key[3], value];
+  }
+
+  /**
+   * Points of one series over [from, to) every `stepMs` (a multiple of a minute), merged from
+   * the hour buckets when the step is whole hours and they cover `from`, else from the minute
+   * buckets (`base` forces one).
+   */
+  query(device: string, name: string, from: number, to: number, stepMs: number, base?: RollupStep): SeriesPoint[] {
+    const b: RollupStep = base ?? (stepMs % 3_600_000 === 0 && from >= this.now() - this.retainMs[3600] ? 3600 : 60);
+    const out: SeriesPoint[] = [];
+    let cur: (Bucket & { t: number }) | undefined;
+    const flush = (): void => {
+      if (cur) out.push({ t: cur.t, count: cur.count, min: cur.min, mean: cur.sum / cur.count, max: cur.max });
+    };
+    for (const [t, v] of this.buckets(device, name, b, Math.floor(from / stepMs) * stepMs, to)) {
+      const pt = Math.floor(t / stepMs) * stepMs;
+      if (cur?.t !== pt) {
+        flush();
+        cur = { t: pt, ...v };
+      } else {
+        cur.count += v.count;
+        cur.min = Math.min(cur.min, v.min);
+        cur.max = Math.max(cur.max, v.max);
+        cur.sum += v.sum;
+      }
+    }
+    flush();
+    return out;
+  }
+
+  /** Series held, as [device, name]. */
+  *seriesList(): Generator<[string, string]> {
+    yield* this.series.getKeys();
+  }
+
+  /** Drops buckets past their step's retention; returns how many. */
+  async prune(now = this.now()): Promise<number> {
+    let n = 0;
+    await this.store.root.transaction(() => {
+      for (const [device, name] of this.series.getKeys())
+        for (const step of ROLLUP_STEPS_S) {
+          const cutoff = now - this.retainMs[step] - step * 1000;
+          for (const k of this.db.getKeys({ start: [device, name, step, 0], end: [device, name, step, cutoff] })) {
+            this.db.removeSync(k);
+            n++;
+          }
+        }
+    });
+    return n;
+  }
+}
