@@ -5,6 +5,7 @@
  * survive a restart). `restart()` stops it (SIGTERM: it saves its database) and starts it
  * again on the same port.
  */
+import { userInfo } from 'node:os';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -99,6 +100,9 @@ export async function startTlsMosquitto(dir: string): Promise<TlsBroker> {
       `keyfile ${join(dir, 'server.key')}`,
       'allow_anonymous false',
       `password_file ${passwordFile}`,
+      // Run as root (CI), mosquitto would drop to the `mosquitto` user, which cannot write the temp
+      // dir: the session database would not be saved and a persistent subscriber would lose its queue.
+      `user ${userInfo().username}`,
       'persistence true',
       `persistence_location ${dir}/`,
       'max_queued_messages 100000',
