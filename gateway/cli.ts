@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
+import { DataDirError } from './log/upgrade.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { audit, auditHelp, logHeads, logHeadsHelp } from './cli/log-audit.js';
@@ -122,7 +123,8 @@ main(process.argv.slice(2)).then(
       err instanceof ConfigError ||
       err instanceof RegistryError ||
       err instanceof PolicyLoadError ||
-      err instanceof RestoreError
+      err instanceof RestoreError ||
+      err instanceof DataDirError
     ) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = 1;

@@ -15,6 +15,8 @@ import { IngestPipeline } from './ingest/pipeline.js';
 import { receiveClock } from './clock-offset.js';
 import { BlockLog } from './log/block-log.js';
 import { RetentionTimer, retentionResolver } from './log/retention.js';
+import { type AuthorNames, authorNames } from './log/authors.js';
+import type { FrameReader } from './log/frames-index.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
 import { loadPolicySet, PolicyRuntime } from './policy/runtime.js';
 import { KeyRing } from './policy/keyring.js';
@@ -63,6 +65,13 @@ export class Gateway {
   /** Free-space guard of the data directory (ingest.minFreeBytes). */
   space?: FreeSpaceGuard;
   private lastStored = 0;
+  /** Gateway ids of block authors (a frame's `heardBy`). */
+  authors!: AuthorNames;
+
+  /** Every frame this gateway holds, whichever gateway heard it, once (gateway/log/frames-index.ts). */
+  get frames(): FrameReader {
+    return this.blockLog!.frames;
+  }
 
   private constructor(
     readonly config: GatewayConfig,
@@ -104,6 +113,8 @@ export class Gateway {
       retentionFor: (s) => retentionOf(s),
       withheldParentsOk: config.policy.file !== undefined,
     });
+    // A data directory of an earlier release is brought up to date before anything writes.
+    await blockLog.upgrade(log);
     const policies = new PolicyRuntime(policySet, config, blockLog, dataDir, log);
     retentionOf = retentionResolver(config.log.retention, policies.retentionFor);
     keyRing.attach(policies.permissions);
@@ -118,6 +129,7 @@ export class Gateway {
     const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
     const gw = new Gateway(config, store, registry, pool, ingest, activity, identity, log);
     gw.blockLog = blockLog;
+    gw.authors = authorNames({ id: config.gateway.id, publicKey: identity.publicKey }, config.sync.peers);
     gw.policies = policies;
     gw.keyRing = keyRing;
     gw.space = space;
@@ -127,7 +139,7 @@ export class Gateway {
         gateway: config.gateway.id,
         did: identity.did,
         dataDir,
-        frames: store.frameCount(),
+        frames: blockLog.frameCount(),
         devices: registry.activeCount(),
         verifyWorkers: workers,
       },
@@ -254,7 +266,7 @@ export class Gateway {
     this.homeAssistant = new HomeAssistantDiscovery(
       this.broker,
       this.registry,
-      this.ingest,
+      (fn) => this.blockLog!.onFrames(fn),
       loadProfiles(),
       haOpts,
       this.log,
@@ -332,39 +344,35 @@ export class Gateway {
       gateway: this.config.gateway.id,
       devicesOnline: this.activity.online(),
       devicesEnrolled: this.registry.activeCount(),
-      framesStored: this.store.frameCount(),
+      framesStored: this.blockLog!.frameCount(),
       storeBytes: this.store.sizeBytes(),
       pending: this.ingest.pending,
       verifyQueue: this.pool.queued,
       ingest: this.ingest.stats.snapshot(),
       ...(this.serial && {
-        serial: this.serial
-          .status()
-          .map((l) => ({
-            name: l.name,
-            path: l.path,
-            state: l.state,
-            frames: l.stats.frames,
-            acks: l.stats.acks,
-            badCrc: l.deframer.badCrc,
-            badCobs: l.deframer.badCobs,
-            oversize: l.deframer.oversize,
-          })),
+        serial: this.serial.status().map((l) => ({
+          name: l.name,
+          path: l.path,
+          state: l.state,
+          frames: l.stats.frames,
+          acks: l.stats.acks,
+          badCrc: l.deframer.badCrc,
+          badCobs: l.deframer.badCobs,
+          oversize: l.deframer.oversize,
+        })),
       }),
       ...(this.ble && { ble: this.bleStatus() }),
       ...(this.siblings && { sync: this.siblings.status() }),
       ...(this.actuation && { actuation: this.actuation.status() }),
       ...(this.rules && {
-        rules: this.rules
-          .stats()
-          .map((r) => ({
-            id: r.id,
-            version: r.version,
-            frames: r.frames,
-            decisions: r.decisions,
-            errors: r.errors,
-            disabled: r.disabled,
-          })),
+        rules: this.rules.stats().map((r) => ({
+          id: r.id,
+          version: r.version,
+          frames: r.frames,
+          decisions: r.decisions,
+          errors: r.errors,
+          disabled: r.disabled,
+        })),
       }),
       ...(this.policies && { policy: this.policies.status() }),
       ...(this.keyRing && { confidential: this.keyRing.status() }),

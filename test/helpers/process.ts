@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { expect } from 'vitest';
-import { Store } from '../../gateway/store/store.js';
+import { readFrames } from './frames.js';
 
 const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 
@@ -69,9 +69,7 @@ export function stopGatewayProcess(g: GatewayProcess): Promise<number | null> {
 
 /** After the gateway stopped: its store holds exactly `n` frames, each (device, boot, seq) once, and `audit verify` finds no fault. */
 export async function expectStoredOnceAndAudited(dataDir: string, n: number): Promise<void> {
-  const store = Store.open(dataDir);
-  const stored = [...store.queryFrames({})];
-  await store.close();
+  const stored = await readFrames(dataDir);
   expect(stored).toHaveLength(n);
   expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(n);
   const audit = execFileSync(process.execPath, [gatewayBin, 'audit', 'verify', '--data', dataDir], {

@@ -82,7 +82,7 @@ describe('signed query API (issue 6)', () => {
       await publish(press, seq);
       await publish(door, seq);
     }
-    await waitFor(() => gw.store.frameCount() === 8, 10_000, '8 frames stored');
+    await waitFor(() => gw.frames.count() === 8, 10_000, '8 frames stored');
   });
   afterAll(async () => {
     await client?.endAsync();
@@ -310,7 +310,7 @@ describe('signed query API (issue 6)', () => {
       'revocation in force',
     );
     await publish(press, 11);
-    await waitFor(async () => (await gw.store.frameCount()) >= 12, 5000, 'frame 11 stored');
+    await waitFor(async () => (await gw.frames.count()) >= 12, 5000, 'frame 11 stored');
     await new Promise((r) => setTimeout(r, 300));
     expect(text).not.toContain('"seq":11');
     const after = await frames(maint, '?device=press-1');
