@@ -167,11 +167,9 @@ export const configSchema = z
           .record(
             z.string().min(1).max(64),
             z.union([
-              z
-                .string()
-                .regex(/^(\d+[smhdw]|forever)$/, {
-                  message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
-                }),
+              z.string().regex(/^(\d+[smhdw]|forever)$/, {
+                message: 'must be a duration such as 30d, 12h, 90m, 3600s, 2w, or forever',
+              }),
               z.number().int().positive(),
             ]),
           )

@@ -132,15 +132,13 @@ export class GatewayActuation {
       inFlight: this.actuation.inFlight,
       sent: this.routes.sent,
       auditBlocks: this.journal.blocks,
-      leases: this.actuation.leases
-        .snapshot(now)
-        .map((l) => ({
-          device: l.device,
-          actuator: l.actuator,
-          holder: l.lease.holder,
-          fence: l.lease.fence,
-          expires: l.lease.expires,
-        })),
+      leases: this.actuation.leases.snapshot(now).map((l) => ({
+        device: l.device,
+        actuator: l.actuator,
+        holder: l.lease.holder,
+        fence: l.lease.fence,
+        expires: l.lease.expires,
+      })),
     };
   }
 

@@ -32,15 +32,13 @@ export async function logPrune(argv: string[]): Promise<number> {
   const { store, log } = openLog(values, [], { retentionFor });
   try {
     const plan = log.retainByAge(Date.now(), true);
-    const marks = log
-      .streamHeads()
-      .map((h) => ({
-        author: h.author,
-        stream: h.stream,
-        mark: log.mark(h.author, h.stream),
-        head: h.seq,
-        maxAgeMs: h.author === log.author ? (retentionFor(h.stream) ?? null) : null,
-      }));
+    const marks = log.streamHeads().map((h) => ({
+      author: h.author,
+      stream: h.stream,
+      mark: log.mark(h.author, h.stream),
+      head: h.seq,
+      maxAgeMs: h.author === log.author ? (retentionFor(h.stream) ?? null) : null,
+    }));
     if (values.json) console.log(toJson({ plan, marks }));
     else {
       for (const m of marks)

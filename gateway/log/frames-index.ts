@@ -17,7 +17,7 @@
  * FrameReader reads it (the gateway and the CLI alike).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { type Block, decodeSignedBlock, type FrameEntry, toHex } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, frameInBlock, toHex } from '../../protocols/index.js';
 
 /** One frame as every reader sees it. */
 export interface FrameRow {
@@ -53,7 +53,10 @@ export interface FrameQuery {
   readonly since?: number;
   /** Receive time upper bound, ms (exclusive). */
   readonly until?: number;
-  /** Only frames heard by this gateway (hex key). */
+  /**
+   * Only frames this gateway (hex key) heard: it holds a copy that gateway logged. The row is
+   * that copy (its receive time and transport), in the order of the chosen copies' times.
+   */
   readonly heardBy?: string;
   /** Only frames of this policy (stream name). */
   readonly policy?: string;
@@ -96,13 +99,12 @@ export class FrameIndexTables {
   }
 }
 
-interface OpenedBlock {
-  readonly author: string;
-  readonly stream: string;
-  readonly body: readonly FrameEntry[] | undefined;
-}
+/** A held block as the reader keeps it: its envelope, or the opened body of a sealed one. */
+type CachedBlock =
+  | { readonly envelope: Uint8Array }
+  | { readonly author: string; readonly stream: string; readonly body: readonly FrameEntry[] | undefined };
 
-/** Blocks kept opened for neighbouring rows; enough for a page of any query. */
+/** Blocks kept for neighbouring rows (consecutive rows mostly share a block). */
 const BLOCK_CACHE = 64;
 
 export interface FrameReaderSource {
@@ -118,7 +120,10 @@ export interface FrameReaderSource {
 export class FrameReader {
   private readonly tables: FrameIndexTables;
   private readonly view: Database<unknown, [string, number, number]>;
-  private readonly cache = new Map<string, OpenedBlock>();
+  private readonly copies: Database<number, [string, number, number, string, number]>;
+  private readonly blockIndex: Database<{ readonly author: string }, string>;
+  private readonly cache = new Map<string, CachedBlock>();
+  private readonly authorMemo = new Map<string, string>();
 
   /** A reader of a data directory's frames without keys (sealed blocks are not shown): tools and tests. */
   static plain(root: RootDatabase): FrameReader {
@@ -129,6 +134,8 @@ export class FrameReader {
   constructor(private readonly src: FrameReaderSource) {
     this.tables = new FrameIndexTables(src.root);
     this.view = src.root.openDB({ name: 'log-view' });
+    this.copies = src.root.openDB({ name: 'log-copies' });
+    this.blockIndex = src.root.openDB({ name: 'log-index' });
   }
 
   *query(q: FrameQuery = {}): Generator<FrameRow> {
@@ -138,9 +145,9 @@ export class FrameReader {
     if (left <= 0) return;
     const a = q.after;
     for (const { key, value } of this.range(q.device, since, until, a, q.reverse === true)) {
-      const row = this.row(key, value);
+      let row = this.row(key, value);
+      if (row && q.heardBy !== undefined && row.heardBy !== q.heardBy) row = this.copyBy(key, q.heardBy);
       if (!row) continue;
-      if (q.heardBy !== undefined && row.heardBy !== q.heardBy) continue;
       if (q.policy !== undefined && row.policy !== q.policy) continue;
       yield row;
       if (--left <= 0) return;
@@ -161,6 +168,25 @@ export class FrameReader {
   /** Frames held (view entries), from the table's own entry count (O(1)). */
   count(): number {
     return (this.view.getStats() as { entryCount: number }).entryCount;
+  }
+
+  /** The copy of a frame that `author` logged, if this gateway holds one. */
+  private copyBy(k: FrameCursor, author: string): FrameRow | undefined {
+    for (const c of this.copies.getKeys({ start: [k.device, k.boot, k.seq], end: [k.device, k.boot, k.seq + 1] })) {
+      if (this.authorOf(c[3]) === author) return this.row(k, [c[3], c[4]]);
+    }
+    return undefined;
+  }
+
+  private authorOf(hash: string): string | undefined {
+    let a = this.authorMemo.get(hash);
+    if (a === undefined) {
+      a = this.blockIndex.get(hash)?.author;
+      if (a === undefined) return undefined;
+      if (this.authorMemo.size >= 4096) this.authorMemo.clear();
+      this.authorMemo.set(hash, a);
+    }
+    return a;
   }
 
   /** Index keys in order, as (device, rxTime, boot, seq) with the pointer. */
@@ -196,38 +222,42 @@ export class FrameReader {
   }
 
   private row(k: FrameCursor, ptr: FramePointer): FrameRow | undefined {
-    const b = this.open(ptr[0]);
-    const entry = b?.body?.[ptr[1]];
-    if (!b || !entry) return undefined; // pruned since the index was read
-    return {
-      device: k.device,
-      boot: k.boot,
-      seq: k.seq,
-      rxTime: entry.rxTime,
-      heardBy: b.author,
-      transport: entry.transport,
-      policy: b.stream,
-      block: ptr[0],
-      index: ptr[1],
-      frame: entry.frame,
-    };
+    const [block, index] = ptr;
+    const c = this.cached(block);
+    if (!c) return undefined; // pruned since the index was read
+    const base = { device: k.device, boot: k.boot, seq: k.seq, block, index };
+    if ('envelope' in c) {
+      // A plain frames block: read just this entry.
+      const r = frameInBlock(c.envelope, index);
+      if (!r.ok) return undefined;
+      const { author, stream, entry } = r.value;
+      return { ...base, ...entryFields(entry), heardBy: toHex(author), policy: stream };
+    }
+    const entry = c.body?.[index];
+    return entry && { ...base, ...entryFields(entry), heardBy: c.author, policy: c.stream };
   }
 
-  private open(hash: string): OpenedBlock | undefined {
+  private cached(hash: string): CachedBlock | undefined {
     const hit = this.cache.get(hash);
     if (hit) return hit;
-    const env = this.src.envelope(hash);
-    if (env === undefined) return undefined;
-    const d = decodeSignedBlock(env);
-    if (!d.ok) return undefined;
-    const b = this.src.readable(d.value.block);
-    const opened: OpenedBlock = {
-      author: toHex(b.author),
-      stream: b.stream,
-      body: b.kind === 'frames' ? b.body : undefined,
-    };
+    const envelope = this.src.envelope(hash);
+    if (envelope === undefined) return undefined;
+    let c: CachedBlock = { envelope };
+    if (!frameInBlock(envelope, 0).ok) {
+      // Sealed (or unreadable): opened once where this gateway holds the key.
+      const d = decodeSignedBlock(envelope);
+      if (!d.ok) return undefined;
+      const b = this.src.readable(d.value.block);
+      c = { author: toHex(b.author), stream: b.stream, body: b.kind === 'frames' ? b.body : undefined };
+    }
     if (this.cache.size >= BLOCK_CACHE) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(hash, opened);
-    return opened;
+    this.cache.set(hash, c);
+    return c;
   }
 }
+
+const entryFields = (e: FrameEntry): Pick<FrameRow, 'rxTime' | 'transport' | 'frame'> => ({
+  rxTime: e.rxTime,
+  transport: e.transport,
+  frame: e.frame,
+});

@@ -115,6 +115,7 @@ export async function upgradeFrom1(
       if (copiesRebuilt >= UPGRADE_CHUNK) await s.store.durable();
     }
     await s.store.durable();
+    log?.info({ step: 'copies', frames: copiesRebuilt }, `upgrade: copies of ${copiesRebuilt} frames rebuilt`);
   }
   // (b) Store frames no block holds: logged now, so nothing is lost when the table goes.
   const legacy: Database<LegacyFrame, number> = root.openDB({ name: 'frames' });
@@ -133,6 +134,7 @@ export async function upgradeFrom1(
     if (batch.length === 256) await flush();
   }
   await flush();
+  log?.info({ step: 'unlogged', frames: framesLogged }, `upgrade: ${framesLogged} stored frames with no block logged`);
   // (c) the view and its time indexes, from the copies.
   await s.view.clearAll();
   let framesIndexed = 0;
@@ -141,6 +143,7 @@ export async function upgradeFrom1(
     framesIndexed += step.entries;
     from = step.next;
     await s.store.durable();
+    log?.info({ step: 'index', frames: framesIndexed }, `upgrade: ${framesIndexed} frames indexed`);
   }
   // (d) the second copy goes; then the schema says so.
   const storeFramesRemoved = (legacy.getStats() as { entryCount: number }).entryCount;

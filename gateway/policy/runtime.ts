@@ -88,15 +88,13 @@ export class PolicyRuntime {
         confidential: p.confidential,
       })),
       grants: this.grants.snapshot(),
-      withheld: this.sync
-        .refusals()
-        .map((r) => ({
-          peer: r.peerId ?? r.peer.slice(0, 16),
-          author: r.author.slice(0, 16),
-          stream: r.stream,
-          policy: r.policy,
-          missing: r.missing,
-        })),
+      withheld: this.sync.refusals().map((r) => ({
+        peer: r.peerId ?? r.peer.slice(0, 16),
+        author: r.author.slice(0, 16),
+        stream: r.stream,
+        policy: r.policy,
+        missing: r.missing,
+      })),
     };
   }
 
