@@ -7,6 +7,7 @@ export default defineConfig({
     hookTimeout: 30_000,
     // Integration tests start brokers and child processes; two cores, so keep it modest.
     maxWorkers: 2,
-    reporters: ['default'],
+    // skip-report: one line per missing system tool at the end (test/helpers/system-tools.ts).
+    reporters: ['default', './test/helpers/skip-report.ts'],
   },
 });

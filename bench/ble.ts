@@ -70,7 +70,7 @@ async function throughput(peripherals: number, mtu: number, perDevice: number, v
     const bursts = rig.devices.map((d) => Array.from({ length: perDevice }, () => d.nextFrame()));
     const total = peripherals * perDevice;
     const t0 = performance.now();
-    bursts.forEach((frames, i) => frames.forEach((f) => rig.peripherals[i]!.send(f)));
+    for (const [i, frames] of bursts.entries()) for (const f of frames) rig.peripherals[i]!.send(f);
     const ok = await Promise.all(rig.peripherals.map((p) => p.drain(120_000)));
     const secs = (performance.now() - t0) / 1000;
     if (!ok.every(Boolean)) throw new Error('not every frame was acked');

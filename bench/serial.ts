@@ -25,7 +25,8 @@ import { generateManifest, manifestSeed } from '../firmware-sim/manifest.js';
 import { SerialDeviceLink } from '../firmware-sim/transports/serial.js';
 import { Deframer, encodeSerialFrame } from '../protocols/index.js';
 import { startTestGateway, tempDir, waitFor } from '../test/helpers/env.js';
-import { haveSocat, PtyPair } from '../test/helpers/pty.js';
+import { PtyPair } from '../test/helpers/pty.js';
+import { haveTool, installHint } from '../test/helpers/system-tools.js';
 import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
@@ -168,7 +169,7 @@ async function lineBench(baud: number, seconds: number, paced: boolean): Promise
 }
 
 async function main(): Promise<void> {
-  if (!haveSocat()) throw new Error('bench:serial needs socat (apt-get install socat)');
+  if (!haveTool('socat')) throw new Error(`bench:serial needs socat (${installHint('socat')})`);
   const secs = quick ? 1.5 : 5;
   console.log(
     `outpost serial bench (${quick ? 'quick' : 'full'}): deframer vs indexOf scan, and frames over a socat pty paced at the baud rate`,

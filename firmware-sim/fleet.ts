@@ -36,8 +36,10 @@ export interface TickContext {
 /** Fault hooks run on every tick; they may also call device.reboot(), link.dropConnection(), link.publishRaw(). */
 export interface FleetFaultHooks {
   /** Return 'skip' to produce no frame this tick (sensor or MCU stall). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: void, so a hook that only injects a fault needs no return
   beforeFrame?(ctx: TickContext): void | 'skip';
   /** Return 'hold' to keep the new frame pending without publishing it now (it goes out on the next reconnect). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: void, so a hook that only injects a fault needs no return
   afterFrame?(ctx: TickContext & { readonly frame: DeviceFrame }): void | 'hold';
 }
 

@@ -109,7 +109,7 @@ class Cursor {
   }
   match(re: RegExp): string | undefined {
     const m = re.exec(this.s.slice(this.i));
-    if (!m || m.index !== 0) return undefined;
+    if (m?.index !== 0) return undefined;
     this.i += m[0].length;
     return m[0];
   }

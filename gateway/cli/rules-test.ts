@@ -10,6 +10,7 @@ import { readDecisions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { loadRuleFiles } from '../../rules/dsl/load.js';
 import { RuleError } from '../../rules/dsl/errors.js';
+import type { RuleSet } from '../../rules/dsl/types.js';
 import { type DecisionDiff, diffDecisions } from '../../rules/replay/diff.js';
 import { decisionToJson, parseDecisionsJsonl } from '../../rules/replay/jsonl.js';
 import { type LazyFrame, replay } from '../../rules/replay/replay.js';
@@ -69,7 +70,7 @@ export async function rulesTest(argv: string[]): Promise<number> {
   const cfg = resolveConfig(o);
   const files = positionals.length > 0 ? positionals : cfg.rules.files;
   if (files.length === 0) throw new UsageError('no rule files: name them, or set rules.files in the config');
-  let ruleSet;
+  let ruleSet: RuleSet;
   try {
     ruleSet = await loadRuleFiles(files);
   } catch (e) {
@@ -231,7 +232,7 @@ export async function rulesCheck(argv: string[]): Promise<number> {
   }
   const files = positionals.length > 0 ? positionals : resolveConfig(values).rules.files;
   if (files.length === 0) throw new UsageError('no rule files: name them, or set rules.files in the config');
-  let set;
+  let set: RuleSet;
   try {
     set = await loadRuleFiles(files);
   } catch (e) {

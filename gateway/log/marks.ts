@@ -131,7 +131,7 @@ export class Marks {
     // the head falls back to the highest block still held (a kept one), or the stream has none.
     const hk = headKey(author, stream);
     const head = this.log.heads.get(hk);
-    if (head && head.hashes.every((h) => goneSet.has(h))) {
+    if (head?.hashes.every((h) => goneSet.has(h))) {
       let next: StreamHead | undefined;
       for (const k of this.log.chain.getKeys({
         start: [author, stream, Number.MAX_SAFE_INTEGER],

@@ -58,7 +58,7 @@ export class GrantState implements GrantView {
       for (const [, hash] of log.streamBlocks(h.author, h.stream)) {
         const env = log.getEnvelope(hash);
         const d = env && decodeSignedBlock(env);
-        if (d && d.ok) s.addBlock(d.value);
+        if (d?.ok) s.addBlock(d.value);
       }
     }
     log.onDurableBlock((sb) => {

@@ -240,7 +240,8 @@ function build(
   };
 
   // Groups: members are principals, did:keys, roles or groups (nesting); a cycle is an error.
-  for (const [g, members] of Object.entries(raw.groups)) members.forEach((m, i) => checkRef(m, ['groups', g, i]));
+  for (const [g, members] of Object.entries(raw.groups))
+    for (const [i, m] of members.entries()) checkRef(m, ['groups', g, i]);
   const groups = new Map<string, Set<string>>();
   const expand = (g: string, stack: string[]): Set<string> => {
     const done = groups.get(g);
@@ -284,7 +285,7 @@ function build(
         );
         continue;
       }
-      refs.forEach((ref, i) => checkRef(ref, ['policies', pname, 'relations', rel, i]));
+      for (const [i, ref] of refs.entries()) checkRef(ref, ['policies', pname, 'relations', rel, i]);
       relations.set(rel as Relation, refs);
     }
     let retentionMs: number | undefined;
@@ -367,7 +368,7 @@ function lineAt(doc: Document, path: Path, key: boolean, lineOf: (offset: number
       | { range?: [number, number, number] }
       | null
       | undefined;
-    if (node && node.range) return lineOf(node.range[0]);
+    if (node?.range) return lineOf(node.range[0]);
   }
   return 1;
 }

@@ -119,7 +119,7 @@ export class MessageQueue {
 export async function authenticate(link: MessageLink, opts: LinkOptions): Promise<string> {
   const known = new Set([...opts.peers].map(toHex));
   const nonce = randomBytes(NONCE_BYTES);
-  link.send(encodeAuthMessage({ type: 'auth-hello', publicKey: opts.identity.publicKey, nonce }));
+  await link.send(encodeAuthMessage({ type: 'auth-hello', publicKey: opts.identity.publicKey, nonce }));
   const h = decodeAuthMessage(await link.next());
   if (!h.ok) throw new LinkError('protocol', h.error.message);
   if (h.value.type === 'auth-refused') throw new LinkError('refused', `peer refused: ${h.value.reason}`);
@@ -127,11 +127,11 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
   const peer = h.value.publicKey;
   const peerHex = toHex(peer);
   if (!known.has(peerHex)) {
-    link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'unknown gateway' }));
+    await link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'unknown gateway' }));
     await link.end();
     throw new LinkError('refused', `unknown gateway ${peerHex}`);
   }
-  link.send(
+  await link.send(
     encodeAuthMessage({
       type: 'auth-proof',
       signature: opts.identity.sign(syncAuthInput(opts.identity.publicKey, peer, h.value.nonce, nonce)),
@@ -144,7 +144,7 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
     p.value.type !== 'auth-proof' ||
     !verifyEd25519(peer, syncAuthInput(peer, opts.identity.publicKey, nonce, h.value.nonce), p.value.signature)
   ) {
-    link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'bad proof' }));
+    await link.send(encodeAuthMessage({ type: 'auth-refused', reason: 'bad proof' }));
     await link.end();
     throw new LinkError('auth-failed', `gateway ${peerHex} did not prove its key`);
   }
@@ -179,7 +179,7 @@ export async function runSession(link: MessageLink, session: SyncSession, first:
       for (const m of it) {
         if (stop) return;
         const full = link.send(m);
-        if (full) await full;
+        if (full instanceof Promise) await full;
       }
     }
   })();

@@ -26,7 +26,7 @@ import type { Logger } from '../logger.js';
 import { FrameStream, type FrameStreamSettings, type FrameStreamStats } from './frame-stream.js';
 import type { NobleCharacteristic, NoblePeripheral, NobleService } from './ble-noble.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: noble's emitters pass differently typed arguments per event; each listener narrows its own
 type On = (emitter: EventEmitter, event: string, f: (...a: any[]) => void) => void;
 
 export type BleDeviceState = 'discovered' | 'connecting' | 'subscribed' | 'lost';

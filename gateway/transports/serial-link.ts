@@ -154,7 +154,7 @@ export class SerialLink {
   }
 
   async close(): Promise<void> {
-    if (this.closing) return this.closing;
+    if (this.closing !== undefined) return this.closing;
     this.state = 'closed';
     clearTimeout(this.timer);
     clearInterval(this.presenceTimer);

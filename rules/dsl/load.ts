@@ -39,7 +39,7 @@ export async function loadRuleFile(path: string): Promise<RuleSet> {
       : typeof d === 'object' && d !== null && Array.isArray((d as RuleSet).rules)
         ? (d as RuleSet).rules
         : undefined;
-  if (!list || !list.every(isRule))
+  if (!list?.every(isRule))
     throw new RuleError(
       'rules/load',
       { file: path },

@@ -4,7 +4,7 @@ import { condition, parseActions, parseAggregates, parseWindow, positive } from 
 import { RuleError } from './errors.js';
 import { parseMachine } from './parse-machine.js';
 import { Field, isRecord, YamlSource } from './reader.js';
-import { type ConditionRule, type InterlockSpec, type RuleSet, type RuleSpec, type TriggerSpec } from './types.js';
+import type { ConditionRule, InterlockSpec, RuleSet, RuleSpec, TriggerSpec } from './types.js';
 
 const RULE_KEYS = [
   'id',
@@ -128,6 +128,7 @@ function parseCondition(
       {
         silenceMs: positive(wd.get('silence')),
         devices: wd.get('devices').present ? wd.get('devices').strings() : [...(base.trigger.devices ?? [])],
+        // biome-ignore lint/suspicious/noThenProperty: `then` is the rule language's action list; a spec is never awaited
         then: parseActions(wd.get('then')),
         onResume: parseActions(wd.get('onResume')),
       })

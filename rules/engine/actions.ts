@@ -25,7 +25,7 @@ function lookup(ctx: CelContext, path: string): unknown {
 /** `{{agg.vib}}` → the value, formatted; unknown paths become empty. */
 export function fill(text: string, ctx: CelContext): string {
   return text.includes('{{')
-    ? text.replace(/\{\{\s*([A-Za-z0-9_.\-]+)\s*\}\}/g, (_, p: string) => fmt(lookup(ctx, p)))
+    ? text.replace(/\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}/g, (_, p: string) => fmt(lookup(ctx, p)))
     : text;
 }
 

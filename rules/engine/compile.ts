@@ -70,6 +70,9 @@ function compileConditionRule(
     return drafts(actions, f.ctx, f.inputs, why + seen(f.ctx));
   };
   const condition = (frames: Observable<RuleFrame>): Observable<DecisionDraft> => {
+    // The stages change the element type along the chain (frame → window → verdict → draft), which
+    // a homogeneous array cannot express; each stage is typed where it is written.
+    // biome-ignore lint/suspicious/noExplicitAny: a heterogeneous operator chain, typed at each stage
     const ops: OperatorFunction<any, any>[] = [
       windowed(rule.window, rule.aggregates, scheduler),
       evaluate(when!, clear, counters, scheduler),
@@ -81,6 +84,7 @@ function compileConditionRule(
     if (rule.rateLimit) ops.push(rateLimit(rule.rateLimit.max, rule.rateLimit.perMs, scheduler));
     ops.push(mergeMap(toDrafts));
     const chain = (s: Observable<RuleFrame>): Observable<DecisionDraft> =>
+      // biome-ignore lint/suspicious/noExplicitAny: see ops above
       ops.reduce<Observable<any>>((o, op) => o.pipe(op), s);
     if (rule.per === 'rule') return chain(frames);
     return frames.pipe(

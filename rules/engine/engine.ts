@@ -140,9 +140,8 @@ export class RulesEngine {
   }
 
   private subscribe(r: Running): void {
-    let op;
     try {
-      op = compileRule(r.spec, this.scheduler, r.stats);
+      const op = compileRule(r.spec, this.scheduler, r.stats);
       r.sub = r.input.pipe(op).subscribe({
         next: (d) => this.decide(r, d),
         error: (e: unknown) => this.failed(r, e),

@@ -71,9 +71,10 @@ class One {
 
   value(): number | undefined {
     const k = this.points.size;
-    if (this.spec.fn === 'count') return k;
-    if (k === 0) return undefined;
+    if (k === 0 && this.spec.fn !== 'count') return undefined;
     switch (this.spec.fn) {
+      case 'count':
+        return k;
       case 'sum':
         return this.sum;
       case 'avg':

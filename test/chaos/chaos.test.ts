@@ -8,26 +8,15 @@
  * runs another (CHAOS_SEED=random: a fresh one).
  * The long version is `npm run chaos -- --duration 300`.
  */
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { haveSocat } from '../helpers/pty.js';
+import { needs } from '../helpers/system-tools.js';
 import { formatReport, runCampaign } from './campaign.js';
 
-const haveMosquitto = (): boolean => {
-  try {
-    execFileSync('mosquitto', ['-h'], { stdio: 'ignore' });
-    return true;
-  } catch (e) {
-    return (e as { status?: number }).status !== undefined; // `mosquitto -h` exits 3 but exists
-  }
-};
-// CI installs socat and mosquitto and runs as root (.ci/run); without them locally this is skipped, in CI it fails.
+// Without socat or mosquitto this is skipped (in CI it fails); CI also runs as root for the disk-full fault.
 /** A seed whose 40 s schedule injects a SIGKILL, broker restarts, a sibling cut, serial noise and unplugs, device clock jumps and disk-full. */
 const QUICK_SEED = 132777681;
 
-const skip = !(haveSocat() && haveMosquitto()) && !process.env.CI;
-
-describe.skipIf(skip)('chaos: quick fault campaign', () => {
+describe('chaos: quick fault campaign', needs('socat', 'mosquitto'), () => {
   it('loses nothing, duplicates nothing, crashes nothing', async () => {
     // A fixed seed in the suite, so a red run replays exactly (timing still varies); random
     // seeds are the long campaign's job (`npm run chaos`), and CHAOS_SEED=random picks one here.

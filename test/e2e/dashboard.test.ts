@@ -15,12 +15,13 @@ import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { startTestGateway, tempDir } from '../helpers/env.js';
+import { needs, onPath } from '../helpers/system-tools.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? onPath('chromium') ?? '/usr/bin/chromium';
 const ONLINE_TIMEOUT_S = 2;
 const artifacts = new URL('../../test-artifacts/', import.meta.url).pathname;
 
-describe('dashboard (chromium, headless)', () => {
+describe('dashboard (chromium, headless)', needs('chromium'), () => {
   const tmp = tempDir();
   const profile = mkdtempSync(join(tmpdir(), 'outpost-chromium-'));
   const manifest = generateManifest({

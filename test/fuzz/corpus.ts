@@ -10,7 +10,6 @@ import {
   cobsEncode,
   encodeAuthMessage,
   encodeBody,
-  encodeCanonical,
   encodeSerialFrame,
   encodeSyncMessage,
   encodeSenml,

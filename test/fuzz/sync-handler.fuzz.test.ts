@@ -124,7 +124,7 @@ describe('fuzz: the sync responder', () => {
           if (garbledAuth) {
             // Not a sibling's handshake: mutated auth messages, then the rest.
             const [i, ms] = garbledAuth;
-            theirs.send(ms.reduce((b, m) => mutate(b, m, authMessages), authMessages[i]!));
+            await theirs.send(ms.reduce((b, m) => mutate(b, m, authMessages), authMessages[i]!));
           } else {
             await authenticate(theirs, {
               log,
@@ -132,7 +132,7 @@ describe('fuzz: the sync responder', () => {
               peers: [responderKey],
             });
           }
-          for (const m of msgs) theirs.send(m);
+          for (const m of msgs) await theirs.send(m);
           await theirs.end();
           let timer: NodeJS.Timeout | undefined;
           const hung = new Promise<'hung'>((r) => (timer = setTimeout(() => r('hung'), 5000)));

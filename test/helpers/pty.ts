@@ -4,18 +4,9 @@
  * ends socat (both nodes disappear, as when a USB adapter is pulled) and
  * `plug()` starts it again, optionally under other link names.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-
-export const haveSocat = (): boolean => {
-  try {
-    execFileSync('socat', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 export class PtyPair {
   private proc: ChildProcess | undefined;

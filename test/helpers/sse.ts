@@ -13,7 +13,7 @@ export function collectSse(res: Response): { events: SseEvent[]; reading: Promis
       const { value, done } = await reader.read();
       if (done) return;
       buf += value;
-      let i;
+      let i: number;
       while ((i = buf.indexOf('\n\n')) >= 0) {
         const block = buf.slice(0, i);
         buf = buf.slice(i + 2);

@@ -16,7 +16,8 @@ import type { Gateway } from '../../gateway/gateway.js';
 import type { Decision } from '../../rules/decision.js';
 import { startBleRig } from '../helpers/ble.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
-import { haveSocat, PtyPair } from '../helpers/pty.js';
+import { PtyPair } from '../helpers/pty.js';
+import { needs } from '../helpers/system-tools.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -41,41 +42,38 @@ async function commandAndAck(gw: Gateway, actuators: Actuators, device: string, 
 }
 
 describe('actuation over byte-stream links', () => {
-  it.skipIf(!haveSocat() && !process.env.CI)(
-    "serial (pty): the command goes down the device's line and the ack comes back up",
-    async () => {
-      const tmp = tempDir('outpost-act-serial-');
-      cleanups.push(() => tmp.cleanup());
-      const pty = await PtyPair.open(tmp.dir);
-      cleanups.push(() => pty.unplug());
-      const dev = generateManifest({ devices: 1, prefix: 'ser', model: 'press-vib-1' }).devices[0]!;
-      const { gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: dev.id, publicKey: dev.publicKey }], {
-        serial: { ports: [{ path: pty.a, device: dev.id }], reconnectMinMs: 50, reconnectMaxMs: 200 },
-      });
-      cleanups.push(() => gw.stop());
-      const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
-      const actuators = new Actuators({
-        device: dev.id,
-        gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
-        initial: { conveyor: true },
-      });
-      let link: SerialDeviceLink;
-      const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new SerialDeviceLink(device, {
-        path: pty.b,
-        gatewayPublicKey: gw.identity.publicKey,
-        gatewayId: 'gw-test',
-        resendAfterMs: 300,
-        reopenMs: 50,
-        onCommand: (f) => handler(f),
-      });
-      link.start();
-      cleanups.push(() => link.stop());
-      link.send(device.nextFrame());
-      await commandAndAck(gw, actuators, dev.id, 'serial');
-      expect(link.stats.commands).toBe(1);
-    },
-  );
+  it("serial (pty): the command goes down the device's line and the ack comes back up", needs('socat'), async () => {
+    const tmp = tempDir('outpost-act-serial-');
+    cleanups.push(() => tmp.cleanup());
+    const pty = await PtyPair.open(tmp.dir);
+    cleanups.push(() => pty.unplug());
+    const dev = generateManifest({ devices: 1, prefix: 'ser', model: 'press-vib-1' }).devices[0]!;
+    const { gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: dev.id, publicKey: dev.publicKey }], {
+      serial: { ports: [{ path: pty.a, device: dev.id }], reconnectMinMs: 50, reconnectMaxMs: 200 },
+    });
+    cleanups.push(() => gw.stop());
+    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
+    const actuators = new Actuators({
+      device: dev.id,
+      gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
+      initial: { conveyor: true },
+    });
+    let link: SerialDeviceLink;
+    const handler = commandHandler(actuators, device, (f) => link.send(f));
+    link = new SerialDeviceLink(device, {
+      path: pty.b,
+      gatewayPublicKey: gw.identity.publicKey,
+      gatewayId: 'gw-test',
+      resendAfterMs: 300,
+      reopenMs: 50,
+      onCommand: (f) => handler(f),
+    });
+    link.start();
+    cleanups.push(() => link.stop());
+    link.send(device.nextFrame());
+    await commandAndAck(gw, actuators, dev.id, 'serial');
+    expect(link.stats.commands).toBe(1);
+  });
 
   it("BLE (simulated radio, real noble): the command is written to the device's RX and the ack notified back", async () => {
     let peripheral: SimPeripheral | undefined;

@@ -29,7 +29,7 @@ describe('BLE over the simulated radio, real noble in the gateway', () => {
       '10 subscribed',
     );
     const N = 30;
-    for (let k = 0; k < N; k++) enrolled.forEach((p, i) => p.send(rig.devices[i]!.nextFrame()));
+    for (let k = 0; k < N; k++) for (const [i, p] of enrolled.entries()) p.send(rig.devices[i]!.nextFrame());
     const drained = await Promise.all(enrolled.map((p) => p.drain(15_000)));
     expect(drained).toEqual(Array(10).fill(true));
     const status = rig.gw.ble!.status();

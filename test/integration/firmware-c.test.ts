@@ -10,7 +10,7 @@
  *   → store; a gateway-signed command goes back, the C program verifies it and
  *   answers with a signed command-ack, which the gateway stores.
  *
- * CI installs make, a C compiler, libsodium-dev, clang, gcc-arm-none-eabi and socat (.ci/run).
+ * Each test names the system tools it needs (skipped without them, a failure in CI).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
@@ -21,6 +21,7 @@ import { AckStatus, decodeBody, decodeSign1, fromHex as parseHex, signBody, toHe
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { PtyPair } from '../helpers/pty.js';
+import { needs } from '../helpers/system-tools.js';
 
 const run = promisify(execFile);
 const fromHex = (h: string): Uint8Array => parseHex(h)!;
@@ -31,7 +32,10 @@ const make = (...args: string[]) =>
   run('make', ['-C', FIRMWARE, '--no-print-directory', ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 240_000 });
 
 describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
-  it('make test: -Werror build, unit tests under ASan + UBSan against the shared vectors, 1M-run libFuzzer pass (clauses: CI builds with -Wall -Wextra -Werror, ASan/UBSan; fuzz run with no crash; byte-identical vectors)', async () => {
+  it('make test: -Werror build, unit tests under ASan + UBSan against the shared vectors, 1M-run libFuzzer pass (clauses: CI builds with -Wall -Wextra -Werror, ASan/UBSan; fuzz run with no crash; byte-identical vectors)', {
+    ...needs('make', 'cc', 'libsodium', 'clang'),
+    timeout: 300_000,
+  }, async () => {
     const { stdout, stderr } = await make('-B', 'test'); // -B: compile afresh, so the flags are in the output
     const out = stdout + stderr;
     expect(out).toContain('-Wall -Wextra -Werror');
@@ -40,9 +44,12 @@ describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
     expect(out).toMatch(/-fsanitize=fuzzer,address/);
     expect(out).toMatch(/Done 1000000 runs/);
     expect(out).not.toMatch(/ERROR: (AddressSanitizer|libFuzzer)|runtime error:/);
-  }, 300_000);
+  });
 
-  it('make size: codec for Cortex-M4 (-Os, no crypto) under 4 KiB flash and 1 KiB static RAM (clause: size report)', async () => {
+  it('make size: codec for Cortex-M4 (-Os, no crypto) under 4 KiB flash and 1 KiB static RAM (clause: size report)', {
+    ...needs('make', 'arm-none-eabi-gcc'),
+    timeout: 120_000,
+  }, async () => {
     const { stdout } = await make('size');
     const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+\S*outpost-cm4\.o$/m.exec(stdout);
     expect(m, stdout).not.toBeNull();
@@ -50,7 +57,7 @@ describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
     console.log(`firmware codec, Cortex-M4 -Os: flash ${text + data} B, static RAM ${data + bss} B`);
     expect(text + data).toBeLessThan(4096);
     expect(data + bss).toBeLessThan(1024);
-  }, 120_000);
+  });
 });
 
 interface DeviceEvent {
@@ -58,7 +65,7 @@ interface DeviceEvent {
   [k: string]: unknown;
 }
 
-describe('C device program over a real pty into the gateway', () => {
+describe('C device program over a real pty into the gateway', needs('make', 'cc', 'libsodium', 'socat'), () => {
   const cleanups: Array<() => unknown> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../gateway/config.js';
 import { tempDir } from '../helpers/env.js';
+import { needs } from '../helpers/system-tools.js';
 
 const pi = new URL('../../hardware/pi/', import.meta.url).pathname;
 const UNIT = join(pi, 'outpost-gateway.service');
@@ -43,7 +44,7 @@ describe('Raspberry Pi deployment files', () => {
   afterAll(() => tmp.cleanup());
   const text = readFileSync(UNIT, 'utf8');
 
-  it('[verify] the unit passes systemd-analyze verify without a warning', async () => {
+  it('[verify] the unit passes systemd-analyze verify without a warning', needs('systemd-analyze'), async () => {
     let file = UNIT;
     const nodeOnPath = SYSTEMD_PATH.some((d) => {
       try {
@@ -63,18 +64,22 @@ describe('Raspberry Pi deployment files', () => {
     expect(r.code).toBe(0);
   });
 
-  it('[verify-negative] systemd-analyze does flag a broken copy (so the check above can fail)', async () => {
-    const bad = join(tmp.dir, 'bad', 'outpost-gateway.service');
-    (await import('node:fs')).mkdirSync(join(tmp.dir, 'bad'));
-    copyFileSync(UNIT, bad);
-    writeFileSync(
-      bad,
-      text.replace('Restart=always', 'Restart=sometimes').replace('ProtectSystem=strict', 'ProtectSytem=strict'),
-    );
-    const r = await verify(bad);
-    expect(r.stderr).toContain('sometimes');
-    expect(r.stderr).toContain("Unknown key 'ProtectSytem'");
-  });
+  it(
+    '[verify-negative] systemd-analyze does flag a broken copy (so the check above can fail)',
+    needs('systemd-analyze'),
+    async () => {
+      const bad = join(tmp.dir, 'bad', 'outpost-gateway.service');
+      (await import('node:fs')).mkdirSync(join(tmp.dir, 'bad'));
+      copyFileSync(UNIT, bad);
+      writeFileSync(
+        bad,
+        text.replace('Restart=always', 'Restart=sometimes').replace('ProtectSystem=strict', 'ProtectSytem=strict'),
+      );
+      const r = await verify(bad);
+      expect(r.stderr).toContain('sometimes');
+      expect(r.stderr).toContain("Unknown key 'ProtectSytem'");
+    },
+  );
 
   it('[policy] restarts always, runs as a dynamic user with a state directory, read-only system, no capabilities unless BLE', () => {
     const s = settings(text);

@@ -19,17 +19,17 @@ import type { IngestPipeline } from '../../gateway/ingest/pipeline.js';
 import { SerialPort } from 'serialport';
 import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { memoryLogger, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
-import { haveSocat, PtyPair } from '../helpers/pty.js';
+import { PtyPair } from '../helpers/pty.js';
+import { needs } from '../helpers/system-tools.js';
 
 // CI installs socat (.ci/run); without it locally these tests are skipped, in CI they fail.
-const skip = !haveSocat() && !process.env.CI;
 
 /** Stored seqs of a device, sorted (the store keeps receive order, which resends reorder). */
 const seqsOf = (gw: Gateway, device: string): number[] =>
   [...gw.frames.query({ device })].map((f) => f.seq).sort((a, b) => a - b);
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-describe.skipIf(skip)('serial over a pty', () => {
+describe('serial over a pty', needs('socat'), () => {
   const cleanups: Array<() => unknown> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c();

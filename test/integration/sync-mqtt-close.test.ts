@@ -4,7 +4,7 @@
  * SIGTERM shutdown, mqtt.js's graceful end() waiting for acks that would never come). The
  * broker here is a real `mosquitto`, frozen with SIGSTOP so nothing it received is acked.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -15,11 +15,8 @@ import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js'
 import { BlockLog } from '../../gateway/log/block-log.js';
 import { Store } from '../../gateway/store/store.js';
 import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
+import { needs } from '../helpers/system-tools.js';
 import { freePort, tempDir, waitFor } from '../helpers/env.js';
-
-// CI installs mosquitto (.ci/run); without it locally this is skipped, in CI it fails.
-const haveMosquitto =
-  spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined || process.env.CI !== undefined;
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -51,7 +48,7 @@ async function startMosquitto(): Promise<{ url: string; proc: ChildProcess }> {
   return { url, proc };
 }
 
-describe.runIf(haveMosquitto)('sync bus close', () => {
+describe('sync bus close', needs('mosquitto'), () => {
   it('does not wait for acks a stalled broker will never send (close within 2 s), and fails the publishes left in flight', async () => {
     const { url, proc: mosq } = await startMosquitto();
     const seed = randomBytes(32);

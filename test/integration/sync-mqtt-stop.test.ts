@@ -7,22 +7,19 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { toHex } from '../../protocols/index.js';
 import { GatewayNode, Mosquitto } from '../chaos/cluster.js';
+import { needs } from '../helpers/system-tools.js';
 import { freePort, tempDir } from '../helpers/env.js';
 
-// CI installs mosquitto (.ci/run); without it locally this is skipped, in CI it fails.
-const haveMosquitto =
-  spawnSync('mosquitto', ['-h'], { stdio: 'ignore' }).error === undefined || process.env.CI !== undefined;
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-describe.runIf(haveMosquitto)('gateway stop with sync over a restarted broker', () => {
+describe('gateway stop with sync over a restarted broker', needs('mosquitto'), () => {
   it('SIGTERM: both exit 0 within 3 s after the broker restarted under their sessions', async () => {
     const { dir, cleanup } = tempDir('outpost-mq-stop-');
     cleanups.push(cleanup);

@@ -20,6 +20,7 @@ import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { encodeAuthMessage, type FrameEntry, syncTopic, toHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
 import { freePort, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { needs } from '../helpers/system-tools.js';
 
 const dev = testDevice('dev-mq');
 const devices = [{ id: dev.id, publicKey: dev.publicKeyHex }];
@@ -191,7 +192,7 @@ describe('sync over MQTT', () => {
     expect(log.headsDigest()).toBe(b.blockLog!.headsDigest());
   });
 
-  it('interop: two gateways sync through a real Mosquitto broker', async () => {
+  it('interop: two gateways sync through a real Mosquitto broker', needs('mosquitto'), async () => {
     const port = await freePort();
     const { dir, cleanup } = tempDir('outpost-mosquitto-');
     closers.push(cleanup);

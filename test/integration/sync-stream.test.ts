@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
-import { BlockLog } from '../../gateway/log/block-log.js';
+import type { BlockLog } from '../../gateway/log/block-log.js';
 import { exchange, localVector, SyncSession } from '../../gateway/sync/engine.js';
 import { authenticate, type MessageLink, MessageQueue } from '../../gateway/sync/link.js';
 import { SyncServer } from '../../gateway/sync/tcp.js';
@@ -123,7 +123,9 @@ describe('streaming sync', () => {
     };
     await authenticate(link, { log: b.log, identity: b.identity, peers: [ka] });
     socket.pause();
-    link.send(encodeSyncMessage({ type: 'hello', digest: fromHex(b.log.headsDigest())!, vector: localVector(b.log) }));
+    await link.send(
+      encodeSyncMessage({ type: 'hello', digest: fromHex(b.log.headsDigest())!, vector: localVector(b.log) }),
+    );
     // Let the sender run as far as it can.
     let last = -1;
     for (let i = 0; i < 50 && reads.reads !== last; i++) {

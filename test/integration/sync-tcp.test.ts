@@ -30,7 +30,7 @@ const frames = (boot: number, n: number): FrameEntry[] =>
 
 describe('sync over TCP', () => {
   const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
-  const [ka, kb, kc] = [sa, sb, sc].map(publicKeyFromSeed) as [Uint8Array, Uint8Array, Uint8Array];
+  const [ka, kb] = [sa, sb].map(publicKeyFromSeed) as [Uint8Array, Uint8Array];
 
   async function serve(n: Node, peers: Uint8Array[]) {
     const links: { peer?: string; error?: LinkError }[] = [];

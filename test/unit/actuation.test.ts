@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AckStatus, type CommandAckBody, decodeBody, decodeSign1, toHex } from '../../protocols/index.js';
+import { AckStatus, type CommandAckBody, toHex } from '../../protocols/index.js';
 import type { ActuationRecord } from '../../protocols/actuation.js';
 import { Actuators } from '../../firmware-sim/actuators.js';
 import { Actuation, type CommandOutcome, readDecisions } from '../../rules/actuation/index.js';

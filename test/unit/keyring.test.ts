@@ -64,9 +64,8 @@ describe('KeyRing', () => {
         }
         // Epochs: one per change of the reader set.
         let changes = 0;
-        steps.forEach((s, i) =>
-          i === 0 || toHex(Uint8Array.from(s)) !== toHex(Uint8Array.from(steps[i - 1]!)) ? changes++ : 0,
-        );
+        for (const [i, s] of steps.entries())
+          if (i === 0 || toHex(Uint8Array.from(s)) !== toHex(Uint8Array.from(steps[i - 1]!))) changes++;
         expect(ring.currentEpoch('doors')).toBe(changes - 1);
       }),
       { numRuns: 25 },

@@ -17,7 +17,7 @@ import { publicKeyToDidKey } from '../../protocols/index.js';
 const did = (): string => publicKeyToDidKey(publicKeyFromSeed(randomBytes(32)));
 const keys = { alice: did(), bob: did(), ops: did(), gwA: did(), gwB: did(), cloud: did(), app: did() };
 
-export const GOOD = `# plant policies
+const GOOD = `# plant policies
 admins: [ops]
 principals:
   alice: { key: "${keys.alice}", kind: operator, roles: [technician] }

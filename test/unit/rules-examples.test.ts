@@ -207,6 +207,7 @@ describe('intersection example', () => {
       press: fc.boolean(),
     });
     let steps = 0;
+    // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(fc.array(step, { minLength: 200, maxLength: 600 }), (input) => {
         const h = rulesHarness(junction);

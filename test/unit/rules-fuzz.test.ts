@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { RuleError } from '../../rules/dsl/errors.js';
 import { parseRuleFile } from '../../rules/dsl/parse.js';
+import type { RuleSet } from '../../rules/dsl/types.js';
 import { toRuleFrame } from '../../rules/frame.js';
 import { rulesHarness } from '../helpers/rules.js';
 
@@ -21,8 +22,10 @@ const valid = {
   debounce: '500ms',
   cooldown: '2s',
   rateLimit: { max: 2, per: '10s' },
+  // biome-ignore lint/suspicious/noThenProperty: a rule document; `then` is the rule language's action list
   then: [{ command: { device: 'x', actuator: 'y', value: 1, ttl: '5s' } }, { alert: 'm {{agg.m}}' }],
   onClear: [{ publish: { topic: 't', payload: 'p' } }],
+  // biome-ignore lint/suspicious/noThenProperty: a rule document; `then` is the rule language's action list
   watchdog: { silence: '3s', then: [{ alert: 'quiet' }] },
 };
 const machine = {
@@ -71,6 +74,7 @@ describe('rule files from anywhere', () => {
   it('issue 7: any document loads or fails with a RuleError; what loads runs (property)', () => {
     let loaded = 0;
     let refused = 0;
+    // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(
         fc.oneof(
@@ -79,7 +83,7 @@ describe('rule files from anywhere', () => {
         ),
         fc.array(fc.double({ min: -10, max: 10, noNaN: true }), { maxLength: 20 }),
         (doc, values) => {
-          let set;
+          let set: RuleSet;
           try {
             set = parseRuleFile('fuzz.yaml', (stringify(doc) as string | undefined) ?? '');
           } catch (e) {
@@ -89,11 +93,9 @@ describe('rule files from anywhere', () => {
             return;
           }
           if (set.rules.length > 0) loaded++;
-          {
-          }
           if (new Set(set.rules.map((r) => r.id)).size !== set.rules.length) return;
           const h = rulesHarness(set);
-          values.forEach((t, i) => h.frame(i * 700, 'a', { t }));
+          for (const [i, t] of values.entries()) h.frame(i * 700, 'a', { t });
           h.advance(values.length * 700 + 10_000);
           for (const s of h.engine.stats()) expect(s.errors, s.lastError).toBe(0);
         },

@@ -32,6 +32,7 @@ const decision: fc.Arbitrary<Decision> = fc.record({
 
 describe('decisions JSONL', () => {
   it('issue 7: round-trips any decision (property)', () => {
+    // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(fc.array(decision, { maxLength: 8 }), (ds) => {
         const r = parseDecisionsJsonl(ds.map(decisionToJson).join('\n') + '\n');
@@ -43,6 +44,7 @@ describe('decisions JSONL', () => {
   });
 
   it('issue 7: bad lines are reported with their line number, never thrown (property)', () => {
+    // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(
         fc.array(fc.oneof(fc.string(), fc.json(), decision.map(decisionToJson)), { maxLength: 10 }),
@@ -63,6 +65,7 @@ describe('decisions JSONL', () => {
 
 describe('diffDecisions', () => {
   it('issue 7: a set agrees with itself in any order and within the time tolerance; a dropped decision is named (property)', () => {
+    // biome-ignore lint/nursery/noFloatingPromises: fc.assert on a synchronous fc.property returns void; Biome cannot pick that overload
     fc.assert(
       fc.property(
         fc.array(decision, { minLength: 1, maxLength: 10 }),

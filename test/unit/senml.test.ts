@@ -14,7 +14,6 @@ import {
   packToCbor,
   readPack,
   type ResolvedRecord,
-  resolvePack,
   SENML_VERSION,
   SenmlLabel,
   type SenmlRecord,

@@ -295,11 +295,10 @@ export function renderHeader(v: FirmwareVectors): string {
     L.push('};');
   });
   L.push('static const vec_reading vec_readings[] = {');
-  v.readings.forEach((r, i) =>
+  for (const [i, r] of v.readings.entries())
     L.push(
       `  {${cstr(r.name)}, ${r.boot}u, ${r.seq}u, ${r.time ?? 0}ull, ${r.records.length}, vec_reading_${i}_recs, {${cbytes(r.body)}}, {${cbytes(r.frame)}}, {${cbytes(r.wire)}}},`,
-    ),
-  );
+    );
   L.push('};', 'static const vec_command_ack vec_command_acks[] = {');
   for (const a of v.commandAcks)
     L.push(

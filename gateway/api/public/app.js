@@ -141,7 +141,7 @@ function onFrame(f) {
 
 function onRejected(e) {
   const d = devices.get(e.device);
-  if (!d) return void loadDevices();
+  if (!d) return refreshDevices();
   d.rejections.total++;
   d.rejections.byReason[e.reason] = (d.rejections.byReason[e.reason] ?? 0) + 1;
   d.rejections.last = { reason: e.reason, detail: e.detail, at: Date.parse(e.at), transport: e.transport };
@@ -153,6 +153,13 @@ function onStatus(s) {
   const rejected = Object.values(s.ingest.rejected).reduce((a, b) => a + b, 0);
   $('feed-state').textContent =
     `live · ${s.framesStored} frames stored · ${rejected} rejected · ${s.ingest.duplicates} duplicates`;
+}
+
+/** Reloads the device list in the background; a failure shows on the page instead of vanishing. */
+function refreshDevices() {
+  loadDevices().catch((err) => {
+    $('feed-state').textContent = `devices could not be reloaded: ${err.message}`;
+  });
 }
 
 async function api(path) {
@@ -216,17 +223,20 @@ async function run() {
   $('token-form').hidden = true;
   try {
     await loadDevices();
-  } catch {
+  } catch (err) {
+    // A refused token already shows the token form; anything else shows in the feed state.
+    $('feed-state').textContent = `devices could not be loaded: ${err.message}`;
     return;
   }
-  followFeed();
+  // followFeed never rejects: it catches each read and retries until aborted.
+  void followFeed();
 }
 
 $('token-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   token = $('token').value.trim();
   localStorage.setItem(TOKEN_KEY, token);
-  run();
+  void run();
 });
 $('forget').addEventListener('click', () => {
   localStorage.removeItem(TOKEN_KEY);
@@ -244,5 +254,8 @@ setInterval(() => {
   const online = [...devices.values()].filter(isOnline).length;
   $('summary').textContent = `${online} of ${devices.size} devices online`;
 }, 1000);
-setInterval(() => token && devices.size > 0 && loadDevices().catch(() => {}), 5000);
-run();
+setInterval(() => {
+  if (token && devices.size > 0) refreshDevices();
+}, 5000);
+// run never rejects: it catches the device load (the token form or the feed state says what failed).
+void run();
