@@ -74,19 +74,19 @@ function bytesAt(b: Uint8Array, p: number, major: 2 | 3): { v: Uint8Array; next:
 export function frameInBlock(envelope: Uint8Array, index: number): Result<BlockFrame> {
   const bad = (why: string): Result<BlockFrame> => fail('block/bad-frame-read', why);
   const env = head(envelope, 0);
-  if (!env || env.major !== 4 || env.arg !== 2) return bad('not a signed block envelope');
+  if (env?.major !== 4 || env.arg !== 2) return bad('not a signed block envelope');
   const inner = bytesAt(envelope, env.next, 2);
   if (!inner) return bad('no block bytes');
   const b = inner.v;
   const map = head(b, 0);
-  if (!map || map.major !== 5) return bad('a block is a map');
+  if (map?.major !== 5) return bad('a block is a map');
   let p: number | undefined = map.next;
   let author: Uint8Array | undefined;
   let stream: string | undefined;
   let kind: number | undefined;
   for (let i = 0; i < map.arg && p !== undefined; i++) {
     const k = head(b, p);
-    if (!k || k.major !== 0) return bad('block keys are integers');
+    if (k?.major !== 0) return bad('block keys are integers');
     p = k.next;
     if (k.arg === 1 || k.arg === 2) {
       const v = bytesAt(b, p, k.arg === 1 ? 2 : 3);
@@ -96,18 +96,18 @@ export function frameInBlock(envelope: Uint8Array, index: number): Result<BlockF
       p = v.next;
     } else if (k.arg === 8) {
       const v = head(b, p);
-      if (!v || v.major !== 0) return bad('bad kind');
+      if (v?.major !== 0) return bad('bad kind');
       kind = v.arg;
       p = v.next;
     } else if (k.arg === 9) {
       if (kind !== BlockKinds.frames || !author || stream === undefined) return bad('not a frames block');
       const arr = head(b, p);
-      if (!arr || arr.major !== 4 || !Number.isInteger(index) || index < 0 || index >= arr.arg)
+      if (arr?.major !== 4 || !Number.isInteger(index) || index < 0 || index >= arr.arg)
         return bad(`no frame ${index}`);
       let q: number | undefined = arr.next;
       for (let j = 0; j < index && q !== undefined; j++) q = skip(b, q);
       const e = q === undefined ? undefined : head(b, q);
-      if (!e || e.major !== 4 || e.arg !== 3) return bad('a frame entry is [frame, rxTime, transport]');
+      if (e?.major !== 4 || e.arg !== 3) return bad('a frame entry is [frame, rxTime, transport]');
       const frame = bytesAt(b, e.next, 2);
       const rx = frame && head(b, frame.next);
       const transport = rx && rx.major === 0 ? bytesAt(b, rx.next, 3) : undefined;
