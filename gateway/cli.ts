@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
+import { status, statusHelp } from './cli/status.js';
 import { DataDirError } from './log/upgrade.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
@@ -27,6 +28,7 @@ ${devicesHelp}
 ${frameDecodeHelp}
 
 ${logQueryHelp}
+${statusHelp}
 
 ${logHeadsHelp}
 
@@ -94,6 +96,8 @@ async function main(argv: string[]): Promise<number> {
       return rulesTest(rest.slice(1));
     case 'policy':
       return policy(rest);
+    case 'status':
+      return status(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -123,6 +123,18 @@ describe('data directory upgrade (format 1 → 2)', () => {
     };
     const own = heads.heads.find((h) => h.author === heads.author && h.stream === 'default')!;
     expect(own.seq).toBe(fixture.ownHeadSeq + 1);
+    // `gateway status`: the site's devices, a sibling's with the gateway that heard it.
+    const st = JSON.parse(await cli(['status', '--json', '--config', config])) as {
+      framesHeld: number;
+      siblings: { id: string; blocksHeld: number }[];
+      deviceList: { id: string; enrolledHere: boolean; heardBy: string }[];
+    };
+    expect(st.framesHeld).toBe(expected.length);
+    expect(st.deviceList.find((d) => d.id === 'dev-c')).toMatchObject({
+      enrolledHere: false,
+      heardBy: fixture.sibling.id,
+    });
+    expect(st.siblings).toEqual([expect.objectContaining({ id: fixture.sibling.id, blocksHeld: 4 })]);
     const audit = await cli(['audit', 'verify', '--config', config]);
     expect(audit).toContain('ok: no faults');
   });
