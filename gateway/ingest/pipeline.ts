@@ -402,16 +402,12 @@ export class IngestPipeline {
       const win = this.window(device);
       const verdict = win.check(boot, seq);
       // The window only says "maybe seen": the log (or an uncommitted batch) must confirm, so a
-      // frame whose earlier copy failed to commit is stored when resent. A copy a sibling heard
-      // and synced counts as held too (one index for own and synced frames), so a frame that
-      // reaches two gateways is stored again only if its first copy has not synced yet.
-      if (this.uncommitted.has(key) || this.blockLog.holds(device, boot, seq)) {
+      // frame whose earlier copy failed to commit is stored when resent. A frame this gateway
+      // never saw is stored even if a sibling's copy was synced here: hearing it is what marks
+      // the device heard here (actuation routes, leases); the view shows it once either way.
+      if (verdict !== 'fresh' && (this.uncommitted.has(key) || this.blockLog.holds(device, boot, seq))) {
         e.outcome = { status: 'duplicate', device, boot, seq };
         if (this.uncommitted.has(key)) e.dupOfUncommitted = this.commitFailures;
-        if (verdict === 'fresh') {
-          win.mark(boot, seq);
-          touched.add(device);
-        }
         continue;
       }
       if (verdict === 'outside') {

@@ -239,3 +239,22 @@ function rollback(s: LogState, hash: string, chainKey: string, ticket: ViewTicke
   s.view.settle(ticket);
   s.reloadHeads();
 }
+
+/**
+ * A logged revocation (or a re-enrolment after one) changed a device's state: the local
+ * registry follows a revocation of the key it enrolled earlier, and the device's view entries
+ * (with their time-index keys) are re-chosen in a `later` turn, once what was queued is durable.
+ */
+export function revocationChanged(s: LogState, device: string, key: string, later: (task: () => void) => void): void {
+  const at = s.revocations.revokedAt(device, key);
+  const rec = s.store.devices.get(device);
+  if (at !== undefined && rec && rec.publicKey === key && rec.revokedAt === undefined && rec.enrolledAt < at) {
+    s.store.track(s.store.devices.put(device, { ...rec, revokedAt: at }));
+  }
+  later(() => {
+    const ticket = FramesView.ticket();
+    s.view.recomputeDevice(ticket, device);
+    const done = (): void => s.view.settle(ticket);
+    void s.store.durable().then(done, done);
+  });
+}

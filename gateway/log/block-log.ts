@@ -26,11 +26,12 @@ import {
 import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
 import { type MarkRecord, Marks } from './marks.js';
-import { FramesView, type ViewEntry } from './view.js';
+import type { ViewEntry } from './view.js';
 import { type BlockLogOptions, type IndexRecord, LogState, type StreamHead } from './state.js';
-import { acceptMark, apply, type ApplyResult, type PutHooks } from './apply.js';
+import { acceptMark, apply, type ApplyResult, type PutHooks, revocationChanged } from './apply.js';
 import { appendFrames, author, DEFAULT_POLICY, logRevocations, retain } from './authoring.js';
 import * as q from './queries.js';
+import { type RetentionPlan, retainOwnStreams } from './retention.js';
 import { FrameReader, type FrameRow } from './frames-index.js';
 import { markFresh, refuseNewer, SCHEMA_VERSION, schemaOf, type UpgradeReport, upgradeFrom1 } from './upgrade.js';
 import type { Logger } from '../logger.js';
@@ -65,7 +66,7 @@ export class BlockLog {
     this.s = new LogState(store, opts);
     this.hooks = {
       raiseMark: (a, st, low, envelope) => this.raiseMark(a, st, low, envelope),
-      revocationChanged: (d, k) => this.revocationChanged(d, k),
+      revocationChanged: (d, k) => revocationChanged(this.s, d, k, (task) => this.later(task)),
     };
     this.author = this.s.author;
     this.known.add(this.author);
@@ -125,11 +126,6 @@ export class BlockLog {
   /** Whether any copy of a frame is held or queued (ingest's duplicate check: own and synced frames alike). */
   holds(device: string, boot: number, seq: number): boolean {
     return this.s.view.holds(device, boot, seq);
-  }
-
-  /** Frames held (one per (device, boot, seq), within what this gateway may show). */
-  frameCount(): number {
-    return this.s.view.count();
   }
 
   /** Calls `fn` with the frames that entered the view (own and synced), once durable; returns an unsubscribe. */
@@ -367,43 +363,8 @@ export class BlockLog {
    * Applies `retentionFor` to this gateway's own streams at `now`: one retention block per
    * stream with frames blocks older than its limit. Returns the blocks authored.
    */
-  retainByAge(
-    now = Date.now(),
-    dryRun = false,
-  ): { stream: string; low: number; prunable: number; block?: SignedBlock }[] {
-    const out: { stream: string; low: number; prunable: number; block?: SignedBlock }[] = [];
-    for (const h of this.streamHeads()) {
-      if (h.author !== this.author) continue;
-      const maxAge = this.opts.retentionFor?.(h.stream);
-      if (maxAge === undefined) continue;
-      const cutoff = now - maxAge;
-      const plan = this.planRetention(h.stream, cutoff);
-      if (plan.prunable === 0 || plan.low <= this.mark(this.author, h.stream)) continue;
-      out.push({ stream: h.stream, ...plan, ...(!dryRun && { block: this.retain(h.stream, plan.low, cutoff) }) });
-    }
-    return out;
-  }
-
-  /**
-   * A logged revocation (or a re-enrolment after one) changed a device's state: the local
-   * registry follows a revocation of the key it enrolled earlier, and the device's view
-   * entries are re-chosen.
-   */
-  private revocationChanged(device: string, key: string): void {
-    const at = this.s.revocations.revokedAt(device, key);
-    const rec = this.store.devices.get(device);
-    if (at !== undefined && rec && rec.publicKey === key && rec.revokedAt === undefined && rec.enrolledAt < at) {
-      this.store.track(this.store.devices.put(device, { ...rec, revokedAt: at }));
-    }
-    const view = this.s.view;
-    this.later(() => {
-      const ticket = FramesView.ticket();
-      view.recomputeDevice(ticket, device);
-      void this.store.durable().then(
-        () => view.settle(ticket),
-        () => view.settle(ticket),
-      );
-    });
+  retainByAge(now = Date.now(), dryRun = false): RetentionPlan[] {
+    return retainOwnStreams(this, (st) => this.opts.retentionFor?.(st), now, dryRun);
   }
 
   /**

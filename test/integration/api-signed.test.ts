@@ -233,8 +233,8 @@ describe('signed query API (issue 6)', () => {
     const csv = await run(['--key', keyFile(security, 'security.key'), '--format', 'csv']);
     expect(csv.code).toBe(0);
     const lines = csv.stdout.trim().split('\n');
-    expect(lines[0]).toBe('rx,device,boot,seq,rx_time,transport,policy,name,time,unit,value');
-    expect(lines.slice(1).every((l) => l.split(',')[1] === 'door-1' && l.split(',')[6] === 'doors')).toBe(true);
+    expect(lines[0]).toBe('device,boot,seq,rx_time,heard_by,transport,policy,name,time,unit,value');
+    expect(lines.slice(1).every((l) => l.split(',')[0] === 'door-1' && l.split(',')[6] === 'doors')).toBe(true);
     expect(lines.length).toBeGreaterThan(4);
     const refused = await run(['--key', keyFile(maint, 'maint2.key'), '--policy', 'doors']);
     expect(refused.code).toBe(1);

@@ -233,7 +233,7 @@ describe('HTTP API', () => {
       ['since=2000&until=1000', 'until must not be before since'],
       ['device=a%20b', 'device must match'],
       ['device=alice&device=bob', '"device" given more than once'],
-      ['order=desc', 'unknown query parameter "order" (allowed: device, since, until, limit, after, policy)'],
+      ['order=desc', 'unknown query parameter "order" (allowed: device, since, until, limit, after, policy, heardBy, local)'],
       ['after=12', 'after must be the "next" cursor of a previous page'],
     ];
     for (const [q, msg] of cases) {

@@ -119,7 +119,7 @@ describe('retention (low-water marks)', () => {
     expect([...a!.log.frames.query({})].map((f) => f.seq)).toEqual([40, 41]);
     expect(a!.log.frames.get(devA.id, 1, 0)).toBeUndefined();
     expect(a!.log.holds(devA.id, 1, 0)).toBe(false);
-    expect(a!.log.frameCount()).toBe(2);
+    expect(a!.log.frames.count()).toBe(2);
     // Nothing more to prune until newer frames age.
     expect(a!.log.retainByAge(now)).toEqual([]);
     const audit = auditLog(a!.log);
