@@ -103,12 +103,10 @@ const rules = await startRules({ files: [rulesFile] }, gwAct.ruleFrames$, {
     gwAct.actuation.decide(d);
   },
 });
-let rx = 0;
 let seq = 0;
 function frame(device: string, records: ReadingBody['records']): IngestedFrame {
   const now = Date.now();
   return {
-    rx: ++rx,
     device,
     rxTime: now,
     transport: 'mqtt',

@@ -133,7 +133,7 @@ async function main(): Promise<void> {
   const paced = await ask<LoadResult>(`paced ${hz.toFixed(3)} ${pacedSeconds}`);
   const lat = gw.ingest.stats.takeLatencies().sort((a, b) => a - b);
   const rssMb = process.memoryUsage().rss / 1e6;
-  const stored = gw.store.frameCount();
+  const stored = gw.frames.count();
   gen.stdin!.write('exit\n');
   await gw.stop();
   tmp.cleanup();

@@ -12,6 +12,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Store } from '../gateway/store/store.js';
+import { GatewayIdentity } from '../gateway/identity.js';
+import { BlockLog } from '../gateway/log/block-log.js';
+import type { FrameEntry } from '../protocols/index.js';
 import type { Decision } from '../rules/decision.js';
 import { parseRuleFile } from '../rules/dsl/parse.js';
 import { RulesEngine } from '../rules/engine/engine.js';
@@ -87,24 +90,26 @@ const full = await latency(ruleSet);
 // Replay speed over a real store of signed frames.
 const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-rules-'));
 const store = Store.open(dir);
+const identity = GatewayIdentity.loadOrCreate('gw-bench', dir);
+// The frames in signed blocks of 256, as ingest logs them (their only copy).
+const log = new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign });
 const devices = Array.from({ length: DEVICES }, (_, i) => benchDevice(dev(i)));
 const T0 = 1_760_000_000_000;
+let batch: FrameEntry[] = [];
 for (let i = 0; i < REPLAY_FRAMES; i++) {
   const d = devices[i % DEVICES]!;
   const n = Math.floor(i / DEVICES);
-  store.appendFrame({
-    device: d.id,
-    boot: 1,
-    seq: n,
-    rxTime: T0 + i * 2,
-    transport: 'mqtt',
-    frame: d.frame(1, n, 20 + (n % 50)),
-  });
-  if (i % 10_000 === 9999) await store.durable();
+  batch.push({ frame: d.frame(1, n, 20 + (n % 50)), rxTime: T0 + i * 2, transport: 'mqtt' });
+  if (batch.length === 256) {
+    log.appendFrames(batch);
+    batch = [];
+  }
+  if (i % 10_000 === 9999) await log.settled();
 }
-await store.durable();
+if (batch.length > 0) log.appendFrames(batch);
+await log.settled();
 const read = function* (): Generator<RuleFrame> {
-  for (const f of store.queryFrames({})) {
+  for (const f of log.frames.query({})) {
     const r = storedToRuleFrame(f, { model: 'press-vib-1', site: 'plant-a' });
     if (r) yield r;
   }
@@ -131,7 +136,7 @@ const engineRate = rate(() => replay(ruleSet, inMemory).frames);
 const tenth = new Set(Array.from({ length: DEVICES / 10 }, (_, i) => dev(i)));
 const fewRules = { rules: ruleSet.rules.filter((x) => x.trigger.devices?.every((d) => tenth.has(d))), interlocks: [] };
 const lazy = function* (): Generator<LazyFrame> {
-  for (const f of store.queryFrames({}))
+  for (const f of log.frames.query({}))
     yield {
       device: f.device,
       model: 'press-vib-1',

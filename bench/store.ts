@@ -79,8 +79,8 @@ async function build(): Promise<Built> {
   }
   await Promise.all(inflight);
   const seconds = (performance.now() - t0) / 1000;
-  if (stored !== N || gw.store.frameCount() !== N)
-    throw new Error(`build stored ${stored}, store holds ${gw.store.frameCount()}, wanted ${N}`);
+  if (stored !== N || gw.frames.count() !== N)
+    throw new Error(`build stored ${stored}, store holds ${gw.frames.count()}, wanted ${N}`);
   await gw.stop();
   await enrolledEmpty(config.devices);
   const built = { frames: N, seconds, perSecond: N / seconds, at: new Date().toISOString() };

@@ -2,6 +2,8 @@
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
 import { demo, demoHelp } from './cli/demo.js';
+import { status, statusHelp } from './cli/status.js';
+import { DataDirError } from './log/upgrade.js';
 import { devices, devicesHelp } from './cli/devices.js';
 import { frameDecode, frameDecodeHelp } from './cli/frame-decode.js';
 import { identity, identityHelp, version } from './cli/identity.js';
@@ -33,6 +35,7 @@ ${devicesHelp}
 ${frameDecodeHelp}
 
 ${logQueryHelp}
+${statusHelp}
 
 ${logHeadsHelp}
 
@@ -90,6 +93,8 @@ async function main(argv: string[]): Promise<number> {
       return rulesTest(rest.slice(1));
     case 'policy':
       return policy(rest);
+    case 'status':
+      return status(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -121,7 +126,8 @@ main(process.argv.slice(2)).then(
       err instanceof PolicyLoadError ||
       err instanceof RuleError ||
       err instanceof DataDirLockError ||
-      err instanceof RestoreError
+      err instanceof RestoreError ||
+      err instanceof DataDirError
     ) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = 1;

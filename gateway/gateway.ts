@@ -16,6 +16,8 @@ import { IngestPipeline } from './ingest/pipeline.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import { BlockLog } from './log/block-log.js';
 import { RetentionTimer, retentionResolver } from './log/retention.js';
+import { type AuthorNames, authorNames } from './log/author-names.js';
+import type { FrameReader } from './log/frames-index.js';
 import type { Logger } from './logger.js';
 import { Lifecycle } from './parts.js';
 import { KeyRing } from './policy/keyring.js';
@@ -53,7 +55,7 @@ export interface GatewayOptions {
 }
 
 /** The gateway's parts, as the start hands them over. */
-export type GatewayParts = Omit<Gateway, 'status' | 'stop'>;
+export type GatewayParts = Omit<Gateway, 'status' | 'stop' | 'frames'>;
 
 /** The running gateway: the parts that always run, and (possibly undefined) those the config turns on. */
 export class Gateway {
@@ -90,6 +92,13 @@ export class Gateway {
   readonly tls: TlsMaterial | undefined;
   /** Export to sinks, rollups and alerts (config `export`, `alerts`; gateway/export). */
   readonly exports: GatewayExport | undefined;
+  /** Gateway ids of block authors (a frame's `heardBy`). */
+  readonly authors: AuthorNames;
+
+  /** Every frame this gateway holds, whichever gateway heard it, once (gateway/log/frames-index.ts). */
+  get frames(): FrameReader {
+    return this.blockLog.frames;
+  }
 
   private constructor(
     p: GatewayParts,
@@ -119,6 +128,7 @@ export class Gateway {
     this.simulation = p.simulation;
     this.tls = p.tls;
     this.exports = p.exports;
+    this.authors = p.authors;
   }
 
   /** Starts a gateway on `config`; throws DataDirLockError while another process runs on its data directory. */
@@ -156,6 +166,8 @@ export class Gateway {
         withheldParentsOk: config.policy.file !== undefined,
         log,
       });
+      // A data directory of an earlier release is brought up to date before anything writes.
+      await blockLog.upgrade(log);
       const policies = parts.add('policies', new PolicyRuntime(policySet, config, blockLog, dataDir, log), (p) =>
         p.stop(),
       );
@@ -177,7 +189,7 @@ export class Gateway {
           gateway: config.gateway.id,
           did: identity.did,
           dataDir,
-          frames: store.frameCount(),
+          frames: blockLog.frames.count(),
           devices: registry.activeCount(),
           verifyWorkers: workers,
         },
@@ -216,6 +228,7 @@ export class Gateway {
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
         ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports },
+        authors: authorNames({ id: config.gateway.id, publicKey: identity.publicKey }, config.sync.peers),
       };
       const apiOptions = {
         ...config.api,
@@ -227,7 +240,11 @@ export class Gateway {
       const api = config.api.enabled
         ? parts.add(
             'api',
-            await ApiServer.start({ ...running, status: () => gatewayStatus(running) }, apiOptions, log),
+            await ApiServer.start(
+              { ...running, frames: blockLog.frames, status: () => gatewayStatus(running) },
+              apiOptions,
+              log,
+            ),
             (a) => a.close(),
           )
         : undefined;

@@ -6,13 +6,13 @@
  * the gateway's retained status topic; values expire after the online timeout.
  * https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery
  */
-import type { Subscription } from 'rxjs';
 import { resolvePack, topics } from '../protocols/index.js';
 import { shortName } from './api/device-view.js';
 import type { Logger } from './logger.js';
 import type { RecordProfile, SensorProfile } from './profiles.js';
 import type { Registry } from './registry.js';
-import type { IngestPipeline } from './ingest/pipeline.js';
+import type { FrameRow } from './log/frames-index.js';
+import { decodeFrameBody } from './api/decode.js';
 import type { EmbeddedBroker } from './transports/mqtt-broker.js';
 
 export interface HomeAssistantOptions {
@@ -53,13 +53,14 @@ interface Entity {
 
 export class HomeAssistantDiscovery {
   private readonly entities = new Map<string, Entity>();
-  private readonly sub: Subscription;
+  private readonly unsubscribe: () => void;
   private readonly node: string;
 
   constructor(
     private readonly broker: EmbeddedBroker,
     private readonly registry: Registry,
-    ingest: IngestPipeline,
+    /** Subscribes to the frames entering the merged history (BlockLog.onFrames); returns an unsubscribe. */
+    frames: (fn: (rows: FrameRow[]) => void) => () => void,
     private readonly profiles: Map<string, SensorProfile>,
     private readonly opts: HomeAssistantOptions,
     private readonly log: Logger,
@@ -69,20 +70,23 @@ export class HomeAssistantDiscovery {
       if (d.revokedAt !== undefined || d.model === undefined) continue;
       for (const r of profiles.get(d.model)?.records ?? []) this.announce(d.id, r.name, r.unit, r.binary);
     }
-    this.sub = ingest.frames$.subscribe((f) => {
-      if (f.body.type !== 'reading') return;
-      const pack = resolvePack(f.body.records);
-      if (!pack.ok) return;
-      // States carry readings: principals at the broker get them only if they may read the frame's policy.
-      const policy = broker.opts.policyOf?.({ device: f.device, boot: f.body.boot, seq: f.body.seq });
-      for (const r of pack.value) {
-        const name = shortName(f.device, r.name);
-        const value = r.value ?? r.boolValue ?? r.sum;
-        if (value === undefined) continue; // strings and data: not a sensor state
-        const e = this.announce(f.device, name, r.unit, typeof value === 'boolean');
-        const state =
-          typeof value === 'boolean' ? (value ? 'ON' : 'OFF') : String(e.convert ? e.convert(value) : value);
-        this.publish(e.stateTopic, state, policy);
+    // States from the merged history: frames this gateway heard and those synced from siblings.
+    this.unsubscribe = frames((rows) => {
+      for (const row of rows) {
+        const body = decodeFrameBody(row.frame);
+        if (body?.type !== 'reading') continue;
+        const pack = resolvePack(body.records);
+        if (!pack.ok) continue;
+        for (const r of pack.value) {
+          const name = shortName(row.device, r.name);
+          const value = r.value ?? r.boolValue ?? r.sum;
+          if (value === undefined) continue; // strings and data: not a sensor state
+          const e = this.announce(row.device, name, r.unit, typeof value === 'boolean');
+          const state =
+            typeof value === 'boolean' ? (value ? 'ON' : 'OFF') : String(e.convert ? e.convert(value) : value);
+          // States carry readings: principals at the broker get them only if they may read the frame's policy.
+          this.publish(e.stateTopic, state, row.policy);
+        }
       }
     });
   }
@@ -159,6 +163,6 @@ export class HomeAssistantDiscovery {
   }
 
   close(): void {
-    this.sub.unsubscribe();
+    this.unsubscribe();
   }
 }

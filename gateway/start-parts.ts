@@ -167,7 +167,14 @@ export function startHomeAssistant(
     gatewayId: config.gateway.id,
     expireAfterSeconds: config.status.onlineTimeoutSeconds,
   };
-  const ha = new HomeAssistantDiscovery(broker, ctx.registry, ctx.ingest, loadProfiles(), haOpts, ctx.log);
+  const ha = new HomeAssistantDiscovery(
+    broker,
+    ctx.registry,
+    (fn) => ctx.blockLog.onFrames(fn),
+    loadProfiles(),
+    haOpts,
+    ctx.log,
+  );
   return ctx.parts.add('home assistant', ha, (h) => h.close());
 }
 

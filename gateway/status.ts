@@ -12,6 +12,7 @@ import type { Registry } from './registry.js';
 import type { Store } from './store/store.js';
 import type { Siblings } from './sync/siblings.js';
 import type { GatewayExport } from './export/start.js';
+import type { BlockLog } from './log/block-log.js';
 import type { BleTransport } from './transports/ble.js';
 import type { SerialTransport } from './transports/serial.js';
 
@@ -24,6 +25,7 @@ export interface StatusSource {
   readonly activity: DeviceActivity;
   readonly policies: PolicyRuntime;
   readonly keyRing: KeyRing;
+  readonly blockLog: BlockLog;
   readonly actuation: GatewayActuation;
   readonly serial?: SerialTransport | undefined;
   readonly ble?: BleTransport | undefined;
@@ -37,7 +39,7 @@ export function gatewayStatus(g: StatusSource): Record<string, unknown> {
     gateway: g.config.gateway.id,
     devicesOnline: g.activity.online(),
     devicesEnrolled: g.registry.activeCount(),
-    framesStored: g.store.frameCount(),
+    framesStored: g.blockLog.frames.count(),
     storeBytes: g.store.sizeBytes(),
     pending: g.ingest.pending,
     verifyQueue: g.pool.queued,

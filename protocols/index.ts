@@ -14,6 +14,7 @@ export * from './serial-framing.js';
 export * from './topics.js';
 export * from './ble.js';
 export * from './block.js';
+export * from './block-frame.js';
 export * from './sync.js';
 export * from './sealed.js';
 export * from './connect-token.js';

@@ -47,7 +47,7 @@ const config = validateConfig({
 const t0 = performance.now();
 const gw = await Gateway.start(config, { logger: memoryLogger().log, simulate: false });
 const started = performance.now();
-const frames = gw.store.frameCount();
+const frames = gw.frames.count();
 
 // A frame no boot has carried before: boot = now in seconds (unique per run).
 const dev = benchDevice(list[0]!.id, Buffer.from(list[0]!.seed!, 'hex'));
@@ -60,15 +60,15 @@ const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker')
 const connected = performance.now();
 await client.publishAsync(topics.up(dev.id), Buffer.from(frame), { qos: 1 });
 const accepting = performance.now();
-if (gw.store.frameCount() !== frames + 1)
-  throw new Error(`the frame was acked but not stored (${gw.store.frameCount()} of ${frames + 1})`);
+if (gw.frames.count() !== frames + 1)
+  throw new Error(`the frame was acked but not stored (${gw.frames.count()} of ${frames + 1})`);
 await client.endAsync();
 const rssStart = mb();
 
 // Queries an operator or the API would run: the latest frames of every device, a page by time.
 let seen = 0;
-for (const d of list) for (const _ of gw.store.latestFrames(d.id, 10)) seen++;
-for (const _ of gw.store.queryFrames({ limit: 1000 })) seen++;
+for (const d of list) for (const _ of gw.frames.latest(d.id, 10)) seen++;
+for (const _ of gw.frames.query({ limit: 1000 })) seen++;
 const rssQuery = mb();
 // The sync check a sibling's "are we equal?" and its hello cost.
 const digest = gw.blockLog.headsDigest();
@@ -79,7 +79,7 @@ let rssScan: number | undefined;
 let scanMs: number | undefined;
 if (values.scan) {
   const s0 = performance.now();
-  for (const _ of gw.store.queryFrames({})) seen++;
+  for (const _ of gw.frames.query({})) seen++;
   scanMs = performance.now() - s0;
   rssScan = mb();
 }

@@ -21,9 +21,6 @@ export type Caller = { readonly kind: 'operator' } | { readonly kind: 'principal
 /** Routes a signed principal may use; everything else is the operator's. */
 const PRINCIPAL_ROUTES: ReadonlySet<string> = new Set(['/api/frames', '/api/log/frames', '/api/feed', '/api/whoami']);
 
-/** The policy frames are under when the log holds no block for them (older data, no log). */
-const UNLOGGED_POLICY = 'default';
-
 export class ApiAccess {
   private readonly replay = new ReplayGuard(DEFAULT_MAX_AGE_SECONDS * 1000);
 
@@ -74,13 +71,6 @@ export class ApiAccess {
         `${path} is part of the operator surface (admin token); signed principals may use ${[...PRINCIPAL_ROUTES].join(', ')}`,
       );
     }
-  }
-
-  /** The policy (name) of a stored frame: the stream of the log block that holds it. */
-  policyOf(f: { readonly device: string; readonly boot: number; readonly seq: number }): string {
-    const log = this.gw.blockLog;
-    const v = log.viewEntry(f.device, f.boot, f.seq);
-    return (v && log.lookup(v.block)?.stream) ?? UNLOGGED_POLICY;
   }
 
   /** May the caller read data of `policy`? The operator may read everything. */

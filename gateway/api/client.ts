@@ -58,16 +58,16 @@ export interface RemoteQuery {
   readonly since?: number;
   readonly until?: number;
   readonly policy?: string;
+  /** A gateway id (of the remote's config), did:key or hex key: only the frames it heard. */
+  readonly heardBy?: string;
+  /** Only the frames the remote gateway heard itself. */
+  readonly local?: boolean;
   /** Frames in all (pages of up to 1000 are fetched until then). */
   readonly limit?: number;
 }
 
 /** Every frame the principal may read that matches, page by page. Throws RemoteApiError on a refusal. */
-export async function* remoteFrames(
-  base: string,
-  seed: Uint8Array,
-  q: RemoteQuery,
-): AsyncGenerator<ApiFrame & { policy?: string }> {
+export async function* remoteFrames(base: string, seed: Uint8Array, q: RemoteQuery): AsyncGenerator<ApiFrame> {
   let left = q.limit ?? Infinity;
   let after: string | null = null;
   for (;;) {
@@ -76,6 +76,8 @@ export async function* remoteFrames(
     if (q.since !== undefined) p.set('since', String(q.since));
     if (q.until !== undefined) p.set('until', String(q.until));
     if (q.policy !== undefined) p.set('policy', q.policy);
+    if (q.heardBy !== undefined) p.set('heardBy', q.heardBy);
+    if (q.local) p.set('local', 'true');
     p.set('limit', String(Math.min(1000, left)));
     if (after !== null) p.set('after', after);
     const r = await signedGet(base, `/api/frames?${p}`, seed);

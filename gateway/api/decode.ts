@@ -7,7 +7,7 @@ import {
   toHex,
   type UplinkBody,
 } from '../../protocols/index.js';
-import type { StoredFrame } from '../store/store.js';
+import type { FrameRow } from '../log/frames-index.js';
 
 export interface ApiRecord {
   readonly name: string;
@@ -18,13 +18,16 @@ export interface ApiRecord {
 }
 
 export interface ApiFrame {
-  readonly rx: number;
   readonly device: string;
   readonly boot: number;
   readonly seq: number;
   readonly rxTime: string;
   readonly deviceTime?: string;
   readonly transport: string;
+  /** The gateway that heard it (its id, or did:key when this gateway's config does not name it). */
+  readonly heardBy: string;
+  /** Its policy (the stream of the block holding it). */
+  readonly policy: string;
   readonly type: string;
   readonly records: ApiRecord[];
 }
@@ -52,17 +55,19 @@ export function apiRecords(body: UplinkBody | undefined, rxTime: number): ApiRec
 }
 
 export function apiFrame(
-  f: Pick<StoredFrame, 'rx' | 'device' | 'boot' | 'seq' | 'rxTime' | 'transport' | 'frame'> & { deviceTime?: number },
+  f: Pick<FrameRow, 'device' | 'boot' | 'seq' | 'rxTime' | 'transport' | 'frame' | 'policy'>,
+  heardBy: string,
   body = decodeFrameBody(f.frame),
 ): ApiFrame {
   return {
-    rx: f.rx,
     device: f.device,
     boot: f.boot,
     seq: f.seq,
     rxTime: new Date(f.rxTime).toISOString(),
-    ...(f.deviceTime !== undefined && { deviceTime: new Date(f.deviceTime).toISOString() }),
+    ...(body?.time !== undefined && { deviceTime: new Date(body.time).toISOString() }),
     transport: f.transport,
+    heardBy,
+    policy: f.policy,
     type: body?.type ?? 'unknown',
     records: apiRecords(body, f.rxTime),
   };

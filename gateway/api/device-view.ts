@@ -2,14 +2,16 @@
  * What the operator surface shows per device: last frame, latest reading of
  * each SenML name with a short history (sparklines), battery and signal when a
  * record provides them, and rejected frames by reason with the last one's
- * detail. Fed by the ingest streams; seeded from the store at start.
+ * detail. For every device of the site: those enrolled here and those only siblings heard
+ * (known through their enrolment blocks), each with the gateway that heard its last frame.
+ * Fed by the merged history (the log's new frames, heard here or synced) and the ingest
+ * outcomes; seeded from the frames index at start.
  */
 import type { Subscription } from 'rxjs';
 import { resolvePack, type ResolvedRecord, type UplinkBody } from '../../protocols/index.js';
+import type { ApiSource } from './source.js';
+import type { FrameRow } from '../log/frames-index.js';
 import { decodeFrameBody } from './decode.js';
-import type { IngestPipeline } from '../ingest/pipeline.js';
-import type { Registry } from '../registry.js';
-import type { Store } from '../store/store.js';
 
 /** Values kept per reading for sparklines. */
 const HISTORY = 60;
@@ -29,8 +31,9 @@ export interface Reading {
 }
 
 export interface LastFrame {
-  readonly rx: number;
   readonly rxTime: number;
+  /** The gateway that heard it (its id, or did:key). */
+  readonly heardBy: string;
   readonly transport: string;
   readonly boot: number;
   readonly seq: number;
@@ -67,15 +70,15 @@ export class DeviceView {
   private readonly subs: Subscription[] = [];
   private unknownCount = 0;
 
-  constructor(
-    private readonly store: Store,
-    private readonly registry: Registry,
-    ingest: IngestPipeline,
-  ) {
-    for (const d of registry.list()) this.seed(d.id);
+  private readonly unsubscribeFrames: () => void;
+
+  constructor(private readonly gw: ApiSource) {
+    for (const d of this.siteDevices()) this.seed(d);
+    this.unsubscribeFrames = gw.blockLog!.onFrames((rows) => {
+      for (const f of rows) this.onRow(f);
+    });
     this.subs.push(
-      ingest.frames$.subscribe((f) => this.onFrame(f.device, f.rx, f.rxTime, f.transport, f.body)),
-      ingest.outcomes$.subscribe((e) => {
+      gw.ingest.outcomes$.subscribe((e) => {
         if (e.outcome.status !== 'rejected' || e.device === undefined) return;
         this.onRejected(e.device, e.outcome.reason, e.outcome.detail, e.transport);
       }),
@@ -83,22 +86,35 @@ export class DeviceView {
   }
 
   close(): void {
+    this.unsubscribeFrames();
     for (const s of this.subs) s.unsubscribe();
   }
 
-  /** Loads the recent history of a device from the store. */
+  /** Devices of the site, sorted: enrolled here, or enrolled in the log by a sibling. */
+  siteDevices(): string[] {
+    const ids = new Set(this.gw.registry.list().map((d) => d.id));
+    for (const d of this.gw.blockLog!.loggedDevices()) ids.add(d);
+    return [...ids].sort();
+  }
+
+  /** Loads the recent history of a device from the frames index. */
   private seed(device: string): void {
-    const frames = [...this.store.latestFrames(device, HISTORY)].reverse();
-    for (const f of frames) {
-      const body = decodeFrameBody(f.frame);
-      if (body) this.onFrame(device, f.rx, f.rxTime, f.transport, body);
-    }
+    for (const f of [...this.gw.frames.latest(device, HISTORY)].reverse()) this.onRow(f);
+  }
+
+  private onRow(f: FrameRow): void {
+    const body = decodeFrameBody(f.frame);
+    if (body) this.onFrame(f.device, f.rxTime, f.transport, body, this.gw.authors.name(f.heardBy));
+  }
+
+  private known(device: string): boolean {
+    return this.gw.registry.get(device) !== undefined || this.gw.blockLog!.loggedKeys(device).length > 0;
   }
 
   private get(device: string): DeviceState | undefined {
     let s = this.state.get(device);
     if (!s) {
-      if (this.registry.get(device) === undefined) {
+      if (!this.known(device)) {
         if (this.unknownCount >= MAX_UNKNOWN) return undefined;
         this.unknownCount++;
       }
@@ -108,10 +124,11 @@ export class DeviceView {
     return s;
   }
 
-  onFrame(device: string, rx: number, rxTime: number, transport: string, body: UplinkBody): void {
+  onFrame(device: string, rxTime: number, transport: string, body: UplinkBody, heardBy: string): void {
     const s = this.get(device);
     if (!s) return;
-    s.lastFrame = { rx, rxTime, transport, boot: body.boot, seq: body.seq };
+    if (s.lastFrame && s.lastFrame.rxTime > rxTime) return; // a late sync of an older frame
+    s.lastFrame = { rxTime, heardBy, transport, boot: body.boot, seq: body.seq };
     if (body.type !== 'reading') return;
     const pack = resolvePack(body.records);
     if (!pack.ok) return;
@@ -151,7 +168,7 @@ export class DeviceView {
 
   /** Devices that sent rejected frames but are not enrolled (unknown kids, forged topics). */
   unknownDevices(): string[] {
-    return [...this.state.keys()].filter((d) => this.registry.get(d) === undefined);
+    return [...this.state.keys()].filter((d) => !this.known(d));
   }
 
   battery(device: string): Reading | undefined {

@@ -1,6 +1,7 @@
 /**
- * The live feed (Server-Sent Events): `frame` for every durable frame (decoded
- * records), `rejected` for every refused frame (device and reason), and
+ * The live feed (Server-Sent Events): `frame` for every frame that enters the merged
+ * history (heard here or synced from a sibling, once, with `heardBy` and its policy;
+ * decoded records), `rejected` for every refused frame (device and reason), and
  * `status` every few seconds. Slow clients are cut off rather than buffered
  * without bound.
  */
@@ -25,29 +26,25 @@ export class LiveFeed {
   private readonly subs: Subscription[] = [];
   private readonly timer: NodeJS.Timeout;
 
+  private readonly unsubscribeFrames: () => void;
+
   constructor(
     private readonly gw: ApiSource,
     statusIntervalMs: number,
-    /** The policy of a durable frame (its log block's stream); needed only for principals. */
-    private readonly policyOf: (f: { device: string; boot: number; seq: number }) => string = () => 'default',
   ) {
-    this.subs.push(
-      gw.ingest.frames$.subscribe((f) => {
-        if (this.clients.size === 0) return;
-        const frame = apiFrame(
-          { ...f, boot: f.body.boot, seq: f.body.seq, ...(f.body.time !== undefined && { deviceTime: f.body.time }) },
-          f.body,
-        );
-        let policy: string | undefined;
+    // Every frame that enters the merged history, heard here or by a sibling (synced), once.
+    this.unsubscribeFrames = gw.blockLog!.onFrames((rows) => {
+      if (this.clients.size === 0) return;
+      for (const f of rows) {
+        const frame = apiFrame(f, gw.authors.name(f.heardBy));
         for (const c of this.clients) {
           const v = this.viewers.get(c);
-          if (v) {
-            policy ??= this.policyOf({ device: f.device, boot: f.body.boot, seq: f.body.seq });
-            if (!v.mayRead(policy)) continue;
-            this.send(c, 'frame', { ...frame, policy });
-          } else this.send(c, 'frame', frame);
+          if (v && !v.mayRead(f.policy)) continue;
+          this.send(c, 'frame', frame);
         }
-      }),
+      }
+    });
+    this.subs.push(
       gw.ingest.outcomes$.subscribe((e) => {
         if (this.clients.size === 0 || e.outcome.status !== 'rejected') return;
         this.broadcast('rejected', {
@@ -107,6 +104,7 @@ export class LiveFeed {
 
   close(): void {
     clearInterval(this.timer);
+    this.unsubscribeFrames();
     for (const s of this.subs) s.unsubscribe();
     for (const c of this.clients) c.end();
     this.clients.clear();

@@ -94,7 +94,7 @@ export class GatewayMetrics {
         this.inc(gw.space.refusals);
       },
     });
-    gauge('outpost_store_frames', 'Frames in the store', () => gw.store.frameCount());
+    gauge('outpost_store_frames', 'Frames in the store', () => gw.blockLog!.frames.count());
     gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
     gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());
     // Commands by final state (acked, refused, expired, no-route, no-lease, superseded), read from actuation's counters.

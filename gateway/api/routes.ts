@@ -1,7 +1,8 @@
 /** The API's JSON routes: devices, frames, status. Each takes the parsed URL and returns a body or throws ApiError. */
 import { ID_PATTERN } from '../../protocols/index.js';
 import type { ApiSource } from './source.js';
-import type { DeviceRecord, StoredFrame } from '../store/store.js';
+import type { DeviceRecord } from '../store/store.js';
+import { type FrameRow, formatCursor, parseCursor } from '../log/frames-index.js';
 import { apiFrame, type ApiFrame } from './decode.js';
 import type { DeviceView } from './device-view.js';
 import { ApiError, parseIntParam, parseTimeParam, queryParams } from './http.js';
@@ -69,9 +70,8 @@ export function getDevice(ctx: RouteContext, url: URL, id: string): unknown {
   return deviceJson(ctx, d, Date.now());
 }
 
-/** Per-policy visibility of frames for one caller: each frame's policy, and whether the caller may read it. */
+/** Per-policy visibility of frames for one caller: whether it may read a policy. */
 export interface FrameAccess {
-  readonly policyOf: (f: StoredFrame) => string;
   readonly check: (policy: string) => CheckResult;
 }
 
@@ -79,12 +79,14 @@ export interface FrameAccess {
 export const MAX_SCANNED_FRAMES = 20_000;
 
 /**
- * GET /api/frames?device&since&until&limit&after&policy. With `access`, only frames of
- * policies the caller may read; asking for a policy it may not read, or finding only such
- * frames, is a 403 naming the policy and the missing permission.
+ * GET /api/frames?device&since&until&limit&after&policy&heardBy&local: the merged history
+ * (every frame this gateway holds, whichever gateway heard it, once), in receive-time order,
+ * each with the gateway that heard it and its policy. With `access`, only frames of policies
+ * the caller may read; asking for a policy it may not read, or finding only such frames, is a
+ * 403 naming the policy and the missing permission.
  */
 export function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): unknown {
-  const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after', 'policy']);
+  const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after', 'policy', 'heardBy', 'local']);
   const policy = q.get('policy');
   if (policy !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(policy))
     throw new ApiError(400, 'bad-query', 'policy must be a policy name');
@@ -93,42 +95,42 @@ export function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): 
     if (!c.allowed) throw forbidden(c);
   }
   const cursor = q.get('after');
-  const m = cursor === undefined ? null : /^(\d{1,16})-(\d{1,16})$/.exec(cursor);
-  if (cursor !== undefined && !m)
+  const after = cursor === undefined ? undefined : parseCursor(cursor);
+  if (cursor !== undefined && !after)
     throw new ApiError(400, 'bad-query', 'after must be the "next" cursor of a previous page');
-  const after = m ? { rxTime: Number(m[1]), rx: Number(m[2]) } : undefined;
   const device = q.get('device');
   if (device !== undefined && !ID_PATTERN.test(device))
     throw new ApiError(400, 'bad-query', `device must match ${ID_PATTERN.source}`);
+  const local = q.get('local');
+  if (local !== undefined && local !== 'true' && local !== 'false')
+    throw new ApiError(400, 'bad-query', 'local must be true or false');
+  const by = q.get('heardBy');
+  const heardBy =
+    local === 'true' ? ctx.gw.blockLog!.author : by === undefined ? undefined : ctx.gw.authors.resolve(by);
+  if (by !== undefined && heardBy === undefined)
+    throw new ApiError(400, 'bad-query', 'heardBy must be a gateway id of the config, a did:key or a hex key');
   const since = parseTimeParam('since', q.get('since'));
   const until = parseTimeParam('until', q.get('until'));
   if (since !== undefined && until !== undefined && until < since)
     throw new ApiError(400, 'bad-query', 'until must not be before since');
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
-  const frames: (ApiFrame & { policy?: string })[] = [];
-  // With access, every frame is tagged with its policy and checked (the operator's check always allows).
-  const filtered = access !== undefined || policy !== undefined;
-  // One extra tells whether there is more after this page.
-  let last: { rxTime: number; rx: number } | undefined;
+  const frames: ApiFrame[] = [];
+  let last: FrameRow | undefined;
   let denied: Extract<CheckResult, { allowed: false }> | undefined;
   let scanned = 0;
-  for (const f of ctx.gw.store.queryFrames({ device, since, until, limit: filtered ? undefined : limit + 1, after })) {
+  const rows = ctx.gw.frames.query({ device, since, until, after, heardBy, policy });
+  for (const f of rows) {
+    // One row past the page tells whether there is more.
     if (frames.length === limit || scanned === MAX_SCANNED_FRAMES)
-      return { frames, more: true, next: `${last!.rxTime}-${last!.rx}` };
+      return { frames, more: true, next: formatCursor(last!) };
     scanned++;
-    last = { rxTime: f.rxTime, rx: f.rx };
-    if (!filtered) {
-      frames.push(apiFrame(f));
-      continue;
-    }
-    const p = access?.policyOf(f) ?? '';
-    if (policy !== undefined && p !== policy) continue;
-    const c = access?.check(p) ?? { allowed: true };
+    last = f;
+    const c = access?.check(f.policy) ?? { allowed: true };
     if (!c.allowed) {
       denied ??= c;
       continue;
     }
-    frames.push({ ...apiFrame(f), policy: p });
+    frames.push(apiFrame(f, ctx.gw.authors.name(f.heardBy)));
   }
   // A principal that may read none of what it asked for sees nothing, and learns why.
   if (frames.length === 0 && denied) throw forbidden(denied);

@@ -64,10 +64,10 @@ export class ApiServer {
         `api.host ${opts.host} is beyond loopback without TLS: set api.tls: true (or api.allowPlainBeyondLoopback: true to send the admin token in clear)`,
       );
     const token = loadOrCreateToken(opts.dataDir, opts.token);
-    const view = new DeviceView(gw.store, gw.registry, gw.ingest);
+    const view = new DeviceView(gw);
     const access = new ApiAccess(gw, token.token);
     access.follow();
-    const feed = new LiveFeed(gw, opts.statusIntervalMs ?? 2000, (f) => access.policyOf(f));
+    const feed = new LiveFeed(gw, opts.statusIntervalMs ?? 2000);
     const metrics = opts.metrics.enabled ? new GatewayMetrics(gw) : undefined;
     const files = loadPublic();
     const openapi = readFileSync(OPENAPI_FILE);
@@ -76,7 +76,7 @@ export class ApiServer {
       '/api/devices': (u) => listDevices(ctx, u),
       '/api/frames': (u, caller) => {
         const check = access.checker(caller);
-        return queryFrames(ctx, u, { policyOf: (f) => access.policyOf(f), check });
+        return queryFrames(ctx, u, { check });
       },
       '/api/status': (u) => status(ctx, u),
       '/api/whoami': (u, caller) => whoami(gw, u, caller),

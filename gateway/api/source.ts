@@ -6,7 +6,9 @@ import type { DeviceActivity } from '../activity.js';
 import type { GatewayActuation } from '../actuation/start.js';
 import type { GatewayConfig } from '../config.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
+import type { AuthorNames } from '../log/author-names.js';
 import type { BlockLog } from '../log/block-log.js';
+import type { FrameReader } from '../log/frames-index.js';
 import type { PolicyRuntime } from '../policy/runtime.js';
 import type { Registry } from '../registry.js';
 import type { GatewayExport } from '../export/start.js';
@@ -22,6 +24,10 @@ export interface ApiSource {
   readonly activity: DeviceActivity;
   readonly identity: { readonly did: string };
   readonly blockLog: BlockLog;
+  /** Every frame this gateway holds, whichever gateway heard it, once (gateway/log/frames-index.ts). */
+  readonly frames: FrameReader;
+  /** Gateway ids of block authors (a frame's `heardBy`). */
+  readonly authors: AuthorNames;
   readonly policies: PolicyRuntime;
   readonly space: FreeSpaceGuard;
   readonly actuation: GatewayActuation;

@@ -1,15 +1,20 @@
 /** `gateway log query`: stored frames as JSON lines or CSV, one row per SenML record. */
-import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { decodeBody, decodeSign1, RELATIVE_TIME_LIMIT, resolvePack, toHex } from '../../protocols/index.js';
-import { Store, type StoredFrame } from '../store/store.js';
-import { CliError, commonOptions, parseTime, resolveConfig, UsageError } from './args.js';
+import type { FrameRow } from '../log/frames-index.js';
+import { openFrames } from './log-reader.js';
+import { CliError, commonOptions, parseTime, UsageError } from './args.js';
 import { readPrincipalKey, RemoteApiError, type RemoteQuery, remoteFrames } from '../api/client.js';
 import { type ExportView, exportView } from './export-view.js';
 import { toJson } from './json.js';
 
-export const logQueryHelp = `gateway log query [--device ID] [--since T] [--until T] [--limit N] [--format jsonl|csv] [--raw]
-  Prints stored frames in receive order. T is 15m, 2h, 7d, an ISO date or epoch ms.
+export const logQueryHelp = `gateway log query [--device ID] [--since T] [--until T] [--heard-by GW] [--policy P] [--local]
+                  [--limit N] [--format jsonl|csv] [--raw] [--as PRINCIPAL]
+  Prints the site's frames in receive order: every frame this gateway holds, whichever gateway
+  heard it (synced from siblings), once; each row says which gateway heard it (heardBy: its id
+  from sync.peers, else its did:key), over which transport, under which policy.
+  T is 15m, 2h, 7d, an ISO date or epoch ms. --heard-by GW (an id of the config, a did:key or a
+  hex key) keeps one gateway's frames; --local this gateway's own (what it heard itself).
   jsonl: one frame per line with its decoded records; csv: one row per SenML record.
   --raw adds the verbatim COSE_Sign1 bytes (hex), so anyone can re-verify the device signature.
   --as PRINCIPAL (a did:key or a name in the policy file): an export for that principal, only
@@ -21,24 +26,26 @@ gateway log query --remote URL --key FILE [--policy P] [--device ID] [--since T]
   principal may read; a refusal (401/403) is printed with the policy and missing permission, exit 1.`;
 
 interface Row {
-  rx: number;
   device: string;
   boot: number;
   seq: number;
   rxTime: string;
+  heardBy: string;
   transport: string;
+  policy: string;
   records: { name: string; time: number; unit?: string; value?: unknown }[];
   frame?: string;
 }
 
-function toRow(f: StoredFrame, raw: boolean): Row {
+function toRow(f: FrameRow, heardBy: string, raw: boolean): Row {
   const row: Row = {
-    rx: f.rx,
     device: f.device,
     boot: f.boot,
     seq: f.seq,
     rxTime: new Date(f.rxTime).toISOString(),
+    heardBy,
     transport: f.transport,
+    policy: f.policy,
     records: [],
   };
   const cose = decodeSign1(f.frame);
@@ -79,6 +86,8 @@ export async function logQuery(argv: string[]): Promise<number> {
       as: { type: 'string' },
       key: { type: 'string' },
       policy: { type: 'string' },
+      'heard-by': { type: 'string' },
+      local: { type: 'boolean' },
     },
   });
   if (values.help) {
@@ -90,9 +99,10 @@ export async function logQuery(argv: string[]): Promise<number> {
   const limit = values.limit === undefined ? undefined : Number(values.limit);
   if (limit !== undefined && (!Number.isInteger(limit) || limit <= 0))
     throw new UsageError('--limit must be a positive integer');
-  if (values.remote !== undefined || values.key !== undefined || values.policy !== undefined) {
+  if (values.local && values['heard-by'] !== undefined) throw new UsageError('give --local or --heard-by, not both');
+  if (values.remote !== undefined || values.key !== undefined) {
     if (values.remote === undefined || values.key === undefined)
-      throw new UsageError('--remote URL and --key FILE go together (--policy needs them too)');
+      throw new UsageError('--remote URL and --key FILE go together');
     if (values.raw || values.as !== undefined)
       throw new UsageError('--raw and --as are for the local store only (remotely, the key says who asks)');
     return remoteQuery(values.remote, values.key, values.format, {
@@ -100,51 +110,33 @@ export async function logQuery(argv: string[]): Promise<number> {
       ...(values.since !== undefined && { since: parseTime(values.since, '--since') }),
       ...(values.until !== undefined && { until: parseTime(values.until, '--until') }),
       ...(values.policy !== undefined && { policy: values.policy }),
+      ...(values['heard-by'] !== undefined && { heardBy: values['heard-by'] }),
+      ...(values.local && { local: true }),
       ...(limit !== undefined && { limit }),
     });
   }
-  const cfg = resolveConfig(values);
-  const store = Store.open(resolve(cfg.gateway.dataDir));
+  const cli = openFrames(values);
   let view: ExportView | undefined;
   try {
-    if (values.as !== undefined) view = exportView(cfg, store, values.as);
-    const rows = store.queryFrames({
+    const by = values['heard-by'];
+    const heardBy = values.local ? cli.log.author : by === undefined ? undefined : cli.authors.resolve(by);
+    if (by !== undefined && heardBy === undefined)
+      throw new UsageError(`--heard-by ${by}: not a gateway id of the config, a did:key or a hex key`);
+    if (values.as !== undefined) view = exportView(cli.cfg, cli.log, values.as);
+    const rows = cli.frames.query({
       ...(values.device !== undefined && { device: values.device }),
       ...(values.since !== undefined && { since: parseTime(values.since, '--since') }),
       ...(values.until !== undefined && { until: parseTime(values.until, '--until') }),
-      ...(limit !== undefined && { limit }),
+      ...(heardBy !== undefined && { heardBy }),
+      ...(values.policy !== undefined && { policy: values.policy }),
     });
-    if (values.format === 'csv')
-      console.log(`rx,device,boot,seq,rx_time,transport,${view ? 'policy,' : ''}name,time,unit,value`);
+    if (values.format === 'csv') console.log(CSV_HEADER);
     let shown = 0;
     for (const f of rows) {
-      const policy = view?.policyOf(f);
-      if (view && !view.mayRead(policy!)) continue;
+      if (limit !== undefined && shown >= limit) break;
+      if (view && !view.mayRead(f.policy)) continue;
       shown++;
-      const row = toRow(f, values.raw === true);
-      if (values.format === 'jsonl') {
-        console.log(toJson(view ? { ...row, policy } : row));
-        continue;
-      }
-      for (const r of row.records) {
-        console.log(
-          [
-            row.rx,
-            row.device,
-            row.boot,
-            row.seq,
-            row.rxTime,
-            row.transport,
-            ...(view ? [policy] : []),
-            r.name,
-            r.time,
-            r.unit,
-            r.value,
-          ]
-            .map(csvCell)
-            .join(','),
-        );
-      }
+      printRow(toRow(f, cli.authors.name(f.heardBy), values.raw === true), values.format);
     }
     const refused = view?.firstRefusal();
     if (view && shown === 0 && refused) {
@@ -155,9 +147,33 @@ export async function logQuery(argv: string[]): Promise<number> {
     }
   } finally {
     view?.close();
-    await store.close();
+    await cli.close();
   }
   return 0;
+}
+
+const CSV_HEADER = 'device,boot,seq,rx_time,heard_by,transport,policy,name,time,unit,value';
+
+function printRow(row: Row, format: 'jsonl' | 'csv'): void {
+  if (format === 'jsonl') return void console.log(toJson(row));
+  for (const r of row.records)
+    console.log(
+      [
+        row.device,
+        row.boot,
+        row.seq,
+        row.rxTime,
+        row.heardBy,
+        row.transport,
+        row.policy,
+        r.name,
+        r.time,
+        r.unit,
+        r.value,
+      ]
+        .map(csvCell)
+        .join(','),
+    );
 }
 
 /** `--remote`: the API's frames as this principal sees them, in the same row formats (plus the policy). */
@@ -168,30 +184,11 @@ async function remoteQuery(base: string, keyFile: string, format: 'jsonl' | 'csv
   } catch (e) {
     throw new CliError(`--key: ${(e as Error).message}`);
   }
-  if (format === 'csv') console.log('rx,device,boot,seq,rx_time,transport,policy,name,time,unit,value');
+  if (format === 'csv') console.log(CSV_HEADER);
   try {
     for await (const f of remoteFrames(base, seed, q)) {
-      if (format === 'jsonl') {
-        console.log(
-          toJson({
-            rx: f.rx,
-            device: f.device,
-            boot: f.boot,
-            seq: f.seq,
-            rxTime: f.rxTime,
-            transport: f.transport,
-            policy: f.policy ?? null,
-            records: f.records,
-          }),
-        );
-        continue;
-      }
-      for (const r of f.records)
-        console.log(
-          [f.rx, f.device, f.boot, f.seq, f.rxTime, f.transport, f.policy, r.name, r.time, r.unit, r.value]
-            .map(csvCell)
-            .join(','),
-        );
+      const { device, boot, seq, rxTime, heardBy, transport, policy, records } = f;
+      printRow({ device, boot, seq, rxTime, heardBy, transport, policy, records }, format);
     }
   } catch (e) {
     if (!(e instanceof RemoteApiError)) throw new CliError(`${base}: ${(e as Error).message}`);

@@ -16,14 +16,13 @@ import { decisionToJson, parseDecisionsJsonl } from '../../rules/replay/jsonl.js
 import { type LazyFrame, replay } from '../../rules/replay/replay.js';
 import { storedToRuleFrame } from '../../rules/replay/stored.js';
 import { actuationBlocks } from '../actuation/journal.js';
-import { GatewayIdentity } from '../identity.js';
-import { BlockLog } from '../log/block-log.js';
-import { Store } from '../store/store.js';
-import { siblingKeys } from '../sync/siblings.js';
+import type { BlockLog } from '../log/block-log.js';
+import { openFrames } from './log-reader.js';
 import { CliError, commonOptions, parseTime, resolveConfig, UsageError } from './args.js';
 
 export const rulesTestHelp = `gateway rules test [FILE]... [--since T] [--until T] [--json | --jsonl] [--diff | --against FILE] [--tolerance MS]
-  Dry run: replays stored frames in time order through the rule files (default: the config's
+  Dry run: replays the site's frames (every frame this gateway holds, whichever gateway heard
+  it, once) in time order through the rule files (default: the config's
   rules.files) on a virtual clock and prints the decisions they would have made: a table, a
   JSON report (--json) or one decision per line (--jsonl). T is 15m, 2h, 7d, an ISO date or
   epoch ms (default: all stored frames). --diff compares with the decisions actually taken
@@ -81,12 +80,13 @@ export async function rulesTest(argv: string[]): Promise<number> {
   const taken = o.against !== undefined ? readAgainst(o.against) : undefined;
   const dataDir = resolve(cfg.gateway.dataDir);
   if (!existsSync(join(dataDir, 'outpost.lmdb'))) throw new CliError(`no store in ${dataDir}`);
-  const store = Store.open(dataDir);
+  const cli = openFrames(o);
+  const store = cli.store;
   try {
     const info = new Map<string, { model?: string | undefined; site?: string | undefined }>();
     // lazily decoded: frames of devices no rule listens to only move the clock
     const frames = function* (): Generator<LazyFrame> {
-      for (const f of store.queryFrames({
+      for (const f of cli.frames.query({
         ...(since !== undefined && { since }),
         ...(until !== undefined && { until }),
       })) {
@@ -113,7 +113,7 @@ export async function rulesTest(argv: string[]): Promise<number> {
     });
     const ms = performance.now() - t0;
     let against = taken;
-    if (o.diff) against = loggedDecisions(cfg, store);
+    if (o.diff) against = loggedDecisions(cli.log);
     const ids = new Set(ruleSet.rules.map((r) => r.id));
     const inRange = (d: Decision): boolean =>
       ids.has(d.rule) && d.at >= result.from - tolerance && d.at <= result.to + tolerance;
@@ -141,7 +141,7 @@ export async function rulesTest(argv: string[]): Promise<number> {
     else printTable(result.decisions, result.frames, result.from, result.to, ms, diff);
     return diff && !diff.same ? 1 : 0;
   } finally {
-    await store.close();
+    await cli.close();
   }
 }
 
@@ -161,17 +161,7 @@ function readAgainst(file: string): Decision[] {
 }
 
 /** Decisions this gateway recorded in the log's actuation blocks (siblings decided on the frames they ingested, not these). */
-function loggedDecisions(cfg: ReturnType<typeof resolveConfig>, store: Store): Decision[] {
-  const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key')))
-    throw new CliError(`--diff: no gateway identity in ${dataDir} (start the gateway once)`);
-  const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
-  const log = new BlockLog(store, {
-    publicKey: identity.publicKey,
-    sign: identity.sign,
-    knownAuthors: siblingKeys(cfg.sync),
-    withheldParentsOk: cfg.policy.file !== undefined,
-  });
+function loggedDecisions(log: BlockLog): Decision[] {
   return readDecisions(actuationBlocks(log)).decisions.filter((d) => d.author === log.author);
 }
 

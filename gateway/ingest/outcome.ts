@@ -29,7 +29,6 @@ export type IngestOutcome =
       readonly device: string;
       readonly boot: number;
       readonly seq: number;
-      readonly rx: number;
     }
   | { readonly status: 'duplicate'; readonly device: string; readonly boot: number; readonly seq: number }
   | { readonly status: 'rejected'; readonly reason: RejectReason; readonly detail: string; readonly device?: string }

@@ -37,9 +37,8 @@ export interface FrameMeta {
   readonly source?: string;
 }
 
-/** A frame that is durable in the store, as emitted on `frames$`. */
+/** A frame that is durable in its block, as emitted on `frames$` (frames this gateway heard). */
 export interface IngestedFrame {
-  readonly rx: number;
   readonly device: string;
   readonly rxTime: number;
   readonly transport: string;
@@ -98,7 +97,7 @@ interface Entry {
   /** For a duplicate of a frame that was not yet durable: the commit-failure count when decided. */
   dupOfUncommitted?: number;
   /** Set for frames appended to the store in this batch. */
-  stored?: { rx: number; body: UplinkBody; key: string } | undefined;
+  stored?: { body: UplinkBody; key: string } | undefined;
 }
 
 export class IngestPipeline {
@@ -140,8 +139,8 @@ export class IngestPipeline {
     private readonly pool: VerifyPool,
     private readonly log: Logger,
     opts: IngestOptions = {},
-    /** When set, each batch's stored frames also become one signed frames block, in the same transaction. */
-    private readonly blockLog?: BlockLog,
+    /** Each batch's frames become signed frames blocks (their only copy), in the batch's transaction. */
+    private readonly blockLog: BlockLog,
   ) {
     this.windowSize = opts.replayWindow ?? 1024;
     if (this.windowSize % 8 !== 0 || this.windowSize < 8)
@@ -282,7 +281,7 @@ export class IngestPipeline {
         const blocks = new Map<string | undefined, FrameEntry[]>();
         for (const g of group) this.decideSafely(g.batch, g.results, blocks);
         try {
-          if (this.blockLog) for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
+          for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
         } catch (err) {
           // As a failed decision: nothing of the group is acked (senders resend), the loop goes on.
           this.log.error({ err }, "logging the group's blocks failed");
@@ -397,9 +396,11 @@ export class IngestPipeline {
       const key = `${device}\u0000${boot}\u0000${seq}`;
       const win = this.window(device);
       const verdict = win.check(boot, seq);
-      // The window only says "maybe seen": the store (or an uncommitted batch) must confirm,
-      // so a frame whose earlier copy failed to commit is stored when resent.
-      if (verdict !== 'fresh' && (this.uncommitted.has(key) || this.store.findFrame(device, boot, seq) !== undefined)) {
+      // The window only says "maybe seen": the log (or an uncommitted batch) must confirm, so a
+      // frame whose earlier copy failed to commit is stored when resent. A frame this gateway
+      // never saw is stored even if a sibling's copy was synced here: hearing it is what marks
+      // the device heard here (actuation routes, leases); the view shows it once either way.
+      if (verdict !== 'fresh' && (this.uncommitted.has(key) || this.blockLog.holds(device, boot, seq))) {
         e.outcome = { status: 'duplicate', device, boot, seq };
         if (this.uncommitted.has(key)) e.dupOfUncommitted = this.commitFailures;
         continue;
@@ -415,17 +416,8 @@ export class IngestPipeline {
       if (verdict === 'fresh') win.mark(boot, seq);
       touched.add(device);
       this.uncommitted.add(key);
-      const rx = this.store.appendFrame({
-        device,
-        boot,
-        seq,
-        rxTime: e.rxTime,
-        transport: e.meta.transport,
-        frame: e.bytes,
-        ...(body.value.time !== undefined && { deviceTime: body.value.time }),
-      });
-      e.stored = { rx, body: body.value, key };
-      e.outcome = { status: 'stored', device, boot, seq, rx };
+      e.stored = { body: body.value, key };
+      e.outcome = { status: 'stored', device, boot, seq };
       const policy = this.policyOf?.({
         device,
         model: e.record?.model,
@@ -468,7 +460,6 @@ export class IngestPipeline {
     if (e.stored) {
       this.uncommitted.delete(e.stored.key);
       this.frames$.next({
-        rx: e.stored.rx,
         device: e.device!,
         rxTime: e.rxTime,
         transport: e.meta.transport,

@@ -10,6 +10,7 @@ import { IF_EXISTS } from 'lmdb';
 import {
   type Block,
   blockSigningInput,
+  type FrameEntry,
   decodeSignedBlock,
   hashHex,
   type SignedBlock,
@@ -21,6 +22,7 @@ import { PRUNABLE_KINDS } from './marks.js';
 import { headKey, type IndexRecord, type LogState, type StreamHead } from './state.js';
 import { type Fault, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { FramesView, type ViewTicket } from './view.js';
+import type { FrameRow } from './frames-index.js';
 
 export type ApplyResult =
   | { readonly status: 'applied'; readonly hash: string; readonly equivocation: boolean }
@@ -193,11 +195,33 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
     () => {
       settle(s, hash, rec, chainKey, ticket);
       // A conditional write (apply) may have been skipped: only blocks on disk are announced.
-      if (s.blockListeners.size > 0 && s.blocks.doesExist(hash)) for (const l of s.blockListeners) l(sb);
+      const listened = s.blockListeners.size > 0 || (s.frameListeners.size > 0 && ticket.added.length > 0);
+      if (!listened || !s.blocks.doesExist(hash)) return;
+      for (const l of s.blockListeners) l(sb);
+      if (b.kind === 'frames' && ticket.added.length > 0 && s.frameListeners.size > 0) {
+        const rows = addedRows(b.body, author, b.stream, ticket.added);
+        for (const l of s.frameListeners) l(rows);
+      }
     },
     () => rollback(s, hash, chainKey, ticket),
   );
   return equivocation;
+}
+
+/** The frames of one block that entered the view, as reader rows. */
+function addedRows(
+  body: readonly FrameEntry[],
+  author: string,
+  stream: string,
+  added: ViewTicket['added'],
+): FrameRow[] {
+  const rows: FrameRow[] = [];
+  for (const a of added) {
+    const e = body[a.index];
+    if (e)
+      rows.push({ ...a, rxTime: e.rxTime, heardBy: author, transport: e.transport, policy: stream, frame: e.frame });
+  }
+  return rows;
 }
 
 function settle(s: LogState, hash: string, rec: IndexRecord, chainKey: string, ticket: ViewTicket): void {
@@ -214,4 +238,23 @@ function rollback(s: LogState, hash: string, chainKey: string, ticket: ViewTicke
   s.pendingChain.get(chainKey)?.delete(hash);
   s.view.settle(ticket);
   s.reloadHeads();
+}
+
+/**
+ * A logged revocation (or a re-enrolment after one) changed a device's state: the local
+ * registry follows a revocation of the key it enrolled earlier, and the device's view entries
+ * (with their time-index keys) are re-chosen in a `later` turn, once what was queued is durable.
+ */
+export function revocationChanged(s: LogState, device: string, key: string, later: (task: () => void) => void): void {
+  const at = s.revocations.revokedAt(device, key);
+  const rec = s.store.devices.get(device);
+  if (at !== undefined && rec && rec.publicKey === key && rec.revokedAt === undefined && rec.enrolledAt < at) {
+    s.store.track(s.store.devices.put(device, { ...rec, revokedAt: at }));
+  }
+  later(() => {
+    const ticket = FramesView.ticket();
+    s.view.recomputeDevice(ticket, device);
+    const done = (): void => s.view.settle(ticket);
+    void s.store.durable().then(done, done);
+  });
 }

@@ -27,17 +27,22 @@ import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
 import { type MarkRecord, Marks } from './marks.js';
 import { RememberedAuthors } from './authors.js';
-import { FramesView, type ViewEntry } from './view.js';
+import type { ViewEntry } from './view.js';
 import { type BlockLogOptions, type IndexRecord, LogState, type StreamHead } from './state.js';
-import { acceptMark, apply, type ApplyResult, type PutHooks } from './apply.js';
+import { acceptMark, apply, type ApplyResult, type PutHooks, revocationChanged } from './apply.js';
 import { appendFrames, author, DEFAULT_POLICY, logRevocations, retain } from './authoring.js';
 import * as q from './queries.js';
+import { type RetentionPlan, retainOwnStreams } from './retention.js';
+import { FrameReader, type FrameRow } from './frames-index.js';
+import { markFresh, refuseNewer, SCHEMA_VERSION, schemaOf, type UpgradeReport, upgradeFrom1 } from './upgrade.js';
+import type { Logger } from '../logger.js';
 
 export { type MarkRecord, PRUNABLE_KINDS } from './marks.js';
 export type { ViewEntry } from './view.js';
 export type { BlockLogOptions, IndexRecord, StreamHead } from './state.js';
 export type { ApplyResult } from './apply.js';
 export { DEFAULT_POLICY, policyStream } from './authoring.js';
+export type { FrameRow } from './frames-index.js';
 
 export class BlockLog {
   readonly author: string;
@@ -52,6 +57,10 @@ export class BlockLog {
   /** Prunes and view recomputes, run one at a time once what was queued before them is durable. */
   private maintenance: Promise<void> = Promise.resolve();
   readonly ctx: VerifyContext;
+  /** The one read model of frames (frames-index.ts): every frame held, once, whichever gateway heard it. */
+  readonly frames: FrameReader;
+  /** The data format found at open (undefined: a fresh directory; upgrade.ts). */
+  private schema: number | undefined;
 
   constructor(
     private readonly store: Store,
@@ -60,16 +69,23 @@ export class BlockLog {
     this.s = new LogState(store, opts);
     this.hooks = {
       raiseMark: (a, st, low, envelope) => this.raiseMark(a, st, low, envelope),
-      revocationChanged: (d, k) => this.revocationChanged(d, k),
+      revocationChanged: (d, k) => revocationChanged(this.s, d, k, (task) => this.later(task)),
     };
     this.author = this.s.author;
     this.known.add(this.author);
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
     this.marks = new Marks(store.root, this.s);
     this.remembered = new RememberedAuthors(store.root, (p) => store.track(p));
-    if (this.s.view.needsRebuild()) this.s.rebuildCopies();
-    // A prune cut short (crash, disk full) is finished now.
-    for (const [author, stream] of this.marks.streams()) this.schedulePrune(author, stream);
+    this.schema = schemaOf(store.root);
+    refuseNewer(this.schema, store.dir);
+    if (this.schema === undefined) markFresh(this.s);
+    this.frames = new FrameReader({
+      root: store.root,
+      envelope: (h) => this.s.getEnvelope(h),
+      readable: (b) => this.s.readable(b),
+    });
+    // A prune cut short (crash, disk full) is finished now (after the upgrade, if one is due).
+    if (!this.needsUpgrade) this.resumePrunes();
     this.ctx = {
       isKnownAuthor: (a) => this.known.has(toHex(a)),
       // The local registry decides for devices it knows: a sibling's enrolment cannot put
@@ -90,6 +106,38 @@ export class BlockLog {
       }
   }
 
+  /** Whether the data directory is in an earlier format that `upgrade()` must bring up to date first. */
+  get needsUpgrade(): boolean {
+    return this.schema !== undefined && this.schema < SCHEMA_VERSION;
+  }
+
+  /**
+   * Brings a data directory of an earlier release up to date (upgrade.ts): crash-safe, run
+   * again from the start if cut short. Call before anything writes (Gateway.start does).
+   */
+  async upgrade(log?: Logger): Promise<UpgradeReport | undefined> {
+    if (!this.needsUpgrade) return undefined;
+    const report = await upgradeFrom1(this.s, (frames) => this.appendFrames(frames), log);
+    this.schema = SCHEMA_VERSION;
+    this.resumePrunes();
+    return report;
+  }
+
+  private resumePrunes(): void {
+    for (const [author, stream] of this.marks.streams()) this.schedulePrune(author, stream);
+  }
+
+  /** Whether any copy of a frame is held or queued (ingest's duplicate check: own and synced frames alike). */
+  holds(device: string, boot: number, seq: number): boolean {
+    return this.s.view.holds(device, boot, seq);
+  }
+
+  /** Calls `fn` with the frames that entered the view (own and synced), once durable; returns an unsubscribe. */
+  onFrames(fn: (rows: FrameRow[]) => void): () => void {
+    this.s.frameListeners.add(fn);
+    return () => this.s.frameListeners.delete(fn);
+  }
+
   /** Trusts another gateway's key (from the sibling list). */
   addKnownAuthor(publicKey: Uint8Array): void {
     this.known.add(toHex(publicKey));
@@ -105,6 +153,12 @@ export class BlockLog {
   /** Keys (hex) enrolled for a device by enrolment blocks in the log. */
   loggedKeys(device: string): string[] {
     return this.s.loggedKeys(device);
+  }
+
+  /** Devices enrolled through the log (by this gateway or a sibling), sorted. */
+  *loggedDevices(): Generator<string> {
+    let last: string | undefined;
+    for (const k of this.s.devicesDb.getKeys()) if (k[0] !== last) yield (last = k[0]);
   }
 
   lookup(hash: string): IndexRecord | undefined {
@@ -319,43 +373,8 @@ export class BlockLog {
    * Applies `retentionFor` to this gateway's own streams at `now`: one retention block per
    * stream with frames blocks older than its limit. Returns the blocks authored.
    */
-  retainByAge(
-    now = Date.now(),
-    dryRun = false,
-  ): { stream: string; low: number; prunable: number; block?: SignedBlock }[] {
-    const out: { stream: string; low: number; prunable: number; block?: SignedBlock }[] = [];
-    for (const h of this.streamHeads()) {
-      if (h.author !== this.author) continue;
-      const maxAge = this.opts.retentionFor?.(h.stream);
-      if (maxAge === undefined) continue;
-      const cutoff = now - maxAge;
-      const plan = this.planRetention(h.stream, cutoff);
-      if (plan.prunable === 0 || plan.low <= this.mark(this.author, h.stream)) continue;
-      out.push({ stream: h.stream, ...plan, ...(!dryRun && { block: this.retain(h.stream, plan.low, cutoff) }) });
-    }
-    return out;
-  }
-
-  /**
-   * A logged revocation (or a re-enrolment after one) changed a device's state: the local
-   * registry follows a revocation of the key it enrolled earlier, and the device's view
-   * entries are re-chosen.
-   */
-  private revocationChanged(device: string, key: string): void {
-    const at = this.s.revocations.revokedAt(device, key);
-    const rec = this.store.devices.get(device);
-    if (at !== undefined && rec && rec.publicKey === key && rec.revokedAt === undefined && rec.enrolledAt < at) {
-      this.store.track(this.store.devices.put(device, { ...rec, revokedAt: at }));
-    }
-    const view = this.s.view;
-    this.later(() => {
-      const ticket = FramesView.ticket();
-      view.recomputeDevice(ticket, device);
-      void this.store.durable().then(
-        () => view.settle(ticket),
-        () => view.settle(ticket),
-      );
-    });
+  retainByAge(now = Date.now(), dryRun = false): RetentionPlan[] {
+    return retainOwnStreams(this, (st) => this.opts.retentionFor?.(st), now, dryRun);
   }
 
   /**

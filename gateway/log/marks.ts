@@ -12,7 +12,6 @@ import type { Database, RootDatabase } from 'lmdb';
 import { type Block, decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
 import { iterStream, streamBlocks } from './queries.js';
 import { headKey, type LogState, type StreamHead } from './state.js';
-import { frameId } from './verify.js';
 import { FramesView } from './view.js';
 
 /** A low-water mark and the signed retention block that set it. */
@@ -98,8 +97,8 @@ export class Marks {
 
   /**
    * Deletes the stream's prunable blocks below its mark, with their index, chain, fork
-   * records, copies and view entries, and the frames this gateway stored for them: all in
-   * this one turn, so one transaction.
+   * records, copies, view entries and time-index keys (the frames' only copy is their block):
+   * all in this one turn, so one transaction.
    */
   prune(author: string, stream: string): number {
     const low = this.get(author, stream);
@@ -121,13 +120,6 @@ export class Marks {
       track(this.log.blocks.remove(hash));
       track(this.log.index.remove(hash));
       track(this.log.chain.remove([author, stream, k[2], hash]));
-      if (author === this.log.author) {
-        for (const f of frames) {
-          const id = frameId(f.frame);
-          const rx = id ? this.log.store.findFrame(id.device, id.boot, id.seq) : undefined;
-          if (rx !== undefined) this.log.store.deleteFrame(rx);
-        }
-      }
     }
     if (gone.length === 0) return 0;
     const goneSet = new Set(gone.map((g) => g.hash));

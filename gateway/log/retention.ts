@@ -8,7 +8,39 @@
 import { parseDuration } from '../../protocols/index.js';
 import type { Logger } from '../logger.js';
 import type { SpaceCheck } from '../store/free-space.js';
+import type { SignedBlock } from '../../protocols/index.js';
 import type { BlockLog } from './block-log.js';
+
+/** A stream's retention now: where its mark goes, how many blocks go, and the block (unless a dry run). */
+export interface RetentionPlan {
+  readonly stream: string;
+  readonly low: number;
+  readonly prunable: number;
+  readonly block?: SignedBlock;
+}
+
+/**
+ * Applies `retentionFor` (ms, or undefined: forever) to the log's own streams at `now`: one
+ * retention block per stream with frames blocks older than its limit (BlockLog.retainByAge).
+ */
+export function retainOwnStreams(
+  log: BlockLog,
+  retentionFor: (stream: string) => number | undefined,
+  now: number,
+  dryRun: boolean,
+): RetentionPlan[] {
+  const out: RetentionPlan[] = [];
+  for (const h of log.streamHeads()) {
+    if (h.author !== log.author) continue;
+    const maxAge = retentionFor(h.stream);
+    if (maxAge === undefined) continue;
+    const cutoff = now - maxAge;
+    const plan = log.planRetention(h.stream, cutoff);
+    if (plan.prunable === 0 || plan.low <= log.mark(log.author, h.stream)) continue;
+    out.push({ stream: h.stream, ...plan, ...(!dryRun && { block: log.retain(h.stream, plan.low, cutoff) }) });
+  }
+  return out;
+}
 
 /**
  * A max age, in `log.retention` and a policy's `retention`: a duration above zero (`30d`, `12h`,

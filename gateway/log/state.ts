@@ -8,9 +8,10 @@
  *   log-chain    [author, stream, seq, hash] → 1   (two hashes at one seq = equivocation)
  *   log-heads    [author, stream] → {seq, hashes, lamport}
  *   log-equivoc  [author, stream, seq] → time first seen
- *   log-view     [device, boot, seq] → [hash, index]  frames view across authors (view.ts)
+ *   log-view     [device, boot, seq] → [hash, index, rxTime]  frames view across authors (view.ts)
  *   log-copies   [device, boot, seq, hash, index] → rxTime  every copy held (view.ts)
- *   log-meta     'lamport' → this gateway's lamport clock
+ *   log-by-time, log-by-device  the view's time indexes, pointing into blocks (frames-index.ts)
+ *   log-meta     'lamport' → this gateway's lamport clock; 'schema' → the data format (upgrade.ts)
  *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
  *   log-revoked, log-enrolled  revocation state per (device, key) (revocations.ts)
  *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each (marks.ts)
@@ -21,10 +22,11 @@
  * kept in the `pending` maps until its transaction lands.
  */
 import type { Database } from 'lmdb';
-import { type Block, decodeSignedBlock, type FrameEntry, type SignedBlock, toHex } from '../../protocols/index.js';
+import { type Block, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { Logger } from '../logger.js';
 import type { DeviceRecord, Store } from '../store/store.js';
 import type { BlockRef } from './verify.js';
+import type { FrameRow } from './frames-index.js';
 import { Revocations } from './revocations.js';
 import { FramesView } from './view.js';
 import type { BlockCrypto } from './sealing.js';
@@ -105,6 +107,8 @@ export class LogState {
   /** Own streams found forked (reported in `ownForks()`). */
   readonly forkedOwn = new Set<string>();
   readonly blockListeners = new Set<(sb: SignedBlock) => void>();
+  /** Called with the frames that entered the view, once their block is durable. */
+  readonly frameListeners = new Set<(rows: FrameRow[]) => void>();
   /** Heads already named as parents by one of our blocks (so each is named once). */
   readonly referenced = new Set<string>();
   // Queued, not yet durable.
@@ -192,18 +196,5 @@ export class LogState {
       this.heads.set(headKey(key[0], key[1]), { author: key[0], stream: key[1], ...value });
     this.lamport = Math.max(this.lamport, this.meta.get('lamport') ?? 0);
     this.referenced.clear();
-  }
-
-  /** Rebuilds the copies index of a store written before it existed (once, at open). */
-  rebuildCopies(): void {
-    const ticket = FramesView.ticket();
-    const blocks: { hash: string; frames: readonly FrameEntry[] }[] = [];
-    for (const { key, value } of this.index.getRange()) {
-      if (value.kind !== 'frames' && value.kind !== 'sealed') continue;
-      const d = decodeSignedBlock(this.getEnvelope(key) ?? new Uint8Array());
-      const b = d.ok ? this.readable(d.value.block) : undefined;
-      if (b?.kind === 'frames') blocks.push({ hash: key, frames: b.body });
-    }
-    this.view.rebuildFrom(ticket, blocks);
   }
 }

@@ -36,7 +36,7 @@ async function inspectGateway(node: GatewayNode, publicKey: Uint8Array): Promise
     const seen = new Set<string>();
     const duplicates: string[] = [];
     let localFrames = 0;
-    for (const f of store.queryFrames({})) {
+    for (const f of log.frames.query({ heardBy: log.author })) {
       localFrames++;
       const k = frameKey(f.device, f.boot, f.seq);
       if (seen.has(k)) duplicates.push(k);

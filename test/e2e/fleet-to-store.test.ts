@@ -38,7 +38,7 @@ describe('firmware-sim fleet → aedes → gateway → store', () => {
 
   it('stores every frame of every device exactly once, verbatim', async () => {
     expect(await fleet.settled(20_000)).toBe(true);
-    const stored = [...gw.store.queryFrames({})];
+    const stored = [...gw.frames.query({})];
     expect(stored).toHaveLength(20 * 15);
     const keys = new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`));
     expect(keys.size).toBe(stored.length);
@@ -55,7 +55,7 @@ describe('firmware-sim fleet → aedes → gateway → store', () => {
   });
 
   it('rejects a forged frame, an unknown device and an old replay, counts and logs them, and keeps the good frames', async () => {
-    const before = gw.store.frameCount();
+    const before = gw.frames.count();
     const dev = fleet.devices[0]!;
     const forged = forgedFrame(dev.id, { boot: dev.boot, seq: 10_000 });
     const unknown = unknownDeviceFrame();
@@ -73,7 +73,7 @@ describe('firmware-sim fleet → aedes → gateway → store', () => {
     expect(s.rejected.get('unknown-device')).toBe(1);
     expect(s.rejected.get('replay')).toBe(1);
     expect(s.duplicates).toBeGreaterThanOrEqual(1);
-    expect(gw.store.frameCount()).toBe(before);
+    expect(gw.frames.count()).toBe(before);
     const logged = lines.filter((l) => l.msg === 'frame rejected').map((l) => l.reason);
     expect(logged).toEqual(expect.arrayContaining(['bad-signature', 'unknown-device', 'replay']));
     expect(lines.some((l) => l.kind === 'duplicate' && l.device === dev.id)).toBe(true);

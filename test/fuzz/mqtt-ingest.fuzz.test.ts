@@ -104,7 +104,7 @@ describe('fuzz: MQTT ingest on a real embedded broker', () => {
         }),
         budget(60, 0.02),
       );
-      const stored = [...gw.store.queryFrames({})];
+      const stored = [...gw.frames.query({})];
       expect(stored.length).toBeGreaterThanOrEqual(60);
       for (const f of stored) {
         const s = decodeSign1(f.frame);

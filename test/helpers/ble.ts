@@ -59,7 +59,7 @@ export async function startBleRig(
     lines,
     peripherals,
     devices,
-    stored: (device) => [...gw.store.queryFrames({ device })].map((f) => `${f.boot}:${f.seq}`),
+    stored: (device) => [...gw.frames.query({ device })].map((f) => `${f.boot}:${f.seq}`),
     async close() {
       await gw.stop();
       await radio.close();

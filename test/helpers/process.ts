@@ -8,10 +8,10 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { expect } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
-import { Store } from '../../gateway/store/store.js';
 import { toHex, topics } from '../../protocols/index.js';
 import type { TestDevice } from './devices.js';
 import { freePort, tempDir } from './env.js';
+import { readFrames } from './frames.js';
 
 const gatewayBin = new URL('../../bin/gateway.js', import.meta.url).pathname;
 
@@ -150,9 +150,7 @@ export function stopGatewayProcess(g: GatewayProcess): Promise<number | null> {
 
 /** After the gateway stopped: its store holds exactly `n` frames, each (device, boot, seq) once, and `audit verify` finds no fault. */
 export async function expectStoredOnceAndAudited(dataDir: string, n: number): Promise<void> {
-  const store = Store.open(dataDir);
-  const stored = [...store.queryFrames({})];
-  await store.close();
+  const stored = await readFrames(dataDir);
   expect(stored).toHaveLength(n);
   expect(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)).size).toBe(n);
   const audit = execFileSync(process.execPath, [gatewayBin, 'audit', 'verify', '--data', dataDir], {

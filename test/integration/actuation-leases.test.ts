@@ -112,7 +112,7 @@ describe('leases with fencing across two gateways', () => {
       const f = device.nextFrame();
       for (const l of links) l.send(f);
       await waitFor(
-        () => [a, b].every((gw) => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined),
+        () => [a, b].every((gw) => gw.frames.get(dev.id, f.boot, f.seq) !== undefined),
         5000,
         'frame stored on both',
       );
@@ -206,7 +206,7 @@ describe('leases with fencing across two gateways', () => {
     await waitFor(() => toA.connected && toB.connected, 5000, 'device on both brokers');
     const f = device.nextFrame();
     toA.send(f);
-    await waitFor(() => a.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard by gw-a');
+    await waitFor(() => a.frames.get(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard by gw-a');
     a.actuation.actuation.decide(phase(dev.id, 'green'));
     await waitFor(
       () => actuators.get('phase') === 'green' && b.actuation.routes.transportOf(dev.id) === 'mqtt',
@@ -248,7 +248,7 @@ describe('leases with fencing across two gateways', () => {
       await waitFor(() => link.connected, 5000, 'device connected');
       const f = device.nextFrame();
       link.send(f);
-      await waitFor(() => gw.store.findFrame(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard');
+      await waitFor(() => gw.frames.get(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard');
       gw.actuation.actuation.decide(phase(dev.id, value));
       await waitFor(
         () => gw.actuation.actuation.stats.acked + gw.actuation.actuation.stats.refused === 1,

@@ -154,7 +154,7 @@ describe('firmware-sim fleet CLI with --actuators', () => {
     // Its readings now report the new state.
     await waitFor(
       () => {
-        const last = [...gw.store.queryFrames({ device: 'conveyor-01' })].at(-1);
+        const last = [...gw.frames.query({ device: 'conveyor-01' })].at(-1);
         const cose = last && decodeSign1(last.frame);
         const body = cose?.ok ? decodeBody(cose.value.payload) : undefined;
         return (

@@ -81,7 +81,7 @@ describe('actuation over MQTT', () => {
     const s = sims[0]!;
     s.device.force('vib', 2);
     for (let i = 0; i < 3; i++) s.link.send(s.device.nextFrame());
-    await waitFor(() => gw.store.frameCount() >= 3, 5000, 'normal frames stored');
+    await waitFor(() => gw.frames.count() >= 3, 5000, 'normal frames stored');
     expect(s.actuators.get('conveyor')).toBe(true);
     s.device.force('vib', 9.5);
     const trigger = s.device.nextFrame();
@@ -93,7 +93,7 @@ describe('actuation over MQTT', () => {
     // The device's readings now report the stopped conveyor.
     s.link.send(s.device.nextFrame());
     await waitFor(
-      () => [...gw.store.queryFrames({ device: 'cell-0001' })].length === 6,
+      () => [...gw.frames.query({ device: 'cell-0001' })].length === 6,
       5000,
       'reading after the stop (the ack is a stored frame too)',
     );

@@ -85,7 +85,7 @@ describe('signed query API', () => {
       await publish(press, seq);
       await publish(door, seq);
     }
-    await waitFor(() => gw.store.frameCount() === 8, 10_000, '8 frames stored');
+    await waitFor(() => gw.frames.count() === 8, 10_000, '8 frames stored');
   });
   afterAll(async () => {
     await client?.endAsync();
@@ -236,8 +236,8 @@ describe('signed query API', () => {
     const csv = await run(['--key', keyFile(security, 'security.key'), '--format', 'csv']);
     expect(csv.code).toBe(0);
     const lines = csv.stdout.trim().split('\n');
-    expect(lines[0]).toBe('rx,device,boot,seq,rx_time,transport,policy,name,time,unit,value');
-    expect(lines.slice(1).every((l) => l.split(',')[1] === 'door-1' && l.split(',')[6] === 'doors')).toBe(true);
+    expect(lines[0]).toBe('device,boot,seq,rx_time,heard_by,transport,policy,name,time,unit,value');
+    expect(lines.slice(1).every((l) => l.split(',')[0] === 'door-1' && l.split(',')[6] === 'doors')).toBe(true);
     expect(lines.length).toBeGreaterThan(4);
     const refused = await run(['--key', keyFile(maint, 'maint2.key'), '--policy', 'doors']);
     expect(refused.code).toBe(1);
@@ -313,7 +313,7 @@ describe('signed query API', () => {
       'revocation in force',
     );
     await publish(press, 11);
-    await waitFor(async () => (await gw.store.frameCount()) >= 12, 5000, 'frame 11 stored');
+    await waitFor(async () => (await gw.frames.count()) >= 12, 5000, 'frame 11 stored');
     await new Promise((r) => setTimeout(r, 300));
     expect(text).not.toContain('"seq":11');
     const after = await frames(maint, '?device=press-1');

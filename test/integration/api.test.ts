@@ -209,15 +209,17 @@ describe('HTTP API', () => {
     }
     expect(seqs).toEqual([1, 2, 3, 4, 5]);
     // Across all devices (the time index), one frame per page, frames that share a millisecond included.
-    const rxs: number[] = [];
+    const ids: string[] = [];
+    const id = (f: { device: string; boot: number; seq: number }): string => `${f.device}/${f.boot}/${f.seq}`;
     let cursor = '';
     for (let i = 0; i < 20; i++) {
       const page = await json(`/api/frames?limit=1${cursor}`);
-      rxs.push(...page.body.frames.map((f: { rx: number }) => f.rx));
+      ids.push(...page.body.frames.map(id));
       if (!page.body.more) break;
       cursor = `&after=${page.body.next}`;
     }
-    expect(rxs).toEqual([...gw.store.queryFrames({})].map((f) => f.rx));
+    expect(ids).toEqual([...gw.frames.query({})].map(id));
+    expect(ids).toHaveLength(5);
     const iso = encodeURIComponent(new Date(t0 - 1000).toISOString());
     expect((await json(`/api/frames?since=${iso}&until=${Date.now() + 1000}`)).body.frames).toHaveLength(5);
     expect((await json(`/api/frames?since=${Date.now() + 60_000}`)).body.frames).toEqual([]);
@@ -234,7 +236,10 @@ describe('HTTP API', () => {
       ['since=2000&until=1000', 'until must not be before since'],
       ['device=a%20b', 'device must match'],
       ['device=alice&device=bob', '"device" given more than once'],
-      ['order=desc', 'unknown query parameter "order" (allowed: device, since, until, limit, after, policy)'],
+      [
+        'order=desc',
+        'unknown query parameter "order" (allowed: device, since, until, limit, after, policy, heardBy, local)',
+      ],
       ['after=12', 'after must be the "next" cursor of a previous page'],
     ];
     for (const [q, msg] of cases) {
@@ -391,8 +396,8 @@ describe('HTTP API', () => {
       $defs: defs,
     });
     const { apiFrame } = await import('../../gateway/api/decode.js');
-    const stored = [...gw.store.queryFrames({ limit: 1 })][0]!;
-    expect(frameSchema.safeParse(apiFrame(stored)).success).toBe(true);
+    const stored = [...gw.frames.query({ limit: 1 })][0]!;
+    expect(frameSchema.safeParse(apiFrame(stored, 'gw-api')).success).toBe(true);
     expect(statusSchema.safeParse(gw.status()).success).toBe(true);
   });
 

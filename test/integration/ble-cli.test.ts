@@ -84,7 +84,7 @@ describe('firmware-sim ble', () => {
     });
     cleanups.push(() => gw.stop());
     await waitFor(
-      () => manifest.devices.every((d) => [...gw.store.queryFrames({ device: d.id })].length === N),
+      () => manifest.devices.every((d) => [...gw.frames.query({ device: d.id })].length === N),
       20_000,
       'all frames stored',
     );
@@ -94,7 +94,7 @@ describe('firmware-sim ble', () => {
     expect(out).toContain('bad-downlink=0');
     expect(out).not.toContain('UNVERIFIED');
     for (const d of manifest.devices) {
-      const keysStored = [...gw.store.queryFrames({ device: d.id })].map((f) => `${f.boot}:${f.seq}`);
+      const keysStored = [...gw.frames.query({ device: d.id })].map((f) => `${f.boot}:${f.seq}`);
       expect(new Set(keysStored).size).toBe(N);
     }
   }, 40_000);

@@ -72,7 +72,7 @@ describe.skipIf(skipUnless('mosquitto-clients'))('MQTT authentication beyond loo
     ...['-h', '127.0.0.1', '-p', String(tlsPort), '--cafile', ca, '-q', '1'],
     ...['-i', id, '-u', user, '-P', password, '-t', topic, '-s'],
   ];
-  const stored = (device: string) => [...gw.store.queryFrames({ device })].length;
+  const stored = (device: string) => [...gw.frames.query({ device })].length;
 
   it('refuses an anonymous subscriber to # on both listeners', async () => {
     for (const extra of [

@@ -85,7 +85,7 @@ describe.skipIf(skipUnless('mosquitto', 'mosquitto-clients', 'openssl'))('export
     await waitFor(() => status().lagBlocks === 0 && seen.size >= 600, 60_000, 'the sink caught up');
     await new Promise((r) => setTimeout(r, 1_000)); // stragglers of a resent batch
 
-    const stored = [...gw.store.queryFrames({})];
+    const stored = [...gw.frames.query({})];
     expect(stored).toHaveLength(600);
     expect(new Set(seen.keys())).toEqual(new Set(stored.map((f) => `${f.device}/${f.boot}/${f.seq}`)));
     for (const f of stored) {

@@ -140,7 +140,7 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
     );
 
   const storedBodies = (gw: Gateway) =>
-    [...gw.store.queryFrames({ device: DEVICE_ID })].map((f) => {
+    [...gw.frames.query({ device: DEVICE_ID })].map((f) => {
       const c = decodeSign1(f.frame);
       if (!c.ok) throw new Error(c.error.message);
       const b = decodeBody(c.value.payload);
@@ -163,7 +163,7 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
       '20000',
     ]);
     await waitFor(
-      () => gw.store.frameCount() >= 5,
+      () => gw.frames.count() >= 5,
       15_000,
       `5 readings stored (device: ${JSON.stringify(dev.events.slice(-3))} ${dev.stderr()})`,
     );
@@ -196,7 +196,7 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
     // every frame-ack the C program took was gateway-signed and freed a kept frame
     expect(dev.events.filter((e) => e.event === 'frame-ack' && e.freed === 1)).toHaveLength(6);
 
-    await waitFor(() => gw.store.frameCount() >= 6, 5_000, 'command-ack stored');
+    await waitFor(() => gw.frames.count() >= 6, 5_000, 'command-ack stored');
     const ack = storedBodies(gw).find((b) => b.type === 'command-ack');
     expect(ack).toMatchObject({ type: 'command-ack', boot: 3, seq: 5, status: AckStatus.ok });
     expect(ack?.type === 'command-ack' && toHex(ack.commandId)).toBe('c0ffee0000000001');
@@ -215,7 +215,7 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
       '--timeout-ms',
       '20000',
     ]);
-    await waitFor(() => gw.store.frameCount() >= 1, 15_000, 'reading stored');
+    await waitFor(() => gw.frames.count() >= 1, 15_000, 'reading stored');
 
     const forger = Uint8Array.from({ length: 32 }, (_, i) => i);
     expect(
@@ -241,7 +241,7 @@ describe('C device program over a real pty into the gateway', needs('make', 'cc'
         status: AckStatus.unknownActuator,
       },
     ]);
-    await waitFor(() => gw.store.frameCount() >= 3, 5_000, 'both command-acks stored');
+    await waitFor(() => gw.frames.count() >= 3, 5_000, 'both command-acks stored');
     const acks = storedBodies(gw).filter((b) => b.type === 'command-ack');
     expect(acks.map((a) => (a.type === 'command-ack' ? [toHex(a.commandId), a.status] : [])).sort()).toEqual([
       ['bad0000000000001', AckStatus.badSignature],

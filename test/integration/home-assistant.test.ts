@@ -103,7 +103,7 @@ describe('Home Assistant MQTT discovery', () => {
     } finally {
       await fleet.stop();
     }
-    const last = [...gw.store.latestFrames(env.id, 1)][0]!;
+    const last = [...gw.frames.latest(env.id, 1)][0]!;
     expect(last.seq).toBe(2);
     const frames = await fetchStates();
     const temp = frames.get(`outpost/v1/gw/gw-test/ha/${env.id}/temp`);

@@ -77,7 +77,7 @@ describe('ingest robustness', () => {
           else expect(bad).toMatchObject({ status: 'rejected', reason: expect.stringMatching(/^[a-z-]+$/) });
           expect(outcomes[i + 1]).toMatchObject({ status: 'stored' });
         }
-        const stored = new Set([...gw.store.queryFrames({ device: dev.id })].map((f) => f.seq));
+        const stored = new Set([...gw.frames.query({ device: dev.id })].map((f) => f.seq));
         for (const s of good) expect(stored.has(s)).toBe(true);
       }),
       { numRuns: 40 },

@@ -80,11 +80,9 @@ function replicas(
   });
 }
 
-/** Ingests one batch as the pipeline does: frames into the store, then their block, same turn. */
+/** Ingests one batch as the pipeline does: the frames into their block (their only copy). */
 function ingest(r: Replica, dev: ReturnType<typeof testDevice>, seqs: number[], rxTime: number): void {
   const entries: FrameEntry[] = seqs.map((seq) => ({ frame: dev.frame(1, seq), rxTime, transport: 'mqtt' }));
-  for (const [i, e] of entries.entries())
-    r.store.appendFrame({ device: dev.id, boot: 1, seq: seqs[i]!, rxTime, transport: 'mqtt', frame: e.frame });
   r.log.appendFrames(entries);
 }
 
@@ -118,9 +116,10 @@ describe('retention (low-water marks)', () => {
       expect(a!.log.getEnvelope(h)).toBeUndefined();
     }
     expect(seqsInView(a!)).toEqual([40, 41]);
-    expect([...a!.store.queryFrames({})].map((f) => f.seq)).toEqual([40, 41]);
-    expect(a!.store.findFrame(devA.id, 1, 0)).toBeUndefined();
-    expect(a!.store.frameCount()).toBe(2);
+    expect([...a!.log.frames.query({})].map((f) => f.seq)).toEqual([40, 41]);
+    expect(a!.log.frames.get(devA.id, 1, 0)).toBeUndefined();
+    expect(a!.log.holds(devA.id, 1, 0)).toBe(false);
+    expect(a!.log.frames.count()).toBe(2);
     // Nothing more to prune until newer frames age.
     expect(a!.log.retainByAge(now)).toEqual([]);
     const audit = auditLog(a!.log);
@@ -336,7 +335,7 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     cleanups.push(() => gw.stop());
     for (let i = 0; i < 3; i++)
       expect((await gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })).status).toBe('stored');
-    await waitFor(() => gw.store.frameCount() === 3, 5000, 'frames stored');
+    await waitFor(() => gw.frames.count() === 3, 5000, 'frames stored');
     await new Promise((r) => setTimeout(r, 1100));
     const log = gw.blockLog;
     // `gateway log prune --dry-run` (another process, same store) previews; it prunes nothing.
@@ -356,7 +355,7 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     gw.retention.tick();
     await log.settled();
     expect(log.mark(log.author, 'default')).toBeGreaterThan(0);
-    expect([...gw.store.queryFrames({})].map((f) => f.seq)).toEqual([3]);
+    expect([...gw.frames.query({})].map((f) => f.seq)).toEqual([3]);
     expect([...log.frameView()].map((v) => v.seq)).toEqual([3]);
     expect(auditLog(log).faults).toEqual([]);
     const heads = JSON.parse(

@@ -58,7 +58,7 @@ describe('MQTT ingest (embedded aedes, lmdb)', () => {
     await publish(client, topics.up('alice'), good[49]!);
     expect(client.connected).toBe(true); // a refusal would have cut the connection
 
-    const stored = [...gw.store.queryFrames({ device: 'alice' })];
+    const stored = [...gw.frames.query({ device: 'alice' })];
     expect(stored.map((f) => f.seq)).toEqual(good.map((_, i) => i + 1));
     expect(stored.every((f, i) => Buffer.from(f.frame).equals(Buffer.from(good[i]!)))).toBe(true);
     const s = gw.ingest.stats;
@@ -82,7 +82,7 @@ describe('MQTT ingest (embedded aedes, lmdb)', () => {
     await publish(client, topics.up('bob'), bob.frame(2, 10)); // 4990 behind: outside a 1024 window
     await publish(client, topics.up('bob'), bob.frame(1, 7)); // older boot, never stored
     await publish(client, topics.up('bob'), bob.frame(3, 1)); // reboot: new window
-    expect([...gw.store.queryFrames({ device: 'bob' })].map((f) => [f.boot, f.seq])).toEqual([
+    expect([...gw.frames.query({ device: 'bob' })].map((f) => [f.boot, f.seq])).toEqual([
       [2, 5000],
       [2, 4990],
       [3, 1],
@@ -97,7 +97,7 @@ describe('MQTT ingest (embedded aedes, lmdb)', () => {
     await gw.registry.revoke('bob');
     await publish(client, topics.up('bob'), bob.frame(1, 2));
     expect(gw.ingest.stats.rejected.get('revoked-device')).toBe(1);
-    expect([...gw.store.queryFrames({ device: 'bob' })]).toHaveLength(1);
+    expect([...gw.frames.query({ device: 'bob' })]).toHaveLength(1);
     await client.endAsync();
   });
 

@@ -4,7 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store } from '../../gateway/store/store.js';
+import { logFrames } from '../helpers/frames.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
 import type { Decision } from '../../rules/decision.js';
@@ -30,21 +30,12 @@ describe('gateway rules CLI', () => {
     // severe vibration at 30 s (firmware-sim frames, stored as ingest stores them)
     const e = readManifest('rules/examples/factory-cell/manifest.json').devices.find((d) => d.id === 'press-01')!;
     const d = new VirtualDevice({ id: e.id, seed: manifestSeed(e), model: e.model, powerOnMs: T0 });
-    const store = Store.open(join(tmp.dir, 'data'));
+    const frames = [];
     for (let s = 0; s < 60; s++) {
       if (s === 30) d.force('vib', 12);
-      const f = d.nextFrame(T0 + s * 1000);
-      store.appendFrame({
-        device: e.id,
-        boot: f.boot,
-        seq: f.seq,
-        rxTime: T0 + s * 1000 + 7,
-        transport: 'mqtt',
-        frame: f.bytes,
-      });
+      frames.push({ frame: d.nextFrame(T0 + s * 1000).bytes, rxTime: T0 + s * 1000 + 7, transport: 'mqtt' });
     }
-    await store.durable();
-    await store.close();
+    await logFrames(join(tmp.dir, 'data'), 'gw-rules-cli', frames);
   });
   afterAll(() => tmp.cleanup());
 

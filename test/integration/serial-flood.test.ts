@@ -84,7 +84,7 @@ describe('garbage flood on a serial line', needs('socat'), () => {
 
     // MQTT kept going: every frame published during the flood is stored and was PUBACKed.
     expect(seq).toBeGreaterThan(50);
-    expect([...gw.store.queryFrames({ device: 'alice' })].length).toBe(seq);
+    expect([...gw.frames.query({ device: 'alice' })].length).toBe(seq);
     const sorted = [...latencies].sort((a, b) => a - b);
     const p99 = sorted[Math.floor(sorted.length * 0.99)]!;
     expect(p99).toBeLessThan(1000);

@@ -26,7 +26,7 @@ import { needs } from '../helpers/system-tools.js';
 
 /** Stored seqs of a device, sorted (the store keeps receive order, which resends reorder). */
 const seqsOf = (gw: Gateway, device: string): number[] =>
-  [...gw.store.queryFrames({ device })].map((f) => f.seq).sort((a, b) => a - b);
+  [...gw.frames.query({ device })].map((f) => f.seq).sort((a, b) => a - b);
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 describe('serial over a pty', needs('socat'), () => {
@@ -108,7 +108,7 @@ describe('serial over a pty', needs('socat'), () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('close', r));
     cleanups.push(() => child.kill('SIGKILL'));
-    await waitFor(() => gw.store.frameCount() >= N, 25_000, `${N} frames stored (sim said: ${out.slice(-300)})`);
+    await waitFor(() => gw.frames.count() >= N, 25_000, `${N} frames stored (sim said: ${out.slice(-300)})`);
     // let the last acks arrive, then stop the simulator and read its final counters
     await waitFor(() => /pending=0 /.test(out.split('\n').filter(Boolean).pop() ?? ''), 10_000, 'sim pending=0');
     child.kill('SIGTERM');
@@ -149,7 +149,7 @@ describe('serial over a pty', needs('socat'), () => {
       link.send(device.nextFrame());
       await new Promise((r) => setTimeout(r, 15));
       if (i === 30) {
-        await waitFor(() => gw.store.frameCount() >= 20, 5000, 'frames before the unplug');
+        await waitFor(() => gw.frames.count() >= 20, 5000, 'frames before the unplug');
         await pty.unplug();
         unplugged = true;
       }
@@ -288,7 +288,7 @@ describe('serial over a pty', needs('socat'), () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(acks).toEqual([]); // not durable yet: no ack
     pending[1]!({ status: 'failed', reason: 'store-failed', detail: 'disk full' });
-    pending[0]!({ status: 'stored', device: dev.id, boot: f0.boot, seq: f0.seq, rx: 1 });
+    pending[0]!({ status: 'stored', device: dev.id, boot: f0.boot, seq: f0.seq });
     await waitFor(() => acks.length === 1, 3000, 'ack of the stored frame');
     await new Promise((r) => setTimeout(r, 200));
     expect(acks).toEqual([{ boot: f0.boot, seq: f0.seq, status: AckStatus.ok }]); // none for the failed one

@@ -4,8 +4,11 @@
  * gateways converge on the same heads digest and the same deduplicated frames;
  * one gateway is SIGKILLed while the others keep ingesting and, restarted,
  * catches up with nothing lost and no duplicates; wiped (same key, empty store), it
- * restores its own chain from its siblings before authoring, so it does not fork it.
- * `gateway audit verify` is clean on every one.
+ * restores its own chain from its siblings before authoring, so it does not fork it; one is
+ * frozen (SIGSTOP) while another ingests, then thawed. Afterwards `gateway log query` prints
+ * the same merged history on every gateway, each (device, boot, seq) once with the gateway
+ * that heard it, and after a gateway is killed for good its devices' history is still
+ * queryable on the survivors. `gateway audit verify` is clean on every one.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,7 +43,7 @@ async function until(cond: () => Promise<boolean>, ms: number): Promise<boolean>
 }
 
 describe('sibling sync between gateway processes', () => {
-  it('3 gateways converge; one SIGKILLed and restarted catches up with nothing lost and no duplicates; wiped, it restores its own chain before authoring', async () => {
+  it('3 gateways converge through a SIGSTOP partition and a SIGKILL-restart; log query shows the same merged history everywhere; wiped, one restores its chain before authoring; killed for good, its devices stay queryable', async () => {
     const devices = [testDevice('s-0'), testDevice('s-1'), testDevice('s-2')];
     configs = await writeSiblingConfigs(devices);
     const keys = configs.map((c) => c.key);
@@ -60,7 +63,13 @@ describe('sibling sync between gateway processes', () => {
       const d = await Promise.all([0, 1, 2].map(digest));
       return d[0] === d[1] && d[1] === d[2];
     };
-    expect(await until(converged, 20_000)).toBe(true);
+    expect(await until(converged, 60_000)).toBe(true);
+
+    // A partition: gateway 1 frozen (SIGSTOP) while gateway 0 ingests, then thawed (SIGCONT).
+    gws[1]!.child.kill('SIGSTOP');
+    await publish(gws[0]!.port, devices[1]!, 4, [...Array(15).keys()]);
+    gws[1]!.child.kill('SIGCONT');
+    expect(await until(converged, 60_000)).toBe(true);
 
     // Gateway 2 dies (SIGKILL); the others keep ingesting; it comes back and catches up.
     gws[2]!.child.kill('SIGKILL');
@@ -70,7 +79,7 @@ describe('sibling sync between gateway processes', () => {
     const again = await startGatewayProcess(configs[2]!.file);
     running.push(again);
     await publish(again.port, devices[2]!, 2, [...Array(10).keys()]);
-    expect(await until(converged, 20_000)).toBe(true);
+    expect(await until(converged, 60_000)).toBe(true);
 
     // Gateway 2's SD card dies: same identity, empty store. It pulls its own chain back
     // before it authors anything, so its next block continues the chain (no equivocation).
@@ -85,7 +94,7 @@ describe('sibling sync between gateway processes', () => {
     running.push(restored);
     expect(restored.logs.some((l) => l.msg === "restored this gateway's own streams from siblings")).toBe(true);
     await publish(restored.port, devices[2]!, 3, [...Array(5).keys()]);
-    expect(await until(converged, 20_000)).toBe(true);
+    expect(await until(converged, 60_000)).toBe(true);
     const after = JSON.parse(await cli(['log', 'heads', '--json', '--config', configs[0]!.file])) as {
       heads: { author: string; seq: number; hashes: string[] }[];
     };
@@ -93,7 +102,31 @@ describe('sibling sync between gateway processes', () => {
     expect(own.seq).toBeGreaterThan(ownSeq);
     expect(own.hashes).toHaveLength(1);
 
-    const total = 30 + 20 + 20 + 25 + 25 + 10 + 5;
+    const total = 30 + 20 + 20 + 15 + 25 + 25 + 10 + 5;
+    // The merged history: every gateway's `log query` prints the same (device, boot, seq), each
+    // once — whichever gateway heard it — with the gateway that heard it.
+    const query = async (
+      i: number,
+      ...args: string[]
+    ): Promise<{ device: string; boot: number; seq: number; heardBy: string }[]> =>
+      (await cli(['log', 'query', '--config', configs[i]!.file, ...args]))
+        .trim()
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l));
+    const ids = (rows: { device: string; boot: number; seq: number }[]): string[] =>
+      rows.map((r) => `${r.device}/${r.boot}/${r.seq}`).sort();
+    const merged = await Promise.all([0, 1, 2].map((i) => query(i)));
+    for (const rows of merged) {
+      expect(rows).toHaveLength(total);
+      expect(new Set(ids(rows)).size).toBe(total);
+      expect(ids(rows)).toEqual(ids(merged[0]!));
+    }
+    // gw-2's devices as gw-0 sees them: heard by gw-2.
+    expect(merged[0]!.filter((r) => r.device === 's-2').every((r) => r.heardBy === 'gw-2')).toBe(true);
+    // Each gateway's own answer (--local) is what it heard itself: together they cover the site.
+    const locals = await Promise.all([0, 1, 2].map((i) => query(i, '--local')));
+    expect(new Set(locals.flatMap(ids)).size).toBe(total);
     for (const c of configs) {
       const out = await cli(['audit', 'verify', '--config', c.file]);
       expect(out).toContain('ok: no faults');
@@ -101,6 +134,15 @@ describe('sibling sync between gateway processes', () => {
       expect(out).toContain('by 3 authors');
       expect(out).toContain('; 0 equivocations');
     }
-    for (const g of [gws[0]!, gws[1]!, restored]) expect(await stopGatewayProcess(g)).toBe(0);
-  }, 90_000);
+    // Gateway 2 killed for good: its devices' history stays queryable on the survivors.
+    restored.child.kill('SIGKILL');
+    await new Promise((r) => restored.child.once('exit', r));
+    for (const i of [0, 1]) {
+      const s2 = await query(i, '--device', 's-2');
+      expect(s2).toHaveLength(20 + 10 + 5);
+      expect(new Set(s2.map((r) => r.heardBy))).toEqual(new Set(['gw-2']));
+      expect(await query(i, '--heard-by', 'gw-2', '--device', 's-2')).toHaveLength(35);
+    }
+    for (const g of [gws[0]!, gws[1]!]) expect(await stopGatewayProcess(g)).toBe(0);
+  }, 300_000);
 });

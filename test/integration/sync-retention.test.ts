@@ -130,6 +130,6 @@ describe('retention between gateways', () => {
       ).toEqual([]);
       expect(auditLog(g.blockLog).faults).toEqual([]);
     }
-    expect([...a.store.queryFrames({})].map((f) => f.seq)).toEqual([4]); // a's own stored frames went with its blocks
+    expect([...a.frames.query({})].map((f) => f.seq)).toEqual([4]); // a's own stored frames went with its blocks
   }, 60_000);
 });

@@ -165,7 +165,7 @@ describe('port list without udev (clause: gateway serial list falls back to /sys
 
 describe('frame-ack status per ingest outcome (clause: ack after durable append; nothing for transient failures)', () => {
   it('maps stored/duplicate/rejected to final statuses and failed to no ack', () => {
-    expect(ackStatusFor({ status: 'stored', device: 'd', boot: 1, seq: 2, rx: 3 })).toBe(AckStatus.ok);
+    expect(ackStatusFor({ status: 'stored', device: 'd', boot: 1, seq: 2 })).toBe(AckStatus.ok);
     expect(ackStatusFor({ status: 'duplicate', device: 'd', boot: 1, seq: 2 })).toBe(AckStatus.duplicate);
     expect(ackStatusFor({ status: 'rejected', reason: 'bad-signature', detail: '' })).toBe(AckStatus.badSignature);
     expect(ackStatusFor({ status: 'rejected', reason: 'replay', detail: '' })).toBe(AckStatus.replayed);
