@@ -110,9 +110,9 @@ describe('gateway CLI', () => {
     expect(rows[0]!.frame).toBe(toHex(frames[0]!));
     const csv = await gateway(['log', 'query', '--data', data, '--format', 'csv']);
     expect(csv.stdout.trim().split('\n')).toEqual([
-      'rx,device,boot,seq,rx_time,transport,name,time,unit,value',
-      expect.stringMatching(/^1,press-01,1,1,.*,test,press-01:temp,[\d.]+,Cel,20\.5$/),
-      expect.stringMatching(/^2,press-01,1,2,.*,test,press-01:temp,[\d.]+,Cel,21\.5$/),
+      'device,boot,seq,rx_time,heard_by,transport,policy,name,time,unit,value',
+      expect.stringMatching(/^press-01,1,1,[^,]+,gw-[^,]+,test,default,press-01:temp,[\d.]+,Cel,20\.5$/),
+      expect.stringMatching(/^press-01,1,2,[^,]+,gw-[^,]+,test,default,press-01:temp,[\d.]+,Cel,21\.5$/),
     ]);
     const future = await gateway([
       'log',
