@@ -154,7 +154,9 @@ describe('confidential policy across 3 gateways over real TCP', () => {
     const cityFile = fileBytes('city');
     for (const s of [0, 1, 2, 3]) expect(cityFile.includes(bytesOf(door, s))).toBe(false);
     expect(cityFile.includes(bytesOf(temp, 0))).toBe(true);
-    expect(fileBytes('gw-a').includes(bytesOf(door, 0))).toBe(true); // the author stores its frames (the check can see them)
+    // A frame lives once, in its block, and a confidential one's block is sealed: not even the author's disk holds it in clear.
+    for (const s of [0, 1, 2, 3]) expect(fileBytes('gw-a').includes(bytesOf(door, s))).toBe(false);
+    expect(doorSeqs('gw-a')).toEqual([0, 1, 2, 3]); // while the author still reads its own frames
     const ca = auditLog(gws.city.blockLog);
     expect(ca.faults).toEqual([]);
     expect(ca.sealed).toMatchObject({ blocks: sealed.length, opened: 0, unreadable: sealed.length });
