@@ -74,7 +74,10 @@ export class SinkExporter {
     private readonly log: Logger,
   ) {
     this.cursor = cursors.get(target.name);
-    this.unsubscribe = source.onChange(() => this.wake?.());
+    // New blocks end a caught-up wait, not a failure's backoff: a sink that is down is not retried per block.
+    this.unsubscribe = source.onChange(() => {
+      if (this.state !== 'failing') this.wake?.();
+    });
   }
 
   get name(): string {

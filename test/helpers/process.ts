@@ -108,6 +108,8 @@ export interface GatewayProcess {
   readonly port: number;
   /** Every JSON log line so far. */
   readonly logs: Record<string, unknown>[];
+  /** Its stderr lines (native errors, crashes): what to show when it exits unexpectedly. */
+  readonly stderr: string[];
 }
 
 /**
@@ -133,7 +135,7 @@ export function startGatewayProcess(
       logs.push(rec);
       if (rec.event === 'ready') {
         clearTimeout(timer);
-        resolve({ child, port: rec.mqttPort!, logs });
+        resolve({ child, port: rec.mqttPort!, logs, stderr });
       }
     });
     child.once('exit', (code) => reject(new Error(`gateway exited early (${code}): ${stderr.slice(-5).join('\n')}`)));

@@ -94,6 +94,7 @@ describe.skipIf(skipUnless('postgres'))('export to PostgreSQL', () => {
       await sleep(6_000);
       await pg.stop(); // 15 s without the database
       await sleep(15_000);
+      expect(gw.child.exitCode, gw.stderr.join('\n')).toBeNull(); // the database going away is not the gateway's end
       expect(lastSink(gw)?.state).toBe('failing');
       await pg.start();
       await sleep(2_500);

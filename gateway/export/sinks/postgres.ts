@@ -26,6 +26,8 @@ export class PostgresSink implements DataSink {
   private readonly pool: pg.Pool;
   private readonly schema: string;
   private ready?: Promise<void>;
+  /** Clients that already carry the checked-out error listener (the pool reuses them). */
+  private readonly guarded = new WeakSet<pg.PoolClient>();
   /** Whether the records table is a TimescaleDB hypertable (known after the first connection). */
   timescale = false;
 
@@ -50,6 +52,13 @@ export class PostgresSink implements DataSink {
 
   private async client(): Promise<pg.PoolClient> {
     const c = await this.pool.connect();
+    // The pool listens for errors only on idle clients. A server that goes away between two
+    // statements of a batch (shutdown, pg_terminate_backend) makes a checked-out client emit
+    // 'error' with no listener, which would kill the gateway; the next statement fails instead.
+    if (!this.guarded.has(c)) {
+      this.guarded.add(c);
+      c.on('error', () => {});
+    }
     try {
       this.ready ??= migrate(c, this.schema).then((r) => void (this.timescale = r.timescale));
       await this.ready;
