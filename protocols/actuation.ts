@@ -10,8 +10,9 @@
  *   action    [1, device, actuator, value, ttlMs] | [2, topic, payload] | [3, message]
  *
  * Blocks are canonical CBOR with no floats, so a non-integer command value is
- * carried as an 8-byte big-endian IEEE 754 double in a byte string; integers,
- * booleans and text are themselves. The lease holder is the block's author
+ * carried as an 8-byte big-endian IEEE 754 double in a byte string (-0 too, so it
+ * round-trips; a double holding a non-negative integer is refused: one encoding per
+ * value); integers, booleans and text are themselves. The lease holder is the block's author
  * (its signature is the proof), so a lease record names no gateway.
  * Decoding never throws: every fault is an `actuation/…` error.
  */
@@ -112,11 +113,14 @@ const name = (s: string, what: string): string =>
 const text = (s: string, what: string, max = MAX_TEXT): string =>
   typeof s === 'string' && s.length <= max ? s : usage(`${what} must be text of at most ${max} characters`);
 
-/** Integers ≥ 0, booleans and text as themselves; any other finite number as an 8-byte double. */
+/** A number block CBOR carries as an integer: safe, ≥ 0 and not -0 (which must stay -0). */
+const asInteger = (v: number): boolean => Number.isSafeInteger(v) && v >= 0 && !Object.is(v, -0);
+
+/** Integers ≥ 0, booleans and text as themselves; any other finite number (-0 too) as an 8-byte double. */
 function encodeActuationValue(v: ActuationValue): Plain {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) usage('value must be finite');
-    if (Number.isSafeInteger(v) && v >= 0) return v;
+    if (asInteger(v)) return v;
     const b = new Uint8Array(8);
     new DataView(b.buffer).setFloat64(0, v);
     return b;
@@ -215,7 +219,8 @@ function decodeActuationValue(v: CborValue | undefined): ActuationValue | undefi
   if (typeof v === 'string' && v.length <= MAX_NAME) return v;
   if (v instanceof Uint8Array && v.length === 8) {
     const d = new DataView(v.buffer, v.byteOffset, 8).getFloat64(0);
-    return Number.isFinite(d) ? d : undefined;
+    // One encoding per value: a double holding what the encoder writes as an integer is refused.
+    return Number.isFinite(d) && !asInteger(d) ? d : undefined;
   }
   return undefined;
 }
