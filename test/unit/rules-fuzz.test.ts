@@ -102,8 +102,9 @@ describe('rule files from anywhere', () => {
       ),
       { numRuns: 400 },
     );
-    // both sides were exercised: mutations that still load (and run), and refusals
-    expect(loaded).toBeGreaterThan(20);
+    // both sides were exercised: mutations that still load (and run), and refusals. About 6.5 %
+    // of runs load (15 to 41 of 400 over 40 seeds), so the floor sits far below that spread.
+    expect(loaded).toBeGreaterThan(5);
     expect(refused).toBeGreaterThan(100);
   });
 
