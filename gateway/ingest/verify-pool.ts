@@ -1,8 +1,15 @@
 /**
- * A pool of worker threads verifying Ed25519 signatures, sized to the cores.
+ * A pool of worker threads verifying Ed25519 signatures, up to one per core.
  * Jobs submitted in one event-loop turn are packed into one transferable
  * buffer per worker, so message passing costs per batch, not per frame.
  * With `size` 0 it verifies inline (useful for the CLI and small tools).
+ *
+ * Sized to the load: each worker thread costs about 8 MB (its own V8 isolate
+ * and heap), so the pool starts one and adds another only when the jobs in
+ * flight exceed SPLIT_AT per running worker (a backlog one thread does not
+ * clear), up to `size`; a worker beyond the first that has had no job for
+ * `idleMs` (default 30 s) is stopped. A gateway with a few devices at 1 Hz runs one worker;
+ * a burst brings up every core within a batch.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -15,8 +22,10 @@ export interface VerifyJob {
   readonly message: Uint8Array;
 }
 
-/** Below this many jobs a batch is not split across workers. */
+/** Below this many jobs a batch is not split across workers; above this many in flight per worker, another starts. */
 const SPLIT_AT = 32;
+/** A worker beyond the first stops after this long without a job (default). */
+const IDLE_MS = 30_000;
 
 interface Pending {
   resolve: (r: Uint8Array) => void;
@@ -28,6 +37,8 @@ interface PoolWorker {
   readonly pending: Map<number, Pending>;
   /** Jobs handed to this worker and not yet answered. */
   load: number;
+  /** Stops this worker when it has been idle for `idleMs` (not set on the first worker). */
+  idle?: NodeJS.Timeout;
 }
 
 // From source (.ts) the worker starts through a tsx bootstrap; compiled JS runs directly.
@@ -40,8 +51,37 @@ export class VerifyPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(readonly size = availableParallelism()) {
-    for (let i = 0; i < size; i++) this.workers.push(this.spawn());
+  /** `size`: the most worker threads it runs (0: verify inline on the calling thread). */
+  constructor(
+    readonly size = availableParallelism(),
+    private readonly idleMs = IDLE_MS,
+  ) {
+    if (size > 0) this.workers.push(this.spawn());
+  }
+
+  /** Worker threads running now (1 up to `size`, or 0 when inline). */
+  get running(): number {
+    return this.workers.length;
+  }
+
+  /** Starts workers while the jobs in flight plus `incoming` exceed SPLIT_AT per running worker. */
+  private grow(incoming: number): void {
+    const demand = this.queued + incoming;
+    while (this.workers.length < this.size && demand > this.workers.length * SPLIT_AT)
+      this.workers.push(this.spawn());
+  }
+
+  /** Arms the idle stop of a worker beyond the first once it has nothing in flight. */
+  private armIdle(pw: PoolWorker): void {
+    if (this.closed || this.workers[0] === pw) return;
+    clearTimeout(pw.idle);
+    pw.idle = setTimeout(() => {
+      const i = this.workers.indexOf(pw);
+      if (i <= 0 || pw.load > 0) return;
+      this.workers.splice(i, 1); // out of the pool first: its exit is not a crash to replace
+      void pw.worker.terminate();
+    }, this.idleMs);
+    pw.idle.unref();
   }
 
   private spawn(): PoolWorker {
@@ -52,7 +92,10 @@ export class VerifyPool {
       if (!p) return;
       pw.pending.delete(reply.id);
       pw.load -= reply.results.length;
-      if (pw.pending.size === 0) worker.unref();
+      if (pw.pending.size === 0) {
+        worker.unref();
+        this.armIdle(pw);
+      }
       p.resolve(reply.results);
     });
     const fail = (err: Error): void => {
@@ -65,7 +108,8 @@ export class VerifyPool {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => {
-      if (!this.closed) fail(new Error(`verify worker exited with code ${code}`));
+      clearTimeout(pw.idle);
+      if (!this.closed && this.workers.includes(pw)) fail(new Error(`verify worker exited with code ${code}`));
     });
     // Idle workers must not keep the process alive; busy ones must.
     worker.unref();
@@ -82,6 +126,7 @@ export class VerifyPool {
     if (jobs.length === 0) return [];
     if (this.workers.length === 0) return jobs.map((j) => verifyEd25519(j.publicKey, j.message, j.signature));
     if (this.closed) throw new Error('verify pool is closed');
+    this.grow(jobs.length);
     // Small batches go whole to the least-loaded worker (one message); large ones are split.
     const order = [...this.workers].sort((a, b) => a.load - b.load);
     const chunk = jobs.length < SPLIT_AT ? jobs.length : Math.ceil(jobs.length / order.length);
@@ -113,6 +158,7 @@ export class VerifyPool {
     }
     const id = this.nextId++;
     pw.load += jobs.length;
+    clearTimeout(pw.idle);
     return new Promise((resolve, reject) => {
       pw.pending.set(id, { resolve, reject });
       pw.worker.ref();
@@ -123,6 +169,7 @@ export class VerifyPool {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const w of this.workers) clearTimeout(w.idle);
     await Promise.all(this.workers.map((w) => w.worker.terminate()));
   }
 }

@@ -47,4 +47,19 @@ describe('verify pool', () => {
     expect((await pools[0]!.verify(zero)).filter(Boolean).length).toBeGreaterThan(0);
     expect(checkEd25519PublicKey(zero[0]!.publicKey)).toMatchObject({ ok: false, error: { code: 'key/small-order' } });
   });
+
+  it('runs one worker for small batches and grows to its size under a backlog, then retires the idle extra', async () => {
+    const pool = new VerifyPool(3, 300);
+    pools.push(pool);
+    const job = (i: number) => ({ publicKey: pub, signature: signEd25519(seed, msg(i)), message: msg(i) });
+    expect(pool.running).toBe(1);
+    for (let i = 0; i < 5; i++) expect(await pool.verify([job(i)])).toEqual([true]);
+    expect(pool.running).toBe(1); // one frame at a time never needs a second thread
+    const burst = Array.from({ length: 200 }, (_, i) => job(i));
+    expect(await pool.verify(burst)).toEqual(burst.map(() => true));
+    expect(pool.running).toBe(3);
+    // Idle: the extra workers stop (after 300 ms here), the first stays, and the pool still verifies.
+    await expect.poll(() => pool.running, { timeout: 20_000, interval: 100 }).toBe(1);
+    expect(await pool.verify([job(7), { ...job(8), message: msg(9) }])).toEqual([true, false]);
+  });
 });
