@@ -220,7 +220,7 @@ export class Gateway {
       );
       const exports = startExport(ctx, { store, space, siblings });
       const broker = config.mqtt.enabled ? await startMqtt(ctx, siblingAuthors, siblings) : undefined;
-      const serial = config.serial.ports.length > 0 ? startSerial(ctx) : undefined;
+      const serial = config.serial.ports.length > 0 ? await startSerial(ctx) : undefined;
       const ble = config.ble.enabled ? startBle(ctx) : undefined;
       const homeAssistant = startHomeAssistant(ctx, broker);
       const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports);

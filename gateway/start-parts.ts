@@ -28,7 +28,7 @@ import { Simulation } from './simulation.js';
 import type { Siblings } from './sync/siblings.js';
 import { BleTransport } from './transports/ble.js';
 import { EmbeddedBroker } from './transports/mqtt-broker.js';
-import { SerialTransport } from './transports/serial.js';
+import type { SerialTransport } from './transports/serial.js';
 
 /** What the parts below are built on: the gateway's core, started before any of them. */
 export interface PartContext {
@@ -106,7 +106,9 @@ function byteLinkEvents(activity: DeviceActivity) {
   };
 }
 
-export function startSerial(ctx: PartContext): SerialTransport {
+export async function startSerial(ctx: PartContext): Promise<SerialTransport> {
+  // serialport (native bindings) is loaded only by a gateway with serial ports configured.
+  const { SerialTransport } = await import('./transports/serial.js');
   const { config, identity } = ctx;
   const s = config.serial;
   const serial = SerialTransport.start(

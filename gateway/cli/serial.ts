@@ -1,6 +1,6 @@
 /** `gateway serial list`: candidate serial ports, with or without udev. */
 import { parseArgs } from 'node:util';
-import { listSerialPorts, type SerialPortInfo } from '../transports/serial-ports.js';
+import type { SerialPortInfo } from '../transports/serial-ports.js';
 import { UsageError } from './args.js';
 import { toJson } from './json.js';
 
@@ -46,6 +46,8 @@ export async function serial(argv: string[]): Promise<number> {
     return 0;
   }
   if (sub !== 'list') throw new UsageError(`usage: ${serialHelp}`);
+  // serialport is loaded by this command only, not by every gateway CLI start.
+  const { listSerialPorts } = await import('../transports/serial-ports.js');
   const ports = await listSerialPorts({
     udev: !values.sysfs && values['sys-root'] === undefined,
     all: values.all === true,

@@ -9,7 +9,7 @@
  * broker (or anyone else on it) cannot stand in for a sibling.
  */
 import { randomBytes } from 'node:crypto';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import {
   SYNC_BROKER_USER_PREFIX,
   SYNC_TOPIC_ROOT,
@@ -75,6 +75,8 @@ export async function clientBus(
   identity: LinkIdentity,
   opts: { reconnect?: boolean; connectTimeoutMs?: number } = {},
 ): Promise<MqttBus> {
+  // mqtt.js is loaded by the first bus through an outside broker: a gateway syncing over its own broker or TCP never holds it.
+  const { default: mqtt } = await import('mqtt');
   const clientId = `outpost-sync-${randomBytes(8).toString('hex')}`;
   const options = {
     clientId,
@@ -100,7 +102,7 @@ export async function clientBus(
         resolve();
       });
     });
-  } else client = await connectOnce(url, options);
+  } else client = await connectOnce(mqtt.connect, url, options);
   client.on('message', (topic, payload) => {
     for (const [f, hs] of subs) if (matches(f, topic)) for (const h of hs) h(topic, payload);
   });
@@ -216,8 +218,12 @@ class TopicLink implements MessageLink {
  * closes the TCP connection before CONNACK (a broker restarting, a proxy without its
  * backend), which hung a gateway's sync rounds and its start-up restore for good (test/chaos).
  */
-function connectOnce(url: string, options: IClientOptions & { connectTimeout: number }): Promise<MqttClient> {
-  const client = mqtt.connect(url, { ...options, reconnectPeriod: 0 });
+function connectOnce(
+  connect: (url: string, options: IClientOptions) => MqttClient,
+  url: string,
+  options: IClientOptions & { connectTimeout: number },
+): Promise<MqttClient> {
+  const client = connect(url, { ...options, reconnectPeriod: 0 });
   return new Promise((resolve, reject) => {
     const done = (err?: Error): void => {
       clearTimeout(timer);

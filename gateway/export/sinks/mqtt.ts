@@ -8,7 +8,7 @@
  * is dropped on failure, so nothing is kept in memory between attempts: the log is the buffer.
  * Also a notifier: alerts go to `alertTopic`.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { toHex } from '../../../protocols/index.js';
 import type { MqttSinkConfig } from '../config.js';
 import { frameRecords } from '../records.js';
@@ -41,16 +41,19 @@ export class MqttSink implements DataSink, Notifier {
   }
 
   private connect(): Promise<MqttClient> {
-    this.client ??= mqtt
-      .connectAsync(this.cfg.url, {
+    // mqtt.js is loaded with the first connection: a gateway without this sink never holds it.
+    this.client ??= import('mqtt')
+      .then(({ default: mqtt }) =>
+        mqtt.connectAsync(this.cfg.url, {
         ...(this.cfg.username !== undefined && { username: this.cfg.username }),
         ...(this.password !== undefined && { password: this.password }),
         ...(this.cfg.url.startsWith('mqtts:') && tlsOptions(this.cfg.tls)),
         clientId: this.cfg.clientId ?? `outpost-export-${this.gatewayId}-${this.cfg.name}`,
         reconnectPeriod: 0,
-        connectTimeout: 10_000,
-        protocolVersion: 4,
-      })
+          connectTimeout: 10_000,
+          protocolVersion: 4,
+        }),
+      )
       .catch((e: unknown) => {
         this.client = undefined;
         throw e;

@@ -12,7 +12,7 @@
  * so a resend never duplicates and a late frame corrects its buckets. The batch counts as
  * delivered when COMMIT returns.
  */
-import pg from 'pg';
+import type pg from 'pg';
 import type { PostgresSinkConfig } from '../config.js';
 import { frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
@@ -23,7 +23,9 @@ const ROLLUP_STEPS = [60, 3600] as const;
 
 export class PostgresSink implements DataSink {
   readonly name: string;
-  private readonly pool: pg.Pool;
+  private readonly poolConfig: pg.PoolConfig;
+  /** Created with the first batch: `pg` is loaded only by a gateway that has this sink. */
+  private pool?: Promise<pg.Pool>;
   private readonly schema: string;
   private ready?: Promise<void>;
   /** Clients that already carry the checked-out error listener (the pool reuses them). */
@@ -38,20 +40,24 @@ export class PostgresSink implements DataSink {
     this.name = cfg.name;
     this.schema = cfg.schema;
     const password = readSecret(cfg.passwordFile);
-    this.pool = new pg.Pool({
+    this.poolConfig = {
       connectionString: cfg.url,
       ...(password !== undefined && { password }),
       ...(cfg.tls && { ssl: tlsOptions(cfg.tls) }),
       max: 1,
       connectionTimeoutMillis: 10_000,
       idleTimeoutMillis: 30_000,
-    });
-    // A dropped idle connection is reported here; the next batch reconnects.
-    this.pool.on('error', () => {});
+    };
   }
 
   private async client(): Promise<pg.PoolClient> {
-    const c = await this.pool.connect();
+    this.pool ??= import('pg').then(({ default: pg }) => {
+      const pool = new pg.Pool(this.poolConfig);
+      // A dropped idle connection is reported here; the next batch reconnects.
+      pool.on('error', () => {});
+      return pool;
+    });
+    const c = await (await this.pool).connect();
     // The pool listens for errors only on idle clients. A server that goes away between two
     // statements of a batch (shutdown, pg_terminate_backend) makes a checked-out client emit
     // 'error' with no listener, which would kill the gateway; the next statement fails instead.
@@ -169,7 +175,7 @@ export class PostgresSink implements DataSink {
   }
 
   async close(): Promise<void> {
-    await this.pool.end();
+    if (this.pool) await (await this.pool).end();
   }
 }
 
