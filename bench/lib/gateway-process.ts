@@ -1,0 +1,110 @@
+/**
+ * A gateway as its own process, the way `npm start` runs it, for the start and memory benches:
+ * spawned from a checkout (`root`, this one by default, or another such as an earlier commit
+ * extracted beside it, so before and after are measured in one session), timed from the spawn
+ * to the first frame's PUBACK, and read from /proc.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { topics } from '../../protocols/index.js';
+import { freePort, tempDir } from '../../test/helpers/env.js';
+import { benchDevice } from './devices.js';
+
+export interface GatewaySpawn {
+  /** The checkout whose bin/gateway.js runs. */
+  readonly root: string;
+  /** Node options before the script (`npm start`'s, see startFlags). */
+  readonly nodeArgs?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** The node options `npm start` passes in `root` (its package.json `start` script: `node FLAGS bin/gateway.js start`). */
+export function startFlags(root: string): string[] {
+  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts
+    .start;
+  const m = /^node\s+(.*?)\s*bin\/gateway\.js start$/.exec(script.trim());
+  if (!m) throw new Error(`${root}/package.json: start script "${script}" is not "node [flags] bin/gateway.js start"`);
+  return m[1] ? m[1].split(/\s+/) : [];
+}
+
+export function spawnGateway(g: GatewaySpawn, args: readonly string[]): ChildProcess {
+  return spawn(process.execPath, [...(g.nodeArgs ?? []), 'bin/gateway.js', 'start', ...args], {
+    cwd: g.root,
+    stdio: 'ignore',
+    env: { ...process.env, ...g.env },
+  });
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+/** Spawn → PUBACK of the first frame, in ms, on an empty store: a device dials every 10 ms from the spawn on. */
+export async function firstAck(g: GatewaySpawn): Promise<number> {
+  const tmp = tempDir('outpost-bench-start-');
+  const dev = benchDevice('start-dev');
+  const port = await freePort();
+  const cfg = join(tmp.dir, 'outpost.yaml');
+  writeFileSync(
+    cfg,
+    `gateway: { id: gw-bench, dataDir: ${JSON.stringify(join(tmp.dir, 'data'))} }\nmqtt: { port: ${port} }\n` +
+      `api: { enabled: false }\ningest: { minFreeBytes: 0 }\ndevices:\n  - { id: start-dev, publicKey: "${dev.publicKeyHex}" }\n`,
+  );
+  const t0 = performance.now();
+  const child = spawnGateway(g, ['--config', cfg, '--no-simulate']);
+  try {
+    for (;;) {
+      const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 2000 });
+      const ok = await new Promise<boolean>((r) => {
+        client.once('connect', () => r(true));
+        client.once('error', () => r(false));
+        client.once('close', () => r(false));
+      });
+      if (ok) {
+        await client.publishAsync(topics.up('start-dev'), Buffer.from(dev.frame(1, 1)), { qos: 1 });
+        const ms = performance.now() - t0;
+        await client.endAsync();
+        return ms;
+      }
+      client.end(true);
+      if (child.exitCode !== null) throw new Error(`gateway in ${g.root} exited ${child.exitCode}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  } finally {
+    await stopProcess(child);
+    tmp.cleanup();
+  }
+}
+
+/** A process's memory as the kernel counts it (/proc/PID/status), in MB. */
+export interface ProcMemory {
+  rss: number;
+  anon: number;
+  file: number;
+  threads: number;
+}
+
+export function procMemory(pid: number): ProcMemory {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? Number.NaN);
+  return { rss: kb('VmRSS') / 1024, anon: kb('RssAnon') / 1024, file: kb('RssFile') / 1024, threads: kb('Threads') };
+}
+
+/** The direct children of a process (every thread's list; none once it has gone). */
+export function childPids(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      const text = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim();
+      if (text) out.push(...text.split(/\s+/).map(Number));
+    }
+  } catch {
+    // the process (or a thread) ended while being read
+  }
+  return out;
+}

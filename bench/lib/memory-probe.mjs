@@ -1,0 +1,13 @@
+// Loaded into a measured process with `node --import` (bench/memory.ts): on SIGUSR2 it writes
+// the process's memory breakdown as JSON to $OUTPOST_MEMORY_PROBE, so the bench reads the
+// main thread's heap next to the RSS the kernel reports. It adds no timer and no work until asked.
+import { writeFileSync } from 'node:fs';
+import { getHeapSpaceStatistics } from 'node:v8';
+
+const out = process.env.OUTPOST_MEMORY_PROBE;
+if (out) {
+  process.on('SIGUSR2', () => {
+    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
+    writeFileSync(out, JSON.stringify({ usage: process.memoryUsage(), spaces }));
+  });
+}
