@@ -11,14 +11,18 @@
  *
  * Writes bench/results/startup.json.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import mqtt from 'mqtt';
-import { topics } from '../protocols/index.js';
-import { freePort, tempDir } from '../test/helpers/env.js';
-import { benchDevice } from './lib/devices.js';
+import { tempDir } from '../test/helpers/env.js';
+import {
+  firstAck,
+  type GatewaySpawn,
+  procMemory,
+  spawnGateway,
+  startFlags,
+  stopProcess,
+} from './lib/gateway-process.js';
 import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean' } } });
@@ -26,57 +30,12 @@ const quick = values.quick === true;
 const root = new URL('../', import.meta.url).pathname;
 type Mode = 'compiled' | 'source';
 
-function gateway(mode: Mode, args: string[]): ChildProcess {
-  return spawn(process.execPath, ['bin/gateway.js', 'start', ...args], {
-    cwd: root,
-    stdio: 'ignore',
-    env: { ...process.env, ...(mode === 'source' ? { OUTPOST_FROM_SOURCE: '1' } : {}) },
-  });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  await exited;
-}
-
-/** Spawn → PUBACK of the first frame, in ms, on an empty store. */
-async function firstAck(mode: Mode): Promise<number> {
-  const tmp = tempDir('outpost-bench-start-');
-  const dev = benchDevice('start-dev');
-  const port = await freePort();
-  const cfg = join(tmp.dir, 'outpost.yaml');
-  writeFileSync(
-    cfg,
-    `gateway: { id: gw-bench, dataDir: ${JSON.stringify(join(tmp.dir, 'data'))} }\nmqtt: { port: ${port} }\n` +
-      `api: { enabled: false }\ningest: { minFreeBytes: 0 }\ndevices:\n  - { id: start-dev, publicKey: "${dev.publicKeyHex}" }\n`,
-  );
-  const t0 = performance.now();
-  const child = gateway(mode, ['--config', cfg, '--no-simulate']);
-  try {
-    for (;;) {
-      const client = mqtt.connect(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 2000 });
-      const ok = await new Promise<boolean>((r) => {
-        client.once('connect', () => r(true));
-        client.once('error', () => r(false));
-        client.once('close', () => r(false));
-      });
-      if (ok) {
-        await client.publishAsync(topics.up('start-dev'), Buffer.from(dev.frame(1, 1)), { qos: 1 });
-        const ms = performance.now() - t0;
-        await client.endAsync();
-        return ms;
-      }
-      client.end(true);
-      if (child.exitCode !== null) throw new Error(`gateway (${mode}) exited ${child.exitCode}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  } finally {
-    await stop(child);
-    tmp.cleanup();
-  }
-}
+/** `npm start`'s node options; from source, the tsx launcher (OUTPOST_FROM_SOURCE=1). */
+const how = (mode: Mode): GatewaySpawn => ({
+  root,
+  nodeArgs: startFlags(root),
+  env: mode === 'source' ? { OUTPOST_FROM_SOURCE: '1' } : {},
+});
 
 /** RSS (MB) of the gateway process after `settleS` seconds with the 20-device simulated fleet. */
 async function idleRss(mode: Mode, settleS: number): Promise<number> {
@@ -86,14 +45,13 @@ async function idleRss(mode: Mode, settleS: number): Promise<number> {
     cfg,
     `gateway: { id: gw-bench, dataDir: ${JSON.stringify(join(tmp.dir, 'data'))} }\nmqtt: { port: 0 }\napi: { port: 0 }\n`,
   );
-  const child = gateway(mode, ['--config', cfg]);
+  const child = spawnGateway(how(mode), ['--config', cfg]);
   try {
     await new Promise((r) => setTimeout(r, settleS * 1000));
     if (child.exitCode !== null) throw new Error(`gateway (${mode}) exited ${child.exitCode}`);
-    const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))![1]);
-    return kb / 1024;
+    return procMemory(child.pid!).rss;
   } finally {
-    await stop(child);
+    await stopProcess(child);
     tmp.cleanup();
   }
 }
@@ -103,8 +61,9 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 async function main(): Promise<void> {
   const runs = quick ? 3 : 7;
   const t: Record<Mode, number[]> = { compiled: [], source: [] };
-  await firstAck('compiled'); // dist/ current before timing (a stale one is rebuilt here, not in a timed run)
-  for (let i = 0; i < runs; i++) for (const m of ['source', 'compiled'] as const) t[m].push(await firstAck(m));
+  await firstAck(how('compiled')); // dist/ current before timing (a stale one is rebuilt here, not in a timed run)
+  for (let i = 0; i < runs; i++)
+    for (const m of ['source', 'compiled'] as const) t[m].push((await firstAck(how(m))).ms);
   const settle = quick ? 8 : 20;
   const rss = { source: await idleRss('source', settle), compiled: await idleRss('compiled', settle) };
   const rows: Row[] = [

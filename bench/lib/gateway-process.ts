@@ -22,8 +22,8 @@ export interface GatewaySpawn {
 
 /** The node options `npm start` passes in `root` (its package.json `start` script: `node FLAGS bin/gateway.js start`). */
 export function startFlags(root: string): string[] {
-  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts
-    .start;
+  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } })
+    .scripts.start;
   const m = /^node\s+(.*?)\s*bin\/gateway\.js start$/.exec(script.trim());
   if (!m) throw new Error(`${root}/package.json: start script "${script}" is not "node [flags] bin/gateway.js start"`);
   return m[1] ? m[1].split(/\s+/) : [];
@@ -44,8 +44,19 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/** Spawn → PUBACK of the first frame, in ms, on an empty store: a device dials every 10 ms from the spawn on. */
-export async function firstAck(g: GatewaySpawn): Promise<number> {
+/** CPU time (user + system, every thread) a process has used so far, in ms (/proc/PID/stat, 100 ticks a second). */
+export function cpuMs(pid: number): number {
+  // The fields after the command name, which may hold spaces, start after its closing parenthesis.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime: fields 14 and 15 of proc(5)
+}
+
+/**
+ * Spawn → PUBACK of the first frame on an empty store (a device dials every 10 ms from the
+ * spawn on), in ms of wall time and of the gateway process's CPU time (the figure a loaded
+ * machine does not inflate by waiting).
+ */
+export async function firstAck(g: GatewaySpawn): Promise<{ ms: number; cpuMs: number }> {
   const tmp = tempDir('outpost-bench-start-');
   const dev = benchDevice('start-dev');
   const port = await freePort();
@@ -68,8 +79,9 @@ export async function firstAck(g: GatewaySpawn): Promise<number> {
       if (ok) {
         await client.publishAsync(topics.up('start-dev'), Buffer.from(dev.frame(1, 1)), { qos: 1 });
         const ms = performance.now() - t0;
+        const cpu = cpuMs(child.pid!);
         await client.endAsync();
-        return ms;
+        return { ms, cpuMs: cpu };
       }
       client.end(true);
       if (child.exitCode !== null) throw new Error(`gateway in ${g.root} exited ${child.exitCode}`);

@@ -67,8 +67,7 @@ export class VerifyPool {
   /** Starts workers while the jobs in flight plus `incoming` exceed SPLIT_AT per running worker. */
   private grow(incoming: number): void {
     const demand = this.queued + incoming;
-    while (this.workers.length < this.size && demand > this.workers.length * SPLIT_AT)
-      this.workers.push(this.spawn());
+    while (this.workers.length < this.size && demand > this.workers.length * SPLIT_AT) this.workers.push(this.spawn());
   }
 
   /** Arms the idle stop of a worker beyond the first once it has nothing in flight. */

@@ -45,11 +45,11 @@ export class MqttSink implements DataSink, Notifier {
     this.client ??= import('mqtt')
       .then(({ default: mqtt }) =>
         mqtt.connectAsync(this.cfg.url, {
-        ...(this.cfg.username !== undefined && { username: this.cfg.username }),
-        ...(this.password !== undefined && { password: this.password }),
-        ...(this.cfg.url.startsWith('mqtts:') && tlsOptions(this.cfg.tls)),
-        clientId: this.cfg.clientId ?? `outpost-export-${this.gatewayId}-${this.cfg.name}`,
-        reconnectPeriod: 0,
+          ...(this.cfg.username !== undefined && { username: this.cfg.username }),
+          ...(this.password !== undefined && { password: this.password }),
+          ...(this.cfg.url.startsWith('mqtts:') && tlsOptions(this.cfg.tls)),
+          clientId: this.cfg.clientId ?? `outpost-export-${this.gatewayId}-${this.cfg.name}`,
+          reconnectPeriod: 0,
           connectTimeout: 10_000,
           protocolVersion: 4,
         }),
