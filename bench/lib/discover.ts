@@ -17,6 +17,7 @@ const CAPABILITY: Record<string, string> = {
   store: 'store at scale',
   fleet: 'firmware-sim',
   actuation: 'actuation',
+  memory: 'memory and start',
 };
 export const capabilityOf = (name: string): string =>
   CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);

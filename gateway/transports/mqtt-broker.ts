@@ -20,7 +20,7 @@ import { BrokerAccess, type BrokerAccessOptions, type BrokerIdentity } from './b
 import { ConnectionGuard, type GuardLimits } from './broker-guard.js';
 
 // mqtt-packet (aedes's packet writer) fills a cache of 65 536 two-byte Buffers on its first
-// packet, one per message id: about 6 MB of heap held for the life of the process, an eighth
+// packet, one per message id: about 6 MB of heap held for the life of the process, a seventh
 // of an idle gateway's JavaScript heap. Writing the two bytes per packet instead costs one
 // small allocation per PUBACK. Resolved from aedes's own directory: the instance aedes uses.
 const requireFromAedes = createRequire(createRequire(import.meta.url).resolve('aedes'));
