@@ -86,7 +86,7 @@ describe('compiled start', () => {
     expect(gw?.execArgv).toEqual([]);
     expect(gw?.modules).toContain(`file://${root}dist/gateway/cli.js`);
     expect(gw?.modules).toContain(`file://${root}dist/gateway/ingest/verify-worker.js`);
-    expect(fleet?.execArgv).toEqual([]);
+    expect(fleet?.execArgv).toEqual(['--max-semi-space-size=8']); // the demo fleet's young-generation cap, no loader
     for (const p of procs) expect(p.modules.filter(isTypeScriptLoad), p.argv.join(' ')).toEqual([]);
   }, 60_000);
 
