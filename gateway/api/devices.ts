@@ -11,7 +11,7 @@ import type { DeviceView } from './device-view.js';
 import { ApiError, parseIntParam, queryParams } from './http.js';
 import type { RouteContext } from './routes.js';
 
-export const MAX_DEVICES_LIMIT = 1000;
+const MAX_DEVICES_LIMIT = 1000;
 const DEFAULT_DEVICES_LIMIT = 100;
 const MAX_OFFSET = 1_000_000_000;
 

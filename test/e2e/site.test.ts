@@ -136,12 +136,13 @@ describe('the site view over two syncing gateway processes', () => {
     }
     // A sibling's device by id; bad paging and filters are refused with the reason.
     expect((await get(0, '/api/devices/site1-0')).body).toMatchObject({ id: 'site1-0', heardBy: 'gw-1' });
-    for (const [q, word] of [
+    const refused: [string, string][] = [
       ['?limit=0', 'limit'],
       ['?offset=-1', 'offset'],
       ['?heardBy=gw-9', 'heardBy'],
       [`?q=${'x'.repeat(65)}`, 'q'],
-    ])
+    ];
+    for (const [q, word] of refused)
       expect((await get(0, `/api/devices${q}`)).body).toMatchObject({
         error: { code: 'bad-query', message: expect.stringContaining(word) },
       });
