@@ -40,7 +40,7 @@ interface Device {
   id: string;
   enrolledHere: boolean;
   heardBy: string | null;
-  lastFrame: { heardBy: string; seq: number } | null;
+  lastFrame: { heardBy: string; boot: number; seq: number } | null;
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 60_000): Promise<T> {
@@ -201,6 +201,26 @@ describe('the site view over two syncing gateway processes', () => {
       rmSync(profile, { recursive: true, force: true });
     }
   });
+
+  it('[lag] while gw-1 is frozen (SIGSTOP), gw-0 counts it behind by the blocks it authored since, for seconds; thawed, it catches up to 0', async () => {
+    gws[1]!.child.kill('SIGSTOP');
+    try {
+      await publishFrames(gws[0]!.port, devices[0]![0]!, 2, [0, 1, 2]);
+      const lagging = await until('gw-0 to count gw-1 behind for a second', async () => {
+        const [p] = await siblings(0);
+        return p?.behind && p.behind.blocks > 0 && p.behind.seconds >= 1 ? p : undefined;
+      });
+      expect(lagging.behind!.blocks).toBeLessThanOrEqual(3); // one block per ingest batch at most
+    } finally {
+      gws[1]!.child.kill('SIGCONT');
+    }
+    await until('gw-1 to catch up', async () => {
+      const [p] = await siblings(0);
+      return p?.connected && p.behind?.blocks === 0 ? p : undefined;
+    });
+    const d = (await get(1, '/api/devices/site0-0')).body as unknown as Device;
+    expect(d.lastFrame).toMatchObject({ heardBy: 'gw-0', boot: 2, seq: 2 });
+  }, 120_000);
 
   it('[stopped] after gw-1 stops, gw-0 shows it not connected, with its last exchange time and the error', async () => {
     const before = (await siblings(0))[0]!.lastExchangeAt!;
