@@ -6,7 +6,7 @@
  *
  * Lag is counted, not guessed: after a complete exchange the sibling holds every block this
  * gateway could offer it (the engine sent what it lacked), so the blocks it may lack since
- * are the offerable blocks added here after that exchange (an upper bound: it may have got
+ * are the offerable blocks (not its own) added here after that exchange (an upper bound: it may have got
  * them from a third gateway). Blocks this gateway authored while the exchange ran count as
  * lacking (they may not have been sent). Seconds behind run from the first such block.
  */
@@ -58,11 +58,11 @@ interface Mutable {
   sent: number;
 }
 
-/** Blocks this log may offer a peer (all, or the streams `offer` allows). */
-function offerable(log: BlockLog, offer: StreamFilter | undefined): number {
+/** Blocks this log may offer a peer (all, or the streams `offer` allows), but the peer's own. */
+function offerable(log: BlockLog, peer: string, offer: StreamFilter | undefined): number {
   let n = 0;
   for (const h of log.streamHeads()) {
-    if (offer !== undefined && !offer(h.author, h.stream)) continue;
+    if (h.author === peer || (offer !== undefined && !offer(h.author, h.stream))) continue;
     n += log.streamRange(h.author, h.stream)?.count ?? 0;
   }
   return n;
@@ -137,7 +137,7 @@ export class PeerStates {
     st.lastOkAt = now;
     st.transport = via;
     const duringExchange = this.ownAuthored - (st.ownAtStart ?? this.ownAuthored);
-    st.synced = offerable(this.log, this.offerTo?.(st.key)) - duringExchange;
+    st.synced = offerable(this.log, st.key, this.offerTo?.(st.key)) - duringExchange;
     if (duringExchange === 0) delete st.pendingSince;
     delete st.ownAtStart;
   }
@@ -168,7 +168,7 @@ export class PeerStates {
     const failing = st.lastErrorAt !== undefined && (st.lastOkAt === undefined || st.lastErrorAt > st.lastOkAt);
     let behind: SiblingState['behind'] = null;
     if (st.synced !== undefined) {
-      const blocks = Math.max(0, offerable(this.log, this.offerTo?.(st.key)) - st.synced);
+      const blocks = Math.max(0, offerable(this.log, st.key, this.offerTo?.(st.key)) - st.synced);
       const since = st.pendingSince ?? st.lastOkAt!;
       behind = { blocks, seconds: blocks === 0 ? 0 : Math.max(0, Math.round((now - since) / 1000)) };
     }
