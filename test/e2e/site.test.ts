@@ -5,7 +5,8 @@
  * GET /api/devices on each lists both gateways' devices with the gateway that heard each, and
  * its pages are disjoint and cover them all; `gateway status` prints the sibling and the last
  * audit; the dashboard (Debian's chromium, headless) shows a sibling's device with the gateway
- * that heard it, filters by it, and shows the siblings panel. One setup for every assertion.
+ * that heard it, pages, filters by it, and shows the siblings panel; a frozen sibling (SIGSTOP)
+ * is counted behind, then caught up. One setup for every assertion.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -191,11 +192,20 @@ describe('the site view over two syncing gateway processes', () => {
       const panel = page.locator('[data-sibling="gw-1"][data-connected="true"]');
       await panel.waitFor({ timeout: 10_000 });
       expect(await panel.textContent()).toContain('connected · tcp+noise');
-      // Only the devices gw-1 heard.
+      // Pages of 3 (?pageSize=3): the second page holds the 4th to 6th device by id.
+      await page.goto(`http://127.0.0.1:${configs[0]!.api!.port}/?pageSize=3`);
+      await page.locator('#page-info', { hasText: `1–3 of ${2 * PER_GATEWAY} devices` }).waitFor();
+      await page.click('#page-next');
+      await page.locator('#page-info', { hasText: `4–6 of ${2 * PER_GATEWAY} devices` }).waitFor();
+      expect(
+        await page.locator('[data-device]').evaluateAll((els) => els.map((e) => e.getAttribute('data-device'))),
+      ).toEqual(['site0-3', 'site1-0', 'site1-1']);
+      // Only the devices gw-1 heard: the first page of them.
       await page.selectOption('#filter-heard-by', 'gw-1');
-      await expect
-        .poll(() => page.locator('[data-device]').evaluateAll((els) => els.map((e) => e.getAttribute('data-device'))))
-        .toEqual(devices[1]!.map((d) => d.id));
+      await page.locator('#page-info', { hasText: `1–3 of ${PER_GATEWAY} devices` }).waitFor();
+      expect(
+        await page.locator('[data-device]').evaluateAll((els) => els.map((e) => e.getAttribute('data-device'))),
+      ).toEqual(devices[1]!.slice(0, 3).map((d) => d.id));
     } finally {
       await browser?.close();
       rmSync(profile, { recursive: true, force: true });

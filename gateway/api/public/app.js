@@ -10,7 +10,8 @@ const HISTORY = 60;
 const ACT = 'act.';
 /** id → device of the page shown, as /api/devices returns it, updated by the feed. */
 const devices = new Map();
-const PAGE = 48;
+/** Devices per page: 48, or ?pageSize=N in the page's URL (1–1000). */
+const PAGE = Math.min(1000, Math.max(1, Number(new URLSearchParams(location.search).get('pageSize')) || 48));
 /** The page and filters of the device list (server-side: /api/devices?offset&limit&q&heardBy). */
 const page = { offset: 0, total: 0, q: '', heardBy: '' };
 let onlineTimeoutMs = 30_000;
