@@ -13,7 +13,7 @@
 import { toHex } from '../../protocols/index.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { StreamFilter, SyncStats } from './engine.js';
-import type { LinkError } from './link.js';
+import { LinkError } from './link.js';
 
 /** How an exchange ran: direct TCP (plain or Noise-encrypted) or MQTT. */
 export type SyncTransport = 'tcp' | 'tcp+noise' | 'mqtt';
@@ -131,7 +131,7 @@ export class PeerStates {
     if (error) {
       st.lastError = error.message;
       st.lastErrorAt = now;
-      if (error.name === 'LinkError') this.count(st, `link/${(error as LinkError).code}`);
+      if (error instanceof LinkError) this.count(st, `link/${error.code}`);
       return;
     }
     st.lastOkAt = now;

@@ -91,7 +91,7 @@ export class Siblings {
     private readonly keys: Uint8Array[],
     private readonly logger: Logger,
     /** Each sibling's sync state (the API's /api/siblings, the health checks). */
-    readonly states: PeerStates,
+    private readonly states: PeerStates,
     private readonly offerTo?: LinkOptions['offerTo'],
     private readonly space?: SpaceCheck,
   ) {
