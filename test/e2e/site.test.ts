@@ -8,7 +8,7 @@
  * that heard it, pages, filters by it, and shows the siblings panel; a frozen sibling (SIGSTOP)
  * is counted behind, then caught up. One setup for every assertion.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
@@ -27,6 +27,7 @@ import { needs, onPath } from '../helpers/system-tools.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? onPath('chromium') ?? '/usr/bin/chromium';
 const PER_GATEWAY = 4;
+const artifacts = new URL('../../test-artifacts/', import.meta.url).pathname;
 
 interface Sibling {
   id: string;
@@ -192,6 +193,8 @@ describe('the site view over two syncing gateway processes', () => {
       const panel = page.locator('[data-sibling="gw-1"][data-connected="true"]');
       await panel.waitFor({ timeout: 10_000 });
       expect(await panel.textContent()).toContain('connected · tcp+noise');
+      mkdirSync(artifacts, { recursive: true });
+      await page.screenshot({ path: join(artifacts, 'dashboard-site.png'), fullPage: true });
       // Pages of 3 (?pageSize=3): the second page holds the 4th to 6th device by id.
       await page.goto(`http://127.0.0.1:${configs[0]!.api!.port}/?pageSize=3`);
       await page.locator('#page-info', { hasText: `1–3 of ${2 * PER_GATEWAY} devices` }).waitFor();
