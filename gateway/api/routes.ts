@@ -1,7 +1,6 @@
-/** The API's JSON routes: devices, frames, status. Each takes the parsed URL and returns a body or throws ApiError. */
+/** The API's JSON routes: frames, status, whoami (devices.ts, siblings.ts: the site). Each takes the parsed URL and returns a body or throws ApiError. */
 import { ID_PATTERN } from '../../protocols/index.js';
 import type { ApiSource } from './source.js';
-import type { DeviceRecord } from '../store/store.js';
 import { type FrameRow, formatCursor, parseCursor } from '../log/frames-index.js';
 import { apiFrame, type ApiFrame } from './decode.js';
 import type { DeviceView } from './device-view.js';
@@ -15,59 +14,6 @@ const startedAt = Date.now();
 export interface RouteContext {
   readonly gw: ApiSource;
   readonly view: DeviceView;
-}
-
-function deviceJson(ctx: RouteContext, d: DeviceRecord, now: number): Record<string, unknown> {
-  const lastSeen = ctx.gw.activity.lastSeenAt(d.id);
-  const online =
-    d.revokedAt === undefined &&
-    lastSeen !== undefined &&
-    now - lastSeen <= ctx.gw.config.status.onlineTimeoutSeconds * 1000;
-  const last = ctx.view.lastFrame(d.id);
-  const reading = (r: ReturnType<DeviceView['battery']>) =>
-    r ? { name: r.name, value: r.value, unit: r.unit ?? null } : null;
-  return {
-    id: d.id,
-    name: d.name ?? null,
-    site: d.site ?? null,
-    model: d.model ?? null,
-    enrolledAt: new Date(d.enrolledAt).toISOString(),
-    revoked: d.revokedAt !== undefined,
-    online,
-    lastSeen: lastSeen !== undefined ? new Date(lastSeen).toISOString() : null,
-    lastFrame: last ? { ...last, rxTime: new Date(last.rxTime).toISOString() } : null,
-    battery: reading(ctx.view.battery(d.id)),
-    signal: reading(ctx.view.signal(d.id)),
-    readings: ctx.view.readings(d.id).map((r) => ({
-      name: r.name,
-      value: r.value,
-      unit: r.unit ?? null,
-      at: new Date(r.at).toISOString(),
-      history: r.history,
-    })),
-    rejections: ctx.view.rejections(d.id),
-  };
-}
-
-/** GET /api/devices */
-export function listDevices(ctx: RouteContext, url: URL): unknown {
-  queryParams(url, []);
-  const now = Date.now();
-  return {
-    onlineTimeoutSeconds: ctx.gw.config.status.onlineTimeoutSeconds,
-    devices: ctx.gw.registry.list().map((d) => deviceJson(ctx, d, now)),
-    // Senders that are not enrolled but whose frames were refused (unknown kid, forged topic).
-    unknown: ctx.view.unknownDevices().map((id) => ({ id, rejections: ctx.view.rejections(id) })),
-  };
-}
-
-/** GET /api/devices/{id} */
-export function getDevice(ctx: RouteContext, url: URL, id: string): unknown {
-  queryParams(url, []);
-  if (!ID_PATTERN.test(id)) throw new ApiError(400, 'bad-device-id', `device id must match ${ID_PATTERN.source}`);
-  const d = ctx.gw.registry.get(id);
-  if (!d) throw new ApiError(404, 'unknown-device', `no device "${id}" is enrolled`);
-  return deviceJson(ctx, d, Date.now());
 }
 
 /** Per-policy visibility of frames for one caller: whether it may read a policy. */

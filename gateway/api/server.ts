@@ -19,7 +19,9 @@ import { listDecisions } from './decisions.js';
 import { queryLogFrames } from './log-frames.js';
 import { GatewayMetrics } from './metrics.js';
 import { querySeries } from './series.js';
-import { getDevice, listDevices, queryFrames, type RouteContext, status, whoami } from './routes.js';
+import { getDevice, listDevices } from './devices.js';
+import { queryFrames, type RouteContext, status, whoami } from './routes.js';
+import { listSiblings } from './siblings.js';
 import { loadPublic, type StaticFile } from './static.js';
 import { type AdminToken, loadOrCreateToken } from './token.js';
 
@@ -79,6 +81,7 @@ export class ApiServer {
         return queryFrames(ctx, u, { check });
       },
       '/api/status': (u) => status(ctx, u),
+      '/api/siblings': (u) => listSiblings(ctx, u),
       '/api/whoami': (u, caller) => whoami(gw, u, caller),
       '/api/log/frames': (u, caller) => queryLogFrames(gw.blockLog, u, access.checker(caller)),
       '/api/decisions': (u) => listDecisions(gw.blockLog, u),

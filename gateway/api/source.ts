@@ -14,6 +14,7 @@ import type { Registry } from '../registry.js';
 import type { GatewayExport } from '../export/start.js';
 import type { FreeSpaceGuard } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
+import type { SiblingState } from '../sync/peer-state.js';
 
 export interface ApiSource {
   readonly config: GatewayConfig;
@@ -35,6 +36,8 @@ export interface ApiSource {
   readonly broker?: { readonly port: number } | undefined;
   /** Export and rollups (config `export`), when on: /api/series reads the rollups. */
   readonly exports?: { readonly rollups?: GatewayExport['rollups'] } | undefined;
+  /** Sibling sync (config `sync`), when on: each sibling's state for /api/siblings. */
+  readonly siblings?: { state(): SiblingState[] } | undefined;
   /** The status snapshot (gateway/status.ts). */
   status(): Record<string, unknown>;
 }

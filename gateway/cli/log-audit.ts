@@ -7,6 +7,7 @@ import type { GatewayConfig } from '../config.js';
 import type { RememberedAuthor } from '../log/authors.js';
 import { GatewayIdentity } from '../identity.js';
 import { auditLog } from '../log/audit.js';
+import { writeAuditRecord } from '../log/audit-record.js';
 import { BlockLog } from '../log/block-log.js';
 import { KeyRing } from '../policy/keyring.js';
 import { Store } from '../store/store.js';
@@ -21,7 +22,8 @@ export const auditHelp = `gateway audit verify [--trust KEY]... [--json]
   Walks every block: content hashes, prev chains, author signatures (this gateway, the
   configured sync.peers, the siblings whose blocks sync accepted here, and --trust keys,
   hex or did:key) and every device signature inside; prints each author's blocks. An
-  author trusted by none of these is named with its did:key. Exit 1 on any fault.`;
+  author trusted by none of these is named with its did:key. Exit 1 on any fault. The
+  outcome is kept in the data directory (last-audit.json) for gateway status and the API.`;
 
 export function openLog(
   values: { config?: string | undefined; data?: string | undefined },
@@ -107,6 +109,12 @@ export async function audit(argv: string[]): Promise<number> {
     const remembered = log.remembered.all();
     for (const author of remembered.keys()) log.addKnownAuthor(fromHex(author)!);
     const s = auditLog(log);
+    // Kept for the operator surface; an audit of a read-only copy still reports, it only warns.
+    try {
+      writeAuditRecord(resolve(cfg.gateway.dataDir), s);
+    } catch (err) {
+      console.error(`warning: the audit's outcome was not recorded in the data directory: ${(err as Error).message}`);
+    }
     const authors = [...s.byAuthor]
       .map(([author, n]) => ({ author, ...authorTrust(author, log.author, cfg, remembered, values.trust ?? []), ...n }))
       .sort(

@@ -2,13 +2,15 @@
  * `gateway status`: the site as this gateway holds it, in a terminal — its devices (enrolled
  * here or heard by siblings) with the gateway that heard each last, each sibling's blocks held
  * here and how long since the last frame it heard arrived, frames held, disk, forked own
- * streams; and, when the gateway runs with its API on, each sibling's sync state (last
- * exchange, last error). Read from the data directory (the gateway may be running).
+ * streams, the last `audit verify`; and, when the gateway runs with its API on, each sibling's
+ * sync state from GET /api/siblings (connected, transport, last exchange, blocks and seconds
+ * behind, refusals, last error). Read from the data directory (the gateway may be running).
  */
 import { existsSync, statfsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadOrCreateToken } from '../api/token.js';
+import { readAuditRecord } from '../log/audit-record.js';
 import type { BlockLog } from '../log/block-log.js';
 import { commonOptions } from './args.js';
 import { toJson } from './json.js';
@@ -17,8 +19,9 @@ import { openFrames } from './log-reader.js';
 export const statusHelp = `gateway status [--json] [--devices N]
   The site as this gateway holds it: devices (enrolled here or heard by siblings) with the
   gateway that heard each last, siblings (blocks held, seconds since their last frame here,
-  and, if the gateway runs with its API on, last exchange and last error), frames held, disk,
-  own forked streams. --devices N lists at most N devices (default 50; 0 for all).`;
+  and, if the gateway runs with its API on, connected or not, transport, last exchange, blocks
+  and seconds behind, refusals, last error), frames held, disk, own forked streams, the last
+  audit verify. --devices N lists at most N devices (default 50; 0 for all).`;
 
 /** Rows looked at (newest first) to find each author's latest frame. */
 const SCAN = 20_000;
@@ -76,6 +79,7 @@ export async function status(argv: string[]): Promise<number> {
         .streamHeads()
         .filter((h) => h.author === log.author && log.forks(h.author, h.stream).length > 0)
         .map((h) => h.stream),
+      audit: readAuditRecord(dataDir),
       running: live !== undefined,
       deviceList: Number(values.devices) > 0 ? devices.slice(0, Number(values.devices)) : devices,
     };
@@ -98,6 +102,17 @@ function latestByAuthor(log: BlockLog): Map<string, number> {
   return out;
 }
 
+/** One sibling as GET /api/siblings shows it (gateway/sync/peer-state.ts). */
+interface LiveSibling {
+  readonly id: string;
+  readonly connected: boolean;
+  readonly transport: string | null;
+  readonly lastExchangeAt: string | null;
+  readonly lastError: string | null;
+  readonly behind: { blocks: number; seconds: number } | null;
+  readonly refusals: Record<string, number>;
+}
+
 /** Each sibling's sync state from the running gateway's API (undefined when it does not answer). */
 async function liveSync(cfg: ReturnType<typeof openFrames>['cfg']): Promise<Map<string, object> | undefined> {
   const dir = resolve(cfg.gateway.dataDir);
@@ -105,25 +120,47 @@ async function liveSync(cfg: ReturnType<typeof openFrames>['cfg']): Promise<Map<
   const token = loadOrCreateToken(resolve(cfg.gateway.dataDir), cfg.api.token).token;
   const host = cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host;
   try {
-    const r = await fetch(`http://${host}:${cfg.api.port}/api/status`, {
+    const scheme = cfg.api.tls ? 'https' : 'http';
+    const r = await fetch(`${scheme}://${host}:${cfg.api.port}/api/siblings`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(2000),
     });
     if (!r.ok) return undefined;
-    const s = (await r.json()) as { sync?: { id: string; lastOkAt?: number; lastError?: string }[] };
+    const s = (await r.json()) as { siblings: LiveSibling[] };
     return new Map(
-      (s.sync ?? []).map((p) => [
+      s.siblings.map((p) => [
         p.id,
         {
-          connected: p.lastOkAt !== undefined && p.lastError === undefined,
-          lastExchange: p.lastOkAt === undefined ? null : new Date(p.lastOkAt).toISOString(),
-          lastError: p.lastError ?? null,
+          connected: p.connected,
+          transport: p.transport,
+          lastExchange: p.lastExchangeAt,
+          behind: p.behind,
+          refusals: p.refusals,
+          lastError: p.lastError,
         },
       ]),
     );
   } catch {
     return undefined;
   }
+}
+
+function siblingLine(s: Record<string, unknown>): string {
+  const held =
+    `${String(s.id)}  blocks held ${String(s.blocksHeld)}  last frame ${String(s.lastFrameHeardBy ?? '-')}` +
+    ` (${s.secondsSinceLastFrame === null ? '-' : `${String(s.secondsSinceLastFrame)} s ago`})`;
+  if (!('connected' in s)) return held;
+  const behind = s.behind as LiveSibling['behind'];
+  const lag = behind === null ? 'lag unknown' : `lag ${behind.blocks} blocks, ${behind.seconds} s`;
+  const refusals = Object.entries(s.refusals as Record<string, number>)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  return (
+    `${held}  ${s.connected ? 'connected' : 'not connected'} (${String(s.transport ?? '-')}), ` +
+    `last exchange ${String(s.lastExchange ?? '-')}, ${lag}` +
+    (refusals ? `, refusals: ${refusals}` : '') +
+    (s.lastError ? `, error: ${String(s.lastError)}` : '')
+  );
 }
 
 function print(o: {
@@ -133,6 +170,7 @@ function print(o: {
   siblings: Record<string, unknown>[];
   disk: { storeBytes: number; freeBytes: number };
   ownForks: string[];
+  audit: ReturnType<typeof readAuditRecord>;
   running: boolean;
   deviceList: { id: string; enrolledHere: boolean; lastFrame: string | null; heardBy: string | null }[];
 }): void {
@@ -142,15 +180,14 @@ function print(o: {
   );
   console.log(`disk: store ${mb(o.disk.storeBytes)}, ${mb(o.disk.freeBytes)} free`);
   if (o.ownForks.length > 0) console.log(`own forked streams: ${o.ownForks.join(', ')}`);
-  console.log('siblings:');
-  for (const s of o.siblings)
-    console.log(
-      `  ${String(s.id)}  blocks held ${String(s.blocksHeld)}  last frame ${String(s.lastFrameHeardBy ?? '-')}` +
-        ` (${s.secondsSinceLastFrame === null ? '-' : `${String(s.secondsSinceLastFrame)} s ago`})` +
-        ('connected' in s
-          ? `  ${s.connected ? 'connected' : 'not connected'}, last exchange ${String(s.lastExchange ?? '-')}${s.lastError ? `, error: ${String(s.lastError)}` : ''}`
-          : ''),
-    );
+  const a = o.audit;
+  console.log(
+    a
+      ? `audit: ${a.ok ? 'clean' : `${a.faults} faults`} at ${a.at} (${a.blocks} blocks, ${a.frames} frames)`
+      : 'audit: none run here (gateway audit verify)',
+  );
+  console.log(o.running ? 'siblings:' : 'siblings (sync state needs the running gateway with its API on):');
+  for (const s of o.siblings) console.log(`  ${siblingLine(s)}`);
   console.log('devices:');
   for (const d of o.deviceList)
     console.log(

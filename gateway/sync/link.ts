@@ -57,6 +57,8 @@ export interface LinkResult {
 }
 
 export interface SyncLinkEvents {
+  /** An answered link authenticated its peer (key hex); its exchange starts. */
+  readonly onStart?: (peer: string) => void;
   /** A finished exchange (or a refused / failed link, with `error`). */
   readonly onLink?: (r: { peer?: string; stats?: SyncStats; error?: LinkError }) => void;
 }
@@ -237,6 +239,7 @@ export async function respond(
   const session = new SyncSession(opts.log, opts.space);
   try {
     peer = await authenticate(link, opts);
+    opts.onStart?.(peer);
     session.restrict(opts.offerTo?.(peer));
     await runSession(link, session, []);
     await opts.log.durable();

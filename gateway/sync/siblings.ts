@@ -6,7 +6,7 @@
  * exchange when not).
  * Failures are logged (rate-limited) and retried on the next round.
  */
-import { parsePublicKey } from '../../protocols/index.js';
+import { parsePublicKey, toHex } from '../../protocols/index.js';
 import { ConfigError, type GatewayConfig } from '../config.js';
 import { rememberSiblings } from '../log/authors.js';
 import type { BlockLog } from '../log/block-log.js';
@@ -14,10 +14,14 @@ import { type Logger, LogThrottle } from '../logger.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
 import type { LinkOptions, LinkResult, SyncLinkEvents } from './link.js';
+import { PeerStates, type SiblingState, type SyncTransport } from './peer-state.js';
 import { aedesBus, clientBus, MqttSyncResponder, syncOverMqtt } from './mqtt.js';
 import { type LinkIdentity, SyncServer, syncOverTcp } from './tcp.js';
 
 type Peer = GatewayConfig['sync']['peers'][number];
+
+/** A sibling last heard from longer ago than this (or 3 sync intervals) is shown not connected. */
+const FRESH_MS = 30_000;
 
 /** How to reach a sibling: its `url`, else host/port over TCP; undefined if it only dials us. */
 function peerEndpoint(
@@ -32,9 +36,18 @@ function peerEndpoint(
   return p.host !== undefined && p.port !== undefined ? { kind: 'tcp', host: p.host, port: p.port } : undefined;
 }
 
+/** The transport a sibling is dialled over (none when it only dials us). */
+function dialTransport(p: Peer, cfg: GatewayConfig['sync']): SyncTransport | undefined {
+  const ep = peerEndpoint(p);
+  if (ep === undefined) return undefined;
+  return ep.kind === 'mqtt' ? 'mqtt' : cfg.encrypted ? 'tcp+noise' : 'tcp';
+}
+
 export interface SiblingStatus {
   readonly id: string;
+  /** The last complete exchange, dialled or answered. */
   readonly lastOkAt?: number;
+  /** Why the last attempt failed, when none succeeded since. */
   readonly lastError?: string;
   readonly applied: number;
   readonly sent: number;
@@ -63,10 +76,6 @@ export class Siblings {
   private timer?: NodeJS.Timeout;
   private running = false;
   private stopped = false;
-  private readonly status_ = new Map<
-    string,
-    { lastOkAt?: number; lastError?: string; applied: number; sent: number }
-  >();
   private readonly throttle: LogThrottle;
   private readonly responders: MqttSyncResponder[] = [];
   private readonly buses: { close(): Promise<void> }[] = [];
@@ -81,11 +90,12 @@ export class Siblings {
     private readonly identity: LinkIdentity,
     private readonly keys: Uint8Array[],
     private readonly logger: Logger,
+    /** Each sibling's sync state (the API's /api/siblings, the health checks). */
+    private readonly states: PeerStates,
     private readonly offerTo?: LinkOptions['offerTo'],
     private readonly space?: SpaceCheck,
   ) {
     this.throttle = new LogThrottle(logger);
-    for (const p of cfg.peers) this.status_.set(p.id, { applied: 0, sent: 0 });
   }
 
   /** `offerTo`: the streams each sibling may be offered (gateway/policy/sync-filter.ts); default all. */
@@ -99,6 +109,12 @@ export class Siblings {
     space?: SpaceCheck,
   ): Promise<Siblings> {
     const keys = siblingKeys(cfg);
+    const states = new PeerStates(
+      cfg.peers.map((p, i) => ({ id: p.id, key: toHex(keys[i]!), dialsOver: dialTransport(p, cfg) })),
+      log,
+      offerTo,
+      Math.max(FRESH_MS, 3 * cfg.intervalSeconds * 1000),
+    );
     const server = await SyncServer.listen(cfg.host, cfg.port, {
       log,
       identity,
@@ -106,9 +122,9 @@ export class Siblings {
       peers: keys,
       offerTo,
       space,
-      ...Siblings.events(logger),
+      ...Siblings.events(logger, states, cfg.encrypted ? 'tcp+noise' : 'tcp'),
     });
-    const s = new Siblings(server, cfg, log, identity, keys, logger, offerTo, space);
+    const s = new Siblings(server, cfg, log, identity, keys, logger, states, offerTo, space);
     // The peers' keys are remembered in the store as their blocks land, so the audit checks them without the config.
     s.forgetPeers = rememberSiblings(
       log,
@@ -122,7 +138,14 @@ export class Siblings {
       const bus = await clientBus(url, identity, { reconnect: true });
       s.buses.push(bus);
       s.responders.push(
-        await MqttSyncResponder.start(bus, { log, identity, peers: keys, offerTo, space, ...Siblings.events(logger) }),
+        await MqttSyncResponder.start(bus, {
+          log,
+          identity,
+          peers: keys,
+          offerTo,
+          space,
+          ...Siblings.events(logger, states, 'mqtt'),
+        }),
       );
       logger.info({ broker: url }, `sync answering siblings on ${url}`);
     }
@@ -158,9 +181,16 @@ export class Siblings {
     return s;
   }
 
-  private static events(logger: Logger): SyncLinkEvents {
+  /** Link events of answered exchanges: logged, and recorded in the peer's state. */
+  private static events(logger: Logger, states: PeerStates, via: SyncTransport): SyncLinkEvents {
     return {
+      onStart: (key) => {
+        const id = states.idOf(key);
+        if (id !== undefined) states.started(id);
+      },
       onLink: (r) => {
+        const id = r.peer === undefined ? undefined : states.idOf(r.peer);
+        if (id !== undefined) states.ended(id, via, r.stats, r.error);
         if (r.error) logger.warn({ peer: r.peer, code: r.error.code, err: r.error.message }, 'sibling link failed');
         else if (r.stats && r.stats.deferred > 0)
           logger.warn(
@@ -185,7 +215,7 @@ export class Siblings {
         peers: this.keys,
         offerTo: this.offerTo,
         space: this.space,
-        ...Siblings.events(this.logger),
+        ...Siblings.events(this.logger, this.states, 'mqtt'),
       }),
     );
   }
@@ -231,14 +261,11 @@ export class Siblings {
     try {
       for (const [i, p] of this.cfg.peers.entries()) {
         if (peerEndpoint(p) === undefined || this.stopped) continue;
-        const st = this.status_.get(p.id)!;
         try {
+          this.states.started(p.id);
           const r = await this.dial(p, this.keys[i]!);
           if (!r) continue;
-          st.lastOkAt = Date.now();
-          delete st.lastError;
-          st.applied += r.stats.applied;
-          st.sent += r.stats.blocksSent;
+          this.states.ended(p.id, dialTransport(p, this.cfg)!, r.stats);
           if (r.stats.applied > 0 || r.stats.rejected.length > 0 || r.stats.marks > 0) {
             this.logger.info(
               {
@@ -253,7 +280,7 @@ export class Siblings {
             );
           }
         } catch (err) {
-          st.lastError = (err as Error).message;
+          this.states.failed(p.id, err as Error);
           this.throttle.warn(`sync:${p.id}`, { peer: p.id, err: (err as Error).message }, `cannot sync with ${p.id}`);
         }
       }
@@ -264,7 +291,13 @@ export class Siblings {
   }
 
   status(): SiblingStatus[] {
-    return this.cfg.peers.map((p) => ({ id: p.id, ...this.status_.get(p.id)! }));
+    return this.cfg.peers.map((p) => ({ id: p.id, ...this.states.health(p.id) }));
+  }
+
+  /** Each sibling's sync state: connection, transport, last exchange, lag, refusals. */
+  state(): SiblingState[] {
+    const now = Date.now();
+    return this.cfg.peers.map((p) => this.states.state(p.id, now));
   }
 
   private warnClose(err: unknown): void {
@@ -278,6 +311,7 @@ export class Siblings {
     this.stopped = true;
     clearTimeout(this.timer);
     this.forgetPeers();
+    this.states.close();
     // A session over a broker that restarted can wait out its idle timeout (10 s per sibling):
     // cut it, so a SIGTERM does not wait for it (test/chaos saw stops of over 30 s).
     await this.dialBus?.close().catch((err: unknown) => this.warnClose(err));

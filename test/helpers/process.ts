@@ -34,19 +34,35 @@ export interface SiblingConfig {
   readonly dataDir: string;
   /** The gateway's public key, hex (its identity is written into dataDir before it starts). */
   readonly key: string;
+  /** With `api`: the API's loopback port and its admin token. */
+  readonly api?: { readonly port: number; readonly token: string };
   readonly cleanup: () => void;
+}
+
+export interface SiblingOptions {
+  /** The devices gateway i enrolls (default: all of `devices` on every gateway). */
+  readonly devicesOf?: (i: number) => readonly TestDevice[];
+  /** Turn the API on, on a free loopback port with a fixed admin token. */
+  readonly api?: boolean;
 }
 
 /**
  * Configs of `n` gateways gw-0…gw-(n-1), each enrolling `devices` and syncing with all the others
  * over loopback TCP (`sync.peers` by key, so each identity is created before the first start).
  */
-export async function writeSiblingConfigs(devices: readonly TestDevice[], n = 3): Promise<SiblingConfig[]> {
+export async function writeSiblingConfigs(
+  devices: readonly TestDevice[],
+  n = 3,
+  opts: SiblingOptions = {},
+): Promise<SiblingConfig[]> {
   const ids = [...Array(n).keys()];
   const seeds = ids.map(() => randomBytes(32));
   const keys = seeds.map((s) => toHex(publicKeyFromSeed(s)));
   const ports = await Promise.all(ids.map(() => freePort()));
+  const apiPorts = opts.api ? await Promise.all(ids.map(() => freePort())) : [];
   return ids.map((i) => {
+    const api = opts.api ? { port: apiPorts[i]!, token: randomBytes(16).toString('hex') } : undefined;
+    const enrolled = opts.devicesOf?.(i) ?? devices;
     const { dir, cleanup } = tempDir('outpost-sib-');
     const dataDir = join(dir, 'data');
     const file = join(dir, 'outpost.yaml');
@@ -58,15 +74,17 @@ export async function writeSiblingConfigs(devices: readonly TestDevice[], n = 3)
       [
         `gateway: { id: gw-${i}, dataDir: ${JSON.stringify(dataDir)} }`,
         'mqtt: { port: 0 }',
-        'api: { enabled: false }',
+        api
+          ? `api: { enabled: true, host: 127.0.0.1, port: ${api.port}, token: "${api.token}" }`
+          : 'api: { enabled: false }',
         'devices:',
-        ...devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKeyHex}" }`),
+        ...enrolled.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKeyHex}" }`),
         `sync: { enabled: true, host: 127.0.0.1, port: ${ports[i]}, intervalSeconds: 0.3, peers: [${peers.join(', ')}] }`,
       ].join('\n'),
     );
     mkdirSync(dataDir, { recursive: true });
     writeFileSync(join(dataDir, 'identity.key'), toHex(seeds[i]!) + '\n', { mode: 0o600 });
-    return { file, dataDir, key: keys[i]!, cleanup };
+    return { file, dataDir, key: keys[i]!, ...(api && { api }), cleanup };
   });
 }
 

@@ -90,6 +90,7 @@ describe('HTTP API', () => {
       '/api/status',
       '/api/devices',
       '/api/devices/alice',
+      '/api/siblings',
       '/api/frames',
       '/api/feed',
       '/metrics',
@@ -159,6 +160,20 @@ describe('HTTP API', () => {
       { id: 'mallory', rejections: expect.objectContaining({ total: 1, byReason: { 'unknown-device': 1 } }) },
     ]);
     expect((await json('/api/devices?all=1')).status).toBe(400);
+    // Paged and filtered on the server: a page of one, the rest counted.
+    expect(body).toMatchObject({ total: 2, offset: 0, limit: 100 });
+    expect(a).toMatchObject({ enrolledHere: true, heardBy: 'gw-test' });
+    const second = await json('/api/devices?limit=1&offset=1');
+    expect(second.body).toMatchObject({ total: 2, devices: [{ id: 'bob', heardBy: null }] });
+    expect((await json('/api/devices?q=ALI')).body.devices.map((d: { id: string }) => d.id)).toEqual(['alice']);
+    expect((await json('/api/devices?heardBy=gw-test')).body.total).toBe(1);
+  });
+
+  it('[siblings] without sync: no siblings, no forked own streams, no audit yet', async () => {
+    expect(await json('/api/siblings')).toMatchObject({
+      status: 200,
+      body: { sync: false, siblings: [], ownForks: [], audit: null },
+    });
   });
 
   it('[device] one device; 404 for a device not enrolled, 400 for an id that cannot be one', async () => {
@@ -335,6 +350,7 @@ describe('HTTP API', () => {
       '/api/feed',
       '/api/frames',
       '/api/log/frames',
+      '/api/siblings',
       '/api/status',
       '/api/whoami',
       '/healthz',
@@ -368,6 +384,10 @@ describe('HTTP API', () => {
       ['/api/status', '/api/status?x=1', token],
       ['/api/status', '/api/status', null],
       ['/api/devices', '/api/devices', token],
+      ['/api/devices', '/api/devices?limit=1&offset=1&q=b', token],
+      ['/api/devices', '/api/devices?limit=0', token],
+      ['/api/siblings', '/api/siblings', token],
+      ['/api/siblings', '/api/siblings', null],
       ['/api/devices/{id}', '/api/devices/alice', token],
       ['/api/devices/{id}', '/api/devices/bob', token],
       ['/api/devices/{id}', '/api/devices/nobody', token],

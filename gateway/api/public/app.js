@@ -1,35 +1,22 @@
-// The Outpost dashboard: devices, readings with sparklines, rejections, live from /api/feed.
+// The Outpost dashboard: the site's devices (a page at a time, filtered on the server), readings
+// with sparklines, rejections, the gateway that heard each, live from /api/feed; the siblings panel.
 import { readFeed } from './feed.js';
+import { ago, el, renderSite } from './site.js';
 import { sparkline } from './sparkline.js';
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'outpost.token';
 const HISTORY = 60;
 const ACT = 'act.';
-/** id → device as /api/devices returns it, updated by the feed. */
+/** id → device of the page shown, as /api/devices returns it, updated by the feed. */
 const devices = new Map();
+/** Devices per page: 48, or ?pageSize=N in the page's URL (1–1000). */
+const PAGE = Math.min(1000, Math.max(1, Number(new URLSearchParams(location.search).get('pageSize')) || 48));
+/** The page and filters of the device list (server-side: /api/devices?offset&limit&q&heardBy). */
+const page = { offset: 0, total: 0, q: '', heardBy: '' };
 let onlineTimeoutMs = 30_000;
 let token = localStorage.getItem(TOKEN_KEY) ?? '';
 let feedAbort;
-
-function el(tag, attrs = {}, ...children) {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') e.className = v;
-    else e.setAttribute(k, v);
-  }
-  e.append(...children.filter((c) => c !== null && c !== undefined));
-  return e;
-}
-
-function ago(iso) {
-  if (!iso) return 'never';
-  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
-  return new Date(iso).toLocaleString();
-}
 
 /** SenML units as people write them. */
 const UNIT_TEXT = { Cel: '°C', 'm/s2': 'm/s²', '%EL': '%', dBW: 'dBW', count: '' };
@@ -63,7 +50,7 @@ function renderDevice(d) {
   const actuators = d.readings.filter((r) => r.name.startsWith(ACT));
   const card = el(
     'article',
-    { class: 'device', 'data-device': d.id, 'data-online': String(online) },
+    { class: 'device', 'data-device': d.id, 'data-online': String(online), 'data-heard-by': d.heardBy ?? '' },
     el(
       'h2',
       {},
@@ -76,6 +63,9 @@ function renderDevice(d) {
       [d.model, d.site].filter(Boolean).join(' · ') || 'no model',
       ' · last frame ',
       el('span', { class: 'last-frame' }, d.lastFrame ? ago(d.lastFrame.rxTime) : 'never'),
+      d.heardBy ? ' · heard by ' : '',
+      d.heardBy ? el('span', { class: 'heard-by' }, d.heardBy) : null,
+      d.enrolledHere === false ? ' (enrolled by a sibling)' : '',
       extras.length ? ` · ${extras.join(' · ')}` : '',
     ),
     actuators.length
@@ -124,6 +114,11 @@ function renderAll() {
   const online = list.filter(isOnline).length;
   $('summary').dataset.online = String(online);
   $('summary').textContent = `${online} of ${list.length} devices online`;
+  const last = Math.min(page.offset + PAGE, page.total);
+  $('page-info').textContent =
+    page.total === 0 ? 'no devices match' : `${page.offset + 1}–${last} of ${page.total} devices`;
+  $('page-prev').disabled = page.offset === 0;
+  $('page-next').disabled = last >= page.total;
 }
 
 function renderCard(id) {
@@ -138,7 +133,8 @@ function onFrame(f) {
   if (!d) return;
   d.online = true;
   d.lastSeen = f.rxTime;
-  d.lastFrame = { rx: f.rx, rxTime: f.rxTime, transport: f.transport, boot: f.boot, seq: f.seq };
+  d.lastFrame = { rx: f.rx, rxTime: f.rxTime, heardBy: f.heardBy, transport: f.transport, boot: f.boot, seq: f.seq };
+  d.heardBy = f.heardBy;
   for (const rec of f.records) {
     const name = rec.name.startsWith(`${f.device}:`)
       ? rec.name.slice(f.device.length + 1)
@@ -190,7 +186,16 @@ async function api(path) {
 }
 
 async function loadDevices() {
-  const body = await api('/api/devices');
+  const q = new URLSearchParams({ offset: String(page.offset), limit: String(PAGE) });
+  if (page.q) q.set('q', page.q);
+  if (page.heardBy) q.set('heardBy', page.heardBy);
+  const body = await api(`/api/devices?${q}`);
+  // The filters shrank the list below this page: go back to its last page.
+  if (body.devices.length === 0 && body.total > 0 && page.offset > 0) {
+    page.offset = Math.floor((body.total - 1) / PAGE) * PAGE;
+    return loadDevices();
+  }
+  page.total = body.total;
   onlineTimeoutMs = body.onlineTimeoutSeconds * 1000;
   devices.clear();
   for (const d of body.devices) devices.set(d.id, d);
@@ -229,6 +234,27 @@ async function loadDecisions() {
       ),
     ),
   );
+}
+
+/** The siblings panel, and the gateways of the site in the heard-by filter. */
+async function loadSiblings() {
+  const body = await api('/api/siblings');
+  renderSite($, body);
+  const select = $('filter-heard-by');
+  const ids = [body.gateway, ...body.siblings.map((s) => s.id)];
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (have.join('\n') !== ids.join('\n'))
+    select.replaceChildren(
+      select.options[0],
+      ...ids.map((id) => el('option', { value: id }, id === body.gateway ? `${id} (this gateway)` : id)),
+    );
+  select.value = page.heardBy;
+}
+
+function refreshSiblings() {
+  loadSiblings().catch((err) => {
+    $('feed-state').textContent = `siblings could not be loaded: ${err.message}`;
+  });
 }
 
 async function followFeed() {
@@ -276,6 +302,7 @@ async function run() {
   // followFeed never rejects: it catches each read and retries until aborted.
   void followFeed();
   refreshDecisions();
+  refreshSiblings();
 }
 
 function refreshDecisions() {
@@ -289,6 +316,29 @@ $('token-form').addEventListener('submit', (ev) => {
   token = $('token').value.trim();
   localStorage.setItem(TOKEN_KEY, token);
   void run();
+});
+let typing;
+$('filter-q').addEventListener('input', () => {
+  clearTimeout(typing);
+  typing = setTimeout(() => {
+    page.q = $('filter-q').value.trim();
+    page.offset = 0;
+    refreshDevices();
+  }, 250);
+});
+$('filter-heard-by').addEventListener('change', () => {
+  page.heardBy = $('filter-heard-by').value;
+  page.offset = 0;
+  refreshDevices();
+});
+$('device-filter').addEventListener('submit', (ev) => ev.preventDefault());
+$('page-prev').addEventListener('click', () => {
+  page.offset = Math.max(0, page.offset - PAGE);
+  refreshDevices();
+});
+$('page-next').addEventListener('click', () => {
+  if (page.offset + PAGE < page.total) page.offset += PAGE;
+  refreshDevices();
 });
 $('forget').addEventListener('click', () => {
   localStorage.removeItem(TOKEN_KEY);
@@ -307,7 +357,9 @@ setInterval(() => {
   $('summary').textContent = `${online} of ${devices.size} devices online`;
 }, 1000);
 setInterval(() => {
-  if (token && devices.size > 0) refreshDevices();
+  if (!token || $('token-form').hidden === false) return;
+  refreshDevices();
+  refreshSiblings();
 }, 5000);
 setInterval(() => {
   if (token && devices.size > 0) refreshDecisions();
