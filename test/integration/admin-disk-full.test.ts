@@ -2,11 +2,12 @@
  * Administrative writes under the free-space guard, on a real full disk (16 MiB tmpfs, needs
  * root, as CI has): `gateway devices enroll` and `revoke`, `gateway policy grant` and the
  * identity file are refused with a coded error (`disk-low`) and exit 1, nothing of them is
- * written, and the running gateway (a child process) keeps running, serving MQTT, and takes
+ * written (with the guard off, the identity write meets ENOSPC and leaves no torn file either),
+ * and the running gateway (a child process) keeps running, serving MQTT, and takes
  * the same commands once space returns.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,7 +21,6 @@ import {
   writeGatewayConfig,
 } from '../helpers/process.js';
 import { mountTmpfs } from '../helpers/tmpfs.js';
-import { writeFileSync } from 'node:fs';
 
 const MiB = 1024 * 1024;
 const FLOOR = 4 * MiB;
@@ -43,6 +43,14 @@ function fill(): void {
       // the gateway took pages meanwhile: ask for less
     }
   }
+  // The last pages one at a time: even a one-page write must meet ENOSPC.
+  for (let j = 0; free() > 0 && j < 4096; j++) {
+    try {
+      execFileSync('fallocate', ['-l', '4096', join(mount, `ballast-page-${j}`)], { stdio: 'ignore' });
+    } catch {
+      break;
+    }
+  }
 }
 const emptyDisk = () => {
   for (const f of readdirSync(mount)) if (f.startsWith('ballast-')) rmSync(join(mount, f));
@@ -61,6 +69,7 @@ describe.runIf(mounted)('administrative writes on a full disk', () => {
     const adminKey = join(dir, 'admin.key');
     const keygen = await gatewayCli(['policy', 'keygen', '--out', adminKey]);
     expect(keygen.code).toBe(0);
+    mkdirSync(join(dir, 'unguarded'));
     const policyFile = join(dir, 'policy.yaml');
     writeFileSync(
       policyFile,
@@ -101,13 +110,24 @@ describe.runIf(mounted)('administrative writes on a full disk', () => {
       const identity = await gatewayCli(['identity', '--data', fresh, '--config', config]);
       expect(identity.code).toBe(1);
       expect(identity.stderr).toMatch(/creating the gateway's identity key refused: .*\(disk-low\)/);
-      for (const r of [enroll, revoke, grant, identity]) expect(r.stderr).not.toMatch(/\n\s+at /); // no stack
+      // With the guard off, the write itself meets ENOSPC: still one clear line, and no torn key left.
+      const unguarded = writeGatewayConfig(
+        join(dir, 'unguarded'),
+        join(mount, 'unguarded-gw'),
+        [],
+        ['ingest: { minFreeBytes: 0 }'],
+      );
+      const enospc = await gatewayCli(['identity', '--config', unguarded]);
+      expect(enospc.code).toBe(1);
+      expect(enospc.stderr).toMatch(/^gateway: no space left on the device \(ENOSPC\)/);
+      for (const r of [enroll, revoke, grant, identity, enospc]) expect(r.stderr).not.toMatch(/\n\s+at /); // no stack
 
       // Nothing written: the registry as it was, no queued op, no identity, no temp file anywhere.
       expect(await listed()).toEqual([expect.objectContaining({ id: known.id })]);
       expect((await listed())[0]!.revokedAt).toBeUndefined();
       expect(filesIn(join(dataDir, 'policy-pending'))).toEqual([]);
       expect(filesIn(fresh)).toEqual([]);
+      expect(filesIn(join(mount, 'unguarded-gw'))).toEqual([]);
       expect(filesIn(dataDir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
 
       // The gateway still runs and serves: the broker takes a connection; no commit failed.
