@@ -4,7 +4,7 @@
  * restart ≤ 2 s). `--quick` uses 100 000 frames and says so in each row.
  *
  * The store is built once through the real pipeline (Gateway.start, pre-signed frames from
- * 1 000 devices submitted to ingest: verify pool, replay windows, lmdb, one signed log block
+ * 1 000 devices submitted to ingest: verify pool, replay memory, lmdb, one signed log block
  * per batch) and cached under bench/.cache/store-N/ (gitignored; `--rebuild` builds it
  * again). Then bench/lib/store-child.ts starts a fresh gateway process on it and reports:
  * time from process start to the PUBACK of a new frame over MQTT, Gateway.start alone, and

@@ -21,6 +21,7 @@ import { ConfigError } from './config.js';
 import { RuleError } from '../rules/start.js';
 import { RegistryError } from './registry.js';
 import { DataDirLockError } from './store/data-dir-lock.js';
+import { DiskLowError } from './store/free-space.js';
 
 const help = `Outpost gateway
 
@@ -127,7 +128,8 @@ main(process.argv.slice(2)).then(
       err instanceof RuleError ||
       err instanceof DataDirLockError ||
       err instanceof RestoreError ||
-      err instanceof DataDirError
+      err instanceof DataDirError ||
+      err instanceof DiskLowError
     ) {
       console.error(`gateway: ${err.message}`);
       process.exitCode = 1;
@@ -137,6 +139,10 @@ main(process.argv.slice(2)).then(
     ) {
       const e = err as NodeJS.ErrnoException & { address?: string; port?: number };
       console.error(`gateway: cannot listen on ${e.address}:${e.port} (${e.code}); choose another mqtt.port or --port`);
+      process.exitCode = 1;
+    } else if ((err as NodeJS.ErrnoException).code === 'ENOSPC') {
+      // The free-space guard is off (ingest.minFreeBytes: 0) or the disk filled past it meanwhile.
+      console.error(`gateway: no space left on the device (ENOSPC): ${(err as Error).message}`);
       process.exitCode = 1;
     } else if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`gateway: ${err.message}`);

@@ -11,6 +11,7 @@ import { explainIssue } from './config-explain.js';
 import { alertsSchema, exportSchema } from './export/config.js';
 import { parseRetention } from './log/retention.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { DEFAULT_REPLAY_LIMITS } from './ingest/replay-window.js';
 import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
 
 const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
@@ -135,13 +136,10 @@ export const configSchema = z
     ingest: z
       .object({
         verifyWorkers: z.union([z.literal('auto'), z.number().int().min(0).max(64)]).default('auto'),
-        replayWindow: z
-          .number()
-          .int()
-          .min(8)
-          .max(65536)
-          .refine((n) => n % 8 === 0, 'must be a multiple of 8')
-          .default(1024),
+        /** Boots of a device whose never-stored frames are still accepted (gateway/ingest/replay-window.ts). */
+        replayBoots: z.number().int().min(1).max(64).default(DEFAULT_REPLAY_LIMITS.boots),
+        /** Separate ranges of stored seqs remembered per boot; past it the lowest range and the gap below it are forgotten. */
+        replayRanges: z.number().int().min(1).max(4096).default(DEFAULT_REPLAY_LIMITS.ranges),
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
         maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
         /** Writes are refused below this many free bytes on the data directory's filesystem (gateway/store/free-space.ts); 0 disables. */

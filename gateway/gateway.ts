@@ -139,14 +139,14 @@ export class Gateway {
     // Before anything is read or written there: one gateway process per data directory (released last).
     parts.add('data directory lock', DataDirLock.acquire(dataDir), (l) => l.release());
     try {
-      const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir);
+      // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
+      const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
+      const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir, space);
       // A policy or rule file that does not load stops the start here, before the store is opened.
       const { policySet, ruleSet } = await loadStartInputs(config, identity.publicKey);
       const store = parts.add('store', Store.open(dataDir), (s) => s.close());
-      // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
-      const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
-      const registry = new Registry(store);
-      for (const d of config.devices) await registry.enroll(d);
+      const registry = new Registry(store, space);
+      await registry.enrollAll(config.devices, log);
       const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
       const pool = parts.add('verify pool', new VerifyPool(workers), (p) => p.close());
       const siblingAuthors = siblingKeys(config.sync);

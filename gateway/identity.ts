@@ -1,15 +1,18 @@
 /**
  * The gateway's own Ed25519 identity: it signs downlink frames (acks,
  * commands) and, later, log blocks. The 32-byte seed lives in the data
- * directory (mode 0600) and is created on first start.
+ * directory (mode 0600) and is created on first start: whole or not at all, and not while
+ * the free-space guard refuses writes.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { publicKeyToDidKey, type SignFn } from '../protocols/index.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from './crypto/ed25519.js';
 import { x25519FromEd25519Seed } from './policy/seal.js';
+import type { FreeSpaceGuard } from './store/free-space.js';
+import { writeFileWhole } from './store/whole-file.js';
 
 export class GatewayIdentity {
   readonly publicKey: Uint8Array;
@@ -28,12 +31,16 @@ export class GatewayIdentity {
     this.x25519Secret = x25519FromEd25519Seed(seed);
   }
 
-  /** Loads `identity.key` from the data directory, creating it on first use. */
-  static loadOrCreate(id: string, dataDir: string): GatewayIdentity {
+  /**
+   * Loads `identity.key` from the data directory, creating it on first use; `space` refuses the
+   * creation (DiskLowError) while the disk is below its floor.
+   */
+  static loadOrCreate(id: string, dataDir: string, space?: FreeSpaceGuard): GatewayIdentity {
     const file = join(dataDir, 'identity.key');
     if (!existsSync(file)) {
       mkdirSync(dataDir, { recursive: true });
-      writeFileSync(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+      space?.require("creating the gateway's identity key");
+      writeFileWhole(file, randomBytes(32).toString('hex') + '\n', { mode: 0o600, exclusive: true });
     }
     chmodSync(file, 0o600);
     return new GatewayIdentity(id, readSeed(file));

@@ -2,9 +2,12 @@
  * Device registry: who may send frames, under which Ed25519 key. Persisted in
  * the store and read through on every lookup (an lmdb get costs about a
  * microsecond), so enrolments and revocations made by the CLI while the
- * gateway runs take effect at once.
+ * gateway runs take effect at once. Enrolments and revocations that would write are refused
+ * by the free-space guard while the disk is low (the record stays as it was).
  */
 import { checkEd25519PublicKey, fromHex, isValidId, parsePublicKey, publicKeyToDidKey } from '../protocols/index.js';
+import type { Logger } from './logger.js';
+import { DiskLowError, type FreeSpaceGuard } from './store/free-space.js';
 import type { DeviceRecord, Store } from './store/store.js';
 
 export class RegistryError extends Error {
@@ -34,7 +37,11 @@ export interface ActiveDevice {
 export class Registry {
   private readonly keys = new Map<string, Uint8Array>();
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    /** Refuses enrolments and revocations (DiskLowError, nothing written) while the disk is below its floor. */
+    private readonly space?: FreeSpaceGuard,
+  ) {}
 
   /**
    * Enrols a device (or re-enrols a revoked one). Re-enrolling an active device
@@ -61,8 +68,25 @@ export class Registry {
       ...(e.model !== undefined && { model: e.model }),
       ...(e.name !== undefined && { name: e.name }),
     };
+    this.space?.require(`enrolling device ${e.id}`);
     await this.store.devices.put(e.id, rec);
     return rec;
+  }
+
+  /**
+   * Enrols devices the config or a manifest lists. One refused by the free-space guard is left
+   * out (its frames are refused as unknown, the safe side) and named in the log, so a gateway
+   * still starts and serves on a low disk; any other error is thrown.
+   */
+  async enrollAll(list: readonly Enrolment[], log: Logger): Promise<void> {
+    for (const d of list) {
+      try {
+        await this.enroll(d);
+      } catch (err) {
+        if (!(err instanceof DiskLowError)) throw err;
+        log.error({ device: d.id, code: err.code, free: err.free, minFreeBytes: err.minFreeBytes }, err.message);
+      }
+    }
   }
 
   async revoke(id: string, now = Date.now()): Promise<DeviceRecord> {
@@ -70,6 +94,7 @@ export class Registry {
     if (!existing) throw new RegistryError('registry/unknown', `no device ${id}`);
     if (existing.revokedAt !== undefined) return existing;
     const rec: DeviceRecord = { ...existing, revokedAt: now };
+    this.space?.require(`revoking device ${id}`);
     await this.store.devices.put(id, rec);
     return rec;
   }

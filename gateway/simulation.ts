@@ -70,7 +70,7 @@ export class Simulation {
       log.info({ manifest, devices: opts.devices }, `created simulated fleet keys in ${manifest}`);
     }
     const devices = readManifestPublic(manifest);
-    for (const d of devices) await registry.enroll(d);
+    await registry.enrollAll(devices, log);
     log.info({ devices: devices.length }, `enrolled ${devices.length} simulated devices`);
     return Simulation.run(
       {

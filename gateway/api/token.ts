@@ -3,8 +3,9 @@
  * <dataDir>/api-token with mode 0600 and reused on every start.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileWhole } from '../store/whole-file.js';
 
 export interface AdminToken {
   readonly token: string;
@@ -24,8 +25,8 @@ export function loadOrCreateToken(dataDir: string, configured?: string): AdminTo
     }
   }
   const token = randomBytes(32).toString('base64url');
-  // 'wx' would refuse a truncated leftover; overwrite it, but never readable by others.
-  writeFileSync(file, token + '\n', { mode: 0o600 });
+  // Replaces a truncated leftover; whole or not at all, never readable by others.
+  writeFileWhole(file, token + '\n', { mode: 0o600 });
   chmodSync(file, 0o600);
   return { token, file, created: true };
 }

@@ -1,7 +1,9 @@
 /** Shared CLI plumbing: typed usage errors, time parsing, config resolution. */
 import { existsSync } from 'node:fs';
 import { parseDuration } from '../../protocols/index.js';
+import { resolve } from 'node:path';
 import { type GatewayConfig, loadConfig, validateConfig } from '../config.js';
+import { FreeSpaceGuard } from '../store/free-space.js';
 
 /** A usage error: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {
@@ -47,3 +49,8 @@ export const commonOptions = {
   data: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
+
+/** The free-space guard of the config's data directory, for a command about to write there (DiskLowError when refused). */
+export function dataDirSpace(cfg: GatewayConfig): FreeSpaceGuard {
+  return new FreeSpaceGuard(resolve(cfg.gateway.dataDir), { minFreeBytes: cfg.ingest.minFreeBytes });
+}

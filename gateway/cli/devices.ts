@@ -3,8 +3,9 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Registry, RegistryError } from '../registry.js';
 import { readManifestPublic } from '../simulation.js';
+import { DiskLowError } from '../store/free-space.js';
 import { Store } from '../store/store.js';
-import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
+import { CliError, commonOptions, dataDirSpace, resolveConfig, UsageError } from './args.js';
 import { toJson } from './json.js';
 
 export const devicesHelp = `gateway devices enroll --id ID --key KEY [--site S] [--model M] [--name N]
@@ -20,9 +21,10 @@ async function withRegistry<T>(
   const cfg = resolveConfig(values);
   const store = Store.open(resolve(cfg.gateway.dataDir));
   try {
-    return await fn(new Registry(store));
+    return await fn(new Registry(store, dataDirSpace(cfg)));
   } catch (e) {
     if (e instanceof RegistryError) throw new CliError(`${e.message} (${e.code})`);
+    if (e instanceof DiskLowError) throw new CliError(e.message);
     throw e;
   } finally {
     await store.close();

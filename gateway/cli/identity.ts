@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { toHex } from '../../protocols/index.js';
 import { GatewayIdentity } from '../identity.js';
-import { commonOptions, resolveConfig } from './args.js';
+import { commonOptions, dataDirSpace, resolveConfig } from './args.js';
 
 export const identityHelp = `gateway identity [--config FILE] [--data DIR] [--json]
   Prints this gateway's id and did:key, creating its key (<data>/identity.key, 0600) on
@@ -17,7 +17,7 @@ export function identity(argv: string[]): number {
     return 0;
   }
   const cfg = resolveConfig(values);
-  const me = GatewayIdentity.loadOrCreate(cfg.gateway.id, cfg.gateway.dataDir);
+  const me = GatewayIdentity.loadOrCreate(cfg.gateway.id, cfg.gateway.dataDir, dataDirSpace(cfg));
   if (values.json) {
     console.log(
       JSON.stringify({ id: me.id, did: me.did, publicKey: toHex(me.publicKey), dataDir: cfg.gateway.dataDir }),

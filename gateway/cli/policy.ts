@@ -17,7 +17,8 @@ import { Store } from '../store/store.js';
 import { siblingKeys } from '../sync/siblings.js';
 import { RELATIONS } from '../policy/permissions.js';
 import { loadPolicySet } from '../policy/runtime.js';
-import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
+import { DiskLowError } from '../store/free-space.js';
+import { CliError, commonOptions, dataDirSpace, resolveConfig, UsageError } from './args.js';
 
 export const policyHelp = `gateway policy keygen --out FILE
   Creates an admin key (Ed25519 seed, 64 hex digits, mode 0600) and prints its did:key
@@ -101,7 +102,13 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
   const problem = opProblem(signed, set);
   if (problem) throw new CliError(`not queued: ${problem}`);
   const dataDir = resolve(cfg.gateway.dataDir);
-  const file = queueOp(dataDir, signed);
+  let file: string;
+  try {
+    file = queueOp(dataDir, signed, dataDirSpace(cfg));
+  } catch (e) {
+    if (e instanceof DiskLowError) throw new CliError(`not queued: ${e.message}`);
+    throw e;
+  }
   const wait = values.wait === undefined ? 0 : Number(values.wait);
   if (!Number.isFinite(wait) || wait < 0) throw new UsageError('--wait must be seconds');
   if (wait === 0) {

@@ -10,10 +10,11 @@
  * loopback and interface addresses at creation, and any names given.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
+import { writeFileWhole } from '../store/whole-file.js';
 
 export interface TlsMaterial {
   readonly cert: string;
@@ -151,8 +152,9 @@ export function loadOrCreateTls(
   if (!existsSync(certFile) || !existsSync(keyFile)) {
     mkdirSync(dir, { recursive: true });
     const { cert, key } = createSelfSigned(opts.commonName, defaultNames(opts.names));
-    writeFileSync(keyFile, key, { mode: 0o600 });
-    writeFileSync(certFile, cert, { mode: 0o644 });
+    // Each whole or not at all: a disk filling midway leaves no torn PEM to fail the next start.
+    writeFileWhole(keyFile, key, { mode: 0o600 });
+    writeFileWhole(certFile, cert, { mode: 0o644 });
     created = true;
   }
   chmodSync(keyFile, 0o600);

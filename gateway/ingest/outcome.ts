@@ -17,7 +17,7 @@ export type RejectReason =
   | 'bad-signature'
   /** Signed, but the body is not a valid uplink body. */
   | 'bad-body'
-  /** (boot, seq) older than the replay window and never stored. */
+  /** (boot, seq) older than the replay memory (its last boots, its seq ranges per boot) and not stored. */
   | 'replay';
 
 /** `disk-low`: the data directory's free space is below ingest.minFreeBytes (gateway/store/free-space.ts). */

@@ -24,7 +24,7 @@ import type { BlockLog } from '../log/block-log.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
 import type { FailReason, IngestOutcome, RejectReason } from './outcome.js';
-import { ReplayWindow } from './replay-window.js';
+import { DEFAULT_REPLAY_LIMITS, type ReplayLimits, ReplayWindow } from './replay-window.js';
 import { IngestStats } from './stats.js';
 import type { VerifyJob, VerifyPool } from './verify-pool.js';
 
@@ -57,8 +57,10 @@ export interface OutcomeEvent {
 }
 
 export interface IngestOptions {
-  /** Replay window per device, in frames (a multiple of 8). */
-  readonly replayWindow?: number;
+  /** Boots remembered per device by the replay memory (replay-window.ts). */
+  readonly replayBoots?: number;
+  /** Ranges of stored seqs remembered per boot. */
+  readonly replayRanges?: number;
   /** Frames accepted but not yet answered before new ones are refused as overloaded. */
   readonly maxInflight?: number;
   readonly maxFrameBytes?: number;
@@ -123,7 +125,7 @@ export class IngestPipeline {
   private closed = false;
   private readonly windows = new Map<string, ReplayWindow>();
   private readonly throttle: LogThrottle;
-  private readonly windowSize: number;
+  private readonly replayLimits: ReplayLimits;
   private readonly maxInflight: number;
   private readonly maxFrameBytes: number;
   private readonly maxBatch: number;
@@ -142,9 +144,11 @@ export class IngestPipeline {
     /** Each batch's frames become signed frames blocks (their only copy), in the batch's transaction. */
     private readonly blockLog: BlockLog,
   ) {
-    this.windowSize = opts.replayWindow ?? 1024;
-    if (this.windowSize % 8 !== 0 || this.windowSize < 8)
-      throw new RangeError('replayWindow must be a positive multiple of 8');
+    this.replayLimits = {
+      boots: opts.replayBoots ?? DEFAULT_REPLAY_LIMITS.boots,
+      ranges: opts.replayRanges ?? DEFAULT_REPLAY_LIMITS.ranges,
+    };
+    ReplayWindow.empty(this.replayLimits); // refuses limits that are not positive integers
     this.maxInflight = opts.maxInflight ?? 20_000;
     this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
     this.maxBatch = opts.maxBatch ?? 256;
@@ -396,10 +400,12 @@ export class IngestPipeline {
       const key = `${device}\u0000${boot}\u0000${seq}`;
       const win = this.window(device);
       const verdict = win.check(boot, seq);
-      // The window only says "maybe seen": the log (or an uncommitted batch) must confirm, so a
+      // The memory only says "maybe seen": the log (or an uncommitted batch) must confirm, so a
       // frame whose earlier copy failed to commit is stored when resent. A frame this gateway
       // never saw is stored even if a sibling's copy was synced here: hearing it is what marks
       // the device heard here (actuation routes, leases); the view shows it once either way.
+      // `fresh` is exact within the memory's bounds (the last replayBoots boots, replayRanges
+      // ranges each), so a previous boot's backlog arriving after the new boot is kept.
       if (verdict !== 'fresh' && (this.uncommitted.has(key) || this.blockLog.holds(device, boot, seq))) {
         e.outcome = { status: 'duplicate', device, boot, seq };
         if (this.uncommitted.has(key)) e.dupOfUncommitted = this.commitFailures;
@@ -408,7 +414,7 @@ export class IngestPipeline {
       if (verdict === 'outside') {
         e.outcome = reject(
           'replay',
-          `(boot ${boot}, seq ${seq}) is older than the replay window and was never stored`,
+          `(boot ${boot}, seq ${seq}) is older than the replay memory (last ${this.replayLimits.boots} boots, ${this.replayLimits.ranges} seq ranges each) and is not stored`,
           device,
         );
         continue;
@@ -448,7 +454,7 @@ export class IngestPipeline {
     let w = this.windows.get(device);
     if (!w) {
       const rec = this.store.getWindow(device);
-      w = rec ? ReplayWindow.fromRecord(rec, this.windowSize) : ReplayWindow.empty(this.windowSize);
+      w = rec ? ReplayWindow.fromRecord(rec, this.replayLimits) : ReplayWindow.empty(this.replayLimits);
       this.windows.set(device, w);
     }
     return w;

@@ -16,21 +16,24 @@ import { fromHex } from '../../protocols/index.js';
 import { decodePolicyOp, encodePolicyOp, type PolicyOp, policyOpBody } from '../../protocols/policy-op.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
-import type { SpaceCheck } from '../store/free-space.js';
+import type { FreeSpaceGuard, SpaceCheck } from '../store/free-space.js';
+import { writeFileWhole } from '../store/whole-file.js';
 import { ACL_STREAM, type GrantState, verifyOp } from './grants.js';
 import type { PolicySet } from './permissions.js';
 
 export const PENDING_DIR = 'policy-pending';
 
-/** CLI side: queues an op for the gateway; returns the file written. */
-export function queueOp(dataDir: string, op: PolicyOp): string {
+/**
+ * CLI side: queues an op for the gateway; returns the file written. `space` refuses it
+ * (DiskLowError) while the disk is below its floor; the file appears whole or not at all.
+ */
+export function queueOp(dataDir: string, op: PolicyOp, space?: FreeSpaceGuard): string {
   const dir = join(dataDir, PENDING_DIR);
+  space?.require(`queueing the policy ${op.op} of ${op.relation} on ${op.policy}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const name = `${String(op.issuedAt).padStart(15, '0')}-${randomBytes(6).toString('hex')}`;
-  const tmp = join(dir, `.${name}.tmp`);
-  writeFileSync(tmp, encodePolicyOp({ ...op, after: [] }), { mode: 0o600 });
   const file = join(dir, `${name}.op`);
-  renameSync(tmp, file);
+  writeFileWhole(file, encodePolicyOp({ ...op, after: [] }), { mode: 0o600, exclusive: true });
   return file;
 }
 

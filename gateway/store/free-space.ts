@@ -4,7 +4,9 @@
  * lmdb-js abort the process natively after a failed commit on a full disk). A refusal is a
  * transient failure, like a failed commit: frames are not acked (devices resend), sibling
  * blocks are not applied (the next exchange resends), authoring waits. statfs is read at
- * most once per interval (default 250 ms), never per frame.
+ * most once per interval (default 250 ms), never per frame. Administrative writes (registry
+ * enrol and revoke, the identity file, queued policy ops) call `require` instead: refused, they
+ * throw a DiskLowError (code `disk-low`) before anything is written.
  */
 import { statfsSync } from 'node:fs';
 import { type Logger, LogThrottle } from '../logger.js';
@@ -26,7 +28,24 @@ export interface FreeSpaceOptions {
   readonly log?: Logger;
 }
 
-/** The default floor (config `store.minFreeBytes`). */
+/** An administrative write refused by the free-space guard; nothing of it was written. */
+export class DiskLowError extends Error {
+  readonly code = 'disk-low';
+  constructor(
+    /** What was refused, e.g. "enrolling device press-01". */
+    readonly what: string,
+    readonly free: number,
+    readonly minFreeBytes: number,
+    readonly dir: string,
+  ) {
+    super(
+      `${what} refused: ${dir} has ${free} bytes free, below the floor of ${minFreeBytes} (ingest.minFreeBytes); nothing was written (disk-low). Free some space and retry.`,
+    );
+    this.name = 'DiskLowError';
+  }
+}
+
+/** The default floor (config `ingest.minFreeBytes`). */
 export const DEFAULT_MIN_FREE_BYTES = 64 * 1024 * 1024;
 
 export class FreeSpaceGuard implements SpaceCheck {
@@ -89,6 +108,13 @@ export class FreeSpaceGuard implements SpaceCheck {
       );
     }
     return !this.low;
+  }
+
+  /** For an administrative write about to happen: throws DiskLowError while writes are refused. */
+  require(what: string): void {
+    // A fresh reading: an operator's command is rare, and its answer must reflect the disk now.
+    this.checkedAt = Number.NEGATIVE_INFINITY;
+    if (!this.writable()) throw new DiskLowError(what, this.lastFree, this.opts.minFreeBytes, this.dir);
   }
 }
 

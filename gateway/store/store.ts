@@ -30,12 +30,22 @@ export interface DeviceRecord {
   readonly revokedAt?: number;
 }
 
-/** Persisted replay-window state of one device. */
-export interface WindowRecord {
+/** Persisted replay memory of one device (gateway/ingest/replay-window.ts), written in the transaction of the frames it marks. */
+export interface ReplayRecord {
+  /** Boots below this were forgotten. */
+  readonly bootFloor: number;
+  /** The remembered boots: seqs below `floor` forgotten, stored seqs as [lo, hi, lo, hi, …] inclusive. */
+  readonly boots: readonly { readonly boot: number; readonly floor: number; readonly ranges: readonly number[] }[];
+}
+
+/** The single-bitmap record of earlier versions (bit i set = seq `max - i` of `boot` seen); read, never written. */
+export interface LegacyWindowRecord {
   readonly boot: number;
   readonly max: number;
   readonly bits: Uint8Array;
 }
+
+export type WindowRecord = ReplayRecord | LegacyWindowRecord;
 
 export class Store {
   readonly root: RootDatabase;
@@ -54,8 +64,8 @@ export class Store {
     return new Store(dir);
   }
 
-  putWindow(device: string, w: WindowRecord): void {
-    this.track(this.windows.put(device, { boot: w.boot, max: w.max, bits: Buffer.from(w.bits) }));
+  putWindow(device: string, w: ReplayRecord): void {
+    this.track(this.windows.put(device, w));
   }
 
   getWindow(device: string): WindowRecord | undefined {

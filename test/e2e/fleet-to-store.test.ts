@@ -21,6 +21,8 @@ describe('firmware-sim fleet → aedes → gateway → store', () => {
     ({ gw, lines } = await startTestGateway(
       tmp.dir,
       publicView(manifest).devices.map((d) => ({ id: d.id, publicKey: d.publicKey })),
+      // One boot remembered per device: a frame of an earlier boot is past the replay memory.
+      { ingest: { replayBoots: 1 } },
     ));
     fleet = new Fleet({
       brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
@@ -64,7 +66,7 @@ describe('firmware-sim fleet → aedes → gateway → store', () => {
     await fleet.inject(dev.id, forged);
     await fleet.inject(dev.id, unknown.bytes, `outpost/v1/dev/${unknown.id}/up`);
     await fleet.inject(dev.id, replay);
-    // A correctly signed frame far behind the window that was never stored: a replay attack on the window.
+    // A correctly signed frame of a boot older than the one remembered, never stored: past the replay memory.
     const old = fleet.devices[1]!;
     await fleet.inject(old.id, forgedFrame(old.id, { boot: 0, seq: 1, seed: manifestSeed(manifest.devices[1]!) }));
 

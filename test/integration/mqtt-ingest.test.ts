@@ -75,19 +75,29 @@ describe('MQTT ingest (embedded aedes, lmdb)', () => {
     await client.endAsync();
   });
 
-  it('rejects a replay older than the window and accepts late frames inside it', async () => {
+  it('accepts late and previous-boot frames never stored, and rejects a replay older than the replay memory', async () => {
     const client = await mqtt.connectAsync(url, { clientId: 'bob', reconnectPeriod: 0 });
     await publish(client, topics.up('bob'), bob.frame(2, 5000));
-    await publish(client, topics.up('bob'), bob.frame(2, 4990)); // late, inside the window
-    await publish(client, topics.up('bob'), bob.frame(2, 10)); // 4990 behind: outside a 1024 window
+    await publish(client, topics.up('bob'), bob.frame(2, 4990)); // late
+    await publish(client, topics.up('bob'), bob.frame(2, 10)); // 4990 behind, never stored
     await publish(client, topics.up('bob'), bob.frame(1, 7)); // older boot, never stored
-    await publish(client, topics.up('bob'), bob.frame(3, 1)); // reboot: new window
+    await publish(client, topics.up('bob'), bob.frame(3, 1)); // reboot
+    await publish(client, topics.up('bob'), bob.frame(4, 1));
+    await publish(client, topics.up('bob'), bob.frame(5, 1)); // boot 1 is now the fifth newest: forgotten
+    await publish(client, topics.up('bob'), bob.frame(1, 8)); // never stored, past the memory
+    await publish(client, topics.up('bob'), bob.frame(1, 7)); // stored: a duplicate, not a replay
+    await publish(client, topics.up('bob'), bob.frame(2, 10)); // stored
     expect([...gw.frames.query({ device: 'bob' })].map((f) => [f.boot, f.seq])).toEqual([
       [2, 5000],
       [2, 4990],
+      [2, 10],
+      [1, 7],
       [3, 1],
+      [4, 1],
+      [5, 1],
     ]);
-    expect(gw.ingest.stats.rejected.get('replay')).toBe(2);
+    expect(gw.ingest.stats.rejected.get('replay')).toBe(1);
+    expect(gw.ingest.stats.duplicates).toBe(2);
     await client.endAsync();
   });
 

@@ -52,7 +52,7 @@ describe('serial over a pty', needs('socat'), () => {
     return { port, acks };
   }
 
-  async function setup(serial?: Record<string, unknown>) {
+  async function setup(serial?: Record<string, unknown>, extra: Record<string, unknown> = {}) {
     const tmp = tempDir('outpost-serial-');
     cleanups.push(() => tmp.cleanup());
     const pty = await PtyPair.open(tmp.dir);
@@ -61,6 +61,7 @@ describe('serial over a pty', needs('socat'), () => {
     const dev = manifest.devices[0]!;
     const { gw, lines } = await startTestGateway(join(tmp.dir, 'data'), [{ id: dev.id, publicKey: dev.publicKey }], {
       serial: serial ?? { ports: [{ path: pty.a, device: dev.id }], reconnectMinMs: 50, reconnectMaxMs: 200 },
+      ...extra,
     });
     cleanups.push(() => gw.stop());
     return { tmp, pty, manifest, dev, gw, lines };
@@ -302,11 +303,14 @@ describe('serial over a pty', needs('socat'), () => {
   });
 
   it('does not ack a forgery naming a pending frame, and acks a signed replay as replayed (clause: acks cannot be abused)', async () => {
-    const { pty, dev, gw } = await setup();
+    // One boot remembered: a frame of an earlier boot never stored is past the replay memory.
+    const { pty, dev, gw } = await setup(undefined, { ingest: { replayBoots: 1 } });
     const { port, acks } = deviceEnd(pty.b);
     await waitFor(() => running(gw, 'serial').links[0]!.isOpen && port.isOpen, 5000, 'both ends open');
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
-    const frames = Array.from({ length: 1100 }, () => device.nextFrame());
+    const frames = [device.nextFrame()];
+    device.reboot();
+    frames.push(device.nextFrame());
     // A forgery naming the device's next (boot, seq), signed with another key.
     const forged = signBody(
       { type: 'reading', boot: frames[0]!.boot, seq: frames[0]!.seq, records: [{ n: 't', v: 1 }] },
@@ -315,13 +319,13 @@ describe('serial over a pty', needs('socat'), () => {
     );
     port.write(Buffer.from(encodeSerialFrame(forged)));
     await waitFor(() => gw.ingest.stats.rejected.get('bad-signature') === 1, 5000, 'forgery rejected');
-    // The newest frame first, so the oldest is then older than the 1024-frame window: a replay.
-    port.write(Buffer.from(encodeSerialFrame(frames[1099]!.bytes)));
+    // The new boot's frame first, so the previous boot is then forgotten: its frame is a replay.
+    port.write(Buffer.from(encodeSerialFrame(frames[1]!.bytes)));
     port.write(Buffer.from(encodeSerialFrame(frames[0]!.bytes)));
     await waitFor(() => acks.length === 2, 5000, 'two acks');
     await new Promise((r) => setTimeout(r, 200));
     expect(acks).toEqual([
-      { boot: frames[1099]!.boot, seq: frames[1099]!.seq, status: AckStatus.ok },
+      { boot: frames[1]!.boot, seq: frames[1]!.seq, status: AckStatus.ok },
       { boot: frames[0]!.boot, seq: frames[0]!.seq, status: AckStatus.replayed },
     ]);
   });
