@@ -1,7 +1,8 @@
 /**
- * Noise XX sibling links (gateway/sync/noise-stream.ts) over real TCP: two siblings
- * converge through the encrypted link; a gateway whose key is not pinned, or a plain
- * (unencrypted) dialer, is cut before any block moves.
+ * Noise XX sibling links (gateway/sync/noise-stream.ts) over real TCP: a gateway whose key is
+ * not pinned, or a plain (unencrypted) dialer, is cut before any block moves. Siblings
+ * converging through the encrypted link (the default) is the sync acceptance suite's
+ * (test/acceptance/sync-tcp.test.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -41,24 +42,6 @@ describe('sync over Noise-encrypted TCP', () => {
     closers.push(() => server.close());
     return { n, server, links };
   }
-
-  it('converges two pinned siblings through the encrypted link', async () => {
-    const a = logNode(sa, [kb], [dev], closers);
-    for (let k = 0; k < 3; k++) a.log.appendFrames(frames(1 + k, 50));
-    await a.log.durable();
-    const { n: b, server, links } = await serve(sb, [ka]);
-    const r = await syncOverTcp('127.0.0.1', server.port, {
-      log: a.log,
-      identity: a.identity,
-      peers: [kb],
-      noiseSecret: x25519FromEd25519Seed(sa),
-    });
-    expect(r.peer).toBe(b.log.author);
-    await new Promise((res) => setTimeout(res, 100));
-    expect(links.map((l) => l.error)).toEqual([undefined]);
-    expect(b.log.headsDigest()).toBe(a.log.headsDigest());
-    expect([...b.log.frameView()]).toHaveLength(150);
-  });
 
   it('cuts an unpinned gateway and a plain dialer before any block moves', async () => {
     const { n: b, server, links } = await serve(sb, [ka]);
