@@ -103,6 +103,25 @@ function expectStoredOnce(gw: Gateway, transport: string, device: string, sent: 
   expect([...gw.frames.query({ device })].every((r) => r.transport === transport)).toBe(true);
 }
 
+/** `n` new frames from the device through its link, kept in `sent`; resolves once all are acked. */
+async function sendAndDrain(d: AttachedDevice, n: number, sent: DeviceFrame[]): Promise<void> {
+  for (let k = 0; k < n; k++) {
+    const frame = d.device.nextFrame();
+    sent.push(frame);
+    d.send(frame);
+  }
+  expect(await d.drain(DRAIN_MS)).toBe(true);
+}
+
+/** A gateway with one device attached; `good(n)` sends n frames (kept in `sent`) and waits for their acks. */
+async function oneDevice(adapter: IngestAdapter, prefix: string) {
+  const f = fleet(1, prefix);
+  const rig = await adapter.start(f);
+  const d = rig.devices[0]!;
+  const sent: DeviceFrame[] = [];
+  return { f, rig, d, sent, good: (n: number): Promise<void> => sendAndDrain(d, n, sent) };
+}
+
 const rejections = (lines: Record<string, unknown>[]) => lines.filter((l) => l.msg === 'frame rejected');
 
 export function ingestAcceptance(adapter: IngestAdapter): void {
@@ -154,18 +173,7 @@ export function ingestAcceptance(adapter: IngestAdapter): void {
       'malformed',
       'a malformed frame between good ones is refused with its reason and loses none of them',
       async () => {
-        const f = fleet(1, `acc-${t}-m`);
-        const rig = await adapter.start(f);
-        const d = rig.devices[0]!;
-        const sent: DeviceFrame[] = [];
-        const good = async (n: number): Promise<void> => {
-          for (let k = 0; k < n; k++) {
-            const frame = d.device.nextFrame();
-            sent.push(frame);
-            d.send(frame);
-          }
-          expect(await d.drain(DRAIN_MS)).toBe(true);
-        };
+        const { rig, d, sent, good } = await oneDevice(adapter, `acc-${t}-m`);
         await good(5);
         // A COSE_Sign1 tag and array header, then bytes that are no CBOR structure at all.
         await d.sendRaw(Uint8Array.of(0xd2, 0x84, 0xff, 0x00, 0x13));
@@ -184,18 +192,7 @@ export function ingestAcceptance(adapter: IngestAdapter): void {
       'replay',
       'a signed frame from a boot the device has left, never stored, is refused as a replay',
       async () => {
-        const f = fleet(1, `acc-${t}-r`);
-        const rig = await adapter.start(f);
-        const d = rig.devices[0]!;
-        const sent: DeviceFrame[] = [];
-        const good = async (n: number): Promise<void> => {
-          for (let k = 0; k < n; k++) {
-            const frame = d.device.nextFrame();
-            sent.push(frame);
-            d.send(frame);
-          }
-          expect(await d.drain(DRAIN_MS)).toBe(true);
-        };
+        const { f, rig, d, sent, good } = await oneDevice(adapter, `acc-${t}-r`);
         await good(3);
         const oldBoot = d.device.boot;
         d.device.reboot();

@@ -3,7 +3,7 @@
  * finishes (vitest `onTestFinished`), also when it fails. Call it inside a test; the test needs
  * `needs('mosquitto')`. For TLS and passwords see mosquitto-tls.ts.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
@@ -12,7 +12,7 @@ import { onTestFinished } from 'vitest';
 import { freePort, testTempDir, waitFor } from './env.js';
 import { killAndWait } from './pty.js';
 
-export async function startMosquitto(): Promise<{ port: number; url: string }> {
+export async function startMosquitto(): Promise<{ port: number; url: string; proc: ChildProcess }> {
   const dir = testTempDir('outpost-mosquitto-');
   const port = await freePort();
   const conf = join(dir, 'mosquitto.conf');
@@ -22,7 +22,10 @@ export async function startMosquitto(): Promise<{ port: number; url: string }> {
     `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser ${userInfo().username}\n`,
   );
   const child = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-  onTestFinished(() => killAndWait(child, 'SIGTERM'));
+  onTestFinished(() => {
+    child.kill('SIGCONT'); // a test may have frozen it (SIGSTOP): a stopped process would not end
+    return killAndWait(child, 'SIGTERM');
+  });
   const url = `mqtt://127.0.0.1:${port}`;
   await waitFor(
     async () => {
@@ -33,5 +36,5 @@ export async function startMosquitto(): Promise<{ port: number; url: string }> {
     10_000,
     'mosquitto up',
   );
-  return { port, url };
+  return { port, url, proc: child };
 }
