@@ -1,7 +1,7 @@
 /**
- * The ingest acceptance suite: one set of cases every device transport must pass, run by one
- * small file per transport (ingest-mqtt, ingest-serial, ingest-ble) that says how to start a
- * gateway with that transport and attach simulated devices to it. Devices are firmware-sim's
+ * The ingest acceptance suite: one set of cases every device transport must pass, run by ingest.test.ts
+ * with one small adapter per transport (ingest-mqtt, ingest-serial, ingest-ble) that says how to
+ * start a gateway with that transport and attach simulated devices to it. Devices are firmware-sim's
  * `VirtualDevice`s: a frame leaves a device's buffer only when the transport's ack for it
  * arrives (a QoS 1 PUBACK on MQTT, a gateway-signed frame-ack checked against the gateway's key
  * on serial and BLE), so "nothing pending" means "every frame acked".

@@ -1,6 +1,6 @@
 /**
- * The sync acceptance suite: one set of cases every sibling link must pass, run by one small
- * file per link (sync-tcp, sync-mqtt-embedded, sync-mosquitto) that says where the hub answers
+ * The sync acceptance suite: one set of cases every sibling link must pass, run by sync.test.ts
+ * with one small adapter per link (sync-tcp, sync-mqtt-embedded, sync-mosquitto) that says where the hub answers
  * and how a sibling reaches it. Gateways are whole in-process gateways (real lmdb stores,
  * the `Siblings` part dialling as in the field, rounds driven by the test), in a hub
  * topology: gw-b answers, gw-a and gw-c dial it, each through its own TCP proxy standing for
@@ -29,11 +29,11 @@ export interface SyncAdapter {
   readonly options?: TestOptions;
   /**
    * Runs before the gateways start (e.g. a Mosquitto for the test, stopped with `onTestFinished`);
-   * returns sync config for the hub (e.g. `brokers:` where it answers).
+   * returns sync config for the hub (e.g. `brokers:` where it answers) and what `hubPort` needs.
    */
-  prepare?(): Promise<Record<string, unknown>>;
+  prepare?(): Promise<{ hubSync: Record<string, unknown>; port?: number }>;
   /** The TCP port on 127.0.0.1 where siblings reach the hub, once the hub runs. */
-  hubPort(hub: Gateway): number;
+  hubPort(hub: Gateway, prepared: { port?: number }): number;
   /** A peer address (config `sync.peers[].url`) for a port on 127.0.0.1. */
   url(port: number): string;
 }
@@ -75,19 +75,21 @@ async function mesh(adapter: SyncAdapter, names: readonly Name[], policy?: strin
   const config = (n: Name, sync: Record<string, unknown>): Record<string, unknown> => ({
     gateway: { id: n, dataDir: dirs[n] },
     ...(policyFile && { policy: { file: policyFile } }),
+    // Nothing is ingested here (frames are logged directly): no verify worker threads to start.
+    ingest: { verifyWorkers: 0 },
     sync: { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, ...sync },
   });
 
-  const hubSync = (await adapter.prepare?.()) ?? {};
+  const prepared = (await adapter.prepare?.()) ?? { hubSync: {} };
   configs['gw-b'] = config('gw-b', {
     peers: names.filter((n) => n !== 'gw-b').map((n) => ({ id: n, publicKey: hex[n] })),
-    ...hubSync,
+    ...prepared.hubSync,
   });
   const gw = { 'gw-b': await start('gw-b') } as Record<Name, Gateway>;
   const proxy = {} as Record<'gw-a' | 'gw-c', TcpProxy>;
   await Promise.all(
     DIALERS.filter((d) => names.includes(d)).map(async (n) => {
-      const p = await TcpProxy.start(n, adapter.hubPort(gw['gw-b']));
+      const p = await TcpProxy.start(n, adapter.hubPort(gw['gw-b'], prepared));
       onTestFinished(() => p.close());
       proxy[n] = p;
       // It dials only the hub, but knows every sibling (blocks they authored reach it through the hub).

@@ -36,7 +36,7 @@ describe('MQTT ingest (embedded aedes, lmdb)', () => {
 
   // Every frame stored once and verbatim, a resend acked and stored once, a malformed frame
   // refused around good ones, an old-boot replay, a device reconnecting: the ingest acceptance
-  // suite's (test/acceptance/ingest-mqtt.test.ts). Here, what is MQTT's own.
+  // suite's (test/acceptance/ingest-mqtt.ts). Here, what is MQTT's own.
   it('keeps every good frame and rejects forged, unknown and mis-addressed (wrong topic) ones around them', async () => {
     const client = await mqtt.connectAsync(url, { clientId: 'alice', reconnectPeriod: 0 });
     const good: Uint8Array[] = [];

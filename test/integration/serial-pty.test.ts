@@ -3,7 +3,7 @@
  * serialport → ingest → lmdb, with frame-acks signed by the gateway coming
  * back. Each test names the behaviour it checks. What every transport must do (frames stored
  * once and verbatim, bad frames refused around good ones, replays, resuming after an unplug)
- * is the ingest acceptance suite's (test/acceptance/ingest-serial.test.ts); here, what is
+ * is the ingest acceptance suite's (test/acceptance/ingest-serial.ts); here, what is
  * serial's own: line noise, USB hot-plug, ack timing and ack abuse, commands.
  */
 import { spawn } from 'node:child_process';
@@ -133,7 +133,7 @@ describe('serial over a pty', needs('socat'), () => {
   });
 
   // Unplugged and plugged again mid-stream, resuming with nothing lost: the ingest acceptance
-  // suite's reconnect case (test/acceptance/ingest-serial.test.ts).
+  // suite's reconnect case (test/acceptance/ingest-serial.ts).
   it('commands go down the serial link to the device, signed by the gateway; none for a device on no link', async () => {
     const { pty, dev, gw } = await setup();
     const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });

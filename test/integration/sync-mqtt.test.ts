@@ -4,7 +4,7 @@
  * not a sibling neither speaks nor hears on the sync topics; a connection cut mid-exchange
  * loses nothing and the next exchange converges. Convergence, partitions, policies and restarts
  * through the embedded broker and through Mosquitto are the sync acceptance suite's
- * (test/acceptance/sync-mqtt-embedded.test.ts, sync-mosquitto.test.ts).
+ * (test/acceptance/sync-mqtt-embedded.ts, sync-mosquitto.ts).
  */
 import { randomBytes } from 'node:crypto';
 import mqtt from 'mqtt';
@@ -189,7 +189,7 @@ describe('sync over MQTT', () => {
     expect(log.headsDigest()).toBe(b.blockLog.headsDigest());
   });
 
-  // Converging over a `tcp://` peer url is the sync acceptance suite's (test/acceptance/sync-tcp.test.ts).
+  // Converging over a `tcp://` peer url is the sync acceptance suite's (test/acceptance/sync-tcp.ts).
   it('peers take url tcp://host:port as well as host/port; a malformed url or both forms are config errors', () => {
     const db = { hex: toHex(publicKeyFromSeed(randomBytes(32))) };
     const cfg =

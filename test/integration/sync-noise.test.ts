@@ -2,7 +2,7 @@
  * Noise XX sibling links (gateway/sync/noise-stream.ts) over real TCP: a gateway whose key is
  * not pinned, or a plain (unencrypted) dialer, is cut before any block moves. Siblings
  * converging through the encrypted link (the default) is the sync acceptance suite's
- * (test/acceptance/sync-tcp.test.ts).
+ * (test/acceptance/sync-tcp.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';

@@ -1,14 +1,14 @@
 /**
- * The ingest acceptance suite over MQTT: the gateway's embedded aedes broker on a real TCP port,
+ * The ingest acceptance suite's adapter for MQTT: the gateway's embedded aedes broker on a real TCP port,
  * each device a firmware-sim `MqttDeviceLink` (its own client, QoS 1; a frame leaves the device
  * only on its PUBACK, which the gateway sends once the frame is durable).
  */
 import { onTestFinished } from 'vitest';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { startScopedGateway, waitFor } from '../helpers/env.js';
-import { type AttachedDevice, ingestAcceptance } from './ingest.suite.js';
+import type { AttachedDevice, IngestAdapter } from './ingest.suite.js';
 
-ingestAcceptance({
+export const mqttIngest: IngestAdapter = {
   transport: 'mqtt',
   async start(fleet) {
     const { gw, lines, url } = await startScopedGateway([...fleet.enrolment]);
@@ -44,4 +44,4 @@ ingestAcceptance({
     });
     return { gw, lines, devices };
   },
-});
+};

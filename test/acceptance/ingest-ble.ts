@@ -1,5 +1,5 @@
 /**
- * The ingest acceptance suite over BLE: firmware-sim's simulated radio (noble's websocket
+ * The ingest acceptance suite's adapter for BLE: firmware-sim's simulated radio (noble's websocket
  * binding protocol) with one Nordic UART peripheral per device, and the gateway's BLE
  * transport running the real noble central against it. Frame-acks are written to RX, signed
  * by the gateway and checked by the device. Going away is the device out of radio range.
@@ -8,9 +8,9 @@ import { onTestFinished } from 'vitest';
 import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
 import { encodeSerialFrame } from '../../protocols/index.js';
 import { running, startScopedGateway, waitFor } from '../helpers/env.js';
-import { type AttachedDevice, ingestAcceptance } from './ingest.suite.js';
+import type { AttachedDevice, IngestAdapter } from './ingest.suite.js';
 
-ingestAcceptance({
+export const bleIngest: IngestAdapter = {
   transport: 'ble',
   async start(fleet) {
     const radio = await BleRadio.start({ advertiseIntervalMs: 50 });
@@ -48,4 +48,4 @@ ingestAcceptance({
     );
     return { gw, lines, devices };
   },
-});
+};

@@ -1,5 +1,5 @@
 /**
- * The ingest acceptance suite over serial: one real pty pair (socat) per device, the gateway's
+ * The ingest acceptance suite's adapter for serial: one real pty pair (socat) per device, the gateway's
  * serial transport on one end, a firmware-sim `SerialDeviceLink` on the other; frame-acks are
  * signed by the gateway and checked by the device against the gateway's key. Going away is
  * the adapter unplugged: socat ends and both pty nodes disappear, then come back under the
@@ -11,9 +11,9 @@ import { encodeSerialFrame } from '../../protocols/index.js';
 import { running, startScopedGateway, testTempDir, waitFor } from '../helpers/env.js';
 import { testPty } from '../helpers/pty.js';
 import { needs } from '../helpers/system-tools.js';
-import { type AttachedDevice, ingestAcceptance } from './ingest.suite.js';
+import type { AttachedDevice, IngestAdapter } from './ingest.suite.js';
 
-ingestAcceptance({
+export const serialIngest: IngestAdapter = {
   transport: 'serial',
   options: needs('socat'),
   async start(fleet) {
@@ -58,4 +58,4 @@ ingestAcceptance({
     );
     return { gw, lines, devices };
   },
-});
+};
