@@ -16,7 +16,7 @@ import { GatewayIdentity } from '../../gateway/identity.js';
 import { LinkError } from '../../gateway/sync/link.js';
 import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { encodeAuthMessage, type FrameEntry, syncTopic, toHex } from '../../protocols/index.js';
-import { testDevice } from '../helpers/devices.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
 import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 const dev = testDevice('dev-mq');
@@ -26,12 +26,7 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-const frames = (boot: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({
-    frame: dev.frame(boot, i),
-    rxTime: 1_760_000_000_000 + i,
-    transport: 'mqtt',
-  }));
+const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n);
 
 /** A data dir with its gateway identity created up front, so siblings can name its key. */
 function dataDir(id: string): { dir: string; key: Uint8Array; hex: string } {

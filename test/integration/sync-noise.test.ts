@@ -10,7 +10,7 @@ import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { x25519FromEd25519Seed } from '../../gateway/policy/seal.js';
 import { type LinkError, SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
 import type { FrameEntry } from '../../protocols/index.js';
-import { testDevice } from '../helpers/devices.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
 import { logNode } from '../helpers/log-node.js';
 
 const dev = testDevice('dev-noise');
@@ -18,12 +18,7 @@ const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
-const frames = (boot: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({
-    frame: dev.frame(boot, i),
-    rxTime: 1_760_000_000_000 + i,
-    transport: 'mqtt',
-  }));
+const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n);
 
 describe('sync over Noise-encrypted TCP', () => {
   const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
