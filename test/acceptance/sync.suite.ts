@@ -19,7 +19,7 @@ import type { Gateway } from '../../gateway/gateway.js';
 import { GatewayIdentity } from '../../gateway/identity.js';
 import { decodeSignedBlock, type FrameEntry, toHex } from '../../protocols/index.js';
 import { TcpProxy } from '../chaos/proxy.js';
-import { testDevice } from '../helpers/devices.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
 import { running, startScopedGateway, testTempDir, waitFor } from '../helpers/env.js';
 
 export interface SyncAdapter {
@@ -45,12 +45,7 @@ const dev = testDevice('acc-sync-dev');
 const devices = [{ id: dev.id, publicKey: dev.publicKeyHex }];
 
 /** `n` frames of one boot, as a gateway that heard them would log them. */
-const frames = (boot: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({
-    frame: dev.frame(boot, i),
-    rxTime: 1_760_000_000_000 + i,
-    transport: 'mqtt',
-  }));
+const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n);
 
 interface Mesh {
   readonly gw: Record<Name, Gateway>;
