@@ -49,7 +49,15 @@ export const serialIngest: IngestAdapter = {
         drain: (ms) => link.drain(ms),
         // An ack without the gateway's signature would count as unverified (or be refused outright).
         acks: () => ({ settled: link.stats.acked, refused: link.stats.badDownlink + link.stats.unverifiedAcks }),
-        goAway: () => ptys[i]!.unplug(),
+        async goAway() {
+          await ptys[i]!.unplug();
+          // Both ends notice the line is gone before it comes back (else a stale open would pass for a reopen).
+          await waitFor(
+            () => !link.connected && !serial.links[i]!.isOpen,
+            10_000,
+            `${link.device.id}: both ends see the unplug`,
+          );
+        },
         async comeBack() {
           await ptys[i]!.plug();
           await waitFor(() => open(i), 10_000, `${link.device.id}: both ends open again`);
