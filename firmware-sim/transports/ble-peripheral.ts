@@ -112,6 +112,11 @@ export class SimPeripheral {
     this.cutAfter = n;
   }
 
+  /** Notifies arbitrary bytes (fault injection): chunked to the MTU, not tracked by the device. */
+  sendRaw(bytes: Uint8Array): void {
+    this.notifyRaw(bytes);
+  }
+
   /** Resolves true when nothing is pending, false after `timeoutMs`. */
   drain(timeoutMs: number): Promise<boolean> {
     return this.idle.wait(this.device.pendingCount === 0, timeoutMs);

@@ -1,6 +1,6 @@
 /** Test devices signing with node:crypto (independent of firmware-sim's @noble signer). */
 import { randomBytes } from 'node:crypto';
-import { type ReadingBody, signBody } from '../../protocols/index.js';
+import { type FrameEntry, type ReadingBody, signBody } from '../../protocols/index.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 
 export interface TestDevice {
@@ -28,3 +28,7 @@ export function testDevice(id: string, seed: Uint8Array = randomBytes(32)): Test
     },
   };
 }
+
+/** `n` frames of one boot (seq 0…n−1) as a gateway that heard them over `transport` would log them. */
+export const frameEntries = (dev: TestDevice, boot: number, n: number, transport = 'mqtt'): FrameEntry[] =>
+  Array.from({ length: n }, (_, i) => ({ frame: dev.frame(boot, i), rxTime: 1_760_000_000_000 + i, transport }));

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { onTestFinished } from 'vitest';
 import { validateConfig } from '../../gateway/config.js';
 import { Gateway } from '../../gateway/gateway.js';
 import { createLogger, type Logger } from '../../gateway/logger.js';
@@ -44,6 +45,30 @@ export async function startTestGateway(
   });
   const gw = await Gateway.start(config, { logger: log, simulate: false });
   return { gw, lines, url: `mqtt://127.0.0.1:${running(gw, 'broker').port}` };
+}
+
+/**
+ * A temp dir removed when the current test finishes (vitest `onTestFinished`, also when it fails).
+ * Call it inside a test.
+ */
+export function testTempDir(prefix = 'outpost-'): string {
+  const tmp = tempDir(prefix);
+  onTestFinished(tmp.cleanup);
+  return tmp.dir;
+}
+
+/**
+ * `startTestGateway` on `dataDir` (default a new temp dir), stopped when the current test finishes;
+ * then, when the dir is its own, removed. Call it inside a test.
+ */
+export async function startScopedGateway(
+  devices: { id: string; publicKey: string }[] = [],
+  extra: Record<string, unknown> = {},
+  dataDir?: string,
+): ReturnType<typeof startTestGateway> {
+  const started = await startTestGateway(dataDir ?? testTempDir('outpost-gw-'), devices, extra);
+  onTestFinished(() => started.gw.stop());
+  return started;
 }
 
 /** The parts a gateway runs only when its config turns them on. */

@@ -7,6 +7,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { onTestFinished } from 'vitest';
 
 export class PtyPair {
   private proc: ChildProcess | undefined;
@@ -50,6 +51,13 @@ export class PtyPair {
     this.proc = undefined;
     await killAndWait(proc, 'SIGTERM');
   }
+}
+
+/** `PtyPair.open` inside a test: unplugged (socat ended) when the test finishes, also when it fails. */
+export async function testPty(dir: string, a?: string, b?: string): Promise<PtyPair> {
+  const pty = await PtyPair.open(dir, a, b);
+  onTestFinished(() => pty.unplug());
+  return pty;
 }
 
 /** Sends `signal` to a child process (unless it has already exited) and waits for its exit. */

@@ -4,49 +4,21 @@
  * SIGTERM shutdown, mqtt.js's graceful end() waiting for acks that would never come). The
  * broker here is a real `mosquitto`, frozen with SIGSTOP so nothing it received is acked.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
-import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { BlockLog } from '../../gateway/log/block-log.js';
 import { Store } from '../../gateway/store/store.js';
 import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
+import { startMosquitto } from '../helpers/mosquitto.js';
 import { needs } from '../helpers/system-tools.js';
-import { freePort, tempDir, waitFor } from '../helpers/env.js';
+import { tempDir, waitFor } from '../helpers/env.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0).reverse()) c();
 });
-
-/** A real mosquitto on a free port, killed after the test. */
-async function startMosquitto(): Promise<{ url: string; proc: ChildProcess }> {
-  const { dir, cleanup } = tempDir('outpost-mq-close-');
-  cleanups.push(cleanup);
-  const port = await freePort();
-  const conf = join(dir, 'mosquitto.conf');
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-  const proc: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-  cleanups.push(() => {
-    proc.kill('SIGCONT');
-    proc.kill('SIGKILL');
-  });
-  const url = `mqtt://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      const c = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
-      await c?.endAsync();
-      return c !== undefined;
-    },
-    10_000,
-    'mosquitto up',
-  );
-  return { url, proc };
-}
 
 describe('sync bus close', needs('mosquitto'), () => {
   it('does not wait for acks a stalled broker will never send (close within 2 s), and fails the publishes left in flight', async () => {

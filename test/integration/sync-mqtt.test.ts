@@ -1,14 +1,12 @@
 /**
  * Sync over MQTT (gateway/sync/mqtt.ts): two gateways syncing through one's embedded aedes
- * (config `url: mqtt://…`), and through a real Mosquitto (config `brokers:` on the responder);
- * an unknown gateway refused by the broker and by the signed challenge, and a client that is
+ * (config `url: mqtt://…`); an unknown gateway refused by the broker and by the signed challenge, and a client that is
  * not a sibling neither speaks nor hears on the sync topics; a connection cut mid-exchange
- * loses nothing and the next exchange converges.
+ * loses nothing and the next exchange converges. Convergence, partitions, policies and restarts
+ * through the embedded broker and through Mosquitto are the sync acceptance suite's
+ * (test/acceptance/sync-mqtt-embedded.ts, sync-mosquitto.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../gateway/config.js';
@@ -18,9 +16,8 @@ import { GatewayIdentity } from '../../gateway/identity.js';
 import { LinkError } from '../../gateway/sync/link.js';
 import { clientBus, syncOverMqtt } from '../../gateway/sync/mqtt.js';
 import { encodeAuthMessage, type FrameEntry, syncTopic, toHex } from '../../protocols/index.js';
-import { testDevice } from '../helpers/devices.js';
-import { freePort, running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
-import { needs } from '../helpers/system-tools.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 
 const dev = testDevice('dev-mq');
 const devices = [{ id: dev.id, publicKey: dev.publicKeyHex }];
@@ -29,12 +26,7 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
-const frames = (boot: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({
-    frame: dev.frame(boot, i),
-    rxTime: 1_760_000_000_000 + i,
-    transport: 'mqtt',
-  }));
+const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n);
 
 /** A data dir with its gateway identity created up front, so siblings can name its key. */
 function dataDir(id: string): { dir: string; key: Uint8Array; hex: string } {
@@ -192,53 +184,9 @@ describe('sync over MQTT', () => {
     expect(log.headsDigest()).toBe(b.blockLog.headsDigest());
   });
 
-  it('interop: two gateways sync through a real Mosquitto broker', needs('mosquitto'), async () => {
-    const port = await freePort();
-    const { dir, cleanup } = tempDir('outpost-mosquitto-');
-    closers.push(cleanup);
-    const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
-    const mosq: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: 'ignore' });
-    closers.push(async () => {
-      if (mosq.exitCode === null) {
-        mosq.kill('SIGKILL');
-        await new Promise((r) => mosq.once('exit', r));
-      }
-    });
-    await waitFor(
-      async () => {
-        const s = await mqtt
-          .connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, connectTimeout: 500 })
-          .catch(() => undefined);
-        await s?.endAsync();
-        return s !== undefined;
-      },
-      10_000,
-      'mosquitto up',
-    );
-    const url = `mqtt://127.0.0.1:${port}`;
-    const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
-    const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }], brokers: [url] });
-    const a = await gateway('gw-a', da, { peers: [{ id: 'gw-b', publicKey: db.hex, url }] });
-    for (let k = 0; k < 3; k++) a.blockLog.appendFrames(frames(1 + k, 30));
-    for (let k = 0; k < 5; k++) b.blockLog.appendFrames(frames(200 + k, 30));
-    await Promise.all([a.blockLog.durable(), b.blockLog.durable()]);
-    await converge(a, b);
-    expect([...a.blockLog.frameView()]).toHaveLength(240);
-    expect([...b.blockLog.frameView()]).toHaveLength(240);
-    expect(running(a, 'siblings').status()[0]!.lastError).toBeUndefined();
-  });
-
-  it('peers take url tcp://host:port as well as host/port; a malformed url or both forms are config errors', async () => {
-    const [da, db] = [dataDir('gw-a'), dataDir('gw-b')];
-    const b = await gateway('gw-b', db, { peers: [{ id: 'gw-a', publicKey: da.hex }] });
-    const a = await gateway('gw-a', da, {
-      peers: [{ id: 'gw-b', publicKey: db.hex, url: `tcp://127.0.0.1:${running(b, 'siblings').port}` }],
-    });
-    a.blockLog.appendFrames(frames(9, 10));
-    await a.blockLog.durable();
-    await converge(a, b);
-    expect([...b.blockLog.frameView()]).toHaveLength(10);
+  // Converging over a `tcp://` peer url is the sync acceptance suite's (test/acceptance/sync-tcp.ts).
+  it('peers take url tcp://host:port as well as host/port; a malformed url or both forms are config errors', () => {
+    const db = { hex: toHex(publicKeyFromSeed(randomBytes(32))) };
     const cfg =
       (peer: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
       () =>

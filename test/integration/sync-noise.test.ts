@@ -1,7 +1,8 @@
 /**
- * Noise XX sibling links (gateway/sync/noise-stream.ts) over real TCP: two siblings
- * converge through the encrypted link; a gateway whose key is not pinned, or a plain
- * (unencrypted) dialer, is cut before any block moves.
+ * Noise XX sibling links (gateway/sync/noise-stream.ts) over real TCP: a gateway whose key is
+ * not pinned, or a plain (unencrypted) dialer, is cut before any block moves. Siblings
+ * converging through the encrypted link (the default) is the sync acceptance suite's
+ * (test/acceptance/sync-tcp.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,7 +10,7 @@ import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { x25519FromEd25519Seed } from '../../gateway/policy/seal.js';
 import { type LinkError, SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
 import type { FrameEntry } from '../../protocols/index.js';
-import { testDevice } from '../helpers/devices.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
 import { logNode } from '../helpers/log-node.js';
 
 const dev = testDevice('dev-noise');
@@ -17,12 +18,7 @@ const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
-const frames = (boot: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({
-    frame: dev.frame(boot, i),
-    rxTime: 1_760_000_000_000 + i,
-    transport: 'mqtt',
-  }));
+const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n);
 
 describe('sync over Noise-encrypted TCP', () => {
   const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
@@ -41,24 +37,6 @@ describe('sync over Noise-encrypted TCP', () => {
     closers.push(() => server.close());
     return { n, server, links };
   }
-
-  it('converges two pinned siblings through the encrypted link', async () => {
-    const a = logNode(sa, [kb], [dev], closers);
-    for (let k = 0; k < 3; k++) a.log.appendFrames(frames(1 + k, 50));
-    await a.log.durable();
-    const { n: b, server, links } = await serve(sb, [ka]);
-    const r = await syncOverTcp('127.0.0.1', server.port, {
-      log: a.log,
-      identity: a.identity,
-      peers: [kb],
-      noiseSecret: x25519FromEd25519Seed(sa),
-    });
-    expect(r.peer).toBe(b.log.author);
-    await new Promise((res) => setTimeout(res, 100));
-    expect(links.map((l) => l.error)).toEqual([undefined]);
-    expect(b.log.headsDigest()).toBe(a.log.headsDigest());
-    expect([...b.log.frameView()]).toHaveLength(150);
-  });
 
   it('cuts an unpinned gateway and a plain dialer before any block moves', async () => {
     const { n: b, server, links } = await serve(sb, [ka]);

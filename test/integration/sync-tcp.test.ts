@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { LinkError, SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
 import type { FrameEntry } from '../../protocols/index.js';
-import { testDevice } from '../helpers/devices.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
 import { type LogNode, logNode } from '../helpers/log-node.js';
 
 const dev = testDevice('dev-tcp');
@@ -21,12 +21,7 @@ afterEach(async () => {
 type Node = LogNode;
 const node = (seed: Uint8Array, peers: Uint8Array[]): Node => logNode(seed, peers, [dev], closers);
 
-const frames = (boot: number, n: number): FrameEntry[] =>
-  Array.from({ length: n }, (_, i) => ({
-    frame: dev.frame(boot, i),
-    rxTime: 1_760_000_000_000 + i,
-    transport: 'serial',
-  }));
+const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n, 'serial');
 
 describe('sync over TCP', () => {
   const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
