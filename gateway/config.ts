@@ -140,6 +140,8 @@ export const configSchema = z
         replayBoots: z.number().int().min(1).max(64).default(DEFAULT_REPLAY_LIMITS.boots),
         /** Separate ranges of stored seqs remembered per boot; past it the lowest range and the gap below it are forgotten. */
         replayRanges: z.number().int().min(1).max(4096).default(DEFAULT_REPLAY_LIMITS.ranges),
+        /** No longer used (replayBoots and replayRanges bound the replay memory); still accepted so an older config file loads, with a warning at start. */
+        replayWindow: z.number().int().optional(),
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
         maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
         /** Writes are refused below this many free bytes on the data directory's filesystem (gateway/store/free-space.ts); 0 disables. */

@@ -195,6 +195,11 @@ export class Gateway {
         },
         `gateway ${config.gateway.id} starting`,
       );
+      if (config.ingest.replayWindow !== undefined)
+        log.warn(
+          { key: 'ingest.replayWindow' },
+          'ingest.replayWindow is no longer used and is ignored: ingest.replayBoots and ingest.replayRanges bound the replay memory',
+        );
       const tls =
         config.mqtt.tls.enabled || config.api.tls
           ? loadOrCreateTls(dataDir, { ...config.tls, commonName: config.gateway.id })
