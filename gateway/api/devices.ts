@@ -24,8 +24,13 @@ function deviceJson(ctx: RouteContext, d: Known, now: number): Record<string, un
   // Heard here (activity) or by a sibling (the merged history's last frame): the later one.
   const seenHere = ctx.gw.activity.lastSeenAt(d.id);
   const lastSeen = Math.max(seenHere ?? -1, last?.rxTime ?? -1);
+  // Online is presence, not history: for a device heard here only this process's activity
+  // counts (a frame stored before a restart says nothing of now); for one a sibling heard
+  // last, that sibling's frame is the only presence this gateway can know.
+  const heardBySibling = last !== undefined && last.heardBy !== ctx.gw.config.gateway.id;
+  const presence = Math.max(seenHere ?? -1, heardBySibling ? last.rxTime : -1);
   const revoked = rec ? rec.revokedAt !== undefined : ctx.gw.blockLog.revokedSince(d.id) !== undefined;
-  const online = !revoked && lastSeen >= 0 && now - lastSeen <= ctx.gw.config.status.onlineTimeoutSeconds * 1000;
+  const online = !revoked && presence >= 0 && now - presence <= ctx.gw.config.status.onlineTimeoutSeconds * 1000;
   const reading = (r: ReturnType<DeviceView['battery']>) =>
     r ? { name: r.name, value: r.value, unit: r.unit ?? null } : null;
   return {

@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { GatewayIdentity } from '../../gateway/identity.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { BlockLog } from '../../gateway/log/block-log.js';
 import { FreeSpaceGuard } from '../../gateway/store/free-space.js';
@@ -109,6 +110,8 @@ describe('restore before authoring on a low disk', () => {
     const sync = { enabled: true, host: '127.0.0.1', port: 0, peers: [peer] };
     const { dir, cleanup } = tempDir('outpost-restore-low-');
     closers.push(async () => cleanup());
+    // The gateway's identity key came back from its backup; its store did not.
+    GatewayIdentity.loadOrCreate('gw-test', dir);
     // A floor of 1 TiB: this box is below it.
     await expect(startTestGateway(dir, [], { sync, ingest: { minFreeBytes: 2 ** 40 } })).rejects.toThrow(
       expect.objectContaining({
