@@ -37,7 +37,7 @@ export interface GatewayActuationDeps {
 
 export type ActuationSettings = Pick<
   ActuationOptions,
-  'leaseMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'
+  'leaseMs' | 'leaseGraceMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'
 >;
 
 export class GatewayActuation {
@@ -140,7 +140,9 @@ export class GatewayActuation {
         actuator: l.actuator,
         holder: l.lease.holder,
         fence: l.lease.fence,
-        expires: l.lease.expires,
+        at: l.lease.at,
+        // A device's report of another holder has no expiry: it stands until the log shows that lease.
+        ...(l.lease.expires !== undefined && { expires: l.lease.expires }),
       })),
     };
   }

@@ -36,6 +36,8 @@ export interface ActuationOptions {
   readonly clock?: Clock;
   /** Lease duration (default 30 s). */
   readonly leaseMs?: number;
+  /** After a sibling's lease expires, how long before this gateway may take it (default half the lease). */
+  readonly leaseGraceMs?: number;
   /** Commands only for devices heard within this long (default 60 s): a lease needs a device we hear. */
   readonly heardWithinMs?: number;
   readonly retryMinMs?: number;
@@ -71,7 +73,10 @@ export interface ActuationStats {
   forgeryReports: number;
   /** Devices reporting a command id seen before. */
   replayReports: number;
+  /** New leases taken (a fence of our own). */
   leasesTaken: number;
+  /** Our leases renewed (as commands flow or as the device is heard). */
+  leaseRenewals: number;
 }
 
 const STATE_STAT = {
@@ -99,6 +104,7 @@ export class Actuation implements DecisionSink {
     forgeryReports: 0,
     replayReports: 0,
     leasesTaken: 0,
+    leaseRenewals: 0,
   };
   readonly leases: LeaseTable;
   readonly guard = new DeliveryGuard();
@@ -115,7 +121,8 @@ export class Actuation implements DecisionSink {
 
   constructor(private readonly opts: ActuationOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.leases = new LeaseTable(opts.self, opts.leaseMs ?? 30_000);
+    const leaseMs = opts.leaseMs ?? 30_000;
+    this.leases = new LeaseTable(opts.self, leaseMs, opts.leaseGraceMs ?? leaseMs / 2);
     this.randomId = opts.randomId ?? (() => crypto.getRandomValues(new Uint8Array(COMMAND_ID_BYTES)));
     this.tracker = new CommandTracker({
       transport: opts.transport,
@@ -158,9 +165,22 @@ export class Actuation implements DecisionSink {
     return (this.waiting.get(device) ?? 0) > 0;
   }
 
-  /** A frame from `device` was stored: it is reachable (leases are only taken for devices we hear). */
+  /**
+   * A frame from `device` was stored: it is reachable (leases are only taken for devices we
+   * hear), and the leases we hold on it are renewed: a holder that keeps hearing its device
+   * keeps the lease.
+   */
   deviceHeard(device: string, at: number = this.clock.now()): void {
-    this.heard.set(device, at);
+    this.heard.set(device, Math.max(at, this.heard.get(device) ?? at));
+    const renewed = this.leases.renewHeard(device, this.clock.now());
+    if (renewed.length === 0) return;
+    this.stats.leaseRenewals += renewed.length;
+    this.opts.journal.record(renewed);
+  }
+
+  /** When a frame of `device` was last stored (undefined: never heard by this gateway). */
+  lastHeard(device: string): number | undefined {
+    return this.heard.get(device);
   }
 
   /** A command-ack frame from `device` (verified and durable). */
@@ -209,12 +229,8 @@ export class Actuation implements DecisionSink {
             : `${intent.device} not heard for ${now - heardAt} ms`,
       };
     else {
-      claim = this.leases.claim(intent.device, intent.actuator, now);
-      if (!claim.ok)
-        unroutable = {
-          state: 'no-lease',
-          detail: `lease on ${intent.device}/${intent.actuator} held by ${claim.holder} (fence ${claim.fence}) until ${new Date(claim.expires).toISOString()}`,
-        };
+      claim = this.leases.claim(intent.device, intent.actuator, now, heardAt);
+      if (!claim.ok) unroutable = { state: 'no-lease', detail: claim.detail };
     }
     let command: SignedCommand;
     try {
@@ -229,7 +245,8 @@ export class Actuation implements DecisionSink {
     const records: ActuationRecord[] = [];
     if (claim?.ok && claim.record) {
       records.push(claim.record);
-      this.stats.leasesTaken++;
+      if (claim.taken) this.stats.leasesTaken++;
+      else this.stats.leaseRenewals++;
     }
     records.push({
       ...base,
