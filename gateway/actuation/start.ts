@@ -40,6 +40,13 @@ export type ActuationSettings = Pick<
   'leaseMs' | 'leaseGraceMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'
 >;
 
+/** The state a reading reports for an actuator (its `act.<name>` record; firmware-sim/actuators.ts), read only when asked. */
+function reportedState(f: IngestedFrame, actuator: string): string | number | boolean | undefined {
+  const frame = toRuleFrame({ device: f.device, rxTime: f.rxTime }, f.body);
+  const value = frame?.records.find((r) => r.name === `act.${actuator}`)?.value;
+  return typeof value === 'object' ? undefined : value;
+}
+
 export class GatewayActuation {
   readonly actuation: Actuation;
   readonly routes: DeviceRoutes;
@@ -99,7 +106,7 @@ export class GatewayActuation {
     this.subs.push(
       deps.frames$.subscribe((f) => {
         this.routes.heard(f.device, f.transport);
-        this.actuation.deviceHeard(f.device, f.rxTime);
+        this.actuation.deviceHeard(f.device, f.rxTime, (actuator) => reportedState(f, actuator));
         if (f.body.type === 'command-ack') this.actuation.commandAck(f.device, f.body);
       }),
     );

@@ -77,7 +77,15 @@ export interface ActuationStats {
   leasesTaken: number;
   /** Our leases renewed (as commands flow or as the device is heard). */
   leaseRenewals: number;
+  /** Desired states sent again when their device was heard after they ended `no-route`. */
+  resent: number;
 }
+
+/** An actuator's state as the device's frame reports it (`act.<name>` records), if it does. */
+export type ReportedState = (actuator: string) => CommandIntent['value'] | undefined;
+
+/** The reason of a decision that re-sends a desired state (the original reason follows). */
+export const RESENT_REASON = 'desired state re-sent: device heard';
 
 const STATE_STAT = {
   acked: 'acked',
@@ -105,6 +113,7 @@ export class Actuation implements DecisionSink {
     replayReports: 0,
     leasesTaken: 0,
     leaseRenewals: 0,
+    resent: 0,
   };
   readonly leases: LeaseTable;
   readonly guard = new DeliveryGuard();
@@ -114,6 +123,11 @@ export class Actuation implements DecisionSink {
   private readonly heard = new Map<string, number>();
   /** Command key → the rule and actuator it came from, until its final state. */
   private readonly issuedBy = new Map<string, { readonly rule: string; readonly actuator: string; tracked: boolean }>();
+  /**
+   * Device → actuator → the latest command decided for it, `pending` while that command ended
+   * `no-route` and nothing newer was decided: it is sent again when the device is heard.
+   */
+  private readonly desired = new Map<string, Map<string, { decision: Decision; pending: boolean }>>();
   /** Device → commands in flight to it. */
   private readonly waiting = new Map<string, number>();
   private lastIssued = 0;
@@ -170,12 +184,38 @@ export class Actuation implements DecisionSink {
    * hear), and the leases we hold on it are renewed: a holder that keeps hearing its device
    * keeps the lease.
    */
-  deviceHeard(device: string, at: number = this.clock.now()): void {
+  deviceHeard(device: string, at: number = this.clock.now(), reported?: ReportedState): void {
     this.heard.set(device, Math.max(at, this.heard.get(device) ?? at));
     const renewed = this.leases.renewHeard(device, this.clock.now());
-    if (renewed.length === 0) return;
-    this.stats.leaseRenewals += renewed.length;
-    this.opts.journal.record(renewed);
+    if (renewed.length > 0) {
+      this.stats.leaseRenewals += renewed.length;
+      this.opts.journal.record(renewed);
+    }
+    this.resendDesired(device, reported);
+  }
+
+  /**
+   * The device is reachable again: what the rules last wanted of its actuators and could not
+   * send (`no-route`: never heard, or silent too long) goes out now, as a new decision of the
+   * same rule. Only those: a command in flight or acked is the desired state already, and
+   * sending it again would supersede it. Nor when the frame reports the actuator in that state
+   * already (a device powering on in the state the rules want).
+   */
+  private resendDesired(device: string, reported: ReportedState | undefined): void {
+    const byActuator = this.desired.get(device);
+    if (!byActuator) return;
+    for (const [actuator, d] of byActuator) {
+      if (!d.pending) continue;
+      d.pending = false;
+      if (d.decision.action.kind === 'command' && reported?.(actuator) === d.decision.action.command.value) continue;
+      this.stats.resent++;
+      const reason = `${RESENT_REASON} (${d.decision.reason})`.slice(0, 512);
+      this.opts.logger?.info(
+        { device, rule: d.decision.rule, action: d.decision.action },
+        `desired state re-sent: ${device} heard`,
+      );
+      this.decide({ ...d.decision, at: this.clock.now(), reason });
+    }
   }
 
   /** When a frame of `device` was last stored (undefined: never heard by this gateway). */
@@ -260,6 +300,9 @@ export class Actuation implements DecisionSink {
     this.opts.journal.record(records);
     const entry = { rule: decision.rule, actuator: intent.actuator, tracked: false };
     this.issuedBy.set(command.key, entry);
+    let byActuator = this.desired.get(intent.device);
+    if (!byActuator) this.desired.set(intent.device, (byActuator = new Map()));
+    byActuator.set(intent.actuator, { decision, pending: unroutable?.state === 'no-route' });
     if (unroutable) {
       this.final({ command, state: unroutable.state, attempts: 0, at: now, latencyMs: 0, detail: unroutable.detail });
       return;
