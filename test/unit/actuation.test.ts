@@ -352,6 +352,8 @@ describe('actuation', () => {
       heardWithinSeconds: 60,
     });
     expect(validateConfig({ actuation: { leaseSeconds: 5 } }).actuation.leaseSeconds).toBe(5);
+    expect(validateConfig({ actuation: { leaseGraceSeconds: 0 } }).actuation.leaseGraceSeconds).toBe(0);
+    expect(() => validateConfig({ actuation: { leaseGraceSeconds: -1 } })).toThrow(ConfigError);
     expect(() => validateConfig({ actuation: { leaseSeconds: 0 } })).toThrow(ConfigError);
     expect(() => validateConfig({ actuation: { lease: 5 } })).toThrow(/actuation/);
   });
