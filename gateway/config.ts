@@ -291,8 +291,10 @@ export const configSchema = z
     /** Commands to devices (gateway/actuation): lease, retry and reachability timings. */
     actuation: z
       .object({
-        /** How long a lease on an actuator lasts; renewed while commands flow. */
+        /** How long a lease on an actuator lasts; renewed while its holder hears the device. */
         leaseSeconds: z.number().positive().max(86_400).default(30),
+        /** After a sibling's lease expires, wait this long more before taking it (default half the lease). */
+        leaseGraceSeconds: z.number().min(0).max(86_400).optional(),
         /** Resend an unacked command after this, doubling up to retryMaxMs, until it expires. */
         retryMinMs: z.number().int().min(10).max(60_000).default(250),
         retryMaxMs: z.number().int().min(10).max(600_000).default(4000),

@@ -206,6 +206,8 @@ export function startActuation(
     },
     {
       leaseMs: a.leaseSeconds * 1000,
+      // Unset: half the lease (rules/actuation), also when a test overrides leaseMs.
+      ...(a.leaseGraceSeconds !== undefined && { leaseGraceMs: a.leaseGraceSeconds * 1000 }),
       retryMinMs: a.retryMinMs,
       retryMaxMs: Math.max(a.retryMinMs, a.retryMaxMs),
       heardWithinMs: a.heardWithinSeconds * 1000,

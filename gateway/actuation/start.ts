@@ -37,8 +37,15 @@ export interface GatewayActuationDeps {
 
 export type ActuationSettings = Pick<
   ActuationOptions,
-  'leaseMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'
+  'leaseMs' | 'leaseGraceMs' | 'heardWithinMs' | 'retryMinMs' | 'retryMaxMs' | 'onSent' | 'clock'
 >;
+
+/** The state a reading reports for an actuator (its `act.<name>` record; firmware-sim/actuators.ts), read only when asked. */
+function reportedState(f: IngestedFrame, actuator: string): string | number | boolean | undefined {
+  const frame = toRuleFrame({ device: f.device, rxTime: f.rxTime }, f.body);
+  const value = frame?.records.find((r) => r.name === `act.${actuator}`)?.value;
+  return typeof value === 'object' ? undefined : value;
+}
 
 export class GatewayActuation {
   readonly actuation: Actuation;
@@ -99,7 +106,7 @@ export class GatewayActuation {
     this.subs.push(
       deps.frames$.subscribe((f) => {
         this.routes.heard(f.device, f.transport);
-        this.actuation.deviceHeard(f.device, f.rxTime);
+        this.actuation.deviceHeard(f.device, f.rxTime, (actuator) => reportedState(f, actuator));
         if (f.body.type === 'command-ack') this.actuation.commandAck(f.device, f.body);
       }),
     );
@@ -140,7 +147,9 @@ export class GatewayActuation {
         actuator: l.actuator,
         holder: l.lease.holder,
         fence: l.lease.fence,
-        expires: l.lease.expires,
+        at: l.lease.at,
+        // A device's report of another holder has no expiry: it stands until the log shows that lease.
+        ...(l.lease.expires !== undefined && { expires: l.lease.expires }),
       })),
     };
   }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readDecisions } from '../../rules/actuation/index.js';
+import { RESENT_REASON, readDecisions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { loadRuleFiles } from '../../rules/dsl/load.js';
 import { RuleError } from '../../rules/dsl/errors.js';
@@ -160,9 +160,15 @@ function readAgainst(file: string): Decision[] {
   return decisions;
 }
 
-/** Decisions this gateway recorded in the log's actuation blocks (siblings decided on the frames they ingested, not these). */
+/**
+ * Decisions this gateway's rules recorded in the log's actuation blocks (siblings decided on the
+ * frames they ingested, not these; a desired state re-sent when its device was heard is the
+ * actuation's, not a rule's, so a replay does not make it).
+ */
 function loggedDecisions(log: BlockLog): Decision[] {
-  return readDecisions(actuationBlocks(log)).decisions.filter((d) => d.author === log.author);
+  return readDecisions(actuationBlocks(log)).decisions.filter(
+    (d) => d.author === log.author && !d.reason.startsWith(RESENT_REASON),
+  );
 }
 
 const iso = (t: number): string => new Date(t).toISOString();

@@ -36,6 +36,8 @@ export interface ActuationOptions {
   readonly clock?: Clock;
   /** Lease duration (default 30 s). */
   readonly leaseMs?: number;
+  /** After a sibling's lease expires, how long before this gateway may take it (default half the lease). */
+  readonly leaseGraceMs?: number;
   /** Commands only for devices heard within this long (default 60 s): a lease needs a device we hear. */
   readonly heardWithinMs?: number;
   readonly retryMinMs?: number;
@@ -71,8 +73,19 @@ export interface ActuationStats {
   forgeryReports: number;
   /** Devices reporting a command id seen before. */
   replayReports: number;
+  /** New leases taken (a fence of our own). */
   leasesTaken: number;
+  /** Our leases renewed (as commands flow or as the device is heard). */
+  leaseRenewals: number;
+  /** Desired states sent again when their device was heard after they ended `no-route`. */
+  resent: number;
 }
+
+/** An actuator's state as the device's frame reports it (`act.<name>` records), if it does. */
+export type ReportedState = (actuator: string) => CommandIntent['value'] | undefined;
+
+/** The reason of a decision that re-sends a desired state (the original reason follows). */
+export const RESENT_REASON = 'desired state re-sent: device heard';
 
 const STATE_STAT = {
   acked: 'acked',
@@ -99,6 +112,8 @@ export class Actuation implements DecisionSink {
     forgeryReports: 0,
     replayReports: 0,
     leasesTaken: 0,
+    leaseRenewals: 0,
+    resent: 0,
   };
   readonly leases: LeaseTable;
   readonly guard = new DeliveryGuard();
@@ -108,6 +123,11 @@ export class Actuation implements DecisionSink {
   private readonly heard = new Map<string, number>();
   /** Command key → the rule and actuator it came from, until its final state. */
   private readonly issuedBy = new Map<string, { readonly rule: string; readonly actuator: string; tracked: boolean }>();
+  /**
+   * Device → actuator → the latest command decided for it, `pending` while that command ended
+   * `no-route` and nothing newer was decided: it is sent again when the device is heard.
+   */
+  private readonly desired = new Map<string, Map<string, { decision: Decision; pending: boolean }>>();
   /** Device → commands in flight to it. */
   private readonly waiting = new Map<string, number>();
   private lastIssued = 0;
@@ -115,7 +135,8 @@ export class Actuation implements DecisionSink {
 
   constructor(private readonly opts: ActuationOptions) {
     this.clock = opts.clock ?? systemClock;
-    this.leases = new LeaseTable(opts.self, opts.leaseMs ?? 30_000);
+    const leaseMs = opts.leaseMs ?? 30_000;
+    this.leases = new LeaseTable(opts.self, leaseMs, opts.leaseGraceMs ?? leaseMs / 2);
     this.randomId = opts.randomId ?? (() => crypto.getRandomValues(new Uint8Array(COMMAND_ID_BYTES)));
     this.tracker = new CommandTracker({
       transport: opts.transport,
@@ -158,9 +179,48 @@ export class Actuation implements DecisionSink {
     return (this.waiting.get(device) ?? 0) > 0;
   }
 
-  /** A frame from `device` was stored: it is reachable (leases are only taken for devices we hear). */
-  deviceHeard(device: string, at: number = this.clock.now()): void {
-    this.heard.set(device, at);
+  /**
+   * A frame from `device` was stored: it is reachable (leases are only taken for devices we
+   * hear), and the leases we hold on it are renewed: a holder that keeps hearing its device
+   * keeps the lease.
+   */
+  deviceHeard(device: string, at: number = this.clock.now(), reported?: ReportedState): void {
+    this.heard.set(device, Math.max(at, this.heard.get(device) ?? at));
+    const renewed = this.leases.renewHeard(device, this.clock.now());
+    if (renewed.length > 0) {
+      this.stats.leaseRenewals += renewed.length;
+      this.opts.journal.record(renewed);
+    }
+    this.resendDesired(device, reported);
+  }
+
+  /**
+   * The device is reachable again: what the rules last wanted of its actuators and could not
+   * send (`no-route`: never heard, or silent too long) goes out now, as a new decision of the
+   * same rule. Only those: a command in flight or acked is the desired state already, and
+   * sending it again would supersede it. Nor when the frame reports the actuator in that state
+   * already (a device powering on in the state the rules want).
+   */
+  private resendDesired(device: string, reported: ReportedState | undefined): void {
+    const byActuator = this.desired.get(device);
+    if (!byActuator) return;
+    for (const [actuator, d] of byActuator) {
+      if (!d.pending) continue;
+      d.pending = false;
+      if (d.decision.action.kind === 'command' && reported?.(actuator) === d.decision.action.command.value) continue;
+      this.stats.resent++;
+      const reason = `${RESENT_REASON} (${d.decision.reason})`.slice(0, 512);
+      this.opts.logger?.info(
+        { device, rule: d.decision.rule, action: d.decision.action },
+        `desired state re-sent: ${device} heard`,
+      );
+      this.decide({ ...d.decision, at: this.clock.now(), reason });
+    }
+  }
+
+  /** When a frame of `device` was last stored (undefined: never heard by this gateway). */
+  lastHeard(device: string): number | undefined {
+    return this.heard.get(device);
   }
 
   /** A command-ack frame from `device` (verified and durable). */
@@ -209,12 +269,8 @@ export class Actuation implements DecisionSink {
             : `${intent.device} not heard for ${now - heardAt} ms`,
       };
     else {
-      claim = this.leases.claim(intent.device, intent.actuator, now);
-      if (!claim.ok)
-        unroutable = {
-          state: 'no-lease',
-          detail: `lease on ${intent.device}/${intent.actuator} held by ${claim.holder} (fence ${claim.fence}) until ${new Date(claim.expires).toISOString()}`,
-        };
+      claim = this.leases.claim(intent.device, intent.actuator, now, heardAt);
+      if (!claim.ok) unroutable = { state: 'no-lease', detail: claim.detail };
     }
     let command: SignedCommand;
     try {
@@ -229,7 +285,8 @@ export class Actuation implements DecisionSink {
     const records: ActuationRecord[] = [];
     if (claim?.ok && claim.record) {
       records.push(claim.record);
-      this.stats.leasesTaken++;
+      if (claim.taken) this.stats.leasesTaken++;
+      else this.stats.leaseRenewals++;
     }
     records.push({
       ...base,
@@ -243,6 +300,9 @@ export class Actuation implements DecisionSink {
     this.opts.journal.record(records);
     const entry = { rule: decision.rule, actuator: intent.actuator, tracked: false };
     this.issuedBy.set(command.key, entry);
+    let byActuator = this.desired.get(intent.device);
+    if (!byActuator) this.desired.set(intent.device, (byActuator = new Map()));
+    byActuator.set(intent.actuator, { decision, pending: unroutable?.state === 'no-route' });
     if (unroutable) {
       this.final({ command, state: unroutable.state, attempts: 0, at: now, latencyMs: 0, detail: unroutable.detail });
       return;

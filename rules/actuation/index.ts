@@ -4,6 +4,7 @@ export {
   type ActuationJournal,
   type ActuationOptions,
   type CommandOutcome,
+  RESENT_REASON,
 } from './actuation.js';
 export { readDecisions, type AuditBlock, type AuditedDecision } from './audit.js';
 export { type CommandTransport, systemClock } from './tracker.js';

@@ -7,16 +7,15 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
-import { generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
+import { manifestSeed } from '../../firmware-sim/manifest.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
-import { validateConfig } from '../../gateway/config.js';
 import type { ActuationSettings } from '../../gateway/actuation/start.js';
-import { Gateway } from '../../gateway/gateway.js';
+import type { Gateway } from '../../gateway/gateway.js';
 import { systemClock } from '../../rules/actuation/index.js';
 import { GatewayIdentity } from '../../gateway/identity.js';
 import { toHex } from '../../protocols/index.js';
-import type { Decision } from '../../rules/decision.js';
-import { freePort, memoryLogger, running, tempDir, waitFor } from '../helpers/env.js';
+import { freePort, running, tempDir, waitFor } from '../helpers/env.js';
+import { leaseDevice as dev, leaseGateway, leasePair, phase } from '../helpers/lease-pair.js';
 
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
@@ -24,104 +23,23 @@ afterEach(async () => {
 });
 
 const LEASE_MS = 1500;
-const dev = generateManifest({ devices: 1, prefix: 'light', model: 'env-1' }).devices[0]!;
+/** The default grace: half a lease. */
+const GRACE_MS = LEASE_MS / 2;
 
-async function gateway(
-  id: string,
-  dir: string,
-  sync: Record<string, unknown>,
-  actuation: ActuationSettings = {},
-): Promise<Gateway> {
-  const config = validateConfig({
-    gateway: { id, dataDir: dir },
-    mqtt: { port: 0 },
-    devices: [{ id: dev.id, publicKey: dev.publicKey }],
-    simulate: { devices: 0 },
-    api: { enabled: false },
-    sync: { enabled: true, host: '127.0.0.1', intervalSeconds: 3600, ...sync },
-  });
-  const gw = await Gateway.start(config, {
-    logger: memoryLogger().log,
-    simulate: false,
-    actuation: { leaseMs: LEASE_MS, retryMinMs: 100, ...actuation },
-  });
-  let stopped = false;
-  const stop = gw.stop.bind(gw);
-  gw.stop = async () => {
-    if (stopped) return;
-    stopped = true;
-    await stop();
-  };
-  closers.push(() => gw.stop());
-  return gw;
-}
-
-const phase = (device: string, value: string): Decision => ({
-  rule: 'phase',
-  ruleVersion: 't',
-  at: Date.now(),
-  inputs: [],
-  reason: 'test',
-  action: { kind: 'command', command: { device, actuator: 'phase', value, ttlMs: 3000 } },
-});
+const gateway = (id: string, dir: string, sync: Record<string, unknown>, actuation: ActuationSettings = {}) =>
+  leaseGateway(closers, id, dir, sync, { leaseMs: LEASE_MS, retryMinMs: 100, ...actuation });
 
 describe('leases with fencing across two gateways', () => {
   it('a lease taken on one gateway reaches the other by sync; partitioned, the device obeys one fence holder and refuses the other', async () => {
-    const dirs = ['gw-a', 'gw-b'].map((id) => {
-      const t = tempDir(`outpost-lease-${id}-`);
-      closers.push(t.cleanup);
-      return { dir: t.dir, key: GatewayIdentity.loadOrCreate(id, t.dir).publicKey };
-    }) as [{ dir: string; key: Uint8Array }, { dir: string; key: Uint8Array }];
-    const portB = await freePort();
-    const b = await gateway('gw-b', dirs[1].dir, {
-      port: portB,
-      peers: [{ id: 'gw-a', publicKey: toHex(dirs[0].key) }],
+    const { a, b, dirs, actuators, sync, heard } = await leasePair(closers, 'lease', {
+      leaseMs: LEASE_MS,
+      retryMinMs: 100,
     });
-    const a = await gateway('gw-a', dirs[0].dir, {
-      port: 0,
-      peers: [{ id: 'gw-b', publicKey: toHex(dirs[1].key), url: `tcp://127.0.0.1:${portB}` }],
-    });
-    const sync = async () => {
-      await running(a, 'siblings').round(false);
-      await Promise.all([a.blockLog.durable(), b.blockLog.durable()]);
-    };
-
-    // One device, on both gateways' brokers, trusting both gateway keys.
-    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
-    const actuators = new Actuators({
-      device: dev.id,
-      gateways: [
-        { id: 'gw-a', publicKey: dirs[0].key },
-        { id: 'gw-b', publicKey: dirs[1].key },
-      ],
-      initial: { phase: 'red' },
-    });
-    const links = [a, b].map((gw) => {
-      let link: MqttDeviceLink;
-      const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new MqttDeviceLink(device, {
-        brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
-        onCommand: (p) => handler(p),
-      });
-      link.start();
-      closers.push(() => link.stop());
-      return link;
-    });
-    await waitFor(() => links.every((l) => l.connected), 5000, 'device on both brokers');
-    const heard = async () => {
-      const f = device.nextFrame();
-      for (const l of links) l.send(f);
-      await waitFor(
-        () => [a, b].every((gw) => gw.frames.get(dev.id, f.boot, f.seq) !== undefined),
-        5000,
-        'frame stored on both',
-      );
-    };
     await heard();
 
     // 1. gw-a takes the lease (fence 1) and drives the light.
     a.actuation.actuation.decide(phase(dev.id, 'green'));
-    await waitFor(() => a.actuation.actuation.stats.acked === 1, 5000, 'gw-a acked');
+    await waitFor(() => a.actuation.actuation.stats.acked === 1, 15_000, 'gw-a acked');
     expect(actuators.get('phase')).toBe('green');
 
     // 2. Sync carries the lease block: gw-b knows gw-a holds it and does not send.
@@ -134,17 +52,18 @@ describe('leases with fencing across two gateways', () => {
     expect(b.actuation.actuation.stats.noLease).toBe(1);
     expect(actuators.get('phase')).toBe('green');
 
-    // 3. Partition (no more sync). gw-a's lease runs out in gw-b's view: gw-b takes fence 2 and drives.
-    await new Promise((r) => setTimeout(r, LEASE_MS + 100));
+    // 3. Partition (no more sync). gw-a's lease runs out in gw-b's view, then its grace period
+    //    (half a lease); gw-b heard the device after gw-a last renewed: it takes fence 2 and drives.
+    await new Promise((r) => setTimeout(r, LEASE_MS + GRACE_MS + 100));
     await heard();
     b.actuation.actuation.decide(phase(dev.id, 'amber'));
-    await waitFor(() => b.actuation.actuation.stats.acked === 1, 5000, 'gw-b acked');
+    await waitFor(() => b.actuation.actuation.stats.acked === 1, 15_000, 'gw-b acked');
     expect(actuators.get('phase')).toBe('amber');
     expect(actuators.fence('phase')).toBe(2);
 
-    // 4. gw-a, still partitioned, sees its own lease expired and takes fence 2 as well: the device refuses it.
+    // 4. gw-a, still partitioned, kept its lease (fence 1) by hearing the device: the device refuses that fence.
     a.actuation.actuation.decide(phase(dev.id, 'green'));
-    await waitFor(() => a.actuation.actuation.stats.refused === 1, 5000, 'gw-a refused');
+    await waitFor(() => a.actuation.actuation.stats.refused === 1, 15_000, 'gw-a refused');
     expect(actuators.get('phase')).toBe('amber');
     // ... and it stands back: its next decision is not sent at all.
     a.actuation.actuation.decide(phase(dev.id, 'green'));
@@ -203,14 +122,14 @@ describe('leases with fencing across two gateways', () => {
       l.start();
       closers.push(() => l.stop());
     }
-    await waitFor(() => toA.connected && toB.connected, 5000, 'device on both brokers');
+    await waitFor(() => toA.connected && toB.connected, 15_000, 'device on both brokers');
     const f = device.nextFrame();
     toA.send(f);
-    await waitFor(() => a.frames.get(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard by gw-a');
+    await waitFor(() => a.frames.get(dev.id, f.boot, f.seq) !== undefined, 15_000, 'heard by gw-a');
     a.actuation.actuation.decide(phase(dev.id, 'green'));
     await waitFor(
       () => actuators.get('phase') === 'green' && b.actuation.routes.transportOf(dev.id) === 'mqtt',
-      5000,
+      15_000,
       'obeyed, ack stored at gw-b',
     );
     expect(a.actuation.actuation.stats.acked).toBe(0);
@@ -245,15 +164,21 @@ describe('leases with fencing across two gateways', () => {
       });
       link.start();
       closers.push(() => link.stop());
-      await waitFor(() => link.connected, 5000, 'device connected');
+      await waitFor(() => link.connected, 15_000, 'device connected');
       const f = device.nextFrame();
       link.send(f);
-      await waitFor(() => gw.frames.get(dev.id, f.boot, f.seq) !== undefined, 5000, 'heard');
-      gw.actuation.actuation.decide(phase(dev.id, value));
+      await waitFor(
+        () => gw.frames.get(dev.id, f.boot, f.seq) !== undefined && gw.actuation.routes.transportOf(dev.id) === 'mqtt',
+        15_000,
+        'heard',
+      );
+      // Issued just after its last command (the clock is behind), so its expiry is counted from
+      // there: a ttl longer than the clock's lag and the restart, or the device finds it expired.
+      gw.actuation.actuation.decide(phase(dev.id, value, 90_000));
       await waitFor(
         () => gw.actuation.actuation.stats.acked + gw.actuation.actuation.stats.refused === 1,
-        5000,
-        'answered',
+        15_000,
+        () => `answered (${JSON.stringify({ ...gw.actuation.status(), device: actuators.stats })})`,
       );
       await link.stop();
       return gw;

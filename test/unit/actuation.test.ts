@@ -10,37 +10,10 @@ import { AckStatus, type CommandAckBody, toHex } from '../../protocols/index.js'
 import type { ActuationRecord } from '../../protocols/actuation.js';
 import { Actuators } from '../../firmware-sim/actuators.js';
 import { Actuation, type CommandOutcome, readDecisions } from '../../rules/actuation/index.js';
-import type { Clock } from '../../rules/actuation/tracker.js';
+import { VirtualClock } from '../helpers/virtual-clock.js';
 import type { Decision } from '../../rules/decision.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { ConfigError, validateConfig } from '../../gateway/config.js';
-
-class VirtualClock implements Clock {
-  t = 1_700_000_000_000;
-  private timers: { at: number; fn: () => void; id: number }[] = [];
-  private next = 0;
-  now = (): number => this.t;
-  setTimeout = (fn: () => void, ms: number): unknown => {
-    const id = ++this.next;
-    this.timers.push({ at: this.t + ms, fn, id });
-    return id;
-  };
-  clearTimeout = (h: unknown): void => {
-    this.timers = this.timers.filter((x) => x.id !== h);
-  };
-  advance(ms: number): void {
-    const end = this.t + ms;
-    for (;;) {
-      this.timers.sort((a, b) => a.at - b.at || a.id - b.id);
-      const first = this.timers[0];
-      if (!first || first.at > end) break;
-      this.timers.shift();
-      this.t = first.at;
-      first.fn();
-    }
-    this.t = end;
-  }
-}
 
 interface Gw {
   act: Actuation;
@@ -245,7 +218,7 @@ describe('actuation', () => {
     expect(g.outcomes[0]).toMatchObject({ state: 'acked' });
   });
 
-  it("leases: a sibling's unexpired lease means no-lease; after it expires the next fence is higher; renewals keep the fence (fencing)", () => {
+  it("leases: a sibling's unexpired lease means no-lease, through its grace period too; then the next fence is higher; renewals keep the fence (fencing)", () => {
     const clock = new VirtualClock();
     const g = gateway(clock, 'gw-b', () => true, 1000);
     g.act.deviceHeard('cell-1');
@@ -260,9 +233,13 @@ describe('actuation', () => {
     g.act.decide(decision('cell-1', false));
     expect(g.outcomes[0]).toMatchObject({
       state: 'no-lease',
-      detail: expect.stringMatching(/held by a{64} \(fence 7\)/) as string,
+      detail: expect.stringMatching(/held by a{64} \(fence 7\) until .*, plus 500 ms grace/) as string,
     });
-    clock.advance(501);
+    clock.advance(501); // expired, but within the grace period (half the lease)
+    g.act.deviceHeard('cell-1');
+    g.act.decide(decision('cell-1', false));
+    expect(g.outcomes[1]).toMatchObject({ state: 'no-lease' });
+    clock.advance(500);
     g.act.deviceHeard('cell-1');
     g.act.decide(decision('cell-1', false));
     const leases = () => g.journal.filter((r) => r.type === 'lease');
@@ -278,7 +255,7 @@ describe('actuation', () => {
     const decided = g.journal
       .filter((r) => r.type === 'decision')
       .map((r) => (r as { command?: { fence?: number } }).command?.fence);
-    expect(decided).toEqual([undefined, 8, 8, 8]);
+    expect(decided).toEqual([undefined, undefined, 8, 8, 8]);
   });
 
   it('two partitioned gateways: the device obeys one fence holder, the other is refused as fenced and stands back', () => {
@@ -311,7 +288,7 @@ describe('actuation', () => {
     b.act.decide(decision('light', 'red' as never, 2000, 'phase'));
     expect(b.outcomes[1]).toMatchObject({
       state: 'no-lease',
-      detail: expect.stringMatching(/held by device-report:gw-a/) as string,
+      detail: expect.stringMatching(/the device reported fence 1 held by gw-a .* standing back/) as string,
     });
     a.act.decide(decision('light', 'red' as never, 2000, 'phase'));
     clock.advance(20);
@@ -375,6 +352,8 @@ describe('actuation', () => {
       heardWithinSeconds: 60,
     });
     expect(validateConfig({ actuation: { leaseSeconds: 5 } }).actuation.leaseSeconds).toBe(5);
+    expect(validateConfig({ actuation: { leaseGraceSeconds: 0 } }).actuation.leaseGraceSeconds).toBe(0);
+    expect(() => validateConfig({ actuation: { leaseGraceSeconds: -1 } })).toThrow(ConfigError);
     expect(() => validateConfig({ actuation: { leaseSeconds: 0 } })).toThrow(ConfigError);
     expect(() => validateConfig({ actuation: { lease: 5 } })).toThrow(/actuation/);
   });
