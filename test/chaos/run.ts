@@ -1,5 +1,5 @@
 /**
- * `npm run chaos [-- --duration 300] [--seed N]`: the long fault campaign. The seed comes
+ * `npm run chaos [-- --duration 300 | --minutes 30] [--seed N]`: the long fault campaign. The seed comes
  * from --seed, else CHAOS_SEED, else is random; it is printed first so a failure replays.
  * Exit 0 only when nothing was lost, duplicated or crashed.
  */
@@ -7,13 +7,23 @@ import { parseArgs } from 'node:util';
 import { formatReport, runCampaign } from './campaign.js';
 
 const { values } = parseArgs({
-  options: { duration: { type: 'string', default: '180' }, seed: { type: 'string' }, quick: { type: 'boolean' } },
+  options: {
+    duration: { type: 'string', default: '180' },
+    minutes: { type: 'string' },
+    seed: { type: 'string' },
+    quick: { type: 'boolean' },
+  },
 });
 const seedText = values.seed ?? process.env.CHAOS_SEED;
 const seed = seedText !== undefined ? Number(seedText) >>> 0 : Math.floor(Math.random() * 2 ** 32);
-const seconds = values.quick ? 45 : Number(values.duration);
+const seconds = values.quick
+  ? 45
+  : values.minutes !== undefined
+    ? Number(values.minutes) * 60
+    : Number(values.duration);
 if (!Number.isFinite(seconds) || seconds <= 0) {
-  console.error(`--duration must be a positive number of seconds, not "${values.duration}"`);
+  const given = values.minutes !== undefined ? `--minutes ${values.minutes}` : `--duration ${values.duration}`;
+  console.error(`--duration (seconds) or --minutes must be a positive number, not "${given}"`);
   process.exit(2);
 }
 console.log(`chaos: seed ${seed}, ${seconds} s of faults`);
