@@ -5,18 +5,16 @@
  * Press vibration crosses 8 m/s² → the conveyor stops within the rule's deadline (its command
  * ttl); it restarts only after the operator turns the key and the press is calm again.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
+import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
-import { manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
+import { manifestSeed } from '../../firmware-sim/manifest.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { actuationBlocks } from '../../gateway/actuation/journal.js';
 import { readDecisions } from '../../rules/actuation/index.js';
-import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { running, waitFor } from '../helpers/env.js';
+import { startExampleGateway } from '../helpers/examples.js';
 
-const EXAMPLE = join(import.meta.dirname, '../../rules/examples/factory-cell');
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -24,19 +22,7 @@ afterEach(async () => {
 
 describe('factory cell example over MQTT', () => {
   it("the conveyor stops within the rule's deadline after the vibration threshold, and restarts only after the operator acknowledges", async () => {
-    const tmp = tempDir('outpost-cell-');
-    cleanups.push(() => tmp.cleanup());
-    const manifest = readManifest(join(EXAMPLE, 'manifest.json'));
-    const actuatorSpec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<
-      string,
-      Record<string, ActuatorValue>
-    >;
-    const { gw, url } = await startTestGateway(
-      join(tmp.dir, 'data'),
-      manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
-      { rules: { files: [join(EXAMPLE, 'rules.yaml')] } },
-    );
-    cleanups.push(() => gw.stop());
+    const { gw, url, manifest, spec: actuatorSpec } = await startExampleGateway('factory-cell');
     expect(running(gw, 'rules').ruleSet.rules.map((r) => r.id)).toContain('conveyor');
     const sims = new Map(
       manifest.devices.map((d) => {

@@ -4,19 +4,17 @@
  * yet). When each device is first heard, the gateway sends it the state the rules want now, so
  * from then on each signal head shows (by its own acks) what the machine believes it shows.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
+import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
-import { manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
+import { manifestSeed } from '../../firmware-sim/manifest.js';
 import { Prng } from '../../firmware-sim/sensors.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { actuationBlocks } from '../../gateway/actuation/journal.js';
 import { RESENT_REASON, readDecisions } from '../../rules/actuation/index.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { waitFor } from '../helpers/env.js';
+import { startExampleGateway } from '../helpers/examples.js';
 
-const EXAMPLE = join(import.meta.dirname, '../../rules/examples/intersection');
 /** A command is decided, sent, obeyed and acked within this on a loaded box. */
 const LAG_MS = 2500;
 const cleanups: (() => unknown)[] = [];
@@ -28,19 +26,7 @@ describe('intersection example, gateway up before the fleet', () => {
   it('the signal heads show the states the machine believes, from the first one on (checked from their acks)', {
     timeout: 90_000,
   }, async () => {
-    const tmp = tempDir('outpost-late-fleet-');
-    cleanups.push(() => tmp.cleanup());
-    const manifest = readManifest(join(EXAMPLE, 'manifest.json'));
-    const spec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<
-      string,
-      Record<string, ActuatorValue>
-    >;
-    const { gw, url } = await startTestGateway(
-      join(tmp.dir, 'data'),
-      manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
-      { rules: { files: [join(EXAMPLE, 'rules.yaml')] } },
-    );
-    cleanups.push(() => gw.stop());
+    const { gw, url, manifest, spec } = await startExampleGateway('intersection');
     const upAt = Date.now();
     // The machine runs alone: start-up all red, NS green 2 s later, and at 10 s of silence its
     // watchdog puts the junction into flashing amber; all seven commands end no-route. The fleet

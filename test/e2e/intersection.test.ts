@@ -6,17 +6,15 @@
  * green with walk. (The property test over thousands of steps runs the same rules on virtual
  * time in test/unit; this one runs the signed-command path.)
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
-import { manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
+import { manifestSeed } from '../../firmware-sim/manifest.js';
 import { Prng } from '../../firmware-sim/sensors.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
-import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
+import { waitFor } from '../helpers/env.js';
+import { startExampleGateway } from '../helpers/examples.js';
 
-const EXAMPLE = join(import.meta.dirname, '../../rules/examples/intersection');
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
@@ -26,21 +24,7 @@ describe('intersection example over MQTT', () => {
   it('random detector and pedestrian input: the signal heads never show conflicting greens, nor a green with walk', {
     timeout: 60_000,
   }, async () => {
-    const tmp = tempDir('outpost-junction-');
-    cleanups.push(() => tmp.cleanup());
-    const manifest = readManifest(join(EXAMPLE, 'manifest.json'));
-    const spec = JSON.parse(readFileSync(join(EXAMPLE, 'actuators.json'), 'utf8')) as Record<
-      string,
-      Record<string, ActuatorValue>
-    >;
-    const { gw, url } = await startTestGateway(
-      join(tmp.dir, 'data'),
-      manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
-      {
-        rules: { files: [join(EXAMPLE, 'rules.yaml')] },
-      },
-    );
-    cleanups.push(() => gw.stop());
+    const { gw, url, manifest, spec } = await startExampleGateway('intersection');
     const sims = manifest.devices.map((d) => {
       const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
       const actuators = new Actuators({

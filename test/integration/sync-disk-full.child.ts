@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
@@ -35,7 +35,8 @@ const open = (dir: string, i: number) => {
     log: new BlockLog(store, { publicKey: keys[i]!, sign: (m) => signEd25519(seeds[i]!, m), knownAuthors: keys }),
   };
 };
-const a = open(mkdtempSync(join(tmpdir(), 'outpost-full-a-')), 0);
+const aDir = mkdtempSync(join(tmpdir(), 'outpost-full-a-'));
+const a = open(aDir, 0);
 const b = open(bDir, 1);
 const BLOCKS = 60;
 for (let k = 0; k < BLOCKS; k++)
@@ -93,3 +94,4 @@ console.log(
 );
 await reopened.store.close();
 await a.store.close();
+rmSync(aDir, { recursive: true, force: true });

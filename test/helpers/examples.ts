@@ -1,0 +1,35 @@
+/**
+ * A gateway running one of rules/examples/: its rules.yaml loaded, its manifest's devices
+ * enrolled, on a temp store; stopped and removed when the test finishes (after the test's own
+ * afterEach hooks, so device links the test stops there go first).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { onTestFinished } from 'vitest';
+import type { ActuatorValue } from '../../firmware-sim/actuators.js';
+import { readManifest } from '../../firmware-sim/manifest.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import { startTestGateway, tempDir } from './env.js';
+
+export async function startExampleGateway(name: 'intersection' | 'factory-cell') {
+  const example = join(import.meta.dirname, '../../rules/examples', name);
+  const tmp = tempDir(`outpost-${name}-`);
+  let gw: Gateway | undefined;
+  onTestFinished(async () => {
+    await gw?.stop();
+    tmp.cleanup();
+  });
+  const manifest = readManifest(join(example, 'manifest.json'));
+  /** Each device's actuators and their initial values (actuators.json). */
+  const spec = JSON.parse(readFileSync(join(example, 'actuators.json'), 'utf8')) as Record<
+    string,
+    Record<string, ActuatorValue>
+  >;
+  const started = await startTestGateway(
+    join(tmp.dir, 'data'),
+    manifest.devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
+    { rules: { files: [join(example, 'rules.yaml')] } },
+  );
+  gw = started.gw;
+  return { gw: started.gw, url: started.url, manifest, spec };
+}
