@@ -62,7 +62,15 @@ export async function runCampaign(opts: CampaignOptions): Promise<CampaignReport
 
   const tmp = tempDir('outpost-chaos-');
   const devices = new Devices(opts.plan ?? DEFAULT_PLAN, GATEWAYS);
-  const site = await buildSite(tmp.dir, devices, { syncIntervalSeconds: 0.5, requireDisk: opts.requireDisk ?? false });
+  // gw-2's tmpfs holds the whole run's data above the free-space floor (64 MiB): the site
+  // writes about 6.5 MB a minute (a 30-minute run filled 193 MB), so a fixed 256 MiB left a
+  // long run's gw-2 refusing every write as disk-low at the end, with nothing to disk-fill.
+  const minutes = Math.ceil(opts.durationMs / 60_000);
+  const site = await buildSite(tmp.dir, devices, {
+    syncIntervalSeconds: 0.5,
+    requireDisk: opts.requireDisk ?? false,
+    diskMiB: Math.max(256, 128 + 10 * minutes),
+  });
   const active = new Map<string, { healAt: number; heal: () => Promise<string> }>();
   let faults = 0;
   let settled = false;

@@ -38,7 +38,7 @@ export interface Site {
 export async function buildSite(
   dir: string,
   devices: Devices,
-  opts: { syncIntervalSeconds: number; requireDisk: boolean },
+  opts: { syncIntervalSeconds: number; requireDisk: boolean; diskMiB: number },
 ): Promise<Site> {
   const seeds = Array.from({ length: GATEWAYS }, () => randomBytes(32));
   const keys = seeds.map((s) => publicKeyFromSeed(s));
@@ -61,7 +61,7 @@ export async function buildSite(
   ];
   const brokers = [[mosquitto.url], [], [mosquitto.url]];
 
-  const disk = SmallDisk.mount(join(dir, `gw${DISK_GATEWAY}-data`));
+  const disk = SmallDisk.mount(join(dir, `gw${DISK_GATEWAY}-data`), `${opts.diskMiB}m`);
   if (!disk && opts.requireDisk) throw new Error('the disk-full fault needs a tmpfs: run as root (CI does)');
   const ptys = await devices.openPtys(dir);
   const serialPorts = (i: number): string[] =>
