@@ -21,7 +21,10 @@ const { dir, path: dataDir, mounted } = disk;
 describe.runIf(mounted)('disk full', () => {
   afterAll(() => disk.remove());
 
-  it('refuses frames it cannot store, keeps running, and stores them all once space returns', async () => {
+  // Its waits (20 s to fill, 30 s to settle, the audit) exceed vitest's default 30 s on a loaded box.
+  it('refuses frames it cannot store, keeps running, and stores them all once space returns', {
+    timeout: 90_000,
+  }, async () => {
     const manifest = generateManifest({ devices: 5, prefix: 'full' });
     // Guard off (ingest.minFreeBytes: 0): this test is about lmdb's own ENOSPC path; the guarded one is free-space-guard.test.ts.
     const config = writeGatewayConfig(dir, dataDir, publicView(manifest).devices, ['ingest: { minFreeBytes: 0 }']);
