@@ -5,15 +5,15 @@
  * from then on each signal head shows (by its own acks) what the machine believes it shows.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
+import { Actuators } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { manifestSeed } from '../../firmware-sim/manifest.js';
 import { Prng } from '../../firmware-sim/sensors.js';
-import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { actuationBlocks } from '../../gateway/actuation/journal.js';
 import { RESENT_REASON, readDecisions } from '../../rules/actuation/index.js';
 import { waitFor } from '../helpers/env.js';
 import { startExampleGateway } from '../helpers/examples.js';
+import { actuatorLink } from '../helpers/examples.js';
 
 /** A command is decided, sent, obeyed and acked within this on a loaded box. */
 const LAG_MS = 2500;
@@ -44,10 +44,7 @@ describe('intersection example, gateway up before the fleet', () => {
         gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
         initial: spec[d.id]!,
       });
-      let link: MqttDeviceLink;
-      const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new MqttDeviceLink(device, { brokerUrl: url, onCommand: (p) => handler(p) });
-      link.start();
+      const link = actuatorLink(device, actuators, url);
       cleanups.push(() => link.stop());
       return { id: d.id, device, actuators, link };
     });

@@ -7,13 +7,13 @@
  * time in test/unit; this one runs the signed-command path.)
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
+import { Actuators, type ActuatorValue } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { manifestSeed } from '../../firmware-sim/manifest.js';
 import { Prng } from '../../firmware-sim/sensors.js';
-import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import { waitFor } from '../helpers/env.js';
 import { startExampleGateway } from '../helpers/examples.js';
+import { actuatorLink } from '../helpers/examples.js';
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -32,10 +32,7 @@ describe('intersection example over MQTT', () => {
         gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
         initial: spec[d.id]!,
       });
-      let link: MqttDeviceLink;
-      const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new MqttDeviceLink(device, { brokerUrl: url, onCommand: (p) => handler(p) });
-      link.start();
+      const link = actuatorLink(device, actuators, url);
       cleanups.push(() => link.stop());
       return { id: d.id, device, actuators, link };
     });

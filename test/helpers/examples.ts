@@ -6,8 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
-import type { ActuatorValue } from '../../firmware-sim/actuators.js';
+import { type Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
+import type { VirtualDevice } from '../../firmware-sim/device.js';
 import { readManifest } from '../../firmware-sim/manifest.js';
+import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { startTestGateway, tempDir } from './env.js';
 
@@ -32,4 +34,13 @@ export async function startExampleGateway(name: 'intersection' | 'factory-cell')
   );
   gw = started.gw;
   return { gw: started.gw, url: started.url, manifest, spec };
+}
+
+/** A device's MQTT link to a gateway, started, whose commands go to its actuators and are answered over the same link. */
+export function actuatorLink(device: VirtualDevice, actuators: Actuators, brokerUrl: string): MqttDeviceLink {
+  let link: MqttDeviceLink;
+  const handler = commandHandler(actuators, device, (f) => link.send(f));
+  link = new MqttDeviceLink(device, { brokerUrl, onCommand: (p) => handler(p) });
+  link.start();
+  return link;
 }

@@ -4,10 +4,9 @@
  * both gateways' embedded brokers, trusting both gateway keys: each gateway hears it and can
  * command it, and the device answers over the link the command came on.
  */
-import { Actuators, commandHandler } from '../../firmware-sim/actuators.js';
+import { Actuators } from '../../firmware-sim/actuators.js';
 import { VirtualDevice } from '../../firmware-sim/device.js';
 import { generateManifest, manifestSeed } from '../../firmware-sim/manifest.js';
-import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import type { ActuationSettings } from '../../gateway/actuation/start.js';
 import { validateConfig } from '../../gateway/config.js';
 import { Gateway } from '../../gateway/gateway.js';
@@ -15,6 +14,7 @@ import { GatewayIdentity } from '../../gateway/identity.js';
 import { toHex } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { freePort, memoryLogger, running, tempDir, waitFor } from './env.js';
+import { actuatorLink } from './examples.js';
 
 export const leaseDevice = generateManifest({ devices: 1, prefix: 'light', model: 'env-1' }).devices[0]!;
 
@@ -106,13 +106,7 @@ export async function leasePair(
     initial: { phase: 'red' },
   });
   const links = [a, b].map((gw) => {
-    let link: MqttDeviceLink;
-    const handler = commandHandler(actuators, device, (f) => link.send(f));
-    link = new MqttDeviceLink(device, {
-      brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
-      onCommand: (p) => handler(p),
-    });
-    link.start();
+    const link = actuatorLink(device, actuators, `mqtt://127.0.0.1:${running(gw, 'broker').port}`);
     closers.push(() => link.stop());
     return link;
   });

@@ -16,6 +16,7 @@ import { GatewayIdentity } from '../../gateway/identity.js';
 import { toHex } from '../../protocols/index.js';
 import { freePort, running, tempDir, waitFor } from '../helpers/env.js';
 import { leaseDevice as dev, leaseGateway, leasePair, phase } from '../helpers/lease-pair.js';
+import { actuatorLink } from '../helpers/examples.js';
 
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
@@ -156,13 +157,7 @@ describe('leases with fencing across two gateways', () => {
     });
     const run = async (clock: ActuationSettings['clock'], value: string): Promise<Gateway> => {
       const gw = await gateway('gw-a', t.dir, { enabled: false }, { leaseMs: 30_000, ...(clock && { clock }) });
-      let link: MqttDeviceLink;
-      const handler = commandHandler(actuators, device, (f) => link.send(f));
-      link = new MqttDeviceLink(device, {
-        brokerUrl: `mqtt://127.0.0.1:${running(gw, 'broker').port}`,
-        onCommand: (p) => handler(p),
-      });
-      link.start();
+      const link = actuatorLink(device, actuators, `mqtt://127.0.0.1:${running(gw, 'broker').port}`);
       closers.push(() => link.stop());
       await waitFor(() => link.connected, 15_000, 'device connected');
       const f = device.nextFrame();
