@@ -46,6 +46,12 @@ export class GatewayIdentity {
     return new GatewayIdentity(id, readSeed(file));
   }
 
+  /** The identity in a data directory, never creating one (undefined before the first start): for read-only commands. */
+  static loadExisting(id: string, dataDir: string): GatewayIdentity | undefined {
+    const file = join(dataDir, 'identity.key');
+    return existsSync(file) ? new GatewayIdentity(id, readSeed(file)) : undefined;
+  }
+
   /** The public key of the identity in a data directory, without creating one (undefined before the first start). */
   static publicKeyIn(dataDir: string): Uint8Array | undefined {
     const file = join(dataDir, 'identity.key');

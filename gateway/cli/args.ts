@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { parseDuration } from '../../protocols/index.js';
 import { resolve } from 'node:path';
 import { type GatewayConfig, loadConfig, validateConfig } from '../config.js';
+import { GatewayIdentity } from '../identity.js';
 import { FreeSpaceGuard } from '../store/free-space.js';
 
 /** A usage error: printed without a stack trace, exit code 2. */
@@ -53,4 +54,12 @@ export const commonOptions = {
 /** The free-space guard of the config's data directory, for a command about to write there (DiskLowError when refused). */
 export function dataDirSpace(cfg: GatewayConfig): FreeSpaceGuard {
   return new FreeSpaceGuard(resolve(cfg.gateway.dataDir), { minFreeBytes: cfg.ingest.minFreeBytes });
+}
+
+/** The identity of the config's data directory for a read-only command, which never creates one. */
+export function existingIdentity(cfg: GatewayConfig): GatewayIdentity {
+  const dataDir = resolve(cfg.gateway.dataDir);
+  const identity = GatewayIdentity.loadExisting(cfg.gateway.id, dataDir);
+  if (!identity) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
+  return identity;
 }

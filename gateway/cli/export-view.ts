@@ -3,15 +3,12 @@
  * same check the API applies to signed requests: the policy file, the
  * grants and revocations in the log, and each frame's policy from its log block.
  */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import type { GatewayConfig } from '../config.js';
-import { GatewayIdentity } from '../identity.js';
 import type { BlockLog } from '../log/block-log.js';
 import { GrantState } from '../policy/grants.js';
 import { type CheckResult, Permissions } from '../policy/permissions.js';
 import { loadPolicySet } from '../policy/runtime.js';
-import { CliError } from './args.js';
+import { CliError, existingIdentity } from './args.js';
 
 export interface ExportView {
   mayRead(policy: string): boolean;
@@ -22,10 +19,7 @@ export interface ExportView {
 
 /** `log` is the data directory's block log (read only): its grant state decides, with the policy file. */
 export function exportView(cfg: GatewayConfig, log: BlockLog, as: string): ExportView {
-  const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key')))
-    throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
-  const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
+  const identity = existingIdentity(cfg);
   const set = loadPolicySet(cfg, identity.publicKey);
   const perms = new Permissions(set, cfg.gateway.site ?? '');
   perms.attachGrants(GrantState.fromLog(log, set.adminKeys));

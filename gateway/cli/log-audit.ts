@@ -1,18 +1,16 @@
 /** `gateway log heads` and `gateway audit verify`: the block log from the command line. */
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fromHex, parsePublicKey, publicKeyToDidKey, toHex } from '../../protocols/index.js';
 import type { GatewayConfig } from '../config.js';
 import type { RememberedAuthor } from '../log/authors.js';
-import { GatewayIdentity } from '../identity.js';
 import { auditLog } from '../log/audit.js';
 import { writeAuditRecord } from '../log/audit-record.js';
 import { BlockLog } from '../log/block-log.js';
 import { KeyRing } from '../policy/keyring.js';
 import { Store } from '../store/store.js';
 import { siblingKeys } from '../sync/siblings.js';
-import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
+import { commonOptions, existingIdentity, resolveConfig, UsageError } from './args.js';
 import { toJson } from './json.js';
 
 export const logHeadsHelp = `gateway log heads [--json]
@@ -32,9 +30,7 @@ export function openLog(
 ): { store: Store; log: BlockLog; cfg: GatewayConfig } {
   const cfg = resolveConfig(values);
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key')))
-    throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
-  const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
+  const identity = existingIdentity(cfg);
   const knownAuthors = trust.map((t) => {
     const k = parsePublicKey(t);
     if (!k.ok) throw new UsageError(`--trust ${t}: ${k.error.message}`);

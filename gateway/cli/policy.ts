@@ -4,12 +4,11 @@
  * the CLI never authors on the gateway's stream), and the current state.
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { publicKeyToDidKey, toHex } from '../../protocols/index.js';
 import { type PolicyOp, policyOpSigningInput } from '../../protocols/policy-op.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../crypto/ed25519.js';
-import { GatewayIdentity } from '../identity.js';
 import { BlockLog } from '../log/block-log.js';
 import { GrantState } from '../policy/grants.js';
 import { opProblem, queueOp } from '../policy/inbox.js';
@@ -18,7 +17,7 @@ import { siblingKeys } from '../sync/siblings.js';
 import { RELATIONS } from '../policy/permissions.js';
 import { loadPolicySet } from '../policy/runtime.js';
 import { DiskLowError } from '../store/free-space.js';
-import { CliError, commonOptions, dataDirSpace, resolveConfig, UsageError } from './args.js';
+import { CliError, commonOptions, dataDirSpace, existingIdentity, resolveConfig, UsageError } from './args.js';
 
 export const policyHelp = `gateway policy keygen --out FILE
   Creates an admin key (Ed25519 seed, 64 hex digits, mode 0600) and prints its did:key
@@ -151,9 +150,7 @@ async function show(argv: string[]): Promise<number> {
   const cfg = resolveConfig(values);
   const set = loadPolicySet(cfg);
   const dataDir = resolve(cfg.gateway.dataDir);
-  if (!existsSync(join(dataDir, 'identity.key')))
-    throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
-  const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
+  const identity = existingIdentity(cfg);
   const store = Store.open(dataDir);
   try {
     const log = new BlockLog(store, {

@@ -8,11 +8,10 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type AuditedDecision, readDecisions } from '../../rules/actuation/index.js';
 import { actuationBlocks } from '../actuation/journal.js';
-import { GatewayIdentity } from '../identity.js';
 import { BlockLog } from '../log/block-log.js';
 import { Store } from '../store/store.js';
 import { siblingKeys } from '../sync/siblings.js';
-import { CliError, commonOptions, parseTime, resolveConfig } from './args.js';
+import { CliError, commonOptions, existingIdentity, parseTime, resolveConfig } from './args.js';
 
 export const rulesLogHelp = `gateway rules log [--since T] [--until T] [--rule ID] [--device ID] [--json]
   The decisions actually taken, from the log's signed actuation blocks (this gateway's and
@@ -53,7 +52,7 @@ export function rulesLog(argv: string[]): number {
     throw new CliError(`no gateway store in ${dataDir} (start the gateway once)`);
   const store = Store.open(dataDir);
   try {
-    const identity = GatewayIdentity.loadOrCreate(cfg.gateway.id, dataDir);
+    const identity = existingIdentity(cfg);
     const log = new BlockLog(store, {
       publicKey: identity.publicKey,
       sign: identity.sign,

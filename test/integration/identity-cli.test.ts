@@ -4,7 +4,7 @@
  * sibling's `gateway config check`; a mistyped key is not. `gateway --version`.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,20 @@ describe('gateway identity', () => {
     const bad = await gateway('config', 'check', cfgB);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/sync\.peers\.0\.publicKey: /);
+  });
+
+  it('read-only commands on a data directory with no identity say so and create nothing', async () => {
+    const data = join(tmp.dir, 'never-started');
+    for (const args of [
+      ['audit', 'verify'],
+      ['log', 'heads'],
+      ['rules', 'log'],
+    ]) {
+      const r = await gateway(...args, '--data', data);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stderr).toMatch(/no gateway (identity|store) in .*never-started \(start the gateway once\)/);
+      expect(existsSync(join(data, 'identity.key'))).toBe(false);
+    }
   });
 
   it('--version prints the package version', async () => {
