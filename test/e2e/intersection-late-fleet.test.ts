@@ -4,29 +4,21 @@
  * yet). When each device is first heard, the gateway sends it the state the rules want now, so
  * from then on each signal head shows (by its own acks) what the machine believes it shows.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Actuators } from '../../firmware-sim/actuators.js';
-import { VirtualDevice } from '../../firmware-sim/device.js';
-import { manifestSeed } from '../../firmware-sim/manifest.js';
+import { describe, expect, it } from 'vitest';
 import { Prng } from '../../firmware-sim/sensors.js';
 import { actuationBlocks } from '../../gateway/actuation/journal.js';
 import { RESENT_REASON, readDecisions } from '../../rules/actuation/index.js';
 import { waitFor } from '../helpers/env.js';
-import { startExampleGateway } from '../helpers/examples.js';
-import { actuatorLink } from '../helpers/examples.js';
+import { connectExampleFleet, startExampleGateway } from '../helpers/examples.js';
 
 /** A command is decided, sent, obeyed and acked within this on a loaded box. */
 const LAG_MS = 2500;
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
-
 describe('intersection example, gateway up before the fleet', () => {
   it('the signal heads show the states the machine believes, from the first one on (checked from their acks)', {
     timeout: 90_000,
   }, async () => {
-    const { gw, url, manifest, spec } = await startExampleGateway('intersection');
+    const ex = await startExampleGateway('intersection');
+    const { gw, spec } = ex;
     const upAt = Date.now();
     // The machine runs alone: start-up all red, NS green 2 s later, and at 10 s of silence its
     // watchdog puts the junction into flashing amber; all seven commands end no-route. The fleet
@@ -37,17 +29,7 @@ describe('intersection example, gateway up before the fleet', () => {
     expect(gw.actuation.actuation.stats.acked).toBe(0);
 
     const fleetAt = Date.now();
-    const sims = manifest.devices.map((d) => {
-      const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
-      const actuators = new Actuators({
-        device: d.id,
-        gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
-        initial: spec[d.id]!,
-      });
-      const link = actuatorLink(device, actuators, url);
-      cleanups.push(() => link.stop());
-      return { id: d.id, device, actuators, link };
-    });
+    const sims = connectExampleFleet(ex);
     await waitFor(() => sims.every((s) => s.link.connected), 15_000, 'devices connected');
     const firstFrameAt = Date.now();
     const rng = new Prng(Date.now() % 100_000);
@@ -83,7 +65,7 @@ describe('intersection example, gateway up before the fleet', () => {
       expect(believed.length, head).toBeGreaterThan(0);
       expect(shown.length, `${head}: acked commands`).toBeGreaterThan(0);
       // The device's own state agrees with its last ack.
-      expect(sims.find((s) => s.id === device)!.actuators.get(actuator)).toBe(shown.at(-1)!.value);
+      expect(sims.find((s) => s.id === device)!.actuators!.get(actuator)).toBe(shown.at(-1)!.value);
       // From the devices' first frames on, each span where the head shows something else than
       // the machine believes lasts less than a command's round trip.
       const valueAt = (xs: { at: number; value: unknown }[], t: number, initial: unknown) =>

@@ -6,36 +6,19 @@
  * green with walk. (The property test over thousands of steps runs the same rules on virtual
  * time in test/unit; this one runs the signed-command path.)
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { Actuators, type ActuatorValue } from '../../firmware-sim/actuators.js';
-import { VirtualDevice } from '../../firmware-sim/device.js';
-import { manifestSeed } from '../../firmware-sim/manifest.js';
+import { describe, expect, it } from 'vitest';
+import type { ActuatorValue } from '../../firmware-sim/actuators.js';
 import { Prng } from '../../firmware-sim/sensors.js';
 import { waitFor } from '../helpers/env.js';
-import { startExampleGateway } from '../helpers/examples.js';
-import { actuatorLink } from '../helpers/examples.js';
-
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const c of cleanups.splice(0).reverse()) await c();
-});
+import { connectExampleFleet, startExampleGateway } from '../helpers/examples.js';
 
 describe('intersection example over MQTT', () => {
   it('random detector and pedestrian input: the signal heads never show conflicting greens, nor a green with walk', {
     timeout: 60_000,
   }, async () => {
-    const { gw, url, manifest, spec } = await startExampleGateway('intersection');
-    const sims = manifest.devices.map((d) => {
-      const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
-      const actuators = new Actuators({
-        device: d.id,
-        gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }],
-        initial: spec[d.id]!,
-      });
-      const link = actuatorLink(device, actuators, url);
-      cleanups.push(() => link.stop());
-      return { id: d.id, device, actuators, link };
-    });
+    const ex = await startExampleGateway('intersection');
+    const { gw } = ex;
+    const sims = connectExampleFleet(ex);
     await waitFor(() => sims.every((s) => s.link.connected), 5000, 'devices connected');
     const seed = Date.now() % 100_000;
     const rng = new Prng(seed);
@@ -50,7 +33,7 @@ describe('intersection example over MQTT', () => {
     }
     // Replay the heads' recorded changes in time order and check the invariant after each.
     const events = sims
-      .flatMap((s) => s.actuators.history.map((h) => ({ ...h, device: s.id })))
+      .flatMap((s) => s.actuators!.history.map((h) => ({ ...h, device: s.id })))
       .sort((a, b) => a.at - b.at);
     const state: Record<string, ActuatorValue> = { 'sig-ns': 'red', 'sig-ew': 'red', 'ped-1': false };
     const seen = new Set<string>();

@@ -6,9 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { onTestFinished } from 'vitest';
-import { type Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
-import type { VirtualDevice } from '../../firmware-sim/device.js';
-import { readManifest } from '../../firmware-sim/manifest.js';
+import { Actuators, type ActuatorValue, commandHandler } from '../../firmware-sim/actuators.js';
+import { VirtualDevice } from '../../firmware-sim/device.js';
+import { manifestSeed, readManifest } from '../../firmware-sim/manifest.js';
 import { MqttDeviceLink } from '../../firmware-sim/transports/mqtt.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { startTestGateway, tempDir } from './env.js';
@@ -34,6 +34,37 @@ export async function startExampleGateway(name: 'intersection' | 'factory-cell')
   );
   gw = started.gw;
   return { gw: started.gw, url: started.url, manifest, spec };
+}
+
+type ExampleGateway = Awaited<ReturnType<typeof startExampleGateway>>;
+
+/** One of an example's devices, simulated, with its actuators (from actuators.json) if it has any. */
+export interface ExampleDevice {
+  id: string;
+  device: VirtualDevice;
+  link: MqttDeviceLink;
+  actuators: Actuators | undefined;
+}
+
+/**
+ * The example's manifest devices connected to its gateway over MQTT, those with actuators
+ * obeying its commands; their links stop when the test finishes, before the gateway does.
+ */
+export function connectExampleFleet({ gw, url, manifest, spec }: ExampleGateway): ExampleDevice[] {
+  const sims = manifest.devices.map((d) => {
+    const device = new VirtualDevice({ id: d.id, seed: manifestSeed(d), model: d.model, signer: 'node' });
+    const initial = spec[d.id];
+    const actuators =
+      initial &&
+      new Actuators({ device: d.id, gateways: [{ id: 'gw-test', publicKey: gw.identity.publicKey }], initial });
+    const link = actuators ? actuatorLink(device, actuators, url) : new MqttDeviceLink(device, { brokerUrl: url });
+    if (!actuators) link.start();
+    return { id: d.id, device, link, actuators };
+  });
+  onTestFinished(async () => {
+    for (const s of sims) await s.link.stop();
+  });
+  return sims;
 }
 
 /** A device's MQTT link to a gateway, started, whose commands go to its actuators and are answered over the same link. */
