@@ -176,19 +176,32 @@ export class Mosquitto {
     return this.proc !== undefined;
   }
 
+  /**
+   * Starts it and waits until it accepts a connection. Under a loaded box a restart can take
+   * seconds, or exit at once (its port not yet free): it is spawned again until 30 s have passed,
+   * and the error names what mosquitto printed.
+   */
   async start(): Promise<void> {
     if (this.proc) return;
-    const proc = spawn('mosquitto', ['-c', this.conf], { stdio: 'ignore' });
-    this.proc = proc;
-    proc.once('exit', () => {
-      if (this.proc === proc) this.proc = undefined;
-    });
-    const end = Date.now() + 10_000;
+    let stderr = '';
+    const spawnOnce = () => {
+      const proc = spawn('mosquitto', ['-c', this.conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+      proc.stderr?.on('data', (d: Buffer) => {
+        stderr = (stderr + d.toString()).slice(-2000);
+      });
+      this.proc = proc;
+      proc.once('exit', () => {
+        if (this.proc === proc) this.proc = undefined;
+      });
+    };
+    spawnOnce();
+    const end = Date.now() + 30_000;
     for (;;) {
-      const c = await mqtt.connectAsync(this.url, { reconnectPeriod: 0, connectTimeout: 500 }).catch(() => undefined);
+      const c = await mqtt.connectAsync(this.url, { reconnectPeriod: 0, connectTimeout: 1000 }).catch(() => undefined);
       if (c) return void (await c.endAsync());
-      if (Date.now() > end) throw new Error('mosquitto did not come up');
-      await new Promise((r) => setTimeout(r, 100));
+      if (Date.now() > end) throw new Error(`mosquitto did not come up within 30 s: ${stderr.trim() || 'no output'}`);
+      await new Promise((r) => setTimeout(r, 200));
+      if (!this.proc) spawnOnce();
     }
   }
 
