@@ -4,13 +4,13 @@
  * - CONNECT authentication (BrokerAccess.authenticate: token decode, Ed25519 verify, window and
  *   replay checks) µs per connect, against one raw node:crypto verify.
  * - Ingest throughput over MQTT with TLS and CONNECT tokens ÷ plain MQTT without them: one
- *   in-process gateway with both listeners, a load-generator process per kind, phases
- *   alternating (plain, TLS, plain, TLS), medians. Flood limits raised here: every device
+ *   in-process gateway with both listeners, a load-generator process per kind, a warm-up, then
+ *   phases in ABBA order (plain, TLS, TLS, plain, …), medians. Flood limits raised here: every device
  *   dials from 127.0.0.1, which the per-address caps would otherwise throttle.
  * - 1 000 devices reconnecting at once over TLS with tokens (each from its own loopback
  *   address, default flood limits): wall time until all are connected.
  * - Sibling sync of d divergent frames each side over the Noise-encrypted TCP link ÷ plain TCP:
- *   bytes on the wire (a counting proxy) and wall time, medians of alternating runs.
+ *   bytes on the wire (a counting proxy) and wall time, medians of four runs each in ABBA order.
  * Writes bench/results/net-security.json.
  */
 import { spawn } from 'node:child_process';
@@ -100,7 +100,7 @@ async function ingestRatio(devices: number, framesPerPhase: number, rounds: numb
     },
   });
   const broker = gw.broker!;
-  const common = ['--devices', String(devices), '--frames', String(framesPerPhase * rounds)];
+  const common = ['--devices', String(devices), '--frames', String(framesPerPhase * rounds + 2)];
   const plain = generator(['--url', `mqtt://127.0.0.1:${broker.port}`, '--prefix', 'plain', ...common]);
   const tls = generator([
     ...['--url', `mqtts://127.0.0.1:${broker.portOf(1)}`, '--ca', gw.tls!.certFile, '--gateway-id', GW],
@@ -112,9 +112,16 @@ async function ingestRatio(devices: number, framesPerPhase: number, rounds: numb
     await g.ask('connect');
   }
   const rates = { plain: [] as number[], tls: [] as number[] };
+  // A warm-up phase each (verify workers started, JIT), then rounds in ABBA order so neither kind
+  // always runs first.
+  await plain.ask('saturate 2');
+  await tls.ask('saturate 2');
   for (let r = 0; r < rounds; r++) {
-    rates.plain.push((await plain.ask<{ perSecond: number }>(`saturate ${framesPerPhase}`)).perSecond);
-    rates.tls.push((await tls.ask<{ perSecond: number }>(`saturate ${framesPerPhase}`)).perSecond);
+    const order = r % 2 === 0 ? (['plain', 'tls'] as const) : (['tls', 'plain'] as const);
+    for (const k of order)
+      rates[k].push(
+        (await (k === 'plain' ? plain : tls).ask<{ perSecond: number }>(`saturate ${framesPerPhase}`)).perSecond,
+      );
   }
   plain.exit();
   tls.exit();
@@ -216,7 +223,7 @@ async function main(): Promise<void> {
   );
 
   const devices = quick ? 100 : 500;
-  const ingest = await ingestRatio(devices, quick ? 10 : 40, quick ? 2 : 3);
+  const ingest = await ingestRatio(devices, quick ? 10 : 40, quick ? 2 : 4);
   const ir = ingest.tls / ingest.plain;
   rows.push({
     figure: `${quick ? 'quick: ' : ''}ingest over TLS + CONNECT tokens (${devices} devices, saturated)`,
@@ -248,9 +255,9 @@ async function main(): Promise<void> {
 
   const d = quick ? 1000 : 10_000;
   const runs = { plain: [] as { ms: number; bytes: number }[], noise: [] as { ms: number; bytes: number }[] };
-  for (let r = 0; r < 3; r++) {
-    runs.plain.push(await syncOnce(d, false));
-    runs.noise.push(await syncOnce(d, true));
+  for (let r = 0; r < 4; r++) {
+    const order = r % 2 === 0 ? [false, true] : [true, false];
+    for (const encrypted of order) runs[encrypted ? 'noise' : 'plain'].push(await syncOnce(d, encrypted));
   }
   const m = (k: 'plain' | 'noise', f: 'ms' | 'bytes') => median(runs[k].map((x) => x[f]));
   const br = m('noise', 'bytes') / m('plain', 'bytes');
