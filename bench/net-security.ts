@@ -191,6 +191,7 @@ async function syncOnce(d: number, encrypted: boolean) {
     ...(encrypted && { noiseSecret: x25519FromEd25519Seed(sb) }),
   });
   const proxy = await countingProxy(server.port);
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await syncOverTcp('127.0.0.1', proxy.port, {
     log: a.log,
@@ -200,11 +201,13 @@ async function syncOnce(d: number, encrypted: boolean) {
   });
   await b.log.durable();
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   if (a.log.headsDigest() !== b.log.headsDigest()) throw new Error('sync did not converge');
   proxy.close();
   await server.close();
   for (const c of closers.reverse()) await c();
-  return { ms, bytes: proxy.bytes() };
+  // Both ends and the proxy run in this process: CPU is the whole link's, less sensitive to a shared box than wall time.
+  return { ms, bytes: proxy.bytes(), cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 async function main(): Promise<void> {
@@ -236,30 +239,32 @@ async function main(): Promise<void> {
     pass: ir >= 0.9,
   });
 
-  const storm = await reconnectStorm(1000);
+  // --quick: 250 devices (the report gives a quick bench 60 s); the goal is for 1 000.
+  const stormDevices = quick ? 250 : 1000;
+  const storm = await reconnectStorm(stormDevices);
   rows.push({
-    figure: '1000 devices reconnecting at once (TLS + tokens, own addresses): all connected',
+    figure: `${quick ? 'quick: ' : ''}${stormDevices} devices reconnecting at once (TLS + tokens, own addresses): all connected`,
     value: storm.again / 1000,
     unit: 's',
     baseline: 'first connect',
     baselineValue: storm.first / 1000,
     ratio: storm.again / storm.first,
-    goal: '<= 5 s',
-    pass: storm.connected === 1000 && storm.again <= 5000,
+    ...(!quick && { goal: '<= 5 s', pass: storm.connected === stormDevices && storm.again <= 5000 }),
   });
   rows.push({
-    figure: '  gateway CPU for those 1000 reconnects (all threads: TLS handshakes, token checks)',
+    figure: `  gateway CPU for those ${stormDevices} reconnects (all threads: TLS handshakes, token checks)`,
     value: storm.cpuS,
     unit: 's',
   });
 
   const d = quick ? 1000 : 10_000;
-  const runs = { plain: [] as { ms: number; bytes: number }[], noise: [] as { ms: number; bytes: number }[] };
+  type Run = { ms: number; bytes: number; cpuMs: number };
+  const runs = { plain: [] as Run[], noise: [] as Run[] };
   for (let r = 0; r < 4; r++) {
     const order = r % 2 === 0 ? [false, true] : [true, false];
     for (const encrypted of order) runs[encrypted ? 'noise' : 'plain'].push(await syncOnce(d, encrypted));
   }
-  const m = (k: 'plain' | 'noise', f: 'ms' | 'bytes') => median(runs[k].map((x) => x[f]));
+  const m = (k: 'plain' | 'noise', f: keyof Run) => median(runs[k].map((x) => x[f]));
   const br = m('noise', 'bytes') / m('plain', 'bytes');
   const wr = m('noise', 'ms') / m('plain', 'ms');
   rows.push(
@@ -282,6 +287,14 @@ async function main(): Promise<void> {
       ratio: wr,
       goal: '<= 1.05x',
       pass: wr <= 1.05,
+    },
+    {
+      figure: `${quick ? 'quick: ' : ''}  sync CPU over Noise (both ends and the proxy), d = ${d}`,
+      value: m('noise', 'cpuMs'),
+      unit: 'ms',
+      baseline: 'plain TCP',
+      baselineValue: m('plain', 'cpuMs'),
+      ratio: m('noise', 'cpuMs') / m('plain', 'cpuMs'),
     },
   );
 
