@@ -5,15 +5,20 @@
  * JSON line on stdout:
  *   (start)            → {"keys":[…]}            the identities to enrol
  *   connect            → {"connected":N}
- *   saturate           → closed loop: `--inflight` QoS 1 publishes open per device
+ *   saturate [N]       → closed loop: `--inflight` QoS 1 publishes open per device (N frames each, default all)
  *   paced HZ SECONDS   → open loop: each device publishes at HZ, whatever the acks
+ *   drop               → every client disconnects → {"dropped":N}
  *   exit
+ * `--ca FILE`: the URL is mqtts:// and this certificate is trusted; `--gateway-id ID`: each device
+ * authenticates at CONNECT with a fresh connect token for that gateway; `--spread`: each device
+ * connects from its own loopback address (127.1.x.y; TLS only), as a fleet of separate devices would.
  */
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
-import { signBody, topics } from '../protocols/index.js';
+import { readFileSync } from 'node:fs';
+import { encodeConnectToken, signBody, topics } from '../protocols/index.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
 
 const { values } = parseArgs({
@@ -22,8 +27,14 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '1000' },
     frames: { type: 'string', default: '60' },
     inflight: { type: 'string', default: '4' },
+    prefix: { type: 'string', default: 'bench' },
+    ca: { type: 'string' },
+    'gateway-id': { type: 'string' },
+    spread: { type: 'boolean' },
   },
 });
+const ca = values.ca ? readFileSync(values.ca) : undefined;
+const gatewayId = values['gateway-id'];
 const devices = Number(values.devices);
 const framesPer = Number(values.frames);
 const inflight = Number(values.inflight);
@@ -32,9 +43,11 @@ const fleet = Array.from({ length: devices }, (_, i) => {
   const seed = randomBytes(32);
   const key = privateKeyObject(seed);
   let seq = 0;
-  const id = `bench-${String(i).padStart(5, '0')}`;
+  const id = `${values.prefix}-${String(i).padStart(5, '0')}`;
   return {
     id,
+    key,
+    address: `127.1.${(i >> 8) & 0xff}.${i & 0xff}`,
     topic: topics.up(id),
     pub: Buffer.from(publicKeyFromSeed(seed)).toString('hex'),
     frames: [] as Buffer[],
@@ -73,7 +86,7 @@ function summary(latencies: number[], acked: number, seconds: number, cpu: NodeJ
   };
 }
 
-async function saturate(): Promise<Record<string, number>> {
+async function saturate(limit = Number.POSITIVE_INFINITY): Promise<Record<string, number>> {
   const latencies: number[] = [];
   let acked = 0;
   const t0 = performance.now();
@@ -81,8 +94,14 @@ async function saturate(): Promise<Record<string, number>> {
   await Promise.all(
     clients.map(async (c, i) => {
       const d = fleet[i]!;
+      let taken = 0;
       const lane = async (): Promise<void> => {
-        for (let f = d.frames.shift(); f; f = d.frames.shift()) {
+        for (
+          let f = taken < limit ? d.frames.shift() : undefined;
+          f;
+          f = taken < limit ? d.frames.shift() : undefined
+        ) {
+          taken++;
           const s = performance.now();
           await c.publishAsync(d.topic, f, { qos: 1 });
           latencies.push(performance.now() - s);
@@ -131,11 +150,30 @@ async function paced(hz: number, seconds: number): Promise<Record<string, number
 for await (const line of createInterface({ input: process.stdin })) {
   const [cmd, a, b] = line.trim().split(/\s+/);
   if (cmd === 'connect') {
+    const t0 = performance.now();
     clients = await Promise.all(
-      fleet.map((d) => mqtt.connectAsync(values.url!, { clientId: d.id, reconnectPeriod: 0, keepalive: 60 })),
+      fleet.map((d) =>
+        mqtt.connectAsync(values.url!, {
+          clientId: d.id,
+          reconnectPeriod: 0,
+          keepalive: 60,
+          connectTimeout: 30_000,
+          ...(ca && { ca }),
+          ...(values.spread && { localAddress: d.address }),
+          ...(gatewayId !== undefined && {
+            username: d.id,
+            password: encodeConnectToken({ subject: d.id, audience: gatewayId, time: Date.now() }, (m) =>
+              signEd25519(d.key, m),
+            ),
+          }),
+        }),
+      ),
     );
-    out({ connected: clients.length });
-  } else if (cmd === 'saturate') out(await saturate());
+    out({ connected: clients.length, ms: performance.now() - t0 });
+  } else if (cmd === 'drop') {
+    await Promise.all(clients.map((c) => c.endAsync()));
+    out({ dropped: clients.length });
+  } else if (cmd === 'saturate') out(await saturate(a === undefined ? undefined : Number(a)));
   else if (cmd === 'paced') out(await paced(Number(a), Number(b)));
   else if (cmd === 'exit') break;
 }

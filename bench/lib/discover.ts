@@ -18,6 +18,7 @@ const CAPABILITY: Record<string, string> = {
   fleet: 'firmware-sim',
   actuation: 'actuation',
   memory: 'memory and start',
+  'net-security': 'network security',
 };
 export const capabilityOf = (name: string): string =>
   CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);

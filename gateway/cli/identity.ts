@@ -2,13 +2,16 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { toHex } from '../../protocols/index.js';
+import { loadOrCreateTls } from '../crypto/certificate.js';
 import { GatewayIdentity } from '../identity.js';
 import { commonOptions, dataDirSpace, resolveConfig } from './args.js';
 
 export const identityHelp = `gateway identity [--config FILE] [--data DIR] [--json]
   Prints this gateway's id and did:key, creating its key (<data>/identity.key, 0600) on
   first use, the same file \`gateway start\` uses: a sibling's sync.peers entry can be
-  written before this gateway first starts.`;
+  written before this gateway first starts. With mqtt.tls or api.tls on, also the TLS
+  certificate (created on first use, as start does) and its SHA-256 fingerprint: the
+  file devices trust (firmware-sim --ca, mosquitto_pub --cafile).`;
 
 export function identity(argv: string[]): number {
   const { values } = parseArgs({ args: argv, options: { ...commonOptions, json: { type: 'boolean' } } });
@@ -18,14 +21,25 @@ export function identity(argv: string[]): number {
   }
   const cfg = resolveConfig(values);
   const me = GatewayIdentity.loadOrCreate(cfg.gateway.id, cfg.gateway.dataDir, dataDirSpace(cfg));
+  const tls =
+    cfg.mqtt.tls.enabled || cfg.api.tls
+      ? loadOrCreateTls(cfg.gateway.dataDir, { ...cfg.tls, commonName: cfg.gateway.id })
+      : undefined;
   if (values.json) {
     console.log(
-      JSON.stringify({ id: me.id, did: me.did, publicKey: toHex(me.publicKey), dataDir: cfg.gateway.dataDir }),
+      JSON.stringify({
+        id: me.id,
+        did: me.did,
+        publicKey: toHex(me.publicKey),
+        dataDir: cfg.gateway.dataDir,
+        ...(tls && { tls: { cert: tls.certFile, fingerprint: tls.fingerprint } }),
+      }),
     );
     return 0;
   }
   console.log(`id   ${me.id}`);
   console.log(`did  ${me.did}`);
+  if (tls) console.log(`tls  ${tls.certFile}\n     SHA-256 ${tls.fingerprint}`);
   console.log(
     `\nas a sibling's sync peer:\n  - { id: ${me.id}, publicKey: "${me.did}", url: "tcp://<this host>:${cfg.sync.port}" }`,
   );

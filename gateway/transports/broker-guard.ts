@@ -2,7 +2,9 @@
  * Flood resistance at the broker's sockets, before MQTT authentication has a
  * say: so a flood of bad clients costs little and does not starve enrolled
  * devices.
- * - connections per source address (all, and not yet authenticated);
+ * - connections per source address (all, and not yet authenticated), counted from the TCP
+ *   accept: a TLS connection still in its handshake is an unauthenticated one (each holds
+ *   OpenSSL state, so handshakes left hanging must be capped too);
  * - CONNECT attempts per source address per second (token bucket), which also
  *   bounds the signature checks a flood can make us do;
  * - bytes read from a connection before it authenticates (the first packet
@@ -39,10 +41,17 @@ interface PerAddress {
   at: number;
 }
 
+/**
+ * One live TCP connection, the same for the accepted socket and the TLS socket over it (which
+ * share both ends): so a TLS connection admitted at accept is found again when its client authenticates.
+ */
+const connectionKey = (s: Socket): string => `${s.remoteAddress}|${s.remotePort}|${s.localPort}`;
+
 export class ConnectionGuard {
   readonly stats: GuardStats = { refusedConnections: 0, refusedConnects: 0, oversizePreAuth: 0 };
   private readonly byAddress = new Map<string, PerAddress>();
-  private readonly authed = new WeakSet<Socket>();
+  /** Admitted connections not yet authenticated, by connectionKey. */
+  private readonly unauthenticated = new Map<string, PerAddress>();
 
   constructor(
     private readonly limits: GuardLimits,
@@ -59,16 +68,10 @@ export class ConnectionGuard {
     return e;
   }
 
-  /** Whether this socket's address is at one of its caps (nothing is counted). */
-  full(socket: Socket): boolean {
-    const e = this.byAddress.get(socket.remoteAddress ?? '?');
-    const over =
-      e !== undefined && (e.open >= this.limits.connectionsPerAddress || e.pending >= this.limits.pendingPerAddress);
-    if (over) this.stats.refusedConnections++;
-    return over;
-  }
-
-  /** A new socket: false (and destroyed) when its address is over a cap. Otherwise tracked until it closes. */
+  /**
+   * A socket just accepted (plain, or the TCP under a TLS handshake): false (and destroyed) when
+   * its address is over a cap. Otherwise counted until it closes.
+   */
   admit(socket: Socket): boolean {
     const addr = socket.remoteAddress ?? '?';
     const e = this.entry(addr);
@@ -80,28 +83,42 @@ export class ConnectionGuard {
     }
     e.open++;
     e.pending++;
-    let bytes = 0;
-    const onData = (chunk: Buffer): void => {
-      if (this.authed.has(socket)) return void socket.off('data', onData);
-      if (bytes === 0 && chunk[0] !== 0x10) return this.cut(socket); // MQTT-3.1.0-1: CONNECT first
-      bytes += chunk.length;
-      if (bytes > this.limits.preAuthBytes) this.cut(socket);
-    };
-    socket.on('data', onData);
+    const key = connectionKey(socket);
+    this.unauthenticated.set(key, e);
     socket.once('close', () => {
       e.open--;
-      if (!this.authed.has(socket)) e.pending--;
+      if (this.unauthenticated.get(key) === e) {
+        this.unauthenticated.delete(key);
+        e.pending--;
+      }
       this.forgetIfIdle(addr, e);
     });
     return true;
   }
 
+  /**
+   * The socket MQTT is read from (the accepted one, or the TLS socket over it): until its client
+   * authenticates, the first packet must be a CONNECT and at most `preAuthBytes` are read.
+   */
+  watch(socket: Socket): void {
+    const key = connectionKey(socket);
+    let bytes = 0;
+    const onData = (chunk: Buffer): void => {
+      if (!this.unauthenticated.has(key)) return void socket.off('data', onData);
+      if (bytes === 0 && chunk[0] !== 0x10) return this.cut(socket); // MQTT-3.1.0-1: CONNECT first
+      bytes += chunk.length;
+      if (bytes > this.limits.preAuthBytes) this.cut(socket);
+    };
+    socket.on('data', onData);
+  }
+
   /** The socket's client authenticated: it no longer counts as pending. */
   authenticated(socket: Socket): void {
-    if (this.authed.has(socket)) return;
-    this.authed.add(socket);
-    const e = this.byAddress.get(socket.remoteAddress ?? '?');
-    if (e) e.pending--;
+    const key = connectionKey(socket);
+    const e = this.unauthenticated.get(key);
+    if (!e) return;
+    this.unauthenticated.delete(key);
+    e.pending--;
   }
 
   /** A CONNECT from this socket's address: within the rate? */
@@ -141,5 +158,39 @@ export class ConnectionGuard {
       e.tokens + ((this.now() - e.at) / 1000) * this.limits.connectsPerSecond >= this.limits.connectsPerSecond * 2
     )
       this.byAddress.delete(addr);
+  }
+}
+
+/**
+ * Lets through at most `burst` log lines per `periodMs` and counts the rest, so a flood of refused
+ * clients cannot flood the log (and the disk under it). `take()` says whether to log this one; the
+ * first line let through after a suppression carries the count of lines suppressed before it.
+ */
+export class LogThrottle {
+  private windowStart = 0;
+  private inWindow = 0;
+  private suppressed = 0;
+
+  constructor(
+    private readonly burst = 20,
+    private readonly periodMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** undefined: suppress; otherwise log, with `suppressed` lines left out since the last one. */
+  take(): { suppressed: number } | undefined {
+    const t = this.now();
+    if (t - this.windowStart >= this.periodMs) {
+      this.windowStart = t;
+      this.inWindow = 0;
+    }
+    if (this.inWindow >= this.burst) {
+      this.suppressed++;
+      return undefined;
+    }
+    this.inWindow++;
+    const suppressed = this.suppressed;
+    this.suppressed = 0;
+    return { suppressed };
   }
 }

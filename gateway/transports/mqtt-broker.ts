@@ -17,7 +17,7 @@ import { parseTopic, SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, topics } from '..
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
 import { BrokerAccess, type BrokerAccessOptions, type BrokerIdentity } from './broker-access.js';
-import { ConnectionGuard, type GuardLimits } from './broker-guard.js';
+import { ConnectionGuard, type GuardLimits, LogThrottle } from './broker-guard.js';
 
 // mqtt-packet (aedes's packet writer) fills a cache of 65 536 two-byte Buffers on its first
 // packet, one per message id: about 6 MB of heap held for the life of the process, a seventh
@@ -131,6 +131,8 @@ export class EmbeddedBroker {
     access.extraReadable.push(...(opts.principalReadable ?? []).map((p) => `${p.replace(/\/$/, '')}/#`));
     const limits = opts.limits ?? DEFAULT_LIMITS;
     const guard = new ConnectionGuard(limits);
+    // Refused CONNECTs come from anyone: their warnings are throttled (suppressed ones are counted).
+    const refusalLog = new LogThrottle();
     /** Who each connected client proved to be at CONNECT. */
     const who = new WeakMap<Client, BrokerIdentity>();
     /** Whether a socket came in on a listener that takes anonymous clients. */
@@ -155,10 +157,12 @@ export class EmbeddedBroker {
         });
         if (!r.ok) {
           const sync = username?.startsWith(SYNC_BROKER_USER_PREFIX) ?? false;
-          log.warn(
-            { client: client.id, user: username, code: r.code, reason: r.reason },
-            sync ? 'sync login refused: not a sibling gateway' : 'MQTT CONNECT refused',
-          );
+          const logged = refusalLog.take();
+          if (logged)
+            log.warn(
+              { client: client.id, user: username, code: r.code, reason: r.reason, ...logged },
+              sync ? 'sync login refused: not a sibling gateway' : 'MQTT CONNECT refused',
+            );
           return done(refusal(r.code, r.reason), false);
         }
         who.set(client, r.identity);
@@ -236,8 +240,10 @@ export class EmbeddedBroker {
         const anon =
           l.anonymous ??
           (opts.anonymous === 'loopback' || opts.anonymous === undefined ? isLoopbackHost(l.host) : opts.anonymous);
+        // Counted from the TCP accept (for TLS: before the handshake costs anything; handshakes time out too).
         const onSocket = (socket: Socket): void => {
-          if (!guard.admit(socket)) return;
+          if (!l.tls && !guard.admit(socket)) return;
+          guard.watch(socket);
           anonymousOk.set(socket, anon);
           aedes.handle(socket);
         };
@@ -247,8 +253,7 @@ export class EmbeddedBroker {
               onSocket,
             )
           : createServer(onSocket);
-        // TLS: an address over its caps is cut before the handshake costs anything (handshakes time out too).
-        if (l.tls) server.on('connection', (raw: Socket) => guard.full(raw) && raw.destroy());
+        if (l.tls) server.on('connection', (raw: Socket) => guard.admit(raw));
         if (l.tls) server.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'TLS handshake failed'));
         servers.push(server);
         await new Promise<void>((resolve, reject) => {

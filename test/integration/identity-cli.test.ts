@@ -4,6 +4,7 @@
  * sibling's `gateway config check`; a mistyped key is not. `gateway --version`.
  */
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +26,22 @@ async function gateway(...args: string[]): Promise<{ code: number; stdout: strin
 describe('gateway identity', () => {
   const tmp = tempDir('outpost-identity-');
   afterAll(() => tmp.cleanup());
+
+  it('with TLS on, prints the certificate gateway start will serve and its SHA-256 fingerprint', async () => {
+    const data = join(tmp.dir, 'tls');
+    const cfg = join(tmp.dir, 'tls.yaml');
+    writeFileSync(cfg, `gateway: { id: gw-t, dataDir: ${JSON.stringify(data)} }\nmqtt: { tls: { enabled: true } }\n`);
+    const json = await gateway('identity', '--config', cfg, '--json');
+    expect(json.code, json.stderr).toBe(0);
+    const t = (JSON.parse(json.stdout) as { tls: { cert: string; fingerprint: string } }).tls;
+    expect(t.cert).toBe(join(data, 'tls', 'cert.pem'));
+    expect(t.fingerprint).toBe(new X509Certificate(readFileSync(t.cert)).fingerprint256);
+    const text = await gateway('identity', '--config', cfg);
+    expect(text.stdout).toContain(`SHA-256 ${t.fingerprint}`); // the same certificate, not a new one
+    const plain = join(tmp.dir, 'plain.yaml');
+    writeFileSync(plain, `gateway: { id: gw-p, dataDir: ${JSON.stringify(join(tmp.dir, 'p'))} }\n`);
+    expect((await gateway('identity', '--config', plain)).stdout).not.toContain('SHA-256');
+  });
 
   it("prints the id and did:key, creating the key the gateway itself loads; a sibling's config check accepts it", async () => {
     const dataA = join(tmp.dir, 'a');
