@@ -17,13 +17,7 @@
  * FrameReader reads it (the gateway and the CLI alike).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import {
-  type Block,
-  decodeSignedBlock,
-  type FrameEntry,
-  frameBlockLayout,
-  toHex,
-} from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, frameBlockLayout, toHex } from '../../protocols/index.js';
 
 /** One frame as every reader sees it. */
 export interface FrameRow {
@@ -252,7 +246,12 @@ export class FrameReader {
       this.peeked.add(block);
       const env = this.src.peek!(block);
       const layout = env && frameBlockLayout(env);
-      if (layout?.ok) c = { heardBy: this.hex(layout.value.author), policy: layout.value.stream, entry: (i) => layout.value.entry(i) };
+      if (layout?.ok)
+        c = {
+          heardBy: this.hex(layout.value.author),
+          policy: layout.value.stream,
+          entry: (i) => layout.value.entry(i),
+        };
     }
     c ??= this.cached(block);
     const e = c?.entry(index); // none: pruned since the index was read
@@ -305,4 +304,3 @@ export class FrameReader {
     return c;
   }
 }
-
