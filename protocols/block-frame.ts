@@ -148,7 +148,7 @@ export function frameBlockLayout(envelope: Uint8Array): Result<FrameBlockLayout>
 }
 
 /** The entry at `offset` of a layout's bytes (undefined if the bytes are not an entry there). */
-export function frameEntryAt(b: Uint8Array, offset: number): FrameEntry | undefined {
+function frameEntryAt(b: Uint8Array, offset: number): FrameEntry | undefined {
   if (entryEnd(b, offset) < 0) return undefined;
   let p = offset + 1;
   const frameLen = argAt(b, p);

@@ -12,7 +12,7 @@ import { freePort } from '../../test/helpers/env.js';
 import type { TestDevice } from '../../test/helpers/devices.js';
 import { spawnGateway, startFlags } from './gateway-process.js';
 
-export const API_TOKEN = 'bench-store-merged-token-0123456789';
+const API_TOKEN = 'bench-store-merged-token-0123456789';
 
 export interface Ports {
   mqtt: number;

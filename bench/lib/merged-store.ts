@@ -26,9 +26,9 @@ import { benchDevice } from './devices.js';
 import { benchDeviceId } from './rules-workload.js';
 
 export const MERGED_DEVICES = 999;
-export const AUTHORS = ['gw-a', 'gw-b', 'gw-c'] as const;
+const AUTHORS = ['gw-a', 'gw-b', 'gw-c'] as const;
 /** Each device sends every PERIOD_MS. */
-export const PERIOD_MS = 10_000;
+const PERIOD_MS = 10_000;
 
 export interface MergedMeta {
   frames: number;
@@ -49,7 +49,7 @@ export interface MergedMeta {
   caughtUp?: boolean;
 }
 
-export const deviceId = (i: number): string => benchDeviceId(i, MERGED_DEVICES);
+const deviceId = (i: number): string => benchDeviceId(i, MERGED_DEVICES);
 
 /** Writes an identity key (so the gateway ids' keys are known before start) and opens it. */
 function identity(dir: string, id: string, seed: string): GatewayIdentity {
