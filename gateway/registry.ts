@@ -49,6 +49,9 @@ export class Registry {
    * revoking first, so a key change is always a deliberate act.
    */
   async enroll(e: Enrolment, now = Date.now()): Promise<DeviceRecord> {
+    // Already enrolled with this key (every start re-reads the config's list): nothing to check or write.
+    const same = this.store.devices.get(e.id);
+    if (same && same.revokedAt === undefined && same.publicKey === e.publicKey.toLowerCase()) return same;
     if (!isValidId(e.id))
       throw new RegistryError('registry/bad-id', `device id "${e.id}" must match [A-Za-z0-9][A-Za-z0-9._-]{0,63}`);
     const key = parsePublicKey(e.publicKey);

@@ -70,9 +70,46 @@ function bytesAt(b: Uint8Array, p: number, major: 2 | 3): { v: Uint8Array; next:
   return { v: b.subarray(h.next, h.next + h.arg), next: h.next + h.arg };
 }
 
-/** The frame at `index` of a stored frames block's envelope, with the block's author and stream. */
-export function frameInBlock(envelope: Uint8Array, index: number): Result<BlockFrame> {
-  const bad = (why: string): Result<BlockFrame> => fail('block/bad-frame-read', why);
+/**
+ * A stored frames block's entries, found by walking the body once as far as asked, so a reader
+ * serving several frames of one block finds each without walking from the start again.
+ */
+export class FrameBlockLayout {
+  /** Where each entry `[frame, rxTime, transport]` starts in `bytes`, as far as walked. */
+  private readonly offsets: Uint32Array;
+  private walked = 1;
+
+  constructor(
+    readonly author: Uint8Array,
+    readonly stream: string,
+    /** The block bytes (inside the envelope). */
+    readonly bytes: Uint8Array,
+    /** The body's first entry, and how many entries it has. */
+    first: number,
+    readonly count: number,
+  ) {
+    this.offsets = new Uint32Array(Math.max(count, 1));
+    this.offsets[0] = first;
+  }
+
+  /** The entry at `index`, or undefined if there is none or the bytes are not an entry there. */
+  entry(index: number): FrameEntry | undefined {
+    if (!Number.isInteger(index) || index < 0 || index >= this.count) return undefined;
+    while (this.walked <= index) {
+      const next = entryEnd(this.bytes, this.offsets[this.walked - 1]!);
+      if (next < 0) return undefined;
+      this.offsets[this.walked++] = next;
+    }
+    return frameEntryAt(this.bytes, this.offsets[index]!);
+  }
+}
+
+/**
+ * The author, stream and entries of a stored frames block's envelope. Each entry must be
+ * `[bstr, uint, tstr]` (what `decodeBlock` accepts for a frames body), checked when read.
+ */
+export function frameBlockLayout(envelope: Uint8Array): Result<FrameBlockLayout> {
+  const bad = (why: string): Result<FrameBlockLayout> => fail('block/bad-frame-read', why);
   const env = head(envelope, 0);
   if (env?.major !== 4 || env.arg !== 2) return bad('not a signed block envelope');
   const inner = bytesAt(envelope, env.next, 2);
@@ -102,18 +139,84 @@ export function frameInBlock(envelope: Uint8Array, index: number): Result<BlockF
     } else if (k.arg === 9) {
       if (kind !== BlockKinds.frames || !author || stream === undefined) return bad('not a frames block');
       const arr = head(b, p);
-      if (arr?.major !== 4 || !Number.isInteger(index) || index < 0 || index >= arr.arg)
-        return bad(`no frame ${index}`);
-      let q: number | undefined = arr.next;
-      for (let j = 0; j < index && q !== undefined; j++) q = skip(b, q);
-      const e = q === undefined ? undefined : head(b, q);
-      if (e?.major !== 4 || e.arg !== 3) return bad('a frame entry is [frame, rxTime, transport]');
-      const frame = bytesAt(b, e.next, 2);
-      const rx = frame && head(b, frame.next);
-      const transport = rx && rx.major === 0 ? bytesAt(b, rx.next, 3) : undefined;
-      if (!frame || !rx || !transport) return bad('bad frame entry');
-      return ok({ author, stream, entry: { frame: frame.v, rxTime: rx.arg, transport: text.decode(transport.v) } });
+      // Every entry takes at least one byte: a count beyond the bytes left is no body.
+      if (arr?.major !== 4 || arr.arg > b.length - arr.next) return bad('a frames body is an array');
+      return ok(new FrameBlockLayout(author, stream, b, arr.next, arr.arg));
     } else p = skip(b, p);
   }
   return bad('no body');
+}
+
+/** The entry at `offset` of a layout's bytes (undefined if the bytes are not an entry there). */
+function frameEntryAt(b: Uint8Array, offset: number): FrameEntry | undefined {
+  if (entryEnd(b, offset) < 0) return undefined;
+  let p = offset + 1;
+  const frameLen = argAt(b, p);
+  p = nextAt;
+  const frame = b.subarray(p, p + frameLen);
+  p += frameLen;
+  const rxTime = argAt(b, p);
+  p = nextAt;
+  const tLen = argAt(b, p);
+  p = nextAt;
+  return { frame, rxTime, transport: shortText(b, p, p + tLen) };
+}
+
+/** The frame at `index` of a stored frames block's envelope, with the block's author and stream. */
+export function frameInBlock(envelope: Uint8Array, index: number): Result<BlockFrame> {
+  const layout = frameBlockLayout(envelope);
+  if (!layout.ok) return layout;
+  const { author, stream, count } = layout.value;
+  if (!Number.isInteger(index) || index < 0 || index >= count) return fail('block/bad-frame-read', `no frame ${index}`);
+  const entry = layout.value.entry(index);
+  return entry ? ok({ author, stream, entry }) : fail('block/bad-frame-read', 'bad frame entry');
+}
+
+// Allocation-free head reading for the entries (a reader walks many): argAt returns the
+// argument of the head at p (-1 if none or not a definite safe integer) and leaves the
+// position after it in nextAt; majorAt is the major type (-1 past the end).
+let nextAt = 0;
+const majorAt = (b: Uint8Array, p: number): number => (p < b.length ? b[p]! >> 5 : -1);
+function argAt(b: Uint8Array, p: number): number {
+  if (p >= b.length) return -1;
+  const ai = b[p]! & 31;
+  if (ai < 24) {
+    nextAt = p + 1;
+    return ai;
+  }
+  const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : 0;
+  if (n === 0 || p + 1 + n > b.length) return -1;
+  let arg = 0;
+  for (let i = 1; i <= n; i++) arg = arg * 256 + b[p + i]!;
+  if (!Number.isSafeInteger(arg)) return -1;
+  nextAt = p + 1 + n;
+  return arg;
+}
+
+/** The end of the entry `[bstr, uint, tstr]` at p, or -1 if there is none. */
+function entryEnd(b: Uint8Array, p: number): number {
+  if (majorAt(b, p) !== 4 || argAt(b, p) !== 3) return -1;
+  p = nextAt;
+  if (majorAt(b, p) !== 2) return -1;
+  const frameLen = argAt(b, p);
+  if (frameLen < 0 || nextAt + frameLen > b.length) return -1;
+  p = nextAt + frameLen;
+  if (majorAt(b, p) !== 0 || argAt(b, p) < 0) return -1;
+  p = nextAt;
+  if (majorAt(b, p) !== 3) return -1;
+  const tLen = argAt(b, p);
+  if (tLen < 0 || nextAt + tLen > b.length) return -1;
+  return nextAt + tLen;
+}
+
+/** UTF-8 text, short ASCII (a transport name) without a TextDecoder call. */
+function shortText(b: Uint8Array, from: number, to: number): string {
+  if (to - from > 16) return text.decode(b.subarray(from, to));
+  let s = '';
+  for (let i = from; i < to; i++) {
+    const c = b[i]!;
+    if (c > 0x7f) return text.decode(b.subarray(from, to));
+    s += String.fromCharCode(c);
+  }
+  return s;
 }

@@ -15,6 +15,7 @@ const CAPABILITY: Record<string, string> = {
   ble: 'BLE link',
   sync: 'sibling sync',
   store: 'store at scale',
+  'store-merged': 'store at scale',
   fleet: 'firmware-sim',
   actuation: 'actuation',
   memory: 'memory and start',

@@ -5,7 +5,7 @@
  * detail. For every device of the site: those enrolled here and those only siblings heard
  * (known through their enrolment blocks), each with the gateway that heard its last frame.
  * Fed by the merged history (the log's new frames, heard here or synced) and the ingest
- * outcomes; seeded from the frames index at start.
+ * outcomes; each device seeded from the frames index when first asked about (not at start).
  */
 import type { Subscription } from 'rxjs';
 import { resolvePack, type ResolvedRecord, type UplinkBody } from '../../protocols/index.js';
@@ -72,10 +72,16 @@ export class DeviceView {
 
   private readonly unsubscribeFrames: () => void;
 
+  /** Devices whose recent history has not been read from the frames index yet. */
+  private readonly unseeded: Set<string>;
+
   constructor(private readonly gw: ApiSource) {
-    for (const d of this.siteDevices()) this.seed(d);
+    // Each device is seeded when first asked about, not at start: a site of 1 000 devices is
+    // 60 000 frames to read and decode. A new frame of a device not seeded yet is left to its
+    // seed, which reads it from the index (a frame is durable when it is announced).
+    this.unseeded = new Set(this.siteDevices());
     this.unsubscribeFrames = gw.blockLog!.onFrames((rows) => {
-      for (const f of rows) this.onRow(f);
+      for (const f of rows) if (!this.unseeded.has(f.device)) this.onRow(f);
     });
     this.subs.push(
       gw.ingest.outcomes$.subscribe((e) => {
@@ -97,8 +103,9 @@ export class DeviceView {
     return [...ids].sort();
   }
 
-  /** Loads the recent history of a device from the frames index. */
+  /** Loads the recent history of a device from the frames index, the first time it is asked for. */
   private seed(device: string): void {
+    if (!this.unseeded.delete(device)) return;
     for (const f of [...this.gw.frames.latest(device, HISTORY)].reverse()) this.onRow(f);
   }
 
@@ -127,7 +134,9 @@ export class DeviceView {
   onFrame(device: string, rxTime: number, transport: string, body: UplinkBody, heardBy: string): void {
     const s = this.get(device);
     if (!s) return;
-    if (s.lastFrame && s.lastFrame.rxTime > rxTime) return; // a late sync of an older frame
+    const last = s.lastFrame;
+    if (last && last.rxTime > rxTime) return; // a late sync of an older frame
+    if (last && last.rxTime === rxTime && last.boot === body.boot && last.seq === body.seq) return; // seen
     s.lastFrame = { rxTime, heardBy, transport, boot: body.boot, seq: body.seq };
     if (body.type !== 'reading') return;
     const pack = resolvePack(body.records);
@@ -155,10 +164,12 @@ export class DeviceView {
   }
 
   readings(device: string): Reading[] {
+    this.seed(device);
     return [...(this.state.get(device)?.readings.values() ?? [])];
   }
 
   lastFrame(device: string): LastFrame | undefined {
+    this.seed(device);
     return this.state.get(device)?.lastFrame;
   }
 

@@ -21,8 +21,18 @@ export function authorNames(
     if (k.ok) byKey.set(toHex(k.value), p.id);
   }
   const byName = new Map([...byKey].map(([k, n]) => [n, k]));
+  const didKeys = new Map<string, string>();
   return {
-    name: (author) => byKey.get(author) ?? publicKeyToDidKey(fromHex(author) ?? new Uint8Array(32)),
+    name: (author) => {
+      let n = byKey.get(author) ?? didKeys.get(author);
+      if (n === undefined) {
+        // A sibling's did:key (base58) is a few µs: every row of it would pay that again.
+        n = publicKeyToDidKey(fromHex(author) ?? new Uint8Array(32));
+        if (didKeys.size >= 1024) didKeys.clear();
+        didKeys.set(author, n);
+      }
+      return n;
+    },
     resolve: (text) => {
       const named = byName.get(text);
       if (named !== undefined) return named;

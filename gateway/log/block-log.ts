@@ -82,6 +82,7 @@ export class BlockLog {
     this.frames = new FrameReader({
       root: store.root,
       envelope: (h) => this.s.getEnvelope(h),
+      peek: (h) => this.s.peekEnvelope(h),
       readable: (b) => this.s.readable(b),
     });
     // A prune cut short (crash, disk full) is finished now (after the upgrade, if one is due).

@@ -17,7 +17,7 @@
  * FrameReader reads it (the gateway and the CLI alike).
  */
 import type { Database, RootDatabase } from 'lmdb';
-import { type Block, decodeSignedBlock, type FrameEntry, frameInBlock, toHex } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, frameBlockLayout, toHex } from '../../protocols/index.js';
 
 /** One frame as every reader sees it. */
 export interface FrameRow {
@@ -99,10 +99,12 @@ export class FrameIndexTables {
   }
 }
 
-/** A held block as the reader keeps it: its envelope, or the opened body of a sealed one. */
-type CachedBlock =
-  | { readonly envelope: Uint8Array }
-  | { readonly author: string; readonly stream: string; readonly body: readonly FrameEntry[] | undefined };
+/** A held frames block as the reader keeps it: its author (hex), stream and a way to each entry. */
+interface CachedBlock {
+  readonly heardBy: string;
+  readonly policy: string;
+  entry(index: number): FrameEntry | undefined;
+}
 
 /** Blocks kept for neighbouring rows (consecutive rows mostly share a block). */
 const BLOCK_CACHE = 64;
@@ -112,6 +114,11 @@ export interface FrameReaderSource {
   readonly root: RootDatabase;
   /** The signed envelope of a block, if held. */
   envelope(hash: string): Uint8Array | undefined;
+  /**
+   * The same without a copy, valid only until the next read (lmdb's getBinaryFast): for a block
+   * read for one row, as one device's rows mostly are (each in another block).
+   */
+  peek?(hash: string): Uint8Array | undefined;
   /** A block as this gateway can read it (a sealed block opened where it holds the key). */
   readable(block: Block): Block;
 }
@@ -124,11 +131,18 @@ export class FrameReader {
   private readonly blockIndex: Database<{ readonly author: string }, string>;
   private readonly cache = new Map<string, CachedBlock>();
   private readonly authorMemo = new Map<string, string>();
+  /** Blocks this query read once without a copy: read again, they are copied and kept in the cache. */
+  private readonly peeked = new Set<string>();
 
   /** A reader of a data directory's frames without keys (sealed blocks are not shown): tools and tests. */
   static plain(root: RootDatabase): FrameReader {
     const blocks = root.openDB<Buffer, string>({ name: 'log-blocks', encoding: 'binary' });
-    return new FrameReader({ root, envelope: (h) => blocks.get(h), readable: (b) => b });
+    return new FrameReader({
+      root,
+      envelope: (h) => blocks.get(h),
+      peek: (h) => blocks.getBinaryFast(h),
+      readable: (b) => b,
+    });
   }
 
   constructor(private readonly src: FrameReaderSource) {
@@ -144,6 +158,7 @@ export class FrameReader {
     let left = q.limit ?? Infinity;
     if (left <= 0) return;
     const a = q.after;
+    this.peeked.clear();
     for (const { key, value } of this.range(q.device, since, until, a, q.reverse === true)) {
       let row = this.row(key, value);
       if (row && q.heardBy !== undefined && row.heardBy !== q.heardBy) row = this.copyBy(key, q.heardBy);
@@ -223,41 +238,69 @@ export class FrameReader {
 
   private row(k: FrameCursor, ptr: FramePointer): FrameRow | undefined {
     const [block, index] = ptr;
-    const c = this.cached(block);
-    if (!c) return undefined; // pruned since the index was read
-    const base = { device: k.device, boot: k.boot, seq: k.seq, block, index };
-    if ('envelope' in c) {
-      // A plain frames block: read just this entry.
-      const r = frameInBlock(c.envelope, index);
-      if (!r.ok) return undefined;
-      const { author, stream, entry } = r.value;
-      return { ...base, ...entryFields(entry), heardBy: toHex(author), policy: stream };
+    let c = this.cache.get(block);
+    // A block not seen lately is read in place for this one row (its frame copied out); a
+    // block asked for again (its neighbours in time) is copied once and kept.
+    const transient = c === undefined && this.src.peek !== undefined && !this.peeked.has(block);
+    if (transient) {
+      this.peeked.add(block);
+      const env = this.src.peek!(block);
+      const layout = env && frameBlockLayout(env);
+      if (layout?.ok)
+        c = {
+          heardBy: this.hex(layout.value.author),
+          policy: layout.value.stream,
+          entry: (i) => layout.value.entry(i),
+        };
     }
-    const entry = c.body?.[index];
-    return entry && { ...base, ...entryFields(entry), heardBy: c.author, policy: c.stream };
+    c ??= this.cached(block);
+    const e = c?.entry(index); // none: pruned since the index was read
+    if (!c || !e) return undefined;
+    return {
+      device: k.device,
+      boot: k.boot,
+      seq: k.seq,
+      rxTime: e.rxTime,
+      heardBy: c.heardBy,
+      transport: e.transport,
+      policy: c.policy,
+      block,
+      index,
+      frame: transient ? new Uint8Array(e.frame) : e.frame,
+    };
   }
+
+  /** An author key's hex (the few authors of a site, memoised). */
+  private hex(author: Uint8Array): string {
+    const last = this.lastAuthor;
+    if (last && last.key.length === author.length && Buffer.compare(last.key, author) === 0) return last.hex;
+    const hex = toHex(author);
+    this.lastAuthor = { key: Uint8Array.from(author), hex };
+    return hex;
+  }
+  private lastAuthor: { key: Uint8Array; hex: string } | undefined;
 
   private cached(hash: string): CachedBlock | undefined {
     const hit = this.cache.get(hash);
     if (hit) return hit;
     const envelope = this.src.envelope(hash);
     if (envelope === undefined) return undefined;
-    let c: CachedBlock = { envelope };
-    if (!frameInBlock(envelope, 0).ok) {
+    let c: CachedBlock;
+    const layout = frameBlockLayout(envelope);
+    if (layout.ok) {
+      // A plain frames block: walked once, then each entry read where it starts.
+      const l = layout.value;
+      c = { heardBy: this.hex(l.author), policy: l.stream, entry: (i) => l.entry(i) };
+    } else {
       // Sealed (or unreadable): opened once where this gateway holds the key.
       const d = decodeSignedBlock(envelope);
       if (!d.ok) return undefined;
       const b = this.src.readable(d.value.block);
-      c = { author: toHex(b.author), stream: b.stream, body: b.kind === 'frames' ? b.body : undefined };
+      const body = b.kind === 'frames' ? b.body : undefined;
+      c = { heardBy: toHex(b.author), policy: b.stream, entry: (i) => body?.[i] };
     }
     if (this.cache.size >= BLOCK_CACHE) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(hash, c);
     return c;
   }
 }
-
-const entryFields = (e: FrameEntry): Pick<FrameRow, 'rxTime' | 'transport' | 'frame'> => ({
-  rxTime: e.rxTime,
-  transport: e.transport,
-  frame: e.frame,
-});

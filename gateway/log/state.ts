@@ -175,6 +175,11 @@ export class LogState {
     return b === undefined ? undefined : new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
   }
 
+  /** The same without a copy, valid only until the next lmdb read (the frames reader's one-row reads). */
+  peekEnvelope(hash: string): Uint8Array | undefined {
+    return this.blocks.getBinaryFast(hash);
+  }
+
   /** Hashes held at one (author, stream, seq): one normally, two or more after an equivocation. */
   hashesAt(author: string, stream: string, seq: number): string[] {
     const out = new Set(this.pendingChain.get(`${author}/${stream}/${seq}`) ?? []);

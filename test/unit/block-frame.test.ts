@@ -6,7 +6,14 @@
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { type Block, decodeSignedBlock, type FrameEntry, frameInBlock, signBlock } from '../../protocols/index.js';
+import {
+  type Block,
+  decodeSignedBlock,
+  type FrameEntry,
+  frameBlockLayout,
+  frameInBlock,
+  signBlock,
+} from '../../protocols/index.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 
 const seed = randomBytes(32);
@@ -52,6 +59,25 @@ describe('frameInBlock', () => {
     );
   });
 
+  it('a layout reads every entry in any order exactly as decodeSignedBlock does', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 40 }),
+        fc.array(fc.integer({ min: -2, max: 45 }), { maxLength: 60 }),
+        (frames, picks) => {
+          const sb = signBlock({ ...header('hot', 1), kind: 'frames', body: frames } as Block, sign);
+          const l = frameBlockLayout(sb.envelope);
+          if (!l.ok) throw new Error('unreadable');
+          expect(l.value.count).toBe(frames.length);
+          expect(l.value.stream).toBe('hot');
+          // Random order first (the walk extends as far as asked), then all of them.
+          for (const i of [...picks, ...frames.keys()]) expect(l.value.entry(i)).toEqual(frames[i]);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('refuses blocks of other kinds by result', () => {
     const sb = signBlock(
       {
@@ -78,6 +104,8 @@ describe('frameInBlock', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 400 }), fc.nat(), (bytes, i) => {
         expect(() => frameInBlock(bytes, i % 3)).not.toThrow();
+        const l = frameBlockLayout(bytes);
+        if (l.ok) expect(() => l.value.entry(i % 3)).not.toThrow();
       }),
       { numRuns: 500 },
     );
@@ -90,6 +118,8 @@ describe('frameInBlock', () => {
           const m = sb.envelope.slice(0, Math.max(cut, 1));
           if (at < m.length) m[at] = v;
           expect(() => frameInBlock(m, 0)).not.toThrow();
+          const l = frameBlockLayout(m);
+          if (l.ok) expect(() => l.value.entry(0)).not.toThrow();
         },
       ),
       { numRuns: 1000 },
