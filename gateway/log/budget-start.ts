@@ -16,7 +16,7 @@ import { resolveBudget } from './budget-config.js';
 import { StorageBudget } from './budget.js';
 
 /** How often the budget is checked. */
-const BUDGET_INTERVAL_MS = 5_000;
+const BUDGET_INTERVAL_MS = 1_000;
 
 export function startBudget(deps: {
   readonly config: GatewayConfig;

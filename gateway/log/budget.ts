@@ -61,6 +61,8 @@ const MAX_PER_MARK = 512;
 const WARN_HOURS = 24;
 const MINUTE = 60_000;
 const DAY = 86_400_000;
+/** Three significant digits (a small budget at a high rate holds minutes: 0.00347 days). */
+const round3 = (x: number): number => Number(x.toPrecision(3));
 
 export class StorageBudget {
   private readonly now: () => number;
@@ -227,8 +229,8 @@ export class StorageBudget {
       blocksPruned: this.pruned,
       framesPerDay: Math.round(framesPerDay),
       bytesPerDay: Math.round(bytesPerDay),
-      budgetDays: maxBytes > 0 && bytesPerDay > 0 ? Math.round((maxBytes / bytesPerDay) * 100) / 100 : null,
-      historyDays: oldest === undefined ? null : Math.round(((now - oldest) / DAY) * 1000) / 1000,
+      budgetDays: maxBytes > 0 && bytesPerDay > 0 ? round3(maxBytes / bytesPerDay) : null,
+      historyDays: oldest === undefined ? null : round3((now - oldest) / DAY),
       ...(warning !== undefined && { warning }),
       ...(refuseInHours !== undefined && { refuseInHours }),
     };
