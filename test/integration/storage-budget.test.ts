@@ -8,7 +8,6 @@
  * frame kept (oldest first), and no frame was refused for lack of space.
  */
 import { statfsSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';

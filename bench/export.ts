@@ -1,0 +1,287 @@
+/**
+ * `node --import tsx bench/export.ts [--quick] [--frames N]` (part of `npm run bench`): export.
+ * - Catch-up to PostgreSQL after a week offline: a data directory holding N frames received
+ *   over 7 days (100 devices, blocks of 64 frames) that its postgres sink never saw; the real
+ *   gateway process (bin/gateway.js start) exports them all from the log. Wall time from
+ *   "ready" to the last row in, frames/s and rows/s (frames + SenML records rows), and the
+ *   gateway's peak RSS during it against the same gateway idle on the same directory without
+ *   the sink (goal: ≤ idle + 50 MB). Local rollups are off, so this is the PostgreSQL sink.
+ * - The same rows loaded with a plain server-side `COPY` into tables of the same definition
+ *   (keys and indexes), in the same run: the export's rows/s ÷ COPY's (goal ≥ 0.5). COPY's
+ *   time is the statements alone (no decoding, no network, no rollups).
+ * - An aggregate query over 30 days of 1-minute local rollups of one series (43 200 buckets,
+ *   hourly points), p50/p99 against reading the same buckets raw from lmdb (goal p99 ≤ 20 ms).
+ * Needs PostgreSQL (Debian package). Writes bench/results/export.json.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
+import type { ExportFrame } from '../gateway/export/source.js';
+import { RollupStore } from '../gateway/export/rollups.js';
+import { BlockLog } from '../gateway/log/block-log.js';
+import { Store } from '../gateway/store/store.js';
+import { type ReadingBody, signBody } from '../protocols/index.js';
+import { tempDir } from '../test/helpers/env.js';
+import { startPostgres } from '../test/helpers/postgres.js';
+import { benchDevice } from './lib/devices.js';
+import type { Row } from './lib/row.js';
+import { randomBytes } from 'node:crypto';
+
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, frames: { type: 'string' } } });
+const quick = values.quick === true;
+const total = Number(values.frames ?? (quick ? 10_000 : 1_000_000));
+const q = quick ? 'quick: ' : '';
+const rows: Row[] = [];
+const WEEK = 7 * 86_400_000;
+const DEVICES = 100;
+const root = new URL('..', import.meta.url).pathname;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const rssMb = (pid: number): number => {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+};
+
+/** A data directory with `n` frames received over the last week, 64 to a block (another gateway's blocks: export reads every chain). */
+async function buildDataDir(dir: string, n: number): Promise<void> {
+  const store = Store.open(dir);
+  const seed = randomBytes(32);
+  const devices = Array.from({ length: DEVICES }, (_, i) => benchDevice(`exp-${String(i).padStart(3, '0')}`));
+  for (const d of devices) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
+  const log = new BlockLog(store, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) });
+  const start = Date.now() - WEEK;
+  for (let made = 0; made < n; ) {
+    const batch = [];
+    for (; batch.length < 64 && made < n; made++)
+      batch.push({
+        frame: devices[made % DEVICES]!.frame(1, Math.floor(made / DEVICES)),
+        rxTime: start + Math.floor((made / n) * WEEK),
+        transport: 'mqtt',
+      });
+    log.appendFrames(batch);
+    if (made % 20_480 === 0) await log.settled();
+  }
+  await log.settled();
+  await store.close();
+}
+
+/** bin/gateway.js start on `config`, its JSON log lines read; resolves at "ready". */
+function startGateway(config: string): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
+  const child = spawn(process.execPath, ['bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: Record<string, unknown>[] = [];
+  return new Promise((resolve, reject) => {
+    child.once('exit', (c) => reject(new Error(`gateway exited (${c})`)));
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      const rec = JSON.parse(l) as Record<string, unknown>;
+      lines.push(rec);
+      if (rec.event === 'ready') resolve({ child, lines });
+    });
+  });
+}
+
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function exportBench(): Promise<void> {
+  const tmp = tempDir('outpost-bench-export-');
+  const pg = await startPostgres();
+  try {
+    const dataDir = join(tmp.dir, 'data');
+    mkdirSync(dataDir);
+    let t = performance.now();
+    await buildDataDir(dataDir, total);
+    console.log(`built ${total} frames in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    const config = (sink: boolean): string => {
+      const file = join(tmp.dir, sink ? 'sink.yaml' : 'idle.yaml');
+      writeFileSync(
+        file,
+        [
+          `gateway: { id: gw-bench, dataDir: ${JSON.stringify(dataDir)} }`,
+          'mqtt: { port: 0 }',
+          'api: { enabled: false }',
+          'log: { level: warn }',
+          'ingest: { minFreeBytes: 0 }',
+          'export:',
+          '  rollups: { enabled: false }',
+          ...(sink
+            ? [
+                '  sinks:',
+                `    - { type: postgres, name: cloud, url: "${pg.url}", batchFrames: 2000, maxFramesPerSecond: 0 }`,
+              ]
+            : []),
+        ].join('\n'),
+      );
+      return file;
+    };
+    // Idle: the same gateway on the same directory, no sink, settled for a few seconds.
+    const idle = await startGateway(config(false));
+    await sleep(quick ? 3_000 : 10_000);
+    const idleRss = rssMb(idle.child.pid!);
+    await stop(idle.child);
+
+    const c = await pg.client();
+    const gw = await startGateway(config(true));
+    t = performance.now();
+    let peak = rssMb(gw.child.pid!);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssMb(gw.child.pid!));
+    }, 100);
+    let n = 0;
+    const deadline = Date.now() + (quick ? 50_000 : 1_100_000);
+    while (n < total && Date.now() < deadline) {
+      await sleep(250);
+      const r = await c
+        .query<{ n: string }>('SELECT count(*) AS n FROM outpost.frames')
+        .catch(() => ({ rows: [{ n: '0' }] }));
+      n = Number(r.rows[0]!.n);
+    }
+    const exportS = (performance.now() - t) / 1000;
+    clearInterval(sampler);
+    await stop(gw.child);
+    if (n < total) throw new Error(`only ${n} of ${total} frames reached PostgreSQL`);
+    const records = Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM outpost.records')).rows[0]!.n);
+    const exportRowsPerS = (total + records) / exportS;
+
+    // Baseline: the same rows with a plain server-side COPY into tables of the same definition.
+    const dump = join(pg.socketDir, 'dump');
+    mkdirSync(dump);
+    chmodSync(dump, 0o777);
+    await c.query(`COPY outpost.frames TO '${dump}/frames.copy'`);
+    await c.query(`COPY outpost.records TO '${dump}/records.copy'`);
+    await c.query('CREATE TABLE public.f (LIKE outpost.frames INCLUDING ALL)');
+    await c.query('CREATE TABLE public.r (LIKE outpost.records INCLUDING ALL)');
+    t = performance.now();
+    await c.query('BEGIN');
+    await c.query(`COPY public.f FROM '${dump}/frames.copy'`);
+    await c.query(`COPY public.r FROM '${dump}/records.copy'`);
+    await c.query('COMMIT');
+    const copyS = (performance.now() - t) / 1000;
+    await c.end();
+    const copyRowsPerS = (total + records) / copyS;
+    rows.push(
+      {
+        figure: `${q}export to PostgreSQL, ${total} frames a week old (catch-up), rows/s (frames + records)`,
+        value: Math.round(exportRowsPerS),
+        unit: 'rows/s',
+        baseline: 'plain COPY of the same rows, same table definitions',
+        baselineValue: Math.round(copyRowsPerS),
+        ratio: exportRowsPerS / copyRowsPerS,
+        goal: '>= 0.5x',
+        pass: exportRowsPerS / copyRowsPerS >= 0.5,
+      },
+      { figure: `${q}export to PostgreSQL, frames/s`, value: Math.round(total / exportS), unit: 'frames/s' },
+      { figure: `${q}catch-up of ${total} frames after a week offline, wall time`, value: exportS, unit: 's' },
+      {
+        figure: `${q}catch-up of ${total} frames, gateway peak RSS`,
+        value: Math.round(peak),
+        unit: 'MB',
+        baseline: 'the same gateway idle on the same directory, no sink',
+        baselineValue: Math.round(idleRss),
+        ratio: peak / idleRss,
+        goal: `<= ${Math.round(idleRss + 50)} MB`,
+        pass: peak <= idleRss + 50,
+      },
+    );
+  } finally {
+    await pg.remove();
+    tmp.cleanup();
+  }
+}
+
+/** 30 days of one reading a minute for one series (and a neighbour), then the aggregate query over them. */
+async function rollupBench(): Promise<void> {
+  const tmp = tempDir('outpost-bench-rollups-');
+  const store = Store.open(tmp.dir);
+  try {
+    const now = Date.now();
+    const from = now - 30 * 86_400_000;
+    const rollups = new RollupStore(store, { 60: 31 * 86_400_000, 3600: 731 * 86_400_000 });
+    const seed = randomBytes(32);
+    const key = privateKeyObject(seed);
+    for (const id of ['rol-a', 'rol-b']) {
+      let batch: ExportFrame[] = [];
+      for (let i = 0; i < 30 * 1440; i++) {
+        const time = from + i * 60_000;
+        const body: ReadingBody = {
+          type: 'reading',
+          boot: 1,
+          seq: i,
+          time,
+          records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: 20 + Math.sin(i / 100) }],
+        };
+        const frame = signBody(body, id, (m) => signEd25519(key, m));
+        batch.push({
+          device: id,
+          boot: 1,
+          seq: i,
+          rxTime: time,
+          transport: 'mqtt',
+          frame,
+          author: '00',
+          policy: 'default',
+          block: '00',
+          index: 0,
+        });
+        if (batch.length === 2000) {
+          await rollups.deliver(batch);
+          batch = [];
+        }
+      }
+      await rollups.deliver(batch);
+    }
+    const runs = quick ? 60 : 300;
+    const time = (fn: () => number): { p50: number; p99: number; n: number } => {
+      const ms: number[] = [];
+      let n = 0;
+      for (let i = 0; i < runs; i++) {
+        const t = performance.now();
+        n = fn();
+        ms.push(performance.now() - t);
+      }
+      ms.sort((a, b) => a - b);
+      return { p50: ms[Math.floor(runs / 2)]!, p99: ms[Math.min(runs - 1, Math.ceil(runs * 0.99) - 1)]!, n };
+    };
+    // Hourly points from the minute buckets (base 60): every one of the 43 200 buckets is read.
+    const agg = time(() => rollups.query('rol-a', 'temp', from, now, 3_600_000, 60).length);
+    const raw = time(() => {
+      let n = 0;
+      for (const _ of rollups.buckets('rol-a', 'temp', 60, from, now)) n++;
+      return n;
+    });
+    rows.push({
+      figure: `aggregate query, 30 days of 1-minute rollups of one series (${raw.n} buckets → ${agg.n} hourly points), p99`,
+      value: agg.p99,
+      unit: 'ms',
+      baseline: 'reading the same buckets raw from lmdb, p99',
+      baselineValue: raw.p99,
+      ratio: agg.p99 / raw.p99,
+      goal: '<= 20 ms',
+      pass: agg.p99 <= 20,
+    });
+    rows.push({ figure: 'aggregate query, 30 days of 1-minute rollups, p50', value: agg.p50, unit: 'ms' });
+  } finally {
+    await store.close();
+    tmp.cleanup();
+  }
+}
+
+await rollupBench();
+await exportBench();
+for (const r of rows)
+  console.log(
+    `${r.figure}: ${r.value} ${r.unit}${r.ratio !== undefined ? ` (${r.ratio.toFixed(2)}x ${r.baseline})` : ''}`,
+  );
+mkdirSync(new URL('results', import.meta.url), { recursive: true });
+writeFileSync(
+  new URL('results/export.json', import.meta.url),
+  `${JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2)}\n`,
+);
