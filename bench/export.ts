@@ -26,7 +26,6 @@ import { Store } from '../gateway/store/store.js';
 import { type ReadingBody, signBody } from '../protocols/index.js';
 import { tempDir } from '../test/helpers/env.js';
 import { startPostgres } from '../test/helpers/postgres.js';
-import { benchDevice } from './lib/devices.js';
 import type { Row } from './lib/row.js';
 import { randomBytes } from 'node:crypto';
 
@@ -39,27 +38,59 @@ const WEEK = 7 * 86_400_000;
 const DEVICES = 100;
 const root = new URL('..', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** CPU time (user + system) of a process so far, s (/proc/PID/stat: 100 ticks a second). */
+const cpuS = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const rssMb = (pid: number): number => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
 };
 
-/** A data directory with `n` frames received over the last week, 64 to a block (another gateway's blocks: export reads every chain). */
+/** A signed reading of `id` at `time` (its SenML time: rollups bucket by it). */
+function reading(id: string, key: ReturnType<typeof privateKeyObject>, seq: number, time: number): Uint8Array {
+  const body: ReadingBody = {
+    type: 'reading',
+    boot: 1,
+    seq,
+    time,
+    records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: 20 + Math.sin(seq / 100) }],
+  };
+  return signBody(body, id, (m) => signEd25519(key, m));
+}
+
+/**
+ * A data directory with `n` frames from 100 devices received (and timed) evenly over the
+ * last week, 64 to a block (another gateway's blocks: export reads every chain).
+ */
 async function buildDataDir(dir: string, n: number): Promise<void> {
   const store = Store.open(dir);
   const seed = randomBytes(32);
-  const devices = Array.from({ length: DEVICES }, (_, i) => benchDevice(`exp-${String(i).padStart(3, '0')}`));
-  for (const d of devices) store.devices.putSync(d.id, { id: d.id, publicKey: d.publicKeyHex, enrolledAt: 1 });
+  const devices = Array.from({ length: DEVICES }, (_, i) => ({
+    id: `exp-${String(i).padStart(3, '0')}`,
+    seed: randomBytes(32),
+  }));
+  for (const d of devices)
+    store.devices.putSync(d.id, {
+      id: d.id,
+      publicKey: Buffer.from(publicKeyFromSeed(d.seed)).toString('hex'),
+      enrolledAt: 1,
+    });
+  const keys = devices.map((d) => privateKeyObject(d.seed));
   const log = new BlockLog(store, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) });
   const start = Date.now() - WEEK;
   for (let made = 0; made < n; ) {
     const batch = [];
-    for (; batch.length < 64 && made < n; made++)
+    for (; batch.length < 64 && made < n; made++) {
+      const time = start + Math.floor((made / n) * WEEK);
+      const d = made % DEVICES;
       batch.push({
-        frame: devices[made % DEVICES]!.frame(1, Math.floor(made / DEVICES)),
-        rxTime: start + Math.floor((made / n) * WEEK),
+        frame: reading(devices[d]!.id, keys[d]!, Math.floor(made / DEVICES), time),
+        rxTime: time,
         transport: 'mqtt',
       });
+    }
     log.appendFrames(batch);
     if (made % 20_480 === 0) await log.settled();
   }
@@ -108,7 +139,6 @@ async function exportBench(): Promise<void> {
           `gateway: { id: gw-bench, dataDir: ${JSON.stringify(dataDir)} }`,
           'mqtt: { port: 0 }',
           'api: { enabled: false }',
-          'log: { level: warn }',
           'ingest: { minFreeBytes: 0 }',
           'export:',
           '  rollups: { enabled: false }',
@@ -145,6 +175,7 @@ async function exportBench(): Promise<void> {
       n = Number(r.rows[0]!.n);
     }
     const exportS = (performance.now() - t) / 1000;
+    const gatewayCpuS = cpuS(gw.child.pid!);
     clearInterval(sampler);
     await stop(gw.child);
     if (n < total) throw new Error(`only ${n} of ${total} frames reached PostgreSQL`);
@@ -180,6 +211,7 @@ async function exportBench(): Promise<void> {
       },
       { figure: `${q}export to PostgreSQL, frames/s`, value: Math.round(total / exportS), unit: 'frames/s' },
       { figure: `${q}catch-up of ${total} frames after a week offline, wall time`, value: exportS, unit: 's' },
+      { figure: `${q}catch-up of ${total} frames, gateway CPU time (start included)`, value: gatewayCpuS, unit: 's' },
       {
         figure: `${q}catch-up of ${total} frames, gateway peak RSS`,
         value: Math.round(peak),
@@ -207,18 +239,11 @@ async function rollupBench(): Promise<void> {
     const rollups = new RollupStore(store, { 60: 31 * 86_400_000, 3600: 731 * 86_400_000 });
     const seed = randomBytes(32);
     const key = privateKeyObject(seed);
-    for (const id of ['rol-a', 'rol-b']) {
+    for (const id of quick ? ['rol-a'] : ['rol-a', 'rol-b']) {
       let batch: ExportFrame[] = [];
       for (let i = 0; i < 30 * 1440; i++) {
         const time = from + i * 60_000;
-        const body: ReadingBody = {
-          type: 'reading',
-          boot: 1,
-          seq: i,
-          time,
-          records: [{ bn: `${id}:`, n: 'temp', u: 'Cel', v: 20 + Math.sin(i / 100) }],
-        };
-        const frame = signBody(body, id, (m) => signEd25519(key, m));
+        const frame = reading(id, key, i, time);
         batch.push({
           device: id,
           boot: 1,
@@ -251,10 +276,10 @@ async function rollupBench(): Promise<void> {
       return { p50: ms[Math.floor(runs / 2)]!, p99: ms[Math.min(runs - 1, Math.ceil(runs * 0.99) - 1)]!, n };
     };
     // Hourly points from the minute buckets (base 60): every one of the 43 200 buckets is read.
-    const agg = time(() => rollups.query('rol-a', 'temp', from, now, 3_600_000, 60).length);
+    const agg = time(() => rollups.query('rol-a', 'rol-a:temp', from, now, 3_600_000, 60).length);
     const raw = time(() => {
       let n = 0;
-      for (const _ of rollups.buckets('rol-a', 'temp', 60, from, now)) n++;
+      for (const _ of rollups.buckets('rol-a', 'rol-a:temp', 60, from, now)) n++;
       return n;
     });
     rows.push({
@@ -274,8 +299,12 @@ async function rollupBench(): Promise<void> {
   }
 }
 
+let t0 = performance.now();
 await rollupBench();
+console.log(`rollups: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+t0 = performance.now();
 await exportBench();
+console.log(`export: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
 for (const r of rows)
   console.log(
     `${r.figure}: ${r.value} ${r.unit}${r.ratio !== undefined ? ` (${r.ratio.toFixed(2)}x ${r.baseline})` : ''}`,
