@@ -230,7 +230,9 @@ export class Gateway {
       );
       let budget: StorageBudget | undefined;
       const exports = startExport(ctx, { store, space, siblings, storage: () => budget?.status() });
-      budget = parts.add('storage budget', startBudget({ ...ctx, dataDir, store, space, siblings, exports }), (b) => b.stop());
+      budget = parts.add('storage budget', startBudget({ ...ctx, dataDir, store, space, siblings, exports }), (b) =>
+        b.stop(),
+      );
       const broker = config.mqtt.enabled ? await startMqtt(ctx, siblingAuthors, siblings) : undefined;
       const serial = config.serial.ports.length > 0 ? await startSerial(ctx) : undefined;
       const ble = config.ble.enabled ? startBle(ctx) : undefined;

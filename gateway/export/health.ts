@@ -24,7 +24,9 @@ export interface HealthInputs {
   readonly lastSeenAt: (device: string) => number | undefined;
   readonly now?: () => number;
   /** The storage budget's status (its `warning`, if any). */
-  readonly storage?: () => { warning?: string; refuseInHours?: number; usedBytes: number; maxBytes: number } | undefined;
+  readonly storage?: () =>
+    | { warning?: string; refuseInHours?: number; usedBytes: number; maxBytes: number }
+    | undefined;
 }
 
 export class HealthChecks {
@@ -61,11 +63,17 @@ export class HealthChecks {
       });
     const st = this.inputs.storage?.();
     if (st)
-      this.set('health/storage-budget', st.warning !== undefined, 'storage-budget', `storage budget: ${st.warning ?? 'ok'}`, {
-        usedBytes: st.usedBytes,
-        maxBytes: st.maxBytes,
-        ...(st.refuseInHours !== undefined && { refuseInHours: st.refuseInHours }),
-      });
+      this.set(
+        'health/storage-budget',
+        st.warning !== undefined,
+        'storage-budget',
+        `storage budget: ${st.warning ?? 'ok'}`,
+        {
+          usedBytes: st.usedBytes,
+          maxBytes: st.maxBytes,
+          ...(st.refuseInHours !== undefined && { refuseInHours: st.refuseInHours }),
+        },
+      );
     const unreachableMs = this.cfg.siblingUnreachableSeconds * 1000;
     for (const s of this.inputs.siblings()) {
       const since = s.lastOkAt ?? this.started;

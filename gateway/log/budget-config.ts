@@ -51,7 +51,7 @@ export const maxBytesSchema = z
 export const minCopiesSchema = z.number().int().min(0).max(16).default(0);
 
 /** Share of the data directory's filesystem that `auto` gives the log. */
-export const AUTO_SHARE = 0.5;
+const AUTO_SHARE = 0.5;
 
 /**
  * The budget in bytes (0: none). `auto`: half the size of the filesystem holding the data

@@ -215,8 +215,7 @@ export class StorageBudget {
         warning = `the budget (${maxBytes} bytes) is more than the disk can take before the free-space floor (${Math.max(0, headroom)} bytes left above ingest.minFreeBytes): ingest will be refused before pruning starts; lower log.maxBytes`;
       else if (this.state === 'blocked')
         warning = `over the budget and nothing more can be pruned (${this.blockedBy === 'export' ? 'sinks have not exported the oldest blocks' : this.blockedBy === 'copies' ? `fewer than ${this.d.minCopies} siblings hold the oldest blocks` : 'the data is siblings\u2019 streams'})`;
-      else if (maxBytes === 0 && hours < WARN_HOURS)
-        warning = 'no storage budget (log.maxBytes: 0) and the disk fills';
+      else if (maxBytes === 0 && hours < WARN_HOURS) warning = 'no storage budget (log.maxBytes: 0) and the disk fills';
       if (warning !== undefined && Number.isFinite(hours)) refuseInHours = Math.round(hours * 10) / 10;
     }
     return {

@@ -140,7 +140,7 @@ describe.skipIf(noPostgres || !disk.mounted)('storage budget on a tmpfs with a P
       for (const r of rows.rows) perDevice.set(r.device, (perDevice.get(r.device) ?? 0) + 1);
       expect([...perDevice.values()]).toEqual(Array(DEVICES).fill(FRAMES));
       // The store holds fewer: the rest was pruned, and only frames older than every frame kept.
-      expect(held.length).toBeLessThan(DEVICES * FRAMES / 2);
+      expect(held.length).toBeLessThan((DEVICES * FRAMES) / 2);
       const heldKeys = new Set(held.map(key));
       const inPg = new Set(rows.rows.map(key));
       for (const k of heldKeys) expect(inPg.has(k)).toBe(true);

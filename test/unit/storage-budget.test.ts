@@ -22,7 +22,8 @@ afterEach(async () => {
 async function filledLog(blocks: number) {
   const dev = testDevice('bud-1');
   const node = logNode(randomBytes(32), [], [dev], closers);
-  for (let i = 0; i < blocks; i++) node.log.appendFrames([{ frame: dev.frame(1, i), rxTime: 1_000 + i, transport: 'mqtt' }]);
+  for (let i = 0; i < blocks; i++)
+    node.log.appendFrames([{ frame: dev.frame(1, i), rxTime: 1_000 + i, transport: 'mqtt' }]);
   await node.log.settled();
   const usage = new StoreUsage(node.store.root);
   return { ...node, usage };
@@ -123,9 +124,9 @@ describe('storage budget config', () => {
       16 * GB,
     );
     // A nearly full disk: only what can be reached above twice the floor.
-    expect(resolveBudget('auto', { totalBytes: 32 * GB, freeBytes: 2 * GB, usedBytes: GB, minFreeBytes: 0.5 * GB })).toBe(
-      2 * GB,
-    );
+    expect(
+      resolveBudget('auto', { totalBytes: 32 * GB, freeBytes: 2 * GB, usedBytes: GB, minFreeBytes: 0.5 * GB }),
+    ).toBe(2 * GB);
     expect(resolveBudget(0, { totalBytes: 32 * GB, freeBytes: GB, usedBytes: 0, minFreeBytes: 0 })).toBe(0);
     expect(validateConfig({}).log).toMatchObject({ maxBytes: 'auto', minCopies: 0 });
     expect(validateConfig({ log: { maxBytes: '8MiB' } }).log.maxBytes).toBe('8MiB');

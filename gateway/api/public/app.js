@@ -176,7 +176,9 @@ const days = (d) => (d >= 1 ? `${d.toFixed(1)} days` : `${(d * 24).toFixed(1)} h
 function renderStorage(st) {
   const p = $('storage');
   const parts = [
-    st.maxBytes > 0 ? `storage ${mb(st.usedBytes)} of ${mb(st.maxBytes)} budget` : `storage ${mb(st.usedBytes)}, no budget`,
+    st.maxBytes > 0
+      ? `storage ${mb(st.usedBytes)} of ${mb(st.maxBytes)} budget`
+      : `storage ${mb(st.usedBytes)}, no budget`,
   ];
   if (st.budgetDays !== null) parts.push(`the budget holds ${days(st.budgetDays)} at the current rate`);
   if (st.historyDays !== null) parts.push(`${days(st.historyDays)} of history held`);
