@@ -128,8 +128,13 @@ describe('data directory upgrade (format 1 → 2)', () => {
       framesHeld: number;
       siblings: { id: string; blocksHeld: number }[];
       deviceList: { id: string; enrolledHere: boolean; heardBy: string }[];
+      storage: { maxBytes: number; usedBytes: number; historyDays: number | null };
     };
     expect(st.framesHeld).toBe(expected.length);
+    // The storage budget read from the stopped gateway's directory: `auto` resolved, live bytes, history held.
+    expect(st.storage.maxBytes).toBeGreaterThanOrEqual(4 * 2 ** 20);
+    expect(st.storage.usedBytes).toBeGreaterThan(0);
+    expect(st.storage.historyDays).toBeGreaterThan(0);
     expect(st.deviceList.find((d) => d.id === 'dev-c')).toMatchObject({
       enrolledHere: false,
       heardBy: fixture.sibling.id,
