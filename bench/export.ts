@@ -43,8 +43,9 @@ const cpuS = (pid: number): number => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
 };
-const rssMb = (pid: number): number => {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+/** RSS of a process, MB (/proc/PID/status), whole or its `RssAnon` / `RssFile` part. */
+const rssMb = (pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS'): number => {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
 };
 
@@ -159,14 +160,21 @@ async function exportBench(): Promise<void> {
     const idle = await startGateway(config(false));
     await sleep(quick ? 3_000 : 10_000);
     const idleRss = rssMb(idle.child.pid!);
+    const idleAnon = rssMb(idle.child.pid!, 'RssAnon');
+    const idleFile = rssMb(idle.child.pid!, 'RssFile');
     await stop(idle.child);
 
     const c = await pg.client();
     const gw = await startGateway(config(true));
     t = performance.now();
     let peak = rssMb(gw.child.pid!);
+    let peakAnon = 0;
+    let peakFile = 0;
     const sampler = setInterval(() => {
-      peak = Math.max(peak, rssMb(gw.child.pid!));
+      const pid = gw.child.pid!;
+      peak = Math.max(peak, rssMb(pid));
+      peakAnon = Math.max(peakAnon, rssMb(pid, 'RssAnon'));
+      peakFile = Math.max(peakFile, rssMb(pid, 'RssFile'));
     }, 100);
     let n = 0;
     const deadline = Date.now() + (quick ? 50_000 : 1_100_000);
@@ -224,6 +232,20 @@ async function exportBench(): Promise<void> {
         ratio: peak / idleRss,
         goal: `<= ${Math.round(idleRss + 50)} MB`,
         pass: peak <= idleRss + 50,
+      },
+      {
+        figure: `${q}of it anonymous (heap, native), peak`,
+        value: Math.round(peakAnon),
+        unit: 'MB',
+        baseline: 'idle',
+        baselineValue: Math.round(idleAnon),
+      },
+      {
+        figure: `${q}of it file-backed (node, addons, lmdb's map), peak`,
+        value: Math.round(peakFile),
+        unit: 'MB',
+        baseline: 'idle',
+        baselineValue: Math.round(idleFile),
       },
     );
   } finally {

@@ -142,7 +142,7 @@ describe('data directory upgrade (format 1 → 2)', () => {
     expect(st.siblings).toEqual([expect.objectContaining({ id: fixture.sibling.id, blocksHeld: 4 })]);
     const audit = await cli(['audit', 'verify', '--config', config]);
     expect(audit).toContain('ok: no faults');
-  });
+  }, 180_000); // four gateway starts and five CLI runs: minutes on a loaded box
 
   it('a data directory of a newer release is refused by start and by the CLI, naming the format', async () => {
     const config = setUp(join(tmp.dir, 'newer'));
