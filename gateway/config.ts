@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { ID_PATTERN, parsePublicKey } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
 import { alertsSchema, exportSchema } from './export/config.js';
+import { maxBytesSchema, minCopiesSchema } from './log/budget-config.js';
 import { parseRetention } from './log/retention.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { DEFAULT_REPLAY_LIMITS } from './ingest/replay-window.js';
@@ -231,6 +232,10 @@ export const configSchema = z
             ]),
           )
           .default({}),
+        /** Storage budget (gateway/log/README.md, "Storage budget"): `auto` (half the disk), 0 (none), bytes or 500MB. */
+        maxBytes: maxBytesSchema,
+        /** Blocks go over the budget only once this many siblings hold them. */
+        minCopies: minCopiesSchema,
       })
       .strict()
       .prefault({}),
@@ -357,6 +362,12 @@ export const configSchema = z
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.log.minCopies > 0 && (!c.sync.enabled || c.log.minCopies > c.sync.peers.length))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['log', 'minCopies'],
+        message: `is ${c.log.minCopies} but ${c.sync.enabled ? `sync.peers lists ${c.sync.peers.length} sibling(s)` : 'sync is off'}: no block could ever be pruned for the budget`,
+      });
     const sinks = new Map(c.export.sinks.map((s) => [s.name, s.type]));
     c.alerts.notify.forEach((n, i) => {
       if (!sinks.has(n))

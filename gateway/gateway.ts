@@ -16,6 +16,8 @@ import { IngestPipeline } from './ingest/pipeline.js';
 import { VerifyPool } from './ingest/verify-pool.js';
 import { BlockLog } from './log/block-log.js';
 import { RetentionTimer, retentionResolver } from './log/retention.js';
+import type { StorageBudget } from './log/budget.js';
+import { startBudget } from './log/budget-start.js';
 import { type AuthorNames, authorNames } from './log/author-names.js';
 import type { FrameReader } from './log/frames-index.js';
 import type { Logger } from './logger.js';
@@ -92,6 +94,8 @@ export class Gateway {
   readonly tls: TlsMaterial | undefined;
   /** Export to sinks, rollups and alerts (config `export`, `alerts`; gateway/export). */
   readonly exports: GatewayExport | undefined;
+  /** The storage budget (config `log.maxBytes`, `log.minCopies`; gateway/log/budget.ts). */
+  readonly budget: StorageBudget;
   /** Gateway ids of block authors (a frame's `heardBy`). */
   readonly authors: AuthorNames;
 
@@ -128,6 +132,7 @@ export class Gateway {
     this.simulation = p.simulation;
     this.tls = p.tls;
     this.exports = p.exports;
+    this.budget = p.budget;
     this.authors = p.authors;
   }
 
@@ -223,7 +228,11 @@ export class Gateway {
       const retention = parts.add('retention', new RetentionTimer(blockLog, log, undefined, space).start(), (r) =>
         r.stop(),
       );
-      const exports = startExport(ctx, { store, space, siblings });
+      let budget: StorageBudget | undefined;
+      const exports = startExport(ctx, { store, space, siblings, storage: () => budget?.status() });
+      budget = parts.add('storage budget', startBudget({ ...ctx, dataDir, store, space, siblings, exports }), (b) =>
+        b.stop(),
+      );
       const broker = config.mqtt.enabled ? await startMqtt(ctx, siblingAuthors, siblings) : undefined;
       const serial = config.serial.ports.length > 0 ? await startSerial(ctx) : undefined;
       const ble = config.ble.enabled ? startBle(ctx) : undefined;
@@ -232,7 +241,7 @@ export class Gateway {
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
-        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports },
+        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports, budget },
         authors: authorNames({ id: config.gateway.id, publicKey: identity.publicKey }, config.sync.peers),
       };
       const apiOptions = {

@@ -3,7 +3,7 @@
  * the demo fleet). Each registers what it started with the lifecycle (gateway/parts.ts), so the gateway
  * stops it, in reverse order, even when a part started after it fails to start or to stop.
  */
-import { HealthChecks } from './export/health.js';
+import { HealthChecks, type HealthInputs } from './export/health.js';
 import { GatewayExport } from './export/start.js';
 import type { Store } from './store/store.js';
 import type { FreeSpaceGuard } from './store/free-space.js';
@@ -277,7 +277,12 @@ export async function startSimulation(
  */
 export function startExport(
   ctx: PartContext,
-  deps: { store: Store; space: FreeSpaceGuard; siblings: Siblings | undefined },
+  deps: {
+    store: Store;
+    space: FreeSpaceGuard;
+    siblings: Siblings | undefined;
+    storage?: HealthInputs['storage'];
+  },
 ): GatewayExport | undefined {
   const { config, identity, registry, activity, log } = ctx;
   if (config.export.sinks.length === 0 && !config.export.rollups.enabled) return undefined;
@@ -308,6 +313,7 @@ export function startExport(
             .filter((d) => d.revokedAt === undefined)
             .map((d) => d.id),
         lastSeenAt: (d) => activity.lastSeenAt(d),
+        ...(deps.storage && { storage: deps.storage }),
       }),
       (h) => h.stop(),
     );

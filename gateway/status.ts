@@ -13,6 +13,7 @@ import type { Store } from './store/store.js';
 import type { Siblings } from './sync/siblings.js';
 import type { GatewayExport } from './export/start.js';
 import type { BlockLog } from './log/block-log.js';
+import type { StorageBudget } from './log/budget.js';
 import type { BleTransport } from './transports/ble.js';
 import type { SerialTransport } from './transports/serial.js';
 
@@ -32,6 +33,7 @@ export interface StatusSource {
   readonly siblings?: Siblings | undefined;
   readonly rules?: RulesHandle | undefined;
   readonly exports?: GatewayExport | undefined;
+  readonly budget?: StorageBudget | undefined;
 }
 
 export function gatewayStatus(g: StatusSource): Record<string, unknown> {
@@ -41,6 +43,7 @@ export function gatewayStatus(g: StatusSource): Record<string, unknown> {
     devicesEnrolled: g.registry.activeCount(),
     framesStored: g.blockLog.frames.count(),
     storeBytes: g.store.sizeBytes(),
+    ...(g.budget && { storage: g.budget.status() }),
     pending: g.ingest.pending,
     verifyQueue: g.pool.queued,
     ingest: g.ingest.stats.snapshot(),

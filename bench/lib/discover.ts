@@ -7,7 +7,7 @@
 /** Not benches: the report itself and the ingest bench's load generator (a child of ingest.ts). */
 const SKIP = new Set(['report', 'load-generator']);
 /** Order in the table; benches not listed (new ones) follow in name order. */
-const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation'];
+const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation', 'export'];
 const CAPABILITY: Record<string, string> = {
   ingest: 'ingest (MQTT)',
   log: 'block log',
@@ -20,6 +20,7 @@ const CAPABILITY: Record<string, string> = {
   actuation: 'actuation',
   memory: 'memory and start',
   'net-security': 'network security',
+  export: 'export (PostgreSQL, rollups)',
 };
 export const capabilityOf = (name: string): string =>
   CAPABILITY[name] ?? (name.startsWith('policy') ? 'policy' : name.startsWith('rules') ? 'rules' : name);

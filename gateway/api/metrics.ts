@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
+import type { BudgetStatus } from '../log/budget.js';
 import type { ApiSource } from './source.js';
 
 export class GatewayMetrics {
@@ -94,6 +95,43 @@ export class GatewayMetrics {
         this.inc(gw.space.refusals);
       },
     });
+    // Storage budget (log.maxBytes): read once per scrape.
+    const b =
+      (read: (s: BudgetStatus) => number | null): (() => number) =>
+      () => {
+        const s = gw.budget?.status();
+        return s === undefined ? Number.NaN : (read(s) ?? Number.NaN);
+      };
+    gauge(
+      'outpost_storage_budget_bytes',
+      'The storage budget, log.maxBytes resolved (0: none)',
+      b((s) => s.maxBytes),
+    );
+    gauge(
+      'outpost_storage_used_bytes',
+      "Live bytes of the store's pages (what the budget counts)",
+      b((s) => s.usedBytes),
+    );
+    gauge(
+      'outpost_storage_budget_days',
+      'Days of history the budget holds at the current rate',
+      b((s) => s.budgetDays),
+    );
+    gauge(
+      'outpost_storage_history_days',
+      'Days of history held now',
+      b((s) => s.historyDays),
+    );
+    gauge(
+      'outpost_storage_pruned_blocks',
+      'Blocks pruned for the budget since start',
+      b((s) => s.blocksPruned),
+    );
+    gauge(
+      'outpost_storage_warning',
+      '1 while ingest may be refused at the free-space floor',
+      b((s) => (s.warning ? 1 : 0)),
+    );
     gauge('outpost_store_frames', 'Frames in the store', () => gw.blockLog!.frames.count());
     gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
     gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());

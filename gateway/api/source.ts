@@ -12,6 +12,7 @@ import type { FrameReader } from '../log/frames-index.js';
 import type { PolicyRuntime } from '../policy/runtime.js';
 import type { Registry } from '../registry.js';
 import type { GatewayExport } from '../export/start.js';
+import type { BudgetStatus } from '../log/budget.js';
 import type { FreeSpaceGuard } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
 import type { SiblingState } from '../sync/peer-state.js';
@@ -38,6 +39,8 @@ export interface ApiSource {
   readonly exports?: { readonly rollups?: GatewayExport['rollups'] } | undefined;
   /** Sibling sync (config `sync`), when on: each sibling's state for /api/siblings. */
   readonly siblings?: { state(): SiblingState[] } | undefined;
+  /** The storage budget (log.maxBytes): its figures for /metrics. */
+  readonly budget?: { status(): BudgetStatus } | undefined;
   /** The status snapshot (gateway/status.ts). */
   status(): Record<string, unknown>;
 }

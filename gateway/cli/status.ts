@@ -15,6 +15,7 @@ import type { BlockLog } from '../log/block-log.js';
 import { commonOptions } from './args.js';
 import { toJson } from './json.js';
 import { openFrames } from './log-reader.js';
+import { type StorageView, storageLine, storageView } from './status-storage.js';
 
 export const statusHelp = `gateway status [--json] [--devices N]
   The site as this gateway holds it: devices (enrolled here or heard by siblings) with the
@@ -52,6 +53,7 @@ export async function status(argv: string[]): Promise<number> {
     });
     const latest = latestByAuthor(log);
     const live = await liveSync(cfg);
+    const storage = await storageView(cfg, cli.store, log, live === undefined ? undefined : apiOf(cfg));
     const siblings = cfg.sync.peers.map((p) => {
       const key = authors.resolve(p.id)!;
       const blocks = log
@@ -75,6 +77,7 @@ export async function status(argv: string[]): Promise<number> {
       devices: devices.length,
       siblings,
       disk: { storeBytes: statSync(join(dataDir, 'outpost.lmdb')).size, freeBytes: fs.bavail * fs.bsize },
+      storage,
       ownForks: log
         .streamHeads()
         .filter((h) => h.author === log.author && log.forks(h.author, h.stream).length > 0)
@@ -113,15 +116,20 @@ interface LiveSibling {
   readonly refusals: Record<string, number>;
 }
 
+/** The running gateway's API address and admin token. */
+function apiOf(cfg: ReturnType<typeof openFrames>['cfg']): { url: string; token: string } {
+  const token = loadOrCreateToken(resolve(cfg.gateway.dataDir), cfg.api.token).token;
+  const host = cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host;
+  return { url: `${cfg.api.tls ? 'https' : 'http'}://${host}:${cfg.api.port}`, token };
+}
+
 /** Each sibling's sync state from the running gateway's API (undefined when it does not answer). */
 async function liveSync(cfg: ReturnType<typeof openFrames>['cfg']): Promise<Map<string, object> | undefined> {
   const dir = resolve(cfg.gateway.dataDir);
   if (!cfg.api.enabled || (cfg.api.token === undefined && !existsSync(join(dir, 'api-token')))) return undefined;
-  const token = loadOrCreateToken(resolve(cfg.gateway.dataDir), cfg.api.token).token;
-  const host = cfg.api.host === '0.0.0.0' ? '127.0.0.1' : cfg.api.host;
+  const { url, token } = apiOf(cfg);
   try {
-    const scheme = cfg.api.tls ? 'https' : 'http';
-    const r = await fetch(`${scheme}://${host}:${cfg.api.port}/api/siblings`, {
+    const r = await fetch(`${url}/api/siblings`, {
       headers: { authorization: `Bearer ${token}` },
       signal: AbortSignal.timeout(2000),
     });
@@ -169,6 +177,7 @@ function print(o: {
   devices: number;
   siblings: Record<string, unknown>[];
   disk: { storeBytes: number; freeBytes: number };
+  storage: StorageView;
   ownForks: string[];
   audit: ReturnType<typeof readAuditRecord>;
   running: boolean;
@@ -179,6 +188,7 @@ function print(o: {
     `gateway ${o.gateway}${o.running ? ' (running)' : ''}: ${o.framesHeld} frames held, ${o.devices} devices`,
   );
   console.log(`disk: store ${mb(o.disk.storeBytes)}, ${mb(o.disk.freeBytes)} free`);
+  console.log(storageLine(o.storage));
   if (o.ownForks.length > 0) console.log(`own forked streams: ${o.ownForks.join(', ')}`);
   const a = o.audit;
   console.log(

@@ -148,6 +148,15 @@ export class SinkExporter {
     }
   }
 
+  /**
+   * The highest seq of a chain below which every block is confirmed (-1: none), or undefined
+   * when this sink may not read the stream (it never waits for it). The storage budget prunes below it.
+   */
+  confirmedThrough(author: string, stream: string): number | undefined {
+    if (!this.opts.readable(stream)) return undefined;
+    return this.cursor[chainKey(author, stream)]?.done ?? -1;
+  }
+
   /** Blocks of readable chains not yet confirmed. */
   lagBlocks(): number {
     let n = 0;

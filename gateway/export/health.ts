@@ -7,6 +7,8 @@
  *   sibling-unreachable  a sync peer not reached for alerts.siblingUnreachableSeconds
  *   sink-lagging         a data sink behind for longer than its lagAlertSeconds
  *   device-offline       an enrolled device heard before and silent for alerts.deviceOfflineSeconds
+ *   storage-budget       ingest will be refused at the free-space floor: the budget does not fit
+ *                        the disk, or it is exceeded and nothing more may be pruned (gateway/log/budget.ts)
  */
 import type { AlertsConfig, SinkConfig } from './config.js';
 import type { AlertManager } from './alerts.js';
@@ -21,6 +23,10 @@ export interface HealthInputs {
   readonly devices: () => readonly string[];
   readonly lastSeenAt: (device: string) => number | undefined;
   readonly now?: () => number;
+  /** The storage budget's status (its `warning`, if any). */
+  readonly storage?: () =>
+    | { warning?: string; refuseInHours?: number; usedBytes: number; maxBytes: number }
+    | undefined;
 }
 
 export class HealthChecks {
@@ -55,6 +61,19 @@ export class HealthChecks {
         free,
         floor,
       });
+    const st = this.inputs.storage?.();
+    if (st)
+      this.set(
+        'health/storage-budget',
+        st.warning !== undefined,
+        'storage-budget',
+        `storage budget: ${st.warning ?? 'ok'}`,
+        {
+          usedBytes: st.usedBytes,
+          maxBytes: st.maxBytes,
+          ...(st.refuseInHours !== undefined && { refuseInHours: st.refuseInHours }),
+        },
+      );
     const unreachableMs = this.cfg.siblingUnreachableSeconds * 1000;
     for (const s of this.inputs.siblings()) {
       const since = s.lastOkAt ?? this.started;

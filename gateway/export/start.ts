@@ -113,6 +113,19 @@ export class GatewayExport {
     return this;
   }
 
+  /**
+   * The highest seq of a chain every sink that may read it has confirmed, rollups included
+   * (Infinity when none reads it): the storage budget never prunes above it.
+   */
+  exportedThrough(author: string, stream: string): number {
+    let min = Number.POSITIVE_INFINITY;
+    for (const e of [...this.exporters, ...(this.rollupExporter ? [this.rollupExporter] : [])]) {
+      const c = e.confirmedThrough(author, stream);
+      if (c !== undefined) min = Math.min(min, c);
+    }
+    return min;
+  }
+
   /** A rule's alert decision: a condition rule's rise raises it, its fall (onClear) resolves it. */
   ruleAlert(d: Decision & { action: { kind: 'alert' } }): void {
     if (!this.alerts) return;

@@ -53,6 +53,10 @@ interface Mutable {
   ownAtStart?: number;
   /** The first offerable block added here since the last complete exchange. */
   pendingSince?: number;
+  /** This gateway's own offerable stream heads (seq) when the exchange in progress started. */
+  ownHeadsAtStart?: Map<string, number>;
+  /** Per own stream, the highest seq it held after a complete exchange (the storage budget's copies). */
+  readonly held: Map<string, number>;
   refusals: Record<string, number>;
   applied: number;
   sent: number;
@@ -89,6 +93,7 @@ export class PeerStates {
         refusals: {},
         applied: 0,
         sent: 0,
+        held: new Map(),
         ...(p.dialsOver && { transport: p.dialsOver }),
       });
       this.byKey.set(p.key, p.id);
@@ -114,7 +119,24 @@ export class PeerStates {
   /** An exchange with `id` starts (authenticated): blocks authored from now may not reach it. */
   started(id: string): void {
     const st = this.peers.get(id);
-    if (st) st.ownAtStart = this.ownAuthored;
+    if (!st) return;
+    st.ownAtStart = this.ownAuthored;
+    const offer = this.offerTo?.(st.key);
+    st.ownHeadsAtStart = new Map(
+      this.log
+        .streamHeads()
+        .filter((h) => h.author === this.log.author && (offer === undefined || offer(h.author, h.stream)))
+        .map((h) => [h.stream, h.seq]),
+    );
+  }
+
+  /**
+   * Per sibling, the highest seq of this gateway's own `stream` it is known to hold: the
+   * stream's head when its last complete exchange started (the engine sent it everything up
+   * to there); -1 when not known (no complete exchange since this process started).
+   */
+  heldOwn(stream: string): number[] {
+    return [...this.peers.values()].map((st) => st.held.get(stream) ?? -1);
   }
 
   /** An exchange ended: complete (no error), or failed with `error` (stats as far as it got). */
@@ -136,6 +158,8 @@ export class PeerStates {
     }
     st.lastOkAt = now;
     st.transport = via;
+    for (const [stream, seq] of st.ownHeadsAtStart ?? []) st.held.set(stream, Math.max(seq, st.held.get(stream) ?? -1));
+    delete st.ownHeadsAtStart;
     const duringExchange = this.ownAuthored - (st.ownAtStart ?? this.ownAuthored);
     st.synced = offerable(this.log, st.key, this.offerTo?.(st.key)) - duringExchange;
     if (duringExchange === 0) delete st.pendingSince;

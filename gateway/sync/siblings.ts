@@ -294,6 +294,11 @@ export class Siblings {
     return this.cfg.peers.map((p) => ({ id: p.id, ...this.states.health(p.id) }));
   }
 
+  /** Per sibling, the highest seq of this gateway's own `stream` it holds (-1: not known); peer-state.ts. */
+  heldOwn(stream: string): number[] {
+    return this.states.heldOwn(stream);
+  }
+
   /** Each sibling's sync state: connection, transport, last exchange, lag, refusals. */
   state(): SiblingState[] {
     const now = Date.now();

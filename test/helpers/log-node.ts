@@ -11,6 +11,8 @@ import { tempDir } from './env.js';
 
 export interface LogNode {
   log: BlockLog;
+  /** The lmdb store behind it. */
+  store: Store;
   identity: { publicKey: Uint8Array; sign: (m: Uint8Array) => Uint8Array };
 }
 
@@ -30,5 +32,5 @@ export function logNode(
     await store.close();
     cleanup();
   });
-  return { log, identity };
+  return { log, store, identity };
 }

@@ -128,8 +128,13 @@ describe('data directory upgrade (format 1 → 2)', () => {
       framesHeld: number;
       siblings: { id: string; blocksHeld: number }[];
       deviceList: { id: string; enrolledHere: boolean; heardBy: string }[];
+      storage: { maxBytes: number; usedBytes: number; historyDays: number | null };
     };
     expect(st.framesHeld).toBe(expected.length);
+    // The storage budget read from the stopped gateway's directory: `auto` resolved, live bytes, history held.
+    expect(st.storage.maxBytes).toBeGreaterThanOrEqual(4 * 2 ** 20);
+    expect(st.storage.usedBytes).toBeGreaterThan(0);
+    expect(st.storage.historyDays).toBeGreaterThan(0);
     expect(st.deviceList.find((d) => d.id === 'dev-c')).toMatchObject({
       enrolledHere: false,
       heardBy: fixture.sibling.id,
@@ -137,7 +142,7 @@ describe('data directory upgrade (format 1 → 2)', () => {
     expect(st.siblings).toEqual([expect.objectContaining({ id: fixture.sibling.id, blocksHeld: 4 })]);
     const audit = await cli(['audit', 'verify', '--config', config]);
     expect(audit).toContain('ok: no faults');
-  });
+  }, 180_000); // four gateway starts and five CLI runs: minutes on a loaded box
 
   it('a data directory of a newer release is refused by start and by the CLI, naming the format', async () => {
     const config = setUp(join(tmp.dir, 'newer'));

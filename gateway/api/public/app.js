@@ -166,6 +166,26 @@ function onStatus(s) {
   const rejected = Object.values(s.ingest.rejected).reduce((a, b) => a + b, 0);
   $('feed-state').textContent =
     `live · ${s.framesStored} frames stored · ${rejected} rejected · ${s.ingest.duplicates} duplicates`;
+  if (s.storage) renderStorage(s.storage);
+}
+
+const mb = (b) => `${(b / 1e6).toFixed(1)} MB`;
+const days = (d) => (d >= 1 ? `${d.toFixed(1)} days` : `${(d * 24).toFixed(1)} hours`);
+
+/** The storage budget (log.maxBytes): used of budget, how long it holds at the current rate, and any warning. */
+function renderStorage(st) {
+  const p = $('storage');
+  const parts = [
+    st.maxBytes > 0
+      ? `storage ${mb(st.usedBytes)} of ${mb(st.maxBytes)} budget`
+      : `storage ${mb(st.usedBytes)}, no budget`,
+  ];
+  if (st.budgetDays !== null) parts.push(`the budget holds ${days(st.budgetDays)} at the current rate`);
+  if (st.historyDays !== null) parts.push(`${days(st.historyDays)} of history held`);
+  if (st.state === 'blocked') parts.push(`over budget, not pruning (${st.blockedBy})`);
+  if (st.warning) parts.push(`warning: ${st.warning}`);
+  p.textContent = parts.join(' · ');
+  p.className = st.warning ? 'error' : 'muted';
 }
 
 /** Reloads the device list in the background; a failure shows on the page instead of vanishing. */
