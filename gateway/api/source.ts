@@ -38,6 +38,8 @@ export interface ApiSource {
   readonly exports?: { readonly rollups?: GatewayExport['rollups'] } | undefined;
   /** Sibling sync (config `sync`), when on: each sibling's state for /api/siblings. */
   readonly siblings?: { state(): SiblingState[] } | undefined;
+  /** Desired vs reported settings of a device (gateway/settings), when it has desired settings. */
+  readonly settings?: { view(device: string): unknown } | undefined;
   /** The status snapshot (gateway/status.ts). */
   status(): Record<string, unknown>;
 }
