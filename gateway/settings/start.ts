@@ -42,6 +42,8 @@ export interface SettingsTimings {
   readonly retryMaxMs?: number;
   /** Deliver only to devices heard within this long (default 60 s, as commands). */
   readonly heardWithinMs?: number;
+  /** A device heard again after this long a silence gets its pending settings at once (default 10 s). */
+  readonly silenceMs?: number;
 }
 
 export class GatewaySettings {
@@ -55,6 +57,7 @@ export class GatewaySettings {
   private readonly unsubscribe: (() => void)[] = [];
   private readonly timer: NodeJS.Timeout;
   private readonly heardWithinMs: number;
+  private readonly silenceMs: number;
   private readonly log: Logger;
 
   constructor(
@@ -63,6 +66,7 @@ export class GatewaySettings {
   ) {
     this.log = deps.logger.child({ component: 'settings' });
     this.heardWithinMs = t.heardWithinMs ?? 60_000;
+    this.silenceMs = t.silenceMs ?? 10_000;
     this.desired = desiredFromLog(deps.blockLog);
     for (const d of this.desired.devices()) {
       const r = latestReported(deps.blockLog, d);
@@ -108,7 +112,7 @@ export class GatewaySettings {
         if (f.body.type === 'command-ack') this.delivery.onAck(f.device, f.body);
         const prev = this.heardAt.get(f.device);
         this.heardAt.set(f.device, f.rxTime);
-        if (prev === undefined || f.rxTime - prev > this.heardWithinMs) this.delivery.reset(f.device);
+        if (prev === undefined || f.rxTime - prev > this.silenceMs) this.delivery.reset(f.device);
         setImmediate(() => void this.check(f.device));
       }),
     );
