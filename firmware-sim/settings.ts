@@ -9,7 +9,15 @@
  */
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { AckStatus, decodeSign1, fromHex, kidToDeviceId, type SenmlRecord, sigStructure, toHex } from '../protocols/index.js';
+import {
+  AckStatus,
+  decodeSign1,
+  fromHex,
+  kidToDeviceId,
+  type SenmlRecord,
+  sigStructure,
+  toHex,
+} from '../protocols/index.js';
 import {
   compareVersions,
   decodeSettingsMessage,
@@ -83,14 +91,24 @@ export class DeviceSettings {
     const id = msg.ok ? msg.value.id : undefined;
     const gw = this.opts.gateways.find((g) => g.id === kidToDeviceId(kid));
     if (!gw || !verifySignature(gw.publicKey, sigStructure(protectedBytes, payload), signature))
-      return { status: AckStatus.badSignature, detail: 'not signed by a trusted gateway', applied: [], ...(id && { id }) };
+      return {
+        status: AckStatus.badSignature,
+        detail: 'not signed by a trusted gateway',
+        applied: [],
+        ...(id && { id }),
+      };
     if (!msg.ok) return { status: AckStatus.rejected, detail: `bad settings: ${msg.error.message}`, applied: [] };
     const m = msg.value;
     const base = { id: m.id };
     if (m.target !== this.opts.device)
       return { ...base, status: AckStatus.rejected, detail: `addressed to ${m.target}`, applied: [] };
     if (now > m.expires)
-      return { ...base, status: AckStatus.expired, detail: `expired ${now - m.expires} ms ago by the device clock`, applied: [] };
+      return {
+        ...base,
+        status: AckStatus.expired,
+        detail: `expired ${now - m.expires} ms ago by the device clock`,
+        applied: [],
+      };
     const newKeys = m.entries.filter((e) => !this.held.has(e.key)).length;
     if (this.held.size + newKeys > MAX_SETTINGS)
       return { ...base, status: AckStatus.rejected, detail: `at most ${MAX_SETTINGS} settings`, applied: [] };
@@ -125,12 +143,18 @@ export class DeviceSettings {
     }
     const o = JSON.parse(text) as Record<string, { value: SettingValue; lamport: number; author: string }>;
     for (const [k, h] of Object.entries(o))
-      this.held.set(k, { value: h.value, version: { lamport: h.lamport, author: fromHex(h.author) ?? new Uint8Array() } });
+      this.held.set(k, {
+        value: h.value,
+        version: { lamport: h.lamport, author: fromHex(h.author) ?? new Uint8Array() },
+      });
   }
 
   private save(file: string): void {
     const o = Object.fromEntries(
-      [...this.held].map(([k, h]) => [k, { value: h.value, lamport: h.version.lamport, author: toHex(h.version.author) }]),
+      [...this.held].map(([k, h]) => [
+        k,
+        { value: h.value, lamport: h.version.lamport, author: toHex(h.version.author) },
+      ]),
     );
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;

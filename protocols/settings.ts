@@ -35,13 +35,13 @@ export type SettingValue = number | boolean | string;
 /** Keys per device (and per message): what a reading can report next to its sensors. */
 export const MAX_SETTINGS = 16;
 /** Longest text value, in characters. */
-export const MAX_SETTING_TEXT = 64;
+const MAX_SETTING_TEXT = 64;
 /** A SenML-safe name (RFC 8428 §4.5.1) that reads as a setting: letter first, then letters, digits, `_ . -`. */
 export const SETTING_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 /** Reported settings are SenML records named `set.<key>`. */
 export const SETTING_RECORD_PREFIX = 'set.';
 /** Body type of the downlink message (key 0). */
-export const SETTINGS_MESSAGE_TYPE = 16;
+const SETTINGS_MESSAGE_TYPE = 16;
 const MAX_BY = 64;
 const AUTHOR_BYTES = 32;
 
@@ -180,7 +180,8 @@ export function decodeSettingsBody(body: CborValue): Result<SettingsRecord> {
       return bad('a setting is [key, value] with a valid key');
     const v = blockValueOf(e[1]);
     if (v === undefined) return bad(`setting "${e[0]}": bad value`);
-    if (values.length > 0 && values[values.length - 1]![0] >= e[0]) return bad('setting keys must be sorted and unique');
+    if (values.length > 0 && values[values.length - 1]![0] >= e[0])
+      return bad('setting keys must be sorted and unique');
     values.push([e[0], v]);
   }
   return ok({ device, values, at, ...(by !== undefined && { by }) });

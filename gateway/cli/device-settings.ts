@@ -8,12 +8,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ID_PATTERN, ProtocolUsageError } from '../../protocols/index.js';
-import {
-  MAX_SETTINGS,
-  type SettingValue,
-  settingKeyProblem,
-  settingValueProblem,
-} from '../../protocols/settings.js';
+import { MAX_SETTINGS, type SettingValue, settingKeyProblem, settingValueProblem } from '../../protocols/settings.js';
 import { queueSettings } from '../settings/inbox.js';
 import { desiredFromLog, latestReported, settingsView } from '../settings/log.js';
 import { DiskLowError } from '../store/free-space.js';

@@ -5,7 +5,12 @@
  * author can make two blocks with one lamport). The result is a function of the set of blocks,
  * not of their arrival order, so siblings that hold the same blocks want the same values.
  */
-import { compareVersions, type SettingValue, type SettingVersion, type SettingsRecord } from '../../protocols/settings.js';
+import {
+  compareVersions,
+  type SettingValue,
+  type SettingVersion,
+  type SettingsRecord,
+} from '../../protocols/settings.js';
 
 export interface DesiredSetting {
   readonly value: SettingValue;
@@ -18,7 +23,7 @@ export interface DesiredSetting {
 }
 
 /** Negative when `a` loses to `b`. */
-export function compareSettings(a: DesiredSetting, b: DesiredSetting): number {
+function compareSettings(a: DesiredSetting, b: DesiredSetting): number {
   return compareVersions(a.version, b.version) || (a.block < b.block ? 1 : a.block > b.block ? -1 : 0);
 }
 
@@ -34,7 +39,13 @@ export class DesiredSettings {
     if (!keys) this.byDevice.set(record.device, (keys = new Map()));
     const changed: string[] = [];
     for (const [key, value] of record.values) {
-      const next: DesiredSetting = { value, version, block, at: record.at, ...(record.by !== undefined && { by: record.by }) };
+      const next: DesiredSetting = {
+        value,
+        version,
+        block,
+        at: record.at,
+        ...(record.by !== undefined && { by: record.by }),
+      };
       const held = keys.get(key);
       if (held && compareSettings(held, next) >= 0) continue;
       keys.set(key, next);

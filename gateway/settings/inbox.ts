@@ -17,7 +17,7 @@ import type { Logger } from '../logger.js';
 import type { FreeSpaceGuard, SpaceCheck } from '../store/free-space.js';
 import { writeFileWhole } from '../store/whole-file.js';
 
-export const SETTINGS_PENDING_DIR = 'settings-pending';
+const SETTINGS_PENDING_DIR = 'settings-pending';
 
 /** CLI side: queues a request for the gateway; returns the file written. Throws ProtocolUsageError on a bad record. */
 export function queueSettings(dataDir: string, record: SettingsRecord, space?: FreeSpaceGuard): string {
@@ -98,7 +98,10 @@ export class SettingsInbox {
       for (const r of records) {
         unlinkSync(r.file);
         const values = Object.fromEntries(r.record.values);
-        this.logger.info({ device: r.record.device, values, by: r.record.by }, `desired settings logged for ${r.record.device}`);
+        this.logger.info(
+          { device: r.record.device, values, by: r.record.by },
+          `desired settings logged for ${r.record.device}`,
+        );
       }
       return records.length;
     } finally {

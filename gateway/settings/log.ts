@@ -3,7 +3,15 @@
  * stopped or running gateway's store), and the settings a device reports in its readings
  * (SenML records `set.<key>`, protocols/settings.ts).
  */
-import { type Block, type CborValue, decodeBody, decodeSign1, decodeSignedBlock, type SignedBlock, toHex } from '../../protocols/index.js';
+import {
+  type Block,
+  type CborValue,
+  decodeBody,
+  decodeSign1,
+  decodeSignedBlock,
+  type SignedBlock,
+  toHex,
+} from '../../protocols/index.js';
 import {
   decodeSettingsBody,
   SETTING_KEY,
@@ -79,7 +87,10 @@ export function latestReported(log: BlockLog, device: string, scan = 16): Report
 }
 
 export interface SettingsView {
-  readonly desired: Record<string, { value: SettingValue; at: string; by: string | null; lamport: number; author: string }>;
+  readonly desired: Record<
+    string,
+    { value: SettingValue; at: string; by: string | null; lamport: number; author: string }
+  >;
   readonly reported: Record<string, SettingValue> | null;
   readonly reportedAt: string | null;
   /** Keys whose reported value differs from the desired one (or is not reported yet). */

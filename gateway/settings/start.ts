@@ -15,10 +15,18 @@ import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
 import type { PartContext } from '../start-parts.js';
 import type { SpaceCheck } from '../store/free-space.js';
-import { type DesiredSettings } from './desired.js';
+import type { DesiredSettings } from './desired.js';
 import { SettingsDelivery, type SettingsTransport } from './delivery.js';
 import { SettingsInbox } from './inbox.js';
-import { desiredFromLog, latestReported, type Reported, reportedIn, settingsOf, settingsView, type SettingsView } from './log.js';
+import {
+  desiredFromLog,
+  latestReported,
+  type Reported,
+  reportedIn,
+  settingsOf,
+  settingsView,
+  type SettingsView,
+} from './log.js';
 
 export interface GatewaySettingsDeps {
   readonly gatewayId: string;
@@ -73,7 +81,8 @@ export class GatewaySettings {
       if (r) this.reported.set(d, r);
     }
     const devices = this.desired.devices().length;
-    if (devices > 0) this.log.info({ devices, pending: this.pendingDevices().length }, 'desired settings loaded from the log');
+    if (devices > 0)
+      this.log.info({ devices, pending: this.pendingDevices().length }, 'desired settings loaded from the log');
     this.delivery = new SettingsDelivery({
       gatewayId: deps.gatewayId,
       sign: deps.sign,

@@ -106,7 +106,10 @@ function device(a: Gw, b: Gw) {
     let link: MqttDeviceLink;
     const onFrame = settingsHandler(settings, d, (f) => link.send(f));
     handler = onFrame;
-    link = new MqttDeviceLink(d, { brokerUrl: `mqtt://127.0.0.1:${running(g.gw, 'broker').port}`, onCommand: (p) => handler(p) });
+    link = new MqttDeviceLink(d, {
+      brokerUrl: `mqtt://127.0.0.1:${running(g.gw, 'broker').port}`,
+      onCommand: (p) => handler(p),
+    });
     link.start();
     links.set(g, link);
     await waitFor(() => link.connected, 15_000, `device on ${g.id}`);
@@ -132,7 +135,10 @@ const set = async (g: Gw, ...kv: string[]) => {
   expect(r.stderr).toBe('');
   expect(r.code).toBe(0);
 };
-const view = (g: Gw) => g.gw.settings.view(dev.id) as { pending: unknown[]; desired: Record<string, { value: unknown }>; reported: Record<string, unknown> | null } | undefined;
+const view = (g: Gw) =>
+  g.gw.settings.view(dev.id) as
+    | { pending: unknown[]; desired: Record<string, { value: unknown }>; reported: Record<string, unknown> | null }
+    | undefined;
 const desiredValues = (g: Gw) => g.gw.settings.desired.values()[dev.id];
 
 describe('desired settings (device twin) across siblings', () => {
@@ -156,7 +162,11 @@ describe('desired settings (device twin) across siblings', () => {
     await waitFor(() => view(a)?.pending.length === 0, 30_000, 'gw-a sees them reported');
     const shown = await gatewayCli(['devices', 'settings', dev.id, '--data', a.dir, '--json']);
     expect(shown.code).toBe(0);
-    const json = JSON.parse(shown.stdout) as { desired: Record<string, { value: unknown }>; pending: unknown[]; reported: unknown };
+    const json = JSON.parse(shown.stdout) as {
+      desired: Record<string, { value: unknown }>;
+      pending: unknown[];
+      reported: unknown;
+    };
     expect(json.pending).toEqual([]);
     expect(json.desired.rate!.value).toBe(5);
     expect(json.reported).toEqual({ rate: 5, mode: 'eco' });
@@ -173,9 +183,14 @@ describe('desired settings (device twin) across siblings', () => {
     expect(desiredValues(a)).toEqual(desiredValues(b));
     const winner = desiredValues(a)!.setpoint;
     // The winner is the block with the higher (lamport, author key), whichever gateway it came from.
-    const fromLog = (g: Gw) => g.gw.settings.view(dev.id) as { desired: Record<string, { lamport: number; author: string }> };
+    const fromLog = (g: Gw) =>
+      g.gw.settings.view(dev.id) as { desired: Record<string, { lamport: number; author: string }> };
     expect(fromLog(a).desired.setpoint).toEqual(fromLog(b).desired.setpoint);
-    await waitFor(() => d.settings.get('setpoint') === winner && d.settings.get('fan') === true, 30_000, 'device converged');
+    await waitFor(
+      () => d.settings.get('setpoint') === winner && d.settings.get('fan') === true,
+      30_000,
+      'device converged',
+    );
     await sync();
     await waitFor(() => view(a)?.pending.length === 0 && view(b)?.pending.length === 0, 30_000, 'both in sync');
     expect(d.settings.values()).toEqual({ setpoint: winner, fan: true });
@@ -198,7 +213,11 @@ describe('desired settings (device twin) across siblings', () => {
     expect(d.settings.values()).toEqual({ interval: 30 });
     await new Promise((r) => setTimeout(r, 2500)); // longer than the silence that resets the backoff
     await d.attach(a);
-    await waitFor(() => d.settings.get('interval') === 600 && d.settings.get('label') === 'night', 30_000, 'device caught up');
+    await waitFor(
+      () => d.settings.get('interval') === 600 && d.settings.get('label') === 'night',
+      30_000,
+      'device caught up',
+    );
     await waitFor(() => view(a)?.pending.length === 0, 30_000, 'reported equals desired');
   }, 120_000);
 });

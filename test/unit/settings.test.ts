@@ -54,8 +54,9 @@ describe('settings codecs', () => {
   it('[property] a log body round-trips through canonical CBOR and a block', () => {
     fc.assert(
       fc.property(record, (r) => {
-        const bytes = encodeCanonical(settingsBody(r) as never);
-        const back = decodeSettingsBody(decodeCbor(bytes).ok ? (decodeCbor(bytes) as { value: never }).value : null!);
+        const decoded = decodeCbor(encodeCanonical(settingsBody(r) as never));
+        if (!decoded.ok) throw new Error(decoded.error.message);
+        const back = decodeSettingsBody(decoded.value);
         expect(back.ok).toBe(true);
         if (back.ok) {
           expect(back.value.device).toBe(r.device);
@@ -92,7 +93,11 @@ describe('settings codecs', () => {
       issued: fc.nat(),
       expires: fc.nat(),
       entries: fc
-        .uniqueArray(fc.tuple(key, value, fc.nat(), author), { minLength: 1, maxLength: MAX_SETTINGS, selector: (e) => e[0] })
+        .uniqueArray(fc.tuple(key, value, fc.nat(), author), {
+          minLength: 1,
+          maxLength: MAX_SETTINGS,
+          selector: (e) => e[0],
+        })
         .map((es) => es.map(([k, v, lamport, a]) => ({ key: k, value: v, version: { lamport, author: a } }))),
     });
     fc.assert(
@@ -134,12 +139,23 @@ describe('settings codecs', () => {
     expect(bad([['1abc', 1]])).toThrow(ProtocolUsageError);
     expect(bad([['a', 'x'.repeat(65)]])).toThrow(/at most 64/);
     expect(bad([['a', Number.NaN]])).toThrow(/finite/);
-    expect(bad([['a', 1], ['a', 2]])).toThrow(/twice/);
+    expect(
+      bad([
+        ['a', 1],
+        ['a', 2],
+      ]),
+    ).toThrow(/twice/);
     expect(bad(Array.from({ length: 17 }, (_, i) => [`k${i}`, i] as [string, SettingValue]))).toThrow(/1\.\.16/);
     // An integer-valued double in a body has one encoding only: the integer.
     const b = new Uint8Array(8);
     new DataView(b.buffer).setFloat64(0, 5);
-    const r = decodeSettingsBody(new Map<number, never>([[1, 'd' as never], [2, [['a', b]] as never], [3, 1 as never]]));
+    const r = decodeSettingsBody(
+      new Map<number, never>([
+        [1, 'd' as never],
+        [2, [['a', b]] as never],
+        [3, 1 as never],
+      ]),
+    );
     expect(r.ok).toBe(false);
     expect(!r.ok && r.error.code).toBe('settings/bad-record');
   });
@@ -237,7 +253,10 @@ describe('device side and delivery', () => {
     await delivery(1).offer('dev-1', [{ key: 'rate', value: 5, version: v(10, 1) }]);
     expect(dev.handle(frames.at(-1)!, Date.now())).toMatchObject({ status: AckStatus.ok, applied: ['rate'] });
     // A stale delivery (a gateway that has not synced the newer setting) changes nothing.
-    await delivery(0).offer('dev-1', [{ key: 'rate', value: 1, version: v(9, 0) }, { key: 'mode', value: 'eco', version: v(9, 0) }]);
+    await delivery(0).offer('dev-1', [
+      { key: 'rate', value: 1, version: v(9, 0) },
+      { key: 'mode', value: 'eco', version: v(9, 0) },
+    ]);
     const stale = dev.handle(frames.at(-1)!, Date.now());
     expect(stale).toMatchObject({ status: AckStatus.ok, applied: ['mode'], detail: 'kept newer rate' });
     expect(dev.values()).toEqual({ rate: 5, mode: 'eco' });
@@ -256,13 +275,18 @@ describe('device side and delivery', () => {
     await delivery(1).offer('dev-1', [{ key: 'rate', value: 5, version: v(1, 1) }]);
     expect(dev.handle(frames.at(-1)!, Date.now()).status).toBe(AckStatus.badSignature);
     await delivery(0).offer('dev-2', [{ key: 'rate', value: 5, version: v(1, 0) }]);
-    expect(dev.handle(frames.at(-1)!, Date.now())).toMatchObject({ status: AckStatus.rejected, detail: 'addressed to dev-2' });
+    expect(dev.handle(frames.at(-1)!, Date.now())).toMatchObject({
+      status: AckStatus.rejected,
+      detail: 'addressed to dev-2',
+    });
     await delivery(0).offer('dev-1', [{ key: 'rate', value: 5, version: v(1, 0) }]);
     const late = dev.handle(frames.at(-1)!, Date.now() + 120_000);
     expect(late.status).toBe(AckStatus.expired);
     expect(late.id).toBeInstanceOf(Uint8Array);
     // A command (not a settings message) signed by the gateway is no settings message.
-    const cmd = encodeSign1({ kid: deviceIdToKid('gw-a'), payload: Uint8Array.of(0xa0) }, (m) => signEd25519(seeds[0]!, m));
+    const cmd = encodeSign1({ kid: deviceIdToKid('gw-a'), payload: Uint8Array.of(0xa0) }, (m) =>
+      signEd25519(seeds[0]!, m),
+    );
     expect(dev.handle(cmd, Date.now()).status).toBe(AckStatus.rejected);
     expect(dev.values()).toEqual({});
   });
