@@ -21,6 +21,7 @@ afterEach(async () => {
   for (const c of closers.splice(0).reverse()) await c();
 });
 
+const TOKEN = 'settings-test-token-0123456789';
 const dev = generateManifest({ devices: 1, prefix: 'boiler', model: 'env-1' }).devices[0]!;
 
 interface Gw {
@@ -54,7 +55,7 @@ async function pair(): Promise<{ a: Gw; b: Gw; sync(): Promise<void> }> {
           mqtt: { port: 0 },
           devices: [{ id: dev.id, publicKey: dev.publicKey }],
           simulate: { devices: 0 },
-          api: { enabled: false },
+          api: { enabled: true, port: 0, token: TOKEN },
           sync: { enabled: true, host: '127.0.0.1', intervalSeconds: 3600, ...sync },
         });
         const gw = await Gateway.start(config, {
@@ -132,8 +133,8 @@ function device(a: Gw, b: Gw) {
 
 const set = async (g: Gw, ...kv: string[]) => {
   const r = await gatewayCli(['devices', 'set', dev.id, ...kv, '--data', g.dir, '--wait', '30']);
-  expect(r.stderr).toBe('');
-  expect(r.code).toBe(0);
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout).toContain(`logged for ${dev.id}`);
 };
 const view = (g: Gw) =>
   g.gw.settings.view(dev.id) as
@@ -149,6 +150,13 @@ describe('desired settings (device twin) across siblings', () => {
     await set(a, 'rate=5', 'mode=eco');
     expect(desiredValues(a)).toEqual({ mode: 'eco', rate: 5 });
     expect(view(a)!.pending).toHaveLength(2);
+    // Bad input: a clear error, nothing queued.
+    const bad = await gatewayCli(['devices', 'set', dev.id, '9lives=1', '--data', a.dir]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('setting key "9lives"');
+    const unknown = await gatewayCli(['devices', 'set', 'no-such-device', 'a=1', '--data', a.dir]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no device "no-such-device"');
     // Partitioned: gw-b knows nothing of it; gw-a never hears the device. Nothing reaches it.
     await new Promise((r) => setTimeout(r, 1500));
     expect(d.settings.values()).toEqual({});
@@ -160,6 +168,16 @@ describe('desired settings (device twin) across siblings', () => {
     // gw-a sees the device's readings (heard by gw-b) by sync: reported equals desired there too.
     await sync();
     await waitFor(() => view(a)?.pending.length === 0, 30_000, 'gw-a sees them reported');
+    // The API's device view (what the dashboard card shows) agrees.
+    const api = await fetch(`http://127.0.0.1:${running(a.gw, 'api').port}/api/devices/${dev.id}`, {
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    const shownByApi = (await api.json()) as {
+      settings: { pending: unknown[]; reported: unknown; desired: Record<string, { value: unknown; author: string }> };
+    };
+    expect(shownByApi.settings.pending).toEqual([]);
+    expect(shownByApi.settings.reported).toEqual({ rate: 5, mode: 'eco' });
+    expect(shownByApi.settings.desired.mode).toMatchObject({ value: 'eco', author: 'gw-a' });
     const shown = await gatewayCli(['devices', 'settings', dev.id, '--data', a.dir, '--json']);
     expect(shown.code).toBe(0);
     const json = JSON.parse(shown.stdout) as {
