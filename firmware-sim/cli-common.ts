@@ -6,7 +6,9 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isValidId, parsePublicKey } from '../protocols/index.js';
+import { join } from 'node:path';
 import { Actuators, type ActuatorValue, commandHandler } from './actuators.js';
+import { DeviceSettings, settingsHandler } from './settings.js';
 import type { DeviceFrame, VirtualDevice } from './device.js';
 import type { DownlinkTrust } from './transports/downlink.js';
 
@@ -171,18 +173,29 @@ export function actuatorsFlag(
   return { actuators: { '*': out } };
 }
 
-/** Gives `device` its --actuators (if any) and returns the link's onCommand (acks sent with `send`). */
+/**
+ * Gives `device` its --actuators (if any) and, whenever a gateway is trusted (--gateway-key and
+ * --gateway-id), desired settings (firmware-sim/settings.ts; kept in `<state>/<id>.settings.json`
+ * with --state); returns the link's onCommand (acks sent with `send`), or undefined if neither.
+ */
 export function deviceActuators(
   device: VirtualDevice,
-  c: { actuators?: ActuatorSpec; gatewayKey?: Uint8Array; gatewayId?: string },
+  c: { actuators?: ActuatorSpec; gatewayKey?: Uint8Array; gatewayId?: string; state?: string },
   send: (ack: DeviceFrame) => void,
-): { actuators: Actuators; onCommand: (frame: Uint8Array) => void } | undefined {
+): { actuators?: Actuators; settings: DeviceSettings; onCommand: (frame: Uint8Array) => void } | undefined {
+  if (!c.gatewayKey || c.gatewayId === undefined) return undefined;
+  const gateways = [{ id: c.gatewayId, publicKey: c.gatewayKey }];
   const initial = c.actuators?.[device.id] ?? c.actuators?.['*'];
-  if (!initial || !c.gatewayKey || c.gatewayId === undefined) return undefined;
-  const actuators = new Actuators({
+  const actuators = initial ? new Actuators({ device: device.id, gateways, initial }) : undefined;
+  const settings = new DeviceSettings({
     device: device.id,
-    gateways: [{ id: c.gatewayId, publicKey: c.gatewayKey }],
-    initial,
+    gateways,
+    ...(c.state !== undefined && { file: join(c.state, `${device.id}.settings.json`) }),
   });
-  return { actuators, onCommand: commandHandler(actuators, device, send) };
+  const commands = actuators && commandHandler(actuators, device, send);
+  return {
+    ...(actuators && { actuators }),
+    settings,
+    onCommand: settingsHandler(settings, device, send, commands),
+  };
 }

@@ -255,13 +255,17 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
     ...(c.maxFrames !== undefined && { maxFrames: c.maxFrames }),
     ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
   });
+  let withActuators = 0;
   for (const device of fleet.devices) {
     const act = deviceActuators(device, c, (ack) => fleet.link(device.id)!.send(ack));
     if (act) handlers.set(device.id, act.onCommand);
+    if (act?.actuators) withActuators++;
   }
   const t0 = Date.now();
+  if (withActuators > 0)
+    process.stdout.write(`firmware-sim: ${withActuators} devices with actuators obey ${c.gatewayId}\n`);
   if (handlers.size > 0)
-    process.stdout.write(`firmware-sim: ${handlers.size} devices with actuators obey ${c.gatewayId}\n`);
+    process.stdout.write(`firmware-sim: ${handlers.size} devices take settings from ${c.gatewayId}\n`);
   process.stdout.write(`firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz -> ${c.broker}\n`);
   fleet.start();
   const status = setInterval(

@@ -148,8 +148,11 @@ export async function runSerial(c: SerialCliOptions, out: NodeJS.WritableStream 
       `[${((Date.now() - t0) / 1000).toFixed(1)}s] open=${link.connected} generated=${device.generated} sent=${s.sent} resent=${s.resent} acked=${s.acked} ` +
       `pending=${device.pendingCount} dropped=${device.dropped} unverified=${s.unverifiedAcks} bad-downlink=${s.badDownlink}` +
       (n ? ` noise(flips=${n.flips} drops=${n.drops} dups=${n.dups} truncations=${n.truncations})` : '') +
-      (act
+      (act?.actuators
         ? ` actuators=${JSON.stringify(act.actuators.states())} refused=${JSON.stringify(act.actuators.stats.refused)}`
+        : '') +
+      (act && Object.keys(act.settings.values()).length > 0
+        ? ` settings=${JSON.stringify(act.settings.values())}`
         : '') +
       (!link.connected && link.lastError ? ` last-error="${link.lastError.message}"` : '')
     );

@@ -41,6 +41,7 @@ import { loadStartInputs } from './start-inputs.js';
 import { DataDirLock } from './store/data-dir-lock.js';
 import type { GatewayExport } from './export/start.js';
 import { loadOrCreateTls, type TlsMaterial } from './crypto/certificate.js';
+import { type GatewaySettings, type SettingsTimings, startSettings } from './settings/start.js';
 import { FreeSpaceGuard } from './store/free-space.js';
 import { Store } from './store/store.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   readonly simulate?: boolean;
   /** Actuation timings (lease, retry); tests shorten them. */
   readonly actuation?: ActuationSettings;
+  /** Settings delivery timings (resend backoff); tests shorten them. */
+  readonly settings?: SettingsTimings;
 }
 
 /** The gateway's parts, as the start hands them over. */
@@ -80,6 +83,8 @@ export class Gateway {
   readonly retention: RetentionTimer;
   /** Signed commands, acks, leases and the audit (always on; rules feed it). */
   readonly actuation: GatewayActuation;
+  /** Desired settings of devices and their delivery (gateway/settings). */
+  readonly settings: GatewaySettings;
   /** Sync with sibling gateways (config `sync`). */
   readonly siblings: Siblings | undefined;
   readonly broker: EmbeddedBroker | undefined;
@@ -122,6 +127,7 @@ export class Gateway {
     this.activity = p.activity;
     this.retention = p.retention;
     this.actuation = p.actuation;
+    this.settings = p.settings;
     this.siblings = p.siblings;
     this.broker = p.broker;
     this.serial = p.serial;
@@ -239,9 +245,10 @@ export class Gateway {
       const homeAssistant = startHomeAssistant(ctx, broker);
       const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports);
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
+      const settings = startSettings(ctx, actuation, space, opts.settings);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
-        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports, budget },
+        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports, budget, settings },
         authors: authorNames({ id: config.gateway.id, publicKey: identity.publicKey }, config.sync.peers),
       };
       const apiOptions = {

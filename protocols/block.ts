@@ -57,6 +57,8 @@ export const BlockKinds = {
   retention: 6,
   sealed: 7,
   keys: 8,
+  /** A device's desired settings (protocols/settings.ts); 16 leaves 9..15 to other kinds. */
+  settings: 16,
 } as const;
 export type BlockKind = keyof typeof BlockKinds;
 export type ReservedKind = Exclude<BlockKind, 'frames' | 'enrolment' | 'retention'>;

@@ -7,6 +7,7 @@
  * them against every trusted gateway and answer a forgery with a refusal.
  */
 import { AckStatus, decodeBody, decodeSign1, kidToDeviceId, sigStructure } from '../../protocols/index.js';
+import { isSettingsPayload } from '../../protocols/settings.js';
 import { verifySignature } from '../crypto.js';
 
 export interface DownlinkTrust {
@@ -28,6 +29,8 @@ export function checkDownlink(frame: Uint8Array, trust: DownlinkTrust): Downlink
   const cose = decodeSign1(frame);
   if (!cose.ok) return { kind: 'bad' };
   const { kid, protectedBytes, payload, signature } = cose.value;
+  // Settings messages (protocols/settings.ts) go on like commands: firmware-sim/settings.ts checks them.
+  if (isSettingsPayload(payload)) return { kind: 'command', frame, verified: false };
   const body = decodeBody(payload);
   if (!body.ok) return { kind: 'bad' };
   const pub = trust.gatewayPublicKey;

@@ -55,6 +55,8 @@ function deviceJson(ctx: RouteContext, d: Known, now: number): Record<string, un
       history: r.history,
     })),
     rejections: ctx.view.rejections(d.id),
+    // Desired vs reported settings and the keys still pending (gateway/settings), or null.
+    settings: ctx.gw.settings?.view(d.id) ?? null,
   };
 }
 

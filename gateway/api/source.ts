@@ -41,6 +41,8 @@ export interface ApiSource {
   readonly siblings?: { state(): SiblingState[] } | undefined;
   /** The storage budget (log.maxBytes): its figures for /metrics. */
   readonly budget?: { status(): BudgetStatus } | undefined;
+  /** Desired vs reported settings of a device (gateway/settings), when it has desired settings. */
+  readonly settings?: { view(device: string): unknown } | undefined;
   /** The status snapshot (gateway/status.ts). */
   status(): Record<string, unknown>;
 }

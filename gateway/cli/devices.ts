@@ -6,12 +6,15 @@ import { readManifestPublic } from '../simulation.js';
 import { DiskLowError } from '../store/free-space.js';
 import { Store } from '../store/store.js';
 import { CliError, commonOptions, dataDirSpace, resolveConfig, UsageError } from './args.js';
+import { setSettings, showSettings } from './device-settings.js';
 import { toJson } from './json.js';
 
 export const devicesHelp = `gateway devices enroll --id ID --key KEY [--site S] [--model M] [--name N]
 gateway devices enroll --from MANIFEST.json      (public keys of a firmware-sim manifest)
 gateway devices list [--json]
 gateway devices revoke ID
+gateway devices set ID key=value… [--wait S]   (desired settings; true/false, numbers, "quoted" or bare text)
+gateway devices settings ID [--json]           (desired vs reported, pending keys)
   KEY is an Ed25519 public key as 64 hex digits or a did:key. Common: --config FILE, --data DIR.`;
 
 async function withRegistry<T>(
@@ -44,6 +47,7 @@ export async function devices(argv: string[]): Promise<number> {
       name: { type: 'string' },
       from: { type: 'string' },
       json: { type: 'boolean' },
+      wait: { type: 'string' },
     },
     allowPositionals: true,
   });
@@ -97,6 +101,10 @@ export async function devices(argv: string[]): Promise<number> {
       console.log(`revoked ${rec.id}`);
       return 0;
     }
+    case 'set':
+      return setSettings(values, positionals);
+    case 'settings':
+      return showSettings(values, positionals);
     default:
       throw new UsageError(`unknown devices command "${sub}"\n${devicesHelp}`);
   }

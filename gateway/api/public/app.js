@@ -8,6 +8,7 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = 'outpost.token';
 const HISTORY = 60;
 const ACT = 'act.';
+const SET = 'set.';
 /** id → device of the page shown, as /api/devices returns it, updated by the feed. */
 const devices = new Map();
 /** Devices per page: 48, or ?pageSize=N in the page's URL (1–1000). */
@@ -34,6 +35,39 @@ function isOnline(d) {
   if (!d.online) return false;
   const last = d.lastSeen ? Date.parse(d.lastSeen) : 0;
   return Date.now() - last <= onlineTimeoutMs;
+}
+
+/**
+ * Desired settings vs those the device reports (`set.<key>` records, live from the feed; the
+ * desired side from /api/devices): each key with both values, marked pending while they differ.
+ */
+function renderSettings(d) {
+  const reported = new Map(
+    d.readings.filter((r) => r.name.startsWith(SET)).map((r) => [r.name.slice(SET.length), r.value]),
+  );
+  const desired = d.settings?.desired ?? {};
+  const keys = [...new Set([...Object.keys(desired), ...reported.keys()])].sort();
+  if (keys.length === 0) return null;
+  return el(
+    'ul',
+    { class: 'settings' },
+    ...keys.map((k) => {
+      const want = desired[k];
+      const got = reported.has(k) ? reported.get(k) : (d.settings?.reported?.[k] ?? null);
+      const pending = want !== undefined && want.value !== got;
+      return el(
+        'li',
+        {
+          'data-setting': k,
+          'data-pending': String(pending),
+          title: want ? `set by ${want.author} at ${want.at}` : 'reported only',
+        },
+        el('span', { class: 'name' }, k),
+        el('span', { class: 'value' }, want ? fmt(want.value) : fmt(got)),
+        pending ? el('span', { class: 'pending' }, ` pending (reports ${fmt(got)})`) : null,
+      );
+    }),
+  );
 }
 
 function renderDevice(d) {
@@ -82,11 +116,17 @@ function renderDevice(d) {
           ),
         )
       : null,
+    renderSettings(d),
     el(
       'ul',
       { class: 'readings' },
       ...d.readings
-        .filter((r) => !r.name.startsWith(ACT) && !/^(bat|batt|battery|vbat|rssi|signal|snr|lqi)$/i.test(r.name))
+        .filter(
+          (r) =>
+            !r.name.startsWith(ACT) &&
+            !r.name.startsWith(SET) &&
+            !/^(bat|batt|battery|vbat|rssi|signal|snr|lqi)$/i.test(r.name),
+        )
         .map((r) =>
           el(
             'li',
