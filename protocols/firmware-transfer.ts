@@ -126,7 +126,8 @@ export function decodeDown(bytes: Uint8Array): Result<DownMessage> {
       return fail('firmware/bad-chunk', 'offset must be an unsigned integer');
     if (!isBytes(data ?? null) || (data as Uint8Array).length === 0)
       return fail('firmware/bad-chunk', 'data must be non-empty bytes');
-    if (crc === undefined || !isUint(crc) || crc > 0xffffffff) return fail('firmware/bad-chunk', 'crc must be a uint32');
+    if (crc === undefined || !isUint(crc) || crc > 0xffffffff)
+      return fail('firmware/bad-chunk', 'crc must be a uint32');
     if (crc32c(data as Uint8Array) !== crc) return fail('firmware/bad-crc', 'chunk CRC-32C does not match its data');
     return ok({ type: 'chunk', digest: digest as Uint8Array, offset, data: data as Uint8Array });
   }

@@ -41,9 +41,7 @@ const base: FirmwareManifest = {
   issued: 1_760_000_000_000,
 };
 
-const versionArb = fc
-  .tuple(fc.nat(99999), fc.nat(99999), fc.nat(99999))
-  .map(([a, b, c]) => `${a}.${b}.${c}`);
+const versionArb = fc.tuple(fc.nat(99999), fc.nat(99999), fc.nat(99999)).map(([a, b, c]) => `${a}.${b}.${c}`);
 const manifestArb = fc
   .record({
     model: fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,20}$/),
@@ -111,13 +109,11 @@ describe('firmware manifest', () => {
   it('property: any mutation of a signed manifest is refused', () => {
     const bytes = encodeManifest(base, pub, sign);
     const mutation = fc.oneof(
-      fc
-        .tuple(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 }))
-        .map(([i, x]) => {
-          const b = bytes.slice();
-          b[i]! ^= x;
-          return b;
-        }),
+      fc.tuple(fc.nat(bytes.length - 1), fc.integer({ min: 1, max: 255 })).map(([i, x]) => {
+        const b = bytes.slice();
+        b[i]! ^= x;
+        return b;
+      }),
       fc.nat(bytes.length - 1).map((n) => bytes.slice(0, n)),
       fc.uint8Array({ minLength: 1, maxLength: 8 }).map((tail) => Uint8Array.from([...bytes, ...tail])),
       fc
@@ -200,10 +196,16 @@ describe('firmware transfer messages', () => {
 
   it('property: decoders return results on arbitrary input', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 600 }), fc.anything().map((v) => encodeCbor(v))), (b) => {
-        expect(typeof decodeDown(b).ok).toBe('boolean');
-        expect(typeof decodeReport(b).ok).toBe('boolean');
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 600 }),
+          fc.anything().map((v) => encodeCbor(v)),
+        ),
+        (b) => {
+          expect(typeof decodeDown(b).ok).toBe('boolean');
+          expect(typeof decodeReport(b).ok).toBe('boolean');
+        },
+      ),
       { numRuns: 1000 },
     );
   });
