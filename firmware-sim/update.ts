@@ -16,12 +16,7 @@ import {
   manifestRefusal,
   verifyManifest,
 } from '../protocols/firmware-manifest.js';
-import {
-  decodeDown,
-  encodeReport,
-  type UpdateReport,
-  type UpdateState,
-} from '../protocols/firmware-transfer.js';
+import { decodeDown, encodeReport, type UpdateReport, type UpdateState } from '../protocols/firmware-transfer.js';
 import { deviceIdToKid, encodeSign1, fromHex, toHex } from '../protocols/index.js';
 import * as ed from '@noble/ed25519';
 import { createSigner } from './crypto.js';
@@ -115,7 +110,8 @@ export class UpdatableDevice {
   /** (Re)connected to the gateway: says where it is, asking to resume a download. */
   connected(): void {
     if (this.flash.phase === 'downloading') this.requestChunks('resume');
-    else if (this.flash.last) this.report(this.flash.last.state, fromHex(this.flash.last.digest)!, this.flash.last.reason);
+    else if (this.flash.last)
+      this.report(this.flash.last.state, fromHex(this.flash.last.digest)!, this.flash.last.reason);
     else this.report('idle', null);
   }
 
@@ -140,8 +136,7 @@ export class UpdatableDevice {
       return;
     }
     if (this.flash.running.digest === hex) return this.report('confirmed', m.digest);
-    if (this.flash.last?.digest === hex)
-      return this.report(this.flash.last.state, m.digest, this.flash.last.reason);
+    if (this.flash.last?.digest === hex) return this.report(this.flash.last.state, m.digest, this.flash.last.reason);
     if (this.flash.phase !== 'idle') return; // one update at a time
     const refusal = manifestRefusal(m, { model: this.o.model, version: this.flash.running.version, slot: SLOT });
     if (refusal) return this.report('failed', m.digest, refusal.code, refusal.message);

@@ -14,7 +14,7 @@
  * store a block at a time. No floats (canonical CBOR without them). Decoding never throws.
  */
 import type { CborValue } from './cbor.js';
-import { MAX_CHUNK_BYTES, UPDATE_STATES, type UpdateState } from './firmware-transfer.js';
+import { UPDATE_STATES, type UpdateState } from './firmware-transfer.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
 /** Bytes of image per log block. */
@@ -67,7 +67,7 @@ export function firmwareBody(b: FirmwareBody): Map<number, CborValue> {
           : b.type === 'device'
             ? [b.rollout, b.device, UPDATE_STATES.indexOf(b.state), b.percent, b.reason.slice(0, MAX_TEXT), b.at]
             : [b.rollout, b.step, b.halted, b.at];
-  vals.forEach((v, i) => m.set(i + 1, v));
+  for (const [i, v] of vals.entries()) m.set(i + 1, v);
   const d = decodeFirmwareBody(m);
   if (!d.ok) throw new ProtocolUsageError(d.error.code, d.error.message);
   return m;
@@ -143,6 +143,3 @@ export function decodeFirmwareBody(body: CborValue): Result<FirmwareBody> {
       return ok({ type, rollout: f(1) as string, step: f(2) as number, halted: f(3) as boolean, at: f(4) as number });
   }
 }
-
-/** Chunk size a transfer is served in when the device asks for more than any transport carries. */
-export const clampChunk = (n: number): number => Math.max(64, Math.min(n, MAX_CHUNK_BYTES));

@@ -18,9 +18,9 @@ import { decodeSign1, encodeSign1, type SignFn, sigStructure } from './cose.js';
 import { bytesEqual } from './bytes.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
-export const MANIFEST_TYPE = 16;
+const MANIFEST_TYPE = 16;
 /** COSE algorithm id of SHA-256 (RFC 9054 §2.1). */
-export const ALG_SHA256 = -16;
+const ALG_SHA256 = -16;
 export const MAX_MANIFEST_BYTES = 1024;
 /** Largest image a manifest may describe (16 MiB: far above a microcontroller's flash). */
 export const MAX_IMAGE_BYTES = 16 * 1024 * 1024;
@@ -58,7 +58,7 @@ export interface SignedManifest {
 }
 
 /** `[major, minor, patch]`, or undefined when not a version. */
-export function parseVersion(v: string): [number, number, number] | undefined {
+function parseVersion(v: string): [number, number, number] | undefined {
   const m = VERSION.exec(v);
   return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : undefined;
 }

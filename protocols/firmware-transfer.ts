@@ -18,7 +18,7 @@ import { crc32c } from './crc32c.js';
 import { isFirmwareVersion, MAX_MANIFEST_BYTES } from './firmware-manifest.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
-export const FirmwareMessage = { offer: 17, chunk: 18, report: 19 } as const;
+const FirmwareMessage = { offer: 17, chunk: 18, report: 19 } as const;
 
 /** Outcomes a device reports, in the order an update goes through them. */
 export const UPDATE_STATES = [
@@ -37,7 +37,7 @@ export const isFinalState = (s: UpdateState): boolean => s === 'confirmed' || s 
 
 /** Largest chunk on any transport; a device asks for less (its buffer, the link's MTU). */
 export const MAX_CHUNK_BYTES = 32 * 1024;
-export const MAX_WINDOW = 64;
+const MAX_WINDOW = 64;
 const MAX_ROLLOUT_ID = 64;
 const MAX_DETAIL = 200;
 const MAX_CODE = 32;

@@ -25,7 +25,8 @@ export const topics = {
 } as const;
 
 export type ParsedTopic =
-  | { kind: 'up' | 'cmd' | 'fw-up' | 'fw-down'; device: string } | { kind: 'gateway-status'; gateway: string };
+  | { kind: 'up' | 'cmd' | 'fw-up' | 'fw-down'; device: string }
+  | { kind: 'gateway-status'; gateway: string };
 
 /** Parses an Outpost topic; undefined for anything else (including invalid ids). */
 export function parseTopic(topic: string): ParsedTopic | undefined {

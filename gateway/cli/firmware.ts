@@ -73,7 +73,7 @@ function digestOf(file: string): { digest: Uint8Array; size: number } {
     const size = fstatSync(fd).size;
     const h = createHash('sha256');
     const buf = new Uint8Array(64 * 1024);
-    for (let n; (n = readSync(fd, buf)) > 0; ) h.update(buf.subarray(0, n));
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
     return { digest: new Uint8Array(h.digest()), size };
   } finally {
     closeSync(fd);

@@ -36,7 +36,7 @@ import type { Logger } from '../logger.js';
 import { writeFileWhole } from '../store/whole-file.js';
 import type { FirmwareStore } from './releases.js';
 
-export const FIRMWARE_PENDING_DIR = 'firmware-pending';
+const FIRMWARE_PENDING_DIR = 'firmware-pending';
 /** Image blocks authored per commit. */
 const BLOCKS_PER_COMMIT = 16;
 

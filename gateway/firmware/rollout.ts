@@ -38,7 +38,7 @@ export interface RolloutStatus {
 }
 
 /** Cumulative device counts of each stage. */
-export function stageSizes(r: RolloutBody): number[] {
+function stageSizes(r: RolloutBody): number[] {
   const n = r.devices.length;
   const out: number[] = [];
   if (r.canary > 0) out.push(Math.min(r.canary, n));

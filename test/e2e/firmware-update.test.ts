@@ -134,11 +134,19 @@ async function rollout(site: Site, id: string, extra: string[] = []): Promise<vo
 async function status(site: Site, id: string) {
   const r = await gatewayCli(['firmware', 'status', id, '--json', '--config', site.cfg]);
   expect(r.code).toBe(0);
-  return (JSON.parse(r.stdout) as { state: string; stage: number; devices: Record<string, { state: string; reason: string }> }[])[0]!;
+  return (
+    JSON.parse(r.stdout) as {
+      state: string;
+      stage: number;
+      devices: Record<string, { state: string; reason: string }>;
+    }[]
+  )[0]!;
 }
 
 describe('firmware update over MQTT', () => {
-  it('a release is added, listed, rolled out and confirmed by the devices; status shows it', { timeout: 180_000 }, async () => {
+  it('a release is added, listed, rolled out and confirmed by the devices; status shows it', {
+    timeout: 180_000,
+  }, async () => {
     const site = await startSite(3);
     const image = await addRelease(site, 150_000);
     const list = await gatewayCli(['firmware', 'list', '--json', '--config', site.cfg]);
@@ -148,8 +156,10 @@ describe('firmware update over MQTT', () => {
     expect(rel.digest).toBe(createHash('sha256').update(image).digest('hex'));
     const sim = startSim(site);
     await rollout(site, 'r-all');
-    await waitFor(() => site.devices.every((d) => finalOf(sim, d)?.state === 'confirmed'), 120_000, () =>
-      JSON.stringify(sim.lines.slice(-10)),
+    await waitFor(
+      () => site.devices.every((d) => finalOf(sim, d)?.state === 'confirmed'),
+      120_000,
+      () => JSON.stringify(sim.lines.slice(-10)),
     );
     for (const d of site.devices)
       expect(readFileSync(join(site.dir, 'flash', d, 'slot0.bin')).equals(image)).toBe(true);
@@ -158,14 +168,26 @@ describe('firmware update over MQTT', () => {
     expect(Object.values(st.devices).map((d) => d.state)).toEqual(['confirmed', 'confirmed', 'confirmed']);
   });
 
-  it('a release key the policy file does not name is refused; a device trusting another key refuses the manifest', { timeout: 120_000 }, async () => {
+  it('a release key the policy file does not name is refused; a device trusting another key refuses the manifest', {
+    timeout: 120_000,
+  }, async () => {
     const site = await startSite(1);
     const otherKey = join(site.dir, 'other.key');
     writeFileSync(otherKey, `${toHex(randomBytes(32))}\n`);
     writeFileSync(join(site.dir, 'x.bin'), randomBytes(1000));
-    const r = await gatewayCli(
-      ['firmware', 'add', join(site.dir, 'x.bin'), '--version', '1.1.0', '--model', 'env-1', '--release-key', otherKey, '--config', site.cfg],
-    );
+    const r = await gatewayCli([
+      'firmware',
+      'add',
+      join(site.dir, 'x.bin'),
+      '--version',
+      '1.1.0',
+      '--model',
+      'env-1',
+      '--release-key',
+      otherKey,
+      '--config',
+      site.cfg,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/not named under releaseKeys/);
     await addRelease(site, 10_000);
@@ -174,10 +196,14 @@ describe('firmware update over MQTT', () => {
     await waitFor(() => finalOf(sim, site.devices[0]!)?.state === 'failed', 60_000);
     expect(finalOf(sim, site.devices[0]!)?.reason).toBe('unknown-key');
     await waitFor(async () => (await status(site, 'r-key')).devices[site.devices[0]!]?.state === 'failed', 30_000);
-    expect(readFileSync(join(site.dir, 'flash', site.devices[0]!, 'slot0.bin'), 'utf8')).toMatch(/^factory image 1\.0\.0/);
+    expect(readFileSync(join(site.dir, 'flash', site.devices[0]!, 'slot0.bin'), 'utf8')).toMatch(
+      /^factory image 1\.0\.0/,
+    );
   });
 
-  it('power loss mid-transfer: the device resumes from its persisted offset and ends confirmed', { timeout: 180_000 }, async () => {
+  it('power loss mid-transfer: the device resumes from its persisted offset and ends confirmed', {
+    timeout: 180_000,
+  }, async () => {
     const site = await startSite(1);
     const dev = site.devices[0]!;
     const image = await addRelease(site, 400_000);
@@ -187,19 +213,27 @@ describe('firmware update over MQTT', () => {
     await waitFor(() => first.lines.some((l) => l.state === 'downloading' && l.offset > 100_000), 60_000);
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
-    const held = (JSON.parse(readFileSync(join(site.dir, 'flash', dev, 'update.json'), 'utf8')) as {
-      pending: { offset: number };
-    }).pending.offset;
+    const held = (
+      JSON.parse(readFileSync(join(site.dir, 'flash', dev, 'update.json'), 'utf8')) as {
+        pending: { offset: number };
+      }
+    ).pending.offset;
     expect(held).toBeGreaterThan(100_000);
     expect(held).toBeLessThan(image.length);
     const second = startSim(site, args);
-    await waitFor(() => finalOf(second, dev)?.state === 'confirmed', 120_000, () => JSON.stringify(second.lines.slice(-5)));
+    await waitFor(
+      () => finalOf(second, dev)?.state === 'confirmed',
+      120_000,
+      () => JSON.stringify(second.lines.slice(-5)),
+    );
     // Its first request after the reboot is from where it was, not from zero.
     expect(second.lines.find((l) => l.state === 'downloading')).toMatchObject({ offset: held, reason: 'resume' });
     expect(readFileSync(join(site.dir, 'flash', dev, 'slot0.bin')).equals(image)).toBe(true);
   });
 
-  it('a rollout halts at the step where failures exceed the threshold; failed devices roll back; nothing is offered past it', { timeout: 240_000 }, async () => {
+  it('a rollout halts at the step where failures exceed the threshold; failed devices roll back; nothing is offered past it', {
+    timeout: 240_000,
+  }, async () => {
     const site = await startSite(10);
     await addRelease(site, 20_000);
     // Canary sim-0001; step 50 % = sim-0001..0005, where 0003 and 0004 fail their test boot (2 of 5 > 10 %).

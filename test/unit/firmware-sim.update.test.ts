@@ -10,12 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { UpdatableDevice } from '../../firmware-sim/update.js';
 import { encodeManifest, type FirmwareManifest } from '../../protocols/firmware-manifest.js';
-import {
-  decodeReport,
-  encodeChunk,
-  encodeOffer,
-  type UpdateReport,
-} from '../../protocols/firmware-transfer.js';
+import { decodeReport, encodeChunk, encodeOffer, type UpdateReport } from '../../protocols/firmware-transfer.js';
 import { decodeSign1 } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 
