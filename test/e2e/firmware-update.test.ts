@@ -5,12 +5,14 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { generateManifest, writeManifest } from '../../firmware-sim/manifest.js';
-import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { queueRelease } from '../../gateway/firmware/inbox.js';
+import { encodeManifest } from '../../protocols/firmware-manifest.js';
 import { publicKeyToDidKey, toHex } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 import { gatewayCli, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
@@ -168,7 +170,7 @@ describe('firmware update over MQTT', () => {
     expect(Object.values(st.devices).map((d) => d.state)).toEqual(['confirmed', 'confirmed', 'confirmed']);
   });
 
-  it('a release key the policy file does not name is refused; a device trusting another key refuses the manifest', {
+  it('a release key the policy file does not name and a tampered image are refused; a device trusting another key refuses the manifest', {
     timeout: 120_000,
   }, async () => {
     const site = await startSite(1);
@@ -190,7 +192,34 @@ describe('firmware update over MQTT', () => {
     ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/not named under releaseKeys/);
+    // A tampered image (its manifest signed by the release key for other bytes) is refused by the gateway.
+    const seed = Uint8Array.from(Buffer.from(readFileSync(site.releaseKeyFile, 'utf8').trim(), 'hex'));
+    const good = randomBytes(5000);
+    const tampered = Uint8Array.from(good);
+    tampered[100]! ^= 1;
+    writeFileSync(join(site.dir, 'tampered.bin'), tampered);
+    const manifest = encodeManifest(
+      {
+        model: 'env-1',
+        version: '1.0.5',
+        digest: new Uint8Array(createHash('sha256').update(good).digest()),
+        size: good.length,
+        minVersion: '0.0.0',
+        slot: 1,
+        issued: Date.now(),
+      },
+      publicKeyFromSeed(seed),
+      (m) => signEd25519(seed, m),
+    );
+    const queued = queueRelease(join(site.dir, 'data'), manifest, join(site.dir, 'tampered.bin'));
+    const reason = queued.replace(/\.manifest$/, '.reason');
+    await waitFor(() => existsSync(reason), 30_000);
+    expect(readFileSync(reason, 'utf8')).toMatch(/SHA-256 does not match/);
     await addRelease(site, 10_000);
+    const listed = await gatewayCli(['firmware', 'list', '--json', '--config', site.cfg]);
+    expect((JSON.parse(listed.stdout) as { releases: { version: string }[] }).releases.map((r) => r.version)).toEqual([
+      '1.1.0',
+    ]);
     const sim = startSim(site, [], publicKeyToDidKey(publicKeyFromSeed(randomBytes(32))));
     await rollout(site, 'r-key');
     await waitFor(() => finalOf(sim, site.devices[0]!)?.state === 'failed', 60_000);
