@@ -3,8 +3,8 @@
  * threshold) logged as a signed `rollout` block; its progress as `device` and `step` blocks,
  * so every gateway holding the log shows the same status (`rolloutStatus`).
  *
- * Stage 0 is the canary (its first `canary` devices), stage i the first ⌈steps[i] × N⌉. The
- * runner offers the release to every device of the current stage that has not ended, and
+ * Stage 0 is the canary (its first `canary` devices), stage i the first ⌈steps[i] × N⌉. Every
+ * gateway holding the rollout runs it (below); the runner offers the release to every device of the current stage that has not ended, and
  * moves on when all of them ended. It halts (a `step` block with `halted`) as soon as the
  * devices that failed or rolled back exceed the threshold of the devices offered so far:
  * nothing is offered past a halt.
@@ -59,13 +59,12 @@ export function rolloutStatus(store: FirmwareStore, id: string): RolloutStatus |
       const held = latest.get(d.body.device);
       if (!held || later(d, held)) latest.set(d.body.device, d);
     }
-  let stage = 0;
-  let halted = false;
-  for (const s of store.steps)
-    if (s.body.rollout === id && (s.body.step > stage || (s.body.step === stage && s.body.halted))) {
-      stage = s.body.step;
-      halted = halted || s.body.halted;
-    }
+  // Several gateways may log steps of one rollout: the furthest stage, unless one halted it
+  // (then the earliest halt), so the fold does not depend on the order blocks arrived in.
+  const steps = store.steps.filter((s) => s.body.rollout === id);
+  const halts = steps.filter((s) => s.body.halted).map((s) => s.body.step);
+  const halted = halts.length > 0;
+  const stage = halted ? Math.min(...halts) : Math.max(0, ...steps.map((s) => s.body.step));
   const stages = stageSizes(r.body);
   const devices = new Map<string, DeviceProgress>();
   const counts: Record<string, number> = {};
@@ -131,11 +130,14 @@ export class RolloutRunner {
     this.d.inCommit(() => this.d.log.appendBlock({ kind: 'firmware', body: firmwareBody(body) }, this.d.policy));
   }
 
-  /** The rollouts this gateway runs: those it logged, not ended. */
+  /**
+   * The rollouts this gateway runs: every one it holds that has not ended, whoever logged it.
+   * An offer reaches a device only through the broker it is connected to, so each gateway
+   * serves the devices attached to it, and a sibling carries on when the first gateway dies.
+   */
   private mine(): RolloutStatus[] {
     const out: RolloutStatus[] = [];
-    for (const [id, r] of this.d.store.rollouts) {
-      if (r.author !== this.d.log.author) continue;
+    for (const id of this.d.store.rollouts.keys()) {
       const st = rolloutStatus(this.d.store, id);
       if (st && !st.halted && !st.done) out.push(st);
     }
