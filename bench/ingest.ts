@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     return JSON.parse((await lines.next()).value as string) as T;
   };
   const { keys } = await ask<{ keys: { id: string; publicKey: string }[] }>();
-  for (const k of keys) await gw.registry.enroll(k);
+  // Concurrently, so one transaction (one at a time, each waits for its own fsync).
+  await Promise.all(keys.map((k) => gw.registry.enroll(k)));
   await ask('connect');
 
   // Phase 1: saturation (closed loop) for throughput.
