@@ -21,6 +21,7 @@ import {
 import { type Logger, LogThrottle } from '../logger.js';
 import type { Registry } from '../registry.js';
 import type { BlockLog } from '../log/block-log.js';
+import { knownFrameId } from '../log/verify.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
 import type { FailReason, IngestOutcome, RejectReason } from './outcome.js';
@@ -471,6 +472,7 @@ export class IngestPipeline {
       });
       let group = blockFrames.get(policy);
       if (!group) blockFrames.set(policy, (group = []));
+      knownFrameId(e.bytes, { device, boot, seq });
       group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
