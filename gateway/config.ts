@@ -145,6 +145,8 @@ export const configSchema = z
         replayWindow: z.number().int().optional(),
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
         maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
+        /** Most ms a verified frame waits for others to share its transaction and block (default 8; 0 commits at once). */
+        coalesceMs: z.number().int().min(0).max(1000).optional(),
         /** Writes are refused below this many free bytes on the data directory's filesystem (gateway/store/free-space.ts); 0 disables. */
         minFreeBytes: z
           .number()

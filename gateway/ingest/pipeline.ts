@@ -21,6 +21,7 @@ import {
 import { type Logger, LogThrottle } from '../logger.js';
 import type { Registry } from '../registry.js';
 import type { BlockLog } from '../log/block-log.js';
+import { knownFrameId } from '../log/verify.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
 import type { FailReason, IngestOutcome, RejectReason } from './outcome.js';
@@ -66,6 +67,12 @@ export interface IngestOptions {
   readonly maxFrameBytes?: number;
   /** Most frames verified and committed together. */
   readonly maxBatch?: number;
+  /**
+   * How long a verified frame may wait for others before its transaction starts, ms (0: commit
+   * at once). At low rates a group would hold one frame and its block would cost more than the
+   * frame; this bounds the latency it adds to any frame, measured from the oldest one waiting.
+   */
+  readonly coalesceMs?: number | undefined;
   readonly now?: () => number;
   /** The policy tag of a stored frame (gateway/policy/tagging.ts); frames of one policy share blocks. Default: the `default` policy. */
   /** Free-space guard: while it says no, nothing is written (frames fail as `disk-low`, authoring waits). */
@@ -134,6 +141,9 @@ export class IngestPipeline {
   private readonly space: SpaceCheck | undefined;
   /** A retry of deferred authoring while the disk is low. */
   private retry: NodeJS.Timeout | undefined;
+  private readonly coalesceMs: number;
+  /** The commit waiting out the coalescing window, if any. */
+  private coalesce: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly store: Store,
@@ -152,6 +162,7 @@ export class IngestPipeline {
     this.maxInflight = opts.maxInflight ?? 20_000;
     this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
     this.maxBatch = opts.maxBatch ?? 256;
+    this.coalesceMs = opts.coalesceMs ?? DEFAULT_COALESCE_MS;
     this.now = opts.now ?? Date.now;
     this.policyOf = opts.policyOf;
     this.space = opts.space;
@@ -250,7 +261,36 @@ export class IngestPipeline {
   }
 
   private kick(): void {
-    if (!this.committing) this.loop = this.commitLoop();
+    if (this.committing) return;
+    const wait = this.coalesceWait();
+    if (wait > 0) {
+      this.coalesce ??= setTimeout(() => {
+        this.coalesce = undefined;
+        this.kick();
+      }, wait);
+      return;
+    }
+    clearTimeout(this.coalesce);
+    this.coalesce = undefined;
+    this.loop = this.commitLoop();
+  }
+
+  /**
+   * Milliseconds to hold the next transaction open for more frames: until the oldest verified
+   * frame has waited `coalesceMs`, unless a full batch is ready, authoring is waiting, or the
+   * pipeline is closing. Under load frames wait through the commit before, so this is 0.
+   */
+  private coalesceWait(): number {
+    if (this.coalesceMs <= 0 || this.closed || this.logTasks.length > 0) return 0;
+    let ready = 0;
+    for (const v of this.queue) {
+      if (!v.done) break;
+      ready += v.batch.length;
+    }
+    const oldest = this.queue[0];
+    if (!oldest?.done || ready >= this.maxBatch) return 0;
+    const age = performance.now() - (oldest.batch[0]?.t0 ?? 0);
+    return Math.max(0, Math.ceil(this.coalesceMs - age));
   }
 
   /**
@@ -432,6 +472,7 @@ export class IngestPipeline {
       });
       let group = blockFrames.get(policy);
       if (!group) blockFrames.set(policy, (group = []));
+      knownFrameId(e.bytes, { device, boot, seq });
       group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
@@ -517,11 +558,13 @@ export class IngestPipeline {
   /** Stops accepting frames and waits for those in flight. */
   async close(): Promise<void> {
     this.closed = true;
+    this.kick(); // a commit waiting out the coalescing window goes now
     while (this.scheduled || this.inflight > 0) {
       await this.loop;
       await new Promise((r) => setImmediate(r));
     }
     clearTimeout(this.retry);
+    clearTimeout(this.coalesce);
     // Authoring deferred by a low disk and never written: say so (its records are not in the log).
     if (this.logTasks.length > 0)
       this.log.warn(
@@ -532,6 +575,9 @@ export class IngestPipeline {
     this.outcomes$.complete();
   }
 }
+
+/** Frames verified within this many ms of the first share its transaction and blocks. */
+export const DEFAULT_COALESCE_MS = 8;
 
 function reject(reason: RejectReason, detail: string, device?: string): IngestOutcome {
   return { status: 'rejected', reason, detail, ...(device !== undefined && { device }) };

@@ -118,6 +118,8 @@ export interface FrameId {
 
 /** Decodes a frame's identity (device from kid, boot and seq from the body) without verifying it. */
 export function frameId(frame: Uint8Array): FrameId | undefined {
+  const known = decided.get(frame);
+  if (known) return known;
   const cose = decodeSign1(frame);
   if (!cose.ok) return undefined;
   const device = kidToDeviceId(cose.value.kid);
@@ -125,6 +127,18 @@ export function frameId(frame: Uint8Array): FrameId | undefined {
   if (device === undefined || !body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack'))
     return undefined;
   return { device, boot: body.value.boot, seq: body.value.seq };
+}
+
+/**
+ * Identities ingest has just decoded, by the frame's own bytes object: authoring and the view
+ * read each frame's identity again in the same turn, and decoding it twice more was a few
+ * percent of ingest. Held weakly, so an entry goes with its frame.
+ */
+const decided = new WeakMap<Uint8Array, FrameId>();
+
+/** Records what `frameId(frame)` is, as ingest decoded it (the same decode: kid, then the body's boot and seq). */
+export function knownFrameId(frame: Uint8Array, id: FrameId): void {
+  decided.set(frame, id);
 }
 
 /** Every device signature inside a frames block (none for other kinds). */
