@@ -6,7 +6,7 @@
  *
  *   {1: device, 2: [[key, value], …] (1..16, keys sorted and unique), 3: at (ms), 4?: by (text)}
  *
- * As in actuation blocks, canonical blocks carry no floats: a non-integer number (and -0) is an
+ * As in actuation blocks, blocks and messages carry no floats: a non-integer number (and -0) is an
  * 8-byte big-endian IEEE 754 double in a byte string, and a double holding a non-negative
  * integer is refused (one encoding per value). Negative integers are CBOR major type 1.
  *
@@ -206,7 +206,7 @@ export function encodeSettingsMessage(m: SettingsMessage): Uint8Array {
     seen.add(e.key);
     if (!(Number.isSafeInteger(e.version.lamport) && e.version.lamport >= 0)) usage('lamport must be an integer ≥ 0');
     if (e.version.author.length !== AUTHOR_BYTES) usage(`author must be ${AUTHOR_BYTES} bytes`);
-    return [e.key, e.value, e.version.lamport, e.version.author];
+    return [e.key, blockValue(e.value), e.version.lamport, e.version.author];
   });
   return encodeCbor(
     new Map<number, unknown>([
@@ -247,11 +247,12 @@ export function decodeSettingsMessage(payload: Uint8Array): Result<SettingsMessa
     const [key, value, lamport, author] = e as CborValue[];
     if (typeof key !== 'string' || settingKeyProblem(key) !== undefined || seen.has(key))
       return bad('entry keys must be valid and unique');
-    if (settingValueProblem(value) !== undefined) return bad(`setting "${key}": bad value`);
+    const v = blockValueOf(value);
+    if (v === undefined || settingValueProblem(v) !== undefined) return bad(`setting "${key}": bad value`);
     if (!isNat(lamport) || !(author instanceof Uint8Array) || author.length !== AUTHOR_BYTES)
       return bad(`setting "${key}": bad version`);
     seen.add(key);
-    entries.push({ key, value: value as SettingValue, version: { lamport, author } });
+    entries.push({ key, value: v, version: { lamport, author } });
   }
   return ok({ type: 'settings', id, target, issued, expires, entries });
 }
