@@ -248,7 +248,20 @@ export class Gateway {
       const settings = startSettings(ctx, actuation, space, opts.settings);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
-        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports, budget, settings },
+        ...{
+          retention,
+          actuation,
+          siblings,
+          broker,
+          serial,
+          ble,
+          homeAssistant,
+          rules,
+          tls,
+          exports,
+          budget,
+          settings,
+        },
         authors: authorNames({ id: config.gateway.id, publicKey: identity.publicKey }, config.sync.peers),
       };
       const apiOptions = {

@@ -34,7 +34,7 @@ class NoiseLinkError extends Error {
 class MessageReader {
   private buf: Buffer = Buffer.alloc(0);
   /** `onMessage` returns false to stop reading (the rest stays buffered). */
-  constructor(private readonly onMessage: (m: Uint8Array) => boolean | void) {}
+  constructor(private readonly onMessage: (m: Uint8Array) => boolean | undefined) {}
   push(chunk: Buffer): void {
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     while (this.buf.length >= 2) {
@@ -143,12 +143,13 @@ export function secureSocket(socket: Socket, opts: NoiseLinkOptions): Promise<{ 
       opts.timeoutMs ?? 10_000,
     );
     const reader = new MessageReader((m) => {
-      if (done) return;
+      if (done) return false;
       const r = hs.readMessage(m);
-      if (!r.ok) return finish(new NoiseLinkError('noise/handshake', `${r.error.code}: ${r.error.message}`));
+      if (!r.ok) finish(new NoiseLinkError('noise/handshake', `${r.error.code}: ${r.error.message}`));
       // Pin as soon as the remote static key is known: the responder's identity before we reveal ours.
-      if (hs.remoteStatic && !pinned.has(toHex(hs.remoteStatic)))
-        return finish(new NoiseLinkError('noise/unknown-peer', 'remote key is not a known sibling gateway'));
+      else if (hs.remoteStatic && !pinned.has(toHex(hs.remoteStatic)))
+        finish(new NoiseLinkError('noise/unknown-peer', 'remote key is not a known sibling gateway'));
+      if (done) return false;
       if (hs.myTurn) socket.write(frame(hs.writeMessage()));
       if (hs.session) finish();
       return !done; // the bytes after the handshake belong to the transport stream
