@@ -19,6 +19,7 @@ import { type DeviceModelName, isDeviceModel, MODEL_NAMES } from './sensors.js';
 import { BLE_USAGE, type BleCliOptions, BleUsageError, parseBleCli, runBle } from './ble-cli.js';
 import { runSerial, SERIAL_USAGE, type SerialCliOptions, parseSerialCli, SerialUsageError } from './serial-cli.js';
 import { JsonFileStateStore } from './state.js';
+import { runUpdateCli, UPDATE_USAGE } from './update-cli.js';
 import { isValidId } from '../protocols/index.js';
 import {
   type ActuatorSpec,
@@ -48,6 +49,7 @@ const USAGE = `Usage:
       rules/examples/*/actuators.json): devices obey commands signed by that gateway.
 ${SERIAL_USAGE}
 ${BLE_USAGE}
+${UPDATE_USAGE}
   firmware-sim --help
 
 Models: ${MODEL_NAMES.join(', ')}`;
@@ -281,6 +283,14 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
 
 export async function main(argv: readonly string[]): Promise<number> {
   let c: CliCommand;
+  if (argv[0] === 'update') {
+    try {
+      return await runUpdateCli(argv.slice(1));
+    } catch (e) {
+      process.stderr.write(`firmware-sim: ${(e as Error).message}\n`);
+      return 2;
+    }
+  }
   try {
     c = parseCli(argv);
   } catch (e) {

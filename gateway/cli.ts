@@ -12,6 +12,7 @@ import { logPrune, logPruneHelp } from './cli/log-prune.js';
 import { logQuery, logQueryHelp } from './cli/log-query.js';
 import { serial, serialHelp } from './cli/serial.js';
 import { policy, policyHelp } from './cli/policy.js';
+import { firmware, firmwareHelp } from './cli/firmware.js';
 import { rulesLog, rulesLogHelp } from './cli/rules-log.js';
 import { rulesCheck, rulesCheckHelp, rulesTest, rulesTestHelp } from './cli/rules-test.js';
 import { PolicyLoadError } from './policy/load.js';
@@ -47,6 +48,8 @@ ${auditHelp}
 ${serialHelp}
 
 ${policyHelp}
+
+${firmwareHelp}
 
 ${rulesTestHelp}
 
@@ -94,6 +97,8 @@ async function main(argv: string[]): Promise<number> {
       return rulesTest(rest.slice(1));
     case 'policy':
       return policy(rest);
+    case 'firmware':
+      return firmware(rest);
     case 'status':
       return status(rest);
     case undefined:

@@ -47,6 +47,7 @@ import { Store } from './store/store.js';
 import { Siblings, siblingKeys } from './sync/siblings.js';
 import type { BleTransport } from './transports/ble.js';
 import type { EmbeddedBroker } from './transports/mqtt-broker.js';
+import { type FirmwareSettings, type GatewayFirmware, startFirmware } from './firmware/start.js';
 import type { SerialTransport } from './transports/serial.js';
 
 export interface GatewayOptions {
@@ -57,6 +58,8 @@ export interface GatewayOptions {
   readonly actuation?: ActuationSettings;
   /** Settings delivery timings (resend backoff); tests shorten them. */
   readonly settings?: SettingsTimings;
+  /** Firmware rollout timings; tests shorten them. */
+  readonly firmware?: FirmwareSettings;
 }
 
 /** The gateway's parts, as the start hands them over. */
@@ -88,6 +91,8 @@ export class Gateway {
   /** Sync with sibling gateways (config `sync`). */
   readonly siblings: Siblings | undefined;
   readonly broker: EmbeddedBroker | undefined;
+  /** Firmware releases, transfers and rollouts (gateway/firmware). */
+  readonly firmware: GatewayFirmware;
   readonly serial: SerialTransport | undefined;
   readonly ble: BleTransport | undefined;
   readonly homeAssistant: HomeAssistantDiscovery | undefined;
@@ -130,6 +135,7 @@ export class Gateway {
     this.settings = p.settings;
     this.siblings = p.siblings;
     this.broker = p.broker;
+    this.firmware = p.firmware;
     this.serial = p.serial;
     this.ble = p.ble;
     this.homeAssistant = p.homeAssistant;
@@ -246,22 +252,11 @@ export class Gateway {
       const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports);
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
       const settings = startSettings(ctx, actuation, space, opts.settings);
+      const firmware = await startFirmware(ctx, broker, dataDir, opts.firmware);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
-        ...{
-          retention,
-          actuation,
-          siblings,
-          broker,
-          serial,
-          ble,
-          homeAssistant,
-          rules,
-          tls,
-          exports,
-          budget,
-          settings,
-        },
+        ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports, budget },
+        ...{ settings, firmware },
         authors: authorNames({ id: config.gateway.id, publicKey: identity.publicKey }, config.sync.peers),
       };
       const apiOptions = {

@@ -47,7 +47,8 @@ export const MAX_BLOCK_BYTES = MAX_BLOCK_FRAMES * (MAX_FRAME_IN_BLOCK_BYTES + 96
 /** Signs `blockSigningInput(hash)`; the domain-separation prefix. */
 const BLOCK_SIGNING_DOMAIN = new TextEncoder().encode('outpost/block/v1\0');
 
-// sealed: an encrypted body of a confidential policy; keys: data-key wraps (protocols/sealed.ts).
+// sealed: an encrypted body of a confidential policy; keys: data-key wraps (protocols/sealed.ts);
+// firmware: releases, image blocks and rollouts (protocols/firmware-block.ts).
 export const BlockKinds = {
   frames: 1,
   enrolment: 2,
@@ -57,6 +58,7 @@ export const BlockKinds = {
   retention: 6,
   sealed: 7,
   keys: 8,
+  firmware: 9,
   /** A device's desired settings (protocols/settings.ts); 16 leaves 9..15 to other kinds. */
   settings: 16,
 } as const;

@@ -14,12 +14,19 @@ export const topics = {
   up: (device: string) => `${TOPIC_ROOT}/dev/${id(device)}/up`,
   /** Gateway → device signed commands. */
   cmd: (device: string) => `${TOPIC_ROOT}/dev/${id(device)}/cmd`,
+  /** Device → gateway firmware update reports (signed by the device). */
+  fwUp: (device: string) => `${TOPIC_ROOT}/dev/${id(device)}/fw-up`,
+  /** Gateway → device firmware offers and chunks. */
+  fwDown: (device: string) => `${TOPIC_ROOT}/dev/${id(device)}/fw-down`,
   /** Gateway status, retained, also the last will. */
   gatewayStatus: (gateway: string) => `${TOPIC_ROOT}/gw/${id(gateway)}/status`,
   upWildcard: `${TOPIC_ROOT}/dev/+/up`,
+  fwUpWildcard: `${TOPIC_ROOT}/dev/+/fw-up`,
 } as const;
 
-export type ParsedTopic = { kind: 'up' | 'cmd'; device: string } | { kind: 'gateway-status'; gateway: string };
+export type ParsedTopic =
+  | { kind: 'up' | 'cmd' | 'fw-up' | 'fw-down'; device: string }
+  | { kind: 'gateway-status'; gateway: string };
 
 /** Parses an Outpost topic; undefined for anything else (including invalid ids). */
 export function parseTopic(topic: string): ParsedTopic | undefined {
@@ -27,7 +34,8 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   if (parts.length !== 5 || parts[0] !== 'outpost' || parts[1] !== 'v1') return undefined;
   const [, , scope, name, leaf] = parts as [string, string, string, string, string];
   if (!isValidId(name)) return undefined;
-  if (scope === 'dev' && (leaf === 'up' || leaf === 'cmd')) return { kind: leaf, device: name };
+  if (scope === 'dev' && (leaf === 'up' || leaf === 'cmd' || leaf === 'fw-up' || leaf === 'fw-down'))
+    return { kind: leaf, device: name };
   if (scope === 'gw' && leaf === 'status') return { kind: 'gateway-status', gateway: name };
   return undefined;
 }

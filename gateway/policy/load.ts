@@ -96,6 +96,8 @@ const fileSchema = z
     policies: z.record(policyName, policySchema).default({}),
     tagging: z.array(tagSchema).max(1000).default([]),
     default: policyName.default('default'),
+    /** Keys that may sign firmware releases: name → did:key or 64 hex digits. */
+    releaseKeys: z.record(name, z.string().min(1).max(200)).default({}),
   })
   .strict();
 
@@ -351,7 +353,19 @@ function build(
       source: at(['tagging', i]),
     };
   });
-  return { file, principals, byDid, groups, policies, tagging, defaultPolicy: raw.default, adminKeys };
+  const releaseKeys = new Map<string, Uint8Array>();
+  for (const [n, ref] of Object.entries(raw.releaseKeys)) {
+    const k = parsePublicKey(ref);
+    if (!k.ok) problems.push(`${at(['releaseKeys', n])}: release key ${n}: ${k.error.message}`);
+    else if ([...releaseKeys.values()].some((x) => toHex(x) === toHex(k.value)))
+      problems.push(`${at(['releaseKeys', n])}: release key ${n} is listed twice`);
+    else if (adminKeys.has(toHex(k.value)) || byDid.has(publicKeyToDidKey(k.value)))
+      problems.push(
+        `${at(['releaseKeys', n])}: release key ${n} is also an admin or principal key (use a key of its own)`,
+      );
+    else releaseKeys.set(n, k.value);
+  }
+  return { file, principals, byDid, groups, policies, tagging, defaultPolicy: raw.default, adminKeys, releaseKeys };
 }
 
 function compile(text: string | undefined, path: Path, at: (p: Path) => string, problems: string[]) {

@@ -105,6 +105,8 @@ export interface PolicySet {
   readonly defaultPolicy: string;
   /** Raw Ed25519 keys (hex) that may sign grants and revocations. */
   readonly adminKeys: ReadonlySet<string>;
+  /** Keys that may sign firmware releases, by name (the file's `releaseKeys`; none when absent). */
+  readonly releaseKeys?: ReadonlyMap<string, Uint8Array>;
 }
 
 /** What a check may look at besides the principal. */

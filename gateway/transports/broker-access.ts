@@ -6,7 +6,7 @@
  *   (protocols/connect-token.ts) signed by that device's key, for this
  *   gateway, within `tokenWindowMs` of our clock and newer than the last token
  *   accepted for it (a captured token cannot be replayed). It may publish only
- *   to its own `up` topic and subscribe only to its own `cmd` topic;
+ *   to its own `up` and `fw-up` topics and subscribe only to its own `cmd` and `fw-down`;
  * - a principal of the policy file: username = its name or did:key, password =
  *   a connect token signed by its key. It publishes nothing and receives frames
  *   only of policies it may read (filtered per message at forward);
@@ -161,14 +161,14 @@ export class BrokerAccess {
 
   /** May this client publish on `topic`? (Anonymous and siblings: decided by the broker as before.) */
   mayPublish(id: BrokerIdentity, topic: string): boolean {
-    if (id.kind === 'device') return topic === topics.up(id.id);
+    if (id.kind === 'device') return topic === topics.up(id.id) || topic === topics.fwUp(id.id);
     if (id.kind === 'principal') return false;
     return true;
   }
 
   /** May this client subscribe to `filter`? */
   maySubscribe(id: BrokerIdentity, filter: string): boolean {
-    if (id.kind === 'device') return filter === topics.cmd(id.id);
+    if (id.kind === 'device') return filter === topics.cmd(id.id) || filter === topics.fwDown(id.id);
     if (id.kind === 'principal')
       return [...PRINCIPAL_READABLE, ...this.extraReadable].some((shape) => filtersOverlap(filter, shape));
     return true;
@@ -177,10 +177,10 @@ export class BrokerAccess {
   /** May this client receive this message? `policy`: the frame's policy tag when it carries one. */
   mayReceive(id: BrokerIdentity, topic: string, policy: string | undefined): boolean {
     if (topic.startsWith(SYNC_TOPIC_ROOT)) return id.kind === 'sibling';
-    if (id.kind === 'device') return topic === topics.cmd(id.id);
+    if (id.kind === 'device') return topic === topics.cmd(id.id) || topic === topics.fwDown(id.id);
     if (id.kind !== 'principal') return true;
     const t = parseTopic(topic);
-    if (t?.kind === 'cmd') return false;
+    if (t?.kind === 'cmd' || t?.kind === 'fw-down' || t?.kind === 'fw-up') return false;
     if (policy !== undefined) return this.opts.mayRead?.(id.did, policy) ?? false;
     // Readings (frames, Home Assistant states) without a known policy are nobody's to read.
     if (t?.kind === 'up' || filtersOverlap(topic, HA_STATES)) return false;

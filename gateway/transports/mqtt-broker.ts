@@ -214,7 +214,7 @@ export class EmbeddedBroker {
           return;
         }
         const reserved = opts.reservedPrefixes?.some((p) => packet.topic.startsWith(p)) ?? false;
-        if (t?.kind === 'cmd' || t?.kind === 'gateway-status' || reserved) {
+        if (t?.kind === 'cmd' || t?.kind === 'fw-down' || t?.kind === 'gateway-status' || reserved) {
           // Only the gateway speaks on these topics; drop, do not disconnect.
           log.warn({ client: client.id, topic: packet.topic }, 'publish to a gateway-owned topic dropped');
           drop(packet);

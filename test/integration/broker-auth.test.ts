@@ -141,7 +141,10 @@ describe.skipIf(skipUnless('mosquitto-clients'))('MQTT authentication beyond loo
     await expect(ca_.subscribeAsync(topics.cmd('dev-b'), { qos: 1 })).rejects.toThrow();
     await expect(ca_.subscribeAsync('#', { qos: 1 })).rejects.toThrow();
     await ca_.subscribeAsync(topics.cmd('dev-a'), { qos: 1 });
-    expect(granted).toEqual([128, 128, 1]);
+    // Firmware downlinks: its own, never another device's.
+    await expect(ca_.subscribeAsync(topics.fwDown('dev-b'), { qos: 1 })).rejects.toThrow();
+    await ca_.subscribeAsync(topics.fwDown('dev-a'), { qos: 1 });
+    expect(granted).toEqual([128, 128, 1, 128, 1]);
     const before = stored('dev-b');
     const beforeA = stored('dev-a');
     // b's genuine frame, relayed by a on b's topic: dropped at the broker, never ingested

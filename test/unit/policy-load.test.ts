@@ -136,6 +136,19 @@ describe('policy file', () => {
     ).toThrow(/plant\.yaml:8: principal gw-b has another key than the gateway gw-b of the config/);
   });
 
+  it('[release keys] firmware release keys by name; a bad key, a duplicate or an admin key is refused with its line', () => {
+    const rel = did();
+    const set = parsePolicyText(`releaseKeys:\n  release-1: "${rel}"\n`, 'plant.yaml');
+    expect(publicKeyToDidKey(set.releaseKeys!.get('release-1')!)).toBe(rel);
+    expect(problems(`releaseKeys:\n  r1: "did:key:zNope"\n`)[0]).toMatch(/^plant\.yaml:2: release key r1: /);
+    expect(problems(`releaseKeys:\n  r1: "${rel}"\n  r2: "${rel}"\n`)).toEqual([
+      'plant.yaml:3: release key r2 is listed twice',
+    ]);
+    expect(problems(`admins: ["${rel}"]\nreleaseKeys:\n  r1: "${rel}"\n`)).toEqual([
+      'plant.yaml:3: release key r1 is also an admin or principal key (use a key of its own)',
+    ]);
+  });
+
   it('[a refusal names the policy and the missing permission] checks follow relations, actions, purposes and conditions', () => {
     const set = parsePolicyText(GOOD_WITH_DEFAULT, 'plant.yaml');
     const perms = new Permissions(set, 'plant-a');

@@ -1,0 +1,159 @@
+/**
+ * Firmware transfer over MQTT, one device: a gateway (in process, real aedes over TCP, lmdb
+ * log) serves a release's image from its image blocks to a firmware-sim updatable device
+ * (16 KiB chunks, window 8; the device flushes each chunk and its offset to its flash files),
+ * from the offer to `confirmed`.
+ *
+ * Baseline (same run, same broker): the same bytes published QoS 1 in 16 KiB messages by an
+ * MQTT client to a subscriber, 8 in flight: what the broker and TCP carry without the update
+ * protocol, the log reads and the device's flash writes.
+ *   node --import tsx bench/firmware.ts [--quick]
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { UpdateLink } from '../firmware-sim/update-mqtt.js';
+import { validateConfig } from '../gateway/config.js';
+import { publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
+import { queueRelease, queueRollout } from '../gateway/firmware/inbox.js';
+import { Gateway } from '../gateway/gateway.js';
+import { createLogger } from '../gateway/logger.js';
+import { firmwareBody } from '../protocols/firmware-block.js';
+import { encodeManifest } from '../protocols/firmware-manifest.js';
+import { encodeCanonical, publicKeyToDidKey } from '../protocols/index.js';
+import type { Row } from './lib/row.js';
+
+const quick = process.argv.includes('--quick');
+const SIZE = quick ? 1024 * 1024 : 4 * 1024 * 1024;
+const CHUNK = 16 * 1024;
+const WINDOW = 8;
+
+const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-fw-'));
+const releaseSeed = randomBytes(32);
+const releasePub = publicKeyFromSeed(releaseSeed);
+const deviceSeed = randomBytes(32);
+writeFileSync(join(dir, 'policy.yaml'), `releaseKeys:\n  r: "${publicKeyToDidKey(releasePub)}"\n`);
+const config = validateConfig({
+  gateway: { id: 'gw-bench', dataDir: join(dir, 'data') },
+  mqtt: { port: 0 },
+  api: { enabled: false },
+  simulate: { devices: 0 },
+  policy: { file: join(dir, 'policy.yaml') },
+  devices: [{ id: 'dev-1', publicKey: publicKeyToDidKey(publicKeyFromSeed(deviceSeed)) }],
+});
+const gw = await Gateway.start(config, { logger: createLogger('error'), simulate: false, firmware: { tickMs: 100 } });
+const url = `mqtt://127.0.0.1:${gw.broker!.port}`;
+
+// Baseline: 16 KiB QoS 1 messages, 8 in flight, through the same broker.
+async function baseline(): Promise<number> {
+  const sub = await mqtt.connectAsync(url, { clientId: 'bench-sub' });
+  const pub = await mqtt.connectAsync(url, { clientId: 'bench-pub' });
+  await sub.subscribeAsync('bench/x', { qos: 1 });
+  const payload = randomBytes(CHUNK);
+  const n = Math.ceil(SIZE / CHUNK);
+  let got = 0;
+  const done = new Promise<void>((r) => sub.on('message', () => ++got === n && r()));
+  const t0 = performance.now();
+  let sent = 0;
+  await Promise.all(
+    Array.from({ length: WINDOW }, async () => {
+      while (sent < n) {
+        sent++;
+        await pub.publishAsync('bench/x', payload, { qos: 1 });
+      }
+    }),
+  );
+  await done;
+  const s = (performance.now() - t0) / 1000;
+  await Promise.all([sub.endAsync(), pub.endAsync()]);
+  return SIZE / s / 1e6;
+}
+
+const image = randomBytes(SIZE);
+writeFileSync(join(dir, 'image.bin'), image);
+const digest = new Uint8Array(createHash('sha256').update(image).digest());
+const manifest = encodeManifest(
+  { model: 'env-1', version: '1.1.0', digest, size: SIZE, minVersion: '0.0.0', slot: 1, issued: Date.now() },
+  releasePub,
+  (m) => signEd25519(releaseSeed, m),
+);
+queueRelease(join(dir, 'data'), manifest, join(dir, 'image.bin'));
+const until = async (cond: () => boolean, what: string): Promise<void> => {
+  for (const end = Date.now() + 120_000; !cond(); await new Promise((r) => setTimeout(r, 20)))
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+};
+await until(() => gw.firmware.store.releases.size === 1, 'release logged');
+
+const base = await baseline();
+mkdirSync(join(dir, 'flash'));
+const link = new UpdateLink({
+  id: 'dev-1',
+  seed: deviceSeed,
+  model: 'env-1',
+  version: '1.0.0',
+  releaseKey: releasePub,
+  dir: join(dir, 'flash', 'dev-1'),
+  brokerUrl: url,
+  gatewayId: 'gw-bench',
+  chunkSize: CHUNK,
+  window: WINDOW,
+  selfTestMs: 0,
+}).start();
+await until(() => link.device.history.length > 0, 'device connected');
+const t0 = performance.now();
+let firstChunk = 0;
+queueRollout(
+  join(dir, 'data'),
+  encodeCanonical(
+    firmwareBody({
+      type: 'rollout',
+      id: 'b',
+      digest,
+      devices: ['dev-1'],
+      canary: 0,
+      steps: [100],
+      haltPercent: 100,
+      at: Date.now(),
+    }),
+  ),
+);
+await until(() => {
+  if (!firstChunk && link.device.offset > 0) firstChunk = performance.now();
+  return link.device.running.version === '1.1.0';
+}, 'confirmed');
+const total = (performance.now() - t0) / 1000;
+const transfer = SIZE / ((performance.now() - (firstChunk || t0)) / 1000) / 1e6;
+await link.stop();
+await gw.stop();
+rmSync(dir, { recursive: true, force: true });
+
+const tag = quick ? 'quick: ' : '';
+const rows: Row[] = [
+  {
+    figure: `${tag}MQTT firmware transfer, one device (${SIZE / 1048576} MiB, 16 KiB chunks, window 8, flushed per chunk)`,
+    value: Number(transfer.toFixed(2)),
+    unit: 'MB/s',
+    baseline: 'QoS 1 16 KiB publishes, 8 in flight, same broker',
+    baselineValue: Number(base.toFixed(2)),
+    ratio: Number((transfer / base).toFixed(3)),
+    goal: '>= 5 MB/s',
+    pass: transfer >= 5,
+  },
+  {
+    figure: `${tag}rollout logged → confirmed, one device (${SIZE / 1048576} MiB)`,
+    value: Number(total.toFixed(2)),
+    unit: 's',
+  },
+];
+mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+writeFileSync(
+  join(import.meta.dirname, 'results', 'firmware.json'),
+  JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2),
+);
+for (const r of rows)
+  console.log(
+    `${r.figure}: ${r.value} ${r.unit}${r.baselineValue ? ` (baseline ${r.baselineValue} MB/s, ratio ${r.ratio})` : ''}`,
+  );
+process.exit(0);

@@ -1,0 +1,89 @@
+/**
+ * What an updatable device keeps in flash, as files in its own directory: `slot0.bin` (the
+ * image it runs), `slot1.bin` (the download slot) and `update.json` (the update state: what
+ * runs, the pending download and its offset, the trial boot). The state is written to a temp
+ * file, flushed and renamed, after the slot data it vouches for is flushed: so after a power
+ * loss at any byte the offset never claims bytes the slot does not hold.
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+
+export type UpdatePhase = 'idle' | 'downloading' | 'trial-pending' | 'trial-booted';
+
+export interface UpdateFlash {
+  /** The version and image digest (hex) running, confirmed. */
+  running: { version: string; digest: string | null };
+  boot: number;
+  /** Reports sent so far (a report's `n`), kept so a reboot never reuses one. */
+  reports: number;
+  phase: UpdatePhase;
+  /** The download in progress (or the image on trial): manifest (hex), bytes held, rollout. */
+  pending?: { manifest: string; offset: number; rollout: string };
+  /** The last update that ended: reported again when offered the same image. */
+  last?: { digest: string; state: 'confirmed' | 'rolled-back' | 'failed'; reason: string };
+}
+
+export class UpdateStore {
+  readonly slot0: string;
+  readonly slot1: string;
+  private readonly stateFile: string;
+
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+    this.slot0 = join(dir, 'slot0.bin');
+    this.slot1 = join(dir, 'slot1.bin');
+    this.stateFile = join(dir, 'update.json');
+  }
+
+  /** The state, or a fresh one running `version` (a factory image in slot 0). */
+  load(version: string): UpdateFlash {
+    if (existsSync(this.stateFile)) return JSON.parse(readFileSync(this.stateFile, 'utf8')) as UpdateFlash;
+    writeFileSync(this.slot0, `factory image ${version}\n`);
+    return { running: { version, digest: null }, boot: 0, reports: 0, phase: 'idle' };
+  }
+
+  save(s: UpdateFlash): void {
+    const tmp = `${this.stateFile}.tmp`;
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, JSON.stringify(s));
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, this.stateFile);
+  }
+
+  /** Writes `data` at `offset` of the download slot and flushes it. */
+  writeSlot1(offset: number, data: Uint8Array): void {
+    const fd = openSync(this.slot1, existsSync(this.slot1) ? 'r+' : 'w');
+    try {
+      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, offset + done);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Cuts the download slot to `length` bytes (what the state vouches for). */
+  truncateSlot1(length: number): void {
+    if (!existsSync(this.slot1)) writeFileSync(this.slot1, new Uint8Array(0));
+    truncateSync(this.slot1, length);
+  }
+
+  /** The download slot becomes the running image (the swap made permanent). */
+  promoteSlot1(): void {
+    renameSync(this.slot1, this.slot0);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * An updatable device (firmware-sim/README.md, "Firmware updates"): two slots and an
+ * MCUboot-like test boot. It takes an offer only when the manifest verifies under its release
+ * key and is for its model, newer than what runs and not above its minimum; downloads the
+ * image into slot 1 in order, persisting the offset after each chunk (update-store.ts), so a
+ * transfer resumes from there after a disconnect, reboot or power loss; checks the SHA-256
+ * before installing and again at the trial boot; confirms when its self-test passes, and
+ * otherwise the next boot finds the trial unconfirmed and goes back to the old image.
+ * Every step is reported in a report signed with the device key (protocols/firmware-transfer.ts).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import {
+  decodeManifest,
+  type FirmwareManifest,
+  manifestRefusal,
+  verifyManifest,
+} from '../protocols/firmware-manifest.js';
+import { decodeDown, encodeReport, type UpdateReport, type UpdateState } from '../protocols/firmware-transfer.js';
+import { deviceIdToKid, encodeSign1, fromHex, toHex } from '../protocols/index.js';
+import * as ed from '@noble/ed25519';
+import { createSigner } from './crypto.js';
+import { type UpdateFlash, UpdateStore } from './update-store.js';
+
+export interface UpdatableDeviceOptions {
+  readonly id: string;
+  readonly seed: Uint8Array;
+  readonly model: string;
+  /** The factory version, used when the directory holds no state yet. */
+  readonly version: string;
+  /** The release key the device trusts (Ed25519 public key). */
+  readonly releaseKey: Uint8Array;
+  readonly dir: string;
+  /** Sends a signed report (COSE_Sign1) to the gateway. */
+  readonly send: (report: Uint8Array) => void;
+  /** The new image's self-test fails: the trial boot never confirms. */
+  readonly failTestBoot?: boolean;
+  readonly chunkSize?: number;
+  /** Chunks taken beyond the offset at once. */
+  readonly window?: number;
+  /** A download with no chunk for this long asks again from its offset. */
+  readonly stallMs?: number;
+  /** Time the trial image takes to run its self-test. */
+  readonly selfTestMs?: number;
+  /** Called with each report sent (for logs). */
+  readonly onReport?: (state: UpdateState, offset: number, reason?: string) => void;
+}
+
+const SLOT = 1;
+
+export class UpdatableDevice {
+  private readonly store: UpdateStore;
+  private readonly flash: UpdateFlash;
+  private readonly sign: ReturnType<typeof createSigner>;
+  private manifest?: FirmwareManifest;
+  private sinceReport = 0;
+  private lastChunkAt = 0;
+  private timer?: NodeJS.Timeout;
+  /** Outcomes in the order reported (for tests and the CLI's log). */
+  readonly history: { state: UpdateState; reason?: string; offset: number }[] = [];
+
+  constructor(private readonly o: UpdatableDeviceOptions) {
+    this.store = new UpdateStore(o.dir);
+    this.flash = this.store.load(o.version);
+    this.sign = createSigner(o.seed);
+    if (this.flash.pending) {
+      const d = decodeManifest(fromHex(this.flash.pending.manifest)!);
+      if (d.ok) this.manifest = d.value.manifest;
+    }
+  }
+
+  get running(): Readonly<UpdateFlash['running']> {
+    return this.flash.running;
+  }
+  get phase(): UpdateFlash['phase'] {
+    return this.flash.phase;
+  }
+  get offset(): number {
+    return this.flash.pending?.offset ?? 0;
+  }
+
+  private get chunkSize(): number {
+    return this.o.chunkSize ?? 4096;
+  }
+  private get window(): number {
+    return this.o.window ?? 8;
+  }
+
+  /** Power-on: the bootloader's decision about a trial image, then the download's state. */
+  boot(): void {
+    this.flash.boot++;
+    if (this.flash.phase === 'trial-booted') {
+      // The trial ran and did not confirm before this reset: back to the old image (MCUboot revert).
+      this.endUpdate('rolled-back', 'test-boot-not-confirmed');
+    } else if (this.flash.phase === 'trial-pending') {
+      this.trialBoot();
+    } else if (this.flash.phase === 'downloading') {
+      // Bytes past the persisted offset may be torn: the offset is what the slot holds.
+      this.store.truncateSlot1(this.offset);
+      this.store.save(this.flash);
+    } else this.store.save(this.flash);
+    this.timer ??= setInterval(() => this.checkStall(), Math.max(200, (this.o.stallMs ?? 3000) / 2));
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** (Re)connected to the gateway: says where it is, asking to resume a download. */
+  connected(): void {
+    if (this.flash.phase === 'downloading') this.requestChunks('resume');
+    else if (this.flash.last)
+      this.report(this.flash.last.state, fromHex(this.flash.last.digest)!, this.flash.last.reason);
+    else this.report('idle', null);
+  }
+
+  /** A message from the gateway's fw-down topic. */
+  receive(bytes: Uint8Array): void {
+    const m = decodeDown(bytes);
+    if (!m.ok) return; // a chunk with a bad CRC is dropped; the stall timer asks for it again
+    if (m.value.type === 'offer') this.offer(m.value.manifest, m.value.rollout);
+    else this.chunk(m.value.digest, m.value.offset, m.value.data);
+  }
+
+  private offer(bytes: Uint8Array, rollout: string): void {
+    const claimed = decodeManifest(bytes);
+    const digest = claimed.ok ? claimed.value.manifest.digest : null;
+    const v = verifyManifest(bytes, [this.o.releaseKey], (k, msg, sig) => ed.verify(sig, msg, k));
+    if (!v.ok) return this.report('failed', digest, v.error.code.replace('firmware/', ''), v.error.message);
+    const m = v.value.manifest;
+    const hex = toHex(m.digest);
+    if (this.flash.pending && this.flash.pending.manifest === toHex(bytes)) {
+      // Offered again while at it: say where it stands.
+      if (this.flash.phase === 'downloading') this.requestChunks('resume');
+      return;
+    }
+    if (this.flash.running.digest === hex) return this.report('confirmed', m.digest);
+    if (this.flash.last?.digest === hex) return this.report(this.flash.last.state, m.digest, this.flash.last.reason);
+    if (this.flash.phase !== 'idle') return; // one update at a time
+    const refusal = manifestRefusal(m, { model: this.o.model, version: this.flash.running.version, slot: SLOT });
+    if (refusal) return this.report('failed', m.digest, refusal.code, refusal.message);
+    this.manifest = m;
+    this.flash.pending = { manifest: toHex(bytes), offset: 0, rollout };
+    this.flash.phase = 'downloading';
+    this.store.truncateSlot1(0);
+    this.store.save(this.flash);
+    this.report('offered', m.digest);
+    this.requestChunks('resume');
+  }
+
+  private chunk(digest: Uint8Array, offset: number, data: Uint8Array): void {
+    const m = this.manifest;
+    const p = this.flash.pending;
+    if (this.flash.phase !== 'downloading' || !m || !p || toHex(digest) !== toHex(m.digest)) return;
+    if (offset !== p.offset || offset + data.length > m.size) return; // out of order or past the end: dropped
+    this.store.writeSlot1(offset, data);
+    p.offset += data.length;
+    this.store.save(this.flash);
+    this.lastChunkAt = Date.now();
+    this.sinceReport++;
+    if (p.offset === m.size) return this.verifyAndInstall();
+    if (this.sinceReport >= Math.max(1, this.window >> 1)) this.requestChunks();
+  }
+
+  private checkStall(): void {
+    if (this.flash.phase !== 'downloading') return;
+    if (Date.now() - this.lastChunkAt >= (this.o.stallMs ?? 3000)) this.requestChunks('resume');
+  }
+
+  private requestChunks(reason?: string): void {
+    this.sinceReport = 0;
+    this.lastChunkAt = Date.now();
+    this.report('downloading', this.manifest?.digest ?? null, reason);
+  }
+
+  private slotDigest(): string {
+    return createHash('sha256').update(readFileSync(this.store.slot1)).digest('hex');
+  }
+
+  private verifyAndInstall(): void {
+    const m = this.manifest!;
+    if (statSync(this.store.slot1).size !== m.size || this.slotDigest() !== toHex(m.digest))
+      return this.endUpdate('failed', 'digest-mismatch');
+    this.report('verified', m.digest);
+    this.flash.phase = 'trial-pending';
+    this.store.save(this.flash);
+    this.report('installing', m.digest);
+    // The device resets into its bootloader to test-boot the new image.
+    setImmediate(() => this.boot());
+  }
+
+  private trialBoot(): void {
+    const m = this.manifest!;
+    // The bootloader checks the image again: a slot changed since (or torn) never runs.
+    if (this.slotDigest() !== toHex(m.digest)) return this.endUpdate('failed', 'digest-mismatch');
+    this.flash.phase = 'trial-booted';
+    this.store.save(this.flash);
+    setTimeout(() => {
+      if (this.flash.phase !== 'trial-booted') return;
+      if (this.o.failTestBoot) return this.boot(); // the new image crashes: a reset before confirming
+      this.store.promoteSlot1();
+      this.flash.running = { version: m.version, digest: toHex(m.digest) };
+      this.endUpdate('confirmed', '');
+    }, this.o.selfTestMs ?? 50).unref();
+  }
+
+  private endUpdate(state: 'confirmed' | 'rolled-back' | 'failed', reason: string): void {
+    const digest = this.manifest?.digest;
+    if (digest) this.flash.last = { digest: toHex(digest), state, reason };
+    this.flash.phase = 'idle';
+    delete this.flash.pending;
+    this.manifest = undefined;
+    this.store.save(this.flash);
+    this.report(state, digest ?? null, reason || undefined);
+  }
+
+  private report(state: UpdateState, digest: Uint8Array | null, reason?: string, detail?: string): void {
+    this.flash.reports++;
+    const r: UpdateReport = {
+      boot: this.flash.boot,
+      n: this.flash.reports,
+      time: Date.now(),
+      state,
+      digest,
+      offset: this.offset,
+      window: this.window,
+      chunkSize: this.chunkSize,
+      running: this.flash.running.version,
+      ...(reason !== undefined && { reason }),
+      ...(detail !== undefined && { detail }),
+    };
+    // The counter must survive a reset, or the gateway takes the next reports for replays.
+    this.store.save(this.flash);
+    this.history.push({ state, offset: r.offset, ...(reason !== undefined && { reason }) });
+    this.o.onReport?.(state, r.offset, reason);
+    this.o.send(encodeSign1({ kid: deviceIdToKid(this.o.id), payload: encodeReport(r) }, this.sign));
+  }
+}

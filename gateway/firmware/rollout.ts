@@ -1,0 +1,222 @@
+/**
+ * Rollouts: a plan (devices in order, a canary count, cumulative step percents, a failure
+ * threshold) logged as a signed `rollout` block; its progress as `device` and `step` blocks,
+ * so every gateway holding the log shows the same status (`rolloutStatus`).
+ *
+ * Stage 0 is the canary (its first `canary` devices), stage i the first ⌈steps[i] × N⌉. Every
+ * gateway holding the rollout runs it (below); the runner offers the release to every device of the current stage that has not ended, and
+ * moves on when all of them ended. It halts (a `step` block with `halted`) as soon as the
+ * devices that failed or rolled back exceed the threshold of the devices offered so far:
+ * nothing is offered past a halt.
+ */
+import { toHex } from '../../protocols/index.js';
+import { type FirmwareBody, firmwareBody } from '../../protocols/firmware-block.js';
+import { isFinalState, type UpdateState } from '../../protocols/firmware-transfer.js';
+import type { BlockLog } from '../log/block-log.js';
+import type { Logger } from '../logger.js';
+import type { DeviceBody, FirmwareStore, Logged, RolloutBody } from './releases.js';
+import type { FirmwareTransfer, TransferEvent } from './transfer.js';
+
+export interface DeviceProgress {
+  readonly state: UpdateState | 'pending';
+  readonly percent: number;
+  readonly reason: string;
+  readonly at: number;
+}
+
+export interface RolloutStatus {
+  readonly id: string;
+  readonly digest: string;
+  readonly author: string;
+  readonly stages: readonly number[];
+  /** The stage running (stages.length when done). */
+  readonly stage: number;
+  readonly halted: boolean;
+  readonly done: boolean;
+  readonly devices: ReadonlyMap<string, DeviceProgress>;
+  readonly counts: Readonly<Record<string, number>>;
+}
+
+/** Cumulative device counts of each stage. */
+function stageSizes(r: RolloutBody): number[] {
+  const n = r.devices.length;
+  const out: number[] = [];
+  if (r.canary > 0) out.push(Math.min(r.canary, n));
+  for (const p of r.steps) out.push(Math.max(out.at(-1) ?? 0, Math.ceil((p * n) / 100)));
+  return out;
+}
+
+const later = (a: Logged<unknown>, b: Logged<unknown>): boolean =>
+  a.lamport > b.lamport || (a.lamport === b.lamport && a.hash > b.hash);
+
+/** A rollout's state as the log holds it (the same on every gateway holding the same blocks). */
+export function rolloutStatus(store: FirmwareStore, id: string): RolloutStatus | undefined {
+  const r = store.rollouts.get(id);
+  if (!r) return undefined;
+  const latest = new Map<string, Logged<DeviceBody>>();
+  for (const d of store.deviceStates)
+    if (d.body.rollout === id) {
+      const held = latest.get(d.body.device);
+      if (!held || later(d, held)) latest.set(d.body.device, d);
+    }
+  // Several gateways may log steps of one rollout: the furthest stage, unless one halted it
+  // (then the earliest halt), so the fold does not depend on the order blocks arrived in.
+  const steps = store.steps.filter((s) => s.body.rollout === id);
+  const halts = steps.filter((s) => s.body.halted).map((s) => s.body.step);
+  const halted = halts.length > 0;
+  const stage = halted ? Math.min(...halts) : Math.max(0, ...steps.map((s) => s.body.step));
+  const stages = stageSizes(r.body);
+  const devices = new Map<string, DeviceProgress>();
+  const counts: Record<string, number> = {};
+  for (const dev of r.body.devices) {
+    const d = latest.get(dev)?.body;
+    const p: DeviceProgress = d
+      ? { state: d.state, percent: d.percent, reason: d.reason, at: d.at }
+      : { state: 'pending', percent: 0, reason: '', at: 0 };
+    devices.set(dev, p);
+    counts[p.state] = (counts[p.state] ?? 0) + 1;
+  }
+  return {
+    id,
+    digest: toHex(r.body.digest),
+    author: r.author,
+    stages,
+    stage,
+    halted,
+    done: !halted && stage >= stages.length,
+    devices,
+    counts,
+  };
+}
+
+export interface RolloutRunnerDeps {
+  readonly log: BlockLog;
+  readonly store: FirmwareStore;
+  readonly transfer: FirmwareTransfer;
+  readonly policy: string;
+  readonly inCommit: (author: () => void) => void;
+  readonly logger: Logger;
+  /** A device not heard about the offer is offered again after this long. */
+  readonly reofferMs?: number;
+}
+
+/** Runs this gateway's rollouts: offers, records each device's progress, moves through the stages. */
+export class RolloutRunner {
+  private timer?: NodeJS.Timeout;
+  private readonly offeredAt = new Map<string, number>();
+  /** Last recorded (state, percent bucket) per rollout/device, so progress is logged on change only. */
+  private readonly recorded = new Map<string, string>();
+  /** Stage (or halt, as -1) authored per rollout and not yet back from the log. */
+  private readonly authoredStage = new Map<string, number>();
+  private readonly unsubscribe: () => void;
+
+  constructor(private readonly d: RolloutRunnerDeps) {
+    this.unsubscribe = d.transfer.onReport((e) => this.onReport(e));
+  }
+
+  start(intervalMs = 1000): this {
+    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.timer.unref();
+    this.tick();
+    return this;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.unsubscribe();
+  }
+
+  private author(body: FirmwareBody): void {
+    this.d.inCommit(() => this.d.log.appendBlock({ kind: 'firmware', body: firmwareBody(body) }, this.d.policy));
+  }
+
+  /**
+   * The rollouts this gateway runs: every one it holds that has not ended, whoever logged it.
+   * An offer reaches a device only through the broker it is connected to, so each gateway
+   * serves the devices attached to it, and a sibling carries on when the first gateway dies.
+   */
+  private mine(): RolloutStatus[] {
+    const out: RolloutStatus[] = [];
+    for (const id of this.d.store.rollouts.keys()) {
+      const st = rolloutStatus(this.d.store, id);
+      if (st && !st.halted && !st.done) out.push(st);
+    }
+    return out;
+  }
+
+  private onReport(e: TransferEvent): void {
+    for (const st of this.mine()) {
+      if (st.digest !== e.digest || !st.devices.has(e.device)) {
+        // A device of a running rollout saying it is idle: offer now rather than at the next retry.
+        if (e.report.state === 'idle' && st.devices.has(e.device)) this.offeredAt.delete(`${st.id}/${e.device}`);
+        continue;
+      }
+      const r = e.report;
+      const size = this.d.store.releases.get(st.digest)?.signed.manifest.size ?? 1;
+      const percent = r.state === 'downloading' ? Math.min(100, Math.floor((r.offset * 100) / size)) : 0;
+      const bucket = r.state === 'downloading' ? Math.floor(percent / 25) : 0;
+      const key = `${st.id}/${e.device}`;
+      const mark = `${r.state}/${bucket}`;
+      if (this.recorded.get(key) === mark) continue;
+      if (isFinalState(st.devices.get(e.device)?.state as UpdateState) && !isFinalState(r.state)) continue;
+      this.recorded.set(key, mark);
+      this.author({
+        type: 'device',
+        rollout: st.id,
+        device: e.device,
+        state: r.state,
+        percent,
+        reason: [r.reason, r.detail].filter(Boolean).join(': ').slice(0, 200),
+        at: Date.now(),
+      });
+      if (isFinalState(r.state)) {
+        this.d.transfer.drop(e.device);
+        this.d.logger.info(
+          { rollout: st.id, device: e.device, state: r.state, reason: r.reason },
+          `firmware ${r.state}`,
+        );
+        // Advance (or halt) once the block is in: the fold reads the log.
+        setImmediate(() => this.tick());
+      }
+    }
+  }
+
+  tick(): void {
+    for (const st of this.mine()) this.advance(st);
+  }
+
+  private advance(st: RolloutStatus): void {
+    const release = this.d.store.releases.get(st.digest);
+    const r = this.d.store.rollouts.get(st.id)!.body;
+    if (!release || !this.d.store.complete(release)) return;
+    const authored = this.authoredStage.get(st.id);
+    if (authored !== undefined && (authored < 0 || authored > st.stage)) return; // its step block is not durable yet
+    const size = st.stages[st.stage] ?? r.devices.length;
+    const current = r.devices.slice(0, size);
+    const failed = current.filter((d) => ['failed', 'rolled-back'].includes(st.devices.get(d)!.state)).length;
+    if (failed * 100 > r.haltPercent * size) {
+      this.author({ type: 'step', rollout: st.id, step: st.stage, halted: true, at: Date.now() });
+      this.authoredStage.set(st.id, -1);
+      for (const d of current) this.d.transfer.drop(d);
+      this.d.logger.warn(
+        { rollout: st.id, stage: st.stage, failed, of: size },
+        `rollout ${st.id} halted at stage ${st.stage}: ${failed} of ${size} devices failed`,
+      );
+      return;
+    }
+    const open = current.filter((d) => !isFinalState(st.devices.get(d)!.state as UpdateState));
+    if (open.length === 0) {
+      this.author({ type: 'step', rollout: st.id, step: st.stage + 1, halted: false, at: Date.now() });
+      this.authoredStage.set(st.id, st.stage + 1);
+      this.d.logger.info({ rollout: st.id, stage: st.stage + 1 }, `rollout ${st.id} reached stage ${st.stage + 1}`);
+      return;
+    }
+    const now = Date.now();
+    for (const d of open) {
+      const key = `${st.id}/${d}`;
+      if (now - (this.offeredAt.get(key) ?? 0) < (this.d.reofferMs ?? 10_000)) continue;
+      this.offeredAt.set(key, now);
+      this.d.transfer.offer(d, release, st.id);
+    }
+  }
+}

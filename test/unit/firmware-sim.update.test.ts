@@ -1,0 +1,126 @@
+/**
+ * firmware-sim's updatable device, fed directly (no network): refusals (release key, model,
+ * downgrade, digest), resume from the persisted offset after a "power loss" (a new device
+ * object on the same flash directory), confirm, and rollback of an image whose test boot fails.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { UpdatableDevice } from '../../firmware-sim/update.js';
+import { encodeManifest, type FirmwareManifest } from '../../protocols/firmware-manifest.js';
+import { decodeReport, encodeChunk, encodeOffer, type UpdateReport } from '../../protocols/firmware-transfer.js';
+import { decodeSign1 } from '../../protocols/index.js';
+import { testTempDir, waitFor } from '../helpers/env.js';
+
+const releaseSeed = randomBytes(32);
+const releaseKey = publicKeyFromSeed(releaseSeed);
+const image = randomBytes(20_000);
+const digest = new Uint8Array(createHash('sha256').update(image).digest());
+const manifestFor = (m: Partial<FirmwareManifest> = {}, seed: Uint8Array = releaseSeed) =>
+  encodeManifest(
+    { model: 'env-1', version: '1.1.0', digest, size: image.length, minVersion: '1.0.0', slot: 1, issued: 1, ...m },
+    releaseKey,
+    (msg) => signEd25519(seed, msg),
+  );
+
+function device(dir: string, opts: { failTestBoot?: boolean } = {}) {
+  const reports: UpdateReport[] = [];
+  const d = new UpdatableDevice({
+    id: 'sim-0001',
+    seed: new Uint8Array(32).fill(3),
+    model: 'env-1',
+    version: '1.0.0',
+    releaseKey,
+    dir,
+    chunkSize: 1000,
+    window: 4,
+    selfTestMs: 10,
+    ...opts,
+    send: (bytes) => {
+      const s = decodeSign1(bytes);
+      if (!s.ok) throw new Error(s.error.message);
+      const r = decodeReport(s.value.payload);
+      if (!r.ok) throw new Error(r.error.message);
+      reports.push(r.value);
+    },
+  });
+  d.boot();
+  return { d, reports, last: () => reports.at(-1)! };
+}
+
+/** Sends chunks the way the gateway serves them: from the device's offset, `n` chunks or to the end. */
+function feed(d: UpdatableDevice, n = Number.POSITIVE_INFINITY, data: Uint8Array = image): void {
+  for (let i = 0; i < n && d.phase === 'downloading'; i++) {
+    const at = d.offset;
+    d.receive(encodeChunk({ digest, offset: at, data: data.subarray(at, Math.min(at + 1000, data.length)) }));
+  }
+}
+
+describe('firmware-sim updatable device', () => {
+  it('downloads, verifies, test-boots and confirms', async () => {
+    const dir = testTempDir();
+    const { d, reports } = device(dir);
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
+    expect(reports.map((r) => r.state)).toEqual(['offered', 'downloading']);
+    feed(d);
+    await waitFor(() => d.running.version === '1.1.0', 5000);
+    expect(reports.map((r) => r.state).slice(-3)).toEqual(['verified', 'installing', 'confirmed']);
+    expect(readFileSync(join(dir, 'slot0.bin')).equals(image)).toBe(true);
+    d.stop();
+  });
+
+  for (const [what, manifest, code] of [
+    ['another key', () => manifestFor({}, randomBytes(32)), 'bad-signature'],
+    ['a wrong model', () => manifestFor({ model: 'press-1' }), 'wrong-model'],
+    ['a downgrade', () => manifestFor({ version: '0.9.0', minVersion: '0.1.0' }), 'downgrade'],
+    ['a too old base', () => manifestFor({ minVersion: '1.0.5' }), 'too-old'],
+  ] as const)
+    it(`refuses a manifest with ${what}`, () => {
+      const { d, last } = device(testTempDir());
+      d.receive(encodeOffer({ manifest: manifest(), rollout: 'r' }));
+      expect(last().state).toBe('failed');
+      expect(last().reason).toBe(code);
+      expect(d.phase).toBe('idle');
+      d.stop();
+    });
+
+  it('refuses an image whose digest does not match (chunks intact on the wire) and keeps running the old one', () => {
+    const { d, last } = device(testTempDir());
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
+    const tampered = Uint8Array.from(image);
+    tampered[12_345]! ^= 1;
+    feed(d, Number.POSITIVE_INFINITY, tampered);
+    expect(last()).toMatchObject({ state: 'failed', reason: 'digest-mismatch' });
+    expect(d.running.version).toBe('1.0.0');
+    d.stop();
+  });
+
+  it('resumes from its persisted offset after a power loss', async () => {
+    const dir = testTempDir();
+    const a = device(dir);
+    a.d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
+    feed(a.d, 7);
+    a.d.stop(); // power gone: only the flash directory remains
+    const b = device(dir);
+    expect(b.d.offset).toBe(7000);
+    b.d.connected();
+    expect(b.last()).toMatchObject({ state: 'downloading', offset: 7000, reason: 'resume' });
+    feed(b.d);
+    await waitFor(() => b.d.running.version === '1.1.0', 5000);
+    b.d.stop();
+  });
+
+  it('rolls back when the new image does not confirm', async () => {
+    const { d, reports } = device(testTempDir(), { failTestBoot: true });
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
+    feed(d);
+    await waitFor(() => reports.at(-1)?.state === 'rolled-back', 5000);
+    expect(d.running.version).toBe('1.0.0');
+    // Offered again, it says how that image ended rather than trying again.
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
+    expect(reports.at(-1)?.state).toBe('rolled-back');
+    d.stop();
+  });
+});
