@@ -13,8 +13,8 @@
  * change without the manifest being refused. Pure: the signature check is the caller's.
  */
 import { createHash } from 'node:crypto';
-import { type CborValue, decodeCbor, encodeCbor, isBytes, isMap, isUint } from './cbor.js';
-import { decodeSign1, encodeSign1, type SignFn, sigStructure } from './cose.js';
+import { type CborValue, decodeCbor, encodeCbor, isBytes, isMap, isUint, Tagged } from './cbor.js';
+import { COSE_SIGN1_TAG, decodeSign1, encodeSign1, HeaderLabel, type SignFn, sigStructure } from './cose.js';
 import { bytesEqual } from './bytes.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
@@ -123,6 +123,15 @@ export function decodeManifest(bytes: Uint8Array): Result<SignedManifest> {
   if (s.value.unprotectedHeader.size !== 1 || s.value.protectedHeader.size !== 1)
     return fail('firmware/bad-header', 'a manifest carries alg (protected) and kid (unprotected) only');
   if (s.value.kid.length !== KEY_ID_BYTES) return fail('firmware/bad-kid', `kid must be a ${KEY_ID_BYTES}-byte key id`);
+  // The envelope outside the signature (tag, array and string heads, the kid map) must be in
+  // preferred encoding (RFC 8949 §4.2.1), as encodeManifest writes it: otherwise a byte such as
+  // a label re-encoded as 0x18 0x04 would change the message without touching what is signed.
+  const { protectedBytes, payload, signature, kid } = s.value;
+  const canonical = encodeCbor(
+    new Tagged(COSE_SIGN1_TAG, [protectedBytes, new Map([[HeaderLabel.kid, kid]]), payload, signature]),
+  );
+  if (!bytesEqual(canonical, bytes))
+    return fail('firmware/not-canonical', 'manifest envelope is not in preferred encoding');
   const body = decodeCbor(s.value.payload, { maxBytes: 512, maxDepth: 2, maxItems: 32, maxContainerLength: 16 });
   if (!body.ok) return fail('firmware/bad-payload', body.error.message);
   const p = body.value;

@@ -106,6 +106,15 @@ describe('firmware manifest', () => {
     );
   });
 
+  it('refuses an unsigned envelope byte re-encoded in a longer form', () => {
+    // The kid label 4 written as 0x18 0x04 decodes to the same map; only the bytes differ.
+    const bytes = encodeManifest(base, pub, sign);
+    const at = bytes.indexOf(0x04, 6);
+    const longer = Uint8Array.from([...bytes.slice(0, at), 0x18, ...bytes.slice(at)]);
+    const v = verifyManifest(longer, [pub], verifyEd25519);
+    expect(!v.ok && v.error.code).toBe('firmware/not-canonical');
+  });
+
   it('property: any mutation of a signed manifest is refused', () => {
     const bytes = encodeManifest(base, pub, sign);
     const mutation = fc.oneof(
