@@ -61,6 +61,9 @@ describe('gateway lifecycle', () => {
     // Reverse start order; the store, the broker and everything after the failing part still stop.
     expect(stopped).toEqual([
       'status reports: status reports stopped',
+      'firmware rollouts: firmware rollouts stopped',
+      'firmware inbox: firmware inbox stopped',
+      'firmware store: firmware store stopped',
       'settings: settings stopped',
       'actuation: actuation stopped',
       'mqtt broker: mqtt broker stopped',
