@@ -65,6 +65,10 @@ describe('firmware rollout across siblings', () => {
       '60',
     ]);
     expect(add.stderr).toBe('');
+    const statusOf = async (cfg: string) => {
+      const r = await cli(['firmware', 'status', 'r-sib', '--json'], cfg);
+      return JSON.parse(r.stdout) as { state: string; devices: Record<string, { state: string }> }[];
+    };
     const sims: ChildProcess[] = [];
     const lines: { device: string; state: string; offset: number }[] = [];
     const sim = (gateway: number, port: number): ChildProcess => {
@@ -97,9 +101,27 @@ describe('firmware rollout across siblings', () => {
     onTestFinished(() => {
       for (const c of sims) if (c.exitCode === null) c.kill('SIGKILL');
     });
-    const first = sim(0, gw0.port);
     const ro = await cli(['firmware', 'rollout', '1.1.0', '--devices', 'sim-*', '--id', 'r-sib', '--wait', '60']);
     expect(ro.stderr).toBe('');
+    // Carrying on needs what sync brings: gw-1 holds the whole image and the rollout before the
+    // devices start downloading from gw-0 (under load sync may lag a download; without them no
+    // gateway could go on).
+    await waitFor(
+      async () => {
+        const l = JSON.parse((await cli(['firmware', 'list', '--json'], cfgs[1]!.file)).stdout) as {
+          releases: { version: string; complete: boolean }[];
+        };
+        return (
+          l.releases.some((r) => r.version === '1.1.0' && r.complete) &&
+          (JSON.parse((await cli(['firmware', 'status', '--json'], cfgs[1]!.file)).stdout) as { id: string }[]).some(
+            (r) => r.id === 'r-sib',
+          )
+        );
+      },
+      120_000,
+      'gw-1 holds the release and the rollout',
+    );
+    const first = sim(0, gw0.port);
     await waitFor(
       () => lines.some((l) => l.state === 'downloading' && l.offset > 20_000),
       120_000,
@@ -121,10 +143,6 @@ describe('firmware rollout across siblings', () => {
     expect(resumed.state).toBe('downloading');
     expect(resumed.offset).toBeGreaterThanOrEqual(mid.offset);
     for (const d of fleet.devices) expect(readFileSync(join(dir, 'flash', d.id, 'slot0.bin')).equals(image)).toBe(true);
-    const statusOf = async (cfg: string) => {
-      const r = await cli(['firmware', 'status', 'r-sib', '--json'], cfg);
-      return JSON.parse(r.stdout) as { state: string; devices: Record<string, { state: string }> }[];
-    };
     await waitFor(async () => (await statusOf(cfgs[1]!.file))[0]?.state === 'done', 60_000);
     gw0 = await startGatewayProcess(cfgs[0]!.file);
     // The CLI reads the log beside the running gateway: gw-0 catches up through sync.
