@@ -1,10 +1,10 @@
 /**
  * A flood of bad clients against a gateway process whose broker listens beyond loopback (plain and
- * TLS on 0.0.0.0): 1 000 connections a second for 30 s from a few other addresses (idle sockets,
+ * TLS on 0.0.0.0): 1 000 connections a second for 30 s (three 10 s rounds) from a few other addresses (idle sockets,
  * garbage, CONNECTs with bad tokens, junk instead of a TLS handshake; broker-flood.child.ts, its own
  * process at a lower priority), while enrolled firmware-sim devices publish over TLS. The
- * devices' publish-to-PUBACK p99 during the flood stays within twice its value measured in the
- * same test before the flood, none of them is disconnected or loses a publish, and the gateway's
+ * devices' publish-to-PUBACK p99 during the flood stays within twice its value in the quiet
+ * windows before each round, none of them is disconnected or loses a publish, and the gateway's
  * RSS stays within 100 MB of what it was before (gateway/transports/broker-guard.ts: per-address
  * caps counted from the TCP accept, CONNECT rate, pre-authentication bytes, CONNECT timeout;
  * refusal warnings throttled).
@@ -24,6 +24,7 @@ import { startGatewayProcess, stopGatewayProcess } from '../helpers/process.js';
 const RATE = 1000;
 const SECONDS = 30;
 const BASELINE_MS = 10_000;
+const ROUNDS = 3;
 const GW = 'gw-flood';
 
 const rssMb = (pid: number): number => {
@@ -95,35 +96,45 @@ describe('broker under a connection flood', () => {
       return { latencies, failed, rss: Math.max(rss, rssMb(pid)) };
     };
 
-    const baseline = await phase(sleep(BASELINE_MS));
-    const disconnectsBefore = links.reduce((n, l) => n + l.stats.disconnects, 0);
-
+    // Quiet and flood windows alternate, so both see the same background load (a full test
+    // suite runs beside this one on two cores): ROUNDS × (quiet BASELINE_MS / ROUNDS, flood).
+    const baseline = { latencies: [] as number[], failed: 0, rss: 0 };
+    const flood = { latencies: [] as number[], failed: 0, rss: 0 };
+    const counts = { opened: 0, connected: 0, closedByGateway: 0, seconds: 0 };
     const child = new URL('./broker-flood.child.ts', import.meta.url).pathname;
-    const plan = {
-      plainPort: gw.port,
-      tlsPort,
-      rate: RATE,
-      seconds: SECONDS,
-      addresses: ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'],
-      devices: manifest.devices.map((d) => d.id),
-      gatewayId: GW,
-    };
-    const flooder = spawn('nice', ['-n', '10', process.execPath, '--import', 'tsx', child, JSON.stringify(plan)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    onTestFinished(() => void flooder.kill('SIGKILL'));
-    const lines: string[] = [];
-    createInterface({ input: flooder.stdout! }).on('line', (l) => lines.push(l));
-    const exited = new Promise<number | null>((r) => flooder.once('exit', r));
-    await waitFor(() => lines.includes('flooding'), 30_000, 'the flood to start');
-    const flood = await phase(exited);
-    expect(await exited).toBe(0);
-    const counts = JSON.parse(lines.at(-1)!) as {
-      opened: number;
-      connected: number;
-      closedByGateway: number;
-      seconds: number;
-    };
+    let disconnectsBefore = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const quiet = await phase(sleep(BASELINE_MS / ROUNDS));
+      baseline.latencies.push(...quiet.latencies);
+      baseline.failed += quiet.failed;
+      // Memory is bounded against the gateway before any flood.
+      if (round === 0) baseline.rss = quiet.rss;
+      if (round === 0) disconnectsBefore = links.reduce((n, l) => n + l.stats.disconnects, 0);
+      const plan = {
+        plainPort: gw.port,
+        tlsPort,
+        rate: RATE,
+        seconds: SECONDS / ROUNDS,
+        addresses: ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5'],
+        devices: manifest.devices.map((d) => d.id),
+        gatewayId: GW,
+      };
+      const flooder = spawn('nice', ['-n', '10', process.execPath, '--import', 'tsx', child, JSON.stringify(plan)], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      onTestFinished(() => void flooder.kill('SIGKILL'));
+      const lines: string[] = [];
+      createInterface({ input: flooder.stdout! }).on('line', (l) => lines.push(l));
+      const exited = new Promise<number | null>((r) => flooder.once('exit', r));
+      await waitFor(() => lines.includes('flooding'), 30_000, 'the flood to start');
+      const part = await phase(exited);
+      expect(await exited).toBe(0);
+      flood.latencies.push(...part.latencies);
+      flood.failed += part.failed;
+      flood.rss = Math.max(flood.rss, part.rss);
+      const c = JSON.parse(lines.at(-1)!) as typeof counts;
+      for (const k of Object.keys(counts) as (keyof typeof counts)[]) counts[k] += c[k];
+    }
 
     const summary = {
       baseline: { n: baseline.latencies.length, p99: p99(baseline.latencies), rss: baseline.rss },
