@@ -66,36 +66,20 @@ export interface FirmwareInboxDeps {
   readonly logger: Logger;
 }
 
-export class FirmwareInbox {
-  private readonly folder: PendingFolder;
-
+export class FirmwareInbox extends PendingFolder {
   constructor(private readonly d: FirmwareInboxDeps) {
-    this.folder = new PendingFolder(join(d.dataDir, FIRMWARE_PENDING_DIR), {
+    super(join(d.dataDir, FIRMWARE_PENDING_DIR), {
       exts: ['.manifest', '.rollout'],
       what: 'firmware request',
       logger: d.logger,
-      drain: (names) => this.logAll(names),
     });
   }
 
-  start(intervalMs = 1000): this {
-    this.folder.start(intervalMs);
-    return this;
-  }
-
-  stop(): void {
-    this.folder.stop();
-  }
-
-  drain(): Promise<number> {
-    return this.folder.drain();
-  }
-
-  private async logAll(names: string[]): Promise<number> {
+  protected async handle(names: string[]): Promise<number> {
     let logged = 0;
     for (const n of names) {
       try {
-        if (n.endsWith('.rollout') ? await this.rollout(n) : await this.handle(n.slice(0, -'.manifest'.length)))
+        if (n.endsWith('.rollout') ? await this.rollout(n) : await this.release(n.slice(0, -'.manifest'.length)))
           logged++;
       } catch (err) {
         this.d.logger.error({ file: n, err }, 'cannot process a pending firmware request');
@@ -105,7 +89,7 @@ export class FirmwareInbox {
   }
 
   private refuse(name: string, reason: string, exts = ['.manifest', '.image']): false {
-    this.folder.reject(name, reason, exts);
+    this.reject(name, reason, exts);
     return false;
   }
 
@@ -126,7 +110,7 @@ export class FirmwareInbox {
   }
 
   private async rollout(n: string): Promise<boolean> {
-    const file = join(this.folder.dir, n);
+    const file = join(this.dir, n);
     const name = n.slice(0, -'.rollout'.length);
     const raw = decodeCbor(readFileSync(file), {
       maxBytes: 1024 * 1024,
@@ -147,9 +131,9 @@ export class FirmwareInbox {
     return true;
   }
 
-  private async handle(name: string): Promise<boolean> {
-    const manifestFile = join(this.folder.dir, `${name}.manifest`);
-    const imageFile = join(this.folder.dir, `${name}.image`);
+  private async release(name: string): Promise<boolean> {
+    const manifestFile = join(this.dir, `${name}.manifest`);
+    const imageFile = join(this.dir, `${name}.image`);
     const v = verifyManifest(readFileSync(manifestFile), [...this.d.releaseKeys.values()], verifyEd25519);
     if (!v.ok) return this.refuse(name, `${v.error.code}: ${v.error.message}`);
     const m = v.value.manifest;

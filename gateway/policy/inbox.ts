@@ -13,7 +13,7 @@ import { fromHex } from '../../protocols/index.js';
 import { decodePolicyOp, encodePolicyOp, type PolicyOp, policyOpBody } from '../../protocols/policy-op.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
-import type { FreeSpaceGuard, SpaceCheck } from '../store/free-space.js';
+import type { FreeSpaceGuard } from '../store/free-space.js';
 import { PendingFolder, queuePending } from '../store/pending-folder.js';
 import { ACL_STREAM, type GrantState, verifyOp } from './grants.js';
 import type { PolicySet } from './permissions.js';
@@ -38,9 +38,7 @@ export function opProblem(op: PolicyOp, set: PolicySet): string | undefined {
   return verifyOp(op, set.adminKeys);
 }
 
-export class PolicyInbox {
-  private readonly folder: PendingFolder;
-
+export class PolicyInbox extends PendingFolder {
   constructor(
     dataDir: string,
     private readonly set: PolicySet,
@@ -48,38 +46,15 @@ export class PolicyInbox {
     private readonly log: BlockLog,
     private readonly logger: Logger,
   ) {
-    this.folder = new PendingFolder(join(dataDir, PENDING_DIR), {
-      exts: ['.op'],
-      what: 'policy op',
-      logger,
-      drain: (names) => this.logAll(names),
-    });
+    super(join(dataDir, PENDING_DIR), { exts: ['.op'], what: 'policy op', logger });
   }
 
-  /** Free-space guard (set by the gateway): on a low disk ops stay pending for a later drain. */
-  set space(space: SpaceCheck | undefined) {
-    this.folder.o.space = space;
-  }
-
-  start(intervalMs = 1000): void {
-    this.folder.start(intervalMs);
-  }
-
-  stop(): void {
-    this.folder.stop();
-  }
-
-  /** Logs every pending op; resolves once their blocks are durable. */
-  drain(): Promise<number> {
-    return this.folder.drain();
-  }
-
-  private async logAll(names: string[]): Promise<number> {
+  protected async handle(names: string[]): Promise<number> {
     const done: string[] = [];
     for (const n of names) {
       // One bad file (unreadable, vanished) must not stop the others or the gateway.
       try {
-        if (this.handle(n)) done.push(join(this.folder.dir, n));
+        if (this.handleOne(n)) done.push(join(this.dir, n));
       } catch (err) {
         this.logger.error({ file: n, err }, 'cannot process a pending policy op');
       }
@@ -93,11 +68,11 @@ export class PolicyInbox {
   }
 
   /** Logs one pending op (true) or sets it aside with the reason (false). */
-  private handle(n: string): boolean {
-    const d = decodePolicyOp(readFileSync(join(this.folder.dir, n)));
+  private handleOne(n: string): boolean {
+    const d = decodePolicyOp(readFileSync(join(this.dir, n)));
     const problem = d.ok ? opProblem(d.value, this.set) : `${d.error.code}: ${d.error.message}`;
     if (problem !== undefined || !d.ok) {
-      this.folder.reject(n.slice(0, -'.op'.length), problem ?? 'refused');
+      this.reject(n.slice(0, -'.op'.length), problem ?? 'refused');
       return false;
     }
     const op = d.value;

@@ -27,9 +27,7 @@ export function queueSettings(dataDir: string, record: SettingsRecord, space?: F
   });
 }
 
-export class SettingsInbox {
-  private readonly folder: PendingFolder;
-
+export class SettingsInbox extends PendingFolder {
   constructor(
     dataDir: string,
     private readonly log: BlockLog,
@@ -38,37 +36,18 @@ export class SettingsInbox {
     private readonly logger: Logger,
     space?: SpaceCheck,
   ) {
-    this.folder = new PendingFolder(join(dataDir, SETTINGS_PENDING_DIR), {
-      exts: ['.json'],
-      what: 'settings request',
-      logger,
-      space,
-      drain: (names) => this.logAll(names),
-    });
+    super(join(dataDir, SETTINGS_PENDING_DIR), { exts: ['.json'], what: 'settings request', logger, space });
   }
 
-  start(intervalMs = 1000): void {
-    this.folder.start(intervalMs);
-  }
-
-  stop(): void {
-    this.folder.stop();
-  }
-
-  /** Logs every pending request; resolves once their blocks are durable. */
-  drain(): Promise<number> {
-    return this.folder.drain();
-  }
-
-  private async logAll(names: string[]): Promise<number> {
+  protected async handle(names: string[]): Promise<number> {
     const records: { file: string; body: CborValue; record: SettingsRecord }[] = [];
     for (const n of names) {
-      const file = join(this.folder.dir, n);
+      const file = join(this.dir, n);
       try {
         const record = JSON.parse(readFileSync(file, 'utf8')) as SettingsRecord;
         records.push({ file, record, body: settingsBody(record) as unknown as CborValue });
       } catch (err) {
-        this.folder.reject(n.slice(0, -'.json'.length), err instanceof Error ? err.message : String(err));
+        this.reject(n.slice(0, -'.json'.length), err instanceof Error ? err.message : String(err));
       }
     }
     if (records.length === 0) return 0;

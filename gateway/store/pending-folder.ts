@@ -42,21 +42,27 @@ export interface PendingFolderOptions {
   readonly what: string;
   readonly logger: Logger;
   /** Free-space check: below the floor requests wait for a later drain. */
-  space?: SpaceCheck;
-  /** Handles the waiting requests (names sorted, oldest first); returns how many it logged. */
-  readonly drain: (names: string[]) => Promise<number>;
+  readonly space?: SpaceCheck;
 }
 
-export class PendingFolder {
+/** The gateway side: an inbox subclasses it and handles what waits in `handle`. */
+export abstract class PendingFolder {
   private timer?: NodeJS.Timeout;
   private draining = false;
+  /** Free-space check (the gateway may set it after start): below the floor requests wait. */
+  space?: SpaceCheck;
 
   constructor(
     readonly dir: string,
-    readonly o: PendingFolderOptions,
-  ) {}
+    private readonly o: PendingFolderOptions,
+  ) {
+    this.space = o.space;
+  }
 
-  start(intervalMs = 1000): void {
+  /** Handles the waiting requests (names sorted, oldest first); returns how many it logged. */
+  protected abstract handle(names: string[]): Promise<number>;
+
+  start(intervalMs = 1000): this {
     const run = (): void =>
       void this.drain().catch((err: unknown) =>
         this.o.logger.error({ err }, `${this.o.what} inbox: drain failed; pending requests are retried`),
@@ -64,6 +70,7 @@ export class PendingFolder {
     run();
     this.timer = setInterval(run, intervalMs);
     this.timer.unref();
+    return this;
   }
 
   stop(): void {
@@ -72,7 +79,7 @@ export class PendingFolder {
 
   /** Handles every waiting request; resolves once what it logged is durable. */
   async drain(): Promise<number> {
-    if (this.draining || (this.o.space && !this.o.space.writable())) return 0;
+    if (this.draining || (this.space && !this.space.writable())) return 0;
     this.draining = true;
     try {
       let names: string[];
@@ -83,7 +90,7 @@ export class PendingFolder {
       } catch {
         return 0; // no folder yet: nothing was ever queued
       }
-      return names.length === 0 ? 0 : await this.o.drain(names);
+      return names.length === 0 ? 0 : await this.handle(names);
     } finally {
       this.draining = false;
     }
@@ -93,7 +100,7 @@ export class PendingFolder {
    * Sets a request aside: `<base><ext>` becomes `<base>.rejected` (other files of the same
    * request `<base><ext>.rejected`), with the reason in `<base>.reason`.
    */
-  reject(base: string, reason: string, exts: readonly string[] = this.o.exts): void {
+  protected reject(base: string, reason: string, exts: readonly string[] = this.o.exts): void {
     this.o.logger.error({ file: join(this.dir, base), reason }, `${this.o.what} refused: ${reason}`);
     writeFileSync(join(this.dir, `${base}.reason`), `${reason}\n`);
     exts.forEach((ext, i) => {
