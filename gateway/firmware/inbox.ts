@@ -1,27 +1,16 @@
 /**
- * How `gateway firmware add` hands a release to the running gateway (as `policy grant` hands
- * its ops, gateway/policy/inbox.ts): the CLI writes `<dataDir>/firmware-pending/<name>.image`
- * and then `<name>.manifest` (each whole, temp name then rename); the gateway drains the
- * folder every second: checks the manifest under the policy file's release keys, the image's
- * size and SHA-256 (read twice in IMAGE_BLOCK_BYTES pieces, never whole), logs the image
- * blocks and then the release block, and deletes both files once durable. A refused release
- * is renamed `*.rejected` with `<name>.reason` beside it.
+ * How `gateway firmware add` and `rollout` hand a release or a rollout to the running gateway,
+ * through a pending folder (gateway/store/pending-folder.ts) as `policy grant` hands its ops:
+ * the CLI queues `<dataDir>/firmware-pending/<name>.image` and then `<name>.manifest` (or a
+ * `<name>.rollout`); the gateway checks the manifest under the policy file's release keys, the
+ * image's size and SHA-256 (read twice in IMAGE_BLOCK_BYTES pieces, never whole), logs the
+ * image blocks and then the release block, and deletes both files once durable. A refused
+ * request is set aside as `<name>.rejected` (its image `<name>.image.rejected`) with the
+ * reason in `<name>.reason`.
  */
 import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { closeSync, fstatSync, openSync, readFileSync, readSync, unlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { decodeCbor, toHex } from '../../protocols/index.js';
 import {
   decodeFirmwareBody,
@@ -33,7 +22,7 @@ import { releaseKeyId, verifyManifest } from '../../protocols/firmware-manifest.
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
-import { writeFileWhole } from '../store/whole-file.js';
+import { PendingFolder, queuePending } from '../store/pending-folder.js';
 import type { FirmwareStore } from './releases.js';
 
 const FIRMWARE_PENDING_DIR = 'firmware-pending';
@@ -42,13 +31,14 @@ const BLOCKS_PER_COMMIT = 16;
 
 /** CLI side: queues a release; returns the manifest file, which disappears once the gateway logged it. */
 export function queueRelease(dataDir: string, manifest: Uint8Array, imageFile: string): string {
-  const dir = join(dataDir, FIRMWARE_PENDING_DIR);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const name = `${String(Date.now()).padStart(15, '0')}-${randomBytes(6).toString('hex')}`;
-  writeFileWhole(join(dir, `${name}.image`), readFileSync(imageFile), { mode: 0o600, exclusive: true });
-  const file = join(dir, `${name}.manifest`);
-  writeFileWhole(file, manifest, { mode: 0o600, exclusive: true });
-  return file;
+  // The image first: a drain looks for manifests, so it never sees a release without its image.
+  const image = queuePending(dataDir, FIRMWARE_PENDING_DIR, '.image', readFileSync(imageFile));
+  return queuePending(dataDir, FIRMWARE_PENDING_DIR, '.manifest', manifest, { base: basename(image, '.image') });
+}
+
+/** CLI side: queues a rollout (its block body, canonical CBOR); returns the file. */
+export function queueRollout(dataDir: string, body: Uint8Array): string {
+  return queuePending(dataDir, FIRMWARE_PENDING_DIR, '.rollout', body);
 }
 
 /** Piece `index` (IMAGE_BLOCK_BYTES, the last shorter) of the image file. */
@@ -61,30 +51,6 @@ function readPiece(fd: number, size: number, index: number): Uint8Array {
     got += r;
   }
   return out;
-}
-
-/** CLI side: queues a rollout (its block body, canonical CBOR); returns the file. */
-export function queueRollout(dataDir: string, body: Uint8Array): string {
-  const dir = join(dataDir, FIRMWARE_PENDING_DIR);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = join(dir, `${String(Date.now()).padStart(15, '0')}-${randomBytes(6).toString('hex')}.rollout`);
-  writeFileWhole(file, body, { mode: 0o600, exclusive: true });
-  return file;
-}
-
-/** Calls `fn` with each IMAGE_BLOCK_BYTES piece of the file (the last shorter). */
-function eachPiece(fd: number, size: number, fn: (piece: Uint8Array, index: number) => void): void {
-  const buf = new Uint8Array(IMAGE_BLOCK_BYTES);
-  for (let off = 0, i = 0; off < size; off += IMAGE_BLOCK_BYTES, i++) {
-    const n = Math.min(IMAGE_BLOCK_BYTES, size - off);
-    let got = 0;
-    while (got < n) {
-      const r = readSync(fd, buf, got, n - got, off + got);
-      if (r === 0) throw new Error('image file shrank while being read');
-      got += r;
-    }
-    fn(buf.subarray(0, n), i);
-  }
 }
 
 export interface FirmwareInboxDeps {
@@ -100,64 +66,30 @@ export interface FirmwareInboxDeps {
   readonly logger: Logger;
 }
 
-export class FirmwareInbox {
-  private timer?: NodeJS.Timeout;
-  private draining = false;
-  private readonly dir: string;
-
+export class FirmwareInbox extends PendingFolder {
   constructor(private readonly d: FirmwareInboxDeps) {
-    this.dir = join(d.dataDir, FIRMWARE_PENDING_DIR);
+    super(join(d.dataDir, FIRMWARE_PENDING_DIR), {
+      exts: ['.manifest', '.rollout'],
+      what: 'firmware request',
+      logger: d.logger,
+    });
   }
 
-  start(intervalMs = 1000): this {
-    const run = (): void =>
-      void this.drain().catch((err: unknown) => this.d.logger.error({ err }, 'firmware inbox: drain failed; retried'));
-    run();
-    this.timer = setInterval(run, intervalMs);
-    this.timer.unref();
-    return this;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-
-  async drain(): Promise<number> {
-    if (this.draining) return 0;
-    this.draining = true;
+  protected async handle(names: string[]): Promise<number> {
     let logged = 0;
-    try {
-      let names: string[];
+    for (const n of names) {
       try {
-        names = readdirSync(this.dir)
-          .filter((n) => n.endsWith('.manifest') || n.endsWith('.rollout'))
-          .sort();
-      } catch {
-        return 0;
+        if (n.endsWith('.rollout') ? await this.rollout(n) : await this.release(n.slice(0, -'.manifest'.length)))
+          logged++;
+      } catch (err) {
+        this.d.logger.error({ file: n, err }, 'cannot process a pending firmware request');
       }
-      for (const n of names) {
-        try {
-          if (n.endsWith('.rollout') ? await this.rollout(n) : await this.handle(n.slice(0, -'.manifest'.length)))
-            logged++;
-        } catch (err) {
-          this.d.logger.error({ file: n, err }, 'cannot process a pending firmware release');
-        }
-      }
-    } finally {
-      this.draining = false;
     }
     return logged;
   }
 
-  private refuse(name: string, reason: string): false {
-    this.d.logger.error({ release: name, reason }, `firmware release refused: ${reason}`);
-    writeFileSync(join(this.dir, `${name}.reason`), `${reason}\n`);
-    for (const ext of ['.manifest', '.image'])
-      try {
-        renameSync(join(this.dir, name + ext), join(this.dir, `${name}${ext}.rejected`));
-      } catch {
-        // already gone
-      }
+  private refuse(name: string, reason: string, exts = ['.manifest', '.image']): false {
+    this.reject(name, reason, exts);
     return false;
   }
 
@@ -187,12 +119,7 @@ export class FirmwareInbox {
       maxContainerLength: 10_000,
     });
     const d = raw.ok ? decodeFirmwareBody(raw.value) : raw;
-    const refuse = (reason: string): false => {
-      writeFileSync(join(this.dir, `${name}.reason`), `${reason}\n`);
-      renameSync(file, `${file}.rejected`);
-      this.d.logger.error({ rollout: name, reason }, `firmware rollout refused: ${reason}`);
-      return false;
-    };
+    const refuse = (reason: string): false => this.refuse(name, `rollout: ${reason}`, ['.rollout']);
     if (!d.ok) return refuse(`${d.error.code}: ${d.error.message}`);
     const b = d.value;
     if (b.type !== 'rollout') return refuse('not a rollout');
@@ -204,7 +131,7 @@ export class FirmwareInbox {
     return true;
   }
 
-  private async handle(name: string): Promise<boolean> {
+  private async release(name: string): Promise<boolean> {
     const manifestFile = join(this.dir, `${name}.manifest`);
     const imageFile = join(this.dir, `${name}.image`);
     const v = verifyManifest(readFileSync(manifestFile), [...this.d.releaseKeys.values()], verifyEd25519);
@@ -219,7 +146,7 @@ export class FirmwareInbox {
       const size = fstatSync(fd).size;
       if (size !== m.size) return this.refuse(name, `image is ${size} bytes, the manifest says ${m.size}`);
       const h = createHash('sha256');
-      eachPiece(fd, size, (p) => h.update(p));
+      for (let i = 0; i * IMAGE_BLOCK_BYTES < size; i++) h.update(readPiece(fd, size, i));
       if (h.digest('hex') !== digest) return this.refuse(name, 'image SHA-256 does not match the manifest digest');
       // Image blocks first, the release last: whoever holds the release holds the image before it in the chain.
       const blocks = Math.ceil(size / IMAGE_BLOCK_BYTES);
