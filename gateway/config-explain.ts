@@ -21,13 +21,16 @@ type JsonSchema = {
   items?: JsonSchema;
 };
 
+/** A key that takes a string or a map (`sync.brokers[]`): the map form, where keys are looked up. */
+const mapOf = (s: JsonSchema): JsonSchema => s.anyOf?.find((x) => x.properties) ?? s;
+
 /** The schema node at a key path, if the path exists in the schema. */
 function nodeAt(root: JsonSchema, path: readonly PropertyKey[]): JsonSchema | undefined {
   let n: JsonSchema | undefined = root;
   for (const k of path) {
     if (!n) return undefined;
     if (typeof k === 'number') n = n.items;
-    else n = n.properties?.[String(k)];
+    else n = mapOf(n).properties?.[String(k)];
   }
   return n;
 }
@@ -72,7 +75,8 @@ export function explainIssue(issue: z.core.$ZodIssue, schema: unknown): string {
   const node = nodeAt(root, issue.path);
   if (issue.code === 'unrecognized_keys') {
     const where = issue.path.length ? `${path}: ` : '';
-    const allowed = node?.properties ? ` (allowed: ${Object.keys(node.properties).join(', ')})` : '';
+    const map = node && mapOf(node);
+    const allowed = map?.properties ? ` (allowed: ${Object.keys(map.properties).join(', ')})` : '';
     return `${where}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}${allowed}`;
   }
   if (issue.code === 'invalid_value')

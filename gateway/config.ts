@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { ID_PATTERN, parsePublicKey } from '../protocols/index.js';
+import { ID_PATTERN } from '../protocols/index.js';
 import { explainIssue } from './config-explain.js';
 import { alertsSchema, exportSchema } from './export/config.js';
 import { maxBytesSchema, minCopiesSchema } from './log/budget-config.js';
@@ -14,6 +14,7 @@ import { parseRetention } from './log/retention.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
 import { DEFAULT_REPLAY_LIMITS } from './ingest/replay-window.js';
 import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
+import { syncSchema } from './sync/config.js';
 
 const id = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
 
@@ -25,12 +26,6 @@ function defaultGatewayId(): string {
     .slice(0, 60);
   return `gw-${h || 'local'}`.slice(0, 64);
 }
-
-/** A sibling's Ed25519 key (its did:key, as `gateway identity` prints it, or 64 hex digits), checked here so a typo fails `config check`. */
-const peerKey = z.string().superRefine((text, ctx) => {
-  const key = parsePublicKey(text);
-  if (!key.ok) ctx.addIssue({ code: 'custom', message: `${key.error.message} (${key.error.code})` });
-});
 
 const deviceSchema = z
   .object({
@@ -310,53 +305,8 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
-    /** Block-log sync with sibling gateways over direct TCP or MQTT (gateway/sync). */
-    sync: z
-      .object({
-        enabled: z.boolean().default(false),
-        host: z.string().min(1).default('0.0.0.0'),
-        port: z.number().int().min(0).max(65535).default(7878),
-        /**
-         * Direct TCP links are encrypted and mutually authenticated with Noise XX (keys derived from the
-         * gateway identities, pinned to the peers' keys); both sides must agree. false: plain TCP.
-         */
-        encrypted: z.boolean().default(true),
-        /** How often each sibling is dialled ("are we equal?" first, then a sync if not). */
-        intervalSeconds: z.number().positive().max(3600).default(5),
-        /** Sibling gateways: their key (only these may connect) and, to dial them, host and port. */
-        peers: z
-          .array(
-            z
-              .object({
-                id,
-                publicKey: peerKey,
-                host: z.string().min(1).optional(),
-                port: z.number().int().min(1).max(65535).optional(),
-                /** Where to dial it instead of host/port: `tcp://host:port` (its sync port) or `mqtt://broker:port` (its embedded broker, or a broker it listens on). */
-                url: z
-                  .string()
-                  .regex(/^(tcp|mqtt):\/\/[^\s/:]+:\d{1,5}$/, {
-                    message: 'must be tcp://host:port or mqtt://host:port',
-                  })
-                  .optional(),
-                /** Its site (policy reach `site`). */
-                site: id.optional(),
-                /** `gateway` (a sibling of the fleet) or `cloud` (a cloud peer: only policies with reach `cloud`). */
-                role: z.enum(['gateway', 'cloud']).default('gateway'),
-              })
-              .strict()
-              .refine((p) => p.url === undefined || (p.host === undefined && p.port === undefined), {
-                message: 'give url or host/port, not both',
-              }),
-          )
-          .default([]),
-        /** MQTT brokers (`mqtt://host:port`, e.g. a site Mosquitto) on which this gateway answers siblings' sync; its embedded broker always does when mqtt is enabled. */
-        brokers: z
-          .array(z.string().regex(/^mqtt:\/\/[^\s/:]+:\d{1,5}$/, { message: 'must be mqtt://host:port' }))
-          .default([]),
-      })
-      .strict()
-      .prefault({}),
+    /** Block-log sync with sibling gateways over direct TCP or MQTT (gateway/sync, config.ts there). */
+    sync: syncSchema,
     /** Durable export to PostgreSQL, a cloud MQTT broker and webhooks; local rollups (gateway/export). */
     export: exportSchema,
     /** Rule alerts and gateway health to notifiers (gateway/export/README.md, "Alerts"). */

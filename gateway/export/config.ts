@@ -5,17 +5,9 @@
  */
 import { z } from 'zod';
 import { ID_PATTERN } from '../../protocols/index.js';
+import { isLoopbackUrl, tlsSchema } from '../outbound.js';
 
 const name = z.string().regex(ID_PATTERN, { message: `must match ${ID_PATTERN.source}` });
-
-const LOOPBACK = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\]|::1)$/;
-const isLoopbackUrl = (url: string): boolean => {
-  try {
-    return LOOPBACK.test(new URL(url).hostname);
-  } catch {
-    return false;
-  }
-};
 
 /** A postgres URL naming a unix socket directory (`?host=/run/postgresql`): local, no TLS needed. */
 const unixSocket = (url: string): boolean => {
@@ -44,18 +36,6 @@ const common = {
   /** Allow an unencrypted connection to a host beyond loopback. */
   insecure: z.boolean().default(false),
 };
-
-const tlsSchema = z
-  .object({
-    /** CA certificate(s) (PEM file) that the server's certificate must chain to; default: the system's. */
-    ca: z.string().min(1).optional(),
-    /** Client certificate and key (PEM files) for mutual TLS. */
-    cert: z.string().min(1).optional(),
-    key: z.string().min(1).optional(),
-    /** Server name to verify, if not the URL's host. */
-    servername: z.string().min(1).optional(),
-  })
-  .strict();
 
 export const postgresSinkSchema = z
   .object({

@@ -17,6 +17,7 @@ import {
   syncTopic,
   toHex,
 } from '../../protocols/index.js';
+import { type MqttLogin, mqttLoginOptions } from '../outbound.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
 import {
   initiate,
@@ -64,45 +65,105 @@ export function aedesBus(broker: EmbeddedBroker): MqttBus {
   };
 }
 
+/** How a bus logs in to a broker: its URL, and the broker's own credentials when configured (sync.brokers). */
+export interface BrokerLogin extends MqttLogin {
+  readonly password?: string;
+}
+
+/** A broker refused this gateway's login, or its TLS failed: a matter of `sync.brokers`, and said so. */
+class BrokerError extends Error {
+  override readonly name = 'BrokerError';
+  constructor(
+    readonly code: 'sync/broker-login-refused' | 'sync/broker-tls',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Node's TLS failures (certificate checks, handshake) carry such codes; a refused TCP connect does not. */
+const TLS_ERROR = /CERT|SSL|TLS|ALTNAME|SIGNATURE|ISSUER/;
+
+/** The error of a failed connection, naming the broker and, for a refusal or TLS failure, what to check. */
+function brokerFailure(login: BrokerLogin, err: Error): Error {
+  const code = (err as { code?: unknown }).code;
+  // CONNACK 4/5 (MQTT 3.1.1), 134/135 (MQTT 5): bad username or password, not authorised.
+  if (typeof code === 'number' && [4, 5, 134, 135].includes(code)) {
+    const as =
+      login.username === undefined
+        ? 'as a sync sibling (no username for this broker in sync.brokers)'
+        : `as "${login.username}"`;
+    return new BrokerError('sync/broker-login-refused', `${login.url} refused the login ${as}: ${err.message}`);
+  }
+  if (login.url.startsWith('mqtts:') && typeof code === 'string' && TLS_ERROR.test(code))
+    return new BrokerError(
+      'sync/broker-tls',
+      `${login.url}: TLS failed: ${err.message} (the server certificate must chain to sync.brokers tls.ca, else to the system CAs)`,
+    );
+  return err;
+}
+
 /**
- * A bus as a client of a broker (`mqtt://host:port`). It logs in as a sync
- * sibling (a sibling's embedded broker checks that; other brokers ignore or
- * apply their own auth). `reconnect`: keep reconnecting and resubscribing
- * (a responder); otherwise one connection (a dialer).
+ * A bus as a client of a broker (`mqtt://` or `mqtts://host:port`). Without a username it logs
+ * in as a sync sibling (a sibling's embedded broker checks that); with one, with the broker's
+ * own credentials (a site Mosquitto's password_file), never falling back to another login.
+ * `reconnect`: keep reconnecting and resubscribing (a responder; `onError` hears each new
+ * failure once); otherwise one connection (a dialer), whose failure is the rejection.
  */
 export async function clientBus(
-  url: string,
+  broker: string | BrokerLogin,
   identity: LinkIdentity,
-  opts: { reconnect?: boolean; connectTimeoutMs?: number } = {},
+  opts: { reconnect?: boolean; connectTimeoutMs?: number; onError?: (err: Error) => void } = {},
 ): Promise<MqttBus> {
+  const login = typeof broker === 'string' ? { url: broker } : broker;
+  const url = login.url;
   // mqtt.js is loaded by the first bus through an outside broker: a gateway syncing over its own broker or TCP never holds it.
   const { default: mqtt } = await import('mqtt');
   const clientId = `outpost-sync-${randomBytes(8).toString('hex')}`;
   const options = {
     clientId,
-    username: `${SYNC_BROKER_USER_PREFIX}${toHex(identity.publicKey)}`,
-    password: Buffer.from(identity.sign(syncBrokerAuthInput(clientId))),
+    ...(login.username === undefined
+      ? {
+          username: `${SYNC_BROKER_USER_PREFIX}${toHex(identity.publicKey)}`,
+          password: Buffer.from(identity.sign(syncBrokerAuthInput(clientId))),
+        }
+      : {}),
+    ...mqttLoginOptions(login, login.password),
     reconnectPeriod: opts.reconnect ? 1000 : 0,
+    // A responder keeps trying after a refused login too (the broker's password file may be fixed meanwhile).
+    reconnectOnConnackError: opts.reconnect === true,
     connectTimeout: opts.connectTimeoutMs ?? 10_000,
     resubscribe: false,
     clean: true,
   };
+  const fail = (err: Error): Error => brokerFailure(login, err);
   const subs = new Map<string, Set<(topic: string, payload: Uint8Array) => void>>();
   const downs = new Set<() => void>();
   let client: MqttClient;
   if (opts.reconnect) {
     client = mqtt.connect(url, options);
-    client.on('error', () => {});
-    // Give the first connection a moment so subscriptions go out at once; a broker that is down
-    // does not hold up the gateway (subscriptions are sent on every connect).
+    // Told once per distinct failure until a connection succeeds (a retry every second would flood the log).
+    let told: string | undefined;
+    client.on('error', (e) => {
+      const err = fail(e);
+      if (err.message !== told) opts.onError?.(err);
+      told = err.message;
+    });
+    client.on('connect', () => {
+      told = undefined;
+    });
+    // Give the first connection a moment so subscriptions go out at once; a broker that is down or
+    // refuses the login does not hold up the gateway (subscriptions are sent on every connect).
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, opts.connectTimeoutMs ?? 5_000);
-      client.once('connect', () => {
+      const done = (): void => {
         clearTimeout(t);
+        client.off('connect', done).off('error', done);
         resolve();
-      });
+      };
+      client.once('connect', done).once('error', done);
     });
-  } else client = await connectOnce(mqtt.connect, url, options);
+  } else client = await connectOnce(mqtt.connect, url, options, fail);
   client.on('message', (topic, payload) => {
     for (const [f, hs] of subs) if (matches(f, topic)) for (const h of hs) h(topic, payload);
   });
@@ -222,6 +283,7 @@ function connectOnce(
   connect: (url: string, options: IClientOptions) => MqttClient,
   url: string,
   options: IClientOptions & { connectTimeout: number },
+  fail: (err: Error) => Error,
 ): Promise<MqttClient> {
   const client = connect(url, { ...options, reconnectPeriod: 0 });
   return new Promise((resolve, reject) => {
@@ -231,7 +293,7 @@ function connectOnce(
       // After connecting, an error also ends in 'close', which the bus reports to its links.
       if (!err) return resolve(client.on('error', () => undefined));
       client.end(true);
-      reject(err);
+      reject(fail(err));
     };
     const onConnect = (): void => done();
     const onClose = (): void => done(new LinkError('closed', `${url} closed the connection before CONNACK`));

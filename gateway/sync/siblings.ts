@@ -15,7 +15,9 @@ import type { SpaceCheck } from '../store/free-space.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
 import type { LinkOptions, LinkResult, SyncLinkEvents } from './link.js';
 import { PeerStates, type SiblingState, type SyncTransport } from './peer-state.js';
-import { aedesBus, clientBus, MqttSyncResponder, syncOverMqtt } from './mqtt.js';
+import { readSecret } from '../outbound.js';
+import { brokerKey, brokerOf } from './config.js';
+import { aedesBus, type BrokerLogin, clientBus, MqttSyncResponder, syncOverMqtt } from './mqtt.js';
 import { type LinkIdentity, SyncServer, syncOverTcp } from './tcp.js';
 
 type Peer = GatewayConfig['sync']['peers'][number];
@@ -29,11 +31,33 @@ function peerEndpoint(
 ): { kind: 'tcp'; host: string; port: number } | { kind: 'mqtt'; url: string } | undefined {
   if (p.url !== undefined) {
     const u = new URL(p.url);
-    return u.protocol === 'mqtt:'
-      ? { kind: 'mqtt', url: p.url }
-      : { kind: 'tcp', host: u.hostname, port: Number(u.port) };
+    return u.protocol === 'tcp:'
+      ? { kind: 'tcp', host: u.hostname, port: Number(u.port) }
+      : { kind: 'mqtt', url: p.url };
   }
   return p.host !== undefined && p.port !== undefined ? { kind: 'tcp', host: p.host, port: p.port } : undefined;
+}
+
+/**
+ * Each broker of `sync.brokers` as this gateway logs in there, by address, its password read
+ * from its file now: a missing or unreadable file stops the start with the key that names it.
+ */
+function brokerLogins(cfg: GatewayConfig['sync']): Map<string, BrokerLogin> {
+  return new Map(
+    cfg.brokers.map((entry, i) => {
+      const b = brokerOf(entry);
+      let password: string | undefined;
+      try {
+        password = readSecret(b.passwordFile);
+      } catch (e) {
+        throw new ConfigError(
+          'config/invalid',
+          `sync.brokers.${i}.passwordFile: cannot read ${b.passwordFile}: ${(e as Error).message}`,
+        );
+      }
+      return [brokerKey(b.url), { url: b.url, username: b.username, tls: b.tls, password }];
+    }),
+  );
 }
 
 /** The transport a sibling is dialled over (none when it only dials us). */
@@ -92,6 +116,8 @@ export class Siblings {
     private readonly logger: Logger,
     /** Each sibling's sync state (the API's /api/siblings, the health checks). */
     private readonly states: PeerStates,
+    /** `sync.brokers` by address: where this gateway answers, and how it logs in to dial a sibling there. */
+    private readonly logins: Map<string, BrokerLogin>,
     private readonly offerTo?: LinkOptions['offerTo'],
     private readonly space?: SpaceCheck,
   ) {
@@ -109,6 +135,7 @@ export class Siblings {
     space?: SpaceCheck,
   ): Promise<Siblings> {
     const keys = siblingKeys(cfg);
+    const logins = brokerLogins(cfg);
     const states = new PeerStates(
       cfg.peers.map((p, i) => ({ id: p.id, key: toHex(keys[i]!), dialsOver: dialTransport(p, cfg) })),
       log,
@@ -124,7 +151,7 @@ export class Siblings {
       space,
       ...Siblings.events(logger, states, cfg.encrypted ? 'tcp+noise' : 'tcp'),
     });
-    const s = new Siblings(server, cfg, log, identity, keys, logger, states, offerTo, space);
+    const s = new Siblings(server, cfg, log, identity, keys, logger, states, logins, offerTo, space);
     // The peers' keys are remembered in the store as their blocks land, so the audit checks them without the config.
     s.forgetPeers = rememberSiblings(
       log,
@@ -134,8 +161,16 @@ export class Siblings {
       { port: server.port, peers: cfg.peers.map((p) => p.id) },
       `sync listening on ${cfg.host}:${server.port}${cfg.encrypted ? ' (Noise XX)' : ' (plain TCP)'}`,
     );
-    for (const url of cfg.brokers) {
-      const bus = await clientBus(url, identity, { reconnect: true });
+    for (const login of logins.values()) {
+      const url = login.url;
+      const bus = await clientBus(login, identity, {
+        reconnect: true,
+        onError: (err) =>
+          logger.warn(
+            { broker: url, code: (err as { code?: unknown }).code, err: err.message },
+            `sync cannot answer siblings on ${url}: ${err.message}`,
+          ),
+      });
       s.buses.push(bus);
       s.responders.push(
         await MqttSyncResponder.start(bus, {
@@ -234,7 +269,9 @@ export class Siblings {
       space: this.space,
     };
     if (ep.kind === 'tcp') return syncOverTcp(ep.host, ep.port, opts);
-    const bus = await clientBus(ep.url, this.identity, { connectTimeoutMs: 5_000 });
+    const bus = await clientBus(this.logins.get(brokerKey(ep.url)) ?? ep.url, this.identity, {
+      connectTimeoutMs: 5_000,
+    });
     this.dialBus = bus;
     try {
       return await syncOverMqtt(bus, key, opts);

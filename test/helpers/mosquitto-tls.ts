@@ -3,7 +3,7 @@
  * 127.0.0.1 / localhost made with the openssl CLI), no anonymous clients, a password file
  * made with mosquitto_passwd, persistence on (so a persistent subscriber's queued messages
  * survive a restart). `restart()` stops it (SIGTERM: it saves its database) and starts it
- * again on the same port.
+ * again on the same port. `users` adds logins to the password file (e.g. one per gateway).
  */
 import { userInfo } from 'node:os';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -77,7 +77,10 @@ function makeCerts(dir: string): void {
   );
 }
 
-export async function startTlsMosquitto(dir: string): Promise<TlsBroker> {
+export async function startTlsMosquitto(
+  dir: string,
+  opts: { users?: Record<string, string> } = {},
+): Promise<TlsBroker> {
   chmodSync(dir, 0o755); // mosquitto started as root runs as its own user: it must read these files
   makeCerts(dir);
   for (const f of ['ca.crt', 'server.crt', 'server.key']) chmodSync(join(dir, f), 0o644);
@@ -86,6 +89,8 @@ export async function startTlsMosquitto(dir: string): Promise<TlsBroker> {
   const passwordFile = join(dir, 'passwd');
   execFileSync('mosquitto_passwd', ['-c', '-b', passwordFile, username, password], { stdio: 'ignore' });
   execFileSync('mosquitto_passwd', ['-b', passwordFile, 'subscriber', password], { stdio: 'ignore' });
+  for (const [user, pw] of Object.entries(opts.users ?? {}))
+    execFileSync('mosquitto_passwd', ['-b', passwordFile, user, pw], { stdio: 'ignore' });
   chmodSync(passwordFile, 0o644);
   const secretFile = join(dir, 'gw-password');
   writeFileSync(secretFile, `${password}\n`, { mode: 0o600 });

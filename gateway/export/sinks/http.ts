@@ -2,7 +2,8 @@
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { HttpSinkConfig } from '../config.js';
-import { type Alert, type Notifier, readSecret, tlsOptions } from './types.js';
+import { readSecret, tlsOptions } from '../../outbound.js';
+import type { Alert, Notifier } from './types.js';
 
 export class HttpNotifier implements Notifier {
   readonly name: string;

@@ -14,15 +14,8 @@ import type { MqttSinkConfig } from '../config.js';
 import { frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
 import { policyStream } from '../../log/block-log.js';
-import {
-  type Alert,
-  type DataSink,
-  fillTopic,
-  type GatewayName,
-  type Notifier,
-  readSecret,
-  tlsOptions,
-} from './types.js';
+import { mqttLoginOptions, readSecret } from '../../outbound.js';
+import { type Alert, type DataSink, fillTopic, type GatewayName, type Notifier } from './types.js';
 
 const PUBLISH_TIMEOUT_MS = 15_000;
 
@@ -45,9 +38,7 @@ export class MqttSink implements DataSink, Notifier {
     this.client ??= import('mqtt')
       .then(({ default: mqtt }) =>
         mqtt.connectAsync(this.cfg.url, {
-          ...(this.cfg.username !== undefined && { username: this.cfg.username }),
-          ...(this.password !== undefined && { password: this.password }),
-          ...(this.cfg.url.startsWith('mqtts:') && tlsOptions(this.cfg.tls)),
+          ...mqttLoginOptions(this.cfg, this.password),
           clientId: this.cfg.clientId ?? `outpost-export-${this.gatewayId}-${this.cfg.name}`,
           reconnectPeriod: 0,
           connectTimeout: 10_000,

@@ -17,7 +17,8 @@ import type { PostgresSinkConfig } from '../config.js';
 import { frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
 import { migrate } from './pg-schema.js';
-import { type DataSink, type GatewayName, readSecret, tlsOptions } from './types.js';
+import { readSecret, tlsOptions } from '../../outbound.js';
+import type { DataSink, GatewayName } from './types.js';
 
 const ROLLUP_STEPS = [60, 3600] as const;
 

@@ -1,5 +1,4 @@
 /** What every sink does: deliver a batch and say when the far end confirmed it. */
-import { readFileSync } from 'node:fs';
 import type { ExportFrame } from '../source.js';
 
 export interface Alert {
@@ -33,27 +32,6 @@ export interface Notifier {
 
 /** Gateway id of a block author (hex key), for the `heard_by` column and topics; the hex key when unknown. */
 export type GatewayName = (author: string) => string;
-
-/** A secret from a file, trailing newline dropped. */
-export const readSecret = (file: string | undefined): string | undefined =>
-  file === undefined ? undefined : readFileSync(file, 'utf8').replace(/\r?\n$/, '');
-
-/** TLS options from PEM files. */
-export function tlsOptions(t: { ca?: string; cert?: string; key?: string; servername?: string } | undefined): {
-  ca?: Buffer;
-  cert?: Buffer;
-  key?: Buffer;
-  servername?: string;
-  rejectUnauthorized: true;
-} {
-  return {
-    ...(t?.ca !== undefined && { ca: readFileSync(t.ca) }),
-    ...(t?.cert !== undefined && { cert: readFileSync(t.cert) }),
-    ...(t?.key !== undefined && { key: readFileSync(t.key) }),
-    ...(t?.servername !== undefined && { servername: t.servername }),
-    rejectUnauthorized: true,
-  };
-}
 
 /** A template's {gateway}, {device}, {policy}, {boot}, {seq} filled in. */
 export const fillTopic = (template: string, vars: Record<string, string | number>): string =>
