@@ -6,7 +6,8 @@
  * a real node:http receiver in the test, with a bearer token from a file. Frames go through
  * the real ingest. The rule fires on every hot frame (`fire: every`), so the alert manager's
  * dedup, not the rule, is what makes it one message per firing. The receiver refuses the
- * first POST (503): that one is retried, not lost and not doubled.
+ * first POST (503): that one is retried, not lost and not doubled. A rule with no alert in
+ * its onClear has nothing to resolve its alert: each firing still reaches the webhook.
  *
  * A health condition the same way: a device heard over MQTT and then silent longer than
  * alerts.deviceOfflineSeconds raises `device-offline` once, and its next frame resolves it.
@@ -20,7 +21,8 @@ import { signEd25519 } from '../../gateway/crypto/ed25519.js';
 import type { Alert } from '../../gateway/export/sinks/types.js';
 import mqtt from 'mqtt';
 import { type ReadingBody, signBody, topics } from '../../protocols/index.js';
-import { testDevice } from '../helpers/devices.js';
+import type { Gateway } from '../../gateway/gateway.js';
+import { type TestDevice, testDevice } from '../helpers/devices.js';
 import { running, startScopedGateway, testTempDir, waitFor } from '../helpers/env.js';
 
 const RULES = `
@@ -87,6 +89,24 @@ function hookConfig(dir: string, url: string, alerts: Record<string, unknown> = 
   };
 }
 
+/** Submits readings of `temp` from a device through the gateway's ingest, seq counting up per device. */
+function sender(gw: Gateway) {
+  const seqs = new Map<string, number>();
+  return async (d: TestDevice, temp: number): Promise<void> => {
+    const seq = seqs.get(d.id) ?? 0;
+    seqs.set(d.id, seq + 1);
+    const reading: ReadingBody = {
+      type: 'reading',
+      boot: 1,
+      seq,
+      time: Date.now(),
+      records: [{ bn: `${d.id}:`, n: 'temp', u: 'Cel', v: temp }],
+    };
+    const frame = signBody(reading, d.id, (m) => signEd25519(d.seed, m));
+    expect((await gw.ingest.submit(frame, { transport: 'test', claimedDevice: d.id })).status).toBe('stored');
+  };
+}
+
 // Two flushes (1 s each) with nothing new: anything extra would have been sent by then.
 const quiet = () => new Promise((r) => setTimeout(r, 2_500));
 
@@ -109,20 +129,7 @@ describe('alerts to a webhook', () => {
       },
       join(dir, 'data'),
     );
-    const seqs = new Map<string, number>();
-    const send = async (d: typeof a, temp: number): Promise<void> => {
-      const seq = seqs.get(d.id) ?? 0;
-      seqs.set(d.id, seq + 1);
-      const reading: ReadingBody = {
-        type: 'reading',
-        boot: 1,
-        seq,
-        time: Date.now(),
-        records: [{ bn: `${d.id}:`, n: 'temp', u: 'Cel', v: temp }],
-      };
-      const frame = signBody(reading, d.id, (m) => signEd25519(d.seed, m));
-      expect((await gw.ingest.submit(frame, { transport: 'test', claimedDevice: d.id })).status).toBe('stored');
-    };
+    const send = sender(gw);
     const { seen, until, received } = hook;
 
     await send(a, 30);
@@ -156,6 +163,40 @@ describe('alerts to a webhook', () => {
     const status = gw.exports!.status().alerts as { firing: { key: string }[]; sent: number; failed: number };
     expect(status.firing.map((f) => f.key)).toEqual([k(b)]);
     expect(status).toMatchObject({ sent: 5, failed: 1 });
+  }, 60_000);
+
+  it('a rule alert with nothing to resolve it (no onClear alert) reaches the webhook at each firing', async () => {
+    const dir = testTempDir('outpost-alerts-oneshot-');
+    const hook = await webhook(0);
+    const rulesFile = join(dir, 'rules.yaml');
+    writeFileSync(
+      rulesFile,
+      `rules:
+  - id: warm
+    trigger: { names: [temp] }
+    per: device
+    when: 'v.temp > 50.0'
+    then: [{ alert: "{{device}} warm {{v.temp}}" }]
+`,
+    );
+    const a = testDevice('oven-a');
+    const { gw } = await startScopedGateway(
+      [{ id: a.id, publicKey: a.publicKeyHex }],
+      { rules: { files: [rulesFile] }, ...hookConfig(dir, hook.url) },
+      join(dir, 'data'),
+    );
+    const send = sender(gw);
+    await send(a, 55); // fires
+    await send(a, 56);
+    await hook.until(1);
+    await send(a, 30); // off: no decision, nothing to resolve
+    await send(a, 60); // fires again: a new firing
+    await hook.until(2);
+    await quiet();
+    expect(hook.seen()).toEqual([
+      `rule/warm/${a.id} firing ${a.id} warm 55`,
+      `rule/warm/${a.id} firing ${a.id} warm 60`,
+    ]);
   }, 60_000);
 
   it('a health condition (device offline) is raised once and resolved when the device is heard again', async () => {
