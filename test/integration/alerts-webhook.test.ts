@@ -10,7 +10,8 @@
  * its onClear has nothing to resolve its alert: each firing still reaches the webhook.
  *
  * A health condition the same way: a device heard over MQTT and then silent longer than
- * alerts.deviceOfflineSeconds raises `device-offline` once, and its next frame resolves it.
+ * alerts.deviceOfflineSeconds raises `device-offline` once, and its next frame resolves it;
+ * an MQTT data sink whose broker is down raises `sink-lagging`, resolved once it caught up.
  */
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
@@ -23,7 +24,8 @@ import mqtt from 'mqtt';
 import { type ReadingBody, signBody, topics } from '../../protocols/index.js';
 import type { Gateway } from '../../gateway/gateway.js';
 import { type TestDevice, testDevice } from '../helpers/devices.js';
-import { running, startScopedGateway, testTempDir, waitFor } from '../helpers/env.js';
+import { freePort, running, startScopedGateway, testTempDir, waitFor } from '../helpers/env.js';
+import { startBroker } from './firmware-sim.broker.js';
 
 const RULES = `
 rules:
@@ -80,11 +82,11 @@ async function webhook(refuseFirst: number) {
 }
 
 /** The notifier config: the receiver, a token file, no hold-back (conditions flip within seconds), no disk-low check. */
-function hookConfig(dir: string, url: string, alerts: Record<string, unknown> = {}) {
+function hookConfig(dir: string, url: string, alerts: Record<string, unknown> = {}, sinks: unknown[] = []) {
   const tokenFile = join(dir, 'hook.token');
   writeFileSync(tokenFile, 'hook-secret\n');
   return {
-    export: { sinks: [{ type: 'http', name: 'hook', url, tokenFile }] },
+    export: { sinks: [{ type: 'http', name: 'hook', url, tokenFile }, ...sinks] },
     alerts: { notify: ['hook'], minIntervalSeconds: 0, diskLowBytes: 0, ...alerts },
   };
 }
@@ -240,5 +242,38 @@ describe('alerts to a webhook', () => {
       `${key} resolved resolved: ${hook.received[0]!.message}`,
     ]);
     expect(hook.counts).toEqual({ refused: 0, unauthorised: 0 });
+  }, 60_000);
+
+  it('sink-lagging is raised while a data sink is down and resolved once it caught up; steady ingest after raises nothing', async () => {
+    const dir = testTempDir('outpost-alerts-lagging-');
+    const hook = await webhook(0);
+    const port = await freePort(); // the cloud broker's, down for now
+    const dev = testDevice('meter-9');
+    const { gw } = await startScopedGateway(
+      [{ id: dev.id, publicKey: dev.publicKeyHex }],
+      hookConfig(dir, hook.url, { checkSeconds: 1 }, [
+        { type: 'mqtt', name: 'cloud', url: `mqtt://127.0.0.1:${port}`, lagAlertSeconds: 1 },
+      ]),
+      join(dir, 'data'),
+    );
+    const send = sender(gw);
+    const key = 'health/sink-lagging/cloud';
+    await send(dev, 20);
+    await hook.until(1); // behind for over a second
+    expect(hook.received[0]).toMatchObject({ key, kind: 'sink-lagging', state: 'firing', detail: { sink: 'cloud' } });
+    const broker = await startBroker({}, port);
+    onTestFinished(() => broker.close());
+    await hook.until(2); // the exporter's next attempt delivers; the next check resolves
+    expect(gw.exports!.status().sinks[0]).toMatchObject({ sink: 'cloud', lagBlocks: 0, lagSeconds: 0 });
+    // Steady ingest to a sink that keeps up: its lag stays below a second, no new alert.
+    for (let i = 0; i < 30; i++) {
+      await send(dev, 21 + i);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await quiet();
+    expect(hook.seen()).toEqual([
+      `${key} firing ${hook.received[0]!.message}`,
+      `${key} resolved resolved: ${hook.received[0]!.message}`,
+    ]);
   }, 60_000);
 });
