@@ -150,7 +150,9 @@ export class GatewayExport {
     return {
       sinks: this.exporters.map((e) => e.status()),
       ...(this.rollupExporter && { rollups: this.rollupExporter.status() }),
-      ...(this.alerts && { alerts: { firing: this.alerts.firing(), ...this.alerts.stats } }),
+      ...(this.alerts && {
+        alerts: { firing: this.alerts.firing(), ...this.alerts.stats, tracked: this.alerts.tracked },
+      }),
     };
   }
 
