@@ -79,7 +79,11 @@ describe('alert manager memory', () => {
     expect(m.tracked).toBe(0);
     m.raise('k', 'x', 'again');
     await settle();
-    expect(sent.map((a) => `${a.state} ${a.message}`)).toEqual(['firing first', 'resolved resolved: first', 'firing again']);
+    expect(sent.map((a) => `${a.state} ${a.message}`)).toEqual([
+      'firing first',
+      'resolved resolved: first',
+      'firing again',
+    ]);
     await m.close();
   });
 
