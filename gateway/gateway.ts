@@ -241,7 +241,7 @@ export class Gateway {
         r.stop(),
       );
       let budget: StorageBudget | undefined;
-      const exports = startExport(ctx, { store, space, siblings, storage: () => budget?.status() });
+      const exports = startExport(ctx, { store, space, siblings, storage: () => budget?.status(), rules: ruleSet });
       budget = parts.add('storage budget', startBudget({ ...ctx, dataDir, store, space, siblings, exports }), (b) =>
         b.stop(),
       );

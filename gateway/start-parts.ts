@@ -282,6 +282,8 @@ export function startExport(
     space: FreeSpaceGuard;
     siblings: Siblings | undefined;
     storage?: HealthInputs['storage'];
+    /** The rules the engine will run (their alerts reach the notifiers). */
+    rules?: RuleSet | undefined;
   },
 ): GatewayExport | undefined {
   const { config, identity, registry, activity, log } = ctx;
@@ -294,6 +296,7 @@ export function startExport(
       blockLog: ctx.blockLog,
       selfKey: identity.publicKey,
       permissions: ctx.policies.permissions,
+      ...(deps.rules && { rules: deps.rules }),
       log,
     }).start(),
     (e) => e.stop(),

@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
+import type { ExporterStatus } from '../export/exporter.js';
 import type { BudgetStatus } from '../log/budget.js';
 import type { ApiSource } from './source.js';
 
@@ -132,6 +133,38 @@ export class GatewayMetrics {
       '1 while ingest may be refused at the free-space floor',
       b((s) => (s.warning ? 1 : 0)),
     );
+    // Export (export.sinks, and the local rollups as sink "$rollups"): each exporter's status when scraped.
+    const exporters = (): ExporterStatus[] => {
+      const st = gw.exports?.status();
+      return st ? [...st.sinks, ...(st.rollups ? [st.rollups] : [])] : [];
+    };
+    const perSink = (name: string, help: string, read: (e: ExporterStatus) => number): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['sink'],
+        registers: [r],
+        collect() {
+          this.reset();
+          for (const e of exporters()) this.set({ sink: e.sink }, read(e));
+        },
+      });
+    };
+    perSink('outpost_export_lag_blocks', 'Blocks a sink may read and has not confirmed yet', (e) => e.lagBlocks);
+    perSink('outpost_export_lag_seconds', 'How long a sink has been behind (0 when caught up)', (e) => e.lagSeconds);
+    perSink('outpost_export_failing', '1 while deliveries to a sink fail (retried with backoff)', (e) =>
+      e.state === 'failing' ? 1 : 0,
+    );
+    new Counter({
+      name: 'outpost_export_frames_total',
+      help: 'Frames a sink confirmed since start',
+      labelNames: ['sink'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const e of exporters()) this.inc({ sink: e.sink }, e.frames);
+      },
+    });
     gauge('outpost_store_frames', 'Frames in the store', () => gw.blockLog!.frames.count());
     gauge('outpost_devices_online', 'Devices heard from within the online timeout', () => gw.activity.online());
     gauge('outpost_devices_enrolled', 'Enrolled, unrevoked devices', () => gw.registry.activeCount());

@@ -35,8 +35,8 @@ export interface ApiSource {
   readonly actuation: GatewayActuation;
   /** The embedded MQTT broker, when it runs (mqtt.enabled). */
   readonly broker?: { readonly port: number } | undefined;
-  /** Export and rollups (config `export`), when on: /api/series reads the rollups. */
-  readonly exports?: { readonly rollups?: GatewayExport['rollups'] } | undefined;
+  /** Export and rollups (config `export`), when on: /api/series reads the rollups, /metrics each exporter's lag. */
+  readonly exports?: Pick<GatewayExport, 'rollups' | 'status'> | undefined;
   /** Sibling sync (config `sync`), when on: each sibling's state for /api/siblings. */
   readonly siblings?: { state(): SiblingState[] } | undefined;
   /** The storage budget (log.maxBytes): its figures for /metrics. */

@@ -10,7 +10,8 @@
  * over all keys; what it holds back goes out at a later flush. One-shot alerts (a watchdog
  * or interlock alert, with nothing that clears them) are sent once per `minIntervalMs` per
  * key and have no resolution. State is kept in memory: after a restart a condition that
- * still holds is raised again, and the resolution of one raised before it is not sent.
+ * still holds is raised again, and the resolution of one raised before it is not sent. A key
+ * neither raised nor awaiting its resolution is forgotten once `minIntervalMs` has passed.
  */
 import type { Logger } from '../logger.js';
 import type { Alert, Notifier } from './sinks/types.js';
@@ -87,6 +88,13 @@ export class AlertManager {
       .map(([key, c]) => ({ key, kind: c.kind, message: c.message, since: new Date(c.since).toISOString() }));
   }
 
+  /** Keys held in memory: raised, awaiting their resolution's delivery, or within their hold-back interval. */
+  get tracked(): number {
+    const keys = new Set([...this.active.keys(), ...this.cleared.keys()]);
+    for (const told of this.told.values()) for (const k of told.keys()) keys.add(k);
+    return keys.size;
+  }
+
   private allowed(notifier: string, now: number): boolean {
     const recent = (this.sentAt.get(notifier) ?? []).filter((t) => t > now - 60_000);
     this.sentAt.set(notifier, recent);
@@ -96,6 +104,7 @@ export class AlertManager {
   /** Brings every notifier to the current state, as far as the limits allow. */
   flush(): void {
     const now = this.now();
+    this.forget(now);
     for (const n of this.notifiers) {
       const told = this.told.get(n.name)!;
       const keys = new Set([...this.active.keys(), ...this.cleared.keys()]);
@@ -145,6 +154,27 @@ export class AlertManager {
         );
       }
     }
+  }
+
+  /**
+   * Drops a resolution once no notifier still needs it (each was told it, or never told the
+   * alert fired), and what notifiers were told of keys no longer raised once `minIntervalMs`
+   * has passed (nothing left to hold back): one-shot keys carry their message, so without
+   * this the maps would grow with every distinct alert.
+   */
+  private forget(now: number): void {
+    for (const [key, c] of this.cleared)
+      if (
+        this.notifiers.every((n) => {
+          const t = this.told.get(n.name)!.get(key);
+          const idle = !this.inFlight.has(`${n.name}\u0000${key}`);
+          return idle && (t === undefined || (t.state === 'resolved' && t.since === c.since));
+        })
+      )
+        this.cleared.delete(key);
+    for (const told of this.told.values())
+      for (const [key, t] of told)
+        if (!this.active.has(key) && !this.cleared.has(key) && now - t.at >= this.opts.minIntervalMs) told.delete(key);
   }
 
   /** Forgets a resolved or one-shot key once every notifier has been told. */

@@ -64,7 +64,15 @@ export class SinkExporter {
   private failures = 0;
   private lastError?: string;
   private lastDelivered?: number;
-  private caughtUpAt = Date.now();
+  /**
+   * Since when the sink has been behind: the first block it may not have had, noticed at start
+   * (a backlog of unknown age) or when the log said new blocks were durable; undefined once a
+   * batch read the whole log and was confirmed. Not "since the log was last found empty": a
+   * sink that keeps up with steady ingest seldom finds it empty.
+   */
+  private behindSince: number | undefined = Date.now();
+  /** The first new-blocks notice since the last read (blocks that read may not have had). */
+  private noticedSinceRead?: number;
 
   constructor(
     private readonly target: ExportTarget,
@@ -76,6 +84,9 @@ export class SinkExporter {
     this.cursor = cursors.get(target.name);
     // New blocks end a caught-up wait, not a failure's backoff: a sink that is down is not retried per block.
     this.unsubscribe = source.onChange(() => {
+      const now = Date.now();
+      this.behindSince ??= now;
+      this.noticedSinceRead ??= now;
       if (this.state !== 'failing') this.wake?.();
     });
   }
@@ -105,10 +116,11 @@ export class SinkExporter {
     const max = this.opts.maxBackoffMs ?? 30_000;
     let backoff = min;
     while (!this.stopped) {
+      this.noticedSinceRead = undefined;
       const batch = this.source.next(this.cursor, this.opts.batchFrames, this.opts.resendPriority, this.opts.readable);
       if (batch.blocks === 0) {
         this.state = 'caught-up';
-        this.caughtUpAt = Date.now();
+        this.behindSince = this.noticedSinceRead;
         await this.pause(this.opts.pollMs ?? 1000);
         continue;
       }
@@ -140,6 +152,8 @@ export class SinkExporter {
       this.frames += batch.frames.length;
       this.batches++;
       this.lastDelivered = Date.now();
+      // The whole log as read is confirmed: behind only by what was noticed since the read.
+      if (!batch.more) this.behindSince = this.noticedSinceRead;
       const rate = this.opts.maxFramesPerSecond;
       if (rate > 0) {
         const wait = (batch.frames.length / rate) * 1000 - (Date.now() - started);
@@ -174,7 +188,7 @@ export class SinkExporter {
       batches: this.batches,
       failures: this.failures,
       lagBlocks,
-      lagSeconds: lagBlocks === 0 ? 0 : Math.max(0, (now - this.caughtUpAt) / 1000),
+      lagSeconds: lagBlocks === 0 || this.behindSince === undefined ? 0 : Math.max(0, (now - this.behindSince) / 1000),
       ...(this.lastError !== undefined && this.state === 'failing' && { lastError: this.lastError }),
       ...(this.lastDelivered !== undefined && { lastDelivered: new Date(this.lastDelivered).toISOString() }),
     };

@@ -92,7 +92,7 @@ export class BlockLogSource implements ExportSource {
       gens[best]!.head = gens[best]!.g.next();
       if (gens[best]!.head.done) gens.splice(best, 1);
     }
-    return this.batch(cursor, taken, readable);
+    return { ...this.batch(cursor, taken, readable), more: gens.length > 0 };
   }
 
   /** One chain's unconfirmed blocks in the order its cursor can take them. */

@@ -46,6 +46,8 @@ export interface ExportBatch {
   /** The blocks read (frames or not): the cursor moves past them once the sink confirmed. */
   readonly blocks: number;
   readonly cursor: ExportCursor;
+  /** Durable blocks were left for the next batch (it stopped at maxFrames). */
+  readonly more?: boolean;
 }
 
 export interface ChainInfo {

@@ -6,6 +6,7 @@
  */
 import { parsePublicKey, toHex } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
+import type { ActionSpec, RuleSet } from '../../rules/dsl/types.js';
 import type { GatewayConfig } from '../config.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
@@ -30,6 +31,8 @@ export interface ExportDeps {
   readonly selfKey: Uint8Array;
   /** Policies in force (file and grants); undefined: every stream is readable by every sink. */
   readonly permissions?: Permissions;
+  /** The rules the engine runs, if any: which of their alerts a later decision resolves. */
+  readonly rules?: RuleSet;
   readonly log: Logger;
 }
 
@@ -44,9 +47,11 @@ export class GatewayExport {
   private readonly sinks: (DataSink | Notifier)[] = [];
   private rollupExporter?: SinkExporter;
   private pruneTimer?: NodeJS.Timeout;
+  private readonly resolvable: (rule: string, episodeKey: string) => boolean;
 
   constructor(private readonly deps: ExportDeps) {
     const { config, store, blockLog, log } = deps;
+    this.resolvable = deps.rules ? resolvableAlerts(deps.rules) : () => true;
     this.source = new BlockLogSource(blockLog, store);
     this.cursors = new CursorStore(store);
     const names = gatewayNames(config, deps.selfKey);
@@ -126,22 +131,28 @@ export class GatewayExport {
     return min;
   }
 
-  /** A rule's alert decision: a condition rule's rise raises it, its fall (onClear) resolves it. */
+  /**
+   * A rule's alert decision: a condition rule's rise raises it, its fall (an onClear alert)
+   * resolves it. A rise whose fall carries no alert is one-shot: nothing would resolve it, and
+   * held as firing it would swallow the rule's later firings.
+   */
   ruleAlert(d: Decision & { action: { kind: 'alert' } }): void {
     if (!this.alerts) return;
     const detail = { rule: d.rule, ruleVersion: d.ruleVersion, reason: d.reason };
     if (!d.episode)
       return this.alerts.raise(`rule/${d.rule}/${d.action.message}`, 'rule', d.action.message, detail, true);
     const key = `rule/${d.rule}/${d.episode.key}`;
-    if (d.episode.edge === 'rise') this.alerts.raise(key, 'rule', d.action.message, detail);
-    else this.alerts.resolve(key, d.action.message);
+    if (d.episode.edge === 'fall') return this.alerts.resolve(key, d.action.message);
+    this.alerts.raise(key, 'rule', d.action.message, detail, !this.resolvable(d.rule, d.episode.key));
   }
 
   status(): { sinks: ExporterStatus[]; rollups?: ExporterStatus; alerts?: unknown } {
     return {
       sinks: this.exporters.map((e) => e.status()),
       ...(this.rollupExporter && { rollups: this.rollupExporter.status() }),
-      ...(this.alerts && { alerts: { firing: this.alerts.firing(), ...this.alerts.stats } }),
+      ...(this.alerts && {
+        alerts: { firing: this.alerts.firing(), ...this.alerts.stats, tracked: this.alerts.tracked },
+      }),
     };
   }
 
@@ -152,6 +163,21 @@ export class GatewayExport {
     await this.alerts?.close();
     await Promise.all(this.sinks.map((s) => s.close().catch(() => {})));
   }
+}
+
+/**
+ * Whether a rule's episode ends in an alert: a condition's onClear, a watchdog's onResume
+ * (episode key `watchdog/<device>`). Other rules: assumed yes (a custom rule's decisions say).
+ */
+function resolvableAlerts(set: RuleSet): (rule: string, episodeKey: string) => boolean {
+  const alerts = (actions: readonly ActionSpec[] | undefined): boolean =>
+    actions?.some((a) => a.kind === 'alert') ?? false;
+  const rules = new Map(set.rules.map((r) => [r.id, r]));
+  return (id, key) => {
+    const r = rules.get(id);
+    if (r?.kind !== 'condition') return true;
+    return key.startsWith('watchdog/') ? alerts(r.watchdog?.onResume) : alerts(r.onClear);
+  };
 }
 
 function makeSink(s: SinkConfig, names: GatewayName, gatewayId: string): DataSink | Notifier {

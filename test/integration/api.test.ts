@@ -350,6 +350,7 @@ describe('HTTP API', () => {
       '/api/feed',
       '/api/frames',
       '/api/log/frames',
+      '/api/series',
       '/api/siblings',
       '/api/status',
       '/api/whoami',

@@ -99,6 +99,10 @@ describe('/metrics', () => {
       outpost_devices_online: 'gauge',
       outpost_devices_enrolled: 'gauge',
       outpost_ingest_latency_seconds: 'histogram',
+      outpost_export_lag_blocks: 'gauge',
+      outpost_export_lag_seconds: 'gauge',
+      outpost_export_failing: 'gauge',
+      outpost_export_frames_total: 'counter',
       outpost_process_resident_memory_bytes: 'gauge',
       outpost_process_cpu_seconds_total: 'counter',
       outpost_nodejs_eventloop_lag_seconds: 'gauge',
@@ -146,5 +150,19 @@ describe('/metrics', () => {
     expect(v(after, 'outpost_devices_online')).toBe(1);
     // Counters agree with the gateway's own status counters.
     expect(v(after, 'outpost_frames_accepted_total', mqttL)).toBe(gw.ingest.stats.stored);
+  });
+
+  it('[export] lag per sink: the local rollups ("$rollups") catch up with the stored frames', async () => {
+    const rollups = { sink: '$rollups' };
+    let m = await scrape();
+    for (let i = 0; i < 100 && sampleValue(m, 'outpost_export_lag_blocks', rollups) !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      m = await scrape();
+    }
+    expect(sampleValue(m, 'outpost_export_lag_blocks', rollups)).toBe(0);
+    expect(sampleValue(m, 'outpost_export_lag_seconds', rollups)).toBe(0);
+    expect(sampleValue(m, 'outpost_export_failing', rollups)).toBe(0);
+    expect(sampleValue(m, 'outpost_export_frames_total', rollups)).toBe(sampleValue(m, 'outpost_store_frames'));
+    expect(sampleValue(m, 'outpost_store_frames')).toBeGreaterThan(0);
   });
 });
