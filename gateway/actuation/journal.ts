@@ -69,18 +69,25 @@ function actuationRecords(block: Block): ActuationRecord[] | undefined {
 
 /** Every actuation block held, as the audit reader takes them (optionally only records at or after `since`). */
 export function* actuationBlocks(log: BlockLog): Generator<AuditBlock & { readonly hash: string }> {
-  for (const head of log.streamHeads()) {
-    for (const [, hash] of log.streamBlocks(head.author, head.stream)) {
-      if (log.lookup(hash)?.kind !== 'actuation') continue;
-      const env = log.getEnvelope(hash);
-      if (!env) continue;
-      const sb = decodeSignedBlock(env);
-      if (!sb.ok) continue;
-      const records = actuationRecords(sb.value.block);
-      if (records) yield { author: head.author, body: records, hash };
-    }
+  // Each stream in chain order (a later outcome of a command supersedes an earlier one).
+  const held = [...log.hashesOfKind('actuation')]
+    .map((hash) => ({ hash, at: log.lookup(hash) }))
+    .filter((b) => b.at !== undefined)
+    .sort(
+      (a, b) =>
+        cmp(a.at!.author, b.at!.author) ||
+        cmp(a.at!.stream, b.at!.stream) ||
+        a.at!.seq - b.at!.seq ||
+        cmp(a.hash, b.hash),
+    );
+  for (const { hash, at } of held) {
+    const sb = decodeSignedBlock(log.getEnvelope(hash) ?? new Uint8Array());
+    const records = sb.ok ? actuationRecords(sb.value.block) : undefined;
+    if (records) yield { author: at!.author, body: records, hash };
   }
 }
+
+const cmp = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Lease records of a durable block, with its author (hex). */
 export function leasesOf(sb: SignedBlock): { holder: string; records: ActuationRecord[] } | undefined {

@@ -143,6 +143,7 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
   const equivocation = others.length > 0;
   track(s.blocks.put(hash, Buffer.from(sb.envelope.buffer, sb.envelope.byteOffset, sb.envelope.byteLength)));
   track(s.index.put(hash, rec));
+  if (rec.kind !== 'frames') track(s.kinds.put([rec.kind, hash], 1));
   track(s.chain.put([author, b.stream, b.seq, hash], 1));
   if (equivocation) track(s.equivocDb.put([author, b.stream, b.seq], Date.now()));
   const chainKey = `${author}/${b.stream}/${b.seq}`;

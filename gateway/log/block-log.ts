@@ -34,7 +34,15 @@ import { appendFrames, author, DEFAULT_POLICY, logRevocations, retain } from './
 import * as q from './queries.js';
 import { type RetentionPlan, retainOwnStreams } from './retention.js';
 import { FrameReader, type FrameRow } from './frames-index.js';
-import { markFresh, refuseNewer, SCHEMA_VERSION, schemaOf, type UpgradeReport, upgradeFrom1 } from './upgrade.js';
+import {
+  KINDS_SINCE,
+  markFresh,
+  refuseNewer,
+  SCHEMA_VERSION,
+  schemaOf,
+  type UpgradeReport,
+  upgrade,
+} from './upgrade.js';
 import type { Logger } from '../logger.js';
 
 export { type MarkRecord, PRUNABLE_KINDS } from './marks.js';
@@ -118,7 +126,7 @@ export class BlockLog {
    */
   async upgrade(log?: Logger): Promise<UpgradeReport | undefined> {
     if (!this.needsUpgrade) return undefined;
-    const report = await upgradeFrom1(this.s, (frames) => this.appendFrames(frames), log);
+    const report = await upgrade(this.schema!, this.s, (frames) => this.appendFrames(frames), log);
     this.schema = SCHEMA_VERSION;
     this.resumePrunes();
     return report;
@@ -230,9 +238,17 @@ export class BlockLog {
       : fail('sealed/no-key', 'this log has no keys (no confidential policies)');
   }
 
-  /** Hashes of the blocks of one kind (`sealed` for every confidential block, readable or not). */
-  *hashesOfKind(kind: Block['kind']): Generator<string> {
-    for (const { key, value } of this.s.index.getRange()) if (value.kind === kind) yield key;
+  /**
+   * Hashes of the durable blocks of one kind (`sealed` for every confidential block, readable
+   * or not), not frames blocks: from `log-kinds`, or by walking `log-index` in a directory of
+   * an earlier format not upgraded yet (the key wraps are read before the upgrade runs).
+   */
+  *hashesOfKind(kind: Exclude<Block['kind'], 'frames'>): Generator<string> {
+    if (this.schema !== undefined && this.schema < KINDS_SINCE) {
+      for (const { key, value } of this.s.index.getRange()) if (value.kind === kind) yield key;
+      return;
+    }
+    for (const k of this.s.kinds.getKeys({ start: [kind], end: [`${kind}\u0000`] })) if (k[0] === kind) yield k[1];
   }
 
   /** The frames-view entry of one frame: which block (and index) holds the chosen copy. */

@@ -119,6 +119,7 @@ export class Marks {
       const track = (p: Promise<unknown>): void => this.log.store.track(p);
       track(this.log.blocks.remove(hash));
       track(this.log.index.remove(hash));
+      if (rec !== undefined && rec.kind !== 'frames') track(this.log.kinds.remove([rec.kind, hash]));
       track(this.log.chain.remove([author, stream, k[2], hash]));
     }
     if (gone.length === 0) return 0;

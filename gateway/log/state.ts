@@ -5,6 +5,8 @@
  *
  *   log-blocks   hash → signed envelope `[block bytes, signature]`
  *   log-index    hash → {author, stream, seq, lamport, kind, frames}
+ *   log-kinds    [kind, hash] → 1   every block but frames blocks, so a start finds the few
+ *                key-wrap, rule, firmware and actuation blocks without walking log-index
  *   log-chain    [author, stream, seq, hash] → 1   (two hashes at one seq = equivocation)
  *   log-heads    [author, stream] → {seq, hashes, lamport}
  *   log-equivoc  [author, stream, seq] → time first seen
@@ -93,6 +95,8 @@ export class LogState {
   readonly author: string;
   readonly blocks: Database<Buffer, string>;
   readonly index: Database<IndexRecord, string>;
+  /** [kind, hash] of every block that is not a frames block (format 3; upgrade.ts builds it). */
+  readonly kinds: Database<1, [string, string]>;
   readonly chain: Database<number, [string, string, number, string]>;
   readonly headsDb: Database<HeadRecord, [string, string]>;
   readonly equivocDb: Database<number, [string, string, number]>;
@@ -126,6 +130,7 @@ export class LogState {
     const root = store.root;
     this.blocks = root.openDB({ name: 'log-blocks', encoding: 'binary' });
     this.index = root.openDB({ name: 'log-index' });
+    this.kinds = root.openDB({ name: 'log-kinds' });
     this.chain = root.openDB({ name: 'log-chain' });
     this.headsDb = root.openDB({ name: 'log-heads' });
     this.equivocDb = root.openDB({ name: 'log-equivoc' });

@@ -7,6 +7,9 @@
  *                        [hash, index]
  *   2                    frames once, in their blocks; the view's value [hash, index, rxTime] and
  *                        the time indexes of frames-index.ts
+ *   3                    and `log-kinds`: every block but frames blocks by kind, so a start finds
+ *                        its key-wrap, rule, firmware and actuation blocks without walking the
+ *                        index of every block (from 2: that table built, then the schema)
  *
  * The upgrade from 1 is crash-safe by being a sequence of idempotent steps with the schema
  * written last: (a) copies rebuilt if a store predates them; (b) a Store frame no block holds
@@ -22,7 +25,9 @@ import type { Logger } from '../logger.js';
 import type { LogState } from './state.js';
 
 /** The format this release writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
+/** The format from which `log-kinds` is kept. */
+export const KINDS_SINCE = 3;
 const SCHEMA_KEY = 'schema';
 /** Frames per upgrade transaction (bounded, so a large store does not build one huge commit). */
 const UPGRADE_CHUNK = 20_000;
@@ -80,7 +85,41 @@ export interface UpgradeReport {
   readonly framesLogged: number;
   readonly framesIndexed: number;
   readonly storeFramesRemoved: number;
+  /** Blocks other than frames blocks entered in `log-kinds`. */
+  readonly blocksByKind: number;
   readonly ms: number;
+}
+
+/** Upgrades a directory of format `from` (1 or 2) in place. */
+export async function upgrade(
+  from: number,
+  s: LogState,
+  logFrames: (frames: FrameEntry[]) => void,
+  log?: Logger,
+): Promise<UpgradeReport> {
+  if (from === 1) return upgradeFrom1(s, logFrames, log);
+  const t0 = performance.now();
+  log?.info(`upgrading the data directory from format ${from} to ${SCHEMA_VERSION} (blocks indexed by kind)`);
+  const blocksByKind = await indexKinds(s);
+  markFresh(s);
+  await s.store.durable();
+  const report = { from, copiesRebuilt: 0, framesLogged: 0, framesIndexed: 0, storeFramesRemoved: 0, blocksByKind };
+  log?.info(
+    { ...report, ms: Math.round(performance.now() - t0) },
+    `data directory upgraded to format ${SCHEMA_VERSION}: ${blocksByKind} blocks indexed by kind`,
+  );
+  return { ...report, ms: Math.round(performance.now() - t0) };
+}
+
+/** Fills `log-kinds` from `log-index` (idempotent puts, so a run cut short is simply run again). */
+async function indexKinds(s: LogState): Promise<number> {
+  let n = 0;
+  for (const { key, value } of s.index.getRange()) {
+    if (value.kind === 'frames') continue;
+    s.store.track(s.kinds.put([value.kind, key], 1));
+    if (++n % UPGRADE_CHUNK === 0) await s.store.durable();
+  }
+  return n;
 }
 
 /** The old Store frame table's record (schema 1). */
@@ -99,14 +138,16 @@ const LEGACY_TABLES = ['frames', 'frames-by-device', 'frames-by-time', 'frames-d
  * Upgrades a schema-1 directory in place. `logFrames` logs frames no block holds (as ingest
  * would, on the default policy).
  */
-export async function upgradeFrom1(
+async function upgradeFrom1(
   s: LogState,
   logFrames: (frames: FrameEntry[]) => void,
   log?: Logger,
 ): Promise<UpgradeReport> {
   const t0 = performance.now();
   const root = s.store.root;
-  log?.info('upgrading the data directory from format 1 (frames stored twice) to 2 (frames once, in blocks)');
+  log?.info(
+    `upgrading the data directory from format 1 (frames stored twice) to ${SCHEMA_VERSION} (frames once, in blocks)`,
+  );
   // (a) copies, for a store older than them.
   let copiesRebuilt = 0;
   if (s.view.copiesEmpty()) {
@@ -145,9 +186,10 @@ export async function upgradeFrom1(
     await s.store.durable();
     log?.info({ step: 'index', frames: framesIndexed }, `upgrade: ${framesIndexed} frames indexed`);
   }
-  // (d) the second copy goes; then the schema says so.
+  // (d) the second copy goes; blocks are indexed by kind (format 3); then the schema says so.
   const storeFramesRemoved = (legacy.getStats() as { entryCount: number }).entryCount;
   for (const name of LEGACY_TABLES) await root.openDB({ name }).clearAsync();
+  const blocksByKind = await indexKinds(s);
   markFresh(s);
   await s.store.durable();
   const report = {
@@ -156,6 +198,7 @@ export async function upgradeFrom1(
     framesLogged,
     framesIndexed,
     storeFramesRemoved,
+    blocksByKind,
     ms: Math.round(performance.now() - t0),
   };
   log?.info(
