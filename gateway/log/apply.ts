@@ -197,7 +197,8 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
       settle(s, hash, rec, chainKey, ticket);
       // A conditional write (apply) may have been skipped: only blocks on disk are announced.
       const listened = s.blockListeners.size > 0 || (s.frameListeners.size > 0 && ticket.added.length > 0);
-      if (!listened || !s.blocks.doesExist(hash)) return;
+      // A commit that lands while the store closes (a stopping gateway) is announced to no one.
+      if (!listened || s.store.closed || !s.blocks.doesExist(hash)) return;
       for (const l of s.blockListeners) l(sb);
       if (b.kind === 'frames' && ticket.added.length > 0 && s.frameListeners.size > 0) {
         const rows = addedRows(b.body, author, b.stream, ticket.added);

@@ -97,7 +97,11 @@ export class Store {
     return (s.lastPageNumber + 1) * s.pageSize;
   }
 
+  /** Set when `close` begins: what settles after it (a commit's listeners) must not read. */
+  closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     await this.root.close();
   }
 }
