@@ -11,7 +11,7 @@ function renderStep(r, i) {
   return el(
     'li',
     { 'data-step': String(i), 'data-current': String(i === r.stage) },
-    `step ${i} · ${r.stages[i]} devices `,
+    `step ${i} · ${r.stages[i]} device${r.stages[i] === 1 ? '' : 's'} `,
     el('progress', { max: String(Math.max(1, size)), value: String(ended) }),
     ` ${sum(c, ['confirmed'])} confirmed, ${sum(c, ['rolled-back', 'failed'])} failed of ${size}`,
   );
@@ -20,7 +20,7 @@ function renderStep(r, i) {
 function renderDevice([id, p]) {
   return el(
     'li',
-    { 'data-device': id, 'data-state': p.state },
+    { 'data-fw-device': id, 'data-state': p.state },
     el('span', { class: 'name' }, id),
     ' ',
     el('span', { class: 'state' }, p.state === 'downloading' ? `downloading ${p.percent} %` : p.state),
@@ -36,7 +36,7 @@ function renderRollout(r) {
     ` ${r.model ?? '?'} ${r.version ?? '?'} · `,
     el('span', { class: 'state' }, r.state),
     ` · stage ${r.stage} of ${r.stages.length}${r.window ? ` · offers ${r.window}` : ''}`,
-    el('ol', { class: 'steps', start: '0' }, ...r.stages.map((_, i) => renderStep(r, i))),
+    el('ul', { class: 'steps' }, ...r.stages.map((_, i) => renderStep(r, i))),
     el(
       'details',
       {},
