@@ -1,10 +1,11 @@
 /**
- * How `gateway firmware add` and `rollout` hand a release or a rollout to the running gateway,
- * through a pending folder (gateway/store/pending-folder.ts) as `policy grant` hands its ops:
- * the CLI queues `<dataDir>/firmware-pending/<name>.image` and then `<name>.manifest` (or a
- * `<name>.rollout`, or a `<name>.control`: pause, resume, abort); the gateway checks the manifest under the policy file's release keys, the
- * image's size and SHA-256 (read twice in IMAGE_BLOCK_BYTES pieces, never whole), logs the
- * image blocks and then the release block, and deletes both files once durable. A refused
+ * How `gateway firmware add`, `rollout`, `pause`, `resume` and `abort` hand their work to the
+ * running gateway, through a pending folder (gateway/store/pending-folder.ts) as `policy
+ * grant` hands its ops: the CLI queues `<dataDir>/firmware-pending/<name>.image` and then
+ * `<name>.manifest` (or a `<name>.rollout`, or a `<name>.control`); the gateway checks the
+ * manifest under the policy file's release keys, the image's size and SHA-256 (read twice in
+ * IMAGE_BLOCK_BYTES pieces, never whole), logs the image blocks and then the release block,
+ * and deletes both files once durable; a rollout or control is checked against the log. A refused
  * request is set aside as `<name>.rejected` (its image `<name>.image.rejected`) with the
  * reason in `<name>.reason`.
  */

@@ -156,7 +156,10 @@ export class RolloutRunner {
       d.transfer.onReport((e) => this.onReport(e)),
       // A pause, resume or abort (own or a sibling's) takes effect at once, not at the next tick.
       d.store.onBody((b) => {
-        if (b.body.type === 'control') setImmediate(() => this.tick());
+        if (b.body.type !== 'control') return;
+        setImmediate(() => {
+          if (this.timer) this.tick(); // not once stopped
+        });
       }),
     ];
   }
@@ -170,6 +173,7 @@ export class RolloutRunner {
 
   stop(): void {
     clearInterval(this.timer);
+    this.timer = undefined;
     for (const u of this.unsubscribe) u();
   }
 
