@@ -4,10 +4,12 @@
  *   release   {0: 1, 1: manifest (COSE_Sign1 bytes), 2: release key name, 3: image blocks}
  *   image     {0: 2, 1: image digest, 2: index, 3: data (IMAGE_BLOCK_BYTES, the last shorter)}
  *   rollout   {0: 3, 1: id, 2: image digest, 3: [device ids], 4: canary, 5: [step percents],
- *              6: halt-on-failure percent, 7: at}
+ *              6: halt-on-failure percent, 7: at, 8?: [window start, window end] (minutes of
+ *              the day, the gateway's local time; start > end crosses midnight)}
  *   device    {0: 4, 1: rollout id, 2: device, 3: state (firmware-transfer.ts UPDATE_STATES
  *              index), 4: percent, 5: reason, 6: at}
  *   step      {0: 5, 1: rollout id, 2: step index reached (0 = canary), 3: halted (bool), 4: at}
+ *   control   {0: 6, 1: rollout id, 2: action (0 pause, 1 resume, 2 abort), 3: at}
  *
  * An image lives in the log as blocks of its own, so sync carries it to siblings once (a
  * block is sent only to a sibling that does not hold it) and a gateway streams it from the
@@ -22,6 +24,17 @@ export const IMAGE_BLOCK_BYTES = 64 * 1024;
 const MAX_ROLLOUT_DEVICES = 10_000;
 const MAX_STEPS = 16;
 const MAX_TEXT = 200;
+const MINUTES_PER_DAY = 24 * 60;
+
+/** An operator's control of a rollout (gateway/firmware/README.md, "Pause, resume, abort"). */
+export const CONTROL_ACTIONS = ['pause', 'resume', 'abort'] as const;
+export type ControlAction = (typeof CONTROL_ACTIONS)[number];
+
+/** When offers may be made: minutes of the day [start, end), local time; start > end crosses midnight. */
+export interface OfferWindow {
+  readonly start: number;
+  readonly end: number;
+}
 
 export type FirmwareBody =
   | { readonly type: 'release'; readonly manifest: Uint8Array; readonly keyName: string; readonly blocks: number }
@@ -35,6 +48,7 @@ export type FirmwareBody =
       readonly steps: readonly number[];
       readonly haltPercent: number;
       readonly at: number;
+      readonly window?: OfferWindow;
     }
   | {
       readonly type: 'device';
@@ -51,9 +65,10 @@ export type FirmwareBody =
       readonly step: number;
       readonly halted: boolean;
       readonly at: number;
-    };
+    }
+  | { readonly type: 'control'; readonly rollout: string; readonly action: ControlAction; readonly at: number };
 
-const TYPES = ['release', 'image', 'rollout', 'device', 'step'] as const;
+const TYPES = ['release', 'image', 'rollout', 'device', 'step', 'control'] as const;
 
 export function firmwareBody(b: FirmwareBody): Map<number, CborValue> {
   const m = new Map<number, CborValue>([[0, TYPES.indexOf(b.type) + 1]]);
@@ -63,10 +78,21 @@ export function firmwareBody(b: FirmwareBody): Map<number, CborValue> {
       : b.type === 'image'
         ? [b.digest, b.index, b.data]
         : b.type === 'rollout'
-          ? [b.id, b.digest, [...b.devices], b.canary, [...b.steps], b.haltPercent, b.at]
+          ? [
+              b.id,
+              b.digest,
+              [...b.devices],
+              b.canary,
+              [...b.steps],
+              b.haltPercent,
+              b.at,
+              ...(b.window ? [[b.window.start, b.window.end]] : []),
+            ]
           : b.type === 'device'
             ? [b.rollout, b.device, UPDATE_STATES.indexOf(b.state), b.percent, b.reason.slice(0, MAX_TEXT), b.at]
-            : [b.rollout, b.step, b.halted, b.at];
+            : b.type === 'step'
+              ? [b.rollout, b.step, b.halted, b.at]
+              : [b.rollout, CONTROL_ACTIONS.indexOf(b.action), b.at];
   for (const [i, v] of vals.entries()) m.set(i + 1, v);
   const d = decodeFirmwareBody(m);
   if (!d.ok) throw new ProtocolUsageError(d.error.code, d.error.message);
@@ -111,6 +137,10 @@ export function decodeFirmwareBody(body: CborValue): Result<FirmwareBody> {
         return bad('steps must be increasing percents');
       if (steps[steps.length - 1] !== 100) return bad('the last step must be 100%');
       if (!uint(f(4)) || !percent(f(6)) || !uint(f(7))) return bad('canary, halt percent and at');
+      const w = f(8);
+      const minute = (v: CborValue | undefined) => uint(v) && v < MINUTES_PER_DAY;
+      if (w !== undefined && (!Array.isArray(w) || w.length !== 2 || !minute(w[0]) || !minute(w[1]) || w[0] === w[1]))
+        return bad('window must be two different minutes of the day');
       return ok({
         type,
         id: f(1) as string,
@@ -120,6 +150,7 @@ export function decodeFirmwareBody(body: CborValue): Result<FirmwareBody> {
         steps: steps as number[],
         haltPercent: f(6) as number,
         at: f(7) as number,
+        ...(w !== undefined && { window: { start: (w as number[])[0]!, end: (w as number[])[1]! } }),
       });
     }
     case 'device': {
@@ -141,5 +172,10 @@ export function decodeFirmwareBody(body: CborValue): Result<FirmwareBody> {
     case 'step':
       if (!text(f(1)) || !uint(f(2)) || typeof f(3) !== 'boolean' || !uint(f(4))) return bad('fields');
       return ok({ type, rollout: f(1) as string, step: f(2) as number, halted: f(3) as boolean, at: f(4) as number });
+    case 'control': {
+      const a = f(2);
+      if (!text(f(1)) || !uint(a) || a >= CONTROL_ACTIONS.length || !uint(f(3))) return bad('fields');
+      return ok({ type, rollout: f(1) as string, action: CONTROL_ACTIONS[a]!, at: f(3) as number });
+    }
   }
 }

@@ -16,6 +16,7 @@ import { LiveFeed } from './feed.js';
 import { ApiError, checkRequestShape, queryParams, sendError, sendJson, sendText } from './http.js';
 import { ApiAccess, type Caller } from './access.js';
 import { listDecisions } from './decisions.js';
+import { listFirmware } from './firmware.js';
 import { queryLogFrames } from './log-frames.js';
 import { GatewayMetrics } from './metrics.js';
 import { querySeries } from './series.js';
@@ -85,6 +86,7 @@ export class ApiServer {
       '/api/whoami': (u, caller) => whoami(gw, u, caller),
       '/api/log/frames': (u, caller) => queryLogFrames(gw.blockLog, u, access.checker(caller)),
       '/api/decisions': (u) => listDecisions(gw.blockLog, u),
+      '/api/firmware': (u) => listFirmware(ctx, u),
       '/api/series': (u) => querySeries(gw.exports?.rollups, u),
     };
 

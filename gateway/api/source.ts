@@ -12,6 +12,7 @@ import type { FrameReader } from '../log/frames-index.js';
 import type { PolicyRuntime } from '../policy/runtime.js';
 import type { Registry } from '../registry.js';
 import type { GatewayExport } from '../export/start.js';
+import type { FirmwareStore } from '../firmware/releases.js';
 import type { BudgetStatus } from '../log/budget.js';
 import type { FreeSpaceGuard } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
@@ -43,6 +44,8 @@ export interface ApiSource {
   readonly budget?: { status(): BudgetStatus } | undefined;
   /** Desired vs reported settings of a device (gateway/settings), when it has desired settings. */
   readonly settings?: { view(device: string): unknown } | undefined;
+  /** Firmware releases and rollouts in the log: /api/firmware. */
+  readonly firmware?: { readonly store: FirmwareStore } | undefined;
   /** The status snapshot (gateway/status.ts). */
   status(): Record<string, unknown>;
 }

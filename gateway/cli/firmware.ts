@@ -1,14 +1,15 @@
 /**
  * `gateway firmware …`: releases and rollouts. `add` and `rollout` hand their work to the
- * running gateway through <dataDir>/firmware-pending (firmware/inbox.ts), so the CLI never
- * authors on the gateway's streams; `list` and `status` read the log.
+ * running gateway through <dataDir>/firmware-pending (firmware/inbox.ts), as do `pause`,
+ * `resume` and `abort`, so the CLI never authors on the gateway's streams; `list` and
+ * `status` read the log.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeCanonical, toHex } from '../../protocols/index.js';
-import { firmwareBody } from '../../protocols/firmware-block.js';
+import { type ControlAction, firmwareBody } from '../../protocols/firmware-block.js';
 import {
   encodeManifest,
   isFirmwareModel,
@@ -16,9 +17,11 @@ import {
   MAX_IMAGE_BYTES,
 } from '../../protocols/firmware-manifest.js';
 import { publicKeyFromSeed, signEd25519 } from '../crypto/ed25519.js';
-import { queueRelease, queueRollout } from '../firmware/inbox.js';
+import { queueControl, queueRelease, queueRollout } from '../firmware/inbox.js';
 import { FirmwareStore } from '../firmware/releases.js';
 import { rolloutStatus } from '../firmware/rollout.js';
+import { releaseRows, rolloutRow } from '../firmware/view.js';
+import { parseOfferWindow } from '../firmware/window.js';
 import { GatewayIdentity } from '../identity.js';
 import { BlockLog } from '../log/block-log.js';
 import { loadPolicySet } from '../policy/runtime.js';
@@ -35,12 +38,17 @@ export const firmwareHelp = `gateway firmware add IMAGE --version V --model M --
   running gateway, which logs them (synced to its siblings). --wait S waits until logged.
 gateway firmware list [--json]
   The releases in the log: model, version, size, digest, release key, whether the image is whole.
-gateway firmware rollout V --devices SELECTOR [--model M] [--canary N] [--steps 5%,25%,100%] [--halt-on-failure 10%] [--id ID] [--wait S]
+gateway firmware rollout V --devices SELECTOR [--model M] [--canary N] [--steps 5%,25%,100%] [--halt-on-failure 10%] [--window HH:MM-HH:MM] [--id ID] [--wait S]
   Rolls release V out to the enrolled devices matching SELECTOR (comma-separated id globs),
   a canary first, then cumulative steps; halts once failures exceed the threshold.
+  --window: offers only between these times (the gateway's local time; 22:00-05:00 crosses midnight).
+gateway firmware pause ID [--wait S] | resume ID [--wait S] | abort ID [--wait S]
+  Pause: nothing new is offered and the rollout stays at its stage (devices that took the offer
+  finish). Resume: it goes on. Abort: nothing is offered or sent again. Logged as signed blocks,
+  so siblings holding the rollout follow; an abort wins over any pause or resume.
 gateway firmware status [ID] [--json]
-  Each rollout's stage and every device's state (offered, downloading n %, verified,
-  installing, confirmed, rolled-back, failed with reason), as the log holds them.`;
+  Each rollout's state (running, paused, halted, aborted, done), stage and every device's state
+  (offered, downloading n %, verified, installing, confirmed, rolled-back, failed with reason).`;
 
 export async function firmware(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
@@ -48,6 +56,7 @@ export async function firmware(argv: string[]): Promise<number> {
   if (sub === 'list') return list(rest);
   if (sub === 'rollout') return rollout(rest);
   if (sub === 'status') return status(rest);
+  if (sub === 'pause' || sub === 'resume' || sub === 'abort') return control(sub, rest);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
     console.log(firmwareHelp);
     return 0;
@@ -88,7 +97,7 @@ async function waitFor(file: string, wait: string | undefined, what: string): Pr
     return 0;
   }
   const until = Date.now() + s * 1000;
-  const reason = file.replace(/\.(manifest|rollout)$/, '.reason');
+  const reason = file.replace(/\.(manifest|rollout|control)$/, '.reason');
   while (Date.now() < until) {
     if (existsSync(reason)) throw new CliError(`the gateway refused it: ${readFileSync(reason, 'utf8').trim()}`);
     if (!existsSync(file)) {
@@ -166,17 +175,7 @@ async function list(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { ...commonOptions, json: { type: 'boolean' } } });
   const { store, fw } = openFirmware(values);
   try {
-    const rows = [...fw.releases.values()].map((r) => ({
-      model: r.signed.manifest.model,
-      version: r.signed.manifest.version,
-      size: r.signed.manifest.size,
-      digest: r.digest,
-      minVersion: r.signed.manifest.minVersion,
-      slot: r.signed.manifest.slot,
-      key: r.keyName,
-      author: r.author,
-      complete: fw.complete(r),
-    }));
+    const rows = releaseRows(fw);
     if (values.json) console.log(JSON.stringify({ releases: rows, untrusted: [...fw.untrusted.values()] }, null, 2));
     else {
       for (const r of rows)
@@ -210,6 +209,7 @@ async function rollout(argv: string[]): Promise<number> {
       canary: { type: 'string' },
       steps: { type: 'string' },
       'halt-on-failure': { type: 'string' },
+      window: { type: 'string' },
       id: { type: 'string' },
       wait: { type: 'string' },
     },
@@ -223,6 +223,8 @@ async function rollout(argv: string[]): Promise<number> {
   if (steps.some((s, i) => i > 0 && s <= steps[i - 1]!) || steps.at(-1) !== 100)
     throw new UsageError('--steps must increase and end at 100%');
   const [halt] = percentList(values['halt-on-failure'] ?? '100%', '--halt-on-failure');
+  const window = values.window === undefined ? undefined : parseOfferWindow(values.window);
+  if (window && !window.ok) throw new UsageError(`--window: ${window.error.message}`);
   const { cfg, store, fw } = openFirmware(values);
   try {
     const release = fw.byVersion(version, values.model);
@@ -246,6 +248,7 @@ async function rollout(argv: string[]): Promise<number> {
       steps,
       haltPercent: halt!,
       at: Date.now(),
+      ...(window?.ok && { window: window.value }),
     });
     const file = queueRollout(resolve(cfg.gateway.dataDir), encodeCanonical(body));
     return await waitFor(file, values.wait, `rollout ${id} of ${model} ${version} to ${devices.length} devices`);
@@ -264,25 +267,15 @@ async function status(argv: string[]): Promise<number> {
   try {
     const ids = positionals.length > 0 ? positionals : [...fw.rollouts.keys()].sort();
     const out = ids.map((id) => {
-      const st = rolloutStatus(fw, id);
-      if (!st) throw new CliError(`no rollout ${id}`);
-      const rel = fw.releases.get(st.digest)?.signed.manifest;
-      return {
-        id,
-        model: rel?.model,
-        version: rel?.version,
-        stage: st.stage,
-        stages: st.stages,
-        state: st.halted ? 'halted' : st.done ? 'done' : 'running',
-        counts: st.counts,
-        devices: Object.fromEntries(st.devices),
-      };
+      const row = rolloutRow(fw, id);
+      if (!row) throw new CliError(`no rollout ${id}`);
+      return row;
     });
     if (values.json) console.log(JSON.stringify(out, null, 2));
     else
       for (const r of out) {
         console.log(
-          `${r.id}: ${r.model} ${r.version} ${r.state}, stage ${r.stage} of ${r.stages.length} (${r.stages.join(', ')} devices); ${Object.entries(
+          `${r.id}: ${r.model} ${r.version} ${r.state}, stage ${r.stage} of ${r.stages.length} (${r.stages.join(', ')} devices)${r.window ? `, offers ${r.window}` : ''}; ${Object.entries(
             r.counts,
           )
             .map(([k, v]) => `${v} ${k}`)
@@ -294,6 +287,28 @@ async function status(argv: string[]): Promise<number> {
           );
       }
     return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function control(action: ControlAction, argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { ...commonOptions, wait: { type: 'string' } },
+  });
+  const [id] = positionals;
+  if (positionals.length !== 1 || id === undefined) throw new UsageError(`firmware ${action} needs one rollout ID`);
+  const { cfg, store, fw } = openFirmware(values);
+  try {
+    // The gateway checks again (a sibling's block may have come in since): this is for a clear error.
+    const st = rolloutStatus(fw, id);
+    if (!st) throw new CliError(`no rollout ${id} in the log`);
+    if (st.aborted || st.done) throw new CliError(`rollout ${id} is ${st.state}`);
+    const body = firmwareBody({ type: 'control', rollout: id, action, at: Date.now() });
+    const file = queueControl(resolve(cfg.gateway.dataDir), encodeCanonical(body));
+    return await waitFor(file, values.wait, `${action} of rollout ${id}`);
   } finally {
     await store.close();
   }

@@ -1,10 +1,11 @@
 /**
- * How `gateway firmware add` and `rollout` hand a release or a rollout to the running gateway,
- * through a pending folder (gateway/store/pending-folder.ts) as `policy grant` hands its ops:
- * the CLI queues `<dataDir>/firmware-pending/<name>.image` and then `<name>.manifest` (or a
- * `<name>.rollout`); the gateway checks the manifest under the policy file's release keys, the
- * image's size and SHA-256 (read twice in IMAGE_BLOCK_BYTES pieces, never whole), logs the
- * image blocks and then the release block, and deletes both files once durable. A refused
+ * How `gateway firmware add`, `rollout`, `pause`, `resume` and `abort` hand their work to the
+ * running gateway, through a pending folder (gateway/store/pending-folder.ts) as `policy
+ * grant` hands its ops: the CLI queues `<dataDir>/firmware-pending/<name>.image` and then
+ * `<name>.manifest` (or a `<name>.rollout`, or a `<name>.control`); the gateway checks the
+ * manifest under the policy file's release keys, the image's size and SHA-256 (read twice in
+ * IMAGE_BLOCK_BYTES pieces, never whole), logs the image blocks and then the release block,
+ * and deletes both files once durable; a rollout or control is checked against the log. A refused
  * request is set aside as `<name>.rejected` (its image `<name>.image.rejected`) with the
  * reason in `<name>.reason`.
  */
@@ -24,6 +25,7 @@ import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
 import { PendingFolder, queuePending } from '../store/pending-folder.js';
 import type { FirmwareStore } from './releases.js';
+import { rolloutStatus } from './rollout.js';
 
 const FIRMWARE_PENDING_DIR = 'firmware-pending';
 /** Image blocks authored per commit. */
@@ -39,6 +41,11 @@ export function queueRelease(dataDir: string, manifest: Uint8Array, imageFile: s
 /** CLI side: queues a rollout (its block body, canonical CBOR); returns the file. */
 export function queueRollout(dataDir: string, body: Uint8Array): string {
   return queuePending(dataDir, FIRMWARE_PENDING_DIR, '.rollout', body);
+}
+
+/** CLI side: queues a pause, resume or abort of a rollout (its block body, canonical CBOR); returns the file. */
+export function queueControl(dataDir: string, body: Uint8Array): string {
+  return queuePending(dataDir, FIRMWARE_PENDING_DIR, '.control', body);
 }
 
 /** Piece `index` (IMAGE_BLOCK_BYTES, the last shorter) of the image file. */
@@ -69,7 +76,7 @@ export interface FirmwareInboxDeps {
 export class FirmwareInbox extends PendingFolder {
   constructor(private readonly d: FirmwareInboxDeps) {
     super(join(d.dataDir, FIRMWARE_PENDING_DIR), {
-      exts: ['.manifest', '.rollout'],
+      exts: ['.manifest', '.rollout', '.control'],
       what: 'firmware request',
       logger: d.logger,
     });
@@ -79,8 +86,12 @@ export class FirmwareInbox extends PendingFolder {
     let logged = 0;
     for (const n of names) {
       try {
-        if (n.endsWith('.rollout') ? await this.rollout(n) : await this.release(n.slice(0, -'.manifest'.length)))
-          logged++;
+        const done = n.endsWith('.rollout')
+          ? await this.rollout(n)
+          : n.endsWith('.control')
+            ? await this.control(n)
+            : await this.release(n.slice(0, -'.manifest'.length));
+        if (done) logged++;
       } catch (err) {
         this.d.logger.error({ file: n, err }, 'cannot process a pending firmware request');
       }
@@ -109,19 +120,43 @@ export class FirmwareInbox extends PendingFolder {
     await this.d.log.durable();
   }
 
-  private async rollout(n: string): Promise<boolean> {
-    const file = join(this.dir, n);
-    const name = n.slice(0, -'.rollout'.length);
-    const raw = decodeCbor(readFileSync(file), {
+  /** A queued body (`.rollout`, `.control`), decoded; or the refusal. */
+  private body(n: string, ext: string): { b: FirmwareBody; refuse: (reason: string) => false } | false {
+    const raw = decodeCbor(readFileSync(join(this.dir, n)), {
       maxBytes: 1024 * 1024,
       maxDepth: 3,
       maxItems: 20_000,
       maxContainerLength: 10_000,
     });
     const d = raw.ok ? decodeFirmwareBody(raw.value) : raw;
-    const refuse = (reason: string): false => this.refuse(name, `rollout: ${reason}`, ['.rollout']);
+    const refuse = (reason: string): false => this.refuse(n.slice(0, -ext.length), `${ext.slice(1)}: ${reason}`, [ext]);
     if (!d.ok) return refuse(`${d.error.code}: ${d.error.message}`);
-    const b = d.value;
+    return { b: d.value, refuse };
+  }
+
+  private async control(n: string): Promise<boolean> {
+    const got = this.body(n, '.control');
+    if (!got) return false;
+    const { b, refuse } = got;
+    if (b.type !== 'control') return refuse('not a control');
+    const st = rolloutStatus(this.d.store, b.rollout);
+    if (!st) return refuse(`no rollout ${b.rollout} is held`);
+    // Refused when it would change nothing, so the operator learns the rollout's state.
+    if (st.aborted) return refuse(`rollout ${b.rollout} is aborted`);
+    if (st.done || (b.action !== 'abort' && st.halted)) return refuse(`rollout ${b.rollout} is ${st.state}`);
+    if (b.action === 'pause' && st.paused) return refuse(`rollout ${b.rollout} is paused already`);
+    if (b.action === 'resume' && !st.paused) return refuse(`rollout ${b.rollout} is not paused`);
+    await this.author([b]);
+    unlinkSync(join(this.dir, n));
+    this.d.logger.info({ rollout: b.rollout, action: b.action }, `firmware rollout ${b.rollout}: ${b.action}`);
+    return true;
+  }
+
+  private async rollout(n: string): Promise<boolean> {
+    const file = join(this.dir, n);
+    const got = this.body(n, '.rollout');
+    if (!got) return false;
+    const { b, refuse } = got;
     if (b.type !== 'rollout') return refuse('not a rollout');
     if (!this.d.store.releases.has(toHex(b.digest))) return refuse('no release with that image digest is held');
     if (this.d.store.rollouts.has(b.id)) return refuse(`rollout ${b.id} exists already`);

@@ -1,7 +1,7 @@
 /**
- * Firmware held in the log: releases (signed manifests), their image blocks and rollouts,
- * whichever gateway logged them. Built once from the log's `firmware` blocks and kept up to
- * date from every durable block (own and synced). Images are never held whole: `read`
+ * Firmware held in the log: releases (signed manifests), their image blocks and rollouts (with
+ * their progress and controls), whichever gateway logged them. Built once from the log's
+ * `firmware` blocks and kept up to date from every durable block (own and synced). Images are never held whole: `read`
  * takes a byte range out of the image blocks, with a few decoded blocks cached (a rollout
  * sends the same image to many devices).
  */
@@ -27,6 +27,7 @@ export interface Release {
 export type RolloutBody = Extract<FirmwareBody, { type: 'rollout' }>;
 export type DeviceBody = Extract<FirmwareBody, { type: 'device' }>;
 export type StepBody = Extract<FirmwareBody, { type: 'step' }>;
+export type ControlBody = Extract<FirmwareBody, { type: 'control' }>;
 
 /** A firmware body with where it came from. */
 export interface Logged<T> {
@@ -45,6 +46,8 @@ export class FirmwareStore {
   readonly rollouts = new Map<string, Logged<RolloutBody>>();
   readonly deviceStates: Logged<DeviceBody>[] = [];
   readonly steps: Logged<StepBody>[] = [];
+  /** Pause, resume and abort of rollouts (rollout.ts folds them). */
+  readonly controls: Logged<ControlBody>[] = [];
   /** Releases whose manifest no release key of this gateway's policy file verifies. */
   readonly untrusted = new Map<string, string>();
   private readonly cache = new Map<string, Uint8Array>();
@@ -128,6 +131,9 @@ export class FirmwareStore {
         break;
       case 'step':
         this.steps.push(logged as Logged<StepBody>);
+        break;
+      case 'control':
+        this.controls.push(logged as Logged<ControlBody>);
         break;
     }
     for (const fn of this.listeners) fn(logged);

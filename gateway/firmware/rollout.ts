@@ -8,14 +8,21 @@
  * moves on when all of them ended. It halts (a `step` block with `halted`) as soon as the
  * devices that failed or rolled back exceed the threshold of the devices offered so far:
  * nothing is offered past a halt.
+ *
+ * An operator's `control` blocks pause, resume or abort it. Whatever order they arrive in, an
+ * abort wins over everything, and of pauses and resumes the latest (lamport, then hash) holds.
+ * Paused, or outside its offer window (window.ts), the runner offers only to devices that took
+ * the offer already (so they finish) and, paused, does not move to the next stage; aborted,
+ * it stops serving its devices and never offers again.
  */
 import { toHex } from '../../protocols/index.js';
-import { type FirmwareBody, firmwareBody } from '../../protocols/firmware-block.js';
+import { type FirmwareBody, firmwareBody, type OfferWindow } from '../../protocols/firmware-block.js';
 import { isFinalState, type UpdateState } from '../../protocols/firmware-transfer.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
-import type { DeviceBody, FirmwareStore, Logged, RolloutBody } from './releases.js';
+import type { ControlBody, DeviceBody, FirmwareStore, Logged, RolloutBody } from './releases.js';
 import type { FirmwareTransfer, TransferEvent } from './transfer.js';
+import { inOfferWindow } from './window.js';
 
 export interface DeviceProgress {
   readonly state: UpdateState | 'pending';
@@ -33,6 +40,11 @@ export interface RolloutStatus {
   readonly stage: number;
   readonly halted: boolean;
   readonly done: boolean;
+  readonly paused: boolean;
+  readonly aborted: boolean;
+  /** One word: aborted, halted, done, paused or running (in that precedence). */
+  readonly state: 'aborted' | 'halted' | 'done' | 'paused' | 'running';
+  readonly window?: OfferWindow;
   readonly devices: ReadonlyMap<string, DeviceProgress>;
   readonly counts: Readonly<Record<string, number>>;
 }
@@ -48,6 +60,27 @@ function stageSizes(r: RolloutBody): number[] {
 
 const later = (a: Logged<unknown>, b: Logged<unknown>): boolean =>
   a.lamport > b.lamport || (a.lamport === b.lamport && a.hash > b.hash);
+
+/**
+ * A rollout's controls folded: aborted if any block aborts it; paused if the latest of its
+ * pause and resume blocks (lamport, then hash: the same on every gateway) is a pause.
+ */
+export function foldControls(
+  controls: readonly Logged<ControlBody>[],
+  id: string,
+): { paused: boolean; aborted: boolean } {
+  let aborted = false;
+  let last: Logged<ControlBody> | undefined;
+  for (const c of controls) {
+    if (c.body.rollout !== id) continue;
+    if (c.body.action === 'abort') aborted = true;
+    else if (!last || later(c, last)) last = c;
+  }
+  return { aborted, paused: last?.body.action === 'pause' };
+}
+
+/** Device states of a device that took the offer and has not ended: it may finish while paused. */
+const TAKEN = new Set<string>(['offered', 'downloading', 'verified', 'installing']);
 
 /** A rollout's state as the log holds it (the same on every gateway holding the same blocks). */
 export function rolloutStatus(store: FirmwareStore, id: string): RolloutStatus | undefined {
@@ -66,6 +99,8 @@ export function rolloutStatus(store: FirmwareStore, id: string): RolloutStatus |
   const halted = halts.length > 0;
   const stage = halted ? Math.min(...halts) : Math.max(0, ...steps.map((s) => s.body.step));
   const stages = stageSizes(r.body);
+  const { paused, aborted } = foldControls(store.controls, id);
+  const done = !halted && stage >= stages.length;
   const devices = new Map<string, DeviceProgress>();
   const counts: Record<string, number> = {};
   for (const dev of r.body.devices) {
@@ -83,7 +118,11 @@ export function rolloutStatus(store: FirmwareStore, id: string): RolloutStatus |
     stages,
     stage,
     halted,
-    done: !halted && stage >= stages.length,
+    done,
+    paused,
+    aborted,
+    state: aborted ? 'aborted' : halted ? 'halted' : done ? 'done' : paused ? 'paused' : 'running',
+    ...(r.body.window && { window: r.body.window }),
     devices,
     counts,
   };
@@ -108,10 +147,21 @@ export class RolloutRunner {
   private readonly recorded = new Map<string, string>();
   /** Stage (or halt, as -1) authored per rollout and not yet back from the log. */
   private readonly authoredStage = new Map<string, number>();
-  private readonly unsubscribe: () => void;
+  /** Aborted rollouts whose transfers were stopped. */
+  private readonly stopped = new Set<string>();
+  private readonly unsubscribe: (() => void)[];
 
   constructor(private readonly d: RolloutRunnerDeps) {
-    this.unsubscribe = d.transfer.onReport((e) => this.onReport(e));
+    this.unsubscribe = [
+      d.transfer.onReport((e) => this.onReport(e)),
+      // A pause, resume or abort (own or a sibling's) takes effect at once, not at the next tick.
+      d.store.onBody((b) => {
+        if (b.body.type !== 'control') return;
+        setImmediate(() => {
+          if (this.timer) this.tick(); // not once stopped
+        });
+      }),
+    ];
   }
 
   start(intervalMs = 1000): this {
@@ -123,7 +173,8 @@ export class RolloutRunner {
 
   stop(): void {
     clearInterval(this.timer);
-    this.unsubscribe();
+    this.timer = undefined;
+    for (const u of this.unsubscribe) u();
   }
 
   private author(body: FirmwareBody): void {
@@ -134,12 +185,18 @@ export class RolloutRunner {
    * The rollouts this gateway runs: every one it holds that has not ended, whoever logged it.
    * An offer reaches a device only through the broker it is connected to, so each gateway
    * serves the devices attached to it, and a sibling carries on when the first gateway dies.
+   * An aborted one's transfers are stopped here, once.
    */
   private mine(): RolloutStatus[] {
     const out: RolloutStatus[] = [];
     for (const id of this.d.store.rollouts.keys()) {
       const st = rolloutStatus(this.d.store, id);
-      if (st && !st.halted && !st.done) out.push(st);
+      if (st?.aborted && !this.stopped.has(id)) {
+        this.stopped.add(id);
+        this.d.transfer.dropRollout(id);
+        this.d.logger.warn({ rollout: id }, `rollout ${id} aborted: nothing more is offered or sent`);
+      }
+      if (st && !st.halted && !st.done && !st.aborted) out.push(st);
     }
     return out;
   }
@@ -205,14 +262,18 @@ export class RolloutRunner {
       return;
     }
     const open = current.filter((d) => !isFinalState(st.devices.get(d)!.state as UpdateState));
-    if (open.length === 0) {
+    if (open.length === 0 && !st.paused) {
       this.author({ type: 'step', rollout: st.id, step: st.stage + 1, halted: false, at: Date.now() });
       this.authoredStage.set(st.id, st.stage + 1);
       this.d.logger.info({ rollout: st.id, stage: st.stage + 1 }, `rollout ${st.id} reached stage ${st.stage + 1}`);
       return;
     }
+    if (open.length === 0) return;
     const now = Date.now();
+    // Paused or outside the window: nothing new, but a device that took the offer may finish.
+    const onlyTaken = st.paused || !inOfferWindow(st.window, new Date(now));
     for (const d of open) {
+      if (onlyTaken && !TAKEN.has(st.devices.get(d)!.state)) continue;
       const key = `${st.id}/${d}`;
       if (now - (this.offeredAt.get(key) ?? 0) < (this.d.reofferMs ?? 10_000)) continue;
       this.offeredAt.set(key, now);

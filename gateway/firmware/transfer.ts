@@ -78,6 +78,11 @@ export class FirmwareTransfer {
     this.sessions.delete(device);
   }
 
+  /** Stops serving every device of a rollout (aborted). */
+  dropRollout(rollout: string): void {
+    for (const [device, s] of this.sessions) if (s.rollout === rollout) this.sessions.delete(device);
+  }
+
   private send(device: string, payload: Uint8Array): void {
     this.broker
       .publish(topics.fwDown(device), payload, { qos: 1 })

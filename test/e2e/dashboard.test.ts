@@ -2,10 +2,11 @@
  * The dashboard in a real browser (Debian's chromium through playwright-core,
  * headless) against an in-process gateway and a firmware-sim fleet over MQTT:
  * it lists the fleet, a reading changes live on screen, and a device taken
- * offline is shown offline within its online timeout. A screenshot is kept in
- * test-artifacts/.
+ * offline is shown offline within its online timeout; a firmware rollout shows its steps and
+ * devices, and its pause. A screenshot is kept in test-artifacts/.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
@@ -13,8 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forgedFrame } from '../../firmware-sim/faults.js';
 import { Fleet } from '../../firmware-sim/fleet.js';
 import { generateManifest, publicView } from '../../firmware-sim/manifest.js';
+import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { queueControl, queueRelease, queueRollout } from '../../gateway/firmware/inbox.js';
 import type { Gateway } from '../../gateway/gateway.js';
-import { running, startTestGateway, tempDir } from '../helpers/env.js';
+import { firmwareBody } from '../../protocols/firmware-block.js';
+import { encodeManifest } from '../../protocols/firmware-manifest.js';
+import { encodeCanonical, publicKeyToDidKey } from '../../protocols/index.js';
+import { running, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { needs, onPath } from '../helpers/system-tools.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? onPath('chromium') ?? '/usr/bin/chromium';
@@ -35,14 +41,18 @@ describe('dashboard (chromium, headless)', needs('chromium'), () => {
   let browser: BrowserContext;
   let page: Page;
   let base: string;
+  const releaseSeed = randomBytes(32);
 
   beforeAll(async () => {
+    const policy = join(tmp.dir, 'policy.yaml');
+    writeFileSync(policy, `releaseKeys:\n  release-1: "${publicKeyToDidKey(publicKeyFromSeed(releaseSeed))}"\n`);
     ({ gw } = await startTestGateway(
       tmp.dir,
       publicView(manifest).devices.map((d) => ({ id: d.id, publicKey: d.publicKey, model: d.model, site: d.site })),
       {
         api: { port: 0, token: 'dashboard-test-token-0123456789' },
         status: { intervalSeconds: 1, onlineTimeoutSeconds: ONLINE_TIMEOUT_S },
+        policy: { file: policy },
       },
     ));
     base = `http://127.0.0.1:${running(gw, 'api').port}`;
@@ -123,6 +133,49 @@ describe('dashboard (chromium, headless)', needs('chromium'), () => {
       .locator(`[data-device="${dev.id}"] .rejections`, { hasText: '1 rejected: bad-signature' })
       .waitFor({ timeout: 5000 });
     expect(await rej.textContent()).toContain('last: bad-signature');
+  });
+
+  it('[firmware] a rollout shows its state, a progress bar per step and each device; a pause shows', async () => {
+    // The fleet's devices take no offers (they are not updatable): the rollout stays running, its devices pending.
+    const image = randomBytes(3000);
+    const digest = new Uint8Array(createHash('sha256').update(image).digest());
+    const manifestBytes = encodeManifest(
+      {
+        model: 'env-1',
+        version: '1.1.0',
+        digest,
+        size: image.length,
+        minVersion: '0.0.0',
+        slot: 1,
+        issued: Date.now(),
+      },
+      publicKeyFromSeed(releaseSeed),
+      (m) => signEd25519(releaseSeed, m),
+    );
+    writeFileSync(join(tmp.dir, 'image.bin'), image);
+    queueRelease(tmp.dir, manifestBytes, join(tmp.dir, 'image.bin'));
+    await waitFor(() => gw.firmware.store.releases.size === 1, 10_000, 'release logged');
+    const devices = manifest.devices.slice(0, 2).map((d) => d.id);
+    const rollout = {
+      type: 'rollout',
+      id: 'r-dash',
+      digest,
+      devices,
+      canary: 1,
+      steps: [100],
+      haltPercent: 50,
+    } as const;
+    queueRollout(tmp.dir, encodeCanonical(firmwareBody({ ...rollout, at: Date.now() })));
+    const panel = page.locator('#firmware li[data-rollout="r-dash"]');
+    await page.locator('#firmware li[data-rollout="r-dash"][data-state="running"]').waitFor({ timeout: 10_000 });
+    expect(await panel.locator('.steps > li').count()).toBe(2); // the canary, then 100 %
+    expect(await panel.locator('.steps progress').first().getAttribute('max')).toBe('1');
+    expect(await panel.locator('.fw-devices > li').count()).toBe(2);
+    queueControl(
+      tmp.dir,
+      encodeCanonical(firmwareBody({ type: 'control', rollout: 'r-dash', action: 'pause', at: 1 })),
+    );
+    await page.locator('#firmware li[data-rollout="r-dash"][data-state="paused"]').waitFor({ timeout: 10_000 });
   });
 
   it('[offline] a device taken offline turns offline within its timeout, the others stay online', async () => {

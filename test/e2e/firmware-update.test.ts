@@ -3,147 +3,24 @@
  * naming a release key, `gateway firmware add|list|rollout|status` as CLI children, and
  * `firmware-sim update` children as the devices, over the gateway's real aedes broker.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { describe, expect, it, onTestFinished } from 'vitest';
-import { generateManifest, writeManifest } from '../../firmware-sim/manifest.js';
+import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { queueRelease } from '../../gateway/firmware/inbox.js';
 import { encodeManifest } from '../../protocols/firmware-manifest.js';
 import { publicKeyToDidKey, toHex } from '../../protocols/index.js';
-import { testTempDir, waitFor } from '../helpers/env.js';
-import { gatewayCli, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from '../helpers/process.js';
-
-const simBin = new URL('../../bin/firmware-sim.js', import.meta.url).pathname;
-
-interface Site {
-  dir: string;
-  cfg: string;
-  port: number;
-  keys: string;
-  releaseKeyFile: string;
-  releaseDid: string;
-  devices: string[];
-}
-
-async function startSite(n: number): Promise<Site> {
-  const dir = testTempDir('outpost-fw-');
-  const fleet = generateManifest({ devices: n });
-  const keys = join(dir, 'fleet.json');
-  writeManifest(keys, fleet);
-  const seed = randomBytes(32);
-  const releaseKeyFile = join(dir, 'release.key');
-  writeFileSync(releaseKeyFile, `${toHex(seed)}\n`, { mode: 0o600 });
-  const releaseDid = publicKeyToDidKey(publicKeyFromSeed(seed));
-  const policy = join(dir, 'policy.yaml');
-  writeFileSync(policy, `releaseKeys:\n  release-1: "${releaseDid}"\n`);
-  const cfg = writeGatewayConfig(
-    dir,
-    join(dir, 'data'),
-    fleet.devices.map((d) => ({ id: d.id, publicKey: d.publicKey })),
-    ['simulate: { devices: 0 }', `policy: { file: ${JSON.stringify(policy)} }`],
-  );
-  const gw = await startGatewayProcess(cfg);
-  onTestFinished(async () => {
-    await stopGatewayProcess(gw);
-  });
-  return { dir, cfg, port: gw.port, keys, releaseKeyFile, releaseDid, devices: fleet.devices.map((d) => d.id) };
-}
-
-interface SimProcess {
-  child: ChildProcess;
-  /** Every report line: {device, state, offset, reason}. */
-  lines: { device: string; state: string; offset: number; reason?: string }[];
-}
-
-function startSim(site: Site, args: string[] = [], releaseDid = site.releaseDid): SimProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      simBin,
-      'update',
-      '--keys',
-      site.keys,
-      '--broker',
-      `mqtt://127.0.0.1:${site.port}`,
-      '--gateway-id',
-      'gw-child',
-      '--release-key',
-      releaseDid,
-      '--state',
-      join(site.dir, 'flash'),
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  const lines: SimProcess['lines'] = [];
-  createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as SimProcess['lines'][0]));
-  onTestFinished(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  return { child, lines };
-}
-
-const finalOf = (sim: SimProcess, device: string) =>
-  sim.lines.filter((l) => l.device === device && ['confirmed', 'rolled-back', 'failed'].includes(l.state)).at(-1);
-
-async function addRelease(site: Site, size: number, version = '1.1.0'): Promise<Uint8Array> {
-  const image = randomBytes(size);
-  const file = join(site.dir, `image-${version}.bin`);
-  writeFileSync(file, image);
-  const r = await gatewayCli([
-    'firmware',
-    'add',
-    file,
-    '--version',
-    version,
-    '--model',
-    'env-1',
-    '--release-key',
-    site.releaseKeyFile,
-    '--config',
-    site.cfg,
-    '--wait',
-    '60',
-  ]);
-  expect(r.stderr).toBe('');
-  expect(r.code).toBe(0);
-  return image;
-}
-
-async function rollout(site: Site, id: string, extra: string[] = []): Promise<void> {
-  const r = await gatewayCli([
-    'firmware',
-    'rollout',
-    '1.1.0',
-    '--devices',
-    'sim-*',
-    '--id',
-    id,
-    '--config',
-    site.cfg,
-    '--wait',
-    '60',
-    ...extra,
-  ]);
-  expect(r.stderr).toBe('');
-  expect(r.code).toBe(0);
-}
-
-async function status(site: Site, id: string) {
-  const r = await gatewayCli(['firmware', 'status', id, '--json', '--config', site.cfg]);
-  expect(r.code).toBe(0);
-  return (
-    JSON.parse(r.stdout) as {
-      state: string;
-      stage: number;
-      devices: Record<string, { state: string; reason: string }>;
-    }[]
-  )[0]!;
-}
+import { waitFor } from '../helpers/env.js';
+import {
+  addRelease,
+  finalOf,
+  startFirmwareSite as startSite,
+  startRollout as rollout,
+  rolloutStatus as status,
+  startUpdateSim as startSim,
+} from '../helpers/firmware.js';
+import { gatewayCli } from '../helpers/process.js';
 
 describe('firmware update over MQTT', () => {
   it('a release is added, listed, rolled out and confirmed by the devices; status shows it', {

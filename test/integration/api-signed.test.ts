@@ -165,7 +165,7 @@ describe('signed query API', () => {
   });
 
   it('the operator surface stays on the admin token; a principal gets 403 there', async () => {
-    for (const path of ['/api/status', '/api/devices', '/metrics']) {
+    for (const path of ['/api/status', '/api/devices', '/api/firmware', '/metrics']) {
       const r = await signedGet(base, path, maint);
       expect(r.status, path).toBe(403);
       expect(((await r.json()) as any).error.code).toBe('operator-only');

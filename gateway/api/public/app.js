@@ -1,6 +1,8 @@
 // The Outpost dashboard: the site's devices (a page at a time, filtered on the server), readings
-// with sparklines, rejections, the gateway that heard each, live from /api/feed; the siblings panel.
+// with sparklines, rejections, the gateway that heard each, live from /api/feed; the siblings and
+// firmware panels.
 import { readFeed } from './feed.js';
+import { renderFirmware } from './firmware.js';
 import { ago, el, renderSite } from './site.js';
 import { sparkline } from './sparkline.js';
 
@@ -317,6 +319,14 @@ function refreshSiblings() {
   });
 }
 
+function refreshFirmware() {
+  api('/api/firmware')
+    .then((body) => renderFirmware($, body))
+    .catch((err) => {
+      $('feed-state').textContent = `firmware could not be loaded: ${err.message}`;
+    });
+}
+
 async function followFeed() {
   feedAbort?.abort();
   const ctl = (feedAbort = new AbortController());
@@ -363,6 +373,7 @@ async function run() {
   void followFeed();
   refreshDecisions();
   refreshSiblings();
+  refreshFirmware();
 }
 
 function refreshDecisions() {
@@ -420,6 +431,7 @@ setInterval(() => {
   if (!token || $('token-form').hidden === false) return;
   refreshDevices();
   refreshSiblings();
+  refreshFirmware();
 }, 5000);
 setInterval(() => {
   if (token && devices.size > 0) refreshDecisions();
