@@ -13,17 +13,19 @@ static const uint32_t K[64] = {
 
 static uint32_t ror(uint32_t x, unsigned n) { return x >> n | x << (32 - n); }
 
+/* The message schedule kept as a ring of 16 words (FIPS 180-4 §6.2.2 step 1 in place): 192
+ * bytes less stack than w[64], which matters on the deepest path (a chunk's read-back). */
 static void block(uint32_t h[8], const uint8_t *p) {
-  uint32_t w[64], v[8];
+  uint32_t w[16], v[8];
   for (int t = 0; t < 16; t++) w[t] = (uint32_t)p[4 * t] << 24 | (uint32_t)p[4 * t + 1] << 16 | (uint32_t)p[4 * t + 2] << 8 | p[4 * t + 3];
-  for (int t = 16; t < 64; t++) {
-    uint32_t s0 = ror(w[t - 15], 7) ^ ror(w[t - 15], 18) ^ (w[t - 15] >> 3);
-    uint32_t s1 = ror(w[t - 2], 17) ^ ror(w[t - 2], 19) ^ (w[t - 2] >> 10);
-    w[t] = w[t - 16] + s0 + w[t - 7] + s1;
-  }
   memcpy(v, h, sizeof v);
   for (int t = 0; t < 64; t++) { /* v = a b c d e f g h */
-    uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) + ((v[4] & v[5]) ^ (~v[4] & v[6])) + K[t] + w[t];
+    int j = t & 15;
+    if (t >= 16) {
+      uint32_t x = w[(j + 1) & 15], y = w[(j + 14) & 15];
+      w[j] += (ror(x, 7) ^ ror(x, 18) ^ (x >> 3)) + w[(j + 9) & 15] + (ror(y, 17) ^ ror(y, 19) ^ (y >> 10));
+    }
+    uint32_t t1 = v[7] + (ror(v[4], 6) ^ ror(v[4], 11) ^ ror(v[4], 25)) + ((v[4] & v[5]) ^ (~v[4] & v[6])) + K[t] + w[j];
     uint32_t t2 = (ror(v[0], 2) ^ ror(v[0], 13) ^ ror(v[0], 22)) + ((v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]));
     memmove(v + 1, v, 7 * sizeof v[0]);
     v[4] += t1;

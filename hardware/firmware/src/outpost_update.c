@@ -159,7 +159,9 @@ int outpost_fw_init(outpost_fw *u, const outpost_fw_config *cfg, const outpost_f
   outpost_sha256_update(&u->st.sha, cfg->release_pk, OUTPOST_PK_BYTES);
   outpost_sha256_final(&u->st.sha, d);
   memcpy(u->kid, d, OUTPOST_FW_KID_BYTES);
-  if (saved && saved->magic == MAGIC && saved->phase <= OUTPOST_FW_PHASE_TRIAL_BOOTED &&
+  /* a page that is ours and whole: magic, CRC, and fields a save can have written */
+  if (saved && saved->magic == MAGIC && saved->phase <= OUTPOST_FW_PHASE_TRIAL_BOOTED && saved->offset <= saved->size &&
+      saved->size <= OUTPOST_FW_MAX_IMAGE && saved->last_state <= OUTPOST_FW_FAILED && saved->last_reason < OUTPOST_FW_R_COUNT &&
       saved->crc == outpost_crc32c(0, (const uint8_t *)saved, offsetof(outpost_fw_state, crc))) {
     u->st = *saved;
     return OUTPOST_OK;

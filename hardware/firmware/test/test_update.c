@@ -295,6 +295,14 @@ TEST(trial_boot_rollback_and_recheck) {
   power_on(&u, 1);
   CHECK(u.st.phase == OUTPOST_FW_PHASE_IDLE && u.st.reports == 0 && u.st.last_state == 0);
   CHECK(outpost_fw_init(&u, &cfg, NULL, "1.02.0") == OUTPOST_E_ARG);
+  /* whole (CRC right) but not a state a save writes: an offset past the size is refused too */
+  outpost_fw_state odd = u.st;
+  odd.phase = OUTPOST_FW_PHASE_DOWNLOADING, odd.size = 10, odd.offset = 11;
+  odd.crc = outpost_crc32c(0, (const uint8_t *)&odd, offsetof(outpost_fw_state, crc));
+  CHECK(outpost_fw_init(&u, &cfg, &odd, VEC_FW_RUNNING) == OUTPOST_OK && u.st.phase == OUTPOST_FW_PHASE_IDLE);
+  odd.offset = 10;
+  odd.crc = outpost_crc32c(0, (const uint8_t *)&odd, offsetof(outpost_fw_state, crc));
+  CHECK(outpost_fw_init(&u, &cfg, &odd, VEC_FW_RUNNING) == OUTPOST_OK && u.st.phase == OUTPOST_FW_PHASE_DOWNLOADING);
 }
 
 TEST(reports_byte_identical) {
