@@ -3,9 +3,11 @@
  * the behaviour it checks.
  *
  * - `make -C hardware/firmware test`: the library built with -Wall -Wextra -Werror,
- *   its unit tests (byte-identical to protocols/ on the shared vectors) under
- *   AddressSanitizer + UBSan, and a fixed-length libFuzzer run of the command parser.
- * - `make size`: the codec cross-compiled for Cortex-M4, under 4 KiB flash / 1 KiB RAM.
+ *   its unit tests and the update receiver's (byte-identical to protocols/ on the shared
+ *   vectors) under AddressSanitizer + UBSan, and fixed-length libFuzzer runs of the
+ *   command parser and of the update receiver.
+ * - `make size`: the codec cross-compiled for Cortex-M4, under 4 KiB flash / 1 KiB RAM;
+ *   the update receiver's size on its own line, outside that budget.
  * - End to end: the C device program → socat pty → the gateway's serial transport
  *   → store; a gateway-signed command goes back, the C program verifies it and
  *   answers with a signed command-ack, which the gateway stores.
@@ -32,7 +34,7 @@ const make = (...args: string[]) =>
   run('make', ['-C', FIRMWARE, '--no-print-directory', ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 240_000 });
 
 describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
-  it('make test: -Werror build, unit tests under ASan + UBSan against the shared vectors, 1M-run libFuzzer pass (clauses: CI builds with -Wall -Wextra -Werror, ASan/UBSan; fuzz run with no crash; byte-identical vectors)', {
+  it('make test: -Werror build, unit tests (codec, update receiver) under ASan + UBSan against the shared vectors, 1M-run libFuzzer pass over the command parser and 100k over the update receiver (clauses: CI builds with -Wall -Wextra -Werror, ASan/UBSan; fuzz run with no crash; byte-identical vectors)', {
     ...needs('make', 'cc', 'libsodium', 'clang'),
     timeout: 300_000,
   }, async () => {
@@ -40,13 +42,15 @@ describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
     const out = stdout + stderr;
     expect(out).toContain('-Wall -Wextra -Werror');
     expect(out).toContain('-fsanitize=address,undefined');
-    expect(out).toMatch(/^\d+ tests, \d+ checks, 0 failed$/m);
+    expect(out.match(/^\d+ tests, \d+ checks, 0 failed$/gm)).toHaveLength(2); // test_outpost, test_update
+    expect(out).toContain('build/test_update test/test_update.c');
     expect(out).toMatch(/-fsanitize=fuzzer,address/);
     expect(out).toMatch(/Done 1000000 runs/);
+    expect(out).toMatch(/Done 100000 runs/); // fuzz_update: kept short
     expect(out).not.toMatch(/ERROR: (AddressSanitizer|libFuzzer)|runtime error:/);
   });
 
-  it('make size: codec for Cortex-M4 (-Os, no crypto) under 4 KiB flash and 1 KiB static RAM (clause: size report)', {
+  it('make size: codec for Cortex-M4 (-Os, no crypto) under 4 KiB flash and 1 KiB static RAM; the update receiver under 6 KiB on its own line (clause: size report)', {
     ...needs('make', 'arm-none-eabi-gcc'),
     timeout: 120_000,
   }, async () => {
@@ -57,6 +61,15 @@ describe('C firmware companion: build, sanitizers, fuzzing, size', () => {
     console.log(`firmware codec, Cortex-M4 -Os: flash ${text + data} B, static RAM ${data + bss} B`);
     expect(text + data).toBeLessThan(4096);
     expect(data + bss).toBeLessThan(1024);
+    // The update receiver is an option a firmware links on top, reported on its own line.
+    const u = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+\d+\s+[0-9a-f]+\s+\(TOTALS\)$/m.exec(stdout);
+    expect(u, stdout).not.toBeNull();
+    const [utext, udata, ubss] = [Number(u![1]), Number(u![2]), Number(u![3])];
+    console.log(
+      `firmware update receiver (+ SHA-256), Cortex-M4 -Os: flash ${utext + udata} B, static RAM ${udata + ubss} B`,
+    );
+    expect(utext + udata).toBeLessThan(6144);
+    expect(udata + ubss).toBe(0);
   });
 });
 

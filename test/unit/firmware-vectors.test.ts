@@ -5,10 +5,12 @@
  * (run by test/integration/firmware-c.test.ts); this side re-derives them from
  * protocols/ and checks that the committed C header is the rendering of the JSON.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { verifyEd25519 } from '../../gateway/crypto/ed25519.js';
 import { decodeBody, decodeSign1, Deframer, fromHex, resolvePack, sigStructure, toHex } from '../../protocols/index.js';
+import { decodeDown, decodeReport } from '../../protocols/firmware-transfer.js';
 import {
   buildVectors,
   type FirmwareVectors,
@@ -16,6 +18,8 @@ import {
   JSON_PATH,
   renderHeader,
   renderJson,
+  renderUpdateHeader,
+  UPDATE_HEADER_PATH,
 } from '../vectors/generate-firmware-vectors.js';
 
 const committed = JSON.parse(readFileSync(JSON_PATH, 'utf8')) as FirmwareVectors;
@@ -28,6 +32,31 @@ describe('firmware vectors', () => {
 
   it('the committed C header is the rendering of the committed JSON (clause: shared vectors kept as data with a generator)', () => {
     expect(renderHeader(committed)).toBe(readFileSync(HEADER_PATH, 'utf8'));
+    expect(renderUpdateHeader(committed.update)).toBe(readFileSync(UPDATE_HEADER_PATH, 'utf8'));
+  });
+
+  it('update vectors: the chunks reassemble the image whose SHA-256 the offer signs; the bad-CRC chunk is refused; reports decode (firmware-transfer.ts)', () => {
+    const u = committed.update;
+    const offer = decodeDown(hex(u.offer));
+    expect(offer.ok && offer.value.type).toBe('offer');
+    const image = new Uint8Array(u.image.length / 2);
+    for (const c of u.chunks) {
+      const m = decodeDown(hex(c));
+      if (!m.ok || m.value.type !== 'chunk') throw new Error('not a chunk');
+      expect(toHex(m.value.digest)).toBe(u.digest);
+      image.set(m.value.data, m.value.offset);
+    }
+    expect(toHex(image)).toBe(u.image);
+    expect(toHex(createHash('sha256').update(image).digest())).toBe(u.digest);
+    const bad = decodeDown(hex(u.badCrcChunk));
+    expect(!bad.ok && bad.error.code).toBe('firmware/bad-crc');
+    expect(u.manifests.map((m) => m.reason)).toContain('ok');
+    for (const r of u.reports) {
+      const c = decodeSign1(hex(r.frame));
+      if (!c.ok) throw new Error(c.error.message);
+      const d = decodeReport(c.value.payload);
+      expect(d.ok && [d.value.state, d.value.n, d.value.reason]).toEqual([r.state, r.n, r.reason]);
+    }
   });
 
   it('every frame is a tagged COSE_Sign1, EdDSA, kid = signer id, signature valid (RFC 9052 §4.2, §4.4; protocols/README)', () => {

@@ -3,8 +3,9 @@
  * TypeScript protocols/ produce for fixed keys and inputs. Ed25519 is
  * deterministic (RFC 8032 §5.1.6), so the C library must produce the same bytes.
  *
- *   npx tsx test/vectors/generate-firmware-vectors.ts          writes firmware-vectors.json
- *                                                             and hardware/firmware/test/vectors.h
+ *   npx tsx test/vectors/generate-firmware-vectors.ts          writes firmware-vectors.json,
+ *                                                             hardware/firmware/test/vectors.h
+ *                                                             and update_vectors.h (firmware updates)
  *   npx tsx test/vectors/generate-firmware-vectors.ts --check  exits 1 if either file is stale
  *
  * test/unit/firmware-vectors.test.ts re-derives the JSON from protocols/ and
@@ -15,10 +16,13 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeBody, encodeSerialFrame, type SenmlRecord, signBody, toHex } from '../../protocols/index.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
+import { buildUpdateVectors, renderUpdateHeader } from './firmware-update-vectors.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const JSON_PATH = join(here, 'firmware-vectors.json');
 export const HEADER_PATH = join(here, '../../hardware/firmware/test/vectors.h');
+export const UPDATE_HEADER_PATH = join(here, '../../hardware/firmware/test/update_vectors.h');
+export { renderUpdateHeader };
 
 const seq32 = (start: number, step: number): Uint8Array =>
   Uint8Array.from({ length: 32 }, (_, i) => (start + i * step) & 0xff);
@@ -207,6 +211,7 @@ export function buildVectors() {
       const body = { type: 'frame-ack' as const, boot: a.boot, seq: a.seq, status: a.status };
       return { ...a, ...out(signBody(body, GATEWAY_ID, gatewaySign), encodeBody(body)) };
     }),
+    update: buildUpdateVectors(DEVICE_ID, DEVICE_SEED),
   };
 }
 export type FirmwareVectors = ReturnType<typeof buildVectors>;
@@ -344,6 +349,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   const files: [string, string][] = [
     [JSON_PATH, renderJson(v)],
     [HEADER_PATH, renderHeader(v)],
+    [UPDATE_HEADER_PATH, renderUpdateHeader(v.update)],
   ];
   if (process.argv.includes('--check')) {
     const stale = files.filter(([p, text]) => {

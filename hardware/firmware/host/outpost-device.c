@@ -5,11 +5,18 @@
  *   outpost-device --tty PATH --id DEVICE_ID --seed HEX64 --gateway-key HEX64
  *                  [--gateway-id ID] [--boot N] [--frames N] [--interval-ms MS]
  *                  [--resend-ms MS] [--commands N] [--actuator NAME]... [--timeout-ms MS]
+ *                  [--update-dir DIR --release-key HEX64 --model M [--version M.m.p]
+ *                   [--chunk-size N] [--fail-trial 1]]
  *
  * Sends --frames signed readings (kept in the unacked ring until a verified
  * frame-ack), verifies every gateway frame, answers each command with a signed
  * command-ack (kept until acked too), and exits 0 once all frames are acked and
  * --commands commands were answered; 1 on timeout. One JSON line per event on stdout.
+ *
+ * With --update-dir it also takes firmware updates on the same line (host/update.c:
+ * offers and chunks are bare CBOR-map frames of the COBS stream, reports are signed
+ * frames), and then exits 0 only once an update ended (confirmed, failed, rolled back).
+ * "Resetting" into the trial boot re-executes this program with the same arguments.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +30,7 @@
 
 #include "outpost.h"
 #include "outpost_sodium.h"
+#include "update.h"
 
 #define SLOTS 32
 #define SLOT_SIZE OUTPOST_WIRE_MAX(400)
@@ -90,8 +98,19 @@ static void send_frame(const uint8_t *frame, size_t n, uint32_t boot, uint32_t s
   write_all(NULL, wire, w);
 }
 
+/* A reset: the same program again, from the state it persisted. */
+static void reset(char **argv) {
+  printf("{\"event\":\"reset\"}\n");
+  fflush(stdout);
+  close(fd);
+  execv("/proc/self/exe", argv);
+  die("re-exec failed");
+}
+
 int main(int argc, char **argv) {
   const char *tty = NULL, *id = NULL, *seed_hex = NULL, *gw_hex = NULL, *gw_id = NULL;
+  const char *update_dir = NULL, *release_hex = NULL, *model = NULL, *version = "1.0.0";
+  unsigned long chunk_size = 448, fail_trial = 0;
   const char *actuators[MAX_ACTUATORS];
   size_t nact = 0;
   unsigned long frames = 3, interval = 50, resend = 500, want_cmds = 0, timeout = 20000, boot = 1;
@@ -111,6 +130,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--commands")) want_cmds = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--timeout-ms")) timeout = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--actuator") && nact < MAX_ACTUATORS) actuators[nact++] = v;
+    else if (!strcmp(a, "--update-dir")) update_dir = v;
+    else if (!strcmp(a, "--release-key")) release_hex = v;
+    else if (!strcmp(a, "--model")) model = v;
+    else if (!strcmp(a, "--version")) version = v;
+    else if (!strcmp(a, "--chunk-size")) chunk_size = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--fail-trial")) fail_trial = strtoul(v, NULL, 10);
     else die("unknown option (see the comment at the top of host/outpost-device.c)");
   }
   if (!tty || !id || !seed_hex || !gw_hex) die("--tty, --id, --seed and --gateway-key are required");
@@ -144,6 +169,14 @@ int main(int argc, char **argv) {
   printf("\"}\n");
   fflush(stdout);
   write_all(NULL, (const uint8_t *)"\0", 1); /* end whatever partial frame the gateway holds */
+  uint8_t release_pk[32];
+  if (update_dir) {
+    if (!release_hex || hex(release_hex, release_pk, 32) || !model || chunk_size == 0 || chunk_size > OUTPOST_MAX_FRAME - 58)
+      die("--update-dir needs --release-key (64 hex digits), --model, and a --chunk-size that fits a frame");
+    host_update_init(update_dir, release_pk, model, version, (uint16_t)chunk_size, fail_trial != 0, &dev, write_all);
+    if (host_update_trial_crash()) reset(argv); /* the new image dies before it confirms */
+    host_update_connected();
+  }
 
   unsigned long sent = 0, cmds = 0, acks = 0, bad = 0;
   uint32_t start = mono_ms(), next_send = start;
@@ -168,7 +201,8 @@ int main(int argc, char **argv) {
       sent++;
       next_send = t_now + (uint32_t)interval;
     }
-    if (sent == frames && cmds >= want_cmds && ring.count == 0) {
+    if (update_dir) host_update_tick(t_now);
+    if (sent == frames && cmds >= want_cmds && ring.count == 0 && (!update_dir || host_update_ended())) {
       printf("{\"event\":\"done\",\"sent\":%lu,\"acks\":%lu,\"commands\":%lu,\"badDownlink\":%lu}\n", sent, acks, cmds, bad);
       return 0;
     }
@@ -189,6 +223,10 @@ int main(int argc, char **argv) {
       size_t fl;
       off += outpost_deframer_push(&deframer, in + off, (size_t)k - off, &f, &fl);
       if (!f) continue;
+      if (update_dir && (f[0] & 0xe0) == 0xa0) { /* a firmware offer or chunk: a bare map, not a COSE_Sign1 */
+        if (host_update_frame(f, fl, t_now)) reset(argv);
+        continue;
+      }
       outpost_sign1_view v;
       int rc = outpost_verify_sign1(&dev, f, fl, &v);
       outpost_command c;

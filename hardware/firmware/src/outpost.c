@@ -325,17 +325,14 @@ int outpost_frame_command_ack(outpost_device *dev, uint64_t time_ms, const uint8
 }
 
 /* ---- bounded CBOR reader ------------------------------------------------------------------ */
-typedef struct {
-  const uint8_t *p;
-  size_t n, pos;
-  unsigned items;
-} rd;
+typedef outpost_cbor_reader rd;
 
-#define MAX_ITEMS 128u
+#define MAX_ITEMS OUTPOST_CBOR_MAX_ITEMS
 #define MAX_DEPTH 4
 
 /* Reads a head: definite lengths only, no reserved additional info. */
-static int rd_head(rd *r, uint8_t *major, uint64_t *arg) {
+#define rd_head outpost_cbor_read_head
+int rd_head(rd *r, uint8_t *major, uint64_t *arg) {
   if (r->pos >= r->n || ++r->items > MAX_ITEMS) return OUTPOST_E_CBOR;
   uint8_t ib = r->p[r->pos++];
   uint8_t ai = ib & 0x1f;
@@ -354,7 +351,8 @@ static int rd_head(rd *r, uint8_t *major, uint64_t *arg) {
 }
 
 /* A byte or text string of the given major type; *s points into the input. */
-static int rd_str(rd *r, uint8_t want, const uint8_t **s, size_t *len) {
+#define rd_str outpost_cbor_read_str
+int rd_str(rd *r, uint8_t want, const uint8_t **s, size_t *len) {
   uint8_t major;
   uint64_t arg;
   if (rd_head(r, &major, &arg) || major != want || arg > r->n - r->pos) return OUTPOST_E_CBOR;
@@ -364,7 +362,9 @@ static int rd_str(rd *r, uint8_t want, const uint8_t **s, size_t *len) {
   return 0;
 }
 
-static int rd_skip(rd *r, int depth) {
+/* Skips one item (nesting up to MAX_DEPTH). */
+#define rd_skip outpost_cbor_skip
+int rd_skip(rd *r, int depth) {
   uint8_t major;
   uint64_t arg;
   if (depth > MAX_DEPTH || rd_head(r, &major, &arg)) return OUTPOST_E_CBOR;

@@ -121,6 +121,20 @@ void outpost_cbor_bool(outpost_cbor *w, bool b);
  * integral and |v| <= 2^53 - 1 (so -0 is 0), else a float64. NaN/inf set E_ARG. */
 void outpost_cbor_number(outpost_cbor *w, double v);
 
+/* ---- CBOR reader (bounded; what the codec and the update receiver parse with) ---- */
+#define OUTPOST_CBOR_MAX_ITEMS 128u
+typedef struct {
+  const uint8_t *p;
+  size_t n, pos;
+  unsigned items; /* heads read so far; more than OUTPOST_CBOR_MAX_ITEMS is an error */
+} outpost_cbor_reader;
+/* Each returns 0 or OUTPOST_E_CBOR and never reads past p[n). Definite lengths only. */
+int outpost_cbor_read_head(outpost_cbor_reader *r, uint8_t *major, uint64_t *arg);
+/* A byte (want 2) or text (want 3) string; *s points into the input. */
+int outpost_cbor_read_str(outpost_cbor_reader *r, uint8_t want, const uint8_t **s, size_t *len);
+/* Skips one item; depth is the nesting level it sits at (beyond 4: an error). */
+int outpost_cbor_skip(outpost_cbor_reader *r, int depth);
+
 /* ---- SenML records (RFC 8428 §6 CBOR labels) ---------------------------------- */
 enum {
   OUTPOST_SENML_BU = 1u << 0, /* -4 base unit */

@@ -10,35 +10,9 @@
 
 #include "../src/outpost.h"
 #include "../src/outpost_sodium.h"
+#include "harness.h"
 #include "vectors.h"
 
-static int failures, checks, tests;
-#define CHECK(c)                                                                   \
-  do {                                                                             \
-    checks++;                                                                      \
-    if (!(c)) {                                                                    \
-      failures++;                                                                  \
-      fprintf(stderr, "%s:%d: %s: CHECK(%s) failed\n", __FILE__, __LINE__, cur, #c); \
-    }                                                                              \
-  } while (0)
-static const char *cur = "";
-#define TEST(name) static void name(void)
-#define RUN(name, clause)            \
-  do {                               \
-    cur = #name " [" clause "]";     \
-    tests++;                         \
-    name();                          \
-  } while (0)
-
-#define PTR(x) PTR_(x)
-#define PTR_(p, n) (p)
-
-static int same(const uint8_t *a, size_t na, const uint8_t *b, size_t nb) { return na == nb && memcmp(a, b, na) == 0; }
-static void hexdump(const char *what, const uint8_t *p, size_t n) {
-  fprintf(stderr, "  %s: ", what);
-  for (size_t i = 0; i < n; i++) fprintf(stderr, "%02x", p[i]);
-  fprintf(stderr, "\n");
-}
 static double bits_to_double(uint64_t b) {
   double d;
   memcpy(&d, &b, 8);
