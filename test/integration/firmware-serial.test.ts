@@ -1,0 +1,92 @@
+/**
+ * Firmware transfer over a real pty (socat): the gateway's serial link carries the offer and
+ * the chunks as frames of the port's COBS stream, firmware-sim's updatable device (update.ts
+ * behind update-serial.ts) downloads, verifies, test-boots and confirms; its signed reports
+ * come back on the same line. No MQTT broker runs: the device is reached over the transport
+ * it was heard on.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
+import { testTempDir, waitFor } from '../helpers/env.js';
+import { startFirmwareGateway } from '../helpers/firmware.js';
+import { testPty } from '../helpers/pty.js';
+import { needs } from '../helpers/system-tools.js';
+
+// CI installs socat (.ci/run); without it locally these tests are skipped, in CI they fail.
+
+async function rig(opts: { corruptChunksAt?: number[]; size: number }) {
+  const dir = testTempDir('outpost-fw-serial-');
+  const pty = await testPty(dir);
+  const seed = randomBytes(32);
+  const fw = await startFirmwareGateway(dir, [{ id: 'dev-1', seed }], {
+    serial: { ports: [{ path: pty.a, baudRate: 921600 }], reconnectMinMs: 50 },
+  });
+  onTestFinished(() => fw.gw.stop());
+  const link = new UpdateSerialLink({
+    id: 'dev-1',
+    seed,
+    model: 'env-1',
+    version: '1.0.0',
+    releaseKey: fw.releasePub,
+    dir: join(dir, 'flash'),
+    path: pty.b,
+    baudRate: 921600,
+    stallMs: 400,
+    selfTestMs: 20,
+    ...(opts.corruptChunksAt && { corruptChunksAt: opts.corruptChunksAt }),
+  }).start();
+  onTestFinished(() => link.stop());
+  // The device's first report (idle) is how the gateway learns it is on this port.
+  await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'serial', 10_000, 'device heard');
+  const { image, digest } = await fw.release(opts.size);
+  fw.rollout('r-serial', digest, ['dev-1']);
+  await waitFor(
+    () => link.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),
+    40_000,
+    () => JSON.stringify(link.device.history.slice(-5)),
+  );
+  return { dir, fw, link, image, digest };
+}
+
+describe('firmware over serial', needs('socat'), () => {
+  it('a device on a pty downloads, verifies and confirms the release; its slot holds the image', {
+    timeout: 60_000,
+  }, async () => {
+    const { dir, fw, link, image } = await rig({ size: 200_000 });
+    expect(link.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    expect(link.device.running.version).toBe('1.1.0');
+    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+    const serial = fw.gw.serial!.links[0]!;
+    expect(serial.stats.firmware).toBeGreaterThan(10); // the reports came up the serial line
+    expect(serial.stats.rejected).toBe(0); // none reached ingest as a bad frame
+    expect(fw.gw.firmware.transfer!.stats.bytes).toBeGreaterThanOrEqual(image.length);
+    expect(fw.gw.firmware.transfer!.stats.linkFull).toBe(0);
+    expect(link.stream.stats.messages).toBeGreaterThan(image.length / 2048);
+    // The rollout's device state reaches the log as confirmed.
+    await waitFor(
+      () => fw.gw.firmware.store.deviceStates.some((s) => s.body.state === 'confirmed'),
+      10_000,
+      'confirmed state logged',
+    );
+  });
+
+  it('a chunk whose data does not match its CRC-32C is dropped and asked for again, never installed', {
+    timeout: 60_000,
+  }, async () => {
+    const at = 2048 * 5;
+    const { dir, link, image } = await rig({ size: 60_000, corruptChunksAt: [at] });
+    expect(link.stream.stats.corrupted).toBe(1);
+    // The device stalled at the bad chunk's offset and asked to resume from there.
+    const resumeAt = link.device.history.findIndex(
+      (h) => h.state === 'downloading' && h.reason === 'resume' && h.offset === at,
+    );
+    expect(resumeAt).toBeGreaterThan(0);
+    expect(link.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    const slot = readFileSync(join(dir, 'flash', 'slot0.bin'));
+    expect(slot.equals(image)).toBe(true);
+    expect(createHash('sha256').update(slot).digest('hex')).toBe(createHash('sha256').update(image).digest('hex'));
+  });
+});
