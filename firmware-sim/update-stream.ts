@@ -9,7 +9,7 @@
  * offsets after the frame's own CRC was checked (as a bad RAM or a bug past the link would),
  * so only the chunk's CRC-32C can catch it.
  */
-import { decodeCbor, encodeCbor, isMap } from '../protocols/cbor.js';
+import { type CborKey, type CborValue, decodeCbor, encodeCbor, isMap } from '../protocols/cbor.js';
 import { isFirmwareDown } from '../protocols/firmware-transfer.js';
 import { Deframer, encodeSerialFrame } from '../protocols/index.js';
 import type { UpdatableDevice } from './update.js';
@@ -21,10 +21,23 @@ export interface UpdateStreamStats {
   other: number;
   /** Chunks corrupted by `corruptChunksAt`. */
   corrupted: number;
+  /** Chunks that did not start at the device's offset (dropped by it: lost or resent ones). */
+  outOfOrder: number;
+  /** Most bytes a chunk reached past what the device held when it arrived (the window in use). */
+  maxAhead: number;
+  /** Largest firmware frame (unframed bytes). */
+  largestFrame: number;
 }
 
 export class UpdateStream {
-  readonly stats: UpdateStreamStats = { messages: 0, other: 0, corrupted: 0 };
+  readonly stats: UpdateStreamStats = {
+    messages: 0,
+    other: 0,
+    corrupted: 0,
+    outOfOrder: 0,
+    maxAhead: 0,
+    largestFrame: 0,
+  };
   readonly deframer: Deframer;
   private readonly corrupt: Set<number>;
 
@@ -45,7 +58,8 @@ export class UpdateStream {
         continue;
       }
       this.stats.messages++;
-      this.device().receive(this.corrupt.size > 0 ? this.maybeCorrupt(frame) : frame);
+      if (frame.length > this.stats.largestFrame) this.stats.largestFrame = frame.length;
+      this.device().receive(frame[2] === 18 ? this.chunk(frame) : frame);
     }
   }
 
@@ -54,13 +68,22 @@ export class UpdateStream {
     return encodeSerialFrame(report);
   }
 
-  private maybeCorrupt(frame: Uint8Array): Uint8Array {
-    const d = decodeCbor(frame);
-    if (!d.ok || !isMap(d.value) || d.value.get(0) !== 18) return frame;
+  private chunk(frame: Uint8Array): Uint8Array {
+    const d = decodeCbor(frame, { maxBytes: frame.length });
+    if (!d.ok || !isMap(d.value)) return frame;
     const m = d.value;
-    const offset = m.get(2) as number;
+    const offset = m.get(2);
+    const data = m.get(3);
+    if (typeof offset !== 'number' || !(data instanceof Uint8Array)) return frame;
+    const held = this.device().offset;
+    if (offset !== held) this.stats.outOfOrder++;
+    this.stats.maxAhead = Math.max(this.stats.maxAhead, offset + data.length - held);
     if (!this.corrupt.delete(offset)) return frame;
-    const data = Uint8Array.from(m.get(3) as Uint8Array);
+    return this.corrupted(m, data);
+  }
+
+  private corrupted(m: Map<CborKey, CborValue>, original: Uint8Array): Uint8Array {
+    const data = Uint8Array.from(original);
     data[data.length >> 1]! ^= 0x40;
     m.set(3, data); // the CRC (key 4) stays the one the gateway computed
     this.stats.corrupted++;

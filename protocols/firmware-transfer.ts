@@ -17,7 +17,8 @@
  * told apart from the other frames by their first bytes (`isFirmwareDown`,
  * `isFirmwareReport`): an offer or chunk is a bare CBOR map whose key 0 is 17 or 18, where
  * every other downlink frame is a COSE_Sign1; a report is a COSE_Sign1 whose payload's key 0
- * is 19. On BLE a chunk is at most what fits `BLE_CHUNK_PAYLOADS` ATT payloads once framed.
+ * is 19. On BLE a chunk is at most what fits 16 ATT payloads once framed (`bleChunkBytes`),
+ * and at most 64 ATT payloads of chunks are in flight (`BLE_WINDOW` chunks).
  */
 import { attPayload } from './ble.js';
 import { type CborValue, decodeCbor, encodeCbor, isBytes, isMap, isUint } from './cbor.js';
@@ -54,16 +55,20 @@ const MAX_CODE = 32;
 /** CBOR bytes of a chunk message around its data, at most (offsets below 2^32). */
 export const CHUNK_OVERHEAD = 58;
 /** ATT payloads one framed chunk may span on BLE. */
-export const BLE_CHUNK_PAYLOADS = 16;
+const BLE_CHUNK_PAYLOADS = 16;
+/** ATT payloads of chunks in flight toward one BLE device (what its receive buffer holds). */
+export const BLE_INFLIGHT_PAYLOADS = 64;
+/** The window a BLE device asks for: the chunks in flight that fit BLE_INFLIGHT_PAYLOADS. */
+export const BLE_WINDOW = BLE_INFLIGHT_PAYLOADS / BLE_CHUNK_PAYLOADS;
 
 /** The largest chunk whose message, framed for a byte stream, is at most `wireBytes`. */
-export function chunkForWire(wireBytes: number): number {
+function chunkForWire(wireBytes: number): number {
   let n = Math.max(1, wireBytes - CHUNK_OVERHEAD);
   while (n > 1 && serialFrameMaxWireLength(n + CHUNK_OVERHEAD) > wireBytes) n--;
   return Math.min(n, MAX_CHUNK_BYTES);
 }
 
-/** The chunk size for a BLE link of this ATT MTU: 23 → 252 bytes, 247 → 3 822 bytes. */
+/** The chunk size for a BLE link of this ATT MTU: 23 → 255 bytes, 247 → 3 825 bytes. */
 export const bleChunkBytes = (mtu: number): number => chunkForWire(BLE_CHUNK_PAYLOADS * attPayload(mtu));
 
 /** Whether a byte-stream frame is a firmware offer or chunk (a bare CBOR map, key 0 = 17 or 18). */

@@ -9,11 +9,16 @@
  *   the other frames); a chunk at most the frame limit, in flight at most half the port's
  *   write queue (past the queue, writes are dropped).
  * - BLE: the same frames on the Nordic UART Service, written to RX in ATT payloads of MTU − 3;
- *   a chunk spans at most BLE_CHUNK_PAYLOADS payloads, in flight at most
- *   BLE_INFLIGHT_PAYLOADS payloads.
+ *   a chunk spans at most 16 payloads (`bleChunkBytes`), in flight at most
+ *   BLE_INFLIGHT_PAYLOADS payloads (protocols/firmware-transfer.ts).
  */
 import { attPayload, topics } from '../../protocols/index.js';
-import { bleChunkBytes, CHUNK_OVERHEAD, MAX_CHUNK_BYTES } from '../../protocols/firmware-transfer.js';
+import {
+  BLE_INFLIGHT_PAYLOADS,
+  bleChunkBytes,
+  CHUNK_OVERHEAD,
+  MAX_CHUNK_BYTES,
+} from '../../protocols/firmware-transfer.js';
 import type { BleTransport } from '../transports/ble.js';
 import type { SerialTransport } from '../transports/serial.js';
 
@@ -84,9 +89,6 @@ export function serialFirmwareLink(serial: SerialTransport): FirmwareLink {
     },
   };
 }
-
-/** ATT payloads of chunks in flight toward one BLE device. */
-export const BLE_INFLIGHT_PAYLOADS = 64;
 
 export function bleFirmwareLink(ble: BleTransport): FirmwareLink {
   return {

@@ -46,7 +46,7 @@ export async function startFirmwareGateway(
   const gw = await Gateway.start(config, {
     logger: log,
     simulate: false,
-    firmware: { tickMs: 50, reofferMs: 1000 },
+    firmware: { tickMs: 50 },
   });
   let releases = 0;
   return {

@@ -48,6 +48,12 @@ async function rig(opts: { corruptChunksAt?: number[]; size: number }) {
     40_000,
     () => JSON.stringify(link.device.history.slice(-5)),
   );
+  // The runner logs the device's outcome (and the test does not stop the gateway mid-commit).
+  await waitFor(
+    () => fw.gw.firmware.store.deviceStates.some((s) => ['confirmed', 'failed'].includes(s.body.state)),
+    10_000,
+    'outcome logged',
+  );
   return { dir, fw, link, image, digest };
 }
 

@@ -1,0 +1,102 @@
+/**
+ * Firmware transfer over BLE: the gateway's real noble code against firmware-sim's simulated
+ * radio, with an updatable device (update.ts behind update-ble.ts) as a Nordic UART Service
+ * peripheral. Offers and chunks are written to RX in ATT payloads of MTU − 3, reports come
+ * back as TX notifications; at MTU 23 and 247 the device ends confirmed with the image in its
+ * slot, every chunk fits the MTU's budget and no more are in flight than the window.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
+import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
+import { BLE_INFLIGHT_PAYLOADS, BLE_WINDOW, bleChunkBytes } from '../../protocols/firmware-transfer.js';
+import { attPayload, serialFrameMaxWireLength } from '../../protocols/index.js';
+import { testTempDir, waitFor } from '../helpers/env.js';
+import { startFirmwareGateway } from '../helpers/firmware.js';
+
+async function rig(mtu: number, size: number, corruptChunksAt?: number[]) {
+  const dir = testTempDir('outpost-fw-ble-');
+  const radio = await BleRadio.start({ advertiseIntervalMs: 50 });
+  onTestFinished(() => radio.close());
+  const seed = randomBytes(32);
+  const fw = await startFirmwareGateway(dir, [{ id: 'dev-1', seed }], {
+    ble: { enabled: true, radio: radio.url, connectTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 500 },
+  });
+  onTestFinished(() => fw.gw.stop());
+  const p = radio
+    .attach(
+      (i) =>
+        new UpdatePeripheral(i, {
+          id: 'dev-1',
+          seed,
+          model: 'env-1',
+          version: '1.0.0',
+          releaseKey: fw.releasePub,
+          dir: join(dir, 'flash'),
+          mtu,
+          stallMs: 400,
+          selfTestMs: 20,
+          ...(corruptChunksAt && { corruptChunksAt }),
+        }),
+    )
+    .start();
+  onTestFinished(() => p.stop());
+  await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'ble', 10_000, 'device heard');
+  const { image, digest } = await fw.release(size);
+  fw.rollout('r-ble', digest, ['dev-1']);
+  await waitFor(
+    () => p.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),
+    40_000,
+    () => JSON.stringify(p.device.history.slice(-5)),
+  );
+  // The runner logs the device's outcome (and the test does not stop the gateway mid-commit).
+  await waitFor(
+    () => fw.gw.firmware.store.deviceStates.some((s) => ['confirmed', 'failed'].includes(s.body.state)),
+    10_000,
+    'outcome logged',
+  );
+  return { dir, fw, p, image };
+}
+
+describe('firmware over BLE (simulated radio, real noble)', () => {
+  for (const [mtu, size] of [
+    [23, 24_000],
+    [247, 200_000],
+  ] as const) {
+    it(`MTU ${mtu}: the device downloads, verifies and confirms; chunks fit the MTU, the window holds`, {
+      timeout: 60_000,
+    }, async () => {
+      const { dir, fw, p, image } = await rig(mtu, size);
+      expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+      expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+      const att = attPayload(mtu);
+      expect(p.stats.maxWriteBytes).toBeLessThanOrEqual(att); // every RX write fits one ATT payload
+      // A chunk message, framed, spans at most 16 ATT payloads.
+      expect(serialFrameMaxWireLength(p.stream.stats.largestFrame)).toBeLessThanOrEqual(16 * att);
+      expect(p.stream.stats.largestFrame).toBeGreaterThan(bleChunkBytes(mtu)); // the chunks were that big
+      // Never more in flight than the window: nothing arrived past it, nothing was lost.
+      expect(p.stream.stats.maxAhead).toBeLessThanOrEqual(BLE_WINDOW * bleChunkBytes(mtu));
+      expect(BLE_WINDOW * serialFrameMaxWireLength(bleChunkBytes(mtu) + 58)).toBeLessThanOrEqual(
+        BLE_INFLIGHT_PAYLOADS * att,
+      );
+      expect(p.stream.stats.outOfOrder).toBe(0);
+      expect(fw.gw.ble!.links.get('dev-1')!.stats.firmware).toBeGreaterThan(5);
+      expect(fw.gw.firmware.transfer!.stats.rewinds).toBe(0);
+    });
+  }
+
+  it('MTU 23: a chunk whose data does not match its CRC-32C is asked for again, never installed', {
+    timeout: 60_000,
+  }, async () => {
+    const at = bleChunkBytes(23) * 7;
+    const { dir, p, image } = await rig(23, 8_000, [at]);
+    expect(p.stream.stats.corrupted).toBe(1);
+    expect(p.device.history.some((h) => h.state === 'downloading' && h.reason === 'resume' && h.offset === at)).toBe(
+      true,
+    );
+    expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+  });
+});
