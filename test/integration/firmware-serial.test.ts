@@ -5,11 +5,15 @@
  * come back on the same line. No MQTT broker runs: the device is reached over the transport
  * it was heard on.
  */
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { generateManifest, manifestSeed, writeManifest } from '../../firmware-sim/manifest.js';
 import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
+import { publicKeyToDidKey } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 import { startFirmwareGateway } from '../helpers/firmware.js';
 import { testPty } from '../helpers/pty.js';
@@ -94,5 +98,58 @@ describe('firmware over serial', needs('socat'), () => {
     const slot = readFileSync(join(dir, 'flash', 'slot0.bin'));
     expect(slot.equals(image)).toBe(true);
     expect(createHash('sha256').update(slot).digest('hex')).toBe(createHash('sha256').update(image).digest('hex'));
+  });
+
+  it('`firmware-sim update --serial` runs the device as a child process: it ends confirmed', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = testTempDir('outpost-fw-serial-cli-');
+    const pty = await testPty(dir);
+    const fleet = generateManifest({ devices: 1, model: 'env-1' });
+    writeManifest(join(dir, 'fleet.json'), fleet);
+    const d = fleet.devices[0]!;
+    const fw = await startFirmwareGateway(dir, [{ id: d.id, seed: manifestSeed(d) }], {
+      serial: { ports: [{ path: pty.a, baudRate: 921600 }], reconnectMinMs: 50 },
+    });
+    onTestFinished(() => fw.gw.stop());
+    const sim = new URL('../../bin/firmware-sim.js', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      [
+        sim,
+        'update',
+        '--keys',
+        join(dir, 'fleet.json'),
+        '--serial',
+        pty.b,
+        '--baud',
+        '921600',
+        '--release-key',
+        publicKeyToDidKey(fw.releasePub),
+        '--state',
+        join(dir, 'flash'),
+        '--device',
+        d.id,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const lines: { state: string }[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as { state: string }));
+    await waitFor(() => fw.gw.firmware.transfer?.linkOf(d.id)?.transport === 'serial', 20_000, 'device heard');
+    const { image, digest } = await fw.release(50_000);
+    fw.rollout('r-cli', digest, [d.id]);
+    await waitFor(
+      () => lines.some((l) => l.state === 'confirmed'),
+      40_000,
+      () => JSON.stringify(lines.slice(-5)),
+    );
+    expect(readFileSync(join(dir, 'flash', d.id, 'slot0.bin')).equals(image)).toBe(true);
+    await waitFor(() => fw.gw.firmware.store.deviceStates.some((s) => s.body.state === 'confirmed'), 10_000, 'logged');
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    expect(child.exitCode).toBe(0);
   });
 });
