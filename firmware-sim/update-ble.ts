@@ -47,7 +47,7 @@ export class UpdatePeripheral implements RadioPeripheral {
       ...o,
       chunkSize: bleChunkBytes(this.mtu),
       window: BLE_WINDOW,
-      send: (report) => this.notify(UpdateStream.frame(report)),
+      send: (report) => this.notify(this.stream.frame(report)),
     });
   }
 

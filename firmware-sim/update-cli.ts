@@ -22,7 +22,7 @@ export const UPDATE_USAGE = `  firmware-sim update --keys FILE (--broker URL --g
       boot, confirm, rollback; they take only images signed by --release-key (did:key or hex) for
       their model (--model, else the manifest's), newer than what runs (--version, default 1.0.0,
       for a fresh --state). --fail-test-boot makes those devices' new image fail its self-test.
-      --serial: one device (--device) on that tty instead, 2 KiB chunks, window 8 by default.
+      --serial: one device (--device) on that tty instead, 2 KiB chunks, window 12 by default.
       --ble-port: the devices as peripherals of a simulated radio on ws://127.0.0.1:N (the
       gateway's ble.radio), chunk and window sized to --mtu (default 247).`;
 

@@ -35,11 +35,13 @@ export class UpdateSerialLink {
     this.baudRate = o.baudRate ?? 115200;
     this.stream = new UpdateStream(() => this.device, o.corruptChunksAt);
     this.device = new UpdatableDevice({
+      // 12 × 2 KiB framed stays under the gateway serial link's 32 KiB in flight; a report every
+      // 6 chunks leaves 6 on the line while it travels.
       chunkSize: 2048,
-      window: 8,
+      window: 12,
       ...o,
       send: (report) => {
-        if (this.port?.isOpen) this.port.write(Buffer.from(UpdateStream.frame(report)));
+        if (this.port?.isOpen) this.port.write(Buffer.from(this.stream.frame(report)));
       },
     });
   }

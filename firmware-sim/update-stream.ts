@@ -23,7 +23,7 @@ export interface UpdateStreamStats {
   corrupted: number;
   /** Chunks that did not start at the device's offset (dropped by it: lost or resent ones). */
   outOfOrder: number;
-  /** Most bytes a chunk reached past what the device held when it arrived (the window in use). */
+  /** Most bytes a chunk reached past the offset of the device's last report (its last request): the window in use. */
   maxAhead: number;
   /** Largest firmware frame (unframed bytes). */
   largestFrame: number;
@@ -40,6 +40,8 @@ export class UpdateStream {
   };
   readonly deframer: Deframer;
   private readonly corrupt: Set<number>;
+  /** The device's offset when it last reported (what it asked from). */
+  private requested = 0;
 
   constructor(
     private readonly device: () => UpdatableDevice,
@@ -64,7 +66,8 @@ export class UpdateStream {
   }
 
   /** A report, framed for the wire. */
-  static frame(report: Uint8Array): Uint8Array {
+  frame(report: Uint8Array): Uint8Array {
+    this.requested = this.device().offset;
     return encodeSerialFrame(report);
   }
 
@@ -77,7 +80,7 @@ export class UpdateStream {
     if (typeof offset !== 'number' || !(data instanceof Uint8Array)) return frame;
     const held = this.device().offset;
     if (offset !== held) this.stats.outOfOrder++;
-    this.stats.maxAhead = Math.max(this.stats.maxAhead, offset + data.length - held);
+    this.stats.maxAhead = Math.max(this.stats.maxAhead, offset + data.length - this.requested);
     if (!this.corrupt.delete(offset)) return frame;
     return this.corrupted(m, data);
   }

@@ -97,7 +97,7 @@ export async function serialRows(quick: boolean): Promise<Row[]> {
   const tag = quick ? 'quick: ' : '';
   return [
     {
-      figure: `${tag}serial firmware transfer, one device, pty paced at 921 600 baud (${size / 1024} KiB, 2 KiB chunks, window 8)`,
+      figure: `${tag}serial firmware transfer, one device, pty paced at 921 600 baud (${size / 1024} KiB, 2 KiB chunks, window 12)`,
       value: Number(mbps.toFixed(4)),
       unit: 'MB/s',
       baseline: 'raw 2 KiB frames down the same paced line',

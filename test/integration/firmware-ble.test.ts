@@ -78,6 +78,7 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
       expect(p.stream.stats.largestFrame).toBeGreaterThan(bleChunkBytes(mtu)); // the chunks were that big
       // Never more in flight than the window: nothing arrived past it, nothing was lost.
       expect(p.stream.stats.maxAhead).toBeLessThanOrEqual(BLE_WINDOW * bleChunkBytes(mtu));
+      expect(p.stream.stats.maxAhead).toBeGreaterThan(bleChunkBytes(mtu)); // several chunks were in flight
       expect(BLE_WINDOW * serialFrameMaxWireLength(bleChunkBytes(mtu) + 58)).toBeLessThanOrEqual(
         BLE_INFLIGHT_PAYLOADS * att,
       );
