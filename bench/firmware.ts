@@ -19,6 +19,7 @@ import { UpdateLink } from '../firmware-sim/update-mqtt.js';
 import { validateConfig } from '../gateway/config.js';
 import { publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
 import { queueRelease, queueRollout } from '../gateway/firmware/inbox.js';
+import { rolloutStatus } from '../gateway/firmware/rollout.js';
 import { Gateway } from '../gateway/gateway.js';
 import { createLogger } from '../gateway/logger.js';
 import { firmwareBody } from '../protocols/firmware-block.js';
@@ -128,7 +129,8 @@ await until(() => {
 }, 'confirmed');
 const total = (performance.now() - t0) / 1000;
 const transfer = SIZE / ((performance.now() - (firstChunk || t0)) / 1000) / 1e6;
-await until(() => gw.firmware.store.deviceStates.some((s) => s.body.state === 'confirmed'), 'outcome logged');
+// Stopped once the runner logged the last step (a block still being committed at stop can throw).
+await until(() => rolloutStatus(gw.firmware.store, 'b')?.done === true, 'rollout done');
 await link.stop();
 await gw.stop();
 rmSync(dir, { recursive: true, force: true });

@@ -17,6 +17,7 @@ import { VirtualDevice } from '../../firmware-sim/device.js';
 import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
 import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
 import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
+import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { encodeSerialFrame } from '../../protocols/index.js';
 import { tempDir, waitFor } from '../../test/helpers/env.js';
 import { type FirmwareGateway, startFirmwareGateway } from '../../test/helpers/firmware.js';
@@ -44,8 +45,9 @@ async function transfer(
     'confirmed',
   );
   const mbps = size / ((performance.now() - first) / 1000) / 1e6;
-  // The runner logs the outcome: stopping the gateway mid-commit is not what is measured.
-  await waitFor(() => fw.gw.firmware.store.deviceStates.some((s) => s.body.state === 'confirmed'), 30_000, 'logged');
+  // The runner logs the outcome and the last step: the gateway is stopped only after (a block
+  // still being committed at stop can throw in the log's durable callback).
+  await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'bench')?.done === true, 30_000, 'rollout done');
   return mbps;
 }
 
