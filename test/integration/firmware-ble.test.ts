@@ -11,12 +11,19 @@ import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
 import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
+import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { BLE_INFLIGHT_PAYLOADS, BLE_WINDOW, bleChunkBytes } from '../../protocols/firmware-transfer.js';
 import { attPayload, serialFrameMaxWireLength } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 import { startFirmwareGateway } from '../helpers/firmware.js';
 
-async function rig(mtu: number, size: number, corruptChunksAt?: number[]) {
+async function rig(
+  mtu: number,
+  size: number,
+  corruptChunksAt?: number[],
+  /** Runs once a third of the image is held. */
+  midway?: (radio: BleRadio, p: UpdatePeripheral) => Promise<void>,
+) {
   const dir = testTempDir('outpost-fw-ble-');
   const radio = await BleRadio.start({ advertiseIntervalMs: 50 });
   onTestFinished(() => radio.close());
@@ -46,17 +53,17 @@ async function rig(mtu: number, size: number, corruptChunksAt?: number[]) {
   await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'ble', 10_000, 'device heard');
   const { image, digest } = await fw.release(size);
   fw.rollout('r-ble', digest, ['dev-1']);
+  if (midway) {
+    await waitFor(() => p.device.offset > size / 3, 20_000, 'a third downloaded');
+    await midway(radio, p);
+  }
   await waitFor(
     () => p.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),
     40_000,
     () => JSON.stringify(p.device.history.slice(-5)),
   );
-  // The runner logs the device's outcome (and the test does not stop the gateway mid-commit).
-  await waitFor(
-    () => fw.gw.firmware.store.deviceStates.some((s) => ['confirmed', 'failed'].includes(s.body.state)),
-    10_000,
-    'outcome logged',
-  );
+  // The runner logs the outcome and its last step (and the test does not stop the gateway mid-commit).
+  await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-ble')?.done === true, 10_000, 'rollout done');
   return { dir, fw, p, image };
 }
 
@@ -97,6 +104,24 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
     expect(p.device.history.some((h) => h.state === 'downloading' && h.reason === 'resume' && h.offset === at)).toBe(
       true,
     );
+    expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+  });
+
+  it('MTU 247: out of range mid-transfer and back: the gateway reconnects, the device resumes from its offset', {
+    timeout: 60_000,
+  }, async () => {
+    let cutAt = 0;
+    const { dir, p, image } = await rig(247, 120_000, undefined, async (radio, p) => {
+      radio.setInRange(p, false);
+      cutAt = p.device.offset;
+      await new Promise((r) => setTimeout(r, 300));
+      radio.setInRange(p, true);
+    });
+    expect(p.stats.sessions).toBeGreaterThanOrEqual(2); // the central subscribed again
+    const resumed = p.device.history.filter((h) => h.reason === 'resume' && h.offset > 0);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
     expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
     expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
   });

@@ -13,20 +13,29 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { generateManifest, manifestSeed, writeManifest } from '../../firmware-sim/manifest.js';
 import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
+import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { publicKeyToDidKey } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 import { startFirmwareGateway } from '../helpers/firmware.js';
-import { testPty } from '../helpers/pty.js';
+import { type PtyPair, testPty } from '../helpers/pty.js';
 import { needs } from '../helpers/system-tools.js';
 
 // CI installs socat (.ci/run); without it locally these tests are skipped, in CI they fail.
 
-async function rig(opts: { corruptChunksAt?: number[]; size: number }) {
+async function rig(opts: {
+  size: number;
+  corruptChunksAt?: number[];
+  /** The gateway runs its MQTT broker too (the device must still be served over serial). */
+  mqtt?: boolean;
+  /** Runs once a third of the image is held. */
+  midway?: (pty: PtyPair, link: UpdateSerialLink) => Promise<void>;
+}) {
   const dir = testTempDir('outpost-fw-serial-');
   const pty = await testPty(dir);
   const seed = randomBytes(32);
   const fw = await startFirmwareGateway(dir, [{ id: 'dev-1', seed }], {
-    serial: { ports: [{ path: pty.a, baudRate: 921600 }], reconnectMinMs: 50 },
+    serial: { ports: [{ path: pty.a, baudRate: 921600 }], reconnectMinMs: 50, reconnectMaxMs: 200 },
+    ...(opts.mqtt && { mqtt: { enabled: true, port: 0 } }),
   });
   onTestFinished(() => fw.gw.stop());
   const link = new UpdateSerialLink({
@@ -47,25 +56,26 @@ async function rig(opts: { corruptChunksAt?: number[]; size: number }) {
   await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'serial', 10_000, 'device heard');
   const { image, digest } = await fw.release(opts.size);
   fw.rollout('r-serial', digest, ['dev-1']);
+  if (opts.midway) {
+    await waitFor(() => link.device.offset > opts.size / 3, 20_000, 'a third downloaded');
+    await opts.midway(pty, link);
+  }
   await waitFor(
     () => link.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),
     40_000,
     () => JSON.stringify(link.device.history.slice(-5)),
   );
-  // The runner logs the device's outcome (and the test does not stop the gateway mid-commit).
-  await waitFor(
-    () => fw.gw.firmware.store.deviceStates.some((s) => ['confirmed', 'failed'].includes(s.body.state)),
-    10_000,
-    'outcome logged',
-  );
+  // The runner logs the outcome and its last step (and the test does not stop the gateway mid-commit).
+  await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-serial')?.done === true, 10_000, 'rollout done');
   return { dir, fw, link, image, digest };
 }
 
 describe('firmware over serial', needs('socat'), () => {
-  it('a device on a pty downloads, verifies and confirms the release; its slot holds the image', {
+  it('a device on a pty downloads, verifies and confirms the release over serial, though MQTT runs too; its slot holds the image', {
     timeout: 60_000,
   }, async () => {
-    const { dir, fw, link, image } = await rig({ size: 200_000 });
+    const { dir, fw, link, image } = await rig({ size: 200_000, mqtt: true });
+    expect(fw.gw.broker).toBeDefined();
     expect(link.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
     expect(link.device.running.version).toBe('1.1.0');
     expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
@@ -97,6 +107,27 @@ describe('firmware over serial', needs('socat'), () => {
     const slot = readFileSync(join(dir, 'flash', 'slot0.bin'));
     expect(slot.equals(image)).toBe(true);
     expect(createHash('sha256').update(slot).digest('hex')).toBe(createHash('sha256').update(image).digest('hex'));
+  });
+
+  it('the adapter unplugged mid-transfer: both ends reopen, the device resumes from its offset and confirms', {
+    timeout: 60_000,
+  }, async () => {
+    let cutAt = 0;
+    const { dir, link, image } = await rig({
+      size: 150_000,
+      midway: async (pty, l) => {
+        await pty.unplug();
+        cutAt = l.device.offset;
+        await new Promise((r) => setTimeout(r, 300));
+        await pty.plug();
+      },
+    });
+    // After the replug it asked to resume from what it held, not from 0.
+    const resumed = link.device.history.filter((h) => h.reason === 'resume' && h.offset > 0);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
+    expect(link.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
   });
 
   it('`firmware-sim update --serial` runs the device as a child process: it ends confirmed', {
@@ -146,7 +177,7 @@ describe('firmware over serial', needs('socat'), () => {
       () => JSON.stringify(lines.slice(-5)),
     );
     expect(readFileSync(join(dir, 'flash', d.id, 'slot0.bin')).equals(image)).toBe(true);
-    await waitFor(() => fw.gw.firmware.store.deviceStates.some((s) => s.body.state === 'confirmed'), 10_000, 'logged');
+    await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-cli')?.done === true, 10_000, 'rollout done');
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
     expect(child.exitCode).toBe(0);
