@@ -28,8 +28,9 @@ export async function startFirmwareGateway(
   dir: string,
   devices: { id: string; seed: Uint8Array }[],
   extra: Record<string, unknown>,
+  /** The release key's seed (default a fresh one). */
+  releaseSeed: Uint8Array = randomBytes(32),
 ): Promise<FirmwareGateway> {
-  const releaseSeed = randomBytes(32);
   const releasePub = publicKeyFromSeed(releaseSeed);
   const dataDir = join(dir, 'data');
   writeFileSync(join(dir, 'policy.yaml'), `releaseKeys:\n  r: "${publicKeyToDidKey(releasePub)}"\n`);

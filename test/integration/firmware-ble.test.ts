@@ -5,15 +5,19 @@
  * back as TX notifications; at MTU 23 and 247 the device ends confirmed with the image in its
  * slot, every chunk fits the MTU's budget and no more are in flight than the window.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
+import { generateManifest, manifestSeed, writeManifest } from '../../firmware-sim/manifest.js';
 import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { BLE_INFLIGHT_PAYLOADS, BLE_WINDOW, bleChunkBytes } from '../../protocols/firmware-transfer.js';
-import { attPayload, serialFrameMaxWireLength } from '../../protocols/index.js';
+import { attPayload, publicKeyToDidKey, serialFrameMaxWireLength } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 import { startFirmwareGateway } from '../helpers/firmware.js';
 
@@ -124,5 +128,70 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
     expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
     expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
     expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+  });
+
+  it('`firmware-sim update --ble-port` runs the device on a radio of its own in a child process: it ends confirmed', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = testTempDir('outpost-fw-ble-cli-');
+    const fleet = generateManifest({ devices: 1, model: 'env-1' });
+    writeManifest(join(dir, 'fleet.json'), fleet);
+    const d = fleet.devices[0]!;
+    // The device must trust the release key before the gateway (started once the radio is up) exists.
+    const releaseSeed = randomBytes(32);
+    const sim = new URL('../../bin/firmware-sim.js', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      [
+        sim,
+        'update',
+        '--keys',
+        join(dir, 'fleet.json'),
+        '--ble-port',
+        '0',
+        '--mtu',
+        '185',
+        '--release-key',
+        publicKeyToDidKey(publicKeyFromSeed(releaseSeed)),
+        '--state',
+        join(dir, 'flash'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const lines: { state: string }[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as { state: string }));
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stderr! }).on('line', (l) => {
+        const m = /BLE radio at (ws:\/\/\S+)/.exec(l);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', () => reject(new Error('firmware-sim exited')));
+    });
+    const fw = await startFirmwareGateway(
+      dir,
+      [{ id: d.id, seed: manifestSeed(d) }],
+      {
+        ble: { enabled: true, radio: url, connectTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 500 },
+      },
+      releaseSeed,
+    );
+    onTestFinished(() => fw.gw.stop());
+    await waitFor(() => fw.gw.firmware.transfer?.linkOf(d.id)?.transport === 'ble', 20_000, 'device heard');
+    const { image, digest } = await fw.release(40_000);
+    fw.rollout('r-cli', digest, [d.id]);
+    await waitFor(
+      () => lines.some((l) => l.state === 'confirmed'),
+      40_000,
+      () => JSON.stringify(lines.slice(-5)),
+    );
+    expect(readFileSync(join(dir, 'flash', d.id, 'slot0.bin')).equals(image)).toBe(true);
+    expect(fw.gw.ble!.links.get(d.id)!.mtu).toBe(185);
+    await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-cli')?.done === true, 10_000, 'rollout done');
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    expect(child.exitCode).toBe(0);
   });
 });
