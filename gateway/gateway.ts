@@ -252,7 +252,7 @@ export class Gateway {
       const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports);
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
       const settings = startSettings(ctx, actuation, space, opts.settings);
-      const firmware = await startFirmware(ctx, broker, dataDir, opts.firmware);
+      const firmware = await startFirmware(ctx, { broker, serial, ble }, dataDir, opts.firmware);
       const running = {
         ...{ config, identity, store, space, registry, pool, keyRing, blockLog, policies, ingest, activity },
         ...{ retention, actuation, siblings, broker, serial, ble, homeAssistant, rules, tls, exports, budget },

@@ -12,11 +12,21 @@
  * A report in state `downloading` is also the request for chunks: the gateway sends those
  * in [offset, offset + window × chunk size) it has not sent yet, so several are in flight;
  * a report whose offset is below what was sent (a reconnect, a reboot) rewinds the sender.
+ *
+ * On serial and BLE the same messages are frames of the byte stream (serial-framing.ts),
+ * told apart from the other frames by their first bytes (`isFirmwareDown`,
+ * `isFirmwareReport`): an offer or chunk is a bare CBOR map whose key 0 is 17 or 18, where
+ * every other downlink frame is a COSE_Sign1; a report is a COSE_Sign1 whose payload's key 0
+ * is 19. On BLE a chunk is at most what fits 16 ATT payloads once framed (`bleChunkBytes`),
+ * and at most 64 ATT payloads of chunks are in flight (`BLE_WINDOW` chunks).
  */
+import { attPayload } from './ble.js';
 import { type CborValue, decodeCbor, encodeCbor, isBytes, isMap, isUint } from './cbor.js';
+import { decodeSign1 } from './cose.js';
 import { crc32c } from './crc32c.js';
 import { isFirmwareVersion, MAX_MANIFEST_BYTES } from './firmware-manifest.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
+import { serialFrameMaxWireLength } from './serial-framing.js';
 
 const FirmwareMessage = { offer: 17, chunk: 18, report: 19 } as const;
 
@@ -41,6 +51,38 @@ const MAX_WINDOW = 64;
 const MAX_ROLLOUT_ID = 64;
 const MAX_DETAIL = 200;
 const MAX_CODE = 32;
+
+/** CBOR bytes of a chunk message around its data, at most (offsets below 2^32). */
+export const CHUNK_OVERHEAD = 58;
+/** ATT payloads one framed chunk may span on BLE. */
+const BLE_CHUNK_PAYLOADS = 16;
+/** ATT payloads of chunks in flight toward one BLE device (what its receive buffer holds). */
+export const BLE_INFLIGHT_PAYLOADS = 64;
+/** The window a BLE device asks for: the chunks in flight that fit BLE_INFLIGHT_PAYLOADS. */
+export const BLE_WINDOW = BLE_INFLIGHT_PAYLOADS / BLE_CHUNK_PAYLOADS;
+
+/** The largest chunk whose message, framed for a byte stream, is at most `wireBytes`. */
+function chunkForWire(wireBytes: number): number {
+  let n = Math.max(1, wireBytes - CHUNK_OVERHEAD);
+  while (n > 1 && serialFrameMaxWireLength(n + CHUNK_OVERHEAD) > wireBytes) n--;
+  return Math.min(n, MAX_CHUNK_BYTES);
+}
+
+/** The chunk size for a BLE link of this ATT MTU: 23 → 255 bytes, 247 → 3 825 bytes. */
+export const bleChunkBytes = (mtu: number): number => chunkForWire(BLE_CHUNK_PAYLOADS * attPayload(mtu));
+
+/** Whether a byte-stream frame is a firmware offer or chunk (a bare CBOR map, key 0 = 17 or 18). */
+export function isFirmwareDown(frame: Uint8Array): boolean {
+  return frame.length > 3 && (frame[0]! & 0xe0) === 0xa0 && frame[1] === 0 && (frame[2] === 17 || frame[2] === 18);
+}
+
+/** Whether a byte-stream frame is a COSE_Sign1 carrying a firmware report (payload key 0 = 19). */
+export function isFirmwareReport(frame: Uint8Array): boolean {
+  const s = decodeSign1(frame, { maxBytes: 1024 });
+  if (!s.ok) return false;
+  const p = s.value.payload;
+  return p.length > 3 && (p[0]! & 0xe0) === 0xa0 && p[1] === 0 && p[2] === 19;
+}
 
 export interface OfferMessage {
   readonly type: 'offer';

@@ -44,8 +44,27 @@ interface Command {
   notify?: boolean;
 }
 
+/** What the radio needs of a peripheral: SimPeripheral (a sensor device), UpdatePeripheral (an updatable one). */
+export interface RadioPeripheral {
+  readonly uuid: string;
+  readonly address: string;
+  /** ATT MTU after the exchange. */
+  readonly mtu: number;
+  readonly rssi: number;
+  inRange: boolean;
+  readonly subscribed: boolean;
+  /** Set by the radio: the peripheral breaks its link (a fault it injects). */
+  onCut: (() => void) | undefined;
+  advertisement(): { localName: string; serviceUuids: string[]; manufacturerData?: string };
+  /** The central subscribed to TX: `notify` puts one ATT payload on the air. */
+  subscribe(notify: (chunk: Uint8Array) => void): void;
+  unsubscribe(): void;
+  /** Bytes the central wrote to RX. */
+  onWrite(bytes: Uint8Array): void;
+}
+
 interface Slot {
-  readonly p: SimPeripheral;
+  readonly p: RadioPeripheral;
   central: WebSocket | undefined;
   pending: WebSocket | undefined;
   connected: boolean;
@@ -94,7 +113,12 @@ export class BleRadio {
 
   /** Adds a device as a peripheral (advertising from the next interval). */
   add(device: VirtualDevice, opts: SimPeripheralOptions = {}): SimPeripheral {
-    const p = new SimPeripheral(device, this.slots.size + 1, opts);
+    return this.attach((index) => new SimPeripheral(device, index, opts));
+  }
+
+  /** Adds any peripheral, made with its index (1, 2, …: its address). */
+  attach<P extends RadioPeripheral>(make: (index: number) => P): P {
+    const p = make(this.slots.size + 1);
     const slot: Slot = { p, central: undefined, pending: undefined, connected: false, timer: undefined };
     p.onCut = () => this.setInRange(p, false);
     this.slots.set(p.uuid, slot);
@@ -102,7 +126,7 @@ export class BleRadio {
   }
 
   /** Out of range: the connection drops and advertising stops. Back in range: a pending connect completes. */
-  setInRange(p: SimPeripheral, inRange: boolean): void {
+  setInRange(p: RadioPeripheral, inRange: boolean): void {
     const slot = this.slots.get(p.uuid);
     if (!slot) return;
     p.inRange = inRange;

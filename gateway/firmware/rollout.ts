@@ -183,7 +183,7 @@ export class RolloutRunner {
 
   /**
    * The rollouts this gateway runs: every one it holds that has not ended, whoever logged it.
-   * An offer reaches a device only through the broker it is connected to, so each gateway
+   * An offer reaches a device only through the gateway it is attached to (broker, port or radio), so each gateway
    * serves the devices attached to it, and a sibling carries on when the first gateway dies.
    * An aborted one's transfers are stopped here, once.
    */

@@ -1,13 +1,17 @@
 /**
  * The gateway's firmware part: the releases and rollouts in the log (releases.ts), the inbox
- * of `gateway firmware add|rollout` (inbox.ts), the MQTT transfer (transfer.ts) and the
- * rollout runner (rollout.ts). Started after the MQTT broker; without one, releases are still
- * logged (and synced) but nothing is transferred.
+ * of `gateway firmware add|rollout` (inbox.ts), the transfer (transfer.ts) over a firmware
+ * link per transport started (links.ts) and the rollout runner (rollout.ts). Started after
+ * the transports; without any, releases are still logged (and synced) but nothing is
+ * transferred.
  */
 import type { PublishPacket } from 'aedes';
 import type { PartContext } from '../start-parts.js';
+import type { BleTransport } from '../transports/ble.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
+import type { SerialTransport } from '../transports/serial.js';
 import { FirmwareInbox } from './inbox.js';
+import { bleFirmwareLink, type FirmwareLink, mqttFirmwareLink, serialFirmwareLink } from './links.js';
 import { FirmwareStore } from './releases.js';
 import { RolloutRunner } from './rollout.js';
 import { FirmwareTransfer } from './transfer.js';
@@ -25,7 +29,11 @@ export interface FirmwareSettings {
 
 export async function startFirmware(
   ctx: PartContext,
-  broker: EmbeddedBroker | undefined,
+  transports: {
+    readonly broker?: EmbeddedBroker | undefined;
+    readonly serial?: SerialTransport | undefined;
+    readonly ble?: BleTransport | undefined;
+  },
   dataDir: string,
   settings: FirmwareSettings = {},
 ): Promise<GatewayFirmware> {
@@ -45,26 +53,35 @@ export async function startFirmware(
     new FirmwareInbox({ dataDir, log: ctx.blockLog, store, releaseKeys, policy, inCommit, logger }).start(),
     (i) => i.stop(),
   );
-  if (!broker) return { store };
-  const transfer = await new FirmwareTransfer(
-    {
-      publish: (topic, payload, opts) => broker.publish(topic, payload, opts),
-      subscribe: (filter, fn) =>
-        new Promise<void>((resolve) =>
-          broker.aedes.subscribe(
-            filter,
-            (packet: PublishPacket, cb: () => void) => {
-              fn(packet.topic, packet.payload as Uint8Array);
-              cb();
-            },
-            () => resolve(),
-          ),
-        ),
-    },
-    store,
-    (id) => ctx.registry.active(id)?.publicKey,
-    logger,
-  ).start();
+  const { broker, serial, ble } = transports;
+  const links: FirmwareLink[] = [];
+  if (broker)
+    links.push(
+      mqttFirmwareLink(
+        {
+          publish: (topic, payload, opts) => broker.publish(topic, payload, opts),
+          subscribe: (filter, fn) =>
+            new Promise<void>((resolve) =>
+              broker.aedes.subscribe(
+                filter,
+                (packet: PublishPacket, cb: () => void) => {
+                  fn(packet.topic, packet.payload as Uint8Array);
+                  cb();
+                },
+                () => resolve(),
+              ),
+            ),
+        },
+        (device, err) => logger.debug({ device, err: err.message }, 'firmware publish failed'),
+      ),
+    );
+  if (serial) links.push(serialFirmwareLink(serial));
+  if (ble) links.push(bleFirmwareLink(ble));
+  if (links.length === 0) return { store };
+  const transfer = await new FirmwareTransfer(links, store, (id) => ctx.registry.active(id)?.publicKey, logger).start();
+  // The transport of each device's last stored frame: its firmware goes the same way.
+  const heard = ctx.ingest.frames$.subscribe((f) => transfer.heard(f.device, f.transport));
+  ctx.parts.add('firmware routes', heard, (h) => h.unsubscribe());
   ctx.parts.add(
     'firmware rollouts',
     new RolloutRunner({

@@ -1,30 +1,27 @@
 /**
- * Firmware transfer over MQTT (gateway/firmware/README.md, "Transfer"): offers a release to a
- * device on its `fw-down` topic and serves the chunks it asks for in its signed reports on
- * `fw-up`. Windowed: each report names the device's offset and how many chunks it takes
- * beyond it, and every chunk in that window not sent yet goes out at once (several in
- * flight, not stop-and-wait). A report that makes no progress (or says `resume`: after a
- * reconnect or reboot) rewinds the sender to the device's offset, so a transfer resumes
- * from what the device holds. Chunks are read from the log's image blocks as they are sent.
+ * Firmware transfer (gateway/firmware/README.md, "Transfer"), the same on every transport:
+ * offers a release to a device and serves the chunks it asks for in its signed reports, over
+ * the firmware link (links.ts: MQTT, serial, BLE) of the transport the device was last heard
+ * on (a stored frame or a verified report; MQTT when it was never heard). Windowed: each
+ * report names the device's offset and how many chunks it takes beyond it, and every chunk
+ * in that window not sent yet goes out at once (several in flight, not stop-and-wait), as
+ * many as the link carries without overrunning. A report that makes no progress (or says
+ * `resume`: after a reconnect or reboot) rewinds the sender to the device's offset, so a
+ * transfer resumes from what the device holds. Chunks are read from the log's image blocks
+ * as they are sent.
  */
-import { decodeSign1, kidToDeviceId, sigStructure, toHex, topics } from '../../protocols/index.js';
+import { decodeSign1, kidToDeviceId, serialFrameMaxWireLength, sigStructure, toHex } from '../../protocols/index.js';
 import {
+  CHUNK_OVERHEAD,
   decodeReport,
   encodeChunk,
   encodeOffer,
-  MAX_CHUNK_BYTES,
   type UpdateReport,
 } from '../../protocols/firmware-transfer.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { Logger } from '../logger.js';
+import type { FirmwareLink, FirmwareTransport, ReportSource } from './links.js';
 import type { FirmwareStore, Release } from './releases.js';
-
-/** What the transfer needs of the MQTT broker. */
-export interface FirmwareBroker {
-  publish(topic: string, payload: Uint8Array, opts?: { qos?: 0 | 1 }): Promise<void>;
-  /** Calls `fn` with each message published on a topic matching `filter`. */
-  subscribe(filter: string, fn: (topic: string, payload: Uint8Array) => void): Promise<void>;
-}
 
 export interface TransferEvent {
   readonly device: string;
@@ -46,19 +43,34 @@ export class FirmwareTransfer {
   /** Last report counter per device: a report not newer is a replay. */
   private readonly lastN = new Map<string, number>();
   private readonly listeners = new Set<(e: TransferEvent) => void>();
-  readonly stats = { chunks: 0, bytes: 0, rewinds: 0, refusedReports: 0 };
+  /** The transport each device was last heard on. */
+  private readonly via = new Map<string, FirmwareTransport>();
+  private readonly links = new Map<FirmwareTransport, FirmwareLink>();
+  readonly stats = { chunks: 0, bytes: 0, rewinds: 0, refusedReports: 0, noRoute: 0, linkFull: 0 };
 
   constructor(
-    private readonly broker: FirmwareBroker,
+    links: readonly FirmwareLink[],
     private readonly store: FirmwareStore,
     /** The device's active key, undefined when not enrolled or revoked. */
     private readonly deviceKey: (id: string) => Uint8Array | undefined,
     private readonly log: Logger,
-  ) {}
+  ) {
+    for (const l of links) this.links.set(l.transport, l);
+  }
 
   async start(): Promise<this> {
-    await this.broker.subscribe(topics.fwUpWildcard, (topic, payload) => this.onUp(topic, payload));
+    for (const l of this.links.values()) await l.start((bytes, from) => this.onUp(l, bytes, from));
     return this;
+  }
+
+  /** `device` was heard on `transport` (a stored frame): its firmware goes there from now on. */
+  heard(device: string, transport: string): void {
+    if (this.links.has(transport as FirmwareTransport)) this.via.set(device, transport as FirmwareTransport);
+  }
+
+  /** The link a device is reached on. */
+  linkOf(device: string): FirmwareLink | undefined {
+    return this.links.get(this.via.get(device) ?? 'mqtt');
   }
 
   onReport(fn: (e: TransferEvent) => void): () => void {
@@ -83,22 +95,26 @@ export class FirmwareTransfer {
     for (const [device, s] of this.sessions) if (s.rollout === rollout) this.sessions.delete(device);
   }
 
-  private send(device: string, payload: Uint8Array): void {
-    this.broker
-      .publish(topics.fwDown(device), payload, { qos: 1 })
-      .catch((err: unknown) => this.log.debug({ device, err: (err as Error).message }, 'firmware publish failed'));
+  private send(device: string, payload: Uint8Array): boolean {
+    const link = this.linkOf(device);
+    if (!link) {
+      this.stats.noRoute++;
+      return false;
+    }
+    return link.send(device, payload);
   }
 
-  private onUp(topic: string, payload: Uint8Array): void {
-    const claimed = topic.split('/')[3];
+  private onUp(link: FirmwareLink, payload: Uint8Array, from: ReportSource): void {
+    const claimed = from.claimed;
     const refuse = (reason: string): void => {
       this.stats.refusedReports++;
-      this.log.warn({ device: claimed, reason }, 'firmware report refused');
+      this.log.warn({ device: claimed, transport: link.transport, reason }, 'firmware report refused');
     };
     const s1 = decodeSign1(payload, { maxBytes: 1024 });
     if (!s1.ok) return refuse(s1.error.code);
     const device = kidToDeviceId(s1.value.kid);
-    if (device === undefined || device !== claimed) return refuse('kid does not name the topic device');
+    if (device === undefined || (claimed !== undefined && device !== claimed))
+      return refuse('kid does not name the link device');
     const key = this.deviceKey(device);
     if (!key) return refuse('device not enrolled or revoked');
     if (!verifyEd25519(key, sigStructure(s1.value.protectedBytes, s1.value.payload), s1.value.signature))
@@ -108,6 +124,9 @@ export class FirmwareTransfer {
     const report = r.value;
     if (report.n <= (this.lastN.get(device) ?? -1)) return refuse('report is not newer than the last one');
     this.lastN.set(device, report.n);
+    // A verified report is the device heard: its firmware goes back the way it came.
+    this.via.set(device, link.transport);
+    from.accepted?.(device);
     const digest = report.digest ? toHex(report.digest) : '';
     for (const fn of this.listeners) fn({ device, digest, report });
     const s = this.sessions.get(device);
@@ -116,21 +135,33 @@ export class FirmwareTransfer {
   }
 
   private serve(device: string, s: Session, r: UpdateReport): void {
+    const link = this.linkOf(device);
+    if (!link) return;
+    const limits = link.limits(device);
     const size = s.release.signed.manifest.size;
-    const chunk = Math.max(64, Math.min(r.chunkSize, MAX_CHUNK_BYTES));
+    const chunk = Math.max(16, Math.min(r.chunkSize, limits.maxChunk));
+    // No more chunks in flight than the link holds: past that a serial port drops writes.
+    const window = Math.max(
+      1,
+      Math.min(r.window, Math.floor(limits.maxInflightBytes / serialFrameMaxWireLength(chunk + CHUNK_OVERHEAD))),
+    );
     if (r.offset <= s.lastOffset || r.reason === 'resume' || r.offset > s.sentUpTo) {
       if (s.sentUpTo > r.offset) this.stats.rewinds++;
       s.sentUpTo = r.offset;
     }
     s.lastOffset = r.offset;
-    const end = Math.min(size, r.offset + Math.max(1, r.window) * chunk);
+    const end = Math.min(size, r.offset + window * chunk);
     while (s.sentUpTo < end) {
       const data = this.store.read(s.release, s.sentUpTo, Math.min(chunk, end - s.sentUpTo));
       if (!data || data.length === 0) {
         this.log.warn({ device, digest: s.release.digest }, 'image blocks missing: transfer waits for sync');
         return;
       }
-      this.send(device, encodeChunk({ digest: s.release.signed.manifest.digest, offset: s.sentUpTo, data }));
+      if (!link.send(device, encodeChunk({ digest: s.release.signed.manifest.digest, offset: s.sentUpTo, data }))) {
+        // Not taken (link down, queue full): the device's next report asks again from its offset.
+        this.stats.linkFull++;
+        return;
+      }
       s.sentUpTo += data.length;
       this.stats.chunks++;
       this.stats.bytes += data.length;

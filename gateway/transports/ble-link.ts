@@ -41,6 +41,8 @@ export interface BleLinkDeps extends FrameStreamSettings {
   onState(link: BleLink, from: BleDeviceState): void;
   onDeviceSeen?(device: string, source: string): void;
   onLinkDown?(source: string): void;
+  /** A firmware report arrived on this link (gateway/firmware/links.ts checks it). */
+  onFirmware?(frame: Uint8Array, link: BleLink): void;
 }
 
 export interface BleLinkStats extends FrameStreamStats {
@@ -75,6 +77,7 @@ export class BleLink {
     failed: 0,
     shed: 0,
     acks: 0,
+    firmware: 0,
     connects: 0,
     connectFailures: 0,
     disconnects: 0,
@@ -101,6 +104,7 @@ export class BleLink {
         meta: () => ({ transport: 'ble', source: this.source, claimedDevice: deviceId }),
         write: (bytes) => this.write(bytes),
         onDevice: (device) => deps.onDeviceSeen?.(device, this.source),
+        ...(deps.onFirmware && { onFirmware: (frame: Uint8Array) => deps.onFirmware?.(frame, this) }),
       },
       this.stats,
     );

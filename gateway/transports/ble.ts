@@ -113,6 +113,8 @@ export class BleTransport {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private reported = new Set<string>();
+  /** Firmware reports from any link (set by the firmware transfer, gateway/firmware/links.ts). */
+  onFirmware: ((frame: Uint8Array, link: BleLink) => void) | undefined;
 
   private constructor(
     private readonly opts: BleTransportOptions,
@@ -285,6 +287,7 @@ export class BleTransport {
         canCancelConnect:
           typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
         onState: (l, from) => this.onLinkState(l, from),
+        onFirmware: (frame, l) => this.onFirmware?.(frame, l),
         ...(this.events.onDeviceSeen && { onDeviceSeen: this.events.onDeviceSeen }),
         ...(this.events.onLinkDown && { onLinkDown: this.events.onLinkDown }),
       });

@@ -10,6 +10,9 @@
  * would let anyone on the line make a device drop a pending frame with a
  * forgery naming it. Transient failures get no ack, so the device resends.
  *
+ * A firmware report (protocols/firmware-transfer.ts) is not ingested: it goes to the link's
+ * `onFirmware` (the firmware transfer checks it), so one stream carries both.
+ *
  * `reset()` forgets a partial frame (link reopened, peripheral reconnected).
  */
 import {
@@ -21,6 +24,7 @@ import {
   signBody,
   type SignFn,
 } from '../../protocols/index.js';
+import { isFirmwareReport } from '../../protocols/firmware-transfer.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { IngestOutcome } from '../ingest/outcome.js';
 
@@ -36,6 +40,8 @@ export interface FrameStreamStats {
   /** Frames dropped because too many of this stream's frames were in flight. */
   shed: number;
   acks: number;
+  /** Firmware reports handed to the firmware transfer (not ingested). */
+  firmware: number;
 }
 
 /** What every link gives its FrameStream alike (a link's deps carry these and more). */
@@ -56,6 +62,8 @@ export interface FrameStreamLink {
   readonly write: (bytes: Uint8Array) => boolean;
   /** A frame of `device` was stored or was a duplicate (the device is alive on this link). */
   readonly onDevice?: (device: string) => void;
+  /** A firmware report arrived (unchecked: the firmware transfer verifies it). */
+  readonly onFirmware?: (frame: Uint8Array) => void;
 }
 
 /** The ack status for a final outcome (undefined: transient, no ack). */
@@ -116,6 +124,11 @@ export class FrameStream {
 
   private submit(frame: Uint8Array): void {
     this.stats.frames++;
+    if (this.opts.onFirmware && isFirmwareReport(frame)) {
+      this.stats.firmware++;
+      this.opts.onFirmware(frame);
+      return;
+    }
     if (this.inflight >= this.opts.maxInflight) {
       this.stats.shed++;
       return;

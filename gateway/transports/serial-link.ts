@@ -38,6 +38,8 @@ export interface SerialLinkDeps extends FrameStreamSettings {
   readonly maxWriteQueue: number;
   onDeviceSeen?(device: string, source: string): void;
   onLinkDown?(source: string): void;
+  /** A firmware report arrived on this link (gateway/firmware/links.ts checks it). */
+  onFirmware?(frame: Uint8Array, link: SerialLink): void;
 }
 
 export interface SerialLinkStats extends FrameStreamStats {
@@ -73,6 +75,7 @@ export class SerialLink {
     failed: 0,
     shed: 0,
     acks: 0,
+    firmware: 0,
     writesDropped: 0,
     commands: 0,
   };
@@ -109,11 +112,8 @@ export class SerialLink {
           ...(this.config.device !== undefined && { claimedDevice: this.config.device }),
         }),
         write: (bytes) => this.write(bytes),
-        onDevice: (device) => {
-          this.devices.delete(device);
-          this.devices.add(device);
-          this.deps.onDeviceSeen?.(device, this.source());
-        },
+        onDevice: (device) => this.heard(device),
+        ...(deps.onFirmware && { onFirmware: (frame: Uint8Array) => deps.onFirmware?.(frame, this) }),
       },
       this.stats,
     );
@@ -142,6 +142,23 @@ export class SerialLink {
     this.noiseTimer = setInterval(() => this.reportNoise(), 10_000);
     this.noiseTimer.unref();
     void this.connect();
+  }
+
+  /** A device is alive on this link (a stored frame, or a verified firmware report). */
+  heard(device: string): void {
+    this.devices.delete(device);
+    this.devices.add(device);
+    this.deps.onDeviceSeen?.(device, this.source());
+  }
+
+  /** Bytes queued toward the device past which writes are dropped. */
+  get writeQueueLimit(): number {
+    return this.deps.maxWriteQueue;
+  }
+
+  /** Queues one frame without waiting for it to drain; false when the port is closed or its queue full. */
+  queue(frame: Uint8Array): boolean {
+    return this.write(encodeSerialFrame(frame));
   }
 
   /** Writes one frame (a command, say) down the link; false if it could not be queued. */

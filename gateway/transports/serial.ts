@@ -45,6 +45,9 @@ export interface SerialLinkStatus {
 }
 
 export class SerialTransport {
+  /** Firmware reports from any link (set by the firmware transfer, gateway/firmware/links.ts). */
+  onFirmware: ((frame: Uint8Array, link: SerialLink) => void) | undefined;
+
   private constructor(readonly links: readonly SerialLink[]) {}
 
   static start(
@@ -54,6 +57,7 @@ export class SerialTransport {
     events: SerialEvents = {},
   ): SerialTransport {
     const list = opts.list ?? (() => listSerialPorts());
+    let transport: SerialTransport | undefined;
     const links = opts.ports.map(
       (config) =>
         new SerialLink(config, {
@@ -69,11 +73,13 @@ export class SerialTransport {
           maxWriteQueue: opts.maxWriteQueue ?? 64 * 1024,
           ...(events.onDeviceSeen && { onDeviceSeen: events.onDeviceSeen }),
           ...(events.onLinkDown && { onLinkDown: events.onLinkDown }),
+          onFirmware: (frame, link) => transport?.onFirmware?.(frame, link),
         }),
     );
+    transport = new SerialTransport(links);
     for (const l of links) l.start();
     log.info({ ports: links.map((l) => l.name) }, `serial transport: ${links.length} port(s)`);
-    return new SerialTransport(links);
+    return transport;
   }
 
   /** The link a device is reached on: the one bound to it, else the one it was last heard on. */

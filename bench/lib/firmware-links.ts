@@ -1,0 +1,176 @@
+/**
+ * Firmware transfer over serial and BLE (bench/firmware.ts runs these after its MQTT rows),
+ * one device each, from the first chunk to `confirmed`, with the device flushing every chunk:
+ *
+ * - serial: a socat pty at 921 600 baud whose device end reads no faster than the line
+ *   (update-serial.ts `pace`: a pty does not enforce the baud rate). Baseline (same run):
+ *   the same bytes in 2 KiB frames written raw down another pty to the same paced reader.
+ *   Also shown ÷ the line's nominal capacity (92 160 B/s, 8N1).
+ * - BLE: the gateway's real noble code through firmware-sim's simulated radio, at MTU 23 and
+ *   247. Baseline (same run): the radio's notify rate, as bytes: a peripheral notifying raw
+ *   bytes in MTU − 3 payloads to the same gateway, as fast as the radio takes them.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { SerialPort } from 'serialport';
+import { VirtualDevice } from '../../firmware-sim/device.js';
+import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
+import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
+import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
+import { rolloutStatus } from '../../gateway/firmware/rollout.js';
+import { encodeSerialFrame } from '../../protocols/index.js';
+import { tempDir, waitFor } from '../../test/helpers/env.js';
+import { type FirmwareGateway, startFirmwareGateway } from '../../test/helpers/firmware.js';
+import { PtyPair } from '../../test/helpers/pty.js';
+import type { Row } from './row.js';
+
+const BAUD = 921_600;
+const LINE_BYTES_PER_S = BAUD / 10;
+
+/** Rolls `size` random bytes out to one device; MB/s from its first chunk to `confirmed`. */
+async function transfer(
+  fw: FirmwareGateway,
+  size: number,
+  device: { offset: number; running: { version: string } },
+): Promise<number> {
+  const { digest } = await fw.release(size);
+  fw.rollout('bench', digest, ['dev-1']);
+  let first = 0;
+  await waitFor(
+    () => {
+      if (!first && device.offset > 0) first = performance.now();
+      return device.running.version === '1.1.0';
+    },
+    600_000,
+    'confirmed',
+  );
+  const mbps = size / ((performance.now() - first) / 1000) / 1e6;
+  // The runner logs the outcome and the last step: the gateway is stopped only after (a block
+  // still being committed at stop can throw in the log's durable callback).
+  await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'bench')?.done === true, 30_000, 'rollout done');
+  return mbps;
+}
+
+export async function serialRows(quick: boolean): Promise<Row[]> {
+  const size = quick ? 256 * 1024 : 1024 * 1024;
+  const tmp = tempDir('outpost-bench-fw-serial-');
+  const seed = randomBytes(32);
+  const opts = {
+    id: 'dev-1',
+    seed,
+    model: 'env-1',
+    version: '1.0.0',
+    baudRate: BAUD,
+    pace: true,
+    selfTestMs: 0,
+  };
+  // Baseline: raw frames down a pty to the same paced reader.
+  const raw = await PtyPair.open(tmp.dir, 'raw-a', 'raw-b');
+  const reader = new UpdateSerialLink({
+    ...opts,
+    releaseKey: new Uint8Array(32),
+    dir: join(tmp.dir, 'raw'),
+    path: raw.b,
+  });
+  reader.start();
+  const writer = new SerialPort({ path: raw.a, baudRate: BAUD });
+  await new Promise((r) => writer.once('open', r));
+  const frames = Math.ceil(size / 2048);
+  const t0 = performance.now();
+  for (let i = 0; i < frames; i++) writer.write(Buffer.from(encodeSerialFrame(randomBytes(2048))));
+  await waitFor(() => reader.stream.stats.other >= frames, 600_000, 'raw frames');
+  const base = size / ((performance.now() - t0) / 1000) / 1e6;
+  await new Promise((r) => writer.close(r));
+  await reader.stop();
+  await raw.unplug();
+
+  const pty = await PtyPair.open(tmp.dir);
+  const fw = await startFirmwareGateway(tmp.dir, [{ id: 'dev-1', seed }], {
+    serial: { ports: [{ path: pty.a, baudRate: BAUD }] },
+  });
+  const link = new UpdateSerialLink({ ...opts, releaseKey: fw.releasePub, dir: join(tmp.dir, 'flash'), path: pty.b });
+  link.start();
+  await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'serial', 10_000, 'device heard');
+  const mbps = await transfer(fw, size, link.device);
+  await link.stop();
+  await fw.gw.stop();
+  await pty.unplug();
+  tmp.cleanup();
+  const tag = quick ? 'quick: ' : '';
+  return [
+    {
+      figure: `${tag}serial firmware transfer, one device, pty paced at 921 600 baud (${size / 1024} KiB, 2 KiB chunks, window 12)`,
+      value: Number(mbps.toFixed(4)),
+      unit: 'MB/s',
+      baseline: 'raw 2 KiB frames down the same paced line',
+      baselineValue: Number(base.toFixed(4)),
+      ratio: Number((mbps / base).toFixed(3)),
+    },
+    {
+      figure: `${tag}serial firmware transfer ÷ line capacity (921 600 baud 8N1 = 92 160 B/s)`,
+      value: Number(((mbps * 1e6) / LINE_BYTES_PER_S).toFixed(3)),
+      unit: 'x',
+    },
+  ];
+}
+
+async function bleRow(quick: boolean, mtu: number): Promise<Row> {
+  const size = mtu < 100 ? (quick ? 32 : 128) * 1024 : (quick ? 256 : 1024) * 1024;
+  const tmp = tempDir('outpost-bench-fw-ble-');
+  const radio = await BleRadio.start({ advertiseIntervalMs: 50 });
+  const seed = randomBytes(32);
+  const rawSeed = randomBytes(32);
+  const fw = await startFirmwareGateway(
+    tmp.dir,
+    [
+      { id: 'dev-1', seed },
+      { id: 'raw-1', seed: rawSeed },
+    ],
+    { ble: { enabled: true, radio: radio.url, backoffMinMs: 50 } },
+  );
+  // Baseline: raw notifications of the same size through the same radio into the same gateway.
+  const rawDevice = new VirtualDevice({ id: 'raw-1', seed: rawSeed, model: 'env-1', signer: 'node' });
+  const rawP = radio.add(rawDevice, { mtu });
+  await waitFor(() => fw.gw.ble?.links.get('raw-1')?.state === 'subscribed', 10_000, 'raw peripheral subscribed');
+  const rawLink = fw.gw.ble!.links.get('raw-1')!;
+  const before = rawLink.stats.bytesIn;
+  const bytes = randomBytes(size).map((b) => b | 1); // no delimiter: one oversize frame, dropped, counted
+  const t0 = performance.now();
+  rawP.sendRaw(bytes);
+  await waitFor(() => rawLink.stats.bytesIn - before >= size, 600_000, 'raw notifications');
+  const base = size / ((performance.now() - t0) / 1000) / 1e6;
+
+  const p = radio
+    .attach(
+      (i) =>
+        new UpdatePeripheral(i, {
+          id: 'dev-1',
+          seed,
+          model: 'env-1',
+          version: '1.0.0',
+          releaseKey: fw.releasePub,
+          dir: join(tmp.dir, 'flash'),
+          mtu,
+          selfTestMs: 0,
+        }),
+    )
+    .start();
+  await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'ble', 10_000, 'device heard');
+  const mbps = await transfer(fw, size, p.device);
+  p.stop();
+  await fw.gw.stop();
+  await radio.close();
+  tmp.cleanup();
+  return {
+    figure: `${quick ? 'quick: ' : ''}BLE firmware transfer, one device, MTU ${mtu}, simulated radio (${size / 1024} KiB)`,
+    value: Number(mbps.toFixed(4)),
+    unit: 'MB/s',
+    baseline: `the radio's notify rate: raw MTU ${mtu} notifications, same gateway`,
+    baselineValue: Number(base.toFixed(4)),
+    ratio: Number((mbps / base).toFixed(3)),
+  };
+}
+
+export async function bleRows(quick: boolean): Promise<Row[]> {
+  return [await bleRow(quick, 23), await bleRow(quick, 247)];
+}

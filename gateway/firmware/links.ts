@@ -1,0 +1,108 @@
+/**
+ * Firmware links (gateway/firmware/README.md, "Links"): how the transfer reaches a device on
+ * each transport. The transfer itself (transfer.ts) is the same everywhere; a link carries its
+ * offers and chunks to a device and the device's reports back, and says how big a chunk and
+ * how many bytes in flight it carries without overrunning:
+ *
+ * - MQTT: `fw-down` / `fw-up` topics through the embedded broker (it queues per client).
+ * - serial: frames of the port's COBS stream (protocols/firmware-transfer.ts tells them from
+ *   the other frames); a chunk at most the frame limit, in flight at most half the port's
+ *   write queue (past the queue, writes are dropped).
+ * - BLE: the same frames on the Nordic UART Service, written to RX in ATT payloads of MTU − 3;
+ *   a chunk spans at most 16 payloads (`bleChunkBytes`), in flight at most
+ *   BLE_INFLIGHT_PAYLOADS payloads (protocols/firmware-transfer.ts).
+ */
+import { attPayload, topics } from '../../protocols/index.js';
+import {
+  BLE_INFLIGHT_PAYLOADS,
+  bleChunkBytes,
+  CHUNK_OVERHEAD,
+  MAX_CHUNK_BYTES,
+} from '../../protocols/firmware-transfer.js';
+import type { BleTransport } from '../transports/ble.js';
+import type { SerialTransport } from '../transports/serial.js';
+
+export type FirmwareTransport = 'mqtt' | 'serial' | 'ble';
+
+/** Where a report came from. */
+export interface ReportSource {
+  /** The device the link names (MQTT topic, a serial port bound to a device, a BLE peripheral). */
+  readonly claimed?: string | undefined;
+  /** The report verified as `device`'s: the link now reaches the device there. */
+  readonly accepted?: (device: string) => void;
+}
+
+export interface LinkLimits {
+  /** Largest chunk (data bytes). */
+  readonly maxChunk: number;
+  /** Framed bytes of chunks the link may hold in flight toward the device. */
+  readonly maxInflightBytes: number;
+}
+
+export interface FirmwareLink {
+  readonly transport: FirmwareTransport;
+  /** Starts passing the devices' signed reports (COSE_Sign1 bytes) to `onReport`. */
+  start(onReport: (report: Uint8Array, from: ReportSource) => void): Promise<void>;
+  /** Sends one offer or chunk; false when the link does not reach the device or cannot take it now. */
+  send(device: string, message: Uint8Array): boolean;
+  limits(device: string): LinkLimits;
+}
+
+/** What the MQTT link needs of the broker. */
+export interface FirmwareBroker {
+  publish(topic: string, payload: Uint8Array, opts?: { qos?: 0 | 1 }): Promise<void>;
+  /** Calls `fn` with each message published on a topic matching `filter`. */
+  subscribe(filter: string, fn: (topic: string, payload: Uint8Array) => void): Promise<void>;
+}
+
+export function mqttFirmwareLink(broker: FirmwareBroker, onError: (device: string, err: Error) => void): FirmwareLink {
+  return {
+    transport: 'mqtt',
+    start: (onReport) =>
+      broker.subscribe(topics.fwUpWildcard, (topic, payload) => onReport(payload, { claimed: topic.split('/')[3] })),
+    send(device, message) {
+      broker.publish(topics.fwDown(device), message, { qos: 1 }).catch((err: unknown) => onError(device, err as Error));
+      return true;
+    },
+    limits: () => ({ maxChunk: MAX_CHUNK_BYTES, maxInflightBytes: Number.POSITIVE_INFINITY }),
+  };
+}
+
+export function serialFirmwareLink(serial: SerialTransport): FirmwareLink {
+  return {
+    transport: 'serial',
+    async start(onReport) {
+      serial.onFirmware = (frame, link) =>
+        onReport(frame, { claimed: link.config.device, accepted: (device) => link.heard(device) });
+    },
+    send(device, message) {
+      const link = serial.linkFor(device);
+      return link?.isOpen === true && link.queue(message);
+    },
+    limits(device) {
+      const link = serial.linkFor(device);
+      return {
+        // A chunk message is one frame: at most the frame limit (the device's, like the gateway's).
+        maxChunk: Math.min(MAX_CHUNK_BYTES, (link?.deframer.maxFrameBytes ?? 4096) - CHUNK_OVERHEAD),
+        maxInflightBytes: (link?.writeQueueLimit ?? 64 * 1024) / 2,
+      };
+    },
+  };
+}
+
+export function bleFirmwareLink(ble: BleTransport): FirmwareLink {
+  return {
+    transport: 'ble',
+    async start(onReport) {
+      ble.onFirmware = (frame, link) => onReport(frame, { claimed: link.deviceId });
+    },
+    send(device, message) {
+      const link = ble.links.get(device);
+      return link?.state === 'subscribed' && link.send(message);
+    },
+    limits(device) {
+      const mtu = ble.links.get(device)?.mtu ?? 23;
+      return { maxChunk: bleChunkBytes(mtu), maxInflightBytes: BLE_INFLIGHT_PAYLOADS * attPayload(mtu) };
+    },
+  };
+}

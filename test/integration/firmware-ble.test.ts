@@ -1,0 +1,197 @@
+/**
+ * Firmware transfer over BLE: the gateway's real noble code against firmware-sim's simulated
+ * radio, with an updatable device (update.ts behind update-ble.ts) as a Nordic UART Service
+ * peripheral. Offers and chunks are written to RX in ATT payloads of MTU − 3, reports come
+ * back as TX notifications; at MTU 23 and 247 the device ends confirmed with the image in its
+ * slot, every chunk fits the MTU's budget and no more are in flight than the window.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { BleRadio } from '../../firmware-sim/transports/ble-radio.js';
+import { generateManifest, manifestSeed, writeManifest } from '../../firmware-sim/manifest.js';
+import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import { rolloutStatus } from '../../gateway/firmware/rollout.js';
+import { BLE_INFLIGHT_PAYLOADS, BLE_WINDOW, bleChunkBytes } from '../../protocols/firmware-transfer.js';
+import { attPayload, publicKeyToDidKey, serialFrameMaxWireLength } from '../../protocols/index.js';
+import { testTempDir, waitFor } from '../helpers/env.js';
+import { startFirmwareGateway } from '../helpers/firmware-gateway.js';
+
+async function rig(
+  mtu: number,
+  size: number,
+  corruptChunksAt?: number[],
+  /** Runs once a third of the image is held. */
+  midway?: (radio: BleRadio, p: UpdatePeripheral) => Promise<void>,
+) {
+  const dir = testTempDir('outpost-fw-ble-');
+  const radio = await BleRadio.start({ advertiseIntervalMs: 50 });
+  onTestFinished(() => radio.close());
+  const seed = randomBytes(32);
+  const fw = await startFirmwareGateway(dir, [{ id: 'dev-1', seed }], {
+    ble: { enabled: true, radio: radio.url, connectTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 500 },
+  });
+  onTestFinished(() => fw.gw.stop());
+  const p = radio
+    .attach(
+      (i) =>
+        new UpdatePeripheral(i, {
+          id: 'dev-1',
+          seed,
+          model: 'env-1',
+          version: '1.0.0',
+          releaseKey: fw.releasePub,
+          dir: join(dir, 'flash'),
+          mtu,
+          stallMs: 400,
+          selfTestMs: 20,
+          ...(corruptChunksAt && { corruptChunksAt }),
+        }),
+    )
+    .start();
+  onTestFinished(() => p.stop());
+  await waitFor(() => fw.gw.firmware.transfer?.linkOf('dev-1')?.transport === 'ble', 10_000, 'device heard');
+  const { image, digest } = await fw.release(size);
+  fw.rollout('r-ble', digest, ['dev-1']);
+  if (midway) {
+    await waitFor(() => p.device.offset > size / 3, 20_000, 'a third downloaded');
+    await midway(radio, p);
+  }
+  await waitFor(
+    () => p.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),
+    40_000,
+    () => JSON.stringify(p.device.history.slice(-5)),
+  );
+  // The runner logs the outcome and its last step (and the test does not stop the gateway mid-commit).
+  await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-ble')?.done === true, 10_000, 'rollout done');
+  return { dir, fw, p, image };
+}
+
+describe('firmware over BLE (simulated radio, real noble)', () => {
+  for (const [mtu, size] of [
+    [23, 24_000],
+    [247, 200_000],
+  ] as const) {
+    it(`MTU ${mtu}: the device downloads, verifies and confirms; chunks fit the MTU, the window holds`, {
+      timeout: 60_000,
+    }, async () => {
+      const { dir, fw, p, image } = await rig(mtu, size);
+      expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+      expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+      const att = attPayload(mtu);
+      expect(p.stats.maxWriteBytes).toBeLessThanOrEqual(att); // every RX write fits one ATT payload
+      // A chunk message, framed, spans at most 16 ATT payloads.
+      expect(serialFrameMaxWireLength(p.stream.stats.largestFrame)).toBeLessThanOrEqual(16 * att);
+      expect(p.stream.stats.largestFrame).toBeGreaterThan(bleChunkBytes(mtu)); // the chunks were that big
+      // Never more in flight than the window: nothing arrived past it, nothing was lost.
+      expect(p.stream.stats.maxAhead).toBeLessThanOrEqual(BLE_WINDOW * bleChunkBytes(mtu));
+      expect(p.stream.stats.maxAhead).toBeGreaterThan(bleChunkBytes(mtu)); // several chunks were in flight
+      expect(BLE_WINDOW * serialFrameMaxWireLength(bleChunkBytes(mtu) + 58)).toBeLessThanOrEqual(
+        BLE_INFLIGHT_PAYLOADS * att,
+      );
+      expect(p.stream.stats.outOfOrder).toBe(0);
+      expect(fw.gw.ble!.links.get('dev-1')!.stats.firmware).toBeGreaterThan(5);
+      expect(fw.gw.firmware.transfer!.stats.rewinds).toBe(0);
+    });
+  }
+
+  it('MTU 23: a chunk whose data does not match its CRC-32C is asked for again, never installed', {
+    timeout: 60_000,
+  }, async () => {
+    const at = bleChunkBytes(23) * 7;
+    const { dir, p, image } = await rig(23, 8_000, [at]);
+    expect(p.stream.stats.corrupted).toBe(1);
+    expect(p.device.history.some((h) => h.state === 'downloading' && h.reason === 'resume' && h.offset === at)).toBe(
+      true,
+    );
+    expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+  });
+
+  it('MTU 247: out of range mid-transfer and back: the gateway reconnects, the device resumes from its offset', {
+    timeout: 60_000,
+  }, async () => {
+    let cutAt = 0;
+    const { dir, p, image } = await rig(247, 120_000, undefined, async (radio, p) => {
+      radio.setInRange(p, false);
+      cutAt = p.device.offset;
+      await new Promise((r) => setTimeout(r, 300));
+      radio.setInRange(p, true);
+    });
+    expect(p.stats.sessions).toBeGreaterThanOrEqual(2); // the central subscribed again
+    const resumed = p.device.history.filter((h) => h.reason === 'resume' && h.offset > 0);
+    expect(resumed.length).toBeGreaterThan(0);
+    expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
+    expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
+    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+  });
+
+  it('`firmware-sim update --ble-port` runs the device on a radio of its own in a child process: it ends confirmed', {
+    timeout: 60_000,
+  }, async () => {
+    const dir = testTempDir('outpost-fw-ble-cli-');
+    const fleet = generateManifest({ devices: 1, model: 'env-1' });
+    writeManifest(join(dir, 'fleet.json'), fleet);
+    const d = fleet.devices[0]!;
+    // The device must trust the release key before the gateway (started once the radio is up) exists.
+    const releaseSeed = randomBytes(32);
+    const sim = new URL('../../bin/firmware-sim.js', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      [
+        sim,
+        'update',
+        '--keys',
+        join(dir, 'fleet.json'),
+        '--ble-port',
+        '0',
+        '--mtu',
+        '185',
+        '--release-key',
+        publicKeyToDidKey(publicKeyFromSeed(releaseSeed)),
+        '--state',
+        join(dir, 'flash'),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    onTestFinished(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    const lines: { state: string }[] = [];
+    createInterface({ input: child.stdout! }).on('line', (l) => lines.push(JSON.parse(l) as { state: string }));
+    const url = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: child.stderr! }).on('line', (l) => {
+        const m = /BLE radio at (ws:\/\/\S+)/.exec(l);
+        if (m) resolve(m[1]!);
+      });
+      child.once('exit', () => reject(new Error('firmware-sim exited')));
+    });
+    const fw = await startFirmwareGateway(
+      dir,
+      [{ id: d.id, seed: manifestSeed(d) }],
+      {
+        ble: { enabled: true, radio: url, connectTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 500 },
+      },
+      releaseSeed,
+    );
+    onTestFinished(() => fw.gw.stop());
+    await waitFor(() => fw.gw.firmware.transfer?.linkOf(d.id)?.transport === 'ble', 20_000, 'device heard');
+    const { image, digest } = await fw.release(40_000);
+    fw.rollout('r-cli', digest, [d.id]);
+    await waitFor(
+      () => lines.some((l) => l.state === 'confirmed'),
+      40_000,
+      () => JSON.stringify(lines.slice(-5)),
+    );
+    expect(readFileSync(join(dir, 'flash', d.id, 'slot0.bin')).equals(image)).toBe(true);
+    expect(fw.gw.ble!.links.get(d.id)!.mtu).toBe(185);
+    await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-cli')?.done === true, 10_000, 'rollout done');
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+    expect(child.exitCode).toBe(0);
+  });
+});

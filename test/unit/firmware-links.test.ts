@@ -1,0 +1,129 @@
+/**
+ * FirmwareTransfer over its links (gateway/firmware/transfer.ts, links.ts): a device is
+ * served over the transport it was last heard on; the window is cut to what the link holds in
+ * flight and the chunk to its largest; a chunk the link does not take is not counted as sent,
+ * so the next report asks for it again. The links here are fakes at the edge (they record what
+ * would go on the wire); the reports are real device-signed COSE_Sign1.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createSigner } from '../../firmware-sim/crypto.js';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import type { FirmwareLink, FirmwareTransport, LinkLimits, ReportSource } from '../../gateway/firmware/links.js';
+import type { FirmwareStore, Release } from '../../gateway/firmware/releases.js';
+import { FirmwareTransfer } from '../../gateway/firmware/transfer.js';
+import { createLogger } from '../../gateway/logger.js';
+import { CHUNK_OVERHEAD, decodeDown, encodeReport, type UpdateReport } from '../../protocols/firmware-transfer.js';
+import { deviceIdToKid, encodeSign1, serialFrameMaxWireLength, toHex } from '../../protocols/index.js';
+
+class FakeLink implements FirmwareLink {
+  readonly sent: { device: string; offset: number; length: number }[] = [];
+  offers = 0;
+  accepts = true;
+  onReport: ((r: Uint8Array, from: ReportSource) => void) | undefined;
+  constructor(
+    readonly transport: FirmwareTransport,
+    private readonly lim: LinkLimits,
+  ) {}
+  async start(fn: (r: Uint8Array, from: ReportSource) => void): Promise<void> {
+    this.onReport = fn;
+  }
+  send(device: string, message: Uint8Array): boolean {
+    if (!this.accepts) return false;
+    const m = decodeDown(message);
+    if (m.ok && m.value.type === 'chunk')
+      this.sent.push({ device, offset: m.value.offset, length: m.value.data.length });
+    else this.offers++;
+    return true;
+  }
+  limits(): LinkLimits {
+    return this.lim;
+  }
+}
+
+const SIZE = 100_000;
+const image = randomBytes(SIZE);
+const digest = new Uint8Array(createHash('sha256').update(image).digest());
+const release = {
+  digest: toHex(digest),
+  signed: { manifest: { size: SIZE, digest }, bytes: Uint8Array.of(1, 2, 3) },
+} as unknown as Release;
+const store = {
+  read: (_r: Release, off: number, len: number) => image.subarray(off, off + len),
+} as unknown as FirmwareStore;
+const seed = randomBytes(32);
+const sign = createSigner(seed);
+let n = 0;
+function report(offset: number, window: number, chunkSize: number, reason?: string): Uint8Array {
+  const r: UpdateReport = {
+    boot: 1,
+    n: ++n,
+    time: Date.now(),
+    state: 'downloading',
+    digest,
+    offset,
+    window,
+    chunkSize,
+    running: '1.0.0',
+    ...(reason !== undefined && { reason }),
+  };
+  return encodeSign1({ kid: deviceIdToKid('dev-1'), payload: encodeReport(r) }, sign);
+}
+
+async function rig() {
+  const mqtt = new FakeLink('mqtt', { maxChunk: 32 * 1024, maxInflightBytes: Number.POSITIVE_INFINITY });
+  const serial = new FakeLink('serial', { maxChunk: 4000, maxInflightBytes: 10_000 });
+  const pub = publicKeyFromSeed(seed);
+  const t = await new FirmwareTransfer(
+    [mqtt, serial],
+    store,
+    (id) => (id === 'dev-1' ? pub : undefined),
+    createLogger('error'),
+  ).start();
+  return { t, mqtt, serial };
+}
+
+describe('firmware transfer over links', () => {
+  it('a device never heard gets MQTT; once heard on serial (a frame or a report), serial', async () => {
+    const { t, mqtt, serial } = await rig();
+    t.offer('dev-1', release, 'r');
+    expect([mqtt.offers, serial.offers]).toEqual([1, 0]);
+    t.heard('dev-1', 'serial');
+    t.offer('dev-1', release, 'r');
+    expect([mqtt.offers, serial.offers]).toEqual([1, 1]);
+    t.heard('dev-1', 'mqtt');
+    // A verified report on serial moves it back there, and tells the link.
+    const accepted: string[] = [];
+    serial.onReport!(report(0, 4, 1024, 'resume'), { accepted: (d) => accepted.push(d) });
+    expect(accepted).toEqual(['dev-1']);
+    expect(t.linkOf('dev-1')?.transport).toBe('serial');
+    expect(serial.sent.length).toBe(4);
+    // An unknown transport name (a frame from elsewhere) changes nothing.
+    t.heard('dev-1', 'lora');
+    expect(t.linkOf('dev-1')?.transport).toBe('serial');
+  });
+
+  it('the window is cut to what the link holds in flight, the chunk to its largest', async () => {
+    const { t, serial } = await rig();
+    t.offer('dev-1', release, 'r');
+    serial.onReport!(report(0, 64, 8192), { claimed: 'dev-1' });
+    const wire = serialFrameMaxWireLength(4000 + CHUNK_OVERHEAD);
+    expect(serial.sent.every((c) => c.length === 4000)).toBe(true);
+    expect(serial.sent.length).toBe(Math.floor(10_000 / wire)); // 2, not 64
+    expect(serial.sent.length * wire).toBeLessThanOrEqual(10_000);
+  });
+
+  it('a chunk the link does not take is sent again on the next report; a report for another device is refused', async () => {
+    const { t, serial } = await rig();
+    t.offer('dev-1', release, 'r');
+    serial.accepts = false;
+    serial.onReport!(report(0, 2, 1000, 'resume'), {});
+    expect(t.stats.linkFull).toBe(1);
+    serial.accepts = true;
+    serial.onReport!(report(0, 2, 1000, 'resume'), {});
+    expect(serial.sent.map((c) => c.offset)).toEqual([0, 1000]);
+    serial.onReport!(report(1000, 2, 1000), { claimed: 'dev-2' });
+    expect(t.stats.refusedReports).toBe(1);
+    expect(serial.sent.length).toBe(2);
+  });
+});
