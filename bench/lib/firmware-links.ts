@@ -20,7 +20,7 @@ import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
 import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { encodeSerialFrame } from '../../protocols/index.js';
 import { tempDir, waitFor } from '../../test/helpers/env.js';
-import { type FirmwareGateway, startFirmwareGateway } from '../../test/helpers/firmware.js';
+import { type FirmwareGateway, startFirmwareGateway } from '../../test/helpers/firmware-gateway.js';
 import { PtyPair } from '../../test/helpers/pty.js';
 import type { Row } from './row.js';
 
