@@ -3,10 +3,12 @@
  * transport, and carry the devices' command-acks; leases come from the log (held blocks at
  * start, siblings' blocks as sync applies them); decisions and outcomes go to the log as
  * signed actuation blocks. `ruleFrames$` is the frame stream the rules engine runs on.
+ * Rule `settings` decisions are queued for the settings part (gateway/settings/inbox.ts).
  */
 import { filter, map, type Observable, type Subscription } from 'rxjs';
 import { decodeBody, decodeSign1, kidToDeviceId, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { ActuationRecord } from '../../protocols/actuation.js';
+import type { SettingsRecord } from '../../protocols/settings.js';
 import { Actuation, type ActuationOptions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { toRuleFrame, type RuleFrame } from '../../rules/frame.js';
@@ -33,6 +35,8 @@ export interface GatewayActuationDeps {
   readonly publish?: (topic: string, payload: string) => Promise<void>;
   /** Rule `alert` decisions, for the notifiers (gateway/export/alerts.ts). */
   readonly alert?: (d: Decision & { action: { kind: 'alert' } }) => void;
+  /** Rule `settings` decisions: queued as a `gateway devices set` is (gateway/settings/inbox.ts queueSettings); throws on a bad record. */
+  readonly queueSettings?: (record: SettingsRecord) => void;
 }
 
 export type ActuationSettings = Pick<
@@ -55,6 +59,8 @@ export class GatewayActuation {
   readonly ruleFrames$: Observable<RuleFrame>;
   private readonly subs: Subscription[] = [];
   private readonly unsubscribeBlocks: () => void;
+  /** Rule and device → the values that rule last queued for it, so a rule firing again with the same values queues nothing. */
+  private readonly settingsQueued = new Map<string, string>();
 
   constructor(deps: GatewayActuationDeps, settings: ActuationSettings = {}) {
     const self = toHex(deps.publicKey);
@@ -133,6 +139,30 @@ export class GatewayActuation {
         `alert: ${a.message}`,
       );
       deps.alert?.({ ...d, action: a });
+    } else if (a.kind === 'settings') this.settings(d, a, deps, log);
+  }
+
+  private settings(
+    d: Decision,
+    a: Decision['action'] & { kind: 'settings' },
+    deps: GatewayActuationDeps,
+    log: Logger,
+  ): void {
+    if (!deps.queueSettings)
+      return log.warn({ rule: d.rule, device: a.device }, 'settings action without the settings part: dropped');
+    const key = JSON.stringify([d.rule, a.device]);
+    const values = JSON.stringify(a.values);
+    // Last writer wins, so the same values again change nothing; a restart forgets and queues once more.
+    if (this.settingsQueued.get(key) === values) return;
+    try {
+      deps.queueSettings({ device: a.device, values: a.values, at: d.at, by: `rule:${d.rule}` });
+      this.settingsQueued.set(key, values);
+    } catch (err) {
+      // A rule naming a bad device (a template that filled badly) or a full disk: this decision only.
+      log.warn(
+        { rule: d.rule, device: a.device, err: err instanceof Error ? err.message : String(err) },
+        'settings action not queued',
+      );
     }
   }
 
