@@ -17,6 +17,7 @@ import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
 import { actuationBlocks, leasesOf, LogJournal } from './journal.js';
 import { DeviceRoutes, type RouteTargets } from './routes.js';
+import { RuleSettingsQueue } from './rule-settings.js';
 
 export interface GatewayActuationDeps {
   readonly gatewayId: string;
@@ -59,14 +60,14 @@ export class GatewayActuation {
   readonly ruleFrames$: Observable<RuleFrame>;
   private readonly subs: Subscription[] = [];
   private readonly unsubscribeBlocks: () => void;
-  /** Rule and device → the values that rule last queued for it, so a rule firing again with the same values queues nothing. */
-  private readonly settingsQueued = new Map<string, string>();
+  private readonly ruleSettings: RuleSettingsQueue;
 
   constructor(deps: GatewayActuationDeps, settings: ActuationSettings = {}) {
     const self = toHex(deps.publicKey);
     const log = deps.logger.child({ component: 'actuation' });
     this.routes = new DeviceRoutes(deps.targets);
     this.journal = new LogJournal(deps.blockLog, log, deps.appendInCommit);
+    this.ruleSettings = new RuleSettingsQueue(deps.queueSettings, log);
     this.actuation = new Actuation({
       ...settings,
       signer: { gatewayId: deps.gatewayId, sign: deps.sign },
@@ -139,31 +140,7 @@ export class GatewayActuation {
         `alert: ${a.message}`,
       );
       deps.alert?.({ ...d, action: a });
-    } else if (a.kind === 'settings') this.settings(d, a, deps, log);
-  }
-
-  private settings(
-    d: Decision,
-    a: Decision['action'] & { kind: 'settings' },
-    deps: GatewayActuationDeps,
-    log: Logger,
-  ): void {
-    if (!deps.queueSettings)
-      return log.warn({ rule: d.rule, device: a.device }, 'settings action without the settings part: dropped');
-    const key = JSON.stringify([d.rule, a.device]);
-    const values = JSON.stringify(a.values);
-    // Last writer wins, so the same values again change nothing; a restart forgets and queues once more.
-    if (this.settingsQueued.get(key) === values) return;
-    try {
-      deps.queueSettings({ device: a.device, values: a.values, at: d.at, by: `rule:${d.rule}` });
-      this.settingsQueued.set(key, values);
-    } catch (err) {
-      // A rule naming a bad device (a template that filled badly) or a full disk: this decision only.
-      log.warn(
-        { rule: d.rule, device: a.device, err: err instanceof Error ? err.message : String(err) },
-        'settings action not queued',
-      );
-    }
+    } else if (a.kind === 'settings') this.ruleSettings.decide({ ...d, action: a });
   }
 
   status(now = Date.now()): Record<string, unknown> {
