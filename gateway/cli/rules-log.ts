@@ -68,7 +68,8 @@ export function rulesLog(argv: string[]): number {
         (values.rule === undefined || d.rule === values.rule) &&
         (values.device === undefined ||
           d.inputs.some((f) => f.device === values.device) ||
-          (d.action.kind === 'command' && d.action.command.device === values.device)),
+          (d.action.kind === 'command' && d.action.command.device === values.device) ||
+          (d.action.kind === 'settings' && d.action.device === values.device)),
     );
     if (values.json) {
       console.log(

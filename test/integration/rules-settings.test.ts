@@ -20,6 +20,7 @@ import { settingsOf } from '../../gateway/settings/log.js';
 import { decodeSignedBlock, type SignedBlock } from '../../protocols/index.js';
 import { readDecisions } from '../../rules/actuation/index.js';
 import { memoryLogger, running, tempDir, waitFor } from '../helpers/env.js';
+import { gatewayCli } from '../helpers/process.js';
 
 const closers: (() => unknown)[] = [];
 afterEach(async () => {
@@ -126,6 +127,20 @@ describe('rule settings action', () => {
       },
     ]);
     expect(blocks[0]!.at).toBe(decided()[0]!.at); // the decision's time
+
+    // `gateway rules log` prints it; --device finds the decision by the device it set.
+    const printed = await gatewayCli([
+      'rules',
+      'log',
+      '--data',
+      dataDir,
+      '--rule',
+      'bad-target',
+      '--device',
+      `${dev.id}!`,
+    ]);
+    expect(printed.stderr).toBe('');
+    expect(printed.stdout).toContain(`settings ${dev.id}! mode="off"`);
 
     // The other rule's template filled to no device id: a warning, nothing queued, the gateway goes on.
     const warned = lines.find((l) => l.msg === 'settings action not queued');
