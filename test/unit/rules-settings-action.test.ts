@@ -1,5 +1,7 @@
 /** The `settings` rule action: parsed and checked at load (as a settings block checks them), filled per decision. */
+import { map } from 'rxjs';
 import { describe, expect, it } from 'vitest';
+import { defineRule } from '../../rules/dsl/define.js';
 import { RuleError } from '../../rules/dsl/errors.js';
 import { parseRuleFile } from '../../rules/dsl/parse.js';
 import { actuationBody, decodeActuationBody } from '../../protocols/actuation.js';
@@ -86,6 +88,38 @@ describe('settings action', () => {
     ]);
     const back = decodeActuationBody(body as unknown as CborValue);
     expect(back.ok && back.value[0]).toMatchObject({ type: 'decision', action: d.action });
+  });
+
+  it("a TypeScript rule's settings may come in any order: the decision holds them sorted, as the audit does", () => {
+    const r = defineRule({
+      id: 'ts-eco',
+      trigger: { names: ['bat'] },
+      operator: () =>
+        map((f) => ({
+          inputs: [f],
+          reason: 'low',
+          action: {
+            kind: 'settings',
+            device: f.device,
+            values: [
+              ['mode', 'eco'],
+              ['interval', 30],
+            ],
+          },
+        })),
+    });
+    const h = rulesHarness({ rules: [r], interlocks: [] });
+    h.frame(0, 'n1', { bat: 10 });
+    expect(h.decisions.map((d) => d.action)).toEqual([
+      {
+        kind: 'settings',
+        device: 'n1',
+        values: [
+          ['interval', 30],
+          ['mode', 'eco'],
+        ],
+      },
+    ]);
   });
 
   it('load errors name the rule and the field: bad keys, values, devices and shapes', () => {
