@@ -249,7 +249,7 @@ export class Gateway {
       const serial = config.serial.ports.length > 0 ? await startSerial(ctx) : undefined;
       const ble = config.ble.enabled ? startBle(ctx) : undefined;
       const homeAssistant = startHomeAssistant(ctx, broker);
-      const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports);
+      const actuation = startActuation(ctx, { mqtt: broker, serial, ble }, opts.actuation, exports, space);
       const rules = await startRuleEngine(ctx, actuation, ruleSet);
       const settings = startSettings(ctx, actuation, space, opts.settings);
       const firmware = await startFirmware(ctx, { broker, serial, ble }, dataDir, opts.firmware);

@@ -3,6 +3,7 @@
  * the demo fleet). Each registers what it started with the lifecycle (gateway/parts.ts), so the gateway
  * stops it, in reverse order, even when a part started after it fails to start or to stop.
  */
+import { resolve } from 'node:path';
 import { HealthChecks, type HealthInputs } from './export/health.js';
 import { GatewayExport } from './export/start.js';
 import type { Store } from './store/store.js';
@@ -24,6 +25,7 @@ import type { Lifecycle } from './parts.js';
 import { loadProfiles } from './profiles.js';
 import type { Registry } from './registry.js';
 import { logRuleVersions } from './rule-versions.js';
+import { queueSettings } from './settings/inbox.js';
 import { Simulation } from './simulation.js';
 import type { Siblings } from './sync/siblings.js';
 import { BleTransport } from './transports/ble.js';
@@ -186,6 +188,8 @@ export function startActuation(
   targets: RouteTargets & { readonly mqtt?: EmbeddedBroker | undefined },
   overrides: ActuationSettings = {},
   exports?: GatewayExport,
+  /** Free-space guard of the data directory: a rule's settings wait in a file there. */
+  space?: FreeSpaceGuard,
 ): GatewayActuation {
   const { config, identity, registry, ingest } = ctx;
   const a = config.actuation;
@@ -203,6 +207,7 @@ export function startActuation(
       logger: ctx.log,
       ...(broker && { publish: (topic: string, payload: string) => broker.publish(topic, payload) }),
       ...(exports && { alert: (d) => exports.ruleAlert(d) }),
+      queueSettings: (record) => queueSettings(resolve(config.gateway.dataDir), record, space),
     },
     {
       leaseMs: a.leaseSeconds * 1000,

@@ -8,6 +8,7 @@
  *   outcome   {0:3, 1:at, 20:command id, 21:state, 22?:ack status, 23?:detail, 24:attempts, 25:device, 26:actuator}
  *
  *   action    [1, device, actuator, value, ttlMs] | [2, topic, payload] | [3, message]
+ *             | [4, device, [[key, value]…]]   (desired settings: the list as a settings block carries it, protocols/settings.ts)
  *
  * Blocks are canonical CBOR with no floats, so a non-integer command value is
  * carried as an 8-byte big-endian IEEE 754 double in a byte string (-0 too, so it
@@ -18,6 +19,7 @@
  */
 import type { CborValue } from './cbor.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
+import { decodeSettingsValues, type SettingValue, settingsValuesBody } from './settings.js';
 
 export const MAX_ACTUATION_RECORDS = 1024;
 const MAX_INPUTS = 256;
@@ -38,7 +40,13 @@ export type AuditAction =
       };
     }
   | { readonly kind: 'publish'; readonly topic: string; readonly payload: string }
-  | { readonly kind: 'alert'; readonly message: string };
+  | { readonly kind: 'alert'; readonly message: string }
+  | {
+      readonly kind: 'settings';
+      readonly device: string;
+      /** Sorted by key, keys unique (as in a settings block). */
+      readonly values: readonly (readonly [string, SettingValue])[];
+    };
 
 /** Final state of a command at the gateway that issued it (the index is the wire code: append only). */
 export const CommandStates = [
@@ -145,6 +153,14 @@ function actionValue(a: AuditAction): Plain {
       return [2, text(a.topic, 'topic', MAX_TEXT), text(a.payload, 'payload', MAX_PAYLOAD)];
     case 'alert':
       return [3, text(a.message, 'message')];
+    case 'settings':
+      try {
+        return [4, name(a.device, 'device'), settingsValuesBody(a.values)];
+      } catch (err) {
+        // One error code per codec: a bad value is a bad actuation record here.
+        if (err instanceof ProtocolUsageError) usage(err.message);
+        throw err;
+      }
   }
 }
 
@@ -237,6 +253,10 @@ function decodeAction(v: CborValue | undefined): AuditAction | undefined {
   if (k === 2 && v.length === 3 && isText(a) && isText(b, MAX_PAYLOAD))
     return { kind: 'publish', topic: a, payload: b };
   if (k === 3 && v.length === 2 && isText(a)) return { kind: 'alert', message: a };
+  if (k === 4 && v.length === 3 && isName(a)) {
+    const values = decodeSettingsValues(b);
+    return typeof values === 'string' ? undefined : { kind: 'settings', device: a, values };
+  }
   return undefined;
 }
 

@@ -42,7 +42,8 @@ export const SETTING_KEY = /^[A-Za-z][A-Za-z0-9_.-]{0,31}$/;
 export const SETTING_RECORD_PREFIX = 'set.';
 /** Body type of the downlink message (key 0). */
 const SETTINGS_MESSAGE_TYPE = 16;
-const MAX_BY = 64;
+/** `rule:` and a rule id (rules/dsl: up to 64 characters), or `cli`. */
+const MAX_BY = 69;
 const AUTHOR_BYTES = 32;
 
 export interface SettingsRecord {
@@ -148,13 +149,21 @@ function checkedValues(values: readonly (readonly [string, SettingValue])[]): [s
   return out;
 }
 
+/**
+ * The `[[key, value], …]` list of a settings block (sorted by key, values as blocks carry them);
+ * throws ProtocolUsageError on bad values. The audit of a rule's settings action carries the same list.
+ */
+export function settingsValuesBody(values: readonly (readonly [string, SettingValue])[]): Plain[] {
+  return checkedValues(values).map(([k, v]) => [k, blockValue(v)]);
+}
+
 /** The block body of a settings record; throws ProtocolUsageError on a bad one. */
 export function settingsBody(r: SettingsRecord): Map<number, Plain> {
   if (!ID_PATTERN.test(r.device)) usage('device must be a device id');
   if (!(Number.isSafeInteger(r.at) && r.at >= 0)) usage('at must be a non-negative integer');
   const m = new Map<number, Plain>([
     [1, r.device],
-    [2, checkedValues(r.values).map(([k, v]) => [k, blockValue(v)])],
+    [2, settingsValuesBody(r.values)],
     [3, r.at],
   ]);
   if (r.by !== undefined) m.set(4, r.by.length <= MAX_BY ? r.by : usage(`by is at most ${MAX_BY} characters`));
@@ -172,19 +181,25 @@ export function decodeSettingsBody(body: CborValue): Result<SettingsRecord> {
   if (typeof device !== 'string' || !ID_PATTERN.test(device)) return bad('device must be a device id');
   if (!isNat(at)) return bad('at must be an unsigned integer');
   if (by !== undefined && !(typeof by === 'string' && by.length <= MAX_BY)) return bad('by must be short text');
+  const values = decodeSettingsValues(list);
+  if (typeof values === 'string') return bad(values);
+  return ok({ device, values, at, ...(by !== undefined && { by }) });
+}
+
+/** The values of a `[[key, value], …]` list as `settingsValuesBody` writes it, or what is wrong with it. Never throws. */
+export function decodeSettingsValues(list: CborValue | undefined): [string, SettingValue][] | string {
   if (!Array.isArray(list) || list.length === 0 || list.length > MAX_SETTINGS)
-    return bad(`settings must be 1..${MAX_SETTINGS} [key, value] pairs`);
+    return `settings must be 1..${MAX_SETTINGS} [key, value] pairs`;
   const values: [string, SettingValue][] = [];
   for (const e of list) {
     if (!Array.isArray(e) || e.length !== 2 || typeof e[0] !== 'string' || !SETTING_KEY.test(e[0]))
-      return bad('a setting is [key, value] with a valid key');
+      return 'a setting is [key, value] with a valid key';
     const v = blockValueOf(e[1]);
-    if (v === undefined) return bad(`setting "${e[0]}": bad value`);
-    if (values.length > 0 && values[values.length - 1]![0] >= e[0])
-      return bad('setting keys must be sorted and unique');
+    if (v === undefined) return `setting "${e[0]}": bad value`;
+    if (values.length > 0 && values[values.length - 1]![0] >= e[0]) return 'setting keys must be sorted and unique';
     values.push([e[0], v]);
   }
-  return ok({ device, values, at, ...(by !== undefined && { by }) });
+  return values;
 }
 
 // ---------------------------------------------------------------------------

@@ -20,10 +20,14 @@ export interface CommandIntent {
   readonly ttlMs: number;
 }
 
+/** A device's desired settings (gateway/settings): `[key, value]` sorted by key, keys unique. */
+export type SettingsValues = readonly (readonly [string, number | boolean | string])[];
+
 export type Action =
   | { readonly kind: 'command'; readonly command: CommandIntent }
   | { readonly kind: 'publish'; readonly topic: string; readonly payload: string }
-  | { readonly kind: 'alert'; readonly message: string };
+  | { readonly kind: 'alert'; readonly message: string }
+  | { readonly kind: 'settings'; readonly device: string; readonly values: SettingsValues };
 
 export interface Decision {
   readonly rule: string;

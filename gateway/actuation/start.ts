@@ -3,10 +3,12 @@
  * transport, and carry the devices' command-acks; leases come from the log (held blocks at
  * start, siblings' blocks as sync applies them); decisions and outcomes go to the log as
  * signed actuation blocks. `ruleFrames$` is the frame stream the rules engine runs on.
+ * Rule `settings` decisions are queued for the settings part (gateway/settings/inbox.ts).
  */
 import { filter, map, type Observable, type Subscription } from 'rxjs';
 import { decodeBody, decodeSign1, kidToDeviceId, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { ActuationRecord } from '../../protocols/actuation.js';
+import type { SettingsRecord } from '../../protocols/settings.js';
 import { Actuation, type ActuationOptions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { toRuleFrame, type RuleFrame } from '../../rules/frame.js';
@@ -15,6 +17,7 @@ import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
 import { actuationBlocks, leasesOf, LogJournal } from './journal.js';
 import { DeviceRoutes, type RouteTargets } from './routes.js';
+import { RuleSettingsQueue } from './rule-settings.js';
 
 export interface GatewayActuationDeps {
   readonly gatewayId: string;
@@ -33,6 +36,8 @@ export interface GatewayActuationDeps {
   readonly publish?: (topic: string, payload: string) => Promise<void>;
   /** Rule `alert` decisions, for the notifiers (gateway/export/alerts.ts). */
   readonly alert?: (d: Decision & { action: { kind: 'alert' } }) => void;
+  /** Rule `settings` decisions: queued as a `gateway devices set` is (gateway/settings/inbox.ts queueSettings); throws on a bad record. */
+  readonly queueSettings?: (record: SettingsRecord) => void;
 }
 
 export type ActuationSettings = Pick<
@@ -55,12 +60,14 @@ export class GatewayActuation {
   readonly ruleFrames$: Observable<RuleFrame>;
   private readonly subs: Subscription[] = [];
   private readonly unsubscribeBlocks: () => void;
+  private readonly ruleSettings: RuleSettingsQueue;
 
   constructor(deps: GatewayActuationDeps, settings: ActuationSettings = {}) {
     const self = toHex(deps.publicKey);
     const log = deps.logger.child({ component: 'actuation' });
     this.routes = new DeviceRoutes(deps.targets);
     this.journal = new LogJournal(deps.blockLog, log, deps.appendInCommit);
+    this.ruleSettings = new RuleSettingsQueue(deps.queueSettings, log);
     this.actuation = new Actuation({
       ...settings,
       signer: { gatewayId: deps.gatewayId, sign: deps.sign },
@@ -133,7 +140,7 @@ export class GatewayActuation {
         `alert: ${a.message}`,
       );
       deps.alert?.({ ...d, action: a });
-    }
+    } else if (a.kind === 'settings') this.ruleSettings.decide({ ...d, action: a });
   }
 
   status(now = Date.now()): Record<string, unknown> {

@@ -16,6 +16,10 @@ import { CliError, dataDirSpace, resolveConfig, UsageError } from './args.js';
 import { toJson } from './json.js';
 import { openFrames } from './log-reader.js';
 
+/** `key=value …` as `gateway devices set` takes them (text quoted, so `"5"` reads back as text). */
+export const settingsText = (pairs: readonly (readonly [string, SettingValue])[]): string =>
+  pairs.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+
 const NUMBER = /^-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?$/;
 
 /** `true`/`false` → boolean, a JSON number → number, `"…"` → that text (so `"5"` stays text), else the text as is. */
@@ -82,7 +86,7 @@ export async function setSettings(
     if (e instanceof ProtocolUsageError || e instanceof DiskLowError) throw new CliError(e.message);
     throw e;
   }
-  const text = pairs.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ');
+  const text = settingsText(pairs);
   if (wait === 0) {
     console.log(`queued for ${device}: ${text} (the running gateway logs it within a second)`);
     return 0;

@@ -12,6 +12,7 @@ import { BlockLog } from '../log/block-log.js';
 import { Store } from '../store/store.js';
 import { siblingKeys } from '../sync/siblings.js';
 import { CliError, commonOptions, existingIdentity, parseTime, resolveConfig } from './args.js';
+import { settingsText } from './device-settings.js';
 
 export const rulesLogHelp = `gateway rules log [--since T] [--until T] [--rule ID] [--device ID] [--json]
   The decisions actually taken, from the log's signed actuation blocks (this gateway's and
@@ -24,6 +25,7 @@ const actionText = (d: AuditedDecision): string => {
   if (a.kind === 'command')
     return `${a.command.device}/${a.command.actuator} = ${JSON.stringify(a.command.value)}${d.command?.fence !== undefined ? ` (fence ${d.command.fence})` : ''}`;
   if (a.kind === 'publish') return `publish ${a.topic}`;
+  if (a.kind === 'settings') return `settings ${a.device} ${settingsText(a.values)}`;
   return `alert "${a.message}"`;
 };
 
@@ -66,7 +68,8 @@ export function rulesLog(argv: string[]): number {
         (values.rule === undefined || d.rule === values.rule) &&
         (values.device === undefined ||
           d.inputs.some((f) => f.device === values.device) ||
-          (d.action.kind === 'command' && d.action.command.device === values.device)),
+          (d.action.kind === 'command' && d.action.command.device === values.device) ||
+          (d.action.kind === 'settings' && d.action.device === values.device)),
     );
     if (values.json) {
       console.log(

@@ -17,6 +17,7 @@ import { type LazyFrame, replay } from '../../rules/replay/replay.js';
 import { storedToRuleFrame } from '../../rules/replay/stored.js';
 import { actuationBlocks } from '../actuation/journal.js';
 import type { BlockLog } from '../log/block-log.js';
+import { settingsText } from './device-settings.js';
 import { openFrames } from './log-reader.js';
 import { CliError, commonOptions, parseTime, resolveConfig, UsageError } from './args.js';
 
@@ -178,6 +179,7 @@ function describe(d: Decision): string {
   if (a.kind === 'command')
     return `command ${a.command.device}.${a.command.actuator}=${String(a.command.value)} (ttl ${a.command.ttlMs} ms)`;
   if (a.kind === 'publish') return `publish ${a.topic} ${a.payload}`;
+  if (a.kind === 'settings') return `settings ${a.device} ${settingsText(a.values)}`;
   return `alert ${a.message}`;
 }
 

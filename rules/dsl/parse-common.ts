@@ -1,4 +1,7 @@
 /** Field parsers shared by rule and machine sections. */
+import { ID_PATTERN } from '../../protocols/ids.js';
+import { MAX_SETTINGS, settingKeyProblem, settingValueProblem } from '../../protocols/settings.js';
+import type { SettingsValues } from '../decision.js';
 import { compileCondition } from './cel.js';
 import type { Field } from './reader.js';
 import { type ActionSpec, AGGREGATE_FNS, type AggregateFn, type AggregateSpec, type WindowSpec } from './types.js';
@@ -17,12 +20,36 @@ export function condition(f: Field): string {
   return src;
 }
 
+/** A device: a template filled per decision, or else a device id checked now. */
+function deviceRef(f: Field): string {
+  const s = f.string();
+  if (!s.includes('{{') && !ID_PATTERN.test(s)) f.fail(`"${s}" is not a device id`);
+  return s;
+}
+
+/** `values:` of a settings action: checked as protocols/settings.ts checks a settings block, sorted by key. */
+function settingsValues(f: Field): SettingsValues {
+  f.object(f.keys());
+  const keys = f.keys().sort();
+  if (keys.length === 0 || keys.length > MAX_SETTINGS) f.fail(`must set 1..${MAX_SETTINGS} settings`);
+  return keys.map((k) => {
+    const v = f.get(k);
+    const problem = settingKeyProblem(k) ?? (v.present ? settingValueProblem(v.value) : 'must have a value');
+    if (problem !== undefined) v.fail(problem);
+    return [k, v.value as number | boolean | string] as const;
+  });
+}
+
 export function parseActions(f: Field): ActionSpec[] {
   return f.optList().map((a) => {
-    a.object(['command', 'publish', 'alert']);
+    a.object(['command', 'publish', 'alert', 'settings']);
     const keys = a.keys();
-    if (keys.length !== 1) a.fail('an action is exactly one of command, publish, alert');
+    if (keys.length !== 1) a.fail('an action is exactly one of command, publish, alert, settings');
     if (a.get('alert').present) return { kind: 'alert', message: a.get('alert').string() };
+    if (a.get('settings').present) {
+      const s = a.get('settings').object(['device', 'values']);
+      return { kind: 'settings', device: deviceRef(s.get('device')), values: settingsValues(s.get('values')) };
+    }
     if (a.get('publish').present) {
       const p = a.get('publish').object(['topic', 'payload']);
       return { kind: 'publish', topic: p.get('topic').string(), payload: p.get('payload').string() };

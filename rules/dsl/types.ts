@@ -1,6 +1,6 @@
 /** Validated rule definitions (what rules/dsl/parse.ts produces and rules/engine compiles). */
 import type { OperatorFunction } from 'rxjs';
-import type { Action, FrameRef } from '../decision.js';
+import type { Action, FrameRef, SettingsValues } from '../decision.js';
 import type { RuleFrame } from '../frame.js';
 import type { SchedulerLike } from 'rxjs';
 
@@ -36,7 +36,9 @@ export type ActionSpec =
       readonly ttlMs: number;
     }
   | { readonly kind: 'publish'; readonly topic: string; readonly payload: string }
-  | { readonly kind: 'alert'; readonly message: string };
+  | { readonly kind: 'alert'; readonly message: string }
+  /** Desired settings of a device (only `device` is templated; values are checked at load). */
+  | { readonly kind: 'settings'; readonly device: string; readonly values: SettingsValues };
 
 interface RuleBase {
   readonly id: string;

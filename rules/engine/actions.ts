@@ -45,6 +45,8 @@ function toAction(a: ActionSpec, ctx: CelContext): Action {
       return { kind: 'publish', topic: fill(a.topic, ctx), payload: fill(a.payload, ctx) };
     case 'alert':
       return { kind: 'alert', message: fill(a.message, ctx) };
+    case 'settings':
+      return { kind: 'settings', device: fill(a.device, ctx), values: a.values };
   }
 }
 

@@ -176,7 +176,9 @@ export class RulesEngine {
         reason = `${reason}; refused by interlock`;
         this.opts.log?.warn({ rule: r.spec.id, refusal }, 'interlock refused a command');
       }
-    }
+    } else if (action.kind === 'settings')
+      // Sorted by key as the audit stores them (a TS rule may list them in any order), so a replay compares equal.
+      action = { ...action, values: [...action.values].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)) };
     const decision: Decision = {
       rule: r.spec.id,
       ruleVersion: r.spec.version,

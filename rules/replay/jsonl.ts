@@ -32,7 +32,21 @@ function action(v: unknown): Action | string {
       command: { device: c.device, actuator: c.actuator, value: c.value as number | boolean | string, ttlMs: c.ttlMs },
     };
   }
-  return 'action.kind must be command, publish or alert';
+  if (v.kind === 'settings') {
+    const values = v.values;
+    if (
+      typeof v.device !== 'string' ||
+      !Array.isArray(values) ||
+      !values.every((e) => Array.isArray(e) && e.length === 2 && typeof e[0] === 'string' && isScalar(e[1]))
+    )
+      return 'action.settings needs device and values [[key, value]…]';
+    return {
+      kind: 'settings',
+      device: v.device,
+      values: (values as [string, number | boolean | string][]).map(([k, x]) => [k, x] as const),
+    };
+  }
+  return 'action.kind must be command, publish, alert or settings';
 }
 
 /** A decision from a parsed JSON value, or what is wrong with it. */

@@ -51,7 +51,9 @@ export function rulesHarness(rules: string | RuleSet, opts: { maxRestarts?: numb
             ? `${a.command.device}.${a.command.actuator}=${String(a.command.value)}`
             : a.kind === 'alert'
               ? a.message
-              : `${a.topic} ${a.payload}`;
+              : a.kind === 'settings'
+                ? `${a.device} ${a.values.map(([k, v]) => `${k}=${String(v)}`).join(' ')}`
+                : `${a.topic} ${a.payload}`;
         return `${d.at - T0} ${a.kind} ${what}`;
       });
     },

@@ -94,4 +94,42 @@ describe('gateway rules CLI', () => {
     expect((await gateway(['rules', 'test', FACTORY, '--data', data, '--json', '--jsonl'])).code).toBe(2);
     expect((await gateway(['rules', 'test', FACTORY, '--data', join(tmp.dir, 'none')])).stderr).toMatch(/no store/);
   });
+
+  it('rules test shows a settings action like the others, and reads it back with --against', async () => {
+    const data = join(tmp.dir, 'data');
+    const file = join(tmp.dir, 'watch.yaml');
+    writeFileSync(
+      file,
+      'rules:\n  - id: watch-press\n    trigger: { names: [vib] }\n    when: "v.vib > 10.0"\n' +
+        '    then:\n      - settings: { device: "{{device}}", values: { mode: watch, interval: 5 } }\n',
+    );
+    const table = await gateway(['rules', 'test', file, '--data', data, '--since', String(T0)]);
+    expect(table.stderr).toBe('');
+    expect(table.stdout).toMatch(/watch-press@[0-9a-f]+ +settings press-01 interval=5 mode="watch" +press-01\/1\/30 /);
+    const jsonl = await gateway(['rules', 'test', file, '--data', data, '--since', String(T0), '--jsonl']);
+    const ds = jsonl.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Decision);
+    expect(ds.map((d) => [d.at - T0, d.action])).toEqual([
+      [
+        30_007,
+        {
+          kind: 'settings',
+          device: 'press-01',
+          values: [
+            ['interval', 5],
+            ['mode', 'watch'],
+          ],
+        },
+      ],
+    ]);
+    const taken = join(tmp.dir, 'taken.jsonl');
+    writeFileSync(taken, jsonl.stdout);
+    const diff = await gateway(['rules', 'test', file, '--data', data, '--since', String(T0), '--against', taken]);
+    expect(diff.stderr).toBe('');
+    expect(diff.stdout).toContain(
+      'diff against the decisions taken: 1 same, 0 taken but not in the dry run, 0 only in the dry run',
+    );
+  });
 });

@@ -200,7 +200,9 @@ describe('rules: dry run equals live run', () => {
             ? `${d.action.command.actuator}=${String(d.action.command.value)}`
             : d.action.kind === 'alert'
               ? d.action.message
-              : d.action.payload,
+              : d.action.kind === 'publish'
+                ? d.action.payload
+                : d.action.device,
         );
     expect(byRule('vib-slow')).toEqual(['speed=0.5', 'speed=1']);
     expect(byRule('temp-alert')).toEqual(['hot 55', 'cool 30']);

@@ -23,6 +23,20 @@ const valueArb = fc.oneof(
   idArb,
 );
 
+/** Desired settings as a settings block holds them: 1..16 valid keys, sorted, each a valid value. */
+const settingsValuesArb = fc
+  .dictionary(
+    fc.stringMatching(/^[A-Za-z][A-Za-z0-9_.-]{0,31}$/),
+    fc.oneof(
+      fc.boolean(),
+      fc.maxSafeInteger(),
+      fc.double({ noNaN: true, min: -Number.MAX_SAFE_INTEGER, max: Number.MAX_SAFE_INTEGER }),
+      fc.string({ maxLength: 64 }).filter((s) => !/\p{Surrogate}/u.test(s)),
+    ),
+    { minKeys: 1, maxKeys: 16 },
+  )
+  .map((d) => Object.entries(d).sort(([a], [b]) => (a < b ? -1 : 1)));
+
 const leaseArb = fc.record({
   type: fc.constant('lease' as const),
   at: nat,
@@ -38,6 +52,7 @@ const actionArb = fc.oneof(
   }),
   fc.record({ kind: fc.constant('publish' as const), topic: textArb, payload: textArb }),
   fc.record({ kind: fc.constant('alert' as const), message: textArb }),
+  fc.record({ kind: fc.constant('settings' as const), device: idArb, values: settingsValuesArb }),
 );
 const decisionArb = fc.record(
   {
@@ -128,6 +143,84 @@ describe('actuation block body', () => {
       },
     };
     expect((actuationBody([i]) as unknown as [Map<number, unknown>])[0].get(14)).toEqual([1, 'd', 'speed', 3, 10]);
+  });
+
+  it('a settings action is [4, device, [[key, value]…]] as a settings block carries it; a malformed one is refused', () => {
+    const decision = (action: unknown): Map<number, CborValue> =>
+      new Map<number, CborValue>([
+        [0, 2],
+        [1, 5],
+        [10, 'r'],
+        [11, 'v'],
+        [12, []],
+        [13, ''],
+        [14, action as CborValue],
+      ]);
+    const r: ActuationRecord = {
+      type: 'decision',
+      at: 5,
+      rule: 'r',
+      ruleVersion: 'v',
+      inputs: [],
+      reason: '',
+      action: {
+        kind: 'settings',
+        device: 'n1',
+        values: [
+          ['a', -3],
+          ['b', 0.5],
+        ],
+      },
+    };
+    const body = actuationBody([r]) as unknown as [Map<number, unknown>];
+    // A negative integer stays an integer (the settings block's rule, not the command value's).
+    expect(body[0].get(14)).toEqual([
+      4,
+      'n1',
+      [
+        ['a', -3],
+        ['b', expect.any(Uint8Array)],
+      ],
+    ]);
+    expect(viaBlock([r])).toEqual([r]);
+    expect(decodeActuationBody([decision(body[0].get(14))] as CborValue).ok).toBe(true);
+    const double3 = new Uint8Array(8);
+    new DataView(double3.buffer).setFloat64(0, 3);
+    for (const action of [
+      [
+        4,
+        'n1',
+        [
+          ['b', 1],
+          ['a', 2],
+        ],
+      ], // unsorted
+      [
+        4,
+        'n1',
+        [
+          ['a', 1],
+          ['a', 2],
+        ],
+      ], // twice
+      [4, 'n1', []], // empty
+      [4, 'n1', [['1a', 1]]], // bad key
+      [4, 'n1', [['a', double3]]], // an integer as a double: two encodings of one value
+      [4, 'n1', [['a', new Map()]]],
+      [4, 'n1', [['a', 'x'.repeat(65)]]],
+      [4, 'n1', Array.from({ length: 17 }, (_, i) => [`k${String(i).padStart(2, '0')}`, i])],
+      [4, '', [['a', 1]]],
+      [4, 'n1', [['a', 1]], 'extra'],
+      [4, 'n1'],
+    ])
+      expect(decodeActuationBody([decision(action)] as CborValue), JSON.stringify(action)).toMatchObject({
+        ok: false,
+        error: { code: 'actuation/bad-record', message: /bad action/ },
+      });
+    expect(() =>
+      actuationBody([{ ...r, action: { kind: 'settings', device: 'n1', values: [['a', Number.NaN]] } }]),
+    ).toThrowError(expect.objectContaining({ code: 'actuation/bad-record' }) as Error);
+    expect(() => actuationBody([{ ...r, action: { kind: 'settings', device: 'n1', values: [] } }])).toThrow(/1\.\.16/);
   });
 
   it('refuses invalid records with a typed usage error', () => {

@@ -24,7 +24,10 @@ const valid = {
   rateLimit: { max: 2, per: '10s' },
   // biome-ignore lint/suspicious/noThenProperty: a rule document; `then` is the rule language's action list
   then: [{ command: { device: 'x', actuator: 'y', value: 1, ttl: '5s' } }, { alert: 'm {{agg.m}}' }],
-  onClear: [{ publish: { topic: 't', payload: 'p' } }],
+  onClear: [
+    { publish: { topic: 't', payload: 'p' } },
+    { settings: { device: '{{device}}', values: { mode: 'eco', interval: 30 } } },
+  ],
   // biome-ignore lint/suspicious/noThenProperty: a rule document; `then` is the rule language's action list
   watchdog: { silence: '3s', then: [{ alert: 'quiet' }] },
 };

@@ -20,6 +20,11 @@ const action = fc.oneof(
   }),
   fc.record({ kind: fc.constant('publish' as const), topic: fc.string(), payload: fc.string() }),
   fc.record({ kind: fc.constant('alert' as const), message: fc.string() }),
+  fc.record({
+    kind: fc.constant('settings' as const),
+    device: fc.string(),
+    values: fc.array(fc.tuple(fc.string(), scalar), { maxLength: 4 }),
+  }),
 );
 const decision: fc.Arbitrary<Decision> = fc.record({
   rule: fc.string(),

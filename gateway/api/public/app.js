@@ -273,6 +273,7 @@ async function loadDevices() {
 function actionText(a) {
   if (a.kind === 'command') return `${a.command.device} ${a.command.actuator} → ${fmt(a.command.value)}`;
   if (a.kind === 'publish') return `publish ${a.topic}`;
+  if (a.kind === 'settings') return `settings ${a.device} ${a.values.map(([k, v]) => `${k}=${fmt(v)}`).join(' ')}`;
   return `alert: ${a.message}`;
 }
 
