@@ -62,6 +62,7 @@ describe('gateway lifecycle', () => {
     expect(stopped).toEqual([
       'status reports: status reports stopped',
       'firmware rollouts: firmware rollouts stopped',
+      'firmware routes: firmware routes stopped',
       'firmware inbox: firmware inbox stopped',
       'firmware store: firmware store stopped',
       'settings: settings stopped',
