@@ -47,15 +47,40 @@ export class LogJournal implements ActuationJournal {
   private write(): void {
     while (this.queue.length > 0) {
       const batch = this.queue.splice(0, MAX_ACTUATION_RECORDS);
+      const body = this.body(batch);
+      if (body === undefined) continue;
       try {
-        this.log.appendBlock({ kind: 'actuation', body: actuationBody(batch) as unknown as CborValue }, this.policy);
+        this.log.appendBlock({ kind: 'actuation', body }, this.policy);
         this.blocks++;
-        this.records += batch.length;
+        this.records += body.length;
       } catch (err) {
-        // An unencodable record is a bug; losing the audit of one batch must not stop actuation.
+        // Losing the audit of one batch must not stop actuation.
         this.failures++;
         this.logger.error({ err, records: batch.length }, 'actuation records not logged');
       }
+    }
+  }
+
+  /**
+   * The batch's block body. A record that does not encode (a decision whose templated device
+   * came out empty, say) is refused alone, so the others are still audited.
+   */
+  private body(batch: ActuationRecord[]): CborValue[] | undefined {
+    try {
+      return actuationBody(batch) as unknown as CborValue[];
+    } catch {
+      const good = batch.filter((r) => {
+        try {
+          actuationBody([r]);
+          return true;
+        } catch (err) {
+          this.failures++;
+          const rule = r.type === 'decision' ? r.rule : undefined;
+          this.logger.error({ err, type: r.type, rule }, `actuation record not logged: ${(err as Error).message}`);
+          return false;
+        }
+      });
+      return good.length > 0 ? (actuationBody(good) as unknown as CborValue[]) : undefined;
     }
   }
 }
