@@ -13,9 +13,10 @@ import { createInterface } from 'node:readline';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { generateManifest, writeManifest } from '../../firmware-sim/manifest.js';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
-import { fromHex, publicKeyToDidKey, toHex } from '../../protocols/index.js';
+import { fromHex, toHex } from '../../protocols/index.js';
 import type { TestDevice } from '../helpers/devices.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
+import { writeReleaseKey } from '../helpers/firmware.js';
 import { gatewayCli, startGatewayProcess, stopGatewayProcess, writeSiblingConfigs } from '../helpers/process.js';
 
 const simBin = new URL('../../bin/firmware-sim.js', import.meta.url).pathname;
@@ -28,12 +29,7 @@ describe('firmware rollout across siblings', () => {
     const fleet = generateManifest({ devices: 3 });
     const keys = join(dir, 'fleet.json');
     writeManifest(keys, fleet);
-    const seed = randomBytes(32);
-    const releaseKeyFile = join(dir, 'release.key');
-    writeFileSync(releaseKeyFile, `${toHex(seed)}\n`, { mode: 0o600 });
-    const releaseDid = publicKeyToDidKey(publicKeyFromSeed(seed));
-    const policy = join(dir, 'policy.yaml');
-    writeFileSync(policy, `releaseKeys:\n  release-1: "${releaseDid}"\n`);
+    const { releaseKeyFile, releaseDid, policy } = writeReleaseKey(dir);
     const devices = fleet.devices.map(
       (d) => ({ id: d.id, publicKeyHex: toHex(publicKeyFromSeed(fromHex(d.secretKey)!)) }) as TestDevice,
     );

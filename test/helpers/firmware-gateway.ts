@@ -4,8 +4,9 @@
  * `rollout` queues a rollout of it to some devices (gateway/firmware/inbox.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { validateConfig } from '../../gateway/config.js';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { queueRelease, queueRollout } from '../../gateway/firmware/inbox.js';
@@ -14,6 +15,23 @@ import { firmwareBody } from '../../protocols/firmware-block.js';
 import { encodeManifest } from '../../protocols/firmware-manifest.js';
 import { encodeCanonical, publicKeyToDidKey } from '../../protocols/index.js';
 import { memoryLogger, waitFor } from './env.js';
+
+/**
+ * A device cut mid-transfer at `cutAt` asked to resume from what it held (not from 0), ended
+ * confirmed, and its slot 0 holds the image.
+ */
+export function expectResumedAndConfirmed(
+  history: readonly { state: string; reason?: string; offset: number }[],
+  cutAt: number,
+  slot0: string,
+  image: Uint8Array,
+): void {
+  const resumed = history.filter((h) => h.reason === 'resume' && h.offset > 0);
+  expect(resumed.length).toBeGreaterThan(0);
+  expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
+  expect(history.at(-1)).toMatchObject({ state: 'confirmed' });
+  expect(readFileSync(slot0).equals(image)).toBe(true);
+}
 
 export interface FirmwareGateway {
   readonly gw: Gateway;

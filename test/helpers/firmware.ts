@@ -32,18 +32,24 @@ export interface FirmwareSite {
 
 const API_TOKEN = 'firmware-test-token-0123456789';
 
-/** A gateway child (stopped when the test finishes) with `n` enrolled devices and a release key; `api`: the API on. */
-export async function startFirmwareSite(n: number, opts: { api?: boolean } = {}): Promise<FirmwareSite> {
-  const dir = testTempDir('outpost-fw-');
-  const fleet = generateManifest({ devices: n });
-  const keys = join(dir, 'fleet.json');
-  writeManifest(keys, fleet);
+/** A fresh release key in `dir` (hex seed, mode 0600) and a policy file naming it `release-1`. */
+export function writeReleaseKey(dir: string): { releaseKeyFile: string; releaseDid: string; policy: string } {
   const seed = randomBytes(32);
   const releaseKeyFile = join(dir, 'release.key');
   writeFileSync(releaseKeyFile, `${toHex(seed)}\n`, { mode: 0o600 });
   const releaseDid = publicKeyToDidKey(publicKeyFromSeed(seed));
   const policy = join(dir, 'policy.yaml');
   writeFileSync(policy, `releaseKeys:\n  release-1: "${releaseDid}"\n`);
+  return { releaseKeyFile, releaseDid, policy };
+}
+
+/** A gateway child (stopped when the test finishes) with `n` enrolled devices and a release key; `api`: the API on. */
+export async function startFirmwareSite(n: number, opts: { api?: boolean } = {}): Promise<FirmwareSite> {
+  const dir = testTempDir('outpost-fw-');
+  const fleet = generateManifest({ devices: n });
+  const keys = join(dir, 'fleet.json');
+  writeManifest(keys, fleet);
+  const { releaseKeyFile, releaseDid, policy } = writeReleaseKey(dir);
   const cfg = writeGatewayConfig(
     dir,
     join(dir, 'data'),

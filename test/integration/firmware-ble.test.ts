@@ -19,7 +19,7 @@ import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { BLE_INFLIGHT_PAYLOADS, BLE_WINDOW, bleChunkBytes } from '../../protocols/firmware-transfer.js';
 import { attPayload, publicKeyToDidKey, serialFrameMaxWireLength } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
-import { startFirmwareGateway } from '../helpers/firmware-gateway.js';
+import { expectResumedAndConfirmed, startFirmwareGateway } from '../helpers/firmware-gateway.js';
 
 async function rig(
   mtu: number,
@@ -123,11 +123,7 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
       radio.setInRange(p, true);
     });
     expect(p.stats.sessions).toBeGreaterThanOrEqual(2); // the central subscribed again
-    const resumed = p.device.history.filter((h) => h.reason === 'resume' && h.offset > 0);
-    expect(resumed.length).toBeGreaterThan(0);
-    expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
-    expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
-    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+    expectResumedAndConfirmed(p.device.history, cutAt, join(dir, 'flash', 'slot0.bin'), image);
   });
 
   it('`firmware-sim update --ble-port` runs the device on a radio of its own in a child process: it ends confirmed', {

@@ -16,7 +16,7 @@ import { UpdateSerialLink } from '../../firmware-sim/update-serial.js';
 import { rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { publicKeyToDidKey } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
-import { startFirmwareGateway } from '../helpers/firmware-gateway.js';
+import { expectResumedAndConfirmed, startFirmwareGateway } from '../helpers/firmware-gateway.js';
 import { type PtyPair, testPty } from '../helpers/pty.js';
 import { needs } from '../helpers/system-tools.js';
 
@@ -123,11 +123,7 @@ describe('firmware over serial', needs('socat'), () => {
       },
     });
     // After the replug it asked to resume from what it held, not from 0.
-    const resumed = link.device.history.filter((h) => h.reason === 'resume' && h.offset > 0);
-    expect(resumed.length).toBeGreaterThan(0);
-    expect(resumed[0]!.offset).toBeGreaterThanOrEqual(cutAt);
-    expect(link.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
-    expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
+    expectResumedAndConfirmed(link.device.history, cutAt, join(dir, 'flash', 'slot0.bin'), image);
   });
 
   it('`firmware-sim update --serial` runs the device as a child process: it ends confirmed', {
