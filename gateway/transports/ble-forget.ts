@@ -24,11 +24,11 @@ type Dict = Record<string, unknown>;
 
 /** The noble internals touched here (lib/noble.js, lib/websocket/bindings.js, lib/hci-socket/{bindings,gap}.js). */
 interface NobleInternals {
-  _peripherals: Record<string, { state?: string; address?: string } | undefined>;
-  _services: Dict;
-  _characteristics: Dict;
-  _descriptors: Dict;
-  _discoveredPeripheralUUids: Dict;
+  _peripherals?: Record<string, { state?: string; address?: string } | undefined>;
+  _services?: Dict;
+  _characteristics?: Dict;
+  _descriptors?: Dict;
+  _discoveredPeripheralUUids?: Dict;
   _bindings: {
     _peripherals?: Dict;
     _addresses?: Dict;
@@ -59,8 +59,8 @@ export class AdvertiserMemory {
     const n = this.noble as unknown as NobleInternals;
     const b = n._bindings;
     return {
-      peripherals: Object.keys(n._peripherals).length,
-      discovered: Object.keys(n._discoveredPeripheralUUids).length,
+      peripherals: Object.keys(n._peripherals ?? {}).length,
+      discovered: Object.keys(n._discoveredPeripheralUUids ?? {}).length,
       bindings: Object.keys(b._peripherals ?? b._addresses ?? {}).length,
       gap: Object.keys(b._gap?._discoveries ?? {}).length,
     };
@@ -86,25 +86,29 @@ export class AdvertiserMemory {
   }
 
   private idle(uuid: string): boolean {
-    const state = (this.noble as unknown as NobleInternals)._peripherals[uuid]?.state;
+    const state = (this.noble as unknown as NobleInternals)._peripherals?.[uuid]?.state;
     return state === undefined || state === 'disconnected';
   }
 
   private forget(uuid: string): void {
     const n = this.noble as unknown as NobleInternals;
     const b = n._bindings;
-    const address = n._peripherals[uuid]?.address;
+    const address = n._peripherals?.[uuid]?.address;
     this.heard.delete(uuid);
-    delete n._peripherals[uuid];
-    delete n._services[uuid];
-    delete n._characteristics[uuid];
-    delete n._descriptors[uuid];
-    delete n._discoveredPeripheralUUids[uuid];
-    if (b._peripherals) delete b._peripherals[uuid];
-    if (b._addresses) delete b._addresses[uuid];
-    if (b._addresseTypes) delete b._addresseTypes[uuid];
-    if (b._connectable) delete b._connectable[uuid];
-    if (b.scannable) delete b.scannable[uuid];
+    // Each map is optional: noble versions and bindings differ in which they keep.
+    for (const m of [
+      n._peripherals,
+      n._services,
+      n._characteristics,
+      n._descriptors,
+      n._discoveredPeripheralUUids,
+      b._peripherals,
+      b._addresses,
+      b._addresseTypes,
+      b._connectable,
+      b.scannable,
+    ])
+      if (m) delete m[uuid];
     if (address && b._gap?._discoveries) delete b._gap._discoveries[address];
     this.forgotten++;
   }
@@ -123,10 +127,11 @@ export class AdvertiserMemory {
     if (keys.length <= this.max) return;
     const kept = new Set<string>();
     for (const uuid of keep) {
-      const a = n._peripherals[uuid]?.address;
+      const a = n._peripherals?.[uuid]?.address;
       if (a) kept.add(a);
     }
-    for (const p of Object.values(n._peripherals)) if (p?.address && p.state !== 'disconnected') kept.add(p.address);
+    for (const p of Object.values(n._peripherals ?? {}))
+      if (p?.address && p.state !== 'disconnected') kept.add(p.address);
     let excess = keys.length - this.max;
     for (const a of keys) {
       if (excess <= 0) break;
