@@ -218,7 +218,9 @@ export class EmbeddedBroker {
               else {
                 const policy = opts.policyOf?.(o);
                 if (policy !== undefined) self?.policyTags.set(packet.payload as object, policy);
-                events.onDeviceSeen?.(o.device, client.id);
+                // Ingest is asynchronous: a client gone meanwhile (its clientDisconnect already
+                // told) must not be recorded as the device's connection again, never to be cleared.
+                if (client.connected) events.onDeviceSeen?.(o.device, client.id);
               }
               cb(null);
             },

@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gateway } from '../../gateway/gateway.js';
+import { topics } from '../../protocols/index.js';
+import { testDevice } from '../helpers/devices.js';
 import { startTestGateway, tempDir, waitFor } from '../helpers/env.js';
 import { privateSizes } from '../helpers/private-fields.js';
 
@@ -16,9 +18,10 @@ const STORES = ['outgoing', 'incoming', 'subscriptions', 'wills', 'retained'] as
 describe('broker per-client state', () => {
   let tmp: ReturnType<typeof tempDir>;
   let gw: Gateway;
+  const dev = testDevice('dev-a');
   beforeAll(async () => {
     tmp = tempDir();
-    ({ gw } = await startTestGateway(join(tmp.dir, 'data')));
+    ({ gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: dev.id, publicKey: dev.publicKeyHex }]));
   });
   afterAll(async () => {
     await gw?.stop();
@@ -50,5 +53,26 @@ describe('broker per-client state', () => {
     for (const s of STORES) expect(after[s], s).toBeLessThanOrEqual(before[s]! + 1);
     // The guard keeps one entry per source address at most (all came from 127.0.0.1), swept past 4096.
     expect(gw.broker!.guard.addresses).toBeLessThanOrEqual(1);
+  }, 40_000);
+
+  it('300 clients that publish a frame and drop at once: no connection stays recorded as a device’s after it is gone', async () => {
+    const before = gw.activity.connections;
+    for (let round = 0; round < 15; round++)
+      await Promise.all(
+        Array.from({ length: 20 }, async (_, k) => {
+          const seq = round * 20 + k + 1;
+          const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${gw.broker!.port}`, {
+            clientId: `drop-${seq}`,
+            reconnectPeriod: 0,
+          });
+          c.publish(topics.up(dev.id), Buffer.from(dev.frame(1, seq)), { qos: 0 });
+          await new Promise((r) => setImmediate(r));
+          c.end(true); // gone while its frame may still be in ingest
+        }),
+      );
+    await waitFor(() => [...gw.frames.query({ device: dev.id })].length === 300, 10_000, 'frames stored');
+    await waitFor(() => gw.broker!.clients === 0, 5000, 'clients gone');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(gw.activity.connections).toBeLessThanOrEqual(before);
   }, 40_000);
 });
