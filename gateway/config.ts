@@ -182,6 +182,10 @@ export const configSchema = z
         jitter: z.number().min(0).max(1).default(0.5),
         /** With all slots taken and devices waiting, let go of the device connected longest after this long; 0 = never. */
         shareSlotsAfterMs: z.number().int().min(0).max(86_400_000).default(60_000),
+        /** Advertisers (not enrolled devices' links) remembered here and in noble; the least recently heard go first. */
+        maxAdvertisers: z.number().int().min(10).max(100_000).default(1000),
+        /** An advertiser not heard for this long is forgotten (here and in noble). */
+        forgetAdvertisersAfterMs: z.number().int().min(1000).max(86_400_000).default(60_000),
         scan: z
           .object({
             /** Only these enrolled devices (default: every enrolled device advertising the Nordic UART Service). */

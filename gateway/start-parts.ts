@@ -143,6 +143,8 @@ export function startBle(ctx: PartContext): BleTransport {
       backoffMaxMs: Math.max(b.backoffMinMs, b.backoffMaxMs),
       jitter: b.jitter,
       shareSlotsAfterMs: b.shareSlotsAfterMs,
+      maxAdvertisers: b.maxAdvertisers,
+      forgetAdvertisersAfterMs: b.forgetAdvertisersAfterMs,
       devices: b.scan.devices,
       gatewayId: config.gateway.id,
       sign: identity.sign,

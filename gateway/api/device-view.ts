@@ -17,6 +17,11 @@ import { decodeFrameBody } from './decode.js';
 const HISTORY = 60;
 /** Devices not enrolled (unknown kids, forged topics) whose rejections are remembered. */
 const MAX_UNKNOWN = 256;
+/**
+ * SenML names kept per device: a device whose names change with every frame (a counter or a
+ * time in the name) would otherwise grow its map without end. The least recently updated goes.
+ */
+export const MAX_READINGS_PER_DEVICE = 64;
 
 export interface Reading {
   /** SenML name without the device's base-name prefix ("temp" for "press-01:temp"). */
@@ -63,6 +68,13 @@ export function shortName(device: string, fullName: string): string {
 
 function recordValue(r: ResolvedRecord): number | boolean | string | null {
   return r.value ?? r.boolValue ?? r.stringValue ?? r.sum ?? null;
+}
+
+/** Removes the reading updated longest ago (the map keeps first-seen order for display). */
+function dropStalest(readings: Map<string, Reading>): void {
+  let stalest: Reading | undefined;
+  for (const r of readings.values()) if (!stalest || r.at < stalest.at) stalest = r;
+  if (stalest) readings.delete(stalest.name);
 }
 
 export class DeviceView {
@@ -152,6 +164,7 @@ export class DeviceView {
         if (history.length > HISTORY) history.shift();
       }
       s.readings.set(name, { name, value, at: rxTime, history, ...(r.unit !== undefined && { unit: r.unit }) });
+      if (s.readings.size > MAX_READINGS_PER_DEVICE) dropStalest(s.readings);
     }
   }
 

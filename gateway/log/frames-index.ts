@@ -108,6 +108,8 @@ interface CachedBlock {
 
 /** Blocks kept for neighbouring rows (consecutive rows mostly share a block). */
 const BLOCK_CACHE = 64;
+/** Block hashes remembered as read once in one query (see `row`). */
+export const PEEKED_MAX = 4096;
 
 export interface FrameReaderSource {
   /** The root lmdb environment of the data directory. */
@@ -243,6 +245,9 @@ export class FrameReader {
     // block asked for again (its neighbours in time) is copied once and kept.
     const transient = c === undefined && this.src.peek !== undefined && !this.peeked.has(block);
     if (transient) {
+      // One long query (an export of the whole log) would hold every block's hash until the
+      // next: past the cap it starts over, costing at most a second uncached read of a block.
+      if (this.peeked.size >= PEEKED_MAX) this.peeked.clear();
       this.peeked.add(block);
       const env = this.src.peek!(block);
       const layout = env && frameBlockLayout(env);

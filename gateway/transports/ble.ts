@@ -23,6 +23,7 @@
 import { advertisedDeviceIds, NUS_SERVICE_UUID, type SignFn } from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
 import type { Logger } from '../logger.js';
+import { AdvertiserMemory, BLE_FORGET_AFTER_MS, BLE_MAX_ADVERTISERS } from './ble-forget.js';
 import { BleLink, type BleDeviceState, type BleLinkStats } from './ble-link.js';
 import {
   BleUnavailableError,
@@ -55,6 +56,10 @@ export interface BleSettings {
   /** 'hci' (the adapter) or a ws:// URL of a noble websocket radio (firmware-sim's simulated radio). */
   readonly radio: string;
   readonly hciDevice?: number | undefined;
+  /** Advertisers remembered (here and in noble) beyond enrolled devices' links (ble-forget.ts). */
+  readonly maxAdvertisers?: number | undefined;
+  /** An advertiser not heard for this long is forgotten. */
+  readonly forgetAdvertisersAfterMs?: number | undefined;
 }
 
 export interface BleTransportOptions extends BleSettings {
@@ -97,10 +102,14 @@ export interface BleStatus {
   readonly maxConnections: number;
   /** Advertisements naming no enrolled device (or none at all). */
   readonly ignoredAdvertisements: number;
+  /** Advertisers remembered now, and forgotten in all (ble-forget.ts). */
+  readonly advertisers: number;
+  readonly forgottenAdvertisers: number;
   readonly devices: BleDeviceStatus[];
 }
 
 const PUMP_EVERY_MS = 200;
+const SWEEP_EVERY_MS = 5000;
 
 export class BleTransport {
   readonly links = new Map<string, BleLink>();
@@ -113,6 +122,9 @@ export class BleTransport {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private reported = new Set<string>();
+  /** Every advertiser noble reports, so that the idle ones can be forgotten. */
+  advertisers: AdvertiserMemory | undefined;
+  private lastSweep = 0;
   /** Firmware reports from any link (set by the firmware transfer, gateway/firmware/links.ts). */
   onFirmware: ((frame: Uint8Array, link: BleLink) => void) | undefined;
 
@@ -136,6 +148,11 @@ export class BleTransport {
       return t;
     }
     const noble = t.noble;
+    t.advertisers = new AdvertiserMemory(
+      noble,
+      opts.maxAdvertisers ?? BLE_MAX_ADVERTISERS,
+      opts.forgetAdvertisersAfterMs ?? BLE_FORGET_AFTER_MS,
+    );
     // The HCI binding reports a failed init (no permission, no adapter) as a warning.
     noble.on('warning', (m: string) => {
       if (/EPERM|EACCES|not permitted/i.test(m))
@@ -196,6 +213,8 @@ export class BleTransport {
       peakConnections: this.peakConnections,
       maxConnections: this.opts.maxConnections,
       ignoredAdvertisements: this.ignoredAdvertisements,
+      advertisers: this.advertisers?.size ?? 0,
+      forgottenAdvertisers: this.advertisers?.forgotten ?? 0,
       devices: [...this.links.values()].map((l) => ({
         id: l.deviceId,
         state: l.state,
@@ -264,6 +283,8 @@ export class BleTransport {
 
   private onDiscover(p: NoblePeripheral): void {
     if (this.closed) return;
+    const mem = this.advertisers;
+    if (mem?.heardNow(p.id, Date.now(), this.links.size)) mem.sweep(Date.now(), this.linkPeripherals());
     const adv = p.advertisement;
     if (adv.serviceUuids && adv.serviceUuids.length > 0 && !adv.serviceUuids.includes(NUS_SERVICE_UUID)) {
       this.ignoredAdvertisements++;
@@ -299,6 +320,13 @@ export class BleTransport {
     link.lastSeen = Date.now();
     link.rssi = p.rssi;
     if (!link.holdsSlot) this.pump();
+  }
+
+  /** Peripherals of enrolled devices' links: never forgotten. */
+  private linkPeripherals(): Set<string> {
+    const s = new Set<string>();
+    for (const l of this.links.values()) s.add(l.peripheral.id);
+    return s;
   }
 
   private wanted(id: string): boolean {
@@ -338,10 +366,14 @@ export class BleTransport {
   /** Starts attempts while both caps allow: longest-waiting eligible devices first. */
   private pump(): void {
     if (this.closed || this.adapter !== 'poweredOn') return;
+    const now = Date.now();
+    if (now - this.lastSweep >= Math.min(SWEEP_EVERY_MS, this.opts.forgetAdvertisersAfterMs ?? SWEEP_EVERY_MS)) {
+      this.lastSweep = now;
+      this.advertisers?.sweep(now, this.linkPeripherals());
+    }
     let connections = this.connections;
     let connecting = this.connecting;
     if (connecting >= this.opts.maxConnecting) return;
-    const now = Date.now();
     const fresh = Math.max(5000, this.opts.connectTimeoutMs);
     const ready = [...this.links.values()]
       .filter((l) => !l.holdsSlot && now >= l.notBefore && l.lastSeen >= l.since && now - l.lastSeen < fresh)

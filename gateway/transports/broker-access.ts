@@ -67,8 +67,14 @@ const HA_STATES = `${TOPIC_ROOT}/gw/+/ha/#`;
 const PRINCIPAL_READABLE = [`${TOPIC_ROOT}/dev/+/up`, `${TOPIC_ROOT}/gw/+/status`, HA_STATES];
 
 export class BrokerAccess {
-  /** Time of the last token accepted per subject: a token must be newer (no replay). */
+  /**
+   * Time of the last token accepted per subject: a token must be newer (no replay). Entries
+   * older than twice the token window are swept (such a token is refused by the window anyway;
+   * twice leaves room for the clock stepping back), so subjects that stopped connecting
+   * (removed devices, principals) do not stay for the life of the process.
+   */
   private readonly lastToken = new Map<string, number>();
+  private sweepTokensAt = 1024;
   private readonly syncKeys: Set<string>;
   private readonly now: () => number;
   /** Extra readable prefixes (the Home Assistant discovery prefix). */
@@ -156,7 +162,20 @@ export class BrokerAccess {
     if (tok.time <= (this.lastToken.get(subject) ?? -1)) return 'token is not newer than the last one accepted';
     if (!verifyEd25519(key, tok.signed, tok.signature)) return 'token signature does not verify';
     this.lastToken.set(subject, tok.time);
+    if (this.lastToken.size >= this.sweepTokensAt) this.sweepTokens(now);
     return undefined;
+  }
+
+  /** Subjects whose last token is remembered (tests, status). */
+  get tokenSubjects(): number {
+    return this.lastToken.size;
+  }
+
+  /** Drops tokens past twice the window; the next sweep waits for twice what is left (amortised). */
+  private sweepTokens(now: number): void {
+    for (const [subject, at] of this.lastToken)
+      if (now - at > 2 * this.opts.tokenWindowMs) this.lastToken.delete(subject);
+    this.sweepTokensAt = Math.max(1024, this.lastToken.size * 2);
   }
 
   /** May this client publish on `topic`? (Anonymous and siblings: decided by the broker as before.) */

@@ -83,6 +83,19 @@ export const isLoopbackHost = (host: string): boolean =>
   /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host) ||
   host === '::ffff:127.0.0.1';
 
+/**
+ * aedes-persistence's memory store creates an (empty) outgoing queue for every client id that
+ * PUBACKs (`outgoingClearMessageId` with CREATE_ON_EMPTY) and never deletes it: each reader
+ * with a fresh client id was one entry for the life of the process. Nothing is ever queued for
+ * a clean-session client (its subscriptions are not persisted), so there is nothing to clear.
+ */
+function boundOutgoing(aedes: Aedes): void {
+  type Clear = (client: { clean?: boolean }, packet: unknown) => Promise<unknown>;
+  const p = (aedes as unknown as { persistence: { outgoingClearMessageId: Clear } }).persistence;
+  const clear = p.outgoingClearMessageId.bind(p);
+  p.outgoingClearMessageId = (client, packet) => (client.clean ? Promise.resolve(undefined) : clear(client, packet));
+}
+
 const refusal = (code: 2 | 4 | 5, message: string): Error & { returnCode: 2 | 4 | 5 } =>
   Object.assign(new Error(message), { returnCode: code });
 
@@ -205,7 +218,9 @@ export class EmbeddedBroker {
               else {
                 const policy = opts.policyOf?.(o);
                 if (policy !== undefined) self?.policyTags.set(packet.payload as object, policy);
-                events.onDeviceSeen?.(o.device, client.id);
+                // Ingest is asynchronous: a client gone meanwhile (its clientDisconnect already
+                // told) must not be recorded as the device's connection again, never to be cleared.
+                if (client.connected) events.onDeviceSeen?.(o.device, client.id);
               }
               cb(null);
             },
@@ -229,6 +244,7 @@ export class EmbeddedBroker {
         return access.mayReceive(identity(client), packet.topic, policy) ? packet : null;
       },
     });
+    boundOutgoing(aedes);
     aedes.on('clientDisconnect', (c: Client) => events.onClientGone?.(c.id));
     aedes.on('clientError', (c: Client, err: Error) =>
       log.debug({ client: c.id, err: err.message }, 'mqtt client error'),

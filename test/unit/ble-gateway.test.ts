@@ -43,6 +43,8 @@ describe('ble config (clause: enabled, max connections/attempts, backoff with ji
       backoffMaxMs: 30_000,
       jitter: 0.5,
       shareSlotsAfterMs: 60_000,
+      maxAdvertisers: 1000,
+      forgetAdvertisersAfterMs: 60_000,
       scan: {},
     });
     const c = validateConfig({
