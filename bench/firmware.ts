@@ -8,7 +8,7 @@
  * Baseline (same run, same broker): the same bytes published QoS 1 in 16 KiB messages by an
  * MQTT client to a subscriber, 8 in flight: what the broker and TCP carry without the update
  * protocol, the log reads and the device's flash writes.
- *   node --import tsx bench/firmware.ts [--quick]
+ *   node --import tsx bench/firmware.ts [--quick] [--mqtt-only]
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -30,7 +30,9 @@ import { bleRows, serialRows } from './lib/firmware-links.js';
 import type { Row } from './lib/row.js';
 
 const quick = process.argv.includes('--quick');
-const SIZE = quick ? 1024 * 1024 : 4 * 1024 * 1024;
+/** Only the MQTT rows (profiling the MQTT transfer): serial and BLE are skipped. */
+const mqttOnly = process.argv.includes('--mqtt-only');
+const SIZE = (Number(process.env.FW_MIB) || (quick ? 1 : 4)) * 1024 * 1024;
 const CHUNK = 16 * 1024;
 const WINDOW = 8;
 
@@ -153,9 +155,11 @@ const rows: Row[] = [
     unit: 's',
   },
 ];
-if (haveTool('socat')) rows.push(...(await serialRows(quick)));
-else console.log(`serial rows skipped: no socat (${installHint('socat')})`);
-rows.push(...(await bleRows(quick)));
+if (!mqttOnly) {
+  if (haveTool('socat')) rows.push(...(await serialRows(quick)));
+  else console.log(`serial rows skipped: no socat (${installHint('socat')})`);
+  rows.push(...(await bleRows(quick)));
+}
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
 writeFileSync(
   join(import.meta.dirname, 'results', 'firmware.json'),
