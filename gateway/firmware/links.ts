@@ -46,7 +46,19 @@ export interface FirmwareLink {
   /** Sends one offer or chunk; false when the link does not reach the device or cannot take it now. */
   send(device: string, message: Uint8Array): boolean;
   limits(device: string): LinkLimits;
+  /**
+   * Framed bytes of chunks in flight toward all its devices together (unset: no bound beyond
+   * each device's). A device whose window does not fit waits for others' reports (transfer.ts).
+   */
+  readonly totalInflightBytes?: number;
 }
+
+/**
+ * MQTT's bound across devices: the broker queues each client's chunks in the gateway's memory,
+ * so a rollout to a thousand devices at once would hold a thousand windows. 8 MiB is 64 windows
+ * of 16 KiB × 8 in flight; one device alone never reaches it.
+ */
+export const MQTT_TOTAL_INFLIGHT_BYTES = 8 * 1024 * 1024;
 
 /** What the MQTT link needs of the broker. */
 export interface FirmwareBroker {
@@ -65,6 +77,7 @@ export function mqttFirmwareLink(broker: FirmwareBroker, onError: (device: strin
       return true;
     },
     limits: () => ({ maxChunk: MAX_CHUNK_BYTES, maxInflightBytes: Number.POSITIVE_INFINITY }),
+    totalInflightBytes: MQTT_TOTAL_INFLIGHT_BYTES,
   };
 }
 

@@ -154,9 +154,10 @@ export class RolloutRunner {
   constructor(private readonly d: RolloutRunnerDeps) {
     this.unsubscribe = [
       d.transfer.onReport((e) => this.onReport(e)),
-      // A pause, resume or abort (own or a sibling's) takes effect at once, not at the next tick.
+      // A pause, resume or abort (own or a sibling's) takes effect at once, not at the next tick;
+      // so does a step: the next stage's devices are offered as soon as its block is in.
       d.store.onBody((b) => {
-        if (b.body.type !== 'control') return;
+        if (b.body.type !== 'control' && b.body.type !== 'step') return;
         setImmediate(() => {
           if (this.timer) this.tick(); // not once stopped
         });
