@@ -58,7 +58,7 @@ export interface FirmwareLink {
  * so a rollout to a thousand devices at once would hold a thousand windows. 8 MiB is 64 windows
  * of 16 KiB × 8 in flight; one device alone never reaches it.
  */
-export const MQTT_TOTAL_INFLIGHT_BYTES = 8 * 1024 * 1024;
+const MQTT_TOTAL_INFLIGHT_BYTES = 8 * 1024 * 1024;
 
 /** What the MQTT link needs of the broker. */
 export interface FirmwareBroker {

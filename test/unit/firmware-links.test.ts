@@ -24,6 +24,7 @@ class FakeLink implements FirmwareLink {
   constructor(
     readonly transport: FirmwareTransport,
     private readonly lim: LinkLimits,
+    readonly totalInflightBytes?: number,
   ) {}
   async start(fn: (r: Uint8Array, from: ReportSource) => void): Promise<void> {
     this.onReport = fn;
@@ -55,11 +56,21 @@ const seed = randomBytes(32);
 const sign = createSigner(seed);
 let n = 0;
 function report(offset: number, window: number, chunkSize: number, reason?: string): Uint8Array {
+  return reportOf('dev-1', offset, window, chunkSize, reason);
+}
+function reportOf(
+  device: string,
+  offset: number,
+  window: number,
+  chunkSize: number,
+  reason?: string,
+  state: UpdateReport['state'] = 'downloading',
+): Uint8Array {
   const r: UpdateReport = {
     boot: 1,
     n: ++n,
     time: Date.now(),
-    state: 'downloading',
+    state,
     digest,
     offset,
     window,
@@ -67,7 +78,7 @@ function report(offset: number, window: number, chunkSize: number, reason?: stri
     running: '1.0.0',
     ...(reason !== undefined && { reason }),
   };
-  return encodeSign1({ kid: deviceIdToKid('dev-1'), payload: encodeReport(r) }, sign);
+  return encodeSign1({ kid: deviceIdToKid(device), payload: encodeReport(r) }, sign);
 }
 
 async function rig() {
@@ -125,5 +136,35 @@ describe('firmware transfer over links', () => {
     serial.onReport!(report(1000, 2, 1000), { claimed: 'dev-2' });
     expect(t.stats.refusedReports).toBe(1);
     expect(serial.sent.length).toBe(2);
+  });
+
+  it('a link bounding the bytes in flight to all its devices: a window that does not fit waits, in order, until others report or end', async () => {
+    const framedWindow = 4 * (1000 + CHUNK_OVERHEAD);
+    const mqtt = new FakeLink(
+      'mqtt',
+      { maxChunk: 32 * 1024, maxInflightBytes: Number.POSITIVE_INFINITY },
+      2 * framedWindow,
+    );
+    const pub = publicKeyFromSeed(seed);
+    const t = await new FirmwareTransfer([mqtt], store, () => pub, createLogger('error')).start();
+    const sent = (d: string) => mqtt.sent.filter((c) => c.device === d).map((c) => c.offset);
+    for (const d of ['dev-1', 'dev-2', 'dev-3']) t.offer(d, release, 'r');
+    for (const d of ['dev-1', 'dev-2', 'dev-3']) mqtt.onReport!(reportOf(d, 0, 4, 1000, 'resume'), { claimed: d });
+    expect(sent('dev-1')).toEqual([0, 1000, 2000, 3000]);
+    expect(sent('dev-2')).toEqual([0, 1000, 2000, 3000]);
+    expect(sent('dev-3')).toEqual([]); // two windows are the link's total
+    expect(t.stats.waited).toBe(1);
+    // dev-1 holds half its window: its next half fits where that was, dev-3's whole window does not.
+    mqtt.onReport!(reportOf('dev-1', 2000, 4, 1000), { claimed: 'dev-1' });
+    expect(sent('dev-1')).toEqual([0, 1000, 2000, 3000, 4000, 5000]);
+    expect(sent('dev-3')).toEqual([]);
+    // dev-2 ends (verified): nothing of it in flight any more, and dev-3 goes.
+    mqtt.onReport!(reportOf('dev-2', SIZE, 4, 1000, undefined, 'verified'), { claimed: 'dev-2' });
+    expect(sent('dev-3')).toEqual([0, 1000, 2000, 3000]);
+    // A device alone always goes, whatever its window.
+    t.drop('dev-1');
+    t.drop('dev-3');
+    mqtt.onReport!(reportOf('dev-2', 0, 64, 1000, 'resume'), { claimed: 'dev-2' });
+    expect(sent('dev-2').length).toBe(4 + 64);
   });
 });
