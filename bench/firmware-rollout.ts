@@ -69,8 +69,8 @@ function cpuS(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100;
 }
 
-/** FW_ROLLOUT_PROF=DIR: the gateway writes a CPU profile there when it stops. */
-const prof = process.env.FW_ROLLOUT_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.FW_ROLLOUT_PROF}`] : [];
+/** FW_ROLLOUT_NODE_ARGS: more node options for the gateway (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
+const prof = process.env.FW_ROLLOUT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const gw = spawn(
   process.execPath,
   [...startFlags(root), ...prof, gatewayBin, 'start', '--config', cfg, '--no-simulate'],
