@@ -240,6 +240,6 @@ writeFileSync(
 );
 for (const r of rows)
   console.log(
-    `${r.figure}: ${r.value} ${r.unit}${r.baselineValue !== undefined ? ` (baseline ${r.baselineValue}, ratio ${r.ratio})` : ''}`,
+    `${r.figure}: ${r.value} ${r.unit}${r.baselineValue !== undefined ? ` (baseline ${r.baselineValue}${r.ratio !== undefined ? `, ratio ${r.ratio}` : ''})` : ''}`,
   );
 process.exit(0);
