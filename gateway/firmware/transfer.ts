@@ -43,7 +43,15 @@ interface Session {
   /** Framed bytes sent beyond the device's last reported offset, counted in `counted`'s total. */
   inflight: number;
   counted?: FirmwareLink | undefined;
+  /** When the device last reported (ms). */
+  heardAt: number;
 }
+
+/**
+ * Bytes in flight to a device not heard for this long no longer count against its link's
+ * total: a device that lost power or its link mid-window must not hold the others back.
+ */
+const STALE_MS = 10_000;
 
 export class FirmwareTransfer {
   private readonly sessions = new Map<string, Session>();
@@ -57,6 +65,7 @@ export class FirmwareTransfer {
   private readonly inflight = new Map<FirmwareLink, number>();
   /** Devices whose window did not fit their link's total, in the order they asked. */
   private readonly waiting = new Set<string>();
+  private sweptAt = 0;
   readonly stats = { chunks: 0, bytes: 0, rewinds: 0, refusedReports: 0, noRoute: 0, linkFull: 0, waited: 0 };
 
   constructor(
@@ -94,7 +103,16 @@ export class FirmwareTransfer {
     const s = this.sessions.get(device);
     if (!s || s.release !== release) {
       if (s) this.settle(device, s, 0);
-      this.sessions.set(device, { release, rollout, sentUpTo: 0, lastOffset: -1, chunk: 0, end: 0, inflight: 0 });
+      this.sessions.set(device, {
+        release,
+        rollout,
+        sentUpTo: 0,
+        lastOffset: -1,
+        chunk: 0,
+        end: 0,
+        inflight: 0,
+        heardAt: Date.now(),
+      });
     }
     this.send(device, encodeOffer({ manifest: release.signed.bytes, rollout }));
   }
@@ -124,9 +142,19 @@ export class FirmwareTransfer {
 
   /** Whether the rest of a session's window fits its link's total (one device alone always does). */
   private fits(link: FirmwareLink, s: Session): boolean {
-    const total = this.inflight.get(link) ?? 0;
     const want = framed(s.end - s.sentUpTo, s.chunk);
-    return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
+    const ok = () => {
+      const total = this.inflight.get(link) ?? 0;
+      return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
+    };
+    if (ok()) return true;
+    // Does not fit: release what devices gone quiet hold (at most once a second, it walks every session).
+    const now = Date.now();
+    if (now - this.sweptAt < 1000) return false;
+    this.sweptAt = now;
+    for (const [device, other] of this.sessions)
+      if (other.inflight > 0 && now - other.heardAt >= STALE_MS) this.settle(device, other, 0);
+    return ok();
   }
 
   /** Serves waiting devices, in the order they asked, while their windows fit. */
@@ -176,6 +204,7 @@ export class FirmwareTransfer {
     for (const fn of this.listeners) fn({ device, digest, report });
     const s = this.sessions.get(device);
     if (!s || s.release.digest !== digest) return;
+    s.heardAt = Date.now();
     if (report.state === 'downloading') this.serve(device, s, report);
     else this.settle(device, s, 0); // verified or ended: nothing of it in flight any more
     this.drain();

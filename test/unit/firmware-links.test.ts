@@ -6,7 +6,7 @@
  * would go on the wire); the reports are real device-signed COSE_Sign1.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createSigner } from '../../firmware-sim/crypto.js';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import type { FirmwareLink, FirmwareTransport, LinkLimits, ReportSource } from '../../gateway/firmware/links.js';
@@ -138,7 +138,7 @@ describe('firmware transfer over links', () => {
     expect(serial.sent.length).toBe(2);
   });
 
-  it('a link bounding the bytes in flight to all its devices: a window that does not fit waits, in order, until others report or end', async () => {
+  it('a link bounding the bytes in flight to all its devices: a window that does not fit waits, in order, until others report, end or go quiet', async () => {
     const framedWindow = 4 * (1000 + CHUNK_OVERHEAD);
     const mqtt = new FakeLink(
       'mqtt',
@@ -161,6 +161,18 @@ describe('firmware transfer over links', () => {
     // dev-2 ends (verified): nothing of it in flight any more, and dev-3 goes.
     mqtt.onReport!(reportOf('dev-2', SIZE, 4, 1000, undefined, 'verified'), { claimed: 'dev-2' });
     expect(sent('dev-3')).toEqual([0, 1000, 2000, 3000]);
+    // dev-1 goes quiet (power lost mid-window): after 10 s what it holds no longer blocks dev-4.
+    t.offer('dev-4', release, 'r');
+    mqtt.onReport!(reportOf('dev-4', 0, 4, 1000, 'resume'), { claimed: 'dev-4' });
+    expect(sent('dev-4')).toEqual([]);
+    vi.useFakeTimers({ now: Date.now() + 11_000, toFake: ['Date'] });
+    try {
+      mqtt.onReport!(reportOf('dev-4', 0, 4, 1000, 'resume'), { claimed: 'dev-4' });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(sent('dev-4')).toEqual([0, 1000, 2000, 3000]);
+    t.drop('dev-4');
     // A device alone always goes, whatever its window.
     t.drop('dev-1');
     t.drop('dev-3');
