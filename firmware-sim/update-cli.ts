@@ -14,6 +14,10 @@ import { UpdatePeripheral } from './update-ble.js';
 import { UpdateLink } from './update-mqtt.js';
 import { UpdateSerialLink } from './update-serial.js';
 
+/** MQTT's default chunk and window: 16 KiB × 8 in flight (the broker queues per client). */
+const MQTT_CHUNK = 16 * 1024;
+const MQTT_WINDOW = 8;
+
 export const UPDATE_USAGE = `  firmware-sim update --keys FILE (--broker URL --gateway-id ID | --serial PATH [--baud N] |
                       --ble-port N [--mtu N]) --release-key KEY --state DIR
                       [--device ID]... [--version V] [--model M] [--fail-test-boot ID,...]
@@ -22,6 +26,7 @@ export const UPDATE_USAGE = `  firmware-sim update --keys FILE (--broker URL --g
       boot, confirm, rollback; they take only images signed by --release-key (did:key or hex) for
       their model (--model, else the manifest's), newer than what runs (--version, default 1.0.0,
       for a fresh --state). --fail-test-boot makes those devices' new image fail its self-test.
+      Over MQTT, 16 KiB chunks, window 8 by default.
       --serial: one device (--device) on that tty instead, 2 KiB chunks, window 12 by default.
       --ble-port: the devices as peripherals of a simulated radio on ws://127.0.0.1:N (the
       gateway's ble.radio), chunk and window sized to --mtu (default 247).`;
@@ -94,8 +99,8 @@ export async function runUpdateCli(argv: string[]): Promise<number> {
         ...device(d),
         brokerUrl: need(values.broker, 'broker'),
         gatewayId: need(values['gateway-id'], 'gateway-id'),
-        chunkSize: Number(values.chunk ?? 4096),
-        window: Number(values.window ?? 8),
+        chunkSize: Number(values.chunk ?? MQTT_CHUNK),
+        window: Number(values.window ?? MQTT_WINDOW),
       }).start(),
     );
     stop = async () => {

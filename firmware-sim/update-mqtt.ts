@@ -51,6 +51,9 @@ export class UpdateLink {
     this.client = client;
     client.on('reconnect', () => (client.options.password = this.token()));
     client.on('connect', () => {
+      // No Nagle: a report sent right after the acks of a window's chunks would otherwise wait
+      // for the gateway's delayed ACK (~40 ms a round), which bounded the transfer.
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       client.subscribe(topics.fwDown(this.o.id), { qos: 1 }, (err) => {
         if (!err) this.device.connected();
       });

@@ -2,8 +2,11 @@
  * What an updatable device keeps in flash, as files in its own directory: `slot0.bin` (the
  * image it runs), `slot1.bin` (the download slot) and `update.json` (the update state: what
  * runs, the pending download and its offset, the trial boot). The state is written to a temp
- * file, flushed and renamed, after the slot data it vouches for is flushed: so after a power
- * loss at any byte the offset never claims bytes the slot does not hold.
+ * file, flushed and renamed, after the slot data it vouches for is flushed (`save` flushes the
+ * slot's pending writes first): so after a power loss at any byte the offset never claims
+ * bytes the slot does not hold. Slot writes are not flushed one by one: like an MCU that
+ * programs flash pages as chunks arrive and commits its offset now and then, the device
+ * (update.ts) saves when it reports, and a power loss loses at most the bytes since.
  */
 import {
   closeSync,
@@ -38,6 +41,9 @@ export class UpdateStore {
   readonly slot0: string;
   readonly slot1: string;
   private readonly stateFile: string;
+  /** The download slot, open while written; `dirty` until its writes are flushed. */
+  private slotFd?: number;
+  private dirty = false;
 
   constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
@@ -54,6 +60,7 @@ export class UpdateStore {
   }
 
   save(s: UpdateFlash): void {
+    this.flushSlot1();
     const tmp = `${this.stateFile}.tmp`;
     const fd = openSync(tmp, 'w');
     try {
@@ -65,25 +72,38 @@ export class UpdateStore {
     renameSync(tmp, this.stateFile);
   }
 
-  /** Writes `data` at `offset` of the download slot and flushes it. */
+  /** Writes `data` at `offset` of the download slot (flushed by the next `save` or `flushSlot1`). */
   writeSlot1(offset: number, data: Uint8Array): void {
-    const fd = openSync(this.slot1, existsSync(this.slot1) ? 'r+' : 'w');
-    try {
-      for (let done = 0; done < data.length; ) done += writeSync(fd, data, done, data.length - done, offset + done);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    this.slotFd ??= openSync(this.slot1, existsSync(this.slot1) ? 'r+' : 'w');
+    this.dirty = true;
+    for (let done = 0; done < data.length; )
+      done += writeSync(this.slotFd, data, done, data.length - done, offset + done);
+  }
+
+  /** Flushes the download slot's writes. */
+  flushSlot1(): void {
+    if (this.slotFd === undefined) return;
+    if (this.dirty) fsyncSync(this.slotFd);
+    this.dirty = false;
+  }
+
+  /** Flushes and closes the download slot (before it is renamed, or the device stops). */
+  close(): void {
+    this.flushSlot1();
+    if (this.slotFd !== undefined) closeSync(this.slotFd);
+    this.slotFd = undefined;
   }
 
   /** Cuts the download slot to `length` bytes (what the state vouches for). */
   truncateSlot1(length: number): void {
+    this.flushSlot1();
     if (!existsSync(this.slot1)) writeFileSync(this.slot1, new Uint8Array(0));
     truncateSync(this.slot1, length);
   }
 
   /** The download slot becomes the running image (the swap made permanent). */
   promoteSlot1(): void {
+    this.close();
     renameSync(this.slot1, this.slot0);
   }
 }

@@ -2,8 +2,9 @@
  * An updatable device (firmware-sim/README.md, "Firmware updates"): two slots and an
  * MCUboot-like test boot. It takes an offer only when the manifest verifies under its release
  * key and is for its model, newer than what runs and not above its minimum; downloads the
- * image into slot 1 in order, persisting the offset after each chunk (update-store.ts), so a
- * transfer resumes from there after a disconnect, reboot or power loss; checks the SHA-256
+ * image into slot 1 in order, writing each chunk as it comes and persisting the slot and its
+ * offset with each report (every half window; update-store.ts), so a transfer resumes from
+ * the last offset it reported after a disconnect, reboot or power loss; checks the SHA-256
  * before installing and again at the trial boot; confirms when its self-test passes, and
  * otherwise the next boot finds the trial unconfirmed and goes back to the old image.
  * Every step is reported in a report signed with the device key (protocols/firmware-transfer.ts).
@@ -105,6 +106,7 @@ export class UpdatableDevice {
 
   stop(): void {
     clearInterval(this.timer);
+    this.store.close();
   }
 
   /** (Re)connected to the gateway: says where it is, asking to resume a download. */
@@ -154,9 +156,9 @@ export class UpdatableDevice {
     const p = this.flash.pending;
     if (this.flash.phase !== 'downloading' || !m || !p || toHex(digest) !== toHex(m.digest)) return;
     if (offset !== p.offset || offset + data.length > m.size) return; // out of order or past the end: dropped
+    // Not flushed here: the next report saves the slot and this offset together (update-store.ts).
     this.store.writeSlot1(offset, data);
     p.offset += data.length;
-    this.store.save(this.flash);
     this.lastChunkAt = Date.now();
     this.sinceReport++;
     if (p.offset === m.size) return this.verifyAndInstall();

@@ -7,7 +7,20 @@
 /** Not benches: the report itself and the ingest bench's load generator (a child of ingest.ts). */
 const SKIP = new Set(['report', 'load-generator']);
 /** Order in the table; benches not listed (new ones) follow in name order. */
-const ORDER = ['ingest', 'log', 'serial', 'ble', 'sync', 'store', 'fleet', 'policy', 'rules', 'actuation', 'export'];
+const ORDER = [
+  'ingest',
+  'log',
+  'serial',
+  'ble',
+  'sync',
+  'store',
+  'fleet',
+  'firmware',
+  'policy',
+  'rules',
+  'actuation',
+  'export',
+];
 const CAPABILITY: Record<string, string> = {
   ingest: 'ingest (MQTT)',
   log: 'block log',
@@ -17,6 +30,8 @@ const CAPABILITY: Record<string, string> = {
   store: 'store at scale',
   'store-merged': 'store at scale',
   fleet: 'firmware-sim',
+  firmware: 'firmware updates',
+  'firmware-rollout': 'firmware updates',
   actuation: 'actuation',
   memory: 'memory and start',
   'net-security': 'network security',

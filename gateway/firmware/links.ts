@@ -46,7 +46,20 @@ export interface FirmwareLink {
   /** Sends one offer or chunk; false when the link does not reach the device or cannot take it now. */
   send(device: string, message: Uint8Array): boolean;
   limits(device: string): LinkLimits;
+  /**
+   * Framed bytes of chunks in flight toward all its devices together (unset: no bound beyond
+   * each device's). A device whose window does not fit waits for others' reports (transfer.ts).
+   */
+  readonly totalInflightBytes?: number;
 }
+
+/**
+ * MQTT's bound across devices: the broker queues each client's chunks in the gateway's memory,
+ * so a rollout to a thousand devices at once would hold a thousand windows. 2 MiB is 15 windows
+ * of 16 KiB × 8; one device alone always goes (bench/firmware-rollout.ts: 1 MiB and 8 MiB took
+ * the same wall time for 1 000 devices, 8 MiB cost ~45 MB more RSS).
+ */
+const MQTT_TOTAL_INFLIGHT_BYTES = 2 * 1024 * 1024;
 
 /** What the MQTT link needs of the broker. */
 export interface FirmwareBroker {
@@ -65,6 +78,7 @@ export function mqttFirmwareLink(broker: FirmwareBroker, onError: (device: strin
       return true;
     },
     limits: () => ({ maxChunk: MAX_CHUNK_BYTES, maxInflightBytes: Number.POSITIVE_INFINITY }),
+    totalInflightBytes: MQTT_TOTAL_INFLIGHT_BYTES,
   };
 }
 

@@ -153,10 +153,22 @@ export class FirmwareStore {
       .sort((a, b) => a.lamport - b.lamport)[0];
   }
 
-  /** Bytes [offset, offset + length) of a release's image (shorter at its end); undefined if a block is missing. */
+  /**
+   * Bytes [offset, offset + length) of a release's image (shorter at its end); undefined if a
+   * block is missing. A range inside one block is a view of the cached block: read, not kept.
+   */
   read(r: Release, offset: number, length: number): Uint8Array | undefined {
     const end = Math.min(offset + length, r.signed.manifest.size);
     if (offset >= end) return new Uint8Array(0);
+    const first = Math.floor(offset / IMAGE_BLOCK_BYTES);
+    if (Math.floor((end - 1) / IMAGE_BLOCK_BYTES) === first) {
+      // Inside one block (chunks that divide 64 KiB always are): a view of the cached block, no copy.
+      const data = this.imageBlock(r, first);
+      const from = offset - first * IMAGE_BLOCK_BYTES;
+      return data && data.length >= end - first * IMAGE_BLOCK_BYTES
+        ? data.subarray(from, end - first * IMAGE_BLOCK_BYTES)
+        : undefined;
+    }
     const out = new Uint8Array(end - offset);
     let at = offset;
     while (at < end) {

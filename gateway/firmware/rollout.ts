@@ -149,14 +149,21 @@ export class RolloutRunner {
   private readonly authoredStage = new Map<string, number>();
   /** Aborted rollouts whose transfers were stopped. */
   private readonly stopped = new Set<string>();
+  /**
+   * Each rollout's fold until the store takes another body: reports come far more often than
+   * blocks, and folding every device's states on each one cost O(devices²) over a rollout.
+   */
+  private readonly folded = new Map<string, RolloutStatus | undefined>();
   private readonly unsubscribe: (() => void)[];
 
   constructor(private readonly d: RolloutRunnerDeps) {
     this.unsubscribe = [
       d.transfer.onReport((e) => this.onReport(e)),
-      // A pause, resume or abort (own or a sibling's) takes effect at once, not at the next tick.
+      // A pause, resume or abort (own or a sibling's) takes effect at once, not at the next tick;
+      // so does a step: the next stage's devices are offered as soon as its block is in.
       d.store.onBody((b) => {
-        if (b.body.type !== 'control') return;
+        this.folded.clear();
+        if (b.body.type !== 'control' && b.body.type !== 'step') return;
         setImmediate(() => {
           if (this.timer) this.tick(); // not once stopped
         });
@@ -190,7 +197,8 @@ export class RolloutRunner {
   private mine(): RolloutStatus[] {
     const out: RolloutStatus[] = [];
     for (const id of this.d.store.rollouts.keys()) {
-      const st = rolloutStatus(this.d.store, id);
+      if (!this.folded.has(id)) this.folded.set(id, rolloutStatus(this.d.store, id));
+      const st = this.folded.get(id);
       if (st?.aborted && !this.stopped.has(id)) {
         this.stopped.add(id);
         this.d.transfer.dropRollout(id);

@@ -8,7 +8,8 @@
  * many as the link carries without overrunning. A report that makes no progress (or says
  * `resume`: after a reconnect or reboot) rewinds the sender to the device's offset, so a
  * transfer resumes from what the device holds. Chunks are read from the log's image blocks
- * as they are sent.
+ * as they are sent. A link may bound the bytes in flight to all its devices together (MQTT:
+ * the broker holds them in memory): a window that does not fit waits for others' reports.
  */
 import { decodeSign1, kidToDeviceId, serialFrameMaxWireLength, sigStructure, toHex } from '../../protocols/index.js';
 import {
@@ -36,7 +37,21 @@ interface Session {
   sentUpTo: number;
   /** Offset of the last report (-1 before the first). */
   lastOffset: number;
+  /** The window the last `downloading` report asked for: chunk size and end. */
+  chunk: number;
+  end: number;
+  /** Framed bytes sent beyond the device's last reported offset, counted in `counted`'s total. */
+  inflight: number;
+  counted?: FirmwareLink | undefined;
+  /** When the device last reported (ms). */
+  heardAt: number;
 }
+
+/**
+ * Bytes in flight to a device not heard for this long no longer count against its link's
+ * total: a device that lost power or its link mid-window must not hold the others back.
+ */
+const STALE_MS = 10_000;
 
 export class FirmwareTransfer {
   private readonly sessions = new Map<string, Session>();
@@ -46,7 +61,12 @@ export class FirmwareTransfer {
   /** The transport each device was last heard on. */
   private readonly via = new Map<string, FirmwareTransport>();
   private readonly links = new Map<FirmwareTransport, FirmwareLink>();
-  readonly stats = { chunks: 0, bytes: 0, rewinds: 0, refusedReports: 0, noRoute: 0, linkFull: 0 };
+  /** Framed bytes in flight per link, against its `totalInflightBytes`. */
+  private readonly inflight = new Map<FirmwareLink, number>();
+  /** Devices whose window did not fit their link's total, in the order they asked. */
+  private readonly waiting = new Set<string>();
+  private sweptAt = 0;
+  readonly stats = { chunks: 0, bytes: 0, rewinds: 0, refusedReports: 0, noRoute: 0, linkFull: 0, waited: 0 };
 
   constructor(
     links: readonly FirmwareLink[],
@@ -81,18 +101,71 @@ export class FirmwareTransfer {
   /** Offers a release to a device (again, if it was offered before: a device ignores an offer it holds). */
   offer(device: string, release: Release, rollout: string): void {
     const s = this.sessions.get(device);
-    if (!s || s.release !== release) this.sessions.set(device, { release, rollout, sentUpTo: 0, lastOffset: -1 });
+    if (!s || s.release !== release) {
+      if (s) this.settle(device, s, 0);
+      this.sessions.set(device, {
+        release,
+        rollout,
+        sentUpTo: 0,
+        lastOffset: -1,
+        chunk: 0,
+        end: 0,
+        inflight: 0,
+        heardAt: Date.now(),
+      });
+    }
     this.send(device, encodeOffer({ manifest: release.signed.bytes, rollout }));
   }
 
   /** Stops serving a device (its rollout ended or was halted). */
   drop(device: string): void {
+    const s = this.sessions.get(device);
+    if (!s) return;
+    this.settle(device, s, 0);
     this.sessions.delete(device);
+    this.waiting.delete(device);
+    this.drain();
   }
 
   /** Stops serving every device of a rollout (aborted). */
   dropRollout(rollout: string): void {
-    for (const [device, s] of this.sessions) if (s.rollout === rollout) this.sessions.delete(device);
+    for (const [device, s] of this.sessions) if (s.rollout === rollout) this.drop(device);
+  }
+
+  /** Sets a session's bytes in flight, kept in the total of the link it goes on. */
+  private settle(device: string, s: Session, bytes: number): void {
+    if (s.counted) this.inflight.set(s.counted, (this.inflight.get(s.counted) ?? 0) - s.inflight);
+    s.counted = this.linkOf(device);
+    s.inflight = s.counted ? bytes : 0;
+    if (s.counted) this.inflight.set(s.counted, (this.inflight.get(s.counted) ?? 0) + s.inflight);
+  }
+
+  /** Whether the rest of a session's window fits its link's total (one device alone always does). */
+  private fits(link: FirmwareLink, s: Session): boolean {
+    const want = framed(s.end - s.sentUpTo, s.chunk);
+    const ok = () => {
+      const total = this.inflight.get(link) ?? 0;
+      return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
+    };
+    if (ok()) return true;
+    // Does not fit: release what devices gone quiet hold (at most once a second, it walks every session).
+    const now = Date.now();
+    if (now - this.sweptAt < 1000) return false;
+    this.sweptAt = now;
+    for (const [device, other] of this.sessions)
+      if (other.inflight > 0 && now - other.heardAt >= STALE_MS) this.settle(device, other, 0);
+    return ok();
+  }
+
+  /** Serves waiting devices, in the order they asked, while their windows fit. */
+  private drain(): void {
+    for (const device of this.waiting) {
+      const s = this.sessions.get(device);
+      const link = this.linkOf(device);
+      if (s && link && !this.fits(link, s)) return;
+      this.waiting.delete(device);
+      if (s) this.pump(device, s);
+    }
   }
 
   private send(device: string, payload: Uint8Array): boolean {
@@ -131,7 +204,10 @@ export class FirmwareTransfer {
     for (const fn of this.listeners) fn({ device, digest, report });
     const s = this.sessions.get(device);
     if (!s || s.release.digest !== digest) return;
+    s.heardAt = Date.now();
     if (report.state === 'downloading') this.serve(device, s, report);
+    else this.settle(device, s, 0); // verified or ended: nothing of it in flight any more
+    this.drain();
   }
 
   private serve(device: string, s: Session, r: UpdateReport): void {
@@ -150,21 +226,47 @@ export class FirmwareTransfer {
       s.sentUpTo = r.offset;
     }
     s.lastOffset = r.offset;
-    const end = Math.min(size, r.offset + window * chunk);
-    while (s.sentUpTo < end) {
-      const data = this.store.read(s.release, s.sentUpTo, Math.min(chunk, end - s.sentUpTo));
+    s.chunk = chunk;
+    s.end = Math.min(size, r.offset + window * chunk);
+    this.settle(device, s, framed(s.sentUpTo - r.offset, chunk));
+    this.waiting.delete(device);
+    this.pump(device, s);
+  }
+
+  /**
+   * Sends the rest of a session's window, unless it does not fit the link's total in flight
+   * (then the device waits, in order, for others' reports; one device alone always goes).
+   * False when it waits.
+   */
+  private pump(device: string, s: Session): boolean {
+    const link = this.linkOf(device);
+    if (!link) return true;
+    if (!this.fits(link, s)) {
+      this.waiting.add(device);
+      this.stats.waited++;
+      return false;
+    }
+    while (s.sentUpTo < s.end) {
+      const data = this.store.read(s.release, s.sentUpTo, Math.min(s.chunk, s.end - s.sentUpTo));
       if (!data || data.length === 0) {
         this.log.warn({ device, digest: s.release.digest }, 'image blocks missing: transfer waits for sync');
-        return;
+        return true;
       }
       if (!link.send(device, encodeChunk({ digest: s.release.signed.manifest.digest, offset: s.sentUpTo, data }))) {
         // Not taken (link down, queue full): the device's next report asks again from its offset.
         this.stats.linkFull++;
-        return;
+        return true;
       }
       s.sentUpTo += data.length;
+      this.settle(device, s, s.inflight + data.length + CHUNK_OVERHEAD);
       this.stats.chunks++;
       this.stats.bytes += data.length;
     }
+    return true;
   }
+}
+
+/** Framed bytes of `bytes` of image sent in chunks of `chunk`. */
+function framed(bytes: number, chunk: number): number {
+  return bytes <= 0 ? 0 : bytes + Math.ceil(bytes / chunk) * CHUNK_OVERHEAD;
 }

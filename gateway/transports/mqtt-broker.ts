@@ -260,6 +260,8 @@ export class EmbeddedBroker {
         const onSocket = (socket: Socket): void => {
           if (!l.tls && !guard.admit(socket)) return;
           guard.watch(socket);
+          // No Nagle: a small publish (a firmware report, an ack) must not wait for a delayed ACK.
+          socket.setNoDelay(true);
           anonymousOk.set(socket, anon);
           aedes.handle(socket);
         };

@@ -6,7 +6,7 @@
  * would go on the wire); the reports are real device-signed COSE_Sign1.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createSigner } from '../../firmware-sim/crypto.js';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import type { FirmwareLink, FirmwareTransport, LinkLimits, ReportSource } from '../../gateway/firmware/links.js';
@@ -24,6 +24,7 @@ class FakeLink implements FirmwareLink {
   constructor(
     readonly transport: FirmwareTransport,
     private readonly lim: LinkLimits,
+    readonly totalInflightBytes?: number,
   ) {}
   async start(fn: (r: Uint8Array, from: ReportSource) => void): Promise<void> {
     this.onReport = fn;
@@ -55,11 +56,21 @@ const seed = randomBytes(32);
 const sign = createSigner(seed);
 let n = 0;
 function report(offset: number, window: number, chunkSize: number, reason?: string): Uint8Array {
+  return reportOf('dev-1', offset, window, chunkSize, reason);
+}
+function reportOf(
+  device: string,
+  offset: number,
+  window: number,
+  chunkSize: number,
+  reason?: string,
+  state: UpdateReport['state'] = 'downloading',
+): Uint8Array {
   const r: UpdateReport = {
     boot: 1,
     n: ++n,
     time: Date.now(),
-    state: 'downloading',
+    state,
     digest,
     offset,
     window,
@@ -67,7 +78,7 @@ function report(offset: number, window: number, chunkSize: number, reason?: stri
     running: '1.0.0',
     ...(reason !== undefined && { reason }),
   };
-  return encodeSign1({ kid: deviceIdToKid('dev-1'), payload: encodeReport(r) }, sign);
+  return encodeSign1({ kid: deviceIdToKid(device), payload: encodeReport(r) }, sign);
 }
 
 async function rig() {
@@ -125,5 +136,47 @@ describe('firmware transfer over links', () => {
     serial.onReport!(report(1000, 2, 1000), { claimed: 'dev-2' });
     expect(t.stats.refusedReports).toBe(1);
     expect(serial.sent.length).toBe(2);
+  });
+
+  it('a link bounding the bytes in flight to all its devices: a window that does not fit waits, in order, until others report, end or go quiet', async () => {
+    const framedWindow = 4 * (1000 + CHUNK_OVERHEAD);
+    const mqtt = new FakeLink(
+      'mqtt',
+      { maxChunk: 32 * 1024, maxInflightBytes: Number.POSITIVE_INFINITY },
+      2 * framedWindow,
+    );
+    const pub = publicKeyFromSeed(seed);
+    const t = await new FirmwareTransfer([mqtt], store, () => pub, createLogger('error')).start();
+    const sent = (d: string) => mqtt.sent.filter((c) => c.device === d).map((c) => c.offset);
+    for (const d of ['dev-1', 'dev-2', 'dev-3']) t.offer(d, release, 'r');
+    for (const d of ['dev-1', 'dev-2', 'dev-3']) mqtt.onReport!(reportOf(d, 0, 4, 1000, 'resume'), { claimed: d });
+    expect(sent('dev-1')).toEqual([0, 1000, 2000, 3000]);
+    expect(sent('dev-2')).toEqual([0, 1000, 2000, 3000]);
+    expect(sent('dev-3')).toEqual([]); // two windows are the link's total
+    expect(t.stats.waited).toBe(1);
+    // dev-1 holds half its window: its next half fits where that was, dev-3's whole window does not.
+    mqtt.onReport!(reportOf('dev-1', 2000, 4, 1000), { claimed: 'dev-1' });
+    expect(sent('dev-1')).toEqual([0, 1000, 2000, 3000, 4000, 5000]);
+    expect(sent('dev-3')).toEqual([]);
+    // dev-2 ends (verified): nothing of it in flight any more, and dev-3 goes.
+    mqtt.onReport!(reportOf('dev-2', SIZE, 4, 1000, undefined, 'verified'), { claimed: 'dev-2' });
+    expect(sent('dev-3')).toEqual([0, 1000, 2000, 3000]);
+    // dev-1 goes quiet (power lost mid-window): after 10 s what it holds no longer blocks dev-4.
+    t.offer('dev-4', release, 'r');
+    mqtt.onReport!(reportOf('dev-4', 0, 4, 1000, 'resume'), { claimed: 'dev-4' });
+    expect(sent('dev-4')).toEqual([]);
+    vi.useFakeTimers({ now: Date.now() + 11_000, toFake: ['Date'] });
+    try {
+      mqtt.onReport!(reportOf('dev-4', 0, 4, 1000, 'resume'), { claimed: 'dev-4' });
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(sent('dev-4')).toEqual([0, 1000, 2000, 3000]);
+    t.drop('dev-4');
+    // A device alone always goes, whatever its window.
+    t.drop('dev-1');
+    t.drop('dev-3');
+    mqtt.onReport!(reportOf('dev-2', 0, 64, 1000, 'resume'), { claimed: 'dev-2' });
+    expect(sent('dev-2').length).toBe(4 + 64);
   });
 });

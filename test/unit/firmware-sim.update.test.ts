@@ -102,11 +102,15 @@ describe('firmware-sim updatable device', () => {
     const a = device(dir);
     a.d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
     feed(a.d, 7);
+    // The offset is persisted with each report (every half window, 2 chunks here): the last
+    // reported is 6000; the seventh chunk was written but not vouched for.
+    expect(a.last()).toMatchObject({ state: 'downloading', offset: 6000 });
     a.d.stop(); // power gone: only the flash directory remains
     const b = device(dir);
-    expect(b.d.offset).toBe(7000);
+    expect(b.d.offset).toBe(6000);
+    expect(readFileSync(join(dir, 'slot1.bin')).equals(image.subarray(0, 6000))).toBe(true);
     b.d.connected();
-    expect(b.last()).toMatchObject({ state: 'downloading', offset: 7000, reason: 'resume' });
+    expect(b.last()).toMatchObject({ state: 'downloading', offset: 6000, reason: 'resume' });
     feed(b.d);
     await waitFor(() => b.d.running.version === '1.1.0', 5000);
     b.d.stop();

@@ -1,0 +1,245 @@
+/**
+ * A firmware rollout to a fleet over MQTT: one `npm start` gateway process (its own lmdb log
+ * and broker) and 1 000 firmware-sim updatable devices (100 in `--quick`), as MQTT links in a
+ * few `firmware-sim update` processes, each device with its own flash directory. The release is
+ * a 256 KiB image; the rollout a canary of 10 (5) then 10 %, 50 %, 100 %. The devices use
+ * `firmware-sim update`'s MQTT chunk and window; their flash is on tmpfs (below).
+ *
+ * Figures: wall time from the rollout handed to the gateway to every device confirmed (and
+ * the rollout done); the gateway's CPU time over it; the gateway's RSS, peak and median over
+ * the rollout, against the same gateway idle with the same devices connected (measured just
+ * before): images are streamed from the log's image blocks, not held per device.
+ *   node --import tsx bench/firmware-rollout.ts [--quick]   (runs dist/: `npm run build` first)
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { generateManifest, writeManifest } from '../firmware-sim/manifest.js';
+import { publicKeyFromSeed } from '../gateway/crypto/ed25519.js';
+import { publicKeyToDidKey, toHex } from '../protocols/index.js';
+import { freePort } from '../test/helpers/env.js';
+import { procMemory, startFlags } from './lib/gateway-process.js';
+import type { Row } from './lib/row.js';
+
+const quick = process.argv.includes('--quick');
+const N = quick ? 100 : 1000;
+const PROCS = quick ? 1 : 2;
+const SIZE = 256 * 1024;
+const CANARY = quick ? 5 : 10;
+const STEPS = '10%,50%,100%';
+const root = join(import.meta.dirname, '..');
+const gatewayBin = join(root, 'bin', 'gateway.js');
+const simBin = join(root, 'bin', 'firmware-sim.js');
+const run = promisify(execFile);
+
+const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-fw-rollout-'));
+// The devices' flash on tmpfs: a thousand simulated devices in a few processes would otherwise
+// queue behind each other's fsyncs (each process's event loop waits on every one), which a real
+// fleet, each device with its own flash, does not. The gateway's data directory stays on disk.
+const flash = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'outpost-bench-fw-flash-'));
+const fleet = generateManifest({ devices: N });
+const keys = join(dir, 'fleet.json');
+writeManifest(keys, fleet);
+const releaseSeed = randomBytes(32);
+const releaseDid = publicKeyToDidKey(publicKeyFromSeed(releaseSeed));
+writeFileSync(join(dir, 'release.key'), `${toHex(releaseSeed)}\n`, { mode: 0o600 });
+writeFileSync(join(dir, 'policy.yaml'), `releaseKeys:\n  release-1: "${releaseDid}"\n`);
+const port = await freePort();
+const cfg = join(dir, 'outpost.yaml');
+writeFileSync(
+  cfg,
+  [
+    `gateway: { id: gw-bench, dataDir: ${JSON.stringify(join(dir, 'data'))} }`,
+    `mqtt: { port: ${port} }`,
+    'api: { enabled: false }',
+    'simulate: { devices: 0 }',
+    `policy: { file: ${JSON.stringify(join(dir, 'policy.yaml'))} }`,
+    'devices:',
+    ...fleet.devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKey}" }`),
+  ].join('\n'),
+);
+
+/** CPU time (user + system) of a process so far, in s. */
+function cpuS(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+/** FW_ROLLOUT_NODE_ARGS: more node options for the gateway (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
+const prof = process.env.FW_ROLLOUT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+const gw = spawn(
+  process.execPath,
+  [...startFlags(root), ...prof, gatewayBin, 'start', '--config', cfg, '--no-simulate'],
+  {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
+await new Promise<void>((resolve, reject) => {
+  createInterface({ input: gw.stdout! }).on('line', (l) => {
+    if (l.includes('"event":"ready"')) resolve();
+  });
+  gw.once('exit', (code) => reject(new Error(`gateway exited (${code})`)));
+});
+const cli = (args: string[]) =>
+  run(process.execPath, [gatewayBin, 'firmware', ...args, '--config', cfg], { cwd: root });
+
+const image = randomBytes(SIZE);
+writeFileSync(join(dir, 'image.bin'), image);
+await cli([
+  'add',
+  join(dir, 'image.bin'),
+  '--version',
+  '1.1.0',
+  '--model',
+  'env-1',
+  '--release-key',
+  join(dir, 'release.key'),
+  '--wait',
+  '60',
+]);
+
+/** Per device, the last state it reported. */
+const state = new Map<string, string>();
+const sims: ChildProcess[] = [];
+const per = Math.ceil(N / PROCS);
+for (let p = 0; p < PROCS; p++) {
+  const ids = fleet.devices.slice(p * per, (p + 1) * per).flatMap((d) => ['--device', d.id]);
+  const sim = spawn(
+    process.execPath,
+    [
+      simBin,
+      'update',
+      '--keys',
+      keys,
+      '--broker',
+      `mqtt://127.0.0.1:${port}`,
+      '--gateway-id',
+      'gw-bench',
+      '--release-key',
+      releaseDid,
+      '--state',
+      flash,
+      ...ids,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  createInterface({ input: sim.stdout! }).on('line', (l) => {
+    const r = JSON.parse(l) as { device: string; state: string };
+    state.set(r.device, r.state);
+  });
+  sims.push(sim);
+}
+const until = async (cond: () => boolean, what: string, ms = 600_000): Promise<void> => {
+  for (const end = Date.now() + ms; !cond(); await new Promise((r) => setTimeout(r, 100)))
+    if (Date.now() > end) throw new Error(`timed out: ${what}`);
+};
+await until(() => state.size === N, `${N} devices connected`, 120_000);
+
+/** RSS samples (MB) every 250 ms while `fn` runs. */
+async function sampled<T>(fn: () => Promise<T>): Promise<{ value: T; rss: number[] }> {
+  const rss: number[] = [];
+  const t = setInterval(() => rss.push(procMemory(gw.pid!).rss), 250);
+  try {
+    return { value: await fn(), rss };
+  } finally {
+    clearInterval(t);
+    rss.push(procMemory(gw.pid!).rss);
+  }
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+// Idle: the same gateway with every device connected and idle, once things settled.
+await new Promise((r) => setTimeout(r, quick ? 3000 : 10_000));
+const idleCpu0 = cpuS(gw.pid!);
+const idle = await sampled(() => new Promise((r) => setTimeout(r, 5000)));
+const idleCpuPerS = (cpuS(gw.pid!) - idleCpu0) / 5;
+const idleRss = median(idle.rss);
+
+const cpu0 = cpuS(gw.pid!);
+const t0 = performance.now();
+const rolled = await sampled(async () => {
+  await cli([
+    'rollout',
+    '1.1.0',
+    '--devices',
+    'sim-*',
+    '--id',
+    'bench',
+    '--canary',
+    String(CANARY),
+    '--steps',
+    STEPS,
+    '--wait',
+    '60',
+  ]);
+  await until(() => [...state.values()].every((s) => s === 'confirmed'), 'every device confirmed');
+  const confirmedS = (performance.now() - t0) / 1000;
+  for (;;) {
+    const { stdout } = await cli(['status', 'bench', '--json']);
+    if ((JSON.parse(stdout) as { state: string }[])[0]?.state === 'done') break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return confirmedS;
+});
+const wall = (performance.now() - t0) / 1000;
+const cpu = cpuS(gw.pid!) - cpu0;
+const peak = Math.max(...rolled.rss);
+const failed = [...state.values()].filter((s) => s !== 'confirmed').length;
+
+for (const s of sims) s.kill('SIGTERM');
+await Promise.all(sims.map((s) => new Promise((r) => (s.exitCode === null ? s.once('exit', r) : r(null)))));
+gw.kill('SIGTERM');
+await new Promise((r) => gw.once('exit', r));
+rmSync(dir, { recursive: true, force: true });
+rmSync(flash, { recursive: true, force: true });
+
+const tag = quick ? 'quick: ' : '';
+const what = `${N} devices, 256 KiB, canary ${CANARY} then ${STEPS}`;
+const rows: Row[] = [
+  {
+    figure: `${tag}rollout handed over → every device confirmed (${what})`,
+    value: Number(rolled.value.toFixed(2)),
+    unit: 's',
+  },
+  { figure: `${tag}rollout handed over → rollout done (${what})`, value: Number(wall.toFixed(2)), unit: 's' },
+  { figure: `${tag}devices not confirmed`, value: failed, unit: 'devices', goal: '0', pass: failed === 0 },
+  {
+    figure: `${tag}gateway CPU time over the rollout (${what})`,
+    value: Number(cpu.toFixed(2)),
+    unit: 's',
+    baseline: 'the same gateway idle, per second (× the rollout wall time)',
+    baselineValue: Number((idleCpuPerS * wall).toFixed(2)),
+  },
+  {
+    figure: `${tag}gateway RSS, peak over the rollout (${what})`,
+    value: Number(peak.toFixed(1)),
+    unit: 'MB',
+    baseline: 'the same gateway idle, the same devices connected (median)',
+    baselineValue: Number(idleRss.toFixed(1)),
+    ratio: Number((peak / idleRss).toFixed(3)),
+    goal: '<= 1.2 x idle',
+    pass: peak <= 1.2 * idleRss,
+  },
+  {
+    figure: `${tag}gateway RSS, median over the rollout`,
+    value: Number(median(rolled.rss).toFixed(1)),
+    unit: 'MB',
+    baselineValue: Number(idleRss.toFixed(1)),
+    ratio: Number((median(rolled.rss) / idleRss).toFixed(3)),
+  },
+];
+mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+writeFileSync(
+  join(import.meta.dirname, 'results', 'firmware-rollout.json'),
+  JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2),
+);
+for (const r of rows)
+  console.log(
+    `${r.figure}: ${r.value} ${r.unit}${r.baselineValue !== undefined ? ` (baseline ${r.baselineValue}${r.ratio !== undefined ? `, ratio ${r.ratio}` : ''})` : ''}`,
+  );
+process.exit(0);
