@@ -3,13 +3,14 @@
  * (ExportSource), hand it to the sink, and move the cursor only once the sink confirmed
  * (a PostgreSQL COMMIT, every PUBACK). A failure keeps the cursor where it was and retries
  * with backoff (0.5 s doubling to 30 s), so a sink that was down catches up from the log,
- * at most `maxFramesPerSecond`, oldest or newest first. Nothing is buffered in memory
- * beyond the batch in flight.
+ * at most `maxFramesPerSecond`, oldest or newest first. While a batch is in flight the next
+ * one is read (the log and the far end work at once); nothing else is buffered in memory.
  */
 import type { Logger } from '../logger.js';
 import type { CursorStore } from './cursors.js';
 import {
   chainKey,
+  type ExportBatch,
   type ExportCursor,
   type ExportFrame,
   type ExportSource,
@@ -115,9 +116,12 @@ export class SinkExporter {
     const min = this.opts.minBackoffMs ?? 500;
     const max = this.opts.maxBackoffMs ?? 30_000;
     let backoff = min;
+    /** The batch after the one in flight, read while the sink was busy with it. */
+    let ahead: ExportBatch | undefined;
     while (!this.stopped) {
-      this.noticedSinceRead = undefined;
-      const batch = this.source.next(this.cursor, this.opts.batchFrames, this.opts.resendPriority, this.opts.readable);
+      let batch = ahead && this.stillReadable(ahead) ? ahead : undefined;
+      ahead = undefined;
+      batch ??= this.read(this.cursor);
       if (batch.blocks === 0) {
         this.state = 'caught-up';
         this.behindSince = this.noticedSinceRead;
@@ -131,10 +135,19 @@ export class SinkExporter {
             this.cursors.putInTransaction(this.target.name, batch.cursor),
           );
         else {
-          await this.target.deliver(batch.frames);
+          const sent = this.target.deliver(batch.frames);
+          // The log is read while the far end works; the cursor still moves only once it confirmed.
+          if (batch.more)
+            try {
+              ahead = this.read(batch.cursor);
+            } catch {
+              ahead = undefined; // read again, in turn, once this batch is settled
+            }
+          await sent;
           await this.cursors.save(this.target.name, batch.cursor);
         }
       } catch (e) {
+        ahead = undefined;
         this.failures++;
         const msg = e instanceof Error ? e.message : String(e);
         if (this.state !== 'failing' || msg !== this.lastError)
@@ -160,6 +173,18 @@ export class SinkExporter {
         if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       }
     }
+  }
+
+  private read(after: ExportCursor): ExportBatch {
+    this.noticedSinceRead = undefined;
+    return this.source.next(after, this.opts.batchFrames, this.opts.resendPriority, this.opts.readable);
+  }
+
+  /** Whether every chain a batch read ahead moves is still readable (a revocation since drops it). */
+  private stillReadable(batch: ExportBatch): boolean {
+    for (const [key, c] of Object.entries(batch.cursor))
+      if (c !== this.cursor[key] && !this.opts.readable(key.slice(key.indexOf('/') + 1))) return false;
+    return true;
   }
 
   /**
