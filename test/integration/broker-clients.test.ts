@@ -21,7 +21,11 @@ describe('broker per-client state', () => {
   const dev = testDevice('dev-a');
   beforeAll(async () => {
     tmp = tempDir();
-    ({ gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: dev.id, publicKey: dev.publicKeyHex }]));
+    // Hundreds of clients from one address within a second: the flood limits (broker-flood's
+    // concern) are raised so only the per-client state is under test.
+    ({ gw } = await startTestGateway(join(tmp.dir, 'data'), [{ id: dev.id, publicKey: dev.publicKeyHex }], {
+      mqtt: { host: '127.0.0.1', port: 0, limits: { connectsPerSecond: 100_000, pendingPerAddress: 10_000 } },
+    }));
   });
   afterAll(async () => {
     await gw?.stop();
