@@ -236,33 +236,31 @@ export class FirmwareTransfer {
   /**
    * Sends the rest of a session's window, unless it does not fit the link's total in flight
    * (then the device waits, in order, for others' reports; one device alone always goes).
-   * False when it waits.
    */
-  private pump(device: string, s: Session): boolean {
+  private pump(device: string, s: Session): void {
     const link = this.linkOf(device);
-    if (!link) return true;
+    if (!link) return;
     if (!this.fits(link, s)) {
       this.waiting.add(device);
       this.stats.waited++;
-      return false;
+      return;
     }
     while (s.sentUpTo < s.end) {
       const data = this.store.read(s.release, s.sentUpTo, Math.min(s.chunk, s.end - s.sentUpTo));
       if (!data || data.length === 0) {
         this.log.warn({ device, digest: s.release.digest }, 'image blocks missing: transfer waits for sync');
-        return true;
+        return;
       }
       if (!link.send(device, encodeChunk({ digest: s.release.signed.manifest.digest, offset: s.sentUpTo, data }))) {
         // Not taken (link down, queue full): the device's next report asks again from its offset.
         this.stats.linkFull++;
-        return true;
+        return;
       }
       s.sentUpTo += data.length;
       this.settle(device, s, s.inflight + data.length + CHUNK_OVERHEAD);
       this.stats.chunks++;
       this.stats.bytes += data.length;
     }
-    return true;
   }
 }
 
