@@ -542,7 +542,7 @@ int main(void) {
   RUN(signature_and_kid_checks, "RFC 8032 §5.1.7 verify, RFC 9052 §4.4");
   RUN(sign1_layouts, "RFC 9052 §4.2/§4.4, RFC 9053 §2.2, RFC 9864 alg -19; in-place headroom");
   RUN(frame_acks_and_ring, "frame.ts frame-ack, firmware-vectors.json");
-  RUN(ring_overflow_out_of_order_acks, "issue 9 unacked ring buffer");
+  RUN(ring_overflow_out_of_order_acks, "unacked ring buffer: overflow, out-of-order acks");
   RUN(downlink_parser_bounds, "RFC 8949 §5.3 well-formedness, bounds checks");
   RUN(command_values, "RFC 8949 §3.3 floats, frame.ts command value");
   RUN(fence_and_target, "frame.ts command fence/expiry");
