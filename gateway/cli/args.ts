@@ -1,10 +1,11 @@
-/** Shared CLI plumbing: typed usage errors, time parsing, config resolution. */
+/** Shared CLI plumbing: typed usage errors, time parsing, config resolution, waiting on queued requests. */
 import { existsSync } from 'node:fs';
 import { parseDuration } from '../../protocols/index.js';
 import { resolve } from 'node:path';
 import { type GatewayConfig, loadConfig, validateConfig } from '../config.js';
 import { GatewayIdentity } from '../identity.js';
 import { FreeSpaceGuard } from '../store/free-space.js';
+import { awaitPending } from '../store/pending-folder.js';
 
 /** A usage error: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {
@@ -62,4 +63,32 @@ export function existingIdentity(cfg: GatewayConfig): GatewayIdentity {
   const identity = GatewayIdentity.loadExisting(cfg.gateway.id, dataDir);
   if (!identity) throw new CliError(`no gateway identity in ${dataDir} (start the gateway once)`);
   return identity;
+}
+
+/** `--wait S`: seconds to wait for the running gateway to log a queued request (0 when absent). */
+export function parseWait(text: string | undefined): number {
+  const s = text === undefined ? 0 : Number(text);
+  if (!Number.isFinite(s) || s < 0) throw new UsageError('--wait must be seconds');
+  return s;
+}
+
+/**
+ * After queueing `file` in a pending folder: with no wait, says so; else waits up to `seconds`
+ * for the gateway to log it (exit 0) or refuse it (CliError with its reason).
+ */
+export async function reportQueued(
+  file: string,
+  seconds: number,
+  say: { queued: string; logged: string; dataDir: string },
+): Promise<number> {
+  if (seconds === 0) {
+    console.log(say.queued);
+    return 0;
+  }
+  const r = await awaitPending(file, seconds);
+  if (r.state === 'refused') throw new CliError(`the gateway refused it: ${r.reason}`);
+  if (r.state === 'waiting')
+    throw new CliError(`queued but not logged within ${seconds}s (is the gateway running on ${say.dataDir}?)`);
+  console.log(say.logged);
+  return 0;
 }

@@ -12,7 +12,7 @@ import { MAX_SETTINGS, type SettingValue, settingKeyProblem, settingValueProblem
 import { queueSettings } from '../settings/inbox.js';
 import { desiredFromLog, latestReported, settingsView } from '../settings/log.js';
 import { DiskLowError } from '../store/free-space.js';
-import { CliError, dataDirSpace, resolveConfig, UsageError } from './args.js';
+import { CliError, dataDirSpace, parseWait, reportQueued, resolveConfig, UsageError } from './args.js';
 import { toJson } from './json.js';
 import { openFrames } from './log-reader.js';
 
@@ -62,8 +62,7 @@ export async function setSettings(
   const [device, ...assignments] = positionals;
   if (device === undefined || !ID_PATTERN.test(device)) throw new UsageError('set needs a device id, then key=value…');
   const pairs = parseAssignments(assignments);
-  const wait = values.wait === undefined ? 0 : Number(values.wait);
-  if (!Number.isFinite(wait) || wait < 0) throw new UsageError('--wait must be seconds');
+  const wait = parseWait(values.wait);
   const cfg = resolveConfig(values);
   const dataDir = resolve(cfg.gateway.dataDir);
   if (existsSync(resolve(dataDir, 'outpost.lmdb'))) {
@@ -87,19 +86,11 @@ export async function setSettings(
     throw e;
   }
   const text = settingsText(pairs);
-  if (wait === 0) {
-    console.log(`queued for ${device}: ${text} (the running gateway logs it within a second)`);
-    return 0;
-  }
-  const until = Date.now() + wait * 1000;
-  while (Date.now() < until) {
-    if (!existsSync(file)) {
-      console.log(`logged for ${device}: ${text}`);
-      return 0;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new CliError(`queued but not logged within ${wait}s (is the gateway running on ${dataDir}?)`);
+  return reportQueued(file, wait, {
+    queued: `queued for ${device}: ${text} (the running gateway logs it within a second)`,
+    logged: `logged for ${device}: ${text}`,
+    dataDir,
+  });
 }
 
 export async function showSettings(

@@ -29,7 +29,7 @@ import { globToRegExp } from '../policy/text.js';
 import { Registry } from '../registry.js';
 import { Store } from '../store/store.js';
 import { siblingKeys } from '../sync/siblings.js';
-import { CliError, commonOptions, resolveConfig, UsageError } from './args.js';
+import { CliError, commonOptions, parseWait, reportQueued, resolveConfig, UsageError } from './args.js';
 
 export const firmwareHelp = `gateway firmware add IMAGE --version V --model M --release-key FILE [--min-version V] [--slot N] [--wait S]
   Signs a manifest for IMAGE (SHA-256, size, model, version, the minimum version it upgrades
@@ -89,25 +89,13 @@ function digestOf(file: string): { digest: Uint8Array; size: number } {
   }
 }
 
-async function waitFor(file: string, wait: string | undefined, what: string): Promise<number> {
-  const s = wait === undefined ? 0 : Number(wait);
-  if (!Number.isFinite(s) || s < 0) throw new UsageError('--wait must be seconds');
-  if (s === 0) {
-    console.log(`${what} queued (${file}); the running gateway logs it within a second`);
-    return 0;
-  }
-  const until = Date.now() + s * 1000;
-  const reason = file.replace(/\.(manifest|rollout|control)$/, '.reason');
-  while (Date.now() < until) {
-    if (existsSync(reason)) throw new CliError(`the gateway refused it: ${readFileSync(reason, 'utf8').trim()}`);
-    if (!existsSync(file)) {
-      console.log(`${what} logged`);
-      return 0;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new CliError(`queued but not logged within ${s}s (is the gateway running?)`);
-}
+/** Reports a queued request (`seconds`: `--wait`, parsed before anything was queued). */
+const waitFor = (file: string, seconds: number, what: string, dataDir: string): Promise<number> =>
+  reportQueued(file, seconds, {
+    queued: `${what} queued (${file}); the running gateway logs it within a second`,
+    logged: `${what} logged`,
+    dataDir,
+  });
 
 async function add(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -125,6 +113,7 @@ async function add(argv: string[]): Promise<number> {
   });
   const [image] = positionals;
   if (positionals.length !== 1 || image === undefined) throw new UsageError('firmware add needs one IMAGE');
+  const wait = parseWait(values.wait);
   const version = values.version;
   const model = values.model;
   const minVersion = values['min-version'] ?? '0.0.0';
@@ -146,11 +135,13 @@ async function add(argv: string[]): Promise<number> {
   const manifest = encodeManifest({ model, version, digest, size, minVersion, slot, issued: Date.now() }, pub, (m) =>
     signEd25519(seed, m),
   );
-  const file = queueRelease(resolve(cfg.gateway.dataDir), manifest, image);
+  const dataDir = resolve(cfg.gateway.dataDir);
+  const file = queueRelease(dataDir, manifest, image);
   return waitFor(
     file,
-    values.wait,
+    wait,
     `firmware ${model} ${version} (${size} bytes, sha256 ${toHex(digest).slice(0, 16)}…, key ${named[0]})`,
+    dataDir,
   );
 }
 
@@ -225,6 +216,7 @@ async function rollout(argv: string[]): Promise<number> {
   const [halt] = percentList(values['halt-on-failure'] ?? '100%', '--halt-on-failure');
   const window = values.window === undefined ? undefined : parseOfferWindow(values.window);
   if (window && !window.ok) throw new UsageError(`--window: ${window.error.message}`);
+  const wait = parseWait(values.wait);
   const { cfg, store, fw } = openFirmware(values);
   try {
     const release = fw.byVersion(version, values.model);
@@ -250,8 +242,9 @@ async function rollout(argv: string[]): Promise<number> {
       at: Date.now(),
       ...(window?.ok && { window: window.value }),
     });
-    const file = queueRollout(resolve(cfg.gateway.dataDir), encodeCanonical(body));
-    return await waitFor(file, values.wait, `rollout ${id} of ${model} ${version} to ${devices.length} devices`);
+    const dataDir = resolve(cfg.gateway.dataDir);
+    const file = queueRollout(dataDir, encodeCanonical(body));
+    return await waitFor(file, wait, `rollout ${id} of ${model} ${version} to ${devices.length} devices`, dataDir);
   } finally {
     await store.close();
   }
@@ -300,6 +293,7 @@ async function control(action: ControlAction, argv: string[]): Promise<number> {
   });
   const [id] = positionals;
   if (positionals.length !== 1 || id === undefined) throw new UsageError(`firmware ${action} needs one rollout ID`);
+  const wait = parseWait(values.wait);
   const { cfg, store, fw } = openFirmware(values);
   try {
     // The gateway checks again (a sibling's block may have come in since): this is for a clear error.
@@ -307,8 +301,9 @@ async function control(action: ControlAction, argv: string[]): Promise<number> {
     if (!st) throw new CliError(`no rollout ${id} in the log`);
     if (st.aborted || st.done) throw new CliError(`rollout ${id} is ${st.state}`);
     const body = firmwareBody({ type: 'control', rollout: id, action, at: Date.now() });
-    const file = queueControl(resolve(cfg.gateway.dataDir), encodeCanonical(body));
-    return await waitFor(file, values.wait, `${action} of rollout ${id}`);
+    const dataDir = resolve(cfg.gateway.dataDir);
+    const file = queueControl(dataDir, encodeCanonical(body));
+    return await waitFor(file, wait, `${action} of rollout ${id}`, dataDir);
   } finally {
     await store.close();
   }

@@ -17,7 +17,16 @@ import { siblingKeys } from '../sync/siblings.js';
 import { RELATIONS } from '../policy/permissions.js';
 import { loadPolicySet } from '../policy/runtime.js';
 import { DiskLowError } from '../store/free-space.js';
-import { CliError, commonOptions, dataDirSpace, existingIdentity, resolveConfig, UsageError } from './args.js';
+import {
+  CliError,
+  commonOptions,
+  dataDirSpace,
+  existingIdentity,
+  parseWait,
+  reportQueued,
+  resolveConfig,
+  UsageError,
+} from './args.js';
 
 export const policyHelp = `gateway policy keygen --out FILE
   Creates an admin key (Ed25519 seed, 64 hex digits, mode 0600) and prints its did:key
@@ -78,6 +87,7 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
     return 0;
   }
   const [principalArg, relation, policyName] = positionals;
+  const wait = parseWait(values.wait);
   if (positionals.length !== 3 || !principalArg || !relation || !policyName)
     throw new UsageError(`usage: gateway policy ${op} PRINCIPAL RELATION POLICY --admin-key FILE`);
   if (!(RELATIONS as readonly string[]).includes(relation))
@@ -108,25 +118,12 @@ async function grantOrRevoke(op: 'grant' | 'revoke', argv: string[]): Promise<nu
     if (e instanceof DiskLowError) throw new CliError(`not queued: ${e.message}`);
     throw e;
   }
-  const wait = values.wait === undefined ? 0 : Number(values.wait);
-  if (!Number.isFinite(wait) || wait < 0) throw new UsageError('--wait must be seconds');
-  if (wait === 0) {
-    console.log(
-      `${op} of ${relation} on ${policyName} to ${principalArg} queued (${file}); the running gateway logs it within a second`,
-    );
-    return 0;
-  }
-  const until = Date.now() + wait * 1000;
-  while (Date.now() < until) {
-    if (!existsSync(file)) {
-      const rejected = file.replace(/\.op$/, '.reason');
-      if (existsSync(rejected)) throw new CliError(`the gateway refused it: ${readFileSync(rejected, 'utf8').trim()}`);
-      console.log(`${op} of ${relation} on ${policyName} to ${principalArg} logged`);
-      return 0;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new CliError(`queued but not logged within ${wait}s (is the gateway running on ${dataDir}?)`);
+  const what = `${op} of ${relation} on ${policyName} to ${principalArg}`;
+  return reportQueued(file, wait, {
+    queued: `${what} queued (${file}); the running gateway logs it within a second`,
+    logged: `${what} logged`,
+    dataDir,
+  });
 }
 
 function check(argv: string[]): number {

@@ -7,9 +7,9 @@
  * is set aside as `<name>.rejected` with the reason in `<name>.reason`. A gateway that is not
  * running drains what waits when it starts.
  */
-import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import type { Logger } from '../logger.js';
 import type { FreeSpaceGuard, SpaceCheck } from './free-space.js';
 import { writeFileWhole } from './whole-file.js';
@@ -33,6 +33,26 @@ export function queuePending(
   const file = join(dir, base + ext);
   writeFileWhole(file, data, { mode: 0o600, exclusive: true });
   return file;
+}
+
+export type PendingOutcome = { state: 'logged' } | { state: 'refused'; reason: string } | { state: 'waiting' };
+
+/**
+ * CLI side: waits up to `seconds` for the gateway to take a queued request: logged (the file
+ * gone), refused (gone, with `<name>.reason` beside it: written before the set-aside rename),
+ * or still waiting.
+ */
+export async function awaitPending(file: string, seconds: number): Promise<PendingOutcome> {
+  const reasonFile = `${file.slice(0, file.length - extname(file).length)}.reason`;
+  const until = Date.now() + seconds * 1000;
+  for (;;) {
+    if (!existsSync(file))
+      return existsSync(reasonFile)
+        ? { state: 'refused', reason: readFileSync(reasonFile, 'utf8').trim() }
+        : { state: 'logged' };
+    if (Date.now() >= until) return { state: 'waiting' };
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }
 
 export interface PendingFolderOptions {
