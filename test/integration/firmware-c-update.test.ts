@@ -3,9 +3,10 @@
  * program (build/outpost-device --update-dir) on one side of a socat pty, its "flash" the
  * files of a directory; on the other side this test sends what the gateway's transfer sends
  * (protocols/firmware-transfer.ts offers and windowed chunks, each a frame of the COBS stream,
- * answered by the device's signed reports). The gateway's serial transport carries no
- * firmware on this branch, so the sender here follows gateway/firmware/README.md "Transfer"
- * itself: a `downloading` report asks for a window from its offset, `resume` rewinds.
+ * answered by the device's signed reports). The sender here follows gateway/firmware/README.md
+ * "Transfer" itself (a `downloading` report asks for a window from its offset, `resume`
+ * rewinds), so a test can cut the transfer at an exact chunk; the real gateway serving this
+ * program is test/e2e/firmware-c-device.test.ts.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
