@@ -7,6 +7,9 @@
  * the last offset it reported after a disconnect, reboot or power loss; checks the SHA-256
  * before installing and again at the trial boot; confirms when its self-test passes, and
  * otherwise the next boot finds the trial unconfirmed and goes back to the old image.
+ * A download the gateway stopped serving (no chunk for `stallMs`) gives way to an offer of
+ * another release, and after `abandonMs` without a chunk it is given up (reported `idle`,
+ * reason `abandoned`): a device is never held by a rollout that was aborted mid-download.
  * Every step is reported in a report signed with the device key (protocols/firmware-transfer.ts).
  */
 import { createHash } from 'node:crypto';
@@ -41,6 +44,12 @@ export interface UpdatableDeviceOptions {
   readonly window?: number;
   /** A download with no chunk for this long asks again from its offset. */
   readonly stallMs?: number;
+  /**
+   * A download with no chunk for this long is given up (its rollout aborted, its gateway gone):
+   * the device is idle again, holding the bytes it has, so an offer of the same release
+   * resumes it and an offer of another is taken.
+   */
+  readonly abandonMs?: number;
   /** Time the trial image takes to run its self-test. */
   readonly selfTestMs?: number;
   /** Called with each report sent (for logs). */
@@ -56,6 +65,8 @@ export class UpdatableDevice {
   private manifest?: FirmwareManifest;
   private sinceReport = 0;
   private lastChunkAt = 0;
+  /** When the download last moved (a chunk stored, the offer taken, power-on): what stalls and abandons count from. */
+  private lastProgressAt = Date.now();
   private timer?: NodeJS.Timeout;
   /** Outcomes in the order reported (for tests and the CLI's log). */
   readonly history: { state: UpdateState; reason?: string; offset: number }[] = [];
@@ -86,10 +97,14 @@ export class UpdatableDevice {
   private get window(): number {
     return this.o.window ?? 8;
   }
+  private get stallMs(): number {
+    return this.o.stallMs ?? 3000;
+  }
 
   /** Power-on: the bootloader's decision about a trial image, then the download's state. */
   boot(): void {
     this.flash.boot++;
+    this.lastProgressAt = Date.now();
     if (this.flash.phase === 'trial-booted') {
       // The trial ran and did not confirm before this reset: back to the old image (MCUboot revert).
       this.endUpdate('rolled-back', 'test-boot-not-confirmed');
@@ -100,7 +115,7 @@ export class UpdatableDevice {
       this.store.truncateSlot1(this.offset);
       this.store.save(this.flash);
     } else this.store.save(this.flash);
-    this.timer ??= setInterval(() => this.checkStall(), Math.max(200, (this.o.stallMs ?? 3000) / 2));
+    this.timer ??= setInterval(() => this.checkStall(), Math.max(200, this.stallMs / 2));
     this.timer.unref();
   }
 
@@ -135,17 +150,28 @@ export class UpdatableDevice {
     if (this.flash.pending && this.flash.pending.manifest === toHex(bytes)) {
       // Offered again while at it: say where it stands.
       if (this.flash.phase === 'downloading') this.requestChunks('resume');
+      // A download it gave up: taken up again from the bytes it holds.
+      else if (this.flash.phase === 'idle') this.take(m, rollout, bytes, this.flash.pending.offset);
       return;
     }
     if (this.flash.running.digest === hex) return this.report('confirmed', m.digest);
     if (this.flash.last?.digest === hex) return this.report(this.flash.last.state, m.digest, this.flash.last.reason);
-    if (this.flash.phase !== 'idle') return; // one update at a time
+    // One update at a time; but a download nobody serves any more (aborted) gives way.
+    if (this.flash.phase === 'downloading' && Date.now() - this.lastProgressAt < this.stallMs) return;
+    if (this.flash.phase !== 'idle' && this.flash.phase !== 'downloading') return;
     const refusal = manifestRefusal(m, { model: this.o.model, version: this.flash.running.version, slot: SLOT });
     if (refusal) return this.report('failed', m.digest, refusal.code, refusal.message);
+    if (this.flash.phase === 'downloading') this.abandon(`superseded by an offer of ${m.version}`);
+    this.take(m, rollout, bytes, 0);
+  }
+
+  /** Takes an offer: downloads it into slot 1 from `offset` (0: a new image; else what the slot holds of it). */
+  private take(m: FirmwareManifest, rollout: string, bytes: Uint8Array, offset: number): void {
     this.manifest = m;
-    this.flash.pending = { manifest: toHex(bytes), offset: 0, rollout };
+    this.flash.pending = { manifest: toHex(bytes), offset, rollout };
     this.flash.phase = 'downloading';
-    this.store.truncateSlot1(0);
+    this.lastProgressAt = Date.now();
+    this.store.truncateSlot1(offset);
     this.store.save(this.flash);
     this.report('offered', m.digest);
     this.requestChunks('resume');
@@ -159,7 +185,7 @@ export class UpdatableDevice {
     // Not flushed here: the next report saves the slot and this offset together (update-store.ts).
     this.store.writeSlot1(offset, data);
     p.offset += data.length;
-    this.lastChunkAt = Date.now();
+    this.lastChunkAt = this.lastProgressAt = Date.now();
     this.sinceReport++;
     if (p.offset === m.size) return this.verifyAndInstall();
     if (this.sinceReport >= Math.max(1, this.window >> 1)) this.requestChunks();
@@ -167,7 +193,20 @@ export class UpdatableDevice {
 
   private checkStall(): void {
     if (this.flash.phase !== 'downloading') return;
-    if (Date.now() - this.lastChunkAt >= (this.o.stallMs ?? 3000)) this.requestChunks('resume');
+    const now = Date.now();
+    const abandonMs = this.o.abandonMs ?? 60_000;
+    if (now - this.lastProgressAt >= abandonMs) return this.abandon(`no chunk for ${abandonMs} ms`);
+    if (now - this.lastChunkAt >= this.stallMs) this.requestChunks('resume');
+  }
+
+  /**
+   * Gives up the download (no longer served): idle again, so other offers are taken. What
+   * slot 1 holds and its offset are kept: an offer of the same release resumes from there.
+   */
+  private abandon(detail: string): void {
+    this.flash.phase = 'idle';
+    this.store.save(this.flash);
+    this.report('idle', this.manifest?.digest ?? null, 'abandoned', detail);
   }
 
   private requestChunks(reason?: string): void {

@@ -211,11 +211,11 @@ export class RolloutRunner {
 
   private onReport(e: TransferEvent): void {
     for (const st of this.mine()) {
-      if (st.digest !== e.digest || !st.devices.has(e.device)) {
-        // A device of a running rollout saying it is idle: offer now rather than at the next retry.
-        if (e.report.state === 'idle' && st.devices.has(e.device)) this.offeredAt.delete(`${st.id}/${e.device}`);
-        continue;
-      }
+      if (!st.devices.has(e.device)) continue;
+      // A device of a running rollout saying it is idle (its hello, or a download it gave up):
+      // offer now rather than at the next retry.
+      if (e.report.state === 'idle') this.offeredAt.delete(`${st.id}/${e.device}`);
+      if (st.digest !== e.digest) continue;
       const r = e.report;
       const size = this.d.store.releases.get(st.digest)?.signed.manifest.size ?? 1;
       const percent = r.state === 'downloading' ? Math.min(100, Math.floor((r.offset * 100) / size)) : 0;

@@ -1,7 +1,8 @@
 /**
  * An operator's controls of a rollout, real processes (test/helpers/firmware.ts): pause holds
  * a rollout at its stage while the device that took the offer finishes (even across its power
- * loss), resume carries it to the end; abort stops a download and nothing is offered again; an
+ * loss), resume carries it to the end; abort stops a download and nothing is offered again,
+ * and the devices it left mid-download take a later release's rollout; an
  * offer window outside the gateway's local time offers nothing. /api/firmware answers what
  * `firmware status --json` says, in the shape openapi.json documents.
  */
@@ -102,7 +103,7 @@ describe('firmware rollout controls', () => {
     );
   });
 
-  it('abort stops a download and nothing is offered again; outside its window a rollout offers nothing', {
+  it('abort stops a download and nothing is offered again, the devices left mid-download take the rollout of a later release; outside its window a rollout offers nothing', {
     timeout: 120_000,
   }, async () => {
     const site = await startFirmwareSite(2);
@@ -138,5 +139,20 @@ describe('firmware rollout controls', () => {
     expect(finalOf(again, a)).toBeUndefined();
     const st = await rolloutStatus(site, 'r-abort');
     expect(st.state).toBe('aborted');
+
+    // A later release rolled out to them: the aborted downloads, served no more, give way to it.
+    const later = await addRelease(site, 20_000, '1.2.0');
+    await firmwareCli(site, ['rollout', '1.2.0', '--devices', 'sim-*', '--id', 'r-later', '--wait', '60']);
+    await waitFor(
+      () => [a, b].every((d) => finalOf(again, d)?.state === 'confirmed'),
+      60_000,
+      () => JSON.stringify(again.lines.slice(-4)),
+    );
+    for (const d of [a, b]) {
+      expect(again.lines.some((l) => l.device === d && l.state === 'idle' && l.reason === 'abandoned')).toBe(true);
+      expect(readFileSync(join(site.dir, 'flash', d, 'slot0.bin')).equals(later)).toBe(true);
+    }
+    await waitFor(async () => (await rolloutStatus(site, 'r-later')).state === 'done', 30_000);
+    expect((await rolloutStatus(site, 'r-abort')).state).toBe('aborted');
   });
 });

@@ -1,7 +1,8 @@
 /**
  * firmware-sim's updatable device, fed directly (no network): refusals (release key, model,
  * downgrade, digest), resume from the persisted offset after a "power loss" (a new device
- * object on the same flash directory), confirm, and rollback of an image whose test boot fails.
+ * object on the same flash directory), confirm, rollback of an image whose test boot fails, and
+ * a download no longer served giving way to another release or being given up.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,7 +26,7 @@ const manifestFor = (m: Partial<FirmwareManifest> = {}, seed: Uint8Array = relea
     (msg) => signEd25519(seed, msg),
   );
 
-function device(dir: string, opts: { failTestBoot?: boolean } = {}) {
+function device(dir: string, opts: { failTestBoot?: boolean; stallMs?: number; abandonMs?: number } = {}) {
   const reports: UpdateReport[] = [];
   const d = new UpdatableDevice({
     id: 'sim-0001',
@@ -51,12 +52,18 @@ function device(dir: string, opts: { failTestBoot?: boolean } = {}) {
 }
 
 /** Sends chunks the way the gateway serves them: from the device's offset, `n` chunks or to the end. */
-function feed(d: UpdatableDevice, n = Number.POSITIVE_INFINITY, data: Uint8Array = image): void {
+function feed(d: UpdatableDevice, n = Number.POSITIVE_INFINITY, data: Uint8Array = image, of = digest): void {
   for (let i = 0; i < n && d.phase === 'downloading'; i++) {
     const at = d.offset;
-    d.receive(encodeChunk({ digest, offset: at, data: data.subarray(at, Math.min(at + 1000, data.length)) }));
+    d.receive(encodeChunk({ digest: of, offset: at, data: data.subarray(at, Math.min(at + 1000, data.length)) }));
   }
 }
+
+/** A later release, 1.2.0 (another image). */
+const image2 = randomBytes(9_000);
+const digest2 = new Uint8Array(createHash('sha256').update(image2).digest());
+const manifest2 = () => manifestFor({ version: '1.2.0', digest: digest2, size: image2.length });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('firmware-sim updatable device', () => {
   it('downloads, verifies, test-boots and confirms', async () => {
@@ -125,6 +132,50 @@ describe('firmware-sim updatable device', () => {
     // Offered again, it says how that image ended rather than trying again.
     d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
     expect(reports.at(-1)?.state).toBe('rolled-back');
+    d.stop();
+  });
+
+  it('a download no longer served (its rollout aborted) gives way to an offer of another release; while it is served, it does not', async () => {
+    const { d, reports } = device(testTempDir(), { stallMs: 300 });
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r-aborted' }));
+    feed(d, 3);
+    // Chunks are flowing: the other offer is not taken (one update at a time).
+    d.receive(encodeOffer({ manifest: manifest2(), rollout: 'r-later' }));
+    expect(reports.map((r) => r.state)).not.toContain('idle');
+    expect(d.offset).toBe(3000);
+    await sleep(400); // no chunk since: the gateway stopped serving it
+    const before = reports.length;
+    d.receive(encodeOffer({ manifest: manifest2(), rollout: 'r-later' }));
+    expect(reports.slice(before).map((r) => [r.state, r.reason])).toEqual([
+      ['idle', 'abandoned'],
+      ['offered', undefined],
+      ['downloading', 'resume'],
+    ]);
+    expect(reports.at(-1)).toMatchObject({ offset: 0, digest: digest2 });
+    feed(d, Number.POSITIVE_INFINITY, image2, digest2);
+    await waitFor(() => d.running.version === '1.2.0', 5000);
+    expect(reports.at(-1)).toMatchObject({ state: 'confirmed', digest: digest2 });
+    d.stop();
+  });
+
+  it('a download with no chunk for abandonMs is given up: idle, keeping its bytes; the same release offered again resumes from there', async () => {
+    const dir = testTempDir();
+    const { d, reports } = device(dir, { stallMs: 200, abandonMs: 700 });
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r-1' }));
+    feed(d, 4);
+    await waitFor(() => d.phase === 'idle', 5000);
+    expect(reports.at(-1)).toMatchObject({ state: 'idle', reason: 'abandoned', offset: 4000, digest });
+    // Before it gave up it asked to resume (the stall timer), unanswered.
+    expect(reports.some((r) => r.state === 'downloading' && r.reason === 'resume' && r.offset === 4000)).toBe(true);
+    const before = reports.length;
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r-2' }));
+    expect(reports.slice(before).map((r) => [r.state, r.reason, r.offset])).toEqual([
+      ['offered', undefined, 4000],
+      ['downloading', 'resume', 4000],
+    ]);
+    feed(d);
+    await waitFor(() => d.running.version === '1.1.0', 5000);
+    expect(readFileSync(join(dir, 'slot0.bin')).equals(image)).toBe(true);
     d.stop();
   });
 });
