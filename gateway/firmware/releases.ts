@@ -39,12 +39,18 @@ export interface Logged<T> {
 
 const CACHE_BLOCKS = 8;
 
+/** Whether `a` comes after `b` in the log's order (lamport, then hash): the same on every gateway. */
+export const laterThan = (a: Logged<unknown>, b: Logged<unknown>): boolean =>
+  a.lamport > b.lamport || (a.lamport === b.lamport && a.hash > b.hash);
+
 export class FirmwareStore {
   readonly releases = new Map<string, Release>();
   /** Image blocks seen before their release, by digest. */
   private readonly orphans = new Map<string, Map<number, string>>();
   readonly rollouts = new Map<string, Logged<RolloutBody>>();
   readonly deviceStates: Logged<DeviceBody>[] = [];
+  /** Each rollout's latest state (laterThan) per device: what rolloutStatus folds, kept as blocks come. */
+  private readonly latest = new Map<string, Map<string, Logged<DeviceBody>>>();
   readonly steps: Logged<StepBody>[] = [];
   /** Pause, resume and abort of rollouts (rollout.ts folds them). */
   readonly controls: Logged<ControlBody>[] = [];
@@ -75,6 +81,11 @@ export class FirmwareStore {
 
   close(): void {
     this.unsubscribe?.();
+  }
+
+  /** A rollout's latest state of each device that reported (by lamport, then hash). */
+  latestStates(rollout: string): ReadonlyMap<string, Logged<DeviceBody>> | undefined {
+    return this.latest.get(rollout);
   }
 
   /** Called with each firmware body taken in after construction. */
@@ -126,9 +137,14 @@ export class FirmwareStore {
         if (!held || held.lamport > block.lamport) this.rollouts.set(b.id, logged as Logged<RolloutBody>);
         break;
       }
-      case 'device':
+      case 'device': {
         this.deviceStates.push(logged as Logged<DeviceBody>);
+        let states = this.latest.get(b.rollout);
+        if (!states) this.latest.set(b.rollout, (states = new Map()));
+        const held = states.get(b.device);
+        if (!held || laterThan(logged, held)) states.set(b.device, logged as Logged<DeviceBody>);
         break;
+      }
       case 'step':
         this.steps.push(logged as Logged<StepBody>);
         break;

@@ -7,6 +7,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../../gateway/crypto/ed25519.js';
 import { encodeCbor } from '../../protocols/cbor.js';
+import { crc32c } from '../../protocols/crc32c.js';
+import { toHex } from '../../protocols/index.js';
 import {
   compareVersions,
   decodeManifest,
@@ -193,6 +195,32 @@ describe('firmware transfer messages', () => {
     );
     const offer = decodeDown(encodeOffer({ manifest: new Uint8Array([1, 2]), rollout: 'r1' }));
     expect(offer.ok && offer.value).toEqual({ type: 'offer', manifest: new Uint8Array([1, 2]), rollout: 'r1' });
+  });
+
+  it('property: encodeChunk writes the bytes the general encoder writes for the same map', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ minLength: 0, maxLength: 40 }),
+        fc.oneof(fc.nat(300), fc.nat(70_000), fc.integer({ min: 0, max: 0xffffffff })),
+        fc.uint8Array({ minLength: 1, maxLength: 32_768 }),
+        (digest, offset, data) => {
+          const general = encodeCbor(
+            new Map<number, unknown>([
+              [0, 18],
+              [1, digest],
+              [2, offset],
+              [3, data],
+              [4, crc32c(data)],
+            ]),
+          );
+          expect(toHex(encodeChunk({ digest, offset, data }))).toBe(toHex(general));
+        },
+      ),
+      { numRuns: 300 },
+    );
+    expect(() => encodeChunk({ digest: new Uint8Array(32), offset: 2 ** 32, data: new Uint8Array(1) })).toThrow(
+      ProtocolUsageError,
+    );
   });
 
   it('a chunk whose data was changed fails its CRC', () => {

@@ -1,12 +1,13 @@
 /**
  * Rollout controls and offer windows: the control and window fields of firmware blocks round
  * trip (and bad ones are refused); pause, resume and abort fold to the same state whatever
- * order the blocks arrived in; "is now inside the window" across midnight.
+ * order the blocks arrived in; a fold patched device block by device block is the fold made
+ * afresh; "is now inside the window" across midnight.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { FirmwareStore, Logged } from '../../gateway/firmware/releases.js';
-import { foldControls, rolloutStatus } from '../../gateway/firmware/rollout.js';
+import { type DeviceBody, type FirmwareStore, type Logged, laterThan } from '../../gateway/firmware/releases.js';
+import { foldControls, patchDevice, rolloutStatus } from '../../gateway/firmware/rollout.js';
 import { formatOfferWindow, inOfferWindow, parseOfferWindow } from '../../gateway/firmware/window.js';
 import {
   CONTROL_ACTIONS,
@@ -41,6 +42,7 @@ const storeWith = (controls: Logged<Control>[], steps: { step: number; halted: b
   ({
     rollouts: new Map([['r1', logged(rollout(), 1, '00')]]),
     deviceStates: [],
+    latestStates: () => undefined,
     steps: steps.map((s, i) => logged({ type: 'step', rollout: 'r1', ...s, at: i }, 10 + i, `s${i}`)),
     controls,
     releases: new Map(),
@@ -146,6 +148,45 @@ describe('rollout controls fold', () => {
     );
     const aborted = rolloutStatus(storeWith([control('abort', 5, 'a')], [{ step: 2, halted: false }]), 'r1')!;
     expect(aborted).toMatchObject({ state: 'aborted', aborted: true });
+  });
+
+  it('a fold patched with each device block (as the runner keeps it) equals the fold made afresh, whatever the order (property)', () => {
+    const states = ['offered', 'downloading', 'verified', 'installing', 'confirmed', 'failed', 'rolled-back'] as const;
+    const arb = fc.array(
+      fc.record({
+        device: fc.constantFrom('d1', 'd2', 'd3', 'x9'),
+        state: fc.constantFrom(...states),
+        lamport: fc.nat(20),
+        hash: fc.constantFrom('0a', '1b', 'ff'),
+      }),
+      { maxLength: 30 },
+    );
+    fc.assert(
+      fc.property(arb, (blocks) => {
+        // What FirmwareStore keeps: each device's latest block (laterThan), as they arrive.
+        const latest = new Map<string, Logged<DeviceBody>>();
+        const store = { ...storeWith([]), latestStates: () => latest } as unknown as FirmwareStore;
+        const patched = rolloutStatus(store, 'r1')!;
+        for (const [i, b] of blocks.entries()) {
+          const body: DeviceBody = {
+            type: 'device',
+            rollout: 'r1',
+            device: b.device,
+            state: b.state,
+            percent: 0,
+            reason: '',
+            at: i,
+          };
+          const l = logged(body, b.lamport, `${b.hash}${i}`);
+          const held = latest.get(b.device);
+          if (!held || laterThan(l, held)) latest.set(b.device, l);
+          patchDevice(patched, b.device, latest.get(b.device)!.body);
+        }
+        const fresh = rolloutStatus(store, 'r1')!;
+        expect(patched.devices).toEqual(fresh.devices);
+        expect(patched.counts).toEqual(fresh.counts);
+      }),
+    );
   });
 });
 
