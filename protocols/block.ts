@@ -217,6 +217,21 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/**
+ * Made once, not per value: canonical encoding runs for every block written and read (a read
+ * re-encodes to check the form), and per-key Writers were most of a busy gateway's garbage
+ * (bench/firmware-rollout.ts). The compiled build turns a `\p{…}` literal into a RegExp
+ * constructed where it stands, hence the constant.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+const TRUE = Uint8Array.of(0xf5);
+const FALSE = Uint8Array.of(0xf4);
+const NULL = Uint8Array.of(0xf6);
+/** The encodings of the unsigned integers 0..23 (one byte each): nearly every map key. */
+const SMALL_UINTS = Array.from({ length: 24 }, (_, i) => Uint8Array.of(i));
+const keyBytes = (k: number | string): Uint8Array =>
+  typeof k === 'number' && Number.isInteger(k) && k >= 0 && k < 24 ? SMALL_UINTS[k]! : encodeCanonical(k);
+
 function write(w: Writer, v: Canon): void {
   if (typeof v === 'number') {
     if (!Number.isSafeInteger(v))
@@ -224,16 +239,16 @@ function write(w: Writer, v: Canon): void {
     if (v >= 0) w.head(0, v);
     else w.head(1, -1 - v);
   } else if (typeof v === 'string') {
-    if (/\p{Surrogate}/u.test(v)) throw new ProtocolUsageError('block/bad-text', 'text with a lone surrogate');
+    if (LONE_SURROGATE.test(v)) throw new ProtocolUsageError('block/bad-text', 'text with a lone surrogate');
     w.bytes(3, utf8.encode(v));
-  } else if (typeof v === 'boolean') w.raw(Uint8Array.of(v ? 0xf5 : 0xf4));
-  else if (v === null) w.raw(Uint8Array.of(0xf6));
+  } else if (typeof v === 'boolean') w.raw(v ? TRUE : FALSE);
+  else if (v === null) w.raw(NULL);
   else if (v instanceof Uint8Array) w.bytes(2, v);
   else if (Array.isArray(v)) {
     w.head(4, v.length);
     for (const x of v as readonly Canon[]) write(w, x);
   } else if (v instanceof Map) {
-    const entries = [...(v as ReadonlyMap<number | string, Canon>)].map(([k, x]) => [encodeCanonical(k), x] as const);
+    const entries = [...(v as ReadonlyMap<number | string, Canon>)].map(([k, x]) => [keyBytes(k), x] as const);
     entries.sort((a, b) => compareBytes(a[0], b[0]));
     w.head(5, entries.length);
     for (let i = 0; i < entries.length; i++) {

@@ -282,19 +282,24 @@ export class RolloutRunner {
     const authored = this.authoredStage.get(st.id);
     if (authored !== undefined && (authored < 0 || authored > st.stage)) return; // its step block is not durable yet
     const size = st.stages[st.stage] ?? r.devices.length;
-    const current = r.devices.slice(0, size);
-    const failed = current.filter((d) => ['failed', 'rolled-back'].includes(st.devices.get(d)!.state)).length;
+    // One pass over the stage's devices (this runs after every device that ends).
+    let failed = 0;
+    const open: string[] = [];
+    for (const d of r.devices.slice(0, size)) {
+      const state = st.devices.get(d)!.state;
+      if (state === 'failed' || state === 'rolled-back') failed++;
+      else if (!isFinalState(state as UpdateState)) open.push(d);
+    }
     if (failed * 100 > r.haltPercent * size) {
       this.author({ type: 'step', rollout: st.id, step: st.stage, halted: true, at: Date.now() });
       this.authoredStage.set(st.id, -1);
-      for (const d of current) this.d.transfer.drop(d);
+      for (const d of r.devices.slice(0, size)) this.d.transfer.drop(d);
       this.d.logger.warn(
         { rollout: st.id, stage: st.stage, failed, of: size },
         `rollout ${st.id} halted at stage ${st.stage}: ${failed} of ${size} devices failed`,
       );
       return;
     }
-    const open = current.filter((d) => !isFinalState(st.devices.get(d)!.state as UpdateState));
     if (open.length === 0 && !st.paused) {
       this.author({ type: 'step', rollout: st.id, step: st.stage + 1, halted: false, at: Date.now() });
       this.authoredStage.set(st.id, st.stage + 1);
