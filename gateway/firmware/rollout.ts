@@ -160,7 +160,9 @@ export interface RolloutRunnerDeps {
 /** Runs this gateway's rollouts: offers, records each device's progress, moves through the stages. */
 export class RolloutRunner {
   private timer?: NodeJS.Timeout;
-  private readonly offeredAt = new Map<string, number>();
+  /** When each device was last offered, per rollout (keyed without building a string per device and tick). */
+  private readonly offeredAt = new Map<string, Map<string, number>>();
+  private soon?: NodeJS.Immediate;
   /** Last recorded (state, percent bucket) per rollout/device, so progress is logged on change only. */
   private readonly recorded = new Map<string, string>();
   /** Stage (or halt, as -1) authored per rollout and not yet back from the log. */
@@ -189,9 +191,7 @@ export class RolloutRunner {
         }
         this.folded.clear();
         if (b.body.type !== 'control' && b.body.type !== 'step') return;
-        setImmediate(() => {
-          if (this.timer) this.tick(); // not once stopped
-        });
+        this.tickSoon();
       }),
     ];
   }
@@ -205,6 +205,7 @@ export class RolloutRunner {
 
   stop(): void {
     clearInterval(this.timer);
+    clearImmediate(this.soon);
     this.timer = undefined;
     for (const u of this.unsubscribe) u();
   }
@@ -239,7 +240,7 @@ export class RolloutRunner {
       if (!st.devices.has(e.device)) continue;
       // A device of a running rollout saying it is idle (its hello, or a download it gave up):
       // offer now rather than at the next retry.
-      if (e.report.state === 'idle') this.offeredAt.delete(`${st.id}/${e.device}`);
+      if (e.report.state === 'idle') this.offeredAt.get(st.id)?.delete(e.device);
       if (st.digest !== e.digest) continue;
       const r = e.report;
       const size = this.d.store.releases.get(st.digest)?.signed.manifest.size ?? 1;
@@ -266,9 +267,17 @@ export class RolloutRunner {
           `firmware ${r.state}`,
         );
         // Advance (or halt) once the block is in: the fold reads the log.
-        setImmediate(() => this.tick());
+        this.tickSoon();
       }
     }
+  }
+
+  /** One tick at the next turn of the event loop, however many asked for it (a burst of devices ending). */
+  private tickSoon(): void {
+    this.soon ??= setImmediate(() => {
+      this.soon = undefined;
+      if (this.timer) this.tick(); // not once stopped
+    });
   }
 
   tick(): void {
@@ -310,11 +319,12 @@ export class RolloutRunner {
     const now = Date.now();
     // Paused or outside the window: nothing new, but a device that took the offer may finish.
     const onlyTaken = st.paused || !inOfferWindow(st.window, new Date(now));
+    let offered = this.offeredAt.get(st.id);
+    if (!offered) this.offeredAt.set(st.id, (offered = new Map()));
     for (const d of open) {
       if (onlyTaken && !TAKEN.has(st.devices.get(d)!.state)) continue;
-      const key = `${st.id}/${d}`;
-      if (now - (this.offeredAt.get(key) ?? 0) < (this.d.reofferMs ?? 10_000)) continue;
-      this.offeredAt.set(key, now);
+      if (now - (offered.get(d) ?? 0) < (this.d.reofferMs ?? 10_000)) continue;
+      offered.set(d, now);
       this.d.transfer.offer(d, release, st.id);
     }
   }
