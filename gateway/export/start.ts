@@ -4,6 +4,7 @@
  * with the health checks. Each data sink is a principal of the policy file and gets only
  * the streams (policies) it may read; without a policy file every sink gets every stream.
  */
+import { join } from 'node:path';
 import { parsePublicKey, toHex } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
 import type { ActionSpec, RuleSet } from '../../rules/dsl/types.js';
@@ -122,6 +123,7 @@ export class GatewayExport {
           gateway: config.gateway.id,
           minIntervalMs: config.alerts.minIntervalSeconds * 1000,
           maxPerMinute: config.alerts.maxPerMinute,
+          stateFile: join(config.gateway.dataDir, 'alerts.json'),
         },
         log.child({ component: 'alerts' }),
       );
