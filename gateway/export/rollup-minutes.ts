@@ -20,6 +20,17 @@ const FIELDS = 4;
 const ROW_BYTES = CELLS * FIELDS * 8;
 
 type RowKey = [string, string, number];
+export type CellFn = (t: number, count: number, min: number, max: number, sum: number) => void;
+
+function scanRow(r: { start: number; row: Float64Array }, from: number, to: number, fn: CellFn): void {
+  const row = r.row;
+  for (let c = 0; c < CELLS; c++) {
+    const i = c * FIELDS;
+    if (row[i] === 0) continue;
+    const t = r.start + c * MINUTE;
+    if (t >= from && t < to) fn(t, row[i]!, row[i + 1]!, row[i + 2]!, row[i + 3]!);
+  }
+}
 
 export class MinuteRows {
   constructor(private readonly db: Database<Buffer, RowKey>) {}
@@ -52,17 +63,32 @@ export class MinuteRows {
 
   /** Minute buckets of one series in [from, to), in time order. */
   *buckets(device: string, name: string, from: number, to: number): Generator<[number, Bucket]> {
+    const out: [number, Bucket][] = [];
+    for (const row of this.rows(device, name, from, to)) {
+      out.length = 0;
+      scanRow(row, from, to, (t, count, min, max, sum) => out.push([t, { count, min, max, sum }]));
+      yield* out;
+    }
+  }
+
+  /** The same minutes as `buckets`, to a callback (no object per minute: the aggregate query's loop). */
+  scan(device: string, name: string, from: number, to: number, fn: CellFn): void {
+    for (const row of this.rows(device, name, from, to)) scanRow(row, from, to, fn);
+  }
+
+  private *rows(
+    device: string,
+    name: string,
+    from: number,
+    to: number,
+  ): Generator<{ start: number; row: Float64Array }> {
     const start = Math.floor(from / HOUR) * HOUR;
     for (const { key, value } of this.db.getRange({ start: [device, name, start], end: [device, name, to] })) {
       if (value.length !== ROW_BYTES) continue; // not a row this code wrote
-      const row = new Float64Array(value.buffer.slice(value.byteOffset, value.byteOffset + ROW_BYTES));
-      for (let c = 0; c < CELLS; c++) {
-        const i = c * FIELDS;
-        if (row[i] === 0) continue;
-        const t = key[2] + c * MINUTE;
-        if (t < from || t >= to) continue;
-        yield [t, { count: row[i]!, min: row[i + 1]!, max: row[i + 2]!, sum: row[i + 3]! }];
-      }
+      yield {
+        start: key[2],
+        row: new Float64Array(value.buffer.slice(value.byteOffset, value.byteOffset + ROW_BYTES)),
+      };
     }
   }
 

@@ -117,18 +117,26 @@ export class RollupStore implements ExportTarget {
     const flush = (): void => {
       if (cur) out.push({ t: cur.t, count: cur.count, min: cur.min, mean: cur.sum / cur.count, max: cur.max });
     };
-    for (const [t, v] of this.buckets(device, name, b, Math.floor(from / stepMs) * stepMs, to)) {
+    const fold = (t: number, count: number, min: number, max: number, sum: number): void => {
       const pt = Math.floor(t / stepMs) * stepMs;
       if (cur?.t !== pt) {
         flush();
-        cur = { t: pt, ...v };
+        cur = { t: pt, count, min, max, sum };
       } else {
-        cur.count += v.count;
-        cur.min = Math.min(cur.min, v.min);
-        cur.max = Math.max(cur.max, v.max);
-        cur.sum += v.sum;
+        cur.count += count;
+        cur.min = Math.min(cur.min, min);
+        cur.max = Math.max(cur.max, max);
+        cur.sum += sum;
       }
-    }
+    };
+    const start = Math.floor(from / stepMs) * stepMs;
+    // Minute entries of the layout before in range (usually none): the merging path; else the packed rows alone.
+    let legacy = false;
+    if (b === 60)
+      for (const _ of this.db.getKeys({ start: [device, name, 60, start], end: [device, name, 60, to], limit: 1 }))
+        legacy = true;
+    if (b === 60 && !legacy) this.minutes.scan(device, name, start, to, fold);
+    else for (const [t, v] of this.buckets(device, name, b, start, to)) fold(t, v.count, v.min, v.max, v.sum);
     flush();
     return out;
   }
