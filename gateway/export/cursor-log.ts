@@ -8,6 +8,10 @@
  * several gateways for one sink (the owner, then a standby that took over) are merged per
  * chain, keeping the one that confirmed more (`mergeCursors`): each says what that sink's far
  * end holds, so the merge never claims a block no gateway had confirmed.
+ *
+ * Only each sink's latest cursor block matters, so once this gateway's `$export` stream holds
+ * more than PRUNE_AFTER blocks above its mark it logs a retention mark (kind 6) at the oldest
+ * of its latest block per shared sink: every replica prunes the superseded ones alike.
  */
 import {
   type Block,
@@ -36,7 +40,11 @@ export interface LoggedCursor {
   readonly cursor: ExportCursor;
   readonly at: number;
   readonly lamport: number;
+  readonly seq: number;
 }
+
+/** Own `$export` blocks above the mark before the superseded ones are pruned. */
+const PRUNE_AFTER = 256;
 
 /** The body record of a sink's cursor (at most MAX_CURSOR_CHAINS chains: the furthest behind kept first). */
 export function cursorRecord(sink: string, cursor: ExportCursor, at: number): CursorRecord {
@@ -84,24 +92,36 @@ function loggedCursor(sb: { readonly block: Block }): LoggedCursor | undefined {
   if (b.kind !== 'cursor') return undefined;
   const r = decodeCursorBody(b.body as CborValue);
   if (!r.ok) return undefined;
-  return { sink: r.value.sink, author: toHex(b.author), cursor: cursorOf(r.value), at: r.value.at, lamport: b.lamport };
+  return {
+    sink: r.value.sink,
+    author: toHex(b.author),
+    cursor: cursorOf(r.value),
+    at: r.value.at,
+    lamport: b.lamport,
+    seq: b.seq,
+  };
 }
 
 export class CursorLog {
+  /** Seq of this gateway's latest cursor block per shared sink: the superseded ones below may go. */
+  private readonly ownLatest = new Map<string, number>();
+
   constructor(
     private readonly log: BlockLog,
     /** Where this gateway authors blocks (the ingest commit loop), so a block never rides a transaction in doubt. */
     private readonly inCommit: (author: () => void) => void,
   ) {}
 
-  /** Every cursor block held for `sinks`, oldest first by lamport (at start). */
+  /** Every cursor block held for `sinks` (the shared sinks configured), oldest first by lamport (at start). */
   held(sinks: ReadonlySet<string>): LoggedCursor[] {
     const out: LoggedCursor[] = [];
     for (const hash of this.log.hashesOfKind('cursor')) {
       const env = this.log.getEnvelope(hash);
       const sb = env && decodeSignedBlock(env);
       const c = sb?.ok ? loggedCursor(sb.value) : undefined;
-      if (c && sinks.has(c.sink)) out.push(c);
+      if (!c || !sinks.has(c.sink)) continue;
+      out.push(c);
+      if (c.author === this.log.author && c.seq > (this.ownLatest.get(c.sink) ?? -1)) this.ownLatest.set(c.sink, c.seq);
     }
     return out.sort((a, b) => a.lamport - b.lamport);
   }
@@ -121,7 +141,8 @@ export class CursorLog {
     await new Promise<void>((resolve, reject) =>
       this.inCommit(() => {
         try {
-          this.log.appendBlock({ kind: 'cursor', body }, CURSOR_STREAM);
+          this.ownLatest.set(sink, this.log.appendBlock({ kind: 'cursor', body }, CURSOR_STREAM).block.seq);
+          this.pruneSuperseded(at);
           resolve();
         } catch (err) {
           reject(err);
@@ -129,5 +150,14 @@ export class CursorLog {
       }),
     );
     await this.log.durable();
+  }
+
+  /** A retention mark below the oldest latest block per sink, once enough superseded ones piled up. */
+  private pruneSuperseded(at: number): void {
+    const self = this.log.author;
+    const range = this.log.streamRange(self, CURSOR_STREAM);
+    if (!range || range.count <= PRUNE_AFTER) return;
+    const low = Math.min(...this.ownLatest.values());
+    if (low > this.log.mark(self, CURSOR_STREAM)) this.log.retain(CURSOR_STREAM, low, at);
   }
 }

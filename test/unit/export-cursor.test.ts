@@ -2,12 +2,15 @@
  * The cursor block body (protocols/export-cursor.ts): round trips through canonical CBOR and a
  * signed block, one encoding whatever the entry order, bounds and arbitrary input never
  * throwing; the gateway's mapping from an export cursor and back, and the merge of cursors
- * logged by several gateways (never more than one of them confirmed, never less than either).
+ * logged by several gateways (never more than one of them confirmed, never less than either);
+ * in a real log, superseded cursor blocks pruned while each sink's latest stays.
  */
+import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../gateway/config.js';
-import { cursorOf, cursorRecord, mergeCursors } from '../../gateway/export/cursor-log.js';
+import { logNode } from '../helpers/log-node.js';
+import { CursorLog, cursorOf, cursorRecord, mergeCursors } from '../../gateway/export/cursor-log.js';
 import type { ExportCursor } from '../../gateway/export/source.js';
 import {
   decodeBlock,
@@ -18,6 +21,7 @@ import {
   toHex,
 } from '../../protocols/index.js';
 import {
+  CURSOR_STREAM,
   type CursorChain,
   type CursorRecord,
   cursorBody,
@@ -185,5 +189,32 @@ describe('export.sinks[].owner in the config', () => {
     expect(c.export.sinks[0]).toMatchObject({ owner: 'gw-a', takeoverAfterSeconds: 60, cursorBlockSeconds: 10 });
     expect(() => validateConfig({ gateway: { id: 'gw-a' }, ...sink('gw-z') })).toThrow(ConfigError);
     expect(() => validateConfig({ gateway: { id: 'gw-a' }, ...sink('gw-z') })).toThrow(/owner.*gw-z.*sync\.peers/s);
+  });
+});
+
+describe('cursor blocks in a real log', () => {
+  it('keeps each sink latest cursor block and prunes the superseded ones once enough piled up', async () => {
+    const closers: (() => Promise<void> | void)[] = [];
+    try {
+      const node = logNode(randomBytes(32), [], [], closers);
+      const cursors = new CursorLog(node.log, (a) => a());
+      const sinks = new Set(['warehouse', 'cloud']);
+      const chain = `${'ab'.repeat(32)}/default`;
+      for (let i = 0; i < 300; i++)
+        await cursors.append(i % 10 === 0 ? 'cloud' : 'warehouse', { [chain]: { done: i } }, 1_000 + i);
+      await node.log.settled();
+      const self = node.log.author;
+      const mark = node.log.mark(self, CURSOR_STREAM);
+      expect(mark).toBeGreaterThan(0);
+      expect(node.log.streamRange(self, CURSOR_STREAM)!.count).toBeLessThanOrEqual(300 - mark + 1);
+      // Whatever was pruned, the latest block of each sink is held: a restart (or a sibling) resumes from it.
+      const held = new CursorLog(node.log, (a) => a()).held(sinks);
+      const latest = (sink: string) => held.filter((c) => c.sink === sink).at(-1)!.cursor[chain]!.done;
+      expect(latest('warehouse')).toBe(299);
+      expect(latest('cloud')).toBe(290);
+      expect(held.every((c) => c.seq >= mark)).toBe(true);
+    } finally {
+      for (const c of closers) await c();
+    }
   });
 });
