@@ -3,12 +3,17 @@
  * signed block, one encoding whatever the entry order, bounds and arbitrary input never
  * throwing; the gateway's mapping from an export cursor and back, and the merge of cursors
  * logged by several gateways (never more than one of them confirmed, never less than either);
- * in a real log, superseded cursor blocks pruned while each sink's latest stays.
+ * in a real log, superseded cursor blocks pruned while each sink's latest stays; under a policy
+ * file the `$export` stream goes to sibling gateways only.
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateConfig } from '../../gateway/config.js';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import { parsePolicyText } from '../../gateway/policy/load.js';
+import { Permissions } from '../../gateway/policy/permissions.js';
+import { SyncPolicy } from '../../gateway/policy/sync-filter.js';
 import { logNode } from '../helpers/log-node.js';
 import { CursorLog, cursorOf, cursorRecord, mergeCursors } from '../../gateway/export/cursor-log.js';
 import type { ExportCursor } from '../../gateway/export/source.js';
@@ -18,6 +23,7 @@ import {
   encodeBlock,
   encodeCanonical,
   ProtocolUsageError,
+  publicKeyToDidKey,
   toHex,
 } from '../../protocols/index.js';
 import {
@@ -216,5 +222,28 @@ describe('cursor blocks in a real log', () => {
     } finally {
       for (const c of closers) await c();
     }
+  });
+});
+
+describe('the $export stream under a policy file', () => {
+  it('goes to sibling gateways, not to cloud peers or unknown keys', () => {
+    const [a, b, cloud, stranger] = [0, 1, 2, 3].map(() => publicKeyFromSeed(randomBytes(32)));
+    const set = parsePolicyText(
+      `principals:
+  gw-a: { key: "${publicKeyToDidKey(a!)}", kind: gateway }
+  gw-b: { key: "${publicKeyToDidKey(b!)}", kind: gateway }
+  lake: { key: "${publicKeyToDidKey(cloud!)}", kind: cloud }
+policies:
+  telemetry: { reach: cloud, relations: { holder: ["*"] } }
+`,
+      'p.yaml',
+    );
+    const filter = new SyncPolicy(new Permissions(set, ''), { key: toHex(a!) });
+    expect(filter.mayHold(toHex(b!), toHex(a!), CURSOR_STREAM).allowed).toBe(true);
+    expect(filter.mayHold(toHex(cloud!), toHex(a!), CURSOR_STREAM)).toMatchObject({
+      allowed: false,
+      missing: 'gateway',
+    });
+    expect(filter.mayHold(toHex(stranger!), toHex(a!), CURSOR_STREAM).allowed).toBe(false);
   });
 });
