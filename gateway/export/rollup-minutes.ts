@@ -22,14 +22,22 @@ const ROW_BYTES = CELLS * FIELDS * 8;
 type RowKey = [string, string, number];
 export type CellFn = (t: number, count: number, min: number, max: number, sum: number) => void;
 
-function scanRow(r: { start: number; row: Float64Array }, from: number, to: number, fn: CellFn): void {
+/** Reads the stored bytes in place (little-endian whatever the platform; no copy, so no garbage per row). */
+function scanRow(r: { start: number; row: Buffer }, from: number, to: number, fn: CellFn): void {
   const row = r.row;
   for (let c = 0; c < CELLS; c++) {
-    const i = c * FIELDS;
-    if (row[i] === 0) continue;
+    const o = c * FIELDS * 8;
+    const count = row.readDoubleLE(o);
+    if (count === 0) continue;
     const t = r.start + c * MINUTE;
-    if (t >= from && t < to) fn(t, row[i]!, row[i + 1]!, row[i + 2]!, row[i + 3]!);
+    if (t >= from && t < to) fn(t, count, row.readDoubleLE(o + 8), row.readDoubleLE(o + 16), row.readDoubleLE(o + 24));
   }
+}
+
+function toBytes(row: Float64Array): Buffer {
+  const b = Buffer.alloc(ROW_BYTES);
+  for (let i = 0; i < row.length; i++) b.writeDoubleLE(row[i]!, i * 8);
+  return b;
 }
 
 export class MinuteRows {
@@ -57,7 +65,7 @@ export class MinuteRows {
           row[i + 3] = row[i + 3]! + b.sum;
         }
       }
-      this.db.putSync(k, Buffer.from(row.buffer, row.byteOffset, row.byteLength));
+      this.db.putSync(k, toBytes(row));
     }
   }
 
@@ -76,20 +84,10 @@ export class MinuteRows {
     for (const row of this.rows(device, name, from, to)) scanRow(row, from, to, fn);
   }
 
-  private *rows(
-    device: string,
-    name: string,
-    from: number,
-    to: number,
-  ): Generator<{ start: number; row: Float64Array }> {
+  private *rows(device: string, name: string, from: number, to: number): Generator<{ start: number; row: Buffer }> {
     const start = Math.floor(from / HOUR) * HOUR;
-    for (const { key, value } of this.db.getRange({ start: [device, name, start], end: [device, name, to] })) {
-      if (value.length !== ROW_BYTES) continue; // not a row this code wrote
-      yield {
-        start: key[2],
-        row: new Float64Array(value.buffer.slice(value.byteOffset, value.byteOffset + ROW_BYTES)),
-      };
-    }
+    for (const { key, value } of this.db.getRange({ start: [device, name, start], end: [device, name, to] }))
+      if (value.length === ROW_BYTES) yield { start: key[2], row: value }; // else not a row this code wrote
   }
 
   /** Drops the minutes of one series before `cutoff` (whole rows, and the older part of the row holding it). In a transaction. */
@@ -112,14 +110,16 @@ export class MinuteRows {
       }
     if (!changed) return n;
     if (row.every((v, i) => i % FIELDS !== 0 || v === 0)) this.db.removeSync(k);
-    else this.db.putSync(k, Buffer.from(row.buffer, row.byteOffset, row.byteLength));
+    else this.db.putSync(k, toBytes(row));
     return n + 1;
   }
 
   private read(k: RowKey): Float64Array | undefined {
     const v = this.db.getBinary(k);
     if (!v || v.length !== ROW_BYTES) return undefined;
-    return new Float64Array(v.buffer.slice(v.byteOffset, v.byteOffset + ROW_BYTES));
+    const row = new Float64Array(CELLS * FIELDS);
+    for (let i = 0; i < row.length; i++) row[i] = v.readDoubleLE(i * 8);
+    return row;
   }
 }
 
