@@ -335,6 +335,15 @@ export const configSchema = z
           message: `"${n}" is a postgres sink: alerts go to http or mqtt sinks`,
         });
     });
+    const gateways = new Set([c.gateway.id, ...c.sync.peers.map((p) => p.id)]);
+    c.export.sinks.forEach((s, i) => {
+      if (s.type !== 'http' && s.owner !== undefined && !gateways.has(s.owner))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['export', 'sinks', i, 'owner'],
+          message: `"${s.owner}" is neither gateway.id nor a sync.peers id`,
+        });
+    });
     if (c.policy.file !== undefined)
       c.export.sinks.forEach((s, i) => {
         if (s.type !== 'http' && s.principal === undefined)

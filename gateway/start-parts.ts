@@ -304,6 +304,7 @@ export function startExport(
       selfKey: identity.publicKey,
       permissions: ctx.policies.permissions,
       ...(deps.rules && { rules: deps.rules }),
+      inCommit: (a) => ctx.ingest.appendInCommit(a),
       log,
     }).start(),
     (e) => e.stop(),

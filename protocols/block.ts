@@ -59,7 +59,9 @@ export const BlockKinds = {
   sealed: 7,
   keys: 8,
   firmware: 9,
-  /** A device's desired settings (protocols/settings.ts); 16 leaves 9..15 to other kinds. */
+  /** An export sink's progress (protocols/export-cursor.ts), so a sibling can take the sink over. */
+  cursor: 10,
+  /** A device's desired settings (protocols/settings.ts); 16 leaves 11..15 to other kinds. */
   settings: 16,
 } as const;
 export type BlockKind = keyof typeof BlockKinds;

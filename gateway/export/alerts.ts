@@ -9,11 +9,13 @@
  * most once per interval per key (the last state wins). `maxPerMinute` caps each notifier
  * over all keys; what it holds back goes out at a later flush. One-shot alerts (a watchdog
  * or interlock alert, with nothing that clears them) are sent once per `minIntervalMs` per
- * key and have no resolution. State is kept in memory: after a restart a condition that
- * still holds is raised again, and the resolution of one raised before it is not sent. A key
- * neither raised nor awaiting its resolution is forgotten once `minIntervalMs` has passed.
+ * key and have no resolution. With `stateFile` the state survives a restart (alert-state.ts):
+ * a condition raised again after it is not sent again, and one resolved after it gets its
+ * resolution. A key neither raised nor awaiting its resolution is forgotten once
+ * `minIntervalMs` has passed.
  */
 import type { Logger } from '../logger.js';
+import { type AlertSnapshot, AlertStateFile, type Condition, type Notified } from './alert-state.js';
 import type { Alert, Notifier } from './sinks/types.js';
 
 export interface AlertOptions {
@@ -22,22 +24,8 @@ export interface AlertOptions {
   readonly maxPerMinute: number;
   readonly now?: () => number;
   readonly flushMs?: number;
-}
-
-interface Condition {
-  readonly kind: string;
-  readonly message: string;
-  readonly detail?: Record<string, unknown>;
-  readonly since: number;
-  /** One-shot: sent once, never resolved. */
-  readonly once?: boolean;
-}
-
-interface Notified {
-  state: 'firing' | 'resolved';
-  at: number;
-  /** The condition's `since` this state was sent for (a new firing has a new since). */
-  since: number;
+  /** Where the state is kept across restarts (`<dataDir>/alerts.json`); absent: memory only. */
+  readonly stateFile?: string;
 }
 
 export class AlertManager {
@@ -51,6 +39,7 @@ export class AlertManager {
   private readonly timer: NodeJS.Timeout;
   private readonly now: () => number;
   readonly stats = { sent: 0, failed: 0, held: 0 };
+  private readonly state?: AlertStateFile;
 
   constructor(
     private readonly notifiers: readonly Notifier[],
@@ -59,6 +48,15 @@ export class AlertManager {
   ) {
     this.now = opts.now ?? Date.now;
     for (const n of notifiers) this.told.set(n.name, new Map());
+    if (opts.stateFile) {
+      this.state = new AlertStateFile(opts.stateFile);
+      try {
+        const saved = this.state.load();
+        if (saved) this.restore(saved);
+      } catch (e) {
+        log.warn({ file: opts.stateFile, err: String(e) }, `alert state not restored (${String(e)}): starting afresh`);
+      }
+    }
     this.timer = setInterval(() => this.flush(), opts.flushMs ?? 1000);
     this.timer.unref();
   }
@@ -69,6 +67,7 @@ export class AlertManager {
     this.cleared.delete(key);
     this.active.set(key, { kind, message, since: this.now(), ...(detail && { detail }), ...(once && { once }) });
     this.log.warn({ alert: key, kind, ...detail }, `alert: ${message}`);
+    this.persist();
     this.flush();
   }
 
@@ -79,6 +78,7 @@ export class AlertManager {
     this.active.delete(key);
     this.cleared.set(key, { ...c, message: message ?? `resolved: ${c.message}` });
     this.log.info({ alert: key, kind: c.kind }, message ?? `alert resolved: ${c.message}`);
+    this.persist();
     this.flush();
   }
 
@@ -142,6 +142,7 @@ export class AlertManager {
             this.stats.sent++;
             told.set(key, { state: want, at: now, since: cond.since });
             this.settle(key);
+            this.persist();
           },
           (e: unknown) => {
             this.inFlight.delete(id);
@@ -153,6 +154,31 @@ export class AlertManager {
           },
         );
       }
+    }
+    this.persist();
+  }
+
+  /** What notifiers were told of (only notifiers still configured) and what is raised or awaiting resolution. */
+  private restore(s: AlertSnapshot): void {
+    for (const [k, c] of s.active) this.active.set(k, c);
+    for (const [k, c] of s.cleared) this.cleared.set(k, c);
+    for (const [name, keys] of s.told) {
+      const told = this.told.get(name);
+      if (told) for (const [k, t] of keys) told.set(k, t);
+    }
+  }
+
+  /** Saves the state when it changed (no-op without a state file); a failed write is logged and retried on the next change. */
+  private persist(): void {
+    if (!this.state) return;
+    try {
+      this.state.save({
+        active: [...this.active],
+        cleared: [...this.cleared],
+        told: [...this.told].map(([n, m]) => [n, [...m]]),
+      });
+    } catch (e) {
+      this.log.warn({ err: String(e) }, `alert state not saved: ${String(e)}`);
     }
   }
 
@@ -188,5 +214,6 @@ export class AlertManager {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
+    this.persist();
   }
 }

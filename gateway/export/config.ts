@@ -35,6 +35,17 @@ const common = {
     .default(300),
   /** Allow an unencrypted connection to a host beyond loopback. */
   insecure: z.boolean().default(false),
+  /**
+   * A sink shared by siblings: the `gateway.id` that exports it. Its progress is logged as
+   * signed cursor blocks (synced); every other gateway with the same sink stands by and takes
+   * it over when the owner's cursor stops moving while blocks wait. Absent: this gateway's
+   * sink alone, its cursor kept in the local store only.
+   */
+  owner: name.optional(),
+  /** A standby takes over once the owner's cursor has left blocks unexported this long without a newer cursor block. */
+  takeoverAfterSeconds: z.number().int().min(5).max(86_400).default(60),
+  /** A shared sink's cursor is logged at most this often while it moves (and always on a clean stop). */
+  cursorBlockSeconds: z.number().int().min(1).max(3600).default(10),
 };
 
 export const postgresSinkSchema = z

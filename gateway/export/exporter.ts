@@ -7,6 +7,7 @@
  * one is read (the log and the far end work at once); nothing else is buffered in memory.
  */
 import type { Logger } from '../logger.js';
+import { mergeCursors } from './cursor-log.js';
 import type { CursorStore } from './cursors.js';
 import {
   chainKey,
@@ -17,6 +18,7 @@ import {
   pendingBlocks,
   type ResendPriority,
 } from './source.js';
+import type { SinkSharing } from './takeover.js';
 
 /** A sink that confirms the way the exporter needs: deliver resolves only once the far end has it. */
 export interface ExportTarget {
@@ -36,9 +38,12 @@ export interface ExporterOptions {
   readonly maxBackoffMs?: number;
   /** Without news from the log, look again after this long (a grant may have made more readable). */
   readonly pollMs?: number;
+  /** A sink shared by siblings (takeover.ts): exported only while active, its cursor logged as blocks. */
+  readonly sharing?: SinkSharing;
 }
 
-export type ExporterState = 'starting' | 'caught-up' | 'exporting' | 'failing' | 'stopped';
+/** `standby`: a shared sink another gateway exports (takeover.ts). */
+export type ExporterState = 'starting' | 'caught-up' | 'exporting' | 'failing' | 'standby' | 'stopped';
 
 export interface ExporterStatus {
   readonly sink: string;
@@ -74,6 +79,9 @@ export class SinkExporter {
   private behindSince: number | undefined = Date.now();
   /** The first new-blocks notice since the last read (blocks that read may not have had). */
   private noticedSinceRead?: number;
+  /** Cursors other gateways logged for this shared sink, merged in between batches. */
+  private remote?: ExportCursor;
+  private delivering = false;
 
   constructor(
     private readonly target: ExportTarget,
@@ -90,6 +98,20 @@ export class SinkExporter {
       this.noticedSinceRead ??= now;
       if (this.state !== 'failing') this.wake?.();
     });
+    opts.sharing?.onRemote((c) => {
+      this.remote = this.remote ? mergeCursors(this.remote, c) : c;
+      if (!this.delivering) this.absorbRemote();
+    });
+  }
+
+  /** Merges what other gateways logged for this sink; true when it moved the cursor. */
+  private absorbRemote(): boolean {
+    if (!this.remote) return false;
+    const merged = mergeCursors(this.cursor, this.remote);
+    this.remote = undefined;
+    if (merged === this.cursor) return false;
+    this.cursor = merged;
+    return true;
   }
 
   get name(): string {
@@ -118,7 +140,16 @@ export class SinkExporter {
     let backoff = min;
     /** The batch after the one in flight, read while the sink was busy with it. */
     let ahead: ExportBatch | undefined;
+    const sharing = this.opts.sharing;
     while (!this.stopped) {
+      if (this.absorbRemote()) ahead = undefined;
+      if (sharing && !sharing.active(this.lagBlocks() > 0)) {
+        ahead = undefined;
+        this.state = 'standby';
+        this.behindSince = undefined;
+        await this.pause(this.opts.pollMs ?? 1000);
+        continue;
+      }
       let batch = ahead && this.stillReadable(ahead) ? ahead : undefined;
       ahead = undefined;
       batch ??= this.read(this.cursor);
@@ -129,6 +160,7 @@ export class SinkExporter {
         continue;
       }
       const started = Date.now();
+      this.delivering = true;
       try {
         if (this.target.deliverWithCursor)
           await this.target.deliverWithCursor(batch.frames, () =>
@@ -154,14 +186,18 @@ export class SinkExporter {
           this.log.warn({ sink: this.name, err: msg, retryMs: backoff }, `export to ${this.name} failed: ${msg}`);
         this.lastError = msg;
         this.state = 'failing';
+        this.delivering = false;
         await this.pause(backoff);
         backoff = Math.min(max, backoff * 2);
         continue;
       }
+      this.delivering = false;
       if (this.state === 'failing') this.log.info({ sink: this.name }, `export to ${this.name} resumed`);
       backoff = min;
       this.state = 'exporting';
       this.cursor = batch.cursor;
+      sharing?.moved(batch.cursor);
+      if (this.absorbRemote()) ahead = undefined;
       this.frames += batch.frames.length;
       this.batches++;
       this.lastDelivered = Date.now();
@@ -213,7 +249,10 @@ export class SinkExporter {
       batches: this.batches,
       failures: this.failures,
       lagBlocks,
-      lagSeconds: lagBlocks === 0 || this.behindSince === undefined ? 0 : Math.max(0, (now - this.behindSince) / 1000),
+      lagSeconds:
+        lagBlocks === 0 || this.behindSince === undefined || this.state === 'standby'
+          ? 0
+          : Math.max(0, (now - this.behindSince) / 1000),
       ...(this.lastError !== undefined && this.state === 'failing' && { lastError: this.lastError }),
       ...(this.lastDelivered !== undefined && { lastDelivered: new Date(this.lastDelivered).toISOString() }),
     };
@@ -225,5 +264,6 @@ export class SinkExporter {
     this.unsubscribe();
     this.wake?.();
     await this.loop;
+    await this.opts.sharing?.stop();
   }
 }

@@ -4,14 +4,18 @@
  * lmdb with their own retention. They are fed like a sink, from the log through the same
  * exporter (its own cursor), and each batch's bucket updates and the cursor commit in one
  * lmdb transaction: a frame counts once, however late or out of order it arrives (its
- * record time picks the bucket, not its arrival).
+ * record time picks the bucket, not its arrival). A batch is summed in memory first, so each
+ * bucket (each packed minute row) is read and written once per batch.
  *
- *   rollups        [device, name, step s, bucket ms] → {count, min, max, sum}
- *   rollup-series  [device, name] → 1
+ *   rollups         [device, name, 3600, bucket ms] → {count, min, max, sum}  (1-hour; and
+ *                   1-minute buckets [device, name, 60, bucket] written before rollup-minutes)
+ *   rollup-minutes  [device, name, hour ms] → 60 packed minutes (rollup-minutes.ts)
+ *   rollup-series   [device, name] → 1
  */
 import type { Database } from 'lmdb';
 import type { Store } from '../store/store.js';
 import type { ExportTarget } from './exporter.js';
+import { combineBuckets, MinuteRows, mergeBuckets } from './rollup-minutes.js';
 import { frameRecords } from './records.js';
 import type { ExportFrame } from './source.js';
 
@@ -42,6 +46,7 @@ export class RollupStore implements ExportTarget {
   readonly name = ROLLUP_TARGET;
   private readonly db: Database<Bucket, Key>;
   private readonly series: Database<number, [string, string]>;
+  private readonly minutes: MinuteRows;
 
   constructor(
     private readonly store: Store,
@@ -51,6 +56,7 @@ export class RollupStore implements ExportTarget {
   ) {
     this.db = store.root.openDB({ name: 'rollups' });
     this.series = store.root.openDB({ name: 'rollup-series' });
+    this.minutes = new MinuteRows(store.root.openDB({ name: 'rollup-minutes', encoding: 'binary' }));
   }
 
   deliver(frames: readonly ExportFrame[]): Promise<void> {
@@ -59,37 +65,44 @@ export class RollupStore implements ExportTarget {
 
   async deliverWithCursor(frames: readonly ExportFrame[], writeCursor: () => void): Promise<void> {
     const now = this.now();
+    // Per series, per step: the batch's sums by bucket (decoded outside the transaction).
+    const sums = new Map<string, { device: string; name: string; steps: Map<number, Bucket>[] }>();
+    for (const f of frames)
+      for (const r of frameRecords(f)) {
+        if (r.value === undefined || !Number.isFinite(r.value)) continue;
+        const id = `${f.device}\u0000${r.name}`;
+        let s = sums.get(id);
+        if (!s) sums.set(id, (s = { device: f.device, name: r.name, steps: ROLLUP_STEPS_S.map(() => new Map()) }));
+        ROLLUP_STEPS_S.forEach((step, i) => {
+          const bucket = Math.floor(r.time / (step * 1000)) * step * 1000;
+          if (bucket + step * 1000 <= now - this.retainMs[step]) return; // already past its retention
+          add(s.steps[i]!, bucket, { count: 1, min: r.value!, max: r.value!, sum: r.value! });
+        });
+      }
     await this.store.root.transaction(() => {
-      for (const f of frames)
-        for (const r of frameRecords(f)) {
-          if (r.value === undefined || !Number.isFinite(r.value)) continue;
-          if (!this.series.doesExist([f.device, r.name])) this.series.putSync([f.device, r.name], 1);
-          for (const step of ROLLUP_STEPS_S) {
-            const bucket = Math.floor(r.time / (step * 1000)) * step * 1000;
-            if (bucket + step * 1000 <= now - this.retainMs[step]) continue; // already past its retention
-            const k: Key = [f.device, r.name, step, bucket];
-            const b = this.db.get(k);
-            this.db.putSync(
-              k,
-              b
-                ? {
-                    count: b.count + 1,
-                    min: Math.min(b.min, r.value),
-                    max: Math.max(b.max, r.value),
-                    sum: b.sum + r.value,
-                  }
-                : { count: 1, min: r.value, max: r.value, sum: r.value },
-            );
-          }
+      for (const { device, name, steps } of sums.values()) {
+        if (!this.series.doesExist([device, name])) this.series.putSync([device, name], 1);
+        this.minutes.addSync(device, name, steps[0]!);
+        for (const [bucket, b] of steps[1]!) {
+          const k: Key = [device, name, 3600, bucket];
+          const old = this.db.get(k);
+          this.db.putSync(k, old ? combineBuckets(old, b) : b);
         }
+      }
       writeCursor();
     });
   }
 
   /** Raw buckets of one series and step in [from, to), in time order. */
   *buckets(device: string, name: string, step: RollupStep, from: number, to: number): Generator<[number, Bucket]> {
-    for (const { key, value } of this.db.getRange({ start: [device, name, step, from], end: [device, name, step, to] }))
-      yield [key[3], value];
+    const stored = (): Generator<[number, Bucket]> =>
+      (function* (db) {
+        for (const { key, value } of db.getRange({ start: [device, name, step, from], end: [device, name, step, to] }))
+          yield [key[3], value] as [number, Bucket];
+      })(this.db);
+    if (step === 3600) return yield* stored();
+    // Minutes: the packed rows, plus any written before them (usually none: one seek).
+    yield* mergeBuckets(this.minutes.buckets(device, name, from, to), [...stored()]);
   }
 
   /**
@@ -104,18 +117,26 @@ export class RollupStore implements ExportTarget {
     const flush = (): void => {
       if (cur) out.push({ t: cur.t, count: cur.count, min: cur.min, mean: cur.sum / cur.count, max: cur.max });
     };
-    for (const [t, v] of this.buckets(device, name, b, Math.floor(from / stepMs) * stepMs, to)) {
+    const fold = (t: number, count: number, min: number, max: number, sum: number): void => {
       const pt = Math.floor(t / stepMs) * stepMs;
       if (cur?.t !== pt) {
         flush();
-        cur = { t: pt, ...v };
+        cur = { t: pt, count, min, max, sum };
       } else {
-        cur.count += v.count;
-        cur.min = Math.min(cur.min, v.min);
-        cur.max = Math.max(cur.max, v.max);
-        cur.sum += v.sum;
+        cur.count += count;
+        cur.min = Math.min(cur.min, min);
+        cur.max = Math.max(cur.max, max);
+        cur.sum += sum;
       }
-    }
+    };
+    const start = Math.floor(from / stepMs) * stepMs;
+    // Minute entries of the layout before in range (usually none): the merging path; else the packed rows alone.
+    let legacy = false;
+    if (b === 60)
+      for (const _ of this.db.getKeys({ start: [device, name, 60, start], end: [device, name, 60, to], limit: 1 }))
+        legacy = true;
+    if (b === 60 && !legacy) this.minutes.scan(device, name, start, to, fold);
+    else for (const [t, v] of this.buckets(device, name, b, start, to)) fold(t, v.count, v.min, v.max, v.sum);
     flush();
     return out;
   }
@@ -132,6 +153,7 @@ export class RollupStore implements ExportTarget {
       for (const [device, name] of this.series.getKeys())
         for (const step of ROLLUP_STEPS_S) {
           const cutoff = now - this.retainMs[step] - step * 1000;
+          if (step === 60) n += this.minutes.pruneSync(device, name, cutoff);
           for (const k of this.db.getKeys({ start: [device, name, step, 0], end: [device, name, step, cutoff] })) {
             this.db.removeSync(k);
             n++;
@@ -140,4 +162,9 @@ export class RollupStore implements ExportTarget {
     });
     return n;
   }
+}
+
+function add(m: Map<number, Bucket>, t: number, b: Bucket): void {
+  const old = m.get(t);
+  m.set(t, old ? combineBuckets(old, b) : b);
 }

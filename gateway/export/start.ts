@@ -4,6 +4,7 @@
  * with the health checks. Each data sink is a principal of the policy file and gets only
  * the streams (policies) it may read; without a policy file every sink gets every stream.
  */
+import { join } from 'node:path';
 import { parsePublicKey, toHex } from '../../protocols/index.js';
 import type { Decision } from '../../rules/decision.js';
 import type { ActionSpec, RuleSet } from '../../rules/dsl/types.js';
@@ -14,6 +15,7 @@ import type { Permissions } from '../policy/permissions.js';
 import type { Store } from '../store/store.js';
 import { AlertManager } from './alerts.js';
 import { durationMs, type SinkConfig } from './config.js';
+import { CursorLog } from './cursor-log.js';
 import { CursorStore } from './cursors.js';
 import { type ExporterStatus, SinkExporter } from './exporter.js';
 import { BlockLogSource } from './log-source.js';
@@ -23,6 +25,7 @@ import { MqttSink } from './sinks/mqtt.js';
 import { PostgresSink } from './sinks/postgres.js';
 import type { DataSink, GatewayName, Notifier } from './sinks/types.js';
 import type { ExportSource } from './source.js';
+import { SinkSharing } from './takeover.js';
 
 export interface ExportDeps {
   readonly config: GatewayConfig;
@@ -33,6 +36,8 @@ export interface ExportDeps {
   readonly permissions?: Permissions;
   /** The rules the engine runs, if any: which of their alerts a later decision resolves. */
   readonly rules?: RuleSet;
+  /** Where blocks are authored (the ingest commit loop); a shared sink's cursor blocks go through it. */
+  readonly inCommit?: (author: () => void) => void;
   readonly log: Logger;
 }
 
@@ -56,11 +61,28 @@ export class GatewayExport {
     this.cursors = new CursorStore(store);
     const names = gatewayNames(config, deps.selfKey);
     const notifiers = new Map<string, Notifier>();
+    const cursorLog = new CursorLog(blockLog, deps.inCommit ?? ((a) => a()));
+    const shared: SinkSharing[] = [];
     for (const s of config.export.sinks) {
       const sink = makeSink(s, names, config.gateway.id);
       this.sinks.push(sink);
       if ('notify' in sink) notifiers.set(s.name, sink);
       if (s.type === 'http' || !('deliver' in sink)) continue;
+      const sharing =
+        s.owner === undefined
+          ? undefined
+          : new SinkSharing(
+              {
+                sink: s.name,
+                ownerKey: gatewayKey(config, deps.selfKey, s.owner),
+                selfKey: toHex(deps.selfKey),
+                takeoverAfterMs: s.takeoverAfterSeconds * 1000,
+                cursorBlockMs: s.cursorBlockSeconds * 1000,
+              },
+              cursorLog,
+              log.child({ component: 'export' }),
+            );
+      if (sharing) shared.push(sharing);
       this.exporters.push(
         new SinkExporter(
           sink,
@@ -71,10 +93,16 @@ export class GatewayExport {
             maxFramesPerSecond: s.maxFramesPerSecond,
             resendPriority: s.resendPriority,
             readable: this.readableBy(s.principal),
+            ...(sharing && { sharing }),
           },
           log.child({ component: 'export' }),
         ),
       );
+    }
+    // Where the sinks shared with siblings stand, as logged by any of them (the exporters merge it in).
+    if (shared.length > 0) {
+      const held = cursorLog.held(new Set(config.export.sinks.map((s) => s.name)));
+      for (const sh of shared) sh.seed(held);
     }
     const r = config.export.rollups;
     if (r.enabled) {
@@ -95,6 +123,7 @@ export class GatewayExport {
           gateway: config.gateway.id,
           minIntervalMs: config.alerts.minIntervalSeconds * 1000,
           maxPerMinute: config.alerts.maxPerMinute,
+          stateFile: join(config.gateway.dataDir, 'alerts.json'),
         },
         log.child({ component: 'alerts' }),
       );
@@ -189,6 +218,15 @@ function makeSink(s: SinkConfig, names: GatewayName, gatewayId: string): DataSin
     case 'http':
       return new HttpNotifier(s);
   }
+}
+
+/** The hex key of a gateway named by id: this one, or a sync peer (the config check refuses any other). */
+function gatewayKey(config: GatewayConfig, selfKey: Uint8Array, id: string): string {
+  if (id === config.gateway.id) return toHex(selfKey);
+  const p = config.sync.peers.find((x) => x.id === id);
+  const k = p && parsePublicKey(p.publicKey);
+  if (!k?.ok) throw new Error(`export: sink owner "${id}" is not a sync peer`);
+  return toHex(k.value);
 }
 
 /** Gateway ids by hex key: this gateway and the configured siblings; anything else by its key. */

@@ -23,10 +23,11 @@ export interface MarkRecord {
 }
 
 /**
- * Block kinds a low-water mark prunes (frames, sealed frames, older marks); the rest
+ * Block kinds a low-water mark prunes (frames, sealed frames, older marks, superseded export
+ * cursors: gateway/export/cursor-log.ts); the rest
  * (enrolments, key wraps, policies, rules, actuations) stay, so kept blocks still verify.
  */
-export const PRUNABLE_KINDS: ReadonlySet<Block['kind']> = new Set(['frames', 'sealed', 'retention']);
+export const PRUNABLE_KINDS: ReadonlySet<Block['kind']> = new Set(['frames', 'sealed', 'retention', 'cursor']);
 
 export class Marks {
   private readonly lowDb: Database<{ low: number; envelope: Buffer }, [string, string]>;

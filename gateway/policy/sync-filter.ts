@@ -9,7 +9,8 @@
  *  - the peer may `hold` data of the policy (holder, reader or owner, its
  *    condition holding), static or granted in the log.
  * A gateway's own streams always go back to it (restore after a wipe).
- * Grants and revocations (`$acl`) go to every sibling. A refusal names the
+ * Grants and revocations (`$acl`) go to every sibling; shared export sinks' cursors
+ * (`$export`, gateway/export/takeover.ts) to every sibling gateway. A refusal names the
  * policy and the missing permission (`refusals`, logged once per peer and
  * stream by the caller).
  *
@@ -18,6 +19,7 @@
  */
 import { publicKeyToDidKey, fromHex } from '../../protocols/index.js';
 import type { StreamFilter } from '../sync/engine.js';
+import { CURSOR_STREAM } from '../../protocols/export-cursor.js';
 import { ACL_STREAM } from './grants.js';
 import type { CheckResult, Permissions, Principal } from './permissions.js';
 
@@ -70,6 +72,15 @@ export class SyncPolicy {
             reason: `peer ${peerHex.slice(0, 16)}… is not a known principal`,
           };
     }
+    if (stream === CURSOR_STREAM)
+      return peer?.kind === 'gateway'
+        ? { allowed: true }
+        : {
+            allowed: false,
+            policy: CURSOR_STREAM,
+            missing: 'gateway',
+            reason: `peer ${peerHex.slice(0, 16)}… is not a sibling gateway`,
+          };
     const policy = this.perms.policy(stream);
     if (!policy)
       return {
