@@ -103,6 +103,12 @@ export class DeviceNumbering extends DeviceNumbers {
     return n;
   }
 
+  /** The writer keeps every number it knows: forgetting one not yet on disk would number its device twice. */
+  protected override remember(id: string, no: number): void {
+    this.ids.set(id, no);
+    this.names.set(no, id);
+  }
+
   /** After a transaction settled: numbers now on disk need no rewriting. */
   confirm(): void {
     for (const [id, n] of this.unconfirmed) if (this.byId.get(id) === n) this.unconfirmed.delete(id);
