@@ -2,7 +2,8 @@
  * `node --import tsx bench/store-merged.ts [--quick] [--frames N] [--block F] [--rebuild]` (part
  * of `npm run bench`): one gateway holding 1 000 000 merged frames from 3 authors (its own
  * blocks and two siblings' synced blocks; bench/lib/merged-store.ts builds it once into
- * bench/.cache/merged-N-F/, `--rebuild` to redo). `--quick`: 20 000 frames. Rows:
+ * bench/.cache/merged-N-F-vS/, S the data format so a store of another format is not reused;
+ * `--rebuild` to redo). `--quick`: 20 000 frames. Rows:
  * - disk bytes per frame held (lmdb file ÷ frames) ÷ the blocks' own bytes per frame (frame
  *   bytes + block overhead), with each table's share;
  * - query p99 through the one read model (FrameReader), in process and over HTTP from the
@@ -21,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { ChildProcess } from 'node:child_process';
 import { FrameReader } from '../gateway/log/frames-index.js';
+import { SCHEMA_VERSION } from '../gateway/log/upgrade.js';
 import { Store } from '../gateway/store/store.js';
 import { publicKeyFromSeed } from '../gateway/crypto/ed25519.js';
 import { parseRuleFile } from '../rules/dsl/parse.js';
@@ -47,7 +49,7 @@ const BLOCK = Number(values.block ?? 64);
 const QUERIES = quick ? 30 : 300;
 const STARTS = quick ? 1 : 3;
 const root = fileURLToPath(new URL('..', import.meta.url));
-const cache = fileURLToPath(new URL(`./.cache/merged-${N}-${BLOCK}/`, import.meta.url));
+const cache = fileURLToPath(new URL(`./.cache/merged-${N}-${BLOCK}-v${SCHEMA_VERSION}/`, import.meta.url));
 const k = `${N >= 1e6 ? N / 1e6 + 'M' : N / 1000 + 'k'} merged frames`;
 const at = quick ? ' [quick]' : '';
 const rows: Record<string, unknown>[] = [];

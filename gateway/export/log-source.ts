@@ -11,7 +11,6 @@
  * once. Only durable blocks are read: a block still in its transaction may be rolled back
  * and its seq reused, so a chain's read stops there.
  */
-import type { Database } from 'lmdb';
 import { decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
 import type { BlockLog } from '../log/block-log.js';
 import { frameId } from '../log/verify.js';
@@ -50,15 +49,10 @@ const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
 });
 
 export class BlockLogSource implements ExportSource {
-  /** The frames view's copies ([device, boot, seq, block, index] → rxTime), read only. */
-  private readonly copies: Database<number, [string, number, number, string, number]>;
-
   constructor(
     private readonly log: BlockLog,
-    store: Store,
-  ) {
-    this.copies = store.root.openDB({ name: 'log-copies' });
-  }
+    _store: Store,
+  ) {}
 
   chains(): ChainInfo[] {
     return this.log
@@ -191,12 +185,9 @@ export class BlockLogSource implements ExportSource {
     cursor: ExportCursor,
     readable: (s: string) => boolean,
   ): boolean {
-    for (const k of this.copies.getKeys({
-      start: [id.device, id.boot, id.seq],
-      end: [id.device, id.boot, id.seq + 1],
-    })) {
-      if (k[3] === block) continue;
-      const rec = this.log.lookup(k[3]);
+    for (const c of this.log.copiesOf(id.device, id.boot, id.seq)) {
+      if (c.block === block) continue;
+      const rec = this.log.lookup(c.block);
       if (rec && readable(rec.stream) && covered(cursor[chainKey(rec.author, rec.stream)], rec.seq)) return true;
     }
     return false;

@@ -137,6 +137,7 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
     kind: sb.block.kind,
     frames: b.kind === 'frames' ? b.body.length : 0,
     ...(b.kind === 'frames' && { time: b.body.reduce((m, f) => Math.max(m, f.rxTime), 0) }),
+    no: s.assignBlockNo(hash),
   };
   const track = (p: Promise<unknown>): void => s.store.track(p);
   const others = s.hashesAt(author, b.stream, b.seq);
@@ -190,7 +191,7 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
   if (b.kind === 'retention') hooks.raiseMark(author, b.stream, b.body.low, sb.envelope);
   // The least (hash, index) wins, so the view does not depend on arrival order.
   const ticket = FramesView.ticket();
-  if (b.kind === 'frames') s.view.add(ticket, hash, b.body);
+  if (b.kind === 'frames') s.view.add(ticket, rec.no!, b.body);
   // Once durable, reads see it: drop it from the pending maps.
   void s.store.durable().then(
     () => {
@@ -205,7 +206,7 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
         for (const l of s.frameListeners) l(rows);
       }
     },
-    () => rollback(s, hash, chainKey, ticket),
+    () => rollback(s, hash, rec, chainKey, ticket),
   );
   return equivocation;
 }
@@ -228,6 +229,7 @@ function addedRows(
 
 function settle(s: LogState, hash: string, rec: IndexRecord, chainKey: string, ticket: ViewTicket): void {
   if (s.pendingIndex.get(hash) === rec) s.pendingIndex.delete(hash);
+  s.pendingBlockNos.delete(rec.no!);
   const set = s.pendingChain.get(chainKey);
   set?.delete(hash);
   if (set?.size === 0) s.pendingChain.delete(chainKey);
@@ -235,8 +237,9 @@ function settle(s: LogState, hash: string, rec: IndexRecord, chainKey: string, t
 }
 
 /** The transaction failed (disk full): forget what it held and reload the heads from disk. */
-function rollback(s: LogState, hash: string, chainKey: string, ticket: ViewTicket): void {
+function rollback(s: LogState, hash: string, rec: IndexRecord, chainKey: string, ticket: ViewTicket): void {
   s.pendingIndex.delete(hash);
+  s.pendingBlockNos.delete(rec.no!);
   s.pendingChain.get(chainKey)?.delete(hash);
   s.view.settle(ticket);
   s.reloadHeads();

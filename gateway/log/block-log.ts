@@ -141,6 +141,11 @@ export class BlockLog {
     return this.s.view.holds(device, boot, seq);
   }
 
+  /** Every copy of a frame held (committed), as block hash and index (the export source). */
+  copiesOf(device: string, boot: number, seq: number): { block: string; index: number }[] {
+    return this.s.view.copiesOf(device, boot, seq);
+  }
+
   /** Calls `fn` with the frames that entered the view (own and synced), once durable; returns an unsubscribe. */
   onFrames(fn: (rows: FrameRow[]) => void): () => void {
     this.s.frameListeners.add(fn);

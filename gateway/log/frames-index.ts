@@ -3,9 +3,10 @@
  * once (the frames view's chosen copy, view.ts), found through two indexes that point into
  * blocks (gateway/log/README.md, "Reading frames"):
  *
- *   log-by-time    [rxTime, device, boot, seq] → [block hash, index]
- *   log-by-device  [device, rxTime, boot, seq] → [block hash, index]
+ *   log-frame-time    [rxTime, dev, boot, seq] → [block, index]
+ *   log-frame-device  [dev, rxTime, boot, seq] → [block, index]
  *
+ * (binary keys, `dev` and `block` short numbers: frame-keys.ts, numbers.ts) *
  * `rxTime` is the chosen copy's receive time (its author's clock), so every replica holding
  * the same blocks has the same keys. The frame's bytes live once, in its block; a row is read
  * by opening the block (a small cache of opened blocks serves the neighbours, which mostly
@@ -13,11 +14,27 @@
  * without its key is not), frames left out by a revocation are not, and pruning removes them
  * with their block; so a query answers within what the policies let this gateway hold.
  *
- * FrameIndexTables is written by the view (view.ts) in the transaction that changes an entry;
- * FrameReader reads it (the gateway and the CLI alike).
+ * The tables (frame-tables.ts) are written by the view (view.ts) in the transaction that
+ * changes an entry; FrameReader reads them (the gateway and the CLI alike).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { type Block, decodeSignedBlock, type FrameEntry, frameBlockLayout, toHex } from '../../protocols/index.js';
+import {
+  after,
+  deviceKey,
+  full,
+  TIME_KEY,
+  devicePrefix,
+  type Pointer,
+  readDeviceKey,
+  readPointer,
+  readTimeKey,
+  type TimeKey,
+  timeKey,
+  timePrefix,
+} from './frame-keys.js';
+import { FrameTables } from './frame-tables.js';
+import { BlockNumbers, DeviceNumbers } from './numbers.js';
 
 /** One frame as every reader sees it. */
 export interface FrameRow {
@@ -68,10 +85,6 @@ export interface FrameQuery {
   readonly reverse?: boolean;
 }
 
-export type FramePointer = [string, number];
-type TimeKey = [number, string, number, number];
-type DeviceKey = [string, number, number, number];
-
 /** Cursor text for URLs and CLIs: `rxTime/device/boot/seq` (device ids never hold a `/`). */
 export const formatCursor = (c: FrameCursor): string => `${c.rxTime}/${c.device}/${c.boot}/${c.seq}`;
 export function parseCursor(s: string): FrameCursor | undefined {
@@ -79,28 +92,9 @@ export function parseCursor(s: string): FrameCursor | undefined {
   return m ? { rxTime: Number(m[1]), device: m[2]!, boot: Number(m[3]), seq: Number(m[4]) } : undefined;
 }
 
-/** The two index tables; written by the view (view.ts) in the same transaction as the entry. */
-export class FrameIndexTables {
-  readonly byTime: Database<FramePointer, TimeKey>;
-  readonly byDevice: Database<FramePointer, DeviceKey>;
-
-  constructor(root: RootDatabase) {
-    this.byTime = root.openDB({ name: 'log-by-time' });
-    this.byDevice = root.openDB({ name: 'log-by-device' });
-  }
-
-  /** Queues the index entries of a view entry (its chosen copy at `ptr`, received at `rxTime`). */
-  put(device: string, boot: number, seq: number, rxTime: number, ptr: FramePointer): Promise<unknown>[] {
-    return [this.byTime.put([rxTime, device, boot, seq], ptr), this.byDevice.put([device, rxTime, boot, seq], ptr)];
-  }
-
-  remove(device: string, boot: number, seq: number, rxTime: number): Promise<unknown>[] {
-    return [this.byTime.remove([rxTime, device, boot, seq]), this.byDevice.remove([device, rxTime, boot, seq])];
-  }
-}
-
 /** A held frames block as the reader keeps it: its author (hex), stream and a way to each entry. */
 interface CachedBlock {
+  readonly hash: string;
   readonly heardBy: string;
   readonly policy: string;
   entry(index: number): FrameEntry | undefined;
@@ -108,7 +102,7 @@ interface CachedBlock {
 
 /** Blocks kept for neighbouring rows (consecutive rows mostly share a block). */
 const BLOCK_CACHE = 64;
-/** Block hashes remembered as read once in one query (see `row`). */
+/** Block numbers remembered as read once in one query (see `row`). */
 export const PEEKED_MAX = 4096;
 
 export interface FrameReaderSource {
@@ -127,14 +121,14 @@ export interface FrameReaderSource {
 
 /** Reads the frames index: rows in receive-time order, by device or across all devices. */
 export class FrameReader {
-  private readonly tables: FrameIndexTables;
-  private readonly view: Database<unknown, [string, number, number]>;
-  private readonly copies: Database<number, [string, number, number, string, number]>;
+  private readonly tables: FrameTables;
+  private readonly devices: DeviceNumbers;
+  private readonly blockNos: BlockNumbers;
   private readonly blockIndex: Database<{ readonly author: string }, string>;
-  private readonly cache = new Map<string, CachedBlock>();
-  private readonly authorMemo = new Map<string, string>();
+  private readonly cache = new Map<number, CachedBlock>();
+  private readonly authorMemo = new Map<number, string>();
   /** Blocks this query read once without a copy: read again, they are copied and kept in the cache. */
-  private readonly peeked = new Set<string>();
+  private readonly peeked = new Set<number>();
 
   /** A reader of a data directory's frames without keys (sealed blocks are not shown): tools and tests. */
   static plain(root: RootDatabase): FrameReader {
@@ -148,9 +142,9 @@ export class FrameReader {
   }
 
   constructor(private readonly src: FrameReaderSource) {
-    this.tables = new FrameIndexTables(src.root);
-    this.view = src.root.openDB({ name: 'log-view' });
-    this.copies = src.root.openDB({ name: 'log-copies' });
+    this.tables = new FrameTables(src.root);
+    this.devices = new DeviceNumbers(src.root);
+    this.blockNos = new BlockNumbers(src.root);
     this.blockIndex = src.root.openDB({ name: 'log-index' });
   }
 
@@ -161,9 +155,9 @@ export class FrameReader {
     if (left <= 0) return;
     const a = q.after;
     this.peeked.clear();
-    for (const { key, value } of this.range(q.device, since, until, a, q.reverse === true)) {
+    for (const { key, dev, value } of this.range(q.device, since, until, a, q.reverse === true)) {
       let row = this.row(key, value);
-      if (row && q.heardBy !== undefined && row.heardBy !== q.heardBy) row = this.copyBy(key, q.heardBy);
+      if (row && q.heardBy !== undefined && row.heardBy !== q.heardBy) row = this.copyBy(key, dev, q.heardBy);
       if (!row) continue;
       if (q.policy !== undefined && row.policy !== q.policy) continue;
       yield row;
@@ -178,30 +172,35 @@ export class FrameReader {
 
   /** One frame by its identity, if this gateway holds (and may show) it. */
   get(device: string, boot: number, seq: number): FrameRow | undefined {
-    const v = this.view.get([device, boot, seq]) as [string, number, number] | undefined;
-    return v === undefined ? undefined : this.row({ device, rxTime: v[2], boot, seq }, [v[0], v[1]]);
+    const dev = this.devices.no(device);
+    const v = dev === undefined ? undefined : this.tables.entry({ dev, boot, seq });
+    return v === undefined ? undefined : this.row({ device, rxTime: v.rxTime, boot, seq }, v);
   }
 
   /** Frames held (view entries), from the table's own entry count (O(1)). */
   count(): number {
-    return (this.view.getStats() as { entryCount: number }).entryCount;
+    return this.tables.count();
   }
 
   /** The copy of a frame that `author` logged, if this gateway holds one. */
-  private copyBy(k: FrameCursor, author: string): FrameRow | undefined {
-    for (const c of this.copies.getKeys({ start: [k.device, k.boot, k.seq], end: [k.device, k.boot, k.seq + 1] })) {
-      if (this.authorOf(c[3]) === author) return this.row(k, [c[3], c[4]]);
-    }
+  private copyBy(k: FrameCursor, dev: number, author: string): FrameRow | undefined {
+    for (const c of this.tables.copiesOf({ dev, boot: k.boot, seq: k.seq }))
+      if (this.authorOf(c.block) === author) return this.row(k, c);
     return undefined;
   }
 
-  private authorOf(hash: string): string | undefined {
-    let a = this.authorMemo.get(hash);
+  private hashOf(no: number): string | undefined {
+    return this.blockNos.get(no);
+  }
+
+  private authorOf(no: number): string | undefined {
+    let a = this.authorMemo.get(no);
     if (a === undefined) {
-      a = this.blockIndex.get(hash)?.author;
+      const hash = this.hashOf(no);
+      a = hash === undefined ? undefined : this.blockIndex.get(hash)?.author;
       if (a === undefined) return undefined;
       if (this.authorMemo.size >= 4096) this.authorMemo.clear();
-      this.authorMemo.set(hash, a);
+      this.authorMemo.set(no, a);
     }
     return a;
   }
@@ -213,52 +212,76 @@ export class FrameReader {
     until: number,
     a: FrameCursor | undefined,
     reverse: boolean,
-  ): Generator<{ key: FrameCursor; value: FramePointer }> {
+  ): Generator<{ key: FrameCursor; dev: number; value: Pointer }> {
+    const ad = a && this.devices.no(a.device);
+    // The cursor's own key (resumed strictly after it), or, for a device with no number
+    // here (no rows), the cursor's millisecond.
+    const at = (keyOf: (k: TimeKey) => Buffer): Buffer | undefined =>
+      a === undefined ? undefined : ad === undefined ? undefined : keyOf({ ...a, dev: ad });
     if (device !== undefined) {
-      // Keys are (device, rxTime, boot, seq): one seq past a row is the next possible key.
-      const lo: DeviceKey | [string, number] = a && !reverse ? [device, a.rxTime, a.boot, a.seq + 1] : [device, since];
-      const hi: DeviceKey | [string, number] = a && reverse ? [device, a.rxTime, a.boot, a.seq - 1] : [device, until];
+      const dev = this.devices.no(device);
+      if (dev === undefined) return;
+      const cur = at(deviceKey);
+      const lo = full(
+        a && !reverse ? (cur ? after(cur, TIME_KEY) : devicePrefix(dev, a.rxTime + 1)) : devicePrefix(dev, since),
+        TIME_KEY,
+      );
+      const hi = full(a && reverse ? (cur ?? devicePrefix(dev, a.rxTime)) : devicePrefix(dev, until), TIME_KEY);
       const r = reverse
-        ? this.tables.byDevice.getRange({ start: hi, end: lo, reverse: true })
+        ? this.tables.byDevice.getRange({ start: hi, end: lo, reverse: true, inclusiveEnd: true })
         : this.tables.byDevice.getRange({ start: lo, end: hi });
       for (const { key, value } of r) {
-        if (key[0] !== device || key[1] < since || key[1] >= until) continue;
-        yield { key: { device: key[0], rxTime: key[1], boot: key[2], seq: key[3] }, value };
+        if (cur && reverse && key.equals(cur)) continue;
+        const k = readDeviceKey(key);
+        const p = readPointer(value);
+        if (!k || !p || k.dev !== dev || k.rxTime < since || k.rxTime >= until) continue;
+        yield { key: { device, rxTime: k.rxTime, boot: k.boot, seq: k.seq }, dev, value: p };
       }
       return;
     }
-    const lo: TimeKey | [number] = a && !reverse ? [a.rxTime, a.device, a.boot, a.seq + 1] : [since];
-    const hi: TimeKey | [number] = a && reverse ? [a.rxTime, a.device, a.boot, a.seq - 1] : [until];
+    const cur = at(timeKey);
+    const lo = full(
+      a && !reverse ? (cur ? after(cur, TIME_KEY) : timePrefix(a.rxTime + 1)) : timePrefix(since),
+      TIME_KEY,
+    );
+    const hi = full(a && reverse ? (cur ?? timePrefix(a.rxTime)) : timePrefix(until), TIME_KEY);
     const r = reverse
-      ? this.tables.byTime.getRange({ start: hi, end: lo, reverse: true })
+      ? this.tables.byTime.getRange({ start: hi, end: lo, reverse: true, inclusiveEnd: true })
       : this.tables.byTime.getRange({ start: lo, end: hi });
     for (const { key, value } of r) {
-      if (key[0] < since || key[0] >= until) continue;
-      yield { key: { rxTime: key[0], device: key[1], boot: key[2], seq: key[3] }, value };
+      if (cur && reverse && key.equals(cur)) continue;
+      const k = readTimeKey(key);
+      const p = readPointer(value);
+      if (!k || !p || k.rxTime < since || k.rxTime >= until) continue;
+      const dev = this.devices.id(k.dev);
+      if (dev === undefined) continue;
+      yield { key: { device: dev, rxTime: k.rxTime, boot: k.boot, seq: k.seq }, dev: k.dev, value: p };
     }
   }
 
-  private row(k: FrameCursor, ptr: FramePointer): FrameRow | undefined {
-    const [block, index] = ptr;
-    let c = this.cache.get(block);
+  private row(k: FrameCursor, ptr: Pointer): FrameRow | undefined {
+    const { block: no, index } = ptr;
+    let c = this.cache.get(no);
     // A block not seen lately is read in place for this one row (its frame copied out); a
     // block asked for again (its neighbours in time) is copied once and kept.
-    const transient = c === undefined && this.src.peek !== undefined && !this.peeked.has(block);
+    const transient = c === undefined && this.src.peek !== undefined && !this.peeked.has(no);
     if (transient) {
-      // One long query (an export of the whole log) would hold every block's hash until the
+      // One long query (an export of the whole log) would hold every block's number until the
       // next: past the cap it starts over, costing at most a second uncached read of a block.
       if (this.peeked.size >= PEEKED_MAX) this.peeked.clear();
-      this.peeked.add(block);
-      const env = this.src.peek!(block);
+      this.peeked.add(no);
+      const hash = this.hashOf(no);
+      const env = hash === undefined ? undefined : this.src.peek!(hash);
       const layout = env && frameBlockLayout(env);
-      if (layout?.ok)
+      if (hash !== undefined && layout?.ok)
         c = {
+          hash,
           heardBy: this.hex(layout.value.author),
           policy: layout.value.stream,
           entry: (i) => layout.value.entry(i),
         };
     }
-    c ??= this.cached(block);
+    c ??= this.cached(no);
     const e = c?.entry(index); // none: pruned since the index was read
     if (!c || !e) return undefined;
     return {
@@ -269,7 +292,7 @@ export class FrameReader {
       heardBy: c.heardBy,
       transport: e.transport,
       policy: c.policy,
-      block,
+      block: c.hash,
       index,
       frame: transient ? new Uint8Array(e.frame) : e.frame,
     };
@@ -285,27 +308,28 @@ export class FrameReader {
   }
   private lastAuthor: { key: Uint8Array; hex: string } | undefined;
 
-  private cached(hash: string): CachedBlock | undefined {
-    const hit = this.cache.get(hash);
+  private cached(no: number): CachedBlock | undefined {
+    const hit = this.cache.get(no);
     if (hit) return hit;
-    const envelope = this.src.envelope(hash);
+    const hash = this.hashOf(no);
+    const envelope = hash === undefined ? undefined : this.src.envelope(hash);
     if (envelope === undefined) return undefined;
     let c: CachedBlock;
     const layout = frameBlockLayout(envelope);
     if (layout.ok) {
       // A plain frames block: walked once, then each entry read where it starts.
       const l = layout.value;
-      c = { heardBy: this.hex(l.author), policy: l.stream, entry: (i) => l.entry(i) };
+      c = { hash: hash!, heardBy: this.hex(l.author), policy: l.stream, entry: (i) => l.entry(i) };
     } else {
       // Sealed (or unreadable): opened once where this gateway holds the key.
       const d = decodeSignedBlock(envelope);
       if (!d.ok) return undefined;
       const b = this.src.readable(d.value.block);
       const body = b.kind === 'frames' ? b.body : undefined;
-      c = { heardBy: toHex(b.author), policy: b.stream, entry: (i) => body?.[i] };
+      c = { hash: hash!, heardBy: toHex(b.author), policy: b.stream, entry: (i) => body?.[i] };
     }
     if (this.cache.size >= BLOCK_CACHE) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(hash, c);
+    this.cache.set(no, c);
     return c;
   }
 }

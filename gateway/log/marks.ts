@@ -103,7 +103,7 @@ export class Marks {
    */
   prune(author: string, stream: string): number {
     const low = this.get(author, stream);
-    const gone: { hash: string; frames: readonly FrameEntry[] }[] = [];
+    const gone: { hash: string; no: number; frames: readonly FrameEntry[] }[] = [];
     const seqs = new Set<number>();
     for (const k of this.log.chain.getKeys({ start: [author, stream, 0], end: [author, stream, low] })) {
       const hash = k[3];
@@ -115,11 +115,12 @@ export class Marks {
         const plain = d.ok ? this.log.readable(d.value.block) : undefined;
         if (plain?.kind === 'frames') frames = plain.body;
       }
-      gone.push({ hash, frames });
+      gone.push({ hash, no: rec?.no ?? -1, frames });
       seqs.add(k[2]);
       const track = (p: Promise<unknown>): void => this.log.store.track(p);
       track(this.log.blocks.remove(hash));
       track(this.log.index.remove(hash));
+      if (rec?.no !== undefined) track(this.log.blockNos.remove(rec.no));
       if (rec !== undefined && rec.kind !== 'frames') track(this.log.kinds.remove([rec.kind, hash]));
       track(this.log.chain.remove([author, stream, k[2], hash]));
     }
@@ -162,7 +163,10 @@ export class Marks {
       }
     }
     const ticket = FramesView.ticket();
-    this.log.view.removeBlocks(ticket, gone);
+    this.log.view.removeBlocks(
+      ticket,
+      gone.filter((g) => g.no >= 0),
+    );
     void this.log.store.durable().then(
       () => this.log.view.settle(ticket),
       () => this.log.view.settle(ticket),

@@ -4,16 +4,18 @@
  * so the heads, the lamport clock and the pending maps exist once.
  *
  *   log-blocks   hash → signed envelope `[block bytes, signature]`
- *   log-index    hash → {author, stream, seq, lamport, kind, frames}
+ *   log-index    hash → {author, stream, seq, lamport, kind, frames, no (the block's number)}
  *   log-kinds    [kind, hash] → 1   every block but frames blocks, so a start finds the few
  *                key-wrap, rule, firmware and actuation blocks without walking log-index
  *   log-chain    [author, stream, seq, hash] → 1   (two hashes at one seq = equivocation)
  *   log-heads    [author, stream] → {seq, hashes, lamport}
  *   log-equivoc  [author, stream, seq] → time first seen
- *   log-view     [device, boot, seq] → [hash, index, rxTime]  frames view across authors (view.ts)
- *   log-copies   [device, boot, seq, hash, index] → rxTime  every copy held (view.ts)
- *   log-by-time, log-by-device  the view's time indexes, pointing into blocks (frames-index.ts)
- *   log-meta     'lamport' → this gateway's lamport clock; 'schema' → the data format (upgrade.ts)
+ *   log-frame-view, log-frame-copies, log-frame-time, log-frame-device
+ *                the frames view across authors and its time indexes, binary keys with short
+ *                device and block numbers (frame-tables.ts, view.ts)
+ *   log-block-nos   block number → hash; log-device-nos / log-device-ids  device id ↔ number (numbers.ts)
+ *   log-meta     'lamport' → this gateway's lamport clock; 'schema' → the data format (upgrade.ts);
+ *                'blockNo', 'deviceNo' → the next numbers
  *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
  *   log-revoked, log-enrolled  revocation state per (device, key) (revocations.ts)
  *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each (marks.ts)
@@ -32,6 +34,7 @@ import type { FrameRow } from './frames-index.js';
 import { Revocations } from './revocations.js';
 import { FramesView } from './view.js';
 import type { BlockCrypto } from './sealing.js';
+import { BLOCK_NO_KEY, BlockNumbers, DeviceNumbering } from './numbers.js';
 
 export interface IndexRecord extends BlockRef {
   readonly kind: Block['kind'];
@@ -39,6 +42,8 @@ export interface IndexRecord extends BlockRef {
   readonly frames: number;
   /** Latest receive time of its frames (frames blocks; absent in stores written before retention). */
   readonly time?: number;
+  /** The block's number in this directory (numbers.ts; absent before format 4). */
+  readonly no?: number;
 }
 
 export interface HeadRecord {
@@ -105,6 +110,10 @@ export class LogState {
   readonly devicesDb: Database<string, [string, string] | [string, string, string]>;
   readonly revocations: Revocations;
   readonly view: FramesView;
+  /** Block number → hash (numbers.ts), and the numbers queued but not yet durable. */
+  readonly blockNos: BlockNumbers;
+  readonly pendingBlockNos = new Map<number, string>();
+  nextBlockNo: number;
   /** Every stream head, authoritative (loaded once, then kept in step with writes). */
   readonly heads = new Map<string, StreamHead>();
   lamport: number;
@@ -136,10 +145,14 @@ export class LogState {
     this.equivocDb = root.openDB({ name: 'log-equivoc' });
     this.meta = root.openDB({ name: 'log-meta' });
     this.revocations = new Revocations(root, (p) => store.track(p));
+    this.blockNos = new BlockNumbers(root);
+    this.nextBlockNo = this.firstFreeBlockNo();
     this.view = new FramesView(
       root,
       (p) => store.track(p),
       (d) => this.revokedSince(d),
+      new DeviceNumbering(root, this.meta, (p) => store.track(p)),
+      this,
     );
     this.author = toHex(opts.publicKey);
     for (const { key, value } of this.headsDb.getRange())
@@ -168,6 +181,32 @@ export class LogState {
   /** From which receive time a device's frames are left out of the view (revocations.ts). */
   revokedSince(device: string): number | undefined {
     return this.revocations.since(device, this.loggedKeys(device));
+  }
+
+  private firstFreeBlockNo(): number {
+    return Math.max(this.meta.get(BLOCK_NO_KEY) ?? 1, this.blockNos.last() + 1);
+  }
+
+  /** Numbers a block (queued in the current transaction); numbers are never reused. */
+  assignBlockNo(hash: string): number {
+    const no = this.nextBlockNo++;
+    this.store.track(this.blockNos.put(no, hash));
+    this.store.track(this.meta.put(BLOCK_NO_KEY, this.nextBlockNo));
+    this.pendingBlockNos.set(no, hash);
+    return no;
+  }
+
+  /** After clearing the numbers (upgrade.ts). */
+  resetBlockNos(): void {
+    this.pendingBlockNos.clear();
+    this.nextBlockNo = this.firstFreeBlockNo();
+  }
+
+  /** The hash of a numbered block (queued or durable). */
+  hashOf(no: number): string | undefined {
+    const p = this.pendingBlockNos.get(no);
+    if (p !== undefined) return p;
+    return this.blockNos.get(no);
   }
 
   lookup(hash: string): IndexRecord | undefined {

@@ -1,22 +1,38 @@
 /**
- * The frames view across authors, kept as two lmdb databases:
+ * The frames view across authors, in the tables of frame-tables.ts (data format 4):
  *
- *   log-copies  [device, boot, seq, block hash, index] → rxTime   every copy held
- *   log-view    [device, boot, seq] → [block hash, index, rxTime] the chosen copy
+ *   log-frame-view    [dev, boot, seq] → [block, index, rxTime]  the chosen copy
+ *   log-frame-copies  [dev, boot, seq, block, index] → rxTime    the other copies held
  *
- * and, for each entry, the time indexes of frames-index.ts (written in the same turn, so a
- * reader never sees an entry without its index keys or the other way round).
+ * and, for each entry, the time indexes (written in the same turn, so a reader never sees an
+ * entry without its index keys or the other way round). `dev` and `block` are short numbers
+ * (numbers.ts).
  *
  * The chosen copy is the least (hash, index) among the copies held that are not
  * excluded (received at or after the device's logged revocation), so the view is a
- * function of the blocks held and every replica chooses the same. Copies are kept
- * (not just the winner) because retention prunes blocks: the view must fall back to
+ * function of the blocks held and every replica chooses the same. Every copy is kept track
+ * of (not just the winner) because retention prunes blocks: the view must fall back to
  * another author's copy, or drop the entry, exactly as a replica that never held the
- * pruned block would have it.
+ * pruned block would have it. A frame with one copy, shown, is one view entry and no copies
+ * entry (frame-tables.ts): that is almost every frame.
  */
-import type { Database, RootDatabase } from 'lmdb';
+import type { RootDatabase } from 'lmdb';
 import type { FrameEntry } from '../../protocols/index.js';
-import { FrameIndexTables } from './frames-index.js';
+import type { CopyRef, FrameKey } from './frame-keys.js';
+import {
+  after,
+  COPY_KEY,
+  copyValue,
+  framePrefix,
+  full,
+  readCopyKey,
+  readCopyValue,
+  readViewKey,
+  VIEW_KEY,
+  viewKey,
+} from './frame-keys.js';
+import { FrameTables } from './frame-tables.js';
+import type { DeviceNumbering } from './numbers.js';
 import { frameId } from './verify.js';
 
 export interface ViewEntry {
@@ -39,33 +55,31 @@ export interface AddedFrame {
   readonly index: number;
 }
 
-type CopyKey = [string, number, number, string, number];
-type FrameKey = [string, number, number];
-/** A copy: [hash, index, rxTime] (pending copies, and the view's value). */
-type Copy = [string, number, number];
+/** Block numbers ↔ hashes as the log state knows them (queued ones included). */
+export interface BlockNumberSource {
+  hashOf(no: number): string | undefined;
+}
 
-const fk = (d: string, b: number, s: number): string => `${d}\u0000${b}\u0000${s}`;
+const fk = (k: FrameKey): string => `${k.dev}\u0000${k.boot}\u0000${k.seq}`;
 const parseFk = (k: string): FrameKey => {
   const [d, b, s] = k.split('\u0000');
-  return [d!, Number(b), Number(s)];
+  return { dev: Number(d), boot: Number(b), seq: Number(s) };
 };
-const less = (a: [string, number], b: [string, number]): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+const ref = (c: CopyRef): string => `${c.block}/${c.index}`;
 
 /** What one turn queued, to be forgotten once its transaction settles. */
 export interface ViewTicket {
-  readonly copies: [string, string][];
-  readonly views: [string, { v: Copy | null }][];
+  readonly copies: [string, number][];
+  readonly views: [string, { v: CopyRef | null }][];
   /** Frames that entered the view in this turn (no copy was shown before). */
   readonly added: AddedFrame[];
 }
 
 export class FramesView {
-  private readonly copies: Database<number, CopyKey>;
-  private readonly view: Database<Copy, FrameKey>;
-  readonly index: FrameIndexTables;
+  readonly tables: FrameTables;
   /** Queued view changes (v null: entry removed), until their transaction lands; compared by reference. */
-  private readonly pendingView = new Map<string, { v: Copy | null }>();
-  private readonly pendingCopies = new Map<string, Copy[]>();
+  private readonly pendingView = new Map<string, { v: CopyRef | null }>();
+  private readonly pendingCopies = new Map<string, CopyRef[]>();
   /** Copies deleted in the current prune turn (reads still see them until it commits). */
   private readonly removed = new Set<string>();
 
@@ -74,89 +88,103 @@ export class FramesView {
     private readonly track: (p: Promise<unknown>) => void,
     /** Receive time from which a device's copies are excluded (its logged revocation), if any. */
     private readonly excludedSince: (device: string) => number | undefined,
+    readonly devices: DeviceNumbering,
+    private readonly blocks: BlockNumberSource,
   ) {
-    this.copies = root.openDB({ name: 'log-copies' });
-    this.view = root.openDB({ name: 'log-view' });
-    this.index = new FrameIndexTables(root);
+    this.tables = new FrameTables(root);
   }
 
-  /** No copy is held (a store written before copies existed, or an empty one). */
-  copiesEmpty(): boolean {
-    for (const _ of this.copies.getKeys({ limit: 1 })) return false;
-    return true;
-  }
-
-  private current(k: string, key: FrameKey): Copy | undefined {
+  private current(k: string, key: FrameKey): CopyRef | undefined {
     const p = this.pendingView.get(k);
     if (p !== undefined) return p.v ?? undefined;
-    return this.view.get(key);
+    return this.tables.entry(key);
+  }
+
+  /** (hash, index) order of two copies: the view's choice, alike on every replica. */
+  private less(a: CopyRef, b: CopyRef): boolean {
+    if (a.block === b.block) return a.index < b.index;
+    const ha = this.blocks.hashOf(a.block) ?? '';
+    const hb = this.blocks.hashOf(b.block) ?? '';
+    return ha < hb || (ha === hb && a.index < b.index);
   }
 
   /** Changes one entry (null: removes it) with its time-index keys. */
-  private set(t: ViewTicket, k: string, key: FrameKey, v: Copy | null): void {
+  private set(t: ViewTicket, k: string, key: FrameKey, v: CopyRef | null): void {
     const cur = this.current(k, key);
-    const ref = { v };
-    this.pendingView.set(k, ref);
-    t.views.push([k, ref]);
-    if (cur !== undefined) for (const p of this.index.remove(...key, cur[2])) this.track(p);
-    else if (v !== null) t.added.push({ device: key[0], boot: key[1], seq: key[2], block: v[0], index: v[1] });
-    this.track(v === null ? this.view.remove(key) : this.view.put(key, v));
-    if (v !== null) for (const p of this.index.put(...key, v[2], [v[0], v[1]])) this.track(p);
+    const r = { v };
+    this.pendingView.set(k, r);
+    t.views.push([k, r]);
+    if (cur !== undefined) {
+      for (const p of this.tables.removeIndex({ ...key, rxTime: cur.rxTime })) this.track(p);
+      // Still held (hidden, or a lesser copy won): listed, so it can come back.
+      if (!this.removed.has(ref(cur))) this.track(this.tables.putCopy(key, cur));
+    } else if (v !== null) {
+      const device = this.devices.id(key.dev) ?? '';
+      t.added.push({ device, boot: key.boot, seq: key.seq, block: this.blocks.hashOf(v.block) ?? '', index: v.index });
+    }
+    const vk = viewKey(key.dev, key.boot, key.seq);
+    this.track(v === null ? this.tables.view.remove(vk) : this.tables.view.put(vk, copyValue(v)));
+    if (v !== null) for (const p of this.tables.putIndex({ ...key, rxTime: v.rxTime }, v)) this.track(p);
   }
 
   static ticket(): ViewTicket {
     return { copies: [], views: [], added: [] };
   }
 
-  /** Queues a frames block's copies and view updates into `t`. */
-  add(t: ViewTicket, hash: string, frames: readonly FrameEntry[]): void {
+  /** Queues a frames block's copies and view updates into `t` (`no`: the block's number). */
+  add(t: ViewTicket, no: number, frames: readonly FrameEntry[]): void {
     frames.forEach((f, i) => {
       const id = frameId(f.frame);
       if (!id) return;
-      const key: FrameKey = [id.device, id.boot, id.seq];
-      const k = fk(...key);
-      this.track(this.copies.put([id.device, id.boot, id.seq, hash, i], f.rxTime));
+      const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
+      const k = fk(key);
+      const c: CopyRef = { block: no, index: i, rxTime: f.rxTime };
+      const cur = this.current(k, key);
+      const others = cur !== undefined || this.pendingCopies.has(k) || this.tables.holds(key);
+      const ex = this.excludedSince(id.device);
+      const hidden = ex !== undefined && f.rxTime >= ex;
+      // A second copy, or one not shown: listed (with the shown one, so the list names both).
+      if (others || hidden) this.track(this.tables.putCopy(key, c));
+      if (others && cur !== undefined) this.track(this.tables.putCopy(key, cur));
       let list = this.pendingCopies.get(k);
       if (!list) this.pendingCopies.set(k, (list = []));
-      list.push([hash, i, f.rxTime]);
-      t.copies.push([k, hash]);
-      const ex = this.excludedSince(id.device);
-      if (ex !== undefined && f.rxTime >= ex) return;
-      const cur = this.current(k, key);
-      if (cur !== undefined && !less([hash, i], [cur[0], cur[1]])) return;
-      this.set(t, k, key, [hash, i, f.rxTime]);
+      list.push(c);
+      t.copies.push([k, no]);
+      if (hidden) return;
+      if (cur !== undefined && !this.less(c, cur)) return;
+      this.set(t, k, key, c);
     });
   }
 
   /** The turn's writes are durable (or failed): reads see the database again. */
   settle(t: ViewTicket): void {
-    for (const [k, hash] of t.copies) {
+    for (const [k, no] of t.copies) {
       const list = this.pendingCopies.get(k);
       if (!list) continue;
-      const rest = list.filter((c) => c[0] !== hash);
+      const rest = list.filter((c) => c.block !== no);
       if (rest.length === 0) this.pendingCopies.delete(k);
       else this.pendingCopies.set(k, rest);
     }
-    for (const [k, ref] of t.views) if (this.pendingView.get(k) === ref) this.pendingView.delete(k);
+    for (const [k, r] of t.views) if (this.pendingView.get(k) === r) this.pendingView.delete(k);
+    this.devices.confirm();
   }
 
   /** Re-chooses one entry from the copies held (committed and queued). */
   recompute(t: ViewTicket, k: string): void {
     const key = parseFk(k);
-    const ex = this.excludedSince(key[0]);
-    let best: Copy | undefined;
-    const consider = (hash: string, index: number, rxTime: number): void => {
-      if (ex !== undefined && rxTime >= ex) return;
-      if (best === undefined || less([hash, index], [best[0], best[1]])) best = [hash, index, rxTime];
+    const device = this.devices.id(key.dev);
+    const ex = device === undefined ? undefined : this.excludedSince(device);
+    let best: CopyRef | undefined;
+    const consider = (c: CopyRef): void => {
+      if (this.removed.has(ref(c)) || (ex !== undefined && c.rxTime >= ex)) return;
+      if (best === undefined || this.less(c, best)) best = c;
     };
-    for (const { key: c, value } of this.copies.getRange({ start: key, end: [key[0], key[1], key[2] + 1] })) {
-      if (!this.removed.has(`${c[3]}/${c[4]}`)) consider(c[3], c[4], value);
-    }
-    for (const [h, i, rx] of this.pendingCopies.get(k) ?? []) if (!this.removed.has(`${h}/${i}`)) consider(h, i, rx);
+    for (const c of this.tables.copiesOf(key)) consider(c);
+    for (const c of this.pendingCopies.get(k) ?? []) consider(c);
     const cur = this.current(k, key);
     if (best === undefined) {
       if (cur !== undefined) this.set(t, k, key, null);
-    } else if (cur === undefined || cur[0] !== best[0] || cur[1] !== best[1] || cur[2] !== best[2])
+    } else if (cur === undefined || cur.block !== best.block || cur.index !== best.index || cur.rxTime !== best.rxTime)
       this.set(t, k, key, best);
   }
 
@@ -164,15 +192,17 @@ export class FramesView {
    * Deletes pruned blocks' copies and re-chooses the entries they held, all queued in the
    * current turn (one transaction).
    */
-  removeBlocks(t: ViewTicket, blocks: readonly { hash: string; frames: readonly FrameEntry[] }[]): void {
+  removeBlocks(t: ViewTicket, blocks: readonly { no: number; frames: readonly FrameEntry[] }[]): void {
     const keys = new Set<string>();
-    for (const { hash, frames } of blocks) {
+    for (const { no, frames } of blocks) {
       frames.forEach((f, i) => {
         const id = frameId(f.frame);
-        if (!id) return;
-        this.track(this.copies.remove([id.device, id.boot, id.seq, hash, i]));
-        this.removed.add(`${hash}/${i}`);
-        keys.add(fk(id.device, id.boot, id.seq));
+        const dev = id && this.devices.no(id.device);
+        if (!id || dev === undefined) return;
+        const key: FrameKey = { dev, boot: id.boot, seq: id.seq };
+        this.track(this.tables.removeCopy(key, no, i));
+        this.removed.add(`${no}/${i}`);
+        keys.add(fk(key));
       });
     }
     for (const k of keys) this.recompute(t, k);
@@ -181,84 +211,77 @@ export class FramesView {
 
   /** Re-chooses every entry of a device (after its revocation was logged). */
   recomputeDevice(t: ViewTicket, device: string): void {
+    const dev = this.devices.no(device);
+    if (dev === undefined) return;
     const keys = new Set<string>();
-    for (const c of this.copies.getKeys({ start: [device], end: [device + '\u0000'] }))
-      if (c[0] === device) keys.add(fk(c[0], c[1], c[2]));
-    for (const k of this.pendingCopies.keys()) if (k.startsWith(device + '\u0000')) keys.add(k);
+    const p = framePrefix(dev);
+    for (const b of this.tables.view.getKeys({ start: full(p, VIEW_KEY), end: after(p, VIEW_KEY) })) {
+      const key = readViewKey(b);
+      if (key) keys.add(fk(key));
+    }
+    for (const b of this.tables.copies.getKeys({ start: full(p, COPY_KEY), end: after(p, COPY_KEY) })) {
+      const c = readCopyKey(b);
+      if (c) keys.add(fk(c));
+    }
+    for (const k of [...this.pendingCopies.keys(), ...this.pendingView.keys()])
+      if (k.startsWith(`${dev}\u0000`)) keys.add(k);
     for (const k of keys) this.recompute(t, k);
   }
 
-  /** Queues a block's copies without touching the view (upgrade.ts); returns how many. */
-  putCopies(hash: string, frames: readonly FrameEntry[]): number {
-    let n = 0;
-    frames.forEach((f, i) => {
-      const id = frameId(f.frame);
-      if (!id) return;
-      this.track(this.copies.put([id.device, id.boot, id.seq, hash, i], f.rxTime));
-      n++;
-    });
-    return n;
-  }
-
-  /** Clears the view and its time indexes (upgrade.ts, before rebuilding them). */
-  async clearAll(): Promise<void> {
-    await this.view.clearAsync();
-    await this.index.byTime.clearAsync();
-    await this.index.byDevice.clearAsync();
-  }
-
-  /**
-   * Queues the view entries (and index keys) of up to about `chunk` frames, from the copies
-   * at or after `from`, whole frames only; returns where the next call starts (undefined: done).
-   */
-  rebuildFromCopies(from: unknown[], chunk: number): { entries: number; next: unknown[] | undefined } {
-    let entries = 0;
-    let group: FrameKey | undefined;
-    let best: Copy | undefined;
-    let ex: number | undefined;
-    const write = (): void => {
-      if (!group || !best) return;
-      this.track(this.view.put(group, best));
-      for (const p of this.index.put(...group, best[2], [best[0], best[1]])) this.track(p);
-      entries++;
-    };
-    for (const { key: c, value } of this.copies.getRange({ start: from as CopyKey })) {
-      if (!group || c[0] !== group[0] || c[1] !== group[1] || c[2] !== group[2]) {
-        write();
-        if (entries >= chunk) return { entries, next: c };
-        if (c[0] !== group?.[0]) ex = this.excludedSince(c[0]);
-        group = [c[0], c[1], c[2]];
-        best = undefined;
-      }
-      // Copies are in (hash, index) order: the first not excluded is the least.
-      if (best === undefined && (ex === undefined || value < ex)) best = [c[3], c[4], value];
-    }
-    write();
-    return { entries, next: undefined };
-  }
-
   entry(device: string, boot: number, seq: number): ViewEntry | undefined {
-    const v = this.current(fk(device, boot, seq), [device, boot, seq]);
-    return v === undefined ? undefined : { device, boot, seq, block: v[0], index: v[1], rxTime: v[2] };
+    const dev = this.devices.no(device);
+    if (dev === undefined) return undefined;
+    const key = { dev, boot, seq };
+    const v = this.current(fk(key), key);
+    const block = v && this.blocks.hashOf(v.block);
+    return v === undefined || block === undefined
+      ? undefined
+      : { device, boot, seq, block, index: v.index, rxTime: v.rxTime };
   }
 
   /** Whether any copy of the frame is held or queued (shown or not): ingest's duplicate check. */
   holds(device: string, boot: number, seq: number): boolean {
-    if (this.pendingCopies.has(fk(device, boot, seq))) return true;
-    for (const _ of this.copies.getKeys({ start: [device, boot, seq], end: [device, boot, seq + 1], limit: 1 }))
-      return true;
-    return false;
+    const dev = this.devices.no(device);
+    if (dev === undefined) return false;
+    const key = { dev, boot, seq };
+    const k = fk(key);
+    return this.pendingCopies.has(k) || this.pendingView.get(k)?.v != null || this.tables.holds(key);
+  }
+
+  /** Every copy held of a frame (committed), as block hash and index: the export source's check. */
+  copiesOf(device: string, boot: number, seq: number): { block: string; index: number }[] {
+    const dev = this.devices.no(device);
+    if (dev === undefined) return [];
+    const out: { block: string; index: number }[] = [];
+    for (const c of this.tables.copiesOf({ dev, boot, seq })) {
+      const block = this.blocks.hashOf(c.block);
+      if (block !== undefined) out.push({ block, index: c.index });
+    }
+    return out;
   }
 
   /** Entries held (O(1), the table's own count). */
   count(): number {
-    return (this.view.getStats() as { entryCount: number }).entryCount;
+    return this.tables.count();
   }
 
+  /** Entries by (device id, boot, seq), the same order on every replica. */
   *entries(device?: string): Generator<ViewEntry> {
-    const range =
-      device === undefined ? this.view.getRange() : this.view.getRange({ start: [device], end: [device + '\u0000'] });
-    for (const { key, value } of range)
-      yield { device: key[0], boot: key[1], seq: key[2], block: value[0], index: value[1], rxTime: value[2] };
+    const devices =
+      device === undefined
+        ? this.devices.sorted()
+        : [{ id: device, no: this.devices.no(device) }].filter(
+            (d): d is { id: string; no: number } => d.no !== undefined,
+          );
+    for (const d of devices) {
+      const p = framePrefix(d.no);
+      for (const { key, value } of this.tables.view.getRange({ start: full(p, VIEW_KEY), end: after(p, VIEW_KEY) })) {
+        const k = readViewKey(key);
+        const v = readCopyValue(value);
+        const block = v && this.blocks.hashOf(v.block);
+        if (!k || !v || block === undefined) continue;
+        yield { device: d.id, boot: k.boot, seq: k.seq, block, index: v.index, rxTime: v.rxTime };
+      }
+    }
   }
 }

@@ -55,7 +55,7 @@ export class Store {
 
   private constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
-    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 32, compression: false, overlappingSync: false });
+    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 64, compression: false, overlappingSync: false });
     this.devices = this.root.openDB({ name: 'devices' });
     this.windows = this.root.openDB({ name: 'replay-windows' });
   }

@@ -6,7 +6,9 @@
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { describe, expect, it } from 'vitest';
-import { FrameIndexTables, FrameReader, PEEKED_MAX } from '../../gateway/log/frames-index.js';
+import { FrameReader, PEEKED_MAX } from '../../gateway/log/frames-index.js';
+import { FrameTables } from '../../gateway/log/frame-tables.js';
+import { BlockNumbers } from '../../gateway/log/numbers.js';
 import { tempDir } from '../helpers/env.js';
 
 describe('FrameReader', () => {
@@ -14,10 +16,16 @@ describe('FrameReader', () => {
     const tmp = tempDir();
     const root = open({ path: join(tmp.dir, 'db') });
     try {
-      const tables = new FrameIndexTables(root);
+      const tables = new FrameTables(root);
+      const blockNos = new BlockNumbers(root);
       const N = PEEKED_MAX + 2000;
+      await root.openDB<number, string>({ name: 'log-device-nos' }).put('dev-a', 1);
+      await root.openDB<string, number>({ name: 'log-device-ids' }).put(1, 'dev-a');
       await Promise.all(
-        Array.from({ length: N }, (_, i) => tables.put('dev-a', 1, i, 1000 + i, [`block-${i}`, 0])).flat(),
+        Array.from({ length: N }, (_, i) => [
+          blockNos.put(i + 1, Buffer.alloc(32, i).toString('hex')),
+          ...tables.putIndex({ dev: 1, rxTime: 1000 + i, boot: 1, seq: i }, { block: i + 1, index: 0 }),
+        ]).flat(),
       );
       let peeks = 0;
       const reader = new FrameReader({

@@ -1,0 +1,106 @@
+/**
+ * The frames view's four lmdb tables (data format 4; keys and values in frame-keys.ts):
+ *
+ *   log-frame-view    [dev, boot, seq] → [block, index, rxTime]   the chosen copy
+ *   log-frame-copies  [dev, boot, seq, block, index] → rxTime     the other copies
+ *   log-frame-time    [rxTime, dev, boot, seq] → [block, index]   time index
+ *   log-frame-device  [dev, rxTime, boot, seq] → [block, index]   per-device time index
+ *
+ * The copies of a frame held are the view entry's copy and the copies table's entries for
+ * it (the view's copy may be listed there too). A frame held in one copy and shown, the
+ * common case, has no copies entry: one is written when a second copy arrives, or when the
+ * shown copy leaves the view but stays held (a revocation hides it, a lesser copy wins).
+ * Written by the view (view.ts), read by every reader (frames-index.ts, the export source).
+ */
+import type { Database, RootDatabase } from 'lmdb';
+import {
+  after,
+  COPY_KEY,
+  full,
+  type CopyRef,
+  copyKey,
+  deviceKey,
+  type FrameKey,
+  framePrefix,
+  type Pointer,
+  pointer,
+  readCopyKey,
+  readCopyValue,
+  readTimeValue,
+  type TimeKey,
+  timeKey,
+  timeValue,
+  viewKey,
+} from './frame-keys.js';
+
+type Bin = Database<Buffer, Buffer>;
+const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
+
+export class FrameTables {
+  readonly view: Bin;
+  readonly copies: Bin;
+  readonly byTime: Bin;
+  readonly byDevice: Bin;
+
+  constructor(root: RootDatabase) {
+    this.view = root.openDB({ name: 'log-frame-view', ...binary });
+    this.copies = root.openDB({ name: 'log-frame-copies', ...binary });
+    this.byTime = root.openDB({ name: 'log-frame-time', ...binary });
+    this.byDevice = root.openDB({ name: 'log-frame-device', ...binary });
+  }
+
+  /** The chosen copy of a frame (committed). */
+  entry(k: FrameKey): CopyRef | undefined {
+    const v = this.view.get(viewKey(k.dev, k.boot, k.seq));
+    return v === undefined ? undefined : readCopyValue(v);
+  }
+
+  /** Every copy held of a frame (committed): the view's and the copies table's, each once. */
+  copiesOf(k: FrameKey, shown: CopyRef | undefined = this.entry(k)): CopyRef[] {
+    const out: CopyRef[] = shown ? [shown] : [];
+    const p = framePrefix(k.dev, k.boot, k.seq);
+    for (const { key, value } of this.copies.getRange({ start: full(p, COPY_KEY), end: after(p, COPY_KEY) })) {
+      const c = readCopyKey(key);
+      const rxTime = readTimeValue(value);
+      if (!c || rxTime === undefined) continue;
+      if (shown && c.block === shown.block && c.index === shown.index) continue;
+      out.push({ block: c.block, index: c.index, rxTime });
+    }
+    return out;
+  }
+
+  /** Whether any committed copy of a frame is held. */
+  holds(k: FrameKey): boolean {
+    if (this.view.doesExist(viewKey(k.dev, k.boot, k.seq))) return true;
+    const p = framePrefix(k.dev, k.boot, k.seq);
+    for (const _ of this.copies.getKeys({ start: full(p, COPY_KEY), end: after(p, COPY_KEY), limit: 1 })) return true;
+    return false;
+  }
+
+  /** Queues the time-index entries of a view entry. */
+  putIndex(k: TimeKey, p: Pointer): Promise<unknown>[] {
+    const v = pointer(p);
+    return [this.byTime.put(timeKey(k), v), this.byDevice.put(deviceKey(k), v)];
+  }
+
+  removeIndex(k: TimeKey): Promise<unknown>[] {
+    return [this.byTime.remove(timeKey(k)), this.byDevice.remove(deviceKey(k))];
+  }
+
+  putCopy(k: FrameKey, c: CopyRef): Promise<unknown> {
+    return this.copies.put(copyKey(k, c.block, c.index), timeValue(c.rxTime));
+  }
+
+  removeCopy(k: FrameKey, block: number, index: number): Promise<unknown> {
+    return this.copies.remove(copyKey(k, block, index));
+  }
+
+  /** Entries in the view (O(1), the table's own count). */
+  count(): number {
+    return (this.view.getStats() as { entryCount: number }).entryCount;
+  }
+
+  async clear(): Promise<void> {
+    for (const db of [this.view, this.copies, this.byTime, this.byDevice]) await db.clearAsync();
+  }
+}
