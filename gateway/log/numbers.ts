@@ -73,6 +73,8 @@ export class DeviceNumbering extends DeviceNumbers {
     root: RootDatabase,
     private readonly meta: Database<number, string>,
     private readonly track: (p: Promise<unknown>) => void,
+    /** The store is closing: a commit settling now has nothing left to read. */
+    private readonly closed: () => boolean = () => false,
   ) {
     super(root);
     this.next = this.start();
@@ -111,6 +113,7 @@ export class DeviceNumbering extends DeviceNumbers {
 
   /** After a transaction settled: numbers now on disk need no rewriting. */
   confirm(): void {
+    if (this.closed()) return;
     for (const [id, n] of this.unconfirmed) if (this.byId.get(id) === n) this.unconfirmed.delete(id);
   }
 

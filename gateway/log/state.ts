@@ -151,7 +151,12 @@ export class LogState {
       root,
       (p) => store.track(p),
       (d) => this.revokedSince(d),
-      new DeviceNumbering(root, this.meta, (p) => store.track(p)),
+      new DeviceNumbering(
+        root,
+        this.meta,
+        (p) => store.track(p),
+        () => store.closed,
+      ),
       this,
     );
     this.author = toHex(opts.publicKey);

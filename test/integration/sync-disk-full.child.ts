@@ -73,7 +73,7 @@ async function exchange(growAt?: number): Promise<{ applied: number; equal: bool
   return { applied: sb.stats.applied, equal: sb.stats.equal, durable };
 }
 
-// 2 MiB fills after ~45 blocks of 100 frames; space returns at message 56.
+// 1 MiB fills after about half the 60 blocks of 100 frames; space returns at message 56.
 const first = await exchange(56);
 const second = await exchange();
 const third = await exchange();

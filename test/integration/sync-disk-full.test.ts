@@ -4,14 +4,14 @@
  * block above a hole in its chain (a `missing-prev` that no later sync would fill, the
  * stream's head already matching the sibling's). The next exchange brings what failed and
  * the log reopened from disk is whole: every frame, no audit fault, equal heads.
- * Real 2 MiB tmpfs (root, as CI runs), the scenario in a child process (sync-disk-full.child.ts).
+ * Real 1 MiB tmpfs (root, as CI runs), the scenario in a child process (sync-disk-full.child.ts).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mountTmpfs } from '../helpers/tmpfs.js';
 
-const disk = mountTmpfs('outpost-sync-full-', 'b', '2m', 'the sync disk-full test');
+const disk = mountTmpfs('outpost-sync-full-', 'b', '1m', 'the sync disk-full test');
 const { path: bDir, mounted } = disk;
 
 describe.runIf(mounted)('sync into a gateway whose disk fills and frees mid-exchange', () => {
