@@ -157,11 +157,16 @@ async function syncOnce(d: number, encrypted: boolean) {
   a.log.appendFrames(entries(1));
   b.log.appendFrames(entries(2));
   await Promise.all([a.log.durable(), b.log.durable()]);
+  // The exchange is done when both sides are: the responder may still be applying the last blocks
+  // when the initiator has sent its own and read the responder's.
+  let responded!: (error: Error | undefined) => void;
+  const responderDone = new Promise<Error | undefined>((r) => (responded = r));
   const server = await SyncServer.listen('127.0.0.1', 0, {
     log: b.log,
     identity: b.identity,
     peers: [ka],
     ...(encrypted && { noiseSecret: x25519FromEd25519Seed(sb) }),
+    onLink: (r) => responded(r.error),
   });
   const proxy = await countingProxy(server.port);
   const cpu0 = process.cpuUsage();
@@ -172,7 +177,8 @@ async function syncOnce(d: number, encrypted: boolean) {
     peers: [kb],
     ...(encrypted && { noiseSecret: x25519FromEd25519Seed(sa) }),
   });
-  await b.log.durable();
+  const responderError = await responderDone;
+  if (responderError) throw responderError;
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   if (a.log.headsDigest() !== b.log.headsDigest()) throw new Error('sync did not converge');
@@ -258,7 +264,13 @@ async function syncRows(rows: Row[]): Promise<void> {
   const rounds = repeat ?? 4;
   for (let r = 0; r < rounds; r++) {
     const order = r % 2 === 0 ? [false, true] : [true, false];
-    for (const encrypted of order) runs[encrypted ? 'noise' : 'plain'].push(await syncOnce(d, encrypted));
+    for (const encrypted of order) {
+      const run = await syncOnce(d, encrypted);
+      runs[encrypted ? 'noise' : 'plain'].push(run);
+      console.error(
+        `sync ${encrypted ? 'noise' : 'plain'} round ${r}: ${run.ms.toFixed(0)} ms, cpu ${run.cpuMs.toFixed(0)} ms`,
+      );
+    }
   }
   const m = (k: 'plain' | 'noise', f: keyof Run) => median(runs[k].map((x) => x[f]));
   // Per round: the two runs of a round saw the same load, so their ratio is the fairer one.
