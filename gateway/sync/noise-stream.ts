@@ -119,11 +119,11 @@ class NoiseStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.seal(chunk);
-    this.whenRoom(cb);
+    this._writev([{ chunk }], cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
+    // One writev for all: no 2-byte length leaving alone in its own segment.
     this.socket.cork();
     for (const { chunk } of chunks) this.seal(chunk);
     this.socket.uncork();
