@@ -258,14 +258,6 @@ async function stormRows(rows: Row[]): Promise<void> {
       ...(!quick && { goal: '<= 5 s', pass: all(storm.full) }),
     },
     {
-      figure: `${q}  the same less the gateway main thread's run-queue waits (the load's share), resumed`,
-      value: storm.resumed.ownMs / 1000,
-      unit: 's',
-      baseline: 'full TLS handshakes',
-      baselineValue: storm.full.ownMs / 1000,
-      ratio: storm.resumed.ownMs / storm.full.ownMs,
-    },
-    {
       figure: `${q}  gateway CPU per reconnect, resumed (all threads: TLS, token check, MQTT session)`,
       value: (storm.resumed.cpuMs * 1000) / n,
       unit: 'us',

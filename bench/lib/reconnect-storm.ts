@@ -6,15 +6,12 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { startTestGateway, tempDir } from '../../test/helpers/env.js';
 import { generator } from './generator.js';
-import { runQueueMs } from './schedstat.js';
 
 const GW = 'gw-bench';
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export interface StormPhase {
   ms: number;
-  /** Wall time less the gateway main thread's run-queue waits. */
-  ownMs: number;
   cpuMs: number;
   resumed: number;
   connected: number;
@@ -53,11 +50,9 @@ export async function reconnectStorm(devices: number, workers: number, rounds: n
       await session.post('Profiler.start');
     }
     const cpu0 = process.cpuUsage();
-    const wait0 = runQueueMs();
     const t0 = performance.now();
     const r = await Promise.all(gens.map((g) => g.ask<{ connected: number; resumed: number }>(cmd)));
     const ms = performance.now() - t0;
-    const ownMs = ms - (runQueueMs() - wait0);
     const cpu = process.cpuUsage(cpu0);
     if (session) {
       const { profile } = await session.post('Profiler.stop');
@@ -67,7 +62,6 @@ export async function reconnectStorm(devices: number, workers: number, rounds: n
     for (const g of gens) await g.ask('drop');
     return {
       ms,
-      ownMs,
       cpuMs: (cpu.user + cpu.system) / 1000,
       connected: r.reduce((n, x) => n + x.connected, 0),
       resumed: r.reduce((n, x) => n + x.resumed, 0),
@@ -90,7 +84,6 @@ export async function reconnectStorm(devices: number, workers: number, rounds: n
   const med = (k: 'full' | 'resumed', f: keyof StormPhase) => median(phases[k].map((p) => p[f]));
   const pick = (k: 'full' | 'resumed'): StormPhase => ({
     ms: med(k, 'ms'),
-    ownMs: med(k, 'ownMs'),
     cpuMs: med(k, 'cpuMs'),
     resumed: Math.min(...phases[k].map((p) => p.resumed)),
     connected: Math.min(...phases[k].map((p) => p.connected)),
