@@ -4,20 +4,26 @@
  * off the clock) and then obeys commands on stdin, answering each with one
  * JSON line on stdout:
  *   (start)            → {"keys":[…]}            the identities to enrol
- *   connect            → {"connected":N}
+ *   connect [resume]   → {"connected":N,"ms":…,"resumed":N}
  *   saturate [N]       → closed loop: `--inflight` QoS 1 publishes open per device (N frames each, default all)
  *   paced HZ SECONDS   → open loop: each device publishes at HZ, whatever the acks
  *   drop               → every client disconnects → {"dropped":N}
  *   exit
  * `--ca FILE`: the URL is mqtts:// and this certificate is trusted; `--gateway-id ID`: each device
- * authenticates at CONNECT with a fresh connect token for that gateway; `--spread`: each device
- * connects from its own loopback address (127.1.x.y; TLS only), as a fleet of separate devices would.
+ * authenticates at CONNECT with a connect token for that gateway, signed before the connects are
+ * timed (a token is good within the gateway's window, 5 min by default, and only if newer than the
+ * last one it accepted from that device, so each `connect` signs a new set); `--spread`: each device
+ * connects from its own loopback address (127.1.x.y from `--first`; TLS only), as a fleet of
+ * separate devices would. Each device keeps the TLS session ticket its last connection received;
+ * `connect resume` offers it (TLS 1.3 PSK resumption, RFC 8446 §2.2), as mbedTLS devices do with a
+ * saved session.
  */
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
 import { readFileSync } from 'node:fs';
+import { TLSSocket } from 'node:tls';
 import { encodeConnectToken, signBody, topics } from '../protocols/index.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
 
@@ -31,6 +37,7 @@ const { values } = parseArgs({
     ca: { type: 'string' },
     'gateway-id': { type: 'string' },
     spread: { type: 'boolean' },
+    first: { type: 'string', default: '0' },
   },
 });
 const ca = values.ca ? readFileSync(values.ca) : undefined;
@@ -38,16 +45,20 @@ const gatewayId = values['gateway-id'];
 const devices = Number(values.devices);
 const framesPer = Number(values.frames);
 const inflight = Number(values.inflight);
+const first = Number(values.first);
 
 const fleet = Array.from({ length: devices }, (_, i) => {
   const seed = randomBytes(32);
   const key = privateKeyObject(seed);
   let seq = 0;
   const id = `${values.prefix}-${String(i).padStart(5, '0')}`;
+  const a = first + i;
   return {
     id,
     key,
-    address: `127.1.${(i >> 8) & 0xff}.${i & 0xff}`,
+    address: `127.1.${(a >> 8) & 0xff}.${a & 0xff}`,
+    /** The newest TLS session ticket this device received (offered by `connect resume`). */
+    session: undefined as Buffer | undefined,
     topic: topics.up(id),
     pub: Buffer.from(publicKeyFromSeed(seed)).toString('hex'),
     frames: [] as Buffer[],
@@ -150,26 +161,42 @@ async function paced(hz: number, seconds: number): Promise<Record<string, number
 for await (const line of createInterface({ input: process.stdin })) {
   const [cmd, a, b] = line.trim().split(/\s+/);
   if (cmd === 'connect') {
+    // Signed off the clock: a device's token is ready before it dials.
+    const now = Date.now();
+    const passwords = fleet.map((d) =>
+      gatewayId === undefined
+        ? undefined
+        : encodeConnectToken({ subject: d.id, audience: gatewayId, time: now }, (m) => signEd25519(d.key, m)),
+    );
+    const resume = a === 'resume';
+    let resumed = 0;
     const t0 = performance.now();
     clients = await Promise.all(
-      fleet.map((d) =>
-        mqtt.connectAsync(values.url!, {
-          clientId: d.id,
-          reconnectPeriod: 0,
-          keepalive: 60,
-          connectTimeout: 30_000,
-          ...(ca && { ca }),
-          ...(values.spread && { localAddress: d.address }),
-          ...(gatewayId !== undefined && {
-            username: d.id,
-            password: encodeConnectToken({ subject: d.id, audience: gatewayId, time: Date.now() }, (m) =>
-              signEd25519(d.key, m),
-            ),
+      fleet.map(
+        (d, i) =>
+          new Promise<mqtt.MqttClient>((resolve, reject) => {
+            const c = mqtt.connect(values.url!, {
+              clientId: d.id,
+              reconnectPeriod: 0,
+              keepalive: 60,
+              connectTimeout: 30_000,
+              ...(ca && { ca }),
+              ...(values.spread && { localAddress: d.address }),
+              ...(resume && d.session && { session: d.session }),
+              ...(passwords[i] !== undefined && { username: d.id, password: passwords[i] }),
+            });
+            const s = c.stream as TLSSocket | undefined;
+            // TLS 1.3 tickets arrive after the handshake (RFC 8446 §4.6.1), before or after CONNACK.
+            if (s instanceof TLSSocket) {
+              s.on('session', (t: Buffer) => (d.session = t));
+              s.once('secureConnect', () => s.isSessionReused() && resumed++);
+            }
+            c.once('connect', () => resolve(c));
+            c.once('error', reject);
           }),
-        }),
       ),
     );
-    out({ connected: clients.length, ms: performance.now() - t0 });
+    out({ connected: clients.length, ms: performance.now() - t0, resumed });
   } else if (cmd === 'drop') {
     await Promise.all(clients.map((c) => c.endAsync()));
     out({ dropped: clients.length });

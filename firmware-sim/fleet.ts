@@ -23,6 +23,8 @@ export interface FleetStats {
   resent: number;
   failed: number;
   errors: number;
+  /** Connects over TLS that resumed the device's previous session. */
+  resumed: number;
 }
 
 export interface TickContext {
@@ -175,6 +177,7 @@ export class Fleet {
       resent: 0,
       failed: 0,
       errors: this.tickErrorCount,
+      resumed: 0,
     };
     for (const { device, link } of this.members.values()) {
       if (link.connected) s.connected++;
@@ -186,6 +189,7 @@ export class Fleet {
       s.resent += link.stats.resent;
       s.failed += link.stats.failed;
       s.errors += link.stats.errors;
+      s.resumed += link.stats.resumed;
     }
     return s;
   }

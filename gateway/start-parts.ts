@@ -70,10 +70,11 @@ export async function startMqtt(
       limits: config.mqtt.limits,
       access: {
         tokenWindowMs: config.mqtt.tokenWindowSeconds * 1000,
+        // One store read for an enrolled device (a reconnect storm asks for every device at once).
         device: (id) => {
-          const rec = registry.get(id);
-          const key = registry.active(id)?.publicKey;
-          return rec && { publicKey: key ?? new Uint8Array(32), revoked: key === undefined };
+          const a = registry.active(id);
+          if (a) return { publicKey: a.publicKey, revoked: false };
+          return registry.get(id) && { publicKey: new Uint8Array(32), revoked: true };
         },
         principal: (ref) => {
           const p = perms.principal(ref);

@@ -10,12 +10,16 @@
  * connection gets a fresh outgoing store, and on every (re)connect the link
  * resends all pending frames, oldest first, before any new one.
  */
+import { TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient, Store } from 'mqtt';
 import { topics } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
 import { countAttempt, frameKey, IdleWaiters } from './uplink-buffer.js';
 
 const DEFAULT_RECONNECT_MS = 250;
+
+/** mqtt.js hands its options to tls.connect, whose `session` its types leave out. */
+type TlsResumable = IClientOptions & { session?: Buffer };
 
 export interface MqttLinkOptions {
   /** e.g. mqtt://127.0.0.1:1883 */
@@ -46,6 +50,8 @@ export interface LinkStats {
   /** Publishes that completed with an error (connection lost, negative ack). */
   failed: number;
   connects: number;
+  /** Connects over TLS that resumed the previous connection's session (no full handshake). */
+  resumed: number;
   disconnects: number;
   errors: number;
 }
@@ -53,7 +59,16 @@ export interface LinkStats {
 const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 export class MqttDeviceLink {
-  readonly stats: LinkStats = { sent: 0, resent: 0, acked: 0, failed: 0, connects: 0, disconnects: 0, errors: 0 };
+  readonly stats: LinkStats = {
+    sent: 0,
+    resent: 0,
+    acked: 0,
+    failed: 0,
+    connects: 0,
+    resumed: 0,
+    disconnects: 0,
+    errors: 0,
+  };
   lastError: Error | undefined;
 
   private client: MqttClient | undefined;
@@ -103,6 +118,18 @@ export class MqttDeviceLink {
     // mqtt.js builds each CONNECT from client.options: a token is good once, so every attempt signs a new one.
     if (gatewayId !== undefined)
       client.on('reconnect', () => (client.options.password = this.device.connectToken(gatewayId)));
+    // Over TLS, a device keeps the session ticket of its last connection and offers it on the
+    // next (resumption, RFC 8446 §2.2; mbedTLS: mbedtls_ssl_get_session / set_session), so a
+    // reconnect skips the certificate check and the gateway its signature. mqtt.js dials every
+    // attempt with client.options; the first stream exists already (mqtt.connect dialled it),
+    // each later one is watched as its CONNECT is written, before its handshake can finish.
+    const keepTicket = (): void => {
+      const stream = client.stream;
+      if (stream instanceof TLSSocket)
+        stream.on('session', (ticket: Buffer) => ((client.options as TlsResumable).session = ticket));
+    };
+    keepTicket();
+    client.on('packetsend', (p) => p.cmd === 'connect' && keepTicket());
     client.on('connect', () => this.onConnect(client));
     client.on('close', () => this.onClose(client));
     client.on('error', (e) => {
@@ -175,6 +202,7 @@ export class MqttDeviceLink {
     this.epoch++;
     this.inflight.clear();
     this.stats.connects++;
+    if (client.stream instanceof TLSSocket && client.stream.isSessionReused()) this.stats.resumed++;
     client.subscribe(this.cmdTopic, { qos: 1 }, (err) => {
       if (err) {
         this.stats.errors++;

@@ -89,7 +89,9 @@ function createSelfSigned(commonName: string, names: readonly string[], days = 3
   const now = Date.now();
   const keyId = createHash('sha1').update(spki).digest();
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  // Positive, and a non-zero first byte: DER integers are minimal (X.690 §8.3.2), so a leading
+  // 0x00 before a byte under 0x80 is "illegal padding" and the certificate does not parse (1 in 128).
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const ext = (id: string, critical: boolean, value: Buffer): Buffer =>
     seq(oid(id), ...(critical ? [bool(true)] : []), octets(value));
   const extensions = der(

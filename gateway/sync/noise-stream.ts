@@ -10,7 +10,8 @@
  * Wire: every Noise message is a 2-byte big-endian length and the message
  * (Noise rev 34 §3 caps messages at 65535 bytes). After the three handshake
  * messages, written bytes are cut into pieces of at most 65519 bytes, each
- * one transport message. The prologue binds the protocol use.
+ * one transport message. The prologue binds the protocol use. No Nagle from
+ * the first handshake message on: each is one small write the peer waits for.
  */
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -58,7 +59,17 @@ const frame = (m: Uint8Array): Buffer => {
   return out;
 };
 
-/** The transport phase: a Duplex of plaintext bytes over the socket's transport messages. */
+/** Bytes the socket may hold unsent before writes to the stream wait for it to drain. */
+const SOCKET_AHEAD = 256 * 1024;
+
+/**
+ * The transport phase: a Duplex of plaintext bytes over the socket's transport messages.
+ * Writes are sealed as they come and handed to the socket at once (each piece its 2-byte length
+ * and its ciphertext, no copy into one buffer; several queued writes in one corked batch), and a
+ * write is done as soon as the socket holds less than SOCKET_AHEAD: so the next message is
+ * sealed while the previous ones are still on the wire, and the kernel's buffer never runs dry
+ * waiting for the cipher.
+ */
 class NoiseStream extends Duplex {
   private readonly reader: MessageReader;
 
@@ -67,7 +78,7 @@ class NoiseStream extends Duplex {
     private readonly session: NoiseSession,
     leftover: Buffer,
   ) {
-    super();
+    super({ writableHighWaterMark: SOCKET_AHEAD });
     this.reader = new MessageReader((m) => {
       const p = session.receive.decryptWithAd(EMPTY, m);
       if (!p.ok)
@@ -85,12 +96,38 @@ class NoiseStream extends Duplex {
     this.socket.resume();
   }
 
+  private seal(chunk: Uint8Array): void {
+    for (let o = 0; o < chunk.length; o += NOISE_MAX_PLAINTEXT) {
+      const c = this.session.send.encryptWithAd(EMPTY, chunk.subarray(o, o + NOISE_MAX_PLAINTEXT));
+      const head = Buffer.allocUnsafe(2);
+      head.writeUInt16BE(c.length, 0);
+      this.socket.write(head);
+      this.socket.write(c);
+    }
+  }
+
+  /** Done at once while the socket is not too far behind, else once it drains (or closes). */
+  private whenRoom(cb: (e?: Error | null) => void): void {
+    if (this.socket.writableLength < SOCKET_AHEAD) return cb();
+    const done = (): void => {
+      this.socket.off('drain', done);
+      this.socket.off('close', done);
+      cb();
+    };
+    this.socket.on('drain', done);
+    this.socket.on('close', done);
+  }
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
-    const parts: Buffer[] = [];
-    for (let o = 0; o < chunk.length; o += NOISE_MAX_PLAINTEXT)
-      parts.push(frame(this.session.send.encryptWithAd(EMPTY, chunk.subarray(o, o + NOISE_MAX_PLAINTEXT))));
-    if (this.socket.write(parts.length === 1 ? parts[0]! : Buffer.concat(parts))) cb();
-    else this.socket.once('drain', () => cb());
+    this._writev([{ chunk }], cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
+    // One writev for all: no 2-byte length leaving alone in its own segment.
+    this.socket.cork();
+    for (const { chunk } of chunks) this.seal(chunk);
+    this.socket.uncork();
+    this.whenRoom(cb);
   }
 
   override _final(cb: (e?: Error | null) => void): void {
@@ -121,6 +158,7 @@ export function secureSocket(socket: Socket, opts: NoiseLinkOptions): Promise<{ 
   const pinned = new Map<string, string>();
   for (const k of opts.peers) pinned.set(toHex(x25519FromEd25519Public(k)), toHex(k));
   const hs = new NoiseXX({ initiator: opts.initiator, staticSecret: opts.staticSecret, prologue: PROLOGUE });
+  socket.setNoDelay(true);
   return new Promise((resolve, reject) => {
     let done = false;
     const finish = (err?: NoiseLinkError): void => {

@@ -102,9 +102,12 @@ class Framed implements MessageLink {
     return new Promise((resolve) => {
       if (this.socket.destroyed) return resolve();
       this.socket.once('close', () => resolve());
+      // A peer that stopped reading never lets the close handshake finish: do not wait on it once
+      // all we wrote is handed to the kernel. Before that, the peer may still be verifying what it
+      // read (destroying then would cut the exchange's last blocks); the idle timeout bounds a
+      // peer that reads nothing at all.
+      this.socket.once('finish', () => setTimeout(() => this.socket.destroy(), 2000).unref());
       this.socket.end();
-      // A peer that stopped reading never lets the close handshake finish: do not wait on it.
-      setTimeout(() => this.socket.destroy(), 2000).unref();
     });
   }
 }

@@ -99,10 +99,9 @@ export class BrokerAccess {
     const r = this.identify(clientId, username, password, anonymousOk);
     if (!r.ok) return r;
     // A client id naming an enrolled device is that device's alone (no takeover).
-    const named = this.opts.device(clientId);
     const id = r.identity;
     const isThatDevice = id.kind === 'device' && id.id === clientId;
-    if (named && !isThatDevice) {
+    if (!isThatDevice && this.opts.device(clientId)) {
       const holder = sessionOf(clientId);
       // Without credentials anywhere (anonymous listener), the old behaviour stands unless the device proved itself.
       if (id.kind !== 'anonymous' || holder?.kind === 'device')

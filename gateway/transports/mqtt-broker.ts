@@ -9,9 +9,10 @@
  * and never forwarded; only transient failures (store error, overload) refuse,
  * which makes the device reconnect and resend.
  */
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import { parseTopic, SYNC_BROKER_USER_PREFIX, SYNC_TOPIC_ROOT, topics } from '../../protocols/index.js';
 import type { IngestPipeline } from '../ingest/pipeline.js';
@@ -94,6 +95,26 @@ function boundOutgoing(aedes: Aedes): void {
   const p = (aedes as unknown as { persistence: { outgoingClearMessageId: Clear } }).persistence;
   const clear = p.outgoingClearMessageId.bind(p);
   p.outgoingClearMessageId = (client, packet) => (client.clean ? Promise.resolve(undefined) : clear(client, packet));
+}
+
+/**
+ * TLS session tickets (RFC 8446 §4.6.1; RFC 5077 for TLS 1.2): a device that kept the ticket of
+ * its last connection resumes without the certificate exchange and signature, which is most of
+ * a handshake's cost when a whole fleet reconnects at once. A ticket is good for this long after
+ * it was issued (a day: a device connected since yesterday that loses the network still resumes).
+ */
+const TICKET_LIFETIME_S = 86_400;
+
+/**
+ * The keys that encrypt tickets live in memory only (never in the data dir: with them, recorded
+ * TLS 1.2 resumptions could be decrypted) and are replaced once a ticket lifetime, so a key
+ * taken from a running process opens no session older than that. A restart or a replacement
+ * makes devices do a full handshake once.
+ */
+function rotateTicketKeys(server: TlsServer): void {
+  const timer = setInterval(() => server.setTicketKeys(randomBytes(48)), TICKET_LIFETIME_S * 1000);
+  timer.unref();
+  server.once('close', () => clearInterval(timer));
 }
 
 const refusal = (code: 2 | 4 | 5, message: string): Error & { returnCode: 2 | 4 | 5 } =>
@@ -267,10 +288,17 @@ export class EmbeddedBroker {
         };
         const server = l.tls
           ? createTlsServer(
-              { cert: l.tls.cert, key: l.tls.key, minVersion: 'TLSv1.2', handshakeTimeout: limits.connectTimeoutMs },
+              {
+                cert: l.tls.cert,
+                key: l.tls.key,
+                minVersion: 'TLSv1.2',
+                handshakeTimeout: limits.connectTimeoutMs,
+                sessionTimeout: TICKET_LIFETIME_S,
+              },
               onSocket,
             )
           : createServer(onSocket);
+        if (l.tls) rotateTicketKeys(server as TlsServer);
         if (l.tls) server.on('connection', (raw: Socket) => guard.admit(raw));
         if (l.tls) server.on('tlsClientError', (err: Error) => log.debug({ err: err.message }, 'TLS handshake failed'));
         servers.push(server);

@@ -3,18 +3,21 @@
  * cut in the middle"), over real lmdb logs:
  * - the engine produces blocks lazily: answering a hello reads nothing until the answer is
  *   consumed, and a consumer that stops after k blocks has caused k reads;
- * - over a real TCP link, a peer that stops reading holds the sender back: the sender has read
- *   only what fits in the socket buffers, not the whole difference; once the peer reads again,
- *   every block arrives;
+ * - over a real TCP link, plain or Noise-encrypted, a peer that stops reading holds the sender
+ *   back: the sender has read only what fits in the socket buffers (and the encrypted stream's
+ *   bound), not the whole difference; once the peer reads again, every block arrives;
  * - an exchange cut after k blocks resumes: the next exchange sends only the rest.
  */
 import { randomBytes } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import type { BlockLog } from '../../gateway/log/block-log.js';
+import { x25519FromEd25519Seed } from '../../gateway/policy/seal.js';
 import { exchange, localVector, SyncSession } from '../../gateway/sync/engine.js';
 import { authenticate, type MessageLink, MessageQueue } from '../../gateway/sync/link.js';
+import { secureSocket } from '../../gateway/sync/noise-stream.js';
 import { SyncServer } from '../../gateway/sync/tcp.js';
 import { decodeSyncMessage, encodeSyncMessage, type FrameEntry, fromHex } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
@@ -73,85 +76,100 @@ describe('streaming sync', () => {
     expect(reads.reads).toBe(10);
   });
 
-  it('over TCP a peer that stops reading holds the sender back (socket buffers, not the whole difference); all arrives once it reads', async () => {
-    const [sa, sb] = [randomBytes(32), randomBytes(32)];
-    const [ka, kb] = [sa, sb].map(publicKeyFromSeed) as [Uint8Array, Uint8Array];
-    const a = node(sa, [kb]);
-    const b = node(sb, [ka]);
-    // 120 blocks of 64 opaque 4 kB entries (≈ 256 kB each, ≈ 31 MB): far more than loopback
-    // socket buffers hold (up to ≈ 4 MB each way here). The peer below never verifies them.
-    const blob = (i: number): Uint8Array => new Uint8Array(4000).fill(i & 0xff);
-    for (let k = 0; k < 120; k++)
-      a.log.appendFrames(
-        Array.from({ length: 64 }, (_, i) => ({
-          frame: blob(k + i),
-          rxTime: 1_760_000_000_000 + k,
-          transport: 'mqtt',
-        })),
+  it.each([
+    ['plain', false],
+    ['Noise-encrypted', true],
+  ])(
+    'over %s TCP a peer that stops reading holds the sender back (socket buffers, not the whole difference); all arrives once it reads',
+    async (_, encrypted) => {
+      const [sa, sb] = [randomBytes(32), randomBytes(32)];
+      const [ka, kb] = [sa, sb].map(publicKeyFromSeed) as [Uint8Array, Uint8Array];
+      const a = node(sa, [kb]);
+      const b = node(sb, [ka]);
+      // 120 blocks of 64 opaque 4 kB entries (≈ 256 kB each, ≈ 31 MB): far more than loopback
+      // socket buffers hold (up to ≈ 4 MB each way here). The peer below never verifies them.
+      const blob = (i: number): Uint8Array => new Uint8Array(4000).fill(i & 0xff);
+      for (let k = 0; k < 120; k++)
+        a.log.appendFrames(
+          Array.from({ length: 64 }, (_, i) => ({
+            frame: blob(k + i),
+            rxTime: 1_760_000_000_000 + k,
+            transport: 'mqtt',
+          })),
+        );
+      await a.log.settled();
+      const total = a.log.blockCount();
+      const reads = countReads(a.log);
+      const server = await SyncServer.listen('127.0.0.1', 0, {
+        log: a.log,
+        identity: a.identity,
+        peers: [kb],
+        ...(encrypted && { noiseSecret: x25519FromEd25519Seed(sa) }),
+      });
+      closers.push(() => server.close());
+      // b's side by hand: authenticate, send hello, then stop reading.
+      const raw: Socket = createConnection({ host: '127.0.0.1', port: server.port });
+      await new Promise((r) => raw.once('connect', r));
+      closers.push(() => void raw.destroy());
+      const socket: Duplex = encrypted
+        ? (await secureSocket(raw, { initiator: true, staticSecret: x25519FromEd25519Seed(sb), peers: [ka] })).stream
+        : raw;
+      const queue = new MessageQueue();
+      let buf = Buffer.alloc(0);
+      let received = 0;
+      let bytes = 0;
+      socket.on('data', (chunk: Buffer) => {
+        bytes += chunk.length;
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+          const n = buf.readUInt32BE(0);
+          queue.push(new Uint8Array(buf.subarray(4, 4 + n)));
+          buf = buf.subarray(4 + n);
+          received++;
+        }
+      });
+      const link: MessageLink = {
+        send: (m) => {
+          const head = Buffer.alloc(4);
+          head.writeUInt32BE(m.length);
+          socket.write(Buffer.concat([head, m]));
+        },
+        next: () => queue.next(),
+        end: async () => void socket.end(),
+      };
+      await authenticate(link, { log: b.log, identity: b.identity, peers: [ka] });
+      socket.pause();
+      await link.send(
+        encodeSyncMessage({ type: 'hello', digest: fromHex(b.log.headsDigest())!, vector: localVector(b.log) }),
       );
-    await a.log.settled();
-    const total = a.log.blockCount();
-    const reads = countReads(a.log);
-    const server = await SyncServer.listen('127.0.0.1', 0, { log: a.log, identity: a.identity, peers: [kb] });
-    closers.push(() => server.close());
-    // b's side by hand: authenticate, send hello, then stop reading.
-    const socket: Socket = createConnection({ host: '127.0.0.1', port: server.port });
-    await new Promise((r) => socket.once('connect', r));
-    closers.push(() => void socket.destroy());
-    const queue = new MessageQueue();
-    let buf = Buffer.alloc(0);
-    let received = 0;
-    let bytes = 0;
-    socket.on('data', (chunk: Buffer) => {
-      bytes += chunk.length;
-      buf = Buffer.concat([buf, chunk]);
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const n = buf.readUInt32BE(0);
-        queue.push(new Uint8Array(buf.subarray(4, 4 + n)));
-        buf = buf.subarray(4 + n);
-        received++;
+      // Let the sender run as far as it can.
+      let last = -1;
+      for (let i = 0; i < 50 && reads.reads !== last; i++) {
+        last = reads.reads;
+        await new Promise((r) => setTimeout(r, 100));
       }
-    });
-    const link: MessageLink = {
-      send: (m) => {
-        const head = Buffer.alloc(4);
-        head.writeUInt32BE(m.length);
-        socket.write(Buffer.concat([head, m]));
-      },
-      next: () => queue.next(),
-      end: async () => void socket.end(),
-    };
-    await authenticate(link, { log: b.log, identity: b.identity, peers: [ka] });
-    socket.pause();
-    await link.send(
-      encodeSyncMessage({ type: 'hello', digest: fromHex(b.log.headsDigest())!, vector: localVector(b.log) }),
-    );
-    // Let the sender run as far as it can.
-    let last = -1;
-    for (let i = 0; i < 50 && reads.reads !== last; i++) {
-      last = reads.reads;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const heldBack = reads.reads;
-    console.log(`paused reader: sender read ${heldBack} of ${total} blocks (${bytes} bytes taken so far)`);
-    expect(heldBack).toBeGreaterThan(0);
-    expect(heldBack).toBeLessThan(total / 2);
-    socket.resume();
-    const before = received;
-    const blocks: number[] = [];
-    for (;;) {
-      const m = decodeSyncMessage(await queue.next());
-      if (!m.ok) throw new Error(m.error.message);
-      if (m.value.type === 'block') blocks.push(1);
-      if (m.value.type === 'done') {
-        expect(m.value.count).toBe(total);
-        break;
+      const heldBack = reads.reads;
+      console.log(`paused reader: sender read ${heldBack} of ${total} blocks (${bytes} bytes taken so far)`);
+      expect(heldBack).toBeGreaterThan(0);
+      expect(heldBack).toBeLessThan(total / 2);
+      socket.resume();
+      const before = received;
+      const blocks: number[] = [];
+      for (;;) {
+        const m = decodeSyncMessage(await queue.next());
+        if (!m.ok) throw new Error(m.error.message);
+        if (m.value.type === 'block') blocks.push(1);
+        if (m.value.type === 'done') {
+          expect(m.value.count).toBe(total);
+          break;
+        }
       }
-    }
-    expect(blocks).toHaveLength(total);
-    expect(received).toBeGreaterThan(before);
-    expect(reads.reads).toBe(total);
-  }, 60_000);
+      expect(blocks).toHaveLength(total);
+      expect(received).toBeGreaterThan(before);
+      expect(reads.reads).toBe(total);
+    },
+    60_000,
+  );
 
   it('an exchange cut after k blocks resumes: the next exchange sends only the rest', async () => {
     const a = node(randomBytes(32), []);
