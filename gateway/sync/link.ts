@@ -7,9 +7,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  CAP_DEFLATE,
+  capabilitiesOf,
   decodeAuthMessage,
   encodeAuthMessage,
   MAX_BLOCK_BYTES,
+  MessageDeflater,
+  MessageInflater,
+  markCapabilities,
   NONCE_BYTES,
   syncAuthInput,
   toHex,
@@ -39,6 +44,11 @@ export interface LinkOptions {
   readonly offerTo?: (peer: string) => StreamFilter | undefined;
   /** Free-space guard: while it says no, received blocks and marks are not applied. */
   readonly space?: SpaceCheck;
+  /**
+   * Offer link compression (protocols/link-deflate.ts; default true). It is used when both
+   * sides offer it; false makes this side's challenge an older gateway's (all-random nonce).
+   */
+  readonly deflate?: boolean;
 }
 
 export class LinkError extends Error {
@@ -54,6 +64,10 @@ export class LinkError extends Error {
 export interface LinkResult {
   readonly peer: string;
   readonly stats: SyncStats;
+  /** Both sides offered compression, so the exchange's messages were deflated. */
+  readonly deflate: boolean;
+  /** Message bytes handed to and taken from the transport after the handshake (compressed when `deflate`). */
+  readonly linkBytes: { readonly sent: number; readonly received: number };
 }
 
 export interface SyncLinkEvents {
@@ -119,10 +133,17 @@ export class MessageQueue {
   }
 }
 
-/** Mutual authentication; resolves with the peer's key (hex) or throws LinkError after refusing. */
-export async function authenticate(link: MessageLink, opts: LinkOptions): Promise<string> {
+/** An authenticated peer: its key (hex), and whether both sides offered compression. */
+export interface Authenticated {
+  readonly peer: string;
+  readonly deflate: boolean;
+}
+
+/** Mutual authentication; resolves with the peer or throws LinkError after refusing. */
+export async function authenticate(link: MessageLink, opts: LinkOptions): Promise<Authenticated> {
   const known = new Set([...opts.peers].map(toHex));
-  const nonce = randomBytes(NONCE_BYTES);
+  const offer = opts.deflate !== false;
+  const nonce = offer ? markCapabilities(randomBytes(NONCE_BYTES), CAP_DEFLATE) : randomBytes(NONCE_BYTES);
   await link.send(encodeAuthMessage({ type: 'auth-hello', publicKey: opts.identity.publicKey, nonce }));
   const h = decodeAuthMessage(await link.next());
   if (!h.ok) throw new LinkError('protocol', h.error.message);
@@ -152,7 +173,51 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
     await link.end();
     throw new LinkError('auth-failed', `gateway ${peerHex} did not prove its key`);
   }
-  return peerHex;
+  // Both nonces are signed in both proofs, so neither side's offer can be stripped unnoticed.
+  return { peer: peerHex, deflate: offer && (capabilitiesOf(h.value.nonce) & CAP_DEFLATE) !== 0 };
+}
+
+/**
+ * A link whose messages are compressed (protocols/link-deflate.ts), once both sides agreed in
+ * the challenge. Counts what the transport carries. A message that is not valid DEFLATE or
+ * inflates past MAX_LINK_MESSAGE ends the link (the windows would differ from then on).
+ */
+class CountedLink implements MessageLink {
+  sent = 0;
+  received = 0;
+  private readonly deflater: MessageDeflater | undefined;
+  private readonly inflater: MessageInflater | undefined;
+
+  constructor(
+    private readonly inner: MessageLink,
+    deflate: boolean,
+  ) {
+    this.deflater = deflate ? new MessageDeflater() : undefined;
+    this.inflater = deflate ? new MessageInflater(MAX_LINK_MESSAGE) : undefined;
+  }
+
+  send(msg: Uint8Array): void | Promise<void> {
+    const bytes = this.deflater ? this.deflater.deflate(msg) : msg;
+    this.sent += bytes.length;
+    return this.inner.send(bytes);
+  }
+
+  async next(): Promise<Uint8Array> {
+    const bytes = await this.inner.next();
+    this.received += bytes.length;
+    if (!this.inflater) return bytes;
+    const r = this.inflater.inflate(bytes);
+    if (r.ok) return r.value;
+    // The peer's refusal of our proof comes plain (it is sent by its handshake): said as such.
+    const refusal = bytes.length < 256 ? decodeAuthMessage(bytes) : undefined;
+    if (refusal?.ok && refusal.value.type === 'auth-refused')
+      throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
+    throw new LinkError(r.error.code === 'link/deflate-too-large' ? 'too-large' : 'protocol', r.error.message);
+  }
+
+  end(): Promise<void> {
+    return this.inner.end();
+  }
 }
 
 /**
@@ -162,7 +227,7 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
  * memory grows with the difference, and two sides streaming blocks to each other at
  * once cannot deadlock (each keeps reading while its own sends wait).
  */
-async function runSession(link: MessageLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
+async function runSession(link: CountedLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
   const outbox: Iterable<Uint8Array>[] = [first];
   let wake: (() => void) | undefined;
   let readerDone = false;
@@ -218,12 +283,13 @@ async function runSession(link: MessageLink, session: SyncSession, first: Uint8A
 /** The dialing side over an open link: authenticate, one exchange as the initiator, durable. */
 export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
   try {
-    const peer = await authenticate(link, opts);
+    const { peer, deflate } = await authenticate(link, opts);
     const session = new SyncSession(opts.log, opts.space);
     session.restrict(opts.offerTo?.(peer));
-    await runSession(link, session, session.open({ probe: opts.probe ?? false }));
+    const counted = new CountedLink(link, deflate);
+    await runSession(counted, session, session.open({ probe: opts.probe ?? false }));
     await opts.log.durable();
-    return { peer, stats: session.stats };
+    return { peer, stats: session.stats, deflate, linkBytes: { sent: counted.sent, received: counted.received } };
   } finally {
     await link.end();
   }
@@ -238,10 +304,11 @@ export async function respond(
   let peer: string | undefined;
   const session = new SyncSession(opts.log, opts.space);
   try {
-    peer = await authenticate(link, opts);
+    const a = await authenticate(link, opts);
+    peer = a.peer;
     opts.onStart?.(peer);
     session.restrict(opts.offerTo?.(peer));
-    await runSession(link, session, []);
+    await runSession(new CountedLink(link, a.deflate), session, []);
     await opts.log.durable();
     opts.onLink?.({ peer, stats: session.stats });
   } catch (err) {
