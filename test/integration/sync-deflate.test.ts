@@ -24,6 +24,11 @@ afterEach(async () => {
 const frames = (boot: number, n: number): FrameEntry[] => frameEntries(dev, boot, n, 'mqtt');
 
 const [sa, sb] = [randomBytes(32), randomBytes(32)];
+
+/** The responder reports its side once its durable write is done, after the dialer returned. */
+async function reported(links: readonly unknown[], n: number): Promise<void> {
+  for (let i = 0; i < 300 && links.length < n; i++) await new Promise((res) => setTimeout(res, 20));
+}
 const [ka, kb] = [sa, sb].map(publicKeyFromSeed) as [Uint8Array, Uint8Array];
 
 async function pair(): Promise<[LogNode, LogNode]> {
@@ -64,7 +69,7 @@ describe('sync link compression', () => {
       // Frames carry a 64-byte signature each, so not the ratio of text; still well under the messages.
       expect(r.linkBytes.sent).toBeLessThan(r.stats.bytesSent * 0.85);
       expect(r.linkBytes.received).toBeLessThan(r.stats.bytesReceived * 0.85);
-      await new Promise((res) => setTimeout(res, 100));
+      await reported(links, 1);
       expect(links.map((l) => l.error)).toEqual([undefined]);
       expect(b.log.headsDigest()).toBe(a.log.headsDigest());
       expect([...b.log.frameView()]).toHaveLength(400);
@@ -90,7 +95,7 @@ describe('sync link compression', () => {
     });
     expect(r2.deflate).toBe(false);
     expect(r2.stats.blocksSent).toBe(1);
-    await new Promise((res) => setTimeout(res, 100));
+    await reported(links, 1);
     expect(links.map((l) => l.error)).toEqual([undefined]);
     expect(b.log.headsDigest()).toBe(a.log.headsDigest());
   });
