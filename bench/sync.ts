@@ -20,7 +20,7 @@ import { publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
 import { BlockLog } from '../gateway/log/block-log.js';
 import { Store } from '../gateway/store/store.js';
 import { exchange, SyncSession } from '../gateway/sync/engine.js';
-import { MAX_LINK_MESSAGE } from '../gateway/sync/link.js';
+import { MAX_SYNC_MESSAGE } from '../gateway/sync/link.js';
 import { type FrameEntry, MessageDeflater, MessageInflater } from '../protocols/index.js';
 import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
@@ -83,7 +83,7 @@ async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> 
 async function compressedExchange(a: BlockLog, b: BlockLog) {
   const sa = new SyncSession(a);
   const sb = new SyncSession(b);
-  const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(MAX_LINK_MESSAGE) }));
+  const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(MAX_SYNC_MESSAGE) }));
   let deflated = 0;
   let deflateMs = 0;
   let inflateMs = 0;

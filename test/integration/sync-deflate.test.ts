@@ -3,16 +3,25 @@
  * two gateways that both offer it deflate their exchange over TCP and over Noise, and carry
  * fewer bytes than the messages; a gateway that does not offer it (as an older one) and one
  * that does agree on plain messages in either role and converge; a peer that agreed and then
- * sends a decompression bomb ends the link as too-large, with nothing applied.
+ * sends a decompression bomb ends the link as too-large, with nothing applied; a message of
+ * the largest size, incompressible, still fits the transport once deflated.
  */
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { x25519FromEd25519Seed } from '../../gateway/policy/seal.js';
-import { authenticate, LinkError, type MessageLink, MessageQueue, respond } from '../../gateway/sync/link.js';
+import {
+  authenticate,
+  LinkError,
+  MAX_LINK_MESSAGE,
+  MAX_SYNC_MESSAGE,
+  type MessageLink,
+  MessageQueue,
+  respond,
+} from '../../gateway/sync/link.js';
 import { SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
-import type { FrameEntry } from '../../protocols/index.js';
+import { type FrameEntry, MessageDeflater, MessageInflater } from '../../protocols/index.js';
 import { frameEntries, testDevice } from '../helpers/devices.js';
 import { type LogNode, logNode } from '../helpers/log-node.js';
 
@@ -120,5 +129,14 @@ describe('sync link compression', () => {
     expect(reports).toHaveLength(1);
     expect(reports[0]!.error?.code).toBe('too-large');
     expect(b.log.blockCount()).toBe(before);
+  });
+
+  it('a message of the largest size, incompressible, still fits the transport once deflated', () => {
+    const msg = new Uint8Array(randomBytes(MAX_SYNC_MESSAGE));
+    const z = new MessageDeflater().deflate(msg);
+    expect(z.length).toBeGreaterThan(MAX_SYNC_MESSAGE);
+    expect(z.length).toBeLessThanOrEqual(MAX_LINK_MESSAGE);
+    const back = new MessageInflater(MAX_SYNC_MESSAGE).inflate(z);
+    expect(back.ok && back.value.length).toBe(MAX_SYNC_MESSAGE);
   });
 });
