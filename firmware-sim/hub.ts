@@ -22,6 +22,7 @@ import { VirtualDevice } from './device.js';
 import type { FleetStats } from './fleet.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
 import { type DeviceModelName, Prng } from './sensors.js';
+import type { DeviceStateStore } from './state.js';
 import { countAttempt, frameKey } from './transports/uplink-buffer.js';
 
 export interface HubFleetOptions {
@@ -40,6 +41,8 @@ export interface HubFleetOptions {
   readonly maxFrames?: number;
   readonly signer?: SignerImpl;
   readonly bufferCapacity?: number;
+  /** Where boot/seq counters live (default in memory). */
+  readonly store?: DeviceStateStore;
   /** Seed for the devices' phases (default random). */
   readonly seed?: number;
   readonly reconnectPeriodMs?: number;
@@ -163,6 +166,7 @@ export class HubFleet {
           site: e.site,
           signer: opts.signer,
           bufferCapacity: opts.bufferCapacity,
+          store: opts.store,
         }),
     );
     this.devices = devices;
