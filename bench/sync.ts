@@ -21,7 +21,7 @@ import { BlockLog } from '../gateway/log/block-log.js';
 import { Store } from '../gateway/store/store.js';
 import { exchange, SyncSession } from '../gateway/sync/engine.js';
 import { MAX_SYNC_MESSAGE } from '../gateway/sync/link.js';
-import { type FrameEntry, MessageDeflater, MessageInflater } from '../protocols/index.js';
+import { type FrameEntry, MessageDeflater, MessageInflater, packMessages, unpackMessages } from '../protocols/index.js';
 import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
 import {
@@ -76,15 +76,17 @@ async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> 
 }
 
 /**
- * exchange() (engine.ts) with each message deflated and inflated as the sync links do
- * (protocols/link-deflate.ts, one window per direction): the receiver gets the inflated bytes.
- * Counts the deflated bytes and the codec's time (synchronous zlib, so its time is its CPU).
+ * exchange() (engine.ts) with the messages through the link codec as a compressed link sends
+ * them (gateway/sync/link.ts): a flight's messages packed into units of up to 16 KiB, each
+ * deflated (one window per direction) and inflated; the receiver gets the unpacked messages.
+ * Counts the deflated bytes, the units and the codec's time (synchronous zlib: its CPU).
  */
 async function compressedExchange(a: BlockLog, b: BlockLog) {
   const sa = new SyncSession(a);
   const sb = new SyncSession(b);
-  const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(MAX_SYNC_MESSAGE) }));
+  const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(2 * MAX_SYNC_MESSAGE) }));
   let deflated = 0;
+  let units = 0;
   let deflateMs = 0;
   let inflateMs = 0;
   let flight = sa.open();
@@ -94,29 +96,46 @@ async function compressedExchange(a: BlockLog, b: BlockLog) {
     flights++;
     const next: Uint8Array[] = [];
     const c = codec[toB ? 0 : 1]!;
-    for (const m of flight) {
+    const deliver = (msgs: Uint8Array[]): void => {
       const t0 = performance.now();
-      const z = c.d.deflate(m);
+      const z = c.d.deflate(packMessages(msgs));
       const t1 = performance.now();
       const r = c.i.inflate(z);
+      const got = r.ok ? unpackMessages(r.value) : r;
       deflateMs += t1 - t0;
       inflateMs += performance.now() - t1;
-      if (!r.ok) throw new Error(r.error.message);
+      if (!got.ok) throw new Error(got.error.message);
       deflated += z.length;
-      next.push(...(toB ? sb : sa).receive(r.value));
+      units++;
+      for (const m of got.value) next.push(...(toB ? sb : sa).receive(m));
+    };
+    let pending: Uint8Array[] = [];
+    let bytes = 0;
+    for (const m of flight) {
+      pending.push(m);
+      bytes += m.length;
+      if (bytes >= 16 * 1024) {
+        deliver(pending);
+        pending = [];
+        bytes = 0;
+      }
     }
+    if (pending.length > 0) deliver(pending);
     flight = next;
     toB = !toB;
   }
   await Promise.all([a.settled(), b.settled()]);
   const plain = sa.stats.bytesSent + sb.stats.bytesSent;
+  const messages = sa.stats.messagesSent + sb.stats.messagesSent;
   const blockBytes = sa.stats.blockBytesSent + sb.stats.blockBytesSent;
-  return { plain, blockBytes, deflated, deflateMs, inflateMs, flights };
+  return { plain, blockBytes, deflated, units, messages, deflateMs, inflateMs, flights };
 }
 
 interface Ours {
   /** Sync message bytes with and without link compression (the same exchange). */
   deflated: number;
+  units: number;
+  messages: number;
   deflateMs: number;
   inflateMs: number;
   bytes: number;
@@ -144,6 +163,8 @@ async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFr
   return {
     bytes: x.plain,
     deflated: x.deflated,
+    units: x.units,
+    messages: x.messages,
     deflateMs: x.deflateMs,
     inflateMs: x.inflateMs,
     blockBytes: x.blockBytes,
@@ -175,7 +196,7 @@ async function main(): Promise<void> {
     const missing = [...onlyA, ...onlyB].reduce((s, f) => s + f.bytes.length, 0);
     const o = await ours(common, onlyA, onlyB);
     console.log(
-      `d=${d}: link compression ${o.bytes} → ${o.deflated} B (${((100 * o.deflated) / o.bytes).toFixed(1)} %), deflate ${o.deflateMs.toFixed(0)} ms + inflate ${o.inflateMs.toFixed(0)} ms of a ${o.wallMs.toFixed(0)} ms exchange`,
+      `d=${d}: link compression ${o.bytes} → ${o.deflated} B (${((100 * o.deflated) / o.bytes).toFixed(1)} %), ${o.messages} messages in ${o.units} units, deflate ${o.deflateMs.toFixed(0)} ms + inflate ${o.inflateMs.toFixed(0)} ms of a ${o.wallMs.toFixed(0)} ms exchange`,
     );
     const f: BaselineFrames = { devices: devices.map((x) => x.id), common, onlyA, onlyB };
     const y = yjsSync(f);

@@ -149,3 +149,49 @@ export class MessageInflater {
     return ok(msg);
   }
 }
+
+/**
+ * Several messages as one unit to deflate: each an unsigned LEB128 length (7 bits a byte, low
+ * group first, as protobuf's varints) and its bytes. A link flushes small messages together,
+ * so one zlib call and one transport message carry them.
+ */
+export function packMessages(msgs: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const m of msgs) n += m.length + 5;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const m of msgs) {
+    for (let len = m.length; ; len = Math.floor(len / 128)) {
+      if (len < 128) {
+        out[o++] = len;
+        break;
+      }
+      out[o++] = (len % 128) | 0x80;
+    }
+    out.set(m, o);
+    o += m.length;
+  }
+  return out.subarray(0, o);
+}
+
+/** The messages of a unit; refused when a length runs past the unit, is over-long, or the unit is empty. */
+export function unpackMessages(unit: Uint8Array): Result<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  let o = 0;
+  while (o < unit.length) {
+    let len = 0;
+    let scale = 1;
+    for (let i = 0; ; i++) {
+      // 4 groups: 2^28 bytes, past any sync message; a longer length is not ours.
+      if (i === 4 || o >= unit.length) return fail('link/bad-unit', 'a message length is cut or too long');
+      const b = unit[o++]!;
+      len += (b & 0x7f) * scale;
+      scale *= 128;
+      if (b < 0x80) break;
+    }
+    if (len > unit.length - o) return fail('link/bad-unit', `a message of ${len} bytes runs past its unit`);
+    out.push(unit.subarray(o, o + len));
+    o += len;
+  }
+  return out.length > 0 ? ok(out) : fail('link/bad-unit', 'an empty unit');
+}

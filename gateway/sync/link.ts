@@ -16,6 +16,8 @@ import {
   MessageInflater,
   markCapabilities,
   NONCE_BYTES,
+  packMessages,
+  unpackMessages,
   syncAuthInput,
   toHex,
 } from '../../protocols/index.js';
@@ -26,11 +28,18 @@ import { type StreamFilter, SyncSession, type SyncStats } from './engine.js';
 
 /** The largest sync message: a block message (its envelope and CBOR head), with room to spare. */
 export const MAX_SYNC_MESSAGE = MAX_BLOCK_BYTES + 1024;
+/** A compressed link packs the messages sent together into one unit up to this many bytes. */
+const UNIT_FLUSH = 16 * 1024;
 /**
- * The largest message a transport carries: a sync message, or one deflated, which can come out
- * a little larger than it (incompressible bytes: ≤ 0.25 % measured; 1/256 allowed).
+ * The largest unit: messages under UNIT_FLUSH, then one that may be the largest, with their
+ * lengths (a message is at least 2 bytes, its length at most 4).
  */
-export const MAX_LINK_MESSAGE = MAX_SYNC_MESSAGE + Math.ceil(MAX_SYNC_MESSAGE / 256) + 64;
+const MAX_UNIT = MAX_SYNC_MESSAGE + 3 * UNIT_FLUSH + 4;
+/**
+ * The largest message a transport carries: a sync message, or a unit deflated, which can come
+ * out a little larger than it (incompressible bytes: ≤ 0.25 % measured; 1/256 allowed).
+ */
+export const MAX_LINK_MESSAGE = MAX_UNIT + Math.ceil(MAX_UNIT / 256) + 64;
 
 export interface LinkIdentity {
   readonly publicKey: Uint8Array;
@@ -185,43 +194,78 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
 
 /**
  * A link whose messages are compressed (protocols/link-deflate.ts), once both sides agreed in
- * the challenge. Counts what the transport carries. A message that is not valid DEFLATE or
- * inflates past MAX_SYNC_MESSAGE ends the link (the windows would differ from then on).
+ * the challenge: messages sent together (the session's answers come in runs) are packed into
+ * one unit, flushed at UNIT_FLUSH bytes or on the next turn of the event loop, so small
+ * messages share a zlib call and a transport message. Counts what the transport carries. A unit
+ * that is not valid DEFLATE, not a unit, or inflates past MAX_UNIT ends the link.
  */
 class CountedLink implements MessageLink {
   sent = 0;
   received = 0;
   private readonly deflater: MessageDeflater | undefined;
   private readonly inflater: MessageInflater | undefined;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private scheduled = false;
+  private readonly inbox: Uint8Array[] = [];
 
   constructor(
     private readonly inner: MessageLink,
     deflate: boolean,
   ) {
     this.deflater = deflate ? new MessageDeflater() : undefined;
-    this.inflater = deflate ? new MessageInflater(MAX_SYNC_MESSAGE) : undefined;
+    this.inflater = deflate ? new MessageInflater(MAX_UNIT) : undefined;
   }
 
   send(msg: Uint8Array): void | Promise<void> {
-    const bytes = this.deflater ? this.deflater.deflate(msg) : msg;
-    this.sent += bytes.length;
-    return this.inner.send(bytes);
+    if (!this.deflater) {
+      this.sent += msg.length;
+      return this.inner.send(msg);
+    }
+    this.pending.push(msg);
+    this.pendingBytes += msg.length;
+    if (this.pendingBytes >= UNIT_FLUSH) return this.flush();
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        // A transport that failed meanwhile: the reader reports it (the writer stops at its next send).
+        this.flush()?.catch(() => {});
+      });
+    }
+  }
+
+  /** Sends what is pending as one unit. */
+  flush(): void | Promise<void> {
+    if (!this.deflater || this.pending.length === 0) return;
+    const unit = this.deflater.deflate(packMessages(this.pending));
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.sent += unit.length;
+    return this.inner.send(unit);
   }
 
   async next(): Promise<Uint8Array> {
+    const queued = this.inbox.shift();
+    if (queued) return queued;
     const bytes = await this.inner.next();
     this.received += bytes.length;
     if (!this.inflater) return bytes;
     const r = this.inflater.inflate(bytes);
-    if (r.ok) return r.value;
+    const msgs = r.ok ? unpackMessages(r.value) : r;
+    if (msgs.ok) {
+      this.inbox.push(...msgs.value.slice(1));
+      return msgs.value[0]!;
+    }
     // The peer's refusal of our proof comes plain (it is sent by its handshake): said as such.
     const refusal = bytes.length < 256 ? decodeAuthMessage(bytes) : undefined;
     if (refusal?.ok && refusal.value.type === 'auth-refused')
       throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
-    throw new LinkError(r.error.code === 'link/deflate-too-large' ? 'too-large' : 'protocol', r.error.message);
+    throw new LinkError(msgs.error.code === 'link/deflate-too-large' ? 'too-large' : 'protocol', msgs.error.message);
   }
 
-  end(): Promise<void> {
+  async end(): Promise<void> {
+    await Promise.resolve(this.flush()).catch(() => {}); // on a dead transport there is nothing to save
     return this.inner.end();
   }
 }
@@ -283,6 +327,7 @@ async function runSession(link: CountedLink, session: SyncSession, first: Uint8A
   readerDone = true;
   poke();
   await writer;
+  await link.flush();
   if (session.stats.protocolError) throw new LinkError('protocol', session.stats.protocolError);
 }
 

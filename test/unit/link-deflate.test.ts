@@ -2,7 +2,8 @@
  * Link compression (protocols/link-deflate.ts): a sequence of messages round-trips through
  * one deflater and one inflater whatever their sizes (the windows stay in step), later
  * messages compress against earlier ones, a bomb is refused at the cap without throwing,
- * random bytes never throw, and the capability sentinel in the auth nonce.
+ * random bytes never throw, the capability sentinel in the auth nonce, and the units that pack
+ * several messages into one (lengths as unsigned LEB128).
  */
 import { randomBytes } from 'node:crypto';
 import { deflateRawSync } from 'node:zlib';
@@ -15,6 +16,8 @@ import {
   MessageDeflater,
   MessageInflater,
   markCapabilities,
+  packMessages,
+  unpackMessages,
 } from '../../protocols/index.js';
 
 // Messages with repeats inside and across them, and sizes around the window.
@@ -84,6 +87,44 @@ describe('link compression', () => {
         }
       }),
       { numRuns: 300 },
+    );
+  });
+
+  it('units: messages packed together come back the same, through the codec too', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 8 }), { maxLength: 6 }),
+        (units) => {
+          const d = new MessageDeflater();
+          const i = new MessageInflater(1 << 20);
+          for (const msgs of units) {
+            const r = i.inflate(d.deflate(packMessages(msgs)));
+            const back = r.ok ? unpackMessages(r.value) : r;
+            expect(back.ok && back.value.map((m) => Buffer.from(m).toString('hex'))).toEqual(
+              msgs.map((m) => Buffer.from(m).toString('hex')),
+            );
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
+    // Lengths of 127, 128 and 16 384 bytes take 1, 2 and 3 length bytes.
+    const sizes = [0, 127, 128, 16_383, 16_384];
+    const unit = packMessages(sizes.map((n) => new Uint8Array(n)));
+    expect(unit.length).toBe(sizes.reduce((s, n) => s + n, 0) + 1 + 1 + 2 + 2 + 3);
+  });
+
+  it('units: a length past the end, an over-long length, an empty unit are refused; random bytes never throw', () => {
+    expect(unpackMessages(Uint8Array.of(5, 1, 2))).toMatchObject({ ok: false, error: { code: 'link/bad-unit' } });
+    expect(unpackMessages(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x01))).toMatchObject({ ok: false });
+    expect(unpackMessages(Uint8Array.of(0x80))).toMatchObject({ ok: false });
+    expect(unpackMessages(new Uint8Array(0))).toMatchObject({ ok: false });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        const r = unpackMessages(b);
+        if (r.ok) expect(r.value.reduce((s, m) => s + m.length, 0)).toBeLessThanOrEqual(b.length);
+        else expect(r.error.code).toBe('link/bad-unit');
+      }),
     );
   });
 
