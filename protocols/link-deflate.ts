@@ -1,12 +1,12 @@
 /**
  * Link-level compression of sync messages (gateway/sync/README.md, "Compression"):
- * each message is one raw DEFLATE stream (RFC 1951) with an 8 KiB window (distances at
- * most 8 192, zlib windowBits 13), compressed against the last 8 KiB of messages sent
- * before it on the same link in the same direction,
+ * the messages a side sends together are packed into a unit (`packMessages`), and each
+ * unit is one raw DEFLATE stream (RFC 1951) with an 8 KiB window (zlib windowBits 13),
+ * compressed against the last 8 KiB sent before it on the same link in the same direction,
  * which starts as a fixed preset (the bytes every frames block repeats: COSE_Sign1
  * header, SenML labels and units, the frame entry's shape). So later messages compress
  * against earlier ones, as permessage-deflate's context takeover does (RFC 7692 §7.1.1),
- * but every message is a whole stream decoded by a one-shot, size-capped inflate: a
+ * but every unit is a whole stream decoded by a one-shot, size-capped inflate: a
  * peer's decompression bomb is refused at `maxBytes`, never buffered.
  *
  * Both sides must agree, so it is negotiated in the link's signed challenge without a
