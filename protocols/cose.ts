@@ -249,14 +249,18 @@ function algHeader(alg: number): Uint8Array {
   return h;
 }
 
+/** Bytes of a byte-string head for `len` (RFC 8949 §3.1, shortest form). */
+const bstrHeadBytes = (len: number): number => (len < 24 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5);
+
 /**
  * 18([protected, {4: kid}, payload, signature]) written directly, byte for byte what the CBOR
  * encoder makes of it (RFC 8949 §4.2.1 shortest heads; tag 18 is one byte, 0xd2), in one buffer.
  */
 function writeSign1(protectedBytes: Uint8Array, kid: Uint8Array, payload: Uint8Array, sig: Uint8Array): Uint8Array {
   const parts = [protectedBytes, kid, payload, sig];
-  const head = (n: number): number => (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
-  const out = new Uint8Array(2 + 2 + parts.reduce((n, p) => n + head(p.length) + p.length, 0));
+  let size = 4; // tag, array head, map head, kid label
+  for (const p of parts) size += bstrHeadBytes(p.length) + p.length;
+  const out = new Uint8Array(size);
   out[0] = 0xd0 | COSE_SIGN1_TAG; // tag 18 (< 24: in the initial byte)
   out[1] = 0x84; // array(4)
   let off = 2;
