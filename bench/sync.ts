@@ -6,7 +6,9 @@
  * by Yjs (state vector + update) and Automerge (its sync protocol). For each: bytes on the
  * wire, bytes ÷ the missing frames' bytes, message flights (a round trip is two), wall time,
  * and the bytes of an "are we equal?" check. Ours also: bytes ÷ missing block bytes (goal
- * ≤ 1.05). `--quick`: n = 5 000, d = 1 000 only. Writes bench/results/sync.json.
+ * ≤ 1.05), and the same exchange's bytes with link compression (protocols/link-deflate.ts, as
+ * the sync links negotiate it) with the codec's CPU time. `--quick`: n = 5 000, d = 1 000 only.
+ * Writes bench/results/sync.json.
  *
  * Our wall time includes verifying every device signature in the received blocks; Yjs and
  * Automerge verify nothing.
@@ -17,8 +19,9 @@ import { parseArgs } from 'node:util';
 import { publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
 import { BlockLog } from '../gateway/log/block-log.js';
 import { Store } from '../gateway/store/store.js';
-import { exchange } from '../gateway/sync/engine.js';
-import type { FrameEntry } from '../protocols/index.js';
+import { exchange, SyncSession } from '../gateway/sync/engine.js';
+import { MAX_SYNC_MESSAGE } from '../gateway/sync/link.js';
+import { type FrameEntry, MessageDeflater, MessageInflater, packMessages, unpackMessages } from '../protocols/index.js';
 import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
 import {
@@ -72,7 +75,69 @@ async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> 
   await log.durable();
 }
 
+/**
+ * exchange() (engine.ts) with the messages through the link codec as a compressed link sends
+ * them (gateway/sync/link.ts): a flight's messages packed into units of up to 16 KiB, each
+ * deflated (one window per direction) and inflated; the receiver gets the unpacked messages.
+ * Counts the deflated bytes, the units and the codec's time (synchronous zlib: its CPU).
+ */
+async function compressedExchange(a: BlockLog, b: BlockLog) {
+  const sa = new SyncSession(a);
+  const sb = new SyncSession(b);
+  const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(2 * MAX_SYNC_MESSAGE) }));
+  let deflated = 0;
+  let units = 0;
+  let deflateMs = 0;
+  let inflateMs = 0;
+  let flight = sa.open();
+  let flights = 0;
+  let toB = true;
+  while (flight.length > 0) {
+    flights++;
+    const next: Uint8Array[] = [];
+    const c = codec[toB ? 0 : 1]!;
+    const deliver = (msgs: Uint8Array[]): void => {
+      const t0 = performance.now();
+      const z = c.d.deflate(packMessages(msgs));
+      const t1 = performance.now();
+      const r = c.i.inflate(z);
+      const got = r.ok ? unpackMessages(r.value) : r;
+      deflateMs += t1 - t0;
+      inflateMs += performance.now() - t1;
+      if (!got.ok) throw new Error(got.error.message);
+      deflated += z.length;
+      units++;
+      for (const m of got.value) next.push(...(toB ? sb : sa).receive(m));
+    };
+    let pending: Uint8Array[] = [];
+    let bytes = 0;
+    for (const m of flight) {
+      pending.push(m);
+      bytes += m.length;
+      if (bytes >= 16 * 1024) {
+        deliver(pending);
+        pending = [];
+        bytes = 0;
+      }
+    }
+    if (pending.length > 0) deliver(pending);
+    flight = next;
+    toB = !toB;
+  }
+  await Promise.all([a.settled(), b.settled()]);
+  const plain = sa.stats.bytesSent + sb.stats.bytesSent;
+  const messages = sa.stats.messagesSent + sb.stats.messagesSent;
+  const blockBytes = sa.stats.blockBytesSent + sb.stats.blockBytesSent;
+  return { plain, blockBytes, deflated, units, messages, deflateMs, inflateMs, flights };
+}
+
 interface Ours {
+  /** Sync message bytes with and without link compression (the same exchange). */
+  deflated: number;
+  units: number;
+  messages: number;
+  deflateMs: number;
+  inflateMs: number;
   bytes: number;
   blockBytes: number;
   flights: number;
@@ -89,15 +154,20 @@ async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFr
   await ingest(a.log, onlyA);
   await ingest(b.log, onlyB);
   const t0 = performance.now();
-  const x = await exchange(a.log, b.log);
+  const x = await compressedExchange(a.log, b.log);
   const wallMs = performance.now() - t0;
   if (a.log.headsDigest() !== b.log.headsDigest()) throw new Error('not converged');
   const eq = await exchange(a.log, b.log, { probe: true });
   await a.close();
   await b.close();
   return {
-    bytes: x.initiator.bytesSent + x.responder.bytesSent,
-    blockBytes: x.initiator.blockBytesSent + x.responder.blockBytesSent,
+    bytes: x.plain,
+    deflated: x.deflated,
+    units: x.units,
+    messages: x.messages,
+    deflateMs: x.deflateMs,
+    inflateMs: x.inflateMs,
+    blockBytes: x.blockBytes,
     flights: x.flights,
     wallMs,
     equalBytes: eq.initiator.bytesSent + eq.responder.bytesSent,
@@ -125,6 +195,9 @@ async function main(): Promise<void> {
     const onlyB = allB.slice(0, d);
     const missing = [...onlyA, ...onlyB].reduce((s, f) => s + f.bytes.length, 0);
     const o = await ours(common, onlyA, onlyB);
+    console.log(
+      `d=${d}: link compression ${o.bytes} → ${o.deflated} B (${((100 * o.deflated) / o.bytes).toFixed(1)} %), ${o.messages} messages in ${o.units} units, deflate ${o.deflateMs.toFixed(0)} ms + inflate ${o.inflateMs.toFixed(0)} ms of a ${o.wallMs.toFixed(0)} ms exchange`,
+    );
     const f: BaselineFrames = { devices: devices.map((x) => x.id), common, onlyA, onlyB };
     const y = yjsSync(f);
     const am = automergeSync({ ...f, common: common.slice(0, nAutomerge) });
@@ -135,6 +208,7 @@ async function main(): Promise<void> {
       if (!r.converged) throw new Error(`${name} did not converge`);
     const systems: [string, { n: number; bytes: number; flights: number; wallMs: number; equalBytes: number }][] = [
       ['outpost', { n, ...o }],
+      ['outpost deflate', { n, ...o, bytes: o.deflated }],
       ['Yjs', y],
       ['Automerge', am],
     ];
@@ -160,7 +234,33 @@ async function main(): Promise<void> {
       pass: ratio <= 1.05,
     });
     rows.push({
-      figure: `sync bytes, ours (${at})`,
+      figure: `sync bytes with link compression, ours (${at})`,
+      value: o.deflated,
+      unit: 'B',
+      baseline: 'missing frame bytes',
+      baselineValue: missing,
+      ratio: round(o.deflated / missing),
+      goal: '<= 1.0x',
+      pass: o.deflated / missing <= 1.0,
+    });
+    rows.push({
+      figure: `sync bytes with link compression ÷ without (${at})`,
+      value: o.deflated,
+      unit: 'B',
+      baseline: 'the same messages plain',
+      baselineValue: o.bytes,
+      ratio: round(o.deflated / o.bytes),
+    });
+    rows.push({
+      figure: `link compression CPU, deflate + inflate (${at})`,
+      value: round(o.deflateMs + o.inflateMs),
+      unit: 'ms',
+      baseline: 'the exchange wall time (verifying included)',
+      baselineValue: round(o.wallMs),
+      ratio: round((o.deflateMs + o.inflateMs) / o.wallMs),
+    });
+    rows.push({
+      figure: `sync bytes without link compression, ours (${at})`,
       value: o.bytes,
       unit: 'B',
       baseline: 'missing frame bytes',

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { HubFleet } from './hub.js';
 import { Fleet, type FleetStats } from './fleet.js';
 import {
   formatManifest,
@@ -39,8 +40,11 @@ const USAGE = `Usage:
   firmware-sim fleet [--keys FILE | --devices N] [--rate HZ] [--broker URL] [--duration SECONDS]
                      [--state DIR] [--model M] [--site S] [--prefix P] [--signer noble|node]
                      [--max-frames N] [--status SECONDS] [--gateway-key KEY --gateway-id ID --actuators SPEC]
-                     [--tls] [--ca FILE]
+                     [--tls] [--ca FILE] [--per-connection N]
       Runs the fleet over MQTT, printing connected/sent/acked/pending every --status seconds (5).
+      --per-connection N: devices behind hubs, N to an MQTT connection (frames only, each signed
+      by its device, a hub's frames batched into one write a tick: the fastest way to load a gateway;
+      not with --gateway-id or --actuators).
       --gateway-id ID: each device authenticates at CONNECT (username = its id, password = a fresh
       connect token it signs for that gateway). --tls: MQTT over TLS (mqtts://, port 8883 by default);
       --ca FILE: trust this certificate (the gateway's <dataDir>/tls/cert.pem) instead of the system's.
@@ -80,6 +84,7 @@ export type CliCommand =
       actuators?: ActuatorSpec;
       tls: boolean;
       ca?: string;
+      perConnection?: number;
     };
 
 function int(flag: string, v: string | undefined, lo: number, hi: number, dflt: number): number {
@@ -162,6 +167,7 @@ export function parseCli(argv: readonly string[]): CliCommand {
           actuators: { type: 'string' },
           tls: { type: 'boolean' },
           ca: { type: 'string' },
+          'per-connection': { type: 'string' },
         },
       }).values;
     } else {
@@ -208,6 +214,9 @@ export function parseCli(argv: readonly string[]): CliCommand {
   const state = str('state');
   if (state === '') throw new UsageError('--state needs a directory');
   const gateway = gatewayFlags(UsageError, str('gateway-key'), str('gateway-id'));
+  const perConnection = str('per-connection');
+  if (perConnection !== undefined && (gateway.gatewayId !== undefined || str('actuators') !== undefined))
+    throw new UsageError('--per-connection carries frames only: not with --gateway-id or --actuators');
   return {
     cmd: 'fleet',
     ...gateway,
@@ -226,6 +235,9 @@ export function parseCli(argv: readonly string[]): CliCommand {
     statusS: num('status', str('status'), 0, 86_400, 5),
     tls,
     ...(ca !== undefined && { ca }),
+    ...(perConnection !== undefined && {
+      perConnection: int('per-connection', perConnection, 1, MAX_MANIFEST_DEVICES, 1),
+    }),
   };
 }
 
@@ -246,6 +258,7 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
     return 2;
   }
   const handlers = new Map<string, (frame: Uint8Array) => void>();
+  if (c.perConnection !== undefined) return runHubs(c, manifest);
   const fleet = new Fleet({
     onCommand: (id, payload) => handlers.get(id)?.(payload),
     brokerUrl: c.broker,
@@ -277,6 +290,34 @@ async function runFleet(c: Extract<CliCommand, { cmd: 'fleet' }>): Promise<numbe
   await untilDurationOrSignal(c.durationS);
   clearInterval(status);
   const final = await fleet.stop(3000);
+  process.stdout.write(statusLine(Date.now() - t0, final) + ' (stopped)\n');
+  return 0;
+}
+
+/** `fleet --per-connection N`: the devices behind hubs (hub.ts). */
+async function runHubs(c: Extract<CliCommand, { cmd: 'fleet' }>, manifest: FleetManifest): Promise<number> {
+  const hubs = new HubFleet({
+    brokerUrl: c.broker,
+    manifest,
+    rateHz: c.rateHz,
+    perConnection: c.perConnection,
+    signer: c.signer,
+    ...(c.ca !== undefined && { mqttOptions: { ca: readFileSync(c.ca) } }),
+    ...(c.maxFrames !== undefined && { maxFrames: c.maxFrames }),
+    ...(c.state !== undefined && { store: new JsonFileStateStore(c.state) }),
+  });
+  const t0 = Date.now();
+  process.stdout.write(
+    `firmware-sim: ${manifest.devices.length} devices at ${c.rateHz} Hz, ${c.perConnection} per connection -> ${c.broker}\n`,
+  );
+  hubs.start();
+  const status = setInterval(
+    () => process.stdout.write(statusLine(Date.now() - t0, hubs.stats()) + '\n'),
+    c.statusS * 1000,
+  );
+  await untilDurationOrSignal(c.durationS);
+  clearInterval(status);
+  const final = await hubs.stop(3000);
   process.stdout.write(statusLine(Date.now() - t0, final) + ' (stopped)\n');
   return 0;
 }

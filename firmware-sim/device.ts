@@ -9,7 +9,9 @@ import {
   publicKeyToDidKey,
   type ReadingBody,
   type SenmlRecord,
-  signBody,
+  deviceIdToKid,
+  encodeBody,
+  encodeSign1,
   encodeConnectToken,
   type SignFn,
   isValidId,
@@ -74,6 +76,7 @@ export class VirtualDevice {
   readonly bufferCapacity: number;
 
   private readonly sign: SignFn;
+  private readonly kid: Uint8Array;
   private readonly store: DeviceStateStore;
   private readonly sensors: SensorSuite;
   private readonly baseName: string;
@@ -97,6 +100,7 @@ export class VirtualDevice {
     this.model = opts.model;
     this.site = opts.site ?? 'default';
     this.sign = createSigner(opts.seed, opts.signer);
+    this.kid = deviceIdToKid(opts.id);
     this.publicKey = publicKeyFromSeed(opts.seed);
     this.didKey = publicKeyToDidKey(this.publicKey);
     this.bufferCapacity = opts.bufferCapacity ?? DEFAULT_BUFFER_CAPACITY;
@@ -197,7 +201,7 @@ export class VirtualDevice {
       boot: body.boot,
       seq: body.seq,
       time: body.time!,
-      bytes: signBody(body, this.id, this.sign),
+      bytes: encodeSign1({ kid: this.kid, payload: encodeBody(body) }, this.sign), // signBody, the kid encoded once
       attempts: 0,
     };
     this.seqCounter++;

@@ -231,14 +231,48 @@ export function encodeSign1(input: Sign1Input, sign: SignFn): Uint8Array {
     }
     header.set(k, v);
   }
-  const protectedBytes = encodeCbor(header);
+  const protectedBytes = header.size === 1 ? algHeader(input.alg ?? ALG_EDDSA) : encodeCbor(header);
   const signature = sign(sigStructure(protectedBytes, input.payload));
   if (signature.length !== SIGNATURE_BYTES)
     throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');
-  const out = encodeCbor(
-    new Tagged(COSE_SIGN1_TAG, [protectedBytes, new Map([[HeaderLabel.kid, input.kid]]), input.payload, signature]),
-  );
+  const out = writeSign1(protectedBytes, input.kid, input.payload, signature);
   if (out.length > MAX_FRAME_BYTES)
     throw new ProtocolUsageError('cose/too-large', `message of ${out.length} bytes exceeds ${MAX_FRAME_BYTES}`);
+  return out;
+}
+
+/** The protected header {1: alg} (encoded once per alg: every frame a device signs carries it). */
+const algHeaders = new Map<number, Uint8Array>();
+function algHeader(alg: number): Uint8Array {
+  let h = algHeaders.get(alg);
+  if (h === undefined) algHeaders.set(alg, (h = encodeCbor(new Map([[HeaderLabel.alg, alg]]))));
+  return h;
+}
+
+/** Bytes of a byte-string head for `len` (RFC 8949 §3.1, shortest form). */
+const bstrHeadBytes = (len: number): number => (len < 24 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5);
+
+/**
+ * 18([protected, {4: kid}, payload, signature]) written directly, byte for byte what the CBOR
+ * encoder makes of it (RFC 8949 §4.2.1 shortest heads; tag 18 is one byte, 0xd2), in one buffer.
+ */
+function writeSign1(protectedBytes: Uint8Array, kid: Uint8Array, payload: Uint8Array, sig: Uint8Array): Uint8Array {
+  const parts = [protectedBytes, kid, payload, sig];
+  let size = 4; // tag, array head, map head, kid label
+  for (const p of parts) size += bstrHeadBytes(p.length) + p.length;
+  const out = new Uint8Array(size);
+  out[0] = 0xd0 | COSE_SIGN1_TAG; // tag 18 (< 24: in the initial byte)
+  out[1] = 0x84; // array(4)
+  let off = 2;
+  for (let i = 0; i < parts.length; i++) {
+    if (i === 1) {
+      out[off++] = 0xa1; // map(1)
+      out[off++] = HeaderLabel.kid;
+    }
+    const p = parts[i]!;
+    off = bstrHead(out, off, p.length);
+    out.set(p, off);
+    off += p.length;
+  }
   return out;
 }

@@ -19,3 +19,4 @@ export * from './sync.js';
 export * from './sealed.js';
 export * from './connect-token.js';
 export * from './noise.js';
+export * from './link-deflate.js';

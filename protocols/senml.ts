@@ -168,6 +168,9 @@ export function decodeSenml(bytes: Uint8Array): Result<ResolvedRecord[]> {
   return p.ok ? resolvePack(p.value) : p;
 }
 
+/** The labels sorted once (a device encodes a pack per frame). */
+const labelsInOrder = [...labelNames].sort((a, b) => a[0] - b[0]);
+
 /** Builds the CBOR map form of records (field order as in Table 6). */
 export function packToCbor(records: readonly SenmlRecord[]): Map<number, unknown>[] {
   if (records.length === 0 || records.length > MAX_RECORDS) {
@@ -175,7 +178,7 @@ export function packToCbor(records: readonly SenmlRecord[]): Map<number, unknown
   }
   return records.map((r) => {
     const m = new Map<number, unknown>();
-    for (const [label, field] of [...labelNames].sort((a, b) => a[0] - b[0])) {
+    for (const [label, field] of labelsInOrder) {
       const v = r[field];
       if (v !== undefined) m.set(label, v);
     }

@@ -21,6 +21,7 @@ const DEFAULT_RECONNECT_MS = 250;
 /** mqtt.js hands its options to tls.connect, whose `session` its types leave out. */
 type TlsResumable = IClientOptions & { session?: Buffer };
 
+const noLog = (): void => {};
 export interface MqttLinkOptions {
   /** e.g. mqtt://127.0.0.1:1883 */
   readonly brokerUrl: string;
@@ -102,6 +103,9 @@ export class MqttDeviceLink {
     this.stopped = false;
     const gatewayId = this.opts.gatewayId;
     const client = mqtt.connect(this.opts.brokerUrl, {
+      // mqtt.js logs every packet through `debug` (a call and its arguments per publish and ack
+      // even when off): ~2 % of a fleet's CPU. Given a logger, it calls that instead.
+      log: noLog,
       ...this.opts.clientOptions,
       ...(gatewayId !== undefined && { username: this.device.id, password: this.device.connectToken(gatewayId) }),
       clientId: this.device.id,

@@ -7,10 +7,17 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  CAP_DEFLATE,
+  capabilitiesOf,
   decodeAuthMessage,
   encodeAuthMessage,
   MAX_BLOCK_BYTES,
+  MessageDeflater,
+  MessageInflater,
+  markCapabilities,
   NONCE_BYTES,
+  packMessages,
+  unpackMessages,
   syncAuthInput,
   toHex,
 } from '../../protocols/index.js';
@@ -19,7 +26,20 @@ import type { BlockLog } from '../log/block-log.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import { type StreamFilter, SyncSession, type SyncStats } from './engine.js';
 
-export const MAX_LINK_MESSAGE = MAX_BLOCK_BYTES + 1024;
+/** The largest sync message: a block message (its envelope and CBOR head), with room to spare. */
+export const MAX_SYNC_MESSAGE = MAX_BLOCK_BYTES + 1024;
+/** A compressed link packs the messages sent together into one unit up to this many bytes. */
+const UNIT_FLUSH = 16 * 1024;
+/**
+ * The largest unit: messages under UNIT_FLUSH, then one that may be the largest, with their
+ * lengths (a message is at least 2 bytes, its length at most 4).
+ */
+const MAX_UNIT = MAX_SYNC_MESSAGE + 3 * UNIT_FLUSH + 4;
+/**
+ * The largest message a transport carries: a sync message, or a unit deflated, which can come
+ * out a little larger than it (incompressible bytes: ≤ 0.25 % measured; 1/256 allowed).
+ */
+export const MAX_LINK_MESSAGE = MAX_UNIT + Math.ceil(MAX_UNIT / 256) + 64;
 
 export interface LinkIdentity {
   readonly publicKey: Uint8Array;
@@ -39,6 +59,11 @@ export interface LinkOptions {
   readonly offerTo?: (peer: string) => StreamFilter | undefined;
   /** Free-space guard: while it says no, received blocks and marks are not applied. */
   readonly space?: SpaceCheck;
+  /**
+   * Offer link compression (protocols/link-deflate.ts; default true). It is used when both
+   * sides offer it; false makes this side's challenge an older gateway's (all-random nonce).
+   */
+  readonly deflate?: boolean;
 }
 
 export class LinkError extends Error {
@@ -54,6 +79,10 @@ export class LinkError extends Error {
 export interface LinkResult {
   readonly peer: string;
   readonly stats: SyncStats;
+  /** Both sides offered compression, so the exchange's messages were deflated. */
+  readonly deflate: boolean;
+  /** Message bytes handed to and taken from the transport after the handshake (compressed when `deflate`). */
+  readonly linkBytes: { readonly sent: number; readonly received: number };
 }
 
 export interface SyncLinkEvents {
@@ -119,10 +148,17 @@ export class MessageQueue {
   }
 }
 
-/** Mutual authentication; resolves with the peer's key (hex) or throws LinkError after refusing. */
-export async function authenticate(link: MessageLink, opts: LinkOptions): Promise<string> {
+/** An authenticated peer: its key (hex), and whether both sides offered compression. */
+export interface Authenticated {
+  readonly peer: string;
+  readonly deflate: boolean;
+}
+
+/** Mutual authentication; resolves with the peer or throws LinkError after refusing. */
+export async function authenticate(link: MessageLink, opts: LinkOptions): Promise<Authenticated> {
   const known = new Set([...opts.peers].map(toHex));
-  const nonce = randomBytes(NONCE_BYTES);
+  const offer = opts.deflate !== false;
+  const nonce = offer ? markCapabilities(randomBytes(NONCE_BYTES), CAP_DEFLATE) : randomBytes(NONCE_BYTES);
   await link.send(encodeAuthMessage({ type: 'auth-hello', publicKey: opts.identity.publicKey, nonce }));
   const h = decodeAuthMessage(await link.next());
   if (!h.ok) throw new LinkError('protocol', h.error.message);
@@ -152,7 +188,86 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
     await link.end();
     throw new LinkError('auth-failed', `gateway ${peerHex} did not prove its key`);
   }
-  return peerHex;
+  // Both nonces are signed in both proofs, so neither side's offer can be stripped unnoticed.
+  return { peer: peerHex, deflate: offer && (capabilitiesOf(h.value.nonce) & CAP_DEFLATE) !== 0 };
+}
+
+/**
+ * A link whose messages are compressed (protocols/link-deflate.ts), once both sides agreed in
+ * the challenge: messages sent together (the session's answers come in runs) are packed into
+ * one unit, flushed at UNIT_FLUSH bytes or on the next turn of the event loop, so small
+ * messages share a zlib call and a transport message. Counts what the transport carries. A unit
+ * that is not valid DEFLATE, not a unit, or inflates past MAX_UNIT ends the link.
+ */
+class CountedLink implements MessageLink {
+  sent = 0;
+  received = 0;
+  private readonly deflater: MessageDeflater | undefined;
+  private readonly inflater: MessageInflater | undefined;
+  private pending: Uint8Array[] = [];
+  private pendingBytes = 0;
+  private scheduled = false;
+  private readonly inbox: Uint8Array[] = [];
+
+  constructor(
+    private readonly inner: MessageLink,
+    deflate: boolean,
+  ) {
+    this.deflater = deflate ? new MessageDeflater() : undefined;
+    this.inflater = deflate ? new MessageInflater(MAX_UNIT) : undefined;
+  }
+
+  send(msg: Uint8Array): void | Promise<void> {
+    if (!this.deflater) {
+      this.sent += msg.length;
+      return this.inner.send(msg);
+    }
+    this.pending.push(msg);
+    this.pendingBytes += msg.length;
+    if (this.pendingBytes >= UNIT_FLUSH) return this.flush();
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        // A transport that failed meanwhile: the reader reports it (the writer stops at its next send).
+        this.flush()?.catch(() => {});
+      });
+    }
+  }
+
+  /** Sends what is pending as one unit. */
+  flush(): void | Promise<void> {
+    if (!this.deflater || this.pending.length === 0) return;
+    const unit = this.deflater.deflate(packMessages(this.pending));
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.sent += unit.length;
+    return this.inner.send(unit);
+  }
+
+  async next(): Promise<Uint8Array> {
+    const queued = this.inbox.shift();
+    if (queued) return queued;
+    const bytes = await this.inner.next();
+    this.received += bytes.length;
+    if (!this.inflater) return bytes;
+    const r = this.inflater.inflate(bytes);
+    const msgs = r.ok ? unpackMessages(r.value) : r;
+    if (msgs.ok) {
+      this.inbox.push(...msgs.value.slice(1));
+      return msgs.value[0]!;
+    }
+    // The peer's refusal of our proof comes plain (it is sent by its handshake): said as such.
+    const refusal = bytes.length < 256 ? decodeAuthMessage(bytes) : undefined;
+    if (refusal?.ok && refusal.value.type === 'auth-refused')
+      throw new LinkError('refused', `peer refused: ${refusal.value.reason}`);
+    throw new LinkError(msgs.error.code === 'link/deflate-too-large' ? 'too-large' : 'protocol', msgs.error.message);
+  }
+
+  async end(): Promise<void> {
+    await Promise.resolve(this.flush()).catch(() => {}); // on a dead transport there is nothing to save
+    return this.inner.end();
+  }
 }
 
 /**
@@ -162,7 +277,7 @@ export async function authenticate(link: MessageLink, opts: LinkOptions): Promis
  * memory grows with the difference, and two sides streaming blocks to each other at
  * once cannot deadlock (each keeps reading while its own sends wait).
  */
-async function runSession(link: MessageLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
+async function runSession(link: CountedLink, session: SyncSession, first: Uint8Array[]): Promise<void> {
   const outbox: Iterable<Uint8Array>[] = [first];
   let wake: (() => void) | undefined;
   let readerDone = false;
@@ -212,18 +327,20 @@ async function runSession(link: MessageLink, session: SyncSession, first: Uint8A
   readerDone = true;
   poke();
   await writer;
+  await link.flush();
   if (session.stats.protocolError) throw new LinkError('protocol', session.stats.protocolError);
 }
 
 /** The dialing side over an open link: authenticate, one exchange as the initiator, durable. */
 export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
   try {
-    const peer = await authenticate(link, opts);
+    const { peer, deflate } = await authenticate(link, opts);
     const session = new SyncSession(opts.log, opts.space);
     session.restrict(opts.offerTo?.(peer));
-    await runSession(link, session, session.open({ probe: opts.probe ?? false }));
+    const counted = new CountedLink(link, deflate);
+    await runSession(counted, session, session.open({ probe: opts.probe ?? false }));
     await opts.log.durable();
-    return { peer, stats: session.stats };
+    return { peer, stats: session.stats, deflate, linkBytes: { sent: counted.sent, received: counted.received } };
   } finally {
     await link.end();
   }
@@ -238,10 +355,11 @@ export async function respond(
   let peer: string | undefined;
   const session = new SyncSession(opts.log, opts.space);
   try {
-    peer = await authenticate(link, opts);
+    const a = await authenticate(link, opts);
+    peer = a.peer;
     opts.onStart?.(peer);
     session.restrict(opts.offerTo?.(peer));
-    await runSession(link, session, []);
+    await runSession(new CountedLink(link, a.deflate), session, []);
     await opts.log.durable();
     opts.onLink?.({ peer, stats: session.stats });
   } catch (err) {

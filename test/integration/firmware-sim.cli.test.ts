@@ -126,4 +126,48 @@ describe('firmware-sim CLI', () => {
     expect(r2.stdout).toMatch(/\(stopped\)\n$/);
     expect(JSON.parse(readFileSync(join(state, 'sim-0001.json'), 'utf8')).boot).toBe(2);
   });
+
+  it('fleet --per-connection runs the devices behind hubs (one connection per N), frames acked; refuses commands', async () => {
+    const b: TestBroker = await startBroker();
+    cleanups.push(() => b.close());
+    const clients = new Set<string>();
+    b.broker.on('client', (c) => clients.add(c.id));
+    const r = await run([
+      'fleet',
+      '--devices',
+      '6',
+      '--per-connection',
+      '3',
+      '--rate',
+      '10',
+      '--max-frames',
+      '5',
+      '--broker',
+      b.url,
+      '--duration',
+      '1.5',
+      '--status',
+      '0.5',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/6 devices at 10 Hz, 3 per connection/);
+    expect(r.stdout.trim().split('\n').at(-1)).toMatch(
+      /devices=6 connected=\d+ sent=30 acked=30 pending=0 .*\(stopped\)$/,
+    );
+    expect(clients.size).toBe(2);
+    const bad = await run([
+      'fleet',
+      '--per-connection',
+      '3',
+      '--actuators',
+      'valve=0',
+      '--gateway-id',
+      'gw',
+      '--gateway-key',
+      'a'.repeat(64),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--per-connection carries frames only/);
+  });
 });

@@ -180,6 +180,9 @@ describe('sync over MQTT', () => {
     closers.push(() => bus2.close());
     const r = await syncOverMqtt(bus2, db.key, { log, identity: aId, peers: [db.key] });
     expect(r.stats.rejected).toEqual([]);
+    // The MQTT link runs the same compressed framing as TCP (link.ts): fewer bytes than the messages.
+    expect(r.deflate).toBe(true);
+    expect(r.linkBytes.received).toBeLessThan(r.stats.bytesReceived);
     expect(log.blockCount()).toBe(41);
     expect(log.headsDigest()).toBe(b.blockLog.headsDigest());
   });

@@ -304,6 +304,27 @@ describe('COSE_Sign1 properties', () => {
     );
   });
 
+  // The message is written directly (one buffer): byte for byte the CBOR encoder's output.
+  it('encodes exactly what the CBOR encoder makes of 18([protected, {4: kid}, payload, signature])', () => {
+    const fixedSig = new Uint8Array(64).fill(7);
+    fc.assert(
+      fc.property(
+        fc.record({
+          kid: fc.uint8Array({ minLength: 1, maxLength: MAX_KID_BYTES }),
+          payload: fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.uint8Array({ minLength: 250, maxLength: 3000 })),
+          alg: fc.constantFrom(ALG_EDDSA, ALG_ED25519),
+        }),
+        ({ kid, payload, alg }) => {
+          if (payload.length + kid.length > MAX_FRAME_BYTES - 90) return;
+          const protectedBytes = encodeCbor(new Map([[1, alg]]));
+          const expected = encodeCbor(new Tagged(18, [protectedBytes, new Map([[4, kid]]), payload, fixedSig]));
+          expect(toHex(encodeSign1({ kid, payload, alg }, () => fixedSig))).toBe(toHex(expected));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   // DESIGN.md "Wire formats": nothing from the wire can crash the process.
   it('random bytes never throw and give ok or a typed cbor/cose error', () => {
     fc.assert(
