@@ -212,6 +212,7 @@ export class HubFleet {
       resent: 0,
       failed: 0,
       errors: 0,
+      resumed: 0, // hubs connect without TLS
     };
     for (const h of this.hubs) {
       if (h.online) s.connected += h.slots.length;
