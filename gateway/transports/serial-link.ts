@@ -9,7 +9,7 @@
  * nothing waits per byte or per frame. Writes toward a device that does not
  * read are dropped past a small bound.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { SerialPort } from 'serialport';
 import { type Deframer, type DeframerStats, encodeSerialFrame } from '../../protocols/index.js';
 import { FrameStream, type FrameStreamSettings, type FrameStreamStats } from './frame-stream.js';
@@ -243,12 +243,15 @@ export class SerialLink {
     port.on('error', (err: Error) => this.deps.log.debug({ port: this.name, err: err.message }, 'serial port error'));
     port.on('close', () => this.onClose(port));
     // An unplugged adapter's node disappears; the open fd does not always report it
-    // (HUP can go unnoticed by the poller), so look for the node itself as well.
+    // (HUP can go unnoticed by the poller), so look for the node itself as well. A node
+    // unplugged and plugged back between two checks may come back under the same number
+    // (ino and rdev reused): its creation time (ctime) tells the new node from the one open.
+    const opened = nodeIdentity(path);
     clearInterval(this.presenceTimer);
     this.presenceTimer = setInterval(() => {
-      if (this.port !== port || existsSync(path)) return;
+      if (this.port !== port || nodeIdentity(path) === opened) return;
       clearInterval(this.presenceTimer);
-      this.deps.log.debug({ port: this.name, path }, 'serial device node is gone');
+      this.deps.log.debug({ port: this.name, path }, 'serial device node is gone or was replaced');
       if (port.isOpen) port.close(() => {});
       else this.onClose(port);
     }, PRESENCE_CHECK_MS);
@@ -311,4 +314,10 @@ export class SerialLink {
       );
     }
   }
+}
+
+/** The device node behind `path` (a symlink is followed), or undefined when it is gone. */
+function nodeIdentity(path: string): string | undefined {
+  const st = statSync(path, { throwIfNoEntry: false });
+  return st && `${st.ino}:${st.rdev}:${st.ctimeMs}`;
 }

@@ -246,6 +246,31 @@ describe('serial over a pty', needs('socat'), () => {
     expect(seqsOf(gw, dev.id)).toEqual(range(60));
   });
 
+  it('a line unplugged and plugged back at once (the node back under the same number) is reopened', async () => {
+    const { pty, dev, gw } = await setup();
+    const device = new VirtualDevice({ id: dev.id, seed: manifestSeed(dev), model: dev.model, signer: 'node' });
+    const link = new SerialDeviceLink(device, {
+      path: pty.b,
+      gatewayPublicKey: gw.identity.publicKey,
+      resendAfterMs: 300,
+      reopenMs: 50,
+    });
+    link.start();
+    cleanups.push(() => link.stop());
+    for (let i = 0; i < 10; i++) link.send(device.nextFrame());
+    await waitFor(() => device.pendingCount === 0, 10_000, 'first frames acked');
+    const opens = running(gw, 'serial').links[0]!.stats.opens;
+    // socat ends and starts again at once, as the chaos campaign's final heal does. The fd's
+    // hang-up usually closes the port; when the poller misses it (seen under load), the
+    // presence check tells the new node from the old by its ctime.
+    await pty.unplug();
+    await pty.plug();
+    for (let i = 0; i < 10; i++) link.send(device.nextFrame());
+    await waitFor(() => device.pendingCount === 0 && device.generated === 20, 10_000, 'frames after the replug acked');
+    expect(running(gw, 'serial').links[0]!.stats.opens).toBeGreaterThan(opens);
+    expect(seqsOf(gw, dev.id)).toEqual(range(20));
+  });
+
   it('acks only once the outcome is final, with its status; a transient failure gets no ack (clause: ack after durable append, nothing for transient failures)', async () => {
     const { pty, dev, gw } = await setup({ ports: [] });
     // An ingest stand-in whose outcomes the test decides, so the ack's timing can be observed.
