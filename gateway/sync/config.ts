@@ -77,6 +77,11 @@ export const syncSchema = z
      * gateway identities, pinned to the peers' keys); both sides must agree. false: plain TCP.
      */
     encrypted: z.boolean().default(true),
+    /**
+     * Offer link compression (deflate over the session, protocols/link-deflate.ts): used when both
+     * sides offer it. false: messages cross as they are (a link to inspect with a capture, say).
+     */
+    compress: z.boolean().default(true),
     /** How often each sibling is dialled ("are we equal?" first, then a sync if not). */
     intervalSeconds: z.number().positive().max(3600).default(5),
     /** Sibling gateways: their key (only these may connect) and, to dial them, host and port. */

@@ -83,9 +83,11 @@ export class RestoreError extends Error {
   override readonly name = 'RestoreError';
 }
 
-/** TCP links are Noise-encrypted (sync.encrypted) with the X25519 key of the gateway's identity. */
-const noiseOf = (cfg: GatewayConfig['sync'], identity: LinkIdentity): { noiseSecret?: Uint8Array } =>
-  cfg.encrypted && identity.x25519Secret ? { noiseSecret: identity.x25519Secret } : {};
+/** TCP links are Noise-encrypted (sync.encrypted) with the X25519 key of the gateway's identity; every link offers compression unless sync.compress is false. */
+const noiseOf = (cfg: GatewayConfig['sync'], identity: LinkIdentity): { noiseSecret?: Uint8Array; deflate: boolean } =>
+  cfg.encrypted && identity.x25519Secret
+    ? { noiseSecret: identity.x25519Secret, deflate: cfg.compress }
+    : { deflate: cfg.compress };
 
 /** The sibling keys from the config (validated: a bad key is a config error). */
 export function siblingKeys(cfg: GatewayConfig['sync']): Uint8Array[] {
@@ -179,6 +181,7 @@ export class Siblings {
           peers: keys,
           offerTo,
           space,
+          deflate: cfg.compress,
           ...Siblings.events(logger, states, 'mqtt'),
         }),
       );
@@ -250,6 +253,7 @@ export class Siblings {
         peers: this.keys,
         offerTo: this.offerTo,
         space: this.space,
+        deflate: this.cfg.compress,
         ...Siblings.events(this.logger, this.states, 'mqtt'),
       }),
     );

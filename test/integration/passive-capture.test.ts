@@ -3,7 +3,8 @@
  * while a firmware-sim fleet (its own process) publishes to gw-a and gw-a syncs with gw-b over TCP.
  * Every device's SenML base name carries a marker unique to the run. With MQTT over TLS and the
  * Noise sibling link the marker's bytes appear nowhere in the capture; the same run in clear
- * (plain MQTT, `sync.encrypted: false`) finds them on both flows, so the test can fail. Either
+ * (plain MQTT, `sync.encrypted: false`) finds them on both flows, so the test can fail (link
+ * compression, `sync.compress`, is off in both runs: it would hide them too). Either
  * way the capture must hold the traffic of both flows, so an empty capture cannot pass.
  */
 import { spawn } from 'node:child_process';
@@ -35,7 +36,8 @@ async function observe(secure: boolean) {
   const dirs = { a: join(dir, 'gw-a'), b: join(dir, 'gw-b') };
   const key = (id: string, d: string) => toHex(GatewayIdentity.loadOrCreate(id, d).publicKey);
   const [ka, kb] = [key('gw-a', dirs.a), key('gw-b', dirs.b)];
-  const sync = { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, encrypted: secure };
+  // Link compression off in both runs, so encryption alone is what hides the readings.
+  const sync = { enabled: true, host: '127.0.0.1', port: 0, intervalSeconds: 3600, encrypted: secure, compress: false };
 
   const { gw: b } = await startScopedGateway(
     devices,
