@@ -10,8 +10,14 @@
  * already confirmed (or earlier in the same batch), so a sink sees each (device, boot, seq)
  * once. Only durable blocks are read: a block still in its transaction may be rolled back
  * and its seq reused, so a chain's read stops there.
+ *
+ * The blocks the log announces as durable are kept, decoded, for a while (`recent`):
+ * a sink keeping up (the local rollups, always) takes the blocks ingest just stored from
+ * there instead of reading each one back from lmdb and decoding it whole. Only the read of a
+ * block changes: which blocks a batch takes and the cursor are the same either way, and a
+ * block no longer kept (a sink far behind, or after a restart) is read from the log.
  */
-import { decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, toHex } from '../../protocols/index.js';
 import type { BlockLog } from '../log/block-log.js';
 import { frameId } from '../log/verify.js';
 import type { Store } from '../store/store.js';
@@ -48,11 +54,51 @@ const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
   policy: info.stream,
 });
 
+/** Frames held in `recent` at most (~2 MB; a block of another kind counts as one): the rollups' batch of 2 000, four times. */
+const RECENT_FRAMES = 8192;
+
 export class BlockLogSource implements ExportSource {
+  /** Durable blocks by hash as announced, oldest first (insertion order), bounded by frames. */
+  private readonly recent = new Map<string, Block>();
+  private recentFrames = 0;
+  private readonly unsubscribe: () => void;
+
   constructor(
     private readonly log: BlockLog,
     _store: Store,
-  ) {}
+  ) {
+    this.unsubscribe = log.onDurableBlock((sb) => this.remember(toHex(sb.hash), sb.block));
+  }
+
+  /** Stops keeping announced blocks (the reads from lmdb still work). */
+  close(): void {
+    this.unsubscribe();
+    this.recent.clear();
+    this.recentFrames = 0;
+  }
+
+  private remember(hash: string, block: Block): void {
+    const n = block.kind === 'frames' ? block.body.length : 1;
+    this.recent.set(hash, block);
+    this.recentFrames += n;
+    for (const [h, b] of this.recent) {
+      if (this.recentFrames <= RECENT_FRAMES) break;
+      this.recent.delete(h);
+      this.recentFrames -= b.kind === 'frames' ? b.body.length : 1;
+    }
+  }
+
+  /** A held block, decoded: from the blocks just announced, else read from the log. */
+  private block(hash: string): Block | null | undefined {
+    const kept = this.recent.get(hash);
+    if (kept) return kept;
+    // Queued and perhaps committed, but not flushed: announced (and kept) once it is durable.
+    if (this.log.queued(hash)) return undefined;
+    const env = this.log.getEnvelope(hash);
+    if (!env) return undefined;
+    const d = decodeSignedBlock(env);
+    return d.ok ? d.value.block : null;
+  }
 
   chains(): ChainInfo[] {
     return this.log
@@ -132,11 +178,10 @@ export class BlockLogSource implements ExportSource {
     let policy = info.stream;
     const held: string[] = [];
     for (const h of hashes) {
-      const env = this.log.getEnvelope(h);
-      if (!env) return undefined;
-      const d = decodeSignedBlock(env);
-      if (!d.ok) continue;
-      const b = this.log.readable(d.value.block);
+      const block = this.block(h);
+      if (block === undefined) return undefined;
+      if (block === null) continue;
+      const b = this.log.readable(block);
       lamport = Math.max(lamport, b.lamport);
       policy = b.policy;
       held.push(h);
@@ -185,6 +230,8 @@ export class BlockLogSource implements ExportSource {
     cursor: ExportCursor,
     readable: (s: string) => boolean,
   ): boolean {
+    // Most frames are held in one copy (no copies entry, format 4): one seek answers for them.
+    if (!this.log.copied(id.device, id.boot, id.seq)) return false;
     for (const c of this.log.copiesOf(id.device, id.boot, id.seq)) {
       if (c.block === block) continue;
       const rec = this.log.lookup(c.block);
