@@ -54,20 +54,35 @@ const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
   policy: info.stream,
 });
 
-/** Frames held in `recent` at most (~2 MB; a block of another kind counts as one): the rollups' batch of 2 000, four times. */
-const RECENT_FRAMES = 8192;
+/**
+ * Frames kept in `recent` at most (a block of another kind counts as one). Kept frames pin
+ * the buffers they were received in, so the bound is small: a sink not reading (down, standby)
+ * must not hold much; one keeping up takes each block while it is still there.
+ */
+const RECENT_FRAMES = 2048;
+
+interface Kept {
+  readonly block: Block;
+  readonly frames: number;
+  /** Reads so far: once every exporter reading this source has had it, it is dropped. */
+  reads: number;
+}
 
 export class BlockLogSource implements ExportSource {
   /** Durable blocks by hash as announced, oldest first (insertion order), bounded by frames. */
-  private readonly recent = new Map<string, Block>();
+  private readonly recent = new Map<string, Kept>();
   private recentFrames = 0;
+  /** Exporters subscribed (`onChange`): how many reads of a kept block to expect. */
+  private readers = 0;
   private readonly unsubscribe: () => void;
 
   constructor(
     private readonly log: BlockLog,
     _store: Store,
   ) {
-    this.unsubscribe = log.onDurableBlock((sb) => this.remember(toHex(sb.hash), sb.block));
+    this.unsubscribe = log.onDurableBlock((sb) => {
+      if (this.readers > 0) this.remember(toHex(sb.hash), sb.block);
+    });
   }
 
   /** Stops keeping announced blocks (the reads from lmdb still work). */
@@ -78,20 +93,28 @@ export class BlockLogSource implements ExportSource {
   }
 
   private remember(hash: string, block: Block): void {
-    const n = block.kind === 'frames' ? block.body.length : 1;
-    this.recent.set(hash, block);
-    this.recentFrames += n;
-    for (const [h, b] of this.recent) {
+    const frames = block.kind === 'frames' ? block.body.length : 1;
+    this.recent.set(hash, { block, frames, reads: 0 });
+    this.recentFrames += frames;
+    for (const [h, k] of this.recent) {
       if (this.recentFrames <= RECENT_FRAMES) break;
-      this.recent.delete(h);
-      this.recentFrames -= b.kind === 'frames' ? b.body.length : 1;
+      this.forget(h, k);
     }
+  }
+
+  private forget(hash: string, k: Kept): void {
+    this.recent.delete(hash);
+    this.recentFrames -= k.frames;
   }
 
   /** A held block, decoded: from the blocks just announced, else read from the log. */
   private block(hash: string): Block | null | undefined {
     const kept = this.recent.get(hash);
-    if (kept) return kept;
+    if (kept) {
+      // A reader that reads it again (a batch read ahead and dropped, a retry) finds it in lmdb.
+      if (++kept.reads >= this.readers) this.forget(hash, kept);
+      return kept.block;
+    }
     // Queued and perhaps committed, but not flushed: announced (and kept) once it is durable.
     if (this.log.queued(hash)) return undefined;
     const env = this.log.getEnvelope(hash);
@@ -108,7 +131,14 @@ export class BlockLogSource implements ExportSource {
   }
 
   onChange(fn: () => void): () => void {
-    return this.log.onDurableBlock(() => fn());
+    this.readers++;
+    const off = this.log.onDurableBlock(() => fn());
+    let on = true;
+    return () => {
+      if (on) this.readers--;
+      on = false;
+      off();
+    };
   }
 
   next(cursor: ExportCursor, maxFrames: number, order: ResendPriority, readable: (s: string) => boolean): ExportBatch {
