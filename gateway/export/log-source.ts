@@ -40,6 +40,8 @@ interface Candidate {
   readonly hashes: string[];
   readonly lamport: number;
   readonly entries: readonly FrameEntry[];
+  /** The block hash of each entry (a forked seq holds more than one block). */
+  readonly blocks: readonly string[];
   readonly author: string;
   readonly policy: string;
 }
@@ -50,6 +52,7 @@ const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
   hashes: [],
   lamport: 0,
   entries: [],
+  blocks: [],
   author: info.author,
   policy: info.stream,
 });
@@ -204,6 +207,7 @@ export class BlockLogSource implements ExportSource {
     const hashes = this.log.hashesAt(info.author, info.stream, seq);
     if (hashes.length === 0) return undefined;
     const entries: FrameEntry[] = [];
+    const blocks: string[] = [];
     let lamport = 0;
     let policy = info.stream;
     const held: string[] = [];
@@ -215,10 +219,13 @@ export class BlockLogSource implements ExportSource {
       lamport = Math.max(lamport, b.lamport);
       policy = b.policy;
       held.push(h);
-      // One entry list per block; the block hash of each entry is recovered by position below.
-      if (b.kind === 'frames') for (const e of b.body) entries.push(Object.assign({}, e, { block: h }));
+      if (b.kind === 'frames')
+        for (const e of b.body) {
+          entries.push(e);
+          blocks.push(h);
+        }
     }
-    return { key, seq, hashes: held, lamport, entries, author: info.author, policy };
+    return { key, seq, hashes: held, lamport, entries, blocks, author: info.author, policy };
   }
 
   private batch(cursor: ExportCursor, taken: readonly Candidate[], readable: (s: string) => boolean): ExportBatch {
@@ -228,8 +235,9 @@ export class BlockLogSource implements ExportSource {
     const inBatch = new Set<string>();
     for (const cand of taken) {
       const perBlock = new Map<string, number>();
-      for (const e of cand.entries) {
-        const block = (e as FrameEntry & { block: string }).block;
+      for (let i = 0; i < cand.entries.length; i++) {
+        const e = cand.entries[i]!;
+        const block = cand.blocks[i]!;
         const index = perBlock.get(block) ?? 0;
         perBlock.set(block, index + 1);
         const id = frameId(e.frame);
