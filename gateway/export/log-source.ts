@@ -10,8 +10,14 @@
  * already confirmed (or earlier in the same batch), so a sink sees each (device, boot, seq)
  * once. Only durable blocks are read: a block still in its transaction may be rolled back
  * and its seq reused, so a chain's read stops there.
+ *
+ * The blocks the log announces as durable are kept, decoded, for a while (`recent`):
+ * a sink keeping up (the local rollups, always) takes the blocks ingest just stored from
+ * there instead of reading each one back from lmdb and decoding it whole. Only the read of a
+ * block changes: which blocks a batch takes and the cursor are the same either way, and a
+ * block no longer kept (a sink far behind, or after a restart) is read from the log.
  */
-import { decodeSignedBlock, type FrameEntry } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, toHex } from '../../protocols/index.js';
 import type { BlockLog } from '../log/block-log.js';
 import { frameId } from '../log/verify.js';
 import type { Store } from '../store/store.js';
@@ -34,6 +40,8 @@ interface Candidate {
   readonly hashes: string[];
   readonly lamport: number;
   readonly entries: readonly FrameEntry[];
+  /** The block hash of each entry (a forked seq holds more than one block). */
+  readonly blocks: readonly string[];
   readonly author: string;
   readonly policy: string;
 }
@@ -44,15 +52,79 @@ const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
   hashes: [],
   lamport: 0,
   entries: [],
+  blocks: [],
   author: info.author,
   policy: info.stream,
 });
 
+/**
+ * Frames kept in `recent` at most (a block of another kind counts as one). Kept frames pin
+ * the buffers they were received in, so the bound is small: a sink not reading (down, standby)
+ * must not hold much; one keeping up takes each block while it is still there.
+ */
+const RECENT_FRAMES = 2048;
+
+interface Kept {
+  readonly block: Block;
+  readonly frames: number;
+  /** Reads so far: once every exporter reading this source has had it, it is dropped. */
+  reads: number;
+}
+
 export class BlockLogSource implements ExportSource {
+  /** Durable blocks by hash as announced, oldest first (insertion order), bounded by frames. */
+  private readonly recent = new Map<string, Kept>();
+  private recentFrames = 0;
+  /** Exporters subscribed (`onChange`): how many reads of a kept block to expect. */
+  private readers = 0;
+  private readonly unsubscribe: () => void;
+
   constructor(
     private readonly log: BlockLog,
     _store: Store,
-  ) {}
+  ) {
+    this.unsubscribe = log.onDurableBlock((sb) => {
+      if (this.readers > 0) this.remember(toHex(sb.hash), sb.block);
+    });
+  }
+
+  /** Stops keeping announced blocks (the reads from lmdb still work). */
+  close(): void {
+    this.unsubscribe();
+    this.recent.clear();
+    this.recentFrames = 0;
+  }
+
+  private remember(hash: string, block: Block): void {
+    const frames = block.kind === 'frames' ? block.body.length : 1;
+    this.recent.set(hash, { block, frames, reads: 0 });
+    this.recentFrames += frames;
+    for (const [h, k] of this.recent) {
+      if (this.recentFrames <= RECENT_FRAMES) break;
+      this.forget(h, k);
+    }
+  }
+
+  private forget(hash: string, k: Kept): void {
+    this.recent.delete(hash);
+    this.recentFrames -= k.frames;
+  }
+
+  /** A held block, decoded: from the blocks just announced, else read from the log. */
+  private block(hash: string): Block | null | undefined {
+    const kept = this.recent.get(hash);
+    if (kept) {
+      // A reader that reads it again (a batch read ahead and dropped, a retry) finds it in lmdb.
+      if (++kept.reads >= this.readers) this.forget(hash, kept);
+      return kept.block;
+    }
+    // Queued and perhaps committed, but not flushed: announced (and kept) once it is durable.
+    if (this.log.queued(hash)) return undefined;
+    const env = this.log.getEnvelope(hash);
+    if (!env) return undefined;
+    const d = decodeSignedBlock(env);
+    return d.ok ? d.value.block : null;
+  }
 
   chains(): ChainInfo[] {
     return this.log
@@ -62,7 +134,14 @@ export class BlockLogSource implements ExportSource {
   }
 
   onChange(fn: () => void): () => void {
-    return this.log.onDurableBlock(() => fn());
+    this.readers++;
+    const off = this.log.onDurableBlock(() => fn());
+    let on = true;
+    return () => {
+      if (on) this.readers--;
+      on = false;
+      off();
+    };
   }
 
   next(cursor: ExportCursor, maxFrames: number, order: ResendPriority, readable: (s: string) => boolean): ExportBatch {
@@ -128,22 +207,25 @@ export class BlockLogSource implements ExportSource {
     const hashes = this.log.hashesAt(info.author, info.stream, seq);
     if (hashes.length === 0) return undefined;
     const entries: FrameEntry[] = [];
+    const blocks: string[] = [];
     let lamport = 0;
     let policy = info.stream;
     const held: string[] = [];
     for (const h of hashes) {
-      const env = this.log.getEnvelope(h);
-      if (!env) return undefined;
-      const d = decodeSignedBlock(env);
-      if (!d.ok) continue;
-      const b = this.log.readable(d.value.block);
+      const block = this.block(h);
+      if (block === undefined) return undefined;
+      if (block === null) continue;
+      const b = this.log.readable(block);
       lamport = Math.max(lamport, b.lamport);
       policy = b.policy;
       held.push(h);
-      // One entry list per block; the block hash of each entry is recovered by position below.
-      if (b.kind === 'frames') for (const e of b.body) entries.push(Object.assign({}, e, { block: h }));
+      if (b.kind === 'frames')
+        for (const e of b.body) {
+          entries.push(e);
+          blocks.push(h);
+        }
     }
-    return { key, seq, hashes: held, lamport, entries, author: info.author, policy };
+    return { key, seq, hashes: held, lamport, entries, blocks, author: info.author, policy };
   }
 
   private batch(cursor: ExportCursor, taken: readonly Candidate[], readable: (s: string) => boolean): ExportBatch {
@@ -153,8 +235,9 @@ export class BlockLogSource implements ExportSource {
     const inBatch = new Set<string>();
     for (const cand of taken) {
       const perBlock = new Map<string, number>();
-      for (const e of cand.entries) {
-        const block = (e as FrameEntry & { block: string }).block;
+      for (let i = 0; i < cand.entries.length; i++) {
+        const e = cand.entries[i]!;
+        const block = cand.blocks[i]!;
         const index = perBlock.get(block) ?? 0;
         perBlock.set(block, index + 1);
         const id = frameId(e.frame);
@@ -185,6 +268,8 @@ export class BlockLogSource implements ExportSource {
     cursor: ExportCursor,
     readable: (s: string) => boolean,
   ): boolean {
+    // Most frames are held in one copy (no copies entry, format 4): one seek answers for them.
+    if (!this.log.copied(id.device, id.boot, id.seq)) return false;
     for (const c of this.log.copiesOf(id.device, id.boot, id.seq)) {
       if (c.block === block) continue;
       const rec = this.log.lookup(c.block);

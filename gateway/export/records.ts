@@ -1,5 +1,6 @@
 /** An exported frame's SenML records, decoded once for every sink and the rollups. */
-import { decodeSign1, decodeBody, RELATIVE_TIME_LIMIT, resolvePack } from '../../protocols/index.js';
+import { type Body, decodeSign1, decodeBody, RELATIVE_TIME_LIMIT, resolvePack } from '../../protocols/index.js';
+import { decodedBody } from '../log/verify.js';
 import type { ExportFrame } from './source.js';
 
 export interface ExportRecord {
@@ -18,11 +19,9 @@ export interface ExportRecord {
 
 /** The records of a reading frame (none for other bodies or a pack that does not resolve). */
 export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime'>): ExportRecord[] {
-  const cose = decodeSign1(f.frame);
-  if (!cose.ok) return [];
-  const body = decodeBody(cose.value.payload);
-  if (!body.ok || body.value.type !== 'reading') return [];
-  const pack = resolvePack(body.value.records);
+  const body = decodedBody(f.frame) ?? decode(f.frame);
+  if (body?.type !== 'reading') return [];
+  const pack = resolvePack(body.records);
   if (!pack.ok) return [];
   return pack.value.map((r, index) => ({
     index,
@@ -35,4 +34,12 @@ export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime'>): ExportRe
     ...(r.dataValue !== undefined && { dataValue: r.dataValue }),
     ...(r.sum !== undefined && { sum: r.sum }),
   }));
+}
+
+/** A frame's body, decoded from its bytes (a frame ingest did not just decode: synced, or read back from the log). */
+function decode(frame: Uint8Array): Body | undefined {
+  const cose = decodeSign1(frame);
+  if (!cose.ok) return undefined;
+  const body = decodeBody(cose.value.payload);
+  return body.ok ? body.value : undefined;
 }

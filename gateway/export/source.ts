@@ -1,5 +1,6 @@
 /**
- * What a sink exports, read from the log (never from memory) through one small interface,
+ * What a sink exports, read from the log through one small interface (positions always from the
+ * log; a block the log has just announced durable may be taken as announced, not read back),
  * so the reader behind it can change (today the block log's chains, log-source.ts) without
  * touching the sinks or the exporter.
  *

@@ -45,6 +45,7 @@ const ROLLUP_PRUNE_MS = 10 * 60_000;
 
 export class GatewayExport {
   readonly source: ExportSource;
+  private readonly logSource: BlockLogSource;
   readonly cursors: CursorStore;
   readonly exporters: SinkExporter[] = [];
   readonly rollups?: RollupStore;
@@ -57,7 +58,8 @@ export class GatewayExport {
   constructor(private readonly deps: ExportDeps) {
     const { config, store, blockLog, log } = deps;
     this.resolvable = deps.rules ? resolvableAlerts(deps.rules) : () => true;
-    this.source = new BlockLogSource(blockLog, store);
+    this.logSource = new BlockLogSource(blockLog, store);
+    this.source = this.logSource;
     this.cursors = new CursorStore(store);
     const names = gatewayNames(config, deps.selfKey);
     const notifiers = new Map<string, Notifier>();
@@ -189,6 +191,7 @@ export class GatewayExport {
     clearInterval(this.pruneTimer);
     await Promise.all(this.exporters.map((e) => e.stop()));
     await this.rollupExporter?.stop();
+    this.logSource.close();
     await this.alerts?.close();
     await Promise.all(this.sinks.map((s) => s.close().catch(() => {})));
   }

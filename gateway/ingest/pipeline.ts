@@ -472,7 +472,7 @@ export class IngestPipeline {
       });
       let group = blockFrames.get(policy);
       if (!group) blockFrames.set(policy, (group = []));
-      knownFrameId(e.bytes, { device, boot, seq });
+      knownFrameId(e.bytes, { device, boot, seq }, body.value);
       group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());

@@ -141,6 +141,11 @@ export class BlockLog {
     return this.s.view.holds(device, boot, seq);
   }
 
+  /** Whether a frame may have another copy (committed; false: the one held is the only one). */
+  copied(device: string, boot: number, seq: number): boolean {
+    return this.s.view.copied(device, boot, seq);
+  }
+
   /** Every copy of a frame held (committed), as block hash and index (the export source). */
   copiesOf(device: string, boot: number, seq: number): { block: string; index: number }[] {
     return this.s.view.copiesOf(device, boot, seq);
@@ -177,6 +182,11 @@ export class BlockLog {
 
   lookup(hash: string): IndexRecord | undefined {
     return this.s.lookup(hash);
+  }
+
+  /** Whether a block is queued and not yet durable (lmdb may already show it: committed, not flushed). */
+  queued(hash: string): boolean {
+    return this.s.pendingIndex.has(hash);
   }
 
   /** The signed envelope of a block, if held. */

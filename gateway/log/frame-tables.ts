@@ -69,12 +69,16 @@ export class FrameTables {
     return out;
   }
 
-  /** Whether any committed copy of a frame is held. */
-  holds(k: FrameKey): boolean {
-    if (this.view.doesExist(viewKey(k.dev, k.boot, k.seq))) return true;
+  /** Whether a frame has a copies entry: without one it is held in one copy at most, the view's. */
+  copied(k: FrameKey): boolean {
     const p = framePrefix(k.dev, k.boot, k.seq);
     for (const _ of this.copies.getKeys({ start: full(p, COPY_KEY), end: after(p, COPY_KEY), limit: 1 })) return true;
     return false;
+  }
+
+  /** Whether any committed copy of a frame is held. */
+  holds(k: FrameKey): boolean {
+    return this.view.doesExist(viewKey(k.dev, k.boot, k.seq)) || this.copied(k);
   }
 
   /** Queues the time-index entries of a view entry. */

@@ -14,6 +14,7 @@ import {
   kidToDeviceId,
   type SignedBlock,
   sigStructure,
+  type UplinkBody,
 } from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 
@@ -135,10 +136,21 @@ export function frameId(frame: Uint8Array): FrameId | undefined {
  * percent of ingest. Held weakly, so an entry goes with its frame.
  */
 const decided = new WeakMap<Uint8Array, FrameId>();
+/** Bodies ingest decoded, likewise: the local rollups read each new frame's records (export/records.ts). */
+const bodies = new WeakMap<Uint8Array, UplinkBody>();
 
-/** Records what `frameId(frame)` is, as ingest decoded it (the same decode: kid, then the body's boot and seq). */
-export function knownFrameId(frame: Uint8Array, id: FrameId): void {
+/**
+ * Records what `frameId(frame)` is, as ingest decoded it (the same decode: kid, then the body's
+ * boot and seq), and the body it decoded.
+ */
+export function knownFrameId(frame: Uint8Array, id: FrameId, body?: UplinkBody): void {
   decided.set(frame, id);
+  if (body) bodies.set(frame, body);
+}
+
+/** The body of a frame as ingest decoded it, while the frame's bytes object lives (else undefined: decode it). */
+export function decodedBody(frame: Uint8Array): UplinkBody | undefined {
+  return bodies.get(frame);
 }
 
 /** Every device signature inside a frames block (none for other kinds). */

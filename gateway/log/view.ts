@@ -248,6 +248,15 @@ export class FramesView {
     return this.pendingCopies.has(k) || this.pendingView.get(k)?.v != null || this.tables.holds(key);
   }
 
+  /**
+   * Whether a frame may be held in more than one copy (committed): false when it has no copies
+   * entry, so the one copy held is the view's. One seek, where `copiesOf` reads the view entry too.
+   */
+  copied(device: string, boot: number, seq: number): boolean {
+    const dev = this.devices.no(device);
+    return dev !== undefined && this.tables.copied({ dev, boot, seq });
+  }
+
   /** Every copy held of a frame (committed), as block hash and index: the export source's check. */
   copiesOf(device: string, boot: number, seq: number): { block: string; index: number }[] {
     const dev = this.devices.no(device);
