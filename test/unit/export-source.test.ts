@@ -43,7 +43,7 @@ describe('export source', () => {
     const batch = live.next({}, 100, 'oldest', all);
     expect(batch.frames.map((f) => f.seq)).toEqual([...Array(12).keys()]);
     // The very bytes objects that were appended: from the announced blocks, not decoded from lmdb.
-    batch.frames.forEach((f, i) => expect(f.frame).toBe(frames[i]));
+    for (const [i, f] of batch.frames.entries()) expect(f.frame).toBe(frames[i]);
 
     // A restart: a source with nothing announced reads the same frames and cursor from lmdb.
     const fresh = new BlockLogSource(node.log, node.store);
