@@ -5,7 +5,7 @@
  * writes it inside its own transaction instead, so its data and cursor commit together.
  */
 import type { Database } from 'lmdb';
-import type { Store } from '../store/store.js';
+import { type Store, untracked } from '../store/store.js';
 import type { ExportCursor } from './source.js';
 
 export class CursorStore {
@@ -21,7 +21,7 @@ export class CursorStore {
 
   /** Resolves once the cursor is committed. */
   async save(sink: string, cursor: ExportCursor): Promise<void> {
-    await this.db.put(sink, cursor);
+    await untracked(this.db.put(sink, cursor));
   }
 
   /** Inside an lmdb transaction callback: written in that transaction. */
@@ -31,6 +31,6 @@ export class CursorStore {
 
   /** Forgets a sink (e.g. removed from the config). */
   async remove(sink: string): Promise<void> {
-    await this.db.remove(sink);
+    await untracked(this.db.remove(sink));
   }
 }

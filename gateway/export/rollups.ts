@@ -13,7 +13,7 @@
  *   rollup-series   [device, name] → 1
  */
 import type { Database } from 'lmdb';
-import type { Store } from '../store/store.js';
+import { type Store, untracked } from '../store/store.js';
 import type { ExportTarget } from './exporter.js';
 import { combineBuckets, MinuteRows, mergeBuckets } from './rollup-minutes.js';
 import { frameRecords } from './records.js';
@@ -79,18 +79,20 @@ export class RollupStore implements ExportTarget {
           add(s.steps[i]!, bucket, { count: 1, min: r.value!, max: r.value!, sum: r.value! });
         });
       }
-    await this.store.root.transaction(() => {
-      for (const { device, name, steps } of sums.values()) {
-        if (!this.series.doesExist([device, name])) this.series.putSync([device, name], 1);
-        this.minutes.addSync(device, name, steps[0]!);
-        for (const [bucket, b] of steps[1]!) {
-          const k: Key = [device, name, 3600, bucket];
-          const old = this.db.get(k);
-          this.db.putSync(k, old ? combineBuckets(old, b) : b);
+    await untracked(
+      this.store.root.transaction(() => {
+        for (const { device, name, steps } of sums.values()) {
+          if (!this.series.doesExist([device, name])) this.series.putSync([device, name], 1);
+          this.minutes.addSync(device, name, steps[0]!);
+          for (const [bucket, b] of steps[1]!) {
+            const k: Key = [device, name, 3600, bucket];
+            const old = this.db.get(k);
+            this.db.putSync(k, old ? combineBuckets(old, b) : b);
+          }
         }
-      }
-      writeCursor();
-    });
+        writeCursor();
+      }),
+    );
   }
 
   /** Raw buckets of one series and step in [from, to), in time order. */
@@ -149,17 +151,19 @@ export class RollupStore implements ExportTarget {
   /** Drops buckets past their step's retention; returns how many. */
   async prune(now = this.now()): Promise<number> {
     let n = 0;
-    await this.store.root.transaction(() => {
-      for (const [device, name] of this.series.getKeys())
-        for (const step of ROLLUP_STEPS_S) {
-          const cutoff = now - this.retainMs[step] - step * 1000;
-          if (step === 60) n += this.minutes.pruneSync(device, name, cutoff);
-          for (const k of this.db.getKeys({ start: [device, name, step, 0], end: [device, name, step, cutoff] })) {
-            this.db.removeSync(k);
-            n++;
+    await untracked(
+      this.store.root.transaction(() => {
+        for (const [device, name] of this.series.getKeys())
+          for (const step of ROLLUP_STEPS_S) {
+            const cutoff = now - this.retainMs[step] - step * 1000;
+            if (step === 60) n += this.minutes.pruneSync(device, name, cutoff);
+            for (const k of this.db.getKeys({ start: [device, name, step, 0], end: [device, name, step, cutoff] })) {
+              this.db.removeSync(k);
+              n++;
+            }
           }
-        }
-    });
+      }),
+    );
     return n;
   }
 }

@@ -19,6 +19,21 @@ export function isStoreCommitFailure(reason: unknown): boolean {
   return reason instanceof Error && 'commitError' in reason && reason.message.startsWith('Commit failed');
 }
 
+/**
+ * Observes the `commitError` promise lmdb hangs on a failed write's error, so a failure the
+ * caller handles (a retry, say) does not also surface as an unhandled rejection of the raw
+ * lmdb error (ENOSPC, EIO), which no process handler can tell from a real fault.
+ */
+export function observeCommitError(err: unknown): void {
+  void (err as { commitError?: Promise<unknown> } | undefined)?.commitError?.catch(() => {});
+}
+
+/** A write not tracked by `durable()` whose failure the caller handles: its commit error is observed too. */
+export function untracked<T>(p: Promise<T>): Promise<T> {
+  p.catch(observeCommitError);
+  return p;
+}
+
 export interface DeviceRecord {
   readonly id: string;
   /** Raw Ed25519 public key, hex. */
@@ -87,7 +102,7 @@ export class Store {
   track(p: Promise<unknown>): void {
     // Keep failures observable through durable() without an unhandled rejection in between;
     // lmdb also hangs a rejected `commitError` promise on the error, which must be observed too.
-    p.catch((err: { commitError?: Promise<unknown> }) => void err?.commitError?.catch(() => {}));
+    p.catch(observeCommitError);
     this.lastWrite = p;
   }
 
