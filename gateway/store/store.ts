@@ -24,7 +24,7 @@ export function isStoreCommitFailure(reason: unknown): boolean {
  * caller handles (a retry, say) does not also surface as an unhandled rejection of the raw
  * lmdb error (ENOSPC, EIO), which no process handler can tell from a real fault.
  */
-export function observeCommitError(err: unknown): void {
+function observeCommitError(err: unknown): void {
   void (err as { commitError?: Promise<unknown> } | undefined)?.commitError?.catch(() => {});
 }
 
