@@ -155,6 +155,18 @@ export interface RolloutRunnerDeps {
   readonly logger: Logger;
   /** A device not heard about the offer is offered again after this long. */
   readonly reofferMs?: number;
+  /**
+   * A device's download progress (the same state, a new 25 % step) is logged at most once in
+   * this long; state changes are logged at once.
+   */
+  readonly progressEveryMs?: number;
+}
+
+/** What the runner last logged of one device: its state, 25 % step of the download, and when. */
+interface Recorded {
+  state: UpdateState;
+  bucket: number;
+  at: number;
 }
 
 /** Runs this gateway's rollouts: offers, records each device's progress, moves through the stages. */
@@ -163,8 +175,8 @@ export class RolloutRunner {
   /** When each device was last offered, per rollout (keyed without building a string per device and tick). */
   private readonly offeredAt = new Map<string, Map<string, number>>();
   private soon?: NodeJS.Immediate;
-  /** Last recorded (state, percent bucket) per rollout/device, so progress is logged on change only. */
-  private readonly recorded = new Map<string, string>();
+  /** Per rollout and device, what was last logged, so progress is logged on change only (and coalesced). */
+  private readonly recorded = new Map<string, Map<string, Recorded>>();
   /** Stage (or halt, as -1) authored per rollout and not yet back from the log. */
   private readonly authoredStage = new Map<string, number>();
   /** Aborted rollouts whose transfers were stopped. */
@@ -246,11 +258,24 @@ export class RolloutRunner {
       const size = this.d.store.releases.get(st.digest)?.signed.manifest.size ?? 1;
       const percent = r.state === 'downloading' ? Math.min(100, Math.floor((r.offset * 100) / size)) : 0;
       const bucket = r.state === 'downloading' ? Math.floor(percent / 25) : 0;
-      const key = `${st.id}/${e.device}`;
-      const mark = `${r.state}/${bucket}`;
-      if (this.recorded.get(key) === mark) continue;
+      let recorded = this.recorded.get(st.id);
+      if (!recorded) this.recorded.set(st.id, (recorded = new Map()));
+      const last = recorded.get(e.device);
+      const now = Date.now();
+      if (last && last.state === r.state) {
+        // The same state: only a download's progress is news, and not every report of it. Each
+        // block is signed, written and synced to every sibling, and a sibling carrying the
+        // rollout on resumes from the device's own reported offset, not from the log's percent:
+        // a block per device per 25 % made most of a 1 000-device rollout's log and memory.
+        if (r.state !== 'downloading' || last.bucket === bucket) continue;
+        if (now - last.at < (this.d.progressEveryMs ?? 10_000)) continue;
+      }
       if (isFinalState(st.devices.get(e.device)?.state as UpdateState) && !isFinalState(r.state)) continue;
-      this.recorded.set(key, mark);
+      if (last) {
+        last.state = r.state;
+        last.bucket = bucket;
+        last.at = now;
+      } else recorded.set(e.device, { state: r.state, bucket, at: now });
       this.author({
         type: 'device',
         rollout: st.id,
@@ -258,7 +283,7 @@ export class RolloutRunner {
         state: r.state,
         percent,
         reason: [r.reason, r.detail].filter(Boolean).join(': ').slice(0, 200),
-        at: Date.now(),
+        at: now,
       });
       if (isFinalState(r.state)) {
         this.d.transfer.drop(e.device);

@@ -12,6 +12,10 @@ import { createInterface } from 'node:readline';
 import { expect, onTestFinished } from 'vitest';
 import { generateManifest, writeManifest } from '../../firmware-sim/manifest.js';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import { FirmwareStore } from '../../gateway/firmware/releases.js';
+import { GatewayIdentity } from '../../gateway/identity.js';
+import { BlockLog } from '../../gateway/log/block-log.js';
+import { Store } from '../../gateway/store/store.js';
 import { publicKeyToDidKey, toHex } from '../../protocols/index.js';
 import { testTempDir } from './env.js';
 import { gatewayCli, startGatewayProcess, stopGatewayProcess, writeGatewayConfig } from './process.js';
@@ -157,4 +161,28 @@ export interface RolloutView {
 /** `gateway firmware status ID --json`. */
 export async function rolloutStatus(site: FirmwareSite, id: string): Promise<RolloutView> {
   return (JSON.parse(await firmwareCli(site, ['status', id, '--json'])) as RolloutView[])[0]!;
+}
+
+/**
+ * The states of every `device` block a rollout has in the site's log, per device in the order
+ * the gateway logged them (lamport clock; the store holds them in hash order):
+ * read from its lmdb beside the running gateway, as `gateway firmware status` does.
+ */
+export async function deviceBlocks(site: FirmwareSite, rollout: string): Promise<Map<string, string[]>> {
+  const dataDir = join(site.dir, 'data');
+  const identity = GatewayIdentity.loadExisting('gw-child', dataDir)!;
+  const store = Store.open(dataDir);
+  try {
+    const fw = new FirmwareStore(new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign }), []);
+    const out = new Map<string, string[]>();
+    const mine = fw.deviceStates.filter((s) => s.body.rollout === rollout).sort((a, b) => a.lamport - b.lamport);
+    for (const d of mine) {
+      const states = out.get(d.body.device) ?? [];
+      states.push(d.body.state);
+      out.set(d.body.device, states);
+    }
+    return out;
+  } finally {
+    await store.close();
+  }
 }
