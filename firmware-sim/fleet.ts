@@ -27,6 +27,23 @@ export interface FleetStats {
   resumed: number;
 }
 
+/** Counters at zero, for a fleet of `devices` (a Fleet's and a HubFleet's `stats()` add into it). */
+export function emptyFleetStats(devices: number): FleetStats {
+  return {
+    devices,
+    connected: 0,
+    generated: 0,
+    sent: 0,
+    acked: 0,
+    pending: 0,
+    dropped: 0,
+    resent: 0,
+    failed: 0,
+    errors: 0,
+    resumed: 0,
+  };
+}
+
 export interface TickContext {
   readonly device: VirtualDevice;
   readonly link: MqttDeviceLink;
@@ -166,19 +183,8 @@ export class Fleet {
   }
 
   stats(): FleetStats {
-    const s: FleetStats = {
-      devices: this.members.size,
-      connected: 0,
-      generated: 0,
-      sent: 0,
-      acked: 0,
-      pending: 0,
-      dropped: 0,
-      resent: 0,
-      failed: 0,
-      errors: this.tickErrorCount,
-      resumed: 0,
-    };
+    const s = emptyFleetStats(this.members.size);
+    s.errors = this.tickErrorCount;
     for (const { device, link } of this.members.values()) {
       if (link.connected) s.connected++;
       s.generated += device.generated;

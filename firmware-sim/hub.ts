@@ -19,7 +19,7 @@ import { topics } from '../protocols/index.js';
 import type { SignerImpl } from './crypto.js';
 import type { DeviceFrame } from './device.js';
 import { VirtualDevice } from './device.js';
-import type { FleetStats } from './fleet.js';
+import { emptyFleetStats, type FleetStats } from './fleet.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
 import { type DeviceModelName, Prng } from './sensors.js';
 import type { DeviceStateStore } from './state.js';
@@ -201,19 +201,7 @@ export class HubFleet {
 
   /** Fleet-shaped counters; `connected` counts the devices whose hub is online. */
   stats(): FleetStats {
-    const s: FleetStats = {
-      devices: this.devices.length,
-      connected: 0,
-      generated: 0,
-      sent: 0,
-      acked: 0,
-      pending: 0,
-      dropped: 0,
-      resent: 0,
-      failed: 0,
-      errors: 0,
-      resumed: 0, // hubs connect without TLS
-    };
+    const s = emptyFleetStats(this.devices.length); // `resumed` stays 0: hubs connect without TLS
     for (const h of this.hubs) {
       if (h.online) s.connected += h.slots.length;
       s.sent += h.sent;
