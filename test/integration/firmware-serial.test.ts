@@ -38,7 +38,8 @@ async function rig(opts: {
     ...(opts.mqtt && { mqtt: { enabled: true, port: 0 } }),
   });
   onTestFinished(() => fw.gw.stop());
-  const link = new UpdateSerialLink({
+  let midway: Promise<void> | undefined;
+  const link: UpdateSerialLink = new UpdateSerialLink({
     id: 'dev-1',
     seed,
     model: 'env-1',
@@ -50,6 +51,13 @@ async function rig(opts: {
     stallMs: 400,
     selfTestMs: 20,
     ...(opts.corruptChunksAt && { corruptChunksAt: opts.corruptChunksAt }),
+    // The cut starts from the device's own report: a pty carries bytes as fast as the CPU
+    // goes, so a poll from the test could see the whole image arrive before it cut the line.
+    ...(opts.midway && {
+      onReport: (_state: string, offset: number) => {
+        if (midway === undefined && offset > opts.size / 3) midway = opts.midway!(pty, link);
+      },
+    }),
   }).start();
   onTestFinished(() => link.stop());
   // The device's first report (idle) is how the gateway learns it is on this port.
@@ -57,8 +65,8 @@ async function rig(opts: {
   const { image, digest } = await fw.release(opts.size);
   fw.rollout('r-serial', digest, ['dev-1']);
   if (opts.midway) {
-    await waitFor(() => link.device.offset > opts.size / 3, 20_000, 'a third downloaded');
-    await opts.midway(pty, link);
+    await waitFor(() => midway !== undefined, 20_000, 'a third downloaded');
+    await midway;
   }
   await waitFor(
     () => link.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),
