@@ -20,6 +20,7 @@
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
+import { concatBytes } from './bytes.js';
 
 /**
  * How far back a message may refer (RFC 1951 §3.2.5 allows up to 32 768). 8 KiB: as small as
@@ -75,13 +76,7 @@ const PRESET_BYTES = (() => {
     [0x58, 0x40],
     [0x1b, 0x00, 0x00, 0x01, 0x99, 0x64, 0x6d, 0x71, 0x74, 0x74, 0x83, 0x58],
   ].map((p) => Uint8Array.from(p));
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(...parts);
 })();
 
 /** One direction's window: the last DEFLATE_WINDOW bytes of the preset and the messages so far. */
