@@ -42,14 +42,12 @@ export function settingsOf(sb: { readonly block: Block; readonly hash: Uint8Arra
 /** Every settings block held, merged. */
 export function desiredFromLog(log: BlockLog): DesiredSettings {
   const desired = new DesiredSettings();
-  for (const head of log.streamHeads()) {
-    for (const [, hash] of log.streamBlocks(head.author, head.stream)) {
-      if (log.lookup(hash)?.kind !== 'settings') continue;
-      const env = log.getEnvelope(hash);
-      const sb = env && decodeSignedBlock(env);
-      const s = sb?.ok ? settingsOf(sb.value as SignedBlock) : undefined;
-      if (s) desired.add(s.record, s.version, s.hash);
-    }
+  // `log-kinds` lists them: walking every stream's chain read the index entry of every frames block.
+  for (const hash of log.hashesOfKind('settings')) {
+    const env = log.getEnvelope(hash);
+    const sb = env && decodeSignedBlock(env);
+    const s = sb?.ok ? settingsOf(sb.value as SignedBlock) : undefined;
+    if (s) desired.add(s.record, s.version, s.hash);
   }
   return desired;
 }
