@@ -221,7 +221,11 @@ describe(
       const { dir, tty, sender } = await setup([offerSignedBy(RELEASE_SEED)], chunks());
       const cut = 4 * CHUNK;
       sender.holdAt = cut; // the gateway stops serving here (the rollout was aborted)
-      sender.next = { offer: offerSignedBy(RELEASE_SEED, manifestB), chunks: chunks(undefined, IMAGE_B, manifestB), size: IMAGE_B.length };
+      sender.next = {
+        offer: offerSignedBy(RELEASE_SEED, manifestB),
+        chunks: chunks(undefined, IMAGE_B, manifestB),
+        size: IMAGE_B.length,
+      };
       const dev = startDevice(tty, dir, ['--abandon-ms', '2500']);
       expect(await dev.exited, dev.stderr()).toBe(0);
       await settled(sender);
