@@ -140,18 +140,20 @@ export class FirmwareTransfer {
   /** Whether the rest of a session's window fits its link's total (one device alone always does). */
   private fits(link: FirmwareLink, s: Session): boolean {
     const want = framed(s.end - s.sentUpTo, s.chunk);
-    const ok = () => {
-      const total = this.inflight.get(link) ?? 0;
-      return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
-    };
-    if (ok()) return true;
+    if (this.fitsNow(link, s, want)) return true;
     // Does not fit: release what devices gone quiet hold (at most once a second, it walks every session).
     const now = Date.now();
     if (now - this.sweptAt < 1000) return false;
     this.sweptAt = now;
     for (const [device, other] of this.sessions)
       if (other.inflight > 0 && now - other.heardAt >= STALE_MS) this.settle(device, other, 0);
-    return ok();
+    return this.fitsNow(link, s, want);
+  }
+
+  /** `want` more framed bytes for `s` fit the link's total now (a method, not a closure per call). */
+  private fitsNow(link: FirmwareLink, s: Session, want: number): boolean {
+    const total = this.inflight.get(link) ?? 0;
+    return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
   }
 
   /** Serves waiting devices, in the order they asked, while their windows fit. */
