@@ -10,7 +10,7 @@ import { encodeChunk } from '../../protocols/firmware-transfer.js';
 import type { FirmwareStore, Release } from './releases.js';
 
 /** 1 MiB: a 256 KiB image in any one chunk size, and the windows in flight of a larger one. */
-export const CHUNK_CACHE_BYTES = 1024 * 1024;
+const CHUNK_CACHE_BYTES = 1024 * 1024;
 
 export interface CachedChunk {
   /** The encoded chunk message (a Buffer over its own bytes: links pass it on as is). */
