@@ -10,11 +10,11 @@
  *   write queue (past the queue, writes are dropped).
  * - BLE: the same frames on the Nordic UART Service, written to RX in ATT payloads of MTU − 3;
  *   a chunk spans at most 16 payloads (`bleChunkBytes`), in flight at most
- *   BLE_INFLIGHT_PAYLOADS payloads (protocols/firmware-transfer.ts).
+ *   BLE_INFLIGHT_BYTES framed (protocols/firmware-transfer.ts).
  */
-import { attPayload, topics } from '../../protocols/index.js';
+import { topics } from '../../protocols/index.js';
 import {
-  BLE_INFLIGHT_PAYLOADS,
+  BLE_INFLIGHT_BYTES,
   bleChunkBytes,
   CHUNK_OVERHEAD,
   MAX_CHUNK_BYTES,
@@ -124,7 +124,7 @@ export function bleFirmwareLink(ble: BleTransport): FirmwareLink {
     },
     limits(device) {
       const mtu = ble.links.get(device)?.mtu ?? 23;
-      return { maxChunk: bleChunkBytes(mtu), maxInflightBytes: BLE_INFLIGHT_PAYLOADS * attPayload(mtu) };
+      return { maxChunk: bleChunkBytes(mtu), maxInflightBytes: BLE_INFLIGHT_BYTES };
     },
   };
 }
