@@ -7,7 +7,7 @@
  * receive buffer holds. Each time the central subscribes (a reconnect) the device says where
  * it is, so a download resumes from its offset.
  */
-import { BLE_WINDOW, bleChunkBytes } from '../protocols/firmware-transfer.js';
+import { bleChunkBytes, bleWindow } from '../protocols/firmware-transfer.js';
 import { chunkForMtu, NUS_SERVICE_UUID } from '../protocols/index.js';
 import type { RadioPeripheral } from './transports/ble-radio.js';
 import { UpdatableDevice, type UpdatableDeviceOptions } from './update.js';
@@ -46,7 +46,7 @@ export class UpdatePeripheral implements RadioPeripheral {
     this.device = new UpdatableDevice({
       ...o,
       chunkSize: bleChunkBytes(this.mtu),
-      window: BLE_WINDOW,
+      window: bleWindow(this.mtu),
       send: (report) => this.notify(this.stream.frame(report)),
     });
   }

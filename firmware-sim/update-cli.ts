@@ -21,7 +21,7 @@ const MQTT_WINDOW = 8;
 export const UPDATE_USAGE = `  firmware-sim update --keys FILE (--broker URL --gateway-id ID | --serial PATH [--baud N] |
                       --ble-port N [--mtu N]) --release-key KEY --state DIR
                       [--device ID]... [--version V] [--model M] [--fail-test-boot ID,...]
-                      [--chunk BYTES] [--window N]
+                      [--chunk BYTES] [--window N] [--flash-sync fsync|none]
       Runs updatable devices (all of the manifest, or each --device) over MQTT: two slots, test
       boot, confirm, rollback; they take only images signed by --release-key (did:key or hex) for
       their model (--model, else the manifest's), newer than what runs (--version, default 1.0.0,
@@ -29,7 +29,9 @@ export const UPDATE_USAGE = `  firmware-sim update --keys FILE (--broker URL --g
       Over MQTT, 16 KiB chunks, window 8 by default.
       --serial: one device (--device) on that tty instead, 2 KiB chunks, window 12 by default.
       --ble-port: the devices as peripherals of a simulated radio on ws://127.0.0.1:N (the
-      gateway's ble.radio), chunk and window sized to --mtu (default 247).`;
+      gateway's ble.radio), chunk and window sized to --mtu (default 247).
+      --flash-sync none: the devices' flash writes are not flushed to the host's disk (a power
+      loss is the process dying; default fsync: each save flushed, surviving a host crash too).`;
 
 export async function runUpdateCli(argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -50,6 +52,7 @@ export async function runUpdateCli(argv: string[]): Promise<number> {
       'fail-test-boot': { type: 'string', default: '' },
       chunk: { type: 'string' },
       window: { type: 'string' },
+      'flash-sync': { type: 'string', default: 'fsync' },
     },
   });
   const need = (v: string | undefined, flag: string): string => {
@@ -59,6 +62,8 @@ export async function runUpdateCli(argv: string[]): Promise<number> {
   const manifest = readManifest(need(values.keys, 'keys'));
   const key = parsePublicKey(need(values['release-key'], 'release-key'));
   if (!key.ok) throw new Error(`--release-key: ${key.error.message}`);
+  const flashSync = values['flash-sync'];
+  if (flashSync !== 'fsync' && flashSync !== 'none') throw new Error('--flash-sync is fsync or none');
   const failing = new Set(values['fail-test-boot'].split(',').filter(Boolean));
   const chosen = values.device ? manifest.devices.filter((d) => values.device!.includes(d.id)) : manifest.devices;
   const device = (d: (typeof chosen)[number]): Omit<UpdatableDeviceOptions, 'send'> => ({
@@ -69,6 +74,7 @@ export async function runUpdateCli(argv: string[]): Promise<number> {
     releaseKey: key.value,
     dir: `${need(values.state, 'state')}/${d.id}`,
     failTestBoot: failing.has(d.id),
+    flashSync,
     ...(values.chunk !== undefined && { chunkSize: Number(values.chunk) }),
     ...(values.window !== undefined && { window: Number(values.window) }),
     onReport: (state, offset, reason) =>

@@ -7,6 +7,15 @@
  * bytes the slot does not hold. Slot writes are not flushed one by one: like an MCU that
  * programs flash pages as chunks arrive and commits its offset now and then, the device
  * (update.ts) saves when it reports, and a power loss loses at most the bytes since.
+ *
+ * `FlashSync` says what a power loss is: `fsync` (the default) flushes the slot and then the
+ * state to the host's disk at every save (two fsyncs), so even a crash of the host loses
+ * nothing saved; `none` makes the same writes in the same order without flushing: the
+ * simulated device's power loss is its process dying (SIGKILL at any byte, as
+ * test/e2e/firmware-power-loss.test.ts does), which keeps every write that returned, as an
+ * MCU's programmed flash does, and the temp-file rename keeps the state whole. A crash of
+ * the host itself is not modelled then. The benches use `none`: a real device's flash write
+ * does not wait for a host disk's fsync (bench/README.md, "Firmware transfer and rollouts").
  */
 import {
   closeSync,
@@ -21,6 +30,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+
+export type FlashSync = 'fsync' | 'none';
 
 export type UpdatePhase = 'idle' | 'downloading' | 'trial-pending' | 'trial-booted';
 
@@ -45,7 +56,10 @@ export class UpdateStore {
   private slotFd?: number;
   private dirty = false;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    private readonly sync: FlashSync = 'fsync',
+  ) {
     mkdirSync(dir, { recursive: true });
     this.slot0 = join(dir, 'slot0.bin');
     this.slot1 = join(dir, 'slot1.bin');
@@ -65,7 +79,7 @@ export class UpdateStore {
     const fd = openSync(tmp, 'w');
     try {
       writeSync(fd, JSON.stringify(s));
-      fsyncSync(fd);
+      if (this.sync === 'fsync') fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -83,7 +97,7 @@ export class UpdateStore {
   /** Flushes the download slot's writes. */
   flushSlot1(): void {
     if (this.slotFd === undefined) return;
-    if (this.dirty) fsyncSync(this.slotFd);
+    if (this.dirty && this.sync === 'fsync') fsyncSync(this.slotFd);
     this.dirty = false;
   }
 

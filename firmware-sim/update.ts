@@ -24,7 +24,7 @@ import { decodeDown, encodeReport, type UpdateReport, type UpdateState } from '.
 import { deviceIdToKid, encodeSign1, fromHex, toHex } from '../protocols/index.js';
 import * as ed from '@noble/ed25519';
 import { createSigner } from './crypto.js';
-import { type UpdateFlash, UpdateStore } from './update-store.js';
+import { type FlashSync, type UpdateFlash, UpdateStore } from './update-store.js';
 
 export interface UpdatableDeviceOptions {
   readonly id: string;
@@ -35,6 +35,8 @@ export interface UpdatableDeviceOptions {
   /** The release key the device trusts (Ed25519 public key). */
   readonly releaseKey: Uint8Array;
   readonly dir: string;
+  /** Whether saves flush to the host's disk (update-store.ts, FlashSync): `fsync` by default. */
+  readonly flashSync?: FlashSync;
   /** Sends a signed report (COSE_Sign1) to the gateway. */
   readonly send: (report: Uint8Array) => void;
   /** The new image's self-test fails: the trial boot never confirms. */
@@ -72,7 +74,7 @@ export class UpdatableDevice {
   readonly history: { state: UpdateState; reason?: string; offset: number }[] = [];
 
   constructor(private readonly o: UpdatableDeviceOptions) {
-    this.store = new UpdateStore(o.dir);
+    this.store = new UpdateStore(o.dir, o.flashSync);
     this.flash = this.store.load(o.version);
     this.sign = createSigner(o.seed);
     if (this.flash.pending) {

@@ -18,7 +18,7 @@
  * `isFirmwareReport`): an offer or chunk is a bare CBOR map whose key 0 is 17 or 18, where
  * every other downlink frame is a COSE_Sign1; a report is a COSE_Sign1 whose payload's key 0
  * is 19. On BLE a chunk is at most what fits 16 ATT payloads once framed (`bleChunkBytes`),
- * and at most 64 ATT payloads of chunks are in flight (`BLE_WINDOW` chunks).
+ * and at most BLE_INFLIGHT_BYTES of framed chunks are in flight (`bleWindow(mtu)` chunks).
  */
 import { attPayload } from './ble.js';
 import { type CborValue, decodeCbor, encodeCbor, isBytes, isMap, isUint } from './cbor.js';
@@ -56,10 +56,16 @@ const MAX_CODE = 32;
 export const CHUNK_OVERHEAD = 58;
 /** ATT payloads one framed chunk may span on BLE. */
 const BLE_CHUNK_PAYLOADS = 16;
-/** ATT payloads of chunks in flight toward one BLE device (what its receive buffer holds). */
-export const BLE_INFLIGHT_PAYLOADS = 64;
-/** The window a BLE device asks for: the chunks in flight that fit BLE_INFLIGHT_PAYLOADS. */
-export const BLE_WINDOW = BLE_INFLIGHT_PAYLOADS / BLE_CHUNK_PAYLOADS;
+/**
+ * Bytes of framed chunks in flight toward one BLE device: what its receive buffer holds, 64 ATT
+ * payloads at MTU 247 (15 616 bytes). Counted in bytes, not payloads, so a small MTU does not
+ * shrink it: 64 payloads at MTU 23 were 1 280 bytes, 4 chunks of 255, and each half window
+ * waited for a report's round trip (bench/README.md, "Device-side storage in the transfer benches").
+ */
+export const BLE_INFLIGHT_BYTES = 64 * attPayload(247);
+/** The window a BLE device asks for: the chunks (each at most 16 ATT payloads framed) that fit BLE_INFLIGHT_BYTES; 4 at MTU 247, 48 at 23. */
+export const bleWindow = (mtu: number): number =>
+  Math.max(1, Math.floor(BLE_INFLIGHT_BYTES / (BLE_CHUNK_PAYLOADS * attPayload(mtu))));
 
 /** The largest chunk whose message, framed for a byte stream, is at most `wireBytes`. */
 function chunkForWire(wireBytes: number): number {

@@ -1,6 +1,7 @@
 /**
  * Firmware transfer over serial and BLE (bench/firmware.ts runs these after its MQTT rows),
- * one device each, from the first chunk to `confirmed`, with the device flushing every chunk:
+ * one device each, from the first chunk to `confirmed`; the device's flash is files on the
+ * host written without fsync (`flashSync` FW_FLASH_SYNC, default `none`: see bench/firmware.ts):
  *
  * - serial: a socat pty at 921 600 baud whose device end reads no faster than the line
  *   (update-serial.ts `pace`: a pty does not enforce the baud rate). Baseline (same run):
@@ -23,6 +24,9 @@ import { tempDir, waitFor } from '../../test/helpers/env.js';
 import { type FirmwareGateway, startFirmwareGateway } from '../../test/helpers/firmware-gateway.js';
 import { PtyPair } from '../../test/helpers/pty.js';
 import type { Row } from './row.js';
+
+/** The simulated devices' flash (firmware-sim/update-store.ts FlashSync): FW_FLASH_SYNC=fsync|none, default none. */
+export const flashSync = process.env.FW_FLASH_SYNC === 'fsync' ? 'fsync' : 'none';
 
 const BAUD = 921_600;
 const LINE_BYTES_PER_S = BAUD / 10;
@@ -63,7 +67,8 @@ export async function serialRows(quick: boolean): Promise<Row[]> {
     baudRate: BAUD,
     pace: true,
     selfTestMs: 0,
-  };
+    flashSync,
+  } as const;
   // Baseline: raw frames down a pty to the same paced reader.
   const raw = await PtyPair.open(tmp.dir, 'raw-a', 'raw-b');
   const reader = new UpdateSerialLink({
@@ -152,6 +157,7 @@ async function bleRow(quick: boolean, mtu: number): Promise<Row> {
           dir: join(tmp.dir, 'flash'),
           mtu,
           selfTestMs: 0,
+          flashSync,
         }),
     )
     .start();
@@ -162,7 +168,7 @@ async function bleRow(quick: boolean, mtu: number): Promise<Row> {
   await radio.close();
   tmp.cleanup();
   return {
-    figure: `${quick ? 'quick: ' : ''}BLE firmware transfer, one device, MTU ${mtu}, simulated radio (${size / 1024} KiB)`,
+    figure: `${quick ? 'quick: ' : ''}BLE firmware transfer, one device, MTU ${mtu}, simulated radio (${size / 1024} KiB, device flash ${flashSync === 'none' ? 'unflushed' : 'fsync per report'})`,
     value: Number(mbps.toFixed(4)),
     unit: 'MB/s',
     baseline: `the radio's notify rate: raw MTU ${mtu} notifications, same gateway`,

@@ -10,11 +10,11 @@
  *   write queue (past the queue, writes are dropped).
  * - BLE: the same frames on the Nordic UART Service, written to RX in ATT payloads of MTU − 3;
  *   a chunk spans at most 16 payloads (`bleChunkBytes`), in flight at most
- *   BLE_INFLIGHT_PAYLOADS payloads (protocols/firmware-transfer.ts).
+ *   BLE_INFLIGHT_BYTES framed (protocols/firmware-transfer.ts).
  */
-import { attPayload, topics } from '../../protocols/index.js';
+import { topics } from '../../protocols/index.js';
 import {
-  BLE_INFLIGHT_PAYLOADS,
+  BLE_INFLIGHT_BYTES,
   bleChunkBytes,
   CHUNK_OVERHEAD,
   MAX_CHUNK_BYTES,
@@ -63,18 +63,26 @@ const MQTT_TOTAL_INFLIGHT_BYTES = 2 * 1024 * 1024;
 
 /** What the MQTT link needs of the broker. */
 export interface FirmwareBroker {
-  publish(topic: string, payload: Uint8Array, opts?: { qos?: 0 | 1 }): Promise<void>;
+  /** Publishes QoS 1 as the gateway; `done` once the broker routed it (a callback: no promise per chunk). */
+  publish(topic: string, payload: Uint8Array, done: (err?: Error | null) => void): void;
   /** Calls `fn` with each message published on a topic matching `filter`. */
   subscribe(filter: string, fn: (topic: string, payload: Uint8Array) => void): Promise<void>;
 }
 
 export function mqttFirmwareLink(broker: FirmwareBroker, onError: (device: string, err: Error) => void): FirmwareLink {
+  // Per device, made once: its fw-down topic and the publish callback (not a string and a closure per chunk).
+  const routes = new Map<string, { topic: string; done: (err?: Error | null) => void }>();
   return {
     transport: 'mqtt',
     start: (onReport) =>
       broker.subscribe(topics.fwUpWildcard, (topic, payload) => onReport(payload, { claimed: topic.split('/')[3] })),
     send(device, message) {
-      broker.publish(topics.fwDown(device), message, { qos: 1 }).catch((err: unknown) => onError(device, err as Error));
+      let r = routes.get(device);
+      if (!r) {
+        r = { topic: topics.fwDown(device), done: (err) => err && onError(device, err) };
+        routes.set(device, r);
+      }
+      broker.publish(r.topic, message, r.done);
       return true;
     },
     limits: () => ({ maxChunk: MAX_CHUNK_BYTES, maxInflightBytes: Number.POSITIVE_INFINITY }),
@@ -116,7 +124,7 @@ export function bleFirmwareLink(ble: BleTransport): FirmwareLink {
     },
     limits(device) {
       const mtu = ble.links.get(device)?.mtu ?? 23;
-      return { maxChunk: bleChunkBytes(mtu), maxInflightBytes: BLE_INFLIGHT_PAYLOADS * attPayload(mtu) };
+      return { maxChunk: bleChunkBytes(mtu), maxInflightBytes: BLE_INFLIGHT_BYTES };
     },
   };
 }

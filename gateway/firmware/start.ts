@@ -59,7 +59,21 @@ export async function startFirmware(
     links.push(
       mqttFirmwareLink(
         {
-          publish: (topic, payload, opts) => broker.publish(topic, payload, opts),
+          // Straight to aedes (MqttBroker.publish wraps each in a promise): chunk payloads are Buffers already.
+          publish: (topic, payload, done) =>
+            broker.aedes.publish(
+              {
+                cmd: 'publish',
+                topic,
+                payload: Buffer.isBuffer(payload)
+                  ? payload
+                  : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength),
+                qos: 1,
+                retain: false,
+                dup: false,
+              },
+              done,
+            ),
           subscribe: (filter, fn) =>
             new Promise<void>((resolve) =>
               broker.aedes.subscribe(

@@ -8,19 +8,14 @@
  * many as the link carries without overrunning. A report that makes no progress (or says
  * `resume`: after a reconnect or reboot) rewinds the sender to the device's offset, so a
  * transfer resumes from what the device holds. Chunks are read from the log's image blocks
- * as they are sent. A link may bound the bytes in flight to all its devices together (MQTT:
+ * and encoded once for every device they go to (chunks.ts, a bounded cache). A link may bound the bytes in flight to all its devices together (MQTT:
  * the broker holds them in memory): a window that does not fit waits for others' reports.
  */
 import { decodeSign1, kidToDeviceId, serialFrameMaxWireLength, sigStructure, toHex } from '../../protocols/index.js';
-import {
-  CHUNK_OVERHEAD,
-  decodeReport,
-  encodeChunk,
-  encodeOffer,
-  type UpdateReport,
-} from '../../protocols/firmware-transfer.js';
+import { CHUNK_OVERHEAD, decodeReport, encodeOffer, type UpdateReport } from '../../protocols/firmware-transfer.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { Logger } from '../logger.js';
+import { ChunkCache } from './chunks.js';
 import type { FirmwareLink, FirmwareTransport, ReportSource } from './links.js';
 import type { FirmwareStore, Release } from './releases.js';
 
@@ -66,16 +61,18 @@ export class FirmwareTransfer {
   /** Devices whose window did not fit their link's total, in the order they asked. */
   private readonly waiting = new Set<string>();
   private sweptAt = 0;
+  private readonly chunks: ChunkCache;
   readonly stats = { chunks: 0, bytes: 0, rewinds: 0, refusedReports: 0, noRoute: 0, linkFull: 0, waited: 0 };
 
   constructor(
     links: readonly FirmwareLink[],
-    private readonly store: FirmwareStore,
+    store: FirmwareStore,
     /** The device's active key, undefined when not enrolled or revoked. */
     private readonly deviceKey: (id: string) => Uint8Array | undefined,
     private readonly log: Logger,
   ) {
     for (const l of links) this.links.set(l.transport, l);
+    this.chunks = new ChunkCache(store);
   }
 
   async start(): Promise<this> {
@@ -143,18 +140,20 @@ export class FirmwareTransfer {
   /** Whether the rest of a session's window fits its link's total (one device alone always does). */
   private fits(link: FirmwareLink, s: Session): boolean {
     const want = framed(s.end - s.sentUpTo, s.chunk);
-    const ok = () => {
-      const total = this.inflight.get(link) ?? 0;
-      return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
-    };
-    if (ok()) return true;
+    if (this.fitsNow(link, s, want)) return true;
     // Does not fit: release what devices gone quiet hold (at most once a second, it walks every session).
     const now = Date.now();
     if (now - this.sweptAt < 1000) return false;
     this.sweptAt = now;
     for (const [device, other] of this.sessions)
       if (other.inflight > 0 && now - other.heardAt >= STALE_MS) this.settle(device, other, 0);
-    return ok();
+    return this.fitsNow(link, s, want);
+  }
+
+  /** `want` more framed bytes for `s` fit the link's total now (a method, not a closure per call). */
+  private fitsNow(link: FirmwareLink, s: Session, want: number): boolean {
+    const total = this.inflight.get(link) ?? 0;
+    return want === 0 || total <= s.inflight || total + want <= (link.totalInflightBytes ?? Number.POSITIVE_INFINITY);
   }
 
   /** Serves waiting devices, in the order they asked, while their windows fit. */
@@ -246,20 +245,20 @@ export class FirmwareTransfer {
       return;
     }
     while (s.sentUpTo < s.end) {
-      const data = this.store.read(s.release, s.sentUpTo, Math.min(s.chunk, s.end - s.sentUpTo));
-      if (!data || data.length === 0) {
+      const chunk = this.chunks.get(s.release, s.sentUpTo, Math.min(s.chunk, s.end - s.sentUpTo));
+      if (!chunk) {
         this.log.warn({ device, digest: s.release.digest }, 'image blocks missing: transfer waits for sync');
         return;
       }
-      if (!link.send(device, encodeChunk({ digest: s.release.signed.manifest.digest, offset: s.sentUpTo, data }))) {
+      if (!link.send(device, chunk.message)) {
         // Not taken (link down, queue full): the device's next report asks again from its offset.
         this.stats.linkFull++;
         return;
       }
-      s.sentUpTo += data.length;
-      this.settle(device, s, s.inflight + data.length + CHUNK_OVERHEAD);
+      s.sentUpTo += chunk.length;
+      this.settle(device, s, s.inflight + chunk.length + CHUNK_OVERHEAD);
       this.stats.chunks++;
-      this.stats.bytes += data.length;
+      this.stats.bytes += chunk.length;
     }
   }
 }

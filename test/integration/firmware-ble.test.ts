@@ -16,7 +16,7 @@ import { generateManifest, manifestSeed, writeManifest } from '../../firmware-si
 import { UpdatePeripheral } from '../../firmware-sim/update-ble.js';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { rolloutStatus } from '../../gateway/firmware/rollout.js';
-import { BLE_INFLIGHT_PAYLOADS, BLE_WINDOW, bleChunkBytes } from '../../protocols/firmware-transfer.js';
+import { BLE_INFLIGHT_BYTES, bleChunkBytes, bleWindow } from '../../protocols/firmware-transfer.js';
 import { attPayload, publicKeyToDidKey, serialFrameMaxWireLength } from '../../protocols/index.js';
 import { testTempDir, waitFor } from '../helpers/env.js';
 import { expectResumedAndConfirmed, startFirmwareGateway } from '../helpers/firmware-gateway.js';
@@ -88,10 +88,11 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
       expect(serialFrameMaxWireLength(p.stream.stats.largestFrame)).toBeLessThanOrEqual(16 * att);
       expect(p.stream.stats.largestFrame).toBeGreaterThan(bleChunkBytes(mtu)); // the chunks were that big
       // Never more in flight than the window: nothing arrived past it, nothing was lost.
-      expect(p.stream.stats.maxAhead).toBeLessThanOrEqual(BLE_WINDOW * bleChunkBytes(mtu));
+      expect(p.stream.stats.maxAhead).toBeLessThanOrEqual(bleWindow(mtu) * bleChunkBytes(mtu));
       expect(p.stream.stats.maxAhead).toBeGreaterThan(bleChunkBytes(mtu)); // several chunks were in flight
-      expect(BLE_WINDOW * serialFrameMaxWireLength(bleChunkBytes(mtu) + 58)).toBeLessThanOrEqual(
-        BLE_INFLIGHT_PAYLOADS * att,
+      // The window's framed chunks fit the device's receive buffer, in bytes whatever the MTU.
+      expect(bleWindow(mtu) * serialFrameMaxWireLength(bleChunkBytes(mtu) + 58)).toBeLessThanOrEqual(
+        BLE_INFLIGHT_BYTES,
       );
       expect(p.stream.stats.outOfOrder).toBe(0);
       expect(fw.gw.ble!.links.get('dev-1')!.stats.firmware).toBeGreaterThan(5);

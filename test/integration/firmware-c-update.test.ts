@@ -44,11 +44,19 @@ const manifest: FirmwareManifest = {
   slot: 1,
   issued: 1_764_000_000_000,
 };
-const offerSignedBy = (seed: Uint8Array) =>
+const offerSignedBy = (seed: Uint8Array, m = manifest) =>
   encodeOffer({
-    manifest: encodeManifest(manifest, publicKeyFromSeed(seed), (m) => signEd25519(seed, m)),
+    manifest: encodeManifest(m, publicKeyFromSeed(seed), (b) => signEd25519(seed, b)),
     rollout: 'r-c',
   });
+/** Another release (the next rollout's): another image. */
+const IMAGE_B = Uint8Array.from({ length: 6_000 }, (_, i) => (i * 97 + 5) & 0xff);
+const manifestB: FirmwareManifest = {
+  ...manifest,
+  version: '1.4.0',
+  digest: new Uint8Array(createHash('sha256').update(IMAGE_B).digest()),
+  size: IMAGE_B.length,
+};
 
 /** The gateway's side of a transfer over the pty (gateway/firmware/README.md, "Transfer"). */
 class Sender {
@@ -56,13 +64,16 @@ class Sender {
   forged = 0;
   /** Chunks at and past this offset are held back (to cut a transfer where the test wants). */
   holdAt = Number.POSITIVE_INFINITY;
+  /** Offered once the device gives its download up (`idle` `abandoned`): another release, served in full. */
+  next?: { offer: Uint8Array; chunks: Map<number, Uint8Array>; size: number };
+  private size = IMAGE.length;
   private sentUpTo = 0;
   private readonly deframer = new Deframer();
 
   constructor(
     private readonly port: SerialPort,
     private readonly offers: Uint8Array[],
-    private readonly chunks: Map<number, Uint8Array>,
+    private chunks: Map<number, Uint8Array>,
   ) {
     port.on('data', (d: Buffer) => {
       for (const f of this.deframer.push(new Uint8Array(d))) this.onFrame(f);
@@ -84,21 +95,28 @@ class Sender {
     if (!d.ok) return;
     const r = d.value;
     this.reports.push(r);
+    if (r.state === 'idle' && r.reason === 'abandoned' && this.next) {
+      ({ chunks: this.chunks, size: this.size } = this.next);
+      this.holdAt = Number.POSITIVE_INFINITY;
+      this.sentUpTo = 0;
+      this.send(this.next.offer);
+      this.next = undefined;
+    }
     if ((r.state === 'idle' || r.state === 'failed') && this.offers.length > 0) this.send(this.offers.shift()!);
     if (r.state !== 'downloading') return;
     if (r.reason === 'resume') this.sentUpTo = r.offset; // a reset or a stall: from the device's offset again
-    const end = Math.min(IMAGE.length, r.offset + r.window * r.chunkSize, this.holdAt);
+    const end = Math.min(this.size, r.offset + r.window * r.chunkSize, this.holdAt);
     for (let off = Math.max(this.sentUpTo, r.offset); off < end; off += r.chunkSize) this.send(this.chunks.get(off)!);
     this.sentUpTo = Math.max(this.sentUpTo, end);
   }
 }
 
-function chunks(tamperedIndex?: number): Map<number, Uint8Array> {
+function chunks(tamperedIndex?: number, image = IMAGE, release = manifest): Map<number, Uint8Array> {
   const m = new Map<number, Uint8Array>();
-  for (let off = 0, i = 0; off < IMAGE.length; off += CHUNK, i++) {
-    const data = IMAGE.slice(off, off + CHUNK);
+  for (let off = 0, i = 0; off < image.length; off += CHUNK, i++) {
+    const data = image.slice(off, off + CHUNK);
     if (i === tamperedIndex) data[17]! ^= 0x40; // the CRC is computed over the tampered bytes: it passes
-    m.set(off, encodeChunk({ digest: manifest.digest, offset: off, data }));
+    m.set(off, encodeChunk({ digest: release.digest, offset: off, data }));
   }
   return m;
 }
@@ -197,6 +215,32 @@ describe(
       expect(events.filter((e) => e.event === 'reset')).toHaveLength(1);
       expect(events.find((e) => e.event === 'trial')).toEqual({ event: 'trial', fails: false });
       expect(toHex(readFileSync(join(dir, 'slot0.bin')))).toBe(toHex(IMAGE));
+    }, 60_000);
+
+    it('left mid-download (its rollout aborted: no chunk comes), asks again after each stall, gives the download up after --abandon-ms (idle abandoned) and takes another release, which it downloads and confirms (clause: the C receiver gives way after an abort)', async () => {
+      const { dir, tty, sender } = await setup([offerSignedBy(RELEASE_SEED)], chunks());
+      const cut = 4 * CHUNK;
+      sender.holdAt = cut; // the gateway stops serving here (the rollout was aborted)
+      sender.next = {
+        offer: offerSignedBy(RELEASE_SEED, manifestB),
+        chunks: chunks(undefined, IMAGE_B, manifestB),
+        size: IMAGE_B.length,
+      };
+      const dev = startDevice(tty, dir, ['--abandon-ms', '2500']);
+      expect(await dev.exited, dev.stderr()).toBe(0);
+      await settled(sender);
+      const s = states(sender);
+      const gaveUp = s.indexOf('idle:abandoned');
+      expect(gaveUp, s.join(' ')).toBeGreaterThan(0);
+      // before giving up: it asked again from its offset after each 1 s stall
+      expect(s.slice(0, gaveUp).filter((x) => x === 'downloading:resume').length).toBeGreaterThanOrEqual(1);
+      expect(sender.reports[gaveUp]).toMatchObject({ digest: manifest.digest, offset: cut });
+      expect(s.slice(gaveUp + 1, gaveUp + 3)).toEqual(['offered', 'downloading']);
+      expect(sender.reports[gaveUp + 1]).toMatchObject({ digest: manifestB.digest, offset: 0 });
+      expect(s.slice(-3)).toEqual(['installing', 'confirmed', 'confirmed']);
+      expect(sender.reports.at(-1)).toMatchObject({ running: '1.4.0', digest: manifestB.digest });
+      expect(increasing(sender)).toBe(true);
+      expect(toHex(readFileSync(join(dir, 'slot0.bin')))).toBe(toHex(IMAGE_B));
     }, 60_000);
 
     it('refuses a manifest of another release key, then a tampered image (a chunk altered, its CRC recomputed): failed digest-mismatch, slot 0 untouched (clauses: tampered image rejected; signed manifest)', async () => {

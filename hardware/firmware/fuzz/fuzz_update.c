@@ -2,7 +2,8 @@
  * libFuzzer target for the update receiver: everything a gateway (or an attacker on
  * the link) can send it. The first input byte picks options (bit 0: reset and reload
  * the persisted state after each message; bit 1: no read-back callback; bit 2: boot,
- * confirm and connect at the end); the rest is messages, each a 2-byte big-endian
+ * confirm and connect at the end; bit 3: outpost_fw_tick before each message, the clock
+ * advancing 7 ms per byte, so stalls, give-ways and give-ups happen); the rest is messages, each a 2-byte big-endian
  * length and the bytes, given to outpost_fw_down as exact-size heap copies. The raw
  * input also goes to outpost_fw_check_manifest and outpost_fw_down. The verify
  * callback accepts every signature, so a manifest with the release key id reaches the
@@ -107,12 +108,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* a sequence of messages on a fresh device */
   if (size == 0) return 0;
   uint8_t opt = data[0];
+  /* opt & 8: a clock ticks before each message (a stall every 100 ms, given up after 1 s) */
+  cfg.stall_ms = opt & 8 ? 100 : 0;
+  cfg.abandon_ms = opt & 8 ? 1000 : 0;
+  uint32_t t = 0;
   has_page = 0;
   if (outpost_fw_init(&u, &cfg, NULL, VEC_FW_RUNNING) != OUTPOST_OK) abort();
   for (size_t at = 1; at + 2 <= size;) {
     size_t n = (size_t)data[at] << 8 | data[at + 1];
     at += 2;
     if (n > size - at) n = size - at;
+    if (opt & 8) report(&u, outpost_fw_tick(&u, t += (uint32_t)n * 7u));
     (void)down(&u, data + at, n);
     at += n;
     if ((opt & 1) && outpost_fw_init(&u, &cfg, has_page ? &page : NULL, VEC_FW_RUNNING) != OUTPOST_OK) abort();

@@ -6,7 +6,7 @@
  *                  [--gateway-id ID] [--boot N] [--frames N] [--interval-ms MS]
  *                  [--resend-ms MS] [--commands N] [--actuator NAME]... [--timeout-ms MS]
  *                  [--update-dir DIR --release-key HEX64 --model M [--version M.m.p]
- *                   [--chunk-size N] [--fail-trial 1]]
+ *                   [--chunk-size N] [--fail-trial 1] [--abandon-ms MS]]
  *
  * Sends --frames signed readings (kept in the unacked ring until a verified
  * frame-ack), verifies every gateway frame, answers each command with a signed
@@ -110,7 +110,7 @@ static void reset(char **argv) {
 int main(int argc, char **argv) {
   const char *tty = NULL, *id = NULL, *seed_hex = NULL, *gw_hex = NULL, *gw_id = NULL;
   const char *update_dir = NULL, *release_hex = NULL, *model = NULL, *version = "1.0.0";
-  unsigned long chunk_size = 448, fail_trial = 0;
+  unsigned long chunk_size = 448, fail_trial = 0, abandon_ms = 60000;
   const char *actuators[MAX_ACTUATORS];
   size_t nact = 0;
   unsigned long frames = 3, interval = 50, resend = 500, want_cmds = 0, timeout = 20000, boot = 1;
@@ -136,6 +136,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--version")) version = v;
     else if (!strcmp(a, "--chunk-size")) chunk_size = strtoul(v, NULL, 10);
     else if (!strcmp(a, "--fail-trial")) fail_trial = strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--abandon-ms")) abandon_ms = strtoul(v, NULL, 10);
     else die("unknown option (see the comment at the top of host/outpost-device.c)");
   }
   if (!tty || !id || !seed_hex || !gw_hex) die("--tty, --id, --seed and --gateway-key are required");
@@ -173,7 +174,7 @@ int main(int argc, char **argv) {
   if (update_dir) {
     if (!release_hex || hex(release_hex, release_pk, 32) || !model || chunk_size == 0 || chunk_size > OUTPOST_MAX_FRAME - 58)
       die("--update-dir needs --release-key (64 hex digits), --model, and a --chunk-size that fits a frame");
-    host_update_init(update_dir, release_pk, model, version, (uint16_t)chunk_size, fail_trial != 0, &dev, write_all);
+    host_update_init(update_dir, release_pk, model, version, (uint16_t)chunk_size, (uint32_t)abandon_ms, fail_trial != 0, &dev, write_all);
     if (host_update_trial_crash()) reset(argv); /* the new image dies before it confirms */
     host_update_connected();
   }

@@ -20,9 +20,8 @@ static const char *const STATES[] = {"idle", "offered", "downloading", "verified
 #define STALL_MS 1000
 
 static char slot0[512], slot1[512], state_path[512], state_tmp[512];
-static int slot_fd = -1, ended, fail_trial, armed;
+static int slot_fd = -1, ended, fail_trial;
 static unsigned since_report;
-static uint32_t last_chunk;
 static outpost_fw fw;
 static outpost_fw_config cfg;
 static outpost_device *device;
@@ -77,7 +76,7 @@ static void outcome(outpost_fw_outcome o, uint8_t phase_before) {
 }
 
 void host_update_init(const char *dir, const uint8_t release_pk[32], const char *model, const char *factory_version,
-                      uint16_t chunk_size, int fail, outpost_device *dev, outpost_write_fn write) {
+                      uint16_t chunk_size, uint32_t abandon_ms, int fail, outpost_device *dev, outpost_write_fn write) {
   snprintf(slot0, sizeof slot0, "%s/slot0.bin", dir);
   snprintf(slot1, sizeof slot1, "%s/slot1.bin", dir);
   snprintf(state_path, sizeof state_path, "%s/state.bin", dir);
@@ -98,6 +97,8 @@ void host_update_init(const char *dir, const uint8_t release_pk[32], const char 
   cfg.slot = 1;
   cfg.window = 8;
   cfg.chunk_size = chunk_size;
+  cfg.stall_ms = STALL_MS;
+  cfg.abandon_ms = abandon_ms;
   cfg.write = slot_write;
   cfg.read = slot_read;
   cfg.persist = persist;
@@ -128,6 +129,7 @@ int host_update_trial_crash(void) { return fw.st.phase == OUTPOST_FW_PHASE_TRIAL
 void host_update_connected(void) { report(outpost_fw_connected(&fw)); }
 
 int host_update_frame(uint8_t *frame, size_t len, uint32_t now) {
+  report(outpost_fw_tick(&fw, now)); /* the clock the chunk or offer is timed by (a download given up is reported first) */
   uint8_t before = fw.st.phase;
   uint32_t offset = fw.st.offset;
   outpost_fw_outcome o = outpost_fw_down(&fw, frame, len);
@@ -136,14 +138,12 @@ int host_update_frame(uint8_t *frame, size_t len, uint32_t now) {
       printf("{\"event\":\"update-dropped\",\"reason\":\"%s\"}\n", outpost_fw_reason_code(o.reason));
       fflush(stdout);
     } else if (fw.st.offset != offset) {
-      last_chunk = now;
       if (++since_report >= cfg.window / 2) report((outpost_fw_outcome){OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_NONE});
     }
     return 0;
   }
   outcome(o, before);
   if (o.state == OUTPOST_FW_OFFERED) {
-    last_chunk = now;
     report((outpost_fw_outcome){OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_NONE}); /* the request for chunks */
   } else if (o.state == OUTPOST_FW_VERIFIED) {
     report((outpost_fw_outcome){OUTPOST_FW_INSTALLING, OUTPOST_FW_R_NONE});
@@ -152,14 +152,6 @@ int host_update_frame(uint8_t *frame, size_t len, uint32_t now) {
   return 0;
 }
 
-void host_update_tick(uint32_t now) {
-  if (!armed) { /* the stall clock starts with the loop */
-    armed = 1;
-    last_chunk = now;
-  }
-  if (fw.st.phase != OUTPOST_FW_PHASE_DOWNLOADING || now - last_chunk < STALL_MS) return;
-  last_chunk = now;
-  report((outpost_fw_outcome){OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_RESUME});
-}
+void host_update_tick(uint32_t now) { report(outpost_fw_tick(&fw, now)); /* a stall: resume; no chunk for --abandon-ms: given up */ }
 
 int host_update_ended(void) { return ended; }

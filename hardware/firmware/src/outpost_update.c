@@ -7,14 +7,18 @@
 
 #include <string.h>
 
-#define MAGIC 0x3157464fu /* "OFW1" */
+#define MAGIC 0x3257464fu    /* "OFW2": the persisted state's format version */
+#define MAGIC_V1 0x3157464fu /* "OFW1": the same layout without phase ABANDONED */
+#define STALL_MS 3000u
+#define ABANDON_MS 60000u
 #define SAFE_MAX 0x1fffffffffffffull
 typedef outpost_cbor_reader rd;
 
 static const char *const CODES[OUTPOST_FW_R_COUNT] = {
     "", "too-large", "bad-cose", "bad-kid", "not-canonical", "bad-payload", "not-manifest", "unknown-field",
     "bad-field", "bad-digest", "unknown-key", "bad-signature", "wrong-model", "downgrade", "too-old", "wrong-slot",
-    "digest-mismatch", "test-boot-not-confirmed", "resume", "flash", "bad-message", "bad-offer", "bad-chunk", "bad-crc"};
+    "digest-mismatch", "test-boot-not-confirmed", "resume", "flash", "bad-message", "bad-offer", "bad-chunk", "bad-crc",
+    "abandoned"};
 
 const char *outpost_fw_reason_code(uint8_t reason) { return reason < OUTPOST_FW_R_COUNT ? CODES[reason] : ""; }
 
@@ -27,6 +31,8 @@ static int save(outpost_fw *u) {
   u->st.crc = outpost_crc32c(0, (const uint8_t *)&u->st, offsetof(outpost_fw_state, crc));
   return u->cfg->persist(u->cfg->ctx, &u->st);
 }
+
+static uint32_t stall_ms(const outpost_fw *u) { return u->cfg->stall_ms ? u->cfg->stall_ms : STALL_MS; }
 
 static void set_about(outpost_fw *u, const uint8_t *digest) {
   memcpy(u->about, digest, 32);
@@ -160,10 +166,12 @@ int outpost_fw_init(outpost_fw *u, const outpost_fw_config *cfg, const outpost_f
   outpost_sha256_final(&u->st.sha, d);
   memcpy(u->kid, d, OUTPOST_FW_KID_BYTES);
   /* a page that is ours and whole: magic, CRC, and fields a save can have written */
-  if (saved && saved->magic == MAGIC && saved->phase <= OUTPOST_FW_PHASE_TRIAL_BOOTED && saved->offset <= saved->size &&
+  uint8_t max_phase = saved && saved->magic == MAGIC_V1 ? OUTPOST_FW_PHASE_TRIAL_BOOTED : OUTPOST_FW_PHASE_ABANDONED;
+  if (saved && (saved->magic == MAGIC || saved->magic == MAGIC_V1) && saved->phase <= max_phase && saved->offset <= saved->size &&
       saved->size <= OUTPOST_FW_MAX_IMAGE && saved->last_state <= OUTPOST_FW_FAILED && saved->last_reason < OUTPOST_FW_R_COUNT &&
       saved->crc == outpost_crc32c(0, (const uint8_t *)saved, offsetof(outpost_fw_state, crc))) {
     u->st = *saved;
+    u->st.magic = MAGIC; /* written as the current version from the next save on */
     return OUTPOST_OK;
   }
   memset(&u->st, 0, sizeof u->st);
@@ -239,12 +247,22 @@ static outpost_fw_outcome offer(outpost_fw *u, uint8_t *mf, size_t len) {
   outpost_fw_state *s = &u->st;
   uint8_t r = outpost_fw_check_manifest(u, mf, len, &m);
   if (r) return outcome(OUTPOST_FW_FAILED, r);
-  if (s->phase != OUTPOST_FW_PHASE_IDLE && memcmp(s->digest, m.digest, 32) == 0) /* offered again while at it */
-    return s->phase == OUTPOST_FW_PHASE_DOWNLOADING ? outcome(OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_RESUME)
-                                                    : outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE);
+  if (s->phase != OUTPOST_FW_PHASE_IDLE && memcmp(s->digest, m.digest, 32) == 0) { /* offered again while at it */
+    if (s->phase == OUTPOST_FW_PHASE_DOWNLOADING) return outcome(OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_RESUME);
+    if (s->phase != OUTPOST_FW_PHASE_ABANDONED) return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE);
+    /* a download it gave up: taken up again from the bytes (and hash state) it holds */
+    s->phase = OUTPOST_FW_PHASE_DOWNLOADING;
+    u->chunk_at = u->progress_at = u->now;
+    if (save(u)) return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_FLASH);
+    return outcome(OUTPOST_FW_OFFERED, OUTPOST_FW_R_NONE);
+  }
   if (s->has_running_digest && memcmp(s->running_digest, m.digest, 32) == 0) return outcome(OUTPOST_FW_CONFIRMED, OUTPOST_FW_R_NONE);
   if (s->last_state && memcmp(s->last_digest, m.digest, 32) == 0) return outcome(s->last_state, s->last_reason);
-  if (s->phase != OUTPOST_FW_PHASE_IDLE) return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE); /* one update at a time */
+  /* One update at a time; but a download nobody serves any more (its rollout aborted) gives way. */
+  if (s->phase == OUTPOST_FW_PHASE_DOWNLOADING && !(u->ticking && u->now - u->progress_at >= stall_ms(u)))
+    return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE);
+  if (s->phase == OUTPOST_FW_PHASE_TRIAL_PENDING || s->phase == OUTPOST_FW_PHASE_TRIAL_BOOTED)
+    return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE);
   /* manifestRefusal, in its order */
   if (m.model_len != strlen(u->cfg->model) || memcmp(m.model, u->cfg->model, m.model_len) != 0) r = OUTPOST_FW_R_WRONG_MODEL;
   else if (cmp_version(m.version, s->running) <= 0) r = OUTPOST_FW_R_DOWNGRADE;
@@ -256,9 +274,32 @@ static outpost_fw_outcome offer(outpost_fw *u, uint8_t *mf, size_t len) {
   s->size = m.size;
   s->offset = 0;
   outpost_sha256_init(&s->sha);
-  s->phase = OUTPOST_FW_PHASE_DOWNLOADING;
+  s->phase = OUTPOST_FW_PHASE_DOWNLOADING; /* a download given up or stalled is replaced: its bytes are not kept */
+  u->chunk_at = u->progress_at = u->now;
   if (save(u)) return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_FLASH);
   return outcome(OUTPOST_FW_OFFERED, OUTPOST_FW_R_NONE);
+}
+
+outpost_fw_outcome outpost_fw_tick(outpost_fw *u, uint32_t now_ms) {
+  if (!u->ticking) { /* the clock starts with the first tick (after a reset: counts from here) */
+    u->ticking = 1;
+    u->chunk_at = u->progress_at = now_ms;
+  }
+  u->now = now_ms;
+  if (u->st.phase != OUTPOST_FW_PHASE_DOWNLOADING) return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE);
+  uint32_t abandon = u->cfg->abandon_ms ? u->cfg->abandon_ms : ABANDON_MS;
+  if (now_ms - u->progress_at >= abandon) { /* given up: idle, the bytes kept (an offer of it resumes) */
+    u->st.phase = OUTPOST_FW_PHASE_ABANDONED;
+    set_about(u, u->st.digest);
+    (void)save(u); /* lost: the next boot is still downloading, and gives up again */
+    return outcome(OUTPOST_FW_IDLE, OUTPOST_FW_R_ABANDONED);
+  }
+  if (now_ms - u->chunk_at >= stall_ms(u)) {
+    u->chunk_at = now_ms;
+    set_about(u, u->st.digest);
+    return outcome(OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_RESUME);
+  }
+  return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_NONE);
 }
 
 static outpost_fw_outcome chunk(outpost_fw *u, const uint8_t *digest, uint64_t offset, const uint8_t *data, size_t n) {
@@ -271,6 +312,7 @@ static outpost_fw_outcome chunk(outpost_fw *u, const uint8_t *digest, uint64_t o
   if (u->cfg->write(u->cfg->ctx, s->offset, data, n)) return outcome(OUTPOST_FW_NONE, OUTPOST_FW_R_FLASH);
   outpost_sha256_update(&s->sha, data, n);
   s->offset += (uint32_t)n;
+  u->chunk_at = u->progress_at = u->now;
   if (s->offset == s->size) {
     uint8_t d[32];
     outpost_sha256 h = s->sha;

@@ -72,16 +72,25 @@ enum {
   OUTPOST_FW_R_BAD_OFFER,     /* "bad-offer" */
   OUTPOST_FW_R_BAD_CHUNK,     /* "bad-chunk": malformed, or not the next chunk of the download */
   OUTPOST_FW_R_BAD_CRC,       /* "bad-crc" */
+  OUTPOST_FW_R_ABANDONED,     /* "abandoned": a download no chunk came for in abandon_ms, given up (idle) */
   OUTPOST_FW_R_COUNT
 };
 const char *outpost_fw_reason_code(uint8_t reason);
 
 /* Where the update stands (firmware-sim/update-store.ts UpdatePhase). */
-enum { OUTPOST_FW_PHASE_IDLE = 0, OUTPOST_FW_PHASE_DOWNLOADING, OUTPOST_FW_PHASE_TRIAL_PENDING, OUTPOST_FW_PHASE_TRIAL_BOOTED };
+enum {
+  OUTPOST_FW_PHASE_IDLE = 0,
+  OUTPOST_FW_PHASE_DOWNLOADING,
+  OUTPOST_FW_PHASE_TRIAL_PENDING,
+  OUTPOST_FW_PHASE_TRIAL_BOOTED,
+  OUTPOST_FW_PHASE_ABANDONED /* idle, holding a download it gave up (digest, size, offset, hash state kept) */
+};
 
 /* What the device keeps across resets (its update.json): the persist callback writes
  * it whole after every change, and outpost_fw_init takes it back. Plain bytes, CRC-32C
- * protected; the caller stores it (a flash page, two for wear/tearing, NVS, a file). */
+ * protected; the caller stores it (a flash page, two for wear/tearing, NVS, a file).
+ * Versioned by magic: "OFW2" (this one: adds phase ABANDONED); an "OFW1" page (same
+ * layout, phases 0..3) is taken and rewritten as OFW2 at the next save. */
 typedef struct {
   outpost_sha256 sha; /* SHA-256 of slot[0..offset): a resume goes on hashing from here */
   uint32_t magic;
@@ -108,6 +117,10 @@ typedef struct {
   const char *model;            /* this device's model, NUL-terminated */
   uint8_t slot;                 /* the slot images are written to (firmware-sim: 1) */
   uint16_t window, chunk_size;  /* what reports ask for */
+  /* Only with outpost_fw_tick: a download with no chunk for stall_ms asks again (resume) and
+   * gives way to another release's offer; after abandon_ms without a chunk it is given up.
+   * 0: 3000 and 60000 (firmware-sim/update.ts). */
+  uint32_t stall_ms, abandon_ms;
   outpost_fw_write_fn write;
   outpost_fw_read_fn read;      /* optional: re-hash the slot from flash before install and at the trial boot */
   outpost_fw_persist_fn persist;
@@ -120,6 +133,10 @@ typedef struct {
   uint8_t kid[OUTPOST_FW_KID_BYTES]; /* the release key id */
   uint8_t about[32];                 /* digest the last outcome is about (report field 5) */
   uint8_t has_about;
+  uint8_t ticking;        /* outpost_fw_tick was called: the stall clock runs */
+  uint32_t now;           /* the last tick's time (ms) */
+  uint32_t chunk_at;      /* when a chunk last came (or chunks were asked for again) */
+  uint32_t progress_at;   /* when the download last moved: a chunk stored, the offer taken, the clock started */
 } outpost_fw;
 
 /* What to report: state OUTPOST_FW_NONE when nothing (a chunk stored, or dropped with a reason). */
@@ -157,10 +174,19 @@ outpost_fw_outcome outpost_fw_connected(outpost_fw *u);
 /* A gateway message (offer or chunk); msg is modified (see outpost_fw_check_manifest).
  * Offer: OFFERED (report offered, then downloading), DOWNLOADING "resume" (offered again
  * while at it), CONFIRMED (runs it), the last ended state for that image, FAILED with a
- * reason (refused), NONE (another update is under way). Chunk: NONE (stored; or dropped,
+ * reason (refused), NONE (another update is under way: with outpost_fw_tick, a download
+ * that had no chunk for stall_ms gives way to another release's offer). Chunk: NONE (stored; or dropped,
  * with a reason), VERIFIED (the whole image hashes right: report verified, installing,
  * then reset into the trial boot), FAILED "digest-mismatch". */
 outpost_fw_outcome outpost_fw_down(outpost_fw *u, uint8_t *msg, size_t len);
+/* The firmware's clock (ms, any origin, wrapping): call it from the main loop (every
+ * ~100 ms or more often); chunks and offers are timed by the last tick. While downloading:
+ * DOWNLOADING "resume" when no chunk came for stall_ms (ask again; once per stall_ms),
+ * IDLE "abandoned" when none came for abandon_ms (the download is given up and persisted as
+ * such; its bytes and hash state are kept, so an offer of the same image resumes from its
+ * offset and an offer of another is taken); else NONE. Without ticks a download is never
+ * given up and never gives way (one update at a time). */
+outpost_fw_outcome outpost_fw_tick(outpost_fw *u, uint32_t now_ms);
 /* The trial image passed its self-test: it becomes the running version (CONFIRMED). */
 outpost_fw_outcome outpost_fw_confirm(outpost_fw *u);
 

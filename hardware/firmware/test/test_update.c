@@ -357,6 +357,144 @@ TEST(message_bounds) {
   CHECK(is(down(&u, vec_fw_chunks[0].p, vec_fw_chunks[0].n), OUTPOST_FW_NONE, 0));
 }
 
+/* ---- a second release (image B), signed here with the release key ----------------------- */
+static uint8_t img_b[1024], digest_b[32], manifest_b[300];
+static size_t manifest_b_len;
+
+static void make_release_b(void) {
+  for (size_t i = 0; i < sizeof img_b; i++) img_b[i] = (uint8_t)(i * 13 + 1);
+  crypto_hash_sha256(digest_b, img_b, sizeof img_b);
+  outpost_device rel;
+  memset(&rel, 0, sizeof rel);
+  rel.crypto = &rel_crypto;
+  rel.kid = PTR(VEC_FW_RELEASE_KID);
+  rel.kid_len = OUTPOST_FW_KID_BYTES;
+  size_t off = outpost_sign1_body_offset(rel.kid_len);
+  outpost_cbor w; /* {0: 16, 1: model, 2: "1.4.0", 3: [-16, digest], 4: size, 5: "1.0.0", 6: slot, 7: issued} */
+  outpost_cbor_init(&w, manifest_b + off, sizeof manifest_b - off);
+  outpost_cbor_head(&w, 5, 8);
+  outpost_cbor_uint(&w, 0), outpost_cbor_uint(&w, 16);
+  outpost_cbor_uint(&w, 1), outpost_cbor_text(&w, VEC_FW_MODEL, strlen(VEC_FW_MODEL));
+  outpost_cbor_uint(&w, 2), outpost_cbor_text(&w, "1.4.0", 5);
+  outpost_cbor_uint(&w, 3), outpost_cbor_head(&w, 4, 2), outpost_cbor_head(&w, 1, 15), outpost_cbor_bytes(&w, digest_b, 32);
+  outpost_cbor_uint(&w, 4), outpost_cbor_uint(&w, sizeof img_b);
+  outpost_cbor_uint(&w, 5), outpost_cbor_text(&w, "1.0.0", 5);
+  outpost_cbor_uint(&w, 6), outpost_cbor_uint(&w, VEC_FW_SLOT);
+  outpost_cbor_uint(&w, 7), outpost_cbor_uint(&w, 1700000000000ull);
+  CHECK(w.err == 0);
+  CHECK(outpost_sign1(&rel, manifest_b, sizeof manifest_b, off, w.len, &manifest_b_len) == OUTPOST_OK);
+}
+
+/* Chunk i (512 bytes) of image B: {0: 18, 1: digest, 2: offset, 3: data, 4: CRC-32C}. */
+static outpost_fw_outcome chunk_b(outpost_fw *u, size_t i) {
+  uint8_t buf[700];
+  outpost_cbor w;
+  outpost_cbor_init(&w, buf, sizeof buf);
+  outpost_cbor_head(&w, 5, 5);
+  outpost_cbor_uint(&w, 0), outpost_cbor_uint(&w, 18);
+  outpost_cbor_uint(&w, 1), outpost_cbor_bytes(&w, digest_b, 32);
+  outpost_cbor_uint(&w, 2), outpost_cbor_uint(&w, i * 512);
+  outpost_cbor_uint(&w, 3), outpost_cbor_bytes(&w, img_b + i * 512, 512);
+  outpost_cbor_uint(&w, 4), outpost_cbor_uint(&w, outpost_crc32c(0, img_b + i * 512, 512));
+  CHECK(w.err == 0);
+  return down(u, buf, w.len);
+}
+
+TEST(stalled_download_gives_way) {
+  make_release_b();
+  outpost_fw u;
+  power_on(&u, 0); /* no clock (no outpost_fw_tick): one update at a time, never given up */
+  CHECK(is(DOWN(&u, VEC_FW_OFFER), OUTPOST_FW_OFFERED, 0));
+  CHECK(is(offer_manifest(&u, manifest_b, manifest_b_len), OUTPOST_FW_NONE, 0));
+
+  power_on(&u, 0);
+  CHECK(is(outpost_fw_tick(&u, 1000), OUTPOST_FW_NONE, 0)); /* the clock starts */
+  CHECK(is(DOWN(&u, VEC_FW_OFFER), OUTPOST_FW_OFFERED, 0));
+  CHECK(is(down(&u, vec_fw_chunks[0].p, vec_fw_chunks[0].n), OUTPOST_FW_NONE, 0));
+  CHECK(is(outpost_fw_tick(&u, 3999), OUTPOST_FW_NONE, 0));
+  CHECK(is(offer_manifest(&u, manifest_b, manifest_b_len), OUTPOST_FW_NONE, 0)); /* still served: kept */
+  CHECK(is(outpost_fw_tick(&u, 4000), OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_RESUME)); /* 3 s without a chunk */
+  CHECK(is(outpost_fw_tick(&u, 4001), OUTPOST_FW_NONE, 0)); /* asked once per stall */
+  /* its rollout aborted: another release's offer is taken, from byte 0 */
+  CHECK(is(offer_manifest(&u, manifest_b, manifest_b_len), OUTPOST_FW_OFFERED, 0));
+  CHECK(u.st.phase == OUTPOST_FW_PHASE_DOWNLOADING && u.st.offset == 0 && memcmp(fl.page.digest, digest_b, 32) == 0);
+  CHECK(is(down(&u, vec_fw_chunks[1].p, vec_fw_chunks[1].n), OUTPOST_FW_NONE, OUTPOST_FW_R_BAD_CHUNK)); /* A's: dropped */
+  CHECK(is(chunk_b(&u, 0), OUTPOST_FW_NONE, 0));
+  CHECK(is(chunk_b(&u, 1), OUTPOST_FW_VERIFIED, 0));
+  CHECK(memcmp(fl.slot, img_b, sizeof img_b) == 0);
+  power_on(&u, 1);
+  CHECK(is(outpost_fw_boot(&u), OUTPOST_FW_NONE, 0) && is(outpost_fw_confirm(&u), OUTPOST_FW_CONFIRMED, 0));
+  CHECK(u.st.running[1] == 4);
+}
+
+TEST(abandoned_download_resumes_or_is_replaced) {
+  make_release_b();
+  outpost_fw u;
+  power_on(&u, 0);
+  cfg.abandon_ms = 20000;
+  CHECK(is(outpost_fw_tick(&u, 0xfffff000u), OUTPOST_FW_NONE, 0)); /* the clock wraps on the way: still counts */
+  CHECK(is(DOWN(&u, VEC_FW_OFFER), OUTPOST_FW_OFFERED, 0));
+  CHECK(is(down(&u, vec_fw_chunks[0].p, vec_fw_chunks[0].n), OUTPOST_FW_NONE, 0));
+  CHECK(is(down(&u, vec_fw_chunks[1].p, vec_fw_chunks[1].n), OUTPOST_FW_NONE, 0));
+  unsigned resumes = 0;
+  outpost_fw_outcome o = {OUTPOST_FW_NONE, 0};
+  uint32_t t = 0xfffff000u;
+  while (o.state != OUTPOST_FW_IDLE && resumes < 100) {
+    t += 500;
+    o = outpost_fw_tick(&u, t);
+    if (is(o, OUTPOST_FW_DOWNLOADING, OUTPOST_FW_R_RESUME)) resumes++;
+  }
+  CHECK(is(o, OUTPOST_FW_IDLE, OUTPOST_FW_R_ABANDONED) && t - 0xfffff000u == 20000 && resumes == 6);
+  CHECK(u.has_about && memcmp(u.about, PTR(VEC_FW_DIGEST), 32) == 0); /* the report names the download given up */
+  expect_report_ok(&u, o);
+  CHECK(fl.page.phase == OUTPOST_FW_PHASE_ABANDONED && fl.page.offset == 2 * VEC_FW_CHUNK_SIZE);
+  CHECK(is(outpost_fw_tick(&u, t + 60000), OUTPOST_FW_NONE, 0)); /* idle now: nothing more */
+
+  outpost_fw again; /* reset: still given up; its chunks are dropped until it is offered again */
+  power_on(&again, 1);
+  CHECK(again.st.phase == OUTPOST_FW_PHASE_ABANDONED && again.st.magic == 0x3257464fu);
+  CHECK(is(outpost_fw_connected(&again), OUTPOST_FW_IDLE, 0));
+  CHECK(is(down(&again, vec_fw_chunks[2].p, vec_fw_chunks[2].n), OUTPOST_FW_NONE, OUTPOST_FW_R_BAD_CHUNK));
+  /* offered the same release again: resumes from the bytes (and hash state) it kept */
+  CHECK(is(DOWN(&again, VEC_FW_OFFER), OUTPOST_FW_OFFERED, 0));
+  CHECK(again.st.phase == OUTPOST_FW_PHASE_DOWNLOADING && again.st.offset == 2 * VEC_FW_CHUNK_SIZE);
+  for (size_t i = 2; i < VEC_COUNT(vec_fw_chunks); i++) {
+    o = down(&again, vec_fw_chunks[i].p, vec_fw_chunks[i].n);
+    CHECK(i + 1 < VEC_COUNT(vec_fw_chunks) ? is(o, OUTPOST_FW_NONE, 0) : is(o, OUTPOST_FW_VERIFIED, 0));
+  }
+  CHECK(memcmp(fl.slot, PTR(VEC_FW_IMAGE), PTR_N(VEC_FW_IMAGE)) == 0);
+
+  /* given up, then another release is offered: taken at once (nothing is under way) */
+  power_on(&u, 0);
+  cfg.abandon_ms = 5000;
+  outpost_fw_tick(&u, 0);
+  CHECK(is(DOWN(&u, VEC_FW_OFFER), OUTPOST_FW_OFFERED, 0));
+  CHECK(is(outpost_fw_tick(&u, 5000), OUTPOST_FW_IDLE, OUTPOST_FW_R_ABANDONED));
+  CHECK(is(offer_manifest(&u, manifest_b, manifest_b_len), OUTPOST_FW_OFFERED, 0));
+  CHECK(u.st.offset == 0 && memcmp(u.st.digest, digest_b, 32) == 0);
+}
+
+TEST(state_format_versions) {
+  outpost_fw u;
+  power_on(&u, 0);
+  CHECK(is(DOWN(&u, VEC_FW_OFFER), OUTPOST_FW_OFFERED, 0));
+  CHECK(is(down(&u, vec_fw_chunks[0].p, vec_fw_chunks[0].n), OUTPOST_FW_NONE, 0));
+  CHECK(fl.page.magic == 0x3257464fu); /* "OFW2" */
+  /* a page an earlier receiver wrote ("OFW1", the same layout): taken, written as OFW2 from then on */
+  outpost_fw_state v1 = fl.page;
+  v1.magic = 0x3157464fu;
+  v1.crc = outpost_crc32c(0, (const uint8_t *)&v1, offsetof(outpost_fw_state, crc));
+  CHECK(outpost_fw_init(&u, &cfg, &v1, VEC_FW_RUNNING) == OUTPOST_OK);
+  CHECK(u.st.phase == OUTPOST_FW_PHASE_DOWNLOADING && u.st.offset == VEC_FW_CHUNK_SIZE);
+  CHECK(is(down(&u, vec_fw_chunks[1].p, vec_fw_chunks[1].n), OUTPOST_FW_NONE, 0));
+  CHECK(fl.page.magic == 0x3257464fu);
+  /* OFW1 had no phase ABANDONED: such a page is not one it wrote (factory state) */
+  v1.phase = OUTPOST_FW_PHASE_ABANDONED;
+  v1.crc = outpost_crc32c(0, (const uint8_t *)&v1, offsetof(outpost_fw_state, crc));
+  CHECK(outpost_fw_init(&u, &cfg, &v1, VEC_FW_RUNNING) == OUTPOST_OK && u.st.phase == OUTPOST_FW_PHASE_IDLE);
+  CHECK(outpost_fw_reason_code(OUTPOST_FW_R_ABANDONED)[0] == 'a' && strcmp(outpost_fw_reason_code(OUTPOST_FW_R_ABANDONED), "abandoned") == 0);
+}
+
 int main(void) {
   if (outpost_sodium_init(&dev_crypto, dev_sk, dev_pk, PTR(VEC_DEVICE_SEED)) != 0 ||
       outpost_sodium_init(&rel_crypto, rel_sk, rel_pk, PTR(VEC_FW_RELEASE_SEED)) != 0 ||
@@ -375,6 +513,9 @@ int main(void) {
   RUN(trial_boot_rollback_and_recheck, "firmware-sim/update.ts: MCUboot-like revert, digest at trial boot");
   RUN(reports_byte_identical, "firmware-transfer.ts encodeReport in a device COSE_Sign1");
   RUN(message_bounds, "firmware-transfer.ts decodeDown, bounds checks");
+  RUN(stalled_download_gives_way, "firmware-sim/update.ts: a download without chunks for stallMs gives way to another offer");
+  RUN(abandoned_download_resumes_or_is_replaced, "firmware-sim/update.ts: given up after abandonMs, resumed when offered again");
+  RUN(state_format_versions, "persisted state: OFW2, an OFW1 page taken");
   printf("%d tests, %d checks, %d failed\n", tests, checks, failures);
   return failures ? 1 : 0;
 }
