@@ -12,10 +12,12 @@
  * - An aggregate query over 30 days of 1-minute local rollups of one series (43 200 buckets,
  *   hourly points, from the packed minute rows), p50/p99 against reading the same buckets
  *   stored one lmdb entry per minute (the layout before) raw (goal p99 ≤ 20 ms).
+ * `--profile DIR`: the exporting gateway runs with `--cpu-prof` into DIR, and PostgreSQL with
+ * pg_stat_statements, whose statements (total time, calls, rows) are printed after the export.
  * Needs PostgreSQL (Debian package). Writes bench/results/export.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -31,7 +33,12 @@ import type { Row } from './lib/row.js';
 import { randomBytes } from 'node:crypto';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'rollups-only': { type: 'boolean' } },
+  options: {
+    quick: { type: 'boolean' },
+    frames: { type: 'string' },
+    'rollups-only': { type: 'boolean' },
+    profile: { type: 'string' },
+  },
 });
 const quick = values.quick === true;
 const total = Number(values.frames ?? (quick ? 10_000 : 1_000_000));
@@ -109,8 +116,12 @@ async function buildDataDir(dir: string, n: number): Promise<void> {
 }
 
 /** bin/gateway.js start on `config`, its JSON log lines read; resolves at "ready". */
-function startGateway(config: string): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, ['bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
+function startGateway(
+  config: string,
+  profile?: string,
+): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
+  const prof = profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [];
+  const child = spawn(process.execPath, [...prof, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -167,8 +178,21 @@ async function exportBench(): Promise<void> {
     const idleFile = rssMb(idle.child.pid!, 'RssFile');
     await stop(idle.child);
 
+    if (values.profile) {
+      // pg_stat_statements needs a restart to load; its counters then cover the export alone.
+      const a = await pg.client();
+      await a.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+      await a.query('ALTER SYSTEM SET logging_collector = on');
+      await a.query('ALTER SYSTEM SET log_min_duration_statement = 0');
+      await a.end();
+      await pg.stop();
+      await pg.start();
+      const b = await pg.client();
+      await b.query('CREATE EXTENSION pg_stat_statements');
+      await b.end();
+    }
     const c = await pg.client();
-    const gw = await startGateway(config(true));
+    const gw = await startGateway(config(true), values.profile);
     t = performance.now();
     let peak = rssMb(gw.child.pid!);
     let peakAnon = 0;
@@ -193,6 +217,28 @@ async function exportBench(): Promise<void> {
     clearInterval(sampler);
     await stop(gw.child);
     if (n < total) throw new Error(`only ${n} of ${total} frames reached PostgreSQL`);
+    if (values.profile) {
+      const st = await c.query<{ ms: number; calls: string; rows: string; query: string }>(
+        `SELECT round(total_exec_time) AS ms, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+         FROM pg_stat_statements WHERE query NOT LIKE '%count(*)%' ORDER BY total_exec_time DESC LIMIT 8`,
+      );
+      for (const r of st.rows) console.log(`pg: ${r.ms} ms, ${r.calls} calls, ${r.rows} rows: ${r.query}`);
+      // Every statement's duration from the server log, summed per statement (its first words).
+      const logDir = join(pg.socketDir, 'data', 'log');
+      const per = new Map<string, [number, number]>();
+      for (const f of readdirSync(logDir))
+        for (const m of readFileSync(join(logDir, f), 'utf8').matchAll(
+          /duration: ([\d.]+) ms\s+(?:statement|execute [^:]*): ([^\n]{0,60})/g,
+        )) {
+          const k = m[2]!.replace(/\s+/g, ' ');
+          const e = per.get(k) ?? [0, 0];
+          e[0] += Number(m[1]);
+          e[1]++;
+          per.set(k, e);
+        }
+      for (const [k, [ms, n]] of [...per].sort((a, b) => b[1][0] - a[1][0]).slice(0, 8))
+        console.log(`pg log: ${ms.toFixed(0)} ms, ${n} statements: ${k}`);
+    }
     const records = Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM outpost.records')).rows[0]!.n);
     const exportRowsPerS = (total + records) / exportS;
 
