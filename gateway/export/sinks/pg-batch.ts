@@ -1,7 +1,7 @@
 /**
  * The two ways the PostgreSQL sink writes a batch (postgres.ts picks one):
  *
- * - `copyBatch`, the fast path: in one transaction, `COPY … FROM STDIN` straight into
+ * - `copyBatch`, the fast path: in one transaction, binary `COPY … FROM STDIN` straight into
  *   `frames` and `records`, then the batch's own per-bucket sums folded into `rollups`
  *   (ON CONFLICT DO UPDATE adds them). A row already there (a resend after a crash, a sibling
  *   gateway exporting the same frame) makes COPY fail with a unique violation and the whole
@@ -17,13 +17,30 @@
 import type pg from 'pg';
 import { frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
-import { CopyIn, type CopyValue, copyText } from './pg-copy.js';
+import { CopyIn, type CopyType, type CopyValue, copyBinary } from './pg-copy.js';
 import { bucketSums, FOLD, foldSums, ROLLUP_STEPS, type RollupInput } from './pg-rollups.js';
 import type { GatewayName } from './types.js';
 
 const FRAME_COLUMNS = 'device, boot, seq, rx_time, transport, heard_by, policy, block, frame';
+const FRAME_TYPES: CopyType[] = ['text', 'int8', 'int8', 'timestamptz', 'text', 'text', 'text', 'text', 'bytea'];
 const RECORD_COLUMNS =
   'device, boot, seq, idx, name, time, value, string_value, bool_value, data_value, sum, unit, heard_by, policy';
+const RECORD_TYPES: CopyType[] = [
+  'text',
+  'int8',
+  'int8',
+  'int4',
+  'text',
+  'timestamptz',
+  'float8',
+  'text',
+  'bool',
+  'bytea',
+  'float8',
+  'text',
+  'text',
+  'text',
+];
 
 /** A batch as table rows, decoded once for either path. */
 export interface BatchRows {
@@ -63,9 +80,14 @@ export function batchRows(frames: readonly ExportFrame[], gatewayName: GatewayNa
   return out;
 }
 
-async function copy(c: pg.PoolClient, sql: string, rows: readonly CopyValue[][]): Promise<void> {
+async function copy(
+  c: pg.PoolClient,
+  sql: string,
+  rows: readonly CopyValue[][],
+  types: readonly CopyType[],
+): Promise<void> {
   if (rows.length === 0) return;
-  const q = new CopyIn(sql, copyText(rows));
+  const q = new CopyIn(`${sql} WITH (FORMAT binary)`, copyBinary(rows, types));
   void c.query(q); // the client returns the query object itself; it settles through result()
   await q.result();
 }
@@ -79,8 +101,8 @@ export async function copyBatch(c: pg.PoolClient, s: string, rows: BatchRows): P
   const sums = bucketSums(rows.numeric);
   await c.query('BEGIN');
   try {
-    await copy(c, `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, rows.frames);
-    await copy(c, `COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, rows.records);
+    await copy(c, `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, rows.frames, FRAME_TYPES);
+    await copy(c, `COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, rows.records, RECORD_TYPES);
     await foldSums(c, s, sums);
     await c.query('COMMIT');
   } catch (e) {
