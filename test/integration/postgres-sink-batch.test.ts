@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL sink's two write paths against a real PostgreSQL (temp dir, unix socket):
  * binary COPY straight into the tables, and the upsert it falls back to when a batch meets rows
- * already stored. Text COPY's text format would escape (tab, newline, CR, backslash, non-ASCII) and
+ * already stored. Text that COPY's text format would escape (tab, newline, CR, backslash, non-ASCII) and
  * bytes arrive verbatim; a resent batch and a batch half old, half new store each row once
  * and add each numeric record to its hour bucket once (minutes from `minute_rollups`). A
  * schema of the first migration (foreign key, minute rollups stored) is brought to the second.
