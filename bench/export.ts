@@ -8,7 +8,11 @@
  *   the sink (goal: ≤ idle + 50 MB). Local rollups are off, so this is the PostgreSQL sink.
  * - The same rows loaded with a plain server-side `COPY` into tables of the same definition
  *   (keys and indexes), in the same run: the export's rows/s ÷ COPY's (goal ≥ 0.5). COPY's
- *   time is the statements alone (no decoding, no network, no rollups).
+ *   time is the statements alone (no decoding, no network, no rollups). Also CPU seconds,
+ *   which the box's load inflates less than wall time: the gateway's and every PostgreSQL
+ *   process's during the export, against PostgreSQL's during the COPY.
+ * - PostgreSQL minutes on demand: one series of 30 days at one reading a minute,
+ *   `minute_rollups` folded into hourly points, against the same minutes stored in a table.
  * - An aggregate query over 30 days of 1-minute local rollups of one series (43 200 buckets,
  *   hourly points, from the packed minute rows), p50/p99 against reading the same buckets
  *   stored one lmdb entry per minute (the layout before) raw (goal p99 ≤ 20 ms).
