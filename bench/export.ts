@@ -8,14 +8,20 @@
  *   the sink (goal: ≤ idle + 50 MB). Local rollups are off, so this is the PostgreSQL sink.
  * - The same rows loaded with a plain server-side `COPY` into tables of the same definition
  *   (keys and indexes), in the same run: the export's rows/s ÷ COPY's (goal ≥ 0.5). COPY's
- *   time is the statements alone (no decoding, no network, no rollups).
+ *   time is the statements alone (no decoding, no network, no rollups). Also CPU seconds,
+ *   which the box's load inflates less than wall time: the gateway's and every PostgreSQL
+ *   process's during the export, against PostgreSQL's during the COPY.
+ * - PostgreSQL minutes on demand: one series of 30 days at one reading a minute,
+ *   `minute_rollups` folded into hourly points, against the same minutes stored in a table.
  * - An aggregate query over 30 days of 1-minute local rollups of one series (43 200 buckets,
  *   hourly points, from the packed minute rows), p50/p99 against reading the same buckets
  *   stored one lmdb entry per minute (the layout before) raw (goal p99 ≤ 20 ms).
+ * `--profile DIR`: the exporting gateway runs with `--cpu-prof` into DIR, and PostgreSQL with
+ * pg_stat_statements, whose statements (total time, calls, rows) are printed after the export.
  * Needs PostgreSQL (Debian package). Writes bench/results/export.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -31,7 +37,12 @@ import type { Row } from './lib/row.js';
 import { randomBytes } from 'node:crypto';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'rollups-only': { type: 'boolean' } },
+  options: {
+    quick: { type: 'boolean' },
+    frames: { type: 'string' },
+    'rollups-only': { type: 'boolean' },
+    profile: { type: 'string' },
+  },
 });
 const quick = values.quick === true;
 const total = Number(values.frames ?? (quick ? 10_000 : 1_000_000));
@@ -45,6 +56,24 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const cpuS = (pid: number): number => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
+};
+/**
+ * CPU time of a PostgreSQL server so far, s: the postmaster's own and its exited children's
+ * (cutime, cstime), plus each live backend's (the postmaster's PID is postmaster.pid's first line).
+ */
+const pgCpuS = (socketDir: string): number => {
+  const pm = Number(readFileSync(join(socketDir, 'data', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const stat = (pid: number | string): string[] => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const own = stat(pm);
+  let ticks = Number(own[11]) + Number(own[12]) + Number(own[13]) + Number(own[14]);
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const f = stat(pid);
+      if (Number(f[1]) === pm) ticks += Number(f[11]) + Number(f[12]);
+    } catch {} // exited meanwhile
+  }
+  return ticks / 100;
 };
 /** RSS of a process, MB (/proc/PID/status), whole or its `RssAnon` / `RssFile` part. */
 const rssMb = (pid: number, field: 'VmRSS' | 'RssAnon' | 'RssFile' = 'VmRSS'): number => {
@@ -109,8 +138,12 @@ async function buildDataDir(dir: string, n: number): Promise<void> {
 }
 
 /** bin/gateway.js start on `config`, its JSON log lines read; resolves at "ready". */
-function startGateway(config: string): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
-  const child = spawn(process.execPath, ['bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
+function startGateway(
+  config: string,
+  profile?: string,
+): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
+  const prof = profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [];
+  const child = spawn(process.execPath, [...prof, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -167,8 +200,22 @@ async function exportBench(): Promise<void> {
     const idleFile = rssMb(idle.child.pid!, 'RssFile');
     await stop(idle.child);
 
+    if (values.profile) {
+      // pg_stat_statements needs a restart to load; its counters then cover the export alone.
+      const a = await pg.client();
+      await a.query(`ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'`);
+      await a.query('ALTER SYSTEM SET logging_collector = on');
+      await a.query('ALTER SYSTEM SET log_min_duration_statement = 0');
+      await a.end();
+      await pg.stop();
+      await pg.start();
+      const b = await pg.client();
+      await b.query('CREATE EXTENSION pg_stat_statements');
+      await b.end();
+    }
     const c = await pg.client();
-    const gw = await startGateway(config(true));
+    const pgCpu0 = pgCpuS(pg.socketDir);
+    const gw = await startGateway(config(true), values.profile);
     t = performance.now();
     let peak = rssMb(gw.child.pid!);
     let peakAnon = 0;
@@ -181,18 +228,52 @@ async function exportBench(): Promise<void> {
     }, 100);
     let n = 0;
     const deadline = Date.now() + (quick ? 50_000 : 1_100_000);
+    // Polled by key (the frames built last: the highest seq of each device), which costs the
+    // server 100 index probes, not a count(*) over a growing table (at n = 300 000 the counts
+    // were half of PostgreSQL's CPU); one count(*) confirms once those are in.
+    const lastSeq = Math.floor((total - 1) / DEVICES);
+    const lastRow = total - lastSeq * DEVICES;
+    const ids = Array.from({ length: DEVICES }, (_, i) => `exp-${String(i).padStart(3, '0')}`);
     while (n < total && Date.now() < deadline) {
       await sleep(250);
-      const r = await c
-        .query<{ n: string }>('SELECT count(*) AS n FROM outpost.frames')
+      const last = await c
+        .query<{ n: string }>(
+          'SELECT count(*) AS n FROM outpost.frames WHERE (device, boot, seq) IN (SELECT unnest($1::text[]), 1, $2::bigint)',
+          [ids, lastSeq],
+        )
         .catch(() => ({ rows: [{ n: '0' }] }));
+      if (Number(last.rows[0]!.n) < lastRow) continue;
+      const r = await c.query<{ n: string }>('SELECT count(*) AS n FROM outpost.frames');
       n = Number(r.rows[0]!.n);
     }
     const exportS = (performance.now() - t) / 1000;
     const gatewayCpuS = cpuS(gw.child.pid!);
+    const exportPgCpuS = pgCpuS(pg.socketDir) - pgCpu0;
     clearInterval(sampler);
     await stop(gw.child);
     if (n < total) throw new Error(`only ${n} of ${total} frames reached PostgreSQL`);
+    if (values.profile) {
+      const st = await c.query<{ ms: number; calls: string; rows: string; query: string }>(
+        `SELECT round(total_exec_time) AS ms, calls, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90) AS query
+         FROM pg_stat_statements WHERE query NOT LIKE '%count(*)%' ORDER BY total_exec_time DESC LIMIT 8`,
+      );
+      for (const r of st.rows) console.log(`pg: ${r.ms} ms, ${r.calls} calls, ${r.rows} rows: ${r.query}`);
+      // Every statement's duration from the server log, summed per statement (its first words).
+      const logDir = join(pg.socketDir, 'data', 'log');
+      const per = new Map<string, [number, number]>();
+      for (const f of readdirSync(logDir))
+        for (const m of readFileSync(join(logDir, f), 'utf8').matchAll(
+          /duration: ([\d.]+) ms\s+(?:statement|execute [^:]*): ([^\n]{0,60})/g,
+        )) {
+          const k = m[2]!.replace(/\s+/g, ' ');
+          const e = per.get(k) ?? [0, 0];
+          e[0] += Number(m[1]);
+          e[1]++;
+          per.set(k, e);
+        }
+      for (const [k, [ms, n]] of [...per].sort((a, b) => b[1][0] - a[1][0]).slice(0, 8))
+        console.log(`pg log: ${ms.toFixed(0)} ms, ${n} statements: ${k}`);
+    }
     const records = Number((await c.query<{ n: string }>('SELECT count(*) AS n FROM outpost.records')).rows[0]!.n);
     const exportRowsPerS = (total + records) / exportS;
 
@@ -204,12 +285,15 @@ async function exportBench(): Promise<void> {
     await c.query(`COPY outpost.records TO '${dump}/records.copy'`);
     await c.query('CREATE TABLE public.f (LIKE outpost.frames INCLUDING ALL)');
     await c.query('CREATE TABLE public.r (LIKE outpost.records INCLUDING ALL)');
+    const copyPgCpu0 = pgCpuS(pg.socketDir);
     t = performance.now();
     await c.query('BEGIN');
     await c.query(`COPY public.f FROM '${dump}/frames.copy'`);
     await c.query(`COPY public.r FROM '${dump}/records.copy'`);
     await c.query('COMMIT');
     const copyS = (performance.now() - t) / 1000;
+    const copyPgCpuS = pgCpuS(pg.socketDir) - copyPgCpu0;
+    await pgMinuteQuery(c);
     await c.end();
     const copyRowsPerS = (total + records) / copyS;
     rows.push(
@@ -224,6 +308,20 @@ async function exportBench(): Promise<void> {
         pass: exportRowsPerS / copyRowsPerS >= 0.5,
       },
       { figure: `${q}export to PostgreSQL, frames/s`, value: Math.round(total / exportS), unit: 'frames/s' },
+      {
+        // CPU seconds, which a loaded box inflates far less than wall time (the bench's own polling included).
+        figure: `${q}export to PostgreSQL, CPU (gateway ${gatewayCpuS.toFixed(2)} s with its start + PostgreSQL)`,
+        value: gatewayCpuS + exportPgCpuS,
+        unit: 's',
+        baseline: 'PostgreSQL CPU of the plain COPY',
+        baselineValue: copyPgCpuS,
+        ratio: (gatewayCpuS + exportPgCpuS) / copyPgCpuS,
+      },
+      {
+        figure: `${q}of it PostgreSQL (every backend, the bench's polling by key included)`,
+        value: exportPgCpuS,
+        unit: 's',
+      },
       { figure: `${q}catch-up of ${total} frames after a week offline, wall time`, value: exportS, unit: 's' },
       { figure: `${q}catch-up of ${total} frames, gateway CPU time (start included)`, value: gatewayCpuS, unit: 's' },
       {
@@ -255,6 +353,60 @@ async function exportBench(): Promise<void> {
     await pg.remove();
     tmp.cleanup();
   }
+}
+
+/**
+ * PostgreSQL keeps hour rollups only; minutes are `minute_rollups(…)` over `records`. One
+ * series of 30 days at one reading a minute (43 200 records rows, written by SQL), its minutes
+ * computed on demand and folded into hourly points, against the same minutes read from a table
+ * that stores them (as the sink kept them before), p50/p99 of the round trip.
+ */
+async function pgMinuteQuery(c: import('pg').Client): Promise<void> {
+  // A schema before migration 2 (a baseline built from older code) has no minute_rollups.
+  if ((await c.query(`SELECT 1 FROM pg_proc WHERE proname = 'minute_rollups'`)).rowCount === 0) return;
+  await c.query(
+    `INSERT INTO outpost.records (device, boot, seq, idx, name, time, value, heard_by, policy)
+     SELECT 'pg-30d', 1, i, 0, 'pg-30d:temp', now() - interval '30 days' + i * interval '1 minute', sin(i / 100.0), 'gw', 'default'
+     FROM generate_series(0, 43199) i`,
+  );
+  await c.query(
+    `CREATE TABLE public.m (device text, name text, bucket timestamptz, count bigint, min float8, mean float8,
+       max float8, sum float8, PRIMARY KEY (device, name, bucket))`,
+  );
+  await c.query(
+    `INSERT INTO public.m SELECT 'pg-30d', 'pg-30d:temp', m.*
+     FROM outpost.minute_rollups('pg-30d', 'pg-30d:temp', '-infinity', 'infinity') m`,
+  );
+  await c.query('ANALYZE outpost.records');
+  await c.query('ANALYZE public.m');
+  const args = ['pg-30d', 'pg-30d:temp', new Date(Date.now() - 31 * 86_400_000), new Date()];
+  const time = async (sql: string): Promise<{ p50: number; p99: number; n: number }> => {
+    const ms: number[] = [];
+    let n = 0;
+    for (let i = 0; i < (quick ? 40 : 200); i++) {
+      const t = performance.now();
+      n = (await c.query(sql, args)).rowCount ?? 0;
+      ms.push(performance.now() - t);
+    }
+    ms.sort((a, b) => a - b);
+    return { p50: ms[Math.floor(ms.length / 2)]!, p99: ms[Math.ceil(ms.length * 0.99) - 1]!, n };
+  };
+  // Hourly points from the minutes, as the local bench's query (721 rows back, not 43 200).
+  const hourly = (from: string): string =>
+    `SELECT date_trunc('hour', bucket) AS h, sum(count), min(min), max(max), sum(sum) FROM ${from} GROUP BY 1 ORDER BY 1`;
+  const onDemand = await time(hourly('outpost.minute_rollups($1, $2, $3, $4)'));
+  const stored = await time(hourly('public.m WHERE device = $1 AND name = $2 AND bucket >= $3 AND bucket < $4'));
+  rows.push(
+    {
+      figure: `${q}PostgreSQL, 30 days of 1-minute aggregates of one series → ${onDemand.n} hourly points, from records (minute_rollups), p99`,
+      value: onDemand.p99,
+      unit: 'ms',
+      baseline: 'the same minutes read from a table storing them, p99',
+      baselineValue: stored.p99,
+      ratio: onDemand.p99 / stored.p99,
+    },
+    { figure: `${q}the same, p50 (stored minutes: ${stored.p50.toFixed(1)} ms)`, value: onDemand.p50, unit: 'ms' },
+  );
 }
 
 /** 30 days of one reading a minute for one series (and a neighbour), then the aggregate query over them. */

@@ -19,7 +19,7 @@
  */
 import { type Block, decodeSignedBlock, type FrameEntry, toHex } from '../../protocols/index.js';
 import type { BlockLog } from '../log/block-log.js';
-import { frameId } from '../log/verify.js';
+import { frameIdAndBody, knownFrameId } from '../log/verify.js';
 import type { Store } from '../store/store.js';
 import {
   type ChainCursor,
@@ -240,11 +240,14 @@ export class BlockLogSource implements ExportSource {
         const block = cand.blocks[i]!;
         const index = perBlock.get(block) ?? 0;
         perBlock.set(block, index + 1);
-        const id = frameId(e.frame);
-        if (!id) continue;
+        const decoded = frameIdAndBody(e.frame);
+        if (!decoded) continue;
+        const id = decoded.id;
         const k = `${id.device}\u0000${id.boot}\u0000${id.seq}`;
         if (inBatch.has(k) || this.exportedElsewhere(id, block, cursor, readable)) continue;
         inBatch.add(k);
+        // The sinks read its records (records.ts) from the body decoded here, not decoded again.
+        knownFrameId(e.frame, id, decoded.body);
         frames.push({
           ...id,
           rxTime: e.rxTime,

@@ -119,15 +119,24 @@ export interface FrameId {
 
 /** Decodes a frame's identity (device from kid, boot and seq from the body) without verifying it. */
 export function frameId(frame: Uint8Array): FrameId | undefined {
+  return decided.get(frame) ?? frameIdAndBody(frame)?.id;
+}
+
+/**
+ * A frame's identity and the body it was read from (the body when ingest decoded it, or
+ * decoded now): a reader that needs both (the export, for the records) decodes the frame once.
+ */
+export function frameIdAndBody(frame: Uint8Array): { id: FrameId; body: UplinkBody } | undefined {
   const known = decided.get(frame);
-  if (known) return known;
+  const had = bodies.get(frame);
+  if (known && had) return { id: known, body: had };
   const cose = decodeSign1(frame);
   if (!cose.ok) return undefined;
   const device = kidToDeviceId(cose.value.kid);
   const body = decodeBody(cose.value.payload);
   if (device === undefined || !body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack'))
     return undefined;
-  return { device, boot: body.value.boot, seq: body.value.seq };
+  return { id: { device, boot: body.value.boot, seq: body.value.seq }, body: body.value };
 }
 
 /**

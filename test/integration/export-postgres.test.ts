@@ -165,7 +165,7 @@ describe.skipIf(skipUnless('postgres'))('export to PostgreSQL', () => {
       const numeric = await c.query<{ n: string }>('SELECT count(*) AS n FROM outpost.records WHERE value IS NOT NULL');
       expect(buckets.rows[0]!.n).toBe(numeric.rows[0]!.n);
       const version = await c.query<{ v: number }>('SELECT max(version) AS v FROM outpost.schema_version');
-      expect(version.rows[0]!.v).toBe(1);
+      expect(version.rows[0]!.v).toBe(2);
     } finally {
       await c.end();
     }

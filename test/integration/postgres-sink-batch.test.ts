@@ -1,11 +1,16 @@
 /**
  * The PostgreSQL sink's two write paths against a real PostgreSQL (temp dir, unix socket):
- * COPY straight into the tables, and the upsert it falls back to when a batch meets rows
- * already stored. Text that COPY must escape (tab, newline, CR, backslash, non-ASCII) and
+ * binary COPY straight into the tables, and the upsert it falls back to when a batch meets rows
+ * already stored. Text that COPY's text format would escape (tab, newline, CR, backslash, non-ASCII) and
  * bytes arrive verbatim; a resent batch and a batch half old, half new store each row once
- * and add each numeric record to its buckets once.
+ * and add each numeric record to its hour bucket once (minutes from `minute_rollups`). A
+ * schema of the first migration (foreign key, minute rollups stored) is brought to the second.
+ * Property: random frames in random batches (late, out of order, resent in part) leave
+ * `rollups` equal to the hour buckets computed record by record.
  */
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import { bucketOf } from '../../gateway/export/sinks/pg-rollups.js';
 import { PostgresSink } from '../../gateway/export/sinks/postgres.js';
 import type { ExportFrame } from '../../gateway/export/source.js';
 import { type ReadingBody, type SenmlRecord, signBody } from '../../protocols/index.js';
@@ -89,7 +94,11 @@ describe.skipIf(skipUnless('postgres'))('PostgreSQL sink batches', () => {
         sum: number;
         mean: number;
       }>(
-        `SELECT device, count, min, max, sum, mean FROM outpost.rollups WHERE step_seconds = 60 ORDER BY device, bucket`,
+        `SELECT d.device, m.count, m.min, m.max, m.sum, m.mean
+         FROM unnest(ARRAY['dev-a', 'dev-b']) AS d(device),
+              outpost.minute_rollups(d.device, d.device || ':temp', to_timestamp($1::float8 / 1000), 'infinity') m
+         ORDER BY d.device, m.bucket`,
+        [T0],
       );
       const want = (d: string, n: number) =>
         Array.from({ length: Math.ceil(n / 60) }, (_, m) => {
@@ -115,4 +124,105 @@ describe.skipIf(skipUnless('postgres'))('PostgreSQL sink batches', () => {
       await sink.close();
     }
   }, 60_000);
+
+  it('brings a schema of the first migration to the second: no foreign key, no stored minutes', async () => {
+    pg ??= await startPostgres();
+    const c = await pg.client();
+    const open = () => new PostgresSink({ name: 'up', url: pg!.url, schema: 'up' }, () => 'gw');
+    const first = open();
+    try {
+      await first.deliver(frames('dev-u', 0, 10));
+      // Back to the first migration's shape: the foreign key, minute rows, version 1.
+      await c.query(`ALTER TABLE up.records ADD CONSTRAINT records_device_boot_seq_fkey
+                     FOREIGN KEY (device, boot, seq) REFERENCES up.frames (device, boot, seq)`);
+      await c.query(
+        `INSERT INTO up.rollups SELECT device, name, 60, bucket, count, min, mean, max, sum FROM up.rollups`,
+      );
+      await c.query('DROP FUNCTION up.minute_rollups');
+      await c.query('DELETE FROM up.schema_version WHERE version = 2');
+    } finally {
+      await first.close();
+    }
+    const second = open();
+    try {
+      await second.deliver(frames('dev-u', 10, 20));
+      const fk = await c.query(`SELECT 1 FROM pg_constraint WHERE conname = 'records_device_boot_seq_fkey'`);
+      expect(fk.rowCount).toBe(0);
+      const steps = await c.query<{ step_seconds: number; n: string }>(
+        'SELECT step_seconds, sum(count) AS n FROM up.rollups GROUP BY 1',
+      );
+      expect(steps.rows).toEqual([{ step_seconds: 3600, n: '20' }]);
+      const m = await c.query<{ n: string }>(
+        `SELECT sum(count) AS n FROM up.minute_rollups('dev-u', 'dev-u:temp', '-infinity', 'infinity')`,
+      );
+      expect(m.rows[0]!.n).toBe('20');
+    } finally {
+      await c.end();
+      await second.close();
+    }
+  }, 60_000);
+
+  it('[property] batches late, out of order and resent fold into the hour buckets record by record', async () => {
+    pg ??= await startPostgres();
+    const c = await pg.client();
+    let run = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          // (device, seq, minutes after T0, value) per frame; the seq makes the key, the minute the bucket.
+          fc.uniqueArray(
+            fc.tuple(
+              fc.constantFrom('p-a', 'p-b'),
+              fc.nat({ max: 40 }),
+              fc.nat({ max: 300 }),
+              fc.integer({ min: -50, max: 50 }),
+            ),
+            { selector: (t) => `${t[0]}/${t[1]}`, minLength: 1, maxLength: 60 },
+          ),
+          fc.array(fc.tuple(fc.nat({ max: 60 }), fc.nat({ max: 20 })), { minLength: 1, maxLength: 8 }),
+          async (specs, cuts) => {
+            const schema = `prop${run++}`;
+            const sink = new PostgresSink({ name: schema, url: pg!.url, schema }, () => 'gw');
+            const all = specs.map(([d, seq, minute, v]) => {
+              const f = frame(d, seq, [{ bn: `${d}:`, bt: (T0 + minute * 60_000) / 1000, n: 'temp', v }]);
+              return { f, d, time: T0 + minute * 60_000, v };
+            });
+            try {
+              // Each cut is a batch [from, from + len): overlapping batches resend frames, in any order.
+              for (const [from, len] of cuts) {
+                const batch = all.slice(from % all.length, (from % all.length) + len + 1).map((x) => x.f);
+                await sink.deliver(batch);
+              }
+              await sink.deliver(all.map((x) => x.f)); // everything at last: the rest arrives late
+              const want = new Map<string, { count: number; min: number; max: number; sum: number }>();
+              for (const x of all) {
+                const k = `${x.d}|${bucketOf(x.time, 3600)}`;
+                const b = want.get(k);
+                if (b)
+                  Object.assign(b, {
+                    count: b.count + 1,
+                    min: Math.min(b.min, x.v),
+                    max: Math.max(b.max, x.v),
+                    sum: b.sum + x.v,
+                  });
+                else want.set(k, { count: 1, min: x.v, max: x.v, sum: x.v });
+              }
+              const got = await c.query<{ k: string; count: string; min: number; max: number; sum: number }>(
+                `SELECT device || '|' || (extract(epoch FROM bucket) * 1000)::bigint AS k, count, min, max, sum
+                 FROM ${schema}.rollups WHERE step_seconds = 3600`,
+              );
+              expect(
+                new Map(got.rows.map((r) => [r.k, { count: Number(r.count), min: r.min, max: r.max, sum: r.sum }])),
+              ).toEqual(want);
+            } finally {
+              await sink.close();
+            }
+          },
+        ),
+        { numRuns: 12 },
+      );
+    } finally {
+      await c.end();
+    }
+  }, 120_000);
 });

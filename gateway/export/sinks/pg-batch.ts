@@ -1,12 +1,13 @@
 /**
  * The two ways the PostgreSQL sink writes a batch (postgres.ts picks one):
  *
- * - `copyBatch`, the fast path: in one transaction, `COPY … FROM STDIN` straight into
+ * - `copyBatch`, the fast path: in one transaction, binary `COPY … FROM STDIN` straight into
  *   `frames` and `records`, then the batch's own per-bucket sums folded into `rollups`
  *   (ON CONFLICT DO UPDATE adds them). A row already there (a resend after a crash, a sibling
  *   gateway exporting the same frame) makes COPY fail with a unique violation and the whole
  *   transaction rolls back: nothing is counted twice. COPY has no ON CONFLICT; that is why it
- *   is fast (batched heap and index inserts, no speculative insertion).
+ *   is fast (batched heap and index inserts, no speculative insertion). The rollups are
+ *   summed per bucket in the gateway and merged by one upsert (pg-rollups.ts).
  * - `upsertBatch`, the path that tolerates rows already there: one statement of INSERTs from
  *   unnest($arrays) ON CONFLICT DO NOTHING chained as data-modifying CTEs, the rollups
  *   folded from only the records rows that insert added (its RETURNING).
@@ -16,27 +17,48 @@
 import type pg from 'pg';
 import { frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
-import { CopyIn, type CopyValue, copyText } from './pg-copy.js';
+import { CopyIn, type CopyType, type CopyValue, copyBinary } from './pg-copy.js';
+import { bucketSums, FOLD, foldSums, ROLLUP_STEPS, type RollupInput } from './pg-rollups.js';
 import type { GatewayName } from './types.js';
 
-const ROLLUP_STEPS = [60, 3600] as const;
 const FRAME_COLUMNS = 'device, boot, seq, rx_time, transport, heard_by, policy, block, frame';
+const FRAME_TYPES: CopyType[] = ['text', 'int8', 'int8', 'timestamptz', 'text', 'text', 'text', 'text', 'bytea'];
 const RECORD_COLUMNS =
   'device, boot, seq, idx, name, time, value, string_value, bool_value, data_value, sum, unit, heard_by, policy';
+const RECORD_TYPES: CopyType[] = [
+  'text',
+  'int8',
+  'int8',
+  'int4',
+  'text',
+  'timestamptz',
+  'float8',
+  'text',
+  'bool',
+  'bytea',
+  'float8',
+  'text',
+  'text',
+  'text',
+];
 
 /** A batch as table rows, decoded once for either path. */
 export interface BatchRows {
   readonly frames: CopyValue[][];
   readonly records: CopyValue[][];
+  /** The numeric records, for the rollups of a batch that is all new. */
+  readonly numeric: RollupInput[];
 }
 
 export function batchRows(frames: readonly ExportFrame[], gatewayName: GatewayName): BatchRows {
-  const out: BatchRows = { frames: [], records: [] };
+  const out: BatchRows = { frames: [], records: [], numeric: [] };
   for (const fr of frames) {
     const heardBy = gatewayName(fr.author);
     const rx = new Date(fr.rxTime);
     out.frames.push([fr.device, fr.boot, fr.seq, rx, fr.transport, heardBy, fr.policy, fr.block, fr.frame]);
-    for (const rec of frameRecords(fr))
+    for (const rec of frameRecords(fr)) {
+      if (rec.value !== undefined)
+        out.numeric.push({ device: fr.device, name: rec.name, time: rec.time, value: rec.value });
       out.records.push([
         fr.device,
         fr.boot,
@@ -53,21 +75,19 @@ export function batchRows(frames: readonly ExportFrame[], gatewayName: GatewayNa
         heardBy,
         fr.policy,
       ]);
+    }
   }
   return out;
 }
 
-/** Adds a bucket delta to the stored one (min/max ignore a NULL side; mean from the new totals). */
-const FOLD = `ON CONFLICT (device, name, step_seconds, bucket) DO UPDATE SET
-         count = o.count + EXCLUDED.count,
-         min = least(o.min, EXCLUDED.min),
-         max = greatest(o.max, EXCLUDED.max),
-         sum = o.sum + EXCLUDED.sum,
-         mean = (o.sum + EXCLUDED.sum) / (o.count + EXCLUDED.count)`;
-
-async function copy(c: pg.PoolClient, sql: string, rows: readonly CopyValue[][]): Promise<void> {
+async function copy(
+  c: pg.PoolClient,
+  sql: string,
+  rows: readonly CopyValue[][],
+  types: readonly CopyType[],
+): Promise<void> {
   if (rows.length === 0) return;
-  const q = new CopyIn(sql, copyText(rows));
+  const q = new CopyIn(`${sql} WITH (FORMAT binary)`, copyBinary(rows, types));
   void c.query(q); // the client returns the query object itself; it settles through result()
   await q.result();
 }
@@ -78,39 +98,12 @@ export const isUniqueViolation = (e: unknown): boolean => (e as { code?: unknown
 /** COPY into the tables; rejects with a unique violation (rolled back) when any row is already there. */
 export async function copyBatch(c: pg.PoolClient, s: string, rows: BatchRows): Promise<void> {
   // Per-bucket sums of the batch in the gateway: every row of a batch that commits is new.
-  const buckets = new Map<string, [string, string, number, Date, number, number, number, number]>();
-  for (const r of rows.records) {
-    const value = r[6];
-    if (typeof value !== 'number') continue;
-    const time = (r[5] as Date).getTime();
-    for (const step of ROLLUP_STEPS) {
-      const bucket = Math.floor(time / (step * 1000)) * step * 1000;
-      const k = `${r[0]}\u0000${r[4]}\u0000${step}\u0000${bucket}`;
-      const b = buckets.get(k);
-      if (b) {
-        b[4]++;
-        b[5] = Math.min(b[5], value);
-        b[6] = Math.max(b[6], value);
-        b[7] += value;
-      } else buckets.set(k, [r[0] as string, r[4] as string, step, new Date(bucket), 1, value, value, value]);
-    }
-  }
-  // Sorted, so two gateways folding into the same buckets take their row locks in one order.
-  const sorted = [...buckets.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
-  const cols: unknown[][] = Array.from({ length: 8 }, (_, i) => sorted.map((b) => b[i]));
+  const sums = bucketSums(rows.numeric);
   await c.query('BEGIN');
   try {
-    await copy(c, `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, rows.frames);
-    await copy(c, `COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, rows.records);
-    if (sorted.length > 0)
-      await c.query(
-        `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
-         SELECT d, n, st, b, k, lo, hi, su, su / k
-         FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::bigint[], $6::float8[],
-                     $7::float8[], $8::float8[]) AS x(d, n, st, b, k, lo, hi, su)
-         ${FOLD}`,
-        cols,
-      );
+    await copy(c, `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, rows.frames, FRAME_TYPES);
+    await copy(c, `COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, rows.records, RECORD_TYPES);
+    await foldSums(c, s, sums);
     await c.query('COMMIT');
   } catch (e) {
     await c.query('ROLLBACK').catch(() => {});
@@ -124,8 +117,7 @@ const columns = (rows: readonly CopyValue[][], n: number): unknown[][] =>
 
 /**
  * One statement (atomic by itself, one round trip): frames, then their records, then the
- * records rows that insert added folded into their buckets. The foreign key is checked at
- * the end of the statement, so the records see the frames inserted beside them.
+ * records rows that insert added folded into their buckets.
  */
 export async function upsertBatch(c: pg.PoolClient, s: string, rows: BatchRows): Promise<void> {
   await c.query(

@@ -6,8 +6,15 @@
  *   frames   (device, boot, seq) → rx_time, transport, heard_by, policy, block, frame (the
  *            verbatim COSE_Sign1: anyone can re-verify the device signature)
  *   records  (device, boot, seq, idx) → name, time, value | string_value | bool_value |
- *            data_value | sum, unit, heard_by, policy; references its frame
- *   rollups  (device, name, step_seconds, bucket) → count, min, mean, max, sum
+ *            data_value | sum, unit, heard_by, policy
+ *   rollups  (device, name, 3600, bucket) → count, min, mean, max, sum (1-hour buckets)
+ *   minute_rollups(device, name, from, to) → the same per minute, computed from `records`
+ *
+ * Migration 2 made the export write the way PostgreSQL is fast (bench/README.md, "Export
+ * ÷ COPY"): it dropped the foreign key from records to frames (a per-row trigger that cost
+ * as much as the COPY of records itself; the sink writes a frame and its records in one
+ * transaction) and the 1-minute rollups (about one row per record at one reading a minute;
+ * `minute_rollups` answers them from the records' (device, name, time) index instead).
  *
  * With TimescaleDB installed (the extension present in the database), `records` becomes a
  * hypertable on `time`; TimescaleDB needs the partitioning column in every unique index,
@@ -47,6 +54,19 @@ const migrations = (s: string, timescale: boolean): string[][] => [
     ...(timescale
       ? [`SELECT create_hypertable('${s}.records', 'time', if_not_exists => TRUE, migrate_data => TRUE)`]
       : []),
+  ],
+  [
+    `ALTER TABLE ${s}.records DROP CONSTRAINT IF EXISTS records_device_boot_seq_fkey`,
+    `DELETE FROM ${s}.rollups WHERE step_seconds = 60`,
+    `CREATE FUNCTION ${s}.minute_rollups(d text, n text, t0 timestamptz, t1 timestamptz)
+       RETURNS TABLE (bucket timestamptz, count bigint, min double precision, mean double precision,
+                      max double precision, sum double precision)
+       LANGUAGE sql STABLE AS $$
+         SELECT to_timestamp(floor(extract(epoch FROM time) / 60) * 60), count(*), min(value), avg(value), max(value), sum(value)
+         FROM ${s}.records
+         WHERE device = d AND name = n AND time >= t0 AND time < t1 AND value IS NOT NULL
+         GROUP BY 1 ORDER BY 1
+       $$`,
   ],
 ];
 

@@ -7,7 +7,7 @@
  *
  *   frames   keyed by (device, boot, seq)                 never duplicated
  *   records  keyed by (device, boot, seq, record index)   never duplicated
- *   rollups  (device, name, step, bucket) += the new records rows of the batch
+ *   rollups  (device, name, 3600, bucket) += the new records rows of the batch (pg-rollups.ts)
  *
  * so a resend never duplicates (nor adds to a bucket) and a late frame lands in its buckets.
  * The batch counts as delivered when its transaction committed.
