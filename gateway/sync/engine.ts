@@ -13,7 +13,8 @@
  * Blocks are sent in lamport order, which puts every block after its `prev` and
  * its parents, and each is verified by `BlockLog.apply` before it is queued; a
  * refused block is recorded and the rest keeps flowing (blocks that depend on
- * it are refused as missing-prev). A cut exchange loses nothing: every applied
+ * it are refused as missing-prev; while streams asked for by `want` are to come, a
+ * block missing only a link waits for it, parked.ts). A cut exchange loses nothing: every applied
  * block stands on its own, and the next exchange starts from the new vectors
  * (so it sends only what was not applied, on streams whose chains agree).
  *
