@@ -13,7 +13,8 @@
  * Blocks are sent in lamport order, which puts every block after its `prev` and
  * its parents, and each is verified by `BlockLog.apply` before it is queued; a
  * refused block is recorded and the rest keeps flowing (blocks that depend on
- * it are refused as missing-prev). A cut exchange loses nothing: every applied
+ * it are refused as missing-prev; while streams asked for by `want` are to come, a
+ * block missing only a link waits for it, parked.ts). A cut exchange loses nothing: every applied
  * block stands on its own, and the next exchange starts from the new vectors
  * (so it sends only what was not applied, on streams whose chains agree).
  *
@@ -37,6 +38,7 @@ import {
 import { type BlockLog, PRUNABLE_KINDS } from '../log/block-log.js';
 import type { Fault } from '../log/verify.js';
 import type { SpaceCheck } from '../store/free-space.js';
+import { missingLink, onlyMissingLinks, Parked } from './parked.js';
 
 export interface SyncStats {
   messagesSent: number;
@@ -234,6 +236,8 @@ export class SyncSession {
   /** Wants sent: each is answered by one more done. */
   private wants = 0;
   private ended = false;
+  /** Blocks waiting for a link that the streams we asked for should bring. */
+  private readonly parked = new Parked();
   /** The peer's vector (for its marks when answering a want). */
   private peerVector: readonly VectorEntry[] = [];
 
@@ -325,19 +329,47 @@ export class SyncSession {
       case 'block': {
         // Low disk: not applied, so lmdb never meets ENOSPC; our heads stay behind, so the next exchange resends it.
         if (this.lowDisk()) return [];
-        const r = this.log.apply(m.envelope);
-        if (r.status === 'applied') {
-          this.stats.applied++;
-          if (r.equivocation) this.stats.equivocations++;
-        } else if (r.status === 'known') this.stats.known++;
-        else if (r.status === 'pruned') this.stats.pruned++;
-        else this.stats.rejected.push(...r.faults);
+        this.applyBlocks([m.envelope]);
         return [];
       }
       case 'done':
         this.gotDone++;
+        if (this.peerFinished && this.parked.size > 0) this.unpark();
         return [];
     }
+  }
+
+  /**
+   * Applies blocks, and those parked on each one applied. While streams we asked for (`want`)
+   * are to come, a block refused only for a missing `prev` or parent waits for it (parked.ts).
+   */
+  private applyBlocks(queue: Uint8Array[]): void {
+    const waiting = this.wants > 0 && !this.peerFinished;
+    for (let env = queue.pop(); env !== undefined; env = queue.pop()) {
+      const r = this.log.apply(env);
+      if (r.status === 'applied') {
+        this.stats.applied++;
+        if (r.equivocation) this.stats.equivocations++;
+        queue.push(...this.parked.release(r.hash));
+      } else if (r.status === 'known') this.stats.known++;
+      else if (r.status === 'pruned') this.stats.pruned++;
+      else {
+        const missing = waiting && onlyMissingLinks(r.faults) ? missingLink(env, this.held) : undefined;
+        if (missing === undefined || !this.parked.hold(missing, env)) this.stats.rejected.push(...r.faults);
+      }
+    }
+  }
+
+  private readonly held = (hash: string): boolean => this.log.lookup(hash) !== undefined;
+
+  /** The peer is done: what still waits gets one more try (another session may have brought its links), else is refused. */
+  private unpark(): void {
+    const left = this.parked.drain();
+    if (this.deferring) {
+      this.stats.deferred += left.length;
+      return;
+    }
+    this.applyBlocks(left);
   }
 
   /**

@@ -39,9 +39,13 @@ describe('gateway start with the API', () => {
       expect(await status.json()).toMatchObject({ gateway: 'gw-proc', devicesEnrolled: 0 });
       const feed = await fetch(base + '/api/feed', { headers: { authorization: `Bearer ${token}` } });
       expect(feed.status).toBe(200);
-      const t0 = Date.now();
-      expect(await stopGatewayProcess(g)).toBe(0);
-      expect(Date.now() - t0).toBeLessThan(5000);
+      // With the feed held open, a server that waits for its connections never stops: 'hung' is a
+      // generous bound for that, not a timing claim (a normal stop takes well under a second).
+      const stopped = await Promise.race([
+        stopGatewayProcess(g),
+        new Promise<'hung'>((r) => setTimeout(() => r('hung'), 15_000)),
+      ]);
+      expect(stopped).toBe(0);
     } finally {
       await stopGatewayProcess(g);
     }

@@ -193,14 +193,19 @@ describe.skipIf(skipUnless('mosquitto-clients'))('MQTT authentication beyond loo
         'mosquitto_sub',
         [
           ...['-h', '127.0.0.1', '-p', String(tlsPort), '--cafile', ca, '-q', '1', '-i', `${user}-sub`],
-          ...['-u', user, '-P', tokenFor(user, seed, GW), '-t', 'outpost/v1/dev/+/up', '-F', '%t', '-W', '4'],
+          ...['-u', user, '-P', tokenFor(user, seed, GW), '-t', 'outpost/v1/dev/+/up', '-F', '%t', '-W', '8'],
         ],
-        { timeoutMs: 8000 },
+        { timeoutMs: 15_000 },
       );
+    // The publishes below wait for both subscriptions to be in place (a SUBSCRIBE follows the
+    // CONNACK; on a loaded box a fixed pause could be too short, and a frame would go unseen).
+    const subscribed = new Set<string>();
+    const onSubscribe = (_subs: unknown, client: { id: string }) => subscribed.add(client.id);
+    gw.broker!.aedes.on('subscribe', onSubscribe);
     const dashRun = sub('dash', dash.seed);
     const nosyRun = sub('nosy', nosy.seed);
-    await waitFor(() => gw.broker!.clients >= 2, 5000, 'subscribers connected');
-    await new Promise((r) => setTimeout(r, 300)); // SUBSCRIBE after CONNACK
+    await waitFor(() => subscribed.has('dash-sub') && subscribed.has('nosy-sub'), 10_000, 'subscribers subscribed');
+    gw.broker!.aedes.off('subscribe', onSubscribe);
     const ca_ = await deviceClient(a);
     const cb = await deviceClient(b);
     for (let seq = 20; seq < 23; seq++) {

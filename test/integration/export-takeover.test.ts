@@ -108,7 +108,11 @@ describe.skipIf(skipUnless('postgres'))('a shared export sink taken over by a si
       expect(await until(async () => (await exported()) >= 180, 60_000)).toBe(true);
       expect(g1!.logs.some((l) => String(l.msg).includes('taking it over'))).toBe(true);
       // It resumed from gw-0's cursor blocks, not from the start of the log.
-      await sleep(1_500);
+      // Read from a status line (one a second) two lines after the export was seen complete, so it
+      // counts every send: waited for, not a fixed pause a loaded box can outlast.
+      const from = g1!.logs.length;
+      const statusLines = () => g1!.logs.slice(from).filter((l) => (l as { export?: unknown }).export).length;
+      expect(await until(() => statusLines() >= 2, 15_000)).toBe(true);
       const sent = sinkStatus(g1!)?.frames ?? 0;
       expect(sent).toBeGreaterThanOrEqual(20 + 160 - atKill);
       expect(sent).toBeLessThan(180);

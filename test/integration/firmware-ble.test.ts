@@ -36,7 +36,8 @@ async function rig(
     ble: { enabled: true, radio: radio.url, connectTimeoutMs: 2000, backoffMinMs: 50, backoffMaxMs: 500 },
   });
   onTestFinished(() => fw.gw.stop());
-  const p = radio
+  let cut: Promise<void> | undefined;
+  const p: UpdatePeripheral = radio
     .attach(
       (i) =>
         new UpdatePeripheral(i, {
@@ -50,6 +51,14 @@ async function rig(
           stallMs: 400,
           selfTestMs: 20,
           ...(corruptChunksAt && { corruptChunksAt }),
+          // The cut starts from the device's own report: the simulated radio carries bytes as fast
+          // as the CPU goes, so a poll from the test could see the whole image arrive before it cut.
+          // (After this turn: the report being sent is not cut off inside its own send.)
+          ...(midway && {
+            onReport: (_state: string, offset: number) => {
+              if (cut === undefined && offset > size / 3) cut = Promise.resolve().then(() => midway(radio, p));
+            },
+          }),
         }),
     )
     .start();
@@ -58,8 +67,8 @@ async function rig(
   const { image, digest } = await fw.release(size);
   fw.rollout('r-ble', digest, ['dev-1']);
   if (midway) {
-    await waitFor(() => p.device.offset > size / 3, 20_000, 'a third downloaded');
-    await midway(radio, p);
+    await waitFor(() => cut !== undefined, 20_000, 'a third downloaded');
+    await cut;
   }
   await waitFor(
     () => p.device.history.some((h) => ['confirmed', 'failed', 'rolled-back'].includes(h.state)),

@@ -105,7 +105,10 @@ describe('Home Assistant MQTT discovery', () => {
     }
     const last = [...gw.frames.latest(env.id, 1)][0]!;
     expect(last.seq).toBe(2);
-    const frames = await fetchStates();
+    const frames = await fetchStates([
+      `outpost/v1/gw/gw-test/ha/${env.id}/temp`,
+      `outpost/v1/gw/gw-test/ha/${door.id}/door`,
+    ]);
     const temp = frames.get(`outpost/v1/gw/gw-test/ha/${env.id}/temp`);
     expect(temp).toMatch(/^-?\d+(\.\d+)?$/);
     // The state is the last stored frame's value (decode it independently from the store).
@@ -166,12 +169,12 @@ describe('Home Assistant MQTT discovery', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(seen.get(topic)!.payload).toBe(before);
     expect(seen.get(stateTopic)!.payload).toBe(beforeState);
-    const retained = await fetchStates();
+    const retained = await fetchStates([stateTopic]);
     expect(retained.get(stateTopic)).toBe(beforeState);
   });
 
-  /** Retained state topics as a fresh subscriber gets them. */
-  async function fetchStates(): Promise<Map<string, string>> {
+  /** Retained state topics as a fresh subscriber gets them (once `expected` have all arrived). */
+  async function fetchStates(expected: string[]): Promise<Map<string, string>> {
     const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${running(gw, 'broker').port}`, {
       clientId: `ha-probe-${Math.random()}`,
       reconnectPeriod: 0,
@@ -179,7 +182,8 @@ describe('Home Assistant MQTT discovery', () => {
     const out = new Map<string, string>();
     c.on('message', (t, p) => out.set(t, p.toString()));
     await c.subscribeAsync('outpost/v1/gw/gw-test/ha/#', { qos: 1 });
-    await new Promise((r) => setTimeout(r, 300));
+    // Retained messages follow the SUBACK: waited for, not a fixed pause a loaded box can outlast.
+    await waitFor(() => expected.every((t) => out.has(t)), 10_000, `retained ${expected.join(', ')}`);
     await c.endAsync();
     return out;
   }

@@ -254,6 +254,28 @@ describe('sync engine', () => {
     expect(prunedRuns).toBeGreaterThan(0);
   }, 120_000);
 
+  it("a sibling behind on a stream its twin forked sends blocks naming the twin's block: held until the streams asked for arrive, not refused (either role)", async () => {
+    for (const behindInitiates of [true, false]) {
+      const [a, b, twin] = replicas(2, true); // twin: a's key, its own chain
+      ingest(twin!, [[0, 1, 0]]); // twin: enrolment #0, frames #1
+      await twin!.log.settled();
+      await exchange(twin!.log, b!.log);
+      ingest(b!, [[0, 1, 0]]); // b's own block names the twin's #1 as a parent
+      ingest(a!, [[1, 1, 0]]);
+      ingest(a!, [[0, 1, 0]]); // a: #0..#3 of its own, ahead of b's #1 on that stream (the twin's)
+      await Promise.all([a!.log.settled(), b!.log.settled()]);
+      // b is behind on a's stream and cannot tell a's chain is not its own there; a can, and asks
+      // for the stream whole (want), but b's blocks naming the twin's #1 are already on their way.
+      const x = behindInitiates ? await exchange(b!.log, a!.log) : await exchange(a!.log, b!.log);
+      expect([...x.initiator.rejected, ...x.responder.rejected]).toEqual([]);
+      expect(x.initiator.equivocations + x.responder.equivocations).toBeGreaterThan(0);
+      expect(a!.log.headsDigest()).toBe(b!.log.headsDigest());
+      expect(auditLog(a!.log).faults).toEqual([]);
+      for (const r of [a, b, twin]) await r!.close();
+      open.length = 0;
+    }
+  });
+
   it('one round trip learns the difference; sync bytes stay within 5% of the missing blocks; a second exchange finds them equal', async () => {
     const [a, b] = replicas(2);
     const common: [number, number, number][] = [];

@@ -21,7 +21,7 @@ afterEach(() => {
 });
 
 describe('sync bus close', needs('mosquitto'), () => {
-  it('does not wait for acks a stalled broker will never send (close within 2 s), and fails the publishes left in flight', async () => {
+  it('does not wait for acks a stalled broker will never send (closes, where a graceful end would wait forever), and fails the publishes left in flight', async () => {
     const { url, proc: mosq } = await startMosquitto();
     const seed = randomBytes(32);
     const bus = await clientBus(url, { publicKey: publicKeyFromSeed(seed), sign: (m) => signEd25519(seed, m) });
@@ -31,15 +31,15 @@ describe('sync bus close', needs('mosquitto'), () => {
       () => 'failed',
     );
     await new Promise((r) => setTimeout(r, 100));
-    const t0 = Date.now();
+    // A generous bound, not a timing claim: a graceful end waits for the PUBACK until the keepalive
+    // gives up on the frozen broker (over a minute), a forced one returns at once.
     const closed = await Promise.race([
       bus.close().then(() => true),
-      new Promise<false>((r) => setTimeout(() => r(false), 2000)),
+      new Promise<false>((r) => setTimeout(() => r(false), 15_000)),
     ]);
     expect(closed).toBe(true);
-    expect(Date.now() - t0).toBeLessThan(2000);
     // …and the publish left in flight fails rather than pending forever (a session awaiting it would never end).
-    expect(await Promise.race([unacked, new Promise((r) => setTimeout(() => r('pending'), 1000))])).toBe('failed');
+    expect(await Promise.race([unacked, new Promise((r) => setTimeout(() => r('pending'), 10_000))])).toBe('failed');
   });
 
   it('a dial whose broker died before its first publish ends at its idle timeout instead of hanging (link.end does not wait on a dead link)', async () => {
@@ -63,7 +63,7 @@ describe('sync bus close', needs('mosquitto'), () => {
       () => 'ended',
       () => 'failed',
     );
-    expect(await Promise.race([dial, new Promise((r) => setTimeout(() => r('hung'), 3000))])).toBe('failed');
+    expect(await Promise.race([dial, new Promise((r) => setTimeout(() => r('hung'), 15_000))])).toBe('failed'); // hung: forever
   });
 
   it('connecting to a server that closes before CONNACK fails within the connect timeout instead of hanging', async () => {
@@ -81,6 +81,6 @@ describe('sync bus close', needs('mosquitto'), () => {
       () => 'connected',
       () => 'failed',
     );
-    expect(await Promise.race([attempt, new Promise((r) => setTimeout(() => r('hung'), 4000))])).toBe('failed');
+    expect(await Promise.race([attempt, new Promise((r) => setTimeout(() => r('hung'), 15_000))])).toBe('failed'); // hung: forever
   });
 });

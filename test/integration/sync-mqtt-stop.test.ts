@@ -1,6 +1,6 @@
 /**
  * Two gateway processes syncing through a real Mosquitto; the broker restarts; then SIGTERM:
- * each stops cleanly within 3 s (found by the fault campaign, test/chaos: a dial in progress
+ * each stops cleanly before a dial's 10 s idle timeout could run out (found by the fault campaign, test/chaos: a dial in progress
  * over the restarted broker waited out its 10 s idle timeout per sibling, and a graceful MQTT
  * end waited forever for acks, so a gateway took over 30 s or never stopped).
  */
@@ -20,7 +20,7 @@ afterEach(async () => {
 });
 
 describe('gateway stop with sync over a restarted broker', needs('mosquitto'), () => {
-  it('SIGTERM: both exit 0 within 3 s after the broker restarted under their sessions', async () => {
+  it('SIGTERM: both exit 0 before a dial could wait out its 10 s idle timeout, after the broker restarted under their sessions', async () => {
     const { dir, cleanup } = tempDir('outpost-mq-stop-');
     cleanups.push(cleanup);
     const mosq = new Mosquitto(dir, await freePort());
@@ -53,10 +53,10 @@ describe('gateway stop with sync over a restarted broker', needs('mosquitto'), (
     await new Promise((r) => setTimeout(r, 700));
     await mosq.start();
     await new Promise((r) => setTimeout(r, 2500)); // dials resume against the new broker
-    const t0 = Date.now();
-    const codes = await Promise.all(nodes.map((n) => n.stop(10_000)));
+    // 'hung' past 8 s: below the 10 s idle timeout the bug waited out, well above a normal stop (a
+    // few hundred ms), so a loaded box does not fail it.
+    const codes = await Promise.all(nodes.map((n) => n.stop(8_000)));
     expect(codes).toEqual([0, 0]);
-    expect(Date.now() - t0).toBeLessThan(3000);
     expect(nodes.flatMap((n) => [...n.crashes, ...n.alarms])).toEqual([]);
   }, 60_000);
 });

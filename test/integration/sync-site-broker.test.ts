@@ -160,9 +160,12 @@ describe.skipIf(skipUnless('mosquitto', 'mosquitto-clients', 'openssl'))('sync t
       const [sib] = (await c.api('/api/siblings')).siblings as { id: string; lastError: string; connected: boolean }[];
       expect(sib).toMatchObject({ id: 'gw-x', connected: false });
       expect(sib!.lastError.startsWith(error), sib!.lastError).toBe(true);
-      // The responder on the broker says it once, not once per retry.
+      // The responder on the broker says it once, not once per retry (it retries every second).
+      const tells = () =>
+        c.lines.filter((l) => String(l.msg).startsWith(`sync cannot answer siblings on ${broker.url}`));
+      await waitFor(() => tells().length > 0, 10_000, 'the responder to say it cannot answer');
       await new Promise((r) => setTimeout(r, 1500));
-      const told = c.lines.filter((l) => String(l.msg).startsWith(`sync cannot answer siblings on ${broker.url}`));
+      const told = tells();
       expect(told.map((l) => String(l.err).slice(0, error.length))).toEqual([error]);
       await c.gw.stop();
     }
