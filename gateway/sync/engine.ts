@@ -190,7 +190,7 @@ export class SyncSession {
       case 'mark': {
         if (this.lowDisk()) return [];
         // After the blocks received before it: a raised mark prunes below it.
-        if (this.intake) this.intake.then(() => this.acceptMark(m.envelope));
+        if (this.intake) this.intake.after(() => this.acceptMark(m.envelope));
         else this.acceptMark(m.envelope);
         return [];
       }

@@ -72,7 +72,7 @@ export class BlockIntake {
   }
 
   /** Runs `task` once every block taken before it is applied (a mark, which may prune). */
-  then(task: () => void): void {
+  after(task: () => void): void {
     this.flush();
     this.tail = this.tail.then(() => {
       if (this.error === undefined) task();

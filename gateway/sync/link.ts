@@ -317,8 +317,7 @@ async function runSession(link: CountedLink, session: SyncSession, first: Uint8A
       outbox.push(session.receive(msg));
       poke();
       // Blocks waiting on the verify pool past the bound: read on once they are applied.
-      const backlog = session.backlog();
-      if (backlog) await backlog;
+      await session.backlog();
     }
     await session.settled();
   } catch (err) {
