@@ -171,7 +171,15 @@ interface Ours {
   blockBytes: number;
   flights: number;
   wallMs: number;
+  /** CPU of the whole process (main thread and pool workers) during the exchange. */
+  cpuMs: number;
   equalBytes: number;
+}
+
+/** Process CPU (every thread) since `c0`, in ms. */
+function cpuMsSince(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
 }
 
 /**
@@ -199,9 +207,11 @@ async function ours(
     await session.post('Profiler.enable');
     await session.post('Profiler.start');
   }
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const x = await compressedExchange(a.log, b.log, verifier);
   const wallMs = performance.now() - t0;
+  const cpuMs = cpuMsSince(c0);
   if (session) {
     const { profile } = await session.post('Profiler.stop');
     writeFileSync(values.profile!, JSON.stringify(profile));
@@ -221,6 +231,7 @@ async function ours(
     blockBytes: x.blockBytes,
     flights: x.flights,
     wallMs,
+    cpuMs,
     equalBytes: eq.initiator.bytesSent + eq.responder.bytesSent,
   };
 }
@@ -235,7 +246,9 @@ const pool = new VerifyPool(availableParallelism());
  * their Sig_structures and keys prepared beforehand (no decoding, no lmdb): on the main thread
  * alone, and on the pool in batches of 1 024 all handed over at once.
  */
-async function verifyBaseline(fs: readonly DeviceFrame[]): Promise<{ oneCoreMs: number; poolMs: number }> {
+async function verifyBaseline(
+  fs: readonly DeviceFrame[],
+): Promise<{ oneCoreMs: number; oneCoreCpuMs: number; poolMs: number }> {
   const keys = new Map(devices.map((d) => [d.id, fromHex(d.publicKeyHex)!]));
   const jobs: VerifyJob[] = fs.map((f) => {
     const c = decodeSign1(f.bytes);
@@ -243,15 +256,17 @@ async function verifyBaseline(fs: readonly DeviceFrame[]): Promise<{ oneCoreMs: 
     const { protectedBytes, payload, signature } = c.value;
     return { publicKey: keys.get(f.device)!, message: sigStructure(protectedBytes, payload), signature };
   });
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   for (const j of jobs) if (!verifyEd25519(j.publicKey, j.message, j.signature)) throw new Error('bad signature');
   const oneCoreMs = performance.now() - t0;
+  const oneCoreCpuMs = cpuMsSince(c0);
   await pool.verify(jobs.slice(0, 2048)); // both workers up, as after the exchange's first batch
   const t1 = performance.now();
   const parts: Promise<boolean[]>[] = [];
   for (let i = 0; i < jobs.length; i += 1024) parts.push(pool.verify(jobs.slice(i, i + 1024)));
   if ((await Promise.all(parts)).some((r) => r.includes(false))) throw new Error('bad signature');
-  return { oneCoreMs, poolMs: performance.now() - t1 };
+  return { oneCoreMs, oneCoreCpuMs, poolMs: performance.now() - t1 };
 }
 
 async function main(): Promise<void> {
@@ -277,7 +292,7 @@ async function main(): Promise<void> {
     const o = await ours(common, onlyA, onlyB, pool, true);
     const ideal = base.oneCoreMs / 2;
     console.log(
-      `d=${d}: exchange wall ${o.wallMs.toFixed(0)} ms on the pool (${pool.size} workers), ${main.wallMs.toFixed(0)} ms on the main thread; same-run baseline, ${2 * d} device signatures: ${base.oneCoreMs.toFixed(0)} ms on one core, ${base.poolMs.toFixed(0)} ms on the pool, ideal on two cores ${ideal.toFixed(0)} ms → wall ÷ ideal ${(o.wallMs / ideal).toFixed(2)}, ÷ pool ${(o.wallMs / base.poolMs).toFixed(2)}; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+      `d=${d}: exchange wall ${o.wallMs.toFixed(0)} ms on the pool (${pool.size} workers), ${main.wallMs.toFixed(0)} ms on the main thread; same-run baseline, ${2 * d} device signatures: ${base.oneCoreMs.toFixed(0)} ms on one core, ${base.poolMs.toFixed(0)} ms on the pool, ideal on two cores ${ideal.toFixed(0)} ms → wall ÷ ideal ${(o.wallMs / ideal).toFixed(2)}, ÷ pool ${(o.wallMs / base.poolMs).toFixed(2)}; process CPU ${o.cpuMs.toFixed(0)} ms on the pool, ${main.cpuMs.toFixed(0)} ms on the main thread, the raw verifies' ${base.oneCoreCpuMs.toFixed(0)} ms; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
     );
     rows.push({
       figure: `sync wall time on the verify pool ÷ the same signatures verified on two cores (n=${n}, d=${d})`,
@@ -296,6 +311,14 @@ async function main(): Promise<void> {
       baseline: 'the same signatures verified on the pool, prepared beforehand',
       baselineValue: round(base.poolMs),
       ratio: round(o.wallMs / base.poolMs),
+    });
+    rows.push({
+      figure: `sync CPU on the verify pool (all threads) ÷ the raw verifies' CPU (n=${n}, d=${d})`,
+      value: round(o.cpuMs),
+      unit: 'ms',
+      baseline: 'the same signatures verified on one core, CPU',
+      baselineValue: round(base.oneCoreCpuMs),
+      ratio: round(o.cpuMs / base.oneCoreCpuMs),
     });
     rows.push({
       figure: `sync wall time on the main thread ÷ raw verify on one core (n=${n}, d=${d})`,
