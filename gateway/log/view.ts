@@ -141,8 +141,13 @@ export class FramesView {
       const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
       const k = fk(key);
       const c: CopyRef = { block: no, index: i, rxTime: f.rxTime };
-      const cur = this.current(k, key);
-      const others = cur !== undefined || this.pendingCopies.has(k) || this.tables.holds(key);
+      const pending = this.pendingView.get(k);
+      const cur = pending !== undefined ? (pending.v ?? undefined) : this.tables.entry(key);
+      // With nothing queued for it, the view table was just read: only the copies table is left to ask.
+      const others =
+        cur !== undefined ||
+        this.pendingCopies.has(k) ||
+        (pending === undefined ? this.tables.copied(key) : this.tables.holds(key));
       let ex = excluded.get(id.device);
       if (ex === undefined && !excluded.has(id.device)) excluded.set(id.device, (ex = this.excludedSince(id.device)));
       const hidden = ex !== undefined && f.rxTime >= ex;
