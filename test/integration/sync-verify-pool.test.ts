@@ -144,7 +144,7 @@ describe('sync verifying on the worker pool', () => {
       taken++;
       bytes += m.length;
       waiting = sb.backlog();
-      if (waiting) break;
+      if (waiting !== undefined) break;
     }
     expect(waiting).toBeDefined();
     expect(bytes).toBeGreaterThan(MAX_IN_FLIGHT_BYTES);
