@@ -7,7 +7,8 @@
  * batches before it. `BlockLog.apply` runs every check as without a pool, taking the pool's
  * answers for the signatures it covered and verifying inline whatever it did not (a device
  * whose key a block in flight enrols, a sealed block, a pool that failed), so the results and
- * fault codes are the same. At most MAX_IN_FLIGHT_BYTES of received envelopes wait unapplied.
+ * fault codes are the same. At most MAX_IN_FLIGHT_BYTES of received envelopes wait unapplied,
+ * and at most POOL_BATCHES batches are with the pool at once.
  */
 import { blockSigningInput, decodeSignedBlock, hashHex, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { VerifyJob } from '../ingest/verify-pool.js';
@@ -21,6 +22,12 @@ export interface SignatureVerifier {
 
 /** A batch closes at this many signatures (else at the end of the event-loop turn). */
 const BATCH_JOBS = 1024;
+/**
+ * Batches handed to the pool at once (one verifying, one queued behind it, so the workers never
+ * wait on the main thread): ingest verifies on the same pool, and its frames queue behind these
+ * alone, not behind every block in flight.
+ */
+const POOL_BATCHES = 2;
 /** Received envelopes not yet applied; past this the reader waits (`backlog`). */
 export const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
@@ -48,6 +55,9 @@ export class BlockIntake {
   private bytes = 0;
   private waiters: (() => void)[] = [];
   private error: unknown;
+  /** Batches with the pool now, and those waiting to go (POOL_BATCHES). */
+  private inPool = 0;
+  private readonly toPool: (() => void)[] = [];
   /** Keys enrolled by blocks received in this session (candidates for devices the log does not know yet). */
   private readonly enrolled = new Map<string, Uint8Array[]>();
 
@@ -124,6 +134,34 @@ export class BlockIntake {
     return { envelope, decoded: sb, frames, checks };
   }
 
+  /** Hands a batch's jobs to the pool once fewer than POOL_BATCHES are there; resolves when answered. */
+  private submit(jobs: readonly VerifyJob[], refs: readonly JobRef[]): Promise<void> {
+    return new Promise((resolve) => {
+      const go = (): void => {
+        this.inPool++;
+        // A pool that fails leaves the checks open: apply verifies them inline.
+        void this.verifier
+          .verify(jobs)
+          .then(
+            (results) =>
+              results.forEach((ok, i) => {
+                const r = refs[i]!;
+                if (r.frame < 0) r.checks.author = ok;
+                else r.checks.record(r.frame, r.key, ok);
+              }),
+            () => undefined,
+          )
+          .then(() => {
+            this.inPool--;
+            this.toPool.shift()?.();
+            resolve();
+          });
+      };
+      if (this.inPool < POOL_BATCHES) go();
+      else this.toPool.push(go);
+    });
+  }
+
   private job(j: VerifyJob, checks: SignatureChecks, frame: number, key: string): void {
     this.jobs.push(j);
     this.refs.push({ checks, frame, key });
@@ -138,16 +176,7 @@ export class BlockIntake {
     this.batch = [];
     this.refs = [];
     this.jobs = [];
-    // A pool that fails leaves the checks open: apply verifies them inline.
-    const verified = this.verifier.verify(jobs).then(
-      (results) =>
-        results.forEach((ok, i) => {
-          const r = refs[i]!;
-          if (r.frame < 0) r.checks.author = ok;
-          else r.checks.record(r.frame, r.key, ok);
-        }),
-      () => undefined,
-    );
+    const verified = this.submit(jobs, refs);
     this.tail = Promise.all([this.tail, verified]).then(() => {
       for (const p of batch) {
         this.bytes -= p.envelope.length;
