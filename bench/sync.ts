@@ -14,14 +14,27 @@
  * Automerge verify nothing.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
-import { publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
+import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../gateway/crypto/ed25519.js';
+import { type VerifyJob, VerifyPool } from '../gateway/ingest/verify-pool.js';
 import { BlockLog } from '../gateway/log/block-log.js';
 import { Store } from '../gateway/store/store.js';
 import { exchange, SyncSession } from '../gateway/sync/engine.js';
+import type { SignatureVerifier } from '../gateway/sync/intake.js';
 import { MAX_SYNC_MESSAGE } from '../gateway/sync/link.js';
-import { type FrameEntry, MessageDeflater, MessageInflater, packMessages, unpackMessages } from '../protocols/index.js';
+import {
+  decodeSign1,
+  type FrameEntry,
+  fromHex,
+  MessageDeflater,
+  MessageInflater,
+  packMessages,
+  sigStructure,
+  unpackMessages,
+} from '../protocols/index.js';
 import { benchDevice } from './lib/devices.js';
 import { tempDir } from '../test/helpers/env.js';
 import {
@@ -34,13 +47,23 @@ import {
 import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, frames: { type: 'string' }, 'automerge-frames': { type: 'string' } },
+  options: {
+    quick: { type: 'boolean' },
+    frames: { type: 'string' },
+    'automerge-frames': { type: 'string' },
+    d: { type: 'string' },
+    'ours-only': { type: 'boolean' },
+    /** Write a CPU profile of the main thread during our exchange (the last d) to this file. */
+    profile: { type: 'string' },
+  },
 });
 const quick = values.quick === true;
 const n = Number(values.frames ?? (quick ? 5000 : 100_000));
 /** Automerge at a smaller n if it does not fit this box (the rows say which n). */
 const nAutomerge = Math.min(n, Number(values['automerge-frames'] ?? n));
-const divergent = quick ? [1000] : [1000, 10_000];
+const divergent = values.d !== undefined ? values.d.split(',').map(Number) : quick ? [1000] : [1000, 10_000];
+/** Our exchange only (profiling): no Yjs / Automerge rows. */
+const oursOnly = values['ours-only'] === true;
 const devices = Array.from({ length: 100 }, (_, i) => benchDevice(`bench-${i}`));
 const PER_BLOCK = 256;
 
@@ -81,9 +104,9 @@ async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> 
  * deflated (one window per direction) and inflated; the receiver gets the unpacked messages.
  * Counts the deflated bytes, the units and the codec's time (synchronous zlib: its CPU).
  */
-async function compressedExchange(a: BlockLog, b: BlockLog) {
-  const sa = new SyncSession(a);
-  const sb = new SyncSession(b);
+async function compressedExchange(a: BlockLog, b: BlockLog, verifier?: SignatureVerifier) {
+  const sa = new SyncSession(a, undefined, verifier);
+  const sb = new SyncSession(b, undefined, verifier);
   const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(2 * MAX_SYNC_MESSAGE) }));
   let deflated = 0;
   let units = 0;
@@ -96,7 +119,8 @@ async function compressedExchange(a: BlockLog, b: BlockLog) {
     flights++;
     const next: Uint8Array[] = [];
     const c = codec[toB ? 0 : 1]!;
-    const deliver = (msgs: Uint8Array[]): void => {
+    const to = toB ? sb : sa;
+    const deliver = async (msgs: Uint8Array[]): Promise<void> => {
       const t0 = performance.now();
       const z = c.d.deflate(packMessages(msgs));
       const t1 = performance.now();
@@ -107,7 +131,11 @@ async function compressedExchange(a: BlockLog, b: BlockLog) {
       if (!got.ok) throw new Error(got.error.message);
       deflated += z.length;
       units++;
-      for (const m of got.value) next.push(...(toB ? sb : sa).receive(m));
+      for (const m of got.value) {
+        next.push(...to.receive(m));
+        // As runSession (link.ts): past the bound of blocks waiting on the pool, take no more.
+        await to.backlog();
+      }
     };
     let pending: Uint8Array[] = [];
     let bytes = 0;
@@ -115,12 +143,13 @@ async function compressedExchange(a: BlockLog, b: BlockLog) {
       pending.push(m);
       bytes += m.length;
       if (bytes >= 16 * 1024) {
-        deliver(pending);
+        await deliver(pending);
         pending = [];
         bytes = 0;
       }
     }
-    if (pending.length > 0) deliver(pending);
+    if (pending.length > 0) await deliver(pending);
+    await to.settled();
     flight = next;
     toB = !toB;
   }
@@ -142,20 +171,52 @@ interface Ours {
   blockBytes: number;
   flights: number;
   wallMs: number;
+  /** CPU of the whole process (main thread and pool workers) during the exchange. */
+  cpuMs: number;
   equalBytes: number;
 }
 
-async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFrame[]): Promise<Ours> {
+/** Process CPU (every thread) since `c0`, in ms. */
+function cpuMsSince(c0: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
+/**
+ * Our exchange between two replicas in this process. `verifier`: both replicas' sessions verify
+ * on it (one pool, as a gateway has one; the flights go one at a time, so one side verifies at a
+ * time and has the whole pool); without it, each block is verified on the main thread.
+ */
+async function ours(
+  common: DeviceFrame[],
+  onlyA: DeviceFrame[],
+  onlyB: DeviceFrame[],
+  verifier: SignatureVerifier | undefined,
+  profile: boolean,
+): Promise<Ours> {
   const seeds = [randomBytes(32), randomBytes(32)];
   const a = replica(seeds, 0);
   const b = replica(seeds, 1);
   await ingest(a.log, common);
-  await exchange(a.log, b.log); // the common history
+  await exchange(a.log, b.log, { verifier: pool }); // the common history
   await ingest(a.log, onlyA);
   await ingest(b.log, onlyB);
+  const session = profile && values.profile !== undefined ? new Session() : undefined;
+  if (session) {
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+  }
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const x = await compressedExchange(a.log, b.log);
+  const x = await compressedExchange(a.log, b.log, verifier);
   const wallMs = performance.now() - t0;
+  const cpuMs = cpuMsSince(c0);
+  if (session) {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(values.profile!, JSON.stringify(profile));
+    session.disconnect();
+  }
   if (a.log.headsDigest() !== b.log.headsDigest()) throw new Error('not converged');
   const eq = await exchange(a.log, b.log, { probe: true });
   await a.close();
@@ -170,11 +231,43 @@ async function ours(common: DeviceFrame[], onlyA: DeviceFrame[], onlyB: DeviceFr
     blockBytes: x.blockBytes,
     flights: x.flights,
     wallMs,
+    cpuMs,
     equalBytes: eq.initiator.bytesSent + eq.responder.bytesSent,
   };
 }
 
 const round = (x: number): number => Number(x.toPrecision(5));
+
+/** The gateway's verify pool (`ingest.verifyWorkers: auto`: one worker per core). */
+const pool = new VerifyPool(availableParallelism());
+
+/**
+ * The same-run baseline: the device signatures of the frames an exchange moves, verified with
+ * their Sig_structures and keys prepared beforehand (no decoding, no lmdb): on the main thread
+ * alone, and on the pool in batches of 1 024 all handed over at once.
+ */
+async function verifyBaseline(
+  fs: readonly DeviceFrame[],
+): Promise<{ oneCoreMs: number; oneCoreCpuMs: number; poolMs: number }> {
+  const keys = new Map(devices.map((d) => [d.id, fromHex(d.publicKeyHex)!]));
+  const jobs: VerifyJob[] = fs.map((f) => {
+    const c = decodeSign1(f.bytes);
+    if (!c.ok) throw new Error(c.error.message);
+    const { protectedBytes, payload, signature } = c.value;
+    return { publicKey: keys.get(f.device)!, message: sigStructure(protectedBytes, payload), signature };
+  });
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (const j of jobs) if (!verifyEd25519(j.publicKey, j.message, j.signature)) throw new Error('bad signature');
+  const oneCoreMs = performance.now() - t0;
+  const oneCoreCpuMs = cpuMsSince(c0);
+  await pool.verify(jobs.slice(0, 2048)); // both workers up, as after the exchange's first batch
+  const t1 = performance.now();
+  const parts: Promise<boolean[]>[] = [];
+  for (let i = 0; i < jobs.length; i += 1024) parts.push(pool.verify(jobs.slice(i, i + 1024)));
+  if ((await Promise.all(parts)).some((r) => r.includes(false))) throw new Error('bad signature');
+  return { oneCoreMs, oneCoreCpuMs, poolMs: performance.now() - t1 };
+}
 
 async function main(): Promise<void> {
   console.log(
@@ -194,10 +287,51 @@ async function main(): Promise<void> {
     const onlyA = allA.slice(0, d);
     const onlyB = allB.slice(0, d);
     const missing = [...onlyA, ...onlyB].reduce((s, f) => s + f.bytes.length, 0);
-    const o = await ours(common, onlyA, onlyB);
+    const base = await verifyBaseline([...onlyA, ...onlyB]);
+    const main = await ours(common, onlyA, onlyB, undefined, false);
+    const o = await ours(common, onlyA, onlyB, pool, true);
+    const ideal = base.oneCoreMs / 2;
+    console.log(
+      `d=${d}: exchange wall ${o.wallMs.toFixed(0)} ms on the pool (${pool.size} workers), ${main.wallMs.toFixed(0)} ms on the main thread; same-run baseline, ${2 * d} device signatures: ${base.oneCoreMs.toFixed(0)} ms on one core, ${base.poolMs.toFixed(0)} ms on the pool, ideal on two cores ${ideal.toFixed(0)} ms → wall ÷ ideal ${(o.wallMs / ideal).toFixed(2)}, ÷ pool ${(o.wallMs / base.poolMs).toFixed(2)}; process CPU ${o.cpuMs.toFixed(0)} ms on the pool, ${main.cpuMs.toFixed(0)} ms on the main thread, the raw verifies' ${base.oneCoreCpuMs.toFixed(0)} ms; load ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    );
+    rows.push({
+      figure: `sync wall time on the verify pool ÷ the same signatures verified on two cores (n=${n}, d=${d})`,
+      value: round(o.wallMs),
+      unit: 'ms',
+      baseline: `raw verify of the ${2 * d} device signatures on one core ÷ 2`,
+      baselineValue: round(ideal),
+      ratio: round(o.wallMs / ideal),
+      goal: '<= 1.2x',
+      pass: o.wallMs / ideal <= 1.2,
+    });
+    rows.push({
+      figure: `sync wall time on the verify pool ÷ raw verify on the pool (n=${n}, d=${d})`,
+      value: round(o.wallMs),
+      unit: 'ms',
+      baseline: 'the same signatures verified on the pool, prepared beforehand',
+      baselineValue: round(base.poolMs),
+      ratio: round(o.wallMs / base.poolMs),
+    });
+    rows.push({
+      figure: `sync CPU on the verify pool (all threads) ÷ the raw verifies' CPU (n=${n}, d=${d})`,
+      value: round(o.cpuMs),
+      unit: 'ms',
+      baseline: 'the same signatures verified on one core, CPU',
+      baselineValue: round(base.oneCoreCpuMs),
+      ratio: round(o.cpuMs / base.oneCoreCpuMs),
+    });
+    rows.push({
+      figure: `sync wall time on the main thread ÷ raw verify on one core (n=${n}, d=${d})`,
+      value: round(main.wallMs),
+      unit: 'ms',
+      baseline: 'the same signatures verified on one core',
+      baselineValue: round(base.oneCoreMs),
+      ratio: round(main.wallMs / base.oneCoreMs),
+    });
     console.log(
       `d=${d}: link compression ${o.bytes} → ${o.deflated} B (${((100 * o.deflated) / o.bytes).toFixed(1)} %), ${o.messages} messages in ${o.units} units, deflate ${o.deflateMs.toFixed(0)} ms + inflate ${o.inflateMs.toFixed(0)} ms of a ${o.wallMs.toFixed(0)} ms exchange`,
     );
+    if (oursOnly) continue;
     const f: BaselineFrames = { devices: devices.map((x) => x.id), common, onlyA, onlyB };
     const y = yjsSync(f);
     const am = automergeSync({ ...f, common: common.slice(0, nAutomerge) });
@@ -337,3 +471,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+await pool.close();

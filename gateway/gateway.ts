@@ -231,7 +231,7 @@ export class Gateway {
       const siblings = config.sync.enabled
         ? parts.add(
             'sync',
-            await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space),
+            await Siblings.start(config.sync, blockLog, identity, log, policies.sync.offerTo, space, pool),
             (s) => s.stop(),
           )
         : undefined;

@@ -20,6 +20,7 @@ import {
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { PRUNABLE_KINDS } from './marks.js';
 import { headKey, type IndexRecord, type LogState, type StreamHead } from './state.js';
+import type { Prechecked } from './frame-checks.js';
 import { type Fault, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { FramesView, type ViewTicket } from './view.js';
 import type { FrameRow } from './frames-index.js';
@@ -41,7 +42,8 @@ export interface PutHooks {
  * Verifies a block received from a sibling and, if sound, queues it. A block
  * already held is `known`; a block at an (author, stream, seq) that holds a
  * different block is applied and flagged as an equivocation. `mark` is a stream's
- * low-water mark (0: none).
+ * low-water mark (0: none). `pre`: the envelope already decoded, its frames parsed and
+ * signatures checked (sync's intake, on the verify pool); the checks are the same.
  */
 export function apply(
   s: LogState,
@@ -49,8 +51,9 @@ export function apply(
   ctx: VerifyContext,
   mark: (author: string, stream: string) => number,
   envelope: Uint8Array,
+  pre?: Prechecked,
 ): ApplyResult {
-  const d = decodeSignedBlock(envelope);
+  const d = pre ? { ok: true as const, value: pre.decoded } : decodeSignedBlock(envelope);
   if (!d.ok)
     return {
       status: 'rejected',
@@ -62,10 +65,19 @@ export function apply(
   if (sb.block.seq < mark(toHex(sb.block.author), sb.block.stream) && PRUNABLE_KINDS.has(sb.block.kind))
     return { status: 'pruned', hash };
   // Header first: no device signature work for a block its author did not sign.
-  let faults = verifyHeader(sb, ctx);
+  let faults = verifyHeader(sb, ctx, undefined, pre?.checks?.author);
   // A sealed block is checked inside where this gateway can open it; chain and signature only, elsewhere.
   const plain = s.readable(sb.block);
-  if (faults.length === 0) faults = verifyFrames({ ...sb, block: plain }, ctx);
+  // Parsed frames and pool results are of the block as sent, so not of a sealed block's inside.
+  const same = plain === sb.block;
+  if (faults.length === 0)
+    faults = verifyFrames(
+      { ...sb, block: plain },
+      ctx,
+      hash,
+      same ? pre?.frames : undefined,
+      same ? pre?.checks : undefined,
+    );
   if (faults.length > 0) return { status: 'rejected', hash, faults };
   // Chained onto a block whose transaction has not landed: written only if that block is on
   // disk when this one commits (lmdb checks inside the commit). Else a failed commit (disk

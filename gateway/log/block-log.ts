@@ -25,6 +25,7 @@ import {
 } from '../../protocols/index.js';
 import type { Store } from '../store/store.js';
 import type { Fault, VerifyContext } from './verify.js';
+import type { Prechecked } from './frame-checks.js';
 import { type MarkRecord, Marks } from './marks.js';
 import { RememberedAuthors } from './authors.js';
 import type { ViewEntry } from './view.js';
@@ -225,10 +226,11 @@ export class BlockLog {
   /**
    * Verifies a block received from a sibling and, if sound, queues it (apply.ts). A block
    * already held is `known`; a block at an (author, stream, seq) that holds a different
-   * block is applied and flagged as an equivocation.
+   * block is applied and flagged as an equivocation. `pre`: decoded and partly checked ahead
+   * (frame-checks.ts; sync's intake verifies signatures on the worker pool).
    */
-  apply(envelope: Uint8Array): ApplyResult {
-    return apply(this.s, this.hooks, this.ctx, (a, st) => this.mark(a, st), envelope);
+  apply(envelope: Uint8Array, pre?: Prechecked): ApplyResult {
+    return apply(this.s, this.hooks, this.ctx, (a, st) => this.mark(a, st), envelope, pre);
   }
 
   /** Every block of one stream as [seq, hash], in seq order (hash order within a forked seq). */

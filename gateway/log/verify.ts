@@ -13,10 +13,13 @@ import {
   hashHex,
   kidToDeviceId,
   type SignedBlock,
-  sigStructure,
+  toHex,
   type UplinkBody,
 } from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
+import { type FrameId, parseFrame, type ParsedFrame, type SignatureChecks } from './frame-checks.js';
+
+export type { FrameId } from './frame-checks.js';
 
 export type FaultCode =
   /** The stored bytes do not decode as a signed block. */
@@ -72,8 +75,8 @@ export interface VerifyContext {
   danglingParentsOk?(): boolean;
 }
 
-/** The author signature and the block's links; no device signatures. */
-export function verifyHeader(sb: SignedBlock, ctx: VerifyContext, claimedHash?: string): Fault[] {
+/** The author signature (`checked`: its result found on the verify pool) and the block's links; no device signatures. */
+export function verifyHeader(sb: SignedBlock, ctx: VerifyContext, claimedHash?: string, checked?: boolean): Fault[] {
   const faults: Fault[] = [];
   const h = hashHex(sb.hash);
   const b = sb.block;
@@ -82,7 +85,7 @@ export function verifyHeader(sb: SignedBlock, ctx: VerifyContext, claimedHash?: 
     faults.push({ code: 'hash-mismatch', block: at, detail: `bytes hash to ${h}` });
   if (!ctx.isKnownAuthor(b.author))
     faults.push({ code: 'unknown-author', block: at, detail: `author ${hashHex(b.author)} is not a known gateway` });
-  if (!verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature))
+  if (!(checked ?? verifyEd25519(b.author, blockSigningInput(sb.hash), sb.signature)))
     faults.push({ code: 'bad-signature', block: at, detail: 'author signature does not verify' });
   const author = hashHex(b.author);
   if (b.prev !== null) {
@@ -108,13 +111,6 @@ export function verifyHeader(sb: SignedBlock, ctx: VerifyContext, claimedHash?: 
       faults.push({ code: 'bad-lamport', block: at, detail: `lamport ${b.lamport} not above a parent's ${p.lamport}` });
   }
   return faults;
-}
-
-/** One frame of a frames block, identified. */
-export interface FrameId {
-  readonly device: string;
-  readonly boot: number;
-  readonly seq: number;
 }
 
 /** Decodes a frame's identity (device from kid, boot and seq from the body) without verifying it. */
@@ -162,35 +158,50 @@ export function decodedBody(frame: Uint8Array): UplinkBody | undefined {
   return bodies.get(frame);
 }
 
-/** Every device signature inside a frames block (none for other kinds). */
-export function verifyFrames(sb: SignedBlock, ctx: VerifyContext, at = hashHex(sb.hash)): Fault[] {
+/**
+ * Every device signature inside a frames block (none for other kinds). `frames` and `checks`:
+ * the frames already parsed and signatures already checked (on the verify pool); what they do
+ * not cover is decoded and verified here. A frame that verifies has its identity recorded for
+ * the view (`knownFrameId`), so it is not decoded again.
+ */
+export function verifyFrames(
+  sb: SignedBlock,
+  ctx: VerifyContext,
+  at = hashHex(sb.hash),
+  frames?: readonly ParsedFrame[],
+  checks?: SignatureChecks,
+): Fault[] {
   if (sb.block.kind !== 'frames') return [];
   const faults: Fault[] = [];
+  // A block holds a few devices' frames: their keys are read once per block.
+  const keysOf = new Map<string, { keys: readonly Uint8Array[]; hex: string[] }>();
   sb.block.body.forEach((entry, i) => {
-    const cose = decodeSign1(entry.frame);
-    const device = cose.ok ? kidToDeviceId(cose.value.kid) : undefined;
-    // decodeSign1 refuses any alg but EdDSA/Ed25519 (cose/unsupported-alg).
-    if (!cose.ok || device === undefined) {
+    const p = frames?.[i] ?? parseFrame(entry.frame);
+    if (!p.ok) {
+      faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: ${p.detail}` });
+      return;
+    }
+    let k = keysOf.get(p.device);
+    if (!k) {
+      const keys = ctx.deviceKeys(p.device);
+      keysOf.set(p.device, (k = { keys, hex: keys.map(toHex) }));
+    }
+    if (k.keys.length === 0) {
+      faults.push({ code: 'unknown-device', block: at, detail: `frame ${i}: device ${p.device} is not enrolled` });
+      return;
+    }
+    const { keys, hex } = k;
+    if (!keys.some((key, j) => checks?.frame(i, hex[j]!) ?? verifyEd25519(key, p.message, p.signature))) {
       faults.push({
-        code: 'frame-malformed',
+        code: 'device-signature',
         block: at,
-        detail: `frame ${i}: ${cose.ok ? 'bad kid' : cose.error.code}`,
+        detail: `frame ${i}: ${p.device}'s signature does not verify`,
       });
       return;
     }
-    const keys = ctx.deviceKeys(device);
-    if (keys.length === 0) {
-      faults.push({ code: 'unknown-device', block: at, detail: `frame ${i}: device ${device} is not enrolled` });
-      return;
-    }
-    const { protectedBytes, payload, signature } = cose.value;
-    const message = sigStructure(protectedBytes, payload);
-    if (!keys.some((key) => verifyEd25519(key, message, signature))) {
-      faults.push({ code: 'device-signature', block: at, detail: `frame ${i}: ${device}'s signature does not verify` });
-      return;
-    }
-    if (frameId(entry.frame) === undefined)
+    if (p.id === undefined)
       faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: body is not a device reading or ack` });
+    else knownFrameId(entry.frame, p.id, p.body);
   });
   return faults;
 }

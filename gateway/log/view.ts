@@ -133,15 +133,23 @@ export class FramesView {
 
   /** Queues a frames block's copies and view updates into `t` (`no`: the block's number). */
   add(t: ViewTicket, no: number, frames: readonly FrameEntry[]): void {
+    // A block holds a few devices' frames: each one's revocation is read once per block.
+    const excluded = new Map<string, number | undefined>();
     frames.forEach((f, i) => {
       const id = frameId(f.frame);
       if (!id) return;
       const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
       const k = fk(key);
       const c: CopyRef = { block: no, index: i, rxTime: f.rxTime };
-      const cur = this.current(k, key);
-      const others = cur !== undefined || this.pendingCopies.has(k) || this.tables.holds(key);
-      const ex = this.excludedSince(id.device);
+      const pending = this.pendingView.get(k);
+      const cur = pending !== undefined ? (pending.v ?? undefined) : this.tables.entry(key);
+      // With nothing queued for it, the view table was just read: only the copies table is left to ask.
+      const others =
+        cur !== undefined ||
+        this.pendingCopies.has(k) ||
+        (pending === undefined ? this.tables.copied(key) : this.tables.holds(key));
+      let ex = excluded.get(id.device);
+      if (ex === undefined && !excluded.has(id.device)) excluded.set(id.device, (ex = this.excludedSince(id.device)));
       const hidden = ex !== undefined && f.rxTime >= ex;
       // A second copy, or one not shown: listed (with the shown one, so the list names both).
       if (others || hidden) this.track(this.tables.putCopy(key, c));

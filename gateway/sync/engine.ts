@@ -26,19 +26,21 @@
  */
 import {
   decodeSyncMessage,
-  encodeCanonical,
   encodeSyncMessage,
   fromHex,
   hashHex,
-  sha256,
   type SyncMessage,
   toHex,
   type VectorEntry,
 } from '../../protocols/index.js';
-import { type BlockLog, PRUNABLE_KINDS } from '../log/block-log.js';
+import type { ApplyResult, BlockLog } from '../log/block-log.js';
 import type { Fault } from '../log/verify.js';
 import type { SpaceCheck } from '../store/free-space.js';
+import { BlockIntake, type SignatureVerifier } from './intake.js';
 import { missingLink, onlyMissingLinks, Parked } from './parked.js';
+import { localVector, orderedBlocks, planFor, type StreamFilter, type StreamPlan, wantsFrom } from './plan.js';
+
+export { localVector, type StreamFilter } from './plan.js';
 
 export interface SyncStats {
   messagesSent: number;
@@ -64,156 +66,6 @@ export interface SyncStats {
   protocolError?: string;
 }
 
-/** Which (author hex, stream) may be offered to the peer of a session (gateway/policy/sync-filter.ts); default: all. */
-export type StreamFilter = (author: string, stream: string) => boolean;
-
-/** This log's version vector: one entry per (author, stream) (only those `offer` allows); `low` is the mark once there is one. */
-export function localVector(log: BlockLog, offer?: StreamFilter): VectorEntry[] {
-  return log
-    .streamHeads()
-    .filter((h) => offer === undefined || offer(h.author, h.stream))
-    .map((h) => {
-      const r = log.streamRange(h.author, h.stream)!;
-      return {
-        author: fromHex(h.author)!,
-        stream: h.stream,
-        low: r.low,
-        high: h.seq,
-        count: r.count,
-        heads: h.hashes.map((x) => fromHex(x)!),
-        kept: keptDigest(log, h.author, h.stream),
-      };
-    });
-}
-
-/** The vector's `kept`: 8 bytes of SHA-256 over the sorted hashes of the blocks kept below the mark; empty when none. */
-function keptDigest(log: BlockLog, author: string, stream: string): Uint8Array {
-  const kept = log.keptBelow(author, stream);
-  return kept.length === 0 ? new Uint8Array(0) : sha256(encodeCanonical(kept)).subarray(0, 8);
-}
-
-/** What to send of one stream: seqs from `from` (whole: registry blocks below the marks too), none below `floor`. */
-export interface StreamPlan {
-  readonly author: string;
-  readonly stream: string;
-  readonly from: number;
-  /** Prunable blocks below this are never sent (the higher of both marks). */
-  readonly floor: number;
-  /** Send our mark's retention block first (the peer's mark is lower and we start at or below ours). */
-  readonly mark: boolean;
-  /** Also send the blocks kept below the floor (the peer's differ from ours, or the stream goes whole). */
-  readonly kept: boolean;
-}
-
-/**
- * Per stream, what a peer with vector `theirs` lacks. A stream whose chains agree sends
- * only the seqs above the peer's head; a stream forked on either side (or whose heads
- * disagree) is sent whole, and the peer skips what it holds.
- */
-function planFor(
-  log: BlockLog,
-  theirs: readonly VectorEntry[],
-  offer?: StreamFilter,
-  only?: ReadonlySet<string>,
-): StreamPlan[] {
-  const t = new Map(theirs.map((e) => [`${toHex(e.author)}/${e.stream}`, e]));
-  const out: StreamPlan[] = [];
-  for (const h of log.streamHeads()) {
-    if (only && !only.has(`${h.author}/${h.stream}`)) continue;
-    if (offer !== undefined && !offer(h.author, h.stream)) continue;
-    const e = t.get(`${h.author}/${h.stream}`);
-    const r = log.streamRange(h.author, h.stream)!;
-    let from: number | undefined;
-    // Registry blocks kept below a mark are outside low..high: compared by their digest. A side
-    // that has not learnt the peer's mark yet sends its registry blocks below it (the peer may
-    // lack some; what it holds is answered known), so they converge in the same exchange.
-    const mark = log.mark(h.author, h.stream);
-    const keptDiffers = e !== undefined && hashHex(e.kept) !== hashHex(keptDigest(log, h.author, h.stream));
-    if (only) from = 0;
-    else {
-      const forked = r.count !== h.seq - r.low + 1 || (e !== undefined && e.count !== e.high - e.low + 1);
-      if (e === undefined || forked) from = 0;
-      else if (e.high < h.seq) {
-        // Their head must be our block at that seq, else the chains differ below: send all.
-        const ours = log.hashesAt(h.author, h.stream, e.high);
-        from = e.heads.length === 1 && ours.length === 1 && ours[0] === hashHex(e.heads[0]!) ? e.high + 1 : 0;
-      } else if (e.high === h.seq) {
-        const same = e.heads.length === h.hashes.length && e.heads.every((x, i) => hashHex(x) === h.hashes[i]);
-        from = same ? undefined : 0;
-      }
-    }
-    if (from === undefined && !keptDiffers) continue;
-    const start = from ?? h.seq + 1; // only the kept blocks
-    const ours = mark;
-    const theirLow = e?.low ?? 0;
-    out.push({
-      author: h.author,
-      stream: h.stream,
-      from: start,
-      floor: Math.max(ours, theirLow),
-      mark: ours > 0 && theirLow < ours && (start <= ours || keptDiffers),
-      kept: keptDiffers || start === 0,
-    });
-  }
-  return out;
-}
-
-/**
- * One stream's blocks to send, read from lmdb in small chunks: the kept blocks below the
- * floor (if asked), then from `from`. In lamport order, which seq order is along one chain;
- * a forked stream (rare) is sorted in memory, since its branches interleave.
- */
-function* streamPlanBlocks(log: BlockLog, p: StreamPlan): Generator<{ hash: string; lamport: number }> {
-  function* raw(): Generator<{ hash: string; lamport: number }> {
-    for (const [seq, hash] of log.iterStream(p.author, p.stream, p.kept ? 0 : p.from)) {
-      const rec = log.lookup(hash);
-      if (rec === undefined) continue; // pruned meanwhile
-      if (seq < p.floor ? !p.kept || PRUNABLE_KINDS.has(rec.kind) : seq < p.from) continue;
-      yield { hash, lamport: rec.lamport };
-    }
-  }
-  if (log.forks(p.author, p.stream).length === 0) yield* raw();
-  else yield* [...raw()].sort((a, b) => a.lamport - b.lamport || (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
-}
-
-/**
- * The planned streams' blocks merged in lamport order (which puts each after its `prev`
- * and parents); memory holds one pending block per stream.
- */
-function* orderedBlocks(log: BlockLog, plans: readonly StreamPlan[]): Generator<string> {
-  const its = plans.map((p) => streamPlanBlocks(log, p));
-  const heads = its.map((it) => it.next());
-  for (;;) {
-    let best = -1;
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i]!;
-      if (h.done) continue;
-      const b = heads[best]?.value as { hash: string; lamport: number } | undefined;
-      if (best < 0 || h.value.lamport < b!.lamport || (h.value.lamport === b!.lamport && h.value.hash < b!.hash))
-        best = i;
-    }
-    if (best < 0) return;
-    yield (heads[best]!.value as { hash: string }).hash;
-    heads[best] = its[best]!.next();
-  }
-}
-
-/**
- * Streams to ask for whole: the peer is behind us there, so it will send nothing,
- * yet its head is a block we do not hold (its chain forked from ours below our head),
- * and not one we pruned (below our mark).
- */
-function wantsFrom(log: BlockLog, theirs: readonly VectorEntry[]): [Uint8Array, string][] {
-  const out: [Uint8Array, string][] = [];
-  for (const e of theirs) {
-    const author = toHex(e.author);
-    const r = log.streamRange(author, e.stream);
-    if (r === undefined || e.high >= r.high || e.high < log.mark(author, e.stream)) continue; // the peer sends these itself, or we pruned them
-    if (e.heads.some((h) => log.lookup(hashHex(h)) === undefined)) out.push([e.author, e.stream]);
-  }
-  return out;
-}
-
 export class SyncSession {
   readonly stats: SyncStats = {
     messagesSent: 0,
@@ -235,6 +87,8 @@ export class SyncSession {
   private gotDone = 0;
   /** Wants sent: each is answered by one more done. */
   private wants = 0;
+  /** `done` messages whose preceding blocks are applied (`gotDone` counts them on arrival). */
+  private doneApplied = 0;
   private ended = false;
   /** Blocks waiting for a link that the streams we asked for should bring. */
   private readonly parked = new Parked();
@@ -244,11 +98,36 @@ export class SyncSession {
   /** Streams this peer may be offered (policies); set once the peer is known. */
   private offer: StreamFilter | undefined;
 
+  /** Received blocks verified on the worker pool and applied in order (intake.ts); without one, each is applied as it comes. */
+  private readonly intake: BlockIntake | undefined;
+
   constructor(
     private readonly log: BlockLog,
     /** Free-space guard: while it says no, blocks and marks are not applied (nothing written). */
     private readonly space?: SpaceCheck,
-  ) {}
+    /** Verifies received blocks' signatures off the main thread (the gateway's verify pool). */
+    verifier?: SignatureVerifier,
+  ) {
+    this.intake =
+      verifier &&
+      new BlockIntake(log, verifier, (r, env) => {
+        const released = this.settle(r, env);
+        if (released.length > 0) this.applyBlocks(released);
+      });
+  }
+
+  /**
+   * With a verifier, blocks received wait for their signatures: while too many bytes of them
+   * do, a promise to wait on before taking more messages (bounded memory, pushing back on the peer).
+   */
+  backlog(): Promise<void> | undefined {
+    return this.intake?.backlog();
+  }
+
+  /** Resolves once every block received is applied (at once without a verifier). */
+  async settled(): Promise<void> {
+    await this.intake?.settled();
+  }
 
   /** Set once a block or mark was not applied for lack of space. */
   private deferring = false;
@@ -321,43 +200,69 @@ export class SyncSession {
         );
       case 'mark': {
         if (this.lowDisk()) return [];
-        const r = this.log.acceptMark(m.envelope);
-        if (r.status === 'raised') this.stats.marks++;
-        else if (r.status === 'rejected') this.stats.rejected.push(...r.faults);
+        // After the blocks received before it: a raised mark prunes below it.
+        if (this.intake) this.intake.after(() => this.acceptMark(m.envelope));
+        else this.acceptMark(m.envelope);
         return [];
       }
-      case 'block': {
+      case 'block':
         // Low disk: not applied, so lmdb never meets ENOSPC; our heads stay behind, so the next exchange resends it.
         if (this.lowDisk()) return [];
-        this.applyBlocks([m.envelope]);
+        if (this.intake) this.intake.push(m.envelope);
+        else this.applyBlocks([m.envelope]);
         return [];
-      }
       case 'done':
         this.gotDone++;
-        if (this.peerFinished && this.parked.size > 0) this.unpark();
+        // Parked blocks wait for the blocks the peer sent before its done, so with an intake
+        // only once those are applied.
+        if (this.intake) this.intake.after(() => this.peerDone());
+        else this.peerDone();
         return [];
     }
   }
 
-  /**
-   * Applies blocks, and those parked on each one applied. While streams we asked for (`want`)
-   * are to come, a block refused only for a missing `prev` or parent waits for it (parked.ts).
-   */
+  private acceptMark(envelope: Uint8Array): void {
+    const r = this.log.acceptMark(envelope);
+    if (r.status === 'raised') this.stats.marks++;
+    else if (r.status === 'rejected') this.stats.rejected.push(...r.faults);
+  }
+
+  /** Applies blocks, and those parked on each one applied. */
   private applyBlocks(queue: Uint8Array[]): void {
-    const waiting = this.wants > 0 && !this.peerFinished;
-    for (let env = queue.pop(); env !== undefined; env = queue.pop()) {
-      const r = this.log.apply(env);
-      if (r.status === 'applied') {
-        this.stats.applied++;
-        if (r.equivocation) this.stats.equivocations++;
-        queue.push(...this.parked.release(r.hash));
-      } else if (r.status === 'known') this.stats.known++;
-      else if (r.status === 'pruned') this.stats.pruned++;
-      else {
-        const missing = waiting && onlyMissingLinks(r.faults) ? missingLink(env, this.held) : undefined;
-        if (missing === undefined || !this.parked.hold(missing, env)) this.stats.rejected.push(...r.faults);
-      }
+    for (let env = queue.pop(); env !== undefined; env = queue.pop())
+      queue.push(...this.settle(this.log.apply(env), env));
+  }
+
+  /**
+   * Counts a block's result; returns the blocks parked on it, now to apply. While streams we
+   * asked for (`want`) are to come, a block refused only for a missing `prev` or parent waits
+   * for it (parked.ts).
+   */
+  private settle(r: ApplyResult, env: Uint8Array): Uint8Array[] {
+    if (r.status === 'applied') {
+      this.stats.applied++;
+      if (r.equivocation) this.stats.equivocations++;
+      return this.parked.release(r.hash);
     }
+    if (r.status === 'known') this.stats.known++;
+    else if (r.status === 'pruned') this.stats.pruned++;
+    else {
+      const waiting = this.wants > 0 && !this.linksDone;
+      const missing = waiting && onlyMissingLinks(r.faults) ? missingLink(env, this.held) : undefined;
+      if (missing === undefined || !this.parked.hold(missing, env)) this.stats.rejected.push(...r.faults);
+    }
+    return [];
+  }
+
+  /** The peer's `done`, once the blocks it sent before it are applied. */
+  private peerDone(): void {
+    this.doneApplied++;
+    if (this.linksDone && this.parked.size > 0) this.unpark();
+  }
+
+  /** Every answer to our wants applied (or the session ended): nothing more to wait for. */
+  private get linksDone(): boolean {
+    return this.ended || this.doneApplied > this.wants;
   }
 
   private readonly held = (hash: string): boolean => this.log.lookup(hash) !== undefined;
@@ -442,16 +347,17 @@ export interface ExchangeResult {
 
 /**
  * Runs one exchange between two logs in this process (tests, benchmarks, and
- * the reference for transports): messages are passed as bytes, flight by flight.
+ * the reference for transports): messages are passed as bytes, flight by flight, each
+ * flight's blocks applied before the answer goes (`verifier`: both sides verify on it).
  * Waits for both logs' writes to be durable.
  */
 export async function exchange(
   a: BlockLog,
   b: BlockLog,
-  opts: { probe?: boolean; aOffers?: StreamFilter; bOffers?: StreamFilter } = {},
+  opts: { probe?: boolean; aOffers?: StreamFilter; bOffers?: StreamFilter; verifier?: SignatureVerifier } = {},
 ): Promise<ExchangeResult> {
-  const sa = new SyncSession(a);
-  const sb = new SyncSession(b);
+  const sa = new SyncSession(a, undefined, opts.verifier);
+  const sb = new SyncSession(b, undefined, opts.verifier);
   sa.restrict(opts.aOffers);
   sb.restrict(opts.bOffers);
   let flight = sa.open(opts);
@@ -460,7 +366,12 @@ export async function exchange(
   while (flight.length > 0) {
     flights++;
     const next: Uint8Array[] = [];
-    for (const m of flight) next.push(...(toB ? sb : sa).receive(m));
+    const to = toB ? sb : sa;
+    for (const m of flight) {
+      next.push(...to.receive(m));
+      await to.backlog();
+    }
+    await to.settled();
     flight = next;
     toB = !toB;
   }

@@ -25,6 +25,7 @@ import { verifyEd25519 } from '../crypto/ed25519.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import { type StreamFilter, SyncSession, type SyncStats } from './engine.js';
+import type { SignatureVerifier } from './intake.js';
 
 /** The largest sync message: a block message (its envelope and CBOR head), with room to spare. */
 export const MAX_SYNC_MESSAGE = MAX_BLOCK_BYTES + 1024;
@@ -59,6 +60,8 @@ export interface LinkOptions {
   readonly offerTo?: (peer: string) => StreamFilter | undefined;
   /** Free-space guard: while it says no, received blocks and marks are not applied. */
   readonly space?: SpaceCheck;
+  /** Verifies received blocks' signatures on the worker pool (the gateway's); default: on this thread. */
+  readonly verifier?: SignatureVerifier;
   /**
    * Offer link compression (protocols/link-deflate.ts; default true). It is used when both
    * sides offer it; false makes this side's challenge an older gateway's (all-random nonce).
@@ -313,7 +316,10 @@ async function runSession(link: CountedLink, session: SyncSession, first: Uint8A
       }
       outbox.push(session.receive(msg));
       poke();
+      // Blocks waiting on the verify pool past the bound: read on once they are applied.
+      await session.backlog();
     }
+    await session.settled();
   } catch (err) {
     // The writer may be waiting on a transport that will never drain (the peer is gone or
     // stopped reading): it stops at its next message; the caller ends the link.
@@ -322,6 +328,8 @@ async function runSession(link: CountedLink, session: SyncSession, first: Uint8A
     poke();
     // The writer's failure is the link's, which the reader's error below already reports.
     writer.catch(() => {});
+    // Blocks received before the cut are still applied (they stand alone), before the caller goes on.
+    await session.settled().catch(() => {});
     throw err;
   }
   readerDone = true;
@@ -335,7 +343,7 @@ async function runSession(link: CountedLink, session: SyncSession, first: Uint8A
 export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
   try {
     const { peer, deflate } = await authenticate(link, opts);
-    const session = new SyncSession(opts.log, opts.space);
+    const session = new SyncSession(opts.log, opts.space, opts.verifier);
     session.restrict(opts.offerTo?.(peer));
     const counted = new CountedLink(link, deflate);
     await runSession(counted, session, session.open({ probe: opts.probe ?? false }));
@@ -353,7 +361,7 @@ export async function respond(
   onError?: () => void,
 ): Promise<void> {
   let peer: string | undefined;
-  const session = new SyncSession(opts.log, opts.space);
+  const session = new SyncSession(opts.log, opts.space, opts.verifier);
   try {
     const a = await authenticate(link, opts);
     peer = a.peer;

@@ -12,6 +12,7 @@ import { rememberSiblings } from '../log/authors.js';
 import type { BlockLog } from '../log/block-log.js';
 import { type Logger, LogThrottle } from '../logger.js';
 import type { SpaceCheck } from '../store/free-space.js';
+import type { SignatureVerifier } from './intake.js';
 import type { EmbeddedBroker } from '../transports/mqtt-broker.js';
 import type { LinkOptions, LinkResult, SyncLinkEvents } from './link.js';
 import { PeerStates, type SiblingState, type SyncTransport } from './peer-state.js';
@@ -122,12 +123,14 @@ export class Siblings {
     private readonly logins: Map<string, BrokerLogin>,
     private readonly offerTo?: LinkOptions['offerTo'],
     private readonly space?: SpaceCheck,
+    private readonly verifier?: SignatureVerifier,
   ) {
     this.throttle = new LogThrottle(logger);
   }
 
   /** `offerTo`: the streams each sibling may be offered (gateway/policy/sync-filter.ts); default all. */
   /** `space`: the free-space guard; while the disk is low siblings' blocks are not applied (the next exchange resends). */
+  /** `verifier`: the verify pool, which checks received blocks' signatures on every core (default: this thread). */
   static async start(
     cfg: GatewayConfig['sync'],
     log: BlockLog,
@@ -135,6 +138,7 @@ export class Siblings {
     logger: Logger,
     offerTo?: LinkOptions['offerTo'],
     space?: SpaceCheck,
+    verifier?: SignatureVerifier,
   ): Promise<Siblings> {
     const keys = siblingKeys(cfg);
     const logins = brokerLogins(cfg);
@@ -151,9 +155,10 @@ export class Siblings {
       peers: keys,
       offerTo,
       space,
+      verifier,
       ...Siblings.events(logger, states, cfg.encrypted ? 'tcp+noise' : 'tcp'),
     });
-    const s = new Siblings(server, cfg, log, identity, keys, logger, states, logins, offerTo, space);
+    const s = new Siblings(server, cfg, log, identity, keys, logger, states, logins, offerTo, space, verifier);
     // The peers' keys are remembered in the store as their blocks land, so the audit checks them without the config.
     s.forgetPeers = rememberSiblings(
       log,
@@ -181,6 +186,7 @@ export class Siblings {
           peers: keys,
           offerTo,
           space,
+          verifier,
           deflate: cfg.compress,
           ...Siblings.events(logger, states, 'mqtt'),
         }),
@@ -253,6 +259,7 @@ export class Siblings {
         peers: this.keys,
         offerTo: this.offerTo,
         space: this.space,
+        verifier: this.verifier,
         deflate: this.cfg.compress,
         ...Siblings.events(this.logger, this.states, 'mqtt'),
       }),
@@ -271,6 +278,7 @@ export class Siblings {
       ...noiseOf(this.cfg, this.identity),
       offerTo: this.offerTo,
       space: this.space,
+      verifier: this.verifier,
     };
     if (ep.kind === 'tcp') return syncOverTcp(ep.host, ep.port, opts);
     const bus = await clientBus(this.logins.get(brokerKey(ep.url)) ?? ep.url, this.identity, {

@@ -231,7 +231,12 @@ describe('the site view over two syncing gateway processes', () => {
       const [p] = await siblings(0);
       return p?.connected && p.behind?.blocks === 0 ? p : undefined;
     });
-    const d = (await get(1, '/api/devices/site0-0')).body as unknown as Device;
+    // gw-0's exchange can end before gw-1 has verified and applied the last blocks it sent (the
+    // responder's own blocks and done go first): wait for them to show on gw-1.
+    const d = await until('gw-1 to show the frame gw-0 heard', async () => {
+      const dev = (await get(1, '/api/devices/site0-0')).body as unknown as Device;
+      return dev.lastFrame?.boot === 2 && dev.lastFrame.seq === 2 ? dev : undefined;
+    });
     expect(d.lastFrame).toMatchObject({ heardBy: 'gw-0', boot: 2, seq: 2 });
   }, 120_000);
 

@@ -1,6 +1,7 @@
 /**
  * Fuzz campaign over the sync message handler (gateway/sync): random and mutated-valid
- * message sequences fed to a responder's SyncSession on a real lmdb block log, and whole
+ * message sequences fed to a responder's SyncSession on a real lmdb block log (verifying on
+ * this thread or on the verify pool), and whole
  * links (signed challenge, then messages) to `respond` over an in-memory MessageLink.
  * It must never throw out, never hang, answer only with well-formed messages, and never
  * apply anything invalid: every block it holds is one of the sibling's valid blocks, and
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { BlockLog } from '../../gateway/log/block-log.js';
+import { VerifyPool } from '../../gateway/ingest/verify-pool.js';
 import { Store } from '../../gateway/store/store.js';
 import { SyncSession } from '../../gateway/sync/engine.js';
 import { authenticate, LinkError, type MessageLink, MessageQueue, respond } from '../../gateway/sync/link.js';
@@ -53,7 +55,9 @@ beforeAll(() => {
     knownAuthors: [gatewayPublicKey],
   });
 });
+const verifyPool = new VerifyPool(2);
 afterAll(async () => {
+  await verifyPool.close();
   await store.close();
   cleanup();
 });
@@ -90,11 +94,13 @@ describe('fuzz: the sync responder', () => {
     'SyncSession.receive: any message sequence → no throw, well-formed replies, nothing invalid applied',
     async () => {
       await fc.assert(
-        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 12 }), async (msgs) => {
-          const session = new SyncSession(log);
+        fc.asyncProperty(fc.array(message, { minLength: 1, maxLength: 12 }), fc.boolean(), async (msgs, pooled) => {
+          // Half the sequences verify on worker threads, as a gateway's sessions do.
+          const session = new SyncSession(log, undefined, pooled ? verifyPool : undefined);
           for (const m of msgs) {
             for (const out of session.receive(m)) expect(decodeSyncMessage(out).ok).toBe(true);
           }
+          await session.settled();
           await log.durable();
           onlyValidHeld();
         }),

@@ -7,10 +7,11 @@
  */
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { BlockLog, PRUNABLE_KINDS } from '../../gateway/log/block-log.js';
+import { VerifyPool } from '../../gateway/ingest/verify-pool.js';
 import { Store } from '../../gateway/store/store.js';
 import { exchange, SyncSession } from '../../gateway/sync/engine.js';
 import { type FrameEntry, hashHex } from '../../protocols/index.js';
@@ -38,6 +39,9 @@ const open: Replica[] = [];
 afterEach(async () => {
   for (const r of open.splice(0)) await r.close();
 });
+/** Received blocks verified on worker threads (as a gateway does), in the runs that draw it. */
+const pool = new VerifyPool(2);
+afterAll(() => pool.close());
 
 /** `twin`: one more replica with replica 0's key (a gateway restored without its chain), so equivocations happen. */
 function replicas(n: number, twin = false): Replica[] {
@@ -75,18 +79,20 @@ function ingest(r: Replica, frames: [number, number, number][]): void {
 }
 
 /** An exchange cut after `limit` messages have been delivered (the link died mid-sync). */
-async function cutExchange(a: BlockLog, b: BlockLog, limit: number): Promise<void> {
-  const sa = new SyncSession(a);
-  const sb = new SyncSession(b);
+async function cutExchange(a: BlockLog, b: BlockLog, limit: number, verifier?: VerifyPool): Promise<void> {
+  const sa = new SyncSession(a, undefined, verifier);
+  const sb = new SyncSession(b, undefined, verifier);
   let flight = sa.open();
   let toB = true;
   let delivered = 0;
   while (flight.length > 0 && delivered < limit) {
     const next: Uint8Array[] = [];
+    const to = toB ? sb : sa;
     for (const m of flight) {
       if (delivered++ >= limit) break;
-      next.push(...(toB ? sb : sa).receive(m));
+      next.push(...to.receive(m));
     }
+    await to.settled();
     flight = next;
     toB = !toB;
   }
@@ -184,9 +190,11 @@ describe('sync engine', () => {
               fc.constant(k + (twin ? 1 : 0)),
               fc.constant(twin),
               fc.array(opArb(k + (twin ? 1 : 0)), { minLength: 1, maxLength: 30 }),
+              fc.boolean(),
             ),
           ),
-        async ([n, twin, ops]) => {
+        async ([n, twin, ops, pooled]) => {
+          const verifier = pooled ? pool : undefined;
           const rs = replicas(n - (twin ? 1 : 0), twin);
           let retained = false;
           try {
@@ -197,10 +205,10 @@ describe('sync engine', () => {
               else if (o.op === 'partition') groups = o.groups;
               else if (o.i !== o.j && groups[o.i] === groups[o.j]) {
                 if (o.op === 'sync') {
-                  const x = await exchange(rs[o.i]!.log, rs[o.j]!.log, { probe: o.probe });
+                  const x = await exchange(rs[o.i]!.log, rs[o.j]!.log, { probe: o.probe, verifier });
                   expect(x.initiator.rejected).toEqual([]);
                   expect(x.responder.rejected).toEqual([]);
-                } else await cutExchange(rs[o.i]!.log, rs[o.j]!.log, o.limit);
+                } else await cutExchange(rs[o.i]!.log, rs[o.j]!.log, o.limit, verifier);
               }
               // Authoring interleaves with syncs, so parents and lamport times cross replicas.
             }
@@ -211,7 +219,7 @@ describe('sync engine', () => {
             // The network heals: a full exchange (everyone with replica 0, twice).
             for (let round = 0; round < 2; round++) {
               for (let i = 1; i < n; i++) {
-                const x = await exchange(rs[0]!.log, rs[i]!.log);
+                const x = await exchange(rs[0]!.log, rs[i]!.log, { verifier });
                 expect([...x.initiator.rejected, ...x.responder.rejected]).toEqual([]);
               }
             }
@@ -311,28 +319,34 @@ describe('sync engine', () => {
     expect(auditLog(b!.log).faults).toEqual([]);
   });
 
-  it('a tampered block from a relay is refused; the valid rest syncs, and the real block arrives from its author', async () => {
-    const [a, relay, b] = replicas(3);
-    ingest(relay!, [[2, 1, 0]]); // the relay's own block, before it hears a's
-    for (let k = 0; k < 3; k++) ingest(a!, [[0, 1, k]]);
-    await Promise.all([a!.log.durable(), relay!.log.durable()]);
-    await exchange(relay!.log, a!.log);
-    // Corrupt the relay's copy of a's block #1 on disk (a flipped byte in its frame).
-    const h1 = a!.log.streamBlocks(a!.log.author, 'default')[2]![1]; // enrolment, frames #1, frames #2 ← this one
-    const env = Uint8Array.from(relay!.log.getEnvelope(h1)!);
-    env[env.length - 100]! ^= 0x40;
-    await relay!.log.rawPut(h1, env);
-    const x = await exchange(b!.log, relay!.log);
-    const codes = x.initiator.rejected.map((f) => f.code);
-    expect(codes).toContain('bad-signature'); // #1: its bytes no longer match what a signed
-    expect(codes).toContain('missing-prev'); // #2 hangs on #1
-    expect(x.initiator.applied).toBe(4); // a's enrolment and first frames block, the relay's enrolment and frames
-    expect([...b!.log.frameView()].map((v) => v.device + '/' + v.seq).sort()).toEqual(['dev-a/0', 'dev-c/0']);
-    const y = await exchange(b!.log, a!.log);
-    expect(y.initiator.rejected).toEqual([]);
-    expect(b!.log.headsDigest()).toBe(a!.log.headsDigest());
-    expect(b!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes).toEqual([
-      hashHex(Buffer.from(a!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes[0]!, 'hex')),
-    ]);
-  });
+  it.each([
+    ['on this thread', undefined],
+    ['on the verify pool', pool],
+  ])(
+    'a tampered block from a relay is refused (%s); the valid rest syncs, and the real block arrives from its author',
+    async (_, verifier) => {
+      const [a, relay, b] = replicas(3);
+      ingest(relay!, [[2, 1, 0]]); // the relay's own block, before it hears a's
+      for (let k = 0; k < 3; k++) ingest(a!, [[0, 1, k]]);
+      await Promise.all([a!.log.durable(), relay!.log.durable()]);
+      await exchange(relay!.log, a!.log);
+      // Corrupt the relay's copy of a's block #1 on disk (a flipped byte in its frame).
+      const h1 = a!.log.streamBlocks(a!.log.author, 'default')[2]![1]; // enrolment, frames #1, frames #2 ← this one
+      const env = Uint8Array.from(relay!.log.getEnvelope(h1)!);
+      env[env.length - 100]! ^= 0x40;
+      await relay!.log.rawPut(h1, env);
+      const x = await exchange(b!.log, relay!.log, { verifier });
+      const codes = x.initiator.rejected.map((f) => f.code);
+      expect(codes).toContain('bad-signature'); // #1: its bytes no longer match what a signed
+      expect(codes).toContain('missing-prev'); // #2 hangs on #1
+      expect(x.initiator.applied).toBe(4); // a's enrolment and first frames block, the relay's enrolment and frames
+      expect([...b!.log.frameView()].map((v) => v.device + '/' + v.seq).sort()).toEqual(['dev-a/0', 'dev-c/0']);
+      const y = await exchange(b!.log, a!.log, { verifier });
+      expect(y.initiator.rejected).toEqual([]);
+      expect(b!.log.headsDigest()).toBe(a!.log.headsDigest());
+      expect(b!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes).toEqual([
+        hashHex(Buffer.from(a!.log.streamHeads().find((h) => h.author === a!.log.author)!.hashes[0]!, 'hex')),
+      ]);
+    },
+  );
 });
