@@ -262,8 +262,13 @@ describe('sync engine', () => {
     expect(prunedRuns).toBeGreaterThan(0);
   }, 120_000);
 
-  it("a sibling behind on a stream its twin forked sends blocks naming the twin's block: held until the streams asked for arrive, not refused (either role)", async () => {
-    for (const behindInitiates of [true, false]) {
+  it("a sibling behind on a stream its twin forked sends blocks naming the twin's block: held until the streams asked for arrive, not refused (either role, on this thread and on the verify pool)", async () => {
+    for (const [behindInitiates, verifier] of [
+      [true, undefined],
+      [false, undefined],
+      [true, pool],
+      [false, pool],
+    ] as const) {
       const [a, b, twin] = replicas(2, true); // twin: a's key, its own chain
       ingest(twin!, [[0, 1, 0]]); // twin: enrolment #0, frames #1
       await twin!.log.settled();
@@ -274,7 +279,9 @@ describe('sync engine', () => {
       await Promise.all([a!.log.settled(), b!.log.settled()]);
       // b is behind on a's stream and cannot tell a's chain is not its own there; a can, and asks
       // for the stream whole (want), but b's blocks naming the twin's #1 are already on their way.
-      const x = behindInitiates ? await exchange(b!.log, a!.log) : await exchange(a!.log, b!.log);
+      const x = behindInitiates
+        ? await exchange(b!.log, a!.log, { verifier })
+        : await exchange(a!.log, b!.log, { verifier });
       expect([...x.initiator.rejected, ...x.responder.rejected]).toEqual([]);
       expect(x.initiator.equivocations + x.responder.equivocations).toBeGreaterThan(0);
       expect(a!.log.headsDigest()).toBe(b!.log.headsDigest());
