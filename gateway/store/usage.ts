@@ -5,6 +5,22 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 
+/**
+ * The tables opened with binary keys (frame-tables.ts, numbers.ts, journal-table.ts). Opening
+ * a table with lmdb-js's default key encoding sets its ordered-binary comparator on the
+ * environment's handle of that table, for every Database object of it: a tree sorted bytewise
+ * then misses keys on `get` (seen with the journal's keys). So a table is opened here with the
+ * key encoding its owner uses.
+ */
+export const BINARY_KEYED_TABLES: ReadonlySet<string> = new Set([
+  'log-frame-view',
+  'log-frame-copies',
+  'log-frame-time',
+  'log-frame-device',
+  'log-block-nos',
+  'log-journal',
+]);
+
 interface DbStats {
   readonly pageSize: number;
   readonly treeBranchPageCount: number;
@@ -26,7 +42,9 @@ export class StoreUsage {
       let db = this.dbs.get(name);
       if (!db) {
         try {
-          db = this.root.openDB({ name });
+          db = this.root.openDB(
+            BINARY_KEYED_TABLES.has(name) ? { name, keyEncoding: 'binary', encoding: 'binary' } : { name },
+          );
         } catch {
           continue; // a plain key of the main database, not a named database
         }
