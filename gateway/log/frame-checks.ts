@@ -39,16 +39,22 @@ export function parseFrame(frame: Uint8Array): ParsedFrame {
   // decodeSign1 refuses any alg but EdDSA/Ed25519 (cose/unsupported-alg).
   if (!cose.ok || device === undefined) return { ok: false, detail: cose.ok ? 'bad kid' : cose.error.code };
   const { protectedBytes, payload, signature } = cose.value;
-  const body = decodeBody(payload);
-  const usable = body.ok && (body.value.type === 'reading' || body.value.type === 'command-ack');
+  const read = identify(device, payload);
   return {
     ok: true,
     device,
     message: sigStructure(protectedBytes, payload),
     signature,
-    id: usable ? { device, boot: body.value.boot, seq: body.value.seq } : undefined,
-    body: usable ? body.value : undefined,
+    id: read?.id,
+    body: read?.body,
   };
+}
+
+/** A frame's identity and body from its payload, when the body is a reading or a command ack. */
+export function identify(device: string, payload: Uint8Array): { id: FrameId; body: UplinkBody } | undefined {
+  const body = decodeBody(payload);
+  if (!body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack')) return undefined;
+  return { id: { device, boot: body.value.boot, seq: body.value.seq }, body: body.value };
 }
 
 /** Signature results found elsewhere (the verify pool): the author's, and per frame per device key (hex). */

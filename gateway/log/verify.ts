@@ -8,7 +8,6 @@
  */
 import {
   blockSigningInput,
-  decodeBody,
   decodeSign1,
   hashHex,
   kidToDeviceId,
@@ -17,7 +16,7 @@ import {
   type UplinkBody,
 } from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
-import { type FrameId, parseFrame, type ParsedFrame, type SignatureChecks } from './frame-checks.js';
+import { type FrameId, identify, parseFrame, type ParsedFrame, type SignatureChecks } from './frame-checks.js';
 
 export type { FrameId } from './frame-checks.js';
 
@@ -129,10 +128,7 @@ export function frameIdAndBody(frame: Uint8Array): { id: FrameId; body: UplinkBo
   const cose = decodeSign1(frame);
   if (!cose.ok) return undefined;
   const device = kidToDeviceId(cose.value.kid);
-  const body = decodeBody(cose.value.payload);
-  if (device === undefined || !body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack'))
-    return undefined;
-  return { id: { device, boot: body.value.boot, seq: body.value.seq }, body: body.value };
+  return device === undefined ? undefined : identify(device, cose.value.payload);
 }
 
 /**
