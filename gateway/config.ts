@@ -237,6 +237,12 @@ export const configSchema = z
         maxBytes: maxBytesSchema,
         /** Blocks go over the budget only once this many siblings hold them. */
         minCopies: minCopiesSchema,
+        /**
+         * Frames are acked from the journal and authored into a frames block once the block's
+         * first frame is this old, ms (gateway/log/README.md, "Journal"); 0 signs a block per
+         * commit group (as before the journal). At most a minute: siblings see frames once sealed.
+         */
+        sealAfterMs: z.number().int().min(0).max(60_000).default(1000),
       })
       .strict()
       .prefault({}),

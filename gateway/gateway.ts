@@ -181,10 +181,15 @@ export class Gateway {
         crypto: keyRing,
         retentionFor: (s) => retentionOf(s),
         withheldParentsOk: config.policy.file !== undefined,
+        sealAfterMs: config.log.sealAfterMs,
         log,
       });
       // A data directory of an earlier release is brought up to date before anything writes.
       await blockLog.upgrade(log);
+      // Frames a crash left in the journal (acked, not yet in a block) get their blocks first.
+      const sealed = await blockLog.sealJournal();
+      if (sealed > 0)
+        log.info({ frames: sealed }, `sealed ${sealed} journaled frames left by the last run into blocks`);
       const policies = parts.add('policies', new PolicyRuntime(policySet, config, blockLog, dataDir, log), (p) =>
         p.stop(),
       );
@@ -199,6 +204,12 @@ export class Gateway {
         { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space },
         blockLog,
       );
+      // Stopped after ingest: the open journal blocks are sealed before the store closes.
+      parts.add('log journal', blockLog, async (b) => {
+        await b.sealOpen();
+        b.stopJournal();
+      });
+      blockLog.inCommit = (task) => ingest.appendInCommit(task);
       parts.add('ingest', ingest, (i) => i.close());
       const activity = new DeviceActivity(config.status.onlineTimeoutSeconds * 1000);
       log.info(

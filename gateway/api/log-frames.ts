@@ -23,7 +23,8 @@ export interface LogFrame {
   readonly transport: string;
   /** Hex key of the gateway that received and logged it. */
   readonly author: string;
-  readonly block: string;
+  /** null: acked and waiting in this gateway's journal, its block not sealed yet (about a second). */
+  readonly block: string | null;
   readonly policy: string;
   readonly records: ReturnType<typeof apiRecords>;
   /** The COSE_Sign1 bytes as the device signed them, hex. */
@@ -65,17 +66,35 @@ export function queryLogFrames(log: BlockLog | undefined, url: URL, check: (poli
     if (frames.length === limit || scanned === MAX_SCANNED_FRAMES) return { frames, more: true, next: last };
     scanned++;
     last = `${e.device}/${e.boot}/${e.seq}`;
-    const stream = log.lookup(e.block)?.stream;
+    if (e.block === null) {
+      // In the journal: the reader's row (its open block names the author and policy).
+      const r = log.frames.get(e.device, e.boot, e.seq);
+      if (!r || (policy !== undefined && r.policy !== policy)) continue;
+      const c = check(r.policy);
+      if (!c.allowed) {
+        denied ??= c;
+        continue;
+      }
+      frames.push({
+        ...{ device: e.device, boot: e.boot, seq: e.seq, rxTime: new Date(r.rxTime).toISOString() },
+        ...{ transport: r.transport, author: r.heardBy, block: r.block, policy: r.policy },
+        records: apiRecords(decodeFrameBody(r.frame), r.rxTime),
+        frame: toHex(r.frame),
+      });
+      continue;
+    }
+    const block = e.block;
+    const stream = log.lookup(block)?.stream;
     if (stream === undefined || (policy !== undefined && stream !== policy)) continue;
     const c = check(stream);
     if (!c.allowed) {
       denied ??= c;
       continue;
     }
-    if (cached?.hash !== e.block) {
-      const d = decodeSignedBlock(log.getEnvelope(e.block) ?? new Uint8Array());
+    if (cached?.hash !== block) {
+      const d = decodeSignedBlock(log.getEnvelope(block) ?? new Uint8Array());
       const b = d.ok ? log.readable(d.value.block) : undefined;
-      cached = { hash: e.block, author: b ? toHex(b.author) : '', ...(b?.kind === 'frames' && { body: b.body }) };
+      cached = { hash: block, author: b ? toHex(b.author) : '', ...(b?.kind === 'frames' && { body: b.body }) };
     }
     const entry = cached.body?.[e.index];
     if (!entry) continue; // pruned meanwhile
@@ -86,7 +105,7 @@ export function queryLogFrames(log: BlockLog | undefined, url: URL, check: (poli
       rxTime: new Date(entry.rxTime).toISOString(),
       transport: entry.transport,
       author: cached.author,
-      block: e.block,
+      block,
       policy: stream,
       records: apiRecords(decodeFrameBody(entry.frame), entry.rxTime),
       frame: toHex(entry.frame),

@@ -325,7 +325,8 @@ export class IngestPipeline {
         const blocks = new Map<string | undefined, FrameEntry[]>();
         for (const g of group) this.decideSafely(g.batch, g.results, blocks);
         try {
-          for (const [policy, frames] of blocks) this.blockLog.appendFrames(frames, policy);
+          // Journaled with their view entries; sealed into signed blocks later (gateway/log/journal.ts).
+          for (const [policy, frames] of blocks) this.blockLog.journalFrames(frames, policy);
         } catch (err) {
           // As a failed decision: nothing of the group is acked (senders resend), the loop goes on.
           this.log.error({ err }, "logging the group's blocks failed");

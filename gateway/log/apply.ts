@@ -136,7 +136,14 @@ export function acceptMark(
 }
 
 /** Queues a verified block and everything derived from it; returns whether it equivocates. */
-export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block = s.readable(sb.block)): boolean {
+export function put(
+  s: LogState,
+  hooks: PutHooks,
+  sb: SignedBlock,
+  plain: Block = s.readable(sb.block),
+  /** A frames block sealed from the journal: its number, which its frames' view entries already hold. */
+  journaled?: number,
+): boolean {
   const b = plain; // the opened block, for a sealed one this gateway can read
   s.opts.crypto?.observe(b);
   const hash = hashHex(sb.hash);
@@ -149,7 +156,7 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
     kind: sb.block.kind,
     frames: b.kind === 'frames' ? b.body.length : 0,
     ...(b.kind === 'frames' && { time: b.body.reduce((m, f) => Math.max(m, f.rxTime), 0) }),
-    no: s.assignBlockNo(hash),
+    no: journaled === undefined ? s.assignBlockNo(hash) : s.numberBlock(journaled, hash),
   };
   const track = (p: Promise<unknown>): void => s.store.track(p);
   const others = s.hashesAt(author, b.stream, b.seq);
@@ -203,7 +210,12 @@ export function put(s: LogState, hooks: PutHooks, sb: SignedBlock, plain: Block 
   if (b.kind === 'retention') hooks.raiseMark(author, b.stream, b.body.low, sb.envelope);
   // The least (hash, index) wins, so the view does not depend on arrival order.
   const ticket = FramesView.ticket();
-  if (b.kind === 'frames') s.view.add(ticket, rec.no!, b.body);
+  // A sealed journal block's frames are in the view already (pointing at its number): only a
+  // frame held in other copies too is chosen again, now that its hash is known.
+  if (b.kind === 'frames') {
+    if (journaled === undefined) s.view.add(ticket, rec.no!, b.body);
+    else s.view.sealed(ticket, journaled, b.body);
+  }
   // Once durable, reads see it: drop it from the pending maps.
   void s.store.durable().then(
     () => {
@@ -233,8 +245,21 @@ function addedRows(
   const rows: FrameRow[] = [];
   for (const a of added) {
     const e = body[a.index];
-    if (e)
-      rows.push({ ...a, rxTime: e.rxTime, heardBy: author, transport: e.transport, policy: stream, frame: e.frame });
+    if (e) {
+      const { device, boot, seq, block, index } = a;
+      rows.push({
+        device,
+        boot,
+        seq,
+        block,
+        index,
+        rxTime: e.rxTime,
+        heardBy: author,
+        transport: e.transport,
+        policy: stream,
+        frame: e.frame,
+      });
+    }
   }
   return rows;
 }

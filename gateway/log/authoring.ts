@@ -49,6 +49,24 @@ export function appendFrames(
   frames: readonly FrameEntry[],
   policy = DEFAULT_POLICY,
 ): SignedBlock[] {
+  const out = beforeFrames(s, hooks, frames, policy);
+  for (let i = 0; i < frames.length; i += MAX_BLOCK_FRAMES) {
+    out.push(author(s, hooks, { kind: 'frames', body: frames.slice(i, i + MAX_BLOCK_FRAMES) }, policy));
+  }
+  return out;
+}
+
+/**
+ * The blocks a frames block of `policy` needs before it in its stream: the enrolment of each
+ * device not logged there yet, and key wraps (so every holder of the data holds its key
+ * blocks before it). Authored and queued in the current transaction.
+ */
+export function beforeFrames(
+  s: LogState,
+  hooks: PutHooks,
+  frames: readonly FrameEntry[],
+  policy: string,
+): SignedBlock[] {
   const out: SignedBlock[] = [];
   // A device's enrolment goes into the log before its first frames (same stream, so prev order).
   const devices = new Set<string>();
@@ -69,11 +87,7 @@ export function appendFrames(
       continue;
     out.push(author(s, hooks, { kind: 'enrolment', body: enrolmentBody(d, rec) }, policy));
   }
-  // Key wraps first (same stream), so every holder of the data holds its key blocks before it.
   for (const c of s.opts.crypto?.beforeAppend(policy) ?? []) out.push(author(s, hooks, c, policy));
-  for (let i = 0; i < frames.length; i += MAX_BLOCK_FRAMES) {
-    out.push(author(s, hooks, { kind: 'frames', body: frames.slice(i, i + MAX_BLOCK_FRAMES) }, policy));
-  }
   return out;
 }
 
@@ -83,6 +97,8 @@ export function author(
   hooks: PutHooks,
   content: Pick<Block, 'kind' | 'body'>,
   policy: string,
+  /** A frames block sealed from the journal: the number its frames' view entries point at (journal.ts). */
+  journaled?: number,
 ): SignedBlock {
   const stream = policyStream(policy);
   const head = s.heads.get(headKey(s.author, stream));
@@ -113,7 +129,7 @@ export function author(
   } as Block;
   // A mark stays readable by every holder of the stream (they must all prune alike).
   const sb = signBlock(block.kind === 'retention' ? block : (s.opts.crypto?.seal(block) ?? block), s.opts.sign);
-  put(s, hooks, sb, block);
+  put(s, hooks, sb, block, journaled);
   return sb;
 }
 

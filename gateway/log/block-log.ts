@@ -35,6 +35,7 @@ import { appendFrames, author, DEFAULT_POLICY, logRevocations, retain } from './
 import * as q from './queries.js';
 import { type RetentionPlan, retainOwnStreams } from './retention.js';
 import { FrameReader, type FrameRow } from './frames-index.js';
+import { DEFAULT_SEAL_AFTER_MS, Journal } from './journal.js';
 import {
   KINDS_SINCE,
   markFresh,
@@ -68,6 +69,8 @@ export class BlockLog {
   readonly ctx: VerifyContext;
   /** The one read model of frames (frames-index.ts): every frame held, once, whichever gateway heard it. */
   readonly frames: FrameReader;
+  /** Frames acked before their block is signed (journal.ts). */
+  private readonly journal: Journal;
   /** The data format found at open (undefined: a fresh directory; upgrade.ts). */
   private schema: number | undefined;
 
@@ -81,6 +84,7 @@ export class BlockLog {
       revocationChanged: (d, k) => revocationChanged(this.s, d, k, (task) => this.later(task)),
     };
     this.author = this.s.author;
+    this.journal = new Journal(this.s, this.hooks, opts.sealAfterMs ?? DEFAULT_SEAL_AFTER_MS);
     this.known.add(this.author);
     for (const k of opts.knownAuthors ?? []) this.known.add(toHex(k));
     this.marks = new Marks(store.root, this.s);
@@ -207,6 +211,50 @@ export class BlockLog {
    */
   appendFrames(frames: readonly FrameEntry[], policy = DEFAULT_POLICY): SignedBlock[] {
     return appendFrames(this.s, this.hooks, frames, policy);
+  }
+
+  /**
+   * Journals frames this gateway stored in one ingest group (one policy) with their view
+   * entries, in the current transaction: they are acked once it is durable, and authored into
+   * a frames block when their open block is sealed (journal.ts). Call where blocks are
+   * authored (the ingest commit loop), in the same turn as the frames' own writes.
+   */
+  journalFrames(frames: readonly FrameEntry[], policy = DEFAULT_POLICY): void {
+    // A confidential policy's frames never sit in the clear on disk: sealed blocks at once.
+    if (this.opts.crypto?.confidential(policy)) this.appendFrames(frames, policy);
+    else this.journal.append(frames, policy);
+  }
+
+  /**
+   * Where sealing runs: the ingest commit loop (IngestPipeline.appendInCommit), so a sealed
+   * block never chains onto one whose commit is in doubt. Default: at once.
+   */
+  set inCommit(run: (task: () => void) => void) {
+    this.journal.inCommit = run;
+  }
+
+  /** Seals every open journal block (through `inCommit`); resolves once durable. Before sync exchanges, on close. */
+  sealOpen(): Promise<void> {
+    return this.journal.sealOpen();
+  }
+
+  /** Seals what a crash left in the journal, at start (before ingest); returns the frames sealed. */
+  async sealJournal(): Promise<number> {
+    const n = this.journal.size;
+    if (n === 0) return 0;
+    this.journal.sealAll();
+    await this.store.durable();
+    return n;
+  }
+
+  /** Frames acked and waiting in the journal for their block. */
+  get journaled(): number {
+    return this.journal.size;
+  }
+
+  /** Stops the seal timer (before the store closes; what is left is sealed at the next start). */
+  stopJournal(): void {
+    this.journal.stop();
   }
 
   /**

@@ -34,6 +34,7 @@ import {
   timePrefix,
 } from './frame-keys.js';
 import { FrameTables } from './frame-tables.js';
+import { JournalTable } from './journal-table.js';
 import { BlockNumbers, DeviceNumbers } from './numbers.js';
 
 /** One frame as every reader sees it. */
@@ -49,8 +50,12 @@ export interface FrameRow {
   readonly transport: string;
   /** The policy (stream) of the block holding it. */
   readonly policy: string;
-  /** The block holding the chosen copy, and the frame's index in it. */
-  readonly block: string;
+  /**
+   * The block holding the chosen copy, and the frame's index in it; block null while the frame
+   * waits in its author's journal (acked, its block not sealed yet: journal.ts), so only on
+   * the gateway that heard it, for about a second.
+   */
+  readonly block: string | null;
   readonly index: number;
   /** The COSE_Sign1 bytes exactly as the device signed them. */
   readonly frame: Uint8Array;
@@ -125,6 +130,7 @@ export class FrameReader {
   private readonly devices: DeviceNumbers;
   private readonly blockNos: BlockNumbers;
   private readonly blockIndex: Database<{ readonly author: string }, string>;
+  private readonly journal: JournalTable;
   private readonly cache = new Map<number, CachedBlock>();
   private readonly authorMemo = new Map<number, string>();
   /** Blocks this query read once without a copy: read again, they are copied and kept in the cache. */
@@ -146,6 +152,7 @@ export class FrameReader {
     this.devices = new DeviceNumbers(src.root);
     this.blockNos = new BlockNumbers(src.root);
     this.blockIndex = src.root.openDB({ name: 'log-index' });
+    this.journal = new JournalTable(src.root);
   }
 
   *query(q: FrameQuery = {}): Generator<FrameRow> {
@@ -197,7 +204,9 @@ export class FrameReader {
     let a = this.authorMemo.get(no);
     if (a === undefined) {
       const hash = this.hashOf(no);
-      a = hash === undefined ? undefined : this.blockIndex.get(hash)?.author;
+      // Not sealed yet: the journal's open block names its author (not memoised: it is sealed soon).
+      if (hash === undefined) return this.journal.head(no)?.author;
+      a = this.blockIndex.get(hash)?.author;
       if (a === undefined) return undefined;
       if (this.authorMemo.size >= 4096) this.authorMemo.clear();
       this.authorMemo.set(no, a);
@@ -262,6 +271,14 @@ export class FrameReader {
   private row(k: FrameCursor, ptr: Pointer): FrameRow | undefined {
     const { block: no, index } = ptr;
     let c = this.cache.get(no);
+    let hash = c?.hash ?? this.hashOf(no);
+    // A block with no hash yet is an open block of the journal: the row is its entry there.
+    if (hash === undefined) {
+      const r = this.journalRow(k, ptr);
+      if (r) return r;
+      hash = this.hashOf(no); // sealed since: read from its block
+      if (hash === undefined) return undefined;
+    }
     // A block not seen lately is read in place for this one row (its frame copied out); a
     // block asked for again (its neighbours in time) is copied once and kept.
     const transient = c === undefined && this.src.peek !== undefined && !this.peeked.has(no);
@@ -270,10 +287,9 @@ export class FrameReader {
       // next: past the cap it starts over, costing at most a second uncached read of a block.
       if (this.peeked.size >= PEEKED_MAX) this.peeked.clear();
       this.peeked.add(no);
-      const hash = this.hashOf(no);
-      const env = hash === undefined ? undefined : this.src.peek!(hash);
+      const env = this.src.peek!(hash);
       const layout = env && frameBlockLayout(env);
-      if (hash !== undefined && layout?.ok)
+      if (layout?.ok)
         c = {
           hash,
           heardBy: this.hex(layout.value.author),
@@ -281,7 +297,7 @@ export class FrameReader {
           entry: (i) => layout.value.entry(i),
         };
     }
-    c ??= this.cached(no);
+    c ??= this.cached(no, hash);
     const e = c?.entry(index); // none: pruned since the index was read
     if (!c || !e) return undefined;
     return {
@@ -298,6 +314,25 @@ export class FrameReader {
     };
   }
 
+  private journalRow(k: FrameCursor, { block: no, index }: Pointer): FrameRow | undefined {
+    const head = this.journal.head(no);
+    const e = head && this.journal.entry(no, index);
+    if (!head || !e) return undefined;
+    const at = head.policy.lastIndexOf('@');
+    return {
+      device: k.device,
+      boot: k.boot,
+      seq: k.seq,
+      rxTime: e.rxTime,
+      heardBy: head.author,
+      transport: e.transport,
+      policy: at > 0 ? head.policy.slice(0, at) : head.policy,
+      block: null,
+      index,
+      frame: e.frame,
+    };
+  }
+
   /** An author key's hex (the few authors of a site, memoised). */
   private hex(author: Uint8Array): string {
     const last = this.lastAuthor;
@@ -308,25 +343,24 @@ export class FrameReader {
   }
   private lastAuthor: { key: Uint8Array; hex: string } | undefined;
 
-  private cached(no: number): CachedBlock | undefined {
+  private cached(no: number, hash: string): CachedBlock | undefined {
     const hit = this.cache.get(no);
     if (hit) return hit;
-    const hash = this.hashOf(no);
-    const envelope = hash === undefined ? undefined : this.src.envelope(hash);
+    const envelope = this.src.envelope(hash);
     if (envelope === undefined) return undefined;
     let c: CachedBlock;
     const layout = frameBlockLayout(envelope);
     if (layout.ok) {
       // A plain frames block: walked once, then each entry read where it starts.
       const l = layout.value;
-      c = { hash: hash!, heardBy: this.hex(l.author), policy: l.stream, entry: (i) => l.entry(i) };
+      c = { hash, heardBy: this.hex(l.author), policy: l.stream, entry: (i) => l.entry(i) };
     } else {
       // Sealed (or unreadable): opened once where this gateway holds the key.
       const d = decodeSignedBlock(envelope);
       if (!d.ok) return undefined;
       const b = this.src.readable(d.value.block);
       const body = b.kind === 'frames' ? b.body : undefined;
-      c = { hash: hash!, heardBy: toHex(b.author), policy: b.stream, entry: (i) => body?.[i] };
+      c = { hash, heardBy: toHex(b.author), policy: b.stream, entry: (i) => body?.[i] };
     }
     if (this.cache.size >= BLOCK_CACHE) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(no, c);

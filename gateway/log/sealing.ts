@@ -12,6 +12,11 @@ import type { Block, Result } from '../../protocols/index.js';
 export interface BlockCrypto {
   /** Blocks to author on `policy`'s stream before its next data (a keys block for a new or widened epoch). */
   beforeAppend(policy: string): Pick<Block, 'kind' | 'body'>[];
+  /**
+   * Whether `policy`'s frames are sealed (confidential): they skip the journal and are signed
+   * into a sealed block in their own transaction, so no clear copy of them is ever written.
+   */
+  confidential(policy: string): boolean;
   /** The block as it will be signed: sealed when its policy is confidential, else unchanged. */
   seal(block: Block): Block;
   /** The readable form of a sealed block: `sealed/no-key` when this gateway holds no key for it. */

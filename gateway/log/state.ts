@@ -19,6 +19,7 @@
  *   log-devices  [device, key hex] → hash of the enrolment block (keys enrolled through the log)
  *   log-revoked, log-enrolled  revocation state per (device, key) (revocations.ts)
  *   log-low      [author, stream] → {low, envelope}  low-water marks and the retention block behind each (marks.ts)
+ *   log-journal  the open blocks' frames, acked and not yet signed (journal-table.ts)
  *
  * Authors are hex public keys, hashes hex.
  *
@@ -92,6 +93,11 @@ export interface BlockLogOptions {
    * store that enables retention over a long history catches up a bounded step per tick.
    */
   readonly maxPrunePerMark?: number;
+  /**
+   * Ingest's frames wait in the journal (journal.ts) until their open block is this old, ms
+   * (config `log.sealAfterMs`; default 1000; 0: sealed in the transaction that journals them).
+   */
+  readonly sealAfterMs?: number;
 }
 
 export const headKey = (author: string, stream: string): string => `${author}/${stream}`;
@@ -120,7 +126,7 @@ export class LogState {
   /** Own streams found forked (reported in `ownForks()`). */
   readonly forkedOwn = new Set<string>();
   readonly blockListeners = new Set<(sb: SignedBlock) => void>();
-  /** Called with the frames that entered the view, once their block is durable. */
+  /** Called with the frames that entered the view, once durable (in their block, or in the journal). */
   readonly frameListeners = new Set<(rows: FrameRow[]) => void>();
   /** Heads already named as parents by one of our blocks (so each is named once). */
   readonly referenced = new Set<string>();
@@ -188,8 +194,31 @@ export class LogState {
     return this.revocations.since(device, this.loggedKeys(device));
   }
 
+  /** The highest number an open journal block holds (journal-table.ts), or 0. */
+  private journalLast(): number {
+    for (const k of this.store.root
+      .openDB<Buffer, Buffer>({ name: 'log-journal', keyEncoding: 'binary', encoding: 'binary' })
+      .getKeys({ reverse: true, limit: 1 }))
+      return k.readUInt32BE(0) & 0x7fffffff;
+    return 0;
+  }
+
   private firstFreeBlockNo(): number {
-    return Math.max(this.meta.get(BLOCK_NO_KEY) ?? 1, this.blockNos.last() + 1);
+    return Math.max(this.meta.get(BLOCK_NO_KEY) ?? 1, this.blockNos.last() + 1, this.journalLast() + 1);
+  }
+
+  /** A number for a journal's open block (journal.ts), hashed when the block is sealed. */
+  allocBlockNo(): number {
+    const no = this.nextBlockNo++;
+    this.store.track(this.meta.put(BLOCK_NO_KEY, this.nextBlockNo));
+    return no;
+  }
+
+  /** Records the hash of a block numbered when its journal block opened (queued in the current transaction). */
+  numberBlock(no: number, hash: string): number {
+    this.store.track(this.blockNos.put(no, hash));
+    this.pendingBlockNos.set(no, hash);
+    return no;
   }
 
   /** Numbers a block (queued in the current transaction); numbers are never reused. */

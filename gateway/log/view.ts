@@ -39,8 +39,11 @@ export interface ViewEntry {
   readonly device: string;
   readonly boot: number;
   readonly seq: number;
-  /** The block holding the chosen copy (the least (hash, index) among all copies, so every replica chooses the same). */
-  readonly block: string;
+  /**
+   * The block holding the chosen copy (the least (hash, index) among all copies, so every
+   * replica chooses the same); null while it waits in this gateway's journal (not sealed yet).
+   */
+  readonly block: string | null;
   readonly index: number;
   /** The chosen copy's receive time. */
   readonly rxTime: number;
@@ -51,7 +54,10 @@ export interface AddedFrame {
   readonly device: string;
   readonly boot: number;
   readonly seq: number;
-  readonly block: string;
+  /** null: in the journal, its block not sealed yet. */
+  readonly block: string | null;
+  /** The block's number here (numbers.ts). */
+  readonly no: number;
   readonly index: number;
 }
 
@@ -100,7 +106,10 @@ export class FramesView {
     return this.tables.entry(key);
   }
 
-  /** (hash, index) order of two copies: the view's choice, alike on every replica. */
+  /**
+   * (hash, index) order of two copies: the view's choice, alike on every replica. A copy in
+   * the journal (no hash yet) goes first; it is chosen again when its block is sealed (`sealed`).
+   */
   private less(a: CopyRef, b: CopyRef): boolean {
     if (a.block === b.block) return a.index < b.index;
     const ha = this.blocks.hashOf(a.block) ?? '';
@@ -120,7 +129,14 @@ export class FramesView {
       if (!this.removed.has(ref(cur))) this.track(this.tables.putCopy(key, cur));
     } else if (v !== null) {
       const device = this.devices.id(key.dev) ?? '';
-      t.added.push({ device, boot: key.boot, seq: key.seq, block: this.blocks.hashOf(v.block) ?? '', index: v.index });
+      t.added.push({
+        device,
+        boot: key.boot,
+        seq: key.seq,
+        block: this.blocks.hashOf(v.block) ?? null,
+        no: v.block,
+        index: v.index,
+      });
     }
     const vk = viewKey(key.dev, key.boot, key.seq);
     this.track(v === null ? this.tables.view.remove(vk) : this.tables.view.put(vk, copyValue(v)));
@@ -131,11 +147,15 @@ export class FramesView {
     return { copies: [], views: [], added: [] };
   }
 
-  /** Queues a frames block's copies and view updates into `t` (`no`: the block's number). */
-  add(t: ViewTicket, no: number, frames: readonly FrameEntry[]): void {
+  /**
+   * Queues a frames block's copies and view updates into `t` (`no`: the block's number; `first`:
+   * the index of `frames[0]` in it, for frames journaled into an open block).
+   */
+  add(t: ViewTicket, no: number, frames: readonly FrameEntry[], first = 0): void {
     // A block holds a few devices' frames: each one's revocation is read once per block.
     const excluded = new Map<string, number | undefined>();
-    frames.forEach((f, i) => {
+    frames.forEach((f, j) => {
+      const i = first + j;
       const id = frameId(f.frame);
       if (!id) return;
       const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
@@ -162,6 +182,21 @@ export class FramesView {
       if (cur !== undefined && !this.less(c, cur)) return;
       this.set(t, k, key, c);
     });
+  }
+
+  /**
+   * A journal block was sealed (its hash now known, `no` unchanged): each of its frames held in
+   * another copy too is chosen again, so the view is the least (hash, index) as on every replica.
+   */
+  sealed(t: ViewTicket, no: number, frames: readonly FrameEntry[]): void {
+    for (const f of frames) {
+      const id = frameId(f.frame);
+      const dev = id && this.devices.no(id.device);
+      if (!id || dev === undefined) continue;
+      const key: FrameKey = { dev, boot: id.boot, seq: id.seq };
+      const k = fk(key);
+      if (this.pendingCopies.get(k)?.some((c) => c.block !== no) || this.tables.copied(key)) this.recompute(t, k);
+    }
   }
 
   /** The turn's writes are durable (or failed): reads see the database again. */
@@ -241,10 +276,9 @@ export class FramesView {
     if (dev === undefined) return undefined;
     const key = { dev, boot, seq };
     const v = this.current(fk(key), key);
-    const block = v && this.blocks.hashOf(v.block);
-    return v === undefined || block === undefined
+    return v === undefined
       ? undefined
-      : { device, boot, seq, block, index: v.index, rxTime: v.rxTime };
+      : { device, boot, seq, block: this.blocks.hashOf(v.block) ?? null, index: v.index, rxTime: v.rxTime };
   }
 
   /** Whether any copy of the frame is held or queued (shown or not): ingest's duplicate check. */
@@ -295,8 +329,8 @@ export class FramesView {
       for (const { key, value } of this.tables.view.getRange({ start: full(p, VIEW_KEY), end: after(p, VIEW_KEY) })) {
         const k = readViewKey(key);
         const v = readCopyValue(value);
-        const block = v && this.blocks.hashOf(v.block);
-        if (!k || !v || block === undefined) continue;
+        if (!k || !v) continue;
+        const block = this.blocks.hashOf(v.block) ?? null;
         yield { device: d.id, boot: k.boot, seq: k.seq, block, index: v.index, rxTime: v.rxTime };
       }
     }

@@ -169,6 +169,10 @@ export class KeyRing implements BlockCrypto {
     return [];
   }
 
+  confidential(tag: string): boolean {
+    return this.readers(policyName(tag)) !== undefined;
+  }
+
   /** Wraps are bound to the block's own policy tag (its AAD), so they are made for `tag`. */
   private wrapBlocks(tag: string, dk: DataKey, recipients: Uint8Array[]): Pick<Block, 'kind' | 'body'>[] {
     const out: Pick<Block, 'kind' | 'body'>[] = [];

@@ -6,10 +6,10 @@
 import type { Database, RootDatabase } from 'lmdb';
 
 /**
- * The tables opened with binary keys (frame-tables.ts, numbers.ts). Opening
+ * The tables opened with binary keys (frame-tables.ts, numbers.ts, journal-table.ts). Opening
  * a table with lmdb-js's default key encoding sets its ordered-binary comparator on the
  * environment's handle of that table, for every Database object of it: a tree sorted bytewise
- * then misses keys on `get` (test/unit/store-usage.test.ts). So a table is opened here with the
+ * then misses keys on `get` (seen with the journal's keys). So a table is opened here with the
  * key encoding its owner uses.
  */
 export const BINARY_KEYED_TABLES: ReadonlySet<string> = new Set([
@@ -18,6 +18,7 @@ export const BINARY_KEYED_TABLES: ReadonlySet<string> = new Set([
   'log-frame-time',
   'log-frame-device',
   'log-block-nos',
+  'log-journal',
 ]);
 
 interface DbStats {

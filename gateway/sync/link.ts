@@ -339,10 +339,20 @@ async function runSession(link: CountedLink, session: SyncSession, first: Uint8A
   if (session.stats.protocolError) throw new LinkError('protocol', session.stats.protocolError);
 }
 
+/**
+ * Seals this gateway's open journal blocks before the exchange, so the sibling gets every frame
+ * held here. Not while the disk is below the floor: sealing would wait for space (the ingest
+ * commit loop defers authoring), and the frames go with a later exchange.
+ */
+async function sealFirst(opts: LinkOptions): Promise<void> {
+  if (opts.space?.writable() !== false) await opts.log.sealOpen();
+}
+
 /** The dialing side over an open link: authenticate, one exchange as the initiator, durable. */
 export async function initiate(link: MessageLink, opts: LinkOptions & { probe?: boolean }): Promise<LinkResult> {
   try {
     const { peer, deflate } = await authenticate(link, opts);
+    await sealFirst(opts);
     const session = new SyncSession(opts.log, opts.space, opts.verifier);
     session.restrict(opts.offerTo?.(peer));
     const counted = new CountedLink(link, deflate);
@@ -366,6 +376,7 @@ export async function respond(
     const a = await authenticate(link, opts);
     peer = a.peer;
     opts.onStart?.(peer);
+    await sealFirst(opts);
     session.restrict(opts.offerTo?.(peer));
     await runSession(new CountedLink(link, a.deflate), session, []);
     await opts.log.durable();

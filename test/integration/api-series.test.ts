@@ -40,6 +40,8 @@ describe('/api/series', () => {
       const frame = signBody(body, dev.id, (m) => signEd25519(dev.seed, m));
       expect((await gw.ingest.submit(frame, { transport: 'test', claimedDevice: dev.id })).status).toBe('stored');
     }
+    // The rollups read blocks: seal the journal's open block (about a second later by itself).
+    await gw.blockLog.sealOpen();
     await waitFor(() => gw.exports!.status().rollups!.lagBlocks === 0, 10_000, 'rollups caught up');
 
     const base = `http://127.0.0.1:${running(gw, 'api').port}`;

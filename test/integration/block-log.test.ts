@@ -69,12 +69,15 @@ const entries = (dev: ReturnType<typeof testDevice>, boot: number, from: number,
     transport: 'mqtt',
   }));
 
+/** A frames block per commit group, sealed in it (the journal's default seals a second later: log-journal.test.ts). */
+const perGroup = { log: { sealAfterMs: 0 } };
+
 describe('block log', () => {
   it('ingest: one frames block per batch, chained, acked frames are in durable blocks, chain continues after restart', async () => {
     const { dir, cleanup } = tempDir();
     cleanups.push(cleanup);
     const devs = [devA, devB].map((d) => ({ id: d.id, publicKey: d.publicKeyHex }));
-    let { gw } = await startTestGateway(dir, devs);
+    let { gw } = await startTestGateway(dir, devs, perGroup);
     // One event-loop turn: one batch, one block.
     const batch1 = await Promise.all(
       [...Array(10).keys()].map((i) => gw.ingest.submit(devA.frame(1, i), { transport: 'mqtt' })),
@@ -95,7 +98,7 @@ describe('block log', () => {
     const digest = log.headsDigest();
     await gw.stop();
 
-    ({ gw } = await startTestGateway(dir, devs));
+    ({ gw } = await startTestGateway(dir, devs, perGroup));
     log = gw.blockLog;
     expect(log.headsDigest()).toBe(digest);
     expect((await gw.ingest.submit(devA.frame(2, 0), { transport: 'mqtt' })).status).toBe('stored');

@@ -72,6 +72,7 @@ describe('gateway lifecycle', () => {
       'export: export stopped',
       'retention: stopping retention failed',
       'ingest: ingest stopped',
+      'log journal: log journal stopped',
       'policies: policies stopped',
       'verify pool: verify pool stopped',
       'store: store stopped',

@@ -1,7 +1,9 @@
 /**
  * Coalescing: frames that arrive in separate event-loop turns within `ingest.coalesceMs` of the
- * first share one transaction and one frames block (at low rates a block per frame costs more
- * than the frame), and each is still answered only once that block is durable.
+ * first share one transaction, and each is still answered only once it is durable. With
+ * `log.sealAfterMs: 0` each transaction's frames are sealed in it as one frames block, which
+ * makes the commit groups visible as blocks (by default blocks are sealed from the journal
+ * about a second later: test/integration/log-journal.test.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { testDevice } from '../helpers/devices.js';
@@ -17,7 +19,7 @@ describe('ingest coalescing window', () => {
 
   it('puts frames of separate turns within the window into one block, acked once it is durable', async () => {
     // A long window: the three submissions, a few turns apart, fall inside it even on a loaded machine.
-    const { gw } = await startScopedGateway(enrol, { ingest: { coalesceMs: 1000 } });
+    const { gw } = await startScopedGateway(enrol, { ingest: { coalesceMs: 1000 }, log: { sealAfterMs: 0 } });
     // The first verification starts a worker thread: done before, so the window is not spent on it.
     expect((await gw.ingest.submit(warm.frame(1, 0), { transport: 'mqtt' })).status).toBe('stored');
     const answers: Promise<unknown>[] = [];
@@ -38,7 +40,7 @@ describe('ingest coalescing window', () => {
   }, 60_000);
 
   it('commits each turn on its own with the window off', async () => {
-    const { gw } = await startScopedGateway(enrol, { ingest: { coalesceMs: 0 } });
+    const { gw } = await startScopedGateway(enrol, { ingest: { coalesceMs: 0 }, log: { sealAfterMs: 0 } });
     for (const d of devs) {
       // Each answered before the next is sent: three transactions, three frames blocks.
       const o = await gw.ingest.submit(d.frame(1, 0), { transport: 'mqtt' });

@@ -330,7 +330,8 @@ describe('retention in the gateway (config log.retention, timer)', () => {
     const { gw } = await startTestGateway(
       dir,
       [devA, devB].map((d) => ({ id: d.id, publicKey: d.publicKeyHex })),
-      { log: { retention: { default: '1s' } } },
+      // A frames block per frame (sealed at each commit), so the marks below fall between frames.
+      { log: { retention: { default: '1s' }, sealAfterMs: 0 } },
     );
     cleanups.push(() => gw.stop());
     for (let i = 0; i < 3; i++)

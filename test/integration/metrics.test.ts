@@ -154,6 +154,8 @@ describe('/metrics', () => {
 
   it('[export] lag per sink: the local rollups ("$rollups") catch up with the stored frames', async () => {
     const rollups = { sink: '$rollups' };
+    // The rollups read sealed blocks; frames still in the journal (at most a seal window old) are not lag yet.
+    await gw.blockLog.sealOpen();
     let m = await scrape();
     for (let i = 0; i < 100 && sampleValue(m, 'outpost_export_lag_blocks', rollups) !== 0; i++) {
       await new Promise((r) => setTimeout(r, 50));

@@ -150,7 +150,8 @@ describe('policies enforced at sync (3 gateways on 2 sites + a cloud peer, real 
     for (const { dev } of devices)
       for (let s = 0; s < 3; s++) await c.publishAsync(topics.up(dev.id), Buffer.from(dev.frame(1, s)), { qos: 1 });
     await c.endAsync();
-    await gws['gw-a1'].blockLog.durable();
+    // The acked frames wait in the journal: seal their blocks now (a sync exchange would too).
+    await gws['gw-a1'].blockLog.sealOpen();
 
     // Tagged at ingest: one stream per policy, blocks named policy@version.
     const source = held('gw-a1');

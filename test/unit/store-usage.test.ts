@@ -24,7 +24,7 @@ describe('StoreUsage', () => {
     dirs.push(dir);
     const root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 64, compression: false, overlappingSync: false });
     try {
-      // Keys of two lengths, a 4-byte key a prefix of 6-byte ones: the case seen to miss.
+      // The journal's layout: a 4-byte head key before 6-byte entry keys (the case seen to miss).
       const keys = [key(1), key(1, 0), key(1, 1), key(2), key(2, 0)];
       const tables = [...BINARY_KEYED_TABLES].map((name) =>
         root.openDB<Buffer, Buffer>({ name, keyEncoding: 'binary', encoding: 'binary' }),

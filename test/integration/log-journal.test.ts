@@ -1,0 +1,142 @@
+/**
+ * The frames journal (gateway/log/journal.ts): ingest acks a frame once it is durable in the
+ * journal with its view entries, and its signed frames block is sealed later: by count, by
+ * the seal window, before a sync exchange, on close. Real lmdb, real gateway, real TCP sync.
+ */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
+import { auditLog } from '../../gateway/log/audit.js';
+import { FrameReader, type FrameRow } from '../../gateway/log/frames-index.js';
+import { SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
+import { decodeSignedBlock, MAX_BLOCK_FRAMES, type SignedBlock, toHex } from '../../protocols/index.js';
+import { frameEntries, testDevice } from '../helpers/devices.js';
+import { startScopedGateway } from '../helpers/env.js';
+import { type LogNode, logNode } from '../helpers/log-node.js';
+
+const closers: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+const dev = testDevice('jr-1');
+const enrol = [{ id: dev.id, publicKey: dev.publicKeyHex }];
+const framesBlocks = (sbs: SignedBlock[]): SignedBlock[] => sbs.filter((b) => b.block.kind === 'frames');
+
+describe('frames journal', () => {
+  it('acks frames before any block: every reader sees them (block null), then sealed in place', async () => {
+    const { gw } = await startScopedGateway(enrol, { log: { sealAfterMs: 60_000 } });
+    const fed: FrameRow[] = [];
+    gw.blockLog.onFrames((rows) => fed.push(...rows));
+    const sent = [0, 1, 2, 3, 4].map((s) => dev.frame(1, s));
+    const out = await Promise.all(sent.map((f) => gw.ingest.submit(f, { transport: 'mqtt' })));
+    expect(out.map((o) => o.status)).toEqual(['stored', 'stored', 'stored', 'stored', 'stored']);
+    expect(gw.blockLog.blockCount()).toBe(0); // no block yet, not even the enrolment
+    expect(gw.blockLog.journaled).toBe(5);
+    const me = toHex(gw.identity.publicKey);
+    for (const reader of [gw.blockLog.frames, FrameReader.plain(gw.store.root)]) {
+      const rows = [...reader.query({ device: dev.id })];
+      expect(rows.map((r) => [r.seq, r.block, r.index, r.heardBy, r.policy])).toEqual(
+        [0, 1, 2, 3, 4].map((s) => [s, null, s, me, 'default']),
+      );
+      expect(Buffer.from(rows[2]!.frame).equals(Buffer.from(sent[2]!))).toBe(true);
+      expect([...reader.query({ heardBy: me })]).toHaveLength(5);
+    }
+    // The live feed saw them at ack time.
+    expect(fed.map((r) => [r.seq, r.block])).toEqual([0, 1, 2, 3, 4].map((s) => [s, null]));
+    expect(gw.blockLog.viewEntry(dev.id, 1, 3)).toMatchObject({ block: null, index: 3 });
+    expect((await gw.ingest.submit(dev.frame(1, 3), { transport: 'mqtt' })).status).toBe('duplicate');
+
+    const durable: SignedBlock[] = [];
+    gw.blockLog.onDurableBlock((sb) => durable.push(sb));
+    await gw.blockLog.sealOpen();
+    expect(gw.blockLog.journaled).toBe(0);
+    expect(durable.map((b) => b.block.kind)).toEqual(['enrolment', 'frames']);
+    const hash = toHex(durable[1]!.hash);
+    const rows = [...FrameReader.plain(gw.store.root).query({ device: dev.id })];
+    expect(rows.map((r) => [r.seq, r.block, r.index])).toEqual([0, 1, 2, 3, 4].map((s) => [s, hash, s]));
+    expect(fed).toHaveLength(5); // sealing announces no frame twice
+    expect(auditLog(gw.blockLog).faults).toEqual([]);
+    expect(auditLog(gw.blockLog)).toMatchObject({ frames: 5, uniqueFrames: 5 });
+  }, 60_000);
+
+  it('seals a block when it reaches the frame cap; the rest wait in the next one', async () => {
+    const { gw } = await startScopedGateway(enrol, { log: { sealAfterMs: 60_000 } });
+    const n = MAX_BLOCK_FRAMES + 3;
+    const out = await Promise.all(
+      Array.from({ length: n }, (_, s) => gw.ingest.submit(dev.frame(2, s), { transport: 'mqtt' })),
+    );
+    expect(out.every((o) => o.status === 'stored')).toBe(true);
+    expect(gw.blockLog.journaled).toBe(3);
+    const head = gw.blockLog.streamHeads()[0]!;
+    const full = gw.blockLog.lookup(head.hashes[0]!)!;
+    expect(full).toMatchObject({ kind: 'frames', frames: MAX_BLOCK_FRAMES });
+    const rows = [...gw.blockLog.frames.query({ device: dev.id })];
+    expect(rows.filter((r) => r.block === head.hashes[0]).length).toBe(MAX_BLOCK_FRAMES);
+    expect(rows.filter((r) => r.block === null).map((r) => r.index)).toEqual([0, 1, 2]);
+  }, 120_000);
+
+  it('seals an open block once its first frame is a window old', async () => {
+    const { gw } = await startScopedGateway(enrol, { log: { sealAfterMs: 150 } });
+    const sealed = new Promise<SignedBlock>((resolve) =>
+      gw.blockLog.onDurableBlock((sb) => sb.block.kind === 'frames' && resolve(sb)),
+    );
+    for (const s of [0, 1, 2])
+      expect((await gw.ingest.submit(dev.frame(3, s), { transport: 'serial' })).status).toBe('stored');
+    const sb = await sealed;
+    expect(sb.block.kind === 'frames' && sb.block.body.map((e) => e.transport)).toEqual(['serial', 'serial', 'serial']);
+    expect(gw.blockLog.journaled).toBe(0);
+    expect([...gw.blockLog.frames.query({})].map((r) => r.block)).toEqual([0, 1, 2].map(() => toHex(sb.hash)));
+  }, 60_000);
+});
+
+describe('frames journal and sync', () => {
+  const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+  const [ka, kb, kc] = [sa, sb, sc].map(publicKeyFromSeed) as [Uint8Array, Uint8Array, Uint8Array];
+  const node = (seed: Uint8Array, peers: Uint8Array[]): LogNode => logNode(seed, peers, [dev], closers);
+
+  it('both sides seal their journals before an exchange, so each gets every frame the other holds', async () => {
+    const a = node(sa, [kb]);
+    const b = node(sb, [ka]);
+    a.log.journalFrames(frameEntries(dev, 10, 20));
+    b.log.journalFrames(frameEntries(dev, 11, 7));
+    await Promise.all([a.log.durable(), b.log.durable()]);
+    expect([a.log.blockCount(), b.log.blockCount()]).toEqual([0, 0]);
+    const server = await SyncServer.listen('127.0.0.1', 0, { log: b.log, identity: b.identity, peers: [ka] });
+    closers.push(() => server.close());
+    const r = await syncOverTcp('127.0.0.1', server.port, { log: a.log, identity: a.identity, peers: [kb] });
+    expect(r.stats.rejected).toEqual([]);
+    await b.log.settled();
+    expect([a.log.journaled, b.log.journaled]).toEqual([0, 0]);
+    expect(b.log.headsDigest()).toBe(a.log.headsDigest());
+    expect([...a.log.frameView()]).toHaveLength(27);
+    expect([...b.log.frameView()]).toEqual([...a.log.frameView()]);
+  });
+
+  it("a frame journaled here and held in a sibling's block: chosen again at sealing, as a replica holding both blocks chooses", async () => {
+    const a = node(sa, [kb, kc]);
+    const b = node(sb, [ka, kc]);
+    const c = node(sc, [ka, kb]);
+    const entries = frameEntries(dev, 12, 6);
+    const fromA = a.log.appendFrames(entries);
+    await a.log.durable();
+    // b heard the same frames: journaled first, then a's block arrives before b seals.
+    const fromB: SignedBlock[] = [];
+    b.log.onDurableBlock((x) => toHex(x.block.author) === b.log.author && fromB.push(x));
+    b.log.journalFrames(entries);
+    await b.log.durable();
+    for (const x of fromA) expect(b.log.apply(x.envelope).status).toBe('applied');
+    await b.log.durable();
+    expect(b.log.viewEntry(dev.id, 12, 0)?.block).toBeNull(); // the journal's copy shown until sealed
+    await b.log.sealOpen();
+    expect(framesBlocks(fromB)).toHaveLength(1);
+    for (const x of [...fromA, ...fromB]) expect(c.log.apply(x.envelope).status).toBe('applied');
+    await c.log.durable();
+    const least = [toHex(fromA.at(-1)!.hash), toHex(framesBlocks(fromB)[0]!.hash)].sort()[0];
+    expect([...b.log.frameView()].map((e) => e.block)).toEqual(entries.map(() => least));
+    expect([...b.log.frameView()]).toEqual([...c.log.frameView()]);
+    expect([...FrameReader.plain(b.store.root).query({})].map((r) => r.block)).toEqual(entries.map(() => least));
+    const d = decodeSignedBlock(b.log.getEnvelope(toHex(framesBlocks(fromB)[0]!.hash))!);
+    expect(d.ok && d.value.block.kind === 'frames' && d.value.block.body.length).toBe(6);
+  });
+});
