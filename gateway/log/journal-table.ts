@@ -5,12 +5,16 @@
  * sealing the block rewrites no index entry.
  *
  *   log-journal  block u32                 → head: JSON {author (hex), policy, opened (ms)}
- *                block u32 · index u16     → the entry as it will sit in the block:
- *                                            canonical CBOR [frame bytes, rxTime, transport]
+ *                block u32 · first u16     → one row a commit group: the group's entries, from
+ *                                            index `first` on, as a canonical CBOR array of
+ *                                            [frame bytes, rxTime, transport] (each item exactly
+ *                                            as it will sit in the block's body)
  *
- * Keys are big-endian with the number's top bit set (as frame-keys.ts), so a block's head
- * sorts right before its entries, in index order. Read by the frames reader (a row of a block
- * that has no `log-block-nos` entry yet) and by the journal writer (journal.ts).
+ * One row a group, not one a frame: a put (and at sealing a remove) per commit group instead of
+ * per frame (bench/README.md, "The journal's rows"). Keys are big-endian with the number's top
+ * bit set (as frame-keys.ts), so a block's head sorts right before its rows, in index order.
+ * Read by the frames reader (a row of a block that has no `log-block-nos` entry yet) and by the
+ * journal writer (journal.ts).
  */
 import type { Database, RootDatabase } from 'lmdb';
 import { decodeCbor, encodeCanonical, type FrameEntry, MAX_BLOCK_FRAMES } from '../../protocols/index.js';
@@ -26,8 +30,13 @@ export interface JournalHead {
 
 const TOP = 0x80000000;
 const MAX_HEAD_BYTES = 1024;
-/** Bounds the decoder of one entry (a frame is at most a few KiB). */
-const MAX_ENTRY_BYTES = 64 * 1024;
+/** Bounds the decoder of one row: at most a block's frames (journal.ts seals at 256 KiB), with their CBOR. */
+const MAX_ROW_BYTES = 512 * 1024;
+const ROW_LIMITS = {
+  maxBytes: MAX_ROW_BYTES,
+  maxItems: 4 * MAX_BLOCK_FRAMES + 1,
+  maxContainerLength: MAX_BLOCK_FRAMES,
+};
 
 const journalHeadKey = (no: number): Buffer => {
   const b = Buffer.allocUnsafe(4);
@@ -35,26 +44,37 @@ const journalHeadKey = (no: number): Buffer => {
   return b;
 };
 
-const journalEntryKey = (no: number, index: number): Buffer => {
+const journalRowKey = (no: number, index: number): Buffer => {
   const b = Buffer.allocUnsafe(6);
   b.writeUInt32BE((no | TOP) >>> 0, 0);
   b.writeUInt16BE(index, 4);
   return b;
 };
 
-/** The entry's bytes: exactly the CBOR item the block's body will hold for it. */
-export const encodeJournalEntry = (e: FrameEntry): Buffer =>
-  Buffer.from(encodeCanonical([e.frame, e.rxTime, e.transport]));
+/** A row's bytes: the entries as one canonical CBOR array (its items are the entries' bytes, back to back). */
+export const encodeJournalRow = (es: readonly FrameEntry[]): Buffer =>
+  Buffer.from(encodeCanonical(es.map((e) => [e.frame, e.rxTime, e.transport])));
 
-/** Undefined for anything but a well-formed entry (bounded, never throws). */
-export function decodeJournalEntry(b: Uint8Array): FrameEntry | undefined {
-  if (b.length > MAX_ENTRY_BYTES) return undefined;
-  const d = decodeCbor(b);
-  if (!d.ok || !Array.isArray(d.value) || d.value.length !== 3) return undefined;
-  const [frame, rxTime, transport] = d.value;
+const entryOf = (v: unknown): FrameEntry | undefined => {
+  if (!Array.isArray(v) || v.length !== 3) return undefined;
+  const [frame, rxTime, transport] = v;
   if (!(frame instanceof Uint8Array) || typeof transport !== 'string') return undefined;
   if (typeof rxTime !== 'number' || !Number.isSafeInteger(rxTime)) return undefined;
   return { frame, rxTime, transport };
+};
+
+/** Undefined for anything but a well-formed row of 1..MAX_BLOCK_FRAMES entries (bounded, never throws). */
+export function decodeJournalRow(b: Uint8Array): FrameEntry[] | undefined {
+  if (b.length > MAX_ROW_BYTES) return undefined;
+  const d = decodeCbor(b, ROW_LIMITS);
+  if (!d.ok || !Array.isArray(d.value) || d.value.length === 0 || d.value.length > MAX_BLOCK_FRAMES) return undefined;
+  const out: FrameEntry[] = [];
+  for (const v of d.value) {
+    const e = entryOf(v);
+    if (!e) return undefined;
+    out.push(e);
+  }
+  return out;
 }
 
 function decodeHead(b: Uint8Array): JournalHead | undefined {
@@ -73,6 +93,8 @@ export interface JournalBlock {
   readonly no: number;
   readonly head: JournalHead;
   readonly entries: FrameEntry[];
+  /** The first index of each row held (all of them, so sealing removes each). */
+  readonly rows: number[];
 }
 
 export class JournalTable {
@@ -87,23 +109,28 @@ export class JournalTable {
     return v === undefined ? undefined : decodeHead(v);
   }
 
+  /** The entry at `index` of an open block: read from the row holding it (the last row starting at or before it). */
   entry(no: number, index: number): FrameEntry | undefined {
-    const v = this.db.get(journalEntryKey(no, index));
-    return v === undefined ? undefined : decodeJournalEntry(v);
+    for (const { key, value } of this.db.getRange({ start: journalRowKey(no, index), reverse: true, limit: 1 })) {
+      if (key.length !== 6 || (key.readUInt32BE(0) & 0x7fffffff) !== no) return undefined;
+      return decodeJournalRow(value)?.[index - key.readUInt16BE(4)];
+    }
+    return undefined;
   }
 
   putHead(no: number, h: JournalHead): Promise<unknown> {
     return this.db.put(journalHeadKey(no), Buffer.from(JSON.stringify(h)));
   }
 
-  putEntry(no: number, index: number, e: FrameEntry): Promise<unknown> {
-    return this.db.put(journalEntryKey(no, index), encodeJournalEntry(e));
+  /** Writes one row: `entries`, the open block's frames from index `first` on. */
+  putRow(no: number, first: number, entries: readonly FrameEntry[]): Promise<unknown> {
+    return this.db.put(journalRowKey(no, first), encodeJournalRow(entries));
   }
 
-  /** Removes a block's head and its `count` entries. */
-  remove(no: number, count: number): Promise<unknown>[] {
+  /** Removes a block's head and its rows (`firsts`: each row's first index). */
+  remove(no: number, firsts: readonly number[]): Promise<unknown>[] {
     const out = [this.db.remove(journalHeadKey(no))];
-    for (let i = 0; i < count; i++) out.push(this.db.remove(journalEntryKey(no, i)));
+    for (const i of firsts) out.push(this.db.remove(journalRowKey(no, i)));
     return out;
   }
 
@@ -115,13 +142,16 @@ export class JournalTable {
       const no = key.readUInt32BE(0) & 0x7fffffff;
       if (key.length === 4) {
         const head = decodeHead(value);
-        cur = head ? { no, head, entries: [] } : undefined;
+        cur = head ? { no, head, entries: [], rows: [] } : undefined;
         if (cur) out.push(cur);
         continue;
       }
       if (key.length !== 6 || cur?.no !== no) continue;
-      const e = decodeJournalEntry(value);
-      if (e && key.readUInt16BE(4) === cur.entries.length && cur.entries.length < MAX_BLOCK_FRAMES) cur.entries.push(e);
+      const first = key.readUInt16BE(4);
+      // Every row is listed for removal at sealing; only rows up to the first gap are entries.
+      cur.rows.push(first);
+      const es = first === cur.entries.length ? decodeJournalRow(value) : undefined;
+      if (es && cur.entries.length + es.length <= MAX_BLOCK_FRAMES) cur.entries.push(...es);
     }
     return out;
   }

@@ -28,6 +28,8 @@ interface OpenBlock {
   readonly no: number;
   readonly head: JournalHead;
   readonly entries: FrameEntry[];
+  /** The first index of each row the table holds for it (journal-table.ts), for removal at sealing. */
+  readonly rows: number[];
   bytes: number;
 }
 
@@ -63,7 +65,7 @@ export class Journal {
     this.current.clear();
     for (const b of this.table.blocks()) {
       const bytes = b.entries.reduce((n, e) => n + e.frame.length, 0);
-      this.open.set(b.no, { no: b.no, head: b.head, entries: b.entries, bytes });
+      this.open.set(b.no, { no: b.no, head: b.head, entries: b.entries, rows: b.rows, bytes });
       this.current.set(policyStream(b.head.policy), b.no);
     }
   }
@@ -71,37 +73,41 @@ export class Journal {
   /**
    * Journals frames this gateway stored (one policy), with their view entries, in the current
    * transaction; a block that fills up is sealed in it too. Call where blocks are authored.
+   * The frames going into one open block are one journal row and one pass of the view's `add`
+   * (one put, one revocation read a device), not one of each a frame.
    */
   append(frames: readonly FrameEntry[], policy: string): void {
     if (frames.length === 0) return;
     const stream = policyStream(policy);
     const ticket = FramesView.ticket();
-    const track = (p: Promise<unknown>): void => this.s.store.track(p);
-    for (const f of frames) {
+    let i = 0;
+    while (i < frames.length) {
       const no = this.current.get(stream);
       let ob = no === undefined ? undefined : this.open.get(no);
       // A full block, or one of another version of the stream's policy, is sealed first.
-      if (
-        ob &&
-        (ob.head.policy !== policy ||
-          ob.entries.length >= MAX_BLOCK_FRAMES ||
-          ob.bytes + f.frame.length > JOURNAL_MAX_BYTES)
-      ) {
+      if (ob && (ob.head.policy !== policy || !this.fits(ob, frames[i]!))) {
         this.seal(ob);
         ob = undefined;
       }
       if (!ob) {
         const head = { author: this.s.author, policy, opened: Date.now() };
-        ob = { no: this.s.allocBlockNo(), head, entries: [], bytes: 0 };
+        ob = { no: this.s.allocBlockNo(), head, entries: [], rows: [], bytes: 0 };
         this.open.set(ob.no, ob);
         this.current.set(stream, ob.no);
-        track(this.table.putHead(ob.no, head));
+        this.s.store.track(this.table.putHead(ob.no, head));
       }
-      const index = ob.entries.length;
-      track(this.table.putEntry(ob.no, index, f));
-      this.s.view.add(ticket, ob.no, [f], index);
-      ob.entries.push(f);
-      ob.bytes += f.frame.length;
+      // As many of the frames as the block takes (at least one: it is empty or took frames[i] above).
+      const first = ob.entries.length;
+      const from = i;
+      do {
+        const f = frames[i++]!;
+        ob.entries.push(f);
+        ob.bytes += f.frame.length;
+      } while (i < frames.length && this.fits(ob, frames[i]!));
+      const seg = from === 0 && i === frames.length ? frames : frames.slice(from, i);
+      ob.rows.push(first);
+      this.s.store.track(this.table.putRow(ob.no, first, seg));
+      this.s.view.add(ticket, ob.no, seg, first);
     }
     const landed = (): void => {
       this.s.view.settle(ticket);
@@ -115,6 +121,11 @@ export class Journal {
     });
     if (this.sealAfterMs === 0) this.sealAll();
     else if (this.timer === undefined) this.arm();
+  }
+
+  /** Whether an open block takes one more frame. */
+  private fits(ob: OpenBlock, f: FrameEntry): boolean {
+    return ob.entries.length < MAX_BLOCK_FRAMES && ob.bytes + f.frame.length <= JOURNAL_MAX_BYTES;
   }
 
   /** Rows for frames that entered the view from the journal (block null: not sealed yet). */
@@ -149,12 +160,12 @@ export class Journal {
     const stream = policyStream(ob.head.policy);
     if (this.current.get(stream) === ob.no) this.current.delete(stream);
     if (ob.entries.length === 0) {
-      for (const p of this.table.remove(ob.no, 0)) this.s.store.track(p);
+      for (const p of this.table.remove(ob.no, ob.rows)) this.s.store.track(p);
       return [];
     }
     const out = beforeFrames(this.s, this.hooks, ob.entries, ob.head.policy);
     out.push(author(this.s, this.hooks, { kind: 'frames', body: ob.entries }, ob.head.policy, ob.no));
-    for (const p of this.table.remove(ob.no, ob.entries.length)) this.s.store.track(p);
+    for (const p of this.table.remove(ob.no, ob.rows)) this.s.store.track(p);
     // A failed commit reloads the open blocks from disk (they are still there).
     void this.s.store.durable().catch(() => this.reload());
     return out;

@@ -55,6 +55,11 @@ export class Revocations {
     return (this.enrolled.get(device)?.get(key) ?? 0) > r ? undefined : r;
   }
 
+  /** Whether any revocation of the device was logged (an in-memory check before anything reads lmdb). */
+  hasAny(device: string): boolean {
+    return this.revoked.has(device);
+  }
+
   /** The latest logged revocation of a key, in force or not. */
   lastRevocation(device: string, key: string): number | undefined {
     return this.revoked.get(device)?.get(key);

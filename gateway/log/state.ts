@@ -191,6 +191,8 @@ export class LogState {
 
   /** From which receive time a device's frames are left out of the view (revocations.ts). */
   revokedSince(device: string): number | undefined {
+    // Most devices were never revoked: no read of their logged keys (a range read a frame in the view's add).
+    if (!this.revocations.hasAny(device)) return undefined;
     return this.revocations.since(device, this.loggedKeys(device));
   }
 

@@ -100,6 +100,8 @@ export class Store {
 
   /** Adds a write queued on `root` (or one of its databases) to what `durable()` waits for. */
   track(p: Promise<unknown>): void {
+    // lmdb hands every unconditional write of one batch the same promise: observed once.
+    if (p === this.lastWrite) return;
     // Keep failures observable through durable() without an unhandled rejection in between;
     // lmdb also hangs a rejected `commitError` promise on the error, which must be observed too.
     p.catch(observeCommitError);

@@ -8,10 +8,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
 import { FrameReader, type FrameRow } from '../../gateway/log/frames-index.js';
+import { JournalTable } from '../../gateway/log/journal-table.js';
+import { Store } from '../../gateway/store/store.js';
 import { SyncServer, syncOverTcp } from '../../gateway/sync/tcp.js';
 import { decodeSignedBlock, MAX_BLOCK_FRAMES, type SignedBlock, toHex } from '../../protocols/index.js';
 import { frameEntries, testDevice } from '../helpers/devices.js';
-import { startScopedGateway } from '../helpers/env.js';
+import { startScopedGateway, tempDir } from '../helpers/env.js';
 import { type LogNode, logNode } from '../helpers/log-node.js';
 
 const closers: (() => Promise<void> | void)[] = [];
@@ -24,6 +26,32 @@ const enrol = [{ id: dev.id, publicKey: dev.publicKeyHex }];
 const framesBlocks = (sbs: SignedBlock[]): SignedBlock[] => sbs.filter((b) => b.block.kind === 'frames');
 
 describe('frames journal', () => {
+  it('keeps a row a commit group: entries read back by index from the row holding them, removed row by row', async () => {
+    const { dir, cleanup } = tempDir();
+    const store = Store.open(dir);
+    closers.push(cleanup, () => store.close());
+    const t = new JournalTable(store.root);
+    const es = [0, 1, 2, 3, 4].map((s) => ({ frame: dev.frame(1, s), rxTime: 1000 + s, transport: 'mqtt' }));
+    store.track(t.putHead(7, { author: 'ab', policy: 'default', opened: 1 }));
+    store.track(t.putRow(7, 0, es.slice(0, 3)));
+    store.track(t.putRow(7, 3, es.slice(3)));
+    store.track(t.putHead(9, { author: 'ab', policy: 'other', opened: 2 }));
+    store.track(t.putRow(9, 0, es.slice(4)));
+    await store.durable();
+    for (const [i, e] of es.entries()) expect(t.entry(7, i)).toEqual({ ...e, frame: expect.any(Uint8Array) });
+    expect(Buffer.from(t.entry(7, 4)!.frame).equals(Buffer.from(es[4]!.frame))).toBe(true);
+    expect(t.entry(7, 5)).toBeUndefined(); // past the last row's end
+    expect(t.entry(8, 0)).toBeUndefined(); // no such block: the row before it is another block's
+    expect(t.blocks().map((b) => [b.no, b.entries.map((e) => e.rxTime), b.rows])).toEqual([
+      [7, [1000, 1001, 1002, 1003, 1004], [0, 3]],
+      [9, [1004], [0]],
+    ]);
+    for (const p of t.remove(7, [0, 3])) store.track(p);
+    await store.durable();
+    expect(t.blocks().map((b) => b.no)).toEqual([9]);
+    expect(t.last()).toBe(9);
+  });
+
   it('acks frames before any block: every reader sees them (block null), then sealed in place', async () => {
     const { gw } = await startScopedGateway(enrol, { log: { sealAfterMs: 60_000 } });
     const fed: FrameRow[] = [];
