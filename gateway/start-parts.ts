@@ -84,11 +84,7 @@ export async function startMqtt(
       },
       principalReadable: ha.enabled ? [ha.prefix] : [],
       // The frame's policy is the stream of the log block holding it (as the API reads it).
-      policyOf: (f) => {
-        const v = blockLog.viewEntry(f.device, f.boot, f.seq);
-        if (v?.block === null) return blockLog.frames.get(f.device, f.boot, f.seq)?.policy; // in the journal
-        return v && blockLog.lookup(v.block)?.stream;
-      },
+      policyOf: (f) => blockLog.framePolicy(f.device, f.boot, f.seq),
     },
     ingest,
     ctx.log,

@@ -321,6 +321,17 @@ export class BlockLog {
     return this.s.view.entry(device, boot, seq);
   }
 
+  /**
+   * The stream (policy name) of the block holding a frame's chosen copy, or of the open journal
+   * block it waits in (from memory: the broker asks for every frame it delivers).
+   */
+  framePolicy(device: string, boot: number, seq: number): string | undefined {
+    const no = this.s.view.chosenNo(device, boot, seq);
+    if (no === undefined) return undefined;
+    const hash = this.s.hashOf(no);
+    return hash === undefined ? this.journal.streamOf(no) : this.lookup(hash)?.stream;
+  }
+
   /** Own streams this gateway found forked while authoring. */
   ownForks(): string[] {
     return [...this.s.forkedOwn];

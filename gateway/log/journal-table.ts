@@ -109,14 +109,26 @@ export class JournalTable {
     return v === undefined ? undefined : decodeHead(v);
   }
 
-  /** The entry at `index` of an open block: read from the row holding it (the last row starting at or before it). */
+  /**
+   * The entry at `index` of an open block: from the row holding it (the last row starting at or
+   * before it). The last row decoded is kept: a committed row never changes (block numbers are
+   * not reused, rows are only removed), and readers walk a row's frames in turn.
+   */
   entry(no: number, index: number): FrameEntry | undefined {
-    for (const { key, value } of this.db.getRange({ start: journalRowKey(no, index), reverse: true, limit: 1 })) {
+    for (const key of this.db.getKeys({ start: journalRowKey(no, index), reverse: true, limit: 1 })) {
       if (key.length !== 6 || (key.readUInt32BE(0) & 0x7fffffff) !== no) return undefined;
-      return decodeJournalRow(value)?.[index - key.readUInt16BE(4)];
+      const first = key.readUInt16BE(4);
+      const c = this.lastRow;
+      if (c?.no === no && c.first === first) return c.entries[index - first];
+      const v = this.db.get(key);
+      const entries = v === undefined ? undefined : decodeJournalRow(v);
+      if (!entries) return undefined;
+      this.lastRow = { no, first, entries };
+      return entries[index - first];
     }
     return undefined;
   }
+  private lastRow: { no: number; first: number; entries: FrameEntry[] } | undefined;
 
   putHead(no: number, h: JournalHead): Promise<unknown> {
     return this.db.put(journalHeadKey(no), Buffer.from(JSON.stringify(h)));

@@ -59,6 +59,12 @@ export class Journal {
     return n;
   }
 
+  /** The stream of an open block (its head's policy name), from memory; undefined once sealed. */
+  streamOf(no: number): string | undefined {
+    const head = this.open.get(no)?.head ?? this.table.head(no);
+    return head && policyStream(head.policy);
+  }
+
   /** The open blocks as on disk (at start, and after a failed commit: what it queued did not land). */
   private reload(): void {
     this.open.clear();

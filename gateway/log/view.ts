@@ -281,6 +281,14 @@ export class FramesView {
       : { device, boot, seq, block: this.blocks.hashOf(v.block) ?? null, index: v.index, rxTime: v.rxTime };
   }
 
+  /** The number here (numbers.ts) of the block holding the chosen copy: names an open journal block too. */
+  chosenNo(device: string, boot: number, seq: number): number | undefined {
+    const dev = this.devices.no(device);
+    if (dev === undefined) return undefined;
+    const key = { dev, boot, seq };
+    return this.current(fk(key), key)?.block;
+  }
+
   /** Whether any copy of the frame is held or queued (shown or not): ingest's duplicate check. */
   holds(device: string, boot: number, seq: number): boolean {
     const dev = this.devices.no(device);

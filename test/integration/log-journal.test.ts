@@ -73,6 +73,7 @@ describe('frames journal', () => {
     // The live feed saw them at ack time.
     expect(fed.map((r) => [r.seq, r.block])).toEqual([0, 1, 2, 3, 4].map((s) => [s, null]));
     expect(gw.blockLog.viewEntry(dev.id, 1, 3)).toMatchObject({ block: null, index: 3 });
+    expect(gw.blockLog.framePolicy(dev.id, 1, 3)).toBe('default'); // the broker's read check, from the open block
     expect((await gw.ingest.submit(dev.frame(1, 3), { transport: 'mqtt' })).status).toBe('duplicate');
 
     const durable: SignedBlock[] = [];
@@ -84,6 +85,8 @@ describe('frames journal', () => {
     const rows = [...FrameReader.plain(gw.store.root).query({ device: dev.id })];
     expect(rows.map((r) => [r.seq, r.block, r.index])).toEqual([0, 1, 2, 3, 4].map((s) => [s, hash, s]));
     expect(fed).toHaveLength(5); // sealing announces no frame twice
+    expect(gw.blockLog.framePolicy(dev.id, 1, 3)).toBe('default'); // now from the sealed block
+    expect(gw.blockLog.framePolicy(dev.id, 1, 99)).toBeUndefined();
     expect(auditLog(gw.blockLog).faults).toEqual([]);
     expect(auditLog(gw.blockLog)).toMatchObject({ frames: 5, uniqueFrames: 5 });
   }, 60_000);
