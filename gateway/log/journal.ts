@@ -69,6 +69,8 @@ export class Journal {
   private reload(): void {
     this.open.clear();
     this.current.clear();
+    // What the view noted of the blocks may not have landed: sealing reads the copies table again.
+    this.s.view.journalReset();
     for (const b of this.table.blocks()) {
       const bytes = b.entries.reduce((n, e) => n + e.frame.length, 0);
       this.open.set(b.no, { no: b.no, head: b.head, entries: b.entries, rows: b.rows, bytes });
@@ -100,6 +102,7 @@ export class Journal {
         ob = { no: this.s.allocBlockNo(), head, entries: [], rows: [], bytes: 0 };
         this.open.set(ob.no, ob);
         this.current.set(stream, ob.no);
+        this.s.view.journalOpened(ob.no);
         this.s.store.track(this.table.putHead(ob.no, head));
       }
       // As many of the frames as the block takes (at least one: it is empty or took frames[i] above).

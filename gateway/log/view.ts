@@ -86,6 +86,8 @@ export class FramesView {
   /** Queued view changes (v null: entry removed), until their transaction lands; compared by reference. */
   private readonly pendingView = new Map<string, { v: CopyRef | null }>();
   private readonly pendingCopies = new Map<string, CopyRef[]>();
+  /** Open journal blocks opened in this process → their frames given a copies entry (`journalOpened`). */
+  private readonly contested = new Map<number, Set<string>>();
   /** Copies deleted in the current prune turn (reads still see them until it commits). */
   private readonly removed = new Set<string>();
 
@@ -126,7 +128,10 @@ export class FramesView {
     if (cur !== undefined) {
       for (const p of this.tables.removeIndex({ ...key, rxTime: cur.rxTime })) this.track(p);
       // Still held (hidden, or a lesser copy won): listed, so it can come back.
-      if (!this.removed.has(ref(cur))) this.track(this.tables.putCopy(key, cur));
+      if (!this.removed.has(ref(cur))) {
+        this.track(this.tables.putCopy(key, cur));
+        this.contested.get(cur.block)?.add(k);
+      }
     } else if (v !== null) {
       const device = this.devices.id(key.dev) ?? '';
       t.added.push({
@@ -172,8 +177,14 @@ export class FramesView {
       if (ex === undefined && !excluded.has(id.device)) excluded.set(id.device, (ex = this.excludedSince(id.device)));
       const hidden = ex !== undefined && f.rxTime >= ex;
       // A second copy, or one not shown: listed (with the shown one, so the list names both).
-      if (others || hidden) this.track(this.tables.putCopy(key, c));
-      if (others && cur !== undefined) this.track(this.tables.putCopy(key, cur));
+      if (others || hidden) {
+        this.track(this.tables.putCopy(key, c));
+        this.contested.get(no)?.add(k);
+      }
+      if (others && cur !== undefined) {
+        this.track(this.tables.putCopy(key, cur));
+        this.contested.get(cur.block)?.add(k);
+      }
       let list = this.pendingCopies.get(k);
       if (!list) this.pendingCopies.set(k, (list = []));
       list.push(c);
@@ -189,6 +200,13 @@ export class FramesView {
    * another copy too is chosen again, so the view is the least (hash, index) as on every replica.
    */
   sealed(t: ViewTicket, no: number, frames: readonly FrameEntry[]): void {
+    // Opened in this process: the frames listed with another copy are known, no read a frame.
+    const contested = this.contested.get(no);
+    this.contested.delete(no);
+    if (contested) {
+      for (const k of contested) this.recompute(t, k);
+      return;
+    }
     for (const f of frames) {
       const id = frameId(f.frame);
       const dev = id && this.devices.no(id.device);
@@ -197,6 +215,19 @@ export class FramesView {
       const k = fk(key);
       if (this.pendingCopies.get(k)?.some((c) => c.block !== no) || this.tables.copied(key)) this.recompute(t, k);
     }
+  }
+
+  /**
+   * A journal block opened in this process (journal.ts): from now on the view notes each of its
+   * frames that gets a copies entry, so `sealed` re-chooses those without reading the copies
+   * table for every frame. `journalReset` (the open blocks reloaded from disk) forgets them all.
+   */
+  journalOpened(no: number): void {
+    this.contested.set(no, new Set());
+  }
+
+  journalReset(): void {
+    this.contested.clear();
   }
 
   /** The turn's writes are durable (or failed): reads see the database again. */
