@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import { auditLog } from '../../gateway/log/audit.js';
+import { BlockLog } from '../../gateway/log/block-log.js';
 import { FrameReader, type FrameRow } from '../../gateway/log/frames-index.js';
 import { JournalTable } from '../../gateway/log/journal-table.js';
 import { Store } from '../../gateway/store/store.js';
@@ -142,6 +143,38 @@ describe('frames journal and sync', () => {
     expect(b.log.headsDigest()).toBe(a.log.headsDigest());
     expect([...a.log.frameView()]).toHaveLength(27);
     expect([...b.log.frameView()]).toEqual([...a.log.frameView()]);
+  });
+
+  it("the same after a restart: a journal reloaded from disk is sealed with the copies table's word", async () => {
+    const a = node(sa, [kb, kc]);
+    const b = node(sb, [ka, kc]);
+    const c = node(sc, [ka, kb]);
+    let rechosen = false;
+    for (let boot = 12; boot < 40 && !rechosen; boot++) {
+      const entries = frameEntries(dev, boot, 3);
+      const fromA = a.log.appendFrames(entries);
+      await a.log.durable();
+      b.log.journalFrames(entries);
+      await b.log.durable();
+      for (const x of fromA) expect(b.log.apply(x.envelope).status).toBe('applied');
+      await b.log.durable();
+      b.log.stopJournal();
+      // A second log on the same store, as a start after a crash: it knows nothing of this run.
+      const again = new BlockLog(b.store, { ...b.identity, knownAuthors: [ka, kc] });
+      const fromB: SignedBlock[] = [];
+      again.onDurableBlock((x) => toHex(x.block.author) === again.author && fromB.push(x));
+      expect(await again.sealJournal()).toBe(3);
+      for (const x of [...fromA, ...fromB]) expect(c.log.apply(x.envelope).status).toBe('applied');
+      await c.log.durable();
+      const hashA = toHex(fromA.at(-1)!.hash);
+      const least = [hashA, toHex(framesBlocks(fromB)[0]!.hash)].sort()[0];
+      rechosen = least === hashA;
+      const mine = (e: { boot: number }): boolean => e.boot === boot;
+      expect([...again.frameView()].filter(mine).map((e) => e.block)).toEqual(entries.map(() => least));
+      expect([...again.frameView()]).toEqual([...c.log.frameView()]);
+      b.log = again;
+    }
+    expect(rechosen).toBe(true);
   });
 
   it("a frame journaled here and held in a sibling's block: chosen again at sealing, as a replica holding both blocks chooses", async () => {
