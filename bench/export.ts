@@ -146,10 +146,14 @@ function startGateway(
   const prof = profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [];
   // BENCH_GATEWAY_NODE_ARGS: more node flags for the gateway (e.g. --trace-gc while looking at its memory).
   const extra = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...prof, ...extra, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...prof, ...extra, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const lines: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
     child.once('exit', (c) => reject(new Error(`gateway exited (${c})`)));
