@@ -49,7 +49,8 @@ interface Candidate {
 /** What the export reads of a block: its frames (undefined for another kind) and where it sorts. */
 interface Read {
   readonly lamport: number;
-  readonly policy: string;
+  /** The block's policy (only a block with frames needs it: its frames carry it). */
+  readonly policy?: string;
   readonly entries: readonly FrameEntry[] | undefined;
 }
 
@@ -141,6 +142,11 @@ export class BlockLogSource implements ExportSource {
     }
     // Queued and perhaps committed, but not flushed: announced (and kept) once it is durable.
     if (this.log.queued(hash)) return undefined;
+    // A block with no frames (enrolment, policy, retention…) is not read at all: its index
+    // entry has the lamport it sorts by. A chain of them (a device's enrolments) would
+    // otherwise be read and decoded again by every batch until its turn came.
+    const rec = this.log.lookup(hash);
+    if (rec && rec.kind !== 'frames' && rec.kind !== 'sealed') return { lamport: rec.lamport, entries: undefined };
     const env = this.log.getEnvelope(hash);
     if (!env) return undefined;
     const layout = frameBlockLayout(env);
@@ -245,7 +251,7 @@ export class BlockLogSource implements ExportSource {
       if (b === undefined) return undefined;
       if (b === null) continue;
       lamport = Math.max(lamport, b.lamport);
-      policy = b.policy;
+      policy = b.policy ?? policy;
       held.push(h);
       if (b.entries)
         for (const e of b.entries) {
