@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/export.ts [--quick] [--frames N] [--rollups-only]` (part of `npm run bench`): export.
+ * `node --import tsx bench/export.ts [--quick] [--frames N] [--rollups-only | --export-only]` (part of `npm run bench`): export.
  * - Catch-up to PostgreSQL after a week offline: a data directory holding N frames received
  *   over 7 days (100 devices, blocks of 64 frames) that its postgres sink never saw; the real
  *   gateway process (bin/gateway.js start) exports them all from the log. Wall time from
@@ -21,7 +21,7 @@
  * Needs PostgreSQL (Debian package). Writes bench/results/export.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -41,6 +41,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean' },
     frames: { type: 'string' },
     'rollups-only': { type: 'boolean' },
+    'export-only': { type: 'boolean' },
     profile: { type: 'string' },
   },
 });
@@ -143,14 +144,25 @@ function startGateway(
   profile?: string,
 ): Promise<{ child: ChildProcess; lines: Record<string, unknown>[] }> {
   const prof = profile ? ['--cpu-prof', '--cpu-prof-dir', profile] : [];
-  const child = spawn(process.execPath, [...prof, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'], {
-    cwd: root,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  // BENCH_GATEWAY_NODE_ARGS: more node flags for the gateway (e.g. --trace-gc while looking at its memory).
+  const extra = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(
+    process.execPath,
+    [...prof, ...extra, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'],
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const lines: Record<string, unknown>[] = [];
   return new Promise((resolve, reject) => {
     child.once('exit', (c) => reject(new Error(`gateway exited (${c})`)));
     createInterface({ input: child.stdout! }).on('line', (l) => {
+      // Lines node itself prints (--trace-gc) are kept, with profile DIR, in DIR/gateway-stdout.txt.
+      if (!l.startsWith('{')) {
+        if (profile) appendFileSync(join(profile, 'gateway-stdout.txt'), `${l}\n`);
+        return;
+      }
       const rec = JSON.parse(l) as Record<string, unknown>;
       lines.push(rec);
       if (rec.event === 'ready') resolve({ child, lines });
@@ -496,8 +508,10 @@ async function rollupBench(): Promise<void> {
 }
 
 let t0 = performance.now();
-await rollupBench();
-console.log(`rollups: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+if (values['export-only'] !== true) {
+  await rollupBench();
+  console.log(`rollups: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+}
 t0 = performance.now();
 if (values['rollups-only'] !== true) {
   await exportBench();
@@ -508,8 +522,8 @@ for (const r of rows)
     `${r.figure}: ${r.value} ${r.unit}${r.ratio !== undefined ? ` (${r.ratio.toFixed(2)}x ${r.baseline})` : ''}`,
   );
 mkdirSync(new URL('results', import.meta.url), { recursive: true });
-// --rollups-only prints its rows and leaves the full run's results alone.
-if (values['rollups-only'] !== true)
+// --rollups-only and --export-only print their rows and leave the full run's results alone.
+if (values['rollups-only'] !== true && values['export-only'] !== true)
   writeFileSync(
     new URL('results/export.json', import.meta.url),
     `${JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2)}\n`,

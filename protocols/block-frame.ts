@@ -1,8 +1,9 @@
 /**
  * Reads one frame entry out of a stored signed block without decoding the rest: the envelope
- * `[block bytes, signature]`, the block map's author (key 1), stream (2) and kind (8), and the
- * body's entry at an index, skipping the entries before it by their CBOR heads (RFC 8949 §3).
- * For reading blocks a gateway already verified and stores (gateway/log/frames-index.ts):
+ * `[block bytes, signature]`, the block map's author (key 1), stream (2), lamport (4), policy
+ * (7) and kind (8), and the body's entry at an index (or every entry), skipping the entries
+ * before it by their CBOR heads (RFC 8949 §3). For reading blocks a gateway already verified
+ * and stores (gateway/log/frames-index.ts, the export's gateway/export/log-source.ts):
  * it checks only what it reads, so it is no substitute for `decodeSignedBlock` on input from
  * elsewhere. Never throws; bounded by the bytes given (every length is checked against them).
  */
@@ -87,6 +88,9 @@ export class FrameBlockLayout {
     /** The body's first entry, and how many entries it has. */
     first: number,
     readonly count: number,
+    /** The block's lamport clock and policy (the export orders and filters by them). */
+    readonly lamport = 0,
+    readonly policy = '',
   ) {
     this.offsets = new Uint32Array(Math.max(count, 1));
     this.offsets[0] = first;
@@ -101,6 +105,17 @@ export class FrameBlockLayout {
       this.offsets[this.walked++] = next;
     }
     return frameEntryAt(this.bytes, this.offsets[index]!);
+  }
+
+  /** Every entry in order (their frames are views into `bytes`, not copies), or undefined if one does not read. */
+  entries(): FrameEntry[] | undefined {
+    const out: FrameEntry[] = new Array(this.count);
+    for (let i = 0; i < this.count; i++) {
+      const e = this.entry(i);
+      if (!e) return undefined;
+      out[i] = e;
+    }
+    return out;
   }
 }
 
@@ -121,15 +136,23 @@ export function frameBlockLayout(envelope: Uint8Array): Result<FrameBlockLayout>
   let author: Uint8Array | undefined;
   let stream: string | undefined;
   let kind: number | undefined;
+  let lamport: number | undefined;
+  let policy: string | undefined;
   for (let i = 0; i < map.arg && p !== undefined; i++) {
     const k = head(b, p);
     if (k?.major !== 0) return bad('block keys are integers');
     p = k.next;
-    if (k.arg === 1 || k.arg === 2) {
+    if (k.arg === 1 || k.arg === 2 || k.arg === 7) {
       const v = bytesAt(b, p, k.arg === 1 ? 2 : 3);
-      if (!v) return bad('bad author or stream');
+      if (!v) return bad('bad author, stream or policy');
       if (k.arg === 1) author = v.v;
-      else stream = text.decode(v.v);
+      else if (k.arg === 2) stream = text.decode(v.v);
+      else policy = text.decode(v.v);
+      p = v.next;
+    } else if (k.arg === 4) {
+      const v = head(b, p);
+      if (v?.major !== 0) return bad('bad lamport');
+      lamport = v.arg;
       p = v.next;
     } else if (k.arg === 8) {
       const v = head(b, p);
@@ -141,7 +164,8 @@ export function frameBlockLayout(envelope: Uint8Array): Result<FrameBlockLayout>
       const arr = head(b, p);
       // Every entry takes at least one byte: a count beyond the bytes left is no body.
       if (arr?.major !== 4 || arr.arg > b.length - arr.next) return bad('a frames body is an array');
-      return ok(new FrameBlockLayout(author, stream, b, arr.next, arr.arg));
+      if (lamport === undefined || policy === undefined) return bad('no lamport or policy');
+      return ok(new FrameBlockLayout(author, stream, b, arr.next, arr.arg, lamport, policy));
     } else p = skip(b, p);
   }
   return bad('no body');

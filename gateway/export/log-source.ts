@@ -17,9 +17,9 @@
  * block changes: which blocks a batch takes and the cursor are the same either way, and a
  * block no longer kept (a sink far behind, or after a restart) is read from the log.
  */
-import { type Block, decodeSignedBlock, type FrameEntry, toHex } from '../../protocols/index.js';
+import { type Block, decodeSignedBlock, type FrameEntry, frameBlockLayout, toHex } from '../../protocols/index.js';
 import type { BlockLog } from '../log/block-log.js';
-import { frameIdAndBody, knownFrameId } from '../log/verify.js';
+import { frameIdAndBody } from '../log/verify.js';
 import type { Store } from '../store/store.js';
 import {
   type ChainCursor,
@@ -44,6 +44,22 @@ interface Candidate {
   readonly blocks: readonly string[];
   readonly author: string;
   readonly policy: string;
+}
+
+/** What the export reads of a block: its frames (undefined for another kind) and where it sorts. */
+interface Read {
+  readonly lamport: number;
+  /** The block's policy (only a block with frames needs it: its frames carry it). */
+  readonly policy?: string;
+  readonly entries: readonly FrameEntry[] | undefined;
+}
+
+/** One (device, boot) of a batch: its seqs' range, those with a copies entry (read once), those taken. */
+interface Group {
+  lo: number;
+  hi: number;
+  copied: Set<number> | undefined;
+  readonly seen: Set<number>;
 }
 
 const emptyAt = (key: string, info: ChainInfo, seq: number): Candidate => ({
@@ -110,20 +126,39 @@ export class BlockLogSource implements ExportSource {
     this.recentFrames -= k.frames;
   }
 
-  /** A held block, decoded: from the blocks just announced, else read from the log. */
-  private block(hash: string): Block | null | undefined {
+  /**
+   * A held block as the export reads it: from the blocks just announced, else from the log.
+   * A stored frames block is read in place (frameBlockLayout: its lamport, policy and entries,
+   * the frames views into the envelope), not decoded and re-encoded whole: the log verified it
+   * when it took it. Other kinds, sealed blocks and anything that does not read so are decoded.
+   * undefined: not durable yet; null: unreadable (skipped, as before).
+   */
+  private block(hash: string): Read | null | undefined {
     const kept = this.recent.get(hash);
     if (kept) {
       // A reader that reads it again (a batch read ahead and dropped, a retry) finds it in lmdb.
       if (++kept.reads >= this.readers) this.forget(hash, kept);
-      return kept.block;
+      return this.readOf(kept.block);
     }
     // Queued and perhaps committed, but not flushed: announced (and kept) once it is durable.
     if (this.log.queued(hash)) return undefined;
+    // A block with no frames (enrolment, policy, retention…) is not read at all: its index
+    // entry has the lamport it sorts by. A chain of them (a device's enrolments) would
+    // otherwise be read and decoded again by every batch until its turn came.
+    const rec = this.log.lookup(hash);
+    if (rec && rec.kind !== 'frames' && rec.kind !== 'sealed') return { lamport: rec.lamport, entries: undefined };
     const env = this.log.getEnvelope(hash);
     if (!env) return undefined;
+    const layout = frameBlockLayout(env);
+    const entries = layout.ok ? layout.value.entries() : undefined;
+    if (layout.ok && entries) return { lamport: layout.value.lamport, policy: layout.value.policy, entries };
     const d = decodeSignedBlock(env);
-    return d.ok ? d.value.block : null;
+    return d.ok ? this.readOf(d.value.block) : null;
+  }
+
+  private readOf(block: Block): Read {
+    const b = this.log.readable(block);
+    return { lamport: b.lamport, policy: b.policy, entries: b.kind === 'frames' ? b.body : undefined };
   }
 
   chains(): ChainInfo[] {
@@ -212,15 +247,14 @@ export class BlockLogSource implements ExportSource {
     let policy = info.stream;
     const held: string[] = [];
     for (const h of hashes) {
-      const block = this.block(h);
-      if (block === undefined) return undefined;
-      if (block === null) continue;
-      const b = this.log.readable(block);
+      const b = this.block(h);
+      if (b === undefined) return undefined;
+      if (b === null) continue;
       lamport = Math.max(lamport, b.lamport);
-      policy = b.policy;
+      policy = b.policy ?? policy;
       held.push(h);
-      if (b.kind === 'frames')
-        for (const e of b.body) {
+      if (b.entries)
+        for (const e of b.entries) {
           entries.push(e);
           blocks.push(h);
         }
@@ -231,25 +265,30 @@ export class BlockLogSource implements ExportSource {
   private batch(cursor: ExportCursor, taken: readonly Candidate[], readable: (s: string) => boolean): ExportBatch {
     const next: ExportCursor = { ...cursor };
     const lows = new Map(this.chains().map((c) => [chainKey(c.author, c.stream), c.low]));
-    const frames: ExportFrame[] = [];
-    const inBatch = new Set<string>();
+    // Each frame's identity and body, decoded once (the sinks read its records from that body),
+    // and per (device, boot) the seqs the batch holds, so the copies are looked up per run of
+    // seqs (one range read) rather than per frame.
+    const all: ExportFrame[] = [];
+    const groups = new Map<string, Map<number, Group>>();
     for (const cand of taken) {
-      const perBlock = new Map<string, number>();
+      let index = 0;
       for (let i = 0; i < cand.entries.length; i++) {
         const e = cand.entries[i]!;
         const block = cand.blocks[i]!;
-        const index = perBlock.get(block) ?? 0;
-        perBlock.set(block, index + 1);
+        index = i > 0 && cand.blocks[i - 1] === block ? index + 1 : 0;
         const decoded = frameIdAndBody(e.frame);
         if (!decoded) continue;
-        const id = decoded.id;
-        const k = `${id.device}\u0000${id.boot}\u0000${id.seq}`;
-        if (inBatch.has(k) || this.exportedElsewhere(id, block, cursor, readable)) continue;
-        inBatch.add(k);
-        // The sinks read its records (records.ts) from the body decoded here, not decoded again.
-        knownFrameId(e.frame, id, decoded.body);
-        frames.push({
-          ...id,
+        const { device, boot, seq } = decoded.id;
+        let byBoot = groups.get(device);
+        if (!byBoot) groups.set(device, (byBoot = new Map()));
+        const g = byBoot.get(boot);
+        if (!g) byBoot.set(boot, { lo: seq, hi: seq, copied: undefined, seen: new Set() });
+        else if (seq < g.lo) g.lo = seq;
+        else if (seq > g.hi) g.hi = seq;
+        all.push({
+          device,
+          boot,
+          seq,
           rxTime: e.rxTime,
           transport: e.transport,
           frame: e.frame,
@@ -257,22 +296,34 @@ export class BlockLogSource implements ExportSource {
           policy: cand.policy,
           block,
           index,
+          body: decoded.body,
         });
       }
       next[cand.key] = confirm(next[cand.key], cand.seq, lows.get(cand.key) ?? 0);
     }
+    const frames: ExportFrame[] = [];
+    // No copies entry anywhere (a gateway that never held a frame twice): nothing to look up.
+    const none = new Set<number>();
+    const anyCopied = this.log.anyCopied();
+    for (const f of all) {
+      const g = groups.get(f.device)!.get(f.boot)!;
+      g.copied ??= anyCopied ? this.log.copiedSeqs(f.device, f.boot, g.lo, g.hi) : none;
+      if (g.seen.has(f.seq)) continue;
+      // Most frames are held in one copy (no copies entry): the range read answered for them.
+      if (g.copied.has(f.seq) && this.exportedElsewhere(f, f.block, cursor, readable)) continue;
+      g.seen.add(f.seq);
+      frames.push(f);
+    }
     return { frames, blocks: taken.length, cursor: next };
   }
 
-  /** Whether another copy of the frame sits in a block the sink has already confirmed. */
+  /** Whether another copy of the frame (one with a copies entry) sits in a block the sink has already confirmed. */
   private exportedElsewhere(
     id: { device: string; boot: number; seq: number },
     block: string,
     cursor: ExportCursor,
     readable: (s: string) => boolean,
   ): boolean {
-    // Most frames are held in one copy (no copies entry, format 4): one seek answers for them.
-    if (!this.log.copied(id.device, id.boot, id.seq)) return false;
     for (const c of this.log.copiesOf(id.device, id.boot, id.seq)) {
       if (c.block === block) continue;
       const rec = this.log.lookup(c.block);

@@ -18,8 +18,8 @@ export interface ExportRecord {
 }
 
 /** The records of a reading frame (none for other bodies or a pack that does not resolve). */
-export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime'>): ExportRecord[] {
-  const body = decodedBody(f.frame) ?? decode(f.frame);
+export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>): ExportRecord[] {
+  const body = f.body ?? decodedBody(f.frame) ?? decode(f.frame);
   if (body?.type !== 'reading') return [];
   const pack = resolvePack(body.records);
   if (!pack.ok) return [];

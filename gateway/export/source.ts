@@ -12,6 +12,8 @@
  * whatever the backlog.
  */
 
+import type { UplinkBody } from '../../protocols/index.js';
+
 /** One frame to export, with where it sits in the log. */
 export interface ExportFrame {
   readonly device: string;
@@ -28,6 +30,8 @@ export interface ExportFrame {
   readonly policy: string;
   readonly block: string;
   readonly index: number;
+  /** The frame's body as the source decoded it for its identity (records.ts reads it, not the bytes again). */
+  readonly body?: UplinkBody;
 }
 
 /** Where one chain's export stands: every seq ≤ done confirmed, and every seq in top (if any). */

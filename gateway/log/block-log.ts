@@ -146,9 +146,14 @@ export class BlockLog {
     return this.s.view.holds(device, boot, seq);
   }
 
-  /** Whether a frame may have another copy (committed; false: the one held is the only one). */
-  copied(device: string, boot: number, seq: number): boolean {
-    return this.s.view.copied(device, boot, seq);
+  /** Whether any frame may have another copy (committed; false: `copied` is false for every frame). One call. */
+  anyCopied(): boolean {
+    return this.s.view.anyCopied();
+  }
+
+  /** `copied` for a run of seqs of one (device, boot) at once: the seqs in lo..hi that may have another copy. */
+  copiedSeqs(device: string, boot: number, lo: number, hi: number): Set<number> {
+    return this.s.view.copiedSeqs(device, boot, lo, hi);
   }
 
   /** Every copy of a frame held (committed), as block hash and index (the export source). */

@@ -76,6 +76,23 @@ export class FrameTables {
     return false;
   }
 
+  /**
+   * The seqs in [lo, hi] of one (dev, boot) that have a copies entry: one range read for a
+   * batch's frames of one device (the export).
+   */
+  copiedSeqs(dev: number, boot: number, lo: number, hi: number): Set<number> {
+    const out = new Set<number>();
+    const start = full(framePrefix(dev, boot, lo), COPY_KEY);
+    const end = after(framePrefix(dev, boot, hi), COPY_KEY);
+    for (const key of this.copies.getKeys({ start, end })) if (key.length === COPY_KEY) out.add(key.readUInt32BE(8));
+    return out;
+  }
+
+  /** Whether any frame has a copies entry (committed; O(1), the table's own count). */
+  anyCopied(): boolean {
+    return (this.copies.getStats() as { entryCount: number }).entryCount > 0;
+  }
+
   /** Whether any committed copy of a frame is held. */
   holds(k: FrameKey): boolean {
     return this.view.doesExist(viewKey(k.dev, k.boot, k.seq)) || this.copied(k);

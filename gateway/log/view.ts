@@ -329,13 +329,15 @@ export class FramesView {
     return this.pendingCopies.has(k) || this.pendingView.get(k)?.v != null || this.tables.holds(key);
   }
 
-  /**
-   * Whether a frame may be held in more than one copy (committed): false when it has no copies
-   * entry, so the one copy held is the view's. One seek, where `copiesOf` reads the view entry too.
-   */
-  copied(device: string, boot: number, seq: number): boolean {
+  /** Whether any frame may be held in more than one copy (committed): false, and every `copied` is false. */
+  anyCopied(): boolean {
+    return this.tables.anyCopied();
+  }
+
+  /** Of the seqs lo..hi of (device, boot), those that may be held in more than one copy (committed). */
+  copiedSeqs(device: string, boot: number, lo: number, hi: number): Set<number> {
     const dev = this.devices.no(device);
-    return dev !== undefined && this.tables.copied({ dev, boot, seq });
+    return dev === undefined ? new Set() : this.tables.copiedSeqs(dev, boot, lo, hi);
   }
 
   /** Every copy held of a frame (committed), as block hash and index: the export source's check. */

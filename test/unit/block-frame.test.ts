@@ -78,6 +78,26 @@ describe('frameInBlock', () => {
     );
   });
 
+  it('a layout reads the lamport, the policy and every entry as decodeSignedBlock does (the export reads blocks so)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 40 }),
+        fc.nat({ max: 1_000_000 }),
+        fc.constantFrom('default', 'hot', 'a.b-c'),
+        (frames, seq, stream) => {
+          const sb = signBlock({ ...header(stream, seq), kind: 'frames', body: frames } as Block, sign);
+          const l = frameBlockLayout(sb.envelope);
+          const full = decodeSignedBlock(sb.envelope);
+          if (!l.ok || !full.ok || full.value.block.kind !== 'frames') throw new Error('unreadable');
+          expect(l.value.lamport).toBe(full.value.block.lamport);
+          expect(l.value.policy).toBe(full.value.block.policy);
+          expect(l.value.entries()).toEqual(full.value.block.body);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
   it('refuses blocks of other kinds by result', () => {
     const sb = signBlock(
       {
@@ -105,7 +125,7 @@ describe('frameInBlock', () => {
       fc.property(fc.uint8Array({ maxLength: 400 }), fc.nat(), (bytes, i) => {
         expect(() => frameInBlock(bytes, i % 3)).not.toThrow();
         const l = frameBlockLayout(bytes);
-        if (l.ok) expect(() => l.value.entry(i % 3)).not.toThrow();
+        if (l.ok) expect(() => [l.value.entry(i % 3), l.value.entries()]).not.toThrow();
       }),
       { numRuns: 500 },
     );
@@ -119,7 +139,7 @@ describe('frameInBlock', () => {
           if (at < m.length) m[at] = v;
           expect(() => frameInBlock(m, 0)).not.toThrow();
           const l = frameBlockLayout(m);
-          if (l.ok) expect(() => l.value.entry(0)).not.toThrow();
+          if (l.ok) expect(() => [l.value.entry(0), l.value.entries()]).not.toThrow();
         },
       ),
       { numRuns: 1000 },
