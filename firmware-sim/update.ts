@@ -23,7 +23,7 @@ import {
 import { decodeDown, encodeReport, type UpdateReport, type UpdateState } from '../protocols/firmware-transfer.js';
 import { deviceIdToKid, encodeSign1, fromHex, toHex } from '../protocols/index.js';
 import * as ed from '@noble/ed25519';
-import { createSigner } from './crypto.js';
+import { createSigner, type SignerImpl } from './crypto.js';
 import { type FlashSync, type UpdateFlash, UpdateStore } from './update-store.js';
 
 export interface UpdatableDeviceOptions {
@@ -54,6 +54,12 @@ export interface UpdatableDeviceOptions {
   readonly abandonMs?: number;
   /** Time the trial image takes to run its self-test. */
   readonly selfTestMs?: number;
+  /**
+   * Which library signs the reports: `noble` (pure JS, the default, as the frame simulator) or
+   * `node` (OpenSSL): for benches where the device shares the gateway's process and its signing
+   * would otherwise be measured as the link's cost.
+   */
+  readonly signer?: SignerImpl;
   /** Called with each report sent (for logs). */
   readonly onReport?: (state: UpdateState, offset: number, reason?: string) => void;
 }
@@ -76,7 +82,7 @@ export class UpdatableDevice {
   constructor(private readonly o: UpdatableDeviceOptions) {
     this.store = new UpdateStore(o.dir, o.flashSync);
     this.flash = this.store.load(o.version);
-    this.sign = createSigner(o.seed);
+    this.sign = createSigner(o.seed, o.signer);
     if (this.flash.pending) {
       const d = decodeManifest(fromHex(this.flash.pending.manifest)!);
       if (d.ok) this.manifest = d.value.manifest;

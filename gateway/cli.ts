@@ -1,4 +1,6 @@
 /** The `gateway` command: dispatches to one module per subcommand. */
+// First: before any module loads aedes or mqtt (quiet-debug.ts).
+import './transports/quiet-debug.js';
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';
 import { demo, demoHelp } from './cli/demo.js';

@@ -74,8 +74,19 @@ function chunkForWire(wireBytes: number): number {
   return Math.min(n, MAX_CHUNK_BYTES);
 }
 
-/** The chunk size for a BLE link of this ATT MTU: 23 → 255 bytes, 247 → 3 825 bytes. */
-export const bleChunkBytes = (mtu: number): number => chunkForWire(BLE_CHUNK_PAYLOADS * attPayload(mtu));
+const bleChunks = new Map<number, number>();
+/**
+ * The chunk size for a BLE link of this ATT MTU: 23 → 255 bytes, 247 → 3 825 bytes. Kept per
+ * MTU: the gateway asks for it with every report, and the search costs a few thousand steps.
+ */
+export function bleChunkBytes(mtu: number): number {
+  let n = bleChunks.get(mtu);
+  if (n === undefined) {
+    n = chunkForWire(BLE_CHUNK_PAYLOADS * attPayload(mtu));
+    if (bleChunks.size < 256) bleChunks.set(mtu, n);
+  }
+  return n;
+}
 
 /** Whether a byte-stream frame is a firmware offer or chunk (a bare CBOR map, key 0 = 17 or 18). */
 export function isFirmwareDown(frame: Uint8Array): boolean {

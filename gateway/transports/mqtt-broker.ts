@@ -9,6 +9,8 @@
  * and never forwarded; only transient failures (store error, overload) refuse,
  * which makes the device reconnect and resend.
  */
+// Before aedes loads mqtt-packet: its disabled debug calls stop building argument arrays.
+import './quiet-debug.js';
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createServer, type Server, type Socket } from 'node:net';
