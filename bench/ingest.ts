@@ -4,7 +4,9 @@
  * Prints a table of figure / baseline / ratio / goal and writes bench/results/ingest.json.
  *
  * The gateway runs in this process (so its latency histogram and RSS are at
- * hand); the 1000 devices run in a separate load-generator process.
+ * hand), with `npm start`'s node options (the bench re-runs itself with them); the 1000 devices
+ * run in a separate load-generator process. The RSS is broken down by smaps mapping and V8 heap
+ * before the load, after it and after a full GC.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';

@@ -4,6 +4,7 @@
  * memory pressure (they are in RSS only while mapped); anonymous pages are the process's own
  * (V8 heaps of the main thread and each worker, malloc arenas, thread stacks).
  */
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 export interface SmapsBreakdown {
@@ -57,12 +58,14 @@ export function smapsBreakdown(pid: number | 'self'): SmapsBreakdown {
   return { ...mb, total, lmdbMappings };
 }
 
-/** One line: total, then each group over 0.5 MB. */
-export function formatSmaps(s: SmapsBreakdown): string {
-  const parts = (
-    ['lmdb', 'nodeBinary', 'libraries', 'otherFiles', 'brkHeap', 'anonLarge', 'anonSmall', 'stacks'] as const
-  )
-    .filter((k) => s[k] >= 0.5)
-    .map((k) => `${k} ${s[k].toFixed(1)}`);
-  return `${s.total.toFixed(1)} MB: ${parts.join(', ')}`;
+/**
+ * Drops a file's pages from the page cache (GNU dd: `iflag=nocache count=0` advises
+ * POSIX_FADV_DONTNEED over the whole file), so a gateway started on a store the bench just
+ * copied or read maps only what its own reads bring in, as on a device after a reboot: with the
+ * file cached, the kernel's fault-around maps up to 16 cached neighbours of every page a read
+ * touches. Returns false (and the bench says so) where dd cannot do it.
+ */
+export function dropPageCache(file: string): boolean {
+  spawnSync('sync', [file]);
+  return spawnSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']).status === 0;
 }
