@@ -4,7 +4,9 @@
  * Prints a table of figure / baseline / ratio / goal and writes bench/results/ingest.json.
  *
  * The gateway runs in this process (so its latency histogram and RSS are at
- * hand); the 1000 devices run in a separate load-generator process.
+ * hand), with `npm start`'s node options (the bench re-runs itself with them); the 1000 devices
+ * run in a separate load-generator process. The RSS is broken down by smaps mapping and V8 heap
+ * before the load, after it and after a full GC.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -13,9 +15,13 @@ import { Session } from 'node:inspector/promises';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { decodeSign1, sigStructure, signBody } from '../protocols/index.js';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../gateway/crypto/ed25519.js';
 import { startTestGateway, tempDir } from '../test/helpers/env.js';
+import { startFlags } from './lib/gateway-process.js';
+import { type SmapsBreakdown, smapsBreakdown } from './lib/smaps.js';
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +34,15 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick === true;
+// The gateway runs in this process: give it `npm start`'s node options (V8 heap sizing), as deployed.
+const deployed = startFlags(new URL('..', import.meta.url).pathname);
+if (!deployed.every((f) => process.execArgv.includes(f))) {
+  const child = spawn(process.execPath, [...deployed, ...process.execArgv, ...process.argv.slice(1)], {
+    stdio: 'inherit',
+  });
+  const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
+  process.exit(code);
+}
 const devices = Number(values.devices ?? (quick ? 500 : 1000));
 
 /** Single-core raw verify of pre-built Sig_structures: the baseline. */
@@ -69,6 +84,53 @@ interface LoadResult {
 
 const quantile = (sorted: number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
+
+interface MemoryNow {
+  smaps: SmapsBreakdown;
+  usage: NodeJS.MemoryUsage;
+}
+
+/**
+ * This process's memory (the gateway runs in it, beside the bench's own few MB): smaps groups and
+ * the main thread's V8 figures; `settled` after a full GC, so what is retained shows apart from
+ * garbage not yet collected.
+ */
+function memoryNow(settled = false): MemoryNow {
+  if (settled) {
+    setFlagsFromString('--expose-gc');
+    (runInNewContext('gc') as () => void)();
+  }
+  return { smaps: smapsBreakdown('self'), usage: process.memoryUsage() };
+}
+
+interface Row {
+  figure: string;
+  value: number;
+  unit: string;
+  baseline?: string;
+  ratio?: number;
+  goal?: string;
+  pass?: boolean;
+}
+
+function memoryRows(before: MemoryNow, after: MemoryNow, settled: MemoryNow): Row[] {
+  const mb = (n: number): number => n / 1048576;
+  const row = (figure: string, f: (m: MemoryNow) => number) => ({
+    figure: `  ${figure}: after / settled (before)`,
+    value: f(after),
+    unit: `MB / ${f(settled).toFixed(1)} (${f(before).toFixed(1)})`,
+  });
+  return [
+    row('lmdb pages mapped in', (m) => m.smaps.lmdb),
+    row('anon < 1 MB a mapping: V8 heap pages', (m) => m.smaps.anonSmall),
+    row('anon >= 1 MB: thread arenas, large objects', (m) => m.smaps.anonLarge),
+    row('anon: brk heap (malloc)', (m) => m.smaps.brkHeap),
+    row('file: node, libs, other', (m) => m.smaps.nodeBinary + m.smaps.libraries + m.smaps.otherFiles),
+    row('main heap used', (m) => mb(m.usage.heapUsed)),
+    row('main heap committed', (m) => mb(m.usage.heapTotal)),
+    row('external (ArrayBuffers)', (m) => mb(m.usage.external)),
+  ];
+}
 
 async function main(): Promise<void> {
   const framesPerDevice = quick ? 10 : 60;
@@ -114,6 +176,8 @@ async function main(): Promise<void> {
   // Concurrently, so one transaction (one at a time, each waits for its own fsync).
   await Promise.all(keys.map((k) => gw.registry.enroll(k)));
   await ask('connect');
+  // Memory with the devices connected, before any frame: the baseline the run's growth is read against.
+  const memBefore = memoryNow();
 
   // Phase 1: saturation (closed loop) for throughput.
   const session = values.profile ? new Session() : undefined;
@@ -141,6 +205,8 @@ async function main(): Promise<void> {
   const paced = await ask<LoadResult>(`paced ${hz.toFixed(3)} ${pacedSeconds}`);
   const lat = gw.ingest.stats.takeLatencies().sort((a, b) => a - b);
   const rssMb = process.memoryUsage().rss / 1e6;
+  const memAfter = memoryNow();
+  const memSettled = memoryNow(true);
   const stored = gw.frames.count();
   gen.stdin!.write('exit\n');
   await gw.stop();
@@ -148,7 +214,7 @@ async function main(): Promise<void> {
 
   const ratio = sat.perSecond / raw;
   const gwCpuPerFrameUs = ((gwCpu.user + gwCpu.system) / sat.acked) | 0;
-  const rows = [
+  const rows: Row[] = [
     { figure: 'raw node:crypto verify, 1 core', value: raw, unit: 'ops/s' },
     { figure: 'raw node:crypto verify per CPU-second', value: rawCpu, unit: 'ops/s' },
     {
@@ -198,7 +264,8 @@ async function main(): Promise<void> {
     },
     { figure: 'publish-to-PUBACK p99 (half capacity)', value: paced.pubackP99, unit: 'ms' },
     { figure: 'publish-to-PUBACK p50 (saturated)', value: sat.pubackP50, unit: 'ms' },
-    { figure: 'gateway RSS after run', value: rssMb, unit: 'MB' },
+    { figure: 'gateway RSS after run', value: rssMb, unit: 'MB', goal: '<= 200 MB', pass: rssMb <= 200 },
+    ...memoryRows(memBefore, memAfter, memSettled),
   ];
   const fmt = (n: number, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : '');
   console.log(

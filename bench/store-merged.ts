@@ -13,7 +13,8 @@
  * - restart via the compiled start (node bin/gateway.js start, `npm start`'s flags, no tsx),
  *   spawn → a new frame's PUBACK, median, against the same on an empty store, alternating;
  * - RSS of that gateway after the HTTP queries and a sync check with a sibling process holding
- *   the same blocks, against the same on the empty store.
+ *   the same blocks, against the same on the empty store (the stores' page cache dropped before
+ *   the gateways start, so RSS counts what their own reads map in: bench/lib/smaps.ts).
  * Needs `npm run build` (dist/) first.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -33,6 +34,7 @@ import { benchDevice } from './lib/devices.js';
 import { procMemory, stopProcess } from './lib/gateway-process.js';
 import { api, awaitExchange, configFile, ports, startCompiled, writeConfig } from './lib/merged-gateway.js';
 import { buildMerged, catchUp, MERGED_DEVICES, type MergedMeta } from './lib/merged-store.js';
+import { dropPageCache } from './lib/smaps.js';
 import { ruleFile } from './lib/rules-workload.js';
 
 const { values } = parseArgs({
@@ -224,6 +226,10 @@ try {
   writeConfig(configFile(tmp.dir, 'empty'), { id: 'gw-a', dataDir: empty, ports: pe, devices: own });
   const ownB = devices.filter((d) => d.author === 'gw-b');
   writeConfig(configFile(tmp.dir, 'gw-b'), { id: 'gw-b', dataDir: dataB, ports: pb, devices: ownB, peers: [peerA] });
+  // The in-process part above read the whole store, and the copies are fresh: from a cold page
+  // cache, the gateways' RSS counts the pages their own reads bring in (bench/lib/smaps.ts).
+  for (const d of [data, empty, dataB])
+    if (!dropPageCache(join(d, 'outpost.lmdb'))) console.log(`could not drop ${d}'s page cache (dd): RSS counts it`);
   const dev = own[0]!;
   const full: number[] = [];
   const none: number[] = [];

@@ -7,7 +7,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Database, open, type RootDatabase } from 'lmdb';
+import { type Database, open, type RootDatabase, type RootDatabaseOptionsWithPath } from 'lmdb';
 
 /**
  * lmdb-js leaves one orphaned rejected promise per failed commit (seen with
@@ -70,7 +70,18 @@ export class Store {
 
   private constructor(readonly dir: string) {
     mkdirSync(dir, { recursive: true });
-    this.root = open({ path: join(dir, 'outpost.lmdb'), maxDbs: 64, compression: false, overlappingSync: false });
+    // noReadAhead (MDB_NORDAHEAD: madvise MADV_RANDOM): a read brings in the page it touches, not
+    // the kernel's read-around window, which the kernel's fault-around then mapped up to 64 KB of
+    // into RSS for every scattered block read (bench/README.md, "Memory with 1 000 000 frames").
+    // lmdb-js's types omit the option.
+    const options: RootDatabaseOptionsWithPath & { noReadAhead: boolean } = {
+      path: join(dir, 'outpost.lmdb'),
+      maxDbs: 64,
+      compression: false,
+      overlappingSync: false,
+      noReadAhead: true,
+    };
+    this.root = open(options);
     this.devices = this.root.openDB({ name: 'devices' });
     this.windows = this.root.openDB({ name: 'replay-windows' });
   }
