@@ -53,6 +53,8 @@ const { values } = parseArgs({
     'automerge-frames': { type: 'string' },
     d: { type: 'string' },
     'ours-only': { type: 'boolean' },
+    /** Our exchange on the pool only (no main-thread run: half the bench's time). */
+    'pool-only': { type: 'boolean' },
     /** Write a CPU profile of the main thread during our exchange (the last d) to this file. */
     profile: { type: 'string' },
   },
@@ -288,7 +290,9 @@ async function main(): Promise<void> {
     const onlyB = allB.slice(0, d);
     const missing = [...onlyA, ...onlyB].reduce((s, f) => s + f.bytes.length, 0);
     const base = await verifyBaseline([...onlyA, ...onlyB]);
-    const main = await ours(common, onlyA, onlyB, undefined, false);
+    const main = values['pool-only']
+      ? { wallMs: Number.NaN, cpuMs: Number.NaN }
+      : await ours(common, onlyA, onlyB, undefined, false);
     const o = await ours(common, onlyA, onlyB, pool, true);
     const ideal = base.oneCoreMs / 2;
     console.log(

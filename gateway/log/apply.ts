@@ -20,7 +20,7 @@ import {
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { PRUNABLE_KINDS } from './marks.js';
 import { headKey, type IndexRecord, type LogState, type StreamHead } from './state.js';
-import type { Prechecked } from './frame-checks.js';
+import type { FrameId, Prechecked } from './frame-checks.js';
 import { type Fault, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { FramesView, type ViewTicket } from './view.js';
 import type { FrameRow } from './frames-index.js';
@@ -79,6 +79,8 @@ export function apply(
       same ? pre?.checks : undefined,
     );
   if (faults.length > 0) return { status: 'rejected', hash, faults };
+  // Every frame verified, so each parsed one has its identity: the view need not decode them again.
+  const ids = same && pre?.frames ? pre.frames.map((p) => (p.ok ? p.id : undefined)) : undefined;
   // Chained onto a block whose transaction has not landed: written only if that block is on
   // disk when this one commits (lmdb checks inside the commit). Else a failed commit (disk
   // full) then a good one would leave this block above a hole no sync fills, its stream's head
@@ -86,7 +88,11 @@ export function apply(
   const prev = sb.block.prev === null ? undefined : hashHex(sb.block.prev);
   if (prev !== undefined && s.pendingIndex.has(prev)) {
     let equivocation = false;
-    const landed = s.blocks.ifVersion(prev, IF_EXISTS, () => void (equivocation = put(s, hooks, sb, plain)));
+    const landed = s.blocks.ifVersion(
+      prev,
+      IF_EXISTS,
+      () => void (equivocation = put(s, hooks, sb, plain, undefined, ids)),
+    );
     s.store.track(landed);
     void landed.then(
       (written) => written || s.reloadHeads(),
@@ -94,7 +100,7 @@ export function apply(
     );
     return { status: 'applied', hash, equivocation };
   }
-  const equivocation = put(s, hooks, sb, plain);
+  const equivocation = put(s, hooks, sb, plain, undefined, ids);
   return { status: 'applied', hash, equivocation };
 }
 
@@ -143,6 +149,8 @@ export function put(
   plain: Block = s.readable(sb.block),
   /** A frames block sealed from the journal: its number, which its frames' view entries already hold. */
   journaled?: number,
+  /** The frames' identities, parsed before (sync's intake). */
+  ids?: readonly (FrameId | undefined)[],
 ): boolean {
   const b = plain; // the opened block, for a sealed one this gateway can read
   s.opts.crypto?.observe(b);
@@ -213,7 +221,7 @@ export function put(
   // A sealed journal block's frames are in the view already (pointing at its number): only a
   // frame held in other copies too is chosen again, now that its hash is known.
   if (b.kind === 'frames') {
-    if (journaled === undefined) s.view.add(ticket, rec.no!, b.body);
+    if (journaled === undefined) s.view.add(ticket, rec.no!, b.body, 0, ids);
     else s.view.sealed(ticket, journaled, b.body);
   }
   // Once durable, reads see it: drop it from the pending maps.

@@ -64,6 +64,11 @@ export class Revocations {
    * From which receive time a device's frames are left out of the view: when every key
    * logged for it is revoked, the latest of those revocations.
    */
+  /** Whether any key of the device has a logged revocation (else `since` is undefined whatever the keys). */
+  hasRevoked(device: string): boolean {
+    return this.revoked.has(device);
+  }
+
   since(device: string, keys: readonly string[]): number | undefined {
     if (!this.revoked.has(device) || keys.length === 0) return undefined;
     let since = 0;

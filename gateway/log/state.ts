@@ -191,6 +191,9 @@ export class LogState {
 
   /** From which receive time a device's frames are left out of the view (revocations.ts). */
   revokedSince(device: string): number | undefined {
+    // Read for every device of every block applied: the logged keys are only looked up (an
+    // lmdb range) for a device that has a revocation at all.
+    if (!this.revocations.hasRevoked(device)) return undefined;
     return this.revocations.since(device, this.loggedKeys(device));
   }
 

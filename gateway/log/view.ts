@@ -29,10 +29,10 @@ import {
   readCopyValue,
   readViewKey,
   VIEW_KEY,
-  viewKey,
 } from './frame-keys.js';
 import { FrameTables } from './frame-tables.js';
 import type { DeviceNumbering } from './numbers.js';
+import type { FrameId } from './frame-checks.js';
 import { frameId } from './verify.js';
 
 export interface ViewEntry {
@@ -138,8 +138,7 @@ export class FramesView {
         index: v.index,
       });
     }
-    const vk = viewKey(key.dev, key.boot, key.seq);
-    this.track(v === null ? this.tables.view.remove(vk) : this.tables.view.put(vk, copyValue(v)));
+    this.track(this.tables.setEntry(key, v === null ? null : copyValue(v)));
     if (v !== null) for (const p of this.tables.putIndex({ ...key, rxTime: v.rxTime }, v)) this.track(p);
   }
 
@@ -151,12 +150,21 @@ export class FramesView {
    * Queues a frames block's copies and view updates into `t` (`no`: the block's number; `first`:
    * the index of `frames[0]` in it, for frames journaled into an open block).
    */
-  add(t: ViewTicket, no: number, frames: readonly FrameEntry[], first = 0): void {
+  add(
+    t: ViewTicket,
+    no: number,
+    frames: readonly FrameEntry[],
+    first = 0,
+    /** The frames' identities when the caller has them (sync's intake parsed each frame once). */
+    ids?: readonly (FrameId | undefined)[],
+  ): void {
     // A block holds a few devices' frames: each one's revocation is read once per block.
     const excluded = new Map<string, number | undefined>();
+    // An empty copies table (every frame held once: the common case) spares a seek per frame.
+    const anyCopied = this.tables.anyCopies();
     frames.forEach((f, j) => {
       const i = first + j;
-      const id = frameId(f.frame);
+      const id = ids ? ids[j] : frameId(f.frame);
       if (!id) return;
       const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
       const k = fk(key);
@@ -167,7 +175,7 @@ export class FramesView {
       const others =
         cur !== undefined ||
         this.pendingCopies.has(k) ||
-        (pending === undefined ? this.tables.copied(key) : this.tables.holds(key));
+        (pending === undefined ? anyCopied && this.tables.copied(key) : this.tables.holds(key));
       let ex = excluded.get(id.device);
       if (ex === undefined && !excluded.has(id.device)) excluded.set(id.device, (ex = this.excludedSince(id.device)));
       const hidden = ex !== undefined && f.rxTime >= ex;
