@@ -32,7 +32,7 @@ import {
 } from './frame-keys.js';
 import { FrameTables } from './frame-tables.js';
 import type { DeviceNumbering } from './numbers.js';
-import type { FrameId } from './frame-checks.js';
+import type { ParsedFrame } from './frame-checks.js';
 import { frameId } from './verify.js';
 
 export interface ViewEntry {
@@ -75,7 +75,8 @@ const ref = (c: CopyRef): string => `${c.block}/${c.index}`;
 
 /** What one turn queued, to be forgotten once its transaction settles. */
 export interface ViewTicket {
-  readonly copies: [string, number][];
+  /** Per block queued: the frame keys of its copies (one array a block, not a pair a frame). */
+  readonly copies: { readonly no: number; readonly keys: string[] }[];
   readonly views: [string, { v: CopyRef | null }][];
   /** Frames that entered the view in this turn (no copy was shown before). */
   readonly added: AddedFrame[];
@@ -155,16 +156,19 @@ export class FramesView {
     no: number,
     frames: readonly FrameEntry[],
     first = 0,
-    /** The frames' identities when the caller has them (sync's intake parsed each frame once). */
-    ids?: readonly (FrameId | undefined)[],
+    /** The frames as parsed by the caller (sync's intake parsed each frame once): their identities. */
+    parsed?: readonly ParsedFrame[],
   ): void {
     // A block holds a few devices' frames: each one's revocation is read once per block.
     const excluded = new Map<string, number | undefined>();
     // An empty copies table (every frame held once: the common case) spares a seek per frame.
     const anyCopied = this.tables.anyCopies();
+    const queued: string[] = [];
+    t.copies.push({ no, keys: queued });
     frames.forEach((f, j) => {
       const i = first + j;
-      const id = ids ? ids[j] : frameId(f.frame);
+      const p = parsed?.[j];
+      const id = (p?.ok ? p.id : undefined) ?? frameId(f.frame);
       if (!id) return;
       const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
       const k = fk(key);
@@ -185,7 +189,7 @@ export class FramesView {
       let list = this.pendingCopies.get(k);
       if (!list) this.pendingCopies.set(k, (list = []));
       list.push(c);
-      t.copies.push([k, no]);
+      queued.push(k);
       if (hidden) return;
       if (cur !== undefined && !this.less(c, cur)) return;
       this.set(t, k, key, c);
@@ -209,13 +213,18 @@ export class FramesView {
 
   /** The turn's writes are durable (or failed): reads see the database again. */
   settle(t: ViewTicket): void {
-    for (const [k, no] of t.copies) {
-      const list = this.pendingCopies.get(k);
-      if (!list) continue;
-      const rest = list.filter((c) => c.block !== no);
-      if (rest.length === 0) this.pendingCopies.delete(k);
-      else this.pendingCopies.set(k, rest);
-    }
+    for (const { no, keys } of t.copies)
+      for (const k of keys) {
+        const list = this.pendingCopies.get(k);
+        if (!list) continue;
+        if (list.length === 1 && list[0]!.block === no) {
+          this.pendingCopies.delete(k);
+          continue;
+        }
+        const rest = list.filter((c) => c.block !== no);
+        if (rest.length === 0) this.pendingCopies.delete(k);
+        else this.pendingCopies.set(k, rest);
+      }
     for (const [k, r] of t.views) if (this.pendingView.get(k) === r) this.pendingView.delete(k);
     this.devices.confirm();
   }
