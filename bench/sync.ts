@@ -8,6 +8,8 @@
  * and the bytes of an "are we equal?" check. Ours also: bytes ÷ missing block bytes (goal
  * ≤ 1.05), and the same exchange's bytes with link compression (protocols/link-deflate.ts, as
  * the sync links negotiate it) with the codec's CPU time. `--quick`: n = 5 000, d = 1 000 only.
+ * `--d 10000 --ours-only --pool-only [--profile F]`: our exchange on the verify pool alone (no
+ * main-thread run, no Yjs / Automerge), optionally with a CPU profile of the main thread.
  * Writes bench/results/sync.json.
  *
  * Our wall time includes verifying every device signature in the received blocks; Yjs and
