@@ -161,8 +161,9 @@ export class FramesView {
   ): void {
     // A block holds a few devices' frames: each one's revocation is read once per block.
     const excluded = new Map<string, number | undefined>();
-    // An empty copies table (every frame held once: the common case) spares a seek per frame.
-    const anyCopied = this.tables.anyCopies();
+    // An empty copies table (every frame held once: the common case) spares a seek per frame:
+    // asked once per block (a journal's single frame goes straight to its own seek).
+    const anyCopied = frames.length > 1 ? this.tables.anyCopies() : true;
     const queued: string[] = [];
     t.copies.push({ no, keys: queued });
     frames.forEach((f, j) => {
