@@ -8,6 +8,8 @@
  * and the bytes of an "are we equal?" check. Ours also: bytes ÷ missing block bytes (goal
  * ≤ 1.05), and the same exchange's bytes with link compression (protocols/link-deflate.ts, as
  * the sync links negotiate it) with the codec's CPU time. `--quick`: n = 5 000, d = 1 000 only.
+ * `--d 10000 --ours-only --pool-only [--profile F]`: our exchange on the verify pool alone (no
+ * main-thread run, no Yjs / Automerge), optionally with a CPU profile of the main thread.
  * Writes bench/results/sync.json.
  *
  * Our wall time includes verifying every device signature in the received blocks; Yjs and
@@ -53,6 +55,8 @@ const { values } = parseArgs({
     'automerge-frames': { type: 'string' },
     d: { type: 'string' },
     'ours-only': { type: 'boolean' },
+    /** Our exchange on the pool only (no main-thread run: half the bench's time). */
+    'pool-only': { type: 'boolean' },
     /** Write a CPU profile of the main thread during our exchange (the last d) to this file. */
     profile: { type: 'string' },
   },
@@ -288,7 +292,9 @@ async function main(): Promise<void> {
     const onlyB = allB.slice(0, d);
     const missing = [...onlyA, ...onlyB].reduce((s, f) => s + f.bytes.length, 0);
     const base = await verifyBaseline([...onlyA, ...onlyB]);
-    const main = await ours(common, onlyA, onlyB, undefined, false);
+    const main = values['pool-only']
+      ? { wallMs: Number.NaN, cpuMs: Number.NaN }
+      : await ours(common, onlyA, onlyB, undefined, false);
     const o = await ours(common, onlyA, onlyB, pool, true);
     const ideal = base.oneCoreMs / 2;
     console.log(

@@ -20,8 +20,8 @@ import {
 import { verifyEd25519 } from '../crypto/ed25519.js';
 import { PRUNABLE_KINDS } from './marks.js';
 import { headKey, type IndexRecord, type LogState, type StreamHead } from './state.js';
-import type { Prechecked } from './frame-checks.js';
-import { type Fault, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
+import type { ParsedFrame, Prechecked } from './frame-checks.js';
+import { type Fault, knownFrameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { FramesView, type ViewTicket } from './view.js';
 import type { FrameRow } from './frames-index.js';
 
@@ -79,6 +79,8 @@ export function apply(
       same ? pre?.checks : undefined,
     );
   if (faults.length > 0) return { status: 'rejected', hash, faults };
+  // Every frame verified, so each parsed one has its identity: the view need not decode them again.
+  const parsed = same ? pre?.frames : undefined;
   // Chained onto a block whose transaction has not landed: written only if that block is on
   // disk when this one commits (lmdb checks inside the commit). Else a failed commit (disk
   // full) then a good one would leave this block above a hole no sync fills, its stream's head
@@ -86,7 +88,11 @@ export function apply(
   const prev = sb.block.prev === null ? undefined : hashHex(sb.block.prev);
   if (prev !== undefined && s.pendingIndex.has(prev)) {
     let equivocation = false;
-    const landed = s.blocks.ifVersion(prev, IF_EXISTS, () => void (equivocation = put(s, hooks, sb, plain)));
+    const landed = s.blocks.ifVersion(
+      prev,
+      IF_EXISTS,
+      () => void (equivocation = put(s, hooks, sb, plain, undefined, parsed)),
+    );
     s.store.track(landed);
     void landed.then(
       (written) => written || s.reloadHeads(),
@@ -94,7 +100,7 @@ export function apply(
     );
     return { status: 'applied', hash, equivocation };
   }
-  const equivocation = put(s, hooks, sb, plain);
+  const equivocation = put(s, hooks, sb, plain, undefined, parsed);
   return { status: 'applied', hash, equivocation };
 }
 
@@ -143,6 +149,8 @@ export function put(
   plain: Block = s.readable(sb.block),
   /** A frames block sealed from the journal: its number, which its frames' view entries already hold. */
   journaled?: number,
+  /** The frames as parsed and verified before (sync's intake): their identities and bodies. */
+  parsed?: readonly ParsedFrame[],
 ): boolean {
   const b = plain; // the opened block, for a sealed one this gateway can read
   s.opts.crypto?.observe(b);
@@ -213,7 +221,7 @@ export function put(
   // A sealed journal block's frames are in the view already (pointing at its number): only a
   // frame held in other copies too is chosen again, now that its hash is known.
   if (b.kind === 'frames') {
-    if (journaled === undefined) s.view.add(ticket, rec.no!, b.body);
+    if (journaled === undefined) s.view.add(ticket, rec.no!, b.body, 0, parsed);
     else s.view.sealed(ticket, journaled, b.body);
   }
   // Once durable, reads see it: drop it from the pending maps.
@@ -226,6 +234,14 @@ export function put(
       if (!listened || s.store.closed || !s.blocks.doesExist(hash)) return;
       for (const l of s.blockListeners) l(sb);
       if (b.kind === 'frames' && ticket.added.length > 0 && s.frameListeners.size > 0) {
+        // The bodies the intake decoded, for listeners that read them (decodedBody): recorded
+        // only now, for frames that entered the view (a WeakMap entry per frame synced costs).
+        if (parsed)
+          for (const a of ticket.added) {
+            const p = parsed[a.index];
+            const e = b.body[a.index];
+            if (p?.ok && p.id && e) knownFrameId(e.frame, p.id, p.body);
+          }
         const rows = addedRows(b.body, author, b.stream, ticket.added);
         for (const l of s.frameListeners) l(rows);
       }

@@ -60,6 +60,8 @@ export class BlockLog {
   private readonly s: LogState;
   private readonly hooks: PutHooks;
   private readonly known = new Set<string>();
+  /** Registry public keys (hex) decoded to bytes, shared read-only (bounded: cleared at 4 096). */
+  private readonly keyBytes = new Map<string, Uint8Array>();
   /** Sibling keys accepted through sync (authors.ts), for the audit. */
   readonly remembered: RememberedAuthors;
   /** Low-water marks and pruning (marks.ts). */
@@ -175,8 +177,16 @@ export class BlockLog {
   /** The local registry's key for a device, if enrolled here. */
   registryKeys(device: string): Uint8Array[] {
     const rec = this.s.deviceRecord(device);
-    const k = rec ? fromHex(rec.publicKey) : undefined;
-    return k ? [k] : [];
+    if (!rec) return [];
+    // Read for every device of every block verified: each key's bytes are decoded once.
+    let k = this.keyBytes.get(rec.publicKey);
+    if (k === undefined) {
+      k = fromHex(rec.publicKey);
+      if (!k) return [];
+      if (this.keyBytes.size >= 4096) this.keyBytes.clear();
+      this.keyBytes.set(rec.publicKey, k);
+    }
+    return [k];
   }
 
   /** Keys (hex) enrolled for a device by enrolment blocks in the log. */

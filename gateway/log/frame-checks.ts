@@ -60,17 +60,24 @@ export function identify(device: string, payload: Uint8Array): { id: FrameId; bo
 /** Signature results found elsewhere (the verify pool): the author's, and per frame per device key (hex). */
 export class SignatureChecks {
   author: boolean | undefined;
-  private readonly frames = new Map<number, Map<string, boolean>>();
+  // A device has one key almost always: frame i's first result in two arrays, others in a Map
+  // (no Map per frame: this runs for every frame synced).
+  private readonly keys: (string | undefined)[] = [];
+  private readonly valid: boolean[] = [];
+  private more: Map<string, boolean> | undefined;
 
   record(frame: number, key: string, valid: boolean): void {
-    let m = this.frames.get(frame);
-    if (!m) this.frames.set(frame, (m = new Map()));
-    m.set(key, valid);
+    const first = this.keys[frame];
+    if (first === undefined || first === key) {
+      this.keys[frame] = key;
+      this.valid[frame] = valid;
+    } else (this.more ??= new Map()).set(`${frame}/${key}`, valid);
   }
 
   /** The result for frame i under `key` (hex), if it was checked. */
   frame(i: number, key: string): boolean | undefined {
-    return this.frames.get(i)?.get(key);
+    if (this.keys[i] === key) return this.valid[i];
+    return this.more?.get(`${i}/${key}`);
   }
 }
 

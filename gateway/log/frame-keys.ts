@@ -59,8 +59,9 @@ function readTime(b: Buffer, at: number): number {
   return (b.readUInt32BE(at) - SIGN) * TWO32 + b.readUInt32BE(at + 4);
 }
 
-export function viewKey(dev: number, boot: number, seq: number): Buffer {
-  const b = Buffer.allocUnsafe(12);
+/** `into`: a scratch buffer of the key's length to write it in (a key lmdb copies at once). */
+export function viewKey(dev: number, boot: number, seq: number, into?: Buffer): Buffer {
+  const b = into ?? Buffer.allocUnsafe(12);
   writeDev(b, 0, dev);
   b.writeUInt32BE(boot, 4);
   b.writeUInt32BE(seq, 8);
@@ -83,8 +84,8 @@ export function readCopyValue(b: Buffer): CopyRef | undefined {
   return { block: b.readUInt32BE(0), index: b.readUInt16BE(4), rxTime: readTime(b, 6) };
 }
 
-export function copyKey(k: FrameKey, block: number, index: number): Buffer {
-  const b = Buffer.allocUnsafe(18);
+export function copyKey(k: FrameKey, block: number, index: number, into?: Buffer): Buffer {
+  const b = into ?? Buffer.allocUnsafe(18);
   writeDev(b, 0, k.dev);
   b.writeUInt32BE(k.boot, 4);
   b.writeUInt32BE(k.seq, 8);
@@ -112,8 +113,8 @@ export function readTimeValue(b: Buffer): number | undefined {
   return b.length === 8 ? readTime(b, 0) : undefined;
 }
 
-export function timeKey(k: TimeKey): Buffer {
-  const b = Buffer.allocUnsafe(20);
+export function timeKey(k: TimeKey, into?: Buffer): Buffer {
+  const b = into ?? Buffer.allocUnsafe(20);
   writeTime(b, 0, k.rxTime);
   b.writeUInt32BE(k.dev, 8);
   b.writeUInt32BE(k.boot, 12);
@@ -125,8 +126,8 @@ export function readTimeKey(b: Buffer): TimeKey | undefined {
   return { rxTime: readTime(b, 0), dev: b.readUInt32BE(8), boot: b.readUInt32BE(12), seq: b.readUInt32BE(16) };
 }
 
-export function deviceKey(k: TimeKey): Buffer {
-  const b = Buffer.allocUnsafe(20);
+export function deviceKey(k: TimeKey, into?: Buffer): Buffer {
+  const b = into ?? Buffer.allocUnsafe(20);
   writeDev(b, 0, k.dev);
   writeTime(b, 4, k.rxTime);
   b.writeUInt32BE(k.boot, 12);

@@ -27,16 +27,25 @@ import {
   readCopyKey,
   readCopyValue,
   readTimeValue,
+  TIME_KEY,
   type TimeKey,
   timeKey,
   timeValue,
+  VIEW_KEY,
   viewKey,
 } from './frame-keys.js';
 
 type Bin = Database<Buffer, Buffer>;
+const LEAST_COPY_KEY = Buffer.alloc(COPY_KEY);
 const binary = { keyEncoding: 'binary', encoding: 'binary' } as const;
 
 export class FrameTables {
+  // Scratch keys for single puts, gets and removes: lmdb-js copies a key when it is given, so
+  // one buffer per shape serves every call (values it reads at commit: those stay fresh).
+  private readonly viewScratch = Buffer.allocUnsafe(VIEW_KEY);
+  private readonly timeScratch = Buffer.allocUnsafe(TIME_KEY);
+  private readonly deviceScratch = Buffer.allocUnsafe(TIME_KEY);
+  private readonly copyScratch = Buffer.allocUnsafe(COPY_KEY);
   readonly view: Bin;
   readonly copies: Bin;
   readonly byTime: Bin;
@@ -51,7 +60,7 @@ export class FrameTables {
 
   /** The chosen copy of a frame (committed). */
   entry(k: FrameKey): CopyRef | undefined {
-    const v = this.view.get(viewKey(k.dev, k.boot, k.seq));
+    const v = this.view.get(viewKey(k.dev, k.boot, k.seq, this.viewScratch));
     return v === undefined ? undefined : readCopyValue(v);
   }
 
@@ -71,8 +80,18 @@ export class FrameTables {
 
   /** Whether a frame has a copies entry: without one it is held in one copy at most, the view's. */
   copied(k: FrameKey): boolean {
-    const p = framePrefix(k.dev, k.boot, k.seq);
-    for (const _ of this.copies.getKeys({ start: full(p, COPY_KEY), end: after(p, COPY_KEY), limit: 1 })) return true;
+    // The frame's copy keys run from (block 0, index 0) to below (block 2^32 − 1, index 2^16 − 1),
+    // past any block number a store reaches: whole keys, without the padding `full` / `after` allocate.
+    const start = copyKey(k, 0, 0);
+    const end = copyKey(k, 0xffffffff, 0xffff);
+    for (const _ of this.copies.getKeys({ start, end, limit: 1 })) return true;
+    return false;
+  }
+
+  /** Whether the copies table holds any entry (committed): when not, no frame is `copied`. */
+  anyCopies(): boolean {
+    // One seek from the least whole key (getStats would walk lmdb's free list too).
+    for (const _ of this.copies.getKeys({ start: LEAST_COPY_KEY, limit: 1 })) return true;
     return false;
   }
 
@@ -88,32 +107,33 @@ export class FrameTables {
     return out;
   }
 
-  /** Whether any frame has a copies entry (committed; O(1), the table's own count). */
-  anyCopied(): boolean {
-    return (this.copies.getStats() as { entryCount: number }).entryCount > 0;
-  }
-
   /** Whether any committed copy of a frame is held. */
   holds(k: FrameKey): boolean {
-    return this.view.doesExist(viewKey(k.dev, k.boot, k.seq)) || this.copied(k);
+    return this.view.doesExist(viewKey(k.dev, k.boot, k.seq, this.viewScratch)) || this.copied(k);
   }
 
   /** Queues the time-index entries of a view entry. */
   putIndex(k: TimeKey, p: Pointer): Promise<unknown>[] {
     const v = pointer(p);
-    return [this.byTime.put(timeKey(k), v), this.byDevice.put(deviceKey(k), v)];
+    return [this.byTime.put(timeKey(k, this.timeScratch), v), this.byDevice.put(deviceKey(k, this.deviceScratch), v)];
   }
 
   removeIndex(k: TimeKey): Promise<unknown>[] {
-    return [this.byTime.remove(timeKey(k)), this.byDevice.remove(deviceKey(k))];
+    return [this.byTime.remove(timeKey(k, this.timeScratch)), this.byDevice.remove(deviceKey(k, this.deviceScratch))];
   }
 
   putCopy(k: FrameKey, c: CopyRef): Promise<unknown> {
-    return this.copies.put(copyKey(k, c.block, c.index), timeValue(c.rxTime));
+    return this.copies.put(copyKey(k, c.block, c.index, this.copyScratch), timeValue(c.rxTime));
   }
 
   removeCopy(k: FrameKey, block: number, index: number): Promise<unknown> {
-    return this.copies.remove(copyKey(k, block, index));
+    return this.copies.remove(copyKey(k, block, index, this.copyScratch));
+  }
+
+  /** Queues a view entry (null: removes it). */
+  setEntry(k: FrameKey, v: Buffer | null): Promise<unknown> {
+    const key = viewKey(k.dev, k.boot, k.seq, this.viewScratch);
+    return v === null ? this.view.remove(key) : this.view.put(key, v);
   }
 
   /** Entries in the view (O(1), the table's own count). */

@@ -197,7 +197,9 @@ export function verifyFrames(
     }
     if (p.id === undefined)
       faults.push({ code: 'frame-malformed', block: at, detail: `frame ${i}: body is not a device reading or ack` });
-    else knownFrameId(entry.frame, p.id, p.body);
+    // Parsed here: recorded for the view and the listeners. Parsed before (sync's intake), the
+    // caller hands its parse to the view itself (apply.ts `put`), sparing a WeakMap entry a frame.
+    else if (frames?.[i] === undefined) knownFrameId(entry.frame, p.id, p.body);
   });
   return faults;
 }

@@ -29,10 +29,10 @@ import {
   readCopyValue,
   readViewKey,
   VIEW_KEY,
-  viewKey,
 } from './frame-keys.js';
 import { FrameTables } from './frame-tables.js';
 import type { DeviceNumbering } from './numbers.js';
+import type { ParsedFrame } from './frame-checks.js';
 import { frameId } from './verify.js';
 
 export interface ViewEntry {
@@ -75,7 +75,8 @@ const ref = (c: CopyRef): string => `${c.block}/${c.index}`;
 
 /** What one turn queued, to be forgotten once its transaction settles. */
 export interface ViewTicket {
-  readonly copies: [string, number][];
+  /** Per block queued: the frame keys of its copies (one array a block, not a pair a frame). */
+  readonly copies: { readonly no: number; readonly keys: string[] }[];
   readonly views: [string, { v: CopyRef | null }][];
   /** Frames that entered the view in this turn (no copy was shown before). */
   readonly added: AddedFrame[];
@@ -143,8 +144,7 @@ export class FramesView {
         index: v.index,
       });
     }
-    const vk = viewKey(key.dev, key.boot, key.seq);
-    this.track(v === null ? this.tables.view.remove(vk) : this.tables.view.put(vk, copyValue(v)));
+    this.track(this.tables.setEntry(key, v === null ? null : copyValue(v)));
     if (v !== null) for (const p of this.tables.putIndex({ ...key, rxTime: v.rxTime }, v)) this.track(p);
   }
 
@@ -156,12 +156,25 @@ export class FramesView {
    * Queues a frames block's copies and view updates into `t` (`no`: the block's number; `first`:
    * the index of `frames[0]` in it, for frames journaled into an open block).
    */
-  add(t: ViewTicket, no: number, frames: readonly FrameEntry[], first = 0): void {
+  add(
+    t: ViewTicket,
+    no: number,
+    frames: readonly FrameEntry[],
+    first = 0,
+    /** The frames as parsed by the caller (sync's intake parsed each frame once): their identities. */
+    parsed?: readonly ParsedFrame[],
+  ): void {
     // A block holds a few devices' frames: each one's revocation is read once per block.
     const excluded = new Map<string, number | undefined>();
+    // An empty copies table (every frame held once: the common case) spares a seek per frame:
+    // asked once per block (a journal's single frame goes straight to its own seek).
+    const anyCopied = frames.length > 1 ? this.tables.anyCopies() : true;
+    const queued: string[] = [];
+    t.copies.push({ no, keys: queued });
     frames.forEach((f, j) => {
       const i = first + j;
-      const id = frameId(f.frame);
+      const p = parsed?.[j];
+      const id = (p?.ok ? p.id : undefined) ?? frameId(f.frame);
       if (!id) return;
       const key: FrameKey = { dev: this.devices.assign(id.device), boot: id.boot, seq: id.seq };
       const k = fk(key);
@@ -172,7 +185,7 @@ export class FramesView {
       const others =
         cur !== undefined ||
         this.pendingCopies.has(k) ||
-        (pending === undefined ? this.tables.copied(key) : this.tables.holds(key));
+        (pending === undefined ? anyCopied && this.tables.copied(key) : this.tables.holds(key));
       let ex = excluded.get(id.device);
       if (ex === undefined && !excluded.has(id.device)) excluded.set(id.device, (ex = this.excludedSince(id.device)));
       const hidden = ex !== undefined && f.rxTime >= ex;
@@ -188,7 +201,7 @@ export class FramesView {
       let list = this.pendingCopies.get(k);
       if (!list) this.pendingCopies.set(k, (list = []));
       list.push(c);
-      t.copies.push([k, no]);
+      queued.push(k);
       if (hidden) return;
       if (cur !== undefined && !this.less(c, cur)) return;
       this.set(t, k, key, c);
@@ -232,13 +245,18 @@ export class FramesView {
 
   /** The turn's writes are durable (or failed): reads see the database again. */
   settle(t: ViewTicket): void {
-    for (const [k, no] of t.copies) {
-      const list = this.pendingCopies.get(k);
-      if (!list) continue;
-      const rest = list.filter((c) => c.block !== no);
-      if (rest.length === 0) this.pendingCopies.delete(k);
-      else this.pendingCopies.set(k, rest);
-    }
+    for (const { no, keys } of t.copies)
+      for (const k of keys) {
+        const list = this.pendingCopies.get(k);
+        if (!list) continue;
+        if (list.length === 1 && list[0]!.block === no) {
+          this.pendingCopies.delete(k);
+          continue;
+        }
+        const rest = list.filter((c) => c.block !== no);
+        if (rest.length === 0) this.pendingCopies.delete(k);
+        else this.pendingCopies.set(k, rest);
+      }
     for (const [k, r] of t.views) if (this.pendingView.get(k) === r) this.pendingView.delete(k);
     this.devices.confirm();
   }
@@ -331,7 +349,7 @@ export class FramesView {
 
   /** Whether any frame may be held in more than one copy (committed): false, and every `copied` is false. */
   anyCopied(): boolean {
-    return this.tables.anyCopied();
+    return this.tables.anyCopies();
   }
 
   /** Of the seqs lo..hi of (device, boot), those that may be held in more than one copy (committed). */

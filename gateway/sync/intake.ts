@@ -120,16 +120,18 @@ export class BlockIntake {
     }
     if (b.kind !== 'frames') return { envelope, decoded: sb, checks };
     const frames = b.body.map((e) => parseFrame(e.frame));
-    const keysOf = new Map<string, readonly Uint8Array[]>();
+    // A block holds a few devices' frames: each one's keys (and their hex) are found once per block.
+    const keysOf = new Map<string, { keys: readonly Uint8Array[]; hex: string[] }>();
     frames.forEach((p, i) => {
       if (!p.ok) return;
-      let keys = keysOf.get(p.device);
-      if (!keys) {
+      let k = keysOf.get(p.device);
+      if (!k) {
         const held = this.log.ctx.deviceKeys(p.device);
-        keysOf.set(p.device, (keys = held.length > 0 ? held : (this.enrolled.get(p.device) ?? [])));
+        const keys = held.length > 0 ? held : (this.enrolled.get(p.device) ?? []);
+        keysOf.set(p.device, (k = { keys, hex: keys.map(toHex) }));
       }
-      for (const key of keys)
-        this.job({ publicKey: key, message: p.message, signature: p.signature }, checks, i, toHex(key));
+      for (let j = 0; j < k.keys.length; j++)
+        this.job({ publicKey: k.keys[j]!, message: p.message, signature: p.signature }, checks, i, k.hex[j]!);
     });
     return { envelope, decoded: sb, frames, checks };
   }

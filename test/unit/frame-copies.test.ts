@@ -37,7 +37,7 @@ describe('copiedSeqs', () => {
         async (entries, queries) => {
           await tables.copies.clearAsync();
           for (const e of entries) await tables.putCopy(e, { block: e.block, index: e.index, rxTime: 1 });
-          expect(tables.anyCopied()).toBe(entries.length > 0);
+          expect(tables.anyCopies()).toBe(entries.length > 0);
           for (const [dev, boot, a, b] of queries) {
             const [lo, hi] = a <= b ? [a, b] : [b, a];
             const want = new Set(
