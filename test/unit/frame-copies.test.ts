@@ -1,8 +1,8 @@
 /**
- * The export's batched copies lookup (gateway/log/frame-tables.ts `copiedSeqs`, `anyCopied`)
+ * The export's batched copies lookup (gateway/log/frame-tables.ts `copiedSeqs`, `anyCopies`)
  * in a real lmdb table: for any copies entries and any run of seqs of one (device, boot), the
  * seqs it answers are exactly those with an entry in that run, the same as asking `copied` for
- * each seq one by one, and `anyCopied` is whether the table holds any entry at all.
+ * each seq one by one, and `anyCopies` is whether the table holds any entry at all.
  */
 import fc from 'fast-check';
 import { open } from 'lmdb';
@@ -29,7 +29,7 @@ const entryArb = fc.record({
 });
 
 describe('copiedSeqs', () => {
-  it('answers a run of seqs as copied answers each seq, and anyCopied whether any entry is held', async () => {
+  it('answers a run of seqs as copied answers each seq, and anyCopies whether any entry is held', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.array(entryArb, { maxLength: 30 }),
