@@ -5,22 +5,6 @@
  */
 import type { Database, RootDatabase } from 'lmdb';
 
-/**
- * The tables opened with binary keys (frame-tables.ts, numbers.ts, journal-table.ts). Opening
- * a table with lmdb-js's default key encoding sets its ordered-binary comparator on the
- * environment's handle of that table, for every Database object of it: a tree sorted bytewise
- * then misses keys on `get` (seen with the journal's keys). So a table is opened here with the
- * key encoding its owner uses.
- */
-export const BINARY_KEYED_TABLES: ReadonlySet<string> = new Set([
-  'log-frame-view',
-  'log-frame-copies',
-  'log-frame-time',
-  'log-frame-device',
-  'log-block-nos',
-  'log-journal',
-]);
-
 interface DbStats {
   readonly pageSize: number;
   readonly treeBranchPageCount: number;
@@ -42,9 +26,12 @@ export class StoreUsage {
       let db = this.dbs.get(name);
       if (!db) {
         try {
-          db = this.root.openDB(
-            BINARY_KEYED_TABLES.has(name) ? { name, keyEncoding: 'binary', encoding: 'binary' } : { name },
-          );
+          // With binary keys, whatever key encoding the table's owner uses: lmdb-js puts its
+          // ordered-binary comparator on the environment's handle of a table opened with its
+          // default key encoding, and a tree sorted bytewise then misses keys on `get`
+          // (test/unit/store-usage.test.ts). A binary open sets no comparator, so it changes
+          // no owner's handle, and page counts do not depend on how keys are read.
+          db = this.root.openDB({ name, keyEncoding: 'binary', encoding: 'binary' });
         } catch {
           continue; // a plain key of the main database, not a named database
         }
