@@ -206,6 +206,9 @@ export class StorageBudget {
     const bytesPerDay = frames > 0 ? (used / frames) * framesPerDay : 0;
     const oldest = [...log.frames.query({ limit: 1 })][0]?.rxTime;
     const now = this.now();
+    // Blocked is decided at the last prune; pages freed since (a prune's or a seal's deletions
+    // landing) may have brought the store back within the budget, which is then what it is.
+    const state = this.state === 'blocked' && maxBytes > 0 && used <= maxBytes ? 'within' : this.state;
     let warning: string | undefined;
     let refuseInHours: number | undefined;
     if (free !== null && minFreeBytes > 0) {
@@ -213,7 +216,7 @@ export class StorageBudget {
       const hours = bytesPerDay > 0 ? (Math.max(0, headroom) / bytesPerDay) * 24 : Number.POSITIVE_INFINITY;
       if (maxBytes > 0 && maxBytes - used > headroom)
         warning = `the budget (${maxBytes} bytes) is more than the disk can take before the free-space floor (${Math.max(0, headroom)} bytes left above ingest.minFreeBytes): ingest will be refused before pruning starts; lower log.maxBytes`;
-      else if (this.state === 'blocked')
+      else if (state === 'blocked')
         warning = `over the budget and nothing more can be pruned (${this.blockedBy === 'export' ? 'sinks have not exported the oldest blocks' : this.blockedBy === 'copies' ? `fewer than ${this.d.minCopies} siblings hold the oldest blocks` : 'the data is siblings\u2019 streams'})`;
       else if (maxBytes === 0 && hours < WARN_HOURS) warning = 'no storage budget (log.maxBytes: 0) and the disk fills';
       if (warning !== undefined && Number.isFinite(hours)) refuseInHours = Math.round(hours * 10) / 10;
@@ -223,8 +226,8 @@ export class StorageBudget {
       usedBytes: used,
       freeBytes: free,
       minCopies: this.d.minCopies,
-      state: this.state,
-      ...(this.blockedBy && this.state === 'blocked' && { blockedBy: this.blockedBy }),
+      state,
+      ...(this.blockedBy && state === 'blocked' && { blockedBy: this.blockedBy }),
       blocksPruned: this.pruned,
       framesPerDay: Math.round(framesPerDay),
       bytesPerDay: Math.round(bytesPerDay),

@@ -77,6 +77,30 @@ describe('storage budget', () => {
     expect(b.status()).toMatchObject({ state: 'blocked', blockedBy: 'export', blocksPruned: 40 });
   });
 
+  it('reports itself blocked only while over the budget (pages freed since the last prune count)', async () => {
+    const node = await filledLog(20);
+    const maxBytes = 4 * 1024 * 1024;
+    let used = 2 * maxBytes;
+    const b = new StorageBudget({
+      log: node.log,
+      usedBytes: () => used,
+      freeBytes: () => Number.NaN,
+      minFreeBytes: 0,
+      maxBytes,
+      minCopies: 0,
+      exportedThrough: () => -1, // no sink has exported anything
+      heldOwn: () => [],
+      logger: memoryLogger().log,
+    });
+    closers.push(() => b.stop());
+    b.tick();
+    expect(b.status()).toMatchObject({ state: 'blocked', blockedBy: 'export', usedBytes: used });
+    used = maxBytes; // a seal's or an earlier prune's deletions landed
+    const within = b.status();
+    expect(within).toMatchObject({ state: 'within', usedBytes: maxBytes });
+    expect(within).not.toHaveProperty('blockedBy');
+  });
+
   it('waits for minCopies siblings to hold a block', async () => {
     const node = await filledLog(300);
     const { b } = budget(node, { minCopies: 2, held: [90, 25, -1] });
