@@ -133,7 +133,26 @@ describe.skipIf(noPostgres || !disk.mounted)('storage budget on a tmpfs with a P
       const rows = await c.query<{ device: string; boot: string; seq: string; rx: string }>(
         'SELECT device, boot, seq, (extract(epoch FROM rx_time) * 1000)::bigint AS rx FROM outpost.frames',
       );
-      // Every frame the fleet produced is in PostgreSQL, once.
+      // Every frame the fleet produced is in PostgreSQL, once. If not, say which are missing
+      // (gaps in each device's seqs) and whether the store still holds them.
+      if (rows.rowCount !== DEVICES * FRAMES) {
+        const seqs = new Map<string, number[]>();
+        for (const r of rows.rows)
+          seqs.set(`${r.device}/${r.boot}`, [...(seqs.get(`${r.device}/${r.boot}`) ?? []), Number(r.seq)]);
+        const heldKeys = new Set(held.map(key));
+        for (const [dev, list] of seqs) {
+          list.sort((x, y) => x - y);
+          const gaps: string[] = [];
+          for (let i = 1; i < list.length; i++)
+            if (list[i]! > list[i - 1]! + 1) {
+              const from = list[i - 1]! + 1;
+              gaps.push(`${from}-${list[i]! - 1}${heldKeys.has(`${dev}/${from}`) ? ' (held)' : ''}`);
+            }
+          console.error(
+            `storage-budget: ${dev} in PostgreSQL ${list.length}, seqs ${list[0]}..${list.at(-1)}, gaps ${gaps.join(' ')}`,
+          );
+        }
+      }
       expect(rows.rowCount).toBe(DEVICES * FRAMES);
       expect(new Set(rows.rows.map(key)).size).toBe(DEVICES * FRAMES);
       const perDevice = new Map<string, number>();
