@@ -35,6 +35,7 @@ import type { FrameRow } from './frames-index.js';
 import { Revocations } from './revocations.js';
 import { FramesView } from './view.js';
 import type { BlockCrypto } from './sealing.js';
+import { JournalTable } from './journal-table.js';
 import { BLOCK_NO_KEY, BlockNumbers, DeviceNumbering } from './numbers.js';
 
 export interface IndexRecord extends BlockRef {
@@ -196,17 +197,12 @@ export class LogState {
     return this.revocations.since(device, this.loggedKeys(device));
   }
 
-  /** The highest number an open journal block holds (journal-table.ts), or 0. */
-  private journalLast(): number {
-    for (const k of this.store.root
-      .openDB<Buffer, Buffer>({ name: 'log-journal', keyEncoding: 'binary', encoding: 'binary' })
-      .getKeys({ reverse: true, limit: 1 }))
-      return k.readUInt32BE(0) & 0x7fffffff;
-    return 0;
-  }
-
   private firstFreeBlockNo(): number {
-    return Math.max(this.meta.get(BLOCK_NO_KEY) ?? 1, this.blockNos.last() + 1, this.journalLast() + 1);
+    return Math.max(
+      this.meta.get(BLOCK_NO_KEY) ?? 1,
+      this.blockNos.last() + 1,
+      new JournalTable(this.store.root).last() + 1,
+    );
   }
 
   /** A number for a journal's open block (journal.ts), hashed when the block is sealed. */
