@@ -23,7 +23,7 @@ import { headKey, type IndexRecord, type LogState, type StreamHead } from './sta
 import type { ParsedFrame, Prechecked } from './frame-checks.js';
 import { type Fault, knownFrameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { FramesView, type ViewTicket } from './view.js';
-import type { FrameRow } from './frames-index.js';
+import { type FrameRow, frameRow } from './frames-index.js';
 
 export type ApplyResult =
   | { readonly status: 'applied'; readonly hash: string; readonly equivocation: boolean }
@@ -261,21 +261,7 @@ function addedRows(
   const rows: FrameRow[] = [];
   for (const a of added) {
     const e = body[a.index];
-    if (e) {
-      const { device, boot, seq, block, index } = a;
-      rows.push({
-        device,
-        boot,
-        seq,
-        block,
-        index,
-        rxTime: e.rxTime,
-        heardBy: author,
-        transport: e.transport,
-        policy: stream,
-        frame: e.frame,
-      });
-    }
+    if (e) rows.push(frameRow(a, a.block, a.index, e, author, stream));
   }
   return rows;
 }

@@ -125,6 +125,20 @@ export interface FrameReaderSource {
 }
 
 /** Reads the frames index: rows in receive-time order, by device or across all devices. */
+/** A reader row: a frame's identity, where its chosen copy sits, its entry there, and that block's author and stream. */
+export function frameRow(
+  id: { readonly device: string; readonly boot: number; readonly seq: number },
+  block: string | null,
+  index: number,
+  e: FrameEntry,
+  heardBy: string,
+  policy: string,
+): FrameRow {
+  const { device, boot, seq } = id;
+  const { rxTime, transport, frame } = e;
+  return { device, boot, seq, rxTime, heardBy, transport, policy, block, index, frame };
+}
+
 export class FrameReader {
   private readonly tables: FrameTables;
   private readonly devices: DeviceNumbers;
@@ -319,18 +333,7 @@ export class FrameReader {
     const e = head && this.journal.entry(no, index);
     if (!head || !e) return undefined;
     const at = head.policy.lastIndexOf('@');
-    return {
-      device: k.device,
-      boot: k.boot,
-      seq: k.seq,
-      rxTime: e.rxTime,
-      heardBy: head.author,
-      transport: e.transport,
-      policy: at > 0 ? head.policy.slice(0, at) : head.policy,
-      block: null,
-      index,
-      frame: e.frame,
-    };
+    return frameRow(k, null, index, e, head.author, at > 0 ? head.policy.slice(0, at) : head.policy);
   }
 
   /** An author key's hex (the few authors of a site, memoised). */

@@ -14,7 +14,7 @@
 import { type FrameEntry, MAX_BLOCK_FRAMES, type SignedBlock } from '../../protocols/index.js';
 import type { PutHooks } from './apply.js';
 import { author, beforeFrames, policyStream } from './authoring.js';
-import type { FrameRow } from './frames-index.js';
+import { type FrameRow, frameRow } from './frames-index.js';
 import { type JournalHead, JournalTable } from './journal-table.js';
 import type { LogState } from './state.js';
 import { type AddedFrame, FramesView } from './view.js';
@@ -145,20 +145,7 @@ export class Journal {
       const e = ob?.entries[a.index] ?? this.table.entry(a.no, a.index);
       const head = ob?.head ?? this.table.head(a.no);
       if (!e || !head) continue; // sealed meanwhile: its block announces nothing new
-      const { device, boot, seq, block, index } = a;
-      const { rxTime, transport, frame } = e;
-      out.push({
-        device,
-        boot,
-        seq,
-        block,
-        index,
-        rxTime,
-        transport,
-        frame,
-        heardBy: head.author,
-        policy: policyStream(head.policy),
-      });
+      out.push(frameRow(a, a.block, a.index, e, head.author, policyStream(head.policy)));
     }
     return out;
   }
