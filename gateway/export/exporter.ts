@@ -232,9 +232,9 @@ export class SinkExporter {
     return this.cursor[chainKey(author, stream)]?.done ?? -1;
   }
 
-  /** Blocks of readable chains not yet confirmed. */
+  /** Blocks of readable chains not yet confirmed, and those still to be sealed from the journal. */
   lagBlocks(): number {
-    let n = 0;
+    let n = this.source.unsealed?.(this.opts.readable) ?? 0;
     for (const c of this.source.chains())
       if (this.opts.readable(c.stream)) n += pendingBlocks(this.cursor[chainKey(c.author, c.stream)], c);
     return n;

@@ -168,6 +168,12 @@ export class BlockLogSource implements ExportSource {
       .map((h) => ({ author: h.author, stream: h.stream, head: h.seq, low: this.log.mark(h.author, h.stream) }));
   }
 
+  unsealed(readable: (s: string) => boolean): number {
+    let n = 0;
+    for (const [stream, blocks] of this.log.journalBlocks()) if (readable(stream)) n += blocks;
+    return n;
+  }
+
   onChange(fn: () => void): () => void {
     this.readers++;
     const off = this.log.onDurableBlock(() => fn());

@@ -78,6 +78,11 @@ export interface ExportSource {
     order: ResendPriority,
     readable: (stream: string) => boolean,
   ): ExportBatch;
+  /**
+   * Blocks of readable streams not in any chain yet (frames acked into this gateway's journal,
+   * sealed within a second): a sink is behind by them too, though no batch can take them yet.
+   */
+  unsealed?(readable: (stream: string) => boolean): number;
   /** Calls `fn` when new blocks may be waiting; returns an unsubscribe. */
   onChange(fn: () => void): () => void;
 }

@@ -267,6 +267,11 @@ export class BlockLog {
     return this.journal.size;
   }
 
+  /** Open journal blocks holding frames, by stream (each becomes a block of this gateway's chain when sealed). */
+  journalBlocks(): Map<string, number> {
+    return this.journal.openBlocks();
+  }
+
   /** Stops the seal timer (before the store closes; what is left is sealed at the next start). */
   stopJournal(): void {
     this.journal.stop();

@@ -59,6 +59,17 @@ export class Journal {
     return n;
   }
 
+  /** Open blocks holding frames, by stream: blocks each stream's chain will have once they are sealed. */
+  openBlocks(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const b of this.open.values()) {
+      if (b.entries.length === 0) continue;
+      const stream = policyStream(b.head.policy);
+      out.set(stream, (out.get(stream) ?? 0) + 1);
+    }
+    return out;
+  }
+
   /** The stream of an open block (its head's policy name), from memory; undefined once sealed. */
   streamOf(no: number): string | undefined {
     const head = this.open.get(no)?.head ?? this.table.head(no);

@@ -136,6 +136,13 @@ describe.skipIf(noPostgres || !disk.mounted)('storage budget on a tmpfs with a P
       // Every frame the fleet produced is in PostgreSQL, once. If not, say which are missing
       // (gaps in each device's seqs) and whether the store still holds them.
       if (rows.rowCount !== DEVICES * FRAMES) {
+        console.error(`storage-budget: fleet ${JSON.stringify(fleet.stats())}`);
+        const byMsg = new Map<string, number>();
+        for (const l of gw.logs)
+          if (Number(l.level) >= 40)
+            byMsg.set(String(l.msg).slice(0, 90), (byMsg.get(String(l.msg).slice(0, 90)) ?? 0) + 1);
+        console.error(`storage-budget: warnings ${JSON.stringify([...byMsg])}`);
+        console.error(`storage-budget: last status ${JSON.stringify(statusLines(gw).at(-1))}`);
         const seqs = new Map<string, number[]>();
         for (const r of rows.rows)
           seqs.set(`${r.device}/${r.boot}`, [...(seqs.get(`${r.device}/${r.boot}`) ?? []), Number(r.seq)]);

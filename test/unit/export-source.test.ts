@@ -2,7 +2,8 @@
  * The export source over a real lmdb block log: the blocks the log announces as durable are
  * taken from memory (the frames ingest just stored, not read back and decoded), a block still
  * queued is not read, and a source started afresh on the same log (a restart) reads the very
- * same batch and cursor from lmdb.
+ * same batch and cursor from lmdb. Frames acked into the journal and not sealed yet are in no
+ * chain: no batch takes them, and the source counts their open block as unsealed until sealed.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,5 +58,22 @@ describe('export source', () => {
     expect(plain(second)).toEqual(plain(batch));
     // From the confirmed cursor on, nothing is left (no frame skipped or read twice).
     expect(live.next(batch.cursor, 100, 'oldest', all).blocks).toBe(0);
+  });
+
+  it('counts an open journal block as unsealed, takes its frames only once it is sealed', async () => {
+    const dev = testDevice('src-2');
+    const node = logNode(randomBytes(32), [], [dev], closers);
+    const src = new BlockLogSource(node.log, node.store);
+    closers.push(() => src.close());
+    node.log.journalFrames(
+      Array.from({ length: 5 }, (_, i) => ({ frame: dev.frame(1, i), rxTime: 1_000 + i, transport: 'mqtt' })),
+    );
+    await node.log.settled();
+    expect(src.unsealed(all)).toBe(1);
+    expect(src.unsealed(() => false)).toBe(0); // a sink that may not read the stream is not behind by it
+    expect(src.next({}, 100, 'oldest', all).frames).toHaveLength(0);
+    await node.log.sealOpen();
+    expect(src.unsealed(all)).toBe(0);
+    expect(src.next({}, 100, 'oldest', all).frames.map((f) => f.seq)).toEqual([0, 1, 2, 3, 4]);
   });
 });
