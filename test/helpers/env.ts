@@ -1,6 +1,6 @@
 /** Temp dirs, quiet loggers, in-process gateways and polling for tests. */
 import { createServer } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -93,11 +93,44 @@ export async function waitFor(
   }
 }
 
+/**
+ * The kernel hands out ports for `listen(0)` and outgoing connections from its ephemeral range;
+ * a port picked there and closed can be taken by any of them before the server that was told
+ * it listens (EADDRINUSE under a busy suite). Ports are picked below that range instead, at
+ * random (parallel test workers rarely meet), each at most once per process.
+ */
+function portsBelowEphemeral(): [number, number] | undefined {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > 12_000 ? [10_000, low - 1] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+const pickable = portsBelowEphemeral();
+const handedOut = new Set<number>();
+
+function tryListen(port: number): Promise<number | undefined> {
+  const s = createServer();
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(undefined));
+    s.listen(port, '127.0.0.1', () => {
+      const got = (s.address() as { port: number }).port;
+      s.close(() => resolve(got));
+    });
+  });
+}
+
 /** A TCP port that was free a moment ago on 127.0.0.1 (for servers that must be told a port). */
 export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  if (pickable)
+    for (let i = 0; i < 50; i++) {
+      const p = pickable[0] + Math.floor(Math.random() * (pickable[1] - pickable[0] + 1));
+      if (handedOut.has(p) || (await tryListen(p)) === undefined) continue;
+      handedOut.add(p);
+      return p;
+    }
+  const p = await tryListen(0);
+  if (p === undefined) throw new Error('freePort: no port to listen on');
+  return p;
 }

@@ -72,8 +72,14 @@ describe.runIf(mounted)('free-space guard on a filling disk', () => {
       expect(low.free as number).toBeLessThan(FLOOR);
       // Now truly full: any lmdb commit that needed a page would fail with ENOSPC. None may be tried.
       fillTo(0);
-      await sleep(300); // answers already on their way land
-      const acked = fleet.stats().acked;
+      // Answers already on their way land (a loaded box may take a while): until the count holds for a second.
+      let acked = fleet.stats().acked;
+      for (let still = 0, waited = 0; still < 1_000 && waited < 20_000; waited += 100) {
+        await sleep(100);
+        const now = fleet.stats().acked;
+        still = now === acked ? still + 100 : 0;
+        acked = now;
+      }
       await sleep(2_000);
       expect(fleet.stats().acked).toBe(acked); // refused, not acked: the devices keep them
       expect(acked).toBeLessThan(5 * perDevice);
