@@ -101,7 +101,9 @@ export function siblingKeys(cfg: GatewayConfig['sync']): Uint8Array[] {
 
 export class Siblings {
   private timer?: NodeJS.Timeout;
-  private running = false;
+  /** The round dialling now, and the one callers asked for meanwhile (round()). */
+  private running: Promise<void> | undefined;
+  private queued: { reschedule: boolean; done: Promise<void> } | undefined;
   private stopped = false;
   private readonly throttle: LogThrottle;
   private readonly responders: MqttSyncResponder[] = [];
@@ -299,43 +301,66 @@ export class Siblings {
 
   private schedule(ms: number): void {
     if (this.stopped) return;
+    clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.round(), ms);
     this.timer.unref();
   }
 
-  /** Dials every sibling with an address once (also callable directly, e.g. by tests). */
-  async round(reschedule = true): Promise<void> {
-    if (this.running || this.stopped) return;
-    this.running = true;
-    try {
-      for (const [i, p] of this.cfg.peers.entries()) {
-        if (peerEndpoint(p) === undefined || this.stopped) continue;
-        try {
-          this.states.started(p.id);
-          const r = await this.dial(p, this.keys[i]!);
-          if (!r) continue;
-          this.states.ended(p.id, dialTransport(p, this.cfg)!, r.stats);
-          if (r.stats.applied > 0 || r.stats.rejected.length > 0 || r.stats.marks > 0) {
-            this.logger.info(
-              {
-                peer: p.id,
-                applied: r.stats.applied,
-                sent: r.stats.blocksSent,
-                pruned: r.stats.pruned,
-                marks: r.stats.marks,
-                rejected: r.stats.rejected.map((f) => f.code),
-              },
-              `synced with ${p.id}`,
-            );
-          }
-        } catch (err) {
-          this.states.failed(p.id, err as Error);
-          this.throttle.warn(`sync:${p.id}`, { peer: p.id, err: (err as Error).message }, `cannot sync with ${p.id}`);
-        }
+  /**
+   * Dials every sibling with an address once (the timer, the restore at start, tests). A call
+   * while a round runs gets the next one, started when it ends (the running round may have passed
+   * a sibling before the caller's change), so whoever awaits a round sees an exchange that began
+   * after the call. Calls meanwhile share that next round; the timer is rescheduled once.
+   */
+  round(reschedule = true): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      if (this.queued) {
+        this.queued.reschedule ||= reschedule;
+        return this.queued.done;
       }
-    } finally {
-      this.running = false;
+      const q = { reschedule, done: Promise.resolve() };
+      const next = (): Promise<void> => {
+        this.queued = undefined;
+        return this.round(q.reschedule);
+      };
+      q.done = this.running.then(next, next);
+      this.queued = q;
+      return q.done;
+    }
+    const run = this.dialAll().finally(() => {
+      this.running = undefined;
       if (reschedule) this.schedule(this.cfg.intervalSeconds * 1000);
+    });
+    this.running = run;
+    return run;
+  }
+
+  private async dialAll(): Promise<void> {
+    for (const [i, p] of this.cfg.peers.entries()) {
+      if (peerEndpoint(p) === undefined || this.stopped) continue;
+      try {
+        this.states.started(p.id);
+        const r = await this.dial(p, this.keys[i]!);
+        if (!r) continue;
+        this.states.ended(p.id, dialTransport(p, this.cfg)!, r.stats);
+        if (r.stats.applied > 0 || r.stats.rejected.length > 0 || r.stats.marks > 0) {
+          this.logger.info(
+            {
+              peer: p.id,
+              applied: r.stats.applied,
+              sent: r.stats.blocksSent,
+              pruned: r.stats.pruned,
+              marks: r.stats.marks,
+              rejected: r.stats.rejected.map((f) => f.code),
+            },
+            `synced with ${p.id}`,
+          );
+        }
+      } catch (err) {
+        this.states.failed(p.id, err as Error);
+        this.throttle.warn(`sync:${p.id}`, { peer: p.id, err: (err as Error).message }, `cannot sync with ${p.id}`);
+      }
     }
   }
 
@@ -369,7 +394,7 @@ export class Siblings {
     // A session over a broker that restarted can wait out its idle timeout (10 s per sibling):
     // cut it, so a SIGTERM does not wait for it (test/chaos saw stops of over 30 s).
     await this.dialBus?.close().catch((err: unknown) => this.warnClose(err));
-    while (this.running) await new Promise((r) => setTimeout(r, 20));
+    while (this.running) await this.running;
     for (const r of this.responders) await r.close();
     for (const b of this.buses) await b.close().catch((err: unknown) => this.warnClose(err));
     await this.server.close();

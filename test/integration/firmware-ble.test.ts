@@ -48,7 +48,9 @@ async function rig(
           releaseKey: fw.releasePub,
           dir: join(dir, 'flash'),
           mtu,
-          stallMs: 400,
+          // Corrupt chunks and cuts are asked for again after a short stall; a clean transfer must
+          // not stall at all (its rewind-free assertions), however slow a loaded box makes 400 ms.
+          stallMs: corruptChunksAt || midway ? 400 : 10_000,
           selfTestMs: 20,
           ...(corruptChunksAt && { corruptChunksAt }),
           // The cut starts from the device's own report: the simulated radio carries bytes as fast

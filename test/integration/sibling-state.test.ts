@@ -3,7 +3,7 @@
  * links between block logs on their own lmdb stores: lag counted in blocks authored since the
  * last complete exchange and back to 0 after the next; an exchange answered for a sibling that
  * only dials us makes it connected too; a sibling that does not list us refuses, and that is
- * counted by reason.
+ * counted by reason; a round asked for while one runs is the next round.
  */
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -106,5 +106,12 @@ describe('sibling state', () => {
     expect(refused.lastError).toMatch(/refused: unknown gateway/);
     expect(refused.refusals).toEqual({ 'link/refused': 3 });
     expect(c.s.status()[0]!.lastError).toMatch(/unknown gateway/);
+
+    // A round asked for while one runs is the next round, not a no-op (its caller would see an
+    // exchange that began before its change); calls meanwhile share that next round.
+    await Promise.all([c.s.round(false), c.s.round(false)]);
+    expect(c.s.state()[0]!.refusals).toEqual({ 'link/refused': 5 });
+    await Promise.all([c.s.round(false), c.s.round(false), c.s.round(false)]);
+    expect(c.s.state()[0]!.refusals).toEqual({ 'link/refused': 7 });
   });
 });
