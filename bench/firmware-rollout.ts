@@ -20,7 +20,7 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -31,6 +31,7 @@ import { publicKeyToDidKey, toHex } from '../protocols/index.js';
 import { freePort } from '../test/helpers/env.js';
 import { procMemory, startFlags } from './lib/gateway-process.js';
 import type { Row } from './lib/row.js';
+import { smapsBreakdown } from './lib/smaps.js';
 
 const quick = process.argv.includes('--quick');
 const N = quick ? 100 : 1000;
@@ -194,6 +195,12 @@ interface Settled {
   readonly heapUsed: number;
   readonly heapTotal: number;
   readonly external: number;
+  /** Committed: the young generation (new space) and old space, MB. */
+  readonly newSpace: number;
+  readonly oldSpace: number;
+  /** Resident pages of the log's lmdb map (smaps), and the size of its file, MB. */
+  readonly lmdb: number;
+  readonly lmdbFile: number;
 }
 const settledAt: Settled[] = [];
 async function settledRss(): Promise<number> {
@@ -202,7 +209,10 @@ async function settledRss(): Promise<number> {
   await until(() => existsSync(probe), 'the gateway settled (full GC)', 10_000);
   await new Promise((r) => setTimeout(r, 500));
   const m = procMemory(gw.pid!);
-  const u = (JSON.parse(readFileSync(probe, 'utf8')) as { usage: NodeJS.MemoryUsage }).usage;
+  const { usage: u, committed } = JSON.parse(readFileSync(probe, 'utf8')) as {
+    usage: NodeJS.MemoryUsage;
+    committed: Record<string, number>;
+  };
   const mb = (b: number): number => Number((b / 1e6).toFixed(1));
   settledAt.push({
     rss: m.rss,
@@ -211,6 +221,10 @@ async function settledRss(): Promise<number> {
     heapUsed: mb(u.heapUsed),
     heapTotal: mb(u.heapTotal),
     external: mb(u.external),
+    newSpace: mb(committed.new_space ?? 0),
+    oldSpace: mb(committed.old_space ?? 0),
+    lmdb: Number(smapsBreakdown(gw.pid!).lmdb.toFixed(1)),
+    lmdbFile: mb(statSync(join(dir, 'data', 'outpost.lmdb')).size),
   });
   return m.rss;
 }

@@ -10,7 +10,7 @@
  * so only the chunk's CRC-32C can catch it.
  */
 import { type CborKey, type CborValue, decodeCbor, encodeCbor, isMap } from '../protocols/cbor.js';
-import { isFirmwareDown } from '../protocols/firmware-transfer.js';
+import { decodeDown, isFirmwareDown } from '../protocols/firmware-transfer.js';
 import { Deframer, encodeSerialFrame } from '../protocols/index.js';
 import type { UpdatableDevice } from './update.js';
 
@@ -61,7 +61,8 @@ export class UpdateStream {
       }
       this.stats.messages++;
       if (frame.length > this.stats.largestFrame) this.stats.largestFrame = frame.length;
-      this.device().receive(frame[2] === 18 ? this.chunk(frame) : frame);
+      if (frame[2] !== 18) this.device().receive(frame);
+      else this.chunk(frame);
     }
   }
 
@@ -71,18 +72,31 @@ export class UpdateStream {
     return encodeSerialFrame(report);
   }
 
-  private chunk(frame: Uint8Array): Uint8Array {
-    const d = decodeCbor(frame, { maxBytes: frame.length });
-    if (!d.ok || !isMap(d.value)) return frame;
-    const m = d.value;
-    const offset = m.get(2);
-    const data = m.get(3);
-    if (typeof offset !== 'number' || !(data instanceof Uint8Array)) return frame;
-    const held = this.device().offset;
+  /**
+   * A chunk frame, decoded once here (its CRC-32C checked) and handed to the device decoded;
+   * one to corrupt goes as bytes, so the device's own decode finds the bad CRC.
+   */
+  private chunk(frame: Uint8Array): void {
+    const device = this.device();
+    if (this.corrupt.size > 0) {
+      const d = decodeCbor(frame, { maxBytes: frame.length });
+      const m = d.ok && isMap(d.value) ? d.value : undefined;
+      const offset = m?.get(2);
+      const data = m?.get(3);
+      if (m && typeof offset === 'number' && data instanceof Uint8Array && this.corrupt.delete(offset)) {
+        this.count(offset, data.length, device.offset);
+        return device.receive(this.corrupted(m, data));
+      }
+    }
+    const m = decodeDown(frame);
+    if (!m.ok) return; // a bad CRC (or not a chunk): dropped, as the device's own decode would
+    if (m.value.type === 'chunk') this.count(m.value.offset, m.value.data.length, device.offset);
+    device.receiveMessage(m.value);
+  }
+
+  private count(offset: number, length: number, held: number): void {
     if (offset !== held) this.stats.outOfOrder++;
-    this.stats.maxAhead = Math.max(this.stats.maxAhead, offset + data.length - this.requested);
-    if (!this.corrupt.delete(offset)) return frame;
-    return this.corrupted(m, data);
+    this.stats.maxAhead = Math.max(this.stats.maxAhead, offset + length - this.requested);
   }
 
   private corrupted(m: Map<CborKey, CborValue>, original: Uint8Array): Uint8Array {

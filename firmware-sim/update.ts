@@ -20,7 +20,14 @@ import {
   manifestRefusal,
   verifyManifest,
 } from '../protocols/firmware-manifest.js';
-import { decodeDown, encodeReport, type UpdateReport, type UpdateState } from '../protocols/firmware-transfer.js';
+import { bytesEqual } from '../protocols/bytes.js';
+import {
+  type DownMessage,
+  decodeDown,
+  encodeReport,
+  type UpdateReport,
+  type UpdateState,
+} from '../protocols/firmware-transfer.js';
 import { deviceIdToKid, encodeSign1, fromHex, toHex } from '../protocols/index.js';
 import * as ed from '@noble/ed25519';
 import { createSigner, type SignerImpl } from './crypto.js';
@@ -144,8 +151,13 @@ export class UpdatableDevice {
   receive(bytes: Uint8Array): void {
     const m = decodeDown(bytes);
     if (!m.ok) return; // a chunk with a bad CRC is dropped; the stall timer asks for it again
-    if (m.value.type === 'offer') this.offer(m.value.manifest, m.value.rollout);
-    else this.chunk(m.value.digest, m.value.offset, m.value.data);
+    this.receiveMessage(m.value);
+  }
+
+  /** A message already decoded (and its chunk CRC checked) by decodeDown: update-stream.ts decodes each frame once. */
+  receiveMessage(m: DownMessage): void {
+    if (m.type === 'offer') this.offer(m.manifest, m.rollout);
+    else this.chunk(m.digest, m.offset, m.data);
   }
 
   private offer(bytes: Uint8Array, rollout: string): void {
@@ -188,7 +200,7 @@ export class UpdatableDevice {
   private chunk(digest: Uint8Array, offset: number, data: Uint8Array): void {
     const m = this.manifest;
     const p = this.flash.pending;
-    if (this.flash.phase !== 'downloading' || !m || !p || toHex(digest) !== toHex(m.digest)) return;
+    if (this.flash.phase !== 'downloading' || !m || !p || !bytesEqual(digest, m.digest)) return;
     if (offset !== p.offset || offset + data.length > m.size) return; // out of order or past the end: dropped
     // Not flushed here: the next report saves the slot and this offset together (update-store.ts).
     this.store.writeSlot1(offset, data);

@@ -10,7 +10,10 @@ const out = process.env.OUTPOST_MEMORY_PROBE;
 if (out) {
   process.on('SIGUSR2', () => {
     globalThis.gc?.();
-    const spaces = Object.fromEntries(getHeapSpaceStatistics().map((s) => [s.space_name, s.space_used_size]));
-    writeFileSync(out, JSON.stringify({ usage: process.memoryUsage(), spaces }));
+    const stats = getHeapSpaceStatistics();
+    const spaces = Object.fromEntries(stats.map((s) => [s.space_name, s.space_used_size]));
+    // Committed per space: the young generation (new_space) V8 grew under load and keeps.
+    const committed = Object.fromEntries(stats.map((s) => [s.space_name, s.space_size]));
+    writeFileSync(out, JSON.stringify({ usage: process.memoryUsage(), spaces, committed }));
   });
 }

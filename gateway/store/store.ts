@@ -6,6 +6,7 @@
  * is flushed to disk, which is when a frame may be acked.
  */
 import { mkdirSync } from 'node:fs';
+import { arch } from 'node:os';
 import { join } from 'node:path';
 import { type Database, open, type RootDatabase, type RootDatabaseOptionsWithPath } from 'lmdb';
 
@@ -62,6 +63,10 @@ export interface LegacyWindowRecord {
 
 export type WindowRecord = ReplayRecord | LegacyWindowRecord;
 
+const is64Bit = ['x64', 'arm64', 'ppc64', 's390x', 'riscv64', 'loong64', 'mips64el'].includes(arch());
+/** The lmdb map reserved up front on 64-bit hosts (see the constructor): 16 GiB. */
+const MAP_BYTES = 16 * 1024 ** 3;
+
 export class Store {
   readonly root: RootDatabase;
   readonly devices: Database<DeviceRecord, string>;
@@ -74,12 +79,19 @@ export class Store {
     // the kernel's read-around window, which the kernel's fault-around then mapped up to 64 KB of
     // into RSS for every scattered block read (bench/README.md, "Memory with 1 000 000 frames").
     // lmdb-js's types omit the option.
+    // mapSize: lmdb-js otherwise maps 128 KB and maps the file again, larger, each time it
+    // outgrows the map, keeping every earlier mapping: pages read through several mappings
+    // count in RSS once per mapping (a 1 000-device rollout: 5 mappings, 7.5 MB of file, 16 MB
+    // resident; bench/README.md). Reserved once here, large: address space only (the file is
+    // not extended, and read-only shared mappings are not committed memory); a store past it
+    // is remapped as before. 64-bit hosts only: a 32-bit address space keeps lmdb-js's default.
     const options: RootDatabaseOptionsWithPath & { noReadAhead: boolean } = {
       path: join(dir, 'outpost.lmdb'),
       maxDbs: 64,
       compression: false,
       overlappingSync: false,
       noReadAhead: true,
+      ...(is64Bit && { mapSize: MAP_BYTES }),
     };
     this.root = open(options);
     this.devices = this.root.openDB({ name: 'devices' });

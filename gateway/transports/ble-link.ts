@@ -41,6 +41,8 @@ export interface BleLinkDeps extends FrameStreamSettings {
   onState(link: BleLink, from: BleDeviceState): void;
   onDeviceSeen?(device: string, source: string): void;
   onLinkDown?(source: string): void;
+  /** Runs `fn`, whose writes go to the radio together where it can (ble-noble.ts batchWrites). */
+  batch?(fn: () => void): void;
   /** A firmware report arrived on this link (gateway/firmware/links.ts checks it). */
   onFirmware?(frame: Uint8Array, link: BleLink): void;
 }
@@ -195,10 +197,14 @@ export class BleLink {
       return false;
     }
     const n = attPayload(this.mtu);
-    for (let i = 0; i < bytes.length; i += n) {
-      const part = bytes.subarray(i, Math.min(bytes.length, i + n));
-      rx.write(Buffer.from(part.buffer, part.byteOffset, part.byteLength), true);
-    }
+    const writeAll = (): void => {
+      for (let i = 0; i < bytes.length; i += n) {
+        const part = bytes.subarray(i, Math.min(bytes.length, i + n));
+        rx.write(Buffer.from(part.buffer, part.byteOffset, part.byteLength), true);
+      }
+    };
+    if (bytes.length > n && this.deps.batch) this.deps.batch(writeAll);
+    else writeAll();
     this.stats.bytesOut += bytes.length;
     return true;
   }

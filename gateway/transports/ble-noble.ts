@@ -45,7 +45,22 @@ export interface NobleCentral extends EventEmitter {
   readonly state: string;
   startScanning(serviceUuids: string[], allowDuplicates: boolean, cb?: (err?: Error) => void): void;
   stopScanning(cb?: () => void): void;
-  readonly _bindings: EventEmitter & { _ws?: { readyState: number; close(): void; terminate?(): void }; stop?(): void };
+  readonly _bindings: EventEmitter & {
+    _ws?: { readyState: number; close(): void; terminate?(): void };
+    stop?(): void;
+    /** Runs `fn` with its writes to the radio handed over together (createWebSocketNoble). */
+    batch?(fn: () => void): void;
+  };
+}
+
+/**
+ * Runs `fn`, whose ATT writes go to the radio together where the bindings can (the websocket
+ * radio: one socket write for all of them, not one per ATT payload); elsewhere just runs it.
+ */
+export function batchWrites(noble: NobleCentral | undefined, fn: () => void): void {
+  const batch = noble?._bindings.batch;
+  if (batch) batch(fn);
+  else fn();
 }
 
 /** Why there is no usable radio, with what to do about it. */
@@ -150,6 +165,37 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b._peripherals = {};
   const ws = new WebSocket(url);
   b._ws = ws;
+  // Each command is its own websocket message; a frame's ATT writes (16 per firmware chunk at
+  // MTU 247) corked together leave in one writev, not one system call each (bench/README.md).
+  (b as B & { batch(fn: () => void): void }).batch = (fn) => {
+    const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } | null })._socket;
+    if (!socket) return fn();
+    socket.cork();
+    try {
+      fn();
+    } finally {
+      socket.uncork();
+    }
+  };
+  // noble's write (websocket/bindings.js) builds the same JSON with JSON.stringify and a callback
+  // closure per ATT payload; here the fixed part is made once per characteristic. Send errors
+  // surface as the socket's 'error' / 'close' (down, below), as a failed command would.
+  const writePrefix = new Map<string, string>();
+  (b as B & { write: unknown }).write = (
+    peripheralUuid: string,
+    serviceUuid: string,
+    characteristicUuid: string,
+    data: Buffer,
+    withoutResponse: boolean,
+  ): void => {
+    const key = `${peripheralUuid}/${serviceUuid}/${characteristicUuid}`;
+    let prefix = writePrefix.get(key);
+    if (prefix === undefined) {
+      prefix = `${JSON.stringify({ action: 'write', peripheralUuid, serviceUuid, characteristicUuid }).slice(0, -1)},"data":"`;
+      if (writePrefix.size < 4096) writePrefix.set(key, prefix);
+    }
+    ws.send(`${prefix}${data.toString('hex')}","withoutResponse":${withoutResponse === true}}`);
+  };
   const onMessage = b._onMessage.bind(b);
   b.on('message', (m: { type?: string; peripheralUuid?: string; mtu?: number; state?: string }) => {
     // The binding console.logs state changes and socket events; these two are handled here instead.

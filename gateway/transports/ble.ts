@@ -31,6 +31,7 @@ import {
   closeNoble,
   createHciNoble,
   detachNobleSigint,
+  batchWrites,
   createWebSocketNoble,
   explainAdapterState,
   type NobleCentral,
@@ -307,6 +308,7 @@ export class BleTransport {
         connectTimeoutMs: this.opts.connectTimeoutMs,
         canCancelConnect:
           typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
+        batch: (fn) => batchWrites(this.noble, fn),
         onState: (l, from) => this.onLinkState(l, from),
         onFirmware: (frame, l) => this.onFirmware?.(frame, l),
         ...(this.events.onDeviceSeen && { onDeviceSeen: this.events.onDeviceSeen }),
