@@ -314,7 +314,7 @@ export class Siblings {
    */
   round(reschedule = true): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    if (this.running) {
+    if (this.running !== undefined) {
       if (this.queued) {
         this.queued.reschedule ||= reschedule;
         return this.queued.done;
@@ -394,7 +394,7 @@ export class Siblings {
     // A session over a broker that restarted can wait out its idle timeout (10 s per sibling):
     // cut it, so a SIGTERM does not wait for it (test/chaos saw stops of over 30 s).
     await this.dialBus?.close().catch((err: unknown) => this.warnClose(err));
-    while (this.running) await this.running;
+    while (this.running !== undefined) await this.running;
     for (const r of this.responders) await r.close();
     for (const b of this.buses) await b.close().catch((err: unknown) => this.warnClose(err));
     await this.server.close();
