@@ -35,20 +35,35 @@ export const bucketOf = (time: number, step: number): number => Math.floor(time 
  * take their row locks in one order and cannot deadlock).
  */
 export function bucketSums(records: Iterable<RollupInput>, steps: readonly number[] = ROLLUP_STEPS): BucketSum[] {
-  const buckets = new Map<string, BucketSum>();
-  for (const r of records)
-    for (const step of steps) {
-      const bucket = bucketOf(r.time, step);
-      const k = `${r.device}\u0000${r.name}\u0000${step}\u0000${bucket}`;
-      const b = buckets.get(k);
+  const b = new BucketSums(steps);
+  for (const r of records) b.add(r.device, r.name, r.time, r.value);
+  return b.sorted();
+}
+
+/** Per-bucket sums built one record at a time (no object per record), for a writer that has the fields. */
+export class BucketSums {
+  private readonly buckets = new Map<string, BucketSum>();
+
+  constructor(private readonly steps: readonly number[] = ROLLUP_STEPS) {}
+
+  add(device: string, name: string, time: number, value: number): void {
+    for (const step of this.steps) {
+      const bucket = bucketOf(time, step);
+      const k = `${device}\u0000${name}\u0000${step}\u0000${bucket}`;
+      const b = this.buckets.get(k);
       if (b) {
         b[4]++;
-        b[5] = Math.min(b[5], r.value);
-        b[6] = Math.max(b[6], r.value);
-        b[7] += r.value;
-      } else buckets.set(k, [r.device, r.name, step, bucket, 1, r.value, r.value, r.value]);
+        b[5] = Math.min(b[5], value);
+        b[6] = Math.max(b[6], value);
+        b[7] += value;
+      } else this.buckets.set(k, [device, name, step, bucket, 1, value, value, value]);
     }
-  return [...buckets.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  }
+
+  /** The sums, sorted by key. */
+  sorted(): BucketSum[] {
+    return [...this.buckets.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  }
 }
 
 /** Two deltas of one bucket as one (what the upsert's ON CONFLICT does to a stored row). */
@@ -67,13 +82,18 @@ export const FOLD = `ON CONFLICT (device, name, step_seconds, bucket) DO UPDATE 
 /** Folds bucket deltas into `rollups`: one statement, one row per bucket. */
 export async function foldSums(c: pg.PoolClient, s: string, sums: readonly BucketSum[]): Promise<void> {
   if (sums.length === 0) return;
+  await c.query(foldQuery(s, sums));
+}
+
+/** The fold of `foldSums` as a query config, for a caller that queues it behind others. */
+export function foldQuery(s: string, sums: readonly BucketSum[]): pg.QueryConfig {
   const cols: unknown[][] = Array.from({ length: 8 }, (_, i) => sums.map((b) => (i === 3 ? new Date(b[3]) : b[i])));
-  await c.query(
-    `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
+  return {
+    text: `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
      SELECT d, n, st, b, k, lo, hi, su, su / k
      FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::bigint[], $6::float8[],
                  $7::float8[], $8::float8[]) AS x(d, n, st, b, k, lo, hi, su)
      ${FOLD}`,
-    cols,
-  );
+    values: cols,
+  };
 }
