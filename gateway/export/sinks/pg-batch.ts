@@ -6,11 +6,14 @@
  *   (ON CONFLICT DO UPDATE adds them). A row already there (a resend after a crash, a sibling
  *   gateway exporting the same frame) makes COPY fail with a unique violation and the whole
  *   transaction rolls back: nothing is counted twice. COPY has no ON CONFLICT; that is why it
- *   is fast (batched heap and index inserts, no speculative insertion). The rollups are
- *   summed per bucket in the gateway and merged by one upsert (pg-rollups.ts).
+ *   is fast (batched heap and index inserts, no speculative insertion). The rows are written
+ *   into COPY's format straight from each frame's decoded records (`encodeBatch`), the rollups
+ *   summed per bucket in the gateway and merged by one upsert (pg-rollups.ts), and the
+ *   transaction's statements queued at once (pg-queue.ts).
  * - `upsertBatch`, the path that tolerates rows already there: one statement of INSERTs from
  *   unnest($arrays) ON CONFLICT DO NOTHING chained as data-modifying CTEs, the rollups
- *   folded from only the records rows that insert added (its RETURNING).
+ *   folded from only the records rows that insert added (its RETURNING). Its rows are built as
+ *   arrays of values (`batchRows`).
  *
  * Either way a batch counts as delivered once its transaction committed.
  */
@@ -146,7 +149,7 @@ export const isUniqueViolation = (e: unknown): boolean => (e as { code?: unknown
  */
 export function copyBatch(c: pg.PoolClient, s: string, b: EncodedBatch): Promise<void> {
   const q = new Queued();
-  c.query('BEGIN', q.step());
+  void c.query('BEGIN', q.step());
   const copy = (sql: string, chunks: Buffer[]): void => {
     const ci = new CopyIn(`${sql} WITH (FORMAT binary)`, chunks, q.step());
     ci.result().catch(() => {}); // its outcome is the step's: `q.end` rejects with the first error
@@ -154,7 +157,7 @@ export function copyBatch(c: pg.PoolClient, s: string, b: EncodedBatch): Promise
   };
   copy(`COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, b.frames);
   if (b.records) copy(`COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, b.records);
-  if (b.sums.length > 0) c.query(foldQuery(s, b.sums), q.step());
+  if (b.sums.length > 0) void c.query(foldQuery(s, b.sums), q.step());
   return q.end(c);
 }
 

@@ -79,13 +79,7 @@ export const FOLD = `ON CONFLICT (device, name, step_seconds, bucket) DO UPDATE 
          sum = o.sum + EXCLUDED.sum,
          mean = (o.sum + EXCLUDED.sum) / (o.count + EXCLUDED.count)`;
 
-/** Folds bucket deltas into `rollups`: one statement, one row per bucket. */
-export async function foldSums(c: pg.PoolClient, s: string, sums: readonly BucketSum[]): Promise<void> {
-  if (sums.length === 0) return;
-  await c.query(foldQuery(s, sums));
-}
-
-/** The fold of `foldSums` as a query config, for a caller that queues it behind others. */
+/** Folds bucket deltas into `rollups`: one statement, one row per bucket (a query config, queued behind the COPYs). */
 export function foldQuery(s: string, sums: readonly BucketSum[]): pg.QueryConfig {
   const cols: unknown[][] = Array.from({ length: 8 }, (_, i) => sums.map((b) => (i === 3 ? new Date(b[3]) : b[i])));
   return {

@@ -10,7 +10,9 @@
  *   rollups  (device, name, 3600, bucket) += the new records rows of the batch (pg-rollups.ts)
  *
  * so a resend never duplicates (nor adds to a bucket) and a late frame lands in its buckets.
- * The batch counts as delivered when its transaction committed.
+ * The batch counts as delivered when its transaction committed. During a catch-up the client
+ * stays checked out from one batch to the next, and the exporter's read-ahead batch is encoded
+ * (`prepare`) while the batch before it is written.
  */
 import type pg from 'pg';
 import type { PostgresSinkConfig } from '../config.js';
