@@ -26,10 +26,10 @@ import { type BucketSum, BucketSums, FOLD, foldQuery, ROLLUP_STEPS } from './pg-
 import type { GatewayName } from './types.js';
 
 const FRAME_COLUMNS = 'device, boot, seq, rx_time, transport, heard_by, policy, block, frame';
-const FRAME_TYPES: CopyType[] = ['text', 'int8', 'int8', 'timestamptz', 'text', 'text', 'text', 'text', 'bytea'];
+export const FRAME_TYPES: CopyType[] = ['text', 'int8', 'int8', 'timestamptz', 'text', 'text', 'text', 'text', 'bytea'];
 const RECORD_COLUMNS =
   'device, boot, seq, idx, name, time, value, string_value, bool_value, data_value, sum, unit, heard_by, policy';
-const RECORD_TYPES: CopyType[] = [
+export const RECORD_TYPES: CopyType[] = [
   'text',
   'int8',
   'int8',
@@ -149,14 +149,17 @@ export const isUniqueViolation = (e: unknown): boolean => (e as { code?: unknown
  */
 export function copyBatch(c: pg.PoolClient, s: string, b: EncodedBatch): Promise<void> {
   const q = new Queued();
-  void c.query('BEGIN', q.step());
-  const copy = (sql: string, chunks: Buffer[]): void => {
-    const ci = new CopyIn(`${sql} WITH (FORMAT binary)`, chunks, q.step());
-    ci.result().catch(() => {}); // its outcome is the step's: `q.end` rejects with the first error
-    void c.query(ci as unknown as pg.QueryConfig);
-  };
-  copy(`COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, b.frames);
-  if (b.records) copy(`COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, b.records);
+  // BEGIN and both COPYs in one Query message, their rows right behind it (pg-copy.ts CopyIn):
+  // the server writes them while the gateway reads and encodes the next batch. On a unique
+  // violation the server skips the rest of the message; the fold fails and `end` rolls back.
+  const text = [
+    'BEGIN',
+    `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN WITH (FORMAT binary)`,
+    ...(b.records ? [`COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN WITH (FORMAT binary)`] : []),
+  ].join('; ');
+  const ci = new CopyIn(text, b.records ? [b.frames, b.records] : [b.frames], q.step());
+  ci.result().catch(() => {}); // its outcome is the step's: `q.end` rejects with the first error
+  void c.query(ci as unknown as pg.QueryConfig);
   if (b.sums.length > 0) void c.query(foldQuery(s, b.sums), q.step());
   return q.end(c);
 }

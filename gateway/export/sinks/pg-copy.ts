@@ -152,6 +152,16 @@ export class CopyWriter {
   }
 }
 
+/**
+ * A simple Query message of one or more statements, each `COPY … FROM STDIN` among them taking
+ * its rows from the next of `streams`, in order. Every stream is written right behind the
+ * Query message, before the server asks for it (CopyInResponse): the server reads its socket
+ * in order, so a COPY finds its data already there, and a batch's rows go out in one go rather
+ * than after a round trip the gateway may be too busy (reading the next batch) to answer. If a
+ * statement fails, PostgreSQL discards the rest of the Query message and drops every CopyData
+ * and CopyDone that arrives outside copy mode ("COPY Operations", Frontend/Backend Protocol),
+ * so data written early is never read as anything else.
+ */
 export class CopyIn {
   /** Set by the client when none is given; called once, at ReadyForQuery (or a read timeout). */
   callback?: (err: Error | null) => void;
@@ -159,7 +169,7 @@ export class CopyIn {
 
   constructor(
     readonly text: string,
-    private readonly chunks: readonly Buffer[],
+    private readonly streams: readonly (readonly Buffer[])[],
     /** Told the outcome synchronously, before the client runs its next query (pg-queue.ts). */
     private readonly onDone?: (err: Error | null) => void,
   ) {
@@ -173,15 +183,16 @@ export class CopyIn {
     return this.done;
   }
 
-  submit(connection: Pick<Connection, 'query'>): void {
+  submit(connection: Connection): void {
     connection.query(this.text);
+    for (const chunks of this.streams) {
+      for (const c of chunks) connection.sendCopyFromChunk(c);
+      connection.endCopyFrom();
+    }
   }
 
-  handleCopyInResponse(connection: Connection): void {
-    // After an error the server drops the rest of the copy data: all of it can be written now.
-    for (const c of this.chunks) connection.sendCopyFromChunk(c);
-    connection.endCopyFrom();
-  }
+  /** The data is already written (`submit`). */
+  handleCopyInResponse(): void {}
 
   /** The client forgets the query on an error (no ReadyForQuery reaches it): settle now. */
   handleError(err: Error): void {
