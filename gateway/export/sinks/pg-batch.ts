@@ -8,8 +8,9 @@
  *   transaction rolls back: nothing is counted twice. COPY has no ON CONFLICT; that is why it
  *   is fast (batched heap and index inserts, no speculative insertion). The rows are written
  *   into COPY's format straight from each frame's decoded records (`encodeBatch`), the rollups
- *   summed per bucket in the gateway and merged by one upsert (pg-rollups.ts), and the
- *   transaction's statements queued at once (pg-queue.ts).
+ *   summed per bucket in the gateway, sent as a third COPY into a temporary table and
+ *   merged by one upsert (pg-rollups.ts), all in one Query message with the rows right
+ *   behind it, COMMIT queued after it (pg-queue.ts).
  * - `upsertBatch`, the path that tolerates rows already there: one statement of INSERTs from
  *   unnest($arrays) ON CONFLICT DO NOTHING chained as data-modifying CTEs, the rollups
  *   folded from only the records rows that insert added (its RETURNING). Its rows are built as
@@ -22,7 +23,17 @@ import { forEachRecord, frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
 import { CopyIn, type CopyType, type CopyValue, CopyWriter } from './pg-copy.js';
 import { Queued } from './pg-queue.js';
-import { type BucketSum, BucketSums, FOLD, foldQuery, ROLLUP_STEPS } from './pg-rollups.js';
+import {
+  type BucketSum,
+  BucketSums,
+  CREATE_DELTA,
+  DELTA_COLUMNS,
+  DELTA_TABLE,
+  deltaRows,
+  FOLD,
+  foldFromDelta,
+  ROLLUP_STEPS,
+} from './pg-rollups.js';
 import type { GatewayName } from './types.js';
 
 const FRAME_COLUMNS = 'device, boot, seq, rx_time, transport, heard_by, policy, block, frame';
@@ -149,18 +160,23 @@ export const isUniqueViolation = (e: unknown): boolean => (e as { code?: unknown
  */
 export function copyBatch(c: pg.PoolClient, s: string, b: EncodedBatch): Promise<void> {
   const q = new Queued();
-  // BEGIN and both COPYs in one Query message, their rows right behind it (pg-copy.ts CopyIn):
-  // the server writes them while the gateway reads and encodes the next batch. On a unique
-  // violation the server skips the rest of the message; the fold fails and `end` rolls back.
-  const text = [
-    'BEGIN',
-    `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN WITH (FORMAT binary)`,
-    ...(b.records ? [`COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN WITH (FORMAT binary)`] : []),
-  ].join('; ');
-  const ci = new CopyIn(text, b.records ? [b.frames, b.records] : [b.frames], q.step());
+  // BEGIN, both COPYs and the rollups fold in one Query message, the rows right behind it
+  // (pg-copy.ts CopyIn): the server writes the batch while the gateway reads and encodes the
+  // next. On a unique violation the server skips the rest of the message; `end` rolls back.
+  const text = ['BEGIN', `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN WITH (FORMAT binary)`];
+  const streams = [b.frames];
+  if (b.records) {
+    text.push(`COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN WITH (FORMAT binary)`);
+    streams.push(b.records);
+  }
+  if (b.sums.length > 0) {
+    text.push(CREATE_DELTA, `COPY ${DELTA_TABLE} (${DELTA_COLUMNS}) FROM STDIN WITH (FORMAT binary)`);
+    text.push(foldFromDelta(s));
+    streams.push(deltaRows(b.sums));
+  }
+  const ci = new CopyIn(text.join('; '), streams, q.step());
   ci.result().catch(() => {}); // its outcome is the step's: `q.end` rejects with the first error
   void c.query(ci as unknown as pg.QueryConfig);
-  if (b.sums.length > 0) void c.query(foldQuery(s, b.sums), q.step());
   return q.end(c);
 }
 

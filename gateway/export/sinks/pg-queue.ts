@@ -1,8 +1,8 @@
 /**
- * A transaction's statements queued on the `pg` client all at once (BEGIN, the COPYs, the
- * rollups fold, then COMMIT), instead of one statement per await: the client sends each as
- * the previous one's ReadyForQuery arrives, with no turn of the gateway's event loop between
- * them, so the server works through the batch while the gateway reads and encodes the next.
+ * A transaction's statements queued on the `pg` client at once (the batch's one Query message
+ * of BEGIN, COPYs and the rollups fold, then COMMIT), instead of one statement per await: the
+ * client sends each as the previous one's ReadyForQuery arrives, with no turn of the gateway's
+ * event loop between them.
  *
  * The last statement is chosen when its turn comes (`submit`), not when it is queued: COMMIT
  * if every statement before it succeeded, else ROLLBACK. (PostgreSQL would answer a COMMIT

@@ -10,7 +10,7 @@
  * the backend's time for a batch) for a figure `minute_rollups(…)` (pg-schema.ts) computes
  * from the records' (device, name, time) index on demand.
  */
-import type pg from 'pg';
+import { CopyWriter } from './pg-copy.js';
 
 /** The rollup steps written, seconds. */
 export const ROLLUP_STEPS = [3600] as const;
@@ -79,15 +79,36 @@ export const FOLD = `ON CONFLICT (device, name, step_seconds, bucket) DO UPDATE 
          sum = o.sum + EXCLUDED.sum,
          mean = (o.sum + EXCLUDED.sum) / (o.count + EXCLUDED.count)`;
 
-/** Folds bucket deltas into `rollups`: one statement, one row per bucket (a query config, queued behind the COPYs). */
-export function foldQuery(s: string, sums: readonly BucketSum[]): pg.QueryConfig {
-  const cols: unknown[][] = Array.from({ length: 8 }, (_, i) => sums.map((b) => (i === 3 ? new Date(b[3]) : b[i])));
-  return {
-    text: `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
-     SELECT d, n, st, b, k, lo, hi, su, su / k
-     FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::bigint[], $6::float8[],
-                 $7::float8[], $8::float8[]) AS x(d, n, st, b, k, lo, hi, su)
-     ${FOLD}`,
-    values: cols,
-  };
+/**
+ * The batch's bucket deltas as COPY rows of `DELTA_TABLE`, folded in by `foldFromDelta`: sent
+ * in the same Query message as the batch's COPYs (pg-batch.ts), so the server folds them
+ * without waiting for the gateway. Temporary (one per connection), emptied at each commit.
+ */
+export const DELTA_TABLE = 'outpost_rollup_delta';
+export const CREATE_DELTA = `CREATE TEMP TABLE IF NOT EXISTS ${DELTA_TABLE} (device text, name text,
+  step_seconds integer, bucket timestamptz, count bigint, min float8, max float8, sum float8) ON COMMIT DELETE ROWS`;
+export const DELTA_COLUMNS = 'device, name, step_seconds, bucket, count, min, max, sum';
+
+/** The deltas in COPY's binary format, in `DELTA_COLUMNS` order. */
+export function deltaRows(sums: readonly BucketSum[]): Buffer[] {
+  const w = new CopyWriter();
+  for (const b of sums) {
+    w.row(8);
+    w.text(b[0]);
+    w.text(b[1]);
+    w.int4(b[2]);
+    w.time(b[3]);
+    w.int8(b[4]);
+    w.float8(b[5]);
+    w.float8(b[6]);
+    w.float8(b[7]);
+  }
+  return w.finish();
 }
+
+/** Folds the deltas COPY put in `DELTA_TABLE` into `rollups`, in key order (row locks taken in one order). */
+export const foldFromDelta = (s: string): string =>
+  `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
+     SELECT device, name, step_seconds, bucket, count, min, max, sum, sum / count FROM ${DELTA_TABLE}
+     ORDER BY device, name, step_seconds, bucket
+     ${FOLD}`;
