@@ -18,6 +18,9 @@
  *   stored one lmdb entry per minute (the layout before) raw (goal p99 ≤ 20 ms).
  * `--profile DIR`: the exporting gateway runs with `--cpu-prof` into DIR, and PostgreSQL with
  * pg_stat_statements, whose statements (total time, calls, rows) are printed after the export.
+ * The gateway (idle and exporting) runs with the node flags `npm start` gives it (package.json,
+ * the same as the Pi's systemd unit: its young-generation cap and heap growth), as deployed;
+ * `--bare-node` runs it without them (as this bench did before 2026-12-07).
  * Needs PostgreSQL (Debian package). Writes bench/results/export.json.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -43,6 +46,7 @@ const { values } = parseArgs({
     'rollups-only': { type: 'boolean' },
     'export-only': { type: 'boolean' },
     profile: { type: 'string' },
+    'bare-node': { type: 'boolean' },
   },
 });
 const quick = values.quick === true;
@@ -53,6 +57,13 @@ const WEEK = 7 * 86_400_000;
 const DEVICES = 100;
 const root = new URL('..', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** The node flags of `npm start` (between `node` and the script), what a deployed gateway runs with. */
+const deployedFlags = (): string[] => {
+  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+    .scripts.start!;
+  return start.split(' bin/gateway.js')[0]!.split(' ').slice(1).filter(Boolean);
+};
+const gatewayFlags = values['bare-node'] === true ? [] : deployedFlags();
 /** CPU time (user + system) of a process so far, s (/proc/PID/stat: 100 ticks a second). */
 const cpuS = (pid: number): number => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -148,7 +159,7 @@ function startGateway(
   const extra = process.env.BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
   const child = spawn(
     process.execPath,
-    [...prof, ...extra, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'],
+    [...gatewayFlags, ...prof, ...extra, 'bin/gateway.js', 'start', '--config', config, '--no-simulate'],
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
@@ -185,7 +196,9 @@ async function exportBench(): Promise<void> {
     mkdirSync(dataDir);
     let t = performance.now();
     await buildDataDir(dataDir, total);
-    console.log(`built ${total} frames in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    console.log(
+      `built ${total} frames in ${((performance.now() - t) / 1000).toFixed(1)} s; gateway node flags: ${gatewayFlags.join(' ') || 'none'}`,
+    );
     const config = (sink: boolean): string => {
       const file = join(tmp.dir, sink ? 'sink.yaml' : 'idle.yaml');
       writeFileSync(
@@ -247,7 +260,7 @@ async function exportBench(): Promise<void> {
     const lastRow = total - lastSeq * DEVICES;
     const ids = Array.from({ length: DEVICES }, (_, i) => `exp-${String(i).padStart(3, '0')}`);
     while (n < total && Date.now() < deadline) {
-      await sleep(250);
+      await sleep(50);
       const last = await c
         .query<{ n: string }>(
           'SELECT count(*) AS n FROM outpost.frames WHERE (device, boot, seq) IN (SELECT unnest($1::text[]), 1, $2::bigint)',

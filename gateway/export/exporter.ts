@@ -24,6 +24,8 @@ import type { SinkSharing } from './takeover.js';
 export interface ExportTarget {
   readonly name: string;
   deliver(frames: readonly ExportFrame[]): Promise<void>;
+  /** Told the batch read ahead, which `deliver` will be given next unless something changed (DataSink.prepare). */
+  prepare?(frames: readonly ExportFrame[]): void;
   /** Local targets (same lmdb environment) write data and cursor in one transaction. */
   deliverWithCursor?(frames: readonly ExportFrame[], writeCursor: () => void): Promise<void>;
 }
@@ -172,6 +174,7 @@ export class SinkExporter {
           if (batch.more)
             try {
               ahead = this.read(batch.cursor);
+              this.target.prepare?.(ahead.frames);
             } catch {
               ahead = undefined; // read again, in turn, once this batch is settled
             }

@@ -186,7 +186,8 @@ export class BlockLogSource implements ExportSource {
   }
 
   next(cursor: ExportCursor, maxFrames: number, order: ResendPriority, readable: (s: string) => boolean): ExportBatch {
-    const gens = this.chains()
+    const chains = this.chains();
+    const gens = chains
       .filter((c) => readable(c.stream))
       .map((c) => this.chainCandidates(c, cursor[chainKey(c.author, c.stream)], order))
       .map((g) => ({ g, head: g.next() }))
@@ -206,7 +207,7 @@ export class BlockLogSource implements ExportSource {
       gens[best]!.head = gens[best]!.g.next();
       if (gens[best]!.head.done) gens.splice(best, 1);
     }
-    return { ...this.batch(cursor, taken, readable), more: gens.length > 0 };
+    return { ...this.batch(cursor, taken, readable, chains), more: gens.length > 0 };
   }
 
   /** One chain's unconfirmed blocks in the order its cursor can take them. */
@@ -268,9 +269,15 @@ export class BlockLogSource implements ExportSource {
     return { key, seq, hashes: held, lamport, entries, blocks, author: info.author, policy };
   }
 
-  private batch(cursor: ExportCursor, taken: readonly Candidate[], readable: (s: string) => boolean): ExportBatch {
+  /** `chains`: as `next` read them, in the same turn (the log's stream heads are read once a batch). */
+  private batch(
+    cursor: ExportCursor,
+    taken: readonly Candidate[],
+    readable: (s: string) => boolean,
+    chains: readonly ChainInfo[],
+  ): ExportBatch {
     const next: ExportCursor = { ...cursor };
-    const lows = new Map(this.chains().map((c) => [chainKey(c.author, c.stream), c.low]));
+    const lows = new Map(chains.map((c) => [chainKey(c.author, c.stream), c.low]));
     // Each frame's identity and body, decoded once (the sinks read its records from that body),
     // and per (device, boot) the seqs the batch holds, so the copies are looked up per run of
     // seqs (one range read) rather than per frame.

@@ -1,5 +1,12 @@
 /** An exported frame's SenML records, decoded once for every sink and the rollups. */
-import { type Body, decodeSign1, decodeBody, RELATIVE_TIME_LIMIT, resolvePack } from '../../protocols/index.js';
+import {
+  type Body,
+  decodeBody,
+  decodeSign1,
+  RELATIVE_TIME_LIMIT,
+  type ResolvedRecord,
+  resolvePack,
+} from '../../protocols/index.js';
 import { decodedBody } from '../log/verify.js';
 import type { ExportFrame } from './source.js';
 
@@ -19,21 +26,43 @@ export interface ExportRecord {
 
 /** The records of a reading frame (none for other bodies or a pack that does not resolve). */
 export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>): ExportRecord[] {
+  const out: ExportRecord[] = [];
+  forEachRecord(f, (index, r, time) =>
+    out.push({
+      index,
+      name: r.name,
+      time,
+      ...(r.unit !== undefined && { unit: r.unit }),
+      ...(r.value !== undefined && { value: r.value }),
+      ...(r.stringValue !== undefined && { stringValue: r.stringValue }),
+      ...(r.boolValue !== undefined && { boolValue: r.boolValue }),
+      ...(r.dataValue !== undefined && { dataValue: r.dataValue }),
+      ...(r.sum !== undefined && { sum: r.sum }),
+    }),
+  );
+  return out;
+}
+
+/**
+ * The same records, each handed over as the pack resolved it with its time in ms (what
+ * `frameRecords` makes of it), so a writer that encodes them at once makes no object per record.
+ * Returns how many there were.
+ */
+export function forEachRecord(
+  f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>,
+  fn: (index: number, r: ResolvedRecord, time: number) => void,
+): number {
   const body = f.body ?? decodedBody(f.frame) ?? decode(f.frame);
-  if (body?.type !== 'reading') return [];
+  if (body?.type !== 'reading') return 0;
   const pack = resolvePack(body.records);
-  if (!pack.ok) return [];
-  return pack.value.map((r, index) => ({
-    index,
-    name: r.name,
-    time: Math.round((r.time < RELATIVE_TIME_LIMIT ? f.rxTime / 1000 + r.time : r.time) * 1000),
-    ...(r.unit !== undefined && { unit: r.unit }),
-    ...(r.value !== undefined && { value: r.value }),
-    ...(r.stringValue !== undefined && { stringValue: r.stringValue }),
-    ...(r.boolValue !== undefined && { boolValue: r.boolValue }),
-    ...(r.dataValue !== undefined && { dataValue: r.dataValue }),
-    ...(r.sum !== undefined && { sum: r.sum }),
-  }));
+  if (!pack.ok) return 0;
+  const rs = pack.value;
+  for (let i = 0; i < rs.length; i++) {
+    const r = rs[i]!;
+    // RFC 8428 §4.5.3: small times are relative to the receive time.
+    fn(i, r, Math.round((r.time < RELATIVE_TIME_LIMIT ? f.rxTime / 1000 + r.time : r.time) * 1000));
+  }
+  return rs.length;
 }
 
 /** A frame's body, decoded from its bytes (a frame ingest did not just decode: synced, or read back from the log). */

@@ -6,26 +6,41 @@
  *   (ON CONFLICT DO UPDATE adds them). A row already there (a resend after a crash, a sibling
  *   gateway exporting the same frame) makes COPY fail with a unique violation and the whole
  *   transaction rolls back: nothing is counted twice. COPY has no ON CONFLICT; that is why it
- *   is fast (batched heap and index inserts, no speculative insertion). The rollups are
- *   summed per bucket in the gateway and merged by one upsert (pg-rollups.ts).
+ *   is fast (batched heap and index inserts, no speculative insertion). The rows are written
+ *   into COPY's format straight from each frame's decoded records (`encodeBatch`), the rollups
+ *   summed per bucket in the gateway, sent as a third COPY into a temporary table and
+ *   merged by one upsert (pg-rollups.ts), all in one Query message with the rows right
+ *   behind it, COMMIT queued after it (pg-queue.ts).
  * - `upsertBatch`, the path that tolerates rows already there: one statement of INSERTs from
  *   unnest($arrays) ON CONFLICT DO NOTHING chained as data-modifying CTEs, the rollups
- *   folded from only the records rows that insert added (its RETURNING).
+ *   folded from only the records rows that insert added (its RETURNING). Its rows are built as
+ *   arrays of values (`batchRows`).
  *
  * Either way a batch counts as delivered once its transaction committed.
  */
 import type pg from 'pg';
-import { frameRecords } from '../records.js';
+import { forEachRecord, frameRecords } from '../records.js';
 import type { ExportFrame } from '../source.js';
-import { CopyIn, type CopyType, type CopyValue, copyBinary } from './pg-copy.js';
-import { bucketSums, FOLD, foldSums, ROLLUP_STEPS, type RollupInput } from './pg-rollups.js';
+import { CopyIn, type CopyType, type CopyValue, CopyWriter } from './pg-copy.js';
+import { Queued } from './pg-queue.js';
+import {
+  type BucketSum,
+  BucketSums,
+  CREATE_DELTA,
+  DELTA_COLUMNS,
+  DELTA_TABLE,
+  deltaRows,
+  FOLD,
+  foldFromDelta,
+  ROLLUP_STEPS,
+} from './pg-rollups.js';
 import type { GatewayName } from './types.js';
 
 const FRAME_COLUMNS = 'device, boot, seq, rx_time, transport, heard_by, policy, block, frame';
-const FRAME_TYPES: CopyType[] = ['text', 'int8', 'int8', 'timestamptz', 'text', 'text', 'text', 'text', 'bytea'];
+export const FRAME_TYPES: CopyType[] = ['text', 'int8', 'int8', 'timestamptz', 'text', 'text', 'text', 'text', 'bytea'];
 const RECORD_COLUMNS =
   'device, boot, seq, idx, name, time, value, string_value, bool_value, data_value, sum, unit, heard_by, policy';
-const RECORD_TYPES: CopyType[] = [
+export const RECORD_TYPES: CopyType[] = [
   'text',
   'int8',
   'int8',
@@ -46,19 +61,15 @@ const RECORD_TYPES: CopyType[] = [
 export interface BatchRows {
   readonly frames: CopyValue[][];
   readonly records: CopyValue[][];
-  /** The numeric records, for the rollups of a batch that is all new. */
-  readonly numeric: RollupInput[];
 }
 
 export function batchRows(frames: readonly ExportFrame[], gatewayName: GatewayName): BatchRows {
-  const out: BatchRows = { frames: [], records: [], numeric: [] };
+  const out: BatchRows = { frames: [], records: [] };
   for (const fr of frames) {
     const heardBy = gatewayName(fr.author);
     const rx = new Date(fr.rxTime);
     out.frames.push([fr.device, fr.boot, fr.seq, rx, fr.transport, heardBy, fr.policy, fr.block, fr.frame]);
     for (const rec of frameRecords(fr)) {
-      if (rec.value !== undefined)
-        out.numeric.push({ device: fr.device, name: rec.name, time: rec.time, value: rec.value });
       out.records.push([
         fr.device,
         fr.boot,
@@ -80,35 +91,93 @@ export function batchRows(frames: readonly ExportFrame[], gatewayName: GatewayNa
   return out;
 }
 
-async function copy(
-  c: pg.PoolClient,
-  sql: string,
-  rows: readonly CopyValue[][],
-  types: readonly CopyType[],
-): Promise<void> {
-  if (rows.length === 0) return;
-  const q = new CopyIn(`${sql} WITH (FORMAT binary)`, copyBinary(rows, types));
-  void c.query(q); // the client returns the query object itself; it settles through result()
-  await q.result();
+/** A batch encoded for COPY: the two tables' binary COPY streams and the per-bucket sums of its numeric records. */
+export interface EncodedBatch {
+  readonly frames: Buffer[];
+  /** undefined: no records. */
+  readonly records: Buffer[] | undefined;
+  readonly sums: BucketSum[];
+}
+
+/**
+ * The batch written straight into COPY's binary format from each frame's decoded body (the
+ * rows `batchRows` makes, without an array, a Date or a record object per row).
+ */
+export function encodeBatch(frames: readonly ExportFrame[], gatewayName: GatewayName): EncodedBatch {
+  const fw = new CopyWriter();
+  const rw = new CopyWriter();
+  const sums = new BucketSums();
+  let records = 0;
+  for (const fr of frames) {
+    const heardBy = gatewayName(fr.author);
+    fw.row(FRAME_TYPES.length);
+    fw.text(fr.device);
+    fw.int8(fr.boot);
+    fw.int8(fr.seq);
+    fw.time(fr.rxTime);
+    fw.text(fr.transport);
+    fw.text(heardBy);
+    fw.text(fr.policy);
+    fw.text(fr.block);
+    fw.bytea(fr.frame);
+    records += forEachRecord(fr, (index, r, time) => {
+      rw.row(RECORD_TYPES.length);
+      rw.text(fr.device);
+      rw.int8(fr.boot);
+      rw.int8(fr.seq);
+      rw.int4(index);
+      rw.text(r.name);
+      rw.time(time);
+      if (r.value === undefined) rw.null();
+      else {
+        rw.float8(r.value);
+        sums.add(fr.device, r.name, time, r.value);
+      }
+      if (r.stringValue === undefined) rw.null();
+      else rw.text(r.stringValue);
+      if (r.boolValue === undefined) rw.null();
+      else rw.bool(r.boolValue);
+      if (r.dataValue === undefined) rw.null();
+      else rw.bytea(r.dataValue);
+      if (r.sum === undefined) rw.null();
+      else rw.float8(r.sum);
+      if (r.unit === undefined) rw.null();
+      else rw.text(r.unit);
+      rw.text(heardBy);
+      rw.text(fr.policy);
+    });
+  }
+  return { frames: fw.finish(), records: records > 0 ? rw.finish() : undefined, sums: sums.sorted() };
 }
 
 /** Whether an error is PostgreSQL's unique_violation (a key already stored). */
 export const isUniqueViolation = (e: unknown): boolean => (e as { code?: unknown } | null)?.code === '23505';
 
-/** COPY into the tables; rejects with a unique violation (rolled back) when any row is already there. */
-export async function copyBatch(c: pg.PoolClient, s: string, rows: BatchRows): Promise<void> {
-  // Per-bucket sums of the batch in the gateway: every row of a batch that commits is new.
-  const sums = bucketSums(rows.numeric);
-  await c.query('BEGIN');
-  try {
-    await copy(c, `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN`, rows.frames, FRAME_TYPES);
-    await copy(c, `COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN`, rows.records, RECORD_TYPES);
-    await foldSums(c, s, sums);
-    await c.query('COMMIT');
-  } catch (e) {
-    await c.query('ROLLBACK').catch(() => {});
-    throw e;
+/**
+ * COPY into the tables, in one transaction whose statements are all queued at once
+ * (pg-queue.ts): this returns before the server has them, so the caller can read the next
+ * batch meanwhile. Rejects with a unique violation (rolled back) when any row is already there.
+ */
+export function copyBatch(c: pg.PoolClient, s: string, b: EncodedBatch): Promise<void> {
+  const q = new Queued();
+  // BEGIN, both COPYs and the rollups fold in one Query message, the rows right behind it
+  // (pg-copy.ts CopyIn): the server writes the batch while the gateway reads and encodes the
+  // next. On a unique violation the server skips the rest of the message; `end` rolls back.
+  const text = ['BEGIN', `COPY ${s}.frames (${FRAME_COLUMNS}) FROM STDIN WITH (FORMAT binary)`];
+  const streams = [b.frames];
+  if (b.records) {
+    text.push(`COPY ${s}.records (${RECORD_COLUMNS}) FROM STDIN WITH (FORMAT binary)`);
+    streams.push(b.records);
   }
+  if (b.sums.length > 0) {
+    text.push(CREATE_DELTA, `COPY ${DELTA_TABLE} (${DELTA_COLUMNS}) FROM STDIN WITH (FORMAT binary)`);
+    text.push(foldFromDelta(s));
+    streams.push(deltaRows(b.sums));
+  }
+  const ci = new CopyIn(text.join('; '), streams, q.step());
+  ci.result().catch(() => {}); // its outcome is the step's: `q.end` rejects with the first error
+  void c.query(ci as unknown as pg.QueryConfig);
+  return q.end(c);
 }
 
 /** Column arrays of rows, for unnest(). */

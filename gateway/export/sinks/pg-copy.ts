@@ -31,84 +31,137 @@ const CHUNK = 65_536;
  * is written from a JavaScript number, exact up to 2^53.
  */
 export function copyBinary(rows: readonly (readonly CopyValue[])[], types: readonly CopyType[]): Buffer[] {
-  const chunks: Buffer[] = [];
-  let buf = Buffer.allocUnsafe(CHUNK * 2);
-  let at = HEADER.copy(buf, 0);
-  const flush = (n: number): void => {
-    if (at > 0) chunks.push(buf.subarray(0, at));
-    buf = Buffer.allocUnsafe(Math.max(CHUNK * 2, n));
-    at = 0;
-  };
-  const room = (n: number): void => {
-    if (at + n > buf.length) flush(n);
-  };
-  const int64 = (v: number): void => {
-    const hi = Math.floor(v / 4_294_967_296);
-    buf.writeInt32BE(hi, at);
-    buf.writeUInt32BE(v - hi * 4_294_967_296, at + 4);
-    at += 8;
-  };
+  const w = new CopyWriter();
   for (const row of rows) {
-    room(2);
-    at = buf.writeInt16BE(types.length, at);
-    for (let i = 0; i < types.length; i++) {
-      const v = row[i] ?? null;
-      if (v === null) {
-        room(4);
-        at = buf.writeInt32BE(-1, at);
-        continue;
-      }
-      switch (types[i]) {
-        case 'int4':
-          room(8);
-          at = buf.writeInt32BE(4, at);
-          at = buf.writeInt32BE(v as number, at);
-          break;
-        case 'int8':
-          room(12);
-          at = buf.writeInt32BE(8, at);
-          int64(v as number);
-          break;
-        case 'float8':
-          room(12);
-          at = buf.writeInt32BE(8, at);
-          at = buf.writeDoubleBE(v as number, at);
-          break;
-        case 'bool':
-          room(5);
-          at = buf.writeInt32BE(1, at);
-          at = buf.writeUInt8(v ? 1 : 0, at);
-          break;
-        case 'timestamptz':
-          room(12);
-          at = buf.writeInt32BE(8, at);
-          int64(((v as Date).getTime() - PG_EPOCH_MS) * 1000);
-          break;
-        case 'bytea': {
-          const b = v as Uint8Array;
-          room(4 + b.length);
-          at = buf.writeInt32BE(b.length, at);
-          buf.set(b, at);
-          at += b.length;
-          break;
-        }
-        default: {
-          const s = v as string;
-          room(4 + s.length * 3); // UTF-8: at most 3 bytes per UTF-16 unit
-          const n = buf.write(s, at + 4, 'utf8');
-          buf.writeInt32BE(n, at);
-          at += 4 + n;
-        }
-      }
-    }
-    if (at >= CHUNK) flush(0);
+    w.row(types.length);
+    for (let i = 0; i < types.length; i++) w.value(types[i]!, row[i] ?? null);
   }
-  room(2);
-  at = buf.writeInt16BE(-1, at);
-  chunks.push(buf.subarray(0, at));
-  return chunks;
+  return w.finish();
 }
 
+/**
+ * Writes COPY's binary format field by field, so a caller can write rows straight from what it
+ * decoded (no array of values, no Date, per row). `row(n)` starts a row of n fields; then one
+ * call per field, in the table's column order.
+ */
+export class CopyWriter {
+  private readonly chunks: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(CHUNK * 2);
+  private at = HEADER.copy(this.buf, 0);
+
+  private flush(n: number): void {
+    if (this.at > 0) this.chunks.push(this.buf.subarray(0, this.at));
+    this.buf = Buffer.allocUnsafe(Math.max(CHUNK * 2, n));
+    this.at = 0;
+  }
+
+  private room(n: number): void {
+    if (this.at + n > this.buf.length) this.flush(n);
+  }
+
+  private int64(v: number): void {
+    const hi = Math.floor(v / 4_294_967_296);
+    this.buf.writeInt32BE(hi, this.at);
+    this.buf.writeUInt32BE(v - hi * 4_294_967_296, this.at + 4);
+    this.at += 8;
+  }
+
+  row(fields: number): void {
+    if (this.at >= CHUNK) this.flush(0);
+    this.room(2);
+    this.at = this.buf.writeInt16BE(fields, this.at);
+  }
+
+  null(): void {
+    this.room(4);
+    this.at = this.buf.writeInt32BE(-1, this.at);
+  }
+
+  int4(v: number): void {
+    this.room(8);
+    this.at = this.buf.writeInt32BE(4, this.at);
+    this.at = this.buf.writeInt32BE(v, this.at);
+  }
+
+  int8(v: number): void {
+    this.room(12);
+    this.at = this.buf.writeInt32BE(8, this.at);
+    this.int64(v);
+  }
+
+  float8(v: number): void {
+    this.room(12);
+    this.at = this.buf.writeInt32BE(8, this.at);
+    this.at = this.buf.writeDoubleBE(v, this.at);
+  }
+
+  bool(v: boolean): void {
+    this.room(5);
+    this.at = this.buf.writeInt32BE(1, this.at);
+    this.at = this.buf.writeUInt8(v ? 1 : 0, this.at);
+  }
+
+  /** A timestamptz from ms since the epoch (whole ms, as a Date of it would hold). */
+  time(ms: number): void {
+    this.room(12);
+    this.at = this.buf.writeInt32BE(8, this.at);
+    this.int64((Math.trunc(ms) - PG_EPOCH_MS) * 1000);
+  }
+
+  bytea(b: Uint8Array): void {
+    this.room(4 + b.length);
+    this.at = this.buf.writeInt32BE(b.length, this.at);
+    this.buf.set(b, this.at);
+    this.at += b.length;
+  }
+
+  text(s: string): void {
+    this.room(4 + s.length * 3); // UTF-8: at most 3 bytes per UTF-16 unit
+    const n = this.buf.write(s, this.at + 4, 'utf8');
+    this.buf.writeInt32BE(n, this.at);
+    this.at += 4 + n;
+  }
+
+  /** One field of a column of type `t` (null: NULL). */
+  value(t: CopyType, v: CopyValue): void {
+    if (v === null) return this.null();
+    switch (t) {
+      case 'int4':
+        return this.int4(v as number);
+      case 'int8':
+        return this.int8(v as number);
+      case 'float8':
+        return this.float8(v as number);
+      case 'bool':
+        return this.bool(v as boolean);
+      case 'timestamptz':
+        return this.time((v as Date).getTime());
+      case 'bytea':
+        return this.bytea(v as Uint8Array);
+      default:
+        return this.text(v as string);
+    }
+  }
+
+  /** The stream's chunks, the trailer written. */
+  finish(): Buffer[] {
+    this.room(2);
+    this.at = this.buf.writeInt16BE(-1, this.at);
+    this.chunks.push(this.buf.subarray(0, this.at));
+    return this.chunks;
+  }
+}
+
+/**
+ * A simple Query message of one or more statements, each `COPY … FROM STDIN` among them taking
+ * its rows from the next of `streams`, in order. Every stream is written right behind the
+ * Query message, before the server asks for it (CopyInResponse): the server reads its socket
+ * in order, so a COPY finds its data already there, and a batch's rows go out in one go rather
+ * than after a round trip the gateway may be too busy (reading the next batch) to answer. If a
+ * statement fails, PostgreSQL discards the rest of the Query message and drops every CopyData
+ * and CopyDone that arrives outside copy mode ("COPY Operations", Frontend/Backend Protocol),
+ * so data written early is never read as anything else.
+ */
 export class CopyIn {
   /** Set by the client when none is given; called once, at ReadyForQuery (or a read timeout). */
   callback?: (err: Error | null) => void;
@@ -116,7 +169,9 @@ export class CopyIn {
 
   constructor(
     readonly text: string,
-    private readonly chunks: readonly Buffer[],
+    private readonly streams: readonly (readonly Buffer[])[],
+    /** Told the outcome synchronously, before the client runs its next query (pg-queue.ts). */
+    private readonly onDone?: (err: Error | null) => void,
   ) {
     this.done = new Promise((resolve, reject) => {
       this.callback = (err) => (err ? reject(err) : resolve());
@@ -128,15 +183,16 @@ export class CopyIn {
     return this.done;
   }
 
-  submit(connection: Pick<Connection, 'query'>): void {
+  submit(connection: Connection): void {
     connection.query(this.text);
+    for (const chunks of this.streams) {
+      for (const c of chunks) connection.sendCopyFromChunk(c);
+      connection.endCopyFrom();
+    }
   }
 
-  handleCopyInResponse(connection: Connection): void {
-    // After an error the server drops the rest of the copy data: all of it can be written now.
-    for (const c of this.chunks) connection.sendCopyFromChunk(c);
-    connection.endCopyFrom();
-  }
+  /** The data is already written (`submit`). */
+  handleCopyInResponse(): void {}
 
   /** The client forgets the query on an error (no ReadyForQuery reaches it): settle now. */
   handleError(err: Error): void {
@@ -150,6 +206,7 @@ export class CopyIn {
   private settle(err: Error | null): void {
     const cb = this.callback;
     this.callback = undefined;
+    this.onDone?.(err);
     cb?.(err);
   }
 

@@ -10,7 +10,7 @@
  * the backend's time for a batch) for a figure `minute_rollups(…)` (pg-schema.ts) computes
  * from the records' (device, name, time) index on demand.
  */
-import type pg from 'pg';
+import { CopyWriter } from './pg-copy.js';
 
 /** The rollup steps written, seconds. */
 export const ROLLUP_STEPS = [3600] as const;
@@ -35,20 +35,35 @@ export const bucketOf = (time: number, step: number): number => Math.floor(time 
  * take their row locks in one order and cannot deadlock).
  */
 export function bucketSums(records: Iterable<RollupInput>, steps: readonly number[] = ROLLUP_STEPS): BucketSum[] {
-  const buckets = new Map<string, BucketSum>();
-  for (const r of records)
-    for (const step of steps) {
-      const bucket = bucketOf(r.time, step);
-      const k = `${r.device}\u0000${r.name}\u0000${step}\u0000${bucket}`;
-      const b = buckets.get(k);
+  const b = new BucketSums(steps);
+  for (const r of records) b.add(r.device, r.name, r.time, r.value);
+  return b.sorted();
+}
+
+/** Per-bucket sums built one record at a time (no object per record), for a writer that has the fields. */
+export class BucketSums {
+  private readonly buckets = new Map<string, BucketSum>();
+
+  constructor(private readonly steps: readonly number[] = ROLLUP_STEPS) {}
+
+  add(device: string, name: string, time: number, value: number): void {
+    for (const step of this.steps) {
+      const bucket = bucketOf(time, step);
+      const k = `${device}\u0000${name}\u0000${step}\u0000${bucket}`;
+      const b = this.buckets.get(k);
       if (b) {
         b[4]++;
-        b[5] = Math.min(b[5], r.value);
-        b[6] = Math.max(b[6], r.value);
-        b[7] += r.value;
-      } else buckets.set(k, [r.device, r.name, step, bucket, 1, r.value, r.value, r.value]);
+        b[5] = Math.min(b[5], value);
+        b[6] = Math.max(b[6], value);
+        b[7] += value;
+      } else this.buckets.set(k, [device, name, step, bucket, 1, value, value, value]);
     }
-  return [...buckets.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  }
+
+  /** The sums, sorted by key. */
+  sorted(): BucketSum[] {
+    return [...this.buckets.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+  }
 }
 
 /** Two deltas of one bucket as one (what the upsert's ON CONFLICT does to a stored row). */
@@ -64,16 +79,36 @@ export const FOLD = `ON CONFLICT (device, name, step_seconds, bucket) DO UPDATE 
          sum = o.sum + EXCLUDED.sum,
          mean = (o.sum + EXCLUDED.sum) / (o.count + EXCLUDED.count)`;
 
-/** Folds bucket deltas into `rollups`: one statement, one row per bucket. */
-export async function foldSums(c: pg.PoolClient, s: string, sums: readonly BucketSum[]): Promise<void> {
-  if (sums.length === 0) return;
-  const cols: unknown[][] = Array.from({ length: 8 }, (_, i) => sums.map((b) => (i === 3 ? new Date(b[3]) : b[i])));
-  await c.query(
-    `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
-     SELECT d, n, st, b, k, lo, hi, su, su / k
-     FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::bigint[], $6::float8[],
-                 $7::float8[], $8::float8[]) AS x(d, n, st, b, k, lo, hi, su)
-     ${FOLD}`,
-    cols,
-  );
+/**
+ * The batch's bucket deltas as COPY rows of `DELTA_TABLE`, folded in by `foldFromDelta`: sent
+ * in the same Query message as the batch's COPYs (pg-batch.ts), so the server folds them
+ * without waiting for the gateway. Temporary (one per connection), emptied at each commit.
+ */
+export const DELTA_TABLE = 'outpost_rollup_delta';
+export const CREATE_DELTA = `CREATE TEMP TABLE IF NOT EXISTS ${DELTA_TABLE} (device text, name text,
+  step_seconds integer, bucket timestamptz, count bigint, min float8, max float8, sum float8) ON COMMIT DELETE ROWS`;
+export const DELTA_COLUMNS = 'device, name, step_seconds, bucket, count, min, max, sum';
+
+/** The deltas in COPY's binary format, in `DELTA_COLUMNS` order. */
+export function deltaRows(sums: readonly BucketSum[]): Buffer[] {
+  const w = new CopyWriter();
+  for (const b of sums) {
+    w.row(8);
+    w.text(b[0]);
+    w.text(b[1]);
+    w.int4(b[2]);
+    w.time(b[3]);
+    w.int8(b[4]);
+    w.float8(b[5]);
+    w.float8(b[6]);
+    w.float8(b[7]);
+  }
+  return w.finish();
 }
+
+/** Folds the deltas COPY put in `DELTA_TABLE` into `rollups`, in key order (row locks taken in one order). */
+export const foldFromDelta = (s: string): string =>
+  `INSERT INTO ${s}.rollups AS o (device, name, step_seconds, bucket, count, min, max, sum, mean)
+     SELECT device, name, step_seconds, bucket, count, min, max, sum, sum / count FROM ${DELTA_TABLE}
+     ORDER BY device, name, step_seconds, bucket
+     ${FOLD}`;

@@ -10,18 +10,22 @@
  *   rollups  (device, name, 3600, bucket) += the new records rows of the batch (pg-rollups.ts)
  *
  * so a resend never duplicates (nor adds to a bucket) and a late frame lands in its buckets.
- * The batch counts as delivered when its transaction committed.
+ * The batch counts as delivered when its transaction committed. During a catch-up the client
+ * stays checked out from one batch to the next, and the exporter's read-ahead batch is encoded
+ * (`prepare`) while the batch before it is written.
  */
 import type pg from 'pg';
 import type { PostgresSinkConfig } from '../config.js';
 import type { ExportFrame } from '../source.js';
-import { batchRows, copyBatch, isUniqueViolation, upsertBatch } from './pg-batch.js';
+import { batchRows, copyBatch, type EncodedBatch, encodeBatch, isUniqueViolation, upsertBatch } from './pg-batch.js';
 import { migrate } from './pg-schema.js';
 import { readSecret, tlsOptions } from '../../outbound.js';
 import type { DataSink, GatewayName } from './types.js';
 
 /** Batches written by upsert after one met rows already stored, before COPY is tried again. */
 const UPSERTS_AFTER_CONFLICT = 16;
+/** How long the client stays checked out after a batch, for the next one (a catch-up's batches come back to back). */
+const HOLD_MS = 1000;
 
 export class PostgresSink implements DataSink {
   readonly name: string;
@@ -36,6 +40,15 @@ export class PostgresSink implements DataSink {
   timescale = false;
   /** Batches left to upsert before trying COPY again (0: COPY). */
   private upsertsLeft = 0;
+  /**
+   * The client kept checked out between batches of a catch-up: with it at hand, `deliver`
+   * queues the whole transaction before it first waits, so the server writes this batch while
+   * the exporter reads the next. Given back to the pool after HOLD_MS without a batch.
+   */
+  private held?: pg.PoolClient;
+  private holdTimer?: NodeJS.Timeout;
+  /** The batch encoded ahead (`prepare`), for `deliver` of the same frames. */
+  private prepared?: { readonly frames: readonly ExportFrame[]; readonly encoded: EncodedBatch };
 
   constructor(
     cfg: Pick<PostgresSinkConfig, 'name' | 'url' | 'passwordFile' | 'tls' | 'schema'>,
@@ -80,15 +93,24 @@ export class PostgresSink implements DataSink {
     return c;
   }
 
+  /** Encodes a batch the exporter will deliver next, while the one in flight is written. */
+  prepare(frames: readonly ExportFrame[]): void {
+    if (frames.length > 0 && this.upsertsLeft === 0)
+      this.prepared = { frames, encoded: encodeBatch(frames, this.gatewayName) };
+  }
+
   async deliver(frames: readonly ExportFrame[]): Promise<void> {
     if (frames.length === 0) return;
-    const rows = batchRows(frames, this.gatewayName);
-    const c = await this.client();
-    let broken = false;
+    const prepared = this.prepared?.frames === frames ? this.prepared.encoded : undefined;
+    this.prepared = undefined;
+    clearTimeout(this.holdTimer);
+    const c = this.held ?? (await this.client());
+    this.held = undefined;
     try {
       if (this.upsertsLeft === 0)
         try {
-          await copyBatch(c, this.schema, rows);
+          await copyBatch(c, this.schema, prepared ?? encodeBatch(frames, this.gatewayName));
+          this.hold(c);
           return;
         } catch (e) {
           if (!isUniqueViolation(e)) throw e;
@@ -96,16 +118,29 @@ export class PostgresSink implements DataSink {
           this.upsertsLeft = UPSERTS_AFTER_CONFLICT;
         }
       this.upsertsLeft--;
-      await upsertBatch(c, this.schema, rows);
+      await upsertBatch(c, this.schema, batchRows(frames, this.gatewayName));
+      this.hold(c);
     } catch (e) {
-      broken = true;
+      c.release(true);
       throw e;
-    } finally {
-      c.release(broken);
     }
   }
 
+  /** Keeps the client for the next batch, or gives it back to the pool after HOLD_MS. */
+  private hold(c: pg.PoolClient): void {
+    this.held = c;
+    this.holdTimer = setTimeout(() => this.unhold(), HOLD_MS);
+    this.holdTimer.unref();
+  }
+
+  private unhold(): void {
+    clearTimeout(this.holdTimer);
+    this.held?.release();
+    this.held = undefined;
+  }
+
   async close(): Promise<void> {
+    this.unhold();
     if (this.pool) await (await this.pool).end();
   }
 }

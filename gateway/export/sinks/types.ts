@@ -20,6 +20,11 @@ export interface DataSink {
    * every PUBACK), rejects if any was not. A rejected batch is sent again, whole.
    */
   deliver(frames: readonly ExportFrame[]): Promise<void>;
+  /**
+   * Optional: the exporter hands over the batch it read ahead (the one it will deliver next),
+   * while the batch in flight is written, so the sink can encode it meanwhile.
+   */
+  prepare?(frames: readonly ExportFrame[]): void;
   close(): Promise<void>;
 }
 
