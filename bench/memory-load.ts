@@ -9,7 +9,7 @@
  * same-run baseline), at the end of the 1 Hz phase, at the end of the 4 Hz phase, and 10 s
  * after the fleet stopped (the figure the ≤ 200 MB goal is on); there also the main thread's V8
  * heap (bench/lib/memory-probe.mjs). The fleet's acked count is printed, so a run that did not
- * load the gateway shows.
+ * load the gateway shows. `MEMLOAD_NODE_ARGS` adds node options after npm start's.
  *
  * bench/ingest.ts reports an RSS after its run too, but its gateway runs inside the bench's own
  * process (tsx, the test helpers and the bench's figures loaded: ~170 MB before any device).
@@ -42,6 +42,8 @@ const PHASES: readonly { hz: number; seconds: number }[] = quick
       { hz: 4, seconds: 30 },
     ];
 const SETTLE_S = 10;
+/** MEMLOAD_NODE_ARGS: more node options for the gateway, after npm start's (e.g. `--max-semi-space-size=2`). */
+const extraNodeArgs = process.env.MEMLOAD_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 const MB = 1024 * 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -101,6 +103,7 @@ async function main(): Promise<void> {
       process.execPath,
       [
         ...startFlags(root),
+        ...extraNodeArgs,
         '--import',
         fileURLToPath(new URL('./lib/memory-probe.mjs', import.meta.url)),
         join(root, 'bin', 'gateway.js'),
@@ -176,7 +179,7 @@ async function main(): Promise<void> {
       { figure: `${q}frames acked to the fleet`, value: acked, unit: 'frames' },
       { figure: `${q}the store's lmdb file after the run`, value: fileMb, unit: 'MB' },
     ];
-    console.log(`root ${root}; npm start node options: ${startFlags(root).join(' ') || '(none)'}`);
+    console.log(`root ${root}; node options: ${[...startFlags(root), ...extraNodeArgs].join(' ') || '(none)'}`);
     for (const r of rows)
       console.log(
         `${r.figure}: ${r.value.toFixed(1)} ${r.unit}${r.baseline ? ` (${r.baseline}: ${r.baselineValue!.toFixed(1)} MB)` : ''}${r.goal ? ` goal ${r.goal}: ${r.pass ? 'pass' : 'FAIL'}` : ''}`,
