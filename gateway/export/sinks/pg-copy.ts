@@ -1,16 +1,11 @@
 /**
  * `COPY … FROM STDIN` through the `pg` client's own protocol (pg-copy-streams is not a
  * dependency): a query object the client runs like any other (`client.query(copy)`), which
- * on the server's CopyInResponse writes the rows and CopyDone and settles at ReadyForQuery.
+ * writes the rows and CopyDone behind its Query message and settles at ReadyForQuery.
  * Rows are in COPY's binary format.
  */
 
-/** What the `pg` client calls on the query it is running (pg/lib/client.js). */
-interface Connection {
-  query(text: string): void;
-  sendCopyFromChunk(chunk: Buffer): void;
-  endCopyFrom(): void;
-}
+import { type Connection, Submittable } from './pg-submittable.js';
 
 /** One field: NULL, text, a number, a boolean, a time or bytes. */
 export type CopyValue = string | number | boolean | Date | Uint8Array | null;
@@ -162,25 +157,14 @@ export class CopyWriter {
  * and CopyDone that arrives outside copy mode ("COPY Operations", Frontend/Backend Protocol),
  * so data written early is never read as anything else.
  */
-export class CopyIn {
-  /** Set by the client when none is given; called once, at ReadyForQuery (or a read timeout). */
-  callback?: (err: Error | null) => void;
-  private readonly done: Promise<void>;
-
+export class CopyIn extends Submittable {
   constructor(
     readonly text: string,
     private readonly streams: readonly (readonly Buffer[])[],
     /** Told the outcome synchronously, before the client runs its next query (pg-queue.ts). */
     private readonly onDone?: (err: Error | null) => void,
   ) {
-    this.done = new Promise((resolve, reject) => {
-      this.callback = (err) => (err ? reject(err) : resolve());
-    });
-  }
-
-  /** Settles once the client has run it: rejects with the server's error, if any. */
-  result(): Promise<void> {
-    return this.done;
+    super();
   }
 
   submit(connection: Connection): void {
@@ -191,29 +175,7 @@ export class CopyIn {
     }
   }
 
-  /** The data is already written (`submit`). */
-  handleCopyInResponse(): void {}
-
-  /** The client forgets the query on an error (no ReadyForQuery reaches it): settle now. */
-  handleError(err: Error): void {
-    this.settle(err);
-  }
-
-  handleReadyForQuery(): void {
-    this.settle(null);
-  }
-
-  private settle(err: Error | null): void {
-    const cb = this.callback;
-    this.callback = undefined;
+  protected override settled(err: Error | null): void {
     this.onDone?.(err);
-    cb?.(err);
   }
-
-  handleCommandComplete(): void {}
-  handleEmptyQuery(): void {}
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
-  handlePortalSuspended(): void {}
-  handleCopyData(): void {}
 }

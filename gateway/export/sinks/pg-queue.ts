@@ -11,11 +11,7 @@
  * callback the client calls synchronously, before it submits the next query.
  */
 import type pg from 'pg';
-
-/** What the `pg` client calls on the query it is running (pg/lib/client.js). */
-interface Connection {
-  query(text: string): void;
-}
+import { type Connection, Submittable } from './pg-submittable.js';
 
 /** The outcome of the statements queued so far: the first error, if any. */
 export class Queued {
@@ -43,21 +39,12 @@ export class Queued {
   }
 }
 
-class EndTransaction {
-  /** Set by the client when none is given; called once, at ReadyForQuery (or an error). */
-  callback?: (err: Error | null) => void;
+class EndTransaction extends Submittable {
   /** The command tag the server answered: COMMIT, or ROLLBACK. */
   command?: string;
-  private readonly done: Promise<void>;
 
   constructor(private readonly queued: Queued) {
-    this.done = new Promise((resolve, reject) => {
-      this.callback = (err) => (err ? reject(err) : resolve());
-    });
-  }
-
-  result(): Promise<void> {
-    return this.done;
+    super();
   }
 
   submit(connection: Connection): void {
@@ -65,28 +52,7 @@ class EndTransaction {
     connection.query(this.queued.error ? 'ROLLBACK' : 'COMMIT');
   }
 
-  handleCommandComplete(msg: { text?: string }): void {
+  override handleCommandComplete(msg: { text?: string }): void {
     this.command = msg.text;
   }
-
-  handleError(err: Error): void {
-    this.settle(err);
-  }
-
-  handleReadyForQuery(): void {
-    this.settle(null);
-  }
-
-  private settle(err: Error | null): void {
-    const cb = this.callback;
-    this.callback = undefined;
-    cb?.(err);
-  }
-
-  handleEmptyQuery(): void {}
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
-  handlePortalSuspended(): void {}
-  handleCopyInResponse(): void {}
-  handleCopyData(): void {}
 }
