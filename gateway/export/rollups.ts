@@ -47,6 +47,8 @@ export class RollupStore implements ExportTarget {
   private readonly db: Database<Bucket, Key>;
   private readonly series: Database<number, [string, string]>;
   private readonly minutes: MinuteRows;
+  /** Series found committed in `rollup-series` (never removed), so a batch does not look each one up again. */
+  private readonly knownSeries = new Set<string>();
 
   constructor(
     private readonly store: Store,
@@ -82,7 +84,12 @@ export class RollupStore implements ExportTarget {
     await untracked(
       this.store.root.transaction(() => {
         for (const { device, name, steps } of sums.values()) {
-          if (!this.series.doesExist([device, name])) this.series.putSync([device, name], 1);
+          const id = `${device}\u0000${name}`;
+          if (!this.knownSeries.has(id)) {
+            // Remembered once committed (a failed transaction must not leave it remembered).
+            if (this.series.doesExist([device, name])) this.knownSeries.add(id);
+            else this.series.putSync([device, name], 1);
+          }
           this.minutes.addSync(device, name, steps[0]!);
           for (const [bucket, b] of steps[1]!) {
             const k: Key = [device, name, 3600, bucket];

@@ -82,7 +82,7 @@ export function beforeFrames(
     const logged =
       s.opts.withheldParentsOk === true
         ? s.enrolledInOwn(d, rec?.publicKey ?? '', policyStream(policy))
-        : rec !== undefined && s.loggedKeys(d).includes(rec.publicKey);
+        : rec !== undefined && s.hasLoggedKey(d, rec.publicKey);
     if (!rec || (logged && (rec.revokedAt !== undefined || s.revocations.revokedAt(d, rec.publicKey) === undefined)))
       continue;
     out.push(author(s, hooks, { kind: 'enrolment', body: enrolmentBody(d, rec) }, policy));

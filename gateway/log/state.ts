@@ -137,6 +137,8 @@ export class LogState {
   readonly pendingDevices = new Map<string, Set<string>>();
   /** `device\0key\0stream` of own enrolment blocks not yet durable. */
   readonly pendingOwnEnrolments = new Set<string>();
+  /** A key per device found committed in `log-devices` (hasLoggedKey). */
+  private readonly loggedKeySeen = new Map<string, string>();
   readonly deviceRecord: (device: string) => DeviceRecord | undefined;
 
   constructor(
@@ -180,6 +182,18 @@ export class LogState {
       this.pendingOwnEnrolments.has(`${device}\u0000${key}\u0000${stream}`) ||
       this.devicesDb.doesExist([device, key, stream])
     );
+  }
+
+  /**
+   * Whether an enrolment block of (device, key) is in the log or queued. Sealing asks it of
+   * every device in a block; a pair found committed is remembered (`log-devices` rows are never
+   * removed), so that is one map lookup, not a range read, per device per block.
+   */
+  hasLoggedKey(device: string, key: string): boolean {
+    if (this.loggedKeySeen.get(device) === key || this.pendingDevices.get(device)?.has(key)) return true;
+    if (!this.devicesDb.doesExist([device, key])) return false;
+    this.loggedKeySeen.set(device, key);
+    return true;
   }
 
   /** Keys (hex) enrolled for a device by enrolment blocks in the log. */
