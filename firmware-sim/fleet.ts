@@ -79,6 +79,8 @@ export interface FleetOptions {
   readonly signer?: SignerImpl;
   readonly clock?: ClockOptions | ((id: string) => ClockOptions);
   readonly reconnectPeriodMs?: number;
+  /** How long a device waits for its CONNACK before dialling again (default the link's, 5 s). */
+  readonly connectTimeoutMs?: number;
   /** Spread first samples over one period (default true). */
   readonly startJitter?: boolean;
   /** Seed for start jitter (default random). */
@@ -141,6 +143,7 @@ export class Fleet {
       const link = new MqttDeviceLink(device, {
         brokerUrl: opts.brokerUrl,
         reconnectPeriodMs: opts.reconnectPeriodMs,
+        connectTimeoutMs: opts.connectTimeoutMs,
         clientOptions: opts.mqttOptions,
         ...(opts.gatewayId !== undefined && { gatewayId: opts.gatewayId }),
         onCommand: opts.onCommand && ((payload) => opts.onCommand!(device.id, payload)),
