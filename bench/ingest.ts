@@ -13,7 +13,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus } from 'node:os';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -21,6 +20,7 @@ import { decodeSign1, sigStructure, signBody } from '../protocols/index.js';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../gateway/crypto/ed25519.js';
 import { startTestGateway, tempDir } from '../test/helpers/env.js';
 import { startFlags } from './lib/gateway-process.js';
+import { generator } from './lib/generator.js';
 import { type SmapsBreakdown, smapsBreakdown } from './lib/smaps.js';
 
 const { values } = parseArgs({
@@ -150,28 +150,16 @@ async function main(): Promise<void> {
     },
     ...(values.workers && { ingest: { verifyWorkers: Number(values.workers) } }),
   });
-  const gen = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      new URL('./load-generator.ts', import.meta.url).pathname,
-      '--url',
-      url,
-      '--devices',
-      String(devices),
-      '--frames',
-      String(framesPerDevice),
-      '--inflight',
-      values.inflight!,
-    ],
-    { stdio: ['pipe', 'pipe', 'inherit'] },
-  );
-  const lines = createInterface({ input: gen.stdout! })[Symbol.asyncIterator]();
-  const ask = async <T>(cmd?: string): Promise<T> => {
-    if (cmd) gen.stdin!.write(cmd + '\n');
-    return JSON.parse((await lines.next()).value as string) as T;
-  };
+  const { ask, exit } = generator([
+    '--url',
+    url,
+    '--devices',
+    String(devices),
+    '--frames',
+    String(framesPerDevice),
+    '--inflight',
+    values.inflight!,
+  ]);
   const { keys } = await ask<{ keys: { id: string; publicKey: string }[] }>();
   // Concurrently, so one transaction (one at a time, each waits for its own fsync).
   await Promise.all(keys.map((k) => gw.registry.enroll(k)));
@@ -208,7 +196,7 @@ async function main(): Promise<void> {
   const memAfter = memoryNow();
   const memSettled = memoryNow(true);
   const stored = gw.frames.count();
-  gen.stdin!.write('exit\n');
+  exit();
   await gw.stop();
   tmp.cleanup();
 

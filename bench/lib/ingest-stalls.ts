@@ -11,17 +11,16 @@
  * incremental marking). `--profile FILE` writes a CPU profile (200 µs sampling) of the last phase.
  * The timed methods are wrapped on their prototypes here, so the gateway's code is unchanged.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, type PerformanceEntry, PerformanceObserver } from 'node:perf_hooks';
-import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { RollupStore } from '../../gateway/export/rollups.js';
 import { IngestStats } from '../../gateway/ingest/stats.js';
 import { Journal } from '../../gateway/log/journal.js';
 import { Store } from '../../gateway/store/store.js';
 import { startTestGateway, tempDir } from '../../test/helpers/env.js';
+import { generator } from './generator.js';
 
 const { values } = parseArgs({
   options: {
@@ -91,26 +90,7 @@ const { gw, url } = await startTestGateway(tmp.dir, [], {
   // One address dials every device (as bench/ingest.ts).
   mqtt: { port: 0, limits: { connectionsPerAddress: 100_000, pendingPerAddress: 100_000, connectsPerSecond: 100_000 } },
 });
-const gen = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    new URL('../load-generator.ts', import.meta.url).pathname,
-    '--url',
-    url,
-    '--devices',
-    String(devices),
-    '--frames',
-    '0',
-  ],
-  { stdio: ['pipe', 'pipe', 'inherit'] },
-);
-const lines = createInterface({ input: gen.stdout! })[Symbol.asyncIterator]();
-const ask = async <T>(cmd?: string): Promise<T> => {
-  if (cmd) gen.stdin!.write(`${cmd}\n`);
-  return JSON.parse((await lines.next()).value as string) as T;
-};
+const { ask, exit } = generator(['--url', url, '--devices', String(devices), '--frames', '0']);
 const { keys } = await ask<{ keys: { id: string; publicKey: string }[] }>();
 await Promise.all(keys.map((k) => gw.registry.enroll(k)));
 await ask('connect');
@@ -160,7 +140,7 @@ for (const [i, phase] of phases.entries()) {
   }
   report(t0, performance.now());
 }
-gen.stdin!.write('exit\n');
+exit();
 await gw.stop();
 tmp.cleanup();
 process.exit(0);
