@@ -83,8 +83,7 @@ export class RollupStore implements ExportTarget {
       }
     await untracked(
       this.store.root.transaction(() => {
-        for (const { device, name, steps } of sums.values()) {
-          const id = `${device}\u0000${name}`;
+        for (const [id, { device, name, steps }] of sums) {
           if (!this.knownSeries.has(id)) {
             // Remembered once committed (a failed transaction must not leave it remembered).
             if (this.series.doesExist([device, name])) this.knownSeries.add(id);
