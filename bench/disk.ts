@@ -256,14 +256,13 @@ async function main(): Promise<void> {
         );
         rows.push(
           {
-            figure: `data-directory bytes per frame, ${p.name}, ${tag}`,
+            // Held, the start's fixed costs included: it falls as a run grows, so it is not judged.
+            figure: `data-directory bytes per frame held, ${p.name}, ${tag}`,
             value: perFrame,
             unit: 'B',
             baseline: 'frame bytes',
             baselineValue: framePer,
             ratio: perFrame / framePer,
-            goal: '<= 3x',
-            pass: perFrame / framePer <= 3,
           },
           // A `--quick` run is too short for a steady state: its growth is printed, not judged.
           ...(g && !quick
