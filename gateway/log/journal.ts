@@ -3,8 +3,9 @@
  * are durable in `log-journal` (journal-table.ts), in the same transaction as their view
  * entries, and authored into a signed frames block later (**sealing**): when the open block
  * reaches MAX_BLOCK_FRAMES frames or JOURNAL_MAX_BYTES, when its first frame is older than the
- * seal window, before a sync exchange, on close and at start (what a crash left). So at low
- * rates a block holds a second of frames rather than one commit group's one or two.
+ * seal window (held up to MAX_HOLD_WINDOWS windows to fill its last lmdb page: PageFit), before a
+ * sync exchange, on close and at start (what a crash left). So at low rates a block holds a
+ * second or so of frames rather than one commit group's one or two.
  *
  * Sealing authors, in one transaction: the enrolment (and key-wrap) blocks the frames need,
  * the frames block with the journal's entries in index order (its number the one the view
@@ -23,6 +24,44 @@ import { type AddedFrame, FramesView } from './view.js';
 const JOURNAL_MAX_BYTES = 256 * 1024;
 /** The seal window's default: a block holds at most about a second of a stream's frames. */
 export const DEFAULT_SEAL_AFTER_MS = 1000;
+/** A block past its window waiting to fill its last page (below) is sealed at this many windows regardless. */
+const MAX_HOLD_WINDOWS = 3;
+
+/**
+ * lmdb stores a value larger than about half a page in overflow pages of its own, whole pages
+ * (LMDB mdb.c, `mdb_node_add`: a value over `me_nodemax` goes to `mdb_page_new` overflow pages
+ * with a 16-byte page header), so a 3 KB block costs 4 KiB and a 4.2 KB block 8 KiB. Past its
+ * window, a block that would leave its last page mostly empty takes frames until the next
+ * would not fit the page (at most MAX_HOLD_WINDOWS windows): at 20 frames a second, a block
+ * of ~27 frames in one page rather than ~20 in one.
+ */
+export class PageFit {
+  /** The smallest value lmdb puts in overflow pages: ((page − 16) / 2) rounded down, even. */
+  private readonly nodeMax: number;
+  constructor(private readonly page: number) {
+    this.nodeMax = ((page - 16) / 2) & ~1;
+  }
+
+  /** Envelope bytes of a block of `n` frames of `bytes` in all, a little over: each entry's fields (≤ 20 B) and the header, signature and CBOR heads (≤ 400 B with a few parents). */
+  static estimate(n: number, bytes: number): number {
+    return bytes + 20 * n + 400;
+  }
+
+  /** Bytes the block's whole pages hold (the overflow header taken off). */
+  private capacity(size: number): number {
+    return Math.ceil((size + 16) / this.page) * this.page - 16;
+  }
+
+  /** Whether a block of `size` bytes is worth sealing now: small enough to share a leaf page, or its last page at least 90 % used. */
+  full(size: number): boolean {
+    return size <= this.nodeMax || this.capacity(size) - size <= this.page / 10;
+  }
+
+  /** Whether growing a block from `size` to `next` bytes takes another page. */
+  crosses(size: number, next: number): boolean {
+    return next > this.nodeMax && this.capacity(next) > this.capacity(size);
+  }
+}
 
 interface OpenBlock {
   readonly no: number;
@@ -39,6 +78,7 @@ export class Journal {
   private readonly open = new Map<number, OpenBlock>();
   private readonly current = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly fit: PageFit;
   /** Runs a sealing task where blocks are authored (set by the gateway: the ingest commit loop). */
   inCommit: (task: () => void) => void = (task) => task();
 
@@ -49,6 +89,7 @@ export class Journal {
     readonly sealAfterMs: number,
   ) {
     this.table = new JournalTable(s.store.root);
+    this.fit = new PageFit((s.store.root.getStats() as { pageSize: number }).pageSize);
     this.reload();
   }
 
@@ -99,6 +140,8 @@ export class Journal {
     if (frames.length === 0) return;
     const stream = policyStream(policy);
     const ticket = FramesView.ticket();
+    // The timer may be set for a block sealed here (held for its page); the new one's window ends sooner.
+    let rearm = false;
     let i = 0;
     while (i < frames.length) {
       const no = this.current.get(stream);
@@ -107,6 +150,7 @@ export class Journal {
       if (ob && (ob.head.policy !== policy || !this.fits(ob, frames[i]!))) {
         this.seal(ob);
         ob = undefined;
+        rearm = true;
       }
       if (!ob) {
         const head = { author: this.s.author, policy, opened: Date.now() };
@@ -140,12 +184,22 @@ export class Journal {
       this.reload();
     });
     if (this.sealAfterMs === 0) this.sealAll();
-    else if (this.timer === undefined) this.arm();
+    else if (this.timer === undefined || rearm) this.arm();
   }
 
-  /** Whether an open block takes one more frame. */
+  /** Whether an open block takes one more frame (past its window: only within its last page). */
   private fits(ob: OpenBlock, f: FrameEntry): boolean {
-    return ob.entries.length < MAX_BLOCK_FRAMES && ob.bytes + f.frame.length <= JOURNAL_MAX_BYTES;
+    if (ob.entries.length >= MAX_BLOCK_FRAMES || ob.bytes + f.frame.length > JOURNAL_MAX_BYTES) return false;
+    if (Date.now() - ob.head.opened < this.sealAfterMs) return true;
+    const size = PageFit.estimate(ob.entries.length, ob.bytes);
+    return !this.fit.crosses(size, PageFit.estimate(ob.entries.length + 1, ob.bytes + f.frame.length));
+  }
+
+  /** Whether an open block is due: past its window with its last page well used, or past MAX_HOLD_WINDOWS windows. */
+  private due(ob: OpenBlock, now: number): boolean {
+    const age = now - ob.head.opened;
+    if (age < this.sealAfterMs) return false;
+    return age >= MAX_HOLD_WINDOWS * this.sealAfterMs || this.fit.full(PageFit.estimate(ob.entries.length, ob.bytes));
   }
 
   /** Rows for frames that entered the view from the journal (block null: not sealed yet). */
@@ -178,11 +232,10 @@ export class Journal {
     return out;
   }
 
-  /** Seals every open block whose first frame is at least the window old (or all, with `now` = Infinity). */
+  /** Seals every open block that is due (or all, with `now` = Infinity). */
   sealDue(now = Date.now()): SignedBlock[] {
     const out: SignedBlock[] = [];
-    for (const ob of [...this.open.values()])
-      if (now === Infinity || now - ob.head.opened >= this.sealAfterMs) out.push(...this.seal(ob));
+    for (const ob of [...this.open.values()]) if (now === Infinity || this.due(ob, now)) out.push(...this.seal(ob));
     this.arm();
     return out;
   }
@@ -208,14 +261,19 @@ export class Journal {
     );
   }
 
-  /** A timer for the oldest open block's window (unref'd: a process may exit with a journal, start seals it). */
+  /** A timer for the next open block's check (unref'd: a process may exit with a journal, start seals it). */
   private arm(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    let oldest = Infinity;
-    for (const ob of this.open.values()) oldest = Math.min(oldest, ob.head.opened);
-    if (oldest === Infinity || this.s.store.closed) return;
-    const wait = Math.max(0, oldest + this.sealAfterMs - Date.now());
+    // Each block's next check: its window's end, or once past it (held for its page), its last chance.
+    const now = Date.now();
+    let next = Infinity;
+    for (const ob of this.open.values()) {
+      const end = ob.head.opened + this.sealAfterMs;
+      next = Math.min(next, end > now ? end : ob.head.opened + MAX_HOLD_WINDOWS * this.sealAfterMs);
+    }
+    if (next === Infinity || this.s.store.closed) return;
+    const wait = Math.max(0, next - now);
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (!this.s.store.closed) this.inCommit(() => this.s.store.closed || this.sealDue());

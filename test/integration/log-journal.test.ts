@@ -130,6 +130,46 @@ describe('frames journal', () => {
   }, 60_000);
 });
 
+describe('frames journal: blocks sized to whole lmdb pages', () => {
+  // 20 frames of ~131 B make a ~3.2 KB block: an overflow value in one 4 KiB page, ~75 % used.
+  const PAGE = 4096;
+  const sealedFrames = (gw: Awaited<ReturnType<typeof startScopedGateway>>['gw']) => {
+    const out: { sb: SignedBlock; at: number }[] = [];
+    gw.blockLog.onDurableBlock((sb) => sb.block.kind === 'frames' && out.push({ sb, at: Date.now() }));
+    return out;
+  };
+
+  it('past its window, a block leaving its last page mostly empty waits for frames, and is sealed at three windows without them', async () => {
+    const { gw } = await startScopedGateway(enrol, { log: { sealAfterMs: 300 } });
+    const sealed = sealedFrames(gw);
+    const t0 = Date.now();
+    const out = await Promise.all(
+      Array.from({ length: 20 }, (_, s) => gw.ingest.submit(dev.frame(4, s), { transport: 'mqtt' })),
+    );
+    expect(out.every((o) => o.status === 'stored')).toBe(true);
+    await waitFor(() => sealed.length === 1, 20_000, 'the held block sealed at its last chance');
+    // Opened at or after t0; a loaded box only delays the timer.
+    expect(sealed[0]!.at - t0).toBeGreaterThanOrEqual(3 * 300 - 5);
+    expect(sealed[0]!.sb.block.kind === 'frames' && sealed[0]!.sb.block.body.length).toBe(20);
+  }, 60_000);
+
+  it('takes frames past its window until the next would need another page, then is sealed before it', async () => {
+    const { gw } = await startScopedGateway(enrol, { log: { sealAfterMs: 1500 } });
+    const sealed = sealedFrames(gw);
+    await Promise.all(Array.from({ length: 20 }, (_, s) => gw.ingest.submit(dev.frame(5, s), { transport: 'mqtt' })));
+    await new Promise((r) => setTimeout(r, 1700)); // past the window, within the hold (4.5 s)
+    for (let s = 20; s < 60 && sealed.length === 0; s++)
+      expect((await gw.ingest.submit(dev.frame(5, s), { transport: 'mqtt' })).status).toBe('stored');
+    await waitFor(() => sealed.length > 0, 20_000, 'a block sealed');
+    const first = sealed[0]!.sb;
+    const n = first.block.kind === 'frames' ? first.block.body.length : 0;
+    expect(n).toBeGreaterThan(20); // took frames past its window
+    expect(first.envelope.length).toBeLessThanOrEqual(PAGE - 16); // within one overflow page
+    expect(first.envelope.length).toBeGreaterThan(0.85 * PAGE); // and fills most of it
+    expect(gw.blockLog.journaled).toBe(1); // the frame that did not fit opened the next block
+  }, 60_000);
+});
+
 describe('frames journal and sync', () => {
   const [sa, sb, sc] = [randomBytes(32), randomBytes(32), randomBytes(32)];
   const [ka, kb, kc] = [sa, sb, sc].map(publicKeyFromSeed) as [Uint8Array, Uint8Array, Uint8Array];
