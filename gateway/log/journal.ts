@@ -42,9 +42,17 @@ export class PageFit {
     this.nodeMax = ((page - 16) / 2) & ~1;
   }
 
-  /** Envelope bytes of a block of `n` frames of `bytes` in all, a little over: each entry's fields (≤ 20 B) and the header, signature and CBOR heads (≤ 400 B with a few parents). */
-  static estimate(n: number, bytes: number): number {
-    return bytes + 20 * n + 400;
+  /** Header, signature and CBOR heads of a stream's last block (over 20 B of fields an entry); 400 B before the first. */
+  private readonly head = new Map<string, number>();
+
+  /** Envelope bytes of a block of `n` frames of `bytes` in all, a little over: 20 B of fields an entry (17–20 B) and the stream's last header, plus a parent more. */
+  estimate(stream: string, n: number, bytes: number): number {
+    return bytes + 20 * n + (this.head.get(stream) ?? 400) + 34;
+  }
+
+  /** Learns a stream's header size from a block just sealed. */
+  sealed(stream: string, n: number, bytes: number, envelope: number): void {
+    this.head.set(stream, Math.max(0, envelope - bytes - 20 * n));
   }
 
   /** Bytes the block's whole pages hold (the overflow header taken off). */
@@ -191,15 +199,17 @@ export class Journal {
   private fits(ob: OpenBlock, f: FrameEntry): boolean {
     if (ob.entries.length >= MAX_BLOCK_FRAMES || ob.bytes + f.frame.length > JOURNAL_MAX_BYTES) return false;
     if (Date.now() - ob.head.opened < this.sealAfterMs) return true;
-    const size = PageFit.estimate(ob.entries.length, ob.bytes);
-    return !this.fit.crosses(size, PageFit.estimate(ob.entries.length + 1, ob.bytes + f.frame.length));
+    const stream = policyStream(ob.head.policy);
+    const size = this.fit.estimate(stream, ob.entries.length, ob.bytes);
+    return !this.fit.crosses(size, this.fit.estimate(stream, ob.entries.length + 1, ob.bytes + f.frame.length));
   }
 
   /** Whether an open block is due: past its window with its last page well used, or past MAX_HOLD_WINDOWS windows. */
   private due(ob: OpenBlock, now: number): boolean {
     const age = now - ob.head.opened;
     if (age < this.sealAfterMs) return false;
-    return age >= MAX_HOLD_WINDOWS * this.sealAfterMs || this.fit.full(PageFit.estimate(ob.entries.length, ob.bytes));
+    if (age >= MAX_HOLD_WINDOWS * this.sealAfterMs) return true;
+    return this.fit.full(this.fit.estimate(policyStream(ob.head.policy), ob.entries.length, ob.bytes));
   }
 
   /** Rows for frames that entered the view from the journal (block null: not sealed yet). */
@@ -225,7 +235,9 @@ export class Journal {
       return [];
     }
     const out = beforeFrames(this.s, this.hooks, ob.entries, ob.head.policy);
-    out.push(author(this.s, this.hooks, { kind: 'frames', body: ob.entries }, ob.head.policy, ob.no));
+    const block = author(this.s, this.hooks, { kind: 'frames', body: ob.entries }, ob.head.policy, ob.no);
+    this.fit.sealed(stream, ob.entries.length, ob.bytes, block.envelope.length);
+    out.push(block);
     for (const p of this.table.remove(ob.no, ob.rows)) this.s.store.track(p);
     // A failed commit reloads the open blocks from disk (they are still there).
     void this.s.store.durable().catch(() => this.reload());
