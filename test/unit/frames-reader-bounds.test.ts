@@ -86,4 +86,26 @@ describe('FrameReader', () => {
       tmp.cleanup();
     }
   });
+
+  it("prefetch settles when lmdb's read-ahead never answers or fails", async () => {
+    const tmp = tempDir();
+    const root = open({ path: join(tmp.dir, 'db') });
+    try {
+      const tables = new FrameTables(root);
+      const blockNos = new BlockNumbers(root);
+      await root.openDB<number, string>({ name: 'log-device-nos' }).put('dev-a', 1);
+      await root.openDB<string, number>({ name: 'log-device-ids' }).put(1, 'dev-a');
+      await Promise.all([
+        blockNos.put(1, Buffer.alloc(32, 1).toString('hex')),
+        ...tables.putIndex({ dev: 1, rxTime: 1000, boot: 1, seq: 1 }, { block: 1, index: 0 }),
+      ]);
+      for (const prefetch of [() => new Promise<void>(() => {}), () => Promise.reject(new Error('lmdb'))]) {
+        const reader = new FrameReader({ root, envelope: () => undefined, readable: (b) => b, prefetch });
+        await expect(reader.prefetch({ device: 'dev-a' }, 10)).resolves.toBeUndefined();
+      }
+    } finally {
+      await root.close();
+      tmp.cleanup();
+    }
+  });
 });
