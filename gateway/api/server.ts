@@ -124,7 +124,7 @@ export class ApiServer {
         return feed.add(res, { mayRead: (p) => check(p).allowed });
       }
       const route = routes[path];
-      if (route) return sendJson(res, 200, route(url, caller));
+      if (route) return sendJson(res, 200, await route(url, caller));
       const m = /^\/api\/devices\/([^/]{1,200})$/.exec(path);
       if (m) return sendJson(res, 200, getDevice(ctx, url, decodeURIComponent(m[1]!)));
       throw new ApiError(404, 'not-found', `no route ${path}`);

@@ -98,6 +98,7 @@ export class BlockLog {
       root: store.root,
       envelope: (h) => this.s.getEnvelope(h),
       peek: (h) => this.s.peekEnvelope(h),
+      prefetch: (hs) => this.s.prefetchEnvelopes(hs),
       readable: (b) => this.s.readable(b),
     });
     // A prune cut short (crash, disk full) is finished now (after the upgrade, if one is due).

@@ -148,6 +148,11 @@ export class BlockNumbers {
     return this.db.get(noKey(no))?.toString('hex');
   }
 
+  /** Brings these numbers' entries into the page cache off the main thread (FrameReader.prefetch). */
+  prefetch(nos: readonly number[]): Promise<void> {
+    return this.db.prefetch(nos.map(noKey));
+  }
+
   put(no: number, hash: string): Promise<unknown> {
     return this.db.put(noKey(no), Buffer.from(hash, 'hex'));
   }

@@ -270,6 +270,11 @@ export class LogState {
     return this.blocks.getBinaryFast(hash);
   }
 
+  /** Brings these envelopes' pages into the page cache off the main thread (lmdb's prefetch). */
+  prefetchEnvelopes(hashes: string[]): Promise<void> {
+    return this.blocks.prefetch(hashes);
+  }
+
   /** Hashes held at one (author, stream, seq): one normally, two or more after an equivocation. */
   hashesAt(author: string, stream: string, seq: number): string[] {
     const out = new Set(this.pendingChain.get(`${author}/${stream}/${seq}`) ?? []);
