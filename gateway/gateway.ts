@@ -176,16 +176,19 @@ export class Gateway {
       });
       // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
       let retentionOf: (stream: string) => number | undefined = () => undefined;
-      const blockLog = new BlockLog(store, {
-        publicKey: identity.publicKey,
-        sign: identity.sign,
-        knownAuthors: siblingAuthors,
-        crypto: keyRing,
-        retentionFor: (s) => retentionOf(s),
-        withheldParentsOk: config.policy.file !== undefined,
-        sealAfterMs: config.log.sealAfterMs,
-        log,
-      });
+      const blockLog = store.tables(
+        () =>
+          new BlockLog(store, {
+            publicKey: identity.publicKey,
+            sign: identity.sign,
+            knownAuthors: siblingAuthors,
+            crypto: keyRing,
+            retentionFor: (s) => retentionOf(s),
+            withheldParentsOk: config.policy.file !== undefined,
+            sealAfterMs: config.log.sealAfterMs,
+            log,
+          }),
+      );
       // A data directory of an earlier release is brought up to date before anything writes.
       await blockLog.upgrade(log);
       // Frames a crash left in the journal (acked, not yet in a block) get their blocks first.
@@ -254,7 +257,9 @@ export class Gateway {
         r.stop(),
       );
       let budget: StorageBudget | undefined;
-      const exports = startExport(ctx, { store, space, siblings, storage: () => budget?.status(), rules: ruleSet });
+      const exports = store.tables(() =>
+        startExport(ctx, { store, space, siblings, storage: () => budget?.status(), rules: ruleSet }),
+      );
       budget = parts.add('storage budget', startBudget({ ...ctx, dataDir, store, space, siblings, exports }), (b) =>
         b.stop(),
       );
