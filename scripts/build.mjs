@@ -69,10 +69,10 @@ export function isCurrent(root = packageRoot) {
 const ENTRIES = ['gateway/cli.ts', 'gateway/ingest/verify-worker.ts', 'firmware-sim/cli.ts'];
 /**
  * Pure-JavaScript packages bundled in (the many-file ones a start loads). Every other package
- * stays an import: native addons (lmdb, cbor-x, serialport, noble), packages that start workers
- * by path (pino), and aedes with mqtt-packet, whose `debug` gateway/transports/quiet-debug.ts
- * replaces in node's require cache. rxjs's exports send node to its CommonJS build; the bundle
- * takes its ES-module one (tree-shaken).
+ * stays an import: native addons (lmdb, cbor-x, serialport, noble), packages loaded only when
+ * configured (pg, mqtt, ws), and aedes with mqtt-packet, whose instances node's require cache
+ * holds are patched (gateway/transports/quiet-debug.ts, mqtt-broker.ts). rxjs's exports send
+ * node to its CommonJS build; the bundle takes its ES-module one (tree-shaken).
  */
 const BUNDLED = new Set([
   'rxjs',
@@ -88,6 +88,19 @@ const BUNDLED = new Set([
   '@noble/hashes',
   '@noble/ed25519',
   '@noble/ciphers',
+  // pino and what it requires at load; its transports (workers started by path) are not used.
+  'pino',
+  '@pinojs/redact',
+  'atomic-sleep',
+  'on-exit-leak-free',
+  'pino-abstract-transport',
+  'pino-std-serializers',
+  'process-warning',
+  'quick-format-unescaped',
+  'real-require',
+  'safe-stable-stringify',
+  'sonic-boom',
+  'thread-stream',
 ]);
 const packageName = (spec) =>
   spec
