@@ -4,7 +4,8 @@
  * `prepare`): each .ts file transpiled on its own by esbuild (types are checked by
  * `npm run typecheck`, not here), and every other file the code reads at run time copied
  * beside it (dashboard files, openapi.json, board profiles, rule examples), so the
- * `new URL('./…', import.meta.url)` paths hold in dist/ as in the sources.
+ * `new URL('./…', import.meta.url)` paths hold in dist/ as in the sources. Then each file node
+ * starts by path is bundled over its own output (ENTRIES, below), which is what a start loads.
  *
  * dist/.source-hash records the SHA-256 of the sources it was built from (as Zigbee2MQTT
  * does): bin/launch.js runs dist/ only when it matches the sources, else builds first.
