@@ -257,9 +257,7 @@ export class Gateway {
         r.stop(),
       );
       let budget: StorageBudget | undefined;
-      const exports = store.tables(() =>
-        startExport(ctx, { store, space, siblings, storage: () => budget?.status(), rules: ruleSet }),
-      );
+      const exports = startExport(ctx, { store, space, siblings, storage: () => budget?.status(), rules: ruleSet });
       budget = parts.add('storage budget', startBudget({ ...ctx, dataDir, store, space, siblings, exports }), (b) =>
         b.stop(),
       );
