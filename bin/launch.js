@@ -1,5 +1,5 @@
 // Runs a CLI entry from the compiled dist/ when it was built from the current sources,
-// else builds it first (scripts/build.mjs, well under a second). Only when it cannot build
+// else builds it first (scripts/build.mjs, a few seconds). Only when it cannot build
 // (esbuild absent) or with OUTPOST_FROM_SOURCE=1 does it run the TypeScript sources
 // through tsx's loader instead (development).
 import { ensureBuilt, packageRoot } from '../scripts/build.mjs';

@@ -156,6 +156,10 @@ export class Gateway {
     // Before anything is read or written there: one gateway process per data directory (released last).
     parts.add('data directory lock', DataDirLock.acquire(dataDir), (l) => l.release());
     try {
+      // First: its first worker thread boots (a V8 isolate, ~0.1 s) while the store opens,
+      // instead of holding up the first frame's verify.
+      const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
+      const pool = parts.add('verify pool', new VerifyPool(workers), (p) => p.close());
       // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
       const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
       const identity = GatewayIdentity.loadOrCreate(config.gateway.id, dataDir, space);
@@ -164,8 +168,6 @@ export class Gateway {
       const store = parts.add('store', Store.open(dataDir), (s) => s.close());
       const registry = new Registry(store, space);
       await registry.enrollAll(config.devices, log);
-      const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
-      const pool = parts.add('verify pool', new VerifyPool(workers), (p) => p.close());
       const siblingAuthors = siblingKeys(config.sync);
       // Confidential policies: sealed at authoring, opened where this gateway holds a key (readers come from the permissions).
       const keyRing = new KeyRing({
@@ -174,16 +176,19 @@ export class Gateway {
       });
       // Retention: config per stream, else the stream's policy, else the config default (set once policies load).
       let retentionOf: (stream: string) => number | undefined = () => undefined;
-      const blockLog = new BlockLog(store, {
-        publicKey: identity.publicKey,
-        sign: identity.sign,
-        knownAuthors: siblingAuthors,
-        crypto: keyRing,
-        retentionFor: (s) => retentionOf(s),
-        withheldParentsOk: config.policy.file !== undefined,
-        sealAfterMs: config.log.sealAfterMs,
-        log,
-      });
+      const blockLog = store.tables(
+        () =>
+          new BlockLog(store, {
+            publicKey: identity.publicKey,
+            sign: identity.sign,
+            knownAuthors: siblingAuthors,
+            crypto: keyRing,
+            retentionFor: (s) => retentionOf(s),
+            withheldParentsOk: config.policy.file !== undefined,
+            sealAfterMs: config.log.sealAfterMs,
+            log,
+          }),
+      );
       // A data directory of an earlier release is brought up to date before anything writes.
       await blockLog.upgrade(log);
       // Frames a crash left in the journal (acked, not yet in a block) get their blocks first.

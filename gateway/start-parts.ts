@@ -293,20 +293,22 @@ export function startExport(
 ): GatewayExport | undefined {
   const { config, identity, registry, activity, log } = ctx;
   if (config.export.sinks.length === 0 && !config.export.rollups.enabled) return undefined;
-  const exports = ctx.parts.add(
-    'export',
-    new GatewayExport({
-      config,
-      store: deps.store,
-      blockLog: ctx.blockLog,
-      selfKey: identity.publicKey,
-      permissions: ctx.policies.permissions,
-      ...(deps.rules && { rules: deps.rules }),
-      inCommit: (a) => ctx.ingest.appendInCommit(a),
-      log,
-    }).start(),
-    (e) => e.stop(),
+  // Its tables opened in one transaction (Store.tables); started after it, since an exporter's
+  // first batch may queue a transaction at once.
+  const created = deps.store.tables(
+    () =>
+      new GatewayExport({
+        config,
+        store: deps.store,
+        blockLog: ctx.blockLog,
+        selfKey: identity.publicKey,
+        permissions: ctx.policies.permissions,
+        ...(deps.rules && { rules: deps.rules }),
+        inCommit: (a) => ctx.ingest.appendInCommit(a),
+        log,
+      }),
   );
+  const exports = ctx.parts.add('export', created.start(), (e) => e.stop());
   const alerts = exports.alerts;
   if (alerts)
     ctx.parts.add(

@@ -4,7 +4,8 @@
  * `prepare`): each .ts file transpiled on its own by esbuild (types are checked by
  * `npm run typecheck`, not here), and every other file the code reads at run time copied
  * beside it (dashboard files, openapi.json, board profiles, rule examples), so the
- * `new URL('./…', import.meta.url)` paths hold in dist/ as in the sources.
+ * `new URL('./…', import.meta.url)` paths hold in dist/ as in the sources. Then each file node
+ * starts by path is bundled over its own output (ENTRIES, below), which is what a start loads.
  *
  * dist/.source-hash records the SHA-256 of the sources it was built from (as Zigbee2MQTT
  * does): bin/launch.js runs dist/ only when it matches the sources, else builds first.
@@ -60,6 +61,116 @@ export function isCurrent(root = packageRoot) {
   return existsSync(file) && readFileSync(file, 'utf8').trim() === sourceHash(root);
 }
 
+/**
+ * The files node starts by path (the two CLIs, the verify worker thread). Each is also bundled
+ * over its per-file output: a start otherwise resolves, reads and links ~900 modules (235 of
+ * ours, rxjs's 223 CommonJS files, zod's 95, yaml's 72), most of its time (bench/README.md,
+ * "Start to first frame acked: where the time goes").
+ */
+const ENTRIES = ['gateway/cli.ts', 'gateway/ingest/verify-worker.ts', 'firmware-sim/cli.ts'];
+/**
+ * Pure-JavaScript packages bundled in (the many-file ones a start loads). Every other package
+ * stays an import: native addons (lmdb, cbor-x, serialport, noble), packages loaded only when
+ * configured (pg, mqtt, ws), and aedes with mqtt-packet, whose instances node's require cache
+ * holds are patched (gateway/transports/quiet-debug.ts, mqtt-broker.ts). rxjs's exports send
+ * node to its CommonJS build; the bundle takes its ES-module one (tree-shaken).
+ */
+const BUNDLED = new Set([
+  'rxjs',
+  'tslib',
+  'zod',
+  'yaml',
+  'prom-client',
+  '@opentelemetry/api',
+  'tdigest',
+  'bintrees',
+  '@marcbachmann/cel-js',
+  '@noble/curves',
+  '@noble/hashes',
+  '@noble/ed25519',
+  '@noble/ciphers',
+  // pino and what it requires at load; its transports (workers started by path) are not used.
+  'pino',
+  '@pinojs/redact',
+  'atomic-sleep',
+  'on-exit-leak-free',
+  'pino-abstract-transport',
+  'pino-std-serializers',
+  'process-warning',
+  'quick-format-unescaped',
+  'real-require',
+  'safe-stable-stringify',
+  'sonic-boom',
+  'thread-stream',
+]);
+const packageName = (spec) =>
+  spec
+    .split('/')
+    .slice(0, spec.startsWith('@') ? 2 : 1)
+    .join('/');
+
+/**
+ * Bundles one entry over its per-file output, its lazily imported parts split into chunks
+ * beside it (so a part the config leaves off is still not loaded). Every output of the
+ * bundle lies in the entry's directory, so each source's `import.meta.url` is rewritten to
+ * the URL its per-file output has (`new URL('./x', import.meta.url)` finds the files copied
+ * beside it, e.g. the dashboard and openapi.json).
+ */
+async function bundle(root, esbuild, entry) {
+  const outDir = dirname(join(root, 'dist', entry));
+  const rel = (file) => {
+    const r = relative(outDir, join(root, 'dist', relative(root, file))).replace(/\.ts$/, '.js');
+    return r.startsWith('.') ? r : `./${r}`;
+  };
+  await esbuild({
+    absWorkingDir: root,
+    entryPoints: [entry],
+    outdir: join(root, 'dist'),
+    outbase: root,
+    chunkNames: `${dirname(entry)}/[name]-[hash]`,
+    bundle: true,
+    splitting: true,
+    format: 'esm',
+    platform: 'node',
+    target: 'node20',
+    sourcemap: true,
+    allowOverwrite: true,
+    // CommonJS packages bundled in (yaml) require node built-ins: esbuild's require shim needs one.
+    banner: {
+      js: "import { createRequire as outpostCreateRequire } from 'node:module';\nconst require = outpostCreateRequire(import.meta.url);",
+    },
+    tsconfig: join(root, 'tsconfig.json'),
+    logLevel: 'warning',
+    plugins: [
+      {
+        name: 'outpost-bundle',
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, (a) => {
+            if (a.path.startsWith('node:') || !BUNDLED.has(packageName(a.path)))
+              return { path: a.path, external: true };
+            if (a.path === 'rxjs') return { path: join(root, 'node_modules/rxjs/dist/esm/index.js') };
+            return undefined;
+          });
+          // zod's namespace of ~40 translated error-message sets (360 KB, a sixth of the bundle):
+          // nothing here sets a locale, and the English default is imported on its own.
+          b.onResolve({ filter: /\/locales\/index\.js$/ }, (a) =>
+            a.importer.includes('/node_modules/zod/') ? { path: 'zod-locales', namespace: 'outpost-empty' } : undefined,
+          );
+          b.onLoad({ filter: /.*/, namespace: 'outpost-empty' }, () => ({ contents: 'export {};', loader: 'js' }));
+          b.onLoad({ filter: /\.[mc]?ts$/ }, (a) => {
+            if (a.path.includes('/node_modules/')) return undefined;
+            const text = readFileSync(a.path, 'utf8').replaceAll(
+              'import.meta.url',
+              `new URL(${JSON.stringify(rel(a.path))}, import.meta.url).href`,
+            );
+            return { contents: text, loader: 'ts' };
+          });
+        },
+      },
+    ],
+  });
+}
+
 /** Builds dist/ afresh; returns the time it took in ms. */
 export async function build(root = packageRoot) {
   const t0 = performance.now();
@@ -79,6 +190,7 @@ export async function build(root = packageRoot) {
     tsconfig: join(root, 'tsconfig.json'),
     logLevel: 'warning',
   });
+  await Promise.all(ENTRIES.map((entry) => bundle(root, esbuild, entry)));
   for (const f of files.filter((f) => !f.endsWith('.ts'))) {
     mkdirSync(dirname(join(dist, f)), { recursive: true });
     copyFileSync(join(root, f), join(dist, f));

@@ -94,8 +94,23 @@ export class Store {
       ...(is64Bit && { mapSize: MAP_BYTES }),
     };
     this.root = open(options);
-    this.devices = this.root.openDB({ name: 'devices' });
-    this.windows = this.root.openDB({ name: 'replay-windows' });
+    const [devices, windows] = this.tables(() => [
+      this.root.openDB<DeviceRecord, string>({ name: 'devices' }),
+      this.root.openDB<WindowRecord, string>({ name: 'replay-windows' }),
+    ]);
+    this.devices = devices;
+    this.windows = windows;
+  }
+
+  /**
+   * Runs `open` (constructors that open tables, synchronously) in one write transaction. lmdb-js
+   * opens each table in a write transaction of its own, which on a new data directory creates
+   * it and commits with an fdatasync: 28 at a first start, 0.1 to 0.4 s of its time on a disk
+   * another process keeps busy (bench/README.md, "Start to first frame acked"). Writes `open`
+   * makes go into the same transaction; it must not queue an asynchronous `transaction`.
+   */
+  tables<T>(open: () => T): T {
+    return this.root.transactionSync(open);
   }
 
   static open(dir: string): Store {

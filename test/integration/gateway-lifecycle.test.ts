@@ -74,8 +74,8 @@ describe('gateway lifecycle', () => {
       'ingest: ingest stopped',
       'log journal: log journal stopped',
       'policies: policies stopped',
-      'verify pool: verify pool stopped',
       'store: store stopped',
+      'verify pool: verify pool stopped', // started first (its worker boots while the store opens)
       'data directory lock: data directory lock stopped',
     ]);
     expect(g.logs.find((l) => l.msg === 'stopped with errors in retention')).toMatchObject({ parts: ['retention'] });
