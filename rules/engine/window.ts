@@ -39,7 +39,7 @@ export function windowed(
         next(f) {
           w.add(f);
           const edge = io.now() - size;
-          w.evict((old) => old.time <= edge);
+          w.evict((time) => time <= edge);
           io.emit({ frame: f, frames: w.newest(), agg: w.values() });
         },
       };
