@@ -12,6 +12,10 @@ export interface EvalCounters {
   lastEvalError?: string;
 }
 
+/** A condition rule's context has no latches and no silent devices: shared, frozen (read-only for CEL and templates). */
+const NO_LATCHES: CelContext['latch'] = Object.freeze({}) as CelContext['latch'];
+const NONE_SILENT: CelContext['silent'] = Object.freeze([]) as unknown as CelContext['silent'];
+
 function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
   return {
     device: s.frame.device,
@@ -23,8 +27,8 @@ function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext
     last,
     state: '',
     dwell: 0,
-    latch: {},
-    silent: [],
+    latch: NO_LATCHES,
+    silent: NONE_SILENT,
   };
 }
 

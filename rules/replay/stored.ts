@@ -32,7 +32,9 @@ export function storedToRuleFrame(
   const fast = decodeReadingFast(payload);
   if (fast) {
     const resolved = resolvePack(fast.records);
-    if (resolved.ok) return toRuleFrame(src, { type: 'reading', ...fast }, resolved.value);
+    // the wire records are not read when the resolved ones are given
+    const head = { type: 'reading', boot: fast.boot, seq: fast.seq };
+    if (resolved.ok) return toRuleFrame(src, head, resolved.value);
   }
   const out: { resolved?: ResolvedRecord[] } = {};
   const body = decodeBody(payload, out);
