@@ -11,7 +11,7 @@ import { type CborKey, type CborValue, decodeCbor, encodeCbor, isBytes, isMap, i
 import { encodeSign1, type SignFn } from './cose.js';
 import { deviceIdToKid } from './ids.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
-import { MAX_RECORDS, packToCbor, readPack, resolvePack, type SenmlRecord } from './senml.js';
+import { MAX_RECORDS, packToCbor, readPack, type ResolvedRecord, resolvePack, type SenmlRecord } from './senml.js';
 
 export const MessageType = { reading: 1, command: 2, commandAck: 3, frameAck: 4 } as const;
 export const BodyKey = {
@@ -124,8 +124,12 @@ function commandId(r: Reader): Result<Uint8Array> {
   return ok(v);
 }
 
-/** Decodes any Outpost body (after its signature has been checked). */
-export function decodeBody(bytes: Uint8Array): Result<Body> {
+/**
+ * Decodes any Outpost body (after its signature has been checked). `out.resolved` receives a
+ * reading's records as resolved to validate it (RFC 8428 §4.6), so a caller that needs them
+ * (rules) does not resolve the pack a second time.
+ */
+export function decodeBody(bytes: Uint8Array, out?: { resolved?: ResolvedRecord[] }): Result<Body> {
   const c = decodeCbor(bytes, bodyLimits);
   if (!c.ok) return c;
   if (!isMap(c.value)) return fail('frame/not-map', 'body must be a CBOR map');
@@ -143,6 +147,7 @@ export function decodeBody(bytes: Uint8Array): Result<Body> {
       // be accepted. The wire records are returned; callers resolve when they need to.
       const resolved = resolvePack(pack.value);
       if (!resolved.ok) return resolved;
+      if (out) out.resolved = resolved.value;
       return ok({ type: 'reading', ...head.value, records: pack.value });
     }
     case MessageType.commandAck: {

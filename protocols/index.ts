@@ -20,3 +20,5 @@ export * from './sealed.js';
 export * from './connect-token.js';
 export * from './noise.js';
 export * from './link-deflate.js';
+export * from './sign1-payloads.js';
+export * from './reading-decode.js';

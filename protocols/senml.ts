@@ -76,28 +76,43 @@ const stringFields = new Set(['bn', 'bu', 'n', 'u', 'vs']);
 function readRecord(m: ReadonlyMap<CborKey, CborValue>, index: number): Result<SenmlRecord> {
   const rec: Record<string, unknown> = {};
   for (const [label, val] of m) {
-    if (typeof label === 'string') {
-      // §4.4 / §12.2: labels ending in "_" must be understood.
-      if (label.endsWith('_'))
-        return fail('senml/must-understand', `record ${index}: label "${label}" must be understood`);
-      continue;
-    }
-    const field = typeof label === 'number' ? labelNames.get(label) : undefined;
-    if (field === undefined) continue; // unknown extension labels are ignored (§4.4)
-    if (numberFields.has(field)) {
-      if (typeof val !== 'number' || !Number.isFinite(val))
-        return fail('senml/bad-field', `record ${index}: ${field} must be a finite number`);
-    } else if (stringFields.has(field)) {
-      if (typeof val !== 'string' || val.length > MAX_STRING)
-        return fail('senml/bad-field', `record ${index}: ${field} must be a string of at most ${MAX_STRING}`);
-    } else if (field === 'vb') {
-      if (typeof val !== 'boolean') return fail('senml/bad-field', `record ${index}: vb must be a boolean`);
-    } else if (field === 'vd') {
-      if (!(val instanceof Uint8Array)) return fail('senml/bad-field', `record ${index}: vd must be a byte string`);
-    }
-    rec[field] = val;
+    const bad = readLabel(rec, label, val, index);
+    if (bad) return bad;
   }
   return ok(rec as SenmlRecord);
+}
+
+/**
+ * One label of a wire record into `rec` (ignored if unknown); the failure if it is invalid.
+ * Shared by readRecord and the fast reading decoder (reading-decode.ts).
+ */
+export function readLabel(
+  rec: Record<string, unknown>,
+  label: CborKey,
+  val: CborValue,
+  index: number,
+): Result<never> | undefined {
+  if (typeof label === 'string') {
+    // §4.4 / §12.2: labels ending in "_" must be understood.
+    if (label.endsWith('_'))
+      return fail('senml/must-understand', `record ${index}: label "${label}" must be understood`);
+    return undefined;
+  }
+  const field = typeof label === 'number' ? labelNames.get(label) : undefined;
+  if (field === undefined) return undefined; // unknown extension labels are ignored (§4.4)
+  if (numberFields.has(field)) {
+    if (typeof val !== 'number' || !Number.isFinite(val))
+      return fail('senml/bad-field', `record ${index}: ${field} must be a finite number`);
+  } else if (stringFields.has(field)) {
+    if (typeof val !== 'string' || val.length > MAX_STRING)
+      return fail('senml/bad-field', `record ${index}: ${field} must be a string of at most ${MAX_STRING}`);
+  } else if (field === 'vb') {
+    if (typeof val !== 'boolean') return fail('senml/bad-field', `record ${index}: vb must be a boolean`);
+  } else if (field === 'vd') {
+    if (!(val instanceof Uint8Array)) return fail('senml/bad-field', `record ${index}: vd must be a byte string`);
+  }
+  rec[field] = val;
+  return undefined;
 }
 
 /** Resolves base fields across a pack (RFC 8428 §4.6). */

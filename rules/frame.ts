@@ -2,7 +2,7 @@
  * The frame shape rules consume. rules/ never imports gateway/: the gateway (live) and the
  * replay reader adapt their frames to this with `toRuleFrame`.
  */
-import { RELATIVE_TIME_LIMIT, resolvePack, type ReadingBody } from '../protocols/index.js';
+import { RELATIVE_TIME_LIMIT, type ReadingBody, type ResolvedRecord, resolvePack } from '../protocols/index.js';
 import type { FrameRef } from './decision.js';
 
 export type RecordValue = number | boolean | string;
@@ -35,14 +35,23 @@ export interface FrameSource {
  * A reading body (already verified and decoded) as a rule frame; undefined for bodies that
  * carry no readings (command acks) or whose pack does not resolve.
  */
-export function toRuleFrame(src: FrameSource, body: { readonly type: string }): RuleFrame | undefined {
+export function toRuleFrame(
+  src: FrameSource,
+  body: { readonly type: string },
+  /** The reading's records already resolved (decodeBody's `out`): resolved again if absent. */
+  resolved?: readonly ResolvedRecord[],
+): RuleFrame | undefined {
   if (body.type !== 'reading') return undefined;
   const reading = body as ReadingBody;
-  const pack = resolvePack(reading.records);
-  if (!pack.ok) return undefined;
+  let recs = resolved;
+  if (!recs) {
+    const pack = resolvePack(reading.records);
+    if (!pack.ok) return undefined;
+    recs = pack.value;
+  }
   const prefix = `${src.device}:`;
   const records: RuleRecord[] = [];
-  for (const r of pack.value) {
+  for (const r of recs) {
     const value = r.value ?? r.boolValue ?? r.stringValue ?? r.sum;
     if (value === undefined) continue;
     const name = r.name.startsWith(prefix) ? r.name.slice(prefix.length) : r.name;
@@ -50,13 +59,15 @@ export function toRuleFrame(src: FrameSource, body: { readonly type: string }): 
     const time = r.time < RELATIVE_TIME_LIMIT ? src.rxTime + r.time * 1000 : r.time * 1000;
     records.push({ name, value, time });
   }
-  return {
+  // model and site set in place, not spread: a replay builds one of these per stored frame
+  const frame: { -readonly [K in keyof RuleFrame]: RuleFrame[K] } = {
     device: src.device,
     boot: reading.boot,
     seq: reading.seq,
     time: src.rxTime,
     records,
-    ...(src.model !== undefined && { model: src.model }),
-    ...(src.site !== undefined && { site: src.site }),
   };
+  if (src.model !== undefined) frame.model = src.model;
+  if (src.site !== undefined) frame.site = src.site;
+  return frame;
 }

@@ -8,6 +8,7 @@ import { cooldown, rateLimit } from './limits.js';
 import { machine } from './machine.js';
 import type { Fire } from './sample.js';
 import { debounce, edges, evaluate, type EvalCounters, forDuration } from './signal.js';
+import { type StageOperator, stages } from './stage.js';
 import { watchdog } from './watchdog.js';
 import { windowed } from './window.js';
 
@@ -67,7 +68,7 @@ function compileConditionRule(
     // The stages change the element type along the chain (frame → window → verdict → draft), which
     // a homogeneous array cannot express; each stage is typed where it is written.
     // biome-ignore lint/suspicious/noExplicitAny: a heterogeneous operator chain, typed at each stage
-    const ops: OperatorFunction<any, any>[] = [
+    const ops: StageOperator<any, any>[] = [
       windowed(rule.window, rule.aggregates, scheduler),
       evaluate(when!, clear, counters, scheduler),
     ];
@@ -76,10 +77,12 @@ function compileConditionRule(
     ops.push(edges(rule.fire, scheduler));
     if (rule.cooldownMs !== undefined) ops.push(cooldown(rule.cooldownMs, scheduler));
     if (rule.rateLimit) ops.push(rateLimit(rule.rateLimit.max, rule.rateLimit.perMs, scheduler));
-    ops.push(mergeMap(toDrafts));
-    const chain = (s: Observable<RuleFrame>): Observable<DecisionDraft> =>
-      // biome-ignore lint/suspicious/noExplicitAny: see ops above
-      ops.reduce<Observable<any>>((o, op) => o.pipe(op), s);
+    // one fused operator for the stages (no rxjs subscriber between them), then the drafts
+    const fused = stages<RuleFrame, Fire>(
+      scheduler,
+      ops.map((op) => op.setup),
+    );
+    const chain = (s: Observable<RuleFrame>): Observable<DecisionDraft> => s.pipe(fused, mergeMap(toDrafts));
     if (rule.per === 'rule') return chain(frames);
     return frames.pipe(
       groupBy((f) => f.device),

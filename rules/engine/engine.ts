@@ -52,14 +52,24 @@ interface Running {
   sub?: Subscription;
 }
 
+interface SenderRules {
+  readonly model: string;
+  readonly site: string;
+  readonly rules: Running[];
+}
+
 export class RulesEngine {
   readonly scheduler: SchedulerLike;
   private readonly running: Running[];
   private readonly interlock: InterlockGuard;
   private readonly maxRestarts: number;
   private started = false;
-  /** Rules whose device/model/site filters a sender passes: the router's cache (bounded). */
-  private readonly bySender = new Map<string, Running[]>();
+  /**
+   * Rules whose device/model/site filters a sender passes: the router's cache (bounded), by
+   * device, then the sender's model and site (no key string built per frame).
+   */
+  private readonly bySender = new Map<string, SenderRules[]>();
+  private cachedSenders = 0;
   sinkErrors = 0;
 
   constructor(
@@ -98,14 +108,20 @@ export class RulesEngine {
 
   /** The rules whose device/model/site filters this sender passes (cached). */
   private candidates(sender: Pick<RuleFrame, 'device' | 'model' | 'site'>): Running[] {
-    const key = `${sender.device}\u0000${sender.model ?? ''}\u0000${sender.site ?? ''}`;
-    let c = this.bySender.get(key);
-    if (!c) {
-      if (this.bySender.size >= 100_000) this.bySender.clear();
-      c = this.running.filter((r) => r.sender(sender));
-      this.bySender.set(key, c);
+    const model = sender.model ?? '';
+    const site = sender.site ?? '';
+    let known = this.bySender.get(sender.device);
+    if (known) for (const e of known) if (e.model === model && e.site === site) return e.rules;
+    if (this.cachedSenders >= 100_000) {
+      this.bySender.clear();
+      this.cachedSenders = 0;
+      known = undefined;
     }
-    return c;
+    const rules = this.running.filter((r) => r.sender(sender));
+    if (known) known.push({ model, site, rules });
+    else this.bySender.set(sender.device, [{ model, site, rules }]);
+    this.cachedSenders++;
+    return rules;
   }
 
   /** Whether any rule takes frames from this sender: a replay skips decoding the others' frames. */

@@ -2,15 +2,15 @@
  * Cooldown and rate limit on firings. Both hold back rises; a fall passes only if the rise
  * before it passed, so onClear never runs for a firing that was suppressed.
  */
-import type { OperatorFunction, SchedulerLike } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
 import type { Fire } from './sample.js';
-import { stage } from './stage.js';
+import { type StageOperator, stage } from './stage.js';
 
 /**
  * Passes a rise when `admit(now)` (made once per subscription) allows it; a fall passes only
  * if the rise before it passed.
  */
-function gateRises(scheduler: SchedulerLike, makeAdmit: () => (now: number) => boolean): OperatorFunction<Fire, Fire> {
+function gateRises(scheduler: SchedulerLike, makeAdmit: () => (now: number) => boolean): StageOperator<Fire, Fire> {
   return stage<Fire, Fire>(scheduler, (io) => {
     const admit = makeAdmit();
     let passed = false;
@@ -28,7 +28,7 @@ function gateRises(scheduler: SchedulerLike, makeAdmit: () => (now: number) => b
   });
 }
 
-export function cooldown(ms: number, scheduler: SchedulerLike): OperatorFunction<Fire, Fire> {
+export function cooldown(ms: number, scheduler: SchedulerLike): StageOperator<Fire, Fire> {
   return gateRises(scheduler, () => {
     let lastRise = -Infinity;
     return (now) => {
@@ -39,7 +39,7 @@ export function cooldown(ms: number, scheduler: SchedulerLike): OperatorFunction
   });
 }
 
-export function rateLimit(max: number, perMs: number, scheduler: SchedulerLike): OperatorFunction<Fire, Fire> {
+export function rateLimit(max: number, perMs: number, scheduler: SchedulerLike): StageOperator<Fire, Fire> {
   return gateRises(scheduler, () => {
     const times: number[] = [];
     return (now) => {

@@ -120,7 +120,7 @@ export function machine(
             win.add(e.frame);
             const w = rule.window;
             const edge = io.now() - (w.kind === 'sliding' ? w.sizeMs : 0);
-            win.evict(w.kind === 'count' ? () => win.size > w.count : (old) => old.time <= edge);
+            win.evict(w.kind === 'count' ? () => win.size > w.count : (time) => time <= edge);
             agg = win.values();
           }
           const x = ctx();

@@ -20,52 +20,95 @@ class Fifo<T> {
   first(): T | undefined {
     return this.items[this.head];
   }
-  last(): T | undefined {
-    return this.items[this.items.length - 1];
-  }
   shift(): T | undefined {
-    const x = this.items[this.head++];
+    const x = this.items[this.head];
+    // release the slot: a shifted frame kept here until the next compaction (up to 1 024 of
+    // them a window) outlived young-generation collections only to be promoted as garbage
+    this.items[this.head++] = undefined as T;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
     return x;
   }
-  popLast(): T | undefined {
-    return this.head < this.items.length ? this.items.pop() : undefined;
+}
+
+/**
+ * A queue of points (frame number, value, time) in three number arrays, no object per point:
+ * a window's points outlive a few young-generation collections, and a replay adds millions.
+ * Shift is O(1) amortised as in Fifo.
+ */
+class Points {
+  private ns: number[] = [];
+  private vs: number[] = [];
+  private ts: number[] = [];
+  private head = 0;
+  get size(): number {
+    return this.ns.length - this.head;
+  }
+  push(n: number, v: number, t: number): void {
+    this.ns.push(n);
+    this.vs.push(v);
+    this.ts.push(t);
+  }
+  firstN(): number {
+    return this.ns[this.head]!;
+  }
+  firstV(): number {
+    return this.vs[this.head]!;
+  }
+  firstT(): number {
+    return this.ts[this.head]!;
+  }
+  lastV(): number {
+    return this.vs[this.vs.length - 1]!;
+  }
+  lastT(): number {
+    return this.ts[this.ts.length - 1]!;
+  }
+  /** Drops the oldest point; returns its value. */
+  shift(): number {
+    const v = this.vs[this.head++]!;
+    if (this.head > 1024 && this.head * 2 > this.ns.length) {
+      this.ns = this.ns.slice(this.head);
+      this.vs = this.vs.slice(this.head);
+      this.ts = this.ts.slice(this.head);
+      this.head = 0;
+    }
+    return v;
+  }
+  popLast(): void {
+    if (this.head < this.ns.length) {
+      this.ns.pop();
+      this.vs.pop();
+      this.ts.pop();
+    }
   }
 }
 
-interface Point {
-  readonly n: number;
-  readonly v: number;
-  readonly t: number;
-}
-
 class One {
-  private readonly points = new Fifo<Point>();
-  private readonly mins = new Fifo<Point>();
-  private readonly maxs = new Fifo<Point>();
+  private readonly points = new Points();
+  /** min: increasing values from the oldest (a monotonic deque); max: decreasing. */
+  private readonly mono = new Points();
   private sum = 0;
   constructor(readonly spec: AggregateSpec) {}
 
-  add(p: Point): void {
-    this.points.push(p);
-    this.sum += p.v;
+  add(n: number, v: number, t: number): void {
+    this.points.push(n, v, t);
+    this.sum += v;
     if (this.spec.fn === 'min') {
-      while (this.mins.size > 0 && this.mins.last()!.v >= p.v) this.mins.popLast();
-      this.mins.push(p);
+      while (this.mono.size > 0 && this.mono.lastV() >= v) this.mono.popLast();
+      this.mono.push(n, v, t);
     } else if (this.spec.fn === 'max') {
-      while (this.maxs.size > 0 && this.maxs.last()!.v <= p.v) this.maxs.popLast();
-      this.maxs.push(p);
+      while (this.mono.size > 0 && this.mono.lastV() <= v) this.mono.popLast();
+      this.mono.push(n, v, t);
     }
   }
 
   /** Drops points of frames numbered below `n` (they left the window). */
   drop(n: number): void {
-    while (this.points.size > 0 && this.points.first()!.n < n) this.sum -= this.points.shift()!.v;
-    while (this.mins.size > 0 && this.mins.first()!.n < n) this.mins.shift();
-    while (this.maxs.size > 0 && this.maxs.first()!.n < n) this.maxs.shift();
+    while (this.points.size > 0 && this.points.firstN() < n) this.sum -= this.points.shift();
+    while (this.mono.size > 0 && this.mono.firstN() < n) this.mono.shift();
     if (this.points.size === 0) this.sum = 0; // no drift from float rounding once empty
   }
 
@@ -80,22 +123,24 @@ class One {
       case 'avg':
         return this.sum / k;
       case 'min':
-        return this.mins.first()!.v;
       case 'max':
-        return this.maxs.first()!.v;
+        return this.mono.firstV();
       case 'last':
-        return this.points.last()!.v;
+        return this.points.lastV();
       case 'rate': {
-        const a = this.points.first()!;
-        const b = this.points.last()!;
-        return b.t > a.t ? ((b.v - a.v) * 1000) / (b.t - a.t) : 0;
+        const p = this.points;
+        return p.lastT() > p.firstT() ? ((p.lastV() - p.firstV()) * 1000) / (p.lastT() - p.firstT()) : 0;
       }
     }
   }
 }
 
 export class RollingWindow {
-  private readonly frames = new Fifo<{ n: number; frame: RuleFrame }>();
+  /**
+   * The window's frames' times, oldest first (the first frame is numbered `next - size`): the
+   * frames themselves are kept only as far as `newest` needs them (`recent`).
+   */
+  private readonly times = new Fifo<number>();
   private readonly aggs: One[];
   private next = 0;
   private recent: RuleFrame[] = [];
@@ -108,36 +153,35 @@ export class RollingWindow {
   }
 
   get size(): number {
-    return this.frames.size;
+    return this.times.size;
   }
 
   add(f: RuleFrame): void {
     const n = this.next++;
-    this.frames.push({ n, frame: f });
+    this.times.push(f.time);
     for (const a of this.aggs) {
-      for (const r of f.records)
-        if (r.name === a.spec.of && typeof r.value === 'number') a.add({ n, v: r.value, t: r.time });
+      for (const r of f.records) if (r.name === a.spec.of && typeof r.value === 'number') a.add(n, r.value, r.time);
     }
     this.recent.push(f);
     if (this.recent.length > this.keepRecent * 2) this.recent = this.recent.slice(-this.keepRecent);
   }
 
-  /** Drops the oldest frames while `leave(oldest)` holds. */
-  evict(leave: (f: RuleFrame) => boolean): void {
+  /** Drops the oldest frames while `leave(the oldest frame's time)` holds. */
+  evict(leave: (time: number) => boolean): void {
     let dropped = false;
-    while (this.frames.size > 0 && leave(this.frames.first()!.frame)) {
-      this.frames.shift();
+    while (this.times.size > 0 && leave(this.times.first()!)) {
+      this.times.shift();
       dropped = true;
     }
     if (!dropped) return;
-    const firstN = this.frames.size > 0 ? this.frames.first()!.n : this.next;
+    const firstN = this.next - this.times.size;
     for (const a of this.aggs) a.drop(firstN);
-    if (this.recent.length > this.frames.size) this.recent = this.recent.slice(-this.frames.size);
+    if (this.recent.length > this.times.size) this.recent = this.recent.slice(-this.times.size);
   }
 
   /** The newest frames still in the window, at most `keepRecent`, oldest first. */
   newest(): RuleFrame[] {
-    return this.recent.slice(-Math.min(this.keepRecent, this.frames.size));
+    return this.recent.slice(-Math.min(this.keepRecent, this.times.size));
   }
 
   values(): Record<string, number> {

@@ -2,15 +2,19 @@
  * The condition's level over time: CEL evaluation, hysteresis, for-duration, debounce, and
  * the edges actions fire on. Each is a level in, level out operator on the rule's clock.
  */
-import type { OperatorFunction, SchedulerLike, Subscription } from 'rxjs';
+import type { SchedulerLike, Subscription } from 'rxjs';
 import type { CelContext, Condition } from '../dsl/cel.js';
 import { type Fire, inputsOf, type Sample, type Signal, valuesOf } from './sample.js';
-import { stage } from './stage.js';
+import { type StageOperator, stage } from './stage.js';
 
 export interface EvalCounters {
   evalErrors: number;
   lastEvalError?: string;
 }
+
+/** A condition rule's context has no latches and no silent devices: shared, frozen (read-only for CEL and templates). */
+const NO_LATCHES: CelContext['latch'] = Object.freeze({}) as CelContext['latch'];
+const NONE_SILENT: CelContext['silent'] = Object.freeze([]) as unknown as CelContext['silent'];
 
 function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext {
   return {
@@ -23,8 +27,8 @@ function contextOf(s: Sample, now: number, last: CelContext['last']): CelContext
     last,
     state: '',
     dwell: 0,
-    latch: {},
-    silent: [],
+    latch: NO_LATCHES,
+    silent: NONE_SILENT,
   };
 }
 
@@ -45,7 +49,7 @@ export function evaluate(
   clear: Condition | undefined,
   counters: EvalCounters,
   scheduler: SchedulerLike,
-): OperatorFunction<Sample, Signal> {
+): StageOperator<Sample, Signal> {
   return stage<Sample, Signal>(scheduler, (io) => {
     const last: CelContext['last'] = {};
     let on = false;
@@ -71,7 +75,7 @@ export function evaluate(
 }
 
 /** For-duration: on only once the input has been on continuously for `ms` (checked by a timer). */
-export function forDuration(ms: number, scheduler: SchedulerLike): OperatorFunction<Signal, Signal> {
+export function forDuration(ms: number, scheduler: SchedulerLike): StageOperator<Signal, Signal> {
   return stage<Signal, Signal>(scheduler, (io) => {
     let since: number | undefined;
     let held = false;
@@ -104,7 +108,7 @@ export function forDuration(ms: number, scheduler: SchedulerLike): OperatorFunct
 }
 
 /** Debounce: a change of level passes only once it has stayed changed for `ms`. */
-export function debounce(ms: number, scheduler: SchedulerLike): OperatorFunction<Signal, Signal> {
+export function debounce(ms: number, scheduler: SchedulerLike): StageOperator<Signal, Signal> {
   return stage<Signal, Signal>(scheduler, (io) => {
     let out = false;
     let latest: Signal | undefined;
@@ -129,7 +133,7 @@ export function debounce(ms: number, scheduler: SchedulerLike): OperatorFunction
 }
 
 /** Level → fires: `rising` acts on each change, `every` on every sample that is on (and on the fall). */
-export function edges(fire: 'rising' | 'every', scheduler: SchedulerLike): OperatorFunction<Signal, Fire> {
+export function edges(fire: 'rising' | 'every', scheduler: SchedulerLike): StageOperator<Signal, Fire> {
   return stage<Signal, Fire>(scheduler, (io) => {
     let on = false;
     return {

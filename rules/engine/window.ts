@@ -2,18 +2,18 @@
  * Windows and aggregates: tumbling (fixed, epoch-aligned, emitted when the window closes),
  * sliding (the last `size` ms, emitted on every frame) and count (the last N frames).
  */
-import type { OperatorFunction, SchedulerLike } from 'rxjs';
+import type { SchedulerLike } from 'rxjs';
 import type { AggregateSpec, WindowSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 import { RollingWindow } from './rolling.js';
 import { MAX_INPUTS, type Sample } from './sample.js';
-import { stage } from './stage.js';
+import { type StageOperator, stage } from './stage.js';
 
 export function windowed(
   spec: WindowSpec | undefined,
   aggs: readonly AggregateSpec[],
   scheduler: SchedulerLike,
-): OperatorFunction<RuleFrame, Sample> {
+): StageOperator<RuleFrame, Sample> {
   return stage<RuleFrame, Sample>(scheduler, (io) => {
     const buf: RuleFrame[] = [];
     const sample = (frames: RuleFrame[]): Sample => ({
@@ -39,7 +39,7 @@ export function windowed(
         next(f) {
           w.add(f);
           const edge = io.now() - size;
-          w.evict((old) => old.time <= edge);
+          w.evict((time) => time <= edge);
           io.emit({ frame: f, frames: w.newest(), agg: w.values() });
         },
       };

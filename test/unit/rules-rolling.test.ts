@@ -40,7 +40,7 @@ describe('RollingWindow', () => {
             byCount.add(f);
             byCount.evict(() => byCount.size > count);
             bySize.add(f);
-            bySize.evict((o) => o.time <= t - size);
+            bySize.evict((time) => time <= t - size);
             const lastN = all.slice(-count);
             const inTime = all.filter((o) => o.time > t - size);
             for (const [w, frames] of [

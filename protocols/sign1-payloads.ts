@@ -1,0 +1,93 @@
+/**
+ * The payload of many COSE_Sign1 frames without decoding each envelope (replays read millions
+ * of stored frames; decodeSign1 was a third of their decode). A device's frames share their
+ * headers byte for byte, so whether an envelope is acceptable depends, for the common shape
+ * below, only on the bytes before the payload: those are checked once by `decodeSign1` and the
+ * verdict remembered. Anything outside the shape goes through `decodeSign1` itself, so the answer
+ * is always `decodeSign1(bytes)`'s (default options): its payload, or undefined if it fails.
+ *
+ * The shape: tag 18 (one byte), an array of 4, the protected header as a byte string, an
+ * unprotected header that is empty or holds only a short kid, the payload as a byte string, a
+ * 64-byte signature, nothing after it, and no more than MAX_FRAME_BYTES in all. For such bytes
+ * decodeSign1's checks read nothing of the payload and signature but their lengths.
+ */
+import { decodeSign1, MAX_FRAME_BYTES } from './cose.js';
+
+const SIGNATURE_HEAD_0 = 0x58;
+const SIGNATURE_LEN = 64;
+
+export class Sign1Payloads {
+  /** The bytes before the payload (latin1) → whether decodeSign1 accepts that envelope. */
+  private readonly verdicts = new Map<string, boolean>();
+
+  constructor(private readonly maxEntries = 65_536) {}
+
+  payload(bytes: Uint8Array): Uint8Array | undefined {
+    const at = payloadAt(bytes);
+    if (at === undefined) {
+      const r = decodeSign1(bytes);
+      return r.ok ? r.value.payload : undefined;
+    }
+    const key = latin1(bytes, at.prefixEnd);
+    let ok = this.verdicts.get(key);
+    if (ok === undefined) {
+      ok = decodeSign1(bytes).ok;
+      if (this.verdicts.size >= this.maxEntries) this.verdicts.clear();
+      this.verdicts.set(key, ok);
+    }
+    return ok ? bytes.subarray(at.start, at.end) : undefined;
+  }
+}
+
+/** Where the payload is, if `bytes` has the shape above; undefined otherwise. */
+function payloadAt(bytes: Uint8Array): { prefixEnd: number; start: number; end: number } | undefined {
+  const n = bytes.length;
+  if (n > MAX_FRAME_BYTES || n < 8 || bytes[0] !== 0xd2 || bytes[1] !== 0x84) return undefined;
+  // protected header: a byte string of 0..255 bytes
+  let p = 2;
+  const ph = bytes[p]!;
+  let plen: number;
+  if (ph >= 0x40 && ph <= 0x57) {
+    plen = ph - 0x40;
+    p += 1;
+  } else if (ph === 0x58) {
+    plen = bytes[p + 1]!;
+    p += 2;
+  } else return undefined;
+  p += plen;
+  // unprotected header: {} or {4: kid of 0..23 bytes}
+  const u = bytes[p];
+  if (u === 0xa0) p += 1;
+  else if (u === 0xa1 && bytes[p + 1] === 0x04) {
+    const kh = bytes[p + 2];
+    if (kh === undefined || kh < 0x40 || kh > 0x57) return undefined;
+    p += 3 + (kh - 0x40);
+  } else return undefined;
+  const prefixEnd = p;
+  // payload: a byte string with a 0-, 1- or 2-byte length
+  const h = bytes[p];
+  let len: number;
+  if (h === undefined) return undefined;
+  if (h >= 0x40 && h <= 0x57) {
+    len = h - 0x40;
+    p += 1;
+  } else if (h === 0x58) {
+    len = bytes[p + 1] ?? -1;
+    p += 2;
+  } else if (h === 0x59) {
+    len = ((bytes[p + 1] ?? 0) << 8) | (bytes[p + 2] ?? 0);
+    p += 3;
+  } else return undefined;
+  const start = p;
+  const end = start + len;
+  // the signature: exactly 64 bytes, ending the input
+  if (len < 0 || end + 2 + SIGNATURE_LEN !== n) return undefined;
+  if (bytes[end] !== SIGNATURE_HEAD_0 || bytes[end + 1] !== SIGNATURE_LEN) return undefined;
+  return { prefixEnd, start, end };
+}
+
+function latin1(bytes: Uint8Array, end: number): string {
+  let s = '';
+  for (let i = 0; i < end; i++) s += String.fromCharCode(bytes[i]!);
+  return s;
+}
