@@ -11,7 +11,7 @@ import { decodeSignedBlock, type FrameEntry, ID_PATTERN, toHex } from '../../pro
 import type { CheckResult } from '../policy/permissions.js';
 import type { BlockLog } from '../log/block-log.js';
 import { forbidden } from './access.js';
-import { apiRecords, decodeFrameBody } from './decode.js';
+import { type ApiRecord, storedRecords } from './decode.js';
 import { ApiError, parseIntParam, queryParams } from './http.js';
 import { MAX_FRAMES_LIMIT, MAX_SCANNED_FRAMES } from './routes.js';
 
@@ -26,7 +26,7 @@ export interface LogFrame {
   /** null: acked and waiting in this gateway's journal, its block not sealed yet (about a second). */
   readonly block: string | null;
   readonly policy: string;
-  readonly records: ReturnType<typeof apiRecords>;
+  readonly records: ApiRecord[];
   /** The COSE_Sign1 bytes as the device signed them, hex. */
   readonly frame: string;
 }
@@ -78,7 +78,7 @@ export function queryLogFrames(log: BlockLog | undefined, url: URL, check: (poli
       frames.push({
         ...{ device: e.device, boot: e.boot, seq: e.seq, rxTime: new Date(r.rxTime).toISOString() },
         ...{ transport: r.transport, author: r.heardBy, block: r.block, policy: r.policy },
-        records: apiRecords(decodeFrameBody(r.frame), r.rxTime),
+        records: storedRecords(r.frame, r.rxTime),
         frame: toHex(r.frame),
       });
       continue;
@@ -107,7 +107,7 @@ export function queryLogFrames(log: BlockLog | undefined, url: URL, check: (poli
       author: cached.author,
       block,
       policy: stream,
-      records: apiRecords(decodeFrameBody(entry.frame), entry.rxTime),
+      records: storedRecords(entry.frame, entry.rxTime),
       frame: toHex(entry.frame),
     });
   }

@@ -1,7 +1,8 @@
 /**
- * The replay's fast decoding paths (protocols/sign1-payloads.ts, protocols/reading-decode.ts,
- * rules/replay/stored.ts) against the full decoders they stand in for: on any bytes, valid or
- * mutated, they must answer exactly what decodeSign1 → decodeBody → toRuleFrame answers.
+ * The fast decoding paths of stored frames (protocols/sign1-payloads.ts, protocols/reading-decode.ts;
+ * the replay's rules/replay/stored.ts and the API's gateway/api/decode.ts) against the full
+ * decoders they stand in for: on any bytes, valid or mutated, they must answer exactly what
+ * decodeSign1 → decodeBody (→ toRuleFrame, → resolvePack) answers.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { decodeBody } from '../../protocols/frame.js';
 import { decodeReadingFast } from '../../protocols/reading-decode.js';
 import { resolvePack } from '../../protocols/senml.js';
 import { Sign1Payloads } from '../../protocols/sign1-payloads.js';
+import { apiRecords, decodeFrameBody, storedRecords } from '../../gateway/api/decode.js';
 import { toRuleFrame } from '../../rules/frame.js';
 import { storedToRuleFrame } from '../../rules/replay/stored.js';
 
@@ -174,6 +176,23 @@ describe('replay decoding fast paths', () => {
       fc.property(mutated, (bytes) => {
         const got = storedToRuleFrame({ device: 'bg-1', rxTime: 1_000_000, frame: bytes }, { model: 'm' });
         expect(got).toStrictEqual(reference(bytes));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it("the API's stored-frame decoding gives the body and records decodeSign1 → decodeBody → resolvePack give", () => {
+    const fullBody = (bytes: Uint8Array) => {
+      const c = decodeSign1(bytes);
+      if (!c.ok) return undefined;
+      const b = decodeBody(c.value.payload);
+      return b.ok && (b.value.type === 'reading' || b.value.type === 'command-ack') ? b.value : undefined;
+    };
+    fc.assert(
+      fc.property(mutated, (bytes) => {
+        const full = fullBody(bytes);
+        expect(decodeFrameBody(bytes)).toStrictEqual(full);
+        expect(storedRecords(bytes, 1_760_000_000_000)).toStrictEqual(apiRecords(full, 1_760_000_000_000));
       }),
       { numRuns: 1000 },
     );
