@@ -33,17 +33,17 @@ const MAX_HOLD_WINDOWS = 3;
  * with a 16-byte page header), so a 3 KB block costs 4 KiB and a 4.2 KB block 8 KiB. Past its
  * window, a block that would leave its last page mostly empty takes frames until the next
  * would not fit the page (at most MAX_HOLD_WINDOWS windows): at 20 frames a second, a block
- * of ~27 frames in one page rather than ~20 in one.
+ * of 25 frames in one page rather than 21 (bench/README.md, "Disk: what each further frame costs").
  */
-export class PageFit {
-  /** The smallest value lmdb puts in overflow pages: ((page − 16) / 2) rounded down, even. */
+class PageFit {
+  /** The largest node lmdb keeps in a leaf page, ((page − 16) / 2) rounded down to even: a value over it goes to overflow pages. */
   private readonly nodeMax: number;
+  /** Header, signature and CBOR heads of a stream's last block (over 20 B of fields an entry); 400 B before the first. */
+  private readonly head = new Map<string, number>();
+
   constructor(private readonly page: number) {
     this.nodeMax = ((page - 16) / 2) & ~1;
   }
-
-  /** Header, signature and CBOR heads of a stream's last block (over 20 B of fields an entry); 400 B before the first. */
-  private readonly head = new Map<string, number>();
 
   /** Envelope bytes of a block of `n` frames of `bytes` in all, a little over: 20 B of fields an entry (17–20 B) and the stream's last header, plus a parent more. */
   estimate(stream: string, n: number, bytes: number): number {
