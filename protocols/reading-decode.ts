@@ -14,8 +14,8 @@
  * body limits (3072 bytes, 2048 items); nothing after the map.
  */
 import { decodeUtf8 } from './bytes.js';
-import { MAX_COUNTER } from './frame.js';
-import { MAX_RECORDS, readLabel, type SenmlRecord } from './senml.js';
+import { type Body, decodeBody, MAX_COUNTER } from './frame.js';
+import { MAX_RECORDS, type ResolvedRecord, readLabel, resolvePack, type SenmlRecord } from './senml.js';
 
 export interface FastReading {
   readonly boot: number;
@@ -181,3 +181,19 @@ function readRecords(r: Bytes): SenmlRecord[] | undefined {
 
 const isUint = (v: Scalar | undefined): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0;
 const isCounter = (v: Scalar | undefined): v is number => isUint(v) && v <= MAX_COUNTER;
+
+/**
+ * decodeBody's answer for a stored frame's body, by `decodeReadingFast` where the bytes have its
+ * shape: the body and, for a reading, its records resolved (RFC 8428 §4.6); undefined where
+ * decodeBody fails.
+ */
+export function decodeBodyResolved(payload: Uint8Array): { body: Body; resolved?: ResolvedRecord[] } | undefined {
+  const fast = decodeReadingFast(payload);
+  if (fast) {
+    const resolved = resolvePack(fast.records);
+    if (resolved.ok) return { body: { type: 'reading', ...fast }, resolved: resolved.value };
+  }
+  const out: { resolved?: ResolvedRecord[] } = {};
+  const body = decodeBody(payload, out);
+  return body.ok ? { body: body.value, ...(out.resolved && { resolved: out.resolved }) } : undefined;
+}

@@ -1,7 +1,6 @@
 /** Stored frames as the API returns them: decoded SenML records, JSON-friendly. */
 import {
-  decodeBody,
-  decodeReadingFast,
+  decodeBodyResolved,
   RELATIVE_TIME_LIMIT,
   type ResolvedRecord,
   resolvePack,
@@ -51,16 +50,9 @@ interface StoredBody {
  */
 function decodeStored(frame: Uint8Array): StoredBody | undefined {
   const payload = envelopes.payload(frame);
-  if (payload === undefined) return undefined;
-  const fast = decodeReadingFast(payload);
-  if (fast) {
-    const resolved = resolvePack(fast.records);
-    if (resolved.ok) return { body: { type: 'reading', ...fast }, resolved: resolved.value };
-  }
-  const out: { resolved?: ResolvedRecord[] } = {};
-  const body = decodeBody(payload, out);
-  if (!body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack')) return undefined;
-  return { body: body.value, resolved: out.resolved };
+  const d = payload && decodeBodyResolved(payload);
+  if (!d || (d.body.type !== 'reading' && d.body.type !== 'command-ack')) return undefined;
+  return { body: d.body, resolved: d.resolved };
 }
 
 export function decodeFrameBody(frame: Uint8Array): UplinkBody | undefined {

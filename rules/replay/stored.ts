@@ -1,11 +1,5 @@
 /** A stored frame (verbatim COSE bytes + receive metadata) as a rule frame, for replays. */
-import {
-  decodeBody,
-  decodeReadingFast,
-  type ResolvedRecord,
-  resolvePack,
-  Sign1Payloads,
-} from '../../protocols/index.js';
+import { decodeBodyResolved, Sign1Payloads } from '../../protocols/index.js';
 import { type RuleFrame, toRuleFrame } from '../frame.js';
 
 export interface StoredFrameLike {
@@ -28,16 +22,7 @@ export function storedToRuleFrame(
 ): RuleFrame | undefined {
   const payload = envelopes.payload(f.frame);
   if (payload === undefined) return undefined;
-  const src = { device: f.device, rxTime: f.rxTime, model: info.model, site: info.site };
-  const fast = decodeReadingFast(payload);
-  if (fast) {
-    const resolved = resolvePack(fast.records);
-    // the wire records are not read when the resolved ones are given
-    const head = { type: 'reading', boot: fast.boot, seq: fast.seq };
-    if (resolved.ok) return toRuleFrame(src, head, resolved.value);
-  }
-  const out: { resolved?: ResolvedRecord[] } = {};
-  const body = decodeBody(payload, out);
-  if (!body.ok) return undefined;
-  return toRuleFrame(src, body.value, out.resolved);
+  const d = decodeBodyResolved(payload);
+  if (!d) return undefined;
+  return toRuleFrame({ device: f.device, rxTime: f.rxTime, model: info.model, site: info.site }, d.body, d.resolved);
 }
