@@ -48,7 +48,9 @@ async function rig(opts: {
     dir: join(dir, 'flash'),
     path: pty.b,
     baudRate: 921600,
-    stallMs: 400,
+    // Corrupt chunks and cuts are asked for again after a short stall; a clean transfer must
+    // not stall at all (its no-resend assertions), however slow a loaded box makes 400 ms.
+    stallMs: opts.corruptChunksAt || opts.midway ? 400 : 10_000,
     selfTestMs: 20,
     ...(opts.corruptChunksAt && { corruptChunksAt: opts.corruptChunksAt }),
     // The cut starts from the device's own report: a pty carries bytes as fast as the CPU
