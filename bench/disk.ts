@@ -254,42 +254,25 @@ async function main(): Promise<void> {
           `  ${'free pages'.padEnd(15)} ${String(r.free).padStart(6)} pages ${((r.free * r.pageSize) / r.held).toFixed(0).padStart(6)} B/frame          ${col(g?.free)}\n` +
             `  ${'meta, main, free-list trees'.padEnd(15)} ${String(r.structure).padStart(6)} pages`,
         );
+        // Bytes a frame against the frame's own, judged against `goal` (× the frame) when given.
+        const perFrameRow = (figure: string, value: number, goal?: number): Record<string, unknown> => ({
+          figure: `${figure}, ${p.name}, ${tag}`,
+          value,
+          unit: 'B',
+          baseline: 'frame bytes',
+          baselineValue: framePer,
+          ratio: value / framePer,
+          ...(goal !== undefined && { goal: `<= ${goal}x`, pass: value / framePer <= goal }),
+        });
         rows.push(
-          {
-            // Held, the start's fixed costs included: it falls as a run grows, so it is not judged.
-            figure: `data-directory bytes per frame held, ${p.name}, ${tag}`,
-            value: perFrame,
-            unit: 'B',
-            baseline: 'frame bytes',
-            baselineValue: framePer,
-            ratio: perFrame / framePer,
-          },
+          // Held, the start's fixed costs included: it falls as a run grows, so it is not judged.
+          perFrameRow('data-directory bytes per frame held', perFrame),
           // A `--quick` run is too short for a steady state: its growth is printed, not judged.
           ...(g && !quick
-            ? [
-                {
-                  figure: `data-directory growth per frame, the run's last two thirds, ${p.name}, ${tag}`,
-                  value: g.file,
-                  unit: 'B',
-                  baseline: 'frame bytes',
-                  baselineValue: framePer,
-                  ratio: g.file / framePer,
-                  goal: '<= 3x',
-                  pass: g.file / framePer <= 3,
-                },
-              ]
+            ? [perFrameRow("data-directory growth per frame, the run's last two thirds", g.file, 3)]
             : []),
           { figure: `frames per frames block, ${p.name}, ${tag}`, value: r.framesPerBlock, unit: 'frames' },
-          {
-            figure: `block header and signature per frame, ${p.name}, ${tag}`,
-            value: r.overheadPerFrame,
-            unit: 'B',
-            baseline: 'frame bytes',
-            baselineValue: framePer,
-            ratio: r.overheadPerFrame / framePer,
-            goal: '<= 0.1x',
-            pass: r.overheadPerFrame / framePer <= 0.1,
-          },
+          perFrameRow('block header and signature per frame', r.overheadPerFrame, 0.1),
           {
             figure: `frame-to-durable p99, ${p.name}, ${tag}`,
             value: r.p99,
