@@ -5,23 +5,33 @@
  * exactly the blocks the query's first rows then read, each once.
  */
 import { join } from 'node:path';
-import { open } from 'lmdb';
+import { open, type RootDatabase } from 'lmdb';
 import { describe, expect, it } from 'vitest';
 import { FrameReader, PEEKED_MAX } from '../../gateway/log/frames-index.js';
 import { FrameTables } from '../../gateway/log/frame-tables.js';
 import { BlockNumbers } from '../../gateway/log/numbers.js';
 import { tempDir } from '../helpers/env.js';
 
+/** A fresh lmdb root with the frames tables and block numbers, device `dev-a` numbered 1; closed and removed after `fn`. */
+async function withIndex(
+  fn: (t: { root: RootDatabase; tables: FrameTables; blockNos: BlockNumbers }) => Promise<void>,
+): Promise<void> {
+  const tmp = tempDir();
+  const root = open({ path: join(tmp.dir, 'db') });
+  try {
+    await root.openDB<number, string>({ name: 'log-device-nos' }).put('dev-a', 1);
+    await root.openDB<string, number>({ name: 'log-device-ids' }).put(1, 'dev-a');
+    await fn({ root, tables: new FrameTables(root), blockNos: new BlockNumbers(root) });
+  } finally {
+    await root.close();
+    tmp.cleanup();
+  }
+}
+
 describe('FrameReader', () => {
   it('a query over 6000 blocks remembers at most PEEKED_MAX of them', async () => {
-    const tmp = tempDir();
-    const root = open({ path: join(tmp.dir, 'db') });
-    try {
-      const tables = new FrameTables(root);
-      const blockNos = new BlockNumbers(root);
+    await withIndex(async ({ root, tables, blockNos }) => {
       const N = PEEKED_MAX + 2000;
-      await root.openDB<number, string>({ name: 'log-device-nos' }).put('dev-a', 1);
-      await root.openDB<string, number>({ name: 'log-device-ids' }).put(1, 'dev-a');
       await Promise.all(
         Array.from({ length: N }, (_, i) => [
           blockNos.put(i + 1, Buffer.alloc(32, i).toString('hex')),
@@ -38,20 +48,11 @@ describe('FrameReader', () => {
       expect([...reader.query({ device: 'dev-a' })]).toEqual([]);
       expect(peeks).toBe(N); // every row's block was looked at
       expect((reader as unknown as { peeked: Set<string> }).peeked.size).toBeLessThanOrEqual(PEEKED_MAX);
-    } finally {
-      await root.close();
-      tmp.cleanup();
-    }
+    });
   });
 
   it('prefetch reads ahead the blocks of the first n index entries, each once, as the query then reads them', async () => {
-    const tmp = tempDir();
-    const root = open({ path: join(tmp.dir, 'db') });
-    try {
-      const tables = new FrameTables(root);
-      const blockNos = new BlockNumbers(root);
-      await root.openDB<number, string>({ name: 'log-device-nos' }).put('dev-a', 1);
-      await root.openDB<string, number>({ name: 'log-device-ids' }).put(1, 'dev-a');
+    await withIndex(async ({ root, tables, blockNos }) => {
       const hash = (no: number): string => Buffer.alloc(32, no).toString('hex');
       // 10 blocks of 5 rows each, in time order.
       await Promise.all(
@@ -81,20 +82,11 @@ describe('FrameReader', () => {
       asked.length = 0;
       await reader.prefetch({ since: 5000 }, 10); // nothing there
       expect(asked).toEqual([]);
-    } finally {
-      await root.close();
-      tmp.cleanup();
-    }
+    });
   });
 
   it("prefetch settles when lmdb's read-ahead never answers or fails", async () => {
-    const tmp = tempDir();
-    const root = open({ path: join(tmp.dir, 'db') });
-    try {
-      const tables = new FrameTables(root);
-      const blockNos = new BlockNumbers(root);
-      await root.openDB<number, string>({ name: 'log-device-nos' }).put('dev-a', 1);
-      await root.openDB<string, number>({ name: 'log-device-ids' }).put(1, 'dev-a');
+    await withIndex(async ({ root, tables, blockNos }) => {
       await Promise.all([
         blockNos.put(1, Buffer.alloc(32, 1).toString('hex')),
         ...tables.putIndex({ dev: 1, rxTime: 1000, boot: 1, seq: 1 }, { block: 1, index: 0 }),
@@ -103,9 +95,6 @@ describe('FrameReader', () => {
         const reader = new FrameReader({ root, envelope: () => undefined, readable: (b) => b, prefetch });
         await expect(reader.prefetch({ device: 'dev-a' }, 10)).resolves.toBeUndefined();
       }
-    } finally {
-      await root.close();
-      tmp.cleanup();
-    }
+    });
   });
 });
