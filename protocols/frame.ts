@@ -125,6 +125,19 @@ function commandId(r: Reader): Result<Uint8Array> {
 }
 
 /**
+ * A reading's records resolved (RFC 8428 §4.6): `resolved` when a decode already gave them
+ * (decodeBody's `out`), else resolved now; undefined when they do not resolve.
+ */
+export function readingRecords(
+  body: ReadingBody,
+  resolved?: readonly ResolvedRecord[],
+): readonly ResolvedRecord[] | undefined {
+  if (resolved) return resolved;
+  const pack = resolvePack(body.records);
+  return pack.ok ? pack.value : undefined;
+}
+
+/**
  * Decodes any Outpost body (after its signature has been checked). `out.resolved` receives a
  * reading's records as resolved to validate it (RFC 8428 §4.6), so a caller that needs them
  * (rules) does not resolve the pack a second time.

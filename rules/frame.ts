@@ -2,7 +2,7 @@
  * The frame shape rules consume. rules/ never imports gateway/: the gateway (live) and the
  * replay reader adapt their frames to this with `toRuleFrame`.
  */
-import { RELATIVE_TIME_LIMIT, type ReadingBody, type ResolvedRecord, resolvePack } from '../protocols/index.js';
+import { RELATIVE_TIME_LIMIT, type ReadingBody, type ResolvedRecord, readingRecords } from '../protocols/index.js';
 import type { FrameRef } from './decision.js';
 
 export type RecordValue = number | boolean | string;
@@ -43,12 +43,8 @@ export function toRuleFrame(
 ): RuleFrame | undefined {
   if (body.type !== 'reading') return undefined;
   const reading = body as ReadingBody;
-  let recs = resolved;
-  if (!recs) {
-    const pack = resolvePack(reading.records);
-    if (!pack.ok) return undefined;
-    recs = pack.value;
-  }
+  const recs = readingRecords(reading, resolved);
+  if (!recs) return undefined;
   const prefix = `${src.device}:`;
   const records: RuleRecord[] = [];
   for (const r of recs) {

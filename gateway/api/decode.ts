@@ -3,7 +3,7 @@ import {
   decodeBodyResolved,
   RELATIVE_TIME_LIMIT,
   type ResolvedRecord,
-  resolvePack,
+  readingRecords,
   Sign1Payloads,
   toHex,
   type UplinkBody,
@@ -72,12 +72,8 @@ export function apiRecords(
   resolved?: readonly ResolvedRecord[],
 ): ApiRecord[] {
   if (body?.type !== 'reading') return [];
-  let records = resolved;
-  if (!records) {
-    const pack = resolvePack(body.records);
-    if (!pack.ok) return [];
-    records = pack.value;
-  }
+  const records = readingRecords(body, resolved);
+  if (!records) return [];
   return records.map((r) => ({
     name: r.name,
     // RFC 8428 §4.5.3: small times are relative to when the frame was received.
