@@ -7,24 +7,21 @@
 import type { AggregateSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 
-/** A queue with O(1) amortised shift (arrays re-index on shift). */
-class Fifo<T> {
-  private items: T[] = [];
+/** A queue of numbers with O(1) amortised shift (arrays re-index on shift). */
+class Fifo {
+  private items: number[] = [];
   private head = 0;
   get size(): number {
     return this.items.length - this.head;
   }
-  push(x: T): void {
+  push(x: number): void {
     this.items.push(x);
   }
-  first(): T | undefined {
+  first(): number | undefined {
     return this.items[this.head];
   }
-  shift(): T | undefined {
-    const x = this.items[this.head];
-    // release the slot: a shifted frame kept here until the next compaction (up to 1 024 of
-    // them a window) outlived young-generation collections only to be promoted as garbage
-    this.items[this.head++] = undefined as T;
+  shift(): number | undefined {
+    const x = this.items[this.head++];
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
@@ -140,7 +137,7 @@ export class RollingWindow {
    * The window's frames' times, oldest first (the first frame is numbered `next - size`): the
    * frames themselves are kept only as far as `newest` needs them (`recent`).
    */
-  private readonly times = new Fifo<number>();
+  private readonly times = new Fifo();
   private readonly aggs: One[];
   private next = 0;
   private recent: RuleFrame[] = [];
