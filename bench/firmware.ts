@@ -13,8 +13,10 @@
  * Baseline (same run, same broker): the same bytes published QoS 1 in 16 KiB messages by an
  * MQTT client to a subscriber, 8 in flight: what the broker and TCP carry without the update
  * protocol, the log reads and the device's flash writes.
- *   [FW_MIB=N] node --import tsx bench/firmware.ts [--quick] [--mqtt-only]
+ *   [FW_MIB=N] node --import tsx bench/firmware.ts [--quick] [--mqtt-only | --ble-only]
  * FW_MIB: the MQTT image in MiB (default 4, 1 in `--quick`; at most 16, the manifest's limit).
+ * `--ble-only`: the BLE rows alone (FW_BLE_MTUS=247 for one MTU), written to
+ * results/firmware-ble.json, not the full file: for profiling and alternated runs of BLE.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,9 +40,28 @@ import type { Row } from './lib/row.js';
 const quick = process.argv.includes('--quick');
 /** Only the MQTT rows (profiling the MQTT transfer): serial and BLE are skipped. */
 const mqttOnly = process.argv.includes('--mqtt-only');
+const bleOnly = process.argv.includes('--ble-only');
 const SIZE = (Number(process.env.FW_MIB) || (quick ? 1 : 4)) * 1024 * 1024;
 const CHUNK = 16 * 1024;
 const WINDOW = 8;
+
+/** Writes the rows to results/<name>.json and prints them. */
+function report(name: string, rows: Row[]): void {
+  mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+  writeFileSync(
+    join(import.meta.dirname, 'results', `${name}.json`),
+    JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2),
+  );
+  for (const r of rows)
+    console.log(
+      `${r.figure}: ${r.value} ${r.unit}${r.baselineValue !== undefined ? ` (baseline ${r.baselineValue}, ratio ${r.ratio}${r.pass === undefined ? '' : r.pass ? ', pass' : ', FAIL'})` : ''}`,
+    );
+}
+
+if (bleOnly) {
+  report('firmware-ble', await bleRows(quick));
+  process.exit(0);
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'outpost-bench-fw-'));
 const releaseSeed = randomBytes(32);
@@ -167,13 +188,5 @@ if (!mqttOnly) {
   else console.log(`serial rows skipped: no socat (${installHint('socat')})`);
   rows.push(...(await bleRows(quick)));
 }
-mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(
-  join(import.meta.dirname, 'results', 'firmware.json'),
-  JSON.stringify({ at: new Date().toISOString(), quick, rows }, null, 2),
-);
-for (const r of rows)
-  console.log(
-    `${r.figure}: ${r.value} ${r.unit}${r.baselineValue !== undefined ? ` (baseline ${r.baselineValue} MB/s, ratio ${r.ratio})` : ''}`,
-  );
+report('firmware', rows);
 process.exit(0);
