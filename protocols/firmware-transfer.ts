@@ -57,15 +57,23 @@ export const CHUNK_OVERHEAD = 58;
 /** ATT payloads one framed chunk may span on BLE. */
 const BLE_CHUNK_PAYLOADS = 16;
 /**
- * Bytes of framed chunks in flight toward one BLE device: what its receive buffer holds, 64 ATT
- * payloads at MTU 247 (15 616 bytes). Counted in bytes, not payloads, so a small MTU does not
- * shrink it: 64 payloads at MTU 23 were 1 280 bytes, 4 chunks of 255, and each half window
- * waited for a report's round trip (bench/README.md, "Device-side storage in the transfer benches").
+ * Bytes of framed chunks in flight toward one BLE device at most: what its receive buffer
+ * holds, 128 ATT payloads at MTU 247 (31 232 bytes, 8 chunks of 3 825). Sized for an
+ * nRF52840-class device (256 KB of RAM: 12 % of it; an nRF52833 has 128 KB). A device with less
+ * asks for a smaller window in its reports and is served that; the gateway never sends more
+ * than this. It was 64 payloads (15 616 bytes, 4 chunks at MTU 247), and with a report every
+ * few chunks the signed reports were a third of a transfer's CPU (bench/README.md, "BLE
+ * firmware transfer at MTU 247: fewer reports"). Counted in bytes, not payloads, so a small
+ * MTU does not shrink it (64 payloads at MTU 23 were 1 280 bytes, 4 chunks of 255, and each
+ * half window waited for a report's round trip: "Device-side storage in the transfer benches").
  */
-export const BLE_INFLIGHT_BYTES = 64 * attPayload(247);
-/** The window a BLE device asks for: the chunks (each at most 16 ATT payloads framed) that fit BLE_INFLIGHT_BYTES; 4 at MTU 247, 48 at 23. */
+export const BLE_INFLIGHT_BYTES = 128 * attPayload(247);
+/**
+ * The window a BLE device asks for: the chunks (each at most 16 ATT payloads framed) that fit
+ * BLE_INFLIGHT_BYTES, at most the 64 a report may name; 8 at MTU 247, 64 at 23.
+ */
 export const bleWindow = (mtu: number): number =>
-  Math.max(1, Math.floor(BLE_INFLIGHT_BYTES / (BLE_CHUNK_PAYLOADS * attPayload(mtu))));
+  Math.min(MAX_WINDOW, Math.max(1, Math.floor(BLE_INFLIGHT_BYTES / (BLE_CHUNK_PAYLOADS * attPayload(mtu)))));
 
 /** The largest chunk whose message, framed for a byte stream, is at most `wireBytes`. */
 function chunkForWire(wireBytes: number): number {

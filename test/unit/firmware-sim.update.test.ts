@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { publicKeyFromSeed, signEd25519 } from '../../gateway/crypto/ed25519.js';
-import { UpdatableDevice } from '../../firmware-sim/update.js';
+import { reportEvery, UpdatableDevice } from '../../firmware-sim/update.js';
 import { encodeManifest, type FirmwareManifest } from '../../protocols/firmware-manifest.js';
 import { decodeReport, encodeChunk, encodeOffer, type UpdateReport } from '../../protocols/firmware-transfer.js';
 import { decodeSign1 } from '../../protocols/index.js';
@@ -104,12 +104,27 @@ describe('firmware-sim updatable device', () => {
     d.stop();
   });
 
+  it('reports every three quarters of its window, a quarter (at least a chunk) left in flight', () => {
+    expect([1, 2, 3, 4, 8, 12, 48, 64].map(reportEvery)).toEqual([1, 1, 2, 3, 6, 9, 36, 48]);
+    const { d, reports } = device(testTempDir());
+    d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
+    feed(d, 10);
+    // The request that takes the offer (resume, from 0), then one every 3 chunks of 1 000 bytes.
+    expect(reports.filter((r) => r.state === 'downloading').map((r) => [r.offset, r.reason])).toEqual([
+      [0, 'resume'],
+      [3000, undefined],
+      [6000, undefined],
+      [9000, undefined],
+    ]);
+    d.stop();
+  });
+
   it('resumes from its persisted offset after a power loss', async () => {
     const dir = testTempDir();
     const a = device(dir);
     a.d.receive(encodeOffer({ manifest: manifestFor(), rollout: 'r' }));
     feed(a.d, 7);
-    // The offset is persisted with each report (every half window, 2 chunks here): the last
+    // The offset is persisted with each report (every 3 chunks of a window of 4): the last
     // reported is 6000; the seventh chunk was written but not vouched for.
     expect(a.last()).toMatchObject({ state: 'downloading', offset: 6000 });
     a.d.stop(); // power gone: only the flash directory remains
