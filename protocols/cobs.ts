@@ -33,30 +33,33 @@ export function cobsEncode(data: Uint8Array): Uint8Array {
  * bytes of room); returns the offset after the last byte written.
  */
 export function cobsEncodeInto(data: Uint8Array, out: Uint8Array, offset: number): number {
+  // A block at a time: the next zero is found by a native scan and each run of non-zero bytes
+  // copied whole (a firmware chunk is ~4 KB of mostly non-zero bytes, framed on every send).
+  const len = data.length;
   let codeAt = offset;
   let o = offset + 1;
-  let code = 1;
-  const len = data.length;
-  for (let i = 0; i < len; i++) {
-    const b = data[i]!;
-    if (b === 0) {
-      out[codeAt] = code;
+  let i = 0;
+  let zero = data.indexOf(0);
+  for (;;) {
+    if (zero >= 0 && zero < i) zero = data.indexOf(0, i);
+    const end = zero < 0 ? len : zero;
+    const run = Math.min(end - i, 254);
+    if (run > 16) out.set(data.subarray(i, i + run), o);
+    else for (let k = 0; k < run; k++) out[o + k] = data[i + k]!;
+    o += run;
+    i += run;
+    if (run === 254) {
+      out[codeAt] = 0xff;
+      // A full block that ends the input needs no further (empty) block.
+      if (i === len) return o;
       codeAt = o++;
-      code = 1;
-    } else {
-      out[o++] = b;
-      code++;
-      if (code === 0xff) {
-        out[codeAt] = code;
-        code = 1;
-        // A full block that ends the input needs no further (empty) block.
-        if (i + 1 === len) return o;
-        codeAt = o++;
-      }
+      continue;
     }
+    out[codeAt] = run + 1;
+    if (i === len) return o;
+    i++; // the zero this block stands for
+    codeAt = o++;
   }
-  out[codeAt] = code;
-  return o;
 }
 
 /**

@@ -184,52 +184,50 @@ export class Deframer {
   }
 
   /**
-   * Byte-wise decoding into the frame in progress (a frame split across
-   * chunks); returns after a delimiter, on oversize, or at the chunk end.
+   * Decoding into the frame in progress (a frame split across chunks); returns after a
+   * delimiter, on oversize, or at the chunk end. The next delimiter is found by a native scan
+   * and each block's data bytes copied as a run (an ATT payload of a firmware chunk is 244).
    */
   private step(chunk: Uint8Array, i: number, n: number, frames: Uint8Array[]): number {
     const buf = this.buf;
     const cap = buf.length;
+    let z = chunk.indexOf(FRAME_DELIMITER, i);
+    if (z < 0) z = n;
     while (i < n) {
-      const b = chunk[i++]!;
-      if (b === FRAME_DELIMITER) {
+      if (i === z) {
         this.endFrame(frames);
-        return i;
+        return i + 1;
       }
-      this.wire++;
       if (this.remaining === 0) {
         // A code byte: the previous block (if any, and shorter than 255) ends in a zero.
+        const b = chunk[i]!;
         if (this.code !== 0 && this.code !== 0xff) {
           if (this.len === cap) {
-            this.wire--; // re-scanned by the drop path
-            this.oversize();
-            return i - 1;
+            this.oversize(); // the drop path scans from this byte
+            return i;
           }
           buf[this.len++] = 0;
         }
+        this.wire++;
         this.code = b;
         this.remaining = b - 1;
+        i++;
         continue;
       }
-      // Data bytes of the current block: copy the run up to the block end, a delimiter or the chunk end.
-      let end = i - 1 + this.remaining;
-      if (end > n) end = n;
-      let j = i - 1;
-      let len = this.len;
-      while (j < end) {
-        const d = chunk[j]!;
-        if (d === FRAME_DELIMITER) break;
-        if (len === cap) break;
-        buf[len++] = d;
-        j++;
-      }
-      const copied = j - (i - 1);
-      this.remaining -= copied;
-      this.wire += copied - 1;
-      this.len = len;
-      i = j;
-      if (j < end && chunk[j] !== FRAME_DELIMITER) {
-        this.oversize();
+      // Data bytes of the current block: the run up to the block end, a delimiter or the chunk end.
+      let end = i + this.remaining;
+      if (end > z) end = z;
+      const len = this.len;
+      const stop = end - i > cap - len ? i + (cap - len) : end;
+      const run = stop - i;
+      if (run > 16) buf.set(chunk.subarray(i, stop), len);
+      else for (let k = 0; k < run; k++) buf[len + k] = chunk[i + k]!;
+      this.len = len + run;
+      this.remaining -= run;
+      this.wire += run;
+      i = stop;
+      if (stop < end) {
+        this.oversize(); // full before the block ended
         return i;
       }
     }
