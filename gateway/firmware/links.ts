@@ -51,6 +51,11 @@ export interface FirmwareLink {
    * each device's). A device whose window does not fit waits for others' reports (transfer.ts).
    */
   readonly totalInflightBytes?: number;
+  /**
+   * Runs `fn`, whose sends leave together where the link can (BLE over the simulated radio: a
+   * report's window of chunks in one socket write, not one per chunk). Unset: `fn` just runs.
+   */
+  batch?(fn: () => void): void;
 }
 
 /**
@@ -126,5 +131,6 @@ export function bleFirmwareLink(ble: BleTransport): FirmwareLink {
       const mtu = ble.links.get(device)?.mtu ?? 23;
       return { maxChunk: bleChunkBytes(mtu), maxInflightBytes: BLE_INFLIGHT_BYTES };
     },
+    batch: (fn) => ble.batch(fn),
   };
 }

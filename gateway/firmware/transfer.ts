@@ -244,6 +244,13 @@ export class FirmwareTransfer {
       this.stats.waited++;
       return;
     }
+    if (s.sentUpTo >= s.end) return;
+    if (link.batch) link.batch(() => this.sendWindow(device, s, link));
+    else this.sendWindow(device, s, link);
+  }
+
+  /** Sends the chunks of a session's window not sent yet, while the link takes them. */
+  private sendWindow(device: string, s: Session, link: FirmwareLink): void {
     while (s.sentUpTo < s.end) {
       const chunk = this.chunks.get(s.release, s.sentUpTo, Math.min(s.chunk, s.end - s.sentUpTo));
       if (!chunk) {

@@ -114,6 +114,11 @@ const SWEEP_EVERY_MS = 5000;
 
 export class BleTransport {
   readonly links = new Map<string, BleLink>();
+
+  /** Runs `fn`, whose writes (to any link) go to the radio together where it can (ble-noble.ts batchWrites). */
+  batch(fn: () => void): void {
+    batchWrites(this.noble, fn);
+  }
   adapter = 'unknown';
   error: string | undefined;
   scanning = false;
@@ -308,7 +313,7 @@ export class BleTransport {
         connectTimeoutMs: this.opts.connectTimeoutMs,
         canCancelConnect:
           typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
-        batch: (fn) => batchWrites(this.noble, fn),
+        batch: (fn) => this.batch(fn),
         onState: (l, from) => this.onLinkState(l, from),
         onFirmware: (frame, l) => this.onFirmware?.(frame, l),
         ...(this.events.onDeviceSeen && { onDeviceSeen: this.events.onDeviceSeen }),

@@ -124,6 +124,38 @@ describe('firmware transfer over links', () => {
     expect(serial.sent.length * wire).toBeLessThanOrEqual(10_000);
   });
 
+  it("a link that batches gets each report's window of chunks in one batch", async () => {
+    const batched = new (class extends FakeLink {
+      /** Chunks sent inside each batch. */
+      readonly batches: number[] = [];
+      private inBatch = false;
+      batch(fn: () => void): void {
+        const before = this.sent.length;
+        this.inBatch = true;
+        fn();
+        this.inBatch = false;
+        this.batches.push(this.sent.length - before);
+      }
+      override send(device: string, message: Uint8Array): boolean {
+        const chunk = decodeDown(message);
+        if (chunk.ok && chunk.value.type === 'chunk' && !this.inBatch) throw new Error('chunk sent outside a batch');
+        return super.send(device, message);
+      }
+    })('ble', { maxChunk: 1000, maxInflightBytes: 100_000 });
+    const t = await new FirmwareTransfer(
+      [batched],
+      store,
+      () => publicKeyFromSeed(seed),
+      createLogger('error'),
+    ).start();
+    t.heard('dev-1', 'ble');
+    t.offer('dev-1', release, 'r');
+    batched.onReport!(report(0, 8, 1000, 'resume'), {});
+    batched.onReport!(report(6000, 8, 1000), {});
+    expect(batched.batches).toEqual([8, 6]);
+    expect(batched.sent.map((c) => c.offset)).toEqual(Array.from({ length: 14 }, (_, i) => i * 1000));
+  });
+
   it('a chunk the link does not take is sent again on the next report; a report for another device is refused', async () => {
     const { t, serial } = await rig();
     t.offer('dev-1', release, 'r');
