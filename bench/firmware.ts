@@ -3,7 +3,7 @@
  * MQTT: a gateway (in process, real aedes over TCP, lmdb
  * log) serves a release's image from its image blocks to a firmware-sim updatable device
  * (16 KiB chunks, window 8, firmware-sim's MQTT default; the device writes each chunk as it
- * comes and saves the slot and its offset with each report, every half window), from the
+ * comes and saves the slot and its offset with each report, every 6 chunks), from the
  * offer to `confirmed`. The device's flash: files in a temp directory on the host's disk,
  * written in the device's order without fsync (FW_FLASH_SYNC=none, the default: a real
  * device's flash write does not wait for a host disk; a power loss of the simulated device is
