@@ -77,8 +77,8 @@ const SLOT = 1;
  * Chunks stored between two `downloading` reports: the window less a quarter of it (at least
  * one chunk), which stays in flight while the report travels, so the gateway's next chunks
  * leave before the device runs dry. Each report is signed, saved with its offset and verified
- * by the gateway: at half a window (as before) they were ~30 % of a BLE transfer's CPU at MTU
- * 247 (window 4: a report every 2 chunks; now every 3), bench/README.md.
+ * by the gateway: at half a window (as before, with a window of 4 at MTU 247: every 2 chunks)
+ * they were ~30 % of a BLE transfer's CPU; now every 6 of 8 there (bench/README.md).
  */
 export const reportEvery = (window: number): number => Math.max(1, window - Math.max(1, window >> 2));
 

@@ -115,10 +115,6 @@ const SWEEP_EVERY_MS = 5000;
 export class BleTransport {
   readonly links = new Map<string, BleLink>();
 
-  /** Runs `fn`, whose writes (to any link) go to the radio together where it can (ble-noble.ts batchWrites). */
-  batch(fn: () => void): void {
-    batchWrites(this.noble, fn);
-  }
   adapter = 'unknown';
   error: string | undefined;
   scanning = false;
@@ -189,6 +185,11 @@ export class BleTransport {
       'BLE transport: scanning for the Nordic UART Service once the adapter is up',
     );
     return t;
+  }
+
+  /** Runs `fn`, whose writes (to any link) go to the radio together where it can (ble-noble.ts batchWrites). */
+  batch(fn: () => void): void {
+    batchWrites(this.noble, fn);
   }
 
   get connections(): number {
