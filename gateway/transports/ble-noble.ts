@@ -165,12 +165,11 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b._startScanCommand = null;
   b._peripherals = {};
   // Every ATT write is a websocket message to the radio, and a client masks each one (RFC 6455
-  // §5.3) where the radio's notifications to us go unmasked: ws copies the text to a buffer and
-  // XORs it in JavaScript here and again at the radio (no bufferutil), ~1.6 µs a write, 4 300
-  // writes a MiB of firmware at MTU 247 (bench/README.md). The mask guards browsers' HTTP
-  // intermediaries against script-chosen bytes; this socket is the gateway's own, to a radio on
-  // the host, so the key is zero: ws sends the text as is (still flagged masked) and the radio
-  // skips the XOR, as the notifications the other way are sent.
+  // §5.3) where the radio's notifications to us go unmasked: ws XORs the payload in JavaScript
+  // here and again at the radio (no bufferutil), ~12 % of a BLE firmware transfer's CPU
+  // (bench/README.md). The mask guards browsers' HTTP intermediaries against script-chosen
+  // bytes; this socket is the gateway's own, to a radio on the host, so the key is zero: ws
+  // then sends the frame as is (still flagged masked) and the radio skips the XOR.
   const ws = new WebSocket(url, { generateMask: (mask) => mask.fill(0) });
   b._ws = ws;
   // Each command is its own websocket message; a frame's ATT writes (16 per firmware chunk at

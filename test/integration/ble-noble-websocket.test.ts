@@ -1,7 +1,7 @@
 /**
  * The gateway's noble over the websocket radio protocol (gateway/transports/ble-noble.ts): each
  * ATT write is one websocket message, masked with a zero key, so neither end XORs the payload
- * (ws does it in JavaScript at both ends, for each of 4 300 writes a MiB of firmware), and a batch of
+ * (bench/README.md: the masking was ~12 % of a BLE firmware transfer's CPU), and a batch of
  * writes leaves in one socket write, each still its own message with the same JSON command.
  */
 import { once } from 'node:events';
