@@ -152,7 +152,6 @@ export function createWebSocketNoble(url: string): NobleCentral {
   const Bindings = require('@abandonware/noble/lib/websocket/bindings') as { prototype: object };
   const WebSocket = require('ws') as new (
     url: string,
-    opts?: { generateMask?: (mask: Buffer) => void },
   ) => EventEmitter & { send(d: string, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
   type B = EventEmitter & {
     _ws: InstanceType<typeof WebSocket>;
@@ -164,13 +163,7 @@ export function createWebSocketNoble(url: string): NobleCentral {
   EventEmitter.call(b);
   b._startScanCommand = null;
   b._peripherals = {};
-  // Every ATT write is a websocket message to the radio, and a client masks each one (RFC 6455
-  // §5.3) where the radio's notifications to us go unmasked: ws XORs the payload in JavaScript
-  // here and again at the radio (no bufferutil), ~12 % of a BLE firmware transfer's CPU
-  // (bench/README.md). The mask guards browsers' HTTP intermediaries against script-chosen
-  // bytes; this socket is the gateway's own, to a radio on the host, so the key is zero: ws
-  // then sends the frame as is (still flagged masked) and the radio skips the XOR.
-  const ws = new WebSocket(url, { generateMask: (mask) => mask.fill(0) });
+  const ws = new WebSocket(url);
   b._ws = ws;
   // Each command is its own websocket message; a frame's ATT writes (16 per firmware chunk at
   // MTU 247) corked together leave in one writev, not one system call each (bench/README.md).
