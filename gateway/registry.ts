@@ -2,7 +2,8 @@
  * Device registry: who may send frames, under which Ed25519 key. Persisted in
  * the store and read through on every lookup (an lmdb get costs about a
  * microsecond), so enrolments and revocations made by the CLI while the
- * gateway runs take effect at once. Enrolments and revocations that would write are refused
+ * gateway runs take effect at once. Ingest's lookup compares the stored bytes
+ * with those it decoded last time and decodes only when they changed. Enrolments and revocations that would write are refused
  * by the free-space guard while the disk is low (the record stays as it was).
  */
 import { checkEd25519PublicKey, fromHex, isValidId, parsePublicKey, publicKeyToDidKey } from '../protocols/index.js';
@@ -36,6 +37,8 @@ export interface ActiveDevice {
 
 export class Registry {
   private readonly keys = new Map<string, Uint8Array>();
+  /** The stored bytes of an active device's record as last decoded, and what they decoded to. */
+  private readonly decoded = new Map<string, { readonly bytes: Buffer; readonly active: ActiveDevice }>();
 
   constructor(
     private readonly store: Store,
@@ -108,8 +111,17 @@ export class Registry {
 
   /** The enrolled, unrevoked device and its key, or undefined. */
   active(id: string): ActiveDevice | undefined {
+    // getBinaryFast's buffer is lmdb-js's own, reused by the next read (and not copyable): compared
+    // only; the bytes kept are read again as a copy.
+    const bytes = this.store.devices.getBinaryFast(id);
+    const last = this.decoded.get(id);
+    if (bytes && last?.bytes.equals(bytes)) return last.active;
+    const copy = bytes && this.store.devices.getBinary(id);
     const record = this.store.devices.get(id);
-    if (!record || record.revokedAt !== undefined) return undefined;
+    if (!record || record.revokedAt !== undefined || !copy) {
+      this.decoded.delete(id);
+      return undefined;
+    }
     let pub = this.keys.get(record.publicKey);
     if (!pub) {
       pub = fromHex(record.publicKey)!;
@@ -117,7 +129,9 @@ export class Registry {
       if (!checkEd25519PublicKey(pub).ok) return undefined;
       this.keys.set(record.publicKey, pub);
     }
-    return { record, publicKey: pub };
+    const active = { record, publicKey: pub };
+    this.decoded.set(id, { bytes: copy, active });
+    return active;
   }
 
   list(): DeviceRecord[] {
