@@ -6,7 +6,14 @@
  * with those it decoded last time and decodes only when they changed. Enrolments and revocations that would write are refused
  * by the free-space guard while the disk is low (the record stays as it was).
  */
-import { checkEd25519PublicKey, fromHex, isValidId, parsePublicKey, publicKeyToDidKey } from '../protocols/index.js';
+import {
+  bytesEqual,
+  checkEd25519PublicKey,
+  fromHex,
+  isValidId,
+  parsePublicKey,
+  publicKeyToDidKey,
+} from '../protocols/index.js';
 import type { Logger } from './logger.js';
 import { DiskLowError, type FreeSpaceGuard } from './store/free-space.js';
 import type { DeviceRecord, Store } from './store/store.js';
@@ -38,7 +45,7 @@ export interface ActiveDevice {
 export class Registry {
   private readonly keys = new Map<string, Uint8Array>();
   /** The stored bytes of an active device's record as last decoded, and what they decoded to. */
-  private readonly decoded = new Map<string, { readonly bytes: Buffer; readonly active: ActiveDevice }>();
+  private readonly decoded = new Map<string, { readonly bytes: Uint8Array; readonly active: ActiveDevice }>();
 
   constructor(
     private readonly store: Store,
@@ -111,11 +118,12 @@ export class Registry {
 
   /** The enrolled, unrevoked device and its key, or undefined. */
   active(id: string): ActiveDevice | undefined {
-    // getBinaryFast's buffer is lmdb-js's own, reused by the next read (and not copyable): compared
-    // only; the bytes kept are read again as a copy.
+    // getBinaryFast's buffer is lmdb-js's own, reused by the next read (its byteLength is the whole
+    // shared buffer's, so Buffer's equals and copies refuse it): compared byte by byte only; the
+    // bytes kept are read again as a copy.
     const bytes = this.store.devices.getBinaryFast(id);
     const last = this.decoded.get(id);
-    if (bytes && last?.bytes.equals(bytes)) return last.active;
+    if (bytes && last && bytesEqual(last.bytes, bytes)) return last.active;
     const copy = bytes && this.store.devices.getBinary(id);
     const record = this.store.devices.get(id);
     if (!record || record.revokedAt !== undefined || !copy) {
