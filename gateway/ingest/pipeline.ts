@@ -438,7 +438,8 @@ export class IngestPipeline {
         continue;
       }
       // decodeBody's answer, by the reading fast path where the bytes have its shape.
-      const decoded = decodeBodyResolved(e.payload!)?.body;
+      const fast = decodeBodyResolved(e.payload!);
+      const decoded = fast?.body;
       if (!decoded) {
         const err = decodeBody(e.payload!);
         e.outcome = reject(
@@ -488,7 +489,7 @@ export class IngestPipeline {
       });
       let group = blockFrames.get(policy);
       if (!group) blockFrames.set(policy, (group = []));
-      knownFrameId(e.bytes, { device, boot, seq }, decoded);
+      knownFrameId(e.bytes, { device, boot, seq }, decoded, fast.resolved);
       group.push({ frame: e.bytes, rxTime: e.rxTime, transport: e.meta.transport });
     }
     for (const d of touched) this.store.putWindow(d, this.windows.get(d)!.toRecord());
