@@ -52,11 +52,12 @@ export function forEachRecord(
   f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
-  // Ingest's decoding of a frame it just stored, its records resolved already; else decoded now.
-  const known = f.body ? undefined : decodedBody(f.frame);
+  // Ingest's decoding of a frame it just stored (the body the export read hands over is that
+  // same object), its records resolved already; else decoded now.
+  const known = decodedBody(f.frame);
   const body = f.body ?? known?.body ?? decode(f.frame);
   if (body?.type !== 'reading') return 0;
-  let rs = known?.resolved;
+  let rs = known?.body === body ? known.resolved : undefined;
   if (!rs) {
     const pack = resolvePack(body.records);
     if (!pack.ok) return 0;
