@@ -2,10 +2,18 @@
  * Device registry: who may send frames, under which Ed25519 key. Persisted in
  * the store and read through on every lookup (an lmdb get costs about a
  * microsecond), so enrolments and revocations made by the CLI while the
- * gateway runs take effect at once. Enrolments and revocations that would write are refused
+ * gateway runs take effect at once. Ingest's lookup compares the stored bytes
+ * with those it decoded last time and decodes only when they changed. Enrolments and revocations that would write are refused
  * by the free-space guard while the disk is low (the record stays as it was).
  */
-import { checkEd25519PublicKey, fromHex, isValidId, parsePublicKey, publicKeyToDidKey } from '../protocols/index.js';
+import {
+  bytesEqual,
+  checkEd25519PublicKey,
+  fromHex,
+  isValidId,
+  parsePublicKey,
+  publicKeyToDidKey,
+} from '../protocols/index.js';
 import type { Logger } from './logger.js';
 import { DiskLowError, type FreeSpaceGuard } from './store/free-space.js';
 import type { DeviceRecord, Store } from './store/store.js';
@@ -36,6 +44,8 @@ export interface ActiveDevice {
 
 export class Registry {
   private readonly keys = new Map<string, Uint8Array>();
+  /** The stored bytes of an active device's record as last decoded, and what they decoded to. */
+  private readonly decoded = new Map<string, { readonly bytes: Uint8Array; readonly active: ActiveDevice }>();
 
   constructor(
     private readonly store: Store,
@@ -108,8 +118,18 @@ export class Registry {
 
   /** The enrolled, unrevoked device and its key, or undefined. */
   active(id: string): ActiveDevice | undefined {
+    // getBinaryFast's buffer is lmdb-js's own, reused by the next read (its byteLength is the whole
+    // shared buffer's, so Buffer's equals and copies refuse it): compared byte by byte only; the
+    // bytes kept are read again as a copy.
+    const bytes = this.store.devices.getBinaryFast(id);
+    const last = this.decoded.get(id);
+    if (bytes && last && bytesEqual(last.bytes, bytes)) return last.active;
+    const copy = bytes && this.store.devices.getBinary(id);
     const record = this.store.devices.get(id);
-    if (!record || record.revokedAt !== undefined) return undefined;
+    if (!record || record.revokedAt !== undefined || !copy) {
+      this.decoded.delete(id);
+      return undefined;
+    }
     let pub = this.keys.get(record.publicKey);
     if (!pub) {
       pub = fromHex(record.publicKey)!;
@@ -117,7 +137,9 @@ export class Registry {
       if (!checkEd25519PublicKey(pub).ok) return undefined;
       this.keys.set(record.publicKey, pub);
     }
-    return { record, publicKey: pub };
+    const active = { record, publicKey: pub };
+    this.decoded.set(id, { bytes: copy, active });
+    return active;
   }
 
   list(): DeviceRecord[] {

@@ -16,31 +16,62 @@ import { decodeSign1, MAX_FRAME_BYTES } from './cose.js';
 const SIGNATURE_HEAD_0 = 0x58;
 const SIGNATURE_LEN = 64;
 
+/** What verification needs of an accepted COSE_Sign1: decodeSign1's fields of the same name. */
+export interface Sign1Parts {
+  readonly kid: Uint8Array;
+  readonly protectedBytes: Uint8Array;
+  readonly payload: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
 export class Sign1Payloads {
-  /** The bytes before the payload (latin1) → whether decodeSign1 accepts that envelope. */
-  private readonly verdicts = new Map<string, boolean>();
+  /**
+   * The bytes before the payload (latin1) → the kid decodeSign1 found in that envelope (a copy,
+   * shared by every frame with the same envelope), or false where it refuses the envelope.
+   */
+  private readonly verdicts = new Map<string, Uint8Array | false>();
 
   constructor(private readonly maxEntries = 65_536) {}
 
   payload(bytes: Uint8Array): Uint8Array | undefined {
+    return this.parts(bytes)?.payload;
+  }
+
+  /**
+   * decodeSign1(bytes)'s kid, protected header bytes, payload and signature (default options),
+   * or undefined where it fails (ask decodeSign1 for the error). The kid may be shared between
+   * calls: do not write into it.
+   */
+  parts(bytes: Uint8Array): Sign1Parts | undefined {
     const at = payloadAt(bytes);
     if (at === undefined) {
       const r = decodeSign1(bytes);
-      return r.ok ? r.value.payload : undefined;
+      if (!r.ok) return undefined;
+      const { kid, protectedBytes, payload, signature } = r.value;
+      return { kid, protectedBytes, payload, signature };
     }
     const key = latin1(bytes, at.prefixEnd);
-    let ok = this.verdicts.get(key);
-    if (ok === undefined) {
-      ok = decodeSign1(bytes).ok;
+    let kid = this.verdicts.get(key);
+    if (kid === undefined) {
+      const r = decodeSign1(bytes);
+      kid = r.ok ? r.value.kid.slice() : false;
       if (this.verdicts.size >= this.maxEntries) this.verdicts.clear();
-      this.verdicts.set(key, ok);
+      this.verdicts.set(key, kid);
     }
-    return ok ? bytes.subarray(at.start, at.end) : undefined;
+    if (kid === false) return undefined;
+    return {
+      kid,
+      protectedBytes: bytes.subarray(at.protectedStart, at.protectedEnd),
+      payload: bytes.subarray(at.start, at.end),
+      signature: bytes.subarray(at.end + 2),
+    };
   }
 }
 
 /** Where the payload is, if `bytes` has the shape above; undefined otherwise. */
-function payloadAt(bytes: Uint8Array): { prefixEnd: number; start: number; end: number } | undefined {
+function payloadAt(
+  bytes: Uint8Array,
+): { protectedStart: number; protectedEnd: number; prefixEnd: number; start: number; end: number } | undefined {
   const n = bytes.length;
   if (n > MAX_FRAME_BYTES || n < 8 || bytes[0] !== 0xd2 || bytes[1] !== 0x84) return undefined;
   // protected header: a byte string of 0..255 bytes
@@ -54,7 +85,9 @@ function payloadAt(bytes: Uint8Array): { prefixEnd: number; start: number; end: 
     plen = bytes[p + 1]!;
     p += 2;
   } else return undefined;
+  const protectedStart = p;
   p += plen;
+  const protectedEnd = p;
   // unprotected header: {} or {4: kid of 0..23 bytes}
   const u = bytes[p];
   if (u === 0xa0) p += 1;
@@ -83,11 +116,10 @@ function payloadAt(bytes: Uint8Array): { prefixEnd: number; start: number; end: 
   // the signature: exactly 64 bytes, ending the input
   if (len < 0 || end + 2 + SIGNATURE_LEN !== n) return undefined;
   if (bytes[end] !== SIGNATURE_HEAD_0 || bytes[end + 1] !== SIGNATURE_LEN) return undefined;
-  return { prefixEnd, start, end };
+  return { protectedStart, protectedEnd, prefixEnd, start, end };
 }
 
+/** The first `end` bytes as a string of char codes 0..255 (a Map key), built in one call. */
 function latin1(bytes: Uint8Array, end: number): string {
-  let s = '';
-  for (let i = 0; i < end; i++) s += String.fromCharCode(bytes[i]!);
-  return s;
+  return String.fromCharCode.apply(null, bytes.subarray(0, end) as unknown as number[]);
 }

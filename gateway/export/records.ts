@@ -52,11 +52,17 @@ export function forEachRecord(
   f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
-  const body = f.body ?? decodedBody(f.frame) ?? decode(f.frame);
+  // Ingest's decoding of a frame it just stored (the body the export read hands over is that
+  // same object), its records resolved already; else decoded now.
+  const known = decodedBody(f.frame);
+  const body = f.body ?? known?.body ?? decode(f.frame);
   if (body?.type !== 'reading') return 0;
-  const pack = resolvePack(body.records);
-  if (!pack.ok) return 0;
-  const rs = pack.value;
+  let rs = known?.body === body ? known.resolved : undefined;
+  if (!rs) {
+    const pack = resolvePack(body.records);
+    if (!pack.ok) return 0;
+    rs = pack.value;
+  }
   for (let i = 0; i < rs.length; i++) {
     const r = rs[i]!;
     // RFC 8428 §4.5.3: small times are relative to the receive time.

@@ -16,7 +16,7 @@ import type { Database } from 'lmdb';
 import { type Store, untracked } from '../store/store.js';
 import type { ExportTarget } from './exporter.js';
 import { combineBuckets, MinuteRows, mergeBuckets } from './rollup-minutes.js';
-import { frameRecords } from './records.js';
+import { forEachRecord } from './records.js';
 import type { ExportFrame } from './source.js';
 
 export const ROLLUP_STEPS_S = [60, 3600] as const;
@@ -67,20 +67,23 @@ export class RollupStore implements ExportTarget {
 
   async deliverWithCursor(frames: readonly ExportFrame[], writeCursor: () => void): Promise<void> {
     const now = this.now();
-    // Per series, per step: the batch's sums by bucket (decoded outside the transaction).
-    const sums = new Map<string, { device: string; name: string; steps: Map<number, Bucket>[] }>();
+    // Per series, per step: the batch's sums by bucket (decoded outside the transaction). The
+    // records are read as resolved, without an object per record or per value added.
+    const sums = new Map<string, { device: string; name: string; steps: Map<number, Sum>[] }>();
     for (const f of frames)
-      for (const r of frameRecords(f)) {
-        if (r.value === undefined || !Number.isFinite(r.value)) continue;
+      forEachRecord(f, (_index, r, time) => {
+        const v = r.value;
+        if (v === undefined || !Number.isFinite(v)) return;
         const id = `${f.device}\u0000${r.name}`;
         let s = sums.get(id);
         if (!s) sums.set(id, (s = { device: f.device, name: r.name, steps: ROLLUP_STEPS_S.map(() => new Map()) }));
-        ROLLUP_STEPS_S.forEach((step, i) => {
-          const bucket = Math.floor(r.time / (step * 1000)) * step * 1000;
-          if (bucket + step * 1000 <= now - this.retainMs[step]) return; // already past its retention
-          add(s.steps[i]!, bucket, { count: 1, min: r.value!, max: r.value!, sum: r.value! });
-        });
-      }
+        for (let i = 0; i < ROLLUP_STEPS_S.length; i++) {
+          const step = ROLLUP_STEPS_S[i]!;
+          const bucket = Math.floor(time / (step * 1000)) * step * 1000;
+          if (bucket + step * 1000 <= now - this.retainMs[step]) continue; // already past its retention
+          addValue(s.steps[i]!, bucket, v);
+        }
+      });
     await untracked(
       this.store.root.transaction(() => {
         for (const [id, { device, name, steps }] of sums) {
@@ -174,7 +177,16 @@ export class RollupStore implements ExportTarget {
   }
 }
 
-function add(m: Map<number, Bucket>, t: number, b: Bucket): void {
-  const old = m.get(t);
-  m.set(t, old ? combineBuckets(old, b) : b);
+/** A bucket the batch is still summing (its own object: added to in place). */
+type Sum = { count: number; min: number; max: number; sum: number };
+
+function addValue(m: Map<number, Sum>, t: number, v: number): void {
+  const b = m.get(t);
+  if (!b) m.set(t, { count: 1, min: v, max: v, sum: v });
+  else {
+    b.count++;
+    b.min = Math.min(b.min, v); // as combineBuckets does (-0 and 0 alike)
+    b.max = Math.max(b.max, v);
+    b.sum += v;
+  }
 }

@@ -11,6 +11,7 @@ import {
   decodeSign1,
   hashHex,
   kidToDeviceId,
+  type ResolvedRecord,
   type SignedBlock,
   toHex,
   type UplinkBody,
@@ -124,7 +125,7 @@ export function frameId(frame: Uint8Array): FrameId | undefined {
 export function frameIdAndBody(frame: Uint8Array): { id: FrameId; body: UplinkBody } | undefined {
   const known = decided.get(frame);
   const had = bodies.get(frame);
-  if (known && had) return { id: known, body: had };
+  if (known && had) return { id: known, body: had.body };
   const cose = decodeSign1(frame);
   if (!cose.ok) return undefined;
   const device = kidToDeviceId(cose.value.kid);
@@ -137,20 +138,34 @@ export function frameIdAndBody(frame: Uint8Array): { id: FrameId; body: UplinkBo
  * percent of ingest. Held weakly, so an entry goes with its frame.
  */
 const decided = new WeakMap<Uint8Array, FrameId>();
-/** Bodies ingest decoded, likewise: the local rollups read each new frame's records (export/records.ts). */
-const bodies = new WeakMap<Uint8Array, UplinkBody>();
+/**
+ * Bodies ingest decoded, likewise, and a reading's records as it resolved them: the local rollups
+ * read each new frame's records (export/records.ts).
+ */
+const bodies = new WeakMap<Uint8Array, DecodedBody>();
+
+export interface DecodedBody {
+  readonly body: UplinkBody;
+  /** A reading's records resolved (RFC 8428 §4.6), where the decoder resolved them. */
+  readonly resolved?: readonly ResolvedRecord[] | undefined;
+}
 
 /**
  * Records what `frameId(frame)` is, as ingest decoded it (the same decode: kid, then the body's
- * boot and seq), and the body it decoded.
+ * boot and seq), and the body it decoded (with its records resolved, if they were).
  */
-export function knownFrameId(frame: Uint8Array, id: FrameId, body?: UplinkBody): void {
+export function knownFrameId(
+  frame: Uint8Array,
+  id: FrameId,
+  body?: UplinkBody,
+  resolved?: readonly ResolvedRecord[],
+): void {
   decided.set(frame, id);
-  if (body) bodies.set(frame, body);
+  if (body) bodies.set(frame, { body, resolved });
 }
 
 /** The body of a frame as ingest decoded it, while the frame's bytes object lives (else undefined: decode it). */
-export function decodedBody(frame: Uint8Array): UplinkBody | undefined {
+export function decodedBody(frame: Uint8Array): DecodedBody | undefined {
   return bodies.get(frame);
 }
 

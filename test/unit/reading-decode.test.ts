@@ -135,13 +135,19 @@ const reference = (bytes: Uint8Array) => {
 };
 
 describe('replay decoding fast paths', () => {
-  it('Sign1Payloads answers what decodeSign1 answers (one instance over many frames, its cache warm)', () => {
+  it('Sign1Payloads answers what decodeSign1 answers: payload, kid, protected bytes, signature (one instance over many frames, its cache warm)', () => {
     const payloads = new Sign1Payloads();
     fc.assert(
       fc.property(fc.array(mutated, { minLength: 1, maxLength: 20 }), (frames) => {
         for (const f of frames) {
           const r = decodeSign1(f);
           expect(payloads.payload(f)).toStrictEqual(r.ok ? r.value.payload : undefined);
+          const parts = payloads.parts(f);
+          if (!r.ok) expect(parts).toBeUndefined();
+          else {
+            const { kid, protectedBytes, payload, signature } = r.value;
+            expect(parts).toStrictEqual({ kid, protectedBytes, payload, signature });
+          }
         }
       }),
       { numRuns: 400 },
