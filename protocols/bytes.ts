@@ -15,7 +15,10 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   // Long ones (a 64 KiB image block checked against its re-encoding) natively; a loop is
   // quicker than the Buffer view for keys and digests.
-  if (a.length > 64) return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b);
+  // Views of `length` bytes: lmdb-js's getBinaryFast buffer reports the whole shared buffer as
+  // its byteLength, and Buffer's equals compares byteLengths.
+  if (a.length > 64)
+    return Buffer.from(a.buffer, a.byteOffset, a.length).equals(Buffer.from(b.buffer, b.byteOffset, b.length));
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
