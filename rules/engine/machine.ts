@@ -12,7 +12,7 @@ import { compileCondition, type CelContext, type Condition } from '../dsl/cel.js
 import type { DecisionDraft, MachineRule } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 import { drafts, seen } from './actions.js';
-import { inputsOf, MAX_INPUTS, valuesOf } from './sample.js';
+import { MAX_INPUTS, valuesOf } from './sample.js';
 import { RollingWindow } from './rolling.js';
 import type { EvalCounters } from './signal.js';
 import { stage } from './stage.js';
@@ -70,7 +70,7 @@ export function machine(
     // the frames behind a decision: the window's (newest last, at most MAX_INPUTS), else the last frame
     const inputs = (): FrameRef[] =>
       win && win.size > 0
-        ? inputsOf(win.newest())
+        ? win.newest()
         : lastFrame
           ? [{ device: lastFrame.device, boot: lastFrame.boot, seq: lastFrame.seq }]
           : [];
@@ -119,8 +119,8 @@ export function machine(
           if (win && rule.window) {
             win.add(e.frame);
             const w = rule.window;
-            const edge = io.now() - (w.kind === 'sliding' ? w.sizeMs : 0);
-            win.evict(w.kind === 'count' ? () => win.size > w.count : (time) => time <= edge);
+            if (w.kind === 'count') win.evictBeyond(w.count);
+            else win.evictUntil(io.now() - (w.kind === 'sliding' ? w.sizeMs : 0));
             agg = win.values();
           }
           const x = ctx();

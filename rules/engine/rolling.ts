@@ -4,6 +4,7 @@
  * min/max with monotonic deques, rate from the oldest and newest reading. O(1) amortised
  * per frame, so a 10-minute window of a 10 Hz device costs no more than a 1-second one.
  */
+import type { FrameRef } from '../decision.js';
 import type { AggregateSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 
@@ -85,7 +86,11 @@ class Points {
 
 class One {
   private readonly points = new Points();
-  /** min: increasing values from the oldest (a monotonic deque); max: decreasing. */
+  /**
+   * min: non-decreasing values from the oldest (a monotonic deque); max: non-increasing. Equal
+   * values stay and NaN never enters, so the front is the first of the window's least values as
+   * `aggregate`'s `v < min` scan finds it (0 before -0, NaN ignored).
+   */
   private readonly mono = new Points();
   private sum = 0;
   constructor(readonly spec: AggregateSpec) {}
@@ -93,11 +98,12 @@ class One {
   add(n: number, v: number, t: number): void {
     this.points.push(n, v, t);
     this.sum += v;
+    if (Number.isNaN(v)) return; // no min or max
     if (this.spec.fn === 'min') {
-      while (this.mono.size > 0 && this.mono.lastV() >= v) this.mono.popLast();
+      while (this.mono.size > 0 && this.mono.lastV() > v) this.mono.popLast();
       this.mono.push(n, v, t);
     } else if (this.spec.fn === 'max') {
-      while (this.mono.size > 0 && this.mono.lastV() <= v) this.mono.popLast();
+      while (this.mono.size > 0 && this.mono.lastV() < v) this.mono.popLast();
       this.mono.push(n, v, t);
     }
   }
@@ -120,8 +126,9 @@ class One {
       case 'avg':
         return this.sum / k;
       case 'min':
+        return this.mono.size > 0 ? this.mono.firstV() : Infinity; // only NaN in the window
       case 'max':
-        return this.mono.firstV();
+        return this.mono.size > 0 ? this.mono.firstV() : -Infinity;
       case 'last':
         return this.points.lastV();
       case 'rate': {
@@ -132,15 +139,74 @@ class One {
   }
 }
 
+/**
+ * The newest frames of a window (at most MAX_INPUTS) as a decision names them: a range of a
+ * RefLog's arrays, which later frames only append to, so it is fixed once taken.
+ */
+export class Refs {
+  constructor(
+    private readonly devices: readonly string[],
+    private readonly boots: readonly number[],
+    private readonly seqs: readonly number[],
+    private readonly from: number,
+    private readonly to: number,
+  ) {}
+
+  /** The frames' identities, oldest first. */
+  list(): FrameRef[] {
+    const out: FrameRef[] = [];
+    for (let i = this.from; i < this.to; i++)
+      out.push({ device: this.devices[i]!, boot: this.boots[i]!, seq: this.seqs[i]! });
+    return out;
+  }
+}
+
+/**
+ * The identities (device, boot, seq) of a window's newest frames, in append-only arrays: the
+ * window keeps no frame, so a replay's frames die young instead of being promoted while
+ * windows hold them, and a sample's inputs (`Refs`) cost no copy. Compaction makes new
+ * arrays; the old ones stay as they are for the Refs that point into them.
+ */
+class RefLog {
+  private devices: string[] = [];
+  private boots: number[] = [];
+  private seqs: number[] = [];
+  private head = 0;
+
+  add(f: FrameRef): void {
+    const n = this.devices.length;
+    const prev = n > 0 ? this.devices[n - 1] : undefined;
+    // the previous frame's string when equal: a decoded frame may bring its own copy
+    this.devices.push(prev === f.device ? prev : f.device);
+    this.boots.push(f.boot);
+    this.seqs.push(f.seq);
+  }
+
+  /** Keeps at most the newest `k`. */
+  keep(k: number): void {
+    const n = this.devices.length;
+    if (n - this.head <= k) return;
+    this.head = n - k;
+    if (this.head > 1024 && this.head * 2 > n) {
+      this.devices = this.devices.slice(this.head);
+      this.boots = this.boots.slice(this.head);
+      this.seqs = this.seqs.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  refs(): Refs {
+    return new Refs(this.devices, this.boots, this.seqs, this.head, this.devices.length);
+  }
+}
+
 export class RollingWindow {
-  /**
-   * The window's frames' times, oldest first (the first frame is numbered `next - size`): the
-   * frames themselves are kept only as far as `newest` needs them (`recent`).
-   */
+  /** The window's frames' times, oldest first (the first frame is numbered `next - size`). */
   private readonly times = new Fifo();
   private readonly aggs: One[];
   private next = 0;
-  private recent: RuleFrame[] = [];
+  /** The newest frames' identities, at most `keepRecent` of those in the window. */
+  private readonly recent = new RefLog();
 
   constructor(
     specs: readonly AggregateSpec[],
@@ -159,8 +225,8 @@ export class RollingWindow {
     for (const a of this.aggs) {
       for (const r of f.records) if (r.name === a.spec.of && typeof r.value === 'number') a.add(n, r.value, r.time);
     }
-    this.recent.push(f);
-    if (this.recent.length > this.keepRecent * 2) this.recent = this.recent.slice(-this.keepRecent);
+    this.recent.add(f);
+    this.recent.keep(this.keepRecent);
   }
 
   /** Drops the oldest frames while `leave(the oldest frame's time)` holds. */
@@ -170,15 +236,40 @@ export class RollingWindow {
       this.times.shift();
       dropped = true;
     }
-    if (!dropped) return;
-    const firstN = this.next - this.times.size;
-    for (const a of this.aggs) a.drop(firstN);
-    if (this.recent.length > this.times.size) this.recent = this.recent.slice(-this.times.size);
+    if (dropped) this.dropped();
   }
 
-  /** The newest frames still in the window, at most `keepRecent`, oldest first. */
-  newest(): RuleFrame[] {
-    return this.recent.slice(-Math.min(this.keepRecent, this.times.size));
+  /** Drops the frames received at or before `edge` (a sliding window's per-frame eviction, no closure). */
+  evictUntil(edge: number): void {
+    let dropped = false;
+    while (this.times.size > 0 && this.times.first()! <= edge) {
+      this.times.shift();
+      dropped = true;
+    }
+    if (dropped) this.dropped();
+  }
+
+  /** Drops the oldest frames beyond the newest `count`. */
+  evictBeyond(count: number): void {
+    if (this.times.size <= count) return;
+    while (this.times.size > count) this.times.shift();
+    this.dropped();
+  }
+
+  private dropped(): void {
+    const firstN = this.next - this.times.size;
+    for (const a of this.aggs) a.drop(firstN);
+    this.recent.keep(Math.min(this.keepRecent, this.times.size));
+  }
+
+  /** The newest frames still in the window, at most `keepRecent`, oldest first (fixed once taken). */
+  inputs(): Refs {
+    return this.recent.refs();
+  }
+
+  /** The same as a list. */
+  newest(): FrameRef[] {
+    return this.recent.refs().list();
   }
 
   values(): Record<string, number> {
