@@ -8,46 +8,77 @@ import type { FrameRef } from '../decision.js';
 import type { AggregateSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 
-/** A queue of numbers with O(1) amortised shift (arrays re-index on shift). */
+/**
+ * Rings of numbers in Float64Arrays, grown by doubling when full and never shrunk: a window in
+ * its steady state allocates nothing per frame. (Number arrays compacted by slicing, as before,
+ * re-grew their backing stores every thousand frames; those lived long enough to be promoted,
+ * most of what a replay promoted.)
+ */
 class Fifo {
-  private items: number[] = [];
+  private items = new Float64Array(16);
   private head = 0;
+  private n = 0;
   get size(): number {
-    return this.items.length - this.head;
+    return this.n;
   }
   push(x: number): void {
-    this.items.push(x);
-  }
-  first(): number | undefined {
-    return this.items[this.head];
-  }
-  shift(): number | undefined {
-    const x = this.items[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
+    if (this.n === this.items.length) {
+      this.items = grow(this.items, this.head, this.n);
       this.head = 0;
     }
+    const j = this.head + this.n;
+    this.items[j < this.items.length ? j : j - this.items.length] = x;
+    this.n++;
+  }
+  first(): number | undefined {
+    return this.n > 0 ? this.items[this.head] : undefined;
+  }
+  shift(): number | undefined {
+    if (this.n === 0) return undefined;
+    const x = this.items[this.head]!;
+    this.head = this.head + 1 === this.items.length ? 0 : this.head + 1;
+    this.n--;
     return x;
   }
 }
 
+/** A ring's `n` items from `head`, in order, in an array twice as long. */
+function grow(a: Float64Array<ArrayBuffer>, head: number, n: number): Float64Array<ArrayBuffer> {
+  const b = new Float64Array(a.length * 2);
+  const tail = Math.min(n, a.length - head);
+  b.set(a.subarray(head, head + tail), 0);
+  if (tail < n) b.set(a.subarray(0, n - tail), tail);
+  return b;
+}
+
 /**
- * A queue of points (frame number, value, time) in three number arrays, no object per point:
- * a window's points outlive a few young-generation collections, and a replay adds millions.
- * Shift is O(1) amortised as in Fifo.
+ * A double-ended queue of points (frame number, value, time) in three rings, no object per
+ * point (a replay adds millions).
  */
 class Points {
-  private ns: number[] = [];
-  private vs: number[] = [];
-  private ts: number[] = [];
+  private ns = new Float64Array(16);
+  private vs = new Float64Array(16);
+  private ts = new Float64Array(16);
   private head = 0;
+  private n = 0;
   get size(): number {
-    return this.ns.length - this.head;
+    return this.n;
+  }
+  private at(i: number): number {
+    const j = this.head + i;
+    return j < this.ns.length ? j : j - this.ns.length;
   }
   push(n: number, v: number, t: number): void {
-    this.ns.push(n);
-    this.vs.push(v);
-    this.ts.push(t);
+    if (this.n === this.ns.length) {
+      this.ns = grow(this.ns, this.head, this.n);
+      this.vs = grow(this.vs, this.head, this.n);
+      this.ts = grow(this.ts, this.head, this.n);
+      this.head = 0;
+    }
+    const j = this.at(this.n++);
+    this.ns[j] = n;
+    this.vs[j] = v;
+    this.ts[j] = t;
   }
   firstN(): number {
     return this.ns[this.head]!;
@@ -59,28 +90,20 @@ class Points {
     return this.ts[this.head]!;
   }
   lastV(): number {
-    return this.vs[this.vs.length - 1]!;
+    return this.vs[this.at(this.n - 1)]!;
   }
   lastT(): number {
-    return this.ts[this.ts.length - 1]!;
+    return this.ts[this.at(this.n - 1)]!;
   }
   /** Drops the oldest point; returns its value. */
   shift(): number {
-    const v = this.vs[this.head++]!;
-    if (this.head > 1024 && this.head * 2 > this.ns.length) {
-      this.ns = this.ns.slice(this.head);
-      this.vs = this.vs.slice(this.head);
-      this.ts = this.ts.slice(this.head);
-      this.head = 0;
-    }
+    const v = this.vs[this.head]!;
+    this.head = this.at(1);
+    this.n--;
     return v;
   }
   popLast(): void {
-    if (this.head < this.ns.length) {
-      this.ns.pop();
-      this.vs.pop();
-      this.ts.pop();
-    }
+    if (this.n > 0) this.n--;
   }
 }
 
