@@ -33,6 +33,10 @@ class Fifo {
   first(): number | undefined {
     return this.n > 0 ? this.items[this.head] : undefined;
   }
+  clear(): void {
+    this.head = 0;
+    this.n = 0;
+  }
   shift(): number | undefined {
     if (this.n === 0) return undefined;
     const x = this.items[this.head]!;
@@ -105,6 +109,10 @@ class Points {
   popLast(): void {
     if (this.n > 0) this.n--;
   }
+  clear(): void {
+    this.head = 0;
+    this.n = 0;
+  }
 }
 
 class One {
@@ -129,6 +137,12 @@ class One {
       while (this.mono.size > 0 && this.mono.lastV() < v) this.mono.popLast();
       this.mono.push(n, v, t);
     }
+  }
+
+  clear(): void {
+    this.points.clear();
+    this.mono.clear();
+    this.sum = 0;
   }
 
   /** Drops points of frames numbered below `n` (they left the window). */
@@ -229,7 +243,7 @@ export class RollingWindow {
   private readonly aggs: One[];
   private next = 0;
   /** The newest frames' identities, at most `keepRecent` of those in the window. */
-  private readonly recent = new RefLog();
+  private recent = new RefLog();
 
   constructor(
     specs: readonly AggregateSpec[],
@@ -283,6 +297,16 @@ export class RollingWindow {
     const firstN = this.next - this.times.size;
     for (const a of this.aggs) a.drop(firstN);
     this.recent.keep(Math.min(this.keepRecent, this.times.size));
+  }
+
+  /**
+   * Empties the window, keeping its rings' room (a tumbling window, every period). Inputs taken
+   * before stay as they were: the identities start a new log.
+   */
+  clear(): void {
+    this.times.clear();
+    for (const a of this.aggs) a.clear();
+    this.recent = new RefLog();
   }
 
   /** The newest frames still in the window, at most `keepRecent`, oldest first (fixed once taken). */

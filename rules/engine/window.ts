@@ -39,15 +39,16 @@ export function windowed(
       };
     }
     // tumbling: frames that arrive in [k·size, (k+1)·size) of the rule's clock, emitted at the
-    // boundary; aggregated as they come (a RollingWindow that never evicts), only the newest kept.
-    let w = new RollingWindow(aggs, MAX_INPUTS);
+    // boundary; aggregated as they come (a RollingWindow that never evicts, cleared at the
+    // boundary), only the newest frame kept.
+    const w = new RollingWindow(aggs, MAX_INPUTS);
     let newest: RuleFrame | undefined;
     let open = false;
     const close = (): void => {
       open = false;
       if (!newest) return;
       const s: Sample = { frame: newest, window: w.inputs(), agg: w.values() };
-      w = new RollingWindow(aggs, MAX_INPUTS);
+      w.clear();
       newest = undefined;
       io.emit(s);
     };
