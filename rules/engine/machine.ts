@@ -126,9 +126,10 @@ export function machine(
             agg = win.values();
           }
           const x = ctx();
-          rule.latches.forEach((l, i) => {
+          for (let i = 0; i < rule.latches.length; i++) {
+            const l = rule.latches[i]!;
             if (!latch[l.name] && test(latchSet[i]!, x)) latch[l.name] = true;
-          });
+          }
           step(x);
           return;
         }
