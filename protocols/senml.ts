@@ -133,7 +133,12 @@ export function resolvePack(records: readonly SenmlRecord[]): Result<ResolvedRec
     if (r.bu !== undefined) bu = r.bu;
     if (r.bv !== undefined) bv = r.bv;
     if (r.bs !== undefined) bs = r.bs;
-    const kinds = [r.v, r.vs, r.vb, r.vd].filter((x) => x !== undefined).length;
+    // counted, not filtered: this runs for every record of every frame a replay reads
+    const kinds =
+      (r.v !== undefined ? 1 : 0) +
+      (r.vs !== undefined ? 1 : 0) +
+      (r.vb !== undefined ? 1 : 0) +
+      (r.vd !== undefined ? 1 : 0);
     if (kinds > 1) return fail('senml/multiple-values', `record ${i}: more than one value field`);
     const hasValue = kinds === 1 || r.s !== undefined;
     if (!hasValue) {

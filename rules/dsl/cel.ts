@@ -3,6 +3,7 @@
  * a typo (`vib > 4` for `v.vib > 4`) is a load-time error, not a silent false at run time.
  */
 import { Environment } from '@marcbachmann/cel-js';
+import { compileFast } from './cel-fast.js';
 
 /** Variables every condition sees (see rules/README.md "Conditions"). */
 const env = new Environment({ limits: { maxAstNodes: 2000, maxDepth: 50 } })
@@ -38,8 +39,11 @@ export interface Condition {
   eval(ctx: CelContext): boolean | Error;
 }
 
-/** Compiles an expression, or returns why it cannot be used as a condition. */
-export function compileCondition(source: string): Condition | string {
+/**
+ * Compiles an expression, or returns why it cannot be used as a condition. `interpretOnly`
+ * leaves out the fast path (its property test compares the two).
+ */
+export function compileCondition(source: string, opts: { interpretOnly?: boolean } = {}): Condition | string {
   let fn: ReturnType<typeof env.parse>;
   try {
     fn = env.parse(source);
@@ -49,9 +53,15 @@ export function compileCondition(source: string): Condition | string {
   const check = fn.check();
   if (!check.valid) return firstLine(check.error);
   if (check.type !== 'bool' && check.type !== 'dyn') return `must be a boolean expression (it is ${check.type})`;
+  // simple comparisons answered without the interpreter when their fields are numbers (cel-fast.ts)
+  const fast = opts.interpretOnly ? undefined : compileFast(source);
   return {
     source,
     eval(ctx) {
+      if (fast) {
+        const r = fast(ctx);
+        if (r !== undefined) return r;
+      }
       try {
         const r: unknown = fn(ctx);
         return r === true;

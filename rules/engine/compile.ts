@@ -26,7 +26,13 @@ export function senderMatcher(t: TriggerSpec): (f: Pick<RuleFrame, 'device' | 'm
 /** The per-frame part: at least one record with one of the trigger's SenML names (always true without names). */
 export function namesMatcher(t: TriggerSpec): ((f: RuleFrame) => boolean) | undefined {
   const names = t.names && new Set(t.names);
-  return names && ((f) => f.records.some((r) => names.has(r.name)));
+  return (
+    names &&
+    ((f) => {
+      for (const r of f.records) if (names.has(r.name)) return true;
+      return false;
+    })
+  );
 }
 
 const cel = (src: string): Condition => {

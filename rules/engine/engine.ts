@@ -7,7 +7,7 @@
  * (up to `maxRestarts`, then disabled); the other rules never see it. A sink that throws is
  * counted too; decisions keep flowing.
  */
-import { asyncScheduler, type Observable, type SchedulerLike, Subject, type Subscription } from 'rxjs';
+import { asyncScheduler, Observable, type SchedulerLike, type Subscriber, type Subscription } from 'rxjs';
 import type { Decision, DecisionSink } from '../decision.js';
 import type { DecisionDraft, RuleSet, RuleSpec } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
@@ -47,9 +47,46 @@ interface Running {
   readonly spec: RuleSpec;
   readonly sender: (f: Pick<RuleFrame, 'device' | 'model' | 'site'>) => boolean;
   readonly names: ((f: RuleFrame) => boolean) | undefined;
-  readonly input: Subject<RuleFrame>;
+  readonly input: RuleInput;
   readonly stats: RuleStats;
   sub?: Subscription;
+}
+
+/**
+ * A rule's frames in: a Subject without what the engine does not use (rxjs's Subject.next wraps
+ * each call in a closure for its deprecated synchronous error mode; this is a replay's hot
+ * path, once per rule and frame). Subscribers are called in order of subscription; the list
+ * is copied on (un)subscribe, so a subscriber added during delivery sees the next frame.
+ */
+class RuleInput extends Observable<RuleFrame> {
+  private subs: Subscriber<RuleFrame>[] = [];
+  private done = false;
+
+  constructor() {
+    super((sub) => {
+      if (this.done) {
+        sub.complete();
+        return;
+      }
+      this.subs = [...this.subs, sub];
+      return () => {
+        this.subs = this.subs.filter((s) => s !== sub);
+      };
+    });
+  }
+
+  next(f: RuleFrame): void {
+    const subs = this.subs;
+    for (let i = 0; i < subs.length; i++) subs[i]!.next(f);
+  }
+
+  complete(): void {
+    if (this.done) return;
+    this.done = true;
+    const subs = this.subs;
+    this.subs = [];
+    for (const s of subs) s.complete();
+  }
 }
 
 interface SenderRules {
@@ -83,7 +120,7 @@ export class RulesEngine {
       spec,
       sender: senderMatcher(spec.trigger),
       names: namesMatcher(spec.trigger),
-      input: new Subject<RuleFrame>(),
+      input: new RuleInput(),
       stats: {
         id: spec.id,
         version: spec.version,

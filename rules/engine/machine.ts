@@ -6,19 +6,21 @@
  * Transitions are tried in file order on every frame, watchdog event and timer (minimum
  * dwell reached, an `after` due); at most one is taken per event.
  */
-import { merge, map, type OperatorFunction, type SchedulerLike, share, type Subscription } from 'rxjs';
+import { merge, type OperatorFunction, type SchedulerLike, share, type Subscription } from 'rxjs';
 import type { FrameRef } from '../decision.js';
 import { compileCondition, type CelContext, type Condition } from '../dsl/cel.js';
 import type { DecisionDraft, MachineRule } from '../dsl/types.js';
 import type { RuleFrame } from '../frame.js';
 import { drafts, seen } from './actions.js';
-import { inputsOf, MAX_INPUTS, valuesOf } from './sample.js';
+import { MAX_INPUTS, valuesOf } from './sample.js';
 import { RollingWindow } from './rolling.js';
 import type { EvalCounters } from './signal.js';
 import { stage } from './stage.js';
 import { type WatchEvent, watchdog } from './watchdog.js';
 
-type MachineEvent = { readonly kind: 'frame'; readonly frame: RuleFrame } | WatchEvent;
+/** A frame, or the watchdog's word on a device (no wrapper object per frame). */
+type MachineEvent = RuleFrame | WatchEvent;
+const isFrame = (e: MachineEvent): e is RuleFrame => 'records' in e;
 
 const compiled = (src: string): Condition => {
   const c = compileCondition(src);
@@ -70,7 +72,7 @@ export function machine(
     // the frames behind a decision: the window's (newest last, at most MAX_INPUTS), else the last frame
     const inputs = (): FrameRef[] =>
       win && win.size > 0
-        ? inputsOf(win.newest())
+        ? win.newest()
         : lastFrame
           ? [{ device: lastFrame.device, boot: lastFrame.boot, seq: lastFrame.seq }]
           : [];
@@ -112,21 +114,22 @@ export function machine(
     enter(rule.initial, 'initial state');
     return {
       next(e) {
-        if (e.kind === 'frame') {
-          lastFrame = e.frame;
-          const seenOf = (last[e.frame.device] ??= {});
-          for (const r of e.frame.records) seenOf[r.name] = r.value;
+        if (isFrame(e)) {
+          lastFrame = e;
+          const seenOf = (last[e.device] ??= {});
+          for (const r of e.records) seenOf[r.name] = r.value;
           if (win && rule.window) {
-            win.add(e.frame);
+            win.add(e);
             const w = rule.window;
-            const edge = io.now() - (w.kind === 'sliding' ? w.sizeMs : 0);
-            win.evict(w.kind === 'count' ? () => win.size > w.count : (time) => time <= edge);
+            if (w.kind === 'count') win.evictBeyond(w.count);
+            else win.evictUntil(io.now() - (w.kind === 'sliding' ? w.sizeMs : 0));
             agg = win.values();
           }
           const x = ctx();
-          rule.latches.forEach((l, i) => {
+          for (let i = 0; i < rule.latches.length; i++) {
+            const l = rule.latches[i]!;
             if (!latch[l.name] && test(latchSet[i]!, x)) latch[l.name] = true;
-          });
+          }
           step(x);
           return;
         }
@@ -144,15 +147,8 @@ export function machine(
     };
   });
   return (source) => {
-    if (!wd)
-      return source.pipe(
-        map((frame): MachineEvent => ({ kind: 'frame', frame })),
-        core,
-      );
+    if (!wd) return source.pipe(core);
     const frames = source.pipe(share());
-    return merge(
-      frames.pipe(map((frame): MachineEvent => ({ kind: 'frame', frame }))),
-      frames.pipe(watchdog(wd.silenceMs, wd.devices, scheduler)),
-    ).pipe(core);
+    return merge<MachineEvent[]>(frames, frames.pipe(watchdog(wd.silenceMs, wd.devices, scheduler))).pipe(core);
   };
 }

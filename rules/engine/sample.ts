@@ -2,12 +2,13 @@
 import type { FrameRef } from '../decision.js';
 import type { CelContext } from '../dsl/cel.js';
 import type { RuleFrame } from '../frame.js';
+import type { Refs } from './rolling.js';
 
 export interface Sample {
   /** The newest frame (its device, model and site are the context's). */
   readonly frame: RuleFrame;
-  /** Frames that fed this sample (the window), oldest first. */
-  readonly frames: readonly RuleFrame[];
+  /** The window's newest frames (at most MAX_INPUTS, oldest first); absent without a window: the frame alone. */
+  readonly window?: Refs;
   readonly agg: Readonly<Record<string, number>>;
 }
 
@@ -31,8 +32,8 @@ export interface Fire {
 /** Inputs named in a decision: the window's frames, newest last, at most this many. */
 export const MAX_INPUTS = 16;
 
-export function inputsOf(frames: readonly RuleFrame[]): FrameRef[] {
-  return frames.slice(-MAX_INPUTS).map((f) => ({ device: f.device, boot: f.boot, seq: f.seq }));
+export function inputsOf(s: Sample): FrameRef[] {
+  return s.window ? s.window.list() : [{ device: s.frame.device, boot: s.frame.boot, seq: s.frame.seq }];
 }
 
 /** Values of a frame's records by (short) name; a later record of the same name wins. */

@@ -140,8 +140,8 @@ export function edges(fire: 'rising' | 'every', scheduler: SchedulerLike): Stage
       next(s) {
         const was = on;
         on = s.on;
-        if (on && (!was || fire === 'every')) io.emit({ edge: 'rise', ctx: s.ctx, inputs: inputsOf(s.sample.frames) });
-        else if (!on && was) io.emit({ edge: 'fall', ctx: s.ctx, inputs: inputsOf(s.sample.frames) });
+        if (on && (!was || fire === 'every')) io.emit({ edge: 'rise', ctx: s.ctx, inputs: inputsOf(s.sample) });
+        else if (!on && was) io.emit({ edge: 'fall', ctx: s.ctx, inputs: inputsOf(s.sample) });
       },
     };
   });

@@ -15,20 +15,15 @@ export function windowed(
   scheduler: SchedulerLike,
 ): StageOperator<RuleFrame, Sample> {
   return stage<RuleFrame, Sample>(scheduler, (io) => {
-    const buf: RuleFrame[] = [];
-    const sample = (frames: RuleFrame[]): Sample => ({
-      frame: frames[frames.length - 1]!,
-      frames,
-      agg: aggregate(frames, aggs),
-    });
-    if (!spec) return { next: (f) => io.emit({ frame: f, frames: [f], agg: {} }) };
+    if (!spec) return { next: (f) => io.emit({ frame: f, agg: {} }) };
+    // Windows keep numbers and the frames' identities, not the frames (rolling.ts).
     if (spec.kind === 'count') {
       const w = new RollingWindow(aggs, MAX_INPUTS);
       return {
         next(f) {
           w.add(f);
-          if (w.size > spec.count) w.evict(() => w.size > spec.count);
-          if (w.size === spec.count) io.emit({ frame: f, frames: w.newest(), agg: w.values() });
+          w.evictBeyond(spec.count);
+          if (w.size === spec.count) io.emit({ frame: f, window: w.inputs(), agg: w.values() });
         },
       };
     }
@@ -38,21 +33,29 @@ export function windowed(
       return {
         next(f) {
           w.add(f);
-          const edge = io.now() - size;
-          w.evict((time) => time <= edge);
-          io.emit({ frame: f, frames: w.newest(), agg: w.values() });
+          w.evictUntil(io.now() - size);
+          io.emit({ frame: f, window: w.inputs(), agg: w.values() });
         },
       };
     }
-    // tumbling: frames that arrive in [k·size, (k+1)·size) of the rule's clock, emitted at the boundary.
+    // tumbling: frames that arrive in [k·size, (k+1)·size) of the rule's clock, emitted at the
+    // boundary; aggregated as they come (a RollingWindow that never evicts, cleared at the
+    // boundary), only the newest frame kept.
+    const w = new RollingWindow(aggs, MAX_INPUTS);
+    let newest: RuleFrame | undefined;
     let open = false;
     const close = (): void => {
       open = false;
-      if (buf.length > 0) io.emit(sample(buf.splice(0)));
+      if (!newest) return;
+      const s: Sample = { frame: newest, window: w.inputs(), agg: w.values() };
+      w.clear();
+      newest = undefined;
+      io.emit(s);
     };
     return {
       next(f) {
-        buf.push(f);
+        w.add(f);
+        newest = f;
         if (!open) {
           open = true;
           const now = io.now();
@@ -63,6 +66,10 @@ export function windowed(
   });
 }
 
+/**
+ * The aggregates recomputed over a list of frames: the reference RollingWindow is
+ * property-tested against (test/unit/rules-rolling.test.ts).
+ */
 export function aggregate(frames: readonly RuleFrame[], aggs: readonly AggregateSpec[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const a of aggs) {
