@@ -15,6 +15,7 @@ import {
   encodeConnectToken,
   type SignFn,
   isValidId,
+  signReading,
 } from '../protocols/index.js';
 import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
@@ -201,7 +202,11 @@ export class VirtualDevice {
       boot: body.boot,
       seq: body.seq,
       time: body.time!,
-      bytes: encodeSign1({ kid: this.kid, payload: encodeBody(body) }, this.sign), // signBody, the kid encoded once
+      // signBody, the kid encoded once; a reading written in place (protocols/reading-encode.ts)
+      bytes:
+        body.type === 'reading'
+          ? signReading(body, this.kid, this.sign)
+          : encodeSign1({ kid: this.kid, payload: encodeBody(body) }, this.sign),
       attempts: 0,
     };
     this.seqCounter++;
