@@ -3,7 +3,7 @@
  * period (fleet.ts): the period is cut into slots of about `slotMs`, and a device fires when its
  * slot comes round. A timer per device costs a timer list update and a callback per frame;
  * here a slot's devices fire from one callback. A device fires at most `slotMs` after its
- * phase, and a late timer catches up at most one period: no device fires twice in one round.
+ * phase; behind schedule it catches up at most one round (below).
  */
 export class PhaseTicker<T> {
   private readonly slots: Set<T>[];
@@ -11,7 +11,9 @@ export class PhaseTicker<T> {
   private t0 = 0;
   /** Slots fired so far since start (the next one to fire is `fired % slots.length`). */
   private fired = 0;
+  private running = false;
   private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
 
   constructor(
     periodMs: number,
@@ -34,28 +36,38 @@ export class PhaseTicker<T> {
   }
 
   start(): void {
-    if (this.timer) return;
+    if (this.running) return;
+    this.running = true;
     this.t0 = performance.now();
     this.fired = 0;
-    this.timer = setTimeout(() => this.run(), 0);
+    this.immediate = setImmediate(() => this.run());
   }
 
   stop(): void {
+    this.running = false;
     clearTimeout(this.timer);
-    this.timer = undefined;
+    clearImmediate(this.immediate);
   }
 
+  /**
+   * One slot per call, so sockets are read between slots; behind schedule, the next slot
+   * follows after the pending I/O, and a backlog of more than one round is dropped (each
+   * device fires once per round, the rounds stretch, as a loaded process's timers would).
+   */
   private run(): void {
+    if (!this.running) return;
     const n = this.slots.length;
-    // Slots whose start has passed; more than a round behind, the oldest are skipped.
     const due = Math.floor((performance.now() - this.t0) / this.slotLen) + 1;
     if (due - this.fired > n) this.fired = due - n;
-    while (this.fired < due && this.timer) {
+    if (this.fired < due) {
       for (const item of this.slots[this.fired % n]!) this.fire(item);
       this.fired++;
     }
-    if (!this.timer) return;
-    const next = this.t0 + this.fired * this.slotLen;
-    this.timer = setTimeout(() => this.run(), Math.max(0, next - performance.now()));
+    if (!this.running) return;
+    if (this.fired < due) this.immediate = setImmediate(() => this.run());
+    else {
+      const next = this.t0 + this.fired * this.slotLen;
+      this.timer = setTimeout(() => this.run(), Math.max(0, next - performance.now()));
+    }
   }
 }
