@@ -15,10 +15,12 @@ import {
   encodeConnectToken,
   type SignFn,
   isValidId,
+  signReading,
 } from '../protocols/index.js';
 import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
 import { type DeviceStateStore, MemoryStateStore } from './state.js';
+import { UnackedFrames } from './unacked.js';
 
 const DEFAULT_BUFFER_CAPACITY = 1000;
 const RECENT_ACKED = 16;
@@ -59,8 +61,6 @@ export interface VirtualDeviceOptions {
   readonly powerOnMs?: number;
 }
 
-const frameKey = (boot: number, seq: number): string => `${boot}:${seq}`;
-
 /** A record with its value replaced (one value per record, RFC 8428 §4.3: v or vb). */
 function forcedRecord(r: SenmlRecord, value: number | boolean): SenmlRecord {
   const { v: _v, vb: _vb, ...rest } = r;
@@ -82,8 +82,7 @@ export class VirtualDevice {
   private readonly baseName: string;
   private readonly clock: Required<ClockOptions>;
   private readonly powerOnMs: number;
-  // Map keeps insertion order, so iteration is oldest first and deletes are O(1).
-  private readonly unacked = new Map<string, DeviceFrame>();
+  private readonly unacked = new UnackedFrames<DeviceFrame>();
   private readonly acked: DeviceFrame[] = [];
   private bootCounter: number;
   private seqCounter = 0;
@@ -201,39 +200,41 @@ export class VirtualDevice {
       boot: body.boot,
       seq: body.seq,
       time: body.time!,
-      bytes: encodeSign1({ kid: this.kid, payload: encodeBody(body) }, this.sign), // signBody, the kid encoded once
+      // signBody, the kid encoded once; a reading written in place (protocols/reading-encode.ts)
+      bytes:
+        body.type === 'reading'
+          ? signReading(body, this.kid, this.sign)
+          : encodeSign1({ kid: this.kid, payload: encodeBody(body) }, this.sign),
       attempts: 0,
     };
     this.seqCounter++;
     this.generatedCount++;
     this.persist();
     if (this.unacked.size >= this.bufferCapacity) {
-      const oldest = this.unacked.keys().next().value as string;
-      this.unacked.delete(oldest);
+      this.unacked.shift();
       this.droppedCount++;
     }
-    this.unacked.set(frameKey(frame.boot, frame.seq), frame);
+    this.unacked.add(frame);
     return frame;
   }
 
   /** Marks a frame as durable at the gateway; false if it was not pending. */
   ack(boot: number, seq: number): boolean {
-    const key = frameKey(boot, seq);
-    const frame = this.unacked.get(key);
+    const frame = this.unacked.get(boot, seq);
     if (!frame) return false;
-    this.unacked.delete(key);
+    this.unacked.delete(boot, seq);
     this.acked.push(frame);
     if (this.acked.length > RECENT_ACKED) this.acked.shift();
     return true;
   }
 
   isPending(boot: number, seq: number): boolean {
-    return this.unacked.has(frameKey(boot, seq));
+    return this.unacked.get(boot, seq) !== undefined;
   }
 
   /** Unacked frames, oldest first. */
   pending(): DeviceFrame[] {
-    return [...this.unacked.values()];
+    return this.unacked.values();
   }
 
   /** The last few acked frames, oldest first (material for replay attacks). */

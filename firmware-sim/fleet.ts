@@ -1,13 +1,15 @@
 /**
  * A fleet of virtual devices in one process, each with its own MQTT client,
  * sampling at a fixed rate. Start times are jittered across one period so a
- * thousand devices do not publish in lockstep (real devices boot at random).
+ * thousand devices do not publish in lockstep (real devices boot at random);
+ * one timer fires them all, each in its phase's slot (phase-ticker.ts).
  */
 import type { IClientOptions } from 'mqtt';
 import type { SignerImpl } from './crypto.js';
 import { type ClockOptions, type DeviceFrame, VirtualDevice } from './device.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
 import { type DeviceModelName, Prng } from './sensors.js';
+import { PhaseTicker } from './phase-ticker.js';
 import type { DeviceStateStore } from './state.js';
 import { MqttDeviceLink } from './transports/mqtt.js';
 
@@ -100,9 +102,10 @@ interface Member {
   ticks: number;
   /** Frames produced in this run (maxFrames counts these, not skipped ticks). */
   frames: number;
-  start?: NodeJS.Timeout;
-  interval?: NodeJS.Timeout;
 }
+
+/** A device fires at most this long after its phase (phase-ticker.ts). */
+const SLOT_MS = 10;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -116,6 +119,7 @@ export class Fleet {
   private readonly members = new Map<string, Member>();
   private readonly now: () => number;
   private running = false;
+  private ticker: PhaseTicker<Member> | undefined;
 
   constructor(private readonly opts: FleetOptions) {
     this.rateHz = opts.rateHz ?? 1;
@@ -166,21 +170,20 @@ export class Fleet {
     this.running = true;
     const period = 1000 / this.rateHz;
     const rng = new Prng(this.opts.seed ?? Math.floor(Math.random() * 2 ** 32));
+    const ticker = new PhaseTicker<Member>(period, SLOT_MS, (m) => this.tick(m));
+    this.ticker = ticker;
     for (const m of this.members.values()) {
       m.link.start();
-      const delay = this.opts.startJitter === false ? 0 : rng.next() * period;
-      m.start = setTimeout(() => {
-        if (!this.running) return;
-        this.tick(m);
-        if (this.running && !this.done(m)) m.interval = setInterval(() => this.tick(m), period);
-      }, delay);
+      const phase = this.opts.startJitter === false ? 0 : rng.next() * period;
+      if (!this.done(m)) ticker.add(m, phase);
     }
+    ticker.start();
   }
 
   /** Stops sampling, waits for in-flight publishes up to `timeoutMs`, closes all clients. */
   async stop(timeoutMs = 5000): Promise<FleetStats> {
     this.running = false;
-    for (const m of this.members.values()) this.halt(m);
+    this.ticker?.stop();
     await Promise.all([...this.members.values()].map((m) => m.link.stop(timeoutMs)));
     return this.stats();
   }
@@ -256,8 +259,7 @@ export class Fleet {
   }
 
   private halt(m: Member): void {
-    clearTimeout(m.start);
-    clearInterval(m.interval);
+    this.ticker?.remove(m);
   }
 
   private tick(m: Member): void {

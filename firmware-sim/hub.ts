@@ -8,13 +8,14 @@
  *
  * Why: with a connection per device (fleet.ts) every frame costs a socket write of its own,
  * about a third of a frame's CPU on loopback (bench/README.md, "firmware-sim"). A hub samples
- * its devices from one timer every `tickMs`, each device at its own phase and rate, and mqtt.js
- * corks a tick's publishes into one write. A frame waits at most `tickMs` for its tick.
+ * its devices from one timer every `tickMs`, each device at its own phase and rate, and a tick's
+ * publishes leave corked, in one socket write (each a whole packet, transports/mqtt-qos1.ts).
+ * A frame waits at most `tickMs` for its tick.
  *
  * Delivery is the per-device link's (transports/mqtt.ts): QoS 1, a frame leaves its device's
  * buffer on PUBACK, and on a reconnect each device's unacked frames are published again.
  */
-import mqtt, { type IClientOptions, type MqttClient, Store } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { topics } from '../protocols/index.js';
 import type { SignerImpl } from './crypto.js';
 import type { DeviceFrame } from './device.js';
@@ -23,7 +24,8 @@ import { emptyFleetStats, type FleetStats } from './fleet.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
 import { type DeviceModelName, Prng } from './sensors.js';
 import type { DeviceStateStore } from './state.js';
-import { countAttempt, frameKey } from './transports/uplink-buffer.js';
+import { encodeTopic, Qos1Publisher } from './transports/mqtt-qos1.js';
+import { countAttempt } from './transports/uplink-buffer.js';
 
 export interface HubFleetOptions {
   readonly brokerUrl: string;
@@ -51,14 +53,14 @@ export interface HubFleetOptions {
 
 interface Slot {
   readonly device: VirtualDevice;
-  readonly up: string;
+  /** Its `up` topic, encoded for the PUBLISH packet (transports/mqtt-qos1.ts). */
+  readonly up: Buffer;
   /** When its next frame is due (ms, performance.now()). */
   due: number;
   frames: number;
 }
 
 const noLog = (): void => {};
-const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
 /** One connection and the devices it carries. */
 class Hub {
@@ -69,9 +71,11 @@ class Hub {
   failed = 0;
   errors = 0;
   private epoch = 0;
-  private readonly inflight = new Set<string>();
+  /** Frames published on this connection and not acked yet (a frame is one object from its device's buffer). */
+  private readonly inflight = new Set<DeviceFrame>();
   private timer: NodeJS.Timeout | undefined;
   private client: MqttClient | undefined;
+  private publisher: Qos1Publisher | undefined;
 
   constructor(
     readonly id: string,
@@ -88,45 +92,50 @@ class Hub {
       reconnectPeriod: this.opts.reconnectPeriodMs ?? 250,
       connectTimeout: 5000,
       queueQoSZero: false,
+      // mqtt.js re-arms its keepalive timer on every PUBACK (a clearTimeout and a new timer per
+      // frame); without that it pings every keepalive, which a hub's traffic never needs to skip.
+      reschedulePings: false,
     });
     this.client = client;
+    this.publisher = new Qos1Publisher(client);
     client.on('connect', () => {
       this.epoch++;
       this.inflight.clear();
       this.online = true;
-      for (const s of this.slots) for (const f of s.device.pending()) this.publish(s, f);
+      this.publisher!.corked(() => {
+        for (const s of this.slots) for (const f of s.device.pending()) this.publish(s, f);
+      });
     });
     client.on('close', () => {
       this.online = false;
       this.epoch++;
       this.inflight.clear();
-      // The devices resend from their own buffers: drop mqtt.js's copies.
-      client.outgoingStore = new Store();
     });
     client.on('error', () => this.errors++);
     this.timer = setInterval(() => this.tick(period), tickMs);
   }
 
   private tick(period: number): void {
-    const now = performance.now();
-    const max = this.opts.maxFrames;
-    for (const s of this.slots) {
-      if (s.due > now || (max !== undefined && s.frames >= max)) continue;
-      s.due = Math.max(s.due + period, now - period); // a late hub catches up one frame, not a burst
-      const f = s.device.nextFrame();
-      s.frames++;
-      if (this.online) this.publish(s, f);
-    }
+    this.publisher!.corked(() => {
+      const now = performance.now();
+      const max = this.opts.maxFrames;
+      for (const s of this.slots) {
+        if (s.due > now || (max !== undefined && s.frames >= max)) continue;
+        s.due = Math.max(s.due + period, now - period); // a late hub catches up one frame, not a burst
+        const f = s.device.nextFrame();
+        s.frames++;
+        if (this.online) this.publish(s, f);
+      }
+    });
   }
 
   private publish(s: Slot, f: DeviceFrame): void {
-    const k = `${s.device.id}/${frameKey(f)}`;
-    if (this.inflight.has(k)) return;
-    this.inflight.add(k);
+    if (this.inflight.has(f)) return;
+    this.inflight.add(f);
     countAttempt(f, this);
     const epoch = this.epoch;
-    this.client!.publish(s.up, toBuffer(f.bytes), { qos: 1 }, (err) => {
-      if (epoch === this.epoch) this.inflight.delete(k);
+    this.publisher!.publish(s.up, f.bytes, (err) => {
+      if (epoch === this.epoch) this.inflight.delete(f);
       if (err) this.failed++;
       else if (s.device.ack(f.boot, f.seq)) this.acked++;
     });
@@ -174,7 +183,7 @@ export class HubFleet {
     for (let i = 0; i < devices.length; i += per) {
       const slots = devices
         .slice(i, i + per)
-        .map((device) => ({ device, up: topics.up(device.id), due: 0, frames: 0 }));
+        .map((device) => ({ device, up: encodeTopic(topics.up(device.id)), due: 0, frames: 0 }));
       this.hubs.push(new Hub(`${prefix}-hub-${i / per}`, slots, opts));
     }
   }

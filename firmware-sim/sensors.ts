@@ -246,6 +246,15 @@ export class SensorSuite {
    */
   sample(timeMs: number, baseName: string): SenmlRecord[] {
     const t = timeMs / 1000;
-    return this.sensors.map((s, i) => (i === 0 ? { bn: baseName, bt: t, ...s.sample(t) } : s.sample(t)));
+    const out: SenmlRecord[] = [];
+    for (let i = 0; i < this.sensors.length; i++) {
+      const r = this.sensors[i]!.sample(t); // a fresh record, so it takes the base fields itself
+      if (i === 0) {
+        r.bn = baseName;
+        r.bt = t;
+      }
+      out.push(r);
+    }
+    return out;
   }
 }

@@ -19,12 +19,19 @@ export interface DeviceStateStore {
 }
 
 export class MemoryStateStore implements DeviceStateStore {
-  private readonly map = new Map<string, DeviceCounters>();
+  // Updated in place: a device saves its counters with every frame.
+  private readonly map = new Map<string, { boot: number; seq: number }>();
   load(id: string): DeviceCounters | undefined {
-    return this.map.get(id);
+    const c = this.map.get(id);
+    return c && { boot: c.boot, seq: c.seq };
   }
   save(id: string, counters: DeviceCounters): void {
-    this.map.set(id, { boot: counters.boot, seq: counters.seq });
+    const c = this.map.get(id);
+    if (c === undefined) this.map.set(id, { boot: counters.boot, seq: counters.seq });
+    else {
+      c.boot = counters.boot;
+      c.seq = counters.seq;
+    }
   }
 }
 

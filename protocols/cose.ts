@@ -276,3 +276,72 @@ function writeSign1(protectedBytes: Uint8Array, kid: Uint8Array, payload: Uint8A
   }
   return out;
 }
+
+/** Bytes `encodeSign1Over` needs free before the payload: the Sig_structure's head. */
+export const SIGN1_PAYLOAD_ROOM = 24;
+
+/** Frames are carved from shared 64 KiB slabs: a fresh ArrayBuffer per frame costs more than its bytes (GC). */
+const SLAB_BYTES = 64 * 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+function frameBytes(n: number): Uint8Array {
+  if (n > SLAB_BYTES) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  slabUsed += n;
+  return out;
+}
+
+/**
+ * What `encodeSign1({ kid, payload: buf.subarray(start, end) }, sign)` makes (alg EdDSA, no extra
+ * header), for a payload already written in a scratch buffer with `SIGN1_PAYLOAD_ROOM` bytes free
+ * before `start`: the Sig_structure is written around it in place (no copy of the payload to
+ * sign) and the message is one copy out. The bytes before `start` are overwritten.
+ */
+export function encodeSign1Over(
+  kid: Uint8Array,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  sign: SignFn,
+): Uint8Array {
+  if (kid.length === 0 || kid.length > MAX_KID_BYTES) {
+    throw new ProtocolUsageError('cose/bad-kid', `kid must be 1..${MAX_KID_BYTES} bytes`);
+  }
+  if (start < SIGN1_PAYLOAD_ROOM) throw new RangeError(`the payload needs ${SIGN1_PAYLOAD_ROOM} bytes before it`);
+  const prot = algHeader(ALG_EDDSA);
+  const len = end - start;
+  const head = bstrHeadBytes(len);
+  // ["Signature1", protected, h'', payload] (RFC 9052 §4.4), ending where the payload ends.
+  let off = start - head - 1 - (1 + prot.length) - SIG1_PREFIX.length;
+  const from = off;
+  buf.set(SIG1_PREFIX, off);
+  off = bstrHead(buf, off + SIG1_PREFIX.length, prot.length);
+  buf.set(prot, off);
+  buf[off + prot.length] = 0x40; // external_aad: empty
+  bstrHead(buf, off + prot.length + 1, len);
+  const signature = sign(buf.subarray(from, end));
+  if (signature.length !== SIGNATURE_BYTES)
+    throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');
+  const size = 4 + 1 + prot.length + bstrHeadBytes(kid.length) + kid.length + head + len + 2 + SIGNATURE_BYTES;
+  if (size > MAX_FRAME_BYTES)
+    throw new ProtocolUsageError('cose/too-large', `message of ${size} bytes exceeds ${MAX_FRAME_BYTES}`);
+  const out = frameBytes(size);
+  out[0] = 0xd0 | COSE_SIGN1_TAG;
+  out[1] = 0x84;
+  off = bstrHead(out, 2, prot.length);
+  out.set(prot, off);
+  off += prot.length;
+  out[off++] = 0xa1; // {4: kid}
+  out[off++] = HeaderLabel.kid;
+  off = bstrHead(out, off, kid.length);
+  out.set(kid, off);
+  off = bstrHead(out, off + kid.length, len);
+  out.set(buf.subarray(start, end), off);
+  off = bstrHead(out, off + len, SIGNATURE_BYTES);
+  out.set(signature, off);
+  return out;
+}

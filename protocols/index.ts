@@ -22,3 +22,4 @@ export * from './noise.js';
 export * from './link-deflate.js';
 export * from './sign1-payloads.js';
 export * from './reading-decode.js';
+export * from './reading-encode.js';

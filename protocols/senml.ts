@@ -188,8 +188,10 @@ export function decodeSenml(bytes: Uint8Array): Result<ResolvedRecord[]> {
   return p.ok ? resolvePack(p.value) : p;
 }
 
-/** The labels sorted once (a device encodes a pack per frame). */
-const labelsInOrder = [...labelNames].sort((a, b) => a[0] - b[0]);
+/** The labels and their fields in Table 6 order, sorted once (a device encodes a pack per frame). */
+export const senmlLabelsInOrder: readonly (readonly [number, keyof SenmlRecord])[] = [...labelNames].sort(
+  (a, b) => a[0] - b[0],
+);
 
 /** Builds the CBOR map form of records (field order as in Table 6). */
 export function packToCbor(records: readonly SenmlRecord[]): Map<number, unknown>[] {
@@ -198,7 +200,7 @@ export function packToCbor(records: readonly SenmlRecord[]): Map<number, unknown
   }
   return records.map((r) => {
     const m = new Map<number, unknown>();
-    for (const [label, field] of labelsInOrder) {
+    for (const [label, field] of senmlLabelsInOrder) {
       const v = r[field];
       if (v !== undefined) m.set(label, v);
     }

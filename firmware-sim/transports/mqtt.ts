@@ -4,17 +4,19 @@
  * `topics.up(id)`, and a frame leaves the device's unacked buffer only when
  * the broker's PUBACK arrives (DESIGN: PUBACK means durable at the gateway).
  *
- * The device buffer, not mqtt.js, is the source of truth: mqtt.js would
- * otherwise replay its own in-memory copy of unacked publishes on reconnect
- * (even with a clean session) and grow without bound while offline. So each
- * connection gets a fresh outgoing store, and on every (re)connect the link
- * resends all pending frames, oldest first, before any new one.
+ * The device buffer, not mqtt.js, is the source of truth: on every (re)connect
+ * the link resends all pending frames, oldest first, before any new one. Frames
+ * go out through mqtt-qos1.ts (whole packets, PUBACKs matched there), outside
+ * mqtt.js's outgoing store, which would otherwise replay its own copies on
+ * reconnect (even with a clean session) and grow without bound while offline;
+ * what does pass through it (publishRaw) is forgotten on every close.
  */
 import { TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient, Store } from 'mqtt';
 import { topics } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
-import { countAttempt, frameKey, IdleWaiters } from './uplink-buffer.js';
+import { encodeTopic, Qos1Publisher } from './mqtt-qos1.js';
+import { countAttempt, IdleWaiters } from './uplink-buffer.js';
 
 const DEFAULT_RECONNECT_MS = 250;
 
@@ -73,13 +75,16 @@ export class MqttDeviceLink {
   lastError: Error | undefined;
 
   private client: MqttClient | undefined;
+  private publisher: Qos1Publisher | undefined;
   private online = false;
   private stopped = false;
   /** Bumped on every connect and close, so a stale callback cannot touch the current connection's state. */
   private epoch = 0;
-  private readonly inflight = new Set<string>();
+  /** Frames published on this connection and not acked yet (each one object from the device's buffer). */
+  private readonly inflight = new Set<DeviceFrame>();
   private readonly idle = new IdleWaiters();
   private readonly upTopic: string;
+  private readonly upTopicBytes: Buffer;
   private readonly cmdTopic: string;
 
   constructor(
@@ -87,6 +92,7 @@ export class MqttDeviceLink {
     private readonly opts: MqttLinkOptions,
   ) {
     this.upTopic = topics.up(device.id);
+    this.upTopicBytes = encodeTopic(this.upTopic);
     this.cmdTopic = topics.cmd(device.id);
   }
 
@@ -119,6 +125,7 @@ export class MqttDeviceLink {
       queueQoSZero: false,
     });
     this.client = client;
+    this.publisher = new Qos1Publisher(client);
     // mqtt.js builds each CONNECT from client.options: a token is good once, so every attempt signs a new one.
     if (gatewayId !== undefined)
       client.on('reconnect', () => (client.options.password = this.device.connectToken(gatewayId)));
@@ -198,6 +205,7 @@ export class MqttDeviceLink {
       });
     });
     this.client = undefined;
+    this.publisher = undefined;
     this.online = false;
   }
 
@@ -215,7 +223,9 @@ export class MqttDeviceLink {
     });
     this.online = true;
     if (this.stopped) return;
-    for (const frame of this.device.pending()) this.publish(frame);
+    this.publisher?.corked(() => {
+      for (const frame of this.device.pending()) this.publish(frame);
+    });
   }
 
   private onClose(client: MqttClient): void {
@@ -232,14 +242,13 @@ export class MqttDeviceLink {
   }
 
   private publish(frame: DeviceFrame): void {
-    const client = this.client;
-    const k = frameKey(frame);
-    if (!client || this.inflight.has(k)) return;
+    const publisher = this.publisher;
+    if (!publisher || this.inflight.has(frame)) return;
     const epoch = this.epoch;
-    this.inflight.add(k);
+    this.inflight.add(frame);
     countAttempt(frame, this.stats);
-    client.publish(this.upTopic, toBuffer(frame.bytes), { qos: 1 }, (err) => {
-      if (epoch === this.epoch) this.inflight.delete(k);
+    publisher.publish(this.upTopicBytes, frame.bytes, (err) => {
+      if (epoch === this.epoch) this.inflight.delete(frame);
       if (err) this.stats.failed++;
       else if (this.device.ack(frame.boot, frame.seq)) this.stats.acked++;
       if (this.inflight.size === 0) this.idle.wake();

@@ -1,0 +1,84 @@
+/**
+ * firmware-sim/transports/mqtt-qos1.ts against a real aedes: frames written as whole QoS 1
+ * PUBLISH packets beside mqtt.js arrive once each, byte for byte, on their topic; each `done`
+ * runs once, on its PUBACK; mqtt.js's own subscribe on the same connection is unharmed (ids
+ * from its allocator) and its store holds nothing of ours; a close fails what still waits.
+ */
+import mqtt, { type MqttClient } from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeTopic, Qos1Publisher } from '../../firmware-sim/transports/mqtt-qos1.js';
+import { startBroker } from './firmware-sim.broker.js';
+
+const closers: (() => Promise<unknown>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0).reverse()) await c();
+});
+
+async function connect(url: string, id: string): Promise<MqttClient> {
+  const client = mqtt.connect(url, { clientId: id, clean: true, reconnectPeriod: 0, log: () => {} });
+  closers.push(() => new Promise<void>((r) => client.end(true, () => r())));
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+  return client;
+}
+
+describe('Qos1Publisher', () => {
+  it('publishes whole QoS 1 packets beside mqtt.js: each once, byte for byte, done once on its PUBACK', async () => {
+    const b = await startBroker();
+    closers.push(() => b.close());
+    const got: { topic: string; qos: number; payload: Buffer }[] = [];
+    b.broker.on('publish', (p, c) => c && got.push({ topic: p.topic, qos: p.qos, payload: Buffer.from(p.payload) }));
+    const client = await connect(b.url, 'q1-dev');
+    const pub = new Qos1Publisher(client);
+    const topics = [encodeTopic('outpost/dev-a/up'), encodeTopic('outpost/dév-b/up')];
+    const n = 300;
+    const payloads = Array.from({ length: n }, (_, i) => new Uint8Array(i % 2 === 0 ? 20 : 200).fill(i & 0xff));
+    const done = new Array<number>(n).fill(0);
+    const errors: unknown[] = [];
+    let subacked = false;
+    pub.corked(() => {
+      for (let i = 0; i < n; i++) {
+        if (i === 150) client.subscribe('outpost/+/cmd', { qos: 1 }, (err) => (subacked = !err));
+        pub.publish(topics[i % 2]!, payloads[i]!, (err) => {
+          done[i]!++;
+          if (err) errors.push(err);
+        });
+      }
+    });
+    await expect.poll(() => done.every((d) => d === 1) && subacked, { timeout: 10_000 }).toBe(true);
+    expect(errors).toEqual([]);
+    expect(pub.inFlight).toBe(0);
+    expect(got).toHaveLength(n);
+    for (let i = 0; i < n; i++) {
+      expect(got[i]!.topic).toBe(i % 2 === 0 ? 'outpost/dev-a/up' : 'outpost/dév-b/up');
+      expect(got[i]!.qos).toBe(1);
+      expect(new Uint8Array(got[i]!.payload)).toEqual(payloads[i]);
+    }
+    expect(Object.keys(client.outgoing)).toEqual([]);
+  });
+
+  it('a close before the PUBACK fails what waits, once each; after it nothing goes out', async () => {
+    // The broker holds every publish on `held/...` unanswered (no PUBACK) until the test ends.
+    const b = await startBroker({
+      authorizePublish: (_c, p, cb) => (p.topic.startsWith('held/') ? undefined : cb(null)),
+    });
+    closers.push(() => b.close());
+    const client = await connect(b.url, 'q1-held');
+    const pub = new Qos1Publisher(client);
+    const results: (Error | undefined)[][] = [[], [], []];
+    for (let i = 0; i < 3; i++) pub.publish(encodeTopic('held/x'), new Uint8Array([i]), (err) => results[i]!.push(err));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(pub.inFlight).toBe(3);
+    expect(results.every((r) => r.length === 0)).toBe(true);
+    client.stream.destroy();
+    await expect.poll(() => results.every((r) => r.length === 1), { timeout: 5000 }).toBe(true);
+    expect(results.every((r) => r[0] instanceof Error)).toBe(true);
+    expect(pub.inFlight).toBe(0);
+    const late: (Error | undefined)[] = [];
+    pub.publish(encodeTopic('up/x'), new Uint8Array([9]), (err) => late.push(err));
+    expect(late).toHaveLength(1);
+    expect(late[0]).toBeInstanceOf(Error);
+  });
+});
