@@ -6,6 +6,7 @@
  * checking itself lives with the caller (node:crypto in the gateway,
  * @noble/ed25519 in firmware-sim) so this module stays free of I/O and keys.
  */
+import { cborHeadBytes, writeCborHead } from './cbor-head.js';
 import {
   type CborKey,
   type CborLimits,
@@ -166,28 +167,6 @@ export function decodeSign1(bytes: Uint8Array, opts: DecodeSign1Options = {}): R
 // CBOR head of an array of 4 followed by the text "Signature1" (RFC 9052 §4.4).
 const SIG1_PREFIX = new Uint8Array([0x84, 0x6a, ...new TextEncoder().encode('Signature1')]);
 
-/** Writes a byte-string head (RFC 8949 §3.1, shortest form) at `off`; returns the new offset. */
-function bstrHead(out: Uint8Array, off: number, len: number): number {
-  if (len < 24) {
-    out[off] = 0x40 | len;
-    return off + 1;
-  }
-  if (len < 0x100) {
-    out[off] = 0x58;
-    out[off + 1] = len;
-    return off + 2;
-  }
-  if (len < 0x10000) {
-    out[off] = 0x59;
-    out[off + 1] = len >> 8;
-    out[off + 2] = len & 0xff;
-    return off + 3;
-  }
-  out[off] = 0x5a;
-  new DataView(out.buffer, out.byteOffset).setUint32(off + 1, len);
-  return off + 5;
-}
-
 /**
  * Sig_structure for COSE_Sign1 (RFC 9052 §4.4):
  * `["Signature1", body_protected, external_aad, payload]`, written directly
@@ -202,7 +181,7 @@ export function sigStructure(
   out.set(SIG1_PREFIX, 0);
   let off = SIG1_PREFIX.length;
   for (const part of [protectedBytes, externalAad, payload]) {
-    off = bstrHead(out, off, part.length);
+    off = writeCborHead(out, off, 2, part.length);
     out.set(part, off);
     off += part.length;
   }
@@ -250,7 +229,6 @@ function algHeader(alg: number): Uint8Array {
 }
 
 /** Bytes of a byte-string head for `len` (RFC 8949 §3.1, shortest form). */
-const bstrHeadBytes = (len: number): number => (len < 24 ? 1 : len < 0x100 ? 2 : len < 0x10000 ? 3 : 5);
 
 /**
  * 18([protected, {4: kid}, payload, signature]) written directly, byte for byte what the CBOR
@@ -259,7 +237,7 @@ const bstrHeadBytes = (len: number): number => (len < 24 ? 1 : len < 0x100 ? 2 :
 function writeSign1(protectedBytes: Uint8Array, kid: Uint8Array, payload: Uint8Array, sig: Uint8Array): Uint8Array {
   const parts = [protectedBytes, kid, payload, sig];
   let size = 4; // tag, array head, map head, kid label
-  for (const p of parts) size += bstrHeadBytes(p.length) + p.length;
+  for (const p of parts) size += cborHeadBytes(p.length) + p.length;
   const out = new Uint8Array(size);
   out[0] = 0xd0 | COSE_SIGN1_TAG; // tag 18 (< 24: in the initial byte)
   out[1] = 0x84; // array(4)
@@ -270,7 +248,7 @@ function writeSign1(protectedBytes: Uint8Array, kid: Uint8Array, payload: Uint8A
       out[off++] = HeaderLabel.kid;
     }
     const p = parts[i]!;
-    off = bstrHead(out, off, p.length);
+    off = writeCborHead(out, off, 2, p.length);
     out.set(p, off);
     off += p.length;
   }
@@ -314,34 +292,34 @@ export function encodeSign1Over(
   if (start < SIGN1_PAYLOAD_ROOM) throw new RangeError(`the payload needs ${SIGN1_PAYLOAD_ROOM} bytes before it`);
   const prot = algHeader(ALG_EDDSA);
   const len = end - start;
-  const head = bstrHeadBytes(len);
+  const head = cborHeadBytes(len);
   // ["Signature1", protected, h'', payload] (RFC 9052 §4.4), ending where the payload ends.
   let off = start - head - 1 - (1 + prot.length) - SIG1_PREFIX.length;
   const from = off;
   buf.set(SIG1_PREFIX, off);
-  off = bstrHead(buf, off + SIG1_PREFIX.length, prot.length);
+  off = writeCborHead(buf, off + SIG1_PREFIX.length, 2, prot.length);
   buf.set(prot, off);
   buf[off + prot.length] = 0x40; // external_aad: empty
-  bstrHead(buf, off + prot.length + 1, len);
+  writeCborHead(buf, off + prot.length + 1, 2, len);
   const signature = sign(buf.subarray(from, end));
   if (signature.length !== SIGNATURE_BYTES)
     throw new ProtocolUsageError('cose/bad-signature-length', 'signer returned a non-64-byte signature');
-  const size = 4 + 1 + prot.length + bstrHeadBytes(kid.length) + kid.length + head + len + 2 + SIGNATURE_BYTES;
+  const size = 4 + 1 + prot.length + cborHeadBytes(kid.length) + kid.length + head + len + 2 + SIGNATURE_BYTES;
   if (size > MAX_FRAME_BYTES)
     throw new ProtocolUsageError('cose/too-large', `message of ${size} bytes exceeds ${MAX_FRAME_BYTES}`);
   const out = frameBytes(size);
   out[0] = 0xd0 | COSE_SIGN1_TAG;
   out[1] = 0x84;
-  off = bstrHead(out, 2, prot.length);
+  off = writeCborHead(out, 2, 2, prot.length);
   out.set(prot, off);
   off += prot.length;
   out[off++] = 0xa1; // {4: kid}
   out[off++] = HeaderLabel.kid;
-  off = bstrHead(out, off, kid.length);
+  off = writeCborHead(out, off, 2, kid.length);
   out.set(kid, off);
-  off = bstrHead(out, off + kid.length, len);
+  off = writeCborHead(out, off + kid.length, 2, len);
   out.set(buf.subarray(start, end), off);
-  off = bstrHead(out, off + len, SIGNATURE_BYTES);
+  off = writeCborHead(out, off + len, 2, SIGNATURE_BYTES);
   out.set(signature, off);
   return out;
 }

@@ -20,6 +20,7 @@
  * is 19. On BLE a chunk is at most what fits 16 ATT payloads once framed (`bleChunkBytes`),
  * and at most BLE_INFLIGHT_BYTES of framed chunks are in flight (`bleWindow(mtu)` chunks).
  */
+import { cborHeadBytes, writeCborHead } from './cbor-head.js';
 import { attPayload } from './ble.js';
 import { type CborValue, decodeCbor, encodeCbor, isBytes, isMap, isUint } from './cbor.js';
 import { decodeSign1 } from './cose.js';
@@ -150,30 +151,6 @@ export function encodeOffer(o: Omit<OfferMessage, 'type'>): Uint8Array {
   );
 }
 
-/** Bytes of the shortest CBOR head (RFC 8949 §3.1) for argument `n` (an unsigned 32-bit value). */
-const headBytes = (n: number): number => (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
-
-/** Writes the shortest CBOR head of `major` with argument `n` (< 2³²) at `at`; returns the next offset. */
-function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
-  const m = major << 5;
-  if (n < 24) out[at++] = m | n;
-  else if (n < 0x100) {
-    out[at++] = m | 24;
-    out[at++] = n;
-  } else if (n < 0x10000) {
-    out[at++] = m | 25;
-    out[at++] = n >>> 8;
-    out[at++] = n & 0xff;
-  } else {
-    out[at++] = m | 26;
-    out[at++] = n >>> 24;
-    out[at++] = (n >>> 16) & 0xff;
-    out[at++] = (n >>> 8) & 0xff;
-    out[at++] = n & 0xff;
-  }
-  return at;
-}
-
 /**
  * `{0: 18, 1: digest, 2: offset, 3: data, 4: CRC-32C(data)}`, the bytes encodeCbor writes for
  * that map (definite lengths, shortest heads, keys in this order), written straight into one
@@ -188,25 +165,25 @@ export function encodeChunk(c: Omit<ChunkMessage, 'type'>): Uint8Array {
     throw new ProtocolUsageError('firmware/bad-chunk', 'chunk offset must be an unsigned 32-bit integer');
   const crc = crc32c(c.data);
   // Each field: its key (1 byte), its head, its bytes; 3 bytes of map(5) and `0: 18` before them.
-  const digest = 1 + headBytes(c.digest.length) + c.digest.length;
-  const data = 1 + headBytes(c.data.length) + c.data.length;
-  const size = 3 + digest + 1 + headBytes(c.offset) + data + 1 + headBytes(crc);
+  const digest = 1 + cborHeadBytes(c.digest.length) + c.digest.length;
+  const data = 1 + cborHeadBytes(c.data.length) + c.data.length;
+  const size = 3 + digest + 1 + cborHeadBytes(c.offset) + data + 1 + cborHeadBytes(crc);
   const out = new Uint8Array(size);
   out[0] = 0xa5;
   out[1] = 0;
   out[2] = FirmwareMessage.chunk;
   out[3] = 1;
-  let at = writeHead(out, 4, 2, c.digest.length);
+  let at = writeCborHead(out, 4, 2, c.digest.length);
   out.set(c.digest, at);
   at += c.digest.length;
   out[at++] = 2;
-  at = writeHead(out, at, 0, c.offset);
+  at = writeCborHead(out, at, 0, c.offset);
   out[at++] = 3;
-  at = writeHead(out, at, 2, c.data.length);
+  at = writeCborHead(out, at, 2, c.data.length);
   out.set(c.data, at);
   at += c.data.length;
   out[at++] = 4;
-  writeHead(out, at, 0, crc);
+  writeCborHead(out, at, 0, crc);
   return out;
 }
 

@@ -8,6 +8,7 @@
  * then gives the same bytes or throws its error. A property test holds the two together
  * (test/unit/reading-encode.test.ts).
  */
+import { cborHeadBytes, writeCborHead } from './cbor-head.js';
 import { encodeSign1, encodeSign1Over, MAX_FRAME_BYTES, SIGN1_PAYLOAD_ROOM, type SignFn } from './cose.js';
 import { encodeBody, MAX_COUNTER, type ReadingBody } from './frame.js';
 import { MAX_RECORDS, type SenmlRecord, senmlLabelsInOrder } from './senml.js';
@@ -54,15 +55,15 @@ function writeReading(body: ReadingBody): number {
   buf[pos++] = 0x00; // type: reading
   buf[pos++] = 0x01;
   buf[pos++] = 0x01;
-  head(0, boot);
+  pos = writeCborHead(buf, pos, 0, boot);
   buf[pos++] = 0x02;
-  head(0, seq);
+  pos = writeCborHead(buf, pos, 0, seq);
   if (time !== undefined) {
     buf[pos++] = 0x03;
     number(time);
   }
   buf[pos++] = 0x04;
-  head(4, records.length);
+  pos = writeCborHead(buf, pos, 4, records.length);
   for (let i = 0; i < records.length; i++) {
     record(records[i]!);
     if (pos > END) throw OTHER;
@@ -85,28 +86,10 @@ function record(r: SenmlRecord): void {
     else if (v === false) buf[pos++] = 0xf4;
     else if (v instanceof Uint8Array && v.constructor === Uint8Array) {
       if (pos + 5 + v.length > END) throw OTHER;
-      head(2, v.length);
+      pos = writeCborHead(buf, pos, 2, v.length);
       buf.set(v, pos);
       pos += v.length;
     } else throw OTHER;
-  }
-}
-
-/** A head with an unsigned argument below 2^32, shortest form (RFC 8949 §3). */
-function head(major: number, n: number): void {
-  const m = major << 5;
-  if (n < 24) buf[pos++] = m | n;
-  else if (n < 0x100) {
-    buf[pos++] = m | 24;
-    buf[pos++] = n;
-  } else if (n < 0x10000) {
-    buf[pos++] = m | 25;
-    buf[pos++] = n >> 8;
-    buf[pos++] = n & 0xff;
-  } else {
-    buf[pos++] = m | 26;
-    view.setUint32(pos, n);
-    pos += 4;
   }
 }
 
@@ -123,8 +106,8 @@ function number(v: number): void {
     view.setUint32(pos, Math.floor(u / 0x100000000));
     view.setUint32(pos + 4, u >>> 0);
     pos += 8;
-  } else if (v >>> 0 === v) head(0, v);
-  else if (v >> 0 === v) head(1, -1 - v);
+  } else if (v >>> 0 === v) pos = writeCborHead(buf, pos, 0, v);
+  else if (v >> 0 === v) pos = writeCborHead(buf, pos, 1, -1 - v);
   else if (v < 0 && v >= -0x100000000 && Math.floor(v) === v) {
     buf[pos++] = 0x3a;
     view.setUint32(pos, -1 - v);
@@ -141,7 +124,7 @@ function text(s: string): void {
   const n = s.length;
   if (pos + 5 + n * 3 > END) throw OTHER;
   // ASCII, the usual case: its length is known before the first byte.
-  const at = pos + (n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5);
+  const at = pos + cborHeadBytes(n);
   let i = 0;
   for (; i < n; i++) {
     const c = s.charCodeAt(i);
@@ -149,11 +132,11 @@ function text(s: string): void {
     buf[at + i] = c;
   }
   if (i === n) {
-    head(3, n);
+    pos = writeCborHead(buf, pos, 3, n);
     pos += n;
     return;
   }
   const len = Buffer.byteLength(s, 'utf8');
-  head(3, len);
+  pos = writeCborHead(buf, pos, 3, len);
   pos += bytes.write(s, pos, len, 'utf8');
 }
