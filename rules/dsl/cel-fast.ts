@@ -151,38 +151,28 @@ export function compileFast(source: string): FastCondition | undefined {
     const b = operand();
     return b && compare(a, op, b);
   };
-  const and = (): FastCondition | undefined => {
-    let l = unary();
-    while (l && eat('&&')) {
-      const r = unary();
+  /**
+   * A left-to-right chain of `op` over `next`: `zero` (false for &&, true for ||) absorbs an
+   * unknown side as CEL absorbs an error; otherwise known only when both sides are `!zero`.
+   */
+  const chain = (next: () => FastCondition | undefined, op: string, zero: boolean) => (): FastCondition | undefined => {
+    let l = next();
+    while (l && eat(op)) {
+      const r = next();
       if (!r) return undefined;
       const x = l;
       l = (ctx) => {
         const p = x(ctx);
-        if (p === false) return false;
+        if (p === zero) return zero;
         const q = r(ctx);
-        if (q === false) return false;
-        return p === true && q === true ? true : undefined;
+        if (q === zero) return zero;
+        return p === !zero && q === !zero ? !zero : undefined;
       };
     }
     return l;
   };
-  const or = (): FastCondition | undefined => {
-    let l = and();
-    while (l && eat('||')) {
-      const r = and();
-      if (!r) return undefined;
-      const x = l;
-      l = (ctx) => {
-        const p = x(ctx);
-        if (p === true) return true;
-        const q = r(ctx);
-        if (q === true) return true;
-        return p === false && q === false ? false : undefined;
-      };
-    }
-    return l;
-  };
+  const and = chain(unary, '&&', false);
+  const or = chain(and, '||', true);
   const c = or();
   return c && i === t.length ? c : undefined;
 }
