@@ -2,9 +2,10 @@
  * Device registry: who may send frames, under which Ed25519 key. Persisted in
  * the store and read through on every lookup (an lmdb get costs about a
  * microsecond), so enrolments and revocations made by the CLI while the
- * gateway runs take effect at once. Ingest's lookup compares the stored bytes
- * with those it decoded last time and decodes only when they changed. Enrolments and revocations that would write are refused
- * by the free-space guard while the disk is low (the record stays as it was).
+ * gateway runs take effect at once. `active` (ingest's and the broker's lookup)
+ * compares the stored bytes with those it decoded last and decodes only when they
+ * changed. Enrolments and revocations that would write are refused by the
+ * free-space guard while the disk is low (the record stays as it was).
  */
 import {
   bytesEqual,

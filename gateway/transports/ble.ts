@@ -114,7 +114,6 @@ const SWEEP_EVERY_MS = 5000;
 
 export class BleTransport {
   readonly links = new Map<string, BleLink>();
-
   adapter = 'unknown';
   error: string | undefined;
   scanning = false;
