@@ -10,6 +10,9 @@
  * after the fleet stopped (the figure the ≤ 200 MB goal is on); there also the main thread's V8
  * heap (bench/lib/memory-probe.mjs). The fleet's acked count is printed, so a run that did not
  * load the gateway shows. `MEMLOAD_NODE_ARGS` adds node options after npm start's.
+ * Then the same run again with the small memory profile as `npm run start:small` runs it (its
+ * node options and `--small`: gateway/memory-profile.ts), its rows marked "small profile".
+ * `--standard-only` skips that second run.
  *
  * bench/ingest.ts reports an RSS after its run too, but its gateway runs inside the bench's own
  * process (tsx, the test helpers and the bench's figures loaded: ~170 MB before any device).
@@ -22,12 +25,17 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { generateManifest, publicView, writeManifest } from '../firmware-sim/manifest.js';
 import { freePort, tempDir } from '../test/helpers/env.js';
-import { type ProcMemory, procMemory, startFlags, stopProcess } from './lib/gateway-process.js';
+import { type ProcMemory, procMemory, startScript, stopProcess } from './lib/gateway-process.js';
 import { type SmapsBreakdown, smapsBreakdown } from './lib/smaps.js';
 import type { Row } from './lib/row.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, devices: { type: 'string' }, root: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean' },
+    devices: { type: 'string' },
+    root: { type: 'string' },
+    'standard-only': { type: 'boolean' },
+  },
 });
 const quick = values.quick === true;
 const N = Number(values.devices ?? (quick ? 200 : 1000));
@@ -75,6 +83,124 @@ function runFleet(keys: string, url: string, hz: number): { child: ChildProcess;
   return { child, acked: () => acked };
 }
 
+interface Profile {
+  /** Prefix of its rows ('' for npm start's). */
+  readonly tag: string;
+  /** The package.json script it runs as. */
+  readonly script: 'start' | 'start:small';
+}
+
+/** One gateway run through the phases with `profile`: its rows, on a data directory of its own. */
+async function measure(profile: Profile, children: ChildProcess[], dir: string): Promise<Row[]> {
+  const manifest = generateManifest({ devices: N, prefix: 'mem' });
+  const keys = join(dir, 'fleet.json');
+  writeManifest(keys, manifest);
+  const port = await freePort();
+  const cfg = join(dir, 'outpost.yaml');
+  writeFileSync(
+    cfg,
+    [
+      `gateway: { id: gw-bench, dataDir: ${JSON.stringify(join(dir, 'data'))} }`,
+      `mqtt: { port: ${port} }`,
+      'api: { enabled: false }',
+      'simulate: { devices: 0 }',
+      'devices:',
+      ...publicView(manifest).devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKey}" }`),
+    ].join('\n'),
+  );
+  const probeOut = join(dir, 'probe.json');
+  const script = startScript(root, profile.script);
+  const nodeArgs = [...script.nodeArgs, ...extraNodeArgs];
+  const gw = spawn(
+    process.execPath,
+    [
+      ...nodeArgs,
+      '--import',
+      fileURLToPath(new URL('./lib/memory-probe.mjs', import.meta.url)),
+      join(root, 'bin', 'gateway.js'),
+      'start',
+      ...script.args,
+      '--config',
+      cfg,
+      '--no-simulate',
+    ],
+    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OUTPOST_MEMORY_PROBE: probeOut } },
+  );
+  children.push(gw);
+  await new Promise<void>((ok, fail) => {
+    createInterface({ input: gw.stdout! }).on('line', (l) => l.includes('"event":"ready"') && ok());
+    gw.once('exit', (code) => fail(new Error(`gateway exited (${code})`)));
+  });
+  await sleep(3000);
+  const points: { label: string; mem: ProcMemory; smaps: SmapsBreakdown; acked: number }[] = [];
+  const mark = (label: string, acked: number): void => {
+    points.push({ label, mem: procMemory(gw.pid!), smaps: smapsBreakdown(gw.pid!), acked });
+  };
+  mark('started, no device', 0);
+  let acked = 0;
+  for (const p of PHASES) {
+    const fleet = runFleet(keys, `mqtt://127.0.0.1:${port}`, p.hz);
+    children.push(fleet.child);
+    await sleep(p.seconds * 1000);
+    mark(`end of ${p.hz} Hz × ${N} devices (${p.seconds} s)`, acked + fleet.acked());
+    await stopProcess(fleet.child);
+    acked += fleet.acked();
+  }
+  await sleep(SETTLE_S * 1000);
+  mark(`${SETTLE_S} s after the fleet stopped`, acked);
+  gw.kill('SIGUSR2');
+  let usage: NodeJS.MemoryUsage | undefined;
+  for (let i = 0; i < 50 && !usage; i++) {
+    await sleep(100);
+    try {
+      usage = (JSON.parse(readFileSync(probeOut, 'utf8')) as { usage: NodeJS.MemoryUsage }).usage;
+    } catch {
+      // not written yet
+    }
+  }
+  await stopProcess(gw);
+  const fileMb = statSync(join(dir, 'data', 'outpost.lmdb')).size / MB;
+
+  const q = `${quick ? 'quick: ' : ''}${profile.tag}`;
+  const base = points[0]!.mem.rss;
+  const after = points.at(-1)!.mem.rss;
+  console.log(
+    `${profile.script}: root ${root}; node options: ${nodeArgs.join(' ') || '(none)'} start ${script.args.join(' ')}`,
+  );
+  return [
+    ...points.map((p, i) => ({
+      figure: `${q}gateway RSS, ${N}-device run: ${p.label}`,
+      value: p.mem.rss,
+      unit: 'MB',
+      ...(i > 0 && { baseline: 'the same gateway started, no device', baselineValue: base, ratio: p.mem.rss / base }),
+      // The goal is npm start's; the small profile's rows are beside it, without one.
+      ...(i === points.length - 1 && profile.script === 'start' && { goal: '<= 200 MB', pass: after <= 200 }),
+    })),
+    ...points.map((p) => ({
+      figure: `${q}of it anonymous / file-backed: ${p.label}`,
+      value: p.mem.anon,
+      unit: `MB anon (file ${p.mem.file.toFixed(1)} MB)`,
+    })),
+    ...points.map((p) => ({
+      figure: `${q}of it lmdb's map / node binary / anonymous mappings (V8 heaps, thread arenas) / malloc: ${p.label}`,
+      value: p.smaps.lmdb,
+      unit: `MB (${[p.smaps.nodeBinary, p.smaps.anonLarge + p.smaps.anonSmall, p.smaps.brkHeap].map((x) => x.toFixed(1)).join(' / ')} MB)`,
+    })),
+    ...(usage
+      ? [
+          { figure: `${q}main-thread V8 heap used after the run`, value: usage.heapUsed / MB, unit: 'MB' },
+          { figure: `${q}main-thread V8 heap committed after the run`, value: usage.heapTotal / MB, unit: 'MB' },
+        ]
+      : []),
+    ...points.slice(1, -1).map((p, i) => ({
+      figure: `${q}frames acked to the fleet, ${p.label.replace(/^end of /, '')}`,
+      value: p.acked - (points[i]?.acked ?? 0),
+      unit: 'frames',
+    })),
+    { figure: `${q}the store's lmdb file after the run`, value: fileMb, unit: 'MB' },
+  ];
+}
+
 async function main(): Promise<void> {
   const tmp = tempDir('outpost-bench-memload-');
   const children: ChildProcess[] = [];
@@ -82,104 +208,18 @@ async function main(): Promise<void> {
     for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
   });
   try {
-    const manifest = generateManifest({ devices: N, prefix: 'mem' });
-    const keys = join(tmp.dir, 'fleet.json');
-    writeManifest(keys, manifest);
-    const port = await freePort();
-    const cfg = join(tmp.dir, 'outpost.yaml');
-    writeFileSync(
-      cfg,
-      [
-        `gateway: { id: gw-bench, dataDir: ${JSON.stringify(join(tmp.dir, 'data'))} }`,
-        `mqtt: { port: ${port} }`,
-        'api: { enabled: false }',
-        'simulate: { devices: 0 }',
-        'devices:',
-        ...publicView(manifest).devices.map((d) => `  - { id: ${d.id}, publicKey: "${d.publicKey}" }`),
-      ].join('\n'),
-    );
-    const probeOut = join(tmp.dir, 'probe.json');
-    const gw = spawn(
-      process.execPath,
-      [
-        ...startFlags(root),
-        ...extraNodeArgs,
-        '--import',
-        fileURLToPath(new URL('./lib/memory-probe.mjs', import.meta.url)),
-        join(root, 'bin', 'gateway.js'),
-        'start',
-        '--config',
-        cfg,
-        '--no-simulate',
-      ],
-      { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OUTPOST_MEMORY_PROBE: probeOut } },
-    );
-    children.push(gw);
-    await new Promise<void>((ok, fail) => {
-      createInterface({ input: gw.stdout! }).on('line', (l) => l.includes('"event":"ready"') && ok());
-      gw.once('exit', (code) => fail(new Error(`gateway exited (${code})`)));
-    });
-    await sleep(3000);
-    const points: { label: string; mem: ProcMemory; smaps: SmapsBreakdown; acked: number }[] = [];
-    const mark = (label: string, acked: number): void => {
-      points.push({ label, mem: procMemory(gw.pid!), smaps: smapsBreakdown(gw.pid!), acked });
-    };
-    mark('started, no device', 0);
-    let acked = 0;
-    for (const p of PHASES) {
-      const fleet = runFleet(keys, `mqtt://127.0.0.1:${port}`, p.hz);
-      children.push(fleet.child);
-      await sleep(p.seconds * 1000);
-      mark(`end of ${p.hz} Hz × ${N} devices (${p.seconds} s)`, acked + fleet.acked());
-      await stopProcess(fleet.child);
-      acked += fleet.acked();
-    }
-    await sleep(SETTLE_S * 1000);
-    mark(`${SETTLE_S} s after the fleet stopped`, acked);
-    gw.kill('SIGUSR2');
-    let usage: NodeJS.MemoryUsage | undefined;
-    for (let i = 0; i < 50 && !usage; i++) {
-      await sleep(100);
-      try {
-        usage = (JSON.parse(readFileSync(probeOut, 'utf8')) as { usage: NodeJS.MemoryUsage }).usage;
-      } catch {
-        // not written yet
-      }
-    }
-    await stopProcess(gw);
-    const fileMb = statSync(join(tmp.dir, 'data', 'outpost.lmdb')).size / MB;
-
-    const q = quick ? 'quick: ' : '';
-    const base = points[0]!.mem.rss;
-    const after = points.at(-1)!.mem.rss;
-    const rows: Row[] = [
-      ...points.map((p, i) => ({
-        figure: `${q}gateway RSS, ${N}-device run: ${p.label}`,
-        value: p.mem.rss,
-        unit: 'MB',
-        ...(i > 0 && { baseline: 'the same gateway started, no device', baselineValue: base, ratio: p.mem.rss / base }),
-        ...(i === points.length - 1 && { goal: '<= 200 MB', pass: after <= 200 }),
-      })),
-      ...points.map((p) => ({
-        figure: `${q}of it anonymous / file-backed: ${p.label}`,
-        value: p.mem.anon,
-        unit: `MB anon (file ${p.mem.file.toFixed(1)} MB)`,
-      })),
-      ...points.map((p) => ({
-        figure: `${q}of it lmdb's map / node binary / anonymous mappings (V8 heaps, thread arenas) / malloc: ${p.label}`,
-        value: p.smaps.lmdb,
-        unit: `MB (${[p.smaps.nodeBinary, p.smaps.anonLarge + p.smaps.anonSmall, p.smaps.brkHeap].map((x) => x.toFixed(1)).join(' / ')} MB)`,
-      })),
-      ...(usage
-        ? [
-            { figure: `${q}main-thread V8 heap used after the run`, value: usage.heapUsed / MB, unit: 'MB' },
-            { figure: `${q}main-thread V8 heap committed after the run`, value: usage.heapTotal / MB, unit: 'MB' },
-          ]
-        : []),
-      { figure: `${q}frames acked to the fleet`, value: acked, unit: 'frames' },
-      { figure: `${q}the store's lmdb file after the run`, value: fileMb, unit: 'MB' },
+    const profiles: Profile[] = [
+      { tag: '', script: 'start' },
+      ...(values['standard-only']
+        ? []
+        : [{ tag: 'small profile (npm run start:small): ', script: 'start:small' } as const]),
     ];
-    console.log(`root ${root}; node options: ${[...startFlags(root), ...extraNodeArgs].join(' ') || '(none)'}`);
+    const rows: Row[] = [];
+    for (const [i, profile] of profiles.entries()) {
+      const dir = join(tmp.dir, String(i));
+      mkdirSync(dir);
+      rows.push(...(await measure(profile, children, dir)));
+    }
     for (const r of rows)
       console.log(
         `${r.figure}: ${r.value.toFixed(1)} ${r.unit}${r.baseline ? ` (${r.baseline}: ${r.baselineValue!.toFixed(1)} MB)` : ''}${r.goal ? ` goal ${r.goal}: ${r.pass ? 'pass' : 'FAIL'}` : ''}`,

@@ -12,6 +12,7 @@ import { alertsSchema, exportSchema } from './export/config.js';
 import { maxBytesSchema, minCopiesSchema } from './log/budget-config.js';
 import { parseRetention } from './log/retention.js';
 import { LOG_FORMATS, LOG_LEVELS } from './logger.js';
+import { MEMORY_PROFILES } from './memory-profile.js';
 import { DEFAULT_REPLAY_LIMITS } from './ingest/replay-window.js';
 import { DEFAULT_MIN_FREE_BYTES } from './store/free-space.js';
 import { syncSchema } from './sync/config.js';
@@ -72,6 +73,8 @@ export const configSchema = z
         dataDir: z.string().min(1).default('./data'),
         /** This gateway's site (policies with reach `site` stay among gateways of one site). */
         site: id.optional(),
+        /** Defaults sized for the board (gateway/memory-profile.ts): standard, or small for 512 MB boards. */
+        memory: z.enum(MEMORY_PROFILES).default('standard'),
       })
       .strict()
       .prefault({}),
@@ -139,7 +142,8 @@ export const configSchema = z
         /** No longer used (replayBoots and replayRanges bound the replay memory); still accepted so an older config file loads, with a warning at start. */
         replayWindow: z.number().int().optional(),
         maxFrameBytes: z.number().int().min(64).max(4096).default(4096),
-        maxInflight: z.number().int().min(1).max(1_000_000).default(20_000),
+        /** Frames being processed before new ones are refused as overloaded (default 20 000; 2 000 with memory: small). */
+        maxInflight: z.number().int().min(1).max(1_000_000).optional(),
         /** Most ms a verified frame waits for others to share its transaction and block (default 8; 0 commits at once). */
         coalesceMs: z.number().int().min(0).max(1000).optional(),
         /** Writes are refused below this many free bytes on the data directory's filesystem (gateway/store/free-space.ts); 0 disables. */

@@ -2,7 +2,6 @@
  * The gateway process: store, registry, verify pool, ingest, transports, API and the rest, each started
  * as a part of one lifecycle (gateway/parts.ts) and stopped in reverse order, every part even when one fails.
  */
-import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import type { RulesHandle } from '../rules/start.js';
 import { DeviceActivity } from './activity.js';
@@ -21,6 +20,7 @@ import { startBudget } from './log/budget-start.js';
 import { type AuthorNames, authorNames } from './log/author-names.js';
 import type { FrameReader } from './log/frames-index.js';
 import type { Logger } from './logger.js';
+import { maxInflight, verifyWorkers, youngGenerationWarning } from './memory-profile.js';
 import { Lifecycle } from './parts.js';
 import { KeyRing } from './policy/keyring.js';
 import { PolicyRuntime } from './policy/runtime.js';
@@ -158,7 +158,7 @@ export class Gateway {
     try {
       // First: its first worker thread boots (a V8 isolate, ~0.1 s) while the store opens,
       // instead of holding up the first frame's verify.
-      const workers = config.ingest.verifyWorkers === 'auto' ? availableParallelism() : config.ingest.verifyWorkers;
+      const workers = verifyWorkers(config);
       const pool = parts.add('verify pool', new VerifyPool(workers), (p) => p.close());
       // Refuse writes before the disk is full: lmdb-js may abort natively after an ENOSPC commit.
       const space = new FreeSpaceGuard(dataDir, { minFreeBytes: config.ingest.minFreeBytes, log });
@@ -206,7 +206,13 @@ export class Gateway {
         registry,
         pool,
         log,
-        { ...config.ingest, now: receiveClock(), policyOf: (f) => policies.tagger.tag(f), space },
+        {
+          ...config.ingest,
+          maxInflight: maxInflight(config),
+          now: receiveClock(),
+          policyOf: (f) => policies.tagger.tag(f),
+          space,
+        },
         blockLog,
       );
       // Stopped after ingest: the open journal blocks are sealed before the store closes.
@@ -225,9 +231,12 @@ export class Gateway {
           frames: blockLog.frames.count(),
           devices: registry.activeCount(),
           verifyWorkers: workers,
+          memory: config.gateway.memory,
         },
         `gateway ${config.gateway.id} starting`,
       );
+      const youngGeneration = youngGenerationWarning(config);
+      if (youngGeneration) log.warn({ key: 'gateway.memory' }, youngGeneration);
       if (config.ingest.replayWindow !== undefined)
         log.warn(
           { key: 'ingest.replayWindow' },

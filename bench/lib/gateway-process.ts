@@ -22,11 +22,22 @@ export interface GatewaySpawn {
 
 /** The node options `npm start` passes in `root` (its package.json `start` script: `node FLAGS bin/gateway.js start`). */
 export function startFlags(root: string): string[] {
-  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: { start: string } })
-    .scripts.start;
-  const m = /^node\s+(.*?)\s*bin\/gateway\.js start$/.exec(script.trim());
-  if (!m) throw new Error(`${root}/package.json: start script "${script}" is not "node [flags] bin/gateway.js start"`);
-  return m[1] ? m[1].split(/\s+/) : [];
+  return startScript(root, 'start').nodeArgs;
+}
+
+/**
+ * A package.json start script of `root` (`start`, `start:small`: `node FLAGS bin/gateway.js start
+ * [ARGS]`): its node options and the arguments after `start`.
+ */
+export function startScript(root: string, name: string): { nodeArgs: string[]; args: string[] } {
+  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
+    .scripts[name];
+  const m = script === undefined ? null : /^node\s+(.*?)\s*bin\/gateway\.js start(?:\s+(.*))?$/.exec(script.trim());
+  if (!m)
+    throw new Error(
+      `${root}/package.json: script ${name} "${script}" is not "node [flags] bin/gateway.js start [args]"`,
+    );
+  return { nodeArgs: m[1] ? m[1].split(/\s+/) : [], args: m[2] ? m[2].split(/\s+/) : [] };
 }
 
 export function spawnGateway(g: GatewaySpawn, args: readonly string[]): ChildProcess {

@@ -7,7 +7,7 @@ import { PartsStopError } from '../parts.js';
 import { isStoreCommitFailure } from '../store/store.js';
 import { commonOptions, resolveConfig, UsageError } from './args.js';
 
-export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--log-format F] [--no-simulate]
+export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] [--log-level LEVEL] [--log-format F] [--no-simulate] [--small]
   Starts the embedded MQTT broker (default 127.0.0.1:1883) and ingest into the store under
   --data (default ./data). With no device configured it runs a simulated fleet of 20 devices.
   Serves the dashboard, HTTP API and /metrics on http://127.0.0.1:8080/ (config api.*); the
@@ -15,7 +15,9 @@ export const startHelp = `gateway start [--config FILE] [--data DIR] [--port N] 
   Without --config, ./outpost.yaml is used when present. Stops cleanly on Ctrl-C (exit 1 if a part
   failed to stop; the others still stop).
   Logs (--log-format, config log.format): auto (default) is one readable line per event on a
-  terminal and JSON lines otherwise; json or pretty force one.`;
+  terminal and JSON lines otherwise; json or pretty force one.
+  --small: the memory profile for 512 MB boards (config gateway.memory: small): one verify worker,
+  2 000 frames in flight; run node with --max-semi-space-size=2 too (npm run start:small).`;
 
 /** The options `start` and `demo` share: --port (MQTT), --log-level, --log-format. */
 export const runOptions = {
@@ -27,13 +29,15 @@ export const runOptions = {
 export async function start(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { ...commonOptions, ...runOptions, 'no-simulate': { type: 'boolean' } },
+    options: { ...commonOptions, ...runOptions, 'no-simulate': { type: 'boolean' }, small: { type: 'boolean' } },
   });
   if (values.help) {
     console.log(startHelp);
     return 0;
   }
-  return runGateway(resolveConfig(values), values, { simulate: !values['no-simulate'] });
+  const cfg = resolveConfig(values);
+  const config = values.small ? { ...cfg, gateway: { ...cfg.gateway, memory: 'small' as const } } : cfg;
+  return runGateway(config, values, { simulate: !values['no-simulate'] });
 }
 
 /**

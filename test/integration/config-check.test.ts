@@ -18,6 +18,7 @@ const expected: Record<string, string> = {
   'api-token-too-short.yaml': 'api.token: must be at least 16 characters',
   'api-unknown-key.yaml':
     'api: unknown key "bind" (allowed: enabled, host, port, tls, allowPlainBeyondLoopback, token)',
+  'gateway-memory-unknown.yaml': 'gateway.memory: must be one of "standard", "small"',
   'gateway-id-pattern.yaml': 'gateway.id: must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$',
   'homeassistant-bad-prefix.yaml':
     'homeAssistant.prefix: must be MQTT topic levels of [A-Za-z0-9_-], e.g. homeassistant',

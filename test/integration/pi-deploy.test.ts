@@ -97,6 +97,20 @@ describe('Raspberry Pi deployment files', () => {
     expect(s.get('RestrictAddressFamilies')![0]).not.toContain('AF_BLUETOOTH');
   });
 
+  it("[memory] the unit runs npm start's node options, and its commented small-board line npm run start:small's", () => {
+    const scripts = (
+      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+        scripts: Record<string, string>;
+      }
+    ).scripts;
+    const nodeOptions = (script: string): string => /^node\s+(.*?)\s*bin\/gateway\.js/.exec(script)![1]!;
+    const unitOptions = (line: string): string => /node\s+(.*?)\s*\/opt\/outpost\/bin\/gateway\.js/.exec(line)![1]!;
+    expect(unitOptions(settings(text).get('ExecStart')![0]!)).toBe(nodeOptions(scripts.start!));
+    const small = /^#ExecStart=(.*)$/m.exec(text)?.[1];
+    expect(small).toContain('start --small');
+    expect(unitOptions(small!)).toBe(nodeOptions(scripts['start:small']!));
+  });
+
   it('[udev] rules cover CP210x, CH340, FTDI and native CDC-ACM, each with group dialout and ModemManager off', () => {
     const rules = readFileSync(join(pi, '99-outpost-serial.rules'), 'utf8')
       .split('\n')
