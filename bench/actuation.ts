@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { Subject } from 'rxjs';
 import { GatewayActuation } from '../gateway/actuation/start.js';
 import { privateKeyObject, publicKeyFromSeed, signEd25519 } from '../gateway/crypto/ed25519.js';
-import type { IngestedFrame } from '../gateway/ingest/pipeline.js';
+import type { IngestedFrame } from '../gateway/ingest/outcome.js';
 import { BlockLog } from '../gateway/log/block-log.js';
 import { createLogger } from '../gateway/logger.js';
 import { Store } from '../gateway/store/store.js';

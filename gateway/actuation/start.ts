@@ -12,7 +12,7 @@ import type { SettingsRecord } from '../../protocols/settings.js';
 import { Actuation, type ActuationOptions } from '../../rules/actuation/index.js';
 import type { Decision } from '../../rules/decision.js';
 import { toRuleFrame, type RuleFrame } from '../../rules/frame.js';
-import type { IngestedFrame } from '../ingest/pipeline.js';
+import type { IngestedFrame } from '../ingest/outcome.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';
 import { actuationBlocks, leasesOf, LogJournal } from './journal.js';

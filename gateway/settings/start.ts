@@ -9,7 +9,7 @@ import type { Observable, Subscription } from 'rxjs';
 import type { SignedBlock } from '../../protocols/index.js';
 import type { SettingEntry } from '../../protocols/settings.js';
 import type { GatewayActuation } from '../actuation/start.js';
-import type { IngestedFrame } from '../ingest/pipeline.js';
+import type { IngestedFrame } from '../ingest/outcome.js';
 import { authorNames } from '../log/author-names.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { Logger } from '../logger.js';

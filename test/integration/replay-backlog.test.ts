@@ -14,7 +14,7 @@ import mqtt from 'mqtt';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { publicKeyFromSeed } from '../../gateway/crypto/ed25519.js';
 import type { Gateway } from '../../gateway/gateway.js';
-import type { OutcomeEvent } from '../../gateway/ingest/pipeline.js';
+import type { OutcomeEvent } from '../../gateway/ingest/outcome.js';
 import { toHex, topics } from '../../protocols/index.js';
 import { testDevice } from '../helpers/devices.js';
 import { freePort, startTestGateway, tempDir, waitFor } from '../helpers/env.js';
