@@ -15,7 +15,7 @@
  * Delivery is the per-device link's (transports/mqtt.ts): QoS 1, a frame leaves its device's
  * buffer on PUBACK, and on a reconnect each device's unacked frames are published again.
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { topics } from '../protocols/index.js';
 import type { SignerImpl } from './crypto.js';
 import type { DeviceFrame } from './device.js';
@@ -24,7 +24,7 @@ import { emptyFleetStats, type FleetStats } from './fleet.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
 import { type DeviceModelName, Prng } from './sensors.js';
 import type { DeviceStateStore } from './state.js';
-import { encodeTopic, Qos1Publisher } from './transports/mqtt-qos1.js';
+import { connectQos1, encodeTopic, type Qos1Publisher } from './transports/mqtt-qos1.js';
 import { countAttempt } from './transports/uplink-buffer.js';
 
 export interface HubFleetOptions {
@@ -84,7 +84,7 @@ class Hub {
   ) {}
 
   start(period: number, tickMs: number): void {
-    const client = mqtt.connect(this.opts.brokerUrl, {
+    const { client, publisher } = connectQos1(this.opts.brokerUrl, {
       log: noLog,
       ...this.opts.mqttOptions,
       clientId: this.id,
@@ -97,7 +97,7 @@ class Hub {
       reschedulePings: false,
     });
     this.client = client;
-    this.publisher = new Qos1Publisher(client);
+    this.publisher = publisher;
     client.on('connect', () => {
       this.epoch++;
       this.inflight.clear();
