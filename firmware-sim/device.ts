@@ -83,7 +83,9 @@ export class VirtualDevice {
   private readonly clock: Required<ClockOptions>;
   private readonly powerOnMs: number;
   private readonly unacked = new UnackedFrames<DeviceFrame>();
+  /** The last RECENT_ACKED acked frames, a ring: `ackedNext` is where the next one goes. */
   private readonly acked: DeviceFrame[] = [];
+  private ackedNext = 0;
   private bootCounter: number;
   private seqCounter = 0;
   private droppedCount = 0;
@@ -220,11 +222,10 @@ export class VirtualDevice {
 
   /** Marks a frame as durable at the gateway; false if it was not pending. */
   ack(boot: number, seq: number): boolean {
-    const frame = this.unacked.get(boot, seq);
+    const frame = this.unacked.take(boot, seq);
     if (!frame) return false;
-    this.unacked.delete(boot, seq);
-    this.acked.push(frame);
-    if (this.acked.length > RECENT_ACKED) this.acked.shift();
+    this.acked[this.ackedNext] = frame;
+    this.ackedNext = (this.ackedNext + 1) % RECENT_ACKED;
     return true;
   }
 
@@ -239,7 +240,7 @@ export class VirtualDevice {
 
   /** The last few acked frames, oldest first (material for replay attacks). */
   recentlyAcked(): readonly DeviceFrame[] {
-    return [...this.acked];
+    return [...this.acked.slice(this.ackedNext), ...this.acked.slice(0, this.ackedNext)];
   }
 
   /** Simulated reset: boot moves on, seq restarts at 0, unacked frames survive (flash). */

@@ -171,7 +171,8 @@ export class Qos1Publisher {
       out[off++] = r > 0 ? b | 0x80 : b;
       if (r === 0) break;
     }
-    off += topic.copy(out, off);
+    out.set(topic, off); // not topic.copy: Buffer's copy is a JS wrapper around the same set
+    off += topic.length;
     out[off++] = id >> 8;
     out[off++] = id & 0xff;
     out.set(payload, off);
