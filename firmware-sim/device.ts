@@ -17,6 +17,7 @@ import {
   isValidId,
   signReading,
 } from '../protocols/index.js';
+import { AckedRing } from './acked-ring.js';
 import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
 import { type DeviceStateStore, MemoryStateStore } from './state.js';
@@ -83,9 +84,7 @@ export class VirtualDevice {
   private readonly clock: Required<ClockOptions>;
   private readonly powerOnMs: number;
   private readonly unacked = new UnackedFrames<DeviceFrame>();
-  /** The last RECENT_ACKED acked frames, a ring: `ackedNext` is where the next one goes. */
-  private readonly acked: DeviceFrame[] = [];
-  private ackedNext = 0;
+  private readonly acked = new AckedRing(RECENT_ACKED);
   private bootCounter: number;
   private seqCounter = 0;
   private droppedCount = 0;
@@ -224,8 +223,7 @@ export class VirtualDevice {
   ack(boot: number, seq: number): boolean {
     const frame = this.unacked.take(boot, seq);
     if (!frame) return false;
-    this.acked[this.ackedNext] = frame;
-    this.ackedNext = (this.ackedNext + 1) % RECENT_ACKED;
+    this.acked.push(frame);
     return true;
   }
 
@@ -238,9 +236,9 @@ export class VirtualDevice {
     return this.unacked.values();
   }
 
-  /** The last few acked frames, oldest first (material for replay attacks). */
+  /** The last few acked frames, oldest first (material for replay attacks): copies. */
   recentlyAcked(): readonly DeviceFrame[] {
-    return [...this.acked.slice(this.ackedNext), ...this.acked.slice(0, this.ackedNext)];
+    return this.acked.frames();
   }
 
   /** Simulated reset: boot moves on, seq restarts at 0, unacked frames survive (flash). */

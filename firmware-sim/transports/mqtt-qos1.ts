@@ -49,8 +49,63 @@ export function connectQos1(url: string, options: IClientOptions): { client: Mqt
   return { client, publisher };
 }
 
+/**
+ * What waits for a PUBACK, by message id: an array indexed by the id's low bits, doubled when
+ * two waiting ids share a place (ids come in sequence, so rarely). A Map here grew and shrank
+ * its table with every hub tick's handful of frames in flight: an allocation each time.
+ */
+class Waiting {
+  private ids = new Int32Array(16);
+  private dones: (Done | undefined)[] = new Array<Done | undefined>(16).fill(undefined);
+  size = 0;
+
+  get(id: number): Done | undefined {
+    const i = id & (this.ids.length - 1);
+    return this.ids[i] === id ? this.dones[i] : undefined;
+  }
+
+  set(id: number, done: Done): void {
+    for (;;) {
+      const i = id & (this.ids.length - 1);
+      if (this.ids[i] === 0 || this.ids[i] === id) {
+        if (this.ids[i] === 0) this.size++;
+        this.ids[i] = id;
+        this.dones[i] = done;
+        return;
+      }
+      this.grow();
+    }
+  }
+
+  delete(id: number): void {
+    const i = id & (this.ids.length - 1);
+    if (this.ids[i] !== id) return;
+    this.ids[i] = 0;
+    this.dones[i] = undefined;
+    this.size--;
+  }
+
+  /** Removes and returns every entry. */
+  drain(): [number, Done][] {
+    const out: [number, Done][] = [];
+    for (let i = 0; i < this.ids.length; i++) if (this.ids[i] !== 0) out.push([this.ids[i]!, this.dones[i]!]);
+    this.ids.fill(0);
+    this.dones.fill(undefined);
+    this.size = 0;
+    return out;
+  }
+
+  private grow(): void {
+    const old = this.drain();
+    const n = this.ids.length * 2;
+    this.ids = new Int32Array(n);
+    this.dones = new Array<Done | undefined>(n).fill(undefined);
+    for (const [id, done] of old) this.set(id, done);
+  }
+}
+
 export class Qos1Publisher {
-  private readonly waiting = new Map<number, Done>();
+  private readonly waiting = new Waiting();
   private batching = false;
   /** The packets of the open batch: [batchStart, batchEnd) of batchSlab; batchStart < 0 when none. */
   private batchSlab = slab;
@@ -67,8 +122,7 @@ export class Qos1Publisher {
     client.on('close', () => {
       this.batchStart = -1;
       if (this.waiting.size === 0) return;
-      const left = [...this.waiting];
-      this.waiting.clear();
+      const left = this.waiting.drain();
       const closed = new Error('connection closed before the PUBACK');
       for (const [id, done] of left) {
         client.messageIdProvider.deallocate(id);
@@ -137,7 +191,7 @@ export class Qos1Publisher {
       return;
     }
     const id = client.messageIdProvider.allocate();
-    if (id === null || this.waiting.has(id)) {
+    if (id === null || this.waiting.get(id) !== undefined) {
       done(new Error('no MQTT message id free'));
       return;
     }
