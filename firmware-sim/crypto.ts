@@ -59,7 +59,8 @@ export function createSigner(seed: Uint8Array, impl: SignerImpl = 'noble'): Sign
   checkSeed(seed);
   if (impl === 'node') {
     const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-    return (message) => new Uint8Array(nodeSign(null, message, key));
+    // The Buffer as it comes (a Uint8Array): the frame encoders copy the 64 bytes into place anyway.
+    return (message) => nodeSign(null, message, key);
   }
   const copy = Uint8Array.from(seed);
   return (message) => ed.sign(message, copy);

@@ -17,6 +17,7 @@ import {
   isValidId,
   signReading,
 } from '../protocols/index.js';
+import { AckedRing } from './acked-ring.js';
 import { createSigner, publicKeyFromSeed, type SignerImpl } from './crypto.js';
 import { type DeviceModelName, SensorSuite } from './sensors.js';
 import { type DeviceStateStore, MemoryStateStore } from './state.js';
@@ -83,7 +84,7 @@ export class VirtualDevice {
   private readonly clock: Required<ClockOptions>;
   private readonly powerOnMs: number;
   private readonly unacked = new UnackedFrames<DeviceFrame>();
-  private readonly acked: DeviceFrame[] = [];
+  private readonly acked = new AckedRing(RECENT_ACKED);
   private bootCounter: number;
   private seqCounter = 0;
   private droppedCount = 0;
@@ -220,11 +221,9 @@ export class VirtualDevice {
 
   /** Marks a frame as durable at the gateway; false if it was not pending. */
   ack(boot: number, seq: number): boolean {
-    const frame = this.unacked.get(boot, seq);
+    const frame = this.unacked.take(boot, seq);
     if (!frame) return false;
-    this.unacked.delete(boot, seq);
     this.acked.push(frame);
-    if (this.acked.length > RECENT_ACKED) this.acked.shift();
     return true;
   }
 
@@ -237,9 +236,9 @@ export class VirtualDevice {
     return this.unacked.values();
   }
 
-  /** The last few acked frames, oldest first (material for replay attacks). */
+  /** The last few acked frames, oldest first (material for replay attacks): copies. */
   recentlyAcked(): readonly DeviceFrame[] {
-    return [...this.acked];
+    return this.acked.frames();
   }
 
   /** Simulated reset: boot moves on, seq restarts at 0, unacked frames survive (flash). */

@@ -15,7 +15,7 @@
  * Delivery is the per-device link's (transports/mqtt.ts): QoS 1, a frame leaves its device's
  * buffer on PUBACK, and on a reconnect each device's unacked frames are published again.
  */
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import { topics } from '../protocols/index.js';
 import type { SignerImpl } from './crypto.js';
 import type { DeviceFrame } from './device.js';
@@ -24,7 +24,7 @@ import { emptyFleetStats, type FleetStats } from './fleet.js';
 import { type FleetManifest, generateManifest, manifestSeed } from './manifest.js';
 import { type DeviceModelName, Prng } from './sensors.js';
 import type { DeviceStateStore } from './state.js';
-import { encodeTopic, Qos1Publisher } from './transports/mqtt-qos1.js';
+import { connectQos1, encodeTopic, type Qos1Publisher } from './transports/mqtt-qos1.js';
 import { countAttempt } from './transports/uplink-buffer.js';
 
 export interface HubFleetOptions {
@@ -70,9 +70,8 @@ class Hub {
   acked = 0;
   failed = 0;
   errors = 0;
-  private epoch = 0;
-  /** Frames published on this connection and not acked yet (a frame is one object from its device's buffer). */
-  private readonly inflight = new Set<DeviceFrame>();
+  /** The connection whose connect resent the pending frames (once per connection). */
+  private resentOn: unknown;
   private timer: NodeJS.Timeout | undefined;
   private client: MqttClient | undefined;
   private publisher: Qos1Publisher | undefined;
@@ -84,7 +83,7 @@ class Hub {
   ) {}
 
   start(period: number, tickMs: number): void {
-    const client = mqtt.connect(this.opts.brokerUrl, {
+    const { client, publisher } = connectQos1(this.opts.brokerUrl, {
       log: noLog,
       ...this.opts.mqttOptions,
       clientId: this.id,
@@ -97,20 +96,18 @@ class Hub {
       reschedulePings: false,
     });
     this.client = client;
-    this.publisher = new Qos1Publisher(client);
+    this.publisher = publisher;
     client.on('connect', () => {
-      this.epoch++;
-      this.inflight.clear();
       this.online = true;
+      // A frame goes out once per connection: new ones at their tick, the pending ones here. No
+      // set of frames in flight (it grew and shrank its table every tick): a connect per stream.
+      if (this.resentOn === client.stream) return;
+      this.resentOn = client.stream;
       this.publisher!.corked(() => {
         for (const s of this.slots) for (const f of s.device.pending()) this.publish(s, f);
       });
     });
-    client.on('close', () => {
-      this.online = false;
-      this.epoch++;
-      this.inflight.clear();
-    });
+    client.on('close', () => (this.online = false));
     client.on('error', () => this.errors++);
     this.timer = setInterval(() => this.tick(period), tickMs);
   }
@@ -130,12 +127,8 @@ class Hub {
   }
 
   private publish(s: Slot, f: DeviceFrame): void {
-    if (this.inflight.has(f)) return;
-    this.inflight.add(f);
     countAttempt(f, this);
-    const epoch = this.epoch;
     this.publisher!.publish(s.up, f.bytes, (err) => {
-      if (epoch === this.epoch) this.inflight.delete(f);
       if (err) this.failed++;
       else if (s.device.ack(f.boot, f.seq)) this.acked++;
     });
@@ -146,7 +139,7 @@ class Hub {
     const client = this.client;
     if (!client) return;
     const end = Date.now() + timeoutMs;
-    while (this.online && this.inflight.size > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    while (this.online && this.publisher!.inFlight > 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
     await new Promise<void>((resolve) => client.end(true, () => resolve()));
     this.client = undefined;
     this.online = false;

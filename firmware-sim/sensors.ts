@@ -11,7 +11,10 @@ export class Prng {
   private b: number;
   private c: number;
   private d: number;
-  private spare: number | undefined;
+  // Always a number, with a flag: a field that is sometimes undefined holds each double in a
+  // fresh box, and this one lives a sample period, so it outlived young collections.
+  private spare = 0;
+  private hasSpare = false;
 
   constructor(seed: number | string) {
     let s = typeof seed === 'number' ? seed >>> 0 : fnv1a(seed);
@@ -47,16 +50,16 @@ export class Prng {
 
   /** Gaussian (Box–Muller, the second value cached). */
   normal(mean = 0, sd = 1): number {
-    if (this.spare !== undefined) {
-      const z = this.spare;
-      this.spare = undefined;
-      return mean + sd * z;
+    if (this.hasSpare) {
+      this.hasSpare = false;
+      return mean + sd * this.spare;
     }
     let u = 0;
     while (u === 0) u = this.next();
     const r = Math.sqrt(-2 * Math.log(u));
     const th = 2 * Math.PI * this.next();
     this.spare = r * Math.sin(th);
+    this.hasSpare = true;
     return mean + sd * r * Math.cos(th);
   }
 
@@ -115,12 +118,17 @@ class Drift {
   }
 }
 
-/** Seconds since the previous sample, capped so a long gap does not explode the walk. */
+/**
+ * Seconds since the previous sample, capped so a long gap does not explode the walk. The last
+ * time is an object's number field, updated in place: a closure's variable would box each new
+ * value, and the box lived a sample period (promoted by the young-generation collector).
+ */
 function makeClock(): (tSec: number) => number {
-  let last: number | undefined;
+  const last = { t: 0, set: false };
   return (t) => {
-    const dt = last === undefined ? 0 : clamp(t - last, 0, 3600);
-    last = t;
+    const dt = last.set ? clamp(t - last.t, 0, 3600) : 0;
+    last.t = t;
+    last.set = true;
     return dt;
   };
 }
@@ -159,12 +167,12 @@ function humiditySensor(rng: Prng): Sensor {
 function vibrationSensor(rng: Prng): Sensor {
   const dt = makeClock();
   const base = 1.5 + rng.next();
-  let wear = 0;
+  const wear = { m: 0 }; // a field, updated in place (makeClock)
   return {
     name: 'vib',
     sample(t) {
-      wear += (dt(t) / 3600) * 0.001;
-      let v = (base + wear) * Math.exp(rng.normal(0, 0.15));
+      wear.m += (dt(t) / 3600) * 0.001;
+      let v = (base + wear.m) * Math.exp(rng.normal(0, 0.15));
       if (rng.next() < 0.01) v *= 3 + 2 * rng.next();
       return { n: 'vib', u: 'm/s2', v: round(Math.max(0, v), 3) };
     },

@@ -72,13 +72,14 @@ function writeReading(body: ReadingBody): number {
 }
 
 function record(r: SenmlRecord): void {
+  // The map's head is written once its fields are counted: at most 15 labels, so one byte.
+  const head = pos++;
   let n = 0;
-  for (let i = 0; i < senmlLabelsInOrder.length; i++) if (r[senmlLabelsInOrder[i]![1]] !== undefined) n++;
-  buf[pos++] = 0xa0 | n; // at most 15 labels: the count fits the initial byte
   for (let i = 0; i < senmlLabelsInOrder.length; i++) {
     const [label, field] = senmlLabelsInOrder[i]!;
     const v: unknown = r[field];
     if (v === undefined) continue;
+    n++;
     buf[pos++] = label < 0 ? 0x1f - label : label; // -1 → 0x20 … (major type 1), 0..8 as is
     if (typeof v === 'number') number(v);
     else if (typeof v === 'string') text(v);
@@ -91,6 +92,7 @@ function record(r: SenmlRecord): void {
       pos += v.length;
     } else throw OTHER;
   }
+  buf[head] = 0xa0 | n;
 }
 
 /**

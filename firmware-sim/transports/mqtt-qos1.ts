@@ -7,12 +7,19 @@
  * frame's CPU in a simulated fleet (bench/README.md, "firmware-sim").
  *
  * mqtt.js keeps the rest of the connection: CONNECT, SUBSCRIBE, keepalive and reading every
- * packet; it hands each one to 'packetreceive' first and ignores a PUBACK for an id it did not
- * send. Ids come from the client's own allocator (`messageIdProvider`), so they never clash with
- * its subscribes or its own publishes. The semantics are a QoS 1 publish's: `done()` on the
- * PUBACK, or with an error when the connection closes first (never both, never twice).
+ * other packet. A client made by `connectQos1` has its reads go through a PubackTap
+ * (puback-tap.ts) that takes our PUBACKs out before mqtt.js parses them; on any other client
+ * they are found in mqtt.js's 'packetreceive' (it ignores a PUBACK for an id it did not send).
+ * Ids come from the client's own allocator (`messageIdProvider`), so they never clash with its
+ * subscribes or its own publishes. The semantics are a QoS 1 publish's: `done()` on the PUBACK,
+ * or with an error when the connection closes first (never both, never twice).
+ *
+ * Packets are written into 64 KiB slabs shared by every publisher (a Buffer per packet costs
+ * more than its bytes); the packets `corked()` publishes are contiguous in one and leave in one
+ * socket write.
  */
-import type { MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type IStream, type MqttClient } from 'mqtt';
+import { PubackTap } from './puback-tap.js';
 
 type Done = (err?: Error) => void;
 
@@ -27,24 +34,95 @@ export function encodeTopic(topic: string): Buffer {
   return out;
 }
 
+const SLAB_BYTES = 64 * 1024;
+let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+let slabUsed = 0;
+
+/** `mqtt.connect` for a client that publishes through a Qos1Publisher, its PUBACKs tapped from the first connect on. */
+export function connectQos1(url: string, options: IClientOptions): { client: MqttClient; publisher: Qos1Publisher } {
+  // The tap goes in as each connection's stream is built, so the first connect waits for it.
+  const client = mqtt.connect(url, { ...options, manualConnect: true });
+  const publisher = new Qos1Publisher(client);
+  publisher.tapReads();
+  client.options.manualConnect = options.manualConnect; // end() and reconnects as for any client
+  client.connect();
+  return { client, publisher };
+}
+
+/**
+ * What waits for a PUBACK, by message id: an array indexed by the id's low bits, doubled when
+ * two waiting ids share a place (ids come in sequence, so rarely). A Map here grew and shrank
+ * its table with every hub tick's handful of frames in flight: an allocation each time.
+ */
+class Waiting {
+  private ids = new Int32Array(16);
+  private dones: (Done | undefined)[] = new Array<Done | undefined>(16).fill(undefined);
+  size = 0;
+
+  get(id: number): Done | undefined {
+    const i = id & (this.ids.length - 1);
+    return this.ids[i] === id ? this.dones[i] : undefined;
+  }
+
+  set(id: number, done: Done): void {
+    for (;;) {
+      const i = id & (this.ids.length - 1);
+      if (this.ids[i] === 0 || this.ids[i] === id) {
+        if (this.ids[i] === 0) this.size++;
+        this.ids[i] = id;
+        this.dones[i] = done;
+        return;
+      }
+      this.grow();
+    }
+  }
+
+  delete(id: number): void {
+    const i = id & (this.ids.length - 1);
+    if (this.ids[i] !== id) return;
+    this.ids[i] = 0;
+    this.dones[i] = undefined;
+    this.size--;
+  }
+
+  /** Removes and returns every entry. */
+  drain(): [number, Done][] {
+    const out: [number, Done][] = [];
+    for (let i = 0; i < this.ids.length; i++) if (this.ids[i] !== 0) out.push([this.ids[i]!, this.dones[i]!]);
+    this.ids.fill(0);
+    this.dones.fill(undefined);
+    this.size = 0;
+    return out;
+  }
+
+  private grow(): void {
+    const old = this.drain();
+    const n = this.ids.length * 2;
+    this.ids = new Int32Array(n);
+    this.dones = new Array<Done | undefined>(n).fill(undefined);
+    for (const [id, done] of old) this.set(id, done);
+  }
+}
+
 export class Qos1Publisher {
-  private readonly waiting = new Map<number, Done>();
+  private readonly waiting = new Waiting();
+  private batching = false;
+  /** The packets of the open batch: [batchStart, batchEnd) of batchSlab; batchStart < 0 when none. */
+  private batchSlab = slab;
+  private batchStart = -1;
+  private batchEnd = 0;
 
   constructor(private readonly client: MqttClient) {
     client.on('packetreceive', (p) => {
       if (p.cmd !== 'puback' || p.messageId === undefined) return;
-      const done = this.waiting.get(p.messageId);
-      if (done === undefined) return;
-      this.waiting.delete(p.messageId);
-      client.messageIdProvider.deallocate(p.messageId);
       // MQTT 5 reason codes: below 0x80 is success (0x10: no matching subscribers).
       const rc = p.reasonCode;
-      done(rc !== undefined && rc >= 0x80 ? new Error(`PUBACK reason code ${rc}`) : undefined);
+      this.settle(p.messageId, rc !== undefined && rc >= 0x80 ? new Error(`PUBACK reason code ${rc}`) : undefined);
     });
     client.on('close', () => {
+      this.batchStart = -1;
       if (this.waiting.size === 0) return;
-      const left = [...this.waiting];
-      this.waiting.clear();
+      const left = this.waiting.drain();
       const closed = new Error('connection closed before the PUBACK');
       for (const [id, done] of left) {
         client.messageIdProvider.deallocate(id);
@@ -57,14 +135,45 @@ export class Qos1Publisher {
     return this.waiting.size;
   }
 
-  /** Runs `fn` with the socket corked: the packets it publishes leave in one write. */
+  /**
+   * Reads every later connection of the client through a PubackTap: mqtt.js pipes each stream it
+   * builds into its parser, and gets here only what the tap passes on. MQTT 5 acks carry reason
+   * codes and properties: such a client is left as it is (it publishes through mqtt.js anyway).
+   */
+  tapReads(): void {
+    if (this.client.options.protocolVersion === 5) return;
+    // `streamBuilder` is typed private, but it is how mqtt.js makes each connection's stream.
+    const c = this.client as unknown as { streamBuilder: (client: MqttClient) => IStream };
+    const build = c.streamBuilder;
+    c.streamBuilder = (client) => {
+      const stream = build(client);
+      stream.pipe = <T extends NodeJS.WritableStream>(dest: T): T => {
+        const tap = new PubackTap(
+          (id) => this.settle(id, undefined),
+          (bytes) => {
+            // pipe()'s backpressure: mqtt.js handles one packet a tick and says when it has room.
+            if (!dest.write(bytes)) {
+              stream.pause();
+              dest.once('drain', () => stream.resume());
+            }
+          },
+        );
+        stream.on('data', (b: Buffer) => tap.feed(b));
+        return dest;
+      };
+      return stream;
+    };
+  }
+
+  /** Runs `fn` with the packets it publishes gathered: they leave in one socket write at its end. */
   corked(fn: () => void): void {
-    const stream = this.client.stream;
-    stream?.cork();
+    if (this.batching) return fn();
+    this.batching = true;
     try {
       fn();
     } finally {
-      stream?.uncork();
+      this.batching = false;
+      this.flush();
     }
   }
 
@@ -82,27 +191,73 @@ export class Qos1Publisher {
       return;
     }
     const id = client.messageIdProvider.allocate();
-    if (id === null || this.waiting.has(id)) {
+    if (id === null || this.waiting.get(id) !== undefined) {
       done(new Error('no MQTT message id free'));
       return;
     }
     const rest = topic.length + 2 + payload.length; // remaining length: topic, id, payload
     let vbi = 1;
     for (let r = rest >> 7; r > 0; r >>= 7) vbi++;
-    const pkt = Buffer.allocUnsafe(1 + vbi + rest);
-    pkt[0] = 0x32; // PUBLISH, QoS 1, no DUP (a resend after a reconnect is a new publish here), no RETAIN
-    let off = 1;
+    const size = 1 + vbi + rest;
+    let out: Buffer;
+    let off: number;
+    if (size > SLAB_BYTES) {
+      this.flush();
+      out = Buffer.allocUnsafe(size);
+      off = 0;
+    } else {
+      if (slabUsed + size > SLAB_BYTES) {
+        this.flush();
+        slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        slabUsed = 0;
+      } else if (this.batchStart >= 0 && (this.batchSlab !== slab || this.batchEnd !== slabUsed)) {
+        this.flush(); // another publisher wrote after our batch's last packet: ours is not contiguous any more
+      }
+      out = slab;
+      off = slabUsed;
+      slabUsed += size;
+    }
+    const start = off;
+    out[off++] = 0x32; // PUBLISH, QoS 1, no DUP (a resend after a reconnect is a new publish here), no RETAIN
     for (let r = rest; ; ) {
       const b = r & 0x7f;
       r >>= 7;
-      pkt[off++] = r > 0 ? b | 0x80 : b;
+      out[off++] = r > 0 ? b | 0x80 : b;
       if (r === 0) break;
     }
-    off += topic.copy(pkt, off);
-    pkt[off++] = id >> 8;
-    pkt[off++] = id & 0xff;
-    pkt.set(payload, off);
+    out.set(topic, off); // not topic.copy: Buffer's copy is a JS wrapper around the same set
+    off += topic.length;
+    out[off++] = id >> 8;
+    out[off++] = id & 0xff;
+    out.set(payload, off);
     this.waiting.set(id, done);
-    stream.write(pkt);
+    if (out !== slab) stream.write(out);
+    else if (!this.batching) stream.write(slab.subarray(start, start + size));
+    else {
+      if (this.batchStart < 0) {
+        this.batchSlab = slab;
+        this.batchStart = start;
+      }
+      this.batchEnd = start + size;
+    }
+  }
+
+  /** Writes out the open batch. */
+  private flush(): void {
+    if (this.batchStart < 0) return;
+    const stream = this.client.stream;
+    // A stream destroyed in the batch: its close fails what waits.
+    if (stream && !stream.destroyed) stream.write(this.batchSlab.subarray(this.batchStart, this.batchEnd));
+    this.batchStart = -1;
+  }
+
+  /** Runs the `done` of message `id` if it waits here; false if it does not. */
+  private settle(id: number, err: Error | undefined): boolean {
+    const done = this.waiting.get(id);
+    if (done === undefined) return false;
+    this.waiting.delete(id);
+    this.client.messageIdProvider.deallocate(id);
+    done(err);
+    return true;
   }
 }

@@ -12,10 +12,10 @@
  * what does pass through it (publishRaw) is forgotten on every close.
  */
 import { TLSSocket } from 'node:tls';
-import mqtt, { type IClientOptions, type MqttClient, Store } from 'mqtt';
+import { type IClientOptions, type MqttClient, Store } from 'mqtt';
 import { topics } from '../../protocols/index.js';
 import type { DeviceFrame, VirtualDevice } from '../device.js';
-import { encodeTopic, Qos1Publisher } from './mqtt-qos1.js';
+import { connectQos1, encodeTopic, type Qos1Publisher } from './mqtt-qos1.js';
 import { countAttempt, IdleWaiters } from './uplink-buffer.js';
 
 const DEFAULT_RECONNECT_MS = 250;
@@ -108,7 +108,7 @@ export class MqttDeviceLink {
     if (this.client) return;
     this.stopped = false;
     const gatewayId = this.opts.gatewayId;
-    const client = mqtt.connect(this.opts.brokerUrl, {
+    const { client, publisher } = connectQos1(this.opts.brokerUrl, {
       // mqtt.js logs every packet through `debug` (a call and its arguments per publish and ack
       // even when off): ~2 % of a fleet's CPU. Given a logger, it calls that instead.
       log: noLog,
@@ -125,7 +125,7 @@ export class MqttDeviceLink {
       queueQoSZero: false,
     });
     this.client = client;
-    this.publisher = new Qos1Publisher(client);
+    this.publisher = publisher;
     // mqtt.js builds each CONNECT from client.options: a token is good once, so every attempt signs a new one.
     if (gatewayId !== undefined)
       client.on('reconnect', () => (client.options.password = this.device.connectToken(gatewayId)));

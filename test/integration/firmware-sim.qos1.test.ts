@@ -3,10 +3,13 @@
  * PUBLISH packets beside mqtt.js arrive once each, byte for byte, on their topic; each `done`
  * runs once, on its PUBACK; mqtt.js's own subscribe on the same connection is unharmed (ids
  * from its allocator) and its store holds nothing of ours; a close fails what still waits.
+ * Through `connectQos1` our PUBACKs are taken out of the reads (puback-tap.ts): mqtt.js never
+ * parses one, while its own publish, subscribe and the messages it receives go on as before,
+ * also after a reconnect.
  */
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeTopic, Qos1Publisher } from '../../firmware-sim/transports/mqtt-qos1.js';
+import { connectQos1, encodeTopic, Qos1Publisher } from '../../firmware-sim/transports/mqtt-qos1.js';
 import { startBroker } from './firmware-sim.broker.js';
 
 const closers: (() => Promise<unknown>)[] = [];
@@ -80,5 +83,42 @@ describe('Qos1Publisher', () => {
     pub.publish(encodeTopic('up/x'), new Uint8Array([9]), (err) => late.push(err));
     expect(late).toHaveLength(1);
     expect(late[0]).toBeInstanceOf(Error);
+  });
+
+  it('connectQos1: our PUBACKs never reach mqtt.js; its own publishes, subscribes and messages do, across a reconnect', async () => {
+    const b = await startBroker();
+    closers.push(() => b.close());
+    const { client, publisher: pub } = connectQos1(b.url, {
+      clientId: 'q1-tap',
+      clean: true,
+      reconnectPeriod: 50,
+      log: () => {},
+    });
+    closers.push(() => new Promise<void>((r) => client.end(true, () => r())));
+    const seen = { pubacks: 0, messages: [] as string[] };
+    client.on('packetreceive', (p) => p.cmd === 'puback' && seen.pubacks++);
+    client.on('message', (topic, payload) => seen.messages.push(`${topic}=${payload.toString()}`));
+    for (let round = 0; round < 2; round++) {
+      await expect.poll(() => client.connected, { timeout: 5000 }).toBe(true);
+      await new Promise<void>((resolve, reject) =>
+        client.subscribe(`echo/${round}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+      );
+      const done = new Array<number>(200).fill(0);
+      pub.corked(() => {
+        for (let i = 0; i < 200; i++) pub.publish(encodeTopic('outpost/tap/up'), new Uint8Array([i]), () => done[i]!++);
+      });
+      // mqtt.js's own QoS 1 publish on the same connection: its PUBACK is passed on to it.
+      await new Promise<void>((resolve, reject) =>
+        client.publish(`echo/${round}`, `hello ${round}`, { qos: 1 }, (err) => (err ? reject(err) : resolve())),
+      );
+      await expect.poll(() => done.every((d) => d === 1), { timeout: 5000 }).toBe(true);
+      await expect.poll(() => seen.messages.length, { timeout: 5000 }).toBe(round + 1);
+      expect(seen.pubacks).toBe(round + 1); // mqtt.js's own, none of ours
+      expect(pub.inFlight).toBe(0);
+      if (round > 0) break;
+      client.stream.destroy(); // the next connection's stream is tapped too
+      await expect.poll(() => client.connected, { timeout: 5000 }).toBe(false);
+    }
+    expect(seen.messages).toEqual(['echo/0=hello 0', 'echo/1=hello 1']);
   });
 });
