@@ -13,6 +13,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
+import { encodeRadioWrites } from '../../protocols/radio-writes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -152,7 +153,7 @@ export function createWebSocketNoble(url: string): NobleCentral {
   const Bindings = require('@abandonware/noble/lib/websocket/bindings') as { prototype: object };
   const WebSocket = require('ws') as new (
     url: string,
-  ) => EventEmitter & { send(d: string, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
+  ) => EventEmitter & { send(d: string | Buffer, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
   type B = EventEmitter & {
     _ws: InstanceType<typeof WebSocket>;
     _startScanCommand: unknown;
@@ -165,15 +166,44 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b._peripherals = {};
   const ws = new WebSocket(url);
   b._ws = ws;
-  // Each command is its own websocket message; a frame's ATT writes (16 per firmware chunk at
-  // MTU 247) corked together leave in one writev, not one system call each (bench/README.md).
+  // A radio that takes binary writes (protocols/radio-writes.ts; firmware-sim's radio says so
+  // first thing) gets a run of ATT writes to one characteristic in one message; any other
+  // (noble's own ws-slave.js, say) gets noble's JSON command per write.
+  let binaryWrites = false;
+  /** Writes waiting to go as one message (inside `batch`): their characteristic and payloads. */
+  let pending: { key: string; ids: [string, string, string]; withoutResponse: boolean } | undefined;
+  const payloads: Buffer[] = [];
+  let pendingBytes = 0;
+  let depth = 0;
+  const flush = (): void => {
+    if (!pending) return;
+    const [peripheralUuid, serviceUuid, characteristicUuid] = pending.ids;
+    const msg = encodeRadioWrites(
+      { peripheralUuid, serviceUuid, characteristicUuid, withoutResponse: pending.withoutResponse, payloads },
+      pendingBytes,
+    );
+    pending = undefined;
+    payloads.length = 0;
+    pendingBytes = 0;
+    ws.send(msg);
+  };
+  // Every other command leaves after the writes before it.
+  const sendCommand = (b as B & { _sendCommand(c: unknown, e?: unknown): void })._sendCommand;
+  (b as B & { _sendCommand: unknown })._sendCommand = function (this: B, c: unknown, e?: unknown) {
+    flush();
+    sendCommand.call(this, c, e);
+  };
+  // A report's window of chunks leaves in one socket write: corked, and with binary writes one
+  // message (bench/README.md).
   (b as B & { batch(fn: () => void): void }).batch = (fn) => {
     const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } | null })._socket;
     if (!socket) return fn();
     socket.cork();
+    depth++;
     try {
       fn();
     } finally {
+      if (--depth === 0) flush();
       socket.uncork();
     }
   };
@@ -189,6 +219,16 @@ export function createWebSocketNoble(url: string): NobleCentral {
     withoutResponse: boolean,
   ): void => {
     const key = `${peripheralUuid}/${serviceUuid}/${characteristicUuid}`;
+    if (binaryWrites && data.length > 0 && data.length <= 0xffff) {
+      const wr = withoutResponse === true;
+      if (pending && (pending.key !== key || pending.withoutResponse !== wr)) flush();
+      pending ??= { key, ids: [peripheralUuid, serviceUuid, characteristicUuid], withoutResponse: wr };
+      payloads.push(data);
+      pendingBytes += data.length;
+      if (depth === 0) flush();
+      return;
+    }
+    flush();
     let prefix = writePrefix.get(key);
     if (prefix === undefined) {
       prefix = `${JSON.stringify({ action: 'write', peripheralUuid, serviceUuid, characteristicUuid }).slice(0, -1)},"data":"`;
@@ -200,6 +240,7 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b.on('message', (m: { type?: string; peripheralUuid?: string; mtu?: number; state?: string }) => {
     // The binding console.logs state changes and socket events; these two are handled here instead.
     if (m.type === 'stateChange') b.emit('stateChange', m.state);
+    else if (m.type === 'features') binaryWrites = (m as { writes?: unknown }).writes === 'binary';
     else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
     else onMessage(m);
   });
