@@ -30,6 +30,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type CborValue, decodeCbor, isBytes } from './cbor.js';
+import { cborHeadBytes } from './cbor-head.js';
 import { bytesEqual, concatBytes, toHex } from './bytes.js';
 import { fail, ok, ProtocolUsageError, type Result } from './result.js';
 
@@ -163,8 +164,12 @@ export type Canon =
 const utf8 = new TextEncoder();
 
 class Writer {
-  private buf = new Uint8Array(256);
+  private buf: Uint8Array;
   len = 0;
+  /** `size`: the bytes expected, when known (a re-encoding to compare): no growing, no copy at the end. */
+  constructor(size = 256) {
+    this.buf = new Uint8Array(Math.max(16, size));
+  }
   private ensure(n: number): void {
     if (this.len + n <= this.buf.length) return;
     let size = this.buf.length * 2;
@@ -209,7 +214,7 @@ class Writer {
     this.len += data.length;
   }
   result(): Uint8Array {
-    return this.buf.slice(0, this.len);
+    return this.len === this.buf.length ? this.buf : this.buf.slice(0, this.len);
   }
 }
 
@@ -269,8 +274,8 @@ function write(w: Writer, v: Canon): void {
  * (keys sorted bytewise by encoding), booleans and null. Throws ProtocolUsageError
  * for anything else (floats, bigints, undefined, tags).
  */
-export function encodeCanonical(v: Canon | CborValue): Uint8Array {
-  const w = new Writer();
+export function encodeCanonical(v: Canon | CborValue, sizeHint?: number): Uint8Array {
+  const w = new Writer(sizeHint);
   write(w, v as Canon);
   return w.result();
 }
@@ -335,7 +340,7 @@ export function blockBodyValue(b: Block): Canon {
 }
 
 /** The canonical bytes of a block. Throws ProtocolUsageError for an invalid block. */
-export function encodeBlock(b: Block): Uint8Array {
+export function encodeBlock(b: Block, sizeHint?: number): Uint8Array {
   if (b.author.length !== AUTHOR_BYTES)
     throw new ProtocolUsageError('block/bad-author', 'author must be a 32-byte Ed25519 public key');
   checkName('stream', b.stream);
@@ -365,7 +370,7 @@ export function encodeBlock(b: Block): Uint8Array {
     [K.kind, BlockKinds[b.kind]],
     [K.body, blockBodyValue(b)],
   ]);
-  const out = encodeCanonical(m);
+  const out = encodeCanonical(m, sizeHint);
   if (out.length > MAX_BLOCK_BYTES)
     throw new ProtocolUsageError('block/too-large', `block of ${out.length} bytes exceeds ${MAX_BLOCK_BYTES}`);
   return out;
@@ -480,7 +485,7 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
   // One block, one encoding, one hash: anything but the exact canonical bytes is refused.
   let again: Uint8Array;
   try {
-    again = encodeBlock(block);
+    again = encodeBlock(block, bytes.length); // sized as the bytes it is compared with (a 64 KiB image block)
   } catch (e) {
     return fail('block/non-canonical', `not a canonical block: ${(e as Error).message}`);
   }
@@ -500,8 +505,11 @@ export function decodeSignedBlock(envelope: Uint8Array): Result<SignedBlock> {
     return fail('block/bad-envelope', 'a signed block is [block bytes, signature]');
   const [bytes, signature] = v as [Uint8Array, Uint8Array];
   if (signature.length !== BLOCK_SIGNATURE_BYTES) return fail('block/bad-envelope', 'signature must be 64 bytes');
-  // The envelope must be canonical too (shortest heads), so it has one byte form.
-  if (!bytesEqual(encodeCanonical([bytes, signature]), envelope))
+  // The envelope must be canonical too (shortest heads), so it has one byte form. Checked by
+  // its length, not a re-encoding (a 64 KiB image block's copy on every read): the decoder took
+  // the whole envelope as an array of two byte strings with nothing after it, and any head
+  // not the shortest, or an indefinite length, only makes it longer.
+  if (envelope.length !== 1 + cborHeadBytes(bytes.length) + bytes.length + cborHeadBytes(signature.length) + 64)
     return fail('block/non-canonical', 'envelope is not canonical');
   const block = decodeBlock(bytes);
   if (!block.ok) return block;

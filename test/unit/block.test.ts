@@ -209,6 +209,43 @@ describe('blocks', () => {
     );
   });
 
+  it('refuses an envelope in any but its one byte form (long heads, indefinite bytes), checked by its length', () => {
+    fc.assert(
+      fc.property(blockArb, (b) => {
+        const sb = signBlock(b, sign);
+        const n = sb.bytes.length;
+        const sig = sb.signature;
+        const forms = [
+          // array head 0x98 02, not 0x82
+          Uint8Array.from([0x98, 0x02, ...sb.envelope.subarray(1)]),
+          // the block's byte string with a 4-byte length head
+          Uint8Array.from([
+            0x82,
+            0x5a,
+            n >>> 24,
+            (n >>> 16) & 0xff,
+            (n >>> 8) & 0xff,
+            n & 0xff,
+            ...sb.bytes,
+            0x58,
+            64,
+            ...sig,
+          ]),
+          // the signature's with a 2-byte length head
+          Uint8Array.from([...sb.envelope.subarray(0, sb.envelope.length - 66), 0x59, 0, 64, ...sig]),
+          // the block's byte string as an indefinite-length string of one chunk
+          Uint8Array.from([0x82, 0x5f, ...sb.envelope.subarray(1, sb.envelope.length - 66), 0xff, 0x58, 64, ...sig]),
+        ];
+        for (const f of forms) {
+          const r = decodeSignedBlock(f);
+          expect(r.ok ? 'ok' : r.error.code).toBe('block/non-canonical');
+        }
+        expect(decodeSignedBlock(sb.envelope).ok).toBe(true);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('refuses non-canonical encodings of a valid block (one block, one hash)', () => {
     const b: Block = {
       author,
