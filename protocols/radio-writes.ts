@@ -19,41 +19,56 @@
 const RADIO_WRITES_KIND = 0x01;
 const WITHOUT_RESPONSE = 0x01;
 
-export interface RadioWrites {
+/** Where a run of writes goes: one characteristic of one peripheral. */
+export interface RadioWritesTarget {
   readonly peripheralUuid: string;
   readonly serviceUuid: string;
   readonly characteristicUuid: string;
   readonly withoutResponse: boolean;
+}
+
+export interface RadioWrites extends RadioWritesTarget {
   readonly payloads: Uint8Array[];
 }
 
-/** Bytes of the header for these UUIDs (kind, flags, the three strings). */
-function radioWritesHeaderLength(peripheralUuid: string, serviceUuid: string, characteristicUuid: string): number {
-  return 2 + 3 + peripheralUuid.length + serviceUuid.length + characteristicUuid.length;
-}
+const PRINTABLE = /^[\x20-\x7e]*$/;
 
 /**
- * Encodes writes to one characteristic; `total` is the payloads' byte count. Throws on a
- * payload that is empty or over 65 535 bytes, or a UUID that is not ASCII of at most 255.
+ * Encodes writes to one characteristic: each of `runs` split into ATT payloads of at most
+ * `atts[i]` bytes (a framed chunk and its MTU − 3; without `atts`, each run is one payload).
+ * Throws on an empty run, a payload over 65 535 bytes, or a UUID not ASCII of at most 255.
  */
-export function encodeRadioWrites(w: RadioWrites, total = sum(w.payloads)): Buffer {
-  const out = Buffer.allocUnsafe(
-    radioWritesHeaderLength(w.peripheralUuid, w.serviceUuid, w.characteristicUuid) + 2 * w.payloads.length + total,
-  );
+export function encodeRadioWrites(t: RadioWritesTarget, runs: readonly Uint8Array[], atts?: readonly number[]): Buffer {
+  const ids = [t.peripheralUuid, t.serviceUuid, t.characteristicUuid];
+  let size = 2 + 3;
+  for (const s of ids) {
+    if (s.length > 255 || !PRINTABLE.test(s)) throw new RangeError('radio writes: a UUID must be ASCII, ≤ 255');
+    size += s.length;
+  }
+  for (let r = 0; r < runs.length; r++) {
+    const len = runs[r]!.length;
+    const att = atts?.[r] ?? len;
+    if (len === 0 || att < 1 || att > 0xffff) throw new RangeError('radio writes: a payload must be 1..65535 bytes');
+    size += len + 2 * Math.ceil(len / att);
+  }
+  const out = Buffer.allocUnsafe(size);
   out[0] = RADIO_WRITES_KIND;
-  out[1] = w.withoutResponse ? WITHOUT_RESPONSE : 0;
+  out[1] = t.withoutResponse ? WITHOUT_RESPONSE : 0;
   let at = 2;
-  for (const s of [w.peripheralUuid, w.serviceUuid, w.characteristicUuid]) {
-    if (s.length > 255 || !/^[\x20-\x7e]*$/.test(s)) throw new RangeError('radio writes: a UUID must be ASCII, ≤ 255');
+  for (const s of ids) {
     out[at++] = s.length;
     at += out.write(s, at, 'latin1');
   }
-  for (const p of w.payloads) {
-    if (p.length === 0 || p.length > 0xffff) throw new RangeError('radio writes: a payload must be 1..65535 bytes');
-    out[at] = p.length & 0xff;
-    out[at + 1] = p.length >>> 8;
-    out.set(p, at + 2);
-    at += 2 + p.length;
+  for (let r = 0; r < runs.length; r++) {
+    const run = runs[r]!;
+    const att = atts?.[r] ?? run.length;
+    for (let i = 0; i < run.length; i += att) {
+      const n = Math.min(att, run.length - i);
+      out[at] = n & 0xff;
+      out[at + 1] = n >>> 8;
+      out.set(i === 0 && n === run.length ? run : run.subarray(i, i + n), at + 2);
+      at += 2 + n;
+    }
   }
   return out;
 }
@@ -91,10 +106,4 @@ export function decodeRadioWrites(b: Uint8Array): RadioWrites | undefined {
     withoutResponse: (b[1]! & WITHOUT_RESPONSE) !== 0,
     payloads,
   };
-}
-
-function sum(ps: readonly Uint8Array[]): number {
-  let n = 0;
-  for (const p of ps) n += p.length;
-  return n;
 }

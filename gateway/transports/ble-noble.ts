@@ -13,7 +13,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { encodeRadioWrites } from '../../protocols/radio-writes.js';
+import { NUS_RX_UUID, NUS_SERVICE_UUID } from '../../protocols/index.js';
+import { RadioWriteBatcher } from './ble-radio-writes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -51,6 +52,15 @@ export interface NobleCentral extends EventEmitter {
     stop?(): void;
     /** Runs `fn` with its writes to the radio handed over together (createWebSocketNoble). */
     batch?(fn: () => void): void;
+    /** Writes `bytes` as ATT payloads of at most `att` bytes in one call; false where unsupported (ble-radio-writes.ts). */
+    writeRun?(
+      peripheralUuid: string,
+      serviceUuid: string,
+      characteristicUuid: string,
+      bytes: Uint8Array,
+      att: number,
+      withoutResponse: boolean,
+    ): boolean;
   };
 }
 
@@ -62,6 +72,20 @@ export function batchWrites(noble: NobleCentral | undefined, fn: () => void): vo
   const batch = noble?._bindings.batch;
   if (batch) batch(fn);
   else fn();
+}
+
+/**
+ * Writes `bytes` to a peripheral's NUS RX as ATT payloads of at most `att` bytes in one call,
+ * where the bindings can (the websocket radio with binary writes); false elsewhere: the caller
+ * writes each payload through noble.
+ */
+export function writeRun(
+  noble: NobleCentral | undefined,
+  peripheralUuid: string,
+  bytes: Uint8Array,
+  att: number,
+): boolean {
+  return noble?._bindings.writeRun?.(peripheralUuid, NUS_SERVICE_UUID, NUS_RX_UUID, bytes, att, true) === true;
 }
 
 /** Why there is no usable radio, with what to do about it. */
@@ -166,31 +190,14 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b._peripherals = {};
   const ws = new WebSocket(url);
   b._ws = ws;
-  // A radio that takes binary writes (protocols/radio-writes.ts; firmware-sim's radio says so
-  // first thing) gets a run of ATT writes to one characteristic in one message; any other
-  // (noble's own ws-slave.js, say) gets noble's JSON command per write.
-  let binaryWrites = false;
-  /** Writes waiting to go as one message (inside `batch`): their characteristic and payloads. */
-  let pending: { key: string; ids: [string, string, string]; withoutResponse: boolean } | undefined;
-  const payloads: Buffer[] = [];
-  let pendingBytes = 0;
-  let depth = 0;
-  const flush = (): void => {
-    if (!pending) return;
-    const [peripheralUuid, serviceUuid, characteristicUuid] = pending.ids;
-    const msg = encodeRadioWrites(
-      { peripheralUuid, serviceUuid, characteristicUuid, withoutResponse: pending.withoutResponse, payloads },
-      pendingBytes,
-    );
-    pending = undefined;
-    payloads.length = 0;
-    pendingBytes = 0;
-    ws.send(msg);
-  };
+  // A radio that takes binary writes (firmware-sim's says so first thing) gets a run of ATT
+  // writes to one characteristic in one message (ble-radio-writes.ts); any other (noble's own
+  // ws-slave.js, say) gets noble's JSON command per write.
+  const writes = new RadioWriteBatcher((m) => ws.send(m));
   // Every other command leaves after the writes before it.
   const sendCommand = (b as B & { _sendCommand(c: unknown, e?: unknown): void })._sendCommand;
   (b as B & { _sendCommand: unknown })._sendCommand = function (this: B, c: unknown, e?: unknown) {
-    flush();
+    writes.flush();
     sendCommand.call(this, c, e);
   };
   // A report's window of chunks leaves in one socket write: corked, and with binary writes one
@@ -199,14 +206,13 @@ export function createWebSocketNoble(url: string): NobleCentral {
     const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } | null })._socket;
     if (!socket) return fn();
     socket.cork();
-    depth++;
     try {
-      fn();
+      writes.batch(fn);
     } finally {
-      if (--depth === 0) flush();
       socket.uncork();
     }
   };
+  (b as B & { writeRun: unknown }).writeRun = writes.writeRun.bind(writes);
   // noble's write (websocket/bindings.js) builds the same JSON with JSON.stringify and a callback
   // closure per ATT payload; here the fixed part is made once per characteristic. Send errors
   // surface as the socket's 'error' / 'close' (down, below), as a failed command would.
@@ -218,29 +224,22 @@ export function createWebSocketNoble(url: string): NobleCentral {
     data: Buffer,
     withoutResponse: boolean,
   ): void => {
+    const wr = withoutResponse === true;
+    if (writes.writeRun(peripheralUuid, serviceUuid, characteristicUuid, data, data.length, wr)) return;
+    writes.flush();
     const key = `${peripheralUuid}/${serviceUuid}/${characteristicUuid}`;
-    if (binaryWrites && data.length > 0 && data.length <= 0xffff) {
-      const wr = withoutResponse === true;
-      if (pending && (pending.key !== key || pending.withoutResponse !== wr)) flush();
-      pending ??= { key, ids: [peripheralUuid, serviceUuid, characteristicUuid], withoutResponse: wr };
-      payloads.push(data);
-      pendingBytes += data.length;
-      if (depth === 0) flush();
-      return;
-    }
-    flush();
     let prefix = writePrefix.get(key);
     if (prefix === undefined) {
       prefix = `${JSON.stringify({ action: 'write', peripheralUuid, serviceUuid, characteristicUuid }).slice(0, -1)},"data":"`;
       if (writePrefix.size < 4096) writePrefix.set(key, prefix);
     }
-    ws.send(`${prefix}${data.toString('hex')}","withoutResponse":${withoutResponse === true}}`);
+    ws.send(`${prefix}${data.toString('hex')}","withoutResponse":${wr}}`);
   };
   const onMessage = b._onMessage.bind(b);
   b.on('message', (m: { type?: string; peripheralUuid?: string; mtu?: number; state?: string }) => {
     // The binding console.logs state changes and socket events; these two are handled here instead.
     if (m.type === 'stateChange') b.emit('stateChange', m.state);
-    else if (m.type === 'features') binaryWrites = (m as { writes?: unknown }).writes === 'binary';
+    else if (m.type === 'features') writes.enabled = (m as { writes?: unknown }).writes === 'binary';
     else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
     else onMessage(m);
   });

@@ -25,16 +25,33 @@ describe('radio writes message', () => {
   it('round-trips any writes to one characteristic', () => {
     fc.assert(
       fc.property(writesArb, (w) => {
-        const d = decodeRadioWrites(encodeRadioWrites(w));
+        const d = decodeRadioWrites(encodeRadioWrites(w, w.payloads));
         expect(d && plain(d)).toEqual(plain(w));
       }),
+    );
+  });
+
+  it('runs cut into ATT payloads of at most their size: the payloads are the runs, in order, each cut at that size', () => {
+    fc.assert(
+      fc.property(
+        writesArb,
+        fc.array(fc.integer({ min: 1, max: 300 }), { minLength: 20, maxLength: 20 }),
+        (w, atts) => {
+          const d = decodeRadioWrites(encodeRadioWrites(w, w.payloads, atts));
+          const want: number[][] = [];
+          w.payloads.forEach((p, r) => {
+            for (let i = 0; i < p.length; i += atts[r]!) want.push([...p.subarray(i, i + atts[r]!)]);
+          });
+          expect(d?.payloads.map((p) => [...p])).toEqual(want);
+        },
+      ),
     );
   });
 
   it('a message cut anywhere but between two payloads decodes to nothing; cut between them, to the payloads before', () => {
     fc.assert(
       fc.property(writesArb, fc.nat(), (w, cut) => {
-        const b = encodeRadioWrites(w);
+        const b = encodeRadioWrites(w, w.payloads);
         const at = cut % b.length;
         const d = decodeRadioWrites(b.subarray(0, at));
         if (d) {
@@ -53,7 +70,7 @@ describe('radio writes message', () => {
       withoutResponse: true,
       payloads: [Uint8Array.of(1, 2, 3)],
     };
-    const b = encodeRadioWrites(w);
+    const b = encodeRadioWrites(w, w.payloads);
     const at = b.length - 5; // the payload's length
     const long = Buffer.from(b);
     long[at] = 4;
@@ -66,8 +83,9 @@ describe('radio writes message', () => {
     const flags = Buffer.from(b);
     flags[1] = 3;
     expect(decodeRadioWrites(flags)).toBeUndefined();
-    expect(() => encodeRadioWrites({ ...w, payloads: [new Uint8Array(0)] })).toThrow(RangeError);
-    expect(() => encodeRadioWrites({ ...w, serviceUuid: 'é' })).toThrow(RangeError);
+    expect(() => encodeRadioWrites(w, [new Uint8Array(0)])).toThrow(RangeError);
+    expect(() => encodeRadioWrites(w, [Uint8Array.of(1)], [0])).toThrow(RangeError);
+    expect(() => encodeRadioWrites({ ...w, serviceUuid: 'é' }, w.payloads)).toThrow(RangeError);
   });
 
   it('random bytes never throw', () => {
