@@ -400,6 +400,11 @@ const isHash = (v: CborValue | undefined): v is Uint8Array => v instanceof Uint8
 
 /** Decodes canonical block bytes. Never throws; every fault is a `block/…` or `cbor/…` error. */
 export function decodeBlock(bytes: Uint8Array): Result<Block> {
+  return decodeBlockBytes(bytes, true);
+}
+
+/** `canonical`: re-encode and compare (false only for bytes already known to be a canonical block's, by their hash). */
+function decodeBlockBytes(bytes: Uint8Array, canonical: boolean): Result<Block> {
   const r = decodeCbor(bytes, blockLimits);
   if (!r.ok) return r;
   const m = r.value;
@@ -482,6 +487,7 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
   } else {
     block = { ...header, kind, body: raw };
   }
+  if (!canonical) return ok(block);
   // One block, one encoding, one hash: anything but the exact canonical bytes is refused.
   let again: Uint8Array;
   try {
@@ -496,8 +502,14 @@ export function decodeBlock(bytes: Uint8Array): Result<Block> {
 
 const envelopeLimits = { maxBytes: MAX_BLOCK_BYTES + 128, maxDepth: 2, maxItems: 4, maxContainerLength: 2 };
 
-/** Decodes a signed envelope `[block bytes, signature]` and the block inside; computes the hash. Never throws. */
-export function decodeSignedBlock(envelope: Uint8Array): Result<SignedBlock> {
+/**
+ * Decodes a signed envelope `[block bytes, signature]` and the block inside; computes the hash.
+ * Never throws. `storedAs`: the hash a log stored the envelope under, where every block was
+ * checked canonical on the way in: bytes whose hash is still that one are those bytes (so
+ * still canonical, and not re-encoded to check: a 64 KiB firmware image block on every read);
+ * any other is `block/hash-mismatch`.
+ */
+export function decodeSignedBlock(envelope: Uint8Array, storedAs?: Uint8Array): Result<SignedBlock> {
   const r = decodeCbor(envelope, envelopeLimits);
   if (!r.ok) return r;
   const v = r.value;
@@ -511,9 +523,12 @@ export function decodeSignedBlock(envelope: Uint8Array): Result<SignedBlock> {
   // not the shortest, or an indefinite length, only makes it longer.
   if (envelope.length !== 1 + cborHeadBytes(bytes.length) + bytes.length + cborHeadBytes(signature.length) + 64)
     return fail('block/non-canonical', 'envelope is not canonical');
-  const block = decodeBlock(bytes);
+  const hash = sha256(bytes);
+  if (storedAs && !bytesEqual(hash, storedAs))
+    return fail('block/hash-mismatch', 'block bytes do not hash to the hash they were stored under');
+  const block = decodeBlockBytes(bytes, !storedAs);
   if (!block.ok) return block;
-  return ok({ block: block.value, bytes, hash: sha256(bytes), signature, envelope });
+  return ok({ block: block.value, bytes, hash, signature, envelope });
 }
 
 /** Lowercase hex of a block hash (the form used in keys, CLI output and logs). */

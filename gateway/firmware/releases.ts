@@ -5,7 +5,7 @@
  * takes a byte range out of the image blocks, with a few decoded blocks cached (a rollout
  * sends the same image to many devices).
  */
-import { type CborValue, decodeSignedBlock, toHex, type Block } from '../../protocols/index.js';
+import { type Block, type CborValue, decodeSignedBlock, fromHex, toHex } from '../../protocols/index.js';
 import { decodeFirmwareBody, type FirmwareBody, IMAGE_BLOCK_BYTES } from '../../protocols/firmware-block.js';
 import { type SignedManifest, verifyManifest } from '../../protocols/firmware-manifest.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
@@ -210,7 +210,8 @@ export class FirmwareStore {
       return cached;
     }
     const env = this.log.getEnvelope(hash);
-    const sb = env && decodeSignedBlock(env);
+    // Checked against the hash it is stored under (the log took it in canonical), not re-encoded.
+    const sb = env && decodeSignedBlock(env, fromHex(hash));
     if (!sb?.ok) return undefined;
     const d = decodeFirmwareBody(sb.value.block.body as CborValue);
     if (!d.ok || d.value.type !== 'image') return undefined;

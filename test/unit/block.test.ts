@@ -209,6 +209,23 @@ describe('blocks', () => {
     );
   });
 
+  it('decoded with the hash it was stored under: the same block when the bytes still hash to it, hash-mismatch when not', () => {
+    fc.assert(
+      fc.property(blockArb, fc.nat(), (b, at) => {
+        const sb = signBlock(b, sign);
+        const d = decodeSignedBlock(sb.envelope, sb.hash);
+        expect(d.ok && toHex(d.value.bytes)).toBe(toHex(sb.bytes));
+        const full = decodeBlock(sb.bytes);
+        expect(d.ok && full.ok && d.value.block).toEqual(full.ok && full.value);
+        const other = Uint8Array.from(sb.hash);
+        other[at % 32]! ^= 1;
+        const r = decodeSignedBlock(sb.envelope, other);
+        expect(r.ok ? 'ok' : r.error.code).toBe('block/hash-mismatch');
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it('refuses an envelope in any but its one byte form (long heads, indefinite bytes), checked by its length', () => {
     fc.assert(
       fc.property(blockArb, (b) => {
