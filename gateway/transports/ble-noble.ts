@@ -9,7 +9,8 @@
  *   choosing instead of its fixed localhost:2846; firmware-sim's simulated
  *   radio serves it. The bindings object is injected with `new Noble(bindings)`,
  *   so noble's own Noble/Peripheral/Service/Characteristic code and the
- *   binding's message handling run either way.
+ *   binding's message handling run either way. A radio that announces binary
+ *   writes (firmware-sim's) gets RX writes as protocols/radio-writes.ts messages.
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
