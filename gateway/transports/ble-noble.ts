@@ -10,11 +10,13 @@
  *   radio serves it. The bindings object is injected with `new Noble(bindings)`,
  *   so noble's own Noble/Peripheral/Service/Characteristic code and the
  *   binding's message handling run either way. A radio that announces binary
- *   writes (firmware-sim's) gets RX writes as protocols/radio-writes.ts messages.
+ *   writes (firmware-sim's) gets RX writes as protocols/radio-writes.ts messages,
+ *   and is asked for its TX notifications the same way.
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { NUS_RX_UUID, NUS_SERVICE_UUID } from '../../protocols/index.js';
+import { decodeRadioNotification } from '../../protocols/radio-writes.js';
 import { RadioWriteBatcher } from './ble-radio-writes.js';
 
 const require = createRequire(import.meta.url);
@@ -240,14 +242,24 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b.on('message', (m: { type?: string; peripheralUuid?: string; mtu?: number; state?: string }) => {
     // The binding console.logs state changes and socket events; these two are handled here instead.
     if (m.type === 'stateChange') b.emit('stateChange', m.state);
-    else if (m.type === 'features') writes.enabled = (m as { writes?: unknown }).writes === 'binary';
-    else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
+    else if (m.type === 'features') {
+      const f = m as { writes?: unknown; notifications?: unknown };
+      writes.enabled = f.writes === 'binary';
+      // Notifications in binary too (protocols/radio-writes.ts), asked for only of a radio that offers them.
+      if (f.notifications === 'binary') ws.send(JSON.stringify({ action: 'features', notifications: 'binary' }));
+    } else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
     else onMessage(m);
   });
   const down = (): void => void b.emit('stateChange', 'poweredOff');
   ws.on('close', down);
   ws.on('error', down);
-  ws.on('message', (data: Buffer) => {
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) {
+      // A notification in binary: what noble's binding emits for a JSON `read` with isNotification.
+      const n = decodeRadioNotification(data);
+      if (n) b.emit('read', n.peripheralUuid, n.serviceUuid, n.characteristicUuid, n.payload, true);
+      return;
+    }
     try {
       b.emit('message', JSON.parse(data.toString()));
     } catch {

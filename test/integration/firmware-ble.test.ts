@@ -115,7 +115,12 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
         // Every RX write came in binary messages, a frame's ATT payloads (or a window's) in one.
         expect(radio.writes.json).toBe(0);
         expect(radio.writes.binary).toBeGreaterThan(4 * radio.writes.messages);
+        // The gateway asked for notifications in binary too: the device's reports came so.
+        expect(radio.notifications.json).toBe(0);
+        expect(radio.notifications.binary).toBeGreaterThan(0);
       } else {
+        expect(radio.notifications.binary).toBe(0);
+        expect(radio.notifications.json).toBeGreaterThan(0);
         // The radio never said it takes binary writes: noble's JSON command, one per ATT write.
         expect(radio.writes.binary).toBe(0);
         expect(radio.writes.json).toBeGreaterThan(Math.floor(size / att));

@@ -1,11 +1,17 @@
 /**
- * The simulated radio's binary writes message (protocols/radio-writes.ts): what is encoded
- * decodes to the same writes, and anything else (cut short, a bad length, another kind, noise)
- * decodes to nothing rather than to part of it, and never throws.
+ * The simulated radio's binary writes and notification messages (protocols/radio-writes.ts):
+ * what is encoded decodes to the same writes or notification, and anything else (cut short, a
+ * bad length, another kind, noise) decodes to nothing rather than to part of it, and never throws.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decodeRadioWrites, encodeRadioWrites, type RadioWrites } from '../../protocols/radio-writes.js';
+import {
+  decodeRadioNotification,
+  decodeRadioWrites,
+  encodeRadioNotification,
+  encodeRadioWrites,
+  type RadioWrites,
+} from '../../protocols/radio-writes.js';
 
 const ascii = fc.string({
   unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)),
@@ -92,6 +98,28 @@ describe('radio writes message', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
         decodeRadioWrites(b);
+        decodeRadioNotification(b);
+      }),
+    );
+  });
+
+  it('a notification round-trips, is never read as writes (nor writes as one), and any cut decodes to nothing', () => {
+    fc.assert(
+      fc.property(writesArb, fc.nat(), (w, cut) => {
+        const m = encodeRadioNotification(w, w.payloads[0]!);
+        const { peripheralUuid, serviceUuid, characteristicUuid } = w;
+        const n = decodeRadioNotification(m);
+        expect(n && { ...n, payload: [...n.payload] }).toEqual({
+          peripheralUuid,
+          serviceUuid,
+          characteristicUuid,
+          payload: [...w.payloads[0]!],
+        });
+        expect(decodeRadioWrites(m)).toBeUndefined();
+        expect(
+          decodeRadioNotification(encodeRadioWrites({ ...w, withoutResponse: false }, w.payloads)),
+        ).toBeUndefined();
+        expect(decodeRadioNotification(m.subarray(0, cut % m.length))).toBeUndefined();
       }),
     );
   });
