@@ -225,8 +225,11 @@ async function bleRow(quick: boolean, mtu: number): Promise<Row[]> {
   let before = base0;
   for (let i = 0; i < repeat; i++) {
     const prof = process.env.FW_BLE_CPU_PROF ? await startProfile() : undefined;
+    const heap = process.env.FW_BLE_HEAP_PROF ? await startHeapProfile() : undefined;
     const t = await transferCpu(fw, size, p.device, `1.${2 + i}.0`, `bench-${i}`);
-    if (prof) await prof.stop(`${process.env.FW_BLE_CPU_PROF}-${mtu}${repeat > 1 ? `-${i}` : ''}.cpuprofile`, t.span);
+    const suffix = `-${mtu}${repeat > 1 ? `-${i}` : ''}`;
+    if (prof) await prof.stop(`${process.env.FW_BLE_CPU_PROF}${suffix}.cpuprofile`, t.span);
+    if (heap) await heap.stop(`${process.env.FW_BLE_HEAP_PROF}${suffix}.heapprofile`);
     const after = await notify();
     const pair = {
       mbps: t.mbps,
@@ -295,6 +298,29 @@ async function startProfile(): Promise<{ stop(file: string, span: [number, numbe
       const { profile } = await session.post('Profiler.stop');
       // The transfer's span (first chunk → confirmed), for picking its samples out.
       writeFileSync(file, JSON.stringify({ ...profile, transferSpan: span }));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * A sampling heap profile of the timed transfer (FW_BLE_HEAP_PROF=path: path-MTU.heapprofile),
+ * objects the young generation's scavenges collected included: what the transfer allocates,
+ * not what is left.
+ */
+async function startHeapProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.enable');
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  return {
+    async stop(file) {
+      const { profile } = await session.post('HeapProfiler.stopSampling');
+      writeFileSync(file, JSON.stringify(profile));
       session.disconnect();
     },
   };

@@ -12,7 +12,12 @@
  * the MTU (an extra `{type: 'mtu'}` event before `connect`, the way noble's
  * HCI binding reports it), service and characteristic discovery, TX
  * notify, RX write (with and without response), disconnect, RSSI, and going
- * out of range (the connection drops, advertising stops) and back.
+ * out of range (the connection drops, advertising stops) and back. Besides
+ * noble's JSON `write`, a run of RX writes may come as one binary message
+ * (protocols/radio-writes.ts; announced with `{type: 'features'}` first): each
+ * payload is still handed to the peripheral as its own ATT write. A central that
+ * answers `{action: 'features', notifications: 'binary'}` gets TX notifications
+ * in binary too, so both directions cost the same (noble's JSON carries hex).
  *
  * `peakConnections` counts connections at the radio, independent of what the
  * central believes. Listens on an ephemeral port by default (noble's own
@@ -21,6 +26,7 @@
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { NUS_RX_UUID, NUS_SERVICE_UUID, NUS_TX_UUID } from '../../protocols/index.js';
+import { decodeRadioWrites, encodeRadioNotification } from '../../protocols/radio-writes.js';
 import type { VirtualDevice } from '../device.js';
 import { SimPeripheral, type SimPeripheralOptions } from './ble-peripheral.js';
 
@@ -31,6 +37,12 @@ export interface BleRadioOptions {
   readonly advertiseIntervalMs?: number;
   /** Time from a connect command (device in range) to the connect event. */
   readonly connectDelayMs?: number;
+  /**
+   * Announce binary writes and notifications (protocols/radio-writes.ts; default true). false: a
+   * radio that speaks noble's JSON alone, as noble's own ws-slave.js does, to check the central
+   * falls back.
+   */
+  readonly binaryWrites?: boolean;
 }
 
 interface Command {
@@ -42,6 +54,8 @@ interface Command {
   data?: string;
   withoutResponse?: boolean;
   notify?: boolean;
+  /** `features`: 'binary' asks for notifications as protocols/radio-writes.ts messages. */
+  notifications?: string;
 }
 
 /** What the radio needs of a peripheral: SimPeripheral (a sensor device), UpdatePeripheral (an updatable one). */
@@ -76,6 +90,12 @@ export class BleRadio {
   peakConnections = 0;
   /** Connections made at the radio in all. */
   connectsTotal = 0;
+  /** RX writes taken: as noble's JSON commands, and as binary messages (`binary` writes in `messages`). */
+  readonly writes = { json: 0, binary: 0, messages: 0 };
+  /** TX notifications sent: as noble's JSON `read`, and as binary messages. */
+  readonly notifications = { json: 0, binary: 0 };
+  /** Centrals that asked for notifications in binary (`features`). */
+  private readonly binaryNotify = new WeakSet<WebSocket>();
   private readonly scanning = new Map<WebSocket, string[]>();
   private readonly advTimer: NodeJS.Timeout;
   private readonly address: string;
@@ -150,8 +170,15 @@ export class BleRadio {
   }
 
   private onCentral(ws: WebSocket): void {
+    // Before anything else: this radio takes a run of writes as one binary message.
+    if (this.opts.binaryWrites !== false)
+      this.emit(ws, { type: 'features', writes: 'binary', notifications: 'binary' });
     this.emit(ws, { type: 'stateChange', state: 'poweredOn' });
-    ws.on('message', (data: Buffer) => {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (isBinary) {
+        if (this.opts.binaryWrites !== false) this.onWrites(ws, data);
+        return;
+      }
       let cmd: Command;
       try {
         cmd = JSON.parse(data.toString()) as Command;
@@ -170,6 +197,10 @@ export class BleRadio {
   }
 
   private onCommand(ws: WebSocket, c: Command): void {
+    if (c.action === 'features') {
+      if (c.notifications === 'binary' && this.opts.binaryWrites !== false) this.binaryNotify.add(ws);
+      return;
+    }
     if (c.action === 'startScanning') {
       this.scanning.set(ws, c.serviceUuids ?? []);
       return;
@@ -227,22 +258,24 @@ export class BleRadio {
           state: c.notify === true,
         });
         if (c.notify === true && !slot.p.subscribed) {
-          slot.p.subscribe((chunk) =>
-            this.emit(ws, {
-              type: 'read',
-              peripheralUuid,
-              serviceUuid: NUS_SERVICE_UUID,
-              characteristicUuid: NUS_TX_UUID,
-              data: Buffer.from(chunk).toString('hex'),
-              isNotification: true,
-            }),
-          );
+          const tx = { peripheralUuid, serviceUuid: NUS_SERVICE_UUID, characteristicUuid: NUS_TX_UUID };
+          slot.p.subscribe((chunk) => {
+            if (ws.readyState !== WebSocket.OPEN) return;
+            if (this.binaryNotify.has(ws)) {
+              this.notifications.binary++;
+              ws.send(encodeRadioNotification(tx, chunk));
+            } else {
+              this.notifications.json++;
+              this.emit(ws, { type: 'read', ...tx, data: Buffer.from(chunk).toString('hex'), isNotification: true });
+            }
+          });
         } else if (c.notify !== true) {
           slot.p.unsubscribe();
         }
         return;
       case 'write':
         if (!mine || c.characteristicUuid !== NUS_RX_UUID || typeof c.data !== 'string') return;
+        this.writes.json++;
         slot.p.onWrite(Buffer.from(c.data, 'hex'));
         if (!c.withoutResponse)
           this.emit(ws, {
@@ -254,6 +287,28 @@ export class BleRadio {
         return;
       default:
         return;
+    }
+  }
+
+  /** Binary writes (protocols/radio-writes.ts): each payload its own ATT write, as a JSON `write` is. */
+  private onWrites(ws: WebSocket, data: Buffer): void {
+    const w = decodeRadioWrites(data);
+    if (!w) return;
+    const slot = this.slots.get(w.peripheralUuid);
+    if (!slot?.connected || slot.central !== ws || w.characteristicUuid !== NUS_RX_UUID) return;
+    this.writes.messages++;
+    for (const p of w.payloads) {
+      // A write that cuts the link (or a peripheral that drops it) ends the run there.
+      if (!slot.connected || slot.central !== ws) return;
+      this.writes.binary++;
+      slot.p.onWrite(p);
+      if (!w.withoutResponse)
+        this.emit(ws, {
+          type: 'write',
+          peripheralUuid: w.peripheralUuid,
+          serviceUuid: NUS_SERVICE_UUID,
+          characteristicUuid: NUS_RX_UUID,
+        });
     }
   }
 

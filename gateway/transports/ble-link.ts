@@ -43,6 +43,8 @@ export interface BleLinkDeps extends FrameStreamSettings {
   onLinkDown?(source: string): void;
   /** Runs `fn`, whose writes go to the radio together where it can (ble-noble.ts batchWrites). */
   batch?(fn: () => void): void;
+  /** Writes a frame to a peripheral's RX in ATT payloads of `att` bytes in one call where it can (ble-noble.ts writeRun). */
+  writeRun?(peripheralUuid: string, bytes: Uint8Array, att: number): boolean;
   /** A firmware report arrived on this link (gateway/firmware/links.ts checks it). */
   onFirmware?(frame: Uint8Array, link: BleLink): void;
 }
@@ -197,14 +199,16 @@ export class BleLink {
       return false;
     }
     const n = attPayload(this.mtu);
-    const writeAll = (): void => {
-      for (let i = 0; i < bytes.length; i += n) {
-        const part = bytes.subarray(i, Math.min(bytes.length, i + n));
-        rx.write(Buffer.from(part.buffer, part.byteOffset, part.byteLength), true);
-      }
-    };
-    if (bytes.length > n && this.deps.batch) this.deps.batch(writeAll);
-    else writeAll();
+    if (!this.deps.writeRun?.(this.peripheral.id, bytes, n)) {
+      const writeAll = (): void => {
+        for (let i = 0; i < bytes.length; i += n) {
+          const len = Math.min(n, bytes.length - i);
+          rx.write(Buffer.from(bytes.buffer, bytes.byteOffset + i, len), true);
+        }
+      };
+      if (bytes.length > n && this.deps.batch) this.deps.batch(writeAll);
+      else writeAll();
+    }
     this.stats.bytesOut += bytes.length;
     return true;
   }

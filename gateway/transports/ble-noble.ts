@@ -9,10 +9,15 @@
  *   choosing instead of its fixed localhost:2846; firmware-sim's simulated
  *   radio serves it. The bindings object is injected with `new Noble(bindings)`,
  *   so noble's own Noble/Peripheral/Service/Characteristic code and the
- *   binding's message handling run either way.
+ *   binding's message handling run either way. A radio that announces binary
+ *   writes (firmware-sim's) gets RX writes as protocols/radio-writes.ts messages,
+ *   and is asked for its TX notifications the same way.
  */
 import { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
+import { NUS_RX_UUID, NUS_SERVICE_UUID } from '../../protocols/index.js';
+import { decodeRadioNotification } from '../../protocols/radio-writes.js';
+import { RadioWriteBatcher } from './ble-radio-writes.js';
 
 const require = createRequire(import.meta.url);
 
@@ -50,6 +55,15 @@ export interface NobleCentral extends EventEmitter {
     stop?(): void;
     /** Runs `fn` with its writes to the radio handed over together (createWebSocketNoble). */
     batch?(fn: () => void): void;
+    /** Writes `bytes` as ATT payloads of at most `att` bytes in one call; false where unsupported (ble-radio-writes.ts). */
+    writeRun?(
+      peripheralUuid: string,
+      serviceUuid: string,
+      characteristicUuid: string,
+      bytes: Uint8Array,
+      att: number,
+      withoutResponse: boolean,
+    ): boolean;
   };
 }
 
@@ -61,6 +75,20 @@ export function batchWrites(noble: NobleCentral | undefined, fn: () => void): vo
   const batch = noble?._bindings.batch;
   if (batch) batch(fn);
   else fn();
+}
+
+/**
+ * Writes `bytes` to a peripheral's NUS RX as ATT payloads of at most `att` bytes in one call,
+ * where the bindings can (the websocket radio with binary writes); false elsewhere: the caller
+ * writes each payload through noble.
+ */
+export function writeRun(
+  noble: NobleCentral | undefined,
+  peripheralUuid: string,
+  bytes: Uint8Array,
+  att: number,
+): boolean {
+  return noble?._bindings.writeRun?.(peripheralUuid, NUS_SERVICE_UUID, NUS_RX_UUID, bytes, att, true) === true;
 }
 
 /** Why there is no usable radio, with what to do about it. */
@@ -152,7 +180,7 @@ export function createWebSocketNoble(url: string): NobleCentral {
   const Bindings = require('@abandonware/noble/lib/websocket/bindings') as { prototype: object };
   const WebSocket = require('ws') as new (
     url: string,
-  ) => EventEmitter & { send(d: string, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
+  ) => EventEmitter & { send(d: string | Buffer, cb?: (e?: Error) => void): void; close(): void; terminate(): void };
   type B = EventEmitter & {
     _ws: InstanceType<typeof WebSocket>;
     _startScanCommand: unknown;
@@ -165,18 +193,29 @@ export function createWebSocketNoble(url: string): NobleCentral {
   b._peripherals = {};
   const ws = new WebSocket(url);
   b._ws = ws;
-  // Each command is its own websocket message; a frame's ATT writes (16 per firmware chunk at
-  // MTU 247) corked together leave in one writev, not one system call each (bench/README.md).
+  // A radio that takes binary writes (firmware-sim's says so first thing) gets a run of ATT
+  // writes to one characteristic in one message (ble-radio-writes.ts); any other (noble's own
+  // ws-slave.js, say) gets noble's JSON command per write.
+  const writes = new RadioWriteBatcher((m) => ws.send(m));
+  // Every other command leaves after the writes before it.
+  const sendCommand = (b as B & { _sendCommand(c: unknown, e?: unknown): void })._sendCommand;
+  (b as B & { _sendCommand: unknown })._sendCommand = function (this: B, c: unknown, e?: unknown) {
+    writes.flush();
+    sendCommand.call(this, c, e);
+  };
+  // A report's window of chunks leaves in one socket write: corked, and with binary writes one
+  // message (bench/README.md).
   (b as B & { batch(fn: () => void): void }).batch = (fn) => {
     const socket = (ws as unknown as { _socket?: { cork(): void; uncork(): void } | null })._socket;
     if (!socket) return fn();
     socket.cork();
     try {
-      fn();
+      writes.batch(fn);
     } finally {
       socket.uncork();
     }
   };
+  (b as B & { writeRun: unknown }).writeRun = writes.writeRun.bind(writes);
   // noble's write (websocket/bindings.js) builds the same JSON with JSON.stringify and a callback
   // closure per ATT payload; here the fixed part is made once per characteristic. Send errors
   // surface as the socket's 'error' / 'close' (down, below), as a failed command would.
@@ -188,25 +227,39 @@ export function createWebSocketNoble(url: string): NobleCentral {
     data: Buffer,
     withoutResponse: boolean,
   ): void => {
+    const wr = withoutResponse === true;
+    if (writes.writeRun(peripheralUuid, serviceUuid, characteristicUuid, data, data.length, wr)) return;
+    writes.flush();
     const key = `${peripheralUuid}/${serviceUuid}/${characteristicUuid}`;
     let prefix = writePrefix.get(key);
     if (prefix === undefined) {
       prefix = `${JSON.stringify({ action: 'write', peripheralUuid, serviceUuid, characteristicUuid }).slice(0, -1)},"data":"`;
       if (writePrefix.size < 4096) writePrefix.set(key, prefix);
     }
-    ws.send(`${prefix}${data.toString('hex')}","withoutResponse":${withoutResponse === true}}`);
+    ws.send(`${prefix}${data.toString('hex')}","withoutResponse":${wr}}`);
   };
   const onMessage = b._onMessage.bind(b);
   b.on('message', (m: { type?: string; peripheralUuid?: string; mtu?: number; state?: string }) => {
     // The binding console.logs state changes and socket events; these two are handled here instead.
     if (m.type === 'stateChange') b.emit('stateChange', m.state);
-    else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
+    else if (m.type === 'features') {
+      const f = m as { writes?: unknown; notifications?: unknown };
+      writes.enabled = f.writes === 'binary';
+      // Notifications in binary too (protocols/radio-writes.ts), asked for only of a radio that offers them.
+      if (f.notifications === 'binary') ws.send(JSON.stringify({ action: 'features', notifications: 'binary' }));
+    } else if (m.type === 'mtu') b.emit('onMtu', m.peripheralUuid, m.mtu);
     else onMessage(m);
   });
   const down = (): void => void b.emit('stateChange', 'poweredOff');
   ws.on('close', down);
   ws.on('error', down);
-  ws.on('message', (data: Buffer) => {
+  ws.on('message', (data: Buffer, isBinary: boolean) => {
+    if (isBinary) {
+      // A notification in binary: what noble's binding emits for a JSON `read` with isNotification.
+      const n = decodeRadioNotification(data);
+      if (n) b.emit('read', n.peripheralUuid, n.serviceUuid, n.characteristicUuid, n.payload, true);
+      return;
+    }
     try {
       b.emit('message', JSON.parse(data.toString()));
     } catch {

@@ -32,6 +32,7 @@ import {
   createHciNoble,
   detachNobleSigint,
   batchWrites,
+  writeRun,
   createWebSocketNoble,
   explainAdapterState,
   type NobleCentral,
@@ -314,6 +315,7 @@ export class BleTransport {
         canCancelConnect:
           typeof (this.noble?._bindings as { cancelConnect?: unknown } | undefined)?.cancelConnect === 'function',
         batch: (fn) => this.batch(fn),
+        writeRun: (peripheralUuid, bytes, att) => writeRun(this.noble, peripheralUuid, bytes, att),
         onState: (l, from) => this.onLinkState(l, from),
         onFirmware: (frame, l) => this.onFirmware?.(frame, l),
         ...(this.events.onDeviceSeen && { onDeviceSeen: this.events.onDeviceSeen }),

@@ -27,9 +27,11 @@ async function rig(
   corruptChunksAt?: number[],
   /** Runs once a third of the image is held. */
   midway?: (radio: BleRadio, p: UpdatePeripheral) => Promise<void>,
+  /** false: a radio speaking noble's JSON writes only (ble-radio.ts `binaryWrites`). */
+  binaryWrites = true,
 ) {
   const dir = testTempDir('outpost-fw-ble-');
-  const radio = await BleRadio.start({ advertiseIntervalMs: 50 });
+  const radio = await BleRadio.start({ advertiseIntervalMs: 50, binaryWrites });
   onTestFinished(() => radio.close());
   const seed = randomBytes(32);
   const fw = await startFirmwareGateway(dir, [{ id: 'dev-1', seed }], {
@@ -79,18 +81,19 @@ async function rig(
   );
   // The runner logs the outcome and its last step (and the test does not stop the gateway mid-commit).
   await waitFor(() => rolloutStatus(fw.gw.firmware.store, 'r-ble')?.done === true, 10_000, 'rollout done');
-  return { dir, fw, p, image };
+  return { dir, fw, p, image, radio };
 }
 
 describe('firmware over BLE (simulated radio, real noble)', () => {
-  for (const [mtu, size] of [
-    [23, 24_000],
-    [247, 200_000],
+  for (const [mtu, size, binary] of [
+    [23, 24_000, true],
+    [247, 200_000, true],
+    [247, 100_000, false],
   ] as const) {
-    it(`MTU ${mtu}: the device downloads, verifies and confirms; chunks fit the MTU, the window holds`, {
+    it(`MTU ${mtu}${binary ? '' : ', a radio taking JSON writes only'}: the device downloads, verifies and confirms; chunks fit the MTU, the window holds`, {
       timeout: 60_000,
     }, async () => {
-      const { dir, fw, p, image } = await rig(mtu, size);
+      const { dir, fw, p, image, radio } = await rig(mtu, size, undefined, undefined, binary);
       expect(p.device.history.at(-1)).toMatchObject({ state: 'confirmed' });
       expect(readFileSync(join(dir, 'flash', 'slot0.bin')).equals(image)).toBe(true);
       const att = attPayload(mtu);
@@ -108,6 +111,20 @@ describe('firmware over BLE (simulated radio, real noble)', () => {
       expect(p.stream.stats.outOfOrder).toBe(0);
       expect(fw.gw.ble!.links.get('dev-1')!.stats.firmware).toBeGreaterThan(5);
       expect(fw.gw.firmware.transfer!.stats.rewinds).toBe(0);
+      if (binary) {
+        // Every RX write came in binary messages, a frame's ATT payloads (or a window's) in one.
+        expect(radio.writes.json).toBe(0);
+        expect(radio.writes.binary).toBeGreaterThan(4 * radio.writes.messages);
+        // The gateway asked for notifications in binary too: the device's reports came so.
+        expect(radio.notifications.json).toBe(0);
+        expect(radio.notifications.binary).toBeGreaterThan(0);
+      } else {
+        expect(radio.notifications.binary).toBe(0);
+        expect(radio.notifications.json).toBeGreaterThan(0);
+        // The radio never said it takes binary writes: noble's JSON command, one per ATT write.
+        expect(radio.writes.binary).toBe(0);
+        expect(radio.writes.json).toBeGreaterThan(Math.floor(size / att));
+      }
     });
   }
 
