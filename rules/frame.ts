@@ -2,7 +2,15 @@
  * The frame shape rules consume. rules/ never imports gateway/: the gateway (live) and the
  * replay reader adapt their frames to this with `toRuleFrame`.
  */
-import { RELATIVE_TIME_LIMIT, type ReadingBody, type ResolvedRecord, readingRecords } from '../protocols/index.js';
+import {
+  isSenmlName,
+  RELATIVE_TIME_LIMIT,
+  type ReadingBody,
+  type ResolvedRecord,
+  readingRecords,
+  SENML_VERSION,
+  type SenmlRecord,
+} from '../protocols/index.js';
 import type { FrameRef } from './decision.js';
 
 export type RecordValue = number | boolean | string;
@@ -55,15 +63,79 @@ export function toRuleFrame(
     const time = r.time < RELATIVE_TIME_LIMIT ? src.rxTime + r.time * 1000 : r.time * 1000;
     records.push({ name, value, time });
   }
-  // model and site set in place, not spread: a replay builds one of these per stored frame
+  return ruleFrame(src, reading.boot, reading.seq, records);
+}
+
+/** The rule frame of a reading from `src` (model and site set in place, not spread: a replay builds one per stored frame). */
+export function ruleFrame(src: FrameSource, boot: number, seq: number, records: RuleRecord[]): RuleFrame {
   const frame: { -readonly [K in keyof RuleFrame]: RuleFrame[K] } = {
     device: src.device,
-    boot: reading.boot,
-    seq: reading.seq,
+    boot,
+    seq,
     time: src.rxTime,
     records,
   };
   if (src.model !== undefined) frame.model = src.model;
   if (src.site !== undefined) frame.site = src.site;
   return frame;
+}
+
+/** Per device, the last (bn, n) seen and the rule name they give: a device's records repeat their names. */
+interface NameMemo {
+  bn: string;
+  n: string | undefined;
+  name: string;
+}
+const names = new Map<string, NameMemo>();
+
+/**
+ * The records `toRuleFrame` gives for a reading whose wire records are `records` (from a
+ * device, received at rxTime), in one pass instead of resolvePack's and then toRuleFrame's; or
+ * undefined where resolvePack refuses the pack (the caller then asks the full decoder, which
+ * refuses it too). The same checks as resolvePack, in the same order; a property test holds
+ * the two together (test/unit/rule-records.test.ts).
+ */
+export function packRuleRecords(
+  records: readonly SenmlRecord[],
+  device: string,
+  rxTime: number,
+): RuleRecord[] | undefined {
+  let bn = '';
+  let bt = 0;
+  let bv = 0;
+  let bs = 0;
+  const out: RuleRecord[] = [];
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (r.bver !== undefined && (!Number.isInteger(r.bver) || r.bver > SENML_VERSION)) return undefined;
+    if (r.bn !== undefined) bn = r.bn;
+    if (r.bt !== undefined) bt = r.bt;
+    if (r.bv !== undefined) bv = r.bv;
+    if (r.bs !== undefined) bs = r.bs;
+    const kinds =
+      (r.v !== undefined ? 1 : 0) +
+      (r.vs !== undefined ? 1 : 0) +
+      (r.vb !== undefined ? 1 : 0) +
+      (r.vd !== undefined ? 1 : 0);
+    if (kinds > 1) return undefined;
+    if (kinds === 0 && r.s === undefined) {
+      if (r.n === undefined && r.t === undefined) continue;
+      return undefined;
+    }
+    let m = names.get(device);
+    if (m === undefined || m.bn !== bn || m.n !== r.n) {
+      const full = bn + (r.n ?? '');
+      if (!isSenmlName(full)) return undefined;
+      const prefix = `${device}:`;
+      m = { bn, n: r.n, name: full.startsWith(prefix) ? full.slice(prefix.length) : full };
+      if (names.size >= 65_536) names.clear();
+      names.set(device, m);
+    }
+    // toRuleFrame's value ?? boolValue ?? stringValue ?? sum (at most one of the first three is set)
+    const value = r.v !== undefined ? bv + r.v : (r.vb ?? r.vs ?? (r.s !== undefined ? bs + r.s : undefined));
+    if (value === undefined) continue;
+    const t = bt + (r.t ?? 0);
+    out.push({ name: m.name, value, time: t < RELATIVE_TIME_LIMIT ? rxTime + t * 1000 : t * 1000 });
+  }
+  return out;
 }
