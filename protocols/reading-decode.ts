@@ -13,9 +13,9 @@
  * integers that fit a double exactly, 32- or 64-bit floats, text, true or false. Within the
  * body limits (3072 bytes, 2048 items); nothing after the map.
  */
-import { decodeUtf8 } from './bytes.js';
 import { type Body, decodeBody, MAX_COUNTER } from './frame.js';
 import { MAX_RECORDS, type ResolvedRecord, readLabel, resolvePack, type SenmlRecord } from './senml.js';
+import { shortText } from './short-text.js';
 
 export interface FastReading {
   readonly boot: number;
@@ -106,7 +106,7 @@ class Bytes {
     if (major === 3) {
       const n = this.arg(info);
       if (n === NO || this.pos + n > b.length) return NO;
-      const text = decodeUtf8(b.subarray(this.pos, this.pos + n));
+      const text = shortText(b, this.pos, this.pos + n);
       this.pos += n;
       return text === undefined ? NO : text;
     }

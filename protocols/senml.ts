@@ -65,6 +65,8 @@ export interface ResolvedRecord {
 }
 
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9\-:./_]*$/;
+/** A resolved name as §4.5.1 allows it (resolvePack refuses a pack with any other). */
+export const isSenmlName = (name: string): boolean => NAME_RE.test(name);
 
 const labelNames = new Map<number, keyof SenmlRecord>(
   Object.entries(SenmlLabel).map(([k, v]) => [v, k as keyof SenmlRecord]),
@@ -147,7 +149,7 @@ export function resolvePack(records: readonly SenmlRecord[]): Result<ResolvedRec
       return fail('senml/no-value', `record ${i}: has neither a value nor a sum`);
     }
     const name = bn + (r.n ?? '');
-    if (!NAME_RE.test(name))
+    if (!isSenmlName(name))
       return fail('senml/bad-name', `record ${i}: name "${name}" is not a valid SenML name (§4.5.1)`);
     const rec: ResolvedRecord = { name, time: bt + (r.t ?? 0) };
     const unit = r.u ?? bu;

@@ -15,6 +15,8 @@ import { decodeSign1, MAX_FRAME_BYTES } from './cose.js';
 
 const SIGNATURE_HEAD_0 = 0x58;
 const SIGNATURE_LEN = 64;
+/** Slots of the table of recent envelopes (a power of two). */
+const RECENT = 1024;
 
 /** What verification needs of an accepted COSE_Sign1: decodeSign1's fields of the same name. */
 export interface Sign1Parts {
@@ -33,8 +35,14 @@ export class Sign1Payloads {
 
   constructor(private readonly maxEntries = 65_536) {}
 
+  /** decodeSign1(bytes)'s payload, or undefined where it fails; no other view is made (a replay wants only this). */
   payload(bytes: Uint8Array): Uint8Array | undefined {
-    return this.parts(bytes)?.payload;
+    const at = payloadAt(bytes);
+    if (at === undefined) {
+      const r = decodeSign1(bytes);
+      return r.ok ? r.value.payload : undefined;
+    }
+    return this.kid(bytes, at.prefixEnd) === false ? undefined : bytes.subarray(at.start, at.end);
   }
 
   /**
@@ -50,14 +58,7 @@ export class Sign1Payloads {
       const { kid, protectedBytes, payload, signature } = r.value;
       return { kid, protectedBytes, payload, signature };
     }
-    const key = latin1(bytes, at.prefixEnd);
-    let kid = this.verdicts.get(key);
-    if (kid === undefined) {
-      const r = decodeSign1(bytes);
-      kid = r.ok ? r.value.kid.slice() : false;
-      if (this.verdicts.size >= this.maxEntries) this.verdicts.clear();
-      this.verdicts.set(key, kid);
-    }
+    const kid = this.kid(bytes, at.prefixEnd);
     if (kid === false) return undefined;
     return {
       kid,
@@ -66,6 +67,36 @@ export class Sign1Payloads {
       signature: bytes.subarray(at.end + 2),
     };
   }
+
+  /**
+   * The verdict on the envelope `bytes[0, prefixEnd)`: the last few asked are found by their
+   * bytes in a small direct-mapped table (no string built: a replay asks once a frame); the
+   * rest by their latin1 string in the map.
+   */
+  private kid(bytes: Uint8Array, prefixEnd: number): Uint8Array | false {
+    let h = prefixEnd;
+    for (let i = 0; i < prefixEnd; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+    const slot = (h ^ (h >>> 15)) & (RECENT - 1);
+    const k = this.recentKeys[slot];
+    if (k !== undefined && k.length === prefixEnd) {
+      let i = 0;
+      while (i < prefixEnd && k[i] === bytes[i]) i++;
+      if (i === prefixEnd) return this.recentKids[slot]!;
+    }
+    const key = latin1(bytes, prefixEnd);
+    let kid = this.verdicts.get(key);
+    if (kid === undefined) {
+      const r = decodeSign1(bytes);
+      kid = r.ok ? r.value.kid.slice() : false;
+      if (this.verdicts.size >= this.maxEntries) this.verdicts.clear();
+      this.verdicts.set(key, kid);
+    }
+    this.recentKeys[slot] = bytes.slice(0, prefixEnd);
+    this.recentKids[slot] = kid;
+    return kid;
+  }
+  private readonly recentKeys: (Uint8Array | undefined)[] = new Array(RECENT).fill(undefined);
+  private readonly recentKids: (Uint8Array | false | undefined)[] = new Array(RECENT).fill(undefined);
 }
 
 /** Where the payload is, if `bytes` has the shape above; undefined otherwise. */

@@ -2,7 +2,15 @@
  * The frame shape rules consume. rules/ never imports gateway/: the gateway (live) and the
  * replay reader adapt their frames to this with `toRuleFrame`.
  */
-import { RELATIVE_TIME_LIMIT, type ReadingBody, type ResolvedRecord, readingRecords } from '../protocols/index.js';
+import {
+  isSenmlName,
+  RELATIVE_TIME_LIMIT,
+  type ReadingBody,
+  type ResolvedRecord,
+  readingRecords,
+  SENML_VERSION,
+  type SenmlRecord,
+} from '../protocols/index.js';
 import type { FrameRef } from './decision.js';
 
 export type RecordValue = number | boolean | string;
@@ -46,24 +54,106 @@ export function toRuleFrame(
   const recs = readingRecords(reading, resolved);
   if (!recs) return undefined;
   const prefix = `${src.device}:`;
-  const records: RuleRecord[] = [];
+  const records = recordList();
   for (const r of recs) {
     const value = r.value ?? r.boolValue ?? r.stringValue ?? r.sum;
     if (value === undefined) continue;
     const name = r.name.startsWith(prefix) ? r.name.slice(prefix.length) : r.name;
     // RFC 8428 §4.5.3: times below 2^28 are relative to the receiver's clock.
     const time = r.time < RELATIVE_TIME_LIMIT ? src.rxTime + r.time * 1000 : r.time * 1000;
-    records.push({ name, value, time });
+    records.push(ruleRecord(name, value, time));
   }
-  // model and site set in place, not spread: a replay builds one of these per stored frame
-  const frame: { -readonly [K in keyof RuleFrame]: RuleFrame[K] } = {
-    device: src.device,
-    boot: reading.boot,
-    seq: reading.seq,
-    time: src.rxTime,
-    records,
-  };
+  return ruleFrame(src, reading.boot, reading.seq, records);
+}
+
+/*
+ * The frames, their record lists and records are built without object or array literals: V8
+ * gives a literal an allocation site, and once a burst of its objects survives (a replay's
+ * frames kept in memory, as bench/rules.ts's warm-up keeps them) it allocates every later one
+ * in the old generation. Old frames pointing at young records then hold them through each
+ * scavenge, which copies and promotes them: a replay's GC grew fivefold (bench/README.md, "Rule
+ * replay: the frames' allocation sites"). `{}` and Array.of() have no allocation site.
+ */
+
+/** The rule frame of a reading from `src` (model and site set in place, not spread: a replay builds one per stored frame). */
+export function ruleFrame(src: FrameSource, boot: number, seq: number, records: RuleRecord[]): RuleFrame {
+  const frame = {} as { -readonly [K in keyof RuleFrame]: RuleFrame[K] };
+  frame.device = src.device;
+  frame.boot = boot;
+  frame.seq = seq;
+  frame.time = src.rxTime;
+  frame.records = records;
   if (src.model !== undefined) frame.model = src.model;
   if (src.site !== undefined) frame.site = src.site;
   return frame;
+}
+
+const recordList = (): RuleRecord[] => Array.of();
+
+function ruleRecord(name: string, value: RecordValue, time: number): RuleRecord {
+  const r = {} as { -readonly [K in keyof RuleRecord]: RuleRecord[K] };
+  r.name = name;
+  r.value = value;
+  r.time = time;
+  return r;
+}
+
+/** Per device, the last (bn, n) seen and the rule name they give: a device's records repeat their names. */
+interface NameMemo {
+  bn: string;
+  n: string | undefined;
+  name: string;
+}
+const names = new Map<string, NameMemo>();
+
+/**
+ * The records `toRuleFrame` gives for a reading whose wire records are `records` (from a
+ * device, received at rxTime), in one pass instead of resolvePack's and then toRuleFrame's; or
+ * undefined where resolvePack refuses the pack (the caller then asks the full decoder, which
+ * refuses it too). The same checks as resolvePack, in the same order; a property test holds
+ * the two together (test/unit/rule-records.test.ts).
+ */
+export function packRuleRecords(
+  records: readonly SenmlRecord[],
+  device: string,
+  rxTime: number,
+): RuleRecord[] | undefined {
+  let bn = '';
+  let bt = 0;
+  let bv = 0;
+  let bs = 0;
+  const out = recordList();
+  for (let i = 0; i < records.length; i++) {
+    const r = records[i]!;
+    if (r.bver !== undefined && (!Number.isInteger(r.bver) || r.bver > SENML_VERSION)) return undefined;
+    if (r.bn !== undefined) bn = r.bn;
+    if (r.bt !== undefined) bt = r.bt;
+    if (r.bv !== undefined) bv = r.bv;
+    if (r.bs !== undefined) bs = r.bs;
+    const kinds =
+      (r.v !== undefined ? 1 : 0) +
+      (r.vs !== undefined ? 1 : 0) +
+      (r.vb !== undefined ? 1 : 0) +
+      (r.vd !== undefined ? 1 : 0);
+    if (kinds > 1) return undefined;
+    if (kinds === 0 && r.s === undefined) {
+      if (r.n === undefined && r.t === undefined) continue;
+      return undefined;
+    }
+    let m = names.get(device);
+    if (m === undefined || m.bn !== bn || m.n !== r.n) {
+      const full = bn + (r.n ?? '');
+      if (!isSenmlName(full)) return undefined;
+      const prefix = `${device}:`;
+      m = { bn, n: r.n, name: full.startsWith(prefix) ? full.slice(prefix.length) : full };
+      if (names.size >= 65_536) names.clear();
+      names.set(device, m);
+    }
+    // toRuleFrame's value ?? boolValue ?? stringValue ?? sum (at most one of the first three is set)
+    const value = r.v !== undefined ? bv + r.v : (r.vb ?? r.vs ?? (r.s !== undefined ? bs + r.s : undefined));
+    if (value === undefined) continue;
+    const t = bt + (r.t ?? 0);
+    out.push(ruleRecord(m.name, value, t < RELATIVE_TIME_LIMIT ? rxTime + t * 1000 : t * 1000));
+  }
+  return out;
 }

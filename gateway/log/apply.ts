@@ -23,7 +23,8 @@ import { headKey, type IndexRecord, type LogState, type StreamHead } from './sta
 import type { ParsedFrame, Prechecked } from './frame-checks.js';
 import { type Fault, knownFrameId, verifyFrames, verifyHeader, type VerifyContext } from './verify.js';
 import { FramesView, type ViewTicket } from './view.js';
-import { type FrameRow, frameRow } from './frames-index.js';
+import { frameRow } from './frame-row.js';
+import type { FrameRow } from './frames-index.js';
 
 export type ApplyResult =
   | { readonly status: 'applied'; readonly hash: string; readonly equivocation: boolean }

@@ -33,6 +33,7 @@ import {
   timeKey,
   timePrefix,
 } from './frame-keys.js';
+import { frameRow, rowOf } from './frame-row.js';
 import { FrameTables } from './frame-tables.js';
 import { JournalTable } from './journal-table.js';
 import { BlockNumbers, DeviceNumbers } from './numbers.js';
@@ -128,20 +129,6 @@ export interface FrameReaderSource {
 }
 
 /** Reads the frames index: rows in receive-time order, by device or across all devices. */
-/** A reader row: a frame's identity, where its chosen copy sits, its entry there, and that block's author and stream. */
-export function frameRow(
-  id: { readonly device: string; readonly boot: number; readonly seq: number },
-  block: string | null,
-  index: number,
-  e: FrameEntry,
-  heardBy: string,
-  policy: string,
-): FrameRow {
-  const { device, boot, seq } = id;
-  const { rxTime, transport, frame } = e;
-  return { device, boot, seq, rxTime, heardBy, transport, policy, block, index, frame };
-}
-
 export class FrameReader {
   private readonly tables: FrameTables;
   private readonly devices: DeviceNumbers;
@@ -342,18 +329,16 @@ export class FrameReader {
     c ??= this.cached(no, hash);
     const e = c?.entry(index); // none: pruned since the index was read
     if (!c || !e) return undefined;
-    return {
-      device: k.device,
-      boot: k.boot,
-      seq: k.seq,
-      rxTime: e.rxTime,
-      heardBy: c.heardBy,
-      transport: e.transport,
-      policy: c.policy,
-      block: c.hash,
+    return rowOf(
+      k,
+      c.hash,
       index,
-      frame: transient ? new Uint8Array(e.frame) : e.frame,
-    };
+      e.rxTime,
+      c.heardBy,
+      e.transport,
+      c.policy,
+      transient ? new Uint8Array(e.frame) : e.frame,
+    );
   }
 
   private journalRow(k: FrameCursor, { block: no, index }: Pointer): FrameRow | undefined {

@@ -15,7 +15,8 @@
 import { type FrameEntry, MAX_BLOCK_FRAMES, type SignedBlock } from '../../protocols/index.js';
 import type { PutHooks } from './apply.js';
 import { author, beforeFrames, policyStream } from './authoring.js';
-import { type FrameRow, frameRow } from './frames-index.js';
+import { frameRow } from './frame-row.js';
+import type { FrameRow } from './frames-index.js';
 import { type JournalHead, JournalTable } from './journal-table.js';
 import type { LogState } from './state.js';
 import { type AddedFrame, FramesView } from './view.js';

@@ -1,6 +1,6 @@
 /** A stored frame (verbatim COSE bytes + receive metadata) as a rule frame, for replays. */
-import { decodeBodyResolved, Sign1Payloads } from '../../protocols/index.js';
-import { type RuleFrame, toRuleFrame } from '../frame.js';
+import { decodeBodyResolved, decodeReadingFast, Sign1Payloads } from '../../protocols/index.js';
+import { packRuleRecords, type RuleFrame, ruleFrame, toRuleFrame } from '../frame.js';
 
 export interface StoredFrameLike {
   readonly device: string;
@@ -22,7 +22,12 @@ export function storedToRuleFrame(
 ): RuleFrame | undefined {
   const payload = envelopes.payload(f.frame);
   if (payload === undefined) return undefined;
+  const src = { device: f.device, rxTime: f.rxTime, model: info.model, site: info.site };
+  // The common shape straight to rule records (no body, resolved records or copies between)
+  const fast = decodeReadingFast(payload);
+  const records = fast && packRuleRecords(fast.records, f.device, f.rxTime);
+  if (records) return ruleFrame(src, fast.boot, fast.seq, records);
   const d = decodeBodyResolved(payload);
   if (!d) return undefined;
-  return toRuleFrame({ device: f.device, rxTime: f.rxTime, model: info.model, site: info.site }, d.body, d.resolved);
+  return toRuleFrame(src, d.body, d.resolved);
 }
