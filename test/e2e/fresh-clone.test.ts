@@ -74,7 +74,7 @@ describe('a fresh clone on a machine with only Node.js', needs('git'), () => {
       env,
       timeout: 120_000,
     });
-    expect(t.stdout).toMatch(/Tests\s.*3 passed.*2 skipped/);
+    expect(t.stdout).toMatch(/Tests\s.*4 passed.*2 skipped/);
     expect(t.stdout).toContain('systemd-analyze: not installed (sudo apt-get install systemd) — 2 tests skipped');
     expect(t.stdout).toContain('all of them: npm run setup:system');
   }, 300_000);

@@ -43,7 +43,19 @@ describe('one gateway process per data directory', () => {
       (await gatewayCli(['log', 'query', ...data])).stdout.trim().split('\n').filter(Boolean);
     await waitFor(async () => (await query()).length === 5, 60_000, 'five frames stored');
     const heads = async (): Promise<string> => (await gatewayCli(['log', 'heads', '--json', ...data])).stdout;
-    const headsBefore = await heads();
+    // The running gateway seals its journaled frames into blocks on its own (log.sealAfterMs):
+    // compare against the log once that happened, so only the refused start could change it.
+    let headsBefore = '';
+    await waitFor(
+      async () => {
+        const h = await heads();
+        const settled = h === headsBefore && (JSON.parse(h) as { blocks: number }).blocks > 0;
+        headsBefore = h;
+        return settled;
+      },
+      60_000,
+      'the frames sealed into blocks',
+    );
 
     // Other ports, same data directory.
     const second = await gatewayCli(['start', '--config', file, '--port', '0', '--no-simulate']);
