@@ -19,7 +19,8 @@ export const MEMORY_PROFILES = ['standard', 'small'] as const;
 /** The node option the small profile needs, in MB per semi-space. */
 const SMALL_SEMI_SPACE_MB = 2;
 const SMALL_MAX_INFLIGHT = 2_000;
-const STANDARD_MAX_INFLIGHT = 20_000;
+/** Frames accepted and not yet answered before new ones are refused as overloaded (standard; ingest's default too). */
+export const DEFAULT_MAX_INFLIGHT = 20_000;
 
 /** Verify worker threads at most: the config's number, else one per core (standard) or one (small). */
 export function verifyWorkers(cfg: Pick<GatewayConfig, 'gateway' | 'ingest'>, cores = availableParallelism()): number {
@@ -30,7 +31,7 @@ export function verifyWorkers(cfg: Pick<GatewayConfig, 'gateway' | 'ingest'>, co
 
 /** Frames being processed before new ones are refused as overloaded. */
 export function maxInflight(cfg: Pick<GatewayConfig, 'gateway' | 'ingest'>): number {
-  return cfg.ingest.maxInflight ?? (cfg.gateway.memory === 'small' ? SMALL_MAX_INFLIGHT : STANDARD_MAX_INFLIGHT);
+  return cfg.ingest.maxInflight ?? (cfg.gateway.memory === 'small' ? SMALL_MAX_INFLIGHT : DEFAULT_MAX_INFLIGHT);
 }
 
 /**

@@ -14,6 +14,7 @@ import type { Registry } from '../registry.js';
 import type { BlockLog } from '../log/block-log.js';
 import type { SpaceCheck } from '../store/free-space.js';
 import type { Store } from '../store/store.js';
+import { DEFAULT_MAX_INFLIGHT } from '../memory-profile.js';
 import { admit } from './admission.js';
 import { type Decided, FrameDecisions } from './decisions.js';
 import { failed, type FrameMeta, type IngestedFrame, type IngestOutcome, type OutcomeEvent } from './outcome.js';
@@ -103,7 +104,7 @@ export class IngestPipeline {
     private readonly blockLog: BlockLog,
   ) {
     this.decisions = new FrameDecisions(store, blockLog, log, opts);
-    this.maxInflight = opts.maxInflight ?? 20_000;
+    this.maxInflight = opts.maxInflight ?? DEFAULT_MAX_INFLIGHT;
     this.maxFrameBytes = Math.min(opts.maxFrameBytes ?? MAX_FRAME_BYTES, MAX_FRAME_BYTES);
     this.maxBatch = opts.maxBatch ?? 256;
     this.coalesceMs = opts.coalesceMs ?? DEFAULT_COALESCE_MS;
