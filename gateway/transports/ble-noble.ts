@@ -56,14 +56,7 @@ export interface NobleCentral extends EventEmitter {
     /** Runs `fn` with its writes to the radio handed over together (createWebSocketNoble). */
     batch?(fn: () => void): void;
     /** Writes `bytes` as ATT payloads of at most `att` bytes in one call; false where unsupported (ble-radio-writes.ts). */
-    writeRun?(
-      peripheralUuid: string,
-      serviceUuid: string,
-      characteristicUuid: string,
-      bytes: Uint8Array,
-      att: number,
-      withoutResponse: boolean,
-    ): boolean;
+    writeRun?: RadioWriteBatcher['writeRun'];
   };
 }
 
