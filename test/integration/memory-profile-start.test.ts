@@ -4,22 +4,14 @@
  * does not warn; `gateway start --small` without the node option warns, naming it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startScript } from '../../bench/lib/gateway-process.js';
 import { tempDir } from '../helpers/env.js';
 
 const root = new URL('../../', import.meta.url).pathname;
-
-/** package.json's start:small script, split into node options and the CLI's arguments. */
-function startSmall(): { nodeArgs: string[]; args: string[] } {
-  const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
-    .scripts['start:small']!;
-  const m = /^node\s+(.*?)\s*bin\/gateway\.js\s+(.*)$/.exec(script.trim());
-  if (!m) throw new Error(`start:small is not "node [flags] bin/gateway.js …": ${script}`);
-  return { nodeArgs: m[1]!.split(/\s+/), args: m[2]!.split(/\s+/) };
-}
 
 interface LogLine {
   level?: number | string;
@@ -72,9 +64,9 @@ describe('memory profile small', () => {
   }
 
   it('npm run start:small: one verify worker, frames stored, no young-generation warning', async () => {
-    const { nodeArgs, args } = startSmall();
-    expect(args).toContain('--small');
-    const lines = await run(nodeArgs, args, (ls) => ls.some((l) => (l.framesStored ?? 0) > 0));
+    const { nodeArgs, args } = startScript(root, 'start:small');
+    expect(args).toEqual(['--small']);
+    const lines = await run(nodeArgs, ['start', ...args], (ls) => ls.some((l) => (l.framesStored ?? 0) > 0));
     const starting = lines.find((l) => l.verifyWorkers !== undefined);
     expect(starting).toMatchObject({ memory: 'small', verifyWorkers: 1 });
     expect(lines.filter((l) => l.key === 'gateway.memory')).toEqual([]);

@@ -8,6 +8,7 @@ import { accessSync, constants, copyFileSync, readFileSync, writeFileSync } from
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { startScript } from '../../bench/lib/gateway-process.js';
 import { loadConfig } from '../../gateway/config.js';
 import { tempDir } from '../helpers/env.js';
 import { needs } from '../helpers/system-tools.js';
@@ -98,17 +99,12 @@ describe('Raspberry Pi deployment files', () => {
   });
 
   it("[memory] the unit runs npm start's node options, and its commented small-board line npm run start:small's", () => {
-    const scripts = (
-      JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-        scripts: Record<string, string>;
-      }
-    ).scripts;
-    const nodeOptions = (script: string): string => /^node\s+(.*?)\s*bin\/gateway\.js/.exec(script)![1]!;
+    const root = new URL('../../', import.meta.url).pathname;
     const unitOptions = (line: string): string => /node\s+(.*?)\s*\/opt\/outpost\/bin\/gateway\.js/.exec(line)![1]!;
-    expect(unitOptions(settings(text).get('ExecStart')![0]!)).toBe(nodeOptions(scripts.start!));
+    expect(unitOptions(settings(text).get('ExecStart')![0]!)).toBe(startScript(root, 'start').nodeArgs.join(' '));
     const small = /^#ExecStart=(.*)$/m.exec(text)?.[1];
     expect(small).toContain('start --small');
-    expect(unitOptions(small!)).toBe(nodeOptions(scripts['start:small']!));
+    expect(unitOptions(small!)).toBe(startScript(root, 'start:small').nodeArgs.join(' '));
   });
 
   it('[udev] rules cover CP210x, CH340, FTDI and native CDC-ACM, each with group dialout and ModemManager off', () => {
