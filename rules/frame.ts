@@ -98,13 +98,42 @@ function ruleRecord(name: string, value: RecordValue, time: number): RuleRecord 
   return r;
 }
 
-/** Per device, the last (bn, n) seen and the rule name they give: a device's records repeat their names. */
+/**
+ * Per device, the last few (bn, n) seen and the rule names they give: a device's records repeat
+ * their names, and a device reporting several (temperature, humidity, battery) cycles through
+ * them, so one remembered name would miss on every record.
+ */
 interface NameMemo {
   bn: string;
   n: string | undefined;
   name: string;
 }
-const names = new Map<string, NameMemo>();
+const NAMES_PER_DEVICE = 8;
+const names = new Map<string, { memos: NameMemo[]; next: number }>();
+
+function ruleName(device: string, bn: string, n: string | undefined): string | undefined {
+  let d = names.get(device);
+  if (d !== undefined)
+    for (let i = 0; i < d.memos.length; i++) {
+      const m = d.memos[i]!;
+      if (m.bn === bn && m.n === n) return m.name;
+    }
+  const full = bn + (n ?? '');
+  if (!isSenmlName(full)) return undefined;
+  const prefix = `${device}:`;
+  const m: NameMemo = { bn, n, name: full.startsWith(prefix) ? full.slice(prefix.length) : full };
+  if (d === undefined) {
+    if (names.size >= 65_536) names.clear();
+    names.set(device, (d = { memos: [], next: 0 }));
+  }
+  // Replaced in turn once full: a device with more names than this misses, as before, no worse.
+  if (d.memos.length < NAMES_PER_DEVICE) d.memos.push(m);
+  else {
+    d.memos[d.next] = m;
+    d.next = (d.next + 1) % NAMES_PER_DEVICE;
+  }
+  return m.name;
+}
 
 /**
  * The records `toRuleFrame` gives for a reading whose wire records are `records` (from a
@@ -140,20 +169,13 @@ export function packRuleRecords(
       if (r.n === undefined && r.t === undefined) continue;
       return undefined;
     }
-    let m = names.get(device);
-    if (m === undefined || m.bn !== bn || m.n !== r.n) {
-      const full = bn + (r.n ?? '');
-      if (!isSenmlName(full)) return undefined;
-      const prefix = `${device}:`;
-      m = { bn, n: r.n, name: full.startsWith(prefix) ? full.slice(prefix.length) : full };
-      if (names.size >= 65_536) names.clear();
-      names.set(device, m);
-    }
+    const name = ruleName(device, bn, r.n);
+    if (name === undefined) return undefined;
     // toRuleFrame's value ?? boolValue ?? stringValue ?? sum (at most one of the first three is set)
     const value = r.v !== undefined ? bv + r.v : (r.vb ?? r.vs ?? (r.s !== undefined ? bs + r.s : undefined));
     if (value === undefined) continue;
     const t = bt + (r.t ?? 0);
-    out.push(ruleRecord(m.name, value, t < RELATIVE_TIME_LIMIT ? rxTime + t * 1000 : t * 1000));
+    out.push(ruleRecord(name, value, t < RELATIVE_TIME_LIMIT ? rxTime + t * 1000 : t * 1000));
   }
   return out;
 }

@@ -86,6 +86,20 @@ describe('packRuleRecords', () => {
     expect(packRuleRecords(r('bg-1:'), 'bg-1', 0)?.[0]?.name).toBe('temp');
     expect(packRuleRecords(r('b g:'), 'bg-1', 0)).toBeUndefined();
   });
+
+  it('names each record right for a device cycling through more names than it remembers', () => {
+    const n = Array.from({ length: 11 }, (_, i) => `m${i}`);
+    for (let round = 0; round < 3; round++) {
+      const got = packRuleRecords(
+        n.map((name, i) => ({ ...(i === 0 ? { bn: 'cyc-1:' } : {}), n: name, v: i })),
+        'cyc-1',
+        0,
+      );
+      expect(got?.map((x) => x.name)).toStrictEqual(n);
+      // The same names under another base name are other series, not the remembered ones.
+      expect(packRuleRecords([{ bn: 'x:', n: 'm1', v: 1 }], 'cyc-1', 0)?.[0]?.name).toBe('x:m1');
+    }
+  });
 });
 
 describe('shortText', () => {
