@@ -19,6 +19,7 @@ import { runInNewContext } from 'node:vm';
 import { decodeSign1, sigStructure, signBody } from '../protocols/index.js';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../gateway/crypto/ed25519.js';
 import { startTestGateway, tempDir } from '../test/helpers/env.js';
+import { startBareMosquitto } from './lib/bare-mosquitto.js';
 import { startFlags } from './lib/gateway-process.js';
 import { generator } from './lib/generator.js';
 import { type SmapsBreakdown, smapsBreakdown } from './lib/smaps.js';
@@ -31,6 +32,8 @@ const { values } = parseArgs({
     inflight: { type: 'string', default: '4' },
     /** Write a CPU profile of the gateway's main thread during the saturation phase. */
     profile: { type: 'string' },
+    /** Skip the bare-Mosquitto baseline. */
+    'no-mosquitto': { type: 'boolean' },
   },
 });
 const quick = values.quick === true;
@@ -132,6 +135,33 @@ function memoryRows(before: MemoryNow, after: MemoryNow, settled: MemoryNow): Ro
   ];
 }
 
+/**
+ * The same generator, closed loop, against a bare Mosquitto (no verify, no store): what an MQTT
+ * broker alone answers at QoS 1 on this machine. The generator signs nothing on the clock (its
+ * frames are presigned), so where it, not the broker, is the bound, the generator's CPU shows it.
+ */
+async function bareMosquitto(generatorArgs: string[]): Promise<(LoadResult & { brokerCpu: number }) | undefined> {
+  const tmp = tempDir('outpost-bench-mosquitto-');
+  const broker = await startBareMosquitto(tmp.dir);
+  if (!broker) {
+    tmp.cleanup();
+    return undefined;
+  }
+  try {
+    const { ask, exit } = generator([...generatorArgs, '--url', broker.url]);
+    await ask(); // its keys: a bare broker enrols nothing
+    await ask('connect');
+    const cpu0 = broker.cpuSeconds();
+    const sat = await ask<LoadResult>('saturate');
+    const brokerCpu = broker.cpuSeconds() - cpu0;
+    exit();
+    return { ...sat, brokerCpu };
+  } finally {
+    await broker.stop();
+    tmp.cleanup();
+  }
+}
+
 async function main(): Promise<void> {
   const framesPerDevice = quick ? 10 : 60;
   const pacedSeconds = quick ? 2 : 8;
@@ -150,16 +180,15 @@ async function main(): Promise<void> {
     },
     ...(values.workers && { ingest: { verifyWorkers: Number(values.workers) } }),
   });
-  const { ask, exit } = generator([
-    '--url',
-    url,
+  const generatorArgs = [
     '--devices',
     String(devices),
     '--frames',
     String(framesPerDevice),
     '--inflight',
     values.inflight!,
-  ]);
+  ];
+  const { ask, exit } = generator([...generatorArgs, '--url', url]);
   const { keys } = await ask<{ keys: { id: string; publicKey: string }[] }>();
   // Concurrently, so one transaction (one at a time, each waits for its own fsync).
   await Promise.all(keys.map((k) => gw.registry.enroll(k)));
@@ -199,6 +228,8 @@ async function main(): Promise<void> {
   exit();
   await gw.stop();
   tmp.cleanup();
+  const bare = values['no-mosquitto'] ? undefined : await bareMosquitto(generatorArgs);
+  const bareRatio = bare ? sat.perSecond / bare.perSecond : NaN;
 
   const ratio = sat.perSecond / raw;
   const gwCpuPerFrameUs = ((gwCpu.user + gwCpu.system) / sat.acked) | 0;
@@ -231,6 +262,33 @@ async function main(): Promise<void> {
       pass: gwCpuPerFrameUs / (1e6 / rawCpu) <= 1.3,
     },
     { figure: 'load generator CPU (same machine)', value: sat.cpuSeconds / sat.seconds, unit: 'cores' },
+    ...(bare
+      ? [
+          { figure: 'bare Mosquitto, same generator (saturated)', value: bare.perSecond, unit: 'frames/s' },
+          {
+            figure: '  its generator CPU / Mosquitto CPU',
+            value: bare.cpuSeconds / bare.seconds,
+            unit: `cores / ${(bare.brokerCpu / bare.seconds).toFixed(2)}`,
+          },
+          {
+            figure: 'ingest ÷ bare Mosquitto (saturated)',
+            value: bareRatio,
+            unit: 'x',
+            baseline: 'Mosquitto',
+            ratio: bareRatio,
+            goal: '>= 0.75x',
+            pass: bareRatio >= 0.75,
+          },
+        ]
+      : [
+          {
+            figure: values['no-mosquitto']
+              ? 'bare Mosquitto: not run (--no-mosquitto)'
+              : 'bare Mosquitto: skipped, mosquitto not installed (npm run setup:system)',
+            value: NaN,
+            unit: '',
+          },
+        ]),
     { figure: `(steady: 1 Hz per device = ${devices} frames/s)`, value: NaN, unit: '' },
     { figure: 'frame-to-durable p50 (1 Hz)', value: quantile(lat1, 0.5), unit: 'ms' },
     {

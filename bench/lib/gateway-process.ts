@@ -56,7 +56,7 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /** CPU time (user + system, every thread) a process has used so far, in ms (/proc/PID/stat, 100 ticks a second). */
-function cpuMs(pid: number): number {
+export function cpuMs(pid: number): number {
   // The fields after the command name, which may hold spaces, start after its closing parenthesis.
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime: fields 14 and 15 of proc(5)
