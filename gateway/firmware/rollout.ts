@@ -271,7 +271,7 @@ export class RolloutRunner {
   }
 
   /** Hands the pending device states to the log, one `devices` block per rollout. */
-  flushStates(): void {
+  private flushStates(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
     for (const [rollout, entries] of this.pendingStates) this.author({ type: 'devices', rollout, entries });
