@@ -4,9 +4,15 @@
 // through tsx's loader instead (development).
 import { ensureBuilt, packageRoot } from '../scripts/build.mjs';
 
-/** @param {string} entry e.g. 'gateway/cli' */
-export async function launch(entry) {
+/**
+ * @param {string} entry e.g. 'gateway/cli'
+ * @param {string[]} first modules to run before the entry, each its own file. A bundle's
+ *   imports of packages (aedes, say) run before any code of its own, whatever the order of the
+ *   sources' imports: a module that must run before a package loads cannot be in the bundle.
+ */
+export async function launch(entry, first = []) {
   if (process.env.OUTPOST_FROM_SOURCE !== '1' && (await ensureBuilt())) {
+    for (const m of first) await import(new URL(`dist/${m}.js`, `file://${packageRoot}`).href);
     await import(new URL(`dist/${entry}.js`, `file://${packageRoot}`).href);
     return;
   }

@@ -1,5 +1,5 @@
 /** The `gateway` command: dispatches to one module per subcommand. */
-// First: before any module loads aedes or mqtt (quiet-debug.ts).
+// First: before any module loads aedes or mqtt (quiet-debug.ts; compiled, bin/gateway.js runs it before the bundle).
 import './transports/quiet-debug.js';
 import { CliError, UsageError } from './cli/args.js';
 import { RestoreError } from './sync/siblings.js';

@@ -7,9 +7,12 @@
  *              6: halt-on-failure percent, 7: at, 8?: [window start, window end] (minutes of
  *              the day, the gateway's local time; start > end crosses midnight)}
  *   device    {0: 4, 1: rollout id, 2: device, 3: state (firmware-transfer.ts UPDATE_STATES
- *              index), 4: percent, 5: reason, 6: at}
+ *              index), 4: percent, 5: reason, 6: at}: one device's state (what gateways logged
+ *              before `devices`; still read)
  *   step      {0: 5, 1: rollout id, 2: step index reached (0 = canary), 3: halted (bool), 4: at}
  *   control   {0: 6, 1: rollout id, 2: action (0 pause, 1 resume, 2 abort), 3: at}
+ *   devices   {0: 7, 1: rollout id, 2: [[device, state, percent, reason, at], …] (1..256, in the
+ *              order they happened)}: several devices' states in one block
  *
  * An image lives in the log as blocks of its own, so sync carries it to siblings once (a
  * block is sent only to a sibling that does not hold it) and a gateway streams it from the
@@ -24,6 +27,8 @@ export const IMAGE_BLOCK_BYTES = 64 * 1024;
 const MAX_ROLLOUT_DEVICES = 10_000;
 const MAX_STEPS = 16;
 const MAX_TEXT = 200;
+/** Entries of one `devices` body: its CBOR (6 items an entry) stays well inside a block's item limit. */
+export const MAX_DEVICE_ENTRIES = 256;
 const MINUTES_PER_DAY = 24 * 60;
 
 /** An operator's control of a rollout (gateway/firmware/README.md, "Pause, resume, abort"). */
@@ -34,6 +39,15 @@ export type ControlAction = (typeof CONTROL_ACTIONS)[number];
 export interface OfferWindow {
   readonly start: number;
   readonly end: number;
+}
+
+/** One device's state in a rollout: a `device` body's fields, or one entry of a `devices` body. */
+export interface DeviceEntry {
+  readonly device: string;
+  readonly state: UpdateState;
+  readonly percent: number;
+  readonly reason: string;
+  readonly at: number;
 }
 
 export type FirmwareBody =
@@ -66,9 +80,18 @@ export type FirmwareBody =
       readonly halted: boolean;
       readonly at: number;
     }
-  | { readonly type: 'control'; readonly rollout: string; readonly action: ControlAction; readonly at: number };
+  | { readonly type: 'control'; readonly rollout: string; readonly action: ControlAction; readonly at: number }
+  | { readonly type: 'devices'; readonly rollout: string; readonly entries: readonly DeviceEntry[] };
 
-const TYPES = ['release', 'image', 'rollout', 'device', 'step', 'control'] as const;
+const TYPES = ['release', 'image', 'rollout', 'device', 'step', 'control', 'devices'] as const;
+
+const entryValue = (e: DeviceEntry): CborValue[] => [
+  e.device,
+  UPDATE_STATES.indexOf(e.state),
+  e.percent,
+  e.reason.slice(0, MAX_TEXT),
+  e.at,
+];
 
 export function firmwareBody(b: FirmwareBody): Map<number, CborValue> {
   const m = new Map<number, CborValue>([[0, TYPES.indexOf(b.type) + 1]]);
@@ -92,7 +115,9 @@ export function firmwareBody(b: FirmwareBody): Map<number, CborValue> {
             ? [b.rollout, b.device, UPDATE_STATES.indexOf(b.state), b.percent, b.reason.slice(0, MAX_TEXT), b.at]
             : b.type === 'step'
               ? [b.rollout, b.step, b.halted, b.at]
-              : [b.rollout, CONTROL_ACTIONS.indexOf(b.action), b.at];
+              : b.type === 'control'
+                ? [b.rollout, CONTROL_ACTIONS.indexOf(b.action), b.at]
+                : [b.rollout, b.entries.map(entryValue)];
   for (const [i, v] of vals.entries()) m.set(i + 1, v);
   const d = decodeFirmwareBody(m);
   if (!d.ok) throw new ProtocolUsageError(d.error.code, d.error.message);
@@ -154,20 +179,23 @@ export function decodeFirmwareBody(body: CborValue): Result<FirmwareBody> {
       });
     }
     case 'device': {
-      const s = f(3);
-      if (!text(f(1)) || !text(f(2))) return bad('rollout and device');
-      if (!uint(s) || s >= UPDATE_STATES.length) return bad('state');
-      if (!percent(f(4)) || typeof f(5) !== 'string' || (f(5) as string).length > MAX_TEXT || !uint(f(6)))
-        return bad('percent, reason and at');
-      return ok({
-        type,
-        rollout: f(1) as string,
-        device: f(2) as string,
-        state: UPDATE_STATES[s]!,
-        percent: f(4) as number,
-        reason: f(5) as string,
-        at: f(6) as number,
-      });
+      if (!text(f(1))) return bad('rollout and device');
+      const e = deviceEntry(f(2), f(3), f(4), f(5), f(6));
+      return typeof e === 'string' ? bad(e) : ok({ type, rollout: f(1) as string, ...e });
+    }
+    case 'devices': {
+      const list = f(2);
+      if (!text(f(1))) return bad('rollout');
+      if (!Array.isArray(list) || list.length === 0 || list.length > MAX_DEVICE_ENTRIES)
+        return bad(`entries must be 1..${MAX_DEVICE_ENTRIES}`);
+      const entries: DeviceEntry[] = [];
+      for (const v of list) {
+        if (!Array.isArray(v) || v.length !== 5) return bad('an entry is [device, state, percent, reason, at]');
+        const e = deviceEntry(v[0], v[1], v[2], v[3], v[4]);
+        if (typeof e === 'string') return bad(e);
+        entries.push(e);
+      }
+      return ok({ type, rollout: f(1) as string, entries });
     }
     case 'step':
       if (!text(f(1)) || !uint(f(2)) || typeof f(3) !== 'boolean' || !uint(f(4))) return bad('fields');
@@ -178,4 +206,19 @@ export function decodeFirmwareBody(body: CborValue): Result<FirmwareBody> {
       return ok({ type, rollout: f(1) as string, action: CONTROL_ACTIONS[a]!, at: f(3) as number });
     }
   }
+}
+
+/** A device's state from its fields (a `device` body's or a `devices` entry's), or what is wrong with them. */
+function deviceEntry(
+  device: CborValue | undefined,
+  state: CborValue | undefined,
+  pct: CborValue | undefined,
+  reason: CborValue | undefined,
+  at: CborValue | undefined,
+): DeviceEntry | string {
+  if (!text(device)) return 'rollout and device';
+  if (!uint(state) || state >= UPDATE_STATES.length) return 'state';
+  if (!percent(pct) || typeof reason !== 'string' || reason.length > MAX_TEXT || !uint(at))
+    return 'percent, reason and at';
+  return { device, state: UPDATE_STATES[state]!, percent: pct, reason, at };
 }

@@ -28,6 +28,7 @@ export type RolloutBody = Extract<FirmwareBody, { type: 'rollout' }>;
 export type DeviceBody = Extract<FirmwareBody, { type: 'device' }>;
 export type StepBody = Extract<FirmwareBody, { type: 'step' }>;
 export type ControlBody = Extract<FirmwareBody, { type: 'control' }>;
+export type DevicesBody = Extract<FirmwareBody, { type: 'devices' }>;
 
 /** A firmware body with where it came from. */
 export interface Logged<T> {
@@ -35,21 +36,37 @@ export interface Logged<T> {
   readonly author: string;
   readonly lamport: number;
   readonly hash: string;
+  /** Its place among the entries of one `devices` block (they happened in that order); 0 otherwise. */
+  readonly index?: number;
 }
 
 const CACHE_BLOCKS = 8;
 
-/** Whether `a` comes after `b` in the log's order (lamport, then hash): the same on every gateway. */
+/** Whether `a` comes after `b` in the log's order (lamport, hash, then index in the block): the same on every gateway. */
 export const laterThan = (a: Logged<unknown>, b: Logged<unknown>): boolean =>
-  a.lamport > b.lamport || (a.lamport === b.lamport && a.hash > b.hash);
+  a.lamport > b.lamport ||
+  (a.lamport === b.lamport && (a.hash > b.hash || (a.hash === b.hash && (a.index ?? 0) > (b.index ?? 0))));
+
+/** A `devices` block's entries as the device states they are, each with its place in the block. */
+function devicesOf(l: Logged<DevicesBody>): Logged<DeviceBody>[] {
+  return l.body.entries.map((e, index) => ({
+    body: { type: 'device', rollout: l.body.rollout, ...e },
+    author: l.author,
+    lamport: l.lamport,
+    hash: l.hash,
+    index,
+  }));
+}
 
 export class FirmwareStore {
   readonly releases = new Map<string, Release>();
   /** Image blocks seen before their release, by digest. */
   private readonly orphans = new Map<string, Map<number, string>>();
   readonly rollouts = new Map<string, Logged<RolloutBody>>();
-  readonly deviceStates: Logged<DeviceBody>[] = [];
-  /** Each rollout's latest state (laterThan) per device: what rolloutStatus folds, kept as blocks come. */
+  /**
+   * Each rollout's latest state (laterThan) per device: what rolloutStatus folds, kept as blocks
+   * come. Only the latest: the states before it stay in the log (`deviceHistory`), not in memory.
+   */
   private readonly latest = new Map<string, Map<string, Logged<DeviceBody>>>();
   readonly steps: Logged<StepBody>[] = [];
   /** Pause, resume and abort of rollouts (rollout.ts folds them). */
@@ -86,6 +103,25 @@ export class FirmwareStore {
   /** A rollout's latest state of each device that reported (by lamport, then hash). */
   latestStates(rollout: string): ReadonlyMap<string, Logged<DeviceBody>> | undefined {
     return this.latest.get(rollout);
+  }
+
+  /**
+   * Every device state the log holds of a rollout, in the log's order (laterThan), read from the
+   * log when asked: `device` blocks and each entry of `devices` blocks.
+   */
+  deviceHistory(rollout: string): Logged<DeviceBody>[] {
+    const out: Logged<DeviceBody>[] = [];
+    for (const h of this.log.hashesOfKind('firmware')) {
+      const env = this.log.getEnvelope(h);
+      const sb = env && decodeSignedBlock(env);
+      const d = sb?.ok ? decodeFirmwareBody(sb.value.block.body as CborValue) : undefined;
+      if (!d?.ok || !sb?.ok || (d.value.type !== 'device' && d.value.type !== 'devices')) continue;
+      if (d.value.rollout !== rollout) continue;
+      const l = { body: d.value, author: toHex(sb.value.block.author), lamport: sb.value.block.lamport, hash: h };
+      if (d.value.type === 'device') out.push(l as Logged<DeviceBody>);
+      else out.push(...devicesOf(l as Logged<DevicesBody>));
+    }
+    return out.sort((a, b) => (laterThan(a, b) ? 1 : laterThan(b, a) ? -1 : 0));
   }
 
   /** Called with each firmware body taken in after construction. */
@@ -137,14 +173,12 @@ export class FirmwareStore {
         if (!held || held.lamport > block.lamport) this.rollouts.set(b.id, logged as Logged<RolloutBody>);
         break;
       }
-      case 'device': {
-        this.deviceStates.push(logged as Logged<DeviceBody>);
-        let states = this.latest.get(b.rollout);
-        if (!states) this.latest.set(b.rollout, (states = new Map()));
-        const held = states.get(b.device);
-        if (!held || laterThan(logged, held)) states.set(b.device, logged as Logged<DeviceBody>);
+      case 'device':
+        this.takeState(logged as Logged<DeviceBody>);
         break;
-      }
+      case 'devices':
+        for (const l of devicesOf(logged as Logged<DevicesBody>)) this.takeState(l);
+        break;
       case 'step':
         this.steps.push(logged as Logged<StepBody>);
         break;
@@ -153,6 +187,13 @@ export class FirmwareStore {
         break;
     }
     for (const fn of this.listeners) fn(logged);
+  }
+
+  private takeState(l: Logged<DeviceBody>): void {
+    let states = this.latest.get(l.body.rollout);
+    if (!states) this.latest.set(l.body.rollout, (states = new Map()));
+    const held = states.get(l.body.device);
+    if (!held || laterThan(l, held)) states.set(l.body.device, l);
   }
 
   /** Whether every image block of the release is held (a sibling may still be syncing it). */

@@ -7,6 +7,8 @@
  * no-op (no rest parameter, so no array) for a namespace DEBUG does not enable when it is
  * created, and the real logger otherwise. DEBUG is read at start, as `debug` itself reads it;
  * enabling a namespace later at run time (`debug.enable`) does not reach loggers made before.
+ * The compiled gateway is one bundle whose package imports (aedes) run before any code of its
+ * own, so bin/gateway.js runs this file on its own first (bin/launch.js `first`).
  */
 import { createRequire } from 'node:module';
 

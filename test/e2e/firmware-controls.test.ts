@@ -6,7 +6,7 @@
  * offer window outside the gateway's local time offers nothing. /api/firmware answers what
  * `firmware status --json` says, in the shape openapi.json documents.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -28,9 +28,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** A slow download (one 1 KiB chunk per request), so a control lands while it runs. */
 const SLOW = ['--chunk', '1024', '--window', '2'];
 
-const offset = (site: FirmwareSite, device: string): number =>
-  (JSON.parse(readFileSync(join(site.dir, 'flash', device, 'update.json'), 'utf8')) as { pending?: { offset: number } })
-    .pending?.offset ?? -1;
+/** The offset the device's flash holds of its download; -1 before it has one (or before its process wrote its state). */
+const offset = (site: FirmwareSite, device: string): number => {
+  const file = join(site.dir, 'flash', device, 'update.json');
+  if (!existsSync(file)) return -1;
+  return (JSON.parse(readFileSync(file, 'utf8')) as { pending?: { offset: number } }).pending?.offset ?? -1;
+};
 
 /** States a device reported, as a set (what it was offered shows as anything but idle). */
 const statesOf = (sim: UpdateSim, device: string) =>

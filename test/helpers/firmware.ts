@@ -164,8 +164,8 @@ export async function rolloutStatus(site: FirmwareSite, id: string): Promise<Rol
 }
 
 /**
- * The states of every `device` block a rollout has in the site's log, per device in the order
- * the gateway logged them (lamport clock; the store holds them in hash order):
+ * Every device state of a rollout in the site's log (`device` blocks and the
+ * entries of `devices` blocks), per device in the order the gateway logged them:
  * read from its lmdb beside the running gateway, as `gateway firmware status` does.
  */
 export async function deviceBlocks(site: FirmwareSite, rollout: string): Promise<Map<string, string[]>> {
@@ -175,8 +175,7 @@ export async function deviceBlocks(site: FirmwareSite, rollout: string): Promise
   try {
     const fw = new FirmwareStore(new BlockLog(store, { publicKey: identity.publicKey, sign: identity.sign }), []);
     const out = new Map<string, string[]>();
-    const mine = fw.deviceStates.filter((s) => s.body.rollout === rollout).sort((a, b) => a.lamport - b.lamport);
-    for (const d of mine) {
+    for (const d of fw.deviceHistory(rollout)) {
       const states = out.get(d.body.device) ?? [];
       states.push(d.body.state);
       out.set(d.body.device, states);

@@ -15,6 +15,7 @@ import { tempDir } from '../helpers/env.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const recorder = new URL('../helpers/record-modules.mjs', import.meta.url).pathname;
+const debugRecorder = new URL('../helpers/record-debug.cjs', import.meta.url).pathname;
 
 interface ProcessRecord {
   readonly argv: string[];
@@ -89,6 +90,21 @@ describe('compiled start', () => {
     expect(fleet?.execArgv).toEqual(['--max-semi-space-size=8']); // the demo fleet's young-generation cap, no loader
     for (const p of procs) expect(p.modules.filter(isTypeScriptLoad), p.argv.join(' ')).toEqual([]);
   }, 60_000);
+
+  it("the compiled gateway hands mqtt-packet quiet-debug.ts's no-op loggers, not the real `debug` (its bundle imports aedes before any code of its own)", async () => {
+    const log = join(tmp.dir, 'debug.log');
+    const env = { ...process.env, OUTPOST_DEBUG_LOG: log, DEBUG: '' };
+    await promisify(execFile)(process.execPath, ['--require', debugRecorder, 'bin/gateway.js', '--version'], {
+      cwd: root,
+      env,
+    });
+    // Its parser and writer (quiet-debug's own require of the real `debug` shows as mqtt.js's).
+    const lines = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => /\/mqtt-packet\/(parser|writeToStream)\.js /.test(l));
+    expect(lines.map((l) => l.split(' ').at(-1))).toEqual(['quiet', 'quiet']);
+  });
 
   it('the same recorder sees tsx and .ts sources when run from source (OUTPOST_FROM_SOURCE=1)', async () => {
     const mods = join(tmp.dir, 'modules-source');

@@ -99,7 +99,7 @@ describe('firmware over serial', needs('socat'), () => {
     expect(link.stream.stats.maxAhead).toBeLessThanOrEqual(12 * 2048);
     expect(link.stream.stats.maxAhead).toBeGreaterThan(2048); // several chunks were in flight
     expect(link.stream.stats.outOfOrder).toBe(0);
-    expect(fw.gw.firmware.store.deviceStates.at(-1)?.body.state).toBe('confirmed');
+    expect(fw.gw.firmware.store.deviceHistory('r-serial').at(-1)?.body.state).toBe('confirmed');
   });
 
   it('a chunk whose data does not match its CRC-32C is dropped and asked for again, never installed', {
