@@ -192,13 +192,16 @@ export class FrameReader {
       if (--n <= 0) break;
     }
     if (nos.size === 0) return;
-    await inSlices([...nos], (s) => this.blockNos.prefetch(s));
-    const hashes: string[] = [];
-    for (const no of nos) {
-      const h = this.hashOf(no);
-      if (h !== undefined) hashes.push(h);
-    }
-    await inSlices(hashes, (s) => this.src.prefetch!(s));
+    // Each slice reads its envelopes as soon as its own numbers are in, not after every slice's.
+    await inSlices([...nos], async (s) => {
+      await this.blockNos.prefetch(s);
+      const hashes: string[] = [];
+      for (const no of s) {
+        const h = this.hashOf(no);
+        if (h !== undefined) hashes.push(h);
+      }
+      if (hashes.length > 0) await this.src.prefetch!(hashes);
+    });
   }
 
   /** The newest `n` frames of a device, newest first. */
