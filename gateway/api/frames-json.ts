@@ -16,10 +16,17 @@ const MAX_FOUR_DIGIT_YEAR_MS = 253_402_300_800_000;
 const QUOTE = 0x22;
 const ZERO = 0x30;
 
+/** Bytes a row takes about (a reading of one record is ~300): a page's buffer is sized once, not grown. */
+const ROW_BYTES = 384;
+
 /** A growing buffer of JSON text, written byte by byte where the text is ASCII. */
 class Out {
-  buf = Buffer.allocUnsafe(16_384);
+  buf: Buffer;
   pos = 0;
+
+  constructor(bytes: number) {
+    this.buf = Buffer.allocUnsafe(bytes);
+  }
 
   room(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -112,12 +119,14 @@ class IsoDates {
 
 /** One page of frames, row by row, then `end`. */
 export class FramesJson {
-  private readonly out = new Out();
+  private readonly out: Out;
   private readonly rxDates = new IsoDates();
   private readonly deviceDates = new IsoDates();
   private rows = 0;
 
-  constructor() {
+  /** `rows`: how many the page will hold at most (its limit), to size its buffer. */
+  constructor(rows = 100) {
+    this.out = new Out(Math.min(Math.max(rows, 1) * ROW_BYTES + 64, 1 << 20));
     this.out.ascii('{"frames":[');
   }
 

@@ -61,7 +61,7 @@ export async function queryFrames(ctx: RouteContext, url: URL, access?: FrameAcc
   if (since !== undefined && until !== undefined && until < since)
     throw new ApiError(400, 'bad-query', 'until must not be before since');
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
-  const frames = new FramesJson();
+  const frames = new FramesJson(limit);
   let last: FrameRow | undefined;
   let denied: Extract<CheckResult, { allowed: false }> | undefined;
   let scanned = 0;
