@@ -61,13 +61,13 @@ export async function queryFrames(ctx: RouteContext, url: URL, access?: FrameAcc
   if (since !== undefined && until !== undefined && until < since)
     throw new ApiError(400, 'bad-query', 'until must not be before since');
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
-  const frames = new FramesJson(limit);
   let last: FrameRow | undefined;
   let denied: Extract<CheckResult, { allowed: false }> | undefined;
   let scanned = 0;
   const query = { device, since, until, after, heardBy, policy };
   // The page's blocks read ahead side by side (a cold store: one disk read per page otherwise).
   await ctx.gw.frames.prefetch(query, limit + 1);
+  const frames = new FramesJson(limit);
   const rows = ctx.gw.frames.query(query);
   for (const f of rows) {
     // One row past the page tells whether there is more.

@@ -177,4 +177,48 @@ describe('FramesJson', () => {
     expect(got.length).toBeGreaterThan(100_000);
     expect(got.equals(reference(rows, true, '1/bg-1/1/2') as Buffer)).toBe(true);
   });
+
+  it('pages written one after another and side by side keep their own bytes (the buffer lent from page to page)', () => {
+    const payload = encodeCbor(
+      new Map<number, unknown>([
+        [0, 1],
+        [1, 1],
+        [2, 7],
+        [
+          4,
+          [
+            new Map<number, unknown>([
+              [0, 'x'],
+              [2, 1.5],
+            ]),
+          ],
+        ],
+      ]),
+    );
+    const frame = encodeSign1({ kid: new TextEncoder().encode('bg-1'), payload }, () => sig());
+    const row = (device: string, seq: number) => ({
+      device,
+      boot: 1,
+      seq,
+      rxTime: 1_760_000_000_000 + seq,
+      transport: 'mqtt',
+      policy: 'default',
+      frame,
+    });
+    const devices = (b: Buffer): string[] => JSON.parse(b.toString()).frames.map((f: { device: string }) => f.device);
+    const a = new FramesJson(2);
+    const b = new FramesJson(2);
+    a.add(row('a', 1), 'gw-a');
+    b.add(row('b', 1), 'gw-a');
+    const first = a.end(false, null).bytes;
+    const c = new FramesJson(2); // takes a's buffer
+    c.add(row('c', 1), 'gw-a');
+    b.add(row('b', 2), 'gw-a');
+    const second = b.end(true, 'x').bytes;
+    const third = c.end(false, null).bytes;
+    const d = new FramesJson(2); // takes c's buffer: the pages given out stay as they were
+    d.add(row('d', 1), 'gw-a');
+    d.end(false, null);
+    expect([devices(first), devices(second), devices(third)]).toEqual([['a'], ['b', 'b'], ['c']]);
+  });
 });
