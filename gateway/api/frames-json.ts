@@ -22,8 +22,8 @@ const ROW_BYTES = 384;
 const SPARE_MAX = 1 << 20;
 /**
  * The last page's buffer, lent to the next: a page's body is copied out at its exact length,
- * so the buffers lmdb-js and V8 count as external memory (and collect on it) are no larger
- * than JSON.stringify's were. A page holds it from its first row to `end`.
+ * so the external memory V8 counts (and starts full collections on) per page is no more than
+ * the encoded JSON.stringify text was. A page holds it from its construction to `end`.
  */
 let spare: Buffer | undefined;
 
