@@ -37,7 +37,7 @@ export interface ApiFrame {
 const envelopes = new Sign1Payloads();
 
 /** A stored frame's uplink body and, for a reading, its records resolved. */
-interface StoredBody {
+export interface StoredBody {
   readonly body: UplinkBody;
   readonly resolved?: readonly ResolvedRecord[] | undefined;
 }
@@ -48,7 +48,7 @@ interface StoredBody {
  * (protocols/sign1-payloads.ts, reading-decode.ts; each falls back to the full decoder), as the
  * rule replay reads them: a page of 1 000 rows decoded field by field cost more than reading it.
  */
-function decodeStored(frame: Uint8Array): StoredBody | undefined {
+export function decodeStored(frame: Uint8Array): StoredBody | undefined {
   const payload = envelopes.payload(frame);
   const d = payload && decodeBodyResolved(payload);
   if (!d || (d.body.type !== 'reading' && d.body.type !== 'command-ack')) return undefined;

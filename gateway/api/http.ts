@@ -18,6 +18,11 @@ export class ApiError extends Error {
 const MAX_URL_BYTES = 2048;
 const MAX_BODY_BYTES = 0;
 
+/** A JSON body already encoded (a page of frames: frames-json.ts): sendJson sends its bytes as they are. */
+export class JsonBytes {
+  constructor(readonly bytes: Buffer) {}
+}
+
 const SECURITY_HEADERS = {
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
@@ -30,8 +35,9 @@ export function sendJson(
   body: unknown,
   headers: Record<string, string> = {},
 ): void {
-  // Encoded once: Buffer.byteLength and then res.end of the string would each walk it.
-  const bytes = Buffer.from(JSON.stringify(body));
+  // Encoded once: Buffer.byteLength and then res.end of the string would each walk it. A body
+  // encoded already (JsonBytes) is sent as it is.
+  const bytes = body instanceof JsonBytes ? body.bytes : Buffer.from(JSON.stringify(body));
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': bytes.length,

@@ -2,9 +2,9 @@
 import { ID_PATTERN } from '../../protocols/index.js';
 import type { ApiSource } from './source.js';
 import { type FrameRow, formatCursor, parseCursor } from '../log/frames-index.js';
-import { apiFrame, type ApiFrame } from './decode.js';
+import { FramesJson } from './frames-json.js';
 import type { DeviceView } from './device-view.js';
-import { ApiError, parseIntParam, parseTimeParam, queryParams } from './http.js';
+import { ApiError, type JsonBytes, parseIntParam, parseTimeParam, queryParams } from './http.js';
 import { type Caller, forbidden } from './access.js';
 import type { CheckResult } from '../policy/permissions.js';
 
@@ -29,9 +29,10 @@ export const MAX_SCANNED_FRAMES = 20_000;
  * (every frame this gateway holds, whichever gateway heard it, once), in receive-time order,
  * each with the gateway that heard it and its policy. With `access`, only frames of policies
  * the caller may read; asking for a policy it may not read, or finding only such frames, is a
- * 403 naming the policy and the missing permission.
+ * 403 naming the policy and the missing permission. The body is `{frames: ApiFrame[], more,
+ * next}`, written as JSON row by row (frames-json.ts).
  */
-export async function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): Promise<unknown> {
+export async function queryFrames(ctx: RouteContext, url: URL, access?: FrameAccess): Promise<JsonBytes> {
   const q = queryParams(url, ['device', 'since', 'until', 'limit', 'after', 'policy', 'heardBy', 'local']);
   const policy = q.get('policy');
   if (policy !== undefined && !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(policy))
@@ -60,18 +61,17 @@ export async function queryFrames(ctx: RouteContext, url: URL, access?: FrameAcc
   if (since !== undefined && until !== undefined && until < since)
     throw new ApiError(400, 'bad-query', 'until must not be before since');
   const limit = parseIntParam('limit', q.get('limit'), 1, MAX_FRAMES_LIMIT, 100);
-  const frames: ApiFrame[] = [];
   let last: FrameRow | undefined;
   let denied: Extract<CheckResult, { allowed: false }> | undefined;
   let scanned = 0;
   const query = { device, since, until, after, heardBy, policy };
   // The page's blocks read ahead side by side (a cold store: one disk read per page otherwise).
   await ctx.gw.frames.prefetch(query, limit + 1);
+  const frames = new FramesJson(limit);
   const rows = ctx.gw.frames.query(query);
   for (const f of rows) {
     // One row past the page tells whether there is more.
-    if (frames.length === limit || scanned === MAX_SCANNED_FRAMES)
-      return { frames, more: true, next: formatCursor(last!) };
+    if (frames.length === limit || scanned === MAX_SCANNED_FRAMES) return frames.end(true, formatCursor(last!));
     scanned++;
     last = f;
     const c = access?.check(f.policy) ?? { allowed: true };
@@ -79,11 +79,11 @@ export async function queryFrames(ctx: RouteContext, url: URL, access?: FrameAcc
       denied ??= c;
       continue;
     }
-    frames.push(apiFrame(f, ctx.gw.authors.name(f.heardBy)));
+    frames.add(f, ctx.gw.authors.name(f.heardBy));
   }
   // A principal that may read none of what it asked for sees nothing, and learns why.
   if (frames.length === 0 && denied) throw forbidden(denied);
-  return { frames, more: false, next: null };
+  return frames.end(false, null);
 }
 
 /** GET /api/status */

@@ -196,3 +196,7 @@ export function pointer(p: Pointer): Buffer {
 export function readPointer(b: Buffer): Pointer | undefined {
   return b.length === 6 ? { block: b.readUInt32BE(0), index: b.readUInt16BE(4) } : undefined;
 }
+/** A pointer's block number alone (no object: the read-ahead walks many). */
+export function blockOf(b: Buffer): number | undefined {
+  return b.length === 6 ? b.readUInt32BE(0) : undefined;
+}

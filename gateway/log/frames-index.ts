@@ -26,6 +26,7 @@ import {
   TIME_KEY,
   devicePrefix,
   type Pointer,
+  blockOf,
   readDeviceKey,
   readPointer,
   readTimeKey,
@@ -186,19 +187,24 @@ export class FrameReader {
   async prefetch(q: FrameQuery, n: number): Promise<void> {
     if (!this.src.prefetch || n <= 0) return;
     const nos = new Set<number>();
-    const until = q.until ?? Number.MAX_SAFE_INTEGER;
-    for (const { value } of this.range(q.device, q.since ?? 0, until, q.after, q.reverse === true)) {
-      if (!this.cache.has(value.block)) nos.add(value.block);
+    const e = this.entries(q.device, q.since ?? 0, q.until ?? Number.MAX_SAFE_INTEGER, q.after, q.reverse === true);
+    // Only the pointers' block numbers: a key `query` would skip costs at most one block read ahead.
+    for (const { value } of e?.range ?? []) {
+      const no = blockOf(value);
+      if (no !== undefined && !this.cache.has(no)) nos.add(no);
       if (--n <= 0) break;
     }
     if (nos.size === 0) return;
-    await inSlices([...nos], (s) => this.blockNos.prefetch(s));
-    const hashes: string[] = [];
-    for (const no of nos) {
-      const h = this.hashOf(no);
-      if (h !== undefined) hashes.push(h);
-    }
-    await inSlices(hashes, (s) => this.src.prefetch!(s));
+    // Each slice reads its envelopes as soon as its own numbers are in, not after every slice's.
+    await inSlices([...nos], async (s) => {
+      await this.blockNos.prefetch(s);
+      const hashes: string[] = [];
+      for (const no of s) {
+        const h = this.hashOf(no);
+        if (h !== undefined) hashes.push(h);
+      }
+      if (hashes.length > 0) await this.src.prefetch!(hashes);
+    });
   }
 
   /** The newest `n` frames of a device, newest first. */
@@ -243,6 +249,42 @@ export class FrameReader {
     return a;
   }
 
+  /**
+   * The index range of a query: the table's entries from its bounds (strictly after the cursor
+   * `a` when given), and the cursor's own key (a reverse range includes it: skip it); none for
+   * a device with no number here.
+   */
+  private entries(
+    device: string | undefined,
+    since: number,
+    until: number,
+    a: FrameCursor | undefined,
+    reverse: boolean,
+  ): { range: Iterable<{ key: Buffer; value: Buffer }>; cur: Buffer | undefined; dev?: number } | undefined {
+    const ad = a && this.devices.no(a.device);
+    // The cursor's own key (resumed strictly after it), or, for a device with no number
+    // here (no rows), the cursor's millisecond.
+    const at = (keyOf: (k: TimeKey) => Buffer): Buffer | undefined =>
+      a === undefined ? undefined : ad === undefined ? undefined : keyOf({ ...a, dev: ad });
+    const span = (db: Database<Buffer, Buffer>, lo: Buffer, hi: Buffer): Iterable<{ key: Buffer; value: Buffer }> =>
+      reverse
+        ? db.getRange({ start: full(hi, TIME_KEY), end: full(lo, TIME_KEY), reverse: true, inclusiveEnd: true })
+        : db.getRange({ start: full(lo, TIME_KEY), end: full(hi, TIME_KEY) });
+    if (device !== undefined) {
+      const dev = this.devices.no(device);
+      if (dev === undefined) return undefined;
+      const cur = at(deviceKey);
+      const lo =
+        a && !reverse ? (cur ? after(cur, TIME_KEY) : devicePrefix(dev, a.rxTime + 1)) : devicePrefix(dev, since);
+      const hi = a && reverse ? (cur ?? devicePrefix(dev, a.rxTime)) : devicePrefix(dev, until);
+      return { range: span(this.tables.byDevice, lo, hi), cur, dev };
+    }
+    const cur = at(timeKey);
+    const lo = a && !reverse ? (cur ? after(cur, TIME_KEY) : timePrefix(a.rxTime + 1)) : timePrefix(since);
+    const hi = a && reverse ? (cur ?? timePrefix(a.rxTime)) : timePrefix(until);
+    return { range: span(this.tables.byTime, lo, hi), cur };
+  }
+
   /** Index keys in order, as (device, rxTime, boot, seq) with the pointer. */
   private *range(
     device: string | undefined,
@@ -251,24 +293,11 @@ export class FrameReader {
     a: FrameCursor | undefined,
     reverse: boolean,
   ): Generator<{ key: FrameCursor; dev: number; value: Pointer }> {
-    const ad = a && this.devices.no(a.device);
-    // The cursor's own key (resumed strictly after it), or, for a device with no number
-    // here (no rows), the cursor's millisecond.
-    const at = (keyOf: (k: TimeKey) => Buffer): Buffer | undefined =>
-      a === undefined ? undefined : ad === undefined ? undefined : keyOf({ ...a, dev: ad });
-    if (device !== undefined) {
-      const dev = this.devices.no(device);
-      if (dev === undefined) return;
-      const cur = at(deviceKey);
-      const lo = full(
-        a && !reverse ? (cur ? after(cur, TIME_KEY) : devicePrefix(dev, a.rxTime + 1)) : devicePrefix(dev, since),
-        TIME_KEY,
-      );
-      const hi = full(a && reverse ? (cur ?? devicePrefix(dev, a.rxTime)) : devicePrefix(dev, until), TIME_KEY);
-      const r = reverse
-        ? this.tables.byDevice.getRange({ start: hi, end: lo, reverse: true, inclusiveEnd: true })
-        : this.tables.byDevice.getRange({ start: lo, end: hi });
-      for (const { key, value } of r) {
+    const e = this.entries(device, since, until, a, reverse);
+    if (!e) return;
+    const { range, cur, dev } = e;
+    if (device !== undefined && dev !== undefined) {
+      for (const { key, value } of range) {
         if (cur && reverse && key.equals(cur)) continue;
         const k = readDeviceKey(key);
         const p = readPointer(value);
@@ -277,23 +306,14 @@ export class FrameReader {
       }
       return;
     }
-    const cur = at(timeKey);
-    const lo = full(
-      a && !reverse ? (cur ? after(cur, TIME_KEY) : timePrefix(a.rxTime + 1)) : timePrefix(since),
-      TIME_KEY,
-    );
-    const hi = full(a && reverse ? (cur ?? timePrefix(a.rxTime)) : timePrefix(until), TIME_KEY);
-    const r = reverse
-      ? this.tables.byTime.getRange({ start: hi, end: lo, reverse: true, inclusiveEnd: true })
-      : this.tables.byTime.getRange({ start: lo, end: hi });
-    for (const { key, value } of r) {
+    for (const { key, value } of range) {
       if (cur && reverse && key.equals(cur)) continue;
       const k = readTimeKey(key);
       const p = readPointer(value);
       if (!k || !p || k.rxTime < since || k.rxTime >= until) continue;
-      const dev = this.devices.id(k.dev);
-      if (dev === undefined) continue;
-      yield { key: { device: dev, rxTime: k.rxTime, boot: k.boot, seq: k.seq }, dev: k.dev, value: p };
+      const id = this.devices.id(k.dev);
+      if (id === undefined) continue;
+      yield { key: { device: id, rxTime: k.rxTime, boot: k.boot, seq: k.seq }, dev: k.dev, value: p };
     }
   }
 

@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { FrameReader, PEEKED_MAX } from '../../gateway/log/frames-index.js';
 import { FrameTables } from '../../gateway/log/frame-tables.js';
 import { BlockNumbers } from '../../gateway/log/numbers.js';
+import { poolSize } from '../../gateway/log/prefetch.js';
 import { tempDir } from '../helpers/env.js';
 
 /** A fresh lmdb root with the frames tables and block numbers, device `dev-a` numbered 1; closed and removed after `fn`. */
@@ -96,5 +97,14 @@ describe('FrameReader', () => {
         await expect(reader.prefetch({ device: 'dev-a' }, 10)).resolves.toBeUndefined();
       }
     });
+  });
+
+  it("reads ahead in as many slices as libuv's pool has threads, as libuv reads UV_THREADPOOL_SIZE", () => {
+    expect(poolSize(undefined)).toBe(4);
+    expect(poolSize('16')).toBe(16);
+    expect(poolSize(' 8 ')).toBe(8);
+    expect(poolSize('0')).toBe(1);
+    expect(poolSize('many')).toBe(1);
+    expect(poolSize('5000')).toBe(1024);
   });
 });
