@@ -126,7 +126,11 @@ export class Qos1Publisher {
   private batchStart = -1;
   private batchEnd = 0;
 
+  /** MQTT 5 (publishes through mqtt.js); read once: mqtt.js's options object is in dictionary mode, slow to read a frame. */
+  private readonly v5: boolean;
+
   constructor(private readonly client: MqttClient) {
+    this.v5 = client.options.protocolVersion === 5;
     client.on('packetreceive', (p) => {
       if (p.cmd !== 'puback' || p.messageId === undefined) return;
       // MQTT 5 reason codes: below 0x80 is success (0x10: no matching subscribers).
@@ -160,7 +164,7 @@ export class Qos1Publisher {
    * built by mqtt.js and read as streams.
    */
   tapReads(): void {
-    if (this.client.options.protocolVersion === 5) return;
+    if (this.v5) return;
     // `streamBuilder` is typed private, but it is how mqtt.js makes each connection's stream.
     const c = this.client as unknown as { streamBuilder: (client: MqttClient) => IStream };
     const build = c.streamBuilder;
@@ -226,7 +230,7 @@ export class Qos1Publisher {
     const client = this.client;
     const stream = client.stream;
     // MQTT 5 would need a properties length in the packet: such a client publishes through mqtt.js.
-    if (client.options.protocolVersion === 5) {
+    if (this.v5) {
       client.publish(topic.toString('utf8', 2), toBuffer(payload), { qos: 1 }, (err) => done(err ?? undefined, token as T));
       return;
     }
