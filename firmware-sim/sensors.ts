@@ -119,7 +119,8 @@ class Drift {
   ) {}
   step(dt: number): number {
     const x = this.x[0]!;
-    if (dt > 0) this.x[0] = x + (-this.revertPerSec * x * dt + this.sigmaPerSqrtSec * Math.sqrt(dt) * this.rng.normal());
+    if (dt > 0)
+      this.x[0] = x + (-this.revertPerSec * x * dt + this.sigmaPerSqrtSec * Math.sqrt(dt) * this.rng.normal());
     return this.x[0]!;
   }
 }

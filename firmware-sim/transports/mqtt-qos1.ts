@@ -231,7 +231,9 @@ export class Qos1Publisher {
     const stream = client.stream;
     // MQTT 5 would need a properties length in the packet: such a client publishes through mqtt.js.
     if (this.v5) {
-      client.publish(topic.toString('utf8', 2), toBuffer(payload), { qos: 1 }, (err) => done(err ?? undefined, token as T));
+      client.publish(topic.toString('utf8', 2), toBuffer(payload), { qos: 1 }, (err) =>
+        done(err ?? undefined, token as T),
+      );
       return;
     }
     if (!client.connected || !stream?.writable) {
