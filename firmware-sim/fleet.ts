@@ -264,12 +264,22 @@ export class Fleet {
 
   private tick(m: Member): void {
     if (this.done(m)) return this.halt(m);
-    const ctx: TickContext = { device: m.device, link: m.link, tick: m.ticks++, nowMs: this.now() };
+    const faults = this.opts.faults;
+    const tick = m.ticks++;
+    const nowMs = this.now();
     try {
-      if (this.opts.faults?.beforeFrame?.(ctx) === 'skip') return;
-      const frame = m.device.nextFrame(ctx.nowMs);
+      if (faults === undefined) {
+        // No hooks: no context object a frame.
+        const frame = m.device.nextFrame(nowMs);
+        m.frames++;
+        m.link.send(frame);
+        return;
+      }
+      const ctx: TickContext = { device: m.device, link: m.link, tick, nowMs };
+      if (faults.beforeFrame?.(ctx) === 'skip') return;
+      const frame = m.device.nextFrame(nowMs);
       m.frames++;
-      if (this.opts.faults?.afterFrame?.({ ...ctx, frame }) === 'hold') return;
+      if (faults.afterFrame?.({ ...ctx, frame }) === 'hold') return;
       m.link.send(frame);
     } catch (e) {
       this.tickErrorCount++;

@@ -19,6 +19,8 @@ export class PhaseTicker<T> {
     periodMs: number,
     slotMs: number,
     private readonly fire: (item: T) => void,
+    /** The clock, ms (tests give their own). */
+    private readonly now: () => number = () => performance.now(),
   ) {
     const n = Math.max(1, Math.round(periodMs / slotMs));
     this.slots = Array.from({ length: n }, () => new Set<T>());
@@ -38,7 +40,7 @@ export class PhaseTicker<T> {
   start(): void {
     if (this.running) return;
     this.running = true;
-    this.t0 = performance.now();
+    this.t0 = this.now();
     this.fired = 0;
     this.immediate = setImmediate(() => this.run());
   }
@@ -51,14 +53,21 @@ export class PhaseTicker<T> {
 
   /**
    * One slot per call, so sockets are read between slots; behind schedule, the next slot
-   * follows after the pending I/O, and a backlog of more than one round is dropped (each
-   * device fires once per round, the rounds stretch, as a loaded process's timers would).
+   * follows after the pending I/O, and a backlog of more than one round is dropped by moving
+   * the schedule on, not by skipping slots: each device still fires once per round, the rounds
+   * stretch, as a loaded process's timers would. (Skipping to the slot now due starved the same
+   * slots round after round when each slot took a steady multiple of its time: in a fleet that
+   * could not keep up, some devices never sampled.)
    */
   private run(): void {
     if (!this.running) return;
     const n = this.slots.length;
-    const due = Math.floor((performance.now() - this.t0) / this.slotLen) + 1;
-    if (due - this.fired > n) this.fired = due - n;
+    let due = Math.floor((this.now() - this.t0) / this.slotLen) + 1;
+    if (due - this.fired > n) {
+      const late = due - this.fired - n;
+      this.t0 += late * this.slotLen;
+      due -= late;
+    }
     if (this.fired < due) {
       for (const item of this.slots[this.fired % n]!) this.fire(item);
       this.fired++;
@@ -67,7 +76,7 @@ export class PhaseTicker<T> {
     if (this.fired < due) this.immediate = setImmediate(() => this.run());
     else {
       const next = this.t0 + this.fired * this.slotLen;
-      this.timer = setTimeout(() => this.run(), Math.max(0, next - performance.now()));
+      this.timer = setTimeout(() => this.run(), Math.max(0, next - this.now()));
     }
   }
 }

@@ -7,13 +7,14 @@ import type { SenmlRecord } from '../protocols/index.js';
 
 /** Small fast PRNG (sfc32 seeded through splitmix32); not for keys. */
 export class Prng {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
-  // Always a number, with a flag: a field that is sometimes undefined holds each double in a
-  // fresh box, and this one lives a sample period, so it outlived young collections.
-  private spare = 0;
+  /**
+   * The state (a, b, c, d) and the cached Gaussian in typed arrays: a number field holds a
+   * uint32 above 2^31 or a double in a fresh heap box at every store, and each box lived until
+   * the next sample, a sample period: promoted by the young collection, and an old-to-new
+   * pointer to record at each store (bench/README.md, "firmware-sim", fourth pass).
+   */
+  private readonly s = new Uint32Array(4);
+  private readonly spare = new Float64Array(1);
   private hasSpare = false;
 
   constructor(seed: number | string) {
@@ -25,21 +26,24 @@ export class Prng {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.a = split();
-    this.b = split();
-    this.c = split();
-    this.d = split();
+    const st = this.s;
+    st[0] = split();
+    st[1] = split();
+    st[2] = split();
+    st[3] = split();
     for (let i = 0; i < 12; i++) this.next();
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    const t = (((this.a + this.b) >>> 0) + this.d) >>> 0;
-    this.d = (this.d + 1) >>> 0;
-    this.a = this.b ^ (this.b >>> 9);
-    this.b = (this.c + (this.c << 3)) >>> 0;
-    this.c = ((this.c << 21) | (this.c >>> 11)) >>> 0;
-    this.c = (this.c + t) >>> 0;
+    const st = this.s; // a, b, c, d; a Uint32Array keeps each mod 2^32, as `>>> 0` did
+    const b = st[1]!;
+    const c = st[2]!;
+    const t = (((st[0]! + b) >>> 0) + st[3]!) >>> 0;
+    st[3] = st[3]! + 1;
+    st[0] = b ^ (b >>> 9);
+    st[1] = c + (c << 3);
+    st[2] = (((c << 21) | (c >>> 11)) >>> 0) + t;
     return t / 4294967296;
   }
 
@@ -52,13 +56,13 @@ export class Prng {
   normal(mean = 0, sd = 1): number {
     if (this.hasSpare) {
       this.hasSpare = false;
-      return mean + sd * this.spare;
+      return mean + sd * this.spare[0]!;
     }
     let u = 0;
     while (u === 0) u = this.next();
     const r = Math.sqrt(-2 * Math.log(u));
     const th = 2 * Math.PI * this.next();
-    this.spare = r * Math.sin(th);
+    this.spare[0] = r * Math.sin(th);
     this.hasSpare = true;
     return mean + sd * r * Math.cos(th);
   }
@@ -106,29 +110,33 @@ export interface Sensor {
 
 /** Mean-reverting random walk (Ornstein–Uhlenbeck): bounded drift that still wanders. */
 class Drift {
-  private x = 0;
+  /** The walk's value, in a typed array for the reason Prng's state is. */
+  private readonly x = new Float64Array(1);
   constructor(
     private readonly rng: Prng,
     private readonly sigmaPerSqrtSec: number,
     private readonly revertPerSec: number,
   ) {}
   step(dt: number): number {
-    if (dt > 0) this.x += -this.revertPerSec * this.x * dt + this.sigmaPerSqrtSec * Math.sqrt(dt) * this.rng.normal();
-    return this.x;
+    const x = this.x[0]!;
+    if (dt > 0)
+      this.x[0] = x + (-this.revertPerSec * x * dt + this.sigmaPerSqrtSec * Math.sqrt(dt) * this.rng.normal());
+    return this.x[0]!;
   }
 }
 
 /**
  * Seconds since the previous sample, capped so a long gap does not explode the walk. The last
- * time is an object's number field, updated in place: a closure's variable would box each new
- * value, and the box lived a sample period (promoted by the young-generation collector).
+ * time sits in a typed array: a closure variable or an object's number field holds each new
+ * double in a fresh box, which lived a sample period (promoted by the young-generation collector).
  */
 function makeClock(): (tSec: number) => number {
-  const last = { t: 0, set: false };
+  const last = new Float64Array(1);
+  let set = false;
   return (t) => {
-    const dt = last.set ? clamp(t - last.t, 0, 3600) : 0;
-    last.t = t;
-    last.set = true;
+    const dt = set ? clamp(t - last[0]!, 0, 3600) : 0;
+    last[0] = t;
+    set = true;
     return dt;
   };
 }
@@ -167,12 +175,12 @@ function humiditySensor(rng: Prng): Sensor {
 function vibrationSensor(rng: Prng): Sensor {
   const dt = makeClock();
   const base = 1.5 + rng.next();
-  const wear = { m: 0 }; // a field, updated in place (makeClock)
+  const wear = new Float64Array(1); // in place (makeClock)
   return {
     name: 'vib',
     sample(t) {
-      wear.m += (dt(t) / 3600) * 0.001;
-      let v = (base + wear.m) * Math.exp(rng.normal(0, 0.15));
+      wear[0] = wear[0]! + (dt(t) / 3600) * 0.001;
+      let v = (base + wear[0]!) * Math.exp(rng.normal(0, 0.15));
       if (rng.next() < 0.01) v *= 3 + 2 * rng.next();
       return { n: 'vib', u: 'm/s2', v: round(Math.max(0, v), 3) };
     },

@@ -25,13 +25,20 @@ export class MemoryStateStore implements DeviceStateStore {
     const c = this.map.get(id);
     return c && { boot: c.boot, seq: c.seq };
   }
+  /** The entry saved last: a device's own store (the default) holds one, saved with every frame, no hash lookup. */
+  private lastId: string | undefined;
+  private last: { boot: number; seq: number } | undefined;
   save(id: string, counters: DeviceCounters): void {
-    const c = this.map.get(id);
-    if (c === undefined) this.map.set(id, { boot: counters.boot, seq: counters.seq });
-    else {
+    let c = id === this.lastId ? this.last : this.map.get(id);
+    if (c === undefined) {
+      c = { boot: counters.boot, seq: counters.seq };
+      this.map.set(id, c);
+    } else {
       c.boot = counters.boot;
       c.seq = counters.seq;
     }
+    this.lastId = id;
+    this.last = c;
   }
 }
 

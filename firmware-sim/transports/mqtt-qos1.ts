@@ -18,10 +18,12 @@
  * more than its bytes); the packets `corked()` publishes are contiguous in one and leave in one
  * socket write.
  */
+import { connect as netConnect } from 'node:net';
 import mqtt, { type IClientOptions, type IStream, type MqttClient } from 'mqtt';
 import { PubackTap } from './puback-tap.js';
 
-type Done = (err?: Error) => void;
+/** Runs once per publish: on its PUBACK (no error) or when the connection closes first; `token` as given to publish. */
+type Done<T = unknown> = (err: Error | undefined, token: T) => void;
 
 const toBuffer = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 
@@ -33,6 +35,9 @@ export function encodeTopic(topic: string): Buffer {
   t.copy(out, 2);
   return out;
 }
+
+/** Where every tapped plain TCP connection reads (each read is handled before the next one). */
+const readBuffer = Buffer.allocUnsafeSlow(64 * 1024);
 
 const SLAB_BYTES = 64 * 1024;
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
@@ -57,40 +62,48 @@ export function connectQos1(url: string, options: IClientOptions): { client: Mqt
 class Waiting {
   private ids = new Int32Array(16);
   private dones: (Done | undefined)[] = new Array<Done | undefined>(16).fill(undefined);
+  private tokens: unknown[] = new Array<unknown>(16).fill(undefined);
   size = 0;
 
-  get(id: number): Done | undefined {
+  /** The slot of `id`, or -1. */
+  find(id: number): number {
     const i = id & (this.ids.length - 1);
-    return this.ids[i] === id ? this.dones[i] : undefined;
+    return this.ids[i] === id ? i : -1;
   }
 
-  set(id: number, done: Done): void {
+  set(id: number, done: Done, token: unknown): void {
     for (;;) {
       const i = id & (this.ids.length - 1);
       if (this.ids[i] === 0 || this.ids[i] === id) {
         if (this.ids[i] === 0) this.size++;
         this.ids[i] = id;
         this.dones[i] = done;
+        this.tokens[i] = token;
         return;
       }
       this.grow();
     }
   }
 
-  delete(id: number): void {
-    const i = id & (this.ids.length - 1);
-    if (this.ids[i] !== id) return;
+  /** Empties slot `i` (from find) and runs its done. */
+  settle(i: number, err: Error | undefined): void {
+    const done = this.dones[i]!;
+    const token = this.tokens[i];
     this.ids[i] = 0;
     this.dones[i] = undefined;
+    this.tokens[i] = undefined;
     this.size--;
+    done(err, token);
   }
 
   /** Removes and returns every entry. */
-  drain(): [number, Done][] {
-    const out: [number, Done][] = [];
-    for (let i = 0; i < this.ids.length; i++) if (this.ids[i] !== 0) out.push([this.ids[i]!, this.dones[i]!]);
+  drain(): [number, Done, unknown][] {
+    const out: [number, Done, unknown][] = [];
+    for (let i = 0; i < this.ids.length; i++)
+      if (this.ids[i] !== 0) out.push([this.ids[i]!, this.dones[i]!, this.tokens[i]]);
     this.ids.fill(0);
     this.dones.fill(undefined);
+    this.tokens.fill(undefined);
     this.size = 0;
     return out;
   }
@@ -100,7 +113,8 @@ class Waiting {
     const n = this.ids.length * 2;
     this.ids = new Int32Array(n);
     this.dones = new Array<Done | undefined>(n).fill(undefined);
-    for (const [id, done] of old) this.set(id, done);
+    this.tokens = new Array<unknown>(n).fill(undefined);
+    for (const [id, done, token] of old) this.set(id, done, token);
   }
 }
 
@@ -112,7 +126,11 @@ export class Qos1Publisher {
   private batchStart = -1;
   private batchEnd = 0;
 
+  /** MQTT 5 (publishes through mqtt.js); read once: mqtt.js's options object is in dictionary mode, slow to read a frame. */
+  private readonly v5: boolean;
+
   constructor(private readonly client: MqttClient) {
+    this.v5 = client.options.protocolVersion === 5;
     client.on('packetreceive', (p) => {
       if (p.cmd !== 'puback' || p.messageId === undefined) return;
       // MQTT 5 reason codes: below 0x80 is success (0x10: no matching subscribers).
@@ -124,9 +142,9 @@ export class Qos1Publisher {
       if (this.waiting.size === 0) return;
       const left = this.waiting.drain();
       const closed = new Error('connection closed before the PUBACK');
-      for (const [id, done] of left) {
+      for (const [id, done, token] of left) {
         client.messageIdProvider.deallocate(id);
-        done(closed);
+        done(closed, token);
       }
     });
   }
@@ -139,27 +157,54 @@ export class Qos1Publisher {
    * Reads every later connection of the client through a PubackTap: mqtt.js pipes each stream it
    * builds into its parser, and gets here only what the tap passes on. MQTT 5 acks carry reason
    * codes and properties: such a client is left as it is (it publishes through mqtt.js anyway).
+   * A plain TCP connection (mqtt:, tcp:) is opened here, as mqtt.js's own builder does, but with
+   * node's `onread`: every read lands in one buffer shared by all such connections and goes to
+   * the tap from the read callback (no Buffer, stream push and `nextTick` per read: with a
+   * connection per device, one read per frame). Other streams (TLS, websockets, a proxy) are
+   * built by mqtt.js and read as streams.
    */
   tapReads(): void {
-    if (this.client.options.protocolVersion === 5) return;
+    if (this.v5) return;
     // `streamBuilder` is typed private, but it is how mqtt.js makes each connection's stream.
     const c = this.client as unknown as { streamBuilder: (client: MqttClient) => IStream };
     const build = c.streamBuilder;
     c.streamBuilder = (client) => {
+      let dest: NodeJS.WritableStream | undefined;
+      let paused = false;
+      const settle = (id: number): boolean => this.settle(id, undefined);
+      const o = client.options as IClientOptions & { socksProxy?: unknown; path?: string };
+      if ((o.protocol === 'mqtt' || o.protocol === 'tcp') && o.socksProxy === undefined && o.servers === undefined) {
+        const socket = netConnect({
+          port: o.port || 1883,
+          host: o.hostname || o.host || 'localhost',
+          path: o.path,
+          onread: { buffer: readBuffer, callback: (n: number) => (tap.feed(readBuffer, n), !paused) },
+        });
+        const tap = new PubackTap(settle, (bytes) => {
+          // The read buffer is shared: mqtt.js's parser keeps what it is given, so it gets a copy.
+          if (dest && !dest.write(Buffer.from(bytes)) && !paused) {
+            paused = true; // the read callback says so; net resumes an `onread` socket in resume()
+            dest.once('drain', () => {
+              paused = false;
+              socket.resume();
+            });
+          }
+        });
+        socket.pipe = <T extends NodeJS.WritableStream>(d: T): T => ((dest = d), d);
+        return socket;
+      }
       const stream = build(client);
-      stream.pipe = <T extends NodeJS.WritableStream>(dest: T): T => {
-        const tap = new PubackTap(
-          (id) => this.settle(id, undefined),
-          (bytes) => {
-            // pipe()'s backpressure: mqtt.js handles one packet a tick and says when it has room.
-            if (!dest.write(bytes)) {
-              stream.pause();
-              dest.once('drain', () => stream.resume());
-            }
-          },
-        );
+      const tap = new PubackTap(settle, (bytes) => {
+        // pipe()'s backpressure: mqtt.js handles one packet a tick and says when it has room.
+        if (dest && !dest.write(bytes)) {
+          stream.pause();
+          dest.once('drain', () => stream.resume());
+        }
+      });
+      stream.pipe = <T extends NodeJS.WritableStream>(d: T): T => {
+        dest = d;
         stream.on('data', (b: Buffer) => tap.feed(b));
-        return dest;
+        return d;
       };
       return stream;
     };
@@ -177,22 +222,27 @@ export class Qos1Publisher {
     }
   }
 
-  /** Publishes `payload` at QoS 1 on the topic `encodeTopic` made; `done` as above. */
-  publish(topic: Buffer, payload: Uint8Array, done: Done): void {
+  /**
+   * Publishes `payload` at QoS 1 on the topic `encodeTopic` made; `done(err, token)` as above. A
+   * caller with many publishes passes one `done` and tells them apart by `token` (no closure each).
+   */
+  publish<T>(topic: Buffer, payload: Uint8Array, done: Done<T>, token?: T): void {
     const client = this.client;
     const stream = client.stream;
     // MQTT 5 would need a properties length in the packet: such a client publishes through mqtt.js.
-    if (client.options.protocolVersion === 5) {
-      client.publish(topic.toString('utf8', 2), toBuffer(payload), { qos: 1 }, (err) => done(err ?? undefined));
+    if (this.v5) {
+      client.publish(topic.toString('utf8', 2), toBuffer(payload), { qos: 1 }, (err) =>
+        done(err ?? undefined, token as T),
+      );
       return;
     }
     if (!client.connected || !stream?.writable) {
-      done(new Error('not connected'));
+      done(new Error('not connected'), token as T);
       return;
     }
     const id = client.messageIdProvider.allocate();
-    if (id === null || this.waiting.get(id) !== undefined) {
-      done(new Error('no MQTT message id free'));
+    if (id === null || this.waiting.find(id) >= 0) {
+      done(new Error('no MQTT message id free'), token as T);
       return;
     }
     const rest = topic.length + 2 + payload.length; // remaining length: topic, id, payload
@@ -230,7 +280,7 @@ export class Qos1Publisher {
     out[off++] = id >> 8;
     out[off++] = id & 0xff;
     out.set(payload, off);
-    this.waiting.set(id, done);
+    this.waiting.set(id, done as Done, token);
     if (out !== slab) stream.write(out);
     else if (!this.batching) stream.write(slab.subarray(start, start + size));
     else {
@@ -253,11 +303,10 @@ export class Qos1Publisher {
 
   /** Runs the `done` of message `id` if it waits here; false if it does not. */
   private settle(id: number, err: Error | undefined): boolean {
-    const done = this.waiting.get(id);
-    if (done === undefined) return false;
-    this.waiting.delete(id);
+    const i = this.waiting.find(id);
+    if (i < 0) return false;
     this.client.messageIdProvider.deallocate(id);
-    done(err);
+    this.waiting.settle(i, err);
     return true;
   }
 }

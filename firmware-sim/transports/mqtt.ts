@@ -78,10 +78,22 @@ export class MqttDeviceLink {
   private publisher: Qos1Publisher | undefined;
   private online = false;
   private stopped = false;
-  /** Bumped on every connect and close, so a stale callback cannot touch the current connection's state. */
-  private epoch = 0;
-  /** Frames published on this connection and not acked yet (each one object from the device's buffer). */
-  private readonly inflight = new Set<DeviceFrame>();
+  /**
+   * Frames published on this connection and not acked yet (each one object from the device's
+   * buffer), the first `inflightCount` entries, in no order. An array kept at its size, not a
+   * Set: a device has one or two in flight, and a Set reallocated its table as it went from one
+   * to none and back, once a frame (the table then lived a sample period: promoted, GC work).
+   */
+  private readonly inflight: (DeviceFrame | undefined)[] = [];
+  private inflightCount = 0;
+  /** One PUBACK handler for every publish, the frame its token (no closure per frame). */
+  private readonly onAck = (err: Error | undefined, frame: DeviceFrame): void => {
+    // A frame failed by a close is already out (the close forgot them all).
+    this.forget(frame);
+    if (err) this.stats.failed++;
+    else if (this.device.ack(frame.boot, frame.seq)) this.stats.acked++;
+    if (this.inflightCount === 0) this.idle.wake();
+  };
   private readonly idle = new IdleWaiters();
   private readonly upTopic: string;
   private readonly upTopicBytes: Buffer;
@@ -101,7 +113,7 @@ export class MqttDeviceLink {
     return this.online;
   }
   get inFlight(): number {
-    return this.inflight.size;
+    return this.inflightCount;
   }
 
   start(): void {
@@ -186,7 +198,7 @@ export class MqttDeviceLink {
 
   /** Resolves true once nothing is in flight, false if `timeoutMs` passes first. */
   drain(timeoutMs: number): Promise<boolean> {
-    return this.idle.wait(this.inflight.size === 0, timeoutMs);
+    return this.idle.wait(this.inflightCount === 0, timeoutMs);
   }
 
   /** Waits for in-flight publishes (up to `timeoutMs`), then closes the client. Unsent frames stay pending. */
@@ -211,8 +223,7 @@ export class MqttDeviceLink {
 
   private onConnect(client: MqttClient): void {
     if (client !== this.client) return;
-    this.epoch++;
-    this.inflight.clear();
+    this.forgetAll();
     this.stats.connects++;
     if (client.stream instanceof TLSSocket && client.stream.isSessionReused()) this.stats.resumed++;
     client.subscribe(this.cmdTopic, { qos: 1 }, (err) => {
@@ -224,15 +235,15 @@ export class MqttDeviceLink {
     this.online = true;
     if (this.stopped) return;
     this.publisher?.corked(() => {
-      for (const frame of this.device.pending()) this.publish(frame);
+      // Nothing is in flight on a new connection: no need to look each one up.
+      for (const frame of this.device.pending()) this.publish(frame, false);
     });
   }
 
   private onClose(client: MqttClient): void {
     if (this.online) this.stats.disconnects++;
     this.online = false;
-    this.epoch++;
-    this.inflight.clear();
+    this.forgetAll();
     // Forget mqtt.js's copies of unacked publishes: the device resends from its own buffer.
     for (const [id, entry] of Object.entries(client.outgoing)) {
       if (entry.cmd === 'publish') this.safe(() => client.removeOutgoingMessage(Number(id)));
@@ -241,18 +252,30 @@ export class MqttDeviceLink {
     this.idle.wake();
   }
 
-  private publish(frame: DeviceFrame): void {
+  private publish(frame: DeviceFrame, check = true): void {
     const publisher = this.publisher;
-    if (!publisher || this.inflight.has(frame)) return;
-    const epoch = this.epoch;
-    this.inflight.add(frame);
+    if (!publisher || (check && this.indexInFlight(frame) >= 0)) return;
+    this.inflight[this.inflightCount++] = frame;
     countAttempt(frame, this.stats);
-    publisher.publish(this.upTopicBytes, frame.bytes, (err) => {
-      if (epoch === this.epoch) this.inflight.delete(frame);
-      if (err) this.stats.failed++;
-      else if (this.device.ack(frame.boot, frame.seq)) this.stats.acked++;
-      if (this.inflight.size === 0) this.idle.wake();
-    });
+    publisher.publish(this.upTopicBytes, frame.bytes, this.onAck, frame);
+  }
+
+  private indexInFlight(frame: DeviceFrame): number {
+    for (let i = 0; i < this.inflightCount; i++) if (this.inflight[i] === frame) return i;
+    return -1;
+  }
+
+  private forget(frame: DeviceFrame): void {
+    const i = this.indexInFlight(frame);
+    if (i < 0) return;
+    const last = --this.inflightCount;
+    this.inflight[i] = this.inflight[last];
+    this.inflight[last] = undefined;
+  }
+
+  private forgetAll(): void {
+    this.inflight.fill(undefined, 0, this.inflightCount);
+    this.inflightCount = 0;
   }
 
   private safe(f: () => void): void {

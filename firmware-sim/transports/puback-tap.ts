@@ -23,19 +23,20 @@ export class PubackTap {
   constructor(
     /** Handles the PUBACK of message `id` and returns true if it was ours; false passes it on. */
     private readonly claim: (id: number) => boolean,
-    /** Everything that is not a claimed PUBACK, in order. */
+    /** Everything that is not a claimed PUBACK, in order (views of the read: copy what is kept). */
     private readonly pass: (bytes: Buffer) => void,
   ) {}
 
-  /** One read of the stream. */
-  feed(input: Buffer): void {
-    if (this.broken) return this.pass(input);
+  /** One read of the stream: its first `length` bytes (a reused read buffer is longer). */
+  feed(input: Buffer, length: number = input.length): void {
+    if (this.broken) return this.pass(length === input.length ? input : input.subarray(0, length));
     let chunk = input;
+    let n = length;
     if (this.carry !== undefined) {
-      chunk = Buffer.concat([this.carry, input]);
+      chunk = Buffer.concat([this.carry, input.subarray(0, length)]);
+      n = chunk.length;
       this.carry = undefined;
     }
-    const n = chunk.length;
     let i = Math.min(this.skip, n);
     this.skip -= i;
     let from = 0; // the first byte not passed on yet
@@ -58,14 +59,14 @@ export class PubackTap {
         if (j >= i + 5) {
           // A fifth length byte: not MQTT. mqtt.js gets it all and reports it.
           this.broken = true;
-          return this.pass(chunk.subarray(from));
+          return this.pass(chunk.subarray(from, n));
         }
-        this.hold(chunk, from, i);
+        this.hold(chunk, from, i, n);
         return;
       }
       const end = j + len;
       if (type === 0x40 && len === 2) {
-        if (end > n) return this.hold(chunk, from, i);
+        if (end > n) return this.hold(chunk, from, i, n);
         const id = (chunk[j]! << 8) | chunk[j + 1]!;
         if (from < i) this.pass(chunk.subarray(from, i));
         from = i;
@@ -76,12 +77,12 @@ export class PubackTap {
       }
       i = end;
     }
-    if (from < n) this.pass(chunk.subarray(from));
+    if (from < n) this.pass(chunk.subarray(from, n));
   }
 
   /** Passes on what came before `at` and keeps the rest (a cut head or PUBACK) for the next read. */
-  private hold(chunk: Buffer, from: number, at: number): void {
+  private hold(chunk: Buffer, from: number, at: number, n: number): void {
     if (from < at) this.pass(chunk.subarray(from, at));
-    this.carry = Buffer.from(chunk.subarray(at)); // a copy: at most 4 bytes
+    this.carry = Buffer.from(chunk.subarray(at, n)); // a copy: at most 4 bytes
   }
 }

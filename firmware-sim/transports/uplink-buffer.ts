@@ -38,6 +38,7 @@ export class IdleWaiters {
 
   /** Resolves every waiter. */
   wake(): void {
+    if (this.waiters.length === 0) return; // every ack wakes: no new array each time
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();

@@ -121,4 +121,35 @@ describe('Qos1Publisher', () => {
     }
     expect(seen.messages).toEqual(['echo/0=hello 0', 'echo/1=hello 1']);
   });
+
+  it('connectQos1 over TCP: messages larger than a read and faster than mqtt.js parses them arrive whole and in order, beside our publishes', async () => {
+    // The tapped TCP connection reads into one shared buffer (node's onread): what is passed on to
+    // mqtt.js is copied, and when its parser falls behind (one packet a tick) reading pauses.
+    const b = await startBroker();
+    closers.push(() => b.close());
+    const { client, publisher: pub } = connectQos1(b.url, {
+      clientId: 'q1-big',
+      clean: true,
+      reconnectPeriod: 0,
+      log: () => {},
+    });
+    closers.push(() => new Promise<void>((r) => client.end(true, () => r())));
+    await expect.poll(() => client.connected, { timeout: 5000 }).toBe(true);
+    await new Promise<void>((resolve, reject) =>
+      client.subscribe('bulk/#', { qos: 0 }, (err) => (err ? reject(err) : resolve())),
+    );
+    const got: Buffer[] = [];
+    client.on('message', (_topic, payload) => got.push(Buffer.from(payload)));
+    const sender = await connect(b.url, 'q1-sender');
+    const n = 120;
+    const body = (i: number): Buffer => Buffer.alloc(i % 3 === 0 ? 150_000 : 20_000, i & 0xff);
+    for (let i = 0; i < n; i++) sender.publish(`bulk/${i}`, body(i), { qos: 0 });
+    const done = new Array<number>(300).fill(0);
+    for (let i = 0; i < 300; i++)
+      pub.publish(encodeTopic('outpost/big/up'), new Uint8Array([i & 0xff]), () => done[i]!++);
+    await expect.poll(() => got.length, { timeout: 15_000 }).toBe(n);
+    await expect.poll(() => done.every((d) => d === 1), { timeout: 5000 }).toBe(true);
+    for (let i = 0; i < n; i++) expect(got[i]!.equals(body(i))).toBe(true);
+    expect(pub.inFlight).toBe(0);
+  });
 });

@@ -2,7 +2,8 @@
  * firmware-sim/transports/puback-tap.ts: any run of MQTT 3.1.1 packets (PUBACKs ours and not
  * ours, other packets of any type and length, the remaining length in 1 to 4 bytes), cut into
  * reads anywhere, comes out as the ids of our PUBACKs in order and every other byte passed on
- * in order; after a malformed length everything is passed on untouched.
+ * in order; after a malformed length everything is passed on untouched. The same when each read
+ * is the first bytes of a longer, reused buffer (node's `onread`).
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -54,14 +55,26 @@ function reads(all: Uint8Array, cuts: number[]): Buffer[] {
   });
 }
 
-function run(chunks: Buffer[]): { claimed: number[]; passed: Buffer } {
+/**
+ * Feeds the reads to a tap. `reused`: as over node's `onread`, each read is copied into one
+ * longer buffer (the rest of it PUBACK-looking junk) and fed with its length.
+ */
+function run(chunks: Buffer[], reused = false): { claimed: number[]; passed: Buffer } {
   const claimed: number[] = [];
   const passed: Buffer[] = [];
   const tap = new PubackTap(
     (id) => ours(id) && claimed.push(id) > 0,
     (b) => passed.push(Buffer.from(b)),
   );
-  for (const c of chunks) tap.feed(c);
+  const shared = Buffer.alloc(Math.max(0, ...chunks.map((c) => c.length)) + 8);
+  for (const c of chunks) {
+    if (!reused) tap.feed(c);
+    else {
+      shared.fill(0x40);
+      c.copy(shared);
+      tap.feed(shared, c.length);
+    }
+  }
   return { claimed, passed: Buffer.concat(passed) };
 }
 
@@ -70,10 +83,12 @@ describe('PubackTap', () => {
     fc.assert(
       fc.property(fc.array(packet, { maxLength: 40 }), fc.array(fc.nat(), { maxLength: 30 }), (packets, cuts) => {
         const all = Uint8Array.from(packets.flatMap(bytesOf));
-        const { claimed, passed } = run(reads(all, cuts));
-        expect(claimed).toEqual(packets.flatMap((p) => (p.kind === 'puback' && ours(p.id) ? [p.id] : [])));
-        const rest = packets.filter((p) => !(p.kind === 'puback' && ours(p.id)));
-        expect([...passed]).toEqual(rest.flatMap(bytesOf));
+        for (const reused of [false, true]) {
+          const { claimed, passed } = run(reads(all, cuts), reused);
+          expect(claimed).toEqual(packets.flatMap((p) => (p.kind === 'puback' && ours(p.id) ? [p.id] : [])));
+          const rest = packets.filter((p) => !(p.kind === 'puback' && ours(p.id)));
+          expect([...passed]).toEqual(rest.flatMap(bytesOf));
+        }
       }),
       { numRuns: 500 },
     );
@@ -84,9 +99,11 @@ describe('PubackTap', () => {
       fc.property(fc.array(packet, { maxLength: 10 }), fc.array(fc.nat(), { maxLength: 10 }), (after, cuts) => {
         const bad = [0x30, 0x80, 0x80, 0x80, 0x80, 0x01];
         const all = Uint8Array.from([0x40, 0x02, 0x00, 0x01, ...bad, ...after.flatMap(bytesOf)]);
-        const { claimed, passed } = run(reads(all, cuts));
-        expect(claimed).toEqual([1]);
-        expect([...passed]).toEqual([...all.subarray(4)]);
+        for (const reused of [false, true]) {
+          const { claimed, passed } = run(reads(all, cuts), reused);
+          expect(claimed).toEqual([1]);
+          expect([...passed]).toEqual([...all.subarray(4)]);
+        }
       }),
       { numRuns: 200 },
     );
