@@ -1,5 +1,5 @@
 /**
- * `node --max-semi-space-size=8 --heap-growing-percent=20 --import tsx bench/lib/ingest-stalls.ts
+ * `node --max-semi-space-size=4 --heap-growing-percent=20 --import tsx bench/lib/ingest-stalls.ts
  * [--devices N] [--seconds S] [--phases paced,paced] [--profile FILE]`: where frame-to-durable
  * p99 goes at 1 Hz a device (a diagnostic, not a bench with figures of its own: not run by
  * `npm run bench`). The gateway runs in this process as in bench/ingest.ts, N devices (1 000) in
