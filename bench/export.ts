@@ -36,6 +36,7 @@ import { Store } from '../gateway/store/store.js';
 import { type ReadingBody, signBody } from '../protocols/index.js';
 import { tempDir } from '../test/helpers/env.js';
 import { startPostgres } from '../test/helpers/postgres.js';
+import { cpuMs, startFlags } from './lib/gateway-process.js';
 import type { Row } from './lib/row.js';
 import { randomBytes } from 'node:crypto';
 
@@ -57,18 +58,10 @@ const WEEK = 7 * 86_400_000;
 const DEVICES = 100;
 const root = new URL('..', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** The node flags of `npm start` (between `node` and the script), what a deployed gateway runs with. */
-const deployedFlags = (): string[] => {
-  const start = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
-    .scripts.start!;
-  return start.split(' bin/gateway.js')[0]!.split(' ').slice(1).filter(Boolean);
-};
-const gatewayFlags = values['bare-node'] === true ? [] : deployedFlags();
-/** CPU time (user + system) of a process so far, s (/proc/PID/stat: 100 ticks a second). */
-const cpuS = (pid: number): number => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-};
+// npm start's node flags: what a deployed gateway runs with.
+const gatewayFlags = values['bare-node'] === true ? [] : startFlags(root);
+/** CPU time (user + system) of a process so far, s. */
+const cpuS = (pid: number): number => cpuMs(pid) / 1000;
 /**
  * CPU time of a PostgreSQL server so far, s: the postmaster's own and its exited children's
  * (cutime, cstime), plus each live backend's (the postmaster's PID is postmaster.pid's first line).

@@ -29,7 +29,7 @@ import { generateManifest, writeManifest } from '../firmware-sim/manifest.js';
 import { publicKeyFromSeed } from '../gateway/crypto/ed25519.js';
 import { publicKeyToDidKey, toHex } from '../protocols/index.js';
 import { freePort } from '../test/helpers/env.js';
-import { procMemory, startFlags } from './lib/gateway-process.js';
+import { cpuMs, procMemory, startFlags } from './lib/gateway-process.js';
 import type { Row } from './lib/row.js';
 import { smapsBreakdown } from './lib/smaps.js';
 
@@ -72,10 +72,7 @@ writeFileSync(
 );
 
 /** CPU time (user + system) of a process so far, in s. */
-function cpuS(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+const cpuS = (pid: number): number => cpuMs(pid) / 1000;
 
 /** FW_ROLLOUT_NODE_ARGS: more node options for the gateway (e.g. `--cpu-prof --cpu-prof-dir=DIR`). */
 const prof = process.env.FW_ROLLOUT_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
