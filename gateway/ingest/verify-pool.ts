@@ -5,14 +5,13 @@
  * With `size` 0 it verifies inline (useful for the CLI and small tools).
  *
  * Sized to the load: each worker thread costs about 8 MB (its own V8 isolate
- * and heap, a malloc arena), so the pool starts one and adds another only
- * when the jobs in flight exceed GROW_AT per running worker (a backlog of
- * ~20 ms of verifying on this class of core that one thread does not clear),
- * up to `size`. Jobs go to as many workers as the backlog needs, the first
- * ones in start order, so a worker beyond the first gets none while one
- * keeps up and stops after `idleMs` (default 30 s) without a job. A
- * gateway with 1 000 devices at 1–4 Hz (a verify is ~80 µs) runs one
- * worker; a saturating burst or a sync exchange brings up every core
+ * and heap), so the pool starts one and adds another only when the jobs in
+ * flight exceed GROW_AT per running worker (~20 ms of verifying on this class
+ * of core: a backlog one thread does not clear), up to `size`. A batch goes to
+ * as many workers as that backlog needs, the first started, so an extra
+ * worker gets no job while the first keeps up, and stops after `idleMs`
+ * (default 30 s) without one. 1 000 devices at 1–4 Hz (a verify is ~80 µs)
+ * need one worker; a saturating burst or a sync exchange brings up every core
  * within a batch.
  */
 import { availableParallelism } from 'node:os';
