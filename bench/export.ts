@@ -36,7 +36,7 @@ import { Store } from '../gateway/store/store.js';
 import { type ReadingBody, signBody } from '../protocols/index.js';
 import { tempDir } from '../test/helpers/env.js';
 import { startPostgres } from '../test/helpers/postgres.js';
-import { cpuMs, startFlags } from './lib/gateway-process.js';
+import { cpuMs, startEnv, startFlags } from './lib/gateway-process.js';
 import type { Row } from './lib/row.js';
 import { randomBytes } from 'node:crypto';
 
@@ -60,6 +60,7 @@ const root = new URL('..', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // npm start's node flags: what a deployed gateway runs with.
 const gatewayFlags = values['bare-node'] === true ? [] : startFlags(root);
+const gatewayEnv = values['bare-node'] === true ? {} : startEnv(root);
 /** CPU time (user + system) of a process so far, s. */
 const cpuS = (pid: number): number => cpuMs(pid) / 1000;
 /**
@@ -156,6 +157,7 @@ function startGateway(
     {
       cwd: root,
       stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...gatewayEnv },
     },
   );
   const lines: Record<string, unknown>[] = [];

@@ -29,7 +29,7 @@ import { generateManifest, writeManifest } from '../firmware-sim/manifest.js';
 import { publicKeyFromSeed } from '../gateway/crypto/ed25519.js';
 import { publicKeyToDidKey, toHex } from '../protocols/index.js';
 import { freePort } from '../test/helpers/env.js';
-import { cpuMs, procMemory, startFlags } from './lib/gateway-process.js';
+import { cpuMs, procMemory, startEnv, startFlags } from './lib/gateway-process.js';
 import type { Row } from './lib/row.js';
 import { smapsBreakdown } from './lib/smaps.js';
 
@@ -94,7 +94,7 @@ const gw = spawn(
   {
     cwd: root,
     stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, OUTPOST_MEMORY_PROBE: probe },
+    env: { ...process.env, ...startEnv(root), OUTPOST_MEMORY_PROBE: probe },
   },
 );
 await new Promise<void>((resolve, reject) => {

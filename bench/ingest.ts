@@ -20,7 +20,7 @@ import { decodeSign1, sigStructure, signBody } from '../protocols/index.js';
 import { publicKeyFromSeed, signEd25519, verifyEd25519 } from '../gateway/crypto/ed25519.js';
 import { startTestGateway, tempDir } from '../test/helpers/env.js';
 import { startBareMosquitto } from './lib/bare-mosquitto.js';
-import { startFlags } from './lib/gateway-process.js';
+import { startEnv, startFlags } from './lib/gateway-process.js';
 import { generator } from './lib/generator.js';
 import { type SmapsBreakdown, smapsBreakdown } from './lib/smaps.js';
 
@@ -37,11 +37,17 @@ const { values } = parseArgs({
   },
 });
 const quick = values.quick === true;
-// The gateway runs in this process: give it `npm start`'s node options (V8 heap sizing), as deployed.
+// The gateway runs in this process: give it `npm start`'s node options (V8 heap sizing) and
+// environment (glibc's malloc arenas, read when the process starts), as deployed.
 const deployed = startFlags(new URL('..', import.meta.url).pathname);
-if (!deployed.every((f) => process.execArgv.includes(f))) {
+const deployedEnv = startEnv(new URL('..', import.meta.url).pathname);
+if (
+  !deployed.every((f) => process.execArgv.includes(f)) ||
+  Object.entries(deployedEnv).some(([k, v]) => process.env[k] !== v)
+) {
   const child = spawn(process.execPath, [...deployed, ...process.execArgv, ...process.argv.slice(1)], {
     stdio: 'inherit',
+    env: { ...process.env, ...deployedEnv },
   });
   const code = await new Promise<number>((r) => child.once('exit', (c) => r(c ?? 1)));
   process.exit(code);

@@ -11,7 +11,8 @@
  * heap (bench/lib/memory-probe.mjs). The fleet's acked count is printed, so a run that did not
  * load the gateway shows. `MEMLOAD_NODE_ARGS` adds node options after npm start's.
  * Then the same run again with the small memory profile as `npm run start:small` runs it (its
- * node options and `--small`: gateway/memory-profile.ts), its rows marked "small profile".
+ * node options and `--small`: gateway/memory-profile.ts), its rows marked "small profile". Each
+ * runs with its script's environment too (`MALLOC_ARENA_MAX=2 node …`).
  * `--standard-only` skips that second run.
  *
  * bench/ingest.ts reports an RSS after its run too, but its gateway runs inside the bench's own
@@ -124,7 +125,11 @@ async function measure(profile: Profile, children: ChildProcess[], dir: string):
       cfg,
       '--no-simulate',
     ],
-    { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, OUTPOST_MEMORY_PROBE: probeOut } },
+    {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...script.env, OUTPOST_MEMORY_PROBE: probeOut },
+    },
   );
   children.push(gw);
   await new Promise<void>((ok, fail) => {
@@ -165,7 +170,11 @@ async function measure(profile: Profile, children: ChildProcess[], dir: string):
   const base = points[0]!.mem.rss;
   const after = points.at(-1)!.mem.rss;
   console.log(
-    `${profile.script}: root ${root}; node options: ${nodeArgs.join(' ') || '(none)'} start ${script.args.join(' ')}`,
+    `${profile.script}: root ${root}; environment: ${
+      Object.entries(script.env)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || '(none)'
+    }; node options: ${nodeArgs.join(' ') || '(none)'} start ${script.args.join(' ')}`,
   );
   return [
     ...points.map((p, i) => ({
@@ -190,6 +199,11 @@ async function measure(profile: Profile, children: ChildProcess[], dir: string):
       ? [
           { figure: `${q}main-thread V8 heap used after the run`, value: usage.heapUsed / MB, unit: 'MB' },
           { figure: `${q}main-thread V8 heap committed after the run`, value: usage.heapTotal / MB, unit: 'MB' },
+          {
+            figure: `${q}main-thread external (of it ArrayBuffers) after the run`,
+            value: usage.external / MB,
+            unit: `MB (${(usage.arrayBuffers / MB).toFixed(1)} MB)`,
+          },
         ]
       : []),
     ...points.slice(1, -1).map((p, i) => ({

@@ -27,6 +27,7 @@ import {
   type GatewaySpawn,
   procMemory,
   spawnGateway,
+  startEnv,
   startFlags,
   stopProcess,
 } from './lib/gateway-process.js';
@@ -104,7 +105,7 @@ async function idle(g: GatewaySpawn) {
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 async function main(): Promise<void> {
-  const g: GatewaySpawn = { root, nodeArgs: startFlags(root) };
+  const g: GatewaySpawn = { root, nodeArgs: startFlags(root), env: startEnv(root) };
   await firstAck(g); // dist/ current before timing (a stale one is rebuilt here, not in a timed run)
   const acks: number[] = [];
   const cpus: number[] = [];

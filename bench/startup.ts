@@ -20,6 +20,7 @@ import {
   type GatewaySpawn,
   procMemory,
   spawnGateway,
+  startEnv,
   startFlags,
   stopProcess,
 } from './lib/gateway-process.js';
@@ -34,7 +35,7 @@ type Mode = 'compiled' | 'source';
 const how = (mode: Mode): GatewaySpawn => ({
   root,
   nodeArgs: startFlags(root),
-  env: mode === 'source' ? { OUTPOST_FROM_SOURCE: '1' } : {},
+  env: { ...startEnv(root), ...(mode === 'source' && { OUTPOST_FROM_SOURCE: '1' }) },
 });
 
 /** RSS (MB) of the gateway process after `settleS` seconds with the 20-device simulated fleet. */

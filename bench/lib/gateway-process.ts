@@ -17,6 +17,7 @@ export interface GatewaySpawn {
   readonly root: string;
   /** Node options before the script (`npm start`'s, see startFlags). */
   readonly nodeArgs?: readonly string[];
+  /** Added to this process's environment (`npm start`'s, see startEnv, and any other). */
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -25,19 +26,38 @@ export function startFlags(root: string): string[] {
   return startScript(root, 'start').nodeArgs;
 }
 
+/** The environment `npm start` sets in `root` (`VAR=value` before `node`, such as glibc's MALLOC_ARENA_MAX). */
+export function startEnv(root: string): Record<string, string> {
+  return startScript(root, 'start').env;
+}
+
 /**
- * A package.json start script of `root` (`start`, `start:small`: `node FLAGS bin/gateway.js start
- * [ARGS]`): its node options and the arguments after `start`.
+ * A package.json start script of `root` (`start`, `start:small`: `[VAR=value ...] node FLAGS
+ * bin/gateway.js start [ARGS]`): the environment it sets, its node options and the arguments
+ * after `start`.
  */
-export function startScript(root: string, name: string): { nodeArgs: string[]; args: string[] } {
+export function startScript(
+  root: string,
+  name: string,
+): { env: Record<string, string>; nodeArgs: string[]; args: string[] } {
   const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
     .scripts[name];
-  const m = script === undefined ? null : /^node\s+(.*?)\s*bin\/gateway\.js start(?:\s+(.*))?$/.exec(script.trim());
+  const m =
+    script === undefined
+      ? null
+      : /^((?:[A-Za-z_]\w*=\S*\s+)*)node\s+(.*?)\s*bin\/gateway\.js start(?:\s+(.*))?$/.exec(script.trim());
   if (!m)
     throw new Error(
-      `${root}/package.json: script ${name} "${script}" is not "node [flags] bin/gateway.js start [args]"`,
+      `${root}/package.json: script ${name} "${script}" is not "[VAR=value ...] node [flags] bin/gateway.js start [args]"`,
     );
-  return { nodeArgs: m[1] ? m[1].split(/\s+/) : [], args: m[2] ? m[2].split(/\s+/) : [] };
+  const env = Object.fromEntries(
+    m[1]!
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map((a) => [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)]),
+  );
+  return { env, nodeArgs: m[2] ? m[2].split(/\s+/) : [], args: m[3] ? m[3].split(/\s+/) : [] };
 }
 
 export function spawnGateway(g: GatewaySpawn, args: readonly string[]): ChildProcess {

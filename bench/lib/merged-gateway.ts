@@ -10,7 +10,7 @@ import mqtt from 'mqtt';
 import { topics } from '../../protocols/index.js';
 import { freePort } from '../../test/helpers/env.js';
 import type { TestDevice } from '../../test/helpers/devices.js';
-import { spawnGateway, startFlags } from './gateway-process.js';
+import { spawnGateway, startEnv, startFlags } from './gateway-process.js';
 
 const API_TOKEN = 'bench-store-merged-token-0123456789';
 
@@ -64,7 +64,11 @@ export interface Started {
 /** Spawns the compiled gateway; a device dials every 10 ms from the spawn on and publishes one new frame at QoS 1. */
 export async function startCompiled(root: string, config: string, port: number, dev: TestDevice): Promise<Started> {
   const t0 = performance.now();
-  const child = spawnGateway({ root, nodeArgs: startFlags(root) }, ['--config', config, '--no-simulate']);
+  const child = spawnGateway({ root, nodeArgs: startFlags(root), env: startEnv(root) }, [
+    '--config',
+    config,
+    '--no-simulate',
+  ]);
   // A boot no run has used: the frame is new, not a duplicate.
   const frame = Buffer.from(dev.frame(Math.floor(Date.now() / 1000), 0));
   for (;;) {

@@ -6,10 +6,13 @@
  *
  * Sized to the load: each worker thread costs about 8 MB (its own V8 isolate
  * and heap), so the pool starts one and adds another only when the jobs in
- * flight exceed SPLIT_AT per running worker (a backlog one thread does not
- * clear), up to `size`; a worker beyond the first that has had no job for
- * `idleMs` (default 30 s) is stopped. A gateway with a few devices at 1 Hz runs one worker;
- * a burst brings up every core within a batch.
+ * flight exceed GROW_AT per running worker (~20 ms of verifying on this class
+ * of core: a backlog one thread does not clear), up to `size`. A batch goes to
+ * as many workers as that backlog needs, the first started, so an extra
+ * worker gets no job while the first keeps up, and stops after `idleMs`
+ * (default 30 s) without one. 1 000 devices at 1–4 Hz (a verify is ~80 µs)
+ * need one worker; a saturating burst or a sync exchange brings up every core
+ * within a batch.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
@@ -22,8 +25,10 @@ export interface VerifyJob {
   readonly message: Uint8Array;
 }
 
-/** Below this many jobs a batch is not split across workers; above this many in flight per worker, another starts. */
+/** Below this many jobs a batch is not split across the workers it goes to. */
 const SPLIT_AT = 32;
+/** Above this many jobs in flight per running worker, another starts and takes a share. */
+const GROW_AT = 256;
 /** A worker beyond the first stops after this long without a job (default). */
 const IDLE_MS = 30_000;
 
@@ -64,10 +69,14 @@ export class VerifyPool {
     return this.workers.length;
   }
 
-  /** Starts workers while the jobs in flight plus `incoming` exceed SPLIT_AT per running worker. */
-  private grow(incoming: number): void {
-    const demand = this.queued + incoming;
-    while (this.workers.length < this.size && demand > this.workers.length * SPLIT_AT) this.workers.push(this.spawn());
+  /**
+   * The workers a batch of `incoming` jobs goes to: the first ones in start order, as many as the
+   * jobs in flight with it need at GROW_AT each, started while fewer are running.
+   */
+  private assign(incoming: number): PoolWorker[] {
+    const need = Math.min(this.size, Math.max(1, Math.ceil((this.queued + incoming) / GROW_AT)));
+    while (this.workers.length < need) this.workers.push(this.spawn());
+    return this.workers.slice(0, need);
   }
 
   /** Arms the idle stop of a worker beyond the first once it has nothing in flight. */
@@ -125,9 +134,8 @@ export class VerifyPool {
     if (jobs.length === 0) return [];
     if (this.workers.length === 0) return jobs.map((j) => verifyEd25519(j.publicKey, j.message, j.signature));
     if (this.closed) throw new Error('verify pool is closed');
-    this.grow(jobs.length);
-    // Small batches go whole to the least-loaded worker (one message); large ones are split.
-    const order = [...this.workers].sort((a, b) => a.load - b.load);
+    // Small batches go whole to the least-loaded of the workers assigned (one message); large ones are split.
+    const order = this.assign(jobs.length).sort((a, b) => a.load - b.load);
     const chunk = jobs.length < SPLIT_AT ? jobs.length : Math.ceil(jobs.length / order.length);
     const parts: Promise<Uint8Array>[] = [];
     for (let i = 0, w = 0; i < jobs.length; i += chunk, w++) {

@@ -31,7 +31,12 @@ describe('memory profile small', () => {
   });
 
   /** Runs the gateway until `done` says so from the lines so far, then stops it with SIGTERM (exit 0). */
-  async function run(nodeArgs: string[], args: string[], done: (lines: LogLine[]) => boolean): Promise<LogLine[]> {
+  async function run(
+    nodeArgs: string[],
+    args: string[],
+    done: (lines: LogLine[]) => boolean,
+    env: Record<string, string> = {},
+  ): Promise<LogLine[]> {
     const name = `gw${Math.random().toString(16).slice(2, 8)}`;
     const cfg = join(tmp.dir, `${name}.yaml`);
     writeFileSync(
@@ -46,7 +51,7 @@ describe('memory profile small', () => {
     );
     child = spawn(process.execPath, [...nodeArgs, 'bin/gateway.js', ...args, '--config', cfg], {
       cwd: root,
-      env: { ...process.env, NODE_OPTIONS: '' },
+      env: { ...process.env, ...env, NODE_OPTIONS: '' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     const lines: LogLine[] = [];
@@ -64,9 +69,9 @@ describe('memory profile small', () => {
   }
 
   it('npm run start:small: one verify worker, frames stored, no young-generation warning', async () => {
-    const { nodeArgs, args } = startScript(root, 'start:small');
+    const { env, nodeArgs, args } = startScript(root, 'start:small');
     expect(args).toEqual(['--small']);
-    const lines = await run(nodeArgs, ['start', ...args], (ls) => ls.some((l) => (l.framesStored ?? 0) > 0));
+    const lines = await run(nodeArgs, ['start', ...args], (ls) => ls.some((l) => (l.framesStored ?? 0) > 0), env);
     const starting = lines.find((l) => l.verifyWorkers !== undefined);
     expect(starting).toMatchObject({ memory: 'small', verifyWorkers: 1 });
     expect(lines.filter((l) => l.key === 'gateway.memory')).toEqual([]);

@@ -105,6 +105,11 @@ describe('Raspberry Pi deployment files', () => {
     const small = /^#ExecStart=(.*)$/m.exec(text)?.[1];
     expect(small).toContain('start --small');
     expect(unitOptions(small!)).toBe(startScript(root, 'start:small').nodeArgs.join(' '));
+    // And the environment both scripts set before node (glibc's malloc arenas).
+    const env = startScript(root, 'start').env;
+    expect(startScript(root, 'start:small').env).toEqual(env);
+    expect(Object.keys(env).length).toBeGreaterThan(0);
+    for (const [k, v] of Object.entries(env)) expect(settings(text).get('Environment')).toContain(`${k}=${v}`);
   });
 
   it('[udev] rules cover CP210x, CH340, FTDI and native CDC-ACM, each with group dialout and ModemManager off', () => {

@@ -15,8 +15,8 @@ describe('verify pool', () => {
     ['inline', 1],
   ])('answers each job in order (%s)', async (_name, idx) => {
     const pool = pools[idx]!;
-    // 100 jobs crosses the split threshold, so both workers get a share.
-    const jobs = Array.from({ length: 100 }, (_, i) => {
+    // 600 jobs is a backlog one worker does not take alone, so both workers get a share.
+    const jobs = Array.from({ length: 600 }, (_, i) => {
       const signature = signEd25519(seed, msg(i));
       if (i % 7 === 3) signature[5]! ^= 1; // RFC 8032 §5.1.7: a changed signature fails
       return { publicKey: pub, signature, message: i % 11 === 4 ? msg(i + 1) : msg(i) };
@@ -55,12 +55,34 @@ describe('verify pool', () => {
     expect(pool.running).toBe(1);
     for (let i = 0; i < 5; i++) expect(await pool.verify([job(i)])).toEqual([true]);
     expect(pool.running).toBe(1); // one frame at a time never needs a second thread
-    const burst = Array.from({ length: 200 }, (_, i) => job(i));
+    const burst = Array.from({ length: 800 }, (_, i) => job(i));
     const verified = pool.verify(burst);
     expect(pool.running).toBe(3); // grown as the burst was handed over (a worker may retire once done)
     expect(await verified).toEqual(burst.map(() => true));
     // Idle: the extra workers stop (after 300 ms here), the first stays, and the pool still verifies.
     await expect.poll(() => pool.running, { timeout: 20_000, interval: 100 }).toBe(1);
     expect(await pool.verify([job(7), { ...job(8), message: msg(9) }])).toEqual([true, false]);
+  });
+
+  it('keeps a steady load that one worker clears on the first, so an extra started by a burst retires under it', async () => {
+    const pool = new VerifyPool(2, 300);
+    pools.push(pool);
+    const job = (i: number) => ({ publicKey: pub, signature: signEd25519(seed, msg(i)), message: msg(i) });
+    const batch = Array.from({ length: 40 }, (_, i) => job(i));
+    // 40 jobs at a time is over the split size but no backlog: one thread, however long it goes on.
+    for (let i = 0; i < 5; i++) expect(await pool.verify(batch)).toEqual(batch.map(() => true));
+    expect(pool.running).toBe(1);
+    const burst = Array.from({ length: 600 }, (_, i) => job(i));
+    const verified = pool.verify(burst);
+    expect(pool.running).toBe(2);
+    expect(await verified).toEqual(burst.map(() => true));
+    // The same steady batches every 50 ms: they all go to the first worker, the second idles and stops.
+    const t0 = Date.now();
+    while (pool.running > 1 && Date.now() - t0 < 10_000) {
+      expect(await pool.verify(batch)).toEqual(batch.map(() => true));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(pool.running).toBe(1);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
   });
 });
