@@ -310,6 +310,7 @@ export class BlockLogSource implements ExportSource {
           block,
           index,
           body: decoded.body,
+          resolved: decoded.resolved,
         });
       }
       next[cand.key] = confirm(next[cand.key], cand.seq, lows.get(cand.key) ?? 0);

@@ -25,7 +25,7 @@ export interface ExportRecord {
 }
 
 /** The records of a reading frame (none for other bodies or a pack that does not resolve). */
-export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>): ExportRecord[] {
+export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>): ExportRecord[] {
   const out: ExportRecord[] = [];
   forEachRecord(f, (index, r, time) =>
     out.push({
@@ -49,7 +49,7 @@ export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>):
  * Returns how many there were.
  */
 export function forEachRecord(
-  f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>,
+  f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
   // Ingest's decoding of a frame it just stored (the body the export read hands over is that
@@ -57,7 +57,8 @@ export function forEachRecord(
   const known = decodedBody(f.frame);
   const body = f.body ?? known?.body ?? decode(f.frame);
   if (body?.type !== 'reading') return 0;
-  let rs = known?.body === body ? known.resolved : undefined;
+  let rs = f.body === body ? f.resolved : undefined;
+  if (!rs && known?.body === body) rs = known.resolved;
   if (!rs) {
     const pack = resolvePack(body.records);
     if (!pack.ok) return 0;

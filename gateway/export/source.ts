@@ -12,7 +12,7 @@
  * whatever the backlog.
  */
 
-import type { UplinkBody } from '../../protocols/index.js';
+import type { ResolvedRecord, UplinkBody } from '../../protocols/index.js';
 
 /** One frame to export, with where it sits in the log. */
 export interface ExportFrame {
@@ -32,6 +32,8 @@ export interface ExportFrame {
   readonly index: number;
   /** The frame's body as the source decoded it for its identity (records.ts reads it, not the bytes again). */
   readonly body?: UplinkBody;
+  /** A reading body's records as that decode resolved them (RFC 8428 §4.6), so records.ts does not resolve them again. */
+  readonly resolved?: readonly ResolvedRecord[] | undefined;
 }
 
 /** Where one chain's export stands: every seq ≤ done confirmed, and every seq in top (if any). */
