@@ -52,8 +52,8 @@ export function forEachRecord(
   f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
-  // Ingest's decoding of a frame it just stored (the body the export read hands over is that
-  // same object), its records resolved already; else decoded now.
+  // The records as the export's read resolved them (it decoded the frame for its identity), or
+  // as ingest did for a frame it just stored; else decoded and resolved now.
   const known = decodedBody(f.frame);
   const body = f.body ?? known?.body ?? decode(f.frame);
   if (body?.type !== 'reading') return 0;
