@@ -52,25 +52,30 @@ export function forEachRecord(
   f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
+  const rs = resolvedRecords(f);
+  if (!rs) return 0;
+  for (let i = 0; i < rs.length; i++) fn(i, rs[i]!, recordTime(f.rxTime, rs[i]!));
+  return rs.length;
+}
+
+/** A reading frame's records as its pack resolves them (undefined for other bodies or a pack that does not resolve). */
+export function resolvedRecords(
+  f: Pick<ExportFrame, 'frame' | 'body' | 'resolved'>,
+): readonly ResolvedRecord[] | undefined {
   // The records as the export's read resolved them (it decoded the frame for its identity), or
   // as ingest did for a frame it just stored; else decoded and resolved now.
   const known = decodedBody(f.frame);
   const body = f.body ?? known?.body ?? decode(f.frame);
-  if (body?.type !== 'reading') return 0;
-  let rs = f.body === body ? f.resolved : undefined;
-  if (!rs && known?.body === body) rs = known.resolved;
-  if (!rs) {
-    const pack = resolvePack(body.records);
-    if (!pack.ok) return 0;
-    rs = pack.value;
-  }
-  for (let i = 0; i < rs.length; i++) {
-    const r = rs[i]!;
-    // RFC 8428 §4.5.3: small times are relative to the receive time.
-    fn(i, r, Math.round((r.time < RELATIVE_TIME_LIMIT ? f.rxTime / 1000 + r.time : r.time) * 1000));
-  }
-  return rs.length;
+  if (body?.type !== 'reading') return undefined;
+  if (f.body === body && f.resolved) return f.resolved;
+  if (known?.body === body && known.resolved) return known.resolved;
+  const pack = resolvePack(body.records);
+  return pack.ok ? pack.value : undefined;
 }
+
+/** A record's time in ms (RFC 8428 §4.5.3: small times are relative to the receive time, `rxTime` ms). */
+export const recordTime = (rxTime: number, r: ResolvedRecord): number =>
+  Math.round((r.time < RELATIVE_TIME_LIMIT ? rxTime / 1000 + r.time : r.time) * 1000);
 
 /** A frame's body, decoded from its bytes (a frame ingest did not just decode: synced, or read back from the log). */
 function decode(frame: Uint8Array): Body | undefined {

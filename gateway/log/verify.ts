@@ -131,7 +131,7 @@ export function frameIdAndBody(frame: Uint8Array): (DecodedBody & { id: FrameId 
   const known = decided.get(frame);
   const had = bodies.get(frame);
   if (known && had) return { id: known, body: had.body, resolved: had.resolved };
-  const parts = envelopes.parts(frame);
+  const parts = envelopes.kidAndPayload(frame);
   if (!parts) return undefined;
   const device = deviceOfKid(parts.kid);
   if (device === undefined) return undefined;

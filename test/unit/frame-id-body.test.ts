@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { frameIdAndBody } from '../../gateway/log/verify.js';
 import {
-  type Body,
+  type UplinkBody,
   decodeBody,
   decodeSign1,
   kidToDeviceId,
@@ -32,11 +32,9 @@ const record = fc
     fc.option(fc.constantFrom('Cel', '%RH'), { nil: undefined }),
     fc.option(fc.integer({ min: -600, max: 600 }), { nil: undefined }),
   )
-  .map(
-    ([n, v, u, t]): SenmlRecord => ({ n, ...v, ...(u !== undefined && { u }), ...(t !== undefined && { t }) }),
-  );
+  .map(([n, v, u, t]): SenmlRecord => ({ n, ...v, ...(u !== undefined && { u }), ...(t !== undefined && { t }) }));
 
-const body: fc.Arbitrary<Body> = fc.oneof(
+const body: fc.Arbitrary<UplinkBody> = fc.oneof(
   fc.record({
     type: fc.constant('reading' as const),
     boot: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
