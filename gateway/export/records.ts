@@ -1,13 +1,6 @@
 /** An exported frame's SenML records, decoded once for every sink and the rollups. */
-import {
-  type Body,
-  decodeBody,
-  decodeSign1,
-  RELATIVE_TIME_LIMIT,
-  type ResolvedRecord,
-  resolvePack,
-} from '../../protocols/index.js';
-import { decodedBody } from '../log/verify.js';
+import { RELATIVE_TIME_LIMIT, type ResolvedRecord, resolvePack } from '../../protocols/index.js';
+import { decodedBody, frameIdAndBody } from '../log/verify.js';
 import type { ExportFrame } from './source.js';
 
 export interface ExportRecord {
@@ -63,9 +56,10 @@ export function resolvedRecords(
   f: Pick<ExportFrame, 'frame' | 'body' | 'resolved'>,
 ): readonly ResolvedRecord[] | undefined {
   // The records as the export's read resolved them (it decoded the frame for its identity), or
-  // as ingest did for a frame it just stored; else decoded and resolved now.
-  const known = decodedBody(f.frame);
-  const body = f.body ?? known?.body ?? decode(f.frame);
+  // as ingest did for a frame it just stored; else decoded and resolved now (the fast paths:
+  // a frame in the log was verified, so it has a device kid and a body that decodes).
+  const known = f.body ? undefined : (decodedBody(f.frame) ?? frameIdAndBody(f.frame));
+  const body = f.body ?? known?.body;
   if (body?.type !== 'reading') return undefined;
   if (f.body === body && f.resolved) return f.resolved;
   if (known?.body === body && known.resolved) return known.resolved;
@@ -76,11 +70,3 @@ export function resolvedRecords(
 /** A record's time in ms (RFC 8428 §4.5.3: small times are relative to the receive time, `rxTime` ms). */
 export const recordTime = (rxTime: number, r: ResolvedRecord): number =>
   Math.round((r.time < RELATIVE_TIME_LIMIT ? rxTime / 1000 + r.time : r.time) * 1000);
-
-/** A frame's body, decoded from its bytes (a frame ingest did not just decode: synced, or read back from the log). */
-function decode(frame: Uint8Array): Body | undefined {
-  const cose = decodeSign1(frame);
-  if (!cose.ok) return undefined;
-  const body = decodeBody(cose.value.payload);
-  return body.ok ? body.value : undefined;
-}
