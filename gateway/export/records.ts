@@ -1,4 +1,4 @@
-/** An exported frame's SenML records, decoded once for every sink and the rollups. */
+/** An exported frame's SenML records, for every sink and the rollups (from ingest's decode when it is at hand, else by the fast paths). */
 import { RELATIVE_TIME_LIMIT, type ResolvedRecord, resolvePack } from '../../protocols/index.js';
 import { decodedBody, frameIdAndBody } from '../log/verify.js';
 import type { ExportFrame } from './source.js';
