@@ -68,6 +68,17 @@ export class Sign1Payloads {
     };
   }
 
+  /** `parts` without the protected header and signature views: what a reader of the body and its device needs. */
+  kidAndPayload(bytes: Uint8Array): { readonly kid: Uint8Array; readonly payload: Uint8Array } | undefined {
+    const at = payloadAt(bytes);
+    if (at === undefined) {
+      const r = decodeSign1(bytes);
+      return r.ok ? { kid: r.value.kid, payload: r.value.payload } : undefined;
+    }
+    const kid = this.kid(bytes, at.prefixEnd);
+    return kid === false ? undefined : { kid, payload: bytes.subarray(at.start, at.end) };
+  }
+
   /**
    * The verdict on the envelope `bytes[0, prefixEnd)`: the last few asked are found by their
    * bytes in a small direct-mapped table (no string built: a replay asks once a frame); the

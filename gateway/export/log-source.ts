@@ -278,7 +278,7 @@ export class BlockLogSource implements ExportSource {
   ): ExportBatch {
     const next: ExportCursor = { ...cursor };
     const lows = new Map(chains.map((c) => [chainKey(c.author, c.stream), c.low]));
-    // Each frame's identity and body, decoded once (the sinks read its records from that body),
+    // Each frame's identity (its body is not kept: the sink decodes it again, ExportFrame.body),
     // and per (device, boot) the seqs the batch holds, so the copies are looked up per run of
     // seqs (one range read) rather than per frame.
     const all: ExportFrame[] = [];
@@ -309,7 +309,6 @@ export class BlockLogSource implements ExportSource {
           policy: cand.policy,
           block,
           index,
-          body: decoded.body,
         });
       }
       next[cand.key] = confirm(next[cand.key], cand.seq, lows.get(cand.key) ?? 0);

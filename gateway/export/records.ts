@@ -1,13 +1,6 @@
-/** An exported frame's SenML records, decoded once for every sink and the rollups. */
-import {
-  type Body,
-  decodeBody,
-  decodeSign1,
-  RELATIVE_TIME_LIMIT,
-  type ResolvedRecord,
-  resolvePack,
-} from '../../protocols/index.js';
-import { decodedBody } from '../log/verify.js';
+/** An exported frame's SenML records, for every sink and the rollups (from ingest's decode when it is at hand, else by the fast paths). */
+import { RELATIVE_TIME_LIMIT, type ResolvedRecord, resolvePack } from '../../protocols/index.js';
+import { decodedBody, frameIdAndBody } from '../log/verify.js';
 import type { ExportFrame } from './source.js';
 
 export interface ExportRecord {
@@ -25,7 +18,7 @@ export interface ExportRecord {
 }
 
 /** The records of a reading frame (none for other bodies or a pack that does not resolve). */
-export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>): ExportRecord[] {
+export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>): ExportRecord[] {
   const out: ExportRecord[] = [];
   forEachRecord(f, (index, r, time) =>
     out.push({
@@ -49,32 +42,31 @@ export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>):
  * Returns how many there were.
  */
 export function forEachRecord(
-  f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body'>,
+  f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
-  // Ingest's decoding of a frame it just stored (the body the export read hands over is that
-  // same object), its records resolved already; else decoded now.
-  const known = decodedBody(f.frame);
-  const body = f.body ?? known?.body ?? decode(f.frame);
-  if (body?.type !== 'reading') return 0;
-  let rs = known?.body === body ? known.resolved : undefined;
-  if (!rs) {
-    const pack = resolvePack(body.records);
-    if (!pack.ok) return 0;
-    rs = pack.value;
-  }
-  for (let i = 0; i < rs.length; i++) {
-    const r = rs[i]!;
-    // RFC 8428 §4.5.3: small times are relative to the receive time.
-    fn(i, r, Math.round((r.time < RELATIVE_TIME_LIMIT ? f.rxTime / 1000 + r.time : r.time) * 1000));
-  }
+  const rs = resolvedRecords(f);
+  if (!rs) return 0;
+  for (let i = 0; i < rs.length; i++) fn(i, rs[i]!, recordTime(f.rxTime, rs[i]!));
   return rs.length;
 }
 
-/** A frame's body, decoded from its bytes (a frame ingest did not just decode: synced, or read back from the log). */
-function decode(frame: Uint8Array): Body | undefined {
-  const cose = decodeSign1(frame);
-  if (!cose.ok) return undefined;
-  const body = decodeBody(cose.value.payload);
-  return body.ok ? body.value : undefined;
+/** A reading frame's records as its pack resolves them (undefined for other bodies or a pack that does not resolve). */
+export function resolvedRecords(
+  f: Pick<ExportFrame, 'frame' | 'body' | 'resolved'>,
+): readonly ResolvedRecord[] | undefined {
+  // The records as the export's read resolved them (it decoded the frame for its identity), or
+  // as ingest did for a frame it just stored; else decoded and resolved now (the fast paths:
+  // a frame in the log was verified, so it has a device kid and a body that decodes).
+  const known = f.body ? undefined : (decodedBody(f.frame) ?? frameIdAndBody(f.frame));
+  const body = f.body ?? known?.body;
+  if (body?.type !== 'reading') return undefined;
+  if (f.body === body && f.resolved) return f.resolved;
+  if (known?.body === body && known.resolved) return known.resolved;
+  const pack = resolvePack(body.records);
+  return pack.ok ? pack.value : undefined;
 }
+
+/** A record's time in ms (RFC 8428 §4.5.3: small times are relative to the receive time, `rxTime` ms). */
+export const recordTime = (rxTime: number, r: ResolvedRecord): number =>
+  Math.round((r.time < RELATIVE_TIME_LIMIT ? rxTime / 1000 + r.time : r.time) * 1000);

@@ -51,7 +51,7 @@ export function parseFrame(frame: Uint8Array): ParsedFrame {
 }
 
 /** A frame's identity and body from its payload, when the body is a reading or a command ack. */
-export function identify(device: string, payload: Uint8Array): { id: FrameId; body: UplinkBody } | undefined {
+function identify(device: string, payload: Uint8Array): { id: FrameId; body: UplinkBody } | undefined {
   const body = decodeBody(payload);
   if (!body.ok || (body.value.type !== 'reading' && body.value.type !== 'command-ack')) return undefined;
   return { id: { device, boot: body.value.boot, seq: body.value.seq }, body: body.value };

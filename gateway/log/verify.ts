@@ -8,16 +8,17 @@
  */
 import {
   blockSigningInput,
-  decodeSign1,
+  decodeBodyResolved,
   hashHex,
   kidToDeviceId,
   type ResolvedRecord,
+  Sign1Payloads,
   type SignedBlock,
   toHex,
   type UplinkBody,
 } from '../../protocols/index.js';
 import { verifyEd25519 } from '../crypto/ed25519.js';
-import { type FrameId, identify, parseFrame, type ParsedFrame, type SignatureChecks } from './frame-checks.js';
+import { type FrameId, parseFrame, type ParsedFrame, type SignatureChecks } from './frame-checks.js';
 
 export type { FrameId } from './frame-checks.js';
 
@@ -120,16 +121,34 @@ export function frameId(frame: Uint8Array): FrameId | undefined {
 
 /**
  * A frame's identity and the body it was read from (the body when ingest decoded it, or
- * decoded now): a reader that needs both (the export, for the records) decodes the frame once.
+ * decoded now), with a reading's records resolved: a reader that needs both (the export, for
+ * the records) decodes the frame once. Decoded by the fast paths where the bytes have the
+ * common shape (protocols/sign1-payloads.ts, reading-decode.ts; each falls back to the full
+ * decoder, so the answer is decodeSign1 → decodeBody's): the export reads every stored frame,
+ * and the generic decode's Maps and second resolve were most of what it allocated per frame.
  */
-export function frameIdAndBody(frame: Uint8Array): { id: FrameId; body: UplinkBody } | undefined {
+export function frameIdAndBody(frame: Uint8Array): (DecodedBody & { id: FrameId }) | undefined {
   const known = decided.get(frame);
   const had = bodies.get(frame);
-  if (known && had) return { id: known, body: had.body };
-  const cose = decodeSign1(frame);
-  if (!cose.ok) return undefined;
-  const device = kidToDeviceId(cose.value.kid);
-  return device === undefined ? undefined : identify(device, cose.value.payload);
+  if (known && had) return { id: known, body: had.body, resolved: had.resolved };
+  const parts = envelopes.kidAndPayload(frame);
+  if (!parts) return undefined;
+  const device = deviceOfKid(parts.kid);
+  if (device === undefined) return undefined;
+  const d = decodeBodyResolved(parts.payload);
+  if (!d || (d.body.type !== 'reading' && d.body.type !== 'command-ack')) return undefined;
+  return { id: { device, boot: d.body.boot, seq: d.body.seq }, body: d.body, resolved: d.resolved };
+}
+
+/** decodeSign1's parts, each device's envelope checked once (its kid shared by the frames of that envelope). */
+const envelopes = new Sign1Payloads();
+/** The device id of a kid (null: not a valid id), by the kid object `envelopes` shares. */
+const kidDevices = new WeakMap<Uint8Array, string | null>();
+
+function deviceOfKid(kid: Uint8Array): string | undefined {
+  let d = kidDevices.get(kid);
+  if (d === undefined) kidDevices.set(kid, (d = kidToDeviceId(kid) ?? null));
+  return d ?? undefined;
 }
 
 /**

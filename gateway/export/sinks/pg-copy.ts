@@ -111,10 +111,22 @@ export class CopyWriter {
   }
 
   text(s: string): void {
-    this.room(4 + s.length * 3); // UTF-8: at most 3 bytes per UTF-16 unit
-    const n = this.buf.write(s, this.at + 4, 'utf8');
-    this.buf.writeInt32BE(n, this.at);
-    this.at += 4 + n;
+    const len = s.length;
+    this.room(4 + len * 3); // UTF-8: at most 3 bytes per UTF-16 unit
+    const buf = this.buf;
+    const start = this.at + 4;
+    // Short ASCII text (ids, names, hex: most of a row's text) copied by hand: Buffer.write's
+    // checks and native call cost more than the copy. Anything else is written by Buffer.write.
+    let i = 0;
+    if (len <= 128)
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + i] = c;
+      }
+    const n = i === len ? len : buf.write(s, start, 'utf8');
+    buf.writeInt32BE(n, this.at);
+    this.at = start + n;
   }
 
   /** One field of a column of type `t` (null: NULL). */

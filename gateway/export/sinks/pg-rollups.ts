@@ -40,31 +40,45 @@ export function bucketSums(records: Iterable<RollupInput>, steps: readonly numbe
   return b.sorted();
 }
 
-/** Per-bucket sums built one record at a time (no object per record), for a writer that has the fields. */
+/** Per-bucket sums built one record at a time (no object or string per record), for a writer that has the fields. */
 export class BucketSums {
-  private readonly buckets = new Map<string, BucketSum>();
+  /** Per step, device, then name: the buckets by start (ms). */
+  private readonly buckets: Map<string, Map<string, Map<number, BucketSum>>>[];
 
-  constructor(private readonly steps: readonly number[] = ROLLUP_STEPS) {}
+  constructor(private readonly steps: readonly number[] = ROLLUP_STEPS) {
+    this.buckets = steps.map(() => new Map());
+  }
 
   add(device: string, name: string, time: number, value: number): void {
-    for (const step of this.steps) {
+    for (let i = 0; i < this.steps.length; i++) {
+      const step = this.steps[i]!;
       const bucket = bucketOf(time, step);
-      const k = `${device}\u0000${name}\u0000${step}\u0000${bucket}`;
-      const b = this.buckets.get(k);
+      let byName = this.buckets[i]!.get(device);
+      if (!byName) this.buckets[i]!.set(device, (byName = new Map()));
+      let byBucket = byName.get(name);
+      if (!byBucket) byName.set(name, (byBucket = new Map()));
+      const b = byBucket.get(bucket);
       if (b) {
         b[4]++;
         b[5] = Math.min(b[5], value);
         b[6] = Math.max(b[6], value);
         b[7] += value;
-      } else this.buckets.set(k, [device, name, step, bucket, 1, value, value, value]);
+      } else byBucket.set(bucket, [device, name, step, bucket, 1, value, value, value]);
     }
   }
 
-  /** The sums, sorted by key. */
+  /** The sums, sorted by key (device, name, step, bucket start, as one string: `sumKey`). */
   sorted(): BucketSum[] {
-    return [...this.buckets.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
+    const all: [string, BucketSum][] = [];
+    for (const byDevice of this.buckets)
+      for (const byName of byDevice.values())
+        for (const byBucket of byName.values()) for (const b of byBucket.values()) all.push([sumKey(b), b]);
+    return all.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map((e) => e[1]);
   }
 }
+
+/** A bucket's key, in the order its rows are locked: device, name, step, start. */
+const sumKey = (b: BucketSum): string => `${b[0]}\u0000${b[1]}\u0000${b[2]}\u0000${b[3]}`;
 
 /** Two deltas of one bucket as one (what the upsert's ON CONFLICT does to a stored row). */
 export function mergeSums(a: BucketSum, b: BucketSum): BucketSum {
