@@ -107,7 +107,8 @@ async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> 
  * `runSession`), the messages through the link codec: each side's answers are sent as soon as
  * they are produced, both directions at once (a side sends its blocks while it still verifies
  * the peer's), not flight by flight as engine.ts `exchange()` (tests) passes them. Per
- * direction the messages waiting are packed into units of up to 16 KiB, each deflated (one
+ * direction the answers are read as the transport takes them (blocks from lmdb lazily) and
+ * packed into units of up to 16 KiB, each deflated (one
  * window per direction) and inflated, one unit a turn of the event loop as a transport
  * delivers them; the receiver takes no more while its blocks waiting on the pool are past the
  * bound (`backlog`). Counts the deflated bytes, the units, the codec's time (synchronous zlib:
@@ -121,8 +122,9 @@ async function compressedExchange(a: BlockLog, b: BlockLog, verifier?: Signature
   let deflateMs = 0;
   let inflateMs = 0;
   let flights = 0;
+  /** A side's answers to one message, read as the transport takes them (blocks come from lmdb lazily). */
   interface Queued {
-    readonly m: Uint8Array;
+    readonly it: Iterator<Uint8Array>;
     readonly flight: number;
   }
   // [0]: a → b, [1]: b → a.
@@ -132,19 +134,27 @@ async function compressedExchange(a: BlockLog, b: BlockLog, verifier?: Signature
     i: new MessageInflater(2 * MAX_SYNC_MESSAGE),
     queue: [] as Queued[],
   }));
-  dirs[0]!.queue.push(...sa.open().map((m) => ({ m, flight: 1 })));
+  dirs[0]!.queue.push({ it: sa.open()[Symbol.iterator](), flight: 1 });
   const deliver = async (k: 0 | 1): Promise<void> => {
     const dir = dirs[k]!;
     const back = dirs[1 - k]!.queue;
-    const unit: Queued[] = [];
+    const unit: Uint8Array[] = [];
+    const of: number[] = [];
     let bytes = 0;
     while (dir.queue.length > 0 && bytes < 16 * 1024) {
-      const q = dir.queue.shift()!;
-      unit.push(q);
-      bytes += q.m.length;
+      const q = dir.queue[0]!;
+      const r = q.it.next();
+      if (r.done) {
+        dir.queue.shift();
+        continue;
+      }
+      unit.push(r.value);
+      of.push(q.flight);
+      bytes += r.value.length;
     }
+    if (unit.length === 0) return;
     const t0 = performance.now();
-    const z = dir.d.deflate(packMessages(unit.map((q) => q.m)));
+    const z = dir.d.deflate(packMessages(unit));
     const t1 = performance.now();
     const r = dir.i.inflate(z);
     const got = r.ok ? unpackMessages(r.value) : r;
@@ -154,9 +164,9 @@ async function compressedExchange(a: BlockLog, b: BlockLog, verifier?: Signature
     deflated += z.length;
     units++;
     for (const [j, m] of got.value.entries()) {
-      const flight = unit[j]!.flight;
+      const flight = of[j]!;
       flights = Math.max(flights, flight);
-      for (const answer of dir.to.receive(m)) back.push({ m: answer, flight: flight + 1 });
+      back.push({ it: dir.to.receive(m)[Symbol.iterator](), flight: flight + 1 });
       await dir.to.backlog();
     }
   };
@@ -198,8 +208,9 @@ function cpuMsSince(c0: NodeJS.CpuUsage): number {
 
 /**
  * Our exchange between two replicas in this process. `verifier`: both replicas' sessions verify
- * on it (one pool, as a gateway has one; the flights go one at a time, so one side verifies at a
- * time and has the whole pool); without it, each block is verified on the main thread.
+ * on it (one pool for both: the two sides' blocks, flowing at once, share its workers, so its
+ * whole work is the 2 d signatures the ideal counts); without it, each block is verified on the
+ * main thread.
  */
 async function ours(
   common: DeviceFrame[],
