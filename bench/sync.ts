@@ -103,60 +103,80 @@ async function ingest(log: BlockLog, fs: readonly DeviceFrame[]): Promise<void> 
 }
 
 /**
- * exchange() (engine.ts) with the messages through the link codec as a compressed link sends
- * them (gateway/sync/link.ts): a flight's messages packed into units of up to 16 KiB, each
- * deflated (one window per direction) and inflated; the receiver gets the unpacked messages.
- * Counts the deflated bytes, the units and the codec's time (synchronous zlib: its CPU).
+ * One exchange between two sessions as the sync link runs it (gateway/sync/link.ts,
+ * `runSession`), the messages through the link codec: each side's answers are sent as soon as
+ * they are produced, both directions at once (a side sends its blocks while it still verifies
+ * the peer's), not flight by flight as engine.ts `exchange()` (tests) passes them. Per
+ * direction the answers are read as the transport takes them (blocks from lmdb lazily) and
+ * packed into units of up to 16 KiB, each deflated (one
+ * window per direction) and inflated, one unit a turn of the event loop as a transport
+ * delivers them; the receiver takes no more while its blocks waiting on the pool are past the
+ * bound (`backlog`). Counts the deflated bytes, the units, the codec's time (synchronous zlib:
+ * its CPU) and the flights (a message answering one of flight k is of flight k + 1).
  */
 async function compressedExchange(a: BlockLog, b: BlockLog, verifier?: SignatureVerifier) {
   const sa = new SyncSession(a, undefined, verifier);
   const sb = new SyncSession(b, undefined, verifier);
-  const codec = [0, 1].map(() => ({ d: new MessageDeflater(), i: new MessageInflater(2 * MAX_SYNC_MESSAGE) }));
   let deflated = 0;
   let units = 0;
   let deflateMs = 0;
   let inflateMs = 0;
-  let flight = sa.open();
   let flights = 0;
-  let toB = true;
-  while (flight.length > 0) {
-    flights++;
-    const next: Uint8Array[] = [];
-    const c = codec[toB ? 0 : 1]!;
-    const to = toB ? sb : sa;
-    const deliver = async (msgs: Uint8Array[]): Promise<void> => {
-      const t0 = performance.now();
-      const z = c.d.deflate(packMessages(msgs));
-      const t1 = performance.now();
-      const r = c.i.inflate(z);
-      const got = r.ok ? unpackMessages(r.value) : r;
-      deflateMs += t1 - t0;
-      inflateMs += performance.now() - t1;
-      if (!got.ok) throw new Error(got.error.message);
-      deflated += z.length;
-      units++;
-      for (const m of got.value) {
-        next.push(...to.receive(m));
-        // As runSession (link.ts): past the bound of blocks waiting on the pool, take no more.
-        await to.backlog();
-      }
-    };
-    let pending: Uint8Array[] = [];
-    let bytes = 0;
-    for (const m of flight) {
-      pending.push(m);
-      bytes += m.length;
-      if (bytes >= 16 * 1024) {
-        await deliver(pending);
-        pending = [];
-        bytes = 0;
-      }
-    }
-    if (pending.length > 0) await deliver(pending);
-    await to.settled();
-    flight = next;
-    toB = !toB;
+  /** A side's answers to one message, read as the transport takes them (blocks come from lmdb lazily). */
+  interface Queued {
+    readonly it: Iterator<Uint8Array>;
+    readonly flight: number;
   }
+  // [0]: a → b, [1]: b → a.
+  const dirs = [sb, sa].map((to) => ({
+    to,
+    d: new MessageDeflater(),
+    i: new MessageInflater(2 * MAX_SYNC_MESSAGE),
+    queue: [] as Queued[],
+  }));
+  dirs[0]!.queue.push({ it: sa.open()[Symbol.iterator](), flight: 1 });
+  const deliver = async (k: 0 | 1): Promise<void> => {
+    const dir = dirs[k]!;
+    const back = dirs[1 - k]!.queue;
+    const unit: Uint8Array[] = [];
+    const of: number[] = [];
+    let bytes = 0;
+    while (dir.queue.length > 0 && bytes < 16 * 1024) {
+      const q = dir.queue[0]!;
+      const r = q.it.next();
+      if (r.done) {
+        dir.queue.shift();
+        continue;
+      }
+      unit.push(r.value);
+      of.push(q.flight);
+      bytes += r.value.length;
+    }
+    if (unit.length === 0) return;
+    const t0 = performance.now();
+    const z = dir.d.deflate(packMessages(unit));
+    const t1 = performance.now();
+    const r = dir.i.inflate(z);
+    const got = r.ok ? unpackMessages(r.value) : r;
+    deflateMs += t1 - t0;
+    inflateMs += performance.now() - t1;
+    if (!got.ok) throw new Error(got.error.message);
+    deflated += z.length;
+    units++;
+    for (const [j, m] of got.value.entries()) {
+      const flight = of[j]!;
+      flights = Math.max(flights, flight);
+      back.push({ it: dir.to.receive(m)[Symbol.iterator](), flight: flight + 1 });
+      await dir.to.backlog();
+    }
+  };
+  while (dirs[0]!.queue.length > 0 || dirs[1]!.queue.length > 0) {
+    if (dirs[0]!.queue.length > 0) await deliver(0);
+    if (dirs[1]!.queue.length > 0) await deliver(1);
+    // A transport delivers each unit in its own turn: the pool's answers land in between.
+    await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all([sa.settled(), sb.settled()]);
   await Promise.all([a.settled(), b.settled()]);
   const plain = sa.stats.bytesSent + sb.stats.bytesSent;
   const messages = sa.stats.messagesSent + sb.stats.messagesSent;
@@ -188,8 +208,9 @@ function cpuMsSince(c0: NodeJS.CpuUsage): number {
 
 /**
  * Our exchange between two replicas in this process. `verifier`: both replicas' sessions verify
- * on it (one pool, as a gateway has one; the flights go one at a time, so one side verifies at a
- * time and has the whole pool); without it, each block is verified on the main thread.
+ * on it (one pool for both: the two sides' blocks, flowing at once, share its workers, so its
+ * whole work is the 2 d signatures the ideal counts); without it, each block is verified on the
+ * main thread.
  */
 async function ours(
   common: DeviceFrame[],

@@ -1,14 +1,16 @@
 /**
  * Received blocks verified on the worker pool (gateway/ingest/verify-pool.ts), so every core
  * checks signatures while the main thread decodes, applies and writes. Blocks are gathered
- * into batches (those that arrive in one event-loop turn, up to BATCH_JOBS signatures); each
- * batch's signatures (the author's and every frame's under its device's keys) go to the pool
- * in one call, and once they are back the batch is applied in order in one turn, after the
- * batches before it. `BlockLog.apply` runs every check as without a pool, taking the pool's
+ * into batches (those that arrive in one event-loop turn, closed at BATCH_JOBS signatures: about
+ * one block of 256 frames); each batch's signatures (the author's and every frame's under its
+ * device's keys) go to the pool in one call, and once they are back the batch is applied in
+ * order in one turn, after the batches before it. Small batches keep the three stages
+ * overlapping: the workers verify one block while the main thread decodes the next and applies
+ * the one before, so neither waits for a whole flight. `BlockLog.apply` runs every check as without a pool, taking the pool's
  * answers for the signatures it covered and verifying inline whatever it did not (a device
  * whose key a block in flight enrols, a sealed block, a pool that failed), so the results and
  * fault codes are the same. At most MAX_IN_FLIGHT_BYTES of received envelopes wait unapplied,
- * and at most POOL_BATCHES batches are with the pool at once.
+ * and at most POOL_JOBS signatures are with the pool at once.
  */
 import { blockSigningInput, decodeSignedBlock, hashHex, type SignedBlock, toHex } from '../../protocols/index.js';
 import type { VerifyJob } from '../ingest/verify-pool.js';
@@ -20,14 +22,15 @@ export interface SignatureVerifier {
   verify(jobs: readonly VerifyJob[]): Promise<boolean[]>;
 }
 
-/** A batch closes at this many signatures (else at the end of the event-loop turn). */
-const BATCH_JOBS = 1024;
+/** A batch closes at this many signatures (else at the end of the event-loop turn): a 256-frame block's. */
+const BATCH_JOBS = 256;
 /**
- * Batches handed to the pool at once (one verifying, one queued behind it, so the workers never
- * wait on the main thread): ingest verifies on the same pool, and its frames queue behind these
- * alone, not behind every block in flight.
+ * Signatures handed to the pool at once (a few batches: one verifying on each worker and more
+ * queued behind, so the workers never wait on the main thread): ingest verifies on the same
+ * pool, and its frames queue behind these alone, not behind every block in flight. A batch is
+ * always taken when nothing of this session is with the pool.
  */
-const POOL_BATCHES = 2;
+const POOL_JOBS = 2048;
 /** Received envelopes not yet applied; past this the reader waits (`backlog`). */
 export const MAX_IN_FLIGHT_BYTES = 4 * 1024 * 1024;
 
@@ -55,9 +58,9 @@ export class BlockIntake {
   private bytes = 0;
   private waiters: (() => void)[] = [];
   private error: unknown;
-  /** Batches with the pool now, and those waiting to go (POOL_BATCHES). */
+  /** Signatures with the pool now, and the batches waiting to go (POOL_JOBS). */
   private inPool = 0;
-  private readonly toPool: (() => void)[] = [];
+  private readonly toPool: { jobs: number; go: () => void }[] = [];
   /** Keys enrolled by blocks received in this session (candidates for devices the log does not know yet). */
   private readonly enrolled = new Map<string, Uint8Array[]>();
 
@@ -136,11 +139,11 @@ export class BlockIntake {
     return { envelope, decoded: sb, frames, checks };
   }
 
-  /** Hands a batch's jobs to the pool once fewer than POOL_BATCHES are there; resolves when answered. */
+  /** Hands a batch's jobs to the pool once they fit under POOL_JOBS (in order); resolves when answered. */
   private submit(jobs: readonly VerifyJob[], refs: readonly JobRef[]): Promise<void> {
     return new Promise((resolve) => {
       const go = (): void => {
-        this.inPool++;
+        this.inPool += jobs.length;
         // A pool that fails leaves the checks open: apply verifies them inline.
         void this.verifier
           .verify(jobs)
@@ -154,14 +157,18 @@ export class BlockIntake {
             () => undefined,
           )
           .then(() => {
-            this.inPool--;
-            this.toPool.shift()?.();
+            this.inPool -= jobs.length;
+            while (this.toPool.length > 0 && this.fits(this.toPool[0]!.jobs)) this.toPool.shift()!.go();
             resolve();
           });
       };
-      if (this.inPool < POOL_BATCHES) go();
-      else this.toPool.push(go);
+      if (this.toPool.length === 0 && this.fits(jobs.length)) go();
+      else this.toPool.push({ jobs: jobs.length, go });
     });
+  }
+
+  private fits(jobs: number): boolean {
+    return this.inPool === 0 || this.inPool + jobs <= POOL_JOBS;
   }
 
   private job(j: VerifyJob, checks: SignatureChecks, frame: number, key: string): void {
