@@ -112,7 +112,7 @@ export function firmwareBody(b: FirmwareBody): Map<number, CborValue> {
               ...(b.window ? [[b.window.start, b.window.end]] : []),
             ]
           : b.type === 'device'
-            ? [b.rollout, b.device, UPDATE_STATES.indexOf(b.state), b.percent, b.reason.slice(0, MAX_TEXT), b.at]
+            ? [b.rollout, ...entryValue(b)]
             : b.type === 'step'
               ? [b.rollout, b.step, b.halted, b.at]
               : b.type === 'control'

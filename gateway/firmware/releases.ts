@@ -81,10 +81,15 @@ export class FirmwareStore {
     private readonly log: BlockLog,
     private readonly releaseKeys: readonly Uint8Array[],
   ) {
-    for (const h of log.hashesOfKind('firmware')) {
-      const env = log.getEnvelope(h);
+    for (const [h, block] of this.logged()) this.take(h, block);
+  }
+
+  /** The firmware blocks the log holds, by hash. */
+  private *logged(): Generator<[string, Block]> {
+    for (const h of this.log.hashesOfKind('firmware')) {
+      const env = this.log.getEnvelope(h);
       const sb = env && decodeSignedBlock(env);
-      if (sb?.ok) this.take(h, sb.value.block);
+      if (sb?.ok) yield [h, sb.value.block];
     }
   }
 
@@ -111,13 +116,11 @@ export class FirmwareStore {
    */
   deviceHistory(rollout: string): Logged<DeviceBody>[] {
     const out: Logged<DeviceBody>[] = [];
-    for (const h of this.log.hashesOfKind('firmware')) {
-      const env = this.log.getEnvelope(h);
-      const sb = env && decodeSignedBlock(env);
-      const d = sb?.ok ? decodeFirmwareBody(sb.value.block.body as CborValue) : undefined;
-      if (!d?.ok || !sb?.ok || (d.value.type !== 'device' && d.value.type !== 'devices')) continue;
+    for (const [h, block] of this.logged()) {
+      const d = decodeFirmwareBody(block.body as CborValue);
+      if (!d.ok || (d.value.type !== 'device' && d.value.type !== 'devices')) continue;
       if (d.value.rollout !== rollout) continue;
-      const l = { body: d.value, author: toHex(sb.value.block.author), lamport: sb.value.block.lamport, hash: h };
+      const l = { body: d.value, author: toHex(block.author), lamport: block.lamport, hash: h };
       if (d.value.type === 'device') out.push(l as Logged<DeviceBody>);
       else out.push(...devicesOf(l as Logged<DevicesBody>));
     }

@@ -41,7 +41,6 @@ const control = (action: ControlAction, lamport: number, hash: string, id = 'r1'
 const storeWith = (controls: Logged<Control>[], steps: { step: number; halted: boolean }[] = []) =>
   ({
     rollouts: new Map([['r1', logged(rollout(), 1, '00')]]),
-    deviceStates: [],
     latestStates: () => undefined,
     steps: steps.map((s, i) => logged({ type: 'step', rollout: 'r1', ...s, at: i }, 10 + i, `s${i}`)),
     controls,
