@@ -278,7 +278,7 @@ export class BlockLogSource implements ExportSource {
   ): ExportBatch {
     const next: ExportCursor = { ...cursor };
     const lows = new Map(chains.map((c) => [chainKey(c.author, c.stream), c.low]));
-    // Each frame's identity (its body is not kept: the sink decodes it again, ExportFrame.body),
+    // Each frame's identity (its body is not kept: the sink decodes it again, records.ts),
     // and per (device, boot) the seqs the batch holds, so the copies are looked up per run of
     // seqs (one range read) rather than per frame.
     const all: ExportFrame[] = [];

@@ -1,4 +1,10 @@
-/** An exported frame's SenML records, for every sink and the rollups (from ingest's decode when it is at hand, else by the fast paths). */
+/**
+ * An exported frame's SenML records, for every sink and the rollups: from ingest's decode when it
+ * is at hand, else decoded again by the fast paths. An ExportFrame carries no body: held from a
+ * batch's read to the sink's encoding (more than npm start's young generation allocates between
+ * two scavenges), decoded bodies were promoted, and the mark-compacts that collected them cost
+ * more than decoding each frame again (bench/README.md).
+ */
 import { RELATIVE_TIME_LIMIT, type ResolvedRecord, resolvePack } from '../../protocols/index.js';
 import { decodedBody, frameIdAndBody } from '../log/verify.js';
 import type { ExportFrame } from './source.js';
@@ -18,7 +24,7 @@ export interface ExportRecord {
 }
 
 /** The records of a reading frame (none for other bodies or a pack that does not resolve). */
-export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>): ExportRecord[] {
+export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime'>): ExportRecord[] {
   const out: ExportRecord[] = [];
   forEachRecord(f, (index, r, time) =>
     out.push({
@@ -42,7 +48,7 @@ export function frameRecords(f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 
  * Returns how many there were.
  */
 export function forEachRecord(
-  f: Pick<ExportFrame, 'frame' | 'rxTime' | 'body' | 'resolved'>,
+  f: Pick<ExportFrame, 'frame' | 'rxTime'>,
   fn: (index: number, r: ResolvedRecord, time: number) => void,
 ): number {
   const rs = resolvedRecords(f);
@@ -52,18 +58,12 @@ export function forEachRecord(
 }
 
 /** A reading frame's records as its pack resolves them (undefined for other bodies or a pack that does not resolve). */
-export function resolvedRecords(
-  f: Pick<ExportFrame, 'frame' | 'body' | 'resolved'>,
-): readonly ResolvedRecord[] | undefined {
-  // The records as the export's read resolved them (it decoded the frame for its identity), or
-  // as ingest did for a frame it just stored; else decoded and resolved now (the fast paths:
-  // a frame in the log was verified, so it has a device kid and a body that decodes).
-  const known = f.body ? undefined : (decodedBody(f.frame) ?? frameIdAndBody(f.frame));
-  const body = f.body ?? known?.body;
-  if (body?.type !== 'reading') return undefined;
-  if (f.body === body && f.resolved) return f.resolved;
-  if (known?.body === body && known.resolved) return known.resolved;
-  const pack = resolvePack(body.records);
+export function resolvedRecords(f: Pick<ExportFrame, 'frame'>): readonly ResolvedRecord[] | undefined {
+  // A frame in the log was verified, so it has a device kid and a body that decodes.
+  const d = decodedBody(f.frame) ?? frameIdAndBody(f.frame);
+  if (d?.body.type !== 'reading') return undefined;
+  if (d.resolved) return d.resolved;
+  const pack = resolvePack(d.body.records);
   return pack.ok ? pack.value : undefined;
 }
 

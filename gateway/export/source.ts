@@ -12,8 +12,6 @@
  * whatever the backlog.
  */
 
-import type { ResolvedRecord, UplinkBody } from '../../protocols/index.js';
-
 /** One frame to export, with where it sits in the log. */
 export interface ExportFrame {
   readonly device: string;
@@ -30,16 +28,6 @@ export interface ExportFrame {
   readonly policy: string;
   readonly block: string;
   readonly index: number;
-  /**
-   * The frame's body, for a source that has it at hand (records.ts reads it, not the bytes
-   * again). The log source does not hand it over: held from a batch's read to the sink's
-   * encoding of it (more than npm start's young generation allocates between two scavenges),
-   * the decoded bodies were promoted, and the mark-compacts that collected them cost more than
-   * decoding each frame again (bench/README.md).
-   */
-  readonly body?: UplinkBody;
-  /** A reading body's records as that decode resolved them (RFC 8428 §4.6), so records.ts does not resolve them again. */
-  readonly resolved?: readonly ResolvedRecord[] | undefined;
 }
 
 /** Where one chain's export stands: every seq ≤ done confirmed, and every seq in top (if any). */
