@@ -27,6 +27,15 @@ async function connect(url: string, id: string): Promise<MqttClient> {
   return client;
 }
 
+/** A broker and a client with our PUBACK tap on every connection (`connectQos1`), both closed after the test. */
+async function tapped(clientId: string, reconnectPeriod: number) {
+  const b = await startBroker();
+  closers.push(() => b.close());
+  const c = connectQos1(b.url, { clientId, clean: true, reconnectPeriod, log: () => {} });
+  closers.push(() => new Promise<void>((r) => c.client.end(true, () => r())));
+  return { ...c, url: b.url };
+}
+
 describe('Qos1Publisher', () => {
   it('publishes whole QoS 1 packets beside mqtt.js: each once, byte for byte, done once on its PUBACK', async () => {
     const b = await startBroker();
@@ -86,15 +95,7 @@ describe('Qos1Publisher', () => {
   });
 
   it('connectQos1: our PUBACKs never reach mqtt.js; its own publishes, subscribes and messages do, across a reconnect', async () => {
-    const b = await startBroker();
-    closers.push(() => b.close());
-    const { client, publisher: pub } = connectQos1(b.url, {
-      clientId: 'q1-tap',
-      clean: true,
-      reconnectPeriod: 50,
-      log: () => {},
-    });
-    closers.push(() => new Promise<void>((r) => client.end(true, () => r())));
+    const { client, publisher: pub } = await tapped('q1-tap', 50);
     const seen = { pubacks: 0, messages: [] as string[] };
     client.on('packetreceive', (p) => p.cmd === 'puback' && seen.pubacks++);
     client.on('message', (topic, payload) => seen.messages.push(`${topic}=${payload.toString()}`));
@@ -125,22 +126,14 @@ describe('Qos1Publisher', () => {
   it('connectQos1 over TCP: messages larger than a read and faster than mqtt.js parses them arrive whole and in order, beside our publishes', async () => {
     // The tapped TCP connection reads into one shared buffer (node's onread): what is passed on to
     // mqtt.js is copied, and when its parser falls behind (one packet a tick) reading pauses.
-    const b = await startBroker();
-    closers.push(() => b.close());
-    const { client, publisher: pub } = connectQos1(b.url, {
-      clientId: 'q1-big',
-      clean: true,
-      reconnectPeriod: 0,
-      log: () => {},
-    });
-    closers.push(() => new Promise<void>((r) => client.end(true, () => r())));
+    const { client, publisher: pub, url } = await tapped('q1-big', 0);
     await expect.poll(() => client.connected, { timeout: 5000 }).toBe(true);
     await new Promise<void>((resolve, reject) =>
       client.subscribe('bulk/#', { qos: 0 }, (err) => (err ? reject(err) : resolve())),
     );
     const got: Buffer[] = [];
     client.on('message', (_topic, payload) => got.push(Buffer.from(payload)));
-    const sender = await connect(b.url, 'q1-sender');
+    const sender = await connect(url, 'q1-sender');
     const n = 120;
     const body = (i: number): Buffer => Buffer.alloc(i % 3 === 0 ? 150_000 : 20_000, i & 0xff);
     for (let i = 0; i < n; i++) sender.publish(`bulk/${i}`, body(i), { qos: 0 });
